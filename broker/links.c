@@ -1,0 +1,400 @@
+/* links: see links.h. */
+#include "links.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "sock.h"
+
+#define HELLO_TIMEOUT_MS 5000
+#define SILENCE_TIMEOUT_MS 35000 /* gateways ping every 10 s */
+#define READ_CHUNK 65536
+#define READ_BUDGET (512 * 1024)
+#define ACCEPT_BUDGET 64
+
+enum lstate { L_HELLO, L_UP };
+
+struct gwlink {
+    struct gwlinks *g;
+    uint64_t id;
+    int fd;
+    sd_event_source *io;
+    enum lstate st;
+    bool closing, dirty;
+    struct cf_bytes in, out;
+    struct cf_rel_end rooms;
+    char node[CF_WIRE_MAX_NODE + 1];
+    int64_t opened, last_rx;
+    struct gwlink *prev, *next; /* all open links */
+    struct gwlink *dirty_next;  /* links with output to flush this iteration */
+    struct gwlink *dead_next;   /* links to free this iteration */
+};
+
+struct gwlinks {
+    sd_event *ev;
+    int lfd;
+    sd_event_source *lio, *tick, *post;
+    char path[108];
+    uint32_t shard, shards;
+    size_t max_queue;
+    struct gwlinks_cbs cbs;
+    void *ud;
+    struct gwlink *head;
+    size_t count;
+    uint64_t next_id;
+    struct gwlink *dirty, *dead;
+    struct cf_wire_decoder *dec;
+};
+
+static void arm_post(struct gwlinks *g)
+{
+    sd_event_source_set_enabled(g->post, SD_EVENT_ONESHOT);
+}
+
+static void link_close(struct gwlink *l, const char *why, bool error)
+{
+    if (l->closing)
+        return;
+    l->closing = true;
+    if (error)
+        CF_WARN("links", "closing link %llu (gateway %s): %s", (unsigned long long)l->id,
+                l->node[0] ? l->node : "?", why);
+    else
+        CF_INFO("links", "link %llu (gateway %s) closed: %s", (unsigned long long)l->id,
+                l->node[0] ? l->node : "?", why);
+    sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+    l->dead_next = l->g->dead;
+    l->g->dead = l;
+    arm_post(l->g);
+}
+
+static void link_free(struct gwlink *l)
+{
+    struct gwlinks *g = l->g;
+    if (g->cbs.on_close)
+        g->cbs.on_close(g->ud, l);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        g->head = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    g->count--;
+    sd_event_source_disable_unref(l->io);
+    close(l->fd);
+    cf_bytes_free(&l->in);
+    cf_bytes_free(&l->out);
+    cf_rel_end_free(&l->rooms);
+    free(l);
+}
+
+static void mark_dirty(struct gwlink *l)
+{
+    if (l->dirty || l->closing)
+        return;
+    l->dirty = true;
+    l->dirty_next = l->g->dirty;
+    l->g->dirty = l;
+    arm_post(l->g);
+}
+
+static void flush_link(struct gwlink *l)
+{
+    ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
+    if (w < 0) {
+        link_close(l, strerror((int)-w), true);
+        return;
+    }
+    sd_event_source_set_io_events(l->io, cf_bytes_len(&l->out) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+}
+
+/* End of a loop iteration: write what was queued, then free closed links. */
+static int on_post(sd_event_source *s, void *ud)
+{
+    (void)s;
+    struct gwlinks *g = ud;
+    while (g->dirty) {
+        struct gwlink *l = g->dirty;
+        g->dirty = l->dirty_next;
+        l->dirty = false;
+        if (!l->closing)
+            flush_link(l);
+    }
+    while (g->dead) {
+        struct gwlink *l = g->dead;
+        g->dead = l->dead_next;
+        link_free(l);
+    }
+    return 0;
+}
+
+static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)
+{
+    int rc = cf_wire_encode(&l->out, m);
+    if (rc < 0) {
+        link_close(l, "output queue full: the gateway is not reading", true);
+        return rc;
+    }
+    mark_dirty(l);
+    return 0;
+}
+
+void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len)
+{
+    if (l->closing || l->st != L_UP)
+        return;
+    if (cf_wire_frame_raw(&l->out, payload, len) < 0) {
+        link_close(l, "output queue full: the gateway is not reading", true);
+        return;
+    }
+    mark_dirty(l);
+}
+
+static int handle_hello(struct gwlink *l, const struct cf_wire_msg *m)
+{
+    struct gwlinks *g = l->g;
+    snprintf(l->node, sizeof l->node, "%.*s", (int)m->node.len, m->node.p);
+    if (m->shard != g->shard || m->shards != g->shards) {
+        CF_ERROR("links",
+                 "gateway %s expects shard %u of %u, but this broker is shard %u of %u: every "
+                 "process of a node must use the same BROKERS",
+                 l->node, m->shard, m->shards, g->shard, g->shards);
+        link_close(l, "shard mismatch", true);
+        return -1;
+    }
+    struct cf_wire_msg w = {.type = CF_WIRE_WELCOME, .shard = g->shard, .shards = g->shards};
+    char node[32];
+    int n = snprintf(node, sizeof node, "broker-%u-%d", g->shard, (int)getpid());
+    w.node = (struct cf_str){node, (uint32_t)n};
+    if (send_msg(l, &w) < 0)
+        return -1;
+    l->st = L_UP;
+    CF_INFO("links", "link %llu up: gateway %s", (unsigned long long)l->id, l->node);
+    return 0;
+}
+
+static int handle_frame(struct gwlink *l, const unsigned char *p, size_t len)
+{
+    struct gwlinks *g = l->g;
+    struct cf_wire_msg m;
+    const char *why;
+    if (cf_wire_decode(g->dec, p, len, &m, &why) < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "bad frame: %s", why);
+        link_close(l, msg, true);
+        return -1;
+    }
+    if (l->st == L_HELLO) {
+        if (m.type != CF_WIRE_HELLO) {
+            link_close(l, "first frame is not hello", true);
+            return -1;
+        }
+        return handle_hello(l, &m);
+    }
+    switch (m.type) {
+    case CF_WIRE_PING: {
+        struct cf_wire_msg pong = {.type = CF_WIRE_PONG, .seq = m.seq};
+        return send_msg(l, &pong);
+    }
+    case CF_WIRE_PONG:
+        return 0;
+    case CF_WIRE_JOIN:
+    case CF_WIRE_LEAVE:
+    case CF_WIRE_MSG:
+        g->cbs.on_frame(g->ud, l, &m, p, len);
+        return l->closing ? -1 : 0;
+    default:
+        link_close(l, "unexpected frame type after handshake", true);
+        return -1;
+    }
+}
+
+static void link_read(struct gwlink *l)
+{
+    size_t total = 0;
+    while (total < READ_BUDGET && !l->closing) {
+        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK);
+        if (n == -EAGAIN)
+            break;
+        if (n == 0) {
+            link_close(l, "gateway closed the link", false);
+            return;
+        }
+        if (n < 0) {
+            link_close(l, strerror((int)-n), true);
+            return;
+        }
+        total += (size_t)n;
+        l->last_rx = cf_mono_ms();
+        const unsigned char *p;
+        size_t len;
+        int rc;
+        while (!l->closing && (rc = cf_wire_frame_peek(&l->in, &p, &len)) != 0) {
+            if (rc < 0) {
+                link_close(l, "frame larger than the wire limit", true);
+                return;
+            }
+            int hr = handle_frame(l, p, len);
+            if (l->closing)
+                return;
+            cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
+            if (hr < 0)
+                return;
+        }
+    }
+}
+
+static int on_link_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)fd;
+    struct gwlink *l = ud;
+    if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        link_read(l);
+    if (!l->closing && (revents & EPOLLOUT))
+        flush_link(l);
+    return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)revents;
+    struct gwlinks *g = ud;
+    for (int i = 0; i < ACCEPT_BUDGET; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                CF_ERROR("links", "accept on %s failed: %s", g->path, strerror(errno));
+            break;
+        }
+        struct gwlink *l = calloc(1, sizeof *l);
+        if (!l || sd_event_add_io(g->ev, &l->io, cfd, EPOLLIN, on_link_io, l) < 0) {
+            CF_ERROR("links", "out of memory accepting a gateway link");
+            free(l);
+            close(cfd);
+            continue;
+        }
+        l->g = g;
+        l->id = ++g->next_id;
+        l->fd = cfd;
+        l->st = L_HELLO;
+        l->opened = l->last_rx = cf_mono_ms();
+        cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
+        cf_bytes_init(&l->out, g->max_queue);
+        l->next = g->head;
+        if (g->head)
+            g->head->prev = l;
+        g->head = l;
+        g->count++;
+        CF_DEBUG("links", "link %llu accepted", (unsigned long long)l->id);
+    }
+    return 0;
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)usec;
+    struct gwlinks *g = ud;
+    int64_t now = cf_mono_ms();
+    for (struct gwlink *l = g->head; l; l = l->next) {
+        if (l->closing)
+            continue;
+        if (l->st == L_HELLO && now - l->opened > HELLO_TIMEOUT_MS)
+            link_close(l, "no hello within 5 s", true);
+        else if (l->st == L_UP && now - l->last_rx > SILENCE_TIMEOUT_MS)
+            link_close(l, "gateway silent for 35 s", true);
+    }
+    sd_event_source_set_time_relative(s, 1000 * 1000);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint32_t shards,
+                            size_t max_queue, const struct gwlinks_cbs *cbs, void *ud)
+{
+    struct gwlinks *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->ev = ev;
+    g->shard = shard;
+    g->shards = shards;
+    g->max_queue = max_queue;
+    g->cbs = *cbs;
+    g->ud = ud;
+    g->lfd = -1;
+    snprintf(g->path, sizeof g->path, "%s", path);
+    g->dec = cf_wire_decoder_new();
+    if (!g->dec)
+        goto fail;
+    g->lfd = cf_sock_unix_listen(path, 0660, 128);
+    if (g->lfd < 0) {
+        if (g->lfd == -EADDRINUSE)
+            CF_ERROR("links", "%s is in use by a running broker: is shard %u already running?",
+                     path, shard);
+        else
+            CF_ERROR("links", "cannot listen on %s: %s (is RUN_DIR writable?)", path,
+                     strerror(-g->lfd));
+        goto fail;
+    }
+    if (sd_event_add_io(ev, &g->lio, g->lfd, EPOLLIN, on_accept, g) < 0 ||
+        sd_event_add_defer(ev, &g->post, on_post, g) < 0 ||
+        sd_event_add_time_relative(ev, &g->tick, CLOCK_MONOTONIC, 1000 * 1000, 100 * 1000,
+                                   on_tick, g) < 0)
+        goto fail;
+    /* Normal priority on purpose: sd-event dispatches one source per
+     * iteration, so an idle-priority flush could starve under steady input. */
+    sd_event_source_set_enabled(g->post, SD_EVENT_OFF);
+    return g;
+fail:
+    gwlinks_free(g);
+    return NULL;
+}
+
+void gwlinks_free(struct gwlinks *g)
+{
+    if (!g)
+        return;
+    for (struct gwlink *l = g->head; l; l = l->next)
+        if (!l->closing)
+            cf_bytes_write_fd(&l->out, l->fd); /* best effort, never blocks */
+    while (g->head)
+        link_free(g->head);
+    g->lio = sd_event_source_disable_unref(g->lio);
+    g->tick = sd_event_source_disable_unref(g->tick);
+    g->post = sd_event_source_disable_unref(g->post);
+    if (g->lfd >= 0) {
+        close(g->lfd);
+        unlink(g->path);
+    }
+    cf_wire_decoder_free(g->dec);
+    free(g);
+}
+
+struct cf_rel_end *gwlink_rooms(struct gwlink *l)
+{
+    return &l->rooms;
+}
+
+uint64_t gwlink_id(const struct gwlink *l)
+{
+    return l->id;
+}
+
+const char *gwlink_node(const struct gwlink *l)
+{
+    return l->node;
+}
+
+size_t gwlinks_count(const struct gwlinks *g)
+{
+    return g->count;
+}

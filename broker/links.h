@@ -1,0 +1,53 @@
+/* links: the broker's Unix socket and its gateway links.
+ *
+ * Each gateway process keeps one link to each broker. A link starts with the
+ * gateway's "hello" (checked against this broker's shard and shard count,
+ * answered with "welcome"); after that it carries join/leave/msg frames from
+ * the gateway and msg frames to it, plus pings both ways. The module owns the
+ * framing, the handshake, liveness and the bounded output queue; every other
+ * frame is handed to the owner.
+ *
+ * A link that sends a malformed, oversized or unexpected frame, fails the
+ * handshake, stays silent too long, or lets its output queue pass the bound
+ * (a stuck gateway) is closed and logged; the others are unaffected. Closing
+ * is deferred to a fresh loop iteration, so a link is never freed while the
+ * owner is iterating over links (e.g. during a fan-out). */
+#ifndef BROKER_LINKS_H
+#define BROKER_LINKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "rel.h"
+#include "wire.h"
+
+struct gwlink;
+struct gwlinks;
+
+struct gwlinks_cbs {
+    /* A join, leave or msg frame from a linked gateway. `payload` is the
+     * frame's raw bytes (what m's strings point into). */
+    void (*on_frame)(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
+                     const unsigned char *payload, size_t len);
+    /* The link is closing: drop everything that refers to it. */
+    void (*on_close)(void *ud, struct gwlink *l);
+};
+
+/* Listens on `path` (mode 0660). Returns NULL after logging why. */
+struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint32_t shards,
+                            size_t max_queue, const struct gwlinks_cbs *cbs, void *ud);
+/* Flushes what it can, closes every link and the socket, removes the file. */
+void gwlinks_free(struct gwlinks *g);
+
+/* Queues an encoded msg payload for the gateway. A full queue closes the link. */
+void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len);
+
+/* The link's end of the room membership relation. */
+struct cf_rel_end *gwlink_rooms(struct gwlink *l);
+uint64_t gwlink_id(const struct gwlink *l);
+const char *gwlink_node(const struct gwlink *l);
+
+size_t gwlinks_count(const struct gwlinks *g);
+
+#endif

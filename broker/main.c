@@ -1,0 +1,111 @@
+/* confab-broker: owns a shard of the rooms and bridges them to Redis.
+ *
+ *   confab-broker --shard I --shards N   run shard I of N
+ *   confab-broker [--shards N]           run every shard, one process each */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "supervisor.h"
+
+#ifndef CONFAB_VERSION
+#define CONFAB_VERSION "dev"
+#endif
+
+static struct cf_config g_cfg;
+static int g_shards;
+
+static int shard_main(int index, void *arg)
+{
+    (void)arg;
+    char name[32];
+    snprintf(name, sizeof name, "broker-%d", index);
+    cf_log_set_process(name);
+    return broker_run(&g_cfg, (uint32_t)index, (uint32_t)g_shards);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: confab-broker [--shard I] [--shards N] [--check-config] [--version]\n"
+            "  --shard I       run only shard I (0 <= I < N); without it, run all N shards\n"
+            "  --shards N      number of shards (default: BROKERS)\n"
+            "  --check-config  validate the environment, print the settings and exit\n"
+            "Settings come from the environment and ./.env; see README.md.\n");
+}
+
+static int parse_num(const char *s, int max, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"shard", required_argument, NULL, 's'},  {"shards", required_argument, NULL, 'n'},
+        {"check-config", no_argument, NULL, 'c'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    int shard = -1, shards = -1, check = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (parse_num(optarg, 1023, &shard) < 0) {
+                fprintf(stderr, "confab-broker: --shard must be an integer from 0 to 1023\n");
+                return 2;
+            }
+            break;
+        case 'n':
+            if (parse_num(optarg, 1024, &shards) < 0 || shards < 1) {
+                fprintf(stderr, "confab-broker: --shards must be an integer from 1 to 1024\n");
+                return 2;
+            }
+            break;
+        case 'c':
+            check = 1;
+            break;
+        case 'V':
+            printf("confab-broker %s\n", CONFAB_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "confab-broker: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    cf_log_set_process("broker");
+    if (cf_config_load(&g_cfg) < 0) {
+        fprintf(stderr, "confab-broker: invalid configuration, not starting\n");
+        return 2;
+    }
+    cf_log_set_level(g_cfg.log_level);
+    g_shards = shards > 0 ? shards : g_cfg.brokers;
+    if (shard >= g_shards) {
+        fprintf(stderr, "confab-broker: --shard %d is not below the shard count %d\n", shard,
+                g_shards);
+        return 2;
+    }
+    if (check) {
+        cf_config_print(&g_cfg, stdout);
+        return 0;
+    }
+    if (shard >= 0)
+        return shard_main(shard, NULL);
+    CF_INFO("broker", "running %d shards", g_shards);
+    return cf_sup_run("broker shard", g_shards, shard_main, NULL, 10000);
+}

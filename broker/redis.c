@@ -1,0 +1,511 @@
+/* redis: see redis.h. */
+#include "redis.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "log.h"
+#include "validate.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define REPLY_TIMEOUT_MS 10000 /* a command unanswered this long: the link is wedged */
+#define IDLE_PING_MS 5000
+#define HEALTH_TICK_MS 1000
+#define READ_CHUNK 65536
+#define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
+#define ROOM_PREFIX "room:"
+#define ROOM_PREFIX_LEN 5
+
+enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_UP };
+
+struct rconn {
+    struct rbridge *b;
+    const char *role; /* "subscriber" or "publisher" */
+    bool is_sub;
+    enum cstate st;
+    redisContext *c;
+    sd_event_source *io, *timer, *flush;
+    struct cf_backoff bo;
+    uint32_t pending;  /* replies we still expect */
+    int64_t last_rx;   /* last reply of any kind */
+    int64_t last_tx;   /* last command queued */
+    uint32_t failures; /* consecutive failed attempts, to keep retry logs quiet */
+};
+
+struct rbridge {
+    sd_event *ev;
+    struct cf_redis_addr addr;
+    char addr_str[300];
+    char password[256];
+    size_t max_queue;
+    struct rbridge_cbs cbs;
+    void *ud;
+    struct rconn sub, pub;
+    bool ready;
+    uint64_t reconnects, published, publish_errors, received;
+};
+
+static void conn_start(struct rconn *rc);
+static void conn_fail(struct rconn *rc, const char *why);
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud);
+
+static void timer_in(struct rconn *rc, int64_t ms, sd_event_time_handler_t fn)
+{
+    uint64_t usec = (uint64_t)ms * 1000;
+    if (!rc->timer) {
+        if (sd_event_add_time_relative(rc->b->ev, &rc->timer, CLOCK_MONOTONIC, usec, 1000, fn,
+                                       rc) < 0)
+            CF_ERROR("redis", "cannot arm a timer; Redis reconnection may stall");
+        return;
+    }
+    sd_event_source_set_time_relative(rc->timer, usec);
+    sd_event_source_set_enabled(rc->timer, SD_EVENT_ONESHOT);
+}
+
+static void update_state(struct rbridge *b)
+{
+    bool ready = b->sub.st == C_UP && b->pub.st == C_UP;
+    if (ready != b->ready) {
+        b->ready = ready;
+        if (b->cbs.on_state)
+            b->cbs.on_state(b->ud, ready);
+    }
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static void set_events(struct rconn *rc, uint32_t ev)
+{
+    if (rc->io)
+        sd_event_source_set_io_events(rc->io, ev);
+}
+
+static void flush_now(struct rconn *rc)
+{
+    if (!rc->c || rc->st == C_DOWN || rc->st == C_CONNECTING)
+        return;
+    int done = 0;
+    while (!done) {
+        size_t before = sdslen(rc->c->obuf);
+        if (redisBufferWrite(rc->c, &done) == REDIS_ERR) {
+            conn_fail(rc, rc->c->errstr[0] ? rc->c->errstr : "write failed");
+            return;
+        }
+        if (!done && sdslen(rc->c->obuf) == before)
+            break; /* the socket is full */
+    }
+    set_events(rc, done ? EPOLLIN : EPOLLIN | EPOLLOUT);
+}
+
+static int on_flush(sd_event_source *s, void *ud)
+{
+    (void)s;
+    flush_now(ud);
+    return 0;
+}
+
+static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t *lens)
+{
+    if (rc->st != C_UP && !(rc->st == C_AUTH && argc == 2 && !strcmp(argv[0], "AUTH")))
+        return -ENOTCONN;
+    if (sdslen(rc->c->obuf) > rc->b->max_queue)
+        return -ENOBUFS;
+    if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK)
+        return -ENOMEM;
+    rc->pending++;
+    rc->last_tx = cf_mono_ms();
+    if (!rc->flush && sd_event_add_defer(rc->b->ev, &rc->flush, on_flush, rc) < 0) {
+        flush_now(rc);
+        return 0;
+    }
+    sd_event_source_set_enabled(rc->flush, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+/* ---- connection life cycle --------------------------------------------- */
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    conn_start(ud);
+    return 0;
+}
+
+static int on_health(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    struct rconn *rc = ud;
+    int64_t now = cf_mono_ms();
+    if (rc->st == C_CONNECTING || rc->st == C_AUTH) {
+        conn_fail(rc, "connection attempt timed out");
+        return 0;
+    }
+    if (rc->st != C_UP)
+        return 0;
+    if (rc->pending > 0 && now - rc->last_rx > REPLY_TIMEOUT_MS) {
+        conn_fail(rc, "no reply from Redis for 10 s");
+        return 0;
+    }
+    if (rc->pending == 0 && now - rc->last_rx >= IDLE_PING_MS && now - rc->last_tx >= IDLE_PING_MS) {
+        const char *argv[] = {"PING"};
+        size_t lens[] = {4};
+        queue_cmd(rc, 1, argv, lens);
+    }
+    timer_in(rc, HEALTH_TICK_MS, on_health);
+    return 0;
+}
+
+static void conn_teardown(struct rconn *rc)
+{
+    rc->io = sd_event_source_disable_unref(rc->io);
+    if (rc->flush)
+        sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
+    if (rc->c) {
+        redisFree(rc->c);
+        rc->c = NULL;
+    }
+    rc->pending = 0;
+}
+
+static void conn_fail(struct rconn *rc, const char *why)
+{
+    struct rbridge *b = rc->b;
+    bool was_up = rc->st == C_UP;
+    conn_teardown(rc);
+    rc->st = C_DOWN;
+    uint32_t delay = cf_backoff_next(&rc->bo);
+    rc->failures++;
+    if (was_up) {
+        b->reconnects++;
+        CF_WARN("redis", "%s connection to %s lost: %s; reconnecting in %u ms", rc->role,
+                b->addr_str, why, delay);
+    } else if (rc->failures == 1 || rc->failures % 20 == 0) {
+        CF_WARN("redis", "cannot connect %s to %s: %s; retrying with backoff (attempt %u)",
+                rc->role, b->addr_str, why, rc->failures);
+    }
+    timer_in(rc, delay, on_retry);
+    update_state(b);
+    if (was_up && rc->is_sub && b->cbs.on_sub_lost)
+        b->cbs.on_sub_lost(b->ud);
+}
+
+static void conn_up(struct rconn *rc)
+{
+    struct rbridge *b = rc->b;
+    rc->st = C_UP;
+    rc->failures = 0;
+    cf_backoff_reset(&rc->bo);
+    rc->last_rx = rc->last_tx = cf_mono_ms();
+    CF_INFO("redis", "%s connected to %s", rc->role, b->addr_str);
+    timer_in(rc, HEALTH_TICK_MS, on_health);
+    update_state(b);
+    if (rc->is_sub && b->cbs.on_sub_ready)
+        b->cbs.on_sub_ready(b->ud);
+}
+
+static void conn_start(struct rconn *rc)
+{
+    struct rbridge *b = rc->b;
+    rc->c = b->addr.is_unix ? redisConnectUnixNonBlock(b->addr.host)
+                            : redisConnectNonBlock(b->addr.host, b->addr.port);
+    if (!rc->c || rc->c->err) {
+        char why[160];
+        snprintf(why, sizeof why, "%s", rc->c ? rc->c->errstr : "out of memory");
+        conn_fail(rc, why);
+        return;
+    }
+    if (sd_event_add_io(b->ev, &rc->io, rc->c->fd, EPOLLOUT, on_io, rc) < 0) {
+        conn_fail(rc, "cannot watch the socket");
+        return;
+    }
+    rc->st = C_CONNECTING;
+    timer_in(rc, CONNECT_TIMEOUT_MS, on_health);
+}
+
+static void connected(struct rconn *rc)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(rc->c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        conn_fail(rc, strerror(err));
+        return;
+    }
+    if (!rc->b->addr.is_unix)
+        redisEnableKeepAlive(rc->c); /* a dead peer is noticed even when idle */
+    set_events(rc, EPOLLIN);
+    if (rc->b->password[0]) {
+        rc->st = C_AUTH;
+        const char *argv[] = {"AUTH", rc->b->password};
+        size_t lens[] = {4, strlen(rc->b->password)};
+        if (queue_cmd(rc, 2, argv, lens) < 0)
+            conn_fail(rc, "cannot queue AUTH");
+        return;
+    }
+    conn_up(rc);
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static bool str_is(const redisReply *r, const char *s)
+{
+    size_t n = strlen(s);
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
+           (size_t)r->len == n && strncasecmp(r->str, s, n) == 0;
+}
+
+static void room_channel(struct rbridge *b, const redisReply *ch, bool confirm)
+{
+    if (ch->type != REDIS_REPLY_STRING)
+        return;
+    if ((size_t)ch->len > ROOM_PREFIX_LEN && memcmp(ch->str, ROOM_PREFIX, ROOM_PREFIX_LEN) == 0) {
+        const char *name = ch->str + ROOM_PREFIX_LEN;
+        size_t len = (size_t)ch->len - ROOM_PREFIX_LEN;
+        if (cf_room_valid(name, len)) {
+            if (confirm && b->cbs.on_confirm)
+                b->cbs.on_confirm(b->ud, name, len);
+            return;
+        }
+    }
+    if (!confirm && b->cbs.on_foreign)
+        b->cbs.on_foreign(b->ud, ch->str, (size_t)ch->len);
+}
+
+/* Returns -1 when the connection must be reset. */
+static int handle_sub_reply(struct rconn *rc, redisReply *r)
+{
+    struct rbridge *b = rc->b;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && str_is(r->element[0], "message")) {
+        const redisReply *ch = r->element[1], *pl = r->element[2];
+        if (pl->type != REDIS_REPLY_STRING)
+            return 0;
+        b->received++;
+        if ((size_t)ch->len > ROOM_PREFIX_LEN && ch->type == REDIS_REPLY_STRING &&
+            memcmp(ch->str, ROOM_PREFIX, ROOM_PREFIX_LEN) == 0 &&
+            cf_room_valid(ch->str + ROOM_PREFIX_LEN, (size_t)ch->len - ROOM_PREFIX_LEN)) {
+            b->cbs.on_message(b->ud, ch->str + ROOM_PREFIX_LEN, (size_t)ch->len - ROOM_PREFIX_LEN,
+                              pl->str, (size_t)pl->len);
+        } else {
+            room_channel(b, ch, false);
+        }
+        return 0;
+    }
+    if (rc->pending > 0)
+        rc->pending--;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+        (str_is(r->element[0], "subscribe") || str_is(r->element[0], "unsubscribe"))) {
+        room_channel(b, r->element[1], true);
+        return 0;
+    }
+    if (str_is(r, "PONG") || (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                              str_is(r->element[0], "pong")))
+        return 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        CF_ERROR("redis", "subscriber got an error from Redis: %.*s", (int)r->len, r->str);
+        return -1;
+    }
+    return 0;
+}
+
+static int handle_pub_reply(struct rconn *rc, redisReply *r)
+{
+    struct rbridge *b = rc->b;
+    if (rc->pending > 0)
+        rc->pending--;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        b->published++;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        b->publish_errors++;
+        if (b->publish_errors == 1 || b->publish_errors % 1000 == 0)
+            CF_ERROR("redis", "PUBLISH failed (%llu so far): %.*s",
+                     (unsigned long long)b->publish_errors, (int)r->len, r->str);
+        /* A replica after failover, a loading server, lost auth: reconnect. */
+        if (!strncmp(r->str, "READONLY", 8) || !strncmp(r->str, "LOADING", 7) ||
+            !strncmp(r->str, "MASTERDOWN", 10) || !strncmp(r->str, "NOAUTH", 6))
+            return -1;
+    }
+    return 0;
+}
+
+static void read_replies(struct rconn *rc)
+{
+    char buf[READ_CHUNK];
+    size_t total = 0;
+    while (total < READ_BUDGET) {
+        ssize_t n = read(rc->c->fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            conn_fail(rc, n == 0 ? "server closed the connection" : strerror(errno));
+            return;
+        }
+        total += (size_t)n;
+        if (redisReaderFeed(rc->c->reader, buf, (size_t)n) != REDIS_OK) {
+            conn_fail(rc, "out of memory");
+            return;
+        }
+        void *reply;
+        for (;;) {
+            if (redisReaderGetReply(rc->c->reader, &reply) != REDIS_OK) {
+                conn_fail(rc, "protocol error from Redis");
+                return;
+            }
+            if (!reply)
+                break;
+            rc->last_rx = cf_mono_ms();
+            int rv;
+            if (rc->st == C_AUTH) {
+                rc->pending = 0;
+                redisReply *r = reply;
+                if (r->type == REDIS_REPLY_ERROR) {
+                    CF_ERROR("redis", "AUTH rejected by %s: %.*s; check REDIS_PASSWORD",
+                             rc->b->addr_str, (int)r->len, r->str);
+                    rv = -1;
+                } else {
+                    rv = 0;
+                    freeReplyObject(reply);
+                    conn_up(rc);
+                    continue;
+                }
+            } else {
+                rv = rc->is_sub ? handle_sub_reply(rc, reply) : handle_pub_reply(rc, reply);
+            }
+            freeReplyObject(reply);
+            if (rv < 0) {
+                conn_fail(rc, "error reply");
+                return;
+            }
+            if (rc->st == C_DOWN)
+                return; /* a callback reset us */
+        }
+    }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)fd;
+    struct rconn *rc = ud;
+    if (rc->st == C_CONNECTING) {
+        connected(rc);
+        return 0;
+    }
+    if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        read_replies(rc);
+        if (rc->st == C_DOWN)
+            return 0;
+    }
+    if (revents & EPOLLOUT)
+        flush_now(rc);
+    return 0;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
+{
+    rc->b = b;
+    rc->is_sub = is_sub;
+    rc->role = is_sub ? "subscriber" : "publisher";
+    cf_backoff_init(&rc->bo, 100, 5000);
+}
+
+struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
+                            size_t max_queue, const struct rbridge_cbs *cbs, void *ud)
+{
+    struct rbridge *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->ev = ev;
+    b->addr = *addr;
+    if (addr->is_unix)
+        snprintf(b->addr_str, sizeof b->addr_str, "unix:%s", addr->host);
+    else
+        snprintf(b->addr_str, sizeof b->addr_str, "%s:%d", addr->host, addr->port);
+    snprintf(b->password, sizeof b->password, "%s", password ? password : "");
+    b->max_queue = max_queue;
+    b->cbs = *cbs;
+    b->ud = ud;
+    conn_init(b, &b->sub, true);
+    conn_init(b, &b->pub, false);
+    conn_start(&b->sub);
+    conn_start(&b->pub);
+    return b;
+}
+
+static void conn_free(struct rconn *rc)
+{
+    conn_teardown(rc);
+    rc->timer = sd_event_source_disable_unref(rc->timer);
+    rc->flush = sd_event_source_disable_unref(rc->flush);
+}
+
+void rbridge_free(struct rbridge *b)
+{
+    if (!b)
+        return;
+    conn_free(&b->sub);
+    conn_free(&b->pub);
+    explicit_bzero(b->password, sizeof b->password);
+    free(b);
+}
+
+static int channel_cmd(struct rconn *rc, const char *cmd, const char *name, size_t len,
+                       const void *payload, size_t plen)
+{
+    char chan[ROOM_PREFIX_LEN + CF_ROOM_MAX];
+    if (len > CF_ROOM_MAX)
+        return -EINVAL;
+    memcpy(chan, ROOM_PREFIX, ROOM_PREFIX_LEN);
+    memcpy(chan + ROOM_PREFIX_LEN, name, len);
+    const char *argv[] = {cmd, chan, payload};
+    size_t lens[] = {strlen(cmd), ROOM_PREFIX_LEN + len, plen};
+    return queue_cmd(rc, payload ? 3 : 2, argv, lens);
+}
+
+int rbridge_subscribe(struct rbridge *b, const char *name, size_t len)
+{
+    return channel_cmd(&b->sub, "SUBSCRIBE", name, len, NULL, 0);
+}
+
+int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len)
+{
+    return channel_cmd(&b->sub, "UNSUBSCRIBE", name, len, NULL, 0);
+}
+
+int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
+                    size_t plen)
+{
+    return channel_cmd(&b->pub, "PUBLISH", name, len, payload, plen);
+}
+
+bool rbridge_ready(const struct rbridge *b)
+{
+    return b->ready;
+}
+
+void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
+{
+    out->sub_up = b->sub.st == C_UP;
+    out->pub_up = b->pub.st == C_UP;
+    out->reconnects = b->reconnects;
+    out->published = b->published;
+    out->publish_errors = b->publish_errors;
+    out->received = b->received;
+}

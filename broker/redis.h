@@ -1,0 +1,61 @@
+/* redis: the broker's bridge to Redis Pub/Sub, on the broker's sd-event loop.
+ *
+ * Two connections, as Redis requires: a subscriber (SUBSCRIBE/UNSUBSCRIBE,
+ * receives messages) and a publisher (PUBLISH). Each uses a non-blocking
+ * hiredis context driven by this loop; commands are pipelined and flushed once
+ * per loop iteration. Every connection attempt has a timeout, every dropped
+ * connection is retried with jittered exponential backoff, and a connection
+ * whose replies stop coming (a wedged link, a failover) is detected by PINGs
+ * and reset. After the subscriber reconnects the owner is told to resubscribe.
+ *
+ * hiredis' async API is not used: in 0.14 its per-channel callback table
+ * loses the callback when a channel is unsubscribed and resubscribed before the
+ * first reply arrives, and it allocates a callback per command. Reading
+ * replies in order ourselves avoids both. */
+#ifndef BROKER_REDIS_H
+#define BROKER_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+
+struct rbridge_cbs {
+    /* A message on room:<name> (name already stripped of "room:"). */
+    void (*on_message)(void *ud, const char *name, size_t len, const char *payload, size_t plen);
+    /* A message on a channel that is not a room channel or has a bad name. */
+    void (*on_foreign)(void *ud, const char *channel, size_t len);
+    /* One SUBSCRIBE or UNSUBSCRIBE of room:<name> was answered. */
+    void (*on_confirm)(void *ud, const char *name, size_t len);
+    void (*on_sub_lost)(void *ud);
+    void (*on_sub_ready)(void *ud);
+    /* Both connections are up (ready = true) or one is down (false). */
+    void (*on_state)(void *ud, bool ready);
+};
+
+struct rbridge_stats {
+    bool sub_up, pub_up;
+    uint64_t reconnects, published, publish_errors, received;
+};
+
+struct rbridge;
+
+/* Starts connecting at once. `max_queue` bounds the bytes waiting to be sent
+ * on each connection. The password string is copied. */
+struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
+                            size_t max_queue, const struct rbridge_cbs *cbs, void *ud);
+void rbridge_free(struct rbridge *b); /* NULL is a no-op */
+
+/* Queue commands. 0, -ENOTCONN when that connection is down, -ENOBUFS when
+ * its queue is full. */
+int rbridge_subscribe(struct rbridge *b, const char *name, size_t len);
+int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len);
+int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
+                    size_t plen);
+
+bool rbridge_ready(const struct rbridge *b);
+void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out);
+
+#endif

@@ -1,0 +1,267 @@
+/* rooms: see rooms.h. */
+#include "rooms.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "map.h"
+#include "validate.h"
+
+struct held {
+    struct held *next;
+    size_t len;
+    unsigned char payload[];
+};
+
+struct room {
+    char name[CF_ROOM_MAX + 1];
+    size_t len;
+    struct cf_rel_end links;
+    uint32_t unconfirmed; /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
+    bool active;          /* the last command was a confirmed SUBSCRIBE */
+    struct held *held_head, *held_tail;
+};
+
+struct rooms {
+    const struct rooms_ops *ops;
+    void *ud;
+    struct cf_map *by_name;
+    size_t held_bytes, max_held;
+    uint64_t held_dropped, delivered, no_member;
+};
+
+struct rooms *rooms_new(const struct rooms_ops *ops, void *ud, size_t max_held_bytes)
+{
+    struct rooms *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->by_name = cf_map_new();
+    if (!r->by_name) {
+        free(r);
+        return NULL;
+    }
+    r->ops = ops;
+    r->ud = ud;
+    r->max_held = max_held_bytes;
+    return r;
+}
+
+static void room_free(struct rooms *r, struct room *rm)
+{
+    cf_map_del(r->by_name, rm->name, rm->len);
+    for (struct held *h = rm->held_head, *n; h; h = n) {
+        n = h->next;
+        r->held_bytes -= h->len;
+        free(h);
+    }
+    cf_rel_end_free(&rm->links);
+    free(rm);
+}
+
+void rooms_free(struct rooms *r)
+{
+    if (!r)
+        return;
+    size_t it = 0;
+    struct room *rm;
+    /* Collect first: freeing while iterating would reshape the table. */
+    size_t n = cf_map_count(r->by_name), k = 0;
+    struct room **all = n ? malloc(n * sizeof *all) : NULL;
+    while (all && (rm = cf_map_next(r->by_name, &it)))
+        all[k++] = rm;
+    for (size_t i = 0; i < k; i++)
+        room_free(r, all[i]);
+    free(all);
+    cf_map_free(r->by_name);
+    free(r);
+}
+
+/* Publishes what was held for rm, in order. */
+static void release_held(struct rooms *r, struct room *rm)
+{
+    struct held *h = rm->held_head;
+    rm->held_head = rm->held_tail = NULL;
+    while (h) {
+        struct held *n = h->next;
+        int rc = r->ops->publish(r->ud, rm->name, rm->len, h->payload, h->len);
+        if (rc < 0)
+            CF_WARN("rooms", "room %s: could not publish a held message: %s", rm->name,
+                    strerror(-rc));
+        r->held_bytes -= h->len;
+        free(h);
+        h = n;
+    }
+}
+
+/* Frees rm when nothing refers to it any more; otherwise keeps it. */
+static void maybe_free(struct rooms *r, struct room *rm)
+{
+    if (rm->links.n == 0 && rm->unconfirmed == 0) {
+        release_held(r, rm);
+        room_free(r, rm);
+    }
+}
+
+static void subscribe(struct rooms *r, struct room *rm)
+{
+    rm->active = false;
+    if (r->ops->subscribe(r->ud, rm->name, rm->len) == 0)
+        rm->unconfirmed++;
+    /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
+}
+
+int rooms_join(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
+               size_t len)
+{
+    if (len > CF_ROOM_MAX)
+        return -EINVAL;
+    struct room *rm = cf_map_get(r->by_name, name, len);
+    if (rm && cf_rel_find(end, rm))
+        return 0;
+    bool created = false;
+    if (!rm) {
+        rm = calloc(1, sizeof *rm);
+        if (!rm)
+            return -ENOMEM;
+        memcpy(rm->name, name, len);
+        rm->len = len;
+        if (cf_map_put(r->by_name, rm->name, rm->len, rm) < 0) {
+            free(rm);
+            return -ENOMEM;
+        }
+        created = true;
+    }
+    if (!cf_rel_link(&rm->links, rm, end, link)) {
+        if (created)
+            room_free(r, rm);
+        return -ENOMEM;
+    }
+    if (rm->links.n == 1)
+        subscribe(r, rm);
+    return 0;
+}
+
+static void unlink_edge(struct rooms *r, struct cf_rel_edge *e)
+{
+    struct room *rm = e->left;
+    cf_rel_unlink(e);
+    if (rm->links.n > 0)
+        return;
+    /* Last link gone: nobody here needs the channel any more. Messages still
+     * held were sent by this node's gateways for other nodes: publish them. */
+    rm->active = false;
+    release_held(r, rm);
+    if (r->ops->unsubscribe(r->ud, rm->name, rm->len) == 0)
+        rm->unconfirmed++;
+    maybe_free(r, rm);
+}
+
+void rooms_leave(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
+                 size_t len)
+{
+    (void)link;
+    struct room *rm = cf_map_get(r->by_name, name, len);
+    struct cf_rel_edge *e = rm ? cf_rel_find(end, rm) : NULL;
+    if (e)
+        unlink_edge(r, e);
+}
+
+void rooms_drop_link(struct rooms *r, struct cf_rel_end *end)
+{
+    while (end->n > 0)
+        unlink_edge(r, end->v[end->n - 1]);
+}
+
+int rooms_publish(struct rooms *r, const char *name, size_t len, const void *payload,
+                  size_t plen)
+{
+    struct room *rm = cf_map_get(r->by_name, name, len);
+    if (!rm || rm->links.n == 0 || rm->active)
+        return r->ops->publish(r->ud, name, len, payload, plen);
+    if (plen > r->max_held || r->held_bytes > r->max_held - plen) {
+        r->held_dropped++;
+        return -ENOBUFS;
+    }
+    struct held *h = malloc(sizeof *h + plen);
+    if (!h)
+        return -ENOMEM;
+    h->next = NULL;
+    h->len = plen;
+    memcpy(h->payload, payload, plen);
+    if (rm->held_tail)
+        rm->held_tail->next = h;
+    else
+        rm->held_head = h;
+    rm->held_tail = h;
+    r->held_bytes += plen;
+    return 0;
+}
+
+void rooms_on_message(struct rooms *r, const char *name, size_t len, const void *payload,
+                      size_t plen)
+{
+    struct room *rm = cf_map_get(r->by_name, name, len);
+    if (!rm || rm->links.n == 0) {
+        r->no_member++; /* unsubscribed a moment ago: nobody to give it to */
+        return;
+    }
+    for (uint32_t i = 0; i < rm->links.n; i++)
+        r->ops->deliver(r->ud, rm->links.v[i]->right, payload, plen);
+    r->delivered += rm->links.n;
+}
+
+void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
+{
+    struct room *rm = cf_map_get(r->by_name, name, len);
+    if (!rm || rm->unconfirmed == 0)
+        return; /* a reply from before the subscriber reconnected */
+    if (--rm->unconfirmed > 0)
+        return;
+    if (rm->links.n > 0) {
+        rm->active = true;
+        release_held(r, rm);
+    } else {
+        maybe_free(r, rm);
+    }
+}
+
+void rooms_on_sub_lost(struct rooms *r)
+{
+    size_t n = cf_map_count(r->by_name), k = 0, it = 0;
+    if (!n)
+        return;
+    struct room **all = malloc(n * sizeof *all), *rm;
+    if (!all) {
+        CF_ERROR("rooms", "out of memory while resetting subscriptions");
+        return;
+    }
+    while ((rm = cf_map_next(r->by_name, &it)))
+        all[k++] = rm;
+    for (size_t i = 0; i < k; i++) {
+        all[i]->unconfirmed = 0;
+        all[i]->active = false;
+        maybe_free(r, all[i]);
+    }
+    free(all);
+}
+
+void rooms_on_sub_ready(struct rooms *r)
+{
+    size_t it = 0;
+    struct room *rm;
+    while ((rm = cf_map_next(r->by_name, &it)))
+        if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0)
+            subscribe(r, rm);
+}
+
+void rooms_stats(const struct rooms *r, struct rooms_stats *out)
+{
+    out->rooms = cf_map_count(r->by_name);
+    out->held_bytes = r->held_bytes;
+    out->held_dropped = r->held_dropped;
+    out->delivered_frames = r->delivered;
+    out->no_member_drops = r->no_member;
+}

@@ -1,0 +1,74 @@
+/* rooms: a broker's rooms, their gateway links, and their Redis subscriptions.
+ *
+ * Membership is kept per gateway link (a link is "in" a room while its gateway
+ * has at least one member there), indexed both ways. A room is subscribed on
+ * Redis channel "room:<name>" while it has links; its first link subscribes,
+ * its last unsubscribes.
+ *
+ * Ordering guarantee: a message published by a gateway of this node into a
+ * room whose subscription is not yet confirmed by Redis is held back until it
+ * is, so that its sender and the other local members receive it. Without this,
+ * the PUBLISH (sent on another connection) could overtake the SUBSCRIBE.
+ * Subscription replies are counted per room; a room struct lives until its
+ * last link has left and every SUBSCRIBE/UNSUBSCRIBE sent for it is answered,
+ * so a late reply never reaches freed memory or a newer incarnation's state.
+ *
+ * The module does no I/O itself: it calls the operations given at creation. */
+#ifndef BROKER_ROOMS_H
+#define BROKER_ROOMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rel.h"
+
+struct rooms_ops {
+    /* Queue a SUBSCRIBE / UNSUBSCRIBE of room:<name>. 0 or -errno (the
+     * subscriber connection is down: rooms_on_sub_ready will retry). */
+    int (*subscribe)(void *ud, const char *name, size_t len);
+    int (*unsubscribe)(void *ud, const char *name, size_t len);
+    /* Queue a PUBLISH of payload to room:<name>. 0 or -errno. */
+    int (*publish)(void *ud, const char *name, size_t len, const void *payload, size_t plen);
+    /* Send a room message (an encoded wire "msg" payload) to one gateway link. */
+    void (*deliver)(void *ud, void *link, const void *payload, size_t plen);
+};
+
+struct rooms_stats {
+    uint64_t rooms, held_bytes, held_dropped, delivered_frames, no_member_drops;
+};
+
+struct rooms;
+
+/* max_held_bytes bounds the messages held back for pending subscriptions,
+ * over all rooms. Returns NULL when out of memory. */
+struct rooms *rooms_new(const struct rooms_ops *ops, void *ud, size_t max_held_bytes);
+void rooms_free(struct rooms *r); /* NULL is a no-op; links must have been dropped */
+
+/* Adds link (whose membership end is `end`) to a room. 0 (also when already a
+ * member) or -ENOMEM. */
+int rooms_join(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
+               size_t len);
+/* Removes link from a room; 0 whether or not it was a member. */
+void rooms_leave(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
+                 size_t len);
+/* Removes link from all its rooms (the link is closing). */
+void rooms_drop_link(struct rooms *r, struct cf_rel_end *end);
+
+/* A gateway published a message. 0, -ENOBUFS when it had to be held and the
+ * hold budget is spent (the message is dropped), or the publish error. */
+int rooms_publish(struct rooms *r, const char *name, size_t len, const void *payload,
+                  size_t plen);
+
+/* Redis delivered a message on room:<name>: hand it to each link in the room. */
+void rooms_on_message(struct rooms *r, const char *name, size_t len, const void *payload,
+                      size_t plen);
+/* Redis answered one SUBSCRIBE or UNSUBSCRIBE of room:<name>. */
+void rooms_on_confirm(struct rooms *r, const char *name, size_t len);
+/* The subscriber connection was lost: every subscription is gone. */
+void rooms_on_sub_lost(struct rooms *r);
+/* The subscriber connection is up (again): subscribe every room with links. */
+void rooms_on_sub_ready(struct rooms *r);
+
+void rooms_stats(const struct rooms *r, struct rooms_stats *out);
+
+#endif

@@ -1,0 +1,51 @@
+#include "backoff.h"
+
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t cf_random_u64(void)
+{
+    uint64_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+}
+
+void cf_backoff_init(struct cf_backoff *b, uint32_t base_ms, uint32_t cap_ms)
+{
+    b->base_ms = base_ms ? base_ms : 1;
+    b->cap_ms = cap_ms < b->base_ms ? b->base_ms : cap_ms;
+    b->attempt = 0;
+    b->rng = cf_random_u64() | 1;
+}
+
+static uint64_t xorshift64s(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint32_t cf_backoff_next(struct cf_backoff *b)
+{
+    uint64_t d = b->base_ms;
+    for (uint32_t i = 0; i < b->attempt && d < b->cap_ms; i++)
+        d *= 2;
+    if (d > b->cap_ms)
+        d = b->cap_ms;
+    if (b->attempt < 64)
+        b->attempt++;
+    uint64_t half = d / 2;
+    return (uint32_t)(d - half + xorshift64s(&b->rng) % (half + 1));
+}
+
+void cf_backoff_reset(struct cf_backoff *b)
+{
+    b->attempt = 0;
+}

@@ -1,0 +1,23 @@
+/* backoff: exponential reconnect delays with jitter, so that many processes
+ * that lost the same peer do not reconnect in lockstep. Embeddable. */
+#ifndef CF_BACKOFF_H
+#define CF_BACKOFF_H
+
+#include <stdint.h>
+
+struct cf_backoff {
+    uint32_t base_ms, cap_ms, attempt;
+    uint64_t rng;
+};
+
+void cf_backoff_init(struct cf_backoff *b, uint32_t base_ms, uint32_t cap_ms);
+/* The delay before the next attempt: a random value in [d/2, d] where
+ * d = min(cap, base * 2^attempts so far). */
+uint32_t cf_backoff_next(struct cf_backoff *b);
+/* Call after a success: the next failure starts again from base. */
+void cf_backoff_reset(struct cf_backoff *b);
+
+/* A process-wide random 64-bit value (getrandom, falling back to time and pid). */
+uint64_t cf_random_u64(void);
+
+#endif

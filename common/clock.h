@@ -1,0 +1,19 @@
+/* clock: wall-clock and monotonic milliseconds, and the RFC 3339 form clients see. */
+#ifndef CF_CLOCK_H
+#define CF_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t cf_wall_ms(void);
+/* Milliseconds from an arbitrary origin that never jumps (CLOCK_MONOTONIC). */
+int64_t cf_mono_ms(void);
+
+#define CF_RFC3339_LEN 24 /* "2026-11-28T10:00:00.123Z" */
+
+/* Writes ms as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" plus a NUL into out (>= 25
+ * bytes). Returns the length (24), or -1 for a time outside years 0000-9999. */
+int cf_rfc3339_ms(int64_t ms, char *out, size_t cap);
+
+#endif

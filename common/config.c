@@ -1,0 +1,387 @@
+/* config: the table of settings and the .env reader. See config.h. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "validate.h"
+
+#ifndef CONFAB_FRONTEND_DIR
+#define CONFAB_FRONTEND_DIR "frontend"
+#endif
+
+enum kind { K_INT, K_STR, K_LEVEL, K_BOOL };
+
+struct var {
+    const char *name;
+    enum kind kind;
+    size_t offset;
+    size_t size;     /* K_INT: sizeof the field; K_STR: capacity */
+    int64_t min, max; /* K_INT bounds */
+    const char *def;
+    bool secret;
+    /* Extra check for strings: returns NULL or what the value must be. */
+    const char *(*check)(const char *value);
+    const char *help;
+};
+
+static const char *check_room(const char *v)
+{
+    return cf_room_valid(v, strlen(v)) ? NULL : "1-64 characters of A-Z a-z 0-9 _ . : -";
+}
+
+static const char *check_listen(const char *v)
+{
+    unsigned char buf[16];
+    if (!*v || inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1)
+        return NULL;
+    return "an IPv4 or IPv6 address (empty: all addresses)";
+}
+
+static const char *check_redis(const char *v)
+{
+    struct cf_redis_addr a;
+    return cf_redis_addr_parse(v, &a) == 0 ? NULL : "host:port, [ipv6]:port or unix:/path";
+}
+
+static const char *check_secret(const char *v)
+{
+    if (!*v)
+        return NULL;
+    return strlen(v) >= 32 ? NULL : "at least 32 bytes (use e.g. `openssl rand -hex 32`)";
+}
+
+static const char *check_nonempty(const char *v)
+{
+    return *v ? NULL : "a non-empty path";
+}
+
+#define OFF(f) offsetof(struct cf_config, f), sizeof(((struct cf_config *)0)->f)
+
+static const struct var vars[] = {
+    {"PORT", K_INT, OFF(port), 1, 65535, "8080", false, NULL,
+     "TCP port every gateway process listens on"},
+    {"LISTEN_ADDR", K_STR, OFF(listen_addr), 0, 0, "", false, check_listen,
+     "address to listen on; empty = all IPv4 and IPv6 addresses"},
+    {"GATEWAY_WORKERS", K_INT, OFF(gateway_workers), 1, 64, "2", false, NULL,
+     "gateway processes sharing PORT (SO_REUSEPORT)"},
+    {"FRONTEND_DIR", K_STR, OFF(frontend_dir), 0, 0, CONFAB_FRONTEND_DIR, false, check_nonempty,
+     "directory served at /"},
+    {"JWT_SECRET", K_STR, OFF(jwt_secret), 0, 0, "", true, check_secret,
+     "HS256 key for guest tokens (>= 32 bytes); unset = development secret"},
+    {"JWT_TTL", K_INT, OFF(jwt_ttl), 60, 30 * 86400, "3600", false, NULL,
+     "lifetime of issued tokens, seconds"},
+    {"DEFAULT_ROOM", K_STR, OFF(default_room), 0, 0, "general", false, check_room,
+     "room every new connection starts in"},
+    {"MAX_MESSAGE_BYTES", K_INT, OFF(max_message_bytes), 256, 65536, "4096", false, NULL,
+     "largest client frame accepted (bigger: close 1009)"},
+    {"MAX_CLIENT_QUEUE_BYTES", K_INT, OFF(max_client_queue_bytes), 16384, 64 << 20, "262144",
+     false, NULL, "outbound bytes queued per WebSocket before it is dropped as a slow consumer"},
+    {"PING_INTERVAL", K_INT, OFF(ping_interval), 1, 3600, "30", false, NULL,
+     "seconds of silence before a WebSocket ping"},
+    {"PING_TIMEOUT", K_INT, OFF(ping_timeout), 1, 3600, "10", false, NULL,
+     "seconds to wait for the pong before the connection is dropped"},
+    {"DRAIN_TIMEOUT_MS", K_INT, OFF(drain_timeout_ms), 0, 600000, "5000", false, NULL,
+     "on SIGTERM, how long a gateway waits for clients to take their close"},
+    {"BROKERS", K_INT, OFF(brokers), 1, 1024, "2", false, NULL,
+     "number of broker shards (must be the same for every process of a cluster)"},
+    {"RUN_DIR", K_STR, OFF(run_dir), 0, 0, "./run", false, check_nonempty,
+     "directory of the broker Unix sockets"},
+    {"MAX_LINK_QUEUE_BYTES", K_INT, OFF(max_link_queue_bytes), 1 << 20, 1LL << 30, "67108864",
+     false, NULL, "bytes queued per gateway-broker link before it is reset"},
+    {"LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", false, NULL,
+     "debug, info, warn or error"},
+    {"CONFAB_DEV", K_BOOL, OFF(dev), 0, 0, "0", false, NULL,
+     "1 = development mode (allows the development JWT secret)"},
+    {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
+     "Redis server: host:port or unix:/path"},
+    {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,
+     "password for Redis AUTH; empty = none"},
+};
+
+int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strncmp(s, "unix:", 5) == 0) {
+        const char *path = s + 5;
+        size_t n = strlen(path);
+        if (n == 0 || n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return -1;
+        out->is_unix = true;
+        memcpy(out->host, path, n + 1);
+        return 0;
+    }
+    const char *colon;
+    const char *host = s;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= sizeof out->host)
+        return -1;
+    for (size_t i = 0; i < hlen; i++)
+        if (!isalnum((unsigned char)host[i]) && !strchr(".-_:", host[i]))
+            return -1;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
+        return -1;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+static int parse_int(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    while (isspace((unsigned char)*v))
+        v++;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v)
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int set_var(struct cf_config *cfg, const struct var *d, const char *value)
+{
+    char *field = (char *)cfg + d->offset;
+    switch (d->kind) {
+    case K_INT: {
+        int64_t n;
+        if (parse_int(value, &n) < 0 || n < d->min || n > d->max) {
+            fprintf(stderr, "config: %s=\"%s\" is invalid: expected an integer from %lld to %lld (%s)\n",
+                    d->name, value, (long long)d->min, (long long)d->max, d->help);
+            return -1;
+        }
+        if (d->size == sizeof(int))
+            *(int *)field = (int)n;
+        else
+            *(int64_t *)field = n;
+        return 0;
+    }
+    case K_STR: {
+        const char *why = d->check ? d->check(value) : NULL;
+        if (!why && strlen(value) >= d->size)
+            why = "a shorter value";
+        if (!why && !cf_utf8_valid(value, strlen(value)))
+            why = "valid UTF-8";
+        if (why) {
+            fprintf(stderr, "config: %s%s%s%s is invalid: expected %s (%s)\n", d->name,
+                    d->secret ? "" : "=\"", d->secret ? "" : value, d->secret ? "" : "\"", why,
+                    d->help);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    }
+    case K_LEVEL: {
+        enum cf_log_level lvl;
+        if (cf_log_level_parse(value, &lvl) < 0) {
+            fprintf(stderr, "config: %s=\"%s\" is invalid: expected debug, info, warn or error\n",
+                    d->name, value);
+            return -1;
+        }
+        *(enum cf_log_level *)field = lvl;
+        return 0;
+    }
+    case K_BOOL: {
+        bool b;
+        if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes"))
+            b = true;
+        else if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+                 !*value)
+            b = false;
+        else {
+            fprintf(stderr, "config: %s=\"%s\" is invalid: expected 1 or 0\n", d->name, value);
+            return -1;
+        }
+        *(bool *)field = b;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int cf_config_load(struct cf_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const char *envfile = getenv("CONFAB_ENV_FILE");
+    if (cf_dotenv_load(envfile && *envfile ? envfile : ".env") < 0)
+        return -1;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i].name);
+        if (set_var(cfg, &vars[i], v ? v : vars[i].def) < 0)
+            bad++;
+    }
+    if (!bad && cfg->ping_timeout >= 65535 - cfg->ping_interval) {
+        fprintf(stderr, "config: PING_INTERVAL + PING_TIMEOUT must stay below 65535 seconds\n");
+        bad++;
+    }
+    char probe[128];
+    if (!bad && cf_broker_socket_path(cfg, cfg->brokers - 1, probe, sizeof probe) < 0) {
+        fprintf(stderr, "config: RUN_DIR=\"%s\" is too long for a Unix socket path; use a shorter directory\n",
+                cfg->run_dir);
+        bad++;
+    }
+    if (bad)
+        return -1;
+    if (!cfg->jwt_secret[0]) {
+        snprintf(cfg->jwt_secret, sizeof cfg->jwt_secret, "%s", CF_DEV_JWT_SECRET);
+        cfg->jwt_secret_is_dev = true;
+    }
+    return 0;
+}
+
+void cf_config_print(const struct cf_config *cfg, FILE *out)
+{
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const struct var *d = &vars[i];
+        const char *field = (const char *)cfg + d->offset;
+        fprintf(out, "%s=", d->name);
+        switch (d->kind) {
+        case K_INT:
+            fprintf(out, "%lld\n", d->size == sizeof(int) ? (long long)*(const int *)field
+                                                          : (long long)*(const int64_t *)field);
+            break;
+        case K_STR:
+            if (d->secret && *field)
+                fprintf(out, "(set, %zu bytes)\n", strlen(field));
+            else
+                fprintf(out, "%s\n", field);
+            break;
+        case K_LEVEL: {
+            static const char *const n[] = {"debug", "info", "warn", "error"};
+            fprintf(out, "%s\n", n[*(const enum cf_log_level *)field]);
+            break;
+        }
+        case K_BOOL:
+            fprintf(out, "%d\n", *(const bool *)field ? 1 : 0);
+            break;
+        }
+    }
+}
+
+int cf_broker_socket_path(const struct cf_config *cfg, int shard, char *out, size_t cap)
+{
+    size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
+    int n = snprintf(out, cap, "%s/broker-%d.sock", cfg->run_dir, shard);
+    return (n < 0 || (size_t)n >= cap || (size_t)n >= max) ? -1 : 0;
+}
+
+/* ---- .env ------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* Parses the value part of a line in place. Returns it or NULL when malformed. */
+static char *dotenv_value(char *v)
+{
+    v = trim(v);
+    if (*v == '"' || *v == '\'') {
+        char q = *v++;
+        char *w = v, *r = v;
+        while (*r && *r != q) {
+            if (q == '"' && *r == '\\' && r[1]) {
+                r++;
+                *w++ = *r == 'n' ? '\n' : *r == 't' ? '\t' : *r;
+                r++;
+            } else {
+                *w++ = *r++;
+            }
+        }
+        if (*r != q)
+            return NULL;
+        char *rest = trim(r + 1);
+        if (*rest && *rest != '#')
+            return NULL;
+        *w = '\0';
+        return v;
+    }
+    /* Unquoted: a " #" starts a comment. */
+    for (char *p = v; *p; p++)
+        if (*p == '#' && (p == v || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            break;
+        }
+    return trim(v);
+}
+
+int cf_dotenv_load(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            fprintf(stderr, "config: %s:%d: line longer than %zu bytes\n", path, lineno,
+                    sizeof line - 2);
+            rc = -1;
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        if (strncmp(s, "export ", 7) == 0)
+            s = trim(s + 7);
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(stderr, "config: %s:%d: expected KEY=VALUE\n", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        bool key_ok = *key && (isalpha((unsigned char)*key) || *key == '_');
+        for (char *k = key; *k && key_ok; k++)
+            key_ok = isalnum((unsigned char)*k) || *k == '_';
+        char *value = dotenv_value(eq + 1);
+        if (!key_ok || !value) {
+            fprintf(stderr, "config: %s:%d: malformed %s\n", path, lineno,
+                    key_ok ? "value (unterminated quote?)" : "variable name");
+            rc = -1;
+            break;
+        }
+        if (setenv(key, value, 0) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}

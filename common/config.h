@@ -1,0 +1,73 @@
+/* config: every setting of confab, from the environment, optionally from a
+ * `.env` file in the working directory (variables already set win).
+ *
+ * One table (config.c) lists each variable with its type, bounds, default and
+ * meaning; the README's table is the same list. Loading validates every value
+ * and reports every bad one, so a process either starts with a coherent
+ * configuration or exits with a message naming the variable and what it
+ * accepts. */
+#ifndef CF_CONFIG_H
+#define CF_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CF_DEV_JWT_SECRET "confab-development-secret-do-not-use-in-production!"
+
+struct cf_config {
+    /* gateway */
+    int port;
+    char listen_addr[64];
+    int gateway_workers;
+    char frontend_dir[512];
+    char jwt_secret[512];
+    int jwt_ttl;
+    char default_room[65];
+    int max_message_bytes;
+    int64_t max_client_queue_bytes;
+    int ping_interval;
+    int ping_timeout;
+    int drain_timeout_ms;
+    /* shared */
+    int brokers;
+    char run_dir[96];
+    int64_t max_link_queue_bytes;
+    enum cf_log_level log_level;
+    bool dev;
+    /* broker */
+    char redis_addr[256];
+    char redis_password[256];
+
+    /* derived */
+    bool jwt_secret_is_dev; /* JWT_SECRET was unset: the development secret is in use */
+};
+
+/* Loads ./.env when present (or the file named by CONFAB_ENV_FILE), then reads
+ * every variable. Returns 0, or -1 after printing one line per problem to
+ * stderr. */
+int cf_config_load(struct cf_config *cfg);
+
+/* Reads a .env file into the environment without overriding variables that
+ * are already set. Returns 0 (also when the file does not exist) or -1 after
+ * printing the offending line number to stderr. */
+int cf_dotenv_load(const char *path);
+
+/* Prints the effective configuration, secrets masked, one VAR=value a line. */
+void cf_config_print(const struct cf_config *cfg, FILE *out);
+
+/* The socket path of broker shard i: RUN_DIR/broker-<i>.sock. Returns 0, or -1
+ * if it does not fit in a sockaddr_un (cap >= 108). */
+int cf_broker_socket_path(const struct cf_config *cfg, int shard, char *out, size_t cap);
+
+/* Parsed REDIS_ADDR: either a unix socket path or host and port. */
+struct cf_redis_addr {
+    bool is_unix;
+    char host[256]; /* or the socket path */
+    int port;
+};
+int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out);
+
+#endif

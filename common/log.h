@@ -1,0 +1,40 @@
+/* log: one line per event on stderr, with a level, a process tag and a subsystem tag.
+ *
+ *   2026-11-28T10:00:00.123Z INFO  gateway[4242] link: broker 1 linked
+ *
+ * Lines are written with a single write(2) so that lines from several processes
+ * sharing one stderr never interleave. Never log tokens, secrets or message
+ * bodies above debug. */
+#ifndef CF_LOG_H
+#define CF_LOG_H
+
+#include <stdarg.h>
+
+enum cf_log_level { CF_LOG_DEBUG = 0, CF_LOG_INFO, CF_LOG_WARN, CF_LOG_ERROR };
+
+/* Names the process in every line ("gateway", "broker-1", ...). The string
+ * must outlive all logging; a copy of at most 31 bytes is kept. */
+void cf_log_set_process(const char *name);
+void cf_log_set_level(enum cf_log_level level);
+enum cf_log_level cf_log_get_level(void);
+
+/* Parses "debug", "info", "warn", "error" (case-insensitive). Returns 0 and
+ * sets *out, or -1 when the name is unknown. */
+int cf_log_level_parse(const char *name, enum cf_log_level *out);
+
+int cf_log_enabled(enum cf_log_level level);
+
+__attribute__((format(printf, 3, 4))) void cf_log(enum cf_log_level level, const char *tag,
+                                                  const char *fmt, ...);
+void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list ap);
+
+#define CF_DEBUG(tag, ...)                                                                         \
+    do {                                                                                           \
+        if (cf_log_enabled(CF_LOG_DEBUG))                                                          \
+            cf_log(CF_LOG_DEBUG, tag, __VA_ARGS__);                                                \
+    } while (0)
+#define CF_INFO(tag, ...) cf_log(CF_LOG_INFO, tag, __VA_ARGS__)
+#define CF_WARN(tag, ...) cf_log(CF_LOG_WARN, tag, __VA_ARGS__)
+#define CF_ERROR(tag, ...) cf_log(CF_LOG_ERROR, tag, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,131 @@
+#include "sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int cf_sock_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof sa->sun_path)
+        return -ENAMETOOLONG;
+    memcpy(sa->sun_path, path, n + 1);
+    return 0;
+}
+
+int cf_sock_unix_connect(const char *path)
+{
+    struct sockaddr_un sa;
+    int rc = unix_addr(path, &sa);
+    if (rc < 0)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc == -EINPROGRESS ? -EAGAIN : rc;
+    }
+    return fd;
+}
+
+int cf_sock_unix_listen(const char *path, mode_t mode, int backlog)
+{
+    struct sockaddr_un sa;
+    int rc = unix_addr(path, &sa);
+    if (rc < 0)
+        return rc;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST; /* never delete something that is not a socket */
+        int probe = cf_sock_unix_connect(path);
+        if (probe >= 0 || probe == -EAGAIN) {
+            if (probe >= 0)
+                close(probe);
+            return -EADDRINUSE;
+        }
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* Create the file with the final mode: no window in which it is wider. */
+    mode_t old = umask((mode_t)(~mode & 0777));
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc < 0 || chmod(path, mode) < 0 || listen(fd, backlog) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int cf_sock_tcp_listen(const char *addr, int port, int backlog)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    int family;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    if (!*addr || inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        family = AF_INET6;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (!*addr)
+            s6->sin6_addr = in6addr_any;
+        len = sizeof *s6;
+    } else if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        family = AF_INET;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        len = sizeof *s4;
+    } else {
+        return -EINVAL;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 && family == AF_INET6 && !*addr && errno == EAFNOSUPPORT) {
+        /* No IPv6 on this host: all IPv4 addresses instead. */
+        family = AF_INET;
+        memset(&ss, 0, sizeof ss);
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        len = sizeof *s4;
+        fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+    if (family == AF_INET6 && !*addr)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int rc = -errno;
+    close(fd);
+    return rc;
+}

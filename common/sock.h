@@ -1,0 +1,24 @@
+/* sock: small socket helpers shared by gateways and brokers. All sockets are
+ * non-blocking and close-on-exec. Functions return an fd or a negative errno. */
+#ifndef CF_SOCK_H
+#define CF_SOCK_H
+
+#include <sys/types.h>
+
+int cf_sock_set_nonblock(int fd);
+
+/* Binds and listens on a Unix stream socket with the given mode. A leftover
+ * socket file from a dead process is replaced; a live one (something accepts
+ * on it) is left alone and -EADDRINUSE is returned. */
+int cf_sock_unix_listen(const char *path, mode_t mode, int backlog);
+
+/* Connects to a Unix stream socket. Returns the fd (connected) or -errno:
+ * -ENOENT / -ECONNREFUSED when nobody listens, -EAGAIN when its backlog is full. */
+int cf_sock_unix_connect(const char *path);
+
+/* Binds and listens on a TCP port with SO_REUSEPORT, so that several processes
+ * share it and the kernel spreads connections among them. addr "" means all
+ * addresses (IPv6 dual-stack, or IPv4 when IPv6 is unavailable). */
+int cf_sock_tcp_listen(const char *addr, int port, int backlog);
+
+#endif

@@ -1,0 +1,167 @@
+#include "supervisor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "log.h"
+
+#define STABLE_MS 10000
+
+struct child {
+    pid_t pid;
+    int64_t started, restart_at; /* restart_at > 0: waiting to be restarted */
+    struct cf_backoff bo;
+};
+
+static sigset_t g_oldmask;
+
+static pid_t spawn(int index, cf_sup_main_fn fn, void *arg)
+{
+    pid_t master = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid; /* parent, or -1 */
+    /* Child: die with the master, undo the master's signal setup. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        _exit(1);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+    _exit(fn(index, arg));
+}
+
+static void describe(int status, char *buf, size_t cap)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, cap, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, cap, "stopped (status %d)", status);
+}
+
+int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &g_oldmask);
+
+    struct child *kids = calloc((size_t)n, sizeof *kids);
+    if (!kids) {
+        CF_ERROR("supervisor", "out of memory");
+        return 1;
+    }
+    int64_t now = cf_mono_ms();
+    for (int i = 0; i < n; i++) {
+        cf_backoff_init(&kids[i].bo, 200, 10000);
+        kids[i].restart_at = now; /* start right away */
+    }
+
+    int stopping = 0, alive = 0;
+    int64_t deadline = 0;
+    for (;;) {
+        now = cf_mono_ms();
+        int64_t next = now + 1000;
+        for (int i = 0; i < n && !stopping; i++) {
+            struct child *c = &kids[i];
+            if (c->pid || !c->restart_at)
+                continue;
+            if (c->restart_at <= now) {
+                c->pid = spawn(i, child_main, arg);
+                if (c->pid < 0) {
+                    c->pid = 0;
+                    c->restart_at = now + cf_backoff_next(&c->bo);
+                    CF_ERROR("supervisor", "cannot fork %s %d: %s; retrying", what, i,
+                             strerror(errno));
+                } else {
+                    c->started = now;
+                    c->restart_at = 0;
+                    alive++;
+                    CF_DEBUG("supervisor", "%s %d started as pid %d", what, i, (int)c->pid);
+                }
+            }
+            if (c->restart_at && c->restart_at < next)
+                next = c->restart_at;
+        }
+        if (stopping) {
+            if (alive == 0)
+                break;
+            if (now >= deadline) {
+                for (int i = 0; i < n; i++)
+                    if (kids[i].pid) {
+                        CF_WARN("supervisor", "%s %d (pid %d) did not stop in %d ms; killing it",
+                                what, i, (int)kids[i].pid, grace_ms);
+                        kill(kids[i].pid, SIGKILL);
+                    }
+                deadline = now + 5000;
+            }
+            next = deadline < next ? deadline : next;
+        }
+
+        int64_t wait = next - now;
+        if (wait < 0)
+            wait = 0;
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            if (!stopping) {
+                CF_INFO("supervisor", "received %s; stopping %d %s(s)", strsignal(sig), alive,
+                        what);
+                stopping = 1;
+                deadline = cf_mono_ms() + grace_ms;
+                for (int i = 0; i < n; i++)
+                    if (kids[i].pid)
+                        kill(kids[i].pid, SIGTERM);
+            }
+        } else if (sig == SIGHUP) {
+            CF_INFO("supervisor", "SIGHUP ignored (restart the service to reload settings)");
+        }
+        /* Reap whatever exited (SIGCHLD or not: signals coalesce). */
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (int i = 0; i < n; i++) {
+                struct child *c = &kids[i];
+                if (c->pid != pid)
+                    continue;
+                c->pid = 0;
+                alive--;
+                char how[96];
+                describe(status, how, sizeof how);
+                if (stopping) {
+                    CF_DEBUG("supervisor", "%s %d (pid %d) %s", what, i, (int)pid, how);
+                    break;
+                }
+                now = cf_mono_ms();
+                if (now - c->started >= STABLE_MS)
+                    cf_backoff_reset(&c->bo);
+                uint32_t delay = cf_backoff_next(&c->bo);
+                c->restart_at = now + delay;
+                CF_ERROR("supervisor", "%s %d (pid %d) %s; restarting it in %u ms", what, i,
+                         (int)pid, how, delay);
+                break;
+            }
+        }
+    }
+    free(kids);
+    CF_INFO("supervisor", "all %s(s) stopped", what);
+    sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+    return 0;
+}

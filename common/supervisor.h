@@ -1,0 +1,19 @@
+/* supervisor: run N copies of a worker in child processes and keep them alive.
+ *
+ * The calling process becomes a small master: it forks `n` children that each
+ * run child_main(index, arg) and exit with its return value; a child that dies
+ * is restarted after a backoff (reset once it has run for 10 s). SIGTERM or
+ * SIGINT is forwarded to every child; the master waits up to grace_ms for them
+ * to exit, then SIGKILLs the rest, and returns 0. Children get SIGTERM if the
+ * master dies (PR_SET_PDEATHSIG), so nothing is left behind.
+ *
+ * Used when GATEWAY_WORKERS > 1 and when confab-broker runs every shard. */
+#ifndef CF_SUPERVISOR_H
+#define CF_SUPERVISOR_H
+
+typedef int (*cf_sup_main_fn)(int index, void *arg);
+
+/* `what` names the workers in log lines ("gateway worker", "broker shard"). */
+int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms);
+
+#endif

@@ -1,0 +1,189 @@
+/* validate: see validate.h. The UTF-8 decoder follows the well-formed byte
+ * sequences table of the Unicode standard (chapter 3, table 3-7). */
+#include "validate.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Decodes one code point at s[*i]; returns it, or -1 on an ill-formed sequence. */
+static int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
+{
+    unsigned char c = s[*i];
+    if (c < 0x80) {
+        (*i)++;
+        return c;
+    }
+    int n;
+    int32_t cp;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 1;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 2;
+        cp = c & 0x0F;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 3;
+        cp = c & 0x07;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        if (c == 0xF4)
+            hi = 0x8F; /* > U+10FFFF */
+    } else {
+        return -1;
+    }
+    if (len - *i <= (size_t)n)
+        return -1;
+    for (int k = 1; k <= n; k++) {
+        unsigned char b = s[*i + (size_t)k];
+        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+            return -1;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    *i += (size_t)n + 1;
+    return cp;
+}
+
+bool cf_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        /* Fast path over ASCII runs. */
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (utf8_next(u, len, &i) < 0)
+            return false;
+    }
+    return true;
+}
+
+bool cf_room_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > CF_ROOM_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == ':' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool is_ascii_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_forbidden_in_name(int32_t cp)
+{
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F))
+        return true; /* C0, DEL, C1 controls */
+    if (cp == 0x00AD || cp == 0x034F || cp == 0x061C || cp == 0x180E)
+        return true; /* soft hyphen, grapheme joiner, Arabic letter mark, Mongolian vs */
+    if ((cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+        (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB))
+        return true; /* zero-width, line/para separators, bidi controls, BOM */
+    if (cp >= 0xE0000 && cp <= 0xE007F)
+        return true; /* tag characters */
+    return false;
+}
+
+static int name_check(const char *s, size_t len)
+{
+    if (len == 0)
+        return CF_NAME_EMPTY;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    int count = 0;
+    while (i < len) {
+        int32_t cp = utf8_next(u, len, &i);
+        if (cp < 0)
+            return CF_NAME_BAD_UTF8;
+        if (is_forbidden_in_name(cp))
+            return CF_NAME_CONTROL;
+        if (++count > CF_USERNAME_MAX)
+            return CF_NAME_TOO_LONG;
+    }
+    return CF_NAME_OK;
+}
+
+int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t b = 0, e = len;
+    while (b < e && is_ascii_space((unsigned char)in[b]))
+        b++;
+    while (e > b && is_ascii_space((unsigned char)in[e - 1]))
+        e--;
+    size_t n = e - b;
+    if (n > CF_USERNAME_BYTES_MAX)
+        return CF_NAME_TOO_LONG;
+    int rc = name_check(in + b, n);
+    if (rc != CF_NAME_OK)
+        return rc;
+    if (cap < n + 1)
+        return CF_NAME_TOO_LONG;
+    memcpy(out, in + b, n);
+    out[n] = '\0';
+    return (int)n;
+}
+
+bool cf_username_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > CF_USERNAME_BYTES_MAX)
+        return false;
+    if (is_ascii_space((unsigned char)s[0]) || is_ascii_space((unsigned char)s[len - 1]))
+        return false;
+    return name_check(s, len) == CF_NAME_OK;
+}
+
+const char *cf_name_error_str(int err)
+{
+    switch (err) {
+    case CF_NAME_EMPTY:
+        return "username must not be empty";
+    case CF_NAME_TOO_LONG:
+        return "username must be at most 32 characters";
+    case CF_NAME_BAD_UTF8:
+        return "username must be valid UTF-8";
+    case CF_NAME_CONTROL:
+        return "username must not contain control or invisible formatting characters";
+    default:
+        return "invalid username";
+    }
+}
+
+static bool is_unicode_space(int32_t cp)
+{
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
+           cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
+           cp == 0xFEFF;
+}
+
+bool cf_text_has_content(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (u[i] < 0x80) {
+            if (!is_ascii_space(u[i]))
+                return true;
+            i++;
+            continue;
+        }
+        int32_t cp = utf8_next(u, len, &i);
+        if (cp < 0)
+            return true; /* not ours to judge here: callers validate UTF-8 first */
+        if (!is_unicode_space(cp))
+            return true;
+    }
+    return false;
+}

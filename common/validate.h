@@ -1,0 +1,45 @@
+/* validate: the shared rules for names and text that cross a trust boundary. */
+#ifndef CF_VALIDATE_H
+#define CF_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CF_ROOM_MAX 64     /* bytes */
+#define CF_USERNAME_MAX 32 /* characters (code points) */
+/* A username is at most 32 code points of at most 4 bytes each. */
+#define CF_USERNAME_BYTES_MAX (CF_USERNAME_MAX * 4)
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool cf_utf8_valid(const char *s, size_t len);
+
+/* A room name is 1-64 bytes of [A-Za-z0-9_.:-]. */
+bool cf_room_valid(const char *s, size_t len);
+
+enum cf_name_error {
+    CF_NAME_OK = 0,
+    CF_NAME_EMPTY = -1,
+    CF_NAME_TOO_LONG = -2,
+    CF_NAME_BAD_UTF8 = -3,
+    CF_NAME_CONTROL = -4,
+};
+
+/* Trims ASCII whitespace from both ends of `in` and checks the rest is a valid
+ * username: 1-32 code points of valid UTF-8 without control characters (C0, DEL,
+ * C1) or invisible formatting characters (zero-width, bidi overrides, BOM) that
+ * would let one user impersonate another on screen. On success writes the
+ * trimmed name and a NUL into out (cap >= CF_USERNAME_BYTES_MAX + 1) and returns
+ * its length in bytes; otherwise returns an enum cf_name_error. */
+int cf_username_clean(const char *in, size_t len, char *out, size_t cap);
+
+/* Same rules, for a name that must already be trimmed (e.g. a token's `sub`). */
+bool cf_username_valid(const char *s, size_t len);
+
+/* A human-readable reason for a cf_name_error, for error responses. */
+const char *cf_name_error_str(int err);
+
+/* True when the text holds something other than whitespace (ASCII or Unicode
+ * spaces). Assumes valid UTF-8. */
+bool cf_text_has_content(const char *s, size_t len);
+
+#endif

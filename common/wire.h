@@ -1,0 +1,85 @@
+/* wire: the gateway <-> broker protocol and the room payload on Redis.
+ *
+ * Every message is one msgpack map with string keys: "v" (wire version, 1) and
+ * "t" (type) first, then the type's fields (docs/wire.md has the table). On a
+ * stream socket each message is framed by a 4-byte big-endian length. The
+ * payload of a "msg" is exactly what brokers PUBLISH to Redis channel
+ * "room:<name>", so a message travels gateway -> broker -> Redis -> brokers ->
+ * gateways without being re-encoded.
+ *
+ * Decoding is defensive: frames are bounded (CF_WIRE_MAX_FRAME), container
+ * sizes are checked against the bytes present before msgpack-c allocates
+ * anything (it trusts declared sizes), trailing bytes, unknown versions and
+ * types, missing fields and fields of the wrong type are all errors, and names
+ * are validated with the same rules the gateway applies to clients. Unknown
+ * keys are ignored so that a newer peer can add fields.
+ *
+ * This is the only module that includes msgpack.h. */
+#ifndef CF_WIRE_H
+#define CF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bytes.h"
+
+#define CF_WIRE_VERSION 1
+#define CF_WIRE_HDR 4
+#define CF_WIRE_MAX_FRAME (256u * 1024u)  /* payload bytes */
+#define CF_WIRE_MAX_TEXT (128u * 1024u)   /* bytes of a message's text */
+#define CF_WIRE_MAX_NODE 64               /* bytes of a node name */
+#define CF_WIRE_MAX_SHARDS 1024
+
+enum cf_wire_type {
+    CF_WIRE_HELLO = 1, /* gateway -> broker, first on a link: shard, shards, node */
+    CF_WIRE_WELCOME,   /* broker -> gateway, answer to hello: shard, shards, node */
+    CF_WIRE_JOIN,      /* gateway -> broker: room (the gateway's first member joined) */
+    CF_WIRE_LEAVE,     /* gateway -> broker: room (the gateway's last member left) */
+    CF_WIRE_MSG,       /* a room message, both ways and on Redis: room, from, text, ts */
+    CF_WIRE_PING,      /* either way: seq */
+    CF_WIRE_PONG,      /* answer to ping: seq */
+};
+
+/* A string inside a decoded payload: not NUL-terminated, valid only while the
+ * payload bytes are. */
+struct cf_str {
+    const char *p;
+    uint32_t len;
+};
+
+struct cf_wire_msg {
+    enum cf_wire_type type;
+    struct cf_str room, from, text, node;
+    int64_t ts; /* ms since the epoch, set by the gateway that accepted the message */
+    uint32_t shard, shards;
+    uint64_t seq;
+};
+
+const char *cf_wire_type_name(enum cf_wire_type t);
+
+/* Appends one framed message (header + payload) to out. Returns 0, -ENOBUFS
+ * when out is at its bound, -ENOMEM, or -EINVAL for an unknown type or a
+ * field over its limit. On error out is unchanged. */
+int cf_wire_encode(struct cf_bytes *out, const struct cf_wire_msg *m);
+
+/* Appends a frame holding an already-encoded payload (e.g. one from Redis). */
+int cf_wire_frame_raw(struct cf_bytes *out, const void *payload, size_t len);
+
+/* Looks at the front of a stream buffer. Returns 1 and sets payload and len when
+ * a whole frame is there (the caller consumes CF_WIRE_HDR + len bytes when
+ * done with it), 0 when more bytes are needed, or -EMSGSIZE when the header
+ * announces more than CF_WIRE_MAX_FRAME bytes (the stream is unusable). */
+int cf_wire_frame_peek(const struct cf_bytes *in, const unsigned char **payload, size_t *len);
+
+struct cf_wire_decoder;
+
+struct cf_wire_decoder *cf_wire_decoder_new(void);
+void cf_wire_decoder_free(struct cf_wire_decoder *d); /* NULL is a no-op */
+
+/* Decodes one payload. Returns 0 and fills *m (strings point into payload),
+ * or -EBADMSG and sets *why to a static description of what was wrong. The
+ * decoder's memory is reused by the next call. */
+int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
+                   struct cf_wire_msg *m, const char **why);
+
+#endif

@@ -1,0 +1,375 @@
+/* blinks: see blinks.h. */
+#include "blinks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "log.h"
+#include "shard.h"
+#include "sock.h"
+
+#define HANDSHAKE_TIMEOUT_MS 5000
+#define PING_EVERY_MS 10000
+#define SILENCE_TIMEOUT_MS 30000
+#define READ_CHUNK 65536
+#define READ_BUDGET (512 * 1024)
+
+enum bstate { BL_DOWN, BL_HANDSHAKE, BL_UP };
+
+struct blink {
+    struct blinks *bs;
+    uint32_t shard;
+    char path[108];
+    enum bstate st;
+    struct lws *wsi;
+    int fd;
+    struct cf_bytes in, out;
+    struct cf_backoff bo;
+    lws_sorted_usec_list_t sul_retry;
+    int64_t opened, last_rx, last_ping;
+    uint64_t ping_seq;
+    uint32_t failures;
+};
+
+struct blinks {
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    const struct cf_config *cfg;
+    uint32_t n, up;
+    struct blink *links;
+    struct blinks_cbs cbs;
+    void *ud;
+    char node[CF_WIRE_MAX_NODE + 1];
+    struct cf_wire_decoder *dec;
+    lws_sorted_usec_list_t sul_tick;
+};
+
+static void link_connect(struct blink *l);
+
+static void schedule_retry_cb(lws_sorted_usec_list_t *sul)
+{
+    struct blink *l = lws_container_of(sul, struct blink, sul_retry);
+    link_connect(l);
+}
+
+static void schedule_retry(struct blink *l, const char *why)
+{
+    uint32_t delay = cf_backoff_next(&l->bo);
+    l->failures++;
+    if (l->failures == 1 || l->failures % 30 == 0)
+        CF_WARN("link", "broker %u (%s): %s; retrying with backoff (attempt %u, next in %u ms)",
+                l->shard, l->path, why, l->failures, delay);
+    lws_sul_schedule(l->bs->ctx, 0, &l->sul_retry, schedule_retry_cb,
+                     (lws_usec_t)delay * LWS_US_PER_MS);
+}
+
+/* Queues a frame. On overflow the link is reset: its state (joined rooms) is
+ * rebuilt on reconnect, which is safer than running with a hole in it. */
+static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on_full)
+{
+    if (l->st == BL_DOWN || !l->wsi)
+        return -ENOTCONN;
+    int rc = cf_wire_encode(&l->out, m);
+    if (rc < 0) {
+        if (rc == -ENOBUFS && reset_on_full) {
+            CF_ERROR("link", "broker %u: output queue full (%zu bytes); resetting the link",
+                     l->shard, cf_bytes_len(&l->out));
+            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+        return rc;
+    }
+    lws_callback_on_writable(l->wsi);
+    return 0;
+}
+
+static void link_connect(struct blink *l)
+{
+    struct blinks *b = l->bs;
+    int fd = cf_sock_unix_connect(l->path);
+    if (fd < 0) {
+        schedule_retry(l, fd == -ENOENT || fd == -ECONNREFUSED ? "broker not running"
+                                                               : strerror(-fd));
+        return;
+    }
+    lws_adopt_desc_t info;
+    memset(&info, 0, sizeof info);
+    info.vh = b->vh;
+    info.type = LWS_ADOPT_RAW_FILE_DESC;
+    info.fd.filefd = fd;
+    info.vh_prot_name = BLINKS_PROTOCOL;
+    info.opaque = l;
+    l->fd = fd;
+    l->st = BL_HANDSHAKE;
+    l->opened = l->last_rx = l->last_ping = cf_mono_ms();
+    l->wsi = lws_adopt_descriptor_vhost_via_info(&info);
+    if (!l->wsi) {
+        if (fcntl(fd, F_GETFD) >= 0)
+            close(fd);
+        l->st = BL_DOWN;
+        schedule_retry(l, "cannot adopt the socket into the event loop");
+        return;
+    }
+    struct cf_wire_msg hello = {.type = CF_WIRE_HELLO, .shard = l->shard, .shards = b->n};
+    hello.node = (struct cf_str){b->node, (uint32_t)strlen(b->node)};
+    link_send(l, &hello, true);
+}
+
+static void link_down(struct blink *l)
+{
+    struct blinks *b = l->bs;
+    bool was_up = l->st == BL_UP;
+    l->st = BL_DOWN;
+    l->wsi = NULL;
+    l->fd = -1;
+    cf_bytes_free(&l->in);
+    cf_bytes_free(&l->out);
+    if (was_up) {
+        b->up--;
+        CF_WARN("link", "broker %u link lost; reconnecting", l->shard);
+        if (b->cbs.on_down)
+            b->cbs.on_down(b->ud, l->shard);
+    }
+    schedule_retry(l, was_up ? "link lost" : "link closed during handshake");
+}
+
+static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
+{
+    struct blinks *b = l->bs;
+    struct cf_wire_msg m;
+    const char *why;
+    if (cf_wire_decode(b->dec, p, len, &m, &why) < 0) {
+        CF_ERROR("link", "broker %u sent a bad frame (%s); resetting the link", l->shard, why);
+        return -1;
+    }
+    if (l->st == BL_HANDSHAKE) {
+        if (m.type != CF_WIRE_WELCOME || m.shard != l->shard || m.shards != b->n) {
+            CF_ERROR("link", "broker at %s did not welcome us as shard %u of %u (BROKERS "
+                     "must match on every process); resetting", l->path, l->shard, b->n);
+            return -1;
+        }
+        l->st = BL_UP;
+        l->failures = 0;
+        cf_backoff_reset(&l->bo);
+        b->up++;
+        CF_INFO("link", "broker %u linked (%.*s)", l->shard, (int)m.node.len, m.node.p);
+        if (b->cbs.on_up)
+            b->cbs.on_up(b->ud, l->shard);
+        return 0;
+    }
+    switch (m.type) {
+    case CF_WIRE_MSG:
+        b->cbs.on_msg(b->ud, &m);
+        return 0;
+    case CF_WIRE_PING: {
+        struct cf_wire_msg pong = {.type = CF_WIRE_PONG, .seq = m.seq};
+        return link_send(l, &pong, true) == -ENOBUFS ? -1 : 0;
+    }
+    case CF_WIRE_PONG:
+        return 0;
+    default:
+        CF_ERROR("link", "broker %u sent an unexpected %s frame; resetting", l->shard,
+                 cf_wire_type_name(m.type));
+        return -1;
+    }
+}
+
+static int link_read(struct blink *l)
+{
+    size_t total = 0;
+    while (total < READ_BUDGET) {
+        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK);
+        if (n == -EAGAIN)
+            break;
+        if (n == 0) {
+            CF_DEBUG("link", "broker %u closed the link", l->shard);
+            return -1;
+        }
+        if (n < 0) {
+            CF_WARN("link", "broker %u: read failed: %s", l->shard, strerror((int)-n));
+            return -1;
+        }
+        total += (size_t)n;
+        l->last_rx = cf_mono_ms();
+        const unsigned char *p;
+        size_t len;
+        int rc;
+        while ((rc = cf_wire_frame_peek(&l->in, &p, &len)) != 0) {
+            if (rc < 0) {
+                CF_ERROR("link", "broker %u sent an oversized frame; resetting", l->shard);
+                return -1;
+            }
+            if (handle_frame(l, p, len) < 0)
+                return -1;
+            cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
+        }
+    }
+    return 0;
+}
+
+int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    struct blink *l = lws_get_opaque_user_data(wsi);
+    if (!l)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return link_read(l);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
+        if (w < 0) {
+            CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
+            return -1;
+        }
+        if (cf_bytes_len(&l->out))
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (l->wsi == wsi)
+            link_down(l);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct blinks *b = lws_container_of(sul, struct blinks, sul_tick);
+    int64_t now = cf_mono_ms();
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct blink *l = &b->links[i];
+        if (!l->wsi)
+            continue;
+        const char *why = NULL;
+        if (l->st == BL_HANDSHAKE && now - l->opened > HANDSHAKE_TIMEOUT_MS)
+            why = "no welcome within 5 s";
+        else if (l->st == BL_UP && now - l->last_rx > SILENCE_TIMEOUT_MS)
+            why = "broker silent for 30 s";
+        if (why) {
+            CF_WARN("link", "broker %u: %s; resetting the link", l->shard, why);
+            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (l->st == BL_UP && now - l->last_ping >= PING_EVERY_MS) {
+            struct cf_wire_msg ping = {.type = CF_WIRE_PING, .seq = ++l->ping_seq};
+            l->last_ping = now;
+            link_send(l, &ping, true);
+        }
+    }
+    lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
+}
+
+struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
+                          const struct cf_config *cfg, const char *node,
+                          const struct blinks_cbs *cbs, void *ud)
+{
+    struct blinks *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->ctx = ctx;
+    b->vh = vh;
+    b->cfg = cfg;
+    b->n = (uint32_t)cfg->brokers;
+    b->cbs = *cbs;
+    b->ud = ud;
+    snprintf(b->node, sizeof b->node, "%s", node);
+    b->links = calloc(b->n, sizeof *b->links);
+    b->dec = cf_wire_decoder_new();
+    if (!b->links || !b->dec) {
+        blinks_free(b);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct blink *l = &b->links[i];
+        l->bs = b;
+        l->shard = i;
+        l->fd = -1;
+        cf_broker_socket_path(cfg, (int)i, l->path, sizeof l->path);
+        cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
+        cf_bytes_init(&l->out, (size_t)cfg->max_link_queue_bytes);
+        cf_backoff_init(&l->bo, 100, 5000);
+    }
+    return b;
+}
+
+void blinks_start(struct blinks *b)
+{
+    for (uint32_t i = 0; i < b->n; i++)
+        link_connect(&b->links[i]);
+    lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
+}
+
+void blinks_free(struct blinks *b)
+{
+    if (!b)
+        return;
+    for (uint32_t i = 0; b->links && i < b->n; i++) {
+        struct blink *l = &b->links[i];
+        lws_sul_cancel(&l->sul_retry);
+        if (l->wsi)
+            lws_set_opaque_user_data(l->wsi, NULL);
+        cf_bytes_free(&l->in);
+        cf_bytes_free(&l->out);
+    }
+    lws_sul_cancel(&b->sul_tick);
+    free(b->links);
+    cf_wire_decoder_free(b->dec);
+    free(b);
+}
+
+uint32_t blinks_shard_of(const struct blinks *b, const char *room, size_t len)
+{
+    return cf_shard_of(room, len, b->n);
+}
+
+static struct blink *owner(struct blinks *b, const char *room, size_t len)
+{
+    return &b->links[cf_shard_of(room, len, b->n)];
+}
+
+static int room_op(struct blinks *b, enum cf_wire_type t, const char *room, size_t len)
+{
+    struct blink *l = owner(b, room, len);
+    if (l->st != BL_UP)
+        return -ENOTCONN; /* replayed by the owner's on_up */
+    struct cf_wire_msg m = {.type = t, .room = {room, (uint32_t)len}};
+    return link_send(l, &m, true);
+}
+
+int blinks_join(struct blinks *b, const char *room, size_t len)
+{
+    return room_op(b, CF_WIRE_JOIN, room, len);
+}
+
+int blinks_leave(struct blinks *b, const char *room, size_t len)
+{
+    return room_op(b, CF_WIRE_LEAVE, room, len);
+}
+
+int blinks_publish(struct blinks *b, const struct cf_wire_msg *m)
+{
+    struct blink *l = owner(b, m->room.p, m->room.len);
+    if (l->st != BL_UP)
+        return -ENOTCONN;
+    return link_send(l, m, false);
+}
+
+uint32_t blinks_count(const struct blinks *b)
+{
+    return b->n;
+}
+
+uint32_t blinks_up(const struct blinks *b)
+{
+    return b->up;
+}

@@ -1,0 +1,60 @@
+/* blinks: this gateway process's links to the brokers, one per shard.
+ *
+ * Each link is a Unix stream socket to RUN_DIR/broker-<i>.sock, adopted into
+ * the lws loop as a raw descriptor and framed with the wire format. A link
+ * starts with hello/welcome (both sides check they agree on the shard count),
+ * is kept alive with pings, and when it drops (a broker restart) is retried
+ * with jittered exponential backoff; once it is back, the owner re-registers
+ * every local room of that shard. Output is a bounded byte queue flushed with
+ * one write per loop pass. */
+#ifndef GW_BLINKS_H
+#define GW_BLINKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "wire.h"
+
+struct lws;
+struct lws_vhost;
+struct lws_context;
+struct blinks;
+
+struct blinks_cbs {
+    /* A room message from a broker. */
+    void (*on_msg)(void *ud, const struct cf_wire_msg *m);
+    /* The link to `shard` completed its handshake: re-register its rooms. */
+    void (*on_up)(void *ud, uint32_t shard);
+    /* The link to `shard` went down. */
+    void (*on_down)(void *ud, uint32_t shard);
+};
+
+/* The lws protocol name the links are adopted under; register blinks_callback
+ * for it on the vhost. */
+#define BLINKS_PROTOCOL "confab-broker-link"
+
+struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
+                          const struct cf_config *cfg, const char *node,
+                          const struct blinks_cbs *cbs, void *ud);
+/* Starts connecting every link (call once the loop exists). */
+void blinks_start(struct blinks *b);
+void blinks_free(struct blinks *b); /* NULL is a no-op */
+
+/* Register / unregister a room with its owning broker, or publish a message
+ * there. 0, -ENOTCONN when that link is down (joins are replayed when it comes
+ * back; messages are lost and the caller says so), or -ENOBUFS when the link's
+ * queue is full. */
+int blinks_join(struct blinks *b, const char *room, size_t len);
+int blinks_leave(struct blinks *b, const char *room, size_t len);
+int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);
+
+uint32_t blinks_shard_of(const struct blinks *b, const char *room, size_t len);
+uint32_t blinks_count(const struct blinks *b);
+uint32_t blinks_up(const struct blinks *b);
+
+/* The lws callback for BLINKS_PROTOCOL. */
+int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+
+#endif

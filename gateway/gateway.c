@@ -1,0 +1,239 @@
+/* gateway: see gateway.h. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blinks.h"
+#include "clock.h"
+#include "files.h"
+#include "http.h"
+#include "listener.h"
+#include "log.h"
+#include "lrooms.h"
+#include "session.h"
+#include "ws.h"
+
+static volatile sig_atomic_t g_stop;
+static struct lws_context *g_ctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+    if (g_ctx)
+        lws_cancel_service(g_ctx);
+}
+
+/* ---- the client-facing protocol ----------------------------------------- */
+
+static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct gw *gw = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return http_callback(gw, wsi, (int)reason, in, len);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_CLOSED:
+        return ws_callback(gw, wsi, (int)reason, in, len);
+    case LWS_CALLBACK_WSI_DESTROY: {
+        enum conn_kind *k = lws_get_opaque_user_data(wsi);
+        if (k && *k == CONN_SESSION)
+            ws_destroy(gw, (struct session *)k);
+        else if (k && *k == CONN_HTTP)
+            http_req_free(k);
+        return 0;
+    }
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* Raw-descriptor protocols must never be chosen by a client: their names
+ * contain spaces, which no Sec-WebSocket-Protocol token can, and they refuse
+ * any WebSocket that reaches them anyway. */
+static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+        return 1;
+    return blinks_callback(wsi, (int)reason, user, in, len);
+}
+
+static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                           void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+        return 1;
+    return listener_callback(wsi, (int)reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"confab", main_callback, 0, 0, 0, NULL, 0},
+    {BLINKS_PROTOCOL, link_callback, 0, 0, 0, NULL, 0},
+    {LISTENER_PROTOCOL, listen_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- broker links <-> local rooms ---------------------------------------- */
+
+static void on_broker_msg(void *ud, const struct cf_wire_msg *m)
+{
+    struct gw *gw = ud;
+    gw->stats.messages_out += lrooms_deliver(gw->rooms, m);
+}
+
+struct relink {
+    struct gw *gw;
+    uint32_t shard;
+};
+
+static void relink_room(void *ud, const char *name, size_t len)
+{
+    struct relink *r = ud;
+    if (blinks_shard_of(r->gw->links, name, len) == r->shard)
+        blinks_join(r->gw->links, name, len);
+}
+
+static void on_broker_up(void *ud, uint32_t shard)
+{
+    struct gw *gw = ud;
+    struct relink r = {gw, shard};
+    lrooms_foreach(gw->rooms, relink_room, &r);
+}
+
+static void on_room_first(void *ud, const char *name, size_t len)
+{
+    struct gw *gw = ud;
+    blinks_join(gw->links, name, len); /* a link that is down replays it when back */
+}
+
+static void on_room_last(void *ud, const char *name, size_t len)
+{
+    struct gw *gw = ud;
+    blinks_leave(gw->links, name, len);
+}
+
+static const struct lrooms_ops room_ops = {on_room_first, on_room_last};
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    cf_log(level == LLL_ERR ? CF_LOG_ERROR : CF_LOG_WARN, "lws", "%.*s", (int)n, line);
+}
+
+static void drain(struct gw *gw)
+{
+    gw->draining = true;
+    listener_stop(gw->listener);
+    CF_INFO("gateway", "draining: closing %zu connections with 1001 (up to %d ms)", gw->nsessions,
+            gw->cfg->drain_timeout_ms);
+    ws_drain_all(gw);
+    int64_t deadline = cf_mono_ms() + gw->cfg->drain_timeout_ms;
+    while (gw->nsessions > 0 && cf_mono_ms() < deadline)
+        if (lws_service(gw->ctx, 0) < 0)
+            break;
+    if (gw->nsessions)
+        CF_WARN("gateway", "%zu connections did not close in time; dropping them", gw->nsessions);
+}
+
+int gw_run(const struct cf_config *cfg, int worker)
+{
+    struct gw gw;
+    memset(&gw, 0, sizeof gw);
+    gw.cfg = cfg;
+    gw.worker = worker;
+    int rc = 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    gw.auth = auth_new(cfg->jwt_secret, cfg->jwt_ttl);
+    gw.files = files_new(cfg->frontend_dir);
+    gw.rooms = lrooms_new(&room_ops, &gw);
+    if (!gw.auth || !gw.files || !gw.rooms)
+        goto out;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.user = &gw;
+    info.max_http_header_data = 8192;
+    info.timeout_secs = 10;
+    info.server_string = "confab";
+    gw.ctx = g_ctx = lws_create_context(&info);
+    if (!gw.ctx) {
+        CF_ERROR("gateway", "cannot create the libwebsockets context");
+        goto out;
+    }
+
+    lws_retry_bo_t retry;
+    memset(&retry, 0, sizeof retry);
+    retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
+    retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval + cfg->ping_timeout);
+    struct lws_context_creation_info vinfo;
+    memset(&vinfo, 0, sizeof vinfo);
+    vinfo.vhost_name = "confab";
+    vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    vinfo.protocols = protocols;
+    vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    vinfo.retry_and_idle_policy = &retry;
+    gw.vh = lws_create_vhost(gw.ctx, &vinfo);
+    if (!gw.vh) {
+        CF_ERROR("gateway", "cannot create the libwebsockets vhost");
+        goto out;
+    }
+
+    char host[64] = "host", node[CF_WIRE_MAX_NODE + 1];
+    gethostname(host, sizeof host - 1);
+    snprintf(node, sizeof node, "gw-%.40s-%d", host, (int)getpid());
+    const struct blinks_cbs lcbs = {on_broker_msg, on_broker_up, NULL};
+    gw.links = blinks_new(gw.ctx, gw.vh, cfg, node, &lcbs, &gw);
+    if (!gw.links)
+        goto out;
+    gw.listener = listener_new(gw.vh, cfg->listen_addr, cfg->port);
+    if (!gw.listener)
+        goto out;
+    blinks_start(gw.links);
+    CF_INFO("gateway", "worker %d listening on %s:%d, serving %s, %d brokers in %s", worker,
+            cfg->listen_addr[0] ? cfg->listen_addr : "*", cfg->port, files_root(gw.files),
+            cfg->brokers, cfg->run_dir);
+
+    while (!g_stop)
+        if (lws_service(gw.ctx, 0) < 0)
+            break;
+    drain(&gw);
+    rc = 0;
+out:
+    listener_free(gw.listener);
+    blinks_free(gw.links);
+    if (gw.ctx)
+        lws_context_destroy(gw.ctx); /* closes and destroys every session */
+    g_ctx = NULL;
+    lrooms_free(gw.rooms);
+    files_free(gw.files);
+    auth_free(gw.auth);
+    CF_INFO("gateway", "worker %d stopped", worker);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* gateway: one gateway process: the lws context with its protocols, and the
+ * state its modules share. http.c and ws.c implement the client-facing
+ * callbacks; blinks.c and listener.c the raw descriptors. */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct session;
+
+struct gw_stats {
+    uint64_t connections_total, messages_in, messages_out, sends_dropped, bad_frames;
+    uint64_t slow_consumers, logins, login_errors;
+    uint64_t auth_failures[AUTH_RESULT_COUNT];
+};
+
+struct gw {
+    const struct cf_config *cfg;
+    int worker; /* index among GATEWAY_WORKERS */
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct auth *auth;
+    struct files *files;
+    struct lrooms *rooms;
+    struct blinks *links;
+    struct listener *listener;
+    struct session *sessions; /* every established WebSocket */
+    size_t nsessions;
+    uint64_t next_conn_id;
+    bool draining;
+    struct gw_stats stats;
+};
+
+/* Runs one gateway process until SIGTERM/SIGINT; returns the exit code. */
+int gw_run(const struct cf_config *cfg, int worker);
+
+#endif

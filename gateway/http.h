@@ -1,0 +1,32 @@
+/* http: the gateway's plain HTTP routes.
+ *
+ *   POST /login    {"username":"alice"} -> 200 {"token":"<JWT>","username":"alice"}
+ *   GET  /healthz  200 when linked to every broker, else 503
+ *   GET  /ws       the WebSocket upgrade (see ws.h); 400 without an upgrade
+ *   GET  /...      static files from FRONTEND_DIR
+ *
+ * Every error is a JSON body {"error":"..."} with a 4xx/5xx status. */
+#ifndef GW_HTTP_H
+#define GW_HTTP_H
+
+#include <stddef.h>
+
+#include "gateway.h"
+
+#define LOGIN_MAX_BODY 4096
+
+/* Handles LWS_CALLBACK_HTTP, _HTTP_BODY and _HTTP_BODY_COMPLETION. Returns
+ * what the lws callback must return. */
+int http_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len);
+
+/* Writes a complete response with a JSON body; `extra` holds extra header
+ * lines ("name: value\r\n"...) or NULL. Returns 0, or -1 when the connection
+ * must be closed. Does not complete the transaction. */
+int http_reply(struct lws *wsi, unsigned status, const char *json, const char *extra);
+/* http_reply with {"error": msg}. */
+int http_error(struct lws *wsi, unsigned status, const char *msg, const char *extra);
+
+/* Frees the per-request state hung on a connection (from the destroy callback). */
+void http_req_free(void *opaque);
+
+#endif

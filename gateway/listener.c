@@ -1,0 +1,127 @@
+/* listener: see listener.h. */
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "sock.h"
+
+#define ACCEPT_BUDGET 128
+#define BACKLOG 4096
+
+struct listener {
+    struct lws_vhost *vh;
+    struct lws *wsi;
+    int fd, reserve;
+    int64_t last_emfile_log;
+    unsigned long emfile_drops;
+};
+
+struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port)
+{
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->vh = vh;
+    l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l->fd = cf_sock_tcp_listen(addr, port, BACKLOG);
+    if (l->fd < 0) {
+        CF_ERROR("listen", "cannot listen on %s:%d: %s%s", *addr ? addr : "*", port,
+                 strerror(-l->fd),
+                 l->fd == -EADDRINUSE ? " (another program holds the port without SO_REUSEPORT)"
+                                      : "");
+        if (l->reserve >= 0)
+            close(l->reserve);
+        free(l);
+        return NULL;
+    }
+    lws_adopt_desc_t info;
+    memset(&info, 0, sizeof info);
+    info.vh = vh;
+    info.type = LWS_ADOPT_RAW_FILE_DESC;
+    info.fd.filefd = l->fd;
+    info.vh_prot_name = LISTENER_PROTOCOL;
+    info.opaque = l;
+    l->wsi = lws_adopt_descriptor_vhost_via_info(&info);
+    if (!l->wsi) {
+        CF_ERROR("listen", "cannot add the listening socket to the event loop");
+        close(l->fd);
+        if (l->reserve >= 0)
+            close(l->reserve);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void listener_stop(struct listener *l)
+{
+    if (!l || !l->wsi)
+        return;
+    lws_set_opaque_user_data(l->wsi, NULL);
+    lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); /* closes l->fd */
+    l->wsi = NULL;
+    l->fd = -1;
+}
+
+void listener_free(struct listener *l)
+{
+    if (!l)
+        return;
+    listener_stop(l);
+    if (l->reserve >= 0)
+        close(l->reserve);
+    free(l);
+}
+
+static void shed_one(struct listener *l)
+{
+    /* Out of descriptors: accept with the reserve's slot and close at once, so
+     * the peer gets a clean refusal and the loop does not spin on POLLIN. */
+    l->emfile_drops++;
+    if (l->reserve >= 0) {
+        close(l->reserve);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    int64_t now = cf_mono_ms();
+    if (now - l->last_emfile_log > 10000) {
+        l->last_emfile_log = now;
+        CF_ERROR("listen", "out of file descriptors: refused %lu connections so far (raise "
+                 "LimitNOFILE or add gateway processes)", l->emfile_drops);
+    }
+}
+
+int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    struct listener *l = lws_get_opaque_user_data(wsi);
+    if (!l || reason != LWS_CALLBACK_RAW_RX_FILE)
+        return 0;
+    for (int i = 0; i < ACCEPT_BUDGET; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                shed_one(l);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                     errno != ECONNABORTED)
+                CF_ERROR("listen", "accept failed: %s", strerror(errno));
+            break;
+        }
+        if (!lws_adopt_socket_vhost(l->vh, fd))
+            CF_WARN("listen", "could not hand a new connection to the event loop");
+        /* lws closes fd itself when adoption fails */
+    }
+    return 0;
+}

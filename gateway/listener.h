@@ -1,0 +1,33 @@
+/* listener: the gateway's TCP listening socket, shared by every gateway
+ * process on the port.
+ *
+ * lws 4.1 cannot share a port between processes (it never sets SO_REUSEPORT)
+ * and cannot take an existing listening socket. So each process opens its own
+ * SO_REUSEPORT socket (the kernel spreads new connections over them), adopts
+ * it into the lws loop as a raw descriptor, accepts in batches itself and
+ * hands each connection to lws for HTTP/WebSocket handling. Running out of
+ * file descriptors does not spin the loop: a reserve descriptor is released to
+ * accept and immediately close the connection that could not be served. */
+#ifndef GW_LISTENER_H
+#define GW_LISTENER_H
+
+#include <stddef.h>
+
+struct lws;
+struct lws_vhost;
+struct listener;
+
+#define LISTENER_PROTOCOL "confab-listener"
+
+/* Opens addr:port (addr "" = all) and adopts it. Returns NULL after logging. */
+struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port);
+void listener_free(struct listener *l); /* closes the socket; NULL is a no-op */
+
+/* Stops accepting (for a graceful drain): new connections go to the other
+ * processes sharing the port, or are refused once none is left. */
+void listener_stop(struct listener *l);
+
+/* The lws callback for LISTENER_PROTOCOL. */
+int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+
+#endif

@@ -1,0 +1,83 @@
+/* confab-gateway: serves the browser client, issues guest tokens, and speaks
+ * WebSocket to clients and the wire protocol to the brokers.
+ *
+ * With GATEWAY_WORKERS > 1 the first process supervises that many worker
+ * processes, which share PORT through SO_REUSEPORT. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+#include "supervisor.h"
+
+#ifndef CONFAB_VERSION
+#define CONFAB_VERSION "dev"
+#endif
+
+static struct cf_config g_cfg;
+
+static int worker_main(int index, void *arg)
+{
+    (void)arg;
+    char name[32];
+    snprintf(name, sizeof name, "gateway-%d", index);
+    cf_log_set_process(name);
+    return gw_run(&g_cfg, index);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: confab-gateway [--check-config] [--version]\n"
+                 "  --check-config  validate the environment, print the settings and exit\n"
+                 "Settings come from the environment and ./.env; see README.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"check-config", no_argument, NULL, 'c'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int check = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            check = 1;
+            break;
+        case 'V':
+            printf("confab-gateway %s\n", CONFAB_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "confab-gateway: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    cf_log_set_process("gateway");
+    if (cf_config_load(&g_cfg) < 0) {
+        fprintf(stderr, "confab-gateway: invalid configuration, not starting\n");
+        return 2;
+    }
+    cf_log_set_level(g_cfg.log_level);
+    if (check) {
+        cf_config_print(&g_cfg, stdout);
+        return 0;
+    }
+    if (g_cfg.jwt_secret_is_dev) {
+        CF_WARN("gateway", "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. "
+                "Anyone can forge tokens. Set JWT_SECRET (>= 32 random bytes) in production.");
+    }
+    if (g_cfg.gateway_workers == 1)
+        return worker_main(0, NULL);
+    CF_INFO("gateway", "starting %d workers on port %d", g_cfg.gateway_workers, g_cfg.port);
+    return cf_sup_run("gateway worker", g_cfg.gateway_workers, worker_main, NULL,
+                      g_cfg.drain_timeout_ms + 5000);
+}

@@ -1,0 +1,233 @@
+/* session: see session.h. */
+#include "session.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "validate.h"
+
+#define CLOSE_GRACE_S 3
+
+struct session {
+    enum conn_kind kind; /* must stay first */
+    uint64_t id;
+    struct lws *wsi;
+    enum sess_proto proto;
+    char user[CF_USERNAME_BYTES_MAX + 1];
+    char peer[48];
+    struct cf_rel_end rooms;
+    /* outbound ring of shared buffers */
+    struct cf_buf **q;
+    uint32_t qhead, qlen, qcap;
+    size_t qbytes, qmax;
+    /* pending close */
+    int close_code;
+    char close_reason[64];
+    /* inbound reassembly */
+    unsigned char *rx;
+    size_t rxlen;
+    struct session *prev, *next;
+};
+
+struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
+{
+    struct session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->kind = CONN_SESSION;
+    s->id = id;
+    snprintf(s->user, sizeof s->user, "%s", user);
+    s->qmax = max_queue;
+    return s;
+}
+
+static void queue_release(struct session *s)
+{
+    for (uint32_t i = 0; i < s->qlen; i++)
+        cf_buf_unref(s->q[(s->qhead + i) % s->qcap]);
+    free(s->q);
+    s->q = NULL;
+    s->qhead = s->qlen = s->qcap = 0;
+    s->qbytes = 0;
+}
+
+void sess_free(struct session *s)
+{
+    if (!s)
+        return;
+    queue_release(s);
+    free(s->rx);
+    cf_rel_end_free(&s->rooms);
+    free(s);
+}
+
+void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, const char *peer)
+{
+    s->wsi = wsi;
+    s->proto = proto;
+    snprintf(s->peer, sizeof s->peer, "%s", peer ? peer : "?");
+}
+
+void sess_detach(struct session *s)
+{
+    queue_release(s);
+    s->wsi = NULL;
+}
+
+/* Each queued frame also costs its slot: count it so that tiny frames cannot
+ * grow the ring past what the byte bound suggests. */
+#define SLOT_COST 16
+
+int sess_send(struct session *s, struct cf_buf *b)
+{
+    if (s->close_code || !s->wsi)
+        return 0;
+    size_t cost = (size_t)b->len + SLOT_COST;
+    if (s->qbytes + cost > s->qmax) {
+        CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
+                (unsigned long long)s->id, s->user, s->peer, s->qbytes);
+        sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
+        return -ENOBUFS;
+    }
+    if (s->qlen == s->qcap) {
+        uint32_t cap = s->qcap ? s->qcap * 2 : 8;
+        struct cf_buf **q = malloc(cap * sizeof *q);
+        if (!q) {
+            sess_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < s->qlen; i++)
+            q[i] = s->q[(s->qhead + i) % s->qcap];
+        free(s->q);
+        s->q = q;
+        s->qcap = cap;
+        s->qhead = 0;
+    }
+    s->q[(s->qhead + s->qlen) % s->qcap] = cf_buf_ref(b);
+    s->qlen++;
+    s->qbytes += cost;
+    if (s->qlen == 1)
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+int sess_on_writable(struct session *s)
+{
+    if (s->close_code) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    if (!s->qlen)
+        return 0;
+    struct cf_buf *b = s->q[s->qhead];
+    /* lws writes the frame header into the headroom; every recipient writes
+     * the same header bytes there, so sharing the buffer is safe. */
+    int n = lws_write(s->wsi, cf_buf_payload(b), b->len, LWS_WRITE_TEXT);
+    s->qhead = (s->qhead + 1) % s->qcap;
+    s->qlen--;
+    s->qbytes -= (size_t)b->len + SLOT_COST;
+    cf_buf_unref(b);
+    if (n < 0)
+        return -1;
+    if (s->qlen == 0) {
+        /* An idle connection keeps no queue memory. */
+        free(s->q);
+        s->q = NULL;
+        s->qcap = s->qhead = 0;
+    } else {
+        lws_callback_on_writable(s->wsi);
+    }
+    return 0;
+}
+
+void sess_close(struct session *s, int code, const char *reason)
+{
+    if (s->close_code || !s->wsi)
+        return;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    queue_release(s);
+    lws_callback_on_writable(s->wsi);
+    /* A client that never reads never gets a WRITEABLE: force it. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+}
+
+bool sess_closing(const struct session *s)
+{
+    return s->close_code != 0;
+}
+
+int sess_rx(struct session *s, const void *in, size_t len, bool first, bool final,
+            size_t remaining, size_t max, const void **msg, size_t *msglen)
+{
+    if (first) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rxlen = 0;
+        if (len > max || remaining > max - len)
+            return -1;
+        if (final) { /* the common case: no copy */
+            *msg = in;
+            *msglen = len;
+            return 1;
+        }
+    }
+    if (len > max || s->rxlen > max - len || remaining > max - len - s->rxlen)
+        return -1;
+    unsigned char *rx = realloc(s->rx, s->rxlen + len);
+    if (!rx && s->rxlen + len)
+        return -1;
+    s->rx = rx;
+    if (len)
+        memcpy(s->rx + s->rxlen, in, len);
+    s->rxlen += len;
+    if (!final)
+        return 0;
+    *msg = s->rx;
+    *msglen = s->rxlen;
+    return 1;
+}
+
+void sess_rx_done(struct session *s)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rxlen = 0;
+}
+
+uint64_t sess_id(const struct session *s) { return s->id; }
+const char *sess_user(const struct session *s) { return s->user; }
+const char *sess_peer(const struct session *s) { return s->peer; }
+enum sess_proto sess_proto(const struct session *s) { return s->proto; }
+struct lws *sess_wsi(const struct session *s) { return s->wsi; }
+struct cf_rel_end *sess_rooms(struct session *s) { return &s->rooms; }
+size_t sess_queued_bytes(const struct session *s) { return s->qbytes; }
+
+void sess_list_add(struct session **head, struct session *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+void sess_list_del(struct session **head, struct session *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (*head == s)
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}
+
+struct session *sess_list_next(const struct session *s)
+{
+    return s->next;
+}

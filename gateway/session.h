@@ -1,0 +1,75 @@
+/* session: one client WebSocket connection: who it is, which rooms it is in,
+ * and its bounded outbound queue.
+ *
+ * Outbound messages are shared, reference-counted buffers (encoded once per
+ * message, not per recipient); a session holds one reference per queued
+ * message. The queue is bounded in bytes (MAX_CLIENT_QUEUE_BYTES): a client
+ * that does not read fast enough is disconnected with close code 1008 instead
+ * of making anyone wait or memory grow. Writes happen only from the socket's
+ * WRITEABLE callback, one frame each.
+ *
+ * Ownership: the gateway creates a session when it accepts the upgrade and
+ * frees it when lws destroys the connection; the session must have left every
+ * room by then (lrooms_leave_all at CLOSED). */
+#ifndef GW_SESSION_H
+#define GW_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "rel.h"
+
+struct lws;
+struct session;
+
+/* How the client speaks. Fan-out encodes a message once per kind in use. */
+enum sess_proto { SESS_LEGACY = 0, SESS_PROTO_COUNT };
+
+/* A tag at the start of every object hung on a wsi's opaque pointer, so the
+ * connection's destroy callback knows what to free. */
+enum conn_kind { CONN_HTTP = 0x48545450, CONN_SESSION = 0x53455353 };
+
+struct session *sess_new(uint64_t id, const char *user, size_t max_queue);
+void sess_free(struct session *s); /* NULL is a no-op */
+
+void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, const char *peer);
+/* The connection is gone: drop the queue; later sends are ignored. */
+void sess_detach(struct session *s);
+
+/* Queues b (taking a reference) and asks for a WRITEABLE callback. Returns 0,
+ * or -ENOBUFS when the queue bound was hit: the session is then closing with
+ * 1008 and its queue was released. Sends to a closing session are dropped. */
+int sess_send(struct session *s, struct cf_buf *b);
+
+/* The WRITEABLE callback: writes one queued frame, or the pending close.
+ * Returns -1 when lws must close the connection. */
+int sess_on_writable(struct session *s);
+
+/* Closes with a WebSocket close code and a short reason (deferred to the next
+ * WRITEABLE callback; forced after a few seconds if the client never reads). */
+void sess_close(struct session *s, int code, const char *reason);
+bool sess_closing(const struct session *s);
+
+/* Reassembles a message from lws RECEIVE chunks. Returns 1 with the whole
+ * message in msg and msglen (valid until sess_rx_done), 0 when more fragments
+ * follow, or -1 when it would exceed `max` bytes (close with 1009). */
+int sess_rx(struct session *s, const void *in, size_t len, bool first, bool final,
+            size_t remaining, size_t max, const void **msg, size_t *msglen);
+void sess_rx_done(struct session *s);
+
+uint64_t sess_id(const struct session *s);
+const char *sess_user(const struct session *s);
+const char *sess_peer(const struct session *s);
+enum sess_proto sess_proto(const struct session *s);
+struct lws *sess_wsi(const struct session *s);
+struct cf_rel_end *sess_rooms(struct session *s);
+size_t sess_queued_bytes(const struct session *s);
+
+/* An intrusive list of live sessions (for drain and counts). */
+void sess_list_add(struct session **head, struct session *s);
+void sess_list_del(struct session **head, struct session *s);
+struct session *sess_list_next(const struct session *s);
+
+#endif

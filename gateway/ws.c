@@ -1,0 +1,237 @@
+/* ws: see ws.h. */
+#include "ws.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blinks.h"
+#include "clock.h"
+#include "http.h"
+#include "legacy.h"
+#include "log.h"
+#include "lrooms.h"
+#include "session.h"
+#include "validate.h"
+
+/* ---- upgrade ------------------------------------------------------------- */
+
+static size_t find_token(struct lws *wsi, char *buf, size_t cap)
+{
+    const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)cap);
+    if (t) {
+        size_t n = strlen(t);
+        memmove(buf, t, n + 1);
+        return n;
+    }
+    char auth[AUTH_MAX_TOKEN + 32];
+    int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && strncasecmp(auth, "Bearer ", 7) == 0) {
+        const char *v = auth + 7;
+        while (*v == ' ')
+            v++;
+        size_t len = strlen(v);
+        if (len < cap) {
+            memcpy(buf, v, len + 1);
+            return len;
+        }
+        return cap; /* too long: malformed */
+    }
+    return 0;
+}
+
+static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
+{
+    char path[64];
+    if (strcasecmp(what, "websocket") != 0)
+        return http_error(wsi, HTTP_STATUS_BAD_REQUEST, "only WebSocket upgrades are supported",
+                          NULL) < 0 ? -1 : 1;
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, "/ws") != 0)
+        return http_error(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws", NULL) < 0 ? -1
+                                                                                               : 1;
+    if (gw->draining)
+        return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down",
+                          "retry-after: 1\x0d\x0a") < 0 ? -1 : 1;
+
+    char token[AUTH_MAX_TOKEN + 2];
+    size_t tlen = find_token(wsi, token, sizeof token);
+    char user[CF_USERNAME_BYTES_MAX + 1];
+    enum auth_result r = tlen >= sizeof token ? AUTH_MALFORMED
+                                              : auth_verify(gw->auth, token, tlen,
+                                                            cf_wall_ms() / 1000, user, sizeof user);
+    explicit_bzero(token, sizeof token);
+    if (r != AUTH_OK) {
+        char peer[48] = "?", msg[80];
+        lws_get_peer_simple(wsi, peer, sizeof peer);
+        gw->stats.auth_failures[r]++;
+        CF_INFO("ws", "refused upgrade from %s: token %s", peer, auth_result_str(r));
+        snprintf(msg, sizeof msg, "unauthorized: token %s", auth_result_str(r));
+        return http_error(wsi, HTTP_STATUS_UNAUTHORIZED, msg,
+                          "www-authenticate: Bearer error=\"invalid_token\"\x0d\x0a") < 0 ? -1
+                                                                                          : 1;
+    }
+    struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
+    if (!s)
+        return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1
+                                                                                           : 1;
+    http_req_free(lws_get_opaque_user_data(wsi)); /* a keep-alive POST before the upgrade */
+    lws_set_opaque_user_data(wsi, s);
+    return 0;
+}
+
+/* ---- established sessions ---------------------------------------------- */
+
+static struct session *session_of(struct lws *wsi)
+{
+    enum conn_kind *k = lws_get_opaque_user_data(wsi);
+    return k && *k == CONN_SESSION ? (struct session *)k : NULL;
+}
+
+static void join_room(struct gw *gw, struct session *s, const char *room, size_t len)
+{
+    if (lrooms_join(gw->rooms, s, room, len) < 0) {
+        CF_ERROR("ws", "conn %llu: out of memory joining %.*s", (unsigned long long)sess_id(s),
+                 (int)len, room);
+        sess_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    }
+}
+
+static void established(struct gw *gw, struct lws *wsi, struct session *s)
+{
+    char peer[48] = "?";
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    sess_attach(s, wsi, SESS_LEGACY, peer);
+    sess_list_add(&gw->sessions, s);
+    gw->nsessions++;
+    gw->stats.connections_total++;
+    CF_INFO("ws", "conn %llu: %s connected from %s", (unsigned long long)sess_id(s), sess_user(s),
+            peer);
+    join_room(gw, s, gw->cfg->default_room, strlen(gw->cfg->default_room));
+}
+
+/* The one room of a legacy session. */
+static const struct cf_rel_edge *current_room(struct session *s)
+{
+    struct cf_rel_end *rooms = sess_rooms(s);
+    return rooms->n ? rooms->v[0] : NULL;
+}
+
+static void send_message(struct gw *gw, struct session *s, const struct cf_str *text)
+{
+    const struct cf_rel_edge *e = current_room(s);
+    if (!e)
+        return;
+    struct cf_wire_msg m = {.type = CF_WIRE_MSG, .text = *text, .ts = cf_wall_ms()};
+    m.room = lrooms_edge_name(e);
+    m.from = (struct cf_str){sess_user(s), (uint32_t)strlen(sess_user(s))};
+    int rc = blinks_publish(gw->links, &m);
+    if (rc < 0) {
+        gw->stats.sends_dropped++;
+        CF_WARN("ws", "conn %llu: message to %.*s dropped: %s", (unsigned long long)sess_id(s),
+                (int)m.room.len, m.room.p,
+                rc == -ENOTCONN ? "broker unavailable" : "broker link congested");
+        return;
+    }
+    gw->stats.messages_in++;
+}
+
+static void on_message(struct gw *gw, struct session *s, const char *msg, size_t len)
+{
+    struct legacy_event ev;
+    const char *why;
+    if (legacy_parse(msg, len, &ev, &why) < 0) {
+        gw->stats.bad_frames++;
+        CF_INFO("ws", "conn %llu (%s): ignored a frame: %s", (unsigned long long)sess_id(s),
+                sess_user(s), why);
+        return;
+    }
+    switch (ev.type) {
+    case LEGACY_SEND_MESSAGE:
+        send_message(gw, s, &ev.text);
+        break;
+    case LEGACY_CHANGE_ROOM:
+        lrooms_leave_all(gw->rooms, s);
+        join_room(gw, s, ev.room.p, ev.room.len);
+        CF_DEBUG("ws", "conn %llu: now in %.*s", (unsigned long long)sess_id(s), (int)ev.room.len,
+                 ev.room.p);
+        break;
+    }
+    legacy_event_free(&ev);
+}
+
+static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void *in, size_t len)
+{
+    if (sess_closing(s))
+        return 0;
+    const void *msg;
+    size_t mlen;
+    int rc = sess_rx(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+                     lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg,
+                     &mlen);
+    if (rc < 0) {
+        CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
+                (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);
+        sess_rx_done(s);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
+                         15);
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    if (lws_frame_is_binary(wsi)) {
+        gw->stats.bad_frames++;
+        CF_INFO("ws", "conn %llu (%s): ignored a binary frame", (unsigned long long)sess_id(s),
+                sess_user(s));
+    } else {
+        on_message(gw, s, msg, mlen);
+    }
+    sess_rx_done(s);
+    return 0;
+}
+
+static void closed(struct gw *gw, struct session *s)
+{
+    lrooms_leave_all(gw->rooms, s);
+    sess_detach(s);
+    sess_list_del(&gw->sessions, s);
+    gw->nsessions--;
+    CF_INFO("ws", "conn %llu: %s disconnected", (unsigned long long)sess_id(s), sess_user(s));
+}
+
+int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+        return confirm_upgrade(gw, wsi, in ? (const char *)in : "");
+    struct session *s = session_of(wsi);
+    if (!s)
+        return 0; /* e.g. CLOSED of a refused upgrade */
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        established(gw, wsi, s);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return receive(gw, wsi, s, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return sess_on_writable(s);
+    case LWS_CALLBACK_CLOSED:
+        if (sess_wsi(s))
+            closed(gw, s);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void ws_destroy(struct gw *gw, struct session *s)
+{
+    if (sess_wsi(s))
+        closed(gw, s);
+    sess_free(s);
+}
+
+void ws_drain_all(struct gw *gw)
+{
+    for (struct session *s = gw->sessions; s; s = sess_list_next(s))
+        sess_close(s, LWS_CLOSE_STATUS_GOINGAWAY, "server going away");
+}
