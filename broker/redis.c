@@ -58,12 +58,16 @@ static void conn_start(struct rconn *rc);
 static void conn_fail(struct rconn *rc, const char *why);
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud);
 
-static void timer_in(struct rconn *rc, int64_t ms, sd_event_time_handler_t fn)
+static int on_timer(sd_event_source *s, uint64_t usec, void *ud);
+
+/* One timer per connection; what it means depends on the state: retry when
+ * down, give up when connecting, check health when up. */
+static void timer_in(struct rconn *rc, int64_t ms)
 {
     uint64_t usec = (uint64_t)ms * 1000;
     if (!rc->timer) {
-        if (sd_event_add_time_relative(rc->b->ev, &rc->timer, CLOCK_MONOTONIC, usec, 1000, fn,
-                                       rc) < 0)
+        if (sd_event_add_time_relative(rc->b->ev, &rc->timer, CLOCK_MONOTONIC, usec, 1000,
+                                       on_timer, rc) < 0)
             CF_ERROR("redis", "cannot arm a timer; Redis reconnection may stall");
         return;
     }
@@ -133,20 +137,16 @@ static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t
 
 /* ---- connection life cycle --------------------------------------------- */
 
-static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
-{
-    (void)s;
-    (void)usec;
-    conn_start(ud);
-    return 0;
-}
-
-static int on_health(sd_event_source *s, uint64_t usec, void *ud)
+static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)s;
     (void)usec;
     struct rconn *rc = ud;
     int64_t now = cf_mono_ms();
+    if (rc->st == C_DOWN) {
+        conn_start(rc);
+        return 0;
+    }
     if (rc->st == C_CONNECTING || rc->st == C_AUTH) {
         conn_fail(rc, "connection attempt timed out");
         return 0;
@@ -162,7 +162,7 @@ static int on_health(sd_event_source *s, uint64_t usec, void *ud)
         size_t lens[] = {4};
         queue_cmd(rc, 1, argv, lens);
     }
-    timer_in(rc, HEALTH_TICK_MS, on_health);
+    timer_in(rc, HEALTH_TICK_MS);
     return 0;
 }
 
@@ -194,7 +194,7 @@ static void conn_fail(struct rconn *rc, const char *why)
         CF_WARN("redis", "cannot connect %s to %s: %s; retrying with backoff (attempt %u)",
                 rc->role, b->addr_str, why, rc->failures);
     }
-    timer_in(rc, delay, on_retry);
+    timer_in(rc, delay);
     update_state(b);
     if (was_up && rc->is_sub && b->cbs.on_sub_lost)
         b->cbs.on_sub_lost(b->ud);
@@ -208,7 +208,7 @@ static void conn_up(struct rconn *rc)
     cf_backoff_reset(&rc->bo);
     rc->last_rx = rc->last_tx = cf_mono_ms();
     CF_INFO("redis", "%s connected to %s", rc->role, b->addr_str);
-    timer_in(rc, HEALTH_TICK_MS, on_health);
+    timer_in(rc, HEALTH_TICK_MS);
     update_state(b);
     if (rc->is_sub && b->cbs.on_sub_ready)
         b->cbs.on_sub_ready(b->ud);
@@ -230,7 +230,7 @@ static void conn_start(struct rconn *rc)
         return;
     }
     rc->st = C_CONNECTING;
-    timer_in(rc, CONNECT_TIMEOUT_MS, on_health);
+    timer_in(rc, CONNECT_TIMEOUT_MS);
 }
 
 static void connected(struct rconn *rc)

@@ -219,6 +219,9 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     char *uri;
     int ulen, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
     bool get = method == LWSHUMETH_GET || method == LWSHUMETH_HEAD;
+    /* lws hands us the decoded path: a %00 in it would cut it short here. */
+    if (method >= 0 && (int)strlen(uri) != ulen)
+        return finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST, "bad request path", NULL));
     if (!strcmp(url, "/login")) {
         if (method != LWSHUMETH_POST)
             return method_not_allowed(wsi, "POST");

@@ -1,0 +1,40 @@
+# confab: a thin wrapper around CMake. The two commands most people need:
+#   make run-all   build, then run Redis, brokers and gateways in the foreground
+#   make test      build, then run every test (unit, integration, end to end)
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all build deps run-all test test-asan clean
+
+all: build
+
+deps:
+	@scripts/deps.sh ensure
+
+$(BUILD)/CMakeCache.txt:
+	@scripts/deps.sh ensure
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+
+build: $(BUILD)/CMakeCache.txt
+	@scripts/deps.sh ensure
+	cmake --build $(BUILD) -j$(JOBS)
+
+run-all: build
+	@BUILD_DIR=$(BUILD) scripts/run-all.sh
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 300
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan:
+	@scripts/deps.sh ensure
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCONFAB_SANITIZE=ON $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --timeout 600
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# run-all.sh: one whole confab node in the foreground (what `make run-all` runs).
+#
+# Starts a private redis-server (unless REDIS_ADDR is set), BROKERS broker
+# shards and GATEWAY_WORKERS gateway processes on PORT, restarts any of them
+# that dies, prints the URL once /healthz answers 200, and on Ctrl-C or SIGTERM
+# stops everything and exits 0. Settings come from the environment and ./.env
+# (see README.md). Two instances with different PORT and RUN_DIR and the same
+# REDIS_ADDR are two nodes of one cluster.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+GATEWAY="$BUILD_DIR/gateway/confab-gateway"
+BROKER="$BUILD_DIR/broker/confab-broker"
+for bin in "$GATEWAY" "$BROKER"; do
+  [[ -x $bin ]] || { echo "run-all: $bin is missing; run 'make' first" >&2; exit 1; }
+done
+
+say() { printf 'run-all: %s\n' "$*" >&2; }
+
+# Was REDIS_ADDR chosen by the user (environment or .env)?
+user_redis=0
+if [[ -n ${REDIS_ADDR+x} ]] || { [[ -f .env ]] && grep -Eq '^[[:space:]]*(export[[:space:]]+)?REDIS_ADDR=' .env; }; then
+  user_redis=1
+fi
+
+# The effective settings, as the daemons themselves read them (env, then .env).
+if ! config=$("$GATEWAY" --check-config); then
+  exit 2
+fi
+while IFS='=' read -r key value; do
+  case $key in
+    PORT | LISTEN_ADDR | RUN_DIR | BROKERS | GATEWAY_WORKERS | REDIS_ADDR) printf -v "$key" '%s' "$value" ;;
+  esac
+done <<<"$config"
+
+mkdir -p "$RUN_DIR" && chmod 0750 "$RUN_DIR" || { say "cannot create RUN_DIR=$RUN_DIR"; exit 1; }
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+export RUN_DIR BROKERS GATEWAY_WORKERS PORT
+
+if [[ -z ${JWT_SECRET:-} ]] && ! { [[ -f .env ]] && grep -Eq '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET=' .env; }; then
+  say "################################################################"
+  say "JWT_SECRET is not set: using the DEVELOPMENT secret."
+  say "Anyone can forge tokens. Never expose this node to a network."
+  say "################################################################"
+  export CONFAB_DEV=1
+fi
+
+pids=()
+stopping=0
+
+# supervise NAME CMD...: run CMD, restarting it with backoff when it dies.
+supervise() {
+  local name=$1
+  shift
+  (
+    child=0
+    trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+    delay=1
+    while ((!stopping)); do
+      started=$SECONDS
+      "$@" &
+      child=$!
+      wait "$child"
+      rc=$?
+      while kill -0 "$child" 2>/dev/null; do wait "$child"; done # interrupted by a signal
+      ((stopping)) && break
+      ((SECONDS - started > 10)) && delay=1
+      say "$name exited with status $rc; restarting in ${delay}s"
+      sleep "$delay" & wait $! || true
+      delay=$((delay * 2 > 16 ? 16 : delay * 2))
+    done
+  ) &
+  pids+=($!)
+}
+
+stop() {
+  trap '' INT TERM
+  say "stopping"
+  kill -TERM "${pids[@]}" 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
+  say "stopped"
+  exit 0
+}
+trap stop INT TERM
+
+if ((!user_redis)); then
+  command -v redis-server >/dev/null || { say "redis-server is not installed (make deps)"; exit 1; }
+  REDIS_ADDR="unix:$RUN_DIR/redis.sock"
+  supervise redis redis-server --port 0 --unixsocket "$RUN_DIR/redis.sock" --unixsocketperm 700 \
+    --save '' --appendonly no --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log"
+  say "private Redis at $REDIS_ADDR (log: $RUN_DIR/redis.log)"
+fi
+export REDIS_ADDR
+
+supervise brokers "$BROKER" --shards "$BROKERS"
+supervise gateways "$GATEWAY"
+
+host=${LISTEN_ADDR:-127.0.0.1}
+[[ $host == "::" || $host == "0.0.0.0" ]] && host=127.0.0.1
+healthy() (
+  exec 3<>"/dev/tcp/$host/$PORT" || exit 1
+  printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+  read -r -t 2 status <&3 || exit 1
+  [[ $status == *" 200 "* ]]
+) 2>/dev/null
+
+deadline=$((SECONDS + 30))
+until healthy; do
+  if ((SECONDS > deadline)); then
+    say "not healthy after 30 s: see the log lines above (is Redis reachable at $REDIS_ADDR?)"
+    break
+  fi
+  sleep 0.2
+done
+healthy && say "confab is up: http://localhost:$PORT/  (Ctrl-C to stop)"
+say "another node of this cluster: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 REDIS_ADDR=$REDIS_ADDR make run-all"
+
+while :; do
+  wait "${pids[@]}" 2>/dev/null
+  sleep 1 & wait $! || true
+done

@@ -1,0 +1,296 @@
+/* The legacy JSON protocol end to end through gateway -> broker -> Redis ->
+ * broker -> gateway, as the old Go chat's clients speak it. */
+#include "common.h"
+
+#include <regex.h>
+#include <stdbool.h>
+#include <time.h>
+
+static struct h_redis redis;
+static struct h_node node;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (h_redis_start(&redis, h_tmpdir()) < 0)
+        return -1;
+    h_node_init(&node, redis.addr);
+    return h_node_start(&node);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h_node_dump_logs(&node);
+    h_node_stop(&node);
+    h_redis_stop(&redis);
+    return 0;
+}
+
+static struct wsc *join(const char *user, const char *room)
+{
+    struct wsc *c = wsc_connect_user(node.port, user);
+    assert_non_null(c);
+    if (room)
+        assert_int_equal(wsc_send_event(c, "change_room", "name", room), 0);
+    return c;
+}
+
+static void say(struct wsc *c, const char *text)
+{
+    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
+}
+
+/* The room change is processed before anything sent after it on the same
+ * connection; to know another connection's change took effect, we let that
+ * connection hear its own message. */
+static void sync_self(struct wsc *c, const char *tag)
+{
+    say(c, tag);
+    for (;;) {
+        json_t *ev = wsc_recv_json(c, 5000);
+        assert_non_null(ev);
+        bool mine = payload_str(ev, "message") && !strcmp(payload_str(ev, "message"), tag);
+        json_decref(ev);
+        if (mine)
+            return;
+    }
+}
+
+/* Makes sure every client's room change took effect, then drops the
+ * messages that caused. */
+static void settle(struct wsc **cs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "sync-%d", i);
+        sync_self(cs[i], tag);
+    }
+    for (int i = 0; i < n; i++)
+        while (!wsc_quiet(cs[i], 150))
+            ;
+}
+
+static void test_message_reaches_everyone_in_the_room(void **state)
+{
+    (void)state;
+    struct wsc *a = join("alice", "lobby"), *b = join("bob", "lobby");
+    settle((struct wsc *[]){a, b}, 2);
+    /* The client's claimed "from" is ignored: the token decides. */
+    assert_int_equal(wsc_send_text(a, "{\"type\":\"send_message\",\"payload\":{\"message\":"
+                                      "\"hi <b>bob</b> \\\"quoted\\\" \\u00e9\",\"from\":\"mallory\"}}"),
+                     0);
+    int64_t before = (int64_t)time(NULL);
+    for (int i = 0; i < 2; i++) {
+        json_t *ev = wsc_recv_json(i ? b : a, 5000);
+        assert_non_null(ev);
+        /* Exactly the old shape, with room added. */
+        assert_int_equal(json_object_size(ev), 2);
+        assert_string_equal(json_string_value(json_object_get(ev, "type")), "new_message");
+        json_t *p = json_object_get(ev, "payload");
+        assert_int_equal(json_object_size(p), 4);
+        assert_string_equal(payload_str(ev, "message"), "hi <b>bob</b> \"quoted\" \xc3\xa9");
+        assert_string_equal(payload_str(ev, "from"), "alice");
+        assert_string_equal(payload_str(ev, "room"), "lobby");
+        const char *sent = payload_str(ev, "sent");
+        regex_t re;
+        regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+                REG_EXTENDED | REG_NOSUB);
+        assert_int_equal(regexec(&re, sent, 0, NULL, 0), 0);
+        regfree(&re);
+        struct tm tm = {0};
+        strptime(sent, "%Y-%m-%dT%H:%M:%S", &tm);
+        int64_t t = (int64_t)timegm(&tm);
+        assert_true(t >= before - 5 && t <= before + 5);
+        json_decref(ev);
+    }
+    assert_true(wsc_quiet(a, 200));
+    assert_true(wsc_quiet(b, 200));
+    wsc_close(a);
+    wsc_close(b);
+}
+
+static void test_new_connections_start_in_the_default_room(void **state)
+{
+    (void)state;
+    struct wsc *a = join("alice", NULL), *b = join("bob", NULL), *c = join("carol", "elsewhere");
+    settle((struct wsc *[]){a, b, c}, 3);
+    say(b, "in general"); /* a and b are both in "general" */
+    expect_message(a, "in general", "bob");
+    expect_message(b, "in general", "bob");
+    assert_true(wsc_quiet(c, 300)); /* carol left general */
+    wsc_close(a);
+    wsc_close(b);
+    wsc_close(c);
+}
+
+static void test_change_room_moves_between_rooms_on_every_shard(void **state)
+{
+    (void)state;
+    struct wsc *a = join("alice", NULL), *b = join("bob", NULL);
+    /* The old client's rooms "0".."9" land on both brokers. */
+    for (int i = 0; i < 10; i++) {
+        char room[4], text[32];
+        snprintf(room, sizeof room, "%d", i);
+        assert_int_equal(wsc_send_event(a, "change_room", "name", room), 0);
+        assert_int_equal(wsc_send_event(b, "change_room", "name", room), 0);
+        settle((struct wsc *[]){a, b}, 2);
+        snprintf(text, sizeof text, "msg-%d", i);
+        say(a, text);
+        expect_message(a, text, "alice");
+        expect_message(b, text, "alice");
+    }
+    /* After leaving, nothing more from the old room. */
+    assert_int_equal(wsc_send_event(b, "change_room", "name", "other"), 0);
+    settle((struct wsc *[]){b}, 1);
+    say(a, "only-for-9");
+    expect_message(a, "only-for-9", "alice");
+    assert_true(wsc_quiet(b, 300));
+    wsc_close(a);
+    wsc_close(b);
+}
+
+static void test_first_member_hears_its_own_first_message(void **state)
+{
+    (void)state;
+    /* A brand-new room: its Redis subscription is made by this very join, and
+     * the message sent right after must not overtake it. */
+    struct wsc *a = join("alice", NULL);
+    for (int i = 0; i < 20; i++) {
+        char room[32], text[32];
+        snprintf(room, sizeof room, "fresh-%d", i);
+        snprintf(text, sizeof text, "first-%d", i);
+        assert_int_equal(wsc_send_event(a, "change_room", "name", room), 0);
+        say(a, text);
+        expect_message(a, text, "alice");
+    }
+    wsc_close(a);
+}
+
+static void test_bad_input_is_ignored_and_the_connection_stays(void **state)
+{
+    (void)state;
+    struct wsc *a = join("alice", "calm"), *b = join("bob", "calm");
+    settle((struct wsc *[]){a, b}, 2);
+    static const char *const bad[] = {
+        "not json",
+        "{",
+        "[]",
+        "42",
+        "{\"type\":\"send_message\"}",
+        "{\"type\":\"send_message\",\"payload\":[]}",
+        "{\"type\":\"send_message\",\"payload\":{\"message\":5}}",
+        "{\"type\":\"send_message\",\"payload\":{\"message\":\"\"}}",
+        "{\"type\":\"send_message\",\"payload\":{\"message\":\"  \\n\\t \"}}",
+        "{\"type\":\"send_message\",\"payload\":{\"message\":\"a\\u0000b\"}}",
+        "{\"type\":\"send_message\",\"payload\":{\"message\":\"\\ud800\"}}",
+        "{\"type\":\"change_room\",\"payload\":{\"name\":\"a b\"}}",
+        "{\"type\":\"change_room\",\"payload\":{\"name\":\"\"}}",
+        "{\"type\":\"change_room\",\"payload\":{\"name\":\"../etc\"}}",
+        "{\"type\":\"change_room\",\"payload\":{\"name\":"
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}}",
+        "{\"type\":\"change_room\",\"payload\":{\"name\":7}}",
+        "{\"type\":\"dance\",\"payload\":{}}",
+        "{\"type\":5,\"payload\":{}}",
+        "{\"type\":\"send_message\",\"type\":\"x\",\"payload\":{\"message\":\"dup\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(wsc_send_text(a, bad[i]), 0);
+    assert_int_equal(wsc_send_frame(a, WS_BINARY, true, "\x01\x02", 2), 0);
+    /* Deep nesting */
+    char deep[3000];
+    memset(deep, '[', sizeof deep - 1);
+    deep[sizeof deep - 1] = 0;
+    assert_int_equal(wsc_send_text(a, deep), 0);
+
+    /* Still connected, still in "calm", and nothing else was sent. */
+    say(a, "still here");
+    expect_message(a, "still here", "alice");
+    expect_message(b, "still here", "alice");
+    assert_true(wsc_quiet(a, 300));
+    assert_true(wsc_quiet(b, 100));
+    wsc_close(a);
+    wsc_close(b);
+}
+
+static void test_one_senders_order_is_kept_for_everyone(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    struct wsc *a = join("alice", "ordered"), *b = join("bob", "ordered"),
+               *c = join("carol", "ordered");
+    settle((struct wsc *[]){a, b, c}, 3);
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", i);
+        say(a, text);
+    }
+    struct wsc *rx[] = {a, b, c};
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < N; i++) {
+            char text[16];
+            snprintf(text, sizeof text, "%d", i);
+            expect_message(rx[r], text, "alice");
+        }
+    wsc_close(a);
+    wsc_close(b);
+    wsc_close(c);
+}
+
+static void test_everyone_sees_the_same_order(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    struct wsc *a = join("alice", "busy"), *b = join("bob", "busy"), *c = join("carol", "busy"),
+               *d = join("dave", "busy");
+    struct wsc *all[] = {a, b, c, d};
+    settle(all, 4);
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "a%d", i);
+        say(a, text);
+        snprintf(text, sizeof text, "b%d", i);
+        say(b, text);
+    }
+    /* Every member gets all 2N, in one and the same order, in which each
+     * sender's own messages are in the order sent. */
+    char *seen[4][2 * N];
+    for (int r = 0; r < 4; r++) {
+        int next_a = 0, next_b = 0;
+        for (int i = 0; i < 2 * N; i++) {
+            json_t *ev = wsc_recv_json(all[r], 5000);
+            assert_non_null(ev);
+            const char *m = payload_str(ev, "message");
+            seen[r][i] = strdup(m);
+            int k = atoi(m + 1);
+            if (m[0] == 'a')
+                assert_int_equal(k, next_a++);
+            else
+                assert_int_equal(k, next_b++);
+            json_decref(ev);
+        }
+        assert_true(wsc_quiet(all[r], 100));
+    }
+    for (int r = 1; r < 4; r++)
+        for (int i = 0; i < 2 * N; i++)
+            assert_string_equal(seen[r][i], seen[0][i]);
+    for (int r = 0; r < 4; r++) {
+        for (int i = 0; i < 2 * N; i++)
+            free(seen[r][i]);
+        wsc_close(all[r]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_message_reaches_everyone_in_the_room),
+        cmocka_unit_test(test_new_connections_start_in_the_default_room),
+        cmocka_unit_test(test_change_room_moves_between_rooms_on_every_shard),
+        cmocka_unit_test(test_first_member_hears_its_own_first_message),
+        cmocka_unit_test(test_bad_input_is_ignored_and_the_connection_stays),
+        cmocka_unit_test(test_one_senders_order_is_kept_for_everyone),
+        cmocka_unit_test(test_everyone_sees_the_same_order),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

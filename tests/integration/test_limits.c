@@ -1,0 +1,186 @@
+/* Inbound and outbound limits of client WebSockets: frame size (1009),
+ * UTF-8 (1007), slow consumers (1008, bounded memory, nobody else waits),
+ * and dead peers found by ping/pong. */
+#include "common.h"
+
+#include <stdbool.h>
+
+static struct h_redis redis;
+static struct h_node node;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (h_redis_start(&redis, h_tmpdir()) < 0)
+        return -1;
+    h_node_init(&node, redis.addr);
+    node.extra_env[0] = "MAX_CLIENT_QUEUE_BYTES=32768";
+    node.extra_env[1] = "PING_INTERVAL=1";
+    node.extra_env[2] = "PING_TIMEOUT=1";
+    return h_node_start(&node);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h_node_dump_logs(&node);
+    h_node_stop(&node);
+    h_redis_stop(&redis);
+    return 0;
+}
+
+static struct wsc *user(const char *name)
+{
+    struct wsc *c = wsc_connect_user(node.port, name);
+    assert_non_null(c);
+    return c;
+}
+
+static void say(struct wsc *c, const char *text)
+{
+    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
+}
+
+/* A send_message frame of exactly `size` bytes. */
+static char *frame_of_size(size_t size)
+{
+    const char *head = "{\"type\":\"send_message\",\"payload\":{\"message\":\"";
+    const char *tail = "\"}}";
+    char *f = malloc(size + 1);
+    size_t h = strlen(head), t = strlen(tail);
+    memcpy(f, head, h);
+    memset(f + h, 'x', size - h - t);
+    memcpy(f + size - t, tail, t + 1);
+    return f;
+}
+
+static void test_frame_at_the_limit_is_fine_over_it_is_1009(void **state)
+{
+    (void)state;
+    struct wsc *a = user("alice");
+    char *ok = frame_of_size(4096);
+    assert_int_equal(wsc_send_text(a, ok), 0);
+    json_t *ev = wsc_recv_json(a, 5000);
+    assert_non_null(ev);
+    assert_int_equal(strlen(payload_str(ev, "message")), 4096 - 48);
+    json_decref(ev);
+    free(ok);
+
+    char *big = frame_of_size(4097);
+    assert_int_equal(wsc_send_text(a, big), 0);
+    assert_int_equal(wsc_wait_close(a, 5000), 1009);
+    wsc_abort(a);
+    free(big);
+
+    /* The same total split into fragments is still too big. */
+    a = user("alice");
+    char part[2100];
+    memset(part, 'y', sizeof part);
+    assert_int_equal(wsc_send_frame(a, WS_TEXT, false, part, sizeof part), 0);
+    assert_int_equal(wsc_send_frame(a, WS_CONT, true, part, sizeof part), 0);
+    assert_int_equal(wsc_wait_close(a, 5000), 1009);
+    wsc_abort(a);
+
+    /* Fragments adding up to an acceptable size are reassembled. */
+    a = user("alice");
+    const char *p1 = "{\"type\":\"send_message\",", *p2 = "\"payload\":{\"message\":\"joined\"}}";
+    assert_int_equal(wsc_send_frame(a, WS_TEXT, false, p1, strlen(p1)), 0);
+    assert_int_equal(wsc_send_frame(a, WS_CONT, true, p2, strlen(p2)), 0);
+    expect_message(a, "joined", "alice");
+    wsc_close(a);
+}
+
+static void test_invalid_utf8_is_1007(void **state)
+{
+    (void)state;
+    struct wsc *a = user("alice");
+    const char bad[] = "{\"type\":\"send_message\",\"payload\":{\"message\":\"\xc3\x28\"}}";
+    assert_int_equal(wsc_send_frame(a, WS_TEXT, true, bad, sizeof bad - 1), 0);
+    assert_int_equal(wsc_wait_close(a, 5000), 1007);
+    wsc_abort(a);
+}
+
+static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
+{
+    (void)state;
+    /* The slow one has a tiny receive window and never reads. */
+    char *token = h_login(node.port, "slowpoke"), path[4200];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    free(token);
+    struct wsc *slow = wsc_connect(node.port, path, NULL, 4096, NULL);
+    assert_non_null(slow);
+    struct wsc *sender = user("sender"), *fast = user("fast");
+    /* everyone in "general"; make sure the joins are done */
+    say(sender, "hello");
+    expect_message(sender, "hello", "sender");
+    expect_message(fast, "hello", "sender");
+
+    enum { N = 2000 };
+    char text[1100];
+    memset(text, 'z', 1000);
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < N; i++) {
+        snprintf(text + 1000, 100, "-%d", i);
+        say(sender, text);
+        /* The fast reader keeps up: every message arrives, in order. */
+        json_t *ev = wsc_recv_json(fast, 5000);
+        assert_non_null(ev);
+        assert_string_equal(payload_str(ev, "message"), text);
+        json_decref(ev);
+    }
+    int64_t elapsed = h_now_ms() - t0;
+    printf("fast reader got %d messages in %lld ms while a slow reader stalled\n", N,
+           (long long)elapsed);
+
+    /* The gateway gave up on the slow one with 1008 (or, if even the close
+     * frame could not be sent, by dropping the connection). */
+    assert_true(h_log_contains(&node.gateway, "slow consumer", 5000));
+    int code = wsc_wait_close(slow, 10000);
+    assert_true(code == 1008 || code == 0);
+    wsc_abort(slow);
+    wsc_close(sender);
+    wsc_close(fast);
+}
+
+static void test_dead_peers_are_reaped_by_ping(void **state)
+{
+    (void)state;
+    struct wsc *live = user("live"), *dead = user("dead");
+    wsc_set_autopong(dead, false);
+    /* PING_INTERVAL=1, PING_TIMEOUT=1: a client that never pongs is gone in
+     * about 2 s; one that does stays. */
+    int64_t t0 = h_now_ms();
+    bool dead_closed = false;
+    while (h_now_ms() - t0 < 8000) {
+        /* keep reading "live" so that it answers its pings */
+        assert_true(wsc_quiet(live, 50));
+        char *m;
+        size_t len;
+        int op = wsc_recv(dead, 50, &m, &len);
+        assert_true(op <= 0);
+        if (op == WSC_CLOSED || op == WSC_EOF) {
+            dead_closed = true;
+            break;
+        }
+    }
+    assert_true(dead_closed);
+    assert_true(h_now_ms() - t0 >= 1000);
+    wsc_abort(dead);
+
+    /* Reading (and so answering pings) for 3 s keeps the other alive. */
+    assert_true(wsc_quiet(live, 3000));
+    say(live, "still alive");
+    expect_message(live, "still alive", "live");
+    wsc_close(live);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_at_the_limit_is_fine_over_it_is_1009),
+        cmocka_unit_test(test_invalid_utf8_is_1007),
+        cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
+        cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

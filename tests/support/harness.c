@@ -1,0 +1,397 @@
+/* harness: see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "httpc.h"
+
+#ifndef CONFAB_BUILD_DIR
+#error "CONFAB_BUILD_DIR must be defined"
+#endif
+#ifndef CONFAB_SOURCE_DIR
+#error "CONFAB_SOURCE_DIR must be defined"
+#endif
+
+static char g_tmp[256];
+
+static void cleanup_tmp(void)
+{
+    if (g_tmp[0] && !getenv("CONFAB_KEEP_TEST_DIRS")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+        if (system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", g_tmp);
+    }
+}
+
+const char *h_tmpdir(void)
+{
+    if (!g_tmp[0]) {
+        snprintf(g_tmp, sizeof g_tmp, "/tmp/confab-test-XXXXXX");
+        if (!mkdtemp(g_tmp)) {
+            perror("mkdtemp");
+            abort();
+        }
+        atexit(cleanup_tmp);
+        signal(SIGPIPE, SIG_IGN);
+    }
+    return g_tmp;
+}
+
+const char *h_bin(const char *which)
+{
+    static char path[2][512];
+    int i = strcmp(which, "gateway") == 0 ? 0 : 1;
+    snprintf(path[i], sizeof path[i], "%s/%s/confab-%s", CONFAB_BUILD_DIR, which, which);
+    return path[i];
+}
+
+const char *h_source_dir(void)
+{
+    return CONFAB_SOURCE_DIR;
+}
+
+int64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int h_free_port(void)
+{
+    /* Ports from the kernel's ephemeral range are handed out in sequence, so
+     * a port just released is unlikely to be handed out again soon. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        perror("h_free_port");
+        abort();
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
+            const char *const env[])
+{
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->log, sizeof p->log, "%s/%s.log", h_tmpdir(), name);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        /* Tests configure everything explicitly: nothing from the caller's
+         * environment or a .env file may leak in. */
+        static const char *const scrub[] = {
+            "PORT", "LISTEN_ADDR", "GATEWAY_WORKERS", "FRONTEND_DIR", "JWT_SECRET", "JWT_TTL",
+            "DEFAULT_ROOM", "MAX_MESSAGE_BYTES", "MAX_CLIENT_QUEUE_BYTES", "PING_INTERVAL",
+            "PING_TIMEOUT", "DRAIN_TIMEOUT_MS", "BROKERS", "RUN_DIR", "MAX_LINK_QUEUE_BYTES",
+            "LOG_LEVEL", "CONFAB_DEV", "REDIS_ADDR", "REDIS_PASSWORD", "CONFAB_ENV_FILE", NULL};
+        for (int i = 0; scrub[i]; i++)
+            unsetenv(scrub[i]);
+        setenv("CONFAB_ENV_FILE", "/nonexistent/.env", 1);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        if (cwd && chdir(cwd) < 0)
+            _exit(126);
+        signal(SIGPIPE, SIG_DFL);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    p->pid = pid;
+    return 0;
+}
+
+bool h_alive(struct h_proc *p)
+{
+    if (p->pid <= 0)
+        return false;
+    int status;
+    pid_t r = waitpid(p->pid, &status, WNOHANG);
+    if (r == p->pid) {
+        p->pid = -p->pid; /* remember it, but it is gone */
+        return false;
+    }
+    return r == 0;
+}
+
+int h_wait_exit(struct h_proc *p, int timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int status;
+    while (h_now_ms() < deadline) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return status;
+        }
+        if (r < 0) {
+            p->pid = 0;
+            return -1;
+        }
+        h_sleep_ms(10);
+    }
+    return -1;
+}
+
+int h_stop(struct h_proc *p, int sig, int timeout_ms)
+{
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    int status = h_wait_exit(p, timeout_ms);
+    if (status == -1 && p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &status, 0);
+        p->pid = 0;
+        return -1;
+    }
+    return status;
+}
+
+void h_dump_log(const struct h_proc *p, int lines)
+{
+    if (!p->log[0])
+        return;
+    char cmd[700];
+    printf("----- last %d lines of %s -----\n", lines, p->log);
+    fflush(stdout);
+    snprintf(cmd, sizeof cmd, "tail -n %d '%s'", lines, p->log);
+    if (system(cmd) != 0)
+        printf("(no log)\n");
+    fflush(stdout);
+}
+
+bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    do {
+        FILE *f = fopen(p->log, "r");
+        if (f) {
+            char line[4096];
+            while (fgets(line, sizeof line, f))
+                if (strstr(line, needle)) {
+                    fclose(f);
+                    return true;
+                }
+            fclose(f);
+        }
+        h_sleep_ms(20);
+    } while (h_now_ms() < deadline);
+    return false;
+}
+
+/* ---- redis ------------------------------------------------------------- */
+
+static bool unix_connectable(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int h_redis_start(struct h_redis *r, const char *dir)
+{
+    snprintf(r->sock, sizeof r->sock, "%s/redis.sock", dir);
+    snprintf(r->addr, sizeof r->addr, "unix:%s", r->sock);
+    char *argv[] = {"/usr/bin/redis-server", "--port", "0", "--unixsocket", r->sock,
+                    "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir",
+                    (char *)dir, NULL};
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "redis-%d", n++);
+    if (h_spawn(&r->proc, name, dir, argv, NULL) < 0)
+        return -1;
+    int64_t deadline = h_now_ms() + 10000;
+    while (h_now_ms() < deadline) {
+        if (unix_connectable(r->sock))
+            return 0;
+        if (!h_alive(&r->proc))
+            break;
+        h_sleep_ms(10);
+    }
+    h_dump_log(&r->proc, 20);
+    return -1;
+}
+
+void h_redis_stop(struct h_redis *r)
+{
+    h_stop(&r->proc, SIGTERM, 5000);
+}
+
+int h_redis_cli(const struct h_redis *r, const char *const args[])
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = "/usr/bin/redis-cli";
+    argv[n++] = "-s";
+    argv[n++] = (char *)r->sock;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    struct h_proc p;
+    if (h_spawn(&p, "redis-cli", NULL, argv, NULL) < 0)
+        return -1;
+    int status = h_wait_exit(&p, 10000);
+    return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+void h_node_init(struct h_node *n, const char *redis_addr)
+{
+    static int count;
+    memset(n, 0, sizeof *n);
+    snprintf(n->run_dir, sizeof n->run_dir, "%s/node-%d", h_tmpdir(), count++);
+    mkdir(n->run_dir, 0750);
+    n->port = h_free_port();
+    n->brokers = 2;
+    n->workers = 1;
+    n->redis_addr = redis_addr;
+}
+
+/* The common environment of a node's processes, into env (NULL-terminated).
+ * The strings live in `store`. */
+static void node_env(const struct h_node *n, char store[][400], const char **env)
+{
+    int k = 0;
+    snprintf(store[k], 400, "RUN_DIR=%s", n->run_dir);
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "BROKERS=%d", n->brokers);
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "REDIS_ADDR=%s", n->redis_addr);
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "PORT=%d", n->port);
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "GATEWAY_WORKERS=%d", n->workers);
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "JWT_SECRET=%s", H_JWT_SECRET);
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "LISTEN_ADDR=127.0.0.1");
+    env[k] = store[k], k++;
+    snprintf(store[k], 400, "LOG_LEVEL=%s", getenv("CONFAB_TEST_LOG_LEVEL") ? getenv("CONFAB_TEST_LOG_LEVEL") : "info");
+    env[k] = store[k], k++;
+    for (int i = 0; n->extra_env[i] && k < H_MAX_ENV + 8; i++)
+        env[k++] = n->extra_env[i];
+    env[k] = NULL;
+}
+
+int h_broker_start(struct h_node *n, int shard)
+{
+    char store[8][400];
+    const char *env[H_MAX_ENV + 10];
+    node_env(n, store, env);
+    char shard_s[16], shards_s[16], name[64];
+    snprintf(shard_s, sizeof shard_s, "%d", shard);
+    snprintf(shards_s, sizeof shards_s, "%d", n->brokers);
+    snprintf(name, sizeof name, "%s-broker-%d", strrchr(n->run_dir, '/') + 1, shard);
+    char *argv[] = {(char *)h_bin("broker"), "--shard", shard_s, "--shards", shards_s, NULL};
+    if (h_spawn(&n->broker[shard], name, n->run_dir, argv, env) < 0)
+        return -1;
+    /* Ready once its socket accepts. */
+    char sock[400];
+    snprintf(sock, sizeof sock, "%s/broker-%d.sock", n->run_dir, shard);
+    int64_t deadline = h_now_ms() + 10000;
+    while (h_now_ms() < deadline) {
+        if (unix_connectable(sock))
+            return 0;
+        if (!h_alive(&n->broker[shard]))
+            break;
+        h_sleep_ms(10);
+    }
+    h_dump_log(&n->broker[shard], 20);
+    return -1;
+}
+
+int h_gateway_start(struct h_node *n)
+{
+    char store[8][400];
+    const char *env[H_MAX_ENV + 10];
+    node_env(n, store, env);
+    char name[64];
+    snprintf(name, sizeof name, "%s-gateway", strrchr(n->run_dir, '/') + 1);
+    char *argv[] = {(char *)h_bin("gateway"), NULL};
+    return h_spawn(&n->gateway, name, n->run_dir, argv, env);
+}
+
+int h_node_start(struct h_node *n)
+{
+    for (int i = 0; i < n->brokers; i++)
+        if (h_broker_start(n, i) < 0)
+            return -1;
+    if (h_gateway_start(n) < 0)
+        return -1;
+    if (h_wait_health(n->port, 200, 15000) < 0) {
+        h_node_dump_logs(n);
+        return -1;
+    }
+    return 0;
+}
+
+void h_node_stop(struct h_node *n)
+{
+    h_stop(&n->gateway, SIGTERM, 10000);
+    for (int i = 0; i < n->brokers; i++)
+        h_stop(&n->broker[i], SIGTERM, 10000);
+}
+
+void h_node_dump_logs(const struct h_node *n)
+{
+    for (int i = 0; i < n->brokers; i++)
+        h_dump_log(&n->broker[i], 15);
+    h_dump_log(&n->gateway, 25);
+}
+
+int h_wait_health(int port, int status, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    do {
+        struct h_resp r;
+        if (h_http(port, "GET", "/healthz", NULL, NULL, 0, &r) == 0) {
+            int s = r.status;
+            h_resp_free(&r);
+            if (s == status)
+                return 0;
+        }
+        h_sleep_ms(25);
+    } while (h_now_ms() < deadline);
+    return -1;
+}

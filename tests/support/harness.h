@@ -1,0 +1,86 @@
+/* harness: run the real confab binaries and a real redis-server for
+ * integration tests: temporary directories, free ports, processes with
+ * their own environment and log files, readiness polling.
+ *
+ * Every wait here polls with a deadline; nothing sleeps a fixed time hoping
+ * that something happened. */
+#ifndef TEST_HARNESS_H
+#define TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define H_JWT_SECRET "integration-test-secret-0123456789abcdef"
+#define H_MAX_ENV 24
+
+struct h_proc {
+    pid_t pid;
+    char name[48];
+    char log[512];
+};
+
+/* A fresh directory for this test process (removed at exit unless the
+ * environment variable CONFAB_KEEP_TEST_DIRS is set). */
+const char *h_tmpdir(void);
+/* Path of a built binary: "gateway" or "broker". */
+const char *h_bin(const char *which);
+/* The repository root (for scripts and the frontend). */
+const char *h_source_dir(void);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int h_free_port(void);
+int64_t h_now_ms(void);
+void h_sleep_ms(int ms);
+
+/* Starts argv with the current environment plus `env` ("K=V" strings, NULL
+ * terminated) in directory `cwd`; output goes to <tmpdir>/<name>.log. */
+int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
+            const char *const env[]);
+/* Sends sig and waits up to timeout_ms for the exit (then SIGKILL). Returns
+ * the wait status, or -1 when the process was not running. */
+int h_stop(struct h_proc *p, int sig, int timeout_ms);
+bool h_alive(struct h_proc *p);
+/* Waits up to timeout_ms for the process to exit by itself; returns the wait
+ * status or -1 on timeout. */
+int h_wait_exit(struct h_proc *p, int timeout_ms);
+/* Prints the last lines of the process log to stdout (shown by ctest on
+ * failure). */
+void h_dump_log(const struct h_proc *p, int lines);
+/* True once the log contains `needle` (polls until timeout_ms). */
+bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms);
+
+/* A private redis-server on a Unix socket in `dir`. */
+struct h_redis {
+    struct h_proc proc;
+    char sock[300];
+    char addr[310]; /* "unix:<sock>", for REDIS_ADDR */
+};
+int h_redis_start(struct h_redis *r, const char *dir);
+void h_redis_stop(struct h_redis *r);
+/* Runs one command with redis-cli against it; returns its exit status. */
+int h_redis_cli(const struct h_redis *r, const char *const args[]);
+
+/* One node: `brokers` broker processes (one per shard) and one gateway
+ * process running `workers` workers on `port`, sockets in run_dir. */
+struct h_node {
+    char run_dir[300];
+    int port;
+    int brokers, workers;
+    const char *redis_addr;
+    const char *extra_env[H_MAX_ENV]; /* more "K=V" settings, NULL terminated */
+    struct h_proc broker[16];
+    struct h_proc gateway;
+};
+/* Fills defaults (2 brokers, 1 worker, a fresh run dir and port). */
+void h_node_init(struct h_node *n, const char *redis_addr);
+/* Starts everything and waits until /healthz answers 200. */
+int h_node_start(struct h_node *n);
+int h_broker_start(struct h_node *n, int shard);
+int h_gateway_start(struct h_node *n);
+void h_node_stop(struct h_node *n);
+void h_node_dump_logs(const struct h_node *n);
+
+/* Polls GET /healthz until it answers `status` (200 or 503). */
+int h_wait_health(int port, int status, int timeout_ms);
+
+#endif

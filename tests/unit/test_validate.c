@@ -1,0 +1,254 @@
+/* Unit tests for common/validate: UTF-8, room names, usernames, text content. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "validate.h"
+
+#define UTF8_OK(lit) assert_true(cf_utf8_valid(lit, sizeof(lit) - 1))
+#define UTF8_BAD(lit) assert_false(cf_utf8_valid(lit, sizeof(lit) - 1))
+
+static void test_utf8_valid_sequences(void **state)
+{
+    (void)state;
+    assert_true(cf_utf8_valid("", 0));
+    UTF8_OK("hello, world");
+    UTF8_OK("\x00"); /* U+0000 is well-formed UTF-8 */
+    UTF8_OK("\x7f");
+    UTF8_OK("\xc2\x80");         /* U+0080, smallest 2-byte */
+    UTF8_OK("\xc3\xa9");         /* é */
+    UTF8_OK("\xdf\xbf");         /* U+07FF */
+    UTF8_OK("\xe0\xa0\x80");     /* U+0800, smallest 3-byte */
+    UTF8_OK("\xe2\x82\xac");     /* € */
+    UTF8_OK("\xed\x9f\xbf");     /* U+D7FF, just below the surrogates */
+    UTF8_OK("\xee\x80\x80");     /* U+E000, just above */
+    UTF8_OK("\xef\xbf\xbf");     /* U+FFFF */
+    UTF8_OK("\xf0\x90\x80\x80"); /* U+10000, smallest 4-byte */
+    UTF8_OK("\xf0\x9f\x98\x80"); /* 😀 */
+    UTF8_OK("\xf4\x8f\xbf\xbf"); /* U+10FFFF, the last code point */
+    UTF8_OK("a\xc3\xa9z\xe2\x82\xac\xf0\x9f\x98\x80!");
+}
+
+static void test_utf8_invalid_sequences(void **state)
+{
+    (void)state;
+    UTF8_BAD("\x80");             /* lone continuation */
+    UTF8_BAD("a\xbf" "b");
+    UTF8_BAD("\xc0\x80");         /* overlong NUL */
+    UTF8_BAD("\xc1\xbf");         /* overlong 0x7F */
+    UTF8_BAD("\xe0\x80\x80");     /* overlong 3-byte */
+    UTF8_BAD("\xe0\x9f\xbf");     /* overlong U+07FF */
+    UTF8_BAD("\xed\xa0\x80");     /* U+D800 surrogate */
+    UTF8_BAD("\xed\xbf\xbf");     /* U+DFFF surrogate */
+    UTF8_BAD("\xf0\x80\x80\x80"); /* overlong 4-byte */
+    UTF8_BAD("\xf0\x8f\xbf\xbf"); /* overlong U+FFFF */
+    UTF8_BAD("\xf4\x90\x80\x80"); /* U+110000 */
+    UTF8_BAD("\xf5\x80\x80\x80");
+    UTF8_BAD("\xff");
+    UTF8_BAD("\xfe");
+    UTF8_BAD("abc\xff");
+    /* Truncated at the end. */
+    UTF8_BAD("\xc3");
+    UTF8_BAD("a\xe2\x82");
+    UTF8_BAD("\xe2");
+    UTF8_BAD("\xf0\x9f\x98");
+    UTF8_BAD("\xf0\x9f");
+    /* A bad continuation byte. */
+    UTF8_BAD("\xc3" "A");
+    UTF8_BAD("\xe2" "A" "\xac");
+    UTF8_BAD("\xe2\x82" "A");
+    UTF8_BAD("\xf0\x9f\x98" "A");
+    UTF8_BAD("\xc3\xc3\xa9");
+    /* Only len bytes are looked at: a cut through a sequence is truncation. */
+    const char *euro = "\xe2\x82\xac";
+    assert_false(cf_utf8_valid(euro, 1));
+    assert_false(cf_utf8_valid(euro, 2));
+    assert_true(cf_utf8_valid(euro, 3));
+}
+
+static void test_room_valid(void **state)
+{
+    (void)state;
+    char s[80];
+    assert_true(cf_room_valid("general", 7));
+    assert_true(cf_room_valid("a", 1));
+    assert_true(cf_room_valid("Az09_.:-", 8));
+    memset(s, 'x', 64);
+    assert_true(cf_room_valid(s, 64));
+    assert_false(cf_room_valid(s, 65));
+    assert_false(cf_room_valid("", 0));
+    assert_false(cf_room_valid("a b", 3));
+    assert_false(cf_room_valid("a/b", 3));
+    assert_false(cf_room_valid("..\\x", 4));
+    assert_false(cf_room_valid("caf\xc3\xa9", 5));
+    assert_false(cf_room_valid("a\0b", 3));
+    assert_false(cf_room_valid("room!", 5));
+    assert_false(cf_room_valid("#room", 5));
+    assert_false(cf_room_valid("tab\t", 4));
+    /* Only len bytes count. */
+    assert_true(cf_room_valid("ab cd", 2));
+}
+
+static void repeat(char *out, const char *unit, int times)
+{
+    size_t n = strlen(unit);
+    for (int i = 0; i < times; i++)
+        memcpy(out + (size_t)i * n, unit, n);
+    out[(size_t)times * n] = '\0';
+}
+
+static int clean(const char *in, char *out)
+{
+    memset(out, 'X', CF_USERNAME_BYTES_MAX + 1);
+    return cf_username_clean(in, strlen(in), out, CF_USERNAME_BYTES_MAX + 1);
+}
+
+static void test_username_clean_ok(void **state)
+{
+    (void)state;
+    char out[CF_USERNAME_BYTES_MAX + 1], in[300];
+
+    assert_int_equal(clean("alice", out), 5);
+    assert_string_equal(out, "alice");
+    assert_int_equal(clean("  alice  ", out), 5);
+    assert_string_equal(out, "alice");
+    assert_int_equal(clean("\t\n\r\v\f bob smith \f\v\r\n\t", out), 9);
+    assert_string_equal(out, "bob smith");
+    assert_int_equal(clean("J\xc3\xa9r\xc3\xb4me", out), 8);
+    assert_string_equal(out, "J\xc3\xa9r\xc3\xb4me");
+
+    repeat(in, "a", 32);
+    assert_int_equal(clean(in, out), 32);
+    assert_string_equal(out, in);
+
+    repeat(in, "\xc3\xa9", 32); /* 32 code points, 64 bytes */
+    assert_int_equal(clean(in, out), 64);
+    assert_string_equal(out, in);
+
+    repeat(in, "\xf0\x9f\x98\x80", 32); /* 32 code points, 128 bytes */
+    assert_int_equal(clean(in, out), 128);
+    assert_string_equal(out, in);
+
+    /* Whitespace around does not count towards the limit. */
+    char padded[300];
+    repeat(in, "\xc3\xa9", 32);
+    strcpy(padded, "   ");
+    strcat(padded, in);
+    strcat(padded, " \t ");
+    assert_int_equal(clean(padded, out), 64);
+    assert_string_equal(out, in);
+
+    /* Only len bytes are read. */
+    memset(out, 'X', sizeof out);
+    assert_int_equal(cf_username_clean(" carol  dave", 7, out, sizeof out), 5);
+    assert_string_equal(out, "carol");
+}
+
+static void test_username_clean_errors(void **state)
+{
+    (void)state;
+    char out[CF_USERNAME_BYTES_MAX + 1], in[300];
+
+    assert_int_equal(clean("", out), CF_NAME_EMPTY);
+    assert_int_equal(clean("   ", out), CF_NAME_EMPTY);
+    assert_int_equal(clean(" \t\r\n\v\f ", out), CF_NAME_EMPTY);
+
+    repeat(in, "a", 33);
+    assert_int_equal(clean(in, out), CF_NAME_TOO_LONG);
+    repeat(in, "\xc3\xa9", 33);
+    assert_int_equal(clean(in, out), CF_NAME_TOO_LONG);
+    repeat(in, "\xf0\x9f\x98\x80", 33);
+    assert_int_equal(clean(in, out), CF_NAME_TOO_LONG);
+    repeat(in, "a", 200);
+    assert_int_equal(clean(in, out), CF_NAME_TOO_LONG);
+
+    assert_int_equal(clean("a\tb", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("a\nb", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("a\x1b[31mb", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("del\x7f", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("c1\xc2\x85x", out), CF_NAME_CONTROL);      /* U+0085 */
+    assert_int_equal(clean("evil\xe2\x80\xaetxt", out), CF_NAME_CONTROL); /* U+202E */
+    assert_int_equal(clean("al\xe2\x80\x8bice", out), CF_NAME_CONTROL);   /* U+200B */
+    assert_int_equal(clean("\xef\xbb\xbf" "bom", out), CF_NAME_CONTROL);  /* U+FEFF */
+    assert_int_equal(clean("x\xe2\x81\xa6y", out), CF_NAME_CONTROL);      /* U+2066 */
+    assert_int_equal(clean("soft\xc2\xadhyphen", out), CF_NAME_CONTROL);  /* U+00AD */
+    assert_int_equal(cf_username_clean("a\0b", 3, out, sizeof out), CF_NAME_CONTROL);
+
+    assert_int_equal(clean("bad\xff", out), CF_NAME_BAD_UTF8);
+    assert_int_equal(clean("\xc3", out), CF_NAME_BAD_UTF8);
+    assert_int_equal(clean("\xed\xa0\x80", out), CF_NAME_BAD_UTF8);
+    assert_int_equal(clean("\xc0\xaf", out), CF_NAME_BAD_UTF8);
+
+    assert_string_equal(cf_name_error_str(CF_NAME_EMPTY), "username must not be empty");
+    assert_string_equal(cf_name_error_str(CF_NAME_TOO_LONG),
+                        "username must be at most 32 characters");
+    assert_string_equal(cf_name_error_str(CF_NAME_BAD_UTF8), "username must be valid UTF-8");
+    assert_string_equal(cf_name_error_str(CF_NAME_CONTROL),
+                        "username must not contain control or invisible formatting characters");
+    assert_string_equal(cf_name_error_str(12345), "invalid username");
+}
+
+static void test_username_valid(void **state)
+{
+    (void)state;
+    char in[300];
+    assert_true(cf_username_valid("alice", 5));
+    assert_true(cf_username_valid("bob smith", 9));
+    assert_false(cf_username_valid(" alice", 6));
+    assert_false(cf_username_valid("alice ", 6));
+    assert_false(cf_username_valid("\talice", 6));
+    assert_false(cf_username_valid("alice\n", 6));
+    assert_false(cf_username_valid("", 0));
+    assert_false(cf_username_valid("a\tb", 3));
+    assert_false(cf_username_valid("x\xe2\x80\xaey", 5));
+    assert_false(cf_username_valid("x\xff", 2));
+    repeat(in, "\xc3\xa9", 32);
+    assert_true(cf_username_valid(in, strlen(in)));
+    repeat(in, "\xc3\xa9", 33);
+    assert_false(cf_username_valid(in, strlen(in)));
+    repeat(in, "\xf0\x9f\x98\x80", 32);
+    assert_true(cf_username_valid(in, strlen(in)));
+    repeat(in, "a", 129);
+    assert_false(cf_username_valid(in, strlen(in)));
+}
+
+#define CONTENT(lit) cf_text_has_content(lit, sizeof(lit) - 1)
+
+static void test_text_has_content(void **state)
+{
+    (void)state;
+    assert_false(cf_text_has_content("", 0));
+    assert_false(CONTENT("   "));
+    assert_false(CONTENT("\n\t"));
+    assert_false(CONTENT(" \t\r\n\v\f"));
+    assert_false(CONTENT("\xe3\x80\x80"));           /* U+3000 ideographic space */
+    assert_false(CONTENT("\xc2\xa0"));               /* U+00A0 no-break space */
+    assert_false(CONTENT("\xc2\xa0 \xe3\x80\x80\n")); /* a mix */
+    assert_false(CONTENT("\xe2\x80\x83"));           /* U+2003 em space */
+    assert_true(CONTENT("a"));
+    assert_true(CONTENT(" x "));
+    assert_true(CONTENT("\xc2\xa0x"));
+    assert_true(CONTENT("\xc3\xa9"));
+    assert_true(CONTENT("\xf0\x9f\x98\x80"));
+    assert_true(CONTENT("   .   "));
+    /* Only len bytes count. */
+    assert_false(cf_text_has_content("  x", 2));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_valid_sequences),
+        cmocka_unit_test(test_utf8_invalid_sequences),
+        cmocka_unit_test(test_room_valid),
+        cmocka_unit_test(test_username_clean_ok),
+        cmocka_unit_test(test_username_clean_errors),
+        cmocka_unit_test(test_username_valid),
+        cmocka_unit_test(test_text_has_content),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
