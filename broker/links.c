@@ -67,6 +67,8 @@ static void link_close(struct gwlink *l, const char *why, bool error)
     if (error)
         CF_WARN("links", "closing link %llu (gateway %s): %s", (unsigned long long)l->id,
                 l->node[0] ? l->node : "?", why);
+    else if (l->st == L_HELLO) /* a probe (health check, test) that never said hello */
+        CF_DEBUG("links", "link %llu closed before hello", (unsigned long long)l->id);
     else
         CF_INFO("links", "link %llu (gateway %s) closed: %s", (unsigned long long)l->id,
                 l->node[0] ? l->node : "?", why);

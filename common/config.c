@@ -98,7 +98,7 @@ static const struct var vars[] = {
     {"LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", false, NULL,
      "debug, info, warn or error"},
     {"CONFAB_DEV", K_BOOL, OFF(dev), 0, 0, "0", false, NULL,
-     "1 = development mode (allows the development JWT secret)"},
+     "1 = development mode: allows the built-in JWT secret"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
      "Redis server: host:port or unix:/path"},
     {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,
@@ -269,7 +269,9 @@ void cf_config_print(const struct cf_config *cfg, FILE *out)
                                                           : (long long)*(const int64_t *)field);
             break;
         case K_STR:
-            if (d->secret && *field)
+            if (d->offset == offsetof(struct cf_config, jwt_secret) && cfg->jwt_secret_is_dev)
+                fprintf(out, "(unset: development secret in use)\n");
+            else if (d->secret && *field)
                 fprintf(out, "(set, %zu bytes)\n", strlen(field));
             else
                 fprintf(out, "%s\n", field);

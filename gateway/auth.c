@@ -78,13 +78,17 @@ static bool looks_like_jwt(const char *t, size_t len)
 }
 
 /* Why did a keyed decode fail? Decoding again without a key (which libjwt
- * takes as "do not verify") tells a wrong algorithm from a wrong signature. */
+ * takes as "do not verify") tells a wrong algorithm from a wrong signature.
+ * Without a key libjwt resets the decoded algorithm to "none", so the
+ * algorithm the token names is read from its header instead. */
 static enum auth_result classify_failure(const char *token)
 {
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, NULL, 0) != 0 || !jwt)
         return AUTH_MALFORMED;
-    enum auth_result r = jwt_get_alg(jwt) == JWT_ALG_HS256 ? AUTH_BAD_SIGNATURE : AUTH_BAD_ALG;
+    const char *alg = jwt_get_header(jwt, "alg");
+    enum auth_result r =
+        alg && jwt_str_alg(alg) == JWT_ALG_HS256 ? AUTH_BAD_SIGNATURE : AUTH_BAD_ALG;
     jwt_free(jwt);
     return r;
 }
@@ -120,9 +124,9 @@ enum auth_result auth_verify(const struct auth *a, const char *token, size_t len
     const char *sub;
     if (jwt_get_alg(jwt) != JWT_ALG_HS256)
         r = AUTH_BAD_ALG; /* e.g. alg "none", which libjwt accepts with a key */
-    else if (claim_int(jwt, "exp", &exp) < 0 || exp + AUTH_LEEWAY_S < now)
-        r = AUTH_EXPIRED;
-    else if (claim_int(jwt, "nbf", &nbf) == 0 && nbf - AUTH_LEEWAY_S > now)
+    else if (claim_int(jwt, "exp", &exp) < 0 || exp < now - AUTH_LEEWAY_S)
+        r = AUTH_EXPIRED; /* compared on `now`'s side: exp + leeway could overflow */
+    else if (claim_int(jwt, "nbf", &nbf) == 0 && nbf > now + AUTH_LEEWAY_S)
         r = AUTH_NOT_YET_VALID;
     else if (!(sub = jwt_get_grant(jwt, "sub")) || !cf_username_valid(sub, strlen(sub)) ||
              strlen(sub) + 1 > cap)

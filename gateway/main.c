@@ -72,6 +72,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (g_cfg.jwt_secret_is_dev) {
+        if (!g_cfg.dev) {
+            fprintf(stderr, "confab-gateway: JWT_SECRET is not set. Set it to at least 32 random "
+                            "bytes (e.g. `openssl rand -hex 32`), or set CONFAB_DEV=1 to use the "
+                            "built-in development secret on a machine nobody else can reach.\n");
+            return 2;
+        }
         CF_WARN("gateway", "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. "
                 "Anyone can forge tokens. Set JWT_SECRET (>= 32 random bytes) in production.");
     }

@@ -19,11 +19,13 @@ done
 
 say() { printf 'run-all: %s\n' "$*" >&2; }
 
-# Was REDIS_ADDR chosen by the user (environment or .env)?
+# Was a variable set by the user (environment or the .env file)?
+envfile=${CONFAB_ENV_FILE:-.env}
+user_set() {
+  [[ -n ${!1+x} ]] || { [[ -f $envfile ]] && grep -Eq "^[[:space:]]*(export[[:space:]]+)?$1=" "$envfile"; }
+}
 user_redis=0
-if [[ -n ${REDIS_ADDR+x} ]] || { [[ -f .env ]] && grep -Eq '^[[:space:]]*(export[[:space:]]+)?REDIS_ADDR=' .env; }; then
-  user_redis=1
-fi
+user_set REDIS_ADDR && user_redis=1
 
 # The effective settings, as the daemons themselves read them (env, then .env).
 if ! config=$("$GATEWAY" --check-config); then
@@ -39,7 +41,7 @@ mkdir -p "$RUN_DIR" && chmod 0750 "$RUN_DIR" || { say "cannot create RUN_DIR=$RU
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 export RUN_DIR BROKERS GATEWAY_WORKERS PORT
 
-if [[ -z ${JWT_SECRET:-} ]] && ! { [[ -f .env ]] && grep -Eq '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET=' .env; }; then
+if ! user_set JWT_SECRET; then
   say "################################################################"
   say "JWT_SECRET is not set: using the DEVELOPMENT secret."
   say "Anyone can forge tokens. Never expose this node to a network."

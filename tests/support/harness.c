@@ -196,11 +196,26 @@ void h_dump_log(const struct h_proc *p, int lines)
     fflush(stdout);
 }
 
+long h_log_mark(const struct h_proc *p)
+{
+    struct stat st;
+    return stat(p->log, &st) == 0 ? (long)st.st_size : 0;
+}
+
 bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms)
+{
+    return h_log_contains_from(p, 0, needle, timeout_ms);
+}
+
+bool h_log_contains_from(const struct h_proc *p, long mark, const char *needle, int timeout_ms)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     do {
         FILE *f = fopen(p->log, "r");
+        if (f && fseek(f, mark, SEEK_SET) != 0) {
+            fclose(f);
+            f = NULL;
+        }
         if (f) {
             char line[4096];
             while (fgets(line, sizeof line, f))

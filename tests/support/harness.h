@@ -48,6 +48,10 @@ int h_wait_exit(struct h_proc *p, int timeout_ms);
 void h_dump_log(const struct h_proc *p, int lines);
 /* True once the log contains `needle` (polls until timeout_ms). */
 bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms);
+/* The log's current size, and the same search limited to what was written
+ * after such a mark. */
+long h_log_mark(const struct h_proc *p);
+bool h_log_contains_from(const struct h_proc *p, long mark, const char *needle, int timeout_ms);
 
 /* A private redis-server on a Unix socket in `dir`. */
 struct h_redis {

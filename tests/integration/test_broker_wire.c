@@ -1,0 +1,249 @@
+/* A broker facing bad peers: malformed, truncated, oversized or unexpected
+ * frames on its Unix socket close that link only; garbage published into a
+ * room channel on Redis is dropped; a well-formed payload published by a
+ * backend straight into Redis reaches the room. */
+#include "common.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bytes.h"
+#include "clock.h"
+#include "shard.h"
+#include "wire.h"
+
+static struct h_redis redis;
+static struct h_node node;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (h_redis_start(&redis, h_tmpdir()) < 0)
+        return -1;
+    h_node_init(&node, redis.addr);
+    return h_node_start(&node);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h_node_dump_logs(&node);
+    h_node_stop(&node);
+    h_redis_stop(&redis);
+    return 0;
+}
+
+static int link_to(int shard)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker-%d.sock", node.run_dir, shard);
+    assert_true(strlen(path) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_bytes(int fd, const void *p, size_t n)
+{
+    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void send_msg(int fd, const struct cf_wire_msg *m)
+{
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    assert_int_equal(cf_wire_encode(&out, m), 0);
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_free(&out);
+}
+
+static void hello(int fd, uint32_t shard, uint32_t shards)
+{
+    struct cf_wire_msg m = {.type = CF_WIRE_HELLO, .shard = shard, .shards = shards,
+                            .node = {"test", 4}};
+    send_msg(fd, &m);
+}
+
+/* True when the broker closes the link within timeout_ms (reading and
+ * discarding whatever it sends first). */
+static bool closed_by_peer(int fd, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    char buf[4096];
+    while (h_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n == 0 || (n < 0 && errno == ECONNRESET))
+                return true;
+        }
+    }
+    return false;
+}
+
+static void chat_still_works(void)
+{
+    struct wsc *a = wsc_connect_user(node.port, "alice");
+    assert_non_null(a);
+    assert_int_equal(wsc_send_event(a, "send_message", "message", "still fine"), 0);
+    expect_message(a, "still fine", "alice");
+    wsc_close(a);
+}
+
+static void test_bad_frames_close_only_that_link(void **state)
+{
+    (void)state;
+    struct {
+        const char *what;
+        unsigned char bytes[64];
+        size_t len;
+        bool with_hello;
+    } cases[] = {
+        {"not framed msgpack", "GET / HTTP/1.1\r\n\r\n", 18, false},
+        {"frame over the limit", {0x7f, 0xff, 0xff, 0xff, 0x80}, 5, false},
+        {"truncated msgpack", {0, 0, 0, 3, 0x82, 0xa1, 'v'}, 7, false},
+        {"map claiming 4 billion entries", {0, 0, 0, 5, 0xdf, 0xff, 0xff, 0xff, 0xff}, 9, false},
+        {"not a map", {0, 0, 0, 1, 0x05}, 5, false},
+        {"unknown version", {0, 0, 0, 9, 0x82, 0xa1, 'v', 0x07, 0xa1, 't', 0xa2, 'h', 'i'}, 13,
+         false},
+        {"join before hello", {0}, 0, false},
+        {"hello twice", {0}, 0, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = link_to(0);
+        if (!strcmp(cases[i].what, "join before hello")) {
+            struct cf_wire_msg m = {.type = CF_WIRE_JOIN, .room = {"x", 1}};
+            send_msg(fd, &m);
+        } else if (cases[i].with_hello) {
+            hello(fd, 0, 2);
+            hello(fd, 0, 2);
+        } else {
+            send_bytes(fd, cases[i].bytes, cases[i].len);
+        }
+        if (!closed_by_peer(fd, 5000))
+            fail_msg("link not closed after: %s", cases[i].what);
+        close(fd);
+    }
+    /* A gateway that disagrees on the shard count is refused. */
+    int fd = link_to(1);
+    hello(fd, 1, 3);
+    assert_true(closed_by_peer(fd, 5000));
+    close(fd);
+    assert_true(h_log_contains(&node.broker[1], "shard mismatch", 1000));
+
+    assert_true(h_alive(&node.broker[0]));
+    assert_true(h_alive(&node.broker[1]));
+    chat_still_works();
+}
+
+static void test_a_good_link_speaks_the_protocol(void **state)
+{
+    (void)state;
+    const char *room = "wire-room";
+    int shard = (int)cf_shard_of(room, strlen(room), 2);
+    int fd = link_to(shard);
+    hello(fd, (uint32_t)shard, 2);
+    struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
+    send_msg(fd, &join);
+    struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = join.room, .from = {"robot", 5},
+                              .text = {"beep", 4}, .ts = cf_wall_ms()};
+    send_msg(fd, &msg);
+
+    /* Expect welcome, then our msg back through Redis. */
+    struct cf_bytes in;
+    cf_bytes_init(&in, 1 << 20);
+    struct cf_wire_decoder *dec = cf_wire_decoder_new();
+    int got = 0;
+    int64_t deadline = h_now_ms() + 5000;
+    while (got < 2 && h_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        assert_true(cf_bytes_read_fd(&in, fd, 65536) > 0);
+        const unsigned char *payload;
+        size_t len;
+        while (cf_wire_frame_peek(&in, &payload, &len) == 1) {
+            struct cf_wire_msg m;
+            const char *why;
+            assert_int_equal(cf_wire_decode(dec, payload, len, &m, &why), 0);
+            if (got == 0) {
+                assert_int_equal(m.type, CF_WIRE_WELCOME);
+                assert_int_equal(m.shard, (uint32_t)shard);
+            } else {
+                assert_int_equal(m.type, CF_WIRE_MSG);
+                assert_memory_equal(m.text.p, "beep", 4);
+            }
+            got++;
+            cf_bytes_consume(&in, CF_WIRE_HDR + len);
+        }
+    }
+    assert_int_equal(got, 2);
+    cf_wire_decoder_free(dec);
+    cf_bytes_free(&in);
+    close(fd);
+}
+
+static void test_redis_payloads(void **state)
+{
+    (void)state;
+    struct wsc *a = wsc_connect_user(node.port, "alice");
+    assert_non_null(a);
+    assert_int_equal(wsc_send_event(a, "change_room", "name", "news"), 0);
+    assert_int_equal(wsc_send_event(a, "send_message", "message", "joined"), 0);
+    expect_message(a, "joined", "alice");
+
+    redisContext *rc = redisConnectUnix(redis.sock);
+    assert_non_null(rc);
+    assert_int_equal(rc->err, 0);
+
+    /* Garbage, a message for another room, and a malformed sender: dropped. */
+    static const char *const junk[] = {"hello", "{\"json\":true}", "\x82\xa1v\x01"};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = redisCommand(rc, "PUBLISH room:news %b", junk[i], strlen(junk[i]));
+        freeReplyObject(r);
+    }
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    struct cf_wire_msg wrong = {.type = CF_WIRE_MSG, .room = {"sports", 6}, .from = {"x", 1},
+                                .text = {"misrouted", 9}, .ts = 1};
+    assert_int_equal(cf_wire_encode(&out, &wrong), 0);
+    redisReply *r = redisCommand(rc, "PUBLISH room:news %b", cf_bytes_data(&out) + CF_WIRE_HDR,
+                                 cf_bytes_len(&out) - CF_WIRE_HDR);
+    freeReplyObject(r);
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+
+    /* A backend publishing the documented payload reaches the room. */
+    struct cf_wire_msg good = {.type = CF_WIRE_MSG, .room = {"news", 4}, .from = {"newsbot", 7},
+                               .text = {"extra, extra", 12}, .ts = cf_wall_ms()};
+    assert_int_equal(cf_wire_encode(&out, &good), 0);
+    r = redisCommand(rc, "PUBLISH room:news %b", cf_bytes_data(&out) + CF_WIRE_HDR,
+                     cf_bytes_len(&out) - CF_WIRE_HDR);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer >= 1);
+    freeReplyObject(r);
+    cf_bytes_free(&out);
+    redisFree(rc);
+
+    expect_message(a, "extra, extra", "newsbot");
+    assert_true(wsc_quiet(a, 300));
+    int shard = (int)cf_shard_of("news", 4, 2);
+    assert_true(h_log_contains(&node.broker[shard], "dropped a message on Redis channel", 2000));
+    wsc_close(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_frames_close_only_that_link),
+        cmocka_unit_test(test_a_good_link_speaks_the_protocol),
+        cmocka_unit_test(test_redis_payloads),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,152 @@
+/* `make run-all`'s script: one command brings up a whole node (private
+ * Redis, brokers, gateway workers), restarts what dies, and stops everything
+ * on SIGTERM with exit status 0. Two of them sharing a Redis are one cluster. */
+#include "common.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void start_run_all(struct h_proc *p, const char *name, int port, const char *run_dir,
+                          const char *redis_addr)
+{
+    char script[600], port_env[32], dir_env[400], build_env[600], redis_env[400];
+    snprintf(script, sizeof script, "%s/scripts/run-all.sh", h_source_dir());
+    snprintf(port_env, sizeof port_env, "PORT=%d", port);
+    snprintf(dir_env, sizeof dir_env, "RUN_DIR=%s", run_dir);
+    snprintf(build_env, sizeof build_env, "BUILD_DIR=%s", h_bin("gateway"));
+    /* BUILD_DIR is the build tree: strip "/gateway/confab-gateway". */
+    *strstr(build_env, "/gateway/confab-gateway") = '\0';
+    const char *env[8] = {port_env, dir_env, build_env, "LISTEN_ADDR=127.0.0.1", NULL};
+    if (redis_addr) {
+        snprintf(redis_env, sizeof redis_env, "REDIS_ADDR=%s", redis_addr);
+        env[4] = redis_env;
+    }
+    char *argv[] = {"/bin/bash", script, NULL};
+    assert_int_equal(h_spawn(p, name, h_tmpdir(), argv, env), 0);
+}
+
+static int worker_pid(int port)
+{
+    struct h_resp r;
+    if (h_http(port, "GET", "/healthz", NULL, NULL, 0, &r) < 0)
+        return 0;
+    json_t *j = json_loads(r.body, 0, NULL);
+    int pid = r.status == 200 ? (int)json_integer_value(json_object_get(j, "pid")) : 0;
+    json_decref(j);
+    h_resp_free(&r);
+    return pid;
+}
+
+static bool unix_listening(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%.100s", path);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+static void chat(int port_a, int port_b)
+{
+    struct wsc *a = wsc_connect_user(port_a, "alice"), *b = wsc_connect_user(port_b, "bob");
+    assert_non_null(a);
+    assert_non_null(b);
+    /* both start in "general"; wait until b's join is live */
+    int64_t deadline = h_now_ms() + 10000;
+    for (;;) {
+        assert_int_equal(wsc_send_event(b, "send_message", "message", "ping"), 0);
+        json_t *ev = wsc_recv_json(b, 1000);
+        if (ev) {
+            json_decref(ev);
+            break;
+        }
+        assert_true(h_now_ms() < deadline);
+    }
+    while (!wsc_quiet(a, 200))
+        ;
+    assert_int_equal(wsc_send_event(a, "send_message", "message", "hello from a"), 0);
+    expect_message(b, "hello from a", "alice");
+    wsc_close(a);
+    wsc_close(b);
+}
+
+static void test_run_all_runs_restarts_and_stops(void **state)
+{
+    (void)state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/run-a", h_tmpdir());
+    int port = h_free_port();
+    struct h_proc ra;
+    start_run_all(&ra, "run-all-a", port, dir, NULL);
+    if (!h_log_contains(&ra, "confab is up: http://localhost:", 30000)) {
+        h_dump_log(&ra, 40);
+        fail_msg("run-all did not come up");
+    }
+    assert_true(h_log_contains(&ra, "DEVELOPMENT secret", 100)); /* said loudly */
+    chat(port, port);
+
+    /* A second node of the same cluster: same Redis, other port and dir. */
+    char dir2[400], redis_addr[450];
+    snprintf(dir2, sizeof dir2, "%s/run-b", h_tmpdir());
+    snprintf(redis_addr, sizeof redis_addr, "unix:%s/redis.sock", dir);
+    int port2 = h_free_port();
+    struct h_proc rb;
+    start_run_all(&rb, "run-all-b", port2, dir2, redis_addr);
+    assert_true(h_log_contains(&rb, "confab is up", 30000));
+    assert_false(h_log_contains(&rb, "private Redis", 10));
+    chat(port, port2);
+    chat(port2, port);
+    assert_int_equal(h_stop(&rb, SIGTERM, 20000) >= 0, 1);
+
+    /* A gateway worker that dies is replaced. */
+    int victim = worker_pid(port);
+    assert_true(victim > 0);
+    kill(victim, SIGKILL);
+    int64_t deadline = h_now_ms() + 20000;
+    int seen_other = 0;
+    while (h_now_ms() < deadline && !seen_other) {
+        int pid = worker_pid(port);
+        /* two workers: keep asking until a new pid shows up */
+        if (pid > 0 && pid != victim && kill(victim, 0) < 0) {
+            static int pids[8], n;
+            bool known = false;
+            for (int i = 0; i < n; i++)
+                known |= pids[i] == pid;
+            if (!known && n < 8)
+                pids[n++] = pid;
+            seen_other = n >= 2;
+        }
+        h_sleep_ms(20);
+    }
+    assert_true(seen_other);
+    assert_true(h_log_contains(&ra, "restarting it", 1000));
+    chat(port, port);
+
+    /* SIGTERM stops everything and exits 0. */
+    int last = worker_pid(port);
+    int status = h_stop(&ra, SIGTERM, 20000);
+    assert_true(status >= 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(worker_pid(port), 0);
+    assert_true(kill(last, 0) < 0);
+    char sock[500];
+    snprintf(sock, sizeof sock, "%s/broker-0.sock", dir);
+    assert_false(unix_listening(sock));
+    snprintf(sock, sizeof sock, "%s/redis.sock", dir);
+    assert_false(unix_listening(sock));
+    h_dump_log(&ra, 30);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_all_runs_restarts_and_stops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

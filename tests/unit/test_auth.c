@@ -1,0 +1,562 @@
+/* Unit tests for gateway/auth: issuing and verifying guest tokens. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jwt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+
+#define SECRET "unit-test-secret-0123456789abcdef-0123456789"
+#define OTHER_SECRET "another-secret-entirely-0123456789abcdef-01"
+#define NOW 1795860000L
+#define TTL 3600
+
+/* A throwaway 2048-bit RSA key pair made with `openssl genrsa 2048` for these
+ * tests only. */
+static const char rsa_private_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDFT9YVp0T3mIAr\n"
+    "iawul3JnBW/rvN3LJD4EoBBgYvWAgiMJJ3HYentlWtKBGbywX6zHxjwESiVWDt7+\n"
+    "KzKTdl//pUnFAcaWz5yw+vur+rvLXwEGFtWE4Rcorsr29oRryiity4zJ3Aj8WsaL\n"
+    "PKH5FWd+cGhI2S2AhOSrdhDFya/OT9KuzBq9aHH4FfgN6HcB34XGj84SbkprPIPH\n"
+    "lkxYwMG64lG/fwHXvshnQqHnEgNj9r+IEqmhprqpgE+yMuwFAThE/HJWtgFyWJTY\n"
+    "f1fbTK9Lr/fYXCJ3bYDksYE4JSdlpdPu4B+5dUOLrhcZu2OjCOhCim/LCGJLyepV\n"
+    "8WLhvgtbAgMBAAECggEACtiBZndNumTOxskU7Qq0f/OaKO8cxSNpqH9tgJ7WUW+i\n"
+    "oi77RwouHKG9aHNHUYdj/ycz+iUvoDQsQo34hCD01FL7/X3d5XRMCXGb9XwdNOfO\n"
+    "YQAbhIGK8Fi+hCZQz38xQgkqSzFytpkwYku9UeyNrJmPlR5UlF5TSeMXhCFUYWOE\n"
+    "NVWq/OgR+zaqPqtZPVN62xTOxXGxjKTUnzj/f1FnB2Fzh3NCT1kKu74X9/hwluo0\n"
+    "0A8RLU3XO1ocMTptmqSse8AuSFh0yH7U+uZkhNk9+aXtaP1tMPxkznk2B1xLzIRF\n"
+    "5e44vkQYaJS+19gulkntLxMdzNQT/f1ZL774iCWEgQKBgQD7RMllc8ZlhCfRTdhU\n"
+    "VeO2j3dLb02Jl5f25MTQIEAhLYSg0b9xYu7gBIhyJyr5IusJqn2hS6GvN2hz+Jc1\n"
+    "Ot5It3YCyerOzp49p1D/1S9Gupiy8DGniXsxrpfbWhPQxRa4KQrfGeLy2M0Ey9qt\n"
+    "uEF7JyIju1n2hWHmY0ymVQ018QKBgQDJBvTe1VNyJz/MqQnx9ZyDphfA170qO5/p\n"
+    "jKF68pGSkWzViJUy6/YFRF3wGbKyhaMCn7ygcWDDnW6WpCjmshjg2uizR2lVens+\n"
+    "rhIEOPwtaCpEeOCldACQujE0lGTph3uM+iCeDTv+9K/+QDBp2G++Gvz1BrxnpgUK\n"
+    "H6iGmpZaCwKBgDFnpwnRp9LSF1oqKjz63llJADXO3roNGo4rER+zF6juYEOWukO7\n"
+    "JijZ+1ImrWZrHTe7VBRg4JupE1qqKGEJACfgGs4VkZu0OJz6xwxmiHMpwVh9reW5\n"
+    "PIXaRHWW0oqcFgmD2GVhm6QQSM+GnarGrelfGnFYJyo3s7YvFCUoV/6hAoGAdkTm\n"
+    "edct4eIfkev9kuG6dGWaYfVLMHalzUTUmD3v0ThHvJU/mhbixhSD48dqr8cZsWiD\n"
+    "FC3ADTYpIu1vttIe+uMvtpIT8Zs+uRC2Ps+75Yb8Hw6ytAS8dGlmm5WWjSINWVKr\n"
+    "L/F/U69nf4EKOquAimrcWdfdrmkpW9xmTNLUFCMCgYA30JeX0JS6HGN3XUejo1Po\n"
+    "Q8qNNr2a6oYEZQ9iEMFE6Yx4EY8SJO2zIOZl29TA1FkOMQT3cBmgRr8CUdO9+2Ao\n"
+    "OmruBE7tz47Z9lJ7aDoJ9L7Two35C8kBKq0i3Gcsci7XGGml5xH3BhIPr2fVnpVF\n"
+    "YgKUO9F9NuFwFzajEivcNw==\n"
+    "-----END PRIVATE KEY-----\n"
+    ;
+
+static const char rsa_public_pem[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxU/WFadE95iAK4msLpdy\n"
+    "ZwVv67zdyyQ+BKAQYGL1gIIjCSdx2Hp7ZVrSgRm8sF+sx8Y8BEolVg7e/isyk3Zf\n"
+    "/6VJxQHGls+csPr7q/q7y18BBhbVhOEXKK7K9vaEa8oorcuMydwI/FrGizyh+RVn\n"
+    "fnBoSNktgITkq3YQxcmvzk/SrswavWhx+BX4Deh3Ad+Fxo/OEm5KazyDx5ZMWMDB\n"
+    "uuJRv38B177IZ0Kh5xIDY/a/iBKpoaa6qYBPsjLsBQE4RPxyVrYBcliU2H9X20yv\n"
+    "S6/32Fwid22A5LGBOCUnZaXT7uAfuXVDi64XGbtjowjoQopvywhiS8nqVfFi4b4L\n"
+    "WwIDAQAB\n"
+    "-----END PUBLIC KEY-----\n"
+    ;
+
+struct claims {
+    const char *sub; /* NULL: no sub */
+    bool has_nbf, has_exp;
+    long iat, nbf, exp;
+    const char *extra_json; /* more grants, or NULL */
+};
+
+static struct claims good_claims(void)
+{
+    return (struct claims){"alice", true, true, NOW, NOW, NOW + TTL, NULL};
+}
+
+/* Signs a token with libjwt. */
+static char *craft(jwt_alg_t alg, const void *key, size_t keylen, const struct claims *c)
+{
+    jwt_t *jwt = NULL;
+    assert_int_equal(jwt_new(&jwt), 0);
+    assert_int_equal(jwt_set_alg(jwt, alg, key, (int)keylen), 0);
+    if (c->sub)
+        assert_int_equal(jwt_add_grant(jwt, "sub", c->sub), 0);
+    assert_int_equal(jwt_add_grant_int(jwt, "iat", c->iat), 0);
+    if (c->has_nbf)
+        assert_int_equal(jwt_add_grant_int(jwt, "nbf", c->nbf), 0);
+    if (c->has_exp)
+        assert_int_equal(jwt_add_grant_int(jwt, "exp", c->exp), 0);
+    if (c->extra_json)
+        assert_int_equal(jwt_add_grants_json(jwt, c->extra_json), 0);
+    char *out = jwt_encode_str(jwt);
+    assert_non_null(out);
+    jwt_free(jwt);
+    return out;
+}
+
+static char *craft_hs256(const struct claims *c)
+{
+    return craft(JWT_ALG_HS256, SECRET, strlen(SECRET), c);
+}
+
+static struct auth *g_auth;
+
+static int setup(void **state)
+{
+    (void)state;
+    g_auth = auth_new(SECRET, TTL);
+    return g_auth ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    auth_free(g_auth);
+    g_auth = NULL;
+    return 0;
+}
+
+static enum auth_result verify_at(const char *token, long now, char *user)
+{
+    memset(user, 'X', 130);
+    return auth_verify(g_auth, token, token ? strlen(token) : 0, now, user, 130);
+}
+
+static enum auth_result verify(const char *token)
+{
+    char user[130];
+    return verify_at(token, NOW, user);
+}
+
+/* base64url without padding, as JWTs use it. */
+static void b64url(const void *in, size_t len, char *out)
+{
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *p = in;
+    size_t o = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+        out[o++] = tbl[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+    }
+    out[o] = '\0';
+}
+
+/* header.payload.signature from raw JSON parts (the signature as given). */
+static void make_token(char *out, const char *header_json, const char *payload_json,
+                       const char *sig)
+{
+    char h[512], p[1024];
+    b64url(header_json, strlen(header_json), h);
+    b64url(payload_json, strlen(payload_json), p);
+    sprintf(out, "%s.%s.%s", h, p, sig);
+}
+
+static void test_issue_verify(void **state)
+{
+    (void)state;
+    char user[130];
+    char *t = auth_issue(g_auth, "alice", NOW);
+    assert_non_null(t);
+    assert_int_equal(verify_at(t, NOW, user), AUTH_OK);
+    assert_string_equal(user, "alice");
+    /* Within the lifetime and the leeway on both ends. */
+    assert_int_equal(verify_at(t, NOW + TTL, user), AUTH_OK);
+    assert_int_equal(verify_at(t, NOW + TTL + AUTH_LEEWAY_S, user), AUTH_OK);
+    assert_int_equal(verify_at(t, NOW + TTL + AUTH_LEEWAY_S + 1, user), AUTH_EXPIRED);
+    assert_int_equal(verify_at(t, NOW - AUTH_LEEWAY_S, user), AUTH_OK);
+    assert_int_equal(verify_at(t, NOW - AUTH_LEEWAY_S - 1, user), AUTH_NOT_YET_VALID);
+    /* The token is HS256 and carries the claims. */
+    jwt_t *jwt = NULL;
+    assert_int_equal(jwt_decode(&jwt, t, (const unsigned char *)SECRET, (int)strlen(SECRET)), 0);
+    assert_int_equal(jwt_get_alg(jwt), JWT_ALG_HS256);
+    assert_string_equal(jwt_get_grant(jwt, "sub"), "alice");
+    assert_int_equal(jwt_get_grant_int(jwt, "iat"), NOW);
+    assert_int_equal(jwt_get_grant_int(jwt, "nbf"), NOW);
+    assert_int_equal(jwt_get_grant_int(jwt, "exp"), NOW + TTL);
+    jwt_free(jwt);
+
+    /* The length counts, not a NUL: a token followed by other bytes. */
+    size_t n = strlen(t);
+    char *padded = malloc(n + 10);
+    assert_non_null(padded);
+    memcpy(padded, t, n);
+    memcpy(padded + n, "garbage!!", 10);
+    memset(user, 'X', sizeof user);
+    assert_int_equal(auth_verify(g_auth, padded, n, NOW, user, sizeof user), AUTH_OK);
+    assert_string_equal(user, "alice");
+    assert_int_equal(auth_verify(g_auth, padded, n - 1, NOW, user, sizeof user), AUTH_BAD_SIGNATURE);
+    free(padded);
+    free(t);
+
+    /* Non-ASCII names and the longest name survive. */
+    static const char jerome[] = "J\xc3\xa9r\xc3\xb4me \xf0\x9f\x98\x80";
+    t = auth_issue(g_auth, jerome, NOW);
+    assert_non_null(t);
+    assert_int_equal(verify_at(t, NOW, user), AUTH_OK);
+    assert_string_equal(user, jerome);
+    free(t);
+    char longest[129];
+    for (int i = 0; i < 32; i++)
+        memcpy(longest + 4 * i, "\xf0\x9f\x98\x80", 4);
+    longest[128] = '\0';
+    t = auth_issue(g_auth, longest, NOW);
+    assert_non_null(t);
+    assert_int_equal(verify_at(t, NOW, user), AUTH_OK);
+    assert_string_equal(user, longest);
+    free(t);
+}
+
+static void test_wrong_secret(void **state)
+{
+    (void)state;
+    struct auth *other = auth_new(OTHER_SECRET, TTL);
+    assert_non_null(other);
+    char *t = auth_issue(other, "alice", NOW);
+    assert_non_null(t);
+    assert_int_equal(verify(t), AUTH_BAD_SIGNATURE);
+    char user[130];
+    assert_int_equal(auth_verify(other, t, strlen(t), NOW, user, sizeof user), AUTH_OK);
+    free(t);
+    auth_free(other);
+    auth_free(NULL);
+
+    /* A secret that is a prefix of ours is another secret. */
+    other = auth_new("unit-test-secret", TTL);
+    assert_non_null(other);
+    t = auth_issue(other, "alice", NOW);
+    assert_int_equal(verify(t), AUTH_BAD_SIGNATURE);
+    free(t);
+    auth_free(other);
+}
+
+static void test_time_claims(void **state)
+{
+    (void)state;
+    struct claims c = good_claims();
+    char *t;
+
+    c.exp = NOW - 100;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_EXPIRED);
+    free(t);
+
+    c.exp = NOW - AUTH_LEEWAY_S; /* expired, but within the leeway */
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_OK);
+    free(t);
+
+    c.exp = NOW - AUTH_LEEWAY_S - 1;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_EXPIRED);
+    free(t);
+
+    c = good_claims();
+    c.has_exp = false;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_EXPIRED);
+    free(t);
+
+    c = good_claims();
+    c.has_exp = false;
+    c.extra_json = "{\"exp\":\"1895860000\"}"; /* a string is not a time */
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_EXPIRED);
+    free(t);
+
+    c = good_claims();
+    c.nbf = NOW + 60;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_NOT_YET_VALID);
+    free(t);
+
+    c.nbf = NOW + AUTH_LEEWAY_S + 1;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_NOT_YET_VALID);
+    free(t);
+
+    c.nbf = NOW + AUTH_LEEWAY_S;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_OK);
+    free(t);
+
+    c = good_claims();
+    c.has_nbf = false; /* nbf is optional */
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_OK);
+    free(t);
+
+    /* Extreme values must not overflow anything. */
+    c = good_claims();
+    c.exp = LONG_MAX;
+    c.nbf = LONG_MIN;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_OK);
+    free(t);
+    c.exp = LONG_MIN;
+    c.nbf = 0;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_EXPIRED);
+    free(t);
+    c.exp = LONG_MAX;
+    c.nbf = LONG_MAX;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_NOT_YET_VALID);
+    free(t);
+}
+
+static void test_alg_none(void **state)
+{
+    (void)state;
+    char token[2048];
+    static const char payload[] =
+        "{\"sub\":\"alice\",\"iat\":1795860000,\"nbf\":1795860000,\"exp\":1795863600}";
+    static const char *const headers[] = {
+        "{\"alg\":\"none\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"none\"}",
+        "{\"alg\":\"None\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"NONE\",\"typ\":\"JWT\"}",
+        "{\"typ\":\"JWT\"}",
+    };
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        make_token(token, headers[i], payload, "");
+        enum auth_result r = verify(token);
+        if (r != AUTH_BAD_ALG && r != AUTH_MALFORMED)
+            fail_msg("header %s: %s", headers[i], auth_result_str(r));
+        /* With a signature that is not there, or a bogus one. */
+        make_token(token, headers[i], payload, "c2lnbmF0dXJl");
+        r = verify(token);
+        if (r != AUTH_BAD_ALG && r != AUTH_MALFORMED)
+            fail_msg("header %s with a signature: %s", headers[i], auth_result_str(r));
+    }
+    make_token(token, "{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, "");
+    assert_int_equal(verify(token), AUTH_BAD_ALG);
+}
+
+static void test_other_algorithms(void **state)
+{
+    (void)state;
+    struct claims c = good_claims();
+    char *t;
+
+    t = craft(JWT_ALG_HS384, SECRET, strlen(SECRET), &c);
+    assert_int_equal(verify(t), AUTH_BAD_ALG);
+    free(t);
+    t = craft(JWT_ALG_HS512, SECRET, strlen(SECRET), &c);
+    assert_int_equal(verify(t), AUTH_BAD_ALG);
+    free(t);
+
+    t = craft(JWT_ALG_RS256, rsa_private_pem, strlen(rsa_private_pem), &c);
+    assert_int_equal(verify(t), AUTH_BAD_ALG);
+    free(t);
+
+    /* Key confusion: HS256 keyed with the RSA public key a verifier might
+     * hold. */
+    t = craft(JWT_ALG_HS256, rsa_public_pem, strlen(rsa_public_pem), &c);
+    assert_int_not_equal(verify(t), AUTH_OK);
+    assert_int_equal(verify(t), AUTH_BAD_SIGNATURE);
+    free(t);
+    struct auth *pub = auth_new(rsa_public_pem, TTL);
+    assert_non_null(pub);
+    t = craft(JWT_ALG_RS256, rsa_private_pem, strlen(rsa_private_pem), &c);
+    char user[130];
+    assert_int_equal(auth_verify(pub, t, strlen(t), NOW, user, sizeof user), AUTH_BAD_ALG);
+    free(t);
+    auth_free(pub);
+}
+
+static void test_tampered(void **state)
+{
+    (void)state;
+    char *t = auth_issue(g_auth, "alice", NOW);
+    assert_non_null(t);
+    char *d1 = strchr(t, '.'), *d2 = strchr(d1 + 1, '.');
+    size_t mid = (size_t)(d1 - t) + (size_t)(d2 - d1) / 2;
+    char *bad = strdup(t);
+    assert_non_null(bad);
+    bad[mid] = bad[mid] == 'A' ? 'B' : 'A';
+    assert_int_not_equal(verify(bad), AUTH_OK);
+    /* Every single-character change of the payload segment is refused. */
+    for (char *p = d1 + 1; p < d2; p++) {
+        strcpy(bad, t);
+        size_t k = (size_t)(p - t);
+        bad[k] = bad[k] == 'x' ? 'y' : 'x';
+        enum auth_result r = verify(bad);
+        if (r == AUTH_OK)
+            fail_msg("payload change at %zu accepted", k);
+    }
+    /* A signature change. */
+    strcpy(bad, t);
+    size_t last = strlen(bad) - 2;
+    bad[last] = bad[last] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(bad), AUTH_BAD_SIGNATURE);
+    free(bad);
+
+    /* A forged payload ("sub":"mallory") under the original header and signature. */
+    char forged[2048], payload_b64[512];
+    static const char forged_payload[] =
+        "{\"exp\":1795863600,\"iat\":1795860000,\"nbf\":1795860000,\"sub\":\"mallory\"}";
+    b64url(forged_payload, strlen(forged_payload), payload_b64);
+    snprintf(forged, sizeof forged, "%.*s.%s%s", (int)(d1 - t), t, payload_b64, d2);
+    assert_int_equal(verify(forged), AUTH_BAD_SIGNATURE);
+    free(t);
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    char user[130];
+    assert_int_equal(auth_verify(g_auth, NULL, 0, NOW, user, sizeof user), AUTH_MISSING);
+    assert_int_equal(auth_verify(g_auth, "", 0, NOW, user, sizeof user), AUTH_MISSING);
+    assert_int_equal(auth_verify(g_auth, "abc", 0, NOW, user, sizeof user), AUTH_MISSING);
+    static const char *const bad[] = {
+        "abc", "a.b", "a.b.c.d", "a.b.c", ".b.c", "a..c", "..", ".", "a.b.",
+        "eyJhbGciOiJIUzI1NiJ9 .e30.sig", "has spaces.in it.yes", "a.b.c\n",
+        "a+b.c/d.e", "\xc3\xa9.b.c", "a.b.c\0",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum auth_result r = verify(bad[i]);
+        if (r != AUTH_MALFORMED)
+            fail_msg("\"%s\": %s", bad[i], auth_result_str(r));
+    }
+    /* A NUL inside the given length. */
+    char *t = auth_issue(g_auth, "alice", NOW);
+    assert_non_null(t);
+    size_t n = strlen(t);
+    t[n / 2] = '\0';
+    assert_int_equal(auth_verify(g_auth, t, n, NOW, user, sizeof user), AUTH_MALFORMED);
+    free(t);
+
+    /* A valid signature over a payload that is not JSON. */
+    char token[512];
+    make_token(token, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", "not json", "");
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+
+    /* Longer than AUTH_MAX_TOKEN, however valid otherwise. */
+    char *big = malloc(AUTH_MAX_TOKEN + 2);
+    assert_non_null(big);
+    memset(big, 'a', AUTH_MAX_TOKEN + 1);
+    big[10] = '.';
+    big[20] = '.';
+    big[AUTH_MAX_TOKEN + 1] = '\0';
+    assert_int_equal(verify(big), AUTH_MALFORMED);
+    free(big);
+    struct claims c = good_claims();
+    char pad_json[4200];
+    char pad[4000];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    snprintf(pad_json, sizeof pad_json, "{\"pad\":\"%s\"}", pad);
+    c.extra_json = pad_json;
+    t = craft_hs256(&c);
+    assert_true(strlen(t) > AUTH_MAX_TOKEN);
+    assert_int_equal(verify(t), AUTH_MALFORMED);
+    free(t);
+    /* ... while a padded token just under the limit is fine. */
+    pad[2900] = '\0';
+    snprintf(pad_json, sizeof pad_json, "{\"pad\":\"%s\"}", pad);
+    t = craft_hs256(&c);
+    assert_true(strlen(t) <= AUTH_MAX_TOKEN);
+    assert_int_equal(verify(t), AUTH_OK);
+    free(t);
+}
+
+static void test_subject(void **state)
+{
+    (void)state;
+    struct claims c = good_claims();
+    char *t;
+    char user[130];
+
+    c.sub = NULL;
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_BAD_SUBJECT);
+    free(t);
+
+    static const char *const bad_subs[] = {
+        "a\x01" "b", "tab\there", "", " alice", "alice ", "x\xe2\x80\xaey", "bad\x7f",
+        "0123456789012345678901234567890123456789", /* 40 characters */
+        "012345678901234567890123456789012", /* 33 characters */
+    };
+    c = good_claims();
+    for (size_t i = 0; i < sizeof bad_subs / sizeof bad_subs[0]; i++) {
+        c.sub = bad_subs[i];
+        t = craft_hs256(&c);
+        enum auth_result r = verify(t);
+        if (r != AUTH_BAD_SUBJECT)
+            fail_msg("sub \"%s\": %s", bad_subs[i], auth_result_str(r));
+        free(t);
+    }
+    c.sub = "01234567890123456789012345678901"; /* 32 characters */
+    t = craft_hs256(&c);
+    assert_int_equal(verify_at(t, NOW, user), AUTH_OK);
+    assert_string_equal(user, "01234567890123456789012345678901");
+    free(t);
+
+    /* sub that is not a string. */
+    c = good_claims();
+    c.sub = NULL;
+    c.extra_json = "{\"sub\":42}";
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_BAD_SUBJECT);
+    free(t);
+    c.extra_json = "{\"sub\":[\"alice\"]}";
+    t = craft_hs256(&c);
+    assert_int_equal(verify(t), AUTH_BAD_SUBJECT);
+    free(t);
+
+    /* A user buffer too small for the name. */
+    c = good_claims();
+    t = craft_hs256(&c);
+    assert_int_equal(auth_verify(g_auth, t, strlen(t), NOW, user, 5), AUTH_BAD_SUBJECT);
+    assert_int_equal(auth_verify(g_auth, t, strlen(t), NOW, user, 6), AUTH_OK);
+    assert_string_equal(user, "alice");
+    free(t);
+}
+
+static void test_result_str(void **state)
+{
+    (void)state;
+    assert_string_equal(auth_result_str(AUTH_OK), "ok");
+    assert_string_equal(auth_result_str(AUTH_MISSING), "missing");
+    assert_string_equal(auth_result_str(AUTH_MALFORMED), "malformed");
+    assert_string_equal(auth_result_str(AUTH_BAD_ALG), "bad_algorithm");
+    assert_string_equal(auth_result_str(AUTH_BAD_SIGNATURE), "bad_signature");
+    assert_string_equal(auth_result_str(AUTH_EXPIRED), "expired");
+    assert_string_equal(auth_result_str(AUTH_NOT_YET_VALID), "not_yet_valid");
+    assert_string_equal(auth_result_str(AUTH_BAD_SUBJECT), "bad_subject");
+    assert_string_equal(auth_result_str(AUTH_RESULT_COUNT), "unknown");
+    assert_string_equal(auth_result_str((enum auth_result)-1), "unknown");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_issue_verify),
+        cmocka_unit_test(test_wrong_secret),
+        cmocka_unit_test(test_time_claims),
+        cmocka_unit_test(test_alg_none),
+        cmocka_unit_test(test_other_algorithms),
+        cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_subject),
+        cmocka_unit_test(test_result_str),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,706 @@
+/* Unit tests for the small containers and helpers of common/: bytes, map, rel,
+ * buf, backoff and clock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "buf.h"
+#include "bytes.h"
+#include "clock.h"
+#include "map.h"
+#include "rel.h"
+
+/* A small deterministic generator so that failures reproduce. */
+static uint64_t rng_state = 0x853c49e6748fea9bULL;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)((rng_state >> 16) % n);
+}
+
+/* ---- bytes --------------------------------------------------------------- */
+
+static unsigned char stream_byte(size_t pos)
+{
+    return (unsigned char)((pos * 131u + (pos >> 8) * 7u + 3u) & 0xff);
+}
+
+static void test_bytes_bound(void **state)
+{
+    (void)state;
+    struct cf_bytes b;
+    unsigned char src[200];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = stream_byte(i);
+    cf_bytes_init(&b, 100);
+    assert_int_equal(cf_bytes_len(&b), 0);
+    assert_int_equal(cf_bytes_append(&b, src, 60), 0);
+    assert_int_equal(cf_bytes_append(&b, src + 60, 41), -ENOBUFS);
+    assert_int_equal(cf_bytes_len(&b), 60);
+    assert_memory_equal(cf_bytes_data(&b), src, 60);
+    assert_int_equal(cf_bytes_append(&b, src + 60, 40), 0);
+    assert_int_equal(cf_bytes_len(&b), 100);
+    assert_memory_equal(cf_bytes_data(&b), src, 100);
+    assert_int_equal(cf_bytes_append(&b, src, 1), -ENOBUFS);
+    assert_int_equal(cf_bytes_append(&b, src, 0), 0);
+    assert_null(cf_bytes_reserve(&b, 1));
+    assert_int_equal(cf_bytes_len(&b), 100);
+    assert_memory_equal(cf_bytes_data(&b), src, 100);
+    /* Consuming makes room again, exactly as much as was consumed. */
+    cf_bytes_consume(&b, 10);
+    assert_int_equal(cf_bytes_append(&b, src + 100, 11), -ENOBUFS);
+    assert_int_equal(cf_bytes_append(&b, src + 100, 10), 0);
+    assert_int_equal(cf_bytes_len(&b), 100);
+    assert_memory_equal(cf_bytes_data(&b), src + 10, 100);
+    cf_bytes_free(&b);
+
+    /* Larger than the bound at once, on an empty queue; huge n. */
+    cf_bytes_init(&b, 100);
+    assert_int_equal(cf_bytes_append(&b, src, 101), -ENOBUFS);
+    assert_int_equal(cf_bytes_append(&b, src, SIZE_MAX), -ENOBUFS);
+    assert_null(cf_bytes_reserve(&b, 101));
+    assert_null(cf_bytes_reserve(&b, SIZE_MAX));
+    assert_int_equal(cf_bytes_len(&b), 0);
+    cf_bytes_free(&b);
+
+    /* A bound of zero holds nothing. */
+    cf_bytes_init(&b, 0);
+    assert_int_equal(cf_bytes_append(&b, src, 1), -ENOBUFS);
+    assert_int_equal(cf_bytes_len(&b), 0);
+    cf_bytes_free(&b);
+}
+
+static void test_bytes_reserve_commit_consume_truncate(void **state)
+{
+    (void)state;
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1000);
+    unsigned char *p = cf_bytes_reserve(&b, 10);
+    assert_non_null(p);
+    assert_int_equal(cf_bytes_len(&b), 0); /* reserving appends nothing */
+    memcpy(p, "0123456789", 10);
+    cf_bytes_commit(&b, 6);
+    assert_int_equal(cf_bytes_len(&b), 6);
+    assert_memory_equal(cf_bytes_data(&b), "012345", 6);
+
+    assert_int_equal(cf_bytes_append(&b, "abc", 3), 0);
+    assert_int_equal(cf_bytes_len(&b), 9);
+    assert_memory_equal(cf_bytes_data(&b), "012345abc", 9);
+
+    cf_bytes_consume(&b, 2);
+    assert_int_equal(cf_bytes_len(&b), 7);
+    assert_memory_equal(cf_bytes_data(&b), "2345abc", 7);
+
+    /* Truncate to a mark taken earlier. */
+    size_t mark = cf_bytes_len(&b);
+    assert_int_equal(cf_bytes_append(&b, "XYZ", 3), 0);
+    assert_int_equal(cf_bytes_len(&b), 10);
+    cf_bytes_truncate(&b, mark);
+    assert_int_equal(cf_bytes_len(&b), 7);
+    assert_memory_equal(cf_bytes_data(&b), "2345abc", 7);
+    cf_bytes_truncate(&b, 100); /* a mark beyond the end changes nothing */
+    assert_int_equal(cf_bytes_len(&b), 7);
+    cf_bytes_truncate(&b, 3);
+    assert_int_equal(cf_bytes_len(&b), 3);
+    assert_memory_equal(cf_bytes_data(&b), "234", 3);
+    assert_int_equal(cf_bytes_append(&b, "!", 1), 0);
+    assert_memory_equal(cf_bytes_data(&b), "234!", 4);
+
+    /* Reserve counts what is queued against the bound. */
+    assert_null(cf_bytes_reserve(&b, 997));
+    p = cf_bytes_reserve(&b, 996);
+    assert_non_null(p);
+    memset(p, 'q', 996);
+    cf_bytes_commit(&b, 996);
+    assert_int_equal(cf_bytes_len(&b), 1000);
+    assert_memory_equal(cf_bytes_data(&b), "234!qq", 6);
+    assert_null(cf_bytes_reserve(&b, 1));
+
+    cf_bytes_consume(&b, 1000);
+    assert_int_equal(cf_bytes_len(&b), 0);
+    cf_bytes_free(&b);
+    assert_null(b.data);
+    /* Still usable after cf_bytes_free. */
+    assert_int_equal(cf_bytes_append(&b, "again", 5), 0);
+    assert_memory_equal(cf_bytes_data(&b), "again", 5);
+    cf_bytes_free(&b);
+}
+
+static void test_bytes_many_cycles(void **state)
+{
+    (void)state;
+    enum { MAX = 10000 };
+    struct cf_bytes b;
+    cf_bytes_init(&b, MAX);
+    size_t written = 0, consumed = 0; /* positions in the reference stream */
+    unsigned char chunk[3000];
+    for (int round = 0; round < 20000; round++) {
+        size_t live = written - consumed;
+        assert_int_equal(cf_bytes_len(&b), live);
+        if (rnd(2) == 0) {
+            size_t n = rnd(sizeof chunk) + 1;
+            for (size_t i = 0; i < n; i++)
+                chunk[i] = stream_byte(written + i);
+            int rc;
+            if (rnd(2)) {
+                rc = cf_bytes_append(&b, chunk, n);
+            } else {
+                unsigned char *p = cf_bytes_reserve(&b, n);
+                rc = p ? 0 : -ENOBUFS;
+                if (p) {
+                    memcpy(p, chunk, n);
+                    cf_bytes_commit(&b, n);
+                }
+            }
+            if (live + n > MAX) {
+                assert_int_equal(rc, -ENOBUFS);
+            } else {
+                assert_int_equal(rc, 0);
+                written += n;
+            }
+        } else if (live > 0) {
+            size_t n = rnd((uint32_t)live) + 1;
+            cf_bytes_consume(&b, n);
+            consumed += n;
+        }
+        /* The queue holds exactly the reference stream [consumed, written). */
+        const unsigned char *d = cf_bytes_data(&b);
+        for (size_t i = 0; i < written - consumed; i++)
+            if (d[i] != stream_byte(consumed + i))
+                fail_msg("round %d: byte %zu differs", round, i);
+    }
+    assert_true(written > 100000); /* the queue wrapped many times */
+    cf_bytes_free(&b);
+}
+
+static void test_bytes_release_when_drained(void **state)
+{
+    (void)state;
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 20);
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+    unsigned char *big = malloc(100000);
+    assert_non_null(big);
+    for (size_t i = 0; i < 100000; i++)
+        big[i] = stream_byte(i);
+    assert_int_equal(cf_bytes_append(&b, big, 100000), 0);
+    assert_true(b.cap >= 100000);
+    cf_bytes_consume(&b, 40000);
+    assert_non_null(b.data);
+    assert_memory_equal(cf_bytes_data(&b), big + 40000, 60000);
+    cf_bytes_consume(&b, 60000);
+    assert_int_equal(cf_bytes_len(&b), 0);
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+    /* Usable again. */
+    assert_int_equal(cf_bytes_append(&b, big, 10), 0);
+    assert_memory_equal(cf_bytes_data(&b), big, 10);
+    cf_bytes_consume(&b, 10);
+    assert_int_equal(cf_bytes_len(&b), 0);
+    cf_bytes_free(&b);
+    assert_null(b.data);
+    free(big);
+}
+
+static void test_bytes_fd(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    struct cf_bytes out, in;
+    cf_bytes_init(&out, 1u << 16);
+    cf_bytes_init(&in, 8);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), -EAGAIN);
+    assert_int_equal(cf_bytes_append(&out, "hello, socket", 13), 0);
+    assert_int_equal(cf_bytes_write_fd(&out, sv[0]), 13);
+    assert_int_equal(cf_bytes_len(&out), 0);
+    assert_int_equal(cf_bytes_write_fd(&out, sv[0]), 0);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 5), 5);
+    assert_memory_equal(cf_bytes_data(&in), "hello", 5);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), 3); /* bounded by max 8 */
+    assert_memory_equal(cf_bytes_data(&in), "hello, s", 8);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), -ENOBUFS);
+    cf_bytes_consume(&in, 8);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), 5);
+    assert_memory_equal(cf_bytes_data(&in), "ocket", 5);
+    close(sv[0]);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), 0); /* end of stream */
+    assert_int_equal(cf_bytes_append(&out, "x", 1), 0);
+    assert_true(cf_bytes_write_fd(&out, sv[1]) < 0); /* peer gone: -EPIPE */
+    close(sv[1]);
+    cf_bytes_free(&out);
+    cf_bytes_free(&in);
+}
+
+/* ---- map ------------------------------------------------------------------- */
+
+enum { NKEYS = 10000 };
+
+struct kv {
+    char key[24];
+    size_t len;
+    bool present;
+    int visits;
+};
+
+static void shuffle(uint32_t *v, uint32_t n)
+{
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = rnd(i);
+        uint32_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+static void check_map(const struct cf_map *m, struct kv *kvs, size_t n)
+{
+    size_t present = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *got = cf_map_get(m, kvs[i].key, kvs[i].len);
+        if (kvs[i].present) {
+            present++;
+            if (got != &kvs[i])
+                fail_msg("key %s not found after other changes", kvs[i].key);
+        } else if (got != NULL) {
+            fail_msg("deleted key %s still found", kvs[i].key);
+        }
+    }
+    assert_int_equal(cf_map_count(m), present);
+    /* Iteration visits every present value exactly once. */
+    for (size_t i = 0; i < n; i++)
+        kvs[i].visits = 0;
+    size_t it = 0, seen = 0;
+    struct kv *v;
+    while ((v = cf_map_next(m, &it))) {
+        assert_true(v >= kvs && v < kvs + n);
+        assert_true(v->present);
+        v->visits++;
+        seen++;
+    }
+    assert_int_equal(seen, present);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(kvs[i].visits, kvs[i].present ? 1 : 0);
+}
+
+static void test_map_random(void **state)
+{
+    (void)state;
+    struct kv *kvs = calloc(NKEYS, sizeof *kvs);
+    uint32_t *order = malloc(NKEYS * sizeof *order);
+    assert_non_null(kvs);
+    assert_non_null(order);
+    for (uint32_t i = 0; i < NKEYS; i++) {
+        kvs[i].len = (size_t)snprintf(kvs[i].key, sizeof kvs[i].key, "key-%u", i);
+        order[i] = i;
+    }
+    struct cf_map *m = cf_map_new();
+    assert_non_null(m);
+    assert_int_equal(cf_map_count(m), 0);
+    size_t it = 0;
+    assert_null(cf_map_next(m, &it));
+    assert_null(cf_map_get(m, "key-1", 5));
+    assert_null(cf_map_del(m, "key-1", 5));
+
+    /* Insert everything in random order. */
+    shuffle(order, NKEYS);
+    for (uint32_t i = 0; i < NKEYS; i++) {
+        struct kv *kv = &kvs[order[i]];
+        assert_int_equal(cf_map_put(m, kv->key, kv->len, kv), 0);
+        kv->present = true;
+        assert_int_equal(cf_map_count(m), i + 1);
+    }
+    check_map(m, kvs, NKEYS);
+
+    /* Duplicates are refused and change nothing, also through another copy
+     * of the key bytes. */
+    for (uint32_t i = 0; i < NKEYS; i += 97) {
+        char copy[24];
+        memcpy(copy, kvs[i].key, kvs[i].len);
+        int dummy;
+        assert_int_equal(cf_map_put(m, copy, kvs[i].len, &dummy), -EEXIST);
+        assert_ptr_equal(cf_map_get(m, copy, kvs[i].len), &kvs[i]);
+    }
+    assert_int_equal(cf_map_count(m), NKEYS);
+
+    /* Delete in another random order, checking every remaining key now and
+     * then: backward-shift deletion must keep every probe run intact. */
+    shuffle(order, NKEYS);
+    for (uint32_t i = 0; i < NKEYS; i++) {
+        struct kv *kv = &kvs[order[i]];
+        assert_ptr_equal(cf_map_del(m, kv->key, kv->len), kv);
+        kv->present = false;
+        assert_null(cf_map_del(m, kv->key, kv->len));
+        if (i % 250 == 0 || i > NKEYS - 40)
+            check_map(m, kvs, NKEYS);
+    }
+    assert_int_equal(cf_map_count(m), 0);
+
+    /* Mixed operations against the reference. */
+    for (int op = 0; op < 60000; op++) {
+        struct kv *kv = &kvs[rnd(2000)];
+        switch (rnd(3)) {
+        case 0: {
+            int rc = cf_map_put(m, kv->key, kv->len, kv);
+            assert_int_equal(rc, kv->present ? -EEXIST : 0);
+            kv->present = true;
+            break;
+        }
+        case 1:
+            assert_ptr_equal(cf_map_del(m, kv->key, kv->len), kv->present ? kv : NULL);
+            kv->present = false;
+            break;
+        default:
+            assert_ptr_equal(cf_map_get(m, kv->key, kv->len), kv->present ? kv : NULL);
+            break;
+        }
+        if (op % 5000 == 0)
+            check_map(m, kvs, NKEYS);
+    }
+    check_map(m, kvs, NKEYS);
+    cf_map_free(m);
+    cf_map_free(NULL);
+    free(order);
+    free(kvs);
+}
+
+static void test_map_key_bytes(void **state)
+{
+    (void)state;
+    struct cf_map *m = cf_map_new();
+    assert_non_null(m);
+    int a, b, c, d, e;
+    assert_int_equal(cf_map_put(m, "ab", 2, &a), 0);
+    assert_int_equal(cf_map_put(m, "abc", 3, &b), 0);
+    assert_int_equal(cf_map_put(m, "a\0c", 3, &c), 0);
+    assert_int_equal(cf_map_put(m, "a\0d", 3, &d), 0);
+    assert_int_equal(cf_map_put(m, "", 0, &e), 0);
+    assert_int_equal(cf_map_count(m), 5);
+    assert_ptr_equal(cf_map_get(m, "abx", 2), &a); /* only len bytes count */
+    assert_ptr_equal(cf_map_get(m, "abc", 3), &b);
+    assert_ptr_equal(cf_map_get(m, "a\0c", 3), &c);
+    assert_ptr_equal(cf_map_get(m, "a\0d", 3), &d);
+    assert_ptr_equal(cf_map_get(m, "zzz", 0), &e);
+    assert_null(cf_map_get(m, "a", 1));
+    assert_null(cf_map_get(m, "ABC", 3));
+    assert_ptr_equal(cf_map_del(m, "", 0), &e);
+    assert_ptr_equal(cf_map_get(m, "abc", 3), &b);
+    assert_int_equal(cf_map_count(m), 4);
+    cf_map_free(m);
+}
+
+/* ---- rel ------------------------------------------------------------------- */
+
+struct obj {
+    struct cf_rel_end end;
+    int id;
+};
+
+static void check_end(const struct cf_rel_end *e)
+{
+    for (uint32_t i = 0; i < e->n; i++) {
+        const struct cf_rel_edge *edge = e->v[i];
+        assert_true(edge->lend == e || edge->rend == e);
+        if (edge->lend == e)
+            assert_int_equal(edge->li, i);
+        else
+            assert_int_equal(edge->ri, i);
+    }
+    if (e->n == 0) {
+        assert_null(e->v);
+        assert_int_equal(e->cap, 0);
+    }
+}
+
+/* Checks both sides against the reference matrix linked[l][r]. */
+static void check_rel(struct obj *left, struct obj *right, bool linked[3][5])
+{
+    for (int l = 0; l < 3; l++) {
+        check_end(&left[l].end);
+        uint32_t n = 0;
+        for (int r = 0; r < 5; r++) {
+            struct cf_rel_edge *e = cf_rel_find(&left[l].end, &right[r]);
+            struct cf_rel_edge *back = cf_rel_find(&right[r].end, &left[l]);
+            assert_ptr_equal(e, back);
+            if (linked[l][r]) {
+                n++;
+                assert_non_null(e);
+                assert_ptr_equal(e->left, &left[l]);
+                assert_ptr_equal(e->right, &right[r]);
+                assert_ptr_equal(e->lend, &left[l].end);
+                assert_ptr_equal(e->rend, &right[r].end);
+                assert_ptr_equal(left[l].end.v[e->li], e);
+                assert_ptr_equal(right[r].end.v[e->ri], e);
+            } else {
+                assert_null(e);
+            }
+        }
+        assert_int_equal(left[l].end.n, n);
+    }
+    for (int r = 0; r < 5; r++) {
+        check_end(&right[r].end);
+        uint32_t n = 0;
+        for (int l = 0; l < 3; l++)
+            n += linked[l][r];
+        assert_int_equal(right[r].end.n, n);
+    }
+}
+
+static void link_all(struct obj *left, struct obj *right, bool linked[3][5])
+{
+    for (int l = 0; l < 3; l++)
+        for (int r = 0; r < 5; r++) {
+            struct cf_rel_edge *e = cf_rel_link(&left[l].end, &left[l], &right[r].end, &right[r]);
+            assert_non_null(e);
+            linked[l][r] = true;
+        }
+    check_rel(left, right, linked);
+}
+
+static void test_rel(void **state)
+{
+    (void)state;
+    struct obj left[3], right[5];
+    memset(left, 0, sizeof left);
+    memset(right, 0, sizeof right);
+    bool linked[3][5];
+
+    /* 1: unlink in link order. */
+    link_all(left, right, linked);
+    for (int l = 0; l < 3; l++)
+        for (int r = 0; r < 5; r++) {
+            cf_rel_unlink(cf_rel_find(&left[l].end, &right[r]));
+            linked[l][r] = false;
+            check_rel(left, right, linked);
+        }
+
+    /* 2: in reverse order, from the right side. */
+    link_all(left, right, linked);
+    for (int r = 4; r >= 0; r--)
+        for (int l = 2; l >= 0; l--) {
+            cf_rel_unlink(cf_rel_find(&right[r].end, &left[l]));
+            linked[l][r] = false;
+            check_rel(left, right, linked);
+        }
+
+    /* 3: random orders, with re-links in between. */
+    for (int round = 0; round < 50; round++) {
+        link_all(left, right, linked);
+        uint32_t order[15];
+        for (uint32_t i = 0; i < 15; i++)
+            order[i] = i;
+        shuffle(order, 15);
+        for (int i = 0; i < 15; i++) {
+            int l = (int)order[i] / 5, r = (int)order[i] % 5;
+            cf_rel_unlink(cf_rel_find(&left[l].end, &right[r]));
+            linked[l][r] = false;
+            check_rel(left, right, linked);
+            if (i == 7) { /* put two back midway */
+                int l2 = (int)order[0] / 5, r2 = (int)order[0] % 5;
+                assert_non_null(cf_rel_link(&left[l2].end, &left[l2], &right[r2].end, &right[r2]));
+                linked[l2][r2] = true;
+                check_rel(left, right, linked);
+            }
+        }
+        int l2 = (int)order[0] / 5, r2 = (int)order[0] % 5;
+        cf_rel_unlink(cf_rel_find(&left[l2].end, &right[r2]));
+        linked[l2][r2] = false;
+        check_rel(left, right, linked);
+    }
+
+    /* 4: iterating one end downwards and unlinking the current edge (a
+     * member leaving all its rooms). */
+    link_all(left, right, linked);
+    for (uint32_t i = right[2].end.n; i-- > 0;) {
+        struct cf_rel_edge *e = right[2].end.v[i];
+        struct obj *l = e->left;
+        cf_rel_unlink(e);
+        linked[l - left][2] = false;
+        check_rel(left, right, linked);
+    }
+    for (uint32_t i = left[1].end.n; i-- > 0;) {
+        struct cf_rel_edge *e = left[1].end.v[i];
+        struct obj *r = e->right;
+        cf_rel_unlink(e);
+        linked[1][r - right] = false;
+        check_rel(left, right, linked);
+    }
+    for (int l = 0; l < 3; l++)
+        while (left[l].end.n > 0) {
+            struct cf_rel_edge *e = left[l].end.v[0];
+            struct obj *r = e->right;
+            cf_rel_unlink(e);
+            linked[l][r - right] = false;
+            check_rel(left, right, linked);
+        }
+    for (int i = 0; i < 3; i++)
+        cf_rel_end_free(&left[i].end);
+    for (int i = 0; i < 5; i++)
+        cf_rel_end_free(&right[i].end);
+}
+
+/* ---- buf ------------------------------------------------------------------- */
+
+static void test_buf_refcount(void **state)
+{
+    (void)state;
+    struct cf_buf *b = cf_buf_new(16, 100);
+    assert_non_null(b);
+    assert_int_equal(b->refs, 1);
+    assert_int_equal(b->len, 0);
+    assert_int_equal(b->head, 16);
+    assert_int_equal(b->cap, 116);
+    assert_ptr_equal(cf_buf_payload(b), b->data + 16);
+    memset(b->data, 0xab, 116); /* the whole allocation is writable (ASan) */
+    assert_ptr_equal(cf_buf_ref(b), b);
+    assert_int_equal(b->refs, 2);
+    assert_ptr_equal(cf_buf_ref(b), b);
+    assert_int_equal(b->refs, 3);
+    cf_buf_unref(b);
+    assert_int_equal(b->refs, 2);
+    cf_buf_unref(b);
+    assert_int_equal(b->refs, 1);
+    cf_buf_unref(b); /* freed: LeakSanitizer would report it otherwise */
+    cf_buf_unref(NULL);
+
+    b = cf_buf_new(0, 0);
+    assert_non_null(b);
+    assert_int_equal(b->head, 0);
+    assert_int_equal(b->cap, 0);
+    cf_buf_unref(b);
+    assert_null(cf_buf_new((size_t)UINT32_MAX, 1));
+    assert_null(cf_buf_new(1, (size_t)UINT32_MAX));
+}
+
+/* ---- backoff --------------------------------------------------------------- */
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    uint32_t first_values[64];
+    for (int run = 0; run < 64; run++) {
+        struct cf_backoff b;
+        cf_backoff_init(&b, 100, 1000);
+        uint32_t d = cf_backoff_next(&b);
+        first_values[run] = d;
+        assert_in_range(d, 50, 100);
+        assert_in_range(cf_backoff_next(&b), 100, 200);
+        assert_in_range(cf_backoff_next(&b), 200, 400);
+        assert_in_range(cf_backoff_next(&b), 400, 800);
+        for (int i = 0; i < 200; i++) /* capped from here on, forever */
+            assert_in_range(cf_backoff_next(&b), 500, 1000);
+        cf_backoff_reset(&b);
+        assert_in_range(cf_backoff_next(&b), 50, 100);
+        assert_in_range(cf_backoff_next(&b), 100, 200);
+    }
+    /* There is jitter: 64 first delays are not all the same. */
+    int distinct = 0;
+    for (int i = 1; i < 64; i++)
+        distinct += first_values[i] != first_values[0];
+    assert_true(distinct > 0);
+
+    /* Degenerate parameters. */
+    struct cf_backoff b;
+    cf_backoff_init(&b, 0, 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(cf_backoff_next(&b), 1);
+    cf_backoff_init(&b, 500, 100); /* a cap below base means base */
+    for (int i = 0; i < 10; i++)
+        assert_in_range(cf_backoff_next(&b), 250, 500);
+    cf_backoff_init(&b, 1, UINT32_MAX);
+    uint32_t last = 0;
+    for (int i = 0; i < 200; i++) {
+        uint32_t v = cf_backoff_next(&b);
+        if (i >= 40) /* 2^32 > cap: capped */
+            assert_true(v >= UINT32_MAX / 2);
+        last = v;
+    }
+    assert_true(last >= UINT32_MAX / 2);
+    cf_backoff_init(&b, 3, 1000);
+    assert_in_range(cf_backoff_next(&b), 2, 3);
+    assert_in_range(cf_backoff_next(&b), 3, 6);
+}
+
+/* ---- clock ----------------------------------------------------------------- */
+
+static void expect_rfc3339(int64_t ms, const char *want)
+{
+    char out[CF_RFC3339_LEN + 1];
+    memset(out, 'X', sizeof out);
+    assert_int_equal(cf_rfc3339_ms(ms, out, sizeof out), CF_RFC3339_LEN);
+    assert_string_equal(out, want);
+}
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    expect_rfc3339(0, "1970-01-01T00:00:00.000Z");
+    expect_rfc3339(1795860000123LL, "2026-11-28T10:00:00.123Z");
+    expect_rfc3339(-1, "1969-12-31T23:59:59.999Z");
+    expect_rfc3339(-999, "1969-12-31T23:59:59.001Z");
+    expect_rfc3339(-1000, "1969-12-31T23:59:59.000Z");
+    expect_rfc3339(-1001, "1969-12-31T23:59:58.999Z");
+    expect_rfc3339(951782400001LL, "2000-02-29T00:00:00.001Z");
+    expect_rfc3339(31536000000LL, "1971-01-01T00:00:00.000Z");
+    expect_rfc3339(253402300799999LL, "9999-12-31T23:59:59.999Z");
+    expect_rfc3339(-62167219200000LL, "0000-01-01T00:00:00.000Z");
+
+    char out[64];
+    assert_int_equal(cf_rfc3339_ms(253402300800000LL, out, sizeof out), -1);
+    assert_int_equal(cf_rfc3339_ms(-62167219200001LL, out, sizeof out), -1);
+    assert_int_equal(cf_rfc3339_ms(INT64_MAX, out, sizeof out), -1);
+    assert_int_equal(cf_rfc3339_ms(INT64_MIN, out, sizeof out), -1);
+    /* Too small an output buffer. */
+    assert_int_equal(cf_rfc3339_ms(0, out, CF_RFC3339_LEN), -1);
+    assert_int_equal(cf_rfc3339_ms(0, out, CF_RFC3339_LEN + 1), CF_RFC3339_LEN);
+}
+
+static void test_clocks(void **state)
+{
+    (void)state;
+    int64_t wall = cf_wall_ms();
+    int64_t now = (int64_t)time(NULL) * 1000;
+    assert_true(wall >= now - 2000 && wall <= now + 2000);
+    int64_t m1 = cf_mono_ms();
+    int64_t m2 = cf_mono_ms();
+    assert_true(m1 >= 0);
+    assert_true(m2 >= m1);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_true(cf_mono_ms() - m1 >= 20);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_bound),
+        cmocka_unit_test(test_bytes_reserve_commit_consume_truncate),
+        cmocka_unit_test(test_bytes_many_cycles),
+        cmocka_unit_test(test_bytes_release_when_drained),
+        cmocka_unit_test(test_bytes_fd),
+        cmocka_unit_test(test_map_random),
+        cmocka_unit_test(test_map_key_bytes),
+        cmocka_unit_test(test_rel),
+        cmocka_unit_test(test_buf_refcount),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_clocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
