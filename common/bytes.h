@@ -4,8 +4,9 @@
  *
  * The bound is hard: an append that would hold more than `max` bytes fails
  * with -ENOBUFS and changes nothing, so the caller decides what a full queue
- * means (close a slow peer, refuse a send). Memory is released when the queue
- * drains, so an idle link holds none. Embeddable; not thread-safe. */
+ * means (close a slow peer, refuse a send). A queue that grew past 4 KiB
+ * gives its memory back when it drains, so an idle link holds at most one
+ * small buffer. Embeddable; not thread-safe. */
 #ifndef CF_BYTES_H
 #define CF_BYTES_H
 

@@ -33,9 +33,9 @@ static int teardown(void **state)
 {
     (void)state;
     h_node_dump_logs(&node);
-    h_node_stop(&node);
+    int bad = h_node_stop(&node);
     h_redis_stop(&redis);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static int link_to(int shard)
@@ -245,5 +245,5 @@ int main(void)
         cmocka_unit_test(test_a_good_link_speaks_the_protocol),
         cmocka_unit_test(test_redis_payloads),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -22,9 +22,9 @@ static int teardown(void **state)
 {
     (void)state;
     h_node_dump_logs(&node);
-    h_node_stop(&node);
+    int bad = h_node_stop(&node);
     h_redis_stop(&redis);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static struct wsc *join(const char *user, const char *room)
@@ -292,5 +292,5 @@ int main(void)
         cmocka_unit_test(test_one_senders_order_is_kept_for_everyone),
         cmocka_unit_test(test_everyone_sees_the_same_order),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

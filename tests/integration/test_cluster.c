@@ -88,9 +88,9 @@ static void test_gateway_processes_on_separate_ports_share_brokers(void **state)
     exactly_once(b, (struct wsc *[]){b, a}, 2, "from the second process", "bob");
     wsc_close(a);
     wsc_close(b);
-    h_stop(&second.gateway, SIGTERM, 10000);
+    assert_int_equal(h_stop_clean(&second.gateway), 0);
     h_node_dump_logs(&n);
-    h_node_stop(&n);
+    assert_int_equal(h_node_stop(&n), 0);
 }
 
 /* {pid, connections} of whichever worker answers /healthz. */
@@ -154,7 +154,7 @@ static void test_workers_share_one_port(void **state)
     for (int i = 0; i < N; i++)
         wsc_close(c[i]);
     h_node_dump_logs(&n);
-    h_node_stop(&n);
+    assert_int_equal(h_node_stop(&n), 0);
 }
 
 static void test_two_nodes_share_one_redis(void **state)
@@ -209,8 +209,8 @@ static void test_two_nodes_share_one_redis(void **state)
     wsc_close(b2);
     h_node_dump_logs(&a);
     h_node_dump_logs(&b);
-    h_node_stop(&a);
-    h_node_stop(&b);
+    assert_int_equal(h_node_stop(&a), 0);
+    assert_int_equal(h_node_stop(&b), 0);
 }
 
 int main(void)
@@ -220,5 +220,5 @@ int main(void)
         cmocka_unit_test(test_workers_share_one_port),
         cmocka_unit_test(test_two_nodes_share_one_redis),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

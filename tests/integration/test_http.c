@@ -53,9 +53,9 @@ static int teardown(void **state)
 {
     (void)state;
     h_node_dump_logs(&node);
-    h_node_stop(&node);
+    int bad = h_node_stop(&node);
     h_redis_stop(&redis);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static void login(const char *body, const char *ctype, int want_status, struct h_resp *r)
@@ -242,5 +242,5 @@ int main(void)
         cmocka_unit_test(test_healthz),
         cmocka_unit_test(test_static_files),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -23,9 +23,9 @@ static int teardown(void **state)
 {
     (void)state;
     h_node_dump_logs(&node);
-    h_node_stop(&node);
+    int bad = h_node_stop(&node);
     h_redis_stop(&redis);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static struct wsc *member(const char *user, const char *room)
@@ -170,5 +170,5 @@ int main(void)
         cmocka_unit_test(test_broker_killed_and_restarted),
         cmocka_unit_test(test_redis_restarted),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

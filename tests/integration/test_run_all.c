@@ -140,6 +140,10 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     assert_false(unix_listening(sock));
     snprintf(sock, sizeof sock, "%s/redis.sock", dir);
     assert_false(unix_listening(sock));
+    /* Children log into run-all's output: no sanitizer may have spoken. */
+    assert_false(h_log_contains(&ra, "ERROR: AddressSanitizer", 0));
+    assert_false(h_log_contains(&ra, "ERROR: LeakSanitizer", 0));
+    assert_false(h_log_contains(&ra, "runtime error:", 0));
     h_dump_log(&ra, 30);
 }
 
@@ -148,5 +152,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_runs_restarts_and_stops),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -53,9 +53,9 @@ static int teardown(void **state)
 {
     (void)state;
     h_node_dump_logs(&node);
-    h_node_stop(&node);
+    int bad = h_node_stop(&node);
     h_redis_stop(&redis);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 /* A token with the given algorithm, key and claims (exp/nbf relative to now;
@@ -231,5 +231,5 @@ int main(void)
         cmocka_unit_test(test_bad_tokens_get_401),
         cmocka_unit_test(test_refusal_is_a_real_http_answer),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

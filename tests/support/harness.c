@@ -381,11 +381,45 @@ int h_node_start(struct h_node *n)
     return 0;
 }
 
-void h_node_stop(struct h_node *n)
+static int g_unclean;
+
+int h_finish(int cmocka_rc)
 {
-    h_stop(&n->gateway, SIGTERM, 10000);
+    if (g_unclean)
+        printf("harness: %d process(es) did not stop cleanly; failing\n", g_unclean);
+    return cmocka_rc || g_unclean ? 1 : 0;
+}
+
+int h_stop_clean(struct h_proc *p)
+{
+    if (p->pid <= 0)
+        return 0; /* killed and reaped by the test on purpose */
+    int status = h_stop(p, SIGTERM, 15000);
+    int bad = 0;
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        printf("harness: %s did not exit cleanly on SIGTERM (status %d)\n", p->name, status);
+        bad = 1;
+    }
+    static const char *const reports[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                          "runtime error:", NULL};
+    for (int i = 0; reports[i]; i++)
+        if (h_log_contains(p, reports[i], 0)) {
+            printf("harness: %s logged a sanitizer report (%s)\n", p->name, reports[i]);
+            bad = 1;
+        }
+    if (bad) {
+        h_dump_log(p, 60);
+        g_unclean++;
+    }
+    return bad;
+}
+
+int h_node_stop(struct h_node *n)
+{
+    int bad = h_stop_clean(&n->gateway);
     for (int i = 0; i < n->brokers; i++)
-        h_stop(&n->broker[i], SIGTERM, 10000);
+        bad += h_stop_clean(&n->broker[i]);
+    return bad;
 }
 
 void h_node_dump_logs(const struct h_node *n)

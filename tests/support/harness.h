@@ -81,7 +81,15 @@ void h_node_init(struct h_node *n, const char *redis_addr);
 int h_node_start(struct h_node *n);
 int h_broker_start(struct h_node *n, int shard);
 int h_gateway_start(struct h_node *n);
-void h_node_stop(struct h_node *n);
+/* Stops every process of the node with SIGTERM. Returns the number of
+ * processes that did not exit with status 0 or whose log shows a sanitizer
+ * report (each is printed), so a teardown can fail on them. */
+int h_node_stop(struct h_node *n);
+/* h_stop with SIGTERM, then the same checks for one process. */
+int h_stop_clean(struct h_proc *p);
+/* What a test's main returns: cmocka's result, made a failure also when any
+ * process failed the checks above (cmocka 1.1 ignores failed teardowns). */
+int h_finish(int cmocka_rc);
 void h_node_dump_logs(const struct h_node *n);
 
 /* Polls GET /healthz until it answers `status` (200 or 503). */

@@ -1,0 +1,727 @@
+/* Unit tests for broker/rooms: the room membership and subscription state
+ * machine, driven through a fake operations table that records every call. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rel.h"
+#include "rooms.h"
+#include "validate.h"
+
+/* ---- the fake ------------------------------------------------------------ */
+
+enum { MAX_CALLS = 1024 };
+
+struct call {
+    char kind; /* 'S'ubscribe, 'U'nsubscribe, 'P'ublish, 'D'eliver */
+    char name[CF_ROOM_MAX + 1];
+    void *link;
+    char payload[64];
+    size_t plen;
+};
+
+struct fake {
+    struct call calls[MAX_CALLS];
+    int n;
+    int sub_rc, unsub_rc, pub_rc;
+};
+
+static struct fake g_fake;
+
+static struct call *record(void *ud, char kind, const char *name, size_t len)
+{
+    assert_ptr_equal(ud, &g_fake);
+    assert_true(g_fake.n < MAX_CALLS);
+    struct call *c = &g_fake.calls[g_fake.n++];
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    if (name) {
+        assert_true(len <= CF_ROOM_MAX);
+        memcpy(c->name, name, len);
+    }
+    return c;
+}
+
+static int fake_subscribe(void *ud, const char *name, size_t len)
+{
+    record(ud, 'S', name, len);
+    return g_fake.sub_rc;
+}
+
+static int fake_unsubscribe(void *ud, const char *name, size_t len)
+{
+    record(ud, 'U', name, len);
+    return g_fake.unsub_rc;
+}
+
+static int fake_publish(void *ud, const char *name, size_t len, const void *payload, size_t plen)
+{
+    struct call *c = record(ud, 'P', name, len);
+    assert_true(plen < sizeof c->payload);
+    memcpy(c->payload, payload, plen);
+    c->plen = plen;
+    return g_fake.pub_rc;
+}
+
+static void fake_deliver(void *ud, void *link, const void *payload, size_t plen)
+{
+    struct call *c = record(ud, 'D', NULL, 0);
+    c->link = link;
+    assert_true(plen < sizeof c->payload);
+    memcpy(c->payload, payload, plen);
+    c->plen = plen;
+}
+
+static const struct rooms_ops fake_ops = {
+    .subscribe = fake_subscribe,
+    .unsubscribe = fake_unsubscribe,
+    .publish = fake_publish,
+    .deliver = fake_deliver,
+};
+
+struct link {
+    struct cf_rel_end end;
+    int id;
+};
+
+static struct rooms *g_rooms;
+static struct link g_links[4];
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&g_fake, 0, sizeof g_fake);
+    memset(g_links, 0, sizeof g_links);
+    for (int i = 0; i < 4; i++)
+        g_links[i].id = i;
+    g_rooms = rooms_new(&fake_ops, &g_fake, 1u << 20);
+    return g_rooms ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        rooms_drop_link(g_rooms, &g_links[i].end);
+    rooms_free(g_rooms);
+    g_rooms = NULL;
+    for (int i = 0; i < 4; i++)
+        cf_rel_end_free(&g_links[i].end);
+    return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int join(int link, const char *room)
+{
+    return rooms_join(g_rooms, &g_links[link], &g_links[link].end, room, strlen(room));
+}
+
+static void leave(int link, const char *room)
+{
+    rooms_leave(g_rooms, &g_links[link], &g_links[link].end, room, strlen(room));
+}
+
+static int publish(const char *room, const char *payload)
+{
+    return rooms_publish(g_rooms, room, strlen(room), payload, strlen(payload));
+}
+
+static void confirm(const char *room)
+{
+    rooms_on_confirm(g_rooms, room, strlen(room));
+}
+
+static void message(const char *room, const char *payload)
+{
+    rooms_on_message(g_rooms, room, strlen(room), payload, strlen(payload));
+}
+
+static struct rooms_stats stats(void)
+{
+    struct rooms_stats s;
+    memset(&s, 0x5a, sizeof s);
+    rooms_stats(g_rooms, &s);
+    return s;
+}
+
+/* Checks call i: kind, room (or NULL) and payload (or NULL). */
+static void assert_call(int i, char kind, const char *room, const char *payload)
+{
+    assert_true(i < g_fake.n);
+    const struct call *c = &g_fake.calls[i];
+    if (c->kind != kind)
+        fail_msg("call %d is '%c', expected '%c'", i, c->kind, kind);
+    if (room)
+        assert_string_equal(c->name, room);
+    if (payload) {
+        assert_int_equal(c->plen, strlen(payload));
+        assert_memory_equal(c->payload, payload, c->plen);
+    }
+}
+
+static int count_kind(char kind)
+{
+    int n = 0;
+    for (int i = 0; i < g_fake.n; i++)
+        n += g_fake.calls[i].kind == kind;
+    return n;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_join_subscribes_once(void **state)
+{
+    (void)state;
+    assert_int_equal(join(0, "general"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'S', "general", NULL);
+    assert_int_equal(stats().rooms, 1);
+
+    assert_int_equal(join(1, "general"), 0); /* a second link: no new SUBSCRIBE */
+    assert_int_equal(join(0, "general"), 0); /* idempotent */
+    assert_int_equal(join(1, "general"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_int_equal(g_links[0].end.n, 1);
+    assert_int_equal(g_links[1].end.n, 1);
+    assert_int_equal(stats().rooms, 1);
+
+    /* Another room subscribes on its own. */
+    assert_int_equal(join(0, "lobby"), 0);
+    assert_int_equal(g_fake.n, 2);
+    assert_call(1, 'S', "lobby", NULL);
+    assert_int_equal(g_links[0].end.n, 2);
+    assert_int_equal(stats().rooms, 2);
+
+    /* Names over the limit are refused. */
+    char long_name[CF_ROOM_MAX + 2];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(join(2, long_name), -EINVAL);
+    assert_int_equal(g_fake.n, 2);
+    long_name[CF_ROOM_MAX] = '\0';
+    assert_int_equal(join(2, long_name), 0);
+    assert_call(2, 'S', long_name, NULL);
+}
+
+static void test_last_leave_unsubscribes(void **state)
+{
+    (void)state;
+    join(0, "general");
+    join(1, "general");
+    confirm("general");
+    g_fake.n = 0;
+
+    leave(0, "general");
+    assert_int_equal(g_fake.n, 0);
+    leave(0, "general"); /* not a member any more: nothing */
+    leave(2, "general"); /* never was */
+    leave(1, "nowhere");
+    assert_int_equal(g_fake.n, 0);
+    leave(1, "general");
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'U', "general", NULL);
+    assert_int_equal(g_links[0].end.n, 0);
+    assert_int_equal(g_links[1].end.n, 0);
+    /* The room lives until the UNSUBSCRIBE is answered. */
+    assert_int_equal(stats().rooms, 1);
+    confirm("general");
+    assert_int_equal(stats().rooms, 0);
+    assert_int_equal(g_fake.n, 1);
+    confirm("general"); /* a stray reply: ignored */
+    assert_int_equal(stats().rooms, 0);
+    assert_int_equal(g_fake.n, 1);
+}
+
+static void test_leave_before_subscribe_confirm(void **state)
+{
+    (void)state;
+    join(0, "general");
+    leave(0, "general");
+    assert_int_equal(g_fake.n, 2);
+    assert_call(0, 'S', "general", NULL);
+    assert_call(1, 'U', "general", NULL);
+    confirm("general"); /* the SUBSCRIBE */
+    assert_int_equal(stats().rooms, 1);
+    confirm("general"); /* the UNSUBSCRIBE */
+    assert_int_equal(stats().rooms, 0);
+    assert_int_equal(g_fake.n, 2);
+}
+
+static void test_publish_held_until_confirm(void **state)
+{
+    (void)state;
+    join(0, "general");
+    g_fake.n = 0;
+    assert_int_equal(publish("general", "m1"), 0);
+    assert_int_equal(publish("general", "m22"), 0);
+    assert_int_equal(publish("general", "m333"), 0);
+    assert_int_equal(g_fake.n, 0);
+    struct rooms_stats s = stats();
+    assert_int_equal(s.held_bytes, 9);
+    assert_int_equal(s.held_dropped, 0);
+
+    /* Another room's confirm releases nothing. */
+    confirm("lobby");
+    assert_int_equal(g_fake.n, 0);
+
+    confirm("general");
+    assert_int_equal(g_fake.n, 3);
+    assert_call(0, 'P', "general", "m1");
+    assert_call(1, 'P', "general", "m22");
+    assert_call(2, 'P', "general", "m333");
+    assert_int_equal(stats().held_bytes, 0);
+
+    /* Confirmed: straight through. */
+    assert_int_equal(publish("general", "m4"), 0);
+    assert_int_equal(g_fake.n, 4);
+    assert_call(3, 'P', "general", "m4");
+
+    /* Held messages are per room. */
+    join(0, "lobby");
+    g_fake.n = 0;
+    assert_int_equal(publish("lobby", "l1"), 0);
+    assert_int_equal(publish("general", "g1"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'P', "general", "g1");
+    confirm("lobby");
+    assert_int_equal(g_fake.n, 2);
+    assert_call(1, 'P', "lobby", "l1");
+}
+
+static void test_publish_without_local_links(void **state)
+{
+    (void)state;
+    /* No room at all. */
+    assert_int_equal(publish("elsewhere", "x1"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'P', "elsewhere", "x1");
+    assert_int_equal(stats().rooms, 0);
+
+    /* A room whose last link left, UNSUBSCRIBE not yet answered. */
+    join(0, "general");
+    confirm("general");
+    leave(0, "general");
+    g_fake.n = 0;
+    assert_int_equal(publish("general", "x2"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'P', "general", "x2");
+
+    /* A publish error is passed back. */
+    g_fake.pub_rc = -EPIPE;
+    assert_int_equal(publish("elsewhere", "x3"), -EPIPE);
+    assert_int_equal(g_fake.n, 2);
+}
+
+static void test_on_message_delivers(void **state)
+{
+    (void)state;
+    join(0, "general");
+    join(1, "general");
+    join(2, "general");
+    join(3, "lobby");
+    join(0, "lobby");
+    g_fake.n = 0;
+
+    message("general", "hello");
+    assert_int_equal(g_fake.n, 3);
+    int seen[4] = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_call(i, 'D', NULL, "hello");
+        struct link *l = g_fake.calls[i].link;
+        assert_true(l >= g_links && l < g_links + 4);
+        seen[l->id]++;
+    }
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(seen[2], 1);
+    assert_int_equal(seen[3], 0);
+    assert_int_equal(stats().delivered_frames, 3);
+
+    g_fake.n = 0;
+    message("lobby", "hi lobby");
+    assert_int_equal(g_fake.n, 2);
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 2; i++) {
+        assert_call(i, 'D', NULL, "hi lobby");
+        seen[((struct link *)g_fake.calls[i].link)->id]++;
+    }
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[3], 1);
+    assert_int_equal(stats().delivered_frames, 5);
+
+    /* Nobody here. */
+    g_fake.n = 0;
+    message("nowhere", "lost");
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(stats().no_member_drops, 1);
+    leave(3, "lobby");
+    leave(0, "lobby");
+    message("lobby", "late"); /* unsubscribing: nobody to give it to */
+    assert_int_equal(count_kind('D'), 0);
+    assert_int_equal(stats().no_member_drops, 2);
+    assert_int_equal(stats().delivered_frames, 5);
+
+    /* After a leave, the link no longer receives. */
+    leave(1, "general");
+    g_fake.n = 0;
+    message("general", "again");
+    assert_int_equal(g_fake.n, 2);
+    for (int i = 0; i < 2; i++)
+        assert_int_not_equal(((struct link *)g_fake.calls[i].link)->id, 1);
+}
+
+static void test_rejoin_before_unsubscribe_confirm(void **state)
+{
+    (void)state;
+    join(0, "general");
+    confirm("general");
+    leave(0, "general");
+    assert_int_equal(join(0, "general"), 0);
+    assert_int_equal(g_fake.n, 3);
+    assert_call(0, 'S', "general", NULL);
+    assert_call(1, 'U', "general", NULL);
+    assert_call(2, 'S', "general", NULL); /* a new SUBSCRIBE */
+
+    g_fake.n = 0;
+    assert_int_equal(publish("general", "p1"), 0);
+    assert_int_equal(g_fake.n, 0); /* held: the room is not active */
+    confirm("general"); /* answers the UNSUBSCRIBE */
+    assert_int_equal(publish("general", "p2"), 0);
+    assert_int_equal(g_fake.n, 0);
+    message("general", "m"); /* the link is a member: it is delivered */
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'D', NULL, "m");
+    confirm("general"); /* answers the new SUBSCRIBE */
+    assert_int_equal(g_fake.n, 3);
+    assert_call(1, 'P', "general", "p1");
+    assert_call(2, 'P', "general", "p2");
+    assert_int_equal(publish("general", "p3"), 0);
+    assert_call(3, 'P', "general", "p3");
+    assert_int_equal(stats().rooms, 1);
+}
+
+static void test_rejoin_before_any_confirm(void **state)
+{
+    (void)state;
+    join(0, "general");
+    leave(0, "general");
+    join(1, "general");
+    assert_int_equal(g_fake.n, 3);
+    assert_call(2, 'S', "general", NULL);
+    g_fake.n = 0;
+    assert_int_equal(publish("general", "q"), 0);
+    confirm("general");
+    confirm("general");
+    assert_int_equal(g_fake.n, 0); /* two of three replies: still pending */
+    confirm("general");
+    assert_int_equal(g_fake.n, 1);
+    assert_call(0, 'P', "general", "q");
+    confirm("general"); /* extra: ignored */
+    assert_int_equal(publish("general", "r"), 0);
+    assert_call(1, 'P', "general", "r");
+}
+
+static void test_leave_releases_held(void **state)
+{
+    (void)state;
+    join(0, "general");
+    publish("general", "h1");
+    publish("general", "h2");
+    g_fake.n = 0;
+    leave(0, "general");
+    /* Held messages go out (for other nodes) before the UNSUBSCRIBE. */
+    assert_int_equal(g_fake.n, 3);
+    assert_call(0, 'P', "general", "h1");
+    assert_call(1, 'P', "general", "h2");
+    assert_call(2, 'U', "general", NULL);
+    assert_int_equal(stats().held_bytes, 0);
+    confirm("general");
+    confirm("general");
+    assert_int_equal(stats().rooms, 0);
+    assert_int_equal(g_fake.n, 3);
+}
+
+static void test_sub_lost_and_ready(void **state)
+{
+    (void)state;
+    join(0, "a");
+    join(1, "b");
+    join(2, "c");
+    confirm("a");
+    confirm("b");
+    confirm("c");
+    leave(2, "c"); /* c: no links, UNSUBSCRIBE pending */
+    join(3, "d");  /* d: SUBSCRIBE pending */
+    assert_int_equal(stats().rooms, 4);
+    g_fake.n = 0;
+
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(stats().rooms, 3); /* c is gone: nothing refers to it */
+    assert_int_equal(g_fake.n, 0);
+    /* No room is active any more: publishes are held. */
+    assert_int_equal(publish("a", "pa"), 0);
+    assert_int_equal(publish("d", "pd"), 0);
+    assert_int_equal(g_fake.n, 0);
+    /* Replies from the old connection do not count. */
+    confirm("a");
+    confirm("d");
+    assert_int_equal(g_fake.n, 0);
+
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(g_fake.n, 3);
+    int sa = 0, sb = 0, sd = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g_fake.calls[i].kind, 'S');
+        sa += strcmp(g_fake.calls[i].name, "a") == 0;
+        sb += strcmp(g_fake.calls[i].name, "b") == 0;
+        sd += strcmp(g_fake.calls[i].name, "d") == 0;
+    }
+    assert_int_equal(sa, 1);
+    assert_int_equal(sb, 1);
+    assert_int_equal(sd, 1);
+    /* Ready again without a loss: nothing new (all pending). */
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(g_fake.n, 3);
+
+    confirm("a");
+    assert_int_equal(g_fake.n, 4);
+    assert_call(3, 'P', "a", "pa");
+    confirm("d");
+    assert_int_equal(g_fake.n, 5);
+    assert_call(4, 'P', "d", "pd");
+    confirm("b");
+    assert_int_equal(g_fake.n, 5);
+    /* Everything active: ready subscribes nothing. */
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(g_fake.n, 5);
+
+    /* Empty: a no-op. */
+    rooms_drop_link(g_rooms, &g_links[0].end);
+    rooms_drop_link(g_rooms, &g_links[1].end);
+    rooms_drop_link(g_rooms, &g_links[3].end);
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(stats().rooms, 0);
+    rooms_on_sub_lost(g_rooms);
+    rooms_on_sub_ready(g_rooms);
+}
+
+static void test_subscribe_failure_retried(void **state)
+{
+    (void)state;
+    g_fake.sub_rc = -ENOTCONN;
+    assert_int_equal(join(0, "general"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_int_equal(publish("general", "w"), 0); /* held */
+    confirm("general"); /* nothing was sent: no reply can count */
+    assert_int_equal(g_fake.n, 1);
+    g_fake.sub_rc = 0;
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(g_fake.n, 2);
+    assert_call(1, 'S', "general", NULL);
+    confirm("general");
+    assert_int_equal(g_fake.n, 3);
+    assert_call(2, 'P', "general", "w");
+
+    /* An UNSUBSCRIBE that could not be sent leaves nothing to wait for. */
+    g_fake.unsub_rc = -ENOTCONN;
+    leave(0, "general");
+    assert_call(3, 'U', "general", NULL);
+    assert_int_equal(stats().rooms, 0);
+}
+
+static void test_hold_budget(void **state)
+{
+    (void)state;
+    rooms_free(g_rooms);
+    g_rooms = rooms_new(&fake_ops, &g_fake, 100);
+    assert_non_null(g_rooms);
+    char p60[61], p41[42], p40[41];
+    memset(p60, 'a', 60);
+    p60[60] = '\0';
+    memset(p41, 'b', 41);
+    p41[41] = '\0';
+    memset(p40, 'c', 40);
+    p40[40] = '\0';
+    join(0, "general");
+    join(1, "lobby");
+    g_fake.n = 0;
+    assert_int_equal(rooms_publish(g_rooms, "general", 7, p60, 60), 0);
+    assert_int_equal(rooms_publish(g_rooms, "lobby", 5, p41, 41), -ENOBUFS);
+    assert_int_equal(stats().held_dropped, 1);
+    assert_int_equal(stats().held_bytes, 60);
+    assert_int_equal(rooms_publish(g_rooms, "lobby", 5, p40, 40), 0);
+    assert_int_equal(stats().held_bytes, 100);
+    assert_int_equal(rooms_publish(g_rooms, "general", 7, "x", 1), -ENOBUFS);
+    assert_int_equal(rooms_publish(g_rooms, "general", 7, "", 0), 0);
+    assert_int_equal(stats().held_dropped, 2);
+    assert_int_equal(g_fake.n, 0);
+    /* Not held, not budgeted: rooms without links. */
+    assert_int_equal(rooms_publish(g_rooms, "other", 5, p60, 60), 0);
+    assert_int_equal(g_fake.n, 1);
+    g_fake.n = 0;
+
+    confirm("general");
+    assert_int_equal(g_fake.n, 2);
+    assert_call(0, 'P', "general", p60);
+    assert_call(1, 'P', "general", "");
+    assert_int_equal(stats().held_bytes, 40);
+    /* The budget is free again. */
+    assert_int_equal(rooms_publish(g_rooms, "lobby", 5, p60, 60), 0);
+    assert_int_equal(stats().held_bytes, 100);
+    confirm("lobby");
+    assert_int_equal(g_fake.n, 4);
+    assert_call(2, 'P', "lobby", p40);
+    assert_call(3, 'P', "lobby", p60);
+    assert_int_equal(stats().held_bytes, 0);
+    assert_int_equal(stats().held_dropped, 2);
+
+    /* A message bigger than the whole budget. */
+    join(2, "third");
+    char big[101];
+    memset(big, 'z', sizeof big);
+    assert_int_equal(rooms_publish(g_rooms, "third", 5, big, sizeof big), -ENOBUFS);
+    assert_int_equal(stats().held_dropped, 3);
+}
+
+static void test_drop_link(void **state)
+{
+    (void)state;
+    join(0, "a");
+    join(0, "b");
+    join(0, "c");
+    join(1, "b");
+    confirm("a");
+    confirm("b");
+    confirm("c");
+    publish("a", "ignored"); /* active: published at once */
+    g_fake.n = 0;
+    rooms_drop_link(g_rooms, &g_links[0].end);
+    assert_int_equal(g_links[0].end.n, 0);
+    assert_null(g_links[0].end.v);
+    assert_int_equal(g_fake.n, 2);
+    int ua = 0, uc = 0;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(g_fake.calls[i].kind, 'U');
+        ua += strcmp(g_fake.calls[i].name, "a") == 0;
+        uc += strcmp(g_fake.calls[i].name, "c") == 0;
+    }
+    assert_int_equal(ua, 1);
+    assert_int_equal(uc, 1);
+    /* b keeps its other link. */
+    g_fake.n = 0;
+    message("b", "still here");
+    assert_int_equal(g_fake.n, 1);
+    assert_ptr_equal(g_fake.calls[0].link, &g_links[1]);
+    message("a", "gone");
+    assert_int_equal(g_fake.n, 1);
+    rooms_drop_link(g_rooms, &g_links[0].end); /* again: nothing */
+    assert_int_equal(g_fake.n, 1);
+    confirm("a");
+    confirm("c");
+    assert_int_equal(stats().rooms, 1);
+}
+
+static void test_stats(void **state)
+{
+    (void)state;
+    struct rooms_stats s = stats();
+    assert_int_equal(s.rooms, 0);
+    assert_int_equal(s.held_bytes, 0);
+    assert_int_equal(s.held_dropped, 0);
+    assert_int_equal(s.delivered_frames, 0);
+    assert_int_equal(s.no_member_drops, 0);
+
+    join(0, "a");
+    join(1, "a");
+    join(2, "b");
+    publish("a", "12345");
+    publish("b", "123");
+    message("a", "x");
+    message("b", "y");
+    message("zzz", "z");
+    message("zzz", "z");
+    s = stats();
+    assert_int_equal(s.rooms, 2);
+    assert_int_equal(s.held_bytes, 8);
+    assert_int_equal(s.held_dropped, 0);
+    assert_int_equal(s.delivered_frames, 3);
+    assert_int_equal(s.no_member_drops, 2);
+    confirm("a");
+    s = stats();
+    assert_int_equal(s.held_bytes, 3);
+}
+
+static void test_free_leaks_nothing(void **state)
+{
+    (void)state;
+    /* Rooms waiting for replies, with held messages released on the way:
+     * rooms_free must release all of it (LeakSanitizer checks). */
+    join(0, "a");
+    join(1, "b");
+    join(1, "c");
+    publish("a", "held");
+    confirm("b");
+    rooms_drop_link(g_rooms, &g_links[0].end);
+    rooms_drop_link(g_rooms, &g_links[1].end);
+    assert_int_equal(stats().rooms, 3);
+    rooms_free(g_rooms);
+    g_rooms = rooms_new(&fake_ops, &g_fake, 1u << 20);
+    assert_non_null(g_rooms);
+    rooms_free(NULL);
+
+    /* Many rooms, many links, joined and left. */
+    char name[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "room-%d", i);
+        join(i % 4, name);
+        join((i + 1) % 4, name);
+        if (i % 3 == 0)
+            publish(name, "held");
+    }
+    assert_int_equal(stats().rooms, 300);
+    for (int i = 0; i < 300; i += 2) {
+        snprintf(name, sizeof name, "room-%d", i);
+        confirm(name);
+    }
+    for (int l = 0; l < 4; l++)
+        rooms_drop_link(g_rooms, &g_links[l].end);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "room-%d", i);
+        confirm(name);
+    }
+    /* Even rooms: SUBSCRIBE and UNSUBSCRIBE answered; odd ones wait for one more. */
+    assert_int_equal(stats().rooms, 150);
+    assert_int_equal(stats().held_bytes, 0);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_join_subscribes_once),
+        T(test_last_leave_unsubscribes),
+        T(test_leave_before_subscribe_confirm),
+        T(test_publish_held_until_confirm),
+        T(test_publish_without_local_links),
+        T(test_on_message_delivers),
+        T(test_rejoin_before_unsubscribe_confirm),
+        T(test_rejoin_before_any_confirm),
+        T(test_leave_releases_held),
+        T(test_sub_lost_and_ready),
+        T(test_subscribe_failure_retried),
+        T(test_hold_budget),
+        T(test_drop_link),
+        T(test_stats),
+        T(test_free_leaks_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
