@@ -9,7 +9,12 @@ PACKAGES=(
   libwebsockets-dev libhiredis-dev libjwt-dev libmsgpack-dev libcmocka-dev
   libsystemd-dev libjansson-dev
   redis-server redis-tools
+  chromium # browser tests (headless)
 )
+# Browser tests also need Node.js >= 18 and npm; any installation will do.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
