@@ -211,6 +211,8 @@ void rooms_on_message(struct rooms *r, const char *name, size_t len, const void 
     for (uint32_t i = 0; i < rm->links.n; i++)
         r->ops->deliver(r->ud, rm->links.v[i]->right, payload, plen);
     r->delivered += rm->links.n;
+    CF_DEBUG("rooms", "room %s: message forwarded once to each of %u gateway links", rm->name,
+             rm->links.n);
 }
 
 void rooms_on_confirm(struct rooms *r, const char *name, size_t len)

@@ -130,8 +130,13 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m)
         if (sess_send(s, enc[p]) == 0)
             queued++;
     }
-    for (int p = 0; p < SESS_PROTO_COUNT; p++)
+    int encodings = 0;
+    for (int p = 0; p < SESS_PROTO_COUNT; p++) {
+        encodings += enc[p] != NULL;
         cf_buf_unref(enc[p]);
+    }
+    CF_DEBUG("rooms", "room %s: message queued for %zu local members, encoded %d time(s)",
+             rm->name, queued, encodings);
     return queued;
 }
 

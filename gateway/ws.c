@@ -17,6 +17,17 @@
 
 /* ---- upgrade ------------------------------------------------------------- */
 
+/* The client's address for logs, without the v4-mapped prefix of a
+ * dual-stack socket. */
+static void peer_of(struct lws *wsi, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "?");
+    lws_get_peer_simple(wsi, buf, cap);
+    if (strncmp(buf, "::ffff:", 7) == 0 && strchr(buf + 7, '.'))
+        memmove(buf, buf + 7, strlen(buf + 7) + 1);
+}
+
+
 static size_t find_token(struct lws *wsi, char *buf, size_t cap)
 {
     const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)cap);
@@ -62,8 +73,8 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
                                                             cf_wall_ms() / 1000, user, sizeof user);
     explicit_bzero(token, sizeof token);
     if (r != AUTH_OK) {
-        char peer[48] = "?", msg[80];
-        lws_get_peer_simple(wsi, peer, sizeof peer);
+        char peer[48], msg[80];
+        peer_of(wsi, peer, sizeof peer);
         gw->stats.auth_failures[r]++;
         CF_INFO("ws", "refused upgrade from %s: token %s", peer, auth_result_str(r));
         snprintf(msg, sizeof msg, "unauthorized: token %s", auth_result_str(r));
@@ -99,8 +110,8 @@ static void join_room(struct gw *gw, struct session *s, const char *room, size_t
 
 static void established(struct gw *gw, struct lws *wsi, struct session *s)
 {
-    char peer[48] = "?";
-    lws_get_peer_simple(wsi, peer, sizeof peer);
+    char peer[48];
+    peer_of(wsi, peer, sizeof peer);
     sess_attach(s, wsi, SESS_LEGACY, peer);
     sess_list_add(&gw->sessions, s);
     gw->nsessions++;

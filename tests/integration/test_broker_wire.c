@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -26,6 +27,8 @@ static int setup(void **state)
     if (h_redis_start(&redis, h_tmpdir()) < 0)
         return -1;
     h_node_init(&node, redis.addr);
+    node.extra_env[0] = "LOG_LEVEL=debug";
+    node.extra_env[1] = "MAX_LINK_QUEUE_BYTES=1048576";
     return h_node_start(&node);
 }
 
@@ -238,12 +241,147 @@ static void test_redis_payloads(void **state)
     wsc_close(a);
 }
 
+static void test_socket_is_not_world_accessible(void **state)
+{
+    (void)state;
+    char path[400];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/broker-0.sock", node.run_dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0660);
+}
+
+static long long numsub(redisContext *rc, const char *room)
+{
+    redisReply *r = redisCommand(rc, "PUBSUB NUMSUB room:%s", room);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    long long n = r->element[1]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+static void wait_numsub(redisContext *rc, const char *room, long long want)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    while (numsub(rc, room) != want) {
+        if (h_now_ms() > deadline)
+            fail_msg("room:%s has %lld subscribers, expected %lld", room, numsub(rc, room), want);
+        h_sleep_ms(20);
+    }
+}
+
+static void test_subscriptions_follow_membership(void **state)
+{
+    (void)state;
+    redisContext *rc = redisConnectUnix(redis.sock);
+    assert_non_null(rc);
+    assert_int_equal(numsub(rc, "members"), 0);
+    struct wsc *a = wsc_connect_user(node.port, "alice"), *b = wsc_connect_user(node.port, "bob");
+    assert_int_equal(wsc_send_event(a, "change_room", "name", "members"), 0);
+    wait_numsub(rc, "members", 1); /* the room's broker subscribed */
+    assert_int_equal(wsc_send_event(b, "change_room", "name", "members"), 0);
+    assert_int_equal(wsc_send_event(b, "send_message", "message", "in"), 0);
+    expect_message(b, "in", "bob");
+    expect_message(a, "in", "bob");
+    assert_int_equal(numsub(rc, "members"), 1); /* still one: one per node, not per member */
+    assert_int_equal(wsc_send_event(a, "change_room", "name", "away"), 0);
+    assert_int_equal(wsc_send_event(a, "send_message", "message", "x"), 0);
+    expect_message(a, "x", "alice");
+    assert_int_equal(numsub(rc, "members"), 1);
+    wsc_close(b); /* the last member leaves by disconnecting */
+    wait_numsub(rc, "members", 0);
+    wsc_close(a);
+    wait_numsub(rc, "away", 0);
+    redisFree(rc);
+}
+
+static void test_one_frame_per_gateway_link_one_encoding_per_message(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    struct wsc *c[N];
+    for (int i = 0; i < N; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "fan%d", i);
+        c[i] = wsc_connect_user(node.port, user);
+        assert_non_null(c[i]);
+        assert_int_equal(wsc_send_event(c[i], "change_room", "name", "fanout"), 0);
+        char tag[16];
+        snprintf(tag, sizeof tag, "hi%d", i);
+        assert_int_equal(wsc_send_event(c[i], "send_message", "message", tag), 0);
+        for (;;) { /* until our own tag is back: our join is live */
+            json_t *ev = wsc_recv_json(c[i], 5000);
+            assert_non_null(ev);
+            bool mine = !strcmp(payload_str(ev, "message"), tag);
+            json_decref(ev);
+            if (mine)
+                break;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        while (!wsc_quiet(c[i], 100))
+            ;
+    int shard = (int)cf_shard_of("fanout", 6, 2);
+    long gmark = h_log_mark(&node.gateway), bmark = h_log_mark(&node.broker[shard]);
+    assert_int_equal(wsc_send_event(c[0], "send_message", "message", "to all five"), 0);
+    for (int i = 0; i < N; i++)
+        expect_message(c[i], "to all five", "fan0");
+    h_sleep_ms(200); /* let the debug lines reach the files */
+    assert_int_equal(h_log_count_from(&node.broker[shard], bmark,
+                                      "room fanout: message forwarded once to each of 1 gateway links"),
+                     1);
+    assert_int_equal(h_log_count_from(&node.gateway, gmark,
+                                      "room fanout: message queued for 5 local members, encoded 1 time(s)"),
+                     1);
+    for (int i = 0; i < N; i++)
+        wsc_close(c[i]);
+}
+
+static void test_a_stuck_gateway_link_is_reset_at_its_bound(void **state)
+{
+    (void)state;
+    const char *room = "flood";
+    int shard = (int)cf_shard_of(room, strlen(room), 2);
+    int fd = link_to(shard);
+    hello(fd, (uint32_t)shard, 2);
+    struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
+    send_msg(fd, &join);
+    /* ...and never read again. A real client floods the room meanwhile. */
+    struct wsc *a = wsc_connect_user(node.port, "flooder");
+    assert_non_null(a);
+    assert_int_equal(wsc_send_event(a, "change_room", "name", room), 0);
+    long mark = h_log_mark(&node.broker[shard]);
+    char text[1100];
+    memset(text, 'f', 1000);
+    bool reset = false;
+    for (int i = 0; i < 4000 && !reset; i++) {
+        snprintf(text + 1000, 100, "-%d", i);
+        assert_int_equal(wsc_send_event(a, "send_message", "message", text), 0);
+        json_t *ev = wsc_recv_json(a, 5000); /* the real gateway's link keeps flowing */
+        assert_non_null(ev);
+        json_decref(ev);
+        if (i % 100 == 99)
+            reset = h_log_contains_from(&node.broker[shard], mark, "output queue full", 0);
+    }
+    assert_true(reset);
+    assert_true(closed_by_peer(fd, 5000));
+    close(fd);
+    assert_true(h_alive(&node.broker[shard]));
+    wsc_close(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_frames_close_only_that_link),
         cmocka_unit_test(test_a_good_link_speaks_the_protocol),
         cmocka_unit_test(test_redis_payloads),
+        cmocka_unit_test(test_socket_is_not_world_accessible),
+        cmocka_unit_test(test_subscriptions_follow_membership),
+        cmocka_unit_test(test_one_frame_per_gateway_link_one_encoding_per_message),
+        cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -162,10 +162,11 @@ static void test_two_nodes_share_one_redis(void **state)
     (void)state;
     struct h_node a, b;
     h_node_init(&a, redis.addr);
-    h_node_init(&b, redis.addr);
-    b.brokers = 3; /* shard counts are a node's own business */
+    h_node_init(&b, redis.tcp_addr); /* the same Redis, over TCP this time */
+    b.brokers = 3;                    /* shard counts are a node's own business */
     assert_int_equal(h_node_start(&a), 0);
     assert_int_equal(h_node_start(&b), 0);
+    assert_true(h_log_contains(&b.broker[0], "subscriber connected to 127.0.0.1:", 5000));
 
     struct wsc *a1 = member(a.port, "ann", "cross"), *a2 = member(a.port, "abe", "cross"),
                *b1 = member(b.port, "ben", "cross"), *b2 = member(b.port, "bea", "elsewhere");

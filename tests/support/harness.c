@@ -202,6 +202,21 @@ long h_log_mark(const struct h_proc *p)
     return stat(p->log, &st) == 0 ? (long)st.st_size : 0;
 }
 
+int h_log_count_from(const struct h_proc *p, long mark, const char *needle)
+{
+    FILE *f = fopen(p->log, "r");
+    int n = 0;
+    if (!f)
+        return 0;
+    if (fseek(f, mark, SEEK_SET) == 0) {
+        char line[4096];
+        while (fgets(line, sizeof line, f))
+            n += strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return n;
+}
+
 bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms)
 {
     return h_log_contains_from(p, 0, needle, timeout_ms);
@@ -247,9 +262,13 @@ int h_redis_start(struct h_redis *r, const char *dir)
 {
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", dir);
     snprintf(r->addr, sizeof r->addr, "unix:%s", r->sock);
-    char *argv[] = {"/usr/bin/redis-server", "--port", "0", "--unixsocket", r->sock,
-                    "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir",
-                    (char *)dir, NULL};
+    r->port = h_free_port();
+    snprintf(r->tcp_addr, sizeof r->tcp_addr, "127.0.0.1:%d", r->port);
+    char port[16];
+    snprintf(port, sizeof port, "%d", r->port);
+    char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
+                    "--unixsocket", r->sock, "--unixsocketperm", "700", "--save", "",
+                    "--appendonly", "no", "--dir", (char *)dir, NULL};
     static int n;
     char name[32];
     snprintf(name, sizeof name, "redis-%d", n++);

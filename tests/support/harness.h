@@ -52,12 +52,17 @@ bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms);
  * after such a mark. */
 long h_log_mark(const struct h_proc *p);
 bool h_log_contains_from(const struct h_proc *p, long mark, const char *needle, int timeout_ms);
+/* How many lines written after `mark` contain `needle`. */
+int h_log_count_from(const struct h_proc *p, long mark, const char *needle);
 
-/* A private redis-server on a Unix socket in `dir`. */
+/* A private redis-server on a Unix socket in `dir` and a TCP port on
+ * 127.0.0.1. */
 struct h_redis {
     struct h_proc proc;
+    int port;
     char sock[300];
-    char addr[310]; /* "unix:<sock>", for REDIS_ADDR */
+    char addr[310];     /* "unix:<sock>", for REDIS_ADDR */
+    char tcp_addr[32];  /* "127.0.0.1:<port>", the same server over TCP */
 };
 int h_redis_start(struct h_redis *r, const char *dir);
 void h_redis_stop(struct h_redis *r);

@@ -1,0 +1,119 @@
+/* Start-up of the real binaries: every invalid setting stops the process
+ * with exit status 2 and a message naming it; a missing JWT secret is only
+ * accepted in development mode; --version and --check-config work. */
+#include "common.h"
+
+#include <sys/wait.h>
+
+/* Runs a binary with extra settings; returns its exit status and leaves its
+ * output in p->log. */
+static int run(struct h_proc *p, const char *which, const char *arg1, const char *arg2,
+               const char *const env[])
+{
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "startup-%d", n++);
+    char *argv[] = {(char *)h_bin(which), (char *)arg1, (char *)arg2, NULL};
+    assert_int_equal(h_spawn(p, name, h_tmpdir(), argv, env), 0);
+    int status = h_wait_exit(p, 10000);
+    if (status == -1) {
+        h_stop(p, SIGKILL, 1000);
+        fail_msg("%s did not exit", which);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void expect_refusal(const char *which, const char *setting, const char *mentions)
+{
+    const char *env[] = {"JWT_SECRET=" H_JWT_SECRET, setting, NULL}; /* later wins */
+    struct h_proc p;
+    int rc = run(&p, which, "--check-config", NULL, env);
+    if (rc != 2 || !h_log_contains(&p, mentions, 0)) {
+        h_dump_log(&p, 10);
+        fail_msg("%s with %s: exit %d, expected 2 and a message mentioning %s", which, setting,
+                 rc, mentions);
+    }
+}
+
+static void test_invalid_settings_stop_the_process(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"PORT=abc", "PORT"},
+        {"PORT=0", "PORT"},
+        {"PORT=65536", "PORT"},
+        {"BROKERS=0", "BROKERS"},
+        {"BROKERS=lots", "BROKERS"},
+        {"GATEWAY_WORKERS=-1", "GATEWAY_WORKERS"},
+        {"JWT_TTL=1", "JWT_TTL"},
+        {"JWT_SECRET=short", "JWT_SECRET"},
+        {"DEFAULT_ROOM=no spaces", "DEFAULT_ROOM"},
+        {"MAX_MESSAGE_BYTES=10", "MAX_MESSAGE_BYTES"},
+        {"MAX_CLIENT_QUEUE_BYTES=1k", "MAX_CLIENT_QUEUE_BYTES"},
+        {"PING_INTERVAL=0", "PING_INTERVAL"},
+        {"LOG_LEVEL=chatty", "LOG_LEVEL"},
+        {"REDIS_ADDR=localhost", "REDIS_ADDR"},
+        {"REDIS_ADDR=unix:", "REDIS_ADDR"},
+        {"LISTEN_ADDR=not-an-ip", "LISTEN_ADDR"},
+        {"CONFAB_DEV=maybe", "CONFAB_DEV"},
+        {"RUN_DIR=/a/very/long/directory/name/that/cannot/hold/a/unix/socket/path/because/"
+         "sun_path/is/only/108/bytes/long",
+         "RUN_DIR"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        expect_refusal("gateway", bad[i][0], bad[i][1]);
+        expect_refusal("broker", bad[i][0], bad[i][1]);
+    }
+    /* A secret is never echoed back, even when refused. */
+    struct h_proc p;
+    const char *env[] = {"JWT_SECRET=tooshort-but-secret", NULL};
+    assert_int_equal(run(&p, "gateway", "--check-config", NULL, env), 2);
+    assert_false(h_log_contains(&p, "tooshort-but-secret", 0));
+}
+
+static void test_development_secret_needs_dev_mode(void **state)
+{
+    (void)state;
+    struct h_proc p;
+    char port[32];
+    snprintf(port, sizeof port, "PORT=%d", h_free_port());
+    const char *prod[] = {port, "LISTEN_ADDR=127.0.0.1", "GATEWAY_WORKERS=1", NULL};
+    assert_int_equal(run(&p, "gateway", NULL, NULL, prod), 2);
+    assert_true(h_log_contains(&p, "JWT_SECRET is not set", 0));
+
+    /* With CONFAB_DEV=1 it starts, says so, and stops cleanly on SIGTERM. */
+    const char *dev[] = {port, "LISTEN_ADDR=127.0.0.1", "GATEWAY_WORKERS=1", "CONFAB_DEV=1", NULL};
+    char *argv[] = {(char *)h_bin("gateway"), NULL};
+    assert_int_equal(h_spawn(&p, "dev-gateway", h_tmpdir(), argv, dev), 0);
+    assert_true(h_log_contains(&p, "DEVELOPMENT secret", 5000));
+    assert_int_equal(h_stop_clean(&p), 0);
+}
+
+static void test_version_and_arguments(void **state)
+{
+    (void)state;
+    struct h_proc p;
+    assert_int_equal(run(&p, "gateway", "--version", NULL, NULL), 0);
+    assert_true(h_log_contains(&p, "confab-gateway ", 0));
+    assert_int_equal(run(&p, "broker", "--version", NULL, NULL), 0);
+    assert_true(h_log_contains(&p, "confab-broker ", 0));
+    assert_int_equal(run(&p, "broker", "--shard", "7", NULL), 2); /* 7 >= BROKERS=2 */
+    assert_int_equal(run(&p, "broker", "--shard", "x", NULL), 2);
+    assert_int_equal(run(&p, "gateway", "--bogus", NULL, NULL), 2);
+
+    const char *env[] = {"JWT_SECRET=" H_JWT_SECRET, "PORT=9999", NULL};
+    assert_int_equal(run(&p, "gateway", "--check-config", NULL, env), 0);
+    assert_true(h_log_contains(&p, "PORT=9999", 0));
+    assert_true(h_log_contains(&p, "JWT_SECRET=(set, 40 bytes)", 0));
+    assert_false(h_log_contains(&p, H_JWT_SECRET, 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_settings_stop_the_process),
+        cmocka_unit_test(test_development_secret_needs_dev_mode),
+        cmocka_unit_test(test_version_and_arguments),
+    };
+    return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
