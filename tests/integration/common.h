@@ -38,4 +38,54 @@ static inline void expect_message(struct wsc *c, const char *text, const char *f
     json_decref(ev);
 }
 
+/* A connected client, optionally moved to `room` (NULL: stays in the default). */
+static inline struct wsc *member(int port, const char *user, const char *room)
+{
+    struct wsc *c = wsc_connect_user(port, user);
+    assert_non_null(c);
+    if (room)
+        assert_int_equal(wsc_send_event(c, "change_room", "name", room), 0);
+    return c;
+}
+
+static inline void say(struct wsc *c, const char *text)
+{
+    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
+}
+
+/* Says `tag` and waits for it to come back, dropping other messages: once a
+ * client hears itself, its room change has taken effect everywhere. */
+static inline void ready(struct wsc *c, const char *tag)
+{
+    say(c, tag);
+    for (;;) {
+        json_t *ev = wsc_recv_json(c, 5000);
+        assert_non_null(ev);
+        const char *m = payload_str(ev, "message");
+        int mine = m && !strcmp(m, tag);
+        json_decref(ev);
+        if (mine)
+            return;
+    }
+}
+
+/* Drops whatever arrives until the client has been quiet for 150 ms. */
+static inline void drain(struct wsc *c)
+{
+    while (!wsc_quiet(c, 150))
+        ;
+}
+
+/* Makes every client's room change take effect, then drops the chatter. */
+static inline void settle(struct wsc **cs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "sync-%d", i);
+        ready(cs[i], tag);
+    }
+    for (int i = 0; i < n; i++)
+        drain(cs[i]);
+}
+
 #endif

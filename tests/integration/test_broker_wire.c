@@ -18,27 +18,19 @@
 #include "shard.h"
 #include "wire.h"
 
-static struct h_redis redis;
-static struct h_node node;
+static struct h_fixture fx;
 
 static int setup(void **state)
 {
     (void)state;
-    if (h_redis_start(&redis, h_tmpdir()) < 0)
-        return -1;
-    h_node_init(&node, redis.addr);
-    node.extra_env[0] = "LOG_LEVEL=debug";
-    node.extra_env[1] = "MAX_LINK_QUEUE_BYTES=1048576";
-    return h_node_start(&node);
+    static const char *const node_env[] = {"LOG_LEVEL=debug", "MAX_LINK_QUEUE_BYTES=1048576", NULL};
+    return h_fixture_up(&fx, node_env);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    h_node_dump_logs(&node);
-    int bad = h_node_stop(&node);
-    h_redis_stop(&redis);
-    return bad ? -1 : 0;
+    return h_fixture_down(&fx);
 }
 
 static int link_to(int shard)
@@ -46,7 +38,7 @@ static int link_to(int shard)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char path[400];
-    snprintf(path, sizeof path, "%s/broker-%d.sock", node.run_dir, shard);
+    snprintf(path, sizeof path, "%s/broker-%d.sock", fx.node.run_dir, shard);
     assert_true(strlen(path) < sizeof sa.sun_path);
     memcpy(sa.sun_path, path, strlen(path) + 1);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -93,7 +85,7 @@ static bool closed_by_peer(int fd, int timeout_ms)
 
 static void chat_still_works(void)
 {
-    struct wsc *a = wsc_connect_user(node.port, "alice");
+    struct wsc *a = wsc_connect_user(fx.node.port, "alice");
     assert_non_null(a);
     assert_int_equal(wsc_send_event(a, "send_message", "message", "still fine"), 0);
     expect_message(a, "still fine", "alice");
@@ -139,10 +131,10 @@ static void test_bad_frames_close_only_that_link(void **state)
     hello(fd, 1, 3);
     assert_true(closed_by_peer(fd, 5000));
     close(fd);
-    assert_true(h_log_contains(&node.broker[1], "shard mismatch", 1000));
+    assert_true(h_log_contains(&fx.node.broker[1], "shard mismatch", 1000));
 
-    assert_true(h_alive(&node.broker[0]));
-    assert_true(h_alive(&node.broker[1]));
+    assert_true(h_alive(&fx.node.broker[0]));
+    assert_true(h_alive(&fx.node.broker[1]));
     chat_still_works();
 }
 
@@ -196,13 +188,13 @@ static void test_a_good_link_speaks_the_protocol(void **state)
 static void test_redis_payloads(void **state)
 {
     (void)state;
-    struct wsc *a = wsc_connect_user(node.port, "alice");
+    struct wsc *a = wsc_connect_user(fx.node.port, "alice");
     assert_non_null(a);
     assert_int_equal(wsc_send_event(a, "change_room", "name", "news"), 0);
     assert_int_equal(wsc_send_event(a, "send_message", "message", "joined"), 0);
     expect_message(a, "joined", "alice");
 
-    redisContext *rc = redisConnectUnix(redis.sock);
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
     assert_non_null(rc);
     assert_int_equal(rc->err, 0);
 
@@ -237,7 +229,7 @@ static void test_redis_payloads(void **state)
     expect_message(a, "extra, extra", "newsbot");
     assert_true(wsc_quiet(a, 300));
     int shard = (int)cf_shard_of("news", 4, 2);
-    assert_true(h_log_contains(&node.broker[shard], "dropped a message on Redis channel", 2000));
+    assert_true(h_log_contains(&fx.node.broker[shard], "dropped a message on Redis channel", 2000));
     wsc_close(a);
 }
 
@@ -246,7 +238,7 @@ static void test_socket_is_not_world_accessible(void **state)
     (void)state;
     char path[400];
     struct stat st;
-    snprintf(path, sizeof path, "%s/broker-0.sock", node.run_dir);
+    snprintf(path, sizeof path, "%s/broker-0.sock", fx.node.run_dir);
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISSOCK(st.st_mode));
     assert_int_equal(st.st_mode & 0777, 0660);
@@ -275,17 +267,17 @@ static void wait_numsub(redisContext *rc, const char *room, long long want)
 static void test_subscriptions_follow_membership(void **state)
 {
     (void)state;
-    redisContext *rc = redisConnectUnix(redis.sock);
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
     assert_non_null(rc);
     assert_int_equal(numsub(rc, "members"), 0);
-    struct wsc *a = wsc_connect_user(node.port, "alice"), *b = wsc_connect_user(node.port, "bob");
+    struct wsc *a = wsc_connect_user(fx.node.port, "alice"), *b = wsc_connect_user(fx.node.port, "bob");
     assert_int_equal(wsc_send_event(a, "change_room", "name", "members"), 0);
     wait_numsub(rc, "members", 1); /* the room's broker subscribed */
     assert_int_equal(wsc_send_event(b, "change_room", "name", "members"), 0);
     assert_int_equal(wsc_send_event(b, "send_message", "message", "in"), 0);
     expect_message(b, "in", "bob");
     expect_message(a, "in", "bob");
-    assert_int_equal(numsub(rc, "members"), 1); /* still one: one per node, not per member */
+    assert_int_equal(numsub(rc, "members"), 1); /* still one: one per fx.node, not per member */
     assert_int_equal(wsc_send_event(a, "change_room", "name", "away"), 0);
     assert_int_equal(wsc_send_event(a, "send_message", "message", "x"), 0);
     expect_message(a, "x", "alice");
@@ -305,7 +297,7 @@ static void test_one_frame_per_gateway_link_one_encoding_per_message(void **stat
     for (int i = 0; i < N; i++) {
         char user[16];
         snprintf(user, sizeof user, "fan%d", i);
-        c[i] = wsc_connect_user(node.port, user);
+        c[i] = wsc_connect_user(fx.node.port, user);
         assert_non_null(c[i]);
         assert_int_equal(wsc_send_event(c[i], "change_room", "name", "fanout"), 0);
         char tag[16];
@@ -324,15 +316,15 @@ static void test_one_frame_per_gateway_link_one_encoding_per_message(void **stat
         while (!wsc_quiet(c[i], 100))
             ;
     int shard = (int)cf_shard_of("fanout", 6, 2);
-    long gmark = h_log_mark(&node.gateway), bmark = h_log_mark(&node.broker[shard]);
+    long gmark = h_log_mark(&fx.node.gateway), bmark = h_log_mark(&fx.node.broker[shard]);
     assert_int_equal(wsc_send_event(c[0], "send_message", "message", "to all five"), 0);
     for (int i = 0; i < N; i++)
         expect_message(c[i], "to all five", "fan0");
     h_sleep_ms(200); /* let the debug lines reach the files */
-    assert_int_equal(h_log_count_from(&node.broker[shard], bmark,
+    assert_int_equal(h_log_count_from(&fx.node.broker[shard], bmark,
                                       "room fanout: message forwarded once to each of 1 gateway links"),
                      1);
-    assert_int_equal(h_log_count_from(&node.gateway, gmark,
+    assert_int_equal(h_log_count_from(&fx.node.gateway, gmark,
                                       "room fanout: message queued for 5 local members, encoded 1 time(s)"),
                      1);
     for (int i = 0; i < N; i++)
@@ -349,10 +341,10 @@ static void test_a_stuck_gateway_link_is_reset_at_its_bound(void **state)
     struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
     send_msg(fd, &join);
     /* ...and never read again. A real client floods the room meanwhile. */
-    struct wsc *a = wsc_connect_user(node.port, "flooder");
+    struct wsc *a = wsc_connect_user(fx.node.port, "flooder");
     assert_non_null(a);
     assert_int_equal(wsc_send_event(a, "change_room", "name", room), 0);
-    long mark = h_log_mark(&node.broker[shard]);
+    long mark = h_log_mark(&fx.node.broker[shard]);
     char text[1100];
     memset(text, 'f', 1000);
     bool reset = false;
@@ -363,12 +355,12 @@ static void test_a_stuck_gateway_link_is_reset_at_its_bound(void **state)
         assert_non_null(ev);
         json_decref(ev);
         if (i % 100 == 99)
-            reset = h_log_contains_from(&node.broker[shard], mark, "output queue full", 0);
+            reset = h_log_contains_from(&fx.node.broker[shard], mark, "output queue full", 0);
     }
     assert_true(reset);
     assert_true(closed_by_peer(fd, 5000));
     close(fd);
-    assert_true(h_alive(&node.broker[shard]));
+    assert_true(h_alive(&fx.node.broker[shard]));
     wsc_close(a);
 }
 

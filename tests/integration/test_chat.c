@@ -6,75 +6,28 @@
 #include <stdbool.h>
 #include <time.h>
 
-static struct h_redis redis;
-static struct h_node node;
+static struct h_fixture fx;
 
 static int setup(void **state)
 {
     (void)state;
-    if (h_redis_start(&redis, h_tmpdir()) < 0)
-        return -1;
-    h_node_init(&node, redis.addr);
-    return h_node_start(&node);
+    return h_fixture_up(&fx, NULL);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    h_node_dump_logs(&node);
-    int bad = h_node_stop(&node);
-    h_redis_stop(&redis);
-    return bad ? -1 : 0;
+    return h_fixture_down(&fx);
 }
 
-static struct wsc *join(const char *user, const char *room)
-{
-    struct wsc *c = wsc_connect_user(node.port, user);
-    assert_non_null(c);
-    if (room)
-        assert_int_equal(wsc_send_event(c, "change_room", "name", room), 0);
-    return c;
-}
 
-static void say(struct wsc *c, const char *text)
-{
-    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
-}
 
-/* The room change is processed before anything sent after it on the same
- * connection; to know another connection's change took effect, we let that
- * connection hear its own message. */
-static void sync_self(struct wsc *c, const char *tag)
-{
-    say(c, tag);
-    for (;;) {
-        json_t *ev = wsc_recv_json(c, 5000);
-        assert_non_null(ev);
-        bool mine = payload_str(ev, "message") && !strcmp(payload_str(ev, "message"), tag);
-        json_decref(ev);
-        if (mine)
-            return;
-    }
-}
 
-/* Makes sure every client's room change took effect, then drops the
- * messages that caused. */
-static void settle(struct wsc **cs, int n)
-{
-    for (int i = 0; i < n; i++) {
-        char tag[32];
-        snprintf(tag, sizeof tag, "sync-%d", i);
-        sync_self(cs[i], tag);
-    }
-    for (int i = 0; i < n; i++)
-        while (!wsc_quiet(cs[i], 150))
-            ;
-}
 
 static void test_message_reaches_everyone_in_the_room(void **state)
 {
     (void)state;
-    struct wsc *a = join("alice", "lobby"), *b = join("bob", "lobby");
+    struct wsc *a = member(fx.node.port, "alice", "lobby"), *b = member(fx.node.port, "bob", "lobby");
     settle((struct wsc *[]){a, b}, 2);
     /* The client's claimed "from" is ignored: the token decides. */
     assert_int_equal(wsc_send_text(a, "{\"type\":\"send_message\",\"payload\":{\"message\":"
@@ -113,7 +66,7 @@ static void test_message_reaches_everyone_in_the_room(void **state)
 static void test_new_connections_start_in_the_default_room(void **state)
 {
     (void)state;
-    struct wsc *a = join("alice", NULL), *b = join("bob", NULL), *c = join("carol", "elsewhere");
+    struct wsc *a = member(fx.node.port, "alice", NULL), *b = member(fx.node.port, "bob", NULL), *c = member(fx.node.port, "carol", "elsewhere");
     settle((struct wsc *[]){a, b, c}, 3);
     say(b, "in general"); /* a and b are both in "general" */
     expect_message(a, "in general", "bob");
@@ -127,7 +80,7 @@ static void test_new_connections_start_in_the_default_room(void **state)
 static void test_change_room_moves_between_rooms_on_every_shard(void **state)
 {
     (void)state;
-    struct wsc *a = join("alice", NULL), *b = join("bob", NULL);
+    struct wsc *a = member(fx.node.port, "alice", NULL), *b = member(fx.node.port, "bob", NULL);
     /* The old client's rooms "0".."9" land on both brokers. */
     for (int i = 0; i < 10; i++) {
         char room[4], text[32];
@@ -155,7 +108,7 @@ static void test_first_member_hears_its_own_first_message(void **state)
     (void)state;
     /* A brand-new room: its Redis subscription is made by this very join, and
      * the message sent right after must not overtake it. */
-    struct wsc *a = join("alice", NULL);
+    struct wsc *a = member(fx.node.port, "alice", NULL);
     for (int i = 0; i < 20; i++) {
         char room[32], text[32];
         snprintf(room, sizeof room, "fresh-%d", i);
@@ -170,7 +123,7 @@ static void test_first_member_hears_its_own_first_message(void **state)
 static void test_bad_input_is_ignored_and_the_connection_stays(void **state)
 {
     (void)state;
-    struct wsc *a = join("alice", "calm"), *b = join("bob", "calm");
+    struct wsc *a = member(fx.node.port, "alice", "calm"), *b = member(fx.node.port, "bob", "calm");
     settle((struct wsc *[]){a, b}, 2);
     static const char *const bad[] = {
         "not json",
@@ -217,8 +170,8 @@ static void test_one_senders_order_is_kept_for_everyone(void **state)
 {
     (void)state;
     enum { N = 300 };
-    struct wsc *a = join("alice", "ordered"), *b = join("bob", "ordered"),
-               *c = join("carol", "ordered");
+    struct wsc *a = member(fx.node.port, "alice", "ordered"), *b = member(fx.node.port, "bob", "ordered"),
+               *c = member(fx.node.port, "carol", "ordered");
     settle((struct wsc *[]){a, b, c}, 3);
     for (int i = 0; i < N; i++) {
         char text[16];
@@ -241,8 +194,8 @@ static void test_everyone_sees_the_same_order(void **state)
 {
     (void)state;
     enum { N = 150 };
-    struct wsc *a = join("alice", "busy"), *b = join("bob", "busy"), *c = join("carol", "busy"),
-               *d = join("dave", "busy");
+    struct wsc *a = member(fx.node.port, "alice", "busy"), *b = member(fx.node.port, "bob", "busy"), *c = member(fx.node.port, "carol", "busy"),
+               *d = member(fx.node.port, "dave", "busy");
     struct wsc *all[] = {a, b, c, d};
     settle(all, 4);
     for (int i = 0; i < N; i++) {

@@ -22,40 +22,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static struct wsc *member(int port, const char *user, const char *room)
-{
-    struct wsc *c = wsc_connect_user(port, user);
-    assert_non_null(c);
-    if (room)
-        assert_int_equal(wsc_send_event(c, "change_room", "name", room), 0);
-    return c;
-}
 
-static void say(struct wsc *c, const char *text)
-{
-    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
-}
 
-/* Waits until `c`'s own message comes back, which proves its join reached
- * Redis; other messages are dropped. */
-static void ready(struct wsc *c, const char *tag)
-{
-    say(c, tag);
-    for (;;) {
-        json_t *ev = wsc_recv_json(c, 5000);
-        assert_non_null(ev);
-        bool mine = !strcmp(payload_str(ev, "message"), tag);
-        json_decref(ev);
-        if (mine)
-            return;
-    }
-}
 
-static void drain(struct wsc *c)
-{
-    while (!wsc_quiet(c, 200))
-        ;
-}
 
 /* `from` says text; each of `to` gets it exactly once. */
 static void exactly_once(struct wsc *from, struct wsc **to, int n, const char *text,

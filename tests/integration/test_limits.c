@@ -5,41 +5,22 @@
 
 #include <stdbool.h>
 
-static struct h_redis redis;
-static struct h_node node;
+static struct h_fixture fx;
 
 static int setup(void **state)
 {
     (void)state;
-    if (h_redis_start(&redis, h_tmpdir()) < 0)
-        return -1;
-    h_node_init(&node, redis.addr);
-    node.extra_env[0] = "MAX_CLIENT_QUEUE_BYTES=32768";
-    node.extra_env[1] = "PING_INTERVAL=1";
-    node.extra_env[2] = "PING_TIMEOUT=1";
-    return h_node_start(&node);
+    static const char *const node_env[] = {"MAX_CLIENT_QUEUE_BYTES=32768", "PING_INTERVAL=1", "PING_TIMEOUT=1", NULL};
+    return h_fixture_up(&fx, node_env);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    h_node_dump_logs(&node);
-    int bad = h_node_stop(&node);
-    h_redis_stop(&redis);
-    return bad ? -1 : 0;
+    return h_fixture_down(&fx);
 }
 
-static struct wsc *user(const char *name)
-{
-    struct wsc *c = wsc_connect_user(node.port, name);
-    assert_non_null(c);
-    return c;
-}
 
-static void say(struct wsc *c, const char *text)
-{
-    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
-}
 
 /* A send_message frame of exactly `size` bytes. */
 static char *frame_of_size(size_t size)
@@ -57,7 +38,7 @@ static char *frame_of_size(size_t size)
 static void test_frame_at_the_limit_is_fine_over_it_is_1009(void **state)
 {
     (void)state;
-    struct wsc *a = user("alice");
+    struct wsc *a = member(fx.node.port, "alice", NULL);
     char *ok = frame_of_size(4096);
     assert_int_equal(wsc_send_text(a, ok), 0);
     json_t *ev = wsc_recv_json(a, 5000);
@@ -73,7 +54,7 @@ static void test_frame_at_the_limit_is_fine_over_it_is_1009(void **state)
     free(big);
 
     /* The same total split into fragments is still too big. */
-    a = user("alice");
+    a = member(fx.node.port, "alice", NULL);
     char part[2100];
     memset(part, 'y', sizeof part);
     assert_int_equal(wsc_send_frame(a, WS_TEXT, false, part, sizeof part), 0);
@@ -82,7 +63,7 @@ static void test_frame_at_the_limit_is_fine_over_it_is_1009(void **state)
     wsc_abort(a);
 
     /* Fragments adding up to an acceptable size are reassembled. */
-    a = user("alice");
+    a = member(fx.node.port, "alice", NULL);
     const char *p1 = "{\"type\":\"send_message\",", *p2 = "\"payload\":{\"message\":\"joined\"}}";
     assert_int_equal(wsc_send_frame(a, WS_TEXT, false, p1, strlen(p1)), 0);
     assert_int_equal(wsc_send_frame(a, WS_CONT, true, p2, strlen(p2)), 0);
@@ -93,7 +74,7 @@ static void test_frame_at_the_limit_is_fine_over_it_is_1009(void **state)
 static void test_invalid_utf8_is_1007(void **state)
 {
     (void)state;
-    struct wsc *a = user("alice");
+    struct wsc *a = member(fx.node.port, "alice", NULL);
     const char bad[] = "{\"type\":\"send_message\",\"payload\":{\"message\":\"\xc3\x28\"}}";
     assert_int_equal(wsc_send_frame(a, WS_TEXT, true, bad, sizeof bad - 1), 0);
     assert_int_equal(wsc_wait_close(a, 5000), 1007);
@@ -104,12 +85,12 @@ static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
 {
     (void)state;
     /* The slow one has a tiny receive window and never reads. */
-    char *token = h_login(node.port, "slowpoke"), path[4200];
+    char *token = h_login(fx.node.port, "slowpoke"), path[4200];
     snprintf(path, sizeof path, "/ws?token=%s", token);
     free(token);
-    struct wsc *slow = wsc_connect(node.port, path, NULL, 4096, NULL);
+    struct wsc *slow = wsc_connect(fx.node.port, path, NULL, 4096, NULL);
     assert_non_null(slow);
-    struct wsc *sender = user("sender"), *fast = user("fast");
+    struct wsc *sender = member(fx.node.port, "sender", NULL), *fast = member(fx.node.port, "fast", NULL);
     /* everyone in "general"; make sure the joins are done */
     say(sender, "hello");
     expect_message(sender, "hello", "sender");
@@ -138,7 +119,7 @@ static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
 
     /* The gateway gave up on the slow one with 1008 (or, if even the close
      * frame could not be sent, by dropping the connection). */
-    assert_true(h_log_contains(&node.gateway, "slow consumer", 5000));
+    assert_true(h_log_contains(&fx.node.gateway, "slow consumer", 5000));
     int code = wsc_wait_close(slow, 10000);
     assert_true(code == 1008 || code == 0);
     wsc_abort(slow);
@@ -149,7 +130,7 @@ static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
 static void test_dead_peers_are_reaped_by_ping(void **state)
 {
     (void)state;
-    struct wsc *live = user("live"), *dead = user("dead");
+    struct wsc *live = member(fx.node.port, "live", NULL), *dead = member(fx.node.port, "dead", NULL);
     wsc_set_autopong(dead, false);
     /* PING_INTERVAL=1, PING_TIMEOUT=1: a client that never pongs is gone in
      * about 2 s; one that does stays. */

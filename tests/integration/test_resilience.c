@@ -7,58 +7,23 @@
 
 #include "shard.h"
 
-static struct h_redis redis;
-static struct h_node node;
+static struct h_fixture fx;
 
 static int setup(void **state)
 {
     (void)state;
-    if (h_redis_start(&redis, h_tmpdir()) < 0)
-        return -1;
-    h_node_init(&node, redis.addr);
-    return h_node_start(&node);
+    return h_fixture_up(&fx, NULL);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    h_node_dump_logs(&node);
-    int bad = h_node_stop(&node);
-    h_redis_stop(&redis);
-    return bad ? -1 : 0;
+    return h_fixture_down(&fx);
 }
 
-static struct wsc *member(const char *user, const char *room)
-{
-    struct wsc *c = wsc_connect_user(node.port, user);
-    assert_non_null(c);
-    assert_int_equal(wsc_send_event(c, "change_room", "name", room), 0);
-    return c;
-}
 
-static void say(struct wsc *c, const char *text)
-{
-    assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
-}
 
-static void ready(struct wsc *c, const char *tag)
-{
-    say(c, tag);
-    for (;;) {
-        json_t *ev = wsc_recv_json(c, 5000);
-        assert_non_null(ev);
-        bool mine = !strcmp(payload_str(ev, "message"), tag);
-        json_decref(ev);
-        if (mine)
-            return;
-    }
-}
 
-static void drain(struct wsc *c)
-{
-    while (!wsc_quiet(c, 200))
-        ;
-}
 
 /* Keeps saying probe-<n> from `from` until `to` hears one (a message sent
  * while a part of the path is down may be lost: legacy clients cannot be
@@ -97,8 +62,8 @@ static void test_broker_killed_and_restarted(void **state)
     assert_non_null(room);
     assert_non_null(other);
 
-    struct wsc *a = member("alice", room), *b = member("bob", room), *c = member("carol", other),
-               *d = member("dave", other);
+    struct wsc *a = member(fx.node.port, "alice", room), *b = member(fx.node.port, "bob", room), *c = member(fx.node.port, "carol", other),
+               *d = member(fx.node.port, "dave", other);
     ready(a, "a");
     ready(b, "b");
     ready(c, "c");
@@ -106,8 +71,8 @@ static void test_broker_killed_and_restarted(void **state)
     drain(a);
     drain(c);
 
-    h_stop(&node.broker[1], SIGKILL, 5000);
-    assert_int_equal(h_wait_health(node.port, 503, 10000), 0);
+    h_stop(&fx.node.broker[1], SIGKILL, 5000);
+    assert_int_equal(h_wait_health(fx.node.port, 503, 10000), 0);
 
     /* The other shard's rooms are unaffected. */
     say(c, "shard 0 still works");
@@ -115,13 +80,13 @@ static void test_broker_killed_and_restarted(void **state)
     expect_message(d, "shard 0 still works", "carol");
 
     /* A send into the dead shard is dropped, and the gateway says so. */
-    long mark = h_log_mark(&node.gateway);
+    long mark = h_log_mark(&fx.node.gateway);
     say(a, "into the void");
-    assert_true(h_log_contains_from(&node.gateway, mark, "broker unavailable", 5000));
+    assert_true(h_log_contains_from(&fx.node.gateway, mark, "broker unavailable", 5000));
     assert_true(wsc_quiet(b, 300));
 
-    assert_int_equal(h_broker_start(&node, 1), 0);
-    assert_int_equal(h_wait_health(node.port, 200, 15000), 0);
+    assert_int_equal(h_broker_start(&fx.node, 1), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
 
     /* Nobody reconnected or re-joined, yet the room works again. */
     wait_until_flowing(a, b, 10000);
@@ -141,18 +106,18 @@ static void test_broker_killed_and_restarted(void **state)
 static void test_redis_restarted(void **state)
 {
     (void)state;
-    struct wsc *a = member("alice", "weather"), *b = member("bob", "weather");
+    struct wsc *a = member(fx.node.port, "alice", "weather"), *b = member(fx.node.port, "bob", "weather");
     ready(a, "a");
     ready(b, "b");
     drain(a);
 
-    long m0 = h_log_mark(&node.broker[0]), m1 = h_log_mark(&node.broker[1]);
-    h_stop(&redis.proc, SIGKILL, 5000);
-    assert_true(h_log_contains_from(&node.broker[0], m0, "lost", 10000));
+    long m0 = h_log_mark(&fx.node.broker[0]), m1 = h_log_mark(&fx.node.broker[1]);
+    h_stop(&fx.redis.proc, SIGKILL, 5000);
+    assert_true(h_log_contains_from(&fx.node.broker[0], m0, "lost", 10000));
     h_sleep_ms(500); /* let the brokers fail a few reconnects */
-    assert_int_equal(h_redis_start(&redis, h_tmpdir()), 0);
-    assert_true(h_log_contains_from(&node.broker[0], m0, "ready: Redis connected", 15000));
-    assert_true(h_log_contains_from(&node.broker[1], m1, "ready: Redis connected", 15000));
+    assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
+    assert_true(h_log_contains_from(&fx.node.broker[0], m0, "ready: Redis connected", 15000));
+    assert_true(h_log_contains_from(&fx.node.broker[1], m1, "ready: Redis connected", 15000));
 
     /* Subscriptions were restored without any client doing anything. */
     wait_until_flowing(a, b, 10000);

@@ -5,8 +5,7 @@
 #include <jwt.h>
 #include <time.h>
 
-static struct h_redis redis;
-static struct h_node node;
+static struct h_fixture fx;
 
 /* A throwaway RSA key, only for making RS256 tokens the gateway must refuse. */
 static const char rsa_key[] =
@@ -43,19 +42,13 @@ static const char rsa_key[] =
 static int setup(void **state)
 {
     (void)state;
-    if (h_redis_start(&redis, h_tmpdir()) < 0)
-        return -1;
-    h_node_init(&node, redis.addr);
-    return h_node_start(&node);
+    return h_fixture_up(&fx, NULL);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    h_node_dump_logs(&node);
-    int bad = h_node_stop(&node);
-    h_redis_stop(&redis);
-    return bad ? -1 : 0;
+    return h_fixture_down(&fx);
 }
 
 /* A token with the given algorithm, key and claims (exp/nbf relative to now;
@@ -105,7 +98,7 @@ static int upgrade_status(const char *endpoint, const char *token)
     char path[8192];
     snprintf(path, sizeof path, "%s?token=%s", endpoint, token ? token : "");
     int status = 0;
-    struct wsc *c = wsc_connect(node.port, path, NULL, 0, &status);
+    struct wsc *c = wsc_connect(fx.node.port, path, NULL, 0, &status);
     if (c) {
         /* Upgraded: prove the session is live by talking in it. */
         wsc_close(c);
@@ -123,7 +116,7 @@ static void expect_refused(const char *token, const char *why)
 static void test_valid_tokens_upgrade(void **state)
 {
     (void)state;
-    char *t = h_login(node.port, "alice");
+    char *t = h_login(fx.node.port, "alice");
     assert_non_null(t);
     assert_int_equal(upgrade_status("/ws", t), 101);
 
@@ -131,7 +124,7 @@ static void test_valid_tokens_upgrade(void **state)
     char hdr[4200];
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", t);
     int status = 0;
-    struct wsc *c = wsc_connect(node.port, "/ws", hdr, 0, &status);
+    struct wsc *c = wsc_connect(fx.node.port, "/ws", hdr, 0, &status);
     assert_int_equal(status, 101);
     assert_non_null(c);
     wsc_close(c);
@@ -176,7 +169,7 @@ static void test_bad_tokens_get_401(void **state)
     free(t);
 
     /* Tampered: a valid token whose payload names someone else. */
-    t = h_login(node.port, "alice");
+    t = h_login(fx.node.port, "alice");
     char *dot1 = strchr(t, '.'), *dot2 = strchr(dot1 + 1, '.');
     char payload[256], forged[2048];
     snprintf(payload, sizeof payload, "{\"sub\":\"admin\",\"exp\":%ld}", (long)time(NULL) + 600);
@@ -194,7 +187,7 @@ static void test_bad_tokens_get_401(void **state)
 
     /* Authorization header with the wrong scheme. */
     int status = 0;
-    struct wsc *c = wsc_connect(node.port, "/ws", "Authorization: Basic YWxpY2U6eA==\r\n", 0,
+    struct wsc *c = wsc_connect(fx.node.port, "/ws", "Authorization: Basic YWxpY2U6eA==\r\n", 0,
                                 &status);
     assert_null(c);
     assert_int_equal(status, 401);
@@ -207,7 +200,7 @@ static void test_refusal_is_a_real_http_answer(void **state)
                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                        "Sec-WebSocket-Version: 13\r\n\r\n";
     struct h_resp r;
-    assert_int_equal(h_http_raw(node.port, req, sizeof req - 1, &r), 0);
+    assert_int_equal(h_http_raw(fx.node.port, req, sizeof req - 1, &r), 0);
     assert_int_equal(r.status, 401);
     char v[128];
     assert_non_null(h_resp_header(&r, "www-authenticate", v, sizeof v));
@@ -219,7 +212,7 @@ static void test_refusal_is_a_real_http_answer(void **state)
     h_resp_free(&r);
 
     /* Upgrades elsewhere than /ws are not found, even with a good token. */
-    char *t = h_login(node.port, "alice");
+    char *t = h_login(fx.node.port, "alice");
     assert_int_equal(upgrade_status("/chat", t), 404);
     free(t);
 }

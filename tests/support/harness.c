@@ -448,6 +448,24 @@ void h_node_dump_logs(const struct h_node *n)
     h_dump_log(&n->gateway, 25);
 }
 
+int h_fixture_up(struct h_fixture *f, const char *const env[])
+{
+    if (h_redis_start(&f->redis, h_tmpdir()) < 0)
+        return -1;
+    h_node_init(&f->node, f->redis.addr);
+    for (int i = 0; env && env[i] && i < H_MAX_ENV - 1; i++)
+        f->node.extra_env[i] = env[i];
+    return h_node_start(&f->node);
+}
+
+int h_fixture_down(struct h_fixture *f)
+{
+    h_node_dump_logs(&f->node);
+    int bad = h_node_stop(&f->node);
+    h_redis_stop(&f->redis);
+    return bad ? -1 : 0;
+}
+
 int h_wait_health(int port, int status, int timeout_ms)
 {
     int64_t deadline = h_now_ms() + timeout_ms;

@@ -97,6 +97,17 @@ int h_stop_clean(struct h_proc *p);
 int h_finish(int cmocka_rc);
 void h_node_dump_logs(const struct h_node *n);
 
+/* The usual test fixture: a private Redis and one node using it. `env` holds
+ * extra "K=V" settings for the node (NULL terminated) or is NULL. */
+struct h_fixture {
+    struct h_redis redis;
+    struct h_node node;
+};
+int h_fixture_up(struct h_fixture *f, const char *const env[]);
+/* Dumps the node's logs (shown on failure), stops it with the clean-exit
+ * checks, stops Redis. Returns 0 or -1. */
+int h_fixture_down(struct h_fixture *f);
+
 /* Polls GET /healthz until it answers `status` (200 or 503). */
 int h_wait_health(int port, int status, int timeout_ms);
 

@@ -13,13 +13,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int connect_local(int port)
+int h_tcp_connect(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0)
         return -1;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -98,7 +100,7 @@ static int read_response(int fd, struct h_resp *r)
 int h_http_raw(int port, const void *raw, size_t len, struct h_resp *r)
 {
     memset(r, 0, sizeof *r);
-    int fd = connect_local(port);
+    int fd = h_tcp_connect(port, 0);
     if (fd < 0)
         return -1;
     int rc = write_all(fd, raw, len) == 0 ? read_response(fd, r) : -1;

@@ -13,6 +13,11 @@ struct h_resp {
     size_t body_len;
 };
 
+/* A blocking TCP connection to 127.0.0.1:port with 5 s send/receive
+ * timeouts; rcvbuf > 0 shrinks the receive buffer (set before connecting, so
+ * the advertised window is small too). Returns the fd or -1. */
+int h_tcp_connect(int port, int rcvbuf);
+
 /* `headers` are extra header lines, each ending in "\r\n", or NULL. A body
  * gets a Content-Length. Returns 0 and fills r, or -1. */
 int h_http(int port, const char *method, const char *path, const char *headers, const void *body,

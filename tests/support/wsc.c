@@ -81,19 +81,11 @@ struct wsc *wsc_connect(int port, const char *path, const char *headers, int rcv
 {
     if (http_status)
         *http_status = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = h_tcp_connect(port, rcvbuf);
     if (fd < 0)
         return NULL;
-    if (rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
-        return NULL;
-    }
     unsigned char key[16];
     if (getrandom(key, sizeof key, 0) != sizeof key) {
         close(fd);
