@@ -154,6 +154,12 @@ static void on_sub_ready(void *ud)
     rooms_on_sub_ready(b->rooms);
 }
 
+static void on_pub_ready(void *ud)
+{
+    struct broker *b = ud;
+    rooms_on_pub_ready(b->rooms);
+}
+
 static void on_state(void *ud, bool ready)
 {
     struct broker *b = ud;
@@ -205,8 +211,13 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
         CF_ERROR("broker", "out of memory at start-up");
         goto out;
     }
-    const struct rbridge_cbs rcbs = {on_redis_message, on_foreign, on_confirm,
-                                     on_sub_lost,      on_sub_ready, on_state};
+    const struct rbridge_cbs rcbs = {.on_message = on_redis_message,
+                                     .on_foreign = on_foreign,
+                                     .on_confirm = on_confirm,
+                                     .on_sub_lost = on_sub_lost,
+                                     .on_sub_ready = on_sub_ready,
+                                     .on_pub_ready = on_pub_ready,
+                                     .on_state = on_state};
     b.redis = rbridge_new(b.ev, &addr, cfg->redis_password, (size_t)cfg->max_link_queue_bytes,
                           &rcbs, &b);
     if (!b.redis)

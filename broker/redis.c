@@ -20,6 +20,7 @@
 #define REPLY_TIMEOUT_MS 10000 /* a command unanswered this long: the link is wedged */
 #define IDLE_PING_MS 5000
 #define HEALTH_TICK_MS 1000
+#define STABLE_MS 10000 /* up this long: the next failure starts the backoff afresh */
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
 #define ROOM_PREFIX "room:"
@@ -38,6 +39,7 @@ struct rconn {
     uint32_t pending;  /* replies we still expect */
     int64_t last_rx;   /* last reply of any kind */
     int64_t last_tx;   /* last command queued */
+    int64_t up_since;  /* when the connection last came up */
     uint32_t failures; /* consecutive failed attempts, to keep retry logs quiet */
 };
 
@@ -101,7 +103,9 @@ static void flush_now(struct rconn *rc)
     while (!done) {
         size_t before = sdslen(rc->c->obuf);
         if (redisBufferWrite(rc->c, &done) == REDIS_ERR) {
-            conn_fail(rc, rc->c->errstr[0] ? rc->c->errstr : "write failed");
+            char why[sizeof rc->c->errstr]; /* conn_fail frees the context */
+            snprintf(why, sizeof why, "%s", rc->c->errstr[0] ? rc->c->errstr : "write failed");
+            conn_fail(rc, why);
             return;
         }
         if (!done && sdslen(rc->c->obuf) == before)
@@ -153,6 +157,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
     }
     if (rc->st != C_UP)
         return 0;
+    if (now - rc->up_since >= STABLE_MS)
+        cf_backoff_reset(&rc->bo);
     if (rc->pending > 0 && now - rc->last_rx > REPLY_TIMEOUT_MS) {
         conn_fail(rc, "no reply from Redis for 10 s");
         return 0;
@@ -205,13 +211,17 @@ static void conn_up(struct rconn *rc)
     struct rbridge *b = rc->b;
     rc->st = C_UP;
     rc->failures = 0;
-    cf_backoff_reset(&rc->bo);
-    rc->last_rx = rc->last_tx = cf_mono_ms();
+    /* The backoff is reset only once the connection has proved stable (see
+     * on_timer): a server that accepts and then fails at once (maxclients,
+     * a refused command) must not be hammered. */
+    rc->last_rx = rc->last_tx = rc->up_since = cf_mono_ms();
     CF_INFO("redis", "%s connected to %s", rc->role, b->addr_str);
     timer_in(rc, HEALTH_TICK_MS);
     update_state(b);
     if (rc->is_sub && b->cbs.on_sub_ready)
         b->cbs.on_sub_ready(b->ud);
+    if (!rc->is_sub && b->cbs.on_pub_ready)
+        b->cbs.on_pub_ready(b->ud);
 }
 
 static void conn_start(struct rconn *rc)

@@ -31,6 +31,8 @@ struct rbridge_cbs {
     void (*on_confirm)(void *ud, const char *name, size_t len);
     void (*on_sub_lost)(void *ud);
     void (*on_sub_ready)(void *ud);
+    /* The publisher connection is up (again). */
+    void (*on_pub_ready)(void *ud);
     /* Both connections are up (ready = true) or one is down (false). */
     void (*on_state)(void *ud, bool ready);
 };

@@ -79,20 +79,25 @@ void rooms_free(struct rooms *r)
     free(r);
 }
 
-/* Publishes what was held for rm, in order. */
-static void release_held(struct rooms *r, struct room *rm)
+/* Publishes what was held for rm, in order, as far as the publisher takes
+ * it; the rest stays held (for rooms_on_pub_ready) unless `final`, when the
+ * room is going away and what cannot be published is dropped. */
+static void release_held(struct rooms *r, struct room *rm, bool final)
 {
-    struct held *h = rm->held_head;
-    rm->held_head = rm->held_tail = NULL;
-    while (h) {
-        struct held *n = h->next;
+    while (rm->held_head) {
+        struct held *h = rm->held_head;
         int rc = r->ops->publish(r->ud, rm->name, rm->len, h->payload, h->len);
-        if (rc < 0)
-            CF_WARN("rooms", "room %s: could not publish a held message: %s", rm->name,
-                    strerror(-rc));
+        if (rc == -ENOTCONN && !final)
+            return; /* publisher down: keep them, in order, for rooms_on_pub_ready */
+        if (rc < 0) {
+            r->held_dropped++;
+            CF_WARN("rooms", "room %s: dropped a held message: %s", rm->name, strerror(-rc));
+        }
+        rm->held_head = h->next;
+        if (!rm->held_head)
+            rm->held_tail = NULL;
         r->held_bytes -= h->len;
         free(h);
-        h = n;
     }
 }
 
@@ -100,7 +105,7 @@ static void release_held(struct rooms *r, struct room *rm)
 static void maybe_free(struct rooms *r, struct room *rm)
 {
     if (rm->links.n == 0 && rm->unconfirmed == 0) {
-        release_held(r, rm);
+        release_held(r, rm, true);
         room_free(r, rm);
     }
 }
@@ -153,7 +158,7 @@ static void unlink_edge(struct rooms *r, struct cf_rel_edge *e)
     /* Last link gone: nobody here needs the channel any more. Messages still
      * held were sent by this node's gateways for other nodes: publish them. */
     rm->active = false;
-    release_held(r, rm);
+    release_held(r, rm, false);
     if (r->ops->unsubscribe(r->ud, rm->name, rm->len) == 0)
         rm->unconfirmed++;
     maybe_free(r, rm);
@@ -179,7 +184,9 @@ int rooms_publish(struct rooms *r, const char *name, size_t len, const void *pay
                   size_t plen)
 {
     struct room *rm = cf_map_get(r->by_name, name, len);
-    if (!rm || rm->links.n == 0 || rm->active)
+    /* Straight out unless the room waits for its subscription, or older
+     * messages of it are still held (order first). */
+    if (!rm || (!rm->held_head && (rm->links.n == 0 || rm->active)))
         return r->ops->publish(r->ud, name, len, payload, plen);
     if (plen > r->max_held || r->held_bytes > r->max_held - plen) {
         r->held_dropped++;
@@ -224,7 +231,7 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
         return;
     if (rm->links.n > 0) {
         rm->active = true;
-        release_held(r, rm);
+        release_held(r, rm, false);
     } else {
         maybe_free(r, rm);
     }
@@ -257,6 +264,15 @@ void rooms_on_sub_ready(struct rooms *r)
     while ((rm = cf_map_next(r->by_name, &it)))
         if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0)
             subscribe(r, rm);
+}
+
+void rooms_on_pub_ready(struct rooms *r)
+{
+    size_t it = 0;
+    struct room *rm;
+    while ((rm = cf_map_next(r->by_name, &it)))
+        if (rm->held_head && (rm->active || rm->links.n == 0))
+            release_held(r, rm, false);
 }
 
 void rooms_stats(const struct rooms *r, struct rooms_stats *out)

@@ -68,6 +68,10 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len);
 void rooms_on_sub_lost(struct rooms *r);
 /* The subscriber connection is up (again): subscribe every room with links. */
 void rooms_on_sub_ready(struct rooms *r);
+/* The publisher connection is up (again): publish what was held back for it.
+ * (A held message waits for both its room's subscription and the publisher;
+ * while either is missing, later messages of the room queue behind it.) */
+void rooms_on_pub_ready(struct rooms *r);
 
 void rooms_stats(const struct rooms *r, struct rooms_stats *out);
 

@@ -32,6 +32,7 @@ struct blink {
     struct cf_bytes in, out;
     struct cf_backoff bo;
     lws_sorted_usec_list_t sul_retry;
+    lws_sorted_usec_list_t sul_write;
     int64_t opened, last_rx, last_ping;
     uint64_t ping_seq;
     uint32_t failures;
@@ -124,6 +125,7 @@ static void link_down(struct blink *l)
 {
     struct blinks *b = l->bs;
     bool was_up = l->st == BL_UP;
+    lws_sul_cancel(&l->sul_write);
     l->st = BL_DOWN;
     l->wsi = NULL;
     l->fd = -1;
@@ -212,6 +214,15 @@ static int link_read(struct blink *l)
     return 0;
 }
 
+/* lws 4.1's raw-file role clears POLLOUT right after the WRITEABLE callback,
+ * so a request made inside it is lost: ask again from outside. */
+static void rearm_write_cb(lws_sorted_usec_list_t *sul)
+{
+    struct blink *l = lws_container_of(sul, struct blink, sul_write);
+    if (l->wsi && cf_bytes_len(&l->out))
+        lws_callback_on_writable(l->wsi);
+}
+
 int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
 {
     (void)user;
@@ -229,8 +240,8 @@ int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t le
             CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
             return -1;
         }
-        if (cf_bytes_len(&l->out))
-            lws_callback_on_writable(wsi);
+        if (cf_bytes_len(&l->out)) /* the socket is full: try when it drains */
+            lws_sul_schedule(l->bs->ctx, 0, &l->sul_write, rearm_write_cb, 1);
         return 0;
     }
     case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -316,6 +327,7 @@ void blinks_free(struct blinks *b)
     for (uint32_t i = 0; b->links && i < b->n; i++) {
         struct blink *l = &b->links[i];
         lws_sul_cancel(&l->sul_retry);
+        lws_sul_cancel(&l->sul_write);
         if (l->wsi)
             lws_set_opaque_user_data(l->wsi, NULL);
         cf_bytes_free(&l->in);

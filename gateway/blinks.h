@@ -33,7 +33,7 @@ struct blinks_cbs {
 
 /* The lws protocol name the links are adopted under; register blinks_callback
  * for it on the vhost. */
-#define BLINKS_PROTOCOL "confab-broker-link"
+#define BLINKS_PROTOCOL "confab broker link"
 
 struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
                           const struct cf_config *cfg, const char *node,

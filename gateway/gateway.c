@@ -47,6 +47,11 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_CLOSED:
         return ws_callback(gw, wsi, (int)reason, in, len);
     case LWS_CALLBACK_WSI_DESTROY: {
+        /* lws sends this for every wsi to protocols[0], raw descriptors too,
+         * whose opaque pointer is not ours to interpret here. */
+        const struct lws_protocols *p = lws_get_protocol(wsi);
+        if (p && p->callback != main_callback)
+            return 0;
         enum conn_kind *k = lws_get_opaque_user_data(wsi);
         if (k && *k == CONN_SESSION)
             ws_destroy(gw, (struct session *)k);
@@ -112,16 +117,20 @@ static void on_broker_up(void *ud, uint32_t shard)
     lrooms_foreach(gw->rooms, relink_room, &r);
 }
 
+/* gw->links is NULL while the process shuts down: sessions closed by
+ * lws_context_destroy still leave their rooms, but nobody is told. */
 static void on_room_first(void *ud, const char *name, size_t len)
 {
     struct gw *gw = ud;
-    blinks_join(gw->links, name, len); /* a link that is down replays it when back */
+    if (gw->links)
+        blinks_join(gw->links, name, len); /* a link that is down replays it when back */
 }
 
 static void on_room_last(void *ud, const char *name, size_t len)
 {
     struct gw *gw = ud;
-    blinks_leave(gw->links, name, len);
+    if (gw->links)
+        blinks_leave(gw->links, name, len);
 }
 
 static const struct lrooms_ops room_ops = {on_room_first, on_room_last};
@@ -227,7 +236,9 @@ int gw_run(const struct cf_config *cfg, int worker)
     rc = 0;
 out:
     listener_free(gw.listener);
+    /* The links go first, while the context that owns their timers exists. */
     blinks_free(gw.links);
+    gw.links = NULL;
     if (gw.ctx)
         lws_context_destroy(gw.ctx); /* closes and destroys every session */
     g_ctx = NULL;

@@ -17,7 +17,7 @@ struct lws;
 struct lws_vhost;
 struct listener;
 
-#define LISTENER_PROTOCOL "confab-listener"
+#define LISTENER_PROTOCOL "confab listener"
 
 /* Opens addr:port (addr "" = all) and adopts it. Returns NULL after logging. */
 struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port);

@@ -10,7 +10,7 @@ static struct h_fixture fx;
 static int setup(void **state)
 {
     (void)state;
-    static const char *const node_env[] = {"MAX_CLIENT_QUEUE_BYTES=32768", "PING_INTERVAL=1", "PING_TIMEOUT=1", NULL};
+    static const char *const node_env[] = {"MAX_CLIENT_QUEUE_BYTES=32768", "PING_INTERVAL=1", "PING_TIMEOUT=1", "DRAIN_TIMEOUT_MS=0", NULL};
     return h_fixture_up(&fx, node_env);
 }
 
@@ -159,6 +159,26 @@ static void test_dead_peers_are_reaped_by_ping(void **state)
     wsc_close(live);
 }
 
+/* Stopping a gateway while clients are still connected (DRAIN_TIMEOUT_MS=0
+ * here, so they are cut off) is a clean exit: no crash, no sanitizer report. */
+static void test_stop_with_clients_connected(void **state)
+{
+    (void)state;
+    struct wsc *c[3];
+    for (int i = 0; i < 3; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "stayer%d", i);
+        c[i] = member(fx.node.port, user, "to-the-end");
+    }
+    ready(c[0], "here");
+    assert_int_equal(h_stop_clean(&fx.node.gateway), 0);
+    for (int i = 0; i < 3; i++) {
+        int code = wsc_wait_close(c[i], 5000);
+        assert_true(code == 1001 || code == 0); /* going away, or cut */
+        wsc_abort(c[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_is_1007),
         cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
         cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
+        cmocka_unit_test(test_stop_with_clients_connected),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -12,7 +12,9 @@ static struct h_fixture fx;
 static int setup(void **state)
 {
     (void)state;
-    return h_fixture_up(&fx, NULL);
+    /* Room for the whole backlog of test_backlog_flows_after_a_stalled_broker. */
+    static const char *const env[] = {"MAX_CLIENT_QUEUE_BYTES=4194304", NULL};
+    return h_fixture_up(&fx, env);
 }
 
 static int teardown(void **state)
@@ -129,11 +131,46 @@ static void test_redis_restarted(void **state)
     wsc_close(b);
 }
 
+/* A broker that stalls for a moment (here: SIGSTOP) lets the gateway's link
+ * queue fill past what the socket holds; once it resumes, the whole backlog
+ * must flow at once, not wait for some later traffic to nudge the link. */
+static void test_backlog_flows_after_a_stalled_broker(void **state)
+{
+    (void)state;
+    const char *room = "backlog";
+    int shard = (int)cf_shard_of(room, strlen(room), 2);
+    struct wsc *a = member(fx.node.port, "alice", room);
+    ready(a, "a");
+    enum { N = 600 };
+    char text[1100];
+    memset(text, 'q', 1000);
+    kill(fx.node.broker[shard].pid, SIGSTOP);
+    for (int i = 0; i < N; i++) {
+        snprintf(text + 1000, 100, "-%d", i);
+        say(a, text);
+    }
+    h_sleep_ms(300);
+    kill(fx.node.broker[shard].pid, SIGCONT);
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < N; i++) {
+        json_t *ev = wsc_recv_json(a, 3000);
+        if (!ev)
+            fail_msg("message %d of %d did not arrive within 3 s of the broker resuming", i, N);
+        snprintf(text + 1000, 100, "-%d", i);
+        assert_string_equal(payload_str(ev, "message"), text);
+        json_decref(ev);
+    }
+    printf("backlog of %d messages delivered %lld ms after the broker resumed\n", N,
+           (long long)(h_now_ms() - t0));
+    wsc_close(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_killed_and_restarted),
         cmocka_unit_test(test_redis_restarted),
+        cmocka_unit_test(test_backlog_flows_after_a_stalled_broker),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

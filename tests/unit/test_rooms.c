@@ -702,6 +702,52 @@ static void test_free_leaks_nothing(void **state)
     assert_int_equal(stats().held_bytes, 0);
 }
 
+/* Redis came back, but the subscriber reconnected before the publisher: the
+ * confirmed room must keep its held messages (and queue later ones behind
+ * them) until the publisher is up, then send them all in order. */
+static void test_held_messages_wait_for_the_publisher(void **state)
+{
+    (void)state;
+    assert_int_equal(join(0, "r"), 0);
+    confirm("r");
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(publish("r", "m1"), 0); /* held: no subscription */
+    g_fake.pub_rc = -ENOTCONN;               /* publisher still down */
+    rooms_on_sub_ready(g_rooms);
+    int before = g_fake.n;
+    confirm("r"); /* subscribed again: tries to release, publisher refuses */
+    assert_int_equal(count_kind('P'), 1);
+    assert_int_equal(stats().held_bytes, 2);
+    assert_int_equal(stats().held_dropped, 0);
+    assert_int_equal(publish("r", "m2"), 0); /* queues behind m1, not sent ahead */
+    assert_int_equal(g_fake.n, before + 1);
+    assert_int_equal(stats().held_bytes, 4);
+
+    g_fake.pub_rc = 0;
+    before = g_fake.n;
+    rooms_on_pub_ready(g_rooms);
+    assert_int_equal(g_fake.n, before + 2);
+    assert_call(before, 'P', "r", "m1");
+    assert_call(before + 1, 'P', "r", "m2");
+    assert_int_equal(stats().held_bytes, 0);
+    assert_int_equal(publish("r", "m3"), 0); /* straight out again */
+    assert_call(g_fake.n - 1, 'P', "r", "m3");
+}
+
+/* Other publish errors drop the held message (with a count) instead of
+ * blocking the room forever. */
+static void test_held_message_dropped_on_other_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(join(0, "r"), 0);
+    assert_int_equal(publish("r", "m1"), 0);
+    g_fake.pub_rc = -ENOBUFS;
+    confirm("r");
+    assert_int_equal(stats().held_bytes, 0);
+    assert_int_equal(stats().held_dropped, 1);
+    g_fake.pub_rc = 0;
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -722,6 +768,8 @@ int main(void)
         T(test_drop_link),
         T(test_stats),
         T(test_free_leaks_nothing),
+        T(test_held_messages_wait_for_the_publisher),
+        T(test_held_message_dropped_on_other_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
