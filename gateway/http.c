@@ -127,7 +127,6 @@ static int login_respond(struct gw *gw, struct lws *wsi, const char *body, size_
 
 static int login_begin(struct gw *gw, struct lws *wsi)
 {
-    (void)gw;
     char clen[32];
     if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char *end;
@@ -150,9 +149,8 @@ static int login_begin(struct gw *gw, struct lws *wsi)
     return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
 }
 
-static int login_body(struct gw *gw, struct lws *wsi, const void *in, size_t len)
+static int login_body(struct lws *wsi, const void *in, size_t len)
 {
-    (void)gw;
     struct http_req *req = lws_get_opaque_user_data(wsi);
     if (!req || req->kind != CONN_HTTP)
         return -1;
@@ -246,7 +244,7 @@ int http_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t l
     case LWS_CALLBACK_HTTP:
         return route(gw, wsi, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        return login_body(gw, wsi, in, len);
+        return login_body(wsi, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return login_complete(gw, wsi);
     default:
