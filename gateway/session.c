@@ -19,9 +19,11 @@ struct session {
     char user[CF_USERNAME_BYTES_MAX + 1];
     char peer[48];
     struct cf_rel_end rooms;
-    /* outbound ring of shared buffers */
+    /* outbound ring of shared buffers: a few slots inline, so that the usual
+     * one-or-two queued frames cost no allocation; grown on the heap beyond */
     struct cf_buf **q;
     uint32_t qhead, qlen, qcap;
+    struct cf_buf *qinline[4];
     size_t qbytes, qmax;
     /* pending close */
     int close_code;
@@ -39,19 +41,31 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
         return NULL;
     s->kind = CONN_SESSION;
     s->id = id;
+    s->q = s->qinline;
+    s->qcap = 4;
     snprintf(s->user, sizeof s->user, "%s", user);
     s->qmax = max_queue;
     return s;
+}
+
+/* Back to the inline slots (the queue must be empty). */
+static void queue_shrink(struct session *s)
+{
+    if (s->q != s->qinline) {
+        free(s->q);
+        s->q = s->qinline;
+        s->qcap = 4;
+    }
+    s->qhead = 0;
 }
 
 static void queue_release(struct session *s)
 {
     for (uint32_t i = 0; i < s->qlen; i++)
         cf_buf_unref(s->q[(s->qhead + i) % s->qcap]);
-    free(s->q);
-    s->q = NULL;
-    s->qhead = s->qlen = s->qcap = 0;
+    s->qhead = s->qlen = 0;
     s->qbytes = 0;
+    queue_shrink(s);
 }
 
 void sess_free(struct session *s)
@@ -93,7 +107,7 @@ int sess_send(struct session *s, struct cf_buf *b)
         return -ENOBUFS;
     }
     if (s->qlen == s->qcap) {
-        uint32_t cap = s->qcap ? s->qcap * 2 : 8;
+        uint32_t cap = s->qcap * 2;
         struct cf_buf **q = malloc(cap * sizeof *q);
         if (!q) {
             sess_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
@@ -101,7 +115,8 @@ int sess_send(struct session *s, struct cf_buf *b)
         }
         for (uint32_t i = 0; i < s->qlen; i++)
             q[i] = s->q[(s->qhead + i) % s->qcap];
-        free(s->q);
+        if (s->q != s->qinline)
+            free(s->q);
         s->q = q;
         s->qcap = cap;
         s->qhead = 0;
@@ -134,10 +149,7 @@ int sess_on_writable(struct session *s)
     if (n < 0)
         return -1;
     if (s->qlen == 0) {
-        /* An idle connection keeps no queue memory. */
-        free(s->q);
-        s->q = NULL;
-        s->qcap = s->qhead = 0;
+        queue_shrink(s); /* an idle connection keeps no heap for its queue */
     } else {
         lws_callback_on_writable(s->wsi);
     }

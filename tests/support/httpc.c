@@ -32,7 +32,7 @@ int h_tcp_connect(int port, int rcvbuf)
     return fd;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+int h_send_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
     while (n) {
@@ -103,7 +103,7 @@ int h_http_raw(int port, const void *raw, size_t len, struct h_resp *r)
     int fd = h_tcp_connect(port, 0);
     if (fd < 0)
         return -1;
-    int rc = write_all(fd, raw, len) == 0 ? read_response(fd, r) : -1;
+    int rc = h_send_all(fd, raw, len) == 0 ? read_response(fd, r) : -1;
     close(fd);
     return rc;
 }

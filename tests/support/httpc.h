@@ -18,6 +18,9 @@ struct h_resp {
  * the advertised window is small too). Returns the fd or -1. */
 int h_tcp_connect(int port, int rcvbuf);
 
+/* Sends all n bytes (blocking). 0 or -1. */
+int h_send_all(int fd, const void *p, size_t n);
+
 /* `headers` are extra header lines, each ending in "\r\n", or NULL. A body
  * gets a Content-Length. Returns 0 and fills r, or -1. */
 int h_http(int port, const char *method, const char *path, const char *headers, const void *body,

@@ -33,21 +33,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int send_all(int fd, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Reads more bytes into the buffer; 1 read, 0 timeout, -1 EOF/error. */
 static int fill(struct wsc *c, int64_t deadline)
@@ -112,7 +97,7 @@ struct wsc *wsc_connect(int port, const char *path, const char *headers, int rcv
     struct wsc *c = calloc(1, sizeof *c);
     c->fd = fd;
     c->autopong = true;
-    if (n < 0 || (size_t)n >= sizeof req || send_all(fd, req, (size_t)n) < 0)
+    if (n < 0 || (size_t)n >= sizeof req || h_send_all(fd, req, (size_t)n) < 0)
         goto fail;
     int64_t deadline = now_ms() + 5000;
     char *end = NULL;
@@ -176,7 +161,7 @@ int wsc_send_frame(struct wsc *c, int opcode, bool fin, const void *data, size_t
     const unsigned char *d = data;
     for (size_t i = 0; i < len; i++)
         frame[h + i] = d[i] ^ mask[i & 3];
-    int rc = send_all(c->fd, frame, h + len);
+    int rc = h_send_all(c->fd, frame, h + len);
     free(frame);
     return rc;
 }
