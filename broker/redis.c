@@ -68,8 +68,8 @@ static void timer_in(struct rconn *rc, int64_t ms)
 {
     uint64_t usec = (uint64_t)ms * 1000;
     if (!rc->timer) {
-        if (sd_event_add_time_relative(rc->b->ev, &rc->timer, CLOCK_MONOTONIC, usec, 1000,
-                                       on_timer, rc) < 0)
+        if (sd_event_add_time_relative(rc->b->ev, &rc->timer, CLOCK_MONOTONIC, usec, 1000, on_timer,
+                                       rc) < 0)
             CF_ERROR("redis", "cannot arm a timer; Redis reconnection may stall");
         return;
     }
@@ -163,7 +163,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
         conn_fail(rc, "no reply from Redis for 10 s");
         return 0;
     }
-    if (rc->pending == 0 && now - rc->last_rx >= IDLE_PING_MS && now - rc->last_tx >= IDLE_PING_MS) {
+    if (rc->pending == 0 && now - rc->last_rx >= IDLE_PING_MS &&
+        now - rc->last_tx >= IDLE_PING_MS) {
         const char *argv[] = {"PING"};
         size_t lens[] = {4};
         queue_cmd(rc, 1, argv, lens);
@@ -276,21 +277,15 @@ static bool str_is(const redisReply *r, const char *s)
            (size_t)r->len == n && strncasecmp(r->str, s, n) == 0;
 }
 
-static void room_channel(struct rbridge *b, const redisReply *ch, bool confirm)
+/* The room of a "room:<name>" channel; false for any other channel. */
+static bool room_of(const redisReply *ch, const char **name, size_t *len)
 {
-    if (ch->type != REDIS_REPLY_STRING)
-        return;
-    if ((size_t)ch->len > ROOM_PREFIX_LEN && memcmp(ch->str, ROOM_PREFIX, ROOM_PREFIX_LEN) == 0) {
-        const char *name = ch->str + ROOM_PREFIX_LEN;
-        size_t len = (size_t)ch->len - ROOM_PREFIX_LEN;
-        if (cf_room_valid(name, len)) {
-            if (confirm && b->cbs.on_confirm)
-                b->cbs.on_confirm(b->ud, name, len);
-            return;
-        }
-    }
-    if (!confirm && b->cbs.on_foreign)
-        b->cbs.on_foreign(b->ud, ch->str, (size_t)ch->len);
+    if (!ch || ch->type != REDIS_REPLY_STRING || (size_t)ch->len <= ROOM_PREFIX_LEN ||
+        memcmp(ch->str, ROOM_PREFIX, ROOM_PREFIX_LEN) != 0)
+        return false;
+    *name = ch->str + ROOM_PREFIX_LEN;
+    *len = (size_t)ch->len - ROOM_PREFIX_LEN;
+    return cf_room_valid(*name, *len);
 }
 
 /* Returns -1 when the connection must be reset. */
@@ -302,25 +297,26 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
         if (pl->type != REDIS_REPLY_STRING)
             return 0;
         b->received++;
-        if ((size_t)ch->len > ROOM_PREFIX_LEN && ch->type == REDIS_REPLY_STRING &&
-            memcmp(ch->str, ROOM_PREFIX, ROOM_PREFIX_LEN) == 0 &&
-            cf_room_valid(ch->str + ROOM_PREFIX_LEN, (size_t)ch->len - ROOM_PREFIX_LEN)) {
-            b->cbs.on_message(b->ud, ch->str + ROOM_PREFIX_LEN, (size_t)ch->len - ROOM_PREFIX_LEN,
-                              pl->str, (size_t)pl->len);
-        } else {
-            room_channel(b, ch, false);
-        }
+        const char *name;
+        size_t len;
+        if (room_of(ch, &name, &len))
+            b->cbs.on_message(b->ud, name, len, pl->str, (size_t)pl->len);
+        else if (ch->type == REDIS_REPLY_STRING && b->cbs.on_foreign)
+            b->cbs.on_foreign(b->ud, ch->str, (size_t)ch->len);
         return 0;
     }
     if (rc->pending > 0)
         rc->pending--;
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
         (str_is(r->element[0], "subscribe") || str_is(r->element[0], "unsubscribe"))) {
-        room_channel(b, r->element[1], true);
+        const char *name;
+        size_t len;
+        if (room_of(r->element[1], &name, &len) && b->cbs.on_confirm)
+            b->cbs.on_confirm(b->ud, name, len);
         return 0;
     }
-    if (str_is(r, "PONG") || (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                              str_is(r->element[0], "pong")))
+    if (str_is(r, "PONG") ||
+        (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && str_is(r->element[0], "pong")))
         return 0;
     if (r->type == REDIS_REPLY_ERROR) {
         CF_ERROR("redis", "subscriber got an error from Redis: %.*s", (int)r->len, r->str);

@@ -22,7 +22,7 @@ struct var {
     const char *name;
     enum kind kind;
     size_t offset;
-    size_t size;     /* K_INT: sizeof the field; K_STR: capacity */
+    size_t size;      /* K_INT: sizeof the field; K_STR: capacity */
     int64_t min, max; /* K_INT bounds */
     const char *def;
     bool secret;
@@ -81,8 +81,8 @@ static const struct var vars[] = {
      "room every new connection starts in"},
     {"MAX_MESSAGE_BYTES", K_INT, OFF(max_message_bytes), 256, 65536, "4096", false, NULL,
      "largest client frame accepted (bigger: close 1009)"},
-    {"MAX_CLIENT_QUEUE_BYTES", K_INT, OFF(max_client_queue_bytes), 16384, 64 << 20, "262144",
-     false, NULL, "outbound bytes queued per WebSocket before it is dropped as a slow consumer"},
+    {"MAX_CLIENT_QUEUE_BYTES", K_INT, OFF(max_client_queue_bytes), 16384, 64 << 20, "262144", false,
+     NULL, "outbound bytes queued per WebSocket before it is dropped as a slow consumer"},
     {"PING_INTERVAL", K_INT, OFF(ping_interval), 1, 3600, "30", false, NULL,
      "seconds of silence before a WebSocket ping"},
     {"PING_TIMEOUT", K_INT, OFF(ping_timeout), 1, 3600, "10", false, NULL,
@@ -94,9 +94,8 @@ static const struct var vars[] = {
     {"RUN_DIR", K_STR, OFF(run_dir), 0, 0, "./run", false, check_nonempty,
      "directory of the broker Unix sockets"},
     {"MAX_LINK_QUEUE_BYTES", K_INT, OFF(max_link_queue_bytes), 1 << 20, 1LL << 30, "67108864",
-     false, NULL, "bytes queued per gateway-broker link before it is reset"},
-    {"LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", false, NULL,
-     "debug, info, warn or error"},
+     false, NULL, "bytes queued per gateway-broker link (and per Redis connection) before it is reset"},
+    {"LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", false, NULL, "debug, info, warn or error"},
     {"CONFAB_DEV", K_BOOL, OFF(dev), 0, 0, "0", false, NULL,
      "1 = development mode: allows the built-in JWT secret"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
@@ -173,7 +172,8 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
     case K_INT: {
         int64_t n;
         if (parse_int(value, &n) < 0 || n < d->min || n > d->max) {
-            fprintf(stderr, "config: %s=\"%s\" is invalid: expected an integer from %lld to %lld (%s)\n",
+            fprintf(stderr,
+                    "config: %s=\"%s\" is invalid: expected an integer from %lld to %lld (%s)\n",
                     d->name, value, (long long)d->min, (long long)d->max, d->help);
             return -1;
         }
@@ -244,8 +244,10 @@ int cf_config_load(struct cf_config *cfg)
     }
     char probe[128];
     if (!bad && cf_broker_socket_path(cfg, cfg->brokers - 1, probe, sizeof probe) < 0) {
-        fprintf(stderr, "config: RUN_DIR=\"%s\" is too long for a Unix socket path; use a shorter directory\n",
-                cfg->run_dir);
+        fprintf(
+            stderr,
+            "config: RUN_DIR=\"%s\" is too long for a Unix socket path; use a shorter directory\n",
+            cfg->run_dir);
         bad++;
     }
     if (bad)
@@ -265,8 +267,9 @@ void cf_config_print(const struct cf_config *cfg, FILE *out)
         fprintf(out, "%s=", d->name);
         switch (d->kind) {
         case K_INT:
-            fprintf(out, "%lld\n", d->size == sizeof(int) ? (long long)*(const int *)field
-                                                          : (long long)*(const int64_t *)field);
+            fprintf(out, "%lld\n",
+                    d->size == sizeof(int) ? (long long)*(const int *)field
+                                           : (long long)*(const int64_t *)field);
             break;
         case K_STR:
             if (d->offset == offsetof(struct cf_config, jwt_secret) && cfg->jwt_secret_is_dev)

@@ -218,14 +218,13 @@ static int prescan(const unsigned char *p, size_t len)
         } else if (b >= 0xa0 && b <= 0xbf) {
             skip = b & 0x1f;
         } else {
-            int n; /* bytes of the length/value field */
             switch (b) {
-            case 0xc4: case 0xd9: n = 1; if (left < 1) return -1; skip = 1 + be(p + i, 1); break;
-            case 0xc5: case 0xda: n = 2; if (left < 2) return -1; skip = 2 + be(p + i, 2); break;
-            case 0xc6: case 0xdb: n = 4; if (left < 4) return -1; skip = 4 + be(p + i, 4); break;
-            case 0xc7: n = 1; if (left < 1) return -1; skip = 2 + be(p + i, 1); break;
-            case 0xc8: n = 2; if (left < 2) return -1; skip = 3 + be(p + i, 2); break;
-            case 0xc9: n = 4; if (left < 4) return -1; skip = 5 + be(p + i, 4); break;
+            case 0xc4: case 0xd9: if (left < 1) return -1; skip = 1 + be(p + i, 1); break;
+            case 0xc5: case 0xda: if (left < 2) return -1; skip = 2 + be(p + i, 2); break;
+            case 0xc6: case 0xdb: if (left < 4) return -1; skip = 4 + be(p + i, 4); break;
+            case 0xc7: if (left < 1) return -1; skip = 2 + be(p + i, 1); break;
+            case 0xc8: if (left < 2) return -1; skip = 3 + be(p + i, 2); break;
+            case 0xc9: if (left < 4) return -1; skip = 5 + be(p + i, 4); break;
             case 0xcc: case 0xd0: skip = 1; break;
             case 0xcd: case 0xd1: skip = 2; break;
             case 0xca: case 0xce: case 0xd2: skip = 4; break;
@@ -235,13 +234,12 @@ static int prescan(const unsigned char *p, size_t len)
             case 0xd6: skip = 5; break;
             case 0xd7: skip = 9; break;
             case 0xd8: skip = 17; break;
-            case 0xdc: n = 2; if (left < 2) return -1; items = be(p + i, 2); skip = 2; break;
-            case 0xdd: n = 4; if (left < 4) return -1; items = be(p + i, 4); skip = 4; break;
-            case 0xde: n = 2; if (left < 2) return -1; items = 2 * be(p + i, 2); skip = 2; break;
-            case 0xdf: n = 4; if (left < 4) return -1; items = 2 * be(p + i, 4); skip = 4; break;
+            case 0xdc: if (left < 2) return -1; items = be(p + i, 2); skip = 2; break;
+            case 0xdd: if (left < 4) return -1; items = be(p + i, 4); skip = 4; break;
+            case 0xde: if (left < 2) return -1; items = 2 * be(p + i, 2); skip = 2; break;
+            case 0xdf: if (left < 4) return -1; items = 2 * be(p + i, 4); skip = 4; break;
             default: return -1; /* 0xc1 is never used */
             }
-            (void)n;
         }
         if (skip > left)
             return -1;

@@ -98,7 +98,7 @@ void sess_detach(struct session *s)
 int sess_send(struct session *s, struct cf_buf *b)
 {
     if (s->close_code || !s->wsi)
-        return 0;
+        return -EPIPE;
     size_t cost = (size_t)b->len + SLOT_COST;
     if (s->qbytes + cost > s->qmax) {
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",

@@ -38,9 +38,10 @@ void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, cons
 /* The connection is gone: drop the queue; later sends are ignored. */
 void sess_detach(struct session *s);
 
-/* Queues b (taking a reference) and asks for a WRITEABLE callback. Returns 0,
- * or -ENOBUFS when the queue bound was hit: the session is then closing with
- * 1008 and its queue was released. Sends to a closing session are dropped. */
+/* Queues b (taking a reference) and asks for a WRITEABLE callback. Returns 0;
+ * -ENOBUFS when the queue bound was hit (the session is then closing with 1008
+ * and its queue was released); -EPIPE, dropping b, when the session is
+ * already closing or gone. */
 int sess_send(struct session *s, struct cf_buf *b);
 
 /* The WRITEABLE callback: writes one queued frame, or the pending close.

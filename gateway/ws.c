@@ -27,7 +27,6 @@ static void peer_of(struct lws *wsi, char *buf, size_t cap)
         memmove(buf, buf + 7, strlen(buf + 7) + 1);
 }
 
-
 static size_t find_token(struct lws *wsi, char *buf, size_t cap)
 {
     const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)cap);
@@ -57,13 +56,17 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
     char path[64];
     if (strcasecmp(what, "websocket") != 0)
         return http_error(wsi, HTTP_STATUS_BAD_REQUEST, "only WebSocket upgrades are supported",
-                          NULL) < 0 ? -1 : 1;
+                          NULL) < 0
+                   ? -1
+                   : 1;
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, "/ws") != 0)
         return http_error(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws", NULL) < 0 ? -1
-                                                                                               : 1;
+                                                                                             : 1;
     if (gw->draining)
         return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down",
-                          "retry-after: 1\x0d\x0a") < 0 ? -1 : 1;
+                          "retry-after: 1\x0d\x0a") < 0
+                   ? -1
+                   : 1;
 
     char token[AUTH_MAX_TOKEN + 2];
     size_t tlen = find_token(wsi, token, sizeof token);
@@ -79,13 +82,13 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
         CF_INFO("ws", "refused upgrade from %s: token %s", peer, auth_result_str(r));
         snprintf(msg, sizeof msg, "unauthorized: token %s", auth_result_str(r));
         return http_error(wsi, HTTP_STATUS_UNAUTHORIZED, msg,
-                          "www-authenticate: Bearer error=\"invalid_token\"\x0d\x0a") < 0 ? -1
-                                                                                          : 1;
+                          "www-authenticate: Bearer error=\"invalid_token\"\x0d\x0a") < 0
+                   ? -1
+                   : 1;
     }
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
     if (!s)
-        return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1
-                                                                                           : 1;
+        return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1 : 1;
     http_req_free(lws_get_opaque_user_data(wsi)); /* a keep-alive POST before the upgrade */
     lws_set_opaque_user_data(wsi, s);
     return 0;
@@ -177,15 +180,15 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         return 0;
     const void *msg;
     size_t mlen;
-    int rc = sess_rx(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-                     lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg,
-                     &mlen);
+    int rc =
+        sess_rx(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+                lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg, &mlen);
     if (rc < 0) {
         CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);
         sess_rx_done(s);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
-                         15);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too big", 15);
         return -1;
     }
     if (rc == 0)

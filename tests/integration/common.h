@@ -76,6 +76,48 @@ static inline void drain(struct wsc *c)
         ;
 }
 
+/* `from` says text; each of `to` gets it exactly once (nothing follows). */
+static inline void exactly_once(struct wsc *from, struct wsc **to, int n, const char *text,
+                                const char *user)
+{
+    say(from, text);
+    for (int i = 0; i < n; i++)
+        expect_message(to[i], text, user);
+    for (int i = 0; i < n; i++)
+        assert_true(wsc_quiet(to[i], i == 0 ? 300 : 20));
+}
+
+/* x and y take turns saying "<tx><i>" and "<ty><i>", n times each. Every
+ * client in rx then gets all 2n exactly once, each sender's in the order
+ * sent. When `seen` is given (nrx * 2n slots), the texts are stored there in
+ * arrival order (free them) so callers can compare orders. */
+static inline void interleaved(struct wsc *x, char tx, struct wsc *y, char ty, int n,
+                               struct wsc **rx, int nrx, char **seen)
+{
+    for (int i = 0; i < n; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "%c%d", tx, i);
+        say(x, text);
+        snprintf(text, sizeof text, "%c%d", ty, i);
+        say(y, text);
+    }
+    for (int r = 0; r < nrx; r++) {
+        int next_x = 0, next_y = 0;
+        for (int i = 0; i < 2 * n; i++) {
+            json_t *ev = wsc_recv_json(rx[r], 5000);
+            assert_non_null(ev);
+            const char *m = payload_str(ev, "message");
+            assert_non_null(m);
+            assert_true(m[0] == tx || m[0] == ty);
+            assert_int_equal(atoi(m + 1), m[0] == tx ? next_x++ : next_y++);
+            if (seen)
+                seen[r * 2 * n + i] = strdup(m);
+            json_decref(ev);
+        }
+        assert_true(wsc_quiet(rx[r], r == 0 ? 200 : 20));
+    }
+}
+
 /* Makes every client's room change take effect, then drops the chatter. */
 static inline void settle(struct wsc **cs, int n)
 {

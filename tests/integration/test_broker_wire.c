@@ -61,8 +61,8 @@ static void send_msg(int fd, const struct cf_wire_msg *m)
 
 static void hello(int fd, uint32_t shard, uint32_t shards)
 {
-    struct cf_wire_msg m = {.type = CF_WIRE_HELLO, .shard = shard, .shards = shards,
-                            .node = {"test", 4}};
+    struct cf_wire_msg m = {
+        .type = CF_WIRE_HELLO, .shard = shard, .shards = shards, .node = {"test", 4}};
     send_msg(fd, &m);
 }
 
@@ -106,7 +106,9 @@ static void test_bad_frames_close_only_that_link(void **state)
         {"truncated msgpack", {0, 0, 0, 3, 0x82, 0xa1, 'v'}, 7, false},
         {"map claiming 4 billion entries", {0, 0, 0, 5, 0xdf, 0xff, 0xff, 0xff, 0xff}, 9, false},
         {"not a map", {0, 0, 0, 1, 0x05}, 5, false},
-        {"unknown version", {0, 0, 0, 9, 0x82, 0xa1, 'v', 0x07, 0xa1, 't', 0xa2, 'h', 'i'}, 13,
+        {"unknown version",
+         {0, 0, 0, 9, 0x82, 0xa1, 'v', 0x07, 0xa1, 't', 0xa2, 'h', 'i'},
+         13,
          false},
         {"join before hello", {0}, 0, false},
         {"hello twice", {0}, 0, true},
@@ -147,8 +149,11 @@ static void test_a_good_link_speaks_the_protocol(void **state)
     hello(fd, (uint32_t)shard, 2);
     struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
     send_msg(fd, &join);
-    struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = join.room, .from = {"robot", 5},
-                              .text = {"beep", 4}, .ts = cf_wall_ms()};
+    struct cf_wire_msg msg = {.type = CF_WIRE_MSG,
+                              .room = join.room,
+                              .from = {"robot", 5},
+                              .text = {"beep", 4},
+                              .ts = cf_wall_ms()};
     send_msg(fd, &msg);
 
     /* Expect welcome, then our msg back through Redis. */
@@ -206,8 +211,11 @@ static void test_redis_payloads(void **state)
     }
     struct cf_bytes out;
     cf_bytes_init(&out, 1 << 20);
-    struct cf_wire_msg wrong = {.type = CF_WIRE_MSG, .room = {"sports", 6}, .from = {"x", 1},
-                                .text = {"misrouted", 9}, .ts = 1};
+    struct cf_wire_msg wrong = {.type = CF_WIRE_MSG,
+                                .room = {"sports", 6},
+                                .from = {"x", 1},
+                                .text = {"misrouted", 9},
+                                .ts = 1};
     assert_int_equal(cf_wire_encode(&out, &wrong), 0);
     redisReply *r = redisCommand(rc, "PUBLISH room:news %b", cf_bytes_data(&out) + CF_WIRE_HDR,
                                  cf_bytes_len(&out) - CF_WIRE_HDR);
@@ -215,8 +223,11 @@ static void test_redis_payloads(void **state)
     cf_bytes_consume(&out, cf_bytes_len(&out));
 
     /* A backend publishing the documented payload reaches the room. */
-    struct cf_wire_msg good = {.type = CF_WIRE_MSG, .room = {"news", 4}, .from = {"newsbot", 7},
-                               .text = {"extra, extra", 12}, .ts = cf_wall_ms()};
+    struct cf_wire_msg good = {.type = CF_WIRE_MSG,
+                               .room = {"news", 4},
+                               .from = {"newsbot", 7},
+                               .text = {"extra, extra", 12},
+                               .ts = cf_wall_ms()};
     assert_int_equal(cf_wire_encode(&out, &good), 0);
     r = redisCommand(rc, "PUBLISH room:news %b", cf_bytes_data(&out) + CF_WIRE_HDR,
                      cf_bytes_len(&out) - CF_WIRE_HDR);
@@ -270,7 +281,8 @@ static void test_subscriptions_follow_membership(void **state)
     redisContext *rc = redisConnectUnix(fx.redis.sock);
     assert_non_null(rc);
     assert_int_equal(numsub(rc, "members"), 0);
-    struct wsc *a = wsc_connect_user(fx.node.port, "alice"), *b = wsc_connect_user(fx.node.port, "bob");
+    struct wsc *a = wsc_connect_user(fx.node.port, "alice"),
+               *b = wsc_connect_user(fx.node.port, "bob");
     assert_int_equal(wsc_send_event(a, "change_room", "name", "members"), 0);
     wait_numsub(rc, "members", 1); /* the room's broker subscribed */
     assert_int_equal(wsc_send_event(b, "change_room", "name", "members"), 0);
@@ -321,12 +333,14 @@ static void test_one_frame_per_gateway_link_one_encoding_per_message(void **stat
     for (int i = 0; i < N; i++)
         expect_message(c[i], "to all five", "fan0");
     h_sleep_ms(200); /* let the debug lines reach the files */
-    assert_int_equal(h_log_count_from(&fx.node.broker[shard], bmark,
-                                      "room fanout: message forwarded once to each of 1 gateway links"),
-                     1);
-    assert_int_equal(h_log_count_from(&fx.node.gateway, gmark,
-                                      "room fanout: message queued for 5 local members, encoded 1 time(s)"),
-                     1);
+    assert_int_equal(
+        h_log_count_from(&fx.node.broker[shard], bmark,
+                         "room fanout: message forwarded once to each of 1 gateway links"),
+        1);
+    assert_int_equal(
+        h_log_count_from(&fx.node.gateway, gmark,
+                         "room fanout: message queued for 5 local members, encoded 1 time(s)"),
+        1);
     for (int i = 0; i < N; i++)
         wsc_close(c[i]);
 }
@@ -364,6 +378,45 @@ static void test_a_stuck_gateway_link_is_reset_at_its_bound(void **state)
     wsc_close(a);
 }
 
+/* The first member of a new room sends at once. Its broker must not PUBLISH
+ * before Redis has confirmed the room's SUBSCRIBE (they travel on two
+ * connections), or the sender never hears its own message. To make the race
+ * real, another "gateway" has just asked the same broker for 20000 other
+ * rooms, so the new room's SUBSCRIBE waits behind them on the subscriber
+ * connection while the PUBLISH has the publisher connection to itself. */
+static void test_first_message_waits_for_its_subscription(void **state)
+{
+    (void)state;
+    const char *room = "racer";
+    uint32_t shard = cf_shard_of(room, strlen(room), 2);
+    struct wsc *a = member(fx.node.port, "alice", NULL);
+    ready(a, "connected");
+
+    struct cf_bytes out;
+    cf_bytes_init(&out, 4 << 20);
+    char names[20000][16];
+    int n = 0;
+    for (int i = 0; n < 20000; i++) {
+        snprintf(names[n], sizeof names[n], "bulk-%d", i);
+        if (cf_shard_of(names[n], strlen(names[n]), 2) != shard)
+            continue;
+        struct cf_wire_msg j = {.type = CF_WIRE_JOIN,
+                                .room = {names[n], (uint32_t)strlen(names[n])}};
+        assert_int_equal(cf_wire_encode(&out, &j), 0);
+        n++;
+    }
+    int fd = link_to((int)shard);
+    hello(fd, shard, 2);
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_free(&out);
+
+    assert_int_equal(wsc_send_event(a, "change_room", "name", room), 0);
+    say(a, "first words");
+    expect_message(a, "first words", "alice");
+    close(fd);
+    wsc_close(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_subscriptions_follow_membership),
         cmocka_unit_test(test_one_frame_per_gateway_link_one_encoding_per_message),
         cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
+        cmocka_unit_test(test_first_message_waits_for_its_subscription),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -22,21 +22,6 @@ static int teardown(void **state)
     return 0;
 }
 
-
-
-
-
-/* `from` says text; each of `to` gets it exactly once. */
-static void exactly_once(struct wsc *from, struct wsc **to, int n, const char *text,
-                         const char *user)
-{
-    say(from, text);
-    for (int i = 0; i < n; i++)
-        expect_message(to[i], text, user);
-    for (int i = 0; i < n; i++)
-        assert_true(wsc_quiet(to[i], i == 0 ? 300 : 20));
-}
-
 static void test_gateway_processes_on_separate_ports_share_brokers(void **state)
 {
     (void)state;
@@ -132,7 +117,7 @@ static void test_two_nodes_share_one_redis(void **state)
     struct h_node a, b;
     h_node_init(&a, redis.addr);
     h_node_init(&b, redis.tcp_addr); /* the same Redis, over TCP this time */
-    b.brokers = 3;                    /* shard counts are a node's own business */
+    b.brokers = 3;                   /* shard counts are a node's own business */
     assert_int_equal(h_node_start(&a), 0);
     assert_int_equal(h_node_start(&b), 0);
     assert_true(h_log_contains(&b.broker[0], "subscriber connected to 127.0.0.1:", 5000));
@@ -152,28 +137,7 @@ static void test_two_nodes_share_one_redis(void **state)
 
     /* Many in a row from both sides: nothing lost, nothing doubled, each
      * sender's order kept. */
-    enum { M = 100 };
-    for (int i = 0; i < M; i++) {
-        char t[16];
-        snprintf(t, sizeof t, "A%d", i);
-        say(a1, t);
-        snprintf(t, sizeof t, "B%d", i);
-        say(b1, t);
-    }
-    for (int r = 0; r < 3; r++) {
-        int na = 0, nb = 0;
-        for (int i = 0; i < 2 * M; i++) {
-            json_t *ev = wsc_recv_json(room[r], 5000);
-            assert_non_null(ev);
-            const char *m = payload_str(ev, "message");
-            if (m[0] == 'A')
-                assert_int_equal(atoi(m + 1), na++);
-            else
-                assert_int_equal(atoi(m + 1), nb++);
-            json_decref(ev);
-        }
-        assert_true(wsc_quiet(room[r], 200));
-    }
+    interleaved(a1, 'A', b1, 'B', 100, room, 3, NULL);
     for (int i = 0; i < 3; i++)
         wsc_close(room[i]);
     wsc_close(b2);

@@ -82,9 +82,8 @@ static void test_login_issues_a_valid_token(void **state)
     assert_non_null(token);
 
     jwt_t *jwt = NULL;
-    assert_int_equal(jwt_decode(&jwt, token, (const unsigned char *)H_JWT_SECRET,
-                                (int)strlen(H_JWT_SECRET)),
-                     0);
+    assert_int_equal(
+        jwt_decode(&jwt, token, (const unsigned char *)H_JWT_SECRET, (int)strlen(H_JWT_SECRET)), 0);
     assert_int_equal(jwt_get_alg(jwt), JWT_ALG_HS256);
     assert_string_equal(jwt_get_grant(jwt, "sub"), "alice");
     long iat = jwt_get_grant_int(jwt, "iat"), nbf = jwt_get_grant_int(jwt, "nbf"),
@@ -216,9 +215,11 @@ static void test_static_files(void **state)
 
     /* Nothing outside FRONTEND_DIR, however it is asked for. */
     static const char *const evil[] = {
-        "/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt", "/..%2fsecret.txt",
-        "/escape.txt", "/.hidden", "//etc/passwd", "/./index.html/../../secret.txt",
-        "/..\\secret.txt", "/%00index.html",
+        "/../secret.txt",       "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt", "/..%2fsecret.txt",
+        "/escape.txt",          "/.hidden",
+        "//etc/passwd",         "/./index.html/../../secret.txt",
+        "/..\\secret.txt",      "/%00index.html",
     };
     for (size_t i = 0; i < sizeof evil / sizeof evil[0]; i++) {
         char raw[256];

@@ -10,7 +10,8 @@ static struct h_fixture fx;
 static int setup(void **state)
 {
     (void)state;
-    static const char *const node_env[] = {"MAX_CLIENT_QUEUE_BYTES=32768", "PING_INTERVAL=1", "PING_TIMEOUT=1", "DRAIN_TIMEOUT_MS=0", NULL};
+    static const char *const node_env[] = {"MAX_CLIENT_QUEUE_BYTES=32768", "PING_INTERVAL=1",
+                                           "PING_TIMEOUT=1", "DRAIN_TIMEOUT_MS=0", NULL};
     return h_fixture_up(&fx, node_env);
 }
 
@@ -19,8 +20,6 @@ static int teardown(void **state)
     (void)state;
     return h_fixture_down(&fx);
 }
-
-
 
 /* A send_message frame of exactly `size` bytes. */
 static char *frame_of_size(size_t size)
@@ -90,7 +89,8 @@ static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
     free(token);
     struct wsc *slow = wsc_connect(fx.node.port, path, NULL, 4096, NULL);
     assert_non_null(slow);
-    struct wsc *sender = member(fx.node.port, "sender", NULL), *fast = member(fx.node.port, "fast", NULL);
+    struct wsc *sender = member(fx.node.port, "sender", NULL),
+               *fast = member(fx.node.port, "fast", NULL);
     /* everyone in "general"; make sure the joins are done */
     say(sender, "hello");
     expect_message(sender, "hello", "sender");
@@ -130,7 +130,8 @@ static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
 static void test_dead_peers_are_reaped_by_ping(void **state)
 {
     (void)state;
-    struct wsc *live = member(fx.node.port, "live", NULL), *dead = member(fx.node.port, "dead", NULL);
+    struct wsc *live = member(fx.node.port, "live", NULL),
+               *dead = member(fx.node.port, "dead", NULL);
     wsc_set_autopong(dead, false);
     /* PING_INTERVAL=1, PING_TIMEOUT=1: a client that never pongs is gone in
      * about 2 s; one that does stays. */

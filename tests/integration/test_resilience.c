@@ -23,10 +23,6 @@ static int teardown(void **state)
     return h_fixture_down(&fx);
 }
 
-
-
-
-
 /* Keeps saying probe-<n> from `from` until `to` hears one (a message sent
  * while a part of the path is down may be lost: legacy clients cannot be
  * told), then checks both hear that one exactly once. */
@@ -64,8 +60,8 @@ static void test_broker_killed_and_restarted(void **state)
     assert_non_null(room);
     assert_non_null(other);
 
-    struct wsc *a = member(fx.node.port, "alice", room), *b = member(fx.node.port, "bob", room), *c = member(fx.node.port, "carol", other),
-               *d = member(fx.node.port, "dave", other);
+    struct wsc *a = member(fx.node.port, "alice", room), *b = member(fx.node.port, "bob", room),
+               *c = member(fx.node.port, "carol", other), *d = member(fx.node.port, "dave", other);
     ready(a, "a");
     ready(b, "b");
     ready(c, "c");
@@ -92,13 +88,8 @@ static void test_broker_killed_and_restarted(void **state)
 
     /* Nobody reconnected or re-joined, yet the room works again. */
     wait_until_flowing(a, b, 10000);
-    say(a, "after the restart");
-    expect_message(a, "after the restart", "alice");
-    expect_message(b, "after the restart", "alice");
-    say(b, "reply");
-    expect_message(a, "reply", "bob");
-    expect_message(b, "reply", "bob");
-    assert_true(wsc_quiet(a, 200));
+    exactly_once(a, (struct wsc *[]){a, b}, 2, "after the restart", "alice");
+    exactly_once(b, (struct wsc *[]){a, b}, 2, "reply", "bob");
     wsc_close(a);
     wsc_close(b);
     wsc_close(c);
@@ -108,7 +99,8 @@ static void test_broker_killed_and_restarted(void **state)
 static void test_redis_restarted(void **state)
 {
     (void)state;
-    struct wsc *a = member(fx.node.port, "alice", "weather"), *b = member(fx.node.port, "bob", "weather");
+    struct wsc *a = member(fx.node.port, "alice", "weather"),
+               *b = member(fx.node.port, "bob", "weather");
     ready(a, "a");
     ready(b, "b");
     drain(a);
@@ -123,10 +115,7 @@ static void test_redis_restarted(void **state)
 
     /* Subscriptions were restored without any client doing anything. */
     wait_until_flowing(a, b, 10000);
-    say(b, "the weather is fine");
-    expect_message(a, "the weather is fine", "bob");
-    expect_message(b, "the weather is fine", "bob");
-    assert_true(wsc_quiet(a, 200));
+    exactly_once(b, (struct wsc *[]){a, b}, 2, "the weather is fine", "bob");
     wsc_close(a);
     wsc_close(b);
 }

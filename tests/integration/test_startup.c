@@ -30,8 +30,8 @@ static void expect_refusal(const char *which, const char *setting, const char *m
     int rc = run(&p, which, "--check-config", NULL, env);
     if (rc != 2 || !h_log_contains(&p, mentions, 0)) {
         h_dump_log(&p, 10);
-        fail_msg("%s with %s: exit %d, expected 2 and a message mentioning %s", which, setting,
-                 rc, mentions);
+        fail_msg("%s with %s: exit %d, expected 2 and a message mentioning %s", which, setting, rc,
+                 mentions);
     }
 }
 

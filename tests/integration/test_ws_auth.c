@@ -8,36 +8,34 @@
 static struct h_fixture fx;
 
 /* A throwaway RSA key, only for making RS256 tokens the gateway must refuse. */
-static const char rsa_key[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDjkQ9e3sMkx25S\n"
-    "T8nkcSkGw6CDYiR2lDo16cZ4aL2XUF7e75vDl4zWWHf8hMM4BpNjtreJozLSRa0C\n"
-    "EjLKh3ickslHTaqnpcKsdxrUycdN7Zn94I+uN9p2hY8I9F3behzcW9wR4BEEgOpS\n"
-    "bJ9seO0EjxzBjIGclzYRxdPmgJIvTIuGhFL3quL2RwbjCl1nH8kUgrJrH5wDi4mN\n"
-    "osgIjq7U6AaDjmMtLevkJaTdJ61yFsax/N1BFT1AOnUDo/x1rK18BFsqUdqIh4yo\n"
-    "OrnmOByVJKtWCXG0OYlv0Pw4r/zOvrbv/7gYlcePAn0UqT5fVg67rf2G/LuxAfgA\n"
-    "ma5gcn/nAgMBAAECggEASu2H1JJfSXxawEJiNNPnkMEX2DqXy+1ZT0gWX64JAsnl\n"
-    "Ot1E+b0sE6VUeHIUPx23KOVQAEMaaC6l3OE2FQZO+arBGDej4YhMFXIwBPEdLPT3\n"
-    "N6bZWCEuzsiCBI5FWw8Vcp7SUpZmtAdoX9RBF7unOtGOQ9IqGO+Wz3pGH4ak22pn\n"
-    "L+siBImrirHAU/Kg7LRpnOla34wmR6KSmX5Dz2t2dTcv4uTnazx4hSIcvDv+5q6o\n"
-    "k9FIdgvWV/tSF6k0EH/UuPKSU0nzGY0eYOArXpD9j/EHXkBsC42qa8uYXGM/8JDX\n"
-    "/raJnLGwNOp0+iIeLUw7P4fDEro1nigLgQTT0y9p/QKBgQD0Hp+ALJnL1b7Z4qri\n"
-    "F89+gvix+0j0A+f6MQt+VXNf3PSnEhLqBownWVkw2wgisJdbrD6lJoKeJKtx11Cx\n"
-    "25A+Fa4PEAMg2bEZYYk02J3z7HftDB0wW+pBzzoqxQE9K8OKMQ6R4gbQFUkOfmB0\n"
-    "XiwYVzI8szrE5v8HD9OibOdkQwKBgQDupDX4uy9djquyAKoFx0x3qI+WC3Kr3mMG\n"
-    "W/5TfCalSVPmeXmYVrwDV1sywo4S+my/XIoLn37erN/qboPgWUDxZHud+0HOn0++\n"
-    "xUczXPQ1WpNBqeJzzSiHBvRcfP6Io48ht8muUnhYCFdl3Dm06XYe5dtELod0S96D\n"
-    "C/MHlFWtjQKBgB30rAnkbzLuFa9S+zknRtT1aWMdvMQEvrCa2Bg2kCPRT0w5EY0a\n"
-    "JJSniCRQnFz1Yn1jU4Schya0xT0A+Ov6T2bu7h73Dgs361179IRBmJBYEhdKh0Jp\n"
-    "5QMSVMbuycoh1qrcfjc0jzV1hzN6GoftDmgmOwnrzGhhGCZbsNKbnoFVAoGAVSuq\n"
-    "T5GPABcRVEBEbjeJJRO121lOneSK9xQSGv2uVUNsfE9ShHpAM/kThXRGfKN/+HQw\n"
-    "mKFeCF8us16qFoIEWaMBM4sfG31kWrPSC5TbW8dt0vus5KOOGVL0F6ZMubuWM/SC\n"
-    "OIMajGC9wI7u0ZCZJcHnldf9ZBZH3gF/xW69fWkCgYEA2pPGJwvKO1T0+s6FtX/B\n"
-    "IMV/yz575+LTfMrqwKzhJT9M06/63dr7JrJHO8ao1OoJ4VOlTJi3ZnJhP4pNtLXc\n"
-    "i1RzWyEkFqibNwq7A2gl6Ukd0mff4pae9reR7j2tUvggsmg3p3cV5/9BCh5qbRww\n"
-    "FkI9DMxEqudRgEKFlszCSME=\n"
-    "-----END PRIVATE KEY-----\n"
-    ;
+static const char rsa_key[] = "-----BEGIN PRIVATE KEY-----\n"
+                              "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDjkQ9e3sMkx25S\n"
+                              "T8nkcSkGw6CDYiR2lDo16cZ4aL2XUF7e75vDl4zWWHf8hMM4BpNjtreJozLSRa0C\n"
+                              "EjLKh3ickslHTaqnpcKsdxrUycdN7Zn94I+uN9p2hY8I9F3behzcW9wR4BEEgOpS\n"
+                              "bJ9seO0EjxzBjIGclzYRxdPmgJIvTIuGhFL3quL2RwbjCl1nH8kUgrJrH5wDi4mN\n"
+                              "osgIjq7U6AaDjmMtLevkJaTdJ61yFsax/N1BFT1AOnUDo/x1rK18BFsqUdqIh4yo\n"
+                              "OrnmOByVJKtWCXG0OYlv0Pw4r/zOvrbv/7gYlcePAn0UqT5fVg67rf2G/LuxAfgA\n"
+                              "ma5gcn/nAgMBAAECggEASu2H1JJfSXxawEJiNNPnkMEX2DqXy+1ZT0gWX64JAsnl\n"
+                              "Ot1E+b0sE6VUeHIUPx23KOVQAEMaaC6l3OE2FQZO+arBGDej4YhMFXIwBPEdLPT3\n"
+                              "N6bZWCEuzsiCBI5FWw8Vcp7SUpZmtAdoX9RBF7unOtGOQ9IqGO+Wz3pGH4ak22pn\n"
+                              "L+siBImrirHAU/Kg7LRpnOla34wmR6KSmX5Dz2t2dTcv4uTnazx4hSIcvDv+5q6o\n"
+                              "k9FIdgvWV/tSF6k0EH/UuPKSU0nzGY0eYOArXpD9j/EHXkBsC42qa8uYXGM/8JDX\n"
+                              "/raJnLGwNOp0+iIeLUw7P4fDEro1nigLgQTT0y9p/QKBgQD0Hp+ALJnL1b7Z4qri\n"
+                              "F89+gvix+0j0A+f6MQt+VXNf3PSnEhLqBownWVkw2wgisJdbrD6lJoKeJKtx11Cx\n"
+                              "25A+Fa4PEAMg2bEZYYk02J3z7HftDB0wW+pBzzoqxQE9K8OKMQ6R4gbQFUkOfmB0\n"
+                              "XiwYVzI8szrE5v8HD9OibOdkQwKBgQDupDX4uy9djquyAKoFx0x3qI+WC3Kr3mMG\n"
+                              "W/5TfCalSVPmeXmYVrwDV1sywo4S+my/XIoLn37erN/qboPgWUDxZHud+0HOn0++\n"
+                              "xUczXPQ1WpNBqeJzzSiHBvRcfP6Io48ht8muUnhYCFdl3Dm06XYe5dtELod0S96D\n"
+                              "C/MHlFWtjQKBgB30rAnkbzLuFa9S+zknRtT1aWMdvMQEvrCa2Bg2kCPRT0w5EY0a\n"
+                              "JJSniCRQnFz1Yn1jU4Schya0xT0A+Ov6T2bu7h73Dgs361179IRBmJBYEhdKh0Jp\n"
+                              "5QMSVMbuycoh1qrcfjc0jzV1hzN6GoftDmgmOwnrzGhhGCZbsNKbnoFVAoGAVSuq\n"
+                              "T5GPABcRVEBEbjeJJRO121lOneSK9xQSGv2uVUNsfE9ShHpAM/kThXRGfKN/+HQw\n"
+                              "mKFeCF8us16qFoIEWaMBM4sfG31kWrPSC5TbW8dt0vus5KOOGVL0F6ZMubuWM/SC\n"
+                              "OIMajGC9wI7u0ZCZJcHnldf9ZBZH3gF/xW69fWkCgYEA2pPGJwvKO1T0+s6FtX/B\n"
+                              "IMV/yz575+LTfMrqwKzhJT9M06/63dr7JrJHO8ao1OoJ4VOlTJi3ZnJhP4pNtLXc\n"
+                              "i1RzWyEkFqibNwq7A2gl6Ukd0mff4pae9reR7j2tUvggsmg3p3cV5/9BCh5qbRww\n"
+                              "FkI9DMxEqudRgEKFlszCSME=\n"
+                              "-----END PRIVATE KEY-----\n";
 
 static int setup(void **state)
 {
@@ -187,8 +185,8 @@ static void test_bad_tokens_get_401(void **state)
 
     /* Authorization header with the wrong scheme. */
     int status = 0;
-    struct wsc *c = wsc_connect(fx.node.port, "/ws", "Authorization: Basic YWxpY2U6eA==\r\n", 0,
-                                &status);
+    struct wsc *c =
+        wsc_connect(fx.node.port, "/ws", "Authorization: Basic YWxpY2U6eA==\r\n", 0, &status);
     assert_null(c);
     assert_int_equal(status, 401);
 }

@@ -114,10 +114,13 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
         /* Tests configure everything explicitly: nothing from the caller's
          * environment or a .env file may leak in. */
         static const char *const scrub[] = {
-            "PORT", "LISTEN_ADDR", "GATEWAY_WORKERS", "FRONTEND_DIR", "JWT_SECRET", "JWT_TTL",
-            "DEFAULT_ROOM", "MAX_MESSAGE_BYTES", "MAX_CLIENT_QUEUE_BYTES", "PING_INTERVAL",
-            "PING_TIMEOUT", "DRAIN_TIMEOUT_MS", "BROKERS", "RUN_DIR", "MAX_LINK_QUEUE_BYTES",
-            "LOG_LEVEL", "CONFAB_DEV", "REDIS_ADDR", "REDIS_PASSWORD", "CONFAB_ENV_FILE", NULL};
+            "PORT",           "LISTEN_ADDR",       "GATEWAY_WORKERS",
+            "FRONTEND_DIR",   "JWT_SECRET",        "JWT_TTL",
+            "DEFAULT_ROOM",   "MAX_MESSAGE_BYTES", "MAX_CLIENT_QUEUE_BYTES",
+            "PING_INTERVAL",  "PING_TIMEOUT",      "DRAIN_TIMEOUT_MS",
+            "BROKERS",        "RUN_DIR",           "MAX_LINK_QUEUE_BYTES",
+            "LOG_LEVEL",      "CONFAB_DEV",        "REDIS_ADDR",
+            "REDIS_PASSWORD", "CONFAB_ENV_FILE",   NULL};
         for (int i = 0; scrub[i]; i++)
             unsetenv(scrub[i]);
         setenv("CONFAB_ENV_FILE", "/nonexistent/.env", 1);
@@ -266,9 +269,22 @@ int h_redis_start(struct h_redis *r, const char *dir)
     snprintf(r->tcp_addr, sizeof r->tcp_addr, "127.0.0.1:%d", r->port);
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
-    char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
-                    "--unixsocket", r->sock, "--unixsocketperm", "700", "--save", "",
-                    "--appendonly", "no", "--dir", (char *)dir, NULL};
+    char *argv[] = {"/usr/bin/redis-server",
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--unixsocket",
+                    r->sock,
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    (char *)dir,
+                    NULL};
     static int n;
     char name[32];
     snprintf(name, sizeof name, "redis-%d", n++);
@@ -341,7 +357,8 @@ static void node_env(const struct h_node *n, char store[][400], const char **env
     env[k] = store[k], k++;
     snprintf(store[k], 400, "LISTEN_ADDR=127.0.0.1");
     env[k] = store[k], k++;
-    snprintf(store[k], 400, "LOG_LEVEL=%s", getenv("CONFAB_TEST_LOG_LEVEL") ? getenv("CONFAB_TEST_LOG_LEVEL") : "info");
+    snprintf(store[k], 400, "LOG_LEVEL=%s",
+             getenv("CONFAB_TEST_LOG_LEVEL") ? getenv("CONFAB_TEST_LOG_LEVEL") : "info");
     env[k] = store[k], k++;
     for (int i = 0; n->extra_env[i] && k < H_MAX_ENV + 8; i++)
         env[k++] = n->extra_env[i];

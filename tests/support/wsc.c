@@ -237,8 +237,10 @@ int wsc_recv(struct wsc *c, int timeout_ms, char **out, size_t *outlen)
                 continue;
             }
             if (op == WS_CLOSE) {
-                c->close_code = plen >= 2 ? (p[0] << 8 | p[1]) : 1005;
-                unsigned char echo[2] = {p[0], p[1]};
+                unsigned char echo[2] = {0, 0};
+                if (plen >= 2)
+                    memcpy(echo, p, 2);
+                c->close_code = plen >= 2 ? (echo[0] << 8 | echo[1]) : 1005;
                 consume(c, flen);
                 wsc_send_frame(c, WS_CLOSE, true, echo, plen >= 2 ? 2 : 0);
                 free(msg);
