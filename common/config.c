@@ -62,6 +62,36 @@ static const char *check_nonempty(const char *v)
     return *v ? NULL : "a non-empty path";
 }
 
+static const char *check_api_key(const char *v)
+{
+    if (!*v)
+        return NULL;
+    return strlen(v) >= 16 ? NULL : "at least 16 bytes (use e.g. `openssl rand -hex 32`)";
+}
+
+/* "*" or comma-separated scheme://host[:port] origins (no path). */
+static const char *check_origins(const char *v)
+{
+    static const char *const what = "* or comma-separated origins like https://chat.example.com";
+    if (!*v || strcmp(v, "*") == 0)
+        return NULL;
+    for (const char *p = v; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t skip = strncmp(p, "http://", 7) == 0 ? 7 : strncmp(p, "https://", 8) == 0 ? 8 : 0;
+        if (!skip)
+            return what;
+        size_t n = strcspn(p, ",");
+        size_t host = strcspn(p + skip, ", /");
+        if (host == 0 || (skip + host != n && p[skip + host] != ' '))
+            return what;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return NULL;
+}
+
 #define OFF(f) offsetof(struct cf_config, f), sizeof(((struct cf_config *)0)->f)
 
 static const struct var vars[] = {
@@ -89,6 +119,12 @@ static const struct var vars[] = {
      "seconds to wait for the pong before the connection is dropped"},
     {"DRAIN_TIMEOUT_MS", K_INT, OFF(drain_timeout_ms), 0, 600000, "5000", false, NULL,
      "on SIGTERM, how long a gateway waits for clients to take their close"},
+    {"MAX_ROOMS_PER_CONN", K_INT, OFF(max_rooms_per_conn), 1, 1024, "32", false, NULL,
+     "rooms one v1 connection may be in at once"},
+    {"API_KEY", K_STR, OFF(api_key), 0, 0, "", true, check_api_key,
+     "bearer key for POST /api/publish (>= 16 bytes); unset = endpoint off"},
+    {"ALLOWED_ORIGINS", K_STR, OFF(allowed_origins), 0, 0, "", false, check_origins,
+     "browser origins allowed to open WebSockets (comma-separated, or *); unset = same host"},
     {"BROKERS", K_INT, OFF(brokers), 1, 1024, "2", false, NULL,
      "number of broker shards (must be the same for every process of a cluster)"},
     {"RUN_DIR", K_STR, OFF(run_dir), 0, 0, "./run", false, check_nonempty,
@@ -102,6 +138,14 @@ static const struct var vars[] = {
      "Redis server: host:port or unix:/path"},
     {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,
      "password for Redis AUTH; empty = none"},
+    {"HISTORY_SIZE", K_INT, OFF(history_size), 0, 10000, "100", false, NULL,
+     "messages kept per room in Redis for history and recovery"},
+    {"HISTORY_TTL", K_INT, OFF(history_ttl), 60, 365 * 86400, "86400", false, NULL,
+     "seconds a room's history is kept after its last activity"},
+    {"DEDUP_WINDOW", K_INT, OFF(dedup_window), 1, 86400, "300", false, NULL,
+     "seconds a send's client id is remembered (resends within it are not duplicated)"},
+    {"PRESENCE_TTL", K_INT, OFF(presence_ttl), 3, 3600, "30", false, NULL,
+     "seconds before a dead node's presence entries expire"},
 };
 
 int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out)

@@ -31,6 +31,9 @@ struct cf_config {
     int ping_interval;
     int ping_timeout;
     int drain_timeout_ms;
+    int max_rooms_per_conn;
+    char api_key[256];
+    char allowed_origins[1024];
     /* shared */
     int brokers;
     char run_dir[96];
@@ -40,6 +43,10 @@ struct cf_config {
     /* broker */
     char redis_addr[256];
     char redis_password[256];
+    int history_size;
+    int history_ttl;
+    int dedup_window;
+    int presence_ttl;
 
     /* derived */
     bool jwt_secret_is_dev; /* JWT_SECRET was unset: the development secret is in use */

@@ -1,4 +1,6 @@
-/* wire: see wire.h. */
+/* wire: see wire.h. Fields are described once, in a table, and each message
+ * type lists the fields it requires and the optional ones it may carry; the
+ * encoder and the decoder both walk that table. */
 #include "wire.h"
 
 #include <errno.h>
@@ -12,16 +14,120 @@ struct cf_wire_decoder {
     msgpack_zone zone;
 };
 
-static const char *const type_names[] = {
-    [CF_WIRE_HELLO] = "hello", [CF_WIRE_WELCOME] = "welcome", [CF_WIRE_JOIN] = "join",
-    [CF_WIRE_LEAVE] = "leave", [CF_WIRE_MSG] = "msg",         [CF_WIRE_PING] = "ping",
-    [CF_WIRE_PONG] = "pong",
+/* ---- the table ----------------------------------------------------------- */
+
+enum fkind { FK_STR, FK_U32, FK_U64, FK_I64, FK_BOOL, FK_STRS, FK_BINS };
+enum fcheck { FC_NONE, FC_ROOM, FC_USER, FC_TEXT, FC_NODE, FC_TOKEN, FC_ACTION };
+
+struct field {
+    const char *name;
+    enum fkind kind;
+    enum fcheck check;
+    size_t off;
+    uint64_t max; /* integers: largest allowed value */
 };
-#define TYPE_MAX CF_WIRE_PONG
+
+#define M(f) offsetof(struct cf_wire_msg, f)
+enum {
+    F_ROOM, F_FROM, F_TEXT, F_TS, F_SHARD, F_SHARDS, F_NODE, F_SEQ, F_Q, F_ID, F_CID, F_DUP,
+    F_CODE, F_USER, F_CONN, F_LIMIT, F_BUDGET, F_SINCE, F_EPOCH, F_LAST_ID, F_PV, F_COUNT,
+    F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_COUNT_FIELDS
+};
+static const struct field fields[F_COUNT_FIELDS] = {
+    [F_ROOM] = {"room", FK_STR, FC_ROOM, M(room), 0},
+    [F_FROM] = {"from", FK_STR, FC_USER, M(from), 0},
+    [F_TEXT] = {"text", FK_STR, FC_TEXT, M(text), 0},
+    [F_TS] = {"ts", FK_I64, FC_NONE, M(ts), 0},
+    [F_SHARD] = {"shard", FK_U32, FC_NONE, M(shard), CF_WIRE_MAX_SHARDS - 1},
+    [F_SHARDS] = {"shards", FK_U32, FC_NONE, M(shards), CF_WIRE_MAX_SHARDS},
+    [F_NODE] = {"node", FK_STR, FC_NODE, M(node), 0},
+    [F_SEQ] = {"seq", FK_U64, FC_NONE, M(seq), UINT64_MAX},
+    [F_Q] = {"q", FK_U64, FC_NONE, M(q), UINT64_MAX},
+    [F_ID] = {"id", FK_U64, FC_NONE, M(id), UINT64_MAX},
+    [F_CID] = {"cid", FK_STR, FC_TOKEN, M(cid), 0},
+    [F_DUP] = {"dup", FK_BOOL, FC_NONE, M(dup), 0},
+    [F_CODE] = {"code", FK_STR, FC_TOKEN, M(code), 0},
+    [F_USER] = {"user", FK_STR, FC_USER, M(user), 0},
+    [F_CONN] = {"conn", FK_STR, FC_TOKEN, M(conn), 0},
+    [F_LIMIT] = {"limit", FK_U32, FC_NONE, M(limit), CF_WIRE_MAX_ITEMS},
+    [F_BUDGET] = {"budget", FK_U32, FC_NONE, M(budget), CF_WIRE_MAX_FRAME},
+    [F_SINCE] = {"since", FK_U64, FC_NONE, M(since), UINT64_MAX},
+    [F_EPOCH] = {"epoch", FK_STR, FC_TOKEN, M(epoch), 0},
+    [F_LAST_ID] = {"last_id", FK_U64, FC_NONE, M(last_id), UINT64_MAX},
+    [F_PV] = {"pv", FK_U64, FC_NONE, M(pv), UINT64_MAX},
+    [F_COUNT] = {"count", FK_U64, FC_NONE, M(count), UINT64_MAX},
+    [F_MEMBERS] = {"members", FK_STRS, FC_USER, M(members), 0},
+    [F_MESSAGES] = {"messages", FK_BINS, FC_NONE, M(messages), 0},
+    [F_RECOVERED] = {"recovered", FK_BOOL, FC_NONE, M(recovered), 0},
+    [F_BEFORE] = {"before", FK_U64, FC_NONE, M(before), UINT64_MAX},
+    [F_HAS_MORE] = {"has_more", FK_BOOL, FC_NONE, M(has_more), 0},
+    [F_ACTION] = {"action", FK_STR, FC_ACTION, M(action), 0},
+};
+#undef M
+
+#define B(f) (1ull << (f))
+struct mtype {
+    const char *name;
+    uint64_t need, opt;
+};
+static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
+    [CF_WIRE_HELLO] = {"hello", B(F_SHARD) | B(F_SHARDS) | B(F_NODE), 0},
+    [CF_WIRE_WELCOME] = {"welcome", B(F_SHARD) | B(F_SHARDS) | B(F_NODE), 0},
+    [CF_WIRE_JOIN] = {"join", B(F_ROOM), 0},
+    [CF_WIRE_LEAVE] = {"leave", B(F_ROOM), 0},
+    [CF_WIRE_MSG] = {"msg", B(F_ROOM) | B(F_FROM) | B(F_TEXT) | B(F_TS), B(F_ID)},
+    [CF_WIRE_PING] = {"ping", B(F_SEQ), 0},
+    [CF_WIRE_PONG] = {"pong", B(F_SEQ), 0},
+    [CF_WIRE_SEND] = {"send", B(F_Q) | B(F_ROOM) | B(F_FROM) | B(F_TEXT) | B(F_TS), B(F_CID)},
+    [CF_WIRE_SENT] = {"sent", B(F_Q) | B(F_ROOM) | B(F_ID) | B(F_TS) | B(F_DUP), 0},
+    [CF_WIRE_FAIL] = {"fail", B(F_Q) | B(F_CODE) | B(F_TEXT), 0},
+    [CF_WIRE_SUB] = {"sub", B(F_Q) | B(F_ROOM) | B(F_USER) | B(F_CONN) | B(F_LIMIT) | B(F_BUDGET),
+                     B(F_SINCE) | B(F_EPOCH)},
+    [CF_WIRE_SUBBED] = {"subbed",
+                        B(F_Q) | B(F_ROOM) | B(F_EPOCH) | B(F_LAST_ID) | B(F_PV) | B(F_COUNT) |
+                            B(F_MEMBERS) | B(F_MESSAGES) | B(F_RECOVERED),
+                        0},
+    [CF_WIRE_UNSUB] = {"unsub", B(F_ROOM) | B(F_CONN), 0},
+    [CF_WIRE_HIST] = {"hist", B(F_Q) | B(F_ROOM) | B(F_LIMIT) | B(F_BUDGET), B(F_BEFORE)},
+    [CF_WIRE_HISTR] = {"histr", B(F_Q) | B(F_ROOM) | B(F_MESSAGES) | B(F_HAS_MORE), 0},
+    [CF_WIRE_TYPING] = {"typing", B(F_ROOM) | B(F_USER), 0},
+    [CF_WIRE_PRESENCE] = {"presence",
+                          B(F_ROOM) | B(F_USER) | B(F_ACTION) | B(F_COUNT) | B(F_PV), 0},
+};
+
+/* Optional field -> its bit in cf_wire_msg.has. */
+static unsigned has_bit(int f)
+{
+    switch (f) {
+    case F_ID: return CF_WIRE_HAS_ID;
+    case F_CID: return CF_WIRE_HAS_CID;
+    case F_SINCE: return CF_WIRE_HAS_SINCE;
+    case F_EPOCH: return CF_WIRE_HAS_EPOCH;
+    case F_BEFORE: return CF_WIRE_HAS_BEFORE;
+    default: return 0;
+    }
+}
 
 const char *cf_wire_type_name(enum cf_wire_type t)
 {
-    return (t >= CF_WIRE_HELLO && t <= TYPE_MAX) ? type_names[t] : "unknown";
+    return (t >= CF_WIRE_HELLO && t <= CF_WIRE_TYPE_MAX) ? types[t].name : "unknown";
+}
+
+#define AT(m, f, T) ((T *)(void *)((char *)(m) + fields[f].off))
+#define CAT(m, f, T) ((const T *)(const void *)((const char *)(m) + fields[f].off))
+
+static bool str_ok(enum fcheck c, const char *p, size_t len)
+{
+    switch (c) {
+    case FC_ROOM: return cf_room_valid(p, len);
+    case FC_USER: return cf_username_valid(p, len);
+    case FC_TEXT: return len <= CF_WIRE_MAX_TEXT && cf_utf8_valid(p, len);
+    case FC_NODE: return len <= CF_WIRE_MAX_NODE && cf_utf8_valid(p, len);
+    case FC_TOKEN: return len >= 1 && len <= CF_WIRE_MAX_TOKEN && cf_utf8_valid(p, len);
+    case FC_ACTION:
+        return (len == 4 && memcmp(p, "join", 4) == 0) || (len == 5 && memcmp(p, "leave", 5) == 0);
+    default: return true;
+    }
 }
 
 /* ---- encoding ---------------------------------------------------------- */
@@ -47,93 +153,118 @@ static void pk_str(msgpack_packer *pk, const char *s, size_t len)
     msgpack_pack_str_body(pk, s, len);
 }
 
-static void pk_key(msgpack_packer *pk, const char *key)
+static uint64_t present(const struct cf_wire_msg *m)
 {
-    pk_str(pk, key, strlen(key));
+    const struct mtype *t = &types[m->type];
+    uint64_t set = t->need;
+    for (int f = 0; f < F_COUNT_FIELDS; f++)
+        if ((t->opt & B(f)) && (m->has & has_bit(f)))
+            set |= B(f);
+    return set;
 }
 
-static void pk_kv_str(msgpack_packer *pk, const char *key, struct cf_str v)
+/* Checks every string and integer against the limits the decoder applies. */
+static int check_fields(const struct cf_wire_msg *m, uint64_t set)
 {
-    pk_key(pk, key);
-    pk_str(pk, v.p ? v.p : "", v.len);
-}
-
-static void pk_kv_uint(msgpack_packer *pk, const char *key, uint64_t v)
-{
-    pk_key(pk, key);
-    msgpack_pack_uint64(pk, v);
-}
-
-static int check_limits(const struct cf_wire_msg *m)
-{
-    if (m->type < CF_WIRE_HELLO || m->type > TYPE_MAX)
-        return -EINVAL;
-    if (m->room.len > CF_ROOM_MAX || m->from.len > CF_USERNAME_BYTES_MAX ||
-        m->text.len > CF_WIRE_MAX_TEXT || m->node.len > CF_WIRE_MAX_NODE)
-        return -EINVAL;
+    for (int f = 0; f < F_COUNT_FIELDS; f++) {
+        if (!(set & B(f)))
+            continue;
+        const struct field *d = &fields[f];
+        switch (d->kind) {
+        case FK_STR: {
+            const struct cf_str *v = CAT(m, f, struct cf_str);
+            if (!str_ok(d->check, v->p ? v->p : "", v->len))
+                return -EINVAL;
+            break;
+        }
+        case FK_U32:
+            if (*CAT(m, f, uint32_t) > d->max)
+                return -EINVAL;
+            break;
+        case FK_STRS:
+        case FK_BINS: {
+            uint32_t n = f == F_MEMBERS ? m->nmembers : m->nmessages;
+            if (n > CF_WIRE_MAX_ITEMS)
+                return -EINVAL;
+            break;
+        }
+        default:
+            break;
+        }
+    }
     return 0;
+}
+
+static void pk_field(msgpack_packer *pk, const struct cf_wire_msg *m, int f)
+{
+    const struct field *d = &fields[f];
+    pk_str(pk, d->name, strlen(d->name));
+    switch (d->kind) {
+    case FK_STR: {
+        const struct cf_str *v = CAT(m, f, struct cf_str);
+        pk_str(pk, v->p ? v->p : "", v->len);
+        break;
+    }
+    case FK_U32: msgpack_pack_uint32(pk, *CAT(m, f, uint32_t)); break;
+    case FK_U64: msgpack_pack_uint64(pk, *CAT(m, f, uint64_t)); break;
+    case FK_I64: msgpack_pack_int64(pk, *CAT(m, f, int64_t)); break;
+    case FK_BOOL:
+        if (*CAT(m, f, bool))
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        break;
+    case FK_STRS:
+    case FK_BINS: {
+        const struct cf_str *items = f == F_MEMBERS ? m->members : m->messages;
+        uint32_t n = f == F_MEMBERS ? m->nmembers : m->nmessages;
+        msgpack_pack_array(pk, n);
+        for (uint32_t i = 0; i < n; i++) {
+            if (d->kind == FK_STRS) {
+                pk_str(pk, items[i].p, items[i].len);
+            } else {
+                msgpack_pack_bin(pk, items[i].len);
+                msgpack_pack_bin_body(pk, items[i].p, items[i].len);
+            }
+        }
+        break;
+    }
+    }
+}
+
+/* Packs m's map (with `extra` more entries announced than written). */
+static int pack(struct cf_bytes *out, const struct cf_wire_msg *m, unsigned extra)
+{
+    if (m->type < CF_WIRE_HELLO || m->type > CF_WIRE_TYPE_MAX)
+        return -EINVAL;
+    uint64_t set = present(m);
+    int rc = check_fields(m, set);
+    if (rc < 0)
+        return rc;
+    struct sink sink = {out, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sink, pk_write);
+    msgpack_pack_map(&pk, 2u + (size_t)__builtin_popcountll(set) + extra);
+    pk_str(&pk, "v", 1);
+    msgpack_pack_uint32(&pk, CF_WIRE_VERSION);
+    pk_str(&pk, "t", 1);
+    pk_str(&pk, types[m->type].name, strlen(types[m->type].name));
+    for (int f = 0; f < F_COUNT_FIELDS; f++)
+        if (set & B(f))
+            pk_field(&pk, m, f);
+    return sink.err;
 }
 
 int cf_wire_encode(struct cf_bytes *out, const struct cf_wire_msg *m)
 {
-    int rc = check_limits(m);
-    if (rc < 0)
-        return rc;
     size_t mark = cf_bytes_len(out);
     unsigned char hdr[CF_WIRE_HDR] = {0};
-    if ((rc = cf_bytes_append(out, hdr, sizeof hdr)) < 0)
+    int rc = cf_bytes_append(out, hdr, sizeof hdr);
+    if (rc < 0)
         return rc;
-
-    struct sink sink = {out, 0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sink, pk_write);
-    int fields;
-    switch (m->type) {
-    case CF_WIRE_HELLO:
-    case CF_WIRE_WELCOME:
-        fields = 5;
-        break;
-    case CF_WIRE_JOIN:
-    case CF_WIRE_LEAVE:
-        fields = 3;
-        break;
-    case CF_WIRE_MSG:
-        fields = 6;
-        break;
-    default: /* ping, pong */
-        fields = 3;
-        break;
-    }
-    msgpack_pack_map(&pk, (size_t)fields);
-    pk_key(&pk, "v");
-    msgpack_pack_uint32(&pk, CF_WIRE_VERSION);
-    pk_key(&pk, "t");
-    pk_str(&pk, type_names[m->type], strlen(type_names[m->type]));
-    switch (m->type) {
-    case CF_WIRE_HELLO:
-    case CF_WIRE_WELCOME:
-        pk_kv_uint(&pk, "shard", m->shard);
-        pk_kv_uint(&pk, "shards", m->shards);
-        pk_kv_str(&pk, "node", m->node);
-        break;
-    case CF_WIRE_JOIN:
-    case CF_WIRE_LEAVE:
-        pk_kv_str(&pk, "room", m->room);
-        break;
-    case CF_WIRE_MSG:
-        pk_kv_str(&pk, "room", m->room);
-        pk_kv_str(&pk, "from", m->from);
-        pk_kv_str(&pk, "text", m->text);
-        pk_key(&pk, "ts");
-        msgpack_pack_int64(&pk, m->ts);
-        break;
-    default:
-        pk_kv_uint(&pk, "seq", m->seq);
-        break;
-    }
-    if (sink.err) {
+    if ((rc = pack(out, m, 0)) < 0) {
         cf_bytes_truncate(out, mark);
-        return sink.err;
+        return rc;
     }
     size_t len = cf_bytes_len(out) - mark - CF_WIRE_HDR;
     if (len > CF_WIRE_MAX_FRAME) {
@@ -146,6 +277,17 @@ int cf_wire_encode(struct cf_bytes *out, const struct cf_wire_msg *m)
     h[2] = (unsigned char)(len >> 8);
     h[3] = (unsigned char)len;
     return 0;
+}
+
+int cf_wire_msg_prefix(struct cf_bytes *out, const struct cf_wire_msg *m)
+{
+    if (m->type != CF_WIRE_MSG || (m->has & CF_WIRE_HAS_ID))
+        return -EINVAL;
+    size_t mark = cf_bytes_len(out);
+    int rc = pack(out, m, 1);
+    if (rc < 0)
+        cf_bytes_truncate(out, mark);
+    return rc;
 }
 
 int cf_wire_frame_raw(struct cf_bytes *out, const void *payload, size_t len)
@@ -277,27 +419,11 @@ static int key_is(const msgpack_object *k, const char *name)
     return k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
 }
 
-enum {
-    F_V = 1 << 0, F_T = 1 << 1, F_ROOM = 1 << 2, F_FROM = 1 << 3, F_TEXT = 1 << 4,
-    F_TS = 1 << 5, F_SHARD = 1 << 6, F_SHARDS = 1 << 7, F_NODE = 1 << 8, F_SEQ = 1 << 9,
-};
-
-static int get_str(const msgpack_object *o, struct cf_str *out)
-{
-    if (o->type != MSGPACK_OBJECT_STR)
-        return -1;
-    out->p = o->via.str.ptr;
-    out->len = o->via.str.size;
-    return 0;
-}
-
-static int get_uint(const msgpack_object *o, uint64_t *out)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return -1;
-    *out = o->via.u64;
-    return 0;
-}
+#define FAIL(msg)                                                                                  \
+    do {                                                                                           \
+        *why = (msg);                                                                              \
+        return -EBADMSG;                                                                           \
+    } while (0)
 
 static int get_int(const msgpack_object *o, int64_t *out)
 {
@@ -312,64 +438,73 @@ static int get_int(const msgpack_object *o, int64_t *out)
     return -1;
 }
 
-#define FAIL(msg)                                                                                  \
-    do {                                                                                           \
-        *why = (msg);                                                                              \
-        return -EBADMSG;                                                                           \
-    } while (0)
-
-static int read_fields(const msgpack_object *map, struct cf_wire_msg *m, unsigned *seen,
-                       uint64_t *version, struct cf_str *type, const char **why)
+/* Reads one field's value into m. 0 or -1 (wrong type or out of range). */
+static int read_value(struct cf_wire_decoder *d, const msgpack_object *v, struct cf_wire_msg *m,
+                      int f)
 {
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            FAIL("map key is not a string");
-        uint64_t u = 0;
-        unsigned bit = 0;
-        int bad = 0;
-        if (key_is(k, "v")) {
-            bit = F_V;
-            bad = get_uint(v, version);
-        } else if (key_is(k, "t")) {
-            bit = F_T;
-            bad = get_str(v, type);
-        } else if (key_is(k, "room")) {
-            bit = F_ROOM;
-            bad = get_str(v, &m->room);
-        } else if (key_is(k, "from")) {
-            bit = F_FROM;
-            bad = get_str(v, &m->from);
-        } else if (key_is(k, "text")) {
-            bit = F_TEXT;
-            bad = get_str(v, &m->text);
-        } else if (key_is(k, "node")) {
-            bit = F_NODE;
-            bad = get_str(v, &m->node);
-        } else if (key_is(k, "ts")) {
-            bit = F_TS;
-            bad = get_int(v, &m->ts);
-        } else if (key_is(k, "shard")) {
-            bit = F_SHARD;
-            bad = get_uint(v, &u) || u >= CF_WIRE_MAX_SHARDS;
-            m->shard = (uint32_t)u;
-        } else if (key_is(k, "shards")) {
-            bit = F_SHARDS;
-            bad = get_uint(v, &u) || u < 1 || u > CF_WIRE_MAX_SHARDS;
-            m->shards = (uint32_t)u;
-        } else if (key_is(k, "seq")) {
-            bit = F_SEQ;
-            bad = get_uint(v, &m->seq);
-        } else {
-            continue; /* a newer peer's field */
+    const struct field *fd = &fields[f];
+    switch (fd->kind) {
+    case FK_STR:
+        if (v->type != MSGPACK_OBJECT_STR)
+            return -1;
+        *AT(m, f, struct cf_str) = (struct cf_str){v->via.str.ptr, v->via.str.size};
+        return 0;
+    case FK_U32:
+    case FK_U64:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > fd->max ||
+            (f == F_SHARDS && v->via.u64 == 0))
+            return -1;
+        if (fd->kind == FK_U32)
+            *AT(m, f, uint32_t) = (uint32_t)v->via.u64;
+        else
+            *AT(m, f, uint64_t) = v->via.u64;
+        return 0;
+    case FK_I64:
+        return get_int(v, AT(m, f, int64_t));
+    case FK_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return -1;
+        *AT(m, f, bool) = v->via.boolean;
+        return 0;
+    case FK_STRS:
+    case FK_BINS: {
+        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CF_WIRE_MAX_ITEMS)
+            return -1;
+        uint32_t n = v->via.array.size;
+        struct cf_str *items = msgpack_zone_malloc(&d->zone, sizeof *items * (n ? n : 1));
+        if (!items)
+            return -1;
+        msgpack_object_type want = fd->kind == FK_STRS ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+        for (uint32_t i = 0; i < n; i++) {
+            const msgpack_object *it = &v->via.array.ptr[i];
+            if (it->type != want)
+                return -1;
+            /* str and bin share the layout of their (size, ptr) pair */
+            items[i] = want == MSGPACK_OBJECT_STR
+                           ? (struct cf_str){it->via.str.ptr, it->via.str.size}
+                           : (struct cf_str){it->via.bin.ptr, it->via.bin.size};
+            if (fd->kind == FK_STRS && !str_ok(fd->check, items[i].p, items[i].len))
+                return -1;
         }
-        if (bad)
-            FAIL("a field has the wrong type or is out of range");
-        if (*seen & bit)
-            FAIL("duplicate key");
-        *seen |= bit;
+        if (f == F_MEMBERS) {
+            m->members = items;
+            m->nmembers = n;
+        } else {
+            m->messages = items;
+            m->nmessages = n;
+        }
+        return 0;
     }
-    return 0;
+    }
+    return -1;
+}
+
+static int find_field(const msgpack_object *k)
+{
+    for (int f = 0; f < F_COUNT_FIELDS; f++)
+        if (key_is(k, fields[f].name))
+            return f;
+    return -1;
 }
 
 int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
@@ -389,55 +524,68 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
     if (obj.type != MSGPACK_OBJECT_MAP)
         FAIL("payload is not a map");
 
-    unsigned seen = 0;
+    /* First pass: version and type, wherever they are in the map. */
     uint64_t version = 0;
-    struct cf_str type = {0};
-    int rc = read_fields(&obj, m, &seen, &version, &type, why);
-    if (rc < 0)
-        return rc;
-    if (!(seen & F_V))
+    const msgpack_object *tv = NULL;
+    bool have_v = false;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            FAIL("map key is not a string");
+        if (key_is(k, "v")) {
+            if (have_v)
+                FAIL("duplicate key");
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                FAIL("a field has the wrong type or is out of range");
+            have_v = true;
+            version = v->via.u64;
+        } else if (key_is(k, "t")) {
+            if (tv)
+                FAIL("duplicate key");
+            if (v->type != MSGPACK_OBJECT_STR)
+                FAIL("a field has the wrong type or is out of range");
+            tv = v;
+        }
+    }
+    if (!have_v)
         FAIL("missing wire version \"v\"");
     if (version != CF_WIRE_VERSION)
         FAIL("unsupported wire version");
-    if (!(seen & F_T))
+    if (!tv)
         FAIL("missing type \"t\"");
     m->type = 0;
-    for (int t = CF_WIRE_HELLO; t <= TYPE_MAX; t++)
-        if (type.len == strlen(type_names[t]) && memcmp(type.p, type_names[t], type.len) == 0)
+    for (int t = CF_WIRE_HELLO; t <= CF_WIRE_TYPE_MAX; t++)
+        if (key_is(tv, types[t].name))
             m->type = (enum cf_wire_type)t;
     if (!m->type)
         FAIL("unknown message type");
 
-    unsigned need;
-    switch (m->type) {
-    case CF_WIRE_HELLO:
-    case CF_WIRE_WELCOME:
-        need = F_SHARD | F_SHARDS | F_NODE;
-        break;
-    case CF_WIRE_JOIN:
-    case CF_WIRE_LEAVE:
-        need = F_ROOM;
-        break;
-    case CF_WIRE_MSG:
-        need = F_ROOM | F_FROM | F_TEXT | F_TS;
-        break;
-    default:
-        need = F_SEQ;
-        break;
+    /* Second pass: the type's fields; keys it does not use are ignored. */
+    const struct mtype *t = &types[m->type];
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < obj.via.map.size; i++) {
+        int f = find_field(&obj.via.map.ptr[i].key);
+        if (f < 0 || !((t->need | t->opt) & B(f)))
+            continue;
+        if (seen & B(f))
+            FAIL("duplicate key");
+        seen |= B(f);
+        if (read_value(d, &obj.via.map.ptr[i].val, m, f) < 0)
+            FAIL("a field has the wrong type or is out of range");
+        if (fields[f].kind == FK_STR) {
+            const struct cf_str *v = AT(m, f, struct cf_str);
+            if (!str_ok(fields[f].check, v->p, v->len))
+                FAIL(f == F_ROOM   ? "invalid room name"
+                     : f == F_FROM ? "invalid sender name"
+                     : f == F_TEXT ? "text is too long or not UTF-8"
+                     : f == F_NODE ? "invalid node name"
+                                   : "a string field is invalid");
+        }
+        m->has |= has_bit(f);
     }
-    if ((seen & need) != need)
+    if ((seen & t->need) != t->need)
         FAIL("a required field is missing");
-    if ((need & F_ROOM) && !cf_room_valid(m->room.p, m->room.len))
-        FAIL("invalid room name");
-    if ((need & F_FROM) && !cf_username_valid(m->from.p, m->from.len))
-        FAIL("invalid sender name");
-    if ((need & F_TEXT) &&
-        (m->text.len > CF_WIRE_MAX_TEXT || !cf_utf8_valid(m->text.p, m->text.len)))
-        FAIL("text is too long or not UTF-8");
-    if ((need & F_NODE) &&
-        (m->node.len > CF_WIRE_MAX_NODE || !cf_utf8_valid(m->node.p, m->node.len)))
-        FAIL("invalid node name");
-    if ((need & F_SHARD) && m->shard >= m->shards)
+    if ((t->need & B(F_SHARD)) && m->shard >= m->shards)
         FAIL("shard index not below shard count");
     return 0;
 }

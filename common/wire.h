@@ -14,10 +14,14 @@
  * are validated with the same rules the gateway applies to clients. Unknown
  * keys are ignored so that a newer peer can add fields.
  *
+ * cf_wire_msg_prefix supports the broker's Lua scripts, which append the "id"
+ * a message gets in Redis to bytes encoded here.
+ *
  * This is the only module that includes msgpack.h. */
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,19 +29,42 @@
 
 #define CF_WIRE_VERSION 1
 #define CF_WIRE_HDR 4
-#define CF_WIRE_MAX_FRAME (256u * 1024u)  /* payload bytes */
-#define CF_WIRE_MAX_TEXT (128u * 1024u)   /* bytes of a message's text */
-#define CF_WIRE_MAX_NODE 64               /* bytes of a node name */
+#define CF_WIRE_MAX_FRAME (4u * 1024u * 1024u) /* payload bytes */
+#define CF_WIRE_MAX_TEXT (128u * 1024u)        /* bytes of a message's text */
+#define CF_WIRE_MAX_NODE 64                    /* bytes of a node name */
 #define CF_WIRE_MAX_SHARDS 1024
+#define CF_WIRE_MAX_TOKEN 256 /* bytes of conn, cid, epoch, code */
+#define CF_WIRE_MAX_ITEMS 10000
 
 enum cf_wire_type {
     CF_WIRE_HELLO = 1, /* gateway -> broker, first on a link: shard, shards, node */
     CF_WIRE_WELCOME,   /* broker -> gateway, answer to hello: shard, shards, node */
     CF_WIRE_JOIN,      /* gateway -> broker: room (the gateway's first member joined) */
     CF_WIRE_LEAVE,     /* gateway -> broker: room (the gateway's last member left) */
-    CF_WIRE_MSG,       /* a room message, both ways and on Redis: room, from, text, ts */
+    CF_WIRE_MSG,       /* a room message, both ways and on Redis: room, from, text, ts, id? */
     CF_WIRE_PING,      /* either way: seq */
     CF_WIRE_PONG,      /* answer to ping: seq */
+    CF_WIRE_SEND,      /* gateway -> broker: q, room, from, text, ts, cid? (answer: sent/fail) */
+    CF_WIRE_SENT,      /* broker -> gateway: q, room, id, ts, dup */
+    CF_WIRE_FAIL,      /* broker -> gateway: q, code, text (a request was not done) */
+    CF_WIRE_SUB,       /* gateway -> broker: q, room, user, conn, limit, budget, since?, epoch? */
+    CF_WIRE_SUBBED,    /* broker -> gateway: q, room, epoch, last_id, pv, count, members,
+                          messages, recovered */
+    CF_WIRE_UNSUB,     /* gateway -> broker: room, conn (that connection left the room) */
+    CF_WIRE_HIST,      /* gateway -> broker: q, room, limit, budget, before? */
+    CF_WIRE_HISTR,     /* broker -> gateway: q, room, messages, has_more */
+    CF_WIRE_TYPING,    /* both ways and on Redis: room, user */
+    CF_WIRE_PRESENCE,  /* on Redis and broker -> gateway: room, user, action, count, pv */
+};
+#define CF_WIRE_TYPE_MAX CF_WIRE_PRESENCE
+
+/* Optional fields present in a message (cf_wire_msg.has). */
+enum {
+    CF_WIRE_HAS_ID = 1u << 0,    /* msg.id */
+    CF_WIRE_HAS_CID = 1u << 1,   /* send.cid */
+    CF_WIRE_HAS_SINCE = 1u << 2, /* sub.since */
+    CF_WIRE_HAS_EPOCH = 1u << 3, /* sub.epoch */
+    CF_WIRE_HAS_BEFORE = 1u << 4 /* hist.before */
 };
 
 /* A string inside a decoded payload: not NUL-terminated, valid only while the
@@ -49,10 +76,16 @@ struct cf_str {
 
 struct cf_wire_msg {
     enum cf_wire_type type;
-    struct cf_str room, from, text, node;
-    int64_t ts; /* ms since the epoch, set by the gateway that accepted the message */
-    uint32_t shard, shards;
-    uint64_t seq;
+    unsigned has; /* CF_WIRE_HAS_* */
+    struct cf_str room, from, text, node, user, conn, cid, epoch, code, action;
+    int64_t ts; /* ms since the epoch, set by the process that accepted the message */
+    uint32_t shard, shards, limit, budget;
+    uint64_t seq, q, id, since, before, last_id, pv, count;
+    bool recovered, has_more, dup;
+    /* subbed: users online (strings); subbed/histr: encoded "msg" payloads
+     * (binary), oldest first. Decoded arrays live in the decoder's memory. */
+    const struct cf_str *members, *messages;
+    uint32_t nmembers, nmessages;
 };
 
 const char *cf_wire_type_name(enum cf_wire_type t);
@@ -61,6 +94,11 @@ const char *cf_wire_type_name(enum cf_wire_type t);
  * when out is at its bound, -ENOMEM, or -EINVAL for an unknown type or a
  * field over its limit. On error out is unchanged. */
 int cf_wire_encode(struct cf_bytes *out, const struct cf_wire_msg *m);
+
+/* Encodes a "msg" payload (no frame header) whose map header announces one
+ * entry more than it holds, so that appending the msgpack string "id" and an
+ * integer completes it. */
+int cf_wire_msg_prefix(struct cf_bytes *out, const struct cf_wire_msg *m);
 
 /* Appends a frame holding an already-encoded payload (e.g. one from Redis). */
 int cf_wire_frame_raw(struct cf_bytes *out, const void *payload, size_t len);

@@ -194,7 +194,9 @@ static void test_type_names(void **state)
     assert_string_equal(cf_wire_type_name(CF_WIRE_PING), "ping");
     assert_string_equal(cf_wire_type_name(CF_WIRE_PONG), "pong");
     assert_string_equal(cf_wire_type_name((enum cf_wire_type)0), "unknown");
-    assert_string_equal(cf_wire_type_name((enum cf_wire_type)8), "unknown");
+    assert_string_equal(cf_wire_type_name(CF_WIRE_SEND), "send");
+    assert_string_equal(cf_wire_type_name(CF_WIRE_PRESENCE), "presence");
+    assert_string_equal(cf_wire_type_name((enum cf_wire_type)(CF_WIRE_TYPE_MAX + 1)), "unknown");
 }
 
 /* ---- framing ------------------------------------------------------------- */
@@ -294,7 +296,7 @@ static void test_frame_header_limits(void **state)
     size_t len = 0;
 
     cf_bytes_init(&q, 64);
-    static const unsigned char too_big[] = {0x00, 0x04, 0x00, 0x01}; /* MAX + 1 */
+    static const unsigned char too_big[] = {0x00, 0x40, 0x00, 0x01}; /* MAX + 1 */
     assert_int_equal(cf_bytes_append(&q, too_big, 3), 0);
     assert_int_equal(cf_wire_frame_peek(&q, &p, &len), 0); /* header incomplete */
     assert_int_equal(cf_bytes_append(&q, too_big + 3, 1), 0);
@@ -395,7 +397,7 @@ static void test_encode_errors(void **state)
     bad = msg;
     bad.type = (enum cf_wire_type)0;
     assert_int_equal(cf_wire_encode(&q, &bad), -EINVAL);
-    bad.type = (enum cf_wire_type)(CF_WIRE_PONG + 1);
+    bad.type = (enum cf_wire_type)(CF_WIRE_TYPE_MAX + 1);
     assert_int_equal(cf_wire_encode(&q, &bad), -EINVAL);
     assert_int_equal(cf_bytes_len(&q), 2);
     assert_memory_equal(cf_bytes_data(&q), "xy", 2);
