@@ -20,9 +20,10 @@
 enum { MAX_CALLS = 1024 };
 
 struct call {
-    char kind; /* 'S'ubscribe, 'U'nsubscribe, 'P'ublish, 'D'eliver */
+    char kind; /* 'S'ubscribe, 'U'nsubscribe, 'R'un, 'D'eliver */
     char name[CF_ROOM_MAX + 1];
     void *link;
+    uint64_t link_id;
     char payload[64];
     size_t plen;
 };
@@ -30,7 +31,7 @@ struct call {
 struct fake {
     struct call calls[MAX_CALLS];
     int n;
-    int sub_rc, unsub_rc, pub_rc;
+    int sub_rc, unsub_rc;
 };
 
 static struct fake g_fake;
@@ -61,13 +62,13 @@ static int fake_unsubscribe(void *ud, const char *name, size_t len)
     return g_fake.unsub_rc;
 }
 
-static int fake_publish(void *ud, const char *name, size_t len, const void *payload, size_t plen)
+static void fake_run(void *ud, uint64_t link_id, const void *payload, size_t plen)
 {
-    struct call *c = record(ud, 'P', name, len);
+    struct call *c = record(ud, 'R', NULL, 0);
+    c->link_id = link_id;
     assert_true(plen < sizeof c->payload);
     memcpy(c->payload, payload, plen);
     c->plen = plen;
-    return g_fake.pub_rc;
 }
 
 static void fake_deliver(void *ud, void *link, const void *payload, size_t plen)
@@ -82,7 +83,7 @@ static void fake_deliver(void *ud, void *link, const void *payload, size_t plen)
 static const struct rooms_ops fake_ops = {
     .subscribe = fake_subscribe,
     .unsubscribe = fake_unsubscribe,
-    .publish = fake_publish,
+    .run = fake_run,
     .deliver = fake_deliver,
 };
 
@@ -119,6 +120,9 @@ static int teardown(void **state)
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* The link id the gateway link at index `link` submits requests under. */
+#define LID(link) (100u + (uint64_t)(link))
+
 static int join(int link, const char *room)
 {
     return rooms_join(g_rooms, &g_links[link], &g_links[link].end, room, strlen(room));
@@ -129,9 +133,16 @@ static void leave(int link, const char *room)
     rooms_leave(g_rooms, &g_links[link], &g_links[link].end, room, strlen(room));
 }
 
-static int publish(const char *room, const char *payload)
+/* A request from the gateway link with id link_id for room. */
+static int submit_from(uint64_t link_id, const char *room, const char *payload)
 {
-    return rooms_publish(g_rooms, room, strlen(room), payload, strlen(payload));
+    return rooms_submit(g_rooms, room, strlen(room), link_id, payload, strlen(payload));
+}
+
+/* A request whose link id does not matter to the test. */
+static int submit(const char *room, const char *payload)
+{
+    return submit_from(LID(0), room, payload);
 }
 
 static void confirm(const char *room)
@@ -165,6 +176,13 @@ static void assert_call(int i, char kind, const char *room, const char *payload)
         assert_int_equal(c->plen, strlen(payload));
         assert_memory_equal(c->payload, payload, c->plen);
     }
+}
+
+/* Checks that call i runs payload for link_id. */
+static void assert_run(int i, uint64_t link_id, const char *payload)
+{
+    assert_call(i, 'R', NULL, payload);
+    assert_int_equal(g_fake.calls[i].link_id, link_id);
 }
 
 static int count_kind(char kind)
@@ -255,14 +273,14 @@ static void test_leave_before_subscribe_confirm(void **state)
     assert_int_equal(g_fake.n, 2);
 }
 
-static void test_publish_held_until_confirm(void **state)
+static void test_submit_held_until_confirm(void **state)
 {
     (void)state;
     join(0, "general");
     g_fake.n = 0;
-    assert_int_equal(publish("general", "m1"), 0);
-    assert_int_equal(publish("general", "m22"), 0);
-    assert_int_equal(publish("general", "m333"), 0);
+    assert_int_equal(submit("general", "m1"), 0);
+    assert_int_equal(submit("general", "m22"), 0);
+    assert_int_equal(submit("general", "m333"), 0);
     assert_int_equal(g_fake.n, 0);
     struct rooms_stats s = stats();
     assert_int_equal(s.held_bytes, 9);
@@ -274,35 +292,35 @@ static void test_publish_held_until_confirm(void **state)
 
     confirm("general");
     assert_int_equal(g_fake.n, 3);
-    assert_call(0, 'P', "general", "m1");
-    assert_call(1, 'P', "general", "m22");
-    assert_call(2, 'P', "general", "m333");
+    assert_run(0, LID(0), "m1");
+    assert_run(1, LID(0), "m22");
+    assert_run(2, LID(0), "m333");
     assert_int_equal(stats().held_bytes, 0);
 
     /* Confirmed: straight through. */
-    assert_int_equal(publish("general", "m4"), 0);
+    assert_int_equal(submit("general", "m4"), 0);
     assert_int_equal(g_fake.n, 4);
-    assert_call(3, 'P', "general", "m4");
+    assert_run(3, LID(0), "m4");
 
     /* Held messages are per room. */
     join(0, "lobby");
     g_fake.n = 0;
-    assert_int_equal(publish("lobby", "l1"), 0);
-    assert_int_equal(publish("general", "g1"), 0);
+    assert_int_equal(submit("lobby", "l1"), 0);
+    assert_int_equal(submit("general", "g1"), 0);
     assert_int_equal(g_fake.n, 1);
-    assert_call(0, 'P', "general", "g1");
+    assert_run(0, LID(0), "g1");
     confirm("lobby");
     assert_int_equal(g_fake.n, 2);
-    assert_call(1, 'P', "lobby", "l1");
+    assert_run(1, LID(0), "l1");
 }
 
-static void test_publish_without_local_links(void **state)
+static void test_submit_without_local_links(void **state)
 {
     (void)state;
     /* No room at all. */
-    assert_int_equal(publish("elsewhere", "x1"), 0);
+    assert_int_equal(submit("elsewhere", "x1"), 0);
     assert_int_equal(g_fake.n, 1);
-    assert_call(0, 'P', "elsewhere", "x1");
+    assert_run(0, LID(0), "x1");
     assert_int_equal(stats().rooms, 0);
 
     /* A room whose last link left, UNSUBSCRIBE not yet answered. */
@@ -310,14 +328,23 @@ static void test_publish_without_local_links(void **state)
     confirm("general");
     leave(0, "general");
     g_fake.n = 0;
-    assert_int_equal(publish("general", "x2"), 0);
+    assert_int_equal(submit("general", "x2"), 0);
     assert_int_equal(g_fake.n, 1);
-    assert_call(0, 'P', "general", "x2");
+    assert_run(0, LID(0), "x2");
 
-    /* A publish error is passed back. */
-    g_fake.pub_rc = -EPIPE;
-    assert_int_equal(publish("elsewhere", "x3"), -EPIPE);
+    /* The submitting link's id is passed through. */
+    assert_int_equal(submit_from(LID(3), "elsewhere", "x3"), 0);
     assert_int_equal(g_fake.n, 2);
+    assert_run(1, LID(3), "x3");
+
+    /* Without local links the subscriber's state does not matter: a room
+     * nobody here is in waits for no subscription, even when it is down. */
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(stats().rooms, 0);
+    assert_int_equal(submit("general", "x4"), 0);
+    assert_int_equal(g_fake.n, 3);
+    assert_run(2, LID(0), "x4");
+    assert_int_equal(stats().held_bytes, 0);
 }
 
 static void test_on_message_delivers(void **state)
@@ -391,20 +418,20 @@ static void test_rejoin_before_unsubscribe_confirm(void **state)
     assert_call(2, 'S', "general", NULL); /* a new SUBSCRIBE */
 
     g_fake.n = 0;
-    assert_int_equal(publish("general", "p1"), 0);
+    assert_int_equal(submit("general", "p1"), 0);
     assert_int_equal(g_fake.n, 0); /* held: the room is not active */
-    confirm("general"); /* answers the UNSUBSCRIBE */
-    assert_int_equal(publish("general", "p2"), 0);
+    confirm("general");            /* answers the UNSUBSCRIBE */
+    assert_int_equal(submit("general", "p2"), 0);
     assert_int_equal(g_fake.n, 0);
     message("general", "m"); /* the link is a member: it is delivered */
     assert_int_equal(g_fake.n, 1);
     assert_call(0, 'D', NULL, "m");
     confirm("general"); /* answers the new SUBSCRIBE */
     assert_int_equal(g_fake.n, 3);
-    assert_call(1, 'P', "general", "p1");
-    assert_call(2, 'P', "general", "p2");
-    assert_int_equal(publish("general", "p3"), 0);
-    assert_call(3, 'P', "general", "p3");
+    assert_run(1, LID(0), "p1");
+    assert_run(2, LID(0), "p2");
+    assert_int_equal(submit("general", "p3"), 0);
+    assert_run(3, LID(0), "p3");
     assert_int_equal(stats().rooms, 1);
 }
 
@@ -417,36 +444,75 @@ static void test_rejoin_before_any_confirm(void **state)
     assert_int_equal(g_fake.n, 3);
     assert_call(2, 'S', "general", NULL);
     g_fake.n = 0;
-    assert_int_equal(publish("general", "q"), 0);
+    assert_int_equal(submit("general", "q"), 0);
     confirm("general");
     confirm("general");
     assert_int_equal(g_fake.n, 0); /* two of three replies: still pending */
     confirm("general");
     assert_int_equal(g_fake.n, 1);
-    assert_call(0, 'P', "general", "q");
+    assert_run(0, LID(0), "q");
     confirm("general"); /* extra: ignored */
-    assert_int_equal(publish("general", "r"), 0);
-    assert_call(1, 'P', "general", "r");
+    assert_int_equal(submit("general", "r"), 0);
+    assert_run(1, LID(0), "r");
 }
 
 static void test_leave_releases_held(void **state)
 {
     (void)state;
     join(0, "general");
-    publish("general", "h1");
-    publish("general", "h2");
+    join(1, "general");
+    assert_int_equal(submit_from(LID(0), "general", "h1"), 0);
+    assert_int_equal(submit_from(LID(1), "general", "h2"), 0);
     g_fake.n = 0;
+    /* Another link is still in the room: the requests keep waiting. */
     leave(0, "general");
-    /* Held messages go out (for other nodes) before the UNSUBSCRIBE. */
-    assert_int_equal(g_fake.n, 3);
-    assert_call(0, 'P', "general", "h1");
-    assert_call(1, 'P', "general", "h2");
-    assert_call(2, 'U', "general", NULL);
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(stats().held_bytes, 4);
+    assert_int_equal(submit_from(LID(1), "general", "h3"), 0);
+    assert_int_equal(g_fake.n, 0);
+    leave(1, "general");
+    /* The last link left: held requests run (messages for other nodes,
+     * presence changes), in order, before the UNSUBSCRIBE. */
+    assert_int_equal(g_fake.n, 4);
+    assert_run(0, LID(0), "h1");
+    assert_run(1, LID(1), "h2");
+    assert_run(2, LID(1), "h3");
+    assert_call(3, 'U', "general", NULL);
     assert_int_equal(stats().held_bytes, 0);
+    assert_int_equal(stats().held_dropped, 0);
+    /* Nothing is held any more: later requests run at once, and the late
+     * replies run nothing twice. */
+    assert_int_equal(submit_from(LID(2), "general", "h4"), 0);
+    assert_run(4, LID(2), "h4");
     confirm("general");
     confirm("general");
     assert_int_equal(stats().rooms, 0);
+    assert_int_equal(g_fake.n, 5);
+}
+
+/* The same through rooms_drop_link (a closing gateway link), for each room it
+ * was the last link of. */
+static void test_drop_link_releases_held(void **state)
+{
+    (void)state;
+    join(0, "a");
+    join(0, "b");
+    join(1, "b");
+    assert_int_equal(submit_from(LID(2), "a", "a1"), 0);
+    assert_int_equal(submit_from(LID(1), "b", "b1"), 0);
+    assert_int_equal(submit_from(LID(0), "a", "a2"), 0);
+    g_fake.n = 0;
+    rooms_drop_link(g_rooms, &g_links[0].end);
+    /* a had no other link: its requests ran; b keeps waiting for link 1. */
     assert_int_equal(g_fake.n, 3);
+    assert_run(0, LID(2), "a1");
+    assert_run(1, LID(0), "a2");
+    assert_call(2, 'U', "a", NULL);
+    assert_int_equal(stats().held_bytes, 2);
+    confirm("b");
+    assert_int_equal(g_fake.n, 4);
+    assert_run(3, LID(1), "b1");
+    assert_int_equal(stats().held_bytes, 0);
 }
 
 static void test_sub_lost_and_ready(void **state)
@@ -466,14 +532,18 @@ static void test_sub_lost_and_ready(void **state)
     rooms_on_sub_lost(g_rooms);
     assert_int_equal(stats().rooms, 3); /* c is gone: nothing refers to it */
     assert_int_equal(g_fake.n, 0);
-    /* No room is active any more: publishes are held. */
-    assert_int_equal(publish("a", "pa"), 0);
-    assert_int_equal(publish("d", "pd"), 0);
+    /* No room is active any more and no SUBSCRIBE is in flight: requests for
+     * rooms with links are refused, neither run nor held. */
+    assert_int_equal(submit("a", "xa"), -ENOTCONN);
+    assert_int_equal(submit("d", "xd"), -ENOTCONN);
     assert_int_equal(g_fake.n, 0);
+    assert_int_equal(stats().held_bytes, 0);
+    assert_int_equal(stats().held_dropped, 0);
     /* Replies from the old connection do not count. */
     confirm("a");
     confirm("d");
     assert_int_equal(g_fake.n, 0);
+    assert_int_equal(submit("a", "xa"), -ENOTCONN);
 
     rooms_on_sub_ready(g_rooms);
     assert_int_equal(g_fake.n, 3);
@@ -491,12 +561,17 @@ static void test_sub_lost_and_ready(void **state)
     rooms_on_sub_ready(g_rooms);
     assert_int_equal(g_fake.n, 3);
 
+    /* SUBSCRIBEs in flight again: requests are held until they are answered. */
+    assert_int_equal(submit("a", "pa"), 0);
+    assert_int_equal(submit("d", "pd"), 0);
+    assert_int_equal(g_fake.n, 3);
+    assert_int_equal(stats().held_bytes, 4);
     confirm("a");
     assert_int_equal(g_fake.n, 4);
-    assert_call(3, 'P', "a", "pa");
+    assert_run(3, LID(0), "pa");
     confirm("d");
     assert_int_equal(g_fake.n, 5);
-    assert_call(4, 'P', "d", "pd");
+    assert_run(4, LID(0), "pd");
     confirm("b");
     assert_int_equal(g_fake.n, 5);
     /* Everything active: ready subscribes nothing. */
@@ -519,16 +594,20 @@ static void test_subscribe_failure_retried(void **state)
     g_fake.sub_rc = -ENOTCONN;
     assert_int_equal(join(0, "general"), 0);
     assert_int_equal(g_fake.n, 1);
-    assert_int_equal(publish("general", "w"), 0); /* held */
+    /* No SUBSCRIBE in flight: nothing to hold the request for. */
+    assert_int_equal(submit("general", "v"), -ENOTCONN);
     confirm("general"); /* nothing was sent: no reply can count */
     assert_int_equal(g_fake.n, 1);
+    assert_int_equal(submit("general", "v"), -ENOTCONN);
     g_fake.sub_rc = 0;
     rooms_on_sub_ready(g_rooms);
     assert_int_equal(g_fake.n, 2);
     assert_call(1, 'S', "general", NULL);
+    assert_int_equal(submit("general", "w"), 0); /* held now */
+    assert_int_equal(g_fake.n, 2);
     confirm("general");
     assert_int_equal(g_fake.n, 3);
-    assert_call(2, 'P', "general", "w");
+    assert_run(2, LID(0), "w");
 
     /* An UNSUBSCRIBE that could not be sent leaves nothing to wait for. */
     g_fake.unsub_rc = -ENOTCONN;
@@ -553,33 +632,33 @@ static void test_hold_budget(void **state)
     join(0, "general");
     join(1, "lobby");
     g_fake.n = 0;
-    assert_int_equal(rooms_publish(g_rooms, "general", 7, p60, 60), 0);
-    assert_int_equal(rooms_publish(g_rooms, "lobby", 5, p41, 41), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), p60, 60), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p41, 41), -ENOBUFS);
     assert_int_equal(stats().held_dropped, 1);
     assert_int_equal(stats().held_bytes, 60);
-    assert_int_equal(rooms_publish(g_rooms, "lobby", 5, p40, 40), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p40, 40), 0);
     assert_int_equal(stats().held_bytes, 100);
-    assert_int_equal(rooms_publish(g_rooms, "general", 7, "x", 1), -ENOBUFS);
-    assert_int_equal(rooms_publish(g_rooms, "general", 7, "", 0), 0);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "x", 1), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "", 0), 0);
     assert_int_equal(stats().held_dropped, 2);
     assert_int_equal(g_fake.n, 0);
     /* Not held, not budgeted: rooms without links. */
-    assert_int_equal(rooms_publish(g_rooms, "other", 5, p60, 60), 0);
+    assert_int_equal(rooms_submit(g_rooms, "other", 5, LID(0), p60, 60), 0);
     assert_int_equal(g_fake.n, 1);
     g_fake.n = 0;
 
     confirm("general");
     assert_int_equal(g_fake.n, 2);
-    assert_call(0, 'P', "general", p60);
-    assert_call(1, 'P', "general", "");
+    assert_run(0, LID(0), p60);
+    assert_run(1, LID(0), "");
     assert_int_equal(stats().held_bytes, 40);
     /* The budget is free again. */
-    assert_int_equal(rooms_publish(g_rooms, "lobby", 5, p60, 60), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p60, 60), 0);
     assert_int_equal(stats().held_bytes, 100);
     confirm("lobby");
     assert_int_equal(g_fake.n, 4);
-    assert_call(2, 'P', "lobby", p40);
-    assert_call(3, 'P', "lobby", p60);
+    assert_run(2, LID(0), p40);
+    assert_run(3, LID(0), p60);
     assert_int_equal(stats().held_bytes, 0);
     assert_int_equal(stats().held_dropped, 2);
 
@@ -587,7 +666,7 @@ static void test_hold_budget(void **state)
     join(2, "third");
     char big[101];
     memset(big, 'z', sizeof big);
-    assert_int_equal(rooms_publish(g_rooms, "third", 5, big, sizeof big), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "third", 5, LID(0), big, sizeof big), -ENOBUFS);
     assert_int_equal(stats().held_dropped, 3);
 }
 
@@ -601,7 +680,7 @@ static void test_drop_link(void **state)
     confirm("a");
     confirm("b");
     confirm("c");
-    publish("a", "ignored"); /* active: published at once */
+    submit("a", "ignored"); /* active: run at once */
     g_fake.n = 0;
     rooms_drop_link(g_rooms, &g_links[0].end);
     assert_int_equal(g_links[0].end.n, 0);
@@ -642,8 +721,8 @@ static void test_stats(void **state)
     join(0, "a");
     join(1, "a");
     join(2, "b");
-    publish("a", "12345");
-    publish("b", "123");
+    submit("a", "12345");
+    submit("b", "123");
     message("a", "x");
     message("b", "y");
     message("zzz", "z");
@@ -667,7 +746,7 @@ static void test_free_leaks_nothing(void **state)
     join(0, "a");
     join(1, "b");
     join(1, "c");
-    publish("a", "held");
+    submit("a", "held");
     confirm("b");
     rooms_drop_link(g_rooms, &g_links[0].end);
     rooms_drop_link(g_rooms, &g_links[1].end);
@@ -684,7 +763,7 @@ static void test_free_leaks_nothing(void **state)
         join(i % 4, name);
         join((i + 1) % 4, name);
         if (i % 3 == 0)
-            publish(name, "held");
+            submit(name, "held");
     }
     assert_int_equal(stats().rooms, 300);
     for (int i = 0; i < 300; i += 2) {
@@ -702,50 +781,140 @@ static void test_free_leaks_nothing(void **state)
     assert_int_equal(stats().held_bytes, 0);
 }
 
-/* Redis came back, but the subscriber reconnected before the publisher: the
- * confirmed room must keep its held messages (and queue later ones behind
- * them) until the publisher is up, then send them all in order. */
-static void test_held_messages_wait_for_the_publisher(void **state)
+/* The subscriber is down: a request for a room with local links has no
+ * SUBSCRIBE to wait for, so rooms_submit refuses it with -ENOTCONN (neither
+ * run, held nor counted as dropped) until a SUBSCRIBE is in flight again. */
+static void test_submit_enotconn_when_subscriber_down(void **state)
 {
     (void)state;
+    /* Never subscribed: the SUBSCRIBE could not be sent. */
+    g_fake.sub_rc = -ENOTCONN;
     assert_int_equal(join(0, "r"), 0);
-    confirm("r");
-    rooms_on_sub_lost(g_rooms);
-    assert_int_equal(publish("r", "m1"), 0); /* held: no subscription */
-    g_fake.pub_rc = -ENOTCONN;               /* publisher still down */
-    rooms_on_sub_ready(g_rooms);
-    int before = g_fake.n;
-    confirm("r"); /* subscribed again: tries to release, publisher refuses */
-    assert_int_equal(count_kind('P'), 1);
-    assert_int_equal(stats().held_bytes, 2);
-    assert_int_equal(stats().held_dropped, 0);
-    assert_int_equal(publish("r", "m2"), 0); /* queues behind m1, not sent ahead */
-    assert_int_equal(g_fake.n, before + 1);
-    assert_int_equal(stats().held_bytes, 4);
+    assert_int_equal(submit_from(LID(0), "r", "m0"), -ENOTCONN);
+    /* Joining again (or from another link) sends nothing and changes nothing. */
+    assert_int_equal(join(1, "r"), 0);
+    assert_int_equal(submit_from(LID(1), "r", "m0"), -ENOTCONN);
+    assert_int_equal(count_kind('R'), 0);
+    assert_int_equal(count_kind('S'), 1);
+    struct rooms_stats s = stats();
+    assert_int_equal(s.held_bytes, 0);
+    assert_int_equal(s.held_dropped, 0);
 
-    g_fake.pub_rc = 0;
-    before = g_fake.n;
-    rooms_on_pub_ready(g_rooms);
-    assert_int_equal(g_fake.n, before + 2);
-    assert_call(before, 'P', "r", "m1");
-    assert_call(before + 1, 'P', "r", "m2");
+    /* Subscribed and confirmed, then the subscriber connection is lost. */
+    g_fake.sub_rc = 0;
+    rooms_on_sub_ready(g_rooms);
+    confirm("r");
+    g_fake.n = 0;
+    assert_int_equal(submit_from(LID(0), "r", "m1"), 0);
+    assert_int_equal(g_fake.n, 1);
+    assert_run(0, LID(0), "m1");
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(submit_from(LID(0), "r", "m2"), -ENOTCONN);
+    assert_int_equal(g_fake.n, 1);
+    /* Other rooms are not affected: one without links runs at once. */
+    assert_int_equal(submit_from(LID(0), "other", "o1"), 0);
+    assert_int_equal(g_fake.n, 2);
+    assert_run(1, LID(0), "o1");
+
+    /* The subscriber is back but cannot send yet: still refused. */
+    g_fake.sub_rc = -ENOTCONN;
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(submit_from(LID(0), "r", "m2"), -ENOTCONN);
+    /* Now the SUBSCRIBE goes out: held until it is answered, then run. */
+    g_fake.sub_rc = 0;
+    rooms_on_sub_ready(g_rooms);
+    g_fake.n = 0;
+    assert_int_equal(submit_from(LID(1), "r", "m3"), 0);
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(stats().held_bytes, 2);
+    confirm("r");
+    assert_int_equal(g_fake.n, 1);
+    assert_run(0, LID(1), "m3");
     assert_int_equal(stats().held_bytes, 0);
-    assert_int_equal(publish("r", "m3"), 0); /* straight out again */
-    assert_call(g_fake.n - 1, 'P', "r", "m3");
+    assert_int_equal(stats().held_dropped, 0);
 }
 
-/* Other publish errors drop the held message (with a count) instead of
- * blocking the room forever. */
-static void test_held_message_dropped_on_other_errors(void **state)
+/* Held requests run in the order they were submitted, each with the id of
+ * the link that submitted it, whichever links and rooms they came from. */
+static void test_held_run_in_order_with_link_id(void **state)
 {
     (void)state;
-    assert_int_equal(join(0, "r"), 0);
-    assert_int_equal(publish("r", "m1"), 0);
-    g_fake.pub_rc = -ENOBUFS;
-    confirm("r");
+    join(0, "a");
+    join(1, "a");
+    join(2, "b");
+    g_fake.n = 0;
+    static const struct {
+        uint64_t link_id;
+        const char *room, *payload;
+    } reqs[] = {
+        {LID(1), "a", "a-1"}, {LID(0), "a", "a-2"}, {LID(2), "b", "b-1"}, {LID(3), "a", "a-3"},
+        {LID(1), "b", "b-2"}, {LID(1), "a", "a-4"}, {0, "a", "a-5"},      {UINT64_MAX, "b", "b-3"},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
+        assert_int_equal(submit_from(reqs[i].link_id, reqs[i].room, reqs[i].payload), 0);
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(stats().held_bytes, 24);
+
+    confirm("b");
+    assert_int_equal(g_fake.n, 3);
+    assert_run(0, LID(2), "b-1");
+    assert_run(1, LID(1), "b-2");
+    assert_run(2, UINT64_MAX, "b-3");
+    assert_int_equal(stats().held_bytes, 15);
+
+    confirm("a");
+    assert_int_equal(g_fake.n, 8);
+    assert_run(3, LID(1), "a-1");
+    assert_run(4, LID(0), "a-2");
+    assert_run(5, LID(3), "a-3");
+    assert_run(6, LID(1), "a-4");
+    assert_run(7, 0, "a-5");
     assert_int_equal(stats().held_bytes, 0);
-    assert_int_equal(stats().held_dropped, 1);
-    g_fake.pub_rc = 0;
+
+    /* Active now: each request runs at once, with its link id. */
+    assert_int_equal(submit_from(LID(2), "a", "a-6"), 0);
+    assert_int_equal(g_fake.n, 9);
+    assert_run(8, LID(2), "a-6");
+}
+
+/* Requests held while the subscriber connection is lost stay held (the
+ * room keeps its links), queue new ones behind them, and run in order once
+ * the new SUBSCRIBE is confirmed. */
+static void test_held_survive_sub_lost(void **state)
+{
+    (void)state;
+    join(0, "r");
+    assert_int_equal(submit_from(LID(0), "r", "m1"), 0);
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(stats().rooms, 1);
+    assert_int_equal(stats().held_bytes, 2);
+    assert_int_equal(count_kind('R'), 0);
+    confirm("r"); /* the old connection's reply: runs nothing */
+    assert_int_equal(count_kind('R'), 0);
+
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(submit_from(LID(1), "r", "m2"), 0);
+    assert_int_equal(count_kind('R'), 0);
+    g_fake.n = 0;
+    confirm("r");
+    assert_int_equal(g_fake.n, 2);
+    assert_run(0, LID(0), "m1");
+    assert_run(1, LID(1), "m2");
+    assert_int_equal(stats().held_bytes, 0);
+
+    /* Held across a loss, and the last link leaves before any re-subscription:
+     * they run then. */
+    leave(0, "r");
+    confirm("r");
+    join(0, "r");
+    assert_int_equal(submit_from(LID(2), "r", "m3"), 0);
+    rooms_on_sub_lost(g_rooms);
+    g_fake.n = 0;
+    leave(0, "r");
+    assert_int_equal(g_fake.n, 2);
+    assert_run(0, LID(2), "m3");
+    assert_call(1, 'U', "r", NULL);
+    assert_int_equal(stats().held_bytes, 0);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -756,8 +925,8 @@ int main(void)
         T(test_join_subscribes_once),
         T(test_last_leave_unsubscribes),
         T(test_leave_before_subscribe_confirm),
-        T(test_publish_held_until_confirm),
-        T(test_publish_without_local_links),
+        T(test_submit_held_until_confirm),
+        T(test_submit_without_local_links),
         T(test_on_message_delivers),
         T(test_rejoin_before_unsubscribe_confirm),
         T(test_rejoin_before_any_confirm),
@@ -768,8 +937,10 @@ int main(void)
         T(test_drop_link),
         T(test_stats),
         T(test_free_leaks_nothing),
-        T(test_held_messages_wait_for_the_publisher),
-        T(test_held_message_dropped_on_other_errors),
+        T(test_drop_link_releases_held),
+        T(test_submit_enotconn_when_subscriber_down),
+        T(test_held_run_in_order_with_link_id),
+        T(test_held_survive_sub_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
