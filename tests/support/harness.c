@@ -113,6 +113,7 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
         }
         /* Tests configure everything explicitly: nothing from the caller's
          * environment or a .env file may leak in. */
+        // clang-format off
         static const char *const scrub[] = {
             "PORT",           "LISTEN_ADDR",       "GATEWAY_WORKERS",
             "FRONTEND_DIR",   "JWT_SECRET",        "JWT_TTL",
@@ -120,7 +121,11 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
             "PING_INTERVAL",  "PING_TIMEOUT",      "DRAIN_TIMEOUT_MS",
             "BROKERS",        "RUN_DIR",           "MAX_LINK_QUEUE_BYTES",
             "LOG_LEVEL",      "CONFAB_DEV",        "REDIS_ADDR",
-            "REDIS_PASSWORD", "CONFAB_ENV_FILE",   NULL};
+            "REDIS_PASSWORD", "CONFAB_ENV_FILE",   "MAX_ROOMS_PER_CONN",
+            "API_KEY",        "ALLOWED_ORIGINS",   "HISTORY_SIZE",
+            "HISTORY_TTL",    "DEDUP_WINDOW",      "PRESENCE_TTL",
+            NULL};
+        // clang-format on
         for (int i = 0; scrub[i]; i++)
             unsetenv(scrub[i]);
         setenv("CONFAB_ENV_FILE", "/nonexistent/.env", 1);
@@ -398,7 +403,10 @@ int h_gateway_start(struct h_node *n)
     const char *env[H_MAX_ENV + 10];
     node_env(n, store, env);
     char name[64];
-    snprintf(name, sizeof name, "%s-gateway", strrchr(n->run_dir, '/') + 1);
+    if (n->gateway_name)
+        snprintf(name, sizeof name, "%s", n->gateway_name);
+    else
+        snprintf(name, sizeof name, "%s-gateway", strrchr(n->run_dir, '/') + 1);
     char *argv[] = {(char *)h_bin("gateway"), NULL};
     return h_spawn(&n->gateway, name, n->run_dir, argv, env);
 }

@@ -61,8 +61,8 @@ struct h_redis {
     struct h_proc proc;
     int port;
     char sock[300];
-    char addr[310];     /* "unix:<sock>", for REDIS_ADDR */
-    char tcp_addr[32];  /* "127.0.0.1:<port>", the same server over TCP */
+    char addr[310];    /* "unix:<sock>", for REDIS_ADDR */
+    char tcp_addr[32]; /* "127.0.0.1:<port>", the same server over TCP */
 };
 int h_redis_start(struct h_redis *r, const char *dir);
 void h_redis_stop(struct h_redis *r);
@@ -79,6 +79,7 @@ struct h_node {
     const char *extra_env[H_MAX_ENV]; /* more "K=V" settings, NULL terminated */
     struct h_proc broker[16];
     struct h_proc gateway;
+    const char *gateway_name; /* the gateway's log name, or NULL: "<run dir>-gateway" */
 };
 /* Fills defaults (2 brokers, 1 worker, a fresh run dir and port). */
 void h_node_init(struct h_node *n, const char *redis_addr);

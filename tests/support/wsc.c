@@ -22,6 +22,7 @@ struct wsc {
     int fd;
     bool autopong;
     int close_code;
+    char protocol[128]; /* the response's Sec-WebSocket-Protocol, or "" */
     unsigned char *buf;
     size_t len, cap;
 };
@@ -32,7 +33,6 @@ static int64_t now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
 
 /* Reads more bytes into the buffer; 1 read, 0 timeout, -1 EOF/error. */
 static int fill(struct wsc *c, int64_t deadline)
@@ -59,6 +59,30 @@ static int fill(struct wsc *c, int64_t deadline)
         return n < 0 && errno == EINTR ? 0 : -1;
     c->len += (size_t)n;
     return 1;
+}
+
+/* Copies the value of header `name` (case-insensitive) from the response
+ * head into out ("" when absent). */
+static void find_header(const char *head, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    out[0] = '\0';
+    for (const char *p = head; p && p < head + len;) {
+        const char *eol = memmem(p, (size_t)(head + len - p), "\r\n", 2);
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            const char *v = p + nlen + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *e = eol;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            snprintf(out, cap, "%.*s", (int)(e - v), v);
+            return;
+        }
+        p = eol + 2;
+    }
 }
 
 struct wsc *wsc_connect(int port, const char *path, const char *headers, int rcvbuf,
@@ -114,6 +138,7 @@ struct wsc *wsc_connect(int port, const char *path, const char *headers, int rcv
     if (status != 101)
         goto fail;
     size_t hlen = (size_t)(end - (char *)c->buf) + 4;
+    find_header((char *)c->buf, hlen, "Sec-WebSocket-Protocol", c->protocol, sizeof c->protocol);
     memmove(c->buf, c->buf + hlen, c->len - hlen);
     c->len -= hlen;
     return c;
@@ -329,6 +354,11 @@ void wsc_set_autopong(struct wsc *c, bool on)
 int wsc_close_code(const struct wsc *c)
 {
     return c->close_code;
+}
+
+const char *wsc_protocol(const struct wsc *c)
+{
+    return c->protocol;
 }
 
 int wsc_fd(const struct wsc *c)

@@ -50,6 +50,9 @@ int wsc_wait_close(struct wsc *c, int timeout_ms);
 void wsc_set_autopong(struct wsc *c, bool on);
 int wsc_close_code(const struct wsc *c);
 int wsc_fd(const struct wsc *c);
+/* The subprotocol the server selected (its Sec-WebSocket-Protocol answer),
+ * or "" when it selected none. */
+const char *wsc_protocol(const struct wsc *c);
 /* Sends a close frame (1000) and frees the client. NULL is a no-op. */
 void wsc_close(struct wsc *c);
 /* Drops the TCP connection without a close frame. */

@@ -1,0 +1,481 @@
+/* Protocol v1 refusals: every error code a client can provoke, with its
+ * `ref` and `room`, and the connection staying open after each; the close
+ * codes of v1 (1003 for the wrong frame kind, 1007, 1009); the msgpack
+ * encoding end to end; too_many_requests and timeout while a broker is
+ * stopped. */
+#include "v1.h"
+
+#include <unistd.h>
+
+static struct h_fixture fx;
+
+enum { MAX_ROOMS = 3 };
+
+static int setup(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"MAX_ROOMS_PER_CONN=3", NULL};
+    return h_fixture_up(&fx, env);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return h_fixture_down(&fx);
+}
+
+static struct v1c *user(const char *name)
+{
+    return v1_member(fx.node.port, name, V1_JSON);
+}
+
+/* After any refusal the connection still works: a join and a send. */
+static void still_works(struct v1c *c, const char *room)
+{
+    json_decref(join_ok(c, room));
+    send_ok(c, room, "still here", "still-1");
+    expect_new(c, room, "still here", NULL);
+}
+
+/* Sends {"type":type,"payload":payload} with payload given as JSON text. */
+static void request(struct v1c *c, const char *type, const char *payload_json)
+{
+    json_error_t err;
+    json_t *p = json_loads(payload_json, 0, &err);
+    if (!p)
+        fail_msg("bad test JSON %s: %s", payload_json, err.text);
+    assert_int_equal(v1_send(c, type, p), 0);
+}
+
+static void test_bad_json(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    static const char *const frames[] = {
+        "not json",
+        "{\"type\":\"join\",\"payload\":{\"room\":\"x\"}", /* cut short */
+        "[\"join\",{\"room\":\"x\"}]",
+        "\"join\"",
+        "{\"type\":1,\"payload\":{}}",
+        "{\"payload\":{\"room\":\"x\"}}",
+        "{\"type\":\"join\"}",
+        "{\"type\":\"join\",\"payload\":\"x\"}",
+        "{\"type\":\"join\",\"payload\":[]}",
+    };
+    for (size_t i = 0; i < sizeof frames / sizeof *frames; i++)
+        raw_error(c, frames[i], "bad_json");
+    still_works(c, "bj");
+    v1_close(c);
+}
+
+static void test_unknown_type(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    request(c, "fly", "{\"id\":\"u1\"}");
+    expect_error(c, "unknown_type", "u1", NULL);
+    /* Legacy and server-side types are not v1 requests. */
+    request(c, "send_message", "{\"message\":\"hi\",\"id\":\"u2\"}");
+    expect_error(c, "unknown_type", "u2", NULL);
+    request(c, "new_message", "{\"room\":\"x\",\"id\":\"u3\"}");
+    expect_error(c, "unknown_type", "u3", NULL);
+    request(c, "JOIN", "{\"room\":\"x\"}");
+    expect_error(c, "unknown_type", NULL, NULL);
+    still_works(c, "ut");
+    v1_close(c);
+}
+
+static void test_bad_request(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    join_quietly(c, "br");
+    static const char *const cases[][2] = {
+        {"join", "{\"id\":\"b1\"}"},
+        {"join", "{\"room\":5,\"id\":\"b2\"}"},
+        {"join", "{\"room\":\"br-2\",\"limit\":-1,\"id\":\"b3\"}"},
+        {"join", "{\"room\":\"br-2\",\"limit\":\"5\",\"id\":\"b4\"}"},
+        {"join", "{\"room\":\"br-2\",\"since\":\"3\",\"epoch\":\"e\",\"id\":\"b5\"}"},
+        {"join", "{\"room\":\"br-2\",\"since\":3,\"epoch\":7,\"id\":\"b6\"}"},
+        {"leave", "{\"id\":\"b7\"}"},
+        {"send", "{\"room\":\"br\",\"id\":\"b8\"}"},
+        {"send", "{\"room\":\"br\",\"message\":5,\"id\":\"b9\"}"},
+        {"send", "{\"message\":\"hi\",\"id\":\"b10\"}"},
+        {"history", "{\"room\":\"br\",\"limit\":\"x\",\"id\":\"b11\"}"},
+        {"history", "{\"room\":\"br\",\"before\":\"x\",\"id\":\"b12\"}"},
+        {"history", "{\"room\":\"br\",\"limit\":-5,\"id\":\"b13\"}"},
+        {"history", "{\"id\":\"b14\"}"},
+        {"typing", "{\"id\":\"b15\"}"},
+        {"change_room", "{\"id\":\"b16\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        request(c, cases[i][0], cases[i][1]);
+        char ref[8];
+        snprintf(ref, sizeof ref, "b%zu", i + 1);
+        expect_error(c, "bad_request", ref, NULL);
+    }
+    /* None of these joined anything or sent anything. */
+    assert_true(v1_none(c, 200, "joined", NULL));
+    assert_true(v1_none(c, 0, "new_message", NULL));
+    still_works(c, "br-3");
+    v1_close(c);
+}
+
+static void test_bad_room(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    char long_name[66];
+    memset(long_name, 'r', 65);
+    long_name[65] = '\0';
+    const char *rooms[] = {"", "has space", "slash/room", "caf\xc3\xa9", long_name};
+    for (size_t i = 0; i < sizeof rooms / sizeof *rooms; i++) {
+        char ref[8];
+        snprintf(ref, sizeof ref, "r%zu", i);
+        assert_int_equal(v1_send(c, "join", json_pack("{s:s, s:s}", "room", rooms[i], "id", ref)),
+                         0);
+        expect_error(c, "bad_room", ref, NULL);
+        snprintf(ref, sizeof ref, "s%zu", i);
+        send_req(c, rooms[i], "hi", ref);
+        expect_error(c, "bad_room", ref, NULL);
+    }
+    /* 64 bytes of every allowed character class are fine. */
+    char ok[65];
+    memset(ok, 'a', 64);
+    memcpy(ok, "Az09_.:-", 8);
+    ok[64] = '\0';
+    json_decref(join_ok(c, ok));
+    still_works(c, "room-ok");
+    v1_close(c);
+}
+
+static void test_bad_id(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    join_quietly(c, "ids");
+    char id64[65], id65[66];
+    memset(id64, 'i', 64);
+    id64[64] = '\0';
+    memset(id65, 'i', 65);
+    id65[65] = '\0';
+    send_req(c, "ids", "empty id", "");
+    expect_error(c, "bad_id", V1_ANY_REF, NULL);
+    send_req(c, "ids", "long id", id65);
+    expect_error(c, "bad_id", V1_ANY_REF, NULL);
+    request(c, "send", "{\"room\":\"ids\",\"message\":\"numeric id\",\"id\":7}");
+    expect_error(c, "bad_id", V1_ANY_REF, NULL);
+    request(c, "join", "{\"room\":\"ids-2\",\"id\":\"\"}");
+    expect_error(c, "bad_id", V1_ANY_REF, NULL);
+    assert_true(v1_none(c, 200, "new_message", NULL));
+    /* 64 characters are fine (and so are non-ASCII ones). */
+    send_ok(c, "ids", "longest id", id64);
+    send_ok(c, "ids", "utf-8 id", "\xc3\xa9t\xc3\xa9-1");
+    v1_close(c);
+}
+
+static void test_empty_message(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice"), *other = user("bob");
+    join_quietly(c, "empty");
+    join_quietly(other, "empty");
+    send_req(c, "empty", "", "e1");
+    expect_error(c, "empty_message", "e1", "empty");
+    send_req(c, "empty", " \t\r\n ", "e2");
+    expect_error(c, "empty_message", "e2", "empty");
+    send_req(c, "empty", "   ", NULL);
+    expect_error(c, "empty_message", NULL, "empty");
+    assert_true(v1_none(other, 200, "new_message", NULL));
+    /* Surrounding whitespace is allowed around real text. */
+    send_ok(c, "empty", "  x  ", "e3");
+    expect_new(other, "empty", "  x  ", "alice");
+    v1_close(c);
+    v1_close(other);
+}
+
+static void test_not_member(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice"), *b = user("bob");
+    join_quietly(b, "members-only");
+    send_req(c, "members-only", "hi", "n1");
+    expect_error(c, "not_member", "n1", "members-only");
+    request(c, "history", "{\"room\":\"members-only\",\"id\":\"n2\"}");
+    expect_error(c, "not_member", "n2", "members-only");
+    request(c, "typing", "{\"room\":\"members-only\",\"id\":\"n3\"}");
+    expect_error(c, "not_member", "n3", "members-only");
+    request(c, "leave", "{\"room\":\"members-only\",\"id\":\"n4\"}");
+    expect_error(c, "not_member", "n4", "members-only");
+    request(c, "leave", "{\"room\":\"members-only\"}");
+    expect_error(c, "not_member", NULL, "members-only");
+    assert_true(v1_none(b, 200, "new_message", NULL));
+    assert_true(v1_none(b, 0, "typing", NULL));
+    still_works(c, "members-only");
+    v1_close(c);
+    v1_close(b);
+}
+
+static void test_already_joined(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    join_quietly(c, "twice");
+    request(c, "join", "{\"room\":\"twice\",\"id\":\"j1\"}");
+    expect_error(c, "already_joined", "j1", "twice");
+    /* A join still in flight counts too: two at once, one joined. */
+    request(c, "join", "{\"room\":\"twice-2\",\"id\":\"j2\"}");
+    request(c, "join", "{\"room\":\"twice-2\",\"id\":\"j3\"}");
+    expect_error(c, "already_joined", "j3", "twice-2");
+    json_t *ev = v1_wait(c, V1_WAIT, "joined", "room", "twice-2", NULL);
+    V1_MUST(c, ev, "joined");
+    json_decref(ev);
+    assert_true(v1_none(c, 300, "joined", NULL));
+    /* The same user's other connection is a separate member. */
+    struct v1c *c2 = user("alice");
+    json_decref(join_ok(c2, "twice"));
+    v1_close(c2);
+    v1_close(c);
+}
+
+static void test_too_many_rooms(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    char room[16];
+    for (int i = 0; i < MAX_ROOMS; i++) {
+        snprintf(room, sizeof room, "many-%d", i);
+        join_quietly(c, room);
+    }
+    request(c, "join", "{\"room\":\"many-x\",\"id\":\"m1\"}");
+    expect_error(c, "too_many_rooms", "m1", "many-x");
+    /* Per connection: another one of the same user may join it. */
+    struct v1c *c2 = user("alice");
+    json_decref(join_ok(c2, "many-x"));
+    v1_close(c2);
+    leave_ok(c, "many-0");
+    json_decref(join_ok(c, "many-x"));
+    send_ok(c, "many-x", "in again", NULL);
+    v1_close(c);
+}
+
+static void test_binary_frame_on_json_closes_1003(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    char *mp;
+    size_t n;
+    json_t *ev = json_pack("{s:s, s:{s:s}}", "type", "join", "payload", "room", "x");
+    assert_int_equal(v1_to_msgpack(ev, &mp, &n), 0);
+    json_decref(ev);
+    assert_int_equal(wsc_send_frame(v1_wsc(c), WS_BINARY, true, mp, n), 0);
+    free(mp);
+    assert_int_equal(wsc_wait_close(v1_wsc(c), V1_WAIT), 1003);
+    v1_abort(c);
+}
+
+static void test_text_frame_on_msgpack_closes_1003(void **state)
+{
+    (void)state;
+    struct v1c *c = v1_member(fx.node.port, "alice", V1_MSGPACK);
+    assert_int_equal(wsc_send_text(v1_wsc(c), "{\"type\":\"join\",\"payload\":{\"room\":\"x\"}}"),
+                     0);
+    assert_int_equal(wsc_wait_close(v1_wsc(c), V1_WAIT), 1003);
+    v1_abort(c);
+}
+
+static void test_bad_utf8_is_1007_and_too_big_is_1009(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice");
+    const char bad[] = "{\"type\":\"join\",\"payload\":{\"room\":\"\xc3\x28\"}}";
+    assert_int_equal(wsc_send_frame(v1_wsc(c), WS_TEXT, true, bad, sizeof bad - 1), 0);
+    assert_int_equal(wsc_wait_close(v1_wsc(c), V1_WAIT), 1007);
+    v1_abort(c);
+
+    c = user("alice");
+    join_quietly(c, "big");
+    char text[4200];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    send_req(c, "big", text, "big-1");
+    assert_int_equal(wsc_wait_close(v1_wsc(c), V1_WAIT), 1009);
+    v1_abort(c);
+}
+
+/* The msgpack encoding carries the same events: a msgpack and a JSON client
+ * chat in one room; msgpack requests get msgpack answers and errors. */
+static void test_msgpack_end_to_end(void **state)
+{
+    (void)state;
+    const char *room = "packed";
+    struct v1c *m = v1_member(fx.node.port, "mia", V1_MSGPACK), *j = user("jay");
+    json_decref(join_ok(j, room));
+    json_t *ev = join_ok(m, room); /* every integer decoded as an integer */
+    assert_int_equal(pint(ev, "count"), 2);
+    assert_true(has_member(ev, "jay") && has_member(ev, "mia"));
+    json_decref(ev);
+    assert_int_equal(expect_presence(j, room, "mia", "join", V1_WAIT), 2);
+
+    json_int_t id = send_ok(m, room, "from msgpack \xf0\x9f\x8e\x89", "mp-1");
+    assert_int_equal(expect_new(j, room, "from msgpack \xf0\x9f\x8e\x89", "mia"), id);
+    assert_int_equal(expect_new(m, room, "from msgpack \xf0\x9f\x8e\x89", "mia"), id);
+    json_int_t id2 = send_ok(j, room, "from json", "j-1");
+    assert_int_equal(id2, id + 1);
+    assert_int_equal(expect_new(m, room, "from json", "jay"), id2);
+
+    assert_int_equal(v1_send(m, "history", json_pack("{s:s, s:i}", "room", room, "limit", 10)), 0);
+    ev = v1_wait(m, V1_WAIT, "history", "room", room, NULL);
+    V1_MUST(m, ev, "history");
+    assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 2);
+    assert_false(json_is_true(json_object_get(pl(ev), "has_more")));
+    json_decref(ev);
+    assert_int_equal(v1_send(m, "typing", json_pack("{s:s}", "room", room)), 0);
+    ev = v1_wait(j, V1_WAIT, "typing", "room", room, "user", "mia", NULL);
+    V1_MUST(j, ev, "typing");
+    json_decref(ev);
+
+    /* Refusals in msgpack. */
+    static const unsigned char garbage[] = {0xc1, 0x00, 0x01};
+    static const unsigned char array[] = {0x92, 0xa4, 'j', 'o', 'i', 'n', 0x80};
+    static const unsigned char no_type[] = {0x81, 0xa7, 'p', 'a', 'y', 'l', 'o', 'a', 'd', 0x80};
+    const struct {
+        const unsigned char *b;
+        size_t n;
+    } bad[] = {{garbage, sizeof garbage}, {array, sizeof array}, {no_type, sizeof no_type}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(wsc_send_frame(v1_wsc(m), WS_BINARY, true, bad[i].b, bad[i].n), 0);
+        expect_error(m, "bad_json", NULL, NULL);
+    }
+    assert_int_equal(v1_send(m, "fly", json_pack("{s:s}", "id", "mp-2")), 0);
+    expect_error(m, "unknown_type", "mp-2", NULL);
+    send_req(m, "not-joined", "x", "mp-3");
+    expect_error(m, "not_member", "mp-3", "not-joined");
+    send_req(m, room, " ", "mp-4");
+    expect_error(m, "empty_message", "mp-4", room);
+
+    /* Nothing above came as text, nor anything undecodable. */
+    assert_true(v1_none(m, 200, "no such event", NULL));
+    assert_int_equal(v1_bad_frames(m), 0);
+    leave_ok(m, room);
+    assert_int_equal(expect_presence(j, room, "mia", "leave", V1_WAIT), 1);
+    v1_close(m);
+    v1_close(j);
+}
+
+/* Stops a process and waits until the kernel shows it stopped. */
+static void stop_process(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int64_t deadline = h_now_ms() + 5000; h_now_ms() < deadline; h_sleep_ms(5)) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'T')
+            return;
+    }
+    fail_msg("process %d did not stop", (int)pid);
+}
+
+/* More than 64 requests waiting (the room's broker is stopped): the rest
+ * are refused at once; the 64 are answered once the broker resumes. */
+static void test_too_many_requests(void **state)
+{
+    (void)state;
+    char room[32];
+    room_on_shard(room, sizeof room, "queue-", 1, 2);
+    struct v1c *c = user("alice");
+    join_quietly(c, room);
+    stop_process(fx.node.broker[1].pid);
+    enum { N = 70, MAX = 64 };
+    for (int i = 0; i < N; i++) {
+        char id[16], text[16];
+        snprintf(id, sizeof id, "q-%d", i);
+        snprintf(text, sizeof text, "queued %d", i);
+        send_req(c, room, text, id);
+    }
+    for (int i = MAX; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q-%d", i);
+        expect_error(c, "too_many_requests", id, room);
+    }
+    bool early = v1_none(c, 300, "error", NULL) && v1_none(c, 0, "ack", NULL);
+    kill(fx.node.broker[1].pid, SIGCONT);
+    assert_true(early);
+    for (int i = 0; i < MAX; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "q-%d", i);
+        json_decref(expect_ack(c, room, id));
+    }
+    for (int i = 0; i < MAX; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "queued %d", i);
+        expect_new(c, room, text, "alice");
+    }
+    assert_true(v1_none(c, 200, "new_message", NULL));
+    assert_true(v1_none(c, 0, "error", NULL));
+    v1_close(c);
+}
+
+/* No answer within 10 s: timeout, outcome unknown; resending the same id
+ * then gives the message exactly once. */
+static void test_timeout_then_resend_is_exactly_once(void **state)
+{
+    (void)state;
+    char room[32];
+    room_on_shard(room, sizeof room, "slow-", 0, 2);
+    struct v1c *a = user("alice"), *b = user("bob");
+    join_quietly(a, room);
+    join_quietly(b, room);
+    stop_process(fx.node.broker[0].pid);
+    int64_t t0 = h_now_ms();
+    send_req(a, room, "maybe sent", "t-1");
+    json_t *ev = v1_wait(a, 13000, "error", NULL);
+    int64_t waited = h_now_ms() - t0;
+    kill(fx.node.broker[0].pid, SIGCONT);
+    V1_MUST(a, ev, "timeout error");
+    assert_string_equal(pstr(ev, "code"), "timeout");
+    assert_string_equal(pstr(ev, "ref"), "t-1");
+    json_decref(ev);
+    printf("timeout after %lld ms\n", (long long)waited);
+    assert_true(waited >= 9000);
+
+    send_req(a, room, "maybe sent", "t-1");
+    json_t *ack = expect_ack(a, room, "t-1");
+    json_int_t id = pint(ack, "message_id");
+    json_decref(ack);
+    for (int i = 0; i < 2; i++) {
+        struct v1c *c = i ? b : a;
+        assert_int_equal(expect_new(c, room, "maybe sent", "alice"), id);
+        assert_true(v1_none(c, i ? 50 : 500, "new_message", NULL));
+    }
+    v1_close(a);
+    v1_close(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_bad_request),
+        cmocka_unit_test(test_bad_room),
+        cmocka_unit_test(test_bad_id),
+        cmocka_unit_test(test_empty_message),
+        cmocka_unit_test(test_not_member),
+        cmocka_unit_test(test_already_joined),
+        cmocka_unit_test(test_too_many_rooms),
+        cmocka_unit_test(test_binary_frame_on_json_closes_1003),
+        cmocka_unit_test(test_text_frame_on_msgpack_closes_1003),
+        cmocka_unit_test(test_bad_utf8_is_1007_and_too_big_is_1009),
+        cmocka_unit_test(test_msgpack_end_to_end),
+        cmocka_unit_test(test_too_many_requests),
+        cmocka_unit_test(test_timeout_then_resend_is_exactly_once),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+}

@@ -1,0 +1,259 @@
+/* Protocol v1 over HTTP: POST /api/publish (off without API_KEY, 401/403
+ * for missing or wrong keys, 400/413 for bad bodies, and a published message
+ * reaching v1 and legacy members with an id and landing in the history), and
+ * the Origin check of WebSocket upgrades (same host by default, the
+ * ALLOWED_ORIGINS list, or *). Extra gateway processes of the node carry the
+ * other settings: one without API_KEY, two with ALLOWED_ORIGINS. */
+#include "v1.h"
+
+#define KEY "integration-api-key-0123456789"
+
+static struct h_fixture fx;
+static struct h_node no_key, listed, star;
+
+static int extra_gateway(struct h_node *g, const char *name, const char *setting)
+{
+    *g = fx.node;
+    g->port = h_free_port();
+    g->gateway_name = name;
+    memset(g->extra_env, 0, sizeof g->extra_env);
+    if (setting) {
+        g->extra_env[0] = "API_KEY=" KEY;
+        g->extra_env[1] = setting;
+    }
+    if (h_gateway_start(g) < 0)
+        return -1;
+    return h_wait_health(g->port, 200, 15000);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"API_KEY=" KEY, NULL};
+    if (h_fixture_up(&fx, env) < 0)
+        return -1;
+    if (extra_gateway(&no_key, "gateway-no-key", NULL) < 0 ||
+        extra_gateway(&listed, "gateway-listed",
+                      "ALLOWED_ORIGINS=https://chat.example.com, http://other.test:8080") < 0 ||
+        extra_gateway(&star, "gateway-star", "ALLOWED_ORIGINS=*") < 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int bad = 0;
+    struct h_node *g[] = {&no_key, &listed, &star};
+    for (int i = 0; i < 3; i++) {
+        h_dump_log(&g[i]->gateway, 10);
+        bad += h_stop_clean(&g[i]->gateway);
+    }
+    return h_fixture_down(&fx) < 0 || bad ? -1 : 0;
+}
+
+/* POST /api/publish with an optional Authorization value; returns the
+ * status, and the parsed body in *out when asked (NULL if not JSON). */
+static int publish(int port, const char *auth, const char *body, json_t **out)
+{
+    char headers[512];
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s%s%s",
+             auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+    struct h_resp r;
+    assert_int_equal(h_http(port, "POST", "/api/publish", headers, body, strlen(body), &r), 0);
+    int status = r.status;
+    if (out)
+        *out = json_loadb(r.body, r.body_len, 0, NULL);
+    h_resp_free(&r);
+    return status;
+}
+
+static const char *good_body = "{\"room\":\"news\",\"message\":\"Deploy finished\","
+                               "\"from\":\"deploybot\"}";
+
+static void test_publish_is_off_without_an_api_key(void **state)
+{
+    (void)state;
+    assert_int_equal(publish(no_key.port, NULL, good_body, NULL), 404);
+    assert_int_equal(publish(no_key.port, "Bearer " KEY, good_body, NULL), 404);
+}
+
+static void test_publish_needs_the_right_key(void **state)
+{
+    (void)state;
+    struct v1c *m = v1_member(fx.node.port, "mona", V1_JSON);
+    join_quietly(m, "news");
+    assert_int_equal(publish(fx.node.port, NULL, good_body, NULL), 401);
+    assert_int_equal(publish(fx.node.port, "Bearer not-the-key-0123456789abcdef", good_body, NULL),
+                     403);
+    assert_int_equal(publish(fx.node.port, "Bearer " KEY "x", good_body, NULL), 403);
+    assert_int_equal(publish(fx.node.port, "Bearer integration-api-key", good_body, NULL), 403);
+    assert_true(v1_none(m, 300, "new_message", NULL));
+    v1_close(m);
+}
+
+static void test_published_message_is_like_a_users(void **state)
+{
+    (void)state;
+    const char *room = "news";
+    struct v1c *m = v1_member(fx.node.port, "mona", V1_JSON);
+    struct wsc *legacy = member(fx.node.port, "lenny", room);
+    ready(legacy, "legacy here");
+    json_t *first = join_ok(m, room);
+    json_int_t last = pint(first, "last_id");
+    json_decref(first);
+
+    json_t *res = NULL;
+    assert_int_equal(publish(fx.node.port, "Bearer " KEY, good_body, &res), 200);
+    assert_non_null(res);
+    assert_string_equal(json_string_value(json_object_get(res, "room")), room);
+    json_int_t id = json_integer_value(json_object_get(res, "message_id"));
+    assert_int_equal(id, last + 1);
+    const char *sent = json_string_value(json_object_get(res, "sent"));
+    assert_true(is_rfc3339_ms(sent));
+
+    json_t *ev = v1_wait(m, V1_WAIT, "new_message", "room", room, NULL);
+    V1_MUST(m, ev, "new_message");
+    check_message(pl(ev), room);
+    assert_int_equal(pint(ev, "id"), id);
+    assert_string_equal(pstr(ev, "message"), "Deploy finished");
+    assert_string_equal(pstr(ev, "from"), "deploybot");
+    assert_string_equal(pstr(ev, "sent"), sent);
+    json_decref(ev);
+    expect_message(legacy, "Deploy finished", "deploybot");
+
+    /* In the history, and the next user message follows it. */
+    assert_int_equal(v1_send(m, "history", json_pack("{s:s, s:i}", "room", room, "limit", 1)), 0);
+    ev = v1_wait(m, V1_WAIT, "history", "room", room, NULL);
+    V1_MUST(m, ev, "history");
+    json_t *h = json_array_get(json_object_get(pl(ev), "messages"), 0);
+    assert_non_null(h);
+    assert_int_equal(msg_id(h), id);
+    assert_string_equal(json_string_value(json_object_get(h, "from")), "deploybot");
+    json_decref(ev);
+    assert_int_equal(send_ok(m, room, "thanks", NULL), id + 1);
+
+    /* Through another gateway, into a room nobody is in: kept for later. */
+    json_decref(res);
+    res = NULL;
+    assert_int_equal(publish(listed.port, "Bearer " KEY,
+                             "{\"room\":\"empty-room\",\"message\":\"for later\","
+                             "\"from\":\"deploybot\"}",
+                             &res),
+                     200);
+    json_decref(res);
+    ev = join_ok(m, "empty-room");
+    assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 1);
+    assert_string_equal(msg_text(json_array_get(json_object_get(pl(ev), "messages"), 0)),
+                        "for later");
+    json_decref(ev);
+    wsc_close(legacy);
+    v1_close(m);
+}
+
+static void test_publish_refuses_bad_bodies(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "not json",
+        "[]",
+        "{\"message\":\"m\",\"from\":\"bot\"}",
+        "{\"room\":\"bad room\",\"message\":\"m\",\"from\":\"bot\"}",
+        "{\"room\":\"news\",\"from\":\"bot\"}",
+        "{\"room\":\"news\",\"message\":5,\"from\":\"bot\"}",
+        "{\"room\":\"news\",\"message\":\"  \",\"from\":\"bot\"}",
+        "{\"room\":\"news\",\"message\":\"m\"}",
+        "{\"room\":\"news\",\"message\":\"m\",\"from\":\"\"}",
+        "{\"room\":\"news\",\"message\":\"m\",\"from\":\"a\\u0007b\"}",
+        "{\"room\":\"news\",\"message\":\"m\",\"from\":\"0123456789012345678901234567890123\"}",
+    };
+    struct v1c *m = v1_member(fx.node.port, "mona", V1_JSON);
+    join_quietly(m, "news");
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        json_t *res = NULL;
+        int status = publish(fx.node.port, "Bearer " KEY, bodies[i], &res);
+        if (status != 400)
+            fail_msg("%s: status %d, want 400", bodies[i], status);
+        assert_true(json_is_string(json_object_get(res, "error")));
+        json_decref(res);
+    }
+    /* Over 64 KiB. */
+    size_t n = 70 * 1024;
+    char *big = malloc(n + 64);
+    int k = snprintf(big, 64, "{\"room\":\"news\",\"from\":\"bot\",\"message\":\"");
+    memset(big + k, 'x', n);
+    strcpy(big + k + n, "\"}");
+    assert_int_equal(publish(fx.node.port, "Bearer " KEY, big, NULL), 413);
+    free(big);
+    assert_true(v1_none(m, 300, "new_message", NULL));
+    v1_close(m);
+}
+
+/* The upgrade status for an Origin (NULL: none), legacy or v1. */
+static int upgrade(int port, const char *origin, bool v1)
+{
+    char *token = h_login(port, "olive");
+    assert_non_null(token);
+    char path[4200], headers[512];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    snprintf(headers, sizeof headers, "%s%s%s%s", origin ? "Origin: " : "", origin ? origin : "",
+             origin ? "\r\n" : "", v1 ? "Sec-WebSocket-Protocol: confab.v1\r\n" : "");
+    free(token);
+    int status = 0;
+    struct wsc *c = wsc_connect(port, path, headers, 0, &status);
+    if (c && v1)
+        assert_string_equal(wsc_protocol(c), "confab.v1");
+    wsc_close(c);
+    return status;
+}
+
+static void expect_upgrade(int port, const char *origin, int status)
+{
+    for (int v1 = 0; v1 < 2; v1++) {
+        int got = upgrade(port, origin, v1);
+        if (got != status)
+            fail_msg("port %d, Origin %s, %s: status %d, want %d", port, origin ? origin : "(none)",
+                     v1 ? "confab.v1" : "legacy", got, status);
+    }
+}
+
+static void test_origin_defaults_to_the_same_host(void **state)
+{
+    (void)state;
+    char same[64];
+    snprintf(same, sizeof same, "http://127.0.0.1:%d", fx.node.port);
+    expect_upgrade(fx.node.port, NULL, 101);
+    expect_upgrade(fx.node.port, same, 101);
+    expect_upgrade(fx.node.port, "http://evil.example", 403);
+    expect_upgrade(fx.node.port, "https://127.0.0.1.evil.example", 403);
+    expect_upgrade(fx.node.port, "null", 403);
+}
+
+static void test_allowed_origins_list_and_star(void **state)
+{
+    (void)state;
+    char same[64];
+    snprintf(same, sizeof same, "http://127.0.0.1:%d", listed.port);
+    expect_upgrade(listed.port, NULL, 101);
+    expect_upgrade(listed.port, "https://chat.example.com", 101);
+    expect_upgrade(listed.port, "http://other.test:8080", 101);
+    expect_upgrade(listed.port, "http://chat.example.com", 403); /* other scheme */
+    expect_upgrade(listed.port, "https://chat.example.org", 403);
+    expect_upgrade(listed.port, "http://other.test:8081", 403); /* other port */
+    expect_upgrade(listed.port, same, 403); /* the list replaces the same-host rule */
+    expect_upgrade(star.port, "http://anything.example", 101);
+    expect_upgrade(star.port, NULL, 101);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publish_is_off_without_an_api_key),
+        cmocka_unit_test(test_publish_needs_the_right_key),
+        cmocka_unit_test(test_published_message_is_like_a_users),
+        cmocka_unit_test(test_publish_refuses_bad_bodies),
+        cmocka_unit_test(test_origin_defaults_to_the_same_host),
+        cmocka_unit_test(test_allowed_origins_list_and_star),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+}

@@ -1,0 +1,388 @@
+/* Protocol v1 across failures on one node with two gateway processes (each
+ * on its own port, sharing the brokers): recovery with since+epoch after the
+ * client's gateway is killed, with no gap or duplicate even while messages
+ * keep coming; recovered:false once the history is gone; idempotent resends
+ * (also through another gateway); `unavailable` instead of silence while a
+ * broker or Redis is down. */
+#include "v1.h"
+
+static struct h_fixture fx;
+static struct h_node gw2; /* a second gateway process of fx.node */
+
+enum { HISTORY = 20 };
+
+static int setup(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"HISTORY_SIZE=20", NULL};
+    if (h_fixture_up(&fx, env) < 0)
+        return -1;
+    gw2 = fx.node;
+    gw2.port = h_free_port();
+    gw2.gateway_name = "gateway-2";
+    if (h_gateway_start(&gw2) < 0 || h_wait_health(gw2.port, 200, 15000) < 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h_dump_log(&gw2.gateway, 25);
+    int bad = h_stop_clean(&gw2.gateway);
+    return h_fixture_down(&fx) < 0 || bad ? -1 : 0;
+}
+
+/* Restarts the first gateway if a test killed it. */
+static void gateway_up(void)
+{
+    if (fx.node.gateway.pid > 0 && h_alive(&fx.node.gateway))
+        return;
+    assert_int_equal(h_gateway_start(&fx.node), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+}
+
+static void kill_gateway(void)
+{
+    h_stop(&fx.node.gateway, SIGKILL, 5000);
+    assert_false(h_alive(&fx.node.gateway));
+}
+
+/* The joined event of a recovering join. */
+static json_t *rejoin(struct v1c *c, const char *room, json_int_t since, const char *epoch,
+                      int limit)
+{
+    json_t *p =
+        json_pack("{s:s, s:I, s:s}", "room", room, "since", (json_int_t)since, "epoch", epoch);
+    if (limit >= 0)
+        json_object_set_new(p, "limit", json_integer(limit));
+    return join_with(c, p);
+}
+
+static void text_of(char *out, size_t cap, const char *prefix, int i)
+{
+    snprintf(out, cap, "%s-%d", prefix, i);
+}
+
+static void test_recovery_after_the_gateway_is_killed(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "recover";
+    struct v1c *s = v1_member(gw2.port, "alice", V1_JSON);
+    struct v1c *c = v1_member(fx.node.port, "bob", V1_JSON);
+    join_quietly(s, room);
+    json_t *ev = join_ok(c, room);
+    char epoch[128];
+    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
+    json_decref(ev);
+    char text[32];
+    for (int i = 1; i <= 3; i++) {
+        text_of(text, sizeof text, "before", i);
+        assert_int_equal(send_ok(s, room, text, NULL), i);
+        assert_int_equal(expect_new(c, room, text, "alice"), i);
+    }
+
+    kill_gateway();
+    v1_abort(c);
+    for (int i = 4; i <= 7; i++) {
+        text_of(text, sizeof text, "missed", i);
+        assert_int_equal(send_ok(s, room, text, NULL), i);
+    }
+
+    /* Another gateway: exactly the four missed ones, even with a lower
+     * limit, then live ones with no gap and no duplicate. */
+    c = v1_member(gw2.port, "bob", V1_JSON);
+    ev = rejoin(c, room, 3, epoch, 2);
+    assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_string_equal(pstr(ev, "epoch"), epoch);
+    assert_int_equal(pint(ev, "last_id"), 7);
+    json_t *msgs = json_object_get(pl(ev), "messages");
+    assert_int_equal(json_array_size(msgs), 4);
+    for (int i = 4; i <= 7; i++) {
+        text_of(text, sizeof text, "missed", i);
+        assert_int_equal(msg_id(json_array_get(msgs, i - 4)), i);
+        assert_string_equal(msg_text(json_array_get(msgs, i - 4)), text);
+    }
+    json_decref(ev);
+    for (int i = 8; i <= 9; i++) {
+        text_of(text, sizeof text, "live", i);
+        send_req(s, room, text, NULL);
+        json_t *m = v1_wait(c, V1_WAIT, "new_message", "room", room, NULL);
+        V1_MUST(c, m, "new_message");
+        assert_int_equal(pint(m, "id"), i);
+        assert_string_equal(pstr(m, "message"), text);
+        json_decref(m);
+    }
+    assert_true(v1_none(c, 300, "new_message", NULL));
+
+    /* Nothing missed since: recovered, and nothing to replay. */
+    struct v1c *c2 = v1_member(gw2.port, "bob", V1_JSON);
+    ev = rejoin(c2, room, 9, epoch, -1);
+    assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 0);
+    json_decref(ev);
+    v1_close(c2);
+    v1_close(c);
+    v1_close(s);
+    gateway_up();
+}
+
+/* A recovering join while messages keep coming: what joined holds and the
+ * live messages after it are every id after `since`, each once, in order. */
+static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
+{
+    (void)state;
+    gateway_up();
+    enum { ROUNDS = 5, N = 40 };
+    for (int r = 0; r < ROUNDS; r++) {
+        char room[32];
+        snprintf(room, sizeof room, "race-%d", r);
+        struct v1c *s = v1_member(gw2.port, "alice", V1_JSON);
+        struct v1c *c = v1_member(fx.node.port, "bob", V1_JSON);
+        join_quietly(s, room);
+        json_t *ev = join_ok(c, room);
+        char epoch[128];
+        snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
+        json_decref(ev);
+        send_ok(s, room, "seen", NULL);
+        assert_int_equal(expect_new(c, room, "seen", "alice"), 1);
+        v1_abort(c);
+
+        c = v1_member(fx.node.port, "bob", V1_JSON);
+        char text[32];
+        for (int i = 0; i < N; i++) {
+            if (i == N / 2 - 5 * r) /* the join lands at various points */
+                assert_int_equal(
+                    v1_send(c, "join",
+                            json_pack("{s:s, s:i, s:s}", "room", room, "since", 1, "epoch", epoch)),
+                    0);
+            text_of(text, sizeof text, "burst", i + 2);
+            send_req(s, room, text, NULL);
+        }
+        ev = v1_wait(c, V1_WAIT, "joined", "room", room, NULL);
+        V1_MUST(c, ev, "joined");
+        check_joined(ev, room);
+        assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+        json_t *msgs = json_object_get(pl(ev), "messages");
+        json_int_t next = 2;
+        for (size_t i = 0; i < json_array_size(msgs); i++, next++)
+            assert_int_equal(msg_id(json_array_get(msgs, i)), next);
+        assert_int_equal(pint(ev, "last_id"), next - 1);
+        json_decref(ev);
+        for (; next <= N + 1; next++) {
+            json_t *m = v1_wait(c, V1_WAIT, "new_message", "room", room, NULL);
+            V1_MUST(c, m, "new_message");
+            text_of(text, sizeof text, "burst", (int)next);
+            if (pint(m, "id") != next)
+                fail_msg("round %d: live id %lld after joined, want %lld", r,
+                         (long long)pint(m, "id"), (long long)next);
+            assert_string_equal(pstr(m, "message"), text);
+            json_decref(m);
+        }
+        assert_true(v1_none(c, r ? 50 : 300, "new_message", NULL));
+        v1_close(c);
+        v1_close(s);
+    }
+}
+
+static void test_resent_id_is_one_message(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "dedup";
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
+    join_quietly(a, room);
+    join_quietly(b, room);
+    join_quietly(a, "dedup-other");
+
+    send_req(a, room, "once", "d-1");
+    json_t *first = expect_ack(a, room, "d-1");
+    json_int_t id = pint(first, "message_id");
+    assert_int_equal(expect_new(b, room, "once", "alice"), id);
+    assert_int_equal(expect_new(a, room, "once", "alice"), id);
+
+    /* The same id again, even with other text: the original ack, nothing new. */
+    for (int i = 0; i < 2; i++) {
+        send_req(a, room, i ? "changed text" : "once", "d-1");
+        json_t *again = expect_ack(a, room, "d-1");
+        assert_int_equal(pint(again, "message_id"), id);
+        assert_string_equal(pstr(again, "sent"), pstr(first, "sent"));
+        json_decref(again);
+    }
+    assert_true(v1_none(b, 300, "new_message", NULL));
+    assert_true(v1_none(a, 20, "new_message", NULL));
+
+    /* The key is (user, room, id): another user, or another room, is new. */
+    assert_int_equal(send_ok(b, room, "bob's d-1", "d-1"), id + 1);
+    expect_new(a, room, "bob's d-1", "bob");
+    send_ok(a, "dedup-other", "other room", "d-1");
+    expect_new(a, "dedup-other", "other room", "alice");
+
+    /* A new connection through the other gateway: still the original ack. */
+    v1_close(a);
+    a = v1_member(gw2.port, "alice", V1_JSON);
+    join_quietly(a, room);
+    send_req(a, room, "once", "d-1");
+    json_t *again = expect_ack(a, room, "d-1");
+    assert_int_equal(pint(again, "message_id"), id);
+    assert_string_equal(pstr(again, "sent"), pstr(first, "sent"));
+    json_decref(again);
+    assert_true(v1_none(b, 300, "new_message", NULL));
+    assert_true(v1_none(a, 20, "new_message", NULL));
+    json_decref(first);
+    v1_close(a);
+    v1_close(b);
+}
+
+/* Resends `id` until it is acked (errors meanwhile are fine); returns the
+ * message id. */
+static json_int_t resend_until_acked(struct v1c *c, const char *room, const char *text,
+                                     const char *id, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (h_now_ms() < deadline) {
+        send_req(c, room, text, id);
+        json_t *ack = v1_wait(c, 300, "ack", "id", id, NULL);
+        if (ack) {
+            json_int_t mid = pint(ack, "message_id");
+            json_decref(ack);
+            return mid;
+        }
+    }
+    v1_dump(c, "resend");
+    fail_msg("%s was not acked within %d ms", id, timeout_ms);
+    return 0;
+}
+
+static void test_broker_down_is_unavailable_never_silence(void **state)
+{
+    (void)state;
+    gateway_up();
+    char room[32], room2[32];
+    room_on_shard(room, sizeof room, "down-", 1, 2);
+    room_on_shard(room2, sizeof room2, "down2-", 1, 2);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
+    join_quietly(a, room);
+    join_quietly(b, room);
+
+    h_stop(&fx.node.broker[1], SIGKILL, 5000);
+    assert_int_equal(h_wait_health(fx.node.port, 503, 10000), 0);
+    send_req(a, room, "into the void", "u-1");
+    expect_error(a, "unavailable", "u-1", room);
+    send_req(a, room, "into the void", NULL);
+    expect_error(a, "unavailable", NULL, room);
+    assert_int_equal(v1_send(a, "history", json_pack("{s:s, s:s}", "room", room, "id", "u-2")), 0);
+    expect_error(a, "unavailable", "u-2", room);
+    assert_int_equal(v1_send(a, "join", json_pack("{s:s, s:s}", "room", room2, "id", "u-3")), 0);
+    expect_error(a, "unavailable", "u-3", room2);
+    assert_true(v1_none(b, 300, "new_message", NULL));
+
+    assert_int_equal(h_broker_start(&fx.node, 1), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    /* The membership survived; the resend makes exactly one message. */
+    json_int_t id = resend_until_acked(a, room, "into the void", "u-1", 10000);
+    assert_int_equal(expect_new(b, room, "into the void", "alice"), id);
+    assert_true(v1_none(b, 300, "new_message", NULL));
+    json_decref(join_ok(a, room2));
+    v1_close(a);
+    v1_close(b);
+}
+
+static void test_not_recovered_once_the_history_is_gone(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "trimmed";
+    struct v1c *s = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(s, room);
+    json_t *ev = join_ok(s, "flushed");
+    char epoch[128];
+    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
+    json_decref(ev);
+    ev = join_ok(s, room);
+    char epoch_t[128];
+    snprintf(epoch_t, sizeof epoch_t, "%s", pstr(ev, "epoch"));
+    json_decref(ev);
+
+    /* Older than what is kept: the latest `limit`, not recovered. */
+    for (int i = 1; i <= HISTORY + 5; i++)
+        send_req(s, room, "t", NULL);
+    for (int i = 1; i <= HISTORY + 5; i++)
+        json_decref(expect_ack(s, room, NULL));
+    struct v1c *c = v1_member(gw2.port, "bob", V1_JSON);
+    ev = rejoin(c, room, 2, epoch_t, 5);
+    assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_string_equal(pstr(ev, "epoch"), epoch_t);
+    json_t *msgs = json_object_get(pl(ev), "messages");
+    assert_int_equal(json_array_size(msgs), 5);
+    assert_int_equal(msg_id(json_array_get(msgs, 0)), HISTORY + 1);
+    json_decref(ev);
+    /* Just inside what is kept: recovered. */
+    struct v1c *c2 = v1_member(gw2.port, "carol", V1_JSON);
+    ev = rejoin(c2, room, 5, epoch_t, 5);
+    assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), HISTORY);
+    json_decref(ev);
+    v1_close(c2);
+
+    /* Redis loses everything: a new epoch, not recovered. */
+    for (int i = 1; i <= 3; i++)
+        send_ok(s, "flushed", "before the flush", NULL);
+    static const char *const flush[] = {"FLUSHALL", NULL};
+    assert_int_equal(h_redis_cli(&fx.redis, flush), 0);
+    send_ok(s, "flushed", "after the flush", NULL);
+    struct v1c *c3 = v1_member(gw2.port, "dave", V1_JSON);
+    ev = rejoin(c3, "flushed", 3, epoch, -1);
+    assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_string_not_equal(pstr(ev, "epoch"), epoch);
+    msgs = json_object_get(pl(ev), "messages");
+    assert_int_equal(json_array_size(msgs), 1);
+    assert_string_equal(msg_text(json_array_get(msgs, 0)), "after the flush");
+    json_decref(ev);
+    v1_close(c3);
+    v1_close(c);
+    v1_close(s);
+}
+
+static void test_redis_down_is_unavailable_never_silence(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "no-redis";
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(a, room);
+    send_ok(a, room, "while it works", NULL);
+
+    long m0 = h_log_mark(&fx.node.broker[0]), m1 = h_log_mark(&fx.node.broker[1]);
+    h_stop(&fx.redis.proc, SIGKILL, 5000);
+    send_req(a, room, "lost?", "n-1");
+    json_t *ev = v1_wait(a, 12000, "error", "ref", "n-1", NULL);
+    V1_MUST(a, ev, "error while Redis is down");
+    assert_string_equal(pstr(ev, "code"), "unavailable");
+    json_decref(ev);
+
+    assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
+    assert_true(h_log_contains_from(&fx.node.broker[0], m0, "ready: Redis connected", 15000));
+    assert_true(h_log_contains_from(&fx.node.broker[1], m1, "ready: Redis connected", 15000));
+    json_int_t id = resend_until_acked(a, room, "lost?", "n-1", 10000);
+    assert_int_equal(expect_new(a, room, "lost?", "alice"), id);
+    assert_true(v1_none(a, 300, "new_message", NULL));
+    v1_close(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recovery_after_the_gateway_is_killed),
+        cmocka_unit_test(test_recovery_under_traffic_has_no_gap_or_duplicate),
+        cmocka_unit_test(test_resent_id_is_one_message),
+        cmocka_unit_test(test_broker_down_is_unavailable_never_silence),
+        cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
+        cmocka_unit_test(test_redis_down_is_unavailable_never_silence),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+}
