@@ -1,0 +1,158 @@
+// The frontend and confab-client.js in headless Chromium against an in-memory
+// Protocol v1 server (mock-server.mjs): the failure cases the client must
+// survive, made to happen exactly when wanted. chat.test.mjs runs the same UI
+// against the real system.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { MockConfab } from "./mock-server.mjs";
+import {
+  FRONTEND, until, launch, watchErrors, login, send, messages, waitForText, waitForSent,
+  joinRoom, switchRoom, members, unread, checkSequence,
+} from "./helpers.mjs";
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+async function open(mock, user, { viewport } = {}) {
+  const ctx = await browser.newContext(viewport ? { viewport } : {});
+  await mock.attach(ctx);
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${mock.origin}/`);
+  await login(page, user);
+  return { page, errors, close: () => ctx.close() };
+}
+
+const sentFrames = (mock, user, type) => mock.received.filter((f) => f.user === user && f.type === type);
+
+test("rooms, history, presence, typing, unread counts and text-only rendering", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  for (let i = 1; i <= 60; i++) mock.publish("lobby", "carol", `old ${i}`);
+  const alice = await open(mock, "alice");
+  // The first login joins #general; the frames speak confab.v1.
+  await until("alice in general", async () =>
+    (await alice.page.getAttribute('#rooms .room[data-room="general"]', "data-state")) === "joined");
+  assert.deepEqual(mock.conns.values().next().value.protocols, ["confab.v1"]);
+
+  // History on join: the latest 50, then older ones on demand, in id order.
+  await joinRoom(alice.page, "lobby");
+  await until("50 messages of history", async () => (await messages(alice.page)).length === 50);
+  assert.equal((await messages(alice.page))[0].text, "old 11");
+  await alice.page.click("#older-button");
+  await until("all 60", async () => (await messages(alice.page)).length === 60);
+  assert.deepEqual(await checkSequence(alice.page, assert), Array.from({ length: 60 }, (_, i) => `old ${i + 1}`));
+  assert.equal(await alice.page.isHidden("#older-button"), true);
+
+  // Presence both ways, typing, and HTML shown as text.
+  const bob = await open(mock, "bob");
+  await joinRoom(bob.page, "lobby");
+  await until("alice sees bob", async () => (await members(alice.page)).includes("bob"));
+  assert.deepEqual((await members(bob.page)).sort(), ["alice", "bob"]);
+  await bob.page.fill("#message-input", "typing away");
+  await until("typing shown", async () => (await alice.page.textContent("#typing")) === "bob is typing…");
+  const evil = `<img src=x onerror="document.title='pwned'"><b>bold?</b>`;
+  await send(bob.page, evil);
+  const got = await waitForText(alice.page, evil);
+  assert.equal(got.from, "bob");
+  assert.ok(!got.html.includes("<img"));
+  assert.equal(await alice.page.$$eval("#messages img, #messages b", (e) => e.length), 0);
+  assert.equal(await alice.page.textContent("#typing"), "", "a message ends its sender's typing");
+
+  // Unread counts for a room in the background; cleared on switching to it.
+  await switchRoom(alice.page, "general");
+  await send(bob.page, "one");
+  await send(bob.page, "two");
+  await until("2 unread", async () => (await unread(alice.page, "lobby")) === 2);
+  await switchRoom(alice.page, "lobby");
+  assert.equal(await unread(alice.page, "lobby"), 0);
+
+  // Leaving: the room goes away here and bob sees alice leave.
+  await alice.page.click('#rooms .room[data-room="lobby"] .leave-button');
+  await until("lobby gone", async () => (await alice.page.$('#rooms .room[data-room="lobby"]')) === null);
+  await until("bob sees alice leave", async () => !(await members(bob.page)).includes("alice"));
+  assert.equal(await alice.page.textContent("#room-name"), "general");
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+  await alice.close();
+  await bob.close();
+});
+
+test("sends are acked in either order, shown once, and go out after a reconnect", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  const bob = await open(mock, "bob");
+  await joinRoom(alice.page, "r1");
+  await joinRoom(bob.page, "r1");
+
+  mock.echoFirst = true; // new_message before ack: still one message, "sent"
+  await send(alice.page, "echo first");
+  await waitForSent(alice.page, "echo first");
+  mock.echoFirst = false;
+  await send(alice.page, "ack first");
+  await waitForSent(alice.page, "ack first");
+
+  // An ack lost with the connection: the recovered join brings the message,
+  // the resend with the same id gets the original ack, nothing is doubled.
+  mock.faults.push({ type: "send", user: "alice", action: "lose-ack-and-close" });
+  await send(alice.page, "lost ack");
+  await until("alice reconnected", async () => sentFrames(mock, "alice", "join").filter((f) => f.payload.room === "r1").length === 2);
+  await waitForSent(alice.page, "lost ack");
+  const resends = sentFrames(mock, "alice", "send").filter((f) => f.payload.message === "lost ack");
+  assert.equal(resends.length, 2);
+  assert.equal(resends[0].payload.id, resends[1].payload.id, "a resend must reuse the id");
+  const rejoin = sentFrames(mock, "alice", "join").filter((f) => f.payload.room === "r1")[1].payload;
+  assert.equal(rejoin.since, 2);
+  assert.equal(rejoin.epoch, mock.room("r1").epoch);
+
+  // A send answered with `timeout` is retried with the same id.
+  mock.faults.push({ type: "send", user: "alice", action: "timeout" });
+  await send(alice.page, "timed out once");
+  await waitForSent(alice.page, "timed out once");
+  const tries = sentFrames(mock, "alice", "send").filter((f) => f.payload.message === "timed out once");
+  assert.equal(tries.length, 2);
+  assert.equal(tries[0].payload.id, tries[1].payload.id);
+
+  // Cut off while bob talks and alice types: after the reconnect alice has
+  // everything once, in order, and her queued messages reach bob once.
+  mock.joinsHeld = true;
+  mock.kill("alice");
+  await until("alice notices", async () => (await alice.page.getAttribute("#status", "data-state")) !== "connected");
+  for (let i = 1; i <= 5; i++) await send(bob.page, `while away ${i}`);
+  await send(alice.page, "queued 1");
+  await send(alice.page, "queued 2");
+  assert.equal((await messages(alice.page)).filter((m) => m.state === "sending").length, 2);
+  await until("alice reconnects", async () => mock.connectionsOf("alice") === 1);
+  mock.releaseJoins();
+  await waitForSent(alice.page, "queued 2");
+  await waitForText(bob.page, "queued 2");
+  const expected = ["echo first", "ack first", "lost ack", "timed out once",
+    ...[1, 2, 3, 4, 5].map((i) => `while away ${i}`), "queued 1", "queued 2"];
+  assert.deepEqual(await checkSequence(alice.page, assert), expected);
+  assert.deepEqual(await checkSequence(bob.page, assert), expected);
+  assert.deepEqual(mock.room("r1").history.map((m) => m.message), expected);
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+  await alice.close();
+  await bob.close();
+});
+
+test("a room whose history was reset starts afresh; a phone-sized screen works", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice", { viewport: { width: 375, height: 700 } });
+  // The sidebar is a drawer on a phone.
+  assert.equal(await alice.page.isVisible("#sidebar"), false);
+  await alice.page.click("#sidebar-toggle");
+  assert.equal(await alice.page.isVisible("#sidebar"), true);
+  assert.equal(await alice.page.getAttribute("#sidebar-toggle", "aria-expanded"), "true");
+  await joinRoom(alice.page, "r2"); // closes the drawer
+  assert.equal(await alice.page.isVisible("#sidebar"), false);
+  await send(alice.page, "before reset");
+  await waitForSent(alice.page, "before reset");
+
+  mock.resetRoom("r2");
+  mock.publish("r2", "bob", "after reset");
+  mock.kill("alice");
+  await waitForText(alice.page, "after reset");
+  assert.deepEqual((await messages(alice.page)).map((m) => [m.id, m.text]), [[1, "after reset"]]);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
