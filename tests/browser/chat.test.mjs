@@ -1,179 +1,203 @@
 // Two people chat through the real frontend in headless Chromium, against a
-// whole node started with scripts/run-all.sh (private Redis, brokers,
-// gateway). Run by `make test` through ctest; see run.sh.
+// real two-node cluster started with scripts/run-all.sh: node A (private
+// Redis, brokers, one gateway process) and node B (its own brokers and
+// gateway process on another port, sharing A's Redis). Alice's page is served
+// by A's gateway, Bob's by B's. Run by `make test` through ctest; see run.sh.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import {
+  ROOT, BUILD_DIR, ARTIFACTS, freePort, until, launch, watchErrors, login, send, messages,
+  waitForText, waitForSent, joinRoom, switchRoom, members, unread, checkSequence,
+} from "./helpers.mjs";
 
-const ROOT = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "../..");
-const BUILD_DIR = process.env.CONFAB_BUILD_DIR ?? join(ROOT, "build");
-const ARTIFACTS = process.env.CONFAB_ARTIFACTS_DIR ?? join(BUILD_DIR, "artifacts");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const SECRET = "browser-test-secret-0123456789abcdefghij";
+let browser, dir;
+const nodes = {};
 
-let node, port, browser, log = "";
-
-function freePort() {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
+/** Starts one node with run-all.sh; resolves once it says it is up. */
+async function startNode(name, env) {
+  const port = await freePort();
+  const node = { name, port, log: "" };
+  node.proc = spawn("bash", [join(ROOT, "scripts/run-all.sh")], {
+    env: {
+      ...process.env, PORT: String(port), RUN_DIR: join(dir, `run-${name}`), BUILD_DIR,
+      LISTEN_ADDR: "127.0.0.1", GATEWAY_WORKERS: "1", CONFAB_ENV_FILE: "/nonexistent",
+      JWT_SECRET: SECRET, ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  node.proc.stdout.on("data", (d) => (node.log += d));
+  node.proc.stderr.on("data", (d) => (node.log += d));
+  nodes[name] = node;
+  return node;
 }
 
-async function until(what, fn, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function stopNode(node) {
+  if (!node?.proc || node.proc.exitCode !== null) return;
+  const exited = new Promise((r) => node.proc.once("exit", r));
+  node.proc.kill("SIGTERM");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15000))]);
 }
 
-async function healthPid() {
+async function healthPid(port) {
   const r = await fetch(`http://127.0.0.1:${port}/healthz`);
   if (r.status !== 200) return 0;
   return (await r.json()).pid;
 }
 
 before(async () => {
-  port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "confab-browser-"));
-  node = spawn("bash", [join(ROOT, "scripts/run-all.sh")], {
-    env: {
-      ...process.env, PORT: String(port), RUN_DIR: join(dir, "run"), BUILD_DIR,
-      LISTEN_ADDR: "127.0.0.1", GATEWAY_WORKERS: "1", CONFAB_ENV_FILE: "/nonexistent",
-      JWT_SECRET: "browser-test-secret-0123456789abcdefghij",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  node.stdout.on("data", (d) => (log += d));
-  node.stderr.on("data", (d) => (log += d));
-  await until("run-all to come up", () => log.includes("confab is up"), 30000);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  dir = mkdtempSync(join(tmpdir(), "confab-browser-"));
+  const a = await startNode("a", {});
+  const redis = await until("node A's Redis", () => /private Redis at (\S+)/.exec(a.log)?.[1], 30000);
+  const b = await startNode("b", { REDIS_ADDR: redis });
+  await until("node A up", () => a.log.includes("confab is up"), 30000);
+  await until("node B up", () => b.log.includes("confab is up"), 30000);
+  browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
-  if (node && node.exitCode === null) {
-    const exited = new Promise((r) => node.once("exit", r));
-    node.kill("SIGTERM");
-    await exited;
+  await stopNode(nodes.b);
+  await stopNode(nodes.a);
+  if (process.exitCode) {
+    for (const node of Object.values(nodes)) {
+      console.log(`--- node ${node.name} (last lines)\n${node.log.split("\n").slice(-40).join("\n")}`);
+    }
   }
-  if (process.exitCode) console.log(log.split("\n").slice(-60).join("\n"));
 });
 
-async function openChat(user, { clock = false } = {}) {
+/** A person in their own browser context, logged in on a node's gateway. */
+async function person(user, node, { clock = false } = {}) {
   const ctx = await browser.newContext(); // its own sessionStorage: a separate tab/person
   const page = await ctx.newPage();
-  const errors = [];
+  const errors = watchErrors(page);
   const logins = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   page.on("request", (r) => r.method() === "POST" && r.url().endsWith("/login") && logins.push(Date.now()));
   if (clock) await page.clock.install(); // a page clock the test can move forward
-  await page.goto(`http://127.0.0.1:${port}/`);
-  await page.fill("#username", user);
-  await page.click("#login-button");
-  await page.waitForSelector("#chat:not([hidden])");
-  await until(`${user} connected`, async () =>
-    (await page.getAttribute("#status", "data-state")) === "connected");
-  return { page, errors, logins };
+  await page.goto(`http://127.0.0.1:${node.port}/`);
+  await login(page, user);
+  return { page, errors, logins, close: () => ctx.close() };
 }
 
-async function send(page, text) {
-  await page.fill("#message-input", text);
-  await page.press("#message-input", "Enter");
-}
+// While a gateway is down, refused connections and logins are expected.
+const unexpected = (errors) => errors.filter((e) => !/WebSocket|Failed to load resource: net::ERR_/.test(e));
 
-async function lastMessages(page, n) {
-  return page.$$eval("#messages .message", (els, n) => els.slice(-n).map((e) => ({
-    from: e.querySelector(".from").textContent,
-    text: e.querySelector(".text").textContent,
-    html: e.querySelector(".text").innerHTML,
-  })), n);
-}
-
-async function waitForText(page, text) {
-  await until(`"${text}" on screen`, async () =>
-    (await lastMessages(page, 50)).some((m) => m.text === text));
-}
-
-async function joinRoom(page, room) {
-  await page.fill("#room-input", room);
-  await page.click("#join-button");
-  await until(`room ${room}`, async () => (await page.textContent("#room-name")).includes(room));
-}
-
-test("two people chat, switch rooms, and user text stays text", async () => {
-  const alice = await openChat("alice");
-  const bob = await openChat("bob");
-
-  // Both start in "general". A message full of HTML must show as text.
-  const evil = `<img src=x onerror="document.title='pwned'"><b>bold?</b>`;
-  await until("bob's join to take effect", async () => {
-    await send(bob.page, "bob is here");
-    return (await lastMessages(alice.page, 50)).some((m) => m.text === "bob is here");
-  });
-  await send(alice.page, evil);
-  await waitForText(bob.page, evil);
-  const got = (await lastMessages(bob.page, 1))[0];
-  assert.equal(got.from, "alice");
-  assert.equal(got.text, evil);
-  assert.ok(!got.html.includes("<img"), "rendered as markup: " + got.html);
-  assert.notEqual(await bob.page.title(), "pwned");
-  assert.equal(await bob.page.$$eval("#messages img, #messages b", (e) => e.length), 0);
-
-  // Move both to another room; messages follow them there.
+test("two people chat in two rooms across two gateways: history, presence, typing, text stays text", async () => {
+  const alice = await person("alice", nodes.a);
   await joinRoom(alice.page, "lobby");
+  for (const text of ["history 1", "history 2", "history 3"]) {
+    await send(alice.page, text);
+    await waitForSent(alice.page, text);
+  }
+
+  // Bob, on the other gateway, sees the history when he joins.
+  const bob = await person("bob", nodes.b);
   await joinRoom(bob.page, "lobby");
-  await until("both in lobby", async () => {
-    await send(alice.page, "anyone in lobby?");
-    return (await lastMessages(bob.page, 50)).some((m) => m.text === "anyone in lobby?");
-  });
-  await send(bob.page, "yes, me");
-  await waitForText(alice.page, "yes, me");
+  await until("history on bob's screen", async () => (await messages(bob.page)).length === 3);
+  assert.deepEqual(await checkSequence(bob.page, assert), ["history 1", "history 2", "history 3"]);
+  assert.deepEqual((await messages(bob.page)).map((m) => [m.id, m.from]), [[1, "alice"], [2, "alice"], [3, "alice"]]);
+
+  // Presence both ways, and typing.
+  await until("alice sees bob online", async () => (await members(alice.page)).includes("bob"));
+  assert.deepEqual((await members(bob.page)).sort(), ["alice", "bob"]);
+  await bob.page.fill("#message-input", "I am typ");
+  await until("bob typing on alice's screen", async () =>
+    (await alice.page.textContent("#typing")) === "bob is typing…");
+
+  // HTML in a message is shown as text.
+  const evil = `<img src=x onerror="document.title='pwned'"><b>bold?</b>`;
+  await send(bob.page, evil);
+  const got = await waitForText(alice.page, evil);
+  assert.equal(got.from, "bob");
+  assert.ok(!got.html.includes("<img"), `rendered as markup: ${got.html}`);
+  assert.notEqual(await alice.page.title(), "pwned");
+  assert.equal(await alice.page.$$eval("#messages img, #messages b", (e) => e.length), 0);
+  await until("typing cleared by bob's message", async () => (await alice.page.textContent("#typing")) === "");
+
+  // A second room: bob looks at the lobby while alice writes in "second".
+  await joinRoom(alice.page, "second");
+  await joinRoom(bob.page, "second");
+  await switchRoom(bob.page, "lobby");
+  await send(alice.page, "over here");
+  await waitForSent(alice.page, "over here");
+  await until("an unread message for bob", async () => (await unread(bob.page, "second")) === 1);
+  await send(alice.page, "and again");
+  await until("2 unread", async () => (await unread(bob.page, "second")) === 2);
+  await switchRoom(bob.page, "second");
+  assert.equal(await unread(bob.page, "second"), 0);
+  assert.deepEqual(await checkSequence(bob.page, assert), ["over here", "and again"]);
+  await send(bob.page, "got it");
+  await waitForText(alice.page, "got it");
+  await switchRoom(alice.page, "lobby");
+  assert.deepEqual(await checkSequence(alice.page, assert), ["history 1", "history 2", "history 3", evil]);
+
+  // Bob leaves "second": alice sees him go.
+  await switchRoom(alice.page, "second");
+  await until("bob in second", async () => (await members(alice.page)).includes("bob"));
+  await bob.page.click('#rooms .room[data-room="second"] .leave-button');
+  await until("bob gone from second", async () => !(await members(alice.page)).includes("bob"));
+  await switchRoom(alice.page, "lobby");
 
   mkdirSync(ARTIFACTS, { recursive: true });
-  await alice.page.screenshot({ path: join(ARTIFACTS, "chat.png"), fullPage: true });
+  await alice.page.screenshot({ path: join(ARTIFACTS, "chat.png") });
   assert.deepEqual(alice.errors, []);
   assert.deepEqual(bob.errors, []);
-  await alice.page.context().close();
-  await bob.page.context().close();
+  await alice.close();
+  await bob.close();
 });
 
-test("a page reconnects after its gateway dies, logging in again once its token expired", async () => {
-  const alice = await openChat("alice", { clock: true });
-  const bob = await openChat("bob");
-  await joinRoom(alice.page, "after");
-  await joinRoom(bob.page, "after");
+test("the gateway serving a page is killed: after the reconnect nothing is missing or doubled", async () => {
+  const alice = await person("alice", nodes.a, { clock: true });
+  const bob = await person("bob", nodes.b);
+  await joinRoom(alice.page, "resil");
+  await joinRoom(bob.page, "resil");
+  await send(alice.page, "a1");
+  await waitForText(bob.page, "a1");
+  await send(bob.page, "b1");
+  await waitForText(alice.page, "b1");
   const oldToken = await alice.page.evaluate(() => sessionStorage.getItem("confab.token"));
   const loginsBefore = alice.logins.length;
 
-  const victim = await healthPid();
+  const victim = await healthPid(nodes.a.port);
   assert.ok(victim > 0);
-  process.kill(victim, "SIGKILL"); // run-all restarts the gateway
-  await until("the page to notice", async () =>
+  process.kill(victim, "SIGKILL"); // run-all restarts the gateway after a second
+  await until("alice's page to notice", async () =>
     (await alice.page.getAttribute("#status", "data-state")) !== "connected");
-  // While it is down, an hour and more passes for alice: her token (JWT_TTL
-  // is an hour) is now expired as far as her page can tell.
+
+  // Bob talks on while alice is cut off; alice writes too, offline.
+  const during = [1, 2, 3, 4, 5].map((i) => `during ${i}`);
+  for (const text of during) {
+    await send(bob.page, text);
+    await waitForSent(bob.page, text);
+  }
+  await send(alice.page, "queued 1");
+  await send(alice.page, "queued 2");
+  assert.deepEqual((await messages(alice.page)).filter((m) => m.state === "sending").map((m) => m.text),
+    ["queued 1", "queued 2"]);
+  // An hour and more passes for alice: her token (JWT_TTL is an hour) has
+  // expired as far as her page can tell, so it must log in again.
   await alice.page.clock.fastForward("01:05:00");
-  await until("a new gateway process", async () => { const p = await healthPid(); return p && p !== victim; });
-  for (const who of [alice, bob])
-    await until("reconnected", async () =>
-      (await who.page.getAttribute("#status", "data-state")) === "connected", 45000);
+
+  await until("a new gateway process", async () => {
+    const pid = await healthPid(nodes.a.port);
+    return pid && pid !== victim;
+  }, 30000);
+  await until("alice reconnected", async () =>
+    (await alice.page.getAttribute("#status", "data-state")) === "connected", 45000);
+  await waitForSent(alice.page, "queued 2", 20000);
+  await waitForText(bob.page, "queued 2");
+
+  // Exactly once each, in one order, on both screens; ids without gaps.
+  const expected = ["a1", "b1", ...during, "queued 1", "queued 2"];
+  await until("alice's screen settled", async () => (await messages(alice.page)).length >= expected.length);
+  assert.deepEqual(await checkSequence(alice.page, assert), expected);
+  assert.deepEqual(await checkSequence(bob.page, assert), expected);
+  const aliceIds = (await messages(alice.page)).map((m) => m.id);
+  assert.deepEqual((await messages(bob.page)).map((m) => m.id), aliceIds);
 
   // Alice logged in again before reconnecting, and holds a new token.
   assert.ok(alice.logins.length > loginsBefore, "no new POST /login after the token expired");
@@ -181,15 +205,9 @@ test("a page reconnects after its gateway dies, logging in again once its token 
   assert.notEqual(token, oldToken);
   const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
   assert.equal(claims.sub, "alice");
-
-  // Both went back to their room on their own.
-  await until("chat flows again", async () => {
-    await send(alice.page, "back again");
-    return (await lastMessages(bob.page, 50)).some((m) => m.text === "back again");
-  }, 15000);
-  assert.equal((await alice.page.textContent("#room-name")).includes("after"), true);
-  // Refused connections while the gateway was down are expected; nothing else.
-  assert.deepEqual(alice.errors.filter((e) => !/WebSocket|Failed to load resource: net::ERR_/.test(e)), []);
-  await alice.page.context().close();
-  await bob.page.context().close();
+  assert.equal(await alice.page.textContent("#room-name"), "resil");
+  assert.deepEqual(unexpected(alice.errors), []);
+  assert.deepEqual(bob.errors, []);
+  await alice.close();
+  await bob.close();
 });
