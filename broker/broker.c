@@ -1,7 +1,10 @@
 /* broker: see broker.h. The path of a message through here:
- *   gateway link --msg--> rooms_publish --PUBLISH--> Redis
+ *   gateway link --send--> rooms_submit (held until the room is subscribed)
+ *     --> store_send: one Lua script assigns the id, appends to the history
+ *         and PUBLISHes --> "sent" back to the gateway
  *   Redis --message--> on_redis_message (validated) --> rooms --> each gateway link
- */
+ * Joins (sub) go the same way, so a join's snapshot is taken only once the
+ * room's live events are flowing to this broker. */
 #include "broker.h"
 
 #include <errno.h>
@@ -9,23 +12,286 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "links.h"
 #include "log.h"
+#include "map.h"
+#include "presence.h"
 #include "redis.h"
 #include "rooms.h"
 #include "shard.h"
+#include "store.h"
+#include "validate.h"
 #include "wire.h"
+
+#define MAX_MEMBERS 100    /* names in a join snapshot (the count is exact) */
+#define TYPING_GAP_MS 2000 /* one typing event per user per room per 2 s */
 
 struct broker {
     const struct cf_config *cfg;
     uint32_t shard, shards;
     sd_event *ev;
+    sd_event_source *beat;
     struct gwlinks *links;
     struct rooms *rooms;
     struct rbridge *redis;
+    struct presence *presence;
+    struct cf_map *typing; /* room '\0' user -> struct typed */
+    struct store_limits lim;
     struct cf_wire_decoder *dec;
+    bool stopping;
     uint64_t foreign, publish_dropped, misrouted;
 };
+
+struct typed {
+    int64_t at;
+    uint32_t len;
+    char key[];
+};
+
+/* ---- replies to gateways --------------------------------------------------- */
+
+/* What a request needs to answer when Redis replies later. */
+struct pending {
+    struct broker *b;
+    uint64_t link_id, q;
+    uint32_t budget;
+    uint32_t room_len, conn_len;
+    char room[CF_ROOM_MAX];
+    char conn[CF_WIRE_MAX_TOKEN];
+};
+
+static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
+{
+    struct pending *p = malloc(sizeof *p);
+    if (!p)
+        return NULL;
+    p->b = b;
+    p->link_id = link_id;
+    p->q = m->q;
+    p->budget = m->budget;
+    p->room_len = m->room.len;
+    memcpy(p->room, m->room.p, m->room.len);
+    p->conn_len = m->conn.len;
+    if (m->conn.len)
+        memcpy(p->conn, m->conn.p, m->conn.len);
+    return p;
+}
+
+static struct cf_str pstr(const char *p, uint32_t len)
+{
+    return (struct cf_str){p, len};
+}
+
+static struct gwlink *link_of(struct broker *b, uint64_t id)
+{
+    return b->stopping || !b->links ? NULL : gwlinks_find(b->links, id);
+}
+
+static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
+{
+    struct gwlink *l = link_of(b, link_id);
+    if (!l)
+        return;
+    const char *code = "unavailable", *text;
+    switch (err) {
+    case -ENOTCONN: text = "Redis is not connected"; break;
+    case -ENOBUFS: text = "the broker's queue toward Redis is full"; break;
+    case -ECONNRESET: text = "the Redis connection dropped; the outcome is unknown"; break;
+    case -EIO: code = "internal"; text = "Redis refused the command"; break;
+    default: code = "internal"; text = "the broker failed"; break;
+    }
+    struct cf_wire_msg f = {.type = CF_WIRE_FAIL, .q = q};
+    f.code = pstr(code, (uint32_t)strlen(code));
+    f.text = pstr(text, (uint32_t)strlen(text));
+    gwlink_send(l, &f);
+}
+
+/* The newest messages whose payloads fit in `budget` bytes: returns the index
+ * of the first one kept. */
+static uint32_t fit(const struct cf_str *msgs, uint32_t n, uint32_t budget)
+{
+    uint64_t used = 0;
+    uint32_t i = n;
+    while (i > 0 && used + msgs[i - 1].len + 8 <= budget) {
+        used += msgs[i - 1].len + 8;
+        i--;
+    }
+    return i;
+}
+
+static void on_sent(void *ud, int err, const struct store_sent *r)
+{
+    struct pending *p = ud;
+    struct broker *b = p->b;
+    if (err < 0) {
+        send_fail(b, p->link_id, p->q, err);
+    } else {
+        struct gwlink *l = link_of(b, p->link_id);
+        struct cf_wire_msg s = {.type = CF_WIRE_SENT, .q = p->q, .id = r->id, .ts = r->ts,
+                                .dup = r->dup, .room = pstr(p->room, p->room_len)};
+        if (l)
+            gwlink_send(l, &s);
+    }
+    free(p);
+}
+
+static void on_joined(void *ud, int err, const struct store_joined *r)
+{
+    struct pending *p = ud;
+    struct broker *b = p->b;
+    if (p->q == 0) { /* a re-registration after a re-link: nobody waits */
+        free(p);
+        return;
+    }
+    if (err < 0) {
+        if (!b->stopping)
+            presence_del(b->presence, pstr(p->room, p->room_len), pstr(p->conn, p->conn_len));
+        send_fail(b, p->link_id, p->q, err);
+        free(p);
+        return;
+    }
+    struct gwlink *l = link_of(b, p->link_id);
+    if (l) {
+        uint32_t first = fit(r->messages, r->nmessages, p->budget);
+        struct cf_wire_msg s = {.type = CF_WIRE_SUBBED, .q = p->q, .room = pstr(p->room, p->room_len),
+                                .epoch = r->epoch, .last_id = r->last_id, .pv = r->pv,
+                                .count = r->count, .members = r->members,
+                                .nmembers = r->nmembers, .messages = r->messages + first,
+                                .nmessages = r->nmessages - first,
+                                /* a recovery that does not fit is no recovery */
+                                .recovered = r->recovered && first == 0};
+        if (s.epoch.len > CF_WIRE_MAX_TOKEN)
+            s.epoch.len = CF_WIRE_MAX_TOKEN;
+        gwlink_send(l, &s);
+    }
+    free(p);
+}
+
+static void on_page(void *ud, int err, const struct store_page *r)
+{
+    struct pending *p = ud;
+    struct broker *b = p->b;
+    if (err < 0) {
+        send_fail(b, p->link_id, p->q, err);
+    } else if (link_of(b, p->link_id)) {
+        uint32_t first = fit(r->messages, r->nmessages, p->budget);
+        struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = p->q, .room = pstr(p->room, p->room_len),
+                                .messages = r->messages + first, .nmessages = r->nmessages - first,
+                                .has_more = r->has_more || first > 0};
+        gwlink_send(link_of(b, p->link_id), &h);
+    }
+    free(p);
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+static void count_drop(struct broker *b, struct cf_str room, int rc)
+{
+    if (b->publish_dropped++ % 1000 == 0)
+        CF_WARN("broker", "message for room %.*s dropped: %s (%llu dropped so far)",
+                (int)room.len, room.p, rc == -ENOTCONN ? "Redis is not connected" : strerror(-rc),
+                (unsigned long long)b->publish_dropped);
+}
+
+/* Carries out a room request (now, or once its room's subscription is up). */
+static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen)
+{
+    struct broker *b = ud;
+    struct cf_wire_msg m;
+    const char *why;
+    if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0)
+        return; /* decoded once already when it arrived */
+    int rc = 0;
+    switch (m.type) {
+    case CF_WIRE_MSG: /* legacy client: no answer expected */
+        if ((rc = store_send(b->redis, &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
+            count_drop(b, m.room, rc);
+        return;
+    case CF_WIRE_SEND: {
+        struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
+                                  .text = m.text, .ts = m.ts};
+        struct pending *p = pending_new(b, link_id, &m);
+        rc = p ? store_send(b->redis, &b->lim, &msg, (m.has & CF_WIRE_HAS_CID) ? m.cid
+                                                                              : pstr(NULL, 0),
+                            on_sent, p)
+               : -ENOMEM;
+        if (rc < 0) {
+            free(p);
+            send_fail(b, link_id, m.q, rc);
+        }
+        return;
+    }
+    case CF_WIRE_SUB: {
+        if (!link_of(b, link_id))
+            return; /* its gateway left meanwhile: nothing to register */
+        rc = presence_add(b->presence, link_id, m.room, m.conn, m.user);
+        if (rc < 0 && rc != -EEXIST) {
+            send_fail(b, link_id, m.q, rc);
+            return;
+        }
+        struct pending *p = pending_new(b, link_id, &m);
+        rc = p ? store_join(b->redis, &b->lim, m.room, m.conn, m.user,
+                            (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
+                            (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
+                            MAX_MEMBERS, on_joined, p)
+               : -ENOMEM;
+        if (rc < 0) {
+            free(p);
+            presence_del(b->presence, m.room, m.conn);
+            send_fail(b, link_id, m.q, rc);
+        }
+        return;
+    }
+    case CF_WIRE_UNSUB:
+        if (presence_del(b->presence, m.room, m.conn))
+            store_leave(b->redis, &b->lim, m.room, m.conn); /* if Redis is down: it expires */
+        return;
+    default:
+        return;
+    }
+}
+
+static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
+{
+    struct pending *p = pending_new(b, gwlink_id(l), m);
+    int rc = p ? store_history(b->redis, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
+                               m->limit, on_page, p)
+               : -ENOMEM;
+    if (rc < 0) {
+        free(p);
+        send_fail(b, gwlink_id(l), m->q, rc);
+    }
+}
+
+static void relay_typing(struct broker *b, const struct cf_wire_msg *m, const void *payload,
+                         size_t len)
+{
+    char key[CF_ROOM_MAX + 1 + CF_USERNAME_BYTES_MAX];
+    if (m->room.len + 1 + m->user.len > sizeof key)
+        return;
+    memcpy(key, m->room.p, m->room.len);
+    key[m->room.len] = '\0';
+    memcpy(key + m->room.len + 1, m->user.p, m->user.len);
+    size_t klen = m->room.len + 1 + m->user.len;
+    int64_t now = cf_mono_ms();
+    struct typed *t = cf_map_get(b->typing, key, klen);
+    if (t && now - t->at < TYPING_GAP_MS)
+        return; /* throttled: typing is a hint, dropping it is fine */
+    if (!t) {
+        t = malloc(sizeof *t + klen);
+        if (!t)
+            return;
+        t->len = (uint32_t)klen;
+        memcpy(t->key, key, klen);
+        if (cf_map_put(b->typing, t->key, t->len, t) < 0) {
+            free(t);
+            return;
+        }
+    }
+    t->at = now;
+    store_publish(b->redis, m->room, payload, len); /* transient: lost if Redis is down */
+}
 
 /* ---- rooms -> I/O ------------------------------------------------------ */
 
@@ -41,19 +307,13 @@ static int op_unsubscribe(void *ud, const char *name, size_t len)
     return rbridge_unsubscribe(b->redis, name, len);
 }
 
-static int op_publish(void *ud, const char *name, size_t len, const void *p, size_t plen)
-{
-    struct broker *b = ud;
-    return rbridge_publish(b->redis, name, len, p, plen);
-}
-
 static void op_deliver(void *ud, void *link, const void *p, size_t plen)
 {
     (void)ud;
     gwlink_send_payload(link, p, plen);
 }
 
-static const struct rooms_ops room_ops = {op_subscribe, op_unsubscribe, op_publish, op_deliver};
+static const struct rooms_ops room_ops = {op_subscribe, op_unsubscribe, op_run, op_deliver};
 
 /* ---- gateway links ----------------------------------------------------- */
 
@@ -72,8 +332,11 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                      const unsigned char *payload, size_t len)
 {
     struct broker *b = ud;
-    if (!owned(b, l, m))
+    if (!owned(b, l, m)) {
+        if (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB || m->type == CF_WIRE_HIST)
+            send_fail(b, gwlink_id(l), m->q, -EINVAL);
         return;
+    }
     switch (m->type) {
     case CF_WIRE_JOIN:
         if (rooms_join(b->rooms, l, gwlink_rooms(l), m->room.p, m->room.len) < 0)
@@ -83,24 +346,85 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_LEAVE:
         rooms_leave(b->rooms, l, gwlink_rooms(l), m->room.p, m->room.len);
         break;
-    case CF_WIRE_MSG: {
-        int rc = rooms_publish(b->rooms, m->room.p, m->room.len, payload, len);
-        if (rc < 0 && b->publish_dropped++ % 1000 == 0)
-            CF_WARN("broker", "message for room %.*s dropped: %s (%llu dropped so far)",
-                    (int)m->room.len, m->room.p,
-                    rc == -ENOTCONN ? "Redis is not connected" : strerror(-rc),
-                    (unsigned long long)b->publish_dropped);
+    case CF_WIRE_MSG:
+    case CF_WIRE_SEND:
+    case CF_WIRE_SUB:
+    case CF_WIRE_UNSUB: {
+        int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l), payload, len);
+        if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
+            send_fail(b, gwlink_id(l), m->q, rc);
+        else if (rc < 0 && m->type == CF_WIRE_MSG)
+            count_drop(b, m->room, rc);
         break;
     }
+    case CF_WIRE_HIST:
+        request_history(b, l, m);
+        break;
+    case CF_WIRE_TYPING:
+        relay_typing(b, m, payload, len);
+        break;
     default:
         break;
     }
+}
+
+static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
+{
+    struct broker *b = ud;
+    store_leave(b->redis, &b->lim, room, conn);
 }
 
 static void on_link_close(void *ud, struct gwlink *l)
 {
     struct broker *b = ud;
     rooms_drop_link(b->rooms, gwlink_rooms(l));
+    /* Its gateway's connections are gone: announce it now rather than when
+     * their entries expire. */
+    presence_drop_link(b->presence, gwlink_id(l), b->stopping ? NULL : leave_presence, b);
+}
+
+/* ---- heartbeat ----------------------------------------------------------- */
+
+static void refresh_room(void *ud, struct cf_str room, const struct cf_str *conns,
+                         const struct cf_str *users, uint32_t n)
+{
+    struct broker *b = ud;
+    store_refresh(b->redis, &b->lim, room, conns, users, n);
+}
+
+static void prune_typing(struct broker *b)
+{
+    int64_t now = cf_mono_ms();
+    for (;;) {
+        size_t it = 0;
+        struct typed *t, *old = NULL;
+        while ((t = cf_map_next(b->typing, &it)))
+            if (now - t->at >= TYPING_GAP_MS) {
+                old = t;
+                break;
+            }
+        if (!old)
+            return;
+        cf_map_del(b->typing, old->key, old->len);
+        free(old);
+    }
+}
+
+static uint64_t beat_usec(const struct broker *b)
+{
+    return (uint64_t)b->lim.presence_ttl_ms * 1000 / 3;
+}
+
+static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)usec;
+    struct broker *b = ud;
+    if (rbridge_ready(b->redis))
+        presence_foreach_room(b->presence, refresh_room, b);
+    prune_typing(b);
+    sd_event_source_set_time_relative(s, beat_usec(b));
+    sd_event_source_set_enabled(s, SD_EVENT_ON);
+    return 0;
 }
 
 /* ---- Redis ------------------------------------------------------------- */
@@ -124,8 +448,9 @@ static void on_redis_message(void *ud, const char *name, size_t len, const char 
         count_foreign(b, why, name, len);
         return;
     }
-    if (m.type != CF_WIRE_MSG || m.room.len != len || memcmp(m.room.p, name, len) != 0) {
-        count_foreign(b, "not a message for this room", name, len);
+    bool event = m.type == CF_WIRE_MSG || m.type == CF_WIRE_TYPING || m.type == CF_WIRE_PRESENCE;
+    if (!event || m.room.len != len || memcmp(m.room.p, name, len) != 0) {
+        count_foreign(b, "not a room event for this room", name, len);
         return;
     }
     rooms_on_message(b->rooms, name, len, payload, plen);
@@ -157,7 +482,8 @@ static void on_sub_ready(void *ud)
 static void on_pub_ready(void *ud)
 {
     struct broker *b = ud;
-    rooms_on_pub_ready(b->rooms);
+    /* A restarted Redis may have lost the presence entries: put them back. */
+    presence_foreach_room(b->presence, refresh_room, b);
 }
 
 static void on_state(void *ud, bool ready)
@@ -205,9 +531,17 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
         CF_ERROR("broker", "cannot create the event loop");
         goto out;
     }
+    b.lim = (struct store_limits){.history_size = (uint32_t)cfg->history_size,
+                                  .history_ttl_s = (uint32_t)cfg->history_ttl,
+                                  .dedup_window_s = (uint32_t)cfg->dedup_window,
+                                  .presence_ttl_ms = (uint32_t)cfg->presence_ttl * 1000};
     b.dec = cf_wire_decoder_new();
     b.rooms = rooms_new(&room_ops, &b, (size_t)cfg->max_link_queue_bytes);
-    if (!b.dec || !b.rooms) {
+    b.presence = presence_new();
+    b.typing = cf_map_new();
+    if (!b.dec || !b.rooms || !b.presence || !b.typing ||
+        sd_event_add_time_relative(b.ev, &b.beat, CLOCK_MONOTONIC, beat_usec(&b), 100000, on_beat,
+                                   &b) < 0) {
         CF_ERROR("broker", "out of memory at start-up");
         goto out;
     }
@@ -219,7 +553,7 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                                      .on_pub_ready = on_pub_ready,
                                      .on_state = on_state};
     b.redis = rbridge_new(b.ev, &addr, cfg->redis_password, (size_t)cfg->max_link_queue_bytes,
-                          &rcbs, &b);
+                          store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
     const struct gwlinks_cbs lcbs = {on_frame, on_link_close};
@@ -230,9 +564,25 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
             cfg->redis_addr);
     rc = sd_event_loop(b.ev) < 0 ? 1 : 0;
 out:
+    /* Presence entries are left to expire: announcing every leave at a
+     * restart would flap every room's member list. */
+    b.stopping = true;
     gwlinks_free(b.links); /* drops every membership through on_link_close */
-    rbridge_free(b.redis);
+    b.links = NULL;
+    rbridge_free(b.redis); /* answers nobody: stopping */
     rooms_free(b.rooms);
+    presence_free(b.presence);
+    if (b.typing) {
+        size_t it = 0;
+        struct typed *t;
+        while ((t = cf_map_next(b.typing, &it))) {
+            cf_map_del(b.typing, t->key, t->len);
+            free(t);
+            it = 0;
+        }
+        cf_map_free(b.typing);
+    }
+    sd_event_source_disable_unref(b.beat);
     cf_wire_decoder_free(b.dec);
     sd_event_unref(b.ev);
     return rc;

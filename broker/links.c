@@ -149,6 +149,21 @@ static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)
     return 0;
 }
 
+void gwlink_send(struct gwlink *l, const struct cf_wire_msg *m)
+{
+    if (l->closing || l->st != L_UP)
+        return;
+    send_msg(l, m);
+}
+
+struct gwlink *gwlinks_find(struct gwlinks *g, uint64_t id)
+{
+    for (struct gwlink *l = g->head; l; l = l->next)
+        if (l->id == id && !l->closing && l->st == L_UP)
+            return l;
+    return NULL;
+}
+
 void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len)
 {
     if (l->closing || l->st != L_UP)
@@ -211,6 +226,11 @@ static int handle_frame(struct gwlink *l, const unsigned char *p, size_t len)
     case CF_WIRE_JOIN:
     case CF_WIRE_LEAVE:
     case CF_WIRE_MSG:
+    case CF_WIRE_SEND:
+    case CF_WIRE_SUB:
+    case CF_WIRE_UNSUB:
+    case CF_WIRE_HIST:
+    case CF_WIRE_TYPING:
         g->cbs.on_frame(g->ud, l, &m, p, len);
         return l->closing ? -1 : 0;
     default:

@@ -26,7 +26,8 @@ struct gwlink;
 struct gwlinks;
 
 struct gwlinks_cbs {
-    /* A join, leave or msg frame from a linked gateway. `payload` is the
+    /* A request frame (join, leave, msg, send, sub, unsub, hist, typing)
+     * from a linked gateway. `payload` is the
      * frame's raw bytes (what m's strings point into). */
     void (*on_frame)(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                      const unsigned char *payload, size_t len);
@@ -39,6 +40,11 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
                             size_t max_queue, const struct gwlinks_cbs *cbs, void *ud);
 /* Flushes what it can, closes every link and the socket, removes the file. */
 void gwlinks_free(struct gwlinks *g);
+
+/* Queues a message for the gateway (a full queue closes the link). */
+void gwlink_send(struct gwlink *l, const struct cf_wire_msg *m);
+/* The open link with this id, or NULL (it closed). Linear: links are few. */
+struct gwlink *gwlinks_find(struct gwlinks *g, uint64_t id);
 
 /* Queues an encoded msg payload for the gateway. A full queue closes the link. */
 void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len);

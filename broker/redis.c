@@ -26,7 +26,14 @@
 #define ROOM_PREFIX "room:"
 #define ROOM_PREFIX_LEN 5
 
-enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_UP };
+enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_SCRIPTS, C_UP };
+
+/* Who waits for a reply on the publisher connection, in command order. */
+struct waiter {
+    rbridge_reply_fn fn; /* NULL: nobody (PING, PUBLISH, SCRIPT LOAD) */
+    void *ud;
+    int script; /* SCRIPT LOAD of this script index, or -1 */
+};
 
 struct rconn {
     struct rbridge *b;
@@ -41,6 +48,9 @@ struct rconn {
     int64_t last_tx;   /* last command queued */
     int64_t up_since;  /* when the connection last came up */
     uint32_t failures; /* consecutive failed attempts, to keep retry logs quiet */
+    /* publisher only: a ring of waiters, one per command sent (power of 2) */
+    struct waiter *w;
+    uint32_t w_head, w_count, w_cap;
 };
 
 struct rbridge {
@@ -53,6 +63,10 @@ struct rbridge {
     void *ud;
     struct rconn sub, pub;
     bool ready;
+    const char *const *scripts;
+    int nscripts;
+    char (*shas)[41];
+    int scripts_pending;
     uint64_t reconnects, published, publish_errors, received;
 };
 
@@ -121,14 +135,60 @@ static int on_flush(sd_event_source *s, void *ud)
     return 0;
 }
 
-static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t *lens)
+static int push_waiter(struct rconn *rc, struct waiter w)
 {
-    if (rc->st != C_UP && !(rc->st == C_AUTH && argc == 2 && !strcmp(argv[0], "AUTH")))
+    if (rc->w_count == rc->w_cap) {
+        uint32_t cap = rc->w_cap ? rc->w_cap * 2 : 64;
+        struct waiter *n = malloc(sizeof *n * cap);
+        if (!n)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < rc->w_count; i++)
+            n[i] = rc->w[(rc->w_head + i) & (rc->w_cap - 1)];
+        free(rc->w);
+        rc->w = n;
+        rc->w_head = 0;
+        rc->w_cap = cap;
+    }
+    rc->w[(rc->w_head + rc->w_count) & (rc->w_cap - 1)] = w;
+    rc->w_count++;
+    return 0;
+}
+
+static bool pop_waiter(struct rconn *rc, struct waiter *out)
+{
+    if (!rc->w_count)
+        return false;
+    *out = rc->w[rc->w_head];
+    rc->w_head = (rc->w_head + 1) & (rc->w_cap - 1);
+    rc->w_count--;
+    return true;
+}
+
+/* Tells everyone still waiting that their command's outcome is unknown. */
+static void fail_waiters(struct rconn *rc)
+{
+    struct waiter w;
+    while (pop_waiter(rc, &w))
+        if (w.fn)
+            w.fn(w.ud, NULL);
+}
+
+static int queue_cmd_w(struct rconn *rc, int argc, const char **argv, const size_t *lens,
+                       struct waiter w)
+{
+    bool allowed = rc->st == C_UP || (rc->st == C_AUTH && !strcmp(argv[0], "AUTH")) ||
+                   (rc->st == C_SCRIPTS && !strcmp(argv[0], "SCRIPT"));
+    if (!allowed)
         return -ENOTCONN;
     if (sdslen(rc->c->obuf) > rc->b->max_queue)
         return -ENOBUFS;
-    if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK)
+    if (!rc->is_sub && push_waiter(rc, w) < 0)
         return -ENOMEM;
+    if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK) {
+        if (!rc->is_sub)
+            rc->w_count--; /* take back the waiter just pushed */
+        return -ENOMEM;
+    }
     rc->pending++;
     rc->last_tx = cf_mono_ms();
     if (!rc->flush && sd_event_add_defer(rc->b->ev, &rc->flush, on_flush, rc) < 0) {
@@ -137,6 +197,11 @@ static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t
     }
     sd_event_source_set_enabled(rc->flush, SD_EVENT_ONESHOT);
     return 0;
+}
+
+static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t *lens)
+{
+    return queue_cmd_w(rc, argc, argv, lens, (struct waiter){NULL, NULL, -1});
 }
 
 /* ---- connection life cycle --------------------------------------------- */
@@ -151,7 +216,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
         conn_start(rc);
         return 0;
     }
-    if (rc->st == C_CONNECTING || rc->st == C_AUTH) {
+    if (rc->st == C_CONNECTING || rc->st == C_AUTH || rc->st == C_SCRIPTS) {
         conn_fail(rc, "connection attempt timed out");
         return 0;
     }
@@ -183,6 +248,8 @@ static void conn_teardown(struct rconn *rc)
         rc->c = NULL;
     }
     rc->pending = 0;
+    rc->st = C_DOWN; /* before the waiters hear of it: they may queue again */
+    fail_waiters(rc);
 }
 
 static void conn_fail(struct rconn *rc, const char *why)
@@ -205,6 +272,29 @@ static void conn_fail(struct rconn *rc, const char *why)
     update_state(b);
     if (was_up && rc->is_sub && b->cbs.on_sub_lost)
         b->cbs.on_sub_lost(b->ud);
+}
+
+static void conn_up(struct rconn *rc);
+
+/* The publisher loads the scripts before it counts as up, so that EVALSHA
+ * never races SCRIPT LOAD (and a restarted Redis gets them again). */
+static void conn_authed(struct rconn *rc)
+{
+    struct rbridge *b = rc->b;
+    if (rc->is_sub || b->nscripts == 0) {
+        conn_up(rc);
+        return;
+    }
+    rc->st = C_SCRIPTS;
+    b->scripts_pending = b->nscripts;
+    for (int i = 0; i < b->nscripts; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", b->scripts[i]};
+        size_t lens[] = {6, 4, strlen(b->scripts[i])};
+        if (queue_cmd_w(rc, 3, argv, lens, (struct waiter){NULL, NULL, i}) < 0) {
+            conn_fail(rc, "cannot queue SCRIPT LOAD");
+            return;
+        }
+    }
 }
 
 static void conn_up(struct rconn *rc)
@@ -265,7 +355,7 @@ static void connected(struct rconn *rc)
             conn_fail(rc, "cannot queue AUTH");
         return;
     }
-    conn_up(rc);
+    conn_authed(rc);
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -325,11 +415,43 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
     return 0;
 }
 
+static bool fatal_error(const redisReply *r)
+{
+    /* A replica after failover, a loading server, lost auth, flushed
+     * scripts: reconnect (which reloads the scripts). */
+    return !strncmp(r->str, "READONLY", 8) || !strncmp(r->str, "LOADING", 7) ||
+           !strncmp(r->str, "MASTERDOWN", 10) || !strncmp(r->str, "NOAUTH", 6) ||
+           !strncmp(r->str, "NOSCRIPT", 8);
+}
+
 static int handle_pub_reply(struct rconn *rc, redisReply *r)
 {
     struct rbridge *b = rc->b;
     if (rc->pending > 0)
         rc->pending--;
+    struct waiter w = {NULL, NULL, -1};
+    pop_waiter(rc, &w);
+    if (w.script >= 0) {
+        if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+            CF_ERROR("redis", "SCRIPT LOAD failed on %s: %.*s; is scripting disabled?",
+                     b->addr_str, r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "");
+            return -1;
+        }
+        memcpy(b->shas[w.script], r->str, 40);
+        b->shas[w.script][40] = '\0';
+        if (--b->scripts_pending == 0)
+            conn_up(rc);
+        return 0;
+    }
+    if (w.fn) {
+        if (r->type == REDIS_REPLY_ERROR) {
+            b->publish_errors++;
+            CF_ERROR("redis", "a script failed on %s: %.*s", b->addr_str, (int)r->len, r->str);
+        }
+        w.fn(w.ud, r);
+        return r->type == REDIS_REPLY_ERROR && fatal_error(r) ? -1 : 0;
+    }
     if (r->type == REDIS_REPLY_INTEGER) {
         b->published++;
         return 0;
@@ -339,9 +461,7 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
         if (b->publish_errors == 1 || b->publish_errors % 1000 == 0)
             CF_ERROR("redis", "PUBLISH failed (%llu so far): %.*s",
                      (unsigned long long)b->publish_errors, (int)r->len, r->str);
-        /* A replica after failover, a loading server, lost auth: reconnect. */
-        if (!strncmp(r->str, "READONLY", 8) || !strncmp(r->str, "LOADING", 7) ||
-            !strncmp(r->str, "MASTERDOWN", 10) || !strncmp(r->str, "NOAUTH", 6))
+        if (fatal_error(r))
             return -1;
     }
     return 0;
@@ -386,7 +506,9 @@ static void read_replies(struct rconn *rc)
                 } else {
                     rv = 0;
                     freeReplyObject(reply);
-                    conn_up(rc);
+                    conn_authed(rc);
+                    if (rc->st == C_DOWN)
+                        return;
                     continue;
                 }
             } else {
@@ -433,11 +555,19 @@ static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
 }
 
 struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
-                            size_t max_queue, const struct rbridge_cbs *cbs, void *ud)
+                            size_t max_queue, const char *const *scripts, int nscripts,
+                            const struct rbridge_cbs *cbs, void *ud)
 {
     struct rbridge *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
+    b->scripts = scripts;
+    b->nscripts = nscripts;
+    b->shas = calloc((size_t)(nscripts ? nscripts : 1), sizeof *b->shas);
+    if (!b->shas) {
+        free(b);
+        return NULL;
+    }
     b->ev = ev;
     b->addr = *addr;
     if (addr->is_unix)
@@ -460,6 +590,7 @@ static void conn_free(struct rconn *rc)
     conn_teardown(rc);
     rc->timer = sd_event_source_disable_unref(rc->timer);
     rc->flush = sd_event_source_disable_unref(rc->flush);
+    free(rc->w);
 }
 
 void rbridge_free(struct rbridge *b)
@@ -469,6 +600,7 @@ void rbridge_free(struct rbridge *b)
     conn_free(&b->sub);
     conn_free(&b->pub);
     explicit_bzero(b->password, sizeof b->password);
+    free(b->shas);
     free(b);
 }
 
@@ -514,4 +646,23 @@ void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
     out->published = b->published;
     out->publish_errors = b->publish_errors;
     out->received = b->received;
+}
+
+int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
+                 rbridge_reply_fn fn, void *ud)
+{
+    enum { MAX_ARGS = 64 };
+    if (script < 0 || script >= b->nscripts || argc > MAX_ARGS - 2)
+        return -EINVAL;
+    if (b->pub.st != C_UP)
+        return -ENOTCONN;
+    const char *av[MAX_ARGS];
+    size_t al[MAX_ARGS];
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = b->shas[script];
+    al[1] = 40;
+    memcpy(av + 2, argv, sizeof *argv * (size_t)argc);
+    memcpy(al + 2, lens, sizeof *lens * (size_t)argc);
+    return queue_cmd_w(&b->pub, argc + 2, av, al, (struct waiter){fn, ud, -1});
 }

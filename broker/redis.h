@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <hiredis/hiredis.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -44,10 +45,17 @@ struct rbridge_stats {
 
 struct rbridge;
 
+/* A command's reply (an error reply included), or NULL when the connection
+ * was lost before it came (the command may or may not have run). */
+typedef void (*rbridge_reply_fn)(void *ud, const redisReply *r);
+
 /* Starts connecting at once. `max_queue` bounds the bytes waiting to be sent
- * on each connection. The password string is copied. */
+ * on each connection. The password string is copied. `scripts` (Lua source,
+ * kept by the caller) are loaded on every publisher (re)connect, before the
+ * publisher counts as up. */
 struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
-                            size_t max_queue, const struct rbridge_cbs *cbs, void *ud);
+                            size_t max_queue, const char *const *scripts, int nscripts,
+                            const struct rbridge_cbs *cbs, void *ud);
 void rbridge_free(struct rbridge *b); /* NULL is a no-op */
 
 /* Queue commands. 0, -ENOTCONN when that connection is down, -ENOBUFS when
@@ -56,6 +64,12 @@ int rbridge_subscribe(struct rbridge *b, const char *name, size_t len);
 int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len);
 int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
                     size_t plen);
+
+/* EVALSHA of script number `script` with argv (numkeys, keys..., args...)
+ * on the publisher connection; fn gets the reply (exactly once, unless this
+ * returns an error: 0, -ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL). */
+int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
+                 rbridge_reply_fn fn, void *ud);
 
 bool rbridge_ready(const struct rbridge *b);
 void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out);

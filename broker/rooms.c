@@ -12,6 +12,7 @@
 
 struct held {
     struct held *next;
+    uint64_t link_id;
     size_t len;
     unsigned char payload[];
 };
@@ -79,24 +80,16 @@ void rooms_free(struct rooms *r)
     free(r);
 }
 
-/* Publishes what was held for rm, in order, as far as the publisher takes
- * it; the rest stays held (for rooms_on_pub_ready) unless `final`, when the
- * room is going away and what cannot be published is dropped. */
-static void release_held(struct rooms *r, struct room *rm, bool final)
+/* Runs what was held for rm, in order. */
+static void release_held(struct rooms *r, struct room *rm)
 {
     while (rm->held_head) {
         struct held *h = rm->held_head;
-        int rc = r->ops->publish(r->ud, rm->name, rm->len, h->payload, h->len);
-        if (rc == -ENOTCONN && !final)
-            return; /* publisher down: keep them, in order, for rooms_on_pub_ready */
-        if (rc < 0) {
-            r->held_dropped++;
-            CF_WARN("rooms", "room %s: dropped a held message: %s", rm->name, strerror(-rc));
-        }
         rm->held_head = h->next;
         if (!rm->held_head)
             rm->held_tail = NULL;
         r->held_bytes -= h->len;
+        r->ops->run(r->ud, h->link_id, h->payload, h->len);
         free(h);
     }
 }
@@ -105,7 +98,7 @@ static void release_held(struct rooms *r, struct room *rm, bool final)
 static void maybe_free(struct rooms *r, struct room *rm)
 {
     if (rm->links.n == 0 && rm->unconfirmed == 0) {
-        release_held(r, rm, true);
+        release_held(r, rm);
         room_free(r, rm);
     }
 }
@@ -155,10 +148,10 @@ static void unlink_edge(struct rooms *r, struct cf_rel_edge *e)
     cf_rel_unlink(e);
     if (rm->links.n > 0)
         return;
-    /* Last link gone: nobody here needs the channel any more. Messages still
-     * held were sent by this node's gateways for other nodes: publish them. */
+    /* Last link gone: nobody here needs the channel any more. Requests still
+     * held (messages for other nodes, presence changes) run now. */
     rm->active = false;
-    release_held(r, rm, false);
+    release_held(r, rm);
     if (r->ops->unsubscribe(r->ud, rm->name, rm->len) == 0)
         rm->unconfirmed++;
     maybe_free(r, rm);
@@ -180,14 +173,18 @@ void rooms_drop_link(struct rooms *r, struct cf_rel_end *end)
         unlink_edge(r, end->v[end->n - 1]);
 }
 
-int rooms_publish(struct rooms *r, const char *name, size_t len, const void *payload,
-                  size_t plen)
+int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id,
+                 const void *payload, size_t plen)
 {
     struct room *rm = cf_map_get(r->by_name, name, len);
-    /* Straight out unless the room waits for its subscription, or older
-     * messages of it are still held (order first). */
-    if (!rm || (!rm->held_head && (rm->links.n == 0 || rm->active)))
-        return r->ops->publish(r->ud, name, len, payload, plen);
+    /* Straight on unless the room waits for its subscription, or older
+     * requests of it are still held (order first). */
+    if (!rm || (!rm->held_head && (rm->links.n == 0 || rm->active))) {
+        r->ops->run(r->ud, link_id, payload, plen);
+        return 0;
+    }
+    if (!rm->held_head && rm->unconfirmed == 0)
+        return -ENOTCONN; /* no SUBSCRIBE in flight: the subscriber is down */
     if (plen > r->max_held || r->held_bytes > r->max_held - plen) {
         r->held_dropped++;
         return -ENOBUFS;
@@ -196,6 +193,7 @@ int rooms_publish(struct rooms *r, const char *name, size_t len, const void *pay
     if (!h)
         return -ENOMEM;
     h->next = NULL;
+    h->link_id = link_id;
     h->len = plen;
     memcpy(h->payload, payload, plen);
     if (rm->held_tail)
@@ -218,7 +216,7 @@ void rooms_on_message(struct rooms *r, const char *name, size_t len, const void 
     for (uint32_t i = 0; i < rm->links.n; i++)
         r->ops->deliver(r->ud, rm->links.v[i]->right, payload, plen);
     r->delivered += rm->links.n;
-    CF_DEBUG("rooms", "room %s: message forwarded once to each of %u gateway links", rm->name,
+    CF_DEBUG("rooms", "room %s: event forwarded once to each of %u gateway links", rm->name,
              rm->links.n);
 }
 
@@ -231,7 +229,7 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
         return;
     if (rm->links.n > 0) {
         rm->active = true;
-        release_held(r, rm, false);
+        release_held(r, rm);
     } else {
         maybe_free(r, rm);
     }
@@ -264,15 +262,6 @@ void rooms_on_sub_ready(struct rooms *r)
     while ((rm = cf_map_next(r->by_name, &it)))
         if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0)
             subscribe(r, rm);
-}
-
-void rooms_on_pub_ready(struct rooms *r)
-{
-    size_t it = 0;
-    struct room *rm;
-    while ((rm = cf_map_next(r->by_name, &it)))
-        if (rm->held_head && (rm->active || rm->links.n == 0))
-            release_held(r, rm, false);
 }
 
 void rooms_stats(const struct rooms *r, struct rooms_stats *out)

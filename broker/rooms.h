@@ -5,10 +5,12 @@
  * Redis channel "room:<name>" while it has links; its first link subscribes,
  * its last unsubscribes.
  *
- * Ordering guarantee: a message published by a gateway of this node into a
- * room whose subscription is not yet confirmed by Redis is held back until it
- * is, so that its sender and the other local members receive it. Without this,
- * the PUBLISH (sent on another connection) could overtake the SUBSCRIBE.
+ * Ordering guarantee: a request from a gateway of this node (a message, a
+ * join's snapshot, a presence change) for a room whose subscription is not
+ * yet confirmed by Redis is held back until it is, so that the sender and the
+ * other local members see its effects live. Without this, the command (sent
+ * on the publisher connection) could overtake the SUBSCRIBE. Requests of a
+ * room run in the order they were submitted.
  * Subscription replies are counted per room; a room struct lives until its
  * last link has left and every SUBSCRIBE/UNSUBSCRIBE sent for it is answered,
  * so a late reply never reaches freed memory or a newer incarnation's state.
@@ -27,9 +29,9 @@ struct rooms_ops {
      * subscriber connection is down: rooms_on_sub_ready will retry). */
     int (*subscribe)(void *ud, const char *name, size_t len);
     int (*unsubscribe)(void *ud, const char *name, size_t len);
-    /* Queue a PUBLISH of payload to room:<name>. 0 or -errno. */
-    int (*publish)(void *ud, const char *name, size_t len, const void *payload, size_t plen);
-    /* Send a room message (an encoded wire "msg" payload) to one gateway link. */
+    /* Carry out a request (a wire frame payload from gateway link link_id). */
+    void (*run)(void *ud, uint64_t link_id, const void *payload, size_t plen);
+    /* Send a room event (an encoded wire payload from Redis) to one gateway link. */
     void (*deliver)(void *ud, void *link, const void *payload, size_t plen);
 };
 
@@ -54,10 +56,11 @@ void rooms_leave(struct rooms *r, void *link, struct cf_rel_end *end, const char
 /* Removes link from all its rooms (the link is closing). */
 void rooms_drop_link(struct rooms *r, struct cf_rel_end *end);
 
-/* A gateway published a message. 0, -ENOBUFS when it had to be held and the
- * hold budget is spent (the message is dropped), or the publish error. */
-int rooms_publish(struct rooms *r, const char *name, size_t len, const void *payload,
-                  size_t plen);
+/* A gateway's request for a room: run now, or held until the room's
+ * subscription is confirmed. 0, -ENOTCONN when it would wait for a
+ * subscriber that is down, -ENOBUFS when the hold budget is spent. */
+int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id,
+                 const void *payload, size_t plen);
 
 /* Redis delivered a message on room:<name>: hand it to each link in the room. */
 void rooms_on_message(struct rooms *r, const char *name, size_t len, const void *payload,
@@ -68,11 +71,6 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len);
 void rooms_on_sub_lost(struct rooms *r);
 /* The subscriber connection is up (again): subscribe every room with links. */
 void rooms_on_sub_ready(struct rooms *r);
-/* The publisher connection is up (again): publish what was held back for it.
- * (A held message waits for both its room's subscription and the publisher;
- * while either is missing, later messages of the room queue behind it.) */
-void rooms_on_pub_ready(struct rooms *r);
-
 void rooms_stats(const struct rooms *r, struct rooms_stats *out);
 
 #endif

@@ -393,6 +393,11 @@ static int prescan(const unsigned char *p, size_t len)
     return i == len ? 0 : -1; /* trailing bytes */
 }
 
+int cf_wire_prescan(const void *p, size_t len)
+{
+    return len ? prescan(p, len) : -1;
+}
+
 struct cf_wire_decoder *cf_wire_decoder_new(void)
 {
     struct cf_wire_decoder *d = malloc(sizeof *d);

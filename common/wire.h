@@ -17,7 +17,8 @@
  * cf_wire_msg_prefix supports the broker's Lua scripts, which append the "id"
  * a message gets in Redis to bytes encoded here.
  *
- * This is the only module that includes msgpack.h. */
+ * This and gateway/mpjson.c (client msgpack frames) are the only modules that
+ * include msgpack.h. */
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
 
@@ -108,6 +109,10 @@ int cf_wire_frame_raw(struct cf_bytes *out, const void *payload, size_t len);
  * done with it), 0 when more bytes are needed, or -EMSGSIZE when the header
  * announces more than CF_WIRE_MAX_FRAME bytes (the stream is unusable). */
 int cf_wire_frame_peek(const struct cf_bytes *in, const unsigned char **payload, size_t *len);
+
+/* 0 when p[0, len) is exactly one msgpack object whose declared container
+ * sizes fit in the bytes present (safe to hand to msgpack-c), else -1. */
+int cf_wire_prescan(const void *p, size_t len);
 
 struct cf_wire_decoder;
 

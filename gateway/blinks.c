@@ -166,6 +166,12 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
     }
     switch (m.type) {
     case CF_WIRE_MSG:
+    case CF_WIRE_TYPING:
+    case CF_WIRE_PRESENCE:
+    case CF_WIRE_SENT:
+    case CF_WIRE_FAIL:
+    case CF_WIRE_SUBBED:
+    case CF_WIRE_HISTR:
         b->cbs.on_msg(b->ud, &m);
         return 0;
     case CF_WIRE_PING: {

@@ -23,7 +23,8 @@ struct lws_context;
 struct blinks;
 
 struct blinks_cbs {
-    /* A room message from a broker. */
+    /* A frame from a broker: a room event (msg, typing, presence) or the
+     * answer to a request (sent, fail, subbed, histr). */
     void (*on_msg)(void *ud, const struct cf_wire_msg *m);
     /* The link to `shard` completed its handshake: re-register its rooms. */
     void (*on_up)(void *ud, uint32_t shard);
@@ -42,8 +43,8 @@ struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
 void blinks_start(struct blinks *b);
 void blinks_free(struct blinks *b); /* NULL is a no-op */
 
-/* Register / unregister a room with its owning broker, or publish a message
- * there. 0, -ENOTCONN when that link is down (joins are replayed when it comes
+/* Register / unregister a room with its owning broker, or send it a room
+ * request (msg, send, sub, unsub, hist, typing: routed by m->room). 0, -ENOTCONN when that link is down (joins are replayed when it comes
  * back; messages are lost and the caller says so), or -ENOBUFS when the link's
  * queue is full. */
 int blinks_join(struct blinks *b, const char *room, size_t len);

@@ -15,7 +15,11 @@
 #include "listener.h"
 #include "log.h"
 #include "lrooms.h"
+#include "backoff.h"
+#include "reqs.h"
 #include "session.h"
+#include "v1.h"
+#include "wire.h"
 #include "ws.h"
 
 static volatile sig_atomic_t g_stop;
@@ -39,6 +43,7 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP:
     case LWS_CALLBACK_HTTP_BODY:
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
         return http_callback(gw, wsi, (int)reason, in, len);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
     case LWS_CALLBACK_ESTABLISHED:
@@ -83,8 +88,11 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     return listener_callback(wsi, (int)reason, user, in, len);
 }
 
+/* The first entry serves HTTP and clients that ask for no subprotocol. */
 static const struct lws_protocols protocols[] = {
     {"confab", main_callback, 0, 0, 0, NULL, 0},
+    {WS_PROTO_V1_JSON, main_callback, 0, 0, 0, NULL, 0},
+    {WS_PROTO_V1_MSGPACK, main_callback, 0, 0, 0, NULL, 0},
     {BLINKS_PROTOCOL, link_callback, 0, 0, 0, NULL, 0},
     {LISTENER_PROTOCOL, listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
@@ -95,7 +103,10 @@ static const struct lws_protocols protocols[] = {
 static void on_broker_msg(void *ud, const struct cf_wire_msg *m)
 {
     struct gw *gw = ud;
-    gw->stats.messages_out += lrooms_deliver(gw->rooms, m);
+    if (m->type == CF_WIRE_MSG || m->type == CF_WIRE_TYPING || m->type == CF_WIRE_PRESENCE)
+        gw->stats.messages_out += lrooms_deliver(gw->rooms, m);
+    else
+        v1_on_reply(gw, m);
 }
 
 struct relink {
@@ -115,6 +126,14 @@ static void on_broker_up(void *ud, uint32_t shard)
     struct gw *gw = ud;
     struct relink r = {gw, shard};
     lrooms_foreach(gw->rooms, relink_room, &r);
+    v1_on_link_up(gw, shard); /* after the joins: the broker needs them first */
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
+    v1_tick(gw);
+    lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, tick, LWS_US_PER_SEC);
 }
 
 /* gw->links is NULL while the process shuts down: sessions closed by
@@ -179,7 +198,10 @@ int gw_run(const struct cf_config *cfg, int worker)
     gw.auth = auth_new(cfg->jwt_secret, cfg->jwt_ttl);
     gw.files = files_new(cfg->frontend_dir);
     gw.rooms = lrooms_new(&room_ops, &gw);
-    if (!gw.auth || !gw.files || !gw.rooms)
+    gw.reqs = reqs_new();
+    gw.dec = cf_wire_decoder_new();
+    gw.conn_salt = cf_random_u64();
+    if (!gw.auth || !gw.files || !gw.rooms || !gw.reqs || !gw.dec)
         goto out;
 
     struct lws_context_creation_info info;
@@ -225,6 +247,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (!gw.listener)
         goto out;
     blinks_start(gw.links);
+    lws_sul_schedule(gw.ctx, 0, &gw.sul_tick, tick, LWS_US_PER_SEC);
     CF_INFO("gateway", "worker %d listening on %s:%d, serving %s, %d brokers in %s", worker,
             cfg->listen_addr[0] ? cfg->listen_addr : "*", cfg->port, files_root(gw.files),
             cfg->brokers, cfg->run_dir);
@@ -236,6 +259,8 @@ int gw_run(const struct cf_config *cfg, int worker)
     rc = 0;
 out:
     listener_free(gw.listener);
+    if (gw.ctx)
+        lws_sul_cancel(&gw.sul_tick);
     /* The links go first, while the context that owns their timers exists. */
     blinks_free(gw.links);
     gw.links = NULL;
@@ -243,6 +268,9 @@ out:
         lws_context_destroy(gw.ctx); /* closes and destroys every session */
     g_ctx = NULL;
     lrooms_free(gw.rooms);
+    reqs_free(gw.reqs);
+    gw.reqs = NULL;
+    cf_wire_decoder_free(gw.dec);
     files_free(gw.files);
     auth_free(gw.auth);
     CF_INFO("gateway", "worker %d stopped", worker);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libwebsockets.h>
+
 #include "auth.h"
 #include "config.h"
 
@@ -16,6 +18,8 @@ struct lws;
 struct lws_context;
 struct lws_vhost;
 struct session;
+struct reqs;
+struct cf_wire_decoder;
 
 struct gw_stats {
     uint64_t connections_total, messages_in, messages_out, sends_dropped, bad_frames;
@@ -33,10 +37,14 @@ struct gw {
     struct lrooms *rooms;
     struct blinks *links;
     struct listener *listener;
+    struct reqs *reqs;              /* requests waiting for a broker's answer */
+    struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
+    uint64_t conn_salt;             /* makes connection ids unique across processes */
     struct session *sessions; /* every established WebSocket */
     size_t nsessions;
     uint64_t next_conn_id;
     bool draining;
+    lws_sorted_usec_list_t sul_tick; /* once a second: request deadlines */
     struct gw_stats stats;
 };
 

@@ -14,18 +14,49 @@
 #include "files.h"
 #include "log.h"
 #include "session.h"
+#include "v1.h"
 #include "validate.h"
 
-/* Request state of a POST /login while its body arrives. */
+/* Request state of a POST while its body arrives, and of a publish while it
+ * waits for the broker's answer. */
 struct http_req {
     enum conn_kind kind; /* CONN_HTTP; must stay first */
-    size_t len;
-    char body[LOGIN_MAX_BODY + 1];
+    bool publish;        /* POST /api/publish (else /login) */
+    bool waiting;        /* the publish was sent; q is its request */
+    struct gw *gw;
+    struct lws *wsi;
+    uint64_t q;
+    char room[CF_ROOM_MAX + 1];
+    uint32_t room_len;
+    unsigned status; /* the answer, once it came */
+    char *answer;
+    size_t len, max;
+    char body[];
 };
 
 void http_req_free(void *opaque)
 {
-    free(opaque);
+    struct http_req *req = opaque;
+    if (req && req->waiting)
+        v1_publish_forget(req->gw, req->q);
+    if (req)
+        free(req->answer);
+    free(req);
+}
+
+static struct http_req *req_new(struct gw *gw, struct lws *wsi, size_t max, bool publish)
+{
+    struct http_req *req = calloc(1, sizeof *req + max + 1);
+    if (!req)
+        return NULL;
+    req->kind = CONN_HTTP;
+    req->gw = gw;
+    req->wsi = wsi;
+    req->max = max;
+    req->publish = publish;
+    http_req_free(lws_get_opaque_user_data(wsi));
+    lws_set_opaque_user_data(wsi, req);
+    return req;
 }
 
 static int finish(struct lws *wsi, int rc)
@@ -125,38 +156,40 @@ static int login_respond(struct gw *gw, struct lws *wsi, const char *body, size_
     return finish(wsi, rc);
 }
 
-static int login_begin(struct gw *gw, struct lws *wsi)
+static int body_complete(struct gw *gw, struct lws *wsi);
+
+/* Starts reading a POST body of at most `max` bytes. */
+static int body_begin(struct gw *gw, struct lws *wsi, size_t max, bool publish)
 {
     char clen[32];
+    bool empty = false;
     if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
         char *end;
         unsigned long long n = strtoull(clen, &end, 10);
-        if (*end || n > LOGIN_MAX_BODY) {
+        if (*end || n > max) {
             /* Do not read a body we will refuse: answer and close. */
-            http_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body larger than 4096 bytes",
-                       "connection: close\x0d\x0a");
+            char msg[48];
+            snprintf(msg, sizeof msg, "body larger than %zu bytes", max);
+            http_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, msg, "connection: close\x0d\x0a");
             return -1;
         }
-        if (n == 0)
-            return login_respond(gw, wsi, "", 0);
+        empty = n == 0;
     }
-    struct http_req *req = calloc(1, sizeof *req);
-    if (!req)
+    if (!req_new(gw, wsi, max, publish))
         return -1;
-    req->kind = CONN_HTTP;
-    http_req_free(lws_get_opaque_user_data(wsi));
-    lws_set_opaque_user_data(wsi, req);
-    return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
+    /* lws announces no body completion for an empty body */
+    return empty ? body_complete(gw, wsi) : 0;
 }
 
-static int login_body(struct lws *wsi, const void *in, size_t len)
+static int body_chunk(struct lws *wsi, const void *in, size_t len)
 {
     struct http_req *req = lws_get_opaque_user_data(wsi);
     if (!req || req->kind != CONN_HTTP)
         return -1;
-    if (len > LOGIN_MAX_BODY - req->len) {
-        http_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "body larger than 4096 bytes",
-                   "connection: close\x0d\x0a");
+    if (len > req->max - req->len) {
+        char msg[48];
+        snprintf(msg, sizeof msg, "body larger than %zu bytes", req->max);
+        http_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, msg, "connection: close\x0d\x0a");
         return -1;
     }
     memcpy(req->body + req->len, in, len);
@@ -164,11 +197,133 @@ static int login_body(struct lws *wsi, const void *in, size_t len)
     return 0;
 }
 
-static int login_complete(struct gw *gw, struct lws *wsi)
+/* ---- /api/publish --------------------------------------------------------- */
+
+static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* Constant time in the key's content; the length is not secret. */
+    unsigned char diff = alen != blen;
+    for (size_t i = 0; i < alen && i < blen; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+static int publish_begin(struct gw *gw, struct lws *wsi, int method)
+{
+    if (!gw->cfg->api_key[0])
+        return finish(wsi, http_error(wsi, HTTP_STATUS_NOT_FOUND,
+                                      "not found (POST /api/publish is off: API_KEY is unset)",
+                                      NULL));
+    if (method != LWSHUMETH_POST)
+        return finish(wsi, http_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed",
+                                      "allow: POST\x0d\x0a"));
+    char auth[512];
+    int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+        return finish(wsi, http_error(wsi, HTTP_STATUS_UNAUTHORIZED,
+                                      "missing \"Authorization: Bearer <API_KEY>\"",
+                                      "www-authenticate: Bearer\x0d\x0a"));
+    const char *key = auth + 7;
+    bool ok = same_secret(key, strlen(key), gw->cfg->api_key, strlen(gw->cfg->api_key));
+    explicit_bzero(auth, sizeof auth);
+    if (!ok) {
+        CF_WARN("http", "POST /api/publish with a wrong API key refused");
+        return finish(wsi, http_error(wsi, HTTP_STATUS_FORBIDDEN, "wrong API key", NULL));
+    }
+    return body_begin(gw, wsi, PUBLISH_MAX_BODY, true);
+}
+
+static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *room = root ? json_object_get(root, "room") : NULL,
+           *msg = root ? json_object_get(root, "message") : NULL,
+           *from = root ? json_object_get(root, "from") : NULL;
+    const char *err = NULL;
+    if (!json_is_object(root))
+        err = "body must be a JSON object {\"room\", \"message\", \"from\"}";
+    else if (!json_is_string(room) ||
+             !cf_room_valid(json_string_value(room), json_string_length(room)))
+        err = "\"room\" must be 1-64 characters of A-Z a-z 0-9 _ . : -";
+    else if (!json_is_string(from) ||
+             !cf_username_valid(json_string_value(from), json_string_length(from)))
+        err = "\"from\" must be a valid username (1-32 characters, no control characters)";
+    else if (!json_is_string(msg) ||
+             memchr(json_string_value(msg), '\0', json_string_length(msg)) ||
+             !cf_text_has_content(json_string_value(msg), json_string_length(msg)))
+        err = "\"message\" must be a non-empty string";
+    int rc = 0;
+    if (err) {
+        rc = finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST, err, NULL));
+    } else {
+        struct cf_str r = {json_string_value(room), (uint32_t)json_string_length(room)},
+                      f = {json_string_value(from), (uint32_t)json_string_length(from)},
+                      t = {json_string_value(msg), (uint32_t)json_string_length(msg)};
+        memcpy(req->room, r.p, r.len);
+        req->room_len = r.len;
+        int e = v1_publish(gw, req, r, f, t);
+        if (e < 0)
+            rc = finish(wsi, http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                        e == -ENOTCONN ? "the room's broker is not reachable"
+                                                       : "the gateway is congested",
+                                        "retry-after: 1\x0d\x0a"));
+    }
+    json_decref(root);
+    return rc;
+}
+
+void http_publish_started(void *http, uint64_t q)
+{
+    struct http_req *req = http;
+    req->q = q;
+    req->waiting = true;
+}
+
+void http_publish_done(void *http, unsigned status, const char *code, const char *message,
+                       uint64_t id, int64_t ts)
+{
+    struct http_req *req = http;
+    req->waiting = false;
+    json_t *o;
+    if (status == 200) {
+        char sent[CF_RFC3339_LEN + 1];
+        cf_rfc3339_ms(ts, sent, sizeof sent);
+        o = json_pack("{s:s%, s:I, s:s}", "room", req->room, (size_t)req->room_len,
+                      "message_id", (json_int_t)id, "sent", sent);
+    } else {
+        o = json_pack("{s:s, s:s}", "error", message ? message : "failed", "code",
+                      code ? code : "unavailable");
+    }
+    req->answer = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    req->status = req->answer ? status : HTTP_STATUS_INTERNAL_SERVER_ERROR;
+    json_decref(o);
+    lws_callback_on_writable(req->wsi);
+}
+
+static int publish_writable(struct lws *wsi)
+{
+    struct http_req *req = lws_get_opaque_user_data(wsi);
+    if (!req || req->kind != CONN_HTTP || !req->publish || !req->status)
+        return 0;
+    unsigned status = req->status;
+    char *answer = req->answer;
+    req->answer = NULL;
+    lws_set_opaque_user_data(wsi, NULL);
+    http_req_free(req);
+    int rc = answer ? http_reply(wsi, status, answer, NULL)
+                    : http_error(wsi, status, "internal error", NULL);
+    free(answer);
+    return finish(wsi, rc);
+}
+
+static int body_complete(struct gw *gw, struct lws *wsi)
 {
     struct http_req *req = lws_get_opaque_user_data(wsi);
     if (!req || req->kind != CONN_HTTP)
         return -1;
+    if (req->publish)
+        return publish_complete(gw, wsi, req); /* req stays until the answer */
     lws_set_opaque_user_data(wsi, NULL);
     int rc = login_respond(gw, wsi, req->body, req->len);
     http_req_free(req);
@@ -223,8 +378,10 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     if (!strcmp(url, "/login")) {
         if (method != LWSHUMETH_POST)
             return method_not_allowed(wsi, "POST");
-        return login_begin(gw, wsi);
+        return body_begin(gw, wsi, LOGIN_MAX_BODY, false);
     }
+    if (!strcmp(url, "/api/publish"))
+        return publish_begin(gw, wsi, method);
     if (!strcmp(url, "/healthz"))
         return get ? healthz(gw, wsi) : method_not_allowed(wsi, "GET, HEAD");
     if (!strcmp(url, "/ws")) {
@@ -244,9 +401,11 @@ int http_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t l
     case LWS_CALLBACK_HTTP:
         return route(gw, wsi, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        return login_body(wsi, in, len);
+        return body_chunk(wsi, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return login_complete(gw, wsi);
+        return body_complete(gw, wsi);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return publish_writable(wsi);
     default:
         return 0;
     }

@@ -1,6 +1,8 @@
 /* http: the gateway's plain HTTP routes.
  *
  *   POST /login    {"username":"alice"} -> 200 {"token":"<JWT>","username":"alice"}
+ *   POST /api/publish  (Bearer API_KEY) {"room","message","from"} -> 200 {"room",
+ *                  "message_id","sent"} once Redis has it (the answer is deferred)
  *   GET  /healthz  200 when linked to every broker, else 503
  *   GET  /ws       the WebSocket upgrade (see ws.h); 400 without an upgrade
  *   GET  /...      static files from FRONTEND_DIR
@@ -14,6 +16,7 @@
 #include "gateway.h"
 
 #define LOGIN_MAX_BODY 4096
+#define PUBLISH_MAX_BODY 65536
 
 /* Handles LWS_CALLBACK_HTTP, _HTTP_BODY and _HTTP_BODY_COMPLETION. Returns
  * what the lws callback must return. */
@@ -25,6 +28,12 @@ int http_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t l
 int http_reply(struct lws *wsi, unsigned status, const char *json, const char *extra);
 /* http_reply with {"error": msg}. */
 int http_error(struct lws *wsi, unsigned status, const char *msg, const char *extra);
+
+/* A publish was handed to a broker as request q / its answer came (status
+ * 200 with id and ts, or an error status with code and message). */
+void http_publish_started(void *http, uint64_t q);
+void http_publish_done(void *http, unsigned status, const char *code, const char *message,
+                       uint64_t id, int64_t ts);
 
 /* Frees the per-request state hung on a connection (from the destroy callback). */
 void http_req_free(void *opaque);

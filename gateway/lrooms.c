@@ -6,15 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "legacy.h"
 #include "log.h"
 #include "map.h"
+#include "v1codec.h"
 #include "validate.h"
+
+#define PV_WINDOW_MS 5000 /* how long presence versions are compared after a snapshot */
 
 struct lroom {
     char name[CF_ROOM_MAX + 1];
     size_t len;
     struct cf_rel_end members;
+};
+
+struct lheld {
+    struct cf_buf *b;
+    enum cf_wire_type type;
+    uint64_t id, pv; /* msg id (0: none) / presence version */
 };
 
 struct lrooms {
@@ -49,42 +59,76 @@ void lrooms_free(struct lrooms *r)
     free(r);
 }
 
-int lrooms_join(struct lrooms *r, struct session *s, const char *name, size_t len)
+struct lmember *lrooms_find(struct lrooms *r, struct session *s, const char *name, size_t len)
 {
-    if (len > CF_ROOM_MAX)
-        return -EINVAL;
     struct lroom *rm = cf_map_get(r->by_name, name, len);
+    struct cf_rel_edge *e = rm ? cf_rel_find(sess_rooms(s), rm) : NULL;
+    return e ? e->right : NULL;
+}
+
+struct lmember *lrooms_join(struct lrooms *r, struct session *s, const char *name, size_t len,
+                            bool pending, int *err)
+{
+    *err = -EINVAL;
+    if (len > CF_ROOM_MAX)
+        return NULL;
+    struct lroom *rm = cf_map_get(r->by_name, name, len);
+    *err = -EEXIST;
     if (rm && cf_rel_find(sess_rooms(s), rm))
-        return 0;
+        return NULL;
+    *err = -ENOMEM;
+    struct lmember *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->s = s;
+    m->pending = pending;
     bool created = false;
     if (!rm) {
         rm = calloc(1, sizeof *rm);
-        if (!rm)
-            return -ENOMEM;
+        if (!rm) {
+            free(m);
+            return NULL;
+        }
         memcpy(rm->name, name, len);
         rm->len = len;
         if (cf_map_put(r->by_name, rm->name, len, rm) < 0) {
             free(rm);
-            return -ENOMEM;
+            free(m);
+            return NULL;
         }
         created = true;
     }
-    if (!cf_rel_link(&rm->members, rm, sess_rooms(s), s)) {
+    m->edge = cf_rel_link(&rm->members, rm, sess_rooms(s), m);
+    if (!m->edge) {
         if (created) {
             cf_map_del(r->by_name, rm->name, len);
             free(rm);
         }
-        return -ENOMEM;
+        free(m);
+        return NULL;
     }
     if (created)
         r->ops->first(r->ud, rm->name, rm->len);
-    return 0;
+    *err = 0;
+    return m;
 }
 
-static void unlink_edge(struct lrooms *r, struct cf_rel_edge *e)
+static void drop_held(struct lmember *m)
 {
-    struct lroom *rm = e->left;
-    cf_rel_unlink(e);
+    for (uint32_t i = 0; i < m->nheld; i++)
+        cf_buf_unref(m->held[i].b);
+    free(m->held);
+    m->held = NULL;
+    m->nheld = m->capheld = 0;
+    m->heldbytes = 0;
+}
+
+void lrooms_leave_member(struct lrooms *r, struct lmember *m)
+{
+    struct lroom *rm = m->edge->left;
+    cf_rel_unlink(m->edge);
+    drop_held(m);
+    free(m);
     if (rm->members.n > 0)
         return;
     r->ops->last(r->ud, rm->name, rm->len);
@@ -95,39 +139,103 @@ static void unlink_edge(struct lrooms *r, struct cf_rel_edge *e)
 
 void lrooms_leave(struct lrooms *r, struct session *s, const char *name, size_t len)
 {
-    struct lroom *rm = cf_map_get(r->by_name, name, len);
-    struct cf_rel_edge *e = rm ? cf_rel_find(sess_rooms(s), rm) : NULL;
-    if (e)
-        unlink_edge(r, e);
+    struct lmember *m = lrooms_find(r, s, name, len);
+    if (m)
+        lrooms_leave_member(r, m);
 }
 
 void lrooms_leave_all(struct lrooms *r, struct session *s)
 {
     struct cf_rel_end *end = sess_rooms(s);
     while (end->n > 0)
-        unlink_edge(r, end->v[end->n - 1]);
+        lrooms_leave_member(r, end->v[end->n - 1]->right);
 }
 
-size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m)
+/* Holds an event for a pending member; a join that collects more than the
+ * session may queue closes it (the client reconnects and recovers). */
+static void hold(struct lmember *m, struct cf_buf *b, const struct cf_wire_msg *ev)
 {
-    struct lroom *rm = cf_map_get(r->by_name, m->room.p, m->room.len);
+    size_t max = sess_max_queue(m->s);
+    if (m->heldbytes + b->len > max) {
+        CF_INFO("rooms", "conn %llu: too many events while its join was pending; closing",
+                (unsigned long long)sess_id(m->s));
+        drop_held(m);
+        sess_close(m->s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many events while joining");
+        return;
+    }
+    if (m->nheld == m->capheld) {
+        uint32_t cap = m->capheld ? m->capheld * 2 : 8;
+        struct lheld *h = realloc(m->held, cap * sizeof *h);
+        if (!h) {
+            sess_close(m->s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+            return;
+        }
+        m->held = h;
+        m->capheld = cap;
+    }
+    m->held[m->nheld++] = (struct lheld){cf_buf_ref(b), ev->type,
+                                         (ev->has & CF_WIRE_HAS_ID) ? ev->id : 0, ev->pv};
+    m->heldbytes += b->len;
+}
+
+/* Whether a live v1 member gets this event (and the bookkeeping if so). */
+static bool wants(struct lmember *m, const struct cf_wire_msg *ev, int64_t now)
+{
+    switch (ev->type) {
+    case CF_WIRE_MSG:
+        if (!(ev->has & CF_WIRE_HAS_ID))
+            return true;
+        if (ev->id <= m->last_id)
+            return false; /* already in the snapshot, or a replay */
+        m->last_id = ev->id;
+        return true;
+    case CF_WIRE_TYPING:
+        return !(ev->user.len == strlen(sess_user(m->s)) &&
+                 memcmp(ev->user.p, sess_user(m->s), ev->user.len) == 0);
+    case CF_WIRE_PRESENCE:
+        if (now < m->pv_until && ev->pv <= m->pv)
+            return false; /* the snapshot already counted it */
+        return true;
+    default:
+        return false;
+    }
+}
+
+size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
+{
+    struct lroom *rm = cf_map_get(r->by_name, ev->room.p, ev->room.len);
     if (!rm)
-        return 0; /* the last member left while the message was on its way */
+        return 0; /* the last member left while the event was on its way */
     struct cf_buf *enc[SESS_PROTO_COUNT] = {0};
+    bool failed[SESS_PROTO_COUNT] = {0};
     size_t queued = 0;
+    int64_t now = cf_mono_ms();
     /* sess_send never unlinks (a slow consumer's close is deferred), so the
      * member array is stable during this loop. */
     for (uint32_t i = 0; i < rm->members.n; i++) {
-        struct session *s = rm->members.v[i]->right;
-        enum sess_proto p = sess_proto(s);
-        if (!enc[p]) {
-            enc[p] = legacy_encode_message(m, LWS_PRE);
+        struct lmember *m = rm->members.v[i]->right;
+        enum sess_proto p = sess_proto(m->s);
+        if (p == SESS_LEGACY && ev->type != CF_WIRE_MSG)
+            continue; /* the old protocol has messages only */
+        if (sess_proto_is_v1(p) && !m->pending && !wants(m, ev, now))
+            continue;
+        if (m->pending && ev->type == CF_WIRE_TYPING)
+            continue;
+        if (!enc[p] && !failed[p]) {
+            enc[p] = p == SESS_LEGACY ? legacy_encode_message(ev, LWS_PRE) : v1_encode_event(p, ev);
             if (!enc[p]) {
-                CF_ERROR("rooms", "cannot encode a message for room %s; dropped", rm->name);
-                break;
+                failed[p] = true;
+                CF_ERROR("rooms", "cannot encode a %s for room %s; dropped",
+                         cf_wire_type_name(ev->type), rm->name);
             }
         }
-        if (sess_send(s, enc[p]) == 0)
+        if (!enc[p])
+            continue;
+        if (m->pending) {
+            hold(m, enc[p], ev);
+            continue;
+        }
+        if (sess_send(m->s, enc[p]) == 0)
             queued++;
     }
     int encodings = 0;
@@ -135,9 +243,29 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m)
         encodings += enc[p] != NULL;
         cf_buf_unref(enc[p]);
     }
-    CF_DEBUG("rooms", "room %s: message queued for %zu local members, encoded %d time(s)",
-             rm->name, queued, encodings);
+    CF_DEBUG("rooms", "room %s: %s queued for %zu local members, encoded %d time(s)", rm->name,
+             cf_wire_type_name(ev->type), queued, encodings);
     return queued;
+}
+
+void lrooms_go_live(struct lmember *m)
+{
+    m->pending = false;
+    m->pv_until = cf_mono_ms() + PV_WINDOW_MS;
+    for (uint32_t i = 0; i < m->nheld; i++) {
+        struct lheld *h = &m->held[i];
+        bool send = true;
+        if (h->type == CF_WIRE_MSG && h->id) {
+            send = h->id > m->last_id;
+            if (send)
+                m->last_id = h->id;
+        } else if (h->type == CF_WIRE_PRESENCE) {
+            send = h->pv > m->pv;
+        }
+        if (send)
+            sess_send(m->s, h->b);
+    }
+    drop_held(m);
 }
 
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),
@@ -149,6 +277,20 @@ void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, siz
         fn(ud, rm->name, rm->len);
 }
 
+void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_str room),
+                           void (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud)
+{
+    size_t it = 0;
+    struct lroom *rm;
+    while ((rm = cf_map_next(r->by_name, &it))) {
+        struct cf_str name = {rm->name, (uint32_t)rm->len};
+        if (!want(ud, name))
+            continue;
+        for (uint32_t i = 0; i < rm->members.n; i++)
+            fn(ud, name, rm->members.v[i]->right);
+    }
+}
+
 size_t lrooms_count(const struct lrooms *r)
 {
     return cf_map_count(r->by_name);
@@ -158,4 +300,9 @@ struct cf_str lrooms_edge_name(const struct cf_rel_edge *e)
 {
     const struct lroom *rm = e->left;
     return (struct cf_str){rm->name, (uint32_t)rm->len};
+}
+
+struct cf_str lrooms_member_room(const struct lmember *m)
+{
+    return lrooms_edge_name(m->edge);
 }

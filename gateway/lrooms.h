@@ -3,13 +3,22 @@
  * A room exists here while at least one of this process's connections is in
  * it. Its first member makes the gateway register the room with the owning
  * broker ("join"), its last member unregisters it ("leave"), so a broker sends
- * each room message over a gateway link once however many local members the
- * room has; the fan-out to sockets happens here, with the message encoded once
- * per client protocol and shared by every recipient's queue. */
+ * each room event over a gateway link once however many local members the
+ * room has; the fan-out to sockets happens here, with the event encoded once
+ * per client protocol in use and shared by every recipient's queue.
+ *
+ * A v1 member is PENDING from its join request until the broker's snapshot
+ * arrives: live events for it are held (bounded by the session's queue bound)
+ * and released by lrooms_go_live after the snapshot, minus what the snapshot
+ * already holds (message ids up to its last id, presence versions up to its
+ * own). A LIVE member drops message ids it has already been given, so a
+ * recovery and the live stream meet with no gap and no duplicate. */
 #ifndef GW_LROOMS_H
 #define GW_LROOMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "session.h"
 #include "wire.h"
@@ -20,27 +29,64 @@ struct lrooms_ops {
     void (*last)(void *ud, const char *name, size_t len);
 };
 
+struct lheld;
+
+/* One session in one room. Owned by lrooms; valid until it leaves. */
+struct lmember {
+    struct session *s;
+    struct cf_rel_edge *edge;
+    bool pending;         /* waiting for the join snapshot */
+    bool resync;          /* the pending snapshot re-syncs after a broker came back */
+    uint64_t last_id;     /* newest message id given to the client */
+    uint64_t pv;          /* presence version of the snapshot */
+    int64_t pv_until;     /* until then, presence versions <= pv are stale */
+    int64_t typing_at;    /* last typing relayed for this member (monotonic ms) */
+    bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
+    char epoch[24];       /* the room's epoch as last told to the client (ours are 16 hex) */
+    struct lheld *held;   /* events held while pending */
+    uint32_t nheld, capheld;
+    size_t heldbytes;
+};
+
 struct lrooms;
 
 struct lrooms *lrooms_new(const struct lrooms_ops *ops, void *ud);
 void lrooms_free(struct lrooms *r); /* NULL is a no-op; sessions must have left */
 
-/* 0 (also when already a member) or -ENOMEM. */
-int lrooms_join(struct lrooms *r, struct session *s, const char *name, size_t len);
+/* Adds s to a room. Returns the new member (pending as asked), or NULL with
+ * *err = -EEXIST (already a member: *out gets it) or -ENOMEM. */
+struct lmember *lrooms_join(struct lrooms *r, struct session *s, const char *name, size_t len,
+                            bool pending, int *err);
+struct lmember *lrooms_find(struct lrooms *r, struct session *s, const char *name, size_t len);
+void lrooms_leave_member(struct lrooms *r, struct lmember *m);
 void lrooms_leave(struct lrooms *r, struct session *s, const char *name, size_t len);
 void lrooms_leave_all(struct lrooms *r, struct session *s);
 
-/* Delivers a room message from a broker to every local member. Returns the
- * number of sessions it was queued for. */
+/* Delivers a room event from a broker (msg, typing, presence) to the local
+ * members. Returns the number of sessions it was queued for. */
 size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m);
+
+/* The snapshot for a pending member was sent to its client: release what was
+ * held for it that the snapshot does not already cover. */
+void lrooms_go_live(struct lmember *m);
 
 /* Calls fn for every room (to re-register them after a broker link is back). */
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),
                     void *ud);
+/* Calls fn for every member of every room whose name satisfies `want`.
+ * fn must not join or leave. */
+void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_str room),
+                           void (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud);
 
 size_t lrooms_count(const struct lrooms *r);
 
-/* The name of the room at one end of a session's membership edge. */
+/* The name of a member's room, and of the room at one end of a session's
+ * membership edge. */
+struct cf_str lrooms_member_room(const struct lmember *m);
 struct cf_str lrooms_edge_name(const struct cf_rel_edge *e);
+static inline struct lmember *lrooms_edge_member(const struct cf_rel_edge *e)
+{
+    return e->right;
+}
 
 #endif

@@ -19,6 +19,8 @@ struct session {
     char user[CF_USERNAME_BYTES_MAX + 1];
     char peer[48];
     struct cf_rel_end rooms;
+    struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */
+    uint32_t nreqs;
     /* outbound ring of shared buffers: a few slots inline, so that the usual
      * one-or-two queued frames cost no allocation; grown on the heap beyond */
     struct cf_buf **q;
@@ -141,7 +143,8 @@ int sess_on_writable(struct session *s)
     struct cf_buf *b = s->q[s->qhead];
     /* lws writes the frame header into the headroom; every recipient writes
      * the same header bytes there, so sharing the buffer is safe. */
-    int n = lws_write(s->wsi, cf_buf_payload(b), b->len, LWS_WRITE_TEXT);
+    int n = lws_write(s->wsi, cf_buf_payload(b), b->len,
+                      s->proto == SESS_V1_MSGPACK ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     s->qhead = (s->qhead + 1) % s->qcap;
     s->qlen--;
     s->qbytes -= (size_t)b->len + SLOT_COST;
@@ -217,7 +220,10 @@ const char *sess_peer(const struct session *s) { return s->peer; }
 enum sess_proto sess_proto(const struct session *s) { return s->proto; }
 struct lws *sess_wsi(const struct session *s) { return s->wsi; }
 struct cf_rel_end *sess_rooms(struct session *s) { return &s->rooms; }
+struct req **sess_reqs(struct session *s) { return &s->reqs; }
+uint32_t *sess_nreqs(struct session *s) { return &s->nreqs; }
 size_t sess_queued_bytes(const struct session *s) { return s->qbytes; }
+size_t sess_max_queue(const struct session *s) { return s->qmax; }
 
 void sess_list_add(struct session **head, struct session *s)
 {

@@ -6,7 +6,8 @@
  * message. The queue is bounded in bytes (MAX_CLIENT_QUEUE_BYTES): a client
  * that does not read fast enough is disconnected with close code 1008 instead
  * of making anyone wait or memory grow. Writes happen only from the socket's
- * WRITEABLE callback, one frame each.
+ * WRITEABLE callback, one frame each (binary frames for confab.msgpack.v1,
+ * text otherwise).
  *
  * Ownership: the gateway creates a session when it accepts the upgrade and
  * frees it when lws destroys the connection; the session must have left every
@@ -25,7 +26,12 @@ struct lws;
 struct session;
 
 /* How the client speaks. Fan-out encodes a message once per kind in use. */
-enum sess_proto { SESS_LEGACY = 0, SESS_PROTO_COUNT };
+enum sess_proto { SESS_LEGACY = 0, SESS_V1_JSON, SESS_V1_MSGPACK, SESS_PROTO_COUNT };
+
+static inline bool sess_proto_is_v1(enum sess_proto p)
+{
+    return p != SESS_LEGACY;
+}
 
 /* A tag at the start of every object hung on a wsi's opaque pointer, so the
  * connection's destroy callback knows what to free. */
@@ -66,7 +72,12 @@ const char *sess_peer(const struct session *s);
 enum sess_proto sess_proto(const struct session *s);
 struct lws *sess_wsi(const struct session *s);
 struct cf_rel_end *sess_rooms(struct session *s);
+/* The session's outstanding broker requests (owned by reqs.c). */
+struct req;
+struct req **sess_reqs(struct session *s);
+uint32_t *sess_nreqs(struct session *s);
 size_t sess_queued_bytes(const struct session *s);
+size_t sess_max_queue(const struct session *s);
 
 /* An intrusive list of live sessions (for drain and counts). */
 void sess_list_add(struct session **head, struct session *s);

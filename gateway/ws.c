@@ -1,6 +1,7 @@
 /* ws: see ws.h. */
 #include "ws.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "lrooms.h"
 #include "session.h"
+#include "v1.h"
 #include "validate.h"
 
 /* ---- upgrade ------------------------------------------------------------- */
@@ -51,6 +53,54 @@ static size_t find_token(struct lws *wsi, char *buf, size_t cap)
     return 0;
 }
 
+/* The host[:port] of an origin "scheme://host[:port]", lower-cased. */
+static bool origin_host(const char *origin, char *out, size_t cap)
+{
+    const char *p = strstr(origin, "://");
+    if (!p)
+        return false;
+    p += 3;
+    size_t n = strcspn(p, "/");
+    if (n == 0 || n >= cap)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)p[i]);
+    out[n] = '\0';
+    return true;
+}
+
+/* Browsers always send Origin; other clients need not, and are let in. */
+static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t cap)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return true;
+    if ((size_t)n >= cap || lws_hdr_copy(wsi, origin, (int)cap, WSI_TOKEN_ORIGIN) <= 0)
+        return false;
+    const char *allowed = gw->cfg->allowed_origins;
+    if (strcmp(allowed, "*") == 0)
+        return true;
+    if (allowed[0]) {
+        size_t olen = strlen(origin);
+        for (const char *p = allowed; *p;) {
+            while (*p == ' ' || *p == ',')
+                p++;
+            size_t len = strcspn(p, ", ");
+            if (len && len == olen && strncasecmp(p, origin, len) == 0)
+                return true;
+            p += len;
+        }
+        return false;
+    }
+    char ohost[256], host[256];
+    if (!origin_host(origin, ohost, sizeof ohost) ||
+        lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return false;
+    for (char *h = host; *h; h++)
+        *h = (char)tolower((unsigned char)*h);
+    return strcmp(ohost, host) == 0;
+}
+
 static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
 {
     char path[64];
@@ -67,6 +117,17 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
                           "retry-after: 1\x0d\x0a") < 0
                    ? -1
                    : 1;
+
+    char origin[256];
+    if (!origin_allowed(gw, wsi, origin, sizeof origin)) {
+        char peer[48];
+        peer_of(wsi, peer, sizeof peer);
+        CF_INFO("ws", "refused upgrade from %s: origin %.100s is not allowed", peer, origin);
+        return http_error(wsi, HTTP_STATUS_FORBIDDEN,
+                          "origin not allowed (see ALLOWED_ORIGINS)", NULL) < 0
+                   ? -1
+                   : 1;
+    }
 
     char token[AUTH_MAX_TOKEN + 2];
     size_t tlen = find_token(wsi, token, sizeof token);
@@ -102,26 +163,44 @@ static struct session *session_of(struct lws *wsi)
     return k && *k == CONN_SESSION ? (struct session *)k : NULL;
 }
 
+/* A legacy session's one room. */
 static void join_room(struct gw *gw, struct session *s, const char *room, size_t len)
 {
-    if (lrooms_join(gw->rooms, s, room, len) < 0) {
+    int err;
+    if (!lrooms_join(gw->rooms, s, room, len, false, &err) && err != -EEXIST) {
         CF_ERROR("ws", "conn %llu: out of memory joining %.*s", (unsigned long long)sess_id(s),
                  (int)len, room);
         sess_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
     }
+    v1_presence_join(gw, s, (struct cf_str){room, (uint32_t)len});
+}
+
+static enum sess_proto proto_of(struct lws *wsi)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    if (p && p->name && strcmp(p->name, WS_PROTO_V1_JSON) == 0)
+        return SESS_V1_JSON;
+    if (p && p->name && strcmp(p->name, WS_PROTO_V1_MSGPACK) == 0)
+        return SESS_V1_MSGPACK;
+    return SESS_LEGACY;
 }
 
 static void established(struct gw *gw, struct lws *wsi, struct session *s)
 {
     char peer[48];
     peer_of(wsi, peer, sizeof peer);
-    sess_attach(s, wsi, SESS_LEGACY, peer);
+    enum sess_proto proto = proto_of(wsi);
+    sess_attach(s, wsi, proto, peer);
     sess_list_add(&gw->sessions, s);
     gw->nsessions++;
     gw->stats.connections_total++;
-    CF_INFO("ws", "conn %llu: %s connected from %s", (unsigned long long)sess_id(s), sess_user(s),
-            peer);
-    join_room(gw, s, gw->cfg->default_room, strlen(gw->cfg->default_room));
+    CF_INFO("ws", "conn %llu: %s connected from %s (%s)", (unsigned long long)sess_id(s),
+            sess_user(s), peer,
+            proto == SESS_V1_JSON ? WS_PROTO_V1_JSON
+            : proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : "legacy protocol");
+    if (proto == SESS_LEGACY)
+        join_room(gw, s, gw->cfg->default_room, strlen(gw->cfg->default_room));
 }
 
 /* The one room of a legacy session. */
@@ -165,7 +244,7 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
         send_message(gw, s, &ev.text);
         break;
     case LEGACY_CHANGE_ROOM:
-        lrooms_leave_all(gw->rooms, s);
+        v1_session_closed(gw, s); /* leaves its room, presence included */
         join_room(gw, s, ev.room.p, ev.room.len);
         CF_DEBUG("ws", "conn %llu: now in %.*s", (unsigned long long)sess_id(s), (int)ev.room.len,
                  ev.room.p);
@@ -193,12 +272,26 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
     }
     if (rc == 0)
         return 0;
-    if (lws_frame_is_binary(wsi)) {
+    bool binary = lws_frame_is_binary(wsi);
+    enum sess_proto proto = sess_proto(s);
+    if (proto == SESS_LEGACY && binary) {
         gw->stats.bad_frames++;
         CF_INFO("ws", "conn %llu (%s): ignored a binary frame", (unsigned long long)sess_id(s),
                 sess_user(s));
-    } else {
+    } else if (proto == SESS_LEGACY) {
         on_message(gw, s, msg, mlen);
+    } else if (binary != (proto == SESS_V1_MSGPACK)) {
+        gw->stats.bad_frames++;
+        CF_INFO("ws", "conn %llu (%s): %s frame on %s; closing with 1003",
+                (unsigned long long)sess_id(s), sess_user(s), binary ? "binary" : "text",
+                proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : WS_PROTO_V1_JSON);
+        sess_rx_done(s);
+        static const char why[] = "wrong frame type for this subprotocol";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    } else {
+        v1_on_frame(gw, s, msg, mlen);
     }
     sess_rx_done(s);
     return 0;
@@ -206,7 +299,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
 
 static void closed(struct gw *gw, struct session *s)
 {
-    lrooms_leave_all(gw->rooms, s);
+    v1_session_closed(gw, s);
     sess_detach(s);
     sess_list_del(&gw->sessions, s);
     gw->nsessions--;

@@ -2,8 +2,11 @@
  *
  * The token (?token= or "Authorization: Bearer") is verified before the
  * upgrade, and a bad one gets a real HTTP 401 without upgrading. After that
- * each connection is a session: it starts in DEFAULT_ROOM, speaks the legacy
- * JSON protocol (legacy.h), and is dropped when it sends frames over
+ * each connection is a session. Without a subprotocol it starts in
+ * DEFAULT_ROOM and speaks the legacy JSON protocol (legacy.h); with
+ * confab.v1 (JSON text) or confab.msgpack.v1 (binary) it speaks protocol v1
+ * (v1.h). A browser's Origin must be allowed (ALLOWED_ORIGINS, default the
+ * request's own host) or the upgrade gets 403. A session is dropped when it sends frames over
  * MAX_MESSAGE_BYTES (1009), invalid UTF-8 (1007, by lws), stops answering
  * pings, or stops reading (1008). */
 #ifndef GW_WS_H
@@ -12,6 +15,9 @@
 #include <stddef.h>
 
 #include "gateway.h"
+
+#define WS_PROTO_V1_JSON "confab.v1"
+#define WS_PROTO_V1_MSGPACK "confab.msgpack.v1"
 
 /* Handles LWS_CALLBACK_HTTP_CONFIRM_UPGRADE and the WebSocket server
  * callbacks. Returns what the lws callback must return. */

@@ -335,11 +335,11 @@ static void test_one_frame_per_gateway_link_one_encoding_per_message(void **stat
     h_sleep_ms(200); /* let the debug lines reach the files */
     assert_int_equal(
         h_log_count_from(&fx.node.broker[shard], bmark,
-                         "room fanout: message forwarded once to each of 1 gateway links"),
+                         "room fanout: event forwarded once to each of 1 gateway links"),
         1);
     assert_int_equal(
         h_log_count_from(&fx.node.gateway, gmark,
-                         "room fanout: message queued for 5 local members, encoded 1 time(s)"),
+                         "room fanout: msg queued for 5 local members, encoded 1 time(s)"),
         1);
     for (int i = 0; i < N; i++)
         wsc_close(c[i]);

@@ -1,0 +1,220 @@
+/* presence: see presence.h. */
+#include "presence.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "map.h"
+#include "validate.h"
+
+struct group; /* the entries of one room */
+
+struct entry {
+    uint64_t link_id;
+    struct group *g;
+    uint32_t gi; /* index in g->v */
+    uint32_t keylen, roomlen, connlen, userlen;
+    char *user;
+    char key[]; /* room '\0' conn, then user */
+};
+
+struct group {
+    char name[CF_ROOM_MAX + 1];
+    uint32_t len;
+    struct entry **v;
+    uint32_t n, cap;
+};
+
+struct presence {
+    struct cf_map *entries; /* room '\0' conn -> entry */
+    struct cf_map *groups;  /* room -> group */
+};
+
+struct presence *presence_new(void)
+{
+    struct presence *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->entries = cf_map_new();
+    p->groups = cf_map_new();
+    if (!p->entries || !p->groups) {
+        presence_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void *all_values(struct cf_map *m, size_t *n)
+{
+    *n = cf_map_count(m);
+    void **v = malloc((*n ? *n : 1) * sizeof *v);
+    size_t it = 0, k = 0;
+    void *x;
+    while (v && (x = cf_map_next(m, &it)))
+        v[k++] = x;
+    return v;
+}
+
+void presence_free(struct presence *p)
+{
+    if (!p)
+        return;
+    size_t n;
+    if (p->entries) {
+        void **v = all_values(p->entries, &n);
+        for (size_t i = 0; v && i < n; i++)
+            free(v[i]);
+        free(v);
+    }
+    if (p->groups) {
+        struct group **v = all_values(p->groups, &n);
+        for (size_t i = 0; v && i < n; i++) {
+            free(v[i]->v);
+            free(v[i]);
+        }
+        free(v);
+    }
+    cf_map_free(p->entries);
+    cf_map_free(p->groups);
+    free(p);
+}
+
+static size_t make_key(char *out, struct cf_str room, struct cf_str conn)
+{
+    memcpy(out, room.p, room.len);
+    out[room.len] = '\0';
+    memcpy(out + room.len + 1, conn.p, conn.len);
+    return room.len + 1 + conn.len;
+}
+
+int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
+                 struct cf_str user)
+{
+    if (room.len > CF_ROOM_MAX || conn.len > CF_WIRE_MAX_TOKEN)
+        return -EINVAL;
+    char key[CF_ROOM_MAX + 1 + CF_WIRE_MAX_TOKEN];
+    size_t klen = make_key(key, room, conn);
+    if (cf_map_get(p->entries, key, klen))
+        return -EEXIST;
+    struct group *g = cf_map_get(p->groups, room.p, room.len);
+    if (!g) {
+        g = calloc(1, sizeof *g);
+        if (!g)
+            return -ENOMEM;
+        memcpy(g->name, room.p, room.len);
+        g->len = room.len;
+        if (cf_map_put(p->groups, g->name, g->len, g) < 0) {
+            free(g);
+            return -ENOMEM;
+        }
+    }
+    if (g->n == g->cap) {
+        uint32_t cap = g->cap ? g->cap * 2 : 4;
+        struct entry **v = realloc(g->v, cap * sizeof *v);
+        if (!v)
+            goto fail;
+        g->v = v;
+        g->cap = cap;
+    }
+    struct entry *e = malloc(sizeof *e + klen + user.len + 1);
+    if (!e)
+        goto fail;
+    e->link_id = link_id;
+    e->keylen = (uint32_t)klen;
+    e->roomlen = room.len;
+    e->connlen = conn.len;
+    e->userlen = user.len;
+    memcpy(e->key, key, klen);
+    e->user = e->key + klen;
+    memcpy(e->user, user.p, user.len);
+    e->user[user.len] = '\0';
+    if (cf_map_put(p->entries, e->key, klen, e) < 0) {
+        free(e);
+        goto fail;
+    }
+    e->g = g;
+    e->gi = g->n;
+    g->v[g->n++] = e;
+    return 0;
+fail:
+    if (g->n == 0) {
+        cf_map_del(p->groups, g->name, g->len);
+        free(g->v);
+        free(g);
+    }
+    return -ENOMEM;
+}
+
+static void remove_entry(struct presence *p, struct entry *e)
+{
+    struct group *g = e->g;
+    cf_map_del(p->entries, e->key, e->keylen);
+    g->v[e->gi] = g->v[--g->n];
+    g->v[e->gi]->gi = e->gi;
+    if (g->n == 0) {
+        cf_map_del(p->groups, g->name, g->len);
+        free(g->v);
+        free(g);
+    }
+    free(e);
+}
+
+bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn)
+{
+    if (room.len > CF_ROOM_MAX || conn.len > CF_WIRE_MAX_TOKEN)
+        return false;
+    char key[CF_ROOM_MAX + 1 + CF_WIRE_MAX_TOKEN];
+    size_t klen = make_key(key, room, conn);
+    struct entry *e = cf_map_get(p->entries, key, klen);
+    if (!e)
+        return false;
+    remove_entry(p, e);
+    return true;
+}
+
+void presence_drop_link(struct presence *p, uint64_t link_id,
+                        void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud)
+{
+    size_t n;
+    struct entry **v = all_values(p->entries, &n);
+    if (!v)
+        return; /* out of memory: the entries expire in Redis by themselves */
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = v[i];
+        if (e->link_id != link_id)
+            continue;
+        if (fn)
+            fn(ud, (struct cf_str){e->key, e->roomlen},
+               (struct cf_str){e->key + e->roomlen + 1, e->connlen});
+        remove_entry(p, e);
+    }
+    free(v);
+}
+
+void presence_foreach_room(struct presence *p,
+                           void (*fn)(void *ud, struct cf_str room, const struct cf_str *conns,
+                                      const struct cf_str *users, uint32_t n),
+                           void *ud)
+{
+    size_t it = 0;
+    struct group *g;
+    while ((g = cf_map_next(p->groups, &it))) {
+        struct cf_str *conns = malloc(g->n * sizeof *conns), *users = malloc(g->n * sizeof *users);
+        if (conns && users) {
+            for (uint32_t i = 0; i < g->n; i++) {
+                struct entry *e = g->v[i];
+                conns[i] = (struct cf_str){e->key + e->roomlen + 1, e->connlen};
+                users[i] = (struct cf_str){e->user, e->userlen};
+            }
+            fn(ud, (struct cf_str){g->name, g->len}, conns, users, g->n);
+        }
+        free(conns);
+        free(users);
+    }
+}
+
+uint64_t presence_count(const struct presence *p)
+{
+    return cf_map_count(p->entries);
+}

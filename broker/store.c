@@ -1,0 +1,506 @@
+/* store: see store.h. */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "bytes.h"
+#include "clock.h"
+#include "log.h"
+#include "validate.h"
+
+/* ---- the scripts ----------------------------------------------------------
+ * Redis runs Lua 5.1; numbers are doubles, exact up to 2^53, far beyond any
+ * id or millisecond time here. The msgpack they produce is written by hand
+ * (a fixed shape), so it does not depend on cmsgpack's table heuristics. */
+
+#define PRELUDE                                                                                    \
+    "local function mp_str(s)\n"                                                                   \
+    "  local n = #s\n"                                                                             \
+    "  if n < 32 then return string.char(160 + n) .. s end\n"                                      \
+    "  if n < 256 then return '\\217' .. string.char(n) .. s end\n"                                \
+    "  return '\\218' .. string.char(math.floor(n / 256), n % 256) .. s\n"                         \
+    "end\n"                                                                                        \
+    "local function mp_u64(v)\n"                                                                   \
+    "  local t = {}\n"                                                                             \
+    "  for i = 8, 1, -1 do t[i] = string.char(v % 256); v = math.floor(v / 256) end\n"             \
+    "  return '\\207' .. table.concat(t)\n"                                                        \
+    "end\n"
+
+/* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
+ * the room and the TTL in C. */
+#define PRESENCE                                                                                   \
+    "local function announce(C, user, action)\n"                                                   \
+    "  local pv = redis.call('INCR', C.pv)\n"                                                      \
+    "  local count = redis.call('HLEN', C.pc)\n"                                                   \
+    "  redis.call('PUBLISH', C.chan, '\\135' .. mp_str('v') .. '\\1' .. mp_str('t') ..\n"          \
+    "    mp_str('presence') .. mp_str('room') .. mp_str(C.room) .. mp_str('user') ..\n"            \
+    "    mp_str(user) .. mp_str('action') .. mp_str(action) .. mp_str('count') ..\n"               \
+    "    mp_u64(count) .. mp_str('pv') .. mp_u64(pv))\n"                                           \
+    "end\n"                                                                                        \
+    "local function drop(C, conn)\n"                                                               \
+    "  if redis.call('ZREM', C.pz, conn) == 0 then return end\n"                                   \
+    "  local u = redis.call('HGET', C.pu, conn)\n"                                                 \
+    "  redis.call('HDEL', C.pu, conn)\n"                                                           \
+    "  if not u then return end\n"                                                                 \
+    "  if redis.call('HINCRBY', C.pc, u, -1) <= 0 then\n"                                          \
+    "    redis.call('HDEL', C.pc, u)\n"                                                            \
+    "    announce(C, u, 'leave')\n"                                                                \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "local function add(C, conn, user)\n"                                                          \
+    "  if redis.call('ZADD', C.pz, C.now + C.ttl, conn) == 0 then return end\n"                    \
+    "  redis.call('HSET', C.pu, conn, user)\n"                                                     \
+    "  if redis.call('HINCRBY', C.pc, user, 1) == 1 then announce(C, user, 'join') end\n"          \
+    "end\n"                                                                                        \
+    "local function sweep(C)\n"                                                                    \
+    "  local dead = redis.call('ZRANGEBYSCORE', C.pz, '-inf', C.now, 'LIMIT', 0, 200)\n"           \
+    "  for _, c in ipairs(dead) do drop(C, c) end\n"                                               \
+    "end\n"                                                                                        \
+    "local function keep(C)\n"                                                                     \
+    "  local s = math.floor(C.ttl / 1000) * 3 + 60\n"                                              \
+    "  redis.call('EXPIRE', C.pz, s); redis.call('EXPIRE', C.pu, s)\n"                             \
+    "  redis.call('EXPIRE', C.pc, s); redis.call('EXPIRE', C.pv, s)\n"                             \
+    "end\n"
+
+/* KEYS seq hist epoch [dedup]; ARGV chan prefix ts hsize httl dttl epoch */
+static const char script_send[] =
+    PRELUDE
+    "if #KEYS == 4 then\n"
+    "  local d = redis.call('GET', KEYS[4])\n"
+    "  if d then\n"
+    "    local id, ts = string.match(d, '^(%d+):(%d+)$')\n"
+    "    if id then return {1, tonumber(id), tonumber(ts)} end\n"
+    "  end\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[3]) == 0 then\n"
+    "  redis.call('SET', KEYS[3], ARGV[7])\n"
+    "  redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "end\n"
+    "local id = redis.call('INCR', KEYS[1])\n"
+    "local payload = ARGV[2] .. mp_str('id') .. mp_u64(id)\n"
+    "local hsize = tonumber(ARGV[4])\n"
+    "if hsize > 0 then\n"
+    "  redis.call('RPUSH', KEYS[2], payload)\n"
+    "  redis.call('LTRIM', KEYS[2], -hsize, -1)\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[5]); redis.call('EXPIRE', KEYS[3], ARGV[5])\n"
+    "redis.call('PUBLISH', ARGV[1], payload)\n"
+    "if #KEYS == 4 then\n"
+    "  redis.call('SET', KEYS[4], string.format('%d:%s', id, ARGV[3]), 'EX', ARGV[6])\n"
+    "end\n"
+    "return {0, id, tonumber(ARGV[3])}\n";
+
+/* KEYS seq hist epoch pz pu pc pv; ARGV chan room conn user now ttl httl
+ * epoch since cepoch limit mcap */
+static const char script_join[] =
+    PRELUDE PRESENCE
+    "local C = {pz = KEYS[4], pu = KEYS[5], pc = KEYS[6], pv = KEYS[7], chan = ARGV[1],\n"
+    "  room = ARGV[2], now = tonumber(ARGV[5]), ttl = tonumber(ARGV[6])}\n"
+    "local epoch = redis.call('GET', KEYS[3])\n"
+    "if not epoch then\n"
+    "  epoch = ARGV[8]\n"
+    "  redis.call('SET', KEYS[3], epoch)\n"
+    "  redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[3], ARGV[7])\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end\n"
+    "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end\n"
+    "sweep(C)\n"
+    "add(C, ARGV[3], ARGV[4])\n"
+    "keep(C)\n"
+    "local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local len = redis.call('LLEN', KEYS[2])\n"
+    "local first = last - len + 1\n"
+    "local since = tonumber(ARGV[9])\n"
+    "local limit = tonumber(ARGV[11])\n"
+    "local recovered, msgs = 0, {}\n"
+    "if since >= 0 and ARGV[10] == epoch and since <= last and since + 1 >= first then\n"
+    "  recovered = 1\n"
+    "  if since < last then msgs = redis.call('LRANGE', KEYS[2], since + 1 - first, -1) end\n"
+    "elseif limit > 0 and len > 0 then\n"
+    "  msgs = redis.call('LRANGE', KEYS[2], -limit, -1)\n"
+    "end\n"
+    "local count = redis.call('HLEN', C.pc)\n"
+    "local mcap = tonumber(ARGV[12])\n"
+    "local members\n"
+    "if count <= mcap then members = redis.call('HKEYS', C.pc)\n"
+    "else\n"
+    "  members = {}\n"
+    "  local cur = '0'\n"
+    "  repeat\n"
+    "    local r = redis.call('HSCAN', C.pc, cur, 'COUNT', mcap)\n"
+    "    cur = r[1]\n"
+    "    for i = 1, #r[2], 2 do\n"
+    "      if #members < mcap then members[#members + 1] = r[2][i] end\n"
+    "    end\n"
+    "  until cur == '0' or #members >= mcap\n"
+    "end\n"
+    "local pv = tonumber(redis.call('GET', C.pv) or '0')\n"
+    "return {epoch, last, pv, count, recovered, members, msgs}\n";
+
+/* KEYS pz pu pc pv; ARGV chan room conn now ttl */
+static const char script_leave[] =
+    PRELUDE PRESENCE
+    "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
+    "  room = ARGV[2], now = tonumber(ARGV[4]), ttl = tonumber(ARGV[5])}\n"
+    "drop(C, ARGV[3])\n"
+    "sweep(C)\n"
+    "return 0\n";
+
+/* KEYS pz pu pc pv; ARGV chan room now ttl (conn user)... */
+static const char script_refresh[] =
+    PRELUDE PRESENCE
+    "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
+    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4])}\n"
+    "sweep(C)\n"
+    "for i = 5, #ARGV - 1, 2 do\n"
+    "  if redis.call('ZADD', C.pz, 'XX', 'CH', C.now + C.ttl, ARGV[i]) == 0 then\n"
+    "    if not redis.call('ZSCORE', C.pz, ARGV[i]) then add(C, ARGV[i], ARGV[i + 1]) end\n"
+    "  end\n"
+    "end\n"
+    "keep(C)\n"
+    "return 0\n";
+
+/* KEYS seq hist; ARGV before limit */
+static const char script_history[] =
+    "local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local len = redis.call('LLEN', KEYS[2])\n"
+    "local first = last - len + 1\n"
+    "local hi = last\n"
+    "local before = tonumber(ARGV[1])\n"
+    "if before >= 0 and before - 1 < hi then hi = before - 1 end\n"
+    "local limit = tonumber(ARGV[2])\n"
+    "if hi < first then return {{}, 0} end\n"
+    "if limit == 0 then return {{}, 1} end\n"
+    "local lo = hi - limit + 1\n"
+    "if lo < first then lo = first end\n"
+    "local msgs = redis.call('LRANGE', KEYS[2], lo - first, hi - first)\n"
+    "local more = 0\n"
+    "if lo > first then more = 1 end\n"
+    "return {msgs, more}\n";
+
+enum { S_SEND, S_JOIN, S_LEAVE, S_REFRESH, S_HISTORY, S_COUNT };
+const char *const store_scripts[S_COUNT] = {script_send, script_join, script_leave,
+                                            script_refresh, script_history};
+const int store_nscripts = S_COUNT;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+#define KEY_MAX (CF_ROOM_MAX + 16)
+
+static size_t room_key(char *out, struct cf_str room, const char *what)
+{
+    int n = snprintf(out, KEY_MAX, "cf:{%.*s}:%s", (int)room.len, room.p, what);
+    return (size_t)n;
+}
+
+static size_t channel(char *out, struct cf_str room)
+{
+    int n = snprintf(out, KEY_MAX, "room:%.*s", (int)room.len, room.p);
+    return (size_t)n;
+}
+
+static void new_epoch(char out[17])
+{
+    snprintf(out, 17, "%016" PRIx64, cf_random_u64());
+}
+
+/* A growing argv: strings are either borrowed or formatted into `num`. */
+struct args {
+    const char *v[64];
+    size_t l[64];
+    char num[16][24];
+    int n, nn;
+};
+
+static void arg(struct args *a, const char *p, size_t len)
+{
+    a->v[a->n] = p;
+    a->l[a->n] = len;
+    a->n++;
+}
+
+static void arg_str(struct args *a, struct cf_str s)
+{
+    arg(a, s.p ? s.p : "", s.len);
+}
+
+static void arg_num(struct args *a, int64_t v)
+{
+    char *p = a->num[a->nn++];
+    int n = snprintf(p, sizeof a->num[0], "%" PRId64, v);
+    arg(a, p, (size_t)n);
+}
+
+static bool int_of(const redisReply *r, int64_t *out)
+{
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return false;
+    *out = r->integer;
+    return true;
+}
+
+/* Points a cf_str array at the string elements of an array reply. */
+static struct cf_str *strings_of(const redisReply *r, uint32_t *n)
+{
+    *n = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements > CF_WIRE_MAX_ITEMS)
+        return NULL;
+    struct cf_str *v = calloc(r->elements ? r->elements : 1, sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING) {
+            free(v);
+            return NULL;
+        }
+        v[i] = (struct cf_str){e->str, (uint32_t)e->len};
+    }
+    *n = (uint32_t)r->elements;
+    return v;
+}
+
+static int err_of(const redisReply *r)
+{
+    return r ? -EIO : -ECONNRESET;
+}
+
+/* A small heap box carrying the caller's callback through rbridge. */
+struct box {
+    void (*fn)(void);
+    void *ud;
+};
+
+static struct box *box_new(void (*fn)(void), void *ud)
+{
+    struct box *b = malloc(sizeof *b);
+    if (b) {
+        b->fn = fn;
+        b->ud = ud;
+    }
+    return b;
+}
+
+static int eval(struct rbridge *rb, int script, struct args *a, rbridge_reply_fn done,
+                struct box *box)
+{
+    if (!box && done)
+        return -ENOMEM;
+    int rc = rbridge_eval(rb, script, a->n, a->v, a->l, done, box);
+    if (rc < 0)
+        free(box);
+    return rc;
+}
+
+/* ---- send --------------------------------------------------------------- */
+
+static void sent_reply(void *ud, const redisReply *r)
+{
+    struct box *b = ud;
+    store_sent_fn fn = (store_sent_fn)b->fn;
+    int64_t dup, id, ts;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 && int_of(r->element[0], &dup) &&
+        int_of(r->element[1], &id) && int_of(r->element[2], &ts) && id > 0) {
+        struct store_sent s = {(uint64_t)id, ts, dup != 0};
+        fn(b->ud, 0, &s);
+    } else {
+        fn(b->ud, err_of(r), NULL);
+    }
+    free(b);
+}
+
+int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
+               struct cf_str cid, store_sent_fn fn, void *ud)
+{
+    struct cf_bytes prefix;
+    cf_bytes_init(&prefix, CF_WIRE_MAX_FRAME);
+    int rc = cf_wire_msg_prefix(&prefix, m);
+    if (rc < 0) {
+        cf_bytes_free(&prefix);
+        return rc;
+    }
+    char k_seq[KEY_MAX], k_hist[KEY_MAX], k_epoch[KEY_MAX], chan[KEY_MAX], epoch[17];
+    char k_dd[KEY_MAX + 2 * CF_WIRE_MAX_TOKEN + 8];
+    struct args a = {0};
+    bool dedup = cid.len > 0;
+    arg_num(&a, dedup ? 4 : 3);
+    arg(&a, k_seq, room_key(k_seq, m->room, "seq"));
+    arg(&a, k_hist, room_key(k_hist, m->room, "hist"));
+    arg(&a, k_epoch, room_key(k_epoch, m->room, "epoch"));
+    if (dedup) {
+        int n = snprintf(k_dd, sizeof k_dd, "cf:{%.*s}:dd:%.*s:%.*s", (int)m->room.len, m->room.p,
+                         (int)m->from.len, m->from.p, (int)cid.len, cid.p);
+        arg(&a, k_dd, (size_t)n);
+    }
+    arg(&a, chan, channel(chan, m->room));
+    arg(&a, (const char *)cf_bytes_data(&prefix), cf_bytes_len(&prefix));
+    arg_num(&a, m->ts);
+    arg_num(&a, lim->history_size);
+    arg_num(&a, lim->history_ttl_s);
+    arg_num(&a, lim->dedup_window_s);
+    new_epoch(epoch);
+    arg(&a, epoch, 16);
+    rc = eval(rb, S_SEND, &a, fn ? sent_reply : NULL, fn ? box_new((void (*)(void))fn, ud) : NULL);
+    cf_bytes_free(&prefix);
+    return rc;
+}
+
+/* ---- join --------------------------------------------------------------- */
+
+static void joined_reply(void *ud, const redisReply *r)
+{
+    struct box *b = ud;
+    store_joined_fn fn = (store_joined_fn)b->fn;
+    struct store_joined j = {0};
+    int64_t last, pv, count, rec;
+    struct cf_str *members = NULL, *msgs = NULL;
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 7 &&
+              r->element[0]->type == REDIS_REPLY_STRING && int_of(r->element[1], &last) &&
+              int_of(r->element[2], &pv) && int_of(r->element[3], &count) &&
+              int_of(r->element[4], &rec);
+    if (ok) {
+        members = strings_of(r->element[5], &j.nmembers);
+        msgs = strings_of(r->element[6], &j.nmessages);
+        ok = members && msgs;
+    }
+    if (ok) {
+        j.epoch = (struct cf_str){r->element[0]->str, (uint32_t)r->element[0]->len};
+        j.last_id = (uint64_t)last;
+        j.pv = (uint64_t)pv;
+        j.count = (uint64_t)count;
+        j.recovered = rec != 0;
+        j.members = members;
+        j.messages = msgs;
+        fn(b->ud, 0, &j);
+    } else {
+        fn(b->ud, r && r->type != REDIS_REPLY_ERROR ? -EPROTO : err_of(r), NULL);
+    }
+    free(members);
+    free(msgs);
+    free(b);
+}
+
+static void presence_keys(struct args *a, char k[4][KEY_MAX], struct cf_str room)
+{
+    static const char *const what[4] = {"pz", "pu", "pc", "pv"};
+    for (int i = 0; i < 4; i++)
+        arg(a, k[i], room_key(k[i], room, what[i]));
+}
+
+int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+               struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
+               struct cf_str epoch, uint32_t limit, uint32_t max_members, store_joined_fn fn,
+               void *ud)
+{
+    char k_seq[KEY_MAX], k_hist[KEY_MAX], k_epoch[KEY_MAX], pk[4][KEY_MAX], chan[KEY_MAX];
+    char cand[17];
+    struct args a = {0};
+    arg_num(&a, 7);
+    arg(&a, k_seq, room_key(k_seq, room, "seq"));
+    arg(&a, k_hist, room_key(k_hist, room, "hist"));
+    arg(&a, k_epoch, room_key(k_epoch, room, "epoch"));
+    presence_keys(&a, pk, room);
+    arg(&a, chan, channel(chan, room));
+    arg_str(&a, room);
+    arg_str(&a, conn);
+    arg_str(&a, user);
+    arg_num(&a, cf_wall_ms());
+    arg_num(&a, lim->presence_ttl_ms);
+    arg_num(&a, lim->history_ttl_s);
+    new_epoch(cand);
+    arg(&a, cand, 16);
+    arg_num(&a, has_since && since <= INT64_MAX ? (int64_t)since : -1);
+    arg_str(&a, epoch);
+    arg_num(&a, limit);
+    arg_num(&a, max_members);
+    return eval(rb, S_JOIN, &a, joined_reply, box_new((void (*)(void))fn, ud));
+}
+
+/* ---- presence ----------------------------------------------------------- */
+
+int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                struct cf_str conn)
+{
+    char pk[4][KEY_MAX], chan[KEY_MAX];
+    struct args a = {0};
+    arg_num(&a, 4);
+    presence_keys(&a, pk, room);
+    arg(&a, chan, channel(chan, room));
+    arg_str(&a, room);
+    arg_str(&a, conn);
+    arg_num(&a, cf_wall_ms());
+    arg_num(&a, lim->presence_ttl_ms);
+    return eval(rb, S_LEAVE, &a, NULL, NULL);
+}
+
+int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                  const struct cf_str *conns, const struct cf_str *users, uint32_t n)
+{
+    enum { PER_CALL = 24 }; /* pairs per script call: argv has 64 slots */
+    for (uint32_t at = 0; at < n || at == 0; at += PER_CALL) {
+        char pk[4][KEY_MAX], chan[KEY_MAX];
+        struct args a = {0};
+        arg_num(&a, 4);
+        presence_keys(&a, pk, room);
+        arg(&a, chan, channel(chan, room));
+        arg_str(&a, room);
+        arg_num(&a, cf_wall_ms());
+        arg_num(&a, lim->presence_ttl_ms);
+        for (uint32_t i = at; i < n && i < at + PER_CALL; i++) {
+            arg_str(&a, conns[i]);
+            arg_str(&a, users[i]);
+        }
+        int rc = eval(rb, S_REFRESH, &a, NULL, NULL);
+        if (rc < 0)
+            return rc;
+        if (n == 0)
+            break;
+    }
+    return 0;
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+static void page_reply(void *ud, const redisReply *r)
+{
+    struct box *b = ud;
+    store_page_fn fn = (store_page_fn)b->fn;
+    struct store_page p = {0};
+    int64_t more;
+    struct cf_str *msgs = NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && int_of(r->element[1], &more) &&
+        (msgs = strings_of(r->element[0], &p.nmessages))) {
+        p.messages = msgs;
+        p.has_more = more != 0;
+        fn(b->ud, 0, &p);
+    } else {
+        fn(b->ud, r && r->type != REDIS_REPLY_ERROR ? -EPROTO : err_of(r), NULL);
+    }
+    free(msgs);
+    free(b);
+}
+
+int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint64_t before,
+                  uint32_t limit, store_page_fn fn, void *ud)
+{
+    char k_seq[KEY_MAX], k_hist[KEY_MAX];
+    struct args a = {0};
+    arg_num(&a, 2);
+    arg(&a, k_seq, room_key(k_seq, room, "seq"));
+    arg(&a, k_hist, room_key(k_hist, room, "hist"));
+    arg_num(&a, has_before && before <= INT64_MAX ? (int64_t)before : -1);
+    arg_num(&a, limit);
+    return eval(rb, S_HISTORY, &a, page_reply, box_new((void (*)(void))fn, ud));
+}
+
+int store_publish(struct rbridge *rb, struct cf_str room, const void *payload, size_t len)
+{
+    return rbridge_publish(rb, room.p, room.len, payload, len);
+}

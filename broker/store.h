@@ -1,0 +1,103 @@
+/* store: what confab keeps in Redis per room, behind five Lua scripts.
+ *
+ * Per room <r> (the braces keep a room's keys in one Redis Cluster slot):
+ *   cf:{r}:seq    last message id (INCR: ids are gapless and increasing)
+ *   cf:{r}:hist   the last HISTORY_SIZE message payloads (a list, oldest first)
+ *   cf:{r}:epoch  changes whenever seq/hist were lost (flush, expiry), so a
+ *                 client's "since" from another epoch is known to be stale
+ *   cf:{r}:pz     presence: connection id -> expiry (ms), a sorted set
+ *   cf:{r}:pu     presence: connection id -> user
+ *   cf:{r}:pc     presence: user -> number of connections
+ *   cf:{r}:pv     presence version: +1 per announced join or leave
+ *   cf:{r}:dd:<user>:<cid>  "id:ts" of an accepted send, for DEDUP_WINDOW
+ *
+ * Each operation is one script, so it is atomic: a send assigns the id,
+ * appends to the history and PUBLISHes in one step (every subscriber sees
+ * ids in order); a join adds the presence entry and reads the epoch, the
+ * history and the member list in one step (the snapshot and the live events
+ * after it can be told apart by id and presence version).
+ *
+ * Callbacks run exactly once per accepted call, with err = 0 and the result,
+ * or err < 0 (-EIO: Redis answered with an error; -ECONNRESET: the connection
+ * dropped, the outcome is unknown). Results point into memory valid only
+ * during the callback. */
+#ifndef BROKER_STORE_H
+#define BROKER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis.h"
+#include "wire.h"
+
+extern const char *const store_scripts[];
+extern const int store_nscripts;
+
+struct store_limits {
+    uint32_t history_size;
+    uint32_t history_ttl_s;
+    uint32_t dedup_window_s;
+    uint32_t presence_ttl_ms;
+};
+
+struct store_sent {
+    uint64_t id;
+    int64_t ts;
+    bool dup; /* an earlier send with the same client id: its original id and ts */
+};
+
+struct store_joined {
+    struct cf_str epoch;
+    uint64_t last_id, pv, count;
+    bool recovered;
+    const struct cf_str *members, *messages;
+    uint32_t nmembers, nmessages;
+};
+
+struct store_page {
+    const struct cf_str *messages;
+    uint32_t nmessages;
+    bool has_more;
+};
+
+typedef void (*store_sent_fn)(void *ud, int err, const struct store_sent *r);
+typedef void (*store_joined_fn)(void *ud, int err, const struct store_joined *r);
+typedef void (*store_page_fn)(void *ud, int err, const struct store_page *r);
+
+/* Every call returns 0 (the callback will run), or -errno from
+ * rbridge_eval (-ENOTCONN: Redis is down) and the callback will not run. */
+
+/* Stores and publishes a message. `m` is a CF_WIRE_MSG without id; cid (may
+ * be empty) is the client's idempotency key. */
+int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
+               struct cf_str cid, store_sent_fn fn, void *ud);
+
+/* Adds connection `conn` of `user` to the room's presence (announcing the
+ * user's first connection) and reads the join snapshot: with has_since and
+ * a matching epoch, the messages after `since`; otherwise the latest `limit`.
+ * At most `max_members` names are returned (count has the total). */
+int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+               struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
+               struct cf_str epoch, uint32_t limit, uint32_t max_members, store_joined_fn fn,
+               void *ud);
+
+/* Removes a connection from the room's presence (announcing the user's last
+ * connection). Fire and forget. */
+int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                struct cf_str conn);
+
+/* Refreshes the presence entries of `n` connections (conns[i] of users[i]),
+ * re-adding any that expired, and expires dead nodes' entries. */
+int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                  const struct cf_str *conns, const struct cf_str *users, uint32_t n);
+
+/* The page of history before message id `before` (exclusive; has_before
+ * false: the latest), at most `limit` messages, oldest first. */
+int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint64_t before,
+                  uint32_t limit, store_page_fn fn, void *ud);
+
+/* Publishes a transient payload (typing) on the room's channel. */
+int store_publish(struct rbridge *rb, struct cf_str room, const void *payload, size_t len);
+
+#endif

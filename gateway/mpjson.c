@@ -1,0 +1,175 @@
+/* mpjson: see mpjson.h. */
+#include "mpjson.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "wire.h"
+
+static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
+{
+    if (depth > MPJSON_MAX_DEPTH) {
+        *why = "nested too deeply";
+        return NULL;
+    }
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > (uint64_t)INT64_MAX) {
+            *why = "integer out of range";
+            return NULL;
+        }
+        return json_integer((json_int_t)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_real(o->via.f64); /* NaN/inf give NULL: refused */
+    case MSGPACK_OBJECT_STR:
+        return json_stringn(o->via.str.ptr, o->via.str.size); /* NULL unless UTF-8 */
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+            json_t *v = from_obj(&o->via.array.ptr[i], depth + 1, why);
+            if (!v || json_array_append_new(a, v) < 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR || memchr(k->via.str.ptr, '\0', k->via.str.size)) {
+                *why = "map key is not a string";
+                json_decref(m);
+                return NULL;
+            }
+            char key[256];
+            if (k->via.str.size >= sizeof key) {
+                *why = "map key too long";
+                json_decref(m);
+                return NULL;
+            }
+            memcpy(key, k->via.str.ptr, k->via.str.size);
+            key[k->via.str.size] = '\0';
+            json_t *v = from_obj(&o->via.map.ptr[i].val, depth + 1, why);
+            if (!v || json_object_set_new(m, key, v) < 0) {
+                json_decref(m);
+                return NULL;
+            }
+        }
+        return m;
+    }
+    default:
+        *why = "bin and ext values are not accepted";
+        return NULL;
+    }
+}
+
+json_t *mpjson_decode(const void *p, size_t len, const char **why)
+{
+    *why = "malformed msgpack";
+    if (cf_wire_prescan(p, len) < 0)
+        return NULL;
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 2048))
+        return NULL;
+    msgpack_object obj;
+    size_t off = 0;
+    json_t *v = NULL;
+    if (msgpack_unpack(p, len, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == len) {
+        *why = "invalid value (bad UTF-8, NaN, or out of range)";
+        v = from_obj(&obj, 0, why);
+    }
+    msgpack_zone_destroy(&zone);
+    return v;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+struct sink {
+    struct cf_bytes *out;
+    int err;
+};
+
+static int pk_write(void *data, const char *buf, size_t len)
+{
+    struct sink *s = data;
+    if (!s->err)
+        s->err = cf_bytes_append(s->out, buf, len);
+    return s->err;
+}
+
+static int pack(msgpack_packer *pk, const json_t *v, int depth)
+{
+    if (depth > MPJSON_MAX_DEPTH)
+        return -EINVAL;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(v));
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            size_t n = strlen(k);
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, k, n);
+            if (pack(pk, x, depth + 1) < 0)
+                return -EINVAL;
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        msgpack_pack_array(pk, json_array_size(v));
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            if (pack(pk, x, depth + 1) < 0)
+                return -EINVAL;
+        }
+        return 0;
+    }
+    case JSON_STRING:
+        msgpack_pack_str(pk, json_string_length(v));
+        msgpack_pack_str_body(pk, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, json_integer_value(v));
+        return 0;
+    case JSON_REAL:
+        msgpack_pack_double(pk, json_real_value(v));
+        return 0;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        return 0;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        return 0;
+    default:
+        msgpack_pack_nil(pk);
+        return 0;
+    }
+}
+
+int mpjson_encode(struct cf_bytes *out, const json_t *v)
+{
+    size_t mark = cf_bytes_len(out);
+    struct sink sink = {out, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sink, pk_write);
+    int rc = pack(&pk, v, 0);
+    if (rc == 0)
+        rc = sink.err;
+    if (rc < 0)
+        cf_bytes_truncate(out, mark);
+    return rc;
+}

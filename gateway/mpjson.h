@@ -1,0 +1,26 @@
+/* mpjson: MessagePack <-> jansson, for the confab.msgpack.v1 subprotocol.
+ *
+ * A msgpack client frame is turned into the same json_t tree a JSON client's
+ * frame gives, so one validator serves both protocols; server events built as
+ * json_t are written out as msgpack for those clients. Only what JSON can
+ * express is accepted: maps with string keys, arrays, strings, integers,
+ * floats, booleans and nil (bin and ext are refused). Nesting is bounded and
+ * container sizes are checked against the frame before anything is built. */
+#ifndef GW_MPJSON_H
+#define GW_MPJSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "bytes.h"
+
+#define MPJSON_MAX_DEPTH 16
+
+/* Returns a new reference, or NULL (with *why set) for anything refused. */
+json_t *mpjson_decode(const void *p, size_t len, const char **why);
+
+/* Appends the msgpack encoding of v to out. 0, -ENOBUFS, -ENOMEM, or
+ * -EINVAL for a value msgpack cannot hold here (e.g. too deep). */
+int mpjson_encode(struct cf_bytes *out, const json_t *v);
+
+#endif

@@ -1,0 +1,142 @@
+/* reqs: see reqs.h. */
+#include "reqs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "map.h"
+
+struct reqs {
+    struct cf_map *by_q; /* key: the 8 bytes of req.q */
+    uint64_t next_q;
+};
+
+struct reqs *reqs_new(void)
+{
+    struct reqs *t = calloc(1, sizeof *t);
+    if (!t || !(t->by_q = cf_map_new())) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void reqs_free(struct reqs *t)
+{
+    if (!t)
+        return;
+    size_t it;
+    struct req *r;
+    while ((it = 0, r = cf_map_next(t->by_q, &it))) {
+        cf_map_del(t->by_q, (const char *)&r->q, sizeof r->q);
+        free(r);
+    }
+    cf_map_free(t->by_q);
+    free(t);
+}
+
+static void unlink_session(struct req *r)
+{
+    if (!r->s)
+        return;
+    struct req **pp = sess_reqs(r->s);
+    while (*pp && *pp != r)
+        pp = &(*pp)->snext;
+    if (*pp)
+        *pp = r->snext;
+    (*sess_nreqs(r->s))--;
+    r->s = NULL;
+    r->snext = NULL;
+}
+
+struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
+                     struct cf_str room, struct cf_str id, int *err)
+{
+    *err = -EBUSY;
+    if (s && *sess_nreqs(s) >= REQS_PER_SESSION)
+        return NULL;
+    *err = -ENOMEM;
+    if (room.len > CF_ROOM_MAX)
+        return NULL;
+    struct req *r = calloc(1, sizeof *r + id.len + 1);
+    if (!r)
+        return NULL;
+    r->q = ++t->next_q;
+    r->kind = kind;
+    r->http = http;
+    r->deadline = cf_mono_ms() + REQ_TIMEOUT_MS;
+    r->room_len = room.len;
+    memcpy(r->room, room.p, room.len);
+    r->id_len = id.len;
+    if (id.len)
+        memcpy(r->id, id.p, id.len);
+    if (cf_map_put(t->by_q, (const char *)&r->q, sizeof r->q, r) < 0) {
+        free(r);
+        return NULL;
+    }
+    if (s) {
+        r->s = s;
+        r->snext = *sess_reqs(s);
+        *sess_reqs(s) = r;
+        (*sess_nreqs(s))++;
+    }
+    *err = 0;
+    return r;
+}
+
+struct req *reqs_get(struct reqs *t, uint64_t q)
+{
+    return cf_map_get(t->by_q, (const char *)&q, sizeof q);
+}
+
+struct req *reqs_take(struct reqs *t, uint64_t q)
+{
+    struct req *r = cf_map_del(t->by_q, (const char *)&q, sizeof q);
+    if (r)
+        unlink_session(r);
+    return r;
+}
+
+void reqs_release(struct req *r)
+{
+    free(r);
+}
+
+void reqs_cancel(struct reqs *t, struct req *r)
+{
+    reqs_release(reqs_take(t, r->q));
+}
+
+void reqs_drop_session(struct reqs *t, struct session *s)
+{
+    (void)t;
+    while (*sess_reqs(s))
+        unlink_session(*sess_reqs(s));
+}
+
+void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r), void *ud)
+{
+    enum { BATCH = 256 };
+    for (;;) {
+        uint64_t qs[BATCH];
+        size_t n = 0, it = 0;
+        struct req *r;
+        while (n < BATCH && (r = cf_map_next(t->by_q, &it)))
+            if (r->deadline <= now)
+                qs[n++] = r->q;
+        for (size_t i = 0; i < n; i++) {
+            struct req *old = reqs_take(t, qs[i]);
+            fn(ud, old);
+            reqs_release(old);
+        }
+        if (n < BATCH)
+            return;
+    }
+}
+
+size_t reqs_count(const struct reqs *t)
+{
+    return cf_map_count(t->by_q);
+}

@@ -1,0 +1,476 @@
+/* v1: see v1.h. */
+#include "v1.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "blinks.h"
+#include "clock.h"
+#include "http.h"
+#include "log.h"
+#include "lrooms.h"
+#include "reqs.h"
+#include "session.h"
+#include "v1codec.h"
+
+#define TYPING_GAP_MS 2000
+#define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
+
+static struct cf_str cstr(const char *s)
+{
+    return (struct cf_str){s, (uint32_t)strlen(s)};
+}
+
+static const struct cf_str no_str = {NULL, 0};
+
+/* A connection id unique across processes and restarts, for presence. */
+static struct cf_str conn_id(struct gw *gw, struct session *s, char buf[40])
+{
+    int n = snprintf(buf, 40, "%016llx.%llx", (unsigned long long)gw->conn_salt,
+                     (unsigned long long)sess_id(s));
+    return (struct cf_str){buf, (uint32_t)n};
+}
+
+static uint32_t budget(const struct session *s)
+{
+    size_t b = sess_max_queue(s) / 4;
+    return b > MAX_BUDGET ? MAX_BUDGET : (uint32_t)b;
+}
+
+static void send_buf(struct session *s, struct cf_buf *b)
+{
+    if (!b) {
+        CF_ERROR("v1", "conn %llu: cannot encode an event (out of memory)",
+                 (unsigned long long)sess_id(s));
+        return;
+    }
+    sess_send(s, b);
+    cf_buf_unref(b);
+}
+
+static void send_error(struct session *s, const char *code, const char *message, struct cf_str ref,
+                       struct cf_str room)
+{
+    send_buf(s, v1_encode_error(sess_proto(s), code, message, ref, room));
+}
+
+static const char *code_of_errno(int err)
+{
+    return err == -EBUSY ? "too_many_requests" : err == -ENOMEM ? "internal" : "unavailable";
+}
+
+static const char *message_of_errno(int err)
+{
+    switch (err) {
+    case -EBUSY: return "more than 64 requests are waiting for an answer";
+    case -ENOTCONN: return "the room's broker is not reachable; retry later";
+    case -ENOBUFS: return "the room's broker is congested; retry later";
+    default: return "the gateway failed; retry later";
+    }
+}
+
+/* ---- presence registration -------------------------------------------------- */
+
+static int send_sub(struct gw *gw, struct session *s, struct cf_str room, uint64_t q,
+                    const struct lmember *m, bool since, uint32_t limit)
+{
+    char cbuf[40];
+    struct cf_wire_msg f = {.type = CF_WIRE_SUB, .q = q, .room = room,
+                            .user = cstr(sess_user(s)), .conn = conn_id(gw, s, cbuf),
+                            .limit = limit, .budget = budget(s)};
+    if (since && m && m->epoch_known) {
+        f.has |= CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
+        f.since = m->last_id;
+        f.epoch = cstr(m->epoch);
+    }
+    return blinks_publish(gw->links, &f);
+}
+
+static void send_unsub(struct gw *gw, struct session *s, struct cf_str room)
+{
+    if (!gw->links)
+        return; /* shutting down: the broker's own cleanup covers it */
+    char cbuf[40];
+    struct cf_wire_msg f = {.type = CF_WIRE_UNSUB, .room = room, .conn = conn_id(gw, s, cbuf)};
+    blinks_publish(gw->links, &f); /* down: the entry expires, or the broker drops it */
+}
+
+void v1_presence_join(struct gw *gw, struct session *s, struct cf_str room)
+{
+    send_sub(gw, s, room, 0, NULL, false, 0); /* down: registered again when the link is up */
+}
+
+void v1_presence_leave(struct gw *gw, struct session *s, struct cf_str room)
+{
+    send_unsub(gw, s, room);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static struct lmember *member_or_refuse(struct gw *gw, struct session *s, const struct v1_req *r)
+{
+    struct lmember *m = lrooms_find(gw->rooms, s, r->room.p, r->room.len);
+    if (!m)
+        send_error(s, "not_member", "join the room first", r->id, r->room);
+    return m;
+}
+
+static void do_join(struct gw *gw, struct session *s, const struct v1_req *r)
+{
+    if (lrooms_find(gw->rooms, s, r->room.p, r->room.len)) {
+        send_error(s, "already_joined", "this connection is already in the room", r->id, r->room);
+        return;
+    }
+    if (sess_rooms(s)->n >= (uint32_t)gw->cfg->max_rooms_per_conn) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "a connection can be in at most %d rooms",
+                 gw->cfg->max_rooms_per_conn);
+        send_error(s, "too_many_rooms", msg, r->id, r->room);
+        return;
+    }
+    int err;
+    struct req *q = reqs_add(gw->reqs, REQ_SUB, s, NULL, r->room, r->id, &err);
+    if (!q) {
+        send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+        return;
+    }
+    struct lmember *m = lrooms_join(gw->rooms, s, r->room.p, r->room.len, true, &err);
+    if (!m) {
+        reqs_cancel(gw->reqs, q);
+        send_error(s, "internal", "out of memory", r->id, r->room);
+        return;
+    }
+    if (r->has_since && r->has_epoch && r->epoch.len < sizeof m->epoch) {
+        m->last_id = r->since;
+        memcpy(m->epoch, r->epoch.p, r->epoch.len);
+        m->epoch[r->epoch.len] = '\0';
+        m->epoch_known = true;
+    }
+    if ((err = send_sub(gw, s, r->room, q->q, m, m->epoch_known, r->limit)) < 0) {
+        reqs_cancel(gw->reqs, q);
+        lrooms_leave_member(gw->rooms, m);
+        send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+    }
+}
+
+static void leave_member(struct gw *gw, struct session *s, struct lmember *m, bool tell)
+{
+    struct cf_str room = lrooms_member_room(m);
+    char name[CF_ROOM_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)room.len, room.p); /* outlives the member */
+    send_unsub(gw, s, room);
+    lrooms_leave_member(gw->rooms, m);
+    if (tell)
+        send_buf(s, v1_encode_left(sess_proto(s), cstr(name)));
+}
+
+static void do_send(struct gw *gw, struct session *s, const struct v1_req *r)
+{
+    if (!member_or_refuse(gw, s, r))
+        return;
+    int err;
+    struct req *q = reqs_add(gw->reqs, REQ_SEND, s, NULL, r->room, r->has_id ? r->id : no_str,
+                             &err);
+    if (!q) {
+        send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+        return;
+    }
+    struct cf_wire_msg f = {.type = CF_WIRE_SEND, .q = q->q, .room = r->room,
+                            .from = cstr(sess_user(s)), .text = r->message, .ts = cf_wall_ms()};
+    if (r->has_id) {
+        f.has |= CF_WIRE_HAS_CID;
+        f.cid = r->id;
+    }
+    if ((err = blinks_publish(gw->links, &f)) < 0) {
+        reqs_cancel(gw->reqs, q);
+        gw->stats.sends_dropped++;
+        send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+        return;
+    }
+    gw->stats.messages_in++;
+}
+
+static void do_history(struct gw *gw, struct session *s, const struct v1_req *r)
+{
+    if (!member_or_refuse(gw, s, r))
+        return;
+    int err;
+    struct req *q = reqs_add(gw->reqs, REQ_HIST, s, NULL, r->room, r->id, &err);
+    if (!q) {
+        send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+        return;
+    }
+    struct cf_wire_msg f = {.type = CF_WIRE_HIST, .q = q->q, .room = r->room, .limit = r->limit,
+                            .budget = budget(s)};
+    if (r->has_before) {
+        f.has |= CF_WIRE_HAS_BEFORE;
+        f.before = r->before;
+    }
+    if ((err = blinks_publish(gw->links, &f)) < 0) {
+        reqs_cancel(gw->reqs, q);
+        send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+    }
+}
+
+static void do_typing(struct gw *gw, struct session *s, const struct v1_req *r)
+{
+    struct lmember *m = member_or_refuse(gw, s, r);
+    if (!m || m->pending)
+        return;
+    int64_t now = cf_mono_ms();
+    if (m->typing_at && now - m->typing_at < TYPING_GAP_MS)
+        return; /* throttled; typing is only a hint */
+    m->typing_at = now;
+    struct cf_wire_msg f = {.type = CF_WIRE_TYPING, .room = r->room, .user = cstr(sess_user(s))};
+    blinks_publish(gw->links, &f);
+}
+
+void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
+{
+    struct v1_req r;
+    struct v1_error e;
+    void *edoc;
+    if (v1_parse(sess_proto(s), msg, len, &r, &e, &edoc) < 0) {
+        gw->stats.bad_frames++;
+        CF_INFO("v1", "conn %llu (%s): refused a request: %s", (unsigned long long)sess_id(s),
+                sess_user(s), e.code);
+        send_error(s, e.code, e.message, e.ref, e.room);
+        v1_error_free(edoc);
+        return;
+    }
+    switch (r.type) {
+    case V1_JOIN:
+        do_join(gw, s, &r);
+        break;
+    case V1_LEAVE: {
+        struct lmember *m = member_or_refuse(gw, s, &r);
+        if (m)
+            leave_member(gw, s, m, true);
+        break;
+    }
+    case V1_SEND:
+        do_send(gw, s, &r);
+        break;
+    case V1_HISTORY:
+        do_history(gw, s, &r);
+        break;
+    case V1_TYPING:
+        do_typing(gw, s, &r);
+        break;
+    case V1_CHANGE_ROOM: {
+        struct cf_rel_end *end = sess_rooms(s);
+        while (end->n > 0)
+            leave_member(gw, s, lrooms_edge_member(end->v[end->n - 1]), true);
+        do_join(gw, s, &r);
+        break;
+    }
+    }
+    v1_req_free(&r);
+}
+
+void v1_session_closed(struct gw *gw, struct session *s)
+{
+    struct cf_rel_end *end = sess_rooms(s);
+    while (end->n > 0)
+        leave_member(gw, s, lrooms_edge_member(end->v[end->n - 1]), false);
+    reqs_drop_session(gw->reqs, s);
+}
+
+/* ---- answers ------------------------------------------------------------------ */
+
+static struct cf_str req_room(const struct req *q)
+{
+    return (struct cf_str){q->room, q->room_len};
+}
+
+static struct cf_str req_id(const struct req *q)
+{
+    return (struct cf_str){q->id, q->id_len};
+}
+
+/* The member a join request was for, if it still waits for it. */
+static struct lmember *waiting_member(struct gw *gw, const struct req *q)
+{
+    if (!q->s)
+        return NULL;
+    struct lmember *m = lrooms_find(gw->rooms, q->s, q->room, q->room_len);
+    return m && m->pending ? m : NULL;
+}
+
+static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
+{
+    struct lmember *m = waiting_member(gw, q);
+    if (!m)
+        return; /* left (or gone) meanwhile */
+    struct session *s = q->s;
+    size_t bad = 0;
+    bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
+                      memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
+    if (q->resync && snap->recovered && same_epoch) {
+        /* Back after a broker outage: hand over what was missed, as live. */
+        struct cf_wire_decoder *d = gw->dec;
+        for (uint32_t i = 0; i < snap->nmessages; i++) {
+            struct cf_wire_msg msg;
+            const char *why;
+            if (cf_wire_decode(d, snap->messages[i].p, snap->messages[i].len, &msg, &why) < 0 ||
+                msg.type != CF_WIRE_MSG || !(msg.has & CF_WIRE_HAS_ID) || msg.id <= m->last_id)
+                continue;
+            m->last_id = msg.id;
+            send_buf(s, v1_encode_event(sess_proto(s), &msg));
+        }
+        CF_INFO("v1", "conn %llu: re-synced room %.*s (%u missed messages)",
+                (unsigned long long)sess_id(s), (int)q->room_len, q->room, snap->nmessages);
+    } else {
+        send_buf(s, v1_encode_joined(sess_proto(s), gw->dec, snap, &bad));
+        m->last_id = snap->last_id;
+        if (bad)
+            CF_WARN("v1", "room %.*s: %zu stored messages could not be decoded and were skipped",
+                    (int)q->room_len, q->room, bad);
+    }
+    if (snap->last_id > m->last_id)
+        m->last_id = snap->last_id;
+    if (snap->epoch.len < sizeof m->epoch) {
+        memcpy(m->epoch, snap->epoch.p, snap->epoch.len);
+        m->epoch[snap->epoch.len] = '\0';
+        m->epoch_known = true;
+    }
+    m->pv = snap->pv;
+    m->resync = false;
+    lrooms_go_live(m);
+}
+
+static void refused(struct gw *gw, struct req *q, const char *code, const char *message)
+{
+    if (q->kind == REQ_PUBLISH) {
+        if (q->http)
+            http_publish_done(q->http, strcmp(code, "timeout") == 0 ? 504 : 503, code, message, 0,
+                              0);
+        return;
+    }
+    if (!q->s)
+        return;
+    if (q->kind == REQ_SUB) {
+        struct lmember *m = waiting_member(gw, q);
+        if (!m)
+            return;
+        if (q->resync) {
+            /* The member may have missed messages and cannot be told which:
+             * have the client reconnect and recover by itself. */
+            sess_close(q->s, 1012, "could not re-sync after a broker restart");
+            return;
+        }
+        leave_member(gw, q->s, m, false);
+    }
+    send_error(q->s, code, message, req_id(q), req_room(q));
+}
+
+void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
+{
+    struct req *q = reqs_take(gw->reqs, m->q);
+    if (!q)
+        return; /* timed out already, or a re-registration nobody waits for */
+    if (m->type == CF_WIRE_FAIL) {
+        char code[32], text[160];
+        snprintf(code, sizeof code, "%.*s", (int)m->code.len, m->code.p);
+        snprintf(text, sizeof text, "%.*s", (int)m->text.len, m->text.p);
+        refused(gw, q, code, text);
+    } else if (m->type == CF_WIRE_SENT && q->kind == REQ_PUBLISH) {
+        if (q->http)
+            http_publish_done(q->http, 200, NULL, NULL, m->id, m->ts);
+    } else if (m->type == CF_WIRE_SENT && q->kind == REQ_SEND) {
+        if (q->s)
+            send_buf(q->s, v1_encode_ack(sess_proto(q->s), req_id(q), req_room(q), m->id, m->ts));
+    } else if (m->type == CF_WIRE_SUBBED && q->kind == REQ_SUB) {
+        subbed(gw, q, m);
+    } else if (m->type == CF_WIRE_HISTR && q->kind == REQ_HIST) {
+        size_t bad = 0;
+        if (q->s)
+            send_buf(q->s, v1_encode_history(sess_proto(q->s), gw->dec, m, &bad));
+    } else {
+        CF_WARN("v1", "a broker answered request %llu with an unexpected %s",
+                (unsigned long long)m->q, cf_wire_type_name(m->type));
+    }
+    reqs_release(q);
+}
+
+static void expired(void *ud, struct req *q)
+{
+    refused(ud, q, "timeout", "no answer within 10 s; the outcome is unknown");
+}
+
+void v1_tick(struct gw *gw)
+{
+    reqs_expire(gw->reqs, cf_mono_ms(), expired, gw);
+}
+
+/* ---- re-registration ---------------------------------------------------------- */
+
+struct relink {
+    struct gw *gw;
+    uint32_t shard;
+};
+
+static bool in_shard(void *ud, struct cf_str room)
+{
+    struct relink *r = ud;
+    return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard;
+}
+
+static void reregister(void *ud, struct cf_str room, struct lmember *m)
+{
+    struct relink *r = ud;
+    struct gw *gw = r->gw;
+    struct session *s = m->s;
+    if (!sess_proto_is_v1(sess_proto(s)) || m->pending) {
+        send_sub(gw, s, room, 0, NULL, false, 0); /* presence only */
+        return;
+    }
+    int err;
+    struct req *q = reqs_add(gw->reqs, REQ_SUB, s, NULL, room, no_str, &err);
+    if (!q) {
+        sess_close(s, 1012, "could not re-sync after a broker restart");
+        return;
+    }
+    q->resync = true;
+    m->pending = true;
+    m->resync = true;
+    if (send_sub(gw, s, room, q->q, m, true, V1_DEFAULT_LIMIT) < 0) {
+        reqs_cancel(gw->reqs, q);
+        m->pending = false;
+        sess_close(s, 1012, "could not re-sync after a broker restart");
+    }
+}
+
+void v1_on_link_up(struct gw *gw, uint32_t shard)
+{
+    struct relink r = {gw, shard};
+    lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
+}
+
+/* ---- server publish ------------------------------------------------------------ */
+
+int v1_publish(struct gw *gw, void *http, struct cf_str room, struct cf_str from,
+               struct cf_str text)
+{
+    int err;
+    struct req *q = reqs_add(gw->reqs, REQ_PUBLISH, NULL, http, room, no_str, &err);
+    if (!q)
+        return err;
+    struct cf_wire_msg f = {.type = CF_WIRE_SEND, .q = q->q, .room = room, .from = from,
+                            .text = text, .ts = cf_wall_ms()};
+    if ((err = blinks_publish(gw->links, &f)) < 0) {
+        reqs_cancel(gw->reqs, q);
+        return err;
+    }
+    http_publish_started(http, q->q);
+    return 0;
+}
+
+void v1_publish_forget(struct gw *gw, uint64_t q)
+{
+    struct req *r = gw->reqs ? reqs_get(gw->reqs, q) : NULL;
+    if (r)
+        r->http = NULL;
+}
