@@ -152,6 +152,9 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
         return;
     }
     struct gwlink *l = link_of(b, p->link_id);
+    CF_DEBUG("broker", "room %.*s: join snapshot for link %llu (%s): last id %llu, %u messages",
+             (int)p->room_len, p->room, (unsigned long long)p->link_id, l ? "open" : "gone",
+             (unsigned long long)r->last_id, r->nmessages);
     if (l) {
         uint32_t first = fit(r->messages, r->nmessages, p->budget);
         struct cf_wire_msg s = {.type = CF_WIRE_SUBBED, .q = p->q, .room = pstr(p->room, p->room_len),

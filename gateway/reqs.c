@@ -37,7 +37,8 @@ void reqs_free(struct reqs *t)
     free(t);
 }
 
-static void unlink_session(struct req *r)
+/* Takes r out of its session's list; r->s stays set only if keep. */
+static void unlink_session(struct req *r, bool keep)
 {
     if (!r->s)
         return;
@@ -47,7 +48,8 @@ static void unlink_session(struct req *r)
     if (*pp)
         *pp = r->snext;
     (*sess_nreqs(r->s))--;
-    r->s = NULL;
+    if (!keep)
+        r->s = NULL;
     r->snext = NULL;
 }
 
@@ -95,7 +97,7 @@ struct req *reqs_take(struct reqs *t, uint64_t q)
 {
     struct req *r = cf_map_del(t->by_q, (const char *)&q, sizeof q);
     if (r)
-        unlink_session(r);
+        unlink_session(r, true); /* the session is alive: it was still in its list */
     return r;
 }
 
@@ -113,7 +115,7 @@ void reqs_drop_session(struct reqs *t, struct session *s)
 {
     (void)t;
     while (*sess_reqs(s))
-        unlink_session(*sess_reqs(s));
+        unlink_session(*sess_reqs(s), false);
 }
 
 void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r), void *ud)

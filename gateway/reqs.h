@@ -47,8 +47,8 @@ struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void
                      struct cf_str room, struct cf_str id, int *err);
 /* The request q, left in place (NULL: unknown). */
 struct req *reqs_get(struct reqs *t, uint64_t q);
-/* Removes and returns the request q (NULL: unknown or expired). The caller
- * frees it with reqs_release. */
+/* Removes and returns the request q (NULL: unknown or expired); its s is
+ * still the live session (or NULL). The caller frees it with reqs_release. */
 struct req *reqs_take(struct reqs *t, uint64_t q);
 void reqs_release(struct req *r);
 /* Forgets a request that could not be sent (it was just added). */
