@@ -91,7 +91,7 @@ static struct gwlink *link_of(struct broker *b, uint64_t id)
 static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
 {
     struct gwlink *l = link_of(b, link_id);
-    if (!l)
+    if (!l || q == 0)
         return;
     const char *code = "unavailable", *text;
     switch (err) {
@@ -241,7 +241,10 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen)
                : -ENOMEM;
         if (rc < 0) {
             free(p);
-            presence_del(b->presence, m.room, m.conn);
+            /* A re-registration (q 0) stays recorded: the refresh puts it in
+             * Redis once Redis is back. */
+            if (m.q)
+                presence_del(b->presence, m.room, m.conn);
             send_fail(b, link_id, m.q, rc);
         }
         return;
@@ -354,7 +357,11 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_SUB:
     case CF_WIRE_UNSUB: {
         int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l), payload, len);
-        if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
+        /* Presence bookkeeping must not be lost to a Redis outage: the local
+         * record is what the refresh restores from. */
+        if (rc == -ENOTCONN && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))
+            op_run(b, gwlink_id(l), payload, len);
+        else if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
             send_fail(b, gwlink_id(l), m->q, rc);
         else if (rc < 0 && m->type == CF_WIRE_MSG)
             count_drop(b, m->room, rc);

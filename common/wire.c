@@ -75,7 +75,7 @@ static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
     [CF_WIRE_WELCOME] = {"welcome", B(F_SHARD) | B(F_SHARDS) | B(F_NODE), 0},
     [CF_WIRE_JOIN] = {"join", B(F_ROOM), 0},
     [CF_WIRE_LEAVE] = {"leave", B(F_ROOM), 0},
-    [CF_WIRE_MSG] = {"msg", B(F_ROOM) | B(F_FROM) | B(F_TEXT) | B(F_TS), B(F_ID)},
+    [CF_WIRE_MSG] = {"msg", B(F_ROOM) | B(F_FROM) | B(F_TEXT) | B(F_TS), B(F_ID) | B(F_EPOCH)},
     [CF_WIRE_PING] = {"ping", B(F_SEQ), 0},
     [CF_WIRE_PONG] = {"pong", B(F_SEQ), 0},
     [CF_WIRE_SEND] = {"send", B(F_Q) | B(F_ROOM) | B(F_FROM) | B(F_TEXT) | B(F_TS), B(F_CID)},
@@ -281,10 +281,10 @@ int cf_wire_encode(struct cf_bytes *out, const struct cf_wire_msg *m)
 
 int cf_wire_msg_prefix(struct cf_bytes *out, const struct cf_wire_msg *m)
 {
-    if (m->type != CF_WIRE_MSG || (m->has & CF_WIRE_HAS_ID))
+    if (m->type != CF_WIRE_MSG || (m->has & (CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH)))
         return -EINVAL;
     size_t mark = cf_bytes_len(out);
-    int rc = pack(out, m, 1);
+    int rc = pack(out, m, 2);
     if (rc < 0)
         cf_bytes_truncate(out, mark);
     return rc;

@@ -14,8 +14,8 @@
  * are validated with the same rules the gateway applies to clients. Unknown
  * keys are ignored so that a newer peer can add fields.
  *
- * cf_wire_msg_prefix supports the broker's Lua scripts, which append the "id"
- * a message gets in Redis to bytes encoded here.
+ * cf_wire_msg_prefix supports the broker's Lua scripts, which append the
+ * "epoch" and "id" a message gets in Redis to bytes encoded here.
  *
  * This and gateway/mpjson.c (client msgpack frames) are the only modules that
  * include msgpack.h. */
@@ -42,7 +42,8 @@ enum cf_wire_type {
     CF_WIRE_WELCOME,   /* broker -> gateway, answer to hello: shard, shards, node */
     CF_WIRE_JOIN,      /* gateway -> broker: room (the gateway's first member joined) */
     CF_WIRE_LEAVE,     /* gateway -> broker: room (the gateway's last member left) */
-    CF_WIRE_MSG,       /* a room message, both ways and on Redis: room, from, text, ts, id? */
+    CF_WIRE_MSG,       /* a room message, both ways and on Redis: room, from, text, ts,
+                          epoch? id? (set in Redis) */
     CF_WIRE_PING,      /* either way: seq */
     CF_WIRE_PONG,      /* answer to ping: seq */
     CF_WIRE_SEND,      /* gateway -> broker: q, room, from, text, ts, cid? (answer: sent/fail) */
@@ -64,7 +65,7 @@ enum {
     CF_WIRE_HAS_ID = 1u << 0,    /* msg.id */
     CF_WIRE_HAS_CID = 1u << 1,   /* send.cid */
     CF_WIRE_HAS_SINCE = 1u << 2, /* sub.since */
-    CF_WIRE_HAS_EPOCH = 1u << 3, /* sub.epoch */
+    CF_WIRE_HAS_EPOCH = 1u << 3, /* sub.epoch, msg.epoch */
     CF_WIRE_HAS_BEFORE = 1u << 4 /* hist.before */
 };
 
@@ -96,9 +97,9 @@ const char *cf_wire_type_name(enum cf_wire_type t);
  * field over its limit. On error out is unchanged. */
 int cf_wire_encode(struct cf_bytes *out, const struct cf_wire_msg *m);
 
-/* Encodes a "msg" payload (no frame header) whose map header announces one
- * entry more than it holds, so that appending the msgpack string "id" and an
- * integer completes it. */
+/* Encodes a "msg" payload (no frame header) whose map header announces two
+ * entries more than it holds, so that appending "epoch" with a string and
+ * "id" with an integer (msgpack) completes it. */
 int cf_wire_msg_prefix(struct cf_bytes *out, const struct cf_wire_msg *m);
 
 /* Appends a frame holding an already-encoded payload (e.g. one from Redis). */

@@ -152,7 +152,12 @@ static void on_room_last(void *ud, const char *name, size_t len)
         blinks_leave(gw->links, name, len);
 }
 
-static const struct lrooms_ops room_ops = {on_room_first, on_room_last};
+static void on_epoch_changed(void *ud, struct cf_str room, struct lmember *m)
+{
+    v1_epoch_changed(ud, room, m);
+}
+
+static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_epoch_changed};
 
 /* ---- life cycle ---------------------------------------------------------- */
 

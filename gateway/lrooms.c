@@ -217,6 +217,12 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
         enum sess_proto p = sess_proto(m->s);
         if (p == SESS_LEGACY && ev->type != CF_WIRE_MSG)
             continue; /* the old protocol has messages only */
+        if (sess_proto_is_v1(p) && !m->pending && ev->type == CF_WIRE_MSG &&
+            (ev->has & CF_WIRE_HAS_EPOCH) && m->epoch_known &&
+            (ev->epoch.len != strlen(m->epoch) || memcmp(ev->epoch.p, m->epoch, ev->epoch.len))) {
+            m->pending = true; /* this message waits for the new snapshot */
+            r->ops->epoch_changed(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m);
+        }
         if (sess_proto_is_v1(p) && !m->pending && !wants(m, ev, now))
             continue;
         if (m->pending && ev->type == CF_WIRE_TYPING)

@@ -23,13 +23,19 @@
 #include "session.h"
 #include "wire.h"
 
+struct lmember;
+
 struct lrooms_ops {
     /* The room got its first local member / lost its last one. */
     void (*first)(void *ud, const char *name, size_t len);
     void (*last)(void *ud, const char *name, size_t len);
+    /* A live v1 member got a message from another epoch of its room (the
+     * history was lost): it is pending again, and needs a fresh snapshot. */
+    void (*epoch_changed)(void *ud, struct cf_str room, struct lmember *m);
 };
 
 struct lheld;
+struct lmember;
 
 /* One session in one room. Owned by lrooms; valid until it leaves. */
 struct lmember {

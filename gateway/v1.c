@@ -418,29 +418,42 @@ static bool in_shard(void *ud, struct cf_str room)
     return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard;
 }
 
-static void reregister(void *ud, struct cf_str room, struct lmember *m)
+/* Puts a live v1 member back to pending and asks for a snapshot: with
+ * `since` its missed messages (after a broker outage), without it a fresh
+ * joined (its room's epoch changed). */
+static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
 {
-    struct relink *r = ud;
-    struct gw *gw = r->gw;
     struct session *s = m->s;
-    if (!sess_proto_is_v1(sess_proto(s)) || m->pending) {
-        send_sub(gw, s, room, 0, NULL, false, 0); /* presence only */
-        return;
-    }
     int err;
     struct req *q = reqs_add(gw->reqs, REQ_SUB, s, NULL, room, no_str, &err);
     if (!q) {
-        sess_close(s, 1012, "could not re-sync after a broker restart");
+        sess_close(s, 1012, "could not re-sync");
         return;
     }
     q->resync = true;
     m->pending = true;
     m->resync = true;
-    if (send_sub(gw, s, room, q->q, m, true, V1_DEFAULT_LIMIT) < 0) {
+    if (send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT) < 0) {
         reqs_cancel(gw->reqs, q);
-        m->pending = false;
-        sess_close(s, 1012, "could not re-sync after a broker restart");
+        sess_close(s, 1012, "could not re-sync");
     }
+}
+
+void v1_epoch_changed(struct gw *gw, struct cf_str room, struct lmember *m)
+{
+    CF_INFO("v1", "conn %llu: room %.*s has a new epoch (its history was lost); sending a fresh "
+            "joined", (unsigned long long)sess_id(m->s), (int)room.len, room.p);
+    resync(gw, room, m, false);
+}
+
+static void reregister(void *ud, struct cf_str room, struct lmember *m)
+{
+    struct relink *r = ud;
+    struct gw *gw = r->gw;
+    if (!sess_proto_is_v1(sess_proto(m->s)) || m->pending)
+        send_sub(gw, m->s, room, 0, NULL, false, 0); /* presence only */
+    else
+        resync(gw, room, m, true);
 }
 
 void v1_on_link_up(struct gw *gw, uint32_t shard)

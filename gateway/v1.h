@@ -39,6 +39,9 @@ void v1_session_closed(struct gw *gw, struct session *s);
 void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m);
 /* The link to `shard` is up again. */
 void v1_on_link_up(struct gw *gw, uint32_t shard);
+/* A live member's room changed epoch (lrooms_ops.epoch_changed). */
+struct lmember;
+void v1_epoch_changed(struct gw *gw, struct cf_str room, struct lmember *m);
 /* Once a second: time out requests without an answer. */
 void v1_tick(struct gw *gw);
 
