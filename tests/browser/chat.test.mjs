@@ -77,10 +77,20 @@ async function person(user, node, { clock = false } = {}) {
   const errors = watchErrors(page);
   const logins = [];
   page.on("request", (r) => r.method() === "POST" && r.url().endsWith("/login") && logins.push(Date.now()));
+  const frames = []; // {dir: "in"|"out", type, payload} of every WebSocket of the page
+  page.on("websocket", (ws) => {
+    const keep = (dir) => ({ payload }) => {
+      try {
+        frames.push({ dir, ...JSON.parse(payload) });
+      } catch { /* not JSON */ }
+    };
+    ws.on("framesent", keep("out"));
+    ws.on("framereceived", keep("in"));
+  });
   if (clock) await page.clock.install(); // a page clock the test can move forward
   await page.goto(`http://127.0.0.1:${node.port}/`);
   await login(page, user);
-  return { page, errors, logins, close: () => ctx.close() };
+  return { page, errors, logins, frames, close: () => ctx.close() };
 }
 
 // While a gateway is down, refused connections and logins are expected.
@@ -159,6 +169,7 @@ test("the gateway serving a page is killed: after the reconnect nothing is missi
   await waitForText(bob.page, "a1");
   await send(bob.page, "b1");
   await waitForText(alice.page, "b1");
+  const firstJoined = alice.frames.find((f) => f.type === "joined" && f.payload.room === "resil").payload;
   const oldToken = await alice.page.evaluate(() => sessionStorage.getItem("confab.token"));
   const loginsBefore = alice.logins.length;
 
@@ -196,8 +207,22 @@ test("the gateway serving a page is killed: after the reconnect nothing is missi
   await until("alice's screen settled", async () => (await messages(alice.page)).length >= expected.length);
   assert.deepEqual(await checkSequence(alice.page, assert), expected);
   assert.deepEqual(await checkSequence(bob.page, assert), expected);
+  assert.equal(await alice.page.$$eval("#messages .system", (e) => e.length), 0,
+    "the rejoin did not recover everything");
   const aliceIds = (await messages(alice.page)).map((m) => m.id);
   assert.deepEqual((await messages(bob.page)).map((m) => m.id), aliceIds);
+
+  // On the wire: the rejoin asked for what came after b1 in the same epoch,
+  // and got exactly bob's five, recovered; each send went out once.
+  const joins = alice.frames.filter((f) => f.dir === "out" && f.type === "join" && f.payload.room === "resil");
+  assert.equal(joins.length, 2);
+  assert.equal(joins[1].payload.since, aliceIds[1]);
+  assert.equal(joins[1].payload.epoch, firstJoined.epoch);
+  const rejoined = alice.frames.filter((f) => f.type === "joined" && f.payload.room === "resil")[1].payload;
+  assert.equal(rejoined.recovered, true);
+  assert.deepEqual(rejoined.messages.map((m) => m.message), during);
+  const sends = alice.frames.filter((f) => f.dir === "out" && f.type === "send").map((f) => f.payload.message);
+  assert.deepEqual(sends, ["a1", "queued 1", "queued 2"]);
 
   // Alice logged in again before reconnecting, and holds a new token.
   assert.ok(alice.logins.length > loginsBefore, "no new POST /login after the token expired");
@@ -210,4 +235,29 @@ test("the gateway serving a page is killed: after the reconnect nothing is missi
   assert.deepEqual(bob.errors, []);
   await alice.close();
   await bob.close();
+});
+
+test("a page whose token the gateway refuses (401 on the upgrade) logs in again", async () => {
+  // A token that looks valid to the page (exp an hour ahead) but is not
+  // signed with the gateway's key: every upgrade is refused with 401.
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const forged = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub: "carol", iat: now, nbf: now, exp: now + 3600 })}.AAAA`;
+  await page.addInitScript((token) => {
+    if (!sessionStorage.getItem("confab.token")) {
+      sessionStorage.setItem("confab.username", "carol");
+      sessionStorage.setItem("confab.token", token);
+    }
+  }, forged);
+  await page.goto(`http://127.0.0.1:${nodes.a.port}/`);
+  await until("carol connected", async () => (await page.getAttribute("#status", "data-state")) === "connected", 30000);
+  const token = await page.evaluate(() => sessionStorage.getItem("confab.token"));
+  assert.notEqual(token, forged);
+  await until("carol in general", async () =>
+    (await page.getAttribute('#rooms .room[data-room="general"]', "data-state")) === "joined");
+  assert.deepEqual(unexpected(errors), []);
+  await ctx.close();
 });

@@ -47,11 +47,16 @@ export function launch() {
   });
 }
 
-/** Collects a page's errors (uncaught exceptions and console errors). */
+/**
+ * Collects a page's errors: uncaught exceptions, console errors, and the
+ * client's warnings (it warns when live message ids skipped one).
+ */
 export function watchErrors(page) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("console", (m) => {
+    if (m.type() === "error" || (m.type() === "warning" && m.text().startsWith("confab:"))) errors.push(m.text());
+  });
   return errors;
 }
 
