@@ -69,7 +69,7 @@ static void test_every_member_sees_the_same_id_order(void **state)
                 fail_msg("receiver %d has %s as id %d, receiver 0 has %s", r, m, i, order[i]);
             json_decref(ev);
         }
-        assert_true(v1_none(rx[r], r ? 20 : 300, "new_message", NULL));
+        V1_NONE(rx[r], r ? 20 : 300, "new_message", NULL);
     }
     for (int i = 0; i < N; i++)
         for (int s = 0; s < 2; s++) {
@@ -103,8 +103,8 @@ static void test_dedup_holds_across_nodes(void **state)
     json_t *again = expect_ack(a, room, "x-1");
     assert_int_equal(pint(again, "message_id"), pint(first, "message_id"));
     assert_string_equal(pstr(again, "sent"), pstr(first, "sent"));
-    assert_true(v1_none(w, 300, "new_message", NULL));
-    assert_true(v1_none(a, 20, "new_message", NULL));
+    V1_NONE(w, 300, "new_message", NULL);
+    V1_NONE(a, 20, "new_message", NULL);
     json_decref(first);
     json_decref(again);
     v1_close(a);
@@ -128,9 +128,9 @@ static void test_presence_is_per_user_across_nodes(void **state)
     ev = join_ok(b2, room);
     assert_int_equal(pint(ev, "count"), 2);
     json_decref(ev);
-    assert_true(v1_none(a, 300, "presence", "user", "ben", NULL));
+    V1_NONE(a, 300, "presence", "user", "ben", NULL);
     v1_close(b);
-    assert_true(v1_none(a, 500, "presence", "user", "ben", NULL));
+    V1_NONE(a, 500, "presence", "user", "ben", NULL);
     v1_close(b2);
     assert_int_equal(expect_presence(a, room, "ben", "leave", V1_WAIT), 1);
     v1_close(a);
@@ -177,7 +177,7 @@ static void test_presence_leave_when_a_node_dies(void **state)
     join_quietly(b, room);
     assert_int_equal(expect_presence(a, room, "ben", "join", V1_WAIT), 2);
     /* Let ben's presence be refreshed at least once before the node dies. */
-    assert_true(v1_none(a, 1000, "presence", "user", "ben", NULL));
+    V1_NONE(a, 1000, "presence", "user", "ben", NULL);
     int64_t t0 = h_now_ms();
     for (int i = 0; i < nb.brokers; i++)
         h_stop(&nb.broker[i], SIGKILL, 5000);

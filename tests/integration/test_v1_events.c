@@ -1,7 +1,7 @@
 /* Protocol v1 events on one node: subprotocol negotiation, join/joined,
  * leave/left, send/ack/new_message with gapless ids, history pages, typing
  * and its throttle, presence (a user with two connections is one member),
- * change_room. Each test uses rooms of its own. */
+ * change_room, and the end of DEDUP_WINDOW. Each test uses rooms of its own. */
 #include "v1.h"
 
 static struct h_fixture fx;
@@ -11,7 +11,7 @@ enum { HISTORY = 20 };
 static int setup(void **state)
 {
     (void)state;
-    static const char *const env[] = {"HISTORY_SIZE=20", NULL};
+    static const char *const env[] = {"HISTORY_SIZE=20", "DEDUP_WINDOW=2", NULL};
     return h_fixture_up(&fx, env);
 }
 
@@ -50,7 +50,7 @@ static void test_a_v1_connection_starts_in_no_room(void **state)
     /* The legacy client is in DEFAULT_ROOM and hears itself there. */
     struct wsc *legacy = member(fx.node.port, "lenny", NULL);
     ready(legacy, "in general");
-    assert_true(v1_none(v, 300, NULL));
+    V1_NONE(v, 300, NULL);
     send_req(v, "general", "not joined yet", "s-1");
     expect_error(v, "not_member", "s-1", "general");
     assert_true(wsc_quiet(legacy, 200));
@@ -151,7 +151,7 @@ static void test_leave_stops_the_room(void **state)
     leave_ok(b, room);
     send_ok(a, room, "after bob left", "x1");
     expect_new(a, room, "after bob left", "alice");
-    assert_true(v1_none(b, 300, "new_message", NULL));
+    V1_NONE(b, 300, "new_message", NULL);
     send_req(b, room, "not a member", "x2");
     expect_error(b, "not_member", "x2", room);
     assert_int_equal(v1_send(b, "leave", json_pack("{s:s, s:s}", "room", room, "id", "x3")), 0);
@@ -195,14 +195,14 @@ static void test_send_is_acked_and_reaches_every_member(void **state)
         json_decref(ev);
     }
     json_decref(ack);
-    assert_true(v1_none(outsider, 200, "new_message", NULL));
+    V1_NONE(outsider, 200, "new_message", NULL);
 
     /* Without an id: acked, the ack has no id. */
     assert_int_equal(send_ok(b, room, "no id", NULL), 2);
     assert_int_equal(expect_new(a, room, "no id", "bob"), 2);
     assert_int_equal(expect_new(b, room, "no id", "bob"), 2);
-    assert_true(v1_none(a, 200, "new_message", NULL));
-    assert_true(v1_none(b, 20, "new_message", NULL));
+    V1_NONE(a, 200, "new_message", NULL);
+    V1_NONE(b, 20, "new_message", NULL);
     v1_close(a);
     v1_close(b);
     v1_close(outsider);
@@ -244,7 +244,7 @@ static void test_ids_are_gapless_and_the_same_everywhere(void **state)
                 assert_string_equal(m, order[i]);
             json_decref(ev);
         }
-        assert_true(v1_none(rx[r], r ? 20 : 200, "new_message", NULL));
+        V1_NONE(rx[r], r ? 20 : 200, "new_message", NULL);
     }
     for (int i = 0; i < N; i++) {
         for (int s = 0; s < 2; s++) {
@@ -372,8 +372,8 @@ static void test_typing_is_relayed_to_others_and_throttled(void **state)
     if (n != 2)
         fail_msg("bob got %d typing events in 2.7 s of alice typing every 100 ms, want 2", n);
     assert_true(seen[1] - seen[0] >= 1900);
-    assert_true(v1_none(a1, 100, "typing", NULL));
-    assert_true(v1_none(a2, 20, "typing", NULL));
+    V1_NONE(a1, 100, "typing", NULL);
+    V1_NONE(a2, 20, "typing", NULL);
 
     /* Bob typing reaches both of alice's connections. */
     assert_int_equal(v1_send(b, "typing", json_pack("{s:s}", "room", room)), 0);
@@ -383,7 +383,7 @@ static void test_typing_is_relayed_to_others_and_throttled(void **state)
         V1_MUST(c, ev, "typing");
         json_decref(ev);
     }
-    assert_true(v1_none(b, 200, "typing", NULL));
+    V1_NONE(b, 200, "typing", NULL);
     v1_close(a1);
     v1_close(a2);
     v1_close(b);
@@ -412,11 +412,11 @@ static void test_presence_counts_users_not_connections(void **state)
     assert_int_equal(pint(ev, "count"), 3);
     json_decref(ev);
     assert_int_equal(expect_presence(a, room, "carol", "join", V1_WAIT), 3);
-    assert_true(v1_none(a, 200, "presence", "user", "bob", NULL));
+    V1_NONE(a, 200, "presence", "user", "bob", NULL);
 
     /* One of bob's tabs leaves: nothing; the last one goes away: leave. */
     leave_ok(b1, room);
-    assert_true(v1_none(a, 300, "presence", "user", "bob", NULL));
+    V1_NONE(a, 300, "presence", "user", "bob", NULL);
     v1_close(b2);
     assert_int_equal(expect_presence(a, room, "bob", "leave", V1_WAIT), 2);
     assert_int_equal(expect_presence(c, room, "bob", "leave", V1_WAIT), 2);
@@ -449,13 +449,39 @@ static void test_change_room_leaves_every_room(void **state)
     json_decref(ev);
     assert_int_equal(expect_presence(b, "cr-1", "alice", "leave", V1_WAIT), 1);
     send_ok(b, "cr-1", "alice is gone", NULL);
-    assert_true(v1_none(a, 300, "new_message", "room", "cr-1", NULL));
+    V1_NONE(a, 300, "new_message", "room", "cr-1", NULL);
     send_req(a, "cr-2", "left too", "z1");
     expect_error(a, "not_member", "z1", "cr-2");
     send_ok(a, "cr-3", "here now", NULL);
     expect_new(a, "cr-3", "here now", "alice");
     v1_close(a);
     v1_close(b);
+}
+
+/* Within DEDUP_WINDOW (2 s here) a resend is the same message; after it,
+ * the same id makes a new one. */
+static void test_dedup_window_ends(void **state)
+{
+    (void)state;
+    const char *room = "window";
+    struct v1c *a = user("alice");
+    join_quietly(a, room);
+    int64_t t0 = h_now_ms();
+    json_int_t first = send_ok(a, room, "w", "w-1");
+    assert_int_equal(send_ok(a, room, "w", "w-1"), first);
+    json_int_t again = first;
+    while (again == first && h_now_ms() - t0 < 6000) {
+        h_sleep_ms(250);
+        again = send_ok(a, room, "w", "w-1");
+    }
+    int64_t took = h_now_ms() - t0;
+    printf("the id was new again after %lld ms\n", (long long)took);
+    assert_int_equal(again, first + 1);
+    assert_true(took >= 1500);
+    expect_new(a, room, "w", "alice");
+    assert_int_equal(expect_new(a, room, "w", "alice"), first + 1);
+    V1_NONE(a, 200, "new_message", NULL);
+    v1_close(a);
 }
 
 int main(void)
@@ -472,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_typing_is_relayed_to_others_and_throttled),
         cmocka_unit_test(test_presence_counts_users_not_connections),
         cmocka_unit_test(test_change_room_leaves_every_room),
+        cmocka_unit_test(test_dedup_window_ends),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

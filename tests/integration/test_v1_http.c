@@ -88,7 +88,7 @@ static void test_publish_needs_the_right_key(void **state)
                      403);
     assert_int_equal(publish(fx.node.port, "Bearer " KEY "x", good_body, NULL), 403);
     assert_int_equal(publish(fx.node.port, "Bearer integration-api-key", good_body, NULL), 403);
-    assert_true(v1_none(m, 300, "new_message", NULL));
+    V1_NONE(m, 300, "new_message", NULL);
     v1_close(m);
 }
 
@@ -185,8 +185,27 @@ static void test_publish_refuses_bad_bodies(void **state)
     strcpy(big + k + n, "\"}");
     assert_int_equal(publish(fx.node.port, "Bearer " KEY, big, NULL), 413);
     free(big);
-    assert_true(v1_none(m, 300, "new_message", NULL));
+    V1_NONE(m, 300, "new_message", NULL);
     v1_close(m);
+}
+
+static void test_publish_while_the_broker_is_down_is_503(void **state)
+{
+    (void)state;
+    char room[32], body[200];
+    room_on_shard(room, sizeof room, "pub-down-", 1, 2);
+    snprintf(body, sizeof body, "{\"room\":\"%s\",\"message\":\"m\",\"from\":\"bot\"}", room);
+    h_stop(&fx.node.broker[1], SIGKILL, 5000);
+    assert_int_equal(h_wait_health(fx.node.port, 503, 10000), 0);
+    json_t *res = NULL;
+    assert_int_equal(publish(fx.node.port, "Bearer " KEY, body, &res), 503);
+    assert_true(json_is_string(json_object_get(res, "error")));
+    json_decref(res);
+    assert_int_equal(h_broker_start(&fx.node, 1), 0);
+    struct h_node *g[] = {&fx.node, &no_key, &listed, &star};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(h_wait_health(g[i]->port, 200, 15000), 0);
+    assert_int_equal(publish(fx.node.port, "Bearer " KEY, body, NULL), 200);
 }
 
 /* The upgrade status for an Origin (NULL: none), legacy or v1. */
@@ -252,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_publish_needs_the_right_key),
         cmocka_unit_test(test_published_message_is_like_a_users),
         cmocka_unit_test(test_publish_refuses_bad_bodies),
+        cmocka_unit_test(test_publish_while_the_broker_is_down_is_503),
         cmocka_unit_test(test_origin_defaults_to_the_same_host),
         cmocka_unit_test(test_allowed_origins_list_and_star),
     };

@@ -3,8 +3,10 @@
  * client's gateway is killed, with no gap or duplicate even while messages
  * keep coming; recovered:false once the history is gone; idempotent resends
  * (also through another gateway); `unavailable` instead of silence while a
- * broker or Redis is down. */
+ * broker or Redis is down; 1001 on shutdown. */
 #include "v1.h"
+
+#include <sys/wait.h>
 
 static struct h_fixture fx;
 static struct h_node gw2; /* a second gateway process of fx.node */
@@ -114,7 +116,7 @@ static void test_recovery_after_the_gateway_is_killed(void **state)
         assert_string_equal(pstr(m, "message"), text);
         json_decref(m);
     }
-    assert_true(v1_none(c, 300, "new_message", NULL));
+    V1_NONE(c, 300, "new_message", NULL);
 
     /* Nothing missed since: recovered, and nothing to replay. */
     struct v1c *c2 = v1_member(gw2.port, "bob", V1_JSON);
@@ -134,7 +136,7 @@ static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
 {
     (void)state;
     gateway_up();
-    enum { ROUNDS = 5, N = 40 };
+    enum { ROUNDS = 5, N = HISTORY - 4 }; /* all of it stays in the kept history */
     for (int r = 0; r < ROUNDS; r++) {
         char room[32];
         snprintf(room, sizeof room, "race-%d", r);
@@ -152,7 +154,7 @@ static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
         c = v1_member(fx.node.port, "bob", V1_JSON);
         char text[32];
         for (int i = 0; i < N; i++) {
-            if (i == N / 2 - 5 * r) /* the join lands at various points */
+            if (i == N / 2 - 2 * r) /* the join lands at various points */
                 assert_int_equal(
                     v1_send(c, "join",
                             json_pack("{s:s, s:i, s:s}", "room", room, "since", 1, "epoch", epoch)),
@@ -163,7 +165,11 @@ static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
         ev = v1_wait(c, V1_WAIT, "joined", "room", room, NULL);
         V1_MUST(c, ev, "joined");
         check_joined(ev, room);
-        assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+        if (!json_is_true(json_object_get(pl(ev), "recovered"))) {
+            char *d = json_dumps(ev, JSON_COMPACT);
+            fail_msg("round %d (join after %d sends, since 1, epoch %s): not recovered: %.600s", r,
+                     N / 2 - 2 * r, epoch, d);
+        }
         json_t *msgs = json_object_get(pl(ev), "messages");
         json_int_t next = 2;
         for (size_t i = 0; i < json_array_size(msgs); i++, next++)
@@ -180,7 +186,7 @@ static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
             assert_string_equal(pstr(m, "message"), text);
             json_decref(m);
         }
-        assert_true(v1_none(c, r ? 50 : 300, "new_message", NULL));
+        V1_NONE(c, r ? 50 : 300, "new_message", NULL);
         v1_close(c);
         v1_close(s);
     }
@@ -211,12 +217,13 @@ static void test_resent_id_is_one_message(void **state)
         assert_string_equal(pstr(again, "sent"), pstr(first, "sent"));
         json_decref(again);
     }
-    assert_true(v1_none(b, 300, "new_message", NULL));
-    assert_true(v1_none(a, 20, "new_message", NULL));
+    V1_NONE(b, 300, "new_message", NULL);
+    V1_NONE(a, 20, "new_message", NULL);
 
     /* The key is (user, room, id): another user, or another room, is new. */
     assert_int_equal(send_ok(b, room, "bob's d-1", "d-1"), id + 1);
     expect_new(a, room, "bob's d-1", "bob");
+    expect_new(b, room, "bob's d-1", "bob");
     send_ok(a, "dedup-other", "other room", "d-1");
     expect_new(a, "dedup-other", "other room", "alice");
 
@@ -229,31 +236,11 @@ static void test_resent_id_is_one_message(void **state)
     assert_int_equal(pint(again, "message_id"), id);
     assert_string_equal(pstr(again, "sent"), pstr(first, "sent"));
     json_decref(again);
-    assert_true(v1_none(b, 300, "new_message", NULL));
-    assert_true(v1_none(a, 20, "new_message", NULL));
+    V1_NONE(b, 300, "new_message", NULL);
+    V1_NONE(a, 20, "new_message", NULL);
     json_decref(first);
     v1_close(a);
     v1_close(b);
-}
-
-/* Resends `id` until it is acked (errors meanwhile are fine); returns the
- * message id. */
-static json_int_t resend_until_acked(struct v1c *c, const char *room, const char *text,
-                                     const char *id, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    while (h_now_ms() < deadline) {
-        send_req(c, room, text, id);
-        json_t *ack = v1_wait(c, 300, "ack", "id", id, NULL);
-        if (ack) {
-            json_int_t mid = pint(ack, "message_id");
-            json_decref(ack);
-            return mid;
-        }
-    }
-    v1_dump(c, "resend");
-    fail_msg("%s was not acked within %d ms", id, timeout_ms);
-    return 0;
 }
 
 static void test_broker_down_is_unavailable_never_silence(void **state)
@@ -278,7 +265,7 @@ static void test_broker_down_is_unavailable_never_silence(void **state)
     expect_error(a, "unavailable", "u-2", room);
     assert_int_equal(v1_send(a, "join", json_pack("{s:s, s:s}", "room", room2, "id", "u-3")), 0);
     expect_error(a, "unavailable", "u-3", room2);
-    assert_true(v1_none(b, 300, "new_message", NULL));
+    V1_NONE(b, 300, "new_message", NULL);
 
     assert_int_equal(h_broker_start(&fx.node, 1), 0);
     assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
@@ -286,10 +273,41 @@ static void test_broker_down_is_unavailable_never_silence(void **state)
     /* The membership survived; the resend makes exactly one message. */
     json_int_t id = resend_until_acked(a, room, "into the void", "u-1", 10000);
     assert_int_equal(expect_new(b, room, "into the void", "alice"), id);
-    assert_true(v1_none(b, 300, "new_message", NULL));
+    V1_NONE(b, 300, "new_message", NULL);
     json_decref(join_ok(a, room2));
     v1_close(a);
     v1_close(b);
+}
+
+/* After a room's history was lost (new epoch), a member that stayed joined
+ * still gets `text`: as a new_message, or inside the fresh `joined` (new
+ * epoch, recovered false) the gateway sends when it sees the epoch change.
+ * Returns true for the latter. */
+static bool delivered_after_loss(struct v1c *c, const char *room, const char *text,
+                                 const char *old_epoch)
+{
+    for (int64_t deadline = h_now_ms() + V1_WAIT; h_now_ms() < deadline;) {
+        json_t *ev = v1_wait(c, 50, "new_message", "room", room, "message", text, NULL);
+        if (ev) {
+            json_decref(ev);
+            return false;
+        }
+        while ((ev = v1_take(c, "joined", "room", room, NULL))) {
+            check_joined(ev, room);
+            assert_string_not_equal(pstr(ev, "epoch"), old_epoch);
+            assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+            json_t *msgs = json_object_get(pl(ev), "messages");
+            bool has = false;
+            for (size_t i = 0; i < json_array_size(msgs); i++)
+                has |= !strcmp(msg_text(json_array_get(msgs, i)), text);
+            json_decref(ev);
+            if (has)
+                return true;
+        }
+    }
+    v1_dump(c, "delivery after the loss");
+    fail_msg("\"%s\" did not reach a member that stayed in %s", text, room);
+    return false;
 }
 
 static void test_not_recovered_once_the_history_is_gone(void **state)
@@ -298,7 +316,6 @@ static void test_not_recovered_once_the_history_is_gone(void **state)
     gateway_up();
     const char *room = "trimmed";
     struct v1c *s = v1_member(fx.node.port, "alice", V1_JSON);
-    join_quietly(s, room);
     json_t *ev = join_ok(s, "flushed");
     char epoch[128];
     snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
@@ -334,7 +351,8 @@ static void test_not_recovered_once_the_history_is_gone(void **state)
         send_ok(s, "flushed", "before the flush", NULL);
     static const char *const flush[] = {"FLUSHALL", NULL};
     assert_int_equal(h_redis_cli(&fx.redis, flush), 0);
-    send_ok(s, "flushed", "after the flush", NULL);
+    json_int_t after = send_ok(s, "flushed", "after the flush", NULL);
+    printf("after FLUSHALL the next message got id %lld\n", (long long)after);
     struct v1c *c3 = v1_member(gw2.port, "dave", V1_JSON);
     ev = rejoin(c3, "flushed", 3, epoch, -1);
     assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
@@ -343,6 +361,15 @@ static void test_not_recovered_once_the_history_is_gone(void **state)
     assert_int_equal(json_array_size(msgs), 1);
     assert_string_equal(msg_text(json_array_get(msgs, 0)), "after the flush");
     json_decref(ev);
+    /* A member that stayed joined through the loss hears the room's new
+     * messages too, although their ids start again. */
+    bool resync = delivered_after_loss(s, "flushed", "after the flush", epoch);
+    printf("the member stayed joined got it %s\n", resync ? "in a fresh joined" : "live");
+    json_int_t next = send_ok(s, "flushed", "after the flush, 2", NULL);
+    assert_int_equal(next, after + 1);
+    assert_int_equal(expect_new(c3, "flushed", "after the flush, 2", "alice"), next);
+    assert_int_equal(expect_new(s, "flushed", "after the flush, 2", "alice"), next);
+    V1_NONE(s, 200, "new_message", "room", "flushed", "message", "after the flush", NULL);
     v1_close(c3);
     v1_close(c);
     v1_close(s);
@@ -354,13 +381,17 @@ static void test_redis_down_is_unavailable_never_silence(void **state)
     gateway_up();
     const char *room = "no-redis";
     struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    join_quietly(a, room);
+    json_t *ev = join_ok(a, room);
+    char epoch[128];
+    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
+    json_decref(ev);
     send_ok(a, room, "while it works", NULL);
+    expect_new(a, room, "while it works", "alice");
 
     long m0 = h_log_mark(&fx.node.broker[0]), m1 = h_log_mark(&fx.node.broker[1]);
     h_stop(&fx.redis.proc, SIGKILL, 5000);
     send_req(a, room, "lost?", "n-1");
-    json_t *ev = v1_wait(a, 12000, "error", "ref", "n-1", NULL);
+    ev = v1_wait(a, 12000, "error", "ref", "n-1", NULL);
     V1_MUST(a, ev, "error while Redis is down");
     assert_string_equal(pstr(ev, "code"), "unavailable");
     json_decref(ev);
@@ -369,9 +400,31 @@ static void test_redis_down_is_unavailable_never_silence(void **state)
     assert_true(h_log_contains_from(&fx.node.broker[0], m0, "ready: Redis connected", 15000));
     assert_true(h_log_contains_from(&fx.node.broker[1], m1, "ready: Redis connected", 15000));
     json_int_t id = resend_until_acked(a, room, "lost?", "n-1", 10000);
-    assert_int_equal(expect_new(a, room, "lost?", "alice"), id);
-    assert_true(v1_none(a, 300, "new_message", NULL));
+    printf("after the Redis restart \"lost?\" got id %lld\n", (long long)id);
+    delivered_after_loss(a, room, "lost?", epoch);
+    assert_int_equal(send_ok(a, room, "found", NULL), id + 1);
+    assert_int_equal(expect_new(a, room, "found", "alice"), id + 1);
+    V1_NONE(a, 300, "new_message", NULL);
     v1_close(a);
+}
+
+/* SIGTERM: v1 clients are told 1001 (reconnect elsewhere and rejoin). */
+static void test_shutdown_closes_1001(void **state)
+{
+    (void)state;
+    gateway_up();
+    struct v1c *j = v1_member(fx.node.port, "alice", V1_JSON);
+    struct v1c *m = v1_member(fx.node.port, "bob", V1_MSGPACK);
+    join_quietly(j, "going-away");
+    join_quietly(m, "going-away");
+    kill(fx.node.gateway.pid, SIGTERM);
+    assert_int_equal(wsc_wait_close(v1_wsc(j), V1_WAIT), 1001);
+    assert_int_equal(wsc_wait_close(v1_wsc(m), V1_WAIT), 1001);
+    v1_abort(j);
+    v1_abort(m);
+    int status = h_wait_exit(&fx.node.gateway, 10000);
+    assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    gateway_up();
 }
 
 int main(void)
@@ -381,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_recovery_under_traffic_has_no_gap_or_duplicate),
         cmocka_unit_test(test_resent_id_is_one_message),
         cmocka_unit_test(test_broker_down_is_unavailable_never_silence),
+        cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
         cmocka_unit_test(test_redis_down_is_unavailable_never_silence),
     };

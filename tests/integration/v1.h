@@ -53,6 +53,16 @@ static inline json_int_t pint(json_t *ev, const char *key)
         }                                                                                          \
     } while (0)
 
+/* Fails (printing the client's kept events) when a matching event is kept
+ * or arrives within ms: V1_NONE(c, ms, type, key, value, ..., NULL). */
+#define V1_NONE(c, ms, ...)                                                                        \
+    do {                                                                                           \
+        if (!v1_none((c), (ms), __VA_ARGS__)) {                                                    \
+            v1_dump((c), "an unexpected event");                                                   \
+            fail_msg("unexpected event on %s", #c);                                                \
+        }                                                                                          \
+    } while (0)
+
 static inline bool is_rfc3339_ms(const char *s)
 {
     regex_t re;
@@ -245,6 +255,26 @@ static inline void raw_error(struct v1c *c, const char *text, const char *code)
         fail_msg("%s: expected error %s, got %s", text, code,
                  pstr(ev, "code") ? pstr(ev, "code") : "(none)");
     json_decref(ev);
+}
+
+/* Resends `id` until it is acked (errors meanwhile are fine); returns the
+ * message id. */
+static inline json_int_t resend_until_acked(struct v1c *c, const char *room, const char *text,
+                                            const char *id, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (h_now_ms() < deadline) {
+        send_req(c, room, text, id);
+        json_t *ack = v1_wait(c, 300, "ack", "id", id, NULL);
+        if (ack) {
+            json_int_t mid = pint(ack, "message_id");
+            json_decref(ack);
+            return mid;
+        }
+    }
+    v1_dump(c, "resend");
+    fail_msg("%s was not acked within %d ms", id, timeout_ms);
+    return 0;
 }
 
 /* Waits for a presence event about `user` in room with `action`; returns its
