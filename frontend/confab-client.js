@@ -798,10 +798,15 @@ export class ConfabClient extends Emitter {
     for (const e of [...this._outbox.values()]) if (e.room === r.name) this._failSend(e, err, false);
   }
 
-  /** @private */
+  /**
+   * @private The answer to our join, or a `joined` the server sends by itself
+   * to a live member: after a broker restart (the missed messages, as for a
+   * recovering join) or when the room's epoch changed (a fresh snapshot).
+   * Both are handled like a rejoin.
+   */
   _onJoined(p) {
     const r = this._rooms.get(p.room);
-    if (!r || r.status !== "joining") return;
+    if (!r) return;
     for (const [ref, q] of this._pending) {
       if (q.type === "join" && q.room === p.room) this._pending.delete(ref);
     }

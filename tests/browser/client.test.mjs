@@ -153,6 +153,16 @@ test("a room whose history was reset starts afresh; a phone-sized screen works",
   mock.kill("alice");
   await waitForText(alice.page, "after reset");
   assert.deepEqual((await messages(alice.page)).map((m) => [m.id, m.text]), [[1, "after reset"]]);
+
+  // Reset again while connected: the server sends a fresh `joined` by itself.
+  mock.resetRoom("r2");
+  mock.publish("r2", "bob", "reset while live");
+  mock.resync("r2");
+  await waitForText(alice.page, "reset while live");
+  assert.deepEqual((await messages(alice.page)).map((m) => [m.id, m.text]), [[1, "reset while live"]]);
+  await send(alice.page, "still here");
+  await waitForSent(alice.page, "still here");
+  assert.deepEqual(await checkSequence(alice.page, assert), ["reset while live", "still here"]);
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });

@@ -75,6 +75,18 @@ export class MockConfab {
     r.history = [];
   }
 
+  /**
+   * Sends every live member of a room a `joined` of its own accord, as the
+   * gateway does after a broker restart or when the room's epoch changed.
+   */
+  resync(name) {
+    for (const c of this.conns) {
+      if (!c.rooms.has(name)) continue;
+      c.rooms.delete(name);
+      this.join(c, { room: name }, { quiet: true });
+    }
+  }
+
   accept(ws) {
     const token = new URL(ws.url()).searchParams.get("token") ?? "";
     let user = "";
@@ -169,9 +181,9 @@ export class MockConfab {
     }
   }
 
-  join(conn, p) {
+  join(conn, p, { quiet = false } = {}) {
     const r = this.room(p.room);
-    const firstOfUser = !this.membersOf(r.name).includes(conn.user);
+    const firstOfUser = !quiet && !this.membersOf(r.name).includes(conn.user);
     conn.rooms.add(r.name);
     const limit = Math.min(100, p.limit ?? 50);
     let recovered = false;
