@@ -10,7 +10,17 @@ PACKAGES=(
   libsystemd-dev libjansson-dev
   redis-server redis-tools
   chromium # browser tests (headless)
+  # deployment tests (tests/deploy/check.sh): systemd-analyze, systemd-sysusers
+  # and systemd-tmpfiles; cpack's DEB generator (dpkg-shlibdeps, file);
+  # python3-yaml for the rendered-manifest checks; strace to hold the daemons'
+  # system calls against the units' filters
+  systemd dpkg-dev file python3 python3-yaml strace
 )
+# kubectl renders the Kubernetes manifests (`kubectl kustomize`, offline); any
+# kubectl will do, else Debian's kubernetes-client.
+if ! command -v kubectl >/dev/null; then
+  PACKAGES+=(kubernetes-client)
+fi
 # Browser tests also need Node.js >= 18 and npm; any installation will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   PACKAGES+=(nodejs npm)
