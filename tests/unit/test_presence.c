@@ -1,0 +1,340 @@
+/* Unit tests for broker/presence: the local record of connections this
+ * broker registered in Redis presence, by (room, conn), with their link. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "presence.h"
+#include "validate.h"
+#include "wire.h"
+
+static struct cf_str S(const char *s) {
+    return (struct cf_str){s, (uint32_t)strlen(s)};
+}
+
+static int
+setup(void **state)
+{
+    *state = presence_new();
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    presence_free(*state);
+    return 0;
+}
+
+/* ---- what the callbacks saw -------------------------------------------------- */
+
+#define MAX_SEEN 512
+
+struct entry_seen {
+    char room[CF_ROOM_MAX + 1];
+    char conn[CF_WIRE_MAX_TOKEN + 1];
+    char user[CF_USERNAME_BYTES_MAX + 1];
+};
+
+struct group_seen {
+    char room[CF_ROOM_MAX + 1];
+    uint32_t n;
+    struct entry_seen e[64];
+};
+
+struct seen {
+    struct entry_seen e[MAX_SEEN];
+    size_t n;
+    struct group_seen g[16];
+    size_t ng;
+    struct presence *p;
+};
+
+static void copy(char *dst, size_t cap, struct cf_str s)
+{
+    assert_true(s.len < cap);
+    memcpy(dst, s.p, s.len);
+    dst[s.len] = '\0';
+}
+
+static void on_drop(void *ud, struct cf_str room, struct cf_str conn)
+{
+    struct seen *x = ud;
+    assert_true(x->n < MAX_SEEN);
+    copy(x->e[x->n].room, sizeof x->e[0].room, room);
+    copy(x->e[x->n].conn, sizeof x->e[0].conn, conn);
+    x->n++;
+}
+
+static void on_room(void *ud, struct cf_str room, const struct cf_str *conns,
+                    const struct cf_str *users, uint32_t n)
+{
+    struct seen *x = ud;
+    assert_true(x->ng < 16);
+    assert_true(n >= 1);
+    assert_true(n <= 64);
+    struct group_seen *g = &x->g[x->ng++];
+    copy(g->room, sizeof g->room, room);
+    for (size_t i = 0; i + 1 < x->ng; i++)
+        assert_string_not_equal(x->g[i].room, g->room); /* once per room */
+    g->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        copy(g->e[i].conn, sizeof g->e[i].conn, conns[i]);
+        copy(g->e[i].user, sizeof g->e[i].user, users[i]);
+    }
+}
+
+static bool dropped(const struct seen *x, const char *room, const char *conn)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->e[i].room, room) == 0 && strcmp(x->e[i].conn, conn) == 0)
+            return true;
+    return false;
+}
+
+static const struct group_seen *group(const struct seen *x, const char *room)
+{
+    for (size_t i = 0; i < x->ng; i++)
+        if (strcmp(x->g[i].room, room) == 0)
+            return &x->g[i];
+    return NULL;
+}
+
+/* The user recorded for conn in a group, or NULL. */
+static const char *user_of(const struct group_seen *g, const char *conn)
+{
+    for (uint32_t i = 0; g && i < g->n; i++)
+        if (strcmp(g->e[i].conn, conn) == 0)
+            return g->e[i].user;
+    return NULL;
+}
+
+static void snapshot(struct presence *p, struct seen *x)
+{
+    memset(x, 0, sizeof *x);
+    presence_foreach_room(p, on_room, x);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_add_del(void **state)
+{
+    struct presence *p = *state;
+    assert_int_equal(presence_count(p), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("gw1:1"), S("alice")), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("gw1:2"), S("alice")), 0); /* 2nd tab */
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("gw2:1"), S("bob")), 0);
+    assert_int_equal(presence_add(p, 1, S("other"), S("gw1:1"), S("alice")), 0);
+    assert_int_equal(presence_count(p), 4);
+
+    assert_true(presence_del(p, S("lobby"), S("gw1:2")));
+    assert_int_equal(presence_count(p), 3);
+    assert_false(presence_del(p, S("lobby"), S("gw1:2"))); /* twice */
+    assert_false(presence_del(p, S("nowhere"), S("gw1:1")));
+    assert_false(presence_del(p, S("lobby"), S("gw9:9")));
+    /* Room and conn are matched as a pair, not as a concatenation. */
+    assert_false(presence_del(p, S("lobb"), S("ygw1:1")));
+    assert_false(presence_del(p, S("lobbygw1:1"), S("")));
+    assert_int_equal(presence_count(p), 3);
+
+    assert_true(presence_del(p, S("other"), S("gw1:1")));
+    assert_true(presence_del(p, S("lobby"), S("gw1:1")));
+    assert_true(presence_del(p, S("lobby"), S("gw2:1")));
+    assert_int_equal(presence_count(p), 0);
+    struct seen *x = malloc(sizeof *x);
+    assert_non_null(x);
+    snapshot(p, x);
+    assert_int_equal(x->ng, 0); /* empty rooms are forgotten */
+    /* and can come back */
+    assert_int_equal(presence_add(p, 3, S("lobby"), S("gw1:1"), S("carol")), 0);
+    snapshot(p, x);
+    assert_int_equal(x->ng, 1);
+    assert_string_equal(user_of(group(x, "lobby"), "gw1:1"), "carol");
+    free(x);
+}
+
+static void test_duplicates(void **state)
+{
+    struct presence *p = *state;
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), 0);
+    /* Same room and conn: refused whatever the link or user. */
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), -EEXIST);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("bob")), -EEXIST);
+    assert_int_equal(presence_count(p), 1);
+    struct seen *x = malloc(sizeof *x);
+    assert_non_null(x);
+    snapshot(p, x);
+    assert_int_equal(x->g[0].n, 1);
+    assert_string_equal(user_of(group(x, "lobby"), "c1"), "alice"); /* the first one stays */
+    /* After a del it can be added again. */
+    assert_true(presence_del(p, S("lobby"), S("c1")));
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("bob")), 0);
+    snapshot(p, x);
+    assert_string_equal(user_of(group(x, "lobby"), "c1"), "bob");
+    free(x);
+}
+
+static void test_names_are_copied(void **state)
+{
+    struct presence *p = *state;
+    char room[CF_ROOM_MAX + 1], conn[CF_WIRE_MAX_TOKEN + 1], user[CF_USERNAME_BYTES_MAX + 1];
+    memset(room, 'r', CF_ROOM_MAX);
+    room[CF_ROOM_MAX] = '\0';
+    memset(conn, 'c', CF_WIRE_MAX_TOKEN);
+    conn[CF_WIRE_MAX_TOKEN] = '\0';
+    snprintf(user, sizeof user, "J\xc3\xa9r\xc3\xb4me");
+    assert_int_equal(presence_add(p, 7, S(room), S(conn), S(user)), 0);
+    /* The caller's buffers are reused at once (as the wire decoder's are). */
+    char keep_room[sizeof room], keep_conn[sizeof conn];
+    memcpy(keep_room, room, sizeof room);
+    memcpy(keep_conn, conn, sizeof conn);
+    memset(room, 'x', CF_ROOM_MAX);
+    memset(conn, 'y', CF_WIRE_MAX_TOKEN);
+    memset(user, 'z', strlen(user));
+    struct seen *x = malloc(sizeof *x);
+    assert_non_null(x);
+    snapshot(p, x);
+    assert_int_equal(x->ng, 1);
+    assert_string_equal(x->g[0].room, keep_room);
+    assert_string_equal(x->g[0].e[0].conn, keep_conn);
+    assert_string_equal(x->g[0].e[0].user, "J\xc3\xa9r\xc3\xb4me");
+    assert_true(presence_del(p, S(keep_room), S(keep_conn)));
+    free(x);
+}
+
+static void test_drop_link(void **state)
+{
+    struct presence *p = *state;
+    static const struct {
+        uint64_t link;
+        const char *room, *conn, *user;
+    } in[] = {
+        {1, "lobby", "gw1:1", "alice"}, {2, "lobby", "gw2:1", "bob"},
+        {1, "lobby", "gw1:2", "carol"}, {1, "other", "gw1:1", "alice"},
+        {2, "other", "gw2:7", "dave"},  {3, "third", "gw3:1", "erin"},
+        {1, "solo", "gw1:9", "frank"},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        assert_int_equal(presence_add(p, in[i].link, S(in[i].room), S(in[i].conn), S(in[i].user)),
+                         0);
+
+    struct seen *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    presence_drop_link(p, 1, on_drop, x);
+    assert_int_equal(x->n, 4);
+    assert_true(dropped(x, "lobby", "gw1:1"));
+    assert_true(dropped(x, "lobby", "gw1:2"));
+    assert_true(dropped(x, "other", "gw1:1"));
+    assert_true(dropped(x, "solo", "gw1:9"));
+    assert_int_equal(presence_count(p), 3);
+    assert_false(presence_del(p, S("lobby"), S("gw1:1")));
+
+    snapshot(p, x);
+    assert_int_equal(x->ng, 3); /* "solo" is gone with its only entry */
+    assert_null(group(x, "solo"));
+    assert_int_equal(group(x, "lobby")->n, 1);
+    assert_string_equal(user_of(group(x, "lobby"), "gw2:1"), "bob");
+    assert_int_equal(group(x, "other")->n, 1);
+    assert_string_equal(user_of(group(x, "other"), "gw2:7"), "dave");
+    assert_int_equal(group(x, "third")->n, 1);
+
+    /* A link without entries: no calls. A NULL callback just removes. */
+    memset(x, 0, sizeof *x);
+    presence_drop_link(p, 99, on_drop, x);
+    assert_int_equal(x->n, 0);
+    presence_drop_link(p, 2, NULL, NULL);
+    assert_int_equal(presence_count(p), 1);
+    assert_true(presence_del(p, S("third"), S("gw3:1")));
+    free(x);
+}
+
+static void test_foreach_room(void **state)
+{
+    struct presence *p = *state;
+    /* Many entries in one room (the group grows), a few in others. */
+    char conn[40][8], user[40][8];
+    for (int i = 0; i < 40; i++) {
+        snprintf(conn[i], sizeof conn[i], "c%d", i);
+        snprintf(user[i], sizeof user[i], "u%d", i % 10);
+        assert_int_equal(presence_add(p, (uint64_t)(i % 3), S("big"), S(conn[i]), S(user[i])), 0);
+    }
+    assert_int_equal(presence_add(p, 5, S("small"), S("c0"), S("zed")), 0);
+    assert_int_equal(presence_add(p, 5, S("small"), S("c1"), S("amy")), 0);
+
+    struct seen *x = malloc(sizeof *x);
+    assert_non_null(x);
+    snapshot(p, x);
+    assert_int_equal(x->ng, 2);
+    const struct group_seen *big = group(x, "big");
+    assert_non_null(big);
+    assert_int_equal(big->n, 40);
+    for (int i = 0; i < 40; i++)
+        assert_string_equal(user_of(big, conn[i]), user[i]);
+    const struct group_seen *small = group(x, "small");
+    assert_int_equal(small->n, 2);
+    assert_string_equal(user_of(small, "c0"), "zed");
+    assert_string_equal(user_of(small, "c1"), "amy");
+
+    /* Removing from the middle, the ends, and by link keeps every group exact
+     * (entries are swapped into the holes). */
+    for (int i = 0; i < 40; i += 4)
+        assert_true(presence_del(p, S("big"), S(conn[i])));
+    assert_true(presence_del(p, S("big"), S(conn[39])));
+    presence_drop_link(p, 1, NULL, NULL);
+    snapshot(p, x);
+    big = group(x, "big");
+    uint32_t want = 0;
+    for (int i = 0; i < 40; i++) {
+        bool gone = i % 4 == 0 || i == 39 || i % 3 == 1;
+        if (gone) {
+            assert_null(user_of(big, conn[i]));
+        } else {
+            assert_string_equal(user_of(big, conn[i]), user[i]);
+            want++;
+        }
+    }
+    assert_int_equal(big->n, want);
+    assert_int_equal(presence_count(p), want + 2);
+
+    /* An empty record calls nothing. */
+    presence_drop_link(p, 0, NULL, NULL);
+    presence_drop_link(p, 2, NULL, NULL);
+    presence_drop_link(p, 5, NULL, NULL);
+    snapshot(p, x);
+    assert_int_equal(x->ng, 0);
+    assert_int_equal(presence_count(p), 0);
+    free(x);
+}
+
+static void test_free_with_entries(void **state)
+{
+    (void)state;
+    struct presence *p = presence_new();
+    assert_non_null(p);
+    char conn[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(conn, sizeof conn, "c%d", i);
+        assert_int_equal(presence_add(p, 1, S(i % 2 ? "a" : "b"), S(conn), S("u")), 0);
+    }
+    presence_free(p); /* everything is released (the sanitizer build checks) */
+    presence_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_add_del, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
+        cmocka_unit_test(test_free_with_entries),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

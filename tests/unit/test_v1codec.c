@@ -1,0 +1,684 @@
+/* Unit tests for gateway/v1codec: protocol v1 requests (validation, error
+ * codes, defaults) and events, in both encodings: confab.v1 (JSON text) and
+ * confab.msgpack.v1 (frames built here with msgpack-c). Event shapes are
+ * checked against the examples of docs/protocol.md. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "bytes.h"
+#include "mpjson.h"
+#include "v1codec.h"
+#include "wire.h"
+
+static const enum sess_proto protos[] = {SESS_V1_JSON, SESS_V1_MSGPACK};
+
+static const char *pname(enum sess_proto p)
+{
+    return p == SESS_V1_MSGPACK ? "msgpack" : "json";
+}
+
+/* ---- building msgpack frames with msgpack-c ------------------------------- */
+
+static void pack_json(msgpack_packer *pk, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(v));
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            msgpack_pack_str(pk, strlen(k));
+            msgpack_pack_str_body(pk, k, strlen(k));
+            pack_json(pk, x);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        msgpack_pack_array(pk, json_array_size(v));
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) pack_json(pk, x);
+        break;
+    }
+    case JSON_STRING:
+        msgpack_pack_str(pk, json_string_length(v));
+        msgpack_pack_str_body(pk, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(v)); break;
+    case JSON_REAL: msgpack_pack_double(pk, json_real_value(v)); break;
+    case JSON_TRUE: msgpack_pack_true(pk); break;
+    case JSON_FALSE: msgpack_pack_false(pk); break;
+    default: msgpack_pack_nil(pk); break;
+    }
+}
+
+/* The JSON text as it goes on the wire for p (the msgpack frame holds the
+ * same tree; \u0000 in strings becomes a NUL byte there). */
+struct frame {
+    msgpack_sbuffer sb;
+    const void *p;
+    size_t len;
+};
+
+static void frame_of(enum sess_proto p, const char *json, struct frame *f)
+{
+    msgpack_sbuffer_init(&f->sb);
+    if (p == SESS_V1_JSON) {
+        f->p = json;
+        f->len = strlen(json);
+        return;
+    }
+    json_error_t err;
+    json_t *v = json_loads(json, JSON_ALLOW_NUL, &err);
+    if (!v)
+        fail_msg("bad test JSON %s: %s", json, err.text);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &f->sb, msgpack_sbuffer_write);
+    pack_json(&pk, v);
+    json_decref(v);
+    f->p = f->sb.data;
+    f->len = f->sb.size;
+}
+
+static void assert_cf_str(struct cf_str got, const char *want)
+{
+    if (!want)
+        want = "";
+    if (got.len != strlen(want) || (got.len && memcmp(got.p, want, got.len) != 0))
+        fail_msg("got \"%.*s\", want \"%s\"", (int)got.len, got.p ? got.p : "", want);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* Parses json (converted for p) and expects success. */
+static void parse_ok(enum sess_proto p, const char *json, struct v1_req *r)
+{
+    struct frame f;
+    frame_of(p, json, &f);
+    struct v1_error e;
+    void *edoc = (void *)1;
+    int rc = v1_parse(p, f.p, f.len, r, &e, &edoc);
+    msgpack_sbuffer_destroy(&f.sb);
+    if (rc != 0)
+        fail_msg("%s: %s refused: %s (%s)", pname(p), json, e.code, e.message);
+    assert_null(edoc);
+    assert_non_null(r->doc);
+}
+
+static void check_error(enum sess_proto p, const void *in, size_t len, const char *what,
+                        const char *code, const char *ref, const char *room)
+{
+    struct v1_req r;
+    struct v1_error e;
+    void *edoc = NULL;
+    if (v1_parse(p, in, len, &r, &e, &edoc) != -1)
+        fail_msg("%s: %s accepted", pname(p), what);
+    assert_null(r.doc);
+    assert_non_null(e.code);
+    if (strcmp(e.code, code) != 0)
+        fail_msg("%s: %s: code %s, want %s", pname(p), what, e.code, code);
+    assert_non_null(e.message);
+    assert_true(strlen(e.message) > 0);
+    assert_cf_str(e.ref, ref);
+    assert_cf_str(e.room, room);
+    v1_error_free(edoc);
+}
+
+/* Expects json to be refused the same way in both encodings. */
+static void refused(const char *json, const char *code, const char *ref, const char *room)
+{
+    for (size_t i = 0; i < 2; i++) {
+        struct frame f;
+        frame_of(protos[i], json, &f);
+        check_error(protos[i], f.p, f.len, json, code, ref, room);
+        msgpack_sbuffer_destroy(&f.sb);
+    }
+}
+
+static void test_parse_join(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        enum sess_proto p = protos[i];
+        struct v1_req r;
+        parse_ok(p, "{\"type\":\"join\",\"payload\":{\"room\":\"lobby\"}}", &r);
+        assert_int_equal(r.type, V1_JOIN);
+        assert_cf_str(r.room, "lobby");
+        assert_int_equal(r.limit, V1_DEFAULT_LIMIT);
+        assert_int_equal(r.limit, 50);
+        assert_false(r.has_since);
+        assert_false(r.has_epoch);
+        assert_false(r.has_id);
+        v1_req_free(&r);
+        assert_null(r.doc);
+
+        parse_ok(p, "{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"since\":41,"
+                    "\"epoch\":\"5f0c2a9e1b7d4c3a\",\"limit\":20,\"id\":\"j-1\"}}",
+                 &r);
+        assert_true(r.has_since);
+        assert_true(r.since == 41);
+        assert_true(r.has_epoch);
+        assert_cf_str(r.epoch, "5f0c2a9e1b7d4c3a");
+        assert_int_equal(r.limit, 20);
+        assert_true(r.has_id);
+        assert_cf_str(r.id, "j-1");
+        v1_req_free(&r);
+
+        /* Limits: 0 is none, over 100 is capped; null means absent. */
+        static const struct {
+            const char *limit;
+            uint32_t want;
+        } limits[] = {{"0", 0},     {"1", 1},     {"99", 99},          {"100", 100},
+                      {"101", 100}, {"1000000000000", 100}, {"null", 50}};
+        for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+            char json[160];
+            snprintf(json, sizeof json,
+                     "{\"type\":\"join\",\"payload\":{\"room\":\"r\",\"limit\":%s,\"since\":null,"
+                     "\"epoch\":null,\"id\":null}}",
+                     limits[k].limit);
+            parse_ok(p, json, &r);
+            assert_int_equal(r.limit, limits[k].want);
+            assert_false(r.has_since);
+            assert_false(r.has_epoch);
+            assert_false(r.has_id);
+            v1_req_free(&r);
+        }
+        /* since 0 is a value; unknown keys are ignored. */
+        parse_ok(p, "{\"type\":\"join\",\"payload\":{\"room\":\"r\",\"since\":0,\"x\":[1,{}]},"
+                    "\"extra\":true}",
+                 &r);
+        assert_true(r.has_since);
+        assert_true(r.since == 0);
+        v1_req_free(&r);
+    }
+}
+
+static void test_parse_other_types(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        enum sess_proto p = protos[i];
+        struct v1_req r;
+        parse_ok(p, "{\"type\":\"leave\",\"payload\":{\"room\":\"lobby\"}}", &r);
+        assert_int_equal(r.type, V1_LEAVE);
+        assert_cf_str(r.room, "lobby");
+        v1_req_free(&r);
+
+        parse_ok(p, "{\"payload\":{\"room\":\"lobby\",\"message\":\" h\\u00e9 \\ud83d\\ude00\","
+                    "\"id\":\"c-1701-7\"},\"type\":\"send\"}",
+                 &r);
+        assert_int_equal(r.type, V1_SEND);
+        assert_cf_str(r.room, "lobby");
+        assert_cf_str(r.message, " h\xc3\xa9 \xf0\x9f\x98\x80");
+        assert_true(r.has_id);
+        assert_cf_str(r.id, "c-1701-7");
+        v1_req_free(&r);
+
+        parse_ok(p, "{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"message\":\"hi\"}}", &r);
+        assert_false(r.has_id);
+        v1_req_free(&r);
+
+        parse_ok(p, "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"before\":42,"
+                    "\"limit\":2}}",
+                 &r);
+        assert_int_equal(r.type, V1_HISTORY);
+        assert_true(r.has_before);
+        assert_true(r.before == 42);
+        assert_int_equal(r.limit, 2);
+        v1_req_free(&r);
+        parse_ok(p, "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\"}}", &r);
+        assert_false(r.has_before);
+        assert_int_equal(r.limit, 50);
+        v1_req_free(&r);
+        parse_ok(p, "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"limit\":500}}", &r);
+        assert_int_equal(r.limit, V1_MAX_LIMIT);
+        v1_req_free(&r);
+
+        parse_ok(p, "{\"type\":\"typing\",\"payload\":{\"room\":\"lobby\"}}", &r);
+        assert_int_equal(r.type, V1_TYPING);
+        assert_cf_str(r.room, "lobby");
+        v1_req_free(&r);
+
+        parse_ok(p, "{\"type\":\"change_room\",\"payload\":{\"name\":\"a.b:c-d_e\"}}", &r);
+        assert_int_equal(r.type, V1_CHANGE_ROOM);
+        assert_cf_str(r.room, "a.b:c-d_e");
+        v1_req_free(&r);
+
+        /* ids are 1-64 characters, not bytes. */
+        char json[512];
+        char id[64 * 4 + 1] = "";
+        for (int k = 0; k < 64; k++)
+            strcat(id, "\xf0\x9f\x98\x80");
+        snprintf(json, sizeof json, "{\"type\":\"typing\",\"payload\":{\"room\":\"r\",\"id\":\"%s\"}}",
+                 id);
+        parse_ok(p, json, &r);
+        assert_cf_str(r.id, id);
+        v1_req_free(&r);
+    }
+}
+
+static void test_error_bad_json(void **state)
+{
+    (void)state;
+    static const char *not_json[] = {"", "{", "hello", "{\"type\":\"join\",}", "[] x",
+                                     "{\"type\":\"join\",\"payload\":{\"room\":\"a\"}} {}"};
+    for (size_t i = 0; i < sizeof not_json / sizeof not_json[0]; i++)
+        check_error(SESS_V1_JSON, not_json[i], strlen(not_json[i]), not_json[i], "bad_json",
+                    NULL, NULL);
+    /* Duplicate keys are refused in JSON. */
+    const char *dup = "{\"type\":\"join\",\"type\":\"leave\",\"payload\":{\"room\":\"a\"}}";
+    check_error(SESS_V1_JSON, dup, strlen(dup), dup, "bad_json", NULL, NULL);
+    /* \u0000 is refused by the JSON parser itself. */
+    const char *nul = "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"message\":\"a\\u0000\"}}";
+    check_error(SESS_V1_JSON, nul, strlen(nul), nul, "bad_json", NULL, NULL);
+
+    /* Well-formed, but not {"type": string, "payload": object}. */
+    static const char *shapes[] = {
+        "[]", "\"join\"", "42", "null",
+        "{}",
+        "{\"type\":\"join\"}",
+        "{\"payload\":{\"room\":\"a\"}}",
+        "{\"type\":1,\"payload\":{\"room\":\"a\"}}",
+        "{\"type\":null,\"payload\":{\"room\":\"a\"}}",
+        "{\"type\":\"join\",\"payload\":[\"room\",\"a\"]}",
+        "{\"type\":\"join\",\"payload\":\"room=a\"}",
+        "{\"type\":\"join\",\"payload\":null,\"id\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        struct frame f;
+        for (size_t k = 0; k < 2; k++) {
+            msgpack_sbuffer_init(&f.sb);
+            if (protos[k] == SESS_V1_JSON) {
+                f.p = shapes[i];
+                f.len = strlen(shapes[i]);
+            } else {
+                json_t *v = json_loads(shapes[i], JSON_DECODE_ANY, NULL);
+                assert_non_null(v);
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &f.sb, msgpack_sbuffer_write);
+                pack_json(&pk, v);
+                json_decref(v);
+                f.p = f.sb.data;
+                f.len = f.sb.size;
+            }
+            check_error(protos[k], f.p, f.len, shapes[i], "bad_json", NULL, NULL);
+            msgpack_sbuffer_destroy(&f.sb);
+        }
+    }
+    /* msgpack that is malformed, truncated, or holds what JSON cannot. */
+#define MP(lit) {lit, sizeof(lit) - 1}
+    static const struct {
+        const char *b;
+        size_t n;
+    } bad_mp[] = {
+        MP(""),
+        MP("\xc1"),
+        MP("\x82\xa4type\xa4join"), /* one entry short */
+        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa1" "a\xc0"), /* trailing */
+        MP("\x82\xa4type\xc4\x04join\xa7payload\x80"),                 /* bin type */
+        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xc4\x01" "a"),  /* bin room */
+        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa1\xff"),      /* bad UTF-8 */
+        MP("\x82\xa4type\xa4join\xa7payload\x81\x01\xa1" "a"),          /* int key */
+        MP("\xdf\xff\xff\xff\xff"),
+    };
+#undef MP
+    for (size_t i = 0; i < sizeof bad_mp / sizeof bad_mp[0]; i++)
+        check_error(SESS_V1_MSGPACK, bad_mp[i].b, bad_mp[i].n, "bad msgpack", "bad_json", NULL,
+                    NULL);
+    /* A JSON text on the msgpack protocol is not msgpack. */
+    const char *text = "{\"type\":\"join\",\"payload\":{\"room\":\"a\"}}";
+    check_error(SESS_V1_MSGPACK, text, strlen(text), text, "bad_json", NULL, NULL);
+}
+
+static void test_error_unknown_type(void **state)
+{
+    (void)state;
+    refused("{\"type\":\"nope\",\"payload\":{}}", "unknown_type", NULL, NULL);
+    refused("{\"type\":\"send_message\",\"payload\":{\"message\":\"hi\",\"id\":\"r1\"}}",
+            "unknown_type", "r1", NULL);
+    refused("{\"type\":\"JOIN\",\"payload\":{\"room\":\"lobby\",\"id\":\"r2\"}}", "unknown_type",
+            "r2", NULL);
+    refused("{\"type\":\"\",\"payload\":{\"id\":5}}", "unknown_type", NULL, NULL);
+    refused("{\"type\":\"x\",\"payload\":{\"id\":\"\"}}", "unknown_type", NULL, NULL);
+}
+
+static void test_error_bad_request(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *ref, *room;
+    } cases[] = {
+        {"{\"type\":\"join\",\"payload\":{}}", NULL, NULL},
+        {"{\"type\":\"join\",\"payload\":{\"room\":5,\"id\":\"a\"}}", "a", NULL},
+        {"{\"type\":\"leave\",\"payload\":{\"room\":null}}", NULL, NULL},
+        {"{\"type\":\"typing\",\"payload\":{\"room\":[\"lobby\"]}}", NULL, NULL},
+        {"{\"type\":\"change_room\",\"payload\":{\"room\":\"lobby\",\"id\":\"c\"}}", "c", NULL},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"limit\":-1,\"id\":\"i\"}}", "i",
+         "lobby"},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"limit\":\"5\"}}", NULL, "lobby"},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"limit\":1.5}}", NULL, "lobby"},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"since\":-1}}", NULL, "lobby"},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"since\":\"41\"}}", NULL, "lobby"},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"epoch\":5}}", NULL, "lobby"},
+        {"{\"type\":\"join\",\"payload\":{\"room\":\"lobby\",\"epoch\":\"\"}}", NULL, "lobby"},
+        {"{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"before\":true}}", NULL, "lobby"},
+        {"{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"limit\":-5}}", NULL, "lobby"},
+        {"{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"id\":\"s\"}}", "s", "lobby"},
+        {"{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"message\":7}}", NULL, "lobby"},
+        {"{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"message\":null}}", NULL, "lobby"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refused(cases[i].json, "bad_request", cases[i].ref, cases[i].room);
+    char json[256];
+    char epoch[66];
+    memset(epoch, 'e', 65);
+    epoch[65] = '\0';
+    snprintf(json, sizeof json, "{\"type\":\"join\",\"payload\":{\"room\":\"r\",\"epoch\":\"%s\"}}",
+             epoch);
+    refused(json, "bad_request", NULL, "r");
+    epoch[64] = '\0'; /* 64 is fine */
+    snprintf(json, sizeof json, "{\"type\":\"join\",\"payload\":{\"room\":\"r\",\"epoch\":\"%s\"}}",
+             epoch);
+    struct v1_req r;
+    parse_ok(SESS_V1_MSGPACK, json, &r);
+    v1_req_free(&r);
+
+    /* A NUL inside the message can only come in msgpack. */
+    struct frame f;
+    frame_of(SESS_V1_MSGPACK,
+             "{\"type\":\"send\",\"payload\":{\"room\":\"r\",\"message\":\"a\\u0000b\",\"id\":\"n\"}}",
+             &f);
+    check_error(SESS_V1_MSGPACK, f.p, f.len, "NUL message", "bad_request", "n", "r");
+    msgpack_sbuffer_destroy(&f.sb);
+    /* An integer msgpack holds but JSON does not: the whole frame is refused. */
+    static const char big[] = "\x82\xa4type\xa4join\xa7payload\x82\xa4room\xa1r\xa5since"
+                              "\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
+    check_error(SESS_V1_MSGPACK, big, sizeof big - 1, "since 2^64-1", "bad_json", NULL, NULL);
+}
+
+static void test_error_bad_room_id_empty(void **state)
+{
+    (void)state;
+    char room65[66];
+    memset(room65, 'r', 65);
+    room65[65] = '\0';
+    const char *bad_rooms[] = {"", "bad room", "lobby/1", "caf\\u00e9", "a\\nb", room65};
+    for (size_t i = 0; i < sizeof bad_rooms / sizeof bad_rooms[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"type\":\"join\",\"payload\":{\"room\":\"%s\",\"id\":\"j\"}}",
+                 bad_rooms[i]);
+        refused(json, "bad_room", "j", NULL);
+        snprintf(json, sizeof json, "{\"type\":\"change_room\",\"payload\":{\"name\":\"%s\"}}",
+                 bad_rooms[i]);
+        refused(json, "bad_room", NULL, NULL);
+    }
+    refused("{\"type\":\"send\",\"payload\":{\"room\":\"x y\",\"message\":\"hi\"}}", "bad_room",
+            NULL, NULL);
+
+    char id65[66];
+    memset(id65, 'i', 65);
+    id65[65] = '\0';
+    const char *bad_ids[] = {"5", "\"\"", "true", "[\"a\"]", "{}", id65};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        char json[256];
+        if (i == 5)
+            snprintf(json, sizeof json,
+                     "{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"message\":\"hi\","
+                     "\"id\":\"%s\"}}",
+                     bad_ids[i]);
+        else
+            snprintf(json, sizeof json,
+                     "{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"message\":\"hi\","
+                     "\"id\":%s}}",
+                     bad_ids[i]);
+        refused(json, "bad_id", NULL, NULL); /* checked first: neither is echoed */
+    }
+    /* A NUL inside an id can only come in msgpack. */
+    struct frame f;
+    frame_of(SESS_V1_MSGPACK, "{\"type\":\"leave\",\"payload\":{\"room\":\"r\",\"id\":\"a\\u0000\"}}",
+             &f);
+    check_error(SESS_V1_MSGPACK, f.p, f.len, "NUL id", "bad_id", NULL, NULL);
+    msgpack_sbuffer_destroy(&f.sb);
+
+    static const char *empties[] = {"", " ", " \\t\\r\\n ", "\\u00a0\\u3000\\u2003"};
+    for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"message\":\"%s\","
+                 "\"id\":\"c-1\"}}",
+                 empties[i]);
+        refused(json, "empty_message", "c-1", "lobby");
+    }
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+/* Decodes an event buffer (consuming it) back into a tree. */
+static json_t *event_of(enum sess_proto p, struct cf_buf *b)
+{
+    assert_non_null(b);
+    assert_int_equal(b->head, LWS_PRE);
+    assert_int_equal(b->refs, 1);
+    assert_true(b->len > 0);
+    json_t *v;
+    if (p == SESS_V1_MSGPACK) {
+        const char *why = NULL;
+        v = mpjson_decode(cf_buf_payload(b), b->len, &why);
+        if (!v)
+            fail_msg("event is not msgpack we read: %s", why ? why : "?");
+    } else {
+        json_error_t err;
+        v = json_loadb((const char *)cf_buf_payload(b), b->len, JSON_REJECT_DUPLICATES, &err);
+        if (!v)
+            fail_msg("event is not JSON: %s", err.text);
+        assert_null(memchr(cf_buf_payload(b), '\n', b->len)); /* compact */
+    }
+    cf_buf_unref(b);
+    return v;
+}
+
+static void expect_event(enum sess_proto p, struct cf_buf *b, const char *want_json)
+{
+    json_t *got = event_of(p, b);
+    json_error_t err;
+    json_t *want = json_loads(want_json, 0, &err);
+    if (!want)
+        fail_msg("bad test JSON: %s", err.text);
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+        fail_msg("%s event\n got  %s\n want %s", pname(p), g, w);
+    }
+    json_decref(got);
+    json_decref(want);
+}
+
+static struct cf_str S(const char *s)
+{
+    return (struct cf_str){s, (uint32_t)strlen(s)};
+}
+
+static const struct cf_str NONE = {NULL, 0};
+
+static void test_encode_events(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        enum sess_proto p = protos[i];
+        struct cf_wire_msg m = {.type = CF_WIRE_MSG, .room = S("lobby"), .from = S("alice"),
+                                .text = S("hi"), .ts = 1795860002500LL, .has = CF_WIRE_HAS_ID,
+                                .id = 44};
+        expect_event(p, v1_encode_event(p, &m),
+                     "{\"type\":\"new_message\",\"payload\":{\"room\":\"lobby\",\"id\":44,"
+                     "\"message\":\"hi\",\"from\":\"alice\",\"sent\":\"2026-11-28T10:00:02.500Z\"}}");
+        /* A message published straight to Redis has no id; text is kept as is. */
+        m.has = 0;
+        m.text = S("<b>\"x\"</b>\n\xf0\x9f\x98\x80");
+        expect_event(p, v1_encode_event(p, &m),
+                     "{\"type\":\"new_message\",\"payload\":{\"room\":\"lobby\","
+                     "\"message\":\"<b>\\\"x\\\"</b>\\n\\ud83d\\ude00\",\"from\":\"alice\","
+                     "\"sent\":\"2026-11-28T10:00:02.500Z\"}}");
+
+        struct cf_wire_msg t = {.type = CF_WIRE_TYPING, .room = S("lobby"), .user = S("alice")};
+        expect_event(p, v1_encode_event(p, &t),
+                     "{\"type\":\"typing\",\"payload\":{\"room\":\"lobby\",\"user\":\"alice\"}}");
+        struct cf_wire_msg pr = {.type = CF_WIRE_PRESENCE, .room = S("lobby"), .user = S("carol"),
+                                 .action = S("join"), .count = 3, .pv = 9};
+        expect_event(p, v1_encode_event(p, &pr),
+                     "{\"type\":\"presence\",\"payload\":{\"room\":\"lobby\",\"user\":\"carol\","
+                     "\"action\":\"join\",\"count\":3}}");
+        pr.action = S("leave");
+        pr.count = 2;
+        expect_event(p, v1_encode_event(p, &pr),
+                     "{\"type\":\"presence\",\"payload\":{\"room\":\"lobby\",\"user\":\"carol\","
+                     "\"action\":\"leave\",\"count\":2}}");
+        /* Not a client event. */
+        struct cf_wire_msg ping = {.type = CF_WIRE_PING, .seq = 1};
+        assert_null(v1_encode_event(p, &ping));
+    }
+}
+
+static void test_encode_error_ack_left(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        enum sess_proto p = protos[i];
+        expect_event(p,
+                     v1_encode_error(p, "not_member", "join the room first", S("c-1701-8"),
+                                     S("lobby")),
+                     "{\"type\":\"error\",\"payload\":{\"code\":\"not_member\","
+                     "\"message\":\"join the room first\",\"ref\":\"c-1701-8\",\"room\":\"lobby\"}}");
+        expect_event(p, v1_encode_error(p, "bad_json", "not JSON", NONE, NONE),
+                     "{\"type\":\"error\",\"payload\":{\"code\":\"bad_json\","
+                     "\"message\":\"not JSON\"}}");
+        expect_event(p, v1_encode_error(p, "bad_id", "bad id", NONE, S("r")),
+                     "{\"type\":\"error\",\"payload\":{\"code\":\"bad_id\",\"message\":\"bad id\","
+                     "\"room\":\"r\"}}");
+        expect_event(p, v1_encode_error(p, "unknown_type", "no", S("x"), NONE),
+                     "{\"type\":\"error\",\"payload\":{\"code\":\"unknown_type\",\"message\":\"no\","
+                     "\"ref\":\"x\"}}");
+
+        expect_event(p, v1_encode_ack(p, S("c-1701-7"), S("lobby"), 44, 1795860002500LL),
+                     "{\"type\":\"ack\",\"payload\":{\"id\":\"c-1701-7\",\"room\":\"lobby\","
+                     "\"message_id\":44,\"sent\":\"2026-11-28T10:00:02.500Z\"}}");
+        expect_event(p, v1_encode_ack(p, NONE, S("lobby"), 45, 1795860000123LL),
+                     "{\"type\":\"ack\",\"payload\":{\"room\":\"lobby\",\"message_id\":45,"
+                     "\"sent\":\"2026-11-28T10:00:00.123Z\"}}");
+
+        expect_event(p, v1_encode_left(p, S("lobby")),
+                     "{\"type\":\"left\",\"payload\":{\"room\":\"lobby\"}}");
+    }
+}
+
+/* A stored message as the broker's Lua script leaves it in Redis. */
+static void stored(struct cf_bytes *b, uint64_t id, const char *from, const char *text,
+                   int64_t ts)
+{
+    struct cf_wire_msg m = {.type = CF_WIRE_MSG, .room = S("lobby"), .from = S(from),
+                            .text = S(text), .ts = ts};
+    cf_bytes_init(b, 4096);
+    assert_int_equal(cf_wire_msg_prefix(b, &m), 0);
+    unsigned char tail[6 + 17 + 12] = "\xa5" "epoch\xb0" "5f0c2a9e1b7d4c3a\xa2id\xcf";
+    for (int i = 0; i < 8; i++)
+        tail[27 + i] = (unsigned char)(id >> (56 - 8 * i));
+    assert_int_equal(cf_bytes_append(b, tail, sizeof tail), 0);
+}
+
+static void test_encode_joined_history(void **state)
+{
+    (void)state;
+    struct cf_wire_decoder *d = cf_wire_decoder_new();
+    assert_non_null(d);
+    struct cf_bytes m42, m43, typing;
+    stored(&m42, 42, "bob", "hi", 1795860000123LL);
+    stored(&m43, 43, "alice", "hello", 1795860001001LL);
+    struct cf_wire_msg t = {.type = CF_WIRE_TYPING, .room = S("lobby"), .user = S("bob")};
+    cf_bytes_init(&typing, 4096);
+    assert_int_equal(cf_wire_encode(&typing, &t), 0);
+    struct cf_str msgs[] = {
+        {(const char *)cf_bytes_data(&m42), (uint32_t)cf_bytes_len(&m42)},
+        {"\x93\x01\x02", 3}, /* not a wire payload at all */
+        {(const char *)cf_bytes_data(&m43), (uint32_t)cf_bytes_len(&m43)},
+    };
+    struct cf_str members[] = {S("alice"), S("bob")};
+    const char *msgs_json =
+        "[{\"room\":\"lobby\",\"id\":42,\"message\":\"hi\",\"from\":\"bob\","
+        "\"sent\":\"2026-11-28T10:00:00.123Z\"},"
+        "{\"room\":\"lobby\",\"id\":43,\"message\":\"hello\",\"from\":\"alice\","
+        "\"sent\":\"2026-11-28T10:00:01.001Z\"}]";
+    char want[1024];
+    for (size_t i = 0; i < 2; i++) {
+        enum sess_proto p = protos[i];
+        struct cf_wire_msg snap = {.type = CF_WIRE_SUBBED, .q = 1, .room = S("lobby"),
+                                   .epoch = S("5f0c2a9e1b7d4c3a"), .last_id = 43, .pv = 7,
+                                   .count = 2, .members = members, .nmembers = 2,
+                                   .messages = msgs, .nmessages = 3, .recovered = true};
+        size_t bad = 0;
+        snprintf(want, sizeof want,
+                 "{\"type\":\"joined\",\"payload\":{\"room\":\"lobby\",\"epoch\":"
+                 "\"5f0c2a9e1b7d4c3a\",\"last_id\":43,\"members\":[{\"user\":\"alice\"},"
+                 "{\"user\":\"bob\"}],\"count\":2,\"recovered\":true,\"messages\":%s}}",
+                 msgs_json);
+        expect_event(p, v1_encode_joined(p, d, &snap, &bad), want);
+        assert_int_equal(bad, 1);
+
+        /* Nothing at all: empty arrays, not missing keys. */
+        struct cf_wire_msg empty = {.type = CF_WIRE_SUBBED, .room = S("lobby"), .epoch = S("e")};
+        bad = 0;
+        expect_event(p, v1_encode_joined(p, d, &empty, &bad),
+                     "{\"type\":\"joined\",\"payload\":{\"room\":\"lobby\",\"epoch\":\"e\","
+                     "\"last_id\":0,\"members\":[],\"count\":0,\"recovered\":false,"
+                     "\"messages\":[]}}");
+        assert_int_equal(bad, 0);
+
+        /* history: a valid payload of another type is skipped too; bad adds up. */
+        struct cf_str page[] = {msgs[0], msgs[2],
+                                {(const char *)cf_bytes_data(&typing) + CF_WIRE_HDR,
+                                 (uint32_t)(cf_bytes_len(&typing) - CF_WIRE_HDR)}};
+        struct cf_wire_msg pg = {.type = CF_WIRE_HISTR, .room = S("lobby"), .messages = page,
+                                 .nmessages = 3, .has_more = true};
+        bad = 5;
+        snprintf(want, sizeof want,
+                 "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":true,"
+                 "\"messages\":%s}}",
+                 msgs_json);
+        expect_event(p, v1_encode_history(p, d, &pg, &bad), want);
+        assert_int_equal(bad, 6);
+        pg.nmessages = 0;
+        pg.has_more = false;
+        expect_event(p, v1_encode_history(p, d, &pg, &bad),
+                     "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":false,"
+                     "\"messages\":[]}}");
+    }
+    cf_bytes_free(&m42);
+    cf_bytes_free(&m43);
+    cf_bytes_free(&typing);
+    cf_wire_decoder_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_join),
+        cmocka_unit_test(test_parse_other_types),
+        cmocka_unit_test(test_error_bad_json),
+        cmocka_unit_test(test_error_unknown_type),
+        cmocka_unit_test(test_error_bad_request),
+        cmocka_unit_test(test_error_bad_room_id_empty),
+        cmocka_unit_test(test_encode_events),
+        cmocka_unit_test(test_encode_error_ack_left),
+        cmocka_unit_test(test_encode_joined_history),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,860 @@
+/* Unit tests for common/wire, protocol v1 types: send/sent/fail, sub/subbed/
+ * unsub, hist/histr, typing, presence; optional fields (has bits), the
+ * members/messages arrays, their validation, and cf_wire_msg_prefix as the
+ * broker's Lua script completes it. (test_wire.c covers framing and the
+ * original types; this file keeps both under a readable size.) */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "validate.h"
+#include "wire.h"
+
+static struct cf_wire_decoder *g_dec;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    g_dec = cf_wire_decoder_new();
+    return g_dec ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cf_wire_decoder_free(g_dec);
+    g_dec = NULL;
+    return 0;
+}
+
+static struct cf_str str_of(const char *s)
+{
+    return (struct cf_str){s, (uint32_t)strlen(s)};
+}
+
+static void assert_str_is(struct cf_str got, const char *want)
+{
+    assert_int_equal(got.len, strlen(want));
+    if (got.len)
+        assert_memory_equal(got.p, want, got.len);
+}
+
+/* Encodes m as a frame into q (returned so decoded strings stay valid) and
+ * decodes it into *out. */
+static void roundtrip(const struct cf_wire_msg *m, struct cf_bytes *q, struct cf_wire_msg *out)
+{
+    cf_bytes_init(q, 1u << 22);
+    assert_int_equal(cf_wire_encode(q, m), 0);
+    const unsigned char *payload = NULL;
+    size_t len = 0;
+    assert_int_equal(cf_wire_frame_peek(q, &payload, &len), 1);
+    assert_int_equal(len + CF_WIRE_HDR, cf_bytes_len(q));
+    const char *why = NULL;
+    int rc = cf_wire_decode(g_dec, payload, len, out, &why);
+    if (rc != 0)
+        fail_msg("decode failed: %s", why ? why : "?");
+    assert_int_equal(out->type, m->type);
+}
+
+static void test_type_names(void **state)
+{
+    (void)state;
+    static const char *names[] = {"send", "sent",  "fail", "sub",    "subbed",
+                                  "unsub", "hist", "histr", "typing", "presence"};
+    for (int t = CF_WIRE_SEND; t <= CF_WIRE_PRESENCE; t++)
+        assert_string_equal(cf_wire_type_name((enum cf_wire_type)t), names[t - CF_WIRE_SEND]);
+}
+
+/* ---- round trips --------------------------------------------------------- */
+
+/* The has bits a type can carry. */
+static unsigned opt_bits(enum cf_wire_type t)
+{
+    switch (t) {
+    case CF_WIRE_MSG: return CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH;
+    case CF_WIRE_SEND: return CF_WIRE_HAS_CID;
+    case CF_WIRE_SUB: return CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
+    case CF_WIRE_HIST: return CF_WIRE_HAS_BEFORE;
+    default: return 0;
+    }
+}
+
+static void assert_same_str(struct cf_str a, struct cf_str b)
+{
+    assert_int_equal(a.len, b.len);
+    if (a.len)
+        assert_memory_equal(a.p, b.p, a.len);
+}
+
+static void assert_same_strs(const struct cf_str *a, uint32_t na, const struct cf_str *b,
+                             uint32_t nb)
+{
+    assert_int_equal(na, nb);
+    for (uint32_t i = 0; i < na; i++)
+        assert_same_str(a[i], b[i]);
+}
+
+/* Round-trips m (every field it does not carry must be zero) and checks the
+ * decoded message equals it field by field. */
+static void check_roundtrip(const struct cf_wire_msg *m)
+{
+    struct cf_bytes q;
+    struct cf_wire_msg o;
+    roundtrip(m, &q, &o);
+    assert_int_equal(o.has & opt_bits(m->type), m->has & opt_bits(m->type));
+    const struct cf_str *si[] = {&m->room, &m->from, &m->text, &m->node,  &m->user,
+                                 &m->conn, &m->cid,  &m->epoch, &m->code, &m->action};
+    const struct cf_str *so[] = {&o.room, &o.from, &o.text, &o.node,  &o.user,
+                                 &o.conn, &o.cid,  &o.epoch, &o.code, &o.action};
+    for (size_t i = 0; i < sizeof si / sizeof si[0]; i++)
+        assert_same_str(*si[i], *so[i]);
+    assert_true(o.ts == m->ts);
+    assert_int_equal(o.shard, m->shard);
+    assert_int_equal(o.shards, m->shards);
+    assert_int_equal(o.limit, m->limit);
+    assert_int_equal(o.budget, m->budget);
+    const uint64_t ui[] = {m->seq, m->q, m->id, m->since, m->before, m->last_id, m->pv, m->count};
+    const uint64_t uo[] = {o.seq, o.q, o.id, o.since, o.before, o.last_id, o.pv, o.count};
+    for (size_t i = 0; i < sizeof ui / sizeof ui[0]; i++)
+        assert_true(ui[i] == uo[i]);
+    assert_int_equal(o.recovered, m->recovered);
+    assert_int_equal(o.has_more, m->has_more);
+    assert_int_equal(o.dup, m->dup);
+    assert_same_strs(m->members, m->nmembers, o.members, o.nmembers);
+    assert_same_strs(m->messages, m->nmessages, o.messages, o.nmessages);
+    cf_bytes_free(&q);
+}
+
+static void test_roundtrip_send_sent_fail(void **state)
+{
+    (void)state;
+    struct cf_wire_msg in = {.type = CF_WIRE_SEND, .q = UINT64_MAX, .room = str_of("lobby"),
+                             .from = str_of("alice"), .text = str_of("h\xc3\xa9llo"),
+                             .ts = 1795860000123LL};
+    check_roundtrip(&in);
+    /* cid present, from 1 to CF_WIRE_MAX_TOKEN bytes. */
+    char cid[CF_WIRE_MAX_TOKEN + 1];
+    memset(cid, 'k', CF_WIRE_MAX_TOKEN);
+    static const uint32_t lens[] = {1, 9, CF_WIRE_MAX_TOKEN};
+    for (size_t i = 0; i < 3; i++) {
+        in.has = CF_WIRE_HAS_CID;
+        in.cid = (struct cf_str){cid, lens[i]};
+        check_roundtrip(&in);
+    }
+    /* A value without its has bit is not sent; has bits of fields the type
+     * does not carry are ignored. */
+    in.has = CF_WIRE_HAS_SINCE | CF_WIRE_HAS_BEFORE;
+    in.since = 5;
+    struct cf_bytes q;
+    struct cf_wire_msg out;
+    roundtrip(&in, &q, &out);
+    assert_int_equal(out.has, 0);
+    assert_int_equal(out.cid.len, 0);
+    assert_true(out.since == 0);
+    cf_bytes_free(&q);
+
+    for (int dup = 0; dup <= 1; dup++) {
+        struct cf_wire_msg sent = {.type = CF_WIRE_SENT, .q = 42, .room = str_of("r"),
+                                   .id = UINT64_MAX - (uint64_t)dup, .ts = -7, .dup = dup};
+        check_roundtrip(&sent);
+    }
+    struct cf_wire_msg f = {.type = CF_WIRE_FAIL, .q = 3, .code = str_of("unavailable"),
+                            .text = str_of("redis is down")};
+    check_roundtrip(&f);
+    f.text = str_of(""); /* an empty explanation is allowed */
+    check_roundtrip(&f);
+}
+
+static void test_roundtrip_sub_unsub(void **state)
+{
+    (void)state;
+    static const unsigned combos[] = {0, CF_WIRE_HAS_SINCE, CF_WIRE_HAS_EPOCH,
+                                      CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH};
+    for (size_t i = 0; i < 4; i++) {
+        bool since = combos[i] & CF_WIRE_HAS_SINCE, epoch = combos[i] & CF_WIRE_HAS_EPOCH;
+        struct cf_wire_msg in = {.type = CF_WIRE_SUB, .q = 9, .room = str_of("lobby"),
+                                 .user = str_of("J\xc3\xa9r\xc3\xb4me"), .conn = str_of("gw1:77"),
+                                 .limit = CF_WIRE_MAX_ITEMS, .budget = CF_WIRE_MAX_FRAME,
+                                 .has = combos[i], .since = !since ? 0 : i == 3 ? 0 : UINT64_MAX,
+                                 .epoch = epoch ? str_of("5f0c2a9e1b7d4c3a") : str_of("")};
+        check_roundtrip(&in); /* since 0 is a value, not absence */
+    }
+    struct cf_wire_msg u = {.type = CF_WIRE_UNSUB, .room = str_of("a.b"), .conn = str_of("x")};
+    check_roundtrip(&u);
+}
+
+static void test_roundtrip_subbed_hist_histr(void **state)
+{
+    (void)state;
+    struct cf_wire_msg in = {.type = CF_WIRE_SUBBED, .q = 1, .room = str_of("lobby"),
+                             .epoch = str_of("e")};
+    check_roundtrip(&in); /* empty arrays */
+    /* Several of each; messages are opaque bytes (NULs, non-UTF-8, empty). */
+    struct cf_str members[] = {str_of("alice"), str_of("bob"), str_of("\xf0\x9f\x98\x80 z")};
+    static const char m0[] = {'\x85', '\x00', '\xff', 'a'};
+    struct cf_str msgs[] = {{m0, sizeof m0}, {"", 0}, {"\xc1\xc1", 2}};
+    in = (struct cf_wire_msg){.type = CF_WIRE_SUBBED, .q = 77, .room = str_of("lobby"),
+                              .epoch = str_of("5f0c2a9e1b7d4c3a"), .last_id = 43,
+                              .pv = UINT64_MAX, .count = 100000, .members = members,
+                              .nmembers = 3, .messages = msgs, .nmessages = 3,
+                              .recovered = true};
+    check_roundtrip(&in);
+
+    struct cf_wire_msg h = {.type = CF_WIRE_HIST, .q = 5, .room = str_of("lobby")};
+    check_roundtrip(&h);
+    h = (struct cf_wire_msg){.type = CF_WIRE_HIST, .q = 5, .room = str_of("lobby"), .limit = 100,
+                             .budget = 65536, .has = CF_WIRE_HAS_BEFORE, .before = 42};
+    check_roundtrip(&h);
+    for (int more = 0; more <= 1; more++) {
+        struct cf_wire_msg r = {.type = CF_WIRE_HISTR, .q = 5, .room = str_of("lobby"),
+                                .messages = msgs, .nmessages = (uint32_t)more * 3,
+                                .has_more = more};
+        check_roundtrip(&r);
+    }
+}
+
+static void test_roundtrip_typing_presence(void **state)
+{
+    (void)state;
+    struct cf_wire_msg t = {.type = CF_WIRE_TYPING, .room = str_of("lobby"),
+                            .user = str_of("carol")};
+    check_roundtrip(&t);
+    static const char *actions[] = {"join", "leave"};
+    for (size_t i = 0; i < 2; i++) {
+        struct cf_wire_msg p = {.type = CF_WIRE_PRESENCE, .room = str_of("lobby"),
+                                .user = str_of("carol"), .action = str_of(actions[i]),
+                                .count = 3 - i, .pv = 1000 + i};
+        check_roundtrip(&p);
+    }
+}
+
+static void test_roundtrip_msg_optional(void **state)
+{
+    (void)state;
+    static const unsigned combos[] = {0, CF_WIRE_HAS_ID, CF_WIRE_HAS_EPOCH,
+                                      CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH};
+    for (size_t i = 0; i < 4; i++) {
+        bool id = combos[i] & CF_WIRE_HAS_ID, epoch = combos[i] & CF_WIRE_HAS_EPOCH;
+        struct cf_wire_msg in = {.type = CF_WIRE_MSG, .room = str_of("lobby"),
+                                 .from = str_of("bob"), .text = str_of("hi"), .ts = 1,
+                                 .has = combos[i], .id = id ? 44 : 0,
+                                 .epoch = epoch ? str_of("5f0c2a9e1b7d4c3a") : str_of("")};
+        check_roundtrip(&in);
+    }
+}
+
+/* ---- encoder refusals ------------------------------------------------------ */
+
+static void expect_encode_einval(const struct cf_wire_msg *m)
+{
+    struct cf_bytes q;
+    cf_bytes_init(&q, 1u << 20);
+    assert_int_equal(cf_bytes_append(&q, "xy", 2), 0);
+    assert_int_equal(cf_wire_encode(&q, m), -EINVAL);
+    assert_int_equal(cf_bytes_len(&q), 2);
+    cf_bytes_free(&q);
+}
+
+/* m with one field changed must be refused. */
+#define REFUSED(base, field, value)                                                                \
+    do {                                                                                           \
+        struct cf_wire_msg m_ = (base);                                                            \
+        m_.field = (value);                                                                        \
+        expect_encode_einval(&m_);                                                                 \
+    } while (0)
+
+static void encodes(const struct cf_wire_msg *m)
+{
+    struct cf_bytes q;
+    cf_bytes_init(&q, 1u << 20);
+    assert_int_equal(cf_wire_encode(&q, m), 0);
+    cf_bytes_free(&q);
+}
+
+static void test_encode_refusals(void **state)
+{
+    (void)state;
+    char tok[CF_WIRE_MAX_TOKEN + 2];
+    memset(tok, 't', sizeof tok - 1);
+    tok[sizeof tok - 1] = '\0'; /* 257 bytes */
+    struct cf_wire_msg sub = {.type = CF_WIRE_SUB, .q = 1, .room = str_of("lobby"),
+                              .user = str_of("alice"), .conn = str_of("c"), .limit = 1,
+                              .budget = 1, .has = CF_WIRE_HAS_EPOCH, .epoch = str_of("e")};
+    REFUSED(sub, room, str_of("bad room"));
+    REFUSED(sub, conn, str_of(tok));
+    REFUSED(sub, conn, str_of("")); /* tokens are at least 1 byte */
+    REFUSED(sub, epoch, str_of(tok));
+    REFUSED(sub, limit, CF_WIRE_MAX_ITEMS + 1);
+    REFUSED(sub, budget, CF_WIRE_MAX_FRAME + 1);
+    REFUSED(sub, user, str_of(""));
+    struct cf_wire_msg send = {.type = CF_WIRE_SEND, .q = 1, .room = str_of("r"),
+                               .from = str_of("a"), .text = str_of("t"), .has = CF_WIRE_HAS_CID,
+                               .cid = str_of("k")};
+    REFUSED(send, cid, str_of(tok));
+    struct cf_wire_msg fail = {.type = CF_WIRE_FAIL, .q = 1, .code = str_of("x"),
+                               .text = str_of("")};
+    REFUSED(fail, code, str_of(tok));
+    struct cf_wire_msg pres = {.type = CF_WIRE_PRESENCE, .room = str_of("r"),
+                               .user = str_of("a"), .action = str_of("join")};
+    REFUSED(pres, action, str_of("kick"));
+    REFUSED(pres, action, str_of("joined"));
+    REFUSED(pres, action, str_of(""));
+    struct cf_wire_msg hist = {.type = CF_WIRE_HIST, .q = 1, .room = str_of("r")};
+    REFUSED(hist, limit, CF_WIRE_MAX_ITEMS + 1);
+    struct cf_str one = str_of("x");
+    struct cf_wire_msg histr = {.type = CF_WIRE_HISTR, .q = 1, .room = str_of("r"),
+                                .messages = &one};
+    REFUSED(histr, nmessages, CF_WIRE_MAX_ITEMS + 1);
+    struct cf_wire_msg subbed = {.type = CF_WIRE_SUBBED, .q = 1, .room = str_of("r"),
+                                 .epoch = str_of("e"), .members = &one};
+    REFUSED(subbed, nmembers, CF_WIRE_MAX_ITEMS + 1);
+    /* ... while each base message is fine as it is. */
+    const struct cf_wire_msg *bases[] = {&sub, &send, &fail, &pres, &hist, &histr, &subbed};
+    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+        encodes(bases[i]);
+}
+
+/* wire.c promises that the encoder checks every field against the limits the
+ * decoder applies; the decoder refuses a "subbed" whose members include an
+ * invalid username, so the encoder must refuse to produce one (a broker that
+ * sent it would get its gateway link reset). */
+static void test_encode_refuses_invalid_members(void **state)
+{
+    (void)state;
+    struct cf_str bad[] = {str_of("alice"), str_of("")};
+    struct cf_wire_msg m = {.type = CF_WIRE_SUBBED, .q = 1, .room = str_of("r"),
+                            .epoch = str_of("e"), .members = bad, .nmembers = 2};
+    expect_encode_einval(&m);
+    bad[1] = str_of("tab\there");
+    expect_encode_einval(&m);
+}
+
+/* ---- decoder refusals ------------------------------------------------------ */
+
+enum kind { K_STR, K_UINT, K_INT, K_NIL, K_TRUE, K_STRS, K_BINS, K_RAW };
+
+struct field {
+    const char *key;
+    enum kind kind;
+    const char *s;     /* K_STR; K_RAW: bytes */
+    int64_t i;         /* K_UINT, K_INT; K_RAW: length */
+    const char **list; /* K_STRS, K_BINS: NULL-terminated */
+};
+
+#define FS(k, v) ((struct field){(k), K_STR, (v), 0, NULL})
+#define FU(k, v) ((struct field){(k), K_UINT, NULL, (int64_t)(v), NULL})
+#define FI(k, v) ((struct field){(k), K_INT, NULL, (v), NULL})
+#define FK(k, kd) ((struct field){(k), (kd), NULL, 0, NULL})
+#define FL(k, kd, l) ((struct field){(k), (kd), NULL, 0, (l)})
+#define FR(k, b, n) ((struct field){(k), K_RAW, (b), (n), NULL})
+
+struct fset {
+    struct field f[16];
+    size_t n;
+};
+
+static const char *no_items[] = {NULL};
+static const char *two_users[] = {"alice", "bob", NULL};
+static const char *two_msgs[] = {"m1", "m2", NULL};
+
+static void pk_strn(msgpack_packer *p, const char *s, size_t n)
+{
+    msgpack_pack_str(p, n);
+    msgpack_pack_str_body(p, s, n);
+}
+
+static void pk_value(msgpack_sbuffer *sb, msgpack_packer *p, const struct field *f)
+{
+    switch (f->kind) {
+    case K_STR: pk_strn(p, f->s, strlen(f->s)); break;
+    case K_UINT: msgpack_pack_uint64(p, (uint64_t)f->i); break;
+    case K_INT: msgpack_pack_int64(p, f->i); break;
+    case K_NIL: msgpack_pack_nil(p); break;
+    case K_TRUE: msgpack_pack_true(p); break;
+    case K_RAW: msgpack_sbuffer_write(sb, f->s, (size_t)f->i); break;
+    case K_STRS:
+    case K_BINS: {
+        size_t n = 0;
+        while (f->list[n])
+            n++;
+        msgpack_pack_array(p, n);
+        for (size_t i = 0; i < n; i++) {
+            size_t len = strlen(f->list[i]);
+            if (f->kind == K_STRS) {
+                pk_strn(p, f->list[i], len);
+            } else {
+                msgpack_pack_bin(p, len);
+                msgpack_pack_bin_body(p, f->list[i], len);
+            }
+        }
+        break;
+    }
+    }
+}
+
+static int decode_fields(const struct fset *s, struct cf_wire_msg *m, const char **why)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer p;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&p, s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        pk_strn(&p, s->f[i].key, strlen(s->f[i].key));
+        pk_value(&sb, &p, &s->f[i]);
+    }
+    *why = NULL;
+    int rc = cf_wire_decode(g_dec, sb.data, sb.size, m, why);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static void expect_bad(const struct fset *s, const char *want_why)
+{
+    struct cf_wire_msg m;
+    const char *why;
+    if (decode_fields(s, &m, &why) != -EBADMSG)
+        fail_msg("accepted a bad %s", s->f[1].s);
+    assert_non_null(why);
+    assert_string_equal(why, want_why);
+}
+
+static void expect_ok(const struct fset *s, enum cf_wire_type type)
+{
+    struct cf_wire_msg m;
+    const char *why;
+    if (decode_fields(s, &m, &why) != 0)
+        fail_msg("refused a %s: %s", s->f[1].s, why ? why : "?");
+    assert_int_equal(m.type, type);
+}
+
+static void fs_set(struct fset *s, struct field f)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->f[i].key, f.key) == 0) {
+            s->f[i] = f;
+            return;
+        }
+    assert_true(s->n < 16);
+    s->f[s->n++] = f;
+}
+
+static void fs_del(struct fset *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->f[i].key, key) == 0) {
+            memmove(&s->f[i], &s->f[i + 1], (s->n - i - 1) * sizeof s->f[0]);
+            s->n--;
+            return;
+        }
+    fail_msg("no field %s", key);
+}
+
+static struct fset fset_of(const struct field *f, size_t n)
+{
+    struct fset s = {.n = n};
+    assert_true(n <= 16);
+    memcpy(s.f, f, n * sizeof *f);
+    return s;
+}
+
+#define FSET(...)                                                                                  \
+    do {                                                                                           \
+        const struct field f_[] = {__VA_ARGS__};                                                   \
+        return fset_of(f_, sizeof f_ / sizeof f_[0]);                                              \
+    } while (0)
+
+/* A valid message of each v1 type, as raw fields. */
+static struct fset tmpl(enum cf_wire_type t)
+{
+    switch (t) {
+    case CF_WIRE_SEND:
+        FSET(FU("v", 1), FS("t", "send"), FU("q", 1), FS("room", "lobby"), FS("from", "alice"),
+             FS("text", "hi"), FI("ts", 1795860000123LL));
+    case CF_WIRE_SENT:
+        FSET(FU("v", 1), FS("t", "sent"), FU("q", 1), FS("room", "lobby"), FU("id", 44),
+             FI("ts", 5), FK("dup", K_TRUE));
+    case CF_WIRE_FAIL:
+        FSET(FU("v", 1), FS("t", "fail"), FU("q", 1), FS("code", "timeout"), FS("text", "slow"));
+    case CF_WIRE_SUB:
+        FSET(FU("v", 1), FS("t", "sub"), FU("q", 1), FS("room", "lobby"), FS("user", "alice"),
+             FS("conn", "c1"), FU("limit", 50), FU("budget", 65536));
+    case CF_WIRE_SUBBED:
+        FSET(FU("v", 1), FS("t", "subbed"), FU("q", 1), FS("room", "lobby"), FS("epoch", "e1"),
+             FU("last_id", 43), FU("pv", 9), FU("count", 2), FL("members", K_STRS, two_users),
+             FL("messages", K_BINS, two_msgs), FK("recovered", K_TRUE));
+    case CF_WIRE_UNSUB:
+        FSET(FU("v", 1), FS("t", "unsub"), FS("room", "lobby"), FS("conn", "c1"));
+    case CF_WIRE_HIST:
+        FSET(FU("v", 1), FS("t", "hist"), FU("q", 1), FS("room", "lobby"), FU("limit", 50),
+             FU("budget", 65536));
+    case CF_WIRE_HISTR:
+        FSET(FU("v", 1), FS("t", "histr"), FU("q", 1), FS("room", "lobby"),
+             FL("messages", K_BINS, no_items), FK("has_more", K_TRUE));
+    case CF_WIRE_TYPING:
+        FSET(FU("v", 1), FS("t", "typing"), FS("room", "lobby"), FS("user", "alice"));
+    case CF_WIRE_PRESENCE:
+        FSET(FU("v", 1), FS("t", "presence"), FS("room", "lobby"), FS("user", "alice"),
+             FS("action", "join"), FU("count", 1), FU("pv", 2));
+    default:
+        fail_msg("no template");
+        return (struct fset){.n = 0};
+    }
+}
+
+static const enum cf_wire_type v1_types[] = {
+    CF_WIRE_SEND,  CF_WIRE_SENT, CF_WIRE_FAIL,  CF_WIRE_SUB,    CF_WIRE_SUBBED,
+    CF_WIRE_UNSUB, CF_WIRE_HIST, CF_WIRE_HISTR, CF_WIRE_TYPING, CF_WIRE_PRESENCE};
+#define NTYPES (sizeof v1_types / sizeof v1_types[0])
+
+#define WHY_TYPE "a field has the wrong type or is out of range"
+#define WHY_MISSING "a required field is missing"
+#define WHY_ROOM "invalid room name"
+#define WHY_FROM "invalid sender name"
+#define WHY_STRING "a string field is invalid"
+#define WHY_DUP "duplicate key"
+
+static void test_templates_and_optional_fields(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NTYPES; i++) {
+        struct fset t = tmpl(v1_types[i]);
+        expect_ok(&t, v1_types[i]);
+    }
+    /* Optional fields decode into their has bits; nil is not absence. */
+    struct fset s = tmpl(CF_WIRE_SUB);
+    fs_set(&s, FU("since", 0));
+    fs_set(&s, FS("epoch", "e1"));
+    struct cf_wire_msg m;
+    const char *why;
+    assert_int_equal(decode_fields(&s, &m, &why), 0);
+    assert_int_equal(m.has, CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH);
+    fs_set(&s, FK("since", K_NIL));
+    expect_bad(&s, WHY_TYPE);
+    s = tmpl(CF_WIRE_HIST);
+    fs_set(&s, FU("before", 7));
+    assert_int_equal(decode_fields(&s, &m, &why), 0);
+    assert_int_equal(m.has, CF_WIRE_HAS_BEFORE);
+    assert_true(m.before == 7);
+    fs_set(&s, FI("before", -1));
+    expect_bad(&s, WHY_TYPE);
+    s = tmpl(CF_WIRE_SEND);
+    fs_set(&s, FS("cid", "k-1"));
+    assert_int_equal(decode_fields(&s, &m, &why), 0);
+    assert_int_equal(m.has, CF_WIRE_HAS_CID);
+    fs_set(&s, FU("cid", 1));
+    expect_bad(&s, WHY_TYPE);
+    /* An optional field of another type is an unknown key there: ignored. */
+    s = tmpl(CF_WIRE_TYPING);
+    fs_set(&s, FS("cid", "k-1"));
+    fs_set(&s, FS("since", "not even a number"));
+    assert_int_equal(decode_fields(&s, &m, &why), 0);
+    assert_int_equal(m.has, 0);
+    /* A duplicated optional field. */
+    s = tmpl(CF_WIRE_HIST);
+    fs_set(&s, FU("before", 7));
+    s.f[s.n++] = FU("before", 8);
+    expect_bad(&s, WHY_DUP);
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NTYPES; i++) {
+        const struct fset t = tmpl(v1_types[i]);
+        for (size_t f = 2; f < t.n; f++) {
+            struct fset s = t;
+            fs_del(&s, t.f[f].key);
+            expect_bad(&s, WHY_MISSING);
+        }
+    }
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    /* nil is the wrong type for every field of every type. */
+    for (size_t i = 0; i < NTYPES; i++) {
+        const struct fset t = tmpl(v1_types[i]);
+        for (size_t f = 2; f < t.n; f++) {
+            struct fset s = t;
+            fs_set(&s, FK(t.f[f].key, K_NIL));
+            expect_bad(&s, WHY_TYPE);
+        }
+    }
+    static const char *str_and_int[] = {"alice", NULL};
+    static const struct {
+        enum cf_wire_type t;
+        struct field f;
+    } cases[] = {
+        {CF_WIRE_SUBBED, FS("members", "alice")},
+        {CF_WIRE_SUBBED, FL("members", K_BINS, two_users)},   /* bin, not str */
+        {CF_WIRE_SUBBED, FL("messages", K_STRS, two_msgs)},   /* str, not bin */
+        {CF_WIRE_SUBBED, FR("members", "\x92\xa1" "a\x05", 4)}, /* ["a", 5] */
+        {CF_WIRE_SUBBED, FR("messages", "\x91\x90", 2)},       /* [[]] */
+        {CF_WIRE_SUBBED, FR("members", "\x80", 1)},            /* {} */
+        {CF_WIRE_SUBBED, FL("recovered", K_STRS, str_and_int)},
+        {CF_WIRE_SUBBED, FU("recovered", 1)},
+        {CF_WIRE_SUBBED, FS("last_id", "43")},
+        {CF_WIRE_SUBBED, FI("count", -1)},
+        {CF_WIRE_HISTR, FS("has_more", "true")},
+        {CF_WIRE_HISTR, FS("messages", "")},
+        {CF_WIRE_SENT, FU("dup", 0)},
+        {CF_WIRE_SENT, FI("id", -44)},
+        {CF_WIRE_SENT, FU("ts", UINT64_MAX)},
+        {CF_WIRE_SUB, FI("limit", -1)},
+        {CF_WIRE_SUB, FU("limit", CF_WIRE_MAX_ITEMS + 1)},
+        {CF_WIRE_SUB, FU("limit", UINT64_MAX)},
+        {CF_WIRE_SUB, FU("budget", CF_WIRE_MAX_FRAME + 1)},
+        {CF_WIRE_HIST, FU("limit", CF_WIRE_MAX_ITEMS + 1)},
+        {CF_WIRE_SUB, FU("conn", 1)},
+        {CF_WIRE_PRESENCE, FI("pv", -1)},
+        {CF_WIRE_PRESENCE, FU("action", 1)},
+        {CF_WIRE_FAIL, FU("code", 500)},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct fset s = tmpl(cases[c].t);
+        fs_set(&s, cases[c].f);
+        expect_bad(&s, WHY_TYPE);
+    }
+    struct fset s = tmpl(CF_WIRE_SEND); /* q is any uint64 */
+    fs_set(&s, FU("q", UINT64_MAX));
+    expect_ok(&s, CF_WIRE_SEND);
+    /* The limits themselves are allowed. */
+    s = tmpl(CF_WIRE_SUB);
+    fs_set(&s, FU("limit", CF_WIRE_MAX_ITEMS));
+    fs_set(&s, FU("budget", CF_WIRE_MAX_FRAME));
+    expect_ok(&s, CF_WIRE_SUB);
+}
+
+static void test_bad_strings(void **state)
+{
+    (void)state;
+    char tok[CF_WIRE_MAX_TOKEN + 2];
+    memset(tok, 't', sizeof tok - 1);
+    tok[sizeof tok - 1] = '\0'; /* 257 bytes */
+    char room65[CF_ROOM_MAX + 2];
+    memset(room65, 'r', sizeof room65 - 1);
+    room65[sizeof room65 - 1] = '\0';
+    static const char *bad_rooms[] = {"", "bad room", "lobby/1", "caf\xc3\xa9", NULL};
+    for (size_t i = 0; i <= 4; i++) {
+        struct fset s = tmpl(CF_WIRE_SUB);
+        fs_set(&s, FS("room", bad_rooms[i] ? bad_rooms[i] : room65));
+        expect_bad(&s, WHY_ROOM);
+    }
+    struct fset s = tmpl(CF_WIRE_UNSUB);
+    fs_set(&s, FS("room", "a b"));
+    expect_bad(&s, WHY_ROOM);
+    s = tmpl(CF_WIRE_SEND);
+    fs_set(&s, FS("from", " alice"));
+    expect_bad(&s, WHY_FROM);
+
+    static const struct {
+        enum cf_wire_type t;
+        const char *key;
+    } tokens[] = {{CF_WIRE_SUB, "conn"}, {CF_WIRE_SUB, "epoch"},  {CF_WIRE_UNSUB, "conn"},
+                  {CF_WIRE_SEND, "cid"}, {CF_WIRE_FAIL, "code"},  {CF_WIRE_SUBBED, "epoch"}};
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+        s = tmpl(tokens[i].t);
+        char ok[CF_WIRE_MAX_TOKEN + 1];
+        memcpy(ok, tok, CF_WIRE_MAX_TOKEN);
+        ok[CF_WIRE_MAX_TOKEN] = '\0';
+        fs_set(&s, FS(tokens[i].key, ok)); /* exactly the limit */
+        expect_ok(&s, tokens[i].t);
+        fs_set(&s, FS(tokens[i].key, tok));
+        expect_bad(&s, WHY_STRING);
+        fs_set(&s, FS(tokens[i].key, ""));
+        expect_bad(&s, WHY_STRING);
+        fs_set(&s, FS(tokens[i].key, "\xff"));
+        expect_bad(&s, WHY_STRING);
+    }
+    static const char *bad_users[] = {"", " alice", "a\x01" "b", "\xe2\x80\x8b" "x", NULL};
+    for (size_t i = 0; bad_users[i]; i++) {
+        s = tmpl(CF_WIRE_SUB);
+        fs_set(&s, FS("user", bad_users[i]));
+        expect_bad(&s, WHY_STRING);
+        s = tmpl(CF_WIRE_TYPING);
+        fs_set(&s, FS("user", bad_users[i]));
+        expect_bad(&s, WHY_STRING);
+        /* Inside the members array the same rule applies. */
+        const char *list[] = {"alice", bad_users[i], NULL};
+        s = tmpl(CF_WIRE_SUBBED);
+        fs_set(&s, FL("members", K_STRS, list));
+        expect_bad(&s, WHY_TYPE);
+    }
+    static const char *bad_actions[] = {"kick", "JOIN", "joi", "leaves", "", NULL};
+    for (size_t i = 0; bad_actions[i]; i++) {
+        s = tmpl(CF_WIRE_PRESENCE);
+        fs_set(&s, FS("action", bad_actions[i]));
+        expect_bad(&s, WHY_STRING);
+    }
+    s = tmpl(CF_WIRE_PRESENCE);
+    fs_set(&s, FR("action", "\xa5leave", 6));
+    expect_ok(&s, CF_WIRE_PRESENCE);
+    fs_set(&s, FR("action", "\xa5join\0", 6)); /* "join" plus a NUL */
+    expect_bad(&s, WHY_STRING);
+}
+
+static void test_array_sizes(void **state)
+{
+    (void)state;
+    /* CF_WIRE_MAX_ITEMS members is the most; one more is refused. */
+    for (int extra = 0; extra <= 1; extra++) {
+        uint32_t n = CF_WIRE_MAX_ITEMS + (uint32_t)extra;
+        msgpack_sbuffer sb;
+        msgpack_packer p;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&p, n);
+        for (uint32_t i = 0; i < n; i++)
+            pk_strn(&p, "m", 1);
+        struct fset s = tmpl(CF_WIRE_SUBBED);
+        fs_set(&s, FR("members", sb.data, (int64_t)sb.size));
+        struct cf_wire_msg m;
+        const char *why;
+        int rc = decode_fields(&s, &m, &why);
+        if (extra) {
+            assert_int_equal(rc, -EBADMSG);
+            assert_string_equal(why, WHY_TYPE);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(m.nmembers, CF_WIRE_MAX_ITEMS);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+/* ---- cf_wire_msg_prefix ---------------------------------------------------- */
+
+/* What the broker's Lua script appends (broker/store.c): "epoch" with the
+ * room's epoch as a msgpack str, then "id" with the id as a msgpack uint64
+ * (0xcf + 8 bytes big-endian). */
+static void append_epoch(struct cf_bytes *b, const char *epoch)
+{
+    size_t n = strlen(epoch);
+    assert_true(n < 32);
+    unsigned char h = (unsigned char)(0xa0 + n);
+    assert_int_equal(cf_bytes_append(b, "\xa5" "epoch", 6), 0);
+    assert_int_equal(cf_bytes_append(b, &h, 1), 0);
+    assert_int_equal(cf_bytes_append(b, epoch, n), 0);
+}
+
+static void append_id(struct cf_bytes *b, uint64_t id)
+{
+    unsigned char t[12] = {0xa2, 'i', 'd', 0xcf};
+    for (int i = 0; i < 8; i++)
+        t[4 + i] = (unsigned char)(id >> (56 - 8 * i));
+    assert_int_equal(cf_bytes_append(b, t, sizeof t), 0);
+}
+
+static void test_msg_prefix_plus_id(void **state)
+{
+    (void)state;
+    static const uint64_t ids[] = {0, 1, 44, 4294967301ull, (uint64_t)INT64_MAX, UINT64_MAX};
+    struct cf_wire_msg in = {.type = CF_WIRE_MSG, .room = str_of("lobby"),
+                             .from = str_of("alice"), .text = str_of("hi"),
+                             .ts = 1795860002500LL};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        struct cf_bytes b;
+        cf_bytes_init(&b, 1u << 16);
+        assert_int_equal(cf_bytes_append(&b, "ab", 2), 0); /* appends after what is there */
+        assert_int_equal(cf_wire_msg_prefix(&b, &in), 0);
+        assert_memory_equal(cf_bytes_data(&b), "ab", 2);
+        cf_bytes_consume(&b, 2);
+        /* Alone, or with only the epoch, it is short of entries. */
+        assert_int_equal(cf_wire_prescan(cf_bytes_data(&b), cf_bytes_len(&b)), -1);
+        append_epoch(&b, "5f0c2a9e1b7d4c3a");
+        assert_int_equal(cf_wire_prescan(cf_bytes_data(&b), cf_bytes_len(&b)), -1);
+        append_id(&b, ids[i]);
+        assert_int_equal(cf_wire_prescan(cf_bytes_data(&b), cf_bytes_len(&b)), 0);
+        struct cf_wire_msg out;
+        const char *why = NULL;
+        int rc = cf_wire_decode(g_dec, cf_bytes_data(&b), cf_bytes_len(&b), &out, &why);
+        if (rc != 0)
+            fail_msg("decode failed: %s", why ? why : "?");
+        assert_int_equal(out.type, CF_WIRE_MSG);
+        assert_int_equal(out.has, CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH);
+        assert_true(out.id == ids[i]);
+        assert_str_is(out.epoch, "5f0c2a9e1b7d4c3a");
+        assert_str_is(out.room, "lobby");
+        assert_str_is(out.from, "alice");
+        assert_str_is(out.text, "hi");
+        assert_true(out.ts == 1795860002500LL);
+        cf_bytes_free(&b);
+    }
+
+    /* The smallest integer form completes it too. */
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 16);
+    assert_int_equal(cf_wire_msg_prefix(&b, &in), 0);
+    append_epoch(&b, "e");
+    assert_int_equal(cf_bytes_append(&b, "\xa2id\x2a", 4), 0);
+    struct cf_wire_msg out;
+    const char *why;
+    assert_int_equal(cf_wire_decode(g_dec, cf_bytes_data(&b), cf_bytes_len(&b), &out, &why), 0);
+    assert_true(out.id == 42);
+    assert_str_is(out.epoch, "e");
+    cf_bytes_free(&b);
+}
+
+static void test_msg_prefix_refusals(void **state)
+{
+    (void)state;
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 16);
+    assert_int_equal(cf_bytes_append(&b, "xy", 2), 0);
+    struct cf_wire_msg in = {.type = CF_WIRE_MSG, .room = str_of("lobby"),
+                             .from = str_of("alice"), .text = str_of("hi"), .ts = 1};
+    struct cf_wire_msg m = in;
+    m.has = CF_WIRE_HAS_ID; /* it already has an id */
+    assert_int_equal(cf_wire_msg_prefix(&b, &m), -EINVAL);
+    m.has = CF_WIRE_HAS_EPOCH; /* or an epoch */
+    m.epoch = str_of("e");
+    assert_int_equal(cf_wire_msg_prefix(&b, &m), -EINVAL);
+    m = in;
+    m.type = CF_WIRE_SEND;
+    m.q = 1;
+    assert_int_equal(cf_wire_msg_prefix(&b, &m), -EINVAL);
+    m = in;
+    m.room = str_of("bad room");
+    assert_int_equal(cf_wire_msg_prefix(&b, &m), -EINVAL);
+    assert_int_equal(cf_bytes_len(&b), 2);
+    cf_bytes_free(&b);
+    /* Out of room: nothing is left behind. */
+    cf_bytes_init(&b, 12);
+    assert_int_equal(cf_bytes_append(&b, "xy", 2), 0);
+    assert_int_equal(cf_wire_msg_prefix(&b, &in), -ENOBUFS);
+    assert_int_equal(cf_bytes_len(&b), 2);
+    cf_bytes_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_roundtrip_send_sent_fail),
+        cmocka_unit_test(test_roundtrip_sub_unsub),
+        cmocka_unit_test(test_roundtrip_subbed_hist_histr),
+        cmocka_unit_test(test_roundtrip_typing_presence),
+        cmocka_unit_test(test_roundtrip_msg_optional),
+        cmocka_unit_test(test_encode_refusals),
+        cmocka_unit_test(test_encode_refuses_invalid_members),
+        cmocka_unit_test(test_templates_and_optional_fields),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_bad_strings),
+        cmocka_unit_test(test_array_sizes),
+        cmocka_unit_test(test_msg_prefix_plus_id),
+        cmocka_unit_test(test_msg_prefix_refusals),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
