@@ -1,6 +1,6 @@
 /* Protocol v1 on two nodes sharing one Redis: every member sees the same id
- * order; dedup holds across nodes; presence is per user across nodes and a
- * dead gateway's or a dead node's users leave within PRESENCE_TTL. */
+ * order; dedup holds across nodes; typing and presence are per user across
+ * nodes; a dead gateway's or a dead node's users leave within PRESENCE_TTL. */
 #include "v1.h"
 
 static struct h_redis redis;
@@ -111,6 +111,35 @@ static void test_dedup_holds_across_nodes(void **state)
     v1_close(w);
 }
 
+/* Typing is per user across nodes: never to the typist's connection on the
+ * other node, and one relay per 2 s whichever node the typing comes from. */
+static void test_typing_across_nodes(void **state)
+{
+    (void)state;
+    const char *room = "typing-x";
+    struct v1c *a1 = v1_member(na.port, "ann", V1_JSON), *a2 = v1_member(nb.port, "ann", V1_JSON),
+               *b = v1_member(nb.port, "ben", V1_JSON), *c = v1_member(na.port, "cal", V1_JSON);
+    struct v1c *all[] = {a1, a2, b, c};
+    for (int i = 0; i < 4; i++)
+        join_quietly(all[i], room);
+    assert_int_equal(v1_send(a1, "typing", json_pack("{s:s}", "room", room)), 0);
+    assert_int_equal(v1_send(a2, "typing", json_pack("{s:s}", "room", room)), 0);
+    for (int i = 2; i < 4; i++) {
+        json_t *ev = v1_wait(all[i], V1_WAIT, "typing", "room", room, "user", "ann", NULL);
+        V1_MUST(all[i], ev, "typing");
+        json_decref(ev);
+    }
+    V1_NONE(a1, 500, "typing", NULL);
+    V1_NONE(a2, 20, "typing", NULL);
+    int nb_ = v1_count(b, 300, "typing", NULL), nc = v1_count(c, 50, "typing", NULL);
+    if (nb_ || nc)
+        fail_msg("ann typing on both nodes at once was relayed %d more time(s) to ben (node b) "
+                 "and %d more to cal (node a), want 0 within 2 s",
+                 nb_, nc);
+    for (int i = 0; i < 4; i++)
+        v1_close(all[i]);
+}
+
 static void test_presence_is_per_user_across_nodes(void **state)
 {
     (void)state;
@@ -202,6 +231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_member_sees_the_same_id_order),
         cmocka_unit_test(test_dedup_holds_across_nodes),
+        cmocka_unit_test(test_typing_across_nodes),
         cmocka_unit_test(test_presence_is_per_user_across_nodes),
         cmocka_unit_test(test_presence_leave_when_a_gateway_dies),
         cmocka_unit_test(test_presence_leave_when_a_node_dies),

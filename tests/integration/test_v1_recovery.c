@@ -192,6 +192,47 @@ static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
     }
 }
 
+/* A join whose since/epoch do not fit the room never hides live messages:
+ * a wrong epoch, a since past the room's last id, or a since without epoch. */
+static void test_join_with_a_wrong_since_or_epoch(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "wrong-since";
+    struct v1c *s = v1_member(fx.node.port, "alice", V1_JSON);
+    json_t *ev = join_ok(s, room);
+    char epoch[128];
+    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
+    json_decref(ev);
+    for (int i = 1; i <= 3; i++)
+        send_ok(s, room, "old", NULL);
+
+    json_t *cases[] = {
+        json_pack("{s:s, s:i, s:s}", "room", room, "since", 1, "epoch", "not-the-epoch"),
+        json_pack("{s:s, s:i, s:s}", "room", room, "since", 50, "epoch", epoch),
+        json_pack("{s:s, s:i}", "room", room, "since", 1),
+    };
+    for (int k = 0; k < 3; k++) {
+        struct v1c *c = v1_member(gw2.port, "bob", V1_JSON);
+        ev = join_with(c, cases[k]);
+        json_int_t last = pint(ev, "last_id");
+        if (k != 1) {
+            assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+            assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), last);
+        }
+        json_decref(ev);
+        char text[16];
+        snprintf(text, sizeof text, "new-%d", k);
+        json_int_t id = send_ok(s, room, text, NULL);
+        assert_int_equal(id, last + 1);
+        if (v1_wait(c, 0, "joined", NULL))
+            fail_msg("case %d: a second joined", k);
+        assert_int_equal(expect_new(c, room, text, "alice"), id);
+        v1_close(c);
+    }
+    v1_close(s);
+}
+
 static void test_resent_id_is_one_message(void **state)
 {
     (void)state;
@@ -239,6 +280,26 @@ static void test_resent_id_is_one_message(void **state)
     V1_NONE(b, 300, "new_message", NULL);
     V1_NONE(a, 20, "new_message", NULL);
     json_decref(first);
+
+    /* Resends racing each other, from two connections of the same user:
+     * still one message, and every ack names it. */
+    struct v1c *a2 = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(a2, room);
+    for (int i = 0; i < 3; i++) {
+        send_req(a, room, "raced", "d-2");
+        send_req(a2, room, "raced", "d-2");
+    }
+    json_int_t raced = 0;
+    for (int i = 0; i < 6; i++) {
+        json_t *ack = expect_ack(i % 2 ? a2 : a, room, "d-2");
+        if (!raced)
+            raced = pint(ack, "message_id");
+        assert_int_equal(pint(ack, "message_id"), raced);
+        json_decref(ack);
+    }
+    assert_int_equal(expect_new(b, room, "raced", "alice"), raced);
+    V1_NONE(b, 300, "new_message", NULL);
+    v1_close(a2);
     v1_close(a);
     v1_close(b);
 }
@@ -254,6 +315,8 @@ static void test_broker_down_is_unavailable_never_silence(void **state)
     struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
     join_quietly(a, room);
     join_quietly(b, room);
+    json_int_t before = send_ok(a, room, "before", NULL);
+    expect_new(b, room, "before", "alice");
 
     h_stop(&fx.node.broker[1], SIGKILL, 5000);
     assert_int_equal(h_wait_health(fx.node.port, 503, 10000), 0);
@@ -272,6 +335,7 @@ static void test_broker_down_is_unavailable_never_silence(void **state)
     assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
     /* The membership survived; the resend makes exactly one message. */
     json_int_t id = resend_until_acked(a, room, "into the void", "u-1", 10000);
+    assert_int_equal(id, before + 1); /* unavailable: nothing was done, no id used */
     assert_int_equal(expect_new(b, room, "into the void", "alice"), id);
     V1_NONE(b, 300, "new_message", NULL);
     json_decref(join_ok(a, room2));
@@ -409,6 +473,38 @@ static void test_redis_down_is_unavailable_never_silence(void **state)
 }
 
 /* SIGTERM: v1 clients are told 1001 (reconnect elsewhere and rejoin). */
+/* A broker that dies with a send on its way: the sender hears about it
+ * (unavailable, or timeout at worst), and a resend makes one message. */
+static void test_broker_dies_with_a_send_in_flight(void **state)
+{
+    (void)state;
+    gateway_up();
+    char room[32];
+    room_on_shard(room, sizeof room, "inflight-", 0, 2);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
+    join_quietly(a, room);
+    join_quietly(b, room);
+    stop_process(fx.node.broker[0].pid);
+    send_req(a, room, "in flight", "f-1");
+    h_sleep_ms(100); /* let the gateway hand it to the (stopped) broker */
+    h_stop(&fx.node.broker[0], SIGKILL, 5000);
+    int64_t t0 = h_now_ms();
+    json_t *ev = v1_wait(a, 12000, "error", "ref", "f-1", NULL);
+    V1_MUST(a, ev, "error for the send in flight");
+    printf("%s after %lld ms\n", pstr(ev, "code"), (long long)(h_now_ms() - t0));
+    assert_true(!strcmp(pstr(ev, "code"), "unavailable") || !strcmp(pstr(ev, "code"), "timeout"));
+    json_decref(ev);
+    assert_int_equal(h_broker_start(&fx.node, 0), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    json_int_t id = resend_until_acked(a, room, "in flight", "f-1", 10000);
+    assert_int_equal(expect_new(b, room, "in flight", "alice"), id);
+    V1_NONE(b, 300, "new_message", NULL);
+    v1_close(a);
+    v1_close(b);
+}
+
 static void test_shutdown_closes_1001(void **state)
 {
     (void)state;
@@ -432,8 +528,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recovery_after_the_gateway_is_killed),
         cmocka_unit_test(test_recovery_under_traffic_has_no_gap_or_duplicate),
+        cmocka_unit_test(test_join_with_a_wrong_since_or_epoch),
         cmocka_unit_test(test_resent_id_is_one_message),
         cmocka_unit_test(test_broker_down_is_unavailable_never_silence),
+        cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
         cmocka_unit_test(test_redis_down_is_unavailable_never_silence),

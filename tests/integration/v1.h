@@ -8,6 +8,7 @@
 
 #include <regex.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "shard.h"
 #include "v1c.h"
@@ -291,6 +292,25 @@ static inline json_int_t expect_presence(struct v1c *c, const char *room, const 
     json_int_t n = pint(ev, "count");
     json_decref(ev);
     return n;
+}
+
+/* Stops a process and waits until the kernel shows it stopped. */
+static inline void stop_process(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int64_t deadline = h_now_ms() + 5000; h_now_ms() < deadline; h_sleep_ms(5)) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'T')
+            return;
+    }
+    fail_msg("process %d did not stop", (int)pid);
 }
 
 /* A room name "<prefix><n>" that shard `shard` of `shards` owns. */
