@@ -16,7 +16,7 @@
 #define CONFAB_FRONTEND_DIR "frontend"
 #endif
 
-enum kind { K_INT, K_STR, K_LEVEL, K_BOOL };
+enum kind { K_INT, K_STR, K_LEVEL, K_BOOL, K_FORMAT };
 
 struct var {
     const char *name;
@@ -132,6 +132,8 @@ static const struct var vars[] = {
     {"MAX_LINK_QUEUE_BYTES", K_INT, OFF(max_link_queue_bytes), 1 << 20, 1LL << 30, "67108864",
      false, NULL, "bytes queued per gateway-broker link (and per Redis connection) before it is reset"},
     {"LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", false, NULL, "debug, info, warn or error"},
+    {"LOG_FORMAT", K_FORMAT, OFF(log_format), 0, 0, "text", false, NULL,
+     "text or json lines on stderr (under systemd, logs go to the journal natively)"},
     {"CONFAB_DEV", K_BOOL, OFF(dev), 0, 0, "0", false, NULL,
      "1 = development mode: allows the built-in JWT secret"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
@@ -252,6 +254,16 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
         *(enum cf_log_level *)field = lvl;
         return 0;
     }
+    case K_FORMAT: {
+        enum cf_log_format f;
+        if (cf_log_format_parse(value, &f) < 0) {
+            fprintf(stderr, "config: %s=\"%s\" is invalid: expected text or json\n", d->name,
+                    value);
+            return -1;
+        }
+        *(enum cf_log_format *)field = f;
+        return 0;
+    }
     case K_BOOL: {
         bool b;
         if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes"))
@@ -330,6 +342,9 @@ void cf_config_print(const struct cf_config *cfg, FILE *out)
         }
         case K_BOOL:
             fprintf(out, "%d\n", *(const bool *)field ? 1 : 0);
+            break;
+        case K_FORMAT:
+            fprintf(out, "%s\n", *(const enum cf_log_format *)field == CF_LOG_JSON ? "json" : "text");
             break;
         }
     }

@@ -39,6 +39,7 @@ struct cf_config {
     char run_dir[96];
     int64_t max_link_queue_bytes;
     enum cf_log_level log_level;
+    enum cf_log_format log_format;
     bool dev;
     /* broker */
     char redis_addr[256];

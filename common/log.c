@@ -2,13 +2,20 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "validate.h"
+
 static enum cf_log_level g_level = CF_LOG_INFO;
+static enum cf_log_format g_format = CF_LOG_TEXT;
 static char g_process[32] = "confab";
 
 static const char *const level_names[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
@@ -44,39 +51,130 @@ int cf_log_level_parse(const char *name, enum cf_log_level *out)
     return -1;
 }
 
+void cf_log_set_format(enum cf_log_format f)
+{
+    g_format = f;
+}
+
+int cf_log_format_parse(const char *name, enum cf_log_format *out)
+{
+    if (strcasecmp(name, "text") == 0)
+        *out = CF_LOG_TEXT;
+    else if (strcasecmp(name, "json") == 0)
+        *out = CF_LOG_JSON;
+    else
+        return -1;
+    return 0;
+}
+
+int cf_log_detect_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0 ||
+        (unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino)
+        return 0;
+    g_format = CF_LOG_JOURNAL;
+    return 1;
+}
+
 int cf_log_enabled(enum cf_log_level level)
 {
     return level >= g_level;
+}
+
+/* Copies the token after `key` in msg ("room lobby:" -> "lobby") into out. */
+static void field_after(const char *msg, const char *key, int digits, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *p = strstr(msg, key);
+    if (!p)
+        return;
+    p += strlen(key);
+    size_t n = 0;
+    while (p[n] && n + 1 < cap &&
+           (digits ? (p[n] >= '0' && p[n] <= '9') : cf_room_valid(p + n, 1)))
+        n++;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void to_journal(enum cf_log_level level, const char *tag, const char *msg)
+{
+    static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
+    char room[CF_ROOM_MAX + 1], conn[24];
+    field_after(msg, "room ", 0, room, sizeof room);
+    field_after(msg, "conn ", 1, conn, sizeof conn);
+    sd_journal_send("MESSAGE=%s: %s", tag, msg, "PRIORITY=%d", prio[level],
+                    "SYSLOG_IDENTIFIER=confab-%s", g_process, "CONFAB_MODULE=%s", tag,
+                    room[0] ? "CONFAB_ROOM=%s" : "CONFAB_ROOM=", room,
+                    conn[0] ? "CONFAB_CONN=%s" : "CONFAB_CONN=", conn, NULL);
+}
+
+/* Appends s to out as the inside of a JSON string. Returns the new length. */
+static size_t json_escape(char *out, size_t n, size_t cap, const char *s)
+{
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    return n;
 }
 
 void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list ap)
 {
     if (level < g_level)
         return;
+    char msg[1536];
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (m < 0)
+        return;
+    /* One event, one line: a stray newline in a value must not forge a line. */
+    for (char *c = msg; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    if (g_format == CF_LOG_JOURNAL) {
+        to_journal(level, tag, msg);
+        return;
+    }
     char line[2048];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s[%ld] %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], g_process,
-                     (long)getpid(), tag);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof line - 1) {
-        int m = vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
-        if (m > 0)
-            n += m;
+    char when[96];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    size_t n;
+    if (g_format == CF_LOG_JSON) {
+        static const char *const lower[] = {"debug", "info", "warn", "error"};
+        int k = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"process\":\"", when,
+                         lower[level]);
+        n = json_escape(line, (size_t)k, sizeof line - 64, g_process);
+        n += (size_t)snprintf(line + n, sizeof line - n, "\",\"pid\":%ld,\"module\":\"",
+                              (long)getpid());
+        n = json_escape(line, n, sizeof line - 16, tag);
+        n += (size_t)snprintf(line + n, sizeof line - n, "\",\"msg\":\"");
+        n = json_escape(line, n, sizeof line - 4, msg);
+        line[n++] = '"';
+        line[n++] = '}';
+    } else {
+        int k = snprintf(line, sizeof line, "%s %s %s[%ld] %s: %s", when, level_names[level],
+                         g_process, (long)getpid(), tag, msg);
+        if (k < 0)
+            return;
+        n = (size_t)k < sizeof line - 1 ? (size_t)k : sizeof line - 2; /* truncated: one line */
     }
-    if ((size_t)n > sizeof line - 2)
-        n = (int)sizeof line - 2; /* truncated: keep one line */
-    /* One event, one line: a stray newline in a value must not forge a line. */
-    for (int i = 0; i < n; i++)
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
     line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
 }
 

@@ -2,6 +2,17 @@
  *
  *   2026-11-28T10:00:00.123Z INFO  gateway[4242] link: broker 1 linked
  *
+ * or, with LOG_FORMAT=json, one JSON object per line:
+ *
+ *   {"ts":"2026-11-28T10:00:00.123Z","level":"info","process":"gateway","pid":4242,
+ *    "module":"link","msg":"broker 1 linked"}
+ *
+ * When stderr is connected to the journal (systemd sets JOURNAL_STREAM), lines
+ * go to journald natively instead, with PRIORITY, SYSLOG_IDENTIFIER,
+ * CONFAB_MODULE, and CONFAB_ROOM / CONFAB_CONN when the message names a room
+ * ("room <name>") or a connection ("conn <id>"), which every line about one
+ * does by convention.
+ *
  * Lines are written with a single write(2) so that lines from several processes
  * sharing one stderr never interleave. Never log tokens, secrets or message
  * bodies above debug. */
@@ -16,6 +27,15 @@ enum cf_log_level { CF_LOG_DEBUG = 0, CF_LOG_INFO, CF_LOG_WARN, CF_LOG_ERROR };
  * must outlive all logging; a copy of at most 31 bytes is kept. */
 void cf_log_set_process(const char *name);
 void cf_log_set_level(enum cf_log_level level);
+
+enum cf_log_format { CF_LOG_TEXT = 0, CF_LOG_JSON, CF_LOG_JOURNAL };
+/* Text or JSON lines; CF_LOG_JOURNAL is chosen by cf_log_detect_journal. */
+void cf_log_set_format(enum cf_log_format f);
+/* Switches to native journald logging when stderr is the journal stream
+ * named by JOURNAL_STREAM. Returns true when it did. */
+int cf_log_detect_journal(void);
+/* "text" or "json" -> 0, else -1. */
+int cf_log_format_parse(const char *name, enum cf_log_format *out);
 enum cf_log_level cf_log_get_level(void);
 
 /* Parses "debug", "info", "warn", "error" (case-insensitive). Returns 0 and

@@ -186,6 +186,9 @@ static int check_fields(const struct cf_wire_msg *m, uint64_t set)
             uint32_t n = f == F_MEMBERS ? m->nmembers : m->nmessages;
             if (n > CF_WIRE_MAX_ITEMS)
                 return -EINVAL;
+            for (uint32_t i = 0; d->kind == FK_STRS && i < n; i++)
+                if (!str_ok(d->check, m->members[i].p ? m->members[i].p : "", m->members[i].len))
+                    return -EINVAL;
             break;
         }
         default:

@@ -15,7 +15,10 @@
 #include "listener.h"
 #include "log.h"
 #include "lrooms.h"
+#include <systemd/sd-daemon.h>
+
 #include "backoff.h"
+#include "notify.h"
 #include "reqs.h"
 #include "session.h"
 #include "v1.h"
@@ -121,19 +124,64 @@ static void relink_room(void *ud, const char *name, size_t len)
         blinks_join(r->gw->links, name, len);
 }
 
+static void report(struct gw *gw);
+
 static void on_broker_up(void *ud, uint32_t shard)
 {
     struct gw *gw = ud;
     struct relink r = {gw, shard};
     lrooms_foreach(gw->rooms, relink_room, &r);
     v1_on_link_up(gw, shard); /* after the joins: the broker needs them first */
+    report(gw);
 }
 
+static void report(struct gw *gw)
+{
+    uint32_t up = blinks_up(gw->links), n = blinks_count(gw->links);
+    if (!gw->ready_sent && up == n) {
+        gw->ready_sent = true;
+        cf_notify_ready("serving; linked to every broker");
+        CF_INFO("gateway", "ready: linked to all %u brokers", n);
+    }
+    cf_notify_status("%zu connections, %zu rooms, %u of %u brokers linked%s", gw->nsessions,
+                     lrooms_count(gw->rooms), up, n, gw->draining ? ", draining" : "");
+}
+
+/* Once a second, from the loop: request deadlines, service status, and the
+ * systemd watchdog (a loop that stops turning stops feeding it). */
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
     v1_tick(gw);
-    lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, tick, LWS_US_PER_SEC);
+    int64_t now = cf_mono_ms();
+    if (gw->watchdog_ms && now - gw->last_watchdog >= gw->watchdog_ms) {
+        cf_notify_watchdog();
+        gw->last_watchdog = now;
+    }
+    if (now - gw->last_status >= 5000) {
+        report(gw);
+        gw->last_status = now;
+    }
+    lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, tick,
+                     gw->watchdog_ms && gw->watchdog_ms < 1000 ? gw->watchdog_ms * 1000
+                                                               : LWS_US_PER_SEC);
+}
+
+/* A listening socket from systemd socket activation, or -1 to bind PORT. */
+static int activated_socket(void)
+{
+    int n = sd_listen_fds(1);
+    if (n <= 0)
+        return -1;
+    if (n > 1)
+        CF_WARN("gateway", "systemd passed %d sockets; using the first", n);
+    int fd = SD_LISTEN_FDS_START;
+    if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+        CF_ERROR("gateway", "the socket systemd passed is not a listening stream socket; "
+                 "check ListenStream= in the .socket unit");
+        return -2;
+    }
+    return fd;
 }
 
 /* gw->links is NULL while the process shuts down: sessions closed by
@@ -172,6 +220,7 @@ static void lws_log_emit(int level, const char *line)
 static void drain(struct gw *gw)
 {
     gw->draining = true;
+    cf_notify_stopping("draining: closing connections with 1001");
     listener_stop(gw->listener);
     CF_INFO("gateway", "draining: closing %zu connections with 1001 (up to %d ms)", gw->nsessions,
             gw->cfg->drain_timeout_ms);
@@ -248,14 +297,20 @@ int gw_run(const struct cf_config *cfg, int worker)
     gw.links = blinks_new(gw.ctx, gw.vh, cfg, node, &lcbs, &gw);
     if (!gw.links)
         goto out;
-    gw.listener = listener_new(gw.vh, cfg->listen_addr, cfg->port);
+    int afd = activated_socket();
+    if (afd == -2)
+        goto out;
+    gw.listener = listener_new(gw.vh, cfg->listen_addr, cfg->port, afd);
     if (!gw.listener)
         goto out;
+    if (afd >= 0)
+        CF_INFO("gateway", "using the listening socket passed by systemd");
+    gw.watchdog_ms = (int64_t)(cf_notify_watchdog_interval_usec() / 1000);
     blinks_start(gw.links);
     lws_sul_schedule(gw.ctx, 0, &gw.sul_tick, tick, LWS_US_PER_SEC);
     CF_INFO("gateway", "worker %d listening on %s:%d, serving %s, %d brokers in %s", worker,
-            cfg->listen_addr[0] ? cfg->listen_addr : "*", cfg->port, files_root(gw.files),
-            cfg->brokers, cfg->run_dir);
+            afd >= 0 ? "(systemd socket)" : cfg->listen_addr[0] ? cfg->listen_addr : "*",
+            cfg->port, files_root(gw.files), cfg->brokers, cfg->run_dir);
 
     while (!g_stop)
         if (lws_service(gw.ctx, 0) < 0)

@@ -44,6 +44,8 @@ struct gw {
     size_t nsessions;
     uint64_t next_conn_id;
     bool draining;
+    bool ready_sent;               /* READY=1 went to systemd */
+    int64_t watchdog_ms, last_watchdog, last_status;
     lws_sorted_usec_list_t sul_tick; /* once a second: request deadlines */
     struct gw_stats stats;
 };

@@ -24,14 +24,21 @@ struct listener {
     unsigned long emfile_drops;
 };
 
-struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port)
+struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, int fd)
 {
     struct listener *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->vh = vh;
     l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    l->fd = cf_sock_tcp_listen(addr, port, BACKLOG);
+    if (fd >= 0) {
+        /* systemd's socket: ours to accept on, non-blocking like our own */
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        l->fd = fd;
+    } else {
+        l->fd = cf_sock_tcp_listen(addr, port, BACKLOG);
+    }
     if (l->fd < 0) {
         CF_ERROR("listen", "cannot listen on %s:%d: %s%s", *addr ? addr : "*", port,
                  strerror(-l->fd),

@@ -19,8 +19,10 @@ struct listener;
 
 #define LISTENER_PROTOCOL "confab listener"
 
-/* Opens addr:port (addr "" = all) and adopts it. Returns NULL after logging. */
-struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port);
+/* Opens addr:port (addr "" = all) and adopts it, or adopts `fd` when it is
+ * >= 0 (a listening socket handed over by systemd socket activation; it is
+ * then owned here). Returns NULL after logging. */
+struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, int fd);
 void listener_free(struct listener *l); /* closes the socket; NULL is a no-op */
 
 /* Stops accepting (for a graceful drain): new connections go to the other

@@ -67,6 +67,8 @@ int main(int argc, char **argv)
         return 2;
     }
     cf_log_set_level(g_cfg.log_level);
+    cf_log_set_format(g_cfg.log_format);
+    cf_log_detect_journal();
     if (check) {
         cf_config_print(&g_cfg, stdout);
         return 0;

@@ -31,7 +31,8 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
     case MSGPACK_OBJECT_FLOAT64:
         return json_real(o->via.f64); /* NaN/inf give NULL: refused */
     case MSGPACK_OBJECT_STR:
-        return json_stringn(o->via.str.ptr, o->via.str.size); /* NULL unless UTF-8 */
+        /* msgpack-c gives an empty string a NULL pointer */
+        return json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a && i < o->via.array.size; i++) {
@@ -60,6 +61,11 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
             }
             memcpy(key, k->via.str.ptr, k->via.str.size);
             key[k->via.str.size] = '\0';
+            if (json_object_get(m, key)) {
+                *why = "duplicate key"; /* as JSON_REJECT_DUPLICATES for JSON clients */
+                json_decref(m);
+                return NULL;
+            }
             json_t *v = from_obj(&o->via.map.ptr[i].val, depth + 1, why);
             if (!v || json_object_set_new(m, key, v) < 0) {
                 json_decref(m);

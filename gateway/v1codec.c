@@ -156,7 +156,8 @@ int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, st
     }
     r->type = 0;
     for (size_t i = 0; i < sizeof req_types / sizeof req_types[0]; i++)
-        if (strcmp(json_string_value(type), req_types[i].name) == 0)
+        if (json_string_length(type) == strlen(req_types[i].name) &&
+            strcmp(json_string_value(type), req_types[i].name) == 0)
             r->type = req_types[i].type;
     if (!r->type) {
         json_t *id = json_object_get(payload, "id");
@@ -231,15 +232,18 @@ static json_t *sent_str(int64_t ts)
 
 static json_t *message_payload(const struct cf_wire_msg *m)
 {
-    json_t *o = json_object();
-    if (!o)
+    json_t *sent = sent_str(m->ts);
+    json_t *o = sent ? json_object() : NULL;
+    if (!o) {
+        json_decref(sent); /* a time out of range: the message cannot be shown */
         return NULL;
+    }
     json_object_set_new(o, "room", jstr(m->room));
     if (m->has & CF_WIRE_HAS_ID)
         json_object_set_new(o, "id", json_integer((json_int_t)m->id));
     json_object_set_new(o, "message", jstr(m->text));
     json_object_set_new(o, "from", jstr(m->from));
-    json_object_set_new(o, "sent", sent_str(m->ts));
+    json_object_set_new(o, "sent", sent);
     return o;
 }
 
@@ -303,7 +307,11 @@ static json_t *messages_of(struct cf_wire_decoder *d, const struct cf_str *v, ui
             continue;
         }
         json_t *o = message_payload(&m);
-        if (!o || json_array_append_new(a, o) < 0) {
+        if (!o) {
+            (*bad)++;
+            continue;
+        }
+        if (json_array_append_new(a, o) < 0) {
             json_decref(a);
             return NULL;
         }
