@@ -5,7 +5,7 @@
 // by A's gateway, Bob's by B's. Run by `make test` through ctest; see run.sh.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +41,16 @@ async function stopNode(node) {
   const exited = new Promise((r) => node.proc.once("exit", r));
   node.proc.kill("SIGTERM");
   await Promise.race([exited, new Promise((r) => setTimeout(r, 15000))]);
+}
+
+/** Pids of a node's broker shard processes (children of its broker supervisor). */
+function brokerShards(node) {
+  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,args="]).toString().trim().split("\n")
+    .map((l) => l.trim().split(/\s+/)).map(([pid, ppid, ...args]) => ({ pid: Number(pid), ppid: Number(ppid), args: args.join(" ") }));
+  const below = (pid) => rows.filter((r) => r.ppid === pid).flatMap((r) => [r, ...below(r.pid)]);
+  const brokers = below(node.proc.pid).filter((r) => /confab-broker/.test(r.args));
+  const supervisors = new Set(brokers.map((r) => r.pid));
+  return brokers.filter((r) => supervisors.has(r.ppid)).map((r) => r.pid);
 }
 
 async function healthPid(port) {
@@ -260,4 +270,43 @@ test("a page whose token the gateway refuses (401 on the upgrade) logs in again"
     (await page.getAttribute('#rooms .room[data-room="general"]', "data-state")) === "joined");
   assert.deepEqual(unexpected(errors), []);
   await ctx.close();
+});
+
+test("node A's brokers are killed under the pages: sends are retried until acked, nothing lost or doubled", async () => {
+  const alice = await person("alice", nodes.a);
+  const bob = await person("bob", nodes.b);
+  const rooms = ["shard-x", "shard-y", "shard-z"]; // whichever shard: both are killed
+  for (const room of rooms) {
+    await joinRoom(alice.page, room);
+    await joinRoom(bob.page, room);
+  }
+  const shards = brokerShards(nodes.a);
+  assert.equal(shards.length, 2);
+  for (const pid of shards) process.kill(pid, "SIGKILL"); // restarted by their supervisor
+  for (const room of rooms) {
+    await switchRoom(alice.page, room);
+    await send(alice.page, `${room} from alice`);
+    await switchRoom(bob.page, room);
+    await send(bob.page, `${room} from bob`);
+  }
+  for (const room of rooms) {
+    for (const [who, other] of [[alice, bob], [bob, alice]]) {
+      await switchRoom(who.page, room);
+      await waitForSent(who.page, `${room} from ${who === alice ? "alice" : "bob"}`, 30000);
+      await waitForText(who.page, `${room} from ${other === alice ? "alice" : "bob"}`, 30000);
+    }
+  }
+  for (const room of rooms) {
+    const seen = [];
+    for (const who of [alice, bob]) {
+      await switchRoom(who.page, room);
+      seen.push(await checkSequence(who.page, assert));
+    }
+    assert.deepEqual([...seen[0]].sort(), [`${room} from alice`, `${room} from bob`]);
+    assert.deepEqual(seen[1], seen[0], "both see one order");
+  }
+  assert.deepEqual(unexpected(alice.errors), []);
+  assert.deepEqual(bob.errors, []);
+  await alice.close();
+  await bob.close();
 });
