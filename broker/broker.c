@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,8 @@
 #include "links.h"
 #include "log.h"
 #include "map.h"
+#include "mhttp.h"
+#include "notify.h"
 #include "presence.h"
 #include "redis.h"
 #include "rooms.h"
@@ -39,8 +43,9 @@ struct broker {
     struct cf_map *typing; /* room '\0' user -> struct typed */
     struct store_limits lim;
     struct cf_wire_decoder *dec;
-    bool stopping;
-    uint64_t foreign, publish_dropped, misrouted;
+    struct mhttp *metrics;
+    bool stopping, ready, ready_sent;
+    uint64_t foreign, publish_dropped, misrouted, requests, sends, joins;
 };
 
 struct typed {
@@ -206,6 +211,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen)
     if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0)
         return; /* decoded once already when it arrived */
     int rc = 0;
+    b->requests++;
     switch (m.type) {
     case CF_WIRE_MSG: /* legacy client: no answer expected */
         if ((rc = store_send(b->redis, &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
@@ -384,6 +390,20 @@ static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
     store_leave(b->redis, &b->lim, room, conn);
 }
 
+static void send_state(struct broker *b, struct gwlink *l)
+{
+    struct cf_wire_msg m = {.type = CF_WIRE_STATE, .ready = b->ready};
+    if (l)
+        gwlink_send(l, &m);
+    else
+        gwlinks_broadcast(b->links, &m);
+}
+
+static void on_link_up(void *ud, struct gwlink *l)
+{
+    send_state(ud, l);
+}
+
 static void on_link_close(void *ud, struct gwlink *l)
 {
     struct broker *b = ud;
@@ -425,10 +445,21 @@ static uint64_t beat_usec(const struct broker *b)
     return (uint64_t)b->lim.presence_ttl_ms * 1000 / 3;
 }
 
+static void report(struct broker *b)
+{
+    struct rooms_stats rs;
+    rooms_stats(b->rooms, &rs);
+    cf_notify_status("%s; %llu rooms, %zu gateway links, %llu presence entries",
+                     b->ready ? "ready" : "not ready (Redis or delivery canary failing)",
+                     (unsigned long long)rs.rooms, b->links ? gwlinks_count(b->links) : 0,
+                     (unsigned long long)presence_count(b->presence));
+}
+
 static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)usec;
     struct broker *b = ud;
+    report(b);
     if (rbridge_ready(b->redis))
         presence_foreach_room(b->presence, refresh_room, b);
     prune_typing(b);
@@ -499,6 +530,17 @@ static void on_pub_ready(void *ud)
 static void on_state(void *ud, bool ready)
 {
     struct broker *b = ud;
+    bool now = rbridge_canary_ok(b->redis);
+    if (now != b->ready) {
+        b->ready = now;
+        if (b->links)
+            send_state(b, NULL);
+        if (now && !b->ready_sent) {
+            b->ready_sent = true;
+            cf_notify_ready("ready: Redis connected, delivery canary passing");
+        }
+        report(b);
+    }
     struct rooms_stats rs;
     rooms_stats(b->rooms, &rs);
     if (ready)
@@ -509,12 +551,91 @@ static void on_state(void *ud, bool ready)
                 b->shards);
 }
 
+/* ---- metrics ------------------------------------------------------------ */
+
+static void put(struct cf_bytes *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct cf_bytes *o, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        cf_bytes_append(o, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+#define METRIC(o, type, name, help, fmt, ...)                                                     \
+    put(o, "# HELP " name " " help "\n# TYPE " name " " type "\n" name fmt "\n", __VA_ARGS__)
+
+static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const char **ctype)
+{
+    struct broker *b = ud;
+    if (!strcmp(path, "/healthz")) {
+        put(o, "ok\n");
+        return 200;
+    }
+    if (!strcmp(path, "/readyz")) {
+        put(o, b->ready ? "ready\n" : "not ready: Redis or the delivery canary is failing\n");
+        return b->ready ? 200 : 503;
+    }
+    if (strcmp(path, "/metrics") != 0) {
+        put(o, "not found: /metrics, /healthz, /readyz\n");
+        return 404;
+    }
+    *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    struct rooms_stats rs;
+    struct rbridge_stats st;
+    rooms_stats(b->rooms, &rs);
+    rbridge_stats(b->redis, &st);
+    char l[48];
+    snprintf(l, sizeof l, "{shard=\"%u\"}", b->shard);
+    METRIC(o, "gauge", "confab_broker_ready", "1 when Redis is connected and the canary passes",
+           "%s %d", l, b->ready);
+    put(o, "# HELP confab_broker_redis_up Redis connection state\n# TYPE confab_broker_redis_up "
+           "gauge\nconfab_broker_redis_up{shard=\"%u\",conn=\"subscriber\"} %d\n"
+           "confab_broker_redis_up{shard=\"%u\",conn=\"publisher\"} %d\n",
+        b->shard, st.sub_up, b->shard, st.pub_up);
+    METRIC(o, "counter", "confab_broker_redis_reconnects_total", "Redis connections lost", "%s %llu",
+           l, (unsigned long long)st.reconnects);
+    METRIC(o, "counter", "confab_broker_redis_errors_total", "error replies from Redis",
+           "%s %llu", l, (unsigned long long)st.publish_errors);
+    METRIC(o, "gauge", "confab_broker_canary_ok", "1 when the delivery canary came back in time",
+           "%s %d", l, st.canary_ok);
+    METRIC(o, "gauge", "confab_broker_canary_rtt_seconds", "last delivery canary round trip",
+           "%s %.3f", l, (double)st.canary_rtt_ms / 1000.0);
+    METRIC(o, "counter", "confab_broker_canary_failures_total", "times the canary stopped coming",
+           "%s %llu", l, (unsigned long long)st.canary_failures);
+    METRIC(o, "gauge", "confab_broker_rooms", "rooms subscribed on Redis (channels)", "%s %llu", l,
+           (unsigned long long)rs.rooms);
+    METRIC(o, "gauge", "confab_broker_gateway_links", "linked gateway processes", "%s %zu", l,
+           gwlinks_count(b->links));
+    METRIC(o, "gauge", "confab_broker_presence_entries", "connections this broker keeps present",
+           "%s %llu", l, (unsigned long long)presence_count(b->presence));
+    METRIC(o, "counter", "confab_broker_requests_total", "room requests from gateways carried out",
+           "%s %llu", l, (unsigned long long)b->requests);
+    METRIC(o, "counter", "confab_broker_messages_in_total", "events received from Redis",
+           "%s %llu", l, (unsigned long long)st.received);
+    METRIC(o, "counter", "confab_broker_messages_out_total", "events forwarded to gateway links",
+           "%s %llu", l, (unsigned long long)rs.delivered_frames);
+    METRIC(o, "counter", "confab_broker_dropped_foreign_total",
+           "payloads on room channels that were not valid events", "%s %llu", l,
+           (unsigned long long)b->foreign);
+    METRIC(o, "counter", "confab_broker_dropped_messages_total",
+           "legacy messages that could not be stored (Redis down)", "%s %llu", l,
+           (unsigned long long)b->publish_dropped);
+    METRIC(o, "gauge", "confab_broker_held_bytes", "requests held until their room is subscribed",
+           "%s %llu", l, (unsigned long long)rs.held_bytes);
+    return 200;
+}
+
 /* ---- life cycle -------------------------------------------------------- */
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
     (void)ud;
     CF_INFO("broker", "received %s; shutting down", strsignal((int)si->ssi_signo));
+    cf_notify_stopping("shutting down");
     sd_event_exit(sd_event_source_get_event(s), 0);
     return 0;
 }
@@ -566,10 +687,18 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                           store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
-    const struct gwlinks_cbs lcbs = {on_frame, on_link_close};
+    const struct gwlinks_cbs lcbs = {on_frame, on_link_up, on_link_close};
     b.links = gwlinks_new(b.ev, path, shard, shards, (size_t)cfg->max_link_queue_bytes, &lcbs, &b);
     if (!b.links)
         goto out;
+    if (cfg->broker_metrics_port) {
+        b.metrics = mhttp_new(b.ev, cfg->listen_addr, cfg->broker_metrics_port + (int)shard,
+                              serve_metrics, &b);
+        if (!b.metrics)
+            goto out;
+    }
+    /* sd-event sends WATCHDOG=1 from the loop itself when systemd asks */
+    sd_event_set_watchdog(b.ev, 1);
     CF_INFO("broker", "shard %u of %u listening on %s, Redis at %s", shard, shards, path,
             cfg->redis_addr);
     rc = sd_event_loop(b.ev) < 0 ? 1 : 0;
@@ -577,6 +706,7 @@ out:
     /* Presence entries are left to expire: announcing every leave at a
      * restart would flap every room's member list. */
     b.stopping = true;
+    mhttp_free(b.metrics);
     gwlinks_free(b.links); /* drops every membership through on_link_close */
     b.links = NULL;
     rbridge_free(b.redis); /* answers nobody: stopping */

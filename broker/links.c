@@ -195,6 +195,8 @@ static int handle_hello(struct gwlink *l, const struct cf_wire_msg *m)
         return -1;
     l->st = L_UP;
     CF_INFO("links", "link %llu up: gateway %s", (unsigned long long)l->id, l->node);
+    if (g->cbs.on_up)
+        g->cbs.on_up(g->ud, l);
     return 0;
 }
 
@@ -414,6 +416,12 @@ uint64_t gwlink_id(const struct gwlink *l)
 const char *gwlink_node(const struct gwlink *l)
 {
     return l->node;
+}
+
+void gwlinks_broadcast(struct gwlinks *g, const struct cf_wire_msg *m)
+{
+    for (struct gwlink *l = g->head; l; l = l->next)
+        gwlink_send(l, m);
 }
 
 size_t gwlinks_count(const struct gwlinks *g)

@@ -31,6 +31,8 @@ struct gwlinks_cbs {
      * frame's raw bytes (what m's strings point into). */
     void (*on_frame)(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                      const unsigned char *payload, size_t len);
+    /* The link completed its handshake. */
+    void (*on_up)(void *ud, struct gwlink *l);
     /* The link is closing: drop everything that refers to it. */
     void (*on_close)(void *ud, struct gwlink *l);
 };
@@ -55,5 +57,7 @@ uint64_t gwlink_id(const struct gwlink *l);
 const char *gwlink_node(const struct gwlink *l);
 
 size_t gwlinks_count(const struct gwlinks *g);
+/* Sends m on every link that completed its handshake. */
+void gwlinks_broadcast(struct gwlinks *g, const struct cf_wire_msg *m);
 
 #endif

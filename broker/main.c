@@ -94,6 +94,8 @@ int main(int argc, char **argv)
         return 2;
     }
     cf_log_set_level(g_cfg.log_level);
+    cf_log_set_format(g_cfg.log_format);
+    cf_log_detect_journal();
     g_shards = shards > 0 ? shards : g_cfg.brokers;
     if (shard >= g_shards) {
         fprintf(stderr, "confab-broker: --shard %d is not below the shard count %d\n", shard,

@@ -25,6 +25,8 @@
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
 #define ROOM_PREFIX "room:"
 #define ROOM_PREFIX_LEN 5
+#define CANARY_EVERY_MS 5000
+#define CANARY_DEADLINE_MS 15000 /* no canary back for this long: delivery is broken */
 
 enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_SCRIPTS, C_UP };
 
@@ -63,6 +65,13 @@ struct rbridge {
     void *ud;
     struct rconn sub, pub;
     bool ready;
+    /* delivery canary: a message to ourselves through Redis, so a wedged
+     * subscription is noticed even while both connections look healthy */
+    char canary[48];
+    sd_event_source *canary_timer;
+    uint64_t canary_seq, canary_failures;
+    int64_t canary_sent_at, canary_ok_at, canary_rtt_ms;
+    bool canary_was_ok;
     const char *const *scripts;
     int nscripts;
     char (*shas)[41];
@@ -91,11 +100,15 @@ static void timer_in(struct rconn *rc, int64_t ms)
     sd_event_source_set_enabled(rc->timer, SD_EVENT_ONESHOT);
 }
 
+static void canary_send(struct rbridge *b);
+
 static void update_state(struct rbridge *b)
 {
     bool ready = b->sub.st == C_UP && b->pub.st == C_UP;
     if (ready != b->ready) {
         b->ready = ready;
+        if (ready)
+            canary_send(b); /* readiness should not wait for the next round */
         if (b->cbs.on_state)
             b->cbs.on_state(b->ud, ready);
     }
@@ -308,6 +321,11 @@ static void conn_up(struct rconn *rc)
     rc->last_rx = rc->last_tx = rc->up_since = cf_mono_ms();
     CF_INFO("redis", "%s connected to %s", rc->role, b->addr_str);
     timer_in(rc, HEALTH_TICK_MS);
+    if (rc->is_sub) {
+        const char *argv[] = {"SUBSCRIBE", b->canary};
+        size_t lens[] = {9, strlen(b->canary)};
+        queue_cmd(rc, 2, argv, lens);
+    }
     update_state(b);
     if (rc->is_sub && b->cbs.on_sub_ready)
         b->cbs.on_sub_ready(b->ud);
@@ -386,9 +404,26 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
         const redisReply *ch = r->element[1], *pl = r->element[2];
         if (pl->type != REDIS_REPLY_STRING)
             return 0;
-        b->received++;
         const char *name;
         size_t len;
+        if (ch->type == REDIS_REPLY_STRING && (size_t)ch->len == strlen(b->canary) &&
+            memcmp(ch->str, b->canary, (size_t)ch->len) == 0) {
+            char seq[24];
+            snprintf(seq, sizeof seq, "%.*s", (int)(pl->len < 23 ? pl->len : 23), pl->str);
+            if (strtoull(seq, NULL, 10) == b->canary_seq) {
+                b->canary_ok_at = cf_mono_ms();
+                b->canary_rtt_ms = b->canary_ok_at - b->canary_sent_at;
+                if (!b->canary_was_ok) { /* tell at once, not at the next round */
+                    b->canary_was_ok = true;
+                    CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
+                            (long long)b->canary_rtt_ms);
+                    if (b->cbs.on_state)
+                        b->cbs.on_state(b->ud, b->ready);
+                }
+            }
+            return 0;
+        }
+        b->received++;
         if (room_of(ch, &name, &len))
             b->cbs.on_message(b->ud, name, len, pl->str, (size_t)pl->len);
         else if (ch->type == REDIS_REPLY_STRING && b->cbs.on_foreign)
@@ -401,7 +436,11 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
         (str_is(r->element[0], "subscribe") || str_is(r->element[0], "unsubscribe"))) {
         const char *name;
         size_t len;
-        if (room_of(r->element[1], &name, &len) && b->cbs.on_confirm)
+        const redisReply *ch = r->element[1];
+        if (ch->type == REDIS_REPLY_STRING && (size_t)ch->len == strlen(b->canary) &&
+            memcmp(ch->str, b->canary, (size_t)ch->len) == 0)
+            canary_send(b); /* subscribed: the first round can start now */
+        else if (room_of(ch, &name, &len) && b->cbs.on_confirm)
             b->cbs.on_confirm(b->ud, name, len);
         return 0;
     }
@@ -544,6 +583,50 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
     return 0;
 }
 
+/* ---- canary ------------------------------------------------------------- */
+
+static void canary_send(struct rbridge *b)
+{
+    if (b->sub.st != C_UP || b->pub.st != C_UP)
+        return;
+    char seq[24];
+    int n = snprintf(seq, sizeof seq, "%llu", (unsigned long long)++b->canary_seq);
+    const char *argv[] = {"PUBLISH", b->canary, seq};
+    size_t lens[] = {7, strlen(b->canary), (size_t)n};
+    if (queue_cmd(&b->pub, 3, argv, lens) == 0)
+        b->canary_sent_at = cf_mono_ms();
+}
+
+static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)usec;
+    struct rbridge *b = ud;
+    bool ok = rbridge_canary_ok(b);
+    if (ok != b->canary_was_ok) {
+        b->canary_was_ok = ok;
+        if (ok)
+            CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
+                    (long long)b->canary_rtt_ms);
+        else {
+            b->canary_failures++;
+            CF_ERROR("redis", "delivery canary has not come back for %d s: messages through "
+                     "Redis are not arriving (wedged subscription or failover?)",
+                     CANARY_DEADLINE_MS / 1000);
+        }
+        if (b->cbs.on_state)
+            b->cbs.on_state(b->ud, b->ready);
+    }
+    canary_send(b);
+    sd_event_source_set_time_relative(s, (uint64_t)CANARY_EVERY_MS * 1000);
+    sd_event_source_set_enabled(s, SD_EVENT_ON);
+    return 0;
+}
+
+bool rbridge_canary_ok(const struct rbridge *b)
+{
+    return b->ready && b->canary_ok_at && cf_mono_ms() - b->canary_ok_at <= CANARY_DEADLINE_MS;
+}
+
 /* ---- public API -------------------------------------------------------- */
 
 static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
@@ -578,6 +661,11 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, cons
     b->max_queue = max_queue;
     b->cbs = *cbs;
     b->ud = ud;
+    snprintf(b->canary, sizeof b->canary, "confab:canary:%016llx",
+             (unsigned long long)cf_random_u64());
+    if (sd_event_add_time_relative(ev, &b->canary_timer, CLOCK_MONOTONIC, 1000 * 1000, 100000,
+                                   on_canary, b) < 0)
+        CF_WARN("redis", "cannot arm the delivery canary timer; readiness will not turn ready");
     conn_init(b, &b->sub, true);
     conn_init(b, &b->pub, false);
     conn_start(&b->sub);
@@ -597,6 +685,7 @@ void rbridge_free(struct rbridge *b)
 {
     if (!b)
         return;
+    b->canary_timer = sd_event_source_disable_unref(b->canary_timer);
     conn_free(&b->sub);
     conn_free(&b->pub);
     explicit_bzero(b->password, sizeof b->password);
@@ -646,6 +735,9 @@ void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
     out->published = b->published;
     out->publish_errors = b->publish_errors;
     out->received = b->received;
+    out->canary_ok = rbridge_canary_ok(b);
+    out->canary_rtt_ms = b->canary_rtt_ms;
+    out->canary_failures = b->canary_failures;
 }
 
 int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,

@@ -7,6 +7,7 @@
  * connection is retried with jittered exponential backoff, and a connection
  * whose replies stop coming (a wedged link, a failover) is detected by PINGs
  * and reset. After the subscriber reconnects the owner is told to resubscribe.
+ * A delivery canary checks end to end that what is published comes back.
  *
  * hiredis' async API is not used: in 0.14 its per-channel callback table
  * loses the callback when a channel is unsubscribed and resubscribed before the
@@ -39,8 +40,9 @@ struct rbridge_cbs {
 };
 
 struct rbridge_stats {
-    bool sub_up, pub_up;
-    uint64_t reconnects, published, publish_errors, received;
+    bool sub_up, pub_up, canary_ok;
+    uint64_t reconnects, published, publish_errors, received, canary_failures;
+    int64_t canary_rtt_ms;
 };
 
 struct rbridge;
@@ -72,6 +74,10 @@ int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, con
                  rbridge_reply_fn fn, void *ud);
 
 bool rbridge_ready(const struct rbridge *b);
+/* Both connections are up and the delivery canary (a message this broker
+ * publishes to its own channel every 5 s) came back within the last 15 s.
+ * on_state is also called when this changes. */
+bool rbridge_canary_ok(const struct rbridge *b);
 void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out);
 
 #endif

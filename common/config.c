@@ -119,6 +119,8 @@ static const struct var vars[] = {
      "seconds to wait for the pong before the connection is dropped"},
     {"DRAIN_TIMEOUT_MS", K_INT, OFF(drain_timeout_ms), 0, 600000, "5000", false, NULL,
      "on SIGTERM, how long a gateway waits for clients to take their close"},
+    {"METRICS_PORT", K_INT, OFF(metrics_port), 0, 65535, "0", false, NULL,
+     "gateway worker i also serves /metrics, /healthz, /readyz on this port + i (0 = off)"},
     {"MAX_ROOMS_PER_CONN", K_INT, OFF(max_rooms_per_conn), 1, 1024, "32", false, NULL,
      "rooms one v1 connection may be in at once"},
     {"API_KEY", K_STR, OFF(api_key), 0, 0, "", true, check_api_key,
@@ -146,6 +148,8 @@ static const struct var vars[] = {
      "seconds a room's history is kept after its last activity"},
     {"DEDUP_WINDOW", K_INT, OFF(dedup_window), 1, 86400, "300", false, NULL,
      "seconds a send's client id is remembered (resends within it are not duplicated)"},
+    {"BROKER_METRICS_PORT", K_INT, OFF(broker_metrics_port), 0, 65535, "0", false, NULL,
+     "broker shard i serves /metrics, /healthz, /readyz on this port + i (0 = off)"},
     {"PRESENCE_TTL", K_INT, OFF(presence_ttl), 3, 3600, "30", false, NULL,
      "seconds before a dead node's presence entries expire"},
 };

@@ -32,6 +32,7 @@ struct cf_config {
     int ping_timeout;
     int drain_timeout_ms;
     int max_rooms_per_conn;
+    int metrics_port;
     char api_key[256];
     char allowed_origins[1024];
     /* shared */
@@ -48,6 +49,7 @@ struct cf_config {
     int history_ttl;
     int dedup_window;
     int presence_ttl;
+    int broker_metrics_port;
 
     /* derived */
     bool jwt_secret_is_dev; /* JWT_SECRET was unset: the development secret is in use */

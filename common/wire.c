@@ -31,7 +31,7 @@ struct field {
 enum {
     F_ROOM, F_FROM, F_TEXT, F_TS, F_SHARD, F_SHARDS, F_NODE, F_SEQ, F_Q, F_ID, F_CID, F_DUP,
     F_CODE, F_USER, F_CONN, F_LIMIT, F_BUDGET, F_SINCE, F_EPOCH, F_LAST_ID, F_PV, F_COUNT,
-    F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_COUNT_FIELDS
+    F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_READY, F_COUNT_FIELDS
 };
 static const struct field fields[F_COUNT_FIELDS] = {
     [F_ROOM] = {"room", FK_STR, FC_ROOM, M(room), 0},
@@ -62,6 +62,7 @@ static const struct field fields[F_COUNT_FIELDS] = {
     [F_BEFORE] = {"before", FK_U64, FC_NONE, M(before), UINT64_MAX},
     [F_HAS_MORE] = {"has_more", FK_BOOL, FC_NONE, M(has_more), 0},
     [F_ACTION] = {"action", FK_STR, FC_ACTION, M(action), 0},
+    [F_READY] = {"ready", FK_BOOL, FC_NONE, M(ready), 0},
 };
 #undef M
 
@@ -93,6 +94,7 @@ static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
     [CF_WIRE_TYPING] = {"typing", B(F_ROOM) | B(F_USER), 0},
     [CF_WIRE_PRESENCE] = {"presence",
                           B(F_ROOM) | B(F_USER) | B(F_ACTION) | B(F_COUNT) | B(F_PV), 0},
+    [CF_WIRE_STATE] = {"state", B(F_READY), 0},
 };
 
 /* Optional field -> its bit in cf_wire_msg.has. */

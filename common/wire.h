@@ -57,8 +57,9 @@ enum cf_wire_type {
     CF_WIRE_HISTR,     /* broker -> gateway: q, room, messages, has_more */
     CF_WIRE_TYPING,    /* both ways and on Redis: room, user */
     CF_WIRE_PRESENCE,  /* on Redis and broker -> gateway: room, user, action, count, pv */
+    CF_WIRE_STATE,     /* broker -> gateway: ready (Redis connected, delivery canary passing) */
 };
-#define CF_WIRE_TYPE_MAX CF_WIRE_PRESENCE
+#define CF_WIRE_TYPE_MAX CF_WIRE_STATE
 
 /* Optional fields present in a message (cf_wire_msg.has). */
 enum {
@@ -83,7 +84,7 @@ struct cf_wire_msg {
     int64_t ts; /* ms since the epoch, set by the process that accepted the message */
     uint32_t shard, shards, limit, budget;
     uint64_t seq, q, id, since, before, last_id, pv, count;
-    bool recovered, has_more, dup;
+    bool recovered, has_more, dup, ready;
     /* subbed: users online (strings); subbed/histr: encoded "msg" payloads
      * (binary), oldest first. Decoded arrays live in the decoder's memory. */
     const struct cf_str *members, *messages;

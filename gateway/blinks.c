@@ -36,6 +36,7 @@ struct blink {
     int64_t opened, last_rx, last_ping;
     uint64_t ping_seq;
     uint32_t failures;
+    bool broker_ready; /* the broker's last "state": Redis and its canary are fine */
 };
 
 struct blinks {
@@ -127,6 +128,7 @@ static void link_down(struct blink *l)
     bool was_up = l->st == BL_UP;
     lws_sul_cancel(&l->sul_write);
     l->st = BL_DOWN;
+    l->broker_ready = false;
     l->wsi = NULL;
     l->fd = -1;
     cf_bytes_free(&l->in);
@@ -173,6 +175,12 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
     case CF_WIRE_SUBBED:
     case CF_WIRE_HISTR:
         b->cbs.on_msg(b->ud, &m);
+        return 0;
+    case CF_WIRE_STATE:
+        if (m.ready != l->broker_ready)
+            CF_INFO("link", "broker %u is %s", l->shard,
+                    m.ready ? "ready" : "NOT ready (its Redis or delivery canary is failing)");
+        l->broker_ready = m.ready;
         return 0;
     case CF_WIRE_PING: {
         struct cf_wire_msg pong = {.type = CF_WIRE_PONG, .seq = m.seq};
@@ -390,4 +398,22 @@ uint32_t blinks_count(const struct blinks *b)
 uint32_t blinks_up(const struct blinks *b)
 {
     return b->up;
+}
+
+uint32_t blinks_ready(const struct blinks *b)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        n += b->links[i].st == BL_UP && b->links[i].broker_ready;
+    return n;
+}
+
+bool blinks_link_up(const struct blinks *b, uint32_t shard)
+{
+    return shard < b->n && b->links[shard].st == BL_UP;
+}
+
+bool blinks_link_ready(const struct blinks *b, uint32_t shard)
+{
+    return shard < b->n && b->links[shard].st == BL_UP && b->links[shard].broker_ready;
 }

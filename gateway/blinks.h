@@ -54,6 +54,10 @@ int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);
 uint32_t blinks_shard_of(const struct blinks *b, const char *room, size_t len);
 uint32_t blinks_count(const struct blinks *b);
 uint32_t blinks_up(const struct blinks *b);
+/* Links whose broker says it is ready (Redis connected, canary passing). */
+uint32_t blinks_ready(const struct blinks *b);
+bool blinks_link_up(const struct blinks *b, uint32_t shard);
+bool blinks_link_ready(const struct blinks *b, uint32_t shard);
 
 /* The lws callback for BLINKS_PROTOCOL. */
 int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "blinks.h"
 #include "clock.h"
 #include "files.h"
@@ -15,9 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "lrooms.h"
-#include <systemd/sd-daemon.h>
-
-#include "backoff.h"
+#include "metrics.h"
 #include "notify.h"
 #include "reqs.h"
 #include "session.h"
@@ -91,6 +91,27 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     return listener_callback(wsi, (int)reason, user, in, len);
 }
 
+/* METRICS_PORT: the operations routes only, never a WebSocket. */
+static int ops_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    struct gw *gw = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return http_ops_route(gw, wsi, in ? (const char *)in : "/");
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return 1;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols ops_protocols[] = {
+    {"confab ops", ops_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
 /* The first entry serves HTTP and clients that ask for no subprotocol. */
 static const struct lws_protocols protocols[] = {
     {"confab", main_callback, 0, 0, 0, NULL, 0},
@@ -106,6 +127,8 @@ static const struct lws_protocols protocols[] = {
 static void on_broker_msg(void *ud, const struct cf_wire_msg *m)
 {
     struct gw *gw = ud;
+    if (m->type == CF_WIRE_MSG)
+        metrics_observe_delivery(cf_wall_ms() - m->ts);
     if (m->type == CF_WIRE_MSG || m->type == CF_WIRE_TYPING || m->type == CF_WIRE_PRESENCE)
         gw->stats.messages_out += lrooms_deliver(gw->rooms, m);
     else
@@ -297,6 +320,19 @@ int gw_run(const struct cf_config *cfg, int worker)
     gw.links = blinks_new(gw.ctx, gw.vh, cfg, node, &lcbs, &gw);
     if (!gw.links)
         goto out;
+    if (cfg->metrics_port) {
+        struct lws_context_creation_info minfo;
+        memset(&minfo, 0, sizeof minfo);
+        minfo.vhost_name = "confab-ops";
+        minfo.port = cfg->metrics_port + worker;
+        minfo.iface = cfg->listen_addr[0] ? cfg->listen_addr : NULL;
+        minfo.protocols = ops_protocols;
+        if (!lws_create_vhost(gw.ctx, &minfo)) {
+            CF_ERROR("gateway", "cannot listen on METRICS_PORT %d (+ worker %d); is it in use?",
+                     cfg->metrics_port, worker);
+            goto out;
+        }
+    }
     int afd = activated_socket();
     if (afd == -2)
         goto out;

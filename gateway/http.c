@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "files.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "v1.h"
 #include "validate.h"
@@ -332,6 +333,14 @@ static int body_complete(struct gw *gw, struct lws *wsi)
 
 /* ---- routes ----------------------------------------------------------- */
 
+static int method_not_allowed(struct lws *wsi, const char *allow)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, "allow: %s\x0d\x0a", allow);
+    return finish(wsi, http_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed",
+                                  extra));
+}
+
 static int healthz(struct gw *gw, struct lws *wsi)
 {
     uint32_t up = blinks_up(gw->links), n = blinks_count(gw->links);
@@ -344,6 +353,60 @@ static int healthz(struct gw *gw, struct lws *wsi)
              gw->worker, (int)getpid());
     return finish(wsi, http_reply(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
                                   body, NULL));
+}
+
+static int readyz(struct gw *gw, struct lws *wsi)
+{
+    uint32_t n = blinks_count(gw->links), up = blinks_up(gw->links),
+             ready = blinks_ready(gw->links);
+    bool ok = ready == n && !gw->draining;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"status\":\"%s\",\"brokers\":%u,\"linked\":%u,\"ready\":%u}",
+             ok ? "ready" : gw->draining ? "draining" : "not ready", n, up, ready);
+    return finish(wsi, http_reply(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                  body, NULL));
+}
+
+static int metrics(struct gw *gw, struct lws *wsi)
+{
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    metrics_render(gw, &out);
+    unsigned char hdr[LWS_PRE + 512];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+    static const char ctype[] = "text/plain; version=0.0.4; charset=utf-8";
+    int rc = -1;
+    if (!lws_add_http_common_headers(wsi, HTTP_STATUS_OK, ctype, cf_bytes_len(&out), &p, end) &&
+        !lws_finalize_write_http_header(wsi, start, &p, end)) {
+        /* The body is a few KiB: one write. lws needs LWS_PRE bytes before it. */
+        unsigned char *buf = malloc(LWS_PRE + cf_bytes_len(&out));
+        if (buf) {
+            memcpy(buf + LWS_PRE, cf_bytes_data(&out), cf_bytes_len(&out));
+            rc = lws_write(wsi, buf + LWS_PRE, cf_bytes_len(&out), LWS_WRITE_HTTP_FINAL) ==
+                         (int)cf_bytes_len(&out)
+                     ? 0
+                     : -1;
+            free(buf);
+        }
+    }
+    cf_bytes_free(&out);
+    return finish(wsi, rc);
+}
+
+int http_ops_route(struct gw *gw, struct lws *wsi, const char *url)
+{
+    int method = lws_http_get_uri_and_method(wsi, &(char *){NULL}, &(int){0});
+    if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD)
+        return method_not_allowed(wsi, "GET, HEAD");
+    if (!strcmp(url, "/healthz"))
+        return healthz(gw, wsi);
+    if (!strcmp(url, "/readyz"))
+        return readyz(gw, wsi);
+    if (!strcmp(url, "/metrics"))
+        return metrics(gw, wsi);
+    return finish(wsi, http_error(wsi, HTTP_STATUS_NOT_FOUND,
+                                  "not found: this port serves /metrics, /healthz, /readyz", NULL));
 }
 
 static int static_file(struct gw *gw, struct lws *wsi, const char *url)
@@ -359,13 +422,6 @@ static int static_file(struct gw *gw, struct lws *wsi, const char *url)
     return 0;
 }
 
-static int method_not_allowed(struct lws *wsi, const char *allow)
-{
-    char extra[64];
-    snprintf(extra, sizeof extra, "allow: %s\x0d\x0a", allow);
-    return finish(wsi, http_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed",
-                                  extra));
-}
 
 static int route(struct gw *gw, struct lws *wsi, const char *url)
 {
@@ -382,8 +438,8 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     }
     if (!strcmp(url, "/api/publish"))
         return publish_begin(gw, wsi, method);
-    if (!strcmp(url, "/healthz"))
-        return get ? healthz(gw, wsi) : method_not_allowed(wsi, "GET, HEAD");
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics"))
+        return http_ops_route(gw, wsi, url);
     if (!strcmp(url, "/ws")) {
         if (!get)
             return method_not_allowed(wsi, "GET");

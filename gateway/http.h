@@ -3,7 +3,9 @@
  *   POST /login    {"username":"alice"} -> 200 {"token":"<JWT>","username":"alice"}
  *   POST /api/publish  (Bearer API_KEY) {"room","message","from"} -> 200 {"room",
  *                  "message_id","sent"} once Redis has it (the answer is deferred)
- *   GET  /healthz  200 when linked to every broker, else 503
+ *   GET  /healthz  200 when linked to every broker, else 503 (alive)
+ *   GET  /readyz   200 when every broker is linked and ready, and not draining
+ *   GET  /metrics  Prometheus text (metrics.h)
  *   GET  /ws       the WebSocket upgrade (see ws.h); 400 without an upgrade
  *   GET  /...      static files from FRONTEND_DIR
  *
@@ -34,6 +36,10 @@ int http_error(struct lws *wsi, unsigned status, const char *msg, const char *ex
 void http_publish_started(void *http, uint64_t q);
 void http_publish_done(void *http, unsigned status, const char *code, const char *message,
                        uint64_t id, int64_t ts);
+
+/* The operations routes only (/metrics, /healthz, /readyz), for the
+ * METRICS_PORT listener. */
+int http_ops_route(struct gw *gw, struct lws *wsi, const char *url);
 
 /* Frees the per-request state hung on a connection (from the destroy callback). */
 void http_req_free(void *opaque);

@@ -97,6 +97,13 @@ void sess_detach(struct session *s)
  * grow the ring past what the byte bound suggests. */
 #define SLOT_COST 16
 
+static struct sess_counters g_counters; /* one loop per process */
+
+void sess_counters(struct sess_counters *out)
+{
+    *out = g_counters;
+}
+
 int sess_send(struct session *s, struct cf_buf *b)
 {
     if (s->close_code || !s->wsi)
@@ -105,6 +112,7 @@ int sess_send(struct session *s, struct cf_buf *b)
     if (s->qbytes + cost > s->qmax) {
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
                 (unsigned long long)s->id, s->user, s->peer, s->qbytes);
+        g_counters.slow_consumers++;
         sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return -ENOBUFS;
     }
@@ -151,6 +159,8 @@ int sess_on_writable(struct session *s)
     cf_buf_unref(b);
     if (n < 0)
         return -1;
+    g_counters.frames_out++;
+    g_counters.bytes_out += (uint64_t)n;
     if (s->qlen == 0) {
         queue_shrink(s); /* an idle connection keeps no heap for its queue */
     } else {

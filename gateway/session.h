@@ -79,6 +79,12 @@ uint32_t *sess_nreqs(struct session *s);
 size_t sess_queued_bytes(const struct session *s);
 size_t sess_max_queue(const struct session *s);
 
+/* Totals over every session of this process, for /metrics. */
+struct sess_counters {
+    uint64_t frames_out, bytes_out, slow_consumers;
+};
+void sess_counters(struct sess_counters *out);
+
 /* An intrusive list of live sessions (for drain and counts). */
 void sess_list_add(struct session **head, struct session *s);
 void sess_list_del(struct session **head, struct session *s);

@@ -1,0 +1,113 @@
+/* metrics: see metrics.h. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blinks.h"
+#include "lrooms.h"
+#include "reqs.h"
+#include "session.h"
+
+/* Upper bounds in milliseconds; the last bucket is +Inf. */
+static const int64_t bounds_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+#define NBUCKETS (sizeof bounds_ms / sizeof bounds_ms[0])
+static uint64_t g_buckets[NBUCKETS + 1];
+static uint64_t g_count;
+static double g_sum_s;
+
+void metrics_observe_delivery(int64_t ms)
+{
+    if (ms < 0)
+        ms = 0; /* another node's clock runs ahead */
+    size_t i = 0;
+    while (i < NBUCKETS && ms > bounds_ms[i])
+        i++;
+    g_buckets[i]++;
+    g_count++;
+    g_sum_s += (double)ms / 1000.0;
+}
+
+__attribute__((format(printf, 2, 3))) static void put(struct cf_bytes *o, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        cf_bytes_append(o, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void head(struct cf_bytes *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_render(struct gw *gw, struct cf_bytes *o)
+{
+    char l[64];
+    snprintf(l, sizeof l, "worker=\"%d\",pid=\"%d\"", gw->worker, (int)getpid());
+    struct sess_counters sc;
+    sess_counters(&sc);
+    const struct gw_stats *st = &gw->stats;
+    struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } simple[] = {
+        {"confab_gateway_connections", "gauge", "open WebSocket connections", gw->nsessions},
+        {"confab_gateway_connections_total", "counter", "WebSocket connections accepted",
+         st->connections_total},
+        {"confab_gateway_rooms", "gauge", "rooms with members on this process",
+         lrooms_count(gw->rooms)},
+        {"confab_gateway_messages_in_total", "counter", "messages sent by clients",
+         st->messages_in},
+        {"confab_gateway_messages_out_total", "counter", "room events queued to clients",
+         st->messages_out},
+        {"confab_gateway_frames_out_total", "counter", "WebSocket frames written", sc.frames_out},
+        {"confab_gateway_bytes_out_total", "counter", "WebSocket payload bytes written",
+         sc.bytes_out},
+        {"confab_gateway_slow_consumers_total", "counter",
+         "connections closed for not reading (1008)", sc.slow_consumers},
+        {"confab_gateway_sends_dropped_total", "counter",
+         "client sends refused because a broker was unreachable", st->sends_dropped},
+        {"confab_gateway_bad_frames_total", "counter", "client frames refused", st->bad_frames},
+        {"confab_gateway_logins_total", "counter", "guest tokens issued", st->logins},
+        {"confab_gateway_login_errors_total", "counter", "refused logins", st->login_errors},
+        {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
+         reqs_count(gw->reqs)},
+        {"confab_gateway_draining", "gauge", "1 while shutting down", gw->draining},
+    };
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
+        head(o, simple[i].name, simple[i].type, simple[i].help);
+        put(o, "%s{%s} %llu\n", simple[i].name, l, (unsigned long long)simple[i].v);
+    }
+    head(o, "confab_gateway_auth_failures_total", "counter", "refused upgrades by token problem");
+    for (int r = 1; r < AUTH_RESULT_COUNT; r++)
+        put(o, "confab_gateway_auth_failures_total{%s,reason=\"%s\"} %llu\n", l,
+            auth_result_str((enum auth_result)r), (unsigned long long)st->auth_failures[r]);
+    head(o, "confab_gateway_broker_link_up", "gauge", "1 when the link to a broker shard is up");
+    head(o, "confab_gateway_broker_ready", "gauge",
+         "1 when that broker reports Redis and its canary fine");
+    for (uint32_t i = 0; i < blinks_count(gw->links); i++) {
+        put(o, "confab_gateway_broker_link_up{%s,shard=\"%u\"} %d\n", l, i,
+            blinks_link_up(gw->links, i));
+        put(o, "confab_gateway_broker_ready{%s,shard=\"%u\"} %d\n", l, i,
+            blinks_link_ready(gw->links, i));
+    }
+    head(o, "confab_gateway_delivery_latency_seconds", "histogram",
+         "from the sender's gateway accepting a message to this gateway queueing it");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        cum += g_buckets[i];
+        put(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"%g\"} %llu\n", l,
+            (double)bounds_ms[i] / 1000.0, (unsigned long long)cum);
+    }
+    put(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l,
+        (unsigned long long)g_count);
+    put(o, "confab_gateway_delivery_latency_seconds_sum{%s} %.6f\n", l, g_sum_s);
+    put(o, "confab_gateway_delivery_latency_seconds_count{%s} %llu\n", l,
+        (unsigned long long)g_count);
+}
