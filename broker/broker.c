@@ -302,7 +302,8 @@ static void relay_typing(struct broker *b, const struct cf_wire_msg *m, const vo
         }
     }
     t->at = now;
-    store_publish(b->redis, m->room, payload, len); /* transient: lost if Redis is down */
+    /* transient: lost if Redis is down */
+    store_typing(b->redis, m->room, m->user, TYPING_GAP_MS, payload, len);
 }
 
 /* ---- rooms -> I/O ------------------------------------------------------ */

@@ -187,9 +187,17 @@ static const char script_history[] =
     "if lo > first then more = 1 end\n"
     "return {msgs, more}\n";
 
-enum { S_SEND, S_JOIN, S_LEAVE, S_REFRESH, S_HISTORY, S_COUNT };
-const char *const store_scripts[S_COUNT] = {script_send, script_join, script_leave,
-                                            script_refresh, script_history};
+/* KEYS throttle; ARGV chan payload gap_ms: one typing event per user and
+ * room per gap, across every node. */
+static const char script_typing[] =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then\n"
+    "  redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
+    "end\n"
+    "return 0\n";
+
+enum { S_SEND, S_JOIN, S_LEAVE, S_REFRESH, S_HISTORY, S_TYPING, S_COUNT };
+const char *const store_scripts[S_COUNT] = {script_send,    script_join,    script_leave,
+                                            script_refresh, script_history, script_typing};
 const int store_nscripts = S_COUNT;
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -502,7 +510,17 @@ int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint6
     return eval(rb, S_HISTORY, &a, page_reply, box_new((void (*)(void))fn, ud));
 }
 
-int store_publish(struct rbridge *rb, struct cf_str room, const void *payload, size_t len)
+int store_typing(struct rbridge *rb, struct cf_str room, struct cf_str user, uint32_t gap_ms,
+                 const void *payload, size_t len)
 {
-    return rbridge_publish(rb, room.p, room.len, payload, len);
+    char key[KEY_MAX + CF_USERNAME_BYTES_MAX + 8], chan[KEY_MAX];
+    struct args a = {0};
+    arg_num(&a, 1);
+    int n = snprintf(key, sizeof key, "cf:{%.*s}:ty:%.*s", (int)room.len, room.p, (int)user.len,
+                     user.p);
+    arg(&a, key, (size_t)n);
+    arg(&a, chan, channel(chan, room));
+    arg(&a, payload, len);
+    arg_num(&a, gap_ms);
+    return eval(rb, S_TYPING, &a, NULL, NULL);
 }

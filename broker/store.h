@@ -10,6 +10,7 @@
  *   cf:{r}:pc     presence: user -> number of connections
  *   cf:{r}:pv     presence version: +1 per announced join or leave
  *   cf:{r}:dd:<user>:<cid>  "id:ts" of an accepted send, for DEDUP_WINDOW
+ *   cf:{r}:ty:<user>        the typing throttle (2 s)
  *
  * Each operation is one script, so it is atomic: a send assigns the id,
  * appends to the history and PUBLISHes in one step (every subscriber sees
@@ -97,7 +98,9 @@ int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_
 int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint64_t before,
                   uint32_t limit, store_page_fn fn, void *ud);
 
-/* Publishes a transient payload (typing) on the room's channel. */
-int store_publish(struct rbridge *rb, struct cf_str room, const void *payload, size_t len);
+/* Publishes a typing payload on the room's channel unless the same user
+ * typed in that room less than gap_ms ago on any node (cf:{r}:ty:<user>). */
+int store_typing(struct rbridge *rb, struct cf_str room, struct cf_str user, uint32_t gap_ms,
+                 const void *payload, size_t len);
 
 #endif

@@ -48,7 +48,8 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
         json_t *m = json_object();
         for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            if (k->type != MSGPACK_OBJECT_STR || memchr(k->via.str.ptr, '\0', k->via.str.size)) {
+            if (k->type != MSGPACK_OBJECT_STR ||
+                (k->via.str.size && memchr(k->via.str.ptr, '\0', k->via.str.size))) {
                 *why = "map key is not a string";
                 json_decref(m);
                 return NULL;
