@@ -172,6 +172,13 @@ static void report(struct gw *gw)
 
 /* Once a second, from the loop: request deadlines, service status, and the
  * systemd watchdog (a loop that stops turning stops feeding it). */
+static void on_broker_down(void *ud, uint32_t shard)
+{
+    struct gw *gw = ud;
+    v1_on_link_down(gw, shard);
+    report(gw);
+}
+
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
@@ -316,7 +323,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     char host[64] = "host", node[CF_WIRE_MAX_NODE + 1];
     gethostname(host, sizeof host - 1);
     snprintf(node, sizeof node, "gw-%.40s-%d", host, (int)getpid());
-    const struct blinks_cbs lcbs = {on_broker_msg, on_broker_up, NULL};
+    const struct blinks_cbs lcbs = {on_broker_msg, on_broker_up, on_broker_down};
     gw.links = blinks_new(gw.ctx, gw.vh, cfg, node, &lcbs, &gw);
     if (!gw.links)
         goto out;

@@ -60,7 +60,8 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
                 json_decref(m);
                 return NULL;
             }
-            memcpy(key, k->via.str.ptr, k->via.str.size);
+            if (k->via.str.size)
+                memcpy(key, k->via.str.ptr, k->via.str.size);
             key[k->via.str.size] = '\0';
             if (json_object_get(m, key)) {
                 *why = "duplicate key"; /* as JSON_REJECT_DUPLICATES for JSON clients */

@@ -118,7 +118,8 @@ void reqs_drop_session(struct reqs *t, struct session *s)
         unlink_session(*sess_reqs(s), false);
 }
 
-void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r), void *ud)
+void reqs_take_if(struct reqs *t, bool (*pred)(void *ud, const struct req *r),
+                  void (*fn)(void *ud, struct req *r), void *ud)
 {
     enum { BATCH = 256 };
     for (;;) {
@@ -126,7 +127,7 @@ void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r
         size_t n = 0, it = 0;
         struct req *r;
         while (n < BATCH && (r = cf_map_next(t->by_q, &it)))
-            if (r->deadline <= now)
+            if (pred(ud, r))
                 qs[n++] = r->q;
         for (size_t i = 0; i < n; i++) {
             struct req *old = reqs_take(t, qs[i]);
@@ -136,6 +137,29 @@ void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r
         if (n < BATCH)
             return;
     }
+}
+
+struct expiry {
+    int64_t now;
+    void (*fn)(void *ud, struct req *r);
+    void *ud;
+};
+
+static bool is_late(void *ud, const struct req *r)
+{
+    return r->deadline <= ((struct expiry *)ud)->now;
+}
+
+static void expire_one(void *ud, struct req *r)
+{
+    struct expiry *e = ud;
+    e->fn(e->ud, r);
+}
+
+void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r), void *ud)
+{
+    struct expiry e = {now, fn, ud};
+    reqs_take_if(t, is_late, expire_one, &e);
 }
 
 size_t reqs_count(const struct reqs *t)

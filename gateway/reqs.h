@@ -62,6 +62,10 @@ void reqs_drop_session(struct reqs *t, struct session *s);
  * it). */
 void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r), void *ud);
 
+/* Removes every request pred accepts, calling fn for each (then frees it). */
+void reqs_take_if(struct reqs *t, bool (*pred)(void *ud, const struct req *r),
+                  void (*fn)(void *ud, struct req *r), void *ud);
+
 size_t reqs_count(const struct reqs *t);
 
 #endif

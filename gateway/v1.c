@@ -400,6 +400,31 @@ static void expired(void *ud, struct req *q)
     refused(ud, q, "timeout", "no answer within 10 s; the outcome is unknown");
 }
 
+struct downed {
+    struct gw *gw;
+    uint32_t shard;
+};
+
+static bool on_shard(void *ud, const struct req *q)
+{
+    struct downed *d = ud;
+    return blinks_shard_of(d->gw->links, q->room, q->room_len) == d->shard;
+}
+
+static void dropped(void *ud, struct req *q)
+{
+    struct downed *d = ud;
+    /* It may have been carried out before the link dropped: say so now
+     * rather than after the deadline, so the client resends sooner. */
+    refused(d->gw, q, "timeout", "the link to the room's broker dropped; the outcome is unknown");
+}
+
+void v1_on_link_down(struct gw *gw, uint32_t shard)
+{
+    struct downed d = {gw, shard};
+    reqs_take_if(gw->reqs, on_shard, dropped, &d);
+}
+
 void v1_tick(struct gw *gw)
 {
     reqs_expire(gw->reqs, cf_mono_ms(), expired, gw);

@@ -37,6 +37,8 @@ void v1_session_closed(struct gw *gw, struct session *s);
 
 /* A broker's answer (sent, fail, subbed, histr). */
 void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m);
+/* The link to `shard` dropped: its requests get "timeout" at once. */
+void v1_on_link_down(struct gw *gw, uint32_t shard);
 /* The link to `shard` is up again. */
 void v1_on_link_up(struct gw *gw, uint32_t shard);
 /* A live member's room changed epoch (lrooms_ops.epoch_changed). */
