@@ -13,8 +13,14 @@
 #      runs `systemd-analyze verify --root` on every unit as installed (so
 #      ExecStart= names the packaged binaries) and `systemd-analyze security`
 #      with a ceiling on the exposure score; runs both packaged daemons under
-#      strace (login, WebSocket round trip via a private Redis, SIGTERM) and
-#      checks their system calls and socket families against the units'
+#      strace the way the units do: the gateway through the unit's own
+#      ExecStart= under systemd-socket-activate (it must take the passed
+#      socket, not bind PORT), both with a NOTIFY_SOCKET and WATCHDOG_USEC of
+#      this test's and their metrics ports on; drives them through /readyz,
+#      /metrics (the counters must move), a login, a WebSocket round trip via
+#      a private Redis, a Redis outage (/readyz 503, then 200 again) and
+#      SIGTERM; checks the READY/STATUS/WATCHDOG/STOPPING datagrams, and
+#      every system call and socket family against the units'
 #      SystemCallFilter= and RestrictAddressFamilies=;
 #   4. renders every kustomization under deploy/k8s with `kubectl kustomize`
 #      (KUBECTL names another kubectl), checks its invariants
@@ -24,7 +30,8 @@
 #
 # A missing tool is a failure, never a skip; the one check that needs root
 # says SKIP when run without. Ends with "deploy: N passed, N failed".
-# Usage: tests/deploy/check.sh   (registered in ctest as deploy.check)
+# Usage: tests/deploy/check.sh   (registered in ctest as deploy.check;
+#        KEEP_SCRATCH=1 keeps its scratch directory)
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -68,12 +75,14 @@ finish() {
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/confab-deploy.XXXXXX")
 pids=() # background processes to stop on exit
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$scratch"' EXIT
+# KEEP_SCRATCH=1 keeps the scratch directory (traces, logs) for a look.
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null
+  if [[ -n ${KEEP_SCRATCH:-} ]]; then echo "kept $scratch"; else rm -rf "$scratch"; fi' EXIT
 
 # ---- tools -------------------------------------------------------------------
 missing=()
 for t in cmake cpack dpkg-deb dpkg-shlibdeps file systemd-analyze systemd-sysusers \
-  systemd-tmpfiles strace redis-server "$kubectl" node npm; do
+  systemd-tmpfiles systemd-socket-activate strace redis-server "$kubectl" node npm; do
   command -v "$t" >/dev/null || missing+=("$t")
 done
 [[ -x $python ]] && $python -c 'import yaml' 2>/dev/null || missing+=("python3-yaml")
@@ -185,10 +194,11 @@ expect "confab.env.example has no inline comments (systemd would keep them in th
 # ---- 3. systemd ------------------------------------------------------------------
 units=$root/usr/lib/systemd/system
 # The scratch root needs the system's own units (sysinit.target, ...) and
-# /usr/bin/env for verify; the confab user and /run/confab come from the
-# package's own sysusers.d and tmpfiles.d files.
+# /bin/sh (the gateway's ExecStart=) for verify; the confab user and
+# /run/confab come from the package's own sysusers.d and tmpfiles.d files.
 cp -an /lib/systemd/system/. "$units/"
-cp /usr/bin/env "$root/usr/bin/env"
+mkdir -p "$root/bin"
+cp -L /bin/sh "$root/bin/sh"
 mkdir -p "$root/etc"
 expect "systemd-sysusers --root creates the confab user" \
   bash -c 'systemd-sysusers --root="$1" "$1/usr/lib/sysusers.d/confab.conf" 2>/dev/null &&
@@ -267,9 +277,13 @@ for u in confab-broker@.service confab-gateway@.service; do
   fi
 done
 # The units' system call filter and address families must let the daemons do
-# their work: run the packaged binaries under strace through a login, the
-# frontend, a WebSocket message round trip via the broker and Redis, and a
-# SIGTERM drain, then compare what they called with what the units allow.
+# their work, and the daemons must do what the units expect of them: run the
+# packaged binaries under strace as the units run them (the gateway through
+# the unit's ExecStart= with a socket from systemd-socket-activate, both with
+# a notify socket, a watchdog and their metrics ports), through readiness,
+# metrics, a login, the frontend, a WebSocket message round trip via the
+# broker and Redis, a Redis outage and a SIGTERM drain; then compare what they
+# called with what the units allow.
 trace_run() { # trace_run NAME ARGS...: starts ARGS under strace, sets $tracer
   strace -f -qq -o "$scratch/$1.trace" "${@:2}" &
   tracer=$!
@@ -282,23 +296,107 @@ tracee() { # tracee NAME: pid of the traced program (first field of its trace)
     sleep 0.05
   done
 }
-port=$($python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Four free ports: the public one (systemd-socket-activate's), the gateway's
+# PORT (which it must then leave alone), a base for METRICS_PORT (the unit
+# runs instance 1, so base + 1 is used), and BROKER_METRICS_PORT.
+read -r port unused_port mport_base bmport <<<"$($python -c '
+import socket
+held, ports = [], []
+def free(p=0):
+    s = socket.socket()
+    s.bind(("127.0.0.1", p))
+    held.append(s)
+    return s.getsockname()[1]
+while len(ports) < 4:
+    p = free()
+    if len(ports) == 2:  # METRICS_PORT + 1 must be free too
+        try:
+            free(p + 1)
+        except OSError:
+            continue
+    ports.append(p)
+print(*ports)')"
+mport=$((mport_base + 1))
 mkdir -p "$scratch/run"
-redis-server --port 0 --unixsocket "$scratch/redis.sock" --save '' --appendonly no \
-  --logfile "$scratch/redis.log" &
+start_redis() {
+  redis-server --port 0 --unixsocket "$scratch/redis.sock" --save '' --appendonly no \
+    --logfile "$scratch/redis.log" &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  for ((i = 0; i < 100; i++)); do [[ -S $scratch/redis.sock ]] && break; sleep 0.05; done
+}
+start_redis
+# The datagrams the daemons send to NOTIFY_SOCKET, one line each.
+$python -c '
+import os, socket, sys
+socks = []
+for path in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(path); socks.append((s, path))
+import selectors
+sel = selectors.DefaultSelector()
+for s, path in socks:
+    sel.register(s, selectors.EVENT_READ, open(path + ".log", "a", buffering=1))
+while True:
+    for key, _ in sel.select():
+        key.data.write(key.fileobj.recv(4096).decode("utf-8", "replace").replace("\n", " | ") + "\n")
+' "$scratch/notify-gateway" "$scratch/notify-broker" &
 pids+=($!)
-for ((i = 0; i < 100; i++)); do [[ -S $scratch/redis.sock ]] && break; sleep 0.05; done
-daemon_env=(env -i PATH=/usr/bin:/bin RUN_DIR="$scratch/run" REDIS_ADDR="unix:$scratch/redis.sock"
-  BROKERS=1 GATEWAY_WORKERS=1 JWT_SECRET="$secret" PORT="$port" LISTEN_ADDR=127.0.0.1
-  FRONTEND_DIR="$root/usr/share/confab/frontend" LOG_LEVEL=warn)
+for ((i = 0; i < 100; i++)); do [[ -S $scratch/notify-broker ]] && break; sleep 0.05; done
+daemon_env=(RUN_DIR="$scratch/run" REDIS_ADDR="unix:$scratch/redis.sock"
+  BROKERS=1 JWT_SECRET="$secret" LISTEN_ADDR=127.0.0.1 FRONTEND_DIR="$root/usr/share/confab/frontend"
+  LOG_LEVEL=warn WATCHDOG_USEC=1000000 METRICS_PORT="$mport_base" BROKER_METRICS_PORT="$bmport")
+# The gateway unit's ExecStart= as systemd would run it for instance 1 ($$ is
+# a $, %i the instance), with the packaged binary's path.
+gw_unit=$units/confab-gateway@.service
+gw_cmd=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'\$/\1/p" "$gw_unit" | sed -e 's/\$\$/$/g' -e 's/%i/1/g')
+gw_cmd=${gw_cmd//\/usr\/bin\/confab-gateway/$root\/usr\/bin\/confab-gateway}
+expect "confab-gateway@.service: ExecStart= is /bin/sh -c '... exec $root/usr/bin/confab-gateway'" \
+  grep -q "exec $root/usr/bin/confab-gateway\$" <<<"$gw_cmd"
 cd "$scratch" || exit 1 # no stray .env: the daemons read one from their directory
-trace_run broker "${daemon_env[@]}" "$root/usr/bin/confab-broker" --shard 0
+trace_run broker env -i PATH=/usr/bin:/bin "${daemon_env[@]}" NOTIFY_SOCKET="$scratch/notify-broker" \
+  "$root/usr/bin/confab-broker" --shard 0
 declare -A tracers=([broker]=$tracer)
-trace_run gateway "${daemon_env[@]}" "$root/usr/bin/confab-gateway"
+# systemd-socket-activate listens on $port, execs on the first connection with
+# LISTEN_FDS=1 and its own LISTEN_PID, and passes on only those: env adds the
+# rest, and every exec keeps the pid, as under systemd.
+trace_run gateway env -i PATH=/usr/bin:/bin systemd-socket-activate -l "127.0.0.1:$port" \
+  env "${daemon_env[@]}" PORT="$unused_port" GATEWAY_WORKERS=2 NOTIFY_SOCKET="$scratch/notify-gateway" \
+  /bin/sh -c "$gw_cmd"
 tracers[gateway]=$tracer
 cd - >/dev/null || exit 1
-expect "gateway + broker: healthz, login, frontend and a WebSocket round trip via Redis" \
-  timeout 60 $python "$here/exercise.py" "$port"
+exercise=$here/exercise.py
+expect "gateway (socket-activated) + broker: readyz, healthz, metrics, login, frontend, WebSocket round trip via Redis" \
+  timeout 90 $python "$exercise" run "$port" "$mport" "$bmport"
+expect "the socket-activated gateway took systemd's socket and left PORT alone" \
+  bash -c '! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null' _ "$unused_port"
+expect "the unit's ExecStart= ran one worker (GATEWAY_WORKERS=1) on METRICS_PORT + instance" \
+  bash -c '[[ $(pgrep -P "$1" -c) == 0 ]] && $2 "$3" status "http://127.0.0.1:$4/metrics" 200 2' \
+  _ "$(tracee gateway)" "$python" "$exercise" "$mport"
+# Redis goes away: brokers stay alive (/healthz) and turn not ready, and so do
+# the gateways (/readyz); it comes back: both ready again, nothing restarted.
+kill -TERM "$redis_pid"
+wait "$redis_pid" 2>/dev/null
+expect "Redis down: broker /readyz 503 and confab_broker_redis_up 0" \
+  bash -c '$1 "$2" status "http://127.0.0.1:$3/readyz" 503 10 &&
+    [[ $($1 "$2" sample "http://127.0.0.1:$3/metrics" "confab_broker_redis_up{conn=\"subscriber\"}") == 0 ]]' \
+  _ "$python" "$exercise" "$bmport"
+expect "Redis down: gateway /readyz 503 and confab_gateway_broker_ready 0, /healthz still 200" \
+  bash -c '$1 "$2" status "http://127.0.0.1:$3/readyz" 503 10 &&
+    [[ $($1 "$2" sample "http://127.0.0.1:$3/metrics" "confab_gateway_broker_ready") == 0 ]] &&
+    $1 "$2" status "http://127.0.0.1:$3/healthz" 200 2 && $1 "$2" status "http://127.0.0.1:$4/healthz" 200 2' \
+  _ "$python" "$exercise" "$mport" "$bmport"
+start_redis
+expect "Redis back: broker and gateway /readyz 200 again, canary passing, one reconnect counted" \
+  bash -c '$1 "$2" status "http://127.0.0.1:$3/readyz" 200 30 && $1 "$2" status "http://127.0.0.1:$4/readyz" 200 10 &&
+    [[ $($1 "$2" sample "http://127.0.0.1:$3/metrics" confab_broker_canary_ok) == 1 ]] &&
+    (( $($1 "$2" sample "http://127.0.0.1:$3/metrics" confab_broker_redis_reconnects_total) >= 1 ))' \
+  _ "$python" "$exercise" "$bmport" "$mport"
+# Both keep pinging the watchdog (WATCHDOG_USEC=1 s: every half second).
+for ((i = 0; i < 100; i++)); do
+  (($(grep -c '^WATCHDOG=1$' "$scratch/notify-gateway.log") >= 3 &&
+    $(grep -c '^WATCHDOG=1$' "$scratch/notify-broker.log") >= 3)) && break
+  sleep 0.1
+done
 for d in gateway broker; do # the gateway first: it drains, then the broker stops
   pid=$(tracee "$d")
   [[ -n $pid ]] && kill -TERM "$pid"
@@ -313,6 +411,16 @@ for d in gateway broker; do # the gateway first: it drains, then the broker stop
     bad "$d exits with status 0 after SIGTERM (status $?)"
   fi
 done
+# What the daemons told "systemd": READY=1 with a STATUS= once ready, then
+# WATCHDOG=1 (WATCHDOG_USEC=1 s: about twice a second), STOPPING=1 on SIGTERM.
+for d in gateway broker; do
+  log=$scratch/notify-$d.log
+  expect "$d: NOTIFY_SOCKET got READY=1 (with STATUS=) once, before STOPPING=1; WATCHDOG=1 pings; STATUS= updates" \
+    bash -c 'ready=$(grep -n "^READY=1 | STATUS=." "$1" | cut -d: -f1) && stop=$(grep -n "^STOPPING=1" "$1" | head -1 | cut -d: -f1) &&
+      [[ $(wc -l <<<"$ready") == 1 && -n $stop && $ready -lt $stop ]] &&
+      (( $(grep -c "^WATCHDOG=1$" "$1") >= 3 )) && grep -q "^STATUS=." "$1"' _ "$log"
+  sed -n -e '/^READY=1/p' -e '/^STOPPING=1/p' "$log" | sed "s/^/     $d: /"
+done
 expand_filter() { # the system calls of filter sets, recursively
   local s
   for s in "$@"; do
@@ -322,9 +430,10 @@ expand_filter() { # the system calls of filter sets, recursively
 }
 for d in gateway broker; do
   unit=$units/confab-$d@.service
-  # The broker's trace starts at env's execve; count from the daemon's own.
-  sed -n '/execve(".*confab-'$d'"/,$p' "$scratch/$d.trace" |
-    sed -n 's/^[0-9]\{1,\} \{1,\}\([a-z_0-9]\{1,\}\)(.*/\1/p' | sort -u >"$scratch/$d.calls"
+  # Count from the exec of what the unit runs (/bin/sh for the gateway, which
+  # then execs it; the broker itself), not from env or systemd-socket-activate.
+  sed -n '/^[0-9]* *execve("\(\/bin\/sh\|[^"]*\/confab-'$d'\)"/,$p' "$scratch/$d.trace" >"$scratch/$d.own"
+  sed -n 's/^[0-9]\{1,\} \{1,\}\([a-z_0-9]\{1,\}\)(.*/\1/p' "$scratch/$d.own" | sort -u >"$scratch/$d.calls"
   read -ra allow <<<"$(sed -n 's/^SystemCallFilter=\([^~].*\)/\1/p' "$unit" | tr '\n' ' ')"
   read -ra deny <<<"$(sed -n 's/^SystemCallFilter=~\(.*\)/\1/p' "$unit" | tr '\n' ' ')"
   expand_filter "${allow[@]}" | sort -u >"$scratch/$d.allowed"
@@ -333,14 +442,14 @@ for d in gateway broker; do
   outside=$( (comm -23 "$scratch/$d.calls" "$scratch/$d.allowed"; comm -12 "$scratch/$d.calls" "$scratch/$d.denied") | sort -u | tr '\n' ' ')
   expect "$d: its $n system calls pass SystemCallFilter=${allow[*]} ~${deny[*]}${outside:+ (not: $outside)}" \
     test "$n" -gt 10 -a -z "$outside"
-  families=$(grep -o 'socket(AF_[A-Z0-9]*' "$scratch/$d.trace" | cut -d'(' -f2 | sort -u | tr '\n' ' ')
+  families=$(grep -o 'socket(AF_[A-Z0-9]*' "$scratch/$d.own" | cut -d'(' -f2 | sort -u | tr '\n' ' ')
   allowed_families=" $(sed -n 's/^RestrictAddressFamilies=//p' "$unit") "
   bad_families=""
   for f in $families; do [[ $allowed_families == *" $f "* ]] || bad_families+="$f "; done
   expect "$d: opens only sockets of RestrictAddressFamilies (${families:-none})" test -z "$bad_families"
 done
 
-for setting in Type=notify WatchdogSec= Restart=on-failure EnvironmentFile=/etc/confab/confab.env \
+for setting in Type=notify NotifyAccess=main WatchdogSec= Restart=on-failure EnvironmentFile=/etc/confab/confab.env \
   LimitNOFILE= NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
   RestrictAddressFamilies= SystemCallFilter=@system-service 'CapabilityBoundingSet=$' User=confab; do
   for u in confab-broker@.service confab-gateway@.service; do

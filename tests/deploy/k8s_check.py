@@ -5,8 +5,10 @@ usage: k8s_check.py base|dev|prod RENDERED.yaml
 
 Checks what must hold for the pods to work and to roll without dropping
 users: the gateway and broker containers share an emptyDir at RUN_DIR, PORT
-matches the gateway's port and probes, probes on /healthz, preStop sleeps that
-fit in the grace period with the drain, requests and limits everywhere,
+matches the gateway's port and probes, readiness on /readyz and liveness on
+/healthz, one named port per gateway process at METRICS_PORT + i and per
+broker shard at BROKER_METRICS_PORT + i (none overlapping), broker probes on
+its metrics port, preStop sleeps that fit in the grace period with the drain, requests and limits everywhere,
 non-root read-only containers without capabilities, pinned images, no secret
 values, and Service, Ingress, PDB and HPA pointing at the right things. Prints
 one line per failed check and exits 1 if any failed.
@@ -100,13 +102,52 @@ jwt = [e for e in gw.get("env", []) if e["name"] == "JWT_SECRET"]
 check(len(jwt) == 1, "gateway gets JWT_SECRET from the Secret")
 
 # Port and probes.
-ports = {p.get("name"): p["containerPort"] for p in gw.get("ports", [])}
+def container_ports(c):
+    return {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+
+
+def as_int(v, default=None):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+ports = container_ports(gw)
+bports = container_ports(br)
 check(str(ports.get("http")) == cfg.get("PORT"), f"gateway port http ({ports.get('http')}) == PORT ({cfg.get('PORT')})")
-for probe in ("readinessProbe", "livenessProbe"):
+for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
     p = gw.get(probe, {}).get("httpGet", {})
-    check(p.get("path") == "/healthz", f"gateway {probe} on /healthz")
+    check(p.get("path") == path, f"gateway {probe} on {path} (got {p.get('path')})")
     port = p.get("port")
     check(ports.get(port, port) == ports.get("http"), f"gateway {probe} on the http port")
+
+# Metrics ports: process i of a container listens on BASE + i; each has a
+# named port, so Prometheus (role: pod) finds every process.
+workers, brokers = as_int(cfg.get("GATEWAY_WORKERS"), 0), as_int(cfg.get("BROKERS"), 0)
+mport, bmport = as_int(cfg.get("METRICS_PORT"), 0), as_int(cfg.get("BROKER_METRICS_PORT"), 0)
+check(mport > 0, f"ConfigMap turns METRICS_PORT on (got {cfg.get('METRICS_PORT')})")
+check(bmport > 0, f"ConfigMap turns BROKER_METRICS_PORT on (got {cfg.get('BROKER_METRICS_PORT')})")
+check(cfg.get("LOG_FORMAT") in ("text", "json"), f"ConfigMap sets LOG_FORMAT to text or json (got {cfg.get('LOG_FORMAT')})")
+for what, cports, prefix, base, n, count in (
+        ("gateway", ports, "gw-metrics-", mport, workers, "GATEWAY_WORKERS"),
+        ("broker", bports, "br-metrics-", bmport, brokers, "BROKERS")):
+    want = {f"{prefix}{i}": base + i for i in range(n)}
+    got = {k: v for k, v in cports.items() if k and k.startswith(prefix)}
+    check(n > 0 and got == want,
+          f"{what} declares {prefix}<i> = {base} + i for each of {count}={n} (got {got})")
+    check(all(len(k) <= 15 for k in want), f"{what} metrics port names fit in 15 characters")
+taken = [("PORT", as_int(cfg.get("PORT"), 0))]
+taken += [(f"METRICS_PORT+{i}", mport + i) for i in range(workers)]
+taken += [(f"BROKER_METRICS_PORT+{i}", bmport + i) for i in range(brokers)]
+numbers = [n for _, n in taken]
+check(len(set(numbers)) == len(numbers) and max(numbers, default=0) <= 65535,
+      f"PORT and the metrics port ranges neither overlap nor pass 65535 ({taken})")
+for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+    p = br.get(probe, {}).get("httpGet", {})
+    check(p.get("path") == path, f"broker {probe} on {path} (got {p.get('path')})")
+    port = p.get("port")
+    check(bports.get(port, port) == bmport, f"broker {probe} on shard 0's port BROKER_METRICS_PORT ({bmport})")
 
 # Drain: preStop sleeps, and a grace period that covers them and the drain.
 def pre_stop_sleep(c):
