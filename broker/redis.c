@@ -604,14 +604,17 @@ static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
     bool ok = rbridge_canary_ok(b);
     if (ok != b->canary_was_ok) {
         b->canary_was_ok = ok;
-        if (ok)
+        if (ok) {
             CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
                     (long long)b->canary_rtt_ms);
-        else {
+        } else if (b->ready) {
+            /* Both connections look fine, yet nothing comes back: a wedged
+             * subscription (e.g. after a failover). Resubscribing is the cure. */
             b->canary_failures++;
-            CF_ERROR("redis", "delivery canary has not come back for %d s: messages through "
-                     "Redis are not arriving (wedged subscription or failover?)",
+            CF_ERROR("redis", "delivery canary has not come back for %d s although Redis looks "
+                     "connected; resetting the subscriber connection",
                      CANARY_DEADLINE_MS / 1000);
+            conn_fail(&b->sub, "delivery canary failed");
         }
         if (b->cbs.on_state)
             b->cbs.on_state(b->ud, b->ready);

@@ -438,7 +438,10 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     }
     if (!strcmp(url, "/api/publish"))
         return publish_begin(gw, wsi, method);
-    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics"))
+    /* With a METRICS_PORT, metrics stay off the public port (it may face an
+     * Ingress); the probes stay on both. */
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") ||
+        (!strcmp(url, "/metrics") && !gw->cfg->metrics_port))
         return http_ops_route(gw, wsi, url);
     if (!strcmp(url, "/ws")) {
         if (!get)
