@@ -56,6 +56,11 @@ static void test_invalid_settings_stop_the_process(void **state)
         {"REDIS_ADDR=unix:", "REDIS_ADDR"},
         {"LISTEN_ADDR=not-an-ip", "LISTEN_ADDR"},
         {"CONFAB_DEV=maybe", "CONFAB_DEV"},
+        {"LOG_FORMAT=xml", "LOG_FORMAT"},
+        {"LOG_FORMAT=", "LOG_FORMAT"},
+        {"METRICS_PORT=65536", "METRICS_PORT"},
+        {"METRICS_PORT=http", "METRICS_PORT"},
+        {"BROKER_METRICS_PORT=-1", "BROKER_METRICS_PORT"},
         {"RUN_DIR=/a/very/long/directory/name/that/cannot/hold/a/unix/socket/path/because/"
          "sun_path/is/only/108/bytes/long",
          "RUN_DIR"},
@@ -64,11 +69,52 @@ static void test_invalid_settings_stop_the_process(void **state)
         expect_refusal("gateway", bad[i][0], bad[i][1]);
         expect_refusal("broker", bad[i][0], bad[i][1]);
     }
-    /* A secret is never echoed back, even when refused. */
+    /* The LOG_FORMAT refusal says what would be accepted. */
     struct h_proc p;
+    const char *fmt[] = {"JWT_SECRET=" H_JWT_SECRET, "LOG_FORMAT=yaml", NULL};
+    assert_int_equal(run(&p, "broker", "--check-config", NULL, fmt), 2);
+    assert_true(h_log_contains(&p, "LOG_FORMAT=\"yaml\" is invalid: expected text or json", 0));
+    /* A secret is never echoed back, even when refused. */
     const char *env[] = {"JWT_SECRET=tooshort-but-secret", NULL};
     assert_int_equal(run(&p, "gateway", "--check-config", NULL, env), 2);
     assert_false(h_log_contains(&p, "tooshort-but-secret", 0));
+}
+
+/* Worker i listens on METRICS_PORT + i and shard i on BROKER_METRICS_PORT +
+ * i: a base that leaves no room for every process must be refused, not
+ * turned into a port past 65535 (which binds a random port). */
+static void test_metrics_port_ranges_must_fit(void **state)
+{
+    (void)state;
+    static const char *const bad[][3] = {
+        {"GATEWAY_WORKERS=2", "METRICS_PORT=65535", "METRICS_PORT"},
+        {"BROKERS=4", "BROKER_METRICS_PORT=65533", "BROKER_METRICS_PORT"},
+    };
+    int accepted = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *env[] = {"JWT_SECRET=" H_JWT_SECRET, bad[i][0], bad[i][1], NULL};
+        const char *which = i == 0 ? "gateway" : "broker";
+        struct h_proc p;
+        int rc = run(&p, which, "--check-config", NULL, env);
+        if (rc != 2 || !h_log_contains(&p, bad[i][2], 0)) {
+            printf("%s with %s %s: exit %d, expected 2 and a message naming %s\n", which, bad[i][0],
+                   bad[i][1], rc, bad[i][2]);
+            accepted++;
+        }
+    }
+    if (accepted)
+        fail_msg("%d port ranges past 65535 were accepted (see above)", accepted);
+    /* The largest bases that fit are fine. */
+    const char *ok[] = {"JWT_SECRET=" H_JWT_SECRET,
+                        "GATEWAY_WORKERS=2",
+                        "METRICS_PORT=65534",
+                        "BROKERS=4",
+                        "BROKER_METRICS_PORT=65532",
+                        "LOG_FORMAT=json",
+                        NULL};
+    struct h_proc p;
+    assert_int_equal(run(&p, "gateway", "--check-config", NULL, ok), 0);
+    assert_true(h_log_contains(&p, "LOG_FORMAT=json", 0));
 }
 
 static void test_development_secret_needs_dev_mode(void **state)
@@ -112,6 +158,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_settings_stop_the_process),
+        cmocka_unit_test(test_metrics_port_ranges_must_fit),
         cmocka_unit_test(test_development_secret_needs_dev_mode),
         cmocka_unit_test(test_version_and_arguments),
     };

@@ -95,6 +95,26 @@ int h_free_port(void)
     return ntohs(sa.sin_port);
 }
 
+int h_free_ports(int n)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int base = h_free_port(), ok = 1;
+        for (int i = 1; i < n && ok; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in sa = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)(base + i)),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            ok = fd >= 0 && base + i < 65536 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (ok)
+            return base;
+    }
+    fprintf(stderr, "h_free_ports: no run of %d free ports\n", n);
+    abort();
+}
+
 int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
             const char *const env[])
 {
@@ -124,6 +144,12 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
             "REDIS_PASSWORD", "CONFAB_ENV_FILE",   "MAX_ROOMS_PER_CONN",
             "API_KEY",        "ALLOWED_ORIGINS",   "HISTORY_SIZE",
             "HISTORY_TTL",    "DEDUP_WINDOW",      "PRESENCE_TTL",
+            "LOG_FORMAT",     "METRICS_PORT",      "BROKER_METRICS_PORT",
+            /* what a service manager hands its services: a test run inside
+             * a systemd unit must not pass its own to the daemons */
+            "NOTIFY_SOCKET",  "WATCHDOG_USEC",     "WATCHDOG_PID",
+            "LISTEN_FDS",     "LISTEN_PID",        "LISTEN_FDNAMES",
+            "JOURNAL_STREAM",
             NULL};
         // clang-format on
         for (int i = 0; scrub[i]; i++)

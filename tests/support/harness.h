@@ -29,11 +29,17 @@ const char *h_bin(const char *which);
 const char *h_source_dir(void);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int h_free_port(void);
+/* The first of n consecutive TCP ports on 127.0.0.1 that were free a moment
+ * ago (for settings that mean "this port + index"). */
+int h_free_ports(int n);
 int64_t h_now_ms(void);
 void h_sleep_ms(int ms);
 
 /* Starts argv with the current environment plus `env` ("K=V" strings, NULL
- * terminated) in directory `cwd`; output goes to <tmpdir>/<name>.log. */
+ * terminated) in directory `cwd`; output goes to <tmpdir>/<name>.log. Every
+ * confab setting, and what a service manager passes (NOTIFY_SOCKET,
+ * WATCHDOG_*, LISTEN_*, JOURNAL_STREAM), is removed from the inherited
+ * environment first: pass them in `env` (or a node's extra_env). */
 int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
             const char *const env[]);
 /* Sends sig and waits up to timeout_ms for the exit (then SIGKILL). Returns
