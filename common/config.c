@@ -302,6 +302,18 @@ int cf_config_load(struct cf_config *cfg)
         fprintf(stderr, "config: PING_INTERVAL + PING_TIMEOUT must stay below 65535 seconds\n");
         bad++;
     }
+    if (!bad && cfg->metrics_port && cfg->metrics_port + cfg->gateway_workers - 1 > 65535) {
+        fprintf(stderr, "config: METRICS_PORT=%d + GATEWAY_WORKERS-1 is past 65535 (worker i "
+                        "listens on METRICS_PORT + i); choose a lower METRICS_PORT\n",
+                cfg->metrics_port);
+        bad++;
+    }
+    if (!bad && cfg->broker_metrics_port && cfg->broker_metrics_port + cfg->brokers - 1 > 65535) {
+        fprintf(stderr, "config: BROKER_METRICS_PORT=%d + BROKERS-1 is past 65535 (shard i "
+                        "listens on BROKER_METRICS_PORT + i); choose a lower port\n",
+                cfg->broker_metrics_port);
+        bad++;
+    }
     char probe[128];
     if (!bad && cf_broker_socket_path(cfg, cfg->brokers - 1, probe, sizeof probe) < 0) {
         fprintf(

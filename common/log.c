@@ -112,18 +112,47 @@ static void to_journal(enum cf_log_level level, const char *tag, const char *msg
                     conn[0] ? "CONFAB_CONN=%s" : "CONFAB_CONN=", conn, NULL);
 }
 
-/* Appends s to out as the inside of a JSON string. Returns the new length. */
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
+                                 : (s[0] & 0xf8) == 0xf0                   ? 4
+                                                                           : 0;
+    for (size_t i = 1; i < n; i++)
+        if (!s[i]) /* a sequence cut short by the end of the string */
+            return 0;
+    return n && cf_utf8_valid((const char *)s, n) ? n : 0;
+}
+
+/* Appends s to out as the inside of a JSON string: quotes, backslashes and
+ * control characters escaped, and bytes that are not UTF-8 (a hostile header,
+ * or a value cut mid-character) replaced by U+FFFD, so every line parses. */
 static size_t json_escape(char *out, size_t n, size_t cap, const char *s)
 {
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && n + 7 < cap) {
+        unsigned char c = *p;
         if (c == '"' || c == '\\') {
             out[n++] = '\\';
             out[n++] = (char)c;
+            p++;
         } else if (c < 0x20) {
             n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
+            p++;
+        } else if (c < 0x80) {
             out[n++] = (char)c;
+            p++;
+        } else {
+            size_t k = utf8_seq(p);
+            if (k) {
+                memcpy(out + n, p, k);
+                n += k;
+                p += k;
+            } else {
+                memcpy(out + n, "\xef\xbf\xbd", 3);
+                n += 3;
+                p++;
+            }
         }
     }
     return n;

@@ -107,12 +107,15 @@ static int ops_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     }
 }
 
+
+
+/* The first entry serves HTTP and clients that ask for no subprotocol. */
 static const struct lws_protocols ops_protocols[] = {
     {"confab ops", ops_callback, 0, 0, 0, NULL, 0},
+    {LISTENER_PROTOCOL, listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* The first entry serves HTTP and clients that ask for no subprotocol. */
 static const struct lws_protocols protocols[] = {
     {"confab", main_callback, 0, 0, 0, NULL, 0},
     {WS_PROTO_V1_JSON, main_callback, 0, 0, 0, NULL, 0},
@@ -328,14 +331,20 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (!gw.links)
         goto out;
     if (cfg->metrics_port) {
+        /* Its own socket, opened like the main one: lws' own listener would
+         * bind IPv6 "::" whatever LISTEN_ADDR says. */
         struct lws_context_creation_info minfo;
         memset(&minfo, 0, sizeof minfo);
         minfo.vhost_name = "confab-ops";
-        minfo.port = cfg->metrics_port + worker;
-        minfo.iface = cfg->listen_addr[0] ? cfg->listen_addr : NULL;
+        /* lws re-picks a connection's vhost by Host among vhosts with the
+         * same port number: a different "no listen" value keeps them apart. */
+        minfo.port = CONTEXT_PORT_NO_LISTEN;
         minfo.protocols = ops_protocols;
-        if (!lws_create_vhost(gw.ctx, &minfo)) {
-            CF_ERROR("gateway", "cannot listen on METRICS_PORT %d (+ worker %d); is it in use?",
+        struct lws_vhost *ovh = lws_create_vhost(gw.ctx, &minfo);
+        gw.ops_listener =
+            ovh ? listener_new(ovh, cfg->listen_addr, cfg->metrics_port + worker, -1) : NULL;
+        if (!gw.ops_listener) {
+            CF_ERROR("gateway", "cannot serve METRICS_PORT %d + worker %d; is the port in use?",
                      cfg->metrics_port, worker);
             goto out;
         }
@@ -362,6 +371,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     rc = 0;
 out:
     listener_free(gw.listener);
+    listener_free(gw.ops_listener);
     if (gw.ctx)
         lws_sul_cancel(&gw.sul_tick);
     /* The links go first, while the context that owns their timers exists. */

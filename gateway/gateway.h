@@ -37,6 +37,7 @@ struct gw {
     struct lrooms *rooms;
     struct blinks *links;
     struct listener *listener;
+    struct listener *ops_listener; /* METRICS_PORT + worker, or NULL */
     struct reqs *reqs;              /* requests waiting for a broker's answer */
     struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
     uint64_t conn_salt;             /* makes connection ids unique across processes */

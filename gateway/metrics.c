@@ -89,14 +89,14 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
         put(o, "confab_gateway_auth_failures_total{%s,reason=\"%s\"} %llu\n", l,
             auth_result_str((enum auth_result)r), (unsigned long long)st->auth_failures[r]);
     head(o, "confab_gateway_broker_link_up", "gauge", "1 when the link to a broker shard is up");
-    head(o, "confab_gateway_broker_ready", "gauge",
-         "1 when that broker reports Redis and its canary fine");
-    for (uint32_t i = 0; i < blinks_count(gw->links); i++) {
+    for (uint32_t i = 0; i < blinks_count(gw->links); i++)
         put(o, "confab_gateway_broker_link_up{%s,shard=\"%u\"} %d\n", l, i,
             blinks_link_up(gw->links, i));
+    head(o, "confab_gateway_broker_ready", "gauge",
+         "1 when that broker reports Redis and its canary fine");
+    for (uint32_t i = 0; i < blinks_count(gw->links); i++)
         put(o, "confab_gateway_broker_ready{%s,shard=\"%u\"} %d\n", l, i,
             blinks_link_ready(gw->links, i));
-    }
     head(o, "confab_gateway_delivery_latency_seconds", "histogram",
          "from the sender's gateway accepting a message to this gateway queueing it");
     uint64_t cum = 0;
