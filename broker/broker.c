@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bmetrics.h"
 #include "clock.h"
 #include "links.h"
 #include "log.h"
@@ -44,6 +45,8 @@ struct broker {
     struct store_limits lim;
     struct cf_wire_decoder *dec;
     struct mhttp *metrics;
+    sd_event_source *drain; /* set once SIGTERM arrived */
+    int64_t drain_deadline;
     bool stopping, ready, ready_sent;
     uint64_t foreign, publish_dropped, misrouted, requests, sends, joins;
 };
@@ -554,90 +557,76 @@ static void on_state(void *ud, bool ready)
 
 /* ---- metrics ------------------------------------------------------------ */
 
-static void put(struct cf_bytes *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct cf_bytes *o, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        cf_bytes_append(o, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-#define METRIC(o, type, name, help, fmt, ...)                                                     \
-    put(o, "# HELP " name " " help "\n# TYPE " name " " type "\n" name fmt "\n", __VA_ARGS__)
-
 static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const char **ctype)
 {
     struct broker *b = ud;
     if (!strcmp(path, "/healthz")) {
-        put(o, "ok\n");
+        cf_bytes_append(o, "ok\n", 3);
         return 200;
     }
     if (!strcmp(path, "/readyz")) {
-        put(o, b->ready ? "ready\n" : "not ready: Redis or the delivery canary is failing\n");
+        const char *t = b->ready ? "ready\n" : "not ready: Redis or the delivery canary is failing\n";
+        cf_bytes_append(o, t, strlen(t));
         return b->ready ? 200 : 503;
     }
     if (strcmp(path, "/metrics") != 0) {
-        put(o, "not found: /metrics, /healthz, /readyz\n");
+        static const char nf[] = "not found: /metrics, /healthz, /readyz\n";
+        cf_bytes_append(o, nf, sizeof nf - 1);
         return 404;
     }
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    struct rooms_stats rs;
-    struct rbridge_stats st;
-    rooms_stats(b->rooms, &rs);
-    rbridge_stats(b->redis, &st);
-    char l[48];
-    snprintf(l, sizeof l, "{shard=\"%u\"}", b->shard);
-    METRIC(o, "gauge", "confab_broker_ready", "1 when Redis is connected and the canary passes",
-           "%s %d", l, b->ready);
-    put(o, "# HELP confab_broker_redis_up Redis connection state\n# TYPE confab_broker_redis_up "
-           "gauge\nconfab_broker_redis_up{shard=\"%u\",conn=\"subscriber\"} %d\n"
-           "confab_broker_redis_up{shard=\"%u\",conn=\"publisher\"} %d\n",
-        b->shard, st.sub_up, b->shard, st.pub_up);
-    METRIC(o, "counter", "confab_broker_redis_reconnects_total", "Redis connections lost", "%s %llu",
-           l, (unsigned long long)st.reconnects);
-    METRIC(o, "counter", "confab_broker_redis_errors_total", "error replies from Redis",
-           "%s %llu", l, (unsigned long long)st.publish_errors);
-    METRIC(o, "gauge", "confab_broker_canary_ok", "1 when the delivery canary came back in time",
-           "%s %d", l, st.canary_ok);
-    METRIC(o, "gauge", "confab_broker_canary_rtt_seconds", "last delivery canary round trip",
-           "%s %.3f", l, (double)st.canary_rtt_ms / 1000.0);
-    METRIC(o, "counter", "confab_broker_canary_failures_total", "times the canary stopped coming",
-           "%s %llu", l, (unsigned long long)st.canary_failures);
-    METRIC(o, "gauge", "confab_broker_rooms", "rooms subscribed on Redis (channels)", "%s %llu", l,
-           (unsigned long long)rs.rooms);
-    METRIC(o, "gauge", "confab_broker_gateway_links", "linked gateway processes", "%s %zu", l,
-           gwlinks_count(b->links));
-    METRIC(o, "gauge", "confab_broker_presence_entries", "connections this broker keeps present",
-           "%s %llu", l, (unsigned long long)presence_count(b->presence));
-    METRIC(o, "counter", "confab_broker_requests_total", "room requests from gateways carried out",
-           "%s %llu", l, (unsigned long long)b->requests);
-    METRIC(o, "counter", "confab_broker_messages_in_total", "events received from Redis",
-           "%s %llu", l, (unsigned long long)st.received);
-    METRIC(o, "counter", "confab_broker_messages_out_total", "events forwarded to gateway links",
-           "%s %llu", l, (unsigned long long)rs.delivered_frames);
-    METRIC(o, "counter", "confab_broker_dropped_foreign_total",
-           "payloads on room channels that were not valid events", "%s %llu", l,
-           (unsigned long long)b->foreign);
-    METRIC(o, "counter", "confab_broker_dropped_messages_total",
-           "legacy messages that could not be stored (Redis down)", "%s %llu", l,
-           (unsigned long long)b->publish_dropped);
-    METRIC(o, "gauge", "confab_broker_held_bytes", "requests held until their room is subscribed",
-           "%s %llu", l, (unsigned long long)rs.held_bytes);
+    struct bmetrics m = {.shard = b->shard,
+                         .ready = b->ready,
+                         .links = gwlinks_count(b->links),
+                         .presence = presence_count(b->presence),
+                         .requests = b->requests,
+                         .foreign = b->foreign,
+                         .dropped = b->publish_dropped};
+    rooms_stats(b->rooms, &m.rooms);
+    rbridge_stats(b->redis, &m.redis);
+    bmetrics_render(&m, o);
     return 200;
 }
 
 /* ---- life cycle -------------------------------------------------------- */
 
+#define DRAIN_MAX_MS 3000
+
+/* Draining: exits once Redis has answered every command sent (so each send
+ * in flight gets its ack or error) and the answers are written to the
+ * gateways, or after DRAIN_MAX_MS. */
+static int on_drain_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)usec;
+    struct broker *b = ud;
+    bool done = rbridge_inflight(b->redis) == 0 && gwlinks_flushed(b->links);
+    if (done || cf_mono_ms() >= b->drain_deadline) {
+        if (!done)
+            CF_WARN("broker", "drain timed out with %u Redis commands unanswered; exiting",
+                    rbridge_inflight(b->redis));
+        sd_event_exit(b->ev, 0);
+        return 0;
+    }
+    sd_event_source_set_time_relative(s, 20 * 1000);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
-    (void)ud;
-    CF_INFO("broker", "received %s; shutting down", strsignal((int)si->ssi_signo));
-    cf_notify_stopping("shutting down");
-    sd_event_exit(sd_event_source_get_event(s), 0);
+    struct broker *b = ud;
+    if (b->drain) { /* a second signal: do not wait */
+        sd_event_exit(sd_event_source_get_event(s), 0);
+        return 0;
+    }
+    CF_INFO("broker", "received %s; finishing %u Redis commands in flight, then exiting",
+            strsignal((int)si->ssi_signo), rbridge_inflight(b->redis));
+    cf_notify_stopping("draining");
+    gwlinks_stop_accepting(b->links);
+    b->drain_deadline = cf_mono_ms() + DRAIN_MAX_MS;
+    if (sd_event_add_time_relative(b->ev, &b->drain, CLOCK_MONOTONIC, 0, 1000, on_drain_tick, b) <
+        0)
+        sd_event_exit(b->ev, 0);
     return 0;
 }
 
@@ -724,6 +713,7 @@ out:
         cf_map_free(b.typing);
     }
     sd_event_source_disable_unref(b.beat);
+    sd_event_source_disable_unref(b.drain);
     cf_wire_decoder_free(b.dec);
     sd_event_unref(b.ev);
     return rc;

@@ -418,6 +418,20 @@ const char *gwlink_node(const struct gwlink *l)
     return l->node;
 }
 
+void gwlinks_stop_accepting(struct gwlinks *g)
+{
+    if (g->lio)
+        sd_event_source_set_enabled(g->lio, SD_EVENT_OFF);
+}
+
+bool gwlinks_flushed(const struct gwlinks *g)
+{
+    for (const struct gwlink *l = g->head; l; l = l->next)
+        if (!l->closing && cf_bytes_len(&l->out))
+            return false;
+    return true;
+}
+
 void gwlinks_broadcast(struct gwlinks *g, const struct cf_wire_msg *m)
 {
     for (struct gwlink *l = g->head; l; l = l->next)

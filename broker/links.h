@@ -15,6 +15,7 @@
 #ifndef BROKER_LINKS_H
 #define BROKER_LINKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -57,6 +58,10 @@ uint64_t gwlink_id(const struct gwlink *l);
 const char *gwlink_node(const struct gwlink *l);
 
 size_t gwlinks_count(const struct gwlinks *g);
+/* Draining: no new links (gateways retry, reaching the next broker). */
+void gwlinks_stop_accepting(struct gwlinks *g);
+/* Every open link's output queue is written out. */
+bool gwlinks_flushed(const struct gwlinks *g);
 /* Sends m on every link that completed its handshake. */
 void gwlinks_broadcast(struct gwlinks *g, const struct cf_wire_msg *m);
 

@@ -736,6 +736,11 @@ int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void 
     return channel_cmd(&b->pub, "PUBLISH", name, len, payload, plen);
 }
 
+uint32_t rbridge_inflight(const struct rbridge *b)
+{
+    return b->pub.st == C_UP ? b->pub.w_count : 0;
+}
+
 bool rbridge_ready(const struct rbridge *b)
 {
     return b->ready;

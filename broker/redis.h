@@ -74,6 +74,8 @@ int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, con
                  rbridge_reply_fn fn, void *ud);
 
 bool rbridge_ready(const struct rbridge *b);
+/* Commands on the publisher still waiting for their reply (0 when down). */
+uint32_t rbridge_inflight(const struct rbridge *b);
 /* Both connections are up and the delivery canary (a message this broker
  * publishes to its own channel every 5 s) came back within the last 15 s.
  * on_state is also called when this changes. */

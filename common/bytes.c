@@ -1,6 +1,8 @@
 #include "bytes.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -123,4 +125,16 @@ ssize_t cf_bytes_write_fd(struct cf_bytes *b, int fd)
         total += (size_t)w;
     }
     return (ssize_t)total;
+}
+
+int cf_bytes_printf(struct cf_bytes *b, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    return cf_bytes_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }

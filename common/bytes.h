@@ -36,6 +36,10 @@ static inline const unsigned char *cf_bytes_data(const struct cf_bytes *b)
 unsigned char *cf_bytes_reserve(struct cf_bytes *b, size_t n);
 void cf_bytes_commit(struct cf_bytes *b, size_t n);
 /* 0, or -ENOBUFS (over the bound; nothing appended) / -ENOMEM. */
+/* Appends formatted text (at most 1 KiB per call; longer is cut). Returns
+ * what cf_bytes_append returns. */
+__attribute__((format(printf, 2, 3))) int cf_bytes_printf(struct cf_bytes *b, const char *fmt,
+                                                          ...);
 int cf_bytes_append(struct cf_bytes *b, const void *p, size_t n);
 void cf_bytes_consume(struct cf_bytes *b, size_t n);
 /* Drops the bytes appended after `mark` (a previous cf_bytes_len value). */

@@ -1,7 +1,6 @@
 /* metrics: see metrics.h. */
 #include "metrics.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,20 +29,9 @@ void metrics_observe_delivery(int64_t ms)
     g_sum_s += (double)ms / 1000.0;
 }
 
-__attribute__((format(printf, 2, 3))) static void put(struct cf_bytes *o, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        cf_bytes_append(o, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 static void head(struct cf_bytes *o, const char *name, const char *type, const char *help)
 {
-    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    cf_bytes_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void metrics_render(struct gw *gw, struct cf_bytes *o)
@@ -82,32 +70,32 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
     };
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
         head(o, simple[i].name, simple[i].type, simple[i].help);
-        put(o, "%s{%s} %llu\n", simple[i].name, l, (unsigned long long)simple[i].v);
+        cf_bytes_printf(o, "%s{%s} %llu\n", simple[i].name, l, (unsigned long long)simple[i].v);
     }
     head(o, "confab_gateway_auth_failures_total", "counter", "refused upgrades by token problem");
     for (int r = 1; r < AUTH_RESULT_COUNT; r++)
-        put(o, "confab_gateway_auth_failures_total{%s,reason=\"%s\"} %llu\n", l,
+        cf_bytes_printf(o, "confab_gateway_auth_failures_total{%s,reason=\"%s\"} %llu\n", l,
             auth_result_str((enum auth_result)r), (unsigned long long)st->auth_failures[r]);
     head(o, "confab_gateway_broker_link_up", "gauge", "1 when the link to a broker shard is up");
     for (uint32_t i = 0; i < blinks_count(gw->links); i++)
-        put(o, "confab_gateway_broker_link_up{%s,shard=\"%u\"} %d\n", l, i,
+        cf_bytes_printf(o, "confab_gateway_broker_link_up{%s,shard=\"%u\"} %d\n", l, i,
             blinks_link_up(gw->links, i));
     head(o, "confab_gateway_broker_ready", "gauge",
          "1 when that broker reports Redis and its canary fine");
     for (uint32_t i = 0; i < blinks_count(gw->links); i++)
-        put(o, "confab_gateway_broker_ready{%s,shard=\"%u\"} %d\n", l, i,
+        cf_bytes_printf(o, "confab_gateway_broker_ready{%s,shard=\"%u\"} %d\n", l, i,
             blinks_link_ready(gw->links, i));
     head(o, "confab_gateway_delivery_latency_seconds", "histogram",
          "from the sender's gateway accepting a message to this gateway queueing it");
     uint64_t cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
         cum += g_buckets[i];
-        put(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"%g\"} %llu\n", l,
+        cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"%g\"} %llu\n", l,
             (double)bounds_ms[i] / 1000.0, (unsigned long long)cum);
     }
-    put(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l,
+    cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l,
         (unsigned long long)g_count);
-    put(o, "confab_gateway_delivery_latency_seconds_sum{%s} %.6f\n", l, g_sum_s);
-    put(o, "confab_gateway_delivery_latency_seconds_count{%s} %llu\n", l,
+    cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_sum{%s} %.6f\n", l, g_sum_s);
+    cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_count{%s} %llu\n", l,
         (unsigned long long)g_count);
 }

@@ -1,0 +1,25 @@
+/* bmetrics: a broker's numbers in the Prometheus text format (served on
+ * BROKER_METRICS_PORT + shard by mhttp). */
+#ifndef BROKER_BMETRICS_H
+#define BROKER_BMETRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bytes.h"
+#include "redis.h"
+#include "rooms.h"
+
+struct bmetrics {
+    uint32_t shard;
+    bool ready;
+    size_t links;
+    uint64_t presence, requests, foreign, dropped;
+    struct rooms_stats rooms;
+    struct rbridge_stats redis;
+};
+
+void bmetrics_render(const struct bmetrics *m, struct cf_bytes *out);
+
+#endif
