@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpsink.h"
 #include "validate.h"
 
 struct cf_wire_decoder {
@@ -134,20 +135,6 @@ static bool str_ok(enum fcheck c, const char *p, size_t len)
 
 /* ---- encoding ---------------------------------------------------------- */
 
-/* msgpack-c keeps packing after a failed write, so the sink remembers the
- * first failure and refuses everything after it. */
-struct sink {
-    struct cf_bytes *out;
-    int err;
-};
-
-static int pk_write(void *data, const char *buf, size_t len)
-{
-    struct sink *s = data;
-    if (!s->err)
-        s->err = cf_bytes_append(s->out, buf, len);
-    return s->err;
-}
 
 static void pk_str(msgpack_packer *pk, const char *s, size_t len)
 {
@@ -246,9 +233,9 @@ static int pack(struct cf_bytes *out, const struct cf_wire_msg *m, unsigned extr
     int rc = check_fields(m, set);
     if (rc < 0)
         return rc;
-    struct sink sink = {out, 0};
+    struct cf_mpsink sink = {out, 0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sink, pk_write);
+    msgpack_packer_init(&pk, &sink, cf_mpsink_write);
     msgpack_pack_map(&pk, 2u + (size_t)__builtin_popcountll(set) + extra);
     pk_str(&pk, "v", 1);
     msgpack_pack_uint32(&pk, CF_WIRE_VERSION);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mpsink.h"
 #include "wire.h"
 
 static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
@@ -103,18 +104,6 @@ json_t *mpjson_decode(const void *p, size_t len, const char **why)
 
 /* ---- encoding ------------------------------------------------------------ */
 
-struct sink {
-    struct cf_bytes *out;
-    int err;
-};
-
-static int pk_write(void *data, const char *buf, size_t len)
-{
-    struct sink *s = data;
-    if (!s->err)
-        s->err = cf_bytes_append(s->out, buf, len);
-    return s->err;
-}
 
 static int pack(msgpack_packer *pk, const json_t *v, int depth)
 {
@@ -171,9 +160,9 @@ static int pack(msgpack_packer *pk, const json_t *v, int depth)
 int mpjson_encode(struct cf_bytes *out, const json_t *v)
 {
     size_t mark = cf_bytes_len(out);
-    struct sink sink = {out, 0};
+    struct cf_mpsink sink = {out, 0};
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sink, pk_write);
+    msgpack_packer_init(&pk, &sink, cf_mpsink_write);
     int rc = pack(&pk, v, 0);
     if (rc == 0)
         rc = sink.err;
