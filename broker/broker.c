@@ -41,21 +41,15 @@ struct broker {
     struct rooms *rooms;
     struct rbridge *redis;
     struct presence *presence;
-    struct cf_map *typing; /* room '\0' user -> struct typed */
     struct store_limits lim;
     struct cf_wire_decoder *dec;
     struct mhttp *metrics;
     sd_event_source *drain; /* set once SIGTERM arrived */
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
-    uint64_t foreign, publish_dropped, misrouted, requests, sends, joins;
+    uint64_t foreign, publish_dropped, misrouted, requests;
 };
 
-struct typed {
-    int64_t at;
-    uint32_t len;
-    char key[];
-};
 
 /* ---- replies to gateways --------------------------------------------------- */
 
@@ -172,9 +166,8 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
                                 .nmessages = r->nmessages - first,
                                 /* a recovery that does not fit is no recovery */
                                 .recovered = r->recovered && first == 0};
-        if (s.epoch.len > CF_WIRE_MAX_TOKEN)
-            s.epoch.len = CF_WIRE_MAX_TOKEN;
-        gwlink_send(l, &s);
+        if (gwlink_send(l, &s) == -EINVAL)
+            send_fail(b, p->link_id, p->q, -EIO);
     }
     free(p);
 }
@@ -190,7 +183,8 @@ static void on_page(void *ud, int err, const struct store_page *r)
         struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = p->q, .room = pstr(p->room, p->room_len),
                                 .messages = r->messages + first, .nmessages = r->nmessages - first,
                                 .has_more = r->has_more || first > 0};
-        gwlink_send(link_of(b, p->link_id), &h);
+        if (gwlink_send(link_of(b, p->link_id), &h) == -EINVAL)
+            send_fail(b, p->link_id, p->q, -EIO);
     }
     free(p);
 }
@@ -279,35 +273,6 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
     }
 }
 
-static void relay_typing(struct broker *b, const struct cf_wire_msg *m, const void *payload,
-                         size_t len)
-{
-    char key[CF_ROOM_MAX + 1 + CF_USERNAME_BYTES_MAX];
-    if (m->room.len + 1 + m->user.len > sizeof key)
-        return;
-    memcpy(key, m->room.p, m->room.len);
-    key[m->room.len] = '\0';
-    memcpy(key + m->room.len + 1, m->user.p, m->user.len);
-    size_t klen = m->room.len + 1 + m->user.len;
-    int64_t now = cf_mono_ms();
-    struct typed *t = cf_map_get(b->typing, key, klen);
-    if (t && now - t->at < TYPING_GAP_MS)
-        return; /* throttled: typing is a hint, dropping it is fine */
-    if (!t) {
-        t = malloc(sizeof *t + klen);
-        if (!t)
-            return;
-        t->len = (uint32_t)klen;
-        memcpy(t->key, key, klen);
-        if (cf_map_put(b->typing, t->key, t->len, t) < 0) {
-            free(t);
-            return;
-        }
-    }
-    t->at = now;
-    /* transient: lost if Redis is down */
-    store_typing(b->redis, m->room, m->user, TYPING_GAP_MS, payload, len);
-}
 
 /* ---- rooms -> I/O ------------------------------------------------------ */
 
@@ -381,7 +346,9 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
         request_history(b, l, m);
         break;
     case CF_WIRE_TYPING:
-        relay_typing(b, m, payload, len);
+        /* throttled per user and room across nodes by the script; lost if
+         * Redis is down (typing is only a hint) */
+        store_typing(b->redis, m->room, m->user, TYPING_GAP_MS, payload, len);
         break;
     default:
         break;
@@ -426,23 +393,6 @@ static void refresh_room(void *ud, struct cf_str room, const struct cf_str *conn
     store_refresh(b->redis, &b->lim, room, conns, users, n);
 }
 
-static void prune_typing(struct broker *b)
-{
-    int64_t now = cf_mono_ms();
-    for (;;) {
-        size_t it = 0;
-        struct typed *t, *old = NULL;
-        while ((t = cf_map_next(b->typing, &it)))
-            if (now - t->at >= TYPING_GAP_MS) {
-                old = t;
-                break;
-            }
-        if (!old)
-            return;
-        cf_map_del(b->typing, old->key, old->len);
-        free(old);
-    }
-}
 
 static uint64_t beat_usec(const struct broker *b)
 {
@@ -466,7 +416,6 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     report(b);
     if (rbridge_ready(b->redis))
         presence_foreach_room(b->presence, refresh_room, b);
-    prune_typing(b);
     sd_event_source_set_time_relative(s, beat_usec(b));
     sd_event_source_set_enabled(s, SD_EVENT_ON);
     return 0;
@@ -659,8 +608,7 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
     b.dec = cf_wire_decoder_new();
     b.rooms = rooms_new(&room_ops, &b, (size_t)cfg->max_link_queue_bytes);
     b.presence = presence_new();
-    b.typing = cf_map_new();
-    if (!b.dec || !b.rooms || !b.presence || !b.typing ||
+    if (!b.dec || !b.rooms || !b.presence ||
         sd_event_add_time_relative(b.ev, &b.beat, CLOCK_MONOTONIC, beat_usec(&b), 100000, on_beat,
                                    &b) < 0) {
         CF_ERROR("broker", "out of memory at start-up");
@@ -702,16 +650,6 @@ out:
     rbridge_free(b.redis); /* answers nobody: stopping */
     rooms_free(b.rooms);
     presence_free(b.presence);
-    if (b.typing) {
-        size_t it = 0;
-        struct typed *t;
-        while ((t = cf_map_next(b.typing, &it))) {
-            cf_map_del(b.typing, t->key, t->len);
-            free(t);
-            it = 0;
-        }
-        cf_map_free(b.typing);
-    }
     sd_event_source_disable_unref(b.beat);
     sd_event_source_disable_unref(b.drain);
     cf_wire_decoder_free(b.dec);

@@ -141,6 +141,13 @@ static int on_post(sd_event_source *s, void *ud)
 static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)
 {
     int rc = cf_wire_encode(&l->out, m);
+    if (rc == -EINVAL) {
+        /* a value that cannot go on the wire (e.g. from a tampered Redis):
+         * refuse this one message, keep the link */
+        CF_ERROR("links", "link %llu: cannot encode a %s frame (a field is out of range); "
+                 "not sent", (unsigned long long)l->id, cf_wire_type_name(m->type));
+        return rc;
+    }
     if (rc < 0) {
         link_close(l, "output queue full: the gateway is not reading", true);
         return rc;
@@ -149,11 +156,11 @@ static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)
     return 0;
 }
 
-void gwlink_send(struct gwlink *l, const struct cf_wire_msg *m)
+int gwlink_send(struct gwlink *l, const struct cf_wire_msg *m)
 {
     if (l->closing || l->st != L_UP)
-        return;
-    send_msg(l, m);
+        return -EPIPE;
+    return send_msg(l, m);
 }
 
 struct gwlink *gwlinks_find(struct gwlinks *g, uint64_t id)

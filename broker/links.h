@@ -44,8 +44,10 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
 /* Flushes what it can, closes every link and the socket, removes the file. */
 void gwlinks_free(struct gwlinks *g);
 
-/* Queues a message for the gateway (a full queue closes the link). */
-void gwlink_send(struct gwlink *l, const struct cf_wire_msg *m);
+/* Queues a message for the gateway. 0; -EINVAL when a field cannot be
+ * encoded (nothing sent, the link stays); -ENOBUFS/-ENOMEM when the queue is
+ * full (the link is closed); -EPIPE when the link is closing. */
+int gwlink_send(struct gwlink *l, const struct cf_wire_msg *m);
 /* The open link with this id, or NULL (it closed). Linear: links are few. */
 struct gwlink *gwlinks_find(struct gwlinks *g, uint64_t id);
 

@@ -95,8 +95,11 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
         return -EINVAL;
     char key[CF_ROOM_MAX + 1 + CF_WIRE_MAX_TOKEN];
     size_t klen = make_key(key, room, conn);
-    if (cf_map_get(p->entries, key, klen))
+    struct entry *old = cf_map_get(p->entries, key, klen);
+    if (old) {
+        old->link_id = link_id; /* its newest registration owns it */
         return -EEXIST;
+    }
     struct group *g = cf_map_get(p->groups, room.p, room.len);
     if (!g) {
         g = calloc(1, sizeof *g);

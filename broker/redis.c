@@ -27,6 +27,7 @@
 #define ROOM_PREFIX_LEN 5
 #define CANARY_EVERY_MS 5000
 #define CANARY_DEADLINE_MS 15000 /* no canary back for this long: delivery is broken */
+#define CANARY_RING 4
 
 enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_SCRIPTS, C_UP };
 
@@ -70,7 +71,8 @@ struct rbridge {
     char canary[48];
     sd_event_source *canary_timer;
     uint64_t canary_seq, canary_failures;
-    int64_t canary_sent_at, canary_ok_at, canary_rtt_ms, canary_reset_at, ready_since;
+    int64_t canary_sent[CANARY_RING]; /* send time of round seq, at seq % CANARY_RING */
+    int64_t canary_ok_at, canary_rtt_ms, canary_reset_at, ready_since;
     bool canary_was_ok;
     const char *const *scripts;
     int nscripts;
@@ -416,9 +418,12 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
             memcmp(ch->str, b->canary, (size_t)ch->len) == 0) {
             char seq[24];
             snprintf(seq, sizeof seq, "%.*s", (int)(pl->len < 23 ? pl->len : 23), pl->str);
-            if (strtoull(seq, NULL, 10) == b->canary_seq) {
+            uint64_t got = strtoull(seq, NULL, 10);
+            /* any of the last few rounds counts, so a slow Redis (> 5 s) is
+             * not mistaken for a wedged one */
+            if (got && got <= b->canary_seq && b->canary_seq - got < CANARY_RING) {
                 b->canary_ok_at = cf_mono_ms();
-                b->canary_rtt_ms = b->canary_ok_at - b->canary_sent_at;
+                b->canary_rtt_ms = b->canary_ok_at - b->canary_sent[got % CANARY_RING];
                 if (!b->canary_was_ok) { /* tell at once, not at the next round */
                     b->canary_was_ok = true;
                     CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
@@ -543,6 +548,9 @@ static void read_replies(struct rconn *rc)
             int rv;
             if (rc->st == C_AUTH) {
                 rc->pending = 0;
+                struct waiter w;
+                if (!rc->is_sub)
+                    pop_waiter(rc, &w); /* AUTH's own: the FIFO stays in step */
                 redisReply *r = reply;
                 if (r->type == REDIS_REPLY_ERROR) {
                     CF_ERROR("redis", "AUTH rejected by %s: %.*s; check REDIS_PASSWORD",
@@ -600,7 +608,7 @@ static void canary_send(struct rbridge *b)
     const char *argv[] = {"PUBLISH", b->canary, seq};
     size_t lens[] = {7, strlen(b->canary), (size_t)n};
     if (queue_cmd(&b->pub, 3, argv, lens) == 0)
-        b->canary_sent_at = cf_mono_ms();
+        b->canary_sent[b->canary_seq % CANARY_RING] = cf_mono_ms();
 }
 
 static int on_canary(sd_event_source *s, uint64_t usec, void *ud)

@@ -183,7 +183,7 @@ int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id
         r->ops->run(r->ud, link_id, payload, plen);
         return 0;
     }
-    if (!rm->held_head && rm->unconfirmed == 0)
+    if (rm->unconfirmed == 0)
         return -ENOTCONN; /* no SUBSCRIBE in flight: the subscriber is down */
     if (plen > r->max_held || r->held_bytes > r->max_held - plen) {
         r->held_dropped++;
@@ -250,6 +250,10 @@ void rooms_on_sub_lost(struct rooms *r)
     for (size_t i = 0; i < k; i++) {
         all[i]->unconfirmed = 0;
         all[i]->active = false;
+        /* What waited for the lost subscription runs now rather than
+         * whenever Redis is back: a send is stored (or refused) at once, and
+         * the members here recover the message by its id. */
+        release_held(r, all[i]);
         maybe_free(r, all[i]);
     }
     free(all);

@@ -67,7 +67,8 @@ void rooms_on_message(struct rooms *r, const char *name, size_t len, const void 
                       size_t plen);
 /* Redis answered one SUBSCRIBE or UNSUBSCRIBE of room:<name>. */
 void rooms_on_confirm(struct rooms *r, const char *name, size_t len);
-/* The subscriber connection was lost: every subscription is gone. */
+/* The subscriber connection was lost: every subscription is gone, and the
+ * requests held for them run now (so none waits for an outage to end). */
 void rooms_on_sub_lost(struct rooms *r);
 /* The subscriber connection is up (again): subscribe every room with links. */
 void rooms_on_sub_ready(struct rooms *r);

@@ -67,56 +67,57 @@
     "  redis.call('EXPIRE', C.pc, s); redis.call('EXPIRE', C.pv, s)\n"                             \
     "end\n"
 
-/* KEYS seq hist epoch [dedup]; ARGV chan prefix ts hsize httl dttl epoch */
+/* KEYS meta hist [dedup]; ARGV chan prefix ts hsize httl dttl epoch */
 static const char script_send[] =
     PRELUDE
-    "if #KEYS == 4 then\n"
-    "  local d = redis.call('GET', KEYS[4])\n"
+    "if #KEYS == 3 then\n"
+    "  local d = redis.call('GET', KEYS[3])\n"
     "  if d then\n"
     "    local id, ts = string.match(d, '^(%d+):(%d+)$')\n"
     "    if id then return {1, tonumber(id), tonumber(ts)} end\n"
     "  end\n"
     "end\n"
-    "local epoch = redis.call('GET', KEYS[3])\n"
+    "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not epoch then\n"
     "  epoch = ARGV[7]\n"
-    "  redis.call('SET', KEYS[3], epoch)\n"
-    "  redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"
+    "  redis.call('DEL', KEYS[2])\n"
     "end\n"
-    "local id = redis.call('INCR', KEYS[1])\n"
+    "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
     "local payload = ARGV[2] .. mp_str('epoch') .. mp_str(epoch) .. mp_str('id') .. mp_u64(id)\n"
     "local hsize = tonumber(ARGV[4])\n"
     "if hsize > 0 then\n"
     "  redis.call('RPUSH', KEYS[2], payload)\n"
     "  redis.call('LTRIM', KEYS[2], -hsize, -1)\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+    "else\n"
+    "  redis.call('DEL', KEYS[2]) -- the list must hold exactly the newest ids\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[5]); redis.call('EXPIRE', KEYS[3], ARGV[5])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
     "redis.call('PUBLISH', ARGV[1], payload)\n"
-    "if #KEYS == 4 then\n"
-    "  redis.call('SET', KEYS[4], string.format('%d:%s', id, ARGV[3]), 'EX', ARGV[6])\n"
+    "if #KEYS == 3 then\n"
+    "  redis.call('SET', KEYS[3], string.format('%d:%s', id, ARGV[3]), 'EX', ARGV[6])\n"
     "end\n"
     "return {0, id, tonumber(ARGV[3])}\n";
 
-/* KEYS seq hist epoch pz pu pc pv; ARGV chan room conn user now ttl httl
+/* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl httl
  * epoch since cepoch limit mcap */
 static const char script_join[] =
     PRELUDE PRESENCE
-    "local C = {pz = KEYS[4], pu = KEYS[5], pc = KEYS[6], pv = KEYS[7], chan = ARGV[1],\n"
+    "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
     "  room = ARGV[2], now = tonumber(ARGV[5]), ttl = tonumber(ARGV[6])}\n"
-    "local epoch = redis.call('GET', KEYS[3])\n"
+    "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not epoch then\n"
     "  epoch = ARGV[8]\n"
-    "  redis.call('SET', KEYS[3], epoch)\n"
-    "  redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"
+    "  redis.call('DEL', KEYS[2])\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[3], ARGV[7])\n"
-    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[7])\n"
     "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end\n"
     "sweep(C)\n"
     "add(C, ARGV[3], ARGV[4])\n"
     "keep(C)\n"
-    "local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
     "local len = redis.call('LLEN', KEYS[2])\n"
     "local first = last - len + 1\n"
     "local since = tonumber(ARGV[9])\n"
@@ -128,7 +129,7 @@ static const char script_join[] =
     "elseif limit > 0 and len > 0 then\n"
     "  msgs = redis.call('LRANGE', KEYS[2], -limit, -1)\n"
     "end\n"
-    "local count = redis.call('HLEN', C.pc)\n"
+"local count = redis.call('HLEN', C.pc)\n"
     "local mcap = tonumber(ARGV[12])\n"
     "local members\n"
     "if count <= mcap then members = redis.call('HKEYS', C.pc)\n"
@@ -169,12 +170,12 @@ static const char script_refresh[] =
     "keep(C)\n"
     "return 0\n";
 
-/* KEYS seq hist; ARGV before limit */
+/* KEYS meta hist; ARGV before limit */
 static const char script_history[] =
-    "local last = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
     "local len = redis.call('LLEN', KEYS[2])\n"
     "local first = last - len + 1\n"
-    "local hi = last\n"
+"local hi = last\n"
     "local before = tonumber(ARGV[1])\n"
     "if before >= 0 and before - 1 < hi then hi = before - 1 end\n"
     "local limit = tonumber(ARGV[2])\n"
@@ -336,17 +337,17 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
         cf_bytes_free(&prefix);
         return rc;
     }
-    char k_seq[KEY_MAX], k_hist[KEY_MAX], k_epoch[KEY_MAX], chan[KEY_MAX], epoch[17];
-    char k_dd[KEY_MAX + 2 * CF_WIRE_MAX_TOKEN + 8];
+    char k_meta[KEY_MAX], k_hist[KEY_MAX], chan[KEY_MAX], epoch[17];
+    char k_dd[KEY_MAX + 2 * CF_WIRE_MAX_TOKEN + 24];
     struct args a = {0};
     bool dedup = cid.len > 0;
-    arg_num(&a, dedup ? 4 : 3);
-    arg(&a, k_seq, room_key(k_seq, m->room, "seq"));
+    arg_num(&a, dedup ? 3 : 2);
+    arg(&a, k_meta, room_key(k_meta, m->room, "meta"));
     arg(&a, k_hist, room_key(k_hist, m->room, "hist"));
-    arg(&a, k_epoch, room_key(k_epoch, m->room, "epoch"));
     if (dedup) {
-        int n = snprintf(k_dd, sizeof k_dd, "cf:{%.*s}:dd:%.*s:%.*s", (int)m->room.len, m->room.p,
-                         (int)m->from.len, m->from.p, (int)cid.len, cid.p);
+        /* the user's length first: names may contain ':' */
+        int n = snprintf(k_dd, sizeof k_dd, "cf:{%.*s}:dd:%u:%.*s:%.*s", (int)m->room.len,
+                         m->room.p, m->from.len, (int)m->from.len, m->from.p, (int)cid.len, cid.p);
         arg(&a, k_dd, (size_t)n);
     }
     arg(&a, chan, channel(chan, m->room));
@@ -374,7 +375,7 @@ static void joined_reply(void *ud, const redisReply *r)
     bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 7 &&
               r->element[0]->type == REDIS_REPLY_STRING && int_of(r->element[1], &last) &&
               int_of(r->element[2], &pv) && int_of(r->element[3], &count) &&
-              int_of(r->element[4], &rec);
+              int_of(r->element[4], &rec) && last >= 0 && pv >= 0 && count >= 0;
     if (ok) {
         members = strings_of(r->element[5], &j.nmembers);
         msgs = strings_of(r->element[6], &j.nmessages);
@@ -409,13 +410,12 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
                struct cf_str epoch, uint32_t limit, uint32_t max_members, store_joined_fn fn,
                void *ud)
 {
-    char k_seq[KEY_MAX], k_hist[KEY_MAX], k_epoch[KEY_MAX], pk[4][KEY_MAX], chan[KEY_MAX];
+    char k_meta[KEY_MAX], k_hist[KEY_MAX], pk[4][KEY_MAX], chan[KEY_MAX];
     char cand[17];
     struct args a = {0};
-    arg_num(&a, 7);
-    arg(&a, k_seq, room_key(k_seq, room, "seq"));
+    arg_num(&a, 6);
+    arg(&a, k_meta, room_key(k_meta, room, "meta"));
     arg(&a, k_hist, room_key(k_hist, room, "hist"));
-    arg(&a, k_epoch, room_key(k_epoch, room, "epoch"));
     presence_keys(&a, pk, room);
     arg(&a, chan, channel(chan, room));
     arg_str(&a, room);
@@ -500,10 +500,10 @@ static void page_reply(void *ud, const redisReply *r)
 int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint64_t before,
                   uint32_t limit, store_page_fn fn, void *ud)
 {
-    char k_seq[KEY_MAX], k_hist[KEY_MAX];
+    char k_meta[KEY_MAX], k_hist[KEY_MAX];
     struct args a = {0};
     arg_num(&a, 2);
-    arg(&a, k_seq, room_key(k_seq, room, "seq"));
+    arg(&a, k_meta, room_key(k_meta, room, "meta"));
     arg(&a, k_hist, room_key(k_hist, room, "hist"));
     arg_num(&a, has_before && before <= INT64_MAX ? (int64_t)before : -1);
     arg_num(&a, limit);

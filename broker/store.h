@@ -1,15 +1,18 @@
 /* store: what confab keeps in Redis per room, behind five Lua scripts.
  *
  * Per room <r> (the braces keep a room's keys in one Redis Cluster slot):
- *   cf:{r}:seq    last message id (INCR: ids are gapless and increasing)
- *   cf:{r}:hist   the last HISTORY_SIZE message payloads (a list, oldest first)
- *   cf:{r}:epoch  changes whenever seq/hist were lost (flush, expiry), so a
- *                 client's "since" from another epoch is known to be stale
+ *   cf:{r}:meta   a hash: "seq", the last message id (ids are gapless and
+ *                 increasing), and "epoch", which changes whenever it was lost
+ *                 (flush, expiry, eviction), so a client's "since" from another
+ *                 epoch is known to be stale; one key, so they go together
+ *   cf:{r}:hist   the newest HISTORY_SIZE message payloads (a list, oldest
+ *                 first); it always ends at id "seq", so list index and id
+ *                 map one to one
  *   cf:{r}:pz     presence: connection id -> expiry (ms), a sorted set
  *   cf:{r}:pu     presence: connection id -> user
  *   cf:{r}:pc     presence: user -> number of connections
  *   cf:{r}:pv     presence version: +1 per announced join or leave
- *   cf:{r}:dd:<user>:<cid>  "id:ts" of an accepted send, for DEDUP_WINDOW
+ *   cf:{r}:dd:<len>:<user>:<cid>  "id:ts" of an accepted send, for DEDUP_WINDOW
  *   cf:{r}:ty:<user>        the typing throttle (2 s)
  *
  * Each operation is one script, so it is atomic: a send assigns the id,

@@ -121,7 +121,7 @@ static const struct var vars[] = {
      "on SIGTERM, how long a gateway waits for clients to take their close"},
     {"METRICS_PORT", K_INT, OFF(metrics_port), 0, 65535, "0", false, NULL,
      "gateway worker i also serves /metrics, /healthz, /readyz on this port + i (0 = off)"},
-    {"MAX_ROOMS_PER_CONN", K_INT, OFF(max_rooms_per_conn), 1, 1024, "32", false, NULL,
+    {"MAX_ROOMS_PER_CONN", K_INT, OFF(max_rooms_per_conn), 1, 64, "32", false, NULL,
      "rooms one v1 connection may be in at once"},
     {"API_KEY", K_STR, OFF(api_key), 0, 0, "", true, check_api_key,
      "bearer key for POST /api/publish (>= 16 bytes); unset = endpoint off"},

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
@@ -106,10 +107,20 @@ static void to_journal(enum cf_log_level level, const char *tag, const char *msg
     char room[CF_ROOM_MAX + 1], conn[24];
     field_after(msg, "room ", 0, room, sizeof room);
     field_after(msg, "conn ", 1, conn, sizeof conn);
-    sd_journal_send("MESSAGE=%s: %s", tag, msg, "PRIORITY=%d", prio[level],
-                    "SYSLOG_IDENTIFIER=confab-%s", g_process, "CONFAB_MODULE=%s", tag,
-                    room[0] ? "CONFAB_ROOM=%s" : "CONFAB_ROOM=", room,
-                    conn[0] ? "CONFAB_CONN=%s" : "CONFAB_CONN=", conn, NULL);
+    char f[6][1700];
+    struct iovec iov[6];
+    int n = 0;
+    snprintf(f[n++], sizeof f[0], "MESSAGE=%s: %s", tag, msg);
+    snprintf(f[n++], sizeof f[0], "PRIORITY=%d", prio[level]);
+    snprintf(f[n++], sizeof f[0], "SYSLOG_IDENTIFIER=confab-%s", g_process);
+    snprintf(f[n++], sizeof f[0], "CONFAB_MODULE=%s", tag);
+    if (room[0]) /* fields only when the line names a room or a connection */
+        snprintf(f[n++], sizeof f[0], "CONFAB_ROOM=%s", room);
+    if (conn[0])
+        snprintf(f[n++], sizeof f[0], "CONFAB_CONN=%s", conn);
+    for (int i = 0; i < n; i++)
+        iov[i] = (struct iovec){f[i], strlen(f[i])};
+    sd_journal_sendv(iov, n);
 }
 
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */

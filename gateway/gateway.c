@@ -130,8 +130,9 @@ static const struct lws_protocols protocols[] = {
 static void on_broker_msg(void *ud, const struct cf_wire_msg *m)
 {
     struct gw *gw = ud;
-    if (m->type == CF_WIRE_MSG)
-        metrics_observe_delivery(cf_wall_ms() - m->ts);
+    int64_t now = cf_wall_ms();
+    if (m->type == CF_WIRE_MSG && m->ts > 0 && m->ts <= now) /* ts comes from outside */
+        metrics_observe_delivery(now - m->ts);
     if (m->type == CF_WIRE_MSG || m->type == CF_WIRE_TYPING || m->type == CF_WIRE_PRESENCE)
         gw->stats.messages_out += lrooms_deliver(gw->rooms, m);
     else
@@ -233,12 +234,12 @@ static void on_room_last(void *ud, const char *name, size_t len)
         blinks_leave(gw->links, name, len);
 }
 
-static void on_epoch_changed(void *ud, struct cf_str room, struct lmember *m)
+static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since)
 {
-    v1_epoch_changed(ud, room, m);
+    v1_resync(ud, room, m, since);
 }
 
-static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_epoch_changed};
+static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_resync};
 
 /* ---- life cycle ---------------------------------------------------------- */
 

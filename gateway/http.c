@@ -254,6 +254,8 @@ static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req
              memchr(json_string_value(msg), '\0', json_string_length(msg)) ||
              !cf_text_has_content(json_string_value(msg), json_string_length(msg)))
         err = "\"message\" must be a non-empty string";
+    else if (json_string_length(msg) > (size_t)gw->cfg->max_message_bytes)
+        err = "\"message\" is longer than MAX_MESSAGE_BYTES";
     int rc = 0;
     if (err) {
         rc = finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST, err, NULL));

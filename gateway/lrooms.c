@@ -10,6 +10,7 @@
 #include "legacy.h"
 #include "log.h"
 #include "map.h"
+#include "shard.h"
 #include "v1codec.h"
 #include "validate.h"
 
@@ -25,6 +26,7 @@ struct lheld {
     struct cf_buf *b;
     enum cf_wire_type type;
     uint64_t id, pv; /* msg id (0: none) / presence version */
+    uint64_t epoch;  /* msg: hash of its epoch (0: none) */
 };
 
 struct lrooms {
@@ -173,8 +175,9 @@ static void hold(struct lmember *m, struct cf_buf *b, const struct cf_wire_msg *
         m->held = h;
         m->capheld = cap;
     }
-    m->held[m->nheld++] = (struct lheld){cf_buf_ref(b), ev->type,
-                                         (ev->has & CF_WIRE_HAS_ID) ? ev->id : 0, ev->pv};
+    m->held[m->nheld++] = (struct lheld){
+        cf_buf_ref(b), ev->type, (ev->has & CF_WIRE_HAS_ID) ? ev->id : 0, ev->pv,
+        (ev->has & CF_WIRE_HAS_EPOCH) ? cf_fnv1a64(ev->epoch.p, ev->epoch.len) : 0};
     m->heldbytes += b->len;
 }
 
@@ -218,10 +221,17 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
         if (p == SESS_LEGACY && ev->type != CF_WIRE_MSG)
             continue; /* the old protocol has messages only */
         if (sess_proto_is_v1(p) && !m->pending && ev->type == CF_WIRE_MSG &&
-            (ev->has & CF_WIRE_HAS_EPOCH) && m->epoch_known &&
-            (ev->epoch.len != strlen(m->epoch) || memcmp(ev->epoch.p, m->epoch, ev->epoch.len))) {
-            m->pending = true; /* this message waits for the new snapshot */
-            r->ops->epoch_changed(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m);
+            (ev->has & CF_WIRE_HAS_ID) && m->epoch_known) {
+            bool other_epoch = (ev->has & CF_WIRE_HAS_EPOCH) &&
+                               (ev->epoch.len != strlen(m->epoch) ||
+                                memcmp(ev->epoch.p, m->epoch, ev->epoch.len) != 0);
+            /* Ids are gapless in an epoch: a jump means this member missed
+             * messages (its broker's subscription was down meanwhile). */
+            if (other_epoch || ev->id > m->last_id + 1) {
+                m->pending = true; /* this message waits for the snapshot */
+                r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m,
+                               !other_epoch);
+            }
         }
         if (sess_proto_is_v1(p) && !m->pending && !wants(m, ev, now))
             continue;
@@ -258,11 +268,13 @@ void lrooms_go_live(struct lmember *m)
 {
     m->pending = false;
     m->pv_until = cf_mono_ms() + PV_WINDOW_MS;
+    uint64_t epoch = m->epoch_known ? cf_fnv1a64(m->epoch, strlen(m->epoch)) : 0;
     for (uint32_t i = 0; i < m->nheld; i++) {
         struct lheld *h = &m->held[i];
         bool send = true;
         if (h->type == CF_WIRE_MSG && h->id) {
-            send = h->id > m->last_id;
+            /* ids of another epoch than the snapshot's mean nothing here */
+            send = h->id > m->last_id && (!h->epoch || !epoch || h->epoch == epoch);
             if (send)
                 m->last_id = h->id;
         } else if (h->type == CF_WIRE_PRESENCE) {

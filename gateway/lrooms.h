@@ -29,20 +29,21 @@ struct lrooms_ops {
     /* The room got its first local member / lost its last one. */
     void (*first)(void *ud, const char *name, size_t len);
     void (*last)(void *ud, const char *name, size_t len);
-    /* A live v1 member got a message from another epoch of its room (the
-     * history was lost): it is pending again, and needs a fresh snapshot. */
-    void (*epoch_changed)(void *ud, struct cf_str room, struct lmember *m);
+    /* A live v1 member missed something: a message from another epoch of
+     * its room (the history was lost; since = false: it needs a fresh
+     * snapshot) or a gap in the ids (since = true: replay after its last id).
+     * The member is pending again; the message that showed it is held. */
+    void (*resync)(void *ud, struct cf_str room, struct lmember *m, bool since);
 };
 
 struct lheld;
-struct lmember;
 
 /* One session in one room. Owned by lrooms; valid until it leaves. */
 struct lmember {
     struct session *s;
     struct cf_rel_edge *edge;
     bool pending;         /* waiting for the join snapshot */
-    bool resync;          /* the pending snapshot re-syncs after a broker came back */
+    uint64_t q;           /* the request the pending snapshot answers */
     uint64_t last_id;     /* newest message id given to the client */
     uint64_t pv;          /* presence version of the snapshot */
     int64_t pv_until;     /* until then, presence versions <= pv are stale */

@@ -142,6 +142,7 @@ static void do_join(struct gw *gw, struct session *s, const struct v1_req *r)
         send_error(s, "internal", "out of memory", r->id, r->room);
         return;
     }
+    m->q = q->q;
     if (r->has_since && r->has_epoch && r->epoch.len < sizeof m->epoch) {
         m->last_id = r->since;
         memcpy(m->epoch, r->epoch.p, r->epoch.len);
@@ -296,7 +297,8 @@ static struct lmember *waiting_member(struct gw *gw, const struct req *q)
     if (!q->s)
         return NULL;
     struct lmember *m = lrooms_find(gw->rooms, q->s, q->room, q->room_len);
-    return m && m->pending ? m : NULL;
+    /* the same request: a leave and a new join make a new one */
+    return m && m->pending && m->q == q->q ? m : NULL;
 }
 
 static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
@@ -337,7 +339,6 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         m->epoch_known = true;
     }
     m->pv = snap->pv;
-    m->resync = false;
     lrooms_go_live(m);
 }
 
@@ -457,18 +458,19 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
     }
     q->resync = true;
     m->pending = true;
-    m->resync = true;
+    m->q = q->q;
     if (send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT) < 0) {
         reqs_cancel(gw->reqs, q);
         sess_close(s, 1012, "could not re-sync");
     }
 }
 
-void v1_epoch_changed(struct gw *gw, struct cf_str room, struct lmember *m)
+void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
 {
-    CF_INFO("v1", "conn %llu: room %.*s has a new epoch (its history was lost); sending a fresh "
-            "joined", (unsigned long long)sess_id(m->s), (int)room.len, room.p);
-    resync(gw, room, m, false);
+    CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
+            (int)room.len, room.p,
+            since ? "a gap in the message ids" : "a new epoch (its history was lost)");
+    resync(gw, room, m, since);
 }
 
 static void reregister(void *ud, struct cf_str room, struct lmember *m)

@@ -41,9 +41,9 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m);
 void v1_on_link_down(struct gw *gw, uint32_t shard);
 /* The link to `shard` is up again. */
 void v1_on_link_up(struct gw *gw, uint32_t shard);
-/* A live member's room changed epoch (lrooms_ops.epoch_changed). */
+/* A live member missed messages (lrooms_ops.resync). */
 struct lmember;
-void v1_epoch_changed(struct gw *gw, struct cf_str room, struct lmember *m);
+void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since);
 /* Once a second: time out requests without an answer. */
 void v1_tick(struct gw *gw);
 

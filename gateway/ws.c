@@ -72,6 +72,7 @@ static bool origin_host(const char *origin, char *out, size_t cap)
 /* Browsers always send Origin; other clients need not, and are let in. */
 static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t cap)
 {
+    snprintf(origin, cap, "(too long or unreadable)"); /* what the log says if refused early */
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
     if (n <= 0)
         return true;

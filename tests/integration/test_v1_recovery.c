@@ -561,6 +561,43 @@ static void test_broker_sigterm_answers_every_send(void **state)
     v1_close(b);
 }
 
+/* A member whose node missed a message (its broker's subscription was down
+ * while another node published) notices the jump in ids and re-syncs: it
+ * gets the missed message, then the live one, in order, each once. The
+ * miss is made exactly: a script stores a message without publishing it. */
+static void test_a_gap_in_ids_is_recovered(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "gap";
+    struct v1c *m = v1_member(fx.node.port, "alice", V1_JSON);
+    struct v1c *n = v1_member(gw2.port, "bob", V1_JSON);
+    join_quietly(m, room);
+    join_quietly(n, room);
+    json_int_t first = send_ok(n, room, "before", NULL);
+    assert_int_equal(expect_new(m, room, "before", "bob"), first);
+
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", (long long)h_now_ms());
+    static const char script[] =
+        "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+        "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+        "redis.call('RPUSH', KEYS[2], cmsgpack.pack({v = 1, t = 'msg', room = ARGV[1],\n"
+        "  from = 'ghost', text = 'missed', ts = tonumber(ARGV[2]), epoch = epoch, id = id}))\n"
+        "return id\n";
+    const char *const args[] = {"EVAL", script, "2", "cf:{gap}:meta", "cf:{gap}:hist", room, ts,
+                                NULL};
+    assert_int_equal(h_redis_cli(&fx.redis, args), 0);
+
+    json_int_t after = send_ok(n, room, "after", NULL);
+    assert_int_equal(after, first + 2);
+    assert_int_equal(expect_new(m, room, "missed", "ghost"), first + 1);
+    assert_int_equal(expect_new(m, room, "after", "bob"), first + 2);
+    V1_NONE(m, 300, "new_message", NULL);
+    v1_close(m);
+    v1_close(n);
+}
+
 static void test_shutdown_closes_1001(void **state)
 {
     (void)state;
@@ -589,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_broker_down_is_unavailable_never_silence),
         cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
+        cmocka_unit_test(test_a_gap_in_ids_is_recovered),
         cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
         cmocka_unit_test(test_redis_down_is_unavailable_never_silence),
