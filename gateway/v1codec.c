@@ -202,9 +202,14 @@ static struct cf_buf *encode(enum sess_proto p, json_t *ev)
         }
         cf_bytes_free(&out);
     } else {
-        size_t need = json_dumpb(ev, NULL, 0, JSON_COMPACT);
+        /* Most events fit the stack buffer: serialised once, copied once. */
+        char stack[8192];
+        size_t need = json_dumpb(ev, stack, sizeof stack, JSON_COMPACT);
         if (need && (b = cf_buf_new(LWS_PRE, need))) {
-            json_dumpb(ev, (char *)cf_buf_payload(b), need, JSON_COMPACT);
+            if (need <= sizeof stack)
+                memcpy(cf_buf_payload(b), stack, need);
+            else
+                json_dumpb(ev, (char *)cf_buf_payload(b), need, JSON_COMPACT);
             b->len = (uint32_t)need;
         }
     }
