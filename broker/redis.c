@@ -86,6 +86,7 @@ static void conn_fail(struct rconn *rc, const char *why);
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud);
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud);
+static void read_replies(struct rconn *rc);
 
 /* One timer per connection; what it means depends on the state: retry when
  * down, give up when connecting, check health when up. */
@@ -246,8 +247,15 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
     if (now - rc->up_since >= STABLE_MS)
         cf_backoff_reset(&rc->bo);
     if (rc->pending > 0 && now - rc->last_rx > REPLY_TIMEOUT_MS) {
-        conn_fail(rc, "no reply from Redis for 10 s");
-        return 0;
+        /* Replies may be sitting in the socket: after this process was
+         * stopped (SIGSTOP, a long GC-like stall) the timer can run first. */
+        read_replies(rc);
+        if (rc->st != C_UP)
+            return 0;
+        if (rc->pending > 0 && cf_mono_ms() - rc->last_rx > REPLY_TIMEOUT_MS) {
+            conn_fail(rc, "no reply from Redis for 10 s");
+            return 0;
+        }
     }
     if (rc->pending == 0 && now - rc->last_rx >= IDLE_PING_MS &&
         now - rc->last_tx >= IDLE_PING_MS) {
