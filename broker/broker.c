@@ -199,14 +199,18 @@ static void count_drop(struct broker *b, struct cf_str room, int rc)
                 (unsigned long long)b->publish_dropped);
 }
 
-/* Carries out a room request (now, or once its room's subscription is up). */
-static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen)
+/* Carries out a room request (now, or once its room's subscription is up).
+ * `ctx` is the frame as decoded on arrival when it runs at once; a held one
+ * is decoded again from its saved bytes. */
+static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen, const void *ctx)
 {
     struct broker *b = ud;
     struct cf_wire_msg m;
     const char *why;
-    if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0)
-        return; /* decoded once already when it arrived */
+    if (ctx)
+        m = *(const struct cf_wire_msg *)ctx;
+    else if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0)
+        return; /* it decoded when it arrived */
     int rc = 0;
     b->requests++;
     switch (m.type) {
@@ -331,11 +335,11 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_SEND:
     case CF_WIRE_SUB:
     case CF_WIRE_UNSUB: {
-        int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l), payload, len);
+        int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l), payload, len, m);
         /* Presence bookkeeping must not be lost to a Redis outage: the local
          * record is what the refresh restores from. */
         if (rc == -ENOTCONN && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))
-            op_run(b, gwlink_id(l), payload, len);
+            op_run(b, gwlink_id(l), payload, len, m);
         else if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
             send_fail(b, gwlink_id(l), m->q, rc);
         else if (rc < 0 && m->type == CF_WIRE_MSG)

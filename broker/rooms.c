@@ -89,7 +89,7 @@ static void release_held(struct rooms *r, struct room *rm)
         if (!rm->held_head)
             rm->held_tail = NULL;
         r->held_bytes -= h->len;
-        r->ops->run(r->ud, h->link_id, h->payload, h->len);
+        r->ops->run(r->ud, h->link_id, h->payload, h->len, NULL);
         free(h);
     }
 }
@@ -174,13 +174,13 @@ void rooms_drop_link(struct rooms *r, struct cf_rel_end *end)
 }
 
 int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id,
-                 const void *payload, size_t plen)
+                 const void *payload, size_t plen, const void *ctx)
 {
     struct room *rm = cf_map_get(r->by_name, name, len);
     /* Straight on unless the room waits for its subscription, or older
      * requests of it are still held (order first). */
     if (!rm || (!rm->held_head && (rm->links.n == 0 || rm->active))) {
-        r->ops->run(r->ud, link_id, payload, plen);
+        r->ops->run(r->ud, link_id, payload, plen, ctx);
         return 0;
     }
     if (rm->unconfirmed == 0)

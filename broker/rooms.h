@@ -29,8 +29,10 @@ struct rooms_ops {
      * subscriber connection is down: rooms_on_sub_ready will retry). */
     int (*subscribe)(void *ud, const char *name, size_t len);
     int (*unsubscribe)(void *ud, const char *name, size_t len);
-    /* Carry out a request (a wire frame payload from gateway link link_id). */
-    void (*run)(void *ud, uint64_t link_id, const void *payload, size_t plen);
+    /* Carry out a request (a wire frame payload from gateway link link_id).
+     * `ctx` is what rooms_submit was given when the request runs at once
+     * (e.g. the frame already decoded), NULL when it ran after being held. */
+    void (*run)(void *ud, uint64_t link_id, const void *payload, size_t plen, const void *ctx);
     /* Send a room event (an encoded wire payload from Redis) to one gateway link. */
     void (*deliver)(void *ud, void *link, const void *payload, size_t plen);
 };
@@ -60,7 +62,7 @@ void rooms_drop_link(struct rooms *r, struct cf_rel_end *end);
  * subscription is confirmed. 0, -ENOTCONN when it would wait for a
  * subscriber that is down, -ENOBUFS when the hold budget is spent. */
 int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id,
-                 const void *payload, size_t plen);
+                 const void *payload, size_t plen, const void *ctx);
 
 /* Redis delivered a message on room:<name>: hand it to each link in the room. */
 void rooms_on_message(struct rooms *r, const char *name, size_t len, const void *payload,

@@ -147,12 +147,12 @@ static const char script_join[] =
     "local pv = tonumber(redis.call('GET', C.pv) or '0')\n"
     "return {epoch, last, pv, count, recovered, members, msgs}\n";
 
-/* KEYS pz pu pc pv; ARGV chan room conn now ttl */
+/* KEYS pz pu pc pv; ARGV chan room now ttl conn */
 static const char script_leave[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[4]), ttl = tonumber(ARGV[5])}\n"
-    "drop(C, ARGV[3])\n"
+    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4])}\n"
+    "drop(C, ARGV[5])\n"
     "sweep(C)\n"
     "return 0\n";
 
@@ -330,13 +330,13 @@ static void sent_reply(void *ud, const redisReply *r)
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
                struct cf_str cid, store_sent_fn fn, void *ud)
 {
-    struct cf_bytes prefix;
-    cf_bytes_init(&prefix, CF_WIRE_MAX_FRAME);
+    /* One buffer for every send of this (single-threaded) process: hiredis
+     * copies the arguments, so it is free again when eval returns. */
+    static struct cf_bytes prefix = {.max = CF_WIRE_MAX_FRAME};
+    cf_bytes_truncate(&prefix, 0);
     int rc = cf_wire_msg_prefix(&prefix, m);
-    if (rc < 0) {
-        cf_bytes_free(&prefix);
+    if (rc < 0)
         return rc;
-    }
     char k_meta[KEY_MAX], k_hist[KEY_MAX], chan[KEY_MAX], epoch[17];
     char k_dd[KEY_MAX + 2 * CF_WIRE_MAX_TOKEN + 24];
     struct args a = {0};
@@ -358,9 +358,7 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     arg_num(&a, lim->dedup_window_s);
     new_epoch(epoch);
     arg(&a, epoch, 16);
-    rc = eval(rb, S_SEND, &a, fn ? sent_reply : NULL, fn ? box_new((void (*)(void))fn, ud) : NULL);
-    cf_bytes_free(&prefix);
-    return rc;
+    return eval(rb, S_SEND, &a, fn ? sent_reply : NULL, fn ? box_new((void (*)(void))fn, ud) : NULL);
 }
 
 /* ---- join --------------------------------------------------------------- */
@@ -435,18 +433,26 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
 
 /* ---- presence ----------------------------------------------------------- */
 
+/* The keys and leading arguments every presence script takes:
+ * KEYS pz pu pc pv; ARGV chan room now ttl. */
+static void presence_head(struct args *a, char k[4][KEY_MAX], char *chan, struct cf_str room,
+                          const struct store_limits *lim)
+{
+    arg_num(a, 4);
+    presence_keys(a, k, room);
+    arg(a, chan, channel(chan, room));
+    arg_str(a, room);
+    arg_num(a, cf_wall_ms());
+    arg_num(a, lim->presence_ttl_ms);
+}
+
 int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                 struct cf_str conn)
 {
     char pk[4][KEY_MAX], chan[KEY_MAX];
     struct args a = {0};
-    arg_num(&a, 4);
-    presence_keys(&a, pk, room);
-    arg(&a, chan, channel(chan, room));
-    arg_str(&a, room);
+    presence_head(&a, pk, chan, room, lim);
     arg_str(&a, conn);
-    arg_num(&a, cf_wall_ms());
-    arg_num(&a, lim->presence_ttl_ms);
     return eval(rb, S_LEAVE, &a, NULL, NULL);
 }
 
@@ -457,12 +463,7 @@ int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_
     for (uint32_t at = 0; at < n || at == 0; at += PER_CALL) {
         char pk[4][KEY_MAX], chan[KEY_MAX];
         struct args a = {0};
-        arg_num(&a, 4);
-        presence_keys(&a, pk, room);
-        arg(&a, chan, channel(chan, room));
-        arg_str(&a, room);
-        arg_num(&a, cf_wall_ms());
-        arg_num(&a, lim->presence_ttl_ms);
+        presence_head(&a, pk, chan, room, lim);
         for (uint32_t i = at; i < n && i < at + PER_CALL; i++) {
             arg_str(&a, conns[i]);
             arg_str(&a, users[i]);

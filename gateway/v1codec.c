@@ -55,6 +55,16 @@ static int get_count(const json_t *payload, const char *key, uint64_t *out)
     return 1;
 }
 
+/* "limit": absent = the default, capped at the maximum. 0 or -1. */
+static int get_limit(const json_t *payload, uint32_t *out)
+{
+    uint64_t n = V1_DEFAULT_LIMIT;
+    if (get_count(payload, "limit", &n) < 0)
+        return -1;
+    *out = n > V1_MAX_LIMIT ? V1_MAX_LIMIT : (uint32_t)n;
+    return 0;
+}
+
 #define REFUSE(c, msg)                                                                             \
     do {                                                                                           \
         e->code = (c);                                                                             \
@@ -81,15 +91,11 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         REFUSE("bad_room", "room names are 1 to 64 characters of A-Z a-z 0-9 _ . : -");
     e->room = r->room;
 
-    uint64_t n = 0;
     int rc;
     switch (r->type) {
     case V1_JOIN: {
-        r->limit = V1_DEFAULT_LIMIT;
-        if ((rc = get_count(payload, "limit", &n)) < 0)
+        if (get_limit(payload, &r->limit) < 0)
             REFUSE("bad_request", "limit must be a non-negative integer");
-        if (rc > 0)
-            r->limit = n > V1_MAX_LIMIT ? V1_MAX_LIMIT : (uint32_t)n;
         if ((rc = get_count(payload, "since", &r->since)) < 0)
             REFUSE("bad_request", "since must be a non-negative integer (a message id)");
         r->has_since = rc > 0;
@@ -103,11 +109,8 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         break;
     }
     case V1_HISTORY:
-        r->limit = V1_DEFAULT_LIMIT;
-        if ((rc = get_count(payload, "limit", &n)) < 0)
+        if (get_limit(payload, &r->limit) < 0)
             REFUSE("bad_request", "limit must be a non-negative integer");
-        if (rc > 0)
-            r->limit = n > V1_MAX_LIMIT ? V1_MAX_LIMIT : (uint32_t)n;
         if ((rc = get_count(payload, "before", &r->before)) < 0)
             REFUSE("bad_request", "before must be a non-negative integer (a message id)");
         r->has_before = rc > 0;

@@ -74,10 +74,9 @@ static void test_recovery_after_the_gateway_is_killed(void **state)
     struct v1c *s = v1_member(gw2.port, "alice", V1_JSON);
     struct v1c *c = v1_member(fx.node.port, "bob", V1_JSON);
     join_quietly(s, room);
-    json_t *ev = join_ok(c, room);
     char epoch[128];
-    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
-    json_decref(ev);
+    join_epoch(c, room, epoch, sizeof epoch);
+    json_t *ev;
     char text[32];
     for (int i = 1; i <= 3; i++) {
         text_of(text, sizeof text, "before", i);
@@ -143,10 +142,9 @@ static void test_recovery_under_traffic_has_no_gap_or_duplicate(void **state)
         struct v1c *s = v1_member(gw2.port, "alice", V1_JSON);
         struct v1c *c = v1_member(fx.node.port, "bob", V1_JSON);
         join_quietly(s, room);
-        json_t *ev = join_ok(c, room);
         char epoch[128];
-        snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
-        json_decref(ev);
+        join_epoch(c, room, epoch, sizeof epoch);
+        json_t *ev;
         send_ok(s, room, "seen", NULL);
         assert_int_equal(expect_new(c, room, "seen", "alice"), 1);
         v1_abort(c);
@@ -200,10 +198,9 @@ static void test_join_with_a_wrong_since_or_epoch(void **state)
     gateway_up();
     const char *room = "wrong-since";
     struct v1c *s = v1_member(fx.node.port, "alice", V1_JSON);
-    json_t *ev = join_ok(s, room);
     char epoch[128];
-    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
-    json_decref(ev);
+    join_epoch(s, room, epoch, sizeof epoch);
+    json_t *ev;
     for (int i = 1; i <= 3; i++)
         send_ok(s, room, "old", NULL);
 
@@ -380,10 +377,9 @@ static void test_not_recovered_once_the_history_is_gone(void **state)
     gateway_up();
     const char *room = "trimmed";
     struct v1c *s = v1_member(fx.node.port, "alice", V1_JSON);
-    json_t *ev = join_ok(s, "flushed");
     char epoch[128];
-    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
-    json_decref(ev);
+    join_epoch(s, "flushed", epoch, sizeof epoch);
+    json_t *ev;
     ev = join_ok(s, room);
     char epoch_t[128];
     snprintf(epoch_t, sizeof epoch_t, "%s", pstr(ev, "epoch"));
@@ -445,10 +441,9 @@ static void test_redis_down_is_unavailable_never_silence(void **state)
     gateway_up();
     const char *room = "no-redis";
     struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    json_t *ev = join_ok(a, room);
     char epoch[128];
-    snprintf(epoch, sizeof epoch, "%s", pstr(ev, "epoch"));
-    json_decref(ev);
+    join_epoch(a, room, epoch, sizeof epoch);
+    json_t *ev;
     send_ok(a, room, "while it works", NULL);
     expect_new(a, room, "while it works", "alice");
 

@@ -153,6 +153,14 @@ static inline json_t *join_ok(struct v1c *c, const char *room)
 }
 
 /* Joins and drops the joined event. */
+/* join_ok, keeping only the room's epoch (for a later join with since). */
+static inline void join_epoch(struct v1c *c, const char *room, char *epoch, size_t cap)
+{
+    json_t *ev = join_ok(c, room);
+    snprintf(epoch, cap, "%s", pstr(ev, "epoch"));
+    json_decref(ev);
+}
+
 static inline void join_quietly(struct v1c *c, const char *room)
 {
     json_decref(join_ok(c, room));

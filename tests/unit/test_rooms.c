@@ -26,6 +26,7 @@ struct call {
     uint64_t link_id;
     char payload[64];
     size_t plen;
+    bool ctx; /* 'R': run at once with the submitter's context (not held) */
 };
 
 struct fake {
@@ -62,10 +63,15 @@ static int fake_unsubscribe(void *ud, const char *name, size_t len)
     return g_fake.unsub_rc;
 }
 
-static void fake_run(void *ud, uint64_t link_id, const void *payload, size_t plen)
+static void fake_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
+                     const void *ctx)
 {
+    /* the caller's context comes along only when the request was not held */
+    if (ctx)
+        assert_ptr_equal(ctx, payload);
     struct call *c = record(ud, 'R', NULL, 0);
     c->link_id = link_id;
+    c->ctx = ctx != NULL;
     assert_true(plen < sizeof c->payload);
     memcpy(c->payload, payload, plen);
     c->plen = plen;
@@ -136,7 +142,7 @@ static void leave(int link, const char *room)
 /* A request from the gateway link with id link_id for room. */
 static int submit_from(uint64_t link_id, const char *room, const char *payload)
 {
-    return rooms_submit(g_rooms, room, strlen(room), link_id, payload, strlen(payload));
+    return rooms_submit(g_rooms, room, strlen(room), link_id, payload, strlen(payload), payload);
 }
 
 /* A request whose link id does not matter to the test. */
@@ -321,6 +327,7 @@ static void test_submit_without_local_links(void **state)
     assert_int_equal(submit("elsewhere", "x1"), 0);
     assert_int_equal(g_fake.n, 1);
     assert_run(0, LID(0), "x1");
+    assert_true(g_fake.calls[0].ctx); /* ran at once: with its context */
     assert_int_equal(stats().rooms, 0);
 
     /* A room whose last link left, UNSUBSCRIBE not yet answered. */
@@ -632,18 +639,18 @@ static void test_hold_budget(void **state)
     join(0, "general");
     join(1, "lobby");
     g_fake.n = 0;
-    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), p60, 60), 0);
-    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p41, 41), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), p60, 60, NULL), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p41, 41, NULL), -ENOBUFS);
     assert_int_equal(stats().held_dropped, 1);
     assert_int_equal(stats().held_bytes, 60);
-    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p40, 40), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p40, 40, NULL), 0);
     assert_int_equal(stats().held_bytes, 100);
-    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "x", 1), -ENOBUFS);
-    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "", 0), 0);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "x", 1, NULL), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "", 0, NULL), 0);
     assert_int_equal(stats().held_dropped, 2);
     assert_int_equal(g_fake.n, 0);
     /* Not held, not budgeted: rooms without links. */
-    assert_int_equal(rooms_submit(g_rooms, "other", 5, LID(0), p60, 60), 0);
+    assert_int_equal(rooms_submit(g_rooms, "other", 5, LID(0), p60, 60, NULL), 0);
     assert_int_equal(g_fake.n, 1);
     g_fake.n = 0;
 
@@ -653,7 +660,7 @@ static void test_hold_budget(void **state)
     assert_run(1, LID(0), "");
     assert_int_equal(stats().held_bytes, 40);
     /* The budget is free again. */
-    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p60, 60), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p60, 60, NULL), 0);
     assert_int_equal(stats().held_bytes, 100);
     confirm("lobby");
     assert_int_equal(g_fake.n, 4);
@@ -666,7 +673,7 @@ static void test_hold_budget(void **state)
     join(2, "third");
     char big[101];
     memset(big, 'z', sizeof big);
-    assert_int_equal(rooms_submit(g_rooms, "third", 5, LID(0), big, sizeof big), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "third", 5, LID(0), big, sizeof big, NULL), -ENOBUFS);
     assert_int_equal(stats().held_dropped, 3);
 }
 
@@ -860,6 +867,8 @@ static void test_held_run_in_order_with_link_id(void **state)
     assert_run(0, LID(2), "b-1");
     assert_run(1, LID(1), "b-2");
     assert_run(2, UINT64_MAX, "b-3");
+    for (int i = 0; i < 3; i++)
+        assert_false(g_fake.calls[i].ctx); /* held: the submitter's context is gone */
     assert_int_equal(stats().held_bytes, 15);
 
     confirm("a");
