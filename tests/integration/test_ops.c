@@ -16,9 +16,11 @@
 #include <errno.h>
 #include <jwt.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <regex.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -945,6 +947,89 @@ static void test_journal_stream_takes_the_logs(void **state)
     }
 }
 
+/* Native journald logging, seen the way journald sees it: the gateway runs
+ * in a private mount namespace whose /run/systemd/journal/socket is a
+ * datagram socket this test owns. Every line must arrive (with or without a
+ * room or connection in it) with its fields. Needs root for the namespace,
+ * as CI has; without it the test says so and checks nothing more. */
+static bool journal_has(char (*got)[2048], int n, const char *a, const char *b, const char *c)
+{
+    for (int i = 0; i < n; i++)
+        if (strstr(got[i], a) && (!b || strstr(got[i], b)) && (!c || strstr(got[i], c)))
+            return true;
+    return false;
+}
+
+static void test_journal_gets_every_line_with_fields(void **state)
+{
+    (void)state;
+    if (system("unshare -m true 2>/dev/null") != 0) {
+        printf("SKIPPED: no private mount namespace here (needs root); journald not checked\n");
+        return;
+    }
+    char dir[300], sockpath[340], log[512], js[96], portv[32], jdir[320];
+    snprintf(dir, sizeof dir, "%s/journal-native", h_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(sockpath, sizeof sockpath, "%s/socket", dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(sockpath) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+
+    snprintf(log, sizeof log, "%s/journal-native.log", h_tmpdir());
+    FILE *f = fopen(log, "w"); /* the file the harness opens as its stderr */
+    assert_non_null(f);
+    fclose(f);
+    struct stat st;
+    assert_int_equal(stat(log, &st), 0);
+    snprintf(js, sizeof js, "JOURNAL_STREAM=%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    int port = h_free_port();
+    snprintf(portv, sizeof portv, "PORT=%d", port);
+    snprintf(jdir, sizeof jdir, "JDIR=%s", dir);
+    const char *env[] = {js, portv, jdir, "JWT_SECRET=" H_JWT_SECRET, "GATEWAY_WORKERS=1",
+                         "LISTEN_ADDR=127.0.0.1", "BROKERS=1", "RUN_DIR=/nonexistent", NULL};
+    char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c",
+                    "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && "
+                    "mount --bind \"$JDIR\" /run/systemd/journal && exec \"$0\"",
+                    (char *)h_bin("gateway"), NULL};
+    struct h_proc p;
+    assert_int_equal(h_spawn(&p, "journal-native", h_tmpdir(), argv, env), 0);
+    assert_int_equal(h_wait_health(port, 503, 10000), 0); /* serving, no broker */
+    struct wsc *c = wsc_connect_user(port, "alice");
+    assert_non_null(c);
+    wsc_close(c);
+    h_sleep_ms(200);
+    assert_int_equal(h_stop_clean(&p), 0);
+
+    static char got[256][2048];
+    int n = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (n >= 256 || poll(&pfd, 1, 200) <= 0)
+            break;
+        ssize_t r = recv(fd, got[n], sizeof got[n] - 1, 0);
+        if (r <= 0)
+            break;
+        got[n++][r] = '\0';
+    }
+    close(fd);
+    assert_int_equal(stat(log, &st), 0);
+    assert_int_equal(st.st_size, 0); /* nothing on stderr */
+    /* a line naming no room and no connection */
+    assert_true(journal_has(got, n, "MESSAGE=gateway: worker 0 listening", "PRIORITY=6\n",
+                            "SYSLOG_IDENTIFIER=confab-gateway"));
+    assert_false(journal_has(got, n, "MESSAGE=gateway: worker 0 listening", "CONFAB_CONN=",
+                             NULL));
+    /* a line naming a connection carries it as a field */
+    assert_true(journal_has(got, n, "alice connected", "CONFAB_CONN=1\n", "CONFAB_MODULE=ws\n"));
+    /* and the warnings and the last line of the process */
+    assert_true(journal_has(got, n, "PRIORITY=4\n", NULL, NULL));
+    assert_true(journal_has(got, n, "worker 0 stopped", NULL, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -956,6 +1041,7 @@ int main(void)
         cmocka_unit_test_teardown(test_log_format_json, down),
         cmocka_unit_test_teardown(test_log_json_survives_hostile_input, down),
         cmocka_unit_test(test_journal_stream_takes_the_logs),
+        cmocka_unit_test(test_journal_gets_every_line_with_fields),
         cmocka_unit_test_teardown(test_canary_notices_redis_refusing_writes, down),
         cmocka_unit_test_teardown(test_canary_resets_a_wedged_subscription, down),
     };
