@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <jwt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,25 @@ const char *auth_result_str(enum auth_result r)
         "ok",      "missing",         "malformed",    "bad_algorithm", "bad_signature",
         "expired", "not_yet_valid", "bad_subject"};
     return (r >= 0 && r < AUTH_RESULT_COUNT) ? names[r] : "unknown";
+}
+
+const char *auth_login_parse(const char *body, size_t len, char *user, size_t cap)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *err = NULL;
+    json_t *name = root ? json_object_get(root, "username") : NULL;
+    if (!root || !json_is_object(root))
+        err = "body must be a JSON object like {\"username\":\"alice\"}";
+    else if (!name)
+        err = "missing \"username\"";
+    else if (!json_is_string(name))
+        err = "\"username\" must be a string";
+    else {
+        int rc = cf_username_clean(json_string_value(name), json_string_length(name), user, cap);
+        if (rc < 0)
+            err = cf_name_error_str(rc);
+    }
+    json_decref(root);
+    return err;
 }

@@ -42,6 +42,12 @@ char *auth_issue(const struct auth *a, const char *user, int64_t now);
 enum auth_result auth_verify(const struct auth *a, const char *token, size_t len, int64_t now,
                              char *user, size_t cap);
 
+/* Parses a /login body ({"username": "..."}) of len bytes (not
+ * NUL-terminated, any bytes). Returns NULL and writes the cleaned username
+ * and a NUL into user (cap >= CF_USERNAME_BYTES_MAX + 1), or returns a
+ * static sentence for the client saying what is wrong. */
+const char *auth_login_parse(const char *body, size_t len, char *user, size_t cap);
+
 /* A short machine-friendly reason ("expired", "bad_signature", ...). */
 const char *auth_result_str(enum auth_result r);
 

@@ -114,24 +114,8 @@ int http_error(struct lws *wsi, unsigned status, const char *msg, const char *ex
 
 static int login_respond(struct gw *gw, struct lws *wsi, const char *body, size_t len)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *err = NULL;
-    json_t *name = root ? json_object_get(root, "username") : NULL;
     char user[CF_USERNAME_BYTES_MAX + 1];
-    if (!root || !json_is_object(root))
-        err = "body must be a JSON object like {\"username\":\"alice\"}";
-    else if (!name)
-        err = "missing \"username\"";
-    else if (!json_is_string(name))
-        err = "\"username\" must be a string";
-    else {
-        int rc = cf_username_clean(json_string_value(name), json_string_length(name), user,
-                                   sizeof user);
-        if (rc < 0)
-            err = cf_name_error_str(rc);
-    }
-    json_decref(root);
+    const char *err = auth_login_parse(body, len, user, sizeof user);
     if (err) {
         gw->stats.login_errors++;
         CF_DEBUG("http", "login refused: %s", err);
