@@ -15,6 +15,8 @@ PACKAGES=(
   # python3-yaml for the rendered-manifest checks; strace to hold the daemons'
   # system calls against the units' filters
   systemd dpkg-dev file python3 python3-yaml strace
+  # `make fuzz`: clang 14 and its libFuzzer/sanitizer runtimes
+  clang-14 libclang-rt-14-dev
 )
 # kubectl renders the Kubernetes manifests (`kubectl kustomize`, offline); any
 # kubectl will do, else Debian's kubernetes-client.
