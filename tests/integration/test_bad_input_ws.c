@@ -198,12 +198,11 @@ static void test_ping_floods(void **state)
             say(c, "after the flood");
             expect_message(c, "after the flood", "flooder");
         } else {
-            const char *join = p == V1_TEXT
-                                   ? "{\"type\":\"join\",\"payload\":{\"room\":\"flood\"}}"
-                                   : "\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa5" "flood";
+            const char *join = p == V1_TEXT ? "{\"type\":\"join\",\"payload\":{\"room\":\"flood\"}}"
+                                            : "\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa5"
+                                              "flood";
             assert_int_equal(
-                wsc_send_frame(c, p == V1_TEXT ? WS_TEXT : WS_BINARY, true, join, strlen(join)),
-                0);
+                wsc_send_frame(c, p == V1_TEXT ? WS_TEXT : WS_BINARY, true, join, strlen(join)), 0);
             char *m = NULL;
             assert_int_equal(wsc_recv(c, 5000, &m, NULL), p == V1_TEXT ? WS_TEXT : WS_BINARY);
             free(m);
@@ -291,8 +290,9 @@ static void test_invalid_utf8_is_1007(void **state)
             expect_close(c, 1007, "invalid UTF-8", p);
         }
         struct wsc *c = open_as(p, "utf8");
-        const char *a = p == LEGACY ? "{\"type\":\"send_message\",\"payload\":{\"message\":\"caf\xc3"
-                                    : "{\"type\":\"join\",\"payload\":{\"room\":\"caf\xc3";
+        const char *a = p == LEGACY
+                            ? "{\"type\":\"send_message\",\"payload\":{\"message\":\"caf\xc3"
+                            : "{\"type\":\"join\",\"payload\":{\"room\":\"caf\xc3";
         assert_int_equal(wsc_send_frame(c, WS_TEXT, false, a, strlen(a)), 0);
         assert_int_equal(wsc_send_frame(c, WS_CONT, true, "(\"}}", 4), 0);
         expect_close(c, 1007, "invalid UTF-8 across fragments", p);
