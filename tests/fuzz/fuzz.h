@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -45,8 +45,8 @@ static inline void fuzz_init(void)
 static inline json_t *fuzz_json_of(struct cf_buf *b)
 {
     json_error_t err;
-    return json_loadb((const char *)cf_buf_payload(b), b->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                      &err);
+    return json_loadb((const char *)cf_buf_payload(b), b->len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 }
 
 /* The object a msgpack frame holds, or NULL. */

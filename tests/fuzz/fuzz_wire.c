@@ -33,18 +33,17 @@ static bool strs_eq(const struct cf_str *a, const struct cf_str *b, uint32_t n)
 static void check_same(const struct cf_wire_msg *a, const struct cf_wire_msg *b)
 {
     FUZZ_CHECK(a->type == b->type && a->has == b->has);
-    FUZZ_CHECK(str_eq(a->room, b->room) && str_eq(a->from, b->from) &&
-               str_eq(a->text, b->text) && str_eq(a->node, b->node) &&
-               str_eq(a->user, b->user) && str_eq(a->conn, b->conn) && str_eq(a->cid, b->cid) &&
-               str_eq(a->epoch, b->epoch) && str_eq(a->code, b->code) &&
+    FUZZ_CHECK(str_eq(a->room, b->room) && str_eq(a->from, b->from) && str_eq(a->text, b->text) &&
+               str_eq(a->node, b->node) && str_eq(a->user, b->user) && str_eq(a->conn, b->conn) &&
+               str_eq(a->cid, b->cid) && str_eq(a->epoch, b->epoch) && str_eq(a->code, b->code) &&
                str_eq(a->action, b->action));
     FUZZ_CHECK(a->ts == b->ts && a->shard == b->shard && a->shards == b->shards &&
                a->limit == b->limit && a->budget == b->budget);
     FUZZ_CHECK(a->seq == b->seq && a->q == b->q && a->id == b->id && a->since == b->since &&
                a->before == b->before && a->last_id == b->last_id && a->pv == b->pv &&
                a->count == b->count);
-    FUZZ_CHECK(a->recovered == b->recovered && a->has_more == b->has_more &&
-               a->dup == b->dup && a->ready == b->ready);
+    FUZZ_CHECK(a->recovered == b->recovered && a->has_more == b->has_more && a->dup == b->dup &&
+               a->ready == b->ready);
     FUZZ_CHECK(a->nmembers == b->nmembers && a->nmessages == b->nmessages);
     FUZZ_CHECK(strs_eq(a->members, b->members, a->nmembers));
     FUZZ_CHECK(strs_eq(a->messages, b->messages, a->nmessages));
@@ -68,7 +67,8 @@ static void check_frame(const unsigned char *p, size_t len)
     FUZZ_CHECK(cf_wire_encode(&out, &m) == 0);
     const unsigned char *q;
     size_t qlen;
-    FUZZ_CHECK(cf_wire_frame_peek(&out, &q, &qlen) == 1 && CF_WIRE_HDR + qlen == cf_bytes_len(&out));
+    FUZZ_CHECK(cf_wire_frame_peek(&out, &q, &qlen) == 1 &&
+               CF_WIRE_HDR + qlen == cf_bytes_len(&out));
     struct cf_wire_msg again;
     FUZZ_CHECK(cf_wire_decode(dec_again, q, qlen, &again, &why) == 0);
     check_same(&m, &again);

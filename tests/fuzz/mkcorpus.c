@@ -49,8 +49,7 @@ static void put_str(const char *target, const char *name, const char *s)
     put(target, name, s, strlen(s));
 }
 
-static struct cf_str S(const char *s)
-{
+static struct cf_str S(const char *s) {
     return (struct cf_str){s, (uint32_t)strlen(s)};
 }
 
@@ -102,15 +101,16 @@ static void client_seeds(void)
         json_decref(v);
     }
     put_str("fuzz_client_json", "truncated", "{\"type\":\"join\",\"payload\":{\"ro");
-    put_str("fuzz_client_json", "bad_utf8", "{\"type\":\"send\",\"payload\":{\"room\":\"r\","
-                                            "\"message\":\"\xc3\x28\"}}");
+    put_str("fuzz_client_json", "bad_utf8",
+            "{\"type\":\"send\",\"payload\":{\"room\":\"r\","
+            "\"message\":\"\xc3\x28\"}}");
     /* msgpack edge cases: bin and ext values, a map announcing more entries
      * than it holds, a uint64 over INT64_MAX, a float32, a non-string key. */
     static const unsigned char bin[] = {0x82, 0xa4, 't', 'y', 'p', 'e', 0xc4, 0x01, 'x',
-                                        0xa7, 'p', 'a', 'y', 'l', 'o', 'a', 'd', 0x80};
+                                        0xa7, 'p',  'a', 'y', 'l', 'o', 'a',  'd',  0x80};
     static const unsigned char short_map[] = {0x8f, 0xa4, 't', 'y', 'p', 'e'};
-    static const unsigned char big[] = {0x81, 0xa1, 'n', 0xcf, 0xff, 0xff, 0xff, 0xff,
-                                        0xff, 0xff, 0xff, 0xff};
+    static const unsigned char big[] = {0x81, 0xa1, 'n',  0xcf, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     static const unsigned char f32[] = {0x81, 0xa1, 'f', 0xca, 0x3f, 0xc0, 0x00, 0x00};
     static const unsigned char intkey[] = {0x81, 0x01, 0xa1, 'x'};
     static const unsigned char huge_array[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0};
@@ -137,8 +137,11 @@ static void payload_of(struct cf_bytes *out, const struct cf_wire_msg *m)
 
 static struct cf_wire_msg chat(const char *room, const char *text, uint64_t id)
 {
-    struct cf_wire_msg m = {.type = CF_WIRE_MSG, .room = S(room), .from = S("alice"),
-                            .text = S(text), .ts = NOW * 1000LL + 123};
+    struct cf_wire_msg m = {.type = CF_WIRE_MSG,
+                            .room = S(room),
+                            .from = S("alice"),
+                            .text = S(text),
+                            .ts = NOW * 1000LL + 123};
     if (id) {
         m.has = CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH;
         m.id = id;
@@ -168,24 +171,59 @@ static void wire_seeds(void)
         chat("lobby", "hello again", 42),
         {.type = CF_WIRE_PING, .seq = 7},
         {.type = CF_WIRE_PONG, .seq = 7},
-        {.type = CF_WIRE_SEND, .q = 3, .room = S("lobby"), .from = S("bob"), .text = S("yo"),
-         .ts = NOW * 1000LL, .has = CF_WIRE_HAS_CID, .cid = S("c-1")},
+        {.type = CF_WIRE_SEND,
+         .q = 3,
+         .room = S("lobby"),
+         .from = S("bob"),
+         .text = S("yo"),
+         .ts = NOW * 1000LL,
+         .has = CF_WIRE_HAS_CID,
+         .cid = S("c-1")},
         {.type = CF_WIRE_SENT, .q = 3, .room = S("lobby"), .id = 43, .ts = NOW * 1000LL},
         {.type = CF_WIRE_FAIL, .q = 4, .code = S("unavailable"), .text = S("redis is down")},
-        {.type = CF_WIRE_SUB, .q = 5, .room = S("lobby"), .user = S("bob"), .conn = S("c9"),
-         .limit = 50, .budget = 65536, .has = CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH,
-         .since = 40, .epoch = S("1700000000000-1")},
-        {.type = CF_WIRE_SUBBED, .q = 5, .room = S("lobby"), .epoch = S("1700000000000-1"),
-         .last_id = 2, .pv = 9, .count = 2, .members = members, .nmembers = 2,
-         .messages = stored, .nmessages = 3, .recovered = true},
+        {.type = CF_WIRE_SUB,
+         .q = 5,
+         .room = S("lobby"),
+         .user = S("bob"),
+         .conn = S("c9"),
+         .limit = 50,
+         .budget = 65536,
+         .has = CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH,
+         .since = 40,
+         .epoch = S("1700000000000-1")},
+        {.type = CF_WIRE_SUBBED,
+         .q = 5,
+         .room = S("lobby"),
+         .epoch = S("1700000000000-1"),
+         .last_id = 2,
+         .pv = 9,
+         .count = 2,
+         .members = members,
+         .nmembers = 2,
+         .messages = stored,
+         .nmessages = 3,
+         .recovered = true},
         {.type = CF_WIRE_UNSUB, .room = S("lobby"), .conn = S("c9")},
-        {.type = CF_WIRE_HIST, .q = 6, .room = S("lobby"), .limit = 10, .budget = 4096,
-         .has = CF_WIRE_HAS_BEFORE, .before = 3},
-        {.type = CF_WIRE_HISTR, .q = 6, .room = S("lobby"), .messages = stored, .nmessages = 2,
+        {.type = CF_WIRE_HIST,
+         .q = 6,
+         .room = S("lobby"),
+         .limit = 10,
+         .budget = 4096,
+         .has = CF_WIRE_HAS_BEFORE,
+         .before = 3},
+        {.type = CF_WIRE_HISTR,
+         .q = 6,
+         .room = S("lobby"),
+         .messages = stored,
+         .nmessages = 2,
          .has_more = true},
         {.type = CF_WIRE_TYPING, .room = S("lobby"), .user = S("bob")},
-        {.type = CF_WIRE_PRESENCE, .room = S("lobby"), .user = S("bob"), .action = S("join"),
-         .count = 2, .pv = 10},
+        {.type = CF_WIRE_PRESENCE,
+         .room = S("lobby"),
+         .user = S("bob"),
+         .action = S("join"),
+         .count = 2,
+         .pv = 10},
         {.type = CF_WIRE_STATE, .ready = true},
     };
 
@@ -211,8 +249,8 @@ static void wire_seeds(void)
     cf_bytes_free(&stream);
     static const unsigned char oversized[] = {7, 0x00, 0x40, 0x00, 0x01, 0x81};
     static const unsigned char empty_frame[] = {3, 0, 0, 0, 0, 0, 0, 0, 1, 0xc0};
-    static const unsigned char wrong_version[] = {9, 0, 0, 0, 9, 0x82, 0xa1, 'v', 0x02,
-                                                  0xa1, 't', 0xa3, 'j', 'o', 'i'};
+    static const unsigned char wrong_version[] = {9,    0,    0,   0,    9,   0x82, 0xa1, 'v',
+                                                  0x02, 0xa1, 't', 0xa3, 'j', 'o',  'i'};
     put("fuzz_wire", "oversized", oversized, sizeof oversized);
     put("fuzz_wire", "empty_frame", empty_frame, sizeof empty_frame);
     put("fuzz_wire", "wrong_version", wrong_version, sizeof wrong_version);
@@ -297,8 +335,9 @@ static void jwt_seeds(void)
     put_token("claims_no_exp", 1, "{\"sub\":\"alice\"}");
     put_token("claims_bad_sub", 1, "{\"sub\":\" a\\u0000b\",\"exp\":1800003600}");
     put_token("claims_types", 1, "{\"sub\":[\"alice\"],\"exp\":\"1800003600\",\"nbf\":1.5}");
-    put_token("claims_edge", 1, "{\"sub\":\"bob\",\"exp\":-9223372036854775808,"
-                                "\"nbf\":9223372036854775807}");
+    put_token("claims_edge", 1,
+              "{\"sub\":\"bob\",\"exp\":-9223372036854775808,"
+              "\"nbf\":9223372036854775807}");
     put_token("claims_other_key", 2, "{\"sub\":\"alice\",\"exp\":1800003600}");
     put_token("claims_none", 3, "{\"sub\":\"alice\",\"exp\":1800003600}");
 }
