@@ -785,39 +785,6 @@ static inline int f_reconnects(struct f_world *w, const char *user_prefix)
     return n;
 }
 
-static inline int f_cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The p-th percentile (0..100) of a client's latencies in `phase`, in ms;
- * -1 without samples. */
-static inline double f_percentile(struct f_client *fc, int phase, double p)
-{
-    size_t n = fc->nlat[phase];
-    if (!n)
-        return -1;
-    qsort(fc->lat_us[phase], n, sizeof(int), f_cmp_int);
-    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-    return fc->lat_us[phase][i] / 1000.0;
-}
-
-/* A process's resident set in KiB (VmRSS), or -1. */
-static inline long f_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 struct f_health {
     int port, status;
 };
@@ -858,41 +825,6 @@ static inline bool f_run_until_log(struct f_world *w, const struct h_proc *p, lo
 {
     struct f_logwait l = {p, mark, needle};
     return f_run_until(w, f_log_has, &l, 50, timeout_ms);
-}
-
-/* Like h_redis_start, but every write goes to an append-only file that is
- * fsynced before Redis answers (appendfsync always: Redis writes the file
- * before any reply or pub/sub delivery leaves), so a SIGKILL loses nothing
- * that was acknowledged. Called again after the process is gone, it starts
- * Redis on the same socket, port and directory, with the data kept. */
-static inline int f_redis_start_aof(struct h_redis *r, const char *dir)
-{
-    if (!r->port) {
-        snprintf(r->sock, sizeof r->sock, "%s/redis.sock", dir);
-        snprintf(r->addr, sizeof r->addr, "unix:%s", r->sock);
-        r->port = h_free_port();
-        snprintf(r->tcp_addr, sizeof r->tcp_addr, "127.0.0.1:%d", r->port);
-    }
-    char port[16];
-    snprintf(port, sizeof port, "%d", r->port);
-    char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
-                    "--unixsocket", r->sock, "--unixsocketperm", "700", "--save", "",
-                    "--appendonly", "yes", "--appendfsync", "always", "--dir", (char *)dir,
-                    NULL};
-    static int n;
-    char name[32];
-    snprintf(name, sizeof name, "redis-aof-%d", n++);
-    if (h_spawn(&r->proc, name, dir, argv, NULL) < 0)
-        return -1;
-    static const char *const ping[] = {"PING", NULL};
-    for (int64_t end = h_now_ms() + 10000; h_now_ms() < end; h_sleep_ms(20)) {
-        if (!h_alive(&r->proc))
-            break;
-        if (h_redis_cli(r, ping) == 0)
-            return 0;
-    }
-    h_dump_log(&r->proc, 20);
-    return -1;
 }
 
 #endif
