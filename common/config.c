@@ -92,6 +92,39 @@ static const char *check_origins(const char *v)
     return NULL;
 }
 
+static const char *check_jwt_alg(const char *v)
+{
+    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                       "RS512", "ES256", "ES384", "ES512"};
+    for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++)
+        if (!strcmp(v, algs[i]))
+            return NULL;
+    return "one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 ES512";
+}
+
+/* Paths are checked at load so a typo stops the process with its name, not
+ * with a TLS or JWT error later. */
+static const char *check_readable(const char *v)
+{
+    if (!*v)
+        return NULL;
+    FILE *f = fopen(v, "r");
+    if (!f)
+        return "a readable file (cannot open it)";
+    fclose(f);
+    return NULL;
+}
+
+static const char *check_claim(const char *v)
+{
+    if (!*v || strlen(v) > 64)
+        return "a claim name of 1-64 characters";
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != ':' && *p != '.')
+            return "a claim name of letters, digits, _ - : .";
+    return NULL;
+}
+
 #define OFF(f) offsetof(struct cf_config, f), sizeof(((struct cf_config *)0)->f)
 
 static const struct var vars[] = {
@@ -127,6 +160,40 @@ static const struct var vars[] = {
      "bearer key for POST /api/publish (>= 16 bytes); unset = endpoint off"},
     {"ALLOWED_ORIGINS", K_STR, OFF(allowed_origins), 0, 0, "", false, check_origins,
      "browser origins allowed to open WebSockets (comma-separated, or *); unset = same host"},
+    {"JWT_ALG", K_STR, OFF(jwt_alg), 0, 0, "HS256", false, check_jwt_alg,
+     "the only algorithm tokens may use (HS* with JWT_SECRET, RS*/ES* with JWT_PUBLIC_KEY)"},
+    {"JWT_PUBLIC_KEY", K_STR, OFF(jwt_public_key), 0, 0, "", false, check_readable,
+     "PEM file with the public key that verifies RS*/ES* tokens (an identity provider's)"},
+    {"JWT_PRIVATE_KEY", K_STR, OFF(jwt_private_key), 0, 0, "", false, check_readable,
+     "PEM file with the private key that signs guest tokens under RS*/ES*; unset = no /login"},
+    {"JWT_ISSUER", K_STR, OFF(jwt_issuer), 0, 0, "", false, NULL,
+     "required iss claim (and the iss of guest tokens); unset = not checked"},
+    {"JWT_AUDIENCE", K_STR, OFF(jwt_audience), 0, 0, "", false, NULL,
+     "required aud claim (and the aud of guest tokens); unset = not checked"},
+    {"JWT_LEEWAY", K_INT, OFF(jwt_leeway), 0, 600, "5", false, NULL,
+     "seconds of clock skew allowed when checking exp and nbf"},
+    {"JWT_USER_CLAIM", K_STR, OFF(jwt_user_claim), 0, 0, "sub", false, check_claim,
+     "claim that holds the user name"},
+    {"TLS_CERT", K_STR, OFF(tls_cert), 0, 0, "", false, check_readable,
+     "PEM certificate (chain) for HTTPS/WSS on PORT; unset = plain HTTP"},
+    {"TLS_KEY", K_STR, OFF(tls_key), 0, 0, "", true, check_readable,
+     "PEM private key of TLS_CERT"},
+    {"RATE_MSGS", K_INT, OFF(rate_msgs), 0, 1000000, "20", false, NULL,
+     "requests per second one WebSocket may send on average (0 = no limit)"},
+    {"RATE_BURST", K_INT, OFF(rate_burst), 1, 1000000, "40", false, NULL,
+     "requests one WebSocket may send at once above RATE_MSGS"},
+    {"LOGIN_RATE", K_INT, OFF(login_rate), 0, 1000000, "5", false, NULL,
+     "POST /login per second per client address (0 = no limit)"},
+    {"LOGIN_BURST", K_INT, OFF(login_burst), 1, 1000000, "50", false, NULL,
+     "POST /login at once per client address above LOGIN_RATE"},
+    {"UPGRADE_RATE", K_INT, OFF(upgrade_rate), 0, 1000000, "20", false, NULL,
+     "WebSocket upgrades per second per client address (0 = no limit)"},
+    {"UPGRADE_BURST", K_INT, OFF(upgrade_burst), 1, 1000000, "200", false, NULL,
+     "WebSocket upgrades at once per client address above UPGRADE_RATE"},
+    {"MAX_CONNS_PER_IP", K_INT, OFF(max_conns_per_ip), 0, 1000000, "1000", false, NULL,
+     "open TCP connections per client address (IPv6: per /64) per gateway process (0 = no limit)"},
+    {"HANDSHAKE_TIMEOUT", K_INT, OFF(handshake_timeout), 1, 300, "10", false, NULL,
+     "seconds a new connection has to send a complete HTTP request or upgrade"},
     {"BROKERS", K_INT, OFF(brokers), 1, 1024, "2", false, NULL,
      "number of broker shards (must be the same for every process of a cluster)"},
     {"RUN_DIR", K_STR, OFF(run_dir), 0, 0, "./run", false, check_nonempty,
@@ -314,6 +381,22 @@ int cf_config_load(struct cf_config *cfg)
                 cfg->broker_metrics_port);
         bad++;
     }
+    if (!bad && (!cfg->tls_cert[0]) != (!cfg->tls_key[0])) {
+        fprintf(stderr, "config: TLS_CERT and TLS_KEY go together: set both for HTTPS, or "
+                        "neither\n");
+        bad++;
+    }
+    bool hmac = cfg->jwt_alg[0] == 'H';
+    if (!bad && !hmac && !cfg->jwt_public_key[0]) {
+        fprintf(stderr, "config: JWT_ALG=%s needs JWT_PUBLIC_KEY (a PEM file with the public key "
+                        "that verifies tokens)\n", cfg->jwt_alg);
+        bad++;
+    }
+    if (!bad && hmac && (cfg->jwt_public_key[0] || cfg->jwt_private_key[0])) {
+        fprintf(stderr, "config: JWT_PUBLIC_KEY and JWT_PRIVATE_KEY are for RS*/ES* algorithms; "
+                        "JWT_ALG=%s uses JWT_SECRET\n", cfg->jwt_alg);
+        bad++;
+    }
     char probe[128];
     if (!bad && cf_broker_socket_path(cfg, cfg->brokers - 1, probe, sizeof probe) < 0) {
         fprintf(
@@ -324,7 +407,7 @@ int cf_config_load(struct cf_config *cfg)
     }
     if (bad)
         return -1;
-    if (!cfg->jwt_secret[0]) {
+    if (!cfg->jwt_secret[0] && cfg->jwt_alg[0] == 'H') {
         snprintf(cfg->jwt_secret, sizeof cfg->jwt_secret, "%s", CF_DEV_JWT_SECRET);
         cfg->jwt_secret_is_dev = true;
     }

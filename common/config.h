@@ -35,6 +35,20 @@ struct cf_config {
     int metrics_port;
     char api_key[256];
     char allowed_origins[1024];
+    char jwt_alg[8];
+    char jwt_public_key[512];
+    char jwt_private_key[512];
+    char jwt_issuer[256];
+    char jwt_audience[256];
+    int jwt_leeway;
+    char jwt_user_claim[65];
+    char tls_cert[512];
+    char tls_key[512];
+    int rate_msgs, rate_burst;           /* per WebSocket */
+    int login_rate, login_burst;         /* per client address */
+    int upgrade_rate, upgrade_burst;     /* per client address */
+    int max_conns_per_ip;
+    int handshake_timeout;
     /* shared */
     int brokers;
     char run_dir[96];

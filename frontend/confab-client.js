@@ -38,7 +38,7 @@ export const SUBPROTOCOL = "confab.v1";
 export const ROOM_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Error codes after which a send is retried with the same id. */
-const RETRYABLE = new Set(["timeout", "unavailable", "internal", "too_many_requests"]);
+const RETRYABLE = new Set(["timeout", "unavailable", "internal", "too_many_requests", "rate_limited"]);
 
 const encoder = new TextEncoder();
 

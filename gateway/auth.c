@@ -2,41 +2,120 @@
 #include "auth.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "log.h"
 #include "validate.h"
 
+struct auth;
+static bool auth_pair_matches(const struct auth *a);
+
 struct auth {
-    unsigned char *key;
-    int keylen;
-    int ttl;
+    jwt_alg_t alg;
+    unsigned char *vkey; /* verifies: the secret or the public PEM */
+    int vkeylen;
+    unsigned char *skey; /* signs: the secret, the private PEM, or NULL */
+    int skeylen;
+    char *issuer, *audience, *claim; /* NULL = not checked */
+    int leeway, ttl;
 };
 
-struct auth *auth_new(const char *secret, int ttl_s)
+static unsigned char *dup_key(const char *k, int *len)
 {
+    size_t n = k ? strlen(k) : 0;
+    unsigned char *p = n && n <= AUTH_MAX_PEM ? malloc(n + 1) : NULL;
+    if (p) {
+        memcpy(p, k, n + 1);
+        *len = (int)n;
+    }
+    return p;
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+    if (!s || !*s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+struct auth *auth_new_opts(const struct auth_opts *o, const char **err)
+{
+    *err = "out of memory";
+    jwt_alg_t alg = jwt_str_alg(o->alg && *o->alg ? o->alg : "HS256");
+    if (alg == JWT_ALG_NONE || alg == JWT_ALG_INVAL || alg == JWT_ALG_TERM) {
+        *err = "unknown algorithm";
+        return NULL;
+    }
+    bool hmac = alg == JWT_ALG_HS256 || alg == JWT_ALG_HS384 || alg == JWT_ALG_HS512;
+    const char *verify = hmac ? o->secret : o->public_pem;
+    const char *sign = hmac ? o->secret : o->private_pem;
+    if (!verify || !*verify) {
+        *err = hmac ? "no secret" : "no public key";
+        return NULL;
+    }
     struct auth *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    a->keylen = (int)strlen(secret);
-    a->key = malloc((size_t)a->keylen + 1);
-    if (!a->key) {
-        free(a);
+    bool oom = false;
+    a->alg = alg;
+    a->leeway = o->leeway_s;
+    a->ttl = o->ttl_s;
+    a->vkey = dup_key(verify, &a->vkeylen);
+    a->skey = sign && *sign ? dup_key(sign, &a->skeylen) : NULL;
+    a->issuer = dup_opt(o->issuer, &oom);
+    a->audience = dup_opt(o->audience, &oom);
+    a->claim = dup_opt(o->user_claim && *o->user_claim ? o->user_claim : "sub", &oom);
+    if (!a->vkey || (sign && *sign && !a->skey) || oom) {
+        *err = strlen(verify) > AUTH_MAX_PEM ? "key over 64 KiB" : "out of memory";
+        auth_free(a);
         return NULL;
     }
-    memcpy(a->key, secret, (size_t)a->keylen + 1);
-    a->ttl = ttl_s;
+    if (!hmac && a->skey && !auth_pair_matches(a)) {
+        *err = "the private key does not match the public key (or is not a PEM key for this "
+               "algorithm)";
+        auth_free(a);
+        return NULL;
+    }
     return a;
+}
+
+struct auth *auth_new(const char *secret, int ttl_s)
+{
+    const char *err;
+    struct auth_opts o = {.alg = "HS256", .secret = secret, .leeway_s = AUTH_LEEWAY_S,
+                          .ttl_s = ttl_s};
+    return auth_new_opts(&o, &err);
+}
+
+bool auth_can_issue(const struct auth *a)
+{
+    return a->skey != NULL;
+}
+
+static void wipe_free(unsigned char *k, int len)
+{
+    if (k)
+        explicit_bzero(k, (size_t)len);
+    free(k);
 }
 
 void auth_free(struct auth *a)
 {
     if (!a)
         return;
-    explicit_bzero(a->key, (size_t)a->keylen);
-    free(a->key);
+    wipe_free(a->vkey, a->vkeylen);
+    wipe_free(a->skey, a->skeylen);
+    free(a->issuer);
+    free(a->audience);
+    free(a->claim);
     free(a);
 }
 
@@ -44,15 +123,31 @@ char *auth_issue(const struct auth *a, const char *user, int64_t now)
 {
     jwt_t *jwt = NULL;
     char *out = NULL;
-    if (jwt_new(&jwt) != 0)
+    if (!a->skey || jwt_new(&jwt) != 0)
         return NULL;
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, a->key, a->keylen) == 0 &&
-        jwt_add_grant(jwt, "sub", user) == 0 && jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
+    if (jwt_set_alg(jwt, a->alg, a->skey, a->skeylen) == 0 &&
+        jwt_add_grant(jwt, a->claim, user) == 0 &&
+        (!a->issuer || jwt_add_grant(jwt, "iss", a->issuer) == 0) &&
+        (!a->audience || jwt_add_grant(jwt, "aud", a->audience) == 0) &&
+        jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
         jwt_add_grant_int(jwt, "nbf", (long)now) == 0 &&
         jwt_add_grant_int(jwt, "exp", (long)(now + a->ttl)) == 0)
         out = jwt_encode_str(jwt);
     jwt_free(jwt);
     return out;
+}
+
+/* Signs a probe with the private key and verifies it with the public one, so
+ * a mismatched pair fails at start-up rather than at every login. */
+static bool auth_pair_matches(const struct auth *a)
+{
+    char *t = auth_issue(a, "probe", 0);
+    jwt_t *jwt = NULL;
+    bool ok = t && jwt_decode(&jwt, t, a->vkey, a->vkeylen) == 0 && jwt &&
+              jwt_get_alg(jwt) == a->alg;
+    jwt_free(jwt);
+    free(t);
+    return ok;
 }
 
 static bool b64url_segment(const char *s, size_t len)
@@ -82,26 +177,61 @@ static bool looks_like_jwt(const char *t, size_t len)
  * takes as "do not verify") tells a wrong algorithm from a wrong signature.
  * Without a key libjwt resets the decoded algorithm to "none", so the
  * algorithm the token names is read from its header instead. */
-static enum auth_result classify_failure(const char *token)
+static enum auth_result classify_failure(const struct auth *a, const char *token)
 {
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, NULL, 0) != 0 || !jwt)
         return AUTH_MALFORMED;
     const char *alg = jwt_get_header(jwt, "alg");
-    enum auth_result r =
-        alg && jwt_str_alg(alg) == JWT_ALG_HS256 ? AUTH_BAD_SIGNATURE : AUTH_BAD_ALG;
+    enum auth_result r = alg && jwt_str_alg(alg) == a->alg ? AUTH_BAD_SIGNATURE : AUTH_BAD_ALG;
     jwt_free(jwt);
     return r;
 }
 
-static int claim_int(jwt_t *jwt, const char *name, long *out)
+/* A NumericDate claim; JSON allows fractions, which round down. */
+static int claim_time(json_t *claims, const char *name, int64_t *out)
 {
-    errno = 0;
-    long v = jwt_get_grant_int(jwt, name);
-    if (errno != 0)
+    json_t *v = json_object_get(claims, name);
+    if (json_is_integer(v))
+        *out = (int64_t)json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) > -9e15 && json_real_value(v) < 9e15)
+        *out = (int64_t)json_real_value(v);
+    else
         return -1;
-    *out = v;
     return 0;
+}
+
+static bool audience_ok(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), want))
+        return true;
+    return false;
+}
+
+static enum auth_result check_claims(const struct auth *a, json_t *claims, int64_t now,
+                                     char *user, size_t cap)
+{
+    int64_t exp, nbf;
+    /* compared on `now`'s side: exp + leeway could overflow */
+    if (claim_time(claims, "exp", &exp) < 0 || exp < now - a->leeway)
+        return AUTH_EXPIRED;
+    if (claim_time(claims, "nbf", &nbf) == 0 && nbf > now + a->leeway)
+        return AUTH_NOT_YET_VALID;
+    json_t *iss = json_object_get(claims, "iss");
+    if (a->issuer && (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0))
+        return AUTH_BAD_ISSUER;
+    if (a->audience && !audience_ok(json_object_get(claims, "aud"), a->audience))
+        return AUTH_BAD_AUDIENCE;
+    json_t *sub = json_object_get(claims, a->claim);
+    size_t n = json_string_length(sub);
+    if (!json_is_string(sub) || !cf_username_valid(json_string_value(sub), n) || n + 1 > cap)
+        return AUTH_BAD_SUBJECT;
+    memcpy(user, json_string_value(sub), n + 1);
+    return AUTH_OK;
 }
 
 enum auth_result auth_verify(const struct auth *a, const char *token, size_t len, int64_t now,
@@ -116,24 +246,22 @@ enum auth_result auth_verify(const struct auth *a, const char *token, size_t len
     buf[len] = '\0';
 
     jwt_t *jwt = NULL;
-    if (jwt_decode(&jwt, buf, a->key, a->keylen) != 0 || !jwt) {
+    if (jwt_decode(&jwt, buf, a->vkey, a->vkeylen) != 0 || !jwt) {
         jwt_free(jwt);
-        return classify_failure(buf);
+        return classify_failure(a, buf);
     }
-    enum auth_result r = AUTH_OK;
-    long exp, nbf;
-    const char *sub;
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256)
-        r = AUTH_BAD_ALG; /* e.g. alg "none", which libjwt accepts with a key */
-    else if (claim_int(jwt, "exp", &exp) < 0 || exp < now - AUTH_LEEWAY_S)
-        r = AUTH_EXPIRED; /* compared on `now`'s side: exp + leeway could overflow */
-    else if (claim_int(jwt, "nbf", &nbf) == 0 && nbf > now + AUTH_LEEWAY_S)
-        r = AUTH_NOT_YET_VALID;
-    else if (!(sub = jwt_get_grant(jwt, "sub")) || !cf_username_valid(sub, strlen(sub)) ||
-             strlen(sub) + 1 > cap)
-        r = AUTH_BAD_SUBJECT;
-    else
-        memcpy(user, sub, strlen(sub) + 1); /* sub belongs to jwt: copy before freeing */
+    enum auth_result r = AUTH_MALFORMED;
+    /* e.g. alg "none", or HMAC keyed with our public PEM: libjwt accepts both */
+    if (jwt_get_alg(jwt) != a->alg) {
+        r = AUTH_BAD_ALG;
+    } else {
+        char *text = jwt_get_grants_json(jwt, NULL);
+        json_t *claims = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        if (json_is_object(claims))
+            r = check_claims(a, claims, now, user, cap);
+        json_decref(claims);
+        free(text);
+    }
     jwt_free(jwt);
     return r;
 }
@@ -142,7 +270,7 @@ const char *auth_result_str(enum auth_result r)
 {
     static const char *const names[AUTH_RESULT_COUNT] = {
         "ok",      "missing",         "malformed",    "bad_algorithm", "bad_signature",
-        "expired", "not_yet_valid", "bad_subject"};
+        "expired", "not_yet_valid", "bad_subject",  "bad_issuer",    "bad_audience"};
     return (r >= 0 && r < AUTH_RESULT_COUNT) ? names[r] : "unknown";
 }
 
@@ -165,4 +293,55 @@ const char *auth_login_parse(const char *body, size_t len, char *user, size_t ca
     }
     json_decref(root);
     return err;
+}
+
+/* A PEM file, whole (bounded: keys are a few KiB). */
+static char *read_pem(const char *path, const char **err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        *err = strerror(errno);
+        return NULL;
+    }
+    char *buf = malloc(AUTH_MAX_PEM + 1);
+    size_t n = buf ? fread(buf, 1, AUTH_MAX_PEM + 1, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n > AUTH_MAX_PEM) {
+        *err = !buf ? "out of memory" : n ? "larger than 64 KiB" : "empty";
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+struct auth *auth_from_config(const struct cf_config *cfg)
+{
+    const char *err = NULL;
+    char *pub = NULL, *priv = NULL;
+    struct auth *a = NULL;
+    if (cfg->jwt_public_key[0] && !(pub = read_pem(cfg->jwt_public_key, &err))) {
+        CF_ERROR("auth", "cannot read JWT_PUBLIC_KEY %s: %s", cfg->jwt_public_key, err);
+        goto out;
+    }
+    if (cfg->jwt_private_key[0] && !(priv = read_pem(cfg->jwt_private_key, &err))) {
+        CF_ERROR("auth", "cannot read JWT_PRIVATE_KEY %s: %s", cfg->jwt_private_key, err);
+        goto out;
+    }
+    struct auth_opts o = {.alg = cfg->jwt_alg, .secret = cfg->jwt_secret, .public_pem = pub,
+                          .private_pem = priv, .issuer = cfg->jwt_issuer,
+                          .audience = cfg->jwt_audience, .user_claim = cfg->jwt_user_claim,
+                          .leeway_s = cfg->jwt_leeway, .ttl_s = cfg->jwt_ttl};
+    a = auth_new_opts(&o, &err);
+    if (!a)
+        CF_ERROR("auth", "cannot set up %s token verification: %s; check JWT_ALG, "
+                 "JWT_PUBLIC_KEY and JWT_PRIVATE_KEY", cfg->jwt_alg, err);
+out:
+    if (pub)
+        explicit_bzero(pub, strlen(pub));
+    if (priv)
+        explicit_bzero(priv, strlen(priv));
+    free(pub);
+    free(priv);
+    return a;
 }

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "backoff.h"
 #include "blinks.h"
 #include "clock.h"
@@ -60,11 +61,13 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         const struct lws_protocols *p = lws_get_protocol(wsi);
         if (p && p->callback != main_callback)
             return 0;
-        enum conn_kind *k = lws_get_opaque_user_data(wsi);
-        if (k && *k == CONN_SESSION)
-            ws_destroy(gw, (struct session *)k);
-        else if (k && *k == CONN_HTTP)
-            http_req_free(k);
+        void *o = lws_get_opaque_user_data(wsi);
+        struct conn_head *h = conn_head_of(o);
+        ipl_close(gw->ipl, conn_ip_of(o));
+        if (h && h->kind == CONN_SESSION)
+            ws_destroy(gw, (struct session *)h);
+        else if (h && h->kind == CONN_HTTP)
+            http_req_free(h);
         return 0;
     }
     default:
@@ -187,6 +190,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
     v1_tick(gw);
+    admit_tick(gw);
     int64_t now = cf_mono_ms();
     if (gw->watchdog_ms && now - gw->last_watchdog >= gw->watchdog_ms) {
         cf_notify_watchdog();
@@ -283,7 +287,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     signal(SIGPIPE, SIG_IGN);
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
-    gw.auth = auth_new(cfg->jwt_secret, cfg->jwt_ttl);
+    gw.auth = auth_from_config(cfg);
     gw.files = files_new(cfg->frontend_dir);
     gw.rooms = lrooms_new(&room_ops, &gw);
     gw.reqs = reqs_new();
@@ -298,7 +302,11 @@ int gw_run(const struct cf_config *cfg, int worker)
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.user = &gw;
     info.max_http_header_data = 8192;
-    info.timeout_secs = 10;
+    /* lws' limit on each wait of a connection: TLS and HTTP handshakes (a
+     * request's headers must be complete within it), idle keep-alive */
+    info.timeout_secs = (unsigned)cfg->handshake_timeout;
+    if (cfg->tls_cert[0])
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.server_string = "confab";
     gw.ctx = g_ctx = lws_create_context(&info);
     if (!gw.ctx) {
@@ -318,9 +326,18 @@ int gw_run(const struct cf_config *cfg, int worker)
     vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
                     LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     vinfo.retry_and_idle_policy = &retry;
+    if (cfg->tls_cert[0]) {
+        vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        vinfo.ssl_cert_filepath = cfg->tls_cert;
+        vinfo.ssl_private_key_filepath = cfg->tls_key;
+        vinfo.alpn = "http/1.1"; /* WebSockets here are HTTP/1.1 upgrades */
+    }
     gw.vh = lws_create_vhost(gw.ctx, &vinfo);
     if (!gw.vh) {
-        CF_ERROR("gateway", "cannot create the libwebsockets vhost");
+        CF_ERROR("gateway", "cannot create the libwebsockets vhost%s",
+                 cfg->tls_cert[0] ? " (check that TLS_CERT and TLS_KEY are a matching PEM "
+                                    "certificate and key)"
+                                  : "");
         goto out;
     }
 
@@ -354,7 +371,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (afd == -2)
         goto out;
     gw.listener = listener_new(gw.vh, cfg->listen_addr, cfg->port, afd);
-    if (!gw.listener)
+    if (!gw.listener || admit_init(&gw, gw.listener) < 0)
         goto out;
     if (afd >= 0)
         CF_INFO("gateway", "using the listening socket passed by systemd");
@@ -387,6 +404,7 @@ out:
     cf_wire_decoder_free(gw.dec);
     files_free(gw.files);
     auth_free(gw.auth);
+    admit_free(&gw);
     CF_INFO("gateway", "worker %d stopped", worker);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "auth.h"
 #include "blinks.h"
 #include "clock.h"
@@ -21,7 +22,7 @@
 /* Request state of a POST while its body arrives, and of a publish while it
  * waits for the broker's answer. */
 struct http_req {
-    enum conn_kind kind; /* CONN_HTTP; must stay first */
+    struct conn_head head; /* CONN_HTTP; must stay first */
     bool publish;        /* POST /api/publish (else /login) */
     bool waiting;        /* the publish was sent; q is its request */
     struct gw *gw;
@@ -37,7 +38,8 @@ struct http_req {
 
 void http_req_free(void *opaque)
 {
-    struct http_req *req = opaque;
+    struct conn_head *h = conn_head_of(opaque);
+    struct http_req *req = h && h->kind == CONN_HTTP ? (struct http_req *)h : NULL;
     if (req && req->waiting)
         v1_publish_forget(req->gw, req->q);
     if (req)
@@ -50,12 +52,14 @@ static struct http_req *req_new(struct gw *gw, struct lws *wsi, size_t max, bool
     struct http_req *req = calloc(1, sizeof *req + max + 1);
     if (!req)
         return NULL;
-    req->kind = CONN_HTTP;
+    void *old = lws_get_opaque_user_data(wsi);
+    req->head.kind = CONN_HTTP;
+    req->head.ip = conn_ip_of(old);
     req->gw = gw;
     req->wsi = wsi;
     req->max = max;
     req->publish = publish;
-    http_req_free(lws_get_opaque_user_data(wsi));
+    http_req_free(old);
     lws_set_opaque_user_data(wsi, req);
     return req;
 }
@@ -168,8 +172,8 @@ static int body_begin(struct gw *gw, struct lws *wsi, size_t max, bool publish)
 
 static int body_chunk(struct lws *wsi, const void *in, size_t len)
 {
-    struct http_req *req = lws_get_opaque_user_data(wsi);
-    if (!req || req->kind != CONN_HTTP)
+    struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
+    if (!req || req->head.kind != CONN_HTTP)
         return -1;
     if (len > req->max - req->len) {
         char msg[48];
@@ -290,13 +294,13 @@ void http_publish_done(void *http, unsigned status, const char *code, const char
 
 static int publish_writable(struct lws *wsi)
 {
-    struct http_req *req = lws_get_opaque_user_data(wsi);
-    if (!req || req->kind != CONN_HTTP || !req->publish || !req->status)
+    struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
+    if (!req || req->head.kind != CONN_HTTP || !req->publish || !req->status)
         return 0;
     unsigned status = req->status;
     char *answer = req->answer;
     req->answer = NULL;
-    lws_set_opaque_user_data(wsi, NULL);
+    lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
     http_req_free(req);
     int rc = answer ? http_reply(wsi, status, answer, NULL)
                     : http_error(wsi, status, "internal error", NULL);
@@ -306,15 +310,32 @@ static int publish_writable(struct lws *wsi)
 
 static int body_complete(struct gw *gw, struct lws *wsi)
 {
-    struct http_req *req = lws_get_opaque_user_data(wsi);
-    if (!req || req->kind != CONN_HTTP)
+    struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
+    if (!req || req->head.kind != CONN_HTTP)
         return -1;
     if (req->publish)
         return publish_complete(gw, wsi, req); /* req stays until the answer */
-    lws_set_opaque_user_data(wsi, NULL);
+    lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
     int rc = login_respond(gw, wsi, req->body, req->len);
     http_req_free(req);
     return rc;
+}
+
+/* Refused before the body is read, so the connection cannot be reused. */
+static int login_begin(struct gw *gw, struct lws *wsi)
+{
+    int rc;
+    if (!auth_can_issue(gw->auth)) {
+        http_error(wsi, HTTP_STATUS_FORBIDDEN,
+                   "guest login is off: this server accepts tokens from its identity provider",
+                   "connection: close\x0d\x0a");
+        return -1;
+    }
+    if (!admit_request(gw, wsi, IPL_LOGIN, &rc)) {
+        gw->stats.login_errors++;
+        return -1; /* after the 429 */
+    }
+    return body_begin(gw, wsi, LOGIN_MAX_BODY, false);
 }
 
 /* ---- routes ----------------------------------------------------------- */
@@ -420,7 +441,7 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     if (!strcmp(url, "/login")) {
         if (method != LWSHUMETH_POST)
             return method_not_allowed(wsi, "POST");
-        return body_begin(gw, wsi, LOGIN_MAX_BODY, false);
+        return login_begin(gw, wsi);
     }
     if (!strcmp(url, "/api/publish"))
         return publish_begin(gw, wsi, method);

@@ -22,7 +22,36 @@ struct listener {
     int fd, reserve;
     int64_t last_emfile_log;
     unsigned long emfile_drops;
+    struct listener_hooks hooks;
 };
+
+void listener_set_hooks(struct listener *l, const struct listener_hooks *h)
+{
+    l->hooks = *h;
+}
+
+/* Hands an accepted socket to lws for HTTP (and TLS when the vhost has it). */
+static void adopt(struct listener *l, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    void *opaque = NULL;
+    if (l->hooks.admit && l->hooks.admit(l->hooks.ud, fd, sa, len, &opaque) < 0)
+        return;
+    lws_adopt_desc_t info;
+    memset(&info, 0, sizeof info);
+    info.vh = l->vh;
+    info.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL;
+    info.fd.sockfd = fd;
+    info.opaque = opaque;
+    struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&info);
+    if (!wsi) {
+        /* lws has closed fd */
+        CF_WARN("listen", "could not hand a new connection to the event loop");
+        if (l->hooks.release)
+            l->hooks.release(l->hooks.ud, opaque);
+    } else if (l->hooks.adopted) {
+        l->hooks.adopted(l->hooks.ud, wsi);
+    }
+}
 
 struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, int fd)
 {
@@ -117,7 +146,9 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
     if (!l || reason != LWS_CALLBACK_RAW_RX_FILE)
         return 0;
     for (int i = 0; i < ACCEPT_BUDGET; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof ss;
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 shed_one(l);
@@ -126,9 +157,7 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
                 CF_ERROR("listen", "accept failed: %s", strerror(errno));
             break;
         }
-        if (!lws_adopt_socket_vhost(l->vh, fd))
-            CF_WARN("listen", "could not hand a new connection to the event loop");
-        /* lws closes fd itself when adoption fails */
+        adopt(l, fd, (struct sockaddr *)&ss, slen);
     }
     return 0;
 }

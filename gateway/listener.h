@@ -12,6 +12,7 @@
 #define GW_LISTENER_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct lws;
 struct lws_vhost;
@@ -24,6 +25,18 @@ struct listener;
  * then owned here). Returns NULL after logging. */
 struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, int fd);
 void listener_free(struct listener *l); /* closes the socket; NULL is a no-op */
+
+/* Optional admission control for each accepted connection: admit returns 0
+ * and the opaque pointer the connection starts with, or -1 after closing fd
+ * itself (refused). When lws cannot take an admitted connection, release is
+ * called with that opaque pointer, else adopted with the new wsi. */
+struct listener_hooks {
+    int (*admit)(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque);
+    void (*release)(void *ud, void *opaque);
+    void (*adopted)(void *ud, struct lws *wsi); /* lws took it */
+    void *ud;
+};
+void listener_set_hooks(struct listener *l, const struct listener_hooks *h);
 
 /* Stops accepting (for a graceful drain): new connections go to the other
  * processes sharing the port, or are refused once none is left. */

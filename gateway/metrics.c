@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "blinks.h"
+#include "iplimit.h"
 #include "lrooms.h"
 #include "reqs.h"
 #include "session.h"
@@ -64,6 +65,12 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
         {"confab_gateway_bad_frames_total", "counter", "client frames refused", st->bad_frames},
         {"confab_gateway_logins_total", "counter", "guest tokens issued", st->logins},
         {"confab_gateway_login_errors_total", "counter", "refused logins", st->login_errors},
+        {"confab_gateway_requests_limited_total", "counter",
+         "client requests refused by RATE_MSGS", st->requests_limited},
+        {"confab_gateway_rate_closes_total", "counter",
+         "connections closed (1008) for going on over RATE_MSGS", st->rate_closes},
+        {"confab_gateway_client_addresses", "gauge", "client addresses tracked for limits",
+         gw->ipl ? ipl_count(gw->ipl) : 0},
         {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
          reqs_count(gw->reqs)},
         {"confab_gateway_draining", "gauge", "1 while shutting down", gw->draining},
@@ -76,6 +83,14 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
     for (int r = 1; r < AUTH_RESULT_COUNT; r++)
         cf_bytes_printf(o, "confab_gateway_auth_failures_total{%s,reason=\"%s\"} %llu\n", l,
             auth_result_str((enum auth_result)r), (unsigned long long)st->auth_failures[r]);
+    head(o, "confab_gateway_refused_total", "counter", "refused by the per address limits");
+    static const char *const why[] = {"max_conns_per_ip", "address_table_full", "login_rate",
+                                      "upgrade_rate"};
+    const uint64_t nref[] = {st->conns_refused[0], st->conns_refused[1],
+                             st->rate_refused[IPL_LOGIN], st->rate_refused[IPL_UPGRADE]};
+    for (int i = 0; i < 4; i++)
+        cf_bytes_printf(o, "confab_gateway_refused_total{%s,reason=\"%s\"} %llu\n", l, why[i],
+                        (unsigned long long)nref[i]);
     head(o, "confab_gateway_broker_link_up", "gauge", "1 when the link to a broker shard is up");
     for (uint32_t i = 0; i < blinks_count(gw->links); i++)
         cf_bytes_printf(o, "confab_gateway_broker_link_up{%s,shard=\"%u\"} %d\n", l, i,

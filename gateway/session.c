@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "tbucket.h"
 #include "validate.h"
 
 #define CLOSE_GRACE_S 3
 
 struct session {
-    enum conn_kind kind; /* must stay first */
+    struct conn_head head; /* must stay first */
     uint64_t id;
     struct lws *wsi;
     enum sess_proto proto;
@@ -30,6 +31,10 @@ struct session {
     /* pending close */
     int close_code;
     char close_reason[64];
+    /* RATE_MSGS: requests budget, and refusals in the current window */
+    struct cf_tbucket rate;
+    uint32_t strikes;
+    int64_t strikes_since;
     /* inbound reassembly */
     unsigned char *rx;
     size_t rxlen;
@@ -41,7 +46,7 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
     struct session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->kind = CONN_SESSION;
+    s->head.kind = CONN_SESSION;
     s->id = id;
     s->q = s->qinline;
     s->qcap = 4;
@@ -258,4 +263,20 @@ void sess_list_del(struct session **head, struct session *s)
 struct session *sess_list_next(const struct session *s)
 {
     return s->next;
+}
+
+enum sess_rate sess_rate_take(struct session *s, int rate, int burst, int64_t now_ms)
+{
+    if (rate <= 0 || cf_tb_take(&s->rate, rate, burst, now_ms))
+        return SESS_RATE_OK;
+    if (now_ms - s->strikes_since > SESS_STRIKE_WINDOW_MS) {
+        s->strikes_since = now_ms;
+        s->strikes = 0;
+    }
+    /* Told about each refusal. One burst of refusals is a client flushing a
+     * backlog (it backs off when told); going on for over a second after
+     * being told is not. */
+    return ++s->strikes > (uint32_t)burst && now_ms - s->strikes_since >= SESS_STRIKE_GRACE_MS
+               ? SESS_RATE_CLOSE
+               : SESS_RATE_REFUSE;
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "rel.h"
 
 struct lws;
@@ -33,9 +34,16 @@ static inline bool sess_proto_is_v1(enum sess_proto p)
     return p != SESS_LEGACY;
 }
 
-/* A tag at the start of every object hung on a wsi's opaque pointer, so the
- * connection's destroy callback knows what to free. */
-enum conn_kind { CONN_HTTP = 0x48545450, CONN_SESSION = 0x53455353 };
+/* A session starts with a struct conn_head (conn.h). */
+
+/* RATE_MSGS for one connection: each request takes a token; without one it
+ * is refused (the client is told). A connection refused more than `burst`
+ * times within SESS_STRIKE_WINDOW_MS, and still sending over
+ * SESS_STRIKE_GRACE_MS after its first refusal, is to be closed with 1008. */
+#define SESS_STRIKE_WINDOW_MS 10000
+#define SESS_STRIKE_GRACE_MS 1000
+enum sess_rate { SESS_RATE_OK, SESS_RATE_REFUSE, SESS_RATE_CLOSE };
+enum sess_rate sess_rate_take(struct session *s, int rate, int burst, int64_t now_ms);
 
 struct session *sess_new(uint64_t id, const char *user, size_t max_queue);
 void sess_free(struct session *s); /* NULL is a no-op */

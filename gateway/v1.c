@@ -271,6 +271,22 @@ void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
     v1_req_free(&r);
 }
 
+void v1_refuse_frame(struct session *s, const void *msg, size_t len, const char *code,
+                     const char *message)
+{
+    struct v1_req r;
+    struct v1_error e;
+    void *edoc;
+    if (v1_parse(sess_proto(s), msg, len, &r, &e, &edoc) < 0) {
+        send_error(s, code, message, e.ref, e.room); /* what could be read of it */
+        v1_error_free(edoc);
+        return;
+    }
+    struct cf_str none = {"", 0};
+    send_error(s, code, message, r.has_id ? r.id : none, r.room);
+    v1_req_free(&r);
+}
+
 void v1_session_closed(struct gw *gw, struct session *s)
 {
     struct cf_rel_end *end = sess_rooms(s);

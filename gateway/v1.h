@@ -33,6 +33,10 @@ void v1_presence_leave(struct gw *gw, struct session *s, struct cf_str room);
 
 /* The session is gone: leave its rooms, unregister its presence, forget its
  * requests. */
+/* Answers a frame that will not be served with an error event (ref and
+ * room taken from the frame when they can be read). */
+void v1_refuse_frame(struct session *s, const void *msg, size_t len, const char *code,
+                     const char *message);
 void v1_session_closed(struct gw *gw, struct session *s);
 
 /* A broker's answer (sent, fail, subbed, histr). */

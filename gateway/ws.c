@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "blinks.h"
 #include "clock.h"
 #include "http.h"
@@ -118,6 +119,9 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
                           "retry-after: 1\x0d\x0a") < 0
                    ? -1
                    : 1;
+    int rc;
+    if (!admit_request(gw, wsi, IPL_UPGRADE, &rc)) /* before the costly token check */
+        return rc < 0 ? -1 : 1;
 
     char origin[256];
     if (!origin_allowed(gw, wsi, origin, sizeof origin)) {
@@ -151,7 +155,9 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
     if (!s)
         return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1 : 1;
-    http_req_free(lws_get_opaque_user_data(wsi)); /* a keep-alive POST before the upgrade */
+    void *old = lws_get_opaque_user_data(wsi);
+    ((struct conn_head *)s)->ip = conn_ip_of(old); /* sessions start with a conn_head */
+    http_req_free(old); /* a keep-alive POST before the upgrade */
     lws_set_opaque_user_data(wsi, s);
     return 0;
 }
@@ -160,8 +166,8 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
 
 static struct session *session_of(struct lws *wsi)
 {
-    enum conn_kind *k = lws_get_opaque_user_data(wsi);
-    return k && *k == CONN_SESSION ? (struct session *)k : NULL;
+    struct conn_head *h = conn_head_of(lws_get_opaque_user_data(wsi));
+    return h && h->kind == CONN_SESSION ? (struct session *)h : NULL;
 }
 
 /* A legacy session's one room. */
@@ -275,7 +281,23 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         return 0;
     bool binary = lws_frame_is_binary(wsi);
     enum sess_proto proto = sess_proto(s);
-    if (proto == SESS_LEGACY && binary) {
+    enum sess_rate rate = sess_rate_take(s, gw->cfg->rate_msgs, gw->cfg->rate_burst, cf_mono_ms());
+    if (rate == SESS_RATE_CLOSE) {
+        gw->stats.rate_closes++;
+        CF_INFO("ws", "conn %llu (%s): kept sending over RATE_MSGS=%d/s; closing with 1008",
+                (unsigned long long)sess_id(s), sess_user(s), gw->cfg->rate_msgs);
+        sess_rx_done(s);
+        static const char why[] = "rate limit exceeded";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    }
+    if (rate == SESS_RATE_REFUSE) {
+        gw->stats.requests_limited++;
+        if (sess_proto_is_v1(proto) && binary == (proto == SESS_V1_MSGPACK))
+            v1_refuse_frame(s, msg, mlen, "rate_limited", "over the request rate limit; slow down");
+        /* a legacy client cannot be told: its frame is dropped */
+    } else if (proto == SESS_LEGACY && binary) {
         gw->stats.bad_frames++;
         CF_INFO("ws", "conn %llu (%s): ignored a binary frame", (unsigned long long)sess_id(s),
                 sess_user(s));

@@ -9,6 +9,8 @@ PACKAGES=(
   libwebsockets-dev libhiredis-dev libjwt-dev libmsgpack-dev libcmocka-dev
   libsystemd-dev libjansson-dev
   redis-server redis-tools
+  # TLS tests: libssl-dev for the test client, openssl to make certificates
+  libssl-dev openssl
   chromium # browser tests (headless)
   # deployment tests (tests/deploy/check.sh): systemd-analyze, systemd-sysusers
   # and systemd-tmpfiles; cpack's DEB generator (dpkg-shlibdeps, file);

@@ -145,6 +145,12 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
             "API_KEY",        "ALLOWED_ORIGINS",   "HISTORY_SIZE",
             "HISTORY_TTL",    "DEDUP_WINDOW",      "PRESENCE_TTL",
             "LOG_FORMAT",     "METRICS_PORT",      "BROKER_METRICS_PORT",
+            "JWT_ALG",        "JWT_PUBLIC_KEY",    "JWT_PRIVATE_KEY",
+            "JWT_ISSUER",     "JWT_AUDIENCE",      "JWT_LEEWAY",
+            "JWT_USER_CLAIM", "TLS_CERT",          "TLS_KEY",
+            "RATE_MSGS",      "RATE_BURST",        "LOGIN_RATE",
+            "LOGIN_BURST",    "UPGRADE_RATE",      "UPGRADE_BURST",
+            "MAX_CONNS_PER_IP", "HANDSHAKE_TIMEOUT",
             /* what a service manager hands its services: a test run inside
              * a systemd unit must not pass its own to the daemons */
             "NOTIFY_SOCKET",  "WATCHDOG_USEC",     "WATCHDOG_PID",
@@ -391,7 +397,14 @@ static void node_env(const struct h_node *n, char store[][400], const char **env
     snprintf(store[k], 400, "LOG_LEVEL=%s",
              getenv("CONFAB_TEST_LOG_LEVEL") ? getenv("CONFAB_TEST_LOG_LEVEL") : "info");
     env[k] = store[k], k++;
-    for (int i = 0; n->extra_env[i] && k < H_MAX_ENV + 8; i++)
+    /* Tests push far more traffic from one address and one connection than
+     * any person would: the abuse limits are off unless a test sets them
+     * (test_abuse.c tests them, extra_env comes later and wins). */
+    static const char *const unlimited[] = {"RATE_MSGS=0", "LOGIN_RATE=0", "UPGRADE_RATE=0",
+                                            "MAX_CONNS_PER_IP=0"};
+    for (size_t i = 0; i < sizeof unlimited / sizeof unlimited[0]; i++)
+        env[k++] = unlimited[i];
+    for (int i = 0; n->extra_env[i] && k < H_MAX_ENV + 12; i++)
         env[k++] = n->extra_env[i];
     env[k] = NULL;
 }
@@ -399,7 +412,7 @@ static void node_env(const struct h_node *n, char store[][400], const char **env
 int h_broker_start(struct h_node *n, int shard)
 {
     char store[8][400];
-    const char *env[H_MAX_ENV + 10];
+    const char *env[H_MAX_ENV + 14];
     node_env(n, store, env);
     char shard_s[16], shards_s[16], name[64];
     snprintf(shard_s, sizeof shard_s, "%d", shard);
@@ -426,7 +439,7 @@ int h_broker_start(struct h_node *n, int shard)
 int h_gateway_start(struct h_node *n)
 {
     char store[8][400];
-    const char *env[H_MAX_ENV + 10];
+    const char *env[H_MAX_ENV + 14];
     node_env(n, store, env);
     char name[64];
     if (n->gateway_name)
@@ -444,7 +457,7 @@ int h_node_start(struct h_node *n)
             return -1;
     if (h_gateway_start(n) < 0)
         return -1;
-    if (h_wait_health(n->port, 200, 15000) < 0) {
+    if (h_wait_health(n->health_port ? n->health_port : n->port, 200, 15000) < 0) {
         h_node_dump_logs(n);
         return -1;
     }

@@ -86,6 +86,8 @@ struct h_node {
     struct h_proc broker[16];
     struct h_proc gateway;
     const char *gateway_name; /* the gateway's log name, or NULL: "<run dir>-gateway" */
+    int health_port; /* where h_node_start polls /healthz over plain HTTP (0: port); a
+                        TLS node sets its METRICS_PORT here */
 };
 /* Fills defaults (2 brokers, 1 worker, a fresh run dir and port). */
 void h_node_init(struct h_node *n, const char *redis_addr);

@@ -1,0 +1,120 @@
+/* admit: see admit.h. */
+#include "admit.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "gateway.h"
+#include "http.h"
+#include "listener.h"
+#include "log.h"
+
+/* Written straight to a socket lws never saw: small enough to go out in one
+ * send on a fresh connection. Under TLS nothing plain can be said, so the
+ * connection is only closed. */
+static void refuse(struct gw *gw, int fd, enum ipl_verdict v)
+{
+    static const char too_many[] =
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+        "retry-after: 10\r\nconnection: close\r\ncontent-length: 50\r\n\r\n"
+        "{\"error\":\"too many connections from your address\"}";
+    static const char full[] =
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        "retry-after: 10\r\nconnection: close\r\ncontent-length: 40\r\n\r\n"
+        "{\"error\":\"server busy, try again later\"}";
+    const char *msg = v == IPL_TOO_MANY ? too_many : full;
+    size_t len = v == IPL_TOO_MANY ? sizeof too_many - 1 : sizeof full - 1;
+    if (!gw->cfg->tls_cert[0] && write(fd, msg, len) < 0) {
+        /* the peer is gone or its buffer is full: closing says enough */
+    }
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque)
+{
+    struct gw *gw = ud;
+    uint32_t h;
+    enum ipl_verdict v = ipl_open(gw->ipl, sa, len, cf_mono_ms(), &h);
+    if (v != IPL_OK) {
+        gw->stats.conns_refused[v == IPL_TOO_MANY ? 0 : 1]++;
+        int64_t now = cf_mono_ms();
+        if (now - gw->last_refusal_log >= 10000) { /* one line per 10 s, not per attempt */
+            gw->last_refusal_log = now;
+            CF_WARN("admit", "refusing connections: %s (%llu + %llu refused so far; see "
+                    "MAX_CONNS_PER_IP)",
+                    v == IPL_TOO_MANY ? "an address is at MAX_CONNS_PER_IP"
+                                      : "too many client addresses tracked",
+                    (unsigned long long)gw->stats.conns_refused[0],
+                    (unsigned long long)gw->stats.conns_refused[1]);
+        }
+        refuse(gw, fd, v);
+        return -1;
+    }
+    *opaque = conn_tag(h);
+    return 0;
+}
+
+static void on_release(void *ud, void *opaque)
+{
+    struct gw *gw = ud;
+    ipl_close(gw->ipl, conn_ip_of(opaque));
+}
+
+/* lws times each of its own waits, but a connection that never sends a byte
+ * is waiting for nothing lws knows of: the clock starts at accept. lws
+ * replaces this timeout with its own as the handshake proceeds and clears it
+ * once a request is being served or a WebSocket is established. */
+static void on_adopted(void *ud, struct lws *wsi)
+{
+    struct gw *gw = ud;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HOLDING_AH, gw->cfg->handshake_timeout);
+}
+
+int admit_init(struct gw *gw, struct listener *l)
+{
+    const struct cf_config *c = gw->cfg;
+    struct ipl_limits lim = {c->max_conns_per_ip, c->login_rate, c->login_burst,
+                             c->upgrade_rate, c->upgrade_burst};
+    gw->ipl = ipl_new(&lim);
+    if (!gw->ipl)
+        return -1;
+    struct listener_hooks hooks = {on_admit, on_release, on_adopted, gw};
+    listener_set_hooks(l, &hooks);
+    return 0;
+}
+
+void admit_free(struct gw *gw)
+{
+    ipl_free(gw->ipl);
+    gw->ipl = NULL;
+}
+
+bool admit_request(struct gw *gw, struct lws *wsi, enum ipl_kind kind, int *rc)
+{
+    int retry = 1;
+    if (ipl_allow(gw->ipl, conn_ip_of(lws_get_opaque_user_data(wsi)), kind, cf_mono_ms(),
+                  &retry))
+        return true;
+    gw->stats.rate_refused[kind]++;
+    char extra[64];
+    /* a refused login's body is never read: the connection cannot go on */
+    snprintf(extra, sizeof extra, "retry-after: %d\x0d\x0a%s", retry,
+             kind == IPL_LOGIN ? "connection: close\x0d\x0a" : "");
+    *rc = http_error(wsi, 429,
+                     kind == IPL_LOGIN ? "too many logins from your address; retry later"
+                                       : "too many connections opened from your address; "
+                                         "retry later",
+                     extra);
+    return false;
+}
+
+void admit_tick(struct gw *gw)
+{
+    ipl_sweep(gw->ipl, cf_mono_ms());
+}
