@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps run-all test test-asan fuzz clean
+.PHONY: all build deps run-all test test-asan fuzz soak clean
 
 all: build
 
@@ -47,6 +47,14 @@ fuzz:
 	  -DCONFAB_TESTS=OFF $(CMAKE_ARGS)
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target confab_fuzz
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BUILD)
+
+# Mixed traffic with periodic faults for DURATION, then an account of every
+# delivery, latency and RSS over time (docs/soak.md). Not part of `make test`.
+#   make soak DURATION=10m SOAK_ARGS="--clients 200 --rooms 20 --rate 100"
+DURATION  ?= 10m
+SOAK_ARGS ?=
+soak: build
+	@BUILD_DIR=$(BUILD) scripts/soak.sh --duration $(DURATION) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -65,6 +65,13 @@ struct client {
     uint64_t reqno;
 };
 
+/* Logs what one client does, for the slow consumer (or all with --verbose). */
+#define TRACE(c, ...)                                                                              \
+    do {                                                                                           \
+        if ((c)->slow || g_cfg.verbose)                                                            \
+            soak_log(__VA_ARGS__);                                                                 \
+    } while (0)
+
 static const char *room_name(int room)
 {
     static char buf[4][16];
@@ -172,14 +179,38 @@ bool client_is_up(const struct client *c)
     return c->c != NULL;
 }
 
+/* Settled: connected, nothing outstanding, every room live and caught up
+ * with the room's latest acknowledged message (in the same epoch). */
 bool client_settled(const struct client *c)
 {
     if (!c->c || c->stall_until || c->nout || c->hist_pending)
         return false;
-    for (int i = 0; i < c->nrooms; i++)
-        if (c->rooms[i].st != R_LIVE)
+    for (int i = 0; i < c->nrooms; i++) {
+        const struct croom *cr = &c->rooms[i];
+        int epoch;
+        int64_t id;
+        ledger_room_last_ack(cr->room, &epoch, &id);
+        if (cr->st != R_LIVE || (epoch == cr->epoch && cr->last_id < id))
             return false;
+    }
     return true;
+}
+
+void client_describe(const struct client *c, int room)
+{
+    static const char *const st[] = {"want", "joining", "live", "leaving"};
+    const struct croom *cr = NULL;
+    for (int i = 0; i < c->nrooms; i++)
+        if (c->rooms[i].room == room)
+            cr = &c->rooms[i];
+    int epoch;
+    int64_t id;
+    ledger_room_last_ack(room, &epoch, &id);
+    soak_log("  client %u (%s, %s, node %d): %s, stalled %s; room %d: %s epoch %d last_id %lld; "
+             "room's last ack: epoch %d id %lld",
+             c->idx, c->user, v1_subprotocol(c->enc), c->node, c->c ? "connected" : "down",
+             c->stall_until ? "yes" : "no", room, cr ? st[cr->st] : "not a member",
+             cr ? cr->epoch : 0, cr ? (long long)cr->last_id : 0LL, epoch, (long long)id);
 }
 
 int client_pending(const struct client *c)
@@ -199,6 +230,7 @@ void client_end(struct client *c)
  * everything in flight waits for the next one. */
 static void drop(struct client *c, int64_t now)
 {
+    TRACE(c, "client %u: connection dropped", c->idx);
     v1_abort(c->c);
     c->c = NULL;
     c->hist_pending = 0;
@@ -265,6 +297,7 @@ static void connect_now(struct client *c, int64_t now)
     }
     g_st.connects++;
     c->attempt = 0;
+    TRACE(c, "client %u: connected to port %d", c->idx, port);
     if (c->slow) {
         int small = 4096; /* so not reading fills the server's queue, not ours */
         setsockopt(wsc_fd(v1_wsc(c->c)), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -311,7 +344,8 @@ static void deliver(struct client *c, struct croom *cr, json_t *m, enum rx_kind 
     }
     if (id > cr->last_id + 1)
         g_st.rx_gaps_seen++;
-    ledger_receive(msg, c->idx, cr->epoch, id, kind == RX_LIVE);
+    /* the slow consumer's late reads would only measure its own stall */
+    ledger_receive(msg, c->idx, cr->epoch, id, kind == RX_LIVE && !c->slow);
     if (kind == RX_LIVE)
         g_st.rx_live++;
     else
@@ -340,6 +374,11 @@ static void rejoined(struct client *c, struct croom *cr, json_t *p, bool asked, 
     const char *epoch = json_string_value(json_object_get(p, "epoch"));
     bool same = epoch && !strcmp(epoch, cr->epoch_s);
     bool recovered = json_is_true(json_object_get(p, "recovered"));
+    TRACE(c, "client %u: %s joined room %d: %s epoch, recovered %d, %zu messages, last_id %lld "
+             "(had %lld)",
+          c->idx, asked ? "rejoin:" : "server-sent", cr->room, same ? "same" : "new", recovered,
+          json_array_size(json_object_get(p, "messages")),
+          (long long)json_integer_value(json_object_get(p, "last_id")), (long long)cr->last_id);
     if (!same)
         g_st.epoch_changes++;
     if (recovered && same)
@@ -414,7 +453,8 @@ static void on_ack(struct client *c, json_t *p)
         g_st.rx_unknown++;
         return;
     }
-    ledger_acked(msg, json_integer_value(json_object_get(p, "message_id")));
+    struct croom *cr = find_room(c, ledger_msg_room(msg));
+    ledger_acked(msg, json_integer_value(json_object_get(p, "message_id")), cr ? cr->epoch : 0);
     struct pend *x = find_pend(c, msg);
     if (x)
         remove_pend(c, x);
@@ -752,6 +792,7 @@ static bool stalled(struct client *c, int64_t now)
         return false;
     if (now >= c->stall_until) {
         c->stall_until = 0;
+        TRACE(c, "client %u: reading again", c->idx);
         for (int i = 0; i < c->nrooms; i++) /* the deadlines start again now */
             if (c->rooms[i].req_at)
                 c->rooms[i].req_at = now;

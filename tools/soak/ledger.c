@@ -49,6 +49,10 @@ static struct member *g_members;
 static int g_nmembers, g_capmembers;
 static char **g_epochs;
 static int g_nepochs;
+static struct {
+    int epoch;
+    int64_t id;
+} g_last_ack[1000];
 static float *g_lat;
 static size_t g_nlat, g_caplat;
 
@@ -96,7 +100,7 @@ uint64_t ledger_messages(void)
     return g_nmsgs;
 }
 
-void ledger_acked(uint32_t msg, int64_t message_id)
+void ledger_acked(uint32_t msg, int64_t message_id, int epoch)
 {
     struct msg *m = &g_msgs[msg];
     if (m->acked) {
@@ -109,6 +113,14 @@ void ledger_acked(uint32_t msg, int64_t message_id)
     m->ack_id = message_id;
     m->t_ack = soak_now_us();
     g_st.acks++;
+    g_last_ack[m->room].epoch = epoch;
+    g_last_ack[m->room].id = message_id;
+}
+
+void ledger_room_last_ack(int room, int *epoch, int64_t *id)
+{
+    *epoch = g_last_ack[room].epoch;
+    *id = g_last_ack[room].id;
 }
 
 bool ledger_is_acked(uint32_t msg)
@@ -240,6 +252,10 @@ static void example(const char *what, uint32_t mi, const struct msg *m, const st
              what, mi, m->room, (long long)m->ack_id, soak_rel(m->t_send), soak_rel(m->t_ack),
              m->sender, n, b->client, soak_rel(b->t_start),
              b->t_end ? "" : ", until the end", b->nb);
+    if (b->t_end)
+        soak_log("  membership ended at %.1fs", soak_rel(b->t_end));
+    for (int i = 0; i < b->nb; i++)
+        soak_log("  break %d: %.1fs .. %.1fs", i, soak_rel(b->b[i].from), soak_rel(b->b[i].to));
 }
 
 /* Message indexes of each room, for the per-membership scans. */
@@ -258,8 +274,10 @@ static uint32_t **room_index(uint32_t **counts)
     return idx;
 }
 
+static void (*g_describe)(uint32_t client, int room);
+
 static void account_member(const struct member *b, const uint32_t *idx, uint32_t n, int *shown,
-                           int show)
+                           int *tshown, int show)
 {
     for (uint32_t k = 0; k < n; k++) {
         const struct msg *m = &g_msgs[idx[k]];
@@ -272,26 +290,33 @@ static void account_member(const struct member *b, const uint32_t *idx, uint32_t
             g_st.delivered_once++;
         } else if (got > 1) {
             /* counted below, over every delivery */
-        } else if (b->t_end && m->t_ack > b->t_end - TAIL_US) {
-            g_st.tail_missed++;
         } else if (excused(b, m)) {
             g_st.excused++;
+        } else if (b->t_end && m->t_ack > b->t_end - TAIL_US) {
+            g_st.tail_missed++;
+            if ((*tshown)++ < show / 2) {
+                example("missed before a leave", idx[k], m, b, got);
+                g_describe(b->client, b->room);
+            }
         } else {
             g_st.lost++;
-            if ((*shown)++ < show)
+            if ((*shown)++ < show) {
                 example("LOST", idx[k], m, b, got);
+                g_describe(b->client, b->room);
+            }
         }
     }
 }
 
-void ledger_account(int show)
+void ledger_account(int show, void (*describe)(uint32_t client, int room))
 {
     uint32_t *counts;
     uint32_t **idx = room_index(&counts);
-    int shown = 0;
+    int shown = 0, tshown = 0;
+    g_describe = describe;
     for (int i = 0; i < g_nmembers; i++) {
         const struct member *b = &g_members[i];
-        account_member(b, idx[b->room], counts[b->room], &shown, show);
+        account_member(b, idx[b->room], counts[b->room], &shown, &tshown, show);
     }
     int dshown = 0;
     for (uint32_t i = 0; i < g_nmsgs; i++)

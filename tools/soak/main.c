@@ -6,8 +6,8 @@
  *   confab-soak --free-port        print a free TCP port on 127.0.0.1
  *
  * The run: `duration` seconds of traffic with a fault every `fault-every`
- * seconds; then a drain (no new sends; every client reconnects, rejoins and
- * gets every outstanding send acknowledged, up to 90 s) and 5 quiet seconds
+ * seconds; then a drain (no new sends; every client reconnects, rejoins,
+ * gets every outstanding send acknowledged and catches up, up to 60 s) and 5 quiet seconds
  * for the last deliveries; then the account. Exit status: 0 clean, 1 when
  * something was lost, duplicated, reordered or never answered, 2 on bad
  * usage. */
@@ -323,12 +323,12 @@ static double run(void)
             traffic_s = soak_rel(now);
             resume_redis();
             g_phase = PHASE_DRAIN;
-            phase_end = now + 90000000;
+            phase_end = now + 60000000;
             soak_log("traffic over: draining (%d of %d clients connected)", count_up(),
                      g_nclients);
         } else if (g_phase == PHASE_DRAIN && (all_settled() || now >= phase_end || g_stop > 1)) {
             if (now >= phase_end)
-                soak_log("drain: not every client settled within 90 s");
+                soak_log("drain: not every client settled within 60 s");
             g_phase = PHASE_QUIET;
             phase_end = now + 5000000;
         } else if (g_phase == PHASE_QUIET && now >= phase_end) {
@@ -340,6 +340,11 @@ static double run(void)
     free(pfd);
     free(who);
     return traffic_s;
+}
+
+static void describe(uint32_t client, int room)
+{
+    client_describe(g_clients[client], room);
 }
 
 int main(int argc, char **argv)
@@ -366,7 +371,7 @@ int main(int argc, char **argv)
         client_end(g_clients[i]);
         g_st.never_acked += client_pending(g_clients[i]);
     }
-    ledger_account(10);
+    ledger_account(10, describe);
     report_summary(traffic_s);
     report_close();
     for (int i = 0; i < g_nclients; i++)

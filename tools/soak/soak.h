@@ -78,8 +78,11 @@ void soak_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint32_t ledger_new_msg(uint32_t sender, int room);
 int ledger_msg_room(uint32_t msg);
 bool ledger_valid(uint32_t msg);
-/* The send was acknowledged with the room's message id. */
-void ledger_acked(uint32_t msg, int64_t message_id);
+/* The send was acknowledged with the room's message id; `epoch` is the
+ * sender's view of the room's epoch (acks do not carry it). */
+void ledger_acked(uint32_t msg, int64_t message_id, int epoch);
+/* The (epoch, id) of the room's latest acknowledged message. */
+void ledger_room_last_ack(int room, int *epoch, int64_t *id);
 bool ledger_is_acked(uint32_t msg);
 
 /* Epoch strings interned to small numbers (0 = unknown). */
@@ -104,8 +107,9 @@ void ledger_member_touch(int member);
 
 /* Compares every membership with every acknowledged message of its room
  * and fills the accounting fields of g_st. Prints up to `show` examples of
- * lost and duplicated deliveries. */
-void ledger_account(int show);
+ * lost, duplicated and tail-missed deliveries, each followed by
+ * describe(client, room). */
+void ledger_account(int show, void (*describe)(uint32_t client, int room));
 
 /* Latency of live deliveries (first delivery to a client, send to receive)
  * since the last call: count and percentiles in milliseconds. */
@@ -136,6 +140,8 @@ bool client_is_up(const struct client *c);
 bool client_settled(const struct client *c);
 /* Sends not acknowledged yet. */
 int client_pending(const struct client *c);
+/* Logs the client's state in a room (for the examples of losses). */
+void client_describe(const struct client *c, int room);
 /* Ends the client's memberships now (the end of the run). */
 void client_end(struct client *c);
 
