@@ -28,6 +28,24 @@ static const struct {
     {"MAX_ROOMS_PER_CONN", {"0", "65", "many"}},
     {"API_KEY", {"short", "fifteen-bytes!!"}},
     {"ALLOWED_ORIGINS", {"chat.example.com", "ftp://x", "https://", "https://x/path"}},
+    {"JWT_ALG", {"none", "HS1", "hs256"}},
+    {"JWT_PUBLIC_KEY", {"/nonexistent/public.pem"}},
+    {"JWT_PRIVATE_KEY", {"/nonexistent/private.pem"}},
+    {"JWT_ISSUER", {"bad\xff utf-8"}},
+    {"JWT_AUDIENCE", {"bad\xff utf-8"}},
+    {"JWT_LEEWAY", {"-1", "601", "5s"}},
+    {"JWT_USER_CLAIM",
+     {"", "a b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},
+    {"TLS_CERT", {"/nonexistent/cert.pem"}},
+    {"TLS_KEY", {"/nonexistent/key.pem"}},
+    {"RATE_MSGS", {"-1", "1000001", "fast"}},
+    {"RATE_BURST", {"0", "1000001"}},
+    {"LOGIN_RATE", {"-1", "1000001", "x"}},
+    {"LOGIN_BURST", {"0", "1000001"}},
+    {"UPGRADE_RATE", {"-1", "1000001"}},
+    {"UPGRADE_BURST", {"0", "1000001"}},
+    {"MAX_CONNS_PER_IP", {"-1", "1000001"}},
+    {"HANDSHAKE_TIMEOUT", {"0", "301", "10s"}},
     {"BROKERS", {"0", "1025", "two"}},
     {"RUN_DIR",
      {"", "/a/very/long/directory/name/that/cannot/hold/a/unix/socket/path/because/"
@@ -48,7 +66,7 @@ static const struct {
 static bool is_secret(const char *name)
 {
     return !strcmp(name, "JWT_SECRET") || !strcmp(name, "API_KEY") ||
-           !strcmp(name, "REDIS_PASSWORD");
+           !strcmp(name, "REDIS_PASSWORD") || !strcmp(name, "TLS_KEY");
 }
 
 static int run_check(struct h_proc *p, const char *which, const char *setting)
