@@ -115,6 +115,10 @@ while [[ $port_b == "$port_a" ]]; do port_b=$("$SOAK" --free-port); done
 
 export CONFAB_DEV=1 LISTEN_ADDR=127.0.0.1 BROKERS=2 GATEWAY_WORKERS=1 JWT_TTL=86400 \
   LOG_LEVEL=${LOG_LEVEL:-warn} REDIS_ADDR="unix:$dir/redis.sock" CONFAB_ENV_FILE=/dev/null
+# Every simulated user comes from 127.0.0.1: the per-address limits meant for
+# real clients would refuse most logins and reconnects, so they are off. The
+# per-connection RATE_MSGS keeps its default (no client here exceeds it).
+export LOGIN_RATE=0 UPGRADE_RATE=0 MAX_CONNS_PER_IP=0
 unset JWT_SECRET METRICS_PORT BROKER_METRICS_PORT LOG_FORMAT NOTIFY_SOCKET WATCHDOG_USEC \
   LISTEN_FDS LISTEN_PID JOURNAL_STREAM
 

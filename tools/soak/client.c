@@ -15,62 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "clientint.h"
 #include "httpc.h"
-#include "soak.h"
-#include "v1c.h"
 #include "wsc.h"
-
-#define ANSWER_DEADLINE_US 20000000 /* the server answers within 10 s, always */
-#define STALL_HISTORY_US 300000
-
-enum rstate { R_WANT, R_JOINING, R_LIVE, R_LEAVING };
-
-struct croom {
-    int room;
-    enum rstate st;
-    int member; /* ledger membership; -1 until the first joined */
-    int epoch;  /* interned */
-    char epoch_s[64];
-    int64_t last_id;
-    int64_t req_at; /* join or leave sent, not answered yet */
-    int64_t retry_at, down_at;
-    int tries;
-};
-
-struct pend {
-    uint32_t msg;
-    bool inflight;
-    int64_t sent_at, retry_at;
-    int tries;
-};
-
-struct client {
-    uint32_t idx;
-    bool slow;
-    char user[32];
-    char *token;
-    enum v1_enc enc;
-    int node;
-    struct v1c *c;
-    int64_t next_connect;
-    int attempt;
-    struct croom rooms[SOAK_MAX_ROOMS];
-    int nrooms;
-    struct pend *out;
-    int nout, capout;
-    int64_t next_send, next_churn, next_history;
-    int hist_pending;
-    int64_t hist_at;
-    int64_t stall_until, next_stall_hist;
-    uint64_t reqno;
-};
-
-/* Logs what one client does, for the slow consumer (or all with --verbose). */
-#define TRACE(c, ...)                                                                              \
-    do {                                                                                           \
-        if ((c)->slow || g_cfg.verbose)                                                            \
-            soak_log(__VA_ARGS__);                                                                 \
-    } while (0)
 
 static const char *room_name(int room)
 {
@@ -81,7 +28,7 @@ static const char *room_name(int room)
     return buf[k];
 }
 
-static int room_of(const char *name)
+int client__room_of(const char *name)
 {
     int r;
     if (!name || sscanf(name, "soak-%d", &r) != 1 || r < 0 || r >= g_cfg.rooms)
@@ -89,7 +36,7 @@ static int room_of(const char *name)
     return r;
 }
 
-static struct croom *find_room(struct client *c, int room)
+struct croom *client__find_room(struct client *c, int room)
 {
     for (int i = 0; i < c->nrooms; i++)
         if (c->rooms[i].room == room)
@@ -97,7 +44,7 @@ static struct croom *find_room(struct client *c, int room)
     return NULL;
 }
 
-static void remove_room(struct client *c, struct croom *cr)
+void client__remove_room(struct client *c, struct croom *cr)
 {
     ledger_member_end(cr->member);
     *cr = c->rooms[--c->nrooms];
@@ -113,8 +60,7 @@ static struct croom *add_room(struct client *c, int room)
     return cr;
 }
 
-/* Backoff with full jitter: uniform in [50 ms, min(base * 2^tries, cap)]. */
-static int64_t backoff_us(int tries, int64_t base, int64_t cap)
+int64_t client__backoff_us(int tries, int64_t base, int64_t cap)
 {
     int64_t d = base;
     for (int i = 0; i < tries && d < cap; i++)
@@ -151,7 +97,7 @@ struct client *client_new(uint32_t idx, bool slow)
     int extra = (int)(soak_rand() % 3);
     for (int i = 0; i < extra && c->nrooms < g_cfg.rooms; i++) {
         int r = (int)(soak_rand() % (uint64_t)g_cfg.rooms);
-        if (!find_room(c, r))
+        if (!client__find_room(c, r))
             add_room(c, r);
     }
     return c;
@@ -234,11 +180,11 @@ static void drop(struct client *c, int64_t now)
     v1_abort(c->c);
     c->c = NULL;
     c->hist_pending = 0;
-    c->next_connect = now + backoff_us(c->attempt++, 250000, 5000000);
+    c->next_connect = now + client__backoff_us(c->attempt++, 250000, 5000000);
     for (int i = 0; i < c->nrooms;) {
         struct croom *cr = &c->rooms[i];
         if (cr->st == R_LEAVING) {
-            remove_room(c, cr); /* its membership ended when the leave went out */
+            client__remove_room(c, cr); /* its membership ended when the leave went out */
             continue;
         }
         if (cr->st != R_WANT)
@@ -292,7 +238,7 @@ static void connect_now(struct client *c, int64_t now)
             c->token = NULL;
         }
         c->node = (c->node + 1) % g_cfg.nports; /* that gateway may be down: try the other */
-        c->next_connect = now + backoff_us(c->attempt++, 250000, 5000000);
+        c->next_connect = now + client__backoff_us(c->attempt++, 250000, 5000000);
         return;
     }
     g_st.connects++;
@@ -305,301 +251,6 @@ static void connect_now(struct client *c, int64_t now)
     for (int i = 0; c->c && i < c->nrooms; i++)
         if (c->rooms[i].st == R_WANT)
             send_join(c, &c->rooms[i], now);
-}
-
-/* ---- deliveries ----------------------------------------------------------- */
-
-enum rx_kind { RX_LIVE, RX_RECOVERY, RX_REPLAY };
-
-static void deliver(struct client *c, struct croom *cr, json_t *m, enum rx_kind kind)
-{
-    const char *text = json_string_value(json_object_get(m, "message"));
-    json_t *jid = json_object_get(m, "id");
-    unsigned msg;
-    if (!text || !json_is_integer(jid) || sscanf(text, "soak %u", &msg) != 1 ||
-        !ledger_valid(msg)) {
-        g_st.rx_unknown++;
-        return;
-    }
-    int64_t id = json_integer_value(jid);
-    if (ledger_msg_room(msg) != cr->room) {
-        g_st.rx_unknown++;
-        soak_log("client %u got message %u of room %d as one of room %d", c->idx, msg,
-                 ledger_msg_room(msg), cr->room);
-        return;
-    }
-    int n = ledger_count(msg, c->idx);
-    if (kind == RX_REPLAY && n > 0) {
-        g_st.rx_replay_skipped++; /* a server-initiated joined repeats what we have */
-        return;
-    }
-    if (n == 0 && id <= cr->last_id) {
-        if (g_st.rx_out_of_order++ < 20)
-            soak_log("OUT OF ORDER: client %u room %d got id %lld after %lld", c->idx, cr->room,
-                     (long long)id, (long long)cr->last_id);
-    } else if (n > 0) {
-        if (g_st.rx_duplicates++ < 20) /* the ledger counts it too */
-            soak_log("DUPLICATE: client %u room %d got message %u (id %lld) again (%s)", c->idx,
-                     cr->room, msg, (long long)id, kind == RX_LIVE ? "live" : "recovery");
-    }
-    if (id > cr->last_id + 1)
-        g_st.rx_gaps_seen++;
-    /* the slow consumer's late reads would only measure its own stall */
-    ledger_receive(msg, c->idx, cr->epoch, id, kind == RX_LIVE && !c->slow);
-    if (kind == RX_LIVE)
-        g_st.rx_live++;
-    else
-        g_st.rx_recovery++;
-    if (id > cr->last_id)
-        cr->last_id = id;
-    ledger_member_touch(cr->member);
-}
-
-static void on_new_message(struct client *c, json_t *p)
-{
-    struct croom *cr = find_room(c, room_of(json_string_value(json_object_get(p, "room"))));
-    if (!cr || cr->st == R_LEAVING)
-        return; /* a room being left (or already left) */
-    if (cr->st != R_LIVE) {
-        g_st.rx_before_joined++;
-        if (cr->member < 0)
-            return; /* sent before this membership began: nobody expects it here */
-    }
-    deliver(c, cr, p, RX_LIVE);
-}
-
-/* A rejoin (or a server-initiated joined) of a membership that exists. */
-static void rejoined(struct client *c, struct croom *cr, json_t *p, bool asked, int64_t now)
-{
-    const char *epoch = json_string_value(json_object_get(p, "epoch"));
-    bool same = epoch && !strcmp(epoch, cr->epoch_s);
-    bool recovered = json_is_true(json_object_get(p, "recovered"));
-    TRACE(c, "client %u: %s joined room %d: %s epoch, recovered %d, %zu messages, last_id %lld "
-             "(had %lld)",
-          c->idx, asked ? "rejoin:" : "server-sent", cr->room, same ? "same" : "new", recovered,
-          json_array_size(json_object_get(p, "messages")),
-          (long long)json_integer_value(json_object_get(p, "last_id")), (long long)cr->last_id);
-    if (!same)
-        g_st.epoch_changes++;
-    if (recovered && same)
-        g_st.recovered++;
-    else
-        g_st.not_recovered++;
-    if (!(recovered && same)) {
-        int64_t from = ledger_member_last_rx(cr->member);
-        if (cr->down_at && cr->down_at < from)
-            from = cr->down_at;
-        ledger_member_break(cr->member, from);
-    }
-    if (!same) {
-        snprintf(cr->epoch_s, sizeof cr->epoch_s, "%s", epoch ? epoch : "");
-        cr->epoch = ledger_epoch(cr->epoch_s);
-        cr->last_id = 0;
-    }
-    json_t *msgs = json_object_get(p, "messages");
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m) deliver(c, cr, m, asked && recovered ? RX_RECOVERY : RX_REPLAY);
-    (void)now;
-}
-
-static void on_joined(struct client *c, json_t *p, int64_t now)
-{
-    struct croom *cr = find_room(c, room_of(json_string_value(json_object_get(p, "room"))));
-    if (!cr || cr->st == R_LEAVING || cr->st == R_WANT) {
-        g_st.rx_stray++;
-        return;
-    }
-    bool asked = cr->st == R_JOINING;
-    if (!asked)
-        g_st.unasked_joined++;
-    if (cr->member < 0) {
-        const char *epoch = json_string_value(json_object_get(p, "epoch"));
-        cr->member = ledger_member_start(c->idx, cr->room);
-        snprintf(cr->epoch_s, sizeof cr->epoch_s, "%s", epoch ? epoch : "");
-        cr->epoch = ledger_epoch(cr->epoch_s);
-        cr->last_id = 0;
-    } else {
-        rejoined(c, cr, p, asked, now);
-    }
-    json_t *last = json_object_get(p, "last_id");
-    if (json_is_integer(last) && json_integer_value(last) > cr->last_id)
-        cr->last_id = json_integer_value(last);
-    cr->st = R_LIVE;
-    cr->req_at = cr->down_at = 0;
-    cr->tries = 0;
-}
-
-/* ---- answers ---------------------------------------------------------------- */
-
-static struct pend *find_pend(struct client *c, uint32_t msg)
-{
-    for (int i = 0; i < c->nout; i++)
-        if (c->out[i].msg == msg)
-            return &c->out[i];
-    return NULL;
-}
-
-static void remove_pend(struct client *c, struct pend *x)
-{
-    *x = c->out[--c->nout];
-}
-
-static void on_ack(struct client *c, json_t *p)
-{
-    const char *id = json_string_value(json_object_get(p, "id"));
-    unsigned msg;
-    if (!id || sscanf(id, "s%u", &msg) != 1 || !ledger_valid(msg)) {
-        g_st.rx_unknown++;
-        return;
-    }
-    struct croom *cr = find_room(c, ledger_msg_room(msg));
-    ledger_acked(msg, json_integer_value(json_object_get(p, "message_id")), cr ? cr->epoch : 0);
-    struct pend *x = find_pend(c, msg);
-    if (x)
-        remove_pend(c, x);
-}
-
-static bool retryable(const char *code)
-{
-    return !strcmp(code, "unavailable") || !strcmp(code, "timeout") ||
-           !strcmp(code, "internal") || !strcmp(code, "too_many_requests");
-}
-
-static void count_error(const char *code)
-{
-    if (!strcmp(code, "unavailable"))
-        g_st.err_unavailable++;
-    else if (!strcmp(code, "timeout"))
-        g_st.err_timeout++;
-    else if (!strcmp(code, "internal"))
-        g_st.err_internal++;
-    else if (!strcmp(code, "too_many_requests"))
-        g_st.err_busy++;
-    else
-        g_st.err_other++;
-}
-
-static void send_error(struct client *c, const char *code, const char *ref, int64_t now)
-{
-    unsigned msg;
-    struct pend *x = sscanf(ref, "s%u", &msg) == 1 ? find_pend(c, msg) : NULL;
-    count_error(code);
-    if (!x)
-        return;
-    x->inflight = false;
-    if (retryable(code)) {
-        x->retry_at = now + backoff_us(x->tries, 200000, 5000000);
-        return;
-    }
-    soak_log("client %u: send %s refused: %s", c->idx, ref, code);
-    remove_pend(c, x);
-}
-
-static void drop_pends_of(struct client *c, int room)
-{
-    for (int i = 0; i < c->nout;)
-        if (ledger_msg_room(c->out[i].msg) == room)
-            remove_pend(c, &c->out[i]);
-        else
-            i++;
-}
-
-static void on_error(struct client *c, json_t *p, int64_t now)
-{
-    const char *code = json_string_value(json_object_get(p, "code"));
-    const char *ref = json_string_value(json_object_get(p, "ref"));
-    struct croom *cr = find_room(c, room_of(json_string_value(json_object_get(p, "room"))));
-    if (!code)
-        code = "?";
-    if (!ref) {
-        g_st.err_other++;
-        soak_log("client %u: error %s without ref", c->idx, code);
-    } else if (ref[0] == 's') {
-        send_error(c, code, ref, now);
-    } else if (ref[0] == 'j' && cr && cr->st == R_JOINING) {
-        g_st.join_errors++;
-        if (retryable(code)) {
-            cr->st = R_WANT;
-            cr->req_at = 0;
-            cr->retry_at = now + backoff_us(cr->tries++, 200000, 5000000);
-        } else {
-            soak_log("client %u: join of room %d refused: %s", c->idx, cr->room, code);
-            if (cr->member >= 0)
-                g_st.rejoin_refused++;
-            drop_pends_of(c, cr->room);
-            remove_room(c, cr);
-        }
-    } else if (ref[0] == 'h') {
-        if (c->slow)
-            return; /* its flood may be refused (too_many_requests): that is fine */
-        g_st.history_errors++;
-        if (c->hist_pending)
-            c->hist_pending--;
-    } else if (ref[0] == 'l' && cr && cr->st == R_LEAVING) {
-        remove_room(c, cr); /* not a member any more, either way */
-    } else {
-        g_st.err_other++;
-        soak_log("client %u: error %s for %s", c->idx, code, ref);
-    }
-}
-
-/* A history page must be a run of consecutive ids of this room's messages. */
-static void on_history(struct client *c, json_t *p)
-{
-    if (c->slow)
-        return; /* the stalled client's pages are ballast */
-    if (c->hist_pending)
-        c->hist_pending--;
-    int room = room_of(json_string_value(json_object_get(p, "room")));
-    json_t *msgs = json_object_get(p, "messages");
-    bool ok = room >= 0 && json_is_array(msgs);
-    int64_t prev = -1;
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m)
-    {
-        const char *text = json_string_value(json_object_get(m, "message"));
-        int64_t id = json_integer_value(json_object_get(m, "id"));
-        unsigned msg;
-        if (!text || sscanf(text, "soak %u", &msg) != 1 || !ledger_valid(msg) ||
-            ledger_msg_room(msg) != room || (prev >= 0 && id != prev + 1))
-            ok = false;
-        prev = id;
-    }
-    if (ok)
-        g_st.history_ok++;
-    else if (g_st.history_bad++ < 10)
-        soak_log("client %u: a history page of room %d is not a run of its messages", c->idx,
-                 room);
-}
-
-static void on_event(struct client *c, json_t *ev, int64_t now)
-{
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    json_t *p = json_object_get(ev, "payload");
-    if (!type || !json_is_object(p)) {
-        g_st.rx_unknown++;
-        return;
-    }
-    if (!strcmp(type, "new_message"))
-        on_new_message(c, p);
-    else if (!strcmp(type, "ack"))
-        on_ack(c, p);
-    else if (!strcmp(type, "joined"))
-        on_joined(c, p, now);
-    else if (!strcmp(type, "error"))
-        on_error(c, p, now);
-    else if (!strcmp(type, "history"))
-        on_history(c, p);
-    else if (!strcmp(type, "presence"))
-        g_st.presence_events++;
-    else if (!strcmp(type, "left")) {
-        struct croom *cr = find_room(c, room_of(json_string_value(json_object_get(p, "room"))));
-        if (cr && cr->st == R_LEAVING)
-            remove_room(c, cr);
-    } else if (strcmp(type, "typing") != 0)
-        g_st.rx_unknown++;
 }
 
 static json_t *decode(struct client *c, int op, const char *m, size_t len)
@@ -645,7 +296,7 @@ void client_read(struct client *c)
             g_st.rx_unknown++;
             continue;
         }
-        on_event(c, ev, soak_now_us());
+        client__on_event(c, ev, soak_now_us());
         json_decref(ev);
     }
 }
@@ -716,7 +367,7 @@ static void churn(struct client *c, int64_t now)
         int r;
         do
             r = (int)(soak_rand() % (uint64_t)g_cfg.rooms);
-        while (find_room(c, r));
+        while (client__find_room(c, r));
         g_st.room_changes++;
         send_join(c, add_room(c, r), now);
         return;
@@ -800,8 +451,7 @@ static bool stalled(struct client *c, int64_t now)
     }
     if (c->c && now >= c->next_stall_hist) {
         c->next_stall_hist = now + STALL_HISTORY_US;
-        for (int i = 0; c->c && i < c->nrooms; i++)
-            ask_history(c, now, 100);
+        ask_history(c, now, 100);
     }
     return true;
 }
@@ -810,7 +460,7 @@ static void run_outbox(struct client *c, int64_t now)
 {
     for (int i = 0; c->c && i < c->nout; i++) {
         struct pend *x = &c->out[i];
-        struct croom *cr = find_room(c, ledger_msg_room(x->msg));
+        struct croom *cr = client__find_room(c, ledger_msg_room(x->msg));
         if (!x->inflight && now >= x->retry_at && cr && cr->st == R_LIVE)
             transmit(c, x, now);
     }

@@ -250,8 +250,8 @@ static void example(const char *what, uint32_t mi, const struct msg *m, const st
     soak_log("%s: message %u (room %d, id %lld, sent at %.1fs, acked at %.1fs by client %u) "
              "received %d time(s) by client %u (member since %.1fs%s, %d break(s))",
              what, mi, m->room, (long long)m->ack_id, soak_rel(m->t_send), soak_rel(m->t_ack),
-             m->sender, n, b->client, soak_rel(b->t_start),
-             b->t_end ? "" : ", until the end", b->nb);
+             m->sender, n, b->client, soak_rel(b->t_start), b->t_end ? "" : ", until the end",
+             b->nb);
     if (b->t_end)
         soak_log("  membership ended at %.1fs", soak_rel(b->t_end));
     for (int i = 0; i < b->nb; i++)

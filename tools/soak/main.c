@@ -87,10 +87,11 @@ void soak_log(const char *fmt, ...)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: confab-soak --ports P1[,P2...] --pids DIR [--duration S] [--clients N]\n"
-                    "       [--rooms R] [--rate MSGS_PER_S] [--faults on|off] [--fault-every S]\n"
-                    "       [--csv FILE] [--seed N] [--verbose]\n"
-                    "       confab-soak --free-port\n");
+    fprintf(stderr,
+            "usage: confab-soak --ports P1[,P2...] --pids DIR [--duration S] [--clients N]\n"
+            "       [--rooms R] [--rate MSGS_PER_S] [--faults on|off] [--fault-every S]\n"
+            "       [--csv FILE] [--seed N] [--verbose]\n"
+            "       confab-soak --free-port\n");
     exit(2);
 }
 
@@ -121,37 +122,68 @@ static void parse_ports(const char *s)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"ports", required_argument, NULL, 'p'},   {"pids", required_argument, NULL, 'P'},
-        {"duration", required_argument, NULL, 'd'}, {"clients", required_argument, NULL, 'c'},
-        {"rooms", required_argument, NULL, 'r'},   {"rate", required_argument, NULL, 'R'},
-        {"faults", required_argument, NULL, 'f'},  {"fault-every", required_argument, NULL, 'F'},
-        {"csv", required_argument, NULL, 'o'},     {"seed", required_argument, NULL, 's'},
-        {"verbose", no_argument, NULL, 'v'},       {"free-port", no_argument, NULL, 'x'},
-        {0, 0, 0, 0}};
-    g_cfg = (struct soak_cfg){.clients = 200, .rooms = 20, .rate = 100, .faults = true,
-                              .fault_every = 30, .duration = 600,
+    static const struct option opts[] = {{"ports", required_argument, NULL, 'p'},
+                                         {"pids", required_argument, NULL, 'P'},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"clients", required_argument, NULL, 'c'},
+                                         {"rooms", required_argument, NULL, 'r'},
+                                         {"rate", required_argument, NULL, 'R'},
+                                         {"faults", required_argument, NULL, 'f'},
+                                         {"fault-every", required_argument, NULL, 'F'},
+                                         {"csv", required_argument, NULL, 'o'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"free-port", no_argument, NULL, 'x'},
+                                         {0, 0, 0, 0}};
+    g_cfg = (struct soak_cfg){.clients = 200,
+                              .rooms = 20,
+                              .rate = 100,
+                              .faults = true,
+                              .fault_every = 30,
+                              .duration = 600,
                               .seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': parse_ports(optarg); break;
-        case 'P': g_cfg.pids_dir = optarg; break;
-        case 'd': g_cfg.duration = atof(optarg); break;
-        case 'c': g_cfg.clients = atoi(optarg); break;
-        case 'r': g_cfg.rooms = atoi(optarg); break;
-        case 'R': g_cfg.rate = atof(optarg); break;
+        case 'p':
+            parse_ports(optarg);
+            break;
+        case 'P':
+            g_cfg.pids_dir = optarg;
+            break;
+        case 'd':
+            g_cfg.duration = atof(optarg);
+            break;
+        case 'c':
+            g_cfg.clients = atoi(optarg);
+            break;
+        case 'r':
+            g_cfg.rooms = atoi(optarg);
+            break;
+        case 'R':
+            g_cfg.rate = atof(optarg);
+            break;
         case 'f':
             if (strcmp(optarg, "on") && strcmp(optarg, "off"))
                 usage();
             g_cfg.faults = !strcmp(optarg, "on");
             break;
-        case 'F': g_cfg.fault_every = atoi(optarg); break;
-        case 'o': g_cfg.csv = optarg; break;
-        case 's': g_cfg.seed = strtoull(optarg, NULL, 10); break;
-        case 'v': g_cfg.verbose = true; break;
-        case 'x': exit(free_port());
-        default: usage();
+        case 'F':
+            g_cfg.fault_every = atoi(optarg);
+            break;
+        case 'o':
+            g_cfg.csv = optarg;
+            break;
+        case 's':
+            g_cfg.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'v':
+            g_cfg.verbose = true;
+            break;
+        case 'x':
+            exit(free_port());
+        default:
+            usage();
         }
     }
     if (!g_cfg.nports || !g_cfg.pids_dir || g_cfg.duration <= 0 || g_cfg.clients < 1 ||
@@ -210,8 +242,12 @@ static void fault_tick(struct faults *f, struct client *slow, int64_t now)
     f->next = now + (int64_t)g_cfg.fault_every * 1000000;
     int round = f->n / 4;
     switch (f->n++ % 4) {
-    case 0: kill_one(FAULT_BROKER, "broker-", round); break;
-    case 1: kill_one(FAULT_GATEWAY, "gateway-", round); break;
+    case 0:
+        kill_one(FAULT_BROKER, "broker-", round);
+        break;
+    case 1:
+        kill_one(FAULT_GATEWAY, "gateway-", round);
+        break;
     case 2: {
         int pid = report_pid("redis");
         char desc[96];
@@ -324,8 +360,7 @@ static double run(void)
             resume_redis();
             g_phase = PHASE_DRAIN;
             phase_end = now + 60000000;
-            soak_log("traffic over: draining (%d of %d clients connected)", count_up(),
-                     g_nclients);
+            soak_log("traffic over: draining (%d of %d clients connected)", count_up(), g_nclients);
         } else if (g_phase == PHASE_DRAIN && (all_settled() || now >= phase_end || g_stop > 1)) {
             if (now >= phase_end)
                 soak_log("drain: not every client settled within 60 s");
@@ -361,10 +396,11 @@ int main(int argc, char **argv)
     g_clients = calloc((size_t)g_nclients, sizeof *g_clients);
     for (int i = 0; i < g_nclients; i++)
         g_clients[i] = client_new((uint32_t)i, i == g_cfg.clients);
-    soak_log("soak: %d clients on port(s) %d%s%d, %d rooms, %.1f msg/s, %.0f s, faults %s, seed %llu",
-             g_cfg.clients, g_cfg.ports[0], g_cfg.nports > 1 ? "," : "",
-             g_cfg.nports > 1 ? g_cfg.ports[1] : 0, g_cfg.rooms, g_cfg.rate, g_cfg.duration,
-             g_cfg.faults ? "on" : "off", (unsigned long long)g_cfg.seed);
+    soak_log(
+        "soak: %d clients on port(s) %d%s%d, %d rooms, %.1f msg/s, %.0f s, faults %s, seed %llu",
+        g_cfg.clients, g_cfg.ports[0], g_cfg.nports > 1 ? "," : "",
+        g_cfg.nports > 1 ? g_cfg.ports[1] : 0, g_cfg.rooms, g_cfg.rate, g_cfg.duration,
+        g_cfg.faults ? "on" : "off", (unsigned long long)g_cfg.seed);
     double traffic_s = run();
     resume_redis();
     for (int i = 0; i < g_nclients; i++) {

@@ -43,8 +43,8 @@ static struct minute g_minutes[MAX_MINUTES];
 static int g_nminutes;
 static uint64_t g_acks_before;
 static int g_faults_by_kind[8];
-static const char *const g_fault_kinds[] = {"broker kills",     "gateway kills", "Redis pauses",
-                                            "Redis restarts",   "slow consumers"};
+static const char *const g_fault_kinds[] = {"broker kills", "gateway kills", "Redis pauses",
+                                            "Redis restarts", "slow consumers"};
 
 void report_open(void)
 {
@@ -182,7 +182,8 @@ void report_close(void)
 
 static void line(const char *label, uint64_t v, const char *note)
 {
-    printf("  %-44s %10llu%s%s\n", label, (unsigned long long)v, note ? "  " : "", note ? note : "");
+    printf("  %-44s %10llu%s%s\n", label, (unsigned long long)v, note ? "  " : "",
+           note ? note : "");
 }
 
 static const char *bug(uint64_t v)
@@ -206,7 +207,8 @@ static void print_counts(void)
     printf("sends (each message once, however often it was transmitted)\n");
     line("messages sent", g_st.sends, NULL);
     line("acknowledged", g_st.acks, NULL);
-    snprintf(note, sizeof note, "unavailable %llu, timeout %llu, internal %llu, busy %llu, other %llu",
+    snprintf(note, sizeof note,
+             "unavailable %llu, timeout %llu, internal %llu, busy %llu, other %llu",
              (unsigned long long)g_st.err_unavailable, (unsigned long long)g_st.err_timeout,
              (unsigned long long)g_st.err_internal, (unsigned long long)g_st.err_busy,
              (unsigned long long)g_st.err_other);
@@ -253,8 +255,9 @@ static void print_counts(void)
              (unsigned long long)g_st.closes_1001, (unsigned long long)g_st.closes_1008,
              (unsigned long long)g_st.closes_1012, (unsigned long long)g_st.closes_other,
              (unsigned long long)g_st.drops_eof);
-    line("connections lost", g_st.closes_1001 + g_st.closes_1008 + g_st.closes_1012 +
-                                 g_st.closes_other + g_st.drops_eof,
+    line("connections lost",
+         g_st.closes_1001 + g_st.closes_1008 + g_st.closes_1012 + g_st.closes_other +
+             g_st.drops_eof,
          note);
     line("dropped by the client (overdue answer)", g_st.aborts, NULL);
     line("longest stretch this program did not poll, ms", g_st.loop_max_gap_ms, NULL);
@@ -292,8 +295,8 @@ static void print_rss(void)
 static void print_minutes(void)
 {
     printf("\nper minute: acks, live deliveries, send->receive latency (ms), faults\n");
-    printf("  %4s %7s %9s %8s %8s %8s %8s  %s\n", "min", "acks", "delivered", "p50", "p90",
-           "p99", "max", "faults");
+    printf("  %4s %7s %9s %8s %8s %8s %8s  %s\n", "min", "acks", "delivered", "p50", "p90", "p99",
+           "max", "faults");
     for (int i = 0; i < g_nminutes; i++) {
         const struct minute *m = &g_minutes[i];
         printf("  %4d %7llu %9llu %8.1f %8.1f %8.1f %8.1f  %s\n", i + 1,
@@ -317,14 +320,15 @@ void report_summary(double traffic_s)
     uint64_t bugs = g_st.lost + g_st.duplicated + g_st.rx_out_of_order + g_st.stored_twice +
                     g_st.unanswered_sends + g_st.unanswered_other + g_st.ack_conflicts +
                     g_st.never_acked + g_st.history_bad;
-    printf("\nverdict: %s\n", bugs ? "PROBLEMS FOUND (see the lines marked BUG and the log)"
-                                   : "no message lost, duplicated or reordered; every send answered");
+    printf("\nverdict: %s\n",
+           bugs ? "PROBLEMS FOUND (see the lines marked BUG and the log)"
+                : "no message lost, duplicated or reordered; every send answered");
     fflush(stdout);
 }
 
 bool report_clean(void)
 {
     return !(g_st.lost + g_st.duplicated + g_st.rx_out_of_order + g_st.stored_twice +
-             g_st.unanswered_sends + g_st.unanswered_other + g_st.ack_conflicts +
-             g_st.never_acked + g_st.history_bad);
+             g_st.unanswered_sends + g_st.unanswered_other + g_st.ack_conflicts + g_st.never_acked +
+             g_st.history_bad);
 }

@@ -24,7 +24,7 @@ struct soak_cfg {
     int nports;
     int clients;
     int rooms;
-    double rate;     /* messages per second, all clients together */
+    double rate; /* messages per second, all clients together */
     bool faults;
     int fault_every; /* seconds */
     double duration; /* seconds of traffic (a drain follows) */
