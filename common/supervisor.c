@@ -74,7 +74,7 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
         kids[i].restart_at = now; /* start right away */
     }
 
-    int stopping = 0, alive = 0;
+    int stopping = 0, alive = 0, rc = 0;
     int64_t deadline = 0;
     for (;;) {
         now = cf_mono_ms();
@@ -149,6 +149,17 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
                     CF_DEBUG("supervisor", "%s %d (pid %d) %s", what, i, (int)pid, how);
                     break;
                 }
+                if (WIFEXITED(status) && WEXITSTATUS(status) == CF_SUP_EXIT_CONFIG) {
+                    CF_ERROR("supervisor", "%s %d (pid %d) cannot run with these settings (see "
+                             "its error above); stopping all", what, i, (int)pid);
+                    rc = CF_SUP_EXIT_CONFIG;
+                    stopping = 1;
+                    deadline = now + grace_ms;
+                    for (int j = 0; j < n; j++)
+                        if (kids[j].pid)
+                            kill(kids[j].pid, SIGTERM);
+                    break;
+                }
                 now = cf_mono_ms();
                 if (now - c->started >= STABLE_MS)
                     cf_backoff_reset(&c->bo);
@@ -163,5 +174,5 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
     free(kids);
     CF_INFO("supervisor", "all %s(s) stopped", what);
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
-    return 0;
+    return rc;
 }

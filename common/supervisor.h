@@ -4,12 +4,17 @@
  * run child_main(index, arg) and exit with its return value; a child that dies
  * is restarted after a backoff (reset once it has run for 10 s). SIGTERM or
  * SIGINT is forwarded to every child; the master waits up to grace_ms for them
- * to exit, then SIGKILLs the rest, and returns 0. Children get SIGTERM if the
+ * to exit, then SIGKILLs the rest, and returns 0. A child that exits with
+ * CF_SUP_EXIT_CONFIG cannot work with these settings (a key file it cannot
+ * use, say): restarting would only repeat it, so every child is stopped and
+ * cf_sup_run returns CF_SUP_EXIT_CONFIG. Children get SIGTERM if the
  * master dies (PR_SET_PDEATHSIG), so nothing is left behind.
  *
  * Used when GATEWAY_WORKERS > 1 and when confab-broker runs every shard. */
 #ifndef CF_SUPERVISOR_H
 #define CF_SUPERVISOR_H
+
+#define CF_SUP_EXIT_CONFIG 2
 
 typedef int (*cf_sup_main_fn)(int index, void *arg);
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +48,19 @@ static char *dup_opt(const char *s, bool *oom)
     return d;
 }
 
+/* libjwt reports an unreadable key only as a failed verification, token by
+ * token: a wrong file would look like every client's fault. */
+static bool public_key_fits(const char *pem, jwt_alg_t alg)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    bool rsa = alg == JWT_ALG_RS256 || alg == JWT_ALG_RS384 || alg == JWT_ALG_RS512;
+    bool ok = key && EVP_PKEY_get_base_id(key) == (rsa ? EVP_PKEY_RSA : EVP_PKEY_EC);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    return ok;
+}
+
 struct auth *auth_new_opts(const struct auth_opts *o, const char **err)
 {
     *err = "out of memory";
@@ -59,6 +74,11 @@ struct auth *auth_new_opts(const struct auth_opts *o, const char **err)
     const char *sign = hmac ? o->secret : o->private_pem;
     if (!verify || !*verify) {
         *err = hmac ? "no secret" : "no public key";
+        return NULL;
+    }
+    if (!hmac && !public_key_fits(verify, alg)) {
+        *err = "the public key is not a PEM public key of this algorithm's type (RSA for RS*, "
+               "EC for ES*)";
         return NULL;
     }
     struct auth *a = calloc(1, sizeof *a);

@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "reqs.h"
 #include "session.h"
+#include "supervisor.h"
 #include "v1.h"
 #include "wire.h"
 #include "ws.h"
@@ -293,6 +294,8 @@ int gw_run(const struct cf_config *cfg, int worker)
     gw.reqs = reqs_new();
     gw.dec = cf_wire_decoder_new();
     gw.conn_salt = cf_random_u64();
+    if (!gw.auth)
+        rc = CF_SUP_EXIT_CONFIG;
     if (!gw.auth || !gw.files || !gw.rooms || !gw.reqs || !gw.dec)
         goto out;
 
@@ -338,6 +341,8 @@ int gw_run(const struct cf_config *cfg, int worker)
                  cfg->tls_cert[0] ? " (check that TLS_CERT and TLS_KEY are a matching PEM "
                                     "certificate and key)"
                                   : "");
+        if (cfg->tls_cert[0])
+            rc = CF_SUP_EXIT_CONFIG; /* another try would fail the same way */
         goto out;
     }
 

@@ -69,6 +69,14 @@ int main(int argc, char **argv)
     cf_log_set_level(g_cfg.log_level);
     cf_log_set_format(g_cfg.log_format);
     cf_log_detect_journal();
+    /* the keys are read and checked once here, so that a bad one stops the
+     * process with its reason instead of failing every worker in turn */
+    struct auth *probe = auth_from_config(&g_cfg);
+    if (!probe) {
+        fprintf(stderr, "confab-gateway: invalid JWT settings, not starting\n");
+        return 2;
+    }
+    auth_free(probe);
     if (check) {
         cf_config_print(&g_cfg, stdout);
         return 0;

@@ -1,0 +1,383 @@
+/* Tokens from an identity provider and TLS, as clients and operators see
+ * them: RS256 and ES256 verification with a configured public key (the
+ * algorithm pinned by JWT_ALG, never taken from the token), iss and aud,
+ * the clock leeway, guest login off without a private key and on with one;
+ * HTTPS and WSS with a certificate a client verifies; and settings that do
+ * not fit together stopping the gateway with a message naming them. */
+#include "v1.h"
+
+#include <jwt.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "tlsproxy.h"
+
+static struct h_fixture fx;
+static char g_dir[400];
+
+/* Runs a shell command (openssl) and fails the test when it fails. */
+static void sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+static const char *path_of(const char *name)
+{
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, name);
+    return buf[i];
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Keys and a certificate for "localhost", made once per run. */
+static int make_keys(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "%s/keys", h_tmpdir());
+    sh("mkdir -p %s", g_dir);
+    sh("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s 2>/dev/null",
+       path_of("rsa.key"));
+    sh("openssl pkey -in %s -pubout -out %s", path_of("rsa.key"), path_of("rsa.pub"));
+    sh("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s 2>/dev/null",
+       path_of("other.key"));
+    sh("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s",
+       path_of("ec.key"));
+    sh("openssl pkey -in %s -pubout -out %s", path_of("ec.key"), path_of("ec.pub"));
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+       "-addext subjectAltName=DNS:localhost -keyout %s -out %s 2>/dev/null",
+       path_of("tls.key"), path_of("tls.crt"));
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+       "-addext subjectAltName=DNS:localhost -keyout %s -out %s 2>/dev/null",
+       path_of("rogue.key"), path_of("rogue.crt"));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return h_fixture_down(&fx);
+}
+
+/* A token signed with alg and the PEM (or secret) at key_path; iss/aud NULL
+ * to leave them out; aud may be a JSON array text ("[...]"). */
+static char *token(jwt_alg_t alg, const char *key, const char *sub, const char *iss,
+                   const char *aud, long exp_in)
+{
+    jwt_t *jwt = NULL;
+    assert_int_equal(jwt_new(&jwt), 0);
+    long now = (long)time(NULL);
+    assert_int_equal(jwt_set_alg(jwt, alg, (const unsigned char *)key, (int)strlen(key)), 0);
+    jwt_add_grant(jwt, "sub", sub);
+    if (iss)
+        jwt_add_grant(jwt, "iss", iss);
+    if (aud && aud[0] == '[') {
+        char json[256];
+        snprintf(json, sizeof json, "{\"aud\":%s}", aud);
+        assert_int_equal(jwt_add_grants_json(jwt, json), 0);
+    } else if (aud) {
+        jwt_add_grant(jwt, "aud", aud);
+    }
+    jwt_add_grant_int(jwt, "iat", now);
+    jwt_add_grant_int(jwt, "exp", now + exp_in);
+    char *t = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    assert_non_null(t);
+    return t;
+}
+
+/* The upgrade's HTTP status and, when refused, the body's error text. */
+static int upgrade(const char *tok, char *why, size_t cap)
+{
+    int status = 0;
+    struct v1c *c = v1_open_token(fx.node.port, tok, V1_JSON, NULL, &status);
+    why[0] = '\0';
+    if (c) {
+        v1_close(c);
+        return status;
+    }
+    char path[4600];
+    snprintf(path, sizeof path, "/ws?token=%s", tok);
+    struct h_resp r;
+    why[0] = '\0';
+    if (h_http(fx.node.port, "GET", path,
+               "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+               NULL, 0, &r) == 0) {
+        snprintf(why, cap, "%s", r.body ? r.body : "");
+        h_resp_free(&r);
+    }
+    return status;
+}
+
+#define EXPECT_REFUSED(tok, reason)                                                                \
+    do {                                                                                           \
+        char why_[512];                                                                            \
+        int st_ = upgrade((tok), why_, sizeof why_);                                               \
+        if (st_ != 401 || !strstr(why_, (reason)))                                                 \
+            fail_msg("expected 401 \"%s\", got %d %s", (reason), st_, why_);                       \
+    } while (0)
+
+static void test_rs256_tokens_from_an_identity_provider(void **state)
+{
+    (void)state;
+    char env_pub[600];
+    snprintf(env_pub, sizeof env_pub, "JWT_PUBLIC_KEY=%s", path_of("rsa.pub"));
+    const char *env[] = {"JWT_ALG=RS256", env_pub, "JWT_ISSUER=https://idp.test",
+                         "JWT_AUDIENCE=confab", "JWT_LEEWAY=30", NULL};
+    assert_int_equal(h_fixture_up(&fx, env), 0);
+    char *priv = slurp(path_of("rsa.key")), *pub = slurp(path_of("rsa.pub"));
+    char *other = slurp(path_of("other.key"));
+    char why[512];
+
+    /* a good token works all the way: join and send */
+    char *t = token(JWT_ALG_RS256, priv, "carol", "https://idp.test", "confab", 600);
+    struct v1c *c = v1_open_token(fx.node.port, t, V1_JSON, NULL, NULL);
+    assert_non_null(c);
+    assert_int_equal(v1_send(c, "join", json_pack("{s:s}", "room", "idp")), 0);
+    json_t *ev = v1_wait(c, V1_WAIT, "joined", "room", "idp", NULL);
+    V1_MUST(c, ev, "joined");
+    json_decref(ev);
+    v1_close(c);
+    free(t);
+    /* aud may be an array naming us; expiry within the leeway is fine */
+    t = token(JWT_ALG_RS256, priv, "carol", "https://idp.test", "[\"other\",\"confab\"]", -10);
+    assert_int_equal(upgrade(t, why, sizeof why), 101);
+    free(t);
+
+    /* the algorithm is the configured one, whatever the token says */
+    t = token(JWT_ALG_HS256, H_JWT_SECRET, "carol", "https://idp.test", "confab", 600);
+    EXPECT_REFUSED(t, "bad_algorithm");
+    free(t);
+    t = token(JWT_ALG_HS256, pub, "carol", "https://idp.test", "confab", 600); /* key confusion */
+    EXPECT_REFUSED(t, "bad_algorithm");
+    free(t);
+    t = token(JWT_ALG_RS512, priv, "carol", "https://idp.test", "confab", 600);
+    EXPECT_REFUSED(t, "bad_algorithm");
+    free(t);
+    /* another key, other claims */
+    t = token(JWT_ALG_RS256, other, "carol", "https://idp.test", "confab", 600);
+    EXPECT_REFUSED(t, "bad_signature");
+    free(t);
+    t = token(JWT_ALG_RS256, priv, "carol", NULL, "confab", 600);
+    EXPECT_REFUSED(t, "bad_issuer");
+    free(t);
+    t = token(JWT_ALG_RS256, priv, "carol", "https://evil.test", "confab", 600);
+    EXPECT_REFUSED(t, "bad_issuer");
+    free(t);
+    t = token(JWT_ALG_RS256, priv, "carol", "https://idp.test", "someone-else", 600);
+    EXPECT_REFUSED(t, "bad_audience");
+    free(t);
+    t = token(JWT_ALG_RS256, priv, "carol", "https://idp.test", NULL, 600);
+    EXPECT_REFUSED(t, "bad_audience");
+    free(t);
+    t = token(JWT_ALG_RS256, priv, "carol", "https://idp.test", "confab", -60);
+    EXPECT_REFUSED(t, "expired");
+    free(t);
+    t = token(JWT_ALG_RS256, priv, "", "https://idp.test", "confab", 600);
+    EXPECT_REFUSED(t, "bad_subject");
+    free(t);
+
+    /* no private key: no guest tokens */
+    struct h_resp r;
+    assert_int_equal(h_http(fx.node.port, "POST", "/login", "Content-Type: application/json\r\n",
+                            "{\"username\":\"guest\"}", 20, &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "guest login is off"));
+    h_resp_free(&r);
+    free(priv);
+    free(pub);
+    free(other);
+}
+
+static void test_es256_with_guest_tokens_signed_by_the_private_key(void **state)
+{
+    (void)state;
+    char env_pub[600], env_priv[600];
+    snprintf(env_pub, sizeof env_pub, "JWT_PUBLIC_KEY=%s", path_of("ec.pub"));
+    snprintf(env_priv, sizeof env_priv, "JWT_PRIVATE_KEY=%s", path_of("ec.key"));
+    const char *env[] = {"JWT_ALG=ES256", env_pub, env_priv, "JWT_ISSUER=confab-test",
+                         "JWT_USER_CLAIM=preferred_username", NULL};
+    assert_int_equal(h_fixture_up(&fx, env), 0);
+    /* /login issues ES256 tokens with the issuer and the configured claim */
+    char *t = h_login(fx.node.port, "dave");
+    assert_non_null(t);
+    jwt_t *jwt = NULL;
+    char *pub = slurp(path_of("ec.pub"));
+    assert_int_equal(jwt_decode(&jwt, t, (const unsigned char *)pub, (int)strlen(pub)), 0);
+    assert_int_equal(jwt_get_alg(jwt), JWT_ALG_ES256);
+    assert_string_equal(jwt_get_grant(jwt, "iss"), "confab-test");
+    assert_string_equal(jwt_get_grant(jwt, "preferred_username"), "dave");
+    jwt_free(jwt);
+    struct v1c *c = v1_open_token(fx.node.port, t, V1_MSGPACK, NULL, NULL);
+    assert_non_null(c);
+    v1_close(c);
+    free(t);
+    /* an RS256 token is refused even though it is well signed by its key */
+    char *rsa = slurp(path_of("rsa.key"));
+    t = token(JWT_ALG_RS256, rsa, "dave", "confab-test", NULL, 600);
+    EXPECT_REFUSED(t, "bad_algorithm");
+    free(t);
+    free(rsa);
+    free(pub);
+}
+
+static void test_https_and_wss(void **state)
+{
+    (void)state;
+    int mport = h_free_port();
+    char env_cert[600], env_key[600], env_m[32];
+    snprintf(env_cert, sizeof env_cert, "TLS_CERT=%s", path_of("tls.crt"));
+    snprintf(env_key, sizeof env_key, "TLS_KEY=%s", path_of("tls.key"));
+    snprintf(env_m, sizeof env_m, "METRICS_PORT=%d", mport);
+    const char *env[] = {env_cert, env_key, env_m, "HANDSHAKE_TIMEOUT=2", NULL};
+    assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
+    h_node_init(&fx.node, fx.redis.addr);
+    for (int i = 0; env[i]; i++)
+        fx.node.extra_env[i] = env[i];
+    fx.node.health_port = mport; /* the probes stay plain on METRICS_PORT */
+    assert_int_equal(h_node_start(&fx.node), 0);
+
+    /* a client that trusts the certificate completes a handshake for
+     * "localhost"; one that does not, fails */
+    char version[32];
+    assert_int_equal(tls_probe(fx.node.port, path_of("tls.crt"), version, sizeof version), 0);
+    assert_true(!strcmp(version, "TLSv1.3") || !strcmp(version, "TLSv1.2"));
+    assert_int_equal(tls_probe(fx.node.port, path_of("rogue.crt"), version, sizeof version), -1);
+
+    /* plain HTTP on the TLS port gets no HTTP answer */
+    struct h_resp r;
+    memset(&r, 0, sizeof r);
+    int hr = h_http(fx.node.port, "GET", "/healthz", NULL, NULL, 0, &r);
+    assert_true(hr < 0 || r.status != 200);
+    if (hr == 0)
+        h_resp_free(&r);
+
+    /* everything works through TLS: login, two WebSockets, a message */
+    struct tlsproxy px;
+    assert_int_equal(tlsproxy_start(&px, fx.node.port, path_of("tls.crt")), 0);
+    assert_int_equal(h_http(px.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    struct v1c *a = v1_member(px.port, "tls-a", V1_JSON);
+    struct v1c *b = v1_member(px.port, "tls-b", V1_MSGPACK);
+    assert_int_equal(v1_send(a, "join", json_pack("{s:s}", "room", "secure")), 0);
+    assert_int_equal(v1_send(b, "join", json_pack("{s:s}", "room", "secure")), 0);
+    json_t *ev = v1_wait(a, V1_WAIT, "joined", NULL);
+    V1_MUST(a, ev, "joined");
+    json_decref(ev);
+    ev = v1_wait(b, V1_WAIT, "joined", NULL);
+    V1_MUST(b, ev, "joined");
+    json_decref(ev);
+    assert_int_equal(v1_send(a, "send", json_pack("{s:s, s:s, s:s}", "room", "secure", "id",
+                                                  "t-1", "message", "over TLS")),
+                     0);
+    ev = v1_wait(b, V1_WAIT, "new_message", "message", "over TLS", NULL);
+    V1_MUST(b, ev, "the message over TLS");
+    json_decref(ev);
+    v1_close(a);
+    v1_close(b);
+    tlsproxy_stop(&px);
+
+    /* a TCP connection that never starts TLS is closed in HANDSHAKE_TIMEOUT */
+    int fd = h_tcp_connect(fx.node.port, 0);
+    char buf[64];
+    int64_t t0 = h_now_ms();
+    ssize_t n = recv(fd, buf, sizeof buf, 0); /* 5 s receive timeout */
+    int64_t ms = h_now_ms() - t0;
+    close(fd);
+    if (n != 0 || ms > 4500)
+        fail_msg("a silent TLS connection: recv %zd after %lld ms", n, (long long)ms);
+}
+
+/* Settings that cannot work stop the gateway before it serves anything. */
+static void expect_exit(const char *const extra[], const char *mentions)
+{
+    static int k;
+    const char *env[12] = {"JWT_SECRET=" H_JWT_SECRET, "BROKERS=1", "LISTEN_ADDR=127.0.0.1"};
+    int n = 3;
+    char port[32], run[512];
+    snprintf(port, sizeof port, "PORT=%d", h_free_port());
+    snprintf(run, sizeof run, "RUN_DIR=%s/run-%d", h_tmpdir(), k);
+    env[n++] = port;
+    env[n++] = run;
+    for (int i = 0; extra[i]; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    char name[32];
+    snprintf(name, sizeof name, "sec-gateway-%d", k++);
+    char *argv[] = {(char *)h_bin("gateway"), NULL};
+    struct h_proc p;
+    assert_int_equal(h_spawn(&p, name, h_tmpdir(), argv, env), 0);
+    int status = h_wait_exit(&p, 10000);
+    if (status == -1)
+        h_stop(&p, SIGKILL, 1000);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) == 0 ||
+        !h_log_contains(&p, mentions, 0)) {
+        h_dump_log(&p, 10);
+        fail_msg("expected an exit mentioning \"%s\"", mentions);
+    }
+}
+
+static void test_settings_that_do_not_fit_stop_the_gateway(void **state)
+{
+    (void)state;
+    char pub[600], priv_other[600], cert[600], garbage[600], key[600];
+    snprintf(pub, sizeof pub, "JWT_PUBLIC_KEY=%s", path_of("rsa.pub"));
+    snprintf(priv_other, sizeof priv_other, "JWT_PRIVATE_KEY=%s", path_of("other.key"));
+    snprintf(cert, sizeof cert, "TLS_CERT=%s", path_of("tls.crt"));
+    snprintf(key, sizeof key, "TLS_KEY=%s", path_of("rogue.key"));
+    sh("echo not a pem > %s", path_of("garbage.pem"));
+    snprintf(garbage, sizeof garbage, "JWT_PUBLIC_KEY=%s", path_of("garbage.pem"));
+
+    const char *a[] = {"JWT_ALG=RS256", NULL};
+    expect_exit(a, "JWT_ALG=RS256 needs JWT_PUBLIC_KEY");
+    const char *b[] = {"JWT_ALG=none", NULL};
+    expect_exit(b, "JWT_ALG=\"none\" is invalid");
+    const char *c[] = {"JWT_ALG=RS256", "JWT_PUBLIC_KEY=/nonexistent/key.pem", NULL};
+    expect_exit(c, "JWT_PUBLIC_KEY=\"/nonexistent/key.pem\" is invalid: expected a readable file");
+    const char *d[] = {"JWT_ALG=RS256", pub, priv_other, NULL};
+    expect_exit(d, "the private key does not match the public key");
+    const char *e[] = {"JWT_ALG=HS256", pub, NULL};
+    expect_exit(e, "JWT_PUBLIC_KEY and JWT_PRIVATE_KEY are for RS*/ES* algorithms");
+    const char *f[] = {cert, NULL};
+    expect_exit(f, "TLS_CERT and TLS_KEY go together");
+    const char *g[] = {cert, key, NULL}; /* a key of another certificate */
+    expect_exit(g, "TLS_CERT and TLS_KEY are a matching PEM certificate and key");
+    const char *h[] = {"JWT_ALG=RS256", garbage, NULL};
+    expect_exit(h, "cannot set up RS256 token verification");
+    const char *i[] = {"JWT_USER_CLAIM=a b", NULL};
+    expect_exit(i, "JWT_USER_CLAIM=\"a b\" is invalid");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_rs256_tokens_from_an_identity_provider, teardown),
+        cmocka_unit_test_teardown(test_es256_with_guest_tokens_signed_by_the_private_key,
+                                  teardown),
+        cmocka_unit_test_teardown(test_https_and_wss, teardown),
+        cmocka_unit_test(test_settings_that_do_not_fit_stop_the_gateway),
+    };
+    return h_finish(cmocka_run_group_tests(tests, make_keys, NULL));
+}
