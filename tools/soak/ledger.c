@@ -56,11 +56,12 @@ static struct {
 static float *g_lat;
 static size_t g_nlat, g_caplat;
 
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
+/* Doubles *cap (from `first`) until `need` fits. */
+static void *grow(void *p, size_t *cap, size_t need, size_t size, size_t first)
 {
     if (need <= *cap)
         return p;
-    size_t n = *cap ? *cap * 2 : 1024;
+    size_t n = *cap ? *cap * 2 : first;
     while (n < need)
         n *= 2;
     void *q = realloc(p, n * size);
@@ -75,7 +76,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
 uint32_t ledger_new_msg(uint32_t sender, int room)
 {
     size_t cap = g_capmsgs;
-    g_msgs = grow(g_msgs, &cap, g_nmsgs + 1, sizeof *g_msgs);
+    g_msgs = grow(g_msgs, &cap, g_nmsgs + 1, sizeof *g_msgs, 4096);
     g_capmsgs = (uint32_t)cap;
     struct msg *m = &g_msgs[g_nmsgs];
     memset(m, 0, sizeof *m);
@@ -159,7 +160,7 @@ int ledger_count(uint32_t msg, uint32_t client)
 
 static void add_latency(double ms)
 {
-    g_lat = grow(g_lat, &g_caplat, g_nlat + 1, sizeof *g_lat);
+    g_lat = grow(g_lat, &g_caplat, g_nlat + 1, sizeof *g_lat, 4096);
     g_lat[g_nlat++] = (float)ms;
 }
 
@@ -169,7 +170,7 @@ void ledger_receive(uint32_t msg, uint32_t client, int epoch, int64_t id, bool l
     struct rcpt *r = find_rcpt(m, client);
     if (!r) {
         size_t cap = m->cap;
-        m->r = grow(m->r, &cap, m->nr + 1, sizeof *m->r);
+        m->r = grow(m->r, &cap, m->nr + 1, sizeof *m->r, 4); /* a room has a few members */
         m->cap = (uint32_t)cap;
         r = &m->r[m->nr++];
         r->client = client;
@@ -195,7 +196,7 @@ void ledger_receive(uint32_t msg, uint32_t client, int epoch, int64_t id, bool l
 int ledger_member_start(uint32_t client, int room)
 {
     size_t cap = (size_t)g_capmembers;
-    g_members = grow(g_members, &cap, (size_t)g_nmembers + 1, sizeof *g_members);
+    g_members = grow(g_members, &cap, (size_t)g_nmembers + 1, sizeof *g_members, 1024);
     g_capmembers = (int)cap;
     struct member *b = &g_members[g_nmembers];
     memset(b, 0, sizeof *b);
