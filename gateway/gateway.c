@@ -23,6 +23,7 @@
 #include "reqs.h"
 #include "session.h"
 #include "supervisor.h"
+#include "tbucket.h"
 #include "v1.h"
 #include "wire.h"
 #include "ws.h"
@@ -248,12 +249,22 @@ static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_resyn
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+/* Clients can make lws complain (headers over its space, say): bounded to
+ * 10 lines a second so that nobody can flood the log through it. */
 static void lws_log_emit(int level, const char *line)
 {
+    static struct cf_tbucket budget;
+    static unsigned long suppressed;
+    if (!cf_tb_take(&budget, 10, 50, cf_mono_ms())) {
+        suppressed++;
+        return;
+    }
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    cf_log(level == LLL_ERR ? CF_LOG_ERROR : CF_LOG_WARN, "lws", "%.*s", (int)n, line);
+    cf_log(level == LLL_ERR ? CF_LOG_ERROR : CF_LOG_WARN, "lws", "%.*s%s", (int)n, line,
+           suppressed ? " (and earlier lines suppressed: over 10 a second)" : "");
+    suppressed = 0;
 }
 
 static void drain(struct gw *gw)

@@ -1,6 +1,7 @@
 /* v1codec: see v1codec.h. */
 #include "v1codec.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -132,6 +133,51 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
     return 0;
 }
 
+static bool is_hex4_surrogate(const char *h)
+{
+    for (int i = 0; i < 4; i++)
+        if (!isxdigit((unsigned char)h[i]))
+            return false;
+    return (h[0] == 'd' || h[0] == 'D') && strchr("89abcdefABCDEF", h[1]) != NULL;
+}
+
+/* A frame jansson refused. A lone UTF-16 surrogate escape and an integer
+ * past 64 bits are valid JSON that jansson cannot hold: parsed again with
+ * surrogates replaced and big integers as reals, the frame still names its
+ * request id and room, so the client learns which request was refused
+ * (and a client that resends until answered stops). NULL when the frame is
+ * not JSON at all. */
+static json_t *rescue(const char *in, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, in, len);
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (copy[i] != '\\')
+            continue;
+        if (copy[i + 1] == 'u' && i + 6 <= len && is_hex4_surrogate(copy + i + 2))
+            memcpy(copy + i + 2, "FFFD", 4);
+        i++; /* past the escaped character */
+    }
+    json_t *root = json_loadb(copy, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL |
+                                             JSON_DECODE_INT_AS_REAL, NULL);
+    free(copy);
+    return root;
+}
+
+static void rescued_refusal(json_t *root, struct v1_error *e)
+{
+    json_t *payload = json_object_get(root, "payload");
+    json_t *id = json_object_get(payload, "id"), *room = json_object_get(payload, "room");
+    if (id_ok(id))
+        e->ref = str_of(id);
+    if (json_is_string(room) && cf_room_valid(json_string_value(room), json_string_length(room)))
+        e->room = str_of(room);
+    e->code = "bad_request";
+    e->message = "the frame holds a lone UTF-16 surrogate or an integer out of range";
+}
+
 int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, struct v1_error *e,
              void **edoc)
 {
@@ -144,7 +190,14 @@ int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, st
         root = mpjson_decode(in, len, &why);
     } else {
         json_error_t jerr;
-        root = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
+        /* NUL is valid in JSON strings: each field's check refuses it */
+        root = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        json_t *saved = root ? NULL : rescue(in, len);
+        if (saved) {
+            *edoc = saved;
+            rescued_refusal(saved, e);
+            return -1;
+        }
     }
     e->code = "bad_json";
     e->message = p == SESS_V1_MSGPACK ? "the frame is not a valid msgpack map"

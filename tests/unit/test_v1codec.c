@@ -279,9 +279,21 @@ static void test_error_bad_json(void **state)
     /* Duplicate keys are refused in JSON. */
     const char *dup = "{\"type\":\"join\",\"type\":\"leave\",\"payload\":{\"room\":\"a\"}}";
     check_error(SESS_V1_JSON, dup, strlen(dup), dup, "bad_json", NULL, NULL);
-    /* \u0000 is refused by the JSON parser itself. */
-    const char *nul = "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"message\":\"a\\u0000\"}}";
-    check_error(SESS_V1_JSON, nul, strlen(nul), nul, "bad_json", NULL, NULL);
+    /* \u0000 is valid JSON: the field's check refuses it, naming the request. */
+    const char *nul =
+        "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"id\":\"n-1\",\"message\":\"a\\u0000\"}}";
+    check_error(SESS_V1_JSON, nul, strlen(nul), nul, "bad_request", "n-1", "a");
+    const char *nulroom = "{\"type\":\"join\",\"payload\":{\"room\":\"a\\u0000b\",\"id\":\"n-2\"}}";
+    check_error(SESS_V1_JSON, nulroom, strlen(nulroom), nulroom, "bad_room", "n-2", NULL);
+    /* Valid JSON jansson cannot hold (a lone surrogate, a 20-digit integer) is
+     * still answered with the request's id and room. */
+    static const char *odd[] = {
+        "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"id\":\"s-1\",\"message\":\"x\\ud800\"}}",
+        "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"id\":\"s-1\",\"message\":\"\\udc00y\"}}",
+        "{\"type\":\"join\",\"payload\":{\"room\":\"a\",\"id\":\"s-1\",\"since\":99999999999999999999}}",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        check_error(SESS_V1_JSON, odd[i], strlen(odd[i]), odd[i], "bad_request", "s-1", "a");
 
     /* Well-formed, but not {"type": string, "payload": object}. */
     static const char *shapes[] = {
