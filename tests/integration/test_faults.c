@@ -8,7 +8,10 @@
  * ended), never silence. test_faults_cluster.c restarts a whole node of two. */
 #include "faults.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 /* Like h_redis_start, but every write goes to an append-only file that is
  * fsynced before Redis answers (appendfsync always: Redis writes the file
@@ -78,10 +81,105 @@ static long f_rss_kib(pid_t pid)
     return kib;
 }
 
+/* A TCP proxy in front of Redis (in a child process) that can mute the
+ * replies (SIGUSR1: commands still reach Redis and run, nothing comes back)
+ * and then cut every connection (SIGUSR2: RST; new connections pass
+ * normally again): a Redis connection lost with commands in flight that did
+ * run. */
+static volatile sig_atomic_t cp_mute, cp_cut;
+static void cp_on_mute(int sig) { (void)sig; cp_mute = 1; }
+static void cp_on_cut(int sig) { (void)sig; cp_cut = 1; }
+
+static void cp_close(int fd)
+{
+    struct linger l = {1, 0}; /* RST, as when a server dies */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+/* Copies what one side has to the other (or drops it while muted); false at
+ * the end of either. */
+static bool cp_copy(int from, int to, bool drop)
+{
+    char buf[16384];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n <= 0)
+        return n < 0 && errno == EINTR;
+    return drop || h_send_all(to, buf, (size_t)n) == 0;
+}
+
+static void cp_child(int lfd, int redis_port)
+{
+    enum { MAXC = 32 };
+    int cfd[MAXC], ufd[MAXC], n = 0;
+    for (;;) {
+        if (cp_cut) {
+            for (int i = 0; i < n; i++)
+                cp_close(cfd[i]), cp_close(ufd[i]);
+            n = 0;
+            cp_cut = cp_mute = 0;
+        }
+        struct pollfd p[1 + 2 * MAXC] = {{lfd, POLLIN, 0}};
+        for (int i = 0; i < n; i++) {
+            p[1 + 2 * i] = (struct pollfd){cfd[i], POLLIN, 0};
+            p[2 + 2 * i] = (struct pollfd){ufd[i], POLLIN, 0};
+        }
+        if (poll(p, (nfds_t)(1 + 2 * n), 50) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            bool ok = !(p[1 + 2 * i].revents) || cp_copy(cfd[i], ufd[i], false);
+            ok = ok && (!(p[2 + 2 * i].revents) || cp_copy(ufd[i], cfd[i], cp_mute));
+            if (!ok) {
+                close(cfd[i]), close(ufd[i]);
+                cfd[i] = ufd[i] = -1;
+            }
+        }
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (cfd[i] >= 0)
+                cfd[k] = cfd[i], ufd[k] = ufd[i], k++;
+        n = k;
+        if ((p[0].revents & POLLIN) && n < MAXC) {
+            int c = accept(lfd, NULL, NULL), u = c >= 0 ? h_tcp_connect(redis_port, 0) : -1;
+            if (u >= 0) {
+                struct timeval none = {0, 0}; /* h_tcp_connect sets 5 s timeouts */
+                setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+                cfd[n] = c, ufd[n++] = u;
+            } else if (c >= 0) {
+                close(c);
+            }
+        }
+    }
+}
+
+/* Starts the proxy; returns its pid and sets *port. */
+static pid_t cutproxy_start(int redis_port, int *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 16) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
+        return -1;
+    *port = ntohs(sa.sin_port);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGUSR1, cp_on_mute);
+        signal(SIGUSR2, cp_on_cut);
+        cp_child(lfd, redis_port);
+        _exit(0);
+    }
+    close(lfd);
+    return pid;
+}
+
 static struct h_redis redis;
 static struct h_node node;
 static struct h_node gw2; /* a second gateway process of `node`, on its own port */
 static struct f_world world;
+static pid_t proxy_pid; /* the cut-proxy, when a test runs one */
 
 /* Enough history that every recovering join can replay what it missed; no
  * per-connection request rate limit (the test paces itself, but resends
@@ -129,6 +227,23 @@ static int up_two_gateways(void **state)
     return h_gateway_start(&gw2) < 0 || h_wait_health(gw2.port, 200, 15000) < 0 ? -1 : 0;
 }
 
+/* A node that reaches Redis through the cut-proxy. */
+static int up_behind_proxy(void **state)
+{
+    (void)state;
+    static char addr[40];
+    int port;
+    memset(&redis, 0, sizeof redis);
+    if (h_redis_start(&redis, h_tmpdir()) < 0 || (proxy_pid = cutproxy_start(redis.port, &port)) < 0)
+        return -1;
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    h_node_init(&node, addr);
+    for (int i = 0; base_env[i]; i++)
+        node.extra_env[i] = base_env[i];
+    memset(&gw2, 0, sizeof gw2);
+    return h_node_start(&node);
+}
+
 /* The slow consumer's node: a small client queue bound. */
 static int up_small_queues(void **state)
 {
@@ -151,6 +266,11 @@ static int down(void **state)
     }
     bad += h_node_stop(&node);
     h_redis_stop(&redis);
+    if (proxy_pid > 0) {
+        kill(proxy_pid, SIGKILL);
+        waitpid(proxy_pid, NULL, 0);
+        proxy_pid = 0;
+    }
     return bad ? -1 : 0;
 }
 
@@ -245,6 +365,46 @@ static void test_redis_killed_and_restarted_with_its_data(void **state)
         for (int r = 0; r < world.cl[i]->nrooms; r++)
             assert_int_equal(world.cl[i]->room[r].epoch_no, 1);
     assert_int_equal(f_reconnects(&world, NULL), 0);
+}
+
+/* The brokers' Redis connections drop while sends they wrote have run in
+ * Redis (stored, published) but their replies were lost. The outcome of
+ * those sends is unknown to the broker; docs/protocol.md says such a send is
+ * answered `timeout` ("the outcome is unknown"), while `unavailable` means
+ * "nothing was done". The ledger flags a send whose only errors were
+ * `unavailable` yet whose message was stored by one of those attempts.
+ *
+ * KNOWN SERVER BUG (fails here): broker/broker.c send_fail() answers
+ * -ECONNRESET ("the Redis connection dropped; the outcome is unknown") with
+ * code `unavailable`; it should be `timeout`. No message is lost or doubled
+ * for a client that resends with the same id, but one that takes
+ * `unavailable` at its word (gives up, or resends under a new id) was told
+ * nothing happened about a message every member received. */
+static void test_redis_connection_cut_with_sends_in_flight(void **state)
+{
+    (void)state;
+    char ra[32], rb[32];
+    two_rooms("cut", ra, rb, sizeof ra);
+    const char *rooms[] = {ra, rb};
+    f_world_init(&world, rooms, 2);
+    world.interval_ms = 40;
+    populate("cut", &node.port, 1);
+    f_start(&world);
+    world.sending = true;
+    f_run(&world, 1000);
+
+    long m0 = h_log_mark(&node.broker[0]), m1 = h_log_mark(&node.broker[1]);
+    f_note(&world, "muting Redis's replies");
+    kill(proxy_pid, SIGUSR1);
+    f_run(&world, 400);
+    f_note(&world, "cutting every Redis connection");
+    kill(proxy_pid, SIGUSR2);
+    assert_true(f_run_until_log(&world, &node.broker[0], m0, "ready: Redis connected", 15000));
+    assert_true(f_run_until_log(&world, &node.broker[1], m1, "ready: Redis connected", 15000));
+    f_note(&world, "both brokers are ready again");
+    f_run(&world, 1500);
+    ledger_and_settled(f_settle(&world, 20000));
+    assert_true(f_errors(&world, NULL) > 0);
 }
 
 static int recovered_joins(const char *user_prefix)
@@ -435,6 +595,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_killed_under_traffic, up, down),
         cmocka_unit_test_setup_teardown(test_redis_killed_and_restarted_with_its_data, up_aof,
                                         down),
+        cmocka_unit_test_setup_teardown(test_redis_connection_cut_with_sends_in_flight,
+                                        up_behind_proxy, down),
         cmocka_unit_test_setup_teardown(test_gateway_killed_clients_recover_elsewhere,
                                         up_two_gateways, down),
         cmocka_unit_test_setup_teardown(test_slow_consumer_dropped_memory_bounded_others_on_time,
