@@ -366,6 +366,17 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
     g->dec = cf_wire_decoder_new();
     if (!g->dec)
         goto fail;
+    char dir[sizeof g->path];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = '\0';
+    int drc = slash && slash != dir ? cf_sock_dir_private(dir) : 0;
+    if (drc < 0) {
+        CF_ERROR("links", "RUN_DIR %s cannot be made private (no access for others): %s; "
+                 "create it owned by this user with mode 0750", dir, strerror(-drc));
+        goto fail;
+    }
     g->lfd = cf_sock_unix_listen(path, 0660, 128);
     if (g->lfd < 0) {
         if (g->lfd == -EADDRINUSE)

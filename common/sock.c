@@ -129,3 +129,17 @@ fail:;
     close(fd);
     return rc;
 }
+
+int cf_sock_dir_private(const char *dir)
+{
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if ((st.st_mode & 0007) && chmod(dir, st.st_mode & 07770) < 0)
+        return -errno;
+    return 0;
+}

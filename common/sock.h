@@ -12,6 +12,13 @@ int cf_sock_set_nonblock(int fd);
  * on it) is left alone and -EADDRINUSE is returned. */
 int cf_sock_unix_listen(const char *path, mode_t mode, int backlog);
 
+/* Makes the directory of the sockets private: creates it (0750) when it
+ * does not exist, and takes away every permission of "others" when it has
+ * some (the sockets are 0660, but a world-writable directory would let
+ * anyone replace them). Returns 0, or -errno (e.g. -EPERM when it belongs
+ * to someone else). */
+int cf_sock_dir_private(const char *dir);
+
 /* Connects to a Unix stream socket. Returns the fd (connected) or -errno:
  * -ENOENT / -ECONNREFUSED when nobody listens, -EAGAIN when its backlog is full. */
 int cf_sock_unix_connect(const char *path);

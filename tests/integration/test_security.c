@@ -8,6 +8,7 @@
 
 #include <jwt.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -370,6 +371,43 @@ static void test_settings_that_do_not_fit_stop_the_gateway(void **state)
     expect_exit(i, "JWT_USER_CLAIM=\"a b\" is invalid");
 }
 
+/* The broker makes RUN_DIR private whatever it found, and its socket is
+ * 0660: nobody but the service's user and group can reach a broker. */
+static void test_run_dir_is_private(void **state)
+{
+    (void)state;
+    struct h_redis redis;
+    assert_int_equal(h_redis_start(&redis, h_tmpdir()), 0);
+    char open_dir[512], fresh_dir[512], env_run[2][600], env_redis[400];
+    snprintf(open_dir, sizeof open_dir, "%s/open-run", h_tmpdir());
+    snprintf(fresh_dir, sizeof fresh_dir, "%s/fresh-run", h_tmpdir());
+    assert_int_equal(mkdir(open_dir, 0777), 0);
+    assert_int_equal(chmod(open_dir, 0777), 0); /* whatever the umask */
+    snprintf(env_run[0], sizeof env_run[0], "RUN_DIR=%s", open_dir);
+    snprintf(env_run[1], sizeof env_run[1], "RUN_DIR=%s", fresh_dir);
+    snprintf(env_redis, sizeof env_redis, "REDIS_ADDR=%s", redis.addr);
+    const char *dirs[] = {open_dir, fresh_dir};
+    for (int i = 0; i < 2; i++) {
+        const char *env[] = {env_run[i], env_redis, "BROKERS=1", NULL};
+        char *argv[] = {(char *)h_bin("broker"), "--shard", "0", "--shards", "1", NULL};
+        struct h_proc p;
+        char name[32];
+        snprintf(name, sizeof name, "private-broker-%d", i);
+        assert_int_equal(h_spawn(&p, name, h_tmpdir(), argv, env), 0);
+        assert_true(h_log_contains(&p, "listening on", 10000));
+        struct stat st;
+        char sock[600];
+        assert_int_equal(stat(dirs[i], &st), 0);
+        if (st.st_mode & 0007)
+            fail_msg("%s is mode %o after the broker started", dirs[i], st.st_mode & 07777);
+        snprintf(sock, sizeof sock, "%s/broker-0.sock", dirs[i]);
+        assert_int_equal(stat(sock, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0660);
+        assert_int_equal(h_stop_clean(&p), 0);
+    }
+    h_redis_stop(&redis);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +416,7 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(test_https_and_wss, teardown),
         cmocka_unit_test(test_settings_that_do_not_fit_stop_the_gateway),
+        cmocka_unit_test(test_run_dir_is_private),
     };
     return h_finish(cmocka_run_group_tests(tests, make_keys, NULL));
 }
