@@ -212,6 +212,10 @@ void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list
         if (k < 0)
             return;
         n = (size_t)k < sizeof line - 1 ? (size_t)k : sizeof line - 2; /* truncated: one line */
+        /* one event, one line, and no terminal escapes from a client's bytes */
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+                line[i] = '?';
     }
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, n);
