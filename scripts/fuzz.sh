@@ -54,7 +54,7 @@ for entry in "${ALL[@]}"; do
     -artifact_prefix="$dir/artifacts/" "$dir/corpus" >"$dir/log" 2>&1
   rc=$?
   set -e
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$dir/log" || true
+  grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$dir/log" || true
   found=$(find "$dir/artifacts" -type f | head -n 1)
   if ((rc != 0)) || [[ -n $found ]]; then
     failed=$((failed + 1))
