@@ -46,7 +46,8 @@ int cf_log_enabled(enum cf_log_level level);
 
 __attribute__((format(printf, 3, 4))) void cf_log(enum cf_log_level level, const char *tag,
                                                   const char *fmt, ...);
-void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list ap);
+void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #define CF_DEBUG(tag, ...)                                                                         \
     do {                                                                                           \
