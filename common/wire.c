@@ -119,6 +119,16 @@ const char *cf_wire_type_name(enum cf_wire_type t)
 #define AT(m, f, T) ((T *)(void *)((char *)(m) + fields[f].off))
 #define CAT(m, f, T) ((const T *)(const void *)((const char *)(m) + fields[f].off))
 
+/* Ids, epochs, codes: never control characters (they end up in Redis keys,
+ * logs and client events). */
+static bool no_controls(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    return true;
+}
+
 static bool str_ok(enum fcheck c, const char *p, size_t len)
 {
     switch (c) {
@@ -126,7 +136,9 @@ static bool str_ok(enum fcheck c, const char *p, size_t len)
     case FC_USER: return cf_username_valid(p, len);
     case FC_TEXT: return len <= CF_WIRE_MAX_TEXT && cf_utf8_valid(p, len);
     case FC_NODE: return len <= CF_WIRE_MAX_NODE && cf_utf8_valid(p, len);
-    case FC_TOKEN: return len >= 1 && len <= CF_WIRE_MAX_TOKEN && cf_utf8_valid(p, len);
+    case FC_TOKEN:
+        return len >= 1 && len <= CF_WIRE_MAX_TOKEN && no_controls(p, len) &&
+               cf_utf8_valid(p, len);
     case FC_ACTION:
         return (len == 4 && memcmp(p, "join", 4) == 0) || (len == 5 && memcmp(p, "leave", 5) == 0);
     default: return true;

@@ -102,7 +102,8 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         r->has_since = rc > 0;
         json_t *ep = json_object_get(payload, "epoch");
         if (ep && !json_is_null(ep)) {
-            if (!json_is_string(ep) || json_string_length(ep) < 1 || json_string_length(ep) > 64)
+            if (!json_is_string(ep) || json_string_length(ep) < 1 || json_string_length(ep) > 64 ||
+                memchr(json_string_value(ep), '\0', json_string_length(ep)))
                 REFUSE("bad_request", "epoch must be the string a joined event gave");
             r->has_epoch = true;
             r->epoch = str_of(ep);

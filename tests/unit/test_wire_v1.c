@@ -266,6 +266,9 @@ static void test_encode_refusals(void **state)
     REFUSED(sub, conn, str_of(tok));
     REFUSED(sub, conn, str_of("")); /* tokens are at least 1 byte */
     REFUSED(sub, epoch, str_of(tok));
+    /* tokens never carry control characters (they go into keys and logs) */
+    REFUSED(sub, epoch, ((struct cf_str){"a\0b", 3}));
+    REFUSED(sub, conn, str_of("c\n1"));
     REFUSED(sub, limit, CF_WIRE_MAX_ITEMS + 1);
     REFUSED(sub, budget, CF_WIRE_MAX_FRAME + 1);
     REFUSED(sub, user, str_of(""));
@@ -273,6 +276,7 @@ static void test_encode_refusals(void **state)
                                .from = str_of("a"), .text = str_of("t"), .has = CF_WIRE_HAS_CID,
                                .cid = str_of("k")};
     REFUSED(send, cid, str_of(tok));
+    REFUSED(send, cid, str_of("k\x1b[2J"));
     struct cf_wire_msg fail = {.type = CF_WIRE_FAIL, .q = 1, .code = str_of("x"),
                                .text = str_of("")};
     REFUSED(fail, code, str_of(tok));
