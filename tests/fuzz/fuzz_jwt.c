@@ -8,8 +8,9 @@
  *           how the claim checks get fuzzed);
  *   mode 2: the same claims signed with another key: never accepted;
  *   mode 3: the same claims with alg "none": never accepted.
- * Whatever is accepted names a valid user, and in mode 1 exactly the "sub"
- * claim (and only while exp and nbf allow). */
+ * The verifier requires iss and aud (JWT_ISSUER, JWT_AUDIENCE). Whatever is
+ * accepted names a valid user, and in mode 1 exactly the "sub" claim, only
+ * while exp and nbf allow and with that iss and an aud naming that audience. */
 #include <jwt.h>
 
 #include "auth.h"
@@ -19,6 +20,8 @@
 #define NOW 1800000000
 #define KEY "fuzz-secret-0123456789abcdef0123456789"
 #define OTHER_KEY "another-secret-0123456789abcdef012345"
+#define ISSUER "https://idp.test"
+#define AUDIENCE "confab"
 
 static struct auth *auth;
 
@@ -74,6 +77,14 @@ static void check_claims_agree(const char *claims, const char *user)
     int64_t exp, nbf;
     FUZZ_CHECK(numeric_date(json_object_get(c, "exp"), &exp) == 0 && exp >= NOW - AUTH_LEEWAY_S);
     FUZZ_CHECK(numeric_date(json_object_get(c, "nbf"), &nbf) < 0 || nbf <= NOW + AUTH_LEEWAY_S);
+    json_t *iss = json_object_get(c, "iss"), *aud = json_object_get(c, "aud");
+    FUZZ_CHECK(json_is_string(iss) && strcmp(json_string_value(iss), ISSUER) == 0);
+    bool named = json_is_string(aud) && strcmp(json_string_value(aud), AUDIENCE) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v) named = named || (json_is_string(v) &&
+                                                    strcmp(json_string_value(v), AUDIENCE) == 0);
+    FUZZ_CHECK(named);
     json_decref(c);
 }
 
@@ -81,7 +92,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_init();
     if (!auth) {
-        auth = auth_new(KEY, 3600);
+        const char *err;
+        struct auth_opts o = {.alg = "HS256", .secret = KEY, .issuer = ISSUER,
+                              .audience = AUDIENCE, .leeway_s = AUTH_LEEWAY_S, .ttl_s = 3600};
+        auth = auth_new_opts(&o, &err);
         FUZZ_CHECK(auth != NULL);
     }
     if (size < 1 || size > AUTH_MAX_TOKEN + 1)
