@@ -17,7 +17,7 @@
 # 1 problems found, 2 bad usage or the cluster did not come up).
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 BUILD_DIR=${BUILD_DIR:-build}
 GATEWAY="$BUILD_DIR/gateway/confab-gateway"
 BROKER="$BUILD_DIR/broker/confab-broker"
@@ -163,9 +163,10 @@ args=(--ports "$port_a,$port_b" --pids "$dir/pids" --duration "$seconds" --clien
 [[ -n $seed ]] && args+=(--seed "$seed")
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  # shellcheck disable=SC1091
   echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)," \
     "$(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -r)"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- gateway broker common 2>/dev/null || echo ' (+ uncommitted server changes)')"
+  echo "tree: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- gateway broker common 2>/dev/null || echo ' (+ uncommitted server changes)'), binaries: $BUILD_DIR"
   echo "command: scripts/soak.sh --duration $duration --clients $clients --rooms $rooms --rate $rate --faults $faults --fault-every $fault_every"
 } >"$out/summary.txt"
 

@@ -75,7 +75,7 @@ static void on_new_message(struct client *c, json_t *p)
 }
 
 /* A rejoin (or a server-initiated joined) of a membership that exists. */
-static void rejoined(struct client *c, struct croom *cr, json_t *p, bool asked, int64_t now)
+static void rejoined(struct client *c, struct croom *cr, json_t *p, bool asked)
 {
     const char *epoch = json_string_value(json_object_get(p, "epoch"));
     bool same = epoch && !strcmp(epoch, cr->epoch_s);
@@ -107,10 +107,9 @@ static void rejoined(struct client *c, struct croom *cr, json_t *p, bool asked, 
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m) deliver(c, cr, m, asked && recovered ? RX_RECOVERY : RX_REPLAY);
-    (void)now;
 }
 
-static void on_joined(struct client *c, json_t *p, int64_t now)
+static void on_joined(struct client *c, json_t *p)
 {
     struct croom *cr = room_in(c, p);
     if (!cr || cr->st == R_LEAVING || cr->st == R_WANT) {
@@ -127,7 +126,7 @@ static void on_joined(struct client *c, json_t *p, int64_t now)
         cr->epoch = ledger_epoch(cr->epoch_s);
         cr->last_id = 0;
     } else {
-        rejoined(c, cr, p, asked, now);
+        rejoined(c, cr, p, asked);
     }
     json_t *last = json_object_get(p, "last_id");
     if (json_is_integer(last) && json_integer_value(last) > cr->last_id)
@@ -293,7 +292,7 @@ void client__on_event(struct client *c, json_t *ev, int64_t now)
     else if (!strcmp(type, "ack"))
         on_ack(c, p);
     else if (!strcmp(type, "joined"))
-        on_joined(c, p, now);
+        on_joined(c, p);
     else if (!strcmp(type, "error"))
         on_error(c, p, now);
     else if (!strcmp(type, "history"))
