@@ -99,7 +99,10 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
     switch (err) {
     case -ENOTCONN: text = "Redis is not connected"; break;
     case -ENOBUFS: text = "the broker's queue toward Redis is full"; break;
-    case -ECONNRESET: text = "the Redis connection dropped; the outcome is unknown"; break;
+    case -ECONNRESET: /* it may have run: "unavailable" would say it did not */
+        code = "timeout";
+        text = "the Redis connection dropped; the outcome is unknown (resend with the same id)";
+        break;
     case -EIO: code = "internal"; text = "Redis refused the command"; break;
     default: code = "internal"; text = "the broker failed"; break;
     }
