@@ -37,6 +37,7 @@ struct blink {
     uint64_t ping_seq;
     uint32_t failures;
     bool broker_ready; /* the broker's last "state": Redis and its canary are fine */
+    bool had_state;    /* a state frame came on this connection */
 };
 
 struct blinks {
@@ -129,6 +130,7 @@ static void link_down(struct blink *l)
     lws_sul_cancel(&l->sul_write);
     l->st = BL_DOWN;
     l->broker_ready = false;
+    l->had_state = false;
     l->wsi = NULL;
     l->fd = -1;
     cf_bytes_free(&l->in);
@@ -180,7 +182,11 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
         if (m.ready != l->broker_ready)
             CF_INFO("link", "broker %u is %s", l->shard,
                     m.ready ? "ready" : "NOT ready (its Redis or delivery canary is failing)");
+        bool again = l->had_state && !l->broker_ready && m.ready;
         l->broker_ready = m.ready;
+        l->had_state = true;
+        if (again && b->cbs.on_ready_again)
+            b->cbs.on_ready_again(b->ud, l->shard);
         return 0;
     case CF_WIRE_PING: {
         struct cf_wire_msg pong = {.type = CF_WIRE_PONG, .seq = m.seq};

@@ -30,6 +30,10 @@ struct blinks_cbs {
     void (*on_up)(void *ud, uint32_t shard);
     /* The link to `shard` went down. */
     void (*on_down)(void *ud, uint32_t shard);
+    /* The broker of a link that stayed up was not ready (its Redis was away)
+     * and is ready again: what its rooms published meanwhile may not have
+     * reached us, so memberships re-sync. NULL = not interested. */
+    void (*on_ready_again)(void *ud, uint32_t shard);
 };
 
 /* The lws protocol name the links are adopted under; register blinks_callback

@@ -167,6 +167,13 @@ static void on_broker_up(void *ud, uint32_t shard)
     report(gw);
 }
 
+static void on_broker_ready_again(void *ud, uint32_t shard)
+{
+    struct gw *gw = ud;
+    CF_INFO("gateway", "broker %u is ready again: re-syncing its rooms' members", shard);
+    v1_on_link_up(gw, shard);
+}
+
 static void report(struct gw *gw)
 {
     uint32_t up = blinks_up(gw->links), n = blinks_count(gw->links);
@@ -360,7 +367,8 @@ int gw_run(const struct cf_config *cfg, int worker)
     char host[64] = "host", node[CF_WIRE_MAX_NODE + 1];
     gethostname(host, sizeof host - 1);
     snprintf(node, sizeof node, "gw-%.40s-%d", host, (int)getpid());
-    const struct blinks_cbs lcbs = {on_broker_msg, on_broker_up, on_broker_down};
+    const struct blinks_cbs lcbs = {on_broker_msg, on_broker_up, on_broker_down,
+                                    on_broker_ready_again};
     gw.links = blinks_new(gw.ctx, gw.vh, cfg, node, &lcbs, &gw);
     if (!gw.links)
         goto out;

@@ -593,6 +593,40 @@ static void test_a_gap_in_ids_is_recovered(void **state)
     v1_close(n);
 }
 
+/* The same miss as the last message of a quiet room: no later id reveals
+ * it. The broker's subscriber connection is cut; when its broker is ready
+ * again, the gateway re-syncs the room's members, who get it then. */
+static void test_a_missed_last_message_arrives_when_the_broker_is_ready_again(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "quiet";
+    struct v1c *m = v1_member(fx.node.port, "carol", V1_MSGPACK);
+    join_quietly(m, room);
+    json_int_t first = send_ok(m, room, "hello", NULL);
+    assert_int_equal(expect_new(m, room, "hello", "carol"), first);
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", (long long)h_now_ms());
+    static const char script[] =
+        "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+        "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+        "redis.call('RPUSH', KEYS[2], cmsgpack.pack({v = 1, t = 'msg', room = ARGV[1],\n"
+        "  from = 'ghost', text = 'unseen', ts = tonumber(ARGV[2]), epoch = epoch, id = id}))\n"
+        "return id\n";
+    const char *const args[] = {"EVAL", script, "2", "cf:{quiet}:meta", "cf:{quiet}:hist", room,
+                                ts, NULL};
+    assert_int_equal(h_redis_cli(&fx.redis, args), 0);
+    V1_NONE(m, 300, "new_message", NULL); /* nothing tells it yet */
+    const char *const kill_sub[] = {"CLIENT", "KILL", "TYPE", "pubsub", NULL};
+    assert_int_equal(h_redis_cli(&fx.redis, kill_sub), 0);
+    json_t *ev = v1_wait(m, 20000, "new_message", "message", "unseen", NULL);
+    V1_MUST(m, ev, "the message missed while the subscription was down");
+    assert_int_equal(pint(ev, "id"), first + 1);
+    json_decref(ev);
+    V1_NONE(m, 300, "new_message", NULL);
+    v1_close(m);
+}
+
 static void test_shutdown_closes_1001(void **state)
 {
     (void)state;
@@ -622,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
         cmocka_unit_test(test_a_gap_in_ids_is_recovered),
+        cmocka_unit_test(test_a_missed_last_message_arrives_when_the_broker_is_ready_again),
         cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
         cmocka_unit_test(test_redis_down_is_unavailable_never_silence),
