@@ -407,15 +407,6 @@ static void test_redis_connection_cut_with_sends_in_flight(void **state)
     assert_true(f_errors(&world, NULL) > 0);
 }
 
-static int recovered_joins(const char *user_prefix)
-{
-    int n = 0;
-    for (int i = 0; i < world.n; i++)
-        if (!strncmp(world.cl[i]->user, user_prefix, strlen(user_prefix)))
-            for (int r = 0; r < world.cl[i]->nrooms; r++)
-                n += world.cl[i]->room[r].recovered;
-    return n;
-}
 
 static void test_gateway_killed_clients_recover_elsewhere(void **state)
 {
@@ -458,7 +449,7 @@ static void test_gateway_killed_clients_recover_elsewhere(void **state)
     for (int i = 0; i < world.n; i++)
         if (!strncmp(world.cl[i]->user, "kgA", 3) && world.cl[i]->reconnects < 1)
             fail_msg("%s did not reconnect", world.cl[i]->user);
-    assert_true(recovered_joins("kgA") >= 3 * 2);
+    assert_true(f_recovered_joins(&world, "kgA") >= 3 * 2);
     assert_int_equal(f_reconnects(&world, "kgB"), 0);
 }
 

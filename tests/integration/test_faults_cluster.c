@@ -47,15 +47,6 @@ static void restart_node(struct h_node *n)
     }
 }
 
-static int recovered_joins(const char *user_prefix)
-{
-    int n = 0;
-    for (int i = 0; i < world.n; i++)
-        if (!strncmp(world.cl[i]->user, user_prefix, strlen(user_prefix)))
-            for (int r = 0; r < world.cl[i]->nrooms; r++)
-                n += world.cl[i]->room[r].recovered;
-    return n;
-}
 
 static void test_a_node_killed_and_restarted_under_traffic(void **state)
 {
@@ -104,7 +95,7 @@ static void test_a_node_killed_and_restarted_under_traffic(void **state)
     for (int i = 0; i < world.n; i++)
         if (!strncmp(world.cl[i]->user, "knB", 3) && world.cl[i]->reconnects < 1)
             fail_msg("%s did not reconnect", world.cl[i]->user);
-    assert_true(recovered_joins("knB") >= 3 * 2);
+    assert_true(f_recovered_joins(&world, "knB") >= 3 * 2);
     assert_int_equal(f_reconnects(&world, "knA"), 0);
 }
 
