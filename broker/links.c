@@ -377,6 +377,10 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
                  "create it owned by this user with mode 0750", dir, strerror(-drc));
         goto fail;
     }
+    if (drc > 0)
+        CF_WARN("links", "RUN_DIR %s is open to other users and belongs to another user, so "
+                "it stays so; the sockets are 0660. Give the service its own directory "
+                "(mode 0750) unless only trusted processes share this one", dir);
     g->lfd = cf_sock_unix_listen(path, 0660, 128);
     if (g->lfd < 0) {
         if (g->lfd == -EADDRINUSE)

@@ -139,7 +139,9 @@ int cf_sock_dir_private(const char *dir)
         return -errno;
     if (!S_ISDIR(st.st_mode))
         return -ENOTDIR;
-    if ((st.st_mode & 0007) && chmod(dir, st.st_mode & 07770) < 0)
-        return -errno;
-    return 0;
+    if (!(st.st_mode & 0007))
+        return 0;
+    if (st.st_uid != geteuid())
+        return 1;
+    return chmod(dir, st.st_mode & 07770) < 0 ? -errno : 0;
 }

@@ -15,8 +15,10 @@ int cf_sock_unix_listen(const char *path, mode_t mode, int backlog);
 /* Makes the directory of the sockets private: creates it (0750) when it
  * does not exist, and takes away every permission of "others" when it has
  * some (the sockets are 0660, but a world-writable directory would let
- * anyone replace them). Returns 0, or -errno (e.g. -EPERM when it belongs
- * to someone else). */
+ * anyone replace them). Returns 0; 1 when the directory is open to others
+ * but belongs to another user, so it cannot be changed here (a Kubernetes
+ * emptyDir is root's, mode 1777, shared only by the pod's containers); or
+ * -errno. */
 int cf_sock_dir_private(const char *dir);
 
 /* Connects to a Unix stream socket. Returns the fd (connected) or -errno:

@@ -15,25 +15,31 @@
 #include "log.h"
 
 /* Written straight to a socket lws never saw: small enough to go out in one
- * send on a fresh connection. Under TLS nothing plain can be said, so the
- * connection is only closed. */
-static void refuse(struct gw *gw, int fd, enum ipl_verdict v)
+ * send on a fresh connection (a request already in flight may make the
+ * kernel reset the connection instead, so clients must also take a plain
+ * close as "refused"). Under TLS nothing plain can be said: only closed. */
+static void refuse(struct gw *gw, int fd)
 {
     static const char too_many[] =
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
         "retry-after: 10\r\nconnection: close\r\ncontent-length: 50\r\n\r\n"
         "{\"error\":\"too many connections from your address\"}";
-    static const char full[] =
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-        "retry-after: 10\r\nconnection: close\r\ncontent-length: 40\r\n\r\n"
-        "{\"error\":\"server busy, try again later\"}";
-    const char *msg = v == IPL_TOO_MANY ? too_many : full;
-    size_t len = v == IPL_TOO_MANY ? sizeof too_many - 1 : sizeof full - 1;
-    if (!gw->cfg->tls_cert[0] && write(fd, msg, len) < 0) {
+    if (!gw->cfg->tls_cert[0] && write(fd, too_many, sizeof too_many - 1) < 0) {
         /* the peer is gone or its buffer is full: closing says enough */
     }
     shutdown(fd, SHUT_WR);
     close(fd);
+}
+
+/* One line per 10 s for each kind, not one per connection. */
+static void note(struct gw *gw, int kind, const char *what)
+{
+    int64_t now = cf_mono_ms();
+    if (now - gw->last_refusal_log[kind] < 10000)
+        return;
+    gw->last_refusal_log[kind] = now;
+    CF_WARN("admit", "%s (%llu so far)", what,
+            (unsigned long long)gw->stats.conns_refused[kind]);
 }
 
 static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque)
@@ -41,20 +47,16 @@ static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, 
     struct gw *gw = ud;
     uint32_t h;
     enum ipl_verdict v = ipl_open(gw->ipl, sa, len, cf_mono_ms(), &h);
-    if (v != IPL_OK) {
-        gw->stats.conns_refused[v == IPL_TOO_MANY ? 0 : 1]++;
-        int64_t now = cf_mono_ms();
-        if (now - gw->last_refusal_log >= 10000) { /* one line per 10 s, not per attempt */
-            gw->last_refusal_log = now;
-            CF_WARN("admit", "refusing connections: %s (%llu + %llu refused so far; see "
-                    "MAX_CONNS_PER_IP)",
-                    v == IPL_TOO_MANY ? "an address is at MAX_CONNS_PER_IP"
-                                      : "too many client addresses tracked",
-                    (unsigned long long)gw->stats.conns_refused[0],
-                    (unsigned long long)gw->stats.conns_refused[1]);
-        }
-        refuse(gw, fd, v);
+    if (v == IPL_TOO_MANY) {
+        gw->stats.conns_refused[0]++;
+        note(gw, 0, "refusing connections: an address has MAX_CONNS_PER_IP open");
+        refuse(gw, fd);
         return -1;
+    }
+    if (v == IPL_UNTRACKED) {
+        gw->stats.conns_refused[1]++;
+        note(gw, 1, "admitting connections without per address limits: the address table is "
+                    "full of busy addresses (a flood from very many addresses?)");
     }
     *opaque = conn_tag(h);
     return 0;
@@ -70,9 +72,10 @@ static void on_release(void *ud, void *opaque)
  * is waiting for nothing lws knows of: the clock starts at accept. lws
  * replaces this timeout with its own as the handshake proceeds and clears it
  * once a request is being served or a WebSocket is established. */
-static void on_adopted(void *ud, struct lws *wsi)
+static void on_adopted(void *ud, struct lws *wsi, void *opaque)
 {
     struct gw *gw = ud;
+    lws_set_opaque_user_data(wsi, opaque);
     lws_set_timeout(wsi, PENDING_TIMEOUT_HOLDING_AH, gw->cfg->handshake_timeout);
 }
 

@@ -72,6 +72,11 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             http_req_free(h);
         return 0;
     }
+    case LWS_CALLBACK_RAW_ADOPT:
+    case LWS_CALLBACK_RAW_RX:
+        /* lws turns a CONNECT request into a raw socket with no timeout:
+         * there is nothing to tunnel to here */
+        return -1;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

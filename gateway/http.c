@@ -150,29 +150,34 @@ static int body_complete(struct gw *gw, struct lws *wsi);
 /* Starts reading a POST body of at most `max` bytes. */
 static int body_begin(struct gw *gw, struct lws *wsi, size_t max, bool publish)
 {
-    char clen[32];
-    /* RFC 9112: without Content-Length or chunked encoding there is no body */
-    bool empty = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-        int n_len = lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-        char *end = clen;
-        unsigned long long n = 0;
-        if (n_len > 0 && n_len <= 19 && strspn(clen, "0123456789") == (size_t)n_len)
-            n = strtoull(clen, &end, 10);
-        if (end == clen || *end) {
-            http_error(wsi, HTTP_STATUS_BAD_REQUEST, "Content-Length must be a decimal number",
-                       "connection: close\x0d\x0a");
-            return -1;
-        }
-        if (n > max) {
-            /* Do not read a body we will refuse: answer and close. */
-            char msg[48];
-            snprintf(msg, sizeof msg, "body larger than %zu bytes", max);
-            http_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, msg, "connection: close\x0d\x0a");
-            return -1;
-        }
-        empty = n == 0;
+    /* lws 4.1 cannot take a chunked body apart, and without a length it
+     * goes on reading "the body" into the next request: both are refused,
+     * and the connection, whose next bytes nobody could frame, is closed. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+        http_error(wsi, HTTP_STATUS_LENGTH_REQUIRED,
+                   "send the body with a Content-Length (chunked bodies are not supported)",
+                   "connection: close\x0d\x0a");
+        return -1;
     }
+    char clen[32], *end = clen;
+    int n_len = lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    unsigned long long n = 0;
+    if (n_len > 0 && n_len <= 19 && strspn(clen, "0123456789") == (size_t)n_len)
+        n = strtoull(clen, &end, 10);
+    if (end == clen || *end) {
+        http_error(wsi, HTTP_STATUS_BAD_REQUEST, "Content-Length must be a decimal number",
+                   "connection: close\x0d\x0a");
+        return -1;
+    }
+    if (n > max) {
+        /* Do not read a body we will refuse: answer and close. */
+        char msg[48];
+        snprintf(msg, sizeof msg, "body larger than %zu bytes", max);
+        http_error(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, msg, "connection: close\x0d\x0a");
+        return -1;
+    }
+    bool empty = n == 0;
     if (!req_new(gw, wsi, max, publish))
         return -1;
     /* lws announces no body completion for an empty body */

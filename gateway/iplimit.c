@@ -106,14 +106,34 @@ static int grow(struct ipl *t)
     return 0;
 }
 
-static uint32_t find_or_add(struct ipl *t, const uint8_t key[16])
+static bool idle(const struct ipl *t, const struct ent *e, int64_t now_ms);
+static void unlink_ent(struct ipl *t, uint32_t i);
+
+/* Frees idle entries from the sweep position on, looking at most at `budget`
+ * entries; returns how many were freed. */
+static uint32_t sweep(struct ipl *t, int64_t now_ms, uint32_t budget)
+{
+    uint32_t freed = 0;
+    for (uint32_t n = 0; n < budget && t->cap > 1; n++) {
+        uint32_t i = t->sweep_at;
+        t->sweep_at = i + 1 >= t->cap ? 1 : i + 1;
+        if (i && t->e[i].conns != UINT32_MAX && idle(t, &t->e[i], now_ms)) {
+            unlink_ent(t, i);
+            freed++;
+        }
+    }
+    return freed;
+}
+
+static uint32_t find_or_add(struct ipl *t, const uint8_t key[16], int64_t now_ms)
 {
     if (t->cap) {
         for (uint32_t i = t->heads[slot_of(t, key)]; i; i = t->e[i].next)
             if (memcmp(t->e[i].key, key, 16) == 0)
                 return i;
     }
-    if (!t->free_head && grow(t) < 0)
+    /* full: forget idle addresses now rather than wait for the sweep */
+    if (!t->free_head && grow(t) < 0 && !sweep(t, now_ms, SWEEP_BUDGET))
         return 0;
     uint32_t i = t->free_head;
     struct ent *e = &t->e[i];
@@ -130,14 +150,13 @@ static uint32_t find_or_add(struct ipl *t, const uint8_t key[16])
 enum ipl_verdict ipl_open(struct ipl *t, const struct sockaddr *sa, socklen_t len,
                           int64_t now_ms, uint32_t *handle)
 {
-    (void)now_ms;
     uint8_t key[16];
     *handle = 0;
     if (!tracking(t) || !key_of(sa, len, key))
         return IPL_OK;
-    uint32_t i = find_or_add(t, key);
+    uint32_t i = find_or_add(t, key, now_ms);
     if (!i)
-        return IPL_FULL;
+        return IPL_UNTRACKED; /* admitted: a full table must not lock everybody out */
     if (t->lim.max_conns > 0 && t->e[i].conns >= (uint32_t)t->lim.max_conns)
         return IPL_TOO_MANY; /* the entry stays: ipl_sweep forgets it when idle */
     t->e[i].conns++;
@@ -189,12 +208,7 @@ static void unlink_ent(struct ipl *t, uint32_t i)
 
 void ipl_sweep(struct ipl *t, int64_t now_ms)
 {
-    for (uint32_t n = 0; n < SWEEP_BUDGET && t->cap > 1; n++) {
-        uint32_t i = t->sweep_at;
-        t->sweep_at = i + 1 >= t->cap ? 1 : i + 1;
-        if (i && t->e[i].conns != UINT32_MAX && idle(t, &t->e[i], now_ms))
-            unlink_ent(t, i);
-    }
+    sweep(t, now_ms, SWEEP_BUDGET);
 }
 
 size_t ipl_count(const struct ipl *t)

@@ -4,8 +4,10 @@
  * An address is an IPv4 address or an IPv6 /64 (one host usually owns a
  * whole /64, so limiting single IPv6 addresses would limit nothing). The
  * table is bounded: an address is forgotten once it has no connection and
- * its buckets have refilled (ipl_sweep), and when IPL_MAX_ADDRS addresses
- * are tracked new ones are refused until some are forgotten.
+ * its buckets have refilled (ipl_sweep, and at once when the table is
+ * full). When IPL_MAX_ADDRS busy addresses are tracked, a new one is let in
+ * untracked: someone with many addresses (IPv6 /64s are cheap) must not be
+ * able to lock everybody else out.
  *
  * The limits are per gateway process: connections are spread over the
  * processes sharing a port, so a node admits up to (processes x limit).
@@ -31,8 +33,9 @@ enum ipl_kind { IPL_LOGIN, IPL_UPGRADE };
 
 enum ipl_verdict {
     IPL_OK = 0,
-    IPL_TOO_MANY, /* the address has max_conns connections open */
-    IPL_FULL,     /* the table holds IPL_MAX_ADDRS busy addresses (or no memory) */
+    IPL_TOO_MANY,  /* refused: the address has max_conns connections open */
+    IPL_UNTRACKED, /* admitted without limits (handle 0): the table is full of busy
+                      addresses, or out of memory */
 };
 
 struct ipl;
@@ -41,9 +44,9 @@ struct ipl;
 struct ipl *ipl_new(const struct ipl_limits *lim);
 void ipl_free(struct ipl *t); /* NULL is a no-op */
 
-/* A connection from sa opens. On IPL_OK *handle names its address until
- * ipl_close (0 when nothing needs tracking: every limit is off, or the
- * address is not IP). */
+/* A connection from sa opens. Unless IPL_TOO_MANY, *handle names its
+ * address until ipl_close (0 when nothing is tracked: every limit is off,
+ * the address is not IP, or IPL_UNTRACKED). */
 enum ipl_verdict ipl_open(struct ipl *t, const struct sockaddr *sa, socklen_t len,
                           int64_t now_ms, uint32_t *handle);
 void ipl_close(struct ipl *t, uint32_t handle); /* handle 0 is a no-op */

@@ -23,6 +23,8 @@ struct listener {
     int64_t last_emfile_log;
     unsigned long emfile_drops;
     struct listener_hooks hooks;
+    unsigned long adopt_failures;
+    int64_t last_adopt_log;
 };
 
 void listener_set_hooks(struct listener *l, const struct listener_hooks *h)
@@ -41,15 +43,22 @@ static void adopt(struct listener *l, int fd, const struct sockaddr *sa, socklen
     info.vh = l->vh;
     info.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL;
     info.fd.sockfd = fd;
-    info.opaque = opaque;
     struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&info);
     if (!wsi) {
-        /* lws has closed fd */
-        CF_WARN("listen", "could not hand a new connection to the event loop");
+        /* lws has closed fd: e.g. a TLS client that sent plain text or reset
+         * at once (health checks, scanners), so no more than one line a
+         * minute about it */
+        l->adopt_failures++;
+        int64_t now = cf_mono_ms();
+        if (now - l->last_adopt_log > 60000) {
+            l->last_adopt_log = now;
+            CF_INFO("listen", "%lu connections ended while being set up (TLS handshake failed "
+                    "or the peer left)", l->adopt_failures);
+        }
         if (l->hooks.release)
             l->hooks.release(l->hooks.ud, opaque);
     } else if (l->hooks.adopted) {
-        l->hooks.adopted(l->hooks.ud, wsi);
+        l->hooks.adopted(l->hooks.ud, wsi, opaque);
     }
 }
 

@@ -29,11 +29,14 @@ void listener_free(struct listener *l); /* closes the socket; NULL is a no-op */
 /* Optional admission control for each accepted connection: admit returns 0
  * and the opaque pointer the connection starts with, or -1 after closing fd
  * itself (refused). When lws cannot take an admitted connection, release is
- * called with that opaque pointer, else adopted with the new wsi. */
+ * called with that opaque pointer; else adopted is, with the new wsi, and
+ * sets it (lws destroys a connection it could not finish adopting before
+ * returning, so the pointer is attached only once lws kept it: exactly one
+ * of release and the destroy callback sees it). */
 struct listener_hooks {
     int (*admit)(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque);
     void (*release)(void *ud, void *opaque);
-    void (*adopted)(void *ud, struct lws *wsi); /* lws took it */
+    void (*adopted)(void *ud, struct lws *wsi, void *opaque); /* lws took it */
     void *ud;
 };
 void listener_set_hooks(struct listener *l, const struct listener_hooks *h);

@@ -31,10 +31,8 @@ struct session {
     /* pending close */
     int close_code;
     char close_reason[64];
-    /* RATE_MSGS: requests budget, and refusals in the current window */
-    struct cf_tbucket rate;
-    uint32_t strikes;
-    int64_t strikes_since;
+    /* RATE_MSGS: the requests budget, and the refusals budget */
+    struct cf_tbucket rate, refusals;
     /* inbound reassembly */
     unsigned char *rx;
     size_t rxlen;
@@ -269,14 +267,11 @@ enum sess_rate sess_rate_take(struct session *s, int rate, int burst, int64_t no
 {
     if (rate <= 0 || cf_tb_take(&s->rate, rate, burst, now_ms))
         return SESS_RATE_OK;
-    if (now_ms - s->strikes_since > SESS_STRIKE_WINDOW_MS) {
-        s->strikes_since = now_ms;
-        s->strikes = 0;
-    }
-    /* Told about each refusal. One burst of refusals is a client flushing a
-     * backlog (it backs off when told); going on for over a second after
-     * being told is not. */
-    return ++s->strikes > (uint32_t)burst && now_ms - s->strikes_since >= SESS_STRIKE_GRACE_MS
-               ? SESS_RATE_CLOSE
-               : SESS_RATE_REFUSE;
+    /* Told about each refusal. A client flushing a backlog, even one that
+     * retries each refused request on its own timer, stays well inside
+     * SESS_REFUSALS_PER_BURST bursts of refusals forgiven at the same rate;
+     * one that keeps sending regardless runs out. */
+    return cf_tb_take(&s->refusals, rate, (int64_t)burst * SESS_REFUSALS_PER_BURST, now_ms)
+               ? SESS_RATE_REFUSE
+               : SESS_RATE_CLOSE;
 }

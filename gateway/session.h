@@ -37,11 +37,11 @@ static inline bool sess_proto_is_v1(enum sess_proto p)
 /* A session starts with a struct conn_head (conn.h). */
 
 /* RATE_MSGS for one connection: each request takes a token; without one it
- * is refused (the client is told). A connection refused more than `burst`
- * times within SESS_STRIKE_WINDOW_MS, and still sending over
- * SESS_STRIKE_GRACE_MS after its first refusal, is to be closed with 1008. */
-#define SESS_STRIKE_WINDOW_MS 10000
-#define SESS_STRIKE_GRACE_MS 1000
+ * is refused (the client is told). Refusals draw from a second bucket of
+ * SESS_REFUSALS_PER_BURST x `burst`, refilled at `rate`: a connection that
+ * empties it (keeps sending far over its rate after being told) is to be
+ * closed with 1008. */
+#define SESS_REFUSALS_PER_BURST 4
 enum sess_rate { SESS_RATE_OK, SESS_RATE_REFUSE, SESS_RATE_CLOSE };
 enum sess_rate sess_rate_take(struct session *s, int rate, int burst, int64_t now_ms);
 

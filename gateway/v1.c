@@ -58,7 +58,10 @@ static void send_error(struct session *s, const char *code, const char *message,
 
 static const char *code_of_errno(int err)
 {
-    return err == -EBUSY ? "too_many_requests" : err == -ENOMEM ? "internal" : "unavailable";
+    return err == -EBUSY     ? "too_many_requests"
+           : err == -ENOMEM ? "internal"
+           : err == -EINVAL ? "bad_request" /* cannot be put on the wire: retrying will not help */
+                            : "unavailable";
 }
 
 static const char *message_of_errno(int err)
@@ -67,6 +70,7 @@ static const char *message_of_errno(int err)
     case -EBUSY: return "more than 64 requests are waiting for an answer";
     case -ENOTCONN: return "the room's broker is not reachable; retry later";
     case -ENOBUFS: return "the room's broker is congested; retry later";
+    case -EINVAL: return "the request cannot be forwarded as it is";
     default: return "the gateway failed; retry later";
     }
 }

@@ -35,13 +35,22 @@ static size_t code_points(struct cf_str s)
     return n;
 }
 
+/* Ids and epochs go into Redis keys, logs and other clients' events. */
+static bool has_controls(struct cf_str s)
+{
+    for (uint32_t i = 0; i < s.len; i++)
+        if ((unsigned char)s.p[i] < 0x20 || s.p[i] == 0x7f)
+            return true;
+    return false;
+}
+
 static bool id_ok(const json_t *v)
 {
     if (!json_is_string(v))
         return false;
     struct cf_str s = str_of(v);
     size_t n = code_points(s);
-    return n >= 1 && n <= V1_MAX_ID_CHARS && !memchr(s.p, '\0', s.len);
+    return n >= 1 && n <= V1_MAX_ID_CHARS && !has_controls(s);
 }
 
 /* A non-negative integer field: 1 present and valid, 0 absent, -1 invalid. */
@@ -78,7 +87,7 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
     json_t *id = json_object_get(payload, "id");
     if (id && !json_is_null(id)) {
         if (!id_ok(id))
-            REFUSE("bad_id", "id must be a string of 1 to 64 characters");
+            REFUSE("bad_id", "id must be a string of 1 to 64 characters, no control characters");
         r->has_id = true;
         r->id = str_of(id);
         e->ref = r->id;
@@ -103,7 +112,7 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         json_t *ep = json_object_get(payload, "epoch");
         if (ep && !json_is_null(ep)) {
             if (!json_is_string(ep) || json_string_length(ep) < 1 || json_string_length(ep) > 64 ||
-                memchr(json_string_value(ep), '\0', json_string_length(ep)))
+                has_controls(str_of(ep)))
                 REFUSE("bad_request", "epoch must be the string a joined event gave");
             r->has_epoch = true;
             r->epoch = str_of(ep);

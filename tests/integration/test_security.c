@@ -7,6 +7,7 @@
 #include "v1.h"
 
 #include <jwt.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -243,21 +244,75 @@ static void test_es256_with_guest_tokens_signed_by_the_private_key(void **state)
     free(pub);
 }
 
-static void test_https_and_wss(void **state)
+/* A node serving TLS on its port, with one more setting. */
+static void tls_node_up(const char *extra)
 {
-    (void)state;
+    static char env_cert[600], env_key[600], env_m[32];
     int mport = h_free_port();
-    char env_cert[600], env_key[600], env_m[32];
     snprintf(env_cert, sizeof env_cert, "TLS_CERT=%s", path_of("tls.crt"));
     snprintf(env_key, sizeof env_key, "TLS_KEY=%s", path_of("tls.key"));
     snprintf(env_m, sizeof env_m, "METRICS_PORT=%d", mport);
-    const char *env[] = {env_cert, env_key, env_m, "HANDSHAKE_TIMEOUT=2", NULL};
+    const char *env[] = {env_cert, env_key, env_m, extra, NULL};
     assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
     h_node_init(&fx.node, fx.redis.addr);
     for (int i = 0; env[i]; i++)
         fx.node.extra_env[i] = env[i];
     fx.node.health_port = mport; /* the probes stay plain on METRICS_PORT */
     assert_int_equal(h_node_start(&fx.node), 0);
+}
+
+/* True when the server closes a fresh connection within ms (refused at
+ * accept), false when it is still waiting for a TLS handshake. */
+static bool closed_within(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char c;
+    return poll(&p, 1, ms) == 1 && recv(fd, &c, 1, 0) <= 0;
+}
+
+/* Connections that end while lws is still setting them up (a TLS port that
+ * gets plain text at once, as health checks and scanners do) count once
+ * against their address, not twice: otherwise anyone could free places
+ * under MAX_CONNS_PER_IP by sending plain text. */
+static void test_failed_tls_setups_do_not_free_places(void **state)
+{
+    (void)state;
+    tls_node_up("MAX_CONNS_PER_IP=4");
+    h_sleep_ms(300); /* the start-up probes' connections are gone */
+    int held[2];
+    for (int i = 0; i < 2; i++)
+        held[i] = h_tcp_connect(fx.node.port, 0);
+    /* with the gateway stopped, the plain text is there before it accepts:
+     * lws's first TLS read fails while it adopts the connection */
+    kill(fx.node.gateway.pid, SIGSTOP);
+    int plain[2];
+    for (int i = 0; i < 2; i++) {
+        plain[i] = h_tcp_connect(fx.node.port, 0);
+        h_send_all(plain[i], "GET / HTTP/1.1\r\n\r\n", 18);
+    }
+    kill(fx.node.gateway.pid, SIGCONT);
+    for (int i = 0; i < 2; i++)
+        assert_true(closed_within(plain[i], 3000));
+    /* two held: two more places, not four */
+    int more[3];
+    for (int i = 0; i < 3; i++)
+        more[i] = h_tcp_connect(fx.node.port, 0);
+    assert_false(closed_within(more[0], 500));
+    assert_false(closed_within(more[1], 10));
+    if (!closed_within(more[2], 500))
+        fail_msg("a 5th connection from one address was let in (MAX_CONNS_PER_IP=4)");
+    for (int i = 0; i < 3; i++)
+        close(more[i]);
+    for (int i = 0; i < 2; i++) {
+        close(held[i]);
+        close(plain[i]);
+    }
+}
+
+static void test_https_and_wss(void **state)
+{
+    (void)state;
+    tls_node_up("HANDSHAKE_TIMEOUT=2");
 
     /* a client that trusts the certificate completes a handshake for
      * "localhost"; one that does not, fails */
@@ -415,6 +470,7 @@ int main(void)
         cmocka_unit_test_teardown(test_es256_with_guest_tokens_signed_by_the_private_key,
                                   teardown),
         cmocka_unit_test_teardown(test_https_and_wss, teardown),
+        cmocka_unit_test_teardown(test_failed_tls_setups_do_not_free_places, teardown),
         cmocka_unit_test(test_settings_that_do_not_fit_stop_the_gateway),
         cmocka_unit_test(test_run_dir_is_private),
     };

@@ -154,16 +154,28 @@ static void test_the_table_is_bounded_and_grows(void **state)
     assert_int_equal(ipl_count(t), 5000);
     struct sockaddr_in s = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000 + 42)};
     assert_int_equal(OPEN(t, s, &h), IPL_TOO_MANY); /* still found after growing */
-    /* full: new addresses are refused, known ones still served */
+    /* full of busy addresses: a new one is let in untracked, known ones are
+     * still limited */
     uint32_t i = 5000;
     enum ipl_verdict v = IPL_OK;
     for (; v == IPL_OK && i < 2 * IPL_MAX_ADDRS; i++) {
         struct sockaddr_in n = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000 + i)};
         v = OPEN(t, n, &h);
     }
-    assert_int_equal(v, IPL_FULL);
+    assert_int_equal(v, IPL_UNTRACKED);
+    assert_int_equal(h, 0);
     assert_int_equal(ipl_count(t), IPL_MAX_ADDRS - 1);
     assert_int_equal(OPEN(t, s, &h), IPL_TOO_MANY);
+    /* once some have closed, a new address takes an idle one's place at
+     * once, without waiting for the sweep */
+    struct sockaddr_in old = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000 + 7)};
+    uint32_t hold;
+    assert_int_equal(OPEN(t, old, &hold), IPL_TOO_MANY); /* max_conns = 1: 7 is busy */
+    for (uint32_t k = 1; k < IPL_MAX_ADDRS; k++)
+        ipl_close(t, k); /* every address's one connection ends */
+    struct sockaddr_in fresh = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0b000001)};
+    assert_int_equal(OPEN(t, fresh, &h), IPL_OK);
+    assert_int_not_equal(h, 0);
     /* off: nothing tracked */
     struct ipl_limits off = {0};
     struct ipl *u = ipl_new(&off);

@@ -285,6 +285,11 @@ static void test_error_bad_json(void **state)
     check_error(SESS_V1_JSON, nul, strlen(nul), nul, "bad_request", "n-1", "a");
     const char *nulroom = "{\"type\":\"join\",\"payload\":{\"room\":\"a\\u0000b\",\"id\":\"n-2\"}}";
     check_error(SESS_V1_JSON, nulroom, strlen(nulroom), nulroom, "bad_room", "n-2", NULL);
+    /* ids and epochs never carry control characters */
+    const char *ctl = "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"id\":\"x\\ny\",\"message\":\"m\"}}";
+    check_error(SESS_V1_JSON, ctl, strlen(ctl), ctl, "bad_id", NULL, NULL);
+    const char *ep = "{\"type\":\"join\",\"payload\":{\"room\":\"a\",\"id\":\"j\",\"epoch\":\"e\\u001b\"}}";
+    check_error(SESS_V1_JSON, ep, strlen(ep), ep, "bad_request", "j", "a");
     /* Valid JSON jansson cannot hold (a lone surrogate, a 20-digit integer) is
      * still answered with the request's id and room. */
     static const char *odd[] = {
