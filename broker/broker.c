@@ -442,16 +442,9 @@ static void on_redis_message(void *ud, const char *name, size_t len, const char 
 {
     struct broker *b = ud;
     struct cf_wire_msg m;
-    const char *why;
-    /* Anyone with access to Redis can PUBLISH here: only well-formed room
-     * messages for this very room go on to gateways. */
-    if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0) {
+    const char *why = cf_wire_room_event(b->dec, payload, plen, name, len, &m);
+    if (why) {
         count_foreign(b, why, name, len);
-        return;
-    }
-    bool event = m.type == CF_WIRE_MSG || m.type == CF_WIRE_TYPING || m.type == CF_WIRE_PRESENCE;
-    if (!event || m.room.len != len || memcmp(m.room.p, name, len) != 0) {
-        count_foreign(b, "not a room event for this room", name, len);
         return;
     }
     rooms_on_message(b->rooms, name, len, payload, plen);

@@ -598,3 +598,16 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
         FAIL("shard index not below shard count");
     return 0;
 }
+
+const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, size_t len,
+                               const char *room, size_t room_len, struct cf_wire_msg *m)
+{
+    const char *why;
+    if (cf_wire_decode(d, payload, len, m, &why) < 0)
+        return why;
+    bool event = m->type == CF_WIRE_MSG || m->type == CF_WIRE_TYPING ||
+                 m->type == CF_WIRE_PRESENCE;
+    if (!event || m->room.len != room_len || memcmp(m->room.p, room, room_len) != 0)
+        return "not a room event for this room";
+    return NULL;
+}

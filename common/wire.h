@@ -127,4 +127,11 @@ void cf_wire_decoder_free(struct cf_wire_decoder *d); /* NULL is a no-op */
 int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
                    struct cf_wire_msg *m, const char **why);
 
+/* A payload that arrived on room `room`'s Redis channel, where anyone who can
+ * reach Redis can PUBLISH: NULL when it decodes (into *m, valid as for
+ * cf_wire_decode) to a msg, typing or presence event of that very room, else
+ * why it must be dropped. */
+const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, size_t len,
+                               const char *room, size_t room_len, struct cf_wire_msg *m);
+
 #endif

@@ -32,14 +32,13 @@ static void refuse(struct gw *gw, int fd)
 }
 
 /* One line per 10 s for each kind, not one per connection. */
-static void note(struct gw *gw, int kind, const char *what)
+static void note(int64_t *last, uint64_t count, const char *what)
 {
     int64_t now = cf_mono_ms();
-    if (now - gw->last_refusal_log[kind] < 10000)
+    if (now - *last < 10000)
         return;
-    gw->last_refusal_log[kind] = now;
-    CF_WARN("admit", "%s (%llu so far)", what,
-            (unsigned long long)gw->stats.conns_refused[kind]);
+    *last = now;
+    CF_WARN("admit", "%s (%llu so far)", what, (unsigned long long)count);
 }
 
 static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque)
@@ -48,15 +47,15 @@ static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, 
     uint32_t h;
     enum ipl_verdict v = ipl_open(gw->ipl, sa, len, cf_mono_ms(), &h);
     if (v == IPL_TOO_MANY) {
-        gw->stats.conns_refused[0]++;
-        note(gw, 0, "refusing connections: an address has MAX_CONNS_PER_IP open");
+        note(&gw->last_refused_log, ++gw->stats.conns_refused,
+             "refusing connections: an address has MAX_CONNS_PER_IP open");
         refuse(gw, fd);
         return -1;
     }
     if (v == IPL_UNTRACKED) {
-        gw->stats.conns_refused[1]++;
-        note(gw, 1, "admitting connections without per address limits: the address table is "
-                    "full of busy addresses (a flood from very many addresses?)");
+        note(&gw->last_untracked_log, ++gw->stats.conns_untracked,
+             "admitting connections without per address limits: the address table is full of "
+             "busy addresses (a flood from very many addresses?)");
     }
     *opaque = conn_tag(h);
     return 0;

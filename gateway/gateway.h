@@ -26,8 +26,8 @@ struct gw_stats {
     uint64_t connections_total, messages_in, messages_out, sends_dropped, bad_frames;
     uint64_t slow_consumers, logins, login_errors;
     uint64_t auth_failures[AUTH_RESULT_COUNT];
-    uint64_t conns_refused[2]; /* [0] refused: address at MAX_CONNS_PER_IP; [1] admitted
-                                  untracked: the address table was full */
+    uint64_t conns_refused;   /* at accept: the address had MAX_CONNS_PER_IP open */
+    uint64_t conns_untracked; /* admitted without limits: the address table was full */
     uint64_t rate_refused[2];  /* per address: [IPL_LOGIN], [IPL_UPGRADE] */
     uint64_t requests_limited, rate_closes; /* per connection: RATE_MSGS */
 };
@@ -45,7 +45,7 @@ struct gw {
     struct listener *ops_listener; /* METRICS_PORT + worker, or NULL */
     struct reqs *reqs;              /* requests waiting for a broker's answer */
     struct ipl *ipl;                /* per client address limits (admit.h) */
-    int64_t last_refusal_log[2];
+    int64_t last_refused_log, last_untracked_log;
     struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
     uint64_t conn_salt;             /* makes connection ids unique across processes */
     struct session *sessions; /* every established WebSocket */

@@ -73,7 +73,7 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          gw->ipl ? ipl_count(gw->ipl) : 0},
         {"confab_gateway_untracked_connections_total", "counter",
          "connections admitted without per address limits (the address table was full)",
-         st->conns_refused[1]},
+         st->conns_untracked},
         {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
          reqs_count(gw->reqs)},
         {"confab_gateway_draining", "gauge", "1 while shutting down", gw->draining},
@@ -88,7 +88,7 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
             auth_result_str((enum auth_result)r), (unsigned long long)st->auth_failures[r]);
     head(o, "confab_gateway_refused_total", "counter", "refused by the per address limits");
     static const char *const why[] = {"max_conns_per_ip", "login_rate", "upgrade_rate"};
-    const uint64_t nref[] = {st->conns_refused[0], st->rate_refused[IPL_LOGIN],
+    const uint64_t nref[] = {st->conns_refused, st->rate_refused[IPL_LOGIN],
                              st->rate_refused[IPL_UPGRADE]};
     for (int i = 0; i < 3; i++)
         cf_bytes_printf(o, "confab_gateway_refused_total{%s,reason=\"%s\"} %llu\n", l, why[i],

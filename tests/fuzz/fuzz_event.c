@@ -2,8 +2,8 @@
  * the broker to the browser.
  *
  * Input: one byte n, then n % 80 bytes of room name (the channel is
- * "room:<name>"), then the payload. The broker stage does what broker.c's
- * on_redis_message does (anyone who can reach Redis can PUBLISH there): the
+ * "room:<name>"), then the payload. The broker stage is broker.c's check,
+ * cf_wire_room_event (anyone who can reach Redis can PUBLISH there): the
  * payload must decode and be a msg, typing or presence for that very room,
  * or it is dropped; the Redis bridge has already refused bad room names
  * (redis.c room_of). What passes goes to gateways unchanged.
@@ -24,15 +24,12 @@
 
 static struct cf_wire_decoder *broker_dec, *gw_dec, *gw_dec_items;
 
-/* broker.c on_redis_message: true when the payload goes on to gateways. */
+/* The broker's check (broker.c on_redis_message): true when the payload
+ * goes on to gateways. */
 static bool broker_accepts(const char *name, size_t len, const uint8_t *payload, size_t plen)
 {
     struct cf_wire_msg m;
-    const char *why;
-    if (cf_wire_decode(broker_dec, payload, plen, &m, &why) < 0)
-        return false;
-    bool event = m.type == CF_WIRE_MSG || m.type == CF_WIRE_TYPING || m.type == CF_WIRE_PRESENCE;
-    return event && m.room.len == len && memcmp(m.room.p, name, len) == 0;
+    return cf_wire_room_event(broker_dec, payload, plen, name, len, &m) == NULL;
 }
 
 static void check_legacy(const struct cf_wire_msg *m, bool showable)
