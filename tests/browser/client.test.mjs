@@ -112,6 +112,15 @@ test("sends are acked in either order, shown once, and go out after a reconnect"
   assert.equal(tries.length, 2);
   assert.equal(tries[0].payload.id, tries[1].payload.id);
 
+  // Over the gateway's request rate (RATE_MSGS): nothing was done, so the
+  // client waits and resends with the same id.
+  mock.faults.push({ type: "send", user: "alice", action: "rate_limited" });
+  await send(alice.page, "slowed down");
+  await waitForSent(alice.page, "slowed down");
+  const paced = sentFrames(mock, "alice", "send").filter((f) => f.payload.message === "slowed down");
+  assert.equal(paced.length, 2);
+  assert.equal(paced[0].payload.id, paced[1].payload.id);
+
   // Cut off while bob talks and alice types: after the reconnect alice has
   // everything once, in order, and her queued messages reach bob once.
   mock.joinsHeld = true;
@@ -125,7 +134,7 @@ test("sends are acked in either order, shown once, and go out after a reconnect"
   mock.releaseJoins();
   await waitForSent(alice.page, "queued 2");
   await waitForText(bob.page, "queued 2");
-  const expected = ["echo first", "ack first", "lost ack", "timed out once",
+  const expected = ["echo first", "ack first", "lost ack", "timed out once", "slowed down",
     ...[1, 2, 3, 4, 5].map((i) => `while away ${i}`), "queued 1", "queued 2"];
   assert.deepEqual(await checkSequence(alice.page, assert), expected);
   assert.deepEqual(await checkSequence(bob.page, assert), expected);

@@ -20,7 +20,7 @@ export class MockConfab {
     this.rooms = new Map();
     this.conns = new Set();
     this.dedup = new Map(); // user \0 room \0 id -> ack payload
-    this.faults = [];       // {type: "send", user?, action: "timeout"|"lose-ack-and-close"}
+    this.faults = [];       // {type: "send", user?, action: "timeout"|"rate_limited"|"lose-ack-and-close"}
     this.received = [];     // every frame received: {user, type, payload}
     this.logins = [];
     this.joinsHeld = false;
@@ -226,7 +226,7 @@ export class MockConfab {
     if (p.id !== undefined && this.dedup.has(key)) return this.out(conn, "ack", this.dedup.get(key));
     const i = this.faults.findIndex((f) => f.type === "send" && (!f.user || f.user === conn.user));
     const fault = i >= 0 ? this.faults.splice(i, 1)[0] : null;
-    if (fault?.action === "timeout") return this.error(conn, "timeout", p);
+    if (fault?.action === "timeout" || fault?.action === "rate_limited") return this.error(conn, fault.action, p);
     const r = this.room(p.room);
     const msg = { room: r.name, id: ++r.lastId, message: p.message, from: conn.user, sent: new Date().toISOString() };
     r.history.push(msg);
