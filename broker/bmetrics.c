@@ -7,28 +7,77 @@
 #define METRIC(o, type, name, help, fmt, ...)                                                     \
     cf_bytes_printf(o, "# HELP " name " " help "\n# TYPE " name " " type "\n" name fmt "\n", __VA_ARGS__)
 
+#define HEAD(o, type, name, help) cf_bytes_printf(o, "# HELP " name " " help "\n# TYPE " name " " type "\n")
+
+/* A family with one sample per Redis server, each labelled server="<i>". The
+ * value of server i is what `get` returns for it, with `digits` decimals. */
+static void per_server(struct cf_bytes *o, const struct bmetrics *m, const char *name,
+                       const char *type, const char *help,
+                       double (*get)(const struct rset_server_stats *s), int digits)
+{
+    cf_bytes_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (uint32_t i = 0; i < m->nservers; i++) {
+        cf_bytes_printf(o, "%s{shard=\"%u\",server=\"%u\"} %.*f\n", name, m->shard, i, digits,
+                        get(&m->servers[i]));
+    }
+}
+
+static double reconnects(const struct rset_server_stats *s) { return (double)s->redis.reconnects; }
+static double errors(const struct rset_server_stats *s) { return (double)s->redis.publish_errors; }
+static double canary_ok(const struct rset_server_stats *s) { return s->redis.canary_ok; }
+static double canary_rtt(const struct rset_server_stats *s)
+{
+    return (double)s->redis.canary_rtt_ms / 1000.0;
+}
+static double canary_failures(const struct rset_server_stats *s)
+{
+    return (double)s->redis.canary_failures;
+}
+static double received(const struct rset_server_stats *s) { return (double)s->redis.received; }
+static double ring_ok(const struct rset_server_stats *s) { return s->ring_ok; }
+static double ring_mismatches(const struct rset_server_stats *s)
+{
+    return (double)s->ring_mismatches;
+}
+
+static void redis_metrics(const struct bmetrics *m, struct cf_bytes *o)
+{
+    HEAD(o, "gauge", "confab_broker_redis_up", "Redis connection state");
+    for (uint32_t i = 0; i < m->nservers; i++)
+        cf_bytes_printf(o, "confab_broker_redis_up{shard=\"%u\",server=\"%u\",conn=\"subscriber\"} "
+                        "%d\nconfab_broker_redis_up{shard=\"%u\",server=\"%u\",conn=\"publisher\"} "
+                        "%d\n", m->shard, i, m->servers[i].redis.sub_up, m->shard, i,
+                        m->servers[i].redis.pub_up);
+    per_server(o, m, "confab_broker_redis_reconnects_total", "counter", "Redis connections lost",
+               reconnects, 0);
+    per_server(o, m, "confab_broker_redis_errors_total", "counter", "error replies from Redis",
+               errors, 0);
+    per_server(o, m, "confab_broker_redis_ring_ok", "gauge",
+               "1 when the server holds this node's place in the REDIS_ADDR list (confab:ring)",
+               ring_ok, 0);
+    per_server(o, m, "confab_broker_redis_ring_mismatches_total", "counter",
+               "ring checks that found another node's list on the server", ring_mismatches,
+               0);
+    per_server(o, m, "confab_broker_canary_ok", "gauge",
+               "1 when the delivery canary came back in time", canary_ok, 0);
+    per_server(o, m, "confab_broker_canary_rtt_seconds", "gauge", "last delivery canary round trip",
+               canary_rtt, 3);
+    per_server(o, m, "confab_broker_canary_failures_total", "counter",
+               "times the canary stopped coming", canary_failures, 0);
+    per_server(o, m, "confab_broker_messages_in_total", "counter", "events received from Redis",
+               received, 0);
+}
+
 void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
 {
     const struct rooms_stats rs = m->rooms;
-    const struct rbridge_stats st = m->redis;
     char l[48];
     snprintf(l, sizeof l, "{shard=\"%u\"}", m->shard);
-    METRIC(o, "gauge", "confab_broker_ready", "1 when Redis is connected and the canary passes",
-           "%s %d", l, m->ready);
-    cf_bytes_printf(o, "# HELP confab_broker_redis_up Redis connection state\n# TYPE confab_broker_redis_up "
-           "gauge\nconfab_broker_redis_up{shard=\"%u\",conn=\"subscriber\"} %d\n"
-           "confab_broker_redis_up{shard=\"%u\",conn=\"publisher\"} %d\n",
-        m->shard, st.sub_up, m->shard, st.pub_up);
-    METRIC(o, "counter", "confab_broker_redis_reconnects_total", "Redis connections lost", "%s %llu",
-           l, (unsigned long long)st.reconnects);
-    METRIC(o, "counter", "confab_broker_redis_errors_total", "error replies from Redis",
-           "%s %llu", l, (unsigned long long)st.publish_errors);
-    METRIC(o, "gauge", "confab_broker_canary_ok", "1 when the delivery canary came back in time",
-           "%s %d", l, st.canary_ok);
-    METRIC(o, "gauge", "confab_broker_canary_rtt_seconds", "last delivery canary round trip",
-           "%s %.3f", l, (double)st.canary_rtt_ms / 1000.0);
-    METRIC(o, "counter", "confab_broker_canary_failures_total", "times the canary stopped coming",
-           "%s %llu", l, (unsigned long long)st.canary_failures);
+    METRIC(o, "gauge", "confab_broker_ready",
+           "1 when every Redis server is connected and its canary passes", "%s %d", l, m->ready);
+    METRIC(o, "gauge", "confab_broker_redis_servers", "Redis servers in REDIS_ADDR", "%s %u", l,
+           m->nservers);
+    redis_metrics(m, o);
     METRIC(o, "gauge", "confab_broker_rooms", "rooms subscribed on Redis (channels)", "%s %llu", l,
            (unsigned long long)rs.rooms);
     METRIC(o, "gauge", "confab_broker_gateway_links", "linked gateway processes", "%s %zu", l,
@@ -37,8 +86,6 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
            "%s %llu", l, (unsigned long long)m->presence);
     METRIC(o, "counter", "confab_broker_requests_total", "room requests from gateways carried out",
            "%s %llu", l, (unsigned long long)m->requests);
-    METRIC(o, "counter", "confab_broker_messages_in_total", "events received from Redis",
-           "%s %llu", l, (unsigned long long)st.received);
     METRIC(o, "counter", "confab_broker_messages_out_total", "events forwarded to gateway links",
            "%s %llu", l, (unsigned long long)rs.delivered_frames);
     METRIC(o, "counter", "confab_broker_dropped_foreign_total",

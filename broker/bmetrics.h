@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #include "bytes.h"
-#include "redis.h"
 #include "rooms.h"
+#include "rset.h"
 
 struct bmetrics {
     uint32_t shard;
@@ -17,7 +17,9 @@ struct bmetrics {
     size_t links;
     uint64_t presence, requests, foreign, dropped;
     struct rooms_stats rooms;
-    struct rbridge_stats redis;
+    /* One per Redis server of REDIS_ADDR: their series carry server="<i>". */
+    uint32_t nservers;
+    const struct rset_server_stats *servers;
 };
 
 void bmetrics_render(const struct bmetrics *m, struct cf_bytes *out);

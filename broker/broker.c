@@ -22,10 +22,11 @@
 #include "mhttp.h"
 #include "notify.h"
 #include "presence.h"
-#include "redis.h"
 #include "rooms.h"
+#include "rset.h"
 #include "shard.h"
 #include "store.h"
+#include "supervisor.h"
 #include "validate.h"
 #include "wire.h"
 
@@ -39,7 +40,7 @@ struct broker {
     sd_event_source *beat;
     struct gwlinks *links;
     struct rooms *rooms;
-    struct rbridge *redis;
+    struct rset *redis; /* the Redis servers; a room's own is rb_of(room) */
     struct presence *presence;
     struct store_limits lim;
     struct cf_wire_decoder *dec;
@@ -83,6 +84,13 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
 static struct cf_str pstr(const char *p, uint32_t len)
 {
     return (struct cf_str){p, len};
+}
+
+/* The bridge of the Redis server that holds `room`; NULL (-ENOTCONN from
+ * store_*) while that server is not usable. */
+static struct rbridge *rb_of(struct broker *b, struct cf_str room)
+{
+    return rset_for(b->redis, room.p, room.len);
 }
 
 static struct gwlink *link_of(struct broker *b, uint64_t id)
@@ -218,14 +226,14 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     b->requests++;
     switch (m.type) {
     case CF_WIRE_MSG: /* legacy client: no answer expected */
-        if ((rc = store_send(b->redis, &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
+        if ((rc = store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
             count_drop(b, m.room, rc);
         return;
     case CF_WIRE_SEND: {
         struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
                                   .text = m.text, .ts = m.ts};
         struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(b->redis, &b->lim, &msg, (m.has & CF_WIRE_HAS_CID) ? m.cid
+        rc = p ? store_send(rb_of(b, m.room), &b->lim, &msg, (m.has & CF_WIRE_HAS_CID) ? m.cid
                                                                               : pstr(NULL, 0),
                             on_sent, p)
                : -ENOMEM;
@@ -244,7 +252,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
             return;
         }
         struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_join(b->redis, &b->lim, m.room, m.conn, m.user,
+        rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
                             MAX_MEMBERS, on_joined, p)
@@ -261,7 +269,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     }
     case CF_WIRE_UNSUB:
         if (presence_del(b->presence, m.room, m.conn))
-            store_leave(b->redis, &b->lim, m.room, m.conn); /* if Redis is down: it expires */
+            store_leave(rb_of(b, m.room), &b->lim, m.room, m.conn); /* if Redis is down: it expires */
         return;
     default:
         return;
@@ -271,7 +279,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
 static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
 {
     struct pending *p = pending_new(b, gwlink_id(l), m);
-    int rc = p ? store_history(b->redis, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
+    int rc = p ? store_history(rb_of(b, m->room), m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
                                m->limit, on_page, p)
                : -ENOMEM;
     if (rc < 0) {
@@ -286,13 +294,13 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
 static int op_subscribe(void *ud, const char *name, size_t len)
 {
     struct broker *b = ud;
-    return rbridge_subscribe(b->redis, name, len);
+    return rset_subscribe(b->redis, name, len);
 }
 
 static int op_unsubscribe(void *ud, const char *name, size_t len)
 {
     struct broker *b = ud;
-    return rbridge_unsubscribe(b->redis, name, len);
+    return rset_unsubscribe(b->redis, name, len);
 }
 
 static void op_deliver(void *ud, void *link, const void *p, size_t plen)
@@ -355,7 +363,7 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_TYPING:
         /* throttled per user and room across nodes by the script; lost if
          * Redis is down (typing is only a hint) */
-        store_typing(b->redis, m->room, m->user, TYPING_GAP_MS, payload, len);
+        store_typing(rb_of(b, m->room), m->room, m->user, TYPING_GAP_MS, payload, len);
         break;
     default:
         break;
@@ -365,7 +373,7 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
 static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct broker *b = ud;
-    store_leave(b->redis, &b->lim, room, conn);
+    store_leave(rb_of(b, room), &b->lim, room, conn);
 }
 
 static void send_state(struct broker *b, struct gwlink *l)
@@ -397,7 +405,27 @@ static void refresh_room(void *ud, struct cf_str room, const struct cf_str *conn
                          const struct cf_str *users, uint32_t n)
 {
     struct broker *b = ud;
-    store_refresh(b->redis, &b->lim, room, conns, users, n);
+    store_refresh(rb_of(b, room), &b->lim, room, conns, users, n); /* a server down: skipped */
+}
+
+/* The rooms of one Redis server (for what happens to that server only). */
+struct on_server {
+    struct broker *b;
+    uint32_t server;
+};
+
+static bool room_on_server(void *ud, const char *name, size_t len)
+{
+    struct on_server *o = ud;
+    return rset_server_of(o->b->redis, name, len) == o->server;
+}
+
+static void refresh_room_on(void *ud, struct cf_str room, const struct cf_str *conns,
+                            const struct cf_str *users, uint32_t n)
+{
+    struct on_server *o = ud;
+    if (room_on_server(o, room.p, room.len))
+        refresh_room(o->b, room, conns, users, n);
 }
 
 
@@ -421,8 +449,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     (void)usec;
     struct broker *b = ud;
     report(b);
-    if (rbridge_ready(b->redis))
-        presence_foreach_room(b->presence, refresh_room, b);
+    presence_foreach_room(b->presence, refresh_room, b);
     sd_event_source_set_time_relative(s, beat_usec(b));
     sd_event_source_set_enabled(s, SD_EVENT_ON);
     return 0;
@@ -461,29 +488,41 @@ static void on_confirm(void *ud, const char *name, size_t len)
     rooms_on_confirm(b->rooms, name, len);
 }
 
-static void on_sub_lost(void *ud)
+static void on_sub_lost(void *ud, uint32_t server)
 {
-    struct broker *b = ud;
-    rooms_on_sub_lost(b->rooms);
+    struct on_server o = {ud, server};
+    rooms_on_sub_lost_if(o.b->rooms, room_on_server, &o);
 }
 
-static void on_sub_ready(void *ud)
+static void on_sub_ready(void *ud, uint32_t server)
 {
-    struct broker *b = ud;
-    rooms_on_sub_ready(b->rooms);
+    struct on_server o = {ud, server};
+    rooms_on_sub_ready_if(o.b->rooms, room_on_server, &o);
 }
 
-static void on_pub_ready(void *ud)
+static void on_pub_ready(void *ud, uint32_t server)
 {
-    struct broker *b = ud;
+    struct on_server o = {ud, server};
     /* A restarted Redis may have lost the presence entries: put them back. */
-    presence_foreach_room(b->presence, refresh_room, b);
+    presence_foreach_room(o.b->presence, refresh_room_on, &o);
 }
 
-static void on_state(void *ud, bool ready)
+/* A Redis server belongs to another node's list (rset.c logged which and
+ * what to do): restarting would only repeat it. */
+static void on_fatal(void *ud)
 {
     struct broker *b = ud;
-    bool now = rbridge_canary_ok(b->redis);
+    sd_event_exit(b->ev, CF_SUP_EXIT_CONFIG);
+}
+
+/* Ready (to the gateways, /readyz, systemd) = every Redis server connected,
+ * checked and its canary passing. A server down makes only its rooms
+ * unavailable, but it is reported: the gateways re-sync this shard's members
+ * when it is back, which recovers what they missed meanwhile. */
+static void on_state(void *ud, uint32_t server, bool ready)
+{
+    struct broker *b = ud;
+    bool now = rset_ready(b->redis);
     if (now != b->ready) {
         b->ready = now;
         if (b->links)
@@ -496,12 +535,16 @@ static void on_state(void *ud, bool ready)
     }
     struct rooms_stats rs;
     rooms_stats(b->rooms, &rs);
+    uint32_t n = rset_count(b->redis);
+    char which[48] = "";
+    if (n > 1)
+        snprintf(which, sizeof which, " (server %u of %u)", server, n);
     if (ready)
-        CF_INFO("broker", "shard %u of %u ready: Redis connected, %llu rooms, %zu gateway links",
-                b->shard, b->shards, (unsigned long long)rs.rooms, gwlinks_count(b->links));
+        CF_INFO("broker", "shard %u of %u ready: Redis connected%s, %llu rooms, %zu gateway links",
+                b->shard, b->shards, which, (unsigned long long)rs.rooms, gwlinks_count(b->links));
     else
-        CF_WARN("broker", "shard %u of %u degraded: Redis is not fully connected", b->shard,
-                b->shards);
+        CF_WARN("broker", "shard %u of %u degraded: Redis%s is not fully connected; its rooms "
+                "answer unavailable", b->shard, b->shards, which);
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -532,7 +575,11 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
                          .foreign = b->foreign,
                          .dropped = b->publish_dropped};
     rooms_stats(b->rooms, &m.rooms);
-    rbridge_stats(b->redis, &m.redis);
+    struct rset_server_stats sv[CF_REDIS_MAX_SERVERS];
+    m.nservers = rset_count(b->redis);
+    for (uint32_t i = 0; i < m.nservers; i++)
+        rset_stats(b->redis, i, &sv[i]);
+    m.servers = sv;
     bmetrics_render(&m, o);
     return 200;
 }
@@ -548,11 +595,11 @@ static int on_drain_tick(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)usec;
     struct broker *b = ud;
-    bool done = rbridge_inflight(b->redis) == 0 && gwlinks_flushed(b->links);
+    bool done = rset_inflight(b->redis) == 0 && gwlinks_flushed(b->links);
     if (done || cf_mono_ms() >= b->drain_deadline) {
         if (!done)
             CF_WARN("broker", "drain timed out with %u Redis commands unanswered; exiting",
-                    rbridge_inflight(b->redis));
+                    rset_inflight(b->redis));
         sd_event_exit(b->ev, 0);
         return 0;
     }
@@ -569,7 +616,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
     }
     CF_INFO("broker", "received %s; finishing %u Redis commands in flight, then exiting",
-            strsignal((int)si->ssi_signo), rbridge_inflight(b->redis));
+            strsignal((int)si->ssi_signo), rset_inflight(b->redis));
     cf_notify_stopping("draining");
     gwlinks_stop_accepting(b->links);
     b->drain_deadline = cf_mono_ms() + DRAIN_MAX_MS;
@@ -584,9 +631,9 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
     struct broker b = {.cfg = cfg, .shard = shard, .shards = shards};
     int rc = 1;
     char path[128];
-    struct cf_redis_addr addr;
-    if (cf_broker_socket_path(cfg, (int)shard, path, sizeof path) < 0 ||
-        cf_redis_addr_parse(cfg->redis_addr, &addr) < 0)
+    static struct cf_redis_addr addrs[CF_REDIS_MAX_SERVERS];
+    int naddrs = cf_redis_addrs_parse(cfg->redis_addr, addrs, CF_REDIS_MAX_SERVERS, NULL, 0);
+    if (cf_broker_socket_path(cfg, (int)shard, path, sizeof path) < 0 || naddrs < 1)
         return 1; /* validated at config load */
 
     sigset_t mask;
@@ -614,15 +661,16 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
         CF_ERROR("broker", "out of memory at start-up");
         goto out;
     }
-    const struct rbridge_cbs rcbs = {.on_message = on_redis_message,
-                                     .on_foreign = on_foreign,
-                                     .on_confirm = on_confirm,
-                                     .on_sub_lost = on_sub_lost,
-                                     .on_sub_ready = on_sub_ready,
-                                     .on_pub_ready = on_pub_ready,
-                                     .on_state = on_state};
-    b.redis = rbridge_new(b.ev, &addr, cfg->redis_password, (size_t)cfg->max_link_queue_bytes,
-                          store_scripts, store_nscripts, &rcbs, &b);
+    const struct rset_cbs rcbs = {.on_message = on_redis_message,
+                                  .on_foreign = on_foreign,
+                                  .on_confirm = on_confirm,
+                                  .on_sub_lost = on_sub_lost,
+                                  .on_sub_ready = on_sub_ready,
+                                  .on_pub_ready = on_pub_ready,
+                                  .on_state = on_state,
+                                  .on_fatal = on_fatal};
+    b.redis = rset_new(b.ev, addrs, (uint32_t)naddrs, cfg->redis_password,
+                       (size_t)cfg->max_link_queue_bytes, store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
     const struct gwlinks_cbs lcbs = {on_frame, on_link_up, on_link_close};
@@ -639,7 +687,8 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
     sd_event_set_watchdog(b.ev, 1);
     CF_INFO("broker", "shard %u of %u listening on %s, Redis at %s", shard, shards, path,
             cfg->redis_addr);
-    rc = sd_event_loop(b.ev) < 0 ? 1 : 0;
+    int loop = sd_event_loop(b.ev); /* CF_SUP_EXIT_CONFIG from on_fatal */
+    rc = loop < 0 ? 1 : loop;
 out:
     /* Presence entries are left to expire: announcing every leave at a
      * restart would flap every room's member list. */
@@ -647,7 +696,7 @@ out:
     mhttp_free(b.metrics);
     gwlinks_free(b.links); /* drops every membership through on_link_close */
     b.links = NULL;
-    rbridge_free(b.redis); /* answers nobody: stopping */
+    rset_free(b.redis); /* answers nobody: stopping */
     rooms_free(b.rooms);
     presence_free(b.presence);
     sd_event_source_disable_unref(b.beat);

@@ -237,6 +237,11 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
 
 void rooms_on_sub_lost(struct rooms *r)
 {
+    rooms_on_sub_lost_if(r, NULL, NULL);
+}
+
+void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud)
+{
     size_t n = cf_map_count(r->by_name), k = 0, it = 0;
     if (!n)
         return;
@@ -246,7 +251,8 @@ void rooms_on_sub_lost(struct rooms *r)
         return;
     }
     while ((rm = cf_map_next(r->by_name, &it)))
-        all[k++] = rm;
+        if (!pick || pick(ud, rm->name, rm->len))
+            all[k++] = rm;
     for (size_t i = 0; i < k; i++) {
         all[i]->unconfirmed = 0;
         all[i]->active = false;
@@ -261,10 +267,16 @@ void rooms_on_sub_lost(struct rooms *r)
 
 void rooms_on_sub_ready(struct rooms *r)
 {
+    rooms_on_sub_ready_if(r, NULL, NULL);
+}
+
+void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud)
+{
     size_t it = 0;
     struct room *rm;
     while ((rm = cf_map_next(r->by_name, &it)))
-        if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0)
+        if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0 &&
+            (!pick || pick(ud, rm->name, rm->len)))
             subscribe(r, rm);
 }
 

@@ -19,6 +19,7 @@
 #ifndef BROKER_ROOMS_H
 #define BROKER_ROOMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,12 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len);
 void rooms_on_sub_lost(struct rooms *r);
 /* The subscriber connection is up (again): subscribe every room with links. */
 void rooms_on_sub_ready(struct rooms *r);
+
+/* The same for the rooms `pick` chooses (those of one Redis server, when
+ * rooms are spread over several, each with its own subscriber). */
+typedef bool (*rooms_pick_fn)(void *ud, const char *name, size_t len);
+void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud);
+void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud);
 void rooms_stats(const struct rooms *r, struct rooms_stats *out);
 
 #endif

@@ -304,7 +304,8 @@ static int eval(struct rbridge *rb, int script, struct args *a, rbridge_reply_fn
 {
     if (!box && done)
         return -ENOMEM;
-    int rc = rbridge_eval(rb, script, a->n, a->v, a->l, done, box);
+    /* no bridge: the room's Redis server is not usable (rset_for) */
+    int rc = rb ? rbridge_eval(rb, script, a->n, a->v, a->l, done, box) : -ENOTCONN;
     if (rc < 0)
         free(box);
     return rc;

@@ -70,7 +70,8 @@ typedef void (*store_joined_fn)(void *ud, int err, const struct store_joined *r)
 typedef void (*store_page_fn)(void *ud, int err, const struct store_page *r);
 
 /* Every call returns 0 (the callback will run), or -errno from
- * rbridge_eval (-ENOTCONN: Redis is down) and the callback will not run. */
+ * rbridge_eval (-ENOTCONN: Redis is down, also when rb is NULL) and the
+ * callback will not run. */
 
 /* Stores and publishes a message. `m` is a CF_WIRE_MSG without id; cid (may
  * be empty) is the client's idempotency key. */

@@ -44,10 +44,14 @@ static const char *check_listen(const char *v)
     return "an IPv4 or IPv6 address (empty: all addresses)";
 }
 
+/* The answer names the element at fault; it lives in a static buffer (the
+ * configuration is loaded once, by one thread). */
 static const char *check_redis(const char *v)
 {
-    struct cf_redis_addr a;
-    return cf_redis_addr_parse(v, &a) == 0 ? NULL : "host:port, [ipv6]:port or unix:/path";
+    static char why[512];
+    static struct cf_redis_addr addrs[CF_REDIS_MAX_SERVERS];
+    return cf_redis_addrs_parse(v, addrs, CF_REDIS_MAX_SERVERS, why, sizeof why) > 0 ? NULL
+                                                                                       : why;
 }
 
 static const char *check_secret(const char *v)
@@ -206,7 +210,7 @@ static const struct var vars[] = {
     {"CONFAB_DEV", K_BOOL, OFF(dev), 0, 0, "0", false, NULL,
      "1 = development mode: allows the built-in JWT secret"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
-     "Redis server: host:port or unix:/path"},
+     "Redis servers: host:port, [ipv6]:port or unix:/path, several separated by commas"},
     {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,
      "password for Redis AUTH; empty = none"},
     {"HISTORY_SIZE", K_INT, OFF(history_size), 0, 10000, "100", false, NULL,
@@ -263,6 +267,56 @@ int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out)
     out->host[hlen] = '\0';
     out->port = (int)port;
     return 0;
+}
+
+static bool same_addr(const struct cf_redis_addr *a, const struct cf_redis_addr *b)
+{
+    return a->is_unix == b->is_unix && a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+int cf_redis_addrs_parse(const char *s, struct cf_redis_addr *out, int max, char *why,
+                         size_t cap)
+{
+    char scratch[1];
+    if (!why)
+        why = scratch, cap = sizeof scratch;
+    int n = 0;
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        const char *e = p, *end = p + len;
+        while (e < end && *e == ' ')
+            e++;
+        while (end > e && end[-1] == ' ')
+            end--;
+        char one[300];
+        int k = (int)(end - e);
+        if (k == 0 || (size_t)k >= sizeof one) {
+            snprintf(why, cap, "host:port, [ipv6]:port or unix:/path for each comma-separated "
+                     "server; server %d is %s", n + 1, k ? "too long" : "empty");
+            return -1;
+        }
+        memcpy(one, e, (size_t)k);
+        one[k] = '\0';
+        if (n == max) {
+            snprintf(why, cap, "at most %d servers", max);
+            return -1;
+        }
+        if (cf_redis_addr_parse(one, &out[n]) < 0) {
+            snprintf(why, cap, "host:port, [ipv6]:port or unix:/path for each comma-separated "
+                     "server; server %d (\"%.200s\") is not", n + 1, one);
+            return -1;
+        }
+        for (int i = 0; i < n; i++)
+            if (same_addr(&out[i], &out[n])) {
+                snprintf(why, cap, "each server once; server %d (\"%.200s\") is also server %d",
+                         n + 1, one, i + 1);
+                return -1;
+            }
+        n++;
+        p += len;
+        if (!*p)
+            return n;
+    }
 }
 
 static int parse_int(const char *v, int64_t *out)

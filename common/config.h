@@ -57,7 +57,7 @@ struct cf_config {
     enum cf_log_format log_format;
     bool dev;
     /* broker */
-    char redis_addr[256];
+    char redis_addr[4096]; /* one address, or several separated by commas */
     char redis_password[256];
     int history_size;
     int history_ttl;
@@ -86,12 +86,26 @@ void cf_config_print(const struct cf_config *cfg, FILE *out);
  * if it does not fit in a sockaddr_un (cap >= 108). */
 int cf_broker_socket_path(const struct cf_config *cfg, int shard, char *out, size_t cap);
 
-/* Parsed REDIS_ADDR: either a unix socket path or host and port. */
+/* One parsed Redis address: either a unix socket path or host and port. */
 struct cf_redis_addr {
     bool is_unix;
     char host[256]; /* or the socket path */
     int port;
 };
+/* Parses one address: host:port, [ipv6]:port or unix:/path. 0 or -1. */
 int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out);
+
+/* REDIS_ADDR may list up to this many servers; rooms are spread over them
+ * (common/ring.h). */
+#define CF_REDIS_MAX_SERVERS 64
+
+/* Parses REDIS_ADDR: one address or several separated by commas (spaces
+ * around an element are ignored), into out[0..max). Returns the number of
+ * servers, or -1 with a description of the first problem, naming the
+ * offending element, written to why (cap bytes; why may be NULL). An empty
+ * element, an invalid one, the same address twice and more than `max` are
+ * problems. */
+int cf_redis_addrs_parse(const char *s, struct cf_redis_addr *out, int max, char *why,
+                         size_t cap);
 
 #endif

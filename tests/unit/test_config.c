@@ -321,6 +321,72 @@ static void test_redis_addr_parse(void **state)
     assert_int_equal(strlen(a.host), 107);
 }
 
+/* REDIS_ADDR with several servers: each element checked and named when bad. */
+static void test_redis_addr_list(void **state)
+{
+    (void)state;
+    struct cf_redis_addr a[CF_REDIS_MAX_SERVERS];
+    char why[300];
+    assert_int_equal(cf_redis_addrs_parse("h:1", a, 64, why, sizeof why), 1);
+    assert_string_equal(a[0].host, "h");
+    assert_int_equal(
+        cf_redis_addrs_parse("10.0.0.1:6379, [::1]:6380 ,unix:/run/r.sock", a, 64, why, sizeof why),
+        3);
+    assert_string_equal(a[0].host, "10.0.0.1");
+    assert_string_equal(a[1].host, "::1");
+    assert_int_equal(a[1].port, 6380);
+    assert_true(a[2].is_unix);
+    assert_string_equal(a[2].host, "/run/r.sock");
+
+    static const struct {
+        const char *list, *why;
+    } bad[] = {
+        {"", "server 1 is empty"},
+        {"h:1,", "server 2 is empty"},
+        {"h:1,,h:2", "server 2 is empty"},
+        {",h:1", "server 1 is empty"},
+        {"h:1, ", "server 2 is empty"},
+        {"h:1,h:2,localhost", "server 3 (\"localhost\") is not"},
+        {"h:1,h:0", "server 2 (\"h:0\") is not"},
+        {"h:1,unix:", "server 2 (\"unix:\") is not"},
+        {"h:1,h:2,h:1", "server 3 (\"h:1\") is also server 1"},
+        {"unix:/a,h:1, unix:/a", "server 3 (\"unix:/a\") is also server 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        if (cf_redis_addrs_parse(bad[i].list, a, 64, why, sizeof why) != -1)
+            fail_msg("\"%s\" was accepted", bad[i].list);
+        if (!strstr(why, bad[i].why))
+            fail_msg("\"%s\": \"%s\" does not say \"%s\"", bad[i].list, why, bad[i].why);
+    }
+    /* The bound: 64 servers are fine, 65 are not. */
+    char list[65 * 16] = "";
+    for (int i = 0; i < 65; i++) {
+        char one[16];
+        snprintf(one, sizeof one, "%sh:%d", i ? "," : "", i + 1);
+        strcat(list, one);
+        int n = cf_redis_addrs_parse(list, a, CF_REDIS_MAX_SERVERS, why, sizeof why);
+        assert_int_equal(n, i < 64 ? i + 1 : -1);
+    }
+    assert_non_null(strstr(why, "at most 64 servers"));
+    /* why may be NULL */
+    assert_int_equal(cf_redis_addrs_parse("h:1,h:1", a, 64, NULL, 0), -1);
+}
+
+/* Through the configuration: a bad element stops the load; a list loads. */
+static void test_redis_addr_list_config(void **state)
+{
+    (void)state;
+    struct cf_config cfg;
+    setenv("REDIS_ADDR", "127.0.0.1:7001,127.0.0.1:7002,unix:/tmp/r3.sock", 1);
+    assert_int_equal(cf_config_load(&cfg), 0);
+    assert_string_equal(cfg.redis_addr, "127.0.0.1:7001,127.0.0.1:7002,unix:/tmp/r3.sock");
+    setenv("REDIS_ADDR", "127.0.0.1:7001,127.0.0.1:7001", 1);
+    assert_int_equal(load_quiet(&cfg), -1);
+    setenv("REDIS_ADDR", "127.0.0.1:7001,nope", 1);
+    assert_int_equal(load_quiet(&cfg), -1);
+}
+
 static void test_dotenv(void **state)
 {
     (void)state;
@@ -493,6 +559,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_dir_socket_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_addr_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_addr_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_addr_list_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_file_variable, setup, teardown),

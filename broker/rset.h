@@ -1,0 +1,94 @@
+/* rset: a broker's Redis servers, and which one holds each room.
+ *
+ * REDIS_ADDR lists one server or several. A room lives on server
+ * cf_ring_server_of(room, count) (common/ring.h): its channel, its keys and
+ * the scripts that touch them all go there. Each server has its own rbridge
+ * (a subscriber and a publisher connection, reconnection with backoff, PINGs,
+ * the delivery canary), so a server that is down makes only its own rooms
+ * unavailable.
+ *
+ * Every node must list the same servers in the same order, or one room would
+ * live on two servers and its members on different nodes would not hear each
+ * other. Before a server is used, and again on every publisher reconnect and
+ * every RSET_CHECK_EVERY_MS, the broker checks the key `confab:ring` on it:
+ * it must say "<index>/<count>", this server's place in this broker's list
+ * (the key is set when absent: a new or emptied Redis). A server that says
+ * anything else is at another place in another node's list:
+ *   - never verified since this process started: a configuration error.
+ *     on_fatal is called (the broker exits with CF_SUP_EXIT_CONFIG, so the
+ *     supervisor stops instead of restarting into the same error);
+ *   - verified before (the key was changed, or an emptied Redis was claimed
+ *     by a node with another list): the server is treated as down, its rooms
+ *     answer `unavailable`, an error is logged, and the check goes on, so it
+ *     comes back once the key is right again. No crash loop for a running
+ *     node.
+ * Addresses are not part of the check: one node may reach a server over a
+ * Unix socket, another over TCP. */
+#ifndef BROKER_RSET_H
+#define BROKER_RSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "redis.h"
+
+#define RSET_RING_KEY "confab:ring"
+#define RSET_CHECK_EVERY_MS 5000
+
+struct rset_cbs {
+    /* What rbridge reports, from whichever server. */
+    void (*on_message)(void *ud, const char *name, size_t len, const char *payload, size_t plen);
+    void (*on_foreign)(void *ud, const char *channel, size_t len);
+    void (*on_confirm)(void *ud, const char *name, size_t len);
+    /* Server `server`'s subscriptions are gone / can be made (again): for the
+     * rooms that live there (rset_server_of). */
+    void (*on_sub_lost)(void *ud, uint32_t server);
+    void (*on_sub_ready)(void *ud, uint32_t server);
+    /* Server `server` takes commands (again), its ring check passed. */
+    void (*on_pub_ready)(void *ud, uint32_t server);
+    /* A server's state changed: `up` = both connections up and checked.
+     * rset_ready tells whether everything is fine now. */
+    void (*on_state)(void *ud, uint32_t server, bool up);
+    /* A server belongs to another list (logged): the process cannot work. */
+    void (*on_fatal)(void *ud);
+};
+
+struct rset;
+
+/* Starts connecting to every server at once. `scripts` (kept by the caller)
+ * are loaded on each server; the password is copied. NULL when out of
+ * memory. */
+struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t n,
+                      const char *password, size_t max_queue, const char *const *scripts,
+                      int nscripts, const struct rset_cbs *cbs, void *ud);
+void rset_free(struct rset *rs); /* NULL is a no-op */
+
+uint32_t rset_count(const struct rset *rs);
+uint32_t rset_server_of(const struct rset *rs, const char *name, size_t len);
+
+/* The bridge of the room's server for commands (store.h), or NULL while
+ * that server has not passed its ring check (store_* then answer
+ * -ENOTCONN). */
+struct rbridge *rset_for(struct rset *rs, const char *name, size_t len);
+
+/* SUBSCRIBE / UNSUBSCRIBE room:<name> on the room's server: 0, or -ENOTCONN
+ * (down or not checked yet: on_sub_ready comes later), -ENOBUFS. */
+int rset_subscribe(struct rset *rs, const char *name, size_t len);
+int rset_unsubscribe(struct rset *rs, const char *name, size_t len);
+
+/* Every server is connected, checked, and its delivery canary passes. */
+bool rset_ready(const struct rset *rs);
+/* Commands waiting for a reply, over all servers. */
+uint32_t rset_inflight(const struct rset *rs);
+
+struct rset_server_stats {
+    struct rbridge_stats redis;
+    bool ring_ok; /* the ring check passed on the current connection */
+    uint64_t ring_mismatches;
+};
+void rset_stats(const struct rset *rs, uint32_t server, struct rset_server_stats *out);
+
+#endif
