@@ -1,0 +1,106 @@
+/* report: the result of a run, as the JSON object of the benchmark contract
+ * (docs/benchmarks.md) with --json, else as a table for people. Extra keys
+ * beyond the contract are diagnostics (joined, send_blocked, late, ...). */
+#include "gen.h"
+
+#include <stdio.h>
+
+static double ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+static void json_hist(const bh_hist *h)
+{
+    printf("{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f,\"count\":%llu}",
+           ms(bh_quantile(h, 0.5)), ms(bh_quantile(h, 0.9)), ms(bh_quantile(h, 0.99)),
+           ms(bh_quantile(h, 0.999)), ms(h->max), (unsigned long long)h->count);
+}
+
+static uint64_t lost(const step_stats *s)
+{
+    return s->expected > s->delivered ? s->expected - s->delivered : 0;
+}
+
+static double loss(const step_stats *s)
+{
+    return s->expected ? (double)lost(s) / (double)s->expected : 0;
+}
+
+static double hs_rate(const gen *g)
+{
+    double span = (double)(g->t_last_handshake - g->t_setup0) / 1e9;
+    return g->connected && span > 0 ? g->connected / span : 0;
+}
+
+static void print_json(const gen *g, const step_stats *steps, int nsteps, double cpu,
+                       double capacity)
+{
+    printf("{\"conns\":%u,\"connected\":%u,\"connect_errors\":%u,\"joined\":%u,"
+           "\"join_errors\":%u,\"handshakes_per_s\":%.1f,\"handshake_ms\":",
+           g->n, g->connected, g->connect_errors, g->joined, g->join_errors, hs_rate(g));
+    json_hist(&g->hs);
+    printf(",\"refused_by_status\":{\"unreadable\":%llu,\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
+           "\"4xx\":%llu,\"5xx\":%llu},\"steps\":[",
+           (unsigned long long)g->bad_status[0], (unsigned long long)g->bad_status[1],
+           (unsigned long long)g->bad_status[2], (unsigned long long)g->bad_status[3],
+           (unsigned long long)g->bad_status[4], (unsigned long long)g->bad_status[5]);
+    for (int k = 0; k < nsteps; k++) {
+        const step_stats *s = &steps[k];
+        printf("%s{\"rate\":%g,\"sent\":%llu,\"send_blocked\":%llu,\"expected\":%llu,"
+               "\"delivered\":%llu,\"delivered_per_s\":%.1f,\"lost\":%llu,\"duplicated\":%llu,"
+               "\"out_of_order\":%llu,\"late\":%llu,\"loss\":%.6f,\"latency_ms\":",
+               k ? "," : "", s->rate, (unsigned long long)s->sent,
+               (unsigned long long)s->send_blocked, (unsigned long long)s->expected,
+               (unsigned long long)s->delivered, s->delivered / s->seconds,
+               (unsigned long long)lost(s), (unsigned long long)s->duplicated,
+               (unsigned long long)s->out_of_order, (unsigned long long)s->late, loss(s));
+        json_hist(&s->lat);
+        printf(",\"pace_lag_ms_max\":%.3f,\"server_errors\":%llu,\"closed\":%llu,"
+               "\"gen_cpu\":%.3f,\"pass\":%s}",
+               ms(s->pace_lag_max), (unsigned long long)s->server_errors,
+               (unsigned long long)s->closed, s->gen_cpu, s->pass ? "true" : "false");
+    }
+    printf("],\"capacity_rate\":%g,\"gen_cpu_total\":%.3f,\"bad_frames\":%llu,\"foreign\":%llu,"
+           "\"outside_steps\":%llu,\"server_closes\":%llu,\"closed\":%llu}\n",
+           capacity, cpu, (unsigned long long)g->bad_frames, (unsigned long long)g->foreign,
+           (unsigned long long)g->outside_steps, (unsigned long long)g->server_closes,
+           (unsigned long long)g->closed_total);
+}
+
+static void print_table(const gen *g, const step_stats *steps, int nsteps, double cpu,
+                        double capacity)
+{
+    printf("connections: %u opened, %u connected, %u connect errors, %u joined, %u join "
+           "errors\n",
+           g->n, g->connected, g->connect_errors, g->joined, g->join_errors);
+    printf("handshakes: %.0f/s, ms p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
+           hs_rate(g), ms(bh_quantile(&g->hs, 0.5)), ms(bh_quantile(&g->hs, 0.9)),
+           ms(bh_quantile(&g->hs, 0.99)), ms(bh_quantile(&g->hs, 0.999)), ms(g->hs.max));
+    if (nsteps)
+        printf("%9s %9s %11s %12s %9s %6s %6s %8s %8s %8s %8s %5s %s\n", "rate", "sent",
+               "delivered", "deliv/s", "loss", "dup", "ooo", "p50 ms", "p99 ms", "p999 ms",
+               "max ms", "cpu", "pass");
+    for (int k = 0; k < nsteps; k++) {
+        const step_stats *s = &steps[k];
+        printf("%9g %9llu %11llu %12.0f %9.6f %6llu %6llu %8.2f %8.2f %8.2f %8.2f %5.2f %s\n",
+               s->rate, (unsigned long long)s->sent, (unsigned long long)s->delivered,
+               s->delivered / s->seconds, loss(s), (unsigned long long)s->duplicated,
+               (unsigned long long)s->out_of_order, ms(bh_quantile(&s->lat, 0.5)),
+               ms(bh_quantile(&s->lat, 0.99)), ms(bh_quantile(&s->lat, 0.999)), ms(s->lat.max),
+               s->gen_cpu, s->pass ? "yes" : "NO");
+    }
+    if (nsteps)
+        printf("capacity: %g msg/s\n", capacity);
+    printf("generator CPU: %.2f of a core\n", cpu);
+}
+
+void report_print(const gen *g, const step_stats *steps, int nsteps, double gen_cpu_total,
+                  double capacity)
+{
+    if (g->o.json)
+        print_json(g, steps, nsteps, gen_cpu_total, capacity);
+    else
+        print_table(g, steps, nsteps, gen_cpu_total, capacity);
+    fflush(stdout);
+}
