@@ -126,10 +126,17 @@ static const struct lws_protocols ops_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* lws gives every WebSocket a receive buffer of rx_buffer_size for its whole
+ * life: a small one keeps an idle connection cheap (requests are small; longer
+ * ones arrive in pieces that session.c reassembles). tx_packet_size lifts the
+ * cap lws would otherwise put on each send (rx_buffer_size), so a session's
+ * coalesced frames leave in one send(). */
+#define WS_RX_BUFFER 256
+#define WS_TX_PACKET 65536
 static const struct lws_protocols protocols[] = {
-    {"confab", main_callback, 0, 0, 0, NULL, 0},
-    {WS_PROTO_V1_JSON, main_callback, 0, 0, 0, NULL, 0},
-    {WS_PROTO_V1_MSGPACK, main_callback, 0, 0, 0, NULL, 0},
+    {"confab", main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
+    {WS_PROTO_V1_JSON, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
+    {WS_PROTO_V1_MSGPACK, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
     {BLINKS_PROTOCOL, link_callback, 0, 0, 0, NULL, 0},
     {LISTENER_PROTOCOL, listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},

@@ -17,7 +17,6 @@ struct session {
     uint64_t id;
     struct lws *wsi;
     enum sess_proto proto;
-    char user[CF_USERNAME_BYTES_MAX + 1];
     char peer[48];
     struct cf_rel_end rooms;
     struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */
@@ -30,25 +29,27 @@ struct session {
     size_t qbytes, qmax;
     /* pending close */
     int close_code;
-    char close_reason[64];
+    const char *close_reason; /* a static string (sess_close) */
     /* RATE_MSGS: the requests budget, and the refusals budget */
     struct cf_tbucket rate, refusals;
     /* inbound reassembly */
     unsigned char *rx;
-    size_t rxlen;
+    size_t rxlen, rxcap;
     struct session *prev, *next;
+    char user[]; /* as long as the name: an idle connection's bytes count */
 };
 
 struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
 {
-    struct session *s = calloc(1, sizeof *s);
+    size_t ulen = strnlen(user, CF_USERNAME_BYTES_MAX);
+    struct session *s = calloc(1, sizeof *s + ulen + 1);
     if (!s)
         return NULL;
     s->head.kind = CONN_SESSION;
     s->id = id;
     s->q = s->qinline;
     s->qcap = 4;
-    snprintf(s->user, sizeof s->user, "%s", user);
+    memcpy(s->user, user, ulen);
     s->qmax = max_queue;
     return s;
 }
@@ -142,6 +143,66 @@ int sess_send(struct session *s, struct cf_buf *b)
     return 0;
 }
 
+/* Server frames are written here, several per send(): lws does one send per
+ * lws_write, and one send per frame caps a busy gateway far below what the
+ * socket can take. lws_write(LWS_WRITE_HTTP) on an established WebSocket goes
+ * straight to the socket (lws 4.1 ops-ws.c, send_raw), which is right because
+ * this gateway offers no extension (permessage-deflate would transform
+ * payloads). A send that is cut short is kept by lws and flushed before the
+ * next WRITEABLE, so frames never interleave. One loop per process: one
+ * scratch buffer. */
+#define TX_BATCH 65536
+static unsigned char g_tx[LWS_PRE + TX_BATCH];
+
+static size_t frame_header(unsigned char *h, bool binary, size_t len)
+{
+    h[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN, not masked (server frames) */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+static void dequeue(struct session *s)
+{
+    struct cf_buf *b = s->q[s->qhead];
+    s->qhead = (s->qhead + 1) % s->qcap;
+    s->qlen--;
+    s->qbytes -= (size_t)b->len + SLOT_COST;
+    cf_buf_unref(b);
+}
+
+/* Packs queued frames into g_tx while they fit; returns the bytes packed (0
+ * when the first frame alone does not fit). */
+static size_t pack_frames(struct session *s, bool binary, uint32_t *nframes)
+{
+    size_t used = 0;
+    *nframes = 0;
+    while (s->qlen) {
+        struct cf_buf *b = s->q[s->qhead];
+        size_t hlen = b->len < 126 ? 2 : b->len <= 0xffff ? 4 : 10;
+        if (hlen + b->len > TX_BATCH - used)
+            break;
+        unsigned char *p = g_tx + LWS_PRE + used;
+        p += frame_header(p, binary, b->len);
+        memcpy(p, cf_buf_payload(b), b->len);
+        used += hlen + b->len;
+        (*nframes)++;
+        dequeue(s);
+    }
+    return used;
+}
+
 int sess_on_writable(struct session *s)
 {
     if (s->close_code) {
@@ -151,18 +212,25 @@ int sess_on_writable(struct session *s)
     }
     if (!s->qlen)
         return 0;
-    struct cf_buf *b = s->q[s->qhead];
-    /* lws writes the frame header into the headroom; every recipient writes
-     * the same header bytes there, so sharing the buffer is safe. */
-    int n = lws_write(s->wsi, cf_buf_payload(b), b->len,
-                      s->proto == SESS_V1_MSGPACK ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-    s->qhead = (s->qhead + 1) % s->qcap;
-    s->qlen--;
-    s->qbytes -= (size_t)b->len + SLOT_COST;
-    cf_buf_unref(b);
+    bool binary = s->proto == SESS_V1_MSGPACK;
+    uint32_t nframes;
+    size_t used = pack_frames(s, binary, &nframes);
+    int n;
+    if (used) {
+        n = lws_write(s->wsi, g_tx + LWS_PRE, used, LWS_WRITE_HTTP);
+    } else {
+        /* a frame bigger than the batch goes alone: lws writes its header
+         * into the headroom, the same bytes for every recipient, so sharing
+         * the buffer is safe */
+        struct cf_buf *b = s->q[s->qhead];
+        n = lws_write(s->wsi, cf_buf_payload(b), b->len,
+                      binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        nframes = 1;
+        dequeue(s);
+    }
     if (n < 0)
         return -1;
-    g_counters.frames_out++;
+    g_counters.frames_out += nframes;
     g_counters.bytes_out += (uint64_t)n;
     if (s->qlen == 0) {
         queue_shrink(s); /* an idle connection keeps no heap for its queue */
@@ -177,7 +245,7 @@ void sess_close(struct session *s, int code, const char *reason)
     if (s->close_code || !s->wsi)
         return;
     s->close_code = code;
-    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->close_reason = reason;
     queue_release(s);
     lws_callback_on_writable(s->wsi);
     /* A client that never reads never gets a WRITEABLE: force it. */
@@ -193,9 +261,7 @@ int sess_rx(struct session *s, const void *in, size_t len, bool first, bool fina
             size_t remaining, size_t max, const void **msg, size_t *msglen)
 {
     if (first) {
-        free(s->rx);
-        s->rx = NULL;
-        s->rxlen = 0;
+        sess_rx_done(s);
         if (len > max || remaining > max - len)
             return -1;
         if (final) { /* the common case: no copy */
@@ -206,10 +272,22 @@ int sess_rx(struct session *s, const void *in, size_t len, bool first, bool fina
     }
     if (len > max || s->rxlen > max - len || remaining > max - len - s->rxlen)
         return -1;
-    unsigned char *rx = realloc(s->rx, s->rxlen + len);
-    if (!rx && s->rxlen + len)
-        return -1;
-    s->rx = rx;
+    /* lws hands a message over in pieces of its small receive buffer: grow
+     * to what this frame announces, and at least double, so a long message
+     * costs a few reallocations rather than one per piece */
+    size_t need = s->rxlen + len;
+    if (need > s->rxcap) {
+        size_t cap = need + remaining;
+        if (cap < 2 * s->rxcap)
+            cap = 2 * s->rxcap;
+        if (cap > max)
+            cap = max;
+        unsigned char *rx = realloc(s->rx, cap);
+        if (!rx)
+            return -1;
+        s->rx = rx;
+        s->rxcap = cap;
+    }
     if (len)
         memcpy(s->rx + s->rxlen, in, len);
     s->rxlen += len;
@@ -224,7 +302,7 @@ void sess_rx_done(struct session *s)
 {
     free(s->rx);
     s->rx = NULL;
-    s->rxlen = 0;
+    s->rxlen = s->rxcap = 0;
 }
 
 uint64_t sess_id(const struct session *s) { return s->id; }

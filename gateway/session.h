@@ -6,8 +6,10 @@
  * message. The queue is bounded in bytes (MAX_CLIENT_QUEUE_BYTES): a client
  * that does not read fast enough is disconnected with close code 1008 instead
  * of making anyone wait or memory grow. Writes happen only from the socket's
- * WRITEABLE callback, one frame each (binary frames for confab.msgpack.v1,
- * text otherwise).
+ * WRITEABLE callback, which frames every queued message that fits in 64 KiB
+ * and sends them together (binary frames for confab.msgpack.v1, text
+ * otherwise); a send cut short is held by lws (at most those 64 KiB beyond
+ * the queue bound) and finished before the next callback.
  *
  * Ownership: the gateway creates a session when it accepts the upgrade and
  * frees it when lws destroys the connection; the session must have left every
@@ -62,7 +64,8 @@ int sess_send(struct session *s, struct cf_buf *b);
  * Returns -1 when lws must close the connection. */
 int sess_on_writable(struct session *s);
 
-/* Closes with a WebSocket close code and a short reason (deferred to the next
+/* Closes with a WebSocket close code and a short reason, a string literal
+ * (kept, not copied; deferred to the next
  * WRITEABLE callback; forced after a few seconds if the client never reads). */
 void sess_close(struct session *s, int code, const char *reason);
 bool sess_closing(const struct session *s);
