@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all build deps run-all test test-asan fuzz soak clean
+.PHONY: all build deps run-all test test-asan fuzz soak bench clean
 
 all: build
 
@@ -55,6 +55,13 @@ DURATION  ?= 10m
 SOAK_ARGS ?=
 soak: build
 	@BUILD_DIR=$(BUILD) scripts/soak.sh --duration $(DURATION) $(SOAK_ARGS)
+
+# Every benchmark scenario against confab and bench/baseline, with ratios
+# (docs/benchmarks.md). Not part of `make test`. A smoke run in ~2 minutes:
+#   make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
+bench: build
+	scripts/bench.py --build $(BUILD) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,824 @@
+#!/usr/bin/env python3
+"""bench.py: confab's benchmark suite (`make bench`, docs/benchmarks.md).
+
+Runs each scenario against confab and against bench/baseline in the same
+invocation, with the load generator bench/gen/confab-bench, and reports
+confab/baseline ratios next to the absolute figures: one machine's noise then
+cancels out. Writes bench-results/<timestamp>.md (the tables) and .json (every
+raw figure) and prints the tables.
+
+    scripts/bench.py [--build DIR] [--scenarios fanout,rooms,steady,idle,storm]
+                     [--repeat N] [--quick] [--out DIR] [--update-docs]
+
+Standard library only. Every process it starts runs in its own process group
+and is stopped at the end, also on Ctrl-C or an exception.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "confab-bench-secret-0123456789abcdef"  # >= 32 bytes, as JWT_SECRET requires
+ALL_SCENARIOS = ["fanout", "rooms", "steady", "idle", "storm"]
+FANOUT_RATES = [20, 40, 80, 160, 320, 640, 1000, 1280, 1600]
+ROOMS_RATES = [1000, 2000, 4000, 8000, 12000, 16000, 20000, 25000, 30000, 40000]
+
+
+def say(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---- scenarios ---------------------------------------------------------------
+# Each scenario: generator arguments (full and --quick), and how its figures
+# are read. "procs" is how many generator processes share the connections.
+
+def scenarios(quick):
+    q = quick
+    return {
+        "fanout": {
+            "title": "Fan-out: 1 room, 4 publishers",
+            "conns": 200 if q else 1000, "rooms": 1, "publishers": 4,
+            "rates": [20, 80, 320, 1000] if q else FANOUT_RATES,
+            "step": 1 if q else 5, "drain": 1 if q else 2,
+        },
+        "rooms": {
+            "title": "Small rooms: rooms of 10, every connection publishes",
+            "conns": 400 if q else 2000, "rooms": 40 if q else 200, "publishers": 0,
+            "rates": [1000, 4000, 8000] if q else ROOMS_RATES,
+            "step": 1 if q else 5, "drain": 1 if q else 2,
+        },
+        "steady": {
+            "title": "Steady: rooms of 10, one rate held",
+            "conns": 1000 if q else 5000, "rooms": 100 if q else 500, "publishers": 0,
+            "rates": [500] if q else [2000], "step": 3 if q else 20, "drain": 2,
+            "stop_p99_ms": 1e6, "stop_loss": 1.0,  # one step: report, never cut
+        },
+        "idle": {
+            "title": "Idle: connections held, memory per connection",
+            "conns": 2000 if q else 20000, "rooms": 200 if q else 2000,
+            "hold": 2 if q else 20, "gateway_workers": 2, "baseline_procs": 2,
+        },
+        "storm": {
+            "title": "Connect storm: as fast as possible, <= 1000 handshakes in flight",
+            "conns": 2000 if q else 5000, "rooms": 200 if q else 500, "inflight": 1000,
+        },
+    }
+
+
+# ---- processes -----------------------------------------------------------------
+
+class Procs:
+    """Every process started, each in its own process group, stopped in reverse."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, name, argv, env=None, stdout=None, stderr=None, cwd=None):
+        p = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr, cwd=cwd,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        p.bench_name = name
+        self.started.append(p)
+        return p
+
+    def stop(self, p, timeout=10.0):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                say(f"{p.bench_name} ignored SIGTERM for {timeout:.0f} s: SIGKILL")
+        try:  # anything left in the group (a worker that outlived its parent)
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        p.wait()
+        if p in self.started:
+            self.started.remove(p)
+
+    def stop_all(self):
+        for p in reversed(list(self.started)):
+            self.stop(p)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, deadline_s, check, interval=0.1):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(interval)
+    raise RuntimeError(f"{what}: not within {deadline_s:.0f} s")
+
+
+def http_status(port, path):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        c.request("GET", path)
+        status = c.getresponse().status
+        c.close()
+        return status
+    except OSError:
+        return 0
+
+
+# ---- /proc sampling ------------------------------------------------------------
+
+def descendants(pids):
+    """pids and every process below them."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], list(pids)
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def proc_mem(pid):
+    """(VmRSS, Private_Clean + Private_Dirty) in bytes, or None."""
+    try:
+        rss = priv = 0
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    priv += int(line.split()[1]) * 1024
+        return rss, priv
+    except (OSError, ValueError):
+        return None
+
+
+def tree_mem(roots):
+    """{pid: (rss, private)} over the process trees under roots."""
+    out = {}
+    for pid in descendants(roots):
+        m = proc_mem(pid)
+        if m:
+            out[pid] = m
+    return out
+
+
+def tree_cpu(roots):
+    """CPU seconds (user + system) of the live processes under roots."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in descendants(roots):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def meminfo_slab_bytes():
+    """Kernel slab memory, machine-wide (/proc/meminfo Slab): socket structs live there."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def sockstat_tcp_bytes():
+    """Kernel TCP buffer memory, machine-wide (/proc/net/sockstat, pages * 4096)."""
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                w = line.split()
+                return int(w[w.index("mem") + 1]) * 4096
+    return 0
+
+
+# ---- the two servers -----------------------------------------------------------
+
+class Server:
+    """One server under test: its port, the roots of its process trees whose
+    memory and CPU count, and the processes to stop."""
+
+    def __init__(self, kind, port, roots, procs, extra_roots=(), run_dir=None):
+        self.kind, self.port, self.roots, self.procs = kind, port, roots, procs
+        self.extra_roots = list(extra_roots)  # measured apart (Redis)
+        self.run_dir = run_dir
+        self.idle_mem = tree_mem([p.pid for p in roots])
+
+
+def start_confab(a, procs, gateway_workers, logdir):
+    run = tempfile.mkdtemp(prefix="confab-bench.")
+    os.chmod(run, 0o750)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("METRICS_PORT", "BROKER_METRICS_PORT", "LOG_FORMAT", "NOTIFY_SOCKET",
+                        "WATCHDOG_USEC", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM",
+                        "CONFAB_DEV", "REDIS_PASSWORD")}
+    env.update({
+        "CONFAB_ENV_FILE": "/dev/null", "RUN_DIR": run, "PORT": str(port),
+        "LISTEN_ADDR": "127.0.0.1", "BROKERS": str(a.brokers),
+        "GATEWAY_WORKERS": str(gateway_workers), "REDIS_ADDR": f"unix:{run}/redis.sock",
+        "JWT_SECRET": SECRET, "LOG_LEVEL": "warn", "DRAIN_TIMEOUT_MS": "1000",
+        # a single-address load generator: the abuse limits would refuse it
+        "RATE_MSGS": "0", "LOGIN_RATE": "0", "UPGRADE_RATE": "0", "MAX_CONNS_PER_IP": "0",
+    })
+    for kv in a.confab_env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    log = open(os.path.join(logdir, "confab.log"), "ab")
+    redis = procs.start("redis", ["redis-server", "--port", "0", "--unixsocket",
+                                  f"{run}/redis.sock", "--unixsocketperm", "700", "--save", "",
+                                  "--appendonly", "no", "--dir", run],
+                        env=env, stdout=log, stderr=log)
+    wait_until("redis-server socket", 10, lambda: os.path.exists(f"{run}/redis.sock"))
+    broker = procs.start("brokers", [os.path.join(a.build, "broker/confab-broker"), "--shards",
+                                     str(a.brokers)], env=env, stdout=log, stderr=log)
+    gateway = procs.start("gateway", [os.path.join(a.build, "gateway/confab-gateway")], env=env,
+                          stdout=log, stderr=log)
+
+    def ready():
+        for p in (redis, broker, gateway):
+            if p.poll() is not None:
+                raise RuntimeError(f"confab: {p.bench_name} exited with {p.returncode} "
+                                   f"(log: {log.name})")
+        return http_status(port, "/readyz") == 200
+
+    wait_until("confab /readyz", 30, ready)
+    time.sleep(0.5)  # let the workers' start-up allocations settle before the idle sample
+    return Server("confab", port, [broker, gateway], [gateway, broker, redis],
+                  extra_roots=[redis], run_dir=run)
+
+
+def start_baseline(a, procs, nprocs, logdir):
+    exe = os.path.join(a.build, "bench/baseline/confab-baseline")
+    p = procs.start("baseline", [exe, "--port", "0", "--addr", "127.0.0.1", "--procs",
+                                 str(nprocs)], stdout=subprocess.PIPE,
+                    stderr=open(os.path.join(logdir, "baseline.log"), "ab"))
+    line = read_line_with_deadline(p.stdout, 10)
+    if not line.startswith("READY "):
+        raise RuntimeError(f"baseline: expected 'READY <port>', got {line!r}")
+    port = int(line.split()[1])
+    wait_until("baseline processes", 5, lambda: len(descendants([p.pid])) >= nprocs)
+    time.sleep(0.3)
+    return Server("baseline", port, [p], [p])
+
+
+def read_line_with_deadline(stream, seconds):
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    buf = b""
+    end = time.monotonic() + seconds
+    while b"\n" not in buf and time.monotonic() < end:
+        if sel.select(max(0.0, end - time.monotonic())):
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+    sel.close()
+    return buf.decode(errors="replace").strip()
+
+
+def stop_server(procs, srv):
+    for p in srv.procs:
+        procs.stop(p)
+    if srv.run_dir:
+        shutil.rmtree(srv.run_dir, ignore_errors=True)
+
+
+# ---- running the generator --------------------------------------------------------
+
+def gen_argv(a, sc, port, conns=None, offset=0, src="1-1"):
+    argv = [os.path.join(a.build, "bench/gen/confab-bench"), "--url", f"ws://127.0.0.1:{port}/ws",
+            "--secret", SECRET, "--conns", str(conns or sc["conns"]), "--rooms", str(sc["rooms"]),
+            "--index-offset", str(offset), "--src-ips", src, "--json"]
+    if "rates" in sc:
+        argv += ["--publishers", str(sc["publishers"]), "--rate", ",".join(map(str, sc["rates"])),
+                 "--step-seconds", str(sc["step"]), "--drain-seconds", str(sc["drain"])]
+        if "stop_p99_ms" in sc:
+            argv += ["--stop-p99-ms", str(sc["stop_p99_ms"]), "--stop-loss", str(sc["stop_loss"])]
+    if "hold" in sc:
+        argv += ["--hold", str(sc["hold"])]
+    if "inflight" in sc:
+        argv += ["--inflight", str(sc["inflight"]), "--connect-rate", "0"]
+    return argv
+
+
+def gen_timeout(sc):
+    steps = len(sc.get("rates", [])) * (sc.get("step", 0) + sc.get("drain", 0))
+    return 120 + steps + sc.get("hold", 0)
+
+
+def parse_gen(out, err_path):
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise RuntimeError(f"confab-bench printed no JSON result (stderr: {err_path})")
+
+
+def run_publish(a, procs, srv, sc, logdir):
+    """fanout, rooms, steady, storm: one generator process."""
+    err_path = os.path.join(logdir, f"gen-{srv.kind}.log")
+    roots = [p.pid for p in srv.roots]
+    cpu0, t0 = tree_cpu(roots), time.monotonic()
+    with open(err_path, "ab") as err:
+        p = procs.start("confab-bench", gen_argv(a, sc, srv.port), stdout=subprocess.PIPE,
+                        stderr=err)
+        try:
+            out, _ = p.communicate(timeout=gen_timeout(sc))
+        finally:
+            procs.stop(p)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"confab-bench exited with {p.returncode} (stderr: {err_path})")
+    r = parse_gen(out, err_path)
+    r["server_cpu"] = round((tree_cpu(roots) - cpu0) / wall, 3)
+    return r
+
+
+class GenProc:
+    """A generator process whose stdout (the JSON result) and stderr (READY,
+    progress) are read by threads, so that several can run at once."""
+
+    def __init__(self, procs, name, argv, err_path):
+        self.procs, self.err_path = procs, err_path
+        self.p = procs.start(name, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out, self.joined = b"", None
+        self.ready = threading.Event()
+        self.threads = [threading.Thread(target=self._read_out, daemon=True),
+                        threading.Thread(target=self._read_err, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _read_out(self):
+        self.out = self.p.stdout.read()
+
+    def _read_err(self):
+        with open(self.err_path, "ab") as err:
+            for line in self.p.stderr:
+                err.write(line)
+                if line.startswith(b"READY "):
+                    self.joined = int(line.split()[1])
+                    self.ready.set()
+        self.ready.set()  # exited: whoever waits stops waiting
+
+    def wait_ready(self, seconds):
+        if not self.ready.wait(seconds) or self.joined is None:
+            raise RuntimeError(f"confab-bench did not print READY (stderr: {self.err_path})")
+
+    def result(self, timeout):
+        """Waits for the report (or stops the process after timeout seconds)."""
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.procs.stop(self.p)  # SIGTERM: a holding generator reports and exits
+        for t in self.threads:
+            t.join(10)
+        return parse_gen(self.out, self.err_path)
+
+
+def sample_idle(roots):
+    return {"mem": tree_mem(roots), "kernel_tcp": sockstat_tcp_bytes(),
+            "slab": meminfo_slab_bytes()}
+
+
+def run_idle(a, procs, srv, sc, logdir):
+    """Two generators of conns/2 each, the second started once the first is
+    READY; memory is sampled after each, so besides the cost per connection
+    from start-up (the target) the report has the marginal cost of the second
+    half, free of fixed costs that the first connections bring."""
+    roots = [p.pid for p in srv.roots]
+    s0 = sample_idle(roots)
+    half = sc["conns"] // 2
+    setup_s = 120
+    first = GenProc(procs, "confab-bench-0",
+                    gen_argv(a, dict(sc, hold=sc["hold"] + 3600), srv.port, half, 0, "1-50"),
+                    os.path.join(logdir, f"gen-{srv.kind}-0.log"))
+    second = None
+    try:
+        first.wait_ready(setup_s)
+        s1 = sample_idle(roots)
+        second = GenProc(procs, "confab-bench-1",
+                         gen_argv(a, sc, srv.port, sc["conns"] - half, half, "101-150"),
+                         os.path.join(logdir, f"gen-{srv.kind}-1.log"))
+        second.wait_ready(setup_s)
+        s2 = sample_idle(roots)
+        r2 = second.result(sc["hold"] + 30)
+    finally:
+        if second and second.p.poll() is None:
+            procs.stop(second.p)
+        r1 = first.result(0)
+    results = [r1, r2]
+    n1, n = first.joined, first.joined + second.joined
+    r = {"generators": results, "connected": sum(x["connected"] for x in results),
+         "joined": n, "connect_errors": sum(x["connect_errors"] for x in results),
+         "gen_cpu_total": max(x["gen_cpu_total"] for x in results)}
+    base, mid, now = srv.idle_mem, s1["mem"], s2["mem"]
+
+    def total(mem, k, ref=None):
+        # a process missing from ref (a restarted worker) counts whole
+        return sum(m[k] - (ref.get(pid, (0, 0))[k] if ref is not None else 0)
+                   for pid, m in mem.items())
+    r.update({
+        "processes": len(now),
+        "rss_idle": total(base, 0), "rss_half": total(mid, 0), "rss_held": total(now, 0),
+        "rss_per_conn": round(total(now, 0, base) / max(1, n), 1),
+        "private_per_conn": round(total(now, 1, base) / max(1, n), 1),
+        "rss_marginal_per_conn": round((total(now, 0) - total(mid, 0)) / max(1, n - n1), 1),
+        "private_marginal_per_conn": round((total(now, 1) - total(mid, 1)) / max(1, n - n1), 1),
+        "per_process": {str(pid): {"rss": m[0], "private": m[1],
+                                   "rss_idle": base.get(pid, (0, 0))[0]} for pid, m in now.items()},
+        "kernel_tcp_before": s0["kernel_tcp"], "kernel_tcp_held": s2["kernel_tcp"],
+        "kernel_per_conn": round((s2["kernel_tcp"] - s0["kernel_tcp"]) / max(1, n), 1),
+        "slab_before": s0["slab"], "slab_held": s2["slab"],
+        "slab_per_conn": round((s2["slab"] - s0["slab"]) / max(1, n), 1),
+    })
+    return r
+
+
+def run_one(a, procs, name, sc, kind, logdir):
+    """One scenario against one server: start it, load it, stop it."""
+    t0 = time.monotonic()
+    srv = None
+    try:
+        if kind == "confab":
+            srv = start_confab(a, procs, sc.get("gateway_workers", a.gateway_workers), logdir)
+        else:
+            srv = start_baseline(a, procs, sc.get("baseline_procs", 1), logdir)
+        r = (run_idle if name == "idle" else run_publish)(a, procs, srv, sc, logdir)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        say(f"{name} against {kind}: {e}")
+        r = {"error": str(e)}
+    finally:
+        if srv:
+            stop_server(procs, srv)
+    r["wall_s"] = round(time.monotonic() - t0, 1)
+    return r
+
+
+# ---- figures, targets and the report -----------------------------------------------
+
+def capacity_step(r):
+    """The passing step with the highest rate, or None."""
+    ok = [s for s in r.get("steps", []) if s.get("pass")]
+    return max(ok, key=lambda s: s["rate"]) if ok else None
+
+
+def figures(name, r):
+    """The headline figures of one run: {figure: value}."""
+    if "error" in r:
+        return {}
+    if name in ("fanout", "rooms"):
+        s = capacity_step(r)
+        steps = r.get("steps", [])
+        f = {"capacity_msgs": r.get("capacity_rate", 0),
+             "capacity_deliveries": s["delivered_per_s"] if s else 0,
+             "p99_at_capacity_ms": s["latency_ms"]["p99"] if s else None,
+             "gen_cpu_max": max((x["gen_cpu"] for x in steps), default=0),
+             "server_cpu": r.get("server_cpu")}
+        return f
+    if name == "steady":
+        s = (r.get("steps") or [None])[0]
+        if not s:
+            return {}
+        return {"delivered_per_s": s["delivered_per_s"], "lost": s["lost"],
+                "duplicated": s["duplicated"], "loss": s["loss"],
+                "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
+                "p999_ms": s["latency_ms"]["p999"], "gen_cpu": s["gen_cpu"],
+                "server_cpu": r.get("server_cpu")}
+    if name == "idle":
+        return {k: r.get(k) for k in ("joined", "rss_per_conn", "private_per_conn",
+                                      "rss_marginal_per_conn", "private_marginal_per_conn",
+                                      "kernel_per_conn", "slab_per_conn", "processes")}
+    if name == "storm":
+        return {"connected": r["connected"], "connect_errors": r["connect_errors"],
+                "handshakes_per_s": r["handshakes_per_s"],
+                "handshake_p50_ms": r["handshake_ms"]["p50"],
+                "handshake_p99_ms": r["handshake_ms"]["p99"],
+                "handshake_max_ms": r["handshake_ms"]["max"], "gen_cpu": r["gen_cpu_total"],
+                "server_cpu": r.get("server_cpu")}
+    return {}
+
+
+def median_figures(runs):
+    keys = {k for f in runs for k in f}
+    out = {}
+    for k in keys:
+        vals = [f[k] for f in runs if isinstance(f.get(k), (int, float))]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
+def ratio(c, b):
+    return c / b if isinstance(c, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+# (figure, label, target text, check(confab, baseline) -> bool or None)
+TARGETS = {
+    "fanout": [("capacity_deliveries", "capacity, deliveries/s", ">= 0.9x",
+                lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+               ("capacity_msgs", "capacity, msg/s (highest passing step)", "", None),
+               ("p99_at_capacity_ms", "p99 at that step, ms", "", None),
+               ("server_cpu", "server CPU, cores (whole run)", "", None),
+               ("gen_cpu_max", "generator CPU, cores (busiest step)", "", None)],
+    "rooms": [("capacity_msgs", "capacity, msg/s", ">= 0.8x",
+               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.8),
+              ("capacity_deliveries", "deliveries/s at capacity", "", None),
+              ("p99_at_capacity_ms", "p99 at that step, ms", "", None),
+              ("server_cpu", "server CPU, cores (whole run)", "", None),
+              ("gen_cpu_max", "generator CPU, cores (busiest step)", "", None)],
+    "steady": [("lost", "lost deliveries", "0", lambda c, b: c == 0),
+               ("duplicated", "duplicated deliveries", "0", lambda c, b: c == 0),
+               ("p99_ms", "p99 latency, ms", "<= 2x",
+                lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
+               ("p50_ms", "p50 latency, ms", "", None),
+               ("p999_ms", "p99.9 latency, ms", "", None),
+               ("delivered_per_s", "deliveries/s", "", None),
+               ("server_cpu", "server CPU, cores", "", None),
+               ("gen_cpu", "generator CPU, cores", "", None)],
+    "idle": [("rss_per_conn", "user-space RSS per connection, bytes", "<= 1024",
+              lambda c, b: c is not None and c <= 1024),
+             ("private_per_conn", "private memory per connection, bytes", "", None),
+             ("rss_marginal_per_conn", "RSS per connection, second half only, bytes", "", None),
+             ("private_marginal_per_conn", "private memory per connection, second half only, "
+              "bytes", "", None),
+             ("kernel_per_conn", "kernel TCP buffers per connection, bytes (sockstat)", "",
+              None),
+             ("slab_per_conn", "kernel slab per connection, both ends, bytes (Slab)", "", None),
+             ("joined", "connections held", "", None),
+             ("processes", "server processes summed", "", None)],
+    "storm": [("handshakes_per_s", "handshakes/s", ">= 0.9x",
+               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+              ("handshake_p99_ms", "handshake p99, ms", "<= 2x",
+               lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
+              ("handshake_p50_ms", "handshake p50, ms", "", None),
+              ("handshake_max_ms", "handshake max, ms", "", None),
+              ("connect_errors", "connect errors", "", None),
+              ("server_cpu", "server CPU, cores", "", None),
+              ("gen_cpu", "generator CPU, cores", "", None)],
+}
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if v == int(v) and abs(v) >= 100:
+            return f"{int(v):,}"
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def scenario_table(name, sc, med):
+    c, b = med.get("confab", {}), med.get("baseline", {})
+    lines = [f"### {sc['title']} (`{name}`)", "",
+             "| figure | confab | baseline | confab/baseline | target | met |",
+             "|---|---:|---:|---:|---|---|"]
+    verdicts = []
+    for key, label, target, check in TARGETS[name]:
+        cv, bv = c.get(key), b.get(key)
+        r = ratio(cv, bv)
+        met = ""
+        if check:
+            ok = check(cv, bv) if cv is not None else False
+            met = "met" if ok else "**not met**"
+            verdicts.append(ok)
+        lines.append(f"| {label} | {fmt(cv)} | {fmt(bv)} | {fmt(r) if r is not None else '—'} "
+                     f"| {target} | {met} |")
+    return lines, verdicts
+
+
+def describe(name, sc):
+    if name == "idle":
+        return (f"{sc['conns']:,} connections in {sc['rooms']:,} rooms from 2 generator "
+                f"processes (the second started once the first had all its connections), "
+                f"held {sc['hold']} s")
+    if name == "storm":
+        return f"{sc['conns']:,} connections, as fast as possible, <= {sc['inflight']} in flight"
+    pubs = "every connection" if sc["publishers"] == 0 else f"{sc['publishers']} publishers"
+    return (f"{sc['conns']:,} connections in {sc['rooms']:,} room(s), {pubs}, steps "
+            f"{','.join(map(str, sc['rates']))} msg/s of {sc['step']} s (+ up to {sc['drain']} s "
+            f"drain)")
+
+
+def step_table(r):
+    """The generator's per-step figures of one run, for the appendix."""
+    rows = ["| rate | sent | delivered/s | loss | dup | ooo | p50 ms | p99 ms | max ms | gen CPU "
+            "| pass |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for s in r.get("steps", []):
+        lat = s["latency_ms"]
+        rows.append(f"| {s['rate']:g} | {s['sent']:,} | {s['delivered_per_s']:,.0f} | "
+                    f"{s['loss']:.4%} | {s['duplicated']} | {s['out_of_order']} | {lat['p50']:.2f} "
+                    f"| {lat['p99']:.2f} | {lat['max']:.2f} | {s['gen_cpu']:.2f} | "
+                    f"{'yes' if s['pass'] else 'no'} |")
+    return rows
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            mem_kb = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    dirty = git("status", "--porcelain", "--", "gateway", "broker", "common", "bench")
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "ram_gib": round(mem_kb / 1048576, 1), "commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_server_changes": bool(dirty),
+            "load_before": os.getloadavg()[0]}
+
+
+def report(a, meta, scs, results):
+    m = meta["machine"]
+    lines = [f"## Results {meta['started']}", "",
+             f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, "
+             f"Linux {m['kernel']}; load average {m['load_before']:.2f} at the start",
+             f"- tree: {m['commit']}"
+             f"{' + uncommitted changes in gateway/broker/common/bench' if m['uncommitted_server_changes'] else ''}"
+             f", binaries: {a.build}",
+             f"- command: `{meta['command']}`",
+             f"- confab: {a.brokers} brokers, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
+             "private Redis on a Unix socket; baseline: 1 process (idle: 2)",
+             f"- repeat: {a.repeat}" + (" (medians)" if a.repeat > 1 else "")
+             + (" — **quick run: smaller sizes and shorter steps, not the reference figures**"
+                if a.quick else ""), ""]
+    summary = []
+    for name in results:
+        sc = scs[name]
+        med = {kind: median_figures([figures(name, r) for r in results[name][kind]])
+               for kind in ("confab", "baseline")}
+        t, verdicts = scenario_table(name, sc, med)
+        lines += t
+        lines += ["", f"_{describe(name, sc)}._"]
+        top = [kind for kind in ("confab", "baseline") if name in ("fanout", "rooms")
+               and med[kind].get("capacity_msgs") == max(sc["rates"])]
+        if top:
+            lines += ["", f"_{' and '.join(top)} passed the top step of the ramp: the capacity "
+                          "is at least that, so the ratio is only a bound._"]
+        errs = [f"{kind} run {i + 1}: {r['error']}" for kind in ("confab", "baseline")
+                for i, r in enumerate(results[name][kind]) if "error" in r]
+        if errs:
+            lines += [""] + [f"- error: {e}" for e in errs]
+        lines.append("")
+        summary.append((name, all(verdicts) and not errs and bool(verdicts)))
+    lines += ["### Summary", "", "| scenario | targets |", "|---|---|"]
+    lines += [f"| {n} | {'all met' if ok else '**not all met**'} |" for n, ok in summary]
+    details = []
+    for name in results:
+        for kind in ("confab", "baseline"):
+            for i, r in enumerate(results[name][kind]):
+                if r.get("steps"):
+                    details += [f"{name}, {kind}, run {i + 1}:", ""] + step_table(r) + [""]
+    if details:
+        lines += ["", "<details><summary>Steps of every run</summary>", ""] + details
+        lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def update_docs(md):
+    """Replaces the results section of docs/benchmarks.md with md."""
+    path = os.path.join(ROOT, "docs/benchmarks.md")
+    begin, end = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+    with open(path) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        say(f"{path} has no {begin} ... {end} section; not updated")
+        return
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{begin}\n{md}\n{end}{tail}")
+    say(f"updated {path}")
+
+
+# ---- main ----------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="confab benchmarks against bench/baseline "
+                                            "(docs/benchmarks.md)")
+    p.add_argument("--build", default="build", help="build directory (default: build)")
+    p.add_argument("--scenarios", default=",".join(ALL_SCENARIOS),
+                   help="comma list of " + ",".join(ALL_SCENARIOS))
+    p.add_argument("--repeat", type=int, default=1, help="runs of each scenario; medians")
+    p.add_argument("--quick", action="store_true", help="smaller and shorter: a smoke run")
+    p.add_argument("--out", default="bench-results", help="directory of the reports")
+    p.add_argument("--gateway-workers", type=int, default=2,
+                   help="confab GATEWAY_WORKERS outside the idle scenario (default 2)")
+    p.add_argument("--brokers", type=int, default=2, help="confab BROKERS (default 2)")
+    p.add_argument("--confab-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra environment for confab (repeatable)")
+    p.add_argument("--update-docs", action="store_true",
+                   help="also write the tables into docs/benchmarks.md")
+    a = p.parse_args(argv)
+    a.build = os.path.abspath(os.path.join(ROOT, a.build) if not os.path.isabs(a.build)
+                              else a.build)
+    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    bad = [s for s in a.scenarios if s not in ALL_SCENARIOS]
+    if bad or not a.scenarios or a.repeat < 1:
+        p.error(f"unknown scenario(s) {bad}" if bad else "nothing to run")
+    return a
+
+
+def check_binaries(a):
+    need = ["gateway/confab-gateway", "broker/confab-broker", "bench/gen/confab-bench",
+            "bench/baseline/confab-baseline"]
+    missing = [n for n in need if not os.access(os.path.join(a.build, n), os.X_OK)]
+    if missing:
+        raise SystemExit(f"bench: missing in {a.build}: {', '.join(missing)} (build first: make)")
+    if not shutil.which("redis-server"):
+        raise SystemExit("bench: redis-server is not installed (make deps)")
+
+
+def main(argv):
+    a = parse_args(argv)
+    check_binaries(a)
+    scs = scenarios(a.quick)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = os.path.join(ROOT, a.out) if not os.path.isabs(a.out) else a.out
+    logdir = os.path.join(out_dir, f"{stamp}-logs")
+    os.makedirs(logdir, exist_ok=True)
+    meta = {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "command": "scripts/bench.py " + " ".join(argv), "machine": machine(),
+            "quick": a.quick, "repeat": a.repeat, "scenarios": {n: scs[n] for n in a.scenarios}}
+    procs = Procs()
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    results = {}
+    try:
+        for name in a.scenarios:
+            results[name] = {"confab": [], "baseline": []}
+            for i in range(a.repeat):
+                for kind in ("baseline", "confab"):
+                    say(f"{name} ({i + 1}/{a.repeat}) against {kind}")
+                    r = run_one(a, procs, name, scs[name], kind, logdir)
+                    results[name][kind].append(r)
+                    say(f"{name} against {kind}: {json.dumps(figures(name, r))}")
+    except KeyboardInterrupt:
+        say("interrupted: reporting what ran")
+    finally:
+        procs.stop_all()
+    results = {n: r for n, r in results.items() if r["confab"] and r["baseline"]}
+    md = report(a, meta, scs, results)
+    base = os.path.join(out_dir, stamp)
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    with open(base + ".json", "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    print(md)
+    say(f"report: {base}.md, raw figures: {base}.json, logs: {logdir}")
+    if a.update_docs:
+        update_docs(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
