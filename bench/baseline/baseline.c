@@ -5,7 +5,9 @@
  * RFC 6455 framing by hand, rooms in a hash table, and each message encoded
  * once and queued to every member, with ONE send() per connection per loop
  * pass. That coalescing is what lets a bare server reach ~1M deliveries/s on
- * a small machine; one send() per frame stops near 100-200k.
+ * a small machine; one send() per frame stops near 100-200k. Under load a
+ * pass takes longer, more messages wait for each connection, and each send()
+ * carries more of them: throughput grows with load instead of collapsing.
  *
  * No JWT, no broker, no Redis. It answers the two requests of the benchmark
  * contract (docs/benchmarks.md), found by substring search, not JSON parsing:
@@ -25,8 +27,10 @@
  *
  * Usage: confab-baseline --port P [--addr 127.0.0.1] [--procs N]
  * N processes share the port with SO_REUSEPORT (the idle scenario needs two:
- * one process may hold at most ~20000 fds here). Prints "READY <port>" once
- * listening; exits 0 on SIGTERM/SIGINT.
+ * one process may hold at most ~20000 fds here). Rooms are per process, so
+ * members of one room must reach the same process: N > 1 only suits
+ * scenarios that publish nothing. Prints "READY <port>" once listening;
+ * exits 0 on SIGTERM/SIGINT.
  */
 #include <arpa/inet.h>
 #include <errno.h>
