@@ -195,21 +195,26 @@ static void on_sub_ready(void *ud)
         s->rs->cbs.on_sub_ready(s->rs->ud, s->index);
 }
 
-/* A new publisher connection may lead to another server (a failover, a
- * restart with other data): check again before using it. */
+/* Passed on by verified(), once the new connection is checked. */
 static void on_pub_ready(void *ud)
 {
-    struct server *s = ud;
-    s->verified = false;
-    s->checking = false; /* the old connection's check was answered with NULL */
-    check(s);
+    (void)ud;
 }
 
+/* A new connection may lead to another server (a failover, a restart with
+ * other data): once a connection drops, nothing is sent or subscribed there
+ * until both are up again and the check has passed anew. */
 static void on_state(void *ud, bool ready)
 {
     struct server *s = ud;
+    if (!ready) {
+        s->verified = false;
+    } else if (!s->verified) {
+        check(s);
+        return; /* up once checked: verified() tells */
+    }
     if (s->rs->cbs.on_state)
-        s->rs->cbs.on_state(s->rs->ud, s->index, ready && s->verified);
+        s->rs->cbs.on_state(s->rs->ud, s->index, ready);
 }
 
 /* ---- public API ---------------------------------------------------------- */

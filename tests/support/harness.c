@@ -298,11 +298,23 @@ static bool unix_connectable(const char *path)
     return ok;
 }
 
+static int redis_start_on(struct h_redis *r, const char *dir, int port);
+
 int h_redis_start(struct h_redis *r, const char *dir)
+{
+    return redis_start_on(r, dir, h_free_port());
+}
+
+int h_redis_restart(struct h_redis *r, const char *dir)
+{
+    return redis_start_on(r, dir, r->port);
+}
+
+static int redis_start_on(struct h_redis *r, const char *dir, int tcp_port)
 {
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", dir);
     snprintf(r->addr, sizeof r->addr, "unix:%s", r->sock);
-    r->port = h_free_port();
+    r->port = tcp_port;
     snprintf(r->tcp_addr, sizeof r->tcp_addr, "127.0.0.1:%d", r->port);
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);

@@ -71,6 +71,9 @@ struct h_redis {
     char tcp_addr[32]; /* "127.0.0.1:<port>", the same server over TCP */
 };
 int h_redis_start(struct h_redis *r, const char *dir);
+/* Starts it again (after a stop) on the same socket path and TCP port, so
+ * that a REDIS_ADDR naming either still reaches it. */
+int h_redis_restart(struct h_redis *r, const char *dir);
 void h_redis_stop(struct h_redis *r);
 /* Runs one command with redis-cli against it; returns its exit status. */
 int h_redis_cli(const struct h_redis *r, const char *const args[]);

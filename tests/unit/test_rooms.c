@@ -917,6 +917,48 @@ static void test_held_run_when_sub_lost(void **state)
     assert_int_equal(stats().held_bytes, 0);
 }
 
+/* Rooms spread over several Redis servers: losing one server's subscriber
+ * resets only the rooms `pick` chooses (here: names starting with "s1-"),
+ * and only those are subscribed again when it is back. */
+static bool on_s1(void *ud, const char *name, size_t len)
+{
+    assert_ptr_equal(ud, &g_fake);
+    return len > 3 && memcmp(name, "s1-", 3) == 0;
+}
+
+static void test_sub_lost_and_ready_for_one_server(void **state)
+{
+    (void)state;
+    join(0, "s0-a");
+    join(0, "s1-b");
+    join(1, "s1-c");
+    confirm("s0-a");
+    confirm("s1-b");
+    confirm("s1-c");
+    g_fake.n = 0;
+
+    rooms_on_sub_lost_if(g_rooms, on_s1, &g_fake);
+    assert_int_equal(submit("s1-b", "x"), -ENOTCONN);
+    assert_int_equal(submit("s1-c", "x"), -ENOTCONN);
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(submit("s0-a", "ok"), 0); /* the other server's room runs at once */
+    assert_int_equal(g_fake.n, 1);
+    assert_run(0, LID(0), "ok");
+
+    g_fake.n = 0;
+    rooms_on_sub_ready_if(g_rooms, on_s1, &g_fake);
+    assert_int_equal(g_fake.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(g_fake.calls[i].kind, 'S');
+        assert_true(on_s1(&g_fake, g_fake.calls[i].name, strlen(g_fake.calls[i].name)));
+    }
+    assert_int_equal(submit("s1-b", "held"), 0); /* until its SUBSCRIBE is answered */
+    assert_int_equal(g_fake.n, 2);
+    confirm("s1-b");
+    assert_int_equal(g_fake.n, 3);
+    assert_run(2, LID(0), "held");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -941,6 +983,7 @@ int main(void)
         T(test_submit_enotconn_when_subscriber_down),
         T(test_held_run_in_order_with_link_id),
         T(test_held_run_when_sub_lost),
+        T(test_sub_lost_and_ready_for_one_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

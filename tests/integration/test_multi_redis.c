@@ -1,0 +1,486 @@
+/* Several Redis servers (REDIS_ADDR lists three): rooms spread over them by
+ * common/ring, two nodes with the same list (one over Unix sockets, one over
+ * TCP), messages crossing nodes exactly once on every server; a node with
+ * another list refuses to start; a server down takes only its own rooms
+ * away; a server whose ring key changes under a running node is treated as
+ * down, not crash-looped on. */
+#include "v1.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "prom.h"
+#include "ring.h"
+
+enum { NSERVERS = 3, A_BROKERS = 2, B_BROKERS = 3 };
+
+static struct h_redis redis[NSERVERS];
+static char dirs[NSERVERS][300];
+static char list_unix[1024], list_tcp[256];
+static struct h_node a, b;
+static int a_metrics; /* node a's BROKER_METRICS_PORT */
+static char a_metrics_env[48];
+
+/* ---- Redis, directly ------------------------------------------------------ */
+
+static redisContext *rc_of(int server)
+{
+    redisContext *c = redisConnectUnix(redis[server].sock);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    return c;
+}
+
+/* The integer reply of a command on one server. */
+static long long rint_of(int server, const char *fmt, const char *arg)
+{
+    redisContext *c = rc_of(server);
+    redisReply *r = redisCommand(c, fmt, arg);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) /* PUBSUB NUMSUB */
+        r->integer = r->element[1]->integer;
+    else
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* The string value of a key on one server ("" when absent). */
+static void rget(int server, const char *key, char *out, size_t cap)
+{
+    redisContext *c = rc_of(server);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    assert_non_null(r);
+    snprintf(out, cap, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void rset_key(int server, const char *key, const char *value)
+{
+    redisContext *c = rc_of(server);
+    redisReply *r = redisCommand(c, "SET %s %s", key, value);
+    assert_non_null(r);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* ---- rooms ----------------------------------------------------------------- */
+
+/* A room name starting with `prefix` that lives on `server` (of 3) and whose
+ * shard on node a (of 2 brokers) is `shard` (-1: any). */
+static void room_on(char *out, size_t cap, const char *prefix, int server, int shard)
+{
+    for (int i = 0; i < 100000; i++) {
+        snprintf(out, cap, "%s%d", prefix, i);
+        if ((int)cf_ring_server_of(out, strlen(out), NSERVERS) == server &&
+            (shard < 0 || (int)cf_shard_of(out, strlen(out), A_BROKERS) == shard))
+            return;
+    }
+    fail_msg("no room for server %d shard %d", server, shard);
+}
+
+/* ---- fixture --------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    size_t u = 0, t = 0;
+    for (int i = 0; i < NSERVERS; i++) {
+        snprintf(dirs[i], sizeof dirs[i], "%s/r%d", h_tmpdir(), i);
+        mkdir(dirs[i], 0700);
+        if (h_redis_start(&redis[i], dirs[i]) < 0)
+            return -1;
+        u += (size_t)snprintf(list_unix + u, sizeof list_unix - u, "%s%s", i ? "," : "",
+                              redis[i].addr);
+        t += (size_t)snprintf(list_tcp + t, sizeof list_tcp - t, "%s%s", i ? ", " : "",
+                              redis[i].tcp_addr);
+    }
+    /* Same servers, same order; one node over Unix sockets, the other over
+     * TCP: addresses are not what the ring check compares. */
+    h_node_init(&a, list_unix);
+    a.brokers = A_BROKERS;
+    a_metrics = h_free_ports(A_BROKERS);
+    snprintf(a_metrics_env, sizeof a_metrics_env, "BROKER_METRICS_PORT=%d", a_metrics);
+    a.extra_env[0] = a_metrics_env;
+    h_node_init(&b, list_tcp);
+    b.brokers = B_BROKERS;
+    if (h_node_start(&a) < 0 || h_node_start(&b) < 0) {
+        h_node_dump_logs(&a);
+        h_node_dump_logs(&b);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h_node_dump_logs(&a);
+    h_node_dump_logs(&b);
+    int bad = h_node_stop(&a) + h_node_stop(&b);
+    for (int i = 0; i < NSERVERS; i++)
+        h_redis_stop(&redis[i]);
+    return bad ? -1 : 0;
+}
+
+/* ---- exactly once, on every server ---------------------------------------- */
+
+enum { PER_SENDER = 15 };
+
+/* In `room`, ann (node a) and bob (node b) each say PER_SENDER messages;
+ * every member (two per node) gets each exactly once, each sender's in order. */
+static void cross_exactly_once(const char *room)
+{
+    struct wsc *m[4] = {member(a.port, "ann", room), member(a.port, "amy", room),
+                        member(b.port, "bob", room), member(b.port, "bea", room)};
+    settle(m, 4);
+    for (int i = 0; i < PER_SENDER; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "%s/a/%d", room, i);
+        say(m[0], text);
+        snprintf(text, sizeof text, "%s/b/%d", room, i);
+        say(m[2], text);
+    }
+    for (int r = 0; r < 4; r++) {
+        int next[2] = {0, 0};
+        for (int i = 0; i < 2 * PER_SENDER; i++) {
+            json_t *ev = wsc_recv_json(m[r], 5000);
+            if (!ev)
+                fail_msg("member %d of room %s got %d of %d messages", r, room, i,
+                         2 * PER_SENDER);
+            const char *text = payload_str(ev, "message");
+            assert_non_null(text);
+            size_t rl = strlen(room);
+            assert_true(strncmp(text, room, rl) == 0 && text[rl] == '/');
+            int who = text[rl + 1] == 'a' ? 0 : 1;
+            /* in order and never twice: the next one expected from that sender */
+            assert_int_equal(atoi(text + rl + 3), next[who]);
+            next[who]++;
+            json_decref(ev);
+        }
+        assert_true(wsc_quiet(m[r], r == 0 ? 300 : 30)); /* nothing doubled late */
+    }
+    for (int r = 0; r < 4; r++)
+        wsc_close(m[r]);
+}
+
+static void test_rooms_on_every_server_cross_nodes_exactly_once(void **state)
+{
+    (void)state;
+    /* One room per (server, shard of node a): every broker of a uses every
+     * server, and every server carries rooms of both shards. */
+    char rooms[NSERVERS][A_BROKERS][32];
+    for (int s = 0; s < NSERVERS; s++) {
+        for (int sh = 0; sh < A_BROKERS; sh++) {
+            char prefix[16];
+            snprintf(prefix, sizeof prefix, "x%d%d-", s, sh);
+            room_on(rooms[s][sh], sizeof rooms[s][sh], prefix, s, sh);
+        }
+    }
+    for (int s = 0; s < NSERVERS; s++)
+        for (int sh = 0; sh < A_BROKERS; sh++)
+            cross_exactly_once(rooms[s][sh]);
+
+    /* Each room's state is on its own server only, and each server knows
+     * every node's subscription to its rooms and nothing of the others'. */
+    for (int s = 0; s < NSERVERS; s++) {
+        char key[64], v[32];
+        snprintf(v, sizeof v, "%d/%d", s, NSERVERS);
+        char ring[32];
+        rget(s, "confab:ring", ring, sizeof ring);
+        assert_string_equal(ring, v);
+        for (int o = 0; o < NSERVERS; o++)
+            for (int sh = 0; sh < A_BROKERS; sh++) {
+                snprintf(key, sizeof key, "cf:{%s}:meta", rooms[o][sh]);
+                long long exists = rint_of(s, "EXISTS %s", key);
+                if (exists != (o == s))
+                    fail_msg("room %s (server %d): its meta key %s on server %d", rooms[o][sh], o,
+                             exists ? "is" : "is not", s);
+            }
+    }
+}
+
+/* While members stay, each room's channel is subscribed by one broker per
+ * node, on its own server only (PUBSUB NUMSUB). */
+static void test_subscriptions_are_on_the_rooms_server(void **state)
+{
+    (void)state;
+    struct wsc *m[2 * NSERVERS];
+    char rooms[NSERVERS][32];
+    for (int s = 0; s < NSERVERS; s++) {
+        room_on(rooms[s], sizeof rooms[s], "sub-", s, -1);
+        m[2 * s] = member(a.port, "ann", rooms[s]);
+        m[2 * s + 1] = member(b.port, "bob", rooms[s]);
+    }
+    settle(m, 2 * NSERVERS);
+    for (int s = 0; s < NSERVERS; s++)
+        for (int o = 0; o < NSERVERS; o++) {
+            char chan[48];
+            snprintf(chan, sizeof chan, "room:%s", rooms[o]);
+            long long n = rint_of(s, "PUBSUB NUMSUB %s", chan);
+            if (n != (o == s ? 2 : 0))
+                fail_msg("%s (server %d) has %lld subscribers on server %d", chan, o, n, s);
+        }
+    for (int i = 0; i < 2 * NSERVERS; i++)
+        wsc_close(m[i]);
+}
+
+/* ---- another list: refused ------------------------------------------------- */
+
+/* Starts shard 0 of a node with REDIS_ADDR = list; it must exit 2 naming
+ * the server, what it holds and what was expected: one of the n pairs
+ * holds[i]/expects[i] (whichever server answers its check first). */
+static void refused(const char *list, int n, const char *const holds[],
+                    const char *const expects[])
+{
+    static int count;
+    char run_dir[320], name[32], addr[1100], rd[340];
+    snprintf(run_dir, sizeof run_dir, "%s/refused-%d", h_tmpdir(), count);
+    snprintf(name, sizeof name, "refused-%d-broker", count++);
+    mkdir(run_dir, 0750);
+    snprintf(addr, sizeof addr, "REDIS_ADDR=%s", list);
+    snprintf(rd, sizeof rd, "RUN_DIR=%s", run_dir);
+    const char *env[] = {addr, rd, "BROKERS=1", "JWT_SECRET=" H_JWT_SECRET, NULL};
+    char *argv[] = {(char *)h_bin("broker"), "--shard", "0", "--shards", "1", NULL};
+    struct h_proc p;
+    assert_int_equal(h_spawn(&p, name, run_dir, argv, env), 0);
+    int st = h_wait_exit(&p, 15000);
+    h_dump_log(&p, 3);
+    if (st < 0) {
+        h_stop(&p, SIGKILL, 2000);
+        fail_msg("a broker with REDIS_ADDR=%s kept running", list);
+    }
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    bool named = false;
+    for (int i = 0; i < n && !named; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "holds confab:ring = \"%s\", but this node expects \"%s\"",
+                 holds[i], expects[i]);
+        named = h_log_contains(&p, want, i ? 10 : 1000);
+    }
+    assert_true(named);
+    assert_true(h_log_contains(&p, "same REDIS_ADDR list, in the same order", 100));
+}
+
+static void test_a_node_with_another_list_refuses_to_start(void **state)
+{
+    (void)state;
+    char list[1024];
+    /* Another order: server 1 first. */
+    snprintf(list, sizeof list, "%s,%s,%s", redis[1].addr, redis[0].addr, redis[2].addr);
+    refused(list, 2, (const char *const[]){"1/3", "0/3"}, (const char *const[]){"0/3", "1/3"});
+    /* Another count: the first two only. */
+    snprintf(list, sizeof list, "%s,%s", redis[0].tcp_addr, redis[1].tcp_addr);
+    refused(list, 2, (const char *const[]){"0/3", "1/3"}, (const char *const[]){"0/2", "1/2"});
+    /* The running nodes were not disturbed. */
+    for (int s = 0; s < NSERVERS; s++) {
+        char ring[32], v[32];
+        rget(s, "confab:ring", ring, sizeof ring);
+        snprintf(v, sizeof v, "%d/%d", s, NSERVERS);
+        assert_string_equal(ring, v);
+    }
+    char room[32];
+    room_on(room, sizeof room, "after-", 1, -1);
+    struct wsc *m[2] = {member(a.port, "ann", room), member(b.port, "bob", room)};
+    settle(m, 2);
+    exactly_once(m[1], m, 2, "still fine", "bob");
+    wsc_close(m[0]);
+    wsc_close(m[1]);
+}
+
+/* ---- one server down ------------------------------------------------------- */
+
+/* node a's broker shard `shard` metric, summed over samples matching `match`. */
+static double a_metric(int shard, const char *name, const char *match)
+{
+    struct h_resp r;
+    assert_int_equal(h_http(a_metrics + shard, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_null(prom_check(r.body));
+    char m[96];
+    snprintf(m, sizeof m, "shard=\"%d\"%s%s", shard, match ? "," : "", match ? match : "");
+    double v = prom_sum(r.body, name, m, NULL);
+    h_resp_free(&r);
+    return v;
+}
+
+static bool a_metric_is(int shard, const char *name, const char *match, double want, int ms)
+{
+    int64_t deadline = h_now_ms() + ms;
+    do {
+        if (a_metric(shard, name, match) == want)
+            return true;
+        h_sleep_ms(50);
+    } while (h_now_ms() < deadline);
+    return false;
+}
+
+/* Sends with a client id until acked (a server coming back may answer
+ * unavailable for a moment); returns the message id. */
+static json_int_t send_until_acked(struct v1c *c, const char *room, const char *text,
+                                   const char *id, int ms)
+{
+    int64_t deadline = h_now_ms() + ms;
+    for (;;) {
+        send_req(c, room, text, id);
+        json_t *ack = v1_wait(c, 3000, "ack", "id", id, NULL);
+        if (ack) {
+            json_int_t mid = pint(ack, "message_id");
+            json_decref(ack);
+            return mid;
+        }
+        json_t *err = v1_take(c, "error", "ref", id, NULL);
+        if (err && strcmp(pstr(err, "code"), "unavailable") && strcmp(pstr(err, "code"), "timeout"))
+            fail_msg("send %s: error %s", id, pstr(err, "code"));
+        json_decref(err);
+        if (h_now_ms() > deadline) {
+            v1_dump(c, "resends");
+            fail_msg("send %s not acked within %d ms", id, ms);
+        }
+        h_sleep_ms(200);
+    }
+}
+
+/* A send refused while a server is away must say unavailable (nothing done). */
+static void send_unavailable(struct v1c *c, const char *room, const char *id)
+{
+    send_req(c, room, "into the void", id);
+    json_t *ev = v1_wait(c, V1_WAIT, "error", "ref", id, NULL);
+    V1_MUST(c, ev, "error while the room's Redis is down");
+    assert_string_equal(pstr(ev, "code"), "unavailable");
+    json_decref(ev);
+}
+
+/* Every room on a server that works carries a message both ways. */
+static void rooms_work(struct v1c *x, struct v1c *y, char rooms[][32], int skip, const char *tag)
+{
+    for (int s = 0; s < NSERVERS; s++) {
+        if (s == skip)
+            continue;
+        char text[64];
+        snprintf(text, sizeof text, "%s on server %d", tag, s);
+        json_int_t id = send_ok(x, rooms[s], text, NULL);
+        assert_int_equal(expect_new(x, rooms[s], text, NULL), id);
+        assert_int_equal(expect_new(y, rooms[s], text, NULL), id);
+    }
+}
+
+static void test_one_server_down_takes_only_its_rooms(void **state)
+{
+    (void)state;
+    enum { DOWN = 1 };
+    char rooms[NSERVERS][32];
+    struct v1c *x = v1_member(a.port, "xena", V1_JSON), *y = v1_member(b.port, "yuri", V1_JSON);
+    for (int s = 0; s < NSERVERS; s++) {
+        room_on(rooms[s], sizeof rooms[s], "down-", s, -1);
+        join_quietly(x, rooms[s]);
+        join_quietly(y, rooms[s]);
+    }
+    rooms_work(x, y, rooms, -1, "before");
+    int shard = (int)cf_shard_of(rooms[DOWN], strlen(rooms[DOWN]), A_BROKERS);
+    assert_true(a_metric_is(shard, "confab_broker_ready", NULL, 1, 5000));
+
+    long mark = h_log_mark(&a.broker[shard]);
+    h_stop(&redis[DOWN].proc, SIGKILL, 5000);
+    char lost[400];
+    snprintf(lost, sizeof lost, "connection to %s lost", redis[DOWN].addr);
+    assert_true(h_log_contains_from(&a.broker[shard], mark, lost, 10000));
+
+    /* Its rooms: unavailable, at once, from both nodes. */
+    send_unavailable(x, rooms[DOWN], "d-1");
+    send_unavailable(y, rooms[DOWN], "d-2");
+    /* The other servers' rooms: as before, both ways. */
+    rooms_work(x, y, rooms, DOWN, "during");
+    rooms_work(y, x, rooms, DOWN, "during, back");
+    /* Reported per server: that server down, the broker not ready. */
+    char srv[32];
+    snprintf(srv, sizeof srv, "server=\"%d\"", DOWN);
+    assert_true(a_metric_is(shard, "confab_broker_redis_up", srv, 0, 5000));
+    assert_true(a_metric_is(shard, "confab_broker_redis_up", "server=\"0\"", 2, 1000));
+    assert_true(a_metric_is(shard, "confab_broker_ready", NULL, 0, 1000));
+
+    /* Back, empty (no persistence): the ring key is set again, the rooms
+     * are subscribed again, and the send goes through. */
+    assert_int_equal(h_redis_restart(&redis[DOWN], dirs[DOWN]), 0);
+    char ready[80];
+    snprintf(ready, sizeof ready, "ready: Redis connected (server %d of %d)", DOWN, NSERVERS);
+    assert_true(h_log_contains_from(&a.broker[shard], mark, ready, 15000));
+    /* Once the brokers are ready again the gateways re-sync the members of
+     * their rooms; the room's history went with the server (no persistence
+     * here), so they start over: a fresh joined, recovered false. */
+    struct v1c *both[2] = {x, y};
+    for (int i = 0; i < 2; i++) {
+        json_t *ev = v1_wait(both[i], 20000, "joined", "room", rooms[DOWN], NULL);
+        V1_MUST(both[i], ev, "joined after the server came back");
+        assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+        json_decref(ev);
+    }
+    json_int_t id = send_until_acked(x, rooms[DOWN], "back again", "d-3", 15000);
+    assert_int_equal(expect_new(y, rooms[DOWN], "back again", "xena"), id);
+    assert_int_equal(expect_new(x, rooms[DOWN], "back again", "xena"), id);
+    char ring[32], v[32];
+    rget(DOWN, "confab:ring", ring, sizeof ring);
+    snprintf(v, sizeof v, "%d/%d", DOWN, NSERVERS);
+    assert_string_equal(ring, v);
+    assert_true(a_metric_is(shard, "confab_broker_ready", NULL, 1, 15000));
+    rooms_work(y, x, rooms, -1, "after");
+    V1_NONE(y, 300, "new_message", "message", "back again", NULL); /* once only */
+    V1_NONE(x, 30, "new_message", "message", "back again", NULL);
+    v1_close(x);
+    v1_close(y);
+}
+
+/* ---- the ring key changed under a running node ------------------------------ */
+
+static void test_ring_key_changed_while_running(void **state)
+{
+    (void)state;
+    enum { BAD = 2 };
+    char rooms[NSERVERS][32];
+    struct v1c *x = v1_member(a.port, "xena", V1_JSON), *y = v1_member(b.port, "yuri", V1_JSON);
+    for (int s = 0; s < NSERVERS; s++) {
+        room_on(rooms[s], sizeof rooms[s], "ring-", s, -1);
+        join_quietly(x, rooms[s]);
+        join_quietly(y, rooms[s]);
+    }
+    int shard = (int)cf_shard_of(rooms[BAD], strlen(rooms[BAD]), A_BROKERS);
+    long mark = h_log_mark(&a.broker[shard]);
+    rset_key(BAD, "confab:ring", "0/4"); /* as if a node with 4 servers took it */
+    assert_true(h_log_contains_from(&a.broker[shard], mark, "now holds confab:ring = \"0/4\"",
+                                    15000));
+    send_unavailable(x, rooms[BAD], "r-1");
+    rooms_work(x, y, rooms, BAD, "ring mismatch");
+    char srv[32];
+    snprintf(srv, sizeof srv, "server=\"%d\"", BAD);
+    assert_true(a_metric_is(shard, "confab_broker_redis_ring_ok", srv, 0, 1000));
+    assert_true(h_alive(&a.broker[shard])); /* treated as down, not exited */
+
+    /* Put right again (here: the key deleted, as docs/operations.md says):
+     * the next check sets it and the rooms come back. */
+    redisContext *c = rc_of(BAD);
+    freeReplyObject(redisCommand(c, "DEL confab:ring"));
+    redisFree(c);
+    assert_true(h_log_contains_from(&a.broker[shard], mark, "as expected", 15000));
+    json_int_t id = send_until_acked(x, rooms[BAD], "ring fixed", "r-2", 15000);
+    assert_int_equal(expect_new(y, rooms[BAD], "ring fixed", "xena"), id);
+    assert_true(a_metric_is(shard, "confab_broker_redis_ring_ok", srv, 1, 1000));
+    v1_close(x);
+    v1_close(y);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rooms_on_every_server_cross_nodes_exactly_once),
+        cmocka_unit_test(test_subscriptions_are_on_the_rooms_server),
+        cmocka_unit_test(test_a_node_with_another_list_refuses_to_start),
+        cmocka_unit_test(test_one_server_down_takes_only_its_rooms),
+        cmocka_unit_test(test_ring_key_changed_while_running),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+}
