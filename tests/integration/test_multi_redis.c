@@ -235,7 +235,7 @@ static void test_subscriptions_are_on_the_rooms_server(void **state)
  * the server, what it holds and what was expected: one of the n pairs
  * holds[i]/expects[i] (whichever server answers its check first). */
 static void refused(const char *list, int n, const char *const holds[],
-                    const char *const expects[])
+                    const char *const expects[], bool supervised)
 {
     static int count;
     char run_dir[320], name[32], addr[1100], rd[340];
@@ -244,8 +244,13 @@ static void refused(const char *list, int n, const char *const holds[],
     mkdir(run_dir, 0750);
     snprintf(addr, sizeof addr, "REDIS_ADDR=%s", list);
     snprintf(rd, sizeof rd, "RUN_DIR=%s", run_dir);
-    const char *env[] = {addr, rd, "BROKERS=1", "JWT_SECRET=" H_JWT_SECRET, NULL};
-    char *argv[] = {(char *)h_bin("broker"), "--shard", "0", "--shards", "1", NULL};
+    /* supervised: confab-broker runs every shard (2) under its supervisor,
+     * which must stop them all and exit 2 too, not restart them. */
+    const char *env[] = {addr, rd, supervised ? "BROKERS=2" : "BROKERS=1",
+                         "JWT_SECRET=" H_JWT_SECRET, NULL};
+    char *one[] = {(char *)h_bin("broker"), "--shard", "0", "--shards", "1", NULL};
+    char *all[] = {(char *)h_bin("broker"), NULL};
+    char **argv = supervised ? all : one;
     struct h_proc p;
     assert_int_equal(h_spawn(&p, name, run_dir, argv, env), 0);
     int st = h_wait_exit(&p, 15000);
@@ -273,10 +278,14 @@ static void test_a_node_with_another_list_refuses_to_start(void **state)
     char list[1024];
     /* Another order: server 1 first. */
     snprintf(list, sizeof list, "%s,%s,%s", redis[1].addr, redis[0].addr, redis[2].addr);
-    refused(list, 2, (const char *const[]){"1/3", "0/3"}, (const char *const[]){"0/3", "1/3"});
+    refused(list, 2, (const char *const[]){"1/3", "0/3"}, (const char *const[]){"0/3", "1/3"},
+            false);
+    refused(list, 2, (const char *const[]){"1/3", "0/3"}, (const char *const[]){"0/3", "1/3"},
+            true);
     /* Another count: the first two only. */
     snprintf(list, sizeof list, "%s,%s", redis[0].tcp_addr, redis[1].tcp_addr);
-    refused(list, 2, (const char *const[]){"0/3", "1/3"}, (const char *const[]){"0/2", "1/2"});
+    refused(list, 2, (const char *const[]){"0/3", "1/3"}, (const char *const[]){"0/2", "1/2"},
+            false);
     /* The running nodes were not disturbed. */
     for (int s = 0; s < NSERVERS; s++) {
         char ring[32], v[32];
