@@ -532,6 +532,26 @@ def figures(name, r):
     return {}
 
 
+def anomalies(r):
+    """What went wrong in a run besides the figures: refused connections,
+    server errors, connections the server closed."""
+    out = []
+    for g in r.get("generators", [r]):
+        for key in ("connect_errors", "join_errors", "closed", "bad_frames"):
+            if g.get(key):
+                out.append(f"{key.replace('_', ' ')}: {g[key]}")
+        refused = {k: v for k, v in g.get("refused_by_status", {}).items() if v}
+        if refused:
+            out.append(f"upgrades refused by status: {refused}")
+        if g.get("server_error_codes"):
+            out.append(f"error events from the server: {g['server_error_codes']}")
+        for s in g.get("steps", []):
+            if s.get("send_blocked"):
+                out.append(f"{s['send_blocked']} sends blocked at {s['rate']:g} msg/s "
+                           "(publisher's output full)")
+    return out
+
+
 def median_figures(runs):
     keys = {k for f in runs for k in f}
     out = {}
@@ -705,6 +725,10 @@ def report(a, meta, scs, results):
                 for i, r in enumerate(results[name][kind]) if "error" in r]
         if errs:
             lines += [""] + [f"- error: {e}" for e in errs]
+        notes = [f"{kind} run {i + 1}: {n}" for kind in ("confab", "baseline")
+                 for i, r in enumerate(results[name][kind]) for n in anomalies(r)]
+        if notes:
+            lines += [""] + [f"- {n}" for n in notes]
         lines.append("")
         summary.append((name, all(verdicts) and not errs and bool(verdicts)))
     lines += ["### Summary", "", "| scenario | targets |", "|---|---|"]

@@ -98,6 +98,28 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
         st->delivered++;
 }
 
+/* Counts an error event by its "code" (what confab refused, and why). */
+static void count_error_code(gen *g, const uint8_t *p, size_t n)
+{
+    const uint8_t *k = memmem(p, n, "\"code\":\"", 8), *e;
+    char code[24] = "?";
+    if (k && (e = memchr(k + 8, '"', n - (size_t)(k + 8 - p))) && e - (k + 8) < 24) {
+        memcpy(code, k + 8, (size_t)(e - (k + 8)));
+        code[e - (k + 8)] = '\0';
+    }
+    for (char *q = code; *q; q++) /* it goes into JSON as it is */
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_'))
+            *q = '?';
+    for (size_t i = 0; i < sizeof g->err_codes / sizeof g->err_codes[0]; i++) {
+        if (g->err_codes[i].count == 0)
+            snprintf(g->err_codes[i].code, sizeof g->err_codes[i].code, "%s", code);
+        if (strcmp(g->err_codes[i].code, code) == 0) {
+            g->err_codes[i].count++;
+            return;
+        }
+    }
+}
+
 void acct_on_message(gen *g, conn *c, const uint8_t *p, size_t n)
 {
     switch (mt_type(p, n)) {
@@ -113,6 +135,7 @@ void acct_on_message(gen *g, conn *c, const uint8_t *p, size_t n)
         }
         return;
     case MT_ERROR:
+        count_error_code(g, p, n);
         if (c->state == CS_JOINING)
             conn_close(g, c); /* the join was refused: a join error */
         else if (g->cur)

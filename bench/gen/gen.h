@@ -114,6 +114,10 @@ typedef struct gen {
     uint64_t bad_frames, foreign, closed_total, server_closes, bytes_in;
     uint64_t outside_steps, setup_errors; /* messages / errors between steps */
     uint32_t pub_lo, pub_hi; /* global indices of the publishers: [lo, hi) */
+    struct {
+        char code[24];
+        uint64_t count;
+    } err_codes[8]; /* server error events by "code" (the first 8 codes seen) */
 } gen;
 
 uint64_t gen_clock(void);

@@ -61,7 +61,13 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
                ms(s->pace_lag_max), (unsigned long long)s->server_errors,
                (unsigned long long)s->closed, s->gen_cpu, s->pass ? "true" : "false");
     }
-    printf("],\"capacity_rate\":%g,\"gen_cpu_total\":%.3f,\"bad_frames\":%llu,\"foreign\":%llu,"
+    printf("],\"server_error_codes\":{");
+    for (size_t i = 0; i < sizeof g->err_codes / sizeof g->err_codes[0] && g->err_codes[i].count;
+         i++)
+        printf("%s\"%s\":%llu", i ? "," : "", g->err_codes[i].code,
+               (unsigned long long)g->err_codes[i].count);
+    printf("}");
+    printf(",\"capacity_rate\":%g,\"gen_cpu_total\":%.3f,\"bad_frames\":%llu,\"foreign\":%llu,"
            "\"outside_steps\":%llu,\"server_closes\":%llu,\"closed\":%llu}\n",
            capacity, cpu, (unsigned long long)g->bad_frames, (unsigned long long)g->foreign,
            (unsigned long long)g->outside_steps, (unsigned long long)g->server_closes,
@@ -92,6 +98,10 @@ static void print_table(const gen *g, const step_stats *steps, int nsteps, doubl
     }
     if (nsteps)
         printf("capacity: %g msg/s\n", capacity);
+    for (size_t i = 0; i < sizeof g->err_codes / sizeof g->err_codes[0] && g->err_codes[i].count;
+         i++)
+        printf("server errors \"%s\": %llu\n", g->err_codes[i].code,
+               (unsigned long long)g->err_codes[i].count);
     printf("generator CPU: %.2f of a core\n", cpu);
 }
 
