@@ -614,9 +614,9 @@ TARGETS = {
 def fmt(v):
     if v is None:
         return "—"
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
     if isinstance(v, float):
-        if v == int(v) and abs(v) >= 100:
-            return f"{int(v):,}"
         return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
     if isinstance(v, int):
         return f"{v:,}"
@@ -650,7 +650,8 @@ def describe(name, sc):
     if name == "storm":
         return f"{sc['conns']:,} connections, as fast as possible, <= {sc['inflight']} in flight"
     pubs = "every connection" if sc["publishers"] == 0 else f"{sc['publishers']} publishers"
-    return (f"{sc['conns']:,} connections in {sc['rooms']:,} room(s), {pubs}, steps "
+    rooms = "1 room" if sc["rooms"] == 1 else f"{sc['rooms']:,} rooms"
+    return (f"{sc['conns']:,} connections in {rooms}, {pubs}, steps "
             f"{','.join(map(str, sc['rates']))} msg/s of {sc['step']} s (+ up to {sc['drain']} s "
             f"drain)")
 
