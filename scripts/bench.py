@@ -52,13 +52,13 @@ def scenarios(quick):
         "fanout": {
             "title": "Fan-out: 1 room, 4 publishers",
             "conns": 200 if q else 1000, "rooms": 1, "publishers": 4,
-            "rates": [20, 80, 320, 1000] if q else FANOUT_RATES,
+            "rates": [20, 320, 1000, 2000, 4000] if q else FANOUT_RATES,
             "step": 1 if q else 5, "drain": 1 if q else 2,
         },
         "rooms": {
             "title": "Small rooms: rooms of 10, every connection publishes",
             "conns": 400 if q else 2000, "rooms": 40 if q else 200, "publishers": 0,
-            "rates": [1000, 4000, 8000] if q else ROOMS_RATES,
+            "rates": [1000, 4000, 8000, 16000, 32000] if q else ROOMS_RATES,
             "step": 1 if q else 5, "drain": 1 if q else 2,
         },
         "steady": {
