@@ -343,5 +343,6 @@ int main(int argc, char **argv)
     }
     double total = (cpu_seconds() - cpu0) / ((double)(gen_clock() - wall0) / 1e9);
     report_print(&g, steps, nsteps, total, capacity);
+    free(steps);
     return 0;
 }
