@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <libwebsockets.h>
+#include <ev.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,38 @@ static void lws_log_emit(int level, const char *line)
     suppressed = 0;
 }
 
+/* lws 4.1's own loop calls poll() over every descriptor on each pass: with
+ * thousands of connections that scan costs more than the traffic. On a libev
+ * loop (epoll) a pass costs what is ready. libev is lws' plugin
+ * (libwebsockets-evlib-ev); without it the gateway still runs, on poll(). */
+static struct lws_context *create_context(struct gw *gw, struct lws_context_creation_info *info)
+{
+    gw->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    if (gw->loop) {
+        void *loops[1] = {gw->loop};
+        struct lws_context_creation_info ev = *info;
+        ev.options |= LWS_SERVER_OPTION_LIBEV;
+        ev.foreign_loops = loops;
+        struct lws_context *ctx = lws_create_context(&ev);
+        if (ctx)
+            return ctx;
+        ev_loop_destroy(gw->loop);
+        gw->loop = NULL;
+    }
+    CF_WARN("gateway", "no libev event loop for libwebsockets (install libwebsockets-evlib-ev); "
+                       "using poll(), which costs more with many connections");
+    return lws_create_context(info);
+}
+
+/* One pass of the loop: waits for something to do, does it. */
+static int service(struct gw *gw)
+{
+    if (!gw->loop)
+        return lws_service(gw->ctx, 0);
+    ev_run(gw->loop, EVRUN_ONCE);
+    return 0;
+}
+
 static void drain(struct gw *gw)
 {
     gw->draining = true;
@@ -296,7 +329,7 @@ static void drain(struct gw *gw)
     ws_drain_all(gw);
     int64_t deadline = cf_mono_ms() + gw->cfg->drain_timeout_ms;
     while (gw->nsessions > 0 && cf_mono_ms() < deadline)
-        if (lws_service(gw->ctx, 0) < 0)
+        if (service(gw) < 0)
             break;
     if (gw->nsessions)
         CF_WARN("gateway", "%zu connections did not close in time; dropping them", gw->nsessions);
@@ -341,7 +374,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (cfg->tls_cert[0])
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.server_string = "confab";
-    gw.ctx = g_ctx = lws_create_context(&info);
+    gw.ctx = g_ctx = create_context(&gw, &info);
     if (!gw.ctx) {
         CF_ERROR("gateway", "cannot create the libwebsockets context");
         goto out;
@@ -419,7 +452,7 @@ int gw_run(const struct cf_config *cfg, int worker)
             cfg->port, files_root(gw.files), cfg->brokers, cfg->run_dir);
 
     while (!g_stop)
-        if (lws_service(gw.ctx, 0) < 0)
+        if (service(&gw) < 0)
             break;
     drain(&gw);
     rc = 0;
@@ -433,6 +466,8 @@ out:
     gw.links = NULL;
     if (gw.ctx)
         lws_context_destroy(gw.ctx); /* closes and destroys every session */
+    if (gw.loop)
+        ev_loop_destroy(gw.loop);
     g_ctx = NULL;
     lrooms_free(gw.rooms);
     reqs_free(gw.reqs);
