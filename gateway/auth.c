@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hsjwt.h"
 #include "log.h"
 #include "validate.h"
 
@@ -23,6 +24,7 @@ struct auth {
     int vkeylen;
     unsigned char *skey; /* signs: the secret, the private PEM, or NULL */
     int skeylen;
+    struct hsjwt *hs; /* HS*: verifies (libjwt only issues) */
     char *issuer, *audience, *claim; /* NULL = not checked */
     int leeway, ttl;
 };
@@ -98,6 +100,11 @@ struct auth *auth_new_opts(const struct auth_opts *o, const char **err)
         auth_free(a);
         return NULL;
     }
+    if (hmac && !(a->hs = hsjwt_new(jwt_alg_str(alg), a->vkey, (size_t)a->vkeylen))) {
+        *err = "cannot set up HMAC (OpenSSL)";
+        auth_free(a);
+        return NULL;
+    }
     if (!hmac && a->skey && !auth_pair_matches(a)) {
         *err = "the private key does not match the public key (or is not a PEM key for this "
                "algorithm)";
@@ -131,6 +138,7 @@ void auth_free(struct auth *a)
 {
     if (!a)
         return;
+    hsjwt_free(a->hs);
     wipe_free(a->vkey, a->vkeylen);
     wipe_free(a->skey, a->skeylen);
     free(a->issuer);
@@ -261,6 +269,19 @@ enum auth_result auth_verify(const struct auth *a, const char *token, size_t len
         return AUTH_MISSING;
     if (len > AUTH_MAX_TOKEN || !looks_like_jwt(token, len))
         return AUTH_MALFORMED;
+    if (a->hs) {
+        json_t *claims;
+        switch (hsjwt_verify(a->hs, token, len, &claims)) {
+        case HSJWT_OK: {
+            enum auth_result r = check_claims(a, claims, now, user, cap);
+            json_decref(claims);
+            return r;
+        }
+        case HSJWT_BAD_ALG: return AUTH_BAD_ALG;
+        case HSJWT_BAD_SIGNATURE: return AUTH_BAD_SIGNATURE;
+        default: return AUTH_MALFORMED;
+        }
+    }
     char buf[AUTH_MAX_TOKEN + 1];
     memcpy(buf, token, len);
     buf[len] = '\0';

@@ -55,6 +55,7 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
     case LWS_CALLBACK_ESTABLISHED:
     case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_RECEIVE_PONG:
     case LWS_CALLBACK_SERVER_WRITEABLE:
     case LWS_CALLBACK_CLOSED:
         return ws_callback(gw, wsi, (int)reason, in, len);
@@ -213,6 +214,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
     v1_tick(gw);
     admit_tick(gw);
+    ws_keepalive(gw);
     int64_t now = cf_mono_ms();
     if (gw->watchdog_ms && now - gw->last_watchdog >= gw->watchdog_ms) {
         cf_notify_watchdog();
@@ -380,10 +382,10 @@ int gw_run(const struct cf_config *cfg, int worker)
         goto out;
     }
 
+    /* No hang-up time: lws arms no keep-alive timers (ws_keepalive does
+     * the pings, see session.h for why). */
     lws_retry_bo_t retry;
     memset(&retry, 0, sizeof retry);
-    retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
-    retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval + cfg->ping_timeout);
     struct lws_context_creation_info vinfo;
     memset(&vinfo, 0, sizeof vinfo);
     vinfo.vhost_name = "confab";

@@ -30,6 +30,7 @@ struct gw_stats {
     uint64_t conns_untracked; /* admitted without limits: the address table was full */
     uint64_t rate_refused[2];  /* per address: [IPL_LOGIN], [IPL_UPGRADE] */
     uint64_t requests_limited, rate_closes; /* per connection: RATE_MSGS */
+    uint64_t ping_timeouts; /* dropped for not answering a ping */
 };
 
 struct gw {

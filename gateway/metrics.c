@@ -69,6 +69,8 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          "client requests refused by RATE_MSGS", st->requests_limited},
         {"confab_gateway_rate_closes_total", "counter",
          "connections closed (1008) for going on over RATE_MSGS", st->rate_closes},
+        {"confab_gateway_ping_timeouts_total", "counter",
+         "connections dropped for leaving a ping unanswered for PING_TIMEOUT", st->ping_timeouts},
         {"confab_gateway_client_addresses", "gauge", "client addresses tracked for limits",
          gw->ipl ? ipl_count(gw->ipl) : 0},
         {"confab_gateway_untracked_connections_total", "counter",

@@ -64,6 +64,17 @@ int sess_send(struct session *s, struct cf_buf *b);
  * Returns -1 when lws must close the connection. */
 int sess_on_writable(struct session *s);
 
+/* Keep-alive, driven by the gateway's tick instead of lws: lws 4.1 keeps a
+ * timer per connection in one sorted list that every re-arm walks, so with
+ * thousands of connections each new connection and each pong cost
+ * O(connections). sess_seen records a frame (any, pongs included) from the
+ * client. sess_keepalive, called about once a second: after `interval_s`
+ * without a frame it queues a ping (SESS_PINGED); when the ping has gone
+ * unanswered for `timeout_s`, SESS_DEAD: the caller drops the connection. */
+enum sess_alive { SESS_ALIVE, SESS_PINGED, SESS_DEAD };
+void sess_seen(struct session *s, int64_t now_ms);
+enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s, int timeout_s);
+
 /* Closes with a WebSocket close code and a short reason, a string literal
  * (kept, not copied; deferred to the next
  * WRITEABLE callback; forced after a few seconds if the client never reads). */

@@ -264,6 +264,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
 {
     if (sess_closing(s))
         return 0;
+    sess_seen(s, cf_mono_ms());
     const void *msg;
     size_t mlen;
     int rc =
@@ -342,6 +343,9 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return receive(gw, wsi, s, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        sess_seen(s, cf_mono_ms());
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return sess_on_writable(s);
     case LWS_CALLBACK_CLOSED:
@@ -358,6 +362,20 @@ void ws_destroy(struct gw *gw, struct session *s)
     if (sess_wsi(s))
         closed(gw, s);
     sess_free(s);
+}
+
+void ws_keepalive(struct gw *gw)
+{
+    int64_t now = cf_mono_ms();
+    for (struct session *s = gw->sessions; s; s = sess_list_next(s)) {
+        if (sess_keepalive(s, now, gw->cfg->ping_interval, gw->cfg->ping_timeout) != SESS_DEAD)
+            continue;
+        CF_INFO("ws", "conn %llu (%s): no answer to a ping in %d s; dropping it",
+                (unsigned long long)sess_id(s), sess_user(s), gw->cfg->ping_timeout);
+        gw->stats.ping_timeouts++;
+        /* closed from the loop, not here: the list is being walked */
+        lws_set_timeout(sess_wsi(s), PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
 }
 
 void ws_drain_all(struct gw *gw)

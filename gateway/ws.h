@@ -28,6 +28,10 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
 struct session;
 void ws_destroy(struct gw *gw, struct session *s);
 
+/* Pings sessions that have been silent for PING_INTERVAL and drops those
+ * that left a ping unanswered for PING_TIMEOUT (call about once a second). */
+void ws_keepalive(struct gw *gw);
+
 /* Sends every session close 1001 (going away): the gateway is draining. */
 void ws_drain_all(struct gw *gw);
 

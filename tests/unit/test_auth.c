@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -349,6 +351,75 @@ static void test_alg_none(void **state)
     assert_int_equal(verify(token), AUTH_BAD_ALG);
 }
 
+/* header.payload signed with HMAC-SHA256 and SECRET. */
+static void sign_hs256(char *out, const char *header_json, const char *payload_json)
+{
+    make_token(out, header_json, payload_json, "");
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mlen = 0;
+    size_t n = strlen(out) - 1; /* without the final '.' */
+    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)out, n, mac, &mlen);
+    b64url(mac, mlen, out + n + 1);
+}
+
+/* HS tokens are verified without libjwt (hsjwt.c): the same headers and
+ * payloads are accepted or refused as libjwt does, with the same reason. */
+static void test_hs_header_forms(void **state)
+{
+    (void)state;
+    char token[2048], user[130];
+    static const char payload[] =
+        "{\"sub\":\"alice\",\"iat\":1795860000,\"nbf\":1795860000,\"exp\":1795863600}";
+    static const struct {
+        const char *header;
+        enum auth_result want;
+    } cases[] = {
+        {"{\"alg\":\"HS256\",\"typ\":\"JWT\"}", AUTH_OK},
+        {"{\"alg\":\"HS256\"}", AUTH_OK},
+        {"{\"typ\":\"jwt\",\"alg\":\"HS256\",\"kid\":\"k1\"}", AUTH_OK},
+        {"{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", AUTH_MALFORMED},
+        {"{\"alg\":\"HS256\",\"typ\":7}", AUTH_MALFORMED},
+        {"{\"alg\":\"HS384\",\"typ\":\"JWT\"}", AUTH_BAD_ALG},
+        {"{\"alg\":\"hs256\",\"typ\":\"JWT\"}", AUTH_BAD_ALG},
+        {"{\"alg\":256}", AUTH_MALFORMED},
+        {"[\"HS256\"]", AUTH_MALFORMED},
+        {"{\"alg\":\"HS256\",\"alg\":\"none\"}", AUTH_MALFORMED},
+        {"not json", AUTH_MALFORMED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sign_hs256(token, cases[i].header, payload);
+        enum auth_result r = auth_verify(g_auth, token, strlen(token), NOW, user, sizeof user);
+        if (r != cases[i].want)
+            fail_msg("header %s: %s, want %s", cases[i].header, auth_result_str(r),
+                     auth_result_str(cases[i].want));
+        if (r == AUTH_OK) {
+            assert_string_equal(user, "alice");
+            /* libjwt agrees that it is valid */
+            jwt_t *jwt = NULL;
+            assert_int_equal(jwt_decode(&jwt, token, (const unsigned char *)SECRET,
+                                        (int)strlen(SECRET)),
+                             0);
+            jwt_free(jwt);
+        }
+    }
+    /* Payloads: duplicate keys, not an object. */
+    sign_hs256(token, "{\"alg\":\"HS256\"}",
+               "{\"sub\":\"alice\",\"sub\":\"mallory\",\"exp\":1795863600}");
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    sign_hs256(token, "{\"alg\":\"HS256\"}", "[1,2]");
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    /* The signature: cut, one byte longer, flipped, padded. */
+    sign_hs256(token, "{\"alg\":\"HS256\"}", payload);
+    size_t n = strlen(token);
+    assert_int_equal(auth_verify(g_auth, token, n - 2, NOW, user, sizeof user),
+                     AUTH_BAD_SIGNATURE);
+    char longer[2048];
+    snprintf(longer, sizeof longer, "%sAA", token);
+    assert_int_equal(verify(longer), AUTH_BAD_SIGNATURE);
+    token[n - 5] = token[n - 5] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(token), AUTH_BAD_SIGNATURE);
+}
+
 static void test_other_algorithms(void **state)
 {
     (void)state;
@@ -552,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_time_claims),
         cmocka_unit_test(test_alg_none),
+        cmocka_unit_test(test_hs_header_forms),
         cmocka_unit_test(test_other_algorithms),
         cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_malformed),

@@ -1,0 +1,35 @@
+/* hsjwt: verifies HS256/384/512 JSON Web Tokens (compact JWS) with an HMAC
+ * keyed once.
+ *
+ * Why not libjwt here: for every token libjwt 1.10 has OpenSSL 3 look up
+ * the HMAC implementation again (EVP_Q_mac), and auth then printed and
+ * re-parsed the claims to read them; a connect storm spent more time in
+ * that than in the rest of the handshake. The HMAC is still OpenSSL's, keyed
+ * once per process and re-initialised per token, the comparison constant
+ * time. libjwt still issues tokens and verifies RS and ES ones (auth.c).
+ *
+ * Accepts what libjwt accepts: a header that is a JSON object whose "alg" is
+ * the configured algorithm and whose "typ", if present, is "JWT" (any
+ * case), and a payload that is a JSON object (duplicate keys refused).
+ *
+ * Ownership: the context is the caller's (one per process: not thread
+ * safe); claims returned are a new reference the caller releases. */
+#ifndef GW_HSJWT_H
+#define GW_HSJWT_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+struct hsjwt;
+
+enum hsjwt_result { HSJWT_OK, HSJWT_MALFORMED, HSJWT_BAD_ALG, HSJWT_BAD_SIGNATURE };
+
+/* alg: "HS256", "HS384" or "HS512"; the key is copied. NULL on failure. */
+struct hsjwt *hsjwt_new(const char *alg, const unsigned char *key, size_t keylen);
+void hsjwt_free(struct hsjwt *h); /* NULL is a no-op */
+
+/* token: len bytes of the three base64url segments (the caller has checked
+ * their alphabet and bounded len). */
+enum hsjwt_result hsjwt_verify(struct hsjwt *h, const char *token, size_t len, json_t **claims);
+
+#endif
