@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <libwebsockets.h>
-#include <ev.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +55,7 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_ESTABLISHED:
     case LWS_CALLBACK_RECEIVE:
     case LWS_CALLBACK_RECEIVE_PONG:
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
     case LWS_CALLBACK_SERVER_WRITEABLE:
     case LWS_CALLBACK_CLOSED:
         return ws_callback(gw, wsi, (int)reason, in, len);
@@ -289,36 +289,16 @@ static void lws_log_emit(int level, const char *line)
     suppressed = 0;
 }
 
-/* lws 4.1's own loop calls poll() over every descriptor on each pass: with
- * thousands of connections that scan costs more than the traffic. On a libev
- * loop (epoll) a pass costs what is ready. libev is lws' plugin
- * (libwebsockets-evlib-ev); without it the gateway still runs, on poll(). */
-static struct lws_context *create_context(struct gw *gw, struct lws_context_creation_info *info)
-{
-    gw->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
-    if (gw->loop) {
-        void *loops[1] = {gw->loop};
-        struct lws_context_creation_info ev = *info;
-        ev.options |= LWS_SERVER_OPTION_LIBEV;
-        ev.foreign_loops = loops;
-        struct lws_context *ctx = lws_create_context(&ev);
-        if (ctx)
-            return ctx;
-        ev_loop_destroy(gw->loop);
-        gw->loop = NULL;
-    }
-    CF_WARN("gateway", "no libev event loop for libwebsockets (install libwebsockets-evlib-ev); "
-                       "using poll(), which costs more with many connections");
-    return lws_create_context(info);
-}
-
-/* One pass of the loop: waits for something to do, does it. */
+/* One pass of the loop: waits for something to do and does it, then writes
+ * what the pass queued for clients (sess_flush, see session.h). lws 4.1's
+ * loop calls poll() over every socket; its libev plugin (epoll) measured
+ * better at thousands of connections but delays lws' timers by up to a
+ * second in 4.1.6 (docs/benchmarks.md), so it is not used. */
 static int service(struct gw *gw)
 {
-    if (!gw->loop)
-        return lws_service(gw->ctx, 0);
-    ev_run(gw->loop, EVRUN_ONCE);
-    return 0;
+    int rc = lws_service(gw->ctx, 0);
+    sess_flush();
+    return rc;
 }
 
 static void drain(struct gw *gw)
@@ -376,11 +356,12 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (cfg->tls_cert[0])
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.server_string = "confab";
-    gw.ctx = g_ctx = create_context(&gw, &info);
+    gw.ctx = g_ctx = lws_create_context(&info);
     if (!gw.ctx) {
         CF_ERROR("gateway", "cannot create the libwebsockets context");
         goto out;
     }
+    sess_direct_writes(gw.ctx);
 
     /* No hang-up time: lws arms no keep-alive timers (ws_keepalive does
      * the pings, see session.h for why). */
@@ -466,10 +447,9 @@ out:
     /* The links go first, while the context that owns their timers exists. */
     blinks_free(gw.links);
     gw.links = NULL;
+    sess_direct_writes(NULL);
     if (gw.ctx)
         lws_context_destroy(gw.ctx); /* closes and destroys every session */
-    if (gw.loop)
-        ev_loop_destroy(gw.loop);
     g_ctx = NULL;
     lrooms_free(gw.rooms);
     reqs_free(gw.reqs);

@@ -37,7 +37,6 @@ struct gw {
     const struct cf_config *cfg;
     int worker; /* index among GATEWAY_WORKERS */
     struct lws_context *ctx;
-    struct ev_loop *loop; /* libev loop under lws (NULL: lws' own poll loop) */
     struct lws_vhost *vh;
     struct auth *auth;
     struct files *files;

@@ -95,18 +95,27 @@ static enum hsjwt_result check_header(const struct hsjwt *h, const char *s, size
     return r;
 }
 
+/* The signature is compared as text, the MAC encoded the one canonical way:
+ * decoding the token's text instead would accept variants of one signature
+ * (base64's unused low bits of the last character, '=' decoded as 'A'),
+ * which libjwt refuses. */
 static bool signature_ok(struct hsjwt *h, const char *signed_part, size_t slen, const char *sig,
                          size_t siglen)
 {
-    unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE + 3];
-    size_t wlen = 0;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    char want[(EVP_MAX_MD_SIZE + 2) / 3 * 4 + 1];
+    size_t mlen = 0;
     /* a NULL key re-initialises with the key already set: no new lookup */
     if (!EVP_MAC_init(h->mac, NULL, 0, NULL) ||
         !EVP_MAC_update(h->mac, (const unsigned char *)signed_part, slen) ||
-        !EVP_MAC_final(h->mac, want, &wlen, sizeof want))
+        !EVP_MAC_final(h->mac, mac, &mlen, sizeof mac))
         return false;
-    int n = b64url_decode(sig, siglen, got, sizeof got);
-    return n >= 0 && (size_t)n == wlen && CRYPTO_memcmp(want, got, wlen) == 0;
+    int n = EVP_EncodeBlock((unsigned char *)want, mac, (int)mlen);
+    while (n > 0 && want[n - 1] == '=')
+        n--;
+    for (int i = 0; i < n; i++)
+        want[i] = want[i] == '+' ? '-' : want[i] == '/' ? '_' : want[i];
+    return (size_t)n == siglen && CRYPTO_memcmp(want, sig, siglen) == 0;
 }
 
 enum hsjwt_result hsjwt_verify(struct hsjwt *h, const char *token, size_t len, json_t **claims)

@@ -31,7 +31,9 @@ struct session {
     /* keep-alive (sess_keepalive): last frame from the client, and the ping
      * waiting for its answer (0: none) */
     int64_t seen_ms, ping_ms;
-    bool ping_due; /* a ping frame goes out with the next write */
+    bool ping_due;    /* a ping frame goes out with the next write */
+    bool no_output;   /* closing outside sess_close: write nothing more */
+    uint32_t dirty;   /* 1 + index in g_dirty, 0 when not there */
     /* pending close */
     int close_code;
     const char *close_reason; /* a static string (sess_close) */
@@ -59,6 +61,8 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
     return s;
 }
 
+static void undirty(struct session *s);
+
 /* Back to the inline slots (the queue must be empty). */
 static void queue_shrink(struct session *s)
 {
@@ -83,6 +87,7 @@ void sess_free(struct session *s)
 {
     if (!s)
         return;
+    undirty(s);
     queue_release(s);
     free(s->rx);
     cf_rel_end_free(&s->rooms);
@@ -99,6 +104,7 @@ void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, cons
 
 void sess_detach(struct session *s)
 {
+    undirty(s);
     queue_release(s);
     s->wsi = NULL;
 }
@@ -114,9 +120,64 @@ void sess_counters(struct sess_counters *out)
     *out = g_counters;
 }
 
+/* Sessions with output to write at the end of this loop pass (direct
+ * mode). Slots of sessions that went away meanwhile are NULL. */
+static struct session **g_dirty;
+static uint32_t g_ndirty, g_capdirty;
+static struct lws_context *g_direct; /* NULL: direct mode off */
+/* lws 4.1 runs due timers before it polls: a zero-delay timer makes the
+ * flush of output queued by timer callbacks (pings, request timeouts) happen
+ * before the next wait rather than after it */
+static lws_sorted_usec_list_t g_flush_sul;
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    sess_flush();
+}
+
+void sess_direct_writes(struct lws_context *ctx)
+{
+    if (!ctx && g_direct)
+        lws_sul_cancel(&g_flush_sul);
+    g_direct = ctx;
+}
+
+static void undirty(struct session *s)
+{
+    if (s->dirty) {
+        g_dirty[s->dirty - 1] = NULL;
+        s->dirty = 0;
+    }
+}
+
+/* Asks for a write: in direct mode at the end of this pass (sess_flush), else
+ * from lws' WRITEABLE callback. */
+static void want_write(struct session *s)
+{
+    if (!g_direct || s->dirty)
+        goto lws;
+    if (g_ndirty == g_capdirty) {
+        uint32_t cap = g_capdirty ? g_capdirty * 2 : 256;
+        struct session **d = realloc(g_dirty, cap * sizeof *d);
+        if (!d)
+            goto lws;
+        g_dirty = d;
+        g_capdirty = cap;
+    }
+    if (g_ndirty == 0)
+        lws_sul_schedule(g_direct, 0, &g_flush_sul, flush_cb, 1);
+    g_dirty[g_ndirty++] = s;
+    s->dirty = g_ndirty;
+    return;
+lws:
+    if (!s->dirty)
+        lws_callback_on_writable(s->wsi);
+}
+
 int sess_send(struct session *s, struct cf_buf *b)
 {
-    if (s->close_code || !s->wsi)
+    if (s->close_code || !s->wsi || s->no_output)
         return -EPIPE;
     size_t cost = (size_t)b->len + SLOT_COST;
     if (s->qbytes + cost > s->qmax) {
@@ -145,7 +206,7 @@ int sess_send(struct session *s, struct cf_buf *b)
     s->qlen++;
     s->qbytes += cost;
     if (s->qlen == 1)
-        lws_callback_on_writable(s->wsi);
+        want_write(s);
     return 0;
 }
 
@@ -208,15 +269,10 @@ static size_t pack_frames(struct session *s, bool binary, size_t used, uint32_t 
     return used;
 }
 
-int sess_on_writable(struct session *s)
+/* Writes what fits of the queue (and a due ping) in one send. -1 when the
+ * connection failed. */
+static int write_batch(struct session *s)
 {
-    if (s->close_code) {
-        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
-                         (unsigned char *)s->close_reason, strlen(s->close_reason));
-        return -1;
-    }
-    if (!s->qlen && !s->ping_due)
-        return 0;
     bool binary = s->proto == SESS_V1_MSGPACK;
     size_t used = 0;
     if (s->ping_due) {
@@ -246,12 +302,55 @@ int sess_on_writable(struct session *s)
         return -1;
     g_counters.frames_out += nframes;
     g_counters.bytes_out += (uint64_t)n;
-    if (s->qlen == 0) {
+    if (s->qlen == 0)
         queue_shrink(s); /* an idle connection keeps no heap for its queue */
-    } else {
-        lws_callback_on_writable(s->wsi);
-    }
+    else
+        lws_callback_on_writable(s->wsi); /* the rest when the socket drains */
     return 0;
+}
+
+int sess_on_writable(struct session *s)
+{
+    if (s->close_code) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    undirty(s); /* written now */
+    if ((!s->qlen && !s->ping_due) || s->no_output)
+        return 0;
+    return write_batch(s);
+}
+
+void sess_flush(void)
+{
+    for (uint32_t i = 0; i < g_ndirty; i++) {
+        struct session *s = g_dirty[i];
+        if (!s)
+            continue;
+        s->dirty = 0;
+        if (!s->wsi || s->close_code || s->no_output || (!s->qlen && !s->ping_due))
+            continue;
+        /* lws still holds the tail of an earlier send: it goes first */
+        if (lws_partial_buffered(s->wsi)) {
+            lws_callback_on_writable(s->wsi);
+            continue;
+        }
+        if (write_batch(s) < 0) {
+            /* not inside an lws callback: have lws close it from its loop */
+            queue_release(s);
+            s->no_output = true;
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+    g_ndirty = 0;
+}
+
+void sess_stop_output(struct session *s)
+{
+    s->no_output = true;
+    undirty(s);
+    queue_release(s);
 }
 
 void sess_close(struct session *s, int code, const char *reason)
@@ -363,7 +462,7 @@ void sess_seen(struct session *s, int64_t now_ms)
 
 enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s, int timeout_s)
 {
-    if (!s->wsi || s->close_code)
+    if (!s->wsi || s->close_code || s->no_output)
         return SESS_ALIVE;
     if (s->ping_ms)
         return now_ms - s->ping_ms >= (int64_t)timeout_s * 1000 ? SESS_DEAD : SESS_ALIVE;
@@ -371,7 +470,7 @@ enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s
         return SESS_ALIVE;
     s->ping_ms = now_ms;
     s->ping_due = true;
-    lws_callback_on_writable(s->wsi);
+    want_write(s);
     return SESS_PINGED;
 }
 

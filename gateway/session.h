@@ -60,9 +60,26 @@ void sess_detach(struct session *s);
  * already closing or gone. */
 int sess_send(struct session *s, struct cf_buf *b);
 
-/* The WRITEABLE callback: writes one queued frame, or the pending close.
- * Returns -1 when lws must close the connection. */
+/* The WRITEABLE callback: writes what is queued (see above), or the pending
+ * close. Returns -1 when lws must close the connection. */
 int sess_on_writable(struct session *s);
+
+/* Direct mode (ctx not NULL): a session with new output is written by
+ * sess_flush once per loop pass (the loop calls it after each lws_service;
+ * a zero-delay lws timer on ctx also runs it before the next wait) instead
+ * of asking lws for a WRITEABLE callback, which costs a poll round and a
+ * callback per delivery; a pass's messages for one client leave in one
+ * send. lws' callback is still used while lws holds the tail of a short
+ * send, for the rest of a queue over one batch, and for closes. NULL before
+ * the context is destroyed. */
+struct lws_context;
+void sess_direct_writes(struct lws_context *ctx);
+void sess_flush(void);
+
+/* The connection is closing outside sess_close: the client sent a close
+ * frame (lws answers it), or lws closes it after a protocol error. Nothing
+ * more is written, pings included (RFC 6455: no data after a close). */
+void sess_stop_output(struct session *s);
 
 /* Keep-alive, driven by the gateway's tick instead of lws: lws 4.1 keeps a
  * timer per connection in one sorted list that every re-arm walks, so with

@@ -274,6 +274,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);
         sess_rx_done(s);
+        sess_stop_output(s);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too big", 15);
         return -1;
@@ -288,6 +289,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         CF_INFO("ws", "conn %llu (%s): kept sending over RATE_MSGS=%d/s; closing with 1008",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->rate_msgs);
         sess_rx_done(s);
+        sess_stop_output(s);
         static const char why[] = "rate limit exceeded";
         lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
                          sizeof why - 1);
@@ -310,6 +312,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
                 (unsigned long long)sess_id(s), sess_user(s), binary ? "binary" : "text",
                 proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : WS_PROTO_V1_JSON);
         sess_rx_done(s);
+        sess_stop_output(s);
         static const char why[] = "wrong frame type for this subprotocol";
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
                          sizeof why - 1);
@@ -343,6 +346,9 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return receive(gw, wsi, s, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        sess_stop_output(s);
+        return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         sess_seen(s, cf_mono_ms());
         return 0;

@@ -8,8 +8,6 @@ PACKAGES=(
   build-essential cmake pkg-config
   libwebsockets-dev libhiredis-dev libjwt-dev libmsgpack-dev libcmocka-dev
   libsystemd-dev libjansson-dev
-  # the gateway's event loop: libev, and lws' plugin for it (loaded at run time)
-  libev-dev libwebsockets-evlib-ev
   redis-server redis-tools
   # TLS tests: libssl-dev for the test client, openssl to make certificates
   libssl-dev openssl

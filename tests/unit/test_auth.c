@@ -416,6 +416,20 @@ static void test_hs_header_forms(void **state)
     char longer[2048];
     snprintf(longer, sizeof longer, "%sAA", token);
     assert_int_equal(verify(longer), AUTH_BAD_SIGNATURE);
+    /* Other spellings of the same bytes: the last character's unused low
+     * bits, and '=' where base64 decoders read 'A' (libjwt refuses both). */
+    char variant[2048];
+    snprintf(variant, sizeof variant, "%s", token);
+    char last = variant[n - 1];
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    variant[n - 1] = b64[(strchr(b64, last) - b64) ^ 1];
+    assert_int_equal(verify(variant), AUTH_BAD_SIGNATURE);
+    snprintf(variant, sizeof variant, "%s", token);
+    char *a = strchr(strrchr(variant, '.'), 'A');
+    if (a) {
+        *a = '=';
+        assert_int_equal(verify(variant), AUTH_BAD_SIGNATURE);
+    }
     token[n - 5] = token[n - 5] == 'A' ? 'B' : 'A';
     assert_int_equal(verify(token), AUTH_BAD_SIGNATURE);
 }
