@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "ring.h"
 
@@ -37,7 +38,14 @@ struct rset {
     int ring_script;      /* its index */
     char expect[24];      /* "<index>/<count>" without the index: "/<count>" */
     sd_event_source *timer;
+    int64_t born; /* monotonic ms: a mismatch found soon after is fatal */
 };
+
+/* A mismatch stops the node only while it is starting (a wrong list is
+ * refused at once). Later it is another node's wrong list that shows up, on a
+ * server that was down at start: this node keeps serving the other servers'
+ * rooms and says why that server's are unavailable. */
+#define RSET_FATAL_WINDOW_MS 30000
 
 static void describe(char *out, size_t cap, const char *addr, uint32_t i, uint32_t n)
 {
@@ -78,7 +86,7 @@ static void mismatch(struct server *s, const char *got, size_t len)
     shown(what, sizeof what, got, len);
     describe(who, sizeof who, s->addr, s->index, rs->n);
     s->mismatches++;
-    if (!s->ever) {
+    if (!s->ever && cf_mono_ms() - rs->born < RSET_FATAL_WINDOW_MS) {
         CF_ERROR("redis", "%s holds %s = \"%s\", but this node expects \"%u%s\": another node "
                  "lists the Redis servers in another order or number. Every node must have the "
                  "same REDIS_ADDR list, in the same order. If the list was changed on purpose, "
@@ -227,6 +235,7 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
     if (!rs || n == 0)
         goto fail;
     rs->ev = ev;
+    rs->born = cf_mono_ms();
     rs->cbs = *cbs;
     rs->ud = ud;
     snprintf(rs->expect, sizeof rs->expect, "/%u", n);
