@@ -160,6 +160,8 @@ static const struct var vars[] = {
      "gateway worker i also serves /metrics, /healthz, /readyz on this port + i (0 = off)"},
     {"MAX_ROOMS_PER_CONN", K_INT, OFF(max_rooms_per_conn), 1, 64, "32", false, NULL,
      "rooms one v1 connection may be in at once"},
+    {"MAX_PENDING_REQUESTS", K_INT, OFF(max_pending_requests), 1, 4096, "64", false, NULL,
+     "requests one v1 connection may have waiting for an answer (more: too_many_requests)"},
     {"API_KEY", K_STR, OFF(api_key), 0, 0, "", true, check_api_key,
      "bearer key for POST /api/publish (>= 16 bytes); unset = endpoint off"},
     {"ALLOWED_ORIGINS", K_STR, OFF(allowed_origins), 0, 0, "", false, check_origins,

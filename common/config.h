@@ -32,6 +32,7 @@ struct cf_config {
     int ping_timeout;
     int drain_timeout_ms;
     int max_rooms_per_conn;
+    int max_pending_requests;
     int metrics_port;
     char api_key[256];
     char allowed_origins[1024];

@@ -336,7 +336,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     gw.auth = auth_from_config(cfg);
     gw.files = files_new(cfg->frontend_dir);
     gw.rooms = lrooms_new(&room_ops, &gw);
-    gw.reqs = reqs_new();
+    gw.reqs = reqs_new((uint32_t)cfg->max_pending_requests);
     gw.dec = cf_wire_decoder_new();
     gw.conn_salt = cf_random_u64();
     if (!gw.auth)

@@ -11,15 +11,17 @@
 struct reqs {
     struct cf_map *by_q; /* key: the 8 bytes of req.q */
     uint64_t next_q;
+    uint32_t per_session;
 };
 
-struct reqs *reqs_new(void)
+struct reqs *reqs_new(uint32_t per_session)
 {
     struct reqs *t = calloc(1, sizeof *t);
     if (!t || !(t->by_q = cf_map_new())) {
         free(t);
         return NULL;
     }
+    t->per_session = per_session;
     return t;
 }
 
@@ -57,7 +59,7 @@ struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void
                      struct cf_str room, struct cf_str id, int *err)
 {
     *err = -EBUSY;
-    if (s && *sess_nreqs(s) >= REQS_PER_SESSION)
+    if (s && *sess_nreqs(s) >= t->per_session)
         return NULL;
     *err = -ENOMEM;
     if (room.len > CF_ROOM_MAX)

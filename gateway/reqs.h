@@ -5,8 +5,8 @@
  * /api/publish). If its owner goes away first, the request stays until the
  * answer or its deadline, with the owner cleared, so a late answer finds
  * nothing to reach. Every request has a deadline (REQ_TIMEOUT_MS): the
- * owner is then told "timeout". A session may have at most REQS_PER_SESSION
- * requests outstanding. */
+ * owner is then told "timeout". A session may have at most `per_session`
+ * requests outstanding (MAX_PENDING_REQUESTS, default REQS_PER_SESSION). */
 #ifndef GW_REQS_H
 #define GW_REQS_H
 
@@ -37,7 +37,7 @@ struct req {
 
 struct reqs;
 
-struct reqs *reqs_new(void);
+struct reqs *reqs_new(uint32_t per_session);
 void reqs_free(struct reqs *t); /* NULL is a no-op; frees what is left */
 
 /* Registers a request of s (or of an HTTP request when s is NULL). Returns it

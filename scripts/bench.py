@@ -253,6 +253,9 @@ def start_confab(a, procs, gateway_workers, logdir):
         "JWT_SECRET": SECRET, "LOG_LEVEL": "warn", "DRAIN_TIMEOUT_MS": "1000",
         # a single-address load generator: the abuse limits would refuse it
         "RATE_MSGS": "0", "LOGIN_RATE": "0", "UPGRADE_RATE": "0", "MAX_CONNS_PER_IP": "0",
+        # a fan-out publisher sends 400 msg/s: 64 unanswered sends would cap it
+        # at 64 / ack latency
+        "MAX_PENDING_REQUESTS": "1024",
     })
     for kv in a.confab_env:
         k, _, v = kv.partition("=")

@@ -26,6 +26,7 @@ static const struct {
     {"DRAIN_TIMEOUT_MS", {"-1", "600001", "5s"}},
     {"METRICS_PORT", {"-1", "65536", "on"}},
     {"MAX_ROOMS_PER_CONN", {"0", "65", "many"}},
+    {"MAX_PENDING_REQUESTS", {"0", "4097", "many"}},
     {"API_KEY", {"short", "fifteen-bytes!!"}},
     {"ALLOWED_ORIGINS", {"chat.example.com", "ftp://x", "https://", "https://x/path"}},
     {"JWT_ALG", {"none", "HS1", "hs256"}},

@@ -31,7 +31,7 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    f->t = reqs_new();
+    f->t = reqs_new(REQS_PER_SESSION);
     f->a = sess_new(1, "alice", 1 << 20);
     f->b = sess_new(2, "bob", 1 << 20);
     *state = f;
@@ -351,7 +351,7 @@ static void test_free_with_requests(void **state)
 {
     (void)state;
     /* reqs_free releases whatever is left (ASan/valgrind see leaks). */
-    struct reqs *t = reqs_new();
+    struct reqs *t = reqs_new(REQS_PER_SESSION);
     assert_non_null(t);
     int err;
     for (int i = 0; i < 50; i++)
