@@ -260,6 +260,17 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
     legacy_event_free(&ev);
 }
 
+/* Ends the connection from RECEIVE: lws sends the close frame once the
+ * callback returns -1, and nothing of ours may follow it. */
+static int close_now(struct lws *wsi, struct session *s, enum lws_close_status code,
+                     const char *why)
+{
+    sess_rx_done(s);
+    sess_stop_output(s);
+    lws_close_reason(wsi, code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
 static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void *in, size_t len)
 {
     if (sess_closing(s))
@@ -273,11 +284,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
     if (rc < 0) {
         CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);
-        sess_rx_done(s);
-        sess_stop_output(s);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too big", 15);
-        return -1;
+        return close_now(wsi, s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
     }
     if (rc == 0)
         return 0;
@@ -288,12 +295,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         gw->stats.rate_closes++;
         CF_INFO("ws", "conn %llu (%s): kept sending over RATE_MSGS=%d/s; closing with 1008",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->rate_msgs);
-        sess_rx_done(s);
-        sess_stop_output(s);
-        static const char why[] = "rate limit exceeded";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
-                         sizeof why - 1);
-        return -1;
+        return close_now(wsi, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
     }
     if (rate == SESS_RATE_REFUSE) {
         gw->stats.requests_limited++;
@@ -311,12 +313,8 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         CF_INFO("ws", "conn %llu (%s): %s frame on %s; closing with 1003",
                 (unsigned long long)sess_id(s), sess_user(s), binary ? "binary" : "text",
                 proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : WS_PROTO_V1_JSON);
-        sess_rx_done(s);
-        sess_stop_output(s);
-        static const char why[] = "wrong frame type for this subprotocol";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
-                         sizeof why - 1);
-        return -1;
+        return close_now(wsi, s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                         "wrong frame type for this subprotocol");
     } else {
         v1_on_frame(gw, s, msg, mlen);
     }
