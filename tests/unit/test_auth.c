@@ -413,7 +413,7 @@ static void test_hs_header_forms(void **state)
     size_t n = strlen(token);
     assert_int_equal(auth_verify(g_auth, token, n - 2, NOW, user, sizeof user),
                      AUTH_BAD_SIGNATURE);
-    char longer[2048];
+    char longer[sizeof token + 2];
     snprintf(longer, sizeof longer, "%sAA", token);
     assert_int_equal(verify(longer), AUTH_BAD_SIGNATURE);
     /* Other spellings of the same bytes: the last character's unused low
