@@ -8,9 +8,11 @@
  * once per process and re-initialised per token, the comparison constant
  * time. libjwt still issues tokens and verifies RS and ES ones (auth.c).
  *
- * Accepts what libjwt accepts: a header that is a JSON object whose "alg" is
- * the configured algorithm and whose "typ", if present, is "JWT" (any
- * case), and a payload that is a JSON object (duplicate keys refused).
+ * Accepts what libjwt accepts, a little more strictly: a header that is a
+ * JSON object whose "alg" is the configured algorithm and whose "typ", if
+ * present, is the string "JWT" (any case); a payload that is a JSON object;
+ * duplicate keys refused in both; the signature exactly the canonical
+ * base64url of the HMAC.
  *
  * Ownership: the context is the caller's (one per process: not thread
  * safe); claims returned are a new reference the caller releases. */

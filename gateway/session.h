@@ -5,11 +5,12 @@
  * message, not per recipient); a session holds one reference per queued
  * message. The queue is bounded in bytes (MAX_CLIENT_QUEUE_BYTES): a client
  * that does not read fast enough is disconnected with close code 1008 instead
- * of making anyone wait or memory grow. Writes happen only from the socket's
- * WRITEABLE callback, which frames every queued message that fits in 64 KiB
- * and sends them together (binary frames for confab.msgpack.v1, text
- * otherwise); a send cut short is held by lws (at most those 64 KiB beyond
- * the queue bound) and finished before the next callback.
+ * of making anyone wait or memory grow. Once per loop pass (sess_flush, or
+ * lws' WRITEABLE callback while lws holds unsent bytes) every queued message
+ * that fits in 64 KiB is framed and sent in one send() (binary frames for
+ * confab.msgpack.v1, text otherwise); a send cut short is held by lws (at most
+ * one batch, or the rest of one larger frame such as a big history page,
+ * beyond the queue bound) and finished before anything else is written.
  *
  * Ownership: the gateway creates a session when it accepts the upgrade and
  * frees it when lws destroys the connection; the session must have left every
