@@ -27,6 +27,7 @@
 #include "v1.h"
 #include "wire.h"
 #include "ws.h"
+#include "wsio.h"
 
 static volatile sig_atomic_t g_stop;
 static struct lws_context *g_ctx;
@@ -67,10 +68,12 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             return 0;
         void *o = lws_get_opaque_user_data(wsi);
         struct conn_head *h = conn_head_of(o);
+        if (h && h->kind == CONN_SESSION) {
+            ws_destroy(gw, (struct session *)h); /* releases the address when due */
+            return 0;
+        }
         ipl_close(gw->ipl, conn_ip_of(o));
-        if (h && h->kind == CONN_SESSION)
-            ws_destroy(gw, (struct session *)h);
-        else if (h && h->kind == CONN_HTTP)
+        if (h && h->kind == CONN_HTTP)
             http_req_free(h);
         return 0;
     }
@@ -101,6 +104,14 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
         return 1;
     return listener_callback(wsi, (int)reason, user, in, len);
+}
+
+static int wsio_proto_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                               void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+        return 1;
+    return wsio_callback(wsi, (int)reason, user, in, len);
 }
 
 /* METRICS_PORT: the operations routes only, never a WebSocket. */
@@ -141,6 +152,7 @@ static const struct lws_protocols protocols[] = {
     {WS_PROTO_V1_MSGPACK, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
     {BLINKS_PROTOCOL, link_callback, 0, 0, 0, NULL, 0},
     {LISTENER_PROTOCOL, listen_callback, 0, 0, 0, NULL, 0},
+    {WSIO_PROTOCOL, wsio_proto_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -298,6 +310,7 @@ static int service(struct gw *gw)
 {
     int rc = lws_service(gw->ctx, 0);
     sess_flush();
+    sess_reap(); /* connections that ended in this pass */
     return rc;
 }
 
@@ -356,6 +369,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (cfg->tls_cert[0])
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.server_string = "confab";
+    gw.dead_fd = -1;
     gw.ctx = g_ctx = lws_create_context(&info);
     if (!gw.ctx) {
         CF_ERROR("gateway", "cannot create the libwebsockets context");
@@ -391,6 +405,9 @@ int gw_run(const struct cf_config *cfg, int worker)
             rc = CF_SUP_EXIT_CONFIG; /* another try would fail the same way */
         goto out;
     }
+
+    if (ws_init(&gw) < 0)
+        goto out;
 
     char host[64] = "host", node[CF_WIRE_MAX_NODE + 1];
     gethostname(host, sizeof host - 1);
@@ -440,6 +457,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     drain(&gw);
     rc = 0;
 out:
+    ws_shutdown(&gw);
     listener_free(gw.listener);
     listener_free(gw.ops_listener);
     if (gw.ctx)
@@ -449,8 +467,9 @@ out:
     gw.links = NULL;
     sess_direct_writes(NULL);
     if (gw.ctx)
-        lws_context_destroy(gw.ctx); /* closes and destroys every session */
+        lws_context_destroy(gw.ctx); /* closes and destroys every lws session */
     g_ctx = NULL;
+    ws_free(&gw);
     lrooms_free(gw.rooms);
     reqs_free(gw.reqs);
     gw.reqs = NULL;

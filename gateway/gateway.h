@@ -21,6 +21,7 @@ struct session;
 struct reqs;
 struct cf_wire_decoder;
 struct ipl;
+struct wsio;
 
 struct gw_stats {
     uint64_t connections_total, messages_in, messages_out, sends_dropped, bad_frames;
@@ -49,6 +50,8 @@ struct gw {
     int64_t last_refused_log, last_untracked_log;
     struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
     uint64_t conn_salt;             /* makes connection ids unique across processes */
+    struct wsio *io;                /* established WebSockets owned here (ws.h) */
+    int dead_fd;                    /* a socket whose peer is gone (ws.c take_over) */
     struct session *sessions; /* every established WebSocket */
     size_t nsessions;
     uint64_t next_conn_id;

@@ -5,46 +5,13 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
-#include "tbucket.h"
+#include "session_int.h"
 #include "validate.h"
-
-#define CLOSE_GRACE_S 3
-
-struct session {
-    struct conn_head head; /* must stay first */
-    uint64_t id;
-    struct lws *wsi;
-    enum sess_proto proto;
-    char peer[48];
-    struct cf_rel_end rooms;
-    struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */
-    uint32_t nreqs;
-    /* outbound ring of shared buffers: a few slots inline, so that the usual
-     * one-or-two queued frames cost no allocation; grown on the heap beyond */
-    struct cf_buf **q;
-    uint32_t qhead, qlen, qcap;
-    struct cf_buf *qinline[4];
-    size_t qbytes, qmax;
-    /* keep-alive (sess_keepalive): last frame from the client, and the ping
-     * waiting for its answer (0: none) */
-    int64_t seen_ms, ping_ms;
-    bool ping_due;    /* a ping frame goes out with the next write */
-    bool no_output;   /* closing outside sess_close: write nothing more */
-    uint32_t dirty;   /* 1 + index in g_dirty, 0 when not there */
-    /* pending close */
-    int close_code;
-    const char *close_reason; /* a static string (sess_close) */
-    /* RATE_MSGS: the requests budget, and the refusals budget */
-    struct cf_tbucket rate, refusals;
-    /* inbound reassembly */
-    unsigned char *rx;
-    size_t rxlen, rxcap;
-    struct session *prev, *next;
-    char user[]; /* as long as the name: an idle connection's bytes count */
-};
+#include "wsframe.h"
 
 struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
 {
@@ -54,6 +21,7 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
         return NULL;
     s->head.kind = CONN_SESSION;
     s->id = id;
+    s->fd = -1;
     s->q = s->qinline;
     s->qcap = 4;
     memcpy(s->user, user, ulen);
@@ -61,7 +29,6 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
     return s;
 }
 
-static void undirty(struct session *s);
 
 /* Back to the inline slots (the queue must be empty). */
 static void queue_shrink(struct session *s)
@@ -74,7 +41,7 @@ static void queue_shrink(struct session *s)
     s->qhead = 0;
 }
 
-static void queue_release(struct session *s)
+void sess__queue_release(struct session *s)
 {
     for (uint32_t i = 0; i < s->qlen; i++)
         cf_buf_unref(s->q[(s->qhead + i) % s->qcap]);
@@ -87,16 +54,23 @@ void sess_free(struct session *s)
 {
     if (!s)
         return;
-    undirty(s);
-    queue_release(s);
+    sess__undirty(s);
+    sess__queue_release(s);
     free(s->rx);
+    free(s->tail);
+    free(s->pong);
+    wsf_rx_reset(&s->wsf);
+    if (s->fd >= 0)
+        close(s->fd);
     cf_rel_end_free(&s->rooms);
     free(s);
 }
 
-void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, const char *peer)
+void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto,
+                 const char *peer)
 {
     s->wsi = wsi;
+    s->fd = fd;
     s->proto = proto;
     s->seen_ms = cf_mono_ms();
     snprintf(s->peer, sizeof s->peer, "%s", peer ? peer : "?");
@@ -104,8 +78,8 @@ void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, cons
 
 void sess_detach(struct session *s)
 {
-    undirty(s);
-    queue_release(s);
+    sess__undirty(s);
+    sess__queue_release(s);
     s->wsi = NULL;
 }
 
@@ -113,11 +87,11 @@ void sess_detach(struct session *s)
  * grow the ring past what the byte bound suggests. */
 #define SLOT_COST 16
 
-static struct sess_counters g_counters; /* one loop per process */
+struct sess_counters sess__counters; /* one loop per process */
 
 void sess_counters(struct sess_counters *out)
 {
-    *out = g_counters;
+    *out = sess__counters;
 }
 
 /* Sessions with output to write at the end of this loop pass (direct
@@ -143,7 +117,7 @@ void sess_direct_writes(struct lws_context *ctx)
     g_direct = ctx;
 }
 
-static void undirty(struct session *s)
+void sess__undirty(struct session *s)
 {
     if (s->dirty) {
         g_dirty[s->dirty - 1] = NULL;
@@ -155,7 +129,11 @@ static void undirty(struct session *s)
  * from lws' WRITEABLE callback. */
 static void want_write(struct session *s)
 {
-    if (!g_direct || s->dirty)
+    if (s->dirty)
+        return;
+    if (!g_direct && s->fd >= 0) /* own mode without a loop: shutting down */
+        return;
+    if (!g_direct)
         goto lws;
     if (g_ndirty == g_capdirty) {
         uint32_t cap = g_capdirty ? g_capdirty * 2 : 256;
@@ -171,19 +149,26 @@ static void want_write(struct session *s)
     s->dirty = g_ndirty;
     return;
 lws:
-    if (!s->dirty)
+    if (s->fd >= 0)
+        sess__want_out(s); /* own mode: when the socket has room */
+    else
         lws_callback_on_writable(s->wsi);
+}
+
+void sess__kick(struct session *s)
+{
+    want_write(s);
 }
 
 int sess_send(struct session *s, struct cf_buf *b)
 {
-    if (s->close_code || !s->wsi || s->no_output)
+    if (s->close_code || s->no_output || (!s->wsi && s->fd < 0))
         return -EPIPE;
     size_t cost = (size_t)b->len + SLOT_COST;
     if (s->qbytes + cost > s->qmax) {
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
                 (unsigned long long)s->id, s->user, s->peer, s->qbytes);
-        g_counters.slow_consumers++;
+        sess__counters.slow_consumers++;
         sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return -ENOBUFS;
     }
@@ -210,103 +195,13 @@ int sess_send(struct session *s, struct cf_buf *b)
     return 0;
 }
 
-/* Server frames are written here, several per send(): lws does one send per
- * lws_write, and one send per frame caps a busy gateway far below what the
- * socket can take. lws_write(LWS_WRITE_HTTP) on an established WebSocket goes
- * straight to the socket (lws 4.1 ops-ws.c, send_raw), which is right because
- * this gateway offers no extension (permessage-deflate would transform
- * payloads). A send that is cut short is kept by lws and flushed before the
- * next WRITEABLE, so frames never interleave. One loop per process: one
- * scratch buffer. */
-#define TX_BATCH 65536
-static unsigned char g_tx[LWS_PRE + TX_BATCH];
-
-static size_t frame_header(unsigned char *h, bool binary, size_t len)
-{
-    h[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN, not masked (server frames) */
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-static void dequeue(struct session *s)
+void sess__dequeue(struct session *s)
 {
     struct cf_buf *b = s->q[s->qhead];
     s->qhead = (s->qhead + 1) % s->qcap;
     s->qlen--;
     s->qbytes -= (size_t)b->len + SLOT_COST;
     cf_buf_unref(b);
-}
-
-/* Packs queued frames into g_tx after its first `used` bytes while they fit;
- * returns the bytes packed (`used` when the first frame alone does not fit). */
-static size_t pack_frames(struct session *s, bool binary, size_t used, uint32_t *nframes)
-{
-    *nframes = 0;
-    while (s->qlen) {
-        struct cf_buf *b = s->q[s->qhead];
-        size_t hlen = b->len < 126 ? 2 : b->len <= 0xffff ? 4 : 10;
-        if (hlen + b->len > TX_BATCH - used)
-            break;
-        unsigned char *p = g_tx + LWS_PRE + used;
-        p += frame_header(p, binary, b->len);
-        memcpy(p, cf_buf_payload(b), b->len);
-        used += hlen + b->len;
-        (*nframes)++;
-        dequeue(s);
-    }
-    return used;
-}
-
-/* Writes what fits of the queue (and a due ping) in one send. -1 when the
- * connection failed. */
-static int write_batch(struct session *s)
-{
-    bool binary = s->proto == SESS_V1_MSGPACK;
-    size_t used = 0;
-    if (s->ping_due) {
-        /* FIN + opcode 9 with a payload: lws 4.1 does not report an empty
-         * pong to the protocol (ops-ws.c), and the pong echoes the payload */
-        static const unsigned char ping[] = {0x89, 2, 'k', 'a'};
-        memcpy(g_tx + LWS_PRE, ping, sizeof ping);
-        used = sizeof ping;
-        s->ping_due = false;
-    }
-    uint32_t nframes;
-    used = pack_frames(s, binary, used, &nframes);
-    int n;
-    if (used) {
-        n = lws_write(s->wsi, g_tx + LWS_PRE, used, LWS_WRITE_HTTP);
-    } else {
-        /* a frame bigger than the batch goes alone: lws writes its header
-         * into the headroom, the same bytes for every recipient, so sharing
-         * the buffer is safe */
-        struct cf_buf *b = s->q[s->qhead];
-        n = lws_write(s->wsi, cf_buf_payload(b), b->len,
-                      binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        nframes = 1;
-        dequeue(s);
-    }
-    if (n < 0)
-        return -1;
-    g_counters.frames_out += nframes;
-    g_counters.bytes_out += (uint64_t)n;
-    if (s->qlen == 0)
-        queue_shrink(s); /* an idle connection keeps no heap for its queue */
-    else
-        lws_callback_on_writable(s->wsi); /* the rest when the socket drains */
-    return 0;
 }
 
 int sess_on_writable(struct session *s)
@@ -316,10 +211,10 @@ int sess_on_writable(struct session *s)
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
         return -1;
     }
-    undirty(s); /* written now */
+    sess__undirty(s); /* written now */
     if ((!s->qlen && !s->ping_due) || s->no_output)
         return 0;
-    return write_batch(s);
+    return sess__write_batch(s);
 }
 
 void sess_flush(void)
@@ -329,6 +224,13 @@ void sess_flush(void)
         if (!s)
             continue;
         s->dirty = 0;
+        if (s->fd >= 0) { /* own mode */
+            if (s->tail || s->ended)
+                continue; /* the rest goes when the socket has room */
+            if (sess__write_batch(s) < 0)
+                sess__end(s);
+            continue;
+        }
         if (!s->wsi || s->close_code || s->no_output || (!s->qlen && !s->ping_due))
             continue;
         /* lws still holds the tail of an earlier send: it goes first */
@@ -336,9 +238,9 @@ void sess_flush(void)
             lws_callback_on_writable(s->wsi);
             continue;
         }
-        if (write_batch(s) < 0) {
+        if (sess__write_batch(s) < 0) {
             /* not inside an lws callback: have lws close it from its loop */
-            queue_release(s);
+            sess__queue_release(s);
             s->no_output = true;
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
@@ -349,17 +251,22 @@ void sess_flush(void)
 void sess_stop_output(struct session *s)
 {
     s->no_output = true;
-    undirty(s);
-    queue_release(s);
+    sess__undirty(s);
+    sess__queue_release(s);
 }
 
 void sess_close(struct session *s, int code, const char *reason)
 {
-    if (s->close_code || !s->wsi)
+    if (s->close_code || s->ended || (!s->wsi && s->fd < 0))
         return;
     s->close_code = code;
     s->close_reason = reason;
-    queue_release(s);
+    sess__queue_release(s);
+    if (s->fd >= 0) {
+        s->close_deadline_ms = cf_mono_ms() + CLOSE_GRACE_S * 1000;
+        want_write(s);
+        return;
+    }
     lws_callback_on_writable(s->wsi);
     /* A client that never reads never gets a WRITEABLE: force it. */
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
@@ -462,7 +369,11 @@ void sess_seen(struct session *s, int64_t now_ms)
 
 enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s, int timeout_s)
 {
-    if (!s->wsi || s->close_code || s->no_output)
+    if (s->fd >= 0 && s->close_code && now_ms >= s->close_deadline_ms) {
+        sess__end(s); /* the client never completed the close */
+        return SESS_ALIVE;
+    }
+    if ((!s->wsi && s->fd < 0) || s->close_code || s->no_output)
         return SESS_ALIVE;
     if (s->ping_ms)
         return now_ms - s->ping_ms >= (int64_t)timeout_s * 1000 ? SESS_DEAD : SESS_ALIVE;

@@ -51,7 +51,12 @@ enum sess_rate sess_rate_take(struct session *s, int rate, int burst, int64_t no
 struct session *sess_new(uint64_t id, const char *user, size_t max_queue);
 void sess_free(struct session *s); /* NULL is a no-op */
 
-void sess_attach(struct session *s, struct lws *wsi, enum sess_proto proto, const char *peer);
+/* The WebSocket is established. Own mode (fd >= 0, plain TCP): the gateway
+ * owns the socket fd from now on and wsi is the lws connection it was taken
+ * from, which lws closes soon (sess_handover_done). lws mode (fd -1, TLS):
+ * lws keeps the connection wsi. */
+void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto,
+                 const char *peer);
 /* The connection is gone: drop the queue; later sends are ignored. */
 void sess_detach(struct session *s);
 
@@ -118,6 +123,30 @@ struct req **sess_reqs(struct session *s);
 uint32_t *sess_nreqs(struct session *s);
 size_t sess_queued_bytes(const struct session *s);
 size_t sess_max_queue(const struct session *s);
+
+/* ---- own mode ----
+ * What the socket engine tells the gateway: a whole message from the client
+ * (binary or text, valid UTF-8, within the size limit), and the end of a
+ * connection, reported from sess_reap (never from inside a loop over
+ * sessions): the gateway then leaves its rooms and frees it. */
+struct sess_handlers {
+    void (*message)(void *ud, struct session *s, bool binary, const void *msg, size_t len);
+    void (*ended)(void *ud, struct session *s);
+};
+struct wsio;
+void sess_io_init(struct wsio *io, const struct sess_handlers *h, void *ud, size_t max_msg);
+/* The wsio event callback of an owned session. */
+void sess_on_io(void *session, bool readable, bool writable);
+/* lws has closed the connection the session was taken from: the socket is
+ * watched from now on (bytes lws had read early were reported to ws.c as
+ * lws RECEIVE callbacks before this). */
+void sess_handover_done(struct session *s);
+/* Whether the gateway owns the socket (own mode). */
+bool sess_owned(const struct session *s);
+/* Reports the connections that ended since the last call (see above). */
+void sess_reap(void);
+/* Drops the connection now, without a close handshake (a dead peer). */
+void sess_drop(struct session *s);
 
 /* Totals over every session of this process, for /metrics. */
 struct sess_counters {

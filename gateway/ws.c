@@ -3,20 +3,25 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "admit.h"
 #include "blinks.h"
 #include "clock.h"
 #include "http.h"
+#include "iplimit.h"
 #include "legacy.h"
 #include "log.h"
 #include "lrooms.h"
 #include "session.h"
 #include "v1.h"
 #include "validate.h"
+#include "wsio.h"
 
 /* ---- upgrade ------------------------------------------------------------- */
 
@@ -193,12 +198,35 @@ static enum sess_proto proto_of(struct lws *wsi)
     return SESS_LEGACY;
 }
 
+/* Takes the socket of an established plain-TCP WebSocket out of lws (see
+ * wsio.h): the socket moves to a new descriptor, and lws' descriptor becomes
+ * a copy of a socket whose peer is gone, so lws reads end-of-file from it
+ * (after any bytes it still held from the upgrade read, which ws_callback
+ * sees) and closes it, touching nothing of the client's. Returns the
+ * client's socket, or -1 to leave the connection to lws. */
+static int take_over(struct gw *gw, struct lws *wsi)
+{
+    if (!gw->io || gw->dead_fd < 0 || lws_is_ssl(wsi))
+        return -1;
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0)
+        return -1;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return -1;
+    if (dup2(gw->dead_fd, fd) < 0) {
+        close(own);
+        return -1;
+    }
+    return own;
+}
+
 static void established(struct gw *gw, struct lws *wsi, struct session *s)
 {
     char peer[48];
     peer_of(wsi, peer, sizeof peer);
     enum sess_proto proto = proto_of(wsi);
-    sess_attach(s, wsi, proto, peer);
+    sess_attach(s, wsi, take_over(gw, wsi), proto, peer);
     sess_list_add(&gw->sessions, s);
     gw->nsessions++;
     gw->stats.connections_total++;
@@ -260,42 +288,19 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
     legacy_event_free(&ev);
 }
 
-/* Ends the connection from RECEIVE: lws sends the close frame once the
- * callback returns -1, and nothing of ours may follow it. */
-static int close_now(struct lws *wsi, struct session *s, enum lws_close_status code,
-                     const char *why)
+/* A whole message from the client, either mode. Returns 0, or the close
+ * code the connection must end with (and *why, a static string). */
+static int handle_message(struct gw *gw, struct session *s, bool binary, const void *msg,
+                          size_t mlen, const char **why)
 {
-    sess_rx_done(s);
-    sess_stop_output(s);
-    lws_close_reason(wsi, code, (unsigned char *)why, strlen(why));
-    return -1;
-}
-
-static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void *in, size_t len)
-{
-    if (sess_closing(s))
-        return 0;
-    sess_seen(s, cf_mono_ms());
-    const void *msg;
-    size_t mlen;
-    int rc =
-        sess_rx(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-                lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg, &mlen);
-    if (rc < 0) {
-        CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
-                (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);
-        return close_now(wsi, s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
-    }
-    if (rc == 0)
-        return 0;
-    bool binary = lws_frame_is_binary(wsi);
     enum sess_proto proto = sess_proto(s);
     enum sess_rate rate = sess_rate_take(s, gw->cfg->rate_msgs, gw->cfg->rate_burst, cf_mono_ms());
     if (rate == SESS_RATE_CLOSE) {
         gw->stats.rate_closes++;
         CF_INFO("ws", "conn %llu (%s): kept sending over RATE_MSGS=%d/s; closing with 1008",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->rate_msgs);
-        return close_now(wsi, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+        *why = "rate limit exceeded";
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
     }
     if (rate == SESS_RATE_REFUSE) {
         gw->stats.requests_limited++;
@@ -313,12 +318,69 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
         CF_INFO("ws", "conn %llu (%s): %s frame on %s; closing with 1003",
                 (unsigned long long)sess_id(s), sess_user(s), binary ? "binary" : "text",
                 proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : WS_PROTO_V1_JSON);
-        return close_now(wsi, s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-                         "wrong frame type for this subprotocol");
+        *why = "wrong frame type for this subprotocol";
+        return LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
     } else {
         v1_on_frame(gw, s, msg, mlen);
     }
+    return 0;
+}
+
+/* Own mode: the socket engine's message callback. */
+static void own_message(void *ud, struct session *s, bool binary, const void *msg, size_t len)
+{
+    const char *why = "";
+    int code = handle_message(ud, s, binary, msg, len, &why);
+    if (code)
+        sess_close(s, code, why);
+}
+
+/* Ends the connection from RECEIVE: lws sends the close frame once the
+ * callback returns -1, and nothing of ours may follow it. */
+static int close_now(struct lws *wsi, struct session *s, enum lws_close_status code,
+                     const char *why)
+{
     sess_rx_done(s);
+    sess_stop_output(s);
+    lws_close_reason(wsi, code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
+/* lws mode (TLS): lws parses frames and hands messages over in pieces. */
+static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void *in, size_t len)
+{
+    if (sess_closing(s))
+        return 0;
+    sess_seen(s, cf_mono_ms());
+    const void *msg;
+    size_t mlen;
+    int rc =
+        sess_rx(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+                lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg, &mlen);
+    if (rc < 0) {
+        CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
+                (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);
+        return close_now(wsi, s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+    }
+    if (rc == 0)
+        return 0;
+    const char *why = "";
+    int code = handle_message(gw, s, lws_frame_is_binary(wsi), msg, mlen, &why);
+    if (code)
+        return close_now(wsi, s, (enum lws_close_status)code, why);
+    sess_rx_done(s);
+    return 0;
+}
+
+/* Own mode, before lws has let go of the connection: bytes lws read along
+ * with the upgrade request, which the client sent before it could have read
+ * the 101 response. */
+static int early_frame(struct session *s)
+{
+    CF_INFO("ws", "conn %llu (%s): frames sent before the handshake response; closing with 1002",
+            (unsigned long long)sess_id(s), sess_user(s));
+    sess_close(s, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+               "frames sent before the handshake response (RFC 6455 4.1)");
     return 0;
 }
 
@@ -338,10 +400,17 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
     struct session *s = session_of(wsi);
     if (!s)
         return 0; /* e.g. CLOSED of a refused upgrade */
-    switch (reason) {
-    case LWS_CALLBACK_ESTABLISHED:
+    if (reason == LWS_CALLBACK_ESTABLISHED) {
         established(gw, wsi, s);
         return 0;
+    }
+    if (sess_owned(s)) { /* the wsi it was handed over from, closing */
+        if (reason == LWS_CALLBACK_RECEIVE || reason == LWS_CALLBACK_RECEIVE_PONG ||
+            reason == LWS_CALLBACK_WS_PEER_INITIATED_CLOSE)
+            return early_frame(s);
+        return 0;
+    }
+    switch (reason) {
     case LWS_CALLBACK_RECEIVE:
         return receive(gw, wsi, s, in, len);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -363,9 +432,65 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
 
 void ws_destroy(struct gw *gw, struct session *s)
 {
+    if (sess_owned(s)) {
+        sess_handover_done(s);
+        return;
+    }
+    ipl_close(gw->ipl, ((struct conn_head *)s)->ip);
     if (sess_wsi(s))
         closed(gw, s);
     sess_free(s);
+}
+
+/* Own mode: the connection is over (reported by sess_reap). */
+static void own_ended(void *ud, struct session *s)
+{
+    struct gw *gw = ud;
+    ipl_close(gw->ipl, ((struct conn_head *)s)->ip);
+    closed(gw, s);
+    sess_free(s);
+}
+
+int ws_init(struct gw *gw)
+{
+    static const struct sess_handlers h = {own_message, own_ended};
+    gw->dead_fd = -1;
+    if (gw->cfg->tls_cert[0])
+        return 0; /* every connection stays with lws (TLS) */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+        CF_ERROR("ws", "cannot create a socket pair: %s", strerror(errno));
+        return -1;
+    }
+    close(sv[1]); /* sv[0] now reads end-of-file forever */
+    gw->dead_fd = sv[0];
+    gw->io = wsio_new(gw->vh, sess_on_io);
+    if (!gw->io)
+        return -1;
+    sess_io_init(gw->io, &h, gw, (size_t)gw->cfg->max_message_bytes);
+    return 0;
+}
+
+void ws_shutdown(struct gw *gw)
+{
+    struct session *next;
+    for (struct session *s = gw->sessions; s; s = next) {
+        next = sess_list_next(s);
+        if (sess_owned(s))
+            sess_drop(s);
+    }
+    sess_reap();
+}
+
+void ws_free(struct gw *gw)
+{
+    sess_reap(); /* handed over while the context went down */
+    sess_io_init(NULL, NULL, NULL, 0);
+    wsio_free(gw->io);
+    gw->io = NULL;
+    if (gw->dead_fd >= 0)
+        close(gw->dead_fd);
+    gw->dead_fd = -1;
 }
 
 void ws_keepalive(struct gw *gw)
@@ -378,7 +503,7 @@ void ws_keepalive(struct gw *gw)
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->ping_timeout);
         gw->stats.ping_timeouts++;
         /* closed from the loop, not here: the list is being walked */
-        lws_set_timeout(sess_wsi(s), PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        sess_drop(s);
     }
 }
 

@@ -23,8 +23,17 @@
  * callbacks. Returns what the lws callback must return. */
 int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len);
 
-/* Frees a session when lws destroys its connection (leaving its rooms first
- * if the close callback never ran). */
+/* Sets up the gateway's own handling of established plain-TCP WebSockets
+ * (session.h, own mode; wsio.h); with TLS every connection stays with lws.
+ * 0 or -1 after logging. ws_shutdown drops the connections still open
+ * (before the lws context goes); ws_free releases the rest after it. */
+int ws_init(struct gw *gw);
+void ws_shutdown(struct gw *gw);
+void ws_free(struct gw *gw);
+
+/* lws destroys a session's connection: in lws mode the session is freed
+ * (leaving its rooms first if the close callback never ran) and its address
+ * released; in own mode this ends the hand-over (sess_handover_done). */
 struct session;
 void ws_destroy(struct gw *gw, struct session *s);
 

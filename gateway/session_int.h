@@ -1,0 +1,75 @@
+/* session_int: the session struct, shared by the two files of the session
+ * module only (session.c: state and queue; sessio.c: the socket). Nothing
+ * else includes it. */
+#ifndef GW_SESSION_INT_H
+#define GW_SESSION_INT_H
+
+#include "session.h"
+#include "tbucket.h"
+#include "wsframe.h"
+
+#define CLOSE_GRACE_S 3
+
+struct session {
+    struct conn_head head; /* must stay first */
+    uint64_t id;
+    /* lws mode (TLS): the connection. Own mode: the wsi it was handed over
+     * from, until lws has closed it (reading starts then). */
+    struct lws *wsi;
+    int fd;               /* own mode: the socket; else -1 */
+    uint8_t proto;        /* enum sess_proto */
+    bool ping_due;        /* a ping frame goes out with the next write */
+    bool no_output;       /* closing outside sess_close: write nothing more */
+    bool close_sent;      /* own mode: our close frame is out (or in the tail) */
+    bool peer_closed;     /* own mode: the client's close frame arrived */
+    bool rx_broken;       /* own mode: a protocol error: input is discarded */
+    bool out_armed;       /* own mode: waiting for room to write */
+    bool ended;           /* own mode: the socket is closed; freed by the reaper */
+    char peer[48];
+    struct cf_rel_end rooms;
+    struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */
+    uint32_t nreqs;
+    /* outbound ring of shared buffers: a few slots inline, so that the usual
+     * one-or-two queued frames cost no allocation; grown on the heap beyond */
+    struct cf_buf **q;
+    uint32_t qhead, qlen, qcap;
+    struct cf_buf *qinline[4];
+    size_t qbytes, qmax;
+    /* keep-alive (sess_keepalive): last frame from the client, and the ping
+     * waiting for its answer (0: none) */
+    int64_t seen_ms, ping_ms;
+    uint32_t dirty; /* 1 + index in the dirty list, 0 when not there */
+    /* pending close */
+    int close_code;
+    const char *close_reason; /* a static string (sess_close) */
+    int64_t close_deadline_ms; /* own mode: closed by then whatever the client does */
+    /* RATE_MSGS: the requests budget, and the refusals budget */
+    struct cf_tbucket rate, refusals;
+    /* inbound reassembly */
+    unsigned char *rx;
+    size_t rxlen, rxcap;
+    /* own mode: the frame parser, the unsent end of a short send, and the
+     * payload of the pong due (latest ping only: pings are coalesced) */
+    struct wsf_rx wsf;
+    unsigned char *tail;
+    uint32_t tail_len, tail_off;
+    unsigned char *pong; /* NULL: none due */
+    uint8_t pong_len;
+    struct session *prev, *next;
+    struct session *reap_next; /* ended, waiting for sess_reap */
+    char user[]; /* as long as the name: an idle connection's bytes count */
+};
+
+/* session.c, for sessio.c */
+void sess__queue_release(struct session *s);
+void sess__undirty(struct session *s);
+void sess__dequeue(struct session *s);
+void sess__kick(struct session *s); /* write at the end of this pass */
+extern struct sess_counters sess__counters;
+
+/* sessio.c, for session.c */
+int sess__write_batch(struct session *s); /* -1: the connection failed */
+void sess__end(struct session *s);        /* own mode: close the socket now */
+void sess__want_out(struct session *s);   /* own mode: something is due */
+
+#endif

@@ -1,0 +1,43 @@
+/* wsio: the readiness of the WebSockets the gateway owns itself.
+ *
+ * Established plain-TCP WebSockets leave lws (ws.c hands them over): lws
+ * keeps about 1.1 KB of state per connection and polls every socket on each
+ * pass, while an established WebSocket needs only a socket, a parser state
+ * and its queue. Their sockets sit in one epoll set; the epoll descriptor is
+ * itself adopted into lws' loop as a raw descriptor, so the process still has
+ * one loop (lws' poll() wakes when any of them is ready) and lws' timers,
+ * HTTP and broker links are untouched.
+ *
+ * Ownership: a registered descriptor stays the caller's; `ptr` is handed back
+ * with each event and must stay valid until wsio_del. */
+#ifndef GW_WSIO_H
+#define GW_WSIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lws;
+struct lws_vhost;
+struct wsio;
+
+#define WSIO_PROTOCOL "confab owned sockets"
+
+/* What happened on a descriptor: readable (or closed by the peer), and/or
+ * writable (only while asked for). */
+typedef void (*wsio_event_fn)(void *ptr, bool readable, bool writable);
+
+/* Creates the epoll set and adopts it into vh's loop (WSIO_PROTOCOL must be
+ * one of vh's protocols). NULL after logging. */
+struct wsio *wsio_new(struct lws_vhost *vh, wsio_event_fn on_event);
+void wsio_free(struct wsio *io); /* NULL is a no-op; descriptors stay open */
+
+/* Watches fd for input; `out` also for room to write. 0 or -errno. */
+int wsio_add(struct wsio *io, int fd, void *ptr, bool out);
+int wsio_mod(struct wsio *io, int fd, void *ptr, bool out);
+void wsio_del(struct wsio *io, int fd);
+
+/* The lws callback of WSIO_PROTOCOL. */
+int wsio_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
+
+#endif
