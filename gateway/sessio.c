@@ -360,7 +360,7 @@ static void own_read(struct session *s)
     if (s->rx_broken || s->peer_closed)
         return; /* discarded until the client closes or the grace ends */
     const char *why = "";
-    int code = wsf_feed(&s->wsf, buf, (size_t)n, g_max_msg, &g_sink, s, &why);
+    int code = wsf_feed(&s->wsf, buf, (size_t)n, (uint32_t)g_max_msg, &g_sink, s, &why);
     if (code > 0) {
         s->rx_broken = true;
         CF_INFO("ws", "conn %llu (%s): %s; closing with %d", (unsigned long long)s->id, s->user,

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"
@@ -66,14 +68,12 @@ void sess_free(struct session *s)
     free(s);
 }
 
-void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto,
-                 const char *peer)
+void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto)
 {
     s->wsi = wsi;
     s->fd = fd;
     s->proto = proto;
     s->seen_ms = cf_mono_ms();
-    snprintf(s->peer, sizeof s->peer, "%s", peer ? peer : "?");
 }
 
 void sess_detach(struct session *s)
@@ -160,14 +160,35 @@ void sess__kick(struct session *s)
     want_write(s);
 }
 
+/* The client's address, for the rare log line that needs it: not kept, an
+ * idle connection's bytes count. */
+static void peer_of(const struct session *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "?");
+    if (s->fd < 0) {
+        if (s->wsi)
+            lws_get_peer_simple(s->wsi, buf, cap);
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(s->fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    const void *a = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                              : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    inet_ntop(ss.ss_family, a, buf, (socklen_t)cap);
+}
+
 int sess_send(struct session *s, struct cf_buf *b)
 {
     if (s->close_code || s->no_output || (!s->wsi && s->fd < 0))
         return -EPIPE;
     size_t cost = (size_t)b->len + SLOT_COST;
     if (s->qbytes + cost > s->qmax) {
+        char peer[INET6_ADDRSTRLEN + 8];
+        peer_of(s, peer, sizeof peer);
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
-                (unsigned long long)s->id, s->user, s->peer, s->qbytes);
+                (unsigned long long)s->id, s->user, peer, s->qbytes);
         sess__counters.slow_consumers++;
         sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return -ENOBUFS;
@@ -327,7 +348,6 @@ void sess_rx_done(struct session *s)
 
 uint64_t sess_id(const struct session *s) { return s->id; }
 const char *sess_user(const struct session *s) { return s->user; }
-const char *sess_peer(const struct session *s) { return s->peer; }
 enum sess_proto sess_proto(const struct session *s) { return s->proto; }
 struct lws *sess_wsi(const struct session *s) { return s->wsi; }
 struct cf_rel_end *sess_rooms(struct session *s) { return &s->rooms; }

@@ -55,8 +55,7 @@ void sess_free(struct session *s); /* NULL is a no-op */
  * owns the socket fd from now on and wsi is the lws connection it was taken
  * from, which lws closes soon (sess_handover_done). lws mode (fd -1, TLS):
  * lws keeps the connection wsi. */
-void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto,
-                 const char *peer);
+void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto);
 /* The connection is gone: drop the queue; later sends are ignored. */
 void sess_detach(struct session *s);
 
@@ -113,7 +112,6 @@ void sess_rx_done(struct session *s);
 
 uint64_t sess_id(const struct session *s);
 const char *sess_user(const struct session *s);
-const char *sess_peer(const struct session *s);
 enum sess_proto sess_proto(const struct session *s);
 struct lws *sess_wsi(const struct session *s);
 struct cf_rel_end *sess_rooms(struct session *s);

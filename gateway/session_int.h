@@ -25,7 +25,6 @@ struct session {
     bool rx_broken;       /* own mode: a protocol error: input is discarded */
     bool out_armed;       /* own mode: waiting for room to write */
     bool ended;           /* own mode: the socket is closed; freed by the reaper */
-    char peer[48];
     struct cf_rel_end rooms;
     struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */
     uint32_t nreqs;

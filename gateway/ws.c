@@ -226,7 +226,7 @@ static void established(struct gw *gw, struct lws *wsi, struct session *s)
     char peer[48];
     peer_of(wsi, peer, sizeof peer);
     enum sess_proto proto = proto_of(wsi);
-    sess_attach(s, wsi, take_over(gw, wsi), proto, peer);
+    sess_attach(s, wsi, take_over(gw, wsi), proto);
     sess_list_add(&gw->sessions, s);
     gw->nsessions++;
     gw->stats.connections_total++;

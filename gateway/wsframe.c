@@ -133,14 +133,14 @@ static int check_start(struct wsf_rx *st, const char **why)
 }
 
 /* Starts the frame of a complete, checked header. */
-static int start_frame(struct wsf_rx *st, uint64_t len, uint64_t max_msg, const char **why)
+static int start_frame(struct wsf_rx *st, uint64_t len, uint32_t max_msg, const char **why)
 {
     st->fin = st->hdr[0] & 0x80;
     st->op = st->hdr[0] & 0x0f;
     st->moff = 0;
-    st->left = len;
     st->in_payload = true;
     if (st->op >= WSF_CLOSE) {
+        st->left = (uint32_t)len; /* at most 125 (check_start) */
         st->ctllen = 0;
         if (st->op == WSF_CLOSE)
             st->utf8 = 0; /* a close ends any message: its reason is checked alone */
@@ -153,12 +153,13 @@ static int start_frame(struct wsf_rx *st, uint64_t len, uint64_t max_msg, const 
     }
     if (len > max_msg || st->msglen > max_msg - len)
         return fail(why, 1009, "message too big");
-    st->msglen += len;
+    st->left = (uint32_t)len;
+    st->msglen += (uint32_t)len;
     return 0;
 }
 
 /* Gathers header bytes; returns bytes taken, or -(close code). */
-static long take_header(struct wsf_rx *st, const uint8_t *p, size_t n, uint64_t max_msg,
+static long take_header(struct wsf_rx *st, const uint8_t *p, size_t n, uint32_t max_msg,
                         int *code, const char **why)
 {
     size_t used = 0;
@@ -255,7 +256,7 @@ static int data_piece(struct wsf_rx *st, const uint8_t *p, size_t k, bool first,
     return sk->data(ud, binary, p, k, first, final, st->left) ? -1 : 0;
 }
 
-int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint64_t max_msg,
+int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint32_t max_msg,
              const struct wsf_sink *sk, void *ud, const char **why)
 {
     size_t i = 0;
@@ -273,7 +274,7 @@ int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint64_t max_msg,
                 bool first = st->op != WSF_CONT;
                 size_t k = st->left < len - i ? (size_t)st->left : len - i;
                 unmask(st, buf + i, k);
-                st->left -= k;
+                st->left -= (uint32_t)k;
                 int rc = data_piece(st, buf + i, k, first, sk, ud, why);
                 if (rc)
                     return rc;
@@ -283,7 +284,7 @@ int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint64_t max_msg,
         }
         size_t k = st->left < len - i ? (size_t)st->left : len - i;
         unmask(st, buf + i, k);
-        st->left -= k;
+        st->left -= (uint32_t)k;
         int rc = st->op <= WSF_BINARY ? data_piece(st, buf + i, k, false, sk, ud, why)
                                       : control_piece(st, buf + i, k, sk, ud, why);
         if (rc)

@@ -25,8 +25,8 @@ enum wsf_op { WSF_CONT = 0, WSF_TEXT = 1, WSF_BINARY = 2, WSF_CLOSE = 8, WSF_PIN
 
 /* Parser state of one connection, embedded by its owner: zero it to start. */
 struct wsf_rx {
-    uint64_t left;    /* payload bytes of the current frame still to come */
-    uint64_t msglen;  /* bytes of the current data message so far, announced included */
+    uint32_t left;    /* payload bytes of the current frame still to come */
+    uint32_t msglen;  /* bytes of the current data message so far, announced included */
     uint32_t utf8;    /* validator state of the current text message or close reason */
     uint8_t hdr[14];  /* header bytes gathered so far */
     uint8_t hlen;
@@ -57,8 +57,9 @@ struct wsf_sink {
 /* Parses buf[0..len) (modified: unmasked in place). Returns 0 when every
  * byte was taken, -1 when a callback stopped it, or the close code the
  * connection must end with (1002 protocol error, 1007 invalid UTF-8, 1009
- * message over max_msg bytes) with *why a static description. */
-int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint64_t max_msg,
+ * message over max_msg bytes; a control frame never is) with *why a static
+ * description. */
+int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint32_t max_msg,
              const struct wsf_sink *sink, void *ud, const char **why);
 
 /* Frees what the parser holds (a split control frame). */
