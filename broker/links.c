@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "memtrim.h"
 #include "sock.h"
 
 #define HELLO_TIMEOUT_MS 5000
@@ -52,6 +53,8 @@ struct gwlinks {
     uint64_t next_id;
     struct gwlink *dirty, *dead;
     struct cf_wire_decoder *dec;
+    uint64_t frames_in;      /* for memtrim: work that allocates */
+    struct cf_memtrim trim;
 };
 
 static void arm_post(struct gwlinks *g)
@@ -240,6 +243,7 @@ static int handle_frame(struct gwlink *l, const unsigned char *p, size_t len)
     case CF_WIRE_UNSUB:
     case CF_WIRE_HIST:
     case CF_WIRE_TYPING:
+        g->frames_in++;
         g->cbs.on_frame(g->ud, l, &m, p, len);
         return l->closing ? -1 : 0;
     default:
@@ -344,6 +348,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
         else if (l->st == L_UP && now - l->last_rx > SILENCE_TIMEOUT_MS)
             link_close(l, "gateway silent for 35 s", true);
     }
+    /* joins and leaves leave holes among long-lived room members */
+    cf_memtrim_tick(&g->trim, g->frames_in + g->next_id, now);
     sd_event_source_set_time_relative(s, 1000 * 1000);
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;

@@ -10,14 +10,30 @@
 
 struct group; /* the entries of one room */
 
+/* One per member and connection: small, there is one per idle client. */
 struct entry {
     uint64_t link_id;
     struct group *g;
-    uint32_t gi; /* index in g->v */
-    uint32_t keylen, roomlen, connlen, userlen;
-    char *user;
-    char key[]; /* room '\0' conn, then user */
+    uint32_t gi;      /* index in g->v */
+    uint8_t roomlen;  /* <= CF_ROOM_MAX */
+    uint8_t userlen;  /* <= CF_USERNAME_BYTES_MAX */
+    uint16_t connlen; /* <= CF_WIRE_MAX_TOKEN */
+    char key[];       /* room '\0' conn (the map's key), then user '\0' */
 };
+
+_Static_assert(CF_ROOM_MAX <= UINT8_MAX && CF_USERNAME_BYTES_MAX <= UINT8_MAX &&
+                   CF_WIRE_MAX_TOKEN <= UINT16_MAX,
+               "presence entry lengths");
+
+static size_t keylen(const struct entry *e)
+{
+    return (size_t)e->roomlen + 1 + e->connlen;
+}
+
+static const char *user_of(const struct entry *e)
+{
+    return e->key + keylen(e) + 1;
+}
 
 struct group {
     char name[CF_ROOM_MAX + 1];
@@ -91,7 +107,8 @@ static size_t make_key(char *out, struct cf_str room, struct cf_str conn)
 int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
                  struct cf_str user)
 {
-    if (room.len > CF_ROOM_MAX || conn.len > CF_WIRE_MAX_TOKEN)
+    if (room.len > CF_ROOM_MAX || conn.len > CF_WIRE_MAX_TOKEN ||
+        user.len > CF_USERNAME_BYTES_MAX)
         return -EINVAL;
     char key[CF_ROOM_MAX + 1 + CF_WIRE_MAX_TOKEN];
     size_t klen = make_key(key, room, conn);
@@ -120,18 +137,17 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
         g->v = v;
         g->cap = cap;
     }
-    struct entry *e = malloc(sizeof *e + klen + user.len + 1);
+    struct entry *e = malloc(sizeof *e + klen + 1 + user.len + 1);
     if (!e)
         goto fail;
     e->link_id = link_id;
-    e->keylen = (uint32_t)klen;
-    e->roomlen = room.len;
-    e->connlen = conn.len;
-    e->userlen = user.len;
+    e->roomlen = (uint8_t)room.len;
+    e->connlen = (uint16_t)conn.len;
+    e->userlen = (uint8_t)user.len;
     memcpy(e->key, key, klen);
-    e->user = e->key + klen;
-    memcpy(e->user, user.p, user.len);
-    e->user[user.len] = '\0';
+    e->key[klen] = '\0';
+    memcpy(e->key + klen + 1, user.p, user.len);
+    e->key[klen + 1 + user.len] = '\0';
     if (cf_map_put(p->entries, e->key, klen, e) < 0) {
         free(e);
         goto fail;
@@ -152,7 +168,7 @@ fail:
 static void remove_entry(struct presence *p, struct entry *e)
 {
     struct group *g = e->g;
-    cf_map_del(p->entries, e->key, e->keylen);
+    cf_map_del(p->entries, e->key, keylen(e));
     g->v[e->gi] = g->v[--g->n];
     g->v[e->gi]->gi = e->gi;
     if (g->n == 0) {
@@ -208,7 +224,7 @@ void presence_foreach_room(struct presence *p,
             for (uint32_t i = 0; i < g->n; i++) {
                 struct entry *e = g->v[i];
                 conns[i] = (struct cf_str){e->key + e->roomlen + 1, e->connlen};
-                users[i] = (struct cf_str){e->user, e->userlen};
+                users[i] = (struct cf_str){user_of(e), e->userlen};
             }
             fn(ud, (struct cf_str){g->name, g->len}, conns, users, g->n);
         }

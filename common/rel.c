@@ -5,7 +5,9 @@
 static int end_push(struct cf_rel_end *e, struct cf_rel_edge *edge, uint32_t *pos)
 {
     if (e->n == e->cap) {
-        uint32_t cap = e->cap ? e->cap * 2 : 4;
+        /* from 2: a session is usually in one or two rooms, and every
+         * idle connection's bytes count */
+        uint32_t cap = e->cap ? e->cap * 2 : 2;
         struct cf_rel_edge **v = realloc(e->v, cap * sizeof *v);
         if (!v)
             return -1;
@@ -35,22 +37,33 @@ static void end_remove(struct cf_rel_end *e, uint32_t pos)
     }
 }
 
-struct cf_rel_edge *cf_rel_link(struct cf_rel_end *l, void *left, struct cf_rel_end *r,
-                                void *right)
+int cf_rel_link_at(struct cf_rel_edge *edge, struct cf_rel_end *l, void *left,
+                   struct cf_rel_end *r, void *right)
 {
-    struct cf_rel_edge *edge = malloc(sizeof *edge);
-    if (!edge)
-        return NULL;
     edge->left = left;
     edge->right = right;
     edge->lend = l;
     edge->rend = r;
-    if (end_push(l, edge, &edge->li) < 0) {
-        free(edge);
-        return NULL;
-    }
+    if (end_push(l, edge, &edge->li) < 0)
+        return -1;
     if (end_push(r, edge, &edge->ri) < 0) {
         end_remove(l, edge->li);
+        return -1;
+    }
+    return 0;
+}
+
+void cf_rel_unlink_at(struct cf_rel_edge *e)
+{
+    end_remove(e->lend, e->li);
+    end_remove(e->rend, e->ri);
+}
+
+struct cf_rel_edge *cf_rel_link(struct cf_rel_end *l, void *left, struct cf_rel_end *r,
+                                void *right)
+{
+    struct cf_rel_edge *edge = malloc(sizeof *edge);
+    if (edge && cf_rel_link_at(edge, l, left, r, right) < 0) {
         free(edge);
         return NULL;
     }
@@ -59,8 +72,7 @@ struct cf_rel_edge *cf_rel_link(struct cf_rel_end *l, void *left, struct cf_rel_
 
 void cf_rel_unlink(struct cf_rel_edge *e)
 {
-    end_remove(e->lend, e->li);
-    end_remove(e->rend, e->ri);
+    cf_rel_unlink_at(e);
     free(e);
 }
 

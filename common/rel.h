@@ -32,6 +32,12 @@ struct cf_rel_edge {
 struct cf_rel_edge *cf_rel_link(struct cf_rel_end *l, void *left, struct cf_rel_end *r,
                                 void *right);
 void cf_rel_unlink(struct cf_rel_edge *e);
+/* The same with an edge the caller owns, embedded in its own object (one
+ * allocation less per membership): 0, or -1 when out of memory (nothing
+ * changed). cf_rel_unlink_at undoes it and frees nothing. */
+int cf_rel_link_at(struct cf_rel_edge *edge, struct cf_rel_end *l, void *left,
+                   struct cf_rel_end *r, void *right);
+void cf_rel_unlink_at(struct cf_rel_edge *e);
 
 /* The edge of end `e` whose other side is `peer`, or NULL. Linear in the end's
  * size: meant for the small side (a member's rooms). */

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "memtrim.h"
 #include "lrooms.h"
 #include "metrics.h"
 #include "notify.h"
@@ -228,6 +229,8 @@ static void tick(lws_sorted_usec_list_t *sul)
     admit_tick(gw);
     ws_keepalive(gw);
     int64_t now = cf_mono_ms();
+    /* opened + closed: a storm's handshake buffers leave holes (memtrim.h) */
+    cf_memtrim_tick(&gw->trim, 2 * gw->stats.connections_total - gw->nsessions, now);
     if (gw->watchdog_ms && now - gw->last_watchdog >= gw->watchdog_ms) {
         cf_notify_watchdog();
         gw->last_watchdog = now;

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "memtrim.h"
 
 struct lws;
 struct lws_context;
@@ -60,6 +61,7 @@ struct gw {
     int64_t watchdog_ms, last_watchdog, last_status;
     lws_sorted_usec_list_t sul_tick; /* once a second: request deadlines */
     struct gw_stats stats;
+    struct cf_memtrim trim;
 };
 
 /* Runs one gateway process until SIGTERM/SIGINT; returns the exit code. */

@@ -100,8 +100,7 @@ struct lmember *lrooms_join(struct lrooms *r, struct session *s, const char *nam
         }
         created = true;
     }
-    m->edge = cf_rel_link(&rm->members, rm, sess_rooms(s), m);
-    if (!m->edge) {
+    if (cf_rel_link_at(&m->edge, &rm->members, rm, sess_rooms(s), m) < 0) {
         if (created) {
             cf_map_del(r->by_name, rm->name, len);
             free(rm);
@@ -127,8 +126,8 @@ static void drop_held(struct lmember *m)
 
 void lrooms_leave_member(struct lrooms *r, struct lmember *m)
 {
-    struct lroom *rm = m->edge->left;
-    cf_rel_unlink(m->edge);
+    struct lroom *rm = m->edge.left;
+    cf_rel_unlink_at(&m->edge);
     drop_held(m);
     free(m);
     if (rm->members.n > 0)
@@ -322,5 +321,5 @@ struct cf_str lrooms_edge_name(const struct cf_rel_edge *e)
 
 struct cf_str lrooms_member_room(const struct lmember *m)
 {
-    return lrooms_edge_name(m->edge);
+    return lrooms_edge_name(&m->edge);
 }

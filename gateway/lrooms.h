@@ -41,18 +41,18 @@ struct lheld;
 /* One session in one room. Owned by lrooms; valid until it leaves. */
 struct lmember {
     struct session *s;
-    struct cf_rel_edge *edge;
-    bool pending;         /* waiting for the join snapshot */
+    struct cf_rel_edge edge; /* room (left) - session (right) */
     uint64_t q;           /* the request the pending snapshot answers */
     uint64_t last_id;     /* newest message id given to the client */
     uint64_t pv;          /* presence version of the snapshot */
     int64_t pv_until;     /* until then, presence versions <= pv are stale */
     int64_t typing_at;    /* last typing relayed for this member (monotonic ms) */
-    bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
-    char epoch[24];       /* the room's epoch as last told to the client (ours are 16 hex) */
     struct lheld *held;   /* events held while pending */
     uint32_t nheld, capheld;
-    size_t heldbytes;
+    uint32_t heldbytes;   /* bounded by the session's queue bound */
+    bool pending;         /* waiting for the join snapshot */
+    bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
+    char epoch[18];       /* the room's epoch as last told to the client (16 hex) */
 };
 
 struct lrooms;

@@ -190,7 +190,7 @@ int sess__write_batch(struct session *s)
         if (s->q != s->qinline) {
             free(s->q);
             s->q = s->qinline;
-            s->qcap = 4;
+            s->qcap = QINLINE;
         }
         s->qhead = 0;
     }
@@ -332,7 +332,7 @@ static int on_close(void *ud, int code, const uint8_t *reason, size_t n)
     if (!s->close_code) {
         s->close_code = code;
         s->close_reason = "";
-        s->close_deadline_ms = cf_mono_ms() + CLOSE_GRACE_S * 1000;
+        s->ping_ms = cf_mono_ms() + CLOSE_GRACE_S * 1000;
     }
     sess__queue_release(s);
     free(s->pong);

@@ -25,7 +25,7 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
     s->id = id;
     s->fd = -1;
     s->q = s->qinline;
-    s->qcap = 4;
+    s->qcap = QINLINE;
     memcpy(s->user, user, ulen);
     s->qmax = max_queue;
     return s;
@@ -38,7 +38,7 @@ static void queue_shrink(struct session *s)
     if (s->q != s->qinline) {
         free(s->q);
         s->q = s->qinline;
-        s->qcap = 4;
+        s->qcap = QINLINE;
     }
     s->qhead = 0;
 }
@@ -188,7 +188,7 @@ int sess_send(struct session *s, struct cf_buf *b)
         char peer[INET6_ADDRSTRLEN + 8];
         peer_of(s, peer, sizeof peer);
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
-                (unsigned long long)s->id, s->user, peer, s->qbytes);
+                (unsigned long long)s->id, s->user, peer, (size_t)s->qbytes);
         sess__counters.slow_consumers++;
         sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return -ENOBUFS;
@@ -284,7 +284,7 @@ void sess_close(struct session *s, int code, const char *reason)
     s->close_reason = reason;
     sess__queue_release(s);
     if (s->fd >= 0) {
-        s->close_deadline_ms = cf_mono_ms() + CLOSE_GRACE_S * 1000;
+        s->ping_ms = cf_mono_ms() + CLOSE_GRACE_S * 1000;
         want_write(s);
         return;
     }
@@ -384,12 +384,13 @@ struct session *sess_list_next(const struct session *s)
 void sess_seen(struct session *s, int64_t now_ms)
 {
     s->seen_ms = now_ms;
-    s->ping_ms = 0;
+    if (!s->close_code) /* else ping_ms is the close deadline */
+        s->ping_ms = 0;
 }
 
 enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s, int timeout_s)
 {
-    if (s->fd >= 0 && s->close_code && now_ms >= s->close_deadline_ms) {
+    if (s->fd >= 0 && s->close_code && now_ms >= s->ping_ms) {
         sess__end(s); /* the client never completed the close */
         return SESS_ALIVE;
     }

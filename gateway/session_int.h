@@ -9,6 +9,7 @@
 #include "wsframe.h"
 
 #define CLOSE_GRACE_S 3
+#define QINLINE 2
 
 struct session {
     struct conn_head head; /* must stay first */
@@ -32,21 +33,21 @@ struct session {
      * one-or-two queued frames cost no allocation; grown on the heap beyond */
     struct cf_buf **q;
     uint32_t qhead, qlen, qcap;
-    struct cf_buf *qinline[4];
-    size_t qbytes, qmax;
+    struct cf_buf *qinline[QINLINE];
+    uint32_t qbytes, qmax; /* MAX_CLIENT_QUEUE_BYTES is at most 64 MiB */
     /* keep-alive (sess_keepalive): last frame from the client, and the ping
-     * waiting for its answer (0: none) */
+     * waiting for its answer (0: none); once closing (own mode) ping_ms is
+     * the deadline of the close: no more pings go out then */
     int64_t seen_ms, ping_ms;
     uint32_t dirty; /* 1 + index in the dirty list, 0 when not there */
     /* pending close */
     int close_code;
     const char *close_reason; /* a static string (sess_close) */
-    int64_t close_deadline_ms; /* own mode: closed by then whatever the client does */
     /* RATE_MSGS: the requests budget, and the refusals budget */
     struct cf_tbucket rate, refusals;
     /* inbound reassembly */
     unsigned char *rx;
-    size_t rxlen, rxcap;
+    uint32_t rxlen, rxcap; /* MAX_MESSAGE_BYTES is at most 64 KiB */
     /* own mode: the frame parser, the unsent end of a short send, and the
      * payload of the pong due (latest ping only: pings are coalesced) */
     struct wsf_rx wsf;

@@ -412,6 +412,12 @@ class GenProc:
         return parse_gen(self.out, self.err_path)
 
 
+# Memory is sampled once the connections have been idle this long, for both
+# servers: what an idle server holds, not the tail of the connect burst
+# (confab hands freed memory back after 1 s of quiet, common/memtrim.h).
+IDLE_SETTLE_S = 3
+
+
 def sample_idle(roots):
     return {"mem": tree_mem(roots), "kernel_tcp": sockstat_tcp_bytes(),
             "slab": meminfo_slab_bytes()}
@@ -432,11 +438,13 @@ def run_idle(a, procs, srv, sc, logdir):
     second = None
     try:
         first.wait_ready(setup_s)
+        time.sleep(IDLE_SETTLE_S)
         s1 = sample_idle(roots)
         second = GenProc(procs, "confab-bench-1",
                          gen_argv(a, sc, srv.port, sc["conns"] - half, half, "101-150"),
                          os.path.join(logdir, f"gen-{srv.kind}-1.log"))
         second.wait_ready(setup_s)
+        time.sleep(IDLE_SETTLE_S)
         s2 = sample_idle(roots)
         r2 = second.result(sc["hold"] + 30)
     finally:
