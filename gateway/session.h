@@ -5,16 +5,23 @@
  * message, not per recipient); a session holds one reference per queued
  * message. The queue is bounded in bytes (MAX_CLIENT_QUEUE_BYTES): a client
  * that does not read fast enough is disconnected with close code 1008 instead
- * of making anyone wait or memory grow. Once per loop pass (sess_flush, or
- * lws' WRITEABLE callback while lws holds unsent bytes) every queued message
- * that fits in 64 KiB is framed and sent in one send() (binary frames for
- * confab.msgpack.v1, text otherwise); a send cut short is held by lws (at most
- * one batch, or the rest of one larger frame such as a big history page,
- * beyond the queue bound) and finished before anything else is written.
+ * of making anyone wait or memory grow. Once per loop pass (sess_flush)
+ * every queued message that fits in 64 KiB is framed and sent in one send()
+ * (binary frames for confab.msgpack.v1, text otherwise); a send cut short is
+ * held (at most one batch, or the rest of one larger frame such as a big
+ * history page, beyond the queue bound) and finished before anything else is
+ * written.
  *
- * Ownership: the gateway creates a session when it accepts the upgrade and
- * frees it when lws destroys the connection; the session must have left every
- * room by then (lrooms_leave_all at CLOSED). */
+ * Two modes. Own mode (plain TCP, the usual case): once established, the
+ * gateway owns the socket (in the wsio epoll set): sessio.c reads and parses
+ * client frames (wsframe.h), answers pings, keeps the unsent end of a short
+ * send, and runs the close handshake (close frame, then the socket is closed
+ * when the client answers or after 3 s). lws mode (TLS): lws keeps the
+ * connection; it parses frames, and holds the end of a short send.
+ *
+ * Ownership: the gateway creates a session when it accepts the upgrade. In
+ * lws mode it frees it when lws destroys the connection; in own mode when
+ * sess_reap reports its end. The session must have left every room by then. */
 #ifndef GW_SESSION_H
 #define GW_SESSION_H
 

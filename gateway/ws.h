@@ -6,9 +6,12 @@
  * DEFAULT_ROOM and speaks the legacy JSON protocol (legacy.h); with
  * confab.v1 (JSON text) or confab.msgpack.v1 (binary) it speaks protocol v1
  * (v1.h). A browser's Origin must be allowed (ALLOWED_ORIGINS, default the
- * request's own host) or the upgrade gets 403. A session is dropped when it sends frames over
- * MAX_MESSAGE_BYTES (1009), invalid UTF-8 (1007, by lws), stops answering
- * pings, or stops reading (1008). */
+ * request's own host) or the upgrade gets 403. Once established, a plain-TCP
+ * connection leaves lws for the gateway's own socket handling (session.h,
+ * own mode); over TLS lws keeps it. A session is closed when it breaks the
+ * WebSocket protocol (1002), sends a message over MAX_MESSAGE_BYTES (1009) or
+ * invalid UTF-8 (1007), stops reading (1008), or is dropped when it stops
+ * answering pings. */
 #ifndef GW_WS_H
 #define GW_WS_H
 
