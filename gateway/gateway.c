@@ -337,6 +337,7 @@ int gw_run(const struct cf_config *cfg, int worker)
 {
     struct gw gw;
     memset(&gw, 0, sizeof gw);
+    gw.dead_fd = -1;
     gw.cfg = cfg;
     gw.worker = worker;
     int rc = 1;
@@ -372,7 +373,6 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (cfg->tls_cert[0])
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.server_string = "confab";
-    gw.dead_fd = -1;
     gw.ctx = g_ctx = lws_create_context(&info);
     if (!gw.ctx) {
         CF_ERROR("gateway", "cannot create the libwebsockets context");

@@ -254,7 +254,7 @@ void sess_drop(struct session *s)
 {
     if (sess_owned(s))
         sess__end(s);
-    else if (s->wsi)
+    if (s->wsi) /* lws mode, or a hand-over lws has not finished yet */
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 

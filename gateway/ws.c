@@ -454,7 +454,6 @@ static void own_ended(void *ud, struct session *s)
 int ws_init(struct gw *gw)
 {
     static const struct sess_handlers h = {own_message, own_ended};
-    gw->dead_fd = -1;
     if (gw->cfg->tls_cert[0])
         return 0; /* every connection stays with lws (TLS) */
     int sv[2];

@@ -54,9 +54,9 @@ void wsio_free(struct wsio *io)
 {
     if (!io)
         return;
-    if (io->wsi) /* closing the wsi closes the descriptor */
+    if (io->wsi) /* lws closes the descriptor with the wsi */
         lws_set_opaque_user_data(io->wsi, NULL);
-    else
+    else if (io->ep >= 0)
         close(io->ep);
     free(io);
 }
@@ -100,8 +100,10 @@ int wsio_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
     (void)len;
     struct wsio *io = lws_get_opaque_user_data(wsi);
     if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
-        if (io)
+        if (io) { /* lws closes the descriptor */
             io->wsi = NULL;
+            io->ep = -1;
+        }
         return 0;
     }
     if (io && reason == LWS_CALLBACK_RAW_RX_FILE)

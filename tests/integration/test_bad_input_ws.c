@@ -342,6 +342,141 @@ static void test_binary_frames_on_json_protocols(void **state)
     witness_check(&wit, &fx.node);
 }
 
+/* ---- the close handshake and the upgrade, on raw sockets ----------------- */
+
+/* A masked client frame (zero mask key) into out; returns its length. */
+static size_t client_frame(unsigned char *out, int opcode, const void *data, size_t len)
+{
+    out[0] = (unsigned char)(0x80 | opcode);
+    out[1] = (unsigned char)(0x80 | len); /* len < 126 here */
+    memset(out + 2, 0, 4);
+    memcpy(out + 6, data, len);
+    return 6 + len;
+}
+
+/* An upgraded raw socket for a legacy client, with `extra` bytes sent in the
+ * same write as the request (NULL: none). */
+static int raw_upgrade(const char *user, const void *extra, size_t extra_len)
+{
+    char *token = h_login(fx.node.port, user);
+    assert_non_null(token);
+    int fd = h_tcp_connect(fx.node.port, 0);
+    assert_true(fd >= 0);
+    char req[8192];
+    int n = snprintf(req, sizeof req,
+                     "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     token);
+    free(token);
+    assert_true(n > 0 && (size_t)n + extra_len < sizeof req);
+    if (extra)
+        memcpy(req + n, extra, extra_len);
+    assert_int_equal(h_send_all(fd, req, (size_t)n + extra_len), 0);
+    /* the 101, byte by byte so that no frame after it is consumed */
+    char resp[1024];
+    size_t got = 0;
+    int64_t deadline = h_now_ms() + 5000;
+    while (got < 4 || memcmp(resp + got - 4, "\r\n\r\n", 4) != 0) {
+        assert_true(got < sizeof resp - 1);
+        assert_int_equal(recv_exact(fd, resp + got, 1, deadline), 0);
+        got++;
+    }
+    resp[got] = '\0';
+    if (strncmp(resp, "HTTP/1.1 101", 12) != 0)
+        fail_msg("upgrade refused: %.60s", resp);
+    return fd;
+}
+
+/* Reads server frames until a close; returns its code (0: none given, -1:
+ * EOF or timeout first). */
+static int raw_close_code(int fd)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    for (;;) {
+        unsigned char h[4], payload[200];
+        if (recv_exact(fd, h, 2, deadline) < 0)
+            return -1;
+        size_t n = h[1] & 0x7fu;
+        if (n == 126) {
+            if (recv_exact(fd, h + 2, 2, deadline) < 0)
+                return -1;
+            n = (size_t)h[2] << 8 | h[3];
+        }
+        assert_true(n <= sizeof payload);
+        if (recv_exact(fd, payload, n, deadline) < 0)
+            return -1;
+        if ((h[0] & 0x0f) == WS_CLOSE)
+            return n >= 2 ? payload[0] << 8 | payload[1] : 0;
+    }
+}
+
+/* Whether the server closes the TCP connection within ms. */
+static bool raw_eof_within(int fd, int ms)
+{
+    int64_t deadline = h_now_ms() + ms;
+    char buf[256];
+    while (h_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r <= 0)
+            return true;
+    }
+    return false;
+}
+
+/* RFC 6455 4.1: a client sends frames only once it has the 101. Frames that
+ * arrive with the upgrade request are a protocol error (1002), not lost in
+ * silence; nothing else is affected. */
+static void test_frames_before_the_handshake_response_are_1002(void **state)
+{
+    (void)state;
+    unsigned char f[64];
+    size_t n = client_frame(f, WS_TEXT, "{\"type\":\"x\"}", 12);
+    int fd = raw_upgrade("eager", f, n);
+    assert_int_equal(raw_close_code(fd), 1002);
+    close(fd);
+    witness_check(&wit, &fx.node);
+}
+
+/* The client's close is answered with the same code, then the server closes
+ * the TCP connection; a close without a code is answered without one. */
+static void test_client_close_is_echoed_then_the_socket_closed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *payload;
+        size_t len;
+        int want;
+    } cases[] = {{"\x03\xe8" "bye", 5, 1000}, {"\x0f\xa0", 2, 4000}, {"", 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int fd = raw_upgrade("closer", NULL, 0);
+        unsigned char f[64];
+        size_t n = client_frame(f, WS_CLOSE, cases[i].payload, cases[i].len);
+        assert_int_equal(h_send_all(fd, f, n), 0);
+        assert_int_equal(raw_close_code(fd), cases[i].want);
+        assert_true(raw_eof_within(fd, 3000));
+        close(fd);
+    }
+}
+
+/* After the server's close (here for a protocol error) a client that never
+ * answers is still disconnected: within the 3 s grace and the 1 s tick. */
+static void test_a_close_left_unanswered_ends_the_connection(void **state)
+{
+    (void)state;
+    int fd = raw_upgrade("silent", NULL, 0);
+    assert_int_equal(h_send_all(fd, "\x81\x02hi", 4), 0); /* unmasked */
+    assert_int_equal(raw_close_code(fd), 1002);
+    int64_t t0 = h_now_ms();
+    assert_true(raw_eof_within(fd, 6000));
+    assert_true(h_now_ms() - t0 >= 1500); /* it waited for an answer first */
+    close(fd);
+    witness_check(&wit, &fx.node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +485,9 @@ int main(void)
         cmocka_unit_test(test_oversized_messages_are_1009_on_every_protocol),
         cmocka_unit_test(test_invalid_utf8_is_1007),
         cmocka_unit_test(test_binary_frames_on_json_protocols),
+        cmocka_unit_test(test_frames_before_the_handshake_response_are_1002),
+        cmocka_unit_test(test_client_close_is_echoed_then_the_socket_closed),
+        cmocka_unit_test(test_a_close_left_unanswered_ends_the_connection),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
