@@ -5,6 +5,7 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -104,6 +105,34 @@ static struct lws_context *g_direct; /* NULL: direct mode off */
  * before the next wait rather than after it */
 static lws_sorted_usec_list_t g_flush_sul;
 
+/* Pacing. One send() per delivery costs ~10 us on loopback, and a bare
+ * server reaches its figures because a busy loop pass has several messages
+ * for each client by the time it writes. Passes here are short (epoll), so
+ * a busy gateway would write each message on its own. A flush that took long
+ * (it wrote many clients) means the gateway is busy: the next one waits as
+ * long as this one took, at most PACE_MAX_US, and clients get several
+ * messages per send(); a quiet gateway (flushes under PACE_FROM_US) writes
+ * at once, so light load keeps its latency. */
+#define PACE_FROM_US 30
+#define PACE_MAX_US 10000
+static int64_t g_next_flush_us;
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul);
+
+/* The flush timer: now, or when pacing allows. */
+static void schedule_flush(void)
+{
+    int64_t wait = g_next_flush_us ? g_next_flush_us - mono_us() : 0;
+    lws_sul_schedule(g_direct, 0, &g_flush_sul, flush_cb, wait > 1 ? wait : 1);
+}
+
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
@@ -144,7 +173,7 @@ static void want_write(struct session *s)
         g_capdirty = cap;
     }
     if (g_ndirty == 0)
-        lws_sul_schedule(g_direct, 0, &g_flush_sul, flush_cb, 1);
+        schedule_flush();
     g_dirty[g_ndirty++] = s;
     s->dirty = g_ndirty;
     return;
@@ -240,6 +269,14 @@ int sess_on_writable(struct session *s)
 
 void sess_flush(void)
 {
+    if (!g_ndirty)
+        return;
+    int64_t start = mono_us();
+    if (start < g_next_flush_us) {
+        if (g_direct)
+            schedule_flush();
+        return;
+    }
     for (uint32_t i = 0; i < g_ndirty; i++) {
         struct session *s = g_dirty[i];
         if (!s)
@@ -267,6 +304,8 @@ void sess_flush(void)
         }
     }
     g_ndirty = 0;
+    int64_t end = mono_us(), took = end - start;
+    g_next_flush_us = took < PACE_FROM_US ? 0 : end + (took < PACE_MAX_US ? took : PACE_MAX_US);
 }
 
 void sess_stop_output(struct session *s)
