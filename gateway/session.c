@@ -158,7 +158,7 @@ void sess__undirty(struct session *s)
  * from lws' WRITEABLE callback. */
 static void want_write(struct session *s)
 {
-    if (s->dirty)
+    if (s->dirty || s->ended)
         return;
     if (!g_direct && s->fd >= 0) /* own mode without a loop: shutting down */
         return;
@@ -210,7 +210,7 @@ static void peer_of(const struct session *s, char *buf, size_t cap)
 
 int sess_send(struct session *s, struct cf_buf *b)
 {
-    if (s->close_code || s->no_output || (!s->wsi && s->fd < 0))
+    if (s->close_code || s->no_output || s->ended || (!s->wsi && s->fd < 0))
         return -EPIPE;
     size_t cost = (size_t)b->len + SLOT_COST;
     if (s->qbytes + cost > s->qmax) {
@@ -433,7 +433,7 @@ enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s
         sess__end(s); /* the client never completed the close */
         return SESS_ALIVE;
     }
-    if ((!s->wsi && s->fd < 0) || s->close_code || s->no_output)
+    if ((!s->wsi && s->fd < 0) || s->ended || s->close_code || s->no_output)
         return SESS_ALIVE;
     if (s->ping_ms)
         return now_ms - s->ping_ms >= (int64_t)timeout_s * 1000 ? SESS_DEAD : SESS_ALIVE;
