@@ -157,6 +157,14 @@ static void upgraded(gen *g, conn *c, size_t hdr_len)
     bh_record(&g->hs, g->now - c->t0);
     if (g->now > g->t_last_handshake)
         g->t_last_handshake = g->now;
+    if (g->o.no_join) { /* frames the server sends are read and ignored */
+        g->joining--;
+        c->state = CS_OPEN;
+        free(c->in);
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+        return;
+    }
     c->state = CS_JOINING;
     c->t0 = g->now;
     char join[96];
@@ -333,6 +341,7 @@ void conn_event(gen *g, uint32_t i, uint32_t events)
         return;
     case CS_JOINING:
     case CS_JOINED:
+    case CS_OPEN:
         if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
             read_frames(g, c);
         if (c->state != CS_CLOSED && events & EPOLLOUT)

@@ -39,6 +39,7 @@ typedef struct gen_opts {
     uint32_t index_offset;
     uint32_t src_lo, src_hi; /* last octets of 127.0.0.x */
     int json;
+    int no_join; /* storm: count the handshake, join nothing */
 } gen_opts;
 
 enum conn_state {
@@ -47,6 +48,7 @@ enum conn_state {
     CS_UPGRADING,  /* request sent, waiting for the 101 */
     CS_JOINING,    /* open, join sent */
     CS_JOINED,     /* "joined" received: a member of its room */
+    CS_OPEN,       /* --no-join: open, in no room */
     CS_CLOSED
 };
 

@@ -1,7 +1,8 @@
 /* confab-bench: a WebSocket load generator for confab and its baseline.
  *
  * Opens --conns connections (at most --inflight handshakes at once, at
- * --connect-rate per second), each joining room bench-<i % rooms>, then
+ * --connect-rate per second), each joining room bench-<i % rooms> (not
+ * with --no-join: a connect storm of handshakes alone), then
  * either holds them (--hold, the idle scenario), or runs the --rate ramp:
  * each step publishes at an aggregate rate from the publishers for
  * --step-seconds, waits up to --drain-seconds for what is in flight, and
@@ -100,6 +101,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
         {"stop-p99-ms", 1, 0, 'P'},  {"msg-bytes", 1, 0, 'b'},    {"connect-rate", 1, 0, 'C'},
         {"inflight", 1, 0, 'K'},     {"hold", 1, 0, 'H'},         {"index-offset", 1, 0, 'O'},
         {"src-ips", 1, 0, 'I'},      {"json", 0, 0, 'j'},         {"help", 0, 0, 'h'},
+        {"no-join", 0, 0, 'N'},
         {0, 0, 0, 0}};
     *o = (gen_opts){.conns = 100, .rooms = 1, .step_s = 5, .drain_s = 2, .stop_loss = 0.001,
                     .stop_p99_ms = 250, .msg_bytes = 100, .inflight = 1000, .hold_s = -1,
@@ -130,6 +132,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
                 rc = usage_error("--src-ips takes A-B with 1 <= A <= B <= 254");
             break;
         case 'j': o->json = 1; break;
+        case 'N': o->no_join = 1; break;
         default:
             return usage_error("usage: confab-bench --url ws://HOST:PORT/ws --secret S "
                                "[--conns N] [--rooms R] [--publishers P] [--rate LIST] ...");
