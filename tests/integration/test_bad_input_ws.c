@@ -87,12 +87,10 @@ static int recv_exact(int fd, void *buf, size_t n, int64_t deadline)
     return 0;
 }
 
-/* One unmasked server frame read straight from the socket (the test has
- * made wsc read nothing on this connection yet, so nothing is buffered
- * there). Returns its opcode, or -1 on timeout or EOF. */
-static int raw_server_frame(struct wsc *c, unsigned char *payload, size_t cap, size_t *len)
+/* One unmasked server frame read straight from a socket within 5 s.
+ * Returns its opcode, or -1 on timeout or EOF. */
+static int fd_server_frame(int fd, unsigned char *payload, size_t cap, size_t *len)
 {
-    int fd = wsc_fd(c);
     int64_t deadline = h_now_ms() + 5000;
     unsigned char h[4];
     if (recv_exact(fd, h, 2, deadline) < 0)
@@ -108,6 +106,13 @@ static int raw_server_frame(struct wsc *c, unsigned char *payload, size_t cap, s
         return -1;
     *len = n;
     return h[0] & 0x0f;
+}
+
+/* The same on a wsc connection (the test has made wsc read nothing on it
+ * yet, so nothing is buffered there). */
+static int raw_server_frame(struct wsc *c, unsigned char *payload, size_t cap, size_t *len)
+{
+    return fd_server_frame(wsc_fd(c), payload, cap, len);
 }
 
 /* RFC 6455 5.5: control frames carry at most 125 bytes and are never
@@ -392,23 +397,13 @@ static int raw_upgrade(const char *user, const void *extra, size_t extra_len)
  * EOF or timeout first). */
 static int raw_close_code(int fd)
 {
-    int64_t deadline = h_now_ms() + 5000;
-    for (;;) {
-        unsigned char h[4], payload[200];
-        if (recv_exact(fd, h, 2, deadline) < 0)
-            return -1;
-        size_t n = h[1] & 0x7fu;
-        if (n == 126) {
-            if (recv_exact(fd, h + 2, 2, deadline) < 0)
-                return -1;
-            n = (size_t)h[2] << 8 | h[3];
-        }
-        assert_true(n <= sizeof payload);
-        if (recv_exact(fd, payload, n, deadline) < 0)
-            return -1;
-        if ((h[0] & 0x0f) == WS_CLOSE)
+    unsigned char payload[200];
+    size_t n;
+    int op;
+    while ((op = fd_server_frame(fd, payload, sizeof payload, &n)) >= 0)
+        if (op == WS_CLOSE)
             return n >= 2 ? payload[0] << 8 | payload[1] : 0;
-    }
+    return -1;
 }
 
 /* Whether the server closes the TCP connection within ms. */
