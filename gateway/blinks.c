@@ -10,6 +10,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "gateway.h"
 #include "log.h"
 #include "shard.h"
 #include "sock.h"
@@ -100,17 +101,10 @@ static void link_connect(struct blink *l)
                                                                : strerror(-fd));
         return;
     }
-    lws_adopt_desc_t info;
-    memset(&info, 0, sizeof info);
-    info.vh = b->vh;
-    info.type = LWS_ADOPT_RAW_FILE_DESC;
-    info.fd.filefd = fd;
-    info.vh_prot_name = BLINKS_PROTOCOL;
-    info.opaque = l;
     l->fd = fd;
     l->st = BL_HANDSHAKE;
     l->opened = l->last_rx = l->last_ping = cf_mono_ms();
-    l->wsi = lws_adopt_descriptor_vhost_via_info(&info);
+    l->wsi = gw_adopt_raw(b->vh, fd, BLINKS_PROTOCOL, l);
     if (!l->wsi) {
         if (fcntl(fd, F_GETFD) >= 0)
             close(fd);

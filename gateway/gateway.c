@@ -286,6 +286,18 @@ static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_resyn
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+struct lws *gw_adopt_raw(struct lws_vhost *vh, int fd, const char *protocol, void *opaque)
+{
+    lws_adopt_desc_t info;
+    memset(&info, 0, sizeof info);
+    info.vh = vh;
+    info.type = LWS_ADOPT_RAW_FILE_DESC;
+    info.fd.filefd = fd;
+    info.vh_prot_name = protocol;
+    info.opaque = opaque;
+    return lws_adopt_descriptor_vhost_via_info(&info);
+}
+
 /* Clients can make lws complain (headers over its space, say): bounded to
  * 10 lines a second so that nobody can flood the log through it. */
 static void lws_log_emit(int level, const char *line)

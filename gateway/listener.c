@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "gateway.h"
 #include "log.h"
 #include "sock.h"
 
@@ -94,14 +95,7 @@ struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, 
         free(l);
         return NULL;
     }
-    lws_adopt_desc_t info;
-    memset(&info, 0, sizeof info);
-    info.vh = vh;
-    info.type = LWS_ADOPT_RAW_FILE_DESC;
-    info.fd.filefd = l->fd;
-    info.vh_prot_name = LISTENER_PROTOCOL;
-    info.opaque = l;
-    l->wsi = lws_adopt_descriptor_vhost_via_info(&info);
+    l->wsi = gw_adopt_raw(vh, l->fd, LISTENER_PROTOCOL, l);
     if (!l->wsi) {
         CF_ERROR("listen", "cannot add the listening socket to the event loop");
         close(l->fd);

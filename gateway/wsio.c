@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "gateway.h"
 #include "log.h"
 
 /* Events taken per epoll_wait: the loop comes back for the rest (epoll is
@@ -33,14 +34,7 @@ struct wsio *wsio_new(struct lws_vhost *vh, wsio_event_fn on_event)
         free(io);
         return NULL;
     }
-    lws_adopt_desc_t info;
-    memset(&info, 0, sizeof info);
-    info.vh = vh;
-    info.type = LWS_ADOPT_RAW_FILE_DESC;
-    info.fd.filefd = io->ep;
-    info.vh_prot_name = WSIO_PROTOCOL;
-    info.opaque = io;
-    io->wsi = lws_adopt_descriptor_vhost_via_info(&info);
+    io->wsi = gw_adopt_raw(vh, io->ep, WSIO_PROTOCOL, io);
     if (!io->wsi) {
         CF_ERROR("wsio", "cannot adopt the epoll set into the lws loop");
         close(io->ep);
