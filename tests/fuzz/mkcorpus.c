@@ -20,6 +20,7 @@
 #include "bytes.h"
 #include "mpjson.h"
 #include "wire.h"
+#include "wsframe.h"
 
 #define NOW 1800000000
 #define KEY "fuzz-secret-0123456789abcdef0123456789"
@@ -342,6 +343,68 @@ static void jwt_seeds(void)
     put_token("claims_none", 3, "{\"sub\":\"alice\",\"exp\":1800003600}");
 }
 
+/* fuzz_wsframe: the read-size byte, then masked client frames, built with
+ * the server's header writer (wsframe.h) plus the mask bit and a key. */
+struct wstream {
+    unsigned char b[1024];
+    size_t n;
+};
+
+static void ws_frame(struct wstream *w, int b0, const void *payload, size_t len, bool mask)
+{
+    static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    size_t h = wsf_header(w->b + w->n, WSF_CONT, len);
+    w->b[w->n] = (unsigned char)b0;
+    if (mask) {
+        w->b[w->n + 1] |= 0x80;
+        memcpy(w->b + w->n + h, key, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        w->b[w->n + h + i] = ((const unsigned char *)payload)[i] ^ (mask ? key[i & 3] : 0);
+    w->n += h + len;
+}
+
+static void ws_seed(const char *name, struct wstream *w)
+{
+    put("fuzz_wsframe", name, w->b, w->n);
+}
+
+static void wsframe_seeds(void)
+{
+    struct wstream w = {{7}, 1};
+    ws_frame(&w, 0x81, "{\"type\":\"join\",\"payload\":{\"room\":\"r\"}}", 38, true);
+    ws_seed("text", &w);
+    w = (struct wstream){{0}, 1};
+    ws_frame(&w, 0x82, "\x82\xa4type\xa4join", 11, true);
+    ws_seed("binary", &w);
+    w = (struct wstream){{2}, 1};
+    ws_frame(&w, 0x01, "caf\xc3", 4, true);
+    ws_frame(&w, 0x89, "p", 1, true);
+    ws_frame(&w, 0x80, "\xa9!", 2, true);
+    ws_seed("fragmented_utf8", &w);
+    char x[300];
+    memset(x, 'x', sizeof x);
+    w = (struct wstream){{100}, 1};
+    ws_frame(&w, 0x81, x, sizeof x, true);
+    ws_seed("long", &w);
+    w = (struct wstream){{3}, 1};
+    ws_frame(&w, 0x89, "hello", 5, true);
+    ws_frame(&w, 0x8a, "", 0, true);
+    ws_frame(&w, 0x88, "\x03\xe8" "bye", 5, true);
+    ws_seed("ping_pong_close", &w);
+    w = (struct wstream){{1}, 1};
+    ws_frame(&w, 0x81, "hi", 2, false);
+    ws_seed("unmasked", &w);
+    w = (struct wstream){{0}, 1};
+    ws_frame(&w, 0x81, "\xed\xa0\x80", 3, true);
+    ws_seed("bad_utf8", &w);
+    /* a header announcing 2^40 bytes, and nothing after it */
+    static const unsigned char too_big[] = {5, 0x82, 0xff, 0, 0, 1, 0, 0, 0, 0, 0,
+                                            0x37, 0xfa, 0x21, 0x3d};
+    put("fuzz_wsframe", "too_big", too_big, sizeof too_big);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -355,5 +418,6 @@ int main(int argc, char **argv)
     wire_seeds();
     login_seeds();
     jwt_seeds();
+    wsframe_seeds();
     return 0;
 }
