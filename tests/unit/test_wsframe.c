@@ -117,6 +117,19 @@ static int feed(struct wsf_rx *st, struct seen *s, const uint8_t *bytes, size_t 
     return rc;
 }
 
+/* A fresh parser over the whole stream in pieces of `step`; s is cleared. */
+static int parse_all(struct seen *s, const uint8_t *bytes, size_t len, size_t step,
+                     const char **why)
+{
+    struct wsf_rx st;
+    memset(&st, 0, sizeof st);
+    memset(s, 0, sizeof *s);
+    *why = NULL;
+    int rc = feed(&st, s, bytes, len, step, why);
+    wsf_rx_reset(&st);
+    return rc;
+}
+
 static void test_messages_survive_every_split(void **state)
 {
     (void)state;
@@ -135,12 +148,9 @@ static void test_messages_survive_every_split(void **state)
     n += frame(stream + n, 0x8a, "", 0, true);             /* pong */
     n += frame(stream + n, 0x88, "\x03\xe8" "bye", 5, true);
     for (size_t step = 1; step <= n; step = step < 20 ? step + 1 : step * 3) {
-        struct wsf_rx st;
-        memset(&st, 0, sizeof st);
         static struct seen s;
-        memset(&s, 0, sizeof s);
-        const char *why = NULL;
-        int rc = feed(&st, &s, stream, n, step, &why);
+        const char *why;
+        int rc = parse_all(&s, stream, n, step, &why);
         if (rc != -1) /* stopped at the close */
             fail_msg("pieces of %zu: %d (%s) after %d messages", step, rc, why, s.nmsg);
         assert_int_equal(s.nmsg, 5);
@@ -155,7 +165,6 @@ static void test_messages_survive_every_split(void **state)
         assert_int_equal(s.pinglen, 2);
         assert_memory_equal(s.ping, "p1", 2);
         assert_int_equal(s.close_code, 1000);
-        wsf_rx_reset(&st);
     }
 }
 
@@ -201,18 +210,14 @@ static void test_violations_end_with_their_close_code(void **state)
         size_t n = frame(buf, cases[i].b0, cases[i].payload, cases[i].len,
                          cases[i].mask);
         for (size_t step = 1; step <= n; step = step * 2 + 1) {
-            struct wsf_rx st;
-            memset(&st, 0, sizeof st);
             static struct seen s;
-            memset(&s, 0, sizeof s);
-            const char *why = NULL;
-            int rc = feed(&st, &s, buf, n, step, &why);
+            const char *why;
+            int rc = parse_all(&s, buf, n, step, &why);
             if (rc != cases[i].code)
                 fail_msg("%s (pieces of %zu): got %d, expected %d", cases[i].what, step, rc,
                          cases[i].code);
             assert_non_null(why);
             assert_int_equal(s.nmsg, 0);
-            wsf_rx_reset(&st);
         }
     }
 }
