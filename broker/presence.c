@@ -40,12 +40,50 @@ struct group {
     uint32_t len;
     struct entry **v;
     uint32_t n, cap;
+    struct group *prev, *next; /* the refresh ring */
 };
 
 struct presence {
     struct cf_map *entries; /* room '\0' conn -> entry */
     struct cf_map *groups;  /* room -> group */
+    /* Every group in a ring; `cursor` is the next to refresh. A new group
+     * goes in just before it, so it comes last in the current round: its
+     * entries were just written. */
+    struct group *cursor;
 };
+
+static void ring_add(struct presence *p, struct group *g)
+{
+    if (!p->cursor) {
+        g->prev = g->next = g;
+        p->cursor = g;
+        return;
+    }
+    g->next = p->cursor;
+    g->prev = p->cursor->prev;
+    g->prev->next = g;
+    p->cursor->prev = g;
+}
+
+static void ring_del(struct presence *p, struct group *g)
+{
+    if (g->next == g) {
+        p->cursor = NULL;
+        return;
+    }
+    g->prev->next = g->next;
+    g->next->prev = g->prev;
+    if (p->cursor == g)
+        p->cursor = g->next;
+}
+
+static void drop_group(struct presence *p, struct group *g)
+{
+    cf_map_del(p->groups, g->name, g->len);
+    ring_del(p, g);
+    free(g->v);
+    free(g);
+}
 
 struct presence *presence_new(void)
 {
@@ -128,6 +166,7 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
             free(g);
             return -ENOMEM;
         }
+        ring_add(p, g);
     }
     if (g->n == g->cap) {
         uint32_t cap = g->cap ? g->cap * 2 : 4;
@@ -157,11 +196,8 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
     g->v[g->n++] = e;
     return 0;
 fail:
-    if (g->n == 0) {
-        cf_map_del(p->groups, g->name, g->len);
-        free(g->v);
-        free(g);
-    }
+    if (g->n == 0)
+        drop_group(p, g);
     return -ENOMEM;
 }
 
@@ -171,11 +207,8 @@ static void remove_entry(struct presence *p, struct entry *e)
     cf_map_del(p->entries, e->key, keylen(e));
     g->v[e->gi] = g->v[--g->n];
     g->v[e->gi]->gi = e->gi;
-    if (g->n == 0) {
-        cf_map_del(p->groups, g->name, g->len);
-        free(g->v);
-        free(g);
-    }
+    if (g->n == 0)
+        drop_group(p, g);
     free(e);
 }
 
@@ -211,26 +244,51 @@ void presence_drop_link(struct presence *p, uint64_t link_id,
     free(v);
 }
 
-void presence_foreach_room(struct presence *p,
-                           void (*fn)(void *ud, struct cf_str room, const struct cf_str *conns,
-                                      const struct cf_str *users, uint32_t n),
-                           void *ud)
+/* Calls fn with one group's entries; false when out of memory. */
+static bool visit(struct group *g, presence_room_fn fn, void *ud)
+{
+    struct cf_str *conns = malloc(g->n * sizeof *conns), *users = malloc(g->n * sizeof *users);
+    bool ok = conns && users;
+    if (ok) {
+        for (uint32_t i = 0; i < g->n; i++) {
+            struct entry *e = g->v[i];
+            conns[i] = (struct cf_str){e->key + e->roomlen + 1, e->connlen};
+            users[i] = (struct cf_str){user_of(e), e->userlen};
+        }
+        fn(ud, (struct cf_str){g->name, g->len}, conns, users, g->n);
+    }
+    free(conns);
+    free(users);
+    return ok;
+}
+
+void presence_foreach_room(struct presence *p, presence_room_fn fn, void *ud)
 {
     size_t it = 0;
     struct group *g;
-    while ((g = cf_map_next(p->groups, &it))) {
-        struct cf_str *conns = malloc(g->n * sizeof *conns), *users = malloc(g->n * sizeof *users);
-        if (conns && users) {
-            for (uint32_t i = 0; i < g->n; i++) {
-                struct entry *e = g->v[i];
-                conns[i] = (struct cf_str){e->key + e->roomlen + 1, e->connlen};
-                users[i] = (struct cf_str){user_of(e), e->userlen};
-            }
-            fn(ud, (struct cf_str){g->name, g->len}, conns, users, g->n);
-        }
-        free(conns);
-        free(users);
+    while ((g = cf_map_next(p->groups, &it)))
+        visit(g, fn, ud);
+}
+
+uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn,
+                               void *ud)
+{
+    uint32_t done = 0;
+    size_t n = cf_map_count(p->groups);
+    /* fn does not change presence, so the ring stays as it is meanwhile */
+    while (p->cursor && done < max_rooms && done < n) {
+        struct group *g = p->cursor;
+        if (!visit(g, fn, ud))
+            break; /* out of memory: this room again next time */
+        p->cursor = g->next;
+        done++;
     }
+    return done;
+}
+
+uint64_t presence_rooms(const struct presence *p)
+{
+    return cf_map_count(p->groups);
 }
 
 uint64_t presence_count(const struct presence *p)

@@ -27,11 +27,22 @@ bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
 void presence_drop_link(struct presence *p, uint64_t link_id,
                         void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
 
-/* Calls fn once per room with its entries (arrays valid during the call). */
-void presence_foreach_room(struct presence *p,
-                           void (*fn)(void *ud, struct cf_str room, const struct cf_str *conns,
-                                      const struct cf_str *users, uint32_t n),
-                           void *ud);
+/* A room's entries: the arrays are valid during the call only, and fn must
+ * not add or remove presence. */
+typedef void (*presence_room_fn)(void *ud, struct cf_str room, const struct cf_str *conns,
+                                 const struct cf_str *users, uint32_t n);
+
+/* Calls fn once per room. */
+void presence_foreach_room(struct presence *p, presence_room_fn fn, void *ud);
+
+/* Calls fn for the next max_rooms rooms of a round that visits every room in
+ * turn and then starts again, so that a heartbeat can spread its refreshes
+ * over its period instead of sending them all at once. A room created during
+ * a round comes at the end of it. Returns how many rooms were visited. */
+uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn,
+                               void *ud);
+
+uint64_t presence_rooms(const struct presence *p);
 
 uint64_t presence_count(const struct presence *p);
 

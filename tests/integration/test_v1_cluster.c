@@ -165,6 +165,34 @@ static void test_presence_is_per_user_across_nodes(void **state)
     v1_close(a);
 }
 
+/* The heartbeat refreshes presence a slice of rooms at a time: every room
+ * of many, on both nodes, stays present past twice PRESENCE_TTL, with no
+ * leave announced. */
+static void test_presence_outlives_its_ttl(void **state)
+{
+    (void)state;
+    enum { ROOMS = 30 };
+    char room[ROOMS][32];
+    struct v1c *a = v1_member(na.port, "ann", V1_JSON), *b = v1_member(nb.port, "ben", V1_JSON);
+    for (int i = 0; i < ROOMS; i++) {
+        snprintf(room[i], sizeof room[i], "kept-%d", i);
+        join_quietly(a, room[i]);
+        join_quietly(b, room[i]);
+    }
+    V1_NONE(a, (2 * PRESENCE_TTL_S + 1) * 1000, "presence", "action", "leave", NULL);
+    V1_NONE(b, 0, "presence", "action", "leave", NULL);
+    struct v1c *c = v1_member(na.port, "cat", V1_JSON);
+    for (int i = 0; i < ROOMS; i++) {
+        json_t *ev = join_ok(c, room[i]);
+        assert_int_equal(pint(ev, "count"), 3);
+        assert_true(has_member(ev, "ann") && has_member(ev, "ben"));
+        json_decref(ev);
+    }
+    v1_close(c);
+    v1_close(b);
+    v1_close(a);
+}
+
 /* Waits for ben's leave at `a` and returns how long it took. */
 static int64_t leave_latency(struct v1c *a, const char *room, int64_t t0)
 {
@@ -233,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_dedup_holds_across_nodes),
         cmocka_unit_test(test_typing_across_nodes),
         cmocka_unit_test(test_presence_is_per_user_across_nodes),
+        cmocka_unit_test(test_presence_outlives_its_ttl),
         cmocka_unit_test(test_presence_leave_when_a_gateway_dies),
         cmocka_unit_test(test_presence_leave_when_a_node_dies),
     };

@@ -312,6 +312,103 @@ static void test_foreach_room(void **state)
     free(x);
 }
 
+/* Rooms seen by presence_refresh_next, counted by index ("r<i>"). */
+struct round_seen {
+    int visits[64];
+    int total;
+};
+
+static void on_refresh(void *ud, struct cf_str room, const struct cf_str *conns,
+                       const struct cf_str *users, uint32_t n)
+{
+    (void)conns;
+    (void)users;
+    struct round_seen *r = ud;
+    assert_true(n >= 1);
+    assert_true(room.len >= 2 && room.p[0] == 'r');
+    int i = atoi(room.p + 1);
+    assert_true(i >= 0 && i < 64);
+    r->visits[i]++;
+    r->total++;
+}
+
+static void add_room(struct presence *p, int i)
+{
+    char room[8];
+    snprintf(room, sizeof room, "r%d", i);
+    assert_int_equal(presence_add(p, 1, S(room), S("c1"), S("u")), 0);
+}
+
+static void drop_room(struct presence *p, int i)
+{
+    char room[8];
+    snprintf(room, sizeof room, "r%d", i);
+    assert_true(presence_del(p, S(room), S("c1")));
+}
+
+static void test_refresh_rounds(void **state)
+{
+    struct presence *p = *state;
+    struct round_seen r = {0};
+    /* Nothing recorded: nothing to visit. */
+    assert_int_equal(presence_refresh_next(p, 5, on_refresh, &r), 0);
+    for (int i = 0; i < 10; i++)
+        add_room(p, i);
+    assert_int_equal(presence_rooms(p), 10);
+
+    /* Slices of 3 make a round of 10 in 4 calls, each room once. */
+    uint32_t got = 0;
+    for (int call = 0; call < 3; call++)
+        got += presence_refresh_next(p, 3, on_refresh, &r);
+    assert_int_equal(got, 9);
+    assert_int_equal(presence_refresh_next(p, 1, on_refresh, &r), 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(r.visits[i], 1);
+
+    /* A slice never visits a room twice, however large. */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(presence_refresh_next(p, 100, on_refresh, &r), 10);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(r.visits[i], 1);
+
+    /* Mid-round: the room next in line and others go, a room comes. The
+     * rest of the round still visits every room left exactly once, the new
+     * one last. */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(presence_refresh_next(p, 4, on_refresh, &r), 4);
+    int first4[10] = {0};
+    for (int i = 0; i < 10; i++)
+        first4[i] = r.visits[i];
+    int next = -1;
+    for (int i = 0; i < 10 && next < 0; i++)
+        if (!first4[i])
+            next = i; /* rooms were added in order: the ring is in order */
+    assert_int_equal(next, 4);
+    drop_room(p, 4); /* the cursor's own room */
+    drop_room(p, 0); /* already visited */
+    drop_room(p, 9); /* not yet visited */
+    add_room(p, 20);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(presence_refresh_next(p, 100, on_refresh, &r), 8);
+    for (int i = 5; i <= 8; i++)
+        assert_int_equal(r.visits[i], 1);
+    assert_int_equal(r.visits[20], 1);
+    assert_int_equal(r.visits[4] + r.visits[0] + r.visits[9], 0);
+
+    /* Every room gone, then one back: the ring starts afresh. */
+    for (int i = 1; i <= 8; i++)
+        if (i != 4)
+            drop_room(p, i);
+    drop_room(p, 20);
+    assert_int_equal(presence_rooms(p), 0);
+    assert_int_equal(presence_refresh_next(p, 3, on_refresh, &r), 0);
+    add_room(p, 33);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(presence_refresh_next(p, 3, on_refresh, &r), 1);
+    assert_int_equal(r.visits[33], 1);
+    drop_room(p, 33);
+}
+
 static void test_free_with_entries(void **state)
 {
     (void)state;
@@ -334,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_rounds, setup, teardown),
         cmocka_unit_test(test_free_with_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
