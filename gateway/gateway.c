@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -244,6 +245,38 @@ static void tick(lws_sorted_usec_list_t *sul)
                                                                : LWS_US_PER_SEC);
 }
 
+/* lws sizes its descriptor table by the soft RLIMIT_NOFILE, and Debian's
+ * build of it (with _DEBUG) scans the whole table each time it closes a
+ * connection: at 20000 that was ~10 % of a gateway's CPU in a connect storm.
+ * Over plain TCP a WebSocket leaves lws once established and moves to a
+ * descriptor at or above the table's end (ws.c take_over), so lws holds only
+ * connections being set up and HTTP requests, and its table can be small.
+ * With TLS every connection stays in lws, which then gets the whole limit. */
+#define LWS_FD_TABLE 4096
+
+static struct lws_context *create_context(const struct lws_context_creation_info *info, bool tls,
+                                          int *cap)
+{
+    struct rlimit rl;
+    bool lowered = false;
+    *cap = 0;
+    if (!tls && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur > LWS_FD_TABLE) {
+        struct rlimit low = {LWS_FD_TABLE, rl.rlim_max};
+        lowered = setrlimit(RLIMIT_NOFILE, &low) == 0;
+    }
+    struct lws_context *ctx = lws_create_context(info);
+    if (lowered) {
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            *cap = LWS_FD_TABLE;
+        else
+            CF_ERROR("gateway", "cannot restore the open files limit to %llu after creating "
+                     "the libwebsockets context: %s; this process serves at most %d connections",
+                     (unsigned long long)rl.rlim_cur, strerror(errno), LWS_FD_TABLE);
+    }
+    return ctx;
+}
+
 /* A listening socket from systemd socket activation, or -1 to bind PORT. */
 static int activated_socket(void)
 {
@@ -385,7 +418,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (cfg->tls_cert[0])
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.server_string = "confab";
-    gw.ctx = g_ctx = lws_create_context(&info);
+    gw.ctx = g_ctx = create_context(&info, cfg->tls_cert[0] != '\0', &gw.lws_fd_cap);
     if (!gw.ctx) {
         CF_ERROR("gateway", "cannot create the libwebsockets context");
         goto out;
@@ -445,6 +478,7 @@ int gw_run(const struct cf_config *cfg, int worker)
         struct lws_vhost *ovh = lws_create_vhost(gw.ctx, &minfo);
         gw.ops_listener =
             ovh ? listener_new(ovh, cfg->listen_addr, cfg->metrics_port + worker, -1) : NULL;
+        listener_set_fd_cap(gw.ops_listener, gw.lws_fd_cap);
         if (!gw.ops_listener) {
             CF_ERROR("gateway", "cannot serve METRICS_PORT %d + worker %d; is the port in use?",
                      cfg->metrics_port, worker);
@@ -455,6 +489,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (afd == -2)
         goto out;
     gw.listener = listener_new(gw.vh, cfg->listen_addr, cfg->port, afd);
+    listener_set_fd_cap(gw.listener, gw.lws_fd_cap);
     if (!gw.listener || admit_init(&gw, gw.listener) < 0)
         goto out;
     if (afd >= 0)

@@ -53,6 +53,7 @@ struct gw {
     uint64_t conn_salt;             /* makes connection ids unique across processes */
     struct wsio *io;                /* established WebSockets owned here (ws.h) */
     int dead_fd;                    /* a socket whose peer is gone (ws.c take_over) */
+    int lws_fd_cap;                 /* lws' descriptor table ends here; 0: none (gateway.c) */
     struct session *sessions; /* every established WebSocket */
     size_t nsessions;
     uint64_t next_conn_id;

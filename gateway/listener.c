@@ -23,6 +23,7 @@ struct listener {
     struct lws_vhost *vh;
     struct lws *wsi;
     int fd, reserve;
+    int fd_cap; /* 0: none */
     int64_t last_emfile_log;
     unsigned long emfile_drops;
     struct listener_hooks hooks;
@@ -33,6 +34,12 @@ struct listener {
 void listener_set_hooks(struct listener *l, const struct listener_hooks *h)
 {
     l->hooks = *h;
+}
+
+void listener_set_fd_cap(struct listener *l, int cap)
+{
+    if (l)
+        l->fd_cap = cap;
 }
 
 /* Hands an accepted socket to lws for HTTP (and TLS when the vhost has it). */
@@ -127,6 +134,16 @@ void listener_free(struct listener *l)
     free(l);
 }
 
+static void log_drops(struct listener *l)
+{
+    int64_t now = cf_mono_ms();
+    if (now - l->last_emfile_log > 10000) {
+        l->last_emfile_log = now;
+        CF_ERROR("listen", "out of file descriptors: refused %lu connections so far (raise "
+                 "LimitNOFILE or add gateway processes)", l->emfile_drops);
+    }
+}
+
 static void shed_one(struct listener *l)
 {
     /* Out of descriptors: accept with the reserve's slot and close at once, so
@@ -139,12 +156,7 @@ static void shed_one(struct listener *l)
             close(fd);
         l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
-    int64_t now = cf_mono_ms();
-    if (now - l->last_emfile_log > 10000) {
-        l->last_emfile_log = now;
-        CF_ERROR("listen", "out of file descriptors: refused %lu connections so far (raise "
-                 "LimitNOFILE or add gateway processes)", l->emfile_drops);
-    }
+    log_drops(l);
 }
 
 int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
@@ -166,6 +178,14 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
                      errno != ECONNABORTED)
                 CF_ERROR("listen", "accept failed: %s", strerror(errno));
             break;
+        }
+        if (l->fd_cap && fd >= l->fd_cap) {
+            /* every descriptor lws can hold is taken (set-up connections, or
+             * WebSockets that found none free above the cap): full */
+            close(fd);
+            l->emfile_drops++;
+            log_drops(l);
+            continue;
         }
         adopt(l, fd, (struct sockaddr *)&ss, slen);
     }

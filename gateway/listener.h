@@ -41,6 +41,11 @@ struct listener_hooks {
 };
 void listener_set_hooks(struct listener *l, const struct listener_hooks *h);
 
+/* Connections on descriptors >= cap cannot go to lws (its table ends
+ * there): they are refused like those that find no descriptor at all.
+ * 0 (the default): no cap. NULL l is a no-op. */
+void listener_set_fd_cap(struct listener *l, int cap);
+
 /* Stops accepting (for a graceful drain): new connections go to the other
  * processes sharing the port, or are refused once none is left. */
 void listener_stop(struct listener *l);

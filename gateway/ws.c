@@ -211,7 +211,11 @@ static int take_over(struct gw *gw, struct lws *wsi)
     int fd = lws_get_socket_fd(wsi);
     if (fd < 0)
         return -1;
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    /* above lws' table when there is room (gateway.c LWS_FD_TABLE), so
+     * that new connections find descriptors lws can hold */
+    int own = gw->lws_fd_cap ? fcntl(fd, F_DUPFD_CLOEXEC, gw->lws_fd_cap) : -1;
+    if (own < 0)
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0)
         return -1;
     if (dup2(gw->dead_fd, fd) < 0) {
