@@ -3,7 +3,12 @@
  * and dead peers found by ping/pong. */
 #include "common.h"
 
+#include <dirent.h>
+#include <poll.h>
 #include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static struct h_fixture fx;
 
@@ -173,6 +178,93 @@ static void test_dead_peers_are_reaped_by_ping(void **state)
     assert_int_equal(h_node_stop(&n), 0);
 }
 
+/* Descriptors numbered >= min held by pid and its children. */
+static int fds_from(pid_t pid, int min)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    int n = 0;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += atoi(e->d_name) >= min;
+    if (d)
+        closedir(d);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    for (int child; f && fscanf(f, "%d", &child) == 1;)
+        n += fds_from(child, min);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Reads an HTTP response head from fd; true when it is a 101. */
+static bool upgraded(int fd)
+{
+    char buf[2048];
+    size_t got = 0;
+    int64_t deadline = h_now_ms() + 10000;
+    while (h_now_ms() < deadline && got < sizeof buf - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            return strncmp(buf, "HTTP/1.1 101", 12) == 0;
+    }
+    return false;
+}
+
+/* Over plain TCP lws' descriptor table is 4096 long and established
+ * WebSockets move above it (gateway.c LWS_FD_TABLE): one process still holds
+ * more WebSockets than that, and HTTP and new upgrades work beside them. */
+static void test_more_websockets_than_lws_table(void **state)
+{
+    (void)state;
+    enum { N = 4400, BATCH = 200, TABLE = 4096 };
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max < N + 512)
+        skip(); /* the machine's limit: nothing to show */
+    /* the gateway was started with this process' limit */
+    if (rl.rlim_cur < N + 512)
+        skip();
+    char *token = h_login(fx.node.port, "crowd");
+    assert_non_null(token);
+    char req[4096];
+    int len = snprintf(req, sizeof req,
+                       "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n",
+                       token);
+    free(token);
+    assert_true(len > 0 && (size_t)len < sizeof req);
+    int *fds = malloc(N * sizeof *fds);
+    assert_non_null(fds);
+    for (int at = 0; at < N; at += BATCH) {
+        for (int i = at; i < at + BATCH; i++) {
+            fds[i] = h_tcp_connect(fx.node.port, 0);
+            assert_true(fds[i] >= 0);
+            assert_int_equal(h_send_all(fds[i], req, (size_t)len), 0);
+        }
+        for (int i = at; i < at + BATCH; i++)
+            if (!upgraded(fds[i]))
+                fail_msg("WebSocket %d of %d was not upgraded", i + 1, N);
+    }
+    assert_true(fds_from(fx.node.gateway.pid, TABLE) >= N);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 5000), 0);
+    struct wsc *c = member(fx.node.port, "one-more", "beside-the-crowd");
+    ready(c, "still served");
+    wsc_close(c);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    free(fds);
+}
+
 /* Stopping a gateway while clients are still connected (DRAIN_TIMEOUT_MS=0
  * here, so they are cut off) is a clean exit: no crash, no sanitizer report. */
 static void test_stop_with_clients_connected(void **state)
@@ -200,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_is_1007),
         cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
         cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
+        cmocka_unit_test(test_more_websockets_than_lws_table),
         cmocka_unit_test(test_stop_with_clients_connected),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
