@@ -1,0 +1,294 @@
+"""benchreport: the figures, targets and Markdown report of scripts/bench.py
+(docs/benchmarks.md). Pure functions of the raw results, apart from
+machine() (reads /proc and git) and update_docs() (writes the docs)."""
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def say(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def capacity_step(r):
+    """The passing step with the highest rate, or None."""
+    ok = [s for s in r.get("steps", []) if s.get("pass")]
+    return max(ok, key=lambda s: s["rate"]) if ok else None
+
+
+def figures(name, r):
+    """The headline figures of one run: {figure: value}."""
+    if "error" in r:
+        return {}
+    if name in ("fanout", "rooms"):
+        s = capacity_step(r)
+        steps = r.get("steps", [])
+        f = {"capacity_msgs": r.get("capacity_rate", 0),
+             "capacity_deliveries": s["delivered_per_s"] if s else 0,
+             "p99_at_capacity_ms": s["latency_ms"]["p99"] if s else None,
+             "gen_cpu_max": max((x["gen_cpu"] for x in steps), default=0),
+             "server_cpu": r.get("server_cpu")}
+        return f
+    if name == "steady":
+        s = (r.get("steps") or [None])[0]
+        if not s:
+            return {}
+        return {"delivered_per_s": s["delivered_per_s"], "lost": s["lost"],
+                "duplicated": s["duplicated"], "loss": s["loss"],
+                "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
+                "p999_ms": s["latency_ms"]["p999"], "gen_cpu": s["gen_cpu"],
+                "server_cpu": r.get("server_cpu")}
+    if name == "idle":
+        return {k: r.get(k) for k in ("joined", "rss_per_conn", "private_per_conn",
+                                      "rss_marginal_per_conn", "private_marginal_per_conn",
+                                      "kernel_per_conn", "slab_per_conn", "processes")}
+    if name in ("storm", "stormjoin"):
+        return {"connected": r["connected"], "connect_errors": r["connect_errors"],
+                "handshakes_per_s": r["handshakes_per_s"],
+                "handshake_p50_ms": r["handshake_ms"]["p50"],
+                "handshake_p99_ms": r["handshake_ms"]["p99"],
+                "handshake_max_ms": r["handshake_ms"]["max"], "gen_cpu": r["gen_cpu_total"],
+                "server_cpu": r.get("server_cpu")}
+    return {}
+
+
+def anomalies(r):
+    """What went wrong in a run besides the figures: refused connections,
+    server errors, connections the server closed."""
+    out = []
+    for g in r.get("generators", [r]):
+        for key in ("connect_errors", "join_errors", "closed", "bad_frames"):
+            if g.get(key):
+                out.append(f"{key.replace('_', ' ')}: {g[key]}")
+        refused = {k: v for k, v in g.get("refused_by_status", {}).items() if v}
+        if refused:
+            out.append(f"upgrades refused by status: {refused}")
+        if g.get("server_error_codes"):
+            out.append(f"error events from the server: {g['server_error_codes']}")
+        for s in g.get("steps", []):
+            if s.get("send_blocked"):
+                out.append(f"{s['send_blocked']} sends blocked at {s['rate']:g} msg/s "
+                           "(publisher's output full)")
+    return out
+
+
+def median_figures(runs):
+    keys = {k for f in runs for k in f}
+    out = {}
+    for k in keys:
+        vals = [f[k] for f in runs if isinstance(f.get(k), (int, float))]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
+def ratio(c, b):
+    return c / b if isinstance(c, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+# (figure, label, target text, check(confab, baseline) -> bool or None)
+TARGETS = {
+    "fanout": [("capacity_deliveries", "capacity, deliveries/s", ">= 0.9x",
+                lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+               ("capacity_msgs", "capacity, msg/s (highest passing step)", "", None),
+               ("p99_at_capacity_ms", "p99 at that step, ms", "", None),
+               ("server_cpu", "server CPU, cores (whole run)", "", None),
+               ("gen_cpu_max", "generator CPU, cores (busiest step)", "", None)],
+    "rooms": [("capacity_msgs", "capacity, msg/s", ">= 0.8x",
+               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.8),
+              ("capacity_deliveries", "deliveries/s at capacity", "", None),
+              ("p99_at_capacity_ms", "p99 at that step, ms", "", None),
+              ("server_cpu", "server CPU, cores (whole run)", "", None),
+              ("gen_cpu_max", "generator CPU, cores (busiest step)", "", None)],
+    "steady": [("lost", "lost deliveries", "0", lambda c, b: c == 0),
+               ("duplicated", "duplicated deliveries", "0", lambda c, b: c == 0),
+               ("p99_ms", "p99 latency, ms", "<= 2x",
+                lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
+               ("p50_ms", "p50 latency, ms", "", None),
+               ("p999_ms", "p99.9 latency, ms", "", None),
+               ("delivered_per_s", "deliveries/s", "", None),
+               ("server_cpu", "server CPU, cores", "", None),
+               ("gen_cpu", "generator CPU, cores", "", None)],
+    "idle": [("rss_per_conn", "user-space RSS per connection, bytes", "<= 1024",
+              lambda c, b: c is not None and c <= 1024),
+             ("private_per_conn", "private memory per connection, bytes", "", None),
+             ("rss_marginal_per_conn", "RSS per connection, second half only, bytes", "", None),
+             ("private_marginal_per_conn", "private memory per connection, second half only, "
+              "bytes", "", None),
+             ("kernel_per_conn", "kernel TCP buffers per connection, bytes (sockstat)", "",
+              None),
+             ("slab_per_conn", "kernel slab per connection, both ends, bytes (Slab)", "", None),
+             ("joined", "connections held", "", None),
+             ("processes", "server processes summed", "", None)],
+    "storm": [("handshakes_per_s", "handshakes/s", ">= 0.9x",
+               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+              ("handshake_p99_ms", "handshake p99, ms", "<= 2x",
+               lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
+              ("handshake_p50_ms", "handshake p50, ms", "", None),
+              ("handshake_max_ms", "handshake max, ms", "", None),
+              ("connect_errors", "connect errors", "", None),
+              ("server_cpu", "server CPU, cores", "", None),
+              ("gen_cpu", "generator CPU, cores", "", None)],
+}
+TARGETS["stormjoin"] = [(k, label, "", None) for k, label, _, _ in TARGETS["storm"]]
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def scenario_table(name, sc, med):
+    c, b = med.get("confab", {}), med.get("baseline", {})
+    lines = [f"### {sc['title']} (`{name}`)", "",
+             "| figure | confab | baseline | confab/baseline | target | met |",
+             "|---|---:|---:|---:|---|---|"]
+    verdicts = []
+    for key, label, target, check in TARGETS[name]:
+        cv, bv = c.get(key), b.get(key)
+        r = ratio(cv, bv)
+        met = ""
+        if check:
+            ok = check(cv, bv) if cv is not None else False
+            met = "met" if ok else "**not met**"
+            verdicts.append(ok)
+        lines.append(f"| {label} | {fmt(cv)} | {fmt(bv)} | {fmt(r) if r is not None else '—'} "
+                     f"| {target} | {met} |")
+    return lines, verdicts
+
+
+def describe(name, sc):
+    if name == "idle":
+        return (f"{sc['conns']:,} connections in {sc['rooms']:,} rooms from 2 generator "
+                f"processes (the second started once the first had all its connections), "
+                f"held {sc['hold']} s")
+    if name in ("storm", "stormjoin"):
+        joins = (", handshakes only" if sc.get("no_join")
+                 else f", each joining one of {sc['rooms']:,} rooms")
+        return (f"{sc['conns']:,} connections, as fast as possible, <= {sc['inflight']} in "
+                f"flight{joins}")
+    pubs = "every connection" if sc["publishers"] == 0 else f"{sc['publishers']} publishers"
+    rooms = "1 room" if sc["rooms"] == 1 else f"{sc['rooms']:,} rooms"
+    return (f"{sc['conns']:,} connections in {rooms}, {pubs}, steps "
+            f"{','.join(map(str, sc['rates']))} msg/s of {sc['step']} s (+ up to {sc['drain']} s "
+            f"drain)")
+
+
+def step_table(r):
+    """The generator's per-step figures of one run, for the appendix."""
+    rows = ["| rate | sent | delivered/s | loss | dup | ooo | p50 ms | p99 ms | max ms | gen CPU "
+            "| pass |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for s in r.get("steps", []):
+        lat = s["latency_ms"]
+        rows.append(f"| {s['rate']:g} | {s['sent']:,} | {s['delivered_per_s']:,.0f} | "
+                    f"{s['loss']:.4%} | {s['duplicated']} | {s['out_of_order']} | {lat['p50']:.2f} "
+                    f"| {lat['p99']:.2f} | {lat['max']:.2f} | {s['gen_cpu']:.2f} | "
+                    f"{'yes' if s['pass'] else 'no'} |")
+    return rows
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            mem_kb = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    dirty = git("status", "--porcelain", "--", "gateway", "broker", "common", "bench")
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "ram_gib": round(mem_kb / 1048576, 1), "commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_server_changes": bool(dirty),
+            "load_before": os.getloadavg()[0]}
+
+
+def report(a, meta, scs, results):
+    m = meta["machine"]
+    lines = [f"## Results {meta['started']}", "",
+             f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, "
+             f"Linux {m['kernel']}; load average {m['load_before']:.2f} at the start",
+             f"- tree: {m['commit']}"
+             f"{' + uncommitted changes in gateway/broker/common/bench' if m['uncommitted_server_changes'] else ''}"
+             f", binaries: {a.build}",
+             f"- command: `{meta['command']}`",
+             f"- confab: {a.brokers} brokers, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
+             "private Redis on a Unix socket; baseline: 1 process (idle: 2)",
+             f"- repeat: {a.repeat}" + (" (medians)" if a.repeat > 1 else "")
+             + (" — **quick run: smaller sizes and shorter steps, not the reference figures**"
+                if a.quick else ""), ""]
+    summary = []
+    for name in results:
+        sc = scs[name]
+        med = {kind: median_figures([figures(name, r) for r in results[name][kind]])
+               for kind in ("confab", "baseline")}
+        t, verdicts = scenario_table(name, sc, med)
+        lines += t
+        lines += ["", f"_{describe(name, sc)}._"]
+        top = [kind for kind in ("confab", "baseline") if name in ("fanout", "rooms")
+               and med[kind].get("capacity_msgs") == max(sc["rates"])]
+        if top:
+            lines += ["", f"_{' and '.join(top)} passed the top step of the ramp: the capacity "
+                          "is at least that, so the ratio is only a bound._"]
+        errs = [f"{kind} run {i + 1}: {r['error']}" for kind in ("confab", "baseline")
+                for i, r in enumerate(results[name][kind]) if "error" in r]
+        if errs:
+            lines += [""] + [f"- error: {e}" for e in errs]
+        notes = [f"{kind} run {i + 1}: {n}" for kind in ("confab", "baseline")
+                 for i, r in enumerate(results[name][kind]) for n in anomalies(r)]
+        if notes:
+            lines += [""] + [f"- {n}" for n in notes]
+        lines.append("")
+        has_targets = any(row[3] for row in TARGETS[name])
+        summary.append((name, None if not has_targets and not errs
+                        else all(verdicts) and not errs and bool(verdicts)))
+    lines += ["### Summary", "", "| scenario | targets |", "|---|---|"]
+    lines += [f"| {n} | {'no target (for reference)' if ok is None else 'all met' if ok else '**not all met**'} |"
+              for n, ok in summary]
+    details = []
+    for name in results:
+        for kind in ("confab", "baseline"):
+            for i, r in enumerate(results[name][kind]):
+                if r.get("steps"):
+                    details += [f"{name}, {kind}, run {i + 1}:", ""] + step_table(r) + [""]
+    if details:
+        lines += ["", "<details><summary>Steps of every run</summary>", ""] + details
+        lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def update_docs(md):
+    """Replaces the results section of docs/benchmarks.md with md."""
+    path = os.path.join(ROOT, "docs/benchmarks.md")
+    begin, end = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+    with open(path) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        say(f"{path} has no {begin} ... {end} section; not updated")
+        return
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{begin}\n{md}\n{end}{tail}")
+    say(f"updated {path}")
