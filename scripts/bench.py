@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from benchreport import machine, report, update_docs
+from benchreport import figures, machine, report, update_docs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "confab-bench-secret-0123456789abcdef"  # >= 32 bytes, as JWT_SECRET requires
