@@ -52,7 +52,7 @@ struct gw {
     struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
     uint64_t conn_salt;             /* makes connection ids unique across processes */
     struct wsio *io;                /* established WebSockets owned here (ws.h) */
-    int dead_fd;                    /* a socket whose peer is gone (ws.c take_over) */
+    int dead_fd;                    /* a pipe without writers (ws.c take_over) */
     int lws_fd_cap;                 /* lws' descriptor table ends here; 0: none (gateway.c) */
     struct session *sessions; /* every established WebSocket */
     size_t nsessions;

@@ -200,10 +200,11 @@ static enum sess_proto proto_of(struct lws *wsi)
 
 /* Takes the socket of an established plain-TCP WebSocket out of lws (see
  * wsio.h): the socket moves to a new descriptor, and lws' descriptor becomes
- * a copy of a socket whose peer is gone, so lws reads end-of-file from it
- * (after any bytes it still held from the upgrade read, which ws_callback
- * sees) and closes it, touching nothing of the client's. Returns the
- * client's socket, or -1 to leave the connection to lws. */
+ * a copy of a pipe without writers, so lws sees it hang up and closes it,
+ * touching nothing of the client's. Bytes lws read together with the
+ * upgrade request reach ws_callback within this same read, before the hang
+ * up (lws buffers rx for later only under flow control, unused here).
+ * Returns the client's socket, or -1 to leave the connection to lws. */
 static int take_over(struct gw *gw, struct lws *wsi)
 {
     if (!gw->io || gw->dead_fd < 0 || lws_is_ssl(wsi))
@@ -227,8 +228,9 @@ static int take_over(struct gw *gw, struct lws *wsi)
 
 static void established(struct gw *gw, struct lws *wsi, struct session *s)
 {
-    char peer[48];
-    peer_of(wsi, peer, sizeof peer);
+    char peer[48] = "";
+    if (cf_log_enabled(CF_LOG_INFO)) /* a system call per connection otherwise */
+        peer_of(wsi, peer, sizeof peer);
     enum sess_proto proto = proto_of(wsi);
     sess_attach(s, wsi, take_over(gw, wsi), proto);
     sess_list_add(&gw->sessions, s);
@@ -460,13 +462,17 @@ int ws_init(struct gw *gw)
     static const struct sess_handlers h = {own_message, own_ended};
     if (gw->cfg->tls_cert[0])
         return 0; /* every connection stays with lws (TLS) */
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
-        CF_ERROR("ws", "cannot create a socket pair: %s", strerror(errno));
+    /* The read end of a pipe without writers polls as POLLHUP and never as
+     * readable: lws then drops the connection in its next pass at once,
+     * where the end-of-file of a socket would have it shut the socket down,
+     * arm one more timeout and wait one more pass. */
+    int pv[2];
+    if (pipe2(pv, O_CLOEXEC | O_NONBLOCK) < 0) {
+        CF_ERROR("ws", "cannot create a pipe: %s", strerror(errno));
         return -1;
     }
-    close(sv[1]); /* sv[0] now reads end-of-file forever */
-    gw->dead_fd = sv[0];
+    close(pv[1]);
+    gw->dead_fd = pv[0];
     gw->io = wsio_new(gw->vh, sess_on_io);
     if (!gw->io)
         return -1;
