@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "confab-bench-secret-0123456789abcdef"  # >= 32 bytes, as JWT_SECRET requires
 ALL_SCENARIOS = ["fanout", "rooms", "steady", "idle", "storm", "stormjoin"]
 FANOUT_RATES = [20, 40, 80, 160, 320, 640, 1000, 1280, 1600]
-ROOMS_RATES = [1000, 2000, 4000, 8000, 12000, 16000, 20000, 25000, 30000, 40000]
+ROOMS_RATES = [1000, 2000, 4000] + list(range(8000, 40001, 4000))  # 8000, 12000, ... 40000
 
 
 def say(msg):
