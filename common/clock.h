@@ -1,4 +1,5 @@
-/* clock: wall-clock and monotonic milliseconds, and the RFC 3339 form clients see. */
+/* clock: wall-clock and monotonic time (ms, and us for timing short work),
+ * and the RFC 3339 form clients see. */
 #ifndef CF_CLOCK_H
 #define CF_CLOCK_H
 
@@ -9,6 +10,8 @@
 int64_t cf_wall_ms(void);
 /* Milliseconds from an arbitrary origin that never jumps (CLOCK_MONOTONIC). */
 int64_t cf_mono_ms(void);
+/* The same clock in microseconds (for timing short work). */
+int64_t cf_mono_us(void);
 
 #define CF_RFC3339_LEN 24 /* "2026-11-28T10:00:00.123Z" */
 

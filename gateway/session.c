@@ -5,7 +5,6 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -117,19 +116,12 @@ static lws_sorted_usec_list_t g_flush_sul;
 #define PACE_MAX_US 10000
 static int64_t g_next_flush_us;
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void flush_cb(lws_sorted_usec_list_t *sul);
 
 /* The flush timer: now, or when pacing allows. */
 static void schedule_flush(void)
 {
-    int64_t wait = g_next_flush_us ? g_next_flush_us - mono_us() : 0;
+    int64_t wait = g_next_flush_us ? g_next_flush_us - cf_mono_us() : 0;
     lws_sul_schedule(g_direct, 0, &g_flush_sul, flush_cb, wait > 1 ? wait : 1);
 }
 
@@ -271,7 +263,7 @@ void sess_flush(void)
 {
     if (!g_ndirty)
         return;
-    int64_t start = mono_us();
+    int64_t start = cf_mono_us();
     if (start < g_next_flush_us) {
         if (g_direct)
             schedule_flush();
@@ -304,7 +296,7 @@ void sess_flush(void)
         }
     }
     g_ndirty = 0;
-    int64_t end = mono_us(), took = end - start;
+    int64_t end = cf_mono_us(), took = end - start;
     g_next_flush_us = took < PACE_FROM_US ? 0 : end + (took < PACE_MAX_US ? took : PACE_MAX_US);
 }
 

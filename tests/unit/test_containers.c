@@ -647,6 +647,24 @@ static void expect_rfc3339(int64_t ms, const char *want)
     assert_string_equal(out, want);
 }
 
+/* The monotonic clock in us and ms is one clock: never going back, and
+ * ms the us divided down (read in between, so within one ms). */
+static void test_mono_us_and_ms(void **state)
+{
+    (void)state;
+    int64_t prev = cf_mono_us();
+    for (int i = 0; i < 1000; i++) {
+        int64_t us = cf_mono_us(), ms = cf_mono_ms(), us2 = cf_mono_us();
+        assert_true(us >= prev);
+        assert_true(ms >= us / 1000 && ms <= us2 / 1000);
+        prev = us2;
+    }
+    struct timespec pause = {0, 2000000}; /* 2 ms */
+    int64_t before = cf_mono_us();
+    nanosleep(&pause, NULL);
+    assert_true(cf_mono_us() - before >= 2000);
+}
+
 static void test_rfc3339(void **state)
 {
     (void)state;
@@ -700,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_buf_refcount),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_mono_us_and_ms),
         cmocka_unit_test(test_clocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
