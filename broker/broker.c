@@ -280,7 +280,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
 static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
 {
     struct pending *p = pending_new(b, gwlink_id(l), m);
-    int rc = p ? store_history(rb_of(b, m->room), m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
+    int rc = p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
                                m->limit, on_page, p)
                : -ENOMEM;
     if (rc < 0) {

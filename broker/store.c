@@ -11,6 +11,7 @@
 #include "bytes.h"
 #include "clock.h"
 #include "log.h"
+#include "ring.h"
 #include "validate.h"
 
 /* ---- the scripts ----------------------------------------------------------
@@ -26,9 +27,8 @@
     "  return '\\218' .. string.char(math.floor(n / 256), n % 256) .. s\n"                         \
     "end\n"                                                                                        \
     "local function mp_u64(v)\n"                                                                   \
-    "  local t = {}\n"                                                                             \
-    "  for i = 8, 1, -1 do t[i] = string.char(v % 256); v = math.floor(v / 256) end\n"             \
-    "  return '\\207' .. table.concat(t)\n"                                                        \
+    "  local hi = math.floor(v / 4294967296)\n"                                                    \
+    "  return '\\207' .. struct.pack('>I4I4', hi, v - hi * 4294967296)\n"                          \
     "end\n"
 
 /* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
@@ -67,7 +67,14 @@
     "  redis.call('EXPIRE', C.pc, s); redis.call('EXPIRE', C.pv, s)\n"                             \
     "end\n"
 
-/* KEYS meta hist [dedup]; ARGV chan prefix ts hsize httl dttl epoch */
+/* KEYS meta hist [dedup]; ARGV chan prefix ts hsize keep dttl epoch touch slack
+ *
+ * Every command a script calls costs Redis about a microsecond, and this one
+ * runs for every message: it calls four in the common case (HGET, HINCRBY,
+ * RPUSH, PUBLISH). The TTLs are set only when `touch` is 1 (store_send asks
+ * for it at most once per TOUCH per room) or a key was just made; the list is
+ * trimmed back to hsize only once it has grown `slack` past it (readers look
+ * at its newest hsize entries). */
 static const char script_send[] =
     PRELUDE
     "if #KEYS == 3 then\n"
@@ -77,31 +84,42 @@ static const char script_send[] =
     "    if id then return {1, tonumber(id), tonumber(ts)} end\n"
     "  end\n"
     "end\n"
+    "local touch = ARGV[8] == '1'\n"
     "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not epoch then\n"
     "  epoch = ARGV[7]\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"
     "  redis.call('DEL', KEYS[2])\n"
+    "  touch = true\n"
     "end\n"
     "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-    "local payload = ARGV[2] .. mp_str('epoch') .. mp_str(epoch) .. mp_str('id') .. mp_u64(id)\n"
+    "local payload = ARGV[2] .. '\\165epoch' .. mp_str(epoch) .. '\\162id' .. mp_u64(id)\n"
     "local hsize = tonumber(ARGV[4])\n"
     "if hsize > 0 then\n"
-    "  redis.call('RPUSH', KEYS[2], payload)\n"
-    "  redis.call('LTRIM', KEYS[2], -hsize, -1)\n"
-    "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+    "  local len = redis.call('RPUSH', KEYS[2], payload)\n"
+    "  if len > hsize + tonumber(ARGV[9]) then redis.call('LTRIM', KEYS[2], -hsize, -1) end\n"
+    "  if touch or len == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end\n"
     "else\n"
     "  redis.call('DEL', KEYS[2]) -- the list must hold exactly the newest ids\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
+    "if touch then redis.call('EXPIRE', KEYS[1], ARGV[5]) end\n"
     "redis.call('PUBLISH', ARGV[1], payload)\n"
     "if #KEYS == 3 then\n"
     "  redis.call('SET', KEYS[3], string.format('%d:%s', id, ARGV[3]), 'EX', ARGV[6])\n"
     "end\n"
     "return {0, id, tonumber(ARGV[3])}\n";
 
-/* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl httl
- * epoch since cepoch limit mcap */
+/* The history list may run up to `slack` entries past hsize (script_send);
+ * readers see its newest hsize. `base` is the id at list index 0, `first`
+ * the oldest id a reader sees. Expects `last` and `hsize`. */
+#define HIST_WINDOW                                                                                \
+    "local len = redis.call('LLEN', KEYS[2])\n"                                                    \
+    "local base = last - len + 1\n"                                                                \
+    "if len > hsize then len = hsize end\n"                                                        \
+    "local first = last - len + 1\n"
+
+/* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl keep
+ * epoch since cepoch limit mcap hsize */
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
@@ -118,15 +136,16 @@ static const char script_join[] =
     "add(C, ARGV[3], ARGV[4])\n"
     "keep(C)\n"
     "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
-    "local len = redis.call('LLEN', KEYS[2])\n"
-    "local first = last - len + 1\n"
+    "local hsize = tonumber(ARGV[13])\n"
+    HIST_WINDOW
     "local since = tonumber(ARGV[9])\n"
     "local limit = tonumber(ARGV[11])\n"
     "local recovered, msgs = 0, {}\n"
     "if since >= 0 and ARGV[10] == epoch and since <= last and since + 1 >= first then\n"
     "  recovered = 1\n"
-    "  if since < last then msgs = redis.call('LRANGE', KEYS[2], since + 1 - first, -1) end\n"
+    "  if since < last then msgs = redis.call('LRANGE', KEYS[2], since + 1 - base, -1) end\n"
     "elseif limit > 0 and len > 0 then\n"
+    "  if limit > len then limit = len end\n"
     "  msgs = redis.call('LRANGE', KEYS[2], -limit, -1)\n"
     "end\n"
 "local count = redis.call('HLEN', C.pc)\n"
@@ -170,11 +189,11 @@ static const char script_refresh[] =
     "keep(C)\n"
     "return 0\n";
 
-/* KEYS meta hist; ARGV before limit */
+/* KEYS meta hist; ARGV before limit hsize */
 static const char script_history[] =
     "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
-    "local len = redis.call('LLEN', KEYS[2])\n"
-    "local first = last - len + 1\n"
+    "local hsize = tonumber(ARGV[3])\n"
+    HIST_WINDOW
 "local hi = last\n"
     "local before = tonumber(ARGV[1])\n"
     "if before >= 0 and before - 1 < hi then hi = before - 1 end\n"
@@ -183,7 +202,7 @@ static const char script_history[] =
     "if limit == 0 then return {{}, 1} end\n"
     "local lo = hi - limit + 1\n"
     "if lo < first then lo = first end\n"
-    "local msgs = redis.call('LRANGE', KEYS[2], lo - first, hi - first)\n"
+    "local msgs = redis.call('LRANGE', KEYS[2], lo - base, hi - base)\n"
     "local more = 0\n"
     "if lo > first then more = 1 end\n"
     "return {msgs, more}\n";
@@ -220,6 +239,56 @@ static size_t channel(char *out, struct cf_str room)
 static void new_epoch(char out[17])
 {
     snprintf(out, 17, "%016" PRIx64, cf_random_u64());
+}
+
+/* ---- TTLs ----------------------------------------------------------------
+ * A room's keys outlive its last activity by HISTORY_TTL. Setting both TTLs
+ * on every send cost two of its six commands, so each broker process sets
+ * them at most once per TOUCH = HISTORY_TTL / 8 per room (script_send's
+ * `touch`), to HISTORY_TTL + TOUCH: a message sent up to TOUCH after the last
+ * touch still has HISTORY_TTL ahead of it. A join sets them to the same.
+ *
+ * When this process last touched a room: a direct-mapped table, so memory is
+ * fixed; two rooms in one slot only cost an extra touch. A send that failed
+ * may not have touched, nor does a duplicate: either makes every entry stale
+ * (g_touch_gen). */
+#define TOUCH_SLOTS 4096
+
+struct touch {
+    uint64_t key;
+    int64_t at_ms;
+    uint32_t gen;
+};
+static struct touch g_touch[TOUCH_SLOTS];
+static uint32_t g_touch_gen = 1;
+
+static uint32_t touch_every_ms(const struct store_limits *lim)
+{
+    return lim->history_ttl_s / 8 * 1000;
+}
+
+static int64_t keep_s(const struct store_limits *lim)
+{
+    return (int64_t)lim->history_ttl_s + lim->history_ttl_s / 8;
+}
+
+/* Whether this send should set the TTLs; counts it as done. */
+static bool touch_due(struct cf_str room, const struct store_limits *lim)
+{
+    uint64_t key = cf_ring_key(room.p, room.len);
+    int64_t now = cf_mono_ms();
+    struct touch *t = &g_touch[key % TOUCH_SLOTS];
+    if (t->gen == g_touch_gen && t->key == key && now - t->at_ms < touch_every_ms(lim))
+        return false;
+    t->key = key;
+    t->at_ms = now;
+    t->gen = g_touch_gen;
+    return true;
+}
+
+static void touch_unsure(void)
+{
+    g_touch_gen++;
 }
 
 /* A growing argv: strings are either borrowed or formatted into `num`. */
@@ -313,19 +382,38 @@ static int eval(struct rbridge *rb, int script, struct args *a, rbridge_reply_fn
 
 /* ---- send --------------------------------------------------------------- */
 
+static bool sent_of(const redisReply *r, struct store_sent *out)
+{
+    int64_t dup, id, ts;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !int_of(r->element[0], &dup) ||
+        !int_of(r->element[1], &id) || !int_of(r->element[2], &ts) || id <= 0) {
+        touch_unsure();
+        return false;
+    }
+    *out = (struct store_sent){(uint64_t)id, ts, dup != 0};
+    if (dup)
+        touch_unsure(); /* answered before the TTLs were set */
+    return true;
+}
+
 static void sent_reply(void *ud, const redisReply *r)
 {
     struct box *b = ud;
     store_sent_fn fn = (store_sent_fn)b->fn;
-    int64_t dup, id, ts;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 && int_of(r->element[0], &dup) &&
-        int_of(r->element[1], &id) && int_of(r->element[2], &ts) && id > 0) {
-        struct store_sent s = {(uint64_t)id, ts, dup != 0};
+    struct store_sent s;
+    if (sent_of(r, &s))
         fn(b->ud, 0, &s);
-    } else {
+    else
         fn(b->ud, err_of(r), NULL);
-    }
     free(b);
+}
+
+/* A send nobody waits for (a legacy client's) */
+static void sent_quietly(void *ud, const redisReply *r)
+{
+    (void)ud;
+    struct store_sent s;
+    sent_of(r, &s);
 }
 
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
@@ -355,11 +443,15 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     arg(&a, (const char *)cf_bytes_data(&prefix), cf_bytes_len(&prefix));
     arg_num(&a, m->ts);
     arg_num(&a, lim->history_size);
-    arg_num(&a, lim->history_ttl_s);
+    arg_num(&a, keep_s(lim));
     arg_num(&a, lim->dedup_window_s);
     new_epoch(epoch);
     arg(&a, epoch, 16);
-    return eval(rb, S_SEND, &a, fn ? sent_reply : NULL, fn ? box_new((void (*)(void))fn, ud) : NULL);
+    arg(&a, touch_due(m->room, lim) ? "1" : "0", 1);
+    arg_num(&a, lim->history_size / 8);
+    if (!fn)
+        return rb ? rbridge_eval(rb, S_SEND, a.n, a.v, a.l, sent_quietly, NULL) : -ENOTCONN;
+    return eval(rb, S_SEND, &a, sent_reply, box_new((void (*)(void))fn, ud));
 }
 
 /* ---- join --------------------------------------------------------------- */
@@ -422,13 +514,14 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
     arg_str(&a, user);
     arg_num(&a, cf_wall_ms());
     arg_num(&a, lim->presence_ttl_ms);
-    arg_num(&a, lim->history_ttl_s);
+    arg_num(&a, keep_s(lim));
     new_epoch(cand);
     arg(&a, cand, 16);
     arg_num(&a, has_since && since <= INT64_MAX ? (int64_t)since : -1);
     arg_str(&a, epoch);
     arg_num(&a, limit);
     arg_num(&a, max_members);
+    arg_num(&a, lim->history_size);
     return eval(rb, S_JOIN, &a, joined_reply, box_new((void (*)(void))fn, ud));
 }
 
@@ -499,8 +592,8 @@ static void page_reply(void *ud, const redisReply *r)
     free(b);
 }
 
-int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint64_t before,
-                  uint32_t limit, store_page_fn fn, void *ud)
+int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                  bool has_before, uint64_t before, uint32_t limit, store_page_fn fn, void *ud)
 {
     char k_meta[KEY_MAX], k_hist[KEY_MAX];
     struct args a = {0};
@@ -509,6 +602,7 @@ int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint6
     arg(&a, k_hist, room_key(k_hist, room, "hist"));
     arg_num(&a, has_before && before <= INT64_MAX ? (int64_t)before : -1);
     arg_num(&a, limit);
+    arg_num(&a, lim->history_size);
     return eval(rb, S_HISTORY, &a, page_reply, box_new((void (*)(void))fn, ud));
 }
 

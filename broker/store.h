@@ -5,15 +5,21 @@
  *                 increasing), and "epoch", which changes whenever it was lost
  *                 (flush, expiry, eviction), so a client's "since" from another
  *                 epoch is known to be stale; one key, so they go together
- *   cf:{r}:hist   the newest HISTORY_SIZE message payloads (a list, oldest
- *                 first); it always ends at id "seq", so list index and id
- *                 map one to one
+ *   cf:{r}:hist   the newest message payloads (a list, oldest first); it
+ *                 always ends at id "seq", so list index and id map one to
+ *                 one. It holds HISTORY_SIZE to HISTORY_SIZE * 9/8 of them
+ *                 (trimmed in steps: a trim per message cost Redis more than
+ *                 the rest of a send) and readers see only the newest
+ *                 HISTORY_SIZE
  *   cf:{r}:pz     presence: connection id -> expiry (ms), a sorted set
  *   cf:{r}:pu     presence: connection id -> user
  *   cf:{r}:pc     presence: user -> number of connections
  *   cf:{r}:pv     presence version: +1 per announced join or leave
  *   cf:{r}:dd:<len>:<user>:<cid>  "id:ts" of an accepted send, for DEDUP_WINDOW
  *   cf:{r}:ty:<user>        the typing throttle (2 s)
+ *
+ * meta and hist live HISTORY_TTL to HISTORY_TTL * 9/8 after the room's last
+ * message or join (store.c, TTLs).
  *
  * Each operation is one script, so it is atomic: a send assigns the id,
  * appends to the history and PUBLISHes in one step (every subscriber sees
@@ -99,8 +105,8 @@ int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_
 
 /* The page of history before message id `before` (exclusive; has_before
  * false: the latest), at most `limit` messages, oldest first. */
-int store_history(struct rbridge *rb, struct cf_str room, bool has_before, uint64_t before,
-                  uint32_t limit, store_page_fn fn, void *ud);
+int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                  bool has_before, uint64_t before, uint32_t limit, store_page_fn fn, void *ud);
 
 /* Publishes a typing payload on the room's channel unless the same user
  * typed in that room less than gap_ms ago on any node (cf:{r}:ty:<user>). */

@@ -556,6 +556,98 @@ static void test_broker_sigterm_answers_every_send(void **state)
     v1_close(b);
 }
 
+static int64_t redis_int(const char *cmd, const char *key)
+{
+    const char *const args[] = {cmd, key, NULL};
+    int64_t v = h_redis_int(&fx.redis, args);
+    assert_true(v != INT64_MIN);
+    return v;
+}
+
+/* The ids a history request for the latest `limit` returns. */
+static void latest_ids(struct v1c *c, const char *room, int limit, json_int_t *lo, json_int_t *hi,
+                       size_t *n)
+{
+    assert_int_equal(v1_send(c, "history", json_pack("{s:s, s:i}", "room", room, "limit", limit)),
+                     0);
+    json_t *ev = v1_wait(c, V1_WAIT, "history", "room", room, NULL);
+    V1_MUST(c, ev, "history");
+    json_t *msgs = json_object_get(pl(ev), "messages");
+    *n = json_array_size(msgs);
+    assert_true(*n > 0);
+    *lo = msg_id(json_array_get(msgs, 0));
+    *hi = msg_id(json_array_get(msgs, *n - 1));
+    assert_false(json_is_true(json_object_get(pl(ev), "has_more")));
+    json_decref(ev);
+}
+
+/* Redis keeps up to HISTORY_SIZE/8 more messages than HISTORY_SIZE (a trim
+ * per message cost more than the rest of a send), but users see exactly the
+ * newest HISTORY_SIZE in joins, pages and recovery, and the list never grows
+ * past the slack. A room's keys outlive its last activity by HISTORY_TTL (at
+ * most an eighth more), though not every send sets the TTLs again. */
+static void test_history_holds_history_size_with_slack(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "slack";
+    char hist[64], meta[64], text[32], epoch[128];
+    snprintf(hist, sizeof hist, "cf:{%s}:hist", room);
+    snprintf(meta, sizeof meta, "cf:{%s}:meta", room);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    join_epoch(a, room, epoch, sizeof epoch);
+    enum { SLACK = HISTORY / 8 };
+    for (int i = 1; i <= HISTORY + SLACK; i++) {
+        text_of(text, sizeof text, "s", i);
+        assert_int_equal(send_ok(a, room, text, NULL), i);
+    }
+    /* In the slack: one more stored than anyone sees. */
+    assert_int_equal(redis_int("LLEN", hist), HISTORY + SLACK);
+    json_int_t lo, hi;
+    size_t n;
+    latest_ids(a, room, 100, &lo, &hi, &n);
+    assert_int_equal(n, HISTORY);
+    assert_int_equal(lo, SLACK + 1);
+    assert_int_equal(hi, HISTORY + SLACK);
+    struct v1c *b = v1_member(fx.node.port, "bob", V1_JSON);
+    json_t *ev = join_ok(b, room);
+    json_t *msgs = json_object_get(pl(ev), "messages");
+    assert_int_equal(json_array_size(msgs), HISTORY);
+    assert_int_equal(msg_id(json_array_get(msgs, 0)), SLACK + 1);
+    json_decref(ev);
+    /* Recovery reaches back exactly HISTORY_SIZE messages. */
+    struct v1c *c = v1_member(fx.node.port, "carol", V1_JSON);
+    ev = rejoin(c, room, SLACK - 1, epoch, -1);
+    assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+    json_decref(ev);
+    leave_ok(c, room);
+    ev = rejoin(c, room, SLACK, epoch, -1);
+    assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), HISTORY);
+    json_decref(ev);
+
+    /* One past the slack: trimmed back to HISTORY_SIZE. */
+    assert_int_equal(send_ok(a, room, "over", NULL), HISTORY + SLACK + 1);
+    assert_int_equal(redis_int("LLEN", hist), HISTORY);
+    latest_ids(a, room, 100, &lo, &hi, &n);
+    assert_int_equal(n, HISTORY);
+    assert_int_equal(lo, SLACK + 2);
+
+    /* TTLs: HISTORY_TTL (default 86400 s) plus at most an eighth ... */
+    int64_t keep_ms = 86400LL * 1000, slack_ms = keep_ms / 8;
+    int64_t p_meta = redis_int("PTTL", meta), p_hist = redis_int("PTTL", hist);
+    assert_true(p_meta > keep_ms && p_meta <= keep_ms + slack_ms);
+    assert_true(p_hist > keep_ms && p_hist <= keep_ms + slack_ms);
+    /* ... and a send soon after the last touch does not set them again. */
+    usleep(1100 * 1000);
+    send_ok(a, room, "later", NULL);
+    assert_true(redis_int("PTTL", hist) <= p_hist - 1000);
+    assert_true(redis_int("PTTL", meta) <= p_meta - 1000);
+    v1_close(a);
+    v1_close(b);
+    v1_close(c);
+}
+
 /* Stores a message from "ghost" in the room's history under the room's next
  * id without publishing it: exactly what a node whose subscription was down
  * misses. */
@@ -654,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_broker_down_is_unavailable_never_silence),
         cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
+        cmocka_unit_test(test_history_holds_history_size_with_slack),
         cmocka_unit_test(test_a_gap_in_ids_is_recovered),
         cmocka_unit_test(test_a_missed_last_message_arrives_when_the_broker_is_ready_again),
         cmocka_unit_test(test_shutdown_closes_1001),

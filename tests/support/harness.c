@@ -379,6 +379,31 @@ int h_redis_cli(const struct h_redis *r, const char *const args[])
     return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int64_t h_redis_int(const struct h_redis *r, const char *const args[])
+{
+    char cmd[1024];
+    int n = snprintf(cmd, sizeof cmd, "/usr/bin/redis-cli -s '%s'", r->sock);
+    for (int i = 0; args[i] && n > 0 && (size_t)n < sizeof cmd; i++) {
+        if (strchr(args[i], '\''))
+            return INT64_MIN;
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " '%s'", args[i]);
+    }
+    if (n <= 0 || (size_t)n >= sizeof cmd)
+        return INT64_MIN;
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return INT64_MIN;
+    char line[64] = "";
+    bool got = fgets(line, sizeof line, f) != NULL;
+    int status = pclose(f);
+    char *end;
+    errno = 0;
+    long long v = got ? strtoll(line, &end, 10) : 0;
+    if (!got || status != 0 || errno || end == line || (*end != '\n' && *end != '\0'))
+        return INT64_MIN;
+    return v;
+}
+
 /* ---- nodes --------------------------------------------------------------- */
 
 void h_node_init(struct h_node *n, const char *redis_addr)

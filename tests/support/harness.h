@@ -77,6 +77,10 @@ int h_redis_restart(struct h_redis *r, const char *dir);
 void h_redis_stop(struct h_redis *r);
 /* Runs one command with redis-cli against it; returns its exit status. */
 int h_redis_cli(const struct h_redis *r, const char *const args[]);
+/* Runs one command whose answer is an integer (LLEN, PTTL, ...) and returns
+ * it, or INT64_MIN when redis-cli failed or answered something else. The
+ * arguments must not contain a single quote. */
+int64_t h_redis_int(const struct h_redis *r, const char *const args[]);
 
 /* One node: `brokers` broker processes (one per shard) and one gateway
  * process running `workers` workers on `port`, sockets in run_dir. */
