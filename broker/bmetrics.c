@@ -75,6 +75,9 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
     snprintf(l, sizeof l, "{shard=\"%u\"}", m->shard);
     METRIC(o, "gauge", "confab_broker_ready",
            "1 when every Redis server is connected and its canary passes", "%s %d", l, m->ready);
+    METRIC(o, "gauge", "confab_broker_serving",
+           "1 when at least one Redis server is connected and its canary passes (/readyz 200)",
+           "%s %d", l, m->serving);
     METRIC(o, "gauge", "confab_broker_redis_servers", "Redis servers in REDIS_ADDR", "%s %u", l,
            m->nservers);
     redis_metrics(m, o);

@@ -13,7 +13,7 @@
 
 struct bmetrics {
     uint32_t shard;
-    bool ready;
+    bool ready, serving;
     size_t links;
     uint64_t presence, requests, foreign, dropped;
     struct rooms_stats rooms;

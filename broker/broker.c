@@ -49,6 +49,7 @@ struct broker {
     sd_event_source *drain; /* set once SIGTERM arrived */
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
+    bool serving; /* some Redis server works (ready: every one does) */
     uint64_t foreign, publish_dropped, misrouted, requests;
 };
 
@@ -379,7 +380,8 @@ static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 
 static void send_state(struct broker *b, struct gwlink *l)
 {
-    struct cf_wire_msg m = {.type = CF_WIRE_STATE, .ready = b->ready};
+    struct cf_wire_msg m = {.type = CF_WIRE_STATE, .ready = b->ready, .serving = b->serving,
+                            .has = CF_WIRE_HAS_SERVING};
     if (l)
         gwlink_send(l, &m);
     else
@@ -538,16 +540,20 @@ static void on_fatal(void *ud)
     sd_event_exit(b->ev, CF_SUP_EXIT_CONFIG);
 }
 
-/* Ready (to the gateways, /readyz, systemd) = every Redis server connected,
- * checked and its canary passing. A server down makes only its rooms
- * unavailable, but it is reported: the gateways re-sync this shard's members
- * when it is back, which recovers what they missed meanwhile. */
+/* Ready (to the gateways, systemd) = every Redis server connected, checked
+ * and its canary passing. A server down makes only its rooms unavailable, but
+ * it is reported: the gateways re-sync this shard's members when it is back,
+ * which recovers what they missed meanwhile.
+ * Serving (/readyz, the gateways' /readyz) = at least one server works. With
+ * several servers, one down must not take every node out of its load
+ * balancer: the other servers' rooms work on every node. */
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
-    bool now = rset_ready(b->redis);
-    if (now != b->ready) {
+    bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
+    if (now != b->ready || serving != b->serving) {
         b->ready = now;
+        b->serving = serving;
         if (b->links)
             send_state(b, NULL);
         if (now && !b->ready_sent) {
@@ -580,9 +586,17 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
         return 200;
     }
     if (!strcmp(path, "/readyz")) {
-        const char *t = b->ready ? "ready\n" : "not ready: Redis or the delivery canary is failing\n";
+        uint32_t n = rset_count(b->redis), up = rset_up(b->redis);
+        char t[160];
+        if (b->ready)
+            snprintf(t, sizeof t, "ready\n");
+        else if (b->serving)
+            snprintf(t, sizeof t, "degraded: %u of %u Redis servers down or failing their "
+                     "delivery canary; their rooms answer unavailable\n", n - up, n);
+        else
+            snprintf(t, sizeof t, "not ready: Redis or the delivery canary is failing\n");
         cf_bytes_append(o, t, strlen(t));
-        return b->ready ? 200 : 503;
+        return b->serving ? 200 : 503;
     }
     if (strcmp(path, "/metrics") != 0) {
         static const char nf[] = "not found: /metrics, /healthz, /readyz\n";
@@ -592,6 +606,7 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
     struct bmetrics m = {.shard = b->shard,
                          .ready = b->ready,
+                         .serving = b->serving,
                          .links = gwlinks_count(b->links),
                          .presence = presence_count(b->presence),
                          .requests = b->requests,

@@ -318,12 +318,17 @@ int rset_unsubscribe(struct rset *rs, const char *name, size_t len)
     return rbridge_unsubscribe(s->b, name, len);
 }
 
+uint32_t rset_up(const struct rset *rs)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < rs->n; i++)
+        k += rs->sv[i].verified && rbridge_canary_ok(rs->sv[i].b);
+    return k;
+}
+
 bool rset_ready(const struct rset *rs)
 {
-    for (uint32_t i = 0; i < rs->n; i++)
-        if (!rs->sv[i].verified || !rbridge_canary_ok(rs->sv[i].b))
-            return false;
-    return true;
+    return rset_up(rs) == rs->n;
 }
 
 uint32_t rset_inflight(const struct rset *rs)

@@ -81,6 +81,8 @@ int rset_unsubscribe(struct rset *rs, const char *name, size_t len);
 
 /* Every server is connected, checked, and its delivery canary passes. */
 bool rset_ready(const struct rset *rs);
+/* How many servers are (connected, checked, canary passing). */
+uint32_t rset_up(const struct rset *rs);
 /* Commands waiting for a reply, over all servers. */
 uint32_t rset_inflight(const struct rset *rs);
 

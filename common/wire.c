@@ -32,7 +32,8 @@ struct field {
 enum {
     F_ROOM, F_FROM, F_TEXT, F_TS, F_SHARD, F_SHARDS, F_NODE, F_SEQ, F_Q, F_ID, F_CID, F_DUP,
     F_CODE, F_USER, F_CONN, F_LIMIT, F_BUDGET, F_SINCE, F_EPOCH, F_LAST_ID, F_PV, F_COUNT,
-    F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_READY, F_COUNT_FIELDS
+    F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_READY, F_SERVING,
+    F_COUNT_FIELDS
 };
 static const struct field fields[F_COUNT_FIELDS] = {
     [F_ROOM] = {"room", FK_STR, FC_ROOM, M(room), 0},
@@ -64,6 +65,7 @@ static const struct field fields[F_COUNT_FIELDS] = {
     [F_HAS_MORE] = {"has_more", FK_BOOL, FC_NONE, M(has_more), 0},
     [F_ACTION] = {"action", FK_STR, FC_ACTION, M(action), 0},
     [F_READY] = {"ready", FK_BOOL, FC_NONE, M(ready), 0},
+    [F_SERVING] = {"serving", FK_BOOL, FC_NONE, M(serving), 0},
 };
 #undef M
 
@@ -95,7 +97,7 @@ static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
     [CF_WIRE_TYPING] = {"typing", B(F_ROOM) | B(F_USER), 0},
     [CF_WIRE_PRESENCE] = {"presence",
                           B(F_ROOM) | B(F_USER) | B(F_ACTION) | B(F_COUNT) | B(F_PV), 0},
-    [CF_WIRE_STATE] = {"state", B(F_READY), 0},
+    [CF_WIRE_STATE] = {"state", B(F_READY), B(F_SERVING)},
 };
 
 /* Optional field -> its bit in cf_wire_msg.has. */
@@ -107,6 +109,7 @@ static unsigned has_bit(int f)
     case F_SINCE: return CF_WIRE_HAS_SINCE;
     case F_EPOCH: return CF_WIRE_HAS_EPOCH;
     case F_BEFORE: return CF_WIRE_HAS_BEFORE;
+    case F_SERVING: return CF_WIRE_HAS_SERVING;
     default: return 0;
     }
 }

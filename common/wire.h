@@ -63,11 +63,12 @@ enum cf_wire_type {
 
 /* Optional fields present in a message (cf_wire_msg.has). */
 enum {
-    CF_WIRE_HAS_ID = 1u << 0,    /* msg.id */
-    CF_WIRE_HAS_CID = 1u << 1,   /* send.cid */
-    CF_WIRE_HAS_SINCE = 1u << 2, /* sub.since */
-    CF_WIRE_HAS_EPOCH = 1u << 3, /* sub.epoch, msg.epoch */
-    CF_WIRE_HAS_BEFORE = 1u << 4 /* hist.before */
+    CF_WIRE_HAS_ID = 1u << 0,     /* msg.id */
+    CF_WIRE_HAS_CID = 1u << 1,    /* send.cid */
+    CF_WIRE_HAS_SINCE = 1u << 2,  /* sub.since */
+    CF_WIRE_HAS_EPOCH = 1u << 3,  /* sub.epoch, msg.epoch */
+    CF_WIRE_HAS_BEFORE = 1u << 4, /* hist.before */
+    CF_WIRE_HAS_SERVING = 1u << 5 /* state.serving */
 };
 
 /* A string inside a decoded payload: not NUL-terminated, valid only while the
@@ -85,6 +86,9 @@ struct cf_wire_msg {
     uint32_t shard, shards, limit, budget;
     uint64_t seq, q, id, since, before, last_id, pv, count;
     bool recovered, has_more, dup, ready;
+    /* state: at least one of the broker's Redis servers works (ready: every
+     * one does); absent from older brokers: take `ready` */
+    bool serving;
     /* subbed: users online (strings); subbed/histr: encoded "msg" payloads
      * (binary), oldest first. Decoded arrays live in the decoder's memory. */
     const struct cf_str *members, *messages;

@@ -37,8 +37,9 @@ struct blink {
     int64_t opened, last_rx, last_ping;
     uint64_t ping_seq;
     uint32_t failures;
-    bool broker_ready; /* the broker's last "state": Redis and its canary are fine */
-    bool had_state;    /* a state frame came on this connection */
+    bool broker_ready;   /* the broker's last "state": Redis and its canary are fine */
+    bool broker_serving; /* ... or at least one of its Redis servers is */
+    bool had_state;      /* a state frame came on this connection */
 };
 
 struct blinks {
@@ -124,6 +125,7 @@ static void link_down(struct blink *l)
     lws_sul_cancel(&l->sul_write);
     l->st = BL_DOWN;
     l->broker_ready = false;
+    l->broker_serving = false;
     l->had_state = false;
     l->wsi = NULL;
     l->fd = -1;
@@ -178,6 +180,7 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
                     m.ready ? "ready" : "NOT ready (its Redis or delivery canary is failing)");
         bool again = l->had_state && !l->broker_ready && m.ready;
         l->broker_ready = m.ready;
+        l->broker_serving = (m.has & CF_WIRE_HAS_SERVING) ? m.serving || m.ready : m.ready;
         l->had_state = true;
         if (again && b->cbs.on_ready_again)
             b->cbs.on_ready_again(b->ud, l->shard);
@@ -405,6 +408,14 @@ uint32_t blinks_ready(const struct blinks *b)
     uint32_t n = 0;
     for (uint32_t i = 0; i < b->n; i++)
         n += b->links[i].st == BL_UP && b->links[i].broker_ready;
+    return n;
+}
+
+uint32_t blinks_serving(const struct blinks *b)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        n += b->links[i].st == BL_UP && b->links[i].broker_serving;
     return n;
 }
 

@@ -60,6 +60,9 @@ uint32_t blinks_count(const struct blinks *b);
 uint32_t blinks_up(const struct blinks *b);
 /* Links whose broker says it is ready (Redis connected, canary passing). */
 uint32_t blinks_ready(const struct blinks *b);
+/* Links whose broker serves: ready, or with several Redis servers at least
+ * one of them works (the other servers' rooms answer unavailable). */
+uint32_t blinks_serving(const struct blinks *b);
 bool blinks_link_up(const struct blinks *b, uint32_t shard);
 bool blinks_link_ready(const struct blinks *b, uint32_t shard);
 

@@ -379,12 +379,16 @@ static int healthz(struct gw *gw, struct lws *wsi)
 static int readyz(struct gw *gw, struct lws *wsi)
 {
     uint32_t n = blinks_count(gw->links), up = blinks_up(gw->links),
-             ready = blinks_ready(gw->links);
-    bool ok = ready == n && !gw->draining;
+             ready = blinks_ready(gw->links), serving = blinks_serving(gw->links);
+    /* Degraded (some Redis server down: its rooms answer unavailable) still
+     * takes traffic: every node is equally affected, and a load balancer
+     * with no node left would refuse the rooms that work too. */
+    bool ok = serving == n && !gw->draining;
     char body[256];
     snprintf(body, sizeof body,
-             "{\"status\":\"%s\",\"brokers\":%u,\"linked\":%u,\"ready\":%u}",
-             ok ? "ready" : gw->draining ? "draining" : "not ready", n, up, ready);
+             "{\"status\":\"%s\",\"brokers\":%u,\"linked\":%u,\"ready\":%u,\"serving\":%u}",
+             gw->draining ? "draining" : !ok ? "not ready" : ready == n ? "ready" : "degraded", n,
+             up, ready, serving);
     return finish(wsi, http_reply(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
                                   body, NULL));
 }

@@ -318,6 +318,25 @@ static double a_metric(int shard, const char *name, const char *match)
     return v;
 }
 
+/* GET `path` on `port` answers `status` with `needle` in its body (polled). */
+static bool answers(int port, const char *path, int status, const char *needle, int ms)
+{
+    int64_t deadline = h_now_ms() + ms;
+    do {
+        struct h_resp r;
+        if (h_http(port, "GET", path, NULL, NULL, 0, &r) == 0) {
+            bool ok = r.status == status && strstr(r.body, needle);
+            if (!ok && h_now_ms() + 50 >= deadline)
+                printf("GET :%d%s: %d %s\n", port, path, r.status, r.body);
+            h_resp_free(&r);
+            if (ok)
+                return true;
+        }
+        h_sleep_ms(50);
+    } while (h_now_ms() < deadline);
+    return false;
+}
+
 static bool a_metric_is(int shard, const char *name, const char *match, double want, int ms)
 {
     int64_t deadline = h_now_ms() + ms;
@@ -412,6 +431,12 @@ static void test_one_server_down_takes_only_its_rooms(void **state)
     assert_true(a_metric_is(shard, "confab_broker_redis_up", srv, 0, 5000));
     assert_true(a_metric_is(shard, "confab_broker_redis_up", "server=\"0\"", 2, 1000));
     assert_true(a_metric_is(shard, "confab_broker_ready", NULL, 0, 1000));
+    /* Degraded, not out of service: every node is hit alike, and a load
+     * balancer left with no node would refuse the rooms that work too. */
+    assert_true(a_metric_is(shard, "confab_broker_serving", NULL, 1, 1000));
+    assert_true(answers(a_metrics + shard, "/readyz", 200, "degraded: 1 of 3 Redis servers", 1000));
+    assert_true(answers(a.port, "/readyz", 200, "\"status\":\"degraded\"", 5000));
+    assert_true(answers(b.port, "/readyz", 200, "\"status\":\"degraded\"", 5000));
 
     /* Back, empty (no persistence): the ring key is set again, the rooms
      * are subscribed again, and the send goes through. */
@@ -437,6 +462,7 @@ static void test_one_server_down_takes_only_its_rooms(void **state)
     snprintf(v, sizeof v, "%d/%d", DOWN, NSERVERS);
     assert_string_equal(ring, v);
     assert_true(a_metric_is(shard, "confab_broker_ready", NULL, 1, 15000));
+    assert_true(answers(a.port, "/readyz", 200, "\"status\":\"ready\"", 5000));
     rooms_work(y, x, rooms, -1, "after");
     V1_NONE(y, 300, "new_message", "message", "back again", NULL); /* once only */
     V1_NONE(x, 30, "new_message", "message", "back again", NULL);

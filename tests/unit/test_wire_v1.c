@@ -57,6 +57,7 @@ static unsigned opt_bits(enum cf_wire_type t)
     case CF_WIRE_SEND: return CF_WIRE_HAS_CID;
     case CF_WIRE_SUB: return CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
     case CF_WIRE_HIST: return CF_WIRE_HAS_BEFORE;
+    case CF_WIRE_STATE: return CF_WIRE_HAS_SERVING;
     default: return 0;
     }
 }
@@ -102,6 +103,8 @@ static void check_roundtrip(const struct cf_wire_msg *m)
     assert_int_equal(o.recovered, m->recovered);
     assert_int_equal(o.has_more, m->has_more);
     assert_int_equal(o.dup, m->dup);
+    assert_int_equal(o.ready, m->ready);
+    assert_int_equal(o.serving, m->serving);
     assert_same_strs(m->members, m->nmembers, o.members, o.nmembers);
     assert_same_strs(m->messages, m->nmessages, o.messages, o.nmessages);
     cf_bytes_free(&q);
@@ -208,6 +211,19 @@ static void test_roundtrip_typing_presence(void **state)
                                 .count = 3 - i, .pv = 1000 + i};
         check_roundtrip(&p);
     }
+}
+
+/* "serving" is optional: a broker from before it sends only "ready". */
+static void test_roundtrip_state(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        struct cf_wire_msg s = {.type = CF_WIRE_STATE, .ready = i & 1, .serving = (i & 2) != 0,
+                                .has = CF_WIRE_HAS_SERVING};
+        check_roundtrip(&s);
+    }
+    struct cf_wire_msg old = {.type = CF_WIRE_STATE, .ready = true};
+    check_roundtrip(&old);
 }
 
 static void test_roundtrip_msg_optional(void **state)
@@ -822,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_sub_unsub),
         cmocka_unit_test(test_roundtrip_subbed_hist_histr),
         cmocka_unit_test(test_roundtrip_typing_presence),
+        cmocka_unit_test(test_roundtrip_state),
         cmocka_unit_test(test_roundtrip_msg_optional),
         cmocka_unit_test(test_encode_refusals),
         cmocka_unit_test(test_encode_refuses_invalid_members),
