@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -77,6 +77,9 @@ after(async () => {
     for (const node of Object.values(nodes)) {
       console.log(`--- node ${node.name} (last lines)\n${node.log.split("\n").slice(-40).join("\n")}`);
     }
+    console.log(`--- kept for inspection: ${dir}`);
+  } else if (dir) {
+    rmSync(dir, { recursive: true, force: true }); // each run made one and left it behind
   }
 });
 
