@@ -83,17 +83,34 @@ void h_sleep_ms(int ms)
 int h_free_port(void)
 {
     /* Ports from the kernel's ephemeral range are handed out in sequence, so
-     * a port just released is unlikely to be handed out again soon. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        perror("h_free_port");
-        abort();
+     * a port just released is unlikely to be handed out again soon. The
+     * range can run out for a while (a benchmark's tens of thousands of
+     * loopback connections sit in TIME_WAIT for 60 s): wait it out. */
+    int64_t start = h_now_ms();
+    bool told = false;
+    for (int delay = 50;; delay = delay < 1000 ? delay * 2 : 1000) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof sa;
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+                  getsockname(fd, (struct sockaddr *)&sa, &len) == 0;
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return ntohs(sa.sin_port);
+        if (h_now_ms() - start > 70000) {
+            fprintf(stderr, "h_free_port: no free port on 127.0.0.1 for 70 s (%s); is the "
+                    "ephemeral range exhausted (ss -s: TIME_WAIT)?\n", strerror(err));
+            abort();
+        }
+        if (!told)
+            fprintf(stderr, "h_free_port: bind(127.0.0.1:0): %s; retrying for up to 70 s\n",
+                    strerror(err));
+        told = true;
+        h_sleep_ms(delay);
     }
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 int h_free_ports(int n)
