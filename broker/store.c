@@ -243,7 +243,7 @@ static void new_epoch(char out[17])
 
 /* ---- TTLs ----------------------------------------------------------------
  * A room's keys outlive its last activity by HISTORY_TTL. Setting both TTLs
- * on every send cost two of its six commands, so each broker process sets
+ * on every send cost two of its seven commands, so each broker process sets
  * them at most once per TOUCH = HISTORY_TTL / 8 per room (script_send's
  * `touch`), to HISTORY_TTL + TOUCH: a message sent up to TOUCH after the last
  * touch still has HISTORY_TTL ahead of it. A join sets them to the same.
