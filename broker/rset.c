@@ -79,20 +79,40 @@ static void verified(struct server *s)
         rs->cbs.on_state(rs->ud, s->index, rbridge_ready(s->b));
 }
 
+/* When the key names another position of this very list, the likeliest
+ * cause is this list naming one server twice (a Unix socket and a TCP
+ * address, two host names): a hint naming that position, else "". */
+static void twice_hint(char *out, size_t cap, const struct server *s, const char *got,
+                       size_t len)
+{
+    const struct rset *rs = s->rs;
+    out[0] = '\0';
+    uint32_t j = 0;
+    size_t k = 0;
+    while (k < len && k < 10 && got[k] >= '0' && got[k] <= '9')
+        j = j * 10 + (uint32_t)(got[k++] - '0');
+    if (k == 0 || j >= rs->n || j == s->index || len - k != strlen(rs->expect) ||
+        memcmp(got + k, rs->expect, len - k) != 0)
+        return;
+    snprintf(out, cap, " If %s (index %u of this list) is the same server, REDIS_ADDR names it "
+             "twice: list each server once.", rs->sv[j].addr, j);
+}
+
 static void mismatch(struct server *s, const char *got, size_t len)
 {
     struct rset *rs = s->rs;
-    char what[80], who[400];
+    char what[80], who[400], hint[512];
     shown(what, sizeof what, got, len);
     describe(who, sizeof who, s->addr, s->index, rs->n);
     s->mismatches++;
     if (!s->ever && cf_mono_ms() - rs->born < RSET_FATAL_WINDOW_MS) {
+        twice_hint(hint, sizeof hint, s, got, len);
         CF_ERROR("redis", "%s holds %s = \"%s\", but this node expects \"%u%s\": another node "
                  "lists the Redis servers in another order or number. Every node must have the "
-                 "same REDIS_ADDR list, in the same order. If the list was changed on purpose, "
+                 "same REDIS_ADDR list, in the same order.%s If the list was changed on purpose, "
                  "stop every node, run `redis-cli DEL %s` on each server and start them all with "
                  "the new list (rooms then move between servers: see docs/operations.md). Not "
-                 "starting.", who, RSET_RING_KEY, what, s->index, rs->expect, RSET_RING_KEY);
+                 "starting.", who, RSET_RING_KEY, what, s->index, rs->expect, hint, RSET_RING_KEY);
         if (rs->cbs.on_fatal)
             rs->cbs.on_fatal(rs->ud);
         return;

@@ -234,10 +234,11 @@ static void test_subscriptions_are_on_the_rooms_server(void **state)
 /* Starts shard 0 of a node with REDIS_ADDR = list; it must exit 2 naming
  * the server, what it holds and what was expected: one of the n pairs
  * holds[i]/expects[i] (whichever server answers its check first). */
-static void refused(const char *list, int n, const char *const holds[],
-                    const char *const expects[], bool supervised)
+static struct h_proc *refused(const char *list, int n, const char *const holds[],
+                              const char *const expects[], bool supervised)
 {
     static int count;
+    static struct h_proc p; /* the last one, for the caller to read its log */
     char run_dir[320], name[32], addr[1100], rd[340];
     snprintf(run_dir, sizeof run_dir, "%s/refused-%d", h_tmpdir(), count);
     snprintf(name, sizeof name, "refused-%d-broker", count++);
@@ -251,7 +252,6 @@ static void refused(const char *list, int n, const char *const holds[],
     char *one[] = {(char *)h_bin("broker"), "--shard", "0", "--shards", "1", NULL};
     char *all[] = {(char *)h_bin("broker"), NULL};
     char **argv = supervised ? all : one;
-    struct h_proc p;
     assert_int_equal(h_spawn(&p, name, run_dir, argv, env), 0);
     int st = h_wait_exit(&p, 15000);
     h_dump_log(&p, 3);
@@ -270,6 +270,7 @@ static void refused(const char *list, int n, const char *const holds[],
     }
     assert_true(named);
     assert_true(h_log_contains(&p, "same REDIS_ADDR list, in the same order", 100));
+    return &p;
 }
 
 static void test_a_node_with_another_list_refuses_to_start(void **state)
@@ -286,6 +287,14 @@ static void test_a_node_with_another_list_refuses_to_start(void **state)
     snprintf(list, sizeof list, "%s,%s", redis[0].tcp_addr, redis[1].tcp_addr);
     refused(list, 2, (const char *const[]){"0/3", "1/3"}, (const char *const[]){"0/2", "1/2"},
             false);
+    /* One server twice (its socket and its TCP address): the error says so. */
+    snprintf(list, sizeof list, "%s,%s,%s", redis[0].addr, redis[0].tcp_addr, redis[2].addr);
+    struct h_proc *p = refused(list, 1, (const char *const[]){"0/3"},
+                               (const char *const[]){"1/3"}, false);
+    char hint[400];
+    snprintf(hint, sizeof hint, "If %s (index 0 of this list) is the same server, REDIS_ADDR "
+             "names it twice", redis[0].addr);
+    assert_true(h_log_contains(p, hint, 100));
     /* The running nodes were not disturbed. */
     for (int s = 0; s < NSERVERS; s++) {
         char ring[32], v[32];
