@@ -89,7 +89,7 @@ static void twice_hint(char *out, size_t cap, const struct server *s, const char
     out[0] = '\0';
     uint32_t j = 0;
     size_t k = 0;
-    while (k < len && k < 10 && got[k] >= '0' && got[k] <= '9')
+    while (k < len && k < 9 && got[k] >= '0' && got[k] <= '9') /* no overflow */
         j = j * 10 + (uint32_t)(got[k++] - '0');
     if (k == 0 || j >= rs->n || j == s->index || len - k != strlen(rs->expect) ||
         memcmp(got + k, rs->expect, len - k) != 0)

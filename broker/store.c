@@ -447,11 +447,16 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     arg_num(&a, lim->dedup_window_s);
     new_epoch(epoch);
     arg(&a, epoch, 16);
-    arg(&a, touch_due(m->room, lim) ? "1" : "0", 1);
+    bool touch = touch_due(m->room, lim);
+    arg(&a, touch ? "1" : "0", 1);
     arg_num(&a, lim->history_size / 8);
-    if (!fn)
-        return rb ? rbridge_eval(rb, S_SEND, a.n, a.v, a.l, sent_quietly, NULL) : -ENOTCONN;
-    return eval(rb, S_SEND, &a, sent_reply, box_new((void (*)(void))fn, ud));
+    if (fn)
+        rc = eval(rb, S_SEND, &a, sent_reply, box_new((void (*)(void))fn, ud));
+    else
+        rc = rb ? rbridge_eval(rb, S_SEND, a.n, a.v, a.l, sent_quietly, NULL) : -ENOTCONN;
+    if (rc < 0 && touch)
+        touch_unsure(); /* refused before Redis saw it: the TTLs were not set */
+    return rc;
 }
 
 /* ---- join --------------------------------------------------------------- */
