@@ -437,6 +437,10 @@ int gw_run(const struct cf_config *cfg, int worker)
     vinfo.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
                     LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     vinfo.retry_and_idle_policy = &retry;
+    /* lws times a connection holding a header table (every connection
+     * from its first byte until it is served or upgraded) with this, not
+     * timeout_secs: 10 s unless set */
+    vinfo.timeout_secs_ah_idle = (unsigned)cfg->handshake_timeout;
     if (cfg->tls_cert[0]) {
         vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         vinfo.ssl_cert_filepath = cfg->tls_cert;

@@ -221,8 +221,9 @@ void sess__end(struct session *s)
         return;
     s->ended = true;
     if (s->fd >= 0) {
-        if (!s->wsi)
-            wsio_del(g_io, s->fd);
+        /* no wsio_del: once handed over, s->fd is the socket's only
+         * descriptor (ws.c take_over), and closing it takes it out of the
+         * epoll set */
         close(s->fd);
         s->fd = -1;
     }

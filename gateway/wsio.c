@@ -72,11 +72,6 @@ int wsio_mod(struct wsio *io, int fd, void *ptr, bool out)
     return ctl(io, EPOLL_CTL_MOD, fd, ptr, out);
 }
 
-void wsio_del(struct wsio *io, int fd)
-{
-    epoll_ctl(io->ep, EPOLL_CTL_DEL, fd, NULL);
-}
-
 static void service(struct wsio *io)
 {
     int n = epoll_wait(io->ep, io->ev, BATCH, 0);

@@ -2,9 +2,16 @@
  * broker -> gateway, as the old Go chat's clients speak it. */
 #include "common.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <regex.h>
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct h_fixture fx;
 
@@ -215,6 +222,73 @@ static void test_everyone_sees_the_same_order(void **state)
     }
 }
 
+/* The gateway worker's end of the connection whose client end is `fd`: a
+ * descriptor of this process for the same socket (pidfd_getfd), or -1. */
+static int gateway_end_of(int fd)
+{
+    struct sockaddr_storage mine, peer;
+    socklen_t ml = sizeof mine;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&mine, &ml), 0);
+    char path[64], kids[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)fx.node.gateway.pid,
+             (int)fx.node.gateway.pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    if (!fgets(kids, sizeof kids, f))
+        kids[0] = '\0';
+    fclose(f);
+    /* GATEWAY_WORKERS=1: the process itself, or its one worker */
+    int worker = atoi(kids) > 0 ? atoi(kids) : (int)fx.node.gateway.pid;
+    int pidfd = (int)syscall(SYS_pidfd_open, worker, 0);
+    if (pidfd < 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/fd", worker);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int found = -1;
+    for (struct dirent *e; found < 0 && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        int theirs = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
+        if (theirs < 0)
+            continue;
+        socklen_t pl = sizeof peer;
+        if (getpeername(theirs, (struct sockaddr *)&peer, &pl) == 0 && pl == ml &&
+            memcmp(&peer, &mine, ml) == 0)
+            found = theirs;
+        else
+            close(theirs);
+    }
+    closedir(d);
+    close(pidfd);
+    return found;
+}
+
+/* Nagle would hold a message written while the previous one is not yet
+ * acknowledged until the client's delayed ACK: up to 40 ms a message for a
+ * busy room. The gateway's socket of an established WebSocket must have
+ * TCP_NODELAY. */
+static void test_messages_are_not_held_back_by_nagle(void **state)
+{
+    (void)state;
+    struct wsc *a = member(fx.node.port, "nagle", "lobby");
+    settle((struct wsc *[]){a}, 1);
+    int theirs = gateway_end_of(wsc_fd(a));
+    if (theirs < 0 && (errno == EPERM || errno == ENOSYS)) {
+        wsc_close(a);
+        skip(); /* no right to look into another process here */
+    }
+    if (theirs < 0)
+        fail_msg("the gateway holds no socket connected to this client");
+    int on = 0;
+    socklen_t len = sizeof on;
+    assert_int_equal(getsockopt(theirs, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    close(theirs);
+    wsc_close(a);
+    if (!on)
+        fail_msg("the gateway's socket of a WebSocket has no TCP_NODELAY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_is_ignored_and_the_connection_stays),
         cmocka_unit_test(test_one_senders_order_is_kept_for_everyone),
         cmocka_unit_test(test_everyone_sees_the_same_order),
+        cmocka_unit_test(test_messages_are_not_held_back_by_nagle),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
