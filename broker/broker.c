@@ -16,6 +16,7 @@
 
 #include "bmetrics.h"
 #include "clock.h"
+#include "freelist.h"
 #include "links.h"
 #include "log.h"
 #include "map.h"
@@ -51,6 +52,7 @@ struct broker {
     bool stopping, ready, ready_sent;
     bool serving; /* some Redis server works (ready: every one does) */
     uint64_t foreign, publish_dropped, misrouted, requests;
+    struct cf_freelist pendings; /* one struct pending per request in flight */
 };
 
 
@@ -68,7 +70,7 @@ struct pending {
 
 static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
 {
-    struct pending *p = malloc(sizeof *p);
+    struct pending *p = cf_fl_get(&b->pendings);
     if (!p)
         return NULL;
     p->b = b;
@@ -81,6 +83,11 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     if (m->conn.len)
         memcpy(p->conn, m->conn.p, m->conn.len);
     return p;
+}
+
+static void pending_free(struct pending *p)
+{
+    cf_fl_put(&p->b->pendings, p);
 }
 
 static struct cf_str pstr(const char *p, uint32_t len)
@@ -148,7 +155,7 @@ static void on_sent(void *ud, int err, const struct store_sent *r)
         if (l)
             gwlink_send(l, &s);
     }
-    free(p);
+    pending_free(p);
 }
 
 static void on_joined(void *ud, int err, const struct store_joined *r)
@@ -156,14 +163,14 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
     struct pending *p = ud;
     struct broker *b = p->b;
     if (p->q == 0) { /* a re-registration after a re-link: nobody waits */
-        free(p);
+        pending_free(p);
         return;
     }
     if (err < 0) {
         if (!b->stopping)
             presence_del(b->presence, pstr(p->room, p->room_len), pstr(p->conn, p->conn_len));
         send_fail(b, p->link_id, p->q, err);
-        free(p);
+        pending_free(p);
         return;
     }
     struct gwlink *l = link_of(b, p->link_id);
@@ -182,7 +189,7 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
         if (gwlink_send(l, &s) == -EINVAL)
             send_fail(b, p->link_id, p->q, -EIO);
     }
-    free(p);
+    pending_free(p);
 }
 
 static void on_page(void *ud, int err, const struct store_page *r)
@@ -199,7 +206,7 @@ static void on_page(void *ud, int err, const struct store_page *r)
         if (gwlink_send(link_of(b, p->link_id), &h) == -EINVAL)
             send_fail(b, p->link_id, p->q, -EIO);
     }
-    free(p);
+    pending_free(p);
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -240,7 +247,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
                             on_sent, p)
                : -ENOMEM;
         if (rc < 0) {
-            free(p);
+            pending_free(p);
             send_fail(b, link_id, m.q, rc);
         }
         return;
@@ -260,7 +267,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
                             MAX_MEMBERS, on_joined, p)
                : -ENOMEM;
         if (rc < 0) {
-            free(p);
+            pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
              * Redis once Redis is back. */
             if (m.q)
@@ -285,7 +292,7 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
                                m->limit, on_page, p)
                : -ENOMEM;
     if (rc < 0) {
-        free(p);
+        pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);
     }
 }
@@ -666,7 +673,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
 {
-    struct broker b = {.cfg = cfg, .shard = shard, .shards = shards};
+    struct broker b = {.cfg = cfg, .shard = shard, .shards = shards,
+                       .pendings = CF_FREELIST_INIT(sizeof(struct pending), 1024)};
     int rc = 1;
     char path[128];
     static struct cf_redis_addr addrs[CF_REDIS_MAX_SERVERS];
@@ -735,6 +743,7 @@ out:
     gwlinks_free(b.links); /* drops every membership through on_link_close */
     b.links = NULL;
     rset_free(b.redis); /* answers nobody: stopping */
+    cf_fl_drain(&b.pendings);
     rooms_free(b.rooms);
     presence_free(b.presence);
     sd_event_source_disable_unref(b.beat);

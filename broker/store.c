@@ -10,6 +10,7 @@
 #include "backoff.h"
 #include "bytes.h"
 #include "clock.h"
+#include "freelist.h"
 #include "log.h"
 #include "ring.h"
 #include "validate.h"
@@ -358,9 +359,17 @@ struct box {
     void *ud;
 };
 
+/* a box per request: recycled, not malloc'd per message */
+static struct cf_freelist g_boxes = CF_FREELIST_INIT(sizeof(struct box), 1024);
+
+static void box_free(struct box *b)
+{
+    cf_fl_put(&g_boxes, b);
+}
+
 static struct box *box_new(void (*fn)(void), void *ud)
 {
-    struct box *b = malloc(sizeof *b);
+    struct box *b = cf_fl_get(&g_boxes);
     if (b) {
         b->fn = fn;
         b->ud = ud;
@@ -376,7 +385,7 @@ static int eval(struct rbridge *rb, int script, struct args *a, rbridge_reply_fn
     /* no bridge: the room's Redis server is not usable (rset_for) */
     int rc = rb ? rbridge_eval(rb, script, a->n, a->v, a->l, done, box) : -ENOTCONN;
     if (rc < 0)
-        free(box);
+        box_free(box);
     return rc;
 }
 
@@ -405,7 +414,7 @@ static void sent_reply(void *ud, const redisReply *r)
         fn(b->ud, 0, &s);
     else
         fn(b->ud, err_of(r), NULL);
-    free(b);
+    box_free(b);
 }
 
 /* A send nobody waits for (a legacy client's) */
@@ -491,7 +500,7 @@ static void joined_reply(void *ud, const redisReply *r)
     }
     free(members);
     free(msgs);
-    free(b);
+    box_free(b);
 }
 
 static void presence_keys(struct args *a, char k[4][KEY_MAX], struct cf_str room)
@@ -594,7 +603,7 @@ static void page_reply(void *ud, const redisReply *r)
         fn(b->ud, r && r->type != REDIS_REPLY_ERROR ? -EPROTO : err_of(r), NULL);
     }
     free(msgs);
-    free(b);
+    box_free(b);
 }
 
 int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
