@@ -6,16 +6,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "log.h"
 #include "ring.h"
 
-/* Returns the key's value after setting it when it was absent: one round
- * trip, atomic, so two brokers starting together agree on who set it. */
+/* One round trip, atomic, so two brokers starting together agree.
+ *  1. confab:ring must say ARGV[1] ("<index>/<count>"; set when absent),
+ *     else {0, value}.
+ *  2. This server's identity: confab:id, set to ARGV[2] when absent (a new or
+ *     emptied Redis).
+ *  3. confab:ring:ids records which server sits at each place of the list,
+ *     as the nodes saw them: "id,id,-,..." ('-': not known yet). ARGV[3] is
+ *     the caller's view (its entry at ARGV[5], this server's place, is this
+ *     server's id). Unknown places are filled in, and so is this server's
+ *     own (it is the authority on itself: its confab:id may have been
+ *     evicted); a place marked '1' in ARGV[4] takes the caller's entry (a
+ *     server the caller saw lose its data); any other difference is a
+ *     conflict, left as recorded.
+ * Returns {1, id} or {2, recorded, id, conflicts ('0'/'1' per place)}. */
 static const char ring_script[] =
     "local v = redis.call('GET', KEYS[1])\n"
-    "if not v then redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] end\n"
-    "return v\n";
+    "if not v then redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1] end\n"
+    "if v ~= ARGV[1] then return {0, v} end\n"
+    "local id = redis.call('GET', KEYS[2])\n"
+    "if not id then redis.call('SET', KEYS[2], ARGV[2]) id = ARGV[2] end\n"
+    "local mine = {}\n"
+    "for x in string.gmatch(ARGV[3], '[^,]+') do mine[#mine + 1] = x end\n"
+    "mine[tonumber(ARGV[5])] = id\n"
+    "local rec = redis.call('GET', KEYS[3])\n"
+    "local st = {}\n"
+    "if rec then for x in string.gmatch(rec, '[^,]+') do st[#st + 1] = x end end\n"
+    "if #st ~= #mine then st = mine rec = nil end\n"
+    "local bad, conflict, changed = {}, false, rec == nil\n"
+    "local own = tonumber(ARGV[5])\n"
+    "for p = 1, #mine do\n"
+    "  bad[p] = '0'\n"
+    "  if mine[p] ~= '-' and st[p] ~= mine[p] then\n"
+    "    if st[p] == '-' or p == own or string.sub(ARGV[4], p, p) == '1' then\n"
+    "      st[p] = mine[p] changed = true\n"
+    "    else bad[p] = '1' conflict = true end\n"
+    "  end\n"
+    "end\n"
+    "local all = table.concat(st, ',')\n"
+    "if changed then redis.call('SET', KEYS[3], all) end\n"
+    "if conflict then return {2, all, id, table.concat(bad)} end\n"
+    "return {1, id}\n";
+
+#define ID_LEN 16 /* hex digits of a server's identity */
 
 struct server {
     struct rset *rs;
@@ -25,7 +63,14 @@ struct server {
     bool verified; /* the ring check passed on the current publisher connection */
     bool ever;     /* ... at least once since this process started */
     bool checking; /* a check is waiting for its reply */
+    bool recheck;  /* ... and another is due once it is answered */
+    bool usable;   /* what the callbacks were last told */
     uint64_t mismatches;
+    char id[ID_LEN + 1]; /* its confab:id as last read ("" never) */
+    bool id_live;        /* read on the current connection */
+    uint64_t force;      /* places whose entry this check must impose */
+    uint64_t disputes;   /* servers whose record disagrees on this one's id */
+    int64_t last_dispute_log;
 };
 
 struct rset {
@@ -61,6 +106,38 @@ static void shown(char *out, size_t cap, const char *s, size_t len)
     out[k] = '\0';
 }
 
+/* Usable: its ring key checked on this connection, and no other server's
+ * record disputes which server sits at its place. */
+static bool usable(const struct server *s)
+{
+    return s->verified && !s->disputes;
+}
+
+/* Tells the callbacks when usable() changed. */
+static void refresh(struct server *s)
+{
+    struct rset *rs = s->rs;
+    bool now = usable(s);
+    if (now == s->usable)
+        return;
+    s->usable = now;
+    if (now) {
+        struct rbridge_stats st;
+        rbridge_stats(s->b, &st);
+        if (rs->cbs.on_pub_ready)
+            rs->cbs.on_pub_ready(rs->ud, s->index);
+        if (st.sub_up && rs->cbs.on_sub_ready)
+            rs->cbs.on_sub_ready(rs->ud, s->index);
+        if (rs->cbs.on_state)
+            rs->cbs.on_state(rs->ud, s->index, rbridge_ready(s->b));
+    } else {
+        if (rs->cbs.on_sub_lost)
+            rs->cbs.on_sub_lost(rs->ud, s->index);
+        if (rs->cbs.on_state)
+            rs->cbs.on_state(rs->ud, s->index, false);
+    }
+}
+
 static void verified(struct server *s)
 {
     struct rset *rs = s->rs;
@@ -69,14 +146,7 @@ static void verified(struct server *s)
     if (first || s->mismatches)
         CF_INFO("redis", "%s holds %s = \"%u%s\" as expected", s->addr, RSET_RING_KEY, s->index,
                 rs->expect);
-    struct rset_server_stats st;
-    rset_stats(rs, s->index, &st);
-    if (rs->cbs.on_pub_ready)
-        rs->cbs.on_pub_ready(rs->ud, s->index);
-    if (st.redis.sub_up && rs->cbs.on_sub_ready)
-        rs->cbs.on_sub_ready(rs->ud, s->index);
-    if (rs->cbs.on_state)
-        rs->cbs.on_state(rs->ud, s->index, rbridge_ready(s->b));
+    refresh(s);
 }
 
 /* When the key names another position of this very list, the likeliest
@@ -110,9 +180,10 @@ static void mismatch(struct server *s, const char *got, size_t len)
         CF_ERROR("redis", "%s holds %s = \"%s\", but this node expects \"%u%s\": another node "
                  "lists the Redis servers in another order or number. Every node must have the "
                  "same REDIS_ADDR list, in the same order.%s If the list was changed on purpose, "
-                 "stop every node, run `redis-cli DEL %s` on each server and start them all with "
-                 "the new list (rooms then move between servers: see docs/operations.md). Not "
-                 "starting.", who, RSET_RING_KEY, what, s->index, rs->expect, hint, RSET_RING_KEY);
+                 "stop every node, run `redis-cli DEL %s %s` on each server and start them all "
+                 "with the new list (rooms then move between servers: see docs/operations.md). "
+                 "Not starting.", who, RSET_RING_KEY, what, s->index, rs->expect, hint,
+                 RSET_RING_KEY, RSET_IDS_KEY);
         if (rs->cbs.on_fatal)
             rs->cbs.on_fatal(rs->ud);
         return;
@@ -122,12 +193,99 @@ static void mismatch(struct server *s, const char *got, size_t len)
                  "REDIS_ADDR list uses it. Its rooms are unavailable here until the key is right "
                  "again (checked every %d s).", who, RSET_RING_KEY, what, s->index, rs->expect,
                  RSET_CHECK_EVERY_MS / 1000);
-    if (s->verified) {
-        s->verified = false;
-        if (rs->cbs.on_sub_lost)
-            rs->cbs.on_sub_lost(rs->ud, s->index);
-        if (rs->cbs.on_state)
-            rs->cbs.on_state(rs->ud, s->index, false);
+    s->verified = false;
+    refresh(s);
+}
+
+static void check(struct server *s);
+
+/* Checks every other server whose publisher is up again: what this node
+ * knows of the list changed. */
+static void check_others(struct server *s)
+{
+    struct rset *rs = s->rs;
+    for (uint32_t k = 0; k < rs->n; k++) {
+        struct server *o = &rs->sv[k];
+        struct rbridge_stats st;
+        rbridge_stats(o->b, &st);
+        if (o == s || !st.pub_up)
+            continue;
+        if (o->checking)
+            o->recheck = true;
+        else
+            check(o);
+    }
+}
+
+/* The server's identity as its check read it. One that changed since this
+ * node last read it lost its data (or the address now leads elsewhere):
+ * the other servers' records are corrected to what this node now sees. */
+static void learn(struct server *s, const char *id, size_t len)
+{
+    struct rset *rs = s->rs;
+    if (len > ID_LEN)
+        len = ID_LEN;
+    bool known = s->id[0] != '\0';
+    bool same = known && strlen(s->id) == len && memcmp(s->id, id, len) == 0;
+    bool was_live = s->id_live;
+    s->id_live = true;
+    if (same) {
+        if (!was_live)
+            check_others(s);
+        return;
+    }
+    char shown_id[ID_LEN + 1];
+    shown(shown_id, sizeof shown_id, id, len);
+    if (known) {
+        CF_WARN("redis", "%s (index %u) is not the server it was (confab:id %s, was %s): it lost "
+                "its data or the address now leads to another server; recording the new one on "
+                "the other servers", s->addr, s->index, shown_id, s->id);
+        for (uint32_t k = 0; k < rs->n; k++)
+            if (k != s->index)
+                rs->sv[k].force |= UINT64_C(1) << s->index;
+    }
+    memcpy(s->id, shown_id, strlen(shown_id) + 1);
+    check_others(s);
+}
+
+/* Which servers the record on s disputes (conflicts: '0'/'1' per place, or
+ * NULL for none). Each server's record is one vote, counted until it says
+ * otherwise or its connection drops. */
+static void disputes_from(struct server *s, const char *conflicts, size_t len, const char *rec,
+                          size_t reclen)
+{
+    struct rset *rs = s->rs;
+    uint64_t bit = UINT64_C(1) << s->index;
+    for (uint32_t p = 0; p < rs->n; p++) {
+        struct server *o = &rs->sv[p];
+        bool bad = conflicts && p < len && conflicts[p] == '1';
+        bool had = o->disputes & bit;
+        if (bad == had)
+            continue;
+        if (bad) {
+            o->disputes |= bit;
+            o->mismatches++;
+            int64_t now = cf_mono_ms();
+            if (now - o->last_dispute_log >= 60000) {
+                o->last_dispute_log = now;
+                char what[200];
+                shown(what, sizeof what, rec, reclen);
+                CF_ERROR("redis", "%s (index %u) records other servers at the places of this "
+                         "node's REDIS_ADDR (\"%s\") than this node reaches: at index %u, %s "
+                         "(confab:id %s) is not the server the other nodes list there. Every "
+                         "node must list the same servers in the same order; %s's rooms are "
+                         "unavailable here until they do (checked every %d s). If a server was "
+                         "replaced on purpose while every node was stopped, run `redis-cli DEL "
+                         "%s` on each server.", s->addr, s->index, what, p, o->addr, o->id,
+                         o->addr, RSET_CHECK_EVERY_MS / 1000, RSET_IDS_KEY);
+            }
+        } else {
+            o->disputes &= ~bit;
+            if (!o->disputes)
+                CF_INFO("redis", "%s (index %u): every server now records it at its place",
+                        o->addr, p);
+        }
+        refresh(o);
     }
 }
 
@@ -138,23 +296,41 @@ static void on_checked(void *ud, const redisReply *r)
     s->checking = false;
     if (!r)
         return; /* the connection dropped: checked again when it is back */
-    if (r->type != REDIS_REPLY_STRING) {
+    const redisReply *e = r->type == REDIS_REPLY_ARRAY ? r->element[0] : NULL;
+    long long kind = e && e->type == REDIS_REPLY_INTEGER ? e->integer : -1;
+    bool ok = (kind == 0 && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) ||
+              (kind == 1 && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) ||
+              (kind == 2 && r->elements == 4 && r->element[1]->type == REDIS_REPLY_STRING &&
+               r->element[2]->type == REDIS_REPLY_STRING &&
+               r->element[3]->type == REDIS_REPLY_STRING);
+    if (!ok) {
         char who[400];
         describe(who, sizeof who, s->addr, s->index, rs->n);
-        CF_ERROR("redis", "cannot check %s on %s: %.*s; the brokers need GET and SET on that "
-                 "key (retrying every %d s)", RSET_RING_KEY, who,
+        CF_ERROR("redis", "cannot check %s on %s: %.*s; the brokers need GET and SET on the "
+                 "keys %s, %s and %s (retrying every %d s)", RSET_RING_KEY, who,
                  r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "", RSET_CHECK_EVERY_MS / 1000);
+                 r->type == REDIS_REPLY_ERROR ? r->str : "", RSET_RING_KEY, RSET_ID_KEY,
+                 RSET_IDS_KEY, RSET_CHECK_EVERY_MS / 1000);
         return;
     }
-    char want[40];
-    int n = snprintf(want, sizeof want, "%u%s", s->index, rs->expect);
-    if ((size_t)r->len == (size_t)n && memcmp(r->str, want, (size_t)n) == 0) {
-        if (!s->verified)
-            verified(s);
+    if (kind == 0) {
+        mismatch(s, r->element[1]->str, r->element[1]->len);
         return;
     }
-    mismatch(s, r->str, (size_t)r->len);
+    s->force = 0; /* imposed by this check */
+    if (!s->verified)
+        verified(s);
+    const redisReply *id = r->element[kind == 1 ? 1 : 2];
+    learn(s, id->str, id->len);
+    if (kind == 1)
+        disputes_from(s, NULL, 0, NULL, 0);
+    else
+        disputes_from(s, r->element[3]->str, r->element[3]->len, r->element[1]->str,
+                      r->element[1]->len);
+    if (s->recheck) {
+        s->recheck = false;
+        check(s);
+    }
 }
 
 static void check(struct server *s)
@@ -162,11 +338,24 @@ static void check(struct server *s)
     struct rset *rs = s->rs;
     if (s->checking)
         return;
-    char want[40];
+    char want[40], cand[ID_LEN + 1], place[12], view[CF_REDIS_MAX_SERVERS * (ID_LEN + 1) + 1],
+        force[CF_REDIS_MAX_SERVERS + 1];
     int n = snprintf(want, sizeof want, "%u%s", s->index, rs->expect);
-    const char *argv[] = {"1", RSET_RING_KEY, want};
-    size_t lens[] = {1, strlen(RSET_RING_KEY), (size_t)n};
-    if (rbridge_eval(s->b, rs->ring_script, 3, argv, lens, on_checked, s) == 0)
+    snprintf(cand, sizeof cand, "%016llx", (unsigned long long)cf_random_u64());
+    int pl = snprintf(place, sizeof place, "%u", s->index + 1);
+    size_t vl = 0;
+    for (uint32_t j = 0; j < rs->n; j++) {
+        const struct server *o = &rs->sv[j];
+        const char *e = o->id_live && o->id[0] ? o->id : "-";
+        vl += (size_t)snprintf(view + vl, sizeof view - vl, "%s%s", j ? "," : "", e);
+        force[j] = s->force & (UINT64_C(1) << j) ? '1' : '0';
+    }
+    force[rs->n] = '\0';
+    const char *argv[] = {"3", RSET_RING_KEY, RSET_ID_KEY, RSET_IDS_KEY, want, cand, view, force,
+                          place};
+    size_t lens[] = {1, strlen(RSET_RING_KEY), strlen(RSET_ID_KEY), strlen(RSET_IDS_KEY),
+                     (size_t)n, ID_LEN, vl, rs->n, (size_t)pl};
+    if (rbridge_eval(s->b, rs->ring_script, 9, argv, lens, on_checked, s) == 0)
         s->checking = true;
 }
 
@@ -219,7 +408,7 @@ static void on_sub_lost(void *ud)
 static void on_sub_ready(void *ud)
 {
     struct server *s = ud;
-    if (s->verified && s->rs->cbs.on_sub_ready)
+    if (usable(s) && s->rs->cbs.on_sub_ready)
         s->rs->cbs.on_sub_ready(s->rs->ud, s->index);
 }
 
@@ -235,14 +424,19 @@ static void on_pub_ready(void *ud)
 static void on_state(void *ud, bool ready)
 {
     struct server *s = ud;
+    struct rset *rs = s->rs;
     if (!ready) {
         s->verified = false;
+        s->usable = false;
+        s->id_live = false;
+        /* its record no longer counts until it is read again */
+        disputes_from(s, NULL, 0, NULL, 0);
     } else if (!s->verified) {
         check(s);
         return; /* up once checked: verified() tells */
     }
-    if (s->rs->cbs.on_state)
-        s->rs->cbs.on_state(s->rs->ud, s->index, ready);
+    if (rs->cbs.on_state)
+        rs->cbs.on_state(rs->ud, s->index, ready && usable(s));
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -321,13 +515,13 @@ uint32_t rset_server_of(const struct rset *rs, const char *name, size_t len)
 struct rbridge *rset_for(struct rset *rs, const char *name, size_t len)
 {
     struct server *s = &rs->sv[rset_server_of(rs, name, len)];
-    return s->verified ? s->b : NULL;
+    return usable(s) ? s->b : NULL;
 }
 
 int rset_subscribe(struct rset *rs, const char *name, size_t len)
 {
     struct server *s = &rs->sv[rset_server_of(rs, name, len)];
-    return s->verified ? rbridge_subscribe(s->b, name, len) : -ENOTCONN;
+    return usable(s) ? rbridge_subscribe(s->b, name, len) : -ENOTCONN;
 }
 
 int rset_unsubscribe(struct rset *rs, const char *name, size_t len)
@@ -342,7 +536,7 @@ uint32_t rset_up(const struct rset *rs)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < rs->n; i++)
-        k += rs->sv[i].verified && rbridge_canary_ok(rs->sv[i].b);
+        k += usable(&rs->sv[i]) && rbridge_canary_ok(rs->sv[i].b);
     return k;
 }
 
@@ -363,6 +557,6 @@ void rset_stats(const struct rset *rs, uint32_t server, struct rset_server_stats
 {
     const struct server *s = &rs->sv[server];
     rbridge_stats(s->b, &out->redis);
-    out->ring_ok = s->verified;
+    out->ring_ok = usable(s);
     out->ring_mismatches = s->mismatches;
 }

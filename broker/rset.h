@@ -23,7 +23,17 @@
  *     comes back once the key is right again. No crash loop for a running
  *     node.
  * Addresses are not part of the check: one node may reach a server over a
- * Unix socket, another over TCP. */
+ * Unix socket, another over TCP. What is checked is the servers themselves:
+ * each has a random identity (`confab:id`, set when absent), and each holds
+ * in `confab:ring:ids` which server sits at each place of the list, as the
+ * nodes saw them. A node whose list names another server at some place (the
+ * same count, the same place, another server: "a,b" here, "a,c" there) finds
+ * the other servers' records disagreeing with the identity it reads there:
+ * that server's rooms answer `unavailable` on this node and an error names
+ * it, until the records agree (no room is split silently between two
+ * servers). A server seen losing its data (a new identity on reconnect) has
+ * its new identity recorded on the other servers by the nodes that saw it.
+ * A server's record counts only while this node is connected to it. */
 #ifndef BROKER_RSET_H
 #define BROKER_RSET_H
 
@@ -36,6 +46,8 @@
 #include "redis.h"
 
 #define RSET_RING_KEY "confab:ring"
+#define RSET_ID_KEY "confab:id"
+#define RSET_IDS_KEY "confab:ring:ids"
 #define RSET_CHECK_EVERY_MS 5000
 
 struct rset_cbs {
@@ -88,7 +100,7 @@ uint32_t rset_inflight(const struct rset *rs);
 
 struct rset_server_stats {
     struct rbridge_stats redis;
-    bool ring_ok; /* the ring check passed on the current connection */
+    bool ring_ok; /* the ring check passed on the current connection, no record disputes it */
     uint64_t ring_mismatches;
 };
 void rset_stats(const struct rset *rs, uint32_t server, struct rset_server_stats *out);

@@ -127,6 +127,35 @@ static int teardown(void **state)
     return bad ? -1 : 0;
 }
 
+/* Every server records, at each place of the list, the confab:id that
+ * server holds now (polled: records are corrected on the next checks). */
+static bool records_agree(int ms)
+{
+    int64_t deadline = h_now_ms() + ms;
+    char want[200], got[200];
+    do {
+        size_t n = 0;
+        for (int i = 0; i < NSERVERS; i++) {
+            char id[40];
+            rget(i, "confab:id", id, sizeof id);
+            n += (size_t)snprintf(want + n, sizeof want - n, "%s%s", i ? "," : "", id);
+        }
+        bool all = true;
+        for (int i = 0; i < NSERVERS && all; i++) {
+            rget(i, "confab:ring:ids", got, sizeof got);
+            all = strcmp(got, want) == 0;
+        }
+        if (all)
+            return true;
+        h_sleep_ms(100);
+    } while (h_now_ms() < deadline);
+    for (int i = 0; i < NSERVERS; i++) {
+        rget(i, "confab:ring:ids", got, sizeof got);
+        printf("server %d records %s; the servers hold %s\n", i, got, want);
+    }
+    return false;
+}
+
 /* ---- exactly once, on every server ---------------------------------------- */
 
 enum { PER_SENDER = 15 };
@@ -311,6 +340,64 @@ static void test_a_node_with_another_list_refuses_to_start(void **state)
     wsc_close(m[1]);
 }
 
+/* ---- the same place, another server --------------------------------------- */
+
+/* Node c lists a fresh server where the others list server 1: the same count
+ * and places, so the ring keys agree, but a room of place 1 would live on
+ * two servers and its members on c and on a would not hear each other. The
+ * other servers' records tell: on c those rooms answer unavailable (loudly,
+ * not split), the other rooms work across nodes, the records are untouched. */
+static void test_another_server_at_the_same_place_is_not_used(void **state)
+{
+    (void)state;
+    assert_true(records_agree(15000));
+    char before[200];
+    rget(0, "confab:ring:ids", before, sizeof before);
+    char dir[320];
+    snprintf(dir, sizeof dir, "%s/other", h_tmpdir());
+    mkdir(dir, 0700);
+    struct h_redis other;
+    assert_int_equal(h_redis_start(&other, dir), 0);
+    char list[1100];
+    snprintf(list, sizeof list, "%s,%s,%s", redis[0].addr, other.addr, redis[2].addr);
+    struct h_node c;
+    h_node_init(&c, list);
+    c.brokers = 1;
+    if (h_node_start(&c) < 0) {
+        h_node_dump_logs(&c);
+        fail_msg("node c did not start");
+    }
+    assert_true(h_log_contains(&c.broker[0], "is not the server the other nodes list there",
+                               15000));
+    char r0[32], r1[32];
+    room_on(r0, sizeof r0, "place0-", 0, -1);
+    room_on(r1, sizeof r1, "place1-", 1, -1);
+    struct v1c *x = v1_member(a.port, "xena", V1_JSON), *z = v1_member(c.port, "zoe", V1_JSON);
+    join_quietly(x, r0);
+    join_quietly(z, r0);
+    json_int_t id = send_ok(z, r0, "from c", NULL);
+    assert_int_equal(expect_new(x, r0, "from c", NULL), id);
+    assert_int_equal(expect_new(z, r0, "from c", NULL), id);
+    /* place 1 on c: refused, nothing goes to the other server */
+    join_quietly(x, r1);
+    assert_int_equal(v1_send(z, "join", json_pack("{s:s, s:s}", "room", r1, "id", "j1")), 0);
+    json_t *ev = v1_wait(z, V1_WAIT, "error", "ref", "j1", NULL);
+    V1_MUST(z, ev, "an error for joining a room of the disputed server");
+    assert_string_equal(pstr(ev, "code"), "unavailable");
+    json_decref(ev);
+    id = send_ok(x, r1, "only on a's server", NULL);
+    assert_int_equal(expect_new(x, r1, "only on a's server", NULL), id);
+    V1_NONE(z, 300, "new_message", NULL);
+    char after[200];
+    rget(0, "confab:ring:ids", after, sizeof after);
+    assert_string_equal(after, before);
+    v1_close(x);
+    v1_close(z);
+    h_node_dump_logs(&c);
+    assert_int_equal(h_node_stop(&c), 0);
+    h_redis_stop(&other);
+}
+
 /* ---- one server down ------------------------------------------------------- */
 
 /* node a's broker shard `shard` metric, summed over samples matching `match`. */
@@ -473,6 +560,9 @@ static void test_one_server_down_takes_only_its_rooms(void **state)
     assert_true(a_metric_is(shard, "confab_broker_ready", NULL, 1, 15000));
     assert_true(answers(a.port, "/readyz", 200, "\"status\":\"ready\"", 5000));
     rooms_work(y, x, rooms, -1, "after");
+    /* It came back as another server (a new confab:id): the nodes that saw
+     * it record the new one on the other servers. */
+    assert_true(records_agree(15000));
     V1_NONE(y, 300, "new_message", "message", "back again", NULL); /* once only */
     V1_NONE(x, 30, "new_message", "message", "back again", NULL);
     v1_close(x);
@@ -523,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_rooms_on_every_server_cross_nodes_exactly_once),
         cmocka_unit_test(test_subscriptions_are_on_the_rooms_server),
         cmocka_unit_test(test_a_node_with_another_list_refuses_to_start),
+        cmocka_unit_test(test_another_server_at_the_same_place_is_not_used),
         cmocka_unit_test(test_one_server_down_takes_only_its_rooms),
         cmocka_unit_test(test_ring_key_changed_while_running),
     };
