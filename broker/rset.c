@@ -21,8 +21,11 @@
  *     the caller's view (its entry at ARGV[5], this server's place, is this
  *     server's id). Unknown places are filled in, and so is this server's
  *     own (it is the authority on itself: its confab:id may have been
- *     evicted); a place marked '1' in ARGV[4] takes the caller's entry (a
- *     server the caller saw lose its data); any other difference is a
+ *     evicted, or mangled: it is reset unless 16 hex digits); a place whose
+ *     ARGV[4] entry (comma separated, '*': none) is the recorded identity
+ *     takes the caller's entry (the caller saw that server lose its data and
+ *     come back as another: compare and swap, so a node with another list
+ *     cannot overwrite the others' record); any other difference is a
  *     conflict, left as recorded.
  * Returns {1, id} or {2, recorded, id, conflicts ('0'/'1' per place)}. */
 static const char ring_script[] =
@@ -30,20 +33,23 @@ static const char ring_script[] =
     "if not v then redis.call('SET', KEYS[1], ARGV[1]) v = ARGV[1] end\n"
     "if v ~= ARGV[1] then return {0, v} end\n"
     "local id = redis.call('GET', KEYS[2])\n"
-    "if not id then redis.call('SET', KEYS[2], ARGV[2]) id = ARGV[2] end\n"
-    "local mine = {}\n"
+    "if not id or #id ~= 16 or not string.match(id, '^%x+$') then\n"
+    "  redis.call('SET', KEYS[2], ARGV[2]) id = ARGV[2]\n"
+    "end\n"
+    "local mine, old = {}, {}\n"
     "for x in string.gmatch(ARGV[3], '[^,]+') do mine[#mine + 1] = x end\n"
-    "mine[tonumber(ARGV[5])] = id\n"
+    "for x in string.gmatch(ARGV[4], '[^,]+') do old[#old + 1] = x end\n"
+    "local own = tonumber(ARGV[5])\n"
+    "mine[own] = id\n"
     "local rec = redis.call('GET', KEYS[3])\n"
     "local st = {}\n"
     "if rec then for x in string.gmatch(rec, '[^,]+') do st[#st + 1] = x end end\n"
     "if #st ~= #mine then st = mine rec = nil end\n"
     "local bad, conflict, changed = {}, false, rec == nil\n"
-    "local own = tonumber(ARGV[5])\n"
     "for p = 1, #mine do\n"
     "  bad[p] = '0'\n"
     "  if mine[p] ~= '-' and st[p] ~= mine[p] then\n"
-    "    if st[p] == '-' or p == own or string.sub(ARGV[4], p, p) == '1' then\n"
+    "    if st[p] == '-' or p == own or (old[p] and old[p] ~= '*' and st[p] == old[p]) then\n"
     "      st[p] = mine[p] changed = true\n"
     "    else bad[p] = '1' conflict = true end\n"
     "  end\n"
@@ -66,10 +72,15 @@ struct server {
     bool recheck;  /* ... and another is due once it is answered */
     bool usable;   /* what the callbacks were last told */
     uint64_t mismatches;
-    char id[ID_LEN + 1]; /* its confab:id as last read ("" never) */
-    bool id_live;        /* read on the current connection */
-    uint64_t force;      /* places whose entry this check must impose */
-    uint64_t disputes;   /* servers whose record disagrees on this one's id */
+    char id[ID_LEN + 1];      /* its confab:id as last read ("" never) */
+    char prev_id[ID_LEN + 1]; /* the one before, when this node saw it change */
+    bool id_live;             /* read on the current connection */
+    uint64_t force;           /* places whose record this server should update */
+    uint64_t force_sent;      /* ... those the check in flight carries */
+    uint64_t sent_known;      /* places the check in flight gave an identity for */
+    uint64_t disputes;        /* servers whose record disagrees on this one's id */
+    uint64_t unconfirmed;     /* servers whose record was not read since its
+                                 identity was (not usable before) */
     int64_t last_dispute_log;
 };
 
@@ -106,11 +117,12 @@ static void shown(char *out, size_t cap, const char *s, size_t len)
     out[k] = '\0';
 }
 
-/* Usable: its ring key checked on this connection, and no other server's
- * record disputes which server sits at its place. */
+/* Usable: its ring key checked on this connection, every other server
+ * reached since its identity was read has been checked against it, and no
+ * server's record disputes which server sits at its place. */
 static bool usable(const struct server *s)
 {
-    return s->verified && !s->disputes;
+    return s->verified && !s->disputes && !s->unconfirmed;
 }
 
 /* Tells the callbacks when usable() changed. */
@@ -168,6 +180,8 @@ static void twice_hint(char *out, size_t cap, const struct server *s, const char
              "twice: list each server once.", rs->sv[j].addr, j);
 }
 
+static void drop_votes(struct server *s);
+
 static void mismatch(struct server *s, const char *got, size_t len)
 {
     struct rset *rs = s->rs;
@@ -194,6 +208,7 @@ static void mismatch(struct server *s, const char *got, size_t len)
                  "again (checked every %d s).", who, RSET_RING_KEY, what, s->index, rs->expect,
                  RSET_CHECK_EVERY_MS / 1000);
     s->verified = false;
+    drop_votes(s); /* its record is another list's */
     refresh(s);
 }
 
@@ -217,9 +232,25 @@ static void check_others(struct server *s)
     }
 }
 
+/* The other servers whose publisher is up: their records are read before s
+ * is used (cleared one by one as their checks come back). */
+static uint64_t reachable_others(const struct server *s)
+{
+    const struct rset *rs = s->rs;
+    uint64_t m = 0;
+    for (uint32_t k = 0; k < rs->n; k++) {
+        struct rbridge_stats st;
+        rbridge_stats(rs->sv[k].b, &st);
+        if (k != s->index && st.pub_up)
+            m |= UINT64_C(1) << k;
+    }
+    return m;
+}
+
 /* The server's identity as its check read it. One that changed since this
  * node last read it lost its data (or the address now leads elsewhere):
- * the other servers' records are corrected to what this node now sees. */
+ * the other servers' records are corrected to what this node now sees, if
+ * they still name the one it saw before. */
 static void learn(struct server *s, const char *id, size_t len)
 {
     struct rset *rs = s->rs;
@@ -229,40 +260,43 @@ static void learn(struct server *s, const char *id, size_t len)
     bool same = known && strlen(s->id) == len && memcmp(s->id, id, len) == 0;
     bool was_live = s->id_live;
     s->id_live = true;
-    if (same) {
-        if (!was_live)
-            check_others(s);
+    if (same && was_live)
         return;
+    s->unconfirmed = reachable_others(s);
+    if (!same) {
+        char now_id[ID_LEN + 1];
+        shown(now_id, sizeof now_id, id, len);
+        if (known) {
+            CF_WARN("redis", "%s (index %u) is not the server it was (confab:id %s, was %s): it "
+                    "lost its data or the address now leads to another server%s", s->addr,
+                    s->index, now_id, s->id,
+                    rs->n > 1 ? "; recording the new one on the other servers" : "");
+            memcpy(s->prev_id, s->id, sizeof s->prev_id);
+            for (uint32_t k = 0; k < rs->n; k++)
+                if (k != s->index)
+                    rs->sv[k].force |= UINT64_C(1) << s->index;
+        }
+        memcpy(s->id, now_id, strlen(now_id) + 1);
     }
-    char shown_id[ID_LEN + 1];
-    shown(shown_id, sizeof shown_id, id, len);
-    if (known) {
-        CF_WARN("redis", "%s (index %u) is not the server it was (confab:id %s, was %s): it lost "
-                "its data or the address now leads to another server; recording the new one on "
-                "the other servers", s->addr, s->index, shown_id, s->id);
-        for (uint32_t k = 0; k < rs->n; k++)
-            if (k != s->index)
-                rs->sv[k].force |= UINT64_C(1) << s->index;
-    }
-    memcpy(s->id, shown_id, strlen(shown_id) + 1);
     check_others(s);
 }
 
-/* Which servers the record on s disputes (conflicts: '0'/'1' per place, or
- * NULL for none). Each server's record is one vote, counted until it says
- * otherwise or its connection drops. */
-static void disputes_from(struct server *s, const char *conflicts, size_t len, const char *rec,
-                          size_t reclen)
+/* What the record on s says about each server (conflicts: '0'/'1' per place,
+ * NULL for no vote at all), and which identities it was compared with
+ * (known: places; ~0 with no vote). Each server's record is one vote,
+ * counted until it says otherwise or its connection drops. */
+static void votes_from(struct server *s, const char *conflicts, size_t len, uint64_t known,
+                       const char *rec, size_t reclen)
 {
     struct rset *rs = s->rs;
     uint64_t bit = UINT64_C(1) << s->index;
     for (uint32_t p = 0; p < rs->n; p++) {
         struct server *o = &rs->sv[p];
+        if (known & (UINT64_C(1) << p))
+            o->unconfirmed &= ~bit;
         bool bad = conflicts && p < len && conflicts[p] == '1';
         bool had = o->disputes & bit;
-        if (bad == had)
-            continue;
-        if (bad) {
+        if (bad && !had) {
             o->disputes |= bit;
             o->mismatches++;
             int64_t now = cf_mono_ms();
@@ -275,11 +309,12 @@ static void disputes_from(struct server *s, const char *conflicts, size_t len, c
                          "(confab:id %s) is not the server the other nodes list there. Every "
                          "node must list the same servers in the same order; %s's rooms are "
                          "unavailable here until they do (checked every %d s). If a server was "
-                         "replaced on purpose while every node was stopped, run `redis-cli DEL "
-                         "%s` on each server.", s->addr, s->index, what, p, o->addr, o->id,
-                         o->addr, RSET_CHECK_EVERY_MS / 1000, RSET_IDS_KEY);
+                         "replaced on purpose, or lost its data while no broker was connected "
+                         "to it, run `redis-cli DEL %s` on each server.", s->addr, s->index,
+                         what, p, o->addr, o->id, o->addr, RSET_CHECK_EVERY_MS / 1000,
+                         RSET_IDS_KEY);
             }
-        } else {
+        } else if (!bad && had) {
             o->disputes &= ~bit;
             if (!o->disputes)
                 CF_INFO("redis", "%s (index %u): every server now records it at its place",
@@ -289,14 +324,25 @@ static void disputes_from(struct server *s, const char *conflicts, size_t len, c
     }
 }
 
+/* s's record no longer counts (its connection dropped, its check failed or
+ * found another list): nothing it said holds another server back. */
+static void drop_votes(struct server *s)
+{
+    votes_from(s, NULL, 0, ~UINT64_C(0), NULL, 0);
+}
+
 static void on_checked(void *ud, const redisReply *r)
 {
     struct server *s = ud;
     struct rset *rs = s->rs;
     s->checking = false;
-    if (!r)
-        return; /* the connection dropped: checked again when it is back */
-    const redisReply *e = r->type == REDIS_REPLY_ARRAY ? r->element[0] : NULL;
+    if (!r) { /* the connection dropped: checked again when it is back */
+        s->recheck = false;
+        drop_votes(s);
+        return;
+    }
+    const redisReply *e =
+        r->type == REDIS_REPLY_ARRAY && r->elements >= 2 ? r->element[0] : NULL;
     long long kind = e && e->type == REDIS_REPLY_INTEGER ? e->integer : -1;
     bool ok = (kind == 0 && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) ||
               (kind == 1 && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) ||
@@ -311,22 +357,26 @@ static void on_checked(void *ud, const redisReply *r)
                  r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
                  r->type == REDIS_REPLY_ERROR ? r->str : "", RSET_RING_KEY, RSET_ID_KEY,
                  RSET_IDS_KEY, RSET_CHECK_EVERY_MS / 1000);
+        s->recheck = false;
+        drop_votes(s);
         return;
     }
     if (kind == 0) {
+        s->recheck = false;
         mismatch(s, r->element[1]->str, r->element[1]->len);
         return;
     }
-    s->force = 0; /* imposed by this check */
-    if (!s->verified)
-        verified(s);
+    s->force &= ~s->force_sent; /* imposed where still recorded as before */
+    /* learned first: a server is not used before the others' records are read */
     const redisReply *id = r->element[kind == 1 ? 1 : 2];
     learn(s, id->str, id->len);
+    if (!s->verified)
+        verified(s);
     if (kind == 1)
-        disputes_from(s, NULL, 0, NULL, 0);
+        votes_from(s, NULL, 0, s->sent_known, NULL, 0);
     else
-        disputes_from(s, r->element[3]->str, r->element[3]->len, r->element[1]->str,
-                      r->element[1]->len);
+        votes_from(s, r->element[3]->str, r->element[3]->len, s->sent_known, r->element[1]->str,
+                   r->element[1]->len);
     if (s->recheck) {
         s->recheck = false;
         check(s);
@@ -338,25 +388,34 @@ static void check(struct server *s)
     struct rset *rs = s->rs;
     if (s->checking)
         return;
-    char want[40], cand[ID_LEN + 1], place[12], view[CF_REDIS_MAX_SERVERS * (ID_LEN + 1) + 1],
-        force[CF_REDIS_MAX_SERVERS + 1];
+    enum { LIST = CF_REDIS_MAX_SERVERS * (ID_LEN + 1) + 1 };
+    char want[40], cand[ID_LEN + 1], place[12], view[LIST], old[LIST];
     int n = snprintf(want, sizeof want, "%u%s", s->index, rs->expect);
     snprintf(cand, sizeof cand, "%016llx", (unsigned long long)cf_random_u64());
     int pl = snprintf(place, sizeof place, "%u", s->index + 1);
-    size_t vl = 0;
+    size_t vl = 0, ol = 0;
+    uint64_t known = 0, forced = 0;
     for (uint32_t j = 0; j < rs->n; j++) {
         const struct server *o = &rs->sv[j];
-        const char *e = o->id_live && o->id[0] ? o->id : "-";
-        vl += (size_t)snprintf(view + vl, sizeof view - vl, "%s%s", j ? "," : "", e);
-        force[j] = s->force & (UINT64_C(1) << j) ? '1' : '0';
+        uint64_t bit = UINT64_C(1) << j;
+        bool live = o->id_live && o->id[0];
+        bool force = live && (s->force & bit) && o->prev_id[0];
+        known |= live ? bit : 0;
+        forced |= force ? bit : 0;
+        vl += (size_t)snprintf(view + vl, sizeof view - vl, "%s%s", j ? "," : "",
+                               live ? o->id : "-");
+        ol += (size_t)snprintf(old + ol, sizeof old - ol, "%s%s", j ? "," : "",
+                               force ? o->prev_id : "*");
     }
-    force[rs->n] = '\0';
-    const char *argv[] = {"3", RSET_RING_KEY, RSET_ID_KEY, RSET_IDS_KEY, want, cand, view, force,
+    const char *argv[] = {"3", RSET_RING_KEY, RSET_ID_KEY, RSET_IDS_KEY, want, cand, view, old,
                           place};
     size_t lens[] = {1, strlen(RSET_RING_KEY), strlen(RSET_ID_KEY), strlen(RSET_IDS_KEY),
-                     (size_t)n, ID_LEN, vl, rs->n, (size_t)pl};
-    if (rbridge_eval(s->b, rs->ring_script, 9, argv, lens, on_checked, s) == 0)
+                     (size_t)n, ID_LEN, vl, ol, (size_t)pl};
+    if (rbridge_eval(s->b, rs->ring_script, 9, argv, lens, on_checked, s) == 0) {
         s->checking = true;
+        s->sent_known = known;
+        s->force_sent = forced;
+    }
 }
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *ud)
@@ -429,8 +488,8 @@ static void on_state(void *ud, bool ready)
         s->verified = false;
         s->usable = false;
         s->id_live = false;
-        /* its record no longer counts until it is read again */
-        disputes_from(s, NULL, 0, NULL, 0);
+        s->unconfirmed = 0;
+        drop_votes(s); /* its record no longer counts until it is read again */
     } else if (!s->verified) {
         check(s);
         return; /* up once checked: verified() tells */
@@ -445,8 +504,10 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
                       const char *password, size_t max_queue, const char *const *scripts,
                       int nscripts, const struct rset_cbs *cbs, void *ud)
 {
+    if (n == 0 || n > CF_REDIS_MAX_SERVERS) /* the masks and lists of the check */
+        return NULL;
     struct rset *rs = calloc(1, sizeof *rs);
-    if (!rs || n == 0)
+    if (!rs)
         goto fail;
     rs->ev = ev;
     rs->born = cf_mono_ms();

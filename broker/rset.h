@@ -31,9 +31,12 @@
  * the other servers' records disagreeing with the identity it reads there:
  * that server's rooms answer `unavailable` on this node and an error names
  * it, until the records agree (no room is split silently between two
- * servers). A server seen losing its data (a new identity on reconnect) has
- * its new identity recorded on the other servers by the nodes that saw it.
- * A server's record counts only while this node is connected to it. */
+ * servers). A server is used only once the records of the other servers
+ * this node reaches have been read against its identity. A server seen
+ * losing its data (a new identity on reconnect) has its new identity recorded
+ * on the other servers by the nodes that saw it (compare and swap from the
+ * identity they saw before). A server's record counts only while this node
+ * is connected to it. */
 #ifndef BROKER_RSET_H
 #define BROKER_RSET_H
 
