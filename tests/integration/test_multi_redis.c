@@ -388,9 +388,26 @@ static void test_another_server_at_the_same_place_is_not_used(void **state)
     id = send_ok(x, r1, "only on a's server", NULL);
     assert_int_equal(expect_new(x, r1, "only on a's server", NULL), id);
     V1_NONE(z, 300, "new_message", NULL);
+    /* The other server loses its identity: c sees it change and would
+     * record the new one, but only where the record names the one c saw
+     * before; here it names server 1, so the record stays as it is. */
+    long mark = h_log_mark(&c.broker[0]);
+    redisContext *oc = redisConnectUnix(other.sock);
+    assert_non_null(oc);
+    freeReplyObject(redisCommand(oc, "DEL confab:id"));
+    redisFree(oc);
+    assert_true(h_log_contains_from(&c.broker[0], mark, "is not the server it was", 15000));
+    h_sleep_ms(500); /* c's checks that carry it */
     char after[200];
     rget(0, "confab:ring:ids", after, sizeof after);
     assert_string_equal(after, before);
+    rget(2, "confab:ring:ids", after, sizeof after);
+    assert_string_equal(after, before);
+    assert_int_equal(v1_send(z, "join", json_pack("{s:s, s:s}", "room", r1, "id", "j2")), 0);
+    ev = v1_wait(z, V1_WAIT, "error", "ref", "j2", NULL);
+    V1_MUST(z, ev, "still an error for the disputed server");
+    assert_string_equal(pstr(ev, "code"), "unavailable");
+    json_decref(ev);
     v1_close(x);
     v1_close(z);
     h_node_dump_logs(&c);
