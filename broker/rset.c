@@ -214,37 +214,38 @@ static void mismatch(struct server *s, const char *got, size_t len)
 
 static void check(struct server *s);
 
-/* Checks every other server whose publisher is up again: what this node
- * knows of the list changed. */
-static void check_others(struct server *s)
+static bool pub_up(const struct server *s)
 {
-    struct rset *rs = s->rs;
+    struct rbridge_stats st;
+    rbridge_stats(s->b, &st);
+    return st.pub_up;
+}
+
+/* The other servers whose publisher is up: what this node knows of the list
+ * changed, so they are checked again, and their records are read before s is
+ * used (s->unconfirmed, cleared one by one as their checks come back). */
+static uint64_t reachable_others(const struct server *s)
+{
+    const struct rset *rs = s->rs;
+    uint64_t m = 0;
+    for (uint32_t k = 0; k < rs->n; k++)
+        if (k != s->index && pub_up(&rs->sv[k]))
+            m |= UINT64_C(1) << k;
+    return m;
+}
+
+/* Checks the servers of mask m now, or once their check in flight is back. */
+static void check_set(struct rset *rs, uint64_t m)
+{
     for (uint32_t k = 0; k < rs->n; k++) {
         struct server *o = &rs->sv[k];
-        struct rbridge_stats st;
-        rbridge_stats(o->b, &st);
-        if (o == s || !st.pub_up)
+        if (!(m & (UINT64_C(1) << k)))
             continue;
         if (o->checking)
             o->recheck = true;
         else
             check(o);
     }
-}
-
-/* The other servers whose publisher is up: their records are read before s
- * is used (cleared one by one as their checks come back). */
-static uint64_t reachable_others(const struct server *s)
-{
-    const struct rset *rs = s->rs;
-    uint64_t m = 0;
-    for (uint32_t k = 0; k < rs->n; k++) {
-        struct rbridge_stats st;
-        rbridge_stats(rs->sv[k].b, &st);
-        if (k != s->index && st.pub_up)
-            m |= UINT64_C(1) << k;
-    }
-    return m;
 }
 
 /* The server's identity as its check read it. One that changed since this
@@ -262,7 +263,8 @@ static void learn(struct server *s, const char *id, size_t len)
     s->id_live = true;
     if (same && was_live)
         return;
-    s->unconfirmed = reachable_others(s);
+    uint64_t others = reachable_others(s);
+    s->unconfirmed = others;
     if (!same) {
         char now_id[ID_LEN + 1];
         shown(now_id, sizeof now_id, id, len);
@@ -278,7 +280,7 @@ static void learn(struct server *s, const char *id, size_t len)
         }
         memcpy(s->id, now_id, strlen(now_id) + 1);
     }
-    check_others(s);
+    check_set(rs, others);
 }
 
 /* What the record on s says about each server (conflicts: '0'/'1' per place,
@@ -422,12 +424,9 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *ud)
 {
     (void)usec;
     struct rset *rs = ud;
-    for (uint32_t i = 0; i < rs->n; i++) {
-        struct rbridge_stats st;
-        rbridge_stats(rs->sv[i].b, &st);
-        if (st.pub_up)
+    for (uint32_t i = 0; i < rs->n; i++)
+        if (pub_up(&rs->sv[i]))
             check(&rs->sv[i]);
-    }
     sd_event_source_set_time_relative(src, (uint64_t)RSET_CHECK_EVERY_MS * 1000);
     sd_event_source_set_enabled(src, SD_EVENT_ON);
     return 0;
