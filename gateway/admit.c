@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "front.h"
 #include "gateway.h"
 #include "http.h"
 #include "listener.h"
@@ -79,6 +80,12 @@ static void on_adopted(void *ud, struct lws *wsi, void *opaque)
     lws_set_opaque_user_data(wsi, opaque);
 }
 
+static bool on_take(void *ud, int fd, void *opaque)
+{
+    struct gw *gw = ud;
+    return front_take(gw->front, fd, opaque);
+}
+
 int admit_init(struct gw *gw, struct listener *l)
 {
     const struct cf_config *c = gw->cfg;
@@ -87,13 +94,17 @@ int admit_init(struct gw *gw, struct listener *l)
     gw->ipl = ipl_new(&lim);
     if (!gw->ipl)
         return -1;
-    struct listener_hooks hooks = {on_admit, on_release, on_adopted, gw};
+    if (gw->io && !(gw->front = front_new(gw, l)))
+        return -1;
+    struct listener_hooks hooks = {on_admit, on_release, on_adopted, on_take, gw};
     listener_set_hooks(l, &hooks);
     return 0;
 }
 
 void admit_free(struct gw *gw)
 {
+    front_free(gw->front);
+    gw->front = NULL;
     ipl_free(gw->ipl);
     gw->ipl = NULL;
 }
@@ -119,5 +130,7 @@ bool admit_request(struct gw *gw, struct lws *wsi, enum ipl_kind kind, int *rc)
 
 void admit_tick(struct gw *gw)
 {
-    ipl_sweep(gw->ipl, cf_mono_ms());
+    int64_t now = cf_mono_ms();
+    front_tick(gw->front, now);
+    ipl_sweep(gw->ipl, now);
 }

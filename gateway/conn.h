@@ -3,6 +3,8 @@
  *   accepted      a tag: the connection's iplimit handle, no allocation
  *   HTTP body     a struct http_req (http.c)
  *   WebSocket     a struct session (session.c)
+ * A connection whose request front.c waits for (no wsi yet) is a struct
+ * front_conn, also in the gateway's epoll set (wsio.h) like sessions.
  * Both structs start with a conn_head, so whichever is there tells what to
  * free and which client address to release when the connection goes. */
 #ifndef GW_CONN_H
@@ -10,7 +12,7 @@
 
 #include <stdint.h>
 
-enum conn_kind { CONN_HTTP = 0x48545450, CONN_SESSION = 0x53455353 };
+enum conn_kind { CONN_HTTP = 0x48545450, CONN_SESSION = 0x53455353, CONN_WAITING = 0x57414954 };
 
 struct conn_head {
     enum conn_kind kind;

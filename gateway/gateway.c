@@ -149,7 +149,7 @@ static const struct lws_protocols ops_protocols[] = {
 #define WS_RX_BUFFER 256
 #define WS_TX_PACKET 65536
 static const struct lws_protocols protocols[] = {
-    {"confab", main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
+    {WS_PROTO_LEGACY, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
     {WS_PROTO_V1_JSON, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
     {WS_PROTO_V1_MSGPACK, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
     {BLINKS_PROTOCOL, link_callback, 0, 0, 0, NULL, 0},

@@ -33,6 +33,7 @@ struct gw_stats {
     uint64_t rate_refused[2];  /* per address: [IPL_LOGIN], [IPL_UPGRADE] */
     uint64_t requests_limited, rate_closes; /* per connection: RATE_MSGS */
     uint64_t ping_timeouts; /* dropped for not answering a ping */
+    uint64_t direct_upgrades; /* answered by front.h, not lws */
 };
 
 struct gw {
@@ -48,6 +49,7 @@ struct gw {
     struct listener *ops_listener; /* METRICS_PORT + worker, or NULL */
     struct reqs *reqs;              /* requests waiting for a broker's answer */
     struct ipl *ipl;                /* per client address limits (admit.h) */
+    struct front *front;            /* upgrades answered without lws (front.h); NULL: TLS */
     int64_t last_refused_log, last_untracked_log;
     struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
     uint64_t conn_salt;             /* makes connection ids unique across processes */

@@ -184,6 +184,15 @@ bool ipl_allow(struct ipl *t, uint32_t handle, enum ipl_kind kind, int64_t now_m
     return false;
 }
 
+bool ipl_can(const struct ipl *t, uint32_t handle, enum ipl_kind kind, int64_t now_ms)
+{
+    int rate = kind == IPL_LOGIN ? t->lim.login_rate : t->lim.upgrade_rate;
+    int burst = kind == IPL_LOGIN ? t->lim.login_burst : t->lim.upgrade_burst;
+    if (rate <= 0 || !handle || handle >= t->cap || t->e[handle].conns == UINT32_MAX)
+        return true;
+    return cf_tb_wait_ms(&t->e[handle].b[kind], rate, burst, now_ms) == 0;
+}
+
 static bool idle(const struct ipl *t, const struct ent *e, int64_t now_ms)
 {
     const struct ipl_limits *l = &t->lim;

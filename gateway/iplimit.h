@@ -55,6 +55,9 @@ void ipl_close(struct ipl *t, uint32_t handle); /* handle 0 is a no-op */
  * rate; *retry_s then says when one is available (>= 1). */
 bool ipl_allow(struct ipl *t, uint32_t handle, enum ipl_kind kind, int64_t now_ms, int *retry_s);
 
+/* Whether ipl_allow would let one through now, taking nothing. */
+bool ipl_can(const struct ipl *t, uint32_t handle, enum ipl_kind kind, int64_t now_ms);
+
 /* Forgets idle addresses; call about once a second. Bounded work per call. */
 void ipl_sweep(struct ipl *t, int64_t now_ms);
 

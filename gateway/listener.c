@@ -43,11 +43,8 @@ void listener_set_fd_cap(struct listener *l, int cap)
 }
 
 /* Hands an accepted socket to lws for HTTP (and TLS when the vhost has it). */
-static void adopt(struct listener *l, int fd, const struct sockaddr *sa, socklen_t len)
+void listener_adopt(struct listener *l, int fd, void *opaque)
 {
-    void *opaque = NULL;
-    if (l->hooks.admit && l->hooks.admit(l->hooks.ud, fd, sa, len, &opaque) < 0)
-        return;
     lws_adopt_desc_t info;
     memset(&info, 0, sizeof info);
     info.vh = l->vh;
@@ -191,7 +188,12 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
             log_drops(l);
             continue;
         }
-        adopt(l, fd, (struct sockaddr *)&ss, slen);
+        void *opaque = NULL;
+        if (l->hooks.admit &&
+            l->hooks.admit(l->hooks.ud, fd, (struct sockaddr *)&ss, slen, &opaque) < 0)
+            continue;
+        if (!l->hooks.take || !l->hooks.take(l->hooks.ud, fd, opaque))
+            listener_adopt(l, fd, opaque);
     }
     return 0;
 }

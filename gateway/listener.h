@@ -11,6 +11,7 @@
 #ifndef GW_LISTENER_H
 #define GW_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -37,9 +38,17 @@ struct listener_hooks {
     int (*admit)(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque);
     void (*release)(void *ud, void *opaque);
     void (*adopted)(void *ud, struct lws *wsi, void *opaque); /* lws took it */
+    /* Optional, after admit: true when the connection is taken elsewhere
+     * (fd and opaque with it); it may come back later through
+     * listener_adopt. */
+    bool (*take)(void *ud, int fd, void *opaque);
     void *ud;
 };
 void listener_set_hooks(struct listener *l, const struct listener_hooks *h);
+
+/* Hands an admitted connection (fd and the opaque pointer admit gave it) to
+ * lws, as if take had declined it: release or adopted follows. */
+void listener_adopt(struct listener *l, int fd, void *opaque);
 
 /* Connections on descriptors >= cap cannot go to lws (its table ends
  * there): they are refused like those that find no descriptor at all.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "blinks.h"
+#include "front.h"
 #include "iplimit.h"
 #include "lrooms.h"
 #include "reqs.h"
@@ -71,6 +72,11 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          "connections closed (1008) for going on over RATE_MSGS", st->rate_closes},
         {"confab_gateway_ping_timeouts_total", "counter",
          "connections dropped for leaving a ping unanswered for PING_TIMEOUT", st->ping_timeouts},
+        {"confab_gateway_direct_upgrades_total", "counter",
+         "WebSocket upgrades answered by the gateway itself (the rest by libwebsockets)",
+         st->direct_upgrades},
+        {"confab_gateway_upgrades_waiting", "gauge",
+         "connections accepted whose request has not arrived yet", front_waiting(gw->front)},
         {"confab_gateway_client_addresses", "gauge", "client addresses tracked for limits",
          gw->ipl ? ipl_count(gw->ipl) : 0},
         {"confab_gateway_untracked_connections_total", "counter",

@@ -10,15 +10,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "admit.h"
 #include "blinks.h"
 #include "clock.h"
+#include "front.h"
 #include "http.h"
 #include "iplimit.h"
 #include "legacy.h"
 #include "log.h"
 #include "lrooms.h"
 #include "session.h"
+#include "upgreq.h"
 #include "v1.h"
 #include "validate.h"
 #include "wsio.h"
@@ -75,15 +80,10 @@ static bool origin_host(const char *origin, char *out, size_t cap)
     return true;
 }
 
-/* Browsers always send Origin; other clients need not, and are let in. */
-static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t cap)
+/* origin against ALLOWED_ORIGINS, or by default against the request's own
+ * Host (both NUL-terminated). */
+static bool origin_ok(struct gw *gw, const char *origin, char *host)
 {
-    snprintf(origin, cap, "(too long or unreadable)"); /* what the log says if refused early */
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-    if (n <= 0)
-        return true;
-    if ((size_t)n >= cap || lws_hdr_copy(wsi, origin, (int)cap, WSI_TOKEN_ORIGIN) <= 0)
-        return false;
     const char *allowed = gw->cfg->allowed_origins;
     if (strcmp(allowed, "*") == 0)
         return true;
@@ -99,13 +99,27 @@ static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t 
         }
         return false;
     }
-    char ohost[256], host[256];
-    if (!origin_host(origin, ohost, sizeof ohost) ||
-        lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+    char ohost[256];
+    if (!origin_host(origin, ohost, sizeof ohost))
         return false;
     for (char *h = host; *h; h++)
         *h = (char)tolower((unsigned char)*h);
     return strcmp(ohost, host) == 0;
+}
+
+/* Browsers always send Origin; other clients need not, and are let in. */
+static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t cap)
+{
+    snprintf(origin, cap, "(too long or unreadable)"); /* what the log says if refused early */
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return true;
+    if ((size_t)n >= cap || lws_hdr_copy(wsi, origin, (int)cap, WSI_TOKEN_ORIGIN) <= 0)
+        return false;
+    char host[256] = "";
+    if (!gw->cfg->allowed_origins[0] && lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return false;
+    return origin_ok(gw, origin, host);
 }
 
 static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
@@ -226,13 +240,10 @@ static int take_over(struct gw *gw, struct lws *wsi)
     return own;
 }
 
-static void established(struct gw *gw, struct lws *wsi, struct session *s)
+/* A session's WebSocket is up, whichever way it came. */
+static void went_live(struct gw *gw, struct session *s, const char *peer)
 {
-    char peer[48] = "";
-    if (cf_log_enabled(CF_LOG_INFO)) /* a system call per connection otherwise */
-        peer_of(wsi, peer, sizeof peer);
-    enum sess_proto proto = proto_of(wsi);
-    sess_attach(s, wsi, take_over(gw, wsi), proto);
+    enum sess_proto proto = sess_proto(s);
     sess_list_add(&gw->sessions, s);
     gw->nsessions++;
     gw->stats.connections_total++;
@@ -242,6 +253,103 @@ static void established(struct gw *gw, struct lws *wsi, struct session *s)
             : proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : "legacy protocol");
     if (proto == SESS_LEGACY)
         join_room(gw, s, gw->cfg->default_room, strlen(gw->cfg->default_room));
+}
+
+static void established(struct gw *gw, struct lws *wsi, struct session *s)
+{
+    char peer[48] = "";
+    if (cf_log_enabled(CF_LOG_INFO)) /* a system call per connection otherwise */
+        peer_of(wsi, peer, sizeof peer);
+    sess_attach(s, wsi, take_over(gw, wsi), proto_of(wsi));
+    went_live(gw, s, peer);
+}
+
+/* ---- upgrades answered without lws (front.h) ------------------------------ */
+
+static void peer_of_fd(int fd, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6 &&
+            IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+            inet_ntop(AF_INET, &((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[12], host,
+                      sizeof host);
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+        else if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+    }
+    snprintf(buf, cap, "%s", host);
+}
+
+/* Whether the request passes what confirm_upgrade checks; *user then holds
+ * the token's user. */
+static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, char *user, size_t cap)
+{
+    if (gw->draining || !ipl_can(gw->ipl, ip, IPL_UPGRADE, cf_mono_ms()))
+        return false;
+    if (r->origin_len) {
+        char origin[256], host[256];
+        if (r->origin_len >= sizeof origin || r->host_len >= sizeof host)
+            return false;
+        memcpy(origin, r->origin, r->origin_len);
+        origin[r->origin_len] = '\0';
+        memcpy(host, r->host, r->host_len);
+        host[r->host_len] = '\0';
+        if (!origin_ok(gw, origin, host))
+            return false;
+    }
+    return r->token_len <= AUTH_MAX_TOKEN &&
+           auth_verify(gw->auth, r->token, r->token_len, cf_wall_ms() / 1000, user, cap) ==
+               AUTH_OK;
+}
+
+int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *r, size_t req_len)
+{
+    static const char *const names[] = {WS_PROTO_LEGACY, WS_PROTO_V1_JSON, WS_PROTO_V1_MSGPACK};
+    static const enum sess_proto protos[] = {SESS_LEGACY, SESS_V1_JSON, SESS_V1_MSGPACK};
+    char user[CF_USERNAME_BYTES_MAX + 1], accept[29], resp[256];
+    if (!gw->io || !may_open(gw, ip, r, user, sizeof user) || upg_accept(r->key, accept) < 0)
+        return 0;
+    struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
+    if (!s)
+        return 0;
+    int retry;
+    ipl_allow(gw->ipl, ip, IPL_UPGRADE, cf_mono_ms(), &retry); /* may_open saw a token there */
+    /* the same response lws writes */
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     accept, r->proto >= 0 ? "Sec-WebSocket-Protocol: " : "",
+                     r->proto >= 0 ? names[r->proto] : "", r->proto >= 0 ? "\r\n" : "");
+    char sink[UPG_MAX_REQUEST];
+    if (req_len > sizeof sink || recv(fd, sink, req_len, 0) != (ssize_t)req_len ||
+        send(fd, resp, (size_t)n, MSG_NOSIGNAL) != n) {
+        /* a fresh socket takes ~150 bytes at once: the peer is gone */
+        sess_free(s);
+        close(fd);
+        ipl_close(gw->ipl, ip);
+        return -1;
+    }
+    /* above lws' table, like a socket taken over (take_over) */
+    if (gw->lws_fd_cap && fd < gw->lws_fd_cap) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, gw->lws_fd_cap);
+        if (high >= 0) {
+            close(fd);
+            fd = high;
+        }
+    }
+    char peer[48] = "";
+    if (cf_log_enabled(CF_LOG_INFO))
+        peer_of_fd(fd, peer, sizeof peer);
+    ((struct conn_head *)s)->ip = ip;
+    sess_attach(s, NULL, fd, r->proto >= 0 ? protos[r->proto] : SESS_LEGACY);
+    gw->stats.direct_upgrades++;
+    went_live(gw, s, peer);
+    sess_handover_done(s); /* watched from now on */
+    return 1;
 }
 
 /* The one room of a legacy session. */
@@ -457,6 +565,16 @@ static void own_ended(void *ud, struct session *s)
     sess_free(s);
 }
 
+/* The gateway's epoll set holds sessions and connections still waiting for
+ * their request (front.h): their first field tells them apart. */
+static void on_io(void *ptr, bool readable, bool writable)
+{
+    if (((struct conn_head *)ptr)->kind == CONN_WAITING)
+        front_on_io(ptr);
+    else
+        sess_on_io(ptr, readable, writable);
+}
+
 int ws_init(struct gw *gw)
 {
     static const struct sess_handlers h = {own_message, own_ended};
@@ -473,7 +591,7 @@ int ws_init(struct gw *gw)
     }
     close(pv[1]);
     gw->dead_fd = pv[0];
-    gw->io = wsio_new(gw->vh, sess_on_io);
+    gw->io = wsio_new(gw->vh, on_io);
     if (!gw->io)
         return -1;
     sess_io_init(gw->io, &h, gw, (size_t)gw->cfg->max_message_bytes);

@@ -16,15 +16,29 @@
 #define GW_WS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gateway.h"
 
+/* "confab": the legacy protocol asked for by name (lws' first protocol) */
+#define WS_PROTO_LEGACY "confab"
 #define WS_PROTO_V1_JSON "confab.v1"
 #define WS_PROTO_V1_MSGPACK "confab.msgpack.v1"
 
 /* Handles LWS_CALLBACK_HTTP_CONFIRM_UPGRADE and the WebSocket server
  * callbacks. Returns what the lws callback must return. */
 int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len);
+
+/* Answers an upgrade recognized on a plain-TCP socket that lws never saw
+ * (front.h): `req` was peeked at and is req_len bytes long. Checks what
+ * confirm_upgrade checks; on any refusal (draining, over the address's
+ * upgrade rate, origin, token, out of memory) returns 0 having changed
+ * nothing, for lws to answer it. Else reads the request off the socket,
+ * writes the 101 and returns 1 with the socket a session's (address handle
+ * `ip` included), or -1 when the peer was gone (socket closed, handle
+ * released). */
+struct upg_req;
+int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *req, size_t req_len);
 
 /* Sets up the gateway's own handling of established plain-TCP WebSockets
  * (session.h, own mode; wsio.h); with TLS every connection stays with lws.

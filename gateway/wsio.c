@@ -72,6 +72,11 @@ int wsio_mod(struct wsio *io, int fd, void *ptr, bool out)
     return ctl(io, EPOLL_CTL_MOD, fd, ptr, out);
 }
 
+int wsio_forget(struct wsio *io, int fd)
+{
+    return epoll_ctl(io->ep, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+}
+
 static void service(struct wsio *io)
 {
     int n = epoll_wait(io->ep, io->ev, BATCH, 0);

@@ -11,7 +11,7 @@
  * Ownership: a registered descriptor stays the caller's; `ptr` is handed back
  * with each event and must stay valid until the descriptor is closed (which
  * takes it out of the set: a registered descriptor must be its socket's only
- * one, and no call removes it). */
+ * one). wsio_forget takes out a descriptor that stays open (handed on). */
 #ifndef GW_WSIO_H
 #define GW_WSIO_H
 
@@ -37,6 +37,7 @@ void wsio_free(struct wsio *io); /* NULL is a no-op; descriptors stay open */
 /* Watches fd for input; `out` also for room to write. 0 or -errno. */
 int wsio_add(struct wsio *io, int fd, void *ptr, bool out);
 int wsio_mod(struct wsio *io, int fd, void *ptr, bool out);
+int wsio_forget(struct wsio *io, int fd);
 
 /* The lws callback of WSIO_PROTOCOL. */
 int wsio_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

@@ -405,6 +405,31 @@ static void wsframe_seeds(void)
     put("fuzz_wsframe", "too_big", too_big, sizeof too_big);
 }
 
+/* ---- first bytes of a connection (the gateway's own upgrade path) ------- */
+
+static void upgreq_seeds(void)
+{
+    static const char *const seeds[][2] = {
+        {"plain", "GET /ws?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2ln HTTP/1.1\r\n"
+                  "Host: localhost:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"},
+        {"browser", "GET /ws?token=a.b.c HTTP/1.1\r\nHost: chat.example.org\r\n"
+                    "Connection: keep-alive, Upgrade\r\nPragma: no-cache\r\n"
+                    "User-Agent: Mozilla/5.0\r\nUpgrade: websocket\r\n"
+                    "Origin: https://chat.example.org\r\nSec-WebSocket-Version: 13\r\n"
+                    "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                    "Sec-WebSocket-Protocol: confab.v1, confab.msgpack.v1\r\n\r\n"},
+        {"bearer", "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: upgrade\r\n"
+                   "Authorization: Bearer a.b.c\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n\x81\x80\0\0\0\0"},
+        {"login", "POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"},
+        {"folded", "GET /ws?token=a HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++)
+        put_str("fuzz_upgreq", seeds[i][0], seeds[i][1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -419,5 +444,6 @@ int main(int argc, char **argv)
     login_seeds();
     jwt_seeds();
     wsframe_seeds();
+    upgreq_seeds();
     return 0;
 }

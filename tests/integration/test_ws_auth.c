@@ -3,7 +3,12 @@
 #include "common.h"
 
 #include <jwt.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "prom.h"
 
 static struct h_fixture fx;
 
@@ -215,12 +220,120 @@ static void test_refusal_is_a_real_http_answer(void **state)
     free(t);
 }
 
+/* ---- upgrades answered by the gateway itself (gateway/front.h) ---------- */
+
+static double direct_upgrades(void)
+{
+    struct h_resp r;
+    assert_int_equal(h_http(fx.node.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    int n = 0;
+    double v = prom_sum(r.body, "confab_gateway_direct_upgrades_total", NULL, &n);
+    h_resp_free(&r);
+    assert_int_equal(n, 1);
+    return v;
+}
+
+/* Sends req on a new connection, in two pieces `pause_ms` apart when
+ * split_at > 0 (after `delay_ms` first); returns the response head. */
+static void upgrade_raw(const char *req, size_t split_at, int delay_ms, int pause_ms, char *out,
+                        size_t cap, int *fd_out)
+{
+    int fd = h_tcp_connect(fx.node.port, 0);
+    assert_true(fd >= 0);
+    h_sleep_ms(delay_ms);
+    size_t len = strlen(req);
+    if (split_at) {
+        assert_int_equal(h_send_all(fd, req, split_at), 0);
+        h_sleep_ms(pause_ms);
+    }
+    assert_int_equal(h_send_all(fd, req + split_at, len - split_at), 0);
+    size_t got = 0;
+    int64_t deadline = h_now_ms() + 5000;
+    while (got < 4 || memcmp(out + got - 4, "\r\n\r\n", 4) != 0) {
+        assert_true(got < cap - 1 && h_now_ms() < deadline);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        assert_int_equal(recv(fd, out + got, 1, 0), 1); /* byte by byte: no frame consumed */
+        got++;
+    }
+    out[got] = '\0';
+    if (fd_out)
+        *fd_out = fd;
+    else
+        close(fd);
+}
+
+/* A masked ping is answered with its pong: the session is live. */
+static void expect_pong(int fd)
+{
+    const unsigned char ping[] = {0x89, 0x82, 0, 0, 0, 0, 'h', 'i'};
+    assert_int_equal(h_send_all(fd, ping, sizeof ping), 0);
+    unsigned char pong[4];
+    size_t got = 0;
+    int64_t deadline = h_now_ms() + 5000;
+    while (got < sizeof pong && h_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(fd, pong + got, sizeof pong - got, 0);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    assert_int_equal(got, sizeof pong);
+    assert_memory_equal(pong, "\x8a\x02hi", 4);
+}
+
+/* The usual upgrade is answered without lws, with the very response lws
+ * gives (the same request in pieces goes to lws); a client that connects
+ * before sending its request is answered directly too, and either way the
+ * session works. */
+static void test_direct_upgrades_answer_as_lws_does(void **state)
+{
+    (void)state;
+    char *t = h_login(fx.node.port, "direct");
+    assert_non_null(t);
+    static const char *const protos[] = {NULL, "confab.v1", "confab.msgpack.v1, confab.v1",
+                                         "confab"};
+    for (size_t i = 0; i < sizeof protos / sizeof *protos; i++) {
+        char req[4096], proto[96] = "", direct[1024], via_lws[1024];
+        if (protos[i])
+            snprintf(proto, sizeof proto, "Sec-WebSocket-Protocol: %s\r\n", protos[i]);
+        snprintf(req, sizeof req,
+                 "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n%sUser-Agent: test\r\n\r\n",
+                 t, proto);
+        double before = direct_upgrades();
+        int fd;
+        upgrade_raw(req, 0, 0, 0, direct, sizeof direct, &fd);
+        expect_pong(fd);
+        close(fd);
+        assert_true(direct_upgrades() == before + 1);
+        upgrade_raw(req, 20, 0, 300, via_lws, sizeof via_lws, &fd);
+        expect_pong(fd);
+        close(fd);
+        assert_true(direct_upgrades() == before + 1);
+        assert_string_equal(direct, via_lws);
+        assert_non_null(strstr(direct, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        /* connected first, request 300 ms later: it waited, then went direct */
+        upgrade_raw(req, 0, 300, 0, via_lws, sizeof via_lws, &fd);
+        expect_pong(fd);
+        close(fd);
+        assert_true(direct_upgrades() == before + 2);
+        assert_string_equal(direct, via_lws);
+    }
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_tokens_upgrade),
         cmocka_unit_test(test_bad_tokens_get_401),
         cmocka_unit_test(test_refusal_is_a_real_http_answer),
+        cmocka_unit_test(test_direct_upgrades_answer_as_lws_does),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

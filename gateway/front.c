@@ -1,0 +1,158 @@
+/* front: see front.h. */
+#include "front.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "gateway.h"
+#include "iplimit.h"
+#include "listener.h"
+#include "log.h"
+#include "upgreq.h"
+#include "ws.h"
+#include "wsio.h"
+
+struct front_conn {
+    struct conn_head head; /* CONN_WAITING: how wsio events find their way here */
+    int fd;
+    struct front *f;
+    int64_t deadline;
+    struct front_conn *prev, *next; /* oldest first: deadlines in order */
+};
+
+struct front {
+    struct gw *gw;
+    struct listener *l;
+    struct front_conn *first, *last;
+    uint64_t n;
+};
+
+struct front *front_new(struct gw *gw, struct listener *l)
+{
+    struct front *f = calloc(1, sizeof *f);
+    if (f) {
+        f->gw = gw;
+        f->l = l;
+    }
+    return f;
+}
+
+static void unlink_conn(struct front *f, struct front_conn *c)
+{
+    *(c->prev ? &c->prev->next : &f->first) = c->next;
+    *(c->next ? &c->next->prev : &f->last) = c->prev;
+    f->n--;
+}
+
+static void end_conn(struct front *f, struct front_conn *c)
+{
+    unlink_conn(f, c);
+    close(c->fd); /* its only descriptor: out of the epoll set too */
+    ipl_close(f->gw->ipl, c->head.ip);
+    free(c);
+}
+
+void front_free(struct front *f)
+{
+    if (!f)
+        return;
+    while (f->first)
+        end_conn(f, f->first);
+    free(f);
+}
+
+uint64_t front_waiting(const struct front *f)
+{
+    return f ? f->n : 0;
+}
+
+enum verdict { TAKEN, WAIT, TO_LWS };
+
+/* A waiting connection leaves the list and the epoll set once decided
+ * (before ws_open may move its socket to another descriptor: an epoll entry
+ * outlives the closing of its descriptor while a copy is open). */
+static void stop_waiting(struct front_conn *c)
+{
+    if (!c)
+        return;
+    wsio_forget(c->f->gw->io, c->fd);
+    unlink_conn(c->f, c);
+    free(c);
+}
+
+/* Looks at what the client sent so far without taking it off the socket.
+ * c: the connection's wait, if it was waiting. */
+static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_conn *c)
+{
+    static const char *const protos[] = {WS_PROTO_LEGACY, WS_PROTO_V1_JSON, WS_PROTO_V1_MSGPACK,
+                                         NULL};
+    char buf[UPG_MAX_REQUEST];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return WAIT;
+    stop_waiting(c);
+    if (n <= 0) { /* gone before it said anything, or reset */
+        close(fd);
+        ipl_close(f->gw->ipl, ip);
+        return TAKEN;
+    }
+    struct upg_req r;
+    int len = upg_parse(buf, (size_t)n, protos, &r);
+    /* bytes past the request (frames sent before the 101) are lws' to
+     * refuse; so is a request that came in pieces: lws times out whatever
+     * dribbles */
+    if (len <= 0 || len != n)
+        return TO_LWS;
+    return ws_open(f->gw, fd, ip, &r, (size_t)len) != 0 ? TAKEN : TO_LWS;
+}
+
+bool front_take(struct front *f, int fd, void *opaque)
+{
+    if (!f || f->gw->draining)
+        return false;
+    uint32_t ip = conn_ip_of(opaque);
+    enum verdict v = decide(f, fd, ip, NULL);
+    if (v != WAIT)
+        return v == TAKEN;
+    struct front_conn *c = malloc(sizeof *c);
+    if (!c)
+        return false;
+    *c = (struct front_conn){.head = {CONN_WAITING, ip}, .fd = fd, .f = f, .prev = f->last,
+                             .deadline = cf_mono_ms() + 1000LL * f->gw->cfg->handshake_timeout};
+    if (wsio_add(f->gw->io, fd, c, false) < 0) {
+        free(c);
+        return false;
+    }
+    *(f->last ? &f->last->next : &f->first) = c;
+    f->last = c;
+    f->n++;
+    return true;
+}
+
+void front_on_io(void *waiting)
+{
+    struct front_conn *c = waiting;
+    struct front *f = c->f;
+    int fd = c->fd;
+    uint32_t ip = c->head.ip;
+    if (decide(f, fd, ip, c) == TO_LWS) /* WAIT: nothing yet after all */
+        listener_adopt(f->l, fd, conn_tag(ip));
+}
+
+void front_tick(struct front *f, int64_t now_ms)
+{
+    if (!f)
+        return;
+    unsigned closed = 0;
+    while (f->first && f->first->deadline <= now_ms) {
+        end_conn(f, f->first);
+        closed++;
+    }
+    if (closed)
+        CF_DEBUG("front", "closed %u connections that sent no request in HANDSHAKE_TIMEOUT",
+                 closed);
+}

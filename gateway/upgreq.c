@@ -1,0 +1,266 @@
+/* upgreq: see upgreq.h. */
+#include "upgreq.h"
+
+#include <stdbool.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#define NOT_MINE (-1)
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* What a JWT is made of: base64url segments and dots. */
+static bool is_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.';
+}
+
+static bool is_b64(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
+static bool ieq(const char *p, size_t n, const char *lit)
+{
+    return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+}
+
+static bool all_token_chars(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_token_char((unsigned char)p[i]))
+            return false;
+    return n > 0;
+}
+
+/* "/ws" or "/ws?args": the first `token=` argument, plain characters only
+ * (lws decodes %xx and '+', which a token never needs). */
+static int parse_target(const char *t, size_t n, struct upg_req *r)
+{
+    if (n < 3 || memcmp(t, "/ws", 3) != 0)
+        return NOT_MINE;
+    if (n == 3)
+        return 0;
+    if (t[3] != '?')
+        return NOT_MINE;
+    const char *p = t + 4, *end = t + n;
+    if (memchr(p, '%', (size_t)(end - p)) || memchr(p, '+', (size_t)(end - p)))
+        return NOT_MINE;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *arg_end = amp ? amp : end;
+        if (!r->token && arg_end - p >= 6 && memcmp(p, "token=", 6) == 0) {
+            r->token = p + 6;
+            r->token_len = (size_t)(arg_end - p - 6);
+            if (!all_token_chars(r->token, r->token_len))
+                return NOT_MINE;
+        }
+        p = arg_end + (amp ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Is `tok` one of the comma-separated elements of a Connection value? */
+static bool has_element(const char *v, size_t n, const char *tok)
+{
+    const char *p = v, *end = v + n;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *e = c ? c : end;
+        const char *a = p, *b = e;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (ieq(a, (size_t)(b - a), tok))
+            return true;
+        p = e + (c ? 1 : 0);
+    }
+    return false;
+}
+
+/* Sec-WebSocket-Protocol: every element must be a name served; the first
+ * is chosen (lws would choose it too). */
+static int parse_protocols(const char *v, size_t n, const char *const *protos, int *chosen)
+{
+    const char *p = v, *end = v + n;
+    *chosen = -1;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *e = c ? c : end;
+        const char *a = p, *b = e;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        int found = -1;
+        for (int i = 0; protos && protos[i]; i++)
+            if (strlen(protos[i]) == (size_t)(b - a) && memcmp(protos[i], a, (size_t)(b - a)) == 0)
+                found = i;
+        if (found < 0)
+            return NOT_MINE;
+        if (*chosen < 0)
+            *chosen = found;
+        p = e + (c ? 1 : 0);
+    }
+    return *chosen < 0 ? NOT_MINE : 0;
+}
+
+enum hdr {
+    H_HOST,
+    H_UPGRADE,
+    H_CONNECTION,
+    H_KEY,
+    H_VERSION,
+    H_PROTOCOL,
+    H_ORIGIN,
+    H_AUTHORIZATION,
+    H_COUNT,
+    H_BODY, /* Content-Length, Transfer-Encoding: a body is never ours */
+    H_OTHER,
+};
+
+static enum hdr header_of(const char *name, size_t n)
+{
+    static const char *const names[H_COUNT] = {
+        "host",    "upgrade",       "connection", "sec-websocket-key", "sec-websocket-version",
+        "sec-websocket-protocol", "origin", "authorization"};
+    for (int i = 0; i < H_COUNT; i++)
+        if (ieq(name, n, names[i]))
+            return (enum hdr)i;
+    if (ieq(name, n, "content-length") || ieq(name, n, "transfer-encoding"))
+        return H_BODY;
+    return H_OTHER;
+}
+
+static int check_headers(const char *v[H_COUNT], const size_t vn[H_COUNT],
+                         const char *const *protos, struct upg_req *r)
+{
+    if (!v[H_HOST] || !vn[H_HOST] || !v[H_UPGRADE] || !ieq(v[H_UPGRADE], vn[H_UPGRADE], "websocket"))
+        return NOT_MINE;
+    if (!v[H_CONNECTION] || !has_element(v[H_CONNECTION], vn[H_CONNECTION], "upgrade"))
+        return NOT_MINE;
+    if (!v[H_VERSION] || vn[H_VERSION] != 2 || memcmp(v[H_VERSION], "13", 2) != 0)
+        return NOT_MINE;
+    /* 16 bytes in base64: 22 characters and "==" */
+    if (!v[H_KEY] || vn[H_KEY] != 24 || memcmp(v[H_KEY] + 22, "==", 2) != 0)
+        return NOT_MINE;
+    for (int i = 0; i < 22; i++)
+        if (!is_b64((unsigned char)v[H_KEY][i]))
+            return NOT_MINE;
+    r->key = v[H_KEY];
+    r->host = v[H_HOST];
+    r->host_len = vn[H_HOST];
+    r->origin = v[H_ORIGIN];
+    r->origin_len = vn[H_ORIGIN];
+    r->proto = -1;
+    if (v[H_PROTOCOL] && parse_protocols(v[H_PROTOCOL], vn[H_PROTOCOL], protos, &r->proto) < 0)
+        return NOT_MINE;
+    if (!r->token && v[H_AUTHORIZATION]) {
+        const char *a = v[H_AUTHORIZATION];
+        size_t n = vn[H_AUTHORIZATION];
+        if (n < 7 || strncasecmp(a, "Bearer ", 7) != 0)
+            return NOT_MINE;
+        a += 7;
+        n -= 7;
+        while (n && *a == ' ') {
+            a++;
+            n--;
+        }
+        if (!all_token_chars(a, n))
+            return NOT_MINE;
+        r->token = a;
+        r->token_len = n;
+    }
+    return r->token ? 0 : NOT_MINE; /* without one, lws answers the 401 */
+}
+
+int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg_req *r)
+{
+    static const char start[] = "GET /ws";
+    memset(r, 0, sizeof *r);
+    size_t cmp = len < sizeof start - 1 ? len : sizeof start - 1;
+    if (memcmp(buf, start, cmp) != 0)
+        return NOT_MINE;
+    if (len > UPG_MAX_REQUEST)
+        len = UPG_MAX_REQUEST;
+    const char *end = NULL;
+    for (size_t i = 0; i + 3 < len; i++)
+        if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+            end = buf + i + 2; /* the blank line */
+            break;
+        }
+    if (!end)
+        return len >= UPG_MAX_REQUEST ? NOT_MINE : 0;
+
+    /* request line: GET <target> HTTP/1.1 */
+    const char *eol = memchr(buf, '\r', (size_t)(end - buf));
+    if (!eol || eol[1] != '\n' || eol - buf < 4 + 3 + 9 || memcmp(eol - 9, " HTTP/1.1", 9) != 0)
+        return NOT_MINE;
+    const char *t = buf + 4, *te = eol - 9;
+    for (const char *p = t; p < te; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return NOT_MINE;
+    if (parse_target(t, (size_t)(te - t), r) < 0)
+        return NOT_MINE;
+
+    const char *v[H_COUNT] = {0};
+    size_t vn[H_COUNT] = {0};
+    for (const char *line = eol + 2; line < end;) {
+        const char *le = line;
+        while (le < end && *le != '\r' && *le != '\n')
+            le++;
+        if (le >= end || le[0] != '\r' || le[1] != '\n')
+            return NOT_MINE; /* a bare CR or LF */
+        const char *colon = line;
+        while (colon < le && is_tchar((unsigned char)*colon))
+            colon++;
+        if (colon == line || colon == le || *colon != ':')
+            return NOT_MINE; /* no name, a folded line, a space before the colon */
+        const char *a = colon + 1, *b = le;
+        for (const char *p = a; p < b; p++)
+            if (((unsigned char)*p < 0x20 && *p != '\t') || (unsigned char)*p >= 0x7f)
+                return NOT_MINE;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        enum hdr h = header_of(line, (size_t)(colon - line));
+        if (h == H_BODY)
+            return NOT_MINE;
+        if (h < H_COUNT) {
+            if (v[h])
+                return NOT_MINE; /* which one would lws read? */
+            v[h] = a;
+            vn[h] = (size_t)(b - a);
+        }
+        line = le + 2;
+    }
+    if (check_headers(v, vn, protos, r) < 0)
+        return NOT_MINE;
+    return (int)(end + 2 - buf);
+}
+
+int upg_accept(const char *key, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char in[24 + sizeof guid - 1], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    /* fetched once: OpenSSL 3 looks an implicit EVP_sha1() up on each use */
+    static EVP_MD *sha1;
+    if (!sha1 && !(sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)))
+        return -1;
+    memcpy(in, key, 24);
+    memcpy(in + 24, guid, sizeof guid - 1);
+    if (!EVP_Digest(in, sizeof in, md, &mdlen, sha1, NULL) || mdlen != 20)
+        return -1;
+    return EVP_EncodeBlock((unsigned char *)out, md, 20) == 28 ? 0 : -1;
+}
