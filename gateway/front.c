@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -105,9 +106,11 @@ static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_co
     /* bytes past the request (frames sent before the 101) are lws' to
      * refuse; so is a request that came in pieces: lws times out whatever
      * dribbles */
-    if (len <= 0 || len != n)
-        return TO_LWS;
-    return ws_open(f->gw, fd, ip, &r, (size_t)len) != 0 ? TAKEN : TO_LWS;
+    enum verdict v = TO_LWS;
+    if (len > 0 && len == n && ws_open(f->gw, fd, ip, &r, (size_t)len) != 0)
+        v = TAKEN;
+    explicit_bzero(buf, (size_t)n); /* it holds the token */
+    return v;
 }
 
 bool front_take(struct front *f, int fd, void *opaque)

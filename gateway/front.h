@@ -10,6 +10,11 @@
  * refusals, anything unusual) goes to lws exactly as before: the request is
  * only peeked at, so lws reads it from the socket as if nobody had.
  *
+ * One difference remains, harmless: frames a client sends before the 101
+ * (RFC 6455 forbids it) that arrive between the peek and the read of the
+ * request are read as ordinary frames, where lws would close with 1002;
+ * frames already there at the peek do go to lws and get that 1002.
+ *
  * A connection accepted before its request arrived waits in the epoll set
  * until its first bytes (then it is decided as above) or HANDSHAKE_TIMEOUT
  * (then it is closed, as lws would). Plain TCP only: under TLS the request

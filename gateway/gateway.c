@@ -15,6 +15,7 @@
 #include "blinks.h"
 #include "clock.h"
 #include "files.h"
+#include "front.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -512,6 +513,8 @@ int gw_run(const struct cf_config *cfg, int worker)
     rc = 0;
 out:
     ws_shutdown(&gw);
+    front_free(gw.front); /* it hands connections to the listener */
+    gw.front = NULL;
     listener_free(gw.listener);
     listener_free(gw.ops_listener);
     if (gw.ctx)

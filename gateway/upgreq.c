@@ -43,6 +43,11 @@ static bool all_token_chars(const char *p, size_t n)
 
 /* "/ws" or "/ws?args": the first `token=` argument, plain characters only
  * (lws decodes %xx and '+', which a token never needs). */
+#define UPG_MAX_ARGS 16
+#define UPG_MAX_LINES 32
+/* lws copies Connection and Sec-WebSocket-Protocol into 128-byte buffers
+ * and fails the connection when they do not fit */
+#define UPG_MAX_LIST 126
 static int parse_target(const char *t, size_t n, struct upg_req *r)
 {
     if (n < 3 || memcmp(t, "/ws", 3) != 0)
@@ -52,9 +57,14 @@ static int parse_target(const char *t, size_t n, struct upg_req *r)
     if (t[3] != '?')
         return NOT_MINE;
     const char *p = t + 4, *end = t + n;
-    if (memchr(p, '%', (size_t)(end - p)) || memchr(p, '+', (size_t)(end - p)))
+    /* lws also splits arguments at ';' */
+    if (memchr(p, '%', (size_t)(end - p)) || memchr(p, '+', (size_t)(end - p)) ||
+        memchr(p, ';', (size_t)(end - p)))
         return NOT_MINE;
+    int args = 0;
     while (p < end) {
+        if (++args > UPG_MAX_ARGS)
+            return NOT_MINE;
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *arg_end = amp ? amp : end;
         if (!r->token && arg_end - p >= 6 && memcmp(p, "token=", 6) == 0) {
@@ -68,10 +78,13 @@ static int parse_target(const char *t, size_t n, struct upg_req *r)
     return 0;
 }
 
-/* Is `tok` one of the comma-separated elements of a Connection value? */
+/* Is `tok` one of the comma-separated elements of a Connection value?
+ * False too when an element is not a plain token (lws' tokenizer stops
+ * there). */
 static bool has_element(const char *v, size_t n, const char *tok)
 {
     const char *p = v, *end = v + n;
+    bool found = false;
     while (p < end) {
         const char *c = memchr(p, ',', (size_t)(end - p));
         const char *e = c ? c : end;
@@ -80,11 +93,13 @@ static bool has_element(const char *v, size_t n, const char *tok)
             a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
-        if (ieq(a, (size_t)(b - a), tok))
-            return true;
+        for (const char *q = a; q < b; q++)
+            if (!is_tchar((unsigned char)*q))
+                return false;
+        found = found || ieq(a, (size_t)(b - a), tok);
         p = e + (c ? 1 : 0);
     }
-    return false;
+    return found;
 }
 
 /* Sec-WebSocket-Protocol: every element must be a name served; the first
@@ -97,9 +112,9 @@ static int parse_protocols(const char *v, size_t n, const char *const *protos, i
         const char *c = memchr(p, ',', (size_t)(end - p));
         const char *e = c ? c : end;
         const char *a = p, *b = e;
-        while (a < b && (*a == ' ' || *a == '\t'))
+        while (a < b && *a == ' ')
             a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+        while (b > a && b[-1] == ' ')
             b--;
         int found = -1;
         for (int i = 0; protos && protos[i]; i++)
@@ -124,7 +139,8 @@ enum hdr {
     H_ORIGIN,
     H_AUTHORIZATION,
     H_COUNT,
-    H_BODY, /* Content-Length, Transfer-Encoding: a body is never ours */
+    H_REFUSE, /* a body (Content-Length, Transfer-Encoding) is never ours;
+                 lws reads Sec-WebSocket-Origin as Origin */
     H_OTHER,
 };
 
@@ -136,8 +152,9 @@ static enum hdr header_of(const char *name, size_t n)
     for (int i = 0; i < H_COUNT; i++)
         if (ieq(name, n, names[i]))
             return (enum hdr)i;
-    if (ieq(name, n, "content-length") || ieq(name, n, "transfer-encoding"))
-        return H_BODY;
+    if (ieq(name, n, "content-length") || ieq(name, n, "transfer-encoding") ||
+        ieq(name, n, "sec-websocket-origin"))
+        return H_REFUSE;
     return H_OTHER;
 }
 
@@ -146,7 +163,10 @@ static int check_headers(const char *v[H_COUNT], const size_t vn[H_COUNT],
 {
     if (!v[H_HOST] || !vn[H_HOST] || !v[H_UPGRADE] || !ieq(v[H_UPGRADE], vn[H_UPGRADE], "websocket"))
         return NOT_MINE;
-    if (!v[H_CONNECTION] || !has_element(v[H_CONNECTION], vn[H_CONNECTION], "upgrade"))
+    if (!v[H_CONNECTION] || vn[H_CONNECTION] > UPG_MAX_LIST ||
+        !has_element(v[H_CONNECTION], vn[H_CONNECTION], "upgrade"))
+        return NOT_MINE;
+    if (v[H_PROTOCOL] && vn[H_PROTOCOL] > UPG_MAX_LIST)
         return NOT_MINE;
     if (!v[H_VERSION] || vn[H_VERSION] != 2 || memcmp(v[H_VERSION], "13", 2) != 0)
         return NOT_MINE;
@@ -214,6 +234,7 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
 
     const char *v[H_COUNT] = {0};
     size_t vn[H_COUNT] = {0};
+    int lines = 0;
     for (const char *line = eol + 2; line < end;) {
         const char *le = line;
         while (le < end && *le != '\r' && *le != '\n')
@@ -229,12 +250,16 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
         for (const char *p = a; p < b; p++)
             if (((unsigned char)*p < 0x20 && *p != '\t') || (unsigned char)*p >= 0x7f)
                 return NOT_MINE;
-        while (a < b && (*a == ' ' || *a == '\t'))
+        while (a < b && *a == ' ') /* lws skips leading spaces only, and keeps the rest */
             a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
         enum hdr h = header_of(line, (size_t)(colon - line));
-        if (h == H_BODY)
+        /* where lws would read the spaces and tabs around a value, or tabs
+         * inside a list, differently from a trimming reader */
+        if (h < H_COUNT && a < b && (b[-1] == ' ' || memchr(a, '\t', (size_t)(b - a))))
+            return NOT_MINE;
+        if (++lines > UPG_MAX_LINES)
+            return NOT_MINE;
+        if (h == H_REFUSE)
             return NOT_MINE;
         if (h < H_COUNT) {
             if (v[h])

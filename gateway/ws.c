@@ -325,8 +325,9 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *r, size_t 
                      accept, r->proto >= 0 ? "Sec-WebSocket-Protocol: " : "",
                      r->proto >= 0 ? names[r->proto] : "", r->proto >= 0 ? "\r\n" : "");
     char sink[UPG_MAX_REQUEST];
-    if (req_len > sizeof sink || recv(fd, sink, req_len, 0) != (ssize_t)req_len ||
-        send(fd, resp, (size_t)n, MSG_NOSIGNAL) != n) {
+    bool read = req_len <= sizeof sink && recv(fd, sink, req_len, 0) == (ssize_t)req_len;
+    explicit_bzero(sink, read ? req_len : 0); /* the token */
+    if (!read || send(fd, resp, (size_t)n, MSG_NOSIGNAL) != n) {
         /* a fresh socket takes ~150 bytes at once: the peer is gone */
         sess_free(s);
         close(fd);

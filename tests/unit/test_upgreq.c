@@ -52,8 +52,8 @@ static void test_the_usual_request_is_taken(void **state)
      * any case, values trimmed, unknown headers skipped */
     n = snprintf(req, sizeof req,
                  "GET /ws?a=1&token=" TOKEN "&token=other HTTP/1.1\r\nhOsT:x\r\n"
-                 "UPGRADE: WebSocket \r\nconnection: keep-alive, Upgrade\r\n"
-                 "User-Agent: Mozilla/5.0 (X11)\r\nsec-websocket-key:\t" KEY "\t\r\n"
+                 "UPGRADE: WebSocket\r\nconnection: keep-alive, Upgrade\r\n"
+                 "User-Agent: Mozilla/5.0 (X11)\t\r\nsec-websocket-key:   " KEY "\r\n"
                  "Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.org\r\n"
                  "Sec-WebSocket-Protocol: confab.msgpack.v1, confab.v1\r\n"
                  "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
@@ -119,6 +119,14 @@ static void test_anything_unusual_is_not_mine(void **state)
         {"GET /ws?token=" TOKEN " HTTP/1.1", "Sec-WebSocket-Protocol: confab listener\r\n"},
         {"GET /ws?token=" TOKEN " HTTP/1.1", "Sec-WebSocket-Protocol: \r\n"},
         {"GET /ws?token=" TOKEN " HTTP/1.1", "Origin: a\r\nOrigin: b\r\n"},
+        /* where lws reads differently from a trimming reader */
+        {"GET /ws?x;token=" TOKEN " HTTP/1.1", ""},
+        {"GET /ws?token=" TOKEN " HTTP/1.1", "Origin: http://a \r\n"},
+        {"GET /ws?token=" TOKEN " HTTP/1.1", "Origin:\thttp://a\r\n"},
+        {"GET /ws HTTP/1.1", "Authorization: Bearer " TOKEN "\t\r\n"},
+        {"GET /ws?token=" TOKEN " HTTP/1.1", "Sec-WebSocket-Protocol: confab.v1\t,confab\r\n"},
+        {"GET /ws?token=" TOKEN " HTTP/1.1", "Sec-WebSocket-Origin: http://a\r\n"},
+        {"GET /ws?token=" TOKEN " HTTP/1.1", "Connection: a=b\r\n"},
     };
     char req[2048];
     struct upg_req r;
@@ -149,6 +157,46 @@ static void test_anything_unusual_is_not_mine(void **state)
         if (parse(req, &r) != -1)
             fail_msg("headers %zu taken", i);
     }
+    /* trailing spaces on a header read, a Connection or subprotocol list
+     * longer than lws takes, too many header lines or arguments */
+    static const char *const odd[] = {
+        "Host: x\r\nUpgrade: websocket \r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
+        "\r\nSec-WebSocket-Version: 13\r\n",
+        "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
+        "\t\r\nSec-WebSocket-Version: 13\r\n",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+        snprintf(req, sizeof req, "GET /ws?token=" TOKEN " HTTP/1.1\r\n%s\r\n", odd[i]);
+        if (parse(req, &r) != -1)
+            fail_msg("odd headers %zu taken", i);
+    }
+    char list[200], extra[300];
+    memset(list, 'a', sizeof list);
+    memcpy(list + 120, ", Upgrade", 9);
+    list[129] = '\0';
+    snprintf(extra, sizeof extra, "X: y\r\n");
+    snprintf(req, sizeof req,
+             "GET /ws?token=" TOKEN " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+             "Connection: %s\r\nSec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             list);
+    assert_int_equal(parse(req, &r), -1);
+    list[120] = '\0'; /* shorter: taken */
+    strcat(list, ", Upgrade");
+    snprintf(req, sizeof req,
+             "GET /ws?token=" TOKEN " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+             "Connection: %.110s, Upgrade\r\nSec-WebSocket-Key: " KEY
+             "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             list);
+    assert_true(parse(req, &r) > 0);
+    char many[2048] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(many, extra);
+    build(req, sizeof req, "GET /ws?token=" TOKEN " HTTP/1.1", many);
+    assert_int_equal(parse(req, &r), -1);
+    build(req, sizeof req, "GET /ws?a&b&c&d&e&f&g&h&i&j&k&l&m&n&o&p&token=" TOKEN " HTTP/1.1",
+          "");
+    assert_int_equal(parse(req, &r), -1);
+
     /* longer than UPG_MAX_REQUEST, or a bare LF ending the head */
     char big[UPG_MAX_REQUEST + 200];
     memset(big, 'a', sizeof big);
