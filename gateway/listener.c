@@ -43,8 +43,20 @@ void listener_set_fd_cap(struct listener *l, int cap)
 }
 
 /* Hands an accepted socket to lws for HTTP (and TLS when the vhost has it). */
+static void log_drops(struct listener *l);
+
 void listener_adopt(struct listener *l, int fd, void *opaque)
 {
+    if (l->fd_cap && fd >= l->fd_cap) {
+        /* every descriptor lws can hold is taken (connections being set up,
+         * or WebSockets that found none free above the cap): full */
+        close(fd);
+        l->emfile_drops++;
+        log_drops(l);
+        if (l->hooks.release)
+            l->hooks.release(l->hooks.ud, opaque);
+        return;
+    }
     lws_adopt_desc_t info;
     memset(&info, 0, sizeof info);
     info.vh = l->vh;
@@ -180,14 +192,13 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
                 CF_ERROR("listen", "accept failed: %s", strerror(errno));
             break;
         }
-        if (l->fd_cap && fd >= l->fd_cap) {
-            /* every descriptor lws can hold is taken (set-up connections, or
-             * WebSockets that found none free above the cap): full */
-            close(fd);
+        if (l->fd_cap && fd >= l->fd_cap && !l->hooks.take) {
+            close(fd); /* lws could not hold it (listener_adopt) */
             l->emfile_drops++;
             log_drops(l);
             continue;
         }
+        /* past the cap, only a connection the take hook answers is served */
         void *opaque = NULL;
         if (l->hooks.admit &&
             l->hooks.admit(l->hooks.ud, fd, (struct sockaddr *)&ss, slen, &opaque) < 0)

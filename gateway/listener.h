@@ -51,8 +51,8 @@ void listener_set_hooks(struct listener *l, const struct listener_hooks *h);
 void listener_adopt(struct listener *l, int fd, void *opaque);
 
 /* Connections on descriptors >= cap cannot go to lws (its table ends
- * there): they are refused like those that find no descriptor at all.
- * 0 (the default): no cap. NULL l is a no-op. */
+ * there): unless the take hook keeps them, they are refused like those that
+ * find no descriptor at all. 0 (the default): no cap. NULL l is a no-op. */
 void listener_set_fd_cap(struct listener *l, int cap);
 
 /* Stops accepting (for a graceful drain): new connections go to the other

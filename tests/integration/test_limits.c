@@ -265,6 +265,58 @@ static void test_more_websockets_than_lws_table(void **state)
     free(fds);
 }
 
+/* When lws' table is full of connections it is still reading requests from,
+ * an upgrade the gateway answers itself (gateway/front.h) is still served
+ * on a descriptor past the table; what only lws could serve is refused. */
+static void test_upgrades_served_when_lws_table_is_full(void **state)
+{
+    (void)state;
+    enum { HELD = 4150 };
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < HELD + 512)
+        skip();
+    char *token = h_login(fx.node.port, "latecomer");
+    assert_non_null(token);
+    int *fds = malloc(HELD * sizeof *fds);
+    assert_non_null(fds);
+    /* requests never finished: lws holds each until HANDSHAKE_TIMEOUT (10 s) */
+    static const char partial[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < HELD; i++) {
+        fds[i] = h_tcp_connect(fx.node.port, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(h_send_all(fds[i], partial, sizeof partial - 1), 0);
+    }
+    h_sleep_ms(500);
+    char req[4096];
+    int len = snprintf(req, sizeof req,
+                       "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n",
+                       token);
+    free(token);
+    int ws = h_tcp_connect(fx.node.port, 0);
+    assert_true(ws >= 0);
+    assert_int_equal(h_send_all(ws, req, (size_t)len), 0);
+    bool ok = upgraded(ws);
+    /* an HTTP request finds no room in lws: closed without an answer */
+    static const char health[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    int http = h_tcp_connect(fx.node.port, 0);
+    assert_true(http >= 0);
+    h_send_all(http, health, sizeof health - 1);
+    char buf[64];
+    struct pollfd p = {http, POLLIN, 0};
+    ssize_t got = poll(&p, 1, 3000) > 0 ? recv(http, buf, sizeof buf, 0) : 99;
+    for (int i = 0; i < HELD; i++)
+        close(fds[i]);
+    free(fds);
+    close(ws);
+    close(http);
+    if (!ok)
+        fail_msg("an upgrade was not served while lws' table was full");
+    assert_true(got <= 0); /* closed or reset, not answered */
+}
+
 /* Stopping a gateway while clients are still connected (DRAIN_TIMEOUT_MS=0
  * here, so they are cut off) is a clean exit: no crash, no sanitizer report. */
 static void test_stop_with_clients_connected(void **state)
@@ -293,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
         cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
         cmocka_unit_test(test_more_websockets_than_lws_table),
+        cmocka_unit_test(test_upgrades_served_when_lws_table_is_full),
         cmocka_unit_test(test_stop_with_clients_connected),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
