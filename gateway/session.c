@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "clock.h"
@@ -181,23 +182,28 @@ void sess__kick(struct session *s)
     want_write(s);
 }
 
-/* The client's address, for the rare log line that needs it: not kept, an
- * idle connection's bytes count. */
-static void peer_of(const struct session *s, char *buf, size_t cap)
+/* Not kept: an idle connection's bytes count. */
+void sess_peer(const struct session *s, char *buf, size_t cap)
 {
     snprintf(buf, cap, "?");
     if (s->fd < 0) {
         if (s->wsi)
             lws_get_peer_simple(s->wsi, buf, cap);
+        if (strncmp(buf, "::ffff:", 7) == 0 && strchr(buf + 7, '.')) /* dual stack */
+            memmove(buf, buf + 7, strlen(buf + 7) + 1);
         return;
     }
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getpeername(s->fd, (struct sockaddr *)&ss, &len) < 0)
         return;
-    const void *a = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                              : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    inet_ntop(ss.ss_family, a, buf, (socklen_t)cap);
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&ss;
+    if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) /* dual stack */
+        inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], buf, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &v6->sin6_addr, buf, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
 }
 
 int sess_send(struct session *s, struct cf_buf *b)
@@ -207,7 +213,7 @@ int sess_send(struct session *s, struct cf_buf *b)
     size_t cost = (size_t)b->len + SLOT_COST;
     if (s->qbytes + cost > s->qmax) {
         char peer[INET6_ADDRSTRLEN + 8];
-        peer_of(s, peer, sizeof peer);
+        sess_peer(s, peer, sizeof peer);
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
                 (unsigned long long)s->id, s->user, peer, (size_t)s->qbytes);
         sess__counters.slow_consumers++;

@@ -117,6 +117,9 @@ int sess_rx(struct session *s, const void *in, size_t len, bool first, bool fina
             size_t remaining, size_t max, const void **msg, size_t *msglen);
 void sess_rx_done(struct session *s);
 
+/* The client's address for a log line ("?" when unknown); a system call
+ * in own mode. */
+void sess_peer(const struct session *s, char *buf, size_t cap);
 uint64_t sess_id(const struct session *s);
 const char *sess_user(const struct session *s);
 enum sess_proto sess_proto(const struct session *s);

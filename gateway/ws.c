@@ -10,9 +10,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include "admit.h"
 #include "blinks.h"
 #include "clock.h"
@@ -241,9 +238,12 @@ static int take_over(struct gw *gw, struct lws *wsi)
 }
 
 /* A session's WebSocket is up, whichever way it came. */
-static void went_live(struct gw *gw, struct session *s, const char *peer)
+static void went_live(struct gw *gw, struct session *s)
 {
     enum sess_proto proto = sess_proto(s);
+    char peer[48] = "";
+    if (cf_log_enabled(CF_LOG_INFO)) /* a system call per connection otherwise */
+        sess_peer(s, peer, sizeof peer);
     sess_list_add(&gw->sessions, s);
     gw->nsessions++;
     gw->stats.connections_total++;
@@ -257,32 +257,11 @@ static void went_live(struct gw *gw, struct session *s, const char *peer)
 
 static void established(struct gw *gw, struct lws *wsi, struct session *s)
 {
-    char peer[48] = "";
-    if (cf_log_enabled(CF_LOG_INFO)) /* a system call per connection otherwise */
-        peer_of(wsi, peer, sizeof peer);
     sess_attach(s, wsi, take_over(gw, wsi), proto_of(wsi));
-    went_live(gw, s, peer);
+    went_live(gw, s);
 }
 
 /* ---- upgrades answered without lws (front.h) ------------------------------ */
-
-static void peer_of_fd(int fd, char *buf, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6 &&
-            IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
-            inet_ntop(AF_INET, &((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[12], host,
-                      sizeof host);
-        else if (ss.ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
-        else if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-    }
-    snprintf(buf, cap, "%s", host);
-}
 
 /* Whether the request passes what confirm_upgrade checks; *user then holds
  * the token's user. */
@@ -342,13 +321,10 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *r, size_t 
             fd = high;
         }
     }
-    char peer[48] = "";
-    if (cf_log_enabled(CF_LOG_INFO))
-        peer_of_fd(fd, peer, sizeof peer);
     ((struct conn_head *)s)->ip = ip;
     sess_attach(s, NULL, fd, r->proto >= 0 ? protos[r->proto] : SESS_LEGACY);
     gw->stats.direct_upgrades++;
-    went_live(gw, s, peer);
+    went_live(gw, s);
     sess_handover_done(s); /* watched from now on */
     return 1;
 }

@@ -219,6 +219,18 @@ static bool upgraded(int fd)
     return false;
 }
 
+/* A plain upgrade request with the token, in one buffer; its length. */
+static int upgrade_request(char *req, size_t cap, const char *token)
+{
+    int len = snprintf(req, cap,
+                       "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n",
+                       token);
+    assert_true(len > 0 && (size_t)len < cap);
+    return len;
+}
+
 /* Over plain TCP lws' descriptor table is 4096 long and established
  * WebSockets move above it (gateway.c LWS_FD_TABLE): one process still holds
  * more WebSockets than that, and HTTP and new upgrades work beside them. */
@@ -236,13 +248,8 @@ static void test_more_websockets_than_lws_table(void **state)
     char *token = h_login(fx.node.port, "crowd");
     assert_non_null(token);
     char req[4096];
-    int len = snprintf(req, sizeof req,
-                       "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n",
-                       token);
+    int len = upgrade_request(req, sizeof req, token);
     free(token);
-    assert_true(len > 0 && (size_t)len < sizeof req);
     int *fds = malloc(N * sizeof *fds);
     assert_non_null(fds);
     for (int at = 0; at < N; at += BATCH) {
@@ -289,11 +296,7 @@ static void test_upgrades_served_when_lws_table_is_full(void **state)
     }
     h_sleep_ms(500);
     char req[4096];
-    int len = snprintf(req, sizeof req,
-                       "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n",
-                       token);
+    int len = upgrade_request(req, sizeof req, token);
     free(token);
     int ws = h_tcp_connect(fx.node.port, 0);
     assert_true(ws >= 0);

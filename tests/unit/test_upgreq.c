@@ -170,24 +170,17 @@ static void test_anything_unusual_is_not_mine(void **state)
         if (parse(req, &r) != -1)
             fail_msg("odd headers %zu taken", i);
     }
-    char list[200], extra[300];
-    memset(list, 'a', sizeof list);
-    memcpy(list + 120, ", Upgrade", 9);
-    list[129] = '\0';
+    /* a Connection list of 129 bytes is over, one of 119 is taken */
+    char extra[300];
+    for (int filler = 120; filler >= 110; filler -= 10) {
+        snprintf(req, sizeof req,
+                 "GET /ws?token=" TOKEN " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 "Connection: %0*d, Upgrade\r\nSec-WebSocket-Key: " KEY
+                 "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 filler, 0);
+        assert_int_equal(parse(req, &r) > 0, filler == 110);
+    }
     snprintf(extra, sizeof extra, "X: y\r\n");
-    snprintf(req, sizeof req,
-             "GET /ws?token=" TOKEN " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-             "Connection: %s\r\nSec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-             list);
-    assert_int_equal(parse(req, &r), -1);
-    list[120] = '\0'; /* shorter: taken */
-    strcat(list, ", Upgrade");
-    snprintf(req, sizeof req,
-             "GET /ws?token=" TOKEN " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-             "Connection: %.110s, Upgrade\r\nSec-WebSocket-Key: " KEY
-             "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-             list);
-    assert_true(parse(req, &r) > 0);
     char many[2048] = "";
     for (int i = 0; i < 33; i++)
         strcat(many, extra);
