@@ -151,25 +151,18 @@ static void test_anything_unusual_is_not_mine(void **state)
         "dGhlIHNhbXBsZSBub25jZQ=!\r\nSec-WebSocket-Version: 13\r\n",
         "Host: \r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
         "\r\nSec-WebSocket-Version: 13\r\n",
+        /* a trailing space or a tab on a header read (lws keeps them) */
+        "Host: x\r\nUpgrade: websocket \r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
+        "\r\nSec-WebSocket-Version: 13\r\n",
+        "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
+        "\t\r\nSec-WebSocket-Version: 13\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(req, sizeof req, "GET /ws?token=" TOKEN " HTTP/1.1\r\n%s\r\n", bad[i]);
         if (parse(req, &r) != -1)
             fail_msg("headers %zu taken", i);
     }
-    /* trailing spaces on a header read, a Connection or subprotocol list
-     * longer than lws takes, too many header lines or arguments */
-    static const char *const odd[] = {
-        "Host: x\r\nUpgrade: websocket \r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
-        "\r\nSec-WebSocket-Version: 13\r\n",
-        "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
-        "\t\r\nSec-WebSocket-Version: 13\r\n",
-    };
-    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
-        snprintf(req, sizeof req, "GET /ws?token=" TOKEN " HTTP/1.1\r\n%s\r\n", odd[i]);
-        if (parse(req, &r) != -1)
-            fail_msg("odd headers %zu taken", i);
-    }
+    /* lists longer than lws takes, too many header lines or arguments */
     /* a Connection list of 129 bytes is over, one of 119 is taken */
     char extra[300];
     for (int filler = 120; filler >= 110; filler -= 10) {
