@@ -89,8 +89,6 @@ static void stop_waiting(struct front_conn *c)
  * c: the connection's wait, if it was waiting. */
 static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_conn *c)
 {
-    static const char *const protos[] = {WS_PROTO_LEGACY, WS_PROTO_V1_JSON, WS_PROTO_V1_MSGPACK,
-                                         NULL};
     char buf[UPG_MAX_REQUEST];
     ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -101,14 +99,7 @@ static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_co
         ipl_close(f->gw->ipl, ip);
         return TAKEN;
     }
-    struct upg_req r;
-    int len = upg_parse(buf, (size_t)n, protos, &r);
-    /* bytes past the request (frames sent before the 101) are lws' to
-     * refuse; so is a request that came in pieces: lws times out whatever
-     * dribbles */
-    enum verdict v = TO_LWS;
-    if (len > 0 && len == n && ws_open(f->gw, fd, ip, &r, (size_t)len) != 0)
-        v = TAKEN;
+    enum verdict v = ws_open(f->gw, fd, ip, buf, (size_t)n) != 0 ? TAKEN : TO_LWS;
     explicit_bzero(buf, (size_t)n); /* it holds the token */
     return v;
 }

@@ -192,13 +192,8 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
                 CF_ERROR("listen", "accept failed: %s", strerror(errno));
             break;
         }
-        if (l->fd_cap && fd >= l->fd_cap && !l->hooks.take) {
-            close(fd); /* lws could not hold it (listener_adopt) */
-            l->emfile_drops++;
-            log_drops(l);
-            continue;
-        }
-        /* past the cap, only a connection the take hook answers is served */
+        /* past the cap, only a connection the take hook answers is served
+         * (listener_adopt refuses the rest) */
         void *opaque = NULL;
         if (l->hooks.admit &&
             l->hooks.admit(l->hooks.ud, fd, (struct sockaddr *)&ss, slen, &opaque) < 0)

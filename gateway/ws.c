@@ -199,14 +199,27 @@ static void join_room(struct gw *gw, struct session *s, const char *room, size_t
     v1_presence_join(gw, s, (struct cf_str){room, (uint32_t)len});
 }
 
+/* The subprotocols served, in lws' protocol order (gateway.c), and the
+ * session mode each one starts. */
+static const char *const proto_names[] = {WS_PROTO_LEGACY, WS_PROTO_V1_JSON, WS_PROTO_V1_MSGPACK,
+                                          NULL};
+static const enum sess_proto proto_modes[] = {SESS_LEGACY, SESS_V1_JSON, SESS_V1_MSGPACK};
+
 static enum sess_proto proto_of(struct lws *wsi)
 {
     const struct lws_protocols *p = lws_get_protocol(wsi);
-    if (p && p->name && strcmp(p->name, WS_PROTO_V1_JSON) == 0)
-        return SESS_V1_JSON;
-    if (p && p->name && strcmp(p->name, WS_PROTO_V1_MSGPACK) == 0)
-        return SESS_V1_MSGPACK;
+    for (int i = 0; p && p->name && proto_names[i]; i++)
+        if (strcmp(p->name, proto_names[i]) == 0)
+            return proto_modes[i];
     return SESS_LEGACY;
+}
+
+/* A copy of fd at or above lws' table (gateway.c LWS_FD_TABLE), so that new
+ * connections find descriptors lws can hold; -1 when there is no cap or no
+ * room there. */
+static int dup_above_table(struct gw *gw, int fd)
+{
+    return gw->lws_fd_cap ? fcntl(fd, F_DUPFD_CLOEXEC, gw->lws_fd_cap) : -1;
 }
 
 /* Takes the socket of an established plain-TCP WebSocket out of lws (see
@@ -223,9 +236,7 @@ static int take_over(struct gw *gw, struct lws *wsi)
     int fd = lws_get_socket_fd(wsi);
     if (fd < 0)
         return -1;
-    /* above lws' table when there is room (gateway.c LWS_FD_TABLE), so
-     * that new connections find descriptors lws can hold */
-    int own = gw->lws_fd_cap ? fcntl(fd, F_DUPFD_CLOEXEC, gw->lws_fd_cap) : -1;
+    int own = dup_above_table(gw, fd);
     if (own < 0)
         own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0)
@@ -285,12 +296,16 @@ static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, char *
                AUTH_OK;
 }
 
-int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *r, size_t req_len)
+int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
 {
-    static const char *const names[] = {WS_PROTO_LEGACY, WS_PROTO_V1_JSON, WS_PROTO_V1_MSGPACK};
-    static const enum sess_proto protos[] = {SESS_LEGACY, SESS_V1_JSON, SESS_V1_MSGPACK};
+    struct upg_req r;
     char user[CF_USERNAME_BYTES_MAX + 1], accept[29], resp[256];
-    if (!gw->io || !may_open(gw, ip, r, user, sizeof user) || upg_accept(r->key, accept) < 0)
+    /* bytes past the request (frames sent before the 101) are lws' to
+     * refuse; so is a request that came in pieces: lws times out whatever
+     * dribbles */
+    int len = upg_parse(peeked, n, proto_names, &r);
+    if (len <= 0 || (size_t)len != n || !gw->io || !may_open(gw, ip, &r, user, sizeof user) ||
+        upg_accept(r.key, accept) < 0)
         return 0;
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
     if (!s)
@@ -298,31 +313,27 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *r, size_t 
     int retry;
     ipl_allow(gw->ipl, ip, IPL_UPGRADE, cf_mono_ms(), &retry); /* may_open saw a token there */
     /* the same response lws writes */
-    int n = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-                     accept, r->proto >= 0 ? "Sec-WebSocket-Protocol: " : "",
-                     r->proto >= 0 ? names[r->proto] : "", r->proto >= 0 ? "\r\n" : "");
-    char sink[UPG_MAX_REQUEST];
-    bool read = req_len <= sizeof sink && recv(fd, sink, req_len, 0) == (ssize_t)req_len;
-    explicit_bzero(sink, read ? req_len : 0); /* the token */
-    if (!read || send(fd, resp, (size_t)n, MSG_NOSIGNAL) != n) {
+    int rn = snprintf(resp, sizeof resp,
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                      accept, r.proto >= 0 ? "Sec-WebSocket-Protocol: " : "",
+                      r.proto >= 0 ? proto_names[r.proto] : "", r.proto >= 0 ? "\r\n" : "");
+    /* the request off the socket, discarded in the kernel (MSG_TRUNC) */
+    if (recv(fd, NULL, n, MSG_TRUNC) != (ssize_t)n ||
+        send(fd, resp, (size_t)rn, MSG_NOSIGNAL) != rn) {
         /* a fresh socket takes ~150 bytes at once: the peer is gone */
         sess_free(s);
         close(fd);
         ipl_close(gw->ipl, ip);
         return -1;
     }
-    /* above lws' table, like a socket taken over (take_over) */
-    if (gw->lws_fd_cap && fd < gw->lws_fd_cap) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, gw->lws_fd_cap);
-        if (high >= 0) {
-            close(fd);
-            fd = high;
-        }
+    int high = fd < gw->lws_fd_cap ? dup_above_table(gw, fd) : -1;
+    if (high >= 0) {
+        close(fd);
+        fd = high;
     }
     ((struct conn_head *)s)->ip = ip;
-    sess_attach(s, NULL, fd, r->proto >= 0 ? protos[r->proto] : SESS_LEGACY);
+    sess_attach(s, NULL, fd, r.proto >= 0 ? proto_modes[r.proto] : SESS_LEGACY);
     gw->stats.direct_upgrades++;
     went_live(gw, s);
     sess_handover_done(s); /* watched from now on */

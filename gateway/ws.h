@@ -29,16 +29,16 @@
  * callbacks. Returns what the lws callback must return. */
 int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len);
 
-/* Answers an upgrade recognized on a plain-TCP socket that lws never saw
- * (front.h): `req` was peeked at and is req_len bytes long. Checks what
- * confirm_upgrade checks; on any refusal (draining, over the address's
- * upgrade rate, origin, token, out of memory) returns 0 having changed
- * nothing, for lws to answer it. Else reads the request off the socket,
- * writes the 101 and returns 1 with the socket a session's (address handle
- * `ip` included), or -1 when the peer was gone (socket closed, handle
- * released). */
-struct upg_req;
-int ws_open(struct gw *gw, int fd, uint32_t ip, const struct upg_req *req, size_t req_len);
+/* Answers an upgrade on a plain-TCP socket that lws never saw (front.h):
+ * `peeked` is all the client has sent so far (n bytes, still on the
+ * socket). When it is not exactly one upgrade the gateway takes
+ * (upgreq.h), or on any refusal confirm_upgrade would make (draining, over
+ * the address's upgrade rate, origin, token, out of memory), returns 0
+ * having changed nothing, for lws to answer it. Else reads the request off
+ * the socket, writes the 101 and returns 1 with the socket a session's
+ * (address handle `ip` included), or -1 when the peer was gone (socket
+ * closed, handle released). */
+int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n);
 
 /* Sets up the gateway's own handling of established plain-TCP WebSockets
  * (session.h, own mode; wsio.h); with TLS every connection stays with lws.
