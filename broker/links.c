@@ -284,6 +284,10 @@ static void link_read(struct gwlink *l)
             if (hr < 0)
                 return;
         }
+        /* A short read emptied the socket: asking again would only say so
+         * (the watch is level-triggered, so what comes later wakes us). */
+        if ((size_t)n < READ_CHUNK)
+            break;
     }
 }
 

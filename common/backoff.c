@@ -1,11 +1,33 @@
 #include "backoff.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+/* The broker takes a value for every message it sends (a room's epoch
+ * candidate): one getrandom() per 32 values instead of one each. A forked
+ * child must not hand out its parent's values: it starts with an empty pool. */
+#define POOL 32
+static uint64_t g_pool[POOL];
+static unsigned g_left;
+static bool g_atfork;
+
+static void pool_drop(void)
+{
+    g_left = 0;
+}
+
 uint64_t cf_random_u64(void)
 {
+    if (!g_atfork)
+        g_atfork = pthread_atfork(NULL, NULL, pool_drop) == 0;
+    if (!g_left && g_atfork &&
+        getrandom(g_pool, sizeof g_pool, GRND_NONBLOCK) == (ssize_t)sizeof g_pool)
+        g_left = POOL;
+    if (g_left)
+        return g_pool[--g_left];
     uint64_t v;
     if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
         return v;

@@ -17,7 +17,8 @@ uint32_t cf_backoff_next(struct cf_backoff *b);
 /* Call after a success: the next failure starts again from base. */
 void cf_backoff_reset(struct cf_backoff *b);
 
-/* A process-wide random 64-bit value (getrandom, falling back to time and pid). */
+/* A process-wide random 64-bit value (getrandom, drawn 32 at a time; a forked
+ * child draws its own; falls back to time and pid). Not thread-safe. */
 uint64_t cf_random_u64(void);
 
 #endif

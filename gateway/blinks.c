@@ -34,6 +34,7 @@ struct blink {
     struct cf_backoff bo;
     lws_sorted_usec_list_t sul_retry;
     lws_sorted_usec_list_t sul_write;
+    bool want_out; /* the socket was full: the rest goes at POLLOUT */
     int64_t opened, last_rx, last_ping;
     uint64_t ping_seq;
     uint32_t failures;
@@ -89,8 +90,7 @@ static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on
         }
         return rc;
     }
-    lws_callback_on_writable(l->wsi);
-    return 0;
+    return 0; /* written at the end of this loop pass (blinks_flush) */
 }
 
 static void link_connect(struct blink *l)
@@ -123,6 +123,7 @@ static void link_down(struct blink *l)
     struct blinks *b = l->bs;
     bool was_up = l->st == BL_UP;
     lws_sul_cancel(&l->sul_write);
+    l->want_out = false;
     l->st = BL_DOWN;
     l->broker_ready = false;
     l->broker_serving = false;
@@ -227,6 +228,10 @@ static int link_read(struct blink *l)
                 return -1;
             cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
         }
+        /* A short read emptied the socket: asking again would only say so
+         * (poll is level-triggered, so what comes later wakes us anyway). */
+        if ((size_t)n < READ_CHUNK)
+            break;
     }
     return 0;
 }
@@ -238,6 +243,26 @@ static void rearm_write_cb(lws_sorted_usec_list_t *sul)
     struct blink *l = lws_container_of(sul, struct blink, sul_write);
     if (l->wsi && cf_bytes_len(&l->out))
         lws_callback_on_writable(l->wsi);
+}
+
+void blinks_flush(struct blinks *b)
+{
+    if (!b)
+        return;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct blink *l = &b->links[i];
+        if (!l->wsi || l->want_out || !cf_bytes_len(&l->out))
+            continue;
+        ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
+        if (w < 0) {
+            CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
+            l->want_out = true; /* nothing more until lws has closed it */
+            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        } else if (cf_bytes_len(&l->out)) { /* the socket is full */
+            l->want_out = true;
+            lws_callback_on_writable(l->wsi);
+        }
+    }
 }
 
 int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
@@ -252,13 +277,16 @@ int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t le
     case LWS_CALLBACK_RAW_RX_FILE:
         return link_read(l);
     case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        l->want_out = false;
         ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
         if (w < 0) {
             CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
             return -1;
         }
-        if (cf_bytes_len(&l->out)) /* the socket is full: try when it drains */
+        if (cf_bytes_len(&l->out)) { /* the socket is full: try when it drains */
+            l->want_out = true;
             lws_sul_schedule(l->bs->ctx, 0, &l->sul_write, rearm_write_cb, 1);
+        }
         return 0;
     }
     case LWS_CALLBACK_RAW_CLOSE_FILE:

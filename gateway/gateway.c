@@ -351,13 +351,15 @@ static void lws_log_emit(int level, const char *line)
 }
 
 /* One pass of the loop: waits for something to do and does it, then writes
- * what the pass queued for clients (sess_flush, see session.h). lws 4.1's
+ * what the pass queued for the brokers (blinks_flush) and for clients
+ * (sess_flush, see session.h). lws 4.1's
  * loop calls poll() over every socket; its libev plugin (epoll) measured
  * better at thousands of connections but delays lws' timers by up to a
  * second in 4.1.6 (docs/benchmarks.md), so it is not used. */
 static int service(struct gw *gw)
 {
     int rc = lws_service(gw->ctx, 0);
+    blinks_flush(gw->links); /* first: those messages have further to go */
     sess_flush();
     sess_reap(); /* connections that ended in this pass */
     return rc;

@@ -30,6 +30,11 @@ void sess_io_init(struct wsio *io, const struct sess_handlers *h, void *ud, size
     g_max_msg = max_msg;
 }
 
+int sess__wake_at(int64_t mono_us)
+{
+    return g_io ? wsio_wake_at(g_io, mono_us) : -ENOTCONN;
+}
+
 bool sess_owned(const struct session *s)
 {
     return s->fd >= 0 || s->ended;

@@ -119,10 +119,16 @@ static int64_t g_next_flush_us;
 
 static void flush_cb(lws_sorted_usec_list_t *sul);
 
-/* The flush timer: now, or when pacing allows. */
+/* The flush timer: now, or when pacing allows. A paced flush is woken by
+ * the gateway's epoll set (wsio_wake_at) and done by the loop pass that the
+ * wake-up ends (gateway.c calls sess_flush after each), not by an lws timer:
+ * lws 4.1 would poll() without waiting through the last millisecond before
+ * it, a spin that took more CPU than the flushes it paced. */
 static void schedule_flush(void)
 {
     int64_t wait = g_next_flush_us ? g_next_flush_us - cf_mono_us() : 0;
+    if (wait > 1 && sess__wake_at(g_next_flush_us) == 0)
+        return;
     lws_sul_schedule(g_direct, 0, &g_flush_sul, flush_cb, wait > 1 ? wait : 1);
 }
 

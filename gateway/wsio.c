@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "gateway.h"
@@ -17,6 +18,8 @@
 
 struct wsio {
     int ep;
+    int timer;         /* timerfd of wsio_wake_at, -1 until first used */
+    int64_t armed_us;  /* when it fires, 0: disarmed */
     struct lws *wsi;
     wsio_event_fn on_event;
     struct epoll_event ev[BATCH];
@@ -28,6 +31,7 @@ struct wsio *wsio_new(struct lws_vhost *vh, wsio_event_fn on_event)
     if (!io)
         return NULL;
     io->on_event = on_event;
+    io->timer = -1;
     io->ep = epoll_create1(EPOLL_CLOEXEC);
     if (io->ep < 0) {
         CF_ERROR("wsio", "cannot create an epoll set: %s", strerror(errno));
@@ -48,6 +52,8 @@ void wsio_free(struct wsio *io)
 {
     if (!io)
         return;
+    if (io->timer >= 0)
+        close(io->timer);
     if (io->wsi) /* lws closes the descriptor with the wsi */
         lws_set_opaque_user_data(io->wsi, NULL);
     else if (io->ep >= 0)
@@ -77,11 +83,45 @@ int wsio_forget(struct wsio *io, int fd)
     return epoll_ctl(io->ep, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
 }
 
+int wsio_wake_at(struct wsio *io, int64_t mono_us)
+{
+    if (mono_us <= 0)
+        mono_us = 1;
+    if (io->armed_us == mono_us)
+        return 0; /* asked again for the same time: nothing to change */
+    if (io->timer < 0) {
+        io->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (io->timer < 0)
+            return -errno;
+        /* its data is the set itself, which no registered descriptor uses */
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = io};
+        if (epoll_ctl(io->ep, EPOLL_CTL_ADD, io->timer, &ev) < 0) {
+            int e = errno;
+            close(io->timer);
+            io->timer = -1;
+            return -e;
+        }
+    }
+    struct itimerspec its = {.it_value = {.tv_sec = mono_us / 1000000,
+                                          .tv_nsec = (long)(mono_us % 1000000) * 1000}};
+    if (timerfd_settime(io->timer, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        return -errno;
+    io->armed_us = mono_us;
+    return 0;
+}
+
 static void service(struct wsio *io)
 {
     int n = epoll_wait(io->ep, io->ev, BATCH, 0);
     for (int i = 0; i < n; i++) {
         uint32_t e = io->ev[i].events;
+        if (io->ev[i].data.ptr == io) { /* the wake-up: its work is the caller's */
+            uint64_t fired;
+            if (read(io->timer, &fired, sizeof fired) < 0 && errno != EAGAIN)
+                CF_WARN("wsio", "cannot read the wake-up timer: %s", strerror(errno));
+            io->armed_us = 0;
+            continue;
+        }
         io->on_event(io->ev[i].data.ptr, e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR),
                      e & EPOLLOUT);
     }

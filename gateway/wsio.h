@@ -39,6 +39,13 @@ int wsio_add(struct wsio *io, int fd, void *ptr, bool out);
 int wsio_mod(struct wsio *io, int fd, void *ptr, bool out);
 int wsio_forget(struct wsio *io, int fd);
 
+/* Makes lws' poll() return at mono_us (CLOCK_MONOTONIC, cf_mono_us) or
+ * soon after, through a timer in the set: lws 4.1 turns the time to its next
+ * timer into poll()'s milliseconds by truncating, so a timer of its own due
+ * in under a millisecond makes it poll without waiting until then (a spin).
+ * One wake-up at a time: a later call replaces the earlier one. 0 or -errno. */
+int wsio_wake_at(struct wsio *io, int64_t mono_us);
+
 /* The lws callback of WSIO_PROTOCOL. */
 int wsio_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);
 

@@ -294,6 +294,49 @@ static void test_messages_are_not_held_back_by_nagle(void **state)
         fail_msg("the gateway's socket of a WebSocket has no TCP_NODELAY");
 }
 
+/* A busy gateway paces its writes: after a flush to many clients the next
+ * waits about as long as that one took, and its own loop wakes for it
+ * (wsio_wake_at). A message that lands in that window must still go out
+ * then, not whenever something else happens to wake the gateway (its
+ * 1-second tick): here nothing else does. */
+static void test_a_paced_message_goes_out_without_other_traffic(void **state)
+{
+    (void)state;
+    enum { MEMBERS = 800, ROUNDS = 5 };
+    struct wsc *p = member(fx.node.port, "pacer", NULL);
+    settle((struct wsc *[]){p}, 1);
+    char *token = h_login(fx.node.port, "listener");
+    assert_non_null(token);
+    char path[4200];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    free(token);
+    struct wsc **m = calloc(MEMBERS, sizeof *m);
+    assert_non_null(m);
+    for (int i = 0; i < MEMBERS; i++) { /* silent members of "general" */
+        m[i] = wsc_connect(fx.node.port, path, NULL, 0, NULL);
+        assert_non_null(m[i]);
+    }
+    int64_t worst = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        char a[16], b[16];
+        snprintf(a, sizeof a, "wide-%d", r);
+        snprintf(b, sizeof b, "next-%d", r);
+        ready(p, a); /* written to every member: a long flush */
+        int64_t t0 = h_now_ms();
+        say(p, b); /* reaches the gateway while the next flush waits */
+        expect_message(p, b, "pacer");
+        int64_t took = h_now_ms() - t0;
+        if (took > worst)
+            worst = took;
+    }
+    for (int i = 0; i < MEMBERS; i++)
+        wsc_close(m[i]);
+    free(m);
+    wsc_close(p);
+    if (worst >= 400)
+        fail_msg("a message sent right after a wide one took %lld ms to come back", (long long)worst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_one_senders_order_is_kept_for_everyone),
         cmocka_unit_test(test_everyone_sees_the_same_order),
         cmocka_unit_test(test_messages_are_not_held_back_by_nagle),
+        cmocka_unit_test(test_a_paced_message_goes_out_without_other_traffic),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -589,6 +590,45 @@ static void test_buf_refcount(void **state)
     assert_null(cf_buf_new(1, (size_t)UINT32_MAX));
 }
 
+/* ---- random values ---------------------------------------------------------- */
+
+/* Values come from a pool of getrandom() output: a forked child (each broker
+ * and gateway worker is one) must not hand out the values its parent would
+ * hand out next, or two brokers could give rooms the same epoch. */
+static void test_random_not_shared_across_fork(void **state)
+{
+    (void)state;
+    uint64_t seen[64];
+    for (int i = 0; i < 64; i++) { /* the pool is refilled along the way */
+        seen[i] = cf_random_u64();
+        for (int j = 0; j < i; j++)
+            assert_true(seen[j] != seen[i]);
+    }
+    (void)cf_random_u64(); /* the pool now holds values the parent has not given */
+    int pv[2];
+    assert_int_equal(pipe(pv), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint64_t child[4];
+        for (int i = 0; i < 4; i++)
+            child[i] = cf_random_u64();
+        _exit(write(pv[1], child, sizeof child) == (ssize_t)sizeof child ? 0 : 1);
+    }
+    close(pv[1]);
+    uint64_t child[4], parent[4];
+    assert_int_equal(read(pv[0], child, sizeof child), (ssize_t)sizeof child);
+    close(pv[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    for (int i = 0; i < 4; i++)
+        parent[i] = cf_random_u64();
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            assert_true(child[i] != parent[j]);
+}
+
 /* ---- backoff --------------------------------------------------------------- */
 
 static void test_backoff(void **state)
@@ -752,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_map_key_bytes),
         cmocka_unit_test(test_rel),
         cmocka_unit_test(test_buf_refcount),
+        cmocka_unit_test(test_random_not_shared_across_fork),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_mono_us_and_ms),
