@@ -583,6 +583,10 @@ static void read_replies(struct rconn *rc)
             if (rc->st == C_DOWN)
                 return; /* a callback reset us */
         }
+        /* A short read emptied the socket: asking again would only say so
+         * (the watch is level-triggered, so what comes later wakes us). */
+        if ((size_t)n < sizeof buf)
+            break;
     }
 }
 
