@@ -284,8 +284,9 @@ static void link_read(struct gwlink *l)
             if (hr < 0)
                 return;
         }
-        /* A short read emptied the socket: asking again would only say so
-         * (the watch is level-triggered, so what comes later wakes us). */
+        /* A short read emptied the socket (or met a nearly full buffer):
+         * asking again would only say so, and the watch is level-triggered,
+         * so whatever is left or comes later wakes us anyway. */
         if ((size_t)n < READ_CHUNK)
             break;
     }

@@ -54,7 +54,10 @@ struct blinks {
     char node[CF_WIRE_MAX_NODE + 1];
     struct cf_wire_decoder *dec;
     lws_sorted_usec_list_t sul_tick;
+    lws_sorted_usec_list_t sul_flush; /* see link_send */
 };
+
+static void flush_cb(lws_sorted_usec_list_t *sul);
 
 static void link_connect(struct blink *l);
 
@@ -81,6 +84,7 @@ static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on
 {
     if (l->st == BL_DOWN || !l->wsi)
         return -ENOTCONN;
+    bool was_empty = !cf_bytes_len(&l->out);
     int rc = cf_wire_encode(&l->out, m);
     if (rc < 0) {
         if (rc == -ENOBUFS && reset_on_full) {
@@ -90,7 +94,13 @@ static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on
         }
         return rc;
     }
-    return 0; /* written at the end of this loop pass (blinks_flush) */
+    /* Written by blinks_flush at the end of this loop pass. A frame queued
+     * where no pass end follows before the next wait (an lws timer runs
+     * before lws polls; sess_reap runs after blinks_flush) is written by a
+     * timer due at once, which lws runs before it waits. */
+    if (was_empty)
+        lws_sul_schedule(l->bs->ctx, 0, &l->bs->sul_flush, flush_cb, 1);
+    return 0;
 }
 
 static void link_connect(struct blink *l)
@@ -228,8 +238,9 @@ static int link_read(struct blink *l)
                 return -1;
             cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
         }
-        /* A short read emptied the socket: asking again would only say so
-         * (poll is level-triggered, so what comes later wakes us anyway). */
+        /* A short read emptied the socket (or met a nearly full buffer):
+         * asking again would only say so, and poll is level-triggered, so
+         * whatever is left or comes later wakes us anyway. */
         if ((size_t)n < READ_CHUNK)
             break;
     }
@@ -249,6 +260,7 @@ void blinks_flush(struct blinks *b)
 {
     if (!b)
         return;
+    lws_sul_cancel(&b->sul_flush); /* link_send schedules it again if need be */
     for (uint32_t i = 0; i < b->n; i++) {
         struct blink *l = &b->links[i];
         if (!l->wsi || l->want_out || !cf_bytes_len(&l->out))
@@ -260,9 +272,18 @@ void blinks_flush(struct blinks *b)
             lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         } else if (cf_bytes_len(&l->out)) { /* the socket is full */
             l->want_out = true;
-            lws_callback_on_writable(l->wsi);
+            if (lws_callback_on_writable(l->wsi) < 0) {
+                CF_WARN("link", "broker %u: cannot wait for room to write; resetting the link",
+                        l->shard);
+                lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            }
         }
     }
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    blinks_flush(lws_container_of(sul, struct blinks, sul_flush));
 }
 
 int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
@@ -379,6 +400,7 @@ void blinks_free(struct blinks *b)
         cf_bytes_free(&l->out);
     }
     lws_sul_cancel(&b->sul_tick);
+    lws_sul_cancel(&b->sul_flush);
     free(b->links);
     cf_wire_decoder_free(b->dec);
     free(b);

@@ -55,9 +55,10 @@ int blinks_join(struct blinks *b, const char *room, size_t len);
 int blinks_leave(struct blinks *b, const char *room, size_t len);
 int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);
 
-/* Writes what this loop pass queued for the brokers; the gateway's loop
- * calls it at the end of every pass. Only what a full socket did not take
- * waits for lws' POLLOUT: a POLLOUT round per pass cost a poll() each. */
+/* Writes what is queued for the brokers; the gateway's loop calls it at the
+ * end of every pass (and blinks itself when a frame is queued where no pass
+ * end follows before the next wait). Only what a full socket did not take
+ * waits for lws' POLLOUT: a POLLOUT round per message cost a poll() each. */
 void blinks_flush(struct blinks *b); /* NULL is a no-op */
 
 uint32_t blinks_shard_of(const struct blinks *b, const char *room, size_t len);

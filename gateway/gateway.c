@@ -521,7 +521,10 @@ out:
     listener_free(gw.ops_listener);
     if (gw.ctx)
         lws_sul_cancel(&gw.sul_tick);
-    /* The links go first, while the context that owns their timers exists. */
+    /* The links go first, while the context that owns their timers exists;
+     * what the last sessions queued for the brokers (leaves) is offered to
+     * the sockets first. */
+    blinks_flush(gw.links);
     blinks_free(gw.links);
     gw.links = NULL;
     sess_direct_writes(NULL);

@@ -123,7 +123,8 @@ static void flush_cb(lws_sorted_usec_list_t *sul);
  * the gateway's epoll set (wsio_wake_at) and done by the loop pass that the
  * wake-up ends (gateway.c calls sess_flush after each), not by an lws timer:
  * lws 4.1 would poll() without waiting through the last millisecond before
- * it, a spin that took more CPU than the flushes it paced. */
+ * it, a spin that took more CPU than the flushes it paced. A gateway that
+ * only serves TLS has no epoll set and keeps the lws timer. */
 static void schedule_flush(void)
 {
     int64_t wait = g_next_flush_us ? g_next_flush_us - cf_mono_us() : 0;

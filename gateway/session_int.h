@@ -71,7 +71,9 @@ extern struct sess_counters sess__counters;
 int sess__write_batch(struct session *s); /* -1: the connection failed */
 void sess__end(struct session *s);        /* own mode: close the socket now */
 void sess__want_out(struct session *s);   /* own mode: something is due */
-/* Has the gateway's loop come round at mono_us (wsio_wake_at). 0 or -errno. */
+/* Has the gateway's loop come round at mono_us (wsio_wake_at). 0, or -errno
+ * when there is no epoll set to wake it (a TLS-only gateway has none): the
+ * caller then falls back to an lws timer. */
 int sess__wake_at(int64_t mono_us);
 
 #endif

@@ -85,6 +85,8 @@ int wsio_forget(struct wsio *io, int fd)
 
 int wsio_wake_at(struct wsio *io, int64_t mono_us)
 {
+    if (!io->wsi)
+        return -ENOTCONN; /* lws closed the set: nobody would wake */
     if (mono_us <= 0)
         mono_us = 1;
     if (io->armed_us == mono_us)
@@ -117,9 +119,10 @@ static void service(struct wsio *io)
         uint32_t e = io->ev[i].events;
         if (io->ev[i].data.ptr == io) { /* the wake-up: its work is the caller's */
             uint64_t fired;
-            if (read(io->timer, &fired, sizeof fired) < 0 && errno != EAGAIN)
+            if (read(io->timer, &fired, sizeof fired) == (ssize_t)sizeof fired)
+                io->armed_us = 0;
+            else if (errno != EAGAIN) /* EAGAIN: re-armed in this batch */
                 CF_WARN("wsio", "cannot read the wake-up timer: %s", strerror(errno));
-            io->armed_us = 0;
             continue;
         }
         io->on_event(io->ev[i].data.ptr, e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR),

@@ -435,6 +435,34 @@ static void test_presence_counts_users_not_connections(void **state)
     v1_close(d);
 }
 
+/* A connection that goes away queues its leave for the broker after the
+ * pass has written the links; it must still go out at once, not when
+ * something else wakes the gateway (its 1-second tick on a quiet one). */
+static void test_a_closed_connections_leave_goes_out_at_once(void **state)
+{
+    (void)state;
+    const char *room = "prompt-leave";
+    struct v1c *a = user("alice");
+    join_quietly(a, room);
+    int64_t worst = 0;
+    for (int r = 0; r < 4; r++) {
+        struct v1c *b = user("bob");
+        json_t *ev = join_ok(b, room);
+        json_decref(ev);
+        assert_int_equal(expect_presence(a, room, "bob", "join", V1_WAIT), 2);
+        h_sleep_ms(100 + 150 * r); /* somewhere else in the tick's second */
+        int64_t t0 = h_now_ms();
+        v1_close(b);
+        assert_int_equal(expect_presence(a, room, "bob", "leave", V1_WAIT), 1);
+        int64_t took = h_now_ms() - t0;
+        if (took > worst)
+            worst = took;
+    }
+    v1_close(a);
+    if (worst >= 400)
+        fail_msg("a closed connection's leave took %lld ms to reach the room", (long long)worst);
+}
+
 static void test_change_room_leaves_every_room(void **state)
 {
     (void)state;
@@ -497,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_history_pages_backwards),
         cmocka_unit_test(test_typing_is_relayed_to_others_and_throttled),
         cmocka_unit_test(test_presence_counts_users_not_connections),
+        cmocka_unit_test(test_a_closed_connections_leave_goes_out_at_once),
         cmocka_unit_test(test_change_room_leaves_every_room),
         cmocka_unit_test(test_dedup_window_ends),
     };
