@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "jevent.h"
 #include "validate.h"
 
 #define FAIL(msg)                                                                                  \
@@ -66,25 +67,5 @@ void legacy_event_free(struct legacy_event *ev)
 
 struct cf_buf *legacy_encode_message(const struct cf_wire_msg *m, size_t headroom)
 {
-    char sent[CF_RFC3339_LEN + 1];
-    if (cf_rfc3339_ms(m->ts, sent, sizeof sent) < 0)
-        return NULL;
-    json_t *root = json_pack("{s:s, s:{s:s%, s:s%, s:s, s:s%}}", "type", "new_message", "payload",
-                             "message", m->text.p, (size_t)m->text.len, "from", m->from.p,
-                             (size_t)m->from.len, "sent", sent, "room", m->room.p,
-                             (size_t)m->room.len);
-    if (!root)
-        return NULL;
-    char stack[8192];
-    size_t need = json_dumpb(root, stack, sizeof stack, JSON_COMPACT);
-    struct cf_buf *b = need ? cf_buf_new(headroom, need) : NULL;
-    if (b) {
-        if (need <= sizeof stack)
-            memcpy(cf_buf_payload(b), stack, need);
-        else
-            json_dumpb(root, (char *)cf_buf_payload(b), need, JSON_COMPACT);
-        b->len = (uint32_t)need;
-    }
-    json_decref(root);
-    return b;
+    return jev_legacy_message(m, headroom);
 }

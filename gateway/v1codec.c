@@ -9,6 +9,7 @@
 
 #include "bytes.h"
 #include "clock.h"
+#include "jevent.h"
 #include "mpjson.h"
 #include "validate.h"
 
@@ -322,6 +323,8 @@ struct cf_buf *v1_encode_event(enum sess_proto p, const struct cf_wire_msg *ev)
 {
     switch (ev->type) {
     case CF_WIRE_MSG:
+        if (p != SESS_V1_MSGPACK) /* the most frequent event: see jevent.h */
+            return jev_v1_message(ev, LWS_PRE);
         return encode(p, event("new_message", message_payload(ev)));
     case CF_WIRE_TYPING:
         return encode(p, event("typing", json_pack("{s:o, s:o}", "room", jstr(ev->room), "user",
