@@ -95,6 +95,7 @@ struct rset {
     char expect[24];      /* "<index>/<count>" without the index: "/<count>" */
     sd_event_source *timer;
     int64_t born; /* monotonic ms: a mismatch found soon after is fatal */
+    bool freeing; /* rset_free: the bridges answer their waiters, nobody listens */
 };
 
 /* A mismatch stops the node only while it is starting (a wrong list is
@@ -129,6 +130,8 @@ static bool usable(const struct server *s)
 static void refresh(struct server *s)
 {
     struct rset *rs = s->rs;
+    if (rs->freeing)
+        return; /* the bridges of servers before s are gone already */
     bool now = usable(s);
     if (now == s->usable)
         return;
@@ -338,6 +341,8 @@ static void on_checked(void *ud, const redisReply *r)
     struct server *s = ud;
     struct rset *rs = s->rs;
     s->checking = false;
+    if (rs->freeing)
+        return;
     if (!r) { /* the connection dropped: checked again when it is back */
         s->recheck = false;
         drop_votes(s);
@@ -554,7 +559,11 @@ void rset_free(struct rset *rs)
         return;
     rs->timer = sd_event_source_disable_unref(rs->timer);
     /* Bridges answer their waiters (our checks included) while freed: the
-     * servers must still exist then. */
+     * servers must still exist then, and a check answered then must change
+     * nothing: it would look at the bridges freed before its own and tell
+     * the broker, which is tearing down too, of state changes (a refused
+     * broker was once seen dying of a signal instead of exiting with 2). */
+    rs->freeing = true;
     for (uint32_t i = 0; rs->sv && i < rs->n; i++)
         rbridge_free(rs->sv[i].b);
     free(rs->sv);
