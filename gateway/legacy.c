@@ -4,7 +4,6 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "clock.h"
 #include "jevent.h"
 #include "validate.h"
 
