@@ -519,9 +519,12 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=1, help="runs of each scenario; medians")
     p.add_argument("--quick", action="store_true", help="smaller and shorter: a smoke run")
     p.add_argument("--out", default="bench-results", help="directory of the reports")
-    p.add_argument("--gateway-workers", type=int, default=2,
-                   help="confab GATEWAY_WORKERS outside the idle scenario (default 2)")
-    p.add_argument("--brokers", type=int, default=2, help="confab BROKERS (default 2)")
+    # One of each: the generator takes about one of this machine's two cores,
+    # and a second process of either kind mostly adds wake-ups per message
+    # (docs/benchmarks.md, "How the servers are started").
+    p.add_argument("--gateway-workers", type=int, default=1,
+                   help="confab GATEWAY_WORKERS outside the idle scenario (default 1)")
+    p.add_argument("--brokers", type=int, default=1, help="confab BROKERS (default 1)")
     p.add_argument("--confab-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for confab (repeatable)")
     p.add_argument("--update-docs", action="store_true",

@@ -233,7 +233,7 @@ def report(a, meta, scs, results):
              f"{' + uncommitted changes in gateway/broker/common/bench' if m['uncommitted_server_changes'] else ''}"
              f", binaries: {a.build}",
              f"- command: `{meta['command']}`",
-             f"- confab: {a.brokers} brokers, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
+             f"- confab: BROKERS={a.brokers}, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
              "private Redis on a Unix socket; baseline: 1 process (idle: 2)",
              f"- repeat: {a.repeat}" + (" (medians)" if a.repeat > 1 else "")
              + (" — **quick run: smaller sizes and shorter steps, not the reference figures**"
