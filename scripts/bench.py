@@ -481,7 +481,9 @@ def run_idle(a, procs, srv, sc, logdir):
         "per_process": {str(pid): {"rss": m[0], "private": m[1],
                                    "rss_idle": base.get(pid, (0, 0))[0]} for pid, m in now.items()},
         "kernel_tcp_before": s0["kernel_tcp"], "kernel_tcp_held": s2["kernel_tcp"],
-        "kernel_per_conn": round((s2["kernel_tcp"] - s0["kernel_tcp"]) / max(1, n), 1),
+        # idle sockets hold next to no buffers: the machine-wide count then
+        # moves by the noise of other sockets, and can drop below its start
+        "kernel_per_conn": max(0.0, round((s2["kernel_tcp"] - s0["kernel_tcp"]) / max(1, n), 1)),
         "slab_before": s0["slab"], "slab_held": s2["slab"],
         "slab_per_conn": round((s2["slab"] - s0["slab"]) / max(1, n), 1),
     })
@@ -541,12 +543,25 @@ def parse_args(argv):
 
 def check_binaries(a):
     need = ["gateway/confab-gateway", "broker/confab-broker", "bench/gen/confab-bench",
-            "bench/baseline/confab-baseline"]
+            "bench/baseline/confab-baseline", "bench/hop/confab-hop"]
     missing = [n for n in need if not os.access(os.path.join(a.build, n), os.X_OK)]
     if missing:
         raise SystemExit(f"bench: missing in {a.build}: {', '.join(missing)} (build first: make)")
     if not shutil.which("redis-server"):
         raise SystemExit("bench: redis-server is not installed (make deps)")
+
+
+def hop_cost(a):
+    """What one hand-over between two processes costs here (bench/hop/hop.c):
+    confab's messages make four more than the baseline's, so this is what
+    the steady scenario's latency ratio is made of. None if it failed."""
+    try:
+        out = subprocess.run([os.path.join(a.build, "bench/hop/confab-hop")], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        return json.loads(out)
+    except (subprocess.SubprocessError, ValueError) as e:
+        say(f"confab-hop failed ({e}); the report goes without the hand-over cost")
+        return None
 
 
 def main(argv):
@@ -559,6 +574,7 @@ def main(argv):
     os.makedirs(logdir, exist_ok=True)
     meta = {"started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "command": "scripts/bench.py " + " ".join(argv), "machine": machine(),
+            "hop": hop_cost(a),
             "quick": a.quick, "repeat": a.repeat, "scenarios": {n: scs[n] for n in a.scenarios}}
     procs = Procs()
 

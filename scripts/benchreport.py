@@ -224,6 +224,18 @@ def machine():
             "load_before": os.getloadavg()[0]}
 
 
+def hop_line(h):
+    """The hand-over cost measured by confab-hop, as a report line."""
+    if not h:
+        return []
+    part = lambda k, name: (f"{name} {h[k]['p50']:.1f} µs (p99 {h[k]['p99']:.1f})"
+                            if k in h else None)
+    parts = [x for x in (part("same_cpu_us", "same CPU"), part("other_cpu_us", "other CPU"),
+                         part("unpinned_us", "unpinned")) if x]
+    return [f"- one hand-over between two processes (`confab-hop`, one way, median, "
+            f"{h['gap_us']} µs apart): " + ", ".join(parts)]
+
+
 def report(a, meta, scs, results):
     m = meta["machine"]
     lines = [f"## Results {meta['started']}", "",
@@ -233,6 +245,7 @@ def report(a, meta, scs, results):
              f"{' + uncommitted changes in gateway/broker/common/bench' if m['uncommitted_server_changes'] else ''}"
              f", binaries: {a.build}",
              f"- command: `{meta['command']}`",
+             ] + hop_line(meta.get("hop")) + [
              f"- confab: BROKERS={a.brokers}, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
              "private Redis on a Unix socket; baseline: 1 process (idle: 2)",
              f"- repeat: {a.repeat}" + (" (medians)" if a.repeat > 1 else "")
