@@ -54,6 +54,7 @@ struct gw {
     struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
     uint64_t conn_salt;             /* makes connection ids unique across processes */
     struct wsio *io;                /* established WebSockets owned here (ws.h) */
+    struct wsio *wake;              /* TLS only: a set for the paced flush's timer alone (ws.c) */
     int dead_fd;                    /* a pipe without writers (ws.c take_over) */
     int lws_fd_cap;                 /* lws' descriptor table ends here; 0: none (gateway.c) */
     struct session *sessions; /* every established WebSocket */

@@ -124,7 +124,9 @@ static void flush_cb(lws_sorted_usec_list_t *sul);
  * wake-up ends (gateway.c calls sess_flush after each), not by an lws timer:
  * lws 4.1 would poll() without waiting through the last millisecond before
  * it, a spin that took more CPU than the flushes it paced. A gateway that
- * only serves TLS has no epoll set and keeps the lws timer. */
+ * only serves TLS has a set for this timer alone (ws.c); the lws timer is
+ * the fallback when the set is gone (shutdown) or the timer cannot be
+ * armed. */
 static void schedule_flush(void)
 {
     int64_t wait = g_next_flush_us ? g_next_flush_us - cf_mono_us() : 0;

@@ -142,6 +142,8 @@ struct sess_handlers {
     void (*ended)(void *ud, struct session *s);
 };
 struct wsio;
+/* The set owned sessions live in, or with h NULL (TLS: no session is owned)
+ * a set used only for the paced flush's wake-up. NULL io: none. */
 void sess_io_init(struct wsio *io, const struct sess_handlers *h, void *ud, size_t max_msg);
 /* The wsio event callback of an owned session. */
 void sess_on_io(void *session, bool readable, bool writable);

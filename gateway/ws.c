@@ -566,8 +566,17 @@ static void on_io(void *ptr, bool readable, bool writable)
 int ws_init(struct gw *gw)
 {
     static const struct sess_handlers h = {own_message, own_ended};
-    if (gw->cfg->tls_cert[0])
-        return 0; /* every connection stays with lws (TLS) */
+    if (gw->cfg->tls_cert[0]) {
+        /* Every connection stays with lws. A paced flush still needs a
+         * wake-up that ends lws' poll() on time (session.c): lws 4.1 rounds
+         * its own timers down to whole milliseconds and would spin poll(0)
+         * through the last one. The set holds nothing but that timer. */
+        gw->wake = wsio_new(gw->vh, on_io);
+        if (!gw->wake)
+            return -1;
+        sess_io_init(gw->wake, NULL, gw, 0);
+        return 0;
+    }
     /* The read end of a pipe without writers polls as POLLHUP and never as
      * readable: lws then drops the connection in its next pass at once,
      * where the end-of-file of a socket would have it shut the socket down,
@@ -603,6 +612,8 @@ void ws_free(struct gw *gw)
     sess_io_init(NULL, NULL, NULL, 0);
     wsio_free(gw->io);
     gw->io = NULL;
+    wsio_free(gw->wake);
+    gw->wake = NULL;
     if (gw->dead_fd >= 0)
         close(gw->dead_fd);
     gw->dead_fd = -1;

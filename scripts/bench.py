@@ -559,7 +559,7 @@ def hop_cost(a):
         out = subprocess.run([os.path.join(a.build, "bench/hop/confab-hop")], capture_output=True,
                              text=True, timeout=60, check=True).stdout
         return json.loads(out)
-    except (subprocess.SubprocessError, ValueError) as e:
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
         say(f"confab-hop failed ({e}); the report goes without the hand-over cost")
         return None
 

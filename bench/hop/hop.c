@@ -55,9 +55,13 @@ static int recv_msg(int ep, int fd, char *buf)
         int n = epoll_wait(ep, &ev, 1, 5000);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0)
+            errno = ETIMEDOUT;
         if (n <= 0)
             return -1;
         ssize_t r = read(fd, buf + got, MSG - got);
+        if (r == 0)
+            errno = ECONNRESET;
         if (r <= 0)
             return -1;
         got += (size_t)r;
@@ -85,12 +89,18 @@ static int cmp_ll(const void *a, const void *b)
  * hand-over in microseconds; 0, or -1 on failure. */
 static int measure(int cpu_a, int cpu_b, int rounds, int gap_us, double *p50, double *p99)
 {
+    cpu_set_t was; /* given back at the end: the next placement starts free */
+    if (sched_getaffinity(0, sizeof was, &was) < 0)
+        return -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
         return -1;
+    }
     if (pid == 0) {
         close(sv[0]);
         char buf[MSG];
@@ -128,6 +138,8 @@ out:
         close(ep);
     close(sv[0]); /* the echo process sees EOF and exits */
     waitpid(pid, NULL, 0);
+    if (sched_setaffinity(0, sizeof was, &was) < 0)
+        rc = -1;
     return rc;
 }
 
@@ -153,7 +165,9 @@ int main(int argc, char **argv)
         const char *name;
         int a, b;
     } runs[] = {{"same_cpu", cpus[0], cpus[0]}, {"other_cpu", cpus[0], cpus[1]}, {"unpinned", -1, -1}};
-    printf("{\"rounds\": %d, \"gap_us\": %d", rounds, gap_us);
+    /* printed once every placement is measured: a failure prints no JSON */
+    char out[512];
+    int len = snprintf(out, sizeof out, "{\"rounds\": %d, \"gap_us\": %d", rounds, gap_us);
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         double p50, p99;
         if (runs[i].b < 0 && runs[i].a >= 0)
@@ -162,8 +176,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "confab-hop: %s: %s\n", runs[i].name, strerror(errno));
             return 1;
         }
-        printf(", \"%s_us\": {\"p50\": %.1f, \"p99\": %.1f}", runs[i].name, p50, p99);
+        len += snprintf(out + len, sizeof out - (size_t)len,
+                        ", \"%s_us\": {\"p50\": %.1f, \"p99\": %.1f}", runs[i].name, p50, p99);
     }
-    printf("}\n");
+    printf("%s}\n", out);
     return 0;
 }

@@ -261,6 +261,56 @@ static void tls_node_up(const char *extra)
     assert_int_equal(h_node_start(&fx.node), 0);
 }
 
+/* A TLS gateway keeps its connections in lws, and a busy one still paces
+ * its flushes (session.c): the paced flush is woken by a timer in a set of
+ * its own that ends lws' poll() on time. A message sent right after one that
+ * every member gets (a long flush, so the next one waits) must come back
+ * without waiting for other traffic: the gateway's next own timer is up to a
+ * second away. */
+static void test_a_paced_message_goes_out_over_tls(void **state)
+{
+    (void)state;
+    enum { MEMBERS = 150, ROUNDS = 5 };
+    tls_node_up(NULL);
+    struct tlsproxy px;
+    assert_int_equal(tlsproxy_start(&px, fx.node.port, path_of("tls.crt")), 0);
+    struct wsc *p = member(px.port, "pacer", NULL);
+    settle((struct wsc *[]){p}, 1);
+    char *token = h_login(px.port, "listener");
+    assert_non_null(token);
+    char path[4200];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    free(token);
+    struct wsc **m = calloc(MEMBERS, sizeof *m);
+    assert_non_null(m);
+    for (int i = 0; i < MEMBERS; i++) { /* silent members of the default room */
+        m[i] = wsc_connect(px.port, path, NULL, 0, NULL);
+        assert_non_null(m[i]);
+    }
+    ready(p, "all-in"); /* the members are in once the pacer hears itself */
+    int64_t worst = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        char a[16], b[16];
+        snprintf(a, sizeof a, "wide-%d", r);
+        snprintf(b, sizeof b, "next-%d", r);
+        ready(p, a);
+        int64_t t0 = h_now_ms();
+        say(p, b);
+        expect_message(p, b, "pacer");
+        int64_t took = h_now_ms() - t0;
+        if (took > worst)
+            worst = took;
+    }
+    for (int i = 0; i < MEMBERS; i++)
+        wsc_close(m[i]);
+    free(m);
+    wsc_close(p);
+    tlsproxy_stop(&px);
+    if (worst >= 400)
+        fail_msg("over TLS a message sent right after a wide one took %lld ms to come back",
+                 (long long)worst);
+}
+
 /* True when the server closes a fresh connection within ms (refused at
  * accept), false when it is still waiting for a TLS handshake. */
 static bool closed_within(int fd, int ms)
@@ -471,6 +521,7 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(test_https_and_wss, teardown),
         cmocka_unit_test_teardown(test_failed_tls_setups_do_not_free_places, teardown),
+        cmocka_unit_test_teardown(test_a_paced_message_goes_out_over_tls, teardown),
         cmocka_unit_test(test_settings_that_do_not_fit_stop_the_gateway),
         cmocka_unit_test(test_run_dir_is_private),
     };
