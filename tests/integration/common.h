@@ -130,4 +130,56 @@ static inline void settle(struct wsc **cs, int n)
         drain(cs[i]);
 }
 
+/* n silent connections of `user` (fresh token) in the default room, opened
+ * through `port`; the caller closes them with close_all. */
+static inline struct wsc **silent_members(int port, const char *user, int n)
+{
+    char *token = h_login(port, user);
+    assert_non_null(token);
+    char path[4200];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    free(token);
+    struct wsc **m = calloc((size_t)n, sizeof *m);
+    assert_non_null(m);
+    for (int i = 0; i < n; i++) {
+        m[i] = wsc_connect(port, path, NULL, 0, NULL);
+        /* One more try: these connections are the setting, not what is
+         * tested, and one through test_security's TLS proxy failed once on
+         * a machine also running the ASan suite (never since). */
+        if (!m[i])
+            m[i] = wsc_connect(port, path, NULL, 0, NULL);
+        assert_non_null(m[i]);
+    }
+    return m;
+}
+
+static inline void close_all(struct wsc **m, int n)
+{
+    for (int i = 0; i < n; i++)
+        wsc_close(m[i]);
+    free(m);
+}
+
+/* `rounds` times: p says something every member of its room gets (a long
+ * flush, after which a busy gateway paces the next one), then something
+ * else at once. Returns the longest the second took to come back, in ms:
+ * a paced flush must go out on its own, not with the next traffic. */
+static inline int64_t paced_worst_ms(struct wsc *p, const char *user, int rounds)
+{
+    int64_t worst = 0;
+    for (int r = 0; r < rounds; r++) {
+        char a[16], b[16];
+        snprintf(a, sizeof a, "wide-%d", r);
+        snprintf(b, sizeof b, "next-%d", r);
+        ready(p, a);
+        int64_t t0 = h_now_ms();
+        say(p, b);
+        expect_message(p, b, user);
+        int64_t took = h_now_ms() - t0;
+        if (took > worst)
+            worst = took;
+    }
+    return worst;
+}
+
 #endif

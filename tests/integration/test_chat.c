@@ -305,33 +305,9 @@ static void test_a_paced_message_goes_out_without_other_traffic(void **state)
     enum { MEMBERS = 800, ROUNDS = 5 };
     struct wsc *p = member(fx.node.port, "pacer", NULL);
     settle((struct wsc *[]){p}, 1);
-    char *token = h_login(fx.node.port, "listener");
-    assert_non_null(token);
-    char path[4200];
-    snprintf(path, sizeof path, "/ws?token=%s", token);
-    free(token);
-    struct wsc **m = calloc(MEMBERS, sizeof *m);
-    assert_non_null(m);
-    for (int i = 0; i < MEMBERS; i++) { /* silent members of "general" */
-        m[i] = wsc_connect(fx.node.port, path, NULL, 0, NULL);
-        assert_non_null(m[i]);
-    }
-    int64_t worst = 0;
-    for (int r = 0; r < ROUNDS; r++) {
-        char a[16], b[16];
-        snprintf(a, sizeof a, "wide-%d", r);
-        snprintf(b, sizeof b, "next-%d", r);
-        ready(p, a); /* written to every member: a long flush */
-        int64_t t0 = h_now_ms();
-        say(p, b); /* reaches the gateway while the next flush waits */
-        expect_message(p, b, "pacer");
-        int64_t took = h_now_ms() - t0;
-        if (took > worst)
-            worst = took;
-    }
-    for (int i = 0; i < MEMBERS; i++)
-        wsc_close(m[i]);
-    free(m);
+    struct wsc **m = silent_members(fx.node.port, "listener", MEMBERS);
+    int64_t worst = paced_worst_ms(p, "pacer", ROUNDS);
+    close_all(m, MEMBERS);
     wsc_close(p);
     if (worst >= 400)
         fail_msg("a message sent right after a wide one took %lld ms to come back", (long long)worst);

@@ -276,34 +276,10 @@ static void test_a_paced_message_goes_out_over_tls(void **state)
     assert_int_equal(tlsproxy_start(&px, fx.node.port, path_of("tls.crt")), 0);
     struct wsc *p = member(px.port, "pacer", NULL);
     settle((struct wsc *[]){p}, 1);
-    char *token = h_login(px.port, "listener");
-    assert_non_null(token);
-    char path[4200];
-    snprintf(path, sizeof path, "/ws?token=%s", token);
-    free(token);
-    struct wsc **m = calloc(MEMBERS, sizeof *m);
-    assert_non_null(m);
-    for (int i = 0; i < MEMBERS; i++) { /* silent members of the default room */
-        m[i] = wsc_connect(px.port, path, NULL, 0, NULL);
-        assert_non_null(m[i]);
-    }
+    struct wsc **m = silent_members(px.port, "listener", MEMBERS);
     ready(p, "all-in"); /* the members are in once the pacer hears itself */
-    int64_t worst = 0;
-    for (int r = 0; r < ROUNDS; r++) {
-        char a[16], b[16];
-        snprintf(a, sizeof a, "wide-%d", r);
-        snprintf(b, sizeof b, "next-%d", r);
-        ready(p, a);
-        int64_t t0 = h_now_ms();
-        say(p, b);
-        expect_message(p, b, "pacer");
-        int64_t took = h_now_ms() - t0;
-        if (took > worst)
-            worst = took;
-    }
-    for (int i = 0; i < MEMBERS; i++)
-        wsc_close(m[i]);
-    free(m);
+    int64_t worst = paced_worst_ms(p, "pacer", ROUNDS);
+    close_all(m, MEMBERS);
     wsc_close(p);
     tlsproxy_stop(&px);
     if (worst >= 400)
