@@ -604,11 +604,11 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
         if (rc->st == C_DOWN)
             return 0;
         /* Redis writes a send's reply and then, microseconds later, its
-         * message to the subscribers. Reading the subscriber now, while the
-         * acks are still queued for the gateways, puts the message into the
-         * same write: one gateway pass and one client send() for both
-         * instead of two of each. The watch is level-triggered, so nothing
-         * is lost when the message is not there yet. */
+         * message to the subscribers. When the message has arrived, reading
+         * it now, while the acks are still queued for the gateways, puts it
+         * into the same write: one gateway pass and one client send() for
+         * both instead of two of each. The watch is level-triggered, so
+         * nothing is lost when it has not arrived yet. */
         if (!rc->is_sub && rc->b->sub.st == C_UP)
             read_replies(&rc->b->sub);
     }

@@ -523,7 +523,7 @@ def parse_args(argv):
     p.add_argument("--out", default="bench-results", help="directory of the reports")
     # One of each: the generator takes about one of this machine's two cores,
     # and a second process of either kind mostly adds wake-ups per message
-    # (docs/benchmarks.md, "How the servers are started").
+    # (docs/benchmarks.md, the options table under "Running it").
     p.add_argument("--gateway-workers", type=int, default=1,
                    help="confab GATEWAY_WORKERS outside the idle scenario (default 1)")
     p.add_argument("--brokers", type=int, default=1, help="confab BROKERS (default 1)")
