@@ -79,7 +79,11 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
         g->outside_steps++;
         return;
     }
-    bh_record(&st->lat, g->now > t ? g->now - t : 0);
+    uint64_t lat = g->now > t ? g->now - t : 0;
+    bh_record(&st->lat, lat);
+    if (g->dump)
+        fprintf(g->dump, "%llu %llu %u %u %u\n", (unsigned long long)g->now,
+                (unsigned long long)lat, s, q, c->gidx);
     pair_state *ps = &c->pairs[s / R - g->pub_lo / R];
     int fresh = 1;
     if (q > ps->last) {

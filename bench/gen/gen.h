@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define GEN_MAX_CONNS 19900u          /* the fd hard limit is 20000 */
 #define GEN_READ_SIZE (64u * 1024)    /* bytes per read() */
@@ -40,6 +41,7 @@ typedef struct gen_opts {
     uint32_t src_lo, src_hi; /* last octets of 127.0.0.x */
     int json;
     int no_join; /* storm: count the handshake, join nothing */
+    const char *dump; /* --dump: one line per delivery in a step, for tail analysis */
 } gen_opts;
 
 enum conn_state {
@@ -120,6 +122,7 @@ typedef struct gen {
         char code[24];
         uint64_t count;
     } err_codes[8]; /* server error events by "code" (the first 8 codes seen) */
+    FILE *dump; /* --dump, or NULL */
 } gen;
 
 uint64_t gen_clock(void);

@@ -101,7 +101,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
         {"stop-p99-ms", 1, 0, 'P'},  {"msg-bytes", 1, 0, 'b'},    {"connect-rate", 1, 0, 'C'},
         {"inflight", 1, 0, 'K'},     {"hold", 1, 0, 'H'},         {"index-offset", 1, 0, 'O'},
         {"src-ips", 1, 0, 'I'},      {"json", 0, 0, 'j'},         {"help", 0, 0, 'h'},
-        {"no-join", 0, 0, 'N'},
+        {"no-join", 0, 0, 'N'},      {"dump", 1, 0, 'd'},
         {0, 0, 0, 0}};
     *o = (gen_opts){.conns = 100, .rooms = 1, .step_s = 5, .drain_s = 2, .stop_loss = 0.001,
                     .stop_p99_ms = 250, .msg_bytes = 100, .inflight = 1000, .hold_s = -1,
@@ -133,6 +133,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
             break;
         case 'j': o->json = 1; break;
         case 'N': o->no_join = 1; break;
+        case 'd': o->dump = optarg; break;
         default:
             return usage_error("usage: confab-bench --url ws://HOST:PORT/ws --secret S "
                                "[--conns N] [--rooms R] [--publishers P] [--rate LIST] ...");
@@ -190,6 +191,16 @@ static int setup(gen *g, int argc, char **argv)
 {
     if (parse_opts(&g->o, argc, argv) < 0 || parse_url(g) < 0)
         return -1;
+    if (g->o.dump) {
+        /* written as deliveries arrive: a large buffer keeps it to a few
+         * write()s a second, outside the latency that is being measured */
+        g->dump = fopen(g->o.dump, "w");
+        if (!g->dump || setvbuf(g->dump, NULL, _IOFBF, 1 << 20) != 0) {
+            fprintf(stderr, "confab-bench: cannot write --dump %s: %s\n", g->o.dump,
+                    strerror(errno));
+            return -1;
+        }
+    }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -347,5 +358,9 @@ int main(int argc, char **argv)
     double total = (cpu_seconds() - cpu0) / ((double)(gen_clock() - wall0) / 1e9);
     report_print(&g, steps, nsteps, total, capacity);
     free(steps);
+    if (g.dump && fclose(g.dump) != 0) {
+        fprintf(stderr, "confab-bench: writing --dump %s failed: %s\n", g.o.dump, strerror(errno));
+        return 1;
+    }
     return 0;
 }
