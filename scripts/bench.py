@@ -30,6 +30,7 @@ import threading
 import time
 
 from benchreport import figures, machine, report, update_docs
+from tailstat import summarize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "confab-bench-secret-0123456789abcdef"  # >= 32 bytes, as JWT_SECRET requires
@@ -66,6 +67,7 @@ def scenarios(quick):
             "conns": 1000 if q else 5000, "rooms": 100 if q else 500, "publishers": 0,
             "rates": [500] if q else [2000], "step": 3 if q else 20, "drain": 2,
             "stop_p99_ms": 1e6, "stop_loss": 1.0,  # one step: report, never cut
+            "dump": True,  # where its tail comes from (tail_figures)
         },
         "idle": {
             "title": "Idle: connections held, memory per connection",
@@ -364,9 +366,12 @@ def run_publish(a, procs, srv, sc, logdir):
     err_path = os.path.join(logdir, f"gen-{srv.kind}.log")
     roots = [p.pid for p in srv.roots]
     cpu0, t0 = tree_cpu(roots), time.monotonic()
+    argv = gen_argv(a, sc, srv.port)
+    dump = os.path.join(logdir, f"dump-{srv.kind}.txt") if sc.get("dump") else None
+    if dump:
+        argv += ["--dump", dump]
     with open(err_path, "ab") as err:
-        p = procs.start("confab-bench", gen_argv(a, sc, srv.port), stdout=subprocess.PIPE,
-                        stderr=err)
+        p = procs.start("confab-bench", argv, stdout=subprocess.PIPE, stderr=err)
         try:
             out, _ = p.communicate(timeout=gen_timeout(sc))
         finally:
@@ -376,7 +381,31 @@ def run_publish(a, procs, srv, sc, logdir):
         raise RuntimeError(f"confab-bench exited with {p.returncode} (stderr: {err_path})")
     r = parse_gen(out, err_path)
     r["server_cpu"] = round((tree_cpu(roots) - cpu0) / wall, 3)
+    if dump:
+        r["tail"] = tail_figures(dump, sc)
     return r
+
+
+def tail_figures(dump, sc):
+    """Where the step's tail comes from (scripts/tailstat.py): the p99 of each
+    message's first delivery and of the spread to its last member, and the
+    stalls (deliveries over 2 ms grouped by send time). The dump (~15 MB in
+    steady) is deleted once read."""
+    try:
+        t = summarize(dump)
+    except (OSError, ValueError) as e:
+        say(f"cannot read the generator's dump: {e}")
+        return {}
+    finally:
+        try:
+            os.remove(dump)
+        except OSError:
+            pass
+    if not t["deliveries"]:
+        return {}
+    return {"first_p99_ms": t["first"]["p99"], "spread_p99_ms": t["spread"]["p99"],
+            "stalls_per_s": round(len(t["stalls"]) / sc["step"], 2),
+            "stalled_pct": round(100 * t["stalled"] / t["deliveries"], 3)}
 
 
 class GenProc:

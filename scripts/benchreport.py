@@ -42,7 +42,7 @@ def figures(name, r):
                 "duplicated": s["duplicated"], "loss": s["loss"],
                 "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
                 "p999_ms": s["latency_ms"]["p999"], "gen_cpu": s["gen_cpu"],
-                "server_cpu": r.get("server_cpu")}
+                "server_cpu": r.get("server_cpu"), **r.get("tail", {})}
     if name == "idle":
         return {k: r.get(k) for k in ("joined", "rss_per_conn", "private_per_conn",
                                       "rss_marginal_per_conn", "private_marginal_per_conn",
@@ -110,6 +110,12 @@ TARGETS = {
                 lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
                ("p50_ms", "p50 latency, ms", "", None),
                ("p999_ms", "p99.9 latency, ms", "", None),
+               ("first_p99_ms", "p99 of each message's first delivery, ms", "", None),
+               ("spread_p99_ms", "p99 of a message's first-to-last-member spread, ms", "",
+                None),
+               ("stalls_per_s", "stalls per second (deliveries over 2 ms, grouped by send "
+                "time)", "", None),
+               ("stalled_pct", "deliveries in those stalls, %", "", None),
                ("delivered_per_s", "deliveries/s", "", None),
                ("server_cpu", "server CPU, cores", "", None),
                ("gen_cpu", "generator CPU, cores", "", None)],

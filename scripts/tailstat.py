@@ -9,21 +9,64 @@ first delivery (a tail there was added before the server fanned the message
 out, on its way in or between the server's processes) and of the spread
 between a message's first and last member (added while writing to the
 members); and the stalls: slow deliveries grouped by send time, so one stall
-that delayed many messages counts once."""
+that delayed many messages counts once. bench.py reports the same figures
+for the steady scenario (summarize)."""
 import argparse
 import sys
 
-
-def pct(sorted_ms, q):
-    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * q))]
+STALL_GAP_NS = 5_000_000  # slow sends closer than this belong to one stall
 
 
-def line(name, values_ns):
-    v = sorted(x / 1e6 for x in values_ns)
+def percentiles(values_ns):
+    """{p50, p90, p99, p999, max} in ms, or None when there are no values."""
+    v = sorted(values_ns)
     if not v:
+        return None
+
+    def at(q):
+        return v[min(len(v) - 1, int(len(v) * q))] / 1e6
+
+    return {"p50": at(.5), "p90": at(.9), "p99": at(.99), "p999": at(.999), "max": v[-1] / 1e6}
+
+
+def summarize(path, slow_ms=2.0):
+    """The figures of one dump: {"deliveries", "every", "first", "spread" (each
+    percentiles()), "slow_ms", "stalls": [[first send ns, last send ns,
+    deliveries, worst ns], ...], "stalled"} (deliveries in stalls). Raises
+    ValueError on a line that is not a dump line."""
+    lat, first, last, slow = [], {}, {}, []
+    with open(path) as f:
+        for n, row in enumerate(f, 1):
+            try:
+                t, l, sender, seq, _receiver = (int(x) for x in row.split())
+            except ValueError:
+                raise ValueError(f"{path}:{n}: not a --dump line: {row.strip()!r}") from None
+            lat.append(l)
+            k = (sender, seq)
+            if k in first:
+                first[k], last[k] = min(first[k], l), max(last[k], l)
+            else:
+                first[k] = last[k] = l
+            if l > slow_ms * 1e6:
+                slow.append((t - l, l))
+    stalls = []
+    for t, l in sorted(slow):
+        if stalls and t - stalls[-1][1] < STALL_GAP_NS:
+            s = stalls[-1]
+            s[1], s[2], s[3] = t, s[2] + 1, max(s[3], l)
+        else:
+            stalls.append([t, t, 1, l])
+    return {"deliveries": len(lat), "every": percentiles(lat),
+            "first": percentiles(first.values()),
+            "spread": percentiles([last[k] - first[k] for k in first]),
+            "slow_ms": slow_ms, "stalls": stalls, "stalled": len(slow)}
+
+
+def line(name, p):
+    if not p:
         return f"{name}: none"
-    return (f"{name}: n={len(v)} p50 {pct(v, .5):.3f} p90 {pct(v, .9):.3f} "
-            f"p99 {pct(v, .99):.3f} p99.9 {pct(v, .999):.3f} max {v[-1]:.3f} ms")
+    return (f"{name}: p50 {p['p50']:.3f} p90 {p['p90']:.3f} p99 {p['p99']:.3f} "
+            f"p99.9 {p['p999']:.3f} max {p['max']:.3f} ms")
 
 
 def main():
@@ -32,35 +75,21 @@ def main():
     ap.add_argument("--slow-ms", type=float, default=2.0,
                     help="a delivery slower than this is part of a stall (default 2)")
     a = ap.parse_args()
-    lat, first, last, sent_at = [], {}, {}, []
-    with open(a.dump) as f:
-        for n, row in enumerate(f, 1):
-            try:
-                t, l, sender, seq, _receiver = (int(x) for x in row.split())
-            except ValueError:
-                sys.exit(f"{a.dump}:{n}: not a --dump line: {row.strip()!r}")
-            lat.append(l)
-            k = (sender, seq)
-            first[k] = min(first.get(k, l), l)
-            last[k] = max(last.get(k, l), l)
-            if l > a.slow_ms * 1e6:
-                sent_at.append((t - l, l))
-    if not lat:
-        sys.exit(f"{a.dump}: no deliveries")
-    print(line("every delivery", lat))
-    print(line("first delivery of each message", first.values()))
-    print(line("spread, first to last member", [last[k] - first[k] for k in first]))
-    stalls = []  # [first send, last send, deliveries, worst]
-    for t, l in sorted(sent_at):
-        if stalls and t - stalls[-1][1] < 5_000_000:
-            s = stalls[-1]
-            s[1], s[2], s[3] = t, s[2] + 1, max(s[3], l)
-        else:
-            stalls.append([t, t, 1, l])
-    print(f"stalls over {a.slow_ms:g} ms: {len(stalls)} ({len(sent_at)} deliveries); worst:")
-    for s in sorted(stalls, key=lambda s: -s[3])[:10]:
-        print(f"  sent at {s[0] / 1e9:.3f} s (monotonic) for {(s[1] - s[0]) / 1e6:.1f} ms: "
-              f"{s[2]} deliveries, worst {s[3] / 1e6:.2f} ms")
+    try:
+        s = summarize(a.dump, a.slow_ms)
+    except (OSError, ValueError) as e:
+        sys.exit(f"tailstat: {e}")
+    if not s["deliveries"]:
+        sys.exit(f"tailstat: {a.dump}: no deliveries")
+    print(f"{s['deliveries']} deliveries")
+    print(line("every delivery", s["every"]))
+    print(line("first delivery of each message", s["first"]))
+    print(line("spread, first to last member", s["spread"]))
+    print(f"stalls over {a.slow_ms:g} ms: {len(s['stalls'])} ({s['stalled']} deliveries); "
+          "worst:")
+    for st in sorted(s["stalls"], key=lambda st: -st[3])[:10]:
+        print(f"  sent at {st[0] / 1e9:.3f} s (monotonic) for {(st[1] - st[0]) / 1e6:.1f} ms: "
+              f"{st[2]} deliveries, worst {st[3] / 1e6:.2f} ms")
 
 
 if __name__ == "__main__":
