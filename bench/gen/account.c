@@ -13,6 +13,7 @@
  * with no gap open, is a duplicate. Loss = expected - delivered. A message
  * sent before the current step began is counted as late, not delivered. */
 #include "gen.h"
+#include "dump.h"
 #include "wsproto.h"
 
 #include <stdio.h>
@@ -82,8 +83,7 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
     uint64_t lat = g->now > t ? g->now - t : 0;
     bh_record(&st->lat, lat);
     if (g->dump)
-        fprintf(g->dump, "%llu %llu %u %u %u\n", (unsigned long long)g->now,
-                (unsigned long long)lat, s, q, c->gidx);
+        dump_add(g->dump, g->now, lat, s, q, c->gidx);
     pair_state *ps = &c->pairs[s / R - g->pub_lo / R];
     int fresh = 1;
     if (q > ps->last) {

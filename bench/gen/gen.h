@@ -16,7 +16,6 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #define GEN_MAX_CONNS 19900u          /* the fd hard limit is 20000 */
 #define GEN_READ_SIZE (64u * 1024)    /* bytes per read() */
@@ -41,7 +40,7 @@ typedef struct gen_opts {
     uint32_t src_lo, src_hi; /* last octets of 127.0.0.x */
     int json;
     int no_join; /* storm: count the handshake, join nothing */
-    const char *dump; /* --dump: one line per delivery in a step, for tail analysis */
+    const char *dump; /* --dump FILE: one line per delivery in a step (dump.h) */
 } gen_opts;
 
 enum conn_state {
@@ -122,7 +121,7 @@ typedef struct gen {
         char code[24];
         uint64_t count;
     } err_codes[8]; /* server error events by "code" (the first 8 codes seen) */
-    FILE *dump; /* --dump, or NULL */
+    struct gen_dump *dump; /* --dump, or NULL (dump.h) */
 } gen;
 
 uint64_t gen_clock(void);

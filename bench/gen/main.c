@@ -9,6 +9,7 @@
  * counts deliveries, loss, duplicates, reordering and latency. The ramp stops
  * after a step over --stop-loss or --stop-p99-ms. See docs/benchmarks.md. */
 #include "gen.h"
+#include "dump.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -191,15 +192,9 @@ static int setup(gen *g, int argc, char **argv)
 {
     if (parse_opts(&g->o, argc, argv) < 0 || parse_url(g) < 0)
         return -1;
-    if (g->o.dump) {
-        /* written as deliveries arrive: a large buffer keeps it to a few
-         * write()s a second, outside the latency that is being measured */
-        g->dump = fopen(g->o.dump, "w");
-        if (!g->dump || setvbuf(g->dump, NULL, _IOFBF, 1 << 20) != 0) {
-            fprintf(stderr, "confab-bench: cannot write --dump %s: %s\n", g->o.dump,
-                    strerror(errno));
-            return -1;
-        }
+    if (g->o.dump && !(g->dump = dump_open(g->o.dump))) {
+        fprintf(stderr, "confab-bench: cannot write --dump %s: %s\n", g->o.dump, strerror(errno));
+        return -1;
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -358,9 +353,8 @@ int main(int argc, char **argv)
     double total = (cpu_seconds() - cpu0) / ((double)(gen_clock() - wall0) / 1e9);
     report_print(&g, steps, nsteps, total, capacity);
     free(steps);
-    if (g.dump && fclose(g.dump) != 0) {
-        fprintf(stderr, "confab-bench: writing --dump %s failed: %s\n", g.o.dump, strerror(errno));
+    /* after the report, which stays valid: only the dump is incomplete */
+    if (g.dump && dump_finish(g.dump, g.o.dump) < 0)
         return 1;
-    }
     return 0;
 }

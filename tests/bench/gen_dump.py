@@ -1,42 +1,42 @@
 #!/usr/bin/env python3
 """confab-bench --dump against bench/baseline: one line per delivery of the
-step, each naming a sender and a receiver of the same room, as many lines
-as the report counts deliveries; an unwritable --dump is refused.
+step (no duplicates or late ones in this run), each naming a sender and a
+receiver of the same room, every message reaching every member, latencies
+agreeing with the report; scripts/tailstat.py reads it back; an unwritable
+--dump is refused before anything starts.
 
 usage: gen_dump.py CONFAB_BENCH CONFAB_BASELINE"""
 import json
 import os
-import socket
+import selectors
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts"))
+from tailstat import summarize  # noqa: E402
 
 CONNS, ROOMS, RATE = 40, 4, 200
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def check(ok, what):
+    if not ok:
+        sys.exit(f"FAIL: {what}")
 
 
 def start_baseline(path):
-    """The baseline on a free port; a port taken meanwhile gets two more tries."""
-    for _ in range(3):
-        port = free_port()
-        p = subprocess.Popen([path, "--port", str(port), "--addr", "127.0.0.1", "--procs", "1"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and p.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return p, port
-            except OSError:
-                time.sleep(0.05)
+    """The baseline on a port of its own choosing: it prints READY <port>."""
+    p = subprocess.Popen([path, "--port", "0", "--addr", "127.0.0.1", "--procs", "1"],
+                         stdout=subprocess.PIPE)  # stderr passes through: sanitizer reports
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    line = p.stdout.readline().decode() if sel.select(10) else ""
+    sel.close()
+    if not line.startswith("READY "):
         p.kill()
         p.wait()
-    sys.exit("the baseline did not start")
+        sys.exit(f"FAIL: the baseline printed {line!r}, not READY <port>")
+    return p, int(line.split()[1])
 
 
 def main():
@@ -45,7 +45,8 @@ def main():
         bad = subprocess.run([gen, "--url", "ws://127.0.0.1:1/ws", "--secret", "s",
                               "--dump", os.path.join(tmp, "missing", "d.txt")],
                              capture_output=True, text=True, timeout=30)
-        assert bad.returncode == 1 and "--dump" in bad.stderr, (bad.returncode, bad.stderr)
+        check(bad.returncode == 1 and "--dump" in bad.stderr,
+              f"an unwritable --dump: exit {bad.returncode}, {bad.stderr!r}")
 
         srv, port = start_baseline(baseline)
         dump = os.path.join(tmp, "d.txt")
@@ -54,30 +55,42 @@ def main():
                                 "confab-test-secret-0123456789abcdef", "--conns", str(CONNS),
                                 "--rooms", str(ROOMS), "--rate", str(RATE), "--step-seconds",
                                 "1", "--drain-seconds", "2", "--json", "--dump", dump],
-                               capture_output=True, text=True, timeout=120)
+                               stdout=subprocess.PIPE, text=True, timeout=60)
         finally:
             srv.kill()
             srv.wait()
-        assert r.returncode == 0, r.stderr
+        check(r.returncode == 0, f"confab-bench exited with {r.returncode}")
         step = json.loads(r.stdout)["steps"][0]
-        assert step["sent"] > 0 and step["lost"] == 0, step
-        assert step["duplicated"] == 0 and step["late"] == 0, step
+        check(step["sent"] > 0 and step["lost"] == 0, f"a clean step: {step}")
+        check(step["duplicated"] == 0 and step["late"] == 0, f"no duplicates, no late: {step}")
 
-        receivers = {}
-        last_t = 0
+        receivers, sent_at, last_t, worst = {}, {}, 0, 0
         with open(dump) as f:
             lines = f.read().splitlines()
         for line in lines:
             t, lat, sender, seq, receiver = (int(x) for x in line.split())
-            assert t >= last_t, "receive times go back"
+            check(t >= last_t, f"receive times go back: {line}")
             last_t = t
-            assert 0 <= lat < 10 * 10**9, line
-            assert sender % ROOMS == receiver % ROOMS, f"not one room: {line}"
+            check(0 <= lat < 10 * 10**9, f"latency out of range: {line}")
+            worst = max(worst, lat)
+            check(sender % ROOMS == receiver % ROOMS, f"not one room: {line}")
             receivers.setdefault((sender, seq), set()).add(receiver)
-        assert len(lines) == step["delivered"], (len(lines), step["delivered"])
-        assert len(receivers) == step["sent"], (len(receivers), step["sent"])
+            sent_at[(sender, seq)] = t - lat
+        check(len(lines) == step["delivered"], f"{len(lines)} lines, {step['delivered']} delivered")
+        check(len(receivers) == step["sent"], f"{len(receivers)} messages, {step['sent']} sent")
         members = CONNS // ROOMS
-        assert all(len(v) == members for v in receivers.values()), "a message missed a member"
+        check(all(len(v) == members for v in receivers.values()), "a message missed a member")
+        check(round(worst / 1e6, 3) == step["latency_ms"]["max"],
+              f"worst latency {worst / 1e6:.3f} ms, the report's max {step['latency_ms']['max']}")
+        for sender in {s for s, _ in sent_at}:
+            times = [sent_at[k] for k in sorted(k for k in sent_at if k[0] == sender)]
+            check(times == sorted(times), f"sender {sender}'s send times go back with its seq")
+
+        t = summarize(dump)
+        check(t["deliveries"] == len(lines) and t["first"] and t["spread"],
+              f"tailstat read {t['deliveries']} deliveries")
+        check(t["first"]["max"] <= t["every"]["max"] and t["stalled"] == sum(
+            1 for line in lines if int(line.split()[1]) > 2e6), "tailstat's stalls")
     print(f"ok: {len(lines)} deliveries of {step['sent']} messages dumped")
 
 
