@@ -10,6 +10,7 @@
 #include "backoff.h"
 #include "bytes.h"
 #include "clock.h"
+#include "fmt.h"
 #include "freelist.h"
 #include "log.h"
 #include "ring.h"
@@ -315,8 +316,7 @@ static void arg_str(struct args *a, struct cf_str s)
 static void arg_num(struct args *a, int64_t v)
 {
     char *p = a->num[a->nn++];
-    int n = snprintf(p, sizeof a->num[0], "%" PRId64, v);
-    arg(a, p, (size_t)n);
+    arg(a, p, cf_fmt_i64(p, v));
 }
 
 static bool int_of(const redisReply *r, int64_t *out)

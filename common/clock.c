@@ -1,6 +1,6 @@
 #include "clock.h"
 
-#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t cf_wall_ms(void)
@@ -22,6 +22,15 @@ int64_t cf_mono_ms(void)
     return cf_mono_us() / 1000;
 }
 
+/* Writes v as exactly n decimal digits (v < 10^n). */
+static void put_digits(char *p, unsigned v, int n)
+{
+    while (n-- > 0) {
+        p[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 int cf_rfc3339_ms(int64_t ms, char *out, size_t cap)
 {
     /* 0000-01-01 .. 9999-12-31 keeps the fixed width clients rely on. */
@@ -33,10 +42,32 @@ int cf_rfc3339_ms(int64_t ms, char *out, size_t cap)
         msec += 1000;
         secs -= 1;
     }
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm))
-        return -1;
-    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)msec);
-    return n == CF_RFC3339_LEN ? n : -1;
+    /* Every message event carries its time, and a burst of messages shares
+     * its second: the date and time of day are worked out once per second
+     * (per thread) and only the milliseconds are written each time. */
+    static _Thread_local time_t cached_secs;
+    static _Thread_local char cached[20]; /* "YYYY-MM-DDTHH:MM:SS", empty: none */
+    if (!cached[0] || secs != cached_secs) {
+        struct tm tm;
+        if (!gmtime_r(&secs, &tm))
+            return -1;
+        put_digits(cached, (unsigned)(tm.tm_year + 1900), 4);
+        cached[4] = '-';
+        put_digits(cached + 5, (unsigned)(tm.tm_mon + 1), 2);
+        cached[7] = '-';
+        put_digits(cached + 8, (unsigned)tm.tm_mday, 2);
+        cached[10] = 'T';
+        put_digits(cached + 11, (unsigned)tm.tm_hour, 2);
+        cached[13] = ':';
+        put_digits(cached + 14, (unsigned)tm.tm_min, 2);
+        cached[16] = ':';
+        put_digits(cached + 17, (unsigned)tm.tm_sec, 2);
+        cached_secs = secs;
+    }
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    put_digits(out + 20, (unsigned)msec, 3);
+    out[23] = 'Z';
+    out[24] = '\0';
+    return CF_RFC3339_LEN;
 }

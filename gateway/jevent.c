@@ -1,12 +1,11 @@
 /* jevent: see jevent.h. */
 #include "jevent.h"
 
-#include <inttypes.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
+#include "fmt.h"
 #include "validate.h"
 
 /* A piece of the text: a literal, or a string value written quoted. */
@@ -139,13 +138,17 @@ struct cf_buf *jev_v1_message(const struct cf_wire_msg *m, size_t headroom)
     if (cf_rfc3339_ms(m->ts, sent, sizeof sent) < 0)
         return NULL;
     /* jansson's integers are signed 64-bit, printed in decimal */
-    char id[32] = "";
-    if (m->has & CF_WIRE_HAS_ID)
-        snprintf(id, sizeof id, ",\"id\":%" PRId64, (int64_t)m->id);
+    static const char key[] = ",\"id\":";
+    char id[sizeof key - 1 + CF_FMT_I64_MAX];
+    size_t idlen = 0;
+    if (m->has & CF_WIRE_HAS_ID) {
+        memcpy(id, key, sizeof key - 1);
+        idlen = sizeof key - 1 + cf_fmt_i64(id + sizeof key - 1, (int64_t)m->id);
+    }
     const struct part parts[] = {
         LIT("{\"type\":\"new_message\",\"payload\":{\"room\":"),
         value(m->room),
-        {id, strlen(id), false},
+        {id, idlen, false},
         LIT(",\"message\":"),
         value(m->text),
         LIT(",\"from\":"),
