@@ -16,6 +16,7 @@ struct part {
 };
 
 #define LIT(s) ((struct part){s, sizeof s - 1, false})
+#define NONE ((struct part){"", 0, false})
 
 static struct part value(struct cf_str s)
 {
@@ -153,6 +154,30 @@ struct cf_buf *jev_v1_message(const struct cf_wire_msg *m, size_t headroom)
         value(m->text),
         LIT(",\"from\":"),
         value(m->from),
+        LIT(",\"sent\":"),
+        {sent, CF_RFC3339_LEN, true},
+        LIT("}}"),
+    };
+    return build(parts, sizeof parts / sizeof parts[0], headroom);
+}
+
+struct cf_buf *jev_v1_ack(struct cf_str id, struct cf_str room, uint64_t message_id, int64_t ts,
+                          size_t headroom)
+{
+    char sent[CF_RFC3339_LEN + 1];
+    if (cf_rfc3339_ms(ts, sent, sizeof sent) < 0)
+        return NULL;
+    char num[CF_FMT_I64_MAX];
+    size_t numlen = cf_fmt_i64(num, (int64_t)message_id); /* as jansson: signed */
+    bool has_id = id.len > 0;
+    const struct part parts[] = {
+        LIT("{\"type\":\"ack\",\"payload\":{"),
+        has_id ? LIT("\"id\":") : NONE,
+        has_id ? value(id) : NONE,
+        has_id ? LIT(",\"room\":") : LIT("\"room\":"),
+        value(room),
+        LIT(",\"message_id\":"),
+        {num, numlen, false},
         LIT(",\"sent\":"),
         {sent, CF_RFC3339_LEN, true},
         LIT("}}"),

@@ -1,9 +1,10 @@
-/* jevent: a room message as the JSON text clients get, written straight into
- * a frame buffer.
+/* jevent: a room message, and the ack of a send, as the JSON text clients
+ * get, written straight into a frame buffer.
  *
- * Every message is encoded once per gateway and protocol, which made building
- * a jansson tree and dumping it about a tenth of a busy gateway's CPU (docs/
- * benchmarks.md). These two shapes are fixed, so they are written directly:
+ * Every message is encoded once per gateway and protocol, and every send is
+ * acked, which made building a jansson tree and dumping it about a tenth of a
+ * busy gateway's CPU (docs/benchmarks.md). These shapes are fixed, so they
+ * are written directly:
  * byte for byte what jansson's compact dump writes for the same tree (keys in
  * the same order; `"`, `\` and control characters escaped as jansson escapes
  * them, everything else as is). tests/unit/test_jevent.c holds the output
@@ -26,5 +27,10 @@ struct cf_buf *jev_legacy_message(const struct cf_wire_msg *m, size_t headroom);
 /* {"type":"new_message","payload":{"room":…,["id":…,]"message":…,"from":…,"sent":…}},
  * "id" when the message has one (CF_WIRE_HAS_ID). */
 struct cf_buf *jev_v1_message(const struct cf_wire_msg *m, size_t headroom);
+
+/* {"type":"ack","payload":{["id":…,]"room":…,"message_id":…,"sent":…}}, "id"
+ * when the request had one (id.len > 0). */
+struct cf_buf *jev_v1_ack(struct cf_str id, struct cf_str room, uint64_t message_id, int64_t ts,
+                          size_t headroom);
 
 #endif

@@ -353,6 +353,14 @@ struct cf_buf *v1_encode_error(enum sess_proto p, const char *code, const char *
 struct cf_buf *v1_encode_ack(enum sess_proto p, struct cf_str id, struct cf_str room,
                              uint64_t message_id, int64_t ts)
 {
+    /* Every send is acked: written directly (jevent.h). A string jansson
+     * would refuse or a time out of range goes the jansson way below, which
+     * leaves such a field out as it always did. */
+    if (p == SESS_V1_JSON) {
+        struct cf_buf *b = jev_v1_ack(id, room, message_id, ts, LWS_PRE);
+        if (b)
+            return b;
+    }
     json_t *o = json_object();
     if (o && id.len)
         json_object_set_new(o, "id", jstr(id));

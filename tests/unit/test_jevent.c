@@ -1,6 +1,6 @@
-/* jevent: the message events written without jansson must be, byte for byte,
- * what jansson's compact dump writes for the same tree (the encoders they
- * replaced), for any text a client may send. */
+/* jevent: the message events and acks written without jansson must be, byte
+ * for byte, what jansson's compact dump writes for the same tree (the
+ * encoders they replaced), for any text a client may send. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "jevent.h"
+#include "v1codec.h"
 
 static struct cf_str str(const char *s, size_t n)
 {
@@ -165,11 +166,71 @@ static void test_edges(void **state)
     same_as_jansson(&m);
 }
 
+/* The ack as v1codec built it with jansson: a field jansson refuses (a
+ * string that is not UTF-8, a time with no RFC 3339 form) is left out. */
+static char *reference_ack(struct cf_str id, struct cf_str room, uint64_t mid, int64_t ts,
+                           size_t *len)
+{
+    json_t *o = json_object();
+    if (id.len)
+        json_object_set_new(o, "id", json_stringn(id.p, id.len));
+    json_object_set_new(o, "room", json_stringn(room.p ? room.p : "", room.len));
+    json_object_set_new(o, "message_id", json_integer((json_int_t)mid));
+    char sent[CF_RFC3339_LEN + 1];
+    json_object_set_new(o, "sent",
+                        cf_rfc3339_ms(ts, sent, sizeof sent) < 0 ? NULL : json_string(sent));
+    json_t *root = json_pack("{s:s, s:o}", "type", "ack", "payload", o);
+    assert_non_null(root);
+    size_t need = json_dumpb(root, NULL, 0, JSON_COMPACT);
+    char *out = malloc(need + 1);
+    assert_non_null(out);
+    assert_int_equal(json_dumpb(root, out, need, JSON_COMPACT), need);
+    json_decref(root);
+    *len = need;
+    return out;
+}
+
+/* Through v1codec, which writes acks directly and falls back to jansson. */
+static void ack_same_as_jansson(struct cf_str id, struct cf_str room, uint64_t mid, int64_t ts)
+{
+    size_t want_len = 0;
+    char *want = reference_ack(id, room, mid, ts, &want_len);
+    struct cf_buf *b = v1_encode_ack(SESS_V1_JSON, id, room, mid, ts);
+    assert_non_null(b);
+    if (b->len != want_len || memcmp(cf_buf_payload(b), want, want_len) != 0)
+        fail_msg("ack differs:\n got  %.*s\n want %s", (int)b->len,
+                 (const char *)cf_buf_payload(b), want);
+    cf_buf_unref(b);
+    free(want);
+}
+
+static void test_acks_match_jansson(void **state)
+{
+    (void)state;
+    unsigned seed = 7;
+    char id[256], room[256];
+    for (int i = 0; i < 20000; i++) {
+        struct cf_str sid = str(id, rand_r(&seed) % 4 ? random_text(id, 64, &seed) : 0);
+        struct cf_str sroom = str(room, random_text(room, sizeof room, &seed));
+        uint64_t mid = (uint64_t)rand_r(&seed) * (rand_r(&seed) % 3 ? 1 : 0x100000001ULL);
+        ack_same_as_jansson(sid, sroom, mid, (int64_t)rand_r(&seed) * 1000003 - 1000000000LL);
+    }
+    static const uint64_t mids[] = {0, 1, INT64_MAX, (uint64_t)INT64_MAX + 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof mids / sizeof mids[0]; i++)
+        ack_same_as_jansson(str("r1", 2), str("general", 7), mids[i], 1795860000123LL);
+    /* what jansson refuses it leaves out, and so does the ack */
+    ack_same_as_jansson(str("bad \xff", 5), str("general", 7), 3, 0);
+    ack_same_as_jansson(str("r1", 2), str("general", 7), 3, INT64_MAX);
+    assert_null(jev_v1_ack(str("bad \xff", 5), str("general", 7), 3, 0, 0));
+    assert_null(jev_v1_ack(str("r1", 2), str("general", 7), 3, INT64_MAX, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_jansson_for_any_text),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_acks_match_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
