@@ -20,8 +20,12 @@ struct cf_wire_decoder {
 enum fkind { FK_STR, FK_U32, FK_U64, FK_I64, FK_BOOL, FK_STRS, FK_BINS };
 enum fcheck { FC_NONE, FC_ROOM, FC_USER, FC_TEXT, FC_NODE, FC_TOKEN, FC_ACTION };
 
+/* Names are arrays so that a key is matched without strlen (key_is):
+ * decoding looks every key of a frame up in these tables. */
+#define NAME_CAP 16
+
 struct field {
-    const char *name;
+    char name[NAME_CAP];
     enum fkind kind;
     enum fcheck check;
     size_t off;
@@ -71,7 +75,7 @@ static const struct field fields[F_COUNT_FIELDS] = {
 
 #define B(f) (1ull << (f))
 struct mtype {
-    const char *name;
+    char name[NAME_CAP];
     uint64_t need, opt;
 };
 static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
@@ -425,11 +429,15 @@ void cf_wire_decoder_free(struct cf_wire_decoder *d)
     free(d);
 }
 
-static int key_is(const msgpack_object *k, const char *name)
+/* name: a NUL-terminated string in an array of cap bytes. It is n long when
+ * its NUL is at n and not before (a key "msg\0" must not match "msg"). */
+static int key_is(const msgpack_object *k, const char *name, size_t cap)
 {
-    size_t n = strlen(name);
-    return k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
+    size_t n = k->via.str.size;
+    return n < cap && name[n] == '\0' && (n == 0 || name[n - 1] != '\0') &&
+           memcmp(k->via.str.ptr, name, n) == 0;
 }
+#define KEY_IS(k, arr) key_is(k, arr, sizeof arr)
 
 #define FAIL(msg)                                                                                  \
     do {                                                                                           \
@@ -514,7 +522,7 @@ static int read_value(struct cf_wire_decoder *d, const msgpack_object *v, struct
 static int find_field(const msgpack_object *k)
 {
     for (int f = 0; f < F_COUNT_FIELDS; f++)
-        if (key_is(k, fields[f].name))
+        if (KEY_IS(k, fields[f].name))
             return f;
     return -1;
 }
@@ -544,14 +552,14 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
         const msgpack_object *k = &obj.via.map.ptr[i].key, *v = &obj.via.map.ptr[i].val;
         if (k->type != MSGPACK_OBJECT_STR)
             FAIL("map key is not a string");
-        if (key_is(k, "v")) {
+        if (KEY_IS(k, "v")) {
             if (have_v)
                 FAIL("duplicate key");
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 FAIL("a field has the wrong type or is out of range");
             have_v = true;
             version = v->via.u64;
-        } else if (key_is(k, "t")) {
+        } else if (KEY_IS(k, "t")) {
             if (tv)
                 FAIL("duplicate key");
             if (v->type != MSGPACK_OBJECT_STR)
@@ -566,8 +574,8 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
     if (!tv)
         FAIL("missing type \"t\"");
     m->type = 0;
-    for (int t = CF_WIRE_HELLO; t <= CF_WIRE_TYPE_MAX; t++)
-        if (key_is(tv, types[t].name))
+    for (int t = CF_WIRE_HELLO; t <= CF_WIRE_TYPE_MAX && !m->type; t++)
+        if (KEY_IS(tv, types[t].name))
             m->type = (enum cf_wire_type)t;
     if (!m->type)
         FAIL("unknown message type");
