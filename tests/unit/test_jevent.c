@@ -20,6 +20,21 @@ static struct cf_str str(const char *s, size_t n)
     return (struct cf_str){s, (uint32_t)n};
 }
 
+/* {"type":type,"payload":payload} as jansson's compact dump writes it
+ * (takes payload; the caller frees the text). */
+static char *event_text(const char *type, json_t *payload, size_t *len)
+{
+    json_t *root = json_pack("{s:s, s:o}", "type", type, "payload", payload);
+    assert_non_null(root);
+    size_t need = json_dumpb(root, NULL, 0, JSON_COMPACT);
+    char *out = malloc(need + 1);
+    assert_non_null(out);
+    assert_int_equal(json_dumpb(root, out, need, JSON_COMPACT), need);
+    json_decref(root);
+    *len = need;
+    return out;
+}
+
 /* What the jansson encoders wrote: the reference. */
 static char *reference(const struct cf_wire_msg *m, bool v1, size_t *len)
 {
@@ -49,15 +64,7 @@ static char *reference(const struct cf_wire_msg *m, bool v1, size_t *len)
         json_object_set_new(p, "sent", json_string(sent));
         json_object_set_new(p, "room", room);
     }
-    json_t *root = json_pack("{s:s, s:o}", "type", "new_message", "payload", p);
-    assert_non_null(root);
-    size_t need = json_dumpb(root, NULL, 0, JSON_COMPACT);
-    char *out = malloc(need + 1);
-    assert_non_null(out);
-    assert_int_equal(json_dumpb(root, out, need, JSON_COMPACT), need);
-    json_decref(root);
-    *len = need;
-    return out;
+    return event_text("new_message", p, len);
 }
 
 static void same_as_jansson(const struct cf_wire_msg *m)
@@ -179,15 +186,7 @@ static char *reference_ack(struct cf_str id, struct cf_str room, uint64_t mid, i
     char sent[CF_RFC3339_LEN + 1];
     json_object_set_new(o, "sent",
                         cf_rfc3339_ms(ts, sent, sizeof sent) < 0 ? NULL : json_string(sent));
-    json_t *root = json_pack("{s:s, s:o}", "type", "ack", "payload", o);
-    assert_non_null(root);
-    size_t need = json_dumpb(root, NULL, 0, JSON_COMPACT);
-    char *out = malloc(need + 1);
-    assert_non_null(out);
-    assert_int_equal(json_dumpb(root, out, need, JSON_COMPACT), need);
-    json_decref(root);
-    *len = need;
-    return out;
+    return event_text("ack", o, len);
 }
 
 /* Through v1codec, which writes acks directly and falls back to jansson. */
