@@ -16,7 +16,9 @@ int64_t cf_mono_us(void);
 #define CF_RFC3339_LEN 24 /* "2026-11-28T10:00:00.123Z" */
 
 /* Writes ms as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" plus a NUL into out (>= 25
- * bytes). Returns the length (24), or -1 for a time outside years 0000-9999. */
+ * bytes). Returns the length (24), or -1 for a time outside years 0000-9999.
+ * Keeps the date of the last second it wrote (per thread): a burst of
+ * events within one second works it out once. */
 int cf_rfc3339_ms(int64_t ms, char *out, size_t cap);
 
 #endif

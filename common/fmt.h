@@ -10,8 +10,8 @@
 
 #define CF_FMT_I64_MAX 20 /* "-9223372036854775808" */
 
-/* Writes v in decimal, as printf's "%" PRId64 would, without a NUL.
- * Returns the length (at most CF_FMT_I64_MAX). */
+/* Writes v in decimal, as printf's "%" PRId64 would, without a NUL, into
+ * the caller's out (at least CF_FMT_I64_MAX bytes). Returns the length. */
 static inline size_t cf_fmt_i64(char *out, int64_t v)
 {
     char rev[CF_FMT_I64_MAX];

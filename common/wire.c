@@ -21,7 +21,9 @@ enum fkind { FK_STR, FK_U32, FK_U64, FK_I64, FK_BOOL, FK_STRS, FK_BINS };
 enum fcheck { FC_NONE, FC_ROOM, FC_USER, FC_TEXT, FC_NODE, FC_TOKEN, FC_ACTION };
 
 /* Names are arrays so that a key is matched without strlen (key_is):
- * decoding looks every key of a frame up in these tables. */
+ * decoding looks every key of a frame up in these tables. A name has at
+ * most NAME_CAP - 1 characters: one of NAME_CAP would fit the array without
+ * its NUL (C allows it, GCC 12 says nothing) and never match. */
 #define NAME_CAP 16
 
 struct field {
@@ -437,6 +439,7 @@ static int key_is(const msgpack_object *k, const char *name, size_t cap)
     return n < cap && name[n] == '\0' && (n == 0 || name[n - 1] != '\0') &&
            memcmp(k->via.str.ptr, name, n) == 0;
 }
+/* arr: an array (a string literal or a table's name), never a pointer */
 #define KEY_IS(k, arr) key_is(k, arr, sizeof arr)
 
 #define FAIL(msg)                                                                                  \

@@ -293,9 +293,14 @@ void http_publish_done(void *http, unsigned status, const char *code, const char
     json_t *o;
     if (status == 200) {
         char sent[CF_RFC3339_LEN + 1];
-        cf_rfc3339_ms(ts, sent, sizeof sent);
-        o = json_pack("{s:s%, s:I, s:s}", "room", req->room, (size_t)req->room_len,
-                      "message_id", (json_int_t)id, "sent", sent);
+        /* a time with no RFC 3339 form (a broker's clock gone wild) is left
+         * out, as the ack of a WebSocket send leaves it out */
+        if (cf_rfc3339_ms(ts, sent, sizeof sent) < 0)
+            o = json_pack("{s:s%, s:I}", "room", req->room, (size_t)req->room_len, "message_id",
+                          (json_int_t)id);
+        else
+            o = json_pack("{s:s%, s:I, s:s}", "room", req->room, (size_t)req->room_len,
+                          "message_id", (json_int_t)id, "sent", sent);
     } else {
         o = json_pack("{s:s, s:s}", "error", message ? message : "failed", "code",
                       code ? code : "unavailable");

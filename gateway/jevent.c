@@ -16,7 +16,7 @@ struct part {
 };
 
 #define LIT(s) ((struct part){s, sizeof s - 1, false})
-#define NONE ((struct part){"", 0, false})
+#define NO_PART ((struct part){"", 0, false})
 
 static struct part value(struct cf_str s)
 {
@@ -172,8 +172,8 @@ struct cf_buf *jev_v1_ack(struct cf_str id, struct cf_str room, uint64_t message
     bool has_id = id.len > 0;
     const struct part parts[] = {
         LIT("{\"type\":\"ack\",\"payload\":{"),
-        has_id ? LIT("\"id\":") : NONE,
-        has_id ? value(id) : NONE,
+        has_id ? LIT("\"id\":") : NO_PART,
+        has_id ? value(id) : NO_PART,
         has_id ? LIT(",\"room\":") : LIT("\"room\":"),
         value(room),
         LIT(",\"message_id\":"),

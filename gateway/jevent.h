@@ -12,7 +12,8 @@
  *
  * Ownership: the caller owns the returned buffer (one reference, payload at
  * `headroom`). NULL when a string is not valid UTF-8, the time is out of the
- * printable range or memory runs out: the message cannot be shown. */
+ * printable range or memory runs out: a message cannot be shown; an ack is
+ * then built with jansson, which leaves such a field out (v1codec.c). */
 #ifndef GW_JEVENT_H
 #define GW_JEVENT_H
 

@@ -35,10 +35,12 @@ static void test_i64_like_printf(void **state)
                                     INT64_MIN, INT64_MAX - 1, INT64_MIN + 1};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
         expect_i64(edges[i]);
-    for (int64_t p = 1; p > 0 && p <= INT64_MAX / 10; p *= 10) {
+    for (int64_t p = 1;; p *= 10) { /* up to 10^18 */
         expect_i64(p);
         expect_i64(p - 1);
         expect_i64(-p);
+        if (p > INT64_MAX / 10)
+            break;
     }
     unsigned seed = 7;
     for (int i = 0; i < 100000; i++) {
@@ -84,6 +86,8 @@ static void expect_time(int64_t ms)
 static void test_rfc3339_across_seconds(void **state)
 {
     (void)state;
+    /* first in the process: second 0 must not be taken for an empty cache */
+    expect_time(0);
     static const int64_t around[] = {0,
                                      1795860000000LL,   /* 2026-11-28T10:00:00 */
                                      1798761599000LL,   /* 2026-12-31T23:59:59 */
@@ -108,9 +112,13 @@ static void test_rfc3339_across_seconds(void **state)
         expect_time(ms + 1); /* usually the same second */
     }
     char out[64];
-    /* a refused time leaves the cache as it was */
+    /* a refused time leaves the cache as it was: the same second after it */
+    expect_time(253402300799000LL);
     assert_int_equal(cf_rfc3339_ms(253402300800000LL, out, sizeof out), -1);
     expect_time(253402300799999LL);
+    expect_time(-62167219200000LL);
+    assert_int_equal(cf_rfc3339_ms(-62167219200001LL, out, sizeof out), -1);
+    expect_time(-62167219199999LL);
 }
 
 int main(void)

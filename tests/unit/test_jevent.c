@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "jevent.h"
 #include "v1codec.h"
+#include "validate.h"
 
 static struct cf_str str(const char *s, size_t n)
 {
@@ -189,17 +190,26 @@ static char *reference_ack(struct cf_str id, struct cf_str room, uint64_t mid, i
     return event_text("ack", o, len);
 }
 
-/* Through v1codec, which writes acks directly and falls back to jansson. */
-static void ack_same_as_jansson(struct cf_str id, struct cf_str room, uint64_t mid, int64_t ts)
+static void expect_text(struct cf_buf *b, const char *want, size_t want_len)
 {
-    size_t want_len = 0;
-    char *want = reference_ack(id, room, mid, ts, &want_len);
-    struct cf_buf *b = v1_encode_ack(SESS_V1_JSON, id, room, mid, ts);
     assert_non_null(b);
     if (b->len != want_len || memcmp(cf_buf_payload(b), want, want_len) != 0)
         fail_msg("ack differs:\n got  %.*s\n want %s", (int)b->len,
                  (const char *)cf_buf_payload(b), want);
     cf_buf_unref(b);
+}
+
+/* The direct writer (whenever every field is one jansson takes) and v1codec,
+ * which falls back to jansson otherwise, against jansson's text. */
+static void ack_same_as_jansson(struct cf_str id, struct cf_str room, uint64_t mid, int64_t ts)
+{
+    size_t want_len = 0;
+    char *want = reference_ack(id, room, mid, ts, &want_len);
+    char sent[CF_RFC3339_LEN + 1];
+    if (cf_utf8_valid(id.p, id.len) && cf_utf8_valid(room.p, room.len) &&
+        cf_rfc3339_ms(ts, sent, sizeof sent) == CF_RFC3339_LEN)
+        expect_text(jev_v1_ack(id, room, mid, ts, 16), want, want_len);
+    expect_text(v1_encode_ack(SESS_V1_JSON, id, room, mid, ts), want, want_len);
     free(want);
 }
 
@@ -212,15 +222,20 @@ static void test_acks_match_jansson(void **state)
         struct cf_str sid = str(id, rand_r(&seed) % 4 ? random_text(id, 64, &seed) : 0);
         struct cf_str sroom = str(room, random_text(room, sizeof room, &seed));
         uint64_t mid = (uint64_t)rand_r(&seed) * (rand_r(&seed) % 3 ? 1 : 0x100000001ULL);
-        ack_same_as_jansson(sid, sroom, mid, (int64_t)rand_r(&seed) * 1000003 - 1000000000LL);
+        /* 1970 ± 68 years, within what RFC 3339 times can show */
+        int64_t ts = ((int64_t)rand_r(&seed) - RAND_MAX / 2) * 1000 + rand_r(&seed) % 1000;
+        ack_same_as_jansson(sid, sroom, mid, ts);
     }
     static const uint64_t mids[] = {0, 1, INT64_MAX, (uint64_t)INT64_MAX + 1, UINT64_MAX};
     for (size_t i = 0; i < sizeof mids / sizeof mids[0]; i++)
         ack_same_as_jansson(str("r1", 2), str("general", 7), mids[i], 1795860000123LL);
     /* what jansson refuses it leaves out, and so does the ack */
     ack_same_as_jansson(str("bad \xff", 5), str("general", 7), 3, 0);
+    ack_same_as_jansson(str("r1", 2), str("\xff", 1), 3, 0);
     ack_same_as_jansson(str("r1", 2), str("general", 7), 3, INT64_MAX);
+    ack_same_as_jansson(str("r1", 2), str("general", 7), 3, -62167219200001LL);
     assert_null(jev_v1_ack(str("bad \xff", 5), str("general", 7), 3, 0, 0));
+    assert_null(jev_v1_ack(str("r1", 2), str("\xff", 1), 3, 0, 0));
     assert_null(jev_v1_ack(str("r1", 2), str("general", 7), 3, INT64_MAX, 0));
 }
 
