@@ -1,5 +1,6 @@
 /* redis: see redis.h. */
 #include "redis.h"
+#include "redis_int.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -23,63 +24,8 @@
 #define STABLE_MS 10000 /* up this long: the next failure starts the backoff afresh */
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
-#define ROOM_PREFIX "room:"
-#define ROOM_PREFIX_LEN 5
 #define CANARY_EVERY_MS 5000
 #define CANARY_DEADLINE_MS 15000 /* no canary back for this long: delivery is broken */
-#define CANARY_RING 4
-
-enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_SCRIPTS, C_UP };
-
-/* Who waits for a reply on the publisher connection, in command order. */
-struct waiter {
-    rbridge_reply_fn fn; /* NULL: nobody (PING, PUBLISH, SCRIPT LOAD) */
-    void *ud;
-    int script; /* SCRIPT LOAD of this script index, or -1 */
-};
-
-struct rconn {
-    struct rbridge *b;
-    const char *role; /* "subscriber" or "publisher" */
-    bool is_sub;
-    enum cstate st;
-    redisContext *c;
-    sd_event_source *io, *timer, *flush;
-    struct cf_backoff bo;
-    uint32_t pending;  /* replies we still expect */
-    int64_t last_rx;   /* last reply of any kind */
-    int64_t last_tx;   /* last command queued */
-    int64_t up_since;  /* when the connection last came up */
-    uint32_t failures; /* consecutive failed attempts, to keep retry logs quiet */
-    /* publisher only: a ring of waiters, one per command sent (power of 2) */
-    struct waiter *w;
-    uint32_t w_head, w_count, w_cap;
-};
-
-struct rbridge {
-    sd_event *ev;
-    struct cf_redis_addr addr;
-    char addr_str[300];
-    char password[256];
-    size_t max_queue;
-    struct rbridge_cbs cbs;
-    void *ud;
-    struct rconn sub, pub;
-    bool ready;
-    /* delivery canary: a message to ourselves through Redis, so a wedged
-     * subscription is noticed even while both connections look healthy */
-    char canary[48];
-    sd_event_source *canary_timer;
-    uint64_t canary_seq, canary_failures;
-    int64_t canary_sent[CANARY_RING]; /* send time of round seq, at seq % CANARY_RING */
-    int64_t canary_ok_at, canary_rtt_ms, canary_reset_at, ready_since;
-    bool canary_was_ok;
-    const char *const *scripts;
-    int nscripts;
-    char (*shas)[41];
-    int scripts_pending;
-    uint64_t reconnects, published, publish_errors, received;
-};
 
 static void conn_start(struct rconn *rc);
 static void conn_fail(struct rconn *rc, const char *why);
@@ -123,6 +69,17 @@ static void update_state(struct rbridge *b)
     }
 }
 
+/* The batcher holds calls not yet queued: they go before whatever is queued
+ * next, so Redis runs every command in the order it was asked for. */
+static void run_hook(struct rbridge *b, enum rbridge_event ev)
+{
+    if (b->hook.fn && !b->in_hook) {
+        b->in_hook = true;
+        b->hook.fn(b->hook.ud, ev);
+        b->in_hook = false;
+    }
+}
+
 /* ---- writing ---------------------------------------------------------- */
 
 static void set_events(struct rconn *rc, uint32_t ev)
@@ -153,7 +110,10 @@ static void flush_now(struct rconn *rc)
 static int on_flush(sd_event_source *s, void *ud)
 {
     (void)s;
-    flush_now(ud);
+    struct rconn *rc = ud;
+    if (!rc->is_sub && rc->st == C_UP)
+        run_hook(rc->b, RBRIDGE_FLUSH);
+    flush_now(rc);
     return 0;
 }
 
@@ -195,13 +155,16 @@ static void fail_waiters(struct rconn *rc)
             w.fn(w.ud, NULL);
 }
 
-static int queue_cmd_w(struct rconn *rc, int argc, const char **argv, const size_t *lens,
-                       struct waiter w)
+int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w)
 {
     bool allowed = rc->st == C_UP || (rc->st == C_AUTH && !strcmp(argv[0], "AUTH")) ||
                    (rc->st == C_SCRIPTS && !strcmp(argv[0], "SCRIPT"));
     if (!allowed)
         return -ENOTCONN;
+    if (!rc->is_sub && rc->st == C_UP)
+        run_hook(rc->b, RBRIDGE_FLUSH);
+    if (rc->st != C_UP && rc->st != C_AUTH && rc->st != C_SCRIPTS)
+        return -ENOTCONN; /* writing what the batcher held (at once, rb__kick) failed */
     if (sdslen(rc->c->obuf) > rc->b->max_queue)
         return -ENOBUFS;
     if (!rc->is_sub && push_waiter(rc, w) < 0)
@@ -213,17 +176,22 @@ static int queue_cmd_w(struct rconn *rc, int argc, const char **argv, const size
     }
     rc->pending++;
     rc->last_tx = cf_mono_ms();
+    rb__kick(rc);
+    return 0;
+}
+
+void rb__kick(struct rconn *rc)
+{
     if (!rc->flush && sd_event_add_defer(rc->b->ev, &rc->flush, on_flush, rc) < 0) {
-        flush_now(rc);
-        return 0;
+        on_flush(NULL, rc);
+        return;
     }
     sd_event_source_set_enabled(rc->flush, SD_EVENT_ONESHOT);
-    return 0;
 }
 
 static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t *lens)
 {
-    return queue_cmd_w(rc, argc, argv, lens, (struct waiter){NULL, NULL, -1});
+    return rb__queue(rc, argc, argv, lens, (struct waiter){NULL, NULL, -1});
 }
 
 /* ---- connection life cycle --------------------------------------------- */
@@ -279,6 +247,8 @@ static void conn_teardown(struct rconn *rc)
     rc->pending = 0;
     rc->st = C_DOWN; /* before the waiters hear of it: they may queue again */
     fail_waiters(rc);
+    if (!rc->is_sub)
+        run_hook(rc->b, RBRIDGE_DOWN); /* held calls came after every waiter */
 }
 
 static void conn_fail(struct rconn *rc, const char *why)
@@ -319,7 +289,7 @@ static void conn_authed(struct rconn *rc)
     for (int i = 0; i < b->nscripts; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", b->scripts[i]};
         size_t lens[] = {6, 4, strlen(b->scripts[i])};
-        if (queue_cmd_w(rc, 3, argv, lens, (struct waiter){NULL, NULL, i}) < 0) {
+        if (rb__queue(rc, 3, argv, lens, (struct waiter){NULL, NULL, i}) < 0) {
             conn_fail(rc, "cannot queue SCRIPT LOAD");
             return;
         }
@@ -730,78 +700,9 @@ void rbridge_free(struct rbridge *b)
     b->canary_timer = sd_event_source_disable_unref(b->canary_timer);
     conn_free(&b->sub);
     conn_free(&b->pub);
+    run_hook(b, RBRIDGE_FREE);
     explicit_bzero(b->password, sizeof b->password);
     free(b->shas);
     free(b);
 }
 
-static int channel_cmd(struct rconn *rc, const char *cmd, const char *name, size_t len,
-                       const void *payload, size_t plen)
-{
-    char chan[ROOM_PREFIX_LEN + CF_ROOM_MAX];
-    if (len > CF_ROOM_MAX)
-        return -EINVAL;
-    memcpy(chan, ROOM_PREFIX, ROOM_PREFIX_LEN);
-    memcpy(chan + ROOM_PREFIX_LEN, name, len);
-    const char *argv[] = {cmd, chan, payload};
-    size_t lens[] = {strlen(cmd), ROOM_PREFIX_LEN + len, plen};
-    return queue_cmd(rc, payload ? 3 : 2, argv, lens);
-}
-
-int rbridge_subscribe(struct rbridge *b, const char *name, size_t len)
-{
-    return channel_cmd(&b->sub, "SUBSCRIBE", name, len, NULL, 0);
-}
-
-int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len)
-{
-    return channel_cmd(&b->sub, "UNSUBSCRIBE", name, len, NULL, 0);
-}
-
-int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
-                    size_t plen)
-{
-    return channel_cmd(&b->pub, "PUBLISH", name, len, payload, plen);
-}
-
-uint32_t rbridge_inflight(const struct rbridge *b)
-{
-    return b->pub.st == C_UP ? b->pub.w_count : 0;
-}
-
-bool rbridge_ready(const struct rbridge *b)
-{
-    return b->ready;
-}
-
-void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
-{
-    out->sub_up = b->sub.st == C_UP;
-    out->pub_up = b->pub.st == C_UP;
-    out->reconnects = b->reconnects;
-    out->published = b->published;
-    out->publish_errors = b->publish_errors;
-    out->received = b->received;
-    out->canary_ok = rbridge_canary_ok(b);
-    out->canary_rtt_ms = b->canary_rtt_ms;
-    out->canary_failures = b->canary_failures;
-}
-
-int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
-                 rbridge_reply_fn fn, void *ud)
-{
-    enum { MAX_ARGS = 64 };
-    if (script < 0 || script >= b->nscripts || argc > MAX_ARGS - 2)
-        return -EINVAL;
-    if (b->pub.st != C_UP)
-        return -ENOTCONN;
-    const char *av[MAX_ARGS];
-    size_t al[MAX_ARGS];
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = b->shas[script];
-    al[1] = 40;
-    memcpy(av + 2, argv, sizeof *argv * (size_t)argc);
-    memcpy(al + 2, lens, sizeof *lens * (size_t)argc);
-    return queue_cmd_w(&b->pub, argc + 2, av, al, (struct waiter){fn, ud, -1});
-}

@@ -70,8 +70,31 @@ int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void 
 /* EVALSHA of script number `script` with argv (numkeys, keys..., args...)
  * on the publisher connection; fn gets the reply (exactly once, unless this
  * returns an error: 0, -ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL). */
+#define RBRIDGE_MAX_ARGS 4096
 int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
                  rbridge_reply_fn fn, void *ud);
+
+/* For one batcher of calls that are not queued yet (rbatch.h), so that they
+ * keep their place among the connection's commands:
+ *   RBRIDGE_FLUSH  queue what you hold now (before another command, and
+ *                  before the connection's once-per-iteration write);
+ *   RBRIDGE_DOWN   the publisher connection is gone: fail what you hold;
+ *   RBRIDGE_FREE   the bridge is being freed: fail what you hold, and stop.
+ * The hook may call rbridge_eval; it is not called again from inside. */
+enum rbridge_event { RBRIDGE_FLUSH, RBRIDGE_DOWN, RBRIDGE_FREE };
+struct rbridge_hook {
+    void (*fn)(void *ud, enum rbridge_event ev);
+    void *ud;
+};
+void rbridge_set_hook(struct rbridge *b, struct rbridge_hook hook);
+struct rbridge_hook rbridge_hook(const struct rbridge *b);
+/* 0 when a command could be queued on the publisher now, else why not
+ * (-ENOTCONN, -ENOBUFS), as rbridge_eval would say. */
+int rbridge_room(const struct rbridge *b);
+/* Asks for the hook's RBRIDGE_FLUSH in this loop iteration. */
+void rbridge_kick(struct rbridge *b);
+/* "host:port" or "unix:path", for logs. */
+const char *rbridge_name(const struct rbridge *b);
 
 bool rbridge_ready(const struct rbridge *b);
 /* Commands on the publisher still waiting for their reply (0 when down). */

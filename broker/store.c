@@ -13,6 +13,7 @@
 #include "fmt.h"
 #include "freelist.h"
 #include "log.h"
+#include "rbatch.h"
 #include "ring.h"
 #include "validate.h"
 
@@ -69,47 +70,74 @@
     "  redis.call('EXPIRE', C.pc, s); redis.call('EXPIRE', C.pv, s)\n"                             \
     "end\n"
 
-/* KEYS meta hist [dedup]; ARGV chan prefix ts hsize keep dttl epoch touch slack
+/* A batch of sends (rbatch.h): per call KEYS meta hist [dedup]; ARGV chan
+ * prefix ts hsize keep dttl epoch touch slack, after the call's two counts.
  *
- * Every command a script calls costs Redis about a microsecond, and this one
+ * Every command a script calls costs Redis about a microsecond, and this
  * runs for every message: it calls four in the common case (HGET, HINCRBY,
  * RPUSH, PUBLISH). The TTLs are set only when `touch` is 1 (store_send asks
  * for it at most once per TOUCH per room) or a key was just made; the list is
  * trimmed back to hsize only once it has grown `slack` past it (readers look
- * at its newest hsize entries). */
+ * at its newest hsize entries).
+ *
+ * A send that fails keeps the sends before it, which are stored and
+ * published and get their ids; the sends after it are not run and fail
+ * too. When the first one fails, the whole batch gets its error as the
+ * reply, as a lone send would, so the bridge still sees the errors that
+ * mean it must reconnect (READONLY after a failover, ...). */
 static const char script_send[] =
     PRELUDE
-    "if #KEYS == 3 then\n"
-    "  local d = redis.call('GET', KEYS[3])\n"
-    "  if d then\n"
-    "    local id, ts = string.match(d, '^(%d+):(%d+)$')\n"
-    "    if id then return {1, tonumber(id), tonumber(ts)} end\n"
+    "local function send(km, kh, kd, a)\n"
+    "  if kd then\n"
+    "    local d = redis.call('GET', kd)\n"
+    "    if d then\n"
+    "      local id, ts = string.match(d, '^(%d+):(%d+)$')\n"
+    "      if id then return {1, tonumber(id), tonumber(ts)} end\n"
+    "    end\n"
     "  end\n"
+    "  local touch = ARGV[a + 7] == '1'\n"
+    "  local epoch = redis.call('HGET', km, 'epoch')\n"
+    "  if not epoch then\n"
+    "    epoch = ARGV[a + 6]\n"
+    "    redis.call('HSET', km, 'epoch', epoch, 'seq', 0)\n"
+    "    redis.call('DEL', kh)\n"
+    "    touch = true\n"
+    "  end\n"
+    "  local id = redis.call('HINCRBY', km, 'seq', 1)\n"
+    "  local payload = ARGV[a + 1] .. '\\165epoch' .. mp_str(epoch) .. '\\162id' .. mp_u64(id)\n"
+    "  local hsize = tonumber(ARGV[a + 3])\n"
+    "  if hsize > 0 then\n"
+    "    local len = redis.call('RPUSH', kh, payload)\n"
+    "    if len > hsize + tonumber(ARGV[a + 8]) then redis.call('LTRIM', kh, -hsize, -1) end\n"
+    "    if touch or len == 1 then redis.call('EXPIRE', kh, ARGV[a + 4]) end\n"
+    "  else\n"
+    "    redis.call('DEL', kh) -- the list must hold exactly the newest ids\n"
+    "  end\n"
+    "  if touch then redis.call('EXPIRE', km, ARGV[a + 4]) end\n"
+    "  redis.call('PUBLISH', ARGV[a], payload)\n"
+    "  if kd then\n"
+    "    redis.call('SET', kd, string.format('%d:%s', id, ARGV[a + 2]), 'EX', ARGV[a + 5])\n"
+    "  end\n"
+    "  return {0, id, tonumber(ARGV[a + 2])}\n"
     "end\n"
-    "local touch = ARGV[8] == '1'\n"
-    "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
-    "if not epoch then\n"
-    "  epoch = ARGV[7]\n"
-    "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"
-    "  redis.call('DEL', KEYS[2])\n"
-    "  touch = true\n"
+    "local out, k, a, failed = {}, 1, 1, nil\n"
+    "while a <= #ARGV do\n"
+    "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+    "  if failed then\n"
+    "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send in its batch failed')\n"
+    "  else\n"
+    "    local ok, r = pcall(send, KEYS[k], KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil, a + 2)\n"
+    "    if ok then\n"
+    "      out[#out + 1] = r\n"
+    "    else\n"
+    "      failed = type(r) == 'table' and r.err or tostring(r)\n"
+    "      if #out == 0 then return redis.error_reply(failed) end\n"
+    "      out[#out + 1] = redis.error_reply(failed)\n"
+    "    end\n"
+    "  end\n"
+    "  k, a = k + nk, a + 2 + na\n"
     "end\n"
-    "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-    "local payload = ARGV[2] .. '\\165epoch' .. mp_str(epoch) .. '\\162id' .. mp_u64(id)\n"
-    "local hsize = tonumber(ARGV[4])\n"
-    "if hsize > 0 then\n"
-    "  local len = redis.call('RPUSH', KEYS[2], payload)\n"
-    "  if len > hsize + tonumber(ARGV[9]) then redis.call('LTRIM', KEYS[2], -hsize, -1) end\n"
-    "  if touch or len == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end\n"
-    "else\n"
-    "  redis.call('DEL', KEYS[2]) -- the list must hold exactly the newest ids\n"
-    "end\n"
-    "if touch then redis.call('EXPIRE', KEYS[1], ARGV[5]) end\n"
-    "redis.call('PUBLISH', ARGV[1], payload)\n"
-    "if #KEYS == 3 then\n"
-    "  redis.call('SET', KEYS[3], string.format('%d:%s', id, ARGV[3]), 'EX', ARGV[6])\n"
-    "end\n"
-    "return {0, id, tonumber(ARGV[3])}\n";
+    "return out\n";
 
 /* The history list may run up to `slack` entries past hsize (script_send);
  * readers see its newest hsize. `base` is the id at list index 0, `first`
@@ -425,6 +453,21 @@ static void sent_quietly(void *ud, const redisReply *r)
     sent_of(r, &s);
 }
 
+/* Sends go through the bridge's batcher (rbatch.h), made with the first. */
+static int batch(struct rbridge *rb, int nkeys, struct args *a, rbridge_reply_fn done,
+                 struct box *box)
+{
+    if (done == sent_reply && !box)
+        return -ENOMEM;
+    struct rbatch *q = rb ? rbatch_of(rb) : NULL;
+    if (rb && !q)
+        q = rbatch_new(rb, S_SEND);
+    int rc = !rb ? -ENOTCONN : !q ? -ENOMEM : rbatch_add(q, nkeys, a->n, a->v, a->l, done, box);
+    if (rc < 0 && box)
+        box_free(box);
+    return rc;
+}
+
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
                struct cf_str cid, store_sent_fn fn, void *ud)
 {
@@ -439,7 +482,6 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     char k_dd[KEY_MAX + 2 * CF_WIRE_MAX_TOKEN + 24];
     struct args a = {0};
     bool dedup = cid.len > 0;
-    arg_num(&a, dedup ? 3 : 2);
     arg(&a, k_meta, room_key(k_meta, m->room, "meta"));
     arg(&a, k_hist, room_key(k_hist, m->room, "hist"));
     if (dedup) {
@@ -459,10 +501,8 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     bool touch = touch_due(m->room, lim);
     arg(&a, touch ? "1" : "0", 1);
     arg_num(&a, lim->history_size / 8);
-    if (fn)
-        rc = eval(rb, S_SEND, &a, sent_reply, box_new((void (*)(void))fn, ud));
-    else
-        rc = rb ? rbridge_eval(rb, S_SEND, a.n, a.v, a.l, sent_quietly, NULL) : -ENOTCONN;
+    rc = fn ? batch(rb, dedup ? 3 : 2, &a, sent_reply, box_new((void (*)(void))fn, ud))
+            : batch(rb, dedup ? 3 : 2, &a, sent_quietly, NULL);
     if (rc < 0 && touch)
         touch_unsure(); /* refused before Redis saw it: the TTLs were not set */
     return rc;

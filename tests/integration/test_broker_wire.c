@@ -422,6 +422,195 @@ static void test_first_message_waits_for_its_subscription(void **state)
     wsc_close(a);
 }
 
+/* ---- sends batched into one script call ------------------------------------ */
+
+struct answer {
+    int type; /* 0: none yet */
+    uint64_t id;
+    char room[32];
+};
+
+/* Reads answers until every q in [q0, q0 + n) has one (or 5 s pass). */
+static void answers(int fd, uint64_t q0, int n, struct answer *out)
+{
+    memset(out, 0, sizeof *out * (size_t)n);
+    struct cf_bytes in;
+    cf_bytes_init(&in, 1 << 20);
+    struct cf_wire_decoder *dec = cf_wire_decoder_new();
+    int got = 0;
+    int64_t deadline = h_now_ms() + 5000;
+    while (got < n && h_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        assert_true(cf_bytes_read_fd(&in, fd, 65536) > 0);
+        const unsigned char *payload;
+        size_t len;
+        while (cf_wire_frame_peek(&in, &payload, &len) == 1) {
+            struct cf_wire_msg m;
+            const char *why;
+            assert_int_equal(cf_wire_decode(dec, payload, len, &m, &why), 0);
+            if ((m.type == CF_WIRE_SENT || m.type == CF_WIRE_FAIL || m.type == CF_WIRE_SUBBED) &&
+                m.q >= q0 &&
+                m.q < q0 + (uint64_t)n && !out[m.q - q0].type) {
+                struct answer *a = &out[m.q - q0];
+                a->type = m.type;
+                a->id = m.type == CF_WIRE_SUBBED ? m.last_id : m.id;
+                snprintf(a->room, sizeof a->room, "%.*s", (int)m.room.len, m.room.p);
+                got++;
+            }
+            cf_bytes_consume(&in, CF_WIRE_HDR + len);
+        }
+    }
+    assert_int_equal(got, n);
+    cf_wire_decoder_free(dec);
+    cf_bytes_free(&in);
+}
+
+static void put_send(struct cf_bytes *out, uint64_t q, const char *room, const char *text)
+{
+    struct cf_wire_msg m = {.type = CF_WIRE_SEND,
+                            .q = q,
+                            .room = {room, (uint32_t)strlen(room)},
+                            .from = {"batcher", 7},
+                            .text = {text, (uint32_t)strlen(text)},
+                            .ts = cf_wall_ms()};
+    assert_int_equal(cf_wire_encode(out, &m), 0);
+}
+
+static long long redis_int(redisContext *rc, const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? atoll(r->str)
+                                                  : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static long long evalsha_calls(redisContext *rc)
+{
+    redisReply *r = redisCommand(rc, "INFO commandstats");
+    assert_non_null(r);
+    const char *p = strstr(r->str, "cmdstat_evalsha:calls=");
+    long long v = p ? atoll(p + strlen("cmdstat_evalsha:calls=")) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The sends a broker gets in one read reach Redis as one script call, and
+ * still come back one answer each, with the ids each room would have given
+ * them one by one. A send that fails in the middle keeps the ones before it
+ * and fails the ones after it, unrun; a batch whose first send fails is
+ * refused whole, as one send alone would be. */
+static void test_sends_of_one_read_share_one_script_call(void **state)
+{
+    (void)state;
+    enum { ROOMS = 3, PER_ROOM = 10 };
+    char rooms[ROOMS + 1][24]; /* the last one is broken in Redis below */
+    const uint32_t shard = 0;
+    for (int i = 0, n = 0; n <= ROOMS; i++) {
+        snprintf(rooms[n], sizeof rooms[n], "batch-%d", i);
+        if (cf_shard_of(rooms[n], strlen(rooms[n]), 2) == shard)
+            n++;
+    }
+    int fd = link_to((int)shard);
+    hello(fd, shard, 2);
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    for (int r = 0; r <= ROOMS; r++) {
+        struct cf_wire_msg j = {.type = CF_WIRE_JOIN,
+                                .room = {rooms[r], (uint32_t)strlen(rooms[r])}};
+        assert_int_equal(cf_wire_encode(&out, &j), 0);
+        put_send(&out, 1 + (uint64_t)r, rooms[r], "warm-up"); /* id 1 in each */
+    }
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+    struct answer a[ROOMS * PER_ROOM];
+    answers(fd, 1, ROOMS + 1, a);
+    for (int r = 0; r <= ROOMS; r++) {
+        assert_int_equal(a[r].type, CF_WIRE_SENT);
+        assert_int_equal(a[r].id, 1);
+    }
+
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
+    assert_non_null(rc);
+    long long before = evalsha_calls(rc);
+    for (int i = 0; i < ROOMS * PER_ROOM; i++)
+        put_send(&out, 100 + (uint64_t)i, rooms[i % ROOMS], "batched");
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+    answers(fd, 100, ROOMS * PER_ROOM, a);
+    for (int i = 0; i < ROOMS * PER_ROOM; i++) {
+        assert_int_equal(a[i].type, CF_WIRE_SENT);
+        assert_string_equal(a[i].room, rooms[i % ROOMS]);
+        assert_int_equal(a[i].id, 2 + (uint64_t)(i / ROOMS)); /* in the order sent */
+    }
+    long long calls = evalsha_calls(rc) - before;
+    printf("# %d sends in one write: %lld script calls\n", ROOMS * PER_ROOM, calls);
+    assert_true(calls >= 1 && calls <= 3); /* at most a read per few frames */
+
+    /* A room whose key holds the wrong type: its send fails in Redis. */
+    char key[64];
+    snprintf(key, sizeof key, "cf:{%s}:meta", rooms[ROOMS]);
+    freeReplyObject(redisCommand(rc, "DEL %s", key));
+    freeReplyObject(redisCommand(rc, "SET %s broken", key));
+    snprintf(key, sizeof key, "cf:{%s}:meta", rooms[1]);
+    long long seq1 = redis_int(rc, "HGET %s seq", key);
+    put_send(&out, 200, rooms[0], "kept");
+    put_send(&out, 201, rooms[ROOMS], "refused");
+    put_send(&out, 202, rooms[1], "not run");
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+    answers(fd, 200, 3, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_int_equal(a[0].id, 2 + PER_ROOM);
+    assert_int_equal(a[1].type, CF_WIRE_FAIL);
+    assert_int_equal(a[2].type, CF_WIRE_FAIL);
+    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1); /* room 1 untouched */
+
+    long mark = h_log_mark(&fx.node.broker[shard]);
+    put_send(&out, 300, rooms[ROOMS], "refused");
+    put_send(&out, 301, rooms[1], "not run either");
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+    answers(fd, 300, 2, a);
+    assert_int_equal(a[0].type, CF_WIRE_FAIL);
+    assert_int_equal(a[1].type, CF_WIRE_FAIL);
+    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1);
+    /* refused whole: the bridge saw Redis' own error, as for a lone send */
+    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "a script failed on", 2000));
+
+    /* Held sends go before whatever is asked after them: a join right
+     * behind a send sees it in its snapshot. */
+    put_send(&out, 500, rooms[0], "before the join");
+    struct cf_wire_msg sub = {.type = CF_WIRE_SUB, .q = 501,
+                              .room = {rooms[0], (uint32_t)strlen(rooms[0])},
+                              .user = {"joiner", 6}, .conn = {"c-501", 5}, .limit = 10,
+                              .budget = 65536};
+    assert_int_equal(cf_wire_encode(&out, &sub), 0);
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+    answers(fd, 500, 2, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_int_equal(a[1].type, CF_WIRE_SUBBED);
+    assert_int_equal(a[1].id, a[0].id);
+
+    put_send(&out, 400, rooms[1], "after");
+    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    answers(fd, 400, 1, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_int_equal(a[0].id, (uint64_t)seq1 + 1);
+    snprintf(key, sizeof key, "cf:{%s}:meta", rooms[ROOMS]);
+    freeReplyObject(redisCommand(rc, "DEL %s", key));
+    assert_true(h_log_contains(&fx.node.broker[shard], "a script call failed: WRONGTYPE", 2000));
+    assert_true(h_alive(&fx.node.broker[shard]));
+    cf_bytes_free(&out);
+    redisFree(rc);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_one_frame_per_gateway_link_one_encoding_per_message),
         cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
         cmocka_unit_test(test_first_message_waits_for_its_subscription),
+        cmocka_unit_test(test_sends_of_one_read_share_one_script_call),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -1,0 +1,210 @@
+/* rbatch: see rbatch.h. */
+#include "rbatch.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "log.h"
+
+/* Bounds on what is held: a batch runs in Redis without a break, and its
+ * bytes come on top of the connection's own queue bound. */
+#define MAX_CALLS 64
+#define MAX_BYTES (64 * 1024)
+/* every call adds its two counts to ARGV and the batch adds numkeys */
+#define MAX_CALL_ARGS (RBRIDGE_MAX_ARGS / MAX_CALLS - 3)
+
+struct call {
+    rbridge_reply_fn fn;
+    void *ud;
+};
+
+struct span {
+    uint32_t off, len;
+};
+
+/* The calls of one queued EVALSHA, until its reply. */
+struct inflight {
+    uint32_t n;
+    struct call calls[];
+};
+
+struct rbatch {
+    struct rbridge *rb;
+    int script;
+    /* held: the arguments' bytes, where each key and argument lies in them,
+     * and who waits */
+    char *bytes;
+    size_t len, cap;
+    struct span keys[MAX_CALLS * MAX_CALL_ARGS], args[MAX_CALLS * (MAX_CALL_ARGS + 2)];
+    uint32_t nkeys, nargs, ncalls;
+    struct call calls[MAX_CALLS];
+};
+
+static int hold(struct rbatch *q, const void *p, size_t n, struct span *out)
+{
+    if (q->len + n > q->cap) {
+        size_t cap = q->cap ? q->cap : 4096;
+        while (cap < q->len + n)
+            cap *= 2;
+        char *m = realloc(q->bytes, cap);
+        if (!m)
+            return -ENOMEM;
+        q->bytes = m;
+        q->cap = cap;
+    }
+    memcpy(q->bytes + q->len, p, n);
+    *out = (struct span){(uint32_t)q->len, (uint32_t)n};
+    q->len += n;
+    return 0;
+}
+
+static int hold_num(struct rbatch *q, int64_t v, struct span *out)
+{
+    char t[CF_FMT_I64_MAX];
+    return hold(q, t, cf_fmt_i64(t, v), out);
+}
+
+static void forget(struct rbatch *q)
+{
+    q->len = 0;
+    q->nkeys = q->nargs = q->ncalls = 0;
+}
+
+/* Tells every held call it failed, after taking them out of q: the
+ * callbacks may hold new calls. */
+static void fail_held(struct rbatch *q)
+{
+    struct call c[MAX_CALLS];
+    uint32_t n = q->ncalls;
+    memcpy(c, q->calls, sizeof c[0] * n);
+    forget(q);
+    for (uint32_t i = 0; i < n; i++)
+        c[i].fn(c[i].ud, NULL);
+}
+
+static void on_reply(void *ud, const redisReply *r)
+{
+    struct inflight *f = ud;
+    /* an error reply (or anything else) is the whole batch's answer */
+    bool each = r && r->type == REDIS_REPLY_ARRAY && r->elements == f->n;
+    for (uint32_t i = 0; i < f->n; i++) {
+        const redisReply *e = each ? r->element[i] : r;
+        /* one line for the call that failed; the batch's own error reply is
+         * logged by the bridge, and the calls after a failure were not run */
+        if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12))
+            CF_ERROR("redis", "a script call failed: %.*s", (int)e->len, e->str);
+        f->calls[i].fn(f->calls[i].ud, e);
+    }
+    free(f);
+}
+
+/* Queues what q holds as one EVALSHA. */
+static void queue(struct rbatch *q)
+{
+    if (!q->ncalls)
+        return;
+    uint32_t argc = 1 + q->nkeys + q->nargs;
+    const char **av = malloc(sizeof *av * argc);
+    size_t *al = malloc(sizeof *al * argc);
+    struct inflight *f = malloc(sizeof *f + sizeof f->calls[0] * q->ncalls);
+    if (!av || !al || !f) {
+        CF_ERROR("redis", "out of memory queueing %u calls for %s; they fail", q->ncalls,
+                 rbridge_name(q->rb));
+        free(av);
+        free(al);
+        free(f);
+        fail_held(q);
+        return;
+    }
+    f->n = q->ncalls;
+    memcpy(f->calls, q->calls, sizeof f->calls[0] * q->ncalls);
+    char nk[CF_FMT_I64_MAX];
+    av[0] = nk;
+    al[0] = cf_fmt_i64(nk, q->nkeys);
+    for (uint32_t i = 0; i < q->nkeys; i++) {
+        av[1 + i] = q->bytes + q->keys[i].off;
+        al[1 + i] = q->keys[i].len;
+    }
+    for (uint32_t i = 0; i < q->nargs; i++) {
+        av[1 + q->nkeys + i] = q->bytes + q->args[i].off;
+        al[1 + q->nkeys + i] = q->args[i].len;
+    }
+    /* emptied first: queueing runs the hook, which must find nothing held;
+     * the bytes stay where they are until the next hold */
+    forget(q);
+    int rc = rbridge_eval(q->rb, q->script, (int)argc, av, al, on_reply, f);
+    free(av);
+    free(al);
+    if (rc < 0) {
+        CF_ERROR("redis", "could not queue %u calls for %s: %s; they fail", f->n,
+                 rbridge_name(q->rb), strerror(-rc));
+        for (uint32_t i = 0; i < f->n; i++)
+            f->calls[i].fn(f->calls[i].ud, NULL);
+        free(f);
+    }
+}
+
+static void on_event(void *ud, enum rbridge_event ev)
+{
+    struct rbatch *q = ud;
+    if (ev == RBRIDGE_FLUSH) {
+        queue(q);
+        return;
+    }
+    fail_held(q);
+    if (ev == RBRIDGE_FREE) {
+        free(q->bytes);
+        free(q);
+    }
+}
+
+struct rbatch *rbatch_new(struct rbridge *rb, int script)
+{
+    struct rbatch *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->rb = rb;
+    q->script = script;
+    rbridge_set_hook(rb, (struct rbridge_hook){on_event, q});
+    return q;
+}
+
+struct rbatch *rbatch_of(const struct rbridge *rb)
+{
+    struct rbridge_hook h = rbridge_hook(rb);
+    return h.fn == on_event ? h.ud : NULL;
+}
+
+int rbatch_add(struct rbatch *q, int nkeys, int argc, const char *const *argv, const size_t *lens,
+               rbridge_reply_fn fn, void *ud)
+{
+    if (nkeys < 0 || argc < nkeys || argc - nkeys > MAX_CALL_ARGS || nkeys > MAX_CALL_ARGS)
+        return -EINVAL;
+    int rc = rbridge_room(q->rb);
+    if (rc < 0)
+        return rc;
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += lens[i];
+    if (q->ncalls == MAX_CALLS || (q->ncalls && q->len + bytes > MAX_BYTES))
+        queue(q);
+    uint32_t k0 = q->nkeys, a0 = q->nargs;
+    size_t len0 = q->len;
+    rc = hold_num(q, nkeys, &q->args[q->nargs++]);
+    if (!rc)
+        rc = hold_num(q, argc - nkeys, &q->args[q->nargs++]);
+    for (int i = 0; i < argc && !rc; i++)
+        rc = hold(q, argv[i], lens[i], i < nkeys ? &q->keys[q->nkeys++] : &q->args[q->nargs++]);
+    if (rc < 0) { /* as if it had not been asked */
+        q->nkeys = k0;
+        q->nargs = a0;
+        q->len = len0;
+        return rc;
+    }
+    q->calls[q->ncalls++] = (struct call){fn, ud};
+    rbridge_kick(q->rb);
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* rbatch: consecutive calls of one script on one Redis bridge, run as one
+ * EVALSHA.
+ *
+ * Every EVALSHA costs Redis one command's parsing, the script lookup, the
+ * KEYS and ARGV tables and a reply before the script does any work; for a
+ * message send that was a quarter of Redis' time. Under load the broker asks
+ * for many sends per loop pass, so they are held and queued as one call at
+ * the end of the pass: no send waits longer than it did, and a send alone is
+ * a batch of one. Calls are merged only while nothing else is queued on the
+ * connection between them (rbridge_hook), so Redis still runs every command
+ * in the order it was asked for.
+ *
+ * The script is written for it: KEYS holds each call's keys in turn, ARGV
+ * holds for each call its number of keys, its number of arguments, then its
+ * arguments; it returns an array with one reply per call, or one error for
+ * all of them (store.c, script_send).
+ *
+ * Each call's callback runs exactly once, with its own element of the reply,
+ * the batch's error reply, or NULL (the connection was lost: the call may or
+ * may not have run), as rbridge_eval's do. */
+#ifndef BROKER_RBATCH_H
+#define BROKER_RBATCH_H
+
+#include <stddef.h>
+
+#include "redis.h"
+
+struct rbatch;
+
+/* The batcher of `script` on rb: registered as rb's hook, freed with rb
+ * (RBRIDGE_FREE). One per bridge. NULL when out of memory. */
+struct rbatch *rbatch_new(struct rbridge *rb, int script);
+
+/* The batcher rb already has, or NULL. */
+struct rbatch *rbatch_of(const struct rbridge *rb);
+
+/* Holds one call (argv: its keys, then its arguments; copied). 0, or what
+ * rbridge_eval would refuse it with (-ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL);
+ * then fn will not run. */
+int rbatch_add(struct rbatch *q, int nkeys, int argc, const char *const *argv, const size_t *lens,
+               rbridge_reply_fn fn, void *ud);
+
+#endif

@@ -1,0 +1,124 @@
+/* redis_cmd: the commands callers queue on a bridge (redis.h), over the
+ * connections redis.c keeps. */
+#include <errno.h>
+#include <hiredis/sds.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis.h"
+#include "redis_int.h"
+#include "validate.h"
+
+static int channel_cmd(struct rconn *rc, const char *cmd, const char *name, size_t len,
+                       const void *payload, size_t plen)
+{
+    char chan[ROOM_PREFIX_LEN + CF_ROOM_MAX];
+    if (len > CF_ROOM_MAX)
+        return -EINVAL;
+    memcpy(chan, ROOM_PREFIX, ROOM_PREFIX_LEN);
+    memcpy(chan + ROOM_PREFIX_LEN, name, len);
+    const char *argv[] = {cmd, chan, payload};
+    size_t lens[] = {strlen(cmd), ROOM_PREFIX_LEN + len, plen};
+    return rb__queue(rc, payload ? 3 : 2, argv, lens, (struct waiter){NULL, NULL, -1});
+}
+
+int rbridge_subscribe(struct rbridge *b, const char *name, size_t len)
+{
+    return channel_cmd(&b->sub, "SUBSCRIBE", name, len, NULL, 0);
+}
+
+int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len)
+{
+    return channel_cmd(&b->sub, "UNSUBSCRIBE", name, len, NULL, 0);
+}
+
+int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
+                    size_t plen)
+{
+    return channel_cmd(&b->pub, "PUBLISH", name, len, payload, plen);
+}
+
+uint32_t rbridge_inflight(const struct rbridge *b)
+{
+    return b->pub.st == C_UP ? b->pub.w_count : 0;
+}
+
+bool rbridge_ready(const struct rbridge *b)
+{
+    return b->ready;
+}
+
+void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
+{
+    out->sub_up = b->sub.st == C_UP;
+    out->pub_up = b->pub.st == C_UP;
+    out->reconnects = b->reconnects;
+    out->published = b->published;
+    out->publish_errors = b->publish_errors;
+    out->received = b->received;
+    out->canary_ok = rbridge_canary_ok(b);
+    out->canary_rtt_ms = b->canary_rtt_ms;
+    out->canary_failures = b->canary_failures;
+}
+
+int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
+                 rbridge_reply_fn fn, void *ud)
+{
+    enum { STACK_ARGS = 64 };
+    if (script < 0 || script >= b->nscripts || argc < 0 || argc > RBRIDGE_MAX_ARGS)
+        return -EINVAL;
+    if (b->pub.st != C_UP)
+        return -ENOTCONN;
+    const char *sav[STACK_ARGS];
+    size_t sal[STACK_ARGS];
+    const char **av = sav;
+    size_t *al = sal;
+    if (argc + 2 > STACK_ARGS) { /* a batch: one allocation for many calls */
+        av = malloc(sizeof *av * (size_t)(argc + 2));
+        al = malloc(sizeof *al * (size_t)(argc + 2));
+        if (!av || !al) {
+            free(av);
+            free(al);
+            return -ENOMEM;
+        }
+    }
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = b->shas[script];
+    al[1] = 40;
+    memcpy(av + 2, argv, sizeof *argv * (size_t)argc);
+    memcpy(al + 2, lens, sizeof *lens * (size_t)argc);
+    int rc = rb__queue(&b->pub, argc + 2, av, al, (struct waiter){fn, ud, -1});
+    if (av != sav) {
+        free(av);
+        free(al);
+    }
+    return rc;
+}
+
+void rbridge_set_hook(struct rbridge *b, struct rbridge_hook hook)
+{
+    b->hook = hook;
+}
+
+struct rbridge_hook rbridge_hook(const struct rbridge *b)
+{
+    return b->hook;
+}
+
+int rbridge_room(const struct rbridge *b)
+{
+    if (b->pub.st != C_UP)
+        return -ENOTCONN;
+    return sdslen(b->pub.c->obuf) > b->max_queue ? -ENOBUFS : 0;
+}
+
+void rbridge_kick(struct rbridge *b)
+{
+    rb__kick(&b->pub);
+}
+
+const char *rbridge_name(const struct rbridge *b)
+{
+    return b->addr_str;
+}

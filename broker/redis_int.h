@@ -1,0 +1,76 @@
+/* redis_int: what redis.c (connections, replies, the canary) and
+ * redis_cmd.c (the commands callers queue) share; not for other modules. */
+#ifndef BROKER_REDIS_INT_H
+#define BROKER_REDIS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backoff.h"
+#include "redis.h"
+
+#define ROOM_PREFIX "room:"
+#define ROOM_PREFIX_LEN 5
+#define CANARY_RING 4
+
+enum cstate { C_DOWN, C_CONNECTING, C_AUTH, C_SCRIPTS, C_UP };
+
+/* Who waits for a reply on the publisher connection, in command order. */
+struct waiter {
+    rbridge_reply_fn fn; /* NULL: nobody (PING, PUBLISH, SCRIPT LOAD) */
+    void *ud;
+    int script; /* SCRIPT LOAD of this script index, or -1 */
+};
+
+struct rconn {
+    struct rbridge *b;
+    const char *role; /* "subscriber" or "publisher" */
+    bool is_sub;
+    enum cstate st;
+    redisContext *c;
+    sd_event_source *io, *timer, *flush;
+    struct cf_backoff bo;
+    uint32_t pending;  /* replies we still expect */
+    int64_t last_rx;   /* last reply of any kind */
+    int64_t last_tx;   /* last command queued */
+    int64_t up_since;  /* when the connection last came up */
+    uint32_t failures; /* consecutive failed attempts, to keep retry logs quiet */
+    /* publisher only: a ring of waiters, one per command sent (power of 2) */
+    struct waiter *w;
+    uint32_t w_head, w_count, w_cap;
+};
+
+struct rbridge {
+    sd_event *ev;
+    struct cf_redis_addr addr;
+    char addr_str[300];
+    char password[256];
+    size_t max_queue;
+    struct rbridge_cbs cbs;
+    void *ud;
+    struct rconn sub, pub;
+    bool ready;
+    /* delivery canary: a message to ourselves through Redis, so a wedged
+     * subscription is noticed even while both connections look healthy */
+    char canary[48];
+    sd_event_source *canary_timer;
+    uint64_t canary_seq, canary_failures;
+    int64_t canary_sent[CANARY_RING]; /* send time of round seq, at seq % CANARY_RING */
+    int64_t canary_ok_at, canary_rtt_ms, canary_reset_at, ready_since;
+    bool canary_was_ok;
+    const char *const *scripts;
+    int nscripts;
+    char (*shas)[41];
+    int scripts_pending;
+    uint64_t reconnects, published, publish_errors, received;
+    struct rbridge_hook hook; /* the batcher of consecutive calls (rbatch) */
+    bool in_hook;
+};
+
+/* Queues one command on rc, the waiter's callback to get its reply (the
+ * publisher's only). 0, -ENOTCONN, -ENOBUFS, -ENOMEM. */
+int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w);
+/* Asks for rc's write (and the batcher's RBRIDGE_FLUSH) in this iteration. */
+void rb__kick(struct rconn *rc);
+
+#endif
