@@ -1,7 +1,8 @@
 /* broker: see broker.h. The path of a message through here:
  *   gateway link --send--> rooms_submit (held until the room is subscribed)
  *     --> store_send: one Lua script assigns the id, appends to the history
- *         and PUBLISHes --> "sent" back to the gateway
+ *         and PUBLISHes (the sends of one loop pass share one script call,
+ *         rbatch.h) --> "sent" back to the gateway
  *   Redis --message--> on_redis_message (validated) --> rooms --> each gateway link
  * Joins (sub) go the same way, so a join's snapshot is taken only once the
  * room's live events are flowing to this broker. */

@@ -13,8 +13,10 @@
  * bytes come on top of the connection's own queue bound. */
 #define MAX_CALLS 64
 #define MAX_BYTES (64 * 1024)
-/* every call adds its two counts to ARGV and the batch adds numkeys */
-#define MAX_CALL_ARGS (RBRIDGE_MAX_ARGS / MAX_CALLS - 3)
+/* keys, and arguments, of one call (a send has 3 and 9); with each call's
+ * two counts and the batch's numkeys, a full batch stays one EVALSHA */
+#define MAX_CALL_ARGS 16
+_Static_assert(MAX_CALLS * (2 * MAX_CALL_ARGS + 2) + 1 <= RBRIDGE_MAX_ARGS, "a batch fits a call");
 
 struct call {
     rbridge_reply_fn fn;

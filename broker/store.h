@@ -25,7 +25,10 @@
  * appends to the history and PUBLISHes in one step (every subscriber sees
  * ids in order); a join adds the presence entry and reads the epoch, the
  * history and the member list in one step (the snapshot and the live events
- * after it can be told apart by id and presence version).
+ * after it can be told apart by id and presence version). The sends asked
+ * for in one loop pass run in one script call (rbatch.h), still each as its
+ * own step, in the order asked; a send that fails there fails the sends
+ * behind it in that call without running them.
  *
  * Callbacks run exactly once per accepted call, with err = 0 and the result,
  * or err < 0 (-EIO: Redis answered with an error; -ECONNRESET: the connection

@@ -1,0 +1,215 @@
+/* The broker's batcher of script calls (broker/rbatch.h) on a real Redis:
+ * calls held in one loop pass become one EVALSHA and each still gets its own
+ * reply, in order; a full batch is queued and a new one started; calls held
+ * when the connection goes away hear so, once each; a bridge that is down
+ * refuses new calls at once. */
+#include "common.h"
+
+#include <errno.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "rbatch.h"
+#include "redis.h"
+
+static struct h_redis redis;
+
+/* One reply per call: its key's new count and its one argument; and one
+ * count per script run, to see how many calls Redis got. */
+static const char script[] = "redis.call('INCR', 'batches')\n"
+                             "local out, k, a = {}, 1, 1\n"
+                             "while a <= #ARGV do\n"
+                             "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+                             "  out[#out + 1] = {redis.call('INCR', KEYS[k]), ARGV[a + 2]}\n"
+                             "  k, a = k + nk, a + 2 + na\n"
+                             "end\n"
+                             "return out\n";
+static const char *const scripts[] = {script};
+
+struct got {
+    int calls;
+    bool null;
+    long long count;
+    char arg[32];
+};
+
+static void on_reply(void *ud, const redisReply *r)
+{
+    struct got *g = ud;
+    g->calls++;
+    g->null = r == NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        g->count = r->element[0]->integer;
+        snprintf(g->arg, sizeof g->arg, "%.*s", (int)r->element[1]->len, r->element[1]->str);
+    }
+}
+
+static void on_message(void *ud, const char *name, size_t len, const char *p, size_t plen)
+{
+    (void)ud, (void)name, (void)len, (void)p, (void)plen;
+}
+
+static sd_event *ev;
+static struct rbridge *rb;
+
+static void run_until(bool (*done)(void *), void *ud)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    while (!done(ud) && h_now_ms() < deadline)
+        assert_true(sd_event_run(ev, 50 * 1000) >= 0);
+    assert_true(done(ud));
+}
+
+static bool bridge_ready(void *ud)
+{
+    (void)ud;
+    return rbridge_room(rb) == 0;
+}
+
+static void bridge_up(void)
+{
+    assert_int_equal(sd_event_new(&ev), 0);
+    struct cf_redis_addr addr;
+    assert_int_equal(cf_redis_addr_parse(redis.addr, &addr), 0);
+    const struct rbridge_cbs cbs = {.on_message = on_message};
+    rb = rbridge_new(ev, &addr, NULL, 1 << 20, scripts, 1, &cbs, NULL);
+    assert_non_null(rb);
+    run_until(bridge_ready, NULL);
+}
+
+static void bridge_down(void)
+{
+    rbridge_free(rb);
+    rb = NULL;
+    ev = sd_event_unref(ev);
+}
+
+static int64_t batches(void)
+{
+    return h_redis_int(&redis, (const char *const[]){"GET", "batches", NULL});
+}
+
+static int add(struct rbatch *q, const char *key, const char *arg, struct got *g)
+{
+    const char *argv[] = {key, arg};
+    size_t lens[] = {strlen(key), strlen(arg)};
+    return rbatch_add(q, 1, 2, argv, lens, on_reply, g);
+}
+
+struct all {
+    struct got *g;
+    int n;
+};
+
+static bool all_answered(void *ud)
+{
+    struct all *a = ud;
+    for (int i = 0; i < a->n; i++)
+        if (!a->g[i].calls)
+            return false;
+    return true;
+}
+
+static void test_one_pass_one_call_each_its_own_reply(void **state)
+{
+    (void)state;
+    bridge_up();
+    struct rbatch *q = rbatch_new(rb, 0);
+    assert_non_null(q);
+    assert_ptr_equal(rbatch_of(rb), q);
+    h_redis_cli(&redis, (const char *const[]){"DEL", "batches", "a", "b", NULL});
+    struct got g[5] = {0};
+    static const char *const keys[5] = {"a", "b", "a", "a", "b"};
+    for (int i = 0; i < 5; i++) {
+        char arg[8];
+        snprintf(arg, sizeof arg, "call%d", i);
+        assert_int_equal(add(q, keys[i], arg, &g[i]), 0);
+    }
+    run_until(all_answered, &(struct all){g, 5});
+    static const long long counts[5] = {1, 1, 2, 3, 2}; /* run in the order held */
+    for (int i = 0; i < 5; i++) {
+        char arg[8];
+        snprintf(arg, sizeof arg, "call%d", i);
+        assert_int_equal(g[i].calls, 1);
+        assert_false(g[i].null);
+        assert_int_equal(g[i].count, counts[i]);
+        assert_string_equal(g[i].arg, arg);
+    }
+    assert_int_equal(batches(), 1);
+
+    /* 64 calls fill a batch: the 65th starts the next one */
+    enum { N = 65 };
+    struct got many[N] = {{0}};
+    for (int i = 0; i < N; i++)
+        assert_int_equal(add(q, "c", "x", &many[i]), 0);
+    run_until(all_answered, &(struct all){many, N});
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(many[i].calls, 1);
+        assert_int_equal(many[i].count, i + 1);
+    }
+    assert_int_equal(batches(), 3);
+    bridge_down();
+}
+
+static void test_held_calls_hear_of_the_end_once(void **state)
+{
+    (void)state;
+    bridge_up();
+    struct rbatch *q = rbatch_new(rb, 0);
+    struct got g[3] = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(add(q, "d", "held", &g[i]), 0);
+    bridge_down(); /* before the loop could queue them */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_true(g[i].null);
+    }
+}
+
+static void test_a_bridge_that_is_down_refuses(void **state)
+{
+    (void)state;
+    bridge_up();
+    struct rbatch *q = rbatch_new(rb, 0);
+    struct got g = {0};
+    const char *argv[40] = {0};
+    size_t lens[40] = {0};
+    for (int i = 0; i < 40; i++)
+        argv[i] = "k";
+    assert_int_equal(rbatch_add(q, 20, 40, argv, lens, on_reply, &g), -EINVAL); /* too many */
+    h_redis_stop(&redis);
+    bool down = false;
+    for (int i = 0; i < 100 && !down; i++) { /* the bridge notices the close */
+        sd_event_run(ev, 50 * 1000);
+        down = rbridge_room(rb) == -ENOTCONN;
+    }
+    assert_true(down);
+    assert_int_equal(add(q, "e", "refused", &g), -ENOTCONN);
+    assert_int_equal(g.calls, 0);
+    bridge_down();
+    assert_int_equal(g.calls, 0);
+    assert_int_equal(h_redis_restart(&redis, h_tmpdir()), 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return h_redis_start(&redis, h_tmpdir());
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    h_redis_stop(&redis);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_pass_one_call_each_its_own_reply),
+        cmocka_unit_test(test_held_calls_hear_of_the_end_once),
+        cmocka_unit_test(test_a_bridge_that_is_down_refuses),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+}
