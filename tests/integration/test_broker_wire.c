@@ -83,6 +83,51 @@ static bool closed_by_peer(int fd, int timeout_ms)
     return false;
 }
 
+/* Frames from a broker, read as they come. */
+struct reader {
+    int fd;
+    struct cf_bytes in;
+    struct cf_wire_decoder *dec;
+    size_t last; /* bytes of the frame handed out last */
+};
+
+static void reader_init(struct reader *r, int fd)
+{
+    r->fd = fd;
+    cf_bytes_init(&r->in, 1 << 20);
+    r->dec = cf_wire_decoder_new();
+    r->last = 0;
+}
+
+static void reader_free(struct reader *r)
+{
+    cf_wire_decoder_free(r->dec);
+    cf_bytes_free(&r->in);
+}
+
+/* The next frame (valid until the next call), or false once the deadline
+ * has passed without one. */
+static bool reader_next(struct reader *r, struct cf_wire_msg *m, int64_t deadline)
+{
+    cf_bytes_consume(&r->in, r->last);
+    r->last = 0;
+    for (;;) {
+        const unsigned char *payload;
+        size_t len;
+        if (cf_wire_frame_peek(&r->in, &payload, &len) == 1) {
+            const char *why;
+            assert_int_equal(cf_wire_decode(r->dec, payload, len, m, &why), 0);
+            r->last = CF_WIRE_HDR + len;
+            return true;
+        }
+        if (h_now_ms() >= deadline)
+            return false;
+        struct pollfd p = {r->fd, POLLIN, 0};
+        if (poll(&p, 1, 100) > 0)
+            assert_true(cf_bytes_read_fd(&r->in, r->fd, 65536) > 0);
+    }
+}
+
 static void chat_still_works(void)
 {
     struct wsc *a = wsc_connect_user(fx.node.port, "alice");
@@ -157,41 +202,27 @@ static void test_a_good_link_speaks_the_protocol(void **state)
     send_msg(fd, &msg);
 
     /* Expect welcome, then our msg back through Redis. */
-    struct cf_bytes in;
-    cf_bytes_init(&in, 1 << 20);
-    struct cf_wire_decoder *dec = cf_wire_decoder_new();
+    struct reader rd;
+    reader_init(&rd, fd);
     int got = 0;
     int64_t deadline = h_now_ms() + 5000;
-    while (got < 2 && h_now_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0)
+    struct cf_wire_msg m;
+    while (got < 2 && reader_next(&rd, &m, deadline)) {
+        if (m.type == CF_WIRE_STATE) { /* readiness, after welcome and on changes */
+            assert_true(got >= 1);
             continue;
-        assert_true(cf_bytes_read_fd(&in, fd, 65536) > 0);
-        const unsigned char *payload;
-        size_t len;
-        while (cf_wire_frame_peek(&in, &payload, &len) == 1) {
-            struct cf_wire_msg m;
-            const char *why;
-            assert_int_equal(cf_wire_decode(dec, payload, len, &m, &why), 0);
-            if (m.type == CF_WIRE_STATE) { /* readiness, after welcome and on changes */
-                assert_true(got >= 1);
-                cf_bytes_consume(&in, CF_WIRE_HDR + len);
-                continue;
-            }
-            if (got == 0) {
-                assert_int_equal(m.type, CF_WIRE_WELCOME);
-                assert_int_equal(m.shard, (uint32_t)shard);
-            } else {
-                assert_int_equal(m.type, CF_WIRE_MSG);
-                assert_memory_equal(m.text.p, "beep", 4);
-            }
-            got++;
-            cf_bytes_consume(&in, CF_WIRE_HDR + len);
         }
+        if (got == 0) {
+            assert_int_equal(m.type, CF_WIRE_WELCOME);
+            assert_int_equal(m.shard, (uint32_t)shard);
+        } else {
+            assert_int_equal(m.type, CF_WIRE_MSG);
+            assert_memory_equal(m.text.p, "beep", 4);
+        }
+        got++;
     }
     assert_int_equal(got, 2);
-    cf_wire_decoder_free(dec);
-    cf_bytes_free(&in);
+    reader_free(&rd);
     close(fd);
 }
 
@@ -434,37 +465,23 @@ struct answer {
 static void answers(int fd, uint64_t q0, int n, struct answer *out)
 {
     memset(out, 0, sizeof *out * (size_t)n);
-    struct cf_bytes in;
-    cf_bytes_init(&in, 1 << 20);
-    struct cf_wire_decoder *dec = cf_wire_decoder_new();
+    struct reader rd;
+    reader_init(&rd, fd);
     int got = 0;
     int64_t deadline = h_now_ms() + 5000;
-    while (got < n && h_now_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0)
-            continue;
-        assert_true(cf_bytes_read_fd(&in, fd, 65536) > 0);
-        const unsigned char *payload;
-        size_t len;
-        while (cf_wire_frame_peek(&in, &payload, &len) == 1) {
-            struct cf_wire_msg m;
-            const char *why;
-            assert_int_equal(cf_wire_decode(dec, payload, len, &m, &why), 0);
-            if ((m.type == CF_WIRE_SENT || m.type == CF_WIRE_FAIL || m.type == CF_WIRE_SUBBED) &&
-                m.q >= q0 &&
-                m.q < q0 + (uint64_t)n && !out[m.q - q0].type) {
-                struct answer *a = &out[m.q - q0];
-                a->type = m.type;
-                a->id = m.type == CF_WIRE_SUBBED ? m.last_id : m.id;
-                snprintf(a->room, sizeof a->room, "%.*s", (int)m.room.len, m.room.p);
-                got++;
-            }
-            cf_bytes_consume(&in, CF_WIRE_HDR + len);
+    struct cf_wire_msg m;
+    while (got < n && reader_next(&rd, &m, deadline)) {
+        if ((m.type == CF_WIRE_SENT || m.type == CF_WIRE_FAIL || m.type == CF_WIRE_SUBBED) &&
+            m.q >= q0 && m.q < q0 + (uint64_t)n && !out[m.q - q0].type) {
+            struct answer *a = &out[m.q - q0];
+            a->type = m.type;
+            a->id = m.type == CF_WIRE_SUBBED ? m.last_id : m.id;
+            snprintf(a->room, sizeof a->room, "%.*s", (int)m.room.len, m.room.p);
+            got++;
         }
     }
     assert_int_equal(got, n);
-    cf_wire_decoder_free(dec);
-    cf_bytes_free(&in);
+    reader_free(&rd);
 }
 
 static void put_send(struct cf_bytes *out, uint64_t q, const char *room, const char *text)
