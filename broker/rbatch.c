@@ -29,6 +29,7 @@ struct span {
 
 /* The calls of one queued EVALSHA, until its reply. */
 struct inflight {
+    const struct rbridge *rb; /* outlives the reply: its end fails every waiter first */
     uint32_t n;
     struct call calls[];
 };
@@ -45,8 +46,12 @@ struct rbatch {
     struct call calls[MAX_CALLS];
 };
 
+/* The bytes are kept for the next batch: at most MAX_BYTES and one call. */
 static int hold(struct rbatch *q, const void *p, size_t n, struct span *out)
 {
+    *out = (struct span){(uint32_t)q->len, (uint32_t)n};
+    if (!n)
+        return 0;
     if (q->len + n > q->cap) {
         size_t cap = q->cap ? q->cap : 4096;
         while (cap < q->len + n)
@@ -58,7 +63,6 @@ static int hold(struct rbatch *q, const void *p, size_t n, struct span *out)
         q->cap = cap;
     }
     memcpy(q->bytes + q->len, p, n);
-    *out = (struct span){(uint32_t)q->len, (uint32_t)n};
     q->len += n;
     return 0;
 }
@@ -97,7 +101,8 @@ static void on_reply(void *ud, const redisReply *r)
         /* one line for the call that failed; the batch's own error reply is
          * logged by the bridge, and the calls after a failure were not run */
         if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12))
-            CF_ERROR("redis", "a script call failed: %.*s", (int)e->len, e->str);
+            CF_ERROR("redis", "a script call failed on %s: %.*s; the calls after it in its batch "
+                     "failed unrun", rbridge_name(f->rb), (int)e->len, e->str);
         f->calls[i].fn(f->calls[i].ud, e);
     }
     free(f);
@@ -121,6 +126,7 @@ static void queue(struct rbatch *q)
         fail_held(q);
         return;
     }
+    f->rb = q->rb;
     f->n = q->ncalls;
     memcpy(f->calls, q->calls, sizeof f->calls[0] * q->ncalls);
     char nk[CF_FMT_I64_MAX];

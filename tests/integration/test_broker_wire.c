@@ -621,7 +621,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_int_equal(a[0].id, (uint64_t)seq1 + 1);
     snprintf(key, sizeof key, "cf:{%s}:meta", rooms[ROOMS]);
     freeReplyObject(redisCommand(rc, "DEL %s", key));
-    assert_true(h_log_contains(&fx.node.broker[shard], "a script call failed: WRONGTYPE", 2000));
+    assert_true(h_log_contains(&fx.node.broker[shard], "a script call failed on unix:", 2000));
     assert_true(h_alive(&fx.node.broker[shard]));
     cf_bytes_free(&out);
     redisFree(rc);
