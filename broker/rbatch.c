@@ -29,7 +29,7 @@ struct span {
 
 /* The calls of one queued EVALSHA, until its reply. */
 struct inflight {
-    const struct rbridge *rb; /* outlives the reply: its end fails every waiter first */
+    struct rbridge *rb; /* outlives the reply: its end fails every waiter first */
     uint32_t n;
     struct call calls[];
 };
@@ -100,9 +100,11 @@ static void on_reply(void *ud, const redisReply *r)
         const redisReply *e = each ? r->element[i] : r;
         /* one line for the call that failed; the batch's own error reply is
          * logged by the bridge, and the calls after a failure were not run */
-        if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12))
+        if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12)) {
+            rbridge_count_error(f->rb);
             CF_ERROR("redis", "a script call failed on %s: %.*s; the calls after it in its batch "
                      "failed unrun", rbridge_name(f->rb), (int)e->len, e->str);
+        }
         f->calls[i].fn(f->calls[i].ud, e);
     }
     free(f);
@@ -197,8 +199,15 @@ int rbatch_add(struct rbatch *q, int nkeys, int argc, const char *const *argv, c
     size_t bytes = 0;
     for (int i = 0; i < argc; i++)
         bytes += lens[i];
-    if (q->ncalls == MAX_CALLS || (q->ncalls && q->len + bytes > MAX_BYTES))
+    if (q->ncalls == MAX_CALLS || (q->ncalls && q->len + bytes > MAX_BYTES)) {
         queue(q);
+        /* a batch that could not be queued failed its calls, whose
+         * callbacks may have held new ones, or the connection went down */
+        if ((rc = rbridge_room(q->rb)) < 0)
+            return rc;
+        if (q->ncalls == MAX_CALLS || (q->ncalls && q->len + bytes > MAX_BYTES))
+            return -ENOBUFS;
+    }
     uint32_t k0 = q->nkeys, a0 = q->nargs;
     size_t len0 = q->len;
     rc = hold_num(q, nkeys, &q->args[q->nargs++]);

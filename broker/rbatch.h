@@ -11,8 +11,10 @@
  * between them (rbridge_hook), so Redis still runs every command in the
  * order it was asked for.
  *
- * What is held is bounded (MAX_CALLS calls, MAX_BYTES bytes, in rbatch.c)
- * and comes on top of the connection's own queue bound.
+ * What is held is bounded (MAX_CALLS calls, and MAX_BYTES bytes or a single
+ * larger call, in rbatch.c) and comes on top of the connection's own queue
+ * bound. One call holds keys of many rooms: fine on the single servers
+ * confab supports, refused (CROSSSLOT) by a Redis Cluster.
  *
  * The script is written for it: KEYS holds each call's keys in turn, ARGV
  * holds for each call its number of keys, its number of arguments, then its
@@ -20,8 +22,10 @@
  * all of them (store.c, script_send).
  *
  * Each call's callback runs exactly once, with its own element of the reply,
- * the batch's error reply, or NULL (the connection was lost: the call may or
- * may not have run), as rbridge_eval's do. */
+ * the batch's error reply, or NULL, as rbridge_eval's do. NULL means the
+ * connection was lost and the call may or may not have run, or that the
+ * batch could not be queued (out of memory) and it did not: callers treat
+ * both as unknown. */
 #ifndef BROKER_RBATCH_H
 #define BROKER_RBATCH_H
 

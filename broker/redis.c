@@ -73,11 +73,19 @@ static void update_state(struct rbridge *b)
  * next, so Redis runs every command in the order it was asked for. */
 static void run_hook(struct rbridge *b, enum rbridge_event ev)
 {
-    if (b->hook.fn && !b->in_hook) {
-        b->in_hook = true;
-        b->hook.fn(b->hook.ud, ev);
-        b->in_hook = false;
+    if (!b->hook.fn)
+        return;
+    if (b->in_hook) {
+        b->hook_down |= ev == RBRIDGE_DOWN;
+        return;
     }
+    b->in_hook = true;
+    b->hook.fn(b->hook.ud, ev);
+    while (b->hook_down) { /* the connection failed under the hook */
+        b->hook_down = false;
+        b->hook.fn(b->hook.ud, RBRIDGE_DOWN);
+    }
+    b->in_hook = false;
 }
 
 /* ---- writing ---------------------------------------------------------- */

@@ -67,10 +67,10 @@ int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len);
 int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
                     size_t plen);
 
+#define RBRIDGE_MAX_ARGS 4096
 /* EVALSHA of script number `script` with argv (numkeys, keys..., args...)
  * on the publisher connection; fn gets the reply (exactly once, unless this
  * returns an error: 0, -ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL). */
-#define RBRIDGE_MAX_ARGS 4096
 int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
                  rbridge_reply_fn fn, void *ud);
 
@@ -80,7 +80,9 @@ int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, con
  *                  before the connection's once-per-iteration write);
  *   RBRIDGE_DOWN   the publisher connection is gone: fail what you hold;
  *   RBRIDGE_FREE   the bridge is being freed: fail what you hold, and stop.
- * The hook may call rbridge_eval; it is not called again from inside. */
+ * The hook may call rbridge_eval; it is not called again from inside: a
+ * FLUSH asked for meanwhile is moot (the hook is queueing), and a DOWN is
+ * delivered once it returns. It must not free the bridge. */
 enum rbridge_event { RBRIDGE_FLUSH, RBRIDGE_DOWN, RBRIDGE_FREE };
 struct rbridge_hook {
     void (*fn)(void *ud, enum rbridge_event ev);
@@ -95,6 +97,9 @@ int rbridge_room(const struct rbridge *b);
 void rbridge_kick(struct rbridge *b);
 /* "host:port" or "unix:path", for logs. */
 const char *rbridge_name(const struct rbridge *b);
+/* Counts a failed call that came inside a batch's reply (the bridge counts
+ * the error replies it sees itself), for the metrics. */
+void rbridge_count_error(struct rbridge *b);
 
 bool rbridge_ready(const struct rbridge *b);
 /* Commands on the publisher still waiting for their reply (0 when down). */

@@ -86,8 +86,10 @@ int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, con
     al[0] = 7;
     av[1] = b->shas[script];
     al[1] = 40;
-    memcpy(av + 2, argv, sizeof *argv * (size_t)argc);
-    memcpy(al + 2, lens, sizeof *lens * (size_t)argc);
+    if (argc) {
+        memcpy(av + 2, argv, sizeof *argv * (size_t)argc);
+        memcpy(al + 2, lens, sizeof *lens * (size_t)argc);
+    }
     int rc = rb__queue(&b->pub, argc + 2, av, al, (struct waiter){fn, ud, -1});
     if (av != sav) {
         free(av);
@@ -116,6 +118,11 @@ int rbridge_room(const struct rbridge *b)
 void rbridge_kick(struct rbridge *b)
 {
     rb__kick(&b->pub);
+}
+
+void rbridge_count_error(struct rbridge *b)
+{
+    b->publish_errors++;
 }
 
 const char *rbridge_name(const struct rbridge *b)

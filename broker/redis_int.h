@@ -64,7 +64,7 @@ struct rbridge {
     int scripts_pending;
     uint64_t reconnects, published, publish_errors, received;
     struct rbridge_hook hook; /* the batcher of consecutive calls (rbatch) */
-    bool in_hook;
+    bool in_hook, hook_down; /* a DOWN raised while the hook ran */
 };
 
 /* Queues one command on rc, the waiter's callback to get its reply (the

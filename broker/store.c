@@ -87,9 +87,10 @@
  *
  * A send that fails keeps the sends before it, which are stored and
  * published and get their ids; the sends after it are not run and fail
- * too. When the first one fails, the whole batch gets its error as the
- * reply, as a lone send would, so the bridge still sees the errors that
- * mean it must reconnect (READONLY after a failover, ...). */
+ * too. When nothing was written before it (it came first, or after repeats
+ * only), the whole batch gets its error as the reply, as a lone send would,
+ * so the bridge still sees the errors that mean it must reconnect
+ * (READONLY after a failover: a replica refuses a batch's first write). */
 static const char script_send[] =
     PRELUDE
     "local function send(km, kh, kd, a)\n"
@@ -131,7 +132,7 @@ static const char script_send[] =
     "  end\n"
     "  return id\n"
     "end\n"
-    "local out, k, a, failed = {}, 1, 1, nil\n"
+    "local out, k, a, failed, wrote = {}, 1, 1, nil, false\n"
     "while a <= #ARGV do\n"
     "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
     "  if failed then\n"
@@ -140,9 +141,10 @@ static const char script_send[] =
     "    local ok, r = pcall(send, KEYS[k], KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil, a + 2)\n"
     "    if ok then\n"
     "      out[#out + 1] = r\n"
+    "      wrote = wrote or type(r) == 'number'\n"
     "    else\n"
     "      failed = type(r) == 'table' and r.err or tostring(r)\n"
-    "      if #out == 0 then return redis.error_reply(failed) end\n"
+    "      if not wrote then return redis.error_reply(failed) end\n"
     "      out[#out + 1] = redis.error_reply(failed)\n"
     "    end\n"
     "  end\n"
@@ -504,8 +506,8 @@ static int batch(struct rbridge *rb, int nkeys, struct args *a, rbridge_reply_fn
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
                struct cf_str cid, store_sent_fn fn, void *ud)
 {
-    /* One buffer for every send of this (single-threaded) process: hiredis
-     * copies the arguments, so it is free again when eval returns. */
+    /* One buffer for every send of this (single-threaded) process: the
+     * batcher copies the arguments, so it is free again when that returns. */
     static struct cf_bytes prefix = {.max = CF_WIRE_MAX_FRAME};
     cf_bytes_truncate(&prefix, 0);
     int rc = cf_wire_msg_prefix(&prefix, m);
