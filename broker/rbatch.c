@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "freelist.h"
 #include "log.h"
 
 /* Bounds on what is held: a batch runs in Redis without a break, and its
@@ -16,7 +17,8 @@
 /* keys, and arguments, of one call (a send has 3 and 9); with each call's
  * two counts and the batch's numkeys, a full batch stays one EVALSHA */
 #define MAX_CALL_ARGS 16
-_Static_assert(MAX_CALLS * (2 * MAX_CALL_ARGS + 2) + 1 <= RBRIDGE_MAX_ARGS, "a batch fits a call");
+#define MAX_ARGV (MAX_CALLS * (2 * MAX_CALL_ARGS + 2) + 1)
+_Static_assert(MAX_ARGV <= RBRIDGE_MAX_ARGS, "a batch fits a call");
 
 struct call {
     rbridge_reply_fn fn;
@@ -27,12 +29,15 @@ struct span {
     uint32_t off, len;
 };
 
-/* The calls of one queued EVALSHA, until its reply. */
+/* The calls of one queued EVALSHA, until its reply; recycled, so that a
+ * quiet broker's batches of one allocate nothing. */
 struct inflight {
     struct rbridge *rb; /* outlives the reply: its end fails every waiter first */
     uint32_t n;
-    struct call calls[];
+    struct call calls[MAX_CALLS];
 };
+
+static struct cf_freelist g_inflight = CF_FREELIST_INIT(sizeof(struct inflight), 64);
 
 struct rbatch {
     struct rbridge *rb;
@@ -44,6 +49,9 @@ struct rbatch {
     struct span keys[MAX_CALLS * MAX_CALL_ARGS], args[MAX_CALLS * (MAX_CALL_ARGS + 2)];
     uint32_t nkeys, nargs, ncalls;
     struct call calls[MAX_CALLS];
+    /* the EVALSHA's arguments while it is queued */
+    const char *av[MAX_ARGV];
+    size_t al[MAX_ARGV];
 };
 
 /* The bytes are kept for the next batch: at most MAX_BYTES and one call. */
@@ -107,7 +115,7 @@ static void on_reply(void *ud, const redisReply *r)
         }
         f->calls[i].fn(f->calls[i].ud, e);
     }
-    free(f);
+    cf_fl_put(&g_inflight, f);
 }
 
 /* Queues what q holds as one EVALSHA. */
@@ -116,21 +124,18 @@ static void queue(struct rbatch *q)
     if (!q->ncalls)
         return;
     uint32_t argc = 1 + q->nkeys + q->nargs;
-    const char **av = malloc(sizeof *av * argc);
-    size_t *al = malloc(sizeof *al * argc);
-    struct inflight *f = malloc(sizeof *f + sizeof f->calls[0] * q->ncalls);
-    if (!av || !al || !f) {
+    struct inflight *f = cf_fl_get(&g_inflight);
+    if (!f) {
         CF_ERROR("redis", "out of memory queueing %u calls for %s; they fail", q->ncalls,
                  rbridge_name(q->rb));
-        free(av);
-        free(al);
-        free(f);
         fail_held(q);
         return;
     }
     f->rb = q->rb;
     f->n = q->ncalls;
     memcpy(f->calls, q->calls, sizeof f->calls[0] * q->ncalls);
+    const char **av = q->av;
+    size_t *al = q->al;
     char nk[CF_FMT_I64_MAX];
     av[0] = nk;
     al[0] = cf_fmt_i64(nk, q->nkeys);
@@ -146,14 +151,12 @@ static void queue(struct rbatch *q)
      * the bytes stay where they are until the next hold */
     forget(q);
     int rc = rbridge_eval(q->rb, q->script, (int)argc, av, al, on_reply, f);
-    free(av);
-    free(al);
     if (rc < 0) {
         CF_ERROR("redis", "could not queue %u calls for %s: %s; they fail", f->n,
                  rbridge_name(q->rb), strerror(-rc));
         for (uint32_t i = 0; i < f->n; i++)
             f->calls[i].fn(f->calls[i].ud, NULL);
-        free(f);
+        cf_fl_put(&g_inflight, f);
     }
 }
 
