@@ -49,9 +49,10 @@ struct rbatch {
     struct span keys[MAX_CALLS * MAX_CALL_ARGS], args[MAX_CALLS * (MAX_CALL_ARGS + 2)];
     uint32_t nkeys, nargs, ncalls;
     struct call calls[MAX_CALLS];
-    /* the EVALSHA's arguments while it is queued */
-    const char *av[MAX_ARGV];
-    size_t al[MAX_ARGV];
+    /* the EVALSHA's arguments while it is queued (rbridge_eval_slots: the
+     * first two are the bridge's) */
+    const char *av[2 + MAX_ARGV];
+    size_t al[2 + MAX_ARGV];
 };
 
 /* The bytes are kept for the next batch: at most MAX_BYTES and one call. */
@@ -134,8 +135,8 @@ static void queue(struct rbatch *q)
     f->rb = q->rb;
     f->n = q->ncalls;
     memcpy(f->calls, q->calls, sizeof f->calls[0] * q->ncalls);
-    const char **av = q->av;
-    size_t *al = q->al;
+    const char **av = q->av + 2;
+    size_t *al = q->al + 2;
     char nk[CF_FMT_I64_MAX];
     av[0] = nk;
     al[0] = cf_fmt_i64(nk, q->nkeys);
@@ -150,7 +151,7 @@ static void queue(struct rbatch *q)
     /* emptied first: queueing runs the hook, which must find nothing held;
      * the bytes stay where they are until the next hold */
     forget(q);
-    int rc = rbridge_eval(q->rb, q->script, (int)argc, av, al, on_reply, f);
+    int rc = rbridge_eval_slots(q->rb, q->script, (int)argc, q->av, q->al, on_reply, f);
     if (rc < 0) {
         CF_ERROR("redis", "could not queue %u calls for %s: %s; they fail", f->n,
                  rbridge_name(q->rb), strerror(-rc));

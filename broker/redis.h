@@ -67,12 +67,18 @@ int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len);
 int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,
                     size_t plen);
 
-#define RBRIDGE_MAX_ARGS 4096
 /* EVALSHA of script number `script` with argv (numkeys, keys..., args...)
  * on the publisher connection; fn gets the reply (exactly once, unless this
- * returns an error: 0, -ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL). */
+ * returns an error: 0, -ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL). At most 62
+ * arguments. */
 int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
                  rbridge_reply_fn fn, void *ud);
+/* The same for a long argument list, without copying it: av and al hold
+ * 2 + argc entries, the arguments from index 2 on; the bridge fills the
+ * first two. At most RBRIDGE_MAX_ARGS arguments. */
+#define RBRIDGE_MAX_ARGS 4096
+int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av, size_t *al,
+                       rbridge_reply_fn fn, void *ud);
 
 /* For one batcher of calls that are not queued yet (rbatch.h), so that they
  * keep their place among the connection's commands:

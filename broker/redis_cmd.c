@@ -61,41 +61,33 @@ void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
     out->canary_failures = b->canary_failures;
 }
 
-int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
-                 rbridge_reply_fn fn, void *ud)
+int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av, size_t *al,
+                       rbridge_reply_fn fn, void *ud)
 {
-    enum { STACK_ARGS = 64 };
     if (script < 0 || script >= b->nscripts || argc < 0 || argc > RBRIDGE_MAX_ARGS)
         return -EINVAL;
     if (b->pub.st != C_UP)
         return -ENOTCONN;
-    const char *sav[STACK_ARGS];
-    size_t sal[STACK_ARGS];
-    const char **av = sav;
-    size_t *al = sal;
-    if (argc + 2 > STACK_ARGS) { /* a batch: one allocation for many calls */
-        av = malloc(sizeof *av * (size_t)(argc + 2));
-        al = malloc(sizeof *al * (size_t)(argc + 2));
-        if (!av || !al) {
-            free(av);
-            free(al);
-            return -ENOMEM;
-        }
-    }
     av[0] = "EVALSHA";
     al[0] = 7;
     av[1] = b->shas[script];
     al[1] = 40;
+    return rb__queue(&b->pub, argc + 2, av, al, (struct waiter){fn, ud, -1});
+}
+
+int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, const size_t *lens,
+                 rbridge_reply_fn fn, void *ud)
+{
+    enum { MAX_ARGS = 64 };
+    if (argc < 0 || argc > MAX_ARGS - 2)
+        return -EINVAL;
+    const char *av[MAX_ARGS];
+    size_t al[MAX_ARGS];
     if (argc) {
         memcpy(av + 2, argv, sizeof *argv * (size_t)argc);
         memcpy(al + 2, lens, sizeof *lens * (size_t)argc);
     }
-    int rc = rb__queue(&b->pub, argc + 2, av, al, (struct waiter){fn, ud, -1});
-    if (av != sav) {
-        free(av);
-        free(al);
-    }
-    return rc;
+    return rbridge_eval_slots(b, script, argc, av, al, fn, ud);
 }
 
 void rbridge_set_hook(struct rbridge *b, struct rbridge_hook hook)

@@ -94,12 +94,8 @@
 static const char script_send[] =
     PRELUDE
     "local function send(km, kh, kd, a)\n"
-    "  if kd then\n"
-    "    local d = redis.call('GET', kd)\n"
-    "    if d then\n"
-    "      if string.match(d, '^%d+:%d+$') then return d end\n"
-    "    end\n"
-    "  end\n"
+    "  local d = kd and redis.call('GET', kd)\n"
+    "  if d and string.match(d, '^%d+:%d+$') then return d end\n"
     "  local touch = ARGV[a + 7] == '1'\n"
     "  local epoch = redis.call('HGET', km, 'epoch')\n"
     "  if not epoch then\n"
@@ -488,12 +484,11 @@ static void sent_quietly(void *ud, const redisReply *r)
     sent_of(r, 0, &s);
 }
 
-/* Sends go through the bridge's batcher (rbatch.h), made with the first. */
+/* Sends go through the bridge's batcher (rbatch.h), made with the first.
+ * box: the caller's, or NULL for a send nobody waits for. */
 static int batch(struct rbridge *rb, int nkeys, struct args *a, rbridge_reply_fn done,
                  struct box *box)
 {
-    if (done == sent_reply && !box)
-        return -ENOMEM;
     struct rbatch *q = rb ? rbatch_of(rb) : NULL;
     if (rb && !q)
         q = rbatch_new(rb, S_SEND);
@@ -539,8 +534,7 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     struct box *box = fn ? box_new((void (*)(void))fn, ud) : NULL;
     if (box)
         box->ts = m->ts;
-    rc = fn ? batch(rb, dedup ? 3 : 2, &a, sent_reply, box)
-            : batch(rb, dedup ? 3 : 2, &a, sent_quietly, NULL);
+    rc = fn && !box ? -ENOMEM : batch(rb, dedup ? 3 : 2, &a, fn ? sent_reply : sent_quietly, box);
     if (rc < 0 && touch)
         touch_unsure(); /* refused before Redis saw it: the TTLs were not set */
     return rc;
