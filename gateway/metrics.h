@@ -5,7 +5,7 @@
  * Every gateway process keeps its own counters and labels them with its
  * worker index and pid. Several processes share the public port, so one
  * scrape there reaches one of them: scrape each process on its own
- * METRICS_PORT + worker (docs/operations.md). */
+ * METRICS_PORT + worker (docs/monitoring.md). */
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
 

@@ -150,7 +150,8 @@ for f in ./usr/bin/confab-gateway ./usr/bin/confab-broker \
   ./usr/lib/systemd/system/confab-gateway@.socket ./usr/lib/systemd/system/confab.target \
   ./usr/lib/systemd/system-generators/confab-generator \
   ./usr/lib/sysusers.d/confab.conf ./usr/lib/tmpfiles.d/confab.conf \
-  ./etc/confab/confab.env ./usr/share/doc/confab/copyright ./usr/share/doc/confab/operations.md; do
+  ./etc/confab/confab.env ./usr/share/doc/confab/copyright ./usr/share/doc/confab/operations.md \
+  ./usr/share/doc/confab/monitoring.md; do
   expect "package contains $f" grep -qx -- "$f" <<<"$contents"
 done
 expect "confab.env is not world-readable in the package" \
