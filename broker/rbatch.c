@@ -151,6 +151,8 @@ static void queue(struct rbatch *q)
     /* emptied first: queueing runs the hook, which must find nothing held;
      * the bytes stay where they are until the next hold */
     forget(q);
+    /* the messages before the replies; if this fails, so does the call */
+    (void)rbridge_publish_first(q->rb);
     int rc = rbridge_eval_slots(q->rb, q->script, (int)argc, q->av, q->al, on_reply, f);
     if (rc < 0) {
         CF_ERROR("redis", "could not queue %u calls for %s: %s; they fail", f->n,

@@ -80,6 +80,16 @@ int rbridge_eval(struct rbridge *b, int script, int argc, const char **argv, con
 int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av, size_t *al,
                        rbridge_reply_fn fn, void *ud);
 
+/* Queues a PING whose reply is dropped, for the command queued next: Redis
+ * (7.0) writes its clients' output in the order they became pending, the
+ * newest first, and a script's caller becomes pending only when the script
+ * returns, after its PUBLISH made the subscribers pending, so the reply
+ * would go out before the message. The PING's reply makes the caller
+ * pending first: the message goes out before the reply, and a broker woken
+ * by the reply does not have to wait for the message in another wake-up.
+ * 0, or what rbridge_eval would say. */
+int rbridge_publish_first(struct rbridge *b);
+
 /* For one batcher of calls that are not queued yet (rbatch.h), so that they
  * keep their place among the connection's commands:
  *   RBRIDGE_FLUSH  queue what you hold now (before another command, and

@@ -61,6 +61,15 @@ void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
     out->canary_failures = b->canary_failures;
 }
 
+int rbridge_publish_first(struct rbridge *b)
+{
+    static const char *argv[] = {"PING"};
+    static const size_t lens[] = {4};
+    if (b->pub.st != C_UP)
+        return -ENOTCONN;
+    return rb__queue(&b->pub, 1, argv, lens, (struct waiter){NULL, NULL, -1});
+}
+
 int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av, size_t *al,
                        rbridge_reply_fn fn, void *ud)
 {

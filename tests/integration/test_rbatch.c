@@ -2,11 +2,17 @@
  * calls held in one loop pass become one EVALSHA and each still gets its own
  * reply, in order; a full batch is queued and a new one started; calls held
  * when the connection goes away hear so, once each; a bridge that is down
- * refuses new calls at once. */
+ * refuses new calls at once; each batch is preceded by the PING that makes
+ * Redis write a script's published message before the script's reply. */
 #include "common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
 #include "config.h"
 #include "rbatch.h"
@@ -191,6 +197,133 @@ static void test_a_bridge_that_is_down_refuses(void **state)
     assert_int_equal(h_redis_restart(&redis, h_tmpdir()), 0);
 }
 
+/* ---- raw connections to the test's Redis -------------------------------- */
+
+/* Over TCP with SO_TIMESTAMPNS: on loopback a segment is stamped when the
+ * sender's write queues it, so two connections' stamps tell which of them
+ * Redis wrote first. */
+static int raw_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int one = 1;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+    assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Reads until `want` is in what this call read (5 s at most) and returns
+ * the stamp of the read that completed it, in ns. */
+static int64_t raw_wait(int fd, const char *want)
+{
+    char buf[8192];
+    size_t len = 0;
+    int64_t stamp = 0, deadline = h_now_ms() + 5000;
+    buf[0] = 0;
+    while (!strstr(buf, want)) {
+        assert_true(h_now_ms() < deadline);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        char ctl[CMSG_SPACE(sizeof(struct timespec))];
+        struct iovec iov = {buf + len, sizeof buf - 1 - len};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                           .msg_controllen = sizeof ctl};
+        ssize_t n = recvmsg(fd, &m, 0);
+        assert_true(n > 0);
+        len += (size_t)n;
+        buf[len] = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                stamp = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            }
+    }
+    assert_true(stamp > 0);
+    return stamp;
+}
+
+/* What the PING is for (redis.h, rbridge_publish_first), on this Redis: a
+ * script's reply goes out before what it published, unless its caller had
+ * a reply pending already. Should a Redis write them the other way round,
+ * the first half fails, and the PING is no longer needed. */
+static void test_a_ping_first_puts_the_message_before_the_reply(void **state)
+{
+    (void)state;
+    int sub = raw_connect(), pub = raw_connect();
+    raw_send(sub, "*2\r\n$9\r\nSUBSCRIBE\r\n$6\r\nroom:t\r\n");
+    raw_wait(sub, "room:t\r\n:1\r\n");
+    static const char eval[] = "*3\r\n$4\r\nEVAL\r\n$43\r\n"
+                               "redis.call('PUBLISH','room:t','m') return 7\r\n$1\r\n0\r\n";
+    raw_send(pub, eval);
+    int64_t reply = raw_wait(pub, ":7\r\n"), message = raw_wait(sub, "$1\r\nm\r\n");
+    assert_true(reply < message);
+
+    char both[sizeof eval + 16];
+    snprintf(both, sizeof both, "*1\r\n$4\r\nPING\r\n%s", eval);
+    raw_send(pub, both);
+    reply = raw_wait(pub, "+PONG\r\n:7\r\n");
+    message = raw_wait(sub, "$1\r\nm\r\n");
+    assert_true(message < reply);
+    close(sub);
+    close(pub);
+}
+
+/* The batcher sends that PING right before each batch. */
+static void test_each_batch_follows_a_ping(void **state)
+{
+    (void)state;
+    bridge_up();
+    struct rbatch *q = rbatch_new(rb, 0);
+    int mon = raw_connect();
+    raw_send(mon, "*1\r\n$7\r\nMONITOR\r\n");
+    raw_wait(mon, "+OK\r\n");
+    for (int round = 0; round < 2; round++) {
+        struct got g[3] = {0};
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(add(q, "f", "x", &g[i]), 0);
+        run_until(all_answered, &(struct all){g, 3});
+    }
+    /* MONITOR shows each command as it runs: "PING" then "EVALSHA", twice */
+    char buf[16384];
+    size_t len = 0;
+    int64_t deadline = h_now_ms() + 5000;
+    int evals = 0;
+    while (evals < 2 && h_now_ms() < deadline) {
+        struct pollfd p = {.fd = mon, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(mon, buf + len, sizeof buf - 1 - len);
+        assert_true(n > 0);
+        len += (size_t)n;
+        buf[len] = 0;
+        evals = 0;
+        for (const char *e = buf; (e = strstr(e, "\"EVALSHA\"")); e++) {
+            const char *line = e;
+            while (line > buf && line[-1] != '\n')
+                line--;
+            assert_true(line - buf >= 8);
+            const char *prev = line - 2; /* the previous line ends in "\r\n" */
+            while (prev > buf && prev[-1] != '\n')
+                prev--;
+            assert_non_null(strstr(prev, "\"PING\"\r\n"));
+            assert_true(strstr(prev, "\"PING\"\r\n") < line);
+            evals++;
+        }
+    }
+    assert_int_equal(evals, 2);
+    close(mon);
+    bridge_down();
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -210,6 +343,8 @@ int main(void)
         cmocka_unit_test(test_one_pass_one_call_each_its_own_reply),
         cmocka_unit_test(test_held_calls_hear_of_the_end_once),
         cmocka_unit_test(test_a_bridge_that_is_down_refuses),
+        cmocka_unit_test(test_a_ping_first_puts_the_message_before_the_reply),
+        cmocka_unit_test(test_each_batch_follows_a_ping),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
