@@ -495,7 +495,7 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
     if (r->type == REDIS_REPLY_ERROR) {
         b->publish_errors++;
         if (b->publish_errors == 1 || b->publish_errors % 1000 == 0)
-            CF_ERROR("redis", "PUBLISH failed (%llu so far): %.*s",
+            CF_ERROR("redis", "a PUBLISH or PING failed (%llu errors so far): %.*s",
                      (unsigned long long)b->publish_errors, (int)r->len, r->str);
         if (fatal_error(r))
             return -1;

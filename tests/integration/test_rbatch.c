@@ -235,8 +235,8 @@ static int64_t raw_wait(int fd, const char *want)
             continue;
         char ctl[CMSG_SPACE(sizeof(struct timespec))];
         struct iovec iov = {buf + len, sizeof buf - 1 - len};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-                           .msg_controllen = sizeof ctl};
+        struct msghdr m = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
         ssize_t n = recvmsg(fd, &m, 0);
         assert_true(n > 0);
         len += (size_t)n;
