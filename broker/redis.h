@@ -85,8 +85,9 @@ int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av,
  * newest first, and a script's caller becomes pending only when the script
  * returns, after its PUBLISH made the subscribers pending, so the reply
  * would go out before the message. The PING's reply makes the caller
- * pending first: the message goes out before the reply, and a broker woken
- * by the reply does not have to wait for the message in another wake-up.
+ * pending first: the message goes out before the reply, so the broker can
+ * forward it without waiting for the reply (measured: the broker wakes as
+ * often as before; the delivery no longer waits behind the reply).
  * 0, or what rbridge_eval would say. */
 int rbridge_publish_first(struct rbridge *b);
 
