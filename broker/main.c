@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "cpusched.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -106,6 +107,7 @@ int main(int argc, char **argv)
         cf_config_print(&g_cfg, stdout);
         return 0;
     }
+    cf_cpusched_apply(g_cfg.sched_batch);
     if (shard >= 0)
         return shard_main(shard, NULL);
     CF_INFO("broker", "running %d shards", g_shards);

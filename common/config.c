@@ -211,6 +211,9 @@ static const struct var vars[] = {
      "text or json lines on stderr (under systemd, logs go to the journal natively)"},
     {"CONFAB_DEV", K_BOOL, OFF(dev), 0, 0, "0", false, NULL,
      "1 = development mode: allows the built-in JWT secret"},
+    {"SCHED_BATCH", K_BOOL, OFF(sched_batch), 0, 0, "1", false, NULL,
+     "1 = gateways and brokers run under SCHED_BATCH so that they do not preempt each other "
+     "(lower latency when they share CPUs); 0 = keep the policy they were started with"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
      "Redis servers: host:port, [ipv6]:port or unix:/path, several separated by commas"},
     {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "cpusched.h"
 #include "gateway.h"
 #include "log.h"
 #include "supervisor.h"
@@ -91,6 +92,7 @@ int main(int argc, char **argv)
         CF_WARN("gateway", "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. "
                 "Anyone can forge tokens. Set JWT_SECRET (>= 32 random bytes) in production.");
     }
+    cf_cpusched_apply(g_cfg.sched_batch);
     if (g_cfg.gateway_workers == 1)
         return worker_main(0, NULL);
     CF_INFO("gateway", "starting %d workers on port %d", g_cfg.gateway_workers, g_cfg.port);

@@ -1,8 +1,10 @@
 /* Start-up of the real binaries: every invalid setting stops the process
  * with exit status 2 and a message naming it; a missing JWT secret is only
- * accepted in development mode; --version and --check-config work. */
+ * accepted in development mode; --version and --check-config work; the
+ * processes run under SCHED_BATCH unless told not to. */
 #include "common.h"
 
+#include <sched.h>
 #include <sys/wait.h>
 
 /* Runs a binary with extra settings; returns its exit status and leaves its
@@ -154,6 +156,57 @@ static void test_version_and_arguments(void **state)
     assert_false(h_log_contains(&p, H_JWT_SECRET, 0));
 }
 
+/* Checks the policy of pid and of every child it has (a gateway's workers);
+ * returns how many children it has. */
+static int expect_policy(pid_t pid, int policy, const char *what)
+{
+    int got = sched_getscheduler(pid);
+    if (got != policy)
+        fail_msg("%s (pid %d) runs under policy %d, expected %d", what, (int)pid, got, policy);
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    int kids = 0;
+    for (char *s = buf, *end; (pid = (pid_t)strtol(s, &end, 10)) > 0; s = end, kids++)
+        if ((got = sched_getscheduler(pid)) != policy)
+            fail_msg("a child (pid %d) of the %s runs under policy %d, expected %d", (int)pid,
+                     what, got, policy);
+    return kids;
+}
+
+/* Gateways and brokers switch themselves to SCHED_BATCH (docs/steady.md),
+ * workers included; SCHED_BATCH=0 leaves them as they were started. */
+static void test_processes_run_under_sched_batch(void **state)
+{
+    (void)state;
+    struct h_fixture f;
+    const char *on[] = {"GATEWAY_WORKERS=2", NULL};
+    assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
+    h_node_init(&f.node, f.redis.addr);
+    f.node.workers = 2;
+    f.node.extra_env[0] = on[0];
+    assert_int_equal(h_node_start(&f.node), 0);
+    assert_int_equal(expect_policy(f.node.gateway.pid, SCHED_BATCH, "gateway"), 2);
+    for (int i = 0; i < f.node.brokers; i++)
+        expect_policy(f.node.broker[i].pid, SCHED_BATCH, "broker");
+    assert_true(h_log_contains(&f.node.gateway, "running under SCHED_BATCH", 0));
+    assert_true(h_log_contains(&f.node.broker[0], "running under SCHED_BATCH", 0));
+    assert_int_equal(h_node_stop(&f.node), 0);
+
+    h_node_init(&f.node, f.redis.addr);
+    f.node.extra_env[0] = "SCHED_BATCH=0";
+    assert_int_equal(h_node_start(&f.node), 0);
+    expect_policy(f.node.gateway.pid, SCHED_OTHER, "gateway");
+    for (int i = 0; i < f.node.brokers; i++)
+        expect_policy(f.node.broker[i].pid, SCHED_OTHER, "broker");
+    assert_true(h_log_contains(&f.node.gateway, "SCHED_BATCH=0: keeping SCHED_OTHER", 0));
+    assert_int_equal(h_fixture_down(&f), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_metrics_port_ranges_must_fit),
         cmocka_unit_test(test_development_secret_needs_dev_mode),
         cmocka_unit_test(test_version_and_arguments),
+        cmocka_unit_test(test_processes_run_under_sched_batch),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -21,7 +21,7 @@ static const char *const all_vars[] = {
     "JWT_SECRET",   "JWT_TTL",           "DEFAULT_ROOM",        "MAX_MESSAGE_BYTES",
     "MAX_CLIENT_QUEUE_BYTES", "PING_INTERVAL", "PING_TIMEOUT", "DRAIN_TIMEOUT_MS",
     "BROKERS",      "RUN_DIR",           "MAX_LINK_QUEUE_BYTES", "LOG_LEVEL",
-    "CONFAB_DEV",   "REDIS_ADDR",        "REDIS_PASSWORD",      "CONFAB_ENV_FILE",
+    "CONFAB_DEV",   "SCHED_BATCH",       "REDIS_ADDR",        "REDIS_PASSWORD",      "CONFAB_ENV_FILE",
     "CONFAB_TEST_EXTRA", "CONFAB_TEST_EXTRA2",
 };
 
@@ -111,6 +111,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_link_queue_bytes, 67108864);
     assert_int_equal(cfg.log_level, CF_LOG_INFO);
     assert_false(cfg.dev);
+    assert_true(cfg.sched_batch);
     assert_string_equal(cfg.redis_addr, "127.0.0.1:6379");
     assert_string_equal(cfg.redis_password, "");
 }
@@ -136,6 +137,7 @@ static void test_overrides(void **state)
     setenv("MAX_LINK_QUEUE_BYTES", "1073741824", 1);
     setenv("LOG_LEVEL", "DEBUG", 1);
     setenv("CONFAB_DEV", "1", 1);
+    setenv("SCHED_BATCH", "0", 1);
     setenv("REDIS_ADDR", "[::1]:6380", 1);
     setenv("REDIS_PASSWORD", "hunter2", 1);
     struct cf_config cfg;
@@ -158,6 +160,7 @@ static void test_overrides(void **state)
     assert_int_equal(cfg.max_link_queue_bytes, 1073741824);
     assert_int_equal(cfg.log_level, CF_LOG_DEBUG);
     assert_true(cfg.dev);
+    assert_false(cfg.sched_batch);
     assert_string_equal(cfg.redis_addr, "[::1]:6380");
     assert_string_equal(cfg.redis_password, "hunter2");
 
@@ -209,6 +212,7 @@ static void test_invalid_values(void **state)
         {"PORT", ""},
         {"PORT", "99999999999999999999999"},
         {"BROKERS", "0"},
+        {"SCHED_BATCH", "sometimes"},
         {"BROKERS", "1025"},
         {"GATEWAY_WORKERS", "0"},
         {"GATEWAY_WORKERS", "65"},
