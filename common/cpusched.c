@@ -44,9 +44,11 @@ int cf_cpusched_apply(bool want)
     struct sched_param sp = {.sched_priority = 0};
     if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0) {
         int err = errno;
-        CF_WARN("sched", "cannot switch to SCHED_BATCH (%s); running under SCHED_OTHER, where "
+        CF_WARN("sched",
+                "cannot switch to SCHED_BATCH (%s); running under SCHED_OTHER, where "
                 "confab's processes preempt each other and latency is higher when they share "
-                "CPUs. Allow sched_setscheduler, or set SCHED_BATCH=0 to silence this",
+                "CPUs. Start it under SCHED_BATCH (systemd CPUSchedulingPolicy=batch, chrt "
+                "--batch 0) or allow sched_setscheduler; SCHED_BATCH=0 silences this",
                 strerror(err));
         return -err;
     }

@@ -82,7 +82,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null
 # ---- tools -------------------------------------------------------------------
 missing=()
 for t in cmake cpack dpkg-deb dpkg-shlibdeps file systemd-analyze systemd-sysusers \
-  systemd-tmpfiles systemd-socket-activate strace redis-server "$kubectl" node npm; do
+  systemd-tmpfiles systemd-socket-activate strace chrt redis-server "$kubectl" node npm; do
   command -v "$t" >/dev/null || missing+=("$t")
 done
 [[ -x $python ]] && $python -c 'import yaml' 2>/dev/null || missing+=("python3-yaml")
@@ -353,16 +353,27 @@ gw_cmd=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'\$/\1/p" "$gw_unit" | sed -e 
 gw_cmd=${gw_cmd//\/usr\/bin\/confab-gateway/$root\/usr\/bin\/confab-gateway}
 expect "confab-gateway@.service: ExecStart= is /bin/sh -c '... exec $root/usr/bin/confab-gateway'" \
   grep -q "exec $root/usr/bin/confab-gateway\$" <<<"$gw_cmd"
+# The units' CPUSchedulingPolicy=, applied the way systemd does before the
+# exec (chrt's own system call comes before what is counted below).
+policy_of() {
+  case $(sed -n 's/^CPUSchedulingPolicy=//p' "$1") in
+  batch) echo "chrt --batch 0" ;;
+  "") echo "env" ;;
+  *) echo "unsupported-CPUSchedulingPolicy" ;;
+  esac
+}
+read -ra br_policy <<<"$(policy_of "$units/confab-broker@.service")"
+read -ra gw_policy <<<"$(policy_of "$gw_unit")"
 cd "$scratch" || exit 1 # no stray .env: the daemons read one from their directory
 trace_run broker env -i PATH=/usr/bin:/bin "${daemon_env[@]}" NOTIFY_SOCKET="$scratch/notify-broker" \
-  "$root/usr/bin/confab-broker" --shard 0
+  "${br_policy[@]}" "$root/usr/bin/confab-broker" --shard 0
 declare -A tracers=([broker]=$tracer)
 # systemd-socket-activate listens on $port, execs on the first connection with
 # LISTEN_FDS=1 and its own LISTEN_PID, and passes on only those: env adds the
 # rest, and every exec keeps the pid, as under systemd.
 trace_run gateway env -i PATH=/usr/bin:/bin systemd-socket-activate -l "127.0.0.1:$port" \
   env "${daemon_env[@]}" PORT="$unused_port" GATEWAY_WORKERS=2 NOTIFY_SOCKET="$scratch/notify-gateway" \
-  /bin/sh -c "$gw_cmd"
+  "${gw_policy[@]}" /bin/sh -c "$gw_cmd"
 tracers[gateway]=$tracer
 cd - >/dev/null || exit 1
 exercise=$here/exercise.py
@@ -452,7 +463,8 @@ done
 
 for setting in Type=notify NotifyAccess=main WatchdogSec= Restart=on-failure EnvironmentFile=/etc/confab/confab.env \
   LimitNOFILE= NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
-  RestrictAddressFamilies= SystemCallFilter=@system-service 'CapabilityBoundingSet=$' User=confab; do
+  RestrictAddressFamilies= SystemCallFilter=@system-service 'CapabilityBoundingSet=$' User=confab \
+  CPUSchedulingPolicy=batch; do
   for u in confab-broker@.service confab-gateway@.service; do
     expect "$u sets $setting" grep -q "^$setting" "$units/$u"
   done

@@ -55,6 +55,7 @@ static const struct {
     {"LOG_LEVEL", {"", "chatty", "INFO2"}},
     {"LOG_FORMAT", {"", "xml"}},
     {"CONFAB_DEV", {"maybe", "2"}},
+    {"SCHED_BATCH", {"sometimes", "-1"}},
     {"REDIS_ADDR", {"", "localhost", "host:0", "unix:"}},
     {"REDIS_PASSWORD", {"bad\xff utf-8"}},
     {"HISTORY_SIZE", {"-1", "10001", "all"}},
