@@ -1,6 +1,6 @@
 /* cpusched: the CPU scheduling policy a confab process runs under.
  *
- * A message passes through five processes in turn (gateway, broker, Redis,
+ * A message makes five stops in turn (gateway, broker, Redis,
  * broker, gateway), and each hand-over is a socket write that wakes the
  * next one. Linux wakes a socket's reader as a "sync" wake-up: it puts the
  * reader on the writer's CPU and lets it preempt the writer, which is right
