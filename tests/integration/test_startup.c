@@ -184,11 +184,9 @@ static void test_processes_run_under_sched_batch(void **state)
 {
     (void)state;
     struct h_fixture f;
-    const char *on[] = {"GATEWAY_WORKERS=2", NULL};
     assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
     h_node_init(&f.node, f.redis.addr);
-    f.node.workers = 2;
-    f.node.extra_env[0] = on[0];
+    f.node.workers = 2; /* a supervisor and two forked workers */
     assert_int_equal(h_node_start(&f.node), 0);
     assert_int_equal(expect_policy(f.node.gateway.pid, SCHED_BATCH, "gateway"), 2);
     for (int i = 0; i < f.node.brokers; i++)

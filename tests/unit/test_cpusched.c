@@ -14,9 +14,10 @@
 
 #include "cpusched.h"
 
-/* In a child: starts under `start`, applies want, and exits 0 when the
- * result is 0 and the policy is then `expect` (and a thread the child
- * starts afterwards would inherit it: children are checked the same way). */
+/* Run in a child: starts under `start`, applies want, and returns 0 when the
+ * result is 0 and both the child and a process it forks afterwards (as the
+ * supervisor forks workers) run under `expect`; another value says which
+ * step failed. */
 static int child_case(int start, bool want, int expect)
 {
     struct sched_param sp = {.sched_priority = 0};
