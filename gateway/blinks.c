@@ -53,7 +53,6 @@ struct blinks {
     void *ud;
     char node[CF_WIRE_MAX_NODE + 1];
     struct cf_wire_decoder *dec;
-    lws_sorted_usec_list_t sul_tick;
     lws_sorted_usec_list_t sul_flush; /* see link_send */
 };
 
@@ -108,8 +107,8 @@ static void link_connect(struct blink *l)
     struct blinks *b = l->bs;
     int fd = cf_sock_unix_connect(l->path);
     if (fd < 0) {
-        schedule_retry(l, fd == -ENOENT || fd == -ECONNREFUSED ? "broker not running"
-                                                               : strerror(-fd));
+        schedule_retry(l,
+                       fd == -ENOENT || fd == -ECONNREFUSED ? "broker not running" : strerror(-fd));
         return;
     }
     l->fd = fd;
@@ -162,8 +161,10 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
     }
     if (l->st == BL_HANDSHAKE) {
         if (m.type != CF_WIRE_WELCOME || m.shard != l->shard || m.shards != b->n) {
-            CF_ERROR("link", "broker at %s did not welcome us as shard %u of %u (BROKERS "
-                     "must match on every process); resetting", l->path, l->shard, b->n);
+            CF_ERROR("link",
+                     "broker at %s did not welcome us as shard %u of %u (BROKERS "
+                     "must match on every process); resetting",
+                     l->path, l->shard, b->n);
             return -1;
         }
         l->st = BL_UP;
@@ -319,9 +320,10 @@ int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t le
     }
 }
 
-static void tick_cb(lws_sorted_usec_list_t *sul)
+void blinks_tick(struct blinks *b)
 {
-    struct blinks *b = lws_container_of(sul, struct blinks, sul_tick);
+    if (!b)
+        return;
     int64_t now = cf_mono_ms();
     for (uint32_t i = 0; i < b->n; i++) {
         struct blink *l = &b->links[i];
@@ -343,7 +345,6 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
             link_send(l, &ping, true);
         }
     }
-    lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
 }
 
 struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
@@ -383,7 +384,6 @@ void blinks_start(struct blinks *b)
 {
     for (uint32_t i = 0; i < b->n; i++)
         link_connect(&b->links[i]);
-    lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
 }
 
 void blinks_free(struct blinks *b)
@@ -399,7 +399,6 @@ void blinks_free(struct blinks *b)
         cf_bytes_free(&l->in);
         cf_bytes_free(&l->out);
     }
-    lws_sul_cancel(&b->sul_tick);
     lws_sul_cancel(&b->sul_flush);
     free(b->links);
     cf_wire_decoder_free(b->dec);

@@ -47,10 +47,15 @@ struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
 void blinks_start(struct blinks *b);
 void blinks_free(struct blinks *b); /* NULL is a no-op */
 
+/* Handshake and silence deadlines, and the link pings: the gateway's tick
+ * calls it about once a second (no lws timer of its own: gateway.c says
+ * why). NULL is a no-op. */
+void blinks_tick(struct blinks *b);
+
 /* Register / unregister a room with its owning broker, or send it a room
- * request (msg, send, sub, unsub, hist, typing: routed by m->room). 0, -ENOTCONN when that link is down (joins are replayed when it comes
- * back; messages are lost and the caller says so), or -ENOBUFS when the link's
- * queue is full. */
+ * request (msg, send, sub, unsub, hist, typing: routed by m->room). 0, -ENOTCONN when that link is
+ * down (joins are replayed when it comes back; messages are lost and the caller says so), or
+ * -ENOBUFS when the link's queue is full. */
 int blinks_join(struct blinks *b, const char *room, size_t len);
 int blinks_leave(struct blinks *b, const char *room, size_t len);
 int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);

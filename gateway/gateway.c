@@ -101,8 +101,8 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return blinks_callback(wsi, (int)reason, user, in, len);
 }
 
-static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
         return 1;
@@ -132,8 +132,6 @@ static int ops_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
-
-
 
 /* The first entry serves HTTP and clients that ask for no subprotocol. */
 static const struct lws_protocols ops_protocols[] = {
@@ -215,8 +213,6 @@ static void report(struct gw *gw)
                      lrooms_count(gw->rooms), up, n, gw->draining ? ", draining" : "");
 }
 
-/* Once a second, from the loop: request deadlines, service status, and the
- * systemd watchdog (a loop that stops turning stops feeding it). */
 static void on_broker_down(void *ud, uint32_t shard)
 {
     struct gw *gw = ud;
@@ -224,26 +220,67 @@ static void on_broker_down(void *ud, uint32_t shard)
     report(gw);
 }
 
-static void tick(lws_sorted_usec_list_t *sul)
+/* Ten times a second, from the loop: a tenth of the keep-alive walk (ws.h
+ * says why it is sliced); once a second: request deadlines, the broker links'
+ * deadlines and pings, service status; and the systemd watchdog (a loop that
+ * stops turning stops feeding it). */
+#define TICKS_PER_SEC 10
+
+static void tick(struct gw *gw)
 {
-    struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
-    v1_tick(gw);
-    admit_tick(gw);
-    ws_keepalive(gw);
+    gw->stats.ticks++;
+    ws_keepalive(gw, TICKS_PER_SEC);
     int64_t now = cf_mono_ms();
-    /* opened + closed: a storm's handshake buffers leave holes (memtrim.h) */
-    cf_memtrim_tick(&gw->trim, 2 * gw->stats.connections_total - gw->nsessions, now);
     if (gw->watchdog_ms && now - gw->last_watchdog >= gw->watchdog_ms) {
         cf_notify_watchdog();
         gw->last_watchdog = now;
     }
+    if (now - gw->last_second < 1000 - 500 / TICKS_PER_SEC) /* timer jitter */
+        return;
+    gw->last_second = now;
+    v1_tick(gw);
+    admit_tick(gw);
+    blinks_tick(gw->links);
+    /* opened + closed: a storm's handshake buffers leave holes (memtrim.h) */
+    cf_memtrim_tick(&gw->trim, 2 * gw->stats.connections_total - gw->nsessions, now);
     if (now - gw->last_status >= 5000) {
         report(gw);
         gw->last_status = now;
     }
-    lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, tick,
-                     gw->watchdog_ms && gw->watchdog_ms < 1000 ? gw->watchdog_ms * 1000
-                                                               : LWS_US_PER_SEC);
+}
+
+static int64_t tick_period_us(const struct gw *gw)
+{
+    int64_t p = LWS_US_PER_SEC / TICKS_PER_SEC;
+    return gw->watchdog_ms && gw->watchdog_ms * 1000 < p ? gw->watchdog_ms * 1000 : p;
+}
+
+/* The tick comes from a timer in the gateway's epoll set (wsio_tick_every),
+ * not from an lws timer: lws 4.1 turns the time to its next timer into
+ * poll()'s whole milliseconds by truncating, so each lws timer made the loop
+ * spin poll(0) through the last millisecond before it, and the messages of
+ * that millisecond waited behind the spin (docs/steady.md). The lws timer
+ * stays as the fallback when the set has no timer. */
+static void tick_sul(lws_sorted_usec_list_t *sul)
+{
+    struct gw *gw = lws_container_of(sul, struct gw, sul_tick);
+    tick(gw);
+    lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, tick_sul, tick_period_us(gw));
+}
+
+static void start_tick(struct gw *gw)
+{
+    struct wsio *io = gw->io ? gw->io : gw->wake;
+    int rc = io ? wsio_tick_every(io, tick_period_us(gw)) : -ENOTCONN;
+    if (rc == 0) {
+        gw->tick_io = io;
+        return;
+    }
+    CF_WARN("gateway",
+            "cannot arm the tick's timer (%s); using an lws timer, which costs a "
+            "millisecond of busy polling each time",
+            strerror(-rc));
+    lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, tick_sul, tick_period_us(gw));
 }
 
 /* lws sizes its descriptor table by the soft RLIMIT_NOFILE, and Debian's
@@ -271,7 +308,8 @@ static struct lws_context *create_context(const struct lws_context_creation_info
         if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
             *cap = LWS_FD_TABLE;
         else
-            CF_ERROR("gateway", "cannot restore the open files limit to %llu after creating "
+            CF_ERROR("gateway",
+                     "cannot restore the open files limit to %llu after creating "
                      "the libwebsockets context: %s; this process serves at most %d connections",
                      (unsigned long long)rl.rlim_cur, strerror(errno), LWS_FD_TABLE);
     }
@@ -289,7 +327,7 @@ static int activated_socket(void)
     int fd = SD_LISTEN_FDS_START;
     if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
         CF_ERROR("gateway", "the socket systemd passed is not a listening stream socket; "
-                 "check ListenStream= in the .socket unit");
+                            "check ListenStream= in the .socket unit");
         return -2;
     }
     return fd;
@@ -359,6 +397,9 @@ static void lws_log_emit(int level, const char *line)
 static int service(struct gw *gw)
 {
     int rc = lws_service(gw->ctx, 0);
+    gw->stats.loop_passes++;
+    if (wsio_tick_take(gw->tick_io))
+        tick(gw);
     blinks_flush(gw->links); /* first: those messages have further to go */
     sess_flush();
     sess_reap(); /* connections that ended in this pass */
@@ -503,9 +544,11 @@ int gw_run(const struct cf_config *cfg, int worker)
         CF_INFO("gateway", "using the listening socket passed by systemd");
     gw.watchdog_ms = (int64_t)(cf_notify_watchdog_interval_usec() / 1000);
     blinks_start(gw.links);
-    lws_sul_schedule(gw.ctx, 0, &gw.sul_tick, tick, LWS_US_PER_SEC);
+    start_tick(&gw);
     CF_INFO("gateway", "worker %d listening on %s:%d, serving %s, %d brokers in %s", worker,
-            afd >= 0 ? "(systemd socket)" : cfg->listen_addr[0] ? cfg->listen_addr : "*",
+            afd >= 0              ? "(systemd socket)"
+            : cfg->listen_addr[0] ? cfg->listen_addr
+                                  : "*",
             cfg->port, files_root(gw.files), cfg->brokers, cfg->run_dir);
 
     while (!g_stop)

@@ -30,10 +30,11 @@ struct gw_stats {
     uint64_t auth_failures[AUTH_RESULT_COUNT];
     uint64_t conns_refused;   /* at accept: the address had MAX_CONNS_PER_IP open */
     uint64_t conns_untracked; /* admitted without limits: the address table was full */
-    uint64_t rate_refused[2];  /* per address: [IPL_LOGIN], [IPL_UPGRADE] */
+    uint64_t rate_refused[2]; /* per address: [IPL_LOGIN], [IPL_UPGRADE] */
     uint64_t requests_limited, rate_closes; /* per connection: RATE_MSGS */
-    uint64_t ping_timeouts; /* dropped for not answering a ping */
-    uint64_t direct_upgrades; /* answered by front.h, not lws */
+    uint64_t ping_timeouts;                 /* dropped for not answering a ping */
+    uint64_t direct_upgrades;               /* answered by front.h, not lws */
+    uint64_t loop_passes, ticks;            /* the loop's wake-ups; tick() runs (10 a second) */
 };
 
 struct gw {
@@ -47,23 +48,25 @@ struct gw {
     struct blinks *links;
     struct listener *listener;
     struct listener *ops_listener; /* METRICS_PORT + worker, or NULL */
-    struct reqs *reqs;              /* requests waiting for a broker's answer */
-    struct ipl *ipl;                /* per client address limits (admit.h) */
-    struct front *front;            /* upgrades answered without lws (front.h); NULL: TLS */
+    struct reqs *reqs;             /* requests waiting for a broker's answer */
+    struct ipl *ipl;               /* per client address limits (admit.h) */
+    struct front *front;           /* upgrades answered without lws (front.h); NULL: TLS */
     int64_t last_refused_log, last_untracked_log;
-    struct cf_wire_decoder *dec;    /* for stored messages in snapshots */
-    uint64_t conn_salt;             /* makes connection ids unique across processes */
-    struct wsio *io;                /* established WebSockets owned here (ws.h) */
-    struct wsio *wake;              /* TLS only: a set for the paced flush's timer alone (ws.c) */
-    int dead_fd;                    /* a pipe without writers (ws.c take_over) */
-    int lws_fd_cap;                 /* lws' descriptor table ends here; 0: none (gateway.c) */
-    struct session *sessions; /* every established WebSocket */
+    struct cf_wire_decoder *dec; /* for stored messages in snapshots */
+    uint64_t conn_salt;          /* makes connection ids unique across processes */
+    struct wsio *io;             /* established WebSockets owned here (ws.h) */
+    struct wsio *wake;           /* TLS only: a set for the paced flush's timer alone (ws.c) */
+    int dead_fd;                 /* a pipe without writers (ws.c take_over) */
+    int lws_fd_cap;              /* lws' descriptor table ends here; 0: none (gateway.c) */
+    struct session *sessions;    /* every established WebSocket */
+    struct session *ka_next;     /* where ws_keepalive goes on; NULL: the head */
     size_t nsessions;
     uint64_t next_conn_id;
     bool draining;
-    bool ready_sent;               /* READY=1 went to systemd */
-    int64_t watchdog_ms, last_watchdog, last_status;
-    lws_sorted_usec_list_t sul_tick; /* once a second: request deadlines */
+    bool ready_sent; /* READY=1 went to systemd */
+    int64_t watchdog_ms, last_watchdog, last_status, last_second;
+    struct wsio *tick_io;            /* where the tick's timer is (gateway.c), or NULL: */
+    lws_sorted_usec_list_t sul_tick; /* ... the fallback's lws timer */
     struct gw_stats stats;
     struct cf_memtrim trim;
 };

@@ -66,12 +66,17 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
         {"confab_gateway_bad_frames_total", "counter", "client frames refused", st->bad_frames},
         {"confab_gateway_logins_total", "counter", "guest tokens issued", st->logins},
         {"confab_gateway_login_errors_total", "counter", "refused logins", st->login_errors},
-        {"confab_gateway_requests_limited_total", "counter",
-         "client requests refused by RATE_MSGS", st->requests_limited},
+        {"confab_gateway_requests_limited_total", "counter", "client requests refused by RATE_MSGS",
+         st->requests_limited},
         {"confab_gateway_rate_closes_total", "counter",
          "connections closed (1008) for going on over RATE_MSGS", st->rate_closes},
         {"confab_gateway_ping_timeouts_total", "counter",
          "connections dropped for leaving a ping unanswered for PING_TIMEOUT", st->ping_timeouts},
+        {"confab_gateway_loop_passes_total", "counter",
+         "passes of the event loop (each one a wake-up of this process)", st->loop_passes},
+        {"confab_gateway_ticks_total", "counter",
+         "runs of the housekeeping tick, ten a second (keep-alive, deadlines, watchdog)",
+         st->ticks},
         {"confab_gateway_direct_upgrades_total", "counter",
          "WebSocket upgrades answered by the gateway itself (the rest by libwebsockets)",
          st->direct_upgrades},
@@ -93,7 +98,8 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
     head(o, "confab_gateway_auth_failures_total", "counter", "refused upgrades by token problem");
     for (int r = 1; r < AUTH_RESULT_COUNT; r++)
         cf_bytes_printf(o, "confab_gateway_auth_failures_total{%s,reason=\"%s\"} %llu\n", l,
-            auth_result_str((enum auth_result)r), (unsigned long long)st->auth_failures[r]);
+                        auth_result_str((enum auth_result)r),
+                        (unsigned long long)st->auth_failures[r]);
     head(o, "confab_gateway_refused_total", "counter", "refused by the per address limits");
     static const char *const why[] = {"max_conns_per_ip", "login_rate", "upgrade_rate"};
     const uint64_t nref[] = {st->conns_refused, st->rate_refused[IPL_LOGIN],
@@ -104,23 +110,23 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
     head(o, "confab_gateway_broker_link_up", "gauge", "1 when the link to a broker shard is up");
     for (uint32_t i = 0; i < blinks_count(gw->links); i++)
         cf_bytes_printf(o, "confab_gateway_broker_link_up{%s,shard=\"%u\"} %d\n", l, i,
-            blinks_link_up(gw->links, i));
+                        blinks_link_up(gw->links, i));
     head(o, "confab_gateway_broker_ready", "gauge",
          "1 when that broker reports Redis and its canary fine");
     for (uint32_t i = 0; i < blinks_count(gw->links); i++)
         cf_bytes_printf(o, "confab_gateway_broker_ready{%s,shard=\"%u\"} %d\n", l, i,
-            blinks_link_ready(gw->links, i));
+                        blinks_link_ready(gw->links, i));
     head(o, "confab_gateway_delivery_latency_seconds", "histogram",
          "from the sender's gateway accepting a message to this gateway queueing it");
     uint64_t cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
         cum += g_buckets[i];
         cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"%g\"} %llu\n", l,
-            (double)bounds_ms[i] / 1000.0, (unsigned long long)cum);
+                        (double)bounds_ms[i] / 1000.0, (unsigned long long)cum);
     }
     cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l,
-        (unsigned long long)g_count);
+                    (unsigned long long)g_count);
     cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_sum{%s} %.6f\n", l, g_sum_s);
     cf_bytes_printf(o, "confab_gateway_delivery_latency_seconds_count{%s} %llu\n", l,
-        (unsigned long long)g_count);
+                    (unsigned long long)g_count);
 }

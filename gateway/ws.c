@@ -144,8 +144,8 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
         char peer[48];
         peer_of(wsi, peer, sizeof peer);
         CF_INFO("ws", "refused upgrade from %s: origin %.100s is not allowed", peer, origin);
-        return http_error(wsi, HTTP_STATUS_FORBIDDEN,
-                          "origin not allowed (see ALLOWED_ORIGINS)", NULL) < 0
+        return http_error(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed (see ALLOWED_ORIGINS)",
+                          NULL) < 0
                    ? -1
                    : 1;
     }
@@ -173,7 +173,7 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
         return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1 : 1;
     void *old = lws_get_opaque_user_data(wsi);
     ((struct conn_head *)s)->ip = conn_ip_of(old); /* sessions start with a conn_head */
-    http_req_free(old); /* a keep-alive POST before the upgrade */
+    http_req_free(old);                            /* a keep-alive POST before the upgrade */
     lws_set_opaque_user_data(wsi, s);
     return 0;
 }
@@ -260,8 +260,9 @@ static void went_live(struct gw *gw, struct session *s)
     gw->stats.connections_total++;
     CF_INFO("ws", "conn %llu: %s connected from %s (%s)", (unsigned long long)sess_id(s),
             sess_user(s), peer,
-            proto == SESS_V1_JSON ? WS_PROTO_V1_JSON
-            : proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK : "legacy protocol");
+            proto == SESS_V1_JSON      ? WS_PROTO_V1_JSON
+            : proto == SESS_V1_MSGPACK ? WS_PROTO_V1_MSGPACK
+                                       : "legacy protocol");
     if (proto == SESS_LEGACY)
         join_room(gw, s, gw->cfg->default_room, strlen(gw->cfg->default_room));
 }
@@ -292,8 +293,7 @@ static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, char *
             return false;
     }
     return r->token_len <= AUTH_MAX_TOKEN &&
-           auth_verify(gw->auth, r->token, r->token_len, cf_wall_ms() / 1000, user, cap) ==
-               AUTH_OK;
+           auth_verify(gw->auth, r->token, r->token_len, cf_wall_ms() / 1000, user, cap) == AUTH_OK;
 }
 
 int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
@@ -490,6 +490,8 @@ static void closed(struct gw *gw, struct session *s)
 {
     v1_session_closed(gw, s);
     sess_detach(s);
+    if (gw->ka_next == s)
+        gw->ka_next = sess_list_next(s);
     sess_list_del(&gw->sessions, s);
     gw->nsessions--;
     CF_INFO("ws", "conn %llu: %s disconnected", (unsigned long long)sess_id(s), sess_user(s));
@@ -619,10 +621,14 @@ void ws_free(struct gw *gw)
     gw->dead_fd = -1;
 }
 
-void ws_keepalive(struct gw *gw)
+void ws_keepalive(struct gw *gw, unsigned slices)
 {
     int64_t now = cf_mono_ms();
-    for (struct session *s = gw->sessions; s; s = sess_list_next(s)) {
+    size_t left = slices > 1 ? gw->nsessions / slices + 1 : gw->nsessions;
+    /* the cursor: a session leaving the list moves it on (closed());
+     * sessions join at the head, so the next round reaches them */
+    struct session *s = gw->ka_next ? gw->ka_next : gw->sessions;
+    for (; s && left; s = sess_list_next(s), left--) {
         if (sess_keepalive(s, now, gw->cfg->ping_interval, gw->cfg->ping_timeout) != SESS_DEAD)
             continue;
         CF_INFO("ws", "conn %llu (%s): no answer to a ping in %d s; dropping it",
@@ -631,6 +637,7 @@ void ws_keepalive(struct gw *gw)
         /* closed from the loop, not here: the list is being walked */
         sess_drop(s);
     }
+    gw->ka_next = s;
 }
 
 void ws_drain_all(struct gw *gw)

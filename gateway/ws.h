@@ -55,8 +55,12 @@ struct session;
 void ws_destroy(struct gw *gw, struct session *s);
 
 /* Pings sessions that have been silent for PING_INTERVAL and drops those
- * that left a ping unanswered for PING_TIMEOUT (call about once a second). */
-void ws_keepalive(struct gw *gw);
+ * that left a ping unanswered for PING_TIMEOUT. Each call looks at the next
+ * 1/`slices` of the sessions, so that calling it `slices` times a second
+ * looks at each about once a second: one walk over every session took
+ * ~0.2 ms at 5000 connections (about 45 ns each, a cache miss), and the
+ * messages arriving meanwhile waited for it. */
+void ws_keepalive(struct gw *gw, unsigned slices);
 
 /* Sends every session close 1001 (going away): the gateway is draining. */
 void ws_drain_all(struct gw *gw);

@@ -18,8 +18,10 @@
 
 struct wsio {
     int ep;
-    int timer;         /* timerfd of wsio_wake_at, -1 until first used */
-    int64_t armed_us;  /* when it fires, 0: disarmed */
+    int timer;        /* timerfd of wsio_wake_at, -1 until first used */
+    int64_t armed_us; /* when it fires, 0: disarmed */
+    int tick;         /* timerfd of wsio_tick_every, -1 until first used */
+    bool ticked;      /* it fired since wsio_tick_take last looked */
     struct lws *wsi;
     wsio_event_fn on_event;
     struct epoll_event ev[BATCH];
@@ -32,6 +34,7 @@ struct wsio *wsio_new(struct lws_vhost *vh, wsio_event_fn on_event)
         return NULL;
     io->on_event = on_event;
     io->timer = -1;
+    io->tick = -1;
     io->ep = epoll_create1(EPOLL_CLOEXEC);
     if (io->ep < 0) {
         CF_ERROR("wsio", "cannot create an epoll set: %s", strerror(errno));
@@ -54,6 +57,8 @@ void wsio_free(struct wsio *io)
         return;
     if (io->timer >= 0)
         close(io->timer);
+    if (io->tick >= 0)
+        close(io->tick);
     if (io->wsi) /* lws closes the descriptor with the wsi */
         lws_set_opaque_user_data(io->wsi, NULL);
     else if (io->ep >= 0)
@@ -83,6 +88,33 @@ int wsio_forget(struct wsio *io, int fd)
     return epoll_ctl(io->ep, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
 }
 
+/* A timerfd in the set, its event data `tag`: an address inside io, which
+ * no registered descriptor's data can be. The descriptor, or -errno. */
+static int set_timer(struct wsio *io, void *tag)
+{
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    if (epoll_ctl(io->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* Empties a timer's count; false (logged) when it could not be read. */
+static bool read_timer(int fd, const char *what)
+{
+    uint64_t fired;
+    if (read(fd, &fired, sizeof fired) == (ssize_t)sizeof fired)
+        return true;
+    if (errno != EAGAIN) /* EAGAIN: re-armed in this batch */
+        CF_WARN("wsio", "cannot read the %s timer: %s", what, strerror(errno));
+    return false;
+}
+
 int wsio_wake_at(struct wsio *io, int64_t mono_us)
 {
     if (!io->wsi)
@@ -91,25 +123,42 @@ int wsio_wake_at(struct wsio *io, int64_t mono_us)
         mono_us = 1;
     if (io->armed_us == mono_us)
         return 0; /* asked again for the same time: nothing to change */
-    if (io->timer < 0) {
-        io->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-        if (io->timer < 0)
-            return -errno;
-        /* its data is the set itself, which no registered descriptor uses */
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = io};
-        if (epoll_ctl(io->ep, EPOLL_CTL_ADD, io->timer, &ev) < 0) {
-            int e = errno;
-            close(io->timer);
-            io->timer = -1;
-            return -e;
-        }
+    if (io->timer < 0 && (io->timer = set_timer(io, io)) < 0) {
+        int e = io->timer;
+        io->timer = -1;
+        return e;
     }
-    struct itimerspec its = {.it_value = {.tv_sec = mono_us / 1000000,
-                                          .tv_nsec = (long)(mono_us % 1000000) * 1000}};
+    struct itimerspec its = {
+        .it_value = {.tv_sec = mono_us / 1000000, .tv_nsec = (long)(mono_us % 1000000) * 1000}};
     if (timerfd_settime(io->timer, TFD_TIMER_ABSTIME, &its, NULL) < 0)
         return -errno;
     io->armed_us = mono_us;
     return 0;
+}
+
+int wsio_tick_every(struct wsio *io, int64_t period_us)
+{
+    if (!io->wsi)
+        return -ENOTCONN;
+    if (period_us <= 0)
+        return -EINVAL;
+    if (io->tick < 0 && (io->tick = set_timer(io, &io->tick)) < 0) {
+        int e = io->tick;
+        io->tick = -1;
+        return e;
+    }
+    struct timespec p = {.tv_sec = period_us / 1000000,
+                         .tv_nsec = (long)(period_us % 1000000) * 1000};
+    struct itimerspec its = {.it_interval = p, .it_value = p};
+    return timerfd_settime(io->tick, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+bool wsio_tick_take(struct wsio *io)
+{
+    if (!io || !io->ticked)
+        return false;
+    io->ticked = false;
+    return true;
 }
 
 static void service(struct wsio *io)
@@ -118,11 +167,13 @@ static void service(struct wsio *io)
     for (int i = 0; i < n; i++) {
         uint32_t e = io->ev[i].events;
         if (io->ev[i].data.ptr == io) { /* the wake-up: its work is the caller's */
-            uint64_t fired;
-            if (read(io->timer, &fired, sizeof fired) == (ssize_t)sizeof fired)
+            if (read_timer(io->timer, "wake-up"))
                 io->armed_us = 0;
-            else if (errno != EAGAIN) /* EAGAIN: re-armed in this batch */
-                CF_WARN("wsio", "cannot read the wake-up timer: %s", strerror(errno));
+            continue;
+        }
+        if (io->ev[i].data.ptr == &io->tick) { /* so is the tick's */
+            if (read_timer(io->tick, "tick"))
+                io->ticked = true;
             continue;
         }
         io->on_event(io->ev[i].data.ptr, e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR),
