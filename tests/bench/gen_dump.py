@@ -2,8 +2,9 @@
 """confab-bench --dump against bench/baseline: one line per delivery of the
 step (no duplicates or late ones in this run), each naming a sender and a
 receiver of the same room, every message reaching every member, latencies
-agreeing with the report; scripts/tailstat.py reads it back; an unwritable
---dump is refused before anything starts.
+agreeing with the report; scripts/tailstat.py reads it back, and finds a
+once-a-second beat where there is one; an unwritable --dump is refused
+before anything starts.
 
 usage: gen_dump.py CONFAB_BENCH CONFAB_BASELINE"""
 import json
@@ -14,7 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts"))
-from tailstat import summarize  # noqa: E402
+from tailstat import beat, summarize  # noqa: E402
 
 CONNS, ROOMS, RATE = 40, 4, 200
 
@@ -91,7 +92,27 @@ def main():
               f"tailstat read {t['deliveries']} deliveries")
         check(t["first"]["max"] <= t["every"]["max"] and t["stalled"] == sum(
             1 for line in lines if int(line.split()[1]) > 2e6), "tailstat's stalls")
+    check_beat()
     print(f"ok: {len(lines)} deliveries of {step['sent']} messages dumped")
+
+
+def check_beat():
+    """A dump of 6 s where every second the sends of 300-310 ms are late and
+    one second also has late sends elsewhere: the beat is that window, in
+    all 6 seconds, and nothing else comes close."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "beat.txt")
+        with open(path, "w") as f:
+            for sec in range(100, 106):
+                for ms in range(0, 1000, 2):
+                    late = 300 <= ms < 310 or (sec == 102 and 600 <= ms < 640)
+                    lat = 1_500_000 if late else 200_000
+                    sent = sec * 1_000_000_000 + ms * 1_000_000
+                    for receiver in range(3):
+                        f.write(f"{sent + lat} {lat} 1 {sec * 1000 + ms} {receiver}\n")
+        secs, ranked = beat(path, 0.6)
+        check(secs == 6 and ranked[0] == (6, 300) and ranked[1][0] == 1,
+              f"tailstat's beat: {secs} seconds, windows {ranked[:3]}")
 
 
 if __name__ == "__main__":
