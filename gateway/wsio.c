@@ -123,10 +123,11 @@ int wsio_wake_at(struct wsio *io, int64_t mono_us)
         mono_us = 1;
     if (io->armed_us == mono_us)
         return 0; /* asked again for the same time: nothing to change */
-    if (io->timer < 0 && (io->timer = set_timer(io, io)) < 0) {
-        int e = io->timer;
-        io->timer = -1;
-        return e;
+    if (io->timer < 0) {
+        int fd = set_timer(io, io);
+        if (fd < 0)
+            return fd;
+        io->timer = fd;
     }
     struct itimerspec its = {
         .it_value = {.tv_sec = mono_us / 1000000, .tv_nsec = (long)(mono_us % 1000000) * 1000}};
@@ -142,10 +143,11 @@ int wsio_tick_every(struct wsio *io, int64_t period_us)
         return -ENOTCONN;
     if (period_us <= 0)
         return -EINVAL;
-    if (io->tick < 0 && (io->tick = set_timer(io, &io->tick)) < 0) {
-        int e = io->tick;
-        io->tick = -1;
-        return e;
+    if (io->tick < 0) {
+        int fd = set_timer(io, &io->tick);
+        if (fd < 0)
+            return fd;
+        io->tick = fd;
     }
     struct timespec p = {.tv_sec = period_us / 1000000,
                          .tv_nsec = (long)(period_us % 1000000) * 1000};
