@@ -104,6 +104,11 @@ static int set_timer(struct wsio *io, void *tag)
     return fd;
 }
 
+static struct timespec ts_of_us(int64_t us)
+{
+    return (struct timespec){.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+}
+
 /* Empties a timer's count; false (logged) when it could not be read. */
 static bool read_timer(int fd, const char *what)
 {
@@ -129,8 +134,7 @@ int wsio_wake_at(struct wsio *io, int64_t mono_us)
             return fd;
         io->timer = fd;
     }
-    struct itimerspec its = {
-        .it_value = {.tv_sec = mono_us / 1000000, .tv_nsec = (long)(mono_us % 1000000) * 1000}};
+    struct itimerspec its = {.it_value = ts_of_us(mono_us)};
     if (timerfd_settime(io->timer, TFD_TIMER_ABSTIME, &its, NULL) < 0)
         return -errno;
     io->armed_us = mono_us;
@@ -149,8 +153,7 @@ int wsio_tick_every(struct wsio *io, int64_t period_us)
             return fd;
         io->tick = fd;
     }
-    struct timespec p = {.tv_sec = period_us / 1000000,
-                         .tv_nsec = (long)(period_us % 1000000) * 1000};
+    struct timespec p = ts_of_us(period_us);
     struct itimerspec its = {.it_interval = p, .it_value = p};
     return timerfd_settime(io->tick, 0, &its, NULL) < 0 ? -errno : 0;
 }
