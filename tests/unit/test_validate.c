@@ -70,6 +70,36 @@ static void test_utf8_invalid_sequences(void **state)
     assert_true(cf_utf8_valid(euro, 3));
 }
 
+/* The validator skips ASCII eight bytes at a time: an ill-formed sequence
+ * (or a good one) is found wherever it sits against those eight. */
+static void test_utf8_inside_ascii_runs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *seq;
+        size_t len;
+        bool ok;
+    } cases[] = {
+        {"\xE2\x82\xAC", 3, true},      {"\xF0\x9F\x98\x80", 4, true},
+        {"\xC3\xA9", 2, true},          {"\x80", 1, false},
+        {"\xC0\xAF", 2, false},          {"\xED\xA0\x80", 3, false},
+        {"\xF4\x90\x80\x80", 4, false}, {"\xE2\x82", 2, false},
+        {"\xFF", 1, false},
+    };
+    char buf[64];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t at = 0; at + cases[c].len <= 40; at++) {
+            for (size_t total = at + cases[c].len; total <= 40; total += 7) {
+                memset(buf, 'a', sizeof buf);
+                memcpy(buf + at, cases[c].seq, cases[c].len);
+                /* a truncated sequence is only ill-formed before other bytes
+                 * or at the end: both are checked */
+                assert_int_equal(cf_utf8_valid(buf, total), cases[c].ok);
+            }
+        }
+    }
+}
+
 static void test_room_valid(void **state)
 {
     (void)state;
@@ -244,6 +274,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_valid_sequences),
         cmocka_unit_test(test_utf8_invalid_sequences),
+        cmocka_unit_test(test_utf8_inside_ascii_runs),
         cmocka_unit_test(test_room_valid),
         cmocka_unit_test(test_username_clean_ok),
         cmocka_unit_test(test_username_clean_errors),
