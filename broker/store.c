@@ -35,7 +35,8 @@
     "end\n"
 
 /* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
- * the room, the TTL and C.exp (now + TTL, as a string) in C.
+ * the room, the TTL and C.exp (now + TTL, as a string) in C. drop and add
+ * set C.wrote when they changed the room's keys.
  *
  * Numbers go to redis.call as strings: Redis formats a Lua number argument
  * with "%.17g" on every call, ~2 k instructions (callgrind), which a member
@@ -51,6 +52,7 @@
     "end\n"                                                                                        \
     "local function drop(C, conn)\n"                                                               \
     "  if redis.call('ZREM', C.pz, conn) == 0 then return end\n"                                   \
+    "  C.wrote = true\n"                                                                           \
     "  local u = redis.call('HGET', C.pu, conn)\n"                                                 \
     "  redis.call('HDEL', C.pu, conn)\n"                                                           \
     "  if not u then return end\n"                                                                 \
@@ -61,6 +63,7 @@
     "end\n"                                                                                        \
     "local function add(C, conn, user)\n"                                                          \
     "  if redis.call('ZADD', C.pz, C.exp, conn) == 0 then return end\n"                            \
+    "  C.wrote = true\n"                                                                           \
     "  redis.call('HSET', C.pu, conn, user)\n"                                                     \
     "  if redis.call('HINCRBY', C.pc, user, '1') == 1 then announce(C, user, 'join') end\n"        \
     "end\n"                                                                                        \
@@ -219,19 +222,36 @@ static const char script_leave[] =
     "sweep(C)\n"
     "return 0\n";
 
-/* KEYS pz pu pc pv; ARGV chan room now ttl (conn user)... */
+/* KEYS pz pu pc pv; ARGV chan room now ttl (conn user)...
+ *
+ * This runs for every room on every node with members in it, once per
+ * PRESENCE_TTL/3: at scale it is most of a Redis server's work, more than
+ * the sends (docs/scaling.md). So the members' expiries move in one ZADD
+ * (each is checked alone only when that ZADD changed fewer than all: someone
+ * was missing), and the keys' TTLs are set again only once half of theirs
+ * has run out, or when this call wrote a key (a new key has no TTL): 3
+ * commands for a refresh that finds everything in place, where it was 5 + 1
+ * a member. */
 static const char script_refresh[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
     "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4])}\n"
     "C.exp = string.format('%d', C.now + C.ttl)\n"
     "sweep(C)\n"
+    "local z, n = {}, 0\n"
     "for i = 5, #ARGV - 1, 2 do\n"
-    "  if redis.call('ZADD', C.pz, 'XX', 'CH', C.exp, ARGV[i]) == 0 then\n"
+    "  z[#z + 1] = C.exp\n"
+    "  z[#z + 1] = ARGV[i]\n"
+    "  n = n + 1\n"
+    "end\n"
+    "if n > 0 and redis.call('ZADD', C.pz, 'XX', 'CH', unpack(z)) < n then\n"
+    "  for i = 5, #ARGV - 1, 2 do -- some were not there: expired, or the keys lost\n"
     "    if not redis.call('ZSCORE', C.pz, ARGV[i]) then add(C, ARGV[i], ARGV[i + 1]) end\n"
     "  end\n"
     "end\n"
-    "keep(C)\n"
+    "if C.wrote or redis.call('TTL', C.pz) < (math.floor(C.ttl / 1000) * 3 + 60) / 2 then\n"
+    "  keep(C)\n"
+    "end\n"
     "return 0\n";
 
 /* KEYS meta hist; ARGV before limit hsize */
