@@ -35,7 +35,8 @@
     "end\n"
 
 /* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
- * the room, the TTL and C.exp (now + TTL, as a string) in C. drop and add
+ * the room, the TTL, C.nows (now as the caller's string) and C.exp (now +
+ * TTL, as a string) in C. drop and add
  * set C.wrote when they changed the room's keys.
  *
  * Numbers go to redis.call as strings: Redis formats a Lua number argument
@@ -68,11 +69,11 @@
     "  if redis.call('HINCRBY', C.pc, user, '1') == 1 then announce(C, user, 'join') end\n"        \
     "end\n"                                                                                        \
     "local function sweep(C)\n"                                                                    \
-    "  local dead = redis.call('ZRANGEBYSCORE', C.pz, '-inf', C.now, 'LIMIT', 0, 200)\n"           \
+    "  local dead = redis.call('ZRANGEBYSCORE', C.pz, '-inf', C.nows, 'LIMIT', '0', '200')\n"      \
     "  for _, c in ipairs(dead) do drop(C, c) end\n"                                               \
     "end\n"                                                                                        \
     "local function keep(C)\n"                                                                     \
-    "  local s = math.floor(C.ttl / 1000) * 3 + 60\n"                                              \
+    "  local s = string.format('%d', math.floor(C.ttl / 1000) * 3 + 60)\n"                         \
     "  redis.call('EXPIRE', C.pz, s); redis.call('EXPIRE', C.pu, s)\n"                             \
     "  redis.call('EXPIRE', C.pc, s); redis.call('EXPIRE', C.pv, s)\n"                             \
     "end\n"
@@ -169,7 +170,7 @@ static const char script_send[] =
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[5]), ttl = tonumber(ARGV[6])}\n"
+    "  room = ARGV[2], now = tonumber(ARGV[5]), ttl = tonumber(ARGV[6]), nows = ARGV[5]}\n"
     "C.exp = string.format('%d', C.now + C.ttl)\n"
     "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not epoch then\n"
@@ -217,7 +218,7 @@ static const char script_join[] =
 static const char script_leave[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4])}\n"
+    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), nows = ARGV[3]}\n"
     "drop(C, ARGV[5])\n"
     "sweep(C)\n"
     "return 0\n";
@@ -235,7 +236,7 @@ static const char script_leave[] =
 static const char script_refresh[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4])}\n"
+    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), nows = ARGV[3]}\n"
     "C.exp = string.format('%d', C.now + C.ttl)\n"
     "sweep(C)\n"
     "local z, n = {}, 0\n"
