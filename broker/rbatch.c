@@ -2,6 +2,7 @@
 #include "rbatch.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,11 @@
  * bytes come on top of the connection's own queue bound. */
 #define MAX_CALLS 64
 #define MAX_BYTES (64 * 1024)
-/* keys, and arguments, of one call (a send has 3 and 9); with each call's
- * two counts and the batch's numkeys, a full batch stays one EVALSHA */
-#define MAX_CALL_ARGS 16
-#define MAX_ARGV (MAX_CALLS * (2 * MAX_CALL_ARGS + 2) + 1)
+/* keys and arguments of one call (a send has 3 and 9, a presence refresh 4
+ * and up to 52), and of a batch: each call adds its own two counts, the
+ * batch its numkeys; a batch that would pass MAX_ARGV is queued first */
+#define MAX_CALL_ARGS 64
+#define MAX_ARGV 2177
 _Static_assert(MAX_ARGV <= RBRIDGE_MAX_ARGS, "a batch fits a call");
 
 struct call {
@@ -41,12 +43,12 @@ static struct cf_freelist g_inflight = CF_FREELIST_INIT(sizeof(struct inflight),
 
 struct rbatch {
     struct rbridge *rb;
-    int script;
+    int script; /* of the calls held */
     /* held: the arguments' bytes, where each key and argument lies in them,
      * and who waits */
     char *bytes;
     size_t len, cap;
-    struct span keys[MAX_CALLS * MAX_CALL_ARGS], args[MAX_CALLS * (MAX_CALL_ARGS + 2)];
+    struct span keys[MAX_ARGV], args[MAX_ARGV];
     uint32_t nkeys, nargs, ncalls;
     struct call calls[MAX_CALLS];
     /* the EVALSHA's arguments while it is queued (rbridge_eval_slots: the
@@ -97,7 +99,8 @@ static void fail_held(struct rbatch *q)
     memcpy(c, q->calls, sizeof c[0] * n);
     forget(q);
     for (uint32_t i = 0; i < n; i++)
-        c[i].fn(c[i].ud, NULL);
+        if (c[i].fn)
+            c[i].fn(c[i].ud, NULL);
 }
 
 static void on_reply(void *ud, const redisReply *r)
@@ -114,7 +117,8 @@ static void on_reply(void *ud, const redisReply *r)
             CF_ERROR("redis", "a script call failed on %s: %.*s; the calls after it in its batch "
                      "failed unrun", rbridge_name(f->rb), (int)e->len, e->str);
         }
-        f->calls[i].fn(f->calls[i].ud, e);
+        if (f->calls[i].fn)
+            f->calls[i].fn(f->calls[i].ud, e);
     }
     cf_fl_put(&g_inflight, f);
 }
@@ -158,7 +162,8 @@ static void queue(struct rbatch *q)
         CF_ERROR("redis", "could not queue %u calls for %s: %s; they fail", f->n,
                  rbridge_name(q->rb), strerror(-rc));
         for (uint32_t i = 0; i < f->n; i++)
-            f->calls[i].fn(f->calls[i].ud, NULL);
+            if (f->calls[i].fn)
+                f->calls[i].fn(f->calls[i].ud, NULL);
         cf_fl_put(&g_inflight, f);
     }
 }
@@ -177,13 +182,12 @@ static void on_event(void *ud, enum rbridge_event ev)
     }
 }
 
-struct rbatch *rbatch_new(struct rbridge *rb, int script)
+struct rbatch *rbatch_new(struct rbridge *rb)
 {
     struct rbatch *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->rb = rb;
-    q->script = script;
     rbridge_set_hook(rb, (struct rbridge_hook){on_event, q});
     return q;
 }
@@ -194,8 +198,17 @@ struct rbatch *rbatch_of(const struct rbridge *rb)
     return h.fn == on_event ? h.ud : NULL;
 }
 
-int rbatch_add(struct rbatch *q, int nkeys, int argc, const char *const *argv, const size_t *lens,
-               rbridge_reply_fn fn, void *ud)
+/* Whether a call of script with argc keys and arguments, of `bytes` bytes,
+ * must wait for what q holds to be queued. */
+static bool full(const struct rbatch *q, int script, int argc, size_t bytes)
+{
+    return q->ncalls &&
+           (q->ncalls == MAX_CALLS || q->len + bytes > MAX_BYTES ||
+            1 + q->nkeys + q->nargs + 2 + (uint32_t)argc > MAX_ARGV || q->script != script);
+}
+
+int rbatch_add(struct rbatch *q, int script, int nkeys, int argc, const char *const *argv,
+               const size_t *lens, rbridge_reply_fn fn, void *ud)
 {
     if (nkeys < 0 || argc < nkeys || argc - nkeys > MAX_CALL_ARGS || nkeys > MAX_CALL_ARGS)
         return -EINVAL;
@@ -205,15 +218,16 @@ int rbatch_add(struct rbatch *q, int nkeys, int argc, const char *const *argv, c
     size_t bytes = 0;
     for (int i = 0; i < argc; i++)
         bytes += lens[i];
-    if (q->ncalls == MAX_CALLS || (q->ncalls && q->len + bytes > MAX_BYTES)) {
+    if (full(q, script, argc, bytes)) {
         queue(q);
         /* a batch that could not be queued failed its calls, whose
          * callbacks may have held new ones, or the connection went down */
         if ((rc = rbridge_room(q->rb)) < 0)
             return rc;
-        if (q->ncalls == MAX_CALLS || (q->ncalls && q->len + bytes > MAX_BYTES))
+        if (full(q, script, argc, bytes))
             return -ENOBUFS;
     }
+    q->script = script;
     uint32_t k0 = q->nkeys, a0 = q->nargs;
     size_t len0 = q->len;
     rc = hold_num(q, nkeys, &q->args[q->nargs++]);

@@ -8,8 +8,9 @@
  * did, and a send alone is a batch of one. At 40 k sends/s in small rooms
  * ~46 shared a call and Redis used 13 % less CPU (docs/benchmarks.md).
  * Calls are merged only while nothing else is queued on the connection
- * between them (rbridge_hook), so Redis still runs every command in the
- * order it was asked for.
+ * between them (rbridge_hook) and they call the same script, so Redis still
+ * runs every command in the order it was asked for. The presence heartbeat's
+ * refreshes of a slice of rooms share calls the same way.
  *
  * What is held is bounded (MAX_CALLS calls, and MAX_BYTES bytes or a single
  * larger call, in rbatch.c) and comes on top of the connection's own queue
@@ -35,17 +36,19 @@
 
 struct rbatch;
 
-/* The batcher of `script` on rb: registered as rb's hook, freed with rb
- * (RBRIDGE_FREE). One per bridge. NULL when out of memory. */
-struct rbatch *rbatch_new(struct rbridge *rb, int script);
+/* The batcher on rb: registered as rb's hook, freed with rb (RBRIDGE_FREE).
+ * One per bridge. NULL when out of memory. */
+struct rbatch *rbatch_new(struct rbridge *rb);
 
 /* The batcher rb already has, or NULL. */
 struct rbatch *rbatch_of(const struct rbridge *rb);
 
-/* Holds one call (argv: its keys, then its arguments; copied). 0, or what
- * rbridge_eval would refuse it with (-ENOTCONN, -ENOBUFS, -ENOMEM, -EINVAL);
- * then fn will not run. */
-int rbatch_add(struct rbatch *q, int nkeys, int argc, const char *const *argv, const size_t *lens,
-               rbridge_reply_fn fn, void *ud);
+/* Holds one call of `script` (argv: its keys, then its arguments; copied).
+ * Consecutive calls of one script share an EVALSHA; a call of another script
+ * first queues what is held. fn may be NULL: nobody waits for the reply. 0,
+ * or what rbridge_eval would refuse it with (-ENOTCONN, -ENOBUFS, -ENOMEM,
+ * -EINVAL); then fn will not run. */
+int rbatch_add(struct rbatch *q, int script, int nkeys, int argc, const char *const *argv,
+               const size_t *lens, rbridge_reply_fn fn, void *ud);
 
 #endif

@@ -223,37 +223,51 @@ static const char script_leave[] =
     "sweep(C)\n"
     "return 0\n";
 
-/* KEYS pz pu pc pv; ARGV chan room now ttl (conn user)...
+/* A batch of refreshes (rbatch.h): per call KEYS pz pu pc pv; ARGV chan
+ * room now ttl (conn user)..., after the call's two counts.
  *
  * This runs for every room on every node with members in it, once per
  * PRESENCE_TTL/3: at scale it is most of a Redis server's work, more than
- * the sends (docs/scaling.md). So the members' expiries move in one ZADD
- * (each is checked alone only when that ZADD changed fewer than all: someone
- * was missing), and the keys' TTLs are set again only once half of theirs
- * has run out, or when this call wrote a key (a new key has no TTL): 3
- * commands for a refresh that finds everything in place, where it was 5 + 1
- * a member. */
+ * the sends (docs/scaling.md). So the rooms of a heartbeat slice share
+ * script calls (a call's own cost, its arguments made into Lua strings and
+ * the script set up, was most of a small room's refresh), the members'
+ * expiries move in one ZADD (each is checked alone only when that ZADD
+ * changed fewer than all: someone was missing), and the keys' TTLs are set
+ * again only once half of theirs has run out, or when the refresh wrote a
+ * key (a new key has no TTL): 3 commands for a room found in place, where it
+ * was 5 + 1 a member. A refresh that fails does not stop the others. */
 static const char script_refresh[] =
     PRELUDE PRESENCE
-    "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), nows = ARGV[3]}\n"
-    "C.exp = string.format('%d', C.now + C.ttl)\n"
-    "sweep(C)\n"
-    "local z, n = {}, 0\n"
-    "for i = 5, #ARGV - 1, 2 do\n"
-    "  z[#z + 1] = C.exp\n"
-    "  z[#z + 1] = ARGV[i]\n"
-    "  n = n + 1\n"
-    "end\n"
-    "if n > 0 and redis.call('ZADD', C.pz, 'XX', 'CH', unpack(z)) < n then\n"
-    "  for i = 5, #ARGV - 1, 2 do -- some were not there: expired, or the keys lost\n"
-    "    if not redis.call('ZSCORE', C.pz, ARGV[i]) then add(C, ARGV[i], ARGV[i + 1]) end\n"
+    "local function refresh(k, a, na)\n"
+    "  local C = {pz = KEYS[k], pu = KEYS[k + 1], pc = KEYS[k + 2], pv = KEYS[k + 3],\n"
+    "    chan = ARGV[a], room = ARGV[a + 1], now = tonumber(ARGV[a + 2]),\n"
+    "    ttl = tonumber(ARGV[a + 3]), nows = ARGV[a + 2]}\n"
+    "  C.exp = string.format('%d', C.now + C.ttl)\n"
+    "  sweep(C)\n"
+    "  local z, n = {}, 0\n"
+    "  for i = a + 4, a + na - 2, 2 do\n"
+    "    z[#z + 1] = C.exp\n"
+    "    z[#z + 1] = ARGV[i]\n"
+    "    n = n + 1\n"
     "  end\n"
+    "  if n > 0 and redis.call('ZADD', C.pz, 'XX', 'CH', unpack(z)) < n then\n"
+    "    for i = a + 4, a + na - 2, 2 do -- some were not there: expired, or the keys lost\n"
+    "      if not redis.call('ZSCORE', C.pz, ARGV[i]) then add(C, ARGV[i], ARGV[i + 1]) end\n"
+    "    end\n"
+    "  end\n"
+    "  if C.wrote or redis.call('TTL', C.pz) < (math.floor(C.ttl / 1000) * 3 + 60) / 2 then\n"
+    "    keep(C)\n"
+    "  end\n"
+    "  return 0\n"
     "end\n"
-    "if C.wrote or redis.call('TTL', C.pz) < (math.floor(C.ttl / 1000) * 3 + 60) / 2 then\n"
-    "  keep(C)\n"
+    "local out, k, a = {}, 1, 1\n"
+    "while a <= #ARGV do\n"
+    "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+    "  local ok, r = pcall(refresh, k, a + 2, na)\n"
+    "  out[#out + 1] = ok and r or redis.error_reply(type(r) == 'table' and r.err or tostring(r))\n"
+    "  k, a = k + nk, a + 2 + na\n"
     "end\n"
-    "return 0\n";
+    "return out\n";
 
 /* KEYS meta hist; ARGV before limit hsize */
 static const char script_history[] =
@@ -533,13 +547,15 @@ static void sent_quietly(void *ud, const redisReply *r)
 
 /* Sends go through the bridge's batcher (rbatch.h), made with the first.
  * box: the caller's, or NULL for a send nobody waits for. */
-static int batch(struct rbridge *rb, int nkeys, struct args *a, rbridge_reply_fn done,
+static int batch(struct rbridge *rb, int script, int nkeys, struct args *a, rbridge_reply_fn done,
                  struct box *box)
 {
     struct rbatch *q = rb ? rbatch_of(rb) : NULL;
     if (rb && !q)
-        q = rbatch_new(rb, S_SEND);
-    int rc = !rb ? -ENOTCONN : !q ? -ENOMEM : rbatch_add(q, nkeys, a->n, a->v, a->l, done, box);
+        q = rbatch_new(rb);
+    int rc = !rb      ? -ENOTCONN
+             : !q     ? -ENOMEM
+                      : rbatch_add(q, script, nkeys, a->n, a->v, a->l, done, box);
     if (rc < 0 && box)
         box_free(box);
     return rc;
@@ -581,7 +597,8 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     struct box *box = fn ? box_new((void (*)(void))fn, ud) : NULL;
     if (box)
         box->ts = m->ts;
-    rc = fn && !box ? -ENOMEM : batch(rb, dedup ? 3 : 2, &a, fn ? sent_reply : sent_quietly, box);
+    rc = fn && !box ? -ENOMEM
+                    : batch(rb, S_SEND, dedup ? 3 : 2, &a, fn ? sent_reply : sent_quietly, box);
     if (rc < 0 && touch)
         touch_unsure(); /* refused before Redis saw it: the TTLs were not set */
     return rc;
@@ -686,16 +703,21 @@ int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_st
 int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                   const struct cf_str *conns, const struct cf_str *users, uint32_t n)
 {
-    enum { PER_CALL = 24 }; /* pairs per script call: argv has 64 slots */
+    enum { PER_CALL = 24 }; /* pairs per call: 52 arguments (rbatch.c takes 64) */
+    int64_t now = cf_wall_ms();
     for (uint32_t at = 0; at < n || at == 0; at += PER_CALL) {
         char pk[4][KEY_MAX], chan[KEY_MAX];
         struct args a = {0};
-        presence_head(&a, pk, chan, room, lim);
+        presence_keys(&a, pk, room);
+        arg(&a, chan, channel(chan, room));
+        arg_str(&a, room);
+        arg_num(&a, now);
+        arg_num(&a, lim->presence_ttl_ms);
         for (uint32_t i = at; i < n && i < at + PER_CALL; i++) {
             arg_str(&a, conns[i]);
             arg_str(&a, users[i]);
         }
-        int rc = eval(rb, S_REFRESH, &a, NULL, NULL);
+        int rc = batch(rb, S_REFRESH, 4, &a, NULL, NULL);
         if (rc < 0)
             return rc;
         if (n == 0)

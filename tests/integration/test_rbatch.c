@@ -30,7 +30,18 @@ static const char script[] = "redis.call('INCR', 'batches')\n"
                              "  k, a = k + nk, a + 2 + na\n"
                              "end\n"
                              "return out\n";
-static const char *const scripts[] = {script};
+/* The same shape for another kind of call: its own count, its argument
+ * doubled. */
+static const char script2[] =
+    "redis.call('INCR', 'batches2')\n"
+    "local out, k, a = {}, 1, 1\n"
+    "while a <= #ARGV do\n"
+    "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+    "  out[#out + 1] = {redis.call('INCR', KEYS[k]), ARGV[a + 2] .. ARGV[a + 2]}\n"
+    "  k, a = k + nk, a + 2 + na\n"
+    "end\n"
+    "return out\n";
+static const char *const scripts[] = {script, script2};
 
 struct got {
     int calls;
@@ -78,7 +89,7 @@ static void bridge_up(void)
     struct cf_redis_addr addr;
     assert_int_equal(cf_redis_addr_parse(redis.addr, &addr), 0);
     const struct rbridge_cbs cbs = {.on_message = on_message};
-    rb = rbridge_new(ev, &addr, NULL, 1 << 20, scripts, 1, &cbs, NULL);
+    rb = rbridge_new(ev, &addr, NULL, 1 << 20, scripts, 2, &cbs, NULL);
     assert_non_null(rb);
     run_until(bridge_ready, NULL);
 }
@@ -95,11 +106,27 @@ static int64_t batches(void)
     return h_redis_int(&redis, (const char *const[]){"GET", "batches", NULL});
 }
 
+static const char *g_key;
+static int64_t g_want;
+static bool key_reached(void *ud)
+{
+    (void)ud;
+    return h_redis_int(&redis, (const char *const[]){"GET", g_key, NULL}) >= g_want;
+}
+
+/* Until the key's count reaches want (a call without a callback ran). */
+static void run_until_count(const char *key, int64_t want)
+{
+    g_key = key;
+    g_want = want;
+    run_until(key_reached, NULL);
+}
+
 static int add(struct rbatch *q, const char *key, const char *arg, struct got *g)
 {
     const char *argv[] = {key, arg};
     size_t lens[] = {strlen(key), strlen(arg)};
-    return rbatch_add(q, 1, 2, argv, lens, on_reply, g);
+    return rbatch_add(q, 0, 1, 2, argv, lens, on_reply, g);
 }
 
 struct all {
@@ -120,7 +147,7 @@ static void test_one_pass_one_call_each_its_own_reply(void **state)
 {
     (void)state;
     bridge_up();
-    struct rbatch *q = rbatch_new(rb, 0);
+    struct rbatch *q = rbatch_new(rb);
     assert_non_null(q);
     assert_ptr_equal(rbatch_of(rb), q);
     h_redis_cli(&redis, (const char *const[]){"DEL", "batches", "a", "b", NULL});
@@ -154,6 +181,56 @@ static void test_one_pass_one_call_each_its_own_reply(void **state)
         assert_int_equal(many[i].count, i + 1);
     }
     assert_int_equal(batches(), 3);
+
+    /* long calls fill a batch by their arguments: 1 key and 60 arguments
+     * each, 34 of them fit one EVALSHA of at most 2177 */
+    enum { L = 35 };
+    struct got longs[L] = {{0}};
+    const char *argv[61];
+    size_t lens[61];
+    argv[0] = "l";
+    lens[0] = 1;
+    for (int i = 1; i < 61; i++) {
+        argv[i] = "y";
+        lens[i] = 1;
+    }
+    for (int i = 0; i < L; i++)
+        assert_int_equal(rbatch_add(q, 0, 1, 61, argv, lens, on_reply, &longs[i]), 0);
+    run_until(all_answered, &(struct all){longs, L});
+    for (int i = 0; i < L; i++)
+        assert_int_equal(longs[i].count, i + 1);
+    assert_int_equal(batches(), 5);
+    bridge_down();
+}
+
+/* Calls of two scripts in one pass: each run of one script is one EVALSHA,
+ * in the order held, and each call gets its own script's reply; a call
+ * nobody waits for (no callback) runs all the same. */
+static void test_a_new_script_starts_a_new_batch(void **state)
+{
+    (void)state;
+    bridge_up();
+    struct rbatch *q = rbatch_new(rb);
+    h_redis_cli(&redis, (const char *const[]){"DEL", "batches", "batches2", "f", NULL});
+    struct got g[5] = {0};
+    static const int script_of[5] = {0, 0, 1, 1, 0};
+    for (int i = 0; i < 5; i++) {
+        const char *argv[] = {"f", "ab"};
+        size_t lens[] = {1, 2};
+        assert_int_equal(rbatch_add(q, script_of[i], 1, 2, argv, lens, on_reply, &g[i]), 0);
+    }
+    const char *argv[] = {"f", "ab"};
+    size_t lens[] = {1, 2};
+    assert_int_equal(rbatch_add(q, 0, 1, 2, argv, lens, NULL, NULL), 0);
+    run_until(all_answered, &(struct all){g, 5});
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].count, i + 1); /* run in the order held */
+        assert_string_equal(g[i].arg, script_of[i] ? "abab" : "ab");
+    }
+    run_until_count("f", 6);
+    assert_int_equal(batches(), 2); /* [0 0] and [0 0] around [1 1] */
+    assert_int_equal(h_redis_int(&redis, (const char *const[]){"GET", "batches2", NULL}), 1);
     bridge_down();
 }
 
@@ -161,7 +238,7 @@ static void test_held_calls_hear_of_the_end_once(void **state)
 {
     (void)state;
     bridge_up();
-    struct rbatch *q = rbatch_new(rb, 0);
+    struct rbatch *q = rbatch_new(rb);
     struct got g[3] = {0};
     for (int i = 0; i < 3; i++)
         assert_int_equal(add(q, "d", "held", &g[i]), 0);
@@ -176,13 +253,14 @@ static void test_a_bridge_that_is_down_refuses(void **state)
 {
     (void)state;
     bridge_up();
-    struct rbatch *q = rbatch_new(rb, 0);
+    struct rbatch *q = rbatch_new(rb);
     struct got g = {0};
-    const char *argv[40] = {0};
-    size_t lens[40] = {0};
-    for (int i = 0; i < 40; i++)
+    const char *argv[140] = {0};
+    size_t lens[140] = {0};
+    for (int i = 0; i < 140; i++)
         argv[i] = "k";
-    assert_int_equal(rbatch_add(q, 20, 40, argv, lens, on_reply, &g), -EINVAL); /* too many */
+    assert_int_equal(rbatch_add(q, 0, 70, 140, argv, lens, on_reply, &g), -EINVAL); /* keys */
+    assert_int_equal(rbatch_add(q, 0, 1, 70, argv, lens, on_reply, &g), -EINVAL); /* arguments */
     h_redis_stop(&redis);
     bool down = false;
     for (int i = 0; i < 100 && !down; i++) { /* the bridge notices the close */
@@ -290,7 +368,7 @@ static void test_each_batch_follows_a_ping(void **state)
 {
     (void)state;
     bridge_up();
-    struct rbatch *q = rbatch_new(rb, 0);
+    struct rbatch *q = rbatch_new(rb);
     int mon = raw_connect();
     raw_send(mon, "*1\r\n$7\r\nMONITOR\r\n");
     raw_wait(mon, "+OK\r\n");
@@ -349,6 +427,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_pass_one_call_each_its_own_reply),
+        cmocka_unit_test(test_a_new_script_starts_a_new_batch),
         cmocka_unit_test(test_held_calls_hear_of_the_end_once),
         cmocka_unit_test(test_a_bridge_that_is_down_refuses),
         cmocka_unit_test(test_a_ping_first_puts_the_message_before_the_reply),
