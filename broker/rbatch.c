@@ -114,8 +114,8 @@ static void on_reply(void *ud, const redisReply *r)
          * logged by the bridge, and the calls after a failure were not run */
         if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12)) {
             rbridge_count_error(f->rb);
-            CF_ERROR("redis", "a script call failed on %s: %.*s; the calls after it in its batch "
-                     "failed unrun", rbridge_name(f->rb), (int)e->len, e->str);
+            CF_ERROR("redis", "a script call failed on %s: %.*s (in a batch of sends, the "
+                     "ones after it fail unrun)", rbridge_name(f->rb), (int)e->len, e->str);
         }
         if (f->calls[i].fn)
             f->calls[i].fn(f->calls[i].ud, e);
