@@ -11,10 +11,13 @@
 #include "redis_int.h"
 #include "validate.h"
 
-/* One request at a time is framed here and handed to hiredis at once; the
- * buffer gives its memory back once drained, past 4 KiB. The bound only
- * catches a runaway caller: a batch is far below it (RBRIDGE_MAX_ARGS). */
+/* One request at a time is framed here and handed to hiredis at once. The
+ * buffer is kept up to the size of a full batch (rbatch.c: 64 KiB of
+ * arguments and their framing), so a busy broker allocates nothing per
+ * request; a larger one is given back. The bound only catches a runaway
+ * caller: a batch is far below it (RBRIDGE_MAX_ARGS). */
 #define REQUEST_MAX ((size_t)256 << 20)
+#define REQUEST_KEEP ((size_t)128 << 10)
 static struct cf_bytes g_request = {.max = REQUEST_MAX};
 
 static char *put_count(char *p, char lead, size_t n)
@@ -50,7 +53,8 @@ int rb__append(redisContext *c, int argc, const char **argv, const size_t *lens)
         *p++ = '\n';
     }
     int rc = redisAppendFormattedCommand(c, start, (size_t)(p - start)) == REDIS_OK ? 0 : -ENOMEM;
-    cf_bytes_consume(&g_request, 0); /* nothing was committed: this only drains */
+    if (g_request.cap > REQUEST_KEEP) /* nothing was committed: it holds no bytes */
+        cf_bytes_free(&g_request);
     return rc;
 }
 

@@ -36,8 +36,8 @@
 
 /* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
  * the room, the TTL, C.nows (now as the caller's string) and C.exp (now +
- * TTL, as a string) in C. drop and add
- * set C.wrote when they changed the room's keys.
+ * TTL, as a string) in C. drop and add set C.wrote when they changed the
+ * room's keys; keep sets the keys' TTLs to keep_s seconds.
  *
  * Numbers go to redis.call as strings: Redis formats a Lua number argument
  * with "%.17g" on every call, ~2 k instructions (callgrind), which a member
@@ -72,8 +72,9 @@
     "  local dead = redis.call('ZRANGEBYSCORE', C.pz, '-inf', C.nows, 'LIMIT', '0', '200')\n"      \
     "  for _, c in ipairs(dead) do drop(C, c) end\n"                                               \
     "end\n"                                                                                        \
+    "local function keep_s(C) return math.floor(C.ttl / 1000) * 3 + 60 end\n"                      \
     "local function keep(C)\n"                                                                     \
-    "  local s = string.format('%d', math.floor(C.ttl / 1000) * 3 + 60)\n"                         \
+    "  local s = string.format('%d', keep_s(C))\n"                                                 \
     "  redis.call('EXPIRE', C.pz, s); redis.call('EXPIRE', C.pu, s)\n"                             \
     "  redis.call('EXPIRE', C.pc, s); redis.call('EXPIRE', C.pv, s)\n"                             \
     "end\n"
@@ -255,7 +256,7 @@ static const char script_refresh[] =
     "      if not redis.call('ZSCORE', C.pz, ARGV[i]) then add(C, ARGV[i], ARGV[i + 1]) end\n"
     "    end\n"
     "  end\n"
-    "  if C.wrote or redis.call('TTL', C.pz) < (math.floor(C.ttl / 1000) * 3 + 60) / 2 then\n"
+    "  if C.wrote or redis.call('TTL', C.pz) < keep_s(C) / 2 then\n"
     "    keep(C)\n"
     "  end\n"
     "  return 0\n"
@@ -314,10 +315,15 @@ static size_t put(char *out, size_t n, const char *s, size_t len)
     return n + len;
 }
 
+static size_t put_room(char *out, size_t n, struct cf_str room)
+{
+    return put(out, n, room.p, room.len < CF_ROOM_MAX ? room.len : CF_ROOM_MAX);
+}
+
 static size_t room_key(char *out, struct cf_str room, const char *what)
 {
     size_t n = put(out, 0, "cf:{", 4);
-    n = put(out, n, room.p, room.len < CF_ROOM_MAX ? room.len : CF_ROOM_MAX);
+    n = put_room(out, n, room);
     n = put(out, n, "}:", 2);
     n = put(out, n, what, strlen(what)); /* at most 4 */
     out[n] = '\0';
@@ -327,7 +333,7 @@ static size_t room_key(char *out, struct cf_str room, const char *what)
 static size_t channel(char *out, struct cf_str room)
 {
     size_t n = put(out, 0, "room:", 5);
-    n = put(out, n, room.p, room.len < CF_ROOM_MAX ? room.len : CF_ROOM_MAX);
+    n = put_room(out, n, room);
     out[n] = '\0';
     return n;
 }
@@ -679,15 +685,22 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
 
 /* The keys and leading arguments every presence script takes:
  * KEYS pz pu pc pv; ARGV chan room now ttl. */
+static void presence_call(struct args *a, char k[4][KEY_MAX], char *chan, struct cf_str room,
+                          int64_t now, const struct store_limits *lim)
+{
+    presence_keys(a, k, room);
+    arg(a, chan, channel(chan, room));
+    arg_str(a, room);
+    arg_num(a, now);
+    arg_num(a, lim->presence_ttl_ms);
+}
+
+/* The same for a script called on its own: numkeys first. */
 static void presence_head(struct args *a, char k[4][KEY_MAX], char *chan, struct cf_str room,
                           const struct store_limits *lim)
 {
     arg_num(a, 4);
-    presence_keys(a, k, room);
-    arg(a, chan, channel(chan, room));
-    arg_str(a, room);
-    arg_num(a, cf_wall_ms());
-    arg_num(a, lim->presence_ttl_ms);
+    presence_call(a, k, chan, room, cf_wall_ms(), lim);
 }
 
 int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
@@ -708,11 +721,7 @@ int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_
     for (uint32_t at = 0; at < n || at == 0; at += PER_CALL) {
         char pk[4][KEY_MAX], chan[KEY_MAX];
         struct args a = {0};
-        presence_keys(&a, pk, room);
-        arg(&a, chan, channel(chan, room));
-        arg_str(&a, room);
-        arg_num(&a, now);
-        arg_num(&a, lim->presence_ttl_ms);
+        presence_call(&a, pk, chan, room, now, lim);
         for (uint32_t i = at; i < n && i < at + PER_CALL; i++) {
             arg_str(&a, conns[i]);
             arg_str(&a, users[i]);

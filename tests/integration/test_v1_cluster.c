@@ -193,6 +193,41 @@ static void test_presence_outlives_its_ttl(void **state)
     v1_close(a);
 }
 
+/* A room's presence keys lost in Redis (a failover to an empty replica, a
+ * flush): the next heartbeat puts every member back, from both nodes, with
+ * the keys' TTLs set again, and a newcomer sees them. */
+static void test_presence_comes_back_when_redis_loses_it(void **state)
+{
+    (void)state;
+    const char *room = "lost";
+    struct v1c *a = v1_member(na.port, "ann", V1_JSON), *b = v1_member(nb.port, "ben", V1_JSON);
+    join_quietly(a, room);
+    join_quietly(b, room);
+    static const char *const keys[4] = {"cf:{lost}:pz", "cf:{lost}:pu", "cf:{lost}:pc",
+                                        "cf:{lost}:pv"};
+    assert_int_equal(h_redis_int(&redis, (const char *const[]){"ZCARD", keys[0], NULL}), 2);
+    assert_int_equal(
+        h_redis_int(&redis, (const char *const[]){"DEL", keys[0], keys[1], keys[2], keys[3], NULL}),
+        4);
+    /* a heartbeat round is PRESENCE_TTL/3 */
+    int64_t deadline = h_now_ms() + (PRESENCE_TTL_S + 2) * 1000;
+    while (h_redis_int(&redis, (const char *const[]){"ZCARD", keys[0], NULL}) < 2 &&
+           h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_int_equal(h_redis_int(&redis, (const char *const[]){"ZCARD", keys[0], NULL}), 2);
+    h_sleep_ms(200); /* both nodes' refreshes, if they came in separate rounds */
+    for (int i = 0; i < 4; i++)
+        assert_true(h_redis_int(&redis, (const char *const[]){"TTL", keys[i], NULL}) > 0);
+    struct v1c *c = v1_member(na.port, "cat", V1_JSON);
+    json_t *ev = join_ok(c, room);
+    assert_int_equal(pint(ev, "count"), 3);
+    assert_true(has_member(ev, "ann") && has_member(ev, "ben"));
+    json_decref(ev);
+    v1_close(c);
+    v1_close(b);
+    v1_close(a);
+}
+
 /* Waits for ben's leave at `a` and returns how long it took. */
 static int64_t leave_latency(struct v1c *a, const char *room, int64_t t0)
 {
@@ -262,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_typing_across_nodes),
         cmocka_unit_test(test_presence_is_per_user_across_nodes),
         cmocka_unit_test(test_presence_outlives_its_ttl),
+        cmocka_unit_test(test_presence_comes_back_when_redis_loses_it),
         cmocka_unit_test(test_presence_leave_when_a_gateway_dies),
         cmocka_unit_test(test_presence_leave_when_a_node_dies),
     };
