@@ -19,6 +19,7 @@ import datetime
 import http.client
 import json
 import os
+import random
 import selectors
 import shutil
 import signal
@@ -127,6 +128,22 @@ class Procs:
 
 
 def free_port():
+    """A free port, at random outside the kernel's ephemeral range when there
+    is room: a port from that range can become the local port of one of the
+    generator's connections before the server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    pool = list(range(10000, lo)) + list(range(hi + 1, 65536))
+    for port in random.sample(pool, min(len(pool), 200)) if len(pool) >= 1000 else []:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -299,17 +299,29 @@ tracee() { # tracee NAME: pid of the traced program (first field of its trace)
 }
 # Four free ports: the public one (systemd-socket-activate's), the gateway's
 # PORT (which it must then leave alone), a base for METRICS_PORT (the unit
-# runs instance 1, so base + 1 is used), and BROKER_METRICS_PORT.
+# runs instance 1, so base + 1 is used), and BROKER_METRICS_PORT. Picked at
+# random outside the kernel's ephemeral range (as tests/support/harness.c
+# does): a port from it can become the local port of another test's outgoing
+# connection before the daemon binds it.
 read -r port unused_port mport_base bmport <<<"$($python -c '
-import socket
+import random, socket
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+pool = list(range(10000, lo)) + list(range(hi + 1, 65536))
 held, ports = [], []
 def free(p=0):
     s = socket.socket()
     s.bind(("127.0.0.1", p))
     held.append(s)
     return s.getsockname()[1]
+def pick():
+    for _ in range(200 if len(pool) >= 1000 else 0):
+        try:
+            return free(random.choice(pool))
+        except OSError:
+            pass
+    return free()
 while len(ports) < 4:
-    p = free()
+    p = pick()
     if len(ports) == 2:  # METRICS_PORT + 1 must be free too
         try:
             free(p + 1)

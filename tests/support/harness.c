@@ -80,26 +80,73 @@ void h_sleep_ms(int ms)
         ;
 }
 
+/* Binds 127.0.0.1:port (0: the kernel's choice); returns the bound port, or
+ * -1 with errno set. */
+static int try_bind(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int got = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+                      getsockname(fd, (struct sockaddr *)&sa, &len) == 0
+                  ? ntohs(sa.sin_port)
+                  : -1;
+    int err = errno;
+    close(fd);
+    errno = err;
+    return got;
+}
+
+/* A random free port outside the kernel's ephemeral range, or -1. A port from
+ * that range is not safe to hand on: between our close() and the server's
+ * bind(), any test running in parallel can get it as the local port of an
+ * outgoing connection, and the server's bind() then fails. Ports outside it
+ * are taken only by someone binding them on purpose. */
+static int outside_ephemeral(void)
+{
+    int lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 32768, hi = 60999;
+        fclose(f);
+    }
+    /* Candidates: [10000, lo) and (hi, 65535]. */
+    int below = lo > 10000 ? lo - 10000 : 0, above = hi < 65535 ? 65535 - hi : 0;
+    if (below + above < 1000)
+        return -1;
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)h_now_ms();
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int k = (int)(rand_r(&seed) % (unsigned)(below + above));
+        int port = k < below ? 10000 + k : hi + 1 + (k - below);
+        if (try_bind(port) == port)
+            return port;
+    }
+    return -1;
+}
+
 int h_free_port(void)
 {
-    /* Ports from the kernel's ephemeral range are handed out in sequence, so
-     * a port just released is unlikely to be handed out again soon. The
-     * range can run out for a while (a benchmark's tens of thousands of
-     * loopback connections sit in TIME_WAIT for 60 s): wait it out. */
+    int port = outside_ephemeral();
+    if (port > 0)
+        return port;
+    /* No room outside the ephemeral range (or all of it taken): take the
+     * kernel's choice. It hands them out in sequence, so a port just released
+     * is unlikely to be handed out again soon. The range can run out for a
+     * while (a benchmark's tens of thousands of loopback connections sit in
+     * TIME_WAIT for 60 s): wait it out. */
     int64_t start = h_now_ms();
     bool told = false;
     for (int delay = 50;; delay = delay < 1000 ? delay * 2 : 1000) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof sa;
-        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-                  getsockname(fd, (struct sockaddr *)&sa, &len) == 0;
+        if ((port = try_bind(0)) > 0)
+            return port;
         int err = errno;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return ntohs(sa.sin_port);
         if (h_now_ms() - start > 70000) {
             fprintf(stderr, "h_free_port: no free port on 127.0.0.1 for 70 s (%s); is the "
                     "ephemeral range exhausted (ss -s: TIME_WAIT)?\n", strerror(err));
@@ -117,15 +164,8 @@ int h_free_ports(int n)
 {
     for (int attempt = 0; attempt < 50; attempt++) {
         int base = h_free_port(), ok = 1;
-        for (int i = 1; i < n && ok; i++) {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in sa = {.sin_family = AF_INET,
-                                     .sin_port = htons((uint16_t)(base + i)),
-                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            ok = fd >= 0 && base + i < 65536 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-            if (fd >= 0)
-                close(fd);
-        }
+        for (int i = 1; i < n && ok; i++)
+            ok = base + i < 65536 && try_bind(base + i) == base + i;
         if (ok)
             return base;
     }

@@ -27,7 +27,10 @@ const char *h_tmpdir(void);
 const char *h_bin(const char *which);
 /* The repository root (for scripts and the frontend). */
 const char *h_source_dir(void);
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
+/* A TCP port on 127.0.0.1 that was free a moment ago, picked at random
+ * outside the kernel's ephemeral range when there is room, so that no
+ * outgoing connection of a test running in parallel can take it before the
+ * server binds it. */
 int h_free_port(void);
 /* The first of n consecutive TCP ports on 127.0.0.1 that were free a moment
  * ago (for settings that mean "this port + index"). */
