@@ -148,8 +148,10 @@ int h_free_port(void)
             return port;
         int err = errno;
         if (h_now_ms() - start > 70000) {
-            fprintf(stderr, "h_free_port: no free port on 127.0.0.1 for 70 s (%s); is the "
-                    "ephemeral range exhausted (ss -s: TIME_WAIT)?\n", strerror(err));
+            fprintf(stderr,
+                    "h_free_port: no free port on 127.0.0.1 for 70 s (%s); is the "
+                    "ephemeral range exhausted (ss -s: TIME_WAIT)?\n",
+                    strerror(err));
             abort();
         }
         if (!told)
