@@ -141,6 +141,14 @@ static int on_post(sd_event_source *s, void *ud)
     return 0;
 }
 
+void gwlinks_flush(struct gwlinks *g)
+{
+    if (!g->dirty && !g->dead)
+        return;
+    sd_event_source_set_enabled(g->post, SD_EVENT_OFF);
+    on_post(NULL, g);
+}
+
 static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)
 {
     int rc = cf_wire_encode(&l->out, m);

@@ -62,6 +62,10 @@ const char *gwlink_node(const struct gwlink *l);
 size_t gwlinks_count(const struct gwlinks *g);
 /* Draining: no new links (gateways retry, reaching the next broker). */
 void gwlinks_stop_accepting(struct gwlinks *g);
+/* Writes now what this iteration queued for the gateways, and frees the links
+ * that closed, instead of in an iteration of its own (see broker.c,
+ * run_loop). */
+void gwlinks_flush(struct gwlinks *g);
 /* Every open link's output queue is written out. */
 bool gwlinks_flushed(const struct gwlinks *g);
 /* Sends m on every link that completed its handshake. */

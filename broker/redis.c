@@ -125,6 +125,21 @@ static int on_flush(sd_event_source *s, void *ud)
     return 0;
 }
 
+static void flush_due(struct rconn *rc)
+{
+    int on = SD_EVENT_OFF;
+    if (!rc->flush || sd_event_source_get_enabled(rc->flush, &on) < 0 || on == SD_EVENT_OFF)
+        return;
+    sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
+    on_flush(NULL, rc);
+}
+
+void rbridge_flush(struct rbridge *b)
+{
+    flush_due(&b->pub);
+    flush_due(&b->sub);
+}
+
 static int push_waiter(struct rconn *rc, struct waiter w)
 {
     if (rc->w_count == rc->w_cap) {

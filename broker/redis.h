@@ -112,6 +112,10 @@ struct rbridge_hook rbridge_hook(const struct rbridge *b);
 int rbridge_room(const struct rbridge *b);
 /* Asks for the hook's RBRIDGE_FLUSH in this loop iteration. */
 void rbridge_kick(struct rbridge *b);
+/* Writes now what this iteration asked to write (the hook's RBRIDGE_FLUSH
+ * first), instead of in an iteration of its own: the loop calls it after each
+ * dispatch (see broker.c, run_loop). */
+void rbridge_flush(struct rbridge *b);
 /* "host:port" or "unix:path", for logs. */
 const char *rbridge_name(const struct rbridge *b);
 /* Counts a failed call that came inside a batch's reply (the bridge counts

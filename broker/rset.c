@@ -622,6 +622,12 @@ uint32_t rset_inflight(const struct rset *rs)
     return k;
 }
 
+void rset_flush(struct rset *rs)
+{
+    for (uint32_t i = 0; i < rs->n; i++)
+        rbridge_flush(rs->sv[i].b);
+}
+
 void rset_stats(const struct rset *rs, uint32_t server, struct rset_server_stats *out)
 {
     const struct server *s = &rs->sv[server];

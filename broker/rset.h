@@ -100,6 +100,8 @@ bool rset_ready(const struct rset *rs);
 uint32_t rset_up(const struct rset *rs);
 /* Commands waiting for a reply, over all servers. */
 uint32_t rset_inflight(const struct rset *rs);
+/* rbridge_flush on every server's bridge. */
+void rset_flush(struct rset *rs);
 
 struct rset_server_stats {
     struct rbridge_stats redis;
