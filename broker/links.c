@@ -145,8 +145,9 @@ void gwlinks_flush(struct gwlinks *g)
 {
     if (!g->dirty && !g->dead)
         return;
-    sd_event_source_set_enabled(g->post, SD_EVENT_OFF);
     on_post(NULL, g);
+    if (!g->dirty && !g->dead) /* else what on_post caused waits for the source */
+        sd_event_source_set_enabled(g->post, SD_EVENT_OFF);
 }
 
 static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)

@@ -130,8 +130,10 @@ static void flush_due(struct rconn *rc)
     int on = SD_EVENT_OFF;
     if (!rc->flush || sd_event_source_get_enabled(rc->flush, &on) < 0 || on == SD_EVENT_OFF)
         return;
-    sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
     on_flush(NULL, rc);
+    /* after: queueing what the batcher held asked for this flush again */
+    if (rc->flush)
+        sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
 }
 
 void rbridge_flush(struct rbridge *b)
