@@ -305,7 +305,10 @@ tracee() { # tracee NAME: pid of the traced program (first field of its trace)
 # connection before the daemon binds it.
 read -r port unused_port mport_base bmport <<<"$($python -c '
 import random, socket
-lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
 pool = list(range(10000, lo)) + list(range(hi + 1, 65536))
 held, ports = [], []
 def free(p=0):
