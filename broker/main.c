@@ -11,11 +11,8 @@
 #include "config.h"
 #include "cpusched.h"
 #include "log.h"
+#include "startup.h"
 #include "supervisor.h"
-
-#ifndef CONFAB_VERSION
-#define CONFAB_VERSION "dev"
-#endif
 
 static struct cf_config g_cfg;
 static int g_shards;
@@ -51,10 +48,12 @@ static int parse_num(const char *s, int max, int *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"shard", required_argument, NULL, 's'},  {"shards", required_argument, NULL, 'n'},
-        {"check-config", no_argument, NULL, 'c'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"shard", required_argument, NULL, 's'},
+                                         {"shards", required_argument, NULL, 'n'},
+                                         {"check-config", no_argument, NULL, 'c'},
+                                         {"version", no_argument, NULL, CF_START_OPT_VERSION},
+                                         {"help", no_argument, NULL, CF_START_OPT_HELP},
+                                         {NULL, 0, NULL, 0}};
     int shard = -1, shards = -1, check = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -73,30 +72,16 @@ int main(int argc, char **argv)
         case 'c':
             check = 1;
             break;
-        case 'V':
-            printf("confab-broker %s\n", CONFAB_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return 2;
+            return cf_start_option(c, "confab-broker", usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "confab-broker: unexpected argument '%s'\n", argv[optind]);
+    if (cf_start_no_args("confab-broker", argc, argv, optind) < 0) {
         usage(stderr);
         return 2;
     }
-    cf_log_set_process("broker");
-    if (cf_config_load(&g_cfg) < 0) {
-        fprintf(stderr, "confab-broker: invalid configuration, not starting\n");
+    if (cf_start_config("confab-broker", "broker", &g_cfg) < 0)
         return 2;
-    }
-    cf_log_set_level(g_cfg.log_level);
-    cf_log_set_format(g_cfg.log_format);
-    cf_log_detect_journal();
     g_shards = shards > 0 ? shards : g_cfg.brokers;
     if (shard >= g_shards) {
         fprintf(stderr, "confab-broker: --shard %d is not below the shard count %d\n", shard,

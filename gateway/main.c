@@ -11,11 +11,8 @@
 #include "cpusched.h"
 #include "gateway.h"
 #include "log.h"
+#include "startup.h"
 #include "supervisor.h"
-
-#ifndef CONFAB_VERSION
-#define CONFAB_VERSION "dev"
-#endif
 
 static struct cf_config g_cfg;
 
@@ -38,8 +35,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"check-config", no_argument, NULL, 'c'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, CF_START_OPT_VERSION},
+                                         {"help", no_argument, NULL, CF_START_OPT_HELP},
                                          {NULL, 0, NULL, 0}};
     int check = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -47,29 +44,16 @@ int main(int argc, char **argv)
         case 'c':
             check = 1;
             break;
-        case 'V':
-            printf("confab-gateway %s\n", CONFAB_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
         default:
-            usage(stderr);
-            return 2;
+            return cf_start_option(c, "confab-gateway", usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "confab-gateway: unexpected argument '%s'\n", argv[optind]);
+    if (cf_start_no_args("confab-gateway", argc, argv, optind) < 0) {
+        usage(stderr);
         return 2;
     }
-    cf_log_set_process("gateway");
-    if (cf_config_load(&g_cfg) < 0) {
-        fprintf(stderr, "confab-gateway: invalid configuration, not starting\n");
+    if (cf_start_config("confab-gateway", "gateway", &g_cfg) < 0)
         return 2;
-    }
-    cf_log_set_level(g_cfg.log_level);
-    cf_log_set_format(g_cfg.log_format);
-    cf_log_detect_journal();
     /* the keys are read and checked once here, so that a bad one stops the
      * process with its reason instead of failing every worker in turn */
     struct auth *probe = auth_from_config(&g_cfg);

@@ -1,0 +1,34 @@
+/* startup: what confab-gateway and confab-broker do the same way before
+ * their own start-up, so that both answer --version, --help and a bad
+ * configuration alike.
+ *
+ * Each program keeps its own getopt_long loop and option table (they differ)
+ * and hands the options both share to cf_start_option. */
+#ifndef CF_STARTUP_H
+#define CF_STARTUP_H
+
+#include <stdio.h>
+
+#include "config.h"
+
+/* The options every program takes: give them these values in its table. */
+#define CF_START_OPT_VERSION 'V'
+#define CF_START_OPT_HELP 'h'
+
+/* For getopt_long's result `opt` that is not one of the program's own:
+ * --version prints "`prog` VERSION", --help the usage on stdout (exit 0);
+ * anything else is an unknown option: the usage on stderr (exit 2). Returns
+ * the status the program should exit with. */
+int cf_start_option(int opt, const char *prog, void (*usage)(FILE *out));
+
+/* Refuses arguments left after the options (argv[optind] on): says which on
+ * stderr and returns -1; 0 if there are none. */
+int cf_start_no_args(const char *prog, int argc, char **argv, int optind);
+
+/* Names the process `process` in the log, loads the configuration into *cfg
+ * and applies its log settings. A bad configuration has been reported
+ * variable by variable by cf_config_load; this adds that `prog` does not
+ * start and returns -1. */
+int cf_start_config(const char *prog, const char *process, struct cf_config *cfg);
+
+#endif
