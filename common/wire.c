@@ -522,11 +522,15 @@ static int read_value(struct cf_wire_decoder *d, const msgpack_object *v, struct
     return -1;
 }
 
-static int find_field(const msgpack_object *k)
+/* Only the fields in `mask` (those of the frame's type) are candidates: a
+ * frame is looked up against its handful of names, not all of them. */
+static int find_field(const msgpack_object *k, uint64_t mask)
 {
-    for (int f = 0; f < F_COUNT_FIELDS; f++)
+    for (; mask; mask &= mask - 1) {
+        int f = __builtin_ctzll(mask);
         if (KEY_IS(k, fields[f].name))
             return f;
+    }
     return -1;
 }
 
@@ -587,8 +591,8 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
     const struct mtype *t = &types[m->type];
     uint64_t seen = 0;
     for (uint32_t i = 0; i < obj.via.map.size; i++) {
-        int f = find_field(&obj.via.map.ptr[i].key);
-        if (f < 0 || !((t->need | t->opt) & B(f)))
+        int f = find_field(&obj.via.map.ptr[i].key, t->need | t->opt);
+        if (f < 0)
             continue;
         if (seen & B(f))
             FAIL("duplicate key");
