@@ -16,100 +16,10 @@
 
 #include "wire.h"
 
+#include "wire_fields.h"
 #include "wire_fixture.h"
 
 /* ---- malformed payloads ------------------------------------------------------ */
-
-enum kind { K_STR, K_UINT, K_INT, K_NIL, K_TRUE, K_DOUBLE, K_ARRAY0, K_MAP0, K_BIN };
-
-struct field {
-    const char *key;
-    enum kind kind;
-    const char *s; /* K_STR, K_BIN */
-    int64_t i;     /* K_UINT, K_INT */
-};
-
-#define FS(k, v) ((struct field){(k), K_STR, (v), 0})
-#define FU(k, v) ((struct field){(k), K_UINT, NULL, (int64_t)(v)})
-#define FI(k, v) ((struct field){(k), K_INT, NULL, (v)})
-#define FK(k, kd) ((struct field){(k), (kd), "bin", 0})
-
-struct fset {
-    struct field f[16];
-    size_t n;
-};
-
-struct pk {
-    msgpack_sbuffer sb;
-    msgpack_packer p;
-};
-
-static void pk_begin(struct pk *k)
-{
-    msgpack_sbuffer_init(&k->sb);
-    msgpack_packer_init(&k->p, &k->sb, msgpack_sbuffer_write);
-}
-
-static void pk_end(struct pk *k)
-{
-    msgpack_sbuffer_destroy(&k->sb);
-}
-
-static void pk_strn(struct pk *k, const char *s, size_t n)
-{
-    msgpack_pack_str(&k->p, n);
-    msgpack_pack_str_body(&k->p, s, n);
-}
-
-static void pk_raw(struct pk *k, const void *p, size_t n)
-{
-    msgpack_sbuffer_write(&k->sb, p, n);
-}
-
-static void pk_value(struct pk *k, const struct field *f)
-{
-    switch (f->kind) {
-    case K_STR:
-        pk_strn(k, f->s, strlen(f->s));
-        break;
-    case K_UINT:
-        msgpack_pack_uint64(&k->p, (uint64_t)f->i);
-        break;
-    case K_INT:
-        msgpack_pack_int64(&k->p, f->i);
-        break;
-    case K_NIL:
-        msgpack_pack_nil(&k->p);
-        break;
-    case K_TRUE:
-        msgpack_pack_true(&k->p);
-        break;
-    case K_DOUBLE:
-        msgpack_pack_double(&k->p, 1.5);
-        break;
-    case K_ARRAY0:
-        msgpack_pack_array(&k->p, 0);
-        break;
-    case K_MAP0:
-        msgpack_pack_map(&k->p, 0);
-        break;
-    case K_BIN:
-        msgpack_pack_bin(&k->p, strlen(f->s));
-        msgpack_pack_bin_body(&k->p, f->s, strlen(f->s));
-        break;
-    }
-}
-
-/* Packs the fields as one map; extra_entries more entries are announced for
- * the caller to append. */
-static void pk_fields(struct pk *k, const struct fset *s, size_t extra_entries)
-{
-    msgpack_pack_map(&k->p, s->n + extra_entries);
-    for (size_t i = 0; i < s->n; i++) {
-        pk_strn(k, s->f[i].key, strlen(s->f[i].key));
-        pk_value(k, &s->f[i]);
-    }
-}
 
 static struct fset msg_fields(void)
 {
@@ -135,39 +45,6 @@ static struct fset ping_fields(void)
     return (struct fset){{FU("v", 1), FS("t", "ping"), FU("seq", 7)}, 3};
 }
 
-static void fs_set(struct fset *s, const char *key, struct field f)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->f[i].key, key) == 0) {
-            s->f[i] = f;
-            return;
-        }
-    fail_msg("no field %s", key);
-}
-
-static void fs_del(struct fset *s, const char *key)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->f[i].key, key) == 0) {
-            memmove(&s->f[i], &s->f[i + 1], (s->n - i - 1) * sizeof s->f[0]);
-            s->n--;
-            return;
-        }
-    fail_msg("no field %s", key);
-}
-
-static void fs_add(struct fset *s, struct field f)
-{
-    assert_true(s->n < 16);
-    s->f[s->n++] = f;
-}
-
-static int decode_raw(const void *p, size_t len, struct cf_wire_msg *m, const char **why)
-{
-    *why = NULL;
-    return cf_wire_decode(g_dec, p, len, m, why);
-}
-
 static void expect_bad_raw(const void *p, size_t len, const char *want_why)
 {
     struct cf_wire_msg m;
@@ -178,16 +55,6 @@ static void expect_bad_raw(const void *p, size_t len, const char *want_why)
     assert_true(strlen(why) > 0);
     if (want_why)
         assert_string_equal(why, want_why);
-}
-
-static int decode_fields(const struct fset *s, struct cf_wire_msg *m, const char **why)
-{
-    struct pk k;
-    pk_begin(&k);
-    pk_fields(&k, s, 0);
-    int rc = decode_raw(k.sb.data, k.sb.size, m, why);
-    pk_end(&k);
-    return rc;
 }
 
 static void expect_bad_fields(const struct fset *s, const char *want_why)
@@ -208,23 +75,6 @@ static void expect_ok_fields(const struct fset *s, enum cf_wire_type type)
         fail_msg("decode failed: %s", why ? why : "(no reason)");
     assert_int_equal(m.type, type);
 }
-
-#define WHY_SIZE "payload size out of bounds"
-#define WHY_PRESCAN "malformed or truncated msgpack"
-#define WHY_NOT_MAP "payload is not a map"
-#define WHY_KEY "map key is not a string"
-#define WHY_TYPE "a field has the wrong type or is out of range"
-#define WHY_DUP "duplicate key"
-#define WHY_NO_V "missing wire version \"v\""
-#define WHY_VERSION "unsupported wire version"
-#define WHY_NO_T "missing type \"t\""
-#define WHY_UNKNOWN_T "unknown message type"
-#define WHY_MISSING "a required field is missing"
-#define WHY_ROOM "invalid room name"
-#define WHY_FROM "invalid sender name"
-#define WHY_TEXT "text is too long or not UTF-8"
-#define WHY_NODE "invalid node name"
-#define WHY_SHARD "shard index not below shard count"
 
 static void test_templates_are_valid(void **state)
 {

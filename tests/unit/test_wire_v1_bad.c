@@ -15,87 +15,14 @@
 #include "validate.h"
 #include "wire.h"
 
+#include "wire_fields.h"
 #include "wire_fixture.h"
 
 /* ---- decoder refusals ------------------------------------------------------ */
 
-enum kind { K_STR, K_UINT, K_INT, K_NIL, K_TRUE, K_STRS, K_BINS, K_RAW };
-
-struct field {
-    const char *key;
-    enum kind kind;
-    const char *s;     /* K_STR; K_RAW: bytes */
-    int64_t i;         /* K_UINT, K_INT; K_RAW: length */
-    const char **list; /* K_STRS, K_BINS: NULL-terminated */
-};
-
-#define FS(k, v) ((struct field){(k), K_STR, (v), 0, NULL})
-#define FU(k, v) ((struct field){(k), K_UINT, NULL, (int64_t)(v), NULL})
-#define FI(k, v) ((struct field){(k), K_INT, NULL, (v), NULL})
-#define FK(k, kd) ((struct field){(k), (kd), NULL, 0, NULL})
-#define FL(k, kd, l) ((struct field){(k), (kd), NULL, 0, (l)})
-#define FR(k, b, n) ((struct field){(k), K_RAW, (b), (n), NULL})
-
-struct fset {
-    struct field f[16];
-    size_t n;
-};
-
 static const char *no_items[] = {NULL};
 static const char *two_users[] = {"alice", "bob", NULL};
 static const char *two_msgs[] = {"m1", "m2", NULL};
-
-static void pk_strn(msgpack_packer *p, const char *s, size_t n)
-{
-    msgpack_pack_str(p, n);
-    msgpack_pack_str_body(p, s, n);
-}
-
-static void pk_value(msgpack_sbuffer *sb, msgpack_packer *p, const struct field *f)
-{
-    switch (f->kind) {
-    case K_STR: pk_strn(p, f->s, strlen(f->s)); break;
-    case K_UINT: msgpack_pack_uint64(p, (uint64_t)f->i); break;
-    case K_INT: msgpack_pack_int64(p, f->i); break;
-    case K_NIL: msgpack_pack_nil(p); break;
-    case K_TRUE: msgpack_pack_true(p); break;
-    case K_RAW: msgpack_sbuffer_write(sb, f->s, (size_t)f->i); break;
-    case K_STRS:
-    case K_BINS: {
-        size_t n = 0;
-        while (f->list[n])
-            n++;
-        msgpack_pack_array(p, n);
-        for (size_t i = 0; i < n; i++) {
-            size_t len = strlen(f->list[i]);
-            if (f->kind == K_STRS) {
-                pk_strn(p, f->list[i], len);
-            } else {
-                msgpack_pack_bin(p, len);
-                msgpack_pack_bin_body(p, f->list[i], len);
-            }
-        }
-        break;
-    }
-    }
-}
-
-static int decode_fields(const struct fset *s, struct cf_wire_msg *m, const char **why)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer p;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&p, s->n);
-    for (size_t i = 0; i < s->n; i++) {
-        pk_strn(&p, s->f[i].key, strlen(s->f[i].key));
-        pk_value(&sb, &p, &s->f[i]);
-    }
-    *why = NULL;
-    int rc = cf_wire_decode(g_dec, sb.data, sb.size, m, why);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
-}
 
 static void expect_bad(const struct fset *s, const char *want_why)
 {
@@ -114,28 +41,6 @@ static void expect_ok(const struct fset *s, enum cf_wire_type type)
     if (decode_fields(s, &m, &why) != 0)
         fail_msg("refused a %s: %s", s->f[1].s, why ? why : "?");
     assert_int_equal(m.type, type);
-}
-
-static void fs_set(struct fset *s, struct field f)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->f[i].key, f.key) == 0) {
-            s->f[i] = f;
-            return;
-        }
-    assert_true(s->n < 16);
-    s->f[s->n++] = f;
-}
-
-static void fs_del(struct fset *s, const char *key)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->f[i].key, key) == 0) {
-            memmove(&s->f[i], &s->f[i + 1], (s->n - i - 1) * sizeof s->f[0]);
-            s->n--;
-            return;
-        }
-    fail_msg("no field %s", key);
 }
 
 static struct fset fset_of(const struct field *f, size_t n)
@@ -195,13 +100,6 @@ static const enum cf_wire_type v1_types[] = {
     CF_WIRE_UNSUB, CF_WIRE_HIST, CF_WIRE_HISTR, CF_WIRE_TYPING, CF_WIRE_PRESENCE};
 #define NTYPES (sizeof v1_types / sizeof v1_types[0])
 
-#define WHY_TYPE "a field has the wrong type or is out of range"
-#define WHY_MISSING "a required field is missing"
-#define WHY_ROOM "invalid room name"
-#define WHY_FROM "invalid sender name"
-#define WHY_STRING "a string field is invalid"
-#define WHY_DUP "duplicate key"
-
 static void test_templates_and_optional_fields(void **state)
 {
     (void)state;
@@ -211,36 +109,36 @@ static void test_templates_and_optional_fields(void **state)
     }
     /* Optional fields decode into their has bits; nil is not absence. */
     struct fset s = tmpl(CF_WIRE_SUB);
-    fs_set(&s, FU("since", 0));
-    fs_set(&s, FS("epoch", "e1"));
+    fs_put(&s, FU("since", 0));
+    fs_put(&s, FS("epoch", "e1"));
     struct cf_wire_msg m;
     const char *why;
     assert_int_equal(decode_fields(&s, &m, &why), 0);
     assert_int_equal(m.has, CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH);
-    fs_set(&s, FK("since", K_NIL));
+    fs_put(&s, FK("since", K_NIL));
     expect_bad(&s, WHY_TYPE);
     s = tmpl(CF_WIRE_HIST);
-    fs_set(&s, FU("before", 7));
+    fs_put(&s, FU("before", 7));
     assert_int_equal(decode_fields(&s, &m, &why), 0);
     assert_int_equal(m.has, CF_WIRE_HAS_BEFORE);
     assert_true(m.before == 7);
-    fs_set(&s, FI("before", -1));
+    fs_put(&s, FI("before", -1));
     expect_bad(&s, WHY_TYPE);
     s = tmpl(CF_WIRE_SEND);
-    fs_set(&s, FS("cid", "k-1"));
+    fs_put(&s, FS("cid", "k-1"));
     assert_int_equal(decode_fields(&s, &m, &why), 0);
     assert_int_equal(m.has, CF_WIRE_HAS_CID);
-    fs_set(&s, FU("cid", 1));
+    fs_put(&s, FU("cid", 1));
     expect_bad(&s, WHY_TYPE);
     /* An optional field of another type is an unknown key there: ignored. */
     s = tmpl(CF_WIRE_TYPING);
-    fs_set(&s, FS("cid", "k-1"));
-    fs_set(&s, FS("since", "not even a number"));
+    fs_put(&s, FS("cid", "k-1"));
+    fs_put(&s, FS("since", "not even a number"));
     assert_int_equal(decode_fields(&s, &m, &why), 0);
     assert_int_equal(m.has, 0);
     /* A duplicated optional field. */
     s = tmpl(CF_WIRE_HIST);
-    fs_set(&s, FU("before", 7));
+    fs_put(&s, FU("before", 7));
     s.f[s.n++] = FU("before", 8);
     expect_bad(&s, WHY_DUP);
 }
@@ -266,7 +164,7 @@ static void test_wrong_types(void **state)
         const struct fset t = tmpl(v1_types[i]);
         for (size_t f = 2; f < t.n; f++) {
             struct fset s = t;
-            fs_set(&s, FK(t.f[f].key, K_NIL));
+            fs_put(&s, FK(t.f[f].key, K_NIL));
             expect_bad(&s, WHY_TYPE);
         }
     }
@@ -302,16 +200,16 @@ static void test_wrong_types(void **state)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct fset s = tmpl(cases[c].t);
-        fs_set(&s, cases[c].f);
+        fs_put(&s, cases[c].f);
         expect_bad(&s, WHY_TYPE);
     }
     struct fset s = tmpl(CF_WIRE_SEND); /* q is any uint64 */
-    fs_set(&s, FU("q", UINT64_MAX));
+    fs_put(&s, FU("q", UINT64_MAX));
     expect_ok(&s, CF_WIRE_SEND);
     /* The limits themselves are allowed. */
     s = tmpl(CF_WIRE_SUB);
-    fs_set(&s, FU("limit", CF_WIRE_MAX_ITEMS));
-    fs_set(&s, FU("budget", CF_WIRE_MAX_FRAME));
+    fs_put(&s, FU("limit", CF_WIRE_MAX_ITEMS));
+    fs_put(&s, FU("budget", CF_WIRE_MAX_FRAME));
     expect_ok(&s, CF_WIRE_SUB);
 }
 
@@ -327,14 +225,14 @@ static void test_bad_strings(void **state)
     static const char *bad_rooms[] = {"", "bad room", "lobby/1", "caf\xc3\xa9", NULL};
     for (size_t i = 0; i <= 4; i++) {
         struct fset s = tmpl(CF_WIRE_SUB);
-        fs_set(&s, FS("room", bad_rooms[i] ? bad_rooms[i] : room65));
+        fs_put(&s, FS("room", bad_rooms[i] ? bad_rooms[i] : room65));
         expect_bad(&s, WHY_ROOM);
     }
     struct fset s = tmpl(CF_WIRE_UNSUB);
-    fs_set(&s, FS("room", "a b"));
+    fs_put(&s, FS("room", "a b"));
     expect_bad(&s, WHY_ROOM);
     s = tmpl(CF_WIRE_SEND);
-    fs_set(&s, FS("from", " alice"));
+    fs_put(&s, FS("from", " alice"));
     expect_bad(&s, WHY_FROM);
 
     static const struct {
@@ -347,39 +245,39 @@ static void test_bad_strings(void **state)
         char ok[CF_WIRE_MAX_TOKEN + 1];
         memcpy(ok, tok, CF_WIRE_MAX_TOKEN);
         ok[CF_WIRE_MAX_TOKEN] = '\0';
-        fs_set(&s, FS(tokens[i].key, ok)); /* exactly the limit */
+        fs_put(&s, FS(tokens[i].key, ok)); /* exactly the limit */
         expect_ok(&s, tokens[i].t);
-        fs_set(&s, FS(tokens[i].key, tok));
+        fs_put(&s, FS(tokens[i].key, tok));
         expect_bad(&s, WHY_STRING);
-        fs_set(&s, FS(tokens[i].key, ""));
+        fs_put(&s, FS(tokens[i].key, ""));
         expect_bad(&s, WHY_STRING);
-        fs_set(&s, FS(tokens[i].key, "\xff"));
+        fs_put(&s, FS(tokens[i].key, "\xff"));
         expect_bad(&s, WHY_STRING);
     }
     static const char *bad_users[] = {"", " alice", "a\x01" "b", "\xe2\x80\x8b" "x", NULL};
     for (size_t i = 0; bad_users[i]; i++) {
         s = tmpl(CF_WIRE_SUB);
-        fs_set(&s, FS("user", bad_users[i]));
+        fs_put(&s, FS("user", bad_users[i]));
         expect_bad(&s, WHY_STRING);
         s = tmpl(CF_WIRE_TYPING);
-        fs_set(&s, FS("user", bad_users[i]));
+        fs_put(&s, FS("user", bad_users[i]));
         expect_bad(&s, WHY_STRING);
         /* Inside the members array the same rule applies. */
         const char *list[] = {"alice", bad_users[i], NULL};
         s = tmpl(CF_WIRE_SUBBED);
-        fs_set(&s, FL("members", K_STRS, list));
+        fs_put(&s, FL("members", K_STRS, list));
         expect_bad(&s, WHY_TYPE);
     }
     static const char *bad_actions[] = {"kick", "JOIN", "joi", "leaves", "", NULL};
     for (size_t i = 0; bad_actions[i]; i++) {
         s = tmpl(CF_WIRE_PRESENCE);
-        fs_set(&s, FS("action", bad_actions[i]));
+        fs_put(&s, FS("action", bad_actions[i]));
         expect_bad(&s, WHY_STRING);
     }
     s = tmpl(CF_WIRE_PRESENCE);
-    fs_set(&s, FR("action", "\xa5leave", 6));
+    fs_put(&s, FR("action", "\xa5leave", 6));
     expect_ok(&s, CF_WIRE_PRESENCE);
-    fs_set(&s, FR("action", "\xa5join\0", 6)); /* "join" plus a NUL */
+    fs_put(&s, FR("action", "\xa5join\0", 6)); /* "join" plus a NUL */
     expect_bad(&s, WHY_STRING);
 }
 
@@ -389,15 +287,13 @@ static void test_array_sizes(void **state)
     /* CF_WIRE_MAX_ITEMS members is the most; one more is refused. */
     for (int extra = 0; extra <= 1; extra++) {
         uint32_t n = CF_WIRE_MAX_ITEMS + (uint32_t)extra;
-        msgpack_sbuffer sb;
-        msgpack_packer p;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&p, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&p, n);
+        struct pk k;
+        pk_begin(&k);
+        msgpack_pack_array(&k.p, n);
         for (uint32_t i = 0; i < n; i++)
-            pk_strn(&p, "m", 1);
+            pk_strn(&k, "m", 1);
         struct fset s = tmpl(CF_WIRE_SUBBED);
-        fs_set(&s, FR("members", sb.data, (int64_t)sb.size));
+        fs_put(&s, FR("members", k.sb.data, (int64_t)k.sb.size));
         struct cf_wire_msg m;
         const char *why;
         int rc = decode_fields(&s, &m, &why);
@@ -408,7 +304,7 @@ static void test_array_sizes(void **state)
             assert_int_equal(rc, 0);
             assert_int_equal(m.nmembers, CF_WIRE_MAX_ITEMS);
         }
-        msgpack_sbuffer_destroy(&sb);
+        pk_end(&k);
     }
 }
 
