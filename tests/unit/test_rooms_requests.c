@@ -402,9 +402,6 @@ static void test_held_run_in_order_with_link_id(void **state)
     assert_run(8, LID(2), "a-6");
 }
 
-/* Requests held while the subscriber connection is lost stay held (the
- * room keeps its links), queue new ones behind them, and run in order once
- * the new SUBSCRIBE is confirmed. */
 /* A lost subscriber runs what was held for it at once (nothing waits for
  * the outage to end), and refuses new requests until a SUBSCRIBE is in
  * flight again. */
