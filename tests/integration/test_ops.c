@@ -1,16 +1,16 @@
-/* Operating confab: what Prometheus, probes and log collectors see.
+/* Operating confab: what Prometheus and log collectors see.
  *
  * - /metrics of every gateway process (METRICS_PORT + worker, or the public
  *   port when METRICS_PORT is unset) and every broker (BROKER_METRICS_PORT +
  *   shard) is valid text format, and its counters move with the traffic;
- * - /readyz follows the brokers (one killed; one whose delivery canary stops
- *   coming back, because Redis runs no writes or because its subscription is
- *   wedged) and the drain, while /healthz says alive and linked;
  * - the operations ports serve those routes only, on LISTEN_ADDR only;
  * - LOG_FORMAT=json writes one JSON object per line, whatever a client
  *   sends; under the journal (JOURNAL_STREAM naming stderr) nothing goes to
- *   stderr. */
-#include "common.h"
+ *   stderr.
+ *
+ * How /readyz follows the brokers, the drain and the delivery canary is
+ * test_ops_readiness.c. */
+#include "ops.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,190 +21,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "prom.h"
-#include "rproxy.h"
-#include "shard.h"
-
-static struct h_fixture fx;
-static char g_env[4][64];
-
-struct setup {
-    int brokers, workers;
-    bool no_metrics_port;    /* METRICS_PORT unset: /metrics on the public port */
-    bool via_proxy;          /* Redis reached through g_proxy */
-    const char *const *more; /* extra settings, NULL terminated */
-};
-
-static struct rproxy g_proxy;
-static char g_proxy_addr[64];
-
-/* Redis and a node as described, with BROKER_METRICS_PORT (and unless told
- * otherwise METRICS_PORT) set; their bases go to *bport and *mport (0 when
- * unset). */
-static void up(const struct setup *su, int *mport, int *bport)
-{
-    *mport = su->no_metrics_port ? 0 : h_free_ports(su->workers);
-    *bport = h_free_ports(su->brokers);
-    snprintf(g_env[0], sizeof g_env[0], "METRICS_PORT=%d", *mport);
-    snprintf(g_env[1], sizeof g_env[1], "BROKER_METRICS_PORT=%d", *bport);
-    assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
-    const char *addr = fx.redis.addr;
-    if (su->via_proxy) {
-        assert_int_equal(rproxy_start(&g_proxy, fx.redis.port), 0);
-        snprintf(g_proxy_addr, sizeof g_proxy_addr, "127.0.0.1:%d", g_proxy.port);
-        addr = g_proxy_addr;
-    }
-    h_node_init(&fx.node, addr);
-    fx.node.brokers = su->brokers;
-    fx.node.workers = su->workers;
-    int k = 0;
-    if (*mport)
-        fx.node.extra_env[k++] = g_env[0];
-    fx.node.extra_env[k++] = g_env[1];
-    for (int i = 0; su->more && su->more[i]; i++)
-        fx.node.extra_env[k++] = su->more[i];
-    assert_int_equal(h_node_start(&fx.node), 0);
-}
-
-static int down(void **state)
-{
-    (void)state;
-    int rc = h_fixture_down(&fx);
-    rproxy_stop(&g_proxy);
-    memset(&fx, 0, sizeof fx);
-    return rc;
-}
-
-/* GET path; the status (0 when nothing answered) and the body (malloc'd, or
- * NULL). */
-static char *get(int port, const char *path, int *status)
-{
-    struct h_resp r;
-    if (h_http(port, "GET", path, NULL, NULL, 0, &r) < 0) {
-        *status = 0;
-        return NULL;
-    }
-    *status = r.status;
-    char *body = r.body;
-    r.body = NULL;
-    h_resp_free(&r);
-    return body;
-}
-
-static int status_of(int port, const char *method, const char *path)
-{
-    struct h_resp r;
-    if (h_http(port, method, path, NULL, NULL, 0, &r) < 0)
-        return 0;
-    int s = r.status;
-    h_resp_free(&r);
-    return s;
-}
-
-/* GET /metrics: 200 with the Prometheus content type (the format itself is
- * checked by test_metrics_text_format, so that a format bug fails that test
- * and leaves the counters to the others). */
-static char *scrape(int port)
-{
-    struct h_resp r;
-    if (h_http(port, "GET", "/metrics", NULL, NULL, 0, &r) < 0)
-        fail_msg("no answer to GET /metrics on port %d", port);
-    char ctype[128];
-    if (r.status != 200 || !h_resp_header(&r, "content-type", ctype, sizeof ctype) ||
-        strncmp(ctype, "text/plain; version=0.0.4", 25) != 0) {
-        printf("%s\n%s\n", r.head, r.body);
-        fail_msg("GET /metrics on port %d: status %d, expected 200 with text/plain; "
-                 "version=0.0.4",
-                 port, r.status);
-    }
-    char *body = r.body;
-    r.body = NULL;
-    h_resp_free(&r);
-    return body;
-}
-
-/* The sum of the matching samples; at least one must exist. */
-static double metric(const char *text, const char *name, const char *match)
-{
-    int n;
-    double v = prom_sum(text, name, match, &n);
-    if (n == 0) {
-        printf("%s", text);
-        fail_msg("no sample %s{%s}", name, match ? match : "");
-    }
-    return v;
-}
-
-/* A metric summed over every gateway worker's METRICS_PORT. */
-static double gw_metric(int mport, int workers, const char *name, const char *match)
-{
-    double v = 0;
-    for (int w = 0; w < workers; w++) {
-        char *t = scrape(mport + w);
-        v += metric(t, name, match);
-        free(t);
-    }
-    return v;
-}
-
-static double broker_metric(int bport, int shard, const char *name)
-{
-    char *t = scrape(bport + shard);
-    char match[32];
-    snprintf(match, sizeof match, "shard=\"%d\"", shard);
-    double v = metric(t, name, match);
-    free(t);
-    return v;
-}
-
-/* Polls GET path until it answers `status`; returns the body or fails. */
-static char *wait_status(int port, const char *path, int status, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    int last = 0;
-    char *body = NULL;
-    do {
-        free(body);
-        body = get(port, path, &last);
-        if (last == status)
-            return body;
-        h_sleep_ms(50);
-    } while (h_now_ms() < deadline);
-    h_node_dump_logs(&fx.node);
-    fail_msg("GET %s on port %d: still %d (%s) after %d ms, expected %d", path, port, last,
-             body ? body : "", timeout_ms, status);
-    return NULL;
-}
-
-static void expect_readyz(int port, int status, const char *state, int linked, int ready_n,
-                          int timeout_ms)
-{
-    char *body = wait_status(port, "/readyz", status, timeout_ms);
-    json_t *j = json_loads(body, 0, NULL);
-    const char *got = j ? json_string_value(json_object_get(j, "status")) : NULL;
-    if (!got || strcmp(got, state) ||
-        json_integer_value(json_object_get(j, "brokers")) != fx.node.brokers ||
-        json_integer_value(json_object_get(j, "linked")) != linked ||
-        json_integer_value(json_object_get(j, "ready")) != ready_n)
-        fail_msg("/readyz answered %s; expected status %s, brokers %d, linked %d, ready %d", body,
-                 state, fx.node.brokers, linked, ready_n);
-    json_decref(j);
-    free(body);
-}
-
-static bool port_closed(int port)
-{
-    int fd = h_tcp_connect(port, 0);
-    if (fd >= 0) {
-        close(fd);
-        return false;
-    }
-    return errno == ECONNREFUSED;
-}
 
 /* A token signed with `key` for `sub`, expiring exp_in seconds from now. */
 static char *make_token(const char *key, const char *sub, int exp_in)
@@ -235,17 +53,6 @@ static void refused_upgrade(int port, const char *query)
         wsc_close(c);
     assert_null(c);
     assert_int_equal(st, 401);
-}
-
-/* A room owned by `shard` of `shards`. */
-static const char *room_on(uint32_t shard, uint32_t shards)
-{
-    static char name[32];
-    for (int i = 0;; i++) {
-        snprintf(name, sizeof name, "ops-%d", i);
-        if (cf_shard_of(name, strlen(name), shards) == shard)
-            return name;
-    }
 }
 
 /* ---- metrics ------------------------------------------------------------- */
@@ -548,240 +355,6 @@ static void test_metrics_ports_serve_only_operations(void **state)
     assert_int_equal(status_of(bport, "HEAD", "/metrics"), 200);
 }
 
-/* ---- readiness ------------------------------------------------------------ */
-
-/* A client in `room` that never reads, flooded until the gateway holds
- * messages for it that the kernel would not take (messages queued to
- * clients outrun frames written): its close frame cannot go out either, so
- * a drain has to wait for it (the close grace, at most DRAIN_TIMEOUT_MS). */
-static struct wsc *stalled_client(int port, int mport, const char *room)
-{
-    char *token = h_login(port, "stuck"), path[4200];
-    snprintf(path, sizeof path, "/ws?token=%s", token);
-    free(token);
-    struct wsc *slow = wsc_connect(port, path, NULL, 4096, NULL);
-    assert_non_null(slow);
-    assert_int_equal(wsc_send_event(slow, "change_room", "name", room), 0);
-    struct wsc *sender = member(port, "flood", room);
-    ready(sender, "flood-ready");
-    char text[1100];
-    memset(text, 'z', 1000);
-    for (int sent = 0; sent < 4000;) {
-        for (int i = 0; i < 10; i++) {
-            snprintf(text + 1000, 100, "-%d", sent++);
-            say(sender, text);
-            json_t *ev = wsc_recv_json(sender, 5000); /* its own copy */
-            assert_non_null(ev);
-            json_decref(ev);
-        }
-        char *t = scrape(mport);
-        double held = metric(t, "confab_gateway_messages_out_total", NULL) -
-                      metric(t, "confab_gateway_frames_out_total", NULL);
-        free(t);
-        if (held >= 3) {
-            wsc_close(sender);
-            return slow;
-        }
-    }
-    fail_msg("the gateway never held messages for a client that does not read");
-    return NULL;
-}
-
-static void test_readiness_follows_brokers_and_drain(void **state)
-{
-    (void)state;
-    int mport, bport;
-    static const char *const more[] = {"DRAIN_TIMEOUT_MS=4000", NULL};
-    up(&(struct setup){.brokers = 2, .workers = 1, .more = more}, &mport, &bport);
-    const int port = fx.node.port;
-    expect_readyz(port, 200, "ready", 2, 2, 10000);
-    expect_readyz(mport, 200, "ready", 2, 2, 1000);
-    for (int s = 0; s < 2; s++)
-        free(wait_status(bport + s, "/readyz", 200, 5000));
-
-    const char *room = room_on(1, 2);
-    struct wsc *c = member(port, "alice", room);
-    ready(c, "before");
-
-    /* Broker 1 dies: not ready, and not healthy either (a room shard is
-     * unreachable); its port is gone. */
-    h_stop(&fx.node.broker[1], SIGKILL, 2000);
-    expect_readyz(port, 503, "not ready", 1, 1, 5000);
-    assert_int_equal(status_of(port, "GET", "/healthz"), 503);
-    expect_readyz(mport, 503, "not ready", 1, 1, 1000);
-    char *t = scrape(mport);
-    assert_int_equal(metric(t, "confab_gateway_broker_link_up", "shard=\"1\""), 0);
-    assert_int_equal(metric(t, "confab_gateway_broker_ready", "shard=\"1\""), 0);
-    assert_int_equal(metric(t, "confab_gateway_broker_link_up", "shard=\"0\""), 1);
-    assert_int_equal(metric(t, "confab_gateway_broker_ready", "shard=\"0\""), 1);
-    double dropped = metric(t, "confab_gateway_sends_dropped_total", NULL);
-    free(t);
-    assert_true(port_closed(bport + 1));
-    assert_int_equal(status_of(bport, "GET", "/readyz"), 200);
-    /* A legacy send into the dead shard's room is dropped, and counted. */
-    say(c, "into the void");
-    int64_t deadline = h_now_ms() + 3000;
-    while (gw_metric(mport, 1, "confab_gateway_sends_dropped_total", NULL) == dropped &&
-           h_now_ms() < deadline)
-        h_sleep_ms(50);
-    assert_int_equal(gw_metric(mport, 1, "confab_gateway_sends_dropped_total", NULL), dropped + 1);
-
-    /* Back: ready again, without a gateway restart. */
-    assert_int_equal(h_broker_start(&fx.node, 1), 0);
-    expect_readyz(port, 200, "ready", 2, 2, 10000);
-    assert_int_equal(status_of(port, "GET", "/healthz"), 200);
-    free(wait_status(bport + 1, "/readyz", 200, 5000));
-    ready(c, "after");
-
-    /* Draining: a stalled client cannot take its close, so the drain lasts
-     * a while; meanwhile the public port takes nobody and METRICS_PORT says
-     * 503 draining. */
-    struct wsc *slow = stalled_client(port, mport, room_on(0, 2));
-    kill(fx.node.gateway.pid, SIGTERM);
-    char *body = wait_status(mport, "/readyz", 503, 3000);
-    json_t *j = json_loads(body, 0, NULL);
-    assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(j, "status")), "draining");
-    json_decref(j);
-    free(body);
-    t = scrape(mport);
-    assert_int_equal(metric(t, "confab_gateway_draining", NULL), 1);
-    free(t);
-    assert_true(port_closed(port));
-    assert_int_equal(wsc_wait_close(c, 3000), 1001); /* a client that reads is told */
-    wsc_close(c);
-    int status = h_wait_exit(&fx.node.gateway, 10000);
-    assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    wsc_abort(slow);
-}
-
-/* ---- the delivery canary --------------------------------------------------- */
-
-static int redis_cli(const char *a, const char *b, const char *c, const char *d)
-{
-    const char *args[] = {a, b, c, d, NULL};
-    return h_redis_cli(&fx.redis, args);
-}
-
-/* Polls until the broker's /readyz is 503 and confab_broker_canary_ok 0 and
- * both have stayed so for 2 s (a reconnect makes a 503 of a few ms that is
- * not what is waited for); returns the ms that took. */
-static int64_t wait_not_ready(int bport, int timeout_ms)
-{
-    int64_t t0 = h_now_ms(), since = 0;
-    for (;;) {
-        int st;
-        free(get(bport, "/readyz", &st));
-        bool down = st == 503 && broker_metric(bport, 0, "confab_broker_canary_ok") == 0;
-        if (!down)
-            since = 0;
-        else if (!since)
-            since = h_now_ms();
-        else if (h_now_ms() - since >= 2000)
-            return since - t0;
-        if (h_now_ms() - t0 > timeout_ms) {
-            h_node_dump_logs(&fx.node);
-            fail_msg("the broker was not steadily unready within %d ms", timeout_ms);
-        }
-        h_sleep_ms(100);
-    }
-}
-
-static void test_canary_notices_redis_refusing_writes(void **state)
-{
-    (void)state;
-    int mport, bport;
-    up(&(struct setup){.brokers = 1, .workers = 1, .no_metrics_port = true}, &mport, &bport);
-    const int port = fx.node.port;
-    expect_readyz(port, 200, "ready", 1, 1, 10000);
-    free(wait_status(bport, "/readyz", 200, 5000));
-    assert_int_equal(broker_metric(bport, 0, "confab_broker_canary_ok"), 1);
-    assert_true(broker_metric(bport, 0, "confab_broker_canary_rtt_seconds") < 1.0);
-    double in0 = broker_metric(bport, 0, "confab_broker_messages_in_total");
-
-    /* Redis still answers PING but runs no writes: nothing published comes
-     * back. The canary is due within 15 s plus one 5 s round. */
-    assert_int_equal(redis_cli("CLIENT", "PAUSE", "60000", "WRITE"), 0);
-    int64_t took = wait_not_ready(bport, 25000);
-    printf("broker steadily not ready %lld ms after Redis stopped running writes\n",
-           (long long)took);
-    /* The gateway follows through the broker's state frame, and stays
-     * healthy: it is linked, the broker is alive. */
-    expect_readyz(port, 503, "not ready", 1, 0, 3000);
-    assert_int_equal(status_of(port, "GET", "/healthz"), 200);
-    assert_int_equal(status_of(bport, "GET", "/healthz"), 200);
-    char *t = scrape(port); /* no METRICS_PORT: /metrics is on the public port */
-    assert_int_equal(metric(t, "confab_gateway_broker_link_up", NULL), 1);
-    assert_int_equal(metric(t, "confab_gateway_broker_ready", NULL), 0);
-    free(t);
-
-    /* Writes run again: the canary comes back, everything is ready. */
-    long mark = h_log_mark(&fx.node.broker[0]);
-    assert_int_equal(redis_cli("CLIENT", "UNPAUSE", NULL, NULL), 0);
-    free(wait_status(bport, "/readyz", 200, 10000));
-    assert_int_equal(broker_metric(bport, 0, "confab_broker_canary_ok"), 1);
-    expect_readyz(port, 200, "ready", 1, 1, 3000);
-    assert_true(h_log_contains_from(&fx.node.broker[0], mark, "delivery canary is coming back", 0));
-    /* Canaries are not room messages. */
-    assert_int_equal(broker_metric(bport, 0, "confab_broker_messages_in_total"), in0);
-    struct wsc *c = member(port, "alice", NULL);
-    ready(c, "flowing again");
-    wsc_close(c);
-}
-
-/* The failure the canary exists for: a subscription that silently stops
- * delivering while both Redis connections answer (here a proxy swallows
- * what Redis publishes to the subscriber connection). The broker notices
- * within the canary's bound, says so, resets its subscriber and recovers by
- * itself; the gateway sees it not ready meanwhile. */
-static void test_canary_resets_a_wedged_subscription(void **state)
-{
-    (void)state;
-    int mport, bport;
-    up(&(struct setup){.brokers = 1, .workers = 1, .no_metrics_port = true, .via_proxy = true},
-       &mport, &bport);
-    const int port = fx.node.port;
-    expect_readyz(port, 200, "ready", 1, 1, 10000);
-    free(wait_status(bport, "/readyz", 200, 5000));
-    struct wsc *c = member(port, "alice", "wedge");
-    ready(c, "before");
-    double failures0 = broker_metric(bport, 0, "confab_broker_canary_failures_total");
-    double reconnects0 = broker_metric(bport, 0, "confab_broker_redis_reconnects_total");
-    long bmark = h_log_mark(&fx.node.broker[0]), gmark = h_log_mark(&fx.node.gateway);
-
-    assert_int_equal(rproxy_wedge(&g_proxy), 0);
-    /* Sends are stored, nothing comes back; health and readiness have no
-     * idea yet. */
-    say(c, "into the wedge");
-    assert_true(wsc_quiet(c, 500));
-    assert_int_equal(status_of(bport, "GET", "/readyz"), 200);
-    assert_int_equal(broker_metric(bport, 0, "confab_broker_redis_up"), 2);
-
-    int64_t t0 = h_now_ms();
-    if (!h_log_contains_from(&fx.node.broker[0], bmark, "delivery canary has not come back",
-                             25000)) {
-        h_node_dump_logs(&fx.node);
-        fail_msg("the broker did not notice a wedged subscription within 25 s");
-    }
-    printf("wedged subscription noticed after %lld ms; %ld messages swallowed\n",
-           (long long)(h_now_ms() - t0), rproxy_dropped(&g_proxy));
-    assert_true(rproxy_dropped(&g_proxy) >= 2); /* the room message and a canary at least */
-    assert_true(h_log_contains_from(&fx.node.broker[0], bmark, "resetting the subscriber", 0));
-
-    /* It cures itself: a new subscriber connection (not wedged), the
-     * canary back, ready again; the gateway was told both. */
-    free(wait_status(bport, "/readyz", 200, 10000));
-    expect_readyz(port, 200, "ready", 1, 1, 3000);
-    assert_int_equal(broker_metric(bport, 0, "confab_broker_canary_failures_total"), failures0 + 1);
-    assert_true(broker_metric(bport, 0, "confab_broker_redis_reconnects_total") >= reconnects0 + 1);
-    assert_int_equal(broker_metric(bport, 0, "confab_broker_canary_ok"), 1);
-    assert_true(h_log_contains_from(&fx.node.gateway, gmark, "broker 0 is NOT ready", 0));
-    assert_true(h_log_contains_from(&fx.node.gateway, gmark, "broker 0 is ready", 0));
-    /* and the room flows again, without the client doing anything */
-    ready(c, "after");
-    wsc_close(c);
-}
-
 /* ---- logs ------------------------------------------------------------------ */
 
 /* Every line of p's log is one JSON object with exactly the documented
@@ -1036,14 +609,11 @@ int main(void)
         cmocka_unit_test_teardown(test_metrics_follow_traffic, down),
         cmocka_unit_test_teardown(test_metrics_text_format, down),
         cmocka_unit_test_teardown(test_metrics_ports_serve_only_operations, down),
-        cmocka_unit_test_teardown(test_readiness_follows_brokers_and_drain, down),
         cmocka_unit_test_teardown(test_operations_ports_bind_listen_addr, down),
         cmocka_unit_test_teardown(test_log_format_json, down),
         cmocka_unit_test_teardown(test_log_json_survives_hostile_input, down),
         cmocka_unit_test(test_journal_stream_takes_the_logs),
         cmocka_unit_test(test_journal_gets_every_line_with_fields),
-        cmocka_unit_test_teardown(test_canary_notices_redis_refusing_writes, down),
-        cmocka_unit_test_teardown(test_canary_resets_a_wedged_subscription, down),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
