@@ -9,15 +9,28 @@
 // clang-format off
 #include <cmocka.h>
 // clang-format on
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "httpc.h"
 #include "wsc.h"
+
+/* True when nothing accepts TCP connections on 127.0.0.1:port. */
+static inline bool port_closed(int port)
+{
+    int fd = h_tcp_connect(port, 0);
+    if (fd >= 0) {
+        close(fd);
+        return false;
+    }
+    return errno == ECONNREFUSED;
+}
 
 /* The string field `key` of the payload of a legacy event, or NULL. */
 static inline const char *payload_str(json_t *ev, const char *key)

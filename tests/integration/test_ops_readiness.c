@@ -5,9 +5,7 @@
  * and logs of the same processes are test_ops.c. */
 #include "ops.h"
 
-#include <errno.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 static void expect_readyz(int port, int status, const char *state, int linked, int ready_n,
                           int timeout_ms)
@@ -23,16 +21,6 @@ static void expect_readyz(int port, int status, const char *state, int linked, i
                  state, fx.node.brokers, linked, ready_n);
     json_decref(j);
     free(body);
-}
-
-static bool port_closed(int port)
-{
-    int fd = h_tcp_connect(port, 0);
-    if (fd >= 0) {
-        close(fd);
-        return false;
-    }
-    return errno == ECONNREFUSED;
 }
 
 /* ---- readiness ------------------------------------------------------------ */

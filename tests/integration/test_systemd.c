@@ -320,17 +320,6 @@ static void test_notify_ready_status_watchdog_stopping(void **state)
 
 /* ---- socket activation ------------------------------------------------------ */
 
-/* True when nothing accepts TCP connections on 127.0.0.1:port. */
-static bool port_closed(int port)
-{
-    int fd = h_tcp_connect(port, 0);
-    if (fd >= 0) {
-        close(fd);
-        return false;
-    }
-    return errno == ECONNREFUSED;
-}
-
 static void test_gateway_under_systemd_socket_activate(void **state)
 {
     (void)state;
