@@ -32,6 +32,21 @@ static inline bool port_closed(int port)
     return errno == ECONNREFUSED;
 }
 
+/* Group teardowns for the suites whose group setup starts one fixture, or
+ * one Redis, for all their tests and leaves it in *state: cmocka hands the
+ * teardown that state even when the setup failed half way, and both stop
+ * whatever part did start. */
+static inline int fixture_down(void **state)
+{
+    return h_fixture_down(*state);
+}
+
+static inline int redis_down(void **state)
+{
+    h_redis_stop(*state);
+    return 0;
+}
+
 /* The string field `key` of the payload of a legacy event, or NULL. */
 static inline const char *payload_str(json_t *ev, const char *key)
 {

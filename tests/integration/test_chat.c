@@ -17,14 +17,8 @@ static struct h_fixture fx;
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &fx;
     return h_fixture_up(&fx, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
 }
 
 static void test_message_reaches_everyone_in_the_room(void **state)
@@ -326,5 +320,5 @@ int main(void)
         cmocka_unit_test(test_messages_are_not_held_back_by_nagle),
         cmocka_unit_test(test_a_paced_message_goes_out_without_other_traffic),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }

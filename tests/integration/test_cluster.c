@@ -11,15 +11,8 @@ static struct h_redis redis;
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &redis;
     return h_redis_start(&redis, h_tmpdir());
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    h_redis_stop(&redis);
-    return 0;
 }
 
 static void test_gateway_processes_on_separate_ports_share_brokers(void **state)
@@ -154,5 +147,5 @@ int main(void)
         cmocka_unit_test(test_workers_share_one_port),
         cmocka_unit_test(test_two_nodes_share_one_redis),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, redis_down));
 }

@@ -412,15 +412,8 @@ static void test_each_batch_follows_a_ping(void **state)
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &redis;
     return h_redis_start(&redis, h_tmpdir());
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    h_redis_stop(&redis);
-    return 0;
 }
 
 int main(void)
@@ -433,5 +426,5 @@ int main(void)
         cmocka_unit_test(test_a_ping_first_puts_the_message_before_the_reply),
         cmocka_unit_test(test_each_batch_follows_a_ping),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, redis_down));
 }

@@ -13,15 +13,9 @@ enum { MAX_ROOMS = 3 };
 
 static int setup(void **state)
 {
-    (void)state;
     static const char *const env[] = {"MAX_ROOMS_PER_CONN=3", "HISTORY_SIZE=150", NULL};
+    *state = &fx;
     return h_fixture_up(&fx, env);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
 }
 
 static struct v1c *user(const char *name)
@@ -585,5 +579,5 @@ int main(void)
         cmocka_unit_test(test_too_many_requests),
         cmocka_unit_test(test_timeout_then_resend_is_exactly_once),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }

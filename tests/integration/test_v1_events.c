@@ -10,15 +10,9 @@ enum { HISTORY = 20 };
 
 static int setup(void **state)
 {
-    (void)state;
     static const char *const env[] = {"HISTORY_SIZE=20", "DEDUP_WINDOW=2", NULL};
+    *state = &fx;
     return h_fixture_up(&fx, env);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
 }
 
 static struct v1c *user(const char *name)
@@ -529,5 +523,5 @@ int main(void)
         cmocka_unit_test(test_change_room_leaves_every_room),
         cmocka_unit_test(test_dedup_window_ends),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }

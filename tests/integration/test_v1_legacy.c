@@ -8,14 +8,8 @@ static struct h_fixture fx;
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &fx;
     return h_fixture_up(&fx, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
 }
 
 /* The next legacy event: exactly {"type":"new_message","payload":{message,
@@ -145,5 +139,5 @@ int main(void)
         cmocka_unit_test(test_legacy_clients_see_no_v1_events),
         cmocka_unit_test(test_v1_hears_the_legacy_default_room),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }

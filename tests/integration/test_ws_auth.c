@@ -44,14 +44,8 @@ static const char rsa_key[] = "-----BEGIN PRIVATE KEY-----\n"
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &fx;
     return h_fixture_up(&fx, NULL);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
 }
 
 /* A token with the given algorithm, key and claims (exp/nbf relative to now;
@@ -335,5 +329,5 @@ int main(void)
         cmocka_unit_test(test_refusal_is_a_real_http_answer),
         cmocka_unit_test(test_direct_upgrades_answer_as_lws_does),
     };
-    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+    return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }
