@@ -63,6 +63,23 @@ static inline void witness_close(struct witness *w)
     w->v1 = NULL;
 }
 
+/* The node of a bad-input suite, started with `env`, with the witnesses
+ * connected before any bad input; witnessed_down closes them and stops it
+ * (also after a witnessed_up that failed half way). */
+static inline int witnessed_up(struct h_fixture *fx, struct witness *w, const char *const *env)
+{
+    if (h_fixture_up(fx, env) < 0)
+        return -1;
+    witness_open(w, fx->node.port);
+    return 0;
+}
+
+static inline int witnessed_down(struct h_fixture *fx, struct witness *w)
+{
+    witness_close(w);
+    return h_fixture_down(fx);
+}
+
 /* True when the peer closed fd (EOF or reset) within timeout_ms; whatever
  * it sends first is read and dropped. */
 static inline bool peer_closes(int fd, int timeout_ms)

@@ -64,17 +64,13 @@ static int setup(void **state)
     snprintf(fe_env, sizeof fe_env, "FRONTEND_DIR=%s", fe);
     snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bmetrics);
     static const char *env[] = {fe_env, bm_env, "PING_INTERVAL=120", NULL};
-    if (h_fixture_up(&fx, env) < 0)
-        return -1;
-    witness_open(&wit, fx.node.port);
-    return 0;
+    return witnessed_up(&fx, &wit, env);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    witness_close(&wit);
-    return h_fixture_down(&fx);
+    return witnessed_down(&fx, &wit);
 }
 
 /* ---- HTTP -------------------------------------------------------------- */

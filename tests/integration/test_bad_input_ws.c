@@ -13,17 +13,13 @@ static int setup(void **state)
 {
     (void)state;
     static const char *const env[] = {"PING_INTERVAL=120", NULL};
-    if (h_fixture_up(&fx, env) < 0)
-        return -1;
-    witness_open(&wit, fx.node.port);
-    return 0;
+    return witnessed_up(&fx, &wit, env);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    witness_close(&wit);
-    return h_fixture_down(&fx);
+    return witnessed_down(&fx, &wit);
 }
 
 /* A fresh connection of each protocol. */
