@@ -177,17 +177,9 @@ static void test_send_is_acked_and_reaches_every_member(void **state)
     json_t *ack = expect_ack(a, room, "c-1701-7");
     json_int_t id = pint(ack, "message_id");
     assert_int_equal(id, 1);
-    for (int i = 0; i < 2; i++) {
-        struct v1c *c = i ? b : a;
-        json_t *ev = v1_wait(c, V1_WAIT, "new_message", "room", room, NULL);
-        V1_MUST(c, ev, "new_message");
-        check_message(pl(ev), room);
-        assert_int_equal(pint(ev, "id"), id);
-        assert_string_equal(pstr(ev, "message"), "hi <b>bob</b> \"q\" \xc3\xa9");
-        assert_string_equal(pstr(ev, "from"), "alice");
-        assert_string_equal(pstr(ev, "sent"), pstr(ack, "sent"));
-        json_decref(ev);
-    }
+    for (int i = 0; i < 2; i++)
+        expect_new_exactly(i ? b : a, room, id, "hi <b>bob</b> \"q\" \xc3\xa9", "alice",
+                           pstr(ack, "sent"));
     json_decref(ack);
     V1_NONE(outsider, 200, "new_message", NULL);
 
@@ -270,14 +262,7 @@ static json_t *history(struct v1c *c, const char *room, int before, int limit)
     json_t *ev = v1_wait(c, V1_WAIT, "history", "room", room, NULL);
     V1_MUST(c, ev, "history");
     assert_true(json_is_boolean(json_object_get(pl(ev), "has_more")));
-    json_t *msgs = json_object_get(pl(ev), "messages");
-    assert_true(json_is_array(msgs));
-    for (size_t i = 0; i < json_array_size(msgs); i++) {
-        check_message(json_array_get(msgs, i), room);
-        if (i)
-            assert_int_equal(msg_id(json_array_get(msgs, i)),
-                             msg_id(json_array_get(msgs, i - 1)) + 1);
-    }
+    check_messages(json_object_get(pl(ev), "messages"), room);
     return ev;
 }
 

@@ -112,19 +112,12 @@ static void test_published_message_is_like_a_users(void **state)
     const char *sent = json_string_value(json_object_get(res, "sent"));
     assert_true(is_rfc3339_ms(sent));
 
-    json_t *ev = v1_wait(m, V1_WAIT, "new_message", "room", room, NULL);
-    V1_MUST(m, ev, "new_message");
-    check_message(pl(ev), room);
-    assert_int_equal(pint(ev, "id"), id);
-    assert_string_equal(pstr(ev, "message"), "Deploy finished");
-    assert_string_equal(pstr(ev, "from"), "deploybot");
-    assert_string_equal(pstr(ev, "sent"), sent);
-    json_decref(ev);
+    expect_new_exactly(m, room, id, "Deploy finished", "deploybot", sent);
     expect_message(legacy, "Deploy finished", "deploybot");
 
     /* In the history, and the next user message follows it. */
     assert_int_equal(v1_send(m, "history", json_pack("{s:s, s:i}", "room", room, "limit", 1)), 0);
-    ev = v1_wait(m, V1_WAIT, "history", "room", room, NULL);
+    json_t *ev = v1_wait(m, V1_WAIT, "history", "room", room, NULL);
     V1_MUST(m, ev, "history");
     json_t *h = json_array_get(json_object_get(pl(ev), "messages"), 0);
     assert_non_null(h);

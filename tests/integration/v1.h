@@ -97,6 +97,19 @@ static inline const char *msg_text(json_t *m)
     return json_string_value(json_object_get(m, "message"));
 }
 
+/* The messages of joined and history: an array of messages of room with
+ * consecutive ids, oldest first. */
+static inline void check_messages(json_t *msgs, const char *room)
+{
+    assert_true(json_is_array(msgs));
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        check_message(json_array_get(msgs, i), room);
+        if (i)
+            assert_int_equal(msg_id(json_array_get(msgs, i)),
+                             msg_id(json_array_get(msgs, i - 1)) + 1);
+    }
+}
+
 /* Checks the whole shape of a joined event for `room`. */
 static inline void check_joined(json_t *ev, const char *room)
 {
@@ -111,13 +124,7 @@ static inline void check_joined(json_t *ev, const char *room)
     assert_true(pint(ev, "count") >= (json_int_t)json_array_size(members));
     for (size_t i = 0; i < json_array_size(members); i++)
         assert_true(json_is_string(json_object_get(json_array_get(members, i), "user")));
-    assert_true(json_is_array(msgs));
-    for (size_t i = 0; i < json_array_size(msgs); i++) {
-        check_message(json_array_get(msgs, i), room);
-        if (i)
-            assert_int_equal(msg_id(json_array_get(msgs, i)),
-                             msg_id(json_array_get(msgs, i - 1)) + 1);
-    }
+    check_messages(msgs, room);
     if (json_array_size(msgs))
         assert_int_equal(msg_id(json_array_get(msgs, json_array_size(msgs) - 1)),
                          pint(ev, "last_id"));
@@ -221,6 +228,21 @@ static inline json_int_t expect_new(struct v1c *c, const char *room, const char 
     json_int_t id = pint(ev, "id");
     json_decref(ev);
     return id;
+}
+
+/* Waits for the next new_message in room, whatever its text, and checks
+ * all of it: the shape, and the id, text, sender and sent time given. */
+static inline void expect_new_exactly(struct v1c *c, const char *room, json_int_t id,
+                                      const char *text, const char *from, const char *sent)
+{
+    json_t *ev = v1_wait(c, V1_WAIT, "new_message", "room", room, NULL);
+    V1_MUST(c, ev, "new_message");
+    check_message(pl(ev), room);
+    assert_int_equal(pint(ev, "id"), id);
+    assert_string_equal(pstr(ev, "message"), text);
+    assert_string_equal(pstr(ev, "from"), from);
+    assert_string_equal(pstr(ev, "sent"), sent);
+    json_decref(ev);
 }
 
 /* For expect_error: the error may or may not carry a ref. */
