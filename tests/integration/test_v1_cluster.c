@@ -32,6 +32,33 @@ static int teardown(void **state)
     return bad ? -1 : 0;
 }
 
+/* ann on node a and ben on node b, both in room. */
+static void ann_and_ben_in(const char *room, struct v1c **a, struct v1c **b)
+{
+    *a = v1_member(na.port, "ann", V1_JSON);
+    *b = v1_member(nb.port, "ben", V1_JSON);
+    join_quietly(*a, room);
+    join_quietly(*b, room);
+}
+
+/* A newcomer c joins room and finds ann, ben and itself. */
+static void newcomer_finds_ann_and_ben(struct v1c *c, const char *room)
+{
+    json_t *ev = join_ok(c, room);
+    assert_int_equal(pint(ev, "count"), 3);
+    assert_true(has_member(ev, "ann") && has_member(ev, "ben"));
+    json_decref(ev);
+}
+
+/* A newcomer c joins room and finds two members, ben not among them. */
+static void newcomer_finds_ben_gone(struct v1c *c, const char *room)
+{
+    json_t *ev = join_ok(c, room);
+    assert_int_equal(pint(ev, "count"), 2);
+    assert_false(has_member(ev, "ben"));
+    json_decref(ev);
+}
+
 static void test_every_member_sees_the_same_id_order(void **state)
 {
     (void)state;
@@ -182,12 +209,8 @@ static void test_presence_outlives_its_ttl(void **state)
     V1_NONE(a, (2 * PRESENCE_TTL_S + 1) * 1000, "presence", "action", "leave", NULL);
     V1_NONE(b, 0, "presence", "action", "leave", NULL);
     struct v1c *c = v1_member(na.port, "cat", V1_JSON);
-    for (int i = 0; i < ROOMS; i++) {
-        json_t *ev = join_ok(c, room[i]);
-        assert_int_equal(pint(ev, "count"), 3);
-        assert_true(has_member(ev, "ann") && has_member(ev, "ben"));
-        json_decref(ev);
-    }
+    for (int i = 0; i < ROOMS; i++)
+        newcomer_finds_ann_and_ben(c, room[i]);
     v1_close(c);
     v1_close(b);
     v1_close(a);
@@ -200,9 +223,8 @@ static void test_presence_comes_back_when_redis_loses_it(void **state)
 {
     (void)state;
     const char *room = "lost";
-    struct v1c *a = v1_member(na.port, "ann", V1_JSON), *b = v1_member(nb.port, "ben", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    ann_and_ben_in(room, &a, &b);
     static const char *const keys[4] = {"cf:{lost}:pz", "cf:{lost}:pu", "cf:{lost}:pc",
                                         "cf:{lost}:pv"};
     assert_int_equal(h_redis_int(&redis, (const char *const[]){"ZCARD", keys[0], NULL}), 2);
@@ -219,10 +241,7 @@ static void test_presence_comes_back_when_redis_loses_it(void **state)
     for (int i = 0; i < 4; i++)
         assert_true(h_redis_int(&redis, (const char *const[]){"TTL", keys[i], NULL}) > 0);
     struct v1c *c = v1_member(na.port, "cat", V1_JSON);
-    json_t *ev = join_ok(c, room);
-    assert_int_equal(pint(ev, "count"), 3);
-    assert_true(has_member(ev, "ann") && has_member(ev, "ben"));
-    json_decref(ev);
+    newcomer_finds_ann_and_ben(c, room);
     v1_close(c);
     v1_close(b);
     v1_close(a);
@@ -240,9 +259,8 @@ static void test_presence_leave_when_a_gateway_dies(void **state)
 {
     (void)state;
     const char *room = "gw-dies";
-    struct v1c *a = v1_member(na.port, "ann", V1_JSON), *b = v1_member(nb.port, "ben", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    ann_and_ben_in(room, &a, &b);
     assert_int_equal(expect_presence(a, room, "ben", "join", V1_WAIT), 2);
     int64_t t0 = h_now_ms();
     h_stop(&nb.gateway, SIGKILL, 5000);
@@ -250,10 +268,7 @@ static void test_presence_leave_when_a_gateway_dies(void **state)
     printf("leave announced %lld ms after the gateway died\n",
            (long long)leave_latency(a, room, t0));
     struct v1c *c = v1_member(na.port, "cat", V1_JSON);
-    json_t *ev = join_ok(c, room);
-    assert_int_equal(pint(ev, "count"), 2);
-    assert_false(has_member(ev, "ben"));
-    json_decref(ev);
+    newcomer_finds_ben_gone(c, room);
     assert_int_equal(h_gateway_start(&nb), 0);
     assert_int_equal(h_wait_health(nb.port, 200, 15000), 0);
     v1_close(c);
@@ -264,9 +279,8 @@ static void test_presence_leave_when_a_node_dies(void **state)
 {
     (void)state;
     const char *room = "node-dies";
-    struct v1c *a = v1_member(na.port, "ann", V1_JSON), *b = v1_member(nb.port, "ben", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    ann_and_ben_in(room, &a, &b);
     assert_int_equal(expect_presence(a, room, "ben", "join", V1_WAIT), 2);
     /* Let ben's presence be refreshed at least once before the node dies. */
     V1_NONE(a, 1000, "presence", "user", "ben", NULL);
@@ -278,10 +292,7 @@ static void test_presence_leave_when_a_node_dies(void **state)
     int64_t took = leave_latency(a, room, t0);
     printf("leave announced %lld ms after the node died\n", (long long)took);
     struct v1c *c = v1_member(na.port, "cat", V1_JSON);
-    json_t *ev = join_ok(c, room);
-    assert_int_equal(pint(ev, "count"), 2);
-    assert_false(has_member(ev, "ben"));
-    json_decref(ev);
+    newcomer_finds_ben_gone(c, room);
     /* The room still works on the surviving node. */
     send_ok(c, room, "still here", NULL);
     expect_new(a, room, "still here", "cat");
