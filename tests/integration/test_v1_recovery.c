@@ -61,6 +61,16 @@ static json_t *rejoin(struct v1c *c, const char *room, json_int_t since, const c
     return join_with(c, p);
 }
 
+/* alice on the first gateway and bob on the second, both in room: a
+ * sender and a listener that share no gateway process. */
+static void alice_and_bob_in(const char *room, struct v1c **a, struct v1c **b)
+{
+    *a = v1_member(fx.node.port, "alice", V1_JSON);
+    *b = v1_member(gw2.port, "bob", V1_JSON);
+    join_quietly(*a, room);
+    join_quietly(*b, room);
+}
+
 static void text_of(char *out, size_t cap, const char *prefix, int i)
 {
     snprintf(out, cap, "%s-%d", prefix, i);
@@ -235,10 +245,8 @@ static void test_resent_id_is_one_message(void **state)
     (void)state;
     gateway_up();
     const char *room = "dedup";
-    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    alice_and_bob_in(room, &a, &b);
     join_quietly(a, "dedup-other");
 
     send_req(a, room, "once", "d-1");
@@ -308,10 +316,8 @@ static void test_broker_down_is_unavailable_never_silence(void **state)
     char room[32], room2[32];
     room_on_shard(room, sizeof room, "down-", 1, 2);
     room_on_shard(room2, sizeof room2, "down2-", 1, 2);
-    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    alice_and_bob_in(room, &a, &b);
     json_int_t before = send_ok(a, room, "before", NULL);
     expect_new(b, room, "before", "alice");
 
@@ -476,10 +482,8 @@ static void test_broker_dies_with_a_send_in_flight(void **state)
     gateway_up();
     char room[32];
     room_on_shard(room, sizeof room, "inflight-", 0, 2);
-    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    alice_and_bob_in(room, &a, &b);
     stop_process(fx.node.broker[0].pid);
     send_req(a, room, "in flight", "f-1");
     h_sleep_ms(100); /* let the gateway hand it to the (stopped) broker */
@@ -509,10 +513,8 @@ static void test_broker_sigterm_answers_every_send(void **state)
     enum { N = 40 };
     char room[32];
     room_on_shard(room, sizeof room, "drain-", 0, 2);
-    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
-    join_quietly(a, room);
-    join_quietly(b, room);
+    struct v1c *a, *b;
+    alice_and_bob_in(room, &a, &b);
     json_int_t start = send_ok(a, room, "start", NULL);
     long mark = h_log_mark(&fx.node.broker[0]);
     char id[16], text[32];
@@ -676,10 +678,8 @@ static void test_a_gap_in_ids_is_recovered(void **state)
     (void)state;
     gateway_up();
     const char *room = "gap";
-    struct v1c *m = v1_member(fx.node.port, "alice", V1_JSON);
-    struct v1c *n = v1_member(gw2.port, "bob", V1_JSON);
-    join_quietly(m, room);
-    join_quietly(n, room);
+    struct v1c *m, *n;
+    alice_and_bob_in(room, &m, &n);
     json_int_t first = send_ok(n, room, "before", NULL);
     assert_int_equal(expect_new(m, room, "before", "bob"), first);
 
