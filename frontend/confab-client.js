@@ -19,26 +19,39 @@
  *    SAME id, which the server deduplicates;
  *  - throttles typing notifications to one per room every 2 s.
  *
- * Invariants kept by this module:
+ * This file is the whole public API: the ConfabClient class, and
+ * SUBPROTOCOL, ROOM_PATTERN, ConfabError, isValidRoom, byteLength,
+ * decodeToken and randomId. Import only this file; the modules in client/
+ * are its parts, not meant to be used on their own (their exports may
+ * change). Each ConfabClient makes and owns one of each of the first three:
+ *  - client/connection.js: login, token, the socket, reconnecting;
+ *  - client/rooms.js: joined rooms, dedupe, gaps, held echoes, members;
+ *  - client/outbox.js: unacknowledged sends, resends, acks, failures;
+ *  - client/emitter.js, client/util.js: the event emitter, the error type,
+ *    pure helpers.
+ * ConfabClient itself checks the arguments of its methods, matches answers
+ * to its requests, and routes each frame to the part that handles it.
+ *
+ * Invariants, and the module that keeps each:
  *  - a room's `lastId` only moves forward within an epoch; a `new_message` at
- *    or below it is a duplicate and is dropped;
- *  - frames from a socket that is no longer the current one are ignored;
+ *    or below it is a duplicate and is dropped (client/rooms.js);
+ *  - frames from a socket that is no longer the current one are ignored
+ *    (client/connection.js);
  *  - a send is settled exactly once: resolved with its ack or rejected with a
- *    ConfabError whose code says why (never silently dropped).
+ *    ConfabError whose code says why, never silently dropped (client/outbox.js);
+ *  - a history() or leave() promise settles once: with its answer, with its
+ *    error, or when its socket is dropped (this file).
  *
  * Works in browsers; in other runtimes pass `WebSocket` and `fetch` options.
- *
- * This file is the public API; client/util.js (the error type, pure helpers)
- * and client/emitter.js are its parts, not meant to be imported on their own.
  *
  * @module confab-client
  */
 
+import { Connection } from "./client/connection.js";
 import { Emitter } from "./client/emitter.js";
-import {
-  ConfabError, RETRYABLE, SUBPROTOCOL, byteLength, clampLimit, decodeToken, isValidRoom,
-  normalizeMessages, randomId, toId, wsUrlFor,
-} from "./client/util.js";
+import { Outbox } from "./client/outbox.js";
+import { Rooms } from "./client/rooms.js";
+import { ConfabError, byteLength, clampLimit, isValidRoom, normalizeMessages, randomId } from "./client/util.js";
 
 export {
   SUBPROTOCOL, ROOM_PATTERN, ConfabError, isValidRoom, byteLength, decodeToken, randomId,
@@ -120,30 +133,6 @@ export {
  */
 
 /**
- * Per-room bookkeeping.
- * @typedef {object} RoomRecord
- * @property {string} name
- * @property {"joining"|"joined"} status
- * @property {number} limit
- * @property {string|null} epoch
- * @property {number} lastId
- * @property {Map<string, {user: string}>} members
- * @property {number} count
- * @property {boolean} joinedOnce
- * @property {number} gen the connection the room is joined (or being joined) on
- * @property {Array<object>} buffer live events that came before `joined`
- * @property {Array<object>} held echoes of own sends waiting for their ack
- * @property {*} holdTimer
- * @property {*} joinTimer
- * @property {number} joinAttempts
- * @property {number} lastTypingAt
- * @property {Promise<JoinedInfo>} joined resolves on the first `joined`
- * @property {(info: JoinedInfo) => void} resolveJoin
- * @property {(err: Error) => void} rejectJoin
- * @property {Map<number, string>} ackedIds message id → send id, for recent acks
- */
-
-/**
  * A connection to confab that survives disconnects.
  *
  * Events (subscribe with `on(name, fn)`):
@@ -170,48 +159,31 @@ export class ConfabClient extends Emitter {
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,
       ...options,
     };
-    /** @private */ this._baseUrl = base ? String(base).replace(/\/+$/, "") : "";
-    /** @private */ this._wsUrl = options.wsUrl ?? wsUrlFor(this._baseUrl);
     /** @type {string} */ this.username = options.username ?? "";
     /** @type {string} */ this.token = "";
-    /** @private */ this._tokenExpiresAt = 0;
-    if (options.token) this._setToken(options.token, false);
-
-    /** @private @type {"disconnected"|"connecting"|"connected"|"reconnecting"} */
-    this._state = "disconnected";
-    /** @private */ this._wanted = false; // connect() called and not disconnect()ed
-    /** @private @type {WebSocket|null} */ this._ws = null;
-    /** @private */ this._gen = 0; // bumped for every socket
-    /** @private */ this._openedAt = 0;
-    /** @private */ this._attempt = 0;
-    /** @private */ this._failedOpens = 0;
-    /** @private */ this._reconnectTimer = 0;
-    /** @private */ this._seq = 0;
-    /** @private @type {Promise<object>|null} */ this._loginPromise = null;
-    /** @private @type {Map<string, RoomRecord>} */ this._rooms = new Map();
+    /** @private */
+    this._conn = new Connection(this, base ? String(base).replace(/\/+$/, "") : "", options.wsUrl);
+    if (options.token) this._conn.setToken(options.token, false);
+    /** @private */ this._rooms = new Rooms(this);
+    /** @private */ this._outbox = new Outbox(this);
+    /** @private */ this._seq = 0; // numbers the ids of requests and typing notifications
     /** @private @type {Map<string, Promise<void>>} rooms whose `left` is awaited */
     this._leaving = new Map();
-    /** @private @type {Map<string, object>} send id → outbox entry, in send order */
-    this._outbox = new Map();
     /** @private @type {Map<string, {type: string, room: string, gen: number,
      *   resolve?: Function, reject?: Function}>} request id → pending request */
     this._pending = new Map();
-    /** @private @type {Array<(v: void) => void>} */ this._connectWaiters = [];
-    /** @private */ this._onOnline = () => {
-      if (this._state === "reconnecting") this._reconnectNow();
-    };
   }
 
   /* ------------------------------------------------------------------ API */
 
   /** The connection state: `disconnected`, `connecting`, `connected` or `reconnecting`. */
   get state() {
-    return this._state;
+    return this._conn.state;
   }
 
   /** Names of the rooms this client is in (or joining), in join order. */
   get rooms() {
-    return [...this._rooms.keys()];
+    return this._rooms.names();
   }
 
   /**
@@ -219,17 +191,12 @@ export class ConfabClient extends Emitter {
    * @param {string} name
    */
   room(name) {
-    const r = this._rooms.get(name);
-    if (!r) return null;
-    return {
-      room: r.name, status: r.status, epoch: r.epoch, lastId: r.lastId,
-      members: [...r.members.values()], count: r.count,
-    };
+    return this._rooms.info(name);
   }
 
   /** The sends not yet acknowledged, oldest first, as {@link Delivery} objects. */
   get outbox() {
-    return [...this._outbox.values()].map((e) => this._delivery(e));
+    return this._outbox.snapshot();
   }
 
   /** A new send id (the idempotency key of `send`). */
@@ -244,40 +211,7 @@ export class ConfabClient extends Emitter {
    * @throws {ConfabError} `login_failed` (HTTP 4xx/5xx, `status` set) or `network`
    */
   login(username = this.username) {
-    if (this._loginPromise) return this._loginPromise;
-    const doFetch = this.options.fetch ?? globalThis.fetch.bind(globalThis);
-    const attempt = (async () => {
-      let res;
-      try {
-        res = await doFetch(`${this._baseUrl}/login`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ username }),
-          cache: "no-store",
-        });
-      } catch {
-        throw new ConfabError("network", "Cannot reach the server.");
-      }
-      const body = await res.json().catch(() => null);
-      if (!res.ok) {
-        const why = body && typeof body.error === "string" && body.error
-          ? body.error : `login failed (HTTP ${res.status})`;
-        throw new ConfabError("login_failed", why, { status: res.status });
-      }
-      if (!body || typeof body.token !== "string") {
-        throw new ConfabError("login_failed", "unexpected login response", { status: res.status });
-      }
-      this.username = typeof body.username === "string" && body.username ? body.username : username;
-      this._setToken(body.token, true);
-      this._failedOpens = 0;
-      const result = { token: this.token, username: this.username };
-      this.emit("token", result);
-      return result;
-    })();
-    this._loginPromise = attempt;
-    const clear = () => { if (this._loginPromise === attempt) this._loginPromise = null; };
-    attempt.then(clear, clear);
-    return attempt;
+    return this._conn.login(username);
   }
 
   /**
@@ -287,17 +221,7 @@ export class ConfabClient extends Emitter {
    *   gives up (the login was refused) or is closed first
    */
   connect() {
-    const wait = new Promise((resolve, reject) => {
-      if (this._state === "connected") resolve();
-      else this._connectWaiters.push({ resolve, reject });
-    });
-    if (!this._wanted) {
-      this._wanted = true;
-      globalThis.addEventListener?.("online", this._onOnline);
-      this._attempt = 0;
-      this._open();
-    }
-    return wait;
+    return this._conn.connect();
   }
 
   /**
@@ -305,26 +229,15 @@ export class ConfabClient extends Emitter {
    * with recovery.
    */
   disconnect() {
-    this._wanted = false;
-    globalThis.removeEventListener?.("online", this._onOnline);
-    clearTimeout(this._reconnectTimer);
-    this._reconnectTimer = 0;
-    const ws = this._ws;
-    if (ws) {
-      this._dropSocket();
-      try { ws.close(1000, "bye"); } catch { /* already closing */ }
-    }
-    this._rejectConnectWaiters(new ConfabError("closed", "disconnected by the application"));
-    this._setState("disconnected");
+    this._conn.disconnect();
   }
 
   /** Disconnects and forgets everything: rooms, and the outbox (its sends reject with `closed`). */
   close() {
     this.disconnect();
     const err = new ConfabError("closed", "the client was closed");
-    for (const r of this._rooms.values()) this._forgetRoom(r, err);
-    this._rooms.clear();
-    for (const e of [...this._outbox.values()]) this._failSend(e, err, false);
+    this._rooms.removeAll(err);
+    this._outbox.failAll(err);
   }
 
   /**
@@ -342,23 +255,7 @@ export class ConfabClient extends Emitter {
     }
     const leaving = this._leaving.get(name);
     if (leaving) await leaving;
-    const known = this._rooms.get(name);
-    if (known) return known.status === "joined" ? this._joinedSnapshot(known) : known.joined;
-    /** @type {RoomRecord} */
-    const r = {
-      name, status: "joining", limit: clampLimit(limit ?? this.options.joinLimit),
-      epoch: null, lastId: 0, members: new Map(), count: 0, joinedOnce: false, gen: 0,
-      buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0,
-      ackedIds: new Map(),
-    };
-    r.joined = new Promise((resolve, reject) => {
-      r.resolveJoin = resolve;
-      r.rejectJoin = reject;
-    });
-    r.joined.catch(() => {}); // a rejection is reported by the returned promise
-    this._rooms.set(name, r);
-    if (this._state === "connected") this._sendJoin(r);
-    return r.joined;
+    return this._rooms.join(name, limit);
   }
 
   /**
@@ -370,13 +267,10 @@ export class ConfabClient extends Emitter {
   leave(name) {
     const r = this._rooms.get(name);
     if (!r) return this._leaving.get(name) ?? Promise.resolve();
-    this._rooms.delete(name);
-    this._forgetRoom(r, new ConfabError("left", `You left #${name}.`, { room: name }));
-    for (const [ref, q] of this._pending) {
-      if (q.type === "join" && q.room === name) this._pending.delete(ref); // its `joined` is ignored
-    }
+    this._rooms.remove(r, new ConfabError("left", `You left #${name}.`, { room: name }));
+    this._forgetRequests("join", name); // its `joined` is ignored
     let done = Promise.resolve();
-    if (this._state === "connected" && r.gen === this._gen) {
+    if (this._conn.state === "connected" && r.gen === this._conn.gen) {
       done = new Promise((resolve) => {
         this._request("leave", { room: name }, { room: name, resolve, reject: resolve });
       }).finally(() => this._leaving.delete(name));
@@ -396,8 +290,7 @@ export class ConfabClient extends Emitter {
    * @returns {Promise<Ack>}
    */
   send(room, text, { id = randomId() } = {}) {
-    const r = this._rooms.get(room);
-    if (!r) return Promise.reject(new ConfabError("not_joined", `Join #${room} first.`, { room }));
+    if (!this._rooms.has(room)) return Promise.reject(new ConfabError("not_joined", `Join #${room} first.`, { room }));
     if (typeof text !== "string" || !text.trim()) {
       return Promise.reject(new ConfabError("empty_message", "The message is empty.", { room }));
     }
@@ -408,18 +301,7 @@ export class ConfabClient extends Emitter {
     if (byteLength(frame) > this.options.maxFrameBytes) {
       return Promise.reject(new ConfabError("too_big", "The message is too long.", { room }));
     }
-    const entry = {
-      id, room, message: text, state: "sending", attempts: 0, inflight: false, gen: 0,
-      timer: 0, watchdog: 0, error: undefined, retryIn: undefined, resolve: null, reject: null,
-    };
-    const promise = new Promise((resolve, reject) => {
-      entry.resolve = resolve;
-      entry.reject = reject;
-    });
-    this._outbox.set(id, entry);
-    this.emit("delivery", this._delivery(entry));
-    this._transmit(entry);
-    return promise;
+    return this._outbox.add(room, text, id);
   }
 
   /**
@@ -431,7 +313,7 @@ export class ConfabClient extends Emitter {
   history(room, { before, limit } = {}) {
     const r = this._rooms.get(room);
     if (!r) return Promise.reject(new ConfabError("not_joined", `Join #${room} first.`, { room }));
-    if (this._state !== "connected" || r.status !== "joined") {
+    if (this._conn.state !== "connected" || r.status !== "joined") {
       return Promise.reject(new ConfabError("disconnected", "Not connected; try again shortly.", { room }));
     }
     const payload = { room };
@@ -449,478 +331,58 @@ export class ConfabClient extends Emitter {
    * @returns {boolean} whether a notification went out
    */
   typing(room) {
-    const r = this._rooms.get(room);
-    if (!r || r.status !== "joined" || this._state !== "connected") return false;
-    const now = Date.now();
-    if (now - r.lastTypingAt < this.options.typingInterval) return false;
-    r.lastTypingAt = now;
+    if (!this._rooms.typingSlot(room)) return false;
     // Typing has no answer; its id (prefix "t") only lets us ignore its errors.
-    this._ws.send(JSON.stringify({ type: "typing", payload: { room, id: `t${(++this._seq).toString(36)}` } }));
+    this._conn.ws.send(JSON.stringify({ type: "typing", payload: { room, id: `t${(++this._seq).toString(36)}` } }));
     return true;
   }
 
-  /* ----------------------------------------------------- connection */
-
-  /** @private */
-  _setState(state, extra = {}) {
-    const previous = this._state;
-    this._state = state;
-    if (previous !== state || state === "reconnecting") this.emit("state", { state, previous, ...extra });
-  }
-
-  /** @private */
-  _setToken(token, fromLogin) {
-    this.token = token;
-    const claims = decodeToken(token);
-    if (!this.username && claims && typeof claims.sub === "string") this.username = claims.sub;
-    this._tokenExpiresAt = 0;
-    if (claims && typeof claims.exp === "number") {
-      // Judge a fresh token by its lifetime on our own clock, so that a page
-      // whose clock is off does not log in again and again.
-      this._tokenExpiresAt = fromLogin && typeof claims.iat === "number"
-        ? Date.now() + (claims.exp - claims.iat) * 1000
-        : claims.exp * 1000;
-    }
-  }
-
-  /** @private */
-  _tokenStale() {
-    if (!this.token) return true;
-    if (!this._tokenExpiresAt) return false;
-    return Date.now() >= this._tokenExpiresAt - this.options.tokenMargin * 1000;
-  }
-
-  /** @private Opens a socket, logging in first when needed. */
-  async _open() {
-    clearTimeout(this._reconnectTimer);
-    this._reconnectTimer = 0;
-    const gen = ++this._gen;
-    this._setState("connecting", { attempt: this._attempt });
-    if (this._tokenStale() || this._failedOpens >= 2) {
-      if (!this.username) {
-        this._giveUp(new ConfabError("unauthorized", "No valid token and no username to log in with.",
-          { fatal: true }));
-        return;
-      }
-      try {
-        await this.login(this.username);
-      } catch (err) {
-        if (gen !== this._gen || !this._wanted) return;
-        const permanent = err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
-        if (permanent) {
-          err.fatal = true;
-          this._giveUp(err);
-          return;
-        }
-        this.emit("error", err);
-        this._scheduleReconnect();
-        return;
-      }
-      if (gen !== this._gen || !this._wanted) return;
-    }
-    const WS = this.options.WebSocket ?? globalThis.WebSocket;
-    let ws;
-    try {
-      ws = new WS(`${this._wsUrl}?token=${encodeURIComponent(this.token)}`, [SUBPROTOCOL]);
-    } catch (err) {
-      this._failedOpens += 1;
-      this.emit("error", new ConfabError("network", `Cannot open a WebSocket: ${err.message}`));
-      this._scheduleReconnect();
-      return;
-    }
-    this._ws = ws;
-    this._openedAt = 0;
-    ws.onopen = () => { if (ws === this._ws) this._onOpen(); };
-    ws.onmessage = (ev) => { if (ws === this._ws) this._onFrame(ev.data); };
-    ws.onclose = (ev) => { if (ws === this._ws) this._onClose(ev); };
-    ws.onerror = () => {}; // a close event follows
-  }
-
-  /** @private */
-  _onOpen() {
-    this._openedAt = Date.now();
-    this._failedOpens = 0;
-    this._setState("connected");
-    const waiters = this._connectWaiters;
-    this._connectWaiters = [];
-    for (const w of waiters) w.resolve();
-    for (const r of this._rooms.values()) {
-      r.status = "joining";
-      r.joinAttempts = 0;
-      this._sendJoin(r);
-    }
-  }
-
-  /** @private */
-  _onClose(ev) {
-    const wasOpen = this._openedAt > 0;
-    this._dropSocket();
-    if (!this._wanted) return;
-    if (wasOpen) {
-      const stable = Date.now() - this._openedAt >= this.options.stableAfter;
-      if (stable || ev.code === 1001) this._attempt = 0;
-    } else {
-      this._failedOpens += 1; // a refused upgrade (401) looks just like this
-    }
-    this._scheduleReconnect({ code: ev.code, reason: ev.reason, wasOpen });
-  }
-
-  /**
-   * @private Forgets the current socket: pending requests end, sends in
-   * flight become "outcome unknown" (resent after the rejoin), rooms wait
-   * for their rejoin.
-   */
-  _dropSocket() {
-    const ws = this._ws;
-    if (!ws) return;
-    this._ws = null;
-    ws.onopen = ws.onmessage = ws.onclose = null;
-    this._openedAt = 0;
-    const gone = new ConfabError("disconnected", "The connection was lost.");
-    for (const [ref, p] of this._pending) {
-      this._pending.delete(ref);
-      if (p.type === "leave") p.resolve?.(); // the server forgets our rooms anyway
-      else if (p.type === "history") p.reject?.(new ConfabError(gone.code, gone.message, { room: p.room }));
-    }
-    for (const e of this._outbox.values()) {
-      e.inflight = false;
-      clearTimeout(e.watchdog);
-      e.watchdog = 0;
-    }
-    for (const r of this._rooms.values()) {
-      r.status = "joining";
-      r.buffer = [];
-      clearTimeout(r.joinTimer);
-      r.joinTimer = 0;
-    }
-  }
-
-  /** @private */
-  _scheduleReconnect(extra = {}) {
-    clearTimeout(this._reconnectTimer);
-    const { reconnectDelay, maxReconnectDelay } = this.options;
-    const ceiling = Math.min(maxReconnectDelay, reconnectDelay * 2 ** this._attempt);
-    this._attempt = Math.min(this._attempt + 1, 30);
-    const delay = Math.round(Math.random() * ceiling); // full jitter
-    this._reconnectTimer = setTimeout(() => this._open(), delay);
-    this._setState("reconnecting", { ...extra, attempt: this._attempt, delay, retryAt: Date.now() + delay });
-  }
-
-  /** @private */
-  _reconnectNow() {
-    if (!this._wanted || this._ws) return;
-    this._open();
-  }
-
-  /** @private */
-  _giveUp(err) {
-    this._wanted = false;
-    clearTimeout(this._reconnectTimer);
-    this._setState("disconnected", { error: err });
-    this._rejectConnectWaiters(err);
-    this.emit("error", err);
-  }
-
-  /** @private */
-  _rejectConnectWaiters(err) {
-    const waiters = this._connectWaiters;
-    this._connectWaiters = [];
-    for (const w of waiters) w.reject(err);
-  }
+  /* ------------------------------------------- for the client/ modules */
 
   /**
    * @private Sends one request frame, remembering it by id for the answer.
    * @returns {boolean} whether it went out
    */
   _request(type, payload, pending = {}) {
-    if (!this._ws || this._state !== "connected") return false;
+    const conn = this._conn;
+    if (!conn.ws || conn.state !== "connected") return false;
     const id = `r${(++this._seq).toString(36)}`;
-    this._pending.set(id, { type, room: payload.room, gen: this._gen, ...pending });
-    this._ws.send(JSON.stringify({ type, payload: { ...payload, id } }));
+    this._pending.set(id, { type, room: payload.room, gen: conn.gen, ...pending });
+    conn.ws.send(JSON.stringify({ type, payload: { ...payload, id } }));
     return true;
   }
 
-  /* ---------------------------------------------------------- rooms */
-
-  /** @private */
-  _sendJoin(r) {
-    const payload = { room: r.name, limit: r.limit };
-    if (r.epoch !== null) {
-      payload.since = r.lastId;
-      payload.epoch = r.epoch;
-    }
-    r.gen = this._gen;
-    clearTimeout(r.joinTimer);
-    r.joinTimer = setTimeout(() => {
-      // The server always answers a join; silence means the link is wedged.
-      if (r.status === "joining" && r.gen === this._gen && this._ws) {
-        this.emit("error", new ConfabError("timeout", `No answer joining #${r.name}; reconnecting.`,
-          { room: r.name }));
-        const ws = this._ws;
-        this._onClose({ code: 4000, reason: "join timeout" });
-        try { ws.close(4000, "join timeout"); } catch { /* closing */ }
-      }
-    }, this.options.joinTimeout);
-    this._request("join", payload, { room: r.name });
-  }
-
-  /** @private */
-  _joinedSnapshot(r) {
-    return {
-      room: r.name, epoch: r.epoch, lastId: r.lastId, members: [...r.members.values()],
-      count: r.count, recovered: true, rejoin: false, reset: false, gap: false, messages: [],
-    };
-  }
-
-  /** @private Stops everything about a room this client is no longer in. */
-  _forgetRoom(r, err) {
-    clearTimeout(r.joinTimer);
-    clearTimeout(r.holdTimer);
-    r.held = [];
-    r.buffer = [];
-    if (!r.joinedOnce) r.rejectJoin(err);
-    // Their promises report it; the caller reports the error itself.
-    for (const e of [...this._outbox.values()]) if (e.room === r.name) this._failSend(e, err, false);
-  }
-
-  /**
-   * @private The answer to our join, or a `joined` the server sends by itself
-   * to a live member: after a broker restart (the missed messages, as for a
-   * recovering join) or when the room's epoch changed (a fresh snapshot).
-   * Both are handled like a rejoin.
-   */
-  _onJoined(p) {
-    const r = this._rooms.get(p.room);
-    if (!r) return;
+  /** @private Stops waiting for the answers to the `type` requests about `room`. */
+  _forgetRequests(type, room) {
     for (const [ref, q] of this._pending) {
-      if (q.type === "join" && q.room === p.room) this._pending.delete(ref);
+      if (q.type === type && q.room === room) this._pending.delete(ref);
     }
-    clearTimeout(r.joinTimer);
-    r.joinTimer = 0;
-    const first = !r.joinedOnce;
-    const epoch = typeof p.epoch === "string" ? p.epoch : String(p.epoch ?? "");
-    const reset = r.epoch !== null && epoch !== r.epoch;
-    if (reset) {
-      r.lastId = 0;
-      r.ackedIds.clear();
-    }
-    const seen = r.lastId;
-    const fresh = normalizeMessages(p.messages, r.name).filter((m) => !(m.id <= seen));
-    r.epoch = epoch;
-    r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...fresh.map((m) => m.id ?? 0));
-    r.members = new Map();
-    for (const m of Array.isArray(p.members) ? p.members : []) {
-      if (m && typeof m.user === "string") r.members.set(m.user, { user: m.user });
-    }
-    r.count = Number.isInteger(p.count) ? p.count : r.members.size;
-    r.status = "joined";
-    r.joinedOnce = true;
-    const source = first || reset ? "history" : "recovery";
-    const messages = fresh.map((m) => this._decorate(r, m, source));
-    /** @type {JoinedInfo} */
-    const info = {
-      room: r.name, epoch, lastId: r.lastId, members: [...r.members.values()], count: r.count,
-      recovered: Boolean(p.recovered), rejoin: !first, reset, gap: !first && !reset && !p.recovered,
-      messages,
-    };
-    this.emit("joined", info);
-    for (const m of messages) this._deliver(r, m);
-    r.resolveJoin(info);
-    const buffered = r.buffer;
-    r.buffer = [];
-    for (const ev of buffered) this._onFrameEvent(ev);
-    for (const e of this._outbox.values()) if (e.room === r.name) this._transmit(e);
   }
 
-  /** @private */
-  _onNewMessage(p) {
-    const r = this._rooms.get(p.room);
-    if (!r) return;
-    if (r.status === "joining") {
-      r.buffer.push({ type: "new_message", payload: p });
-      return;
-    }
-    const [m] = normalizeMessages([p], r.name);
-    if (!m) return;
-    if (m.id !== undefined) {
-      if (m.id <= r.lastId) return; // seen already
-      const missing = r.lastId > 0 ? m.id - r.lastId - 1 : 0;
-      const from = r.lastId;
-      r.lastId = m.id;
-      if (missing > 0) this._fillGap(r, from, m.id);
-    }
-    this._deliver(r, this._decorate(r, m, "live"));
+  /** @private The Connection's socket opened: (re)join every room. */
+  _onOpened() {
+    this._rooms.rejoinAll();
   }
 
   /**
-   * @private Live ids jumped (they are gapless, so a message was lost on the
-   * way): fetch what is missing from the history and deliver it.
+   * @private The Connection gave up its socket: pending requests end, sends
+   * in flight become "outcome unknown" (resent after the rejoin), rooms wait
+   * for their rejoin.
    */
-  _fillGap(r, after, before) {
-    const gen = this._gen;
-    const epoch = r.epoch;
-    this.emit("error", new ConfabError("gap",
-      `Messages ${after + 1}–${before - 1} of #${r.name} did not arrive live; fetching them.`,
-      { room: r.name }));
-    this.history(r.name, { before, limit: Math.min(100, before - after - 1) }).then((res) => {
-      if (this._rooms.get(r.name) !== r || r.epoch !== epoch || gen !== this._gen) return;
-      for (const m of res.messages) {
-        if (m.id !== undefined && m.id > after && m.id < before) this._deliver(r, this._decorate(r, m, "gap"));
-      }
-    }, () => { /* the rejoin after a reconnect recovers them */ });
-  }
-
-  /** @private Adds `source`, `mine` and (for own acked sends) `clientId`. */
-  _decorate(r, m, source) {
-    const out = { ...m, source, mine: m.from === this.username };
-    const clientId = m.id !== undefined ? r.ackedIds.get(m.id) : undefined;
-    if (clientId) out.clientId = clientId;
-    return out;
-  }
-
-  /**
-   * @private Emits a message, except an echo of one's own send that has not
-   * been acked yet: that one waits (up to `echoHold` ms) for its ack, so the
-   * ack and the message arrive at the application in that order.
-   */
-  _deliver(r, m) {
-    if (m.mine && !m.clientId) {
-      const waiting = [...this._outbox.values()].some((e) => e.room === r.name && e.message === m.message);
-      if (waiting) {
-        r.held.push(m);
-        if (!r.holdTimer) r.holdTimer = setTimeout(() => this._releaseHeld(r), this.options.echoHold);
-        return;
-      }
+  _onDropped() {
+    const gone = new ConfabError("disconnected", "The connection was lost.");
+    for (const [ref, p] of this._pending) {
+      this._pending.delete(ref);
+      if (p.type === "leave") p.resolve?.(); // the server forgets our rooms anyway
+      else if (p.type === "history") p.reject?.(new ConfabError(gone.code, gone.message, { room: p.room }));
     }
-    this.emit("message", m);
-  }
-
-  /** @private */
-  _releaseHeld(r) {
-    clearTimeout(r.holdTimer);
-    r.holdTimer = 0;
-    const held = r.held.sort((a, b) => (a.id ?? 0) - (b.id ?? 0));
-    r.held = [];
-    for (const m of held) {
-      const clientId = m.id !== undefined ? r.ackedIds.get(m.id) : undefined;
-      this.emit("message", clientId ? { ...m, clientId } : m);
-    }
-  }
-
-  /** @private */
-  _onPresence(p) {
-    const r = this._rooms.get(p.room);
-    if (!r || r.status !== "joined" || typeof p.user !== "string") return;
-    if (p.action === "join") r.members.set(p.user, { user: p.user });
-    else if (p.action === "leave") r.members.delete(p.user);
-    else return;
-    r.count = Number.isInteger(p.count) ? p.count : r.members.size;
-    this.emit("presence", { room: r.name, user: p.user, action: p.action, count: r.count });
-  }
-
-  /* ---------------------------------------------------------- sends */
-
-  /** @private Puts a send on the wire when its room is joined on this connection. */
-  _transmit(e) {
-    const r = this._rooms.get(e.room);
-    if (!r || r.status !== "joined" || r.gen !== this._gen || this._state !== "connected") return;
-    if (e.inflight || e.timer || !this._outbox.has(e.id)) return;
-    e.inflight = true;
-    e.gen = this._gen;
-    e.attempts += 1;
-    this._ws.send(JSON.stringify({ type: "send", payload: { room: e.room, message: e.message, id: e.id } }));
-    clearTimeout(e.watchdog);
-    e.watchdog = setTimeout(() => {
-      // No ack nor error: the outcome is unknown, so resend with the same id.
-      e.watchdog = 0;
-      if (e.inflight && e.gen === this._gen) {
-        e.inflight = false;
-        this._transmit(e);
-      }
-    }, this.options.ackTimeout);
-  }
-
-  /** @private */
-  _onAck(p) {
-    const e = typeof p.id === "string" ? this._outbox.get(p.id) : undefined;
-    if (!e) return; // a late duplicate
-    const messageId = toId(p.message_id);
-    this._outbox.delete(e.id);
-    clearTimeout(e.timer);
-    clearTimeout(e.watchdog);
-    e.state = "sent";
-    e.inflight = false;
-    e.messageId = messageId;
-    e.sent = typeof p.sent === "string" ? p.sent : undefined;
-    e.error = undefined;
-    e.retryIn = undefined;
-    const r = this._rooms.get(e.room);
-    if (r && messageId !== undefined) {
-      r.ackedIds.set(messageId, e.id);
-      if (r.ackedIds.size > 500) r.ackedIds.delete(r.ackedIds.keys().next().value);
-    }
-    /** @type {Ack} */
-    const ack = { id: e.id, room: e.room, messageId, sent: e.sent };
-    e.resolve(ack);
-    this.emit("ack", ack);
-    this.emit("delivery", this._delivery(e));
-    if (r && r.held.length) this._releaseHeld(r);
-  }
-
-  /** @private */
-  _onSendError(e, err) {
-    clearTimeout(e.watchdog);
-    e.watchdog = 0;
-    e.inflight = false;
-    const r = this._rooms.get(e.room);
-    const retry = RETRYABLE.has(err.code) ||
-      (err.code === "not_member" && r && e.attempts < 5); // raced a rejoin
-    if (!retry || !r) {
-      this._failSend(e, err, true);
-      return;
-    }
-    const { retryDelay, maxRetryDelay } = this.options;
-    const ceiling = Math.min(maxRetryDelay, retryDelay * 2 ** Math.max(0, e.attempts - 1));
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    e.error = err;
-    e.retryIn = delay;
-    clearTimeout(e.timer);
-    e.timer = setTimeout(() => {
-      e.timer = 0;
-      e.retryIn = undefined;
-      this._transmit(e);
-    }, delay);
-    this.emit("delivery", this._delivery(e));
-  }
-
-  /** @private */
-  _failSend(e, err, report) {
-    this._outbox.delete(e.id);
-    clearTimeout(e.timer);
-    clearTimeout(e.watchdog);
-    e.state = "failed";
-    e.error = err;
-    e.retryIn = undefined;
-    e.reject(err);
-    this.emit("delivery", this._delivery(e));
-    const r = this._rooms.get(e.room);
-    if (r && r.held.length) this._releaseHeld(r);
-    if (report && err.code !== "left" && err.code !== "closed") this.emit("error", err);
-  }
-
-  /** @private @returns {Delivery} */
-  _delivery(e) {
-    const d = { id: e.id, room: e.room, message: e.message, state: e.state, attempts: e.attempts };
-    if (e.messageId !== undefined) d.messageId = e.messageId;
-    if (e.sent !== undefined) d.sent = e.sent;
-    if (e.error) d.error = e.error;
-    if (e.retryIn !== undefined) d.retryIn = e.retryIn;
-    return d;
+    this._outbox.lost();
+    this._rooms.lost();
   }
 
   /* --------------------------------------------------------- frames */
 
-  /** @private */
+  /** @private A frame from the current socket. */
   _onFrame(data) {
     if (typeof data !== "string") return; // confab.v1 is text only
     let ev;
@@ -937,17 +399,13 @@ export class ConfabClient extends Emitter {
   /** @private */
   _onFrameEvent({ type, payload: p }) {
     switch (type) {
-      case "joined": this._onJoined(p); break;
-      case "new_message": this._onNewMessage(p); break;
-      case "ack": this._onAck(p); break;
+      case "joined": this._rooms.onJoined(p); break;
+      case "new_message": this._rooms.onNewMessage(p); break;
+      case "ack": this._outbox.onAck(p); break;
       case "history": this._onHistory(p); break;
       case "left": this._onLeft(p); break;
-      case "presence": this._onPresence(p); break;
-      case "typing":
-        if (this._rooms.get(p.room)?.status === "joined" && typeof p.user === "string") {
-          this.emit("typing", { room: p.room, user: p.user });
-        }
-        break;
+      case "presence": this._rooms.onPresence(p); break;
+      case "typing": this._rooms.onTyping(p); break;
       case "error": this._onError(p); break;
       default: break; // newer servers may add events
     }
@@ -986,11 +444,7 @@ export class ConfabClient extends Emitter {
     const room = typeof p.room === "string" ? p.room : undefined;
     const err = new ConfabError(code, typeof p.message === "string" && p.message ? p.message : code,
       { ref, room });
-    const entry = ref !== undefined ? this._outbox.get(ref) : undefined;
-    if (entry) {
-      this._onSendError(entry, err);
-      return;
-    }
+    if (ref !== undefined && this._outbox.onError(ref, err)) return;
     if (ref !== undefined && ref.startsWith("t")) return; // a dropped typing notification
     const q = ref !== undefined ? this._pending.get(ref) : undefined;
     if (!q) {
@@ -999,30 +453,9 @@ export class ConfabClient extends Emitter {
     }
     this._pending.delete(ref);
     switch (q.type) {
-      case "join": this._onJoinError(q.room, err); break;
+      case "join": this._rooms.onJoinError(q.room, err); break;
       case "history": q.reject(err); break;
       default: q.resolve(); break; // leave: not a member any more either way
     }
-  }
-
-  /** @private */
-  _onJoinError(name, err) {
-    const r = this._rooms.get(name);
-    if (!r || r.status !== "joining") return;
-    clearTimeout(r.joinTimer);
-    r.joinTimer = 0;
-    if (RETRYABLE.has(err.code) && r.joinAttempts < 8) {
-      const gen = this._gen;
-      r.joinAttempts += 1;
-      const delay = Math.min(this.options.maxRetryDelay, this.options.retryDelay * 2 ** r.joinAttempts);
-      r.joinTimer = setTimeout(() => {
-        if (this._rooms.get(name) === r && r.status === "joining" && gen === this._gen) this._sendJoin(r);
-      }, delay / 2 + (Math.random() * delay) / 2);
-      return;
-    }
-    this._rooms.delete(name);
-    this._forgetRoom(r, err);
-    this.emit("left", { room: name, error: err });
-    if (r.joinedOnce) this.emit("error", err); // a first join reports through its promise
   }
 }

@@ -1,0 +1,287 @@
+/**
+ * client/connection.js — the socket of a ConfabClient and what keeps it up:
+ * logging in, judging the token, opening the WebSocket, and reconnecting
+ * with exponential backoff and full jitter until told to stop.
+ *
+ * Ownership: one Connection per ConfabClient, made by its constructor and
+ * never shared. The Connection owns the socket and every field below; the
+ * other modules only read `state`, `gen` and `ws` (and send on `ws`). It
+ * writes two public fields of its owner, `username` and `token`, after a
+ * login, and tells its owner about the socket through three calls:
+ * `_onOpened()` once it is open, `_onFrame(data)` for each frame, and
+ * `_onDropped()` when it is given up, for whatever hung on it.
+ *
+ * Invariants:
+ *  - `gen` is bumped for every attempt to open a socket, and handlers of a
+ *    socket that is no longer `ws` do nothing: frames from an old socket are
+ *    ignored, and a login that finishes after a newer attempt started is not
+ *    acted on;
+ *  - while `wanted` (connect() called, and neither disconnect() since nor
+ *    giving up on a login refused for good), it is always logging in,
+ *    opening, open, or waiting for its reconnect timer;
+ *  - every connect() promise settles: resolved on open, rejected on
+ *    disconnect() or when the client gives up.
+ *
+ * @module confab-client/connection
+ */
+
+import { ConfabError, SUBPROTOCOL, decodeToken, wsUrlFor } from "./util.js";
+
+export class Connection {
+  /**
+   * @param {import("../confab-client.js").ConfabClient} client the owner
+   * @param {string} baseUrl where the gateway is ("" when only `wsUrl` is known)
+   * @param {string|undefined} wsUrl the WebSocket URL, when not `{baseUrl}/ws`
+   */
+  constructor(client, baseUrl, wsUrl) {
+    /** @private */ this._client = client;
+    /** @private */ this._baseUrl = baseUrl;
+    /** @private */ this._wsUrl = wsUrl ?? wsUrlFor(baseUrl);
+    /** @private */ this._tokenExpiresAt = 0;
+    /** @type {"disconnected"|"connecting"|"connected"|"reconnecting"} read-only outside */
+    this.state = "disconnected";
+    /** @type {WebSocket|null} the current socket; read-only outside */
+    this.ws = null;
+    /** @type {number} bumped for every socket; read-only outside */
+    this.gen = 0;
+    /** @private */ this._wanted = false; // connect() called and not disconnect()ed
+    /** @private */ this._openedAt = 0;
+    /** @private */ this._attempt = 0;
+    /** @private */ this._failedOpens = 0;
+    /** @private */ this._reconnectTimer = 0;
+    /** @private @type {Promise<object>|null} */ this._loginPromise = null;
+    /** @private @type {Array<{resolve: Function, reject: Function}>} */ this._connectWaiters = [];
+    /** @private */ this._onOnline = () => {
+      if (this.state === "reconnecting") this._reconnectNow();
+    };
+  }
+
+  /** ConfabClient.login: `POST /login`, one at a time. */
+  login(username) {
+    if (this._loginPromise) return this._loginPromise;
+    const client = this._client;
+    const doFetch = client.options.fetch ?? globalThis.fetch.bind(globalThis);
+    const attempt = (async () => {
+      let res;
+      try {
+        res = await doFetch(`${this._baseUrl}/login`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ username }),
+          cache: "no-store",
+        });
+      } catch {
+        throw new ConfabError("network", "Cannot reach the server.");
+      }
+      const body = await res.json().catch(() => null);
+      if (!res.ok) {
+        const why = body && typeof body.error === "string" && body.error
+          ? body.error : `login failed (HTTP ${res.status})`;
+        throw new ConfabError("login_failed", why, { status: res.status });
+      }
+      if (!body || typeof body.token !== "string") {
+        throw new ConfabError("login_failed", "unexpected login response", { status: res.status });
+      }
+      client.username = typeof body.username === "string" && body.username ? body.username : username;
+      this.setToken(body.token, true);
+      this._failedOpens = 0;
+      const result = { token: client.token, username: client.username };
+      client.emit("token", result);
+      return result;
+    })();
+    this._loginPromise = attempt;
+    const clear = () => { if (this._loginPromise === attempt) this._loginPromise = null; };
+    attempt.then(clear, clear);
+    return attempt;
+  }
+
+  /** ConfabClient.connect: resolves once connected. */
+  connect() {
+    const wait = new Promise((resolve, reject) => {
+      if (this.state === "connected") resolve();
+      else this._connectWaiters.push({ resolve, reject });
+    });
+    if (!this._wanted) {
+      this._wanted = true;
+      globalThis.addEventListener?.("online", this._onOnline);
+      this._attempt = 0;
+      this._open();
+    }
+    return wait;
+  }
+
+  /** ConfabClient.disconnect: closes the socket and stops reconnecting. */
+  disconnect() {
+    this._wanted = false;
+    globalThis.removeEventListener?.("online", this._onOnline);
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = 0;
+    const ws = this.ws;
+    if (ws) {
+      this._dropSocket();
+      try { ws.close(1000, "bye"); } catch { /* already closing */ }
+    }
+    this._rejectConnectWaiters(new ConfabError("closed", "disconnected by the application"));
+    this._setState("disconnected");
+  }
+
+  /**
+   * Gives up the current socket as if it had closed with `code`, then closes
+   * it: for a link that looks wedged (a join nobody answers).
+   */
+  abort(code, reason) {
+    const ws = this.ws;
+    this._onClose({ code, reason });
+    try { ws.close(code, reason); } catch { /* closing */ }
+  }
+
+  /**
+   * Takes a token: the owner's `token`, its username when it has none, and
+   * when it expires.
+   * @param {boolean} fromLogin just issued, so its lifetime is known
+   */
+  setToken(token, fromLogin) {
+    const client = this._client;
+    client.token = token;
+    const claims = decodeToken(token);
+    if (!client.username && claims && typeof claims.sub === "string") client.username = claims.sub;
+    this._tokenExpiresAt = 0;
+    if (claims && typeof claims.exp === "number") {
+      // Judge a fresh token by its lifetime on our own clock, so that a page
+      // whose clock is off does not log in again and again.
+      this._tokenExpiresAt = fromLogin && typeof claims.iat === "number"
+        ? Date.now() + (claims.exp - claims.iat) * 1000
+        : claims.exp * 1000;
+    }
+  }
+
+  /** @private */
+  _setState(state, extra = {}) {
+    const previous = this.state;
+    this.state = state;
+    if (previous !== state || state === "reconnecting") this._client.emit("state", { state, previous, ...extra });
+  }
+
+  /** @private */
+  _tokenStale() {
+    const client = this._client;
+    if (!client.token) return true;
+    if (!this._tokenExpiresAt) return false;
+    return Date.now() >= this._tokenExpiresAt - client.options.tokenMargin * 1000;
+  }
+
+  /** @private Opens a socket, logging in first when needed. */
+  async _open() {
+    const client = this._client;
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = 0;
+    const gen = ++this.gen;
+    this._setState("connecting", { attempt: this._attempt });
+    if (this._tokenStale() || this._failedOpens >= 2) {
+      if (!client.username) {
+        this._giveUp(new ConfabError("unauthorized", "No valid token and no username to log in with.",
+          { fatal: true }));
+        return;
+      }
+      try {
+        await client.login(client.username);
+      } catch (err) {
+        if (gen !== this.gen || !this._wanted) return;
+        const permanent = err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
+        if (permanent) {
+          err.fatal = true;
+          this._giveUp(err);
+          return;
+        }
+        client.emit("error", err);
+        this._scheduleReconnect();
+        return;
+      }
+      if (gen !== this.gen || !this._wanted) return;
+    }
+    const WS = client.options.WebSocket ?? globalThis.WebSocket;
+    let ws;
+    try {
+      ws = new WS(`${this._wsUrl}?token=${encodeURIComponent(client.token)}`, [SUBPROTOCOL]);
+    } catch (err) {
+      this._failedOpens += 1;
+      client.emit("error", new ConfabError("network", `Cannot open a WebSocket: ${err.message}`));
+      this._scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this._openedAt = 0;
+    ws.onopen = () => { if (ws === this.ws) this._onOpen(); };
+    ws.onmessage = (ev) => { if (ws === this.ws) client._onFrame(ev.data); };
+    ws.onclose = (ev) => { if (ws === this.ws) this._onClose(ev); };
+    ws.onerror = () => {}; // a close event follows
+  }
+
+  /** @private */
+  _onOpen() {
+    this._openedAt = Date.now();
+    this._failedOpens = 0;
+    this._setState("connected");
+    const waiters = this._connectWaiters;
+    this._connectWaiters = [];
+    for (const w of waiters) w.resolve();
+    this._client._onOpened();
+  }
+
+  /** @private */
+  _onClose(ev) {
+    const wasOpen = this._openedAt > 0;
+    this._dropSocket();
+    if (!this._wanted) return;
+    if (wasOpen) {
+      const stable = Date.now() - this._openedAt >= this._client.options.stableAfter;
+      if (stable || ev.code === 1001) this._attempt = 0;
+    } else {
+      this._failedOpens += 1; // a refused upgrade (401) looks just like this
+    }
+    this._scheduleReconnect({ code: ev.code, reason: ev.reason, wasOpen });
+  }
+
+  /** @private Forgets the current socket, then lets the owner settle what hung on it. */
+  _dropSocket() {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    this._openedAt = 0;
+    this._client._onDropped();
+  }
+
+  /** @private */
+  _scheduleReconnect(extra = {}) {
+    clearTimeout(this._reconnectTimer);
+    const { reconnectDelay, maxReconnectDelay } = this._client.options;
+    const ceiling = Math.min(maxReconnectDelay, reconnectDelay * 2 ** this._attempt);
+    this._attempt = Math.min(this._attempt + 1, 30);
+    const delay = Math.round(Math.random() * ceiling); // full jitter
+    this._reconnectTimer = setTimeout(() => this._open(), delay);
+    this._setState("reconnecting", { ...extra, attempt: this._attempt, delay, retryAt: Date.now() + delay });
+  }
+
+  /** @private */
+  _reconnectNow() {
+    if (!this._wanted || this.ws) return;
+    this._open();
+  }
+
+  /** @private */
+  _giveUp(err) {
+    this._wanted = false;
+    clearTimeout(this._reconnectTimer);
+    this._setState("disconnected", { error: err });
+    this._rejectConnectWaiters(err);
+    this._client.emit("error", err);
+  }
+
+  /** @private */
+  _rejectConnectWaiters(err) {
+    const waiters = this._connectWaiters;
+    this._connectWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * client/outbox.js — the sends of a ConfabClient that are not acknowledged
+ * yet: putting each on the wire when its room is joined on the current
+ * connection, resending it with the SAME id (which the server deduplicates)
+ * when its outcome is unknown, and settling it with its ack or an error.
+ *
+ * Ownership: one Outbox per ConfabClient, made by its constructor. It owns
+ * the entries and their promises and timers. Of its owner it uses `emit`
+ * (`delivery`, `ack`, `error`), `options`, `_conn` (gen, state and the
+ * socket to send on) and `_rooms` (whether a room can take sends now,
+ * remembering acked ids, releasing echoes held for an ack).
+ *
+ * Invariants:
+ *  - a send is settled exactly once: resolved with its ack or rejected with a
+ *    ConfabError whose code says why (never silently dropped), and it leaves
+ *    the outbox then;
+ *  - at most one copy of a send is in flight: it goes out again only once
+ *    the copy on the wire is known lost (the socket dropped, or nothing came
+ *    back within `ackTimeout`) or was refused with a retryable error;
+ *  - every state change of a send is emitted as `delivery`.
+ *
+ * @module confab-client/outbox
+ */
+
+import { ConfabError, RETRYABLE, toId } from "./util.js";
+
+/**
+ * One unacknowledged send.
+ * @typedef {object} OutboxEntry
+ * @property {string} id the send id (idempotency key)
+ * @property {string} room
+ * @property {string} message
+ * @property {"sending"|"sent"|"failed"} state
+ * @property {number} attempts how many times it went on the wire
+ * @property {boolean} inflight a copy is on the wire, its outcome unknown
+ * @property {number} gen the connection it last went out on
+ * @property {*} timer the retry after a refusal
+ * @property {*} watchdog resends when no answer came within `ackTimeout`
+ * @property {number} [messageId]
+ * @property {string} [sent]
+ * @property {ConfabError} [error]
+ * @property {number} [retryIn]
+ * @property {Function} resolve
+ * @property {Function} reject
+ */
+
+export class Outbox {
+  /** @param {import("../confab-client.js").ConfabClient} client the owner */
+  constructor(client) {
+    /** @private */ this._client = client;
+    /** @private @type {Map<string, OutboxEntry>} send id → entry, in send order */
+    this._entries = new Map();
+  }
+
+  has(id) {
+    return this._entries.has(id);
+  }
+
+  /** The entries as Delivery objects, oldest first. */
+  snapshot() {
+    return [...this._entries.values()].map(delivery);
+  }
+
+  /**
+   * ConfabClient.send, once the message is checked: queues it and sends it
+   * as soon as its room can take it.
+   * @returns {Promise<import("../confab-client.js").Ack>}
+   */
+  add(room, message, id) {
+    const entry = {
+      id, room, message, state: "sending", attempts: 0, inflight: false, gen: 0,
+      timer: 0, watchdog: 0, error: undefined, retryIn: undefined, resolve: null, reject: null,
+    };
+    const promise = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    this._entries.set(id, entry);
+    this._client.emit("delivery", delivery(entry));
+    this._transmit(entry);
+    return promise;
+  }
+
+  /** The room was (re)joined: send what waits for it. */
+  transmitRoom(room) {
+    for (const e of this._entries.values()) if (e.room === room) this._transmit(e);
+  }
+
+  /** True when a send of `room` with this text is not acked yet (so its echo is held). */
+  awaitsEcho(room, message) {
+    return [...this._entries.values()].some((e) => e.room === room && e.message === message);
+  }
+
+  /** The connection is gone: what was in flight has an unknown outcome, to be resent. */
+  lost() {
+    for (const e of this._entries.values()) {
+      e.inflight = false;
+      clearTimeout(e.watchdog);
+      e.watchdog = 0;
+    }
+  }
+
+  /** Fails the room's sends with `err` (their promises report it, no `error` event). */
+  failRoom(room, err) {
+    for (const e of [...this._entries.values()]) if (e.room === room) this._fail(e, err, false);
+  }
+
+  /** Fails every send with `err`, as failRoom() does. */
+  failAll(err) {
+    for (const e of [...this._entries.values()]) this._fail(e, err, false);
+  }
+
+  onAck(p) {
+    const client = this._client;
+    const e = typeof p.id === "string" ? this._entries.get(p.id) : undefined;
+    if (!e) return; // a late duplicate
+    const messageId = toId(p.message_id);
+    this._entries.delete(e.id);
+    clearTimeout(e.timer);
+    clearTimeout(e.watchdog);
+    e.state = "sent";
+    e.inflight = false;
+    e.messageId = messageId;
+    e.sent = typeof p.sent === "string" ? p.sent : undefined;
+    e.error = undefined;
+    e.retryIn = undefined;
+    client._rooms.rememberAck(e.room, messageId, e.id);
+    /** @type {import("../confab-client.js").Ack} */
+    const ack = { id: e.id, room: e.room, messageId, sent: e.sent };
+    e.resolve(ack);
+    client.emit("ack", ack);
+    client.emit("delivery", delivery(e));
+    client._rooms.releaseHeld(e.room);
+  }
+
+  /**
+   * An `error` whose `ref` may be a send id: retries or fails that send.
+   * @returns {boolean} whether `ref` was a send of ours
+   */
+  onError(ref, err) {
+    const e = this._entries.get(ref);
+    if (!e) return false;
+    const client = this._client;
+    clearTimeout(e.watchdog);
+    e.watchdog = 0;
+    e.inflight = false;
+    const inRoom = client._rooms.has(e.room);
+    const retry = RETRYABLE.has(err.code) ||
+      (err.code === "not_member" && inRoom && e.attempts < 5); // raced a rejoin
+    if (!retry || !inRoom) {
+      this._fail(e, err, true);
+      return true;
+    }
+    const { retryDelay, maxRetryDelay } = client.options;
+    const ceiling = Math.min(maxRetryDelay, retryDelay * 2 ** Math.max(0, e.attempts - 1));
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    e.error = err;
+    e.retryIn = delay;
+    clearTimeout(e.timer);
+    e.timer = setTimeout(() => {
+      e.timer = 0;
+      e.retryIn = undefined;
+      this._transmit(e);
+    }, delay);
+    client.emit("delivery", delivery(e));
+    return true;
+  }
+
+  /** @private Puts a send on the wire when its room is joined on this connection. */
+  _transmit(e) {
+    const client = this._client;
+    if (!client._rooms.live(e.room)) return;
+    if (e.inflight || e.timer || !this._entries.has(e.id)) return;
+    const conn = client._conn;
+    e.inflight = true;
+    e.gen = conn.gen;
+    e.attempts += 1;
+    conn.ws.send(JSON.stringify({ type: "send", payload: { room: e.room, message: e.message, id: e.id } }));
+    clearTimeout(e.watchdog);
+    e.watchdog = setTimeout(() => {
+      // No ack nor error: the outcome is unknown, so resend with the same id.
+      e.watchdog = 0;
+      if (e.inflight && e.gen === client._conn.gen) {
+        e.inflight = false;
+        this._transmit(e);
+      }
+    }, client.options.ackTimeout);
+  }
+
+  /** @private */
+  _fail(e, err, report) {
+    const client = this._client;
+    this._entries.delete(e.id);
+    clearTimeout(e.timer);
+    clearTimeout(e.watchdog);
+    e.state = "failed";
+    e.error = err;
+    e.retryIn = undefined;
+    e.reject(err);
+    client.emit("delivery", delivery(e));
+    client._rooms.releaseHeld(e.room);
+    if (report && err.code !== "left" && err.code !== "closed") client.emit("error", err);
+  }
+}
+
+/** @returns {import("../confab-client.js").Delivery} the public view of an entry */
+function delivery(e) {
+  const d = { id: e.id, room: e.room, message: e.message, state: e.state, attempts: e.attempts };
+  if (e.messageId !== undefined) d.messageId = e.messageId;
+  if (e.sent !== undefined) d.sent = e.sent;
+  if (e.error) d.error = e.error;
+  if (e.retryIn !== undefined) d.retryIn = e.retryIn;
+  return d;
+}

@@ -1,0 +1,384 @@
+/**
+ * client/rooms.js — the rooms a ConfabClient is in, and the delivery of
+ * their messages: (re)joining with `since`/`epoch`, taking in a `joined`
+ * snapshot, dropping `new_message`s already seen, fetching the ones a gap in
+ * live ids says were lost, holding back the echo of one's own unacknowledged
+ * send, and keeping the member lists.
+ *
+ * Ownership: one Rooms per ConfabClient, made by its constructor. It owns
+ * the RoomRecords: other modules may read a record (`get`) but change it only
+ * through these methods. Of its owner it uses `emit`, `options`, `username`,
+ * `history()` (to fill gaps), `_request()`/`_forgetRequests()` (the join
+ * requests), `_conn` (state, gen, the socket, `abort`) and `_outbox`
+ * (sends waiting for a room, and echoes waiting for an ack).
+ *
+ * Invariants:
+ *  - a room's `lastId` only moves forward within an epoch; a `new_message` at
+ *    or below it is a duplicate and is dropped; a new epoch resets it to 0;
+ *  - `joined` is emitted before the messages it brings, and live messages
+ *    that came before it wait in `buffer` and follow them;
+ *  - a join is answered or the connection is given up: no answer within
+ *    `joinTimeout` means the link is wedged, and the client reconnects;
+ *  - a held echo is delivered once, in id order, when its send is acked or
+ *    fails or `echoHold` ms have passed, whichever is first (or never, when
+ *    the room is left first).
+ *
+ * @module confab-client/rooms
+ */
+
+import { ConfabError, RETRYABLE, clampLimit, normalizeMessages, toId } from "./util.js";
+
+/**
+ * Per-room bookkeeping.
+ * @typedef {object} RoomRecord
+ * @property {string} name
+ * @property {"joining"|"joined"} status
+ * @property {number} limit
+ * @property {string|null} epoch
+ * @property {number} lastId
+ * @property {Map<string, {user: string}>} members
+ * @property {number} count
+ * @property {boolean} joinedOnce
+ * @property {number} gen the connection the room is joined (or being joined) on
+ * @property {Array<object>} buffer `new_message` payloads that came before `joined`
+ * @property {Array<object>} held echoes of own sends waiting for their ack
+ * @property {*} holdTimer
+ * @property {*} joinTimer
+ * @property {number} joinAttempts
+ * @property {number} lastTypingAt
+ * @property {Promise<import("../confab-client.js").JoinedInfo>} joined resolves on the first `joined`
+ * @property {(info: import("../confab-client.js").JoinedInfo) => void} resolveJoin
+ * @property {(err: Error) => void} rejectJoin
+ * @property {Map<number, string>} ackedIds message id → send id, for recent acks
+ */
+
+export class Rooms {
+  /** @param {import("../confab-client.js").ConfabClient} client the owner */
+  constructor(client) {
+    /** @private */ this._client = client;
+    /** @private @type {Map<string, RoomRecord>} in join order */
+    this._map = new Map();
+  }
+
+  /** @private */
+  get _conn() {
+    return this._client._conn;
+  }
+
+  /** Names of the rooms, in join order. */
+  names() {
+    return [...this._map.keys()];
+  }
+
+  /** @returns {RoomRecord|undefined} read-only outside this module */
+  get(name) {
+    return this._map.get(name);
+  }
+
+  has(name) {
+    return this._map.has(name);
+  }
+
+  /** What ConfabClient.room() returns. */
+  info(name) {
+    const r = this._map.get(name);
+    if (!r) return null;
+    return {
+      room: r.name, status: r.status, epoch: r.epoch, lastId: r.lastId,
+      members: [...r.members.values()], count: r.count,
+    };
+  }
+
+  /**
+   * ConfabClient.join, once the name is checked: what is known of a room
+   * already joined, or the promise of the first `joined`.
+   */
+  join(name, limit) {
+    const known = this._map.get(name);
+    if (known) return known.status === "joined" ? joinedSnapshot(known) : known.joined;
+    /** @type {RoomRecord} */
+    const r = {
+      name, status: "joining", limit: clampLimit(limit ?? this._client.options.joinLimit),
+      epoch: null, lastId: 0, members: new Map(), count: 0, joinedOnce: false, gen: 0,
+      buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0,
+      ackedIds: new Map(),
+    };
+    r.joined = new Promise((resolve, reject) => {
+      r.resolveJoin = resolve;
+      r.rejectJoin = reject;
+    });
+    r.joined.catch(() => {}); // a rejection is reported by the returned promise
+    this._map.set(name, r);
+    if (this._conn.state === "connected") this._sendJoin(r);
+    return r.joined;
+  }
+
+  /** Drops a room: its timers, its first join (rejected) and its unsent messages (failed, unreported). */
+  remove(r, err) {
+    this._map.delete(r.name);
+    this._forget(r, err);
+  }
+
+  /** Drops every room, as remove() does. */
+  removeAll(err) {
+    for (const r of this._map.values()) this._forget(r, err);
+    this._map.clear();
+  }
+
+  /** A connection opened: rejoin every room on it, with recovery. */
+  rejoinAll() {
+    for (const r of this._map.values()) {
+      r.status = "joining";
+      r.joinAttempts = 0;
+      this._sendJoin(r);
+    }
+  }
+
+  /** The connection is gone: every room waits for its rejoin. */
+  lost() {
+    for (const r of this._map.values()) {
+      r.status = "joining";
+      r.buffer = [];
+      clearTimeout(r.joinTimer);
+      r.joinTimer = 0;
+    }
+  }
+
+  /** True when sends to the room can go out: it is joined on the current, open connection. */
+  live(name) {
+    const r = this._map.get(name);
+    const conn = this._conn;
+    return Boolean(r) && r.status === "joined" && r.gen === conn.gen && conn.state === "connected";
+  }
+
+  /**
+   * Takes the room's typing slot: true (and the slot is used) when the room
+   * is joined, the client connected, and none went out within `typingInterval`.
+   */
+  typingSlot(name) {
+    const r = this._map.get(name);
+    if (!r || r.status !== "joined" || this._conn.state !== "connected") return false;
+    const now = Date.now();
+    if (now - r.lastTypingAt < this._client.options.typingInterval) return false;
+    r.lastTypingAt = now;
+    return true;
+  }
+
+  /** One's own send was stored as `messageId`: its echo gets `clientId: sendId`. */
+  rememberAck(name, messageId, sendId) {
+    const r = this._map.get(name);
+    if (!r || messageId === undefined) return;
+    r.ackedIds.set(messageId, sendId);
+    if (r.ackedIds.size > 500) r.ackedIds.delete(r.ackedIds.keys().next().value);
+  }
+
+  /** A send of the room was settled: the echoes held for it can go. */
+  releaseHeld(name) {
+    const r = this._map.get(name);
+    if (r && r.held.length) this._releaseHeld(r);
+  }
+
+  /* ------------------------------------------------------- frames */
+
+  /**
+   * The answer to our join, or a `joined` the server sends by itself to a
+   * live member: after a broker restart (the missed messages, as for a
+   * recovering join) or when the room's epoch changed (a fresh snapshot).
+   * Both are handled like a rejoin.
+   */
+  onJoined(p) {
+    const client = this._client;
+    const r = this._map.get(p.room);
+    if (!r) return;
+    client._forgetRequests("join", p.room);
+    clearTimeout(r.joinTimer);
+    r.joinTimer = 0;
+    const first = !r.joinedOnce;
+    const epoch = typeof p.epoch === "string" ? p.epoch : String(p.epoch ?? "");
+    const reset = r.epoch !== null && epoch !== r.epoch;
+    if (reset) {
+      r.lastId = 0;
+      r.ackedIds.clear();
+    }
+    const seen = r.lastId;
+    const fresh = normalizeMessages(p.messages, r.name).filter((m) => !(m.id <= seen));
+    r.epoch = epoch;
+    r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...fresh.map((m) => m.id ?? 0));
+    r.members = new Map();
+    for (const m of Array.isArray(p.members) ? p.members : []) {
+      if (m && typeof m.user === "string") r.members.set(m.user, { user: m.user });
+    }
+    r.count = Number.isInteger(p.count) ? p.count : r.members.size;
+    r.status = "joined";
+    r.joinedOnce = true;
+    const source = first || reset ? "history" : "recovery";
+    const messages = fresh.map((m) => this._decorate(r, m, source));
+    /** @type {import("../confab-client.js").JoinedInfo} */
+    const info = {
+      room: r.name, epoch, lastId: r.lastId, members: [...r.members.values()], count: r.count,
+      recovered: Boolean(p.recovered), rejoin: !first, reset, gap: !first && !reset && !p.recovered,
+      messages,
+    };
+    client.emit("joined", info);
+    for (const m of messages) this._deliver(r, m);
+    r.resolveJoin(info);
+    const buffered = r.buffer;
+    r.buffer = [];
+    for (const payload of buffered) this.onNewMessage(payload);
+    client._outbox.transmitRoom(r.name);
+  }
+
+  onNewMessage(p) {
+    const r = this._map.get(p.room);
+    if (!r) return;
+    if (r.status === "joining") {
+      r.buffer.push(p);
+      return;
+    }
+    const [m] = normalizeMessages([p], r.name);
+    if (!m) return;
+    if (m.id !== undefined) {
+      if (m.id <= r.lastId) return; // seen already
+      const missing = r.lastId > 0 ? m.id - r.lastId - 1 : 0;
+      const from = r.lastId;
+      r.lastId = m.id;
+      if (missing > 0) this._fillGap(r, from, m.id);
+    }
+    this._deliver(r, this._decorate(r, m, "live"));
+  }
+
+  onPresence(p) {
+    const r = this._map.get(p.room);
+    if (!r || r.status !== "joined" || typeof p.user !== "string") return;
+    if (p.action === "join") r.members.set(p.user, { user: p.user });
+    else if (p.action === "leave") r.members.delete(p.user);
+    else return;
+    r.count = Number.isInteger(p.count) ? p.count : r.members.size;
+    this._client.emit("presence", { room: r.name, user: p.user, action: p.action, count: r.count });
+  }
+
+  onTyping(p) {
+    if (this._map.get(p.room)?.status === "joined" && typeof p.user === "string") {
+      this._client.emit("typing", { room: p.room, user: p.user });
+    }
+  }
+
+  /**
+   * The server refused our join: retry a retryable refusal with backoff, or
+   * leave the room (`left` with the error).
+   */
+  onJoinError(name, err) {
+    const client = this._client;
+    const r = this._map.get(name);
+    if (!r || r.status !== "joining") return;
+    clearTimeout(r.joinTimer);
+    r.joinTimer = 0;
+    if (RETRYABLE.has(err.code) && r.joinAttempts < 8) {
+      const gen = this._conn.gen;
+      r.joinAttempts += 1;
+      const delay = Math.min(client.options.maxRetryDelay, client.options.retryDelay * 2 ** r.joinAttempts);
+      r.joinTimer = setTimeout(() => {
+        if (this._map.get(name) === r && r.status === "joining" && gen === this._conn.gen) this._sendJoin(r);
+      }, delay / 2 + (Math.random() * delay) / 2);
+      return;
+    }
+    this.remove(r, err);
+    client.emit("left", { room: name, error: err });
+    if (r.joinedOnce) client.emit("error", err); // a first join reports through its promise
+  }
+
+  /* ------------------------------------------------------ private */
+
+  /** @private */
+  _sendJoin(r) {
+    const payload = { room: r.name, limit: r.limit };
+    if (r.epoch !== null) {
+      payload.since = r.lastId;
+      payload.epoch = r.epoch;
+    }
+    r.gen = this._conn.gen;
+    clearTimeout(r.joinTimer);
+    r.joinTimer = setTimeout(() => {
+      // The server always answers a join; silence means the link is wedged.
+      const conn = this._conn;
+      if (r.status === "joining" && r.gen === conn.gen && conn.ws) {
+        this._client.emit("error", new ConfabError("timeout", `No answer joining #${r.name}; reconnecting.`,
+          { room: r.name }));
+        conn.abort(4000, "join timeout");
+      }
+    }, this._client.options.joinTimeout);
+    this._client._request("join", payload, { room: r.name });
+  }
+
+  /** @private Stops everything about a room this client is no longer in. */
+  _forget(r, err) {
+    clearTimeout(r.joinTimer);
+    clearTimeout(r.holdTimer);
+    r.held = [];
+    r.buffer = [];
+    if (!r.joinedOnce) r.rejectJoin(err);
+    // Their promises report it; the caller reports the error itself.
+    this._client._outbox.failRoom(r.name, err);
+  }
+
+  /**
+   * @private Live ids jumped (they are gapless, so a message was lost on the
+   * way): fetch what is missing from the history and deliver it.
+   */
+  _fillGap(r, after, before) {
+    const client = this._client;
+    const gen = this._conn.gen;
+    const epoch = r.epoch;
+    client.emit("error", new ConfabError("gap",
+      `Messages ${after + 1}–${before - 1} of #${r.name} did not arrive live; fetching them.`,
+      { room: r.name }));
+    client.history(r.name, { before, limit: Math.min(100, before - after - 1) }).then((res) => {
+      if (this._map.get(r.name) !== r || r.epoch !== epoch || gen !== this._conn.gen) return;
+      for (const m of res.messages) {
+        if (m.id !== undefined && m.id > after && m.id < before) this._deliver(r, this._decorate(r, m, "gap"));
+      }
+    }, () => { /* the rejoin after a reconnect recovers them */ });
+  }
+
+  /** @private Adds `source`, `mine` and (for own acked sends) `clientId`. */
+  _decorate(r, m, source) {
+    const out = { ...m, source, mine: m.from === this._client.username };
+    const clientId = m.id !== undefined ? r.ackedIds.get(m.id) : undefined;
+    if (clientId) out.clientId = clientId;
+    return out;
+  }
+
+  /**
+   * @private Emits a message, except an echo of one's own send that has not
+   * been acked yet: that one waits (up to `echoHold` ms) for its ack, so the
+   * ack and the message arrive at the application in that order.
+   */
+  _deliver(r, m) {
+    if (m.mine && !m.clientId && this._client._outbox.awaitsEcho(r.name, m.message)) {
+      r.held.push(m);
+      if (!r.holdTimer) r.holdTimer = setTimeout(() => this._releaseHeld(r), this._client.options.echoHold);
+      return;
+    }
+    this._client.emit("message", m);
+  }
+
+  /** @private */
+  _releaseHeld(r) {
+    clearTimeout(r.holdTimer);
+    r.holdTimer = 0;
+    const held = r.held.sort((a, b) => (a.id ?? 0) - (b.id ?? 0));
+    r.held = [];
+    for (const m of held) {
+      const clientId = m.id !== undefined ? r.ackedIds.get(m.id) : undefined;
+      this._client.emit("message", clientId ? { ...m, clientId } : m);
+    }
+  }
+}
+
+/** What join() resolves with for a room joined already. */
+function joinedSnapshot(r) {
+  return {
+    room: r.name, epoch: r.epoch, lastId: r.lastId, members: [...r.members.values()],
+    count: r.count, recovered: true, rejoin: false, reset: false, gap: false, messages: [],
+  };
+}
