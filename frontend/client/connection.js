@@ -230,11 +230,14 @@ export class Connection {
 
   /** @private */
   _onClose(ev) {
-    const wasOpen = this._openedAt > 0;
+    const openedAt = this._openedAt; // read first: _dropSocket() zeroes it
+    const wasOpen = openedAt > 0;
     this._dropSocket();
     if (!this._wanted) return;
     if (wasOpen) {
-      const stable = Date.now() - this._openedAt >= this._client.options.stableAfter;
+      // Only a connection that stayed up (or a server going away) starts the
+      // backoff again; one that opens and closes at once keeps backing off.
+      const stable = Date.now() - openedAt >= this._client.options.stableAfter;
       if (stable || ev.code === 1001) this._attempt = 0;
     } else {
       this._failedOpens += 1; // a refused upgrade (401) looks just like this

@@ -430,9 +430,9 @@ test("reconnect delays grow exponentially up to the cap, with full jitter", asyn
   assert.equal(env.lastState().delay, 500);
 });
 
-test("a connection that closes right after opening keeps backing off", {
-  todo: "connection.js _onClose judges `stable` after _dropSocket() zeroed _openedAt, so every opened socket resets the backoff",
-}, async (t) => {
+// connection.js _onClose used to judge `stable` after _dropSocket() had
+// zeroed _openedAt, so every socket that opened reset the backoff.
+test("a connection that closes right after opening keeps backing off", async (t) => {
   const env = await setup(t, { connect: false });
   t.mock.method(Math, "random", () => 0.999999);
   env.client.connect();
@@ -444,6 +444,17 @@ test("a connection that closes right after opening keeps backing off", {
     await env.tick(env.lastState().delay);
   }
   assert.deepEqual(delays, [500, 1000, 2000]);
+
+  // Up for just under stableAfter (10 s) is not stable either; up for it is.
+  env.ws.open();
+  await env.tick(9999);
+  env.ws.drop(1011);
+  assert.equal(env.lastState().delay, 4000);
+  await env.tick(4000);
+  env.ws.open();
+  await env.tick(10000);
+  env.ws.drop(1011);
+  assert.equal(env.lastState().delay, 500);
 });
 
 test("sockets refused before opening lead to a fresh login", async (t) => {
