@@ -197,3 +197,13 @@ bool cf_text_has_content(const char *s, size_t len)
     }
     return false;
 }
+
+bool cf_text_controls_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return false;
+    }
+    return true;
+}

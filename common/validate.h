@@ -42,4 +42,10 @@ const char *cf_name_error_str(int err);
  * spaces). Assumes valid UTF-8. */
 bool cf_text_has_content(const char *s, size_t len);
 
+/* True when the text holds no C0 control character other than tab, line feed
+ * and carriage return (so no NUL either). JSON must escape the others as six
+ * bytes each: a text of them would reach every JSON member of a room six
+ * times its size, and its sender could overflow their queues at will. */
+bool cf_text_controls_ok(const char *s, size_t len);
+
 #endif

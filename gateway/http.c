@@ -253,9 +253,11 @@ static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req
              !cf_username_valid(json_string_value(from), json_string_length(from)))
         err = "\"from\" must be a valid username (1-32 characters, no control characters)";
     else if (!json_is_string(msg) ||
-             memchr(json_string_value(msg), '\0', json_string_length(msg)) ||
              !cf_text_has_content(json_string_value(msg), json_string_length(msg)))
         err = "\"message\" must be a non-empty string";
+    else if (!cf_text_controls_ok(json_string_value(msg), json_string_length(msg)))
+        err = "\"message\" must not hold control characters other than tab, line feed and "
+              "carriage return";
     else if (json_string_length(msg) > (size_t)gw->cfg->max_message_bytes)
         err = "\"message\" is longer than MAX_MESSAGE_BYTES";
     int rc = 0;

@@ -39,6 +39,9 @@ int legacy_parse(const char *in, size_t len, struct legacy_event *ev, const char
         size_t n = json_string_length(msg);
         if (!cf_text_has_content(s, n))
             FAIL("send_message with an empty message");
+        if (!cf_text_controls_ok(s, n))
+            FAIL("send_message with a control character (of those, only tab, line feed and "
+                 "carriage return are allowed)");
         ev->type = LEGACY_SEND_MESSAGE;
         ev->text = (struct cf_str){s, (uint32_t)n};
     } else if (strcmp(t, "change_room") == 0) {

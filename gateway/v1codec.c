@@ -132,8 +132,9 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         if (!json_is_string(msg))
             REFUSE("bad_request", "send needs a string \"message\"");
         r->message = str_of(msg);
-        if (memchr(r->message.p, '\0', r->message.len))
-            REFUSE("bad_request", "message contains a NUL character");
+        if (!cf_text_controls_ok(r->message.p, r->message.len))
+            REFUSE("bad_request", "message contains a control character (of those, only tab, "
+                                  "line feed and carriage return are allowed)");
         if (!cf_text_has_content(r->message.p, r->message.len))
             REFUSE("empty_message", "the message is empty or only whitespace");
         break;

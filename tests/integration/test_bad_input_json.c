@@ -258,6 +258,11 @@ static void test_v1_unusable_values_are_refused_with_their_ref(void **state)
     json_object_set_new(p, "room", json_stringn("a\0b", 3));
     assert_int_equal(v1_send(m, "join", p), 0);
     expect_error(m, "bad_room", "m2", NULL);
+    /* A control character other than tab, LF or CR: JSON members would get
+     * it as six bytes (\u0001), a way to flood their queues. */
+    p = json_pack("{s:s, s:s, s:s}", "room", "nul", "id", "m3", "message", "a\001b");
+    assert_int_equal(v1_send(m, "send", p), 0);
+    expect_error(m, "bad_request", "m3", "nul");
 
     /* The same in JSON, and the other values JSON can hold. */
     static const struct {
@@ -273,6 +278,9 @@ static void test_v1_unusable_values_are_refused_with_their_ref(void **state)
          "bad_request", "j3", "nul"},
         {"{\"type\":\"send\",\"payload\":{\"room\":\"nul\",\"message\":\"\\udc00\",\"id\":\"j4\"}}",
          "bad_request", "j4", "nul"},
+        {"{\"type\":\"send\",\"payload\":{\"room\":\"nul\",\"message\":\"a\\u001bb\",\"id\":\"j6\"}"
+         "}",
+         "bad_request", "j6", "nul"},
         {"{\"type\":\"join\",\"payload\":{\"room\":\"nul-2\",\"since\":99999999999999999999,"
          "\"id\":\"j5\"}}",
          "bad_request", "j5", "nul-2"},
@@ -296,6 +304,7 @@ static void test_v1_unusable_values_are_refused_with_their_ref(void **state)
     V1_NONE(other, 200, "new_message", NULL);
     send_ok(j, "nul", "json still works", NULL);
     send_ok(m, "nul", "msgpack still works", NULL);
+    send_ok(j, "nul", "tab\there\r\nnext line", NULL);
     v1_close(j);
     v1_close(m);
     v1_close(other);
@@ -324,6 +333,8 @@ static void test_legacy_wrong_shapes_are_ignored(void **state)
                                          "\" \\t\\r\\n \"",
                                          "\"\\u00a0\\u200b\"",
                                          "\"a\\u0000b\"",
+                                         "\"a\\u0001b\"",
+                                         "\"\\u001b[31mred\"",
                                          "\"\\ud800\"",
                                          "\"\\udc00x\""};
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
@@ -365,6 +376,10 @@ static void test_legacy_wrong_shapes_are_ignored(void **state)
     say(a, "still calm");
     expect_message(a, "still calm", "alice");
     expect_message(b, "still calm", "alice");
+    /* of the control characters, tab, line feed and carriage return pass */
+    say(a, "tab\there\r\nnext line");
+    expect_message(a, "tab\there\r\nnext line", "alice");
+    expect_message(b, "tab\there\r\nnext line", "alice");
     wsc_close(a);
     wsc_close(b);
     witness_check(&wit, &fx.node);

@@ -155,6 +155,7 @@ static void test_publish_refuses_bad_bodies(void **state)
         "{\"room\":\"news\",\"from\":\"bot\"}",
         "{\"room\":\"news\",\"message\":5,\"from\":\"bot\"}",
         "{\"room\":\"news\",\"message\":\"  \",\"from\":\"bot\"}",
+        "{\"room\":\"news\",\"message\":\"a\\u0001b\",\"from\":\"bot\"}",
         "{\"room\":\"news\",\"message\":\"m\"}",
         "{\"room\":\"news\",\"message\":\"m\",\"from\":\"\"}",
         "{\"room\":\"news\",\"message\":\"m\",\"from\":\"a\\u0007b\"}",

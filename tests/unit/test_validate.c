@@ -269,6 +269,31 @@ static void test_text_has_content(void **state)
     assert_false(cf_text_has_content("  x", 2));
 }
 
+#define CONTROLS_OK(lit) cf_text_controls_ok(lit, sizeof(lit) - 1)
+
+static void test_text_controls(void **state)
+{
+    (void)state;
+    assert_true(cf_text_controls_ok("", 0));
+    assert_true(CONTROLS_OK("plain text, \"quoted\" and \\ slashed"));
+    assert_true(CONTROLS_OK("tab\there\r\nnext line\n"));
+    assert_true(CONTROLS_OK("\x7f and \xc2\x85")); /* DEL and U+0085: no JSON escape */
+    assert_true(CONTROLS_OK("\xe2\x80\xa8"));      /* U+2028 */
+    assert_false(CONTROLS_OK("a\x01b"));
+    assert_false(CONTROLS_OK("\x1b[31mred"));
+    assert_false(CONTROLS_OK("\x0b"));
+    assert_false(CONTROLS_OK("\x0c"));
+    assert_false(CONTROLS_OK("\x1f"));
+    assert_false(cf_text_controls_ok("a\0b", 3));
+    /* every C0 byte but the three */
+    for (int c = 0; c < 0x20; c++) {
+        char one = (char)c;
+        assert_int_equal(cf_text_controls_ok(&one, 1), c == '\t' || c == '\n' || c == '\r');
+    }
+    /* Only len bytes count. */
+    assert_true(cf_text_controls_ok("ab\x01", 2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_username_clean_errors),
         cmocka_unit_test(test_username_valid),
         cmocka_unit_test(test_text_has_content),
+        cmocka_unit_test(test_text_controls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
