@@ -272,7 +272,10 @@ void sess_handover_done(struct session *s)
         g_reap = s;
         return;
     }
-    bool out = s->tail || s->close_code;
+    /* whatever is due: a write during the hand-over could not ask for the
+     * socket's room (sess__want_out), and a later sess_send asks only when
+     * the queue was empty */
+    bool out = s->tail || s->close_code || s->qlen || s->ping_due || s->pong;
     if (wsio_add(g_io, s->fd, s, out) < 0) {
         CF_ERROR("session", "conn %llu: cannot watch its socket: %s; closing it",
                  (unsigned long long)s->id, strerror(errno));

@@ -215,11 +215,33 @@ void sess_peer(const struct session *s, char *buf, size_t cap)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
 }
 
+/* Hands the socket what it takes now. A burst delivered in one loop pass
+ * can pass the queue's bound before the socket was offered any of it, and a
+ * client that reads is not a slow consumer: only one whose socket is full
+ * is. Own mode only (lws writes only from its callbacks), and only at the
+ * bound, so the usual pass still writes once per session. */
+static void drain_now(struct session *s)
+{
+    while (s->qlen && s->fd >= 0 && !s->tail && !s->ended && !s->close_code) {
+        uint32_t before = s->qlen;
+        if (sess__write_batch(s) < 0) {
+            sess__end(s);
+            return;
+        }
+        if (s->qlen == before)
+            return;
+    }
+}
+
 int sess_send(struct session *s, struct cf_buf *b)
 {
     if (s->close_code || s->no_output || s->ended || (!s->wsi && s->fd < 0))
         return -EPIPE;
     size_t cost = (size_t)b->len + SLOT_COST;
+    if (s->qbytes + cost > s->qmax)
+        drain_now(s);
+    if (s->ended)
+        return -EPIPE;
     if (s->qbytes + cost > s->qmax) {
         char peer[INET6_ADDRSTRLEN + 8];
         sess_peer(s, peer, sizeof peer);

@@ -140,6 +140,44 @@ static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
     wsc_close(fast);
 }
 
+/* A burst that passes the queue bound (32 KiB here) within one loop pass of
+ * the gateway goes to clients whose sockets take it: they read, so they are
+ * not slow consumers. Before, a sender within its rate limit could have every
+ * member of its room dropped with 1008, itself included. */
+static void test_a_burst_past_the_queue_bound_reaches_readers(void **state)
+{
+    (void)state;
+    struct wsc *sender = member(fx.node.port, "burster", "burst"),
+               *reader = member(fx.node.port, "reader", "burst");
+    say(sender, "ready");
+    expect_message(sender, "ready", "burster");
+    expect_message(reader, "ready", "burster");
+
+    /* 30 messages of 3 KB in one write (within RATE_BURST): 90 KB for each
+     * member, nearly three times the bound, sent before anyone reads. */
+    enum { N = 30, LEN = 3000 };
+    static char texts[N][LEN + 1], frames[N][LEN + 64];
+    const char *out[N];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(texts[i], sizeof texts[i], "%d-", i);
+        memset(texts[i] + n, 'b', LEN - (size_t)n);
+        texts[i][LEN] = '\0';
+        snprintf(frames[i], sizeof frames[i],
+                 "{\"type\":\"send_message\",\"payload\":{\"message\":\"%.*s\"}}", LEN,
+                 texts[i]);
+        out[i] = frames[i];
+    }
+    long mark = h_log_mark(&fx.node.gateway);
+    assert_int_equal(wsc_send_texts(sender, out, N), 0);
+    for (int i = 0; i < N; i++) {
+        expect_message(reader, texts[i], "burster");
+        expect_message(sender, texts[i], "burster");
+    }
+    assert_false(h_log_contains_from(&fx.node.gateway, mark, "slow consumer", 0));
+    wsc_close(sender);
+    wsc_close(reader);
+}
+
 /* The keep-alive walk looks at a tenth of the connections per tick
  * (ws.h): with many silent peers, every one of them is still reached. */
 #define DEAD_PEERS 30
@@ -361,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_frame_at_the_limit_is_fine_over_it_is_1009),
         cmocka_unit_test(test_invalid_utf8_is_1007),
         cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
+        cmocka_unit_test(test_a_burst_past_the_queue_bound_reaches_readers),
         cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
         cmocka_unit_test(test_more_websockets_than_lws_table),
         cmocka_unit_test(test_upgrades_served_when_lws_table_is_full),

@@ -160,34 +160,60 @@ struct wsc *wsc_connect_user(int port, const char *user)
     return wsc_connect(port, path, NULL, 0, NULL);
 }
 
-int wsc_send_frame(struct wsc *c, int opcode, bool fin, const void *data, size_t len)
+/* Appends one masked frame to out (room for len + 14 bytes); returns its size,
+ * or 0 when no mask could be drawn. */
+static size_t frame_into(unsigned char *out, int opcode, bool fin, const void *data, size_t len)
 {
-    unsigned char hdr[14];
     size_t h = 0;
-    hdr[h++] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0f));
+    out[h++] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0f));
     if (len < 126) {
-        hdr[h++] = (unsigned char)(0x80 | len);
+        out[h++] = (unsigned char)(0x80 | len);
     } else if (len <= 0xffff) {
-        hdr[h++] = 0x80 | 126;
-        hdr[h++] = (unsigned char)(len >> 8);
-        hdr[h++] = (unsigned char)len;
+        out[h++] = 0x80 | 126;
+        out[h++] = (unsigned char)(len >> 8);
+        out[h++] = (unsigned char)len;
     } else {
-        hdr[h++] = 0x80 | 127;
+        out[h++] = 0x80 | 127;
         for (int i = 7; i >= 0; i--)
-            hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+            out[h++] = (unsigned char)((uint64_t)len >> (8 * i));
     }
     unsigned char mask[4];
     if (getrandom(mask, 4, 0) != 4)
-        return -1;
-    memcpy(hdr + h, mask, 4);
+        return 0;
+    memcpy(out + h, mask, 4);
     h += 4;
-    unsigned char *frame = malloc(h + len);
-    memcpy(frame, hdr, h);
     const unsigned char *d = data;
     for (size_t i = 0; i < len; i++)
-        frame[h + i] = d[i] ^ mask[i & 3];
-    int rc = h_send_all(c->fd, frame, h + len);
+        out[h + i] = d[i] ^ mask[i & 3];
+    return h + len;
+}
+
+int wsc_send_frame(struct wsc *c, int opcode, bool fin, const void *data, size_t len)
+{
+    unsigned char *frame = malloc(len + 14);
+    size_t n = frame ? frame_into(frame, opcode, fin, data, len) : 0;
+    int rc = n ? h_send_all(c->fd, frame, n) : -1;
     free(frame);
+    return rc;
+}
+
+int wsc_send_texts(struct wsc *c, const char *const *texts, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += strlen(texts[i]) + 14;
+    unsigned char *buf = malloc(total ? total : 1);
+    size_t used = 0;
+    for (int i = 0; buf && i < n; i++) {
+        size_t f = frame_into(buf + used, WS_TEXT, true, texts[i], strlen(texts[i]));
+        if (!f) {
+            free(buf);
+            return -1;
+        }
+        used += f;
+    }
+    int rc = buf ? h_send_all(c->fd, buf, used) : -1;
+    free(buf);
     return rc;
 }
 

@@ -34,6 +34,8 @@ struct wsc *wsc_connect_user(int port, const char *user);
 /* Sends one masked frame. Returns 0 or -1. */
 int wsc_send_frame(struct wsc *c, int opcode, bool fin, const void *data, size_t len);
 int wsc_send_text(struct wsc *c, const char *s);
+/* Sends n text frames in one write, so that the server reads them together. */
+int wsc_send_texts(struct wsc *c, const char *const *texts, int n);
 
 /* Receives the next data message (fragments joined). Pings are answered
  * unless autopong is off. Returns WS_TEXT/WS_BINARY with a malloc'd payload in
