@@ -13,6 +13,10 @@
  *    on every reconnect rejoins each room with `since`/`epoch`, so the missed
  *    messages are replayed; anything already seen is dropped, so a message is
  *    delivered to you once (deduplicated by room and id);
+ *  - delivers each room's messages in id order: when live ids skip some, it
+ *    fetches the missing ones from the history and holds the later live ones
+ *    until they are in (at most `maxGapHeld` messages for `gapTimeout` ms);
+ *    ids it gives up on are reported as a `gap` error with `lost: true`;
  *  - keeps every send in an outbox until it is acknowledged: sends made while
  *    offline go out once the room is joined again, and a send whose outcome is
  *    unknown (dropped connection, `timeout`, `unavailable`) is resent with the
@@ -33,8 +37,10 @@
  * to its requests, and routes each frame to the part that handles it.
  *
  * Invariants, and the module that keeps each:
- *  - a room's `lastId` only moves forward within an epoch; a `new_message` at
- *    or below it is a duplicate and is dropped (client/rooms.js);
+ *  - a room's `lastId` is the last id up to which every message was delivered
+ *    (or reported lost); it only moves forward within an epoch; a
+ *    `new_message` at or below it is a duplicate and is dropped; messages are
+ *    delivered in id order per room, with bounded waiting (client/rooms.js);
  *  - frames from a socket that is no longer the current one are ignored
  *    (client/connection.js);
  *  - a send is settled exactly once: resolved with its ack or rejected with a
@@ -77,6 +83,11 @@ export {
  * @property {number} [maxFrameBytes=4096] the server's `MAX_MESSAGE_BYTES`.
  * @property {number} [echoHold=3000] how long an echo of one's own unacknowledged send
  *   is held back waiting for its ack (so a UI can match it to the pending message), ms.
+ * @property {number} [gapTimeout=5000] when live ids skip some, the live messages past the
+ *   gap wait (so that messages come in id order) while the client fetches the missing ones;
+ *   it gives up on a fetch not answered within this, ms.
+ * @property {number} [maxGapHeld=100] at most this many live messages wait for a gap; one
+ *   more and the client gives up on the gap.
  * @property {typeof WebSocket} [WebSocket] WebSocket implementation (default: the global one).
  * @property {typeof fetch} [fetch] fetch implementation (default: the global one).
  */
@@ -138,7 +149,8 @@ export {
  * Events (subscribe with `on(name, fn)`):
  *  - `state` `{state, previous, attempt?, delay?, code?, reason?}`: `connecting`,
  *    `connected`, `reconnecting` (waiting `delay` ms), `disconnected`;
- *  - `message` {@link ChatMessage}: each message once, in id order per room;
+ *  - `message` {@link ChatMessage}: each message once, in id order per room (live
+ *    messages past a gap wait for it, up to `gapTimeout`/`maxGapHeld`);
  *  - `joined` {@link JoinedInfo}: before that join's messages are delivered;
  *  - `left` `{room, error?}`: left (by `leave()`, or because a rejoin was refused);
  *  - `presence` `{room, user, action, count}`; `typing` `{room, user}`;
@@ -157,6 +169,7 @@ export class ConfabClient extends Emitter {
       joinLimit: 50, reconnectDelay: 500, maxReconnectDelay: 15000, stableAfter: 10000,
       retryDelay: 500, maxRetryDelay: 15000, ackTimeout: 15000, joinTimeout: 20000,
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,
+      gapTimeout: 5000, maxGapHeld: 100,
       ...options,
     };
     /** @type {string} */ this.username = options.username ?? "";

@@ -2,8 +2,9 @@
  * client/rooms.js — the rooms a ConfabClient is in, and the delivery of
  * their messages: (re)joining with `since`/`epoch`, taking in a `joined`
  * snapshot, dropping `new_message`s already seen, fetching the ones a gap in
- * live ids says were lost, holding back the echo of one's own unacknowledged
- * send, and keeping the member lists.
+ * live ids says were lost (holding the live ones past the gap meanwhile),
+ * holding back the echo of one's own unacknowledged send, and keeping the
+ * member lists.
  *
  * Ownership: one Rooms per ConfabClient, made by its constructor. It owns
  * the RoomRecords: other modules may read a record (`get`) but change it only
@@ -13,8 +14,16 @@
  * (sends waiting for a room, and echoes waiting for an ack).
  *
  * Invariants:
- *  - a room's `lastId` only moves forward within an epoch; a `new_message` at
- *    or below it is a duplicate and is dropped; a new epoch resets it to 0;
+ *  - a room's `lastId` is the last id delivered in order (every id up to it
+ *    was delivered, or reported missing with a `gap` error); it only moves
+ *    forward within an epoch; a `new_message` at or below it is a duplicate
+ *    and is dropped; a new epoch resets it to 0;
+ *  - messages with ids are delivered in id order: a live one past a gap waits
+ *    in `ahead` (at most `maxGapHeld` of them) while the gap is fetched from
+ *    the history, one fetch at a time; when the fetch fails or takes longer
+ *    than `gapTimeout`, or `ahead` overflows, the client gives up on the gap:
+ *    it reports the missing ids (`gap` error, `lost: true`) and delivers what
+ *    it holds, in order. Presence and typing are never held;
  *  - `joined` is emitted before the messages it brings, and live messages
  *    that came before it wait in `buffer` and follow them;
  *  - a join is answered or the connection is given up: no answer within
@@ -42,6 +51,9 @@ import { ConfabError, RETRYABLE, clampLimit, normalizeMessages, toId } from "./u
  * @property {number} gen the connection the room is joined (or being joined) on
  * @property {Array<object>} buffer `new_message` payloads that came before `joined`
  * @property {Array<object>} held echoes of own sends waiting for their ack
+ * @property {Array<{m: object, source: string}>} ahead messages past a gap, by id, waiting for it
+ * @property {number} gapSeq numbers the gap fetches; an answer to an older one is ignored
+ * @property {*} gapTimer gives up on the gap fetch in flight (0: none in flight)
  * @property {*} holdTimer
  * @property {*} joinTimer
  * @property {number} joinAttempts
@@ -101,6 +113,7 @@ export class Rooms {
       name, status: "joining", limit: clampLimit(limit ?? this._client.options.joinLimit),
       epoch: null, lastId: 0, members: new Map(), count: 0, joinedOnce: false, gen: 0,
       buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0,
+      ahead: [], gapSeq: 0, gapTimer: 0,
       ackedIds: new Map(),
     };
     r.joined = new Promise((resolve, reject) => {
@@ -201,9 +214,19 @@ export class Rooms {
       r.ackedIds.clear();
     }
     const seen = r.lastId;
+    // Live messages held past a gap go out with the snapshot (unless it has
+    // them, or the epoch changed and their ids mean nothing any more).
+    const ahead = reset ? [] : r.ahead;
+    r.ahead = [];
+    this._endFetch(r);
+    const source = first || reset ? "history" : "recovery";
     const fresh = normalizeMessages(p.messages, r.name).filter((m) => !(m.id <= seen));
+    const inSnapshot = new Set(fresh.map((m) => m.id));
+    const items = fresh.map((m) => ({ m, source }))
+      .concat(ahead.filter((a) => a.m.id > seen && !inSnapshot.has(a.m.id)))
+      .sort((a, b) => (a.m.id ?? 0) - (b.m.id ?? 0));
     r.epoch = epoch;
-    r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...fresh.map((m) => m.id ?? 0));
+    r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...items.map((i) => i.m.id ?? 0));
     r.members = new Map();
     for (const m of Array.isArray(p.members) ? p.members : []) {
       if (m && typeof m.user === "string") r.members.set(m.user, { user: m.user });
@@ -211,8 +234,7 @@ export class Rooms {
     r.count = Number.isInteger(p.count) ? p.count : r.members.size;
     r.status = "joined";
     r.joinedOnce = true;
-    const source = first || reset ? "history" : "recovery";
-    const messages = fresh.map((m) => this._decorate(r, m, source));
+    const messages = items.map((i) => this._decorate(r, i.m, i.source));
     /** @type {import("../confab-client.js").JoinedInfo} */
     const info = {
       room: r.name, epoch, lastId: r.lastId, members: [...r.members.values()], count: r.count,
@@ -237,14 +259,18 @@ export class Rooms {
     }
     const [m] = normalizeMessages([p], r.name);
     if (!m) return;
-    if (m.id !== undefined) {
-      if (m.id <= r.lastId) return; // seen already
-      const missing = r.lastId > 0 ? m.id - r.lastId - 1 : 0;
-      const from = r.lastId;
-      r.lastId = m.id;
-      if (missing > 0) this._fillGap(r, from, m.id);
+    if (m.id === undefined) {
+      this._deliver(r, this._decorate(r, m, "live")); // no id, no order to keep
+      return;
     }
-    this._deliver(r, this._decorate(r, m, "live"));
+    if (m.id <= r.lastId || r.ahead.some((a) => a.m.id === m.id)) return; // seen already
+    if (r.lastId === 0 || m.id === r.lastId + 1) {
+      r.lastId = m.id;
+      this._deliver(r, this._decorate(r, m, "live"));
+      this._drainAhead(r); // it may have closed a gap
+      return;
+    }
+    this._holdAhead(r, m);
   }
 
   onPresence(p) {
@@ -314,7 +340,9 @@ export class Rooms {
   _forget(r, err) {
     clearTimeout(r.joinTimer);
     clearTimeout(r.holdTimer);
+    this._endFetch(r);
     r.held = [];
+    r.ahead = [];
     r.buffer = [];
     if (!r.joinedOnce) r.rejectJoin(err);
     // Their promises report it; the caller reports the error itself.
@@ -322,22 +350,96 @@ export class Rooms {
   }
 
   /**
-   * @private Live ids jumped (they are gapless, so a message was lost on the
-   * way): fetch what is missing from the history and deliver it.
+   * @private Live ids jumped past `lastId + 1` (they are gapless, so messages
+   * were lost on the way): `m` waits in `ahead` while the gap is fetched.
    */
-  _fillGap(r, after, before) {
-    const client = this._client;
-    const gen = this._conn.gen;
-    const epoch = r.epoch;
-    client.emit("error", new ConfabError("gap",
-      `Messages ${after + 1}–${before - 1} of #${r.name} did not arrive live; fetching them.`,
-      { room: r.name }));
-    client.history(r.name, { before, limit: Math.min(100, before - after - 1) }).then((res) => {
-      if (this._map.get(r.name) !== r || r.epoch !== epoch || gen !== this._conn.gen) return;
+  _holdAhead(r, m) {
+    const top = r.ahead.length ? r.ahead[r.ahead.length - 1].m.id : r.lastId;
+    insertAhead(r, m, "live");
+    const max = this._client.options.maxGapHeld;
+    if (r.ahead.length > max) {
+      this._giveUpGap(r, `more than ${max} messages were waiting for them`);
+      return;
+    }
+    if (m.id > top + 1) {
+      this._client.emit("error", gapError(r, top + 1, m.id - 1, false, "did not arrive live; fetching them"));
+    }
+    if (!r.gapTimer) this._fetchGap(r);
+  }
+
+  /**
+   * @private Fetches the oldest part of the gap below `ahead` (at most 100
+   * ids, one fetch at a time), or gives up on it after `gapTimeout` ms.
+   */
+  _fetchGap(r) {
+    const conn = this._conn;
+    if (r.status !== "joined" || conn.state !== "connected" || !r.ahead.length) return;
+    const seq = ++r.gapSeq;
+    const limit = Math.min(100, r.ahead[0].m.id - r.lastId - 1);
+    const before = r.lastId + limit + 1;
+    const timeout = this._client.options.gapTimeout;
+    r.gapTimer = setTimeout(() => {
+      if (r.gapSeq === seq) this._giveUpGap(r, `the history did not answer within ${timeout} ms`);
+    }, timeout);
+    const current = () => r.gapSeq === seq && this._map.get(r.name) === r;
+    this._client.history(r.name, { before, limit }).then((res) => {
+      if (!current()) return;
+      this._endFetch(r);
       for (const m of res.messages) {
-        if (m.id !== undefined && m.id > after && m.id < before) this._deliver(r, this._decorate(r, m, "gap"));
+        if (m.id !== undefined && m.id > r.lastId && m.id < before) insertAhead(r, m, "gap");
       }
-    }, () => { /* the rejoin after a reconnect recovers them */ });
+      // The page holds every id of its range that the history still has.
+      this._release(r, before - 1, "they are no longer in the room's history");
+      this._drainAhead(r);
+    }, (err) => {
+      if (current()) this._giveUpGap(r, `fetching them failed: ${err.message}`);
+    });
+  }
+
+  /** @private Stops waiting for the gap fetch in flight, if any: its answer will be ignored. */
+  _endFetch(r) {
+    clearTimeout(r.gapTimer);
+    r.gapTimer = 0;
+    r.gapSeq += 1;
+  }
+
+  /** @private Gives up on every gap below what `ahead` holds: reports them, delivers the rest in order. */
+  _giveUpGap(r, why) {
+    this._endFetch(r);
+    if (r.ahead.length) this._release(r, r.ahead[r.ahead.length - 1].m.id, why);
+  }
+
+  /**
+   * @private Delivers, in order, what `ahead` holds up to id `upTo`; the ids
+   * up to it that it does not hold are reported missing (`why`) and skipped.
+   */
+  _release(r, upTo, why) {
+    while (r.ahead.length && r.ahead[0].m.id <= upTo) {
+      const { m, source } = r.ahead.shift();
+      if (m.id <= r.lastId) continue;
+      if (m.id > r.lastId + 1) this._client.emit("error", gapError(r, r.lastId + 1, m.id - 1, true, why));
+      r.lastId = m.id;
+      this._deliver(r, this._decorate(r, m, source));
+    }
+    if (r.lastId < upTo) {
+      this._client.emit("error", gapError(r, r.lastId + 1, upTo, true, why));
+      r.lastId = upTo;
+    }
+  }
+
+  /**
+   * @private Delivers what `ahead` holds that follows `lastId` without a gap;
+   * when a gap is left below the rest, fetches it.
+   */
+  _drainAhead(r) {
+    while (r.ahead.length && r.ahead[0].m.id <= r.lastId + 1) {
+      const { m, source } = r.ahead.shift();
+      if (m.id <= r.lastId) continue;
+      r.lastId = m.id;
+      this._deliver(r, this._decorate(r, m, source));
+    }
+    if (!r.ahead.length) this._endFetch(r);
+    else if (!r.gapTimer) this._fetchGap(r);
   }
 
   /** @private Adds `source`, `mine` and (for own acked sends) `clientId`. */
@@ -373,6 +475,29 @@ export class Rooms {
       this._client.emit("message", clientId ? { ...m, clientId } : m);
     }
   }
+}
+
+/**
+ * Puts `m` in the room's `ahead`, in id order. A copy fetched to fill the gap
+ * replaces one that came live meanwhile; a second live copy is dropped.
+ */
+function insertAhead(r, m, source) {
+  let i = r.ahead.length;
+  while (i > 0 && r.ahead[i - 1].m.id > m.id) i -= 1;
+  if (i > 0 && r.ahead[i - 1].m.id === m.id) {
+    if (source === "gap") r.ahead[i - 1] = { m, source };
+    return;
+  }
+  r.ahead.splice(i, 0, { m, source });
+}
+
+/** The `gap` error about ids `from`–`to` of a room: a notice, or (`lost`) that they were given up on. */
+function gapError(r, from, to, lost, why) {
+  const ids = from === to ? `Message ${from}` : `Messages ${from}–${to}`;
+  const text = lost
+    ? `${ids} of #${r.name} could not be fetched (${why}); they are missing.`
+    : `${ids} of #${r.name} ${why}.`;
+  return new ConfabError("gap", text, { room: r.name, missing: { from, to }, lost });
 }
 
 /** What join() resolves with for a room joined already. */

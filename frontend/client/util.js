@@ -34,7 +34,8 @@ export class ConfabError extends Error {
   /**
    * @param {string} code
    * @param {string} message
-   * @param {{ref?: string, room?: string, status?: number, fatal?: boolean}} [details]
+   * @param {{ref?: string, room?: string, status?: number, fatal?: boolean,
+   *   missing?: {from: number, to: number}, lost?: boolean}} [details]
    */
   constructor(code, message, details = {}) {
     super(message);
@@ -49,6 +50,10 @@ export class ConfabError extends Error {
     this.status = details.status;
     /** @type {boolean} the client stopped because of it */
     this.fatal = Boolean(details.fatal);
+    /** @type {{from: number, to: number}|undefined} for `gap`: the message ids concerned, inclusive */
+    this.missing = details.missing;
+    /** @type {boolean} for `gap`: the client gave up on those ids; they will not be delivered */
+    this.lost = Boolean(details.lost);
   }
 }
 
