@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the browser tests (lib.test.mjs needs only Node): installs the pinned playwright-core from the npm
+# Runs the browser tests (lib*.test.mjs need only Node): installs the pinned playwright-core from the npm
 # registry on first use (package-lock.json), then node's test runner. Needs
 # Debian's chromium and Node.js >= 18 (scripts/deps.sh installs both).
 set -euo pipefail
@@ -9,4 +9,4 @@ command -v node >/dev/null || { echo "browser tests need Node.js (make deps)" >&
 if [[ ! -d node_modules/playwright-core ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-exec node --test --test-reporter=spec lib.test.mjs client.test.mjs chat.test.mjs
+exec node --test --test-reporter=spec lib.test.mjs lib-gaps.test.mjs client.test.mjs chat.test.mjs

@@ -1,0 +1,182 @@
+// confab-client.js in Node (lib-env.mjs): gaps in live ids. Live ids have no
+// gaps, so a jump means messages were lost on the way; the client fetches
+// them from the history, holds the live messages past the gap meanwhile so
+// that everything comes in id order, and gives up (reporting what it gave up
+// on) when that takes too long or holds too much.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfabError } from "../../frontend/confab-client.js";
+import {
+  answerHistory, answerJoin, dropAndReconnect, gapErrors, joinRoom, msg, settle, setup,
+} from "./lib-env.mjs";
+
+test("a gap in live ids is filled from the history, each message once", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6)); // 4 and 5 were lost on the way
+
+  const gap = env.of("error").find((e) => e.code === "gap");
+  assert.ok(gap instanceof ConfabError);
+  assert.equal(gap.room, "lobby");
+  const req = env.ws.last("history", "lobby");
+  const { id, ...asked } = req.payload;
+  assert.deepEqual(asked, { room: "lobby", before: 6, limit: 2 });
+
+  // 5 also turns up live while the fetch is out; the page overlaps what we
+  // have on both sides. None of it may be delivered twice.
+  env.ws.frame("new_message", msg("lobby", 5));
+  env.ws.frame("history", {
+    room: "lobby", has_more: true, id,
+    messages: [msg("lobby", 3), msg("lobby", 4), msg("lobby", 5), msg("lobby", 6)],
+  });
+  await settle(); // history() resolves, then the gap is delivered
+  env.ws.frame("new_message", msg("lobby", 7));
+  const got = env.of("message").map((m) => `${m.id}:${m.source}`);
+  assert.deepEqual(got, ["3:history", "4:gap", "5:gap", "6:live", "7:live"]);
+});
+
+// The live message that revealed a gap used to be delivered before the
+// fetched ones (6, then 4, 5): now it waits for them.
+test("gap-filled messages come in id order, as the `message` event promises", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  assert.deepEqual(env.ids("lobby"), [3], "6 waits for the gap to be filled");
+  const req = env.ws.last("history", "lobby");
+  env.ws.frame("history", { room: "lobby", has_more: true, id: req.payload.id, messages: [msg("lobby", 4), msg("lobby", 5)] });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6]);
+});
+
+test("several gaps, one fetch at a time; a gap filled live needs no fetch answer", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6)); // 4–5 missing
+  env.ws.frame("new_message", msg("lobby", 9)); // 7–8 missing too
+  env.ws.frame("new_message", msg("lobby", 8));
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 5, lost: false }, { from: 7, to: 8, lost: false }]);
+  assert.equal(env.ws.frames("history").length, 1, "one fetch at a time");
+  const { id, ...first } = answerHistory(env, "lobby", [4, 5]);
+  assert.deepEqual(first, { room: "lobby", before: 6, limit: 2 });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6], "8 and 9 still wait for 7");
+  const { id: id2, ...second } = env.ws.last("history", "lobby").payload;
+  assert.deepEqual(second, { room: "lobby", before: 8, limit: 1 });
+  env.ws.frame("new_message", msg("lobby", 7)); // turns up live before the fetch answers
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6, 7, 8, 9]);
+  answerHistory(env, "lobby", [7]);
+  await settle();
+  await env.tick(60000);
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6, 7, 8, 9], "nothing twice, nothing given up");
+  assert.equal(gapErrors(env).length, 2);
+  assert.equal(env.client.room("lobby").lastId, 9);
+});
+
+test("a gap fetch that is refused: the held messages come in order after a `gap` error naming the lost ids", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  env.ws.frame("new_message", msg("lobby", 7));
+  const req = env.ws.last("history", "lobby");
+  env.ws.frame("error", { code: "unavailable", message: "history unavailable", ref: req.payload.id, room: "lobby" });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 6, 7]);
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 5, lost: false }, { from: 4, to: 5, lost: true }]);
+  const lost = env.of("error").at(-1);
+  assert.ok(lost instanceof ConfabError && lost.room === "lobby" && !lost.fatal);
+  assert.match(lost.message, /4–5.*history unavailable/);
+  const order = env.events.filter((e) => e.name === "message" || e.name === "error")
+    .map((e) => (e.name === "error" ? `error:${e.p.lost}` : e.p.id));
+  assert.deepEqual(order, [3, "error:false", "error:true", 6, 7], "the report comes before what follows the gap");
+  env.ws.frame("new_message", msg("lobby", 8));
+  assert.deepEqual(env.ids("lobby"), [3, 6, 7, 8]);
+  // Given up and reported: a rejoin asks after the last id delivered.
+  const ws2 = await dropAndReconnect(env);
+  ws2.open();
+  assert.equal(ws2.last("join", "lobby").payload.since, 8);
+});
+
+test("a gap fetch not answered within gapTimeout is given up; its late answer is ignored", async (t) => {
+  const env = await setup(t, { gapTimeout: 2000 });
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  await env.tick(1999);
+  assert.deepEqual(env.ids("lobby"), [3]);
+  await env.tick(1);
+  assert.deepEqual(env.ids("lobby"), [3, 6]);
+  assert.deepEqual(gapErrors(env).at(-1), { from: 4, to: 5, lost: true });
+  answerHistory(env, "lobby", [4, 5]);
+  await settle();
+  env.ws.frame("new_message", msg("lobby", 7));
+  assert.deepEqual(env.ids("lobby"), [3, 6, 7]);
+});
+
+test("at most maxGapHeld live messages wait for a gap; one more gives it up", async (t) => {
+  const env = await setup(t, { maxGapHeld: 3 });
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  for (const id of [6, 7, 8]) env.ws.frame("new_message", msg("lobby", id));
+  assert.deepEqual(env.ids("lobby"), [3]);
+  env.ws.frame("new_message", msg("lobby", 10)); // a fourth, past a second gap (9)
+  assert.deepEqual(env.ids("lobby"), [3, 6, 7, 8, 10]);
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 5, lost: false }, { from: 4, to: 5, lost: true }, { from: 9, to: 9, lost: true }]);
+  answerHistory(env, "lobby", [4, 5]); // too late: ignored
+  await settle();
+  env.ws.frame("new_message", msg("lobby", 11));
+  assert.deepEqual(env.ids("lobby"), [3, 6, 7, 8, 10, 11]);
+  assert.equal(env.ws.frames("history").length, 1);
+  assert.equal(env.client.room("lobby").lastId, 11);
+});
+
+test("a gap wider than a history page is fetched oldest part first; ids no longer kept are reported", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 250));
+  const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  // The history keeps only from 60 on.
+  const asked = [];
+  for (const [from, to] of [[60, 103], [104, 203], [204, 249]]) {
+    const { id, ...p } = answerHistory(env, "lobby", range(from, to));
+    asked.push(p);
+    await settle();
+  }
+  assert.deepEqual(asked, [
+    { room: "lobby", before: 104, limit: 100 },
+    { room: "lobby", before: 204, limit: 100 },
+    { room: "lobby", before: 250, limit: 46 },
+  ]);
+  assert.deepEqual(env.ids("lobby"), [3, ...range(60, 250)]);
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 249, lost: false }, { from: 4, to: 59, lost: true }]);
+});
+
+test("presence and typing are not held behind a gap", async (t) => {
+  const env = await setup(t);
+  const seen = [];
+  env.client.on("presence", (p) => seen.push(`presence:${p.user}`));
+  env.client.on("typing", (p) => seen.push(`typing:${p.user}`));
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  env.ws.frame("presence", { room: "lobby", user: "carol", action: "join", count: 2 });
+  env.ws.frame("typing", { room: "lobby", user: "carol" });
+  assert.deepEqual(seen, ["presence:carol", "typing:carol"]);
+  assert.deepEqual(env.client.room("lobby").members.map((m) => m.user), ["alice", "carol"]);
+  assert.deepEqual(env.ids("lobby"), [3]);
+});
+
+// A todo test holds behaviour the library documents but does not have
+// today: node:test runs it and lists it as todo without failing the run.
+// Drop the `todo` once the library is fixed.
+test("messages of a gap whose fetch was cut off by a reconnect are recovered by the rejoin", {
+  todo: "lastId has already moved past the gap, so the rejoin asks since=6 and 4–5 are never delivered",
+}, async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  assert.ok(env.ws.last("history", "lobby"), "the gap fetch went out");
+  const ws2 = await dropAndReconnect(env); // before the history answer
+  ws2.open();
+  const since = ws2.last("join", "lobby").payload.since;
+  const all = [3, 4, 5, 6].map((id) => msg("lobby", id));
+  answerJoin(env, "lobby", { lastId: 6, recovered: true, messages: all.filter((m) => m.id > since) });
+  await settle();
+  assert.deepEqual(env.ids("lobby").sort(), [3, 4, 5, 6]);
+});
