@@ -9,10 +9,11 @@
  *    the server keeps refusing the upgrade (a 401 shows as a socket that closes
  *    before it ever opened);
  *  - reconnects with exponential backoff and full jitter;
- *  - remembers, per joined room, the epoch and the last message id seen, and
- *    on every reconnect rejoins each room with `since`/`epoch`, so the missed
- *    messages are replayed; anything already seen is dropped, so a message is
- *    delivered to you once (deduplicated by room and id);
+ *  - remembers, per joined room, the epoch and the last message id up to
+ *    which it delivered everything, and on every reconnect rejoins each room
+ *    with `since`/`epoch`, so the missed messages are replayed (those of a
+ *    gap still being fetched too); anything already seen is dropped, so a
+ *    message is delivered to you once (deduplicated by room and id);
  *  - delivers each room's messages in id order: when live ids skip some, it
  *    fetches the missing ones from the history and holds the later live ones
  *    until they are in (at most `maxGapHeld` messages for `gapTimeout` ms);

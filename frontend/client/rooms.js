@@ -23,7 +23,10 @@
  *    the history, one fetch at a time; when the fetch fails or takes longer
  *    than `gapTimeout`, or `ahead` overflows, the client gives up on the gap:
  *    it reports the missing ids (`gap` error, `lost: true`) and delivers what
- *    it holds, in order. Presence and typing are never held;
+ *    it holds, in order. A lost connection is not a reason to give up: what
+ *    `ahead` holds waits (without a timeout) for the rejoin, which asks from
+ *    `lastId` and so replays the gap, and goes out with its snapshot.
+ *    Presence and typing are never held;
  *  - `joined` is emitted before the messages it brings, and live messages
  *    that came before it wait in `buffer` and follow them;
  *  - a join is answered or the connection is given up: no answer within
@@ -147,13 +150,18 @@ export class Rooms {
     }
   }
 
-  /** The connection is gone: every room waits for its rejoin. */
+  /**
+   * The connection is gone: every room waits for its rejoin. A gap fetch cut
+   * off is not given up: the messages held past the gap wait for the rejoin,
+   * which asks from `lastId` (before the gap), so it replays the gap too.
+   */
   lost() {
     for (const r of this._map.values()) {
       r.status = "joining";
       r.buffer = [];
       clearTimeout(r.joinTimer);
       r.joinTimer = 0;
+      this._endFetch(r);
     }
   }
 

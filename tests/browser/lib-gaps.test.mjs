@@ -162,21 +162,43 @@ test("presence and typing are not held behind a gap", async (t) => {
   assert.deepEqual(env.ids("lobby"), [3]);
 });
 
-// A todo test holds behaviour the library documents but does not have
-// today: node:test runs it and lists it as todo without failing the run.
-// Drop the `todo` once the library is fixed.
-test("messages of a gap whose fetch was cut off by a reconnect are recovered by the rejoin", {
-  todo: "lastId has already moved past the gap, so the rejoin asks since=6 and 4–5 are never delivered",
-}, async (t) => {
-  const env = await setup(t);
+// lastId used to move past a gap before the gap fetch was answered, so when
+// a reconnect cut the fetch off the rejoin asked since=6 and 4–5 were lost.
+test("messages of a gap whose fetch was cut off by a reconnect are recovered by the rejoin", async (t) => {
+  const env = await setup(t, { gapTimeout: 2000 });
   await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
   env.ws.frame("new_message", msg("lobby", 6));
   assert.ok(env.ws.last("history", "lobby"), "the gap fetch went out");
   const ws2 = await dropAndReconnect(env); // before the history answer
+  await env.tick(10000); // the socket takes long to open: no gapTimeout while offline
+  assert.deepEqual(env.ids("lobby"), [3]);
   ws2.open();
   const since = ws2.last("join", "lobby").payload.since;
+  assert.equal(since, 3, "the last id delivered in order");
   const all = [3, 4, 5, 6].map((id) => msg("lobby", id));
   answerJoin(env, "lobby", { lastId: 6, recovered: true, messages: all.filter((m) => m.id > since) });
   await settle();
-  assert.deepEqual(env.ids("lobby").sort(), [3, 4, 5, 6]);
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6]);
+  assert.deepEqual(env.of("joined").at(-1).messages.map((m) => `${m.id}:${m.source}`), ["4:recovery", "5:recovery", "6:recovery"]);
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 5, lost: false }], "nothing given up");
+  env.ws.frame("new_message", msg("lobby", 7));
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6, 7]);
+  assert.equal(ws2.frames("history").length, 0, "the rejoin filled the gap; no fetch needed");
+});
+
+test("a rejoin that cannot recover everything still delivers the messages held past a gap, and says so", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  const ws2 = await dropAndReconnect(env);
+  ws2.open();
+  assert.equal(ws2.last("join", "lobby").payload.since, 3);
+  // The server no longer has everything after 3: it sends its latest messages.
+  answerJoin(env, "lobby", { lastId: 9, recovered: false, messages: [msg("lobby", 8), msg("lobby", 9)] });
+  await settle();
+  const joined = env.of("joined").at(-1);
+  assert.equal(joined.gap, true);
+  assert.deepEqual(joined.messages.map((m) => `${m.id}:${m.source}`), ["6:live", "8:recovery", "9:recovery"]);
+  assert.deepEqual(env.ids("lobby"), [3, 6, 8, 9]);
+  assert.equal(env.client.room("lobby").lastId, 9);
 });
