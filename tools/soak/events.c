@@ -58,7 +58,7 @@ static void deliver(struct client *c, struct croom *cr, json_t *m, enum rx_kind 
         g_st.rx_recovery++;
     if (id > cr->last_id)
         cr->last_id = id;
-    ledger_member_touch(cr->member);
+    ledger_member_touch(cr->member, msg);
 }
 
 static void on_new_message(struct client *c, json_t *p)
@@ -93,7 +93,9 @@ static void rejoined(struct client *c, struct croom *cr, json_t *p, bool asked)
     else
         g_st.not_recovered++;
     if (!(recovered && same)) {
-        int64_t from = ledger_member_last_rx(cr->member);
+        /* not recovered since the last message it has, which a lagging
+         * client may have been sent long before it noticed the break */
+        int64_t from = ledger_member_current_to(cr->member);
         if (cr->down_at && cr->down_at < from)
             from = cr->down_at;
         ledger_member_break(cr->member, from);

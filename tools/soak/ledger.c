@@ -38,7 +38,7 @@ struct brk {
 struct member {
     uint32_t client;
     int room;
-    int64_t t_start, t_end, last_rx;
+    int64_t t_start, t_end, current_to;
     struct brk *b;
     int nb;
 };
@@ -202,7 +202,7 @@ int ledger_member_start(uint32_t client, int room)
     memset(b, 0, sizeof *b);
     b->client = client;
     b->room = room;
-    b->t_start = b->last_rx = soak_now_us();
+    b->t_start = b->current_to = soak_now_us();
     return g_nmembers++;
 }
 
@@ -222,14 +222,16 @@ void ledger_member_break(int member, int64_t from_us)
     b->b[b->nb++] = (struct brk){from_us, soak_now_us()};
 }
 
-int64_t ledger_member_last_rx(int member)
+int64_t ledger_member_current_to(int member)
 {
-    return g_members[member].last_rx;
+    return g_members[member].current_to;
 }
 
-void ledger_member_touch(int member)
+void ledger_member_touch(int member, uint32_t msg)
 {
-    g_members[member].last_rx = soak_now_us();
+    struct member *b = &g_members[member];
+    if (g_msgs[msg].t_send > b->current_to)
+        b->current_to = g_msgs[msg].t_send;
 }
 
 /* ---- the account ------------------------------------------------------------ */

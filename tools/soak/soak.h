@@ -101,9 +101,11 @@ void ledger_member_end(int member);
 /* The membership could not recover what was published between `from` and
  * now (history gone or a new epoch): those messages are excused. */
 void ledger_member_break(int member, int64_t from_us);
-/* The time of the member's latest delivery (its start when none). */
-int64_t ledger_member_last_rx(int member);
-void ledger_member_touch(int member);
+/* The send time of the newest message the member received (its start if
+ * none): a client that lags behind is current only up to there, and a
+ * rejoin the server cannot recover loses what came after it. */
+int64_t ledger_member_current_to(int member);
+void ledger_member_touch(int member, uint32_t msg);
 
 /* Compares every membership with every acknowledged message of its room
  * and fills the accounting fields of g_st. Prints up to `show` examples of
