@@ -14,10 +14,11 @@
  *    with `since`/`epoch`, so the missed messages are replayed (those of a
  *    gap still being fetched too); anything already seen is dropped, so a
  *    message is delivered to you once (deduplicated by room and id);
- *  - delivers each room's messages in id order: when live ids skip some, it
- *    fetches the missing ones from the history and holds the later live ones
- *    until they are in (at most `maxGapHeld` messages for `gapTimeout` ms);
- *    ids it gives up on are reported as a `gap` error with `lost: true`;
+ *  - delivers each room's messages in id order (but for held echoes, see
+ *    `echoHold`): when live ids skip some, it fetches the missing ones from
+ *    the history and holds the later live ones until they are in (at most
+ *    `maxGapHeld` messages for `gapTimeout` ms); ids it gives up on are
+ *    reported as a `gap` error with `lost: true`;
  *  - keeps every send in an outbox until it is acknowledged: sends made while
  *    offline go out once the room is joined again, and a send whose outcome is
  *    unknown (dropped connection, `timeout`, `unavailable`) is resent with the
@@ -41,7 +42,8 @@
  *  - a room's `lastId` is the last id up to which every message was delivered
  *    (or reported lost); it only moves forward within an epoch; a
  *    `new_message` at or below it is a duplicate and is dropped; messages are
- *    delivered in id order per room, with bounded waiting (client/rooms.js);
+ *    delivered in id order per room, with bounded waiting, except for an echo
+ *    held for its ack (client/rooms.js);
  *  - frames from a socket that is no longer the current one are ignored
  *    (client/connection.js);
  *  - a send is settled exactly once: resolved with its ack or rejected with a
@@ -148,10 +150,12 @@ export {
  * A connection to confab that survives disconnects.
  *
  * Events (subscribe with `on(name, fn)`):
- *  - `state` `{state, previous, attempt?, delay?, code?, reason?}`: `connecting`,
- *    `connected`, `reconnecting` (waiting `delay` ms), `disconnected`;
+ *  - `state` `{state, previous, attempt?, delay?, retryAt?, code?, reason?, wasOpen?, error?}`:
+ *    `connecting`, `connected`, `reconnecting` (waiting `delay` ms), `disconnected`;
  *  - `message` {@link ChatMessage}: each message once, in id order per room (live
- *    messages past a gap wait for it, up to `gapTimeout`/`maxGapHeld`);
+ *    messages past a gap wait for it, up to `gapTimeout`/`maxGapHeld`), except
+ *    that the echo of one's own send held for its ack (`echoHold`) can come after
+ *    later messages of others;
  *  - `joined` {@link JoinedInfo}: before that join's messages are delivered;
  *  - `left` `{room, error?}`: left (by `leave()`, or because a rejoin was refused);
  *  - `presence` `{room, user, action, count}`; `typing` `{room, user}`;

@@ -18,7 +18,8 @@
  *    was delivered, or reported missing with a `gap` error); it only moves
  *    forward within an epoch; a `new_message` at or below it is a duplicate
  *    and is dropped; a new epoch resets it to 0;
- *  - messages with ids are delivered in id order: a live one past a gap waits
+ *  - messages with ids are delivered in id order (except a held echo, below,
+ *    which others are not held behind): a live one past a gap waits
  *    in `ahead` (at most `maxGapHeld` of them) while the gap is fetched from
  *    the history, one fetch at a time; when the fetch fails or takes longer
  *    than `gapTimeout`, or `ahead` overflows, the client gives up on the gap:
