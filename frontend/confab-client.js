@@ -312,6 +312,11 @@ export class ConfabClient extends Emitter {
     if (typeof text !== "string" || !text.trim()) {
       return Promise.reject(new ConfabError("empty_message", "The message is empty.", { room }));
     }
+    // The server refuses these (JSON would carry each as six bytes).
+    if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) {
+      return Promise.reject(new ConfabError("bad_text",
+        "The message holds a control character (only tab and line breaks are allowed).", { room }));
+    }
     if (typeof id !== "string" || id.length < 1 || id.length > 64 || this._outbox.has(id)) {
       return Promise.reject(new ConfabError("bad_id", "A send id is 1–64 characters and unique.", { room }));
     }

@@ -376,6 +376,9 @@ test("bad input is refused at once with the documented codes, and nothing is sen
   const room = "A-z_0.9:x";
   await refused(env.client.send("lobby", "hi"), "not_joined");
   await refused(env.client.send(room, " \n\t"), "empty_message");
+  for (const text of ["a\u0001b", "\u001b[31mred", "form\ffeed", "nul\u0000"]) {
+    await refused(env.client.send(room, text), "bad_text");
+  }
   await refused(env.client.send(room, "hi", { id: "" }), "bad_id");
   await refused(env.client.send(room, "hi", { id: "i".repeat(65) }), "bad_id");
   // The limit is on the whole frame in UTF-8 bytes (maxFrameBytes, 4096).
@@ -386,10 +389,16 @@ test("bad input is refused at once with the documented codes, and nothing is sen
   assert.equal(env.ws.frames("send").length, 0);
   assert.equal(env.of("delivery").length, 0, "refused sends never enter the outbox");
 
+  // Of the control characters, tab and line breaks go out.
+  const tabbed = env.client.send(room, "tab\there\r\nnext", { id: "t" });
+  assert.equal(env.ws.frames("send").length, 1);
+  env.ws.frame("ack", { id: "t", room, message_id: 1, sent: "t" });
+  assert.equal((await tabbed).id, "t");
+
   // Just at the limit it goes out; a second send with a pending id is refused.
   const fits = env.client.send(room, "x".repeat(4096 - overhead), { id: "k" });
   await refused(env.client.send(room, "other", { id: "k" }), "bad_id");
-  assert.equal(env.ws.frames("send").length, 1);
-  env.ws.frame("ack", { id: "k", room, message_id: 1, sent: "t" });
+  assert.equal(env.ws.frames("send").length, 2);
+  env.ws.frame("ack", { id: "k", room, message_id: 2, sent: "t" });
   assert.equal((await fits).id, "k");
 });
