@@ -81,11 +81,27 @@ static void link_close(struct gwlink *l, const char *why, bool error)
     arm_post(l->g);
 }
 
+/* Takes l off the list of links to flush. Linear, but that list holds only
+ * links written to in this iteration, out of a handful of gateways. */
+static void undirty(struct gwlink *l)
+{
+    struct gwlink **pp = &l->g->dirty;
+    while (*pp && *pp != l)
+        pp = &(*pp)->dirty_next;
+    if (*pp)
+        *pp = l->dirty_next;
+    l->dirty = false;
+}
+
 static void link_free(struct gwlink *l)
 {
     struct gwlinks *g = l->g;
     if (g->cbs.on_close)
         g->cbs.on_close(g->ud, l);
+    /* Written to and then closed in this iteration (or by the on_close just
+     * above, through another link's answers): the list must not keep it. */
+    if (l->dirty)
+        undirty(l);
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -121,22 +137,27 @@ static void flush_link(struct gwlink *l)
     sd_event_source_set_io_events(l->io, cf_bytes_len(&l->out) ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
-/* End of a loop iteration: write what was queued, then free closed links. */
+/* End of a loop iteration: write what was queued, then free closed links.
+ * Freeing a link runs on_close, which may answer other links' requests (and
+ * close one whose queue overflows): so round again until both lists are
+ * empty. It ends: a link is closed, and freed, only once. */
 static int on_post(sd_event_source *s, void *ud)
 {
     (void)s;
     struct gwlinks *g = ud;
-    while (g->dirty) {
-        struct gwlink *l = g->dirty;
-        g->dirty = l->dirty_next;
-        l->dirty = false;
-        if (!l->closing)
-            flush_link(l);
-    }
-    while (g->dead) {
-        struct gwlink *l = g->dead;
-        g->dead = l->dead_next;
-        link_free(l);
+    while (g->dirty || g->dead) {
+        while (g->dirty) {
+            struct gwlink *l = g->dirty;
+            g->dirty = l->dirty_next;
+            l->dirty = false;
+            if (!l->closing)
+                flush_link(l);
+        }
+        while (g->dead) {
+            struct gwlink *l = g->dead;
+            g->dead = l->dead_next;
+            link_free(l);
+        }
     }
     return 0;
 }
@@ -146,8 +167,7 @@ void gwlinks_flush(struct gwlinks *g)
     if (!g->dirty && !g->dead)
         return;
     on_post(NULL, g);
-    if (!g->dirty && !g->dead) /* else what on_post caused waits for the source */
-        sd_event_source_set_enabled(g->post, SD_EVENT_OFF);
+    sd_event_source_set_enabled(g->post, SD_EVENT_OFF); /* on_post left nothing */
 }
 
 static int send_msg(struct gwlink *l, const struct cf_wire_msg *m)
