@@ -111,13 +111,22 @@ static void subscribe(struct rooms *r, struct room *rm)
     /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
 }
 
+/* The edge between rm and link (whose end is `end`), or NULL. cf_rel_find is
+ * linear, so it searches the shorter side: usually the room's links (one per
+ * gateway process), but a link can be in 100 k rooms, and searching its end
+ * made each join or leave O(rooms), a whole resync O(rooms^2). */
+static struct cf_rel_edge *membership(struct room *rm, void *link, struct cf_rel_end *end)
+{
+    return rm->links.n <= end->n ? cf_rel_find(&rm->links, link) : cf_rel_find(end, rm);
+}
+
 int rooms_join(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
                size_t len)
 {
     if (len > CF_ROOM_MAX)
         return -EINVAL;
     struct room *rm = cf_map_get(r->by_name, name, len);
-    if (rm && cf_rel_find(end, rm))
+    if (rm && membership(rm, link, end))
         return 0;
     bool created = false;
     if (!rm) {
@@ -160,9 +169,8 @@ static void unlink_edge(struct rooms *r, struct cf_rel_edge *e)
 void rooms_leave(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
                  size_t len)
 {
-    (void)link;
     struct room *rm = cf_map_get(r->by_name, name, len);
-    struct cf_rel_edge *e = rm ? cf_rel_find(end, rm) : NULL;
+    struct cf_rel_edge *e = rm ? membership(rm, link, end) : NULL;
     if (e)
         unlink_edge(r, e);
 }

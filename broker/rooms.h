@@ -50,7 +50,8 @@ struct rooms *rooms_new(const struct rooms_ops *ops, void *ud, size_t max_held_b
 void rooms_free(struct rooms *r); /* NULL is a no-op; links must have been dropped */
 
 /* Adds link (whose membership end is `end`) to a room. 0 (also when already a
- * member) or -ENOMEM. */
+ * member) or -ENOMEM. A link is always given with the same pointer: it is
+ * what the room's side of the membership refers to. */
 int rooms_join(struct rooms *r, void *link, struct cf_rel_end *end, const char *name,
                size_t len);
 /* Removes link from a room; 0 whether or not it was a member. */

@@ -90,9 +90,11 @@ static const struct rooms_ops fake_ops = {
     .deliver = fake_deliver,
 };
 
+/* The end is not the first member, as in broker/links.c: a link and its end
+ * are different pointers, so mixing them up fails. */
 struct link {
-    struct cf_rel_end end;
     int id;
+    struct cf_rel_end end;
 };
 
 static struct rooms *g_rooms;

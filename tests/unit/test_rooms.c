@@ -242,6 +242,88 @@ static void test_drop_link(void **state)
     assert_int_equal(stats().rooms, 1);
 }
 
+/* Counts of the calls since the last reset, by kind, then a reset. */
+static int took(char kind)
+{
+    int n = count_kind(kind);
+    g_fake.n = 0;
+    return n;
+}
+
+/* A link in many rooms that others share: a membership is found from
+ * whichever side is shorter (the room's few links, or a link's few rooms),
+ * and either way it is the right link's and the right room's. */
+static void test_many_rooms_shared_by_links(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    char name[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        assert_int_equal(join(0, name), 0);
+        assert_int_equal(took('S'), 1);
+        confirm(name);
+    }
+    /* link 1 joins them all, link 2 the even ones; then both again */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            snprintf(name, sizeof name, "r%d", i);
+            assert_int_equal(join(1, name), 0);
+            if (i % 2 == 0)
+                assert_int_equal(join(2, name), 0);
+            assert_int_equal(took('S'), 0);
+        }
+        assert_int_equal(g_links[1].end.n, N);
+        assert_int_equal(g_links[2].end.n, N / 2);
+    }
+    assert_int_equal(stats().rooms, N);
+    for (int i = 0; i < N; i += 499) {
+        snprintf(name, sizeof name, "r%d", i);
+        message(name, "m");
+        int want = i % 2 == 0 ? 3 : 2;
+        assert_int_equal(g_fake.n, want);
+        for (int k = 0; k < want; k++)
+            assert_ptr_equal(g_fake.calls[k].link, &g_links[k]);
+        g_fake.n = 0;
+    }
+    /* a link that is in none of them leaves them all: nobody else moves */
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        leave(3, name);
+    }
+    assert_int_equal(took('U'), 0);
+    assert_int_equal(g_links[0].end.n, N);
+    assert_int_equal(g_links[1].end.n, N);
+    /* link 0 leaves: the others keep every room */
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        leave(0, name);
+        leave(0, name); /* again: nothing */
+    }
+    assert_int_equal(took('U'), 0);
+    assert_int_equal(g_links[0].end.n, 0);
+    assert_int_equal(g_links[1].end.n, N);
+    assert_int_equal(g_links[2].end.n, N / 2);
+    /* link 1 leaves: the odd rooms lose their last link */
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        leave(1, name);
+        assert_int_equal(took('U'), i % 2);
+    }
+    assert_int_equal(g_links[1].end.n, 0);
+    snprintf(name, sizeof name, "r%d", 2);
+    message(name, "m");
+    assert_int_equal(g_fake.n, 1);
+    assert_ptr_equal(g_fake.calls[0].link, &g_links[2]);
+    g_fake.n = 0;
+    for (int i = 0; i < N; i += 2) {
+        snprintf(name, sizeof name, "r%d", i);
+        leave(2, name);
+        assert_int_equal(took('U'), 1);
+    }
+    assert_int_equal(g_links[2].end.n, 0);
+}
+
 static void test_stats(void **state)
 {
     (void)state;
@@ -325,6 +407,7 @@ int main(void)
         T(test_rejoin_before_unsubscribe_confirm),
         T(test_rejoin_before_any_confirm),
         T(test_drop_link),
+        T(test_many_rooms_shared_by_links),
         T(test_stats),
         T(test_free_leaks_nothing),
     };
