@@ -200,8 +200,9 @@ int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens,
             rc->w_count--; /* take back the waiter just pushed */
         return rv;
     }
-    rc->pending++;
     rc->last_tx = cf_mono_ms();
+    if (rc->pending++ == 0)
+        rc->busy_since = rc->last_tx;
     rb__kick(rc);
     return 0;
 }
@@ -222,6 +223,17 @@ static int queue_cmd(struct rconn *rc, int argc, const char **argv, const size_t
 
 /* ---- connection life cycle --------------------------------------------- */
 
+/* How long Redis has owed a reply: since the last reply, or since the
+ * command was sent if nothing was in flight before it. Never more than the
+ * oldest command's age (replies come in order), so the timeout runs from that
+ * command at the earliest. The last reply alone would not do: after an idle
+ * spell it can be ~5-6 s old (the idle PING, the canary), and a command sent
+ * then was declared lost after only ~4-5 s. */
+static int64_t unanswered_ms(const struct rconn *rc, int64_t now)
+{
+    return now - (rc->last_rx > rc->busy_since ? rc->last_rx : rc->busy_since);
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)s;
@@ -240,13 +252,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
         return 0;
     if (now - rc->up_since >= STABLE_MS)
         cf_backoff_reset(&rc->bo);
-    if (rc->pending > 0 && now - rc->last_rx > REPLY_TIMEOUT_MS) {
+    if (rc->pending > 0 && unanswered_ms(rc, now) > REPLY_TIMEOUT_MS) {
         /* Replies may be sitting in the socket: after this process was
          * stopped (SIGSTOP, a long GC-like stall) the timer can run first. */
         read_replies(rc);
         if (rc->st != C_UP)
             return 0;
-        if (rc->pending > 0 && cf_mono_ms() - rc->last_rx > REPLY_TIMEOUT_MS) {
+        if (rc->pending > 0 && unanswered_ms(rc, cf_mono_ms()) > REPLY_TIMEOUT_MS) {
             conn_fail(rc, "no reply from Redis for 10 s");
             return 0;
         }

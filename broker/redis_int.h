@@ -32,6 +32,7 @@ struct rconn {
     struct cf_backoff bo;
     uint32_t pending;  /* replies we still expect */
     int64_t last_rx;   /* last reply of any kind */
+    int64_t busy_since; /* when pending last rose from 0 */
     int64_t last_tx;   /* last command queued */
     int64_t up_since;  /* when the connection last came up */
     uint32_t failures; /* consecutive failed attempts, to keep retry logs quiet */

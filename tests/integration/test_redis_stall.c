@@ -1,0 +1,192 @@
+/* The broker's Redis bridge (broker/redis.c) against a real Redis that stops
+ * for a while (SIGSTOP): a command that waits less than the reply timeout
+ * (10 s) is answered once Redis runs again, however long the connection had
+ * been idle before it was sent; one that waits longer makes the bridge
+ * reset the connection (the command hears NULL) and connect again.
+ *
+ * Idle connections exchange a PING or the delivery canary every ~5 s, so the
+ * last reply can be ~5 s old when a command is sent: the timeout must count
+ * from the command, not from that reply. The bridge is linked in and its
+ * connection state read (redis_int.h) to send the command when the last
+ * reply is old enough to tell the two apart. Takes ~35 s. */
+#include "common.h"
+
+#include <signal.h>
+#include <systemd/sd-event.h>
+
+#include "clock.h"
+#include "config.h"
+#include "redis.h"
+#include "redis_int.h"
+
+/* the bridge's reply timeout, from redis.c */
+#define REPLY_TIMEOUT_MS 10000
+
+static struct h_redis redis;
+static sd_event *ev;
+static struct rbridge *rb;
+static const char *const scripts[] = {"return 7"};
+
+struct got {
+    int calls;
+    bool null;
+    long long value;
+    int64_t at;
+};
+
+static void on_reply(void *ud, const redisReply *r)
+{
+    struct got *g = ud;
+    g->calls++;
+    g->null = r == NULL;
+    g->value = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    g->at = cf_mono_ms();
+}
+
+static void on_message(void *ud, const char *name, size_t len, const char *p, size_t plen)
+{
+    (void)ud, (void)name, (void)len, (void)p, (void)plen;
+}
+
+/* Runs the loop (as the broker's run_loop does) until done or timeout_ms. */
+static bool run_until(bool (*done)(void *), void *ud, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (!done(ud) && h_now_ms() < deadline) {
+        assert_true(sd_event_run(ev, 50 * 1000) >= 0);
+        rbridge_flush(rb);
+    }
+    return done(ud);
+}
+
+static bool never(void *ud)
+{
+    (void)ud;
+    return false;
+}
+
+static bool bridge_ready(void *ud)
+{
+    (void)ud;
+    return rbridge_ready(rb) && rbridge_room(rb) == 0;
+}
+
+static bool answered(void *ud)
+{
+    return ((struct got *)ud)->calls > 0;
+}
+
+/* The publisher has nothing in flight and its last reply is at least ms old. */
+static int64_t g_quiet_ms;
+static bool quiet(void *ud)
+{
+    (void)ud;
+    return rb->pub.pending == 0 && cf_mono_ms() - rb->pub.last_rx >= g_quiet_ms;
+}
+
+static uint64_t reconnects(void)
+{
+    struct rbridge_stats s;
+    rbridge_stats(rb, &s);
+    return s.reconnects;
+}
+
+static int eval(struct got *g)
+{
+    const char *argv[] = {"0"};
+    size_t lens[] = {1};
+    return rbridge_eval(rb, 0, 1, argv, lens, on_reply, g);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (h_redis_start(&redis, h_tmpdir()) < 0)
+        return -1;
+    struct cf_redis_addr addr;
+    if (sd_event_new(&ev) < 0 || cf_redis_addr_parse(redis.addr, &addr) < 0)
+        return -1;
+    const struct rbridge_cbs cbs = {.on_message = on_message};
+    rb = rbridge_new(ev, &addr, NULL, 1 << 20, scripts, 1, &cbs, NULL);
+    return rb ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (redis.proc.pid > 0)
+        kill(redis.proc.pid, SIGCONT); /* in case a test failed while it was stopped */
+    rbridge_free(rb);
+    ev = sd_event_unref(ev);
+    h_redis_stop(&redis);
+    return 0;
+}
+
+/* Stopped for 8.5 s, with the last reply 3.5 s old when the command was
+ * sent: counted from that reply, the timeout would pass 1.5 s before Redis
+ * runs again. */
+static void test_a_command_after_idle_waits_its_whole_timeout(void **state)
+{
+    (void)state;
+    assert_true(run_until(bridge_ready, NULL, 10000));
+    g_quiet_ms = 3500;
+    assert_true(run_until(quiet, NULL, 10000));
+    uint64_t before = reconnects();
+
+    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    struct got g = {0};
+    int64_t sent = cf_mono_ms();
+    int64_t idle = sent - rb->pub.last_rx;
+    assert_int_equal(eval(&g), 0);
+    run_until(never, NULL, 8500);
+    if (g.calls)
+        fail_msg("answered (%s) %lld ms after the command, %lld ms after the last reply, "
+                 "while Redis was stopped",
+                 g.null ? "NULL: connection reset" : "a reply", (long long)(g.at - sent),
+                 (long long)(g.at - sent + idle));
+    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+
+    assert_true(run_until(answered, &g, 5000));
+    printf("idle %lld ms before the command; answered %lld ms after it\n", (long long)idle,
+           (long long)(g.at - sent));
+    assert_false(g.null); /* NULL: the connection was reset, the outcome lost */
+    assert_int_equal(g.value, 7);
+    assert_int_equal(reconnects(), before);
+}
+
+/* Stopped for longer than the timeout: the connection is reset no sooner
+ * than the timeout after the command, and comes back once Redis runs. */
+static void test_a_command_unanswered_past_its_timeout_resets(void **state)
+{
+    (void)state;
+    assert_true(run_until(bridge_ready, NULL, 10000));
+    uint64_t before = reconnects();
+    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    struct got g = {0};
+    int64_t sent = cf_mono_ms();
+    assert_int_equal(eval(&g), 0);
+    bool reset = run_until(answered, &g, REPLY_TIMEOUT_MS + 5000);
+    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_true(reset);
+    printf("reset %lld ms after the command\n", (long long)(g.at - sent));
+    assert_true(g.null);
+    assert_true(g.at - sent >= REPLY_TIMEOUT_MS);
+    assert_true(reconnects() > before);
+
+    assert_true(run_until(bridge_ready, NULL, 10000));
+    struct got again = {0};
+    assert_int_equal(eval(&again), 0);
+    assert_true(run_until(answered, &again, 5000));
+    assert_int_equal(again.value, 7);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_command_after_idle_waits_its_whole_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_command_unanswered_past_its_timeout_resets, setup,
+                                        teardown),
+    };
+    return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}
