@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apause.h"
 #include "clock.h"
 #include "log.h"
 #include "memtrim.h"
@@ -55,6 +56,7 @@ struct gwlinks {
     struct cf_wire_decoder *dec;
     uint64_t frames_in;      /* for memtrim: work that allocates */
     struct cf_memtrim trim;
+    struct apause pause; /* accepting, after running out of descriptors */
 };
 
 static void arm_post(struct gwlinks *g)
@@ -341,10 +343,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud)
     for (int i = 0; i < ACCEPT_BUDGET; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                CF_ERROR("links", "accept on %s failed: %s", g->path, strerror(errno));
+            /* the listener is level-triggered: out of descriptors, trying
+             * again at once would spin; the gateway waits in the backlog */
+            apause_failed(&g->pause, errno);
             break;
         }
+        apause_accepted(&g->pause);
         struct gwlink *l = calloc(1, sizeof *l);
         if (!l || sd_event_add_io(g->ev, &l->io, cfd, EPOLLIN, on_link_io, l) < 0) {
             CF_ERROR("links", "out of memory accepting a gateway link");
@@ -436,6 +440,10 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
         sd_event_add_time_relative(ev, &g->tick, CLOCK_MONOTONIC, 1000 * 1000, 100 * 1000,
                                    on_tick, g) < 0)
         goto fail;
+    char what[sizeof g->path + 32];
+    snprintf(what, sizeof what, "gateway links on %s", path);
+    if (apause_init(&g->pause, ev, g->lio, "links", what) < 0)
+        goto fail;
     /* Normal priority on purpose: sd-event dispatches one source per
      * iteration, so an idle-priority flush could starve under steady input. */
     sd_event_source_set_enabled(g->post, SD_EVENT_OFF);
@@ -454,6 +462,7 @@ void gwlinks_free(struct gwlinks *g)
             cf_bytes_write_fd(&l->out, l->fd); /* best effort, never blocks */
     while (g->head)
         link_free(g->head);
+    apause_free(&g->pause);
     g->lio = sd_event_source_disable_unref(g->lio);
     g->tick = sd_event_source_disable_unref(g->tick);
     g->post = sd_event_source_disable_unref(g->post);
@@ -482,6 +491,7 @@ const char *gwlink_node(const struct gwlink *l)
 
 void gwlinks_stop_accepting(struct gwlinks *g)
 {
+    apause_stop(&g->pause); /* a pause ending later must not accept again */
     if (g->lio)
         sd_event_source_set_enabled(g->lio, SD_EVENT_OFF);
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "apause.h"
 #include "log.h"
 #include "sock.h"
 
@@ -33,6 +34,7 @@ struct mhttp {
     void *ud;
     int conns;
     struct mconn *head;
+    struct apause pause; /* accepting, after running out of descriptors */
 };
 
 static void conn_free(struct mconn *c)
@@ -127,8 +129,11 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud)
     struct mhttp *h = ud;
     for (int i = 0; i < 16; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
+        if (cfd < 0) {
+            apause_failed(&h->pause, errno); /* level-triggered: do not spin */
             return 0;
+        }
+        apause_accepted(&h->pause);
         struct mconn *c = h->conns < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
         if (!c) {
             close(cfd); /* too many scrapers at once: they retry */
@@ -164,7 +169,11 @@ struct mhttp *mhttp_new(sd_event *ev, const char *addr, int port, mhttp_fn fn, v
         free(h);
         return NULL;
     }
-    if (sd_event_add_io(ev, &h->io, h->fd, EPOLLIN, on_accept, h) < 0) {
+    char what[80];
+    snprintf(what, sizeof what, "metrics requests on port %d", port);
+    if (sd_event_add_io(ev, &h->io, h->fd, EPOLLIN, on_accept, h) < 0 ||
+        apause_init(&h->pause, ev, h->io, "metrics", what) < 0) {
+        sd_event_source_disable_unref(h->io);
         close(h->fd);
         free(h);
         return NULL;
@@ -178,6 +187,7 @@ void mhttp_free(struct mhttp *h)
         return;
     while (h->head)
         conn_free(h->head);
+    apause_free(&h->pause);
     sd_event_source_disable_unref(h->io);
     close(h->fd);
     free(h);
