@@ -149,7 +149,8 @@ static const struct var vars[] = {
     {"MAX_MESSAGE_BYTES", K_INT, OFF(max_message_bytes), 256, 65536, "4096", false, NULL,
      "largest client frame accepted (bigger: close 1009)"},
     {"MAX_CLIENT_QUEUE_BYTES", K_INT, OFF(max_client_queue_bytes), 16384, 64 << 20, "262144", false,
-     NULL, "outbound bytes queued per WebSocket before it is dropped as a slow consumer"},
+     NULL, "outbound bytes queued per WebSocket before it is dropped as a slow consumer "
+             "(the kernel's send buffer for it is capped at this, doubled)"},
     {"PING_INTERVAL", K_INT, OFF(ping_interval), 1, 3600, "30", false, NULL,
      "seconds of silence before a WebSocket ping"},
     {"PING_TIMEOUT", K_INT, OFF(ping_timeout), 1, 3600, "10", false, NULL,

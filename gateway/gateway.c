@@ -538,6 +538,8 @@ int gw_run(const struct cf_config *cfg, int worker)
         goto out;
     gw.listener = listener_new(gw.vh, cfg->listen_addr, cfg->port, afd);
     listener_set_fd_cap(gw.listener, gw.lws_fd_cap);
+    /* a client's queue bound covers the kernel's share of it too */
+    listener_set_sndbuf(gw.listener, (int)cfg->max_client_queue_bytes);
     if (!gw.listener || admit_init(&gw, gw.listener) < 0)
         goto out;
     if (afd >= 0)

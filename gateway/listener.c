@@ -42,6 +42,14 @@ void listener_set_fd_cap(struct listener *l, int cap)
         l->fd_cap = cap;
 }
 
+void listener_set_sndbuf(struct listener *l, int bytes)
+{
+    if (l && setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
+        CF_WARN("listen", "cannot set SO_SNDBUF on the listening socket (%s): a client that "
+                "does not read may hold up to the kernel's maximum send buffer",
+                strerror(errno));
+}
+
 /* Hands an accepted socket to lws for HTTP (and TLS when the vhost has it). */
 static void log_drops(struct listener *l);
 

@@ -55,6 +55,14 @@ void listener_adopt(struct listener *l, int fd, void *opaque);
  * find no descriptor at all. 0 (the default): no cap. NULL l is a no-op. */
 void listener_set_fd_cap(struct listener *l, int cap);
 
+/* Caps the kernel's send buffer of every connection accepted from now on
+ * (Linux copies SO_SNDBUF from the listening socket), so that what waits for
+ * a client that does not read is bounded by the gateway's queue bound plus
+ * this, not by the kernel's autotuning (up to tcp_wmem's maximum, 4 MiB: on
+ * loopback, at once). The kernel doubles `bytes` and caps it at
+ * net.core.wmem_max. NULL l is a no-op. */
+void listener_set_sndbuf(struct listener *l, int bytes);
+
 /* Stops accepting (for a graceful drain): new connections go to the other
  * processes sharing the port, or are refused once none is left. */
 void listener_stop(struct listener *l);
