@@ -6,6 +6,7 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "admit.h"
@@ -112,6 +113,20 @@ int http_error(struct lws *wsi, unsigned status, const char *msg, const char *ex
     free(s);
     json_decref(o);
     return rc;
+}
+
+int http_upgrade_refused(struct lws *wsi, const char *what)
+{
+    /* lws 4.1 cannot serve a request that offers an upgrade as plain HTTP,
+     * and upgrades to HTTP/2 itself if told yes: say what to send instead */
+    if (!strcasecmp(what, "h2c"))
+        return http_error(wsi, HTTP_STATUS_BAD_REQUEST,
+                          "HTTP/2 (Upgrade: h2c) is not served: send the request as HTTP/1.1 "
+                          "without an Upgrade header (e.g. Java's HttpClient with "
+                          "Version.HTTP_1_1, curl --http1.1)",
+                          NULL);
+    return http_error(wsi, HTTP_STATUS_BAD_REQUEST,
+                      "only WebSocket upgrades are served, on /ws of the main port", NULL);
 }
 
 /* ---- /login ------------------------------------------------------------- */
@@ -409,10 +424,15 @@ static int metrics(struct gw *gw, struct lws *wsi)
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
     static const char ctype[] = "text/plain; version=0.0.4; charset=utf-8";
     int rc = -1;
+    /* HEAD: the headers only; a body would be read as the next response */
+    bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
     if (!lws_add_http_common_headers(wsi, HTTP_STATUS_OK, ctype, cf_bytes_len(&out), &p, end) &&
         !lws_finalize_write_http_header(wsi, start, &p, end)) {
+        rc = 0;
         /* The body is a few KiB: one write. lws needs LWS_PRE bytes before it. */
-        unsigned char *buf = malloc(LWS_PRE + cf_bytes_len(&out));
+        unsigned char *buf = head ? NULL : malloc(LWS_PRE + cf_bytes_len(&out));
+        if (!head && !buf)
+            rc = -1;
         if (buf) {
             memcpy(buf + LWS_PRE, cf_bytes_data(&out), cf_bytes_len(&out));
             rc = lws_write(wsi, buf + LWS_PRE, cf_bytes_len(&out), LWS_WRITE_HTTP_FINAL) ==

@@ -31,6 +31,11 @@ int http_reply(struct lws *wsi, unsigned status, const char *json, const char *e
 /* http_reply with {"error": msg}. */
 int http_error(struct lws *wsi, unsigned status, const char *msg, const char *extra);
 
+/* Answers a request that offers an upgrade other than to a WebSocket (lws
+ * 4.1 cannot serve it as plain HTTP): 400, saying what to send instead.
+ * Returns http_reply's result. */
+int http_upgrade_refused(struct lws *wsi, const char *what);
+
 /* A publish was handed to a broker as request q / its answer came (status
  * 200 with id and ts, or an error status with code and message). */
 void http_publish_started(void *http, uint64_t q);

@@ -123,10 +123,7 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
 {
     char path[64];
     if (strcasecmp(what, "websocket") != 0)
-        return http_error(wsi, HTTP_STATUS_BAD_REQUEST, "only WebSocket upgrades are supported",
-                          NULL) < 0
-                   ? -1
-                   : 1;
+        return http_upgrade_refused(wsi, what) < 0 ? -1 : 1;
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, "/ws") != 0)
         return http_error(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws", NULL) < 0 ? -1
                                                                                              : 1;

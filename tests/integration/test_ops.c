@@ -355,6 +355,71 @@ static void test_metrics_ports_serve_only_operations(void **state)
     assert_int_equal(status_of(bport, "HEAD", "/metrics"), 200);
 }
 
+/* Sends `req` raw and returns all the port sent back until it closed (or
+ * 5 s passed). */
+static char *raw_exchange(int port, const char *req)
+{
+    int fd = h_tcp_connect(port, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(h_send_all(fd, req, strlen(req)), 0);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap + 1);
+    int64_t deadline = h_now_ms() + 5000;
+    while (len < cap && h_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(fd, out + len, cap - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    out[len] = '\0';
+    return out;
+}
+
+/* HEAD /metrics gets the headers only: with a body after them, the next
+ * response on a kept-alive connection would start inside it. */
+static void test_head_metrics_then_another_request(void **state)
+{
+    (void)state;
+    int mport, bport;
+    up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
+    free(wait_status(mport, "/readyz", 200, 10000));
+    char *r = raw_exchange(mport, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    char *second = strstr(r, "\r\n\r\n");
+    assert_non_null(second);
+    second += 4;
+    if (strncmp(second, "HTTP/1.1 200", 12) != 0)
+        fail_msg("after HEAD /metrics came %.60s, not the next response", second);
+    assert_non_null(strstr(second, "\"status\""));
+    assert_null(strstr(r, "# TYPE")); /* no metrics text anywhere */
+    free(r);
+}
+
+/* A request offering HTTP/2 (Upgrade: h2c, as Java's HttpClient does by
+ * default) is answered on both ports with what to send instead; lws 4.1
+ * cannot serve it as plain HTTP. */
+static void test_h2c_upgrade_offers_are_answered(void **state)
+{
+    (void)state;
+    int mport, bport;
+    up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
+    free(wait_status(mport, "/readyz", 200, 10000));
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "
+                              "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    int ports[] = {fx.node.port, mport};
+    for (int i = 0; i < 2; i++) {
+        char *r = raw_exchange(ports[i], req);
+        if (strncmp(r, "HTTP/1.", 7) != 0 || strncmp(r + 8, " 400", 4) != 0 ||
+            !strstr(r, "HTTP/1.1 without an Upgrade"))
+            fail_msg("port %d answered an h2c offer with: %.200s", ports[i], r);
+        free(r);
+    }
+}
+
 /* ---- logs ------------------------------------------------------------------ */
 
 /* Every line of p's log is one JSON object with exactly the documented
@@ -610,6 +675,8 @@ int main(void)
         cmocka_unit_test_teardown(test_metrics_text_format, down),
         cmocka_unit_test_teardown(test_metrics_ports_serve_only_operations, down),
         cmocka_unit_test_teardown(test_operations_ports_bind_listen_addr, down),
+        cmocka_unit_test_teardown(test_head_metrics_then_another_request, down),
+        cmocka_unit_test_teardown(test_h2c_upgrade_offers_are_answered, down),
         cmocka_unit_test_teardown(test_log_format_json, down),
         cmocka_unit_test_teardown(test_log_json_survives_hostile_input, down),
         cmocka_unit_test(test_journal_stream_takes_the_logs),
