@@ -68,6 +68,14 @@ supervise() {
       rc=$?
       while kill -0 "$child" 2>/dev/null; do wait "$child"; done # interrupted by a signal
       ((stopping)) && break
+      if ((rc == 0)); then
+        # A daemon exits 0 only when told to stop: by hand, or by a Ctrl-C
+        # this shell could not trap (a background job of a non-interactive
+        # shell ignores SIGINT, and an ignored signal cannot be trapped).
+        # Restarting it would undo that.
+        say "$name stopped (status 0); not restarting it"
+        break
+      fi
       ((SECONDS - started > 10)) && delay=1
       say "$name exited with status $rc; restarting in ${delay}s"
       sleep "$delay" & wait $! || true
@@ -119,7 +127,7 @@ done
 healthy && say "confab is up: http://localhost:$PORT/  (Ctrl-C to stop)"
 say "another node of this cluster: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 REDIS_ADDR=$REDIS_ADDR make run-all"
 
-while :; do
-  wait "${pids[@]}" 2>/dev/null
-  sleep 1 & wait $! || true
-done
+# Until a signal stops us, or a part stops for good (above): then the rest.
+wait -n "${pids[@]}" 2>/dev/null
+say "a part of confab stopped; stopping the rest"
+stop

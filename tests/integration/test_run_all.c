@@ -147,10 +147,66 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     h_dump_log(&ra, 30);
 }
 
+/* Started in the background by a non-interactive shell (CI, `make run-all &`),
+ * the script runs with SIGINT ignored and cannot trap it; a Ctrl-C to the
+ * process group still stops the daemons, which handle it themselves. They
+ * must stay stopped, and the script must end, instead of restarting them. */
+static void test_run_all_in_the_background_stops_on_sigint(void **state)
+{
+    (void)state;
+    char dir[400], script[600];
+    snprintf(dir, sizeof dir, "%s/run-bg", h_tmpdir());
+    snprintf(script, sizeof script, "%s/scripts/run-all.sh", h_source_dir());
+    int port = h_free_port();
+    char port_env[32], dir_env[450], build_env[600];
+    snprintf(port_env, sizeof port_env, "PORT=%d", port);
+    snprintf(dir_env, sizeof dir_env, "RUN_DIR=%s", dir);
+    snprintf(build_env, sizeof build_env, "BUILD_DIR=%s", h_bin("gateway"));
+    *strstr(build_env, "/gateway/confab-gateway") = '\0';
+    const char *env[] = {port_env, dir_env, build_env, "LISTEN_ADDR=127.0.0.1", NULL};
+    /* a session of its own, so that the whole group can be sent SIGINT */
+    char *argv[] = {"/usr/bin/setsid", "--wait", "/bin/bash", "-c",
+                    "\"$0\" & echo \"group $$ script $!\"; wait", script, NULL};
+    struct h_proc p;
+    assert_int_equal(h_spawn(&p, "run-all-bg", h_tmpdir(), argv, env), 0);
+    if (!h_log_contains(&p, "confab is up: http://localhost:", 30000)) {
+        h_dump_log(&p, 40);
+        fail_msg("run-all did not come up");
+    }
+    FILE *f = fopen(p.log, "r");
+    assert_non_null(f);
+    char line[256];
+    int group = 0, pid = 0;
+    while (!group && fgets(line, sizeof line, f))
+        sscanf(line, "group %d script %d", &group, &pid);
+    fclose(f);
+    assert_true(group > 1 && pid > 1);
+    int worker = worker_pid(port);
+    assert_true(worker > 0);
+
+    assert_int_equal(kill(-group, SIGINT), 0);
+    /* the shell that started it dies of the SIGINT; the script must end too */
+    h_wait_exit(&p, 5000);
+    int64_t deadline = h_now_ms() + 20000;
+    while (kill(pid, 0) == 0 && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    if (kill(pid, 0) == 0) {
+        kill(-group, SIGKILL);
+        h_stop(&p, SIGKILL, 5000);
+        h_dump_log(&p, 30);
+        fail_msg("run-all still ran 20 s after SIGINT to its group");
+    }
+    assert_int_equal(worker_pid(port), 0);
+    assert_true(kill(worker, 0) < 0);
+    assert_false(h_log_contains(&p, "restarting in", 0));
+    assert_true(h_log_contains(&p, "stopped", 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_runs_restarts_and_stops),
+        cmocka_unit_test(test_run_all_in_the_background_stops_on_sigint),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
