@@ -96,5 +96,5 @@ int main(int argc, char **argv)
     if (shard >= 0)
         return shard_main(shard, NULL);
     CF_INFO("broker", "running %d shards", g_shards);
-    return cf_sup_run("broker shard", g_shards, shard_main, NULL, 10000);
+    return cf_sup_run("broker shard", g_shards, shard_main, NULL, 10000, g_cfg.supervisor_watchdog);
 }

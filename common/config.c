@@ -215,6 +215,10 @@ static const struct var vars[] = {
     {"SCHED_BATCH", K_BOOL, OFF(sched_batch), 0, 0, "1", false, NULL,
      "1 = gateways and brokers run under SCHED_BATCH so that they do not preempt each other "
      "(lower latency when they share CPUs); 0 = keep the policy they were started with"},
+    {"SUPERVISOR_WATCHDOG", K_INT, OFF(supervisor_watchdog), 0, 3600, "20", false, NULL,
+     "seconds a gateway worker or broker shard forked by its program may go without a watchdog "
+     "ping before it is aborted and restarted, where no service manager watches it (no "
+     "NOTIFY_SOCKET); 0 = off"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
      "Redis servers: host:port, [ipv6]:port or unix:/path, several separated by commas"},
     {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,

@@ -58,6 +58,7 @@ struct cf_config {
     enum cf_log_format log_format;
     bool dev;
     bool sched_batch;
+    int supervisor_watchdog;
     /* broker */
     char redis_addr[4096]; /* one address, or several separated by commas */
     char redis_password[256];

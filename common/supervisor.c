@@ -1,11 +1,15 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,14 +19,107 @@
 #include "log.h"
 
 #define STABLE_MS 10000
+#define ABORT_GRACE_MS 5000 /* from SIGABRT to SIGKILL (a core dump takes a while) */
 
 struct child {
     pid_t pid;
     int64_t started, restart_at; /* restart_at > 0: waiting to be restarted */
+    int64_t last_ping, aborted;  /* watchdog: last WATCHDOG=1; when SIGABRT went */
     struct cf_backoff bo;
 };
 
 static sigset_t g_oldmask;
+
+/* The children's notify socket (watchdog on), or -1. */
+static int g_wd_fd = -1;
+static int64_t g_wd_ms;
+static char g_wd_name[sizeof(struct sockaddr_un)]; /* "@..." as NOTIFY_SOCKET spells an abstract address */
+
+static void watchdog_open(int watchdog_s)
+{
+    if (watchdog_s <= 0 || getenv("NOTIFY_SOCKET"))
+        return; /* off, or a service manager watches (systemd: WatchdogSec=) */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "confab-sup-%d-%lld", (int)getpid(),
+                     (long long)cf_mono_ms());
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                                                      (size_t)n)) < 0) {
+        CF_WARN("supervisor", "cannot open the children's watchdog socket (%s): a stuck child "
+                "will not be restarted", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    snprintf(g_wd_name, sizeof g_wd_name, "@%s", sa.sun_path + 1);
+    g_wd_fd = fd;
+    g_wd_ms = (int64_t)watchdog_s * 1000;
+}
+
+/* In the child: where and how often sd_notify's WATCHDOG=1 goes. */
+static void watchdog_child_env(void)
+{
+    if (g_wd_fd < 0)
+        return;
+    close(g_wd_fd);
+    char usec[32], pid[16];
+    snprintf(usec, sizeof usec, "%lld", (long long)g_wd_ms * 1000);
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    setenv("NOTIFY_SOCKET", g_wd_name, 1);
+    setenv("WATCHDOG_USEC", usec, 1);
+    setenv("WATCHDOG_PID", pid, 1);
+}
+
+/* Takes every datagram waiting; a WATCHDOG=1 refreshes its sender. */
+static void watchdog_read(struct child *kids, int n, int64_t now)
+{
+    for (;;) {
+        char buf[512];
+        union {
+            struct cmsghdr h;
+            char space[CMSG_SPACE(sizeof(struct ucred))];
+        } ctl;
+        struct iovec iov = {buf, sizeof buf - 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
+                            .msg_controllen = sizeof ctl};
+        ssize_t len = recvmsg(g_wd_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (len < 0)
+            return;
+        buf[len] = '\0';
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
+            continue;
+        struct ucred cred;
+        memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        /* READY, STATUS and STOPPING come here too: only the pings count */
+        bool ping = !strncmp(buf, "WATCHDOG=1", 10) || strstr(buf, "\nWATCHDOG=1");
+        for (int i = 0; ping && i < n; i++)
+            if (kids[i].pid == cred.pid)
+                kids[i].last_ping = now;
+    }
+}
+
+/* A child silent for the watchdog's time is stuck: SIGABRT (a core shows
+ * where), then SIGKILL; reaping restarts it. */
+static void watchdog_check(const char *what, struct child *kids, int n, int64_t now)
+{
+    for (int i = 0; i < n; i++) {
+        struct child *c = &kids[i];
+        if (!c->pid)
+            continue;
+        if (!c->aborted && now - c->last_ping > g_wd_ms) {
+            CF_ERROR("supervisor", "%s %d (pid %d) sent no watchdog ping in %lld s: its loop is "
+                     "stuck; aborting it (SIGABRT) to restart it",
+                     what, i, (int)c->pid, (long long)(g_wd_ms / 1000));
+            kill(c->pid, SIGABRT);
+            c->aborted = now;
+        } else if (c->aborted && now - c->aborted > ABORT_GRACE_MS) {
+            kill(c->pid, SIGKILL);
+        }
+    }
+}
 
 static pid_t spawn(int index, cf_sup_main_fn fn, void *arg)
 {
@@ -39,6 +136,7 @@ static pid_t spawn(int index, cf_sup_main_fn fn, void *arg)
     signal(SIGHUP, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+    watchdog_child_env();
     _exit(fn(index, arg));
 }
 
@@ -53,7 +151,8 @@ static void describe(int status, char *buf, size_t cap)
         snprintf(buf, cap, "stopped (status %d)", status);
 }
 
-int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms)
+int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms,
+               int watchdog_s)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -68,6 +167,7 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
         CF_ERROR("supervisor", "out of memory");
         return 1;
     }
+    watchdog_open(watchdog_s);
     int64_t now = cf_mono_ms();
     for (int i = 0; i < n; i++) {
         cf_backoff_init(&kids[i].bo, 200, 10000);
@@ -91,7 +191,8 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
                     CF_ERROR("supervisor", "cannot fork %s %d: %s; retrying", what, i,
                              strerror(errno));
                 } else {
-                    c->started = now;
+                    c->started = c->last_ping = now;
+                    c->aborted = 0;
                     c->restart_at = 0;
                     alive++;
                     CF_DEBUG("supervisor", "%s %d started as pid %d", what, i, (int)c->pid);
@@ -99,6 +200,10 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
             }
             if (c->restart_at && c->restart_at < next)
                 next = c->restart_at;
+        }
+        if (g_wd_fd >= 0 && !stopping) {
+            watchdog_read(kids, n, now);
+            watchdog_check(what, kids, n, now);
         }
         if (stopping) {
             if (alive == 0)
@@ -172,6 +277,10 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
         }
     }
     free(kids);
+    if (g_wd_fd >= 0) {
+        close(g_wd_fd);
+        g_wd_fd = -1;
+    }
     CF_INFO("supervisor", "all %s(s) stopped", what);
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
     return rc;

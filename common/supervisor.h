@@ -10,6 +10,14 @@
  * cf_sup_run returns CF_SUP_EXIT_CONFIG. Children get SIGTERM if the
  * master dies (PR_SET_PDEATHSIG), so nothing is left behind.
  *
+ * With watchdog_s > 0 and no service manager listening (no NOTIFY_SOCKET),
+ * the master is the children's watchdog, as systemd is under WatchdogSec=:
+ * each child gets NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID (so sd_notify
+ * and sd_watchdog_enabled work unchanged), and one that sends no WATCHDOG=1
+ * for watchdog_s seconds is stuck: it gets SIGABRT, SIGKILL 5 s later if it
+ * is still there, and is restarted like any child that died. A container's
+ * probes reach one process of several; this reaches all of them.
+ *
  * Used when GATEWAY_WORKERS > 1 and when confab-broker runs every shard. */
 #ifndef CF_SUPERVISOR_H
 #define CF_SUPERVISOR_H
@@ -19,6 +27,7 @@
 typedef int (*cf_sup_main_fn)(int index, void *arg);
 
 /* `what` names the workers in log lines ("gateway worker", "broker shard"). */
-int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms);
+int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms,
+               int watchdog_s);
 
 #endif

@@ -81,5 +81,5 @@ int main(int argc, char **argv)
         return worker_main(0, NULL);
     CF_INFO("gateway", "starting %d workers on port %d", g_cfg.gateway_workers, g_cfg.port);
     return cf_sup_run("gateway worker", g_cfg.gateway_workers, worker_main, NULL,
-                      g_cfg.drain_timeout_ms + 5000);
+                      g_cfg.drain_timeout_ms + 5000, g_cfg.supervisor_watchdog);
 }

@@ -1,0 +1,113 @@
+/* The supervisor of forked gateway workers and broker shards as their
+ * watchdog (SUPERVISOR_WATCHDOG, common/supervisor.h): where no service
+ * manager watches them (containers, run-all), a stuck child is aborted and
+ * restarted, and the others are left alone. */
+#include "common.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static struct h_redis g_redis;
+
+static int setup(void **state)
+{
+    *state = &g_redis;
+    return h_redis_start(&g_redis, h_tmpdir());
+}
+
+/* The children of pid (up to max), from /proc. */
+static int children_of(pid_t pid, pid_t *out, int max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    while (f && n < max && fscanf(f, "%d", &c) == 1)
+        out[n++] = c;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Stops one of master's two children (as a stuck loop would stop pinging)
+ * and expects it aborted and replaced within a few seconds, the other one
+ * untouched. */
+static void expect_stuck_child_replaced(struct h_proc *master, const char *what)
+{
+    pid_t kids[4];
+    int64_t deadline = h_now_ms() + 10000;
+    while (children_of(master->pid, kids, 4) < 2 && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_int_equal(children_of(master->pid, kids, 4), 2);
+    pid_t stuck = kids[0], other = kids[1];
+    long mark = h_log_mark(master);
+    assert_int_equal(kill(stuck, SIGSTOP), 0);
+    /* 2 s without a ping, then SIGABRT (pending while stopped), SIGKILL 5 s
+     * later, a restart after a backoff */
+    if (!h_log_contains_from(master, mark, "sent no watchdog ping", 6000)) {
+        kill(stuck, SIGKILL);
+        h_dump_log(master, 20);
+        fail_msg("%s: a stopped child was not noticed", what);
+    }
+    deadline = h_now_ms() + 12000;
+    bool replaced = false;
+    while (!replaced && h_now_ms() < deadline) {
+        int n = children_of(master->pid, kids, 4);
+        replaced = n == 2 && kids[0] != stuck && kids[1] != stuck;
+        h_sleep_ms(50);
+    }
+    if (!replaced) {
+        kill(stuck, SIGKILL);
+        h_dump_log(master, 20);
+        fail_msg("%s: the stuck child was not replaced", what);
+    }
+    assert_true(kids[0] == other || kids[1] == other); /* the live one stayed */
+    assert_int_equal(h_log_count_from(master, mark, "sent no watchdog ping"), 1);
+}
+
+static void test_stuck_gateway_worker_is_restarted(void **state)
+{
+    (void)state;
+    struct h_node n;
+    h_node_init(&n, g_redis.addr);
+    n.brokers = 1;
+    n.workers = 2;
+    n.extra_env[0] = "SUPERVISOR_WATCHDOG=2";
+    assert_int_equal(h_node_start(&n), 0);
+    expect_stuck_child_replaced(&n.gateway, "gateway");
+    /* the node serves on: a chat through whichever worker takes it */
+    struct wsc *a = member(n.port, "alice", NULL), *b = member(n.port, "bob", NULL);
+    say(a, "after");
+    expect_message(b, "after", "alice");
+    wsc_close(a);
+    wsc_close(b);
+    h_node_stop(&n);
+}
+
+static void test_stuck_broker_shard_is_restarted(void **state)
+{
+    (void)state;
+    char run_dir[400], redis_env[400], run_env[420];
+    snprintf(run_dir, sizeof run_dir, "%s/sup-broker", h_tmpdir());
+    snprintf(redis_env, sizeof redis_env, "REDIS_ADDR=%s", g_redis.addr);
+    snprintf(run_env, sizeof run_env, "RUN_DIR=%s", run_dir);
+    const char *env[] = {redis_env, run_env, "BROKERS=2", "SUPERVISOR_WATCHDOG=2",
+                         "CONFAB_ENV_FILE=/dev/null", NULL};
+    char *argv[] = {(char *)h_bin("broker"), NULL};
+    struct h_proc b;
+    assert_int_equal(h_spawn(&b, "sup-broker", h_tmpdir(), argv, env), 0);
+    expect_stuck_child_replaced(&b, "broker");
+    int status = h_stop(&b, SIGTERM, 15000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stuck_gateway_worker_is_restarted),
+        cmocka_unit_test(test_stuck_broker_shard_is_restarted),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, redis_down));
+}
