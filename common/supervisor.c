@@ -33,7 +33,8 @@ static sigset_t g_oldmask;
 /* The children's notify socket (watchdog on), or -1. */
 static int g_wd_fd = -1;
 static int64_t g_wd_ms;
-static char g_wd_name[sizeof(struct sockaddr_un)]; /* "@..." as NOTIFY_SOCKET spells an abstract address */
+/* "@..." as NOTIFY_SOCKET spells an abstract address */
+static char g_wd_name[sizeof(struct sockaddr_un)];
 
 static void watchdog_open(int watchdog_s)
 {
@@ -45,10 +46,12 @@ static void watchdog_open(int watchdog_s)
     int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "confab-sup-%d-%lld", (int)getpid(),
                      (long long)cf_mono_ms());
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                                                      (size_t)n)) < 0) {
-        CF_WARN("supervisor", "cannot open the children's watchdog socket (%s): a stuck child "
-                "will not be restarted", strerror(errno));
+        bind(fd, (struct sockaddr *)&sa,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
+        CF_WARN("supervisor",
+                "cannot open the children's watchdog socket (%s): a stuck child "
+                "will not be restarted",
+                strerror(errno));
         if (fd >= 0)
             close(fd);
         return;
@@ -82,8 +85,8 @@ static void watchdog_read(struct child *kids, int n, int64_t now)
             char space[CMSG_SPACE(sizeof(struct ucred))];
         } ctl;
         struct iovec iov = {buf, sizeof buf - 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                            .msg_controllen = sizeof ctl};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof ctl};
         ssize_t len = recvmsg(g_wd_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (len < 0)
             return;
@@ -110,7 +113,8 @@ static void watchdog_check(const char *what, struct child *kids, int n, int64_t 
         if (!c->pid)
             continue;
         if (!c->aborted && now - c->last_ping > g_wd_ms) {
-            CF_ERROR("supervisor", "%s %d (pid %d) sent no watchdog ping in %lld s: its loop is "
+            CF_ERROR("supervisor",
+                     "%s %d (pid %d) sent no watchdog ping in %lld s: its loop is "
                      "stuck; aborting it (SIGABRT) to restart it",
                      what, i, (int)c->pid, (long long)(g_wd_ms / 1000));
             kill(c->pid, SIGABRT);

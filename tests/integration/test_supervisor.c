@@ -92,8 +92,9 @@ static void test_stuck_broker_shard_is_restarted(void **state)
     snprintf(run_dir, sizeof run_dir, "%s/sup-broker", h_tmpdir());
     snprintf(redis_env, sizeof redis_env, "REDIS_ADDR=%s", g_redis.addr);
     snprintf(run_env, sizeof run_env, "RUN_DIR=%s", run_dir);
-    const char *env[] = {redis_env, run_env, "BROKERS=2", "SUPERVISOR_WATCHDOG=2",
-                         "CONFAB_ENV_FILE=/dev/null", NULL};
+    const char *env[] = {
+        redis_env, run_env, "BROKERS=2", "SUPERVISOR_WATCHDOG=2", "CONFAB_ENV_FILE=/dev/null",
+        NULL};
     char *argv[] = {(char *)h_bin("broker"), NULL};
     struct h_proc b;
     assert_int_equal(h_spawn(&b, "sup-broker", h_tmpdir(), argv, env), 0);
