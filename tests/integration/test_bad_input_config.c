@@ -56,6 +56,7 @@ static const struct {
     {"LOG_FORMAT", {"", "xml"}},
     {"CONFAB_DEV", {"maybe", "2"}},
     {"SCHED_BATCH", {"sometimes", "-1"}},
+    {"SUPERVISOR_WATCHDOG", {"-1", "3601", "20s"}},
     {"REDIS_ADDR", {"", "localhost", "host:0", "unix:"}},
     {"REDIS_PASSWORD", {"bad\xff utf-8"}},
     {"HISTORY_SIZE", {"-1", "10001", "all"}},
