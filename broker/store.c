@@ -338,6 +338,9 @@ static size_t channel(char *out, struct cf_str room)
     return n;
 }
 
+/* 16 lowercase hex digits, CF_WIRE_EPOCH_LEN: brokers drop a msg on Redis
+ * whose epoch has another shape (cf_wire_room_event), so the send script's
+ * branch for other lengths only serves epochs nobody writes. */
 static void new_epoch(char out[17])
 {
     static const char hex[] = "0123456789abcdef";

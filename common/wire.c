@@ -617,6 +617,24 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
     return 0;
 }
 
+/* Whether a msg's id and epoch are as the send script (broker/store.c) writes
+ * them, both there, the epoch as new_epoch makes it, the id counted from 1;
+ * or both absent (a backend's message, which has no place in the history). */
+static bool stored_or_plain(const struct cf_wire_msg *m)
+{
+    unsigned both = CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH;
+    if (!(m->has & both))
+        return true;
+    if ((m->has & both) != both || m->id == 0 || m->epoch.len != CF_WIRE_EPOCH_LEN)
+        return false;
+    for (uint32_t i = 0; i < m->epoch.len; i++) {
+        char c = m->epoch.p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
 const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, size_t len,
                                const char *room, size_t room_len, struct cf_wire_msg *m)
 {
@@ -627,5 +645,7 @@ const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, s
                  m->type == CF_WIRE_PRESENCE;
     if (!event || m->room.len != room_len || memcmp(m->room.p, room, room_len) != 0)
         return "not a room event for this room";
+    if (m->type == CF_WIRE_MSG && !stored_or_plain(m))
+        return "msg with an id or epoch the send script did not write";
     return NULL;
 }

@@ -36,6 +36,7 @@
 #define CF_WIRE_MAX_SHARDS 1024
 #define CF_WIRE_MAX_TOKEN 256 /* bytes of conn, cid, epoch, code */
 #define CF_WIRE_MAX_ITEMS 10000
+#define CF_WIRE_EPOCH_LEN 16 /* lowercase hex digits of a room's epoch (broker/store.c) */
 
 enum cf_wire_type {
     CF_WIRE_HELLO = 1, /* gateway -> broker, first on a link: shard, shards, node */
@@ -134,7 +135,10 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
 /* A payload that arrived on room `room`'s Redis channel, where anyone who can
  * reach Redis can PUBLISH: NULL when it decodes (into *m, valid as for
  * cf_wire_decode) to a msg, typing or presence event of that very room, else
- * why it must be dropped. */
+ * why it must be dropped. A msg has both an epoch (CF_WIRE_EPOCH_LEN lowercase
+ * hex digits) and an id (from 1), as the send script stores it, or neither, as
+ * a backend publishes it: gateways order and skip messages by id, so one
+ * PUBLISH with a made-up id could otherwise mute a room for v1 clients. */
 const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, size_t len,
                                const char *room, size_t room_len, struct cf_wire_msg *m);
 

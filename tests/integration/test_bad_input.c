@@ -587,6 +587,63 @@ static void test_foreign_redis_payloads_are_dropped_and_counted(void **state)
     witness_check(&wit, &fx.node);
 }
 
+/* Publishes a msg for room "forged" from user "x" with text "forged", with
+ * the id and epoch that `has` says. */
+static void publish_forged(redisContext *rc, unsigned has, uint64_t id, const char *epoch)
+{
+    struct cf_wire_msg m = {.type = CF_WIRE_MSG,
+                            .room = {"forged", 6},
+                            .from = {"x", 1},
+                            .text = {"forged", 6},
+                            .ts = cf_wall_ms(),
+                            .has = has,
+                            .id = id,
+                            .epoch = {epoch, (uint32_t)strlen(epoch)}};
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 16);
+    assert_int_equal(cf_wire_encode(&out, &m), 0);
+    publish(rc, "room:forged", cf_bytes_data(&out) + CF_WIRE_HDR, cf_bytes_len(&out) - CF_WIRE_HDR);
+    cf_bytes_free(&out);
+}
+
+/* A msg published straight into a room's channel with an id the send script
+ * did not write (here INT64_MAX and no epoch) used to reach the gateways:
+ * their v1 members re-synced, took the made-up id as their last one, and
+ * skipped every real message until they joined again. Brokers now drop it
+ * (and any msg with only one of id and epoch, or an epoch not of the
+ * script's shape) as foreign, and the next real message arrives. */
+static void test_forged_ids_on_redis_do_not_mute_v1_members(void **state)
+{
+    (void)state;
+    const char *room = "forged";
+    int shard = (int)cf_shard_of(room, strlen(room), 2);
+    struct v1c *v = v1_member(fx.node.port, "v1", V1_JSON);
+    char epoch[64];
+    join_epoch(v, room, epoch, sizeof epoch);
+    assert_int_equal(send_ok(v, room, "before", NULL), 1);
+    assert_int_equal(expect_new(v, room, "before", "v1"), 1);
+    double before = foreign_dropped(shard);
+
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
+    assert_true(rc && !rc->err);
+    publish_forged(rc, CF_WIRE_HAS_ID, (uint64_t)INT64_MAX, "");
+    publish_forged(rc, CF_WIRE_HAS_EPOCH, 0, epoch);
+    publish_forged(rc, CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH, (uint64_t)INT64_MAX, "not-the-epoch");
+    publish_forged(rc, CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH, 0, epoch);
+    redisFree(rc);
+    const double want = 4;
+
+    /* The next real message, stored with id 2, reaches the member. */
+    assert_int_equal(send_ok(v, room, "after", NULL), 2);
+    assert_int_equal(expect_new(v, room, "after", "v1"), 2);
+    V1_NONE(v, 0, "new_message", "message", "forged", NULL);
+    double got = foreign_dropped(shard) - before;
+    if (got != want)
+        fail_msg("dropped_foreign_total grew by %.0f, expected %.0f", got, want);
+    v1_close(v);
+    witness_check(&wit, &fx.node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_login_bodies),
         cmocka_unit_test(test_broker_link_wrong_types),
         cmocka_unit_test(test_foreign_redis_payloads_are_dropped_and_counted),
+        cmocka_unit_test(test_forged_ids_on_redis_do_not_mute_v1_members),
         cmocka_unit_test(test_login_framing_errors_are_400),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));

@@ -433,6 +433,106 @@ static void test_msg_prefix_refusals(void **state)
     cf_bytes_free(&b);
 }
 
+/* ---- events on a room's Redis channel -------------------------------------- */
+
+#define WHY_FORGED "msg with an id or epoch the send script did not write"
+
+/* cf_wire_room_event on m's payload, encoded by cf_wire_encode. */
+static const char *room_event_of(const struct cf_wire_msg *m)
+{
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 20);
+    assert_int_equal(cf_wire_encode(&b, m), 0);
+    struct cf_wire_msg out;
+    const char *why = cf_wire_room_event(g_dec, (const char *)cf_bytes_data(&b) + CF_WIRE_HDR,
+                                         cf_bytes_len(&b) - CF_WIRE_HDR, "lobby", 5, &out);
+    cf_bytes_free(&b);
+    return why;
+}
+
+static void expect_forged(const struct cf_wire_msg *m)
+{
+    const char *why = room_event_of(m);
+    if (!why || strcmp(why, WHY_FORGED) != 0)
+        fail_msg("id %llu, epoch \"%.*s\": %s", (unsigned long long)m->id, (int)m->epoch.len,
+                 m->epoch.p ? m->epoch.p : "", why ? why : "accepted");
+}
+
+/* Anyone who can PUBLISH to a room's channel can make up a msg. One with an
+ * id and no epoch went through to gateways, whose v1 members then skipped
+ * every real message below its id (INT64_MAX: all of them) until they
+ * rejoined. A msg on Redis carries what the send script appends, an epoch of
+ * 16 lowercase hex digits and an id from 1, or neither. */
+static void test_room_event_ids_and_epochs(void **state)
+{
+    (void)state;
+    const struct cf_wire_msg in = {.type = CF_WIRE_MSG,
+                                   .room = str_of("lobby"),
+                                   .from = str_of("x"),
+                                   .text = str_of("y"),
+                                   .ts = 1795860002500LL};
+    /* A backend's message: neither. */
+    assert_null(room_event_of(&in));
+
+    /* As the send script writes it, for every id it can write. */
+    static const uint64_t ids[] = {1, 44, 4294967301ull, 1ull << 53};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        struct cf_bytes b;
+        cf_bytes_init(&b, 1u << 16);
+        assert_int_equal(cf_wire_msg_prefix(&b, &in), 0);
+        append_epoch(&b, "5f0c2a9e1b7d4c3a");
+        append_id(&b, ids[i]);
+        struct cf_wire_msg out;
+        const char *why =
+            cf_wire_room_event(g_dec, cf_bytes_data(&b), cf_bytes_len(&b), "lobby", 5, &out);
+        if (why)
+            fail_msg("a stored msg was refused: %s", why);
+        assert_int_equal(out.has, CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH);
+        assert_true(out.id == ids[i]);
+        cf_bytes_free(&b);
+    }
+
+    /* One without the other. */
+    struct cf_wire_msg m = in;
+    m.has = CF_WIRE_HAS_ID;
+    m.id = INT64_MAX;
+    expect_forged(&m);
+    m.id = 2;
+    expect_forged(&m);
+    m = in;
+    m.has = CF_WIRE_HAS_EPOCH;
+    m.epoch = str_of("5f0c2a9e1b7d4c3a");
+    expect_forged(&m);
+
+    /* Both, but not as the script writes them. */
+    static const char *const epochs[] = {
+        "5f0c2a9e1b7d4c3",  "5f0c2a9e1b7d4c3a0", "5F0C2A9E1B7D4C3A",
+        "5f0c2a9e1b7d4c3g", "5f0c2a9e1b7d4c3 ",  "e1",
+        "not-the-epoch-16",
+    };
+    m = in;
+    m.has = CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH;
+    m.id = 3;
+    for (size_t i = 0; i < sizeof epochs / sizeof epochs[0]; i++) {
+        m.epoch = str_of(epochs[i]);
+        expect_forged(&m);
+    }
+    m.epoch = str_of("5f0c2a9e1b7d4c3a");
+    assert_null(room_event_of(&m));
+    m.id = 0; /* ids count from 1 */
+    expect_forged(&m);
+
+    /* The link between gateways and brokers still takes either alone. */
+    m = in;
+    m.has = CF_WIRE_HAS_ID;
+    m.id = 5;
+    struct cf_bytes q;
+    struct cf_wire_msg out;
+    roundtrip(&m, &q, &out);
+    assert_int_equal(out.has, CF_WIRE_HAS_ID);
+    cf_bytes_free(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_encode_refuses_invalid_members),
         cmocka_unit_test(test_msg_prefix_plus_id),
         cmocka_unit_test(test_msg_prefix_refusals),
+        cmocka_unit_test(test_room_event_ids_and_epochs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
