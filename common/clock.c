@@ -34,7 +34,7 @@ static void put_digits(char *p, unsigned v, int n)
 int cf_rfc3339_ms(int64_t ms, char *out, size_t cap)
 {
     /* 0000-01-01 .. 9999-12-31 keeps the fixed width clients rely on. */
-    if (cap < CF_RFC3339_LEN + 1 || ms < -62167219200000LL || ms > 253402300799999LL)
+    if (cap < CF_RFC3339_LEN + 1 || ms < CF_RFC3339_MIN_MS || ms > CF_RFC3339_MAX_MS)
         return -1;
     int64_t msec = ms % 1000;
     time_t secs = (time_t)(ms / 1000);

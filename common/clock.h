@@ -14,6 +14,9 @@ int64_t cf_mono_ms(void);
 int64_t cf_mono_us(void);
 
 #define CF_RFC3339_LEN 24 /* "2026-11-28T10:00:00.123Z" */
+/* The times it can write: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z */
+#define CF_RFC3339_MIN_MS (-62167219200000LL)
+#define CF_RFC3339_MAX_MS 253402300799999LL
 
 /* Writes ms as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" plus a NUL into out (>= 25
  * bytes). Returns the length (24), or -1 for a time outside years 0000-9999.

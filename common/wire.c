@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "mpsink.h"
 #include "validate.h"
 
@@ -128,6 +129,14 @@ const char *cf_wire_type_name(enum cf_wire_type t)
 #define AT(m, f, T) ((T *)(void *)((char *)(m) + fields[f].off))
 #define CAT(m, f, T) ((const T *)(const void *)((const char *)(m) + fields[f].off))
 
+/* ts (the only FK_I64): a time clients can be shown (cf_rfc3339_ms). One
+ * outside it would pass the broker and then fail to encode in every gateway,
+ * which logs an error for each such message. */
+static bool ts_ok(int64_t ms)
+{
+    return ms >= CF_RFC3339_MIN_MS && ms <= CF_RFC3339_MAX_MS;
+}
+
 /* Ids, epochs, codes: never control characters (they end up in Redis keys,
  * logs and client events). */
 static bool no_controls(const char *p, size_t len)
@@ -189,6 +198,10 @@ static int check_fields(const struct cf_wire_msg *m, uint64_t set)
         }
         case FK_U32:
             if (*CAT(m, f, uint32_t) > d->max)
+                return -EINVAL;
+            break;
+        case FK_I64:
+            if (!ts_ok(*CAT(m, f, int64_t)))
                 return -EINVAL;
             break;
         case FK_STRS:
@@ -483,7 +496,7 @@ static int read_value(struct cf_wire_decoder *d, const msgpack_object *v, struct
             *AT(m, f, uint64_t) = v->via.u64;
         return 0;
     case FK_I64:
-        return get_int(v, AT(m, f, int64_t));
+        return get_int(v, AT(m, f, int64_t)) == 0 && ts_ok(*AT(m, f, int64_t)) ? 0 : -1;
     case FK_BOOL:
         if (v->type != MSGPACK_OBJECT_BOOLEAN)
             return -1;

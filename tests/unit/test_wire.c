@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "clock.h"
 #include "validate.h"
 #include "wire.h"
 
@@ -101,8 +102,10 @@ static void test_roundtrip_join_leave(void **state)
 static void test_roundtrip_msg(void **state)
 {
     (void)state;
-    static const int64_t stamps[] = {1795860000123LL, 0, -1, -1795860000123LL, INT64_MIN,
-                                     INT64_MAX, 127, -32, -33, 4294967296LL};
+    /* Every time clients can be shown (years 0000-9999, cf_rfc3339_ms) */
+    static const int64_t stamps[] = {
+        1795860000123LL,  0, -1, -1795860000123LL, 127, -32, -33, 4294967296LL, CF_RFC3339_MIN_MS,
+        CF_RFC3339_MAX_MS};
     struct cf_bytes q;
     struct cf_wire_msg in = {0}, out;
     in.type = CF_WIRE_MSG;
@@ -359,6 +362,15 @@ static void test_encode_errors(void **state)
     bad = msg;
     bad.text = (struct cf_str){"x", CF_WIRE_MAX_TEXT + 1};
     assert_int_equal(cf_wire_encode(&q, &bad), -EINVAL);
+
+    /* A time with no RFC 3339 form, which the decoder refuses too. */
+    static const int64_t no_date[] = {INT64_MIN, CF_RFC3339_MIN_MS - 1, CF_RFC3339_MAX_MS + 1,
+                                      INT64_MAX};
+    for (size_t i = 0; i < sizeof no_date / sizeof no_date[0]; i++) {
+        bad = msg;
+        bad.ts = no_date[i];
+        assert_int_equal(cf_wire_encode(&q, &bad), -EINVAL);
+    }
 
     char node[CF_WIRE_MAX_NODE + 2];
     memset(node, 'n', sizeof node - 1);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "wire.h"
 
 #include "wire_fields.h"
@@ -402,6 +403,12 @@ static void test_bad_field_types(void **state)
         {msg_fields, FK("ts", K_DOUBLE)},
         {msg_fields, FK("ts", K_NIL)},
         {msg_fields, FU("ts", UINT64_MAX)}, /* does not fit an int64 */
+        /* times clients cannot be shown (outside years 0000-9999): every
+         * gateway would fail to encode each one and log an error */
+        {msg_fields, FI("ts", INT64_MAX)},
+        {msg_fields, FU("ts", (uint64_t)CF_RFC3339_MAX_MS + 1)},
+        {msg_fields, FI("ts", CF_RFC3339_MIN_MS - 1)},
+        {msg_fields, FI("ts", INT64_MIN)},
         {msg_fields, FS("v", "1")},
         {msg_fields, FI("v", -1)},
         {msg_fields, FK("v", K_DOUBLE)},

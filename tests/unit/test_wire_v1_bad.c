@@ -188,6 +188,8 @@ static void test_wrong_types(void **state)
         {CF_WIRE_SENT, FU("dup", 0)},
         {CF_WIRE_SENT, FI("id", -44)},
         {CF_WIRE_SENT, FU("ts", UINT64_MAX)},
+        {CF_WIRE_SENT, FI("ts", INT64_MAX)}, /* no RFC 3339 form */
+        {CF_WIRE_SEND, FI("ts", INT64_MIN)},
         {CF_WIRE_SUB, FI("limit", -1)},
         {CF_WIRE_SUB, FU("limit", CF_WIRE_MAX_ITEMS + 1)},
         {CF_WIRE_SUB, FU("limit", UINT64_MAX)},
