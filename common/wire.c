@@ -652,6 +652,10 @@ const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, s
                                const char *room, size_t room_len, struct cf_wire_msg *m)
 {
     const char *why;
+    if (len > CF_WIRE_MAX_EVENT) {
+        memset(m, 0, sizeof *m);
+        return "larger than any room event";
+    }
     if (cf_wire_decode(d, payload, len, m, &why) < 0)
         return why;
     bool event = m->type == CF_WIRE_MSG || m->type == CF_WIRE_TYPING ||

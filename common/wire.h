@@ -36,6 +36,14 @@
 #define CF_WIRE_MAX_SHARDS 1024
 #define CF_WIRE_MAX_TOKEN 256 /* bytes of conn, cid, epoch, code */
 #define CF_WIRE_MAX_ITEMS 10000
+/* Bytes of a payload on a room's Redis channel. The largest event, a msg with
+ * CF_WIRE_MAX_TEXT of text, a room and sender of the longest names, an epoch
+ * and an id, takes CF_WIRE_MAX_TEXT + 273 (test_wire_v1 builds it); the
+ * rest is room for fields a newer version may add. Bigger payloads are
+ * foreign: a byte of msgpack can cost tens of bytes of decoder memory, and an
+ * accepted event is forwarded to every gateway of the room and decoded again
+ * there. */
+#define CF_WIRE_MAX_EVENT (CF_WIRE_MAX_TEXT + 1024u)
 #define CF_WIRE_EPOCH_LEN 16 /* lowercase hex digits of a room's epoch (broker/store.c) */
 
 enum cf_wire_type {
@@ -133,12 +141,13 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
                    struct cf_wire_msg *m, const char **why);
 
 /* A payload that arrived on room `room`'s Redis channel, where anyone who can
- * reach Redis can PUBLISH: NULL when it decodes (into *m, valid as for
- * cf_wire_decode) to a msg, typing or presence event of that very room, else
- * why it must be dropped. A msg has both an epoch (CF_WIRE_EPOCH_LEN lowercase
- * hex digits) and an id (from 1), as the send script stores it, or neither, as
- * a backend publishes it: gateways order and skip messages by id, so one
- * PUBLISH with a made-up id could otherwise mute a room for v1 clients. */
+ * reach Redis can PUBLISH: NULL when it is at most CF_WIRE_MAX_EVENT bytes
+ * and decodes (into *m, valid as for cf_wire_decode) to a msg, typing or
+ * presence event of that very room, else why it must be dropped. A msg has
+ * both an epoch (CF_WIRE_EPOCH_LEN lowercase hex digits) and an id (from 1),
+ * as the send script stores it, or neither, as a backend publishes it:
+ * gateways order and skip messages by id, so one PUBLISH with a made-up id
+ * could otherwise mute a room for v1 clients. */
 const char *cf_wire_room_event(struct cf_wire_decoder *d, const void *payload, size_t len,
                                const char *room, size_t room_len, struct cf_wire_msg *m);
 

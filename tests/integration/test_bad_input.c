@@ -552,7 +552,20 @@ static void test_foreign_redis_payloads_are_dropped_and_counted(void **state)
     memset(raw + h, 't', tn);
     publish(rc, "room:garbage", raw, h + tn);
     free(raw);
-    const double want = 1 + sizeof junk / sizeof *junk + 1;
+    /* A valid msg under the frame limit, padded past CF_WIRE_MAX_EVENT with a
+     * key nobody reads holding ~4 M fixints: ~100 MB of decoder memory, and
+     * then forwarded to every gateway, which decoded it again. */
+    static const char phead[] = "\x87\xa1v\x01\xa1t\xa3msg\xa4room\xa7garbage\xa4"
+                                "from\xa1x\xa4text\xa6padded\xa2ts\x01\xa3pad\xdd";
+    size_t ph = sizeof phead - 1, pn = CF_WIRE_MAX_FRAME - ph - 4;
+    raw = calloc(1, ph + 4 + pn);
+    assert_non_null(raw);
+    memcpy(raw, phead, ph);
+    for (int i = 3; i >= 0; i--)
+        raw[ph++] = (char)(pn >> (8 * i));
+    publish(rc, "room:garbage", raw, ph + pn);
+    free(raw);
+    const double want = 1 + sizeof junk / sizeof *junk + 2;
 
     double got = 0;
     for (int64_t deadline = h_now_ms() + 5000; h_now_ms() < deadline; h_sleep_ms(20))

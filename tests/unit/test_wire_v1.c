@@ -11,9 +11,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
+#include "clock.h"
 #include "validate.h"
 #include "wire.h"
 
@@ -533,6 +535,72 @@ static void test_room_event_ids_and_epochs(void **state)
     cf_bytes_free(&q);
 }
 
+/* A payload over CF_WIRE_MAX_EVENT is refused before it is decoded; the
+ * largest event confab writes is well under it. */
+static void test_room_event_size(void **state)
+{
+    (void)state;
+    char room[CF_ROOM_MAX + 1], from[CF_USERNAME_BYTES_MAX + 1];
+    memset(room, 'r', CF_ROOM_MAX);
+    room[CF_ROOM_MAX] = '\0';
+    for (size_t i = 0; i < CF_USERNAME_MAX; i++)
+        memcpy(from + 4 * i, "\xf0\x9f\x98\x80", 4); /* U+1F600 */
+    from[CF_USERNAME_BYTES_MAX] = '\0';
+    char *text = malloc(CF_WIRE_MAX_TEXT);
+    assert_non_null(text);
+    memset(text, 't', CF_WIRE_MAX_TEXT);
+    const struct cf_wire_msg in = {.type = CF_WIRE_MSG,
+                                   .room = str_of(room),
+                                   .from = str_of(from),
+                                   .text = {text, CF_WIRE_MAX_TEXT},
+                                   .ts = CF_RFC3339_MIN_MS};
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 20);
+    assert_int_equal(cf_wire_msg_prefix(&b, &in), 0);
+    append_epoch(&b, "5f0c2a9e1b7d4c3a");
+    append_id(&b, UINT64_MAX);
+    struct cf_wire_msg out;
+    const char *why =
+        cf_wire_room_event(g_dec, cf_bytes_data(&b), cf_bytes_len(&b), room, CF_ROOM_MAX, &out);
+    if (why)
+        fail_msg("the largest msg was refused: %s", why);
+    assert_int_equal(cf_bytes_len(&b), CF_WIRE_MAX_TEXT + 273); /* as wire.h says */
+    cf_bytes_free(&b);
+
+    /* The largest presence: far smaller (typing has a subset of its fields). */
+    const struct cf_wire_msg pres = {.type = CF_WIRE_PRESENCE,
+                                     .room = str_of(room),
+                                     .user = str_of(from),
+                                     .action = str_of("leave"),
+                                     .count = UINT64_MAX,
+                                     .pv = UINT64_MAX};
+    cf_bytes_init(&b, 1u << 20);
+    assert_int_equal(cf_wire_encode(&b, &pres), 0);
+    assert_true(cf_bytes_len(&b) - CF_WIRE_HDR < 1024);
+    cf_bytes_free(&b);
+
+    /* A valid msg padded with a key nobody reads, holding fixints (each a
+     * byte, each a msgpack_object once decoded): up to the bound it is taken,
+     * one byte more and it is refused. */
+    for (size_t over = 0; over <= 1; over++) {
+        static const char head[] = "\x87\xa1v\x01\xa1t\xa3msg\xa4room\xa5lobby\xa4"
+                                   "from\xa1x\xa4text\xa1y\xa2ts\x01\xa3pad\xdd";
+        size_t h = sizeof head - 1, n = CF_WIRE_MAX_EVENT + over - h - 4;
+        unsigned char *p = calloc(1, h + 4 + n);
+        assert_non_null(p);
+        memcpy(p, head, h);
+        for (int i = 0; i < 4; i++)
+            p[h + (size_t)i] = (unsigned char)(n >> (24 - 8 * i));
+        why = cf_wire_room_event(g_dec, p, h + 4 + n, "lobby", 5, &out);
+        if (over)
+            assert_string_equal(why ? why : "accepted", "larger than any room event");
+        else if (why)
+            fail_msg("a padded msg of CF_WIRE_MAX_EVENT bytes was refused: %s", why);
+        free(p);
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_msg_prefix_plus_id),
         cmocka_unit_test(test_msg_prefix_refusals),
         cmocka_unit_test(test_room_event_ids_and_epochs),
+        cmocka_unit_test(test_room_event_size),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
