@@ -532,37 +532,86 @@ static char *trim(char *s)
     return s;
 }
 
-/* Parses the value part of a line in place. Returns it or NULL when malformed. */
-static char *dotenv_value(char *v)
+/* The file follows systemd's EnvironmentFile= (systemd.exec(5), as of
+ * systemd 252), which is what the daemons see under the units: `confab-*
+ * --check-config` reading the same file must show the same values. So:
+ * unquoted, a backslash keeps the next character and a "#" is part of the
+ * value (no inline comments); in double quotes only \" \\ \` \$ are escapes
+ * and any other backslash stays, with what follows it; in single quotes
+ * nothing is. What systemd reads in a way this reader does not follow (a
+ * value continued on the next line, text after a closing quote, which
+ * systemd appends to the value) is refused, never read differently.
+ *
+ * Parses the value part of a line in place: NULL and *out set, or why the
+ * line is refused. */
+static const char *dotenv_value(char *v, char **out)
 {
     v = trim(v);
+    char *w = v, *r = v;
     if (*v == '"' || *v == '\'') {
-        char q = *v++;
-        char *w = v, *r = v;
+        char q = *r++;
         while (*r && *r != q) {
-            if (q == '"' && *r == '\\' && r[1]) {
+            if (q == '"' && *r == '\\' && r[1] && strchr("\"\\`$", r[1]))
                 r++;
-                *w++ = *r == 'n' ? '\n' : *r == 't' ? '\t' : *r;
-                r++;
-            } else {
-                *w++ = *r++;
-            }
+            else if (q == '"' && *r == '\\' && !r[1])
+                break; /* a continuation line */
+            *w++ = *r++;
         }
         if (*r != q)
-            return NULL;
-        char *rest = trim(r + 1);
-        if (*rest && *rest != '#')
-            return NULL;
+            return "value (unterminated quote, or one spanning lines?)";
+        if (*trim(r + 1))
+            return "value: text after the closing quote (systemd would add it to the value; "
+                   "put comments on their own line)";
         *w = '\0';
-        return v;
+        *out = v;
+        return NULL;
     }
-    /* Unquoted: a " #" starts a comment. */
-    for (char *p = v; *p; p++)
-        if (*p == '#' && (p == v || isspace((unsigned char)p[-1]))) {
-            *p = '\0';
-            break;
+    for (; *r; r++) {
+        if (*r == '\\') {
+            if (!r[1])
+                return "value: a trailing backslash continues it on the next line, which is "
+                       "not supported";
+            r++;
         }
-    return trim(v);
+        *w++ = *r;
+    }
+    *w = '\0';
+    *out = v;
+    return NULL;
+}
+
+/* Keys this load set, so that a later line can replace them while variables
+ * set before (the real environment) still win. */
+struct keys {
+    char **v;
+    size_t n;
+};
+
+static bool keys_has(const struct keys *k, const char *key)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (strcmp(k->v[i], key) == 0)
+            return true;
+    return false;
+}
+
+static int keys_add(struct keys *k, const char *key)
+{
+    char **v = realloc(k->v, (k->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    k->v = v;
+    if (!(k->v[k->n] = strdup(key)))
+        return -1;
+    k->n++;
+    return 0;
+}
+
+static void keys_free(struct keys *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->v[i]);
+    free(k->v);
 }
 
 int cf_dotenv_load(const char *path)
@@ -572,6 +621,7 @@ int cf_dotenv_load(const char *path)
         return 0;
     char line[4096];
     int lineno = 0, rc = 0;
+    struct keys mine = {0};
     while (fgets(line, sizeof line, f)) {
         lineno++;
         size_t n = strlen(line);
@@ -597,18 +647,30 @@ int cf_dotenv_load(const char *path)
         bool key_ok = *key && (isalpha((unsigned char)*key) || *key == '_');
         for (char *k = key; *k && key_ok; k++)
             key_ok = isalnum((unsigned char)*k) || *k == '_';
-        char *value = dotenv_value(eq + 1);
-        if (!key_ok || !value) {
-            fprintf(stderr, "config: %s:%d: malformed %s\n", path, lineno,
-                    key_ok ? "value (unterminated quote?)" : "variable name");
+        char *value = NULL, *raw = trim(eq + 1);
+        bool quoted = *raw == '"' || *raw == '\'';
+        const char *why = key_ok ? dotenv_value(raw, &value) : "variable name";
+        if (why) {
+            fprintf(stderr, "config: %s:%d: malformed %s\n", path, lineno, why);
             rc = -1;
             break;
         }
-        if (setenv(key, value, 0) < 0) {
+        if (!quoted && (strstr(value, " #") || strstr(value, "\t#")))
+            fprintf(stderr,
+                    "config: %s:%d: note: the \"#\" in %s's value is part of the value, "
+                    "not a comment (as under systemd)\n",
+                    path, lineno, key);
+        /* The last line of the file wins, as under systemd; the real
+         * environment wins over the file. */
+        bool ours = keys_has(&mine, key);
+        if (!ours && getenv(key))
+            continue;
+        if (setenv(key, value, 1) < 0 || (!ours && keys_add(&mine, key) < 0)) {
             rc = -1;
             break;
         }
     }
+    keys_free(&mine);
     fclose(f);
     return rc;
 }

@@ -78,8 +78,10 @@ struct cf_config {
 int cf_config_load(struct cf_config *cfg);
 
 /* Reads a .env file into the environment without overriding variables that
- * are already set. Returns 0 (also when the file does not exist) or -1 after
- * printing the offending line number to stderr. */
+ * are already set; within the file the last line setting a variable wins. The
+ * syntax is systemd's EnvironmentFile= (no inline comments; see config.c):
+ * what it would read otherwise is refused. Returns 0 (also when the file does
+ * not exist) or -1 after printing the offending line number to stderr. */
 int cf_dotenv_load(const char *path);
 
 /* Prints the effective configuration, secrets masked, one VAR=value a line. */

@@ -23,6 +23,7 @@ static const char *const all_vars[] = {
     "BROKERS",      "RUN_DIR",           "MAX_LINK_QUEUE_BYTES", "LOG_LEVEL",
     "CONFAB_DEV",   "SCHED_BATCH",       "REDIS_ADDR",        "REDIS_PASSWORD",      "CONFAB_ENV_FILE",
     "CONFAB_TEST_EXTRA", "CONFAB_TEST_EXTRA2",
+    "CONFAB_TEST_EXTRA3", "HISTORY_TTL",
 };
 
 static char g_olddir[PATH_MAX];
@@ -401,10 +402,10 @@ static void test_dotenv(void **state)
                "PORT=9001\n"
                "export BROKERS=4\n"
                "  export   GATEWAY_WORKERS = 3  \n"
-               "DEFAULT_ROOM=\"lobby\"   # trailing comment\n"
+               "DEFAULT_ROOM=\"lobby\"   \n"
                "JWT_SECRET='0123456789abcdef0123456789abcdef single'\n"
                "FRONTEND_DIR=\"/srv/my frontend # not a comment\"\n"
-               "LOG_LEVEL=warn # inline comment\n"
+               "LOG_LEVEL=warn\n"
                "REDIS_PASSWORD=p#ss word\n"
                "RUN_DIR = /tmp/confab run \n"
                "LISTEN_ADDR=\n"
@@ -425,7 +426,8 @@ static void test_dotenv(void **state)
     assert_string_equal(cfg.redis_password, "p#ss word");
     assert_string_equal(cfg.run_dir, "/tmp/confab run");
     assert_string_equal(cfg.listen_addr, "");
-    assert_string_equal(getenv("CONFAB_TEST_EXTRA"), "tab\there\nnewline \"q\" \\");
+    /* systemd keeps a backslash in double quotes unless it escapes " \ ` $ */
+    assert_string_equal(getenv("CONFAB_TEST_EXTRA"), "tab\\there\\nnewline \"q\" \\");
     assert_string_equal(getenv("CONFAB_TEST_EXTRA2"), "no \\n escapes");
     assert_string_equal(getenv("PORT"), "7000");
     assert_string_equal(getenv("BROKERS"), "4");
@@ -447,6 +449,56 @@ static void test_dotenv(void **state)
     assert_int_equal(cf_dotenv_load("does-not-exist.env"), 0);
 }
 
+/* The daemons run under systemd's EnvironmentFile= (systemd.exec(5), systemd
+ * 252), and --check-config reads the same file: it must see what they will.
+ * The last line setting a variable wins (the first used to), a "#" in an
+ * unquoted value is part of it (it used to start a comment, so
+ * HISTORY_TTL=3600 # one hour passed --check-config while the daemon refused
+ * it), and backslashes follow systemd's rules (in double quotes \n used to
+ * become a newline). */
+static void test_dotenv_reads_like_systemd(void **state)
+{
+    (void)state;
+    struct cf_config cfg;
+    write_file(".env", "PORT=9001\n"
+                       "BROKERS=3\n"
+                       "PORT=9002\n"
+                       "export BROKERS=5\n");
+    assert_int_equal(cf_config_load(&cfg), 0);
+    assert_int_equal(cfg.port, 9002);
+    assert_int_equal(cfg.brokers, 5);
+    /* The real environment still wins over every line of the file. */
+    clear_env();
+    setenv("PORT", "7000", 1);
+    assert_int_equal(cf_config_load(&cfg), 0);
+    assert_int_equal(cfg.port, 7000);
+    assert_int_equal(cfg.brokers, 5);
+
+    /* A number with a comment after it is not a number. */
+    clear_env();
+    write_file(".env", "HISTORY_TTL=3600 # one hour\n");
+    assert_int_equal(load_quiet(&cfg), -1);
+    assert_string_equal(getenv("HISTORY_TTL"), "3600 # one hour");
+    /* A string keeps it. */
+    clear_env();
+    write_file(".env", "REDIS_PASSWORD=s3cret # the prod one\n"
+                       "FRONTEND_DIR=/srv/www#1\n");
+    assert_int_equal(load_quiet(&cfg), 0);
+    assert_string_equal(cfg.redis_password, "s3cret # the prod one");
+    assert_string_equal(cfg.frontend_dir, "/srv/www#1");
+
+    /* Backslashes: unquoted, one keeps the next character; in double quotes
+     * only \" \\ \` \$ are escapes; in single quotes none is. */
+    clear_env();
+    write_file(".env", "CONFAB_TEST_EXTRA=a\\b\\\\c\\ d\\#\n"
+                       "CONFAB_TEST_EXTRA2=\"\\n\\t\\x \\\" \\\\ \\` \\$ \\'\"\n"
+                       "CONFAB_TEST_EXTRA3='\\n \\\\'\n");
+    assert_int_equal(cf_config_load(&cfg), 0);
+    assert_string_equal(getenv("CONFAB_TEST_EXTRA"), "ab\\c d#");
+    assert_string_equal(getenv("CONFAB_TEST_EXTRA2"), "\\n\\t\\x \" \\ ` $ \\'");
+    assert_string_equal(getenv("CONFAB_TEST_EXTRA3"), "\\n \\\\");
+}
+
 static void test_dotenv_malformed(void **state)
 {
     (void)state;
@@ -459,6 +511,10 @@ static void test_dotenv_malformed(void **state)
         "KEY=\"unterminated\n",
         "KEY='unterminated\n",
         "KEY=\"a\" junk\n",
+        "KEY=\"a\" # systemd would keep this in the value\n",
+        "KEY='a' # and this\n",
+        "KEY=continued \\\nON_THE_NEXT_LINE\n",
+        "KEY=\"continued \\\nON_THE_NEXT_LINE\"\n",
         "export\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -567,6 +623,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_addr_list_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dotenv_reads_like_systemd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_file_variable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_socket_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_print, setup, teardown),
