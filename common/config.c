@@ -228,7 +228,8 @@ static const struct var vars[] = {
     {"HISTORY_TTL", K_INT, OFF(history_ttl), 60, 365 * 86400, "86400", false, NULL,
      "seconds a room's history is kept after its last activity"},
     {"DEDUP_WINDOW", K_INT, OFF(dedup_window), 1, 86400, "300", false, NULL,
-     "seconds a send's client id is remembered (resends within it are not duplicated)"},
+     "seconds a send's client id is remembered (resends within it are not duplicated); at most "
+     "HISTORY_TTL"},
     {"BROKER_METRICS_PORT", K_INT, OFF(broker_metrics_port), 0, 65535, "0", false, NULL,
      "broker shard i serves /metrics, /healthz, /readyz on this port + i (0 = off)"},
     {"PRESENCE_TTL", K_INT, OFF(presence_ttl), 3, 3600, "30", false, NULL,
@@ -443,6 +444,13 @@ int cf_config_load(struct cf_config *cfg)
         fprintf(stderr, "config: BROKER_METRICS_PORT=%d + BROKERS-1 is past 65535 (shard i "
                         "listens on BROKER_METRICS_PORT + i); choose a lower port\n",
                 cfg->broker_metrics_port);
+        bad++;
+    }
+    if (!bad && cfg->dedup_window > cfg->history_ttl) {
+        fprintf(stderr, "config: DEDUP_WINDOW=%d is longer than HISTORY_TTL=%d: a resend could "
+                        "then be acknowledged with a message id of a room's previous epoch; set "
+                        "DEDUP_WINDOW <= HISTORY_TTL\n",
+                cfg->dedup_window, cfg->history_ttl);
         bad++;
     }
     if (!bad && (!cfg->tls_cert[0]) != (!cfg->tls_key[0])) {

@@ -23,7 +23,7 @@ static const char *const all_vars[] = {
     "BROKERS",      "RUN_DIR",           "MAX_LINK_QUEUE_BYTES", "LOG_LEVEL",
     "CONFAB_DEV",   "SCHED_BATCH",       "REDIS_ADDR",        "REDIS_PASSWORD",      "CONFAB_ENV_FILE",
     "CONFAB_TEST_EXTRA", "CONFAB_TEST_EXTRA2",
-    "CONFAB_TEST_EXTRA3", "HISTORY_TTL",
+    "CONFAB_TEST_EXTRA3", "HISTORY_TTL",   "DEDUP_WINDOW",
 };
 
 static char g_olddir[PATH_MAX];
@@ -245,6 +245,14 @@ static void test_invalid_values(void **state)
         if (rc != -1)
             fail_msg("%s=\"%s\" was accepted", cases[i].name, cases[i].value);
     }
+    /* A de-duplication id must not outlive its room's epoch. */
+    clear_env();
+    setenv("HISTORY_TTL", "120", 1);
+    struct cf_config c2;
+    assert_int_equal(load_quiet(&c2), -1); /* DEDUP_WINDOW's default is 300 */
+    setenv("DEDUP_WINDOW", "120", 1);
+    assert_int_equal(load_quiet(&c2), 0);
+    unsetenv("DEDUP_WINDOW");
     /* Several bad values at once are still just -1. */
     clear_env();
     setenv("PORT", "0", 1);
