@@ -202,9 +202,34 @@ static void on_broker_ready_again(void *ud, uint32_t shard)
     v1_on_link_up(gw, shard);
 }
 
+/* A worker accepts once it is linked to every broker, so that whoever it
+ * takes is served at once: before, a legacy client's first messages were
+ * dropped while the links came up (its protocol has no error to say so), and
+ * with SO_REUSEPORT a restarted worker gets its share of new connections the
+ * moment it listens. Meanwhile they wait in the kernel's queue. Past
+ * ACCEPT_HOLD_MS it accepts anyway: with a broker down, logins, files, the
+ * other brokers' rooms and v1's errors are still worth serving. */
+#define ACCEPT_HOLD_MS 3000
+
+static void start_accepting(struct gw *gw, uint32_t up, uint32_t n)
+{
+    if (!gw->accept_by || (up < n && cf_mono_ms() < gw->accept_by))
+        return;
+    gw->accept_by = 0;
+    if (up < n)
+        CF_WARN("gateway", "accepting connections with only %u of %u brokers linked; the "
+                "rooms of the missing ones are unavailable until they are up (check that "
+                "they run)", up, n);
+    if (listener_accept(gw->listener) < 0) {
+        gw->accept_failed = true; /* logged; a worker that cannot accept serves nobody */
+        g_stop = 1;
+    }
+}
+
 static void report(struct gw *gw)
 {
     uint32_t up = blinks_up(gw->links), n = blinks_count(gw->links);
+    start_accepting(gw, up, n);
     if (!gw->ready_sent && up == n) {
         gw->ready_sent = true;
         cf_notify_ready("serving; linked to every broker");
@@ -232,6 +257,8 @@ static void tick(struct gw *gw)
     gw->stats.ticks++;
     ws_keepalive(gw, TICKS_PER_SEC);
     int64_t now = cf_mono_ms();
+    if (gw->accept_by && now >= gw->accept_by)
+        start_accepting(gw, blinks_up(gw->links), blinks_count(gw->links));
     if (gw->watchdog_ms && now - gw->last_watchdog >= gw->watchdog_ms) {
         cf_notify_watchdog();
         gw->last_watchdog = now;
@@ -528,7 +555,7 @@ int gw_run(const struct cf_config *cfg, int worker)
         gw.ops_listener =
             ovh ? listener_new(ovh, cfg->listen_addr, cfg->metrics_port + worker, -1) : NULL;
         listener_set_fd_cap(gw.ops_listener, gw.lws_fd_cap);
-        if (!gw.ops_listener) {
+        if (!gw.ops_listener || listener_accept(gw.ops_listener) < 0) {
             CF_ERROR("gateway", "cannot serve METRICS_PORT %d + worker %d; is the port in use?",
                      cfg->metrics_port, worker);
             goto out;
@@ -546,6 +573,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     if (afd >= 0)
         CF_INFO("gateway", "using the listening socket passed by systemd");
     gw.watchdog_ms = (int64_t)(cf_notify_watchdog_interval_usec() / 1000);
+    gw.accept_by = cf_mono_ms() + ACCEPT_HOLD_MS;
     blinks_start(gw.links);
     start_tick(&gw);
     CF_INFO("gateway", "worker %d listening on %s:%d, serving %s, %d brokers in %s", worker,
@@ -558,7 +586,7 @@ int gw_run(const struct cf_config *cfg, int worker)
         if (service(&gw) < 0)
             break;
     drain(&gw);
-    rc = 0;
+    rc = gw.accept_failed ? 1 : 0;
 out:
     ws_shutdown(&gw);
     front_free(gw.front); /* it hands connections to the listener */

@@ -64,6 +64,8 @@ struct gw {
     uint64_t next_conn_id;
     bool draining;
     bool ready_sent; /* READY=1 went to systemd */
+    int64_t accept_by; /* the main listener accepts by then at the latest; 0: it does */
+    bool accept_failed; /* lws refused the listening socket: the worker exits 1 */
     int64_t watchdog_ms, last_watchdog, last_status, last_second;
     struct wsio *tick_io;            /* where the tick's timer is (gateway.c), or NULL: */
     lws_sorted_usec_list_t sul_tick; /* ... the fallback's lws timer */

@@ -123,22 +123,31 @@ struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, 
     if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
         CF_WARN("listen", "cannot set TCP_NODELAY on the listening socket (%s): messages to "
                 "clients may wait for their ACKs", strerror(errno));
-    l->wsi = gw_adopt_raw(vh, l->fd, LISTENER_PROTOCOL, l);
+    return l;
+}
+
+int listener_accept(struct listener *l)
+{
+    if (!l || l->wsi || l->fd < 0)
+        return 0;
+    l->wsi = gw_adopt_raw(l->vh, l->fd, LISTENER_PROTOCOL, l);
     if (!l->wsi) {
         CF_ERROR("listen", "cannot add the listening socket to the event loop");
-        close(l->fd);
-        if (l->reserve >= 0)
-            close(l->reserve);
-        free(l);
-        return NULL;
+        return -1;
     }
-    return l;
+    return 0;
 }
 
 void listener_stop(struct listener *l)
 {
-    if (!l || !l->wsi)
+    if (!l)
         return;
+    if (!l->wsi) {
+        if (l->fd >= 0) /* never accepted on: still ours */
+            close(l->fd);
+        l->fd = -1;
+        return;
+    }
     lws_set_opaque_user_data(l->wsi, NULL);
     lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC); /* closes l->fd */
     l->wsi = NULL;

@@ -21,10 +21,15 @@ struct listener;
 
 #define LISTENER_PROTOCOL "confab listener"
 
-/* Opens addr:port (addr "" = all) and adopts it, or adopts `fd` when it is
- * >= 0 (a listening socket handed over by systemd socket activation; it is
- * then owned here). Returns NULL after logging. */
+/* Opens addr:port (addr "" = all), or takes `fd` when it is >= 0 (a
+ * listening socket handed over by systemd socket activation; it is then
+ * owned here). Returns NULL after logging. Nothing is accepted before
+ * listener_accept: connections wait in the kernel's queue until then. */
 struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, int fd);
+
+/* Starts accepting (adopts the socket into vh's loop). Idempotent; -1 after
+ * logging when lws refused the socket. */
+int listener_accept(struct listener *l);
 void listener_free(struct listener *l); /* closes the socket; NULL is a no-op */
 
 /* Optional admission control for each accepted connection: admit returns 0

@@ -1,8 +1,11 @@
 /* Faults the foundation must ride out without a client reconnecting: a
  * broker killed and restarted (gateways re-link with backoff and re-register
- * their rooms), and Redis restarted (brokers reconnect and resubscribe). */
+ * their rooms), and Redis restarted (brokers reconnect and resubscribe). And
+ * a gateway (re)started before its brokers: it takes clients once it can
+ * serve them. */
 #include "common.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "shard.h"
@@ -154,12 +157,67 @@ static void test_backlog_flows_after_a_stalled_broker(void **state)
     wsc_close(a);
 }
 
+struct early {
+    int port;
+    struct wsc *c;
+};
+
+/* Logs in, connects and speaks at once, as a browser does. */
+static void *early_client(void *arg)
+{
+    struct early *e = arg;
+    e->c = wsc_connect_user(e->port, "early");
+    if (e->c && wsc_send_event(e->c, "send_message", "message", "first words") < 0) {
+        wsc_close(e->c);
+        e->c = NULL;
+    }
+    return NULL;
+}
+
+/* A gateway worker (re)started while its brokers are not up yet (with
+ * SO_REUSEPORT it gets its share of new connections the moment it listens)
+ * holds new connections until it is linked: a legacy client's first message
+ * was dropped before, with nothing to tell it. With a broker that never
+ * comes, it serves anyway after a few seconds. */
+static void test_gateway_before_its_brokers(void **state)
+{
+    (void)state;
+    struct h_node n;
+    h_node_init(&n, fx.redis.addr);
+    n.brokers = 1;
+    assert_int_equal(h_gateway_start(&n), 0);
+    assert_true(h_log_contains(&n.gateway, "listening on", 10000));
+    struct early e = {n.port, NULL};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, early_client, &e), 0);
+    h_sleep_ms(1000);
+    assert_int_equal(h_broker_start(&n, 0), 0);
+    pthread_join(t, NULL);
+    assert_non_null(e.c);
+    expect_message(e.c, "first words", "early");
+    wsc_close(e.c);
+    assert_false(h_log_contains(&n.gateway, "accepting connections with only", 0));
+    h_node_stop(&n);
+
+    /* no broker at all: logins are served after the hold, and it says why */
+    h_node_init(&n, fx.redis.addr);
+    n.brokers = 1;
+    assert_int_equal(h_gateway_start(&n), 0);
+    assert_true(h_log_contains(&n.gateway, "listening on", 10000));
+    char *token = h_login(n.port, "patient");
+    assert_non_null(token);
+    free(token);
+    assert_true(h_log_contains(&n.gateway, "accepting connections with only 0 of 1 brokers linked", 0));
+    assert_int_equal(h_stop_clean(&n.gateway), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broker_killed_and_restarted),
         cmocka_unit_test(test_redis_restarted),
         cmocka_unit_test(test_backlog_flows_after_a_stalled_broker),
+        cmocka_unit_test(test_gateway_before_its_brokers),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -78,6 +78,9 @@ static void test_stuck_gateway_worker_is_restarted(void **state)
     expect_stuck_child_replaced(&n.gateway, "gateway");
     /* the node serves on: a chat through whichever worker takes it */
     struct wsc *a = member(n.port, "alice", NULL), *b = member(n.port, "bob", NULL);
+    /* both joins in effect first: they may have gone to different workers,
+     * one of them just started */
+    settle((struct wsc *[]){a, b}, 2);
     say(a, "after");
     expect_message(b, "after", "alice");
     wsc_close(a);
