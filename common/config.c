@@ -548,7 +548,8 @@ static char *trim(char *s)
  * and any other backslash stays, with what follows it; in single quotes
  * nothing is. What systemd reads in a way this reader does not follow (a
  * value continued on the next line, text after a closing quote, which
- * systemd appends to the value) is refused, never read differently.
+ * systemd appends to the value) is refused, never read differently; so is
+ * an "export KEY=..." line, which systemd ignores whole.
  *
  * Parses the value part of a line in place: NULL and *out set, or why the
  * line is refused. */
@@ -642,8 +643,13 @@ int cf_dotenv_load(const char *path)
         char *s = trim(line);
         if (!*s || *s == '#')
             continue;
-        if (strncmp(s, "export ", 7) == 0)
-            s = trim(s + 7);
+        if (strncmp(s, "export", 6) == 0 && isspace((unsigned char)s[6])) {
+            fprintf(stderr, "config: %s:%d: \"export\" before a variable: systemd's "
+                    "EnvironmentFile= ignores such a line, so the daemons would not see it; "
+                    "remove \"export\"\n", path, lineno);
+            rc = -1;
+            break;
+        }
         char *eq = strchr(s, '=');
         if (!eq) {
             fprintf(stderr, "config: %s:%d: expected KEY=VALUE\n", path, lineno);

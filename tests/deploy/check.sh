@@ -227,7 +227,7 @@ expect "generator without confab.env: 2 brokers, 2 gateways, port 8080" \
 cat >"$scratch/custom.env" <<'EOF'
 BROKERS=1
 BROKERS=3
-export GATEWAY_WORKERS="4"
+GATEWAY_WORKERS="4"
 PORT='9090'
 LISTEN_ADDR=::1
 EOF
@@ -245,6 +245,13 @@ expect "generator: a malformed value is reported and the default used" \
     [[ $(ls "$1/confab.target.wants" | grep -c broker) == 2 ]] &&
     grep -qx ListenStream=8080 "$1/confab-gateway@.socket.d/50-listen.conf"' \
   _ "$scratch/gen-bad" "$scratch/bad.env" "$gen"
+printf 'export BROKERS=3\nGATEWAY_WORKERS=3 # three\n' >"$scratch/sysd.env"
+expect "generator: an export line is ignored and an inline comment is no comment, as under systemd" \
+  bash -c 'err=$(CONFAB_ENV_FILE=$2 CONFAB_UNIT_DIR=/usr/lib/systemd/system "$3" "$1" 2>&1) &&
+    grep -q "ignoring \"export BROKERS=" <<<"$err" && grep -q "GATEWAY_WORKERS=\"3 # three\"" <<<"$err" &&
+    [[ $(ls "$1/confab.target.wants" | grep -c broker) == 2 ]] &&
+    [[ $(ls "$1/confab.target.wants" | grep -c "gateway@.*service") == 2 ]]' \
+  _ "$scratch/gen-sysd" "$scratch/sysd.env" "$gen"
 # What the generator makes of the shipped file goes where systemd reads units
 # from, so verify loads the instances with their drop-in.
 expect "generator runs on the shipped confab.env" \

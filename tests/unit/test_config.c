@@ -408,8 +408,8 @@ static void test_dotenv(void **state)
                "\n"
                "   \n"
                "PORT=9001\n"
-               "export BROKERS=4\n"
-               "  export   GATEWAY_WORKERS = 3  \n"
+               "BROKERS=4\n"
+               "     GATEWAY_WORKERS = 3  \n"
                "DEFAULT_ROOM=\"lobby\"   \n"
                "JWT_SECRET='0123456789abcdef0123456789abcdef single'\n"
                "FRONTEND_DIR=\"/srv/my frontend # not a comment\"\n"
@@ -471,7 +471,7 @@ static void test_dotenv_reads_like_systemd(void **state)
     write_file(".env", "PORT=9001\n"
                        "BROKERS=3\n"
                        "PORT=9002\n"
-                       "export BROKERS=5\n");
+                       "BROKERS=5\n");
     assert_int_equal(cf_config_load(&cfg), 0);
     assert_int_equal(cfg.port, 9002);
     assert_int_equal(cfg.brokers, 5);
@@ -524,6 +524,9 @@ static void test_dotenv_malformed(void **state)
         "KEY=continued \\\nON_THE_NEXT_LINE\n",
         "KEY=\"continued \\\nON_THE_NEXT_LINE\"\n",
         "export\n",
+        /* systemd ignores the whole line: refused, not read differently */
+        "export BROKERS=4\n",
+        "PORT=9000\n  export\tPORT=9001\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
