@@ -334,6 +334,50 @@ static bool owned(struct broker *b, struct gwlink *l, const struct cf_wire_msg *
     return false;
 }
 
+/* What a presence change that cannot wait takes back from its room's held
+ * requests: the opposite change of the same connection from the same link
+ * (a held join of a connection now leaving, a held leave of one now
+ * re-registered). The last change decides the outcome, so it may run first
+ * once the earlier ones are gone; a join taken back is answered. */
+struct unhold {
+    struct broker *b;
+    uint64_t link_id;
+    enum cf_wire_type type;
+    struct cf_str conn;
+};
+
+static bool unhold_pick(void *ud, uint64_t link_id, const void *payload, size_t plen)
+{
+    struct unhold *u = ud;
+    struct cf_wire_msg h;
+    const char *why;
+    if (link_id != u->link_id || cf_wire_decode(u->b->dec, payload, plen, &h, &why) < 0 ||
+        h.type != u->type || h.conn.len != u->conn.len ||
+        (h.conn.len && memcmp(h.conn.p, u->conn.p, h.conn.len) != 0))
+        return false;
+    if (h.type == CF_WIRE_SUB)
+        send_fail(u->b, link_id, h.q, -ENOBUFS);
+    return true;
+}
+
+/* A presence change the room could not hold (no budget left while its
+ * SUBSCRIBE is pending, or no subscriber to wait for) runs at once: dropped,
+ * a leave left the connection listed as present until its gateway's link
+ * closed, and a re-registration left it out. */
+static void run_presence_now(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m,
+                             const unsigned char *payload, size_t len)
+{
+    struct unhold u = {b, gwlink_id(l), m->type == CF_WIRE_UNSUB ? CF_WIRE_SUB : CF_WIRE_UNSUB,
+                       m->conn};
+    size_t n = rooms_unhold_if(b->rooms, m->room.p, m->room.len, unhold_pick, &u);
+    if (n)
+        CF_INFO("broker", "room %.*s: %s of connection %.*s ran ahead of its held queue, "
+                "taking back %zu earlier %s of it", (int)m->room.len, m->room.p,
+                cf_wire_type_name(m->type), (int)m->conn.len, m->conn.p, n,
+                cf_wire_type_name(u.type));
+    op_run(b, gwlink_id(l), payload, len, m);
+}
+
 static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                      const unsigned char *payload, size_t len)
 {
@@ -357,10 +401,10 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_SUB:
     case CF_WIRE_UNSUB: {
         int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l), payload, len, m);
-        /* Presence bookkeeping must not be lost to a Redis outage: the local
-         * record is what the refresh restores from. */
-        if (rc == -ENOTCONN && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))
-            op_run(b, gwlink_id(l), payload, len, m);
+        /* Presence bookkeeping must not be lost to a Redis outage or a full
+         * hold queue: the local record is what the refresh restores from. */
+        if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))
+            run_presence_now(b, l, m, payload, len);
         else if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
             send_fail(b, gwlink_id(l), m->q, rc);
         else if (rc < 0 && m->type == CF_WIRE_MSG)

@@ -213,6 +213,29 @@ int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id
     return 0;
 }
 
+size_t rooms_unhold_if(struct rooms *r, const char *name, size_t len, rooms_held_fn pick,
+                       void *ud)
+{
+    struct room *rm = cf_map_get(r->by_name, name, len);
+    size_t taken = 0;
+    struct held **pp = rm ? &rm->held_head : NULL, *prev = NULL;
+    while (pp && *pp) {
+        struct held *h = *pp;
+        if (!pick(ud, h->link_id, h->payload, h->len)) {
+            prev = h;
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        if (rm->held_tail == h)
+            rm->held_tail = prev;
+        r->held_bytes -= h->len;
+        free(h);
+        taken++;
+    }
+    return taken;
+}
+
 void rooms_on_message(struct rooms *r, const char *name, size_t len, const void *payload,
                       size_t plen)
 {

@@ -402,6 +402,52 @@ static void test_held_run_in_order_with_link_id(void **state)
     assert_run(8, LID(2), "a-6");
 }
 
+/* Picks held requests whose payload starts with the prefix in ud. */
+static bool pick_prefix(void *ud, uint64_t link_id, const void *payload, size_t plen)
+{
+    (void)link_id;
+    const char *prefix = ud;
+    return plen >= strlen(prefix) && memcmp(payload, prefix, strlen(prefix)) == 0;
+}
+
+/* rooms_unhold_if takes the chosen requests out of one room's queue, from
+ * its head, middle and tail, frees their budget and never runs them; the
+ * others keep their order, and the queue still takes new ones at its tail. */
+static void test_unhold_takes_chosen_requests(void **state)
+{
+    (void)state;
+    join(0, "a");
+    join(1, "b");
+    g_fake.n = 0;
+    static const char *const held[] = {"x-1", "k-1", "x-2", "k-2", "x-3"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(submit("a", held[i]), 0);
+    assert_int_equal(submit("b", "x-b"), 0);
+    assert_int_equal(stats().held_bytes, 18);
+    assert_int_equal(rooms_unhold_if(g_rooms, "a", 1, pick_prefix, "x-"), 3);
+    assert_int_equal(stats().held_bytes, 9);
+    assert_int_equal(rooms_unhold_if(g_rooms, "nowhere", 7, pick_prefix, "x-"), 0);
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(submit("a", "k-3"), 0); /* after the old tail was taken */
+    confirm("a");
+    assert_int_equal(g_fake.n, 3);
+    assert_run(0, LID(0), "k-1");
+    assert_run(1, LID(0), "k-2");
+    assert_run(2, LID(0), "k-3");
+    confirm("b"); /* another room's queue was left alone */
+    assert_run(3, LID(0), "x-b");
+    assert_int_equal(stats().held_bytes, 0);
+    /* every request taken: the queue is empty and takes new ones */
+    join(2, "c");
+    g_fake.n = 0;
+    assert_int_equal(submit("c", "x-c"), 0);
+    assert_int_equal(rooms_unhold_if(g_rooms, "c", 1, pick_prefix, "x-"), 1);
+    assert_int_equal(submit("c", "k-c"), 0);
+    confirm("c");
+    assert_run(0, LID(0), "k-c");
+    assert_int_equal(g_fake.n, 1);
+}
+
 /* A lost subscriber runs what was held for it at once (nothing waits for
  * the outage to end), and refuses new requests until a SUBSCRIBE is in
  * flight again. */
@@ -486,6 +532,7 @@ int main(void)
         T(test_held_run_in_order_with_link_id),
         T(test_held_run_when_sub_lost),
         T(test_sub_lost_and_ready_for_one_server),
+        T(test_unhold_takes_chosen_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
