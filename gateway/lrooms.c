@@ -263,17 +263,27 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
     return queued;
 }
 
-void lrooms_go_live(struct lmember *m)
+void lrooms_go_live(struct lrooms *r, struct lmember *m)
 {
     m->pending = false;
     m->pv_until = cf_mono_ms() + PV_WINDOW_MS;
     uint64_t epoch = m->epoch_known ? cf_fnv1a64(m->epoch, strlen(m->epoch)) : 0;
-    for (uint32_t i = 0; i < m->nheld; i++) {
+    /* After the snapshot, a room's messages follow its last id one by one
+     * (the send script numbers and publishes them in one step). A held one
+     * that does not (another epoch: the history was lost since; a gap: the
+     * subscription missed some, or someone who can PUBLISH made the id up)
+     * stops the release: given out, it would become the last id, and every
+     * real message up to it would be dropped as already seen. */
+    bool resync = false, since = false;
+    for (uint32_t i = 0; i < m->nheld && !resync; i++) {
         struct lheld *h = &m->held[i];
         bool send = true;
         if (h->type == CF_WIRE_MSG && h->id) {
-            /* ids of another epoch than the snapshot's mean nothing here */
-            send = h->id > m->last_id && (!h->epoch || !epoch || h->epoch == epoch);
+            if (h->epoch && epoch && h->epoch != epoch)
+                resync = true;
+            else if (h->id > m->last_id + 1)
+                resync = since = true;
+            send = !resync && h->id > m->last_id;
             if (send)
                 m->last_id = h->id;
         } else if (h->type == CF_WIRE_PRESENCE) {
@@ -283,6 +293,10 @@ void lrooms_go_live(struct lmember *m)
             sess_send(m->s, h->b);
     }
     drop_held(m);
+    if (resync) {
+        m->pending = true;
+        r->ops->resync(r->ud, lrooms_member_room(m), m, since);
+    }
 }
 
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),

@@ -74,8 +74,10 @@ void lrooms_leave_all(struct lrooms *r, struct session *s);
 size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m);
 
 /* The snapshot for a pending member was sent to its client: release what was
- * held for it that the snapshot does not already cover. */
-void lrooms_go_live(struct lmember *m);
+ * held for it that the snapshot does not already cover, in id order. A held
+ * message that does not follow (another epoch, a gap) is not given out: the
+ * rest is dropped and the member re-synced (ops->resync, pending again). */
+void lrooms_go_live(struct lrooms *r, struct lmember *m);
 
 /* Calls fn for every room (to re-register them after a broker link is back). */
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),

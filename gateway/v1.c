@@ -359,7 +359,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         m->epoch_known = true;
     }
     m->pv = snap->pv;
-    lrooms_go_live(m);
+    lrooms_go_live(gw->rooms, m);
 }
 
 static void refused(struct gw *gw, struct req *q, const char *code, const char *message)

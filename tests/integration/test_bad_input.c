@@ -653,6 +653,22 @@ static void test_forged_ids_on_redis_do_not_mute_v1_members(void **state)
     double got = foreign_dropped(shard) - before;
     if (got != want)
         fail_msg("dropped_foreign_total grew by %.0f, expected %.0f", got, want);
+
+    /* Well-formed, with the room's real epoch (anyone who can SUBSCRIBE
+     * learns it) and a made-up id: the broker cannot tell it from a real one.
+     * The member re-syncs for the gap, and the snapshot does not have it: it
+     * used to be released after the snapshot all the same, became the last
+     * id, and muted the room until the member joined again. */
+    rc = redisConnectUnix(fx.redis.sock);
+    assert_true(rc && !rc->err);
+    publish_forged(rc, CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH, (uint64_t)INT64_MAX, epoch);
+    publish_forged(rc, CF_WIRE_HAS_ID | CF_WIRE_HAS_EPOCH, 1000, epoch);
+    redisFree(rc);
+    assert_int_equal(send_ok(v, room, "still heard", NULL), 3);
+    assert_int_equal(expect_new(v, room, "still heard", "v1"), 3);
+    assert_int_equal(send_ok(v, room, "and again", NULL), 4);
+    assert_int_equal(expect_new(v, room, "and again", "v1"), 4);
+    V1_NONE(v, 0, "new_message", "message", "forged", NULL);
     v1_close(v);
     witness_check(&wit, &fx.node);
 }
