@@ -90,7 +90,7 @@ struct rset {
     void *ud;
     uint32_t n;
     struct server *sv;
-    const char **scripts; /* the caller's, then ring_script */
+    const char **scripts; /* the caller's, then ring_script and evict_script */
     int ring_script;      /* its index */
     char expect[24];      /* "<index>/<count>" without the index: "/<count>" */
     sd_event_source *timer;
@@ -117,6 +117,13 @@ static void shown(char *out, size_t cap, const char *s, size_t len)
         out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
     out[k] = '\0';
 }
+
+/* The server's eviction settings, from INFO (CONFIG is not allowed in
+ * scripts, and is often renamed away on managed servers): {policy, maxmemory}. */
+static const char evict_script[] =
+    "local i = redis.call('INFO', 'memory')\n"
+    "return {string.match(i, 'maxmemory_policy:([%w-]+)') or '',\n"
+    "  string.match(i, 'maxmemory:(%d+)') or ''}\n";
 
 /* Usable: its ring key checked on this connection, every other server
  * reached since its identity was read has been checked against it, and no
@@ -153,9 +160,37 @@ static void refresh(struct server *s)
     }
 }
 
+static void on_evict(void *ud, const redisReply *r)
+{
+    struct server *s = ud;
+    if (!r || s->rs->freeing)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        !r->element[0]->len) {
+        CF_INFO("redis", "%s: cannot read its maxmemory-policy (%.*s); make sure it is "
+                "noeviction (docs/operations.md, Redis)", s->addr,
+                r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+                r->type == REDIS_REPLY_ERROR ? r->str : "");
+        return;
+    }
+    const redisReply *policy = r->element[0], *max = r->element[1];
+    if ((policy->len == 10 && memcmp(policy->str, "noeviction", 10) == 0) ||
+        (max->len == 1 && max->str[0] == '0'))
+        return;
+    CF_WARN("redis", "%s evicts keys once full (maxmemory %.*s bytes, maxmemory-policy %.*s): "
+            "eviction takes de-duplication ids and presence keys one at a time, so resent "
+            "messages are stored twice and members who left still show; set maxmemory-policy "
+            "noeviction and alert on used memory (docs/operations.md, Redis)", s->addr,
+            (int)max->len, max->str, (int)policy->len, policy->str);
+}
+
 static void verified(struct server *s)
 {
     struct rset *rs = s->rs;
+    const char *argv[] = {"0"};
+    const size_t lens[] = {1};
+    rbridge_eval(s->b, rs->ring_script + 1, 1, argv, lens, on_evict, s); /* a hint: may fail */
     bool first = !s->ever;
     s->verified = s->ever = true;
     if (first || s->mismatches)
@@ -519,12 +554,13 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
     rs->ud = ud;
     snprintf(rs->expect, sizeof rs->expect, "/%u", n);
     rs->sv = calloc(n, sizeof *rs->sv);
-    rs->scripts = calloc((size_t)nscripts + 1, sizeof *rs->scripts);
+    rs->scripts = calloc((size_t)nscripts + 2, sizeof *rs->scripts);
     if (!rs->sv || !rs->scripts)
         goto fail;
     for (int i = 0; i < nscripts; i++)
         rs->scripts[i] = scripts[i];
     rs->scripts[nscripts] = ring_script;
+    rs->scripts[nscripts + 1] = evict_script;
     rs->ring_script = nscripts;
     static const struct rbridge_cbs rcbs = {on_message,   on_foreign,   on_confirm, on_sub_lost,
                                             on_sub_ready, on_pub_ready, on_state};
@@ -538,7 +574,7 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
             snprintf(s->addr, sizeof s->addr, strchr(addrs[i].host, ':') ? "[%s]:%d" : "%s:%d",
                      addrs[i].host, addrs[i].port);
         rs->n = i + 1; /* so that a failure below frees what was made */
-        s->b = rbridge_new(ev, &addrs[i], password, max_queue, rs->scripts, nscripts + 1, &rcbs,
+        s->b = rbridge_new(ev, &addrs[i], password, max_queue, rs->scripts, nscripts + 2, &rcbs,
                            s);
         if (!s->b)
             goto fail;

@@ -1,8 +1,11 @@
-/* Redis with a password (REDIS_PASSWORD): brokers authenticate both
- * connections and then work normally (scripts loaded, sends acked, history);
- * a wrong password keeps the broker out of service, says why, and never
- * reports ready. */
+/* Redis settings the brokers meet. A password (REDIS_PASSWORD): brokers
+ * authenticate both connections and then work normally (scripts loaded,
+ * sends acked, history); a wrong password keeps the broker out of service,
+ * says why, and never reports ready. An eviction policy other than
+ * noeviction under a maxmemory: brokers warn, naming the setting. */
 #include "v1.h"
+
+#include <sys/stat.h>
 
 #define PASSWORD "s3cret-pass-for-the-test"
 
@@ -51,7 +54,46 @@ static void test_the_right_password_serves(void **state)
     assert_int_equal(expect_new(a, "locked", "behind a password", "alice"), id);
     v1_close(a);
     h_node_dump_logs(&n);
+    assert_false(h_log_contains(&n.broker[0], "evicts keys", 0)); /* maxmemory 0 */
     assert_int_equal(h_node_stop(&n), 0);
+}
+
+/* LRU eviction takes de-duplication ids and presence keys one at a time:
+ * the broker says so when it connects, with what to set; noeviction is
+ * quiet. */
+static void test_an_evicting_redis_is_named(void **state)
+{
+    (void)state;
+    struct h_redis lru;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/lru", h_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(h_redis_start(&lru, dir), 0);
+    static const char *const max[] = {"CONFIG", "SET", "maxmemory", "104857600", NULL};
+    static const char *const policy[] = {"CONFIG", "SET", "maxmemory-policy", "allkeys-lru", NULL};
+    static const char *const none[] = {"CONFIG", "SET", "maxmemory-policy", "noeviction", NULL};
+    assert_int_equal(h_redis_cli(&lru, max), 0);
+    assert_int_equal(h_redis_cli(&lru, policy), 0);
+    struct h_node n;
+    h_node_init(&n, lru.addr);
+    n.brokers = 1;
+    assert_int_equal(h_node_start(&n), 0);
+    assert_true(h_log_contains(&n.broker[0],
+                               "evicts keys once full (maxmemory 104857600 bytes, "
+                               "maxmemory-policy allkeys-lru)",
+                               10000));
+    assert_true(h_log_contains(&n.broker[0], "set maxmemory-policy noeviction", 0));
+    assert_int_equal(h_node_stop(&n), 0);
+
+    assert_int_equal(h_redis_cli(&lru, none), 0);
+    h_node_init(&n, lru.addr);
+    n.brokers = 1;
+    assert_int_equal(h_node_start(&n), 0);
+    assert_true(h_log_contains(&n.broker[0], "as expected", 10000)); /* checked */
+    h_sleep_ms(300);
+    assert_false(h_log_contains(&n.broker[0], "evicts keys", 0));
+    assert_int_equal(h_node_stop(&n), 0);
+    h_redis_stop(&lru);
 }
 
 static void test_a_wrong_password_says_so(void **state)
@@ -80,6 +122,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_right_password_serves),
         cmocka_unit_test(test_a_wrong_password_says_so),
+        cmocka_unit_test(test_an_evicting_redis_is_named),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
