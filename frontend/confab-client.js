@@ -434,19 +434,30 @@ export class ConfabClient extends Emitter {
     }
   }
 
-  /** @private */
+  /**
+   * @private A history page, matched to its request by the `id` the server
+   * echoes. Servers older than that echo send none: their answers are taken
+   * in the order of the room's requests, the only thing left to go by.
+   */
   _onHistory(p) {
-    for (const [ref, q] of this._pending) {
-      if (q.type === "history" && q.room === p.room) {
-        this._pending.delete(ref);
-        q.resolve({
-          room: p.room,
-          messages: normalizeMessages(p.messages, p.room),
-          hasMore: Boolean(p.has_more),
-        });
-        return;
+    let ref = typeof p.id === "string" ? p.id : undefined;
+    if (ref === undefined) {
+      for (const [r, q] of this._pending) {
+        if (q.type === "history" && q.room === p.room) {
+          ref = r;
+          break;
+        }
       }
     }
+    const q = ref !== undefined ? this._pending.get(ref) : undefined;
+    // An answer nobody waits for (any more) must not settle another request.
+    if (!q || q.type !== "history" || q.room !== p.room) return;
+    this._pending.delete(ref);
+    q.resolve({
+      room: p.room,
+      messages: normalizeMessages(p.messages, p.room),
+      hasMore: Boolean(p.has_more),
+    });
   }
 
   /** @private */

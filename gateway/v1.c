@@ -408,7 +408,7 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
     } else if (m->type == CF_WIRE_HISTR && q->kind == REQ_HIST) {
         size_t bad = 0;
         if (q->s)
-            send_buf(q->s, v1_encode_history(sess_proto(q->s), gw->dec, m, &bad));
+            send_buf(q->s, v1_encode_history(sess_proto(q->s), gw->dec, m, req_id(q), &bad));
     } else {
         CF_WARN("v1", "a broker answered request %llu with an unexpected %s",
                 (unsigned long long)m->q, cf_wire_type_name(m->type));

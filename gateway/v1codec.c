@@ -422,11 +422,14 @@ struct cf_buf *v1_encode_joined(enum sess_proto p, struct cf_wire_decoder *d,
 }
 
 struct cf_buf *v1_encode_history(enum sess_proto p, struct cf_wire_decoder *d,
-                                 const struct cf_wire_msg *pg, size_t *bad)
+                                 const struct cf_wire_msg *pg, struct cf_str id, size_t *bad)
 {
     json_t *msgs = messages_of(d, pg->messages, pg->nmessages, bad);
     if (!msgs)
         return NULL;
-    return encode(p, event("history", json_pack("{s:o, s:o, s:b}", "room", jstr(pg->room),
-                                                "messages", msgs, "has_more", pg->has_more)));
+    json_t *o = json_pack("{s:o, s:o, s:b}", "room", jstr(pg->room), "messages", msgs, "has_more",
+                          pg->has_more);
+    if (o && id.len)
+        json_object_set_new(o, "id", jstr(id));
+    return encode(p, event("history", o));
 }

@@ -57,11 +57,13 @@ struct cf_buf *v1_encode_ack(enum sess_proto p, struct cf_str id, struct cf_str 
 struct cf_buf *v1_encode_left(enum sess_proto p, struct cf_str room);
 
 /* joined / history: `messages` are stored wire "msg" payloads, oldest first;
- * ones that do not decode are skipped (and counted in *bad). */
+ * ones that do not decode are skipped (and counted in *bad). history echoes
+ * the request's `id` when it had one (empty: none), so that a client with
+ * several pages of a room in flight can tell the answers apart. */
 struct cf_wire_decoder;
 struct cf_buf *v1_encode_joined(enum sess_proto p, struct cf_wire_decoder *d,
                                 const struct cf_wire_msg *snap, size_t *bad);
 struct cf_buf *v1_encode_history(enum sess_proto p, struct cf_wire_decoder *d,
-                                 const struct cf_wire_msg *page, size_t *bad);
+                                 const struct cf_wire_msg *page, struct cf_str id, size_t *bad);
 
 #endif

@@ -202,3 +202,43 @@ test("a rejoin that cannot recover everything still delivers the messages held p
   assert.deepEqual(env.ids("lobby"), [3, 6, 8, 9]);
   assert.equal(env.client.room("lobby").lastId, 9);
 });
+
+/* ------------------------------------------- matching history answers */
+
+// Answers used to be matched to requests by their order in the room, so a
+// scrollback page answered after a gap fetch went to the fetch (the gap was
+// reported lost) and the fetch's page to the scrollback.
+test("history answers go to their requests by the id the server echoes, whatever their order", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  const older = env.client.history("lobby", { before: 3, limit: 2 }); // scrollback
+  const scroll = env.ws.last("history", "lobby").payload;
+  env.ws.frame("new_message", msg("lobby", 6)); // a gap: 4–5 are fetched too
+  const fetch = env.ws.last("history", "lobby").payload;
+  assert.notEqual(fetch.id, scroll.id);
+  // The fetch is answered first.
+  env.ws.frame("history", { room: "lobby", has_more: false, id: fetch.id, messages: [msg("lobby", 4), msg("lobby", 5)] });
+  env.ws.frame("history", { room: "lobby", has_more: false, id: scroll.id, messages: [msg("lobby", 1), msg("lobby", 2)] });
+  const page = await older;
+  assert.deepEqual(page.messages.map((m) => m.id), [1, 2]);
+  assert.deepEqual(env.of("message").map((m) => `${m.id}:${m.source}`), ["3:history", "4:gap", "5:gap", "6:live"]);
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 5, lost: false }], "nothing given up");
+  // An answer to no request of ours settles nothing.
+  const next = env.client.history("lobby", { before: 1 });
+  const req = env.ws.last("history", "lobby").payload;
+  env.ws.frame("history", { room: "lobby", has_more: true, id: "r-not-ours", messages: [msg("lobby", 9)] });
+  env.ws.frame("history", { room: "lobby", has_more: false, id: req.id, messages: [] });
+  assert.deepEqual(await next, { room: "lobby", messages: [], hasMore: false });
+});
+
+test("with a server that does not echo the id, history answers are taken in the order of the requests", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  const older = env.client.history("lobby", { before: 3, limit: 2 });
+  env.ws.frame("new_message", msg("lobby", 6));
+  env.ws.frame("history", { room: "lobby", has_more: false, messages: [msg("lobby", 1), msg("lobby", 2)] });
+  env.ws.frame("history", { room: "lobby", has_more: true, messages: [msg("lobby", 4), msg("lobby", 5)] });
+  assert.deepEqual((await older).messages.map((m) => m.id), [1, 2]);
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6]);
+});

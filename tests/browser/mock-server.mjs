@@ -168,7 +168,10 @@ export class MockConfab {
         const limit = Math.min(100, p.limit ?? 50);
         const older = r.history.filter((m) => m.id < before);
         const page = older.slice(-limit);
-        return this.out(conn, "history", { room: p.room, messages: page, has_more: page.length < older.length });
+        return this.out(conn, "history", {
+          room: p.room, messages: page, has_more: page.length < older.length,
+          ...(typeof p.id === "string" && { id: p.id }), // echoed, as the gateway does
+        });
       }
       case "typing":
         if (!joined) return this.error(conn, "not_member", p);

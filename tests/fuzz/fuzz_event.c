@@ -85,7 +85,7 @@ static void gateway_stage(const uint8_t *payload, size_t plen, bool from_redis)
             break;
         case CF_WIRE_HISTR:
             bad = 0;
-            b = v1_encode_history(p, gw_dec_items, &m, &bad);
+            b = v1_encode_history(p, gw_dec_items, &m, m.cid, &bad);
             FUZZ_CHECK(b && bad <= m.nmessages);
             fuzz_check_event(b, mp, "history");
             break;

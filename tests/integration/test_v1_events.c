@@ -1,7 +1,8 @@
 /* Protocol v1 events on one node: subprotocol negotiation, join/joined,
- * leave/left, send/ack/new_message with gapless ids, history pages, typing
- * and its throttle, presence (a user with two connections is one member),
- * change_room, and the end of DEDUP_WINDOW. Each test uses rooms of its own. */
+ * leave/left, send/ack/new_message with gapless ids, history pages (and the
+ * request id their answers echo), typing and its throttle, presence (a user
+ * with two connections is one member), change_room, and the end of
+ * DEDUP_WINDOW. Each test uses rooms of its own. */
 #include "v1.h"
 
 static struct h_fixture fx;
@@ -318,6 +319,51 @@ static void test_history_pages_backwards(void **state)
     v1_close(a);
 }
 
+/* A history answer echoes the request's id (as ack does a send's), in both
+ * encodings: a client with several pages of one room in flight tells the
+ * answers apart by it. A request without an id gets an answer without one. */
+static void test_history_echoes_the_request_id(void **state)
+{
+    (void)state;
+    const char *room = "history-id";
+    for (int e = 0; e < 2; e++) {
+        struct v1c *c = v1_member(fx.node.port, "alice", e ? V1_MSGPACK : V1_JSON);
+        join_quietly(c, room);
+        if (e == 0)
+            for (int i = 1; i <= 3; i++)
+                send_ok(c, room, "h", NULL);
+        v1_forget(c);
+        assert_int_equal(v1_send(c, "history", json_pack("{s:s, s:i, s:i, s:s}", "room", room,
+                                                         "before", 3, "limit", 1, "id", "h-1")),
+                         0);
+        assert_int_equal(v1_send(c, "history", json_pack("{s:s, s:i, s:s}", "room", room, "limit",
+                                                         2, "id", "h-2")),
+                         0);
+        assert_int_equal(v1_send(c, "history", json_pack("{s:s, s:i}", "room", room, "limit", 3)),
+                         0);
+        /* Taken out of arrival order: each by its id. */
+        json_t *ev = v1_wait(c, V1_WAIT, "history", "id", "h-2", NULL);
+        V1_MUST(c, ev, "history h-2");
+        json_t *msgs = json_object_get(pl(ev), "messages");
+        assert_int_equal(json_array_size(msgs), 2);
+        assert_int_equal(msg_id(json_array_get(msgs, 0)), 2);
+        json_decref(ev);
+        ev = v1_wait(c, V1_WAIT, "history", "id", "h-1", NULL);
+        V1_MUST(c, ev, "history h-1");
+        msgs = json_object_get(pl(ev), "messages");
+        assert_int_equal(json_array_size(msgs), 1);
+        assert_int_equal(msg_id(json_array_get(msgs, 0)), 2);
+        json_decref(ev);
+        ev = v1_wait(c, V1_WAIT, "history", "room", room, NULL);
+        V1_MUST(c, ev, "history without an id");
+        assert_null(json_object_get(pl(ev), "id"));
+        assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 3);
+        json_decref(ev);
+        V1_NONE(c, 200, "history", NULL);
+        v1_close(c);
+    }
+}
+
 /* Typing goes to the other users' connections, never to the typist's own
  * (both of them), and at most once per user per room every 2 s. */
 static void test_typing_is_relayed_to_others_and_throttled(void **state)
@@ -502,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_send_is_acked_and_reaches_every_member),
         cmocka_unit_test(test_ids_are_gapless_and_the_same_everywhere),
         cmocka_unit_test(test_history_pages_backwards),
+        cmocka_unit_test(test_history_echoes_the_request_id),
         cmocka_unit_test(test_typing_is_relayed_to_others_and_throttled),
         cmocka_unit_test(test_presence_counts_users_not_connections),
         cmocka_unit_test(test_a_closed_connections_leave_goes_out_at_once),

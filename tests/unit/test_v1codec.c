@@ -670,13 +670,17 @@ static void test_encode_joined_history(void **state)
                  "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":true,"
                  "\"messages\":%s}}",
                  msgs_json);
-        expect_event(p, v1_encode_history(p, d, &pg, &bad), want);
+        expect_event(p, v1_encode_history(p, d, &pg, NONE, &bad), want);
         assert_int_equal(bad, 6);
         pg.nmessages = 0;
         pg.has_more = false;
-        expect_event(p, v1_encode_history(p, d, &pg, &bad),
+        expect_event(p, v1_encode_history(p, d, &pg, NONE, &bad),
                      "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":false,"
                      "\"messages\":[]}}");
+        /* The request's id is echoed, as ack echoes a send's. */
+        expect_event(p, v1_encode_history(p, d, &pg, S("h-7"), &bad),
+                     "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":false,"
+                     "\"messages\":[],\"id\":\"h-7\"}}");
     }
     cf_bytes_free(&m42);
     cf_bytes_free(&m43);
