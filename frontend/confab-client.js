@@ -77,7 +77,8 @@ export {
  * @property {number} [reconnectDelay=500] base of the reconnect backoff, ms.
  * @property {number} [maxReconnectDelay=15000] cap of the reconnect backoff, ms.
  * @property {number} [stableAfter=10000] a connection open this long resets the backoff, ms.
- * @property {number} [retryDelay=500] base of the backoff for resending a refused send, ms.
+ * @property {number} [retryDelay=500] base of the backoff for resending a refused send (or
+ *   gap fetch), ms.
  * @property {number} [maxRetryDelay=15000] its cap, ms.
  * @property {number} [ackTimeout=15000] resend (same id) when no answer came within this, ms.
  * @property {number} [joinTimeout=20000] reconnect when a join got no answer within this, ms.
@@ -88,7 +89,8 @@ export {
  *   is held back waiting for its ack (so a UI can match it to the pending message), ms.
  * @property {number} [gapTimeout=5000] when live ids skip some, the live messages past the
  *   gap wait (so that messages come in id order) while the client fetches the missing ones;
- *   it gives up on a fetch not answered within this, ms.
+ *   a fetch refused for a passing reason (`unavailable`…) is retried with backoff, and the
+ *   client gives up on one not answered within this, ms.
  * @property {number} [maxGapHeld=100] at most this many live messages wait for a gap; one
  *   more and the client gives up on the gap.
  * @property {typeof WebSocket} [WebSocket] WebSocket implementation (default: the global one).

@@ -21,13 +21,14 @@
  *  - messages with ids are delivered in id order (except a held echo, below,
  *    which others are not held behind): a live one past a gap waits
  *    in `ahead` (at most `maxGapHeld` of them) while the gap is fetched from
- *    the history, one fetch at a time; when the fetch fails or takes longer
- *    than `gapTimeout`, or `ahead` overflows, the client gives up on the gap:
- *    it reports the missing ids (`gap` error, `lost: true`) and delivers what
- *    it holds, in order. A lost connection is not a reason to give up: what
- *    `ahead` holds waits (without a timeout) for the rejoin, which asks from
- *    `lastId` and so replays the gap, and goes out with its snapshot.
- *    Presence and typing are never held;
+ *    the history, one fetch at a time (a refusal that left the messages
+ *    fetchable is retried with backoff); when the fetch fails for good or is
+ *    not answered within `gapTimeout`, or `ahead` overflows, the client
+ *    gives up on the gap: it reports the missing ids (`gap` error, `lost:
+ *    true`) and delivers what it holds, in order. A lost connection is not
+ *    a reason to give up: what `ahead` holds waits (without a timeout) for
+ *    the rejoin, which asks from `lastId` and so replays the gap, and goes
+ *    out with its snapshot. Presence and typing are never held;
  *  - `joined` is emitted before the messages it brings, and live messages
  *    that came before it wait in `buffer` and follow them;
  *  - a join is answered or the connection is given up: no answer within
@@ -40,6 +41,9 @@
  */
 
 import { ConfabError, RETRYABLE, clampLimit, normalizeMessages, toId } from "./util.js";
+
+/** Retries of one gap fetch refused with a RETRYABLE code, at most (gapTimeout bounds them too). */
+const GAP_RETRIES = 8;
 
 /**
  * Per-room bookkeeping.
@@ -58,6 +62,7 @@ import { ConfabError, RETRYABLE, clampLimit, normalizeMessages, toId } from "./u
  * @property {Array<{m: object, source: string}>} ahead messages past a gap, by id, waiting for it
  * @property {number} gapSeq numbers the gap fetches; an answer to an older one is ignored
  * @property {*} gapTimer gives up on the gap fetch in flight (0: none in flight)
+ * @property {*} gapRetryTimer sends the gap fetch in flight again after a refusal
  * @property {*} holdTimer
  * @property {*} joinTimer
  * @property {number} joinAttempts
@@ -117,7 +122,7 @@ export class Rooms {
       name, status: "joining", limit: clampLimit(limit ?? this._client.options.joinLimit),
       epoch: null, lastId: 0, members: new Map(), count: 0, joinedOnce: false, gen: 0,
       buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0,
-      ahead: [], gapSeq: 0, gapTimer: 0,
+      ahead: [], gapSeq: 0, gapTimer: 0, gapRetryTimer: 0,
       ackedIds: new Map(),
     };
     r.joined = new Promise((resolve, reject) => {
@@ -384,13 +389,27 @@ export class Rooms {
     const conn = this._conn;
     if (r.status !== "joined" || conn.state !== "connected" || !r.ahead.length) return;
     const seq = ++r.gapSeq;
-    const limit = Math.min(100, r.ahead[0].m.id - r.lastId - 1);
-    const before = r.lastId + limit + 1;
     const timeout = this._client.options.gapTimeout;
     r.gapTimer = setTimeout(() => {
       if (r.gapSeq === seq) this._giveUpGap(r, `the history did not answer within ${timeout} ms`);
     }, timeout);
+    this._askGap(r, seq, Date.now() + timeout, 0);
+  }
+
+  /**
+   * @private One attempt of the gap fetch `seq`. A refusal that says nothing
+   * was done (`unavailable`, `too_many_requests`…) leaves the messages
+   * fetchable, so it is retried after a backoff: a ceiling doubling from
+   * `retryDelay` up to `maxRetryDelay`, the wait drawn at random from its
+   * upper half so that clients refused together do not all come back
+   * together. Only while the retry can go out before `deadline`, and at most
+   * GAP_RETRIES times, so that a tiny `retryDelay` cannot make it a flood.
+   * Any other refusal gives up at once.
+   */
+  _askGap(r, seq, deadline, attempt) {
     const current = () => r.gapSeq === seq && this._map.get(r.name) === r;
+    const limit = Math.min(100, r.ahead[0].m.id - r.lastId - 1);
+    const before = r.lastId + limit + 1;
     this._client.history(r.name, { before, limit }).then((res) => {
       if (!current()) return;
       this._endFetch(r);
@@ -401,14 +420,26 @@ export class Rooms {
       this._release(r, before - 1, "they are no longer in the room's history");
       this._drainAhead(r);
     }, (err) => {
-      if (current()) this._giveUpGap(r, `fetching them failed: ${err.message}`);
+      if (!current()) return;
+      const { retryDelay, maxRetryDelay } = this._client.options;
+      const ceiling = Math.min(maxRetryDelay, retryDelay * 2 ** attempt);
+      const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+      if (RETRYABLE.has(err.code) && attempt < GAP_RETRIES && Date.now() + delay < deadline) {
+        r.gapRetryTimer = setTimeout(() => {
+          if (current() && r.ahead.length) this._askGap(r, seq, deadline, attempt + 1);
+        }, delay);
+        return;
+      }
+      this._giveUpGap(r, `fetching them failed: ${err.message}`);
     });
   }
 
   /** @private Stops waiting for the gap fetch in flight, if any: its answer will be ignored. */
   _endFetch(r) {
     clearTimeout(r.gapTimer);
+    clearTimeout(r.gapRetryTimer);
     r.gapTimer = 0;
+    r.gapRetryTimer = 0;
     r.gapSeq += 1;
   }
 

@@ -72,14 +72,64 @@ test("several gaps, one fetch at a time; a gap filled live needs no fetch answer
   assert.equal(env.client.room("lobby").lastId, 9);
 });
 
-test("a gap fetch that is refused: the held messages come in order after a `gap` error naming the lost ids", async (t) => {
+// A refused gap fetch used to be given up at once, though `unavailable` and
+// the like say nothing was done and the messages were still fetchable.
+test("a gap fetch refused with a retryable code is retried after a backoff and fills the gap", async (t) => {
   const env = await setup(t);
+  t.mock.method(Math, "random", () => 0); // the shortest wait: half the ceiling
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  let last = 3;
+  for (const code of ["unavailable", "too_many_requests", "rate_limited", "timeout", "internal"]) {
+    env.ws.frame("new_message", msg("lobby", last + 3)); // skips two
+    const req = env.ws.last("history", "lobby");
+    env.ws.frame("error", { code, message: code, ref: req.payload.id, room: "lobby" });
+    await settle();
+    const count = env.ws.frames("history").length;
+    await env.tick(249); // retryDelay 500: a first retry after 250–500 ms
+    assert.equal(env.ws.frames("history").length, count, `${code}: not before the backoff`);
+    await env.tick(1);
+    const again = env.ws.last("history", "lobby").payload;
+    assert.equal(env.ws.frames("history").length, count + 1, `${code}: asked again`);
+    assert.notEqual(again.id, req.payload.id);
+    assert.deepEqual([again.before, again.limit], [last + 3, 2], `${code}: the same ids`);
+    answerHistory(env, "lobby", [last + 1, last + 2]);
+    await settle();
+    last += 3;
+  }
+  assert.deepEqual(env.ids("lobby"), Array.from({ length: 16 }, (_, i) => 3 + i));
+  assert.deepEqual(env.of("message").slice(1, 4).map((m) => m.source), ["gap", "gap", "live"]);
+  assert.ok(gapErrors(env).every((g) => !g.lost), "nothing given up");
+});
+
+test("a gap fetch refused until gapTimeout runs out: retries back off, then a `gap` error names the lost ids before the held messages", async (t) => {
+  const env = await setup(t);
+  t.mock.method(Math, "random", () => 0.999999); // the longest wait: the ceiling
   await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
   env.ws.frame("new_message", msg("lobby", 6));
   env.ws.frame("new_message", msg("lobby", 7));
-  const req = env.ws.last("history", "lobby");
-  env.ws.frame("error", { code: "unavailable", message: "history unavailable", ref: req.payload.id, room: "lobby" });
-  await settle();
+  const refuse = () => {
+    const req = env.ws.last("history", "lobby");
+    assert.deepEqual([req.payload.before, req.payload.limit], [6, 2]);
+    env.ws.frame("error", { code: "unavailable", message: "history unavailable", ref: req.payload.id, room: "lobby" });
+  };
+  // Refused at once every time: waits of 500, 1000 and 2000 ms. The next
+  // one (4000) would end past gapTimeout (5000), so the client stops there.
+  const at = [];
+  let elapsed = 0;
+  for (;;) {
+    const n = env.ws.frames("history").length;
+    at.push(elapsed);
+    refuse();
+    await settle();
+    if (gapErrors(env).some((g) => g.lost)) break;
+    assert.deepEqual(env.ids("lobby"), [3], "held while retrying");
+    while (env.ws.frames("history").length === n) {
+      assert.ok(elapsed < 10000, "a retry or the give-up");
+      await env.tick(100);
+      elapsed += 100;
+    }
+  }
+  assert.deepEqual(at, [0, 500, 1500, 3500]);
   assert.deepEqual(env.ids("lobby"), [3, 6, 7]);
   assert.deepEqual(gapErrors(env), [{ from: 4, to: 5, lost: false }, { from: 4, to: 5, lost: true }]);
   const lost = env.of("error").at(-1);
@@ -88,12 +138,42 @@ test("a gap fetch that is refused: the held messages come in order after a `gap`
   const order = env.events.filter((e) => e.name === "message" || e.name === "error")
     .map((e) => (e.name === "error" ? `error:${e.p.lost}` : e.p.id));
   assert.deepEqual(order, [3, "error:false", "error:true", 6, 7], "the report comes before what follows the gap");
+  await env.tick(60000);
+  assert.equal(env.ws.frames("history").length, 4, "no retry after giving up");
   env.ws.frame("new_message", msg("lobby", 8));
   assert.deepEqual(env.ids("lobby"), [3, 6, 7, 8]);
   // Given up and reported: a rejoin asks after the last id delivered.
   const ws2 = await dropAndReconnect(env);
   ws2.open();
   assert.equal(ws2.last("join", "lobby").payload.since, 8);
+});
+
+test("a gap fetch refused for good is given up at once; one not answered after a retry is given up at gapTimeout", async (t) => {
+  const env = await setup(t, { gapTimeout: 2000 });
+  t.mock.method(Math, "random", () => 0);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  let req = env.ws.last("history", "lobby");
+  env.ws.frame("error", { code: "not_member", message: "join the room first", ref: req.payload.id, room: "lobby" });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 6]);
+  assert.deepEqual(gapErrors(env).at(-1), { from: 4, to: 5, lost: true });
+  await env.tick(60000);
+  assert.equal(env.ws.frames("history").length, 1);
+
+  // Refused, retried after 250 ms, then silence: gapTimeout counts from the
+  // first attempt, not from the retry.
+  env.ws.frame("new_message", msg("lobby", 9));
+  req = env.ws.last("history", "lobby");
+  env.ws.frame("error", { code: "unavailable", message: "unavailable", ref: req.payload.id, room: "lobby" });
+  await settle();
+  await env.tick(250);
+  assert.equal(env.ws.frames("history").length, 3);
+  await env.tick(1749);
+  assert.deepEqual(env.ids("lobby"), [3, 6]);
+  await env.tick(1);
+  assert.deepEqual(env.ids("lobby"), [3, 6, 9]);
+  assert.match(env.of("error").at(-1).message, /7–8.*did not answer within 2000 ms/);
 });
 
 test("a gap fetch not answered within gapTimeout is given up; its late answer is ignored", async (t) => {
