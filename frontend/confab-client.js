@@ -333,7 +333,9 @@ export class ConfabClient extends Emitter {
    * Fetches older messages of a joined room (oldest first).
    * @param {string} room
    * @param {{before?: number, limit?: number}} [opts] `before` is exclusive
-   * @returns {Promise<{room: string, messages: ChatMessage[], hasMore: boolean}>}
+   * @returns {Promise<{room: string, messages: ChatMessage[], hasMore: boolean, epoch?: string}>}
+   *   `epoch`: the epoch of the page's ids, when the server says; another than the
+   *   room's means its history was reset meanwhile (a `joined` with `reset` follows)
    */
   history(room, { before, limit } = {}) {
     const r = this._rooms.get(room);
@@ -455,11 +457,13 @@ export class ConfabClient extends Emitter {
     // An answer nobody waits for (any more) must not settle another request.
     if (!q || q.type !== "history" || q.room !== p.room) return;
     this._pending.delete(ref);
-    q.resolve({
+    const page = {
       room: p.room,
       messages: normalizeMessages(p.messages, p.room),
       hasMore: Boolean(p.has_more),
-    });
+    };
+    if (typeof p.epoch === "string") page.epoch = p.epoch; // servers older than it send none
+    q.resolve(page);
   }
 
   /** @private */

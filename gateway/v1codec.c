@@ -378,8 +378,10 @@ struct cf_buf *v1_encode_left(enum sess_proto p, struct cf_str room)
     return encode(p, event("left", json_pack("{s:o}", "room", jstr(room))));
 }
 
+/* The JSON array of stored messages v; *epoch (when not NULL) gets the epoch
+ * of the last one in it that has one (pointing into v), else stays as it was. */
 static json_t *messages_of(struct cf_wire_decoder *d, const struct cf_str *v, uint32_t n,
-                           size_t *bad)
+                           size_t *bad, struct cf_str *epoch)
 {
     json_t *a = json_array();
     for (uint32_t i = 0; a && i < n; i++) {
@@ -398,6 +400,8 @@ static json_t *messages_of(struct cf_wire_decoder *d, const struct cf_str *v, ui
             json_decref(a);
             return NULL;
         }
+        if (epoch && (m.has & CF_WIRE_HAS_EPOCH))
+            *epoch = m.epoch;
     }
     return a;
 }
@@ -408,7 +412,7 @@ struct cf_buf *v1_encode_joined(enum sess_proto p, struct cf_wire_decoder *d,
     json_t *members = json_array();
     for (uint32_t i = 0; members && i < s->nmembers; i++)
         json_array_append_new(members, json_pack("{s:o}", "user", jstr(s->members[i])));
-    json_t *msgs = messages_of(d, s->messages, s->nmessages, bad);
+    json_t *msgs = messages_of(d, s->messages, s->nmessages, bad, NULL);
     if (!members || !msgs) {
         json_decref(members);
         json_decref(msgs);
@@ -424,12 +428,18 @@ struct cf_buf *v1_encode_joined(enum sess_proto p, struct cf_wire_decoder *d,
 struct cf_buf *v1_encode_history(enum sess_proto p, struct cf_wire_decoder *d,
                                  const struct cf_wire_msg *pg, struct cf_str id, size_t *bad)
 {
-    json_t *msgs = messages_of(d, pg->messages, pg->nmessages, bad);
+    struct cf_str epoch = {NULL, 0};
+    json_t *msgs = messages_of(d, pg->messages, pg->nmessages, bad, &epoch);
     if (!msgs)
         return NULL;
     json_t *o = json_pack("{s:o, s:o, s:b}", "room", jstr(pg->room), "messages", msgs, "has_more",
                           pg->has_more);
     if (o && id.len)
         json_object_set_new(o, "id", jstr(id));
+    /* A new epoch empties the room's history (broker/store.c), so one page is
+     * of one epoch. Its ids mean something only in that epoch, and the page
+     * can be read from a new one before the member's unasked joined of it. */
+    if (o && epoch.len)
+        json_object_set_new(o, "epoch", jstr(epoch));
     return encode(p, event("history", o));
 }

@@ -59,7 +59,8 @@ struct cf_buf *v1_encode_left(enum sess_proto p, struct cf_str room);
 /* joined / history: `messages` are stored wire "msg" payloads, oldest first;
  * ones that do not decode are skipped (and counted in *bad). history echoes
  * the request's `id` when it had one (empty: none), so that a client with
- * several pages of a room in flight can tell the answers apart. */
+ * several pages of a room in flight can tell the answers apart, and gives
+ * the `epoch` of its messages when they have one. */
 struct cf_wire_decoder;
 struct cf_buf *v1_encode_joined(enum sess_proto p, struct cf_wire_decoder *d,
                                 const struct cf_wire_msg *snap, size_t *bad);

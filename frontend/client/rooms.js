@@ -28,7 +28,11 @@
  *    true`) and delivers what it holds, in order. A lost connection is not
  *    a reason to give up: what `ahead` holds waits (without a timeout) for
  *    the rejoin, which asks from `lastId` and so replays the gap, and goes
- *    out with its snapshot. Presence and typing are never held;
+ *    out with its snapshot. A new epoch is: the gap went with the old
+ *    history, so it is reported and what `ahead` holds delivered before the
+ *    new epoch's `joined`, and a page read from another epoch than the
+ *    room's is not taken for the ids asked. Presence and typing are never
+ *    held;
  *  - `joined` is emitted before the messages it brings, and live messages
  *    that came before it wait in `buffer` and follow them;
  *  - a join is answered or the connection is given up: no answer within
@@ -224,13 +228,16 @@ export class Rooms {
     const epoch = typeof p.epoch === "string" ? p.epoch : String(p.epoch ?? "");
     const reset = r.epoch !== null && epoch !== r.epoch;
     if (reset) {
+      // The old epoch's history is gone, and with it the gap being fetched:
+      // that is reported and what was held past it delivered, before the
+      // new epoch starts over (its fetch's answer will be ignored).
+      this._giveUpGap(r, "the room's history was reset");
       r.lastId = 0;
       r.ackedIds.clear();
     }
     const seen = r.lastId;
-    // Live messages held past a gap go out with the snapshot (unless it has
-    // them, or the epoch changed and their ids mean nothing any more).
-    const ahead = reset ? [] : r.ahead;
+    // Live messages held past a gap go out with the snapshot (unless it has them).
+    const ahead = r.ahead;
     r.ahead = [];
     this._endFetch(r);
     const source = first || reset ? "history" : "recovery";
@@ -412,6 +419,12 @@ export class Rooms {
     const before = r.lastId + limit + 1;
     this._client.history(r.name, { before, limit }).then((res) => {
       if (!current()) return;
+      if (res.epoch !== undefined && res.epoch !== r.epoch) {
+        // Read from the room's new epoch, whose `joined` is on its way: its
+        // ids are not the ones asked for, which went with the old history.
+        this._giveUpGap(r, "the room's history was reset");
+        return;
+      }
       this._endFetch(r);
       for (const m of res.messages) {
         if (m.id !== undefined && m.id > r.lastId && m.id < before) insertAhead(r, m, "gap");

@@ -322,3 +322,68 @@ test("with a server that does not echo the id, history answers are taken in the 
   await settle();
   assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6]);
 });
+
+/* ------------------------------------- a new epoch while a gap is open */
+
+// The events a user saw, as "id:text:source", "gap:from-to:lost" and
+// "joined:epoch".
+const story = (env) => env.events.flatMap(({ name, p }) => {
+  if (name === "message") return [`${p.id}:${p.message}:${p.source}`];
+  if (name === "error" && p.code === "gap") return [`gap:${p.missing.from}-${p.missing.to}:${p.lost}`];
+  if (name === "joined") return [`joined:${p.epoch}`];
+  return [];
+});
+const fresh = (id) => msg("lobby", id, "carol", `new ${id}`); // of the room's new epoch
+
+// The unasked `joined` of a new epoch used to drop what was held past the
+// gap (6, which did arrive) without a word, and leave the gap's notice
+// without its end: neither its messages nor a `lost: true`.
+test("a new epoch while a gap fetch is out: the old gap is reported lost, the held messages come before the new `joined`, the late answer is ignored", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  const req = env.ws.last("history", "lobby");
+  // Redis lost the room; the server re-syncs it in a new epoch.
+  answerJoin(env, "lobby", { unasked: true, epoch: "e2", lastId: 2, messages: [fresh(1), fresh(2)] });
+  // The old fetch's answer comes after it: its ids are of the old epoch.
+  env.ws.frame("history", { room: "lobby", has_more: true, id: req.payload.id, epoch: "e1", messages: [msg("lobby", 4), msg("lobby", 5)] });
+  await settle();
+  env.ws.frame("new_message", fresh(3));
+  assert.deepEqual(story(env), [
+    "joined:e1", "3:m3:history", "gap:4-5:false", "gap:4-5:true", "6:m6:live",
+    "joined:e2", "1:new 1:history", "2:new 2:history", "3:new 3:live",
+  ]);
+  assert.match(env.of("error").at(-1).message, /4–5.*reset/);
+  assert.deepEqual(env.of("joined").at(-1).messages.map((m) => m.message), ["new 1", "new 2"]);
+  const { epoch, lastId } = env.client.room("lobby");
+  assert.deepEqual({ epoch, lastId }, { epoch: "e2", lastId: 3 });
+  assert.equal(env.ws.frames("history").length, 1, "the old gap is not fetched in the new epoch");
+});
+
+// The fetch's answer can be read from the new epoch's history before the
+// server's `joined` of that epoch arrives: its 4 and 5 were delivered as the
+// old epoch's 4 and 5 (source "gap"), then again with the `joined`.
+test("a gap fetch answered from the room's new epoch before its `joined` is not applied to the old epoch", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 6));
+  env.ws.frame("new_message", msg("lobby", 7));
+  // Redis lost the room and the new epoch already holds 1–5.
+  const { id } = env.ws.last("history", "lobby").payload;
+  env.ws.frame("history", { room: "lobby", has_more: true, id, epoch: "e2", messages: [fresh(4), fresh(5)] });
+  await settle();
+  assert.deepEqual(story(env), ["joined:e1", "3:m3:history", "gap:4-5:false", "gap:4-5:true", "6:m6:live", "7:m7:live"]);
+  assert.match(env.of("error").at(-1).message, /4–5.*reset/);
+  answerJoin(env, "lobby", { unasked: true, epoch: "e2", lastId: 5, messages: [1, 2, 3, 4, 5].map(fresh) });
+  env.ws.frame("new_message", fresh(6));
+  assert.deepEqual(story(env).slice(6), [
+    "joined:e2", "1:new 1:history", "2:new 2:history", "3:new 3:history", "4:new 4:history",
+    "5:new 5:history", "6:new 6:live",
+  ]);
+  assert.equal(env.of("message").filter((m) => m.message === "new 4").length, 1, "each message once");
+  // A page of the room's own epoch (or one without any) fills a gap as before.
+  env.ws.frame("new_message", fresh(9));
+  answerHistory(env, "lobby", [7, 8]);
+  await settle();
+  assert.deepEqual(env.ids("lobby").slice(-3), [7, 8, 9]);
+});

@@ -171,6 +171,7 @@ export class MockConfab {
         return this.out(conn, "history", {
           room: p.room, messages: page, has_more: page.length < older.length,
           ...(typeof p.id === "string" && { id: p.id }), // echoed, as the gateway does
+          ...(page.length && { epoch: r.epoch }), // the epoch of the page's ids
         });
       }
       case "typing":

@@ -321,14 +321,16 @@ static void test_history_pages_backwards(void **state)
 
 /* A history answer echoes the request's id (as ack does a send's), in both
  * encodings: a client with several pages of one room in flight tells the
- * answers apart by it. A request without an id gets an answer without one. */
+ * answers apart by it. A request without an id gets an answer without one.
+ * A page with messages gives their epoch. */
 static void test_history_echoes_the_request_id(void **state)
 {
     (void)state;
     const char *room = "history-id";
     for (int e = 0; e < 2; e++) {
         struct v1c *c = v1_member(fx.node.port, "alice", e ? V1_MSGPACK : V1_JSON);
-        join_quietly(c, room);
+        char epoch[128];
+        join_epoch(c, room, epoch, sizeof epoch);
         if (e == 0)
             for (int i = 1; i <= 3; i++)
                 send_ok(c, room, "h", NULL);
@@ -347,6 +349,8 @@ static void test_history_echoes_the_request_id(void **state)
         json_t *msgs = json_object_get(pl(ev), "messages");
         assert_int_equal(json_array_size(msgs), 2);
         assert_int_equal(msg_id(json_array_get(msgs, 0)), 2);
+        assert_non_null(pstr(ev, "epoch"));
+        assert_string_equal(pstr(ev, "epoch"), epoch); /* the one its ids are of */
         json_decref(ev);
         ev = v1_wait(c, V1_WAIT, "history", "id", "h-1", NULL);
         V1_MUST(c, ev, "history h-1");
@@ -358,6 +362,15 @@ static void test_history_echoes_the_request_id(void **state)
         V1_MUST(c, ev, "history without an id");
         assert_null(json_object_get(pl(ev), "id"));
         assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 3);
+        json_decref(ev);
+        /* No message, no epoch. */
+        assert_int_equal(v1_send(c, "history", json_pack("{s:s, s:i, s:s}", "room", room,
+                                                         "before", 1, "id", "h-3")),
+                         0);
+        ev = v1_wait(c, V1_WAIT, "history", "id", "h-3", NULL);
+        V1_MUST(c, ev, "history h-3");
+        assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 0);
+        assert_null(json_object_get(pl(ev), "epoch"));
         json_decref(ev);
         V1_NONE(c, 200, "history", NULL);
         v1_close(c);

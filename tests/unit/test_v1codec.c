@@ -666,9 +666,10 @@ static void test_encode_joined_history(void **state)
         struct cf_wire_msg pg = {.type = CF_WIRE_HISTR, .room = S("lobby"), .messages = page,
                                  .nmessages = 3, .has_more = true};
         bad = 5;
+        /* The epoch of the stored messages: their ids mean something only in it. */
         snprintf(want, sizeof want,
                  "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":true,"
-                 "\"messages\":%s}}",
+                 "\"epoch\":\"5f0c2a9e1b7d4c3a\",\"messages\":%s}}",
                  msgs_json);
         expect_event(p, v1_encode_history(p, d, &pg, NONE, &bad), want);
         assert_int_equal(bad, 6);
@@ -677,7 +678,7 @@ static void test_encode_joined_history(void **state)
         expect_event(p, v1_encode_history(p, d, &pg, NONE, &bad),
                      "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":false,"
                      "\"messages\":[]}}");
-        /* The request's id is echoed, as ack echoes a send's. */
+        /* No message, no epoch. The request's id is echoed, as ack echoes a send's. */
         expect_event(p, v1_encode_history(p, d, &pg, S("h-7"), &bad),
                      "{\"type\":\"history\",\"payload\":{\"room\":\"lobby\",\"has_more\":false,"
                      "\"messages\":[],\"id\":\"h-7\"}}");
