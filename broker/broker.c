@@ -278,6 +278,10 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         return;
     }
     case CF_WIRE_UNSUB:
+        /* A held leave of a link that has gone: presence_drop_link took its
+         * connections out already, and the entry may now be a newer link's */
+        if (!link_of(b, link_id))
+            return;
         if (presence_del(b->presence, m.room, m.conn))
             store_leave(rb_of(b, m.room), &b->lim, m.room, m.conn); /* if Redis is down: it expires */
         return;
@@ -339,6 +343,16 @@ static bool owned(struct broker *b, struct gwlink *l, const struct cf_wire_msg *
  * (a held join of a connection now leaving, a held leave of one now
  * re-registered). The last change decides the outcome, so it may run first
  * once the earlier ones are gone; a join taken back is answered. */
+/* What a presence change is held under (rooms_submit's tag): its type and
+ * connection, so that taking back one connection's changes compares an
+ * integer per held request instead of decoding each. 0 for the rest. */
+static uint64_t presence_tag(enum cf_wire_type type, struct cf_str conn)
+{
+    if (type != CF_WIRE_SUB && type != CF_WIRE_UNSUB)
+        return 0;
+    return cf_fnv1a64(conn.p, conn.len) << 2 | 2 | (type == CF_WIRE_SUB);
+}
+
 struct unhold {
     struct broker *b;
     uint64_t link_id;
@@ -369,7 +383,8 @@ static void run_presence_now(struct broker *b, struct gwlink *l, const struct cf
 {
     struct unhold u = {b, gwlink_id(l), m->type == CF_WIRE_UNSUB ? CF_WIRE_SUB : CF_WIRE_UNSUB,
                        m->conn};
-    size_t n = rooms_unhold_if(b->rooms, m->room.p, m->room.len, unhold_pick, &u);
+    size_t n = rooms_unhold_if(b->rooms, m->room.p, m->room.len, presence_tag(u.type, m->conn),
+                               unhold_pick, &u);
     if (n)
         CF_INFO("broker", "room %.*s: %s of connection %.*s ran ahead of its held queue, "
                 "taking back %zu earlier %s of it", (int)m->room.len, m->room.p,
@@ -400,7 +415,8 @@ static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_SEND:
     case CF_WIRE_SUB:
     case CF_WIRE_UNSUB: {
-        int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l), payload, len, m);
+        int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l),
+                              presence_tag(m->type, m->conn), payload, len, m);
         /* Presence bookkeeping must not be lost to a Redis outage or a full
          * hold queue: the local record is what the refresh restores from. */
         if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))

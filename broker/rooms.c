@@ -12,7 +12,7 @@
 
 struct held {
     struct held *next;
-    uint64_t link_id;
+    uint64_t link_id, tag;
     size_t len;
     unsigned char payload[];
 };
@@ -181,7 +181,7 @@ void rooms_drop_link(struct rooms *r, struct cf_rel_end *end)
         unlink_edge(r, end->v[end->n - 1]);
 }
 
-int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id,
+int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id, uint64_t tag,
                  const void *payload, size_t plen, const void *ctx)
 {
     struct room *rm = cf_map_get(r->by_name, name, len);
@@ -202,6 +202,7 @@ int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id
         return -ENOMEM;
     h->next = NULL;
     h->link_id = link_id;
+    h->tag = tag;
     h->len = plen;
     memcpy(h->payload, payload, plen);
     if (rm->held_tail)
@@ -213,15 +214,15 @@ int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id
     return 0;
 }
 
-size_t rooms_unhold_if(struct rooms *r, const char *name, size_t len, rooms_held_fn pick,
-                       void *ud)
+size_t rooms_unhold_if(struct rooms *r, const char *name, size_t len, uint64_t tag,
+                       rooms_held_fn pick, void *ud)
 {
     struct room *rm = cf_map_get(r->by_name, name, len);
     size_t taken = 0;
     struct held **pp = rm ? &rm->held_head : NULL, *prev = NULL;
     while (pp && *pp) {
         struct held *h = *pp;
-        if (!pick(ud, h->link_id, h->payload, h->len)) {
+        if (h->tag != tag || !pick(ud, h->link_id, h->payload, h->len)) {
             prev = h;
             pp = &h->next;
             continue;

@@ -61,19 +61,22 @@ void rooms_leave(struct rooms *r, void *link, struct cf_rel_end *end, const char
 void rooms_drop_link(struct rooms *r, struct cf_rel_end *end);
 
 /* A gateway's request for a room: run now, or held until the room's
- * subscription is confirmed. 0, -ENOTCONN when it would wait for a
- * subscriber that is down, -ENOBUFS when the hold budget is spent. */
-int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id,
+ * subscription is confirmed. `tag` (0: none) is kept with a held request for
+ * rooms_unhold_if. 0, -ENOTCONN when it would wait for a subscriber that is
+ * down, -ENOBUFS when the hold budget is spent. */
+int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id, uint64_t tag,
                  const void *payload, size_t plen, const void *ctx);
 
-/* Takes out of room name's held requests, without running them, those that
- * `pick` chooses (it may answer them). For a request that cannot wait (a
- * presence change refused for want of budget, run at once instead), so that
- * an older held request of the same connection does not run after it and
- * undo it. Returns how many were taken. */
+/* Takes out of room name's held requests, without running them, those
+ * submitted with `tag` that `pick` chooses (it may answer them); the others
+ * cost one comparison each, so a room holding a whole budget of sends is
+ * walked quickly. For a request that cannot wait (a presence change refused
+ * for want of budget, run at once instead), so that an older held request of
+ * the same connection does not run after it and undo it. Returns how many
+ * were taken. */
 typedef bool (*rooms_held_fn)(void *ud, uint64_t link_id, const void *payload, size_t plen);
-size_t rooms_unhold_if(struct rooms *r, const char *name, size_t len, rooms_held_fn pick,
-                       void *ud);
+size_t rooms_unhold_if(struct rooms *r, const char *name, size_t len, uint64_t tag,
+                       rooms_held_fn pick, void *ud);
 
 /* Redis delivered a message on room:<name>: hand it to each link in the room. */
 void rooms_on_message(struct rooms *r, const char *name, size_t len, const void *payload,

@@ -58,6 +58,9 @@ struct blinks {
 
 static void flush_cb(lws_sorted_usec_list_t *sul);
 
+/* The longest wait between two attempts to reach a broker that went away. */
+#define LINK_RETRY_CAP_MS 5000
+
 static void link_connect(struct blink *l);
 
 static void schedule_retry_cb(lws_sorted_usec_list_t *sul)
@@ -170,6 +173,7 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
         l->st = BL_UP;
         l->failures = 0;
         cf_backoff_reset(&l->bo);
+        l->bo.cap_ms = LINK_RETRY_CAP_MS;
         b->up++;
         CF_INFO("link", "broker %u linked (%.*s)", l->shard, (int)m.node.len, m.node.p);
         if (b->cbs.on_up)
@@ -375,7 +379,12 @@ struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
         cf_broker_socket_path(cfg, (int)i, l->path, sizeof l->path);
         cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
         cf_bytes_init(&l->out, (size_t)cfg->max_link_queue_bytes);
-        cf_backoff_init(&l->bo, 100, 5000);
+        /* Until first linked, retries stay under a quarter second: brokers
+         * started with or just after the gateway (systemd starts them side
+         * by side) are linked at once, and the gateway accepts no client
+         * until they are (gateway.c, ACCEPT_HOLD_MS). LINK_RETRY_CAP_MS
+         * applies from the first link on. */
+        cf_backoff_init(&l->bo, 100, 250);
     }
     return b;
 }

@@ -438,6 +438,7 @@ static void drain(struct gw *gw)
 {
     gw->draining = true;
     cf_notify_stopping("draining: closing connections with 1001");
+    gw->accept_by = 0; /* a drain during the hold never starts accepting */
     listener_stop(gw->listener);
     CF_INFO("gateway", "draining: closing %zu connections with 1001 (up to %d ms)", gw->nsessions,
             gw->cfg->drain_timeout_ms);

@@ -272,23 +272,27 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
      * (the send script numbers and publishes them in one step). A held one
      * that does not (another epoch: the history was lost since; a gap: the
      * subscription missed some, or someone who can PUBLISH made the id up)
-     * stops the release: given out, it would become the last id, and every
-     * real message up to it would be dropped as already seen. */
+     * stops the release of messages with ids, and the member re-syncs: given
+     * out, it would become the last id, and every real message up to it
+     * would be dropped as already seen. */
     bool resync = false, since = false;
-    for (uint32_t i = 0; i < m->nheld && !resync; i++) {
+    for (uint32_t i = 0; i < m->nheld; i++) {
         struct lheld *h = &m->held[i];
         bool send = true;
         if (h->type == CF_WIRE_MSG && h->id) {
-            if (h->epoch && epoch && h->epoch != epoch)
-                resync = true;
+            if (resync)
+                send = false; /* the re-sync brings it */
+            else if (h->epoch && epoch && h->epoch != epoch)
+                send = false, resync = true;
             else if (h->id > m->last_id + 1)
-                resync = since = true;
-            send = !resync && h->id > m->last_id;
-            if (send)
+                send = false, resync = since = true;
+            else if ((send = h->id > m->last_id))
                 m->last_id = h->id;
         } else if (h->type == CF_WIRE_PRESENCE) {
+            /* released even past a re-sync's start: a re-sync that recovers
+             * the messages brings no member list */
             send = h->pv > m->pv;
-        }
+        } /* a message without an id is in no history: given out either way */
         if (send)
             sess_send(m->s, h->b);
     }

@@ -74,9 +74,11 @@ void lrooms_leave_all(struct lrooms *r, struct session *s);
 size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m);
 
 /* The snapshot for a pending member was sent to its client: release what was
- * held for it that the snapshot does not already cover, in id order. A held
- * message that does not follow (another epoch, a gap) is not given out: the
- * rest is dropped and the member re-synced (ops->resync, pending again). */
+ * held for it that the snapshot does not already cover, messages in id
+ * order. A held message that does not follow (another epoch, a gap) is not
+ * given out, nor are the messages with ids after it: the member is re-synced
+ * (ops->resync, pending again), which brings them. Presence changes and
+ * messages without ids are released all the same. */
 void lrooms_go_live(struct lrooms *r, struct lmember *m);
 
 /* Calls fn for every room (to re-register them after a broker link is back). */

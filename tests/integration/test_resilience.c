@@ -190,7 +190,7 @@ static void test_gateway_before_its_brokers(void **state)
     struct early e = {n.port, NULL};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, early_client, &e), 0);
-    h_sleep_ms(1000);
+    h_sleep_ms(300); /* the client waits in the kernel's queue meanwhile */
     assert_int_equal(h_broker_start(&n, 0), 0);
     pthread_join(t, NULL);
     assert_non_null(e.c);

@@ -141,7 +141,8 @@ static inline void leave(int link, const char *room)
 /* A request from the gateway link with id link_id for room. */
 static inline int submit_from(uint64_t link_id, const char *room, const char *payload)
 {
-    return rooms_submit(g_rooms, room, strlen(room), link_id, payload, strlen(payload), payload);
+    return rooms_submit(g_rooms, room, strlen(room), link_id, 0, payload, strlen(payload),
+                        payload);
 }
 
 /* A request whose link id does not matter to the test. */

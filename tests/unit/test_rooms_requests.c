@@ -266,18 +266,18 @@ static void test_hold_budget(void **state)
     join(0, "general");
     join(1, "lobby");
     g_fake.n = 0;
-    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), p60, 60, NULL), 0);
-    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p41, 41, NULL), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), 0, p60, 60, NULL), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), 0, p41, 41, NULL), -ENOBUFS);
     assert_int_equal(stats().held_dropped, 1);
     assert_int_equal(stats().held_bytes, 60);
-    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p40, 40, NULL), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), 0, p40, 40, NULL), 0);
     assert_int_equal(stats().held_bytes, 100);
-    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "x", 1, NULL), -ENOBUFS);
-    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), "", 0, NULL), 0);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), 0, "x", 1, NULL), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "general", 7, LID(0), 0, "", 0, NULL), 0);
     assert_int_equal(stats().held_dropped, 2);
     assert_int_equal(g_fake.n, 0);
     /* Not held, not budgeted: rooms without links. */
-    assert_int_equal(rooms_submit(g_rooms, "other", 5, LID(0), p60, 60, NULL), 0);
+    assert_int_equal(rooms_submit(g_rooms, "other", 5, LID(0), 0, p60, 60, NULL), 0);
     assert_int_equal(g_fake.n, 1);
     g_fake.n = 0;
 
@@ -287,7 +287,7 @@ static void test_hold_budget(void **state)
     assert_run(1, LID(0), "");
     assert_int_equal(stats().held_bytes, 40);
     /* The budget is free again. */
-    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), p60, 60, NULL), 0);
+    assert_int_equal(rooms_submit(g_rooms, "lobby", 5, LID(0), 0, p60, 60, NULL), 0);
     assert_int_equal(stats().held_bytes, 100);
     confirm("lobby");
     assert_int_equal(g_fake.n, 4);
@@ -300,7 +300,7 @@ static void test_hold_budget(void **state)
     join(2, "third");
     char big[101];
     memset(big, 'z', sizeof big);
-    assert_int_equal(rooms_submit(g_rooms, "third", 5, LID(0), big, sizeof big, NULL), -ENOBUFS);
+    assert_int_equal(rooms_submit(g_rooms, "third", 5, LID(0), 0, big, sizeof big, NULL), -ENOBUFS);
     assert_int_equal(stats().held_dropped, 3);
 }
 
@@ -423,10 +423,14 @@ static void test_unhold_takes_chosen_requests(void **state)
     for (size_t i = 0; i < 5; i++)
         assert_int_equal(submit("a", held[i]), 0);
     assert_int_equal(submit("b", "x-b"), 0);
-    assert_int_equal(stats().held_bytes, 18);
-    assert_int_equal(rooms_unhold_if(g_rooms, "a", 1, pick_prefix, "x-"), 3);
+    /* held under another tag: never offered to pick */
+    assert_int_equal(rooms_submit(g_rooms, "a", 1, LID(0), 7, "x-7", 3, NULL), 0);
+    assert_int_equal(stats().held_bytes, 21);
+    assert_int_equal(rooms_unhold_if(g_rooms, "a", 1, 0, pick_prefix, "x-"), 3);
+    assert_int_equal(stats().held_bytes, 12);
+    assert_int_equal(rooms_unhold_if(g_rooms, "a", 1, 7, pick_prefix, "x-"), 1);
     assert_int_equal(stats().held_bytes, 9);
-    assert_int_equal(rooms_unhold_if(g_rooms, "nowhere", 7, pick_prefix, "x-"), 0);
+    assert_int_equal(rooms_unhold_if(g_rooms, "nowhere", 7, 0, pick_prefix, "x-"), 0);
     assert_int_equal(g_fake.n, 0);
     assert_int_equal(submit("a", "k-3"), 0); /* after the old tail was taken */
     confirm("a");
@@ -441,7 +445,7 @@ static void test_unhold_takes_chosen_requests(void **state)
     join(2, "c");
     g_fake.n = 0;
     assert_int_equal(submit("c", "x-c"), 0);
-    assert_int_equal(rooms_unhold_if(g_rooms, "c", 1, pick_prefix, "x-"), 1);
+    assert_int_equal(rooms_unhold_if(g_rooms, "c", 1, 0, pick_prefix, "x-"), 1);
     assert_int_equal(submit("c", "k-c"), 0);
     confirm("c");
     assert_run(0, LID(0), "k-c");
