@@ -7,11 +7,12 @@
  * seq is not used, so receivers see no gap). Each sent message expects one
  * delivery per member of its room at that instant, its sender included.
  *
- * Receiving: every receiver keeps, per sender of its room, the highest seq
- * seen and how many seqs it skipped. The next seq is in order; a higher one
- * opens a gap; a lower one closes a gap (out of order, still delivered) or,
- * with no gap open, is a duplicate. Loss = expected - delivered. A message
- * sent before the current step began is counted as late, not delivered. */
+ * Receiving: every receiver keeps, per sender of its room, the set of seqs
+ * it is missing (seqwin.h), so a late copy fills only its own gap and a
+ * second copy is a duplicate, never a delivery. A seq below the first one
+ * the sender sent in the current step belongs to an earlier step: a first
+ * copy of it is late, not delivered. Loss is counted per pair at the step's
+ * end: the step's seqs of each sender that each member never got. */
 #include "gen.h"
 #include "dump.h"
 #include "wsproto.h"
@@ -44,13 +45,13 @@ int acct_init(gen *g)
     uint64_t total = 0;
     for (uint32_t i = 0; i < g->n; i++)
         total += room_pairs(g, g->c[i].room);
-    if (total > 64u * 1024 * 1024) {
+    if (total > 32u * 1024 * 1024) { /* 512 MiB of sw_pair */
         fprintf(stderr, "confab-bench: %llu (sender, receiver) pairs is too many: use more "
                         "rooms or fewer publishers\n",
                 (unsigned long long)total);
         return -1;
     }
-    pair_state *all = calloc(total ? total : 1, sizeof *all);
+    sw_pair *all = calloc(total ? total : 1, sizeof *all);
     if (!all)
         return -1;
     for (uint32_t i = 0; i < g->n; i++) {
@@ -76,30 +77,38 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
         g->foreign++;
         return;
     }
+    /* the pair is kept up to date between steps too, so that a copy that
+     * arrived then is known when another comes */
+    uint32_t first = g->c[s - g->o.index_offset].seq0 + 1; /* of this step */
+    uint64_t evicted = 0;
+    enum sw_kind kind = sw_receive(&c->pairs[s / R - g->pub_lo / R], q, first, &evicted);
     if (!st) {
         g->outside_steps++;
         return;
     }
+    st->lost_evicted += evicted;
     uint64_t lat = g->now > t ? g->now - t : 0;
     bh_record(&st->lat, lat);
     if (g->dump)
         dump_add(g->dump, g->now, lat, s, q, c->gidx);
-    pair_state *ps = &c->pairs[s / R - g->pub_lo / R];
-    int fresh = 1;
-    if (q > ps->last) {
-        ps->pending += q - ps->last - 1;
-        ps->last = q;
-    } else if (ps->pending) {
-        ps->pending--;
-        st->out_of_order++;
-    } else {
+    switch (kind) {
+    case SW_DUPLICATE:
         st->duplicated++;
-        fresh = 0;
+        return;
+    case SW_STALE:
+        st->stale++;
+        return;
+    case SW_FILLED:
+        st->out_of_order++;
+        break;
+    case SW_NEW:
+        break;
     }
-    if (t < g->step_t0)
+    if (q < first) {
         st->late++;
-    else if (fresh)
+    } else {
         st->delivered++;
+    }
 }
 
 /* Counts an error event by its "code" (what confab refused, and why). */
@@ -160,6 +169,7 @@ void acct_step_begin(gen *g, step_stats *st, double rate)
     g->npubs = 0;
     for (uint32_t gi = g->pub_lo; gi < g->pub_hi; gi++) {
         uint32_t i = gi - g->o.index_offset;
+        g->c[i].seq0 = g->c[i].seq;
         if (g->c[i].state == CS_JOINED && g->c[i].npairs > 0)
             g->pubs[g->npubs++] = i;
     }
@@ -201,4 +211,32 @@ void acct_publish_due(gen *g)
         st->sent++;
         st->expected += g->members[c->room];
     }
+}
+
+void acct_step_end(gen *g)
+{
+    step_stats *st = g->cur;
+    if (!st)
+        return;
+    /* each member still in its room, per sender of it: the step's seqs
+     * (seq0 + 1 .. seq) it never got; with those that left a window during
+     * the step. One pass over the pairs, once a step. A connection closed
+     * during the step is left out (what it was sent before is in expected,
+     * not in lost): the step fails on "closed" anyway. */
+    uint64_t lost = st->lost_evicted;
+    uint32_t R = g->o.rooms, base = g->pub_lo / R;
+    for (uint32_t i = 0; i < g->n; i++) {
+        const conn *c = &g->c[i];
+        if (c->state != CS_JOINED)
+            continue;
+        for (uint32_t k = 0; k < c->npairs; k++) {
+            uint32_t s = (base + k) * R + c->room;
+            if (s < g->pub_lo || s >= g->pub_hi)
+                continue;
+            const conn *snd = &g->c[s - g->o.index_offset];
+            lost += sw_missing(&c->pairs[k], snd->seq0 + 1, snd->seq);
+        }
+    }
+    st->lost = lost;
+    g->cur = NULL;
 }

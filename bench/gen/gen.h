@@ -12,6 +12,7 @@
 
 #include "hist.h"
 #include "msgtext.h"
+#include "seqwin.h"
 
 #include <netinet/in.h>
 #include <stddef.h>
@@ -53,11 +54,6 @@ enum conn_state {
     CS_CLOSED
 };
 
-typedef struct pair_state {
-    uint32_t last;    /* highest seq seen from this sender */
-    uint32_t pending; /* seqs skipped so far that may still arrive late */
-} pair_state;
-
 typedef struct conn {
     int fd;
     uint32_t gidx; /* global index: sender id and name bench-<gidx> */
@@ -74,15 +70,18 @@ typedef struct conn {
     uint32_t in_len, in_cap;
     uint8_t *frag; /* fragments of one message */
     uint32_t frag_len, frag_cap;
-    pair_state *pairs; /* per sender of its room, indexed by sender / rooms */
+    sw_pair *pairs; /* per sender of its room, indexed by sender / rooms (seqwin.h) */
     uint32_t npairs;
-    uint32_t seq; /* last seq this connection published */
+    uint32_t seq;  /* last seq this connection published */
+    uint32_t seq0; /* its seq when the current (or last) step began */
     char accept[29];
 } conn;
 
 typedef struct step_stats {
     double rate, seconds, gen_cpu;
-    uint64_t sent, send_blocked, expected, delivered, duplicated, out_of_order, late;
+    uint64_t sent, send_blocked, expected, delivered, duplicated, out_of_order, late, stale;
+    uint64_t lost;         /* per (sender, receiver) pair, at the step's end (account.c) */
+    uint64_t lost_evicted; /* part of lost: gaps that left a pair's window (seqwin.h) */
     uint64_t server_errors, closed;
     uint64_t pace_lag_max; /* ns a send was behind its schedule, at worst */
     int pass;
@@ -124,6 +123,7 @@ typedef struct gen {
     struct gen_dump *dump; /* --dump, or NULL (dump.h) */
 } gen;
 
+/* main.c (tests/unit/test_bench.c has its own: a clock it sets) */
 uint64_t gen_clock(void);
 uint32_t gen_rand(gen *g);
 
@@ -151,6 +151,9 @@ void acct_on_message(gen *g, conn *c, const uint8_t *p, size_t n);
 void acct_step_begin(gen *g, step_stats *st, double rate);
 /* Publishes what is due at g->now, round robin over the publishers. */
 void acct_publish_due(gen *g);
+/* Ends the current step (after its drain): counts what each pair lost;
+ * g->cur is NULL after. */
+void acct_step_end(gen *g);
 
 /* report.c */
 void report_print(const gen *g, const step_stats *steps, int nsteps, double gen_cpu_total,

@@ -310,12 +310,11 @@ static int run_step(gen *g, step_stats *st, double rate)
     uint64_t drain_end = g->now + (uint64_t)(g->o.drain_s * 1e9);
     while (!stop_requested && g->now < drain_end && st->delivered < st->expected)
         pass_events(g, 10, &ticked);
-    g->cur = NULL;
+    acct_step_end(g);
     uint64_t wall1 = gen_clock();
     st->seconds = g->o.step_s;
     st->gen_cpu = (cpu_seconds() - cpu0) / ((double)(wall1 - wall0) / 1e9);
-    uint64_t lost = st->expected > st->delivered ? st->expected - st->delivered : 0;
-    double loss = st->expected ? (double)lost / (double)st->expected : 1.0;
+    double loss = st->expected ? (double)st->lost / (double)st->expected : 1.0;
     double p99_ms = (double)bh_quantile(&st->lat, 0.99) / 1e6;
     st->pass = st->sent > 0 && loss <= g->o.stop_loss && p99_ms <= g->o.stop_p99_ms;
     if (!g->o.json)

@@ -17,14 +17,9 @@ static void json_hist(const bh_hist *h)
            ms(bh_quantile(h, 0.999)), ms(h->max), (unsigned long long)h->count);
 }
 
-static uint64_t lost(const step_stats *s)
-{
-    return s->expected > s->delivered ? s->expected - s->delivered : 0;
-}
-
 static double loss(const step_stats *s)
 {
-    return s->expected ? (double)lost(s) / (double)s->expected : 0;
+    return s->expected ? (double)s->lost / (double)s->expected : 0;
 }
 
 static double hs_rate(const gen *g)
@@ -48,13 +43,15 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
     for (int k = 0; k < nsteps; k++) {
         const step_stats *s = &steps[k];
         printf("%s{\"rate\":%g,\"sent\":%llu,\"send_blocked\":%llu,\"expected\":%llu,"
-               "\"delivered\":%llu,\"delivered_per_s\":%.1f,\"lost\":%llu,\"duplicated\":%llu,"
-               "\"out_of_order\":%llu,\"late\":%llu,\"loss\":%.6f,\"latency_ms\":",
+               "\"delivered\":%llu,\"delivered_per_s\":%.1f,\"lost\":%llu,\"lost_evicted\":%llu,"
+               "\"duplicated\":%llu,\"out_of_order\":%llu,\"late\":%llu,\"stale\":%llu,"
+               "\"loss\":%.6f,\"latency_ms\":",
                k ? "," : "", s->rate, (unsigned long long)s->sent,
                (unsigned long long)s->send_blocked, (unsigned long long)s->expected,
                (unsigned long long)s->delivered, s->delivered / s->seconds,
-               (unsigned long long)lost(s), (unsigned long long)s->duplicated,
-               (unsigned long long)s->out_of_order, (unsigned long long)s->late, loss(s));
+               (unsigned long long)s->lost, (unsigned long long)s->lost_evicted,
+               (unsigned long long)s->duplicated, (unsigned long long)s->out_of_order,
+               (unsigned long long)s->late, (unsigned long long)s->stale, loss(s));
         json_hist(&s->lat);
         printf(",\"pace_lag_ms_max\":%.3f,\"server_errors\":%llu,\"closed\":%llu,"
                "\"gen_cpu\":%.3f,\"pass\":%s}",

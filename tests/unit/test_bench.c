@@ -1,17 +1,24 @@
-/* Unit tests for the load generator's pure parts (bench/gen): the latency
- * histogram, RFC 6455 frame parsing and writing, the upgrade check, base64
- * and HS256 tokens, and the message text a receiver parses. */
+/* Unit tests for the load generator (bench/gen): the latency histogram,
+ * RFC 6455 frame parsing and writing, the upgrade check, base64 and HS256
+ * tokens, the message text a receiver parses; and its accounting, driven
+ * through account.c with connections that never touch a socket and a clock
+ * the test sets: what counts as lost, duplicated or late. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "gen.h"
 #include "hist.h"
 #include "msgtext.h"
+#include "seqwin.h"
 #include "token.h"
 #include "wsproto.h"
 
@@ -272,6 +279,216 @@ static void test_message_text(void **state)
     assert_int_equal(mt_type((const uint8_t *)"{\"type\":\"new_mess", 17), MT_OTHER);
 }
 
+/* ---- accounting ------------------------------------------------------------ */
+
+/* The loop's clock and random values (main.c has the real ones). */
+static uint64_t fake_now = 1000ull * 1000000000ull;
+
+uint64_t gen_clock(void)
+{
+    return fake_now;
+}
+
+uint32_t gen_rand(gen *g)
+{
+    (void)g;
+    return 0x9e3779b9u;
+}
+
+#define MS 1000000ull
+
+/* n connections in `rooms` rooms, the first `pubs` publishing, all joined.
+ * Their fds are /dev/null, never written: output only piles up in `out`. */
+static gen *mk_gen(uint32_t n, uint32_t rooms, uint32_t pubs)
+{
+    gen *g = calloc(1, sizeof *g);
+    assert_non_null(g);
+    g->o = (gen_opts){.conns = n, .rooms = rooms, .publishers = pubs, .nrates = 1,
+                      .rates = {1}, .step_s = 1, .msg_bytes = 16, .stop_loss = 0.001,
+                      .stop_p99_ms = 250, .hold_s = -1};
+    g->n = n;
+    g->c = calloc(n, sizeof *g->c);
+    g->members = calloc(rooms, sizeof *g->members);
+    g->dirty = calloc(n, sizeof *g->dirty);
+    assert_true(g->c && g->members && g->dirty);
+    for (uint32_t i = 0; i < n; i++) {
+        g->c[i].fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        assert_true(g->c[i].fd >= 0);
+        g->c[i].gidx = i;
+        g->c[i].room = i % rooms;
+        g->c[i].state = CS_JOINED;
+        g->members[i % rooms]++;
+    }
+    g->joined = n;
+    assert_int_equal(acct_init(g), 0);
+    g->now = fake_now;
+    return g;
+}
+
+static void free_gen(gen *g)
+{
+    for (uint32_t i = 0; i < g->n; i++)
+        conn_close(g, &g->c[i]);
+    free(g->c[0].pairs); /* the first connection's pairs start the one block */
+    free(g->pubs);
+    free(g->c);
+    free(g->members);
+    free(g->dirty);
+    free(g);
+}
+
+/* The send phase of a step at `rate`, the 1 ms tick on time. */
+static void send_phase(gen *g, step_stats *st, double rate)
+{
+    acct_step_begin(g, st, rate);
+    uint64_t t0 = g->step_t0;
+    for (uint64_t ms = 0; ms <= (uint64_t)(g->o.step_s * 1000); ms++) {
+        g->now = fake_now = t0 + ms * MS;
+        acct_publish_due(g);
+    }
+    g->sending = 0;
+    for (uint32_t i = 0; i < g->n; i++)
+        g->c[i].out_len = 0; /* as if written */
+}
+
+/* Receiver r gets sender s's seq q, sent 1 ms ago. */
+static void deliver(gen *g, uint32_t r, uint32_t s, uint32_t q)
+{
+    char b[256];
+    int n = snprintf(b, sizeof b,
+                     "{\"type\":\"new_message\",\"payload\":{\"room\":\"bench-%u\","
+                     "\"message\":\"%u %u %llu xxxx\"}}",
+                     s % g->o.rooms, s, q, (unsigned long long)(g->now - MS));
+    acct_on_message(g, &g->c[r], (const uint8_t *)b, (size_t)n);
+}
+
+/* Every member of s's room gets s's seqs [lo, hi]. */
+static void deliver_all(gen *g, uint32_t s, uint32_t lo, uint32_t hi)
+{
+    for (uint32_t r = 0; r < g->n; r++)
+        if (g->c[r].room == g->c[s].room)
+            for (uint32_t q = lo; q <= hi; q++)
+                deliver(g, r, s, q);
+}
+
+/* Ends the step, 100 ms after its send phase. */
+static void end_step(gen *g)
+{
+    g->now = fake_now += 100 * MS;
+    acct_step_end(g);
+}
+
+static void test_seqwin_a_late_copy_fills_only_its_own_gap(void **state)
+{
+    (void)state;
+    sw_pair p = {0};
+    uint64_t lost = 0;
+    assert_int_equal(sizeof p, 16); /* the cost per pair seqwin.h states */
+    assert_int_equal(sw_receive(&p, 1, 1, &lost), SW_NEW);
+    assert_int_equal(sw_receive(&p, 4, 1, &lost), SW_NEW); /* gaps 2 and 3 */
+    assert_int_equal(sw_missing(&p, 1, 4), 2);
+    assert_int_equal(sw_receive(&p, 3, 1, &lost), SW_FILLED);
+    /* a second copy of 3 is a duplicate: it does not fill 2's gap */
+    assert_int_equal(sw_receive(&p, 3, 1, &lost), SW_DUPLICATE);
+    assert_int_equal(sw_missing(&p, 1, 4), 1);
+    assert_int_equal(sw_receive(&p, 4, 1, &lost), SW_DUPLICATE);
+    assert_int_equal(sw_receive(&p, 1, 1, &lost), SW_DUPLICATE);
+    assert_int_equal(sw_missing(&p, 1, 4), 1);
+    assert_int_equal(sw_receive(&p, 2, 1, &lost), SW_FILLED);
+    assert_int_equal(sw_missing(&p, 1, 4), 0);
+    assert_int_equal(sw_missing(&p, 1, 6), 2); /* 5 and 6, above the highest */
+    assert_int_equal(sw_missing(&p, 6, 5), 0);
+    assert_int_equal(lost, 0);
+}
+
+static void test_seqwin_gaps_leave_the_window_lost_once(void **state)
+{
+    (void)state;
+    sw_pair p = {0};
+    uint64_t lost = 0;
+    sw_receive(&p, 1, 1, &lost);
+    /* 2..99 skipped: the window keeps 36..99, 2..35 are lost for good */
+    assert_int_equal(sw_receive(&p, 100, 1, &lost), SW_NEW);
+    assert_int_equal(lost, 34);
+    assert_int_equal(sw_missing(&p, 1, 100), 64);
+    assert_int_equal(sw_missing(&p, 50, 120), 50 + 20);
+    assert_int_equal(sw_receive(&p, 10, 1, &lost), SW_STALE); /* counted already */
+    assert_int_equal(sw_receive(&p, 36, 1, &lost), SW_FILLED);
+    /* only gaps at or above the floor (the step's first seq) are this step's */
+    sw_pair p2 = p;
+    uint64_t lost2 = 0;
+    assert_int_equal(sw_receive(&p2, 200, 90, &lost2), SW_NEW); /* 90..99, 101..135 */
+    assert_int_equal(lost2, 10 + 35);
+    lost = 0;
+    assert_int_equal(sw_receive(&p, 200, 1, &lost), SW_NEW); /* 37..99, 101..135 */
+    assert_int_equal(lost, 63 + 35);
+    assert_int_equal(sw_missing(&p, 1, 250), 64 + 50);
+    /* a jump of more than a window from nothing */
+    sw_pair p3 = {0};
+    lost = 0;
+    assert_int_equal(sw_receive(&p3, 1000, 1, &lost), SW_NEW);
+    assert_int_equal(lost, 1000 - 1 - 64);
+    assert_int_equal(sw_missing(&p3, 1, 1000), 64);
+}
+
+static void test_a_duplicate_does_not_hide_a_loss(void **state)
+{
+    (void)state;
+    gen *g = mk_gen(2, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    send_phase(g, st, 10);
+    assert_int_equal(st->sent, 10);
+    assert_int_equal(st->expected, 20);
+    deliver_all(g, 0, 1, 4);
+    deliver_all(g, 0, 6, 10);
+    deliver(g, 0, 0, 5); /* the sender has its 5, the other member never */
+    deliver(g, 1, 0, 7); /* a second copy */
+    end_step(g);
+    assert_int_equal(st->delivered, 19);
+    assert_int_equal(st->duplicated, 1);
+    assert_int_equal(st->out_of_order, 1);
+    assert_int_equal(st->lost, 1);
+    free(st);
+    free_gen(g);
+}
+
+static void test_a_late_delivery_fills_its_own_gap(void **state)
+{
+    (void)state;
+    gen *g = mk_gen(2, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    send_phase(g, st, 10);
+    deliver_all(g, 0, 1, 10);
+    end_step(g);
+    assert_int_equal(st->lost, 0);
+
+    /* the next step: the other member misses 13 and 17; 17 comes late, twice */
+    send_phase(g, st, 10);
+    deliver_all(g, 0, 11, 12);
+    deliver_all(g, 0, 14, 16);
+    deliver_all(g, 0, 18, 20);
+    deliver(g, 0, 0, 13);
+    deliver(g, 0, 0, 17);
+    deliver(g, 1, 0, 17);
+    deliver(g, 1, 0, 17);
+    end_step(g);
+    assert_int_equal(st->out_of_order, 3); /* the sender's 13 and 17, the other's 17 */
+    assert_int_equal(st->duplicated, 1);
+    assert_int_equal(st->delivered, 19);
+    assert_int_equal(st->lost, 1); /* 13, per pair */
+
+    /* and in the step after, 13 arrives: late, neither delivered nor lost */
+    send_phase(g, st, 10);
+    deliver(g, 1, 0, 13);
+    deliver_all(g, 0, 21, 30);
+    end_step(g);
+    assert_int_equal(st->late, 1);
+    assert_int_equal(st->delivered, 20);
+    assert_int_equal(st->lost, 0);
+    free(st);
+    free_gen(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +500,10 @@ int main(void)
         cmocka_unit_test(test_ws_upgrade),
         cmocka_unit_test(test_base64_and_hs256),
         cmocka_unit_test(test_message_text),
+        cmocka_unit_test(test_seqwin_a_late_copy_fills_only_its_own_gap),
+        cmocka_unit_test(test_seqwin_gaps_leave_the_window_lost_once),
+        cmocka_unit_test(test_a_duplicate_does_not_hide_a_loss),
+        cmocka_unit_test(test_a_late_delivery_fills_its_own_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
