@@ -97,7 +97,7 @@ typedef struct gen {
     conn *c;
     uint32_t n;
     uint32_t *members; /* per room: connections in CS_JOINED */
-    uint64_t now;      /* CLOCK_MONOTONIC ns, refreshed every loop pass */
+    uint64_t now;      /* CLOCK_MONOTONIC ns, refreshed every loop pass and after every read() */
     uint64_t rng;
     uint8_t *rbuf;
     /* set-up */

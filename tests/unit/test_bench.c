@@ -11,6 +11,8 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -489,6 +491,63 @@ static void test_a_late_delivery_fills_its_own_gap(void **state)
     free_gen(g);
 }
 
+static void test_receive_times_are_taken_per_read(void **state)
+{
+    (void)state;
+    gen *g = mk_gen(2, 1, 1);
+    g->rbuf = malloc(GEN_MAX_FRAME + 64 + GEN_READ_SIZE);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conn *c = &g->c[1];
+    close(c->fd);
+    c->fd = sv[0];
+
+    /* the handshake: epoll_wait returned at 10 ms, this socket is read at 14 */
+    uint64_t t = fake_now;
+    c->state = CS_UPGRADING;
+    c->t0 = t;
+    g->inflight = 1;
+    g->t_setup0 = t;
+    ws_accept_for("dGhlIHNhbXBsZSBub25jZQ==", c->accept);
+    char ok[256];
+    int n = snprintf(ok, sizeof ok, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                     "Sec-WebSocket-Protocol: confab.v1\r\n\r\n", c->accept);
+    assert_int_equal(write(sv[1], ok, (size_t)n), n);
+    g->now = t + 10 * MS;
+    fake_now = t + 14 * MS;
+    conn_event(g, 1, EPOLLIN);
+    assert_int_equal(c->state, CS_JOINING);
+    assert_int_equal(g->hs.max, 14 * MS);
+    assert_true(g->t_last_handshake == t + 14 * MS);
+    const char joined[] = "{\"type\":\"joined\",\"payload\":{}}";
+    acct_on_message(g, c, (const uint8_t *)joined, sizeof joined - 1);
+    assert_int_equal(c->state, CS_JOINED);
+
+    /* a delivery sent at 15 ms: epoll_wait returned at 16, the read is at 19 */
+    step_stats *st = calloc(1, sizeof *st);
+    acct_step_begin(g, st, 10);
+    g->c[0].seq = 1; /* as if published */
+    char msg[200];
+    uint8_t frame[256] = {0x81};
+    n = snprintf(msg, sizeof msg,
+                 "{\"type\":\"new_message\",\"payload\":{\"message\":\"0 1 %llu x\"}}",
+                 (unsigned long long)(t + 15 * MS));
+    frame[1] = (uint8_t)n;
+    memcpy(frame + 2, msg, (size_t)n);
+    assert_int_equal(write(sv[1], frame, (size_t)n + 2), n + 2);
+    g->now = t + 16 * MS;
+    fake_now = t + 19 * MS;
+    conn_event(g, 1, EPOLLIN);
+    assert_int_equal(st->delivered, 1);
+    assert_int_equal(st->lat.max, 4 * MS);
+    g->cur = NULL;
+    close(sv[1]);
+    free(st);
+    free(g->rbuf);
+    free_gen(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_seqwin_gaps_leave_the_window_lost_once),
         cmocka_unit_test(test_a_duplicate_does_not_hide_a_loss),
         cmocka_unit_test(test_a_late_delivery_fills_its_own_gap),
+        cmocka_unit_test(test_receive_times_are_taken_per_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
