@@ -4,7 +4,8 @@
  * step_t0 + k/R (checked every 1 ms tick), round robin over the publishers
  * that are members of their room. A message that does not fit in its
  * publisher's bounded output counts as send_blocked and is never sent (its
- * seq is not used, so receivers see no gap). Each sent message expects one
+ * seq is not used, so receivers see no gap); the step then fails (step.h),
+ * since the load it claims was not offered. Each sent message expects one
  * delivery per member of its room at that instant, its sender included.
  *
  * Receiving: every receiver keeps, per sender of its room, the set of seqs
@@ -175,6 +176,8 @@ void acct_step_begin(gen *g, step_stats *st, double rate)
     }
     g->pub_rr = 0;
     g->step_t0 = g->now;
+    st->scheduled = (uint64_t)(rate * g->o.step_s); /* what acct_publish_due makes due */
+    st->seconds = g->o.step_s;
     g->scheduled = 0;
     g->sending = 1;
     g->cur = st;
@@ -238,5 +241,7 @@ void acct_step_end(gen *g)
         }
     }
     st->lost = lost;
+    st->connect_errors = g->connect_errors;
+    st->join_errors = g->join_errors;
     g->cur = NULL;
 }

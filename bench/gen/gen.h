@@ -13,6 +13,7 @@
 #include "hist.h"
 #include "msgtext.h"
 #include "seqwin.h"
+#include "step.h"
 
 #include <netinet/in.h>
 #include <stddef.h>
@@ -77,17 +78,6 @@ typedef struct conn {
     char accept[29];
 } conn;
 
-typedef struct step_stats {
-    double rate, seconds, gen_cpu;
-    uint64_t sent, send_blocked, expected, delivered, duplicated, out_of_order, late, stale;
-    uint64_t lost;         /* per (sender, receiver) pair, at the step's end (account.c) */
-    uint64_t lost_evicted; /* part of lost: gaps that left a pair's window (seqwin.h) */
-    uint64_t server_errors, closed;
-    uint64_t pace_lag_max; /* ns a send was behind its schedule, at worst */
-    int pass;
-    bh_hist lat; /* ns */
-} step_stats;
-
 typedef struct gen {
     gen_opts o;
     int ep, tfd;
@@ -151,8 +141,8 @@ void acct_on_message(gen *g, conn *c, const uint8_t *p, size_t n);
 void acct_step_begin(gen *g, step_stats *st, double rate);
 /* Publishes what is due at g->now, round robin over the publishers. */
 void acct_publish_due(gen *g);
-/* Ends the current step (after its drain): counts what each pair lost;
- * g->cur is NULL after. */
+/* Ends the current step (after its drain): counts what each pair lost and
+ * the run's set-up errors into it; g->cur is NULL after. Not judged here. */
 void acct_step_end(gen *g);
 
 /* report.c */

@@ -7,7 +7,9 @@
  * each step publishes at an aggregate rate from the publishers for
  * --step-seconds, waits up to --drain-seconds for what is in flight, and
  * counts deliveries, loss, duplicates, reordering and latency. The ramp stops
- * after a step over --stop-loss or --stop-p99-ms. See docs/benchmarks.md. */
+ * after a step that fails: over --stop-loss or --stop-p99-ms, or any of the
+ * other reasons in step.h (sends blocked or below schedule, connections
+ * closed, server errors). See docs/benchmarks.md. */
 #include "gen.h"
 #include "dump.h"
 
@@ -293,7 +295,7 @@ static void run_hold(gen *g)
         pass_events(g, 100, &ticked);
 }
 
-/* One ramp step; returns whether it passed. */
+/* One ramp step; returns whether it passed (step.h: every way it can fail). */
 static int run_step(gen *g, step_stats *st, double rate)
 {
     double cpu0 = cpu_seconds();
@@ -312,15 +314,22 @@ static int run_step(gen *g, step_stats *st, double rate)
         pass_events(g, 10, &ticked);
     acct_step_end(g);
     uint64_t wall1 = gen_clock();
-    st->seconds = g->o.step_s;
     st->gen_cpu = (cpu_seconds() - cpu0) / ((double)(wall1 - wall0) / 1e9);
-    double loss = st->expected ? (double)st->lost / (double)st->expected : 1.0;
-    double p99_ms = (double)bh_quantile(&st->lat, 0.99) / 1e6;
-    st->pass = st->sent > 0 && loss <= g->o.stop_loss && p99_ms <= g->o.stop_p99_ms;
-    if (!g->o.json)
-        fprintf(stderr, "step %g msg/s: sent %llu delivered %llu/%llu p99 %.2f ms %s\n", rate,
-                (unsigned long long)st->sent, (unsigned long long)st->delivered,
-                (unsigned long long)st->expected, p99_ms, st->pass ? "pass" : "FAIL");
+    step_limits lim = {.loss = g->o.stop_loss, .p99_ms = g->o.stop_p99_ms,
+                       .sent_fraction = STEP_SENT_FRACTION};
+    step_judge(st, &lim);
+    if (!g->o.json) {
+        fprintf(stderr,
+                "step %g msg/s: sent %llu/%llu delivered %llu/%llu lost %llu p99 %.2f ms %s", rate,
+                (unsigned long long)st->sent, (unsigned long long)st->scheduled,
+                (unsigned long long)st->delivered, (unsigned long long)st->expected,
+                (unsigned long long)st->lost, (double)bh_quantile(&st->lat, 0.99) / 1e6,
+                st->pass ? "pass" : "FAIL:");
+        for (unsigned b = 0; b < STEP_NREASONS; b++)
+            if (st->fail & (1u << b))
+                fprintf(stderr, " %s", step_reason_name(b));
+        fprintf(stderr, "\n");
+    }
     return st->pass;
 }
 

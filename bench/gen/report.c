@@ -1,6 +1,7 @@
 /* report: the result of a run, as the JSON object of the benchmark contract
  * (docs/benchmarks.md) with --json, else as a table for people. Extra keys
- * beyond the contract are diagnostics (joined, send_blocked, late, ...). */
+ * beyond the contract are diagnostics (joined, send_blocked, late, ...).
+ * Loss and rates come from step.h, the functions the verdict uses. */
 #include "gen.h"
 
 #include <stdio.h>
@@ -17,9 +18,17 @@ static void json_hist(const bh_hist *h)
            ms(bh_quantile(h, 0.999)), ms(h->max), (unsigned long long)h->count);
 }
 
-static double loss(const step_stats *s)
+/* "fail_reasons":[...] of a step, by name, in STEP_REASONS order. */
+static void json_reasons(const step_stats *s)
 {
-    return s->expected ? (double)s->lost / (double)s->expected : 0;
+    printf("\"fail_reasons\":[");
+    const char *sep = "";
+    for (unsigned b = 0; b < STEP_NREASONS; b++)
+        if (s->fail & (1u << b)) {
+            printf("%s\"%s\"", sep, step_reason_name(b));
+            sep = ",";
+        }
+    printf("]");
 }
 
 static double hs_rate(const gen *g)
@@ -42,21 +51,26 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
            (unsigned long long)g->bad_status[4], (unsigned long long)g->bad_status[5]);
     for (int k = 0; k < nsteps; k++) {
         const step_stats *s = &steps[k];
-        printf("%s{\"rate\":%g,\"sent\":%llu,\"send_blocked\":%llu,\"expected\":%llu,"
-               "\"delivered\":%llu,\"delivered_per_s\":%.1f,\"lost\":%llu,\"lost_evicted\":%llu,"
-               "\"duplicated\":%llu,\"out_of_order\":%llu,\"late\":%llu,\"stale\":%llu,"
-               "\"loss\":%.6f,\"latency_ms\":",
-               k ? "," : "", s->rate, (unsigned long long)s->sent,
-               (unsigned long long)s->send_blocked, (unsigned long long)s->expected,
-               (unsigned long long)s->delivered, s->delivered / s->seconds,
-               (unsigned long long)s->lost, (unsigned long long)s->lost_evicted,
-               (unsigned long long)s->duplicated, (unsigned long long)s->out_of_order,
-               (unsigned long long)s->late, (unsigned long long)s->stale, loss(s));
+        printf("%s{\"rate\":%g,\"scheduled\":%llu,\"sent\":%llu,\"sent_per_s\":%.1f,"
+               "\"send_blocked\":%llu,\"expected\":%llu,\"delivered\":%llu,"
+               "\"delivered_per_s\":%.1f,\"lost\":%llu,"
+               "\"lost_evicted\":%llu,\"duplicated\":%llu,\"out_of_order\":%llu,\"late\":%llu,"
+               "\"stale\":%llu,\"loss\":%.6f,\"latency_ms\":",
+               k ? "," : "", s->rate, (unsigned long long)s->scheduled, (unsigned long long)s->sent,
+               step_sent_per_s(s), (unsigned long long)s->send_blocked,
+               (unsigned long long)s->expected, (unsigned long long)s->delivered,
+               s->delivered / s->seconds, (unsigned long long)s->lost,
+               (unsigned long long)s->lost_evicted, (unsigned long long)s->duplicated,
+               (unsigned long long)s->out_of_order, (unsigned long long)s->late,
+               (unsigned long long)s->stale, step_loss(s));
         json_hist(&s->lat);
         printf(",\"pace_lag_ms_max\":%.3f,\"server_errors\":%llu,\"closed\":%llu,"
-               "\"gen_cpu\":%.3f,\"pass\":%s}",
+               "\"connect_errors\":%llu,\"join_errors\":%llu,\"gen_cpu\":%.3f,\"pass\":%s,",
                ms(s->pace_lag_max), (unsigned long long)s->server_errors,
-               (unsigned long long)s->closed, s->gen_cpu, s->pass ? "true" : "false");
+               (unsigned long long)s->closed, (unsigned long long)s->connect_errors,
+               (unsigned long long)s->join_errors, s->gen_cpu, s->pass ? "true" : "false");
+        json_reasons(s);
+        printf("}");
     }
     printf("],\"server_error_codes\":{");
     for (size_t i = 0; i < sizeof g->err_codes / sizeof g->err_codes[0] && g->err_codes[i].count;
@@ -64,6 +78,8 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
         printf("%s\"%s\":%llu", i ? "," : "", g->err_codes[i].code,
                (unsigned long long)g->err_codes[i].count);
     printf("}");
+    printf(",\"limits\":{\"loss\":%g,\"p99_ms\":%g,\"sent_fraction\":%g}", g->o.stop_loss,
+           g->o.stop_p99_ms, STEP_SENT_FRACTION);
     printf(",\"capacity_rate\":%g,\"gen_cpu_total\":%.3f,\"bad_frames\":%llu,\"foreign\":%llu,"
            "\"outside_steps\":%llu,\"server_closes\":%llu,\"closed\":%llu}\n",
            capacity, cpu, (unsigned long long)g->bad_frames, (unsigned long long)g->foreign,
@@ -86,12 +102,16 @@ static void print_table(const gen *g, const step_stats *steps, int nsteps, doubl
                "max ms", "cpu", "pass");
     for (int k = 0; k < nsteps; k++) {
         const step_stats *s = &steps[k];
-        printf("%9g %9llu %11llu %12.0f %9.6f %6llu %6llu %8.2f %8.2f %8.2f %8.2f %5.2f %s\n",
+        printf("%9g %9llu %11llu %12.0f %9.6f %6llu %6llu %8.2f %8.2f %8.2f %8.2f %5.2f %s",
                s->rate, (unsigned long long)s->sent, (unsigned long long)s->delivered,
-               s->delivered / s->seconds, loss(s), (unsigned long long)s->duplicated,
+               s->delivered / s->seconds, step_loss(s), (unsigned long long)s->duplicated,
                (unsigned long long)s->out_of_order, ms(bh_quantile(&s->lat, 0.5)),
                ms(bh_quantile(&s->lat, 0.99)), ms(bh_quantile(&s->lat, 0.999)), ms(s->lat.max),
-               s->gen_cpu, s->pass ? "yes" : "NO");
+               s->gen_cpu, s->pass ? "yes" : "NO:");
+        for (unsigned b = 0; b < STEP_NREASONS; b++)
+            if (s->fail & (1u << b))
+                printf(" %s", step_reason_name(b));
+        printf("\n");
     }
     if (nsteps)
         printf("capacity: %g msg/s\n", capacity);

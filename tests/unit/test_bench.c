@@ -2,7 +2,8 @@
  * RFC 6455 frame parsing and writing, the upgrade check, base64 and HS256
  * tokens, the message text a receiver parses; and its accounting, driven
  * through account.c with connections that never touch a socket and a clock
- * the test sets: what counts as lost, duplicated or late. */
+ * the test sets: what counts as lost, duplicated or late, and when a step
+ * fails. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include "hist.h"
 #include "msgtext.h"
 #include "seqwin.h"
+#include "step.h"
 #include "token.h"
 #include "wsproto.h"
 
@@ -373,12 +375,22 @@ static void deliver_all(gen *g, uint32_t s, uint32_t lo, uint32_t hi)
                 deliver(g, r, s, q);
 }
 
-/* Ends the step, 100 ms after its send phase. */
-static void end_step(gen *g)
+static step_limits limits(const gen *g)
+{
+    return (step_limits){.loss = g->o.stop_loss, .p99_ms = g->o.stop_p99_ms,
+                         .sent_fraction = STEP_SENT_FRACTION};
+}
+
+/* Ends the step and judges it. */
+static uint32_t end_step(gen *g, step_stats *st)
 {
     g->now = fake_now += 100 * MS;
     acct_step_end(g);
+    step_limits l = limits(g);
+    return step_judge(st, &l);
 }
+
+#define BIT(n) (1u << STEP_B_##n)
 
 static void test_seqwin_a_late_copy_fills_only_its_own_gap(void **state)
 {
@@ -445,11 +457,12 @@ static void test_a_duplicate_does_not_hide_a_loss(void **state)
     deliver_all(g, 0, 6, 10);
     deliver(g, 0, 0, 5); /* the sender has its 5, the other member never */
     deliver(g, 1, 0, 7); /* a second copy */
-    end_step(g);
+    uint32_t f = end_step(g, st);
     assert_int_equal(st->delivered, 19);
     assert_int_equal(st->duplicated, 1);
     assert_int_equal(st->out_of_order, 1);
     assert_int_equal(st->lost, 1);
+    assert_true(f & BIT(LOSS));
     free(st);
     free_gen(g);
 }
@@ -461,7 +474,9 @@ static void test_a_late_delivery_fills_its_own_gap(void **state)
     step_stats *st = calloc(1, sizeof *st);
     send_phase(g, st, 10);
     deliver_all(g, 0, 1, 10);
-    end_step(g);
+    g->o.stop_loss = 1; /* this test is about the counts */
+    uint32_t fail = end_step(g, st);
+    assert_int_equal(fail, 0);
     assert_int_equal(st->lost, 0);
 
     /* the next step: the other member misses 13 and 17; 17 comes late, twice */
@@ -473,7 +488,7 @@ static void test_a_late_delivery_fills_its_own_gap(void **state)
     deliver(g, 0, 0, 17);
     deliver(g, 1, 0, 17);
     deliver(g, 1, 0, 17);
-    end_step(g);
+    end_step(g, st);
     assert_int_equal(st->out_of_order, 3); /* the sender's 13 and 17, the other's 17 */
     assert_int_equal(st->duplicated, 1);
     assert_int_equal(st->delivered, 19);
@@ -483,12 +498,99 @@ static void test_a_late_delivery_fills_its_own_gap(void **state)
     send_phase(g, st, 10);
     deliver(g, 1, 0, 13);
     deliver_all(g, 0, 21, 30);
-    end_step(g);
+    end_step(g, st);
     assert_int_equal(st->late, 1);
     assert_int_equal(st->delivered, 20);
     assert_int_equal(st->lost, 0);
     free(st);
     free_gen(g);
+}
+
+static void test_a_step_with_send_blocked_fails(void **state)
+{
+    (void)state;
+    gen *g = mk_gen(2, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    /* the publisher's output is nearly full: the kernel took nothing */
+    static uint8_t filler[GEN_OUT_CAP - 200];
+    assert_int_equal(conn_send(g, &g->c[0], WS_BIN, filler, sizeof filler), 0);
+    acct_step_begin(g, st, 10);
+    uint64_t t0 = g->step_t0;
+    for (uint64_t ms = 0; ms <= 1000; ms++) {
+        g->now = fake_now = t0 + ms * MS;
+        acct_publish_due(g);
+    }
+    assert_true(st->sent > 0 && st->sent < 10);
+    assert_int_equal(st->sent + st->send_blocked, 10);
+    deliver_all(g, 0, 1, (uint32_t)st->sent); /* everything sent came back */
+    uint32_t f = end_step(g, st);
+    assert_int_equal(st->lost, 0);
+    assert_int_equal(f, BIT(SEND_BLOCKED) | BIT(SENT_BELOW_SCHEDULE));
+    assert_false(st->pass);
+    free(st);
+    free_gen(g);
+}
+
+static void test_a_step_fails_on_closed_and_errors(void **state)
+{
+    (void)state;
+    gen *g = mk_gen(3, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    send_phase(g, st, 10);
+    deliver_all(g, 0, 1, 10);
+    conn_close(g, &g->c[2]); /* the server hung up on a member */
+    const char err[] = "{\"type\":\"error\",\"payload\":{\"code\":\"too_many_requests\"}}";
+    acct_on_message(g, &g->c[0], (const uint8_t *)err, sizeof err - 1);
+    assert_int_equal(end_step(g, st), BIT(CLOSED) | BIT(SERVER_ERRORS));
+    assert_int_equal(st->lost, 0);
+    /* a refused connection or join at set-up fails every step after it */
+    g->connect_errors = 1;
+    g->join_errors = 2;
+    send_phase(g, st, 10);
+    deliver_all(g, 0, 11, 20);
+    assert_int_equal(end_step(g, st), BIT(CONNECT_ERRORS) | BIT(JOIN_ERRORS));
+    assert_int_equal(st->join_errors, 2);
+    free(st);
+    free_gen(g);
+}
+
+/* A step the verdict would pass: 1000 of 1000 sent, nothing lost, 1 ms. */
+static void clean_step(step_stats *s)
+{
+    memset(s, 0, offsetof(step_stats, lat));
+    bh_reset(&s->lat);
+    s->rate = 1000;
+    s->seconds = 1;
+    s->scheduled = s->sent = 1000;
+    s->expected = s->delivered = 10000;
+    for (int i = 0; i < 100; i++)
+        bh_record(&s->lat, MS);
+}
+
+static void test_step_verdict(void **state)
+{
+    (void)state;
+    static step_stats s;
+    const step_limits l = {.loss = 0.001, .p99_ms = 250, .sent_fraction = STEP_SENT_FRACTION};
+    clean_step(&s);
+    assert_int_equal(step_judge(&s, &l), 0);
+    assert_true(s.pass);
+    s.sent = 999; /* 99.9 % of the schedule is enough */
+    assert_int_equal(step_judge(&s, &l), 0);
+    s.sent = 998;
+    assert_int_equal(step_judge(&s, &l), BIT(SENT_BELOW_SCHEDULE));
+    assert_false(s.pass);
+    clean_step(&s);
+    s.lost = 10;
+    assert_int_equal(step_judge(&s, &l), 0);
+    s.lost = 11;
+    assert_int_equal(step_judge(&s, &l), BIT(LOSS));
+    clean_step(&s);
+    bh_record(&s.lat, 300 * MS);
+    bh_record(&s.lat, 300 * MS);
+    assert_int_equal(step_judge(&s, &l), BIT(P99));
+    assert_string_equal(step_reason_name(STEP_B_SEND_BLOCKED), "send_blocked");
+    assert_string_equal(step_reason_name(STEP_NREASONS), "?");
 }
 
 static void test_receive_times_are_taken_per_read(void **state)
@@ -563,6 +665,9 @@ int main(void)
         cmocka_unit_test(test_seqwin_gaps_leave_the_window_lost_once),
         cmocka_unit_test(test_a_duplicate_does_not_hide_a_loss),
         cmocka_unit_test(test_a_late_delivery_fills_its_own_gap),
+        cmocka_unit_test(test_a_step_with_send_blocked_fails),
+        cmocka_unit_test(test_a_step_fails_on_closed_and_errors),
+        cmocka_unit_test(test_step_verdict),
         cmocka_unit_test(test_receive_times_are_taken_per_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

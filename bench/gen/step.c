@@ -1,0 +1,44 @@
+/* step: see step.h. */
+#include "step.h"
+
+double step_loss(const step_stats *s)
+{
+    return s->expected ? (double)s->lost / (double)s->expected : 1.0;
+}
+
+double step_sent_per_s(const step_stats *s)
+{
+    return s->seconds > 0 ? (double)s->sent / s->seconds : 0;
+}
+
+/* Bit b when cond holds. */
+static uint32_t when(int cond, unsigned b)
+{
+    return cond ? 1u << b : 0;
+}
+
+uint32_t step_judge(step_stats *s, const step_limits *l)
+{
+    double p99_ms = (double)bh_quantile(&s->lat, 0.99) / 1e6;
+    uint32_t f = when(step_loss(s) > l->loss, STEP_B_LOSS) | when(p99_ms > l->p99_ms, STEP_B_P99) |
+                 when(s->send_blocked > 0, STEP_B_SEND_BLOCKED) |
+                 when((double)s->sent < l->sent_fraction * (double)s->scheduled,
+                      STEP_B_SENT_BELOW_SCHEDULE) |
+                 when(s->closed > 0, STEP_B_CLOSED) |
+                 when(s->server_errors > 0, STEP_B_SERVER_ERRORS) |
+                 when(s->connect_errors > 0, STEP_B_CONNECT_ERRORS) |
+                 when(s->join_errors > 0, STEP_B_JOIN_ERRORS);
+    s->fail = f;
+    s->pass = f == 0;
+    return f;
+}
+
+const char *step_reason_name(unsigned b)
+{
+    static const char *const names[] = {
+#define STEP_X_NAME(n, s) s,
+        STEP_REASONS(STEP_X_NAME)
+#undef STEP_X_NAME
+    };
+    return b < STEP_NREASONS ? names[b] : "?";
+}

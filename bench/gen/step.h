@@ -1,0 +1,74 @@
+/* step: one ramp step's figures and the verdict on them.
+ *
+ * account.c fills a step_stats while the step runs and at its end, main.c
+ * judges it, report.c prints it; all three read loss and rates through the
+ * functions here, so that a step cannot show one figure in the report and
+ * be judged on another. Pure: no clock, no I/O; the caller owns the struct.
+ *
+ * A step passes only when it measured what it claims: every scheduled
+ * message was sent, to a population that the server neither refused nor
+ * cut, and it came back. Each way to fail is a reason (STEP_REASONS),
+ * reported by name. */
+#ifndef BENCH_STEP_H
+#define BENCH_STEP_H
+
+#include "hist.h"
+
+#include <stdint.h>
+
+/* X(bit name, name in the report) */
+#define STEP_REASONS(X)                                                                            \
+    X(LOSS, "loss")                                                                                \
+    X(P99, "p99")                                                                                  \
+    X(SEND_BLOCKED, "send_blocked")                                                                \
+    X(SENT_BELOW_SCHEDULE, "sent_below_schedule")                                                  \
+    X(CLOSED, "closed")                                                                            \
+    X(SERVER_ERRORS, "server_errors")                                                              \
+    X(CONNECT_ERRORS, "connect_errors")                                                            \
+    X(JOIN_ERRORS, "join_errors")
+
+enum step_reason_bit {
+#define STEP_X_BIT(n, s) STEP_B_##n,
+    STEP_REASONS(STEP_X_BIT)
+#undef STEP_X_BIT
+        STEP_NREASONS
+};
+
+/* Sent below this share of the scheduled messages: the step's rate was not
+ * offered (the same bound as the default loss bound, 0.1 %). */
+#define STEP_SENT_FRACTION 0.999
+
+typedef struct step_limits {
+    double loss, p99_ms;  /* --stop-loss, --stop-p99-ms */
+    double sent_fraction; /* STEP_SENT_FRACTION */
+} step_limits;
+
+typedef struct step_stats {
+    double rate, seconds; /* msg/s asked; length of the send phase, s */
+    double gen_cpu;       /* generator CPU per wall second, send phase and drain */
+    uint64_t scheduled;   /* messages due by the schedule: rate x seconds */
+    uint64_t sent, send_blocked;
+    uint64_t expected;     /* sent x members of the sender's room at that instant */
+    uint64_t delivered;    /* first copies of this step's messages */
+    uint64_t lost;         /* per (sender, receiver) pair, at the step's end */
+    uint64_t lost_evicted; /* part of lost: gaps that left a pair's window */
+    uint64_t duplicated, out_of_order, late, stale;
+    uint64_t server_errors, closed;       /* during the step */
+    uint64_t connect_errors, join_errors; /* of the run, at the step's end */
+    uint64_t pace_lag_max;                /* ns a send was behind its schedule, at worst */
+    uint32_t fail;                        /* 1 << STEP_B_*; 0: passed */
+    int pass;
+    bh_hist lat; /* ns; last: step_begin clears what is above it */
+} step_stats;
+
+/* lost / expected; 1 when nothing was expected (nothing was measured: it
+ * is not shown as a clean 0). */
+double step_loss(const step_stats *s);
+/* Messages actually sent per second of the send phase. */
+double step_sent_per_s(const step_stats *s);
+/* Judges s against l: sets s->fail and s->pass; returns s->fail. */
+uint32_t step_judge(step_stats *s, const step_limits *l);
+/* The report's name of reason bit b (< STEP_NREASONS). */
+const char *step_reason_name(unsigned b);
+
+#endif
