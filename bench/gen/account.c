@@ -1,7 +1,8 @@
 /* account: what the generator sends and what it receives, per step.
  *
- * Publishing: a step at rate R sends message k at its scheduled time
- * step_t0 + k/R (checked every 1 ms tick), round robin over the publishers
+ * Publishing: a step at rate R sends message k (from 0) at its scheduled
+ * time step_t0 + (k+1)/R (checked every 1 ms tick: the last one is due at
+ * the step's end), round robin over the publishers
  * that are members of their room. A message that does not fit in its
  * publisher's bounded output counts as send_blocked and is never sent (its
  * seq is not used, so receivers see no gap); the step then fails (step.h),
@@ -194,7 +195,9 @@ void acct_publish_due(gen *g)
     uint64_t due = (uint64_t)(st->rate * el);
     char buf[GEN_MAX_MSG + 256];
     while (g->scheduled < due) {
-        uint64_t sched = g->step_t0 + (uint64_t)((double)g->scheduled * 1e9 / st->rate);
+        /* due once rate * elapsed reaches k + 1: measured from k / R, the
+         * lag of a step at 20 msg/s was never under 50 ms */
+        uint64_t sched = g->step_t0 + (uint64_t)((double)(g->scheduled + 1) * 1e9 / st->rate);
         conn *c = &g->c[g->pubs[g->pub_rr]];
         if (++g->pub_rr == g->npubs)
             g->pub_rr = 0;

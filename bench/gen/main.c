@@ -8,8 +8,8 @@
  * --step-seconds, waits up to --drain-seconds for what is in flight, and
  * counts deliveries, loss, duplicates, reordering and latency. The ramp stops
  * after a step that fails: over --stop-loss or --stop-p99-ms, or any of the
- * other reasons in step.h (sends blocked or below schedule, connections
- * closed, server errors). See docs/benchmarks.md. */
+ * other reasons in step.h (sends blocked, below or behind schedule,
+ * connections closed, server errors). See docs/benchmarks.md. */
 #include "gen.h"
 #include "dump.h"
 
@@ -309,14 +309,17 @@ static int run_step(gen *g, step_stats *st, double rate)
     acct_publish_due(g); /* the last due messages */
     conn_flush_all(g);
     g->sending = 0;
+    double cpu_send = cpu_seconds();
+    uint64_t wall_send = gen_clock();
     uint64_t drain_end = g->now + (uint64_t)(g->o.drain_s * 1e9);
     while (!stop_requested && g->now < drain_end && st->delivered < st->expected)
         pass_events(g, 10, &ticked);
     acct_step_end(g);
     uint64_t wall1 = gen_clock();
     st->gen_cpu = (cpu_seconds() - cpu0) / ((double)(wall1 - wall0) / 1e9);
+    st->gen_cpu_send = (cpu_send - cpu0) / ((double)(wall_send - wall0) / 1e9);
     step_limits lim = {.loss = g->o.stop_loss, .p99_ms = g->o.stop_p99_ms,
-                       .sent_fraction = STEP_SENT_FRACTION};
+                       .pace_lag_ms = STEP_PACE_LAG_MS, .sent_fraction = STEP_SENT_FRACTION};
     step_judge(st, &lim);
     if (!g->o.json) {
         fprintf(stderr,

@@ -65,10 +65,12 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
                (unsigned long long)s->stale, step_loss(s));
         json_hist(&s->lat);
         printf(",\"pace_lag_ms_max\":%.3f,\"server_errors\":%llu,\"closed\":%llu,"
-               "\"connect_errors\":%llu,\"join_errors\":%llu,\"gen_cpu\":%.3f,\"pass\":%s,",
+               "\"connect_errors\":%llu,\"join_errors\":%llu,\"gen_cpu\":%.3f,"
+               "\"gen_cpu_send\":%.3f,\"pass\":%s,",
                ms(s->pace_lag_max), (unsigned long long)s->server_errors,
                (unsigned long long)s->closed, (unsigned long long)s->connect_errors,
-               (unsigned long long)s->join_errors, s->gen_cpu, s->pass ? "true" : "false");
+               (unsigned long long)s->join_errors, s->gen_cpu, s->gen_cpu_send,
+               s->pass ? "true" : "false");
         json_reasons(s);
         printf("}");
     }
@@ -78,8 +80,8 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
         printf("%s\"%s\":%llu", i ? "," : "", g->err_codes[i].code,
                (unsigned long long)g->err_codes[i].count);
     printf("}");
-    printf(",\"limits\":{\"loss\":%g,\"p99_ms\":%g,\"sent_fraction\":%g}", g->o.stop_loss,
-           g->o.stop_p99_ms, STEP_SENT_FRACTION);
+    printf(",\"limits\":{\"loss\":%g,\"p99_ms\":%g,\"pace_lag_ms\":%g,\"sent_fraction\":%g}",
+           g->o.stop_loss, g->o.stop_p99_ms, STEP_PACE_LAG_MS, STEP_SENT_FRACTION);
     printf(",\"capacity_rate\":%g,\"gen_cpu_total\":%.3f,\"bad_frames\":%llu,\"foreign\":%llu,"
            "\"outside_steps\":%llu,\"server_closes\":%llu,\"closed\":%llu}\n",
            capacity, cpu, (unsigned long long)g->bad_frames, (unsigned long long)g->foreign,

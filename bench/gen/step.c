@@ -24,6 +24,7 @@ uint32_t step_judge(step_stats *s, const step_limits *l)
                  when(s->send_blocked > 0, STEP_B_SEND_BLOCKED) |
                  when((double)s->sent < l->sent_fraction * (double)s->scheduled,
                       STEP_B_SENT_BELOW_SCHEDULE) |
+                 when((double)s->pace_lag_max / 1e6 > l->pace_lag_ms, STEP_B_BEHIND_SCHEDULE) |
                  when(s->closed > 0, STEP_B_CLOSED) |
                  when(s->server_errors > 0, STEP_B_SERVER_ERRORS) |
                  when(s->connect_errors > 0, STEP_B_CONNECT_ERRORS) |

@@ -341,18 +341,28 @@ static void free_gen(gen *g)
     free(g);
 }
 
-/* The send phase of a step at `rate`, the 1 ms tick on time. */
-static void send_phase(gen *g, step_stats *st, double rate)
+/* The send phase of a step at `rate`, the 1 ms tick on time except for
+ * [stall_from, stall_to) ms into it, when the generator does not run. */
+static void send_phase_stalled(gen *g, step_stats *st, double rate, uint64_t stall_from,
+                               uint64_t stall_to)
 {
     acct_step_begin(g, st, rate);
     uint64_t t0 = g->step_t0;
     for (uint64_t ms = 0; ms <= (uint64_t)(g->o.step_s * 1000); ms++) {
+        if (ms >= stall_from && ms < stall_to)
+            continue;
         g->now = fake_now = t0 + ms * MS;
         acct_publish_due(g);
     }
     g->sending = 0;
     for (uint32_t i = 0; i < g->n; i++)
         g->c[i].out_len = 0; /* as if written */
+}
+
+/* The send phase of a step at `rate`, the 1 ms tick on time. */
+static void send_phase(gen *g, step_stats *st, double rate)
+{
+    send_phase_stalled(g, st, rate, 0, 0);
 }
 
 /* Receiver r gets sender s's seq q, sent 1 ms ago. */
@@ -378,7 +388,7 @@ static void deliver_all(gen *g, uint32_t s, uint32_t lo, uint32_t hi)
 static step_limits limits(const gen *g)
 {
     return (step_limits){.loss = g->o.stop_loss, .p99_ms = g->o.stop_p99_ms,
-                         .sent_fraction = STEP_SENT_FRACTION};
+                         .pace_lag_ms = STEP_PACE_LAG_MS, .sent_fraction = STEP_SENT_FRACTION};
 }
 
 /* Ends the step and judges it. */
@@ -531,6 +541,25 @@ static void test_a_step_with_send_blocked_fails(void **state)
     free_gen(g);
 }
 
+static void test_a_generator_behind_schedule_fails(void **state)
+{
+    (void)state;
+    gen *g = mk_gen(2, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    send_phase(g, st, 100);
+    deliver_all(g, 0, 1, 100);
+    assert_int_equal(end_step(g, st), 0);
+    assert_true(st->pace_lag_max <= 1 * MS);
+    /* the generator does not run for 60 ms: those sends go out late */
+    send_phase_stalled(g, st, 100, 300, 360);
+    assert_int_equal(st->sent, 100);
+    deliver_all(g, 0, 101, 200);
+    assert_int_equal(end_step(g, st), BIT(BEHIND_SCHEDULE));
+    assert_true(st->pace_lag_max >= 59 * MS);
+    free(st);
+    free_gen(g);
+}
+
 static void test_a_step_fails_on_closed_and_errors(void **state)
 {
     (void)state;
@@ -571,7 +600,8 @@ static void test_step_verdict(void **state)
 {
     (void)state;
     static step_stats s;
-    const step_limits l = {.loss = 0.001, .p99_ms = 250, .sent_fraction = STEP_SENT_FRACTION};
+    const step_limits l = {.loss = 0.001, .p99_ms = 250, .pace_lag_ms = STEP_PACE_LAG_MS,
+                           .sent_fraction = STEP_SENT_FRACTION};
     clean_step(&s);
     assert_int_equal(step_judge(&s, &l), 0);
     assert_true(s.pass);
@@ -580,6 +610,11 @@ static void test_step_verdict(void **state)
     s.sent = 998;
     assert_int_equal(step_judge(&s, &l), BIT(SENT_BELOW_SCHEDULE));
     assert_false(s.pass);
+    clean_step(&s);
+    s.pace_lag_max = 50 * MS;
+    assert_int_equal(step_judge(&s, &l), 0);
+    s.pace_lag_max = 51 * MS;
+    assert_int_equal(step_judge(&s, &l), BIT(BEHIND_SCHEDULE));
     clean_step(&s);
     s.lost = 10;
     assert_int_equal(step_judge(&s, &l), 0);
@@ -590,6 +625,7 @@ static void test_step_verdict(void **state)
     bh_record(&s.lat, 300 * MS);
     assert_int_equal(step_judge(&s, &l), BIT(P99));
     assert_string_equal(step_reason_name(STEP_B_SEND_BLOCKED), "send_blocked");
+    assert_string_equal(step_reason_name(STEP_B_BEHIND_SCHEDULE), "generator_behind_schedule");
     assert_string_equal(step_reason_name(STEP_NREASONS), "?");
 }
 
@@ -666,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_a_duplicate_does_not_hide_a_loss),
         cmocka_unit_test(test_a_late_delivery_fills_its_own_gap),
         cmocka_unit_test(test_a_step_with_send_blocked_fails),
+        cmocka_unit_test(test_a_generator_behind_schedule_fails),
         cmocka_unit_test(test_a_step_fails_on_closed_and_errors),
         cmocka_unit_test(test_step_verdict),
         cmocka_unit_test(test_receive_times_are_taken_per_read),
