@@ -110,6 +110,7 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
         st->late++;
     } else {
         st->delivered++;
+        st->t_last = g->now;
     }
 }
 
@@ -176,7 +177,7 @@ void acct_step_begin(gen *g, step_stats *st, double rate)
             g->pubs[g->npubs++] = i;
     }
     g->pub_rr = 0;
-    g->step_t0 = g->now;
+    g->step_t0 = st->t0 = g->now;
     st->scheduled = (uint64_t)(rate * g->o.step_s); /* what acct_publish_due makes due */
     st->seconds = g->o.step_s;
     g->scheduled = 0;

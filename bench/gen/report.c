@@ -53,13 +53,13 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
         const step_stats *s = &steps[k];
         printf("%s{\"rate\":%g,\"scheduled\":%llu,\"sent\":%llu,\"sent_per_s\":%.1f,"
                "\"send_blocked\":%llu,\"expected\":%llu,\"delivered\":%llu,"
-               "\"delivered_per_s\":%.1f,\"lost\":%llu,"
+               "\"delivered_per_s\":%.1f,\"delivery_s\":%.3f,\"lost\":%llu,"
                "\"lost_evicted\":%llu,\"duplicated\":%llu,\"out_of_order\":%llu,\"late\":%llu,"
                "\"stale\":%llu,\"loss\":%.6f,\"latency_ms\":",
                k ? "," : "", s->rate, (unsigned long long)s->scheduled, (unsigned long long)s->sent,
                step_sent_per_s(s), (unsigned long long)s->send_blocked,
                (unsigned long long)s->expected, (unsigned long long)s->delivered,
-               s->delivered / s->seconds, (unsigned long long)s->lost,
+               step_delivered_per_s(s), step_delivery_seconds(s), (unsigned long long)s->lost,
                (unsigned long long)s->lost_evicted, (unsigned long long)s->duplicated,
                (unsigned long long)s->out_of_order, (unsigned long long)s->late,
                (unsigned long long)s->stale, step_loss(s));
@@ -106,7 +106,7 @@ static void print_table(const gen *g, const step_stats *steps, int nsteps, doubl
         const step_stats *s = &steps[k];
         printf("%9g %9llu %11llu %12.0f %9.6f %6llu %6llu %8.2f %8.2f %8.2f %8.2f %5.2f %s",
                s->rate, (unsigned long long)s->sent, (unsigned long long)s->delivered,
-               s->delivered / s->seconds, step_loss(s), (unsigned long long)s->duplicated,
+               step_delivered_per_s(s), step_loss(s), (unsigned long long)s->duplicated,
                (unsigned long long)s->out_of_order, ms(bh_quantile(&s->lat, 0.5)),
                ms(bh_quantile(&s->lat, 0.99)), ms(bh_quantile(&s->lat, 0.999)), ms(s->lat.max),
                s->gen_cpu, s->pass ? "yes" : "NO:");

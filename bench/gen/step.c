@@ -11,6 +11,18 @@ double step_sent_per_s(const step_stats *s)
     return s->seconds > 0 ? (double)s->sent / s->seconds : 0;
 }
 
+double step_delivery_seconds(const step_stats *s)
+{
+    double span = s->t_last > s->t0 ? (double)(s->t_last - s->t0) / 1e9 : 0;
+    return span > s->seconds ? span : s->seconds;
+}
+
+double step_delivered_per_s(const step_stats *s)
+{
+    double span = step_delivery_seconds(s);
+    return span > 0 ? (double)s->delivered / span : 0;
+}
+
 /* Bit b when cond holds. */
 static uint32_t when(int cond, unsigned b)
 {
@@ -20,7 +32,8 @@ static uint32_t when(int cond, unsigned b)
 uint32_t step_judge(step_stats *s, const step_limits *l)
 {
     double p99_ms = (double)bh_quantile(&s->lat, 0.99) / 1e6;
-    uint32_t f = when(step_loss(s) > l->loss, STEP_B_LOSS) | when(p99_ms > l->p99_ms, STEP_B_P99) |
+    uint32_t f = when(s->expected == 0, STEP_B_NOTHING_EXPECTED) |
+                 when(step_loss(s) > l->loss, STEP_B_LOSS) | when(p99_ms > l->p99_ms, STEP_B_P99) |
                  when(s->send_blocked > 0, STEP_B_SEND_BLOCKED) |
                  when((double)s->sent < l->sent_fraction * (double)s->scheduled,
                       STEP_B_SENT_BELOW_SCHEDULE) |

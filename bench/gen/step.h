@@ -18,6 +18,7 @@
 
 /* X(bit name, name in the report) */
 #define STEP_REASONS(X)                                                                            \
+    X(NOTHING_EXPECTED, "nothing_expected")                                                        \
     X(LOSS, "loss")                                                                                \
     X(P99, "p99")                                                                                  \
     X(SEND_BLOCKED, "send_blocked")                                                                \
@@ -57,6 +58,7 @@ typedef struct step_stats {
     double rate, seconds; /* msg/s asked; length of the send phase, s */
     double gen_cpu;       /* generator CPU per wall second, send phase and drain */
     double gen_cpu_send;  /* the same over the send phase only (drain dilutes it) */
+    uint64_t t0, t_last;  /* ns: step start, last first-copy delivery of it (0: none) */
     uint64_t scheduled;   /* messages due by the schedule: rate x seconds */
     uint64_t sent, send_blocked;
     uint64_t expected;     /* sent x members of the sender's room at that instant */
@@ -72,11 +74,16 @@ typedef struct step_stats {
     bh_hist lat; /* ns; last: step_begin clears what is above it */
 } step_stats;
 
-/* lost / expected; 1 when nothing was expected (nothing was measured: it
- * is not shown as a clean 0). */
+/* lost / expected; 1 when nothing was expected (nothing was measured, and
+ * the verdict says so: it is never shown as a clean 0). */
 double step_loss(const step_stats *s);
 /* Messages actually sent per second of the send phase. */
 double step_sent_per_s(const step_stats *s);
+/* From the step's start to its last first-copy delivery, at least the send
+ * phase: deliveries in the drain came after the step's seconds. */
+double step_delivery_seconds(const step_stats *s);
+/* delivered / step_delivery_seconds. */
+double step_delivered_per_s(const step_stats *s);
 /* Judges s against l: sets s->fail and s->pass; returns s->fail. */
 uint32_t step_judge(step_stats *s, const step_limits *l);
 /* The report's name of reason bit b (< STEP_NREASONS). */

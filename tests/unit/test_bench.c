@@ -629,6 +629,59 @@ static void test_step_verdict(void **state)
     assert_string_equal(step_reason_name(STEP_NREASONS), "?");
 }
 
+static void test_a_step_with_nothing_expected_fails(void **state)
+{
+    (void)state;
+    static step_stats s;
+    const step_limits l = {.loss = 1, .p99_ms = 1e6, .pace_lag_ms = STEP_PACE_LAG_MS,
+                           .sent_fraction = STEP_SENT_FRACTION};
+    clean_step(&s);
+    s.expected = s.delivered = 0;
+    /* the same loss for the verdict and the report: not a clean 0 */
+    assert_true(step_loss(&s) == 1.0);
+    assert_int_equal(step_judge(&s, &l), BIT(NOTHING_EXPECTED));
+    /* through the accounting: no publisher is in its room */
+    gen *g = mk_gen(2, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    g->c[0].state = CS_JOINING;
+    send_phase(g, st, 10);
+    assert_int_equal(end_step(g, st), BIT(NOTHING_EXPECTED) | BIT(LOSS) | BIT(SENT_BELOW_SCHEDULE));
+    assert_int_equal(st->sent, 0);
+    g->c[0].state = CS_JOINED;
+    free(st);
+    free_gen(g);
+}
+
+static void test_rates_over_the_time_they_took(void **state)
+{
+    (void)state;
+    static step_stats s;
+    clean_step(&s);
+    s.t0 = 5000 * MS;
+    s.t_last = s.t0 + 2000 * MS; /* the server was still delivering a second after */
+    assert_true(step_delivery_seconds(&s) == 2.0);
+    assert_true(step_delivered_per_s(&s) == 5000.0);
+    s.t_last = s.t0 + 900 * MS; /* never less than the step */
+    assert_true(step_delivered_per_s(&s) == 10000.0);
+    s.t_last = 0;
+    assert_true(step_delivered_per_s(&s) == 10000.0);
+    s.sent = 500;
+    assert_true(step_sent_per_s(&s) == 500.0);
+    s.seconds = 2;
+    assert_true(step_sent_per_s(&s) == 250.0);
+    /* through the accounting: the time of the last delivery is kept */
+    gen *g = mk_gen(2, 1, 1);
+    step_stats *st = calloc(1, sizeof *st);
+    send_phase(g, st, 10);
+    g->now = st->t0 + 4000 * MS;
+    deliver_all(g, 0, 1, 10);
+    end_step(g, st);
+    assert_true(st->t_last == st->t0 + 4000 * MS);
+    assert_true(step_delivered_per_s(st) == 5.0);
+    free(st);
+    free_gen(g);
+}
+
 static void test_receive_times_are_taken_per_read(void **state)
 {
     (void)state;
@@ -705,6 +758,8 @@ int main(void)
         cmocka_unit_test(test_a_generator_behind_schedule_fails),
         cmocka_unit_test(test_a_step_fails_on_closed_and_errors),
         cmocka_unit_test(test_step_verdict),
+        cmocka_unit_test(test_a_step_with_nothing_expected_fails),
+        cmocka_unit_test(test_rates_over_the_time_they_took),
         cmocka_unit_test(test_receive_times_are_taken_per_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
