@@ -42,6 +42,9 @@ def figures(name, r):
                 "duplicated": s["duplicated"], "loss": s["loss"],
                 "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
                 "p999_ms": s["latency_ms"]["p999"], "gen_cpu": s["gen_cpu"],
+                # what else failed the step (blocked sends, the generator
+                # behind schedule, closed connections, server errors)
+                "step_failures": len(s.get("fail_reasons") or []),
                 "server_cpu": r.get("server_cpu"), **r.get("tail", {})}
     if name == "idle":
         return {k: r.get(k) for k in ("joined", "rss_per_conn", "private_per_conn",
@@ -75,11 +78,13 @@ def anomalies(r):
             if s.get("send_blocked"):
                 out.append(f"{s['send_blocked']} sends blocked at {s['rate']:g} msg/s "
                            "(publisher's output full)")
+            if s.get("fail_reasons"):
+                out.append(f"step {s['rate']:g} msg/s failed: {', '.join(s['fail_reasons'])}")
     return out
 
 
 # Figures where one bad run must show: a loss in one run of three is a loss.
-WORST = {"lost", "duplicated", "loss", "connect_errors"}
+WORST = {"lost", "duplicated", "loss", "connect_errors", "step_failures"}
 
 
 def median_figures(runs):
@@ -133,6 +138,8 @@ TARGETS = {
               ("gen_cpu_max", "generator CPU, cores (busiest step)", "", None)],
     "steady": [("lost", "lost deliveries", "0", lambda c, b: c == 0),
                ("duplicated", "duplicated deliveries", "0", lambda c, b: c == 0),
+               ("step_failures", "other reasons the step failed (worst run; see the steps)", "0",
+                lambda c, b: c == 0),
                ("p99_ms", "p99 latency, ms", "<= 2x",
                 lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
                ("p50_ms", "p50 latency, ms", "", None),
@@ -232,14 +239,17 @@ def describe(name, sc):
 
 def step_table(r):
     """The generator's per-step figures of one run, for the appendix."""
-    rows = ["| rate | sent | delivered/s | loss | dup | ooo | p50 ms | p99 ms | max ms | gen CPU "
-            "| pass |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = ["| rate | sent | sent/s | delivered/s | loss | dup | ooo | p50 ms | p99 ms | max ms "
+            "| lag ms | gen CPU | pass |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in r.get("steps", []):
         lat = s["latency_ms"]
-        rows.append(f"| {s['rate']:g} | {s['sent']:,} | {s['delivered_per_s']:,.0f} | "
-                    f"{s['loss']:.4%} | {s['duplicated']} | {s['out_of_order']} | {lat['p50']:.2f} "
-                    f"| {lat['p99']:.2f} | {lat['max']:.2f} | {s['gen_cpu']:.2f} | "
-                    f"{'yes' if s['pass'] else 'no'} |")
+        verdict = "yes" if s["pass"] else "no: " + ", ".join(s.get("fail_reasons") or ["?"])
+        rows.append(f"| {s['rate']:g} | {s['sent']:,} | {s.get('sent_per_s', 0):,.0f} | "
+                    f"{s['delivered_per_s']:,.0f} | {s['loss']:.4%} | {s['duplicated']} | "
+                    f"{s['out_of_order']} | {lat['p50']:.2f} | {lat['p99']:.2f} | "
+                    f"{lat['max']:.2f} | {s.get('pace_lag_ms_max', 0):.1f} | {s['gen_cpu']:.2f} | "
+                    f"{verdict} |")
     return rows
 
 

@@ -43,7 +43,16 @@ class Verdicts(unittest.TestCase):
     def test_clean_runs_meet_steady(self):
         _, verdicts = verdict_rows("steady", [steady_run(0, 0.5)] * 3,
                                    [steady_run(0, 0.3)] * 3)
-        self.assertEqual(verdicts, [True, True, True])
+        self.assertEqual(verdicts, [True, True, True, True])
+
+    def test_a_steady_step_failed_for_another_reason_is_not_met(self):
+        # no loss, a fine p99, but the generator fell behind in one run
+        bad = steady_run(0, 0.5)
+        bad["steps"][0]["pass"] = False
+        bad["steps"][0]["fail_reasons"] = ["generator_behind_schedule"]
+        _, verdicts = verdict_rows("steady", [steady_run(0, 0.5), bad, steady_run(0, 0.5)],
+                                   [steady_run(0, 0.3)] * 3)
+        self.assertIn(False, verdicts)
 
     def test_a_saturated_generator_gives_no_verdict_on_ratios(self):
         table, verdicts = verdict_rows("storm", [storm_run(4000, 0.95)] * 3,
