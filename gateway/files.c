@@ -82,8 +82,8 @@ static int url_safe(const char *url)
     return 1;
 }
 
-int files_resolve(const struct files *f, const char *url, char *path, size_t cap,
-                  const char **mime)
+int files_resolve(const struct files *f, const char *url, char *path, size_t cap, const char **mime,
+                  struct stat *st)
 {
     if (!url_safe(url) || strlen(url) > 1024)
         return -ENOENT;
@@ -98,8 +98,7 @@ int files_resolve(const struct files *f, const char *url, char *path, size_t cap
     /* Symlinks may point anywhere: the target must still be under the root. */
     if (strncmp(real, f->root, f->rootlen) != 0 || real[f->rootlen] != '/')
         return -ENOENT;
-    struct stat st;
-    if (stat(real, &st) < 0 || !S_ISREG(st.st_mode))
+    if (stat(real, st) < 0 || !S_ISREG(st->st_mode))
         return -ENOENT;
     if (strlen(real) + 1 > cap)
         return -ENOENT;

@@ -8,6 +8,7 @@
 #define GW_FILES_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 struct files;
 
@@ -15,9 +16,10 @@ struct files;
 struct files *files_new(const char *root);
 void files_free(struct files *f); /* NULL is a no-op */
 
-/* 0 and the file's absolute path and MIME type, or -ENOENT. */
-int files_resolve(const struct files *f, const char *url, char *path, size_t cap,
-                  const char **mime);
+/* 0 and the file's absolute path, MIME type and stat (for its validators,
+ * fresh.h), or -ENOENT. */
+int files_resolve(const struct files *f, const char *url, char *path, size_t cap, const char **mime,
+                  struct stat *st);
 
 const char *files_root(const struct files *f);
 

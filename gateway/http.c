@@ -14,6 +14,7 @@
 #include "blinks.h"
 #include "clock.h"
 #include "files.h"
+#include "fresh.h"
 #include "log.h"
 #include "metrics.h"
 #include "session.h"
@@ -461,14 +462,56 @@ int http_ops_route(struct gw *gw, struct lws *wsi, const char *url)
                                   "not found: this port serves /metrics, /healthz, /readyz", NULL));
 }
 
+/* The value of request header `token` in buf, or NULL when it is absent.
+ * One too long for buf is "", which matches no validator: present, it must
+ * still keep a weaker condition from deciding (If-None-Match does). */
+static const char *header_value(struct lws *wsi, enum lws_token_indexes token, char *buf,
+                                size_t cap)
+{
+    if (lws_hdr_total_length(wsi, token) <= 0)
+        return NULL;
+    return lws_hdr_copy(wsi, buf, (int)cap, token) < 0 ? "" : buf;
+}
+
+/* 304: the headers a 200 would have had that describe the file, no body
+ * (a 304 never has one, so no Content-Length frames it either). */
+static int not_modified(struct lws *wsi, const char *headers, size_t hlen)
+{
+    unsigned char buf[LWS_PRE + 1024];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    if (lws_add_http_header_status(wsi, HTTP_STATUS_NOT_MODIFIED, &p, end) ||
+        (size_t)(end - p) < hlen)
+        return -1;
+    memcpy(p, headers, hlen);
+    p += hlen;
+    return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+}
+
+/* "no-cache": a browser asks every time (a new frontend is seen at once);
+ * the validators make the question cheap, answered 304 while the file is
+ * unchanged. */
 static int static_file(struct gw *gw, struct lws *wsi, const char *url)
 {
     char path[4096];
     const char *mime;
-    if (files_resolve(gw->files, url, path, sizeof path, &mime) < 0)
+    struct stat st;
+    if (files_resolve(gw->files, url, path, sizeof path, &mime, &st) < 0)
         return finish(wsi, http_error(wsi, HTTP_STATUS_NOT_FOUND, "not found", NULL));
-    static const char extra[] = "cache-control: no-cache\x0d\x0a";
-    int n = lws_serve_http_file(wsi, path, mime, extra, (int)sizeof extra - 1);
+    struct fresh_tags tags;
+    fresh_tags_of(&st, &tags);
+    char extra[256];
+    int hlen = snprintf(extra, sizeof extra,
+                        "cache-control: no-cache\x0d\x0a"
+                        "etag: %s\x0d\x0a%s%s%s",
+                        tags.etag, tags.last_modified[0] ? "last-modified: " : "",
+                        tags.last_modified, tags.last_modified[0] ? "\x0d\x0a" : "");
+    if (hlen < 0 || (size_t)hlen >= sizeof extra)
+        return -1;
+    char inm[512], ims[64];
+    if (fresh_not_modified(&tags, header_value(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm),
+                           header_value(wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, ims, sizeof ims)))
+        return finish(wsi, not_modified(wsi, extra, (size_t)hlen));
+    int n = lws_serve_http_file(wsi, path, mime, extra, hlen);
     if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
         return -1;
     return 0;

@@ -1,10 +1,12 @@
-/* HTTP endpoints of a real gateway: /login, /healthz, static files, methods,
- * sizes, traversal. */
+/* HTTP endpoints of a real gateway: /login, /healthz, static files (and
+ * their conditional GETs), methods, sizes, traversal. */
 #include "common.h"
 
+#include <fcntl.h>
 #include <jwt.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct h_redis redis;
@@ -234,6 +236,141 @@ static void test_static_files(void **state)
     }
 }
 
+/* A GET of `path` with `cond` (header lines) added; asserts the status. */
+static void get_if(const char *path, const char *cond, int status, struct h_resp *r)
+{
+    assert_int_equal(h_http(node.port, "GET", path, cond, NULL, 0, r), 0);
+    if (r->status != status)
+        fail_msg("GET %s with \"%s\": %d, wanted %d", path, cond ? cond : "", r->status, status);
+}
+
+static void expect_not_modified(const char *cond, const char *etag)
+{
+    struct h_resp r;
+    char v[128];
+    get_if("/app.js", cond, 304, &r);
+    assert_int_equal(r.body_len, 0);
+    assert_string_equal(h_resp_header(&r, "etag", v, sizeof v), etag);
+    assert_string_equal(h_resp_header(&r, "cache-control", v, sizeof v), "no-cache");
+    h_resp_free(&r);
+}
+
+/* Static files carry validators, and a request that names the current one
+ * is answered 304 without a body: "no-cache" makes a browser ask on every
+ * load, and without validators every load downloaded everything again. */
+static void test_static_files_revalidate(void **state)
+{
+    (void)state;
+    struct h_resp r;
+    char etag[128], lm[64], cc[64], cond[512];
+    get_if("/app.js", NULL, 200, &r);
+    assert_string_equal(r.body, "console.log(1)");
+    assert_non_null(h_resp_header(&r, "etag", etag, sizeof etag));
+    assert_non_null(h_resp_header(&r, "last-modified", lm, sizeof lm));
+    assert_string_equal(h_resp_header(&r, "cache-control", cc, sizeof cc), "no-cache");
+    h_resp_free(&r);
+    assert_true(strncmp(etag, "W/\"", 3) == 0 && etag[strlen(etag) - 1] == '"');
+    char path[700];
+    snprintf(path, sizeof path, "%s/app.js", frontend);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    struct tm tm;
+    char want[64];
+    strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&st.st_mtime, &tm));
+    assert_string_equal(lm, want);
+
+    /* If-None-Match: the tag, in a list, weakly compared, or "*". */
+    snprintf(cond, sizeof cond, "If-None-Match: %s\r\n", etag);
+    expect_not_modified(cond, etag);
+    snprintf(cond, sizeof cond, "If-None-Match: \"other\", %s\r\n", etag + 2);
+    expect_not_modified(cond, etag);
+    expect_not_modified("If-None-Match: *\r\n", etag);
+    /* If-Modified-Since: the Last-Modified given. */
+    snprintf(cond, sizeof cond, "If-Modified-Since: %s\r\n", lm);
+    expect_not_modified(cond, etag);
+    /* HEAD too. */
+    snprintf(cond, sizeof cond, "If-None-Match: %s\r\n", etag);
+    assert_int_equal(h_http(node.port, "HEAD", "/app.js", cond, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 304);
+    assert_int_equal(r.body_len, 0);
+    h_resp_free(&r);
+
+    /* The whole file otherwise: another tag (which then decides alone), a
+     * date that is not the file's or not a date. */
+    snprintf(cond, sizeof cond, "If-None-Match: W/\"other\"\r\nIf-Modified-Since: %s\r\n", lm);
+    get_if("/app.js", cond, 200, &r);
+    assert_string_equal(r.body, "console.log(1)");
+    h_resp_free(&r);
+    get_if("/app.js", "If-Modified-Since: yesterday\r\n", 200, &r);
+    h_resp_free(&r);
+    get_if("/app.js", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n", 200, &r);
+    h_resp_free(&r);
+    get_if("/app.js", "If-None-Match: \r\n", 200, &r);
+    h_resp_free(&r);
+    /* Later than the file: a file put back to an older version (its time
+     * goes back) must not be taken for the copy the client holds. */
+    time_t later = st.st_mtime + 3600;
+    strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&later, &tm));
+    snprintf(cond, sizeof cond, "If-Modified-Since: %s\r\n", want);
+    get_if("/app.js", cond, 200, &r);
+    h_resp_free(&r);
+
+    /* Keep-alive: the 304 has no body, so the next answer on the same
+     * connection starts right after its headers. */
+    int fd = h_tcp_connect(node.port, 0);
+    assert_true(fd >= 0);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n", etag);
+    assert_int_equal(h_send_all(fd, req, (size_t)n), 0);
+    char got[8192] = "";
+    size_t len = 0;
+    while (!strstr(got, "\r\n\r\n")) {
+        ssize_t k = recv(fd, got + len, sizeof got - 1 - len, 0);
+        assert_true(k > 0);
+        len += (size_t)k;
+        got[len] = '\0';
+    }
+    assert_true(strncmp(got, "HTTP/1.1 304", 12) == 0);
+    n = snprintf(req, sizeof req, "GET /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(h_send_all(fd, req, (size_t)n), 0);
+    for (;;) {
+        ssize_t k = recv(fd, got + len, sizeof got - 1 - len, 0);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+    }
+    got[len] = '\0';
+    close(fd);
+    const char *second = strstr(got, "\r\n\r\n") + 4;
+    if (strncmp(second, "HTTP/1.1 200", 12) != 0)
+        fail_msg("after the 304: \"%.40s\"", second);
+    assert_non_null(strstr(second, "console.log(1)"));
+
+    /* A changed file gets new validators: the old ones get the new file. */
+    FILE *f = fopen(path, "w");
+    fputs("console.log(2)", f);
+    fclose(f);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = st.st_mtime + 7}};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    snprintf(cond, sizeof cond, "If-None-Match: %s\r\n", etag);
+    get_if("/app.js", cond, 200, &r);
+    assert_string_equal(r.body, "console.log(2)");
+    char etag2[128];
+    assert_string_not_equal(h_resp_header(&r, "etag", etag2, sizeof etag2), etag);
+    h_resp_free(&r);
+    snprintf(cond, sizeof cond, "If-Modified-Since: %s\r\n", lm);
+    get_if("/app.js", cond, 200, &r);
+    h_resp_free(&r);
+    /* Same size and second, other nanoseconds: the tag still tells. */
+    times[1].tv_sec = st.st_mtime + 7;
+    times[1].tv_nsec = 123456789;
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    snprintf(cond, sizeof cond, "If-None-Match: %s\r\n", etag2);
+    get_if("/app.js", cond, 200, &r);
+    h_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_methods_and_paths),
         cmocka_unit_test(test_healthz),
         cmocka_unit_test(test_static_files),
+        cmocka_unit_test(test_static_files_revalidate),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
