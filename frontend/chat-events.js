@@ -1,0 +1,170 @@
+/*
+ * chat-events.js — what the UI does with each event of the ConfabClient
+ * (message, ack, delivery, joined, presence, typing, left, error), and the
+ * loading of earlier messages. app.js subscribes these to the current
+ * client; every handler looks the room up in room-views.js and ignores
+ * rooms the UI no longer shows.
+ */
+import { ui, showChatError } from "./dom.js";
+import { current } from "./current.js";
+import {
+  addSystem, appendUnordered, markFailed, markSent, nearBottom, placeMessage, renderMessage,
+  scrollToBottom, setState, trim,
+} from "./message-view.js";
+import {
+  views, activeName, countUnread, removeView, renderMembers, renderOlderButton, startTyping, stopTyping,
+} from "./room-views.js";
+
+/** Messages per join and per history page. */
+export const PAGE = 50;
+
+/** Shows a message once: a second copy (same room and id) only updates the first. */
+export function onMessage(m) {
+  const view = views.get(m.room);
+  if (!view) return;
+  const isActive = view.name === activeName();
+  const stick = isActive && nearBottom();
+  if (m.from) stopTyping(view, m.from);
+  if (m.id !== undefined && view.byId.has(m.id)) return;
+  let node = m.clientId ? view.pending.get(m.clientId) : undefined;
+  if (node) {
+    view.pending.delete(m.clientId);
+    markSent(node, m.sent);
+  } else {
+    node = renderMessage(m);
+  }
+  if (m.id !== undefined) placeMessage(view, node, m.id);
+  else appendUnordered(view, node);
+  if (m.source !== "history" && !m.mine && !isActive) countUnread(view);
+  trim(view);
+  if (stick) scrollToBottom();
+}
+
+export function onAck({ id, room, messageId, sent }) {
+  const view = views.get(room);
+  const node = view?.pending.get(id);
+  if (!node) return;
+  view.pending.delete(id);
+  if (messageId !== undefined && view.byId.has(messageId)) {
+    node.remove(); // its echo is already on screen
+    return;
+  }
+  const stick = room === activeName() && nearBottom();
+  markSent(node, sent);
+  if (messageId === undefined) appendUnordered(view, node);
+  else placeMessage(view, node, messageId);
+  if (stick) scrollToBottom();
+}
+
+export function onDelivery(d) {
+  const view = views.get(d.room);
+  const node = view?.pending.get(d.id);
+  if (!node) return;
+  if (d.state === "failed") {
+    view.pending.delete(d.id);
+    markFailed(node, d.error?.message ?? "");
+    if (d.error && d.error.code !== "left" && d.error.code !== "closed") {
+      showChatError(`Your message was not sent: ${d.error.message}`);
+    }
+  } else if (d.state === "sending") {
+    setState(node, "sending", d.retryIn !== undefined ? "sending… (retrying)" : "");
+  }
+}
+
+export function onJoined(info) {
+  const view = views.get(info.room);
+  if (!view) return;
+  view.item.dataset.state = "joined";
+  if (info.reset) {
+    for (const node of [...view.log.children]) if (!node.classList.contains("pending")) node.remove();
+    view.byId.clear();
+    if (info.rejoin) addSystem(view, "The room's history was reset on the server; showing it afresh.");
+  } else if (info.gap) {
+    addSystem(view, "Some messages sent while you were away could not be recovered.");
+  }
+  if (!info.rejoin || info.reset) {
+    const oldest = info.messages.find((m) => m.id !== undefined)?.id;
+    view.hasMore = info.messages.length >= PAGE && oldest !== undefined && oldest > 1;
+  }
+  view.members = new Map(info.members.map((m) => [m.user, true]));
+  view.count = info.count;
+  if (view.name === activeName()) {
+    renderMembers();
+    renderOlderButton();
+  }
+}
+
+export function onPresence({ room, user, action, count }) {
+  const view = views.get(room);
+  if (!view) return;
+  if (action === "join") view.members.set(user, true);
+  else view.members.delete(user);
+  if (action === "leave") stopTyping(view, user);
+  view.count = count;
+  if (room === activeName()) renderMembers();
+}
+
+export function onTyping({ room, user }) {
+  const view = views.get(room);
+  if (view && user !== current.client?.username) startTyping(view, user);
+}
+
+export function onLeft({ room, error }) {
+  if (removeView(room) && error) showChatError(`You are no longer in #${room}: ${error.message}`);
+}
+
+/** Errors no promise reports (a fatal one is app.js's: it ends the session). */
+export function onError(err) {
+  if (err.code === "gap") {
+    console.warn(`confab: ${err.message}`);
+    return;
+  }
+  if (err.code === "network" || err.code === "disconnected") {
+    showChatError(`${err.message} Retrying…`);
+    ui.chatError.dataset.kind = "connection";
+    return;
+  }
+  const where = err.room ? ` (#${err.room})` : "";
+  showChatError(`${err.message}${where}`);
+}
+
+/** The connection is back: a "connection lost" error is over. */
+export function onConnected() {
+  if (ui.chatError.dataset.kind === "connection") {
+    showChatError("");
+    delete ui.chatError.dataset.kind;
+  }
+}
+
+/** Loads the page of messages before the oldest one shown. */
+export async function loadOlder(view) {
+  const client = current.client;
+  if (!view || !view.hasMore || view.loadingOlder || !client) return;
+  const first = view.log.querySelector(".message[data-id]");
+  const before = first ? Number(first.dataset.id) : undefined;
+  if (before === undefined || before <= 1) {
+    view.hasMore = false;
+    renderOlderButton();
+    return;
+  }
+  view.loadingOlder = true;
+  renderOlderButton();
+  try {
+    const res = await client.history(view.name, { before, limit: PAGE });
+    if (views.get(view.name) !== view) return;
+    const isActive = view.name === activeName();
+    const height = ui.messages.scrollHeight;
+    const top = ui.messages.scrollTop;
+    for (const m of res.messages) {
+      if (m.id === undefined || view.byId.has(m.id)) continue;
+      placeMessage(view, renderMessage(m), m.id);
+    }
+    view.hasMore = res.hasMore && res.messages.length > 0;
+    if (isActive) ui.messages.scrollTop = top + (ui.messages.scrollHeight - height);
+  } catch (err) {
+    if (err.code !== "disconnected") showChatError(`Could not load earlier messages: ${err.message}`);
+  } finally {
+    view.loadingOlder = false;
+    if (view.name === activeName()) renderOlderButton();
+  }
+}

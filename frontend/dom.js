@@ -1,0 +1,40 @@
+/*
+ * dom.js — the page's elements (index.html) and small DOM helpers shared by
+ * the UI modules. The ids are stable hooks for tests and styling; app.js
+ * lists them.
+ */
+
+const $ = (id) => document.getElementById(id);
+
+export const ui = {
+  loginScreen: $("login-screen"), loginForm: $("login-form"), username: $("username"),
+  loginButton: $("login-button"), loginError: $("login-error"), chat: $("chat"),
+  sidebarToggle: $("sidebar-toggle"), sidebarClose: $("sidebar-close"), totalUnread: $("total-unread"),
+  sidebar: $("sidebar"), roomName: $("room-name"), whoami: $("whoami"), status: $("status"),
+  logoutButton: $("logout-button"), roomForm: $("room-form"), roomInput: $("room-input"),
+  quickRooms: $("quick-rooms"), rooms: $("rooms"), noRooms: $("no-rooms"),
+  members: $("members"), memberCount: $("member-count"), olderButton: $("older-button"),
+  messages: $("messages"), typing: $("typing"), chatError: $("chat-error"),
+  messageForm: $("message-form"), messageInput: $("message-input"), sendButton: $("send-button"),
+};
+
+/** A new element; `text` goes in as textContent, never as markup. */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Whether the sidebar is a drawer (style.css switches at the same width). */
+export function isNarrow() {
+  return window.matchMedia("(max-width: 760px)").matches;
+}
+
+/** The error line under the conversation; `input`, when given, is marked invalid. */
+export function showChatError(text, input) {
+  ui.chatError.textContent = text;
+  ui.roomInput.removeAttribute("aria-invalid");
+  ui.messageInput.removeAttribute("aria-invalid");
+  if (text && input) input.setAttribute("aria-invalid", "true");
+}

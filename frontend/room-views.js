@@ -1,0 +1,223 @@
+/*
+ * room-views.js — the rooms the user is in, as the UI shows them: one
+ * RoomView per room (its entry in #rooms, its message log, members, who is
+ * typing, unread count), which one is on screen, and what follows the room
+ * on screen (#room-name, #members, #typing, #older-button, the unread
+ * badges and document.title). sessionStorage keeps the list of rooms and
+ * the active one across reloads.
+ */
+import { isValidRoom } from "./confab-client.js";
+import { ui, el } from "./dom.js";
+import { me } from "./current.js";
+import { nearBottom, scrollToBottom } from "./message-view.js";
+
+const TYPING_SHOWN_MS = 3000;
+const KEY_ROOMS = "confab.rooms";
+const KEY_ACTIVE = "confab.active";
+
+/**
+ * One joined room on screen.
+ * @typedef {object} RoomView
+ * @property {string} name
+ * @property {HTMLElement} log        its messages (inside #messages while active)
+ * @property {HTMLElement} item       its entry in #rooms
+ * @property {Map<number, HTMLElement>} byId   message id → element
+ * @property {Map<string, HTMLElement>} pending  send id → element not yet acked
+ * @property {boolean} hasMore        older messages can be loaded
+ * @property {boolean} loadingOlder
+ * @property {number} unread
+ * @property {Map<string, true>} members
+ * @property {number} count
+ * @property {Map<string, number>} typing  user → timer that clears them
+ * @property {number|null} scrollTop  saved while another room is shown (null: at the bottom)
+ */
+
+/** @type {Map<string, RoomView>} in join order */
+export const views = new Map();
+let active = "";
+
+/** The name of the room on screen ("" when none). */
+export function activeName() {
+  return active;
+}
+
+/** @returns {RoomView|undefined} */
+export function activeView() {
+  return views.get(active);
+}
+
+/** @returns {RoomView} the room's view, made (and listed in #rooms) when new */
+export function ensureView(name) {
+  let view = views.get(name);
+  if (view) return view;
+  const item = el("li", "room");
+  item.dataset.room = name;
+  item.dataset.state = "joining";
+  const button = el("button", "room-button");
+  button.type = "button";
+  button.append(el("span", "room-label", `#${name}`));
+  const unread = el("span", "unread");
+  unread.hidden = true;
+  button.append(unread);
+  const leave = el("button", "leave-button", "×");
+  leave.type = "button";
+  leave.setAttribute("aria-label", `Leave #${name}`);
+  leave.title = `Leave #${name}`;
+  item.append(button, leave);
+  ui.rooms.append(item);
+  const log = el("div", "room-log");
+  log.dataset.room = name;
+  view = {
+    name, log, item, byId: new Map(), pending: new Map(), hasMore: false, loadingOlder: false,
+    unread: 0, members: new Map(), count: 0, typing: new Map(), scrollTop: null,
+  };
+  views.set(name, view);
+  ui.noRooms.hidden = true;
+  return view;
+}
+
+/** Forgets a room's view; another room comes on screen if it was this one. */
+export function removeView(name) {
+  const view = views.get(name);
+  if (!view) return false;
+  views.delete(name);
+  view.item.remove();
+  for (const timer of view.typing.values()) clearTimeout(timer);
+  ui.noRooms.hidden = views.size > 0;
+  if (active === name) switchTo(views.keys().next().value ?? "");
+  updateTotalUnread();
+  storeRooms();
+  return true;
+}
+
+/** Puts a room on screen (or none, with ""), where the user left it. */
+export function switchTo(name) {
+  const previous = views.get(active);
+  if (previous && previous.name !== name) previous.scrollTop = nearBottom() ? null : ui.messages.scrollTop;
+  active = name;
+  const view = views.get(name);
+  for (const v of views.values()) {
+    if (v === view) v.item.setAttribute("aria-current", "true");
+    else v.item.removeAttribute("aria-current");
+  }
+  ui.messages.setAttribute("aria-busy", "true");
+  ui.messages.replaceChildren(...(view ? [view.log] : []));
+  ui.messages.removeAttribute("aria-busy");
+  ui.roomName.textContent = name;
+  ui.messageInput.disabled = !view;
+  ui.sendButton.disabled = !view;
+  ui.messageInput.placeholder = view ? `Message #${name}` : "Join a room to chat";
+  for (const btn of ui.quickRooms.querySelectorAll("button[data-room]")) {
+    btn.setAttribute("aria-pressed", String(btn.dataset.room === name));
+  }
+  if (view) {
+    view.unread = 0;
+    renderUnread(view);
+    if (view.scrollTop === null) scrollToBottom();
+    else ui.messages.scrollTop = view.scrollTop;
+  }
+  renderMembers();
+  renderTyping();
+  renderOlderButton();
+  updateTotalUnread();
+  storeRooms();
+}
+
+/* ------------------------------------------------------------ unread */
+
+/** Counts a message of someone else in a room not on screen. */
+export function countUnread(view) {
+  view.unread += 1;
+  renderUnread(view);
+  updateTotalUnread();
+}
+
+function renderUnread(view) {
+  const badge = view.item.querySelector(".unread");
+  badge.textContent = view.unread ? String(view.unread) : "";
+  badge.hidden = view.unread === 0;
+  const label = view.unread ? `#${view.name}, ${view.unread} unread` : `#${view.name}`;
+  view.item.querySelector(".room-button").setAttribute("aria-label", label);
+}
+
+function updateTotalUnread() {
+  let total = 0;
+  for (const v of views.values()) total += v.unread;
+  ui.totalUnread.textContent = total ? String(total) : "";
+  ui.totalUnread.hidden = total === 0;
+  document.title = `${total ? `(${total}) ` : ""}${active ? `#${active} · ` : ""}confab`;
+}
+
+/* ----------------------------------------------- members and typing */
+
+export function renderMembers() {
+  const view = views.get(active);
+  const names = view ? [...view.members.keys()].sort((a, b) => a.localeCompare(b)) : [];
+  const items = names.map((user) => {
+    const li = el("li", "member", user);
+    li.dataset.user = user;
+    if (user === me()) li.append(el("span", "you", " (you)"));
+    return li;
+  });
+  if (view && view.count > names.length) items.push(el("li", "more", `and ${view.count - names.length} more`));
+  ui.members.replaceChildren(...items);
+  ui.memberCount.textContent = view ? `(${Math.max(view.count, names.length)})` : "";
+}
+
+/** Shows `user` typing in a room for a few seconds (from their last notice). */
+export function startTyping(view, user) {
+  clearTimeout(view.typing.get(user));
+  view.typing.set(user, setTimeout(() => stopTyping(view, user), TYPING_SHOWN_MS));
+  if (view.name === active) renderTyping();
+}
+
+export function stopTyping(view, user) {
+  const timer = view.typing.get(user);
+  if (timer === undefined) return;
+  clearTimeout(timer);
+  view.typing.delete(user);
+  if (view.name === active) renderTyping();
+}
+
+function renderTyping() {
+  const view = views.get(active);
+  const names = view ? [...view.typing.keys()] : [];
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = "Several people are typing…";
+  if (ui.typing.textContent !== text) ui.typing.textContent = text;
+}
+
+export function renderOlderButton() {
+  const view = views.get(active);
+  ui.olderButton.hidden = !view || !view.hasMore;
+  ui.olderButton.disabled = Boolean(view?.loadingOlder);
+  ui.olderButton.textContent = view?.loadingOlder ? "Loading…" : "Load earlier messages";
+}
+
+/* ----------------------------------------------------------- storage */
+
+function storeRooms() {
+  sessionStorage.setItem(KEY_ROOMS, JSON.stringify([...views.keys()]));
+  if (active) sessionStorage.setItem(KEY_ACTIVE, active);
+  else sessionStorage.removeItem(KEY_ACTIVE);
+}
+
+/** The rooms and the active room of the last session of this tab (rooms: null when none was kept). */
+export function storedRooms() {
+  let rooms = null;
+  try {
+    const list = JSON.parse(sessionStorage.getItem(KEY_ROOMS) ?? "null");
+    if (Array.isArray(list)) rooms = list.filter(isValidRoom);
+  } catch { /* ignore */ }
+  return { rooms, active: sessionStorage.getItem(KEY_ACTIVE) };
+}
+
+/** Removes every view and what sessionStorage keeps of them (logout). */
+export function removeAllViews() {
+  for (const name of [...views.keys()]) removeView(name);
+  sessionStorage.removeItem(KEY_ROOMS);
+  sessionStorage.removeItem(KEY_ACTIVE);
+  ui.typing.textContent = "";
+}
