@@ -129,7 +129,7 @@ function joinRoom(rawName, { focus = true } = {}) {
   if (!views.has(name)) {
     ensureView(name);
     client.join(name, { limit: PAGE }).catch((err) => {
-      if (err.code !== "closed" && err.code !== "left" && removeView(name)) {
+      if (err.code !== "closed" && err.code !== "left" && current.client === client && removeView(name)) {
         showChatError(`Could not join #${name}: ${err.message}`);
       }
     });
@@ -166,28 +166,44 @@ function sendMessage() {
 
 /* --------------------------------------------------------- session */
 
+/** Each client's unsubscribe functions (what `on()` returned). */
+const subscriptions = new WeakMap();
+
 function createClient(options) {
   const c = new ConfabClient({ baseUrl: location.origin, ...options });
-  c.on("state", (s) => {
-    showState(s);
-    if (s.state === "connected") onConnected();
-  });
-  c.on("message", onMessage);
-  c.on("ack", onAck);
-  c.on("delivery", onDelivery);
-  c.on("joined", onJoined);
-  c.on("presence", onPresence);
-  c.on("typing", onTyping);
-  c.on("left", onLeft);
-  c.on("error", (err) => {
-    if (err.fatal) logout(`Please log in again: ${err.message}`);
-    else onError(err);
-  });
-  c.on("token", ({ token, username }) => {
-    sessionStorage.setItem(KEY_USER, username);
-    sessionStorage.setItem(KEY_TOKEN, token);
-  });
+  subscriptions.set(c, [
+    c.on("state", (s) => {
+      showState(s);
+      if (s.state === "connected") onConnected();
+    }),
+    c.on("message", onMessage),
+    c.on("ack", onAck),
+    c.on("delivery", onDelivery),
+    c.on("joined", onJoined),
+    c.on("presence", onPresence),
+    c.on("typing", onTyping),
+    c.on("left", onLeft),
+    c.on("error", (err) => {
+      if (err.fatal) logout(`Please log in again: ${err.message}`);
+      else onError(err);
+    }),
+    c.on("token", ({ token, username }) => {
+      sessionStorage.setItem(KEY_USER, username);
+      sessionStorage.setItem(KEY_TOKEN, token);
+    }),
+  ]);
   return c;
+}
+
+/**
+ * Ends a client for good. Its listeners go first: close() does not stop a
+ * login already under way, whose `token` event would otherwise store the
+ * session again after a logout (and a reload would bring it back).
+ */
+function endClient(c) {
+  for (const off of subscriptions.get(c) ?? []) off();
+  subscriptions.delete(c);
+  c.close();
 }
 
 async function performLogin(rawName) {
@@ -203,7 +219,7 @@ async function performLogin(rawName) {
   try {
     await c.login(name);
   } catch (err) {
-    c.close();
+    endClient(c);
     showLogin(err.code === "network" ? "Cannot reach the server. Please try again." : err.message);
     return;
   } finally {
@@ -226,7 +242,7 @@ function startSession(c) {
 function logout(message = "") {
   const c = current.client;
   current.client = null;
-  c?.close();
+  if (c) endClient(c);
   removeAllViews();
   sessionStorage.removeItem(KEY_USER);
   sessionStorage.removeItem(KEY_TOKEN);

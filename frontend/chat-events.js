@@ -151,7 +151,7 @@ export async function loadOlder(view) {
   renderOlderButton();
   try {
     const res = await client.history(view.name, { before, limit: PAGE });
-    if (views.get(view.name) !== view) return;
+    if (views.get(view.name) !== view || current.client !== client) return;
     const isActive = view.name === activeName();
     const height = ui.messages.scrollHeight;
     const top = ui.messages.scrollTop;

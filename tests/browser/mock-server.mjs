@@ -5,7 +5,7 @@
 // epochs, recovery, idempotent sends, presence and typing like the real one,
 // and can be told to misbehave in the ways the client must survive: a send
 // answered with `timeout`, an ack lost with the connection, a room whose
-// history was reset, a connection cut, joins held back.
+// history was reset, a connection cut, joins or logins held back.
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 
@@ -25,6 +25,8 @@ export class MockConfab {
     this.logins = [];
     this.joinsHeld = false;
     this.heldJoins = [];
+    this.loginsHeld = false;
+    this.heldLogins = [];   // functions that answer a held login
     this.echoFirst = false; // new_message before ack (both orders are legal)
     this.epochs = 0;
   }
@@ -44,6 +46,9 @@ export class MockConfab {
       if (!name || [...name].length > 32) {
         return route.fulfill({ status: 400, contentType: "application/json", body: '{"error":"invalid username"}' });
       }
+      if (this.loginsHeld) {
+        return new Promise((res) => this.heldLogins.push(() => res(this.http(route))));
+      }
       const now = Math.floor(Date.now() / 1000);
       const token = `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url({ sub: name, iat: now, nbf: now, exp: now + this.tokenTtl })}.c2ln`;
       this.logins.push(name);
@@ -56,6 +61,12 @@ export class MockConfab {
     } catch {
       return route.fulfill({ status: 404, body: "not found" });
     }
+  }
+
+  /** Answers the logins held meanwhile (loginsHeld), and holds no more. */
+  async releaseLogins() {
+    this.loginsHeld = false;
+    await Promise.all(this.heldLogins.splice(0).map((answer) => answer()));
   }
 
   room(name) {

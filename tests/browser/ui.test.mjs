@@ -1,0 +1,59 @@
+// The frontend's own behaviour in headless Chromium against the in-memory
+// Protocol v1 server (mock-server.mjs): the session, what a screen reader
+// is told, the phone-sized drawer, the unread count in the title, how many
+// messages a room keeps, and pages of history from a reset room. Each test
+// asserts on what the user sees (or hears).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { MockConfab } from "./mock-server.mjs";
+import {
+  FRONTEND, until, launch, watchErrors, login,
+} from "./helpers.mjs";
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+/** A page of the app logged in as `user`. `clock`: a page clock the test can move. */
+async function open(mock, user, { viewport, clock = false } = {}) {
+  const ctx = await browser.newContext(viewport ? { viewport } : {});
+  await mock.attach(ctx);
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  if (clock) await page.clock.install();
+  await page.goto(`${mock.origin}/`);
+  await login(page, user);
+  return { page, errors, ctx, close: () => ctx.close() };
+}
+
+const joined = (page, room) => until(`${room} joined`, async () =>
+  (await page.getAttribute(`#rooms .room[data-room="${room}"]`, "data-state")) === "joined");
+
+test("logging out while a re-login is under way does not bring the session back", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice", { clock: true });
+  await joined(alice.page, "general");
+
+  // The token has expired as far as the page can tell and the socket drops:
+  // the client logs in again before reconnecting, and that login hangs.
+  mock.loginsHeld = true;
+  await alice.page.clock.fastForward("01:05:00");
+  mock.kill("alice");
+  await until("a re-login under way", () => mock.heldLogins.length === 1);
+  await alice.page.click("#logout-button");
+  await alice.page.waitForSelector("#login-screen:not([hidden])");
+
+  // The login answers after the logout: nothing of the session is kept.
+  const answered = alice.page.waitForResponse((r) => r.url().endsWith("/login"));
+  await mock.releaseLogins();
+  await answered;
+  await alice.page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+  assert.deepEqual(await alice.page.evaluate(() =>
+    [sessionStorage.getItem("confab.username"), sessionStorage.getItem("confab.token")]), [null, null]);
+  await alice.page.reload();
+  await alice.page.waitForSelector("#login-screen:not([hidden])");
+  assert.equal(await alice.page.isHidden("#chat"), true, "a reload brought the chat back");
+  assert.equal(mock.connectionsOf("alice"), 0);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
