@@ -53,7 +53,7 @@ import {
 } from "./room-views.js";
 import {
   PAGE, onMessage, onAck, onDelivery, onJoined, onPresence, onTyping, onLeft, onError, onConnected,
-  loadOlder,
+  failPending, loadOlder,
 } from "./chat-events.js";
 
 const DEFAULT_ROOM = "general";
@@ -84,6 +84,9 @@ function validateRoom(name) {
 /** What the server (and client.send) would refuse, said before anything is shown as sending. */
 function validateMessage(text) {
   if (!text) return "Type a message first.";
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) {
+    return "Messages cannot contain control characters (tabs and line breaks are fine).";
+  }
   const bytes = byteLength(JSON.stringify(text));
   if (bytes > MAX_MESSAGE_BYTES) return `Message is too long (${bytes} bytes once encoded; at most ${MAX_MESSAGE_BYTES}).`;
   return "";
@@ -161,7 +164,10 @@ function sendMessage() {
   view.log.append(node);
   ui.messageInput.value = "";
   scrollToBottom();
-  client.send(view.name, text, { id }).catch(() => { /* shown by the "delivery" event */ });
+  // A refusal through the outbox was shown by its `delivery` event already
+  // (then this finds nothing pending); one before it (send() rejects at
+  // once, no `delivery` follows) is shown here.
+  client.send(view.name, text, { id }).catch((err) => failPending(view, id, err));
 }
 
 /* --------------------------------------------------------- session */

@@ -60,14 +60,22 @@ export function onDelivery(d) {
   const view = views.get(d.room);
   const node = view?.pending.get(d.id);
   if (!node) return;
-  if (d.state === "failed") {
-    view.pending.delete(d.id);
-    markFailed(node, d.error?.message ?? "");
-    if (d.error && d.error.code !== "left" && d.error.code !== "closed") {
-      showChatError(`Your message was not sent: ${d.error.message}`);
-    }
-  } else if (d.state === "sending") {
-    setState(node, "sending", d.retryIn !== undefined ? "sending… (retrying)" : "");
+  if (d.state === "failed") failPending(view, d.id, d.error);
+  else if (d.state === "sending") setState(node, "sending", d.retryIn !== undefined ? "sending… (retrying)" : "");
+}
+
+/**
+ * Marks a pending send failed, with why; a send refused before it reached
+ * the outbox (client.send rejects at once, and no `delivery` follows) ends
+ * here too, so that nothing stays "sending…" for ever.
+ */
+export function failPending(view, id, error) {
+  const node = view.pending.get(id);
+  if (!node) return;
+  view.pending.delete(id);
+  markFailed(node, error?.message ?? "");
+  if (error && error.code !== "left" && error.code !== "closed") {
+    showChatError(`Your message was not sent: ${error.message}`);
   }
 }
 

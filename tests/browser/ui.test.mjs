@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { MockConfab } from "./mock-server.mjs";
 import {
-  FRONTEND, until, launch, watchErrors, login,
+  FRONTEND, until, launch, watchErrors, login, send, messages,
 } from "./helpers.mjs";
 
 let browser;
@@ -54,6 +54,25 @@ test("logging out while a re-login is under way does not bring the session back"
   await alice.page.waitForSelector("#login-screen:not([hidden])");
   assert.equal(await alice.page.isHidden("#chat"), true, "a reload brought the chat back");
   assert.equal(mock.connectionsOf("alice"), 0);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+test("a message with a control character is refused with a readable error, never left sending", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joined(alice.page, "general");
+  await send(alice.page, "colour \u001b[31mred\u001b[0m");
+  await until("an error in words", async () => /control character/i.test(await alice.page.textContent("#chat-error")));
+  assert.equal((await messages(alice.page)).filter((m) => m.state === "sending").length, 0);
+  assert.equal(await alice.page.getAttribute("#message-input", "aria-invalid"), "true");
+  assert.equal(await alice.page.inputValue("#message-input"), "colour \u001b[31mred\u001b[0m", "the text is kept to fix");
+  assert.equal(mock.received.filter((f) => f.type === "send").length, 0);
+
+  // Tabs are fine, and the next message goes out as usual.
+  await send(alice.page, "tab\there");
+  await until("sent", async () => (await messages(alice.page)).some((m) => m.text === "tab\there" && m.state === "sent"));
+  assert.equal(await alice.page.textContent("#chat-error"), "");
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
