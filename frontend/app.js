@@ -15,7 +15,8 @@
  *  - message-view.js: a room's messages: rendering, order, scrolling, trimming;
  *  - chat-events.js: the client's events turned into DOM; loading earlier messages;
  *  - drawer.js: the sidebar as a drawer on narrow screens;
- *  - status.js: the connection status line.
+ *  - status.js: the connection status line;
+ *  - announcer.js: what screen readers hear of the conversation.
  *
  * Stable hooks for tests and styling (keep them):
  *   #login-screen #login-form #username #login-button #login-error
@@ -32,10 +33,11 @@
  *   #room-name                  the active room
  *   #members .member[data-user] users online in the active room; #member-count
  *   #older-button               loads earlier messages (also on scroll to the top)
- *   #messages                   the active room's messages, in id order:
+ *   #messages                   the active room's messages, in id order (not a live region):
  *        .message[data-id][data-state=sending|sent|failed][data-from] (.mine when own)
  *           .from .time .text .state     pending sends have no data-id until acked
  *        .system                 notes such as "some messages could not be recovered"
+ *   #announcer                  visually hidden live region: "user: message" of others
  *   #typing                     "alice is typing…", cleared ~3 s after the last notice
  *   #chat-error                 the last error, in words
  *   #message-input #send-button (Enter sends)
@@ -45,6 +47,7 @@
 import { ConfabClient, byteLength, isValidRoom } from "./confab-client.js";
 import { ui, showChatError } from "./dom.js";
 import { current } from "./current.js";
+import { clearAnnouncements } from "./announcer.js";
 import { showLoggedOut, showState } from "./status.js";
 import { bindDrawer, closeDrawer } from "./drawer.js";
 import { renderMessage, scrollToBottom } from "./message-view.js";
@@ -249,6 +252,7 @@ function logout(message = "") {
   const c = current.client;
   current.client = null;
   if (c) endClient(c);
+  clearAnnouncements();
   removeAllViews();
   sessionStorage.removeItem(KEY_USER);
   sessionStorage.removeItem(KEY_TOKEN);

@@ -7,6 +7,7 @@
  */
 import { ui, showChatError } from "./dom.js";
 import { current } from "./current.js";
+import { announceMessage } from "./announcer.js";
 import {
   addSystem, appendUnordered, markFailed, markSent, nearBottom, placeMessage, renderMessage,
   scrollToBottom, setState, trim,
@@ -35,7 +36,12 @@ export function onMessage(m) {
   }
   if (m.id !== undefined) placeMessage(view, node, m.id);
   else appendUnordered(view, node);
-  if (m.source !== "history" && !m.mine && !isActive) countUnread(view);
+  if (m.source !== "history" && !m.mine) {
+    if (!isActive) countUnread(view);
+    // Only what arrives now is read out: not a join's history or a rejoin's
+    // replay ("gap" messages are live ones that missed the socket).
+    if (isActive && (m.source === "live" || m.source === "gap")) announceMessage(m);
+  }
   trim(view);
   if (stick) scrollToBottom();
 }

@@ -16,6 +16,7 @@ export const ui = {
   members: $("members"), memberCount: $("member-count"), olderButton: $("older-button"),
   messages: $("messages"), typing: $("typing"), chatError: $("chat-error"),
   messageForm: $("message-form"), messageInput: $("message-input"), sendButton: $("send-button"),
+  announcer: $("announcer"),
 };
 
 /** A new element; `text` goes in as textContent, never as markup. */

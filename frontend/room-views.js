@@ -100,9 +100,7 @@ export function switchTo(name) {
     if (v === view) v.item.setAttribute("aria-current", "true");
     else v.item.removeAttribute("aria-current");
   }
-  ui.messages.setAttribute("aria-busy", "true");
   ui.messages.replaceChildren(...(view ? [view.log] : []));
-  ui.messages.removeAttribute("aria-busy");
   ui.roomName.textContent = name;
   ui.messageInput.disabled = !view;
   ui.sendButton.disabled = !view;

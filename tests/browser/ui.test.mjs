@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { MockConfab } from "./mock-server.mjs";
 import {
-  FRONTEND, until, launch, watchErrors, login, send, messages,
+  FRONTEND, until, launch, watchErrors, login, send, messages, waitForText, joinRoom, switchRoom,
 } from "./helpers.mjs";
 
 let browser;
@@ -26,6 +26,7 @@ async function open(mock, user, { viewport, clock = false } = {}) {
   return { page, errors, ctx, close: () => ctx.close() };
 }
 
+const announced = (page) => page.$$eval("#announcer > *", (els) => els.map((e) => e.textContent));
 const joined = (page, room) => until(`${room} joined`, async () =>
   (await page.getAttribute(`#rooms .room[data-room="${room}"]`, "data-state")) === "joined");
 
@@ -73,6 +74,47 @@ test("a message with a control character is refused with a readable error, never
   await send(alice.page, "tab\there");
   await until("sent", async () => (await messages(alice.page)).some((m) => m.text === "tab\there" && m.state === "sent"));
   assert.equal(await alice.page.textContent("#chat-error"), "");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+test("screen readers hear the live messages of others in the room on screen, and nothing else", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  for (let i = 1; i <= 60; i++) mock.publish("lobby", "carol", `old ${i}`);
+  const alice = await open(mock, "alice");
+  await joined(alice.page, "general");
+  assert.equal(await alice.page.getAttribute("#messages", "aria-live"), null);
+  assert.notEqual(await alice.page.getAttribute("#messages", "role"), "log");
+  assert.equal(await alice.page.getAttribute("#announcer", "aria-live"), "polite");
+  assert.equal(await alice.page.$eval("#announcer", (e) => e.getBoundingClientRect().width <= 1), true);
+
+  // A join's history, "load earlier", switching rooms, one's own message:
+  // all put into #messages, none of it read out.
+  await joinRoom(alice.page, "lobby");
+  await until("history", async () => (await messages(alice.page)).length === 50);
+  await alice.page.click("#older-button");
+  await until("all 60", async () => (await messages(alice.page)).length === 60);
+  await switchRoom(alice.page, "general");
+  await switchRoom(alice.page, "lobby");
+  await send(alice.page, "mine");
+  await until("acked", async () => (await messages(alice.page)).some((m) => m.text === "mine" && m.id !== null));
+  // Nor what a rejoin replays.
+  mock.joinsHeld = true;
+  mock.kill("alice");
+  mock.publish("lobby", "bob", "while away");
+  await until("alice back", () => mock.heldJoins.length > 0);
+  mock.releaseJoins();
+  await waitForText(alice.page, "while away");
+  assert.deepEqual(await announced(alice.page), []);
+
+  // Live messages of others: in the room on screen only.
+  mock.publish("general", "bob", "elsewhere");
+  mock.publish("lobby", "bob", "hello alice");
+  await waitForText(alice.page, "hello alice");
+  assert.deepEqual(await announced(alice.page), ["bob: hello alice"]);
+  mock.publish("lobby", "bob", "hello alice");
+  await until("said twice", async () => (await announced(alice.page)).length === 2);
+  assert.deepEqual(await announced(alice.page), ["bob: hello alice", "bob: hello alice"]);
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
