@@ -22,6 +22,7 @@
  *   #login-screen #login-form #username #login-button #login-error
  *   #chat                       the chat screen (hidden until logged in)
  *   #status[data-state]         connecting | connected | reconnecting | disconnected
+ *        .status-text (announced) .status-seconds (the countdown, aria-hidden)
  *   #whoami #logout-button
  *   #sidebar-toggle[aria-expanded]  opens the sidebar on narrow screens; #sidebar
  *   #sidebar-close              closes it again (narrow screens only)

@@ -1,13 +1,23 @@
 /*
  * status.js — the connection status line in the header (#status, role=status).
+ *
+ * A role=status region is read out whenever its text changes, so the
+ * reconnect countdown ("reconnecting… 3s", updated every quarter second)
+ * keeps its seconds in an aria-hidden span: a screen reader hears
+ * "reconnecting…" once per state change, and the seconds are for the eyes.
  */
 import { ui } from "./dom.js";
 
+const text = ui.status.querySelector(".status-text");
+const seconds = ui.status.querySelector(".status-seconds");
 let timer = 0;
 
-function setStatus(state, text) {
+/** Sets the state (for styling and tests), the announced text and the silent detail. */
+function setStatus(state, label, detail = "") {
   if (ui.status.dataset.state !== state) ui.status.dataset.state = state;
-  if (ui.status.textContent !== text) ui.status.textContent = text;
+  // Writing the same text again would be announced again by some readers.
+  if (text.textContent !== label) text.textContent = label;
+  if (seconds.textContent !== detail) seconds.textContent = detail;
 }
 
 /** Shows a `state` event of the client. */
@@ -20,7 +30,7 @@ export function showState({ state, retryAt }) {
   } else if (state === "reconnecting") {
     const tick = () => {
       const left = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-      setStatus("reconnecting", `reconnecting in ${left}s…`);
+      setStatus("reconnecting", "reconnecting…", ` ${left}s`);
     };
     tick();
     timer = setInterval(tick, 250);

@@ -5,7 +5,8 @@
 // epochs, recovery, idempotent sends, presence and typing like the real one,
 // and can be told to misbehave in the ways the client must survive: a send
 // answered with `timeout`, an ack lost with the connection, a room whose
-// history was reset, a connection cut, joins or logins held back.
+// history was reset, a connection cut, joins or logins held back, sockets
+// refused.
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 
@@ -27,6 +28,7 @@ export class MockConfab {
     this.heldJoins = [];
     this.loginsHeld = false;
     this.heldLogins = [];   // functions that answer a held login
+    this.refused = new Set(); // users whose sockets are closed as soon as they open
     this.echoFirst = false; // new_message before ack (both orders are legal)
     this.epochs = 0;
   }
@@ -104,6 +106,10 @@ export class MockConfab {
     try {
       user = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).sub;
     } catch { /* unauthorized */ }
+    if (this.refused.has(user)) {
+      ws.close({ code: 1011, reason: "refused" }).catch(() => {});
+      return;
+    }
     const conn = { ws, user, rooms: new Set(), protocols: ws.protocols(), open: true };
     this.conns.add(conn);
     ws.onMessage((data) => this.handle(conn, data));

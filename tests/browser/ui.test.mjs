@@ -118,3 +118,24 @@ test("screen readers hear the live messages of others in the room on screen, and
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
+
+test("the reconnect countdown is shown but not announced every second", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joined(alice.page, "general");
+  mock.refused.add("alice");
+  mock.kill("alice");
+  const status = alice.page.locator("#status");
+  const sample = await until("a countdown on screen", async () => {
+    const [state, text] = await status.evaluate((e) => [e.dataset.state, e.textContent]);
+    const spoken = await status.ariaSnapshot();
+    const still = await status.getAttribute("data-state");
+    return state === "reconnecting" && still === "reconnecting" && /\d+s/.test(text) && { text, spoken };
+  }, 30000);
+  assert.match(sample.spoken, /reconnecting/);
+  assert.doesNotMatch(sample.spoken, /\d/, `the seconds are in the status region's text: ${sample.spoken}`);
+  mock.refused.delete("alice");
+  await until("connected again", async () => (await status.getAttribute("data-state")) === "connected", 30000);
+  assert.match(await status.ariaSnapshot(), /connected/);
+  await alice.close();
+});
