@@ -131,6 +131,7 @@ export function onLeft({ room, error }) {
 export function onError(err) {
   if (err.code === "gap") {
     console.warn(`confab: ${err.message}`);
+    if (err.lost) noteLost(err);
     return;
   }
   if (err.code === "network" || err.code === "disconnected") {
@@ -140,6 +141,14 @@ export function onError(err) {
   }
   const where = err.room ? ` (#${err.room})` : "";
   showChatError(`${err.message}${where}`);
+}
+
+/** The client gave up on some messages of a room: say so where they would have been. */
+function noteLost({ room, missing }) {
+  const view = views.get(room);
+  if (!view || !missing) return;
+  const n = missing.to - missing.from + 1;
+  addSystem(view, n === 1 ? "1 message could not be loaded." : `${n} messages could not be loaded.`);
 }
 
 /** The connection is back: a "connection lost" error is over. */

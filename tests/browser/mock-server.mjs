@@ -6,7 +6,7 @@
 // and can be told to misbehave in the ways the client must survive: a send
 // answered with `timeout`, an ack lost with the connection, a room whose
 // history was reset, a connection cut, joins or logins held back, sockets
-// refused.
+// refused, ids lost on the way.
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 
@@ -271,5 +271,10 @@ export class MockConfab {
     r.history.push(msg);
     this.toRoom(r.name, "new_message", msg);
     return msg;
+  }
+
+  /** Uses up `n` ids of a room whose messages never reach anyone, nor the history. */
+  loseIds(name, n) {
+    this.room(name).lastId += n;
   }
 }

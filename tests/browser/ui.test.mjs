@@ -139,3 +139,19 @@ test("the reconnect countdown is shown but not announced every second", async ()
   assert.match(await status.ariaSnapshot(), /connected/);
   await alice.close();
 });
+
+test("messages given up on are shown as a note in the room", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  mock.publish("r5", "bob", "before");
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r5");
+  await waitForText(alice.page, "before");
+  mock.loseIds("r5", 3); // ids 2-4 never arrive and are not in the history
+  mock.publish("r5", "bob", "after");
+  await waitForText(alice.page, "after");
+  const order = await alice.page.$$eval("#messages .room-log > *", (els) => els.map((e) =>
+    (e.classList.contains("system") ? `note: ${e.textContent}` : e.querySelector(".text").textContent)));
+  assert.deepEqual(order, ["before", "note: 3 messages could not be loaded.", "after"]);
+  assert.deepEqual(alice.errors.filter((e) => !/^confab: Messages 2–4 of #r5/.test(e)), []);
+  await alice.close();
+});
