@@ -53,7 +53,7 @@ import { showLoggedOut, showState } from "./status.js";
 import { bindDrawer, closeDrawer } from "./drawer.js";
 import { renderMessage, scrollToBottom } from "./message-view.js";
 import {
-  views, activeView, ensureView, removeView, removeAllViews, switchTo, storedRooms,
+  views, activeView, ensureView, removeView, removeAllViews, switchTo, seenActive, storedRooms,
 } from "./room-views.js";
 import {
   PAGE, onMessage, onAck, onDelivery, onJoined, onPresence, onTyping, onLeft, onError, onConnected,
@@ -308,6 +308,9 @@ function bindEvents() {
   }, { passive: true });
   ui.olderButton.addEventListener("click", () => loadOlder(activeView()));
   ui.logoutButton.addEventListener("click", () => logout());
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) seenActive();
+  });
   bindDrawer();
 }
 

@@ -37,7 +37,7 @@ export function onMessage(m) {
   if (m.id !== undefined) placeMessage(view, node, m.id);
   else appendUnordered(view, node);
   if (m.source !== "history" && !m.mine) {
-    if (!isActive) countUnread(view);
+    if (!isActive || document.hidden) countUnread(view);
     // Only what arrives now is read out: not a join's history or a rejoin's
     // replay ("gap" messages are live ones that missed the socket).
     if (isActive && (m.source === "live" || m.source === "gap")) announceMessage(m);

@@ -5,6 +5,10 @@
  * on screen (#room-name, #members, #typing, #older-button, the unread
  * badges and document.title). sessionStorage keeps the list of rooms and
  * the active one across reloads.
+ *
+ * Unread counts: messages of others that came in while the user could not
+ * see them, i.e. in a room not on screen, or in the room on screen while the
+ * tab is hidden (cleared when the tab is shown again).
  */
 import { isValidRoom } from "./confab-client.js";
 import { ui, el } from "./dom.js";
@@ -123,9 +127,18 @@ export function switchTo(name) {
 
 /* ------------------------------------------------------------ unread */
 
-/** Counts a message of someone else in a room not on screen. */
+/** Counts a message of someone else that the user cannot see now. */
 export function countUnread(view) {
   view.unread += 1;
+  renderUnread(view);
+  updateTotalUnread();
+}
+
+/** The tab is shown again: what came into the room on screen meanwhile is seen. */
+export function seenActive() {
+  const view = views.get(active);
+  if (!view || !view.unread) return;
+  view.unread = 0;
   renderUnread(view);
   updateTotalUnread();
 }

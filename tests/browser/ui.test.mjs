@@ -14,13 +14,30 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-/** A page of the app logged in as `user`. `clock`: a page clock the test can move. */
-async function open(mock, user, { viewport, clock = false } = {}) {
+/**
+ * A page of the app logged in as `user`. `clock`: a page clock the test can
+ * move; `hideable`: document.hidden can be switched with window.__setHidden
+ * (headless Chromium shows every page as visible, whatever is in front).
+ */
+async function open(mock, user, { viewport, clock = false, hideable = false } = {}) {
   const ctx = await browser.newContext(viewport ? { viewport } : {});
   await mock.attach(ctx);
   const page = await ctx.newPage();
   const errors = watchErrors(page);
   if (clock) await page.clock.install();
+  if (hideable) {
+    await page.addInitScript(() => {
+      let hidden = false;
+      Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: () => hidden });
+      Object.defineProperty(Document.prototype, "visibilityState", {
+        configurable: true, get: () => (hidden ? "hidden" : "visible"),
+      });
+      window.__setHidden = (value) => {
+        hidden = value;
+        document.dispatchEvent(new Event("visibilitychange"));
+      };
+    });
+  }
   await page.goto(`${mock.origin}/`);
   await login(page, user);
   return { page, errors, ctx, close: () => ctx.close() };
@@ -153,5 +170,23 @@ test("messages given up on are shown as a note in the room", async () => {
     (e.classList.contains("system") ? `note: ${e.textContent}` : e.querySelector(".text").textContent)));
   assert.deepEqual(order, ["before", "note: 3 messages could not be loaded.", "after"]);
   assert.deepEqual(alice.errors.filter((e) => !/^confab: Messages 2–4 of #r5/.test(e)), []);
+  await alice.close();
+});
+
+test("while the tab is hidden, new messages in the room on screen are counted in the title", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice", { hideable: true });
+  await joinRoom(alice.page, "r6");
+  assert.equal(await alice.page.title(), "#r6 · confab");
+  await alice.page.evaluate(() => window.__setHidden(true));
+  mock.publish("r6", "bob", "one");
+  mock.publish("r6", "bob", "two");
+  await until("counted in the title", async () => (await alice.page.title()) === "(2) #r6 · confab");
+  await alice.page.evaluate(() => window.__setHidden(false));
+  await until("cleared when shown", async () => (await alice.page.title()) === "#r6 · confab");
+  mock.publish("r6", "bob", "three");
+  await waitForText(alice.page, "three");
+  assert.equal(await alice.page.title(), "#r6 · confab");
+  assert.deepEqual(alice.errors, []);
   await alice.close();
 });
