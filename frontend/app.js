@@ -28,6 +28,7 @@
  *   #sidebar-close              closes it again (narrow screens only)
  *   #total-unread               unread count of all rooms, on the toggle
  *   #room-form #room-input #join-button   join (or switch to) a room
+ *   #room-error                 what is wrong with the room name typed
  *   #quick-rooms button[data-room]
  *   #rooms .room[data-room][data-state=joining|joined][aria-current]
  *        .room-button (switch)  .unread (count; hidden when 0)  .leave-button
@@ -46,7 +47,7 @@
  * sessionStorage: confab.username, confab.token, confab.rooms (JSON list), confab.active.
  */
 import { ConfabClient, byteLength, isValidRoom } from "./confab-client.js";
-import { ui, showChatError } from "./dom.js";
+import { ui, isNarrow, showChatError, showRoomError } from "./dom.js";
 import { current } from "./current.js";
 import { clearAnnouncements } from "./announcer.js";
 import { showLoggedOut, showState } from "./status.js";
@@ -127,10 +128,11 @@ function joinRoom(rawName, { focus = true } = {}) {
   const name = rawName.trim();
   const problem = validateRoom(name);
   if (problem) {
-    showChatError(problem, ui.roomInput);
+    showRoomError(problem);
     ui.roomInput.focus();
     return;
   }
+  showRoomError("");
   showChatError("");
   ui.roomInput.value = "";
   if (!views.has(name)) {
@@ -149,6 +151,11 @@ function joinRoom(rawName, { focus = true } = {}) {
 function leaveRoom(name) {
   current.client?.leave(name).catch(() => {});
   removeView(name); // also done by the "left" event; whichever comes first
+  // Focus stays in the sidebar (the drawer stays open on a phone); a phone
+  // gets no text field, whose keyboard would cover the screen.
+  const next = ui.rooms.querySelector('.room[aria-current="true"] .room-button')
+    ?? (isNarrow() ? ui.quickRooms.querySelector("button") : ui.roomInput);
+  next.focus();
 }
 
 function sendMessage() {
@@ -259,6 +266,7 @@ function logout(message = "") {
   sessionStorage.removeItem(KEY_TOKEN);
   showLoggedOut();
   showChatError("");
+  showRoomError("");
   ui.username.value = "";
   closeDrawer();
   showLogin(message);
@@ -284,7 +292,6 @@ function bindEvents() {
     if (!item) return;
     if (ev.target.closest(".leave-button")) {
       leaveRoom(item.dataset.room);
-      (ui.rooms.querySelector(".room-button") ?? ui.roomInput).focus();
     } else if (ev.target.closest(".room-button")) {
       switchTo(item.dataset.room);
       closeDrawer();
@@ -301,7 +308,7 @@ function bindEvents() {
     if (current.client && room && ui.messageInput.value.trim()) current.client.typing(room);
   });
   ui.roomInput.addEventListener("input", () => {
-    if (ui.roomInput.hasAttribute("aria-invalid")) showChatError("");
+    if (ui.roomInput.hasAttribute("aria-invalid")) showRoomError("");
   });
   ui.messages.addEventListener("scroll", () => {
     if (ui.messages.scrollTop < NEAR_TOP_PX) loadOlder(activeView());

@@ -12,7 +12,7 @@ export const ui = {
   sidebarToggle: $("sidebar-toggle"), sidebarClose: $("sidebar-close"), totalUnread: $("total-unread"),
   sidebar: $("sidebar"), roomName: $("room-name"), whoami: $("whoami"), status: $("status"),
   logoutButton: $("logout-button"), roomForm: $("room-form"), roomInput: $("room-input"),
-  quickRooms: $("quick-rooms"), rooms: $("rooms"), noRooms: $("no-rooms"),
+  roomError: $("room-error"), quickRooms: $("quick-rooms"), rooms: $("rooms"), noRooms: $("no-rooms"),
   members: $("members"), memberCount: $("member-count"), olderButton: $("older-button"),
   messages: $("messages"), typing: $("typing"), chatError: $("chat-error"),
   messageForm: $("message-form"), messageInput: $("message-input"), sendButton: $("send-button"),
@@ -35,7 +35,16 @@ export function isNarrow() {
 /** The error line under the conversation; `input`, when given, is marked invalid. */
 export function showChatError(text, input) {
   ui.chatError.textContent = text;
-  ui.roomInput.removeAttribute("aria-invalid");
   ui.messageInput.removeAttribute("aria-invalid");
   if (text && input) input.setAttribute("aria-invalid", "true");
+}
+
+/**
+ * The error line of the room form. It sits beside the form rather than under
+ * the conversation because on a phone the open drawer covers #chat-error.
+ */
+export function showRoomError(text) {
+  ui.roomError.textContent = text;
+  if (text) ui.roomInput.setAttribute("aria-invalid", "true");
+  else ui.roomInput.removeAttribute("aria-invalid");
 }

@@ -3,6 +3,10 @@
  * on narrow screens: the toggle in the header opens it, its Close button,
  * Escape or a tap beside it close it. On wide screens it is always shown
  * and none of this applies (the toggle is hidden).
+ *
+ * Focus: opening the drawer focuses the room on screen in the list, not the
+ * room name input, whose on-screen keyboard would cover half of a phone's
+ * screen; closing it with Close or Escape returns focus to the toggle.
  */
 import { ui, isNarrow } from "./dom.js";
 
@@ -13,7 +17,9 @@ function isDrawerOpen() {
 function openDrawer() {
   ui.chat.classList.add("sidebar-open");
   ui.sidebarToggle.setAttribute("aria-expanded", "true");
-  ui.roomInput.focus();
+  const target = ui.rooms.querySelector('.room[aria-current="true"] .room-button')
+    ?? ui.rooms.querySelector(".room-button") ?? ui.sidebarClose;
+  target.focus();
 }
 
 export function closeDrawer() {
@@ -32,9 +38,13 @@ export function bindDrawer() {
     ui.sidebarToggle.focus();
   });
   document.addEventListener("click", (ev) => {
-    // On a phone, a tap beside the open drawer closes it.
-    if (isDrawerOpen() && isNarrow() &&
-        !ui.sidebar.contains(ev.target) && !ui.sidebarToggle.contains(ev.target)) closeDrawer();
+    // On a phone, a tap beside the open drawer closes it. The path is the
+    // one the click took when it was dispatched: a handler before this one
+    // may have removed the target (the leave button of a room), and a
+    // detached target is not contained in the drawer any more.
+    if (!isDrawerOpen() || !isNarrow()) return;
+    const path = ev.composedPath();
+    if (!path.includes(ui.sidebar) && !path.includes(ui.sidebarToggle)) closeDrawer();
   });
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape" && isDrawerOpen() && isNarrow()) {

@@ -106,6 +106,7 @@ export function switchTo(name) {
   }
   ui.messages.replaceChildren(...(view ? [view.log] : []));
   ui.roomName.textContent = name;
+  ui.roomName.title = name; // the header cuts a long name short on a phone
   ui.messageInput.disabled = !view;
   ui.sendButton.disabled = !view;
   ui.messageInput.placeholder = view ? `Message #${name}` : "Join a room to chat";

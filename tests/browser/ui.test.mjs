@@ -190,3 +190,56 @@ test("while the tab is hidden, new messages in the room on screen are counted in
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
+
+test("the drawer on a phone: focus, leaving a room, room name errors, long names", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice", { viewport: { width: 375, height: 700 } });
+  await joinRoom(alice.page, "r7a");
+  await joinRoom(alice.page, "r7b");
+  const focused = () => alice.page.evaluate(() => {
+    const e = document.activeElement;
+    return { tag: e.tagName, id: e.id, room: e.closest(".room")?.dataset.room ?? null, cls: e.className };
+  });
+
+  // Opening it focuses the room on screen, not the text field.
+  await alice.page.click("#sidebar-toggle");
+  assert.equal(await alice.page.isVisible("#sidebar"), true);
+  assert.deepEqual(await focused(), { tag: "BUTTON", id: "", room: "r7b", cls: "room-button" });
+
+  // A bad room name: the error is shown in the drawer, which stays open.
+  await alice.page.fill("#room-input", "bad room!");
+  await alice.page.click("#join-button");
+  await until("the error beside the form", async () => /letters, digits/.test(await alice.page.textContent("#room-error")));
+  assert.equal(await alice.page.isVisible("#room-error"), true);
+  assert.equal(await alice.page.$eval("#room-error", (e) => e.closest("#sidebar") !== null), true);
+  assert.equal(await alice.page.getAttribute("#room-input", "aria-invalid"), "true");
+  assert.equal(await alice.page.isVisible("#sidebar"), true);
+  await alice.page.fill("#room-input", "");
+  await alice.page.keyboard.type("ok");
+  assert.equal(await alice.page.textContent("#room-error"), "");
+  await alice.page.fill("#room-input", "");
+
+  // Leaving a room keeps the drawer open and the focus in it.
+  await alice.page.click('#rooms .room[data-room="r7b"] .leave-button');
+  await until("r7b gone", async () => (await alice.page.$('#rooms .room[data-room="r7b"]')) === null);
+  assert.equal(await alice.page.isVisible("#sidebar"), true, "leaving a room closed the drawer");
+  assert.deepEqual(await focused(), { tag: "BUTTON", id: "", room: "general", cls: "room-button" });
+
+  // A 64-character name is cut short in the header, on one line.
+  const long = "a-very-long-room-name-that-goes-on-and-on-and-on-0123456789.xyz:";
+  assert.equal(long.length, 64);
+  await joinRoom(alice.page, long);
+  const title = await alice.page.$eval(".room-title", (h) => {
+    const style = getComputedStyle(h);
+    return {
+      overflow: style.textOverflow, cut: h.scrollWidth > h.clientWidth,
+      lines: Math.round(h.getBoundingClientRect().height / parseFloat(style.lineHeight)),
+      right: h.getBoundingClientRect().right, pageWidth: document.documentElement.scrollWidth,
+    };
+  });
+  assert.deepEqual({ overflow: title.overflow, cut: title.cut, lines: title.lines }, { overflow: "ellipsis", cut: true, lines: 1 });
+  assert.ok(title.right <= 375 && title.pageWidth <= 375, JSON.stringify(title));
+  assert.equal(await alice.page.getAttribute("#room-name", "title"), long);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
