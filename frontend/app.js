@@ -52,7 +52,7 @@ import { current } from "./current.js";
 import { clearAnnouncements } from "./announcer.js";
 import { showLoggedOut, showState } from "./status.js";
 import { bindDrawer, closeDrawer } from "./drawer.js";
-import { renderMessage, scrollToBottom } from "./message-view.js";
+import { renderMessage, scrollToBottom, nearBottom, trim } from "./message-view.js";
 import {
   views, activeView, ensureView, removeView, removeAllViews, switchTo, seenActive, storedRooms,
 } from "./room-views.js";
@@ -312,6 +312,7 @@ function bindEvents() {
   });
   ui.messages.addEventListener("scroll", () => {
     if (ui.messages.scrollTop < NEAR_TOP_PX) loadOlder(activeView());
+    else if (nearBottom() && activeView()) trim(activeView()); // what came while the user read above
   }, { passive: true });
   ui.olderButton.addEventListener("click", () => loadOlder(activeView()));
   ui.logoutButton.addEventListener("click", () => logout());

@@ -42,7 +42,9 @@ export function onMessage(m) {
     // replay ("gap" messages are live ones that missed the socket).
     if (isActive && (m.source === "live" || m.source === "gap")) announceMessage(m);
   }
-  trim(view);
+  // Bounded only while the user is at the bottom; scrolled up, they are
+  // reading, and nodes removed above would move the text under their eyes.
+  if (isActive ? stick : view.scrollTop === null) trim(view);
   if (stick) scrollToBottom();
 }
 

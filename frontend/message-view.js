@@ -1,8 +1,8 @@
 /*
  * message-view.js — the messages of one room (a RoomView's `log`, see
  * room-views.js): rendering a message, keeping the log in id order, system
- * notes, the scroll position of #messages, and bounding how many messages
- * a room keeps.
+ * notes, the scroll position of #messages, and bounding how many nodes a
+ * room keeps.
  *
  * Order in a log: messages with ids in id order, with system notes and
  * messages without ids (published by a backend straight to Redis) where they
@@ -12,7 +12,7 @@
 import { ui, el } from "./dom.js";
 import { me } from "./current.js";
 
-/** Messages with ids a room keeps; older ones are dropped (and can be reloaded). */
+/** Nodes a room keeps besides its pending sends; older ones go (and can be reloaded). */
 const MAX_RENDERED = 1000;
 const NEAR_BOTTOM_PX = 48;
 
@@ -112,12 +112,26 @@ export function scrollToBottom() {
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
-/** Drops a room's oldest messages beyond MAX_RENDERED (they can be loaded again). */
+/**
+ * Drops a room's oldest nodes beyond MAX_RENDERED: messages with or without
+ * ids, failed sends, system notes. Pending sends are never dropped (the user
+ * is still waiting on them). Dropped messages with ids can be loaded again
+ * ("load earlier"). Call only while the room is shown at its bottom (or
+ * kept at its bottom while hidden): removing nodes above what the user is
+ * reading would move it under their eyes.
+ */
 export function trim(view) {
-  const all = view.log.querySelectorAll(".message[data-id]");
-  for (let i = 0; i < all.length - MAX_RENDERED; i++) {
-    view.byId.delete(Number(all[i].dataset.id));
-    all[i].remove();
-    view.hasMore = true;
+  const excess = view.log.childElementCount - view.pending.size - MAX_RENDERED;
+  if (excess <= 0) return;
+  let dropped = 0;
+  for (const node of [...view.log.children]) {
+    if (dropped === excess) break;
+    if (node.classList.contains("pending")) continue;
+    if (node.dataset.id !== undefined) {
+      view.byId.delete(Number(node.dataset.id));
+      view.hasMore = true;
+    }
+    node.remove();
+    dropped += 1;
   }
 }

@@ -13,7 +13,7 @@
 import { isValidRoom } from "./confab-client.js";
 import { ui, el } from "./dom.js";
 import { me } from "./current.js";
-import { nearBottom, scrollToBottom } from "./message-view.js";
+import { nearBottom, scrollToBottom, trim } from "./message-view.js";
 
 const TYPING_SHOWN_MS = 3000;
 const KEY_ROOMS = "confab.rooms";
@@ -116,8 +116,12 @@ export function switchTo(name) {
   if (view) {
     view.unread = 0;
     renderUnread(view);
-    if (view.scrollTop === null) scrollToBottom();
-    else ui.messages.scrollTop = view.scrollTop;
+    if (view.scrollTop === null) {
+      trim(view); // it may have grown while the user was reading it scrolled up
+      scrollToBottom();
+    } else {
+      ui.messages.scrollTop = view.scrollTop;
+    }
   }
   renderMembers();
   renderTyping();

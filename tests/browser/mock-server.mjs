@@ -6,7 +6,7 @@
 // and can be told to misbehave in the ways the client must survive: a send
 // answered with `timeout`, an ack lost with the connection, a room whose
 // history was reset, a connection cut, joins or logins held back, sockets
-// refused, ids lost on the way.
+// refused, ids lost on the way, messages without ids.
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 
@@ -271,6 +271,11 @@ export class MockConfab {
     r.history.push(msg);
     this.toRoom(r.name, "new_message", msg);
     return msg;
+  }
+
+  /** A message without an id, as a backend publishing straight to Redis sends it: live only. */
+  publishWithoutId(name, from, message) {
+    this.toRoom(name, "new_message", { room: name, message, from, sent: new Date().toISOString() });
   }
 
   /** Uses up `n` ids of a room whose messages never reach anyone, nor the history. */

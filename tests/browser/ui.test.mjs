@@ -243,3 +243,39 @@ test("the drawer on a phone: focus, leaving a room, room name errors, long names
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
+
+test("a room keeps at most 1000 nodes of any kind, and none are dropped while the user reads above", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r8");
+  const nodes = () => alice.page.$eval("#messages .room-log", (l) => l.childElementCount);
+  // Messages without ids (a backend publishing straight to Redis).
+  for (let i = 0; i < 1010; i++) mock.publishWithoutId("r8", "bob", `n ${i}`);
+  await waitForText(alice.page, "n 1009");
+  assert.equal(await nodes(), 1000);
+  assert.equal((await messages(alice.page))[0].text, "n 10");
+
+  // Scrolled up, reading: what comes in is added, nothing above moves.
+  const readingAt = await alice.page.$eval("#messages", (list) => {
+    list.scrollTop = 2000;
+    const top = list.getBoundingClientRect().top;
+    const first = [...list.querySelectorAll(".message")].find((m) => m.getBoundingClientRect().bottom > top + 1);
+    return { text: first.querySelector(".text").textContent, y: first.getBoundingClientRect().top };
+  });
+  for (let i = 1010; i < 1030; i++) mock.publishWithoutId("r8", "bob", `n ${i}`);
+  mock.publish("r8", "bob", "with an id");
+  await waitForText(alice.page, "with an id");
+  assert.equal(await nodes(), 1021);
+  const after = await alice.page.$eval("#messages", (list, text) => {
+    const m = [...list.querySelectorAll(".message")].find((e) => e.querySelector(".text").textContent === text);
+    return { y: m.getBoundingClientRect().top, scrollTop: list.scrollTop };
+  }, readingAt.text);
+  assert.ok(Math.abs(after.y - readingAt.y) <= 1, `the text moved from ${readingAt.y} to ${after.y}`);
+
+  // Back at the bottom: trimmed again.
+  await alice.page.$eval("#messages", (list) => { list.scrollTop = list.scrollHeight; });
+  await until("trimmed", async () => (await nodes()) === 1000);
+  assert.equal((await messages(alice.page)).at(-1).text, "with an id");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
