@@ -98,6 +98,7 @@ export function onJoined(info) {
   } else if (info.gap) {
     addSystem(view, "Some messages sent while you were away could not be recovered.");
   }
+  view.epoch = info.epoch;
   if (!info.rejoin || info.reset) {
     const oldest = info.messages.find((m) => m.id !== undefined)?.id;
     view.hasMore = info.messages.length >= PAGE && oldest !== undefined && oldest > 1;
@@ -172,11 +173,17 @@ export async function loadOlder(view) {
     renderOlderButton();
     return;
   }
+  const epoch = view.epoch;
   view.loadingOlder = true;
   renderOlderButton();
   try {
     const res = await client.history(view.name, { before, limit: PAGE });
     if (views.get(view.name) !== view || current.client !== client) return;
+    // A page of another epoch than the ids on screen (the room's history was
+    // reset: its `joined` with `reset` is on its way, or came meanwhile) has
+    // ids of another history; mixed in, it would show messages that never
+    // came before these. Dropped: the `joined` redraws the room.
+    if (view.epoch !== epoch || (res.epoch !== undefined && res.epoch !== epoch)) return;
     const isActive = view.name === activeName();
     const height = ui.messages.scrollHeight;
     const top = ui.messages.scrollTop;

@@ -27,6 +27,7 @@ const KEY_ACTIVE = "confab.active";
  * @property {HTMLElement} item       its entry in #rooms
  * @property {Map<number, HTMLElement>} byId   message id → element
  * @property {Map<string, HTMLElement>} pending  send id → element not yet acked
+ * @property {string|null} epoch      of the ids shown (from the last `joined`)
  * @property {boolean} hasMore        older messages can be loaded
  * @property {boolean} loadingOlder
  * @property {number} unread
@@ -72,8 +73,8 @@ export function ensureView(name) {
   const log = el("div", "room-log");
   log.dataset.room = name;
   view = {
-    name, log, item, byId: new Map(), pending: new Map(), hasMore: false, loadingOlder: false,
-    unread: 0, members: new Map(), count: 0, typing: new Map(), scrollTop: null,
+    name, log, item, byId: new Map(), pending: new Map(), epoch: null, hasMore: false,
+    loadingOlder: false, unread: 0, members: new Map(), count: 0, typing: new Map(), scrollTop: null,
   };
   views.set(name, view);
   ui.noRooms.hidden = true;

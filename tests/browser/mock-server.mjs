@@ -264,12 +264,15 @@ export class MockConfab {
     if (this.echoFirst) this.out(conn, "ack", ack);
   }
 
-  /** A message posted by someone without a browser (like POST /api/publish). */
-  publish(name, from, message) {
+  /**
+   * A message posted by someone without a browser (like POST /api/publish);
+   * `quiet`: stored in the history only, delivered to nobody.
+   */
+  publish(name, from, message, { quiet = false } = {}) {
     const r = this.room(name);
     const msg = { room: r.name, id: ++r.lastId, message, from, sent: new Date().toISOString() };
     r.history.push(msg);
-    this.toRoom(r.name, "new_message", msg);
+    if (!quiet) this.toRoom(r.name, "new_message", msg);
     return msg;
   }
 

@@ -279,3 +279,28 @@ test("a room keeps at most 1000 nodes of any kind, and none are dropped while th
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
+
+test("a page of history read from the room's new epoch is not mixed into the old one", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  for (let i = 1; i <= 60; i++) mock.publish("r10", "carol", `old ${i}`);
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r10");
+  await until("50 of history", async () => (await messages(alice.page)).length === 50);
+  const old = Array.from({ length: 50 }, (_, i) => `old ${i + 11}`);
+
+  // The room's history is reset; its `joined` has not come yet when the
+  // page of earlier messages is answered from the new history.
+  mock.resetRoom("r10");
+  for (let i = 1; i <= 5; i++) mock.publish("r10", "carol", `new ${i}`, { quiet: true });
+  await alice.page.click("#older-button");
+  await until("the page answered", async () => mock.received.some((f) => f.type === "history") &&
+    (await alice.page.textContent("#older-button")) !== "Loading…");
+  assert.deepEqual((await messages(alice.page)).map((m) => m.text), old);
+
+  mock.resync("r10");
+  await until("the room redrawn", async () => (await messages(alice.page)).length === 5);
+  assert.deepEqual((await messages(alice.page)).map((m) => [m.id, m.text]),
+    [1, 2, 3, 4, 5].map((i) => [i, `new ${i}`]));
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
