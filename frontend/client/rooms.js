@@ -226,12 +226,17 @@ export class Rooms {
     r.joinTimer = 0;
     const first = !r.joinedOnce;
     const epoch = typeof p.epoch === "string" ? p.epoch : String(p.epoch ?? "");
-    const reset = r.epoch !== null && epoch !== r.epoch;
+    // The same epoch ending below the last id this client holds means the
+    // server lost messages it had given out (Redis back from an older copy of
+    // its data): the ids above the new last one will be handed out again, for
+    // other messages, so it is a reset like a new epoch, not a repeat.
+    const wentBack = r.epoch !== null && epoch === r.epoch && (toId(p.last_id) ?? 0) < r.lastId;
+    const reset = (r.epoch !== null && epoch !== r.epoch) || wentBack;
     if (reset) {
       // The old epoch's history is gone, and with it the gap being fetched:
       // that is reported and what was held past it delivered, before the
       // new epoch starts over (its fetch's answer will be ignored).
-      this._giveUpGap(r, "the room's history was reset");
+      this._giveUpGap(r, wentBack ? "the room's history went back" : "the room's history was reset");
       r.lastId = 0;
       r.ackedIds.clear();
     }
