@@ -463,14 +463,21 @@ int http_ops_route(struct gw *gw, struct lws *wsi, const char *url)
 }
 
 /* The value of request header `token` in buf, or NULL when it is absent.
- * One too long for buf is "", which matches no validator: present, it must
- * still keep a weaker condition from deciding (If-None-Match does). */
+ * One present but empty is "", and so is one too long for buf: "" matches
+ * no validator, and present, it must still keep a weaker condition from
+ * deciding (an empty If-None-Match is a list naming nothing, RFC 9110
+ * section 13.2.2, so If-Modified-Since is ignored and the file is sent).
+ * lws_hdr_total_length() is 0 both for an absent header and for an empty
+ * one; lws 4.1 has no call that says "present" (lws_hdr_extant came
+ * later), but its parser gives a known header its first fragment when the
+ * name is read, before any value, and lws_hdr_copy_fragment() fails for a
+ * header without one. */
 static const char *header_value(struct lws *wsi, enum lws_token_indexes token, char *buf,
                                 size_t cap)
 {
-    if (lws_hdr_total_length(wsi, token) <= 0)
-        return NULL;
-    return lws_hdr_copy(wsi, buf, (int)cap, token) < 0 ? "" : buf;
+    if (lws_hdr_total_length(wsi, token) > 0)
+        return lws_hdr_copy(wsi, buf, (int)cap, token) < 0 ? "" : buf;
+    return lws_hdr_copy_fragment(wsi, buf, (int)cap, token, 0) < 0 ? NULL : "";
 }
 
 /* 304: the headers a 200 would have had that describe the file, no body

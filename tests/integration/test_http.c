@@ -305,7 +305,16 @@ static void test_static_files_revalidate(void **state)
     h_resp_free(&r);
     get_if("/app.js", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n", 200, &r);
     h_resp_free(&r);
+    /* An empty If-None-Match is present, names no tag, and decides: the
+     * If-Modified-Since beside it (the file's own date) is ignored. */
     get_if("/app.js", "If-None-Match: \r\n", 200, &r);
+    h_resp_free(&r);
+    snprintf(cond, sizeof cond, "If-None-Match: \r\nIf-Modified-Since: %s\r\n", lm);
+    get_if("/app.js", cond, 200, &r);
+    assert_string_equal(r.body, "console.log(1)");
+    h_resp_free(&r);
+    snprintf(cond, sizeof cond, "If-Modified-Since: %s\r\nIf-None-Match:\r\n", lm);
+    get_if("/app.js", cond, 200, &r);
     h_resp_free(&r);
     /* Later than the file: a file put back to an older version (its time
      * goes back) must not be taken for the copy the client holds. */
