@@ -5,7 +5,8 @@
  * join's history, "load earlier", one's own message moved into place on its
  * ack) would be read out. Instead the UI calls announce() for the few things
  * worth interrupting for — a new message from someone else in the room on
- * screen — and this module puts a short line into #announcer, a visually
+ * screen, and a system note in it (messages lost, a history reset) — and
+ * this module puts a short line into #announcer, a visually
  * hidden aria-live=polite region.
  *
  * Each announcement is a new child element: a screen reader reads additions,
@@ -28,6 +29,11 @@ function announce(text) {
 /** "alice: hello" for a message of someone else in the room on screen. */
 export function announceMessage({ from, message }) {
   announce(`${from || "unknown"}: ${message}`);
+}
+
+/** A system note of the room on screen ("3 messages could not be loaded."). */
+export function announceNote(text) {
+  announce(text);
 }
 
 /** Forgets everything queued (on logout: nothing of the session is read out later). */

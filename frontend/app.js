@@ -39,7 +39,8 @@
  *        .message[data-id][data-state=sending|sent|failed][data-from] (.mine when own)
  *           .from .time .text .state     pending sends have no data-id until acked
  *        .system                 notes such as "some messages could not be recovered"
- *   #announcer                  visually hidden live region: "user: message" of others
+ *   #announcer                  visually hidden live region: "user: message" of others, and the
+ *                               .system notes of the room on screen
  *   #typing                     "alice is typing…", cleared ~3 s after the last notice
  *   #chat-error                 the last error, in words
  *   #message-input #send-button (Enter sends)
@@ -52,9 +53,9 @@ import { current } from "./current.js";
 import { clearAnnouncements } from "./announcer.js";
 import { showLoggedOut, showState } from "./status.js";
 import { bindDrawer, closeDrawer } from "./drawer.js";
-import { renderMessage, scrollToBottom, nearBottom, trim } from "./message-view.js";
+import { renderMessage, scrollToBottom, nearBottom } from "./message-view.js";
 import {
-  views, activeView, ensureView, removeView, removeAllViews, switchTo, seenActive, storedRooms,
+  views, activeView, boundRoom, ensureView, removeView, removeAllViews, switchTo, seenActive, storedRooms,
 } from "./room-views.js";
 import {
   PAGE, onMessage, onAck, onDelivery, onJoined, onPresence, onTyping, onLeft, onError, onConnected,
@@ -312,7 +313,7 @@ function bindEvents() {
   });
   ui.messages.addEventListener("scroll", () => {
     if (ui.messages.scrollTop < NEAR_TOP_PX) loadOlder(activeView());
-    else if (nearBottom() && activeView()) trim(activeView()); // what came while the user read above
+    else if (nearBottom() && activeView()) boundRoom(activeView(), true); // what came while the user read above
   }, { passive: true });
   ui.olderButton.addEventListener("click", () => loadOlder(activeView()));
   ui.logoutButton.addEventListener("click", () => logout());

@@ -7,13 +7,14 @@
  */
 import { ui, showChatError } from "./dom.js";
 import { current } from "./current.js";
-import { announceMessage } from "./announcer.js";
+import { announceMessage, announceNote } from "./announcer.js";
 import {
-  addSystem, appendUnordered, markFailed, markSent, nearBottom, placeMessage, renderMessage,
-  scrollToBottom, setState, trim,
+  addSystem, appendUnordered, markFailed, markSent, nearBottom, placeBefore, placeMessage, renderMessage,
+  scrollToBottom, setState,
 } from "./message-view.js";
 import {
-  views, activeName, countUnread, removeView, renderMembers, renderOlderButton, startTyping, stopTyping,
+  views, activeName, boundRoom, countUnread, removeView, renderMembers, renderOlderButton, startTyping,
+  stopTyping,
 } from "./room-views.js";
 
 /** Messages per join and per history page. */
@@ -42,9 +43,7 @@ export function onMessage(m) {
     // replay ("gap" messages are live ones that missed the socket).
     if (isActive && (m.source === "live" || m.source === "gap")) announceMessage(m);
   }
-  // Bounded only while the user is at the bottom; scrolled up, they are
-  // reading, and nodes removed above would move the text under their eyes.
-  if (isActive ? stick : view.scrollTop === null) trim(view);
+  boundRoom(view, stick);
   if (stick) scrollToBottom();
 }
 
@@ -94,9 +93,9 @@ export function onJoined(info) {
   if (info.reset) {
     for (const node of [...view.log.children]) if (!node.classList.contains("pending")) node.remove();
     view.byId.clear();
-    if (info.rejoin) addSystem(view, "The room's history was reset on the server; showing it afresh.");
+    if (info.rejoin) addNote(view, "The room's history was reset on the server; showing it afresh.");
   } else if (info.gap) {
-    addSystem(view, "Some messages sent while you were away could not be recovered.");
+    addNote(view, "Some messages sent while you were away could not be recovered.");
   }
   view.epoch = info.epoch;
   if (!info.rejoin || info.reset) {
@@ -151,7 +150,17 @@ function noteLost({ room, missing }) {
   const view = views.get(room);
   if (!view || !missing) return;
   const n = missing.to - missing.from + 1;
-  addSystem(view, n === 1 ? "1 message could not be loaded." : `${n} messages could not be loaded.`);
+  addNote(view, n === 1 ? "1 message could not be loaded." : `${n} messages could not be loaded.`);
+}
+
+/**
+ * A system note in a room; in the room on screen it is also read out, as
+ * #messages is not a live region. A note in another room is not: the
+ * user is not looking at it (nor are its messages read out).
+ */
+function addNote(view, text) {
+  addSystem(view, text);
+  if (view.name === activeName()) announceNote(text);
 }
 
 /** The connection is back: a "connection lost" error is over. */
@@ -187,9 +196,17 @@ export async function loadOlder(view) {
     const isActive = view.name === activeName();
     const height = ui.messages.scrollHeight;
     const top = ui.messages.scrollTop;
+    // The page is older than every id shown (it was asked for before the
+    // oldest): it goes before the oldest message with an id, and so above
+    // any note below it. Looked up again: the log may have changed while
+    // the page was on its way.
+    const oldest = view.log.querySelector(".message[data-id]");
+    const firstId = oldest ? Number(oldest.dataset.id) : Infinity;
+    const ref = oldest ?? view.log.firstElementChild;
     for (const m of res.messages) {
       if (m.id === undefined || view.byId.has(m.id)) continue;
-      placeMessage(view, renderMessage(m), m.id);
+      if (m.id < firstId) placeBefore(view, renderMessage(m), m.id, ref);
+      else placeMessage(view, renderMessage(m), m.id);
     }
     view.hasMore = res.hasMore && res.messages.length > 0;
     if (isActive) ui.messages.scrollTop = top + (ui.messages.scrollHeight - height);

@@ -1,8 +1,8 @@
 /*
  * message-view.js — the messages of one room (a RoomView's `log`, see
  * room-views.js): rendering a message, keeping the log in id order, system
- * notes, the scroll position of #messages, and bounding how many nodes a
- * room keeps.
+ * notes, the scroll position of #messages and where the user is reading,
+ * and bounding how many nodes a room keeps.
  *
  * Order in a log: messages with ids in id order, with system notes and
  * messages without ids (published by a backend straight to Redis) where they
@@ -14,6 +14,12 @@ import { me } from "./current.js";
 
 /** Nodes a room keeps besides its pending sends; older ones go (and can be reloaded). */
 const MAX_RENDERED = 1000;
+/**
+ * The bound while the user reads the room on screen scrolled up, where
+ * nothing is dropped below it: a busy room read far above its bottom for
+ * long would otherwise grow without limit.
+ */
+export const MAX_READING = 5 * MAX_RENDERED;
 const NEAR_BOTTOM_PX = 48;
 
 function parseDate(value) {
@@ -93,6 +99,18 @@ export function placeMessage(view, node, id) {
   else view.log.prepend(node);
 }
 
+/**
+ * Puts a message older than every message with an id on screen ("load
+ * earlier") before `ref`, the first of those (null: at the end). Not
+ * placeMessage(): walking back from the end, it stops at the first note,
+ * which may be anywhere below.
+ */
+export function placeBefore(view, node, id, ref) {
+  node.dataset.id = String(id);
+  view.byId.set(id, node);
+  view.log.insertBefore(node, ref);
+}
+
 /** Appends a node without an id (a note, a message without id), before the pending sends. */
 export function appendUnordered(view, node) {
   view.log.append(node);
@@ -112,26 +130,78 @@ export function scrollToBottom() {
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
+/** How many nodes a room has besides its pending sends. */
+export function nodeCount(view) {
+  return view.log.childElementCount - view.pending.size;
+}
+
 /**
- * Drops a room's oldest nodes beyond MAX_RENDERED: messages with or without
- * ids, failed sends, system notes. Pending sends are never dropped (the user
+ * Drops a room's oldest nodes beyond `max`: messages with or without ids,
+ * failed sends, system notes. Pending sends are never dropped (the user
  * is still waiting on them). Dropped messages with ids can be loaded again
- * ("load earlier"). Call only while the room is shown at its bottom (or
- * kept at its bottom while hidden): removing nodes above what the user is
- * reading would move it under their eyes.
+ * ("load earlier"): returns whether there were any, for the caller to show
+ * the button. The caller keeps what the user reads in place (room-views.js
+ * boundRoom).
  */
-export function trim(view) {
-  const excess = view.log.childElementCount - view.pending.size - MAX_RENDERED;
-  if (excess <= 0) return;
-  let dropped = 0;
-  for (const node of [...view.log.children]) {
-    if (dropped === excess) break;
-    if (node.classList.contains("pending")) continue;
-    if (node.dataset.id !== undefined) {
-      view.byId.delete(Number(node.dataset.id));
-      view.hasMore = true;
+export function trim(view, max = MAX_RENDERED) {
+  let excess = nodeCount(view) - max;
+  let droppedId = false;
+  // Walked from the first child rather than over a copy of all children:
+  // past the bound, this runs for each message that comes in.
+  let node = view.log.firstElementChild;
+  while (excess > 0 && node) {
+    const next = node.nextElementSibling;
+    if (!node.classList.contains("pending")) {
+      if (node.dataset.id !== undefined) {
+        view.byId.delete(Number(node.dataset.id));
+        view.hasMore = true;
+        droppedId = true;
+      }
+      node.remove();
+      excess -= 1;
     }
-    node.remove();
-    dropped += 1;
+    node = next;
   }
+  return droppedId;
+}
+
+/**
+ * Where the user is reading in #messages, which shows `log`: its first node
+ * in view, and how far below the top of #messages that node starts
+ * (negative: cut off above). A node, not a pixel offset, so that it still
+ * holds after nodes above it were dropped.
+ * @returns {{node: Element, offset: number}|null} null for an empty log
+ */
+export function readingPlace(log) {
+  const top = ui.messages.getBoundingClientRect().top;
+  const nodes = log.children;
+  // Nodes are stacked top to bottom: the first whose bottom is below the
+  // top of the view, found by bisection (a room may hold MAX_READING).
+  let lo = 0;
+  let hi = nodes.length - 1;
+  let found = null;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (nodes[mid].getBoundingClientRect().bottom > top) {
+      found = nodes[mid];
+      hi = mid - 1;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return found && { node: found, offset: found.getBoundingClientRect().top - top };
+}
+
+/**
+ * Scrolls #messages, which shows `log`, so that the node of `place` is where
+ * it was. A node dropped meanwhile (trimmed) was older than everything
+ * kept: the top of the log is the nearest place left.
+ */
+export function restoreReadingPlace(log, place) {
+  if (!place || place.node.parentNode !== log) {
+    ui.messages.scrollTop = 0;
+    return;
+  }
+  const now = place.node.getBoundingClientRect().top - ui.messages.getBoundingClientRect().top;
+  ui.messages.scrollTop += now - place.offset;
 }

@@ -13,7 +13,9 @@
 import { isValidRoom } from "./confab-client.js";
 import { ui, el } from "./dom.js";
 import { me } from "./current.js";
-import { nearBottom, scrollToBottom, trim } from "./message-view.js";
+import {
+  MAX_READING, nearBottom, nodeCount, readingPlace, restoreReadingPlace, scrollToBottom, trim,
+} from "./message-view.js";
 
 const TYPING_SHOWN_MS = 3000;
 const KEY_ROOMS = "confab.rooms";
@@ -34,7 +36,9 @@ const KEY_ACTIVE = "confab.active";
  * @property {Map<string, true>} members
  * @property {number} count
  * @property {Map<string, number>} typing  user → timer that clears them
- * @property {number|null} scrollTop  saved while another room is shown (null: at the bottom)
+ * @property {{node: Element, offset: number, scrollTop?: number}|null} reading  where the
+ *           user was reading it, kept while another room is shown (null: at the bottom; see
+ *           readingPlace); on screen, the place the last trim kept (boundRoom)
  */
 
 /** @type {Map<string, RoomView>} in join order */
@@ -74,7 +78,7 @@ export function ensureView(name) {
   log.dataset.room = name;
   view = {
     name, log, item, byId: new Map(), pending: new Map(), epoch: null, hasMore: false,
-    loadingOlder: false, unread: 0, members: new Map(), count: 0, typing: new Map(), scrollTop: null,
+    loadingOlder: false, unread: 0, members: new Map(), count: 0, typing: new Map(), reading: null,
   };
   views.set(name, view);
   ui.noRooms.hidden = true;
@@ -98,7 +102,8 @@ export function removeView(name) {
 /** Puts a room on screen (or none, with ""), where the user left it. */
 export function switchTo(name) {
   const previous = views.get(active);
-  if (previous && previous.name !== name) previous.scrollTop = nearBottom() ? null : ui.messages.scrollTop;
+  // Also for the room on screen itself: its log is put back below.
+  if (previous) previous.reading = nearBottom() ? null : readingPlace(previous.log);
   active = name;
   const view = views.get(name);
   for (const v of views.values()) {
@@ -106,6 +111,7 @@ export function switchTo(name) {
     else v.item.removeAttribute("aria-current");
   }
   ui.messages.replaceChildren(...(view ? [view.log] : []));
+  if (previous && previous !== view) boundRoom(previous, false); // now off screen
   ui.roomName.textContent = name;
   ui.roomName.title = name; // the header cuts a long name short on a phone
   ui.messageInput.disabled = !view;
@@ -117,18 +123,43 @@ export function switchTo(name) {
   if (view) {
     view.unread = 0;
     renderUnread(view);
-    if (view.scrollTop === null) {
-      trim(view); // it may have grown while the user was reading it scrolled up
-      scrollToBottom();
-    } else {
-      ui.messages.scrollTop = view.scrollTop;
-    }
+    if (view.reading === null) scrollToBottom();
+    else restoreReadingPlace(view.log, view.reading);
   }
   renderMembers();
   renderTyping();
   renderOlderButton();
   updateTotalUnread();
   storeRooms();
+}
+
+/**
+ * Bounds how many nodes a room keeps (message-view.js trim) without moving
+ * what the user reads. A room not on screen keeps MAX_RENDERED, whatever
+ * the user was reading in it: `reading` holds that as a node, which comes
+ * back on screen where it was unless it was dropped. The room on screen
+ * keeps MAX_RENDERED while the user is at its bottom (`atBottom`, as it was
+ * before the node that came in); scrolled up, MAX_READING, and the node at
+ * the top of the view stays where it is on screen. Messages with ids
+ * dropped from the room on screen show the "load earlier" button.
+ */
+export function boundRoom(view, atBottom) {
+  const shown = view.name === active;
+  let dropped = false;
+  if (!shown || atBottom) {
+    dropped = trim(view);
+  } else if (nodeCount(view) > MAX_READING) {
+    // The place kept by the last trim is kept again unless the user has
+    // scrolled since: measured anew each time, it would take on each time
+    // the rounding of scrollTop to whole pixels, and the text would creep.
+    const last = view.reading;
+    const place = last && last.scrollTop === ui.messages.scrollTop && last.node.parentNode === view.log
+      ? last : readingPlace(view.log);
+    dropped = trim(view, MAX_READING);
+    restoreReadingPlace(view.log, place);
+    view.reading = place && { node: place.node, offset: place.offset, scrollTop: ui.messages.scrollTop };
+  }
+  if (dropped && shown) renderOlderButton();
 }
 
 /* ------------------------------------------------------------ unread */

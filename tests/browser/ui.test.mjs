@@ -1,13 +1,14 @@
 // The frontend's own behaviour in headless Chromium against the in-memory
 // Protocol v1 server (mock-server.mjs): the session, what a screen reader
 // is told, the phone-sized drawer, the unread count in the title, how many
-// messages a room keeps, and pages of history from a reset room. Each test
-// asserts on what the user sees (or hears).
+// messages a room keeps and where the user comes back to, "load earlier",
+// and pages of history from a reset room. Each test asserts on what the
+// user sees (or hears).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { MockConfab } from "./mock-server.mjs";
 import {
-  FRONTEND, until, launch, watchErrors, login, send, messages, waitForText, joinRoom, switchRoom,
+  FRONTEND, until, launch, watchErrors, login, send, messages, waitForText, joinRoom, switchRoom, unread,
 } from "./helpers.mjs";
 
 let browser;
@@ -159,19 +160,67 @@ test("the reconnect countdown is shown but not announced every second", async ()
   await alice.close();
 });
 
-test("messages given up on are shown as a note in the room", async () => {
+test("messages given up on are shown as a note in the room, read out in the room on screen only", async () => {
   const mock = new MockConfab({ frontendDir: FRONTEND });
   mock.publish("r5", "bob", "before");
+  mock.publish("r5b", "bob", "before b");
   const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r5b");
   await joinRoom(alice.page, "r5");
   await waitForText(alice.page, "before");
+  const logOrder = () => alice.page.$$eval("#messages .room-log > *", (els) => els.map((e) =>
+    (e.classList.contains("system") ? `note: ${e.textContent}` : e.querySelector(".text").textContent)));
+
+  // In a room not on screen: noted there, not read out.
+  mock.loseIds("r5b", 2);
+  mock.publish("r5b", "bob", "after b");
+  await until("counted unread", async () => (await unread(alice.page, "r5b")) === 1);
+  assert.deepEqual(await announced(alice.page), []);
+
+  // In the room on screen: noted, and read out before the message after it.
   mock.loseIds("r5", 3); // ids 2-4 never arrive and are not in the history
   mock.publish("r5", "bob", "after");
   await waitForText(alice.page, "after");
+  assert.deepEqual(await logOrder(), ["before", "note: 3 messages could not be loaded.", "after"]);
+  await until("read out", async () => (await announced(alice.page)).length === 2);
+  assert.deepEqual(await announced(alice.page), ["3 messages could not be loaded.", "bob: after"]);
+
+  await switchRoom(alice.page, "r5b");
+  assert.deepEqual(await logOrder(), ["before b", "note: 2 messages could not be loaded.", "after b"]);
+  assert.deepEqual(alice.errors.filter((e) => !/^confab: Messages (2–4 of #r5|2–3 of #r5b)\b/.test(e)), []);
+  await alice.close();
+});
+
+test("\"load earlier\" puts older messages above a note at the bottom, and what the user reads stays put", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  for (let i = 1; i <= 60; i++) mock.publish("r11", "carol", `old ${i}`);
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r11");
+  await until("50 of history", async () => (await messages(alice.page)).length === 50);
+  mock.loseIds("r11", 3);
+  mock.publish("r11", "bob", "after");
+  await waitForText(alice.page, "after");
+
+  // Scrolled to the top, which loads the page before "old 11"; where it is
+  // in the view is measured at once, in the same task (the page comes
+  // later). In the view: the "load earlier" button above it goes when
+  // there is nothing more to load, and takes its height with it.
+  const before = await alice.page.$eval("#messages", (list) => {
+    list.scrollTop = 0;
+    return [...list.querySelectorAll(".message")].find((m) => m.querySelector(".text").textContent === "old 11")
+      .getBoundingClientRect().top - list.getBoundingClientRect().top;
+  });
+  await until("all 60", async () => (await messages(alice.page)).length === 61);
   const order = await alice.page.$$eval("#messages .room-log > *", (els) => els.map((e) =>
     (e.classList.contains("system") ? `note: ${e.textContent}` : e.querySelector(".text").textContent)));
-  assert.deepEqual(order, ["before", "note: 3 messages could not be loaded.", "after"]);
-  assert.deepEqual(alice.errors.filter((e) => !/^confab: Messages 2–4 of #r5/.test(e)), []);
+  assert.deepEqual(order, [
+    ...Array.from({ length: 60 }, (_, i) => `old ${i + 1}`), "note: 3 messages could not be loaded.", "after",
+  ]);
+  const after = await alice.page.$eval("#messages", (list) => [...list.querySelectorAll(".message")]
+    .find((m) => m.querySelector(".text").textContent === "old 11")
+    .getBoundingClientRect().top - list.getBoundingClientRect().top);
+  assert.ok(Math.abs(after - before) <= 1, `"old 11" moved from ${before} to ${after}`);
+  assert.deepEqual(alice.errors.filter((e) => !/^confab: Messages 61–63 of #r11\b/.test(e)), []);
   await alice.close();
 });
 
@@ -278,6 +327,84 @@ test("a room keeps at most 1000 nodes of any kind, and none are dropped while th
   await alice.page.$eval("#messages", (list) => { list.scrollTop = list.scrollHeight; });
   await until("trimmed", async () => (await nodes()) === 1000);
   assert.equal((await messages(alice.page)).at(-1).text, "with an id");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+test("when the room on screen drops its oldest messages, \"load earlier\" is offered and brings them back", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r12");
+  assert.equal(await alice.page.isHidden("#older-button"), true);
+  for (let i = 1; i <= 1001; i++) mock.publish("r12", "bob", `m ${i}`);
+  await waitForText(alice.page, "m 1001");
+  let list = await messages(alice.page);
+  assert.deepEqual([list.length, list[0].text], [1000, "m 2"]);
+  assert.equal(await alice.page.isVisible("#older-button"), true, "no way to see \"m 1\" again");
+  // Scrolled up a little (at the bottom, what comes in is trimmed again),
+  // the user asks for the earlier messages.
+  await alice.page.$eval("#messages", (list) => { list.scrollTop = list.scrollHeight / 2; });
+  await alice.page.click("#older-button");
+  await waitForText(alice.page, "m 1");
+  list = await messages(alice.page);
+  assert.deepEqual([list.length, list[0].text, list[1].text], [1001, "m 1", "m 2"]);
+  await until("nothing more to load", () => alice.page.isHidden("#older-button"));
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+test("a room read scrolled up is bounded: to 1000 nodes off screen, 5000 on screen, and the user comes back to what they read", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r13");
+  const publish = async (from, to) => {
+    for (let i = from; i <= to; i++) mock.publish("r13", "bob", `m ${i}`);
+  };
+  await publish(1, 1000);
+  await waitForText(alice.page, "m 1000");
+  const nodes = () => alice.page.$eval("#messages .room-log", (l) => l.childElementCount);
+  // Where "m 900" is in the view (px below its top), for the eyes of the user.
+  const place = () => alice.page.$eval("#messages", (list) => {
+    const m = [...list.querySelectorAll(".message")].find((e) => e.querySelector(".text").textContent === "m 900");
+    return m ? m.getBoundingClientRect().top - list.getBoundingClientRect().top : null;
+  });
+  // The user scrolls up and reads from "m 900" (its top a little cut off).
+  await alice.page.$eval("#messages", (list) => {
+    const m = [...list.querySelectorAll(".message")].find((e) => e.querySelector(".text").textContent === "m 900");
+    list.scrollTop += m.getBoundingClientRect().top - list.getBoundingClientRect().top + 7;
+  });
+  const reading = await place();
+  assert.ok(reading > -20 && reading < 0, String(reading));
+
+  // Another room for a while; what comes into this one meanwhile is bounded.
+  await alice.page.evaluate(() => { window.r13log = document.querySelector("#messages .room-log"); });
+  await joinRoom(alice.page, "r13b");
+  await publish(1001, 1500);
+  await until("counted unread", async () => (await unread(alice.page, "r13")) === 500);
+  assert.deepEqual(await alice.page.evaluate(() =>
+    [window.r13log.childElementCount, window.r13log.querySelector(".text").textContent]), [1000, "m 501"]);
+
+  // Back: where they were, with the earlier messages a click away.
+  await switchRoom(alice.page, "r13");
+  assert.equal(await nodes(), 1000);
+  const back = await place();
+  assert.ok(Math.abs(back - reading) <= 2, `"m 900" at ${back}, was at ${reading}`);
+  assert.equal(await alice.page.isVisible("#older-button"), true);
+
+  // Reading above in a busy room on screen: nothing is dropped up to 5000
+  // nodes, then the oldest go, and what the user reads stays put.
+  await publish(1501, 5600);
+  // (The last node only: reading all 5000 every 50 ms would slow the page.)
+  await until("m 5600 in", async () => (await alice.page.$eval("#messages .room-log", (l) =>
+    l.lastElementChild.querySelector(".text")?.textContent)) === "m 5600", 180000);
+  assert.equal(await nodes(), 5000);
+  assert.equal((await messages(alice.page))[0].text, "m 601");
+  const still = await place();
+  assert.ok(Math.abs(still - reading) <= 2, `"m 900" at ${still}, was at ${reading}`);
+
+  // At the bottom again: 1000.
+  await alice.page.$eval("#messages", (list) => { list.scrollTop = list.scrollHeight; });
+  await until("trimmed", async () => (await nodes()) === 1000);
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
