@@ -338,11 +338,6 @@ static bool owned(struct broker *b, struct gwlink *l, const struct cf_wire_msg *
     return false;
 }
 
-/* What a presence change that cannot wait takes back from its room's held
- * requests: the opposite change of the same connection from the same link
- * (a held join of a connection now leaving, a held leave of one now
- * re-registered). The last change decides the outcome, so it may run first
- * once the earlier ones are gone; a join taken back is answered. */
 /* What a presence change is held under (rooms_submit's tag): its type and
  * connection, so that taking back one connection's changes compares an
  * integer per held request instead of decoding each. 0 for the rest. */
@@ -353,6 +348,11 @@ static uint64_t presence_tag(enum cf_wire_type type, struct cf_str conn)
     return cf_fnv1a64(conn.p, conn.len) << 2 | 2 | (type == CF_WIRE_SUB);
 }
 
+/* What a presence change that cannot wait takes back from its room's held
+ * requests: the opposite change of the same connection from the same link
+ * (a held join of a connection now leaving, a held leave of one now
+ * re-registered). The last change decides the outcome, so it may run first
+ * once the earlier ones are gone; a join taken back is answered. */
 struct unhold {
     struct broker *b;
     uint64_t link_id;
