@@ -18,6 +18,7 @@ import argparse
 import datetime
 import http.client
 import json
+import math
 import os
 import random
 import selectors
@@ -75,16 +76,22 @@ def scenarios(quick):
             "conns": 2000 if q else 20000, "rooms": 200 if q else 2000,
             "hold": 2 if q else 20, "gateway_workers": 2, "baseline_procs": 2,
         },
+        # Two generator processes of half the connections and half the
+        # in-flight bound each, started together: a loopback connect() runs
+        # both ends' TCP handshake in the caller, so one process storming
+        # alone sits at a whole core against either server and its limit,
+        # not the server's, is what would be measured (benchmarks.md)
         "storm": {
             "title": "Connect storm: as fast as possible, <= 1000 handshakes in flight",
             "conns": 2000 if q else 5000, "rooms": 200 if q else 500, "inflight": 1000,
-            "no_join": True,
+            "no_join": True, "gen_procs": 2,
         },
         # the same storm where every connection also joins a room of 10 (its
         # joined snapshot, presence to the others): no target, for reference
         "stormjoin": {
             "title": "Connect storm with joins: each connection also joins a room of 10",
             "conns": 2000 if q else 5000, "rooms": 200 if q else 500, "inflight": 1000,
+            "gen_procs": 2,
         },
     }
 
@@ -218,18 +225,29 @@ def tree_mem(roots):
     return out
 
 
+def proc_cpu(pid):
+    """CPU seconds of one process, every thread: the scheduler's own count in
+    nanoseconds (schedstat), where /proc/PID/stat has clock ticks (10 ms
+    here, too coarse for a storm's tenth of a second)."""
+    try:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def tree_cpu(roots):
     """CPU seconds (user + system) of the live processes under roots."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in descendants(roots):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    return sum(proc_cpu(pid) for pid in descendants(roots))
 
 
 def meminfo_slab_bytes():
@@ -381,7 +399,7 @@ def parse_gen(out, err_path):
 
 
 def run_publish(a, procs, srv, sc, logdir):
-    """fanout, rooms, steady, storm: one generator process."""
+    """fanout, rooms, steady: one generator process."""
     err_path = os.path.join(logdir, f"gen-{srv.kind}.log")
     roots = [p.pid for p in srv.roots + srv.extra_roots]  # confab's CPU includes Redis'
     cpu0, t0 = tree_cpu(roots), time.monotonic()
@@ -407,6 +425,105 @@ def run_publish(a, procs, srv, sc, logdir):
     finally:
         if dump and os.path.exists(dump):
             os.remove(dump)  # ~15 MB per steady run
+
+
+# The generator's histogram buckets (bench/gen/hist.h), to merge several
+# generators' handshake times exactly.
+BH_SUB_BITS = 7
+BH_SUB = 1 << BH_SUB_BITS
+
+
+def bh_lower(idx):
+    if idx < BH_SUB:
+        return idx
+    e = (idx >> BH_SUB_BITS) + BH_SUB_BITS - 1
+    return (BH_SUB + (idx & (BH_SUB - 1))) << (e - BH_SUB_BITS)
+
+
+def bh_width(idx):
+    return 1 if idx < BH_SUB else 1 << ((idx >> BH_SUB_BITS) - 1)
+
+
+def bh_quantile(buckets, lo, hi, q):
+    """bh_quantile() of hist.c over merged sparse buckets {index: count}."""
+    count = sum(buckets.values())
+    if not count:
+        return 0
+    if q >= 1.0:
+        return hi
+    rank = max(1, math.ceil(q * count))
+    seen = 0
+    for i in sorted(buckets):
+        seen += buckets[i]
+        if seen >= rank:
+            return max(lo, min(hi, bh_lower(i) + bh_width(i) // 2))
+    return hi
+
+
+def merge_storms(results):
+    """One storm's figures from generators that stormed together: handshakes
+    per second over the span from the first start to the last handshake, and
+    the quantiles of every handshake."""
+    buckets, lo, hi = {}, None, 0
+    for r in results:
+        h = r["handshake_ns_buckets"]
+        for i, c in h["b"]:
+            buckets[i] = buckets.get(i, 0) + c
+        if h["b"]:
+            lo = h["min"] if lo is None else min(lo, h["min"])
+            hi = max(hi, h["max"])
+    lo = lo or 0
+    span = (max(r["t_last_handshake_ns"] for r in results)
+            - min(r["t_start_ns"] for r in results)) / 1e9
+    connected = sum(r["connected"] for r in results)
+    out = {"generators": results, "conns": sum(r["conns"] for r in results),
+           "connected": connected,
+           "connect_errors": sum(r["connect_errors"] for r in results),
+           "joined": sum(r["joined"] for r in results),
+           "join_errors": sum(r["join_errors"] for r in results),
+           "handshakes_per_s": round(connected / span, 1) if span > 0 else 0,
+           "handshake_ms": {k: round(bh_quantile(buckets, lo, hi, q) / 1e6, 3)
+                            for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
+                                         ("p999", 0.999), ("max", 1.0))},
+           # the busiest process: what says whether a generator was the limit
+           "gen_cpu_total": max(r["gen_cpu_total"] for r in results),
+           "gen_cpu_sum": round(sum(r["gen_cpu_total"] for r in results), 3),
+           "storm_s": round(span, 4)}
+    out["handshake_ms"]["count"] = sum(buckets.values())
+    return out
+
+
+def run_storm(a, procs, srv, sc, logdir):
+    """storm, stormjoin: sc["gen_procs"] generators of an equal share of the
+    connections and of the in-flight bound, started at the same instant."""
+    n = sc["gen_procs"]
+    roots = [p.pid for p in srv.roots + srv.extra_roots]  # confab's CPU includes Redis'
+    start_at = int((time.monotonic() + 1.0) * 1e9)  # the generators' CLOCK_MONOTONIC
+    gens, results = [], []
+    cpu0 = tree_cpu(roots)
+    try:
+        for k in range(n):
+            share = sc["conns"] // n + (1 if k < sc["conns"] % n else 0)
+            offset = sum(sc["conns"] // n + (1 if j < sc["conns"] % n else 0) for j in range(k))
+            argv = gen_argv(a, dict(sc, inflight=max(1, sc["inflight"] // n)), srv.port, share,
+                            offset, f"{1 + 50 * k}-{50 + 50 * k}")
+            gens.append(GenProc(procs, f"confab-bench-{k}", argv + ["--start-at", str(start_at)],
+                                os.path.join(logdir, f"gen-{srv.kind}-{k}.log")))
+        for g in gens:
+            results.append(g.result(gen_timeout(sc)))
+    finally:
+        for g in gens:
+            if g.p.poll() is None:
+                procs.stop(g.p)
+    cpu = tree_cpu(roots) - cpu0
+    r = merge_storms(results)
+    # all of the server's CPU in the run (it is idle before and after the
+    # storm), in clock ticks: per handshake, what the server spends on one
+    r["server_cpu_s"] = round(cpu, 3)
+    r["server_cpu_us_per_handshake"] = (round(cpu / r["connected"] * 1e6, 1)
+                                        if r["connected"] else None)
+    r["server_cpu"] = round(cpu / r["storm_s"], 3) if r["storm_s"] > 0 else None
+    return r
 
 
 def tail_figures(dump, sc):
@@ -553,7 +670,9 @@ def run_one(a, procs, name, sc, kind, logdir):
             srv = start_confab(a, procs, sc.get("gateway_workers", a.gateway_workers), logdir)
         else:
             srv = start_baseline(a, procs, sc.get("baseline_procs", 1), logdir)
-        r = (run_idle if name == "idle" else run_publish)(a, procs, srv, sc, logdir)
+        run = (run_idle if name == "idle" else run_storm if sc.get("gen_procs")
+               else run_publish)
+        r = run(a, procs, srv, sc, logdir)
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         say(f"{name} against {kind}: {e}")
         r = {"error": str(e)}

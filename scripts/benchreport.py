@@ -57,7 +57,8 @@ def figures(name, r):
                 "handshake_p50_ms": r["handshake_ms"]["p50"],
                 "handshake_p99_ms": r["handshake_ms"]["p99"],
                 "handshake_max_ms": r["handshake_ms"]["max"], "gen_cpu": r["gen_cpu_total"],
-                "server_cpu": r.get("server_cpu")}
+                "gen_cpu_sum": r.get("gen_cpu_sum"), "server_cpu": r.get("server_cpu"),
+                "server_cpu_us_per_handshake": r.get("server_cpu_us_per_handshake")}
     return {}
 
 
@@ -174,7 +175,10 @@ TARGETS = {
               ("handshake_max_ms", "handshake max, ms", "", None),
               ("connect_errors", "connect errors (worst run)", "0", lambda c, b: c == 0),
               ("server_cpu", "server CPU, cores (confab's with Redis)", "", None),
-              ("gen_cpu", "generator CPU, cores", "", None)],
+              ("server_cpu_us_per_handshake", "server CPU per handshake, µs (confab's with "
+               "Redis)", "", None),
+              ("gen_cpu", "generator CPU, cores (the busiest generator process)", "", None),
+              ("gen_cpu_sum", "generator CPU, cores (all its processes)", "", None)],
 }
 TARGETS["stormjoin"] = [(k, label, "", None) for k, label, _, _ in TARGETS["storm"]]
 for _row in ("lost", "duplicated"):  # the worst run's, not the median's
@@ -228,8 +232,11 @@ def describe(name, sc):
     if name in ("storm", "stormjoin"):
         joins = (", handshakes only" if sc.get("no_join")
                  else f", each joining one of {sc['rooms']:,} rooms")
+        gens = sc.get("gen_procs", 1)
+        split = (f", from {gens} generator processes started together (each with an equal "
+                 f"share of the connections and of the in-flight bound)" if gens > 1 else "")
         return (f"{sc['conns']:,} connections, as fast as possible, <= {sc['inflight']} in "
-                f"flight{joins}")
+                f"flight{joins}{split}")
     pubs = "every connection" if sc["publishers"] == 0 else f"{sc['publishers']} publishers"
     rooms = "1 room" if sc["rooms"] == 1 else f"{sc['rooms']:,} rooms"
     return (f"{sc['conns']:,} connections in {rooms}, {pubs}, steps "

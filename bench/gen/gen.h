@@ -43,6 +43,7 @@ typedef struct gen_opts {
     int json;
     int no_join; /* storm: count the handshake, join nothing */
     const char *dump; /* --dump FILE: one line per delivery in a step (dump.h) */
+    uint64_t start_at; /* --start-at: CLOCK_MONOTONIC ns to begin connecting at, 0: now */
 } gen_opts;
 
 enum conn_state {

@@ -104,7 +104,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
         {"stop-p99-ms", 1, 0, 'P'},  {"msg-bytes", 1, 0, 'b'},    {"connect-rate", 1, 0, 'C'},
         {"inflight", 1, 0, 'K'},     {"hold", 1, 0, 'H'},         {"index-offset", 1, 0, 'O'},
         {"src-ips", 1, 0, 'I'},      {"json", 0, 0, 'j'},         {"help", 0, 0, 'h'},
-        {"no-join", 0, 0, 'N'},      {"dump", 1, 0, 'd'},
+        {"no-join", 0, 0, 'N'},      {"dump", 1, 0, 'd'},         {"start-at", 1, 0, 'T'},
         {0, 0, 0, 0}};
     *o = (gen_opts){.conns = 100, .rooms = 1, .step_s = 5, .drain_s = 2, .stop_loss = 0.001,
                     .stop_p99_ms = 250, .msg_bytes = 100, .inflight = 1000, .hold_s = -1,
@@ -137,6 +137,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
         case 'j': o->json = 1; break;
         case 'N': o->no_join = 1; break;
         case 'd': o->dump = optarg; break;
+        case 'T': rc = num("start-at", optarg, 0, 1e19, &v); o->start_at = (uint64_t)v; break;
         default:
             return usage_error("usage: confab-bench --url ws://HOST:PORT/ws --secret S "
                                "[--conns N] [--rooms R] [--publishers P] [--rate LIST] ...");
@@ -341,6 +342,14 @@ int main(int argc, char **argv)
     static gen g;
     if (setup(&g, argc, argv) < 0)
         return 1;
+    /* several generators storming one server start together (bench.py) */
+    if (g.o.start_at > gen_clock()) {
+        struct timespec at = {(time_t)(g.o.start_at / 1000000000ull),
+                              (long)(g.o.start_at % 1000000000ull)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR &&
+               !stop_requested)
+            ;
+    }
     double cpu0 = cpu_seconds();
     uint64_t wall0 = gen_clock();
     run_setup(&g);

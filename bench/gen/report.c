@@ -31,6 +31,21 @@ static void json_reasons(const step_stats *s)
     printf("]");
 }
 
+/* The buckets themselves, sparse ([[index, count], ...]), so that the
+ * histograms of several generators can be merged exactly (bench.py). */
+static void json_buckets(const bh_hist *h)
+{
+    printf("{\"min\":%llu,\"max\":%llu,\"b\":[", (unsigned long long)h->min,
+           (unsigned long long)h->max);
+    const char *sep = "";
+    for (uint32_t i = 0; i < BH_BUCKETS; i++)
+        if (h->b[i]) {
+            printf("%s[%u,%llu]", sep, i, (unsigned long long)h->b[i]);
+            sep = ",";
+        }
+    printf("]}");
+}
+
 static double hs_rate(const gen *g)
 {
     double span = (double)(g->t_last_handshake - g->t_setup0) / 1e9;
@@ -44,6 +59,10 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
            "\"join_errors\":%u,\"handshakes_per_s\":%.1f,\"handshake_ms\":",
            g->n, g->connected, g->connect_errors, g->joined, g->join_errors, hs_rate(g));
     json_hist(&g->hs);
+    /* monotonic ns: the span of several generators storming at once (bench.py) */
+    printf(",\"t_start_ns\":%llu,\"t_last_handshake_ns\":%llu,\"handshake_ns_buckets\":",
+           (unsigned long long)g->t_setup0, (unsigned long long)g->t_last_handshake);
+    json_buckets(&g->hs);
     printf(",\"refused_by_status\":{\"unreadable\":%llu,\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
            "\"4xx\":%llu,\"5xx\":%llu},\"steps\":[",
            (unsigned long long)g->bad_status[0], (unsigned long long)g->bad_status[1],

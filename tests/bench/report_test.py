@@ -2,13 +2,18 @@
 report says about targets must not hide a bad run or a saturated generator.
 Run: python3 tests/bench/report_test.py (ctest: bench.report)."""
 
+import copy
+import json
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts"))
+import bench  # noqa: E402
 import benchreport as br  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
 def steady_run(lost, p99, gen_cpu=0.3):
@@ -78,6 +83,50 @@ class Verdicts(unittest.TestCase):
         self.assertIsNone(br.generator_limited("fanout", sc, med))
         med["baseline"]["capacity_msgs"] = 20
         self.assertIsNotNone(br.generator_limited("fanout", sc, med))
+
+
+class MergeStorms(unittest.TestCase):
+    """Several generators storming together (bench.py run_storm) make one
+    storm: its figures must be those of all their handshakes."""
+
+    def setUp(self):
+        # a real confab-bench --json storm of 400 handshakes
+        with open(os.path.join(FIXTURES, "storm-generator.json")) as f:
+            self.gen = json.load(f)
+
+    def test_one_generator_gives_its_own_quantiles(self):
+        # bench.py's copy of the histogram's arithmetic matches hist.c's
+        m = bench.merge_storms([self.gen])
+        for q in ("p50", "p90", "p99", "p999", "max"):
+            self.assertAlmostEqual(m["handshake_ms"][q], self.gen["handshake_ms"][q], delta=0.0011,
+                                   msg=q)
+        self.assertEqual(m["handshake_ms"]["count"], 400)
+
+    def test_two_generators_count_every_handshake_over_their_joint_span(self):
+        later = copy.deepcopy(self.gen)
+        span = self.gen["t_last_handshake_ns"] - self.gen["t_start_ns"]
+        later["t_start_ns"] += span // 2
+        later["t_last_handshake_ns"] += span // 2
+        later["gen_cpu_total"] = 0.95
+        m = bench.merge_storms([self.gen, later])
+        self.assertEqual(m["connected"], 800)
+        self.assertEqual(m["handshake_ms"]["count"], 800)
+        self.assertAlmostEqual(m["handshakes_per_s"], 800 / (1.5 * span / 1e9), delta=1)
+        # the busiest process says whether a generator was the limit
+        self.assertEqual(m["gen_cpu_total"], 0.95)
+        # the same handshakes twice: the same quantiles
+        self.assertAlmostEqual(m["handshake_ms"]["p99"], self.gen["handshake_ms"]["p99"],
+                               delta=0.0011)
+
+    def test_slow_handshakes_of_one_generator_show_in_the_merged_p99(self):
+        slow = copy.deepcopy(self.gen)
+        # every bucket of the second generator 64x slower (6 octaves up)
+        slow["handshake_ns_buckets"]["b"] = [[i + 6 * bench.BH_SUB, c]
+                                             for i, c in slow["handshake_ns_buckets"]["b"]]
+        slow["handshake_ns_buckets"]["max"] *= 64
+        m = bench.merge_storms([self.gen, slow])
+        self.assertGreater(m["handshake_ms"]["p99"], 32 * self.gen["handshake_ms"]["p99"])
+        self.assertLess(m["handshake_ms"]["p50"], 1.1 * self.gen["handshake_ms"]["max"])
 
 
 if __name__ == "__main__":
