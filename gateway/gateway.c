@@ -569,11 +569,6 @@ int gw_run(const struct cf_config *cfg, int worker)
     listener_set_fd_cap(gw.listener, gw.lws_fd_cap);
     /* a client's queue bound covers the kernel's share of it too */
     listener_set_sndbuf(gw.listener, (int)cfg->max_client_queue_bytes);
-    /* 1 s: the kernel turns it into one SYN-ACK retransmission, after which
-     * a client that has said nothing is handed over all the same and
-     * HANDSHAKE_TIMEOUT applies; longer would let a silent connection live
-     * past HANDSHAKE_TIMEOUT by as much */
-    listener_set_defer_accept(gw.listener, 1);
     if (!gw.listener || admit_init(&gw, gw.listener) < 0)
         goto out;
     if (afd >= 0)

@@ -50,13 +50,6 @@ void listener_set_sndbuf(struct listener *l, int bytes)
                 strerror(errno));
 }
 
-void listener_set_defer_accept(struct listener *l, int secs)
-{
-    if (l && setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) < 0)
-        CF_WARN("listen", "cannot set TCP_DEFER_ACCEPT on the listening socket (%s): each "
-                "connection costs one more wake-up", strerror(errno));
-}
-
 /* Hands an accepted socket to lws for HTTP (and TLS when the vhost has it). */
 static void log_drops(struct listener *l);
 

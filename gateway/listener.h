@@ -68,13 +68,6 @@ void listener_set_fd_cap(struct listener *l, int cap);
  * net.core.wmem_max. NULL l is a no-op. */
 void listener_set_sndbuf(struct listener *l, int bytes);
 
-/* Lets the kernel hand over a connection only once its client has sent
- * something (TCP_DEFER_ACCEPT), or after about `secs`: a WebSocket or HTTP
- * client speaks first, so its request is read at accept, with no epoll
- * round and wake-up of its own, and a connection that stays silent waits in
- * the kernel meanwhile instead of holding a descriptor. NULL l is a no-op. */
-void listener_set_defer_accept(struct listener *l, int secs);
-
 /* Stops accepting (for a graceful drain): new connections go to the other
  * processes sharing the port, or are refused once none is left. */
 void listener_stop(struct listener *l);

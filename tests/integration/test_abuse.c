@@ -210,15 +210,11 @@ static void test_connections_per_address_are_limited(void **state)
     (void)state;
     char out[2048];
     int port = fx.node.port;
-    /* three connections held open from 127.0.0.1, each with a request begun:
-     * the kernel hands a connection over only once its client has said
-     * something (TCP_DEFER_ACCEPT), and a silent one that came over during
-     * the requests below would be the one refused */
+    /* three connections held open from 127.0.0.1 */
     int held[3];
     for (int i = 0; i < 3; i++) {
         held[i] = connect_from("127.0.0.1", port);
         assert_true(held[i] >= 0);
-        assert_int_equal(h_send_all(held[i], "GET /healthz HTTP/1.1\r\n", 23), 0);
     }
     /* the gateway counts a connection when it accepts it: the 4th is refused
      * with a real answer */

@@ -321,69 +321,6 @@ static void test_direct_upgrades_answer_as_lws_does(void **state)
     free(t);
 }
 
-static double upgrades_waiting(void)
-{
-    struct h_resp r;
-    assert_int_equal(h_http(fx.node.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
-    assert_int_equal(r.status, 200);
-    int n = 0;
-    double v = prom_sum(r.body, "confab_gateway_upgrades_waiting", NULL, &n);
-    h_resp_free(&r);
-    assert_int_equal(n, 1);
-    return v;
-}
-
-/* A connection whose client has said nothing yet stays in the kernel
- * (TCP_DEFER_ACCEPT): it holds no descriptor of the gateway's and costs it
- * no wake-up. Its request, when it comes, is answered at once; a client
- * that stays silent is handed over after about a second, so that
- * HANDSHAKE_TIMEOUT still ends it. */
-static void test_silent_connections_wait_in_the_kernel(void **state)
-{
-    (void)state;
-    enum { SILENT = 4 };
-    int fds[SILENT];
-    for (int i = 0; i < SILENT; i++) {
-        fds[i] = h_tcp_connect(fx.node.port, 0);
-        assert_true(fds[i] >= 0);
-    }
-    h_sleep_ms(300);
-    if (upgrades_waiting() != 0)
-        fail_msg("the gateway took %g silent connections off the kernel's queue at once",
-                 upgrades_waiting());
-    char *t = h_login(fx.node.port, "late-speaker");
-    assert_non_null(t);
-    char req[4096], head[1024];
-    snprintf(req, sizeof req,
-             "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n\r\n",
-             t);
-    free(t);
-    int64_t t0 = h_now_ms();
-    assert_int_equal(h_send_all(fds[0], req, strlen(req)), 0);
-    size_t got = 0;
-    while (got < 4 || memcmp(head + got - 4, "\r\n\r\n", 4) != 0) {
-        assert_true(got < sizeof head - 1 && h_now_ms() - t0 < 5000);
-        struct pollfd p = {fds[0], POLLIN, 0};
-        if (poll(&p, 1, 100) > 0)
-            assert_int_equal(recv(fds[0], head + got++, 1, 0), 1);
-    }
-    head[got] = '\0';
-    assert_non_null(strstr(head, " 101 "));
-    if (h_now_ms() - t0 > 500)
-        fail_msg("a request sent after a silent start was answered in %lld ms",
-                 (long long)(h_now_ms() - t0));
-    expect_pong(fds[0]);
-    /* the rest are handed over after the kernel's first SYN-ACK retry */
-    int64_t deadline = h_now_ms() + 4000;
-    while (upgrades_waiting() != SILENT - 1 && h_now_ms() < deadline)
-        h_sleep_ms(100);
-    assert_int_equal((int)upgrades_waiting(), SILENT - 1);
-    for (int i = 0; i < SILENT; i++)
-        close(fds[i]);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,7 +328,6 @@ int main(void)
         cmocka_unit_test(test_bad_tokens_get_401),
         cmocka_unit_test(test_refusal_is_a_real_http_answer),
         cmocka_unit_test(test_direct_upgrades_answer_as_lws_does),
-        cmocka_unit_test(test_silent_connections_wait_in_the_kernel),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }
