@@ -232,8 +232,11 @@ def proc_cpu(pid):
     try:
         total = 0
         for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except FileNotFoundError:
+                pass  # a thread that ended meanwhile (and its CPU with it: none here has)
         return total / 1e9
     except (OSError, IndexError, ValueError):
         pass
@@ -460,6 +463,10 @@ def bh_quantile(buckets, lo, hi, q):
     return hi
 
 
+def cpu_of(r):
+    return r.get("gen_cpu_setup", r["gen_cpu_total"])
+
+
 def merge_storms(results):
     """One storm's figures from generators that stormed together: handshakes
     per second over the span from the first start to the last handshake, and
@@ -485,17 +492,26 @@ def merge_storms(results):
            "handshake_ms": {k: round(bh_quantile(buckets, lo, hi, q) / 1e6, 3)
                             for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
                                          ("p999", 0.999), ("max", 1.0))},
-           # the busiest process: what says whether a generator was the limit
-           "gen_cpu_total": max(r["gen_cpu_total"] for r in results),
-           "gen_cpu_sum": round(sum(r["gen_cpu_total"] for r in results), 3),
+           # over the storm alone (a holding generator idles after it); the
+           # busiest process says whether a generator was the limit
+           "gen_cpu_total": max(cpu_of(r) for r in results),
+           "gen_cpu_sum": round(sum(cpu_of(r) for r in results), 3),
+           "start_skew_ms": round((max(r["t_start_ns"] for r in results)
+                                   - min(r["t_start_ns"] for r in results)) / 1e6, 3),
            "storm_s": round(span, 4)}
     out["handshake_ms"]["count"] = sum(buckets.values())
     return out
 
 
+# Generators that started further apart than this did not storm together.
+STORM_SKEW_MS = 50
+
+
 def run_storm(a, procs, srv, sc, logdir):
     """storm, stormjoin: sc["gen_procs"] generators of an equal share of the
-    connections and of the in-flight bound, started at the same instant."""
+    connections and of the in-flight bound, started at the same instant. They
+    hold their connections once all are set up (READY), and the server's CPU
+    is sampled then: the storm's, without the closes that follow."""
     n = sc["gen_procs"]
     roots = [p.pid for p in srv.roots + srv.extra_roots]  # confab's CPU includes Redis'
     start_at = int((time.monotonic() + 1.0) * 1e9)  # the generators' CLOCK_MONOTONIC
@@ -505,21 +521,30 @@ def run_storm(a, procs, srv, sc, logdir):
         for k in range(n):
             share = sc["conns"] // n + (1 if k < sc["conns"] % n else 0)
             offset = sum(sc["conns"] // n + (1 if j < sc["conns"] % n else 0) for j in range(k))
-            argv = gen_argv(a, dict(sc, inflight=max(1, sc["inflight"] // n)), srv.port, share,
-                            offset, f"{1 + 50 * k}-{50 + 50 * k}")
+            argv = gen_argv(a, dict(sc, inflight=max(1, sc["inflight"] // n), hold=3600),
+                            srv.port, share, offset, f"{1 + 50 * k}-{50 + 50 * k}")
             gens.append(GenProc(procs, f"confab-bench-{k}", argv + ["--start-at", str(start_at)],
                                 os.path.join(logdir, f"gen-{srv.kind}-{k}.log")))
         for g in gens:
-            results.append(g.result(gen_timeout(sc)))
+            g.wait_ready(120)
+        cpu = tree_cpu(roots) - cpu0
+        for g in gens:
+            results.append(g.result(0))  # SIGTERM: it reports and exits
     finally:
         for g in gens:
             if g.p.poll() is None:
                 procs.stop(g.p)
-    cpu = tree_cpu(roots) - cpu0
+    for k, (g, r) in enumerate(zip(gens, results)):
+        if g.p.returncode != 0:
+            raise RuntimeError(f"generator {k} exited with {g.p.returncode} (log: {g.err_path})")
+        if r["connected"] + r["connect_errors"] != r["conns"]:
+            raise RuntimeError(f"generator {k} settled {r['connected'] + r['connect_errors']} of "
+                               f"its {r['conns']} connections (log: {g.err_path})")
     r = merge_storms(results)
-    # all of the server's CPU in the run (it is idle before and after the
-    # storm), in clock ticks: per handshake, what the server spends on one
-    r["server_cpu_s"] = round(cpu, 3)
+    if r["start_skew_ms"] > STORM_SKEW_MS:
+        raise RuntimeError(f"the generators started {r['start_skew_ms']:.0f} ms apart (over "
+                           f"{STORM_SKEW_MS} ms): the machine was too busy to start them together")
+    r["server_cpu_s"] = round(cpu, 4)
     r["server_cpu_us_per_handshake"] = (round(cpu / r["connected"] * 1e6, 1)
                                         if r["connected"] else None)
     r["server_cpu"] = round(cpu / r["storm_s"], 3) if r["storm_s"] > 0 else None

@@ -137,7 +137,15 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
         case 'j': o->json = 1; break;
         case 'N': o->no_join = 1; break;
         case 'd': o->dump = optarg; break;
-        case 'T': rc = num("start-at", optarg, 0, 1e19, &v); o->start_at = (uint64_t)v; break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            unsigned long long at = strtoull(optarg, &end, 10);
+            if (end == optarg || *end || errno || *optarg == '-')
+                rc = usage_error("--start-at takes CLOCK_MONOTONIC nanoseconds");
+            o->start_at = at;
+            break;
+        }
         default:
             return usage_error("usage: confab-bench --url ws://HOST:PORT/ws --secret S "
                                "[--conns N] [--rooms R] [--publishers P] [--rate LIST] ...");
@@ -352,7 +360,10 @@ int main(int argc, char **argv)
     }
     double cpu0 = cpu_seconds();
     uint64_t wall0 = gen_clock();
+    if (g.o.start_at && wall0 > g.o.start_at)
+        g.start_late = wall0 - g.o.start_at;
     run_setup(&g);
+    g.setup_cpu = (cpu_seconds() - cpu0) / ((double)(gen_clock() - wall0) / 1e9);
     step_stats *steps = calloc((size_t)g.o.nrates + 1, sizeof *steps);
     if (!steps)
         return 1;
