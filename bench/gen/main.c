@@ -141,7 +141,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
             char *end;
             errno = 0;
             unsigned long long at = strtoull(optarg, &end, 10);
-            if (end == optarg || *end || errno || *optarg == '-')
+            if (*optarg < '0' || *optarg > '9' || *end || errno)
                 rc = usage_error("--start-at takes CLOCK_MONOTONIC nanoseconds");
             o->start_at = at;
             break;
