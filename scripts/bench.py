@@ -471,10 +471,6 @@ def bh_quantile(buckets, lo, hi, q):
     return hi
 
 
-def cpu_of(r):
-    return r.get("gen_cpu_setup", r["gen_cpu_total"])
-
-
 def merge_storms(results):
     """One storm's figures from generators that stormed together: handshakes
     per second over the span from the first start to the last handshake, and
@@ -502,8 +498,8 @@ def merge_storms(results):
                                          ("p999", 0.999), ("max", 1.0))},
            # over the storm alone (a holding generator idles after it); the
            # busiest process says whether a generator was the limit
-           "gen_cpu_total": max(cpu_of(r) for r in results),
-           "gen_cpu_sum": round(sum(cpu_of(r) for r in results), 3),
+           "gen_cpu_total": max(r["gen_cpu_setup"] for r in results),
+           "gen_cpu_sum": round(sum(r["gen_cpu_setup"] for r in results), 3),
            "start_skew_ms": round((max(r["t_start_ns"] for r in results)
                                    - min(r["t_start_ns"] for r in results)) / 1e6, 3),
            "storm_s": round(span, 4)}
@@ -524,12 +520,11 @@ def run_storm(a, procs, srv, sc, logdir):
     roots = [p.pid for p in srv.roots + srv.extra_roots]  # confab's CPU includes Redis'
     start_at = int((time.monotonic() + 1.0) * 1e9)  # the generators' CLOCK_MONOTONIC
     gens, results = [], []
+    shares = [sc["conns"] // n + (k < sc["conns"] % n) for k in range(n)]
     try:
         for k in range(n):
-            share = sc["conns"] // n + (1 if k < sc["conns"] % n else 0)
-            offset = sum(sc["conns"] // n + (1 if j < sc["conns"] % n else 0) for j in range(k))
             argv = gen_argv(a, dict(sc, inflight=max(1, sc["inflight"] // n), hold=3600),
-                            srv.port, share, offset, f"{1 + 50 * k}-{50 + 50 * k}")
+                            srv.port, shares[k], sum(shares[:k]), f"{1 + 50 * k}-{50 + 50 * k}")
             gens.append(GenProc(procs, f"confab-bench-{k}", argv + ["--start-at", str(start_at)],
                                 os.path.join(logdir, f"gen-{srv.kind}-{k}.log")))
         # from the start: the server's idle work before it is not the storm's

@@ -147,16 +147,24 @@ def ratio(c, b):
     return c / b if isinstance(c, (int, float)) and isinstance(b, (int, float)) and b else None
 
 
+def ratio_at_least(x):
+    return lambda c, b: ratio(c, b) is not None and ratio(c, b) >= x
+
+
+def ratio_at_most(x):
+    return lambda c, b: ratio(c, b) is not None and ratio(c, b) <= x
+
+
 # (figure, label, target text, check(confab, baseline) -> bool or None)
 TARGETS = {
     "fanout": [("capacity_deliveries", "capacity, deliveries/s", ">= 0.9x",
-                lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+                ratio_at_least(0.9)),
                ("capacity_msgs", "capacity, msg/s (highest passing step)", "", None),
                ("p99_at_capacity_ms", "p99 at that step, ms", "", None),
                ("server_cpu", "server CPU, cores (whole run; confab's with Redis)", "", None),
                ("gen_cpu_max", "generator CPU, cores (busiest step)", "", None)],
     "rooms": [("capacity_msgs", "capacity, msg/s", ">= 0.8x",
-               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.8),
+               ratio_at_least(0.8)),
               ("capacity_deliveries", "deliveries/s at capacity", "", None),
               ("p99_at_capacity_ms", "p99 at that step, ms", "", None),
               ("server_cpu", "server CPU, cores (whole run; confab's with Redis)", "", None),
@@ -166,7 +174,7 @@ TARGETS = {
                ("step_failures", "other reasons the step failed (worst run; see the steps)", "0",
                 lambda c, b: c == 0),
                ("p99_ms", "p99 latency, ms", "<= 2x",
-                lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
+                ratio_at_most(2)),
                ("p50_ms", "p50 latency, ms", "", None),
                ("p999_ms", "p99.9 latency, ms", "", None),
                ("first_p99_ms", "p99 of each message's first delivery, ms", "", None),
@@ -192,12 +200,12 @@ TARGETS = {
              ("joined", "connections held", "", None),
              ("processes", "server processes summed", "", None)],
     "storm": [("handshakes_per_s", "handshakes/s", ">= 0.9x",
-               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+               ratio_at_least(0.9)),
               ("handshakes_per_core_s", "handshakes per second of server CPU (what a server "
                "with a core of its own would take)", ">= 0.9x",
-               lambda c, b: ratio(c, b) is not None and ratio(c, b) >= 0.9),
+               ratio_at_least(0.9)),
               ("handshake_p99_ms", "handshake p99, ms", "<= 2x",
-               lambda c, b: ratio(c, b) is not None and ratio(c, b) <= 2),
+               ratio_at_most(2)),
               ("handshake_p50_ms", "handshake p50, ms", "", None),
               ("handshake_max_ms", "handshake max, ms", "", None),
               ("connect_errors", "connect errors (worst run)", "0", lambda c, b: c == 0),

@@ -95,9 +95,8 @@ typedef struct gen {
     uint32_t next_open, inflight, connected, connect_errors, joining, joined, join_errors;
     uint64_t bad_status[6]; /* upgrade refused, by status class (0: unreadable) */
     uint64_t t_setup0, t_last_handshake;
-    uint64_t start_late; /* ns past --start-at at the first connect */
-    double setup_cpu;    /* cores, over connecting and joining alone */
-    bh_hist hs;          /* handshake ns */
+    double setup_cpu; /* cores, over connecting and joining alone */
+    bh_hist hs;       /* handshake ns */
     /* publishing */
     step_stats *cur; /* NULL outside a step */
     uint32_t *pubs, npubs, pub_rr;

@@ -360,8 +360,6 @@ int main(int argc, char **argv)
     }
     double cpu0 = cpu_seconds();
     uint64_t wall0 = gen_clock();
-    if (g.o.start_at && wall0 > g.o.start_at)
-        g.start_late = wall0 - g.o.start_at;
     run_setup(&g);
     g.setup_cpu = (cpu_seconds() - cpu0) / ((double)(gen_clock() - wall0) / 1e9);
     step_stats *steps = calloc((size_t)g.o.nrates + 1, sizeof *steps);

@@ -60,10 +60,10 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
            g->n, g->connected, g->connect_errors, g->joined, g->join_errors, hs_rate(g));
     json_hist(&g->hs);
     /* monotonic ns: the span of several generators storming at once (bench.py) */
-    printf(",\"t_start_ns\":%llu,\"t_last_handshake_ns\":%llu,\"start_late_ms\":%.3f,"
-           "\"gen_cpu_setup\":%.3f,\"handshake_ns_buckets\":",
+    printf(",\"t_start_ns\":%llu,\"t_last_handshake_ns\":%llu,\"gen_cpu_setup\":%.3f,"
+           "\"handshake_ns_buckets\":",
            (unsigned long long)g->t_setup0, (unsigned long long)g->t_last_handshake,
-           ms(g->start_late), g->setup_cpu);
+           g->setup_cpu);
     json_buckets(&g->hs);
     printf(",\"refused_by_status\":{\"unreadable\":%llu,\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
            "\"4xx\":%llu,\"5xx\":%llu},\"steps\":[",
