@@ -14,13 +14,17 @@
  * duplicate keys refused in both; the signature exactly the canonical
  * base64url of the HMAC.
  *
+ * The last header that passed is remembered: an issuer's tokens all carry
+ * the same one, so its decoding and JSON are skipped after the first.
+ *
  * Ownership: the context is the caller's (one per process: not thread
- * safe); claims returned are a new reference the caller releases. */
+ * safe). */
 #ifndef GW_HSJWT_H
 #define GW_HSJWT_H
 
 #include <stddef.h>
-#include <jansson.h>
+
+#include "claims.h"
 
 struct hsjwt;
 
@@ -31,7 +35,10 @@ struct hsjwt *hsjwt_new(const char *alg, const unsigned char *key, size_t keylen
 void hsjwt_free(struct hsjwt *h); /* NULL is a no-op */
 
 /* token: len bytes of the three base64url segments (the caller has checked
- * their alphabet and bounded len). */
-enum hsjwt_result hsjwt_verify(struct hsjwt *h, const char *token, size_t len, json_t **claims);
+ * their alphabet and bounded len). The signature is checked before the
+ * payload is read. On HSJWT_OK, *claims holds the payload's members (the
+ * caller's storage, released with claims_release); otherwise nothing. */
+enum hsjwt_result hsjwt_verify(struct hsjwt *h, const char *token, size_t len,
+                               struct claims *claims);
 
 #endif

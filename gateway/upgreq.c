@@ -9,23 +9,46 @@
 
 #define NOT_MINE (-1)
 
-static bool is_tchar(unsigned char c)
+/* Character classes, one table lookup a byte: a request is ~500 bytes and
+ * each is looked at once or twice, and the branchy tests this replaces cost
+ * ~25 instructions a byte (a fifth of a handshake's user time). */
+enum {
+    C_TCHAR = 1,   /* RFC 9110 token: header names, Connection elements */
+    C_JWT = 2,     /* what a JWT is made of: base64url segments and dots */
+    C_B64 = 4,     /* base64 (the key) */
+    C_VALUE = 8,   /* may stand in a header value: visible ASCII, space, tab */
+    C_TARGET = 16, /* may stand in the request target: visible ASCII */
+    C_QBAD = 32,   /* what lws decodes or splits at in a query: %xx, '+', ';' */
+};
+#define ALNUM(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9'))
+#define TPUNCT(c)                                                                              \
+    ((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||      \
+     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||       \
+     (c) == '`' || (c) == '|' || (c) == '~')
+#define CLS(c)                                                                                 \
+    ((ALNUM(c) || TPUNCT(c) ? C_TCHAR : 0) |                                                   \
+     (ALNUM(c) || (c) == '-' || (c) == '_' || (c) == '.' ? C_JWT : 0) |                        \
+     (ALNUM(c) || (c) == '+' || (c) == '/' ? C_B64 : 0) |                                      \
+     (((c) >= 0x20 && (c) < 0x7f) || (c) == '\t' ? C_VALUE : 0) |                              \
+     ((c) > 0x20 && (c) < 0x7f ? C_TARGET : 0) |                                               \
+     ((c) == '%' || (c) == '+' || (c) == ';' ? C_QBAD : 0))
+#define R4(b) CLS(b), CLS((b) + 1), CLS((b) + 2), CLS((b) + 3)
+#define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
+#define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
+static const unsigned char cls[256] = {R64(0), R64(64), R64(128), R64(192)};
+
+static bool is(char c, unsigned mask)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    return (cls[(unsigned char)c] & mask) != 0;
 }
 
-/* What a JWT is made of: base64url segments and dots. */
-static bool is_token_char(unsigned char c)
+/* Every byte of p[0..n) in class `mask`. */
+static bool all_are(const char *p, size_t n, unsigned mask)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
-}
-
-static bool is_b64(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    for (size_t i = 0; i < n; i++)
+        if (!is(p[i], mask))
+            return false;
+    return true;
 }
 
 static bool ieq(const char *p, size_t n, const char *lit)
@@ -35,10 +58,7 @@ static bool ieq(const char *p, size_t n, const char *lit)
 
 static bool all_token_chars(const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!is_token_char((unsigned char)p[i]))
-            return false;
-    return n > 0;
+    return n > 0 && all_are(p, n, C_JWT);
 }
 
 /* "/ws" or "/ws?args": the first `token=` argument, plain characters only
@@ -57,10 +77,6 @@ static int parse_target(const char *t, size_t n, struct upg_req *r)
     if (t[3] != '?')
         return NOT_MINE;
     const char *p = t + 4, *end = t + n;
-    /* lws also splits arguments at ';' */
-    if (memchr(p, '%', (size_t)(end - p)) || memchr(p, '+', (size_t)(end - p)) ||
-        memchr(p, ';', (size_t)(end - p)))
-        return NOT_MINE;
     int args = 0;
     while (p < end) {
         if (++args > UPG_MAX_ARGS)
@@ -93,9 +109,8 @@ static bool has_element(const char *v, size_t n, const char *tok)
             a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
-        for (const char *q = a; q < b; q++)
-            if (!is_tchar((unsigned char)*q))
-                return false;
+        if (!all_are(a, (size_t)(b - a), C_TCHAR))
+            return false;
         found = found || ieq(a, (size_t)(b - a), tok);
         p = e + (c ? 1 : 0);
     }
@@ -144,18 +159,25 @@ enum hdr {
     H_OTHER,
 };
 
+/* By length first: one comparison a line instead of eleven. */
 static enum hdr header_of(const char *name, size_t n)
 {
-    static const char *const names[H_COUNT] = {
-        "host",    "upgrade",       "connection", "sec-websocket-key", "sec-websocket-version",
-        "sec-websocket-protocol", "origin", "authorization"};
-    for (int i = 0; i < H_COUNT; i++)
-        if (ieq(name, n, names[i]))
-            return (enum hdr)i;
-    if (ieq(name, n, "content-length") || ieq(name, n, "transfer-encoding") ||
-        ieq(name, n, "sec-websocket-origin"))
-        return H_REFUSE;
-    return H_OTHER;
+    switch (n) {
+    case 4: return ieq(name, n, "host") ? H_HOST : H_OTHER;
+    case 6: return ieq(name, n, "origin") ? H_ORIGIN : H_OTHER;
+    case 7: return ieq(name, n, "upgrade") ? H_UPGRADE : H_OTHER;
+    case 10: return ieq(name, n, "connection") ? H_CONNECTION : H_OTHER;
+    case 13: return ieq(name, n, "authorization") ? H_AUTHORIZATION : H_OTHER;
+    case 14: return ieq(name, n, "content-length") ? H_REFUSE : H_OTHER;
+    case 17:
+        return ieq(name, n, "sec-websocket-key")   ? H_KEY
+               : ieq(name, n, "transfer-encoding") ? H_REFUSE
+                                                   : H_OTHER;
+    case 20: return ieq(name, n, "sec-websocket-origin") ? H_REFUSE : H_OTHER;
+    case 21: return ieq(name, n, "sec-websocket-version") ? H_VERSION : H_OTHER;
+    case 22: return ieq(name, n, "sec-websocket-protocol") ? H_PROTOCOL : H_OTHER;
+    default: return H_OTHER;
+    }
 }
 
 static int check_headers(const char *v[H_COUNT], const size_t vn[H_COUNT],
@@ -173,9 +195,8 @@ static int check_headers(const char *v[H_COUNT], const size_t vn[H_COUNT],
     /* 16 bytes in base64: 22 characters and "==" */
     if (!v[H_KEY] || vn[H_KEY] != 24 || memcmp(v[H_KEY] + 22, "==", 2) != 0)
         return NOT_MINE;
-    for (int i = 0; i < 22; i++)
-        if (!is_b64((unsigned char)v[H_KEY][i]))
-            return NOT_MINE;
+    if (!all_are(v[H_KEY], 22, C_B64))
+        return NOT_MINE;
     r->key = v[H_KEY];
     r->host = v[H_HOST];
     r->host_len = vn[H_HOST];
@@ -213,9 +234,10 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
     if (len > UPG_MAX_REQUEST)
         len = UPG_MAX_REQUEST;
     const char *end = NULL;
-    for (size_t i = 0; i + 3 < len; i++)
-        if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
-            end = buf + i + 2; /* the blank line */
+    for (const char *p = buf, *lim = buf + len;
+         (p = memchr(p, '\r', (size_t)(lim - p))) && lim - p >= 4; p++)
+        if (p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
+            end = p + 2; /* the blank line */
             break;
         }
     if (!end)
@@ -226,8 +248,10 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
     if (!eol || eol[1] != '\n' || eol - buf < 4 + 3 + 9 || memcmp(eol - 9, " HTTP/1.1", 9) != 0)
         return NOT_MINE;
     const char *t = buf + 4, *te = eol - 9;
+    /* a byte lws would decode or split at can only stand in the query of a
+     * target that is ours: not ours either way */
     for (const char *p = t; p < te; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+        if ((cls[(unsigned char)*p] & (C_TARGET | C_QBAD)) != C_TARGET)
             return NOT_MINE;
     if (parse_target(t, (size_t)(te - t), r) < 0)
         return NOT_MINE;
@@ -236,20 +260,18 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
     size_t vn[H_COUNT] = {0};
     int lines = 0;
     for (const char *line = eol + 2; line < end;) {
-        const char *le = line;
-        while (le < end && *le != '\r' && *le != '\n')
-            le++;
-        if (le >= end || le[0] != '\r' || le[1] != '\n')
-            return NOT_MINE; /* a bare CR or LF */
+        /* a bare LF stops the name's scan or fails the value's */
+        const char *le = memchr(line, '\r', (size_t)(end - line));
+        if (!le || le[1] != '\n')
+            return NOT_MINE; /* a bare CR */
         const char *colon = line;
-        while (colon < le && is_tchar((unsigned char)*colon))
+        while (colon < le && is(*colon, C_TCHAR))
             colon++;
         if (colon == line || colon == le || *colon != ':')
             return NOT_MINE; /* no name, a folded line, a space before the colon */
         const char *a = colon + 1, *b = le;
-        for (const char *p = a; p < b; p++)
-            if (((unsigned char)*p < 0x20 && *p != '\t') || (unsigned char)*p >= 0x7f)
-                return NOT_MINE;
+        if (!all_are(a, (size_t)(b - a), C_VALUE))
+            return NOT_MINE;
         while (a < b && *a == ' ') /* lws skips leading spaces only, and keeps the rest */
             a++;
         enum hdr h = header_of(line, (size_t)(colon - line));

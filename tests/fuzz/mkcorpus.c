@@ -430,6 +430,24 @@ static void upgreq_seeds(void)
         put_str("fuzz_upgreq", seeds[i][0], seeds[i][1]);
 }
 
+/* ---- JWT payloads (gateway/claims.c) -------------------------------------- */
+
+static void claims_seeds(void)
+{
+    static const char *const seeds[][2] = {
+        {"guest", "{\"sub\":\"alice\",\"iat\":1800000000,\"nbf\":1800000000,\"exp\":1800003600}"},
+        {"spaced", " {\n\t\"sub\" : \"bob\" ,\r\n \"exp\":-12 } "},
+        {"idp", "{\"iss\":\"https://idp.test\",\"aud\":[\"confab\",\"x\"],\"sub\":\"c\","
+                "\"exp\":1.8e9}"},
+        {"escaped", "{\"sub\":\"\\u00e9l\\u00e8ve\",\"exp\":0}"},
+        {"duplicate", "{\"sub\":\"a\",\"sub\":\"b\"}"},
+        {"leading_zero", "{\"exp\":0123}"},
+        {"empty", "{}"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++)
+        put_str("fuzz_claims", seeds[i][0], seeds[i][1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -445,5 +463,6 @@ int main(int argc, char **argv)
     jwt_seeds();
     wsframe_seeds();
     upgreq_seeds();
+    claims_seeds();
     return 0;
 }
