@@ -42,23 +42,40 @@ static bool is(char c, unsigned mask)
     return (cls[(unsigned char)c] & mask) != 0;
 }
 
-/* Every byte of p[0..n) in class `mask`. */
-static bool all_are(const char *p, size_t n, unsigned mask)
+/* Every byte of p[0..n) in all of the classes `want` and in none of
+ * `unwanted`. No early exit: a request that is ours is scanned whole anyway,
+ * and four bytes a step without branches is twice as fast. */
+static bool all_are(const char *p, size_t n, unsigned want, unsigned unwanted)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!is(p[i], mask))
-            return false;
-    return true;
+    const unsigned char *u = (const unsigned char *)p;
+    unsigned all = 0xff, any = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        unsigned a = cls[u[i]], b = cls[u[i + 1]], c = cls[u[i + 2]], d = cls[u[i + 3]];
+        all &= a & b & c & d;
+        any |= a | b | c | d;
+    }
+    for (; i < n; i++) {
+        all &= cls[u[i]];
+        any |= cls[u[i]];
+    }
+    return (all & want) == want && !(any & unwanted);
 }
 
+/* p[0..n) is `lit` in any case. lit: lower-case letters, digits and '-';
+ * p: token characters or a header value, neither of which holds the bytes
+ * that equal one of those once 0x20 is set ('\r' for '-', NUL for ' '). */
 static bool ieq(const char *p, size_t n, const char *lit)
 {
-    return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (!lit[i] || (p[i] | 0x20) != lit[i])
+            return false;
+    return lit[n] == '\0';
 }
 
 static bool all_token_chars(const char *p, size_t n)
 {
-    return n > 0 && all_are(p, n, C_JWT);
+    return n > 0 && all_are(p, n, C_JWT, 0);
 }
 
 /* "/ws" or "/ws?args": the first `token=` argument, plain characters only
@@ -86,8 +103,11 @@ static int parse_target(const char *t, size_t n, struct upg_req *r)
         if (!r->token && arg_end - p >= 6 && memcmp(p, "token=", 6) == 0) {
             r->token = p + 6;
             r->token_len = (size_t)(arg_end - p - 6);
-            if (!all_token_chars(r->token, r->token_len))
+            if (!all_token_chars(r->token, r->token_len)) /* token characters are target ones */
                 return NOT_MINE;
+        } else if (!all_are(p, (size_t)(arg_end - p), C_TARGET, C_QBAD)) {
+            /* lws would decode %xx and '+', and split at ';' */
+            return NOT_MINE;
         }
         p = arg_end + (amp ? 1 : 0);
     }
@@ -109,7 +129,7 @@ static bool has_element(const char *v, size_t n, const char *tok)
             a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
-        if (!all_are(a, (size_t)(b - a), C_TCHAR))
+        if (!all_are(a, (size_t)(b - a), C_TCHAR, 0))
             return false;
         found = found || ieq(a, (size_t)(b - a), tok);
         p = e + (c ? 1 : 0);
@@ -195,7 +215,7 @@ static int check_headers(const char *v[H_COUNT], const size_t vn[H_COUNT],
     /* 16 bytes in base64: 22 characters and "==" */
     if (!v[H_KEY] || vn[H_KEY] != 24 || memcmp(v[H_KEY] + 22, "==", 2) != 0)
         return NOT_MINE;
-    if (!all_are(v[H_KEY], 22, C_B64))
+    if (!all_are(v[H_KEY], 22, C_B64, 0))
         return NOT_MINE;
     r->key = v[H_KEY];
     r->host = v[H_HOST];
@@ -248,11 +268,7 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
     if (!eol || eol[1] != '\n' || eol - buf < 4 + 3 + 9 || memcmp(eol - 9, " HTTP/1.1", 9) != 0)
         return NOT_MINE;
     const char *t = buf + 4, *te = eol - 9;
-    /* a byte lws would decode or split at can only stand in the query of a
-     * target that is ours: not ours either way */
-    for (const char *p = t; p < te; p++)
-        if ((cls[(unsigned char)*p] & (C_TARGET | C_QBAD)) != C_TARGET)
-            return NOT_MINE;
+    /* parse_target looks at every byte of the target */
     if (parse_target(t, (size_t)(te - t), r) < 0)
         return NOT_MINE;
 
@@ -270,7 +286,7 @@ int upg_parse(const char *buf, size_t len, const char *const *protos, struct upg
         if (colon == line || colon == le || *colon != ':')
             return NOT_MINE; /* no name, a folded line, a space before the colon */
         const char *a = colon + 1, *b = le;
-        if (!all_are(a, (size_t)(b - a), C_VALUE))
+        if (!all_are(a, (size_t)(b - a), C_VALUE, 0))
             return NOT_MINE;
         while (a < b && *a == ' ') /* lws skips leading spaces only, and keeps the rest */
             a++;

@@ -274,9 +274,10 @@ static void established(struct gw *gw, struct lws *wsi, struct session *s)
 
 /* Whether the request passes what confirm_upgrade checks; *user then holds
  * the token's user. */
-static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, char *user, size_t cap)
+static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, int64_t now_ms,
+                     char *user, size_t cap)
 {
-    if (gw->draining || !ipl_can(gw->ipl, ip, IPL_UPGRADE, cf_mono_ms()))
+    if (gw->draining || !ipl_can(gw->ipl, ip, IPL_UPGRADE, now_ms))
         return false;
     if (r->origin_len) {
         char origin[256], host[256];
@@ -325,14 +326,15 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
      * refuse; so is a request that came in pieces: lws times out whatever
      * dribbles */
     int len = upg_parse(peeked, n, proto_names, &r);
-    if (len <= 0 || (size_t)len != n || !gw->io || !may_open(gw, ip, &r, user, sizeof user) ||
-        upg_accept(r.key, accept) < 0)
+    int64_t now = cf_mono_ms();
+    if (len <= 0 || (size_t)len != n || !gw->io ||
+        !may_open(gw, ip, &r, now, user, sizeof user) || upg_accept(r.key, accept) < 0)
         return 0;
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
     if (!s)
         return 0;
     int retry;
-    ipl_allow(gw->ipl, ip, IPL_UPGRADE, cf_mono_ms(), &retry); /* may_open saw a token there */
+    ipl_allow(gw->ipl, ip, IPL_UPGRADE, now, &retry); /* may_open saw a token there */
     int rn = switching_protocols(resp, accept, r.proto);
     /* the request off the socket, discarded in the kernel (MSG_TRUNC) */
     if (recv(fd, NULL, n, MSG_TRUNC) != (ssize_t)n ||
