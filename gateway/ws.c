@@ -299,6 +299,10 @@ static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, int64_
  * user time. */
 static int switching_protocols(char *resp, const char accept[29], int proto)
 {
+    /* 97 + 28 + 26 + a name + 4 bytes at most */
+    _Static_assert(sizeof WS_PROTO_LEGACY <= 64 && sizeof WS_PROTO_V1_JSON <= 64 &&
+                       sizeof WS_PROTO_V1_MSGPACK <= 64,
+                   "a subprotocol name too long for the 101's buffer");
     static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\n"
                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
     static const char proto_hdr[] = "\r\nSec-WebSocket-Protocol: ";

@@ -408,6 +408,20 @@ static void test_hs_header_forms(void **state)
     assert_int_equal(verify(token), AUTH_MALFORMED);
     sign_hs256(token, "{\"alg\":\"HS256\"}", "[1,2]");
     assert_int_equal(verify(token), AUTH_MALFORMED);
+    /* ... also when the signature fails too: the payload decides first */
+    char *flip = token + strlen(token) - 3;
+    *flip = *flip == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    /* The header that passed last is remembered (hsjwt.c): one of the same
+     * length that differs is checked all the same. */
+    sign_hs256(token, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload);
+    assert_int_equal(verify(token), AUTH_OK);
+    sign_hs256(token, "{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload);
+    assert_int_equal(verify(token), AUTH_BAD_ALG);
+    sign_hs256(token, "{\"alg\":\"HS256\",\"typ\":\"JWS\"}", payload);
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    sign_hs256(token, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload);
+    assert_int_equal(verify(token), AUTH_OK);
     /* The signature: cut, one byte longer, flipped, padded. */
     sign_hs256(token, "{\"alg\":\"HS256\"}", payload);
     size_t n = strlen(token);

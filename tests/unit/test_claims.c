@@ -48,6 +48,19 @@ static void test_the_usual_payload_is_read_in_place(void **state)
     assert_true(recognized("{}"));
     assert_true(recognized("{\"\":\"\"}"));
     assert_true(recognized("{\"n\":999999999999999999}")); /* 18 digits */
+    /* at the bounds: CLAIMS_MAX members, CLAIMS_TEXT_MAX bytes */
+    assert_true(recognized("{\"1\":1,\"2\":2,\"3\":3,\"4\":4,\"5\":5,\"6\":6,\"7\":7,\"8\":8,"
+                           "\"9\":9,\"10\":10,\"11\":11,\"12\":12,\"13\":13,\"14\":14,"
+                           "\"15\":15,\"16\":16}"));
+    static char big[CLAIMS_TEXT_MAX + 2];
+    memset(big, ' ', sizeof big - 1);
+    memcpy(big, "{\"sub\":\"a\"}", 11);
+    big[CLAIMS_TEXT_MAX] = '\0';
+    assert_true(recognized(big));
+    big[CLAIMS_TEXT_MAX] = ' ';
+    assert_false(recognized(big)); /* one byte more: jansson's */
+    assert_int_equal(read_json(big), 0);
+    claims_release(&c);
 }
 
 /* Each of these goes to jansson, which then decides. */

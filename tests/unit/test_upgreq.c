@@ -127,6 +127,12 @@ static void test_anything_unusual_is_not_mine(void **state)
         {"GET /ws?token=" TOKEN " HTTP/1.1", "Sec-WebSocket-Protocol: confab.v1\t,confab\r\n"},
         {"GET /ws?token=" TOKEN " HTTP/1.1", "Sec-WebSocket-Origin: http://a\r\n"},
         {"GET /ws?token=" TOKEN " HTTP/1.1", "Connection: a=b\r\n"},
+        /* the other arguments are looked at too, a second token= with them */
+        {"GET /ws?token=" TOKEN "&a=%41 HTTP/1.1", ""},
+        {"GET /ws?token=" TOKEN "&a=b;c HTTP/1.1", ""},
+        {"GET /ws?token=" TOKEN "&a=\x80 HTTP/1.1", ""},
+        {"GET /ws?token=" TOKEN "&token=a+b HTTP/1.1", ""},
+        {"GET /ws?a=\x7f&token=" TOKEN " HTTP/1.1", ""},
     };
     char req[2048];
     struct upg_req r;
