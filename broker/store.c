@@ -37,7 +37,9 @@
 /* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
  * the room, the TTL, C.nows (now as the caller's string) and C.exp (now +
  * TTL, as a string) in C. drop and add set C.wrote when they changed the
- * room's keys; keep sets the keys' TTLs to keep_s seconds.
+ * room's keys; keep sets the keys' TTLs to keep_s seconds; announce leaves
+ * the version and member count it published in C.pv_now and C.count_now
+ * (nothing else in a script changes them after it).
  *
  * Numbers go to redis.call as strings: Redis formats a Lua number argument
  * with "%.17g" on every call, ~2 k instructions (callgrind), which a member
@@ -46,6 +48,7 @@
     "local function announce(C, user, action)\n"                                                   \
     "  local pv = redis.call('INCR', C.pv)\n"                                                      \
     "  local count = redis.call('HLEN', C.pc)\n"                                                   \
+    "  C.pv_now, C.count_now = pv, count\n"                                                        \
     "  redis.call('PUBLISH', C.chan, '\\135' .. mp_str('v') .. '\\1' .. mp_str('t') ..\n"          \
     "    mp_str('presence') .. mp_str('room') .. mp_str(C.room) .. mp_str('user') ..\n"            \
     "    mp_str(user) .. mp_str('action') .. mp_str(action) .. mp_str('count') ..\n"               \
@@ -167,24 +170,35 @@ static const char script_send[] =
     "local first = last - len + 1\n"
 
 /* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl keep
- * epoch since cepoch limit mcap hsize */
+ * epoch since cepoch limit mcap hsize touch
+ *
+ * Each command a script calls costs Redis its lookup, its arguments and its
+ * accounting besides its work: in a connect storm a join took 41 us of Redis
+ * for ~20 commands. So the history keys' TTLs are set only when `touch` is 1
+ * (as for sends: at most once per TOUCH per room and broker) or the room's
+ * meta was just made; the presence keys' TTLs only once half of theirs has
+ * run out (a key just made has none), as the refresh does; the meta is read
+ * once; and the version and count an announce just read are not read
+ * again: ~11 commands. */
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
     "  room = ARGV[2], now = tonumber(ARGV[5]), ttl = tonumber(ARGV[6]), nows = ARGV[5]}\n"
     "C.exp = string.format('%d', C.now + C.ttl)\n"
-    "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+    "local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
+    "local epoch, last, touch = meta[1], tonumber(meta[2] or '0'), ARGV[14] == '1'\n"
     "if not epoch then\n"
-    "  epoch = ARGV[8]\n"
+    "  epoch, last, touch = ARGV[8], 0, true\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"
     "  redis.call('DEL', KEYS[2])\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[7])\n"
-    "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end\n"
+    "if touch then\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[7])\n"
+    "  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end\n"
+    "end\n"
     "sweep(C)\n"
     "add(C, ARGV[3], ARGV[4])\n"
-    "keep(C)\n"
-    "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
+    "if redis.call('TTL', C.pz) < keep_s(C) / 2 then keep(C) end\n"
     "local hsize = tonumber(ARGV[13])\n"
     HIST_WINDOW
     "local since = tonumber(ARGV[9])\n"
@@ -197,7 +211,7 @@ static const char script_join[] =
     "  if limit > len then limit = len end\n"
     "  msgs = redis.call('LRANGE', KEYS[2], -limit, -1)\n"
     "end\n"
-"local count = redis.call('HLEN', C.pc)\n"
+"local count = C.count_now or redis.call('HLEN', C.pc)\n"
     "local mcap = tonumber(ARGV[12])\n"
     "local members\n"
     "if count <= mcap then members = redis.call('HKEYS', C.pc)\n"
@@ -212,7 +226,7 @@ static const char script_join[] =
     "    end\n"
     "  until cur == '0' or #members >= mcap\n"
     "end\n"
-    "local pv = tonumber(redis.call('GET', C.pv) or '0')\n"
+    "local pv = C.pv_now or tonumber(redis.call('GET', C.pv) or '0')\n"
     "return {epoch, last, pv, count, recovered, members, msgs}\n";
 
 /* KEYS pz pu pc pv; ARGV chan room now ttl conn */
@@ -355,7 +369,8 @@ static void new_epoch(char out[17])
  * on every send cost two of its seven commands, so each broker process sets
  * them at most once per TOUCH = HISTORY_TTL / 8 per room (script_send's
  * `touch`), to HISTORY_TTL + TOUCH: a message sent up to TOUCH after the last
- * touch still has HISTORY_TTL ahead of it. A join sets them to the same.
+ * touch still has HISTORY_TTL ahead of it. A join sets them the same way (its
+ * `touch`, counted with the sends').
  *
  * When this process last touched a room: a direct-mapped table, so memory is
  * fixed; two rooms in one slot only cost an extra touch. A send that failed
@@ -641,6 +656,7 @@ static void joined_reply(void *ud, const redisReply *r)
         j.messages = msgs;
         fn(b->ud, 0, &j);
     } else {
+        touch_unsure(); /* the script may have stopped before the TTLs */
         fn(b->ud, r && r->type != REDIS_REPLY_ERROR ? -EPROTO : err_of(r), NULL);
     }
     free(members);
@@ -681,7 +697,12 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
     arg_num(&a, limit);
     arg_num(&a, max_members);
     arg_num(&a, lim->history_size);
-    return eval(rb, S_JOIN, &a, joined_reply, box_new((void (*)(void))fn, ud));
+    bool touch = touch_due(room, lim);
+    arg(&a, touch ? "1" : "0", 1);
+    int rc = eval(rb, S_JOIN, &a, joined_reply, box_new((void (*)(void))fn, ud));
+    if (rc < 0 && touch)
+        touch_unsure(); /* refused before Redis saw it: the TTLs were not set */
+    return rc;
 }
 
 /* ---- presence ----------------------------------------------------------- */
