@@ -596,7 +596,9 @@ static void on_sub_ready(void *ud, uint32_t server)
 static void on_pub_ready(void *ud, uint32_t server)
 {
     struct on_server o = {ud, server};
-    /* A restarted Redis may have lost the presence entries: put them back. */
+    /* A restarted Redis may have lost the presence entries: put them back;
+     * and the history TTLs: set them again at each room's next touch. */
+    store_forget_touches();
     presence_foreach_room(o.b->presence, refresh_room_on, &o);
 }
 

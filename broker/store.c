@@ -415,6 +415,11 @@ static void touch_unsure(void)
     g_touch_gen++;
 }
 
+void store_forget_touches(void)
+{
+    touch_unsure();
+}
+
 /* A growing argv: strings are either borrowed or formatted into `num`. */
 struct args {
     const char *v[64];

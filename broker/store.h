@@ -82,6 +82,11 @@ typedef void (*store_page_fn)(void *ud, int err, const struct store_page *r);
  * rbridge_eval (-ENOTCONN: Redis is down, also when rb is NULL) and the
  * callback will not run. */
 
+/* The history TTLs this process set may be gone (its publisher connection
+ * came back, perhaps to a restarted or promoted server): each room's next
+ * send or join sets them again, instead of up to HISTORY_TTL/8 later. */
+void store_forget_touches(void);
+
 /* Stores and publishes a message. `m` is a CF_WIRE_MSG without id; cid (may
  * be empty) is the client's idempotency key. */
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
