@@ -670,6 +670,45 @@ static void test_history_holds_history_size_with_slack(void **state)
     v1_close(c);
 }
 
+/* A join sets the room's TTLs, but not each time: the history keys' when
+ * the room is new or once per HISTORY_TTL/8 (as a send does), the presence
+ * keys' when they are new or half of theirs has run out. The member count it
+ * answers with is the room's. */
+static void test_a_join_sets_the_ttls_once(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "ttls";
+    static const char *const what[4] = {"pz", "pu", "pc", "pv"};
+    char meta[64], keys[4][64];
+    snprintf(meta, sizeof meta, "cf:{%s}:meta", room);
+    for (int i = 0; i < 4; i++)
+        snprintf(keys[i], sizeof keys[i], "cf:{%s}:%s", room, what[i]);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    json_decref(join_ok(a, room));
+    int64_t keep_ms = 86400LL * 1000, slack_ms = keep_ms / 8;
+    int64_t p_meta = redis_int("PTTL", meta), p_keys[4];
+    assert_true(p_meta > keep_ms && p_meta <= keep_ms + slack_ms);
+    for (int i = 0; i < 4; i++) {
+        p_keys[i] = redis_int("PTTL", keys[i]);
+        if (p_keys[i] <= 0)
+            fail_msg("%s has no TTL after the room's first join (PTTL %lld)", keys[i],
+                     (long long)p_keys[i]);
+    }
+    usleep(1100 * 1000);
+    struct v1c *b = v1_member(fx.node.port, "bob", V1_JSON);
+    json_t *ev = join_ok(b, room);
+    assert_int_equal(pint(ev, "count"), 2);
+    assert_int_equal(redis_int("HLEN", keys[2]), 2);
+    json_decref(ev);
+    assert_true(redis_int("PTTL", meta) <= p_meta - 1000);
+    for (int i = 0; i < 4; i++)
+        if (redis_int("PTTL", keys[i]) > p_keys[i] - 1000)
+            fail_msg("%s's TTL was set again by the second join", keys[i]);
+    v1_close(a);
+    v1_close(b);
+}
+
 /* Stores a message from "ghost" in the room's history under the room's next
  * id without publishing it: exactly what a node whose subscription was down
  * misses. */
@@ -767,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
         cmocka_unit_test(test_history_holds_history_size_with_slack),
+        cmocka_unit_test(test_a_join_sets_the_ttls_once),
         cmocka_unit_test(test_a_gap_in_ids_is_recovered),
         cmocka_unit_test(test_a_missed_last_message_arrives_when_the_broker_is_ready_again),
         cmocka_unit_test(test_shutdown_closes_1001),
