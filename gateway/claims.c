@@ -124,7 +124,6 @@ int claims_read(struct claims *c, const char *json, size_t len)
 {
     if (claims_recognize(c, json, len))
         return 0;
-    c->n = 0;
     return claims_adopt(c, json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL));
 }
 

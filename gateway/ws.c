@@ -330,9 +330,10 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
      * refuse; so is a request that came in pieces: lws times out whatever
      * dribbles */
     int len = upg_parse(peeked, n, proto_names, &r);
+    if (len <= 0 || (size_t)len != n || !gw->io)
+        return 0;
     int64_t now = cf_mono_ms();
-    if (len <= 0 || (size_t)len != n || !gw->io ||
-        !may_open(gw, ip, &r, now, user, sizeof user) || upg_accept(r.key, accept) < 0)
+    if (!may_open(gw, ip, &r, now, user, sizeof user) || upg_accept(r.key, accept) < 0)
         return 0;
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
     if (!s)
