@@ -114,10 +114,10 @@ static void link_connect(struct blink *l)
                        fd == -ENOENT || fd == -ECONNREFUSED ? "broker not running" : strerror(-fd));
         return;
     }
-    l->fd = fd;
     l->st = BL_HANDSHAKE;
     l->opened = l->last_rx = l->last_ping = cf_mono_ms();
-    l->wsi = gw_adopt_raw(b->vh, fd, BLINKS_PROTOCOL, l);
+    l->wsi = gw_adopt_raw(b->vh, &fd, BLINKS_PROTOCOL, l);
+    l->fd = fd;
     if (!l->wsi) {
         if (fcntl(fd, F_GETFD) >= 0)
             close(fd);

@@ -19,6 +19,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "lowfd.h"
 #include "memtrim.h"
 #include "lrooms.h"
 #include "metrics.h"
@@ -34,6 +35,8 @@
 
 static volatile sig_atomic_t g_stop;
 static struct lws_context *g_ctx;
+/* the numbers under lws' table held while unused (lowfd.h); NULL: none */
+static struct lowfd *g_lowfd;
 
 static void on_signal(int sig)
 {
@@ -269,6 +272,7 @@ static void tick(struct gw *gw)
     v1_tick(gw);
     admit_tick(gw);
     blinks_tick(gw->links);
+    lowfd_refill(g_lowfd, now);
     /* opened + closed: a storm's handshake buffers leave holes (memtrim.h) */
     cf_memtrim_tick(&gw->trim, 2 * gw->stats.connections_total - gw->nsessions, now);
     if (now - gw->last_status >= 5000) {
@@ -386,13 +390,16 @@ static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_resyn
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-struct lws *gw_adopt_raw(struct lws_vhost *vh, int fd, const char *protocol, void *opaque)
+struct lws *gw_adopt_raw(struct lws_vhost *vh, int *fd, const char *protocol, void *opaque)
 {
+    int low = lowfd_lower(g_lowfd, *fd);
+    if (low >= 0)
+        *fd = low;
     lws_adopt_desc_t info;
     memset(&info, 0, sizeof info);
     info.vh = vh;
     info.type = LWS_ADOPT_RAW_FILE_DESC;
-    info.fd.filefd = fd;
+    info.fd.filefd = *fd;
     info.vh_prot_name = protocol;
     info.opaque = opaque;
     return lws_adopt_descriptor_vhost_via_info(&info);
@@ -575,6 +582,14 @@ int gw_run(const struct cf_config *cfg, int worker)
         CF_INFO("gateway", "using the listening socket passed by systemd");
     gw.watchdog_ms = (int64_t)(cf_notify_watchdog_interval_usec() / 1000);
     gw.accept_by = cf_mono_ms() + ACCEPT_HOLD_MS;
+    /* last: what was opened before it (the listening sockets, the epoll
+     * set, lws' own) keeps the numbers it has */
+    g_lowfd = lowfd_new(gw.lws_fd_cap);
+    if (gw.lws_fd_cap && !g_lowfd)
+        CF_WARN("gateway", "out of memory for the descriptors under lws' table: each "
+                "WebSocket moves above it instead");
+    listener_set_lowfd(gw.listener, g_lowfd);
+    listener_set_lowfd(gw.ops_listener, g_lowfd);
     blinks_start(gw.links);
     start_tick(&gw);
     CF_INFO("gateway", "worker %d listening on %s:%d, serving %s, %d brokers in %s", worker,
@@ -606,6 +621,8 @@ out:
     if (gw.ctx)
         lws_context_destroy(gw.ctx); /* closes and destroys every lws session */
     g_ctx = NULL;
+    lowfd_free(g_lowfd);
+    g_lowfd = NULL;
     ws_free(&gw);
     lrooms_free(gw.rooms);
     reqs_free(gw.reqs);

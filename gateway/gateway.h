@@ -75,8 +75,9 @@ struct gw {
 
 /* Adopts a descriptor (a listening socket, a broker link, the epoll set)
  * into vh's lws loop as a raw descriptor of `protocol`, with `opaque` as its
- * user data; lws then owns and closes fd. NULL when lws refused it. */
-struct lws *gw_adopt_raw(struct lws_vhost *vh, int fd, const char *protocol, void *opaque);
+ * user data; lws then owns and closes it. *fd may change: a descriptor above
+ * lws' table moves under it first (lowfd.h). NULL when lws refused it. */
+struct lws *gw_adopt_raw(struct lws_vhost *vh, int *fd, const char *protocol, void *opaque);
 
 /* Runs one gateway process until SIGTERM/SIGINT; returns the exit code. */
 int gw_run(const struct cf_config *cfg, int worker);

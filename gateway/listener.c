@@ -14,16 +14,19 @@
 #include "clock.h"
 #include "gateway.h"
 #include "log.h"
+#include "lowfd.h"
 #include "sock.h"
 
 #define ACCEPT_BUDGET 128
 #define BACKLOG 4096
+#define RELEASE_BATCH 64 /* fillers given back at once when out of descriptors */
 
 struct listener {
     struct lws_vhost *vh;
     struct lws *wsi;
     int fd, reserve;
     int fd_cap; /* 0: none */
+    struct lowfd *lowfd; /* where sockets for lws move under fd_cap; NULL: none */
     int64_t last_emfile_log;
     unsigned long emfile_drops;
     struct listener_hooks hooks;
@@ -42,6 +45,12 @@ void listener_set_fd_cap(struct listener *l, int cap)
         l->fd_cap = cap;
 }
 
+void listener_set_lowfd(struct listener *l, struct lowfd *lf)
+{
+    if (l)
+        l->lowfd = lf;
+}
+
 void listener_set_sndbuf(struct listener *l, int bytes)
 {
     if (l && setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
@@ -55,6 +64,9 @@ static void log_drops(struct listener *l);
 
 void listener_adopt(struct listener *l, int fd, void *opaque)
 {
+    int low = l->fd_cap && fd >= l->fd_cap ? lowfd_lower(l->lowfd, fd) : fd;
+    if (low >= 0)
+        fd = low;
     if (l->fd_cap && fd >= l->fd_cap) {
         /* every descriptor lws can hold is taken (connections being set up,
          * or WebSockets that found none free above the cap): full */
@@ -130,7 +142,7 @@ int listener_accept(struct listener *l)
 {
     if (!l || l->wsi || l->fd < 0)
         return 0;
-    l->wsi = gw_adopt_raw(l->vh, l->fd, LISTENER_PROTOCOL, l);
+    l->wsi = gw_adopt_raw(l->vh, &l->fd, LISTENER_PROTOCOL, l);
     if (!l->wsi) {
         CF_ERROR("listen", "cannot add the listening socket to the event loop");
         return -1;
@@ -202,6 +214,10 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
         socklen_t slen = sizeof ss;
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            /* the fillers under lws' table first (lowfd.h): they hold
+             * numbers, not files, so only EMFILE frees anything */
+            if (errno == EMFILE && lowfd_release(l->lowfd, RELEASE_BATCH, cf_mono_ms()) > 0)
+                continue;
             if (errno == EMFILE || errno == ENFILE)
                 shed_one(l);
             else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&

@@ -60,6 +60,12 @@ void listener_adopt(struct listener *l, int fd, void *opaque);
  * find no descriptor at all. 0 (the default): no cap. NULL l is a no-op. */
 void listener_set_fd_cap(struct listener *l, int cap);
 
+/* Where a connection for lws that landed at or above the cap moves to, and
+ * the fillers given back when accept runs out of descriptors (lowfd.h): lf
+ * must outlive l's accepting. NULL: none. NULL l is a no-op. */
+struct lowfd;
+void listener_set_lowfd(struct listener *l, struct lowfd *lf);
+
 /* Caps the kernel's send buffer of every connection accepted from now on
  * (Linux copies SO_SNDBUF from the listening socket), so that what waits for
  * a client that does not read is bounded by the gateway's queue bound plus

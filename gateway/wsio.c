@@ -41,7 +41,7 @@ struct wsio *wsio_new(struct lws_vhost *vh, wsio_event_fn on_event)
         free(io);
         return NULL;
     }
-    io->wsi = gw_adopt_raw(vh, io->ep, WSIO_PROTOCOL, io);
+    io->wsi = gw_adopt_raw(vh, &io->ep, WSIO_PROTOCOL, io);
     if (!io->wsi) {
         CF_ERROR("wsio", "cannot adopt the epoll set into the lws loop");
         close(io->ep);

@@ -378,6 +378,99 @@ static void test_upgrades_served_when_lws_table_is_full(void **state)
     assert_true(got <= 0); /* closed or reset, not answered */
 }
 
+/* The gateway's worker processes (the gateway itself when it has none). */
+static int workers_of(pid_t gw, pid_t *out, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)gw, (int)gw);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    for (int child; f && n < cap && fscanf(f, "%d", &child) == 1;)
+        out[n++] = child;
+    if (f)
+        fclose(f);
+    if (n == 0)
+        out[n++] = gw;
+    return n;
+}
+
+/* Descriptors numbered under 4096 (lws' table) that pid holds. */
+static int fds_under_table(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    int n = 0;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.' && atoi(e->d_name) < 4096;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The highest descriptor number pid holds. */
+static int highest_fd(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    int top = -1;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.' && atoi(e->d_name) > top)
+            top = atoi(e->d_name);
+    if (d)
+        closedir(d);
+    return top;
+}
+
+/* Over plain TCP the numbers under lws' table are held by fillers while
+ * unused (gateway/lowfd.h). A gateway whose limit leaves few numbers above
+ * them gives fillers back when accept runs out, so it still serves as many
+ * WebSockets and HTTP requests as its limit allows. */
+static void test_out_of_descriptors_the_fillers_are_given_back(void **state)
+{
+    (void)state;
+    enum { N = 150, ROOM = 20 };
+    pid_t w[8];
+    int nw = workers_of(fx.node.gateway.pid, w, 8);
+    struct rlimit saved[8];
+    char *token = h_login(fx.node.port, "squeezed");
+    assert_non_null(token);
+    char req[4096];
+    int len = upgrade_request(req, sizeof req, token);
+    free(token);
+    for (int i = 0; i < nw; i++) {
+        int top = highest_fd(w[i]);
+        if (top < 4096)
+            skip(); /* no fillers: a limit under lws' table, or TLS */
+        /* the numbers lws freed when the last test's connections closed
+         * are taken again within a second or so */
+        int64_t deadline = h_now_ms() + 5000;
+        while (fds_under_table(w[i]) < 4096 && h_now_ms() < deadline)
+            h_sleep_ms(100);
+        assert_int_equal(fds_under_table(w[i]), 4096);
+        struct rlimit low = {(rlim_t)top + 1 + ROOM, 0};
+        assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, NULL, &saved[i]), 0);
+        low.rlim_max = saved[i].rlim_max;
+        assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, &low, NULL), 0);
+    }
+    int fds[N];
+    int served = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = h_tcp_connect(fx.node.port, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(h_send_all(fds[i], req, (size_t)len), 0);
+        served += upgraded(fds[i]);
+    }
+    int health = h_wait_health(fx.node.port, 200, 5000);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    for (int i = 0; i < nw; i++)
+        prlimit(w[i], RLIMIT_NOFILE, &saved[i], NULL);
+    assert_int_equal(served, N);
+    assert_int_equal(health, 0);
+}
+
 /* Stopping a gateway while clients are still connected (DRAIN_TIMEOUT_MS=0
  * here, so they are cut off) is a clean exit: no crash, no sanitizer report. */
 static void test_stop_with_clients_connected(void **state)
@@ -408,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
         cmocka_unit_test(test_more_websockets_than_lws_table),
         cmocka_unit_test(test_upgrades_served_when_lws_table_is_full),
+        cmocka_unit_test(test_out_of_descriptors_the_fillers_are_given_back),
         cmocka_unit_test(test_stop_with_clients_connected),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));

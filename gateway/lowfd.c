@@ -1,0 +1,124 @@
+/* lowfd: see lowfd.h. */
+#include "lowfd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* After running out of descriptors: the fillers stay given back this long,
+ * so that a process at its limit does not take numbers each second only to
+ * give them back at its next accept. */
+#define RELEASE_HOLD_MS 60000
+
+struct lowfd {
+    int cap;
+    int src;     /* what the fillers are copies of (/dev/null); -1: gone */
+    int *stack;  /* the fillers' numbers */
+    int n;       /* how many */
+    int64_t hold_until;
+};
+
+/* Takes free numbers under the cap until there is none left. */
+static void fill(struct lowfd *lf)
+{
+    while (lf->n < lf->cap) {
+        int fd = fcntl(lf->src, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return; /* out of descriptors: nothing to take */
+        if (fd >= lf->cap) {
+            close(fd);
+            return;
+        }
+        lf->stack[lf->n++] = fd;
+    }
+}
+
+struct lowfd *lowfd_new(int cap)
+{
+    if (cap <= 0)
+        return NULL;
+    struct lowfd *lf = calloc(1, sizeof *lf);
+    if (!lf)
+        return NULL;
+    lf->cap = cap;
+    lf->stack = malloc((size_t)cap * sizeof *lf->stack);
+    lf->src = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!lf->stack || lf->src < 0) {
+        lowfd_free(lf);
+        return NULL;
+    }
+    /* the source itself under the cap would be a number lws can never use:
+     * above it, if there is room */
+    if (lf->src < cap) {
+        int high = fcntl(lf->src, F_DUPFD_CLOEXEC, cap);
+        if (high >= 0) {
+            close(lf->src);
+            lf->src = high;
+        }
+    }
+    fill(lf);
+    return lf;
+}
+
+void lowfd_free(struct lowfd *lf)
+{
+    if (!lf)
+        return;
+    while (lf->n)
+        close(lf->stack[--lf->n]);
+    if (lf->src >= 0)
+        close(lf->src);
+    free(lf->stack);
+    free(lf);
+}
+
+int lowfd_lower(struct lowfd *lf, int fd)
+{
+    if (!lf || fd < lf->cap)
+        return fd;
+    if (lf->n) {
+        int slot = lf->stack[lf->n - 1];
+        /* replaces the filler in one step: the number is never free, so
+         * nothing else can take it in between */
+        if (dup3(fd, slot, O_CLOEXEC) < 0)
+            return -1;
+        lf->n--;
+        close(fd);
+        return slot;
+    }
+    /* no filler left: a hole, if there is one */
+    int low = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (low < 0)
+        return -1;
+    if (low >= lf->cap) {
+        close(low);
+        return -1;
+    }
+    close(fd);
+    return low;
+}
+
+int lowfd_release(struct lowfd *lf, int n, int64_t now_ms)
+{
+    if (!lf)
+        return 0;
+    int k = 0;
+    while (k < n && lf->n) {
+        close(lf->stack[--lf->n]);
+        k++;
+    }
+    lf->hold_until = now_ms + RELEASE_HOLD_MS;
+    return k;
+}
+
+void lowfd_refill(struct lowfd *lf, int64_t now_ms)
+{
+    if (lf && now_ms >= lf->hold_until)
+        fill(lf);
+}
+
+int lowfd_fillers(const struct lowfd *lf)
+{
+    return lf ? lf->n : 0;
+}
