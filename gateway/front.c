@@ -74,8 +74,9 @@ uint64_t front_waiting(const struct front *f)
 enum verdict { TAKEN, WAIT, TO_LWS };
 
 /* A waiting connection leaves the list and the epoll set once decided
- * (before ws_open may move its socket to another descriptor: an epoll entry
- * outlives the closing of its descriptor while a copy is open). */
+ * (before ws_open or listener_adopt may move its socket to another
+ * descriptor: an epoll entry outlives the closing of its descriptor while a
+ * copy is open). */
 static void stop_waiting(struct front_conn *c)
 {
     if (!c)

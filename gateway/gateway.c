@@ -318,10 +318,12 @@ static void start_tick(struct gw *gw)
 /* lws sizes its descriptor table by the soft RLIMIT_NOFILE, and Debian's
  * build of it (with _DEBUG) scans the whole table each time it closes a
  * connection: at 20000 that was ~10 % of a gateway's CPU in a connect storm.
- * Over plain TCP a WebSocket leaves lws once established and moves to a
- * descriptor at or above the table's end (ws.c take_over), so lws holds only
- * connections being set up and HTTP requests, and its table can be small.
- * With TLS every connection stays in lws, which then gets the whole limit. */
+ * Over plain TCP a WebSocket never enters lws (front.h) or leaves it once
+ * established (ws.c take_over), and lives at or above the table's end (the
+ * numbers under it are held by fillers while unused, lowfd.h), so lws holds
+ * only connections being set up and HTTP requests, and its table can be
+ * small. With TLS every connection stays in lws, which then gets the whole
+ * limit. */
 #define LWS_FD_TABLE 4096
 
 static struct lws_context *create_context(const struct lws_context_creation_info *info, bool tls,
@@ -584,7 +586,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     gw.accept_by = cf_mono_ms() + ACCEPT_HOLD_MS;
     /* last: what was opened before it (the listening sockets, the epoll
      * set, lws' own) keeps the numbers it has */
-    g_lowfd = lowfd_new(gw.lws_fd_cap);
+    gw.lowfd = g_lowfd = lowfd_new(gw.lws_fd_cap);
     if (gw.lws_fd_cap && !g_lowfd)
         CF_WARN("gateway", "out of memory for the descriptors under lws' table: each "
                 "WebSocket moves above it instead");
@@ -622,7 +624,7 @@ out:
         lws_context_destroy(gw.ctx); /* closes and destroys every lws session */
     g_ctx = NULL;
     lowfd_free(g_lowfd);
-    g_lowfd = NULL;
+    gw.lowfd = g_lowfd = NULL;
     ws_free(&gw);
     lrooms_free(gw.rooms);
     reqs_free(gw.reqs);

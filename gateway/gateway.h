@@ -23,6 +23,7 @@ struct reqs;
 struct cf_wire_decoder;
 struct ipl;
 struct wsio;
+struct lowfd;
 
 struct gw_stats {
     uint64_t connections_total, messages_in, messages_out, sends_dropped, bad_frames;
@@ -58,6 +59,7 @@ struct gw {
     struct wsio *wake;           /* TLS only: a set for the paced flush's timer alone (ws.c) */
     int dead_fd;                 /* a pipe without writers (ws.c take_over) */
     int lws_fd_cap;              /* lws' descriptor table ends here; 0: none (gateway.c) */
+    struct lowfd *lowfd;         /* the numbers under it held while unused; NULL: none */
     struct session *sessions;    /* every established WebSocket */
     struct session *ka_next;     /* where ws_keepalive goes on; NULL: the head */
     size_t nsessions;
@@ -76,7 +78,8 @@ struct gw {
 /* Adopts a descriptor (a listening socket, a broker link, the epoll set)
  * into vh's lws loop as a raw descriptor of `protocol`, with `opaque` as its
  * user data; lws then owns and closes it. *fd may change: a descriptor above
- * lws' table moves under it first (lowfd.h). NULL when lws refused it. */
+ * lws' table moves under it first (lowfd.h). NULL when lws refused it: *fd
+ * (the new number) is still the caller's to close. */
 struct lws *gw_adopt_raw(struct lws_vhost *vh, int *fd, const char *protocol, void *opaque);
 
 /* Runs one gateway process until SIGTERM/SIGINT; returns the exit code. */

@@ -52,12 +52,15 @@ struct listener_hooks {
 void listener_set_hooks(struct listener *l, const struct listener_hooks *h);
 
 /* Hands an admitted connection (fd and the opaque pointer admit gave it) to
- * lws, as if take had declined it: release or adopted follows. */
+ * lws, as if take had declined it: release or adopted follows. fd is
+ * consumed either way (it may move to another number first). */
 void listener_adopt(struct listener *l, int fd, void *opaque);
 
 /* Connections on descriptors >= cap cannot go to lws (its table ends
- * there): unless the take hook keeps them, they are refused like those that
- * find no descriptor at all. 0 (the default): no cap. NULL l is a no-op. */
+ * there): unless the take hook keeps them, they move under it (see
+ * listener_set_lowfd), or, with no number free there, are refused like those
+ * that find no descriptor at all. 0 (the default): no cap. NULL l is a
+ * no-op. */
 void listener_set_fd_cap(struct listener *l, int cap);
 
 /* Where a connection for lws that landed at or above the cap moves to, and

@@ -3,13 +3,22 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include "log.h"
 
 /* After running out of descriptors: the fillers stay given back this long,
  * so that a process at its limit does not take numbers each second only to
  * give them back at its next accept. */
 #define RELEASE_HOLD_MS 60000
+
+/* Numbers left free above the fillers for everything the process opens
+ * other than by accept: a broker link's reconnect, sd_notify's socket, a
+ * timer, a file served, the listener's reserve. */
+#define HEADROOM 64
 
 struct lowfd {
     int cap;
@@ -18,6 +27,23 @@ struct lowfd {
     int n;       /* how many */
     int64_t hold_until;
 };
+
+/* Whether the top HEADROOM numbers of the limit are free, i.e. whether
+ * the process is far from running out: the kernel hands out the lowest free
+ * number, so those are the last taken. */
+static bool room_left(const struct lowfd *lf)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return true;
+    if (rl.rlim_cur <= (rlim_t)lf->cap + HEADROOM)
+        return false;
+    int fd = fcntl(lf->src, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur - HEADROOM));
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
 
 /* Takes free numbers under the cap until there is none left. */
 static void fill(struct lowfd *lf)
@@ -57,7 +83,8 @@ struct lowfd *lowfd_new(int cap)
             lf->src = high;
         }
     }
-    fill(lf);
+    if (room_left(lf))
+        fill(lf);
     return lf;
 }
 
@@ -108,14 +135,22 @@ int lowfd_release(struct lowfd *lf, int n, int64_t now_ms)
         close(lf->stack[--lf->n]);
         k++;
     }
+    if (k && now_ms >= lf->hold_until) /* once a hold */
+        CF_WARN("gateway", "running out of file descriptors: gave back %d of the numbers "
+                "held under libwebsockets' table (%d left); raise LimitNOFILE or add gateway "
+                "processes", k, lf->n);
     lf->hold_until = now_ms + RELEASE_HOLD_MS;
     return k;
 }
 
 void lowfd_refill(struct lowfd *lf, int64_t now_ms)
 {
-    if (lf && now_ms >= lf->hold_until)
+    if (!lf || now_ms < lf->hold_until)
+        return;
+    if (room_left(lf))
         fill(lf);
+    else
+        lowfd_release(lf, HEADROOM, now_ms);
 }
 
 int lowfd_fillers(const struct lowfd *lf)

@@ -14,9 +14,11 @@
  *
  * A number that lws frees when it closes a connection is a hole: the next
  * socket the kernel makes takes it (and is moved up or kept as before), or
- * lowfd_refill fills it again. When the process runs out of descriptors,
- * lowfd_release gives fillers back so that no connection is refused for
- * them: the process still holds as many sockets as its limit allows.
+ * lowfd_refill fills it again. Fillers never cost the process a connection
+ * or an open: they are taken only while the top 64 numbers of the limit are
+ * free, and given back (lowfd_release) when accept runs out or the refill
+ * finds those numbers taken, so the process still holds as many sockets as
+ * its limit allows, as before.
  *
  * Not thread-safe; one per process (the fillers are that process'). */
 #ifndef GW_LOWFD_H
@@ -26,7 +28,8 @@
 
 struct lowfd;
 
-/* Fills every free number under cap. NULL when out of memory, or when cap
+/* Fills every free number under cap (unless the limit is within 64 of the
+ * cap: then none). NULL when out of memory, or when cap
  * is 0 (no table: nothing to do); a NULL lowfd is valid for every call
  * below and does nothing. */
 struct lowfd *lowfd_new(int cap);
@@ -39,11 +42,12 @@ void lowfd_free(struct lowfd *lf);
 int lowfd_lower(struct lowfd *lf, int fd);
 
 /* Out of descriptors: closes up to n fillers and stops refilling for a
- * minute; the number closed. */
+ * minute; the number closed. Logs a warning once a hold. */
 int lowfd_release(struct lowfd *lf, int n, int64_t now_ms);
 
 /* Once a second: takes the free numbers under the table again, unless a
- * release was less than a minute ago. */
+ * release was less than a minute ago; or, when the top of the limit is
+ * taken, gives 64 fillers back instead. */
 void lowfd_refill(struct lowfd *lf, int64_t now_ms);
 
 /* Fillers held now (for metrics and tests). */

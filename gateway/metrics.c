@@ -8,6 +8,7 @@
 #include "blinks.h"
 #include "front.h"
 #include "iplimit.h"
+#include "lowfd.h"
 #include "lrooms.h"
 #include "reqs.h"
 #include "session.h"
@@ -82,6 +83,10 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          st->direct_upgrades},
         {"confab_gateway_upgrades_waiting", "gauge",
          "connections accepted whose request has not arrived yet", front_waiting(gw->front)},
+        {"confab_gateway_fd_fillers", "gauge",
+         "descriptor numbers under libwebsockets' table held while unused, so that accepted "
+         "sockets land above it (docs/operations.md)",
+         (uint64_t)lowfd_fillers(gw->lowfd)},
         {"confab_gateway_client_addresses", "gauge", "client addresses tracked for limits",
          gw->ipl ? ipl_count(gw->ipl) : 0},
         {"confab_gateway_untracked_connections_total", "counter",

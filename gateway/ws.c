@@ -213,7 +213,9 @@ static enum sess_proto proto_of(struct lws *wsi)
 
 /* A copy of fd at or above lws' table (gateway.c LWS_FD_TABLE), so that new
  * connections find descriptors lws can hold; -1 when there is no cap or no
- * room there. */
+ * room there. Needed only for a socket that came from lws, or that the
+ * kernel gave a number under the table (one lws freed since the last
+ * refill, or fillers given back: lowfd.h). */
 static int dup_above_table(struct gw *gw, int fd)
 {
     return gw->lws_fd_cap ? fcntl(fd, F_DUPFD_CLOEXEC, gw->lws_fd_cap) : -1;

@@ -423,52 +423,83 @@ static int highest_fd(pid_t pid)
     return top;
 }
 
+/* Descriptors pid holds. */
+static int open_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    int n = 0;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* Over plain TCP the numbers under lws' table are held by fillers while
  * unused (gateway/lowfd.h). A gateway whose limit leaves few numbers above
- * them gives fillers back when accept runs out, so it still serves as many
- * WebSockets and HTTP requests as its limit allows. */
+ * them gives fillers back, so it still serves as many WebSockets and HTTP
+ * requests as its limit allows. */
 static void test_out_of_descriptors_the_fillers_are_given_back(void **state)
 {
     (void)state;
-    enum { N = 150, ROOM = 20 };
+    enum { N = 150, ROOM = 20, TABLE = 4096 };
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    /* test_more_websockets_than_lws_table must not have run the gateway
+     * out (a release holds the fillers back for a minute) */
+    if (rl.rlim_cur < TABLE + 4400 + 1024)
+        skip();
     pid_t w[8];
     int nw = workers_of(fx.node.gateway.pid, w, 8);
-    struct rlimit saved[8];
+    struct rlimit saved[8], low[8];
+    for (int i = 0; i < nw; i++) {
+        int top = highest_fd(w[i]);
+        if (top < TABLE)
+            skip(); /* no fillers: TLS, or a limit within lws' table */
+        /* the numbers lws freed when the last test's connections closed
+         * are taken again within a second or so */
+        int64_t deadline = h_now_ms() + 5000;
+        while (fds_under_table(w[i]) < TABLE && h_now_ms() < deadline)
+            h_sleep_ms(100);
+        assert_int_equal(fds_under_table(w[i]), TABLE);
+        top = highest_fd(w[i]);
+        int free_below = top + 1 - open_count(w[i]);
+        if (free_below > ROOM / 2)
+            skip(); /* too many free numbers among the ones in use to leave ROOM */
+        assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, NULL, &saved[i]), 0);
+        low[i] = saved[i];
+        low[i].rlim_cur = (rlim_t)(top + 1 + ROOM - free_below);
+    }
     char *token = h_login(fx.node.port, "squeezed");
     assert_non_null(token);
     char req[4096];
     int len = upgrade_request(req, sizeof req, token);
     free(token);
-    for (int i = 0; i < nw; i++) {
-        int top = highest_fd(w[i]);
-        if (top < 4096)
-            skip(); /* no fillers: a limit under lws' table, or TLS */
-        /* the numbers lws freed when the last test's connections closed
-         * are taken again within a second or so */
-        int64_t deadline = h_now_ms() + 5000;
-        while (fds_under_table(w[i]) < 4096 && h_now_ms() < deadline)
-            h_sleep_ms(100);
-        assert_int_equal(fds_under_table(w[i]), 4096);
-        struct rlimit low = {(rlim_t)top + 1 + ROOM, 0};
-        assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, NULL, &saved[i]), 0);
-        low.rlim_max = saved[i].rlim_max;
-        assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, &low, NULL), 0);
-    }
+    long mark = h_log_mark(&fx.node.gateway);
+    for (int i = 0; i < nw; i++)
+        assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, &low[i], NULL), 0);
     int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = -1;
     int served = 0;
     for (int i = 0; i < N; i++) {
         fds[i] = h_tcp_connect(fx.node.port, 0);
-        assert_true(fds[i] >= 0);
-        assert_int_equal(h_send_all(fds[i], req, (size_t)len), 0);
+        if (fds[i] < 0)
+            break;
+        h_send_all(fds[i], req, (size_t)len);
         served += upgraded(fds[i]);
     }
     int health = h_wait_health(fx.node.port, 200, 5000);
-    for (int i = 0; i < N; i++)
+    bool warned = h_log_contains_from(&fx.node.gateway, mark, "gave back", 3000);
+    for (int i = 0; i < N && fds[i] >= 0; i++)
         close(fds[i]);
     for (int i = 0; i < nw; i++)
         prlimit(w[i], RLIMIT_NOFILE, &saved[i], NULL);
     assert_int_equal(served, N);
     assert_int_equal(health, 0);
+    assert_true(warned);
 }
 
 /* Stopping a gateway while clients are still connected (DRAIN_TIMEOUT_MS=0

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -185,6 +186,37 @@ static void test_release_gives_back_and_holds_a_minute(void **state)
     lowfd_free(lf);
 }
 
+/* Near the limit no filler is taken, and those held are given back, so that
+ * the process keeps numbers free for what it opens besides accept. */
+static void test_near_the_limit_fillers_give_way(void **state)
+{
+    (void)state;
+    struct rlimit saved, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int cap = small_cap();
+    struct lowfd *lf = lowfd_new(cap);
+    int n = lowfd_fillers(lf);
+    assert_true(n > 0);
+    low = saved;
+    low.rlim_cur = (rlim_t)cap + 32; /* within 64 of the cap */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    lowfd_refill(lf, 1000);
+    int left = lowfd_fillers(lf);
+    struct lowfd *none = lowfd_new(cap); /* takes nothing: the limit is too close */
+    int none_n = lowfd_fillers(none);
+    lowfd_free(none);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(left, 0);
+    assert_int_equal(none_n, 0);
+    assert_int_equal(free_under(cap), n);
+    /* the limit back up: taken again a minute after the release */
+    lowfd_refill(lf, 1000 + 59999);
+    assert_int_equal(lowfd_fillers(lf), 0);
+    lowfd_refill(lf, 1000 + 60000);
+    assert_int_equal(lowfd_fillers(lf), n);
+    lowfd_free(lf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_full_leaves_the_socket_and_holes_are_used),
         cmocka_unit_test(test_holes_are_refilled),
         cmocka_unit_test(test_release_gives_back_and_holds_a_minute),
+        cmocka_unit_test(test_near_the_limit_fillers_give_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
