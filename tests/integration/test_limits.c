@@ -236,23 +236,64 @@ static void test_dead_peers_are_reaped_by_ping(void **state)
     assert_int_equal(h_node_stop(&n), 0);
 }
 
+/* pid's descriptors: how many, how many numbered >= min, how many under
+ * lws' table (4096), and the highest number. */
+struct fd_scan {
+    int open, from_min, under_table, highest;
+};
+
+static struct fd_scan scan_fds(pid_t pid, int min)
+{
+    struct fd_scan r = {0, 0, 0, -1};
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = atoi(e->d_name);
+        r.open++;
+        r.from_min += fd >= min;
+        r.under_table += fd < 4096;
+        if (fd > r.highest)
+            r.highest = fd;
+    }
+    if (d)
+        closedir(d);
+    return r;
+}
+
+/* pid's child processes, at most cap of them; how many. */
+static int children_of(pid_t pid, pid_t *out, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    for (int child; f && n < cap && fscanf(f, "%d", &child) == 1;)
+        out[n++] = child;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The gateway's worker processes (the gateway itself when it has none). */
+static int workers_of(pid_t gw, pid_t *out, int cap)
+{
+    int n = children_of(gw, out, cap);
+    if (n == 0)
+        out[n++] = gw;
+    return n;
+}
+
 /* Descriptors numbered >= min held by pid and its children. */
 static int fds_from(pid_t pid, int min)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    int n = 0;
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += atoi(e->d_name) >= min;
-    if (d)
-        closedir(d);
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    for (int child; f && fscanf(f, "%d", &child) == 1;)
-        n += fds_from(child, min);
-    if (f)
-        fclose(f);
+    int n = scan_fds(pid, min).from_min;
+    pid_t kids[64];
+    int nk = children_of(pid, kids, 64);
+    for (int i = 0; i < nk; i++)
+        n += fds_from(kids[i], min);
     return n;
 }
 
@@ -378,65 +419,6 @@ static void test_upgrades_served_when_lws_table_is_full(void **state)
     assert_true(got <= 0); /* closed or reset, not answered */
 }
 
-/* The gateway's worker processes (the gateway itself when it has none). */
-static int workers_of(pid_t gw, pid_t *out, int cap)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)gw, (int)gw);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    for (int child; f && n < cap && fscanf(f, "%d", &child) == 1;)
-        out[n++] = child;
-    if (f)
-        fclose(f);
-    if (n == 0)
-        out[n++] = gw;
-    return n;
-}
-
-/* Descriptors numbered under 4096 (lws' table) that pid holds. */
-static int fds_under_table(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    int n = 0;
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.' && atoi(e->d_name) < 4096;
-    if (d)
-        closedir(d);
-    return n;
-}
-
-/* The highest descriptor number pid holds. */
-static int highest_fd(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    int top = -1;
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (e->d_name[0] != '.' && atoi(e->d_name) > top)
-            top = atoi(e->d_name);
-    if (d)
-        closedir(d);
-    return top;
-}
-
-/* Descriptors pid holds. */
-static int open_count(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    int n = 0;
-    DIR *d = opendir(path);
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* Over plain TCP the numbers under lws' table are held by fillers while
  * unused (gateway/lowfd.h). A gateway whose limit leaves few numbers above
  * them gives fillers back, so it still serves as many WebSockets and HTTP
@@ -455,17 +437,17 @@ static void test_out_of_descriptors_the_fillers_are_given_back(void **state)
     int nw = workers_of(fx.node.gateway.pid, w, 8);
     struct rlimit saved[8], low[8];
     for (int i = 0; i < nw; i++) {
-        int top = highest_fd(w[i]);
+        int top = scan_fds(w[i], 0).highest;
         if (top < TABLE)
             skip(); /* no fillers: TLS, or a limit within lws' table */
         /* the numbers lws freed when the last test's connections closed
          * are taken again within a second or so */
         int64_t deadline = h_now_ms() + 5000;
-        while (fds_under_table(w[i]) < TABLE && h_now_ms() < deadline)
+        while (scan_fds(w[i], 0).under_table < TABLE && h_now_ms() < deadline)
             h_sleep_ms(100);
-        assert_int_equal(fds_under_table(w[i]), TABLE);
-        top = highest_fd(w[i]);
-        int free_below = top + 1 - open_count(w[i]);
+        assert_int_equal(scan_fds(w[i], 0).under_table, TABLE);
+        top = scan_fds(w[i], 0).highest;
+        int free_below = top + 1 - scan_fds(w[i], 0).open;
         if (free_below > ROOM / 2)
             skip(); /* too many free numbers among the ones in use to leave ROOM */
         assert_int_equal(prlimit(w[i], RLIMIT_NOFILE, NULL, &saved[i]), 0);
