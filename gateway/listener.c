@@ -25,7 +25,7 @@ struct listener {
     struct lws_vhost *vh;
     struct lws *wsi;
     int fd, reserve;
-    int fd_cap; /* 0: none */
+    int fd_cap;          /* 0: none */
     struct lowfd *lowfd; /* where sockets for lws move under fd_cap; NULL: none */
     int64_t last_emfile_log;
     unsigned long emfile_drops;
@@ -54,7 +54,8 @@ void listener_set_lowfd(struct listener *l, struct lowfd *lf)
 void listener_set_sndbuf(struct listener *l, int bytes)
 {
     if (l && setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) < 0)
-        CF_WARN("listen", "cannot set SO_SNDBUF on the listening socket (%s): a client that "
+        CF_WARN("listen",
+                "cannot set SO_SNDBUF on the listening socket (%s): a client that "
                 "does not read may hold up to the kernel's maximum send buffer",
                 strerror(errno));
 }
@@ -64,7 +65,7 @@ static void log_drops(struct listener *l);
 
 void listener_adopt(struct listener *l, int fd, void *opaque)
 {
-    int low = l->fd_cap && fd >= l->fd_cap ? lowfd_lower(l->lowfd, fd) : fd;
+    int low = lowfd_lower(l->lowfd, fd); /* fd itself when under the cap or no lowfd */
     if (low >= 0)
         fd = low;
     if (l->fd_cap && fd >= l->fd_cap) {
@@ -91,8 +92,10 @@ void listener_adopt(struct listener *l, int fd, void *opaque)
         int64_t now = cf_mono_ms();
         if (now - l->last_adopt_log > 60000) {
             l->last_adopt_log = now;
-            CF_INFO("listen", "%lu connections ended while being set up (TLS handshake failed "
-                    "or the peer left)", l->adopt_failures);
+            CF_INFO("listen",
+                    "%lu connections ended while being set up (TLS handshake failed "
+                    "or the peer left)",
+                    l->adopt_failures);
         }
         if (l->hooks.release)
             l->hooks.release(l->hooks.ud, opaque);
@@ -117,10 +120,9 @@ struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, 
         l->fd = cf_sock_tcp_listen(addr, port, BACKLOG);
     }
     if (l->fd < 0) {
-        CF_ERROR("listen", "cannot listen on %s:%d: %s%s", *addr ? addr : "*", port,
-                 strerror(-l->fd),
-                 l->fd == -EADDRINUSE ? " (another program holds the port without SO_REUSEPORT)"
-                                      : "");
+        CF_ERROR(
+            "listen", "cannot listen on %s:%d: %s%s", *addr ? addr : "*", port, strerror(-l->fd),
+            l->fd == -EADDRINUSE ? " (another program holds the port without SO_REUSEPORT)" : "");
         if (l->reserve >= 0)
             close(l->reserve);
         free(l);
@@ -133,8 +135,10 @@ struct listener *listener_new(struct lws_vhost *vh, const char *addr, int port, 
      * saves a system call per connection (~2% of a connect storm's CPU). */
     int one = 1;
     if (setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        CF_WARN("listen", "cannot set TCP_NODELAY on the listening socket (%s): messages to "
-                "clients may wait for their ACKs", strerror(errno));
+        CF_WARN("listen",
+                "cannot set TCP_NODELAY on the listening socket (%s): messages to "
+                "clients may wait for their ACKs",
+                strerror(errno));
     return l;
 }
 
@@ -181,8 +185,10 @@ static void log_drops(struct listener *l)
     int64_t now = cf_mono_ms();
     if (now - l->last_emfile_log > 10000) {
         l->last_emfile_log = now;
-        CF_ERROR("listen", "out of file descriptors: refused %lu connections so far (raise "
-                 "LimitNOFILE or add gateway processes)", l->emfile_drops);
+        CF_ERROR("listen",
+                 "out of file descriptors: refused %lu connections so far (raise "
+                 "LimitNOFILE or add gateway processes)",
+                 l->emfile_drops);
     }
 }
 

@@ -22,9 +22,9 @@
 
 struct lowfd {
     int cap;
-    int src;     /* what the fillers are copies of (/dev/null); -1: gone */
-    int *stack;  /* the fillers' numbers */
-    int n;       /* how many */
+    int src;    /* what the fillers are copies of (/dev/null); -1: gone */
+    int *stack; /* the fillers' numbers */
+    int n;      /* how many */
     int64_t hold_until;
 };
 
@@ -136,9 +136,11 @@ int lowfd_release(struct lowfd *lf, int n, int64_t now_ms)
         k++;
     }
     if (k && now_ms >= lf->hold_until) /* once a hold */
-        CF_WARN("gateway", "running out of file descriptors: gave back %d of the numbers "
+        CF_WARN("gateway",
+                "running out of file descriptors: gave back %d of the numbers "
                 "held under libwebsockets' table (%d left); raise LimitNOFILE or add gateway "
-                "processes", k, lf->n);
+                "processes",
+                k, lf->n);
     lf->hold_until = now_ms + RELEASE_HOLD_MS;
     return k;
 }

@@ -352,6 +352,9 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
         ipl_close(gw->ipl, ip);
         return -1;
     }
+    /* The number it leaves is not filled again here: a hole lws made is
+     * usually taken by the next HTTP request (which then stays), and
+     * filling it would send that request high only to move it down. */
     int high = fd < gw->lws_fd_cap ? dup_above_table(gw, fd) : -1;
     if (high >= 0) {
         close(fd);

@@ -57,6 +57,40 @@ static void talks(int a, int b)
     assert_memory_equal(buf, "hi", 2);
 }
 
+/* Each test's lowfd over a small cap, and what was open before it. */
+struct fx {
+    int cap, n; /* n: the fillers it took */
+    int free_before, open_before;
+    struct lowfd *lf;
+};
+
+/* Descriptors open under `below`. */
+static int open_under(int below)
+{
+    return below - free_under(below);
+}
+
+static int setup(void **state)
+{
+    static struct fx f;
+    f.cap = small_cap();
+    f.free_before = free_under(f.cap);
+    f.open_before = open_under(f.cap + 64); /* the source lands just past the cap */
+    f.lf = lowfd_new(f.cap);
+    f.n = lowfd_fillers(f.lf);
+    *state = &f;
+    return f.lf ? 0 : -1;
+}
+
+/* Fails the test when freeing left anything open: fillers or the source. */
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    lowfd_free(f->lf);
+    f->lf = NULL;
+    return open_under(f->cap + 64) == f->open_before ? 0 : -1;
+}
+
 static void test_no_cap_is_nothing(void **state)
 {
     (void)state;
@@ -70,32 +104,25 @@ static void test_no_cap_is_nothing(void **state)
 
 static void test_fills_the_numbers_under_the_cap(void **state)
 {
-    (void)state;
-    int cap = small_cap();
-    int want = free_under(cap);
-    struct lowfd *lf = lowfd_new(cap);
-    assert_non_null(lf);
-    assert_int_equal(lowfd_fillers(lf), want);
-    assert_int_equal(free_under(cap), 0);
+    struct fx *f = *state;
+    assert_true(f->n > 0);
+    assert_int_equal(f->n, f->free_before);
+    assert_int_equal(free_under(f->cap), 0);
     int peer, s = pair(&peer);
-    assert_true(s >= cap && peer >= cap);
+    assert_true(s >= f->cap && peer >= f->cap);
     close(s);
     close(peer);
-    lowfd_free(lf);
-    assert_int_equal(free_under(cap), want); /* every filler closed */
 }
 
 static void test_a_socket_moves_under_the_cap_and_works(void **state)
 {
-    (void)state;
-    int cap = small_cap();
-    struct lowfd *lf = lowfd_new(cap);
-    int fillers = lowfd_fillers(lf);
+    struct fx *f = *state;
+    struct lowfd *lf = f->lf;
     int peer, s = pair(&peer);
     int low = lowfd_lower(lf, s);
-    assert_true(low >= 0 && low < cap);
+    assert_true(low >= 0 && low < f->cap);
     assert_false(is_open(s)); /* the old number is closed */
-    assert_int_equal(lowfd_fillers(lf), fillers - 1);
+    assert_int_equal(lowfd_fillers(lf), f->n - 1);
     talks(low, peer);
     talks(peer, low);
     assert_int_equal(fcntl(low, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
@@ -103,15 +130,13 @@ static void test_a_socket_moves_under_the_cap_and_works(void **state)
     assert_int_equal(lowfd_lower(lf, low), low);
     close(low);
     close(peer);
-    lowfd_free(lf);
 }
 
 static void test_full_leaves_the_socket_and_holes_are_used(void **state)
 {
-    (void)state;
-    int cap = small_cap();
-    struct lowfd *lf = lowfd_new(cap);
-    int n = lowfd_fillers(lf);
+    struct fx *f = *state;
+    struct lowfd *lf = f->lf;
+    int cap = f->cap, n = f->n;
     int lows[16], peers[16];
     assert_true(n <= 16);
     for (int i = 0; i < n; i++) {
@@ -138,15 +163,13 @@ static void test_full_leaves_the_socket_and_holes_are_used(void **state)
         close(lows[i]);
         close(peers[i]);
     }
-    lowfd_free(lf);
 }
 
 static void test_holes_are_refilled(void **state)
 {
-    (void)state;
-    int cap = small_cap();
-    struct lowfd *lf = lowfd_new(cap);
-    int n = lowfd_fillers(lf);
+    struct fx *f = *state;
+    struct lowfd *lf = f->lf;
+    int cap = f->cap, n = f->n;
     int peer, low = lowfd_lower(lf, pair(&peer));
     close(low); /* a hole */
     close(peer);
@@ -157,15 +180,13 @@ static void test_holes_are_refilled(void **state)
     /* refilling with nothing free takes nothing */
     lowfd_refill(lf, 2000);
     assert_int_equal(lowfd_fillers(lf), n);
-    lowfd_free(lf);
 }
 
 static void test_release_gives_back_and_holds_a_minute(void **state)
 {
-    (void)state;
-    int cap = small_cap();
-    struct lowfd *lf = lowfd_new(cap);
-    int n = lowfd_fillers(lf);
+    struct fx *f = *state;
+    struct lowfd *lf = f->lf;
+    int cap = f->cap, n = f->n;
     assert_true(n >= 4);
     assert_int_equal(lowfd_release(lf, 3, 10000), 3);
     assert_int_equal(lowfd_fillers(lf), n - 3);
@@ -183,19 +204,17 @@ static void test_release_gives_back_and_holds_a_minute(void **state)
     assert_int_equal(lowfd_fillers(lf), 0);
     close(s);
     close(peer);
-    lowfd_free(lf);
 }
 
 /* Near the limit no filler is taken, and those held are given back, so that
  * the process keeps numbers free for what it opens besides accept. */
 static void test_near_the_limit_fillers_give_way(void **state)
 {
-    (void)state;
+    struct fx *f = *state;
+    struct lowfd *lf = f->lf;
+    int cap = f->cap, n = f->n;
     struct rlimit saved, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
-    int cap = small_cap();
-    struct lowfd *lf = lowfd_new(cap);
-    int n = lowfd_fillers(lf);
     assert_true(n > 0);
     low = saved;
     low.rlim_cur = (rlim_t)cap + 32; /* within 64 of the cap */
@@ -214,19 +233,21 @@ static void test_near_the_limit_fillers_give_way(void **state)
     assert_int_equal(lowfd_fillers(lf), 0);
     lowfd_refill(lf, 1000 + 60000);
     assert_int_equal(lowfd_fillers(lf), n);
-    lowfd_free(lf);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_cap_is_nothing),
-        cmocka_unit_test(test_fills_the_numbers_under_the_cap),
-        cmocka_unit_test(test_a_socket_moves_under_the_cap_and_works),
-        cmocka_unit_test(test_full_leaves_the_socket_and_holes_are_used),
-        cmocka_unit_test(test_holes_are_refilled),
-        cmocka_unit_test(test_release_gives_back_and_holds_a_minute),
-        cmocka_unit_test(test_near_the_limit_fillers_give_way),
+        cmocka_unit_test_setup_teardown(test_fills_the_numbers_under_the_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_socket_moves_under_the_cap_and_works, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_full_leaves_the_socket_and_holes_are_used, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_holes_are_refilled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_gives_back_and_holds_a_minute, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_near_the_limit_fillers_give_way, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
