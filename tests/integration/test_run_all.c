@@ -93,13 +93,25 @@ static void chat(int port_a, int port_b)
     wsc_close(b);
 }
 
+/* The two nodes of the test below, stopped by its teardown when a check
+ * failed half way: the harness kills a spawned process when the test dies,
+ * but not the script's own children, which would keep running. */
+static struct h_proc ra, rb;
+
+static int stop_nodes(void **state)
+{
+    (void)state;
+    h_stop(&rb, SIGTERM, 20000);
+    h_stop(&ra, SIGTERM, 20000);
+    return 0;
+}
+
 static void test_run_all_runs_restarts_and_stops(void **state)
 {
     (void)state;
     char dir[400];
     snprintf(dir, sizeof dir, "%s/run-a", h_tmpdir());
     int port = h_free_port();
-    struct h_proc ra;
     start_run_all(&ra, "run-all-a", port, dir, NULL);
     if (!h_log_contains(&ra, "confab is up: http://localhost:", 30000)) {
         h_dump_log(&ra, 40);
@@ -113,7 +125,6 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     snprintf(dir2, sizeof dir2, "%s/run-b", h_tmpdir());
     snprintf(redis_addr, sizeof redis_addr, "unix:%s/redis.sock", dir);
     int port2 = h_free_port();
-    struct h_proc rb;
     start_run_all(&rb, "run-all-b", port2, dir2, redis_addr);
     assert_true(h_log_contains(&rb, "confab is up", 30000));
     assert_false(h_log_contains(&rb, "private Redis", 10));
@@ -223,7 +234,7 @@ static void test_run_all_in_the_background_stops_on_sigint(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_all_runs_restarts_and_stops),
+        cmocka_unit_test_teardown(test_run_all_runs_restarts_and_stops, stop_nodes),
         cmocka_unit_test(test_run_all_in_the_background_stops_on_sigint),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
