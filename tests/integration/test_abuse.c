@@ -185,7 +185,8 @@ static void test_a_flooding_legacy_client_is_closed(void **state)
     (void)state;
     struct wsc *f = member(fx.node.port, "flooder", "lflood");
     struct wsc *w = member(fx.node.port, "listener", "lflood");
-    h_sleep_ms(300); /* both in the room */
+    ready(w, "listening"); /* its join is live (the flooder's sends name the room) */
+    h_sleep_ms(300);       /* the flooder's change_room took one of its 5: back at 5/s */
     int64_t t0 = h_now_ms();
     for (int i = 0; i < 1000 && h_now_ms() - t0 < 3000; i++, h_sleep_ms(5))
         if (wsc_send_event(f, "send_message", "message", "spam") < 0)

@@ -164,8 +164,10 @@ static pid_t cutproxy_start(int redis_port, int *port)
         return -1;
     *port = ntohs(sa.sin_port);
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        h_die_with_parent(parent); /* its teardown does not run when the start fails */
         signal(SIGUSR1, cp_on_mute);
         signal(SIGUSR2, cp_on_cut);
         cp_child(lfd, redis_port);

@@ -180,6 +180,26 @@ static void test_run_all_runs_restarts_and_stops(void **state)
  * the script runs with SIGINT ignored and cannot trap it; a Ctrl-C to the
  * process group still stops the daemons, which handle it themselves. They
  * must stay stopped, and the script must end, instead of restarting them. */
+/* The test below runs the script in a session of its own, whose group
+ * (the spawned process' pid: setsid does not fork a non-leader) the
+ * teardown ends should a check fail before the test did. */
+static struct h_proc bg;
+static pid_t bg_group;
+
+static int stop_bg_group(void **state)
+{
+    (void)state;
+    if (bg_group > 0 && kill(-bg_group, SIGTERM) == 0) {
+        int64_t deadline = h_now_ms() + 20000;
+        while (kill(-bg_group, 0) == 0 && h_now_ms() < deadline)
+            h_sleep_ms(50);
+        kill(-bg_group, SIGKILL);
+    }
+    h_stop(&bg, SIGKILL, 5000);
+    bg_group = 0;
+    return 0;
+}
+
 static void test_run_all_in_the_background_stops_on_sigint(void **state)
 {
     (void)state;
@@ -196,13 +216,13 @@ static void test_run_all_in_the_background_stops_on_sigint(void **state)
     /* a session of its own, so that the whole group can be sent SIGINT */
     char *argv[] = {"/usr/bin/setsid", "--wait", "/bin/bash", "-c",
                     "\"$0\" & echo \"group $$ script $!\"; wait", script, NULL};
-    struct h_proc p;
-    assert_int_equal(h_spawn(&p, "run-all-bg", h_tmpdir(), argv, env), 0);
-    if (!h_log_contains(&p, "confab is up: http://localhost:", 30000)) {
-        h_dump_log(&p, 40);
+    assert_int_equal(h_spawn(&bg, "run-all-bg", h_tmpdir(), argv, env), 0);
+    bg_group = bg.pid;
+    if (!h_log_contains(&bg, "confab is up: http://localhost:", 30000)) {
+        h_dump_log(&bg, 40);
         fail_msg("run-all did not come up");
     }
-    FILE *f = fopen(p.log, "r");
+    FILE *f = fopen(bg.log, "r");
     assert_non_null(f);
     char line[256];
     int group = 0, pid = 0;
@@ -215,27 +235,27 @@ static void test_run_all_in_the_background_stops_on_sigint(void **state)
 
     assert_int_equal(kill(-group, SIGINT), 0);
     /* the shell that started it dies of the SIGINT; the script must end too */
-    h_wait_exit(&p, 5000);
+    h_wait_exit(&bg, 5000);
     int64_t deadline = h_now_ms() + 20000;
     while (kill(pid, 0) == 0 && h_now_ms() < deadline)
         h_sleep_ms(50);
     if (kill(pid, 0) == 0) {
         kill(-group, SIGKILL);
-        h_stop(&p, SIGKILL, 5000);
-        h_dump_log(&p, 30);
+        h_stop(&bg, SIGKILL, 5000);
+        h_dump_log(&bg, 30);
         fail_msg("run-all still ran 20 s after SIGINT to its group");
     }
     assert_int_equal(worker_pid(port), 0);
     assert_true(kill(worker, 0) < 0);
-    assert_false(h_log_contains(&p, "restarting in", 0));
-    assert_true(h_log_contains(&p, "stopped", 0));
+    assert_false(h_log_contains(&bg, "restarting in", 0));
+    assert_true(h_log_contains(&bg, "stopped", 0));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_run_all_runs_restarts_and_stops, stop_nodes),
-        cmocka_unit_test(test_run_all_in_the_background_stops_on_sigint),
+        cmocka_unit_test_teardown(test_run_all_in_the_background_stops_on_sigint, stop_bg_group),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -175,6 +175,14 @@ int h_free_ports(int n)
     abort();
 }
 
+void h_die_with_parent(pid_t parent)
+{
+    /* A test that dies (an abort skips atexit and every stop) takes what it
+     * started with it, instead of leaving servers running. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(125);
+}
+
 int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
             const char *const env[])
 {
@@ -186,10 +194,7 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        /* A test that dies (an abort skips atexit and every stop) takes
-         * what it started with it, instead of leaving servers running. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-            _exit(125);
+        h_die_with_parent(parent);
         int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);

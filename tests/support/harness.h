@@ -38,6 +38,13 @@ int h_free_ports(int n);
 int64_t h_now_ms(void);
 void h_sleep_ms(int ms);
 
+/* For a child just forked from `parent` (the caller's getpid() before the
+ * fork): it is killed when the test process dies, even of an abort, instead
+ * of running on. Exits the child at once when that cannot be arranged or
+ * the parent is already gone. Reaches only this child, not its own
+ * children: a test that spawns a script stops it in a teardown too. */
+void h_die_with_parent(pid_t parent);
+
 /* Starts argv with the current environment plus `env` ("K=V" strings, NULL
  * terminated) in directory `cwd`; output goes to <tmpdir>/<name>.log. Every
  * confab setting, and what a service manager passes (NOTIFY_SOCKET,

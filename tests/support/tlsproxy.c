@@ -121,8 +121,10 @@ int tlsproxy_start(struct tlsproxy *p, int target_port, const char *ca_file)
         return -1;
     }
     p->port = ntohs(sa.sin_port);
+    pid_t parent = getpid();
     p->pid = fork();
     if (p->pid == 0) {
+        h_die_with_parent(parent); /* else it waits in accept() after a failed test */
         serve(lfd, target_port, ca_file);
         _exit(0);
     }
