@@ -81,17 +81,22 @@ def scenarios(quick):
         # both ends' TCP handshake in the caller, so one process storming
         # alone sits at a whole core against either server and its limit,
         # not the server's, is what would be measured (benchmarks.md)
+        # A storm lasts ~0.1 s and a run ~2 s, and this VM runs both servers'
+        # handshakes at one of two speeds at random (~11 and ~15 us of
+        # server CPU each; benchmarks.md, the storm row of "What limits each
+        # figure"): three runs cannot tell 10 % apart, so each repeat of the
+        # storms is five runs
         "storm": {
             "title": "Connect storm: as fast as possible, <= 1000 handshakes in flight",
             "conns": 2000 if q else 5000, "rooms": 200 if q else 500, "inflight": 1000,
-            "no_join": True, "gen_procs": 2,
+            "no_join": True, "gen_procs": 2, "runs_per_repeat": 1 if q else 5,
         },
         # the same storm where every connection also joins a room of 10 (its
         # joined snapshot, presence to the others): no target, for reference
         "stormjoin": {
             "title": "Connect storm with joins: each connection also joins a room of 10",
             "conns": 2000 if q else 5000, "rooms": 200 if q else 500, "inflight": 1000,
-            "gen_procs": 2,
+            "gen_procs": 2, "runs_per_repeat": 1 if q else 5,
         },
     }
 
@@ -795,10 +800,11 @@ def main(argv):
     try:
         for name in a.scenarios:
             results[name] = {"confab": [], "baseline": []}
-            for i in range(a.repeat):
+            runs = a.repeat * scs[name].get("runs_per_repeat", 1)
+            for i in range(runs):
                 # alternated, so that warm-up or drift favours neither
                 for kind in ("baseline", "confab") if i % 2 == 0 else ("confab", "baseline"):
-                    say(f"{name} ({i + 1}/{a.repeat}) against {kind}")
+                    say(f"{name} ({i + 1}/{runs}) against {kind}")
                     r = run_one(a, procs, name, scs[name], kind, logdir)
                     results[name][kind].append(r)
                     say(f"{name} against {kind}: {json.dumps(figures(name, r))}")

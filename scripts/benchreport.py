@@ -353,6 +353,8 @@ def report(a, meta, scs, results):
              f"- confab: BROKERS={a.brokers}, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
              "private Redis on a Unix socket; baseline: 1 process (idle: 2)",
              f"- repeat: {a.repeat}" + (" (medians)" if a.repeat > 1 else "")
+             + "".join(f"; {n}: {a.repeat * scs[n]['runs_per_repeat']} runs"
+                       for n in results if scs[n].get("runs_per_repeat", 1) > 1)
              + (" — **quick run: smaller sizes and shorter steps, not the reference figures**"
                 if a.quick else ""), ""]
     summary = []
