@@ -158,6 +158,33 @@ static inline void settle(struct wsc **cs, int n)
         drain(cs[i]);
 }
 
+/* settle() for clients that are all in one room, whichever nodes or
+ * gateway processes they are on: after the tags, each reads up to a last
+ * message of cs[0]'s instead of waiting for a quiet window, which a tag's
+ * copy through a slower node could outlast. Every tag was published before
+ * it (each came back to its sender first), and a room's messages reach
+ * every member in the order Redis published them. */
+static inline void settle_room(struct wsc **cs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "sync-%d", i);
+        ready(cs[i], tag);
+    }
+    say(cs[0], "settled");
+    for (int i = 0; i < n; i++) {
+        for (;;) {
+            json_t *ev = wsc_recv_json(cs[i], 5000);
+            assert_non_null(ev);
+            const char *m = payload_str(ev, "message");
+            bool last = m && !strcmp(m, "settled");
+            json_decref(ev);
+            if (last)
+                break;
+        }
+    }
+}
+
 /* n silent connections of `user` (fresh token) in the default room, opened
  * through `port`; the caller closes them with close_all. */
 static inline struct wsc **silent_members(int port, const char *user, int n)

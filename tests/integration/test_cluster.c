@@ -28,9 +28,7 @@ static void test_gateway_processes_on_separate_ports_share_brokers(void **state)
     assert_int_equal(h_wait_health(second.port, 200, 10000), 0);
 
     struct wsc *a = member(n.port, "alice", "shared"), *b = member(second.port, "bob", "shared");
-    ready(a, "a");
-    ready(b, "b");
-    drain(a);
+    settle_room((struct wsc *[]){a, b}, 2);
     exactly_once(a, (struct wsc *[]){a, b}, 2, "from the first process", "alice");
     exactly_once(b, (struct wsc *[]){b, a}, 2, "from the second process", "bob");
     wsc_close(a);
@@ -67,13 +65,7 @@ static void test_workers_share_one_port(void **state)
         snprintf(user, sizeof user, "user%d", i);
         c[i] = member(n.port, user, "reuseport");
     }
-    for (int i = 0; i < N; i++) {
-        char tag[16];
-        snprintf(tag, sizeof tag, "ready%d", i);
-        ready(c[i], tag);
-    }
-    for (int i = 0; i < N; i++)
-        drain(c[i]);
+    settle_room(c, N);
 
     /* Both workers answer on the port and hold some of the connections. */
     int pids[2] = {0, 0}, conns[2] = {0, 0};
@@ -118,12 +110,8 @@ static void test_two_nodes_share_one_redis(void **state)
     struct wsc *a1 = member(a.port, "ann", "cross"), *a2 = member(a.port, "abe", "cross"),
                *b1 = member(b.port, "ben", "cross"), *b2 = member(b.port, "bea", "elsewhere");
     struct wsc *room[] = {a1, a2, b1};
-    ready(a1, "a1");
-    ready(a2, "a2");
-    ready(b1, "b1");
-    ready(b2, "b2");
-    for (int i = 0; i < 3; i++)
-        drain(room[i]);
+    settle_room(room, 3);
+    ready(b2, "b2"); /* alone in its room */
     exactly_once(a1, room, 3, "from node a", "ann");
     exactly_once(b1, room, 3, "from node b", "ben");
     assert_true(wsc_quiet(b2, 100)); /* not a member */

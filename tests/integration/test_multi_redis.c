@@ -166,7 +166,7 @@ static void cross_exactly_once(const char *room)
 {
     struct wsc *m[4] = {member(a.port, "ann", room), member(a.port, "amy", room),
                         member(b.port, "bob", room), member(b.port, "bea", room)};
-    settle(m, 4);
+    settle_room(m, 4);
     for (int i = 0; i < PER_SENDER; i++) {
         char text[256];
         snprintf(text, sizeof text, "%s/a/%d", room, i);
@@ -245,7 +245,8 @@ static void test_subscriptions_are_on_the_rooms_server(void **state)
         m[2 * s] = member(a.port, "ann", rooms[s]);
         m[2 * s + 1] = member(b.port, "bob", rooms[s]);
     }
-    settle(m, 2 * NSERVERS);
+    for (int s = 0; s < NSERVERS; s++)
+        settle_room(m + 2 * s, 2); /* one room a pair */
     for (int s = 0; s < NSERVERS; s++)
         for (int o = 0; o < NSERVERS; o++) {
             char chan[48];
@@ -339,7 +340,7 @@ static void test_a_node_with_another_list_refuses_to_start(void **state)
     char room[32];
     room_on(room, sizeof room, "after-", 1, -1);
     struct wsc *m[2] = {member(a.port, "ann", room), member(b.port, "bob", room)};
-    settle(m, 2);
+    settle_room(m, 2);
     exactly_once(m[1], m, 2, "still fine", "bob");
     wsc_close(m[0]);
     wsc_close(m[1]);
