@@ -81,20 +81,27 @@ static inline void say(struct wsc *c, const char *text)
     assert_int_equal(wsc_send_event(c, "send_message", "message", text), 0);
 }
 
+/* Drops whatever arrives up to and including the message `text`; fails
+ * when 5 s pass without one. */
+static inline void read_until(struct wsc *c, const char *text)
+{
+    for (;;) {
+        json_t *ev = wsc_recv_json(c, 5000);
+        assert_non_null(ev);
+        const char *m = payload_str(ev, "message");
+        bool last = m && !strcmp(m, text);
+        json_decref(ev);
+        if (last)
+            return;
+    }
+}
+
 /* Says `tag` and waits for it to come back, dropping other messages: once a
  * client hears itself, its room change has taken effect everywhere. */
 static inline void ready(struct wsc *c, const char *tag)
 {
     say(c, tag);
-    for (;;) {
-        json_t *ev = wsc_recv_json(c, 5000);
-        assert_non_null(ev);
-        const char *m = payload_str(ev, "message");
-        int mine = m && !strcmp(m, tag);
-        json_decref(ev);
-        if (mine)
-            return;
-    }
+    read_until(c, tag);
 }
 
 /* Drops whatever arrives until the client has been quiet for 150 ms. */
@@ -172,17 +179,8 @@ static inline void settle_room(struct wsc **cs, int n)
         ready(cs[i], tag);
     }
     say(cs[0], "settled");
-    for (int i = 0; i < n; i++) {
-        for (;;) {
-            json_t *ev = wsc_recv_json(cs[i], 5000);
-            assert_non_null(ev);
-            const char *m = payload_str(ev, "message");
-            bool last = m && !strcmp(m, "settled");
-            json_decref(ev);
-            if (last)
-                break;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        read_until(cs[i], "settled");
 }
 
 /* n silent connections of `user` (fresh token) in the default room, opened

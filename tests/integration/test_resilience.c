@@ -42,15 +42,8 @@ static void wait_until_flowing(struct wsc *from, struct wsc *to, int timeout_ms)
         if (ev) {
             json_decref(ev);
             ready(from, "flowing");
-            for (;;) {
-                ev = wsc_recv_json(to, 5000);
-                assert_non_null(ev);
-                const char *m = payload_str(ev, "message");
-                bool last = m && !strcmp(m, "flowing");
-                json_decref(ev);
-                if (last)
-                    return;
-            }
+            read_until(to, "flowing");
+            return;
         }
     }
     fail_msg("messages did not flow again within %d ms", timeout_ms);
