@@ -176,10 +176,6 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     h_dump_log(&ra, 30);
 }
 
-/* Started in the background by a non-interactive shell (CI, `make run-all &`),
- * the script runs with SIGINT ignored and cannot trap it; a Ctrl-C to the
- * process group still stops the daemons, which handle it themselves. They
- * must stay stopped, and the script must end, instead of restarting them. */
 /* The test below runs the script in a session of its own, whose group
  * (the spawned process' pid: setsid does not fork a non-leader) the
  * teardown ends should a check fail before the test did. */
@@ -200,6 +196,10 @@ static int stop_bg_group(void **state)
     return 0;
 }
 
+/* Started in the background by a non-interactive shell (CI, `make run-all &`),
+ * the script runs with SIGINT ignored and cannot trap it; a Ctrl-C to the
+ * process group still stops the daemons, which handle it themselves. They
+ * must stay stopped, and the script must end, instead of restarting them. */
 static void test_run_all_in_the_background_stops_on_sigint(void **state)
 {
     (void)state;
