@@ -199,7 +199,7 @@ static inline struct wsc **silent_members(int port, const char *user, int n)
          * tested. Through test_security's TLS proxy one failed once on a
          * machine also running the ASan suite, and later one failed twice
          * in a row in CI (cause not found): each failure is printed, so
-         * that a pattern would show. */
+         * that a pattern would show (the TLS proxy prints its side). */
         for (int t = 0; t < 5 && !m[i]; t++) {
             if (t)
                 h_sleep_ms(100 * t);
