@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -278,6 +279,55 @@ int h_wait_exit(struct h_proc *p, int timeout_ms)
     return -1;
 }
 
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) state ppid": comm may hold spaces and parentheses */
+    const char *r = strrchr(buf, ')');
+    int ppid = 0;
+    return r && sscanf(r + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+/* SIGKILLs every descendant of root, deepest last found first. root must be
+ * stopped (SIGSTOP) so that it restarts none of them meanwhile. */
+static void kill_descendants(pid_t root)
+{
+    enum { MAX = 256 };
+    pid_t found[MAX];
+    int n = 0;
+    found[n++] = root;
+    /* a walk per generation: children, then theirs, up to a few levels */
+    for (int gen = 0, from = 0; gen < 6 && from < n; gen++) {
+        int to = n;
+        DIR *d = opendir("/proc");
+        if (!d)
+            return;
+        struct dirent *e;
+        while ((e = readdir(d)) && n < MAX) {
+            pid_t pid = (pid_t)atoi(e->d_name);
+            if (pid <= 0)
+                continue;
+            pid_t pp = parent_of(pid);
+            for (int i = from; i < to; i++)
+                if (pp == found[i]) {
+                    found[n++] = pid;
+                    break;
+                }
+        }
+        closedir(d);
+        from = to;
+    }
+    for (int i = n - 1; i > 0; i--)
+        kill(found[i], SIGKILL);
+}
+
 int h_stop(struct h_proc *p, int sig, int timeout_ms)
 {
     if (p->pid <= 0)
@@ -285,6 +335,10 @@ int h_stop(struct h_proc *p, int sig, int timeout_ms)
     kill(p->pid, sig);
     int status = h_wait_exit(p, timeout_ms);
     if (status == -1 && p->pid > 0) {
+        /* its children too: once it is gone they would belong to init and
+         * run on after the test (a script such as run-all.sh) */
+        kill(p->pid, SIGSTOP);
+        kill_descendants(p->pid);
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &status, 0);
         p->pid = 0;

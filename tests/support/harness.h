@@ -52,8 +52,9 @@ void h_die_with_parent(pid_t parent);
  * environment first: pass them in `env` (or a node's extra_env). */
 int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
             const char *const env[]);
-/* Sends sig and waits up to timeout_ms for the exit (then SIGKILL). Returns
- * the wait status, or -1 when the process was not running. */
+/* Sends sig and waits up to timeout_ms for the exit; then SIGKILLs it and
+ * its descendants. Returns the wait status, or -1 when the process was not
+ * running or had to be killed. */
 int h_stop(struct h_proc *p, int sig, int timeout_ms);
 bool h_alive(struct h_proc *p);
 /* Waits up to timeout_ms for the process to exit by itself; returns the wait
