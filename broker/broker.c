@@ -610,13 +610,15 @@ static void on_fatal(void *ud)
     sd_event_exit(b->ev, CF_SUP_EXIT_CONFIG);
 }
 
-/* Ready (to the gateways, systemd) = every Redis server connected, checked
- * and its canary passing. A server down makes only its rooms unavailable, but
- * it is reported: the gateways re-sync this shard's members when it is back,
- * which recovers what they missed meanwhile.
- * Serving (/readyz, the gateways' /readyz) = at least one server works. With
- * several servers, one down must not take every node out of its load
- * balancer: the other servers' rooms work on every node. */
+/* Ready (to the gateways) = every Redis server connected, checked and its
+ * canary passing. A server down makes only its rooms unavailable, but it is
+ * reported: the gateways re-sync this shard's members when it is back, which
+ * recovers what they missed meanwhile.
+ * Serving (/readyz, the gateways' /readyz, systemd's READY=1) = at least one
+ * server works. With several servers, one down must not take every node out
+ * of its load balancer: the other servers' rooms work on every node. Nor may
+ * it keep the service from starting: systemd would kill a broker that serves
+ * at TimeoutStartSec, and again at every start while that server is down. */
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
@@ -626,9 +628,13 @@ static void on_state(void *ud, uint32_t server, bool ready)
         b->serving = serving;
         if (b->links)
             send_state(b, NULL);
-        if (now && !b->ready_sent) {
+        if (serving && !b->ready_sent) {
             b->ready_sent = true;
-            cf_notify_ready("ready: Redis connected, delivery canary passing");
+            if (now)
+                cf_notify_ready("ready: Redis connected, delivery canary passing");
+            else
+                cf_notify_ready("serving, degraded: some Redis servers are down or failing "
+                                "their delivery canary; their rooms answer unavailable");
         }
         report(b);
     }

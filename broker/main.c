@@ -93,6 +93,9 @@ int main(int argc, char **argv)
         return 0;
     }
     cf_cpusched_apply(g_cfg.sched_batch);
+    /* a link per gateway process of the node and a few to Redis: the usual
+     * 1024 is plenty, but a larger hard limit costs nothing to take */
+    cf_start_raise_files("broker", 1024);
     if (shard >= 0)
         return shard_main(shard, NULL);
     CF_INFO("broker", "running %d shards", g_shards);

@@ -1,5 +1,9 @@
 #include "startup.h"
 
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+
 #include "log.h"
 
 #ifndef CONFAB_VERSION
@@ -40,4 +44,29 @@ int cf_start_config(const char *prog, const char *process, struct cf_config *cfg
     cf_log_set_format(cfg->log_format);
     cf_log_detect_journal();
     return 0;
+}
+
+unsigned long cf_start_raise_files(const char *process, unsigned long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+            CF_INFO(process, "open files limit raised from %llu to its hard limit %llu",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+            rl = up;
+        } else {
+            CF_WARN(process, "cannot raise the open files limit from %llu to its hard limit "
+                    "%llu: %s", (unsigned long long)rl.rlim_cur,
+                    (unsigned long long)rl.rlim_max, strerror(errno));
+        }
+    }
+    unsigned long have = rl.rlim_cur == RLIM_INFINITY ? ~0UL : (unsigned long)rl.rlim_cur;
+    if (have < want)
+        CF_WARN(process, "the open files limit is %lu, under the %lu this process should "
+                "have: it can hold fewer connections. Raise LimitNOFILE= in the unit, or "
+                "the container's nofile ulimit", have, want);
+    return have;
 }

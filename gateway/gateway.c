@@ -226,6 +226,19 @@ static void start_accepting(struct gw *gw, uint32_t up, uint32_t n)
     if (listener_accept(gw->listener) < 0) {
         gw->accept_failed = true; /* logged; a worker that cannot accept serves nobody */
         g_stop = 1;
+        return;
+    }
+    /* READY=1 once it serves, linked to every broker or not: systemd would
+     * kill a worker that serves past TimeoutStartSec without it, and its
+     * clients with it, at every start while a broker is down */
+    if (!gw->ready_sent) {
+        gw->ready_sent = true;
+        if (up == n) {
+            cf_notify_ready("serving; linked to every broker");
+            CF_INFO("gateway", "ready: linked to all %u brokers", n);
+        } else {
+            cf_notify_ready("serving, degraded: not linked to every broker");
+        }
     }
 }
 
@@ -233,11 +246,6 @@ static void report(struct gw *gw)
 {
     uint32_t up = blinks_up(gw->links), n = blinks_count(gw->links);
     start_accepting(gw, up, n);
-    if (!gw->ready_sent && up == n) {
-        gw->ready_sent = true;
-        cf_notify_ready("serving; linked to every broker");
-        CF_INFO("gateway", "ready: linked to all %u brokers", n);
-    }
     cf_notify_status("%zu connections, %zu rooms, %u of %u brokers linked%s", gw->nsessions,
                      lrooms_count(gw->rooms), up, n, gw->draining ? ", draining" : "");
 }

@@ -32,6 +32,10 @@ static void usage(FILE *out)
                  "Settings come from the environment and ./.env; see README.md.\n");
 }
 
+/* Under this, say so at start: a gateway process is sized for tens of
+ * thousands of connections (the unit gives 262144) */
+#define GATEWAY_WANT_FILES 16384
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"check-config", no_argument, NULL, 'c'},
@@ -77,6 +81,9 @@ int main(int argc, char **argv)
                 "Anyone can forge tokens. Set JWT_SECRET (>= 32 random bytes) in production.");
     }
     cf_cpusched_apply(g_cfg.sched_batch);
+    /* before the workers fork, which inherit it; lws sizes its table in
+     * each (gateway.c create_context) */
+    cf_start_raise_files("gateway", GATEWAY_WANT_FILES);
     if (g_cfg.gateway_workers == 1)
         return worker_main(0, NULL);
     CF_INFO("gateway", "starting %d workers on port %d", g_cfg.gateway_workers, g_cfg.port);

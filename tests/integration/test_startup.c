@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 /* Runs a binary with extra settings; returns its exit status and leaves its
@@ -205,6 +206,76 @@ static void test_processes_run_under_sched_batch(void **state)
     assert_int_equal(h_fixture_down(&f), 0);
 }
 
+/* The soft and hard limits on open files of a running process. */
+static void files_limit(pid_t pid, unsigned long *soft, unsigned long *hard)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    *soft = *hard = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Max open files %lu %lu", soft, hard) == 2)
+            break;
+    fclose(f);
+}
+
+/* Started at a soft limit of 1024 on open files (a container runtime's or a
+ * shell's default) under a higher hard one, both programs take the hard one:
+ * at 1024 a gateway would hold ~1000 connections. Under a hard limit too low
+ * for a gateway, it says what to raise. */
+static void test_open_files_limit_is_raised(void **state)
+{
+    (void)state;
+    struct rlimit saved, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    if (saved.rlim_max <= 1024)
+        skip(); /* nothing above the soft limit to take */
+    low = saved;
+    low.rlim_cur = 1024;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0); /* inherited by the node */
+    struct h_fixture f;
+    assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
+    h_node_init(&f.node, f.redis.addr);
+    f.node.workers = 2;
+    int rc = h_node_start(&f.node);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(rc, 0);
+    pid_t procs[] = {f.node.gateway.pid, f.node.broker[0].pid};
+    for (int i = 0; i < 2; i++) {
+        unsigned long soft, hard;
+        files_limit(procs[i], &soft, &hard);
+        if (soft != (unsigned long)saved.rlim_max || hard != soft)
+            fail_msg("%s: open files limit %lu (hard %lu), want %lu", i ? "broker" : "gateway",
+                     soft, hard, (unsigned long)saved.rlim_max);
+    }
+    char said[96];
+    snprintf(said, sizeof said, "open files limit raised from 1024 to its hard limit %lu",
+             (unsigned long)saved.rlim_max);
+    assert_true(h_log_contains(&f.node.gateway, said, 0));
+    assert_true(h_log_contains(&f.node.broker[0], said, 0));
+    if (saved.rlim_max < 16384)
+        assert_true(h_log_contains(&f.node.gateway, "Raise LimitNOFILE=", 0));
+    assert_int_equal(h_fixture_down(&f), 0);
+
+    /* a hard limit of 2048: the gateway takes it and says it is too low */
+    if (saved.rlim_max < 2048)
+        return;
+    char prlimit[] = "/usr/bin/prlimit", nofile[] = "--nofile=1024:2048", dashes[] = "--";
+    char *argv[] = {prlimit, nofile, dashes, (char *)h_bin("gateway"), NULL};
+    char port[32];
+    snprintf(port, sizeof port, "PORT=%d", h_free_port());
+    const char *env[] = {"JWT_SECRET=" H_JWT_SECRET, port, "LISTEN_ADDR=127.0.0.1", NULL};
+    struct h_proc g;
+    assert_int_equal(h_spawn(&g, "lowfiles", h_tmpdir(), argv, env), 0);
+    bool warned = h_log_contains(&g, "the open files limit is 2048, under the 16384", 10000);
+    h_stop(&g, SIGTERM, 10000);
+    if (!warned) {
+        h_dump_log(&g, 20);
+        fail_msg("a gateway under a hard limit of 2048 open files did not say so");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_development_secret_needs_dev_mode),
         cmocka_unit_test(test_version_and_arguments),
         cmocka_unit_test(test_processes_run_under_sched_batch),
+        cmocka_unit_test(test_open_files_limit_is_raised),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
