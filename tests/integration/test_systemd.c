@@ -476,6 +476,35 @@ static void test_activation_socket_checks(void **state)
 
 /* Kills whatever a failed test left running (a passing test stopped it all
  * and checked how it exited). */
+/* With several Redis servers, one down makes only its rooms unavailable: the
+ * broker serves the others' and must say READY=1, or systemd would kill it
+ * at TimeoutStartSec (and at every start while that server stays down). */
+static void test_notify_ready_with_one_redis_server_down(void **state)
+{
+    (void)state;
+    struct notes *s = &g_notes;
+    notes_open(s);
+    assert_int_equal(h_redis_start(&g_redis, h_tmpdir()), 0);
+    char addr[900];
+    snprintf(addr, sizeof addr, "%s,unix:%s/no-such-redis.sock", g_redis.addr, h_tmpdir());
+    h_node_init(&g_node, addr);
+    g_node.brokers = 1;
+    g_node.extra_env[0] = s->env;
+    assert_int_equal(h_broker_start(&g_node, 0), 0);
+    pid_t br = g_node.broker[0].pid;
+    int i;
+    expect_note(s, br, 0, "READY=1", NULL, 10000, "broker", &i);
+    if (!note_has(&s->v[i], "STATUS=", "degraded")) {
+        notes_print(s);
+        fail_msg("the broker's READY=1 does not say it is degraded");
+    }
+    kill(br, SIGTERM);
+    assert_int_equal(exit_code(h_wait_exit(&g_node.broker[0], 10000)), 0);
+    assert_int_equal(notes_count(s, br, 0, "READY=1"), 1);
+    h_redis_stop(&g_redis);
+    notes_close(s);
+}
+
 static int cleanup(void **state)
 {
     (void)state;
@@ -495,6 +524,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_notify_ready_status_watchdog_stopping, cleanup),
+        cmocka_unit_test_teardown(test_notify_ready_with_one_redis_server_down, cleanup),
         cmocka_unit_test_teardown(test_gateway_under_systemd_socket_activate, cleanup),
         cmocka_unit_test_teardown(test_activation_socket_checks, cleanup),
     };
