@@ -60,7 +60,9 @@ import { Connection } from "./client/connection.js";
 import { Emitter } from "./client/emitter.js";
 import { Outbox } from "./client/outbox.js";
 import { Rooms } from "./client/rooms.js";
-import { ConfabError, byteLength, clampLimit, isValidRoom, normalizeMessages, randomId } from "./client/util.js";
+import {
+  ConfabError, byteLength, clampLimit, isValidRoom, normalizeMessages, randomId, sendFrame,
+} from "./client/util.js";
 
 export {
   SUBPROTOCOL, ROOM_PATTERN, ConfabError, isValidRoom, byteLength, decodeToken, randomId,
@@ -80,11 +82,13 @@ export {
  * @property {number} [retryDelay=500] base of the backoff for resending a refused send (or
  *   gap fetch), ms.
  * @property {number} [maxRetryDelay=15000] its cap, ms.
- * @property {number} [ackTimeout=15000] resend (same id) when no answer came within this, ms.
+ * @property {number} [ackTimeout=15000] reconnect (the send goes out again, same id, after the
+ *   rejoin) when a send got no answer within this, ms: the server answers within 10 s.
  * @property {number} [joinTimeout=20000] reconnect when a join got no answer within this, ms.
  * @property {number} [typingInterval=2000] at most one typing notification per room per this, ms.
  * @property {number} [tokenMargin=30] log in again when the token expires within this, s.
- * @property {number} [maxFrameBytes=4096] the server's `MAX_MESSAGE_BYTES`.
+ * @property {number} [maxFrameBytes=4096] the server's `MAX_MESSAGE_BYTES`; lowered when the server
+ *   closes with 1009 (it was set above the server's).
  * @property {number} [echoHold=3000] how long an echo of one's own unacknowledged send
  *   is held back waiting for its ack (so a UI can match it to the pending message), ms.
  * @property {number} [gapTimeout=5000] when live ids skip some, the live messages past the
@@ -322,8 +326,7 @@ export class ConfabClient extends Emitter {
     if (typeof id !== "string" || id.length < 1 || id.length > 64 || this._outbox.has(id)) {
       return Promise.reject(new ConfabError("bad_id", "A send id is 1–64 characters and unique.", { room }));
     }
-    const frame = JSON.stringify({ type: "send", payload: { room, message: text, id } });
-    if (byteLength(frame) > this.options.maxFrameBytes) {
+    if (byteLength(sendFrame(room, text, id)) > this.options.maxFrameBytes) {
       return Promise.reject(new ConfabError("too_big", "The message is too long.", { room }));
     }
     return this._outbox.add(room, text, id);
@@ -392,18 +395,19 @@ export class ConfabClient extends Emitter {
   }
 
   /**
-   * @private The Connection gave up its socket: pending requests end, sends
-   * in flight become "outcome unknown" (resent after the rejoin), rooms wait
-   * for their rejoin.
+   * @private The Connection gave up its socket (closed with `code`, when it
+   * closed): pending requests end, sends in flight become "outcome unknown"
+   * (resent after the rejoin; one that drew 1009 fails), rooms wait for
+   * their rejoin.
    */
-  _onDropped() {
+  _onDropped(code) {
     const gone = new ConfabError("disconnected", "The connection was lost.");
     for (const [ref, p] of this._pending) {
       this._pending.delete(ref);
       if (p.type === "leave") p.resolve?.(); // the server forgets our rooms anyway
       else if (p.type === "history") p.reject?.(new ConfabError(gone.code, gone.message, { room: p.room }));
     }
-    this._outbox.lost();
+    this._outbox.lost(code);
     this._rooms.lost();
   }
 

@@ -232,7 +232,7 @@ export class Connection {
   _onClose(ev) {
     const openedAt = this._openedAt; // read first: _dropSocket() zeroes it
     const wasOpen = openedAt > 0;
-    this._dropSocket();
+    this._dropSocket(ev.code);
     if (!this._wanted) return;
     if (wasOpen) {
       // Only a connection that stayed up (or a server going away) starts the
@@ -245,14 +245,17 @@ export class Connection {
     this._scheduleReconnect({ code: ev.code, reason: ev.reason, wasOpen });
   }
 
-  /** @private Forgets the current socket, then lets the owner settle what hung on it. */
-  _dropSocket() {
+  /**
+   * @private Forgets the current socket, then lets the owner settle what hung
+   * on it. `code`: the close code, when it closed.
+   */
+  _dropSocket(code) {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
     this._openedAt = 0;
-    this._client._onDropped();
+    this._client._onDropped(code);
   }
 
   /** @private */

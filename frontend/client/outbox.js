@@ -22,7 +22,7 @@
  * @module confab-client/outbox
  */
 
-import { ConfabError, RETRYABLE, toId } from "./util.js";
+import { ConfabError, RETRYABLE, byteLength, sendFrame, toId } from "./util.js";
 
 /**
  * One unacknowledged send.
@@ -91,12 +91,27 @@ export class Outbox {
     return [...this._entries.values()].some((e) => e.room === room && e.message === message);
   }
 
-  /** The connection is gone: what was in flight has an unknown outcome, to be resent. */
-  lost() {
+  /**
+   * The connection is gone: what was in flight has an unknown outcome, to be
+   * resent. Closed with 1009, the server found a frame over its
+   * MAX_MESSAGE_BYTES, which may be lower than `maxFrameBytes`: resending it
+   * would only close the next connection too. The largest send in flight is
+   * that frame (joins and other requests are far smaller than any limit):
+   * it fails with `too_big`, and sends that large are refused from then on.
+   */
+  lost(code) {
+    let largest = null;
     for (const e of this._entries.values()) {
+      if (e.inflight && (!largest || frameBytes(e) > frameBytes(largest))) largest = e;
       e.inflight = false;
       clearTimeout(e.watchdog);
       e.watchdog = 0;
+    }
+    if (code === 1009 && largest) {
+      const options = this._client.options;
+      options.maxFrameBytes = Math.min(options.maxFrameBytes, frameBytes(largest) - 1);
+      this._fail(largest, new ConfabError("too_big", "The message is longer than the server takes.",
+        { room: largest.room, ref: largest.id }), true);
     }
   }
 
@@ -175,14 +190,20 @@ export class Outbox {
     e.inflight = true;
     e.gen = conn.gen;
     e.attempts += 1;
-    conn.ws.send(JSON.stringify({ type: "send", payload: { room: e.room, message: e.message, id: e.id } }));
+    conn.ws.send(sendFrame(e.room, e.message, e.id));
     clearTimeout(e.watchdog);
     e.watchdog = setTimeout(() => {
-      // No ack nor error: the outcome is unknown, so resend with the same id.
+      // The server answers every send within 10 s (an ack, or an error such
+      // as `timeout`): silence means the link is dead without a close (a
+      // sleep, a network change, a proxy that dropped it), and a resend on
+      // it would go nowhere. Reconnect: the send goes out again, same id,
+      // once its room is rejoined.
       e.watchdog = 0;
-      if (e.inflight && e.gen === client._conn.gen) {
-        e.inflight = false;
-        this._transmit(e);
+      const conn = client._conn;
+      if (e.inflight && e.gen === conn.gen && conn.ws) {
+        client.emit("error", new ConfabError("timeout", "No answer from the server; reconnecting.",
+          { room: e.room, ref: e.id }));
+        conn.abort(4000, "send timeout");
       }
     }, client.options.ackTimeout);
   }
@@ -201,6 +222,11 @@ export class Outbox {
     client._rooms.releaseHeld(e.room);
     if (report && err.code !== "left" && err.code !== "closed") client.emit("error", err);
   }
+}
+
+/** The size of an entry's `send` frame in UTF-8 bytes, as the server counts it. */
+function frameBytes(e) {
+  return byteLength(sendFrame(e.room, e.message, e.id));
 }
 
 /** @returns {import("../confab-client.js").Delivery} the public view of an entry */

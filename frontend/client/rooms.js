@@ -325,10 +325,14 @@ export class Rooms {
     if (!r || r.status !== "joining") return;
     clearTimeout(r.joinTimer);
     r.joinTimer = 0;
-    if (RETRYABLE.has(err.code) && r.joinAttempts < 8) {
+    // A first join gives up after 8 tries (its promise says why); a rejoin
+    // keeps trying at the capped backoff: an outage of a minute must not
+    // take the user out of their rooms for good.
+    if (RETRYABLE.has(err.code) && (r.joinedOnce || r.joinAttempts < 8)) {
       const gen = this._conn.gen;
       r.joinAttempts += 1;
-      const delay = Math.min(client.options.maxRetryDelay, client.options.retryDelay * 2 ** r.joinAttempts);
+      const delay = Math.min(client.options.maxRetryDelay,
+        client.options.retryDelay * 2 ** Math.min(r.joinAttempts, 20));
       r.joinTimer = setTimeout(() => {
         if (this._map.get(name) === r && r.status === "joining" && gen === this._conn.gen) this._sendJoin(r);
       }, delay / 2 + (Math.random() * delay) / 2);

@@ -72,6 +72,11 @@ export function byteLength(text) {
  * @param {string} token
  * @returns {Record<string, unknown>|null}
  */
+/** The text of a `send` request, as the client puts it on the wire. */
+export function sendFrame(room, message, id) {
+  return JSON.stringify({ type: "send", payload: { room, message, id } });
+}
+
 export function decodeToken(token) {
   try {
     let b64 = String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");

@@ -183,6 +183,69 @@ test("sends refused with a retryable error are resent with the same id after a b
   }
 });
 
+test("a send with no answer within ackTimeout means a dead link: reconnect, then resend the same id", async (t) => {
+  const env = await setup(t, { ackTimeout: 5000 });
+  await joinRoom(env, "lobby", { lastId: 1 });
+  const p = env.client.send("lobby", "hi");
+  const old = env.ws;
+  const { id } = old.last("send").payload;
+  await env.tick(4999);
+  assert.equal(env.client.state, "connected");
+  assert.equal(old.frames("send").length, 1, "nothing resent on the silent socket");
+  await env.tick(1);
+  assert.equal(env.of("error").at(-1).code, "timeout");
+  assert.equal(old.closedWith.code, 4000);
+  assert.equal(old.frames("send").length, 1, "nor after it is given up");
+  const s = env.lastState();
+  assert.deepEqual([s.state, s.code], ["reconnecting", 4000]);
+
+  await env.tick(s.delay);
+  env.ws.open();
+  answerJoin(env, "lobby", { lastId: 1, recovered: true });
+  assert.deepEqual(env.ws.frames("send").map((f) => f.payload), [{ room: "lobby", message: "hi", id }]);
+  env.ws.frame("ack", { id, room: "lobby", message_id: 2, sent: "t2" });
+  assert.equal((await p).messageId, 2);
+});
+
+test("a close with 1009 fails the largest send in flight with too_big and lowers maxFrameBytes", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 1 });
+  const small = env.client.send("lobby", "short");
+  const big = assert.rejects(env.client.send("lobby", "x".repeat(2000)),
+    (err) => err instanceof ConfabError && err.code === "too_big");
+  const smallId = env.ws.frames("send")[0].payload.id;
+  const ws2 = await dropAndReconnect(env, 1009); // the server's MAX_MESSAGE_BYTES is lower
+  await big;
+  assert.equal(env.of("error").at(-1).code, "too_big");
+  ws2.open();
+  answerJoin(env, "lobby", { lastId: 1, recovered: true });
+  assert.deepEqual(ws2.frames("send").map((f) => f.payload.id), [smallId], "only the short one again");
+  ws2.frame("ack", { id: smallId, room: "lobby", message_id: 2, sent: "t2" });
+  assert.equal((await small).messageId, 2);
+  // as large a message is refused at once now, a shorter one still goes
+  await assert.rejects(env.client.send("lobby", "y".repeat(2000)), (err) => err.code === "too_big");
+  env.client.send("lobby", "z".repeat(1000));
+  assert.equal(ws2.frames("send").length, 2);
+});
+
+test("a rejoin refused with a retryable error keeps trying past a first join's 8 tries", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 1 });
+  const ws2 = await dropAndReconnect(env);
+  ws2.open();
+  // the room's broker is down for a while: every rejoin is refused
+  for (let k = 0; k < 12; k++) {
+    const req = ws2.last("join", "lobby");
+    ws2.frame("error", { code: "unavailable", message: "down", ref: req.payload.id, room: "lobby" });
+    const before = ws2.frames("join").length;
+    await env.tick(15000); // the backoff's cap
+    assert.equal(ws2.frames("join").length, before + 1, `retry ${k + 1}`);
+  }
+  assert.equal(env.of("left").length, 0, "still in the room");
+  answerJoin(env, "lobby", { lastId: 1, recovered: true });
+  assert.equal(env.client.room("lobby").status, "joined");
+});
+
 test("sends made while offline go out once the room is rejoined", async (t) => {
   const env = await setup(t);
   await joinRoom(env, "lobby", { lastId: 4 });
