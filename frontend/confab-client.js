@@ -85,6 +85,9 @@ export {
  * @property {number} [ackTimeout=15000] reconnect (the send goes out again, same id, after the
  *   rejoin) when a send got no answer within this, ms: the server answers within 10 s.
  * @property {number} [joinTimeout=20000] reconnect when a join got no answer within this, ms.
+ * @property {number} [idleProbe=30000] after this long without a frame from the server, ms, send a
+ *   `ping` (also at once when the page comes back online or into view); 0: never.
+ * @property {number} [probeTimeout=10000] reconnect when a `ping` drew nothing within this, ms.
  * @property {number} [typingInterval=2000] at most one typing notification per room per this, ms.
  * @property {number} [tokenMargin=30] log in again when the token expires within this, s.
  * @property {number} [maxFrameBytes=4096] the server's `MAX_MESSAGE_BYTES`; lowered when the server
@@ -179,6 +182,7 @@ export class ConfabClient extends Emitter {
     this.options = {
       joinLimit: 50, reconnectDelay: 500, maxReconnectDelay: 15000, stableAfter: 10000,
       retryDelay: 500, maxRetryDelay: 15000, ackTimeout: 15000, joinTimeout: 20000,
+      idleProbe: 30000, probeTimeout: 10000,
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,
       gapTimeout: 5000, maxGapHeld: 100,
       ...options,
@@ -490,6 +494,9 @@ export class ConfabClient extends Emitter {
       { ref, room });
     if (ref !== undefined && this._outbox.onError(ref, err)) return;
     if (ref !== undefined && ref.startsWith("t")) return; // a dropped typing notification
+    // a ping refused (rate-limited; unknown to a server older than ping):
+    // an answer all the same, which is all a ping asks for
+    if (ref !== undefined && ref.startsWith("ping-")) return;
     const q = ref !== undefined ? this._pending.get(ref) : undefined;
     if (!q) {
       this.emit("error", err);

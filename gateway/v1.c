@@ -264,6 +264,13 @@ void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
     case V1_TYPING:
         do_typing(gw, s, &r);
         break;
+    case V1_PING: {
+        /* answered here, no broker: a browser cannot see WebSocket pings,
+         * so this is how a client tells a live link from a dead one */
+        struct cf_str none = {"", 0};
+        send_buf(s, v1_encode_pong(sess_proto(s), r.has_id ? r.id : none));
+        break;
+    }
     case V1_CHANGE_ROOM: {
         struct cf_rel_end *end = sess_rooms(s);
         while (end->n > 0)

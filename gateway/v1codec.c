@@ -21,6 +21,7 @@ static const struct {
 } req_types[] = {
     {"join", V1_JOIN},       {"leave", V1_LEAVE},   {"send", V1_SEND},
     {"history", V1_HISTORY}, {"typing", V1_TYPING}, {"change_room", V1_CHANGE_ROOM},
+    {"ping", V1_PING},
 };
 
 static struct cf_str str_of(const json_t *v)
@@ -93,6 +94,8 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         r->id = str_of(id);
         e->ref = r->id;
     }
+    if (r->type == V1_PING)
+        return 0; /* about the connection, no room */
     json_t *room = json_object_get(payload, r->type == V1_CHANGE_ROOM ? "name" : "room");
     if (!json_is_string(room))
         REFUSE("bad_request", r->type == V1_CHANGE_ROOM ? "change_room needs a string \"name\""
@@ -376,6 +379,11 @@ struct cf_buf *v1_encode_ack(enum sess_proto p, struct cf_str id, struct cf_str 
 struct cf_buf *v1_encode_left(enum sess_proto p, struct cf_str room)
 {
     return encode(p, event("left", json_pack("{s:o}", "room", jstr(room))));
+}
+
+struct cf_buf *v1_encode_pong(enum sess_proto p, struct cf_str id)
+{
+    return encode(p, event("pong", id.len ? json_pack("{s:o}", "id", jstr(id)) : json_object()));
 }
 
 /* The JSON array of stored messages v; *epoch (when not NULL) gets the epoch

@@ -22,7 +22,7 @@
 #define V1_MAX_LIMIT 100
 #define V1_MAX_ID_CHARS 64
 
-enum v1_type { V1_JOIN = 1, V1_LEAVE, V1_SEND, V1_HISTORY, V1_TYPING, V1_CHANGE_ROOM };
+enum v1_type { V1_JOIN = 1, V1_LEAVE, V1_SEND, V1_HISTORY, V1_TYPING, V1_CHANGE_ROOM, V1_PING };
 
 struct v1_req {
     enum v1_type type;
@@ -55,6 +55,8 @@ struct cf_buf *v1_encode_error(enum sess_proto p, const char *code, const char *
 struct cf_buf *v1_encode_ack(enum sess_proto p, struct cf_str id, struct cf_str room,
                              uint64_t message_id, int64_t ts);
 struct cf_buf *v1_encode_left(enum sess_proto p, struct cf_str room);
+/* pong: the answer to a ping, echoing its id (empty: none) */
+struct cf_buf *v1_encode_pong(enum sess_proto p, struct cf_str id);
 
 /* joined / history: `messages` are stored wire "msg" payloads, oldest first;
  * ones that do not decode are skipped (and counted in *bad). history echoes

@@ -9,7 +9,15 @@
  * writes two public fields of its owner, `username` and `token`, after a
  * login, and tells its owner about the socket through three calls:
  * `_onOpened()` once it is open, `_onFrame(data)` for each frame, and
- * `_onDropped()` when it is given up, for whatever hung on it.
+ * `_onDropped(code)` when it is given up, for whatever hung on it.
+ *
+ * A browser answers WebSocket pings itself and never tells the page, so a
+ * link that died without a close (a laptop that slept, a network change, a
+ * proxy that dropped it) looks open to a client that only listens. After
+ * `idleProbe` ms without a frame, and at once when the page comes back
+ * online or into view, the Connection sends a `ping` (answered by the
+ * gateway itself); with no frame at all back within `probeTimeout` ms it
+ * gives the socket up and reconnects.
  *
  * Invariants:
  *  - `gen` is bumped for every attempt to open a socket, and handlers of a
@@ -51,8 +59,16 @@ export class Connection {
     /** @private */ this._reconnectTimer = 0;
     /** @private @type {Promise<object>|null} */ this._loginPromise = null;
     /** @private @type {Array<{resolve: Function, reject: Function}>} */ this._connectWaiters = [];
+    /** @private */ this._probeTimer = 0;
+    /** @private */ this._heardAt = 0; // the last frame from the current socket
+    /** @private */ this._probeSeq = 0;
+    /** @private */ this._probeOut = false; // a ping went and nothing came back yet
     /** @private */ this._onOnline = () => {
       if (this.state === "reconnecting") this._reconnectNow();
+      else this.probe();
+    };
+    /** @private */ this._onVisible = () => {
+      if (globalThis.document?.visibilityState === "visible") this.probe();
     };
   }
 
@@ -104,6 +120,7 @@ export class Connection {
     if (!this._wanted) {
       this._wanted = true;
       globalThis.addEventListener?.("online", this._onOnline);
+      globalThis.document?.addEventListener?.("visibilitychange", this._onVisible);
       this._attempt = 0;
       this._open();
     }
@@ -114,6 +131,7 @@ export class Connection {
   disconnect() {
     this._wanted = false;
     globalThis.removeEventListener?.("online", this._onOnline);
+    globalThis.document?.removeEventListener?.("visibilitychange", this._onVisible);
     clearTimeout(this._reconnectTimer);
     this._reconnectTimer = 0;
     const ws = this.ws;
@@ -133,6 +151,20 @@ export class Connection {
     const ws = this.ws;
     this._onClose({ code, reason });
     try { ws.close(code, reason); } catch { /* closing */ }
+  }
+
+  /**
+   * Checks that the open socket still reaches the server: a `ping`, which
+   * must draw a frame (any) within `probeTimeout`, else the socket is given
+   * up. Does nothing while not connected or while a ping is out.
+   */
+  probe() {
+    const ws = this.ws;
+    if (!ws || this.state !== "connected" || this._probeOut) return;
+    this._probeOut = true;
+    this._probeSeq += 1;
+    ws.send(JSON.stringify({ type: "ping", payload: { id: `ping-${this._probeSeq}` } }));
+    this._armProbe(this._client.options.probeTimeout);
   }
 
   /**
@@ -212,7 +244,15 @@ export class Connection {
     this.ws = ws;
     this._openedAt = 0;
     ws.onopen = () => { if (ws === this.ws) this._onOpen(); };
-    ws.onmessage = (ev) => { if (ws === this.ws) client._onFrame(ev.data); };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      this._heardAt = Date.now();
+      if (this._probeOut) { // answered: anything at all will do
+        this._probeOut = false;
+        this._armProbe(client.options.idleProbe);
+      }
+      client._onFrame(ev.data);
+    };
     ws.onclose = (ev) => { if (ws === this.ws) this._onClose(ev); };
     ws.onerror = () => {}; // a close event follows
   }
@@ -220,6 +260,9 @@ export class Connection {
   /** @private */
   _onOpen() {
     this._openedAt = Date.now();
+    this._heardAt = this._openedAt;
+    this._probeOut = false;
+    this._armProbe(this._client.options.idleProbe);
     this._failedOpens = 0;
     this._setState("connected");
     const waiters = this._connectWaiters;
@@ -255,7 +298,31 @@ export class Connection {
     this.ws = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
     this._openedAt = 0;
+    clearTimeout(this._probeTimer);
+    this._probeTimer = 0;
+    this._probeOut = false;
     this._client._onDropped(code);
+  }
+
+  /** @private The liveness check fires in `ms` (0: never). */
+  _armProbe(ms) {
+    clearTimeout(this._probeTimer);
+    this._probeTimer = ms > 0 ? setTimeout(() => this._onProbeTimer(), ms) : 0;
+  }
+
+  /** @private */
+  _onProbeTimer() {
+    this._probeTimer = 0;
+    if (!this.ws || this.state !== "connected") return;
+    if (this._probeOut) {
+      this._client.emit("error", new ConfabError("timeout", "The server stopped answering; reconnecting."));
+      this.abort(4000, "no answer to ping");
+      return;
+    }
+    const idle = this._client.options.idleProbe;
+    const quiet = Date.now() - this._heardAt;
+    if (quiet >= idle) this.probe();
+    else this._armProbe(idle - quiet);
   }
 
   /** @private */

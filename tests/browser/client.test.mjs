@@ -144,6 +144,22 @@ test("sends are acked in either order, shown once, and go out after a reconnect"
   await bob.close();
 });
 
+test("back online or back in view, the page checks its link with a ping, and a pong is no error", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r1");
+  const pings = () => sentFrames(mock, "alice", "ping").length;
+  assert.equal(pings(), 0, "a link in use is not probed");
+  await alice.page.evaluate(() => window.dispatchEvent(new Event("online")));
+  await until("a ping once back online", async () => pings() === 1);
+  await alice.page.evaluate(() => document.dispatchEvent(new Event("visibilitychange")));
+  await until("a ping once back in view", async () => pings() === 2);
+  await send(alice.page, "still here");
+  await waitForSent(alice.page, "still here");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
 test("a room whose history was reset starts afresh; a phone-sized screen works", async () => {
   const mock = new MockConfab({ frontendDir: FRONTEND });
   const alice = await open(mock, "alice", { viewport: { width: 375, height: 700 } });

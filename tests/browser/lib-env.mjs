@@ -23,8 +23,14 @@ export class FakeSocket {
     this.protocols = protocols;
     this.sent = []; // parsed frames, in order
     this.closedWith = null; // {code, reason} once the client closed it
+    this.silent = false; // true: a dead link that answers no ping
   }
-  send(data) { this.sent.push(JSON.parse(data)); }
+  send(data) {
+    const f = JSON.parse(data);
+    this.sent.push(f);
+    // a live gateway answers a ping by itself, as it does
+    if (f.type === "ping" && !this.silent) queueMicrotask(() => this.frame("pong", { id: f.payload.id }));
+  }
   close(code, reason) { this.closedWith = { code, reason }; }
   // The server side. Handlers are looked up at call time, as a browser does.
   open() { this.onopen?.(); }

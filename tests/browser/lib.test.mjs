@@ -207,6 +207,38 @@ test("a send with no answer within ackTimeout means a dead link: reconnect, then
   assert.equal((await p).messageId, 2);
 });
 
+test("a quiet link is probed with a ping after idleProbe; one that answers nothing is given up", async (t) => {
+  const env = await setup(t, { idleProbe: 30000, probeTimeout: 10000 });
+  await joinRoom(env, "lobby", { lastId: 1 });
+  const ws = env.ws;
+  // frames from the server keep it from probing
+  for (let k = 0; k < 3; k++) {
+    await env.tick(20000);
+    ws.frame("new_message", msg("lobby", 2 + k));
+  }
+  assert.equal(ws.frames("ping").length, 0);
+  // quiet: a ping after 30 s, answered, and the next 30 s after that answer
+  await env.tick(30000);
+  assert.equal(ws.frames("ping").length, 1);
+  assert.match(ws.last("ping").payload.id, /^ping-/);
+  await env.tick(10000);
+  assert.equal(env.client.state, "connected");
+  await env.tick(20000);
+  assert.equal(ws.frames("ping").length, 2);
+  assert.equal(env.of("error").length, 0, "a pong is no error");
+
+  // the link dies without a close: the next ping draws nothing
+  ws.silent = true;
+  await env.tick(30000);
+  assert.equal(ws.frames("ping").length, 3);
+  await env.tick(9999);
+  assert.equal(env.client.state, "connected");
+  await env.tick(1);
+  assert.equal(env.of("error").at(-1).code, "timeout");
+  assert.equal(ws.closedWith.code, 4000);
+  assert.equal(env.lastState().state, "reconnecting");
+});
+
 test("a close with 1009 fails the largest send in flight with too_big and lowers maxFrameBytes", async (t) => {
   const env = await setup(t);
   await joinRoom(env, "lobby", { lastId: 1 });

@@ -197,6 +197,8 @@ export class MockConfab {
           if (c.rooms.has(p.room) && c.user !== conn.user) this.out(c, "typing", { room: p.room, user: conn.user });
         }
         return;
+      case "ping": // answered by the gateway itself
+        return this.out(conn, "pong", typeof p.id === "string" ? { id: p.id } : {});
       default:
         return this.error(conn, "unknown_type", p);
     }

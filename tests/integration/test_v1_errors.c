@@ -79,6 +79,36 @@ static void test_unknown_type(void **state)
     v1_close(c);
 }
 
+/* ping is answered by the gateway itself with pong (its id echoed), also
+ * while every broker is stopped and in msgpack: what a client uses to tell a
+ * live link from a dead one, since a browser cannot see WebSocket pings. */
+static void test_ping_is_answered_by_the_gateway(void **state)
+{
+    (void)state;
+    struct v1c *c = user("alice"), *m = v1_member(fx.node.port, "mia", V1_MSGPACK);
+    for (int i = 0; i < fx.node.brokers; i++)
+        stop_process(fx.node.broker[i].pid);
+    request(c, "ping", "{\"id\":\"p1\"}");
+    json_t *with_id = v1_wait(c, V1_WAIT, "pong", "id", "p1", NULL);
+    request(c, "ping", "{}");
+    json_t *bare = v1_wait(c, V1_WAIT, "pong", NULL);
+    request(m, "ping", "{\"id\":\"p2\"}");
+    json_t *packed = v1_wait(m, V1_WAIT, "pong", "id", "p2", NULL);
+    for (int i = 0; i < fx.node.brokers; i++)
+        kill(fx.node.broker[i].pid, SIGCONT);
+    V1_MUST(c, with_id, "pong p1");
+    V1_MUST(c, bare, "pong");
+    assert_null(json_object_get(pl(bare), "id"));
+    V1_MUST(m, packed, "pong p2 (msgpack)");
+    json_decref(with_id);
+    json_decref(bare);
+    json_decref(packed);
+    assert_true(v1_none(c, 200, "error", NULL));
+    still_works(c, "pinged");
+    v1_close(c);
+    v1_close(m);
+}
+
 static void test_bad_request(void **state)
 {
     (void)state;
@@ -563,6 +593,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_ping_is_answered_by_the_gateway),
         cmocka_unit_test(test_bad_request),
         cmocka_unit_test(test_bad_room),
         cmocka_unit_test(test_bad_id),
