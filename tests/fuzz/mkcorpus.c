@@ -69,6 +69,7 @@ static const struct {
                 "\"limit\":1000}}"},
     {"typing", "{\"type\":\"typing\",\"payload\":{\"room\":\"lobby\"}}"},
     {"change_room", "{\"type\":\"change_room\",\"payload\":{\"name\":\"general\"}}"},
+    {"ping", "{\"type\":\"ping\",\"payload\":{\"id\":\"ping-1\"}}"},
     {"legacy_send", "{\"type\":\"send_message\",\"payload\":{\"message\":\"hi\",\"from\":\"x\"}}"},
     {"legacy_change", "{\"type\":\"change_room\",\"payload\":{\"name\":\"lobby\"}}"},
     {"bad_room", "{\"type\":\"join\",\"payload\":{\"room\":\"no spaces\",\"id\":\"r2\"}}"},
