@@ -99,8 +99,12 @@ export function onJoined(info) {
   }
   view.epoch = info.epoch;
   if (!info.rejoin || info.reset) {
+    // Anything below the oldest id shown may be older history: a snapshot
+    // holds at most PAGE messages and fewer when cut to the server's byte
+    // budget (long messages), so its length cannot tell. The first page
+    // fetched says for sure (has_more).
     const oldest = info.messages.find((m) => m.id !== undefined)?.id;
-    view.hasMore = info.messages.length >= PAGE && oldest !== undefined && oldest > 1;
+    view.hasMore = oldest !== undefined && oldest > 1;
   }
   view.members = new Map(info.members.map((m) => [m.user, true]));
   view.count = info.count;
@@ -136,8 +140,10 @@ export function onError(err) {
     if (err.lost) noteLost(err);
     return;
   }
-  if (err.code === "network" || err.code === "disconnected") {
-    showChatError(`${err.message} Retrying…`);
+  if (err.code === "network" || err.code === "disconnected" || err.code === "timeout") {
+    // `timeout` comes only from the client: a join, a send or a ping with
+    // no answer, and it is reconnecting (a server's `timeout` is retried)
+    showChatError(err.code === "timeout" ? err.message : `${err.message} Retrying…`);
     ui.chatError.dataset.kind = "connection";
     return;
   }

@@ -129,7 +129,9 @@ export {
  * @property {boolean} recovered the server replayed everything after our last id
  * @property {boolean} rejoin this is a rejoin after a reconnect (not the first join)
  * @property {boolean} reset the epoch changed: earlier ids mean nothing any more
- * @property {boolean} gap a rejoin that could not recover everything (same epoch)
+ * @property {boolean} gap a rejoin that could not recover everything and has nothing to fetch
+ *   it by (same epoch; the ids between are lost). A rejoin whose snapshot starts past a hole
+ *   is no `gap`: its messages wait while the hole is fetched (see Gaps in docs/protocol.md).
  * @property {ChatMessage[]} messages the messages not seen before, oldest first
  */
 

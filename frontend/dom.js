@@ -35,6 +35,9 @@ export function isNarrow() {
 /** The error line under the conversation; `input`, when given, is marked invalid. */
 export function showChatError(text, input) {
   ui.chatError.textContent = text;
+  // whoever set a kind sets it again after this call: an error shown since
+  // is not one the connection's return clears
+  delete ui.chatError.dataset.kind;
   ui.messageInput.removeAttribute("aria-invalid");
   if (text && input) input.setAttribute("aria-invalid", "true");
 }

@@ -252,7 +252,20 @@ export class Rooms {
       .concat(ahead.filter((a) => a.m.id > seen && !inSnapshot.has(a.m.id)))
       .sort((a, b) => (a.m.id ?? 0) - (b.m.id ?? 0));
     r.epoch = epoch;
-    r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...items.map((i) => i.m.id ?? 0));
+    // A rejoin the server could not recover in full (it missed more than
+    // the snapshot holds, or the snapshot was cut to its byte budget) leaves
+    // a hole between what this client had and the snapshot. The history may
+    // still have those messages: the snapshot waits past the hole, as live
+    // messages past a gap do, while the hole is fetched; what the history
+    // no longer has is reported lost.
+    const firstId = items.length ? items[0].m.id ?? 0 : (toId(p.last_id) ?? 0) + 1;
+    const missed = !first && !reset && !p.recovered && firstId > seen + 1;
+    const hole = missed && seen > 0 && items.length > 0;
+    if (hole) {
+      for (const i of items) insertAhead(r, i.m, i.source);
+    } else {
+      r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...items.map((i) => i.m.id ?? 0));
+    }
     r.members = new Map();
     for (const m of Array.isArray(p.members) ? p.members : []) {
       if (m && typeof m.user === "string") r.members.set(m.user, { user: m.user });
@@ -260,15 +273,21 @@ export class Rooms {
     r.count = Number.isInteger(p.count) ? p.count : r.members.size;
     r.status = "joined";
     r.joinedOnce = true;
-    const messages = items.map((i) => this._decorate(r, i.m, i.source));
+    const messages = hole ? [] : items.map((i) => this._decorate(r, i.m, i.source));
     /** @type {import("../confab-client.js").JoinedInfo} */
     const info = {
       room: r.name, epoch, lastId: r.lastId, members: [...r.members.values()], count: r.count,
-      recovered: Boolean(p.recovered), rejoin: !first, reset, gap: !first && !reset && !p.recovered,
+      recovered: Boolean(p.recovered), rejoin: !first, reset, gap: missed && !hole,
       messages,
     };
     client.emit("joined", info);
     for (const m of messages) this._deliver(r, m);
+    if (hole) {
+      client.emit("error", gapError(r, seen + 1, firstId - 1, false, "were missed while disconnected; fetching them"));
+      const max = client.options.maxGapHeld;
+      if (r.ahead.length > max) this._giveUpGap(r, `more than ${max} messages were waiting for them`);
+      else this._fetchGap(r);
+    }
     r.resolveJoin(info);
     const buffered = r.buffer;
     r.buffer = [];

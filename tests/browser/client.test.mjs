@@ -144,6 +144,21 @@ test("sends are acked in either order, shown once, and go out after a reconnect"
   await bob.close();
 });
 
+test("\"load earlier\" is offered when a join's history was cut to the server's byte budget", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  for (let i = 1; i <= 20; i++) mock.publish("long", "carol", `long ${i} ${"x".repeat(900)}`);
+  mock.snapshotBytes = 5 * 1000; // five of them fit
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "long");
+  await until("the snapshot", async () => (await messages(alice.page)).length === 5);
+  assert.equal(await alice.page.isVisible("#older-button"), true, "15 older messages out of reach");
+  await alice.page.click("#older-button");
+  await until("all 20", async () => (await messages(alice.page)).length === 20);
+  await until("nothing more to load", () => alice.page.isHidden("#older-button"));
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
 test("back online or back in view, the page checks its link with a ping, and a pong is no error", async () => {
   const mock = new MockConfab({ frontendDir: FRONTEND });
   const alice = await open(mock, "alice");

@@ -266,21 +266,63 @@ test("messages of a gap whose fetch was cut off by a reconnect are recovered by 
   assert.equal(ws2.frames("history").length, 0, "the rejoin filled the gap; no fetch needed");
 });
 
-test("a rejoin that cannot recover everything still delivers the messages held past a gap, and says so", async (t) => {
+test("a rejoin that cannot recover everything fetches the hole from the history, holding the snapshot and what was held past a gap", async (t) => {
   const env = await setup(t);
   await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
   env.ws.frame("new_message", msg("lobby", 6));
   const ws2 = await dropAndReconnect(env);
   ws2.open();
   assert.equal(ws2.last("join", "lobby").payload.since, 3);
-  // The server no longer has everything after 3: it sends its latest messages.
+  // The server's replay does not reach back to 3: it sends its latest
+  // messages. 4, 5 and 7 may still be in the history.
   answerJoin(env, "lobby", { lastId: 9, recovered: false, messages: [msg("lobby", 8), msg("lobby", 9)] });
   await settle();
   const joined = env.of("joined").at(-1);
-  assert.equal(joined.gap, true);
-  assert.deepEqual(joined.messages.map((m) => `${m.id}:${m.source}`), ["6:live", "8:recovery", "9:recovery"]);
-  assert.deepEqual(env.ids("lobby"), [3, 6, 8, 9]);
+  assert.equal(joined.gap, false, "nothing given up yet");
+  assert.deepEqual(joined.messages, [], "the snapshot waits past the hole");
+  assert.deepEqual(env.ids("lobby"), [3]);
+  assert.deepEqual(gapErrors(env).at(-1), { from: 4, to: 5, lost: false });
+  const { id, ...first } = answerHistory(env, "lobby", [4, 5]);
+  assert.deepEqual(first, { room: "lobby", before: 6, limit: 2 });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6]);
+  // 7 is no longer kept: reported, then the rest in order
+  const { id: id2, ...second } = answerHistory(env, "lobby", [], false);
+  assert.deepEqual(second, { room: "lobby", before: 8, limit: 1 });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6, 8, 9]);
+  assert.deepEqual(gapErrors(env).at(-1), { from: 7, to: 7, lost: true });
   assert.equal(env.client.room("lobby").lastId, 9);
+  const sources = env.of("message").map((m) => `${m.id}:${m.source}`);
+  assert.deepEqual(sources, ["3:history", "4:gap", "5:gap", "6:live", "8:recovery", "9:recovery"]);
+  env.ws.frame("new_message", msg("lobby", 10));
+  assert.deepEqual(env.ids("lobby").at(-1), 10);
+});
+
+test("a rejoin whose snapshot is empty past the last id held says `gap`: nothing to wait past, the ids are lost", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  const ws2 = await dropAndReconnect(env);
+  ws2.open();
+  answerJoin(env, "lobby", { lastId: 9, recovered: false, messages: [] }); // HISTORY_SIZE=0
+  await settle();
+  const joined = env.of("joined").at(-1);
+  assert.equal(joined.gap, true);
+  assert.equal(env.client.room("lobby").lastId, 9);
+  assert.equal(ws2.frames("history").length, 0);
+});
+
+test("a rejoin not recovered but with no hole (the snapshot starts right after the last id) is no gap", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  const ws2 = await dropAndReconnect(env);
+  ws2.open();
+  answerJoin(env, "lobby", { lastId: 5, recovered: false, messages: [msg("lobby", 4), msg("lobby", 5)] });
+  await settle();
+  const joined = env.of("joined").at(-1);
+  assert.equal(joined.gap, false);
+  assert.deepEqual(joined.messages.map((m) => m.id), [4, 5]);
+  assert.equal(ws2.frames("history").length, 0);
 });
 
 /* ------------------------------------------- matching history answers */

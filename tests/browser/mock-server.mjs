@@ -30,6 +30,7 @@ export class MockConfab {
     this.heldLogins = [];   // functions that answer a held login
     this.refused = new Set(); // users whose sockets are closed as soon as they open
     this.echoFirst = false; // new_message before ack (both orders are legal)
+    this.snapshotBytes = Infinity; // a join's messages cut to this many bytes, newest kept, as the gateway's budget does
     this.epochs = 0;
   }
 
@@ -211,6 +212,14 @@ export class MockConfab {
     const limit = Math.min(100, p.limit ?? 50);
     let recovered = false;
     let messages = limit === 0 ? [] : r.history.slice(-limit);
+    let bytes = 0;
+    for (let i = messages.length - 1; i >= 0; i--) {
+      bytes += JSON.stringify(messages[i]).length;
+      if (bytes > this.snapshotBytes) {
+        messages = messages.slice(i + 1);
+        break;
+      }
+    }
     if (Number.isInteger(p.since) && p.epoch === r.epoch) {
       const oldest = r.history.length ? r.history[0].id : r.lastId + 1;
       if (p.since >= oldest - 1) {
