@@ -3,7 +3,8 @@
  * mpjson_decode turns it into the jansson tree v1_parse validates; the tree
  * must survive a round trip (mpjson_encode, then mpjson_decode again, gives an
  * equal tree), and the request is then parsed and answered as the gateway
- * would (an ack or an error event, in msgpack) and the answer must decode. */
+ * would (an ack, a pong or an error event, in msgpack) and the answer must
+ * decode. */
 #include "bytes.h"
 #include "fuzz.h"
 #include "v1codec.h"
@@ -38,11 +39,15 @@ static void check_request(const uint8_t *data, size_t size)
     struct v1_error e;
     void *edoc;
     if (v1_parse(SESS_V1_MSGPACK, data, size, &r, &e, &edoc) == 0) {
-        FUZZ_CHECK(cf_room_valid(r.room.p, r.room.len));
-        if (r.type == V1_SEND)
-            FUZZ_CHECK(cf_text_has_content(r.message.p, r.message.len));
-        fuzz_check_event(v1_encode_ack(SESS_V1_MSGPACK, r.id, r.room, 7, 1800000000123LL), true,
-                         "ack");
+        if (r.type == V1_PING) { /* about the connection: no room */
+            fuzz_check_event(v1_encode_pong(SESS_V1_MSGPACK, r.id), true, "pong");
+        } else {
+            FUZZ_CHECK(cf_room_valid(r.room.p, r.room.len));
+            if (r.type == V1_SEND)
+                FUZZ_CHECK(cf_text_has_content(r.message.p, r.message.len));
+            fuzz_check_event(v1_encode_ack(SESS_V1_MSGPACK, r.id, r.room, 7, 1800000000123LL),
+                             true, "ack");
+        }
         v1_req_free(&r);
     } else {
         FUZZ_CHECK(e.code && e.message);

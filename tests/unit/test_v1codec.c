@@ -255,6 +255,17 @@ static void test_parse_other_types(void **state)
         assert_cf_str(r.room, "a.b:c-d_e");
         v1_req_free(&r);
 
+        /* ping: no room, an optional id, other keys ignored */
+        parse_ok(p, "{\"type\":\"ping\",\"payload\":{\"id\":\"ping-3\",\"room\":7}}", &r);
+        assert_int_equal(r.type, V1_PING);
+        assert_true(r.has_id);
+        assert_cf_str(r.id, "ping-3");
+        v1_req_free(&r);
+        parse_ok(p, "{\"type\":\"ping\",\"payload\":{}}", &r);
+        assert_int_equal(r.type, V1_PING);
+        assert_false(r.has_id);
+        v1_req_free(&r);
+
         /* ids are 1-64 characters, not bytes. */
         char json[512];
         char id[64 * 4 + 1] = "";
@@ -595,6 +606,9 @@ static void test_encode_error_ack_left(void **state)
 
         expect_event(p, v1_encode_left(p, S("lobby")),
                      "{\"type\":\"left\",\"payload\":{\"room\":\"lobby\"}}");
+        expect_event(p, v1_encode_pong(p, S("ping-3")),
+                     "{\"type\":\"pong\",\"payload\":{\"id\":\"ping-3\"}}");
+        expect_event(p, v1_encode_pong(p, NONE), "{\"type\":\"pong\",\"payload\":{}}");
     }
 }
 
