@@ -533,6 +533,8 @@ static void report(struct broker *b)
                      (unsigned long long)presence_count(b->presence));
 }
 
+static void notify_ready_if_due(struct broker *b);
+
 static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)usec;
@@ -540,6 +542,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     uint32_t slices = beat_slices(b);
     if (b->beat_slice++ % slices == 0)
         report(b);
+    notify_ready_if_due(b); /* a degraded start, once it has settled */
     /* rounded up: a round ends within the period even as rooms are added */
     uint64_t rooms = presence_rooms(b->presence);
     presence_refresh_next(b->presence, (uint32_t)((rooms + slices - 1) / slices), refresh_room, b);
@@ -614,11 +617,27 @@ static void on_fatal(void *ud)
  * canary passing. A server down makes only its rooms unavailable, but it is
  * reported: the gateways re-sync this shard's members when it is back, which
  * recovers what they missed meanwhile.
- * Serving (/readyz, the gateways' /readyz, systemd's READY=1) = at least one
- * server works. With several servers, one down must not take every node out
- * of its load balancer: the other servers' rooms work on every node. Nor may
- * it keep the service from starting: systemd would kill a broker that serves
- * at TimeoutStartSec, and again at every start while that server is down. */
+ * Serving (/readyz, the gateways' /readyz) = at least one server works. With
+ * several servers, one down must not take every node out of its load
+ * balancer: the other servers' rooms work on every node.
+ * READY=1 (systemd's "started") = ready, or serving once the start has
+ * settled (rset_settling): a server down must not keep the service from
+ * starting (systemd would kill a broker that serves at TimeoutStartSec, and
+ * again at every start while that server is down), but one reached in the
+ * first 30 s holding another node's list still stops the broker, and that
+ * must read as a failed start, not as a crash after one. */
+static void notify_ready_if_due(struct broker *b)
+{
+    if (b->ready_sent || !b->serving || (!b->ready && rset_settling(b->redis)))
+        return;
+    b->ready_sent = true;
+    if (b->ready)
+        cf_notify_ready("ready: Redis connected, delivery canary passing");
+    else
+        cf_notify_ready("serving, degraded: some Redis servers are down or failing their "
+                        "delivery canary; their rooms answer unavailable");
+}
+
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
@@ -628,14 +647,7 @@ static void on_state(void *ud, uint32_t server, bool ready)
         b->serving = serving;
         if (b->links)
             send_state(b, NULL);
-        if (serving && !b->ready_sent) {
-            b->ready_sent = true;
-            if (now)
-                cf_notify_ready("ready: Redis connected, delivery canary passing");
-            else
-                cf_notify_ready("serving, degraded: some Redis servers are down or failing "
-                                "their delivery canary; their rooms answer unavailable");
-        }
+        notify_ready_if_due(b);
         report(b);
     }
     struct rooms_stats rs;

@@ -645,6 +645,11 @@ uint32_t rset_up(const struct rset *rs)
     return k;
 }
 
+bool rset_settling(const struct rset *rs)
+{
+    return cf_mono_ms() - rs->born < RSET_FATAL_WINDOW_MS;
+}
+
 bool rset_ready(const struct rset *rs)
 {
     return rset_up(rs) == rs->n;

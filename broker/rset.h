@@ -98,6 +98,10 @@ int rset_unsubscribe(struct rset *rs, const char *name, size_t len);
 bool rset_ready(const struct rset *rs);
 /* How many servers are (connected, checked, canary passing). */
 uint32_t rset_up(const struct rset *rs);
+/* True during the first 30 s, while a server found holding another node's
+ * list of servers still stops this one (on_fatal): a start with some server
+ * not reached yet is not settled before then. */
+bool rset_settling(const struct rset *rs);
 /* Commands waiting for a reply, over all servers. */
 uint32_t rset_inflight(const struct rset *rs);
 /* rbridge_flush on every server's bridge. */

@@ -51,16 +51,21 @@ unsigned long cf_start_raise_files(const char *process, unsigned long want)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 0;
-    if (rl.rlim_cur < rl.rlim_max) {
-        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+    /* At most the units' LimitNOFILE: a container's hard limit may be 2^20 or
+     * more, and over TLS lws sizes (and scans) its descriptor table by the
+     * soft limit (gateway.c create_context). A higher soft limit set on
+     * purpose is kept. */
+    rlim_t to = rl.rlim_max < CF_START_FILES_CAP ? rl.rlim_max : CF_START_FILES_CAP;
+    if (rl.rlim_cur < to) {
+        struct rlimit up = {to, rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
-            CF_INFO(process, "open files limit raised from %llu to its hard limit %llu",
-                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
-            rl = up;
+            CF_INFO(process, "open files limit raised from %llu to %llu (hard limit %llu)",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)to,
+                    (unsigned long long)rl.rlim_max);
+            rl.rlim_cur = to;
         } else {
-            CF_WARN(process, "cannot raise the open files limit from %llu to its hard limit "
-                    "%llu: %s", (unsigned long long)rl.rlim_cur,
-                    (unsigned long long)rl.rlim_max, strerror(errno));
+            CF_WARN(process, "cannot raise the open files limit from %llu to %llu: %s",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)to, strerror(errno));
         }
     }
     unsigned long have = rl.rlim_cur == RLIM_INFINITY ? ~0UL : (unsigned long)rl.rlim_cur;

@@ -31,11 +31,15 @@ int cf_start_no_args(const char *prog, int argc, char **argv, int optind);
  * start and returns -1. */
 int cf_start_config(const char *prog, const char *process, struct cf_config *cfg);
 
-/* Raises the soft limit on open files to the hard one: each connection is a
- * descriptor, and a container runtime (or a shell) may start the process at
- * a soft 1024 under a far higher hard limit, which it may raise itself. Logs
- * a warning when the limit it ends with is under `want` (what a process of
- * this kind should have), saying what to raise. Returns that limit. */
+/* The units' LimitNOFILE (deploy/systemd): how far cf_start_raise_files goes. */
+#define CF_START_FILES_CAP 262144
+
+/* Raises the soft limit on open files towards the hard one, up to
+ * CF_START_FILES_CAP: each connection is a descriptor, and a container
+ * runtime (or a shell) may start the process at a soft 1024 under a far
+ * higher hard limit, which it may raise itself. Logs a warning when the
+ * limit it ends with is under `want` (what a process of this kind should
+ * have), saying what to raise. Returns that limit. */
 unsigned long cf_start_raise_files(const char *process, unsigned long want);
 
 #endif

@@ -413,8 +413,10 @@ export class ConfabClient extends Emitter {
       if (p.type === "leave") p.resolve?.(); // the server forgets our rooms anyway
       else if (p.type === "history") p.reject?.(new ConfabError(gone.code, gone.message, { room: p.room }));
     }
-    this._outbox.lost(code);
+    // rooms first: a `too_big` failure below emits events, and a listener
+    // that sends again must find its room waiting for the rejoin
     this._rooms.lost();
+    this._outbox.lost(code);
   }
 
   /* --------------------------------------------------------- frames */

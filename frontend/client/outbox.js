@@ -35,7 +35,7 @@ import { ConfabError, RETRYABLE, byteLength, sendFrame, toId } from "./util.js";
  * @property {boolean} inflight a copy is on the wire, its outcome unknown
  * @property {number} gen the connection it last went out on
  * @property {*} timer the retry after a refusal
- * @property {*} watchdog resends when no answer came within `ackTimeout`
+ * @property {*} watchdog gives the connection up when no answer came within `ackTimeout`
  * @property {number} [messageId]
  * @property {string} [sent]
  * @property {ConfabError} [error]
@@ -187,6 +187,7 @@ export class Outbox {
     if (!client._rooms.live(e.room)) return;
     if (e.inflight || e.timer || !this._entries.has(e.id)) return;
     const conn = client._conn;
+    if (!conn.ws) return; // being given up: it goes out after the rejoin
     e.inflight = true;
     e.gen = conn.gen;
     e.attempts += 1;

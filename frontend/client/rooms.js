@@ -28,7 +28,12 @@
  *    true`) and delivers what it holds, in order. A lost connection is not
  *    a reason to give up: what `ahead` holds waits (without a timeout) for
  *    the rejoin, which asks from `lastId` and so replays the gap, and goes
- *    out with its snapshot. A new epoch is: the gap went with the old
+ *    out with its snapshot; when that snapshot starts past a hole (the
+ *    server could not replay everything), it waits in `ahead` too while the
+ *    hole is fetched (`maxGapHeld` then counts live messages only). A page
+ *    the server cut to its byte budget (`hasMore` with its oldest id above
+ *    the ids asked) is followed by a fetch of the rest, not taken for ids
+ *    the history lost. A new epoch is: the gap went with the old
  *    history, so it is reported and what `ahead` holds delivered before the
  *    new epoch's `joined`, and a page read from another epoch than the
  *    room's is not taken for the ids asked. Presence and typing are never
@@ -64,6 +69,8 @@ const GAP_RETRIES = 8;
  * @property {Array<object>} buffer `new_message` payloads that came before `joined`
  * @property {Array<object>} held echoes of own sends waiting for their ack
  * @property {Array<{m: object, source: string}>} ahead messages past a gap, by id, waiting for it
+ * @property {number} snapshotHeld how many of `ahead` a rejoin's snapshot put there (not counted
+ *   against `maxGapHeld`)
  * @property {number} gapSeq numbers the gap fetches; an answer to an older one is ignored
  * @property {*} gapTimer gives up on the gap fetch in flight (0: none in flight)
  * @property {*} gapRetryTimer sends the gap fetch in flight again after a refusal
@@ -125,7 +132,7 @@ export class Rooms {
     const r = {
       name, status: "joining", limit: clampLimit(limit ?? this._client.options.joinLimit),
       epoch: null, lastId: 0, members: new Map(), count: 0, joinedOnce: false, gen: 0,
-      buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0,
+      buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0, snapshotHeld: 0,
       ahead: [], gapSeq: 0, gapTimer: 0, gapRetryTimer: 0,
       ackedIds: new Map(),
     };
@@ -244,6 +251,7 @@ export class Rooms {
     // Live messages held past a gap go out with the snapshot (unless it has them).
     const ahead = r.ahead;
     r.ahead = [];
+    r.snapshotHeld = 0;
     this._endFetch(r);
     const source = first || reset ? "history" : "recovery";
     const fresh = normalizeMessages(p.messages, r.name).filter((m) => !(m.id <= seen));
@@ -260,9 +268,10 @@ export class Rooms {
     // no longer has is reported lost.
     const firstId = items.length ? items[0].m.id ?? 0 : (toId(p.last_id) ?? 0) + 1;
     const missed = !first && !reset && !p.recovered && firstId > seen + 1;
-    const hole = missed && seen > 0 && items.length > 0;
+    const hole = missed && items.length > 0;
     if (hole) {
       for (const i of items) insertAhead(r, i.m, i.source);
+      r.snapshotHeld = items.length;
     } else {
       r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...items.map((i) => i.m.id ?? 0));
     }
@@ -284,9 +293,7 @@ export class Rooms {
     for (const m of messages) this._deliver(r, m);
     if (hole) {
       client.emit("error", gapError(r, seen + 1, firstId - 1, false, "were missed while disconnected; fetching them"));
-      const max = client.options.maxGapHeld;
-      if (r.ahead.length > max) this._giveUpGap(r, `more than ${max} messages were waiting for them`);
-      else this._fetchGap(r);
+      this._fetchGap(r);
     }
     r.resolveJoin(info);
     const buffered = r.buffer;
@@ -309,7 +316,8 @@ export class Rooms {
       return;
     }
     if (m.id <= r.lastId || r.ahead.some((a) => a.m.id === m.id)) return; // seen already
-    if (r.lastId === 0 || m.id === r.lastId + 1) {
+    // (a first id is taken as it comes, unless a snapshot waits past a hole)
+    if ((r.lastId === 0 && !r.ahead.length) || m.id === r.lastId + 1) {
       r.lastId = m.id;
       this._deliver(r, this._decorate(r, m, "live"));
       this._drainAhead(r); // it may have closed a gap
@@ -406,7 +414,7 @@ export class Rooms {
     const top = r.ahead.length ? r.ahead[r.ahead.length - 1].m.id : r.lastId;
     insertAhead(r, m, "live");
     const max = this._client.options.maxGapHeld;
-    if (r.ahead.length > max) {
+    if (r.ahead.length > max + r.snapshotHeld) { // a rejoin's snapshot does not count
       this._giveUpGap(r, `more than ${max} messages were waiting for them`);
       return;
     }
@@ -454,8 +462,19 @@ export class Rooms {
         return;
       }
       this._endFetch(r);
+      let oldest = before;
       for (const m of res.messages) {
-        if (m.id !== undefined && m.id > r.lastId && m.id < before) insertAhead(r, m, "gap");
+        if (m.id !== undefined && m.id > r.lastId && m.id < before) {
+          insertAhead(r, m, "gap");
+          oldest = Math.min(oldest, m.id);
+        }
+      }
+      if (res.hasMore && oldest < before && oldest > r.lastId + 1) {
+        // Cut to the server's byte budget (it keeps the newest): a history
+        // holds its ids without holes, so older ones exist and those below
+        // the page are still there. Fetch on; the page made progress.
+        this._drainAhead(r);
+        return;
       }
       // The page holds every id of its range that the history still has.
       this._release(r, before - 1, "they are no longer in the room's history");
@@ -506,6 +525,7 @@ export class Rooms {
       this._client.emit("error", gapError(r, r.lastId + 1, upTo, true, why));
       r.lastId = upTo;
     }
+    if (!r.ahead.length) r.snapshotHeld = 0;
   }
 
   /**
@@ -519,8 +539,10 @@ export class Rooms {
       r.lastId = m.id;
       this._deliver(r, this._decorate(r, m, source));
     }
-    if (!r.ahead.length) this._endFetch(r);
-    else if (!r.gapTimer) this._fetchGap(r);
+    if (!r.ahead.length) {
+      this._endFetch(r);
+      r.snapshotHeld = 0;
+    } else if (!r.gapTimer) this._fetchGap(r);
   }
 
   /** @private Adds `source`, `mine` and (for own acked sends) `clientId`. */

@@ -28,7 +28,8 @@ const encoder = new TextEncoder();
  * `unauthorized`, `bad_room`, `bad_id`, `too_big`, `empty_message`, `bad_text`,
  * `not_joined`, `left`, `closed`, `disconnected`, and `gap` (a notice about
  * messages that did not arrive live, see docs/protocol.md). The client also
- * uses the server's `timeout` for a join nobody answered.
+ * uses the server's `timeout` for a join, a send or a ping nobody answered
+ * (it then reconnects).
  */
 export class ConfabError extends Error {
   /**

@@ -215,7 +215,8 @@ test("a gap wider than a history page is fetched oldest part first; ids no longe
   // The history keeps only from 60 on.
   const asked = [];
   for (const [from, to] of [[60, 103], [104, 203], [204, 249]]) {
-    const { id, ...p } = answerHistory(env, "lobby", range(from, to));
+    // has_more: whether ids older than the page's oldest are kept
+    const { id, ...p } = answerHistory(env, "lobby", range(from, to), from > 60);
     asked.push(p);
     await settle();
   }
@@ -226,6 +227,37 @@ test("a gap wider than a history page is fetched oldest part first; ids no longe
   ]);
   assert.deepEqual(env.ids("lobby"), [3, ...range(60, 250)]);
   assert.deepEqual(gapErrors(env), [{ from: 4, to: 249, lost: false }, { from: 4, to: 59, lost: true }]);
+});
+
+test("a gap page cut to the server's byte budget is followed by a fetch of the rest, not taken for lost ids", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  env.ws.frame("new_message", msg("lobby", 10));
+  // 4–9 asked; the page keeps the newest that fit (7–9) and says older exist
+  const { id, ...first } = answerHistory(env, "lobby", [7, 8, 9], true);
+  assert.deepEqual(first, { room: "lobby", before: 10, limit: 6 });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3], "7–10 wait for 4–6");
+  const { id: id2, ...second } = answerHistory(env, "lobby", [4, 5, 6], true);
+  assert.deepEqual(second, { room: "lobby", before: 7, limit: 3 });
+  await settle();
+  assert.deepEqual(env.ids("lobby"), [3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(gapErrors(env), [{ from: 4, to: 9, lost: false }], "nothing reported lost");
+});
+
+test("a rejoin's snapshot past a hole does not count against maxGapHeld", async (t) => {
+  const env = await setup(t, { maxGapHeld: 5 });
+  await joinRoom(env, "lobby", { lastId: 3, messages: [msg("lobby", 3)] });
+  const ws2 = await dropAndReconnect(env);
+  ws2.open();
+  const snapshot = Array.from({ length: 20 }, (_, i) => msg("lobby", 30 + i)); // 30–49
+  answerJoin(env, "lobby", { lastId: 49, recovered: false, messages: snapshot });
+  await settle();
+  env.ws.frame("new_message", msg("lobby", 50)); // and a live one while the hole is fetched
+  assert.equal(gapErrors(env).filter((g) => g.lost).length, 0, "not given up");
+  answerHistory(env, "lobby", Array.from({ length: 26 }, (_, i) => 4 + i), true); // 4–29
+  await settle();
+  assert.deepEqual(env.ids("lobby"), Array.from({ length: 48 }, (_, i) => 3 + i)); // 3–50
 });
 
 test("presence and typing are not held behind a gap", async (t) => {

@@ -295,8 +295,9 @@ static pid_t parent_of(pid_t pid)
     return r && sscanf(r + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
 }
 
-/* SIGKILLs every descendant of root, deepest last found first. root must be
- * stopped (SIGSTOP) so that it restarts none of them meanwhile. */
+/* SIGKILLs every descendant of root. root must be stopped (SIGSTOP) first;
+ * each descendant is stopped as it is found, so that none forks or
+ * restarts another between the walk and the kill. */
 static void kill_descendants(pid_t root)
 {
     enum { MAX = 256 };
@@ -317,6 +318,7 @@ static void kill_descendants(pid_t root)
             pid_t pp = parent_of(pid);
             for (int i = from; i < to; i++)
                 if (pp == found[i]) {
+                    kill(pid, SIGSTOP);
                     found[n++] = pid;
                     break;
                 }
@@ -324,7 +326,7 @@ static void kill_descendants(pid_t root)
         closedir(d);
         from = to;
     }
-    for (int i = n - 1; i > 0; i--)
+    for (int i = 1; i < n; i++)
         kill(found[i], SIGKILL);
 }
 
