@@ -82,7 +82,8 @@ export function failPending(view, id, error) {
   view.pending.delete(id);
   markFailed(node, error?.message ?? "");
   if (error && error.code !== "left" && error.code !== "closed") {
-    showChatError(`Your message was not sent: ${error.message}`);
+    showChatError(error.code === "unconfirmed" ? `Your message may not have been sent: ${error.message}`
+      : `Your message was not sent: ${error.message}`);
   }
 }
 

@@ -88,6 +88,9 @@ export {
  * @property {number} [idleProbe=30000] after this long without a frame from the server, ms, send a
  *   `ping` (also at once when the page comes back online or into view); 0: never.
  * @property {number} [probeTimeout=10000] reconnect when a `ping` drew nothing within this, ms.
+ * @property {number} [resendWindow=270000] a send whose outcome is unknown is sent again (same id)
+ *   only within this long of its first try, ms; later it fails with `unconfirmed`. Keep it
+ *   under the server's DEDUP_WINDOW (300 s by default), which deduplicates only that long.
  * @property {number} [typingInterval=2000] at most one typing notification per room per this, ms.
  * @property {number} [tokenMargin=30] log in again when the token expires within this, s.
  * @property {number} [maxFrameBytes=4096] the server's `MAX_MESSAGE_BYTES`; lowered when the server
@@ -184,7 +187,7 @@ export class ConfabClient extends Emitter {
     this.options = {
       joinLimit: 50, reconnectDelay: 500, maxReconnectDelay: 15000, stableAfter: 10000,
       retryDelay: 500, maxRetryDelay: 15000, ackTimeout: 15000, joinTimeout: 20000,
-      idleProbe: 30000, probeTimeout: 10000,
+      idleProbe: 30000, probeTimeout: 10000, resendWindow: 270000,
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,
       gapTimeout: 5000, maxGapHeld: 100,
       ...options,

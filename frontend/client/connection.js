@@ -54,6 +54,7 @@ export class Connection {
     this.gen = 0;
     /** @private */ this._wanted = false; // connect() called and not disconnect()ed
     /** @private */ this._openedAt = 0;
+    /** @private */ this._everOpened = false; // a socket opened since connect()
     /** @private */ this._attempt = 0;
     /** @private */ this._failedOpens = 0;
     /** @private */ this._reconnectTimer = 0;
@@ -119,6 +120,7 @@ export class Connection {
     });
     if (!this._wanted) {
       this._wanted = true;
+      this._everOpened = false;
       globalThis.addEventListener?.("online", this._onOnline);
       globalThis.document?.addEventListener?.("visibilitychange", this._onVisible);
       this._attempt = 0;
@@ -219,7 +221,14 @@ export class Connection {
         await client.login(client.username);
       } catch (err) {
         if (gen !== this.gen || !this._wanted) return;
-        const permanent = err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
+        // A 4xx ends the session when the name itself is refused (400), or
+        // on a first connect. Once connected, a 403 or 404 is more likely a
+        // proxy in the middle of a deploy than a verdict on this user: keep
+        // trying, with the backoff, rather than log them out and drop their
+        // rooms.
+        const refusedName = err.status === 400 || err.status === 422;
+        const fourxx = err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
+        const permanent = refusedName || (fourxx && !this._everOpened);
         if (permanent) {
           err.fatal = true;
           this._giveUp(err);
@@ -260,6 +269,7 @@ export class Connection {
   /** @private */
   _onOpen() {
     this._openedAt = Date.now();
+    this._everOpened = true;
     this._heardAt = this._openedAt;
     this._probeOut = false;
     this._armProbe(this._client.options.idleProbe);

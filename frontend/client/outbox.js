@@ -32,6 +32,7 @@ import { ConfabError, RETRYABLE, byteLength, sendFrame, toId } from "./util.js";
  * @property {string} message
  * @property {"sending"|"sent"|"failed"} state
  * @property {number} attempts how many times it went on the wire
+ * @property {number} firstSentAt when it first went on the wire (0: not yet), ms
  * @property {boolean} inflight a copy is on the wire, its outcome unknown
  * @property {number} gen the connection it last went out on
  * @property {*} timer the retry after a refusal
@@ -68,7 +69,7 @@ export class Outbox {
    */
   add(room, message, id) {
     const entry = {
-      id, room, message, state: "sending", attempts: 0, inflight: false, gen: 0,
+      id, room, message, state: "sending", attempts: 0, firstSentAt: 0, inflight: false, gen: 0,
       timer: 0, watchdog: 0, error: undefined, retryIn: undefined, resolve: null, reject: null,
     };
     const promise = new Promise((resolve, reject) => {
@@ -188,6 +189,16 @@ export class Outbox {
     if (e.inflight || e.timer || !this._entries.has(e.id)) return;
     const conn = client._conn;
     if (!conn.ws) return; // being given up: it goes out after the rejoin
+    if (e.attempts > 0 && Date.now() - e.firstSentAt > client.options.resendWindow) {
+      // The server takes a repeated id for the same send only within its
+      // DEDUP_WINDOW (5 min by default): a copy that may have got through
+      // that long ago would be stored twice. Say so rather than guess.
+      this._fail(e, new ConfabError("unconfirmed",
+        "No answer came before the connection was lost, too long ago to send it again safely: "
+        + "it may or may not have been delivered.", { room: e.room, ref: e.id }), true);
+      return;
+    }
+    if (!e.firstSentAt) e.firstSentAt = Date.now();
     e.inflight = true;
     e.gen = conn.gen;
     e.attempts += 1;

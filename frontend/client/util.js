@@ -26,7 +26,8 @@ const encoder = new TextEncoder();
  * Every failure this client reports. `code` is one of the server's error codes
  * (docs/protocol.md) or one of the client's own: `network`, `login_failed`,
  * `unauthorized`, `bad_room`, `bad_id`, `too_big`, `empty_message`, `bad_text`,
- * `not_joined`, `left`, `closed`, `disconnected`, and `gap` (a notice about
+ * `not_joined`, `left`, `closed`, `disconnected`, `unconfirmed` (a send with
+ * no answer, too old to send again without risking a double), and `gap` (a notice about
  * messages that did not arrive live, see docs/protocol.md). The client also
  * uses the server's `timeout` for a join, a send or a ping nobody answered
  * (it then reconnects).

@@ -435,6 +435,64 @@ test("a login refused with a 4xx stops the client: state `disconnected` with the
   assert.equal(env.fetches.length, 2, "no more tries");
 });
 
+test("once connected, a 403 or 404 from /login during a reconnect is retried; a 400 still ends the session", async (t) => {
+  const answers = [
+    { ok: false, status: 404, json: async () => ({}) }, // a proxy in the middle of a deploy
+    { ok: false, status: 403, json: async () => ({ error: "forbidden" }) },
+    { ok: true, status: 200, json: async () => ({ token: FRESH, username: "alice" }) },
+  ];
+  const env = await setup(t, { fetch: async () => answers.shift() });
+  await joinRoom(env, "lobby", { lastId: 1 });
+  for (let k = 0; k < 2; k++) { // two refused opens in a row: the next attempt logs in again
+    env.ws.drop();
+    await env.tick(env.lastState().delay);
+  }
+  env.ws.drop();
+  await env.tick(env.lastState().delay); // logs in: 404
+  await settle();
+  assert.equal(env.of("error").at(-1).status, 404);
+  assert.equal(env.of("error").at(-1).fatal, false);
+  assert.equal(env.lastState().state, "reconnecting");
+  await env.tick(env.lastState().delay); // 403
+  await settle();
+  assert.equal(env.of("error").at(-1).status, 403);
+  assert.equal(env.lastState().state, "reconnecting");
+  await env.tick(env.lastState().delay); // 200, and a socket
+  await settle();
+  env.ws.open();
+  assert.equal(env.client.state, "connected");
+  assert.deepEqual(env.client.rooms, ["lobby"], "still in the room");
+
+  answers.push({ ok: false, status: 400, json: async () => ({ error: "bad username" }) });
+  for (let k = 0; k < 2; k++) {
+    env.ws.drop();
+    await env.tick(env.lastState().delay);
+  }
+  env.ws.drop();
+  await env.tick(env.lastState().delay);
+  await settle();
+  assert.equal(env.lastState().state, "disconnected");
+  assert.equal(env.lastState().error.fatal, true);
+});
+
+test("a send whose outcome is unknown is not sent again past resendWindow: it fails as unconfirmed", async (t) => {
+  const env = await setup(t, { resendWindow: 60000 });
+  await joinRoom(env, "lobby", { lastId: 1 });
+  const p = assert.rejects(env.client.send("lobby", "hi"), (err) => err.code === "unconfirmed");
+  env.ws.drop(); // its ack is lost with the connection
+  const queued = env.client.send("lobby", "written offline"); // never on the wire: no risk
+  await env.tick(61000); // the new socket takes longer than the window to open
+  assert.equal(env.sockets.length, 2);
+  env.ws.open();
+  answerJoin(env, "lobby", { lastId: 1, recovered: true });
+  await p;
+  const sent = env.ws.frames("send").map((f) => f.payload.message);
+  assert.deepEqual(sent, ["written offline"]);
+  assert.equal(env.of("error").at(-1).code, "unconfirmed");
+  env.ws.frame("ack", { id: env.ws.last("send").payload.id, room: "lobby", message_id: 2, sent: "t" });
+  assert.equal((await queued).messageId, 2);
+});
+
 test("a join nobody answers within joinTimeout reconnects; the old socket is ignored from then on", async (t) => {
   const env = await setup(t, { joinTimeout: 5000 });
   const joined = env.client.join("lobby");
