@@ -246,6 +246,12 @@ export class Rooms {
       this._giveUpGap(r, wentBack ? "the room's history went back" : "the room's history was reset");
       r.lastId = 0;
       r.ackedIds.clear();
+      // Echoes held for their acks carry the old epoch's ids too: released
+      // later, one would take the place of the new epoch's message with that
+      // id. The sends themselves still settle by their acks.
+      clearTimeout(r.holdTimer);
+      r.holdTimer = 0;
+      r.held = [];
     }
     const seen = r.lastId;
     // Live messages held past a gap go out with the snapshot (unless it has them).

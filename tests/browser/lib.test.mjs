@@ -122,6 +122,17 @@ test("the echo of one's own send waits for its ack, at most echoHold ms", async 
   assert.equal(env.of("message")[1].clientId, undefined);
 });
 
+test("an echo held for its ack when the room's epoch resets is dropped with the old epoch", async (t) => {
+  const env = await setup(t, { echoHold: 1000 });
+  await joinRoom(env, "lobby", { epoch: "e1", lastId: 6 });
+  env.client.send("lobby", "hello");
+  env.ws.frame("new_message", msg("lobby", 7, "alice", "hello")); // held: no ack yet
+  answerJoin(env, "lobby", { unasked: true, epoch: "e2", lastId: 0 }); // the history was reset
+  env.ws.frame("new_message", msg("lobby", 7 - 6, "bob", "first of e2"));
+  await env.tick(1000); // echoHold over: nothing of e1 comes out
+  assert.deepEqual(env.of("message").map((m) => [m.id, m.message]), [[1, "first of e2"]]);
+});
+
 /* ------------------------------------------------------------ sends */
 
 test("a send cut off before its ack is resent after the rejoin with the same id, settled once", async (t) => {
