@@ -198,18 +198,22 @@ function updateTotalUnread() {
 
 /* ----------------------------------------------- members and typing */
 
+/** Names listed at most (as many as a join's snapshot gives): the list is redrawn on every presence event. */
+const MEMBERS_SHOWN = 100;
+
 export function renderMembers() {
   const view = views.get(active);
   const names = view ? [...view.members.keys()].sort((a, b) => a.localeCompare(b)) : [];
-  const items = names.map((user) => {
+  const total = view ? Math.max(view.count, names.length) : 0;
+  const items = names.slice(0, MEMBERS_SHOWN).map((user) => {
     const li = el("li", "member", user);
     li.dataset.user = user;
     if (user === me()) li.append(el("span", "you", " (you)"));
     return li;
   });
-  if (view && view.count > names.length) items.push(el("li", "more", `and ${view.count - names.length} more`));
+  if (total > items.length) items.push(el("li", "more", `and ${total - items.length} more`));
   ui.members.replaceChildren(...items);
-  ui.memberCount.textContent = view ? `(${Math.max(view.count, names.length)})` : "";
+  ui.memberCount.textContent = view ? `(${total})` : "";
 }
 
 /** Shows `user` typing in a room for a few seconds (from their last notice). */

@@ -159,6 +159,21 @@ test("\"load earlier\" is offered when a join's history was cut to the server's 
   await alice.close();
 });
 
+test("a crowded room lists at most 100 members and says how many more", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "crowd");
+  for (let i = 0; i < 150; i++) {
+    const user = `u${String(i).padStart(3, "0")}`;
+    mock.toRoom("crowd", "presence", { room: "crowd", user, action: "join", count: i + 2 });
+  }
+  await until("151 counted", async () => (await alice.page.textContent("#member-count")) === "(151)");
+  assert.equal((await members(alice.page)).length, 100);
+  assert.equal(await alice.page.textContent("#members .more"), "and 51 more");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
 test("back online or back in view, the page checks its link with a ping, and a pong is no error", async () => {
   const mock = new MockConfab({ frontendDir: FRONTEND });
   const alice = await open(mock, "alice");
