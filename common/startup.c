@@ -46,11 +46,11 @@ int cf_start_config(const char *prog, const char *process, struct cf_config *cfg
     return 0;
 }
 
-unsigned long cf_start_raise_files(const char *process, unsigned long want)
+void cf_start_raise_files(const char *process, unsigned long want)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return 0;
+        return;
     /* At most the units' LimitNOFILE: a container's hard limit may be 2^20 or
      * more, and over TLS lws sizes (and scans) its descriptor table by the
      * soft limit (gateway.c create_context). A higher soft limit set on
@@ -73,5 +73,4 @@ unsigned long cf_start_raise_files(const char *process, unsigned long want)
         CF_WARN(process, "the open files limit is %lu, under the %lu this process should "
                 "have: it can hold fewer connections. Raise LimitNOFILE= in the unit, or "
                 "the container's nofile ulimit", have, want);
-    return have;
 }

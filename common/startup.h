@@ -39,7 +39,7 @@ int cf_start_config(const char *prog, const char *process, struct cf_config *cfg
  * runtime (or a shell) may start the process at a soft 1024 under a far
  * higher hard limit, which it may raise itself. Logs a warning when the
  * limit it ends with is under `want` (what a process of this kind should
- * have), saying what to raise. Returns that limit. */
-unsigned long cf_start_raise_files(const char *process, unsigned long want);
+ * have), saying what to raise. */
+void cf_start_raise_files(const char *process, unsigned long want);
 
 #endif

@@ -102,15 +102,19 @@ export class Outbox {
    */
   lost(code) {
     let largest = null;
+    let largestBytes = 0;
     for (const e of this._entries.values()) {
-      if (e.inflight && (!largest || frameBytes(e) > frameBytes(largest))) largest = e;
+      if (code === 1009 && e.inflight) {
+        const bytes = byteLength(sendFrame(e.room, e.message, e.id));
+        if (bytes > largestBytes) [largest, largestBytes] = [e, bytes];
+      }
       e.inflight = false;
       clearTimeout(e.watchdog);
       e.watchdog = 0;
     }
-    if (code === 1009 && largest) {
+    if (largest) {
       const options = this._client.options;
-      options.maxFrameBytes = Math.min(options.maxFrameBytes, frameBytes(largest) - 1);
+      options.maxFrameBytes = Math.min(options.maxFrameBytes, largestBytes - 1);
       this._fail(largest, new ConfabError("too_big", "The message is longer than the server takes.",
         { room: largest.room, ref: largest.id }), true);
     }
@@ -234,11 +238,6 @@ export class Outbox {
     client._rooms.releaseHeld(e.room);
     if (report && err.code !== "left" && err.code !== "closed") client.emit("error", err);
   }
-}
-
-/** The size of an entry's `send` frame in UTF-8 bytes, as the server counts it. */
-function frameBytes(e) {
-  return byteLength(sendFrame(e.room, e.message, e.id));
 }
 
 /** @returns {import("../confab-client.js").Delivery} the public view of an entry */

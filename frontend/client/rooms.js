@@ -30,7 +30,7 @@
  *    the rejoin, which asks from `lastId` and so replays the gap, and goes
  *    out with its snapshot; when that snapshot starts past a hole (the
  *    server could not replay everything), it waits in `ahead` too while the
- *    hole is fetched (`maxGapHeld` then counts live messages only). A page
+ *    hole is fetched (`maxGapHeld` counts live messages only). A page
  *    the server cut to its byte budget (`hasMore` with its oldest id above
  *    the ids asked) is followed by a fetch of the rest, not taken for ids
  *    the history lost. A new epoch is: the gap went with the old
@@ -69,8 +69,6 @@ const GAP_RETRIES = 8;
  * @property {Array<object>} buffer `new_message` payloads that came before `joined`
  * @property {Array<object>} held echoes of own sends waiting for their ack
  * @property {Array<{m: object, source: string}>} ahead messages past a gap, by id, waiting for it
- * @property {number} snapshotHeld how many of `ahead` a rejoin's snapshot put there (not counted
- *   against `maxGapHeld`)
  * @property {number} gapSeq numbers the gap fetches; an answer to an older one is ignored
  * @property {*} gapTimer gives up on the gap fetch in flight (0: none in flight)
  * @property {*} gapRetryTimer sends the gap fetch in flight again after a refusal
@@ -132,7 +130,7 @@ export class Rooms {
     const r = {
       name, status: "joining", limit: clampLimit(limit ?? this._client.options.joinLimit),
       epoch: null, lastId: 0, members: new Map(), count: 0, joinedOnce: false, gen: 0,
-      buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0, snapshotHeld: 0,
+      buffer: [], held: [], holdTimer: 0, joinTimer: 0, joinAttempts: 0, lastTypingAt: 0,
       ahead: [], gapSeq: 0, gapTimer: 0, gapRetryTimer: 0,
       ackedIds: new Map(),
     };
@@ -257,7 +255,6 @@ export class Rooms {
     // Live messages held past a gap go out with the snapshot (unless it has them).
     const ahead = r.ahead;
     r.ahead = [];
-    r.snapshotHeld = 0;
     this._endFetch(r);
     const source = first || reset ? "history" : "recovery";
     const fresh = normalizeMessages(p.messages, r.name).filter((m) => !(m.id <= seen));
@@ -277,7 +274,6 @@ export class Rooms {
     const hole = missed && items.length > 0;
     if (hole) {
       for (const i of items) insertAhead(r, i.m, i.source);
-      r.snapshotHeld = items.length;
     } else {
       r.lastId = Math.max(seen, toId(p.last_id) ?? 0, ...items.map((i) => i.m.id ?? 0));
     }
@@ -420,7 +416,8 @@ export class Rooms {
     const top = r.ahead.length ? r.ahead[r.ahead.length - 1].m.id : r.lastId;
     insertAhead(r, m, "live");
     const max = this._client.options.maxGapHeld;
-    if (r.ahead.length > max + r.snapshotHeld) { // a rejoin's snapshot does not count
+    // live messages only: a rejoin's snapshot and fetched pages wait there too
+    if (r.ahead.reduce((n, a) => n + (a.source === "live"), 0) > max) {
       this._giveUpGap(r, `more than ${max} messages were waiting for them`);
       return;
     }
@@ -531,7 +528,6 @@ export class Rooms {
       this._client.emit("error", gapError(r, r.lastId + 1, upTo, true, why));
       r.lastId = upTo;
     }
-    if (!r.ahead.length) r.snapshotHeld = 0;
   }
 
   /**
@@ -545,10 +541,8 @@ export class Rooms {
       r.lastId = m.id;
       this._deliver(r, this._decorate(r, m, source));
     }
-    if (!r.ahead.length) {
-      this._endFetch(r);
-      r.snapshotHeld = 0;
-    } else if (!r.gapTimer) this._fetchGap(r);
+    if (!r.ahead.length) this._endFetch(r);
+    else if (!r.gapTimer) this._fetchGap(r);
   }
 
   /** @private Adds `source`, `mine` and (for own acked sends) `clientId`. */

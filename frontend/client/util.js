@@ -69,16 +69,16 @@ export function byteLength(text) {
   return encoder.encode(text).length;
 }
 
-/**
- * The claims of a JWT, without checking anything (the server does that).
- * @param {string} token
- * @returns {Record<string, unknown>|null}
- */
 /** The text of a `send` request, as the client puts it on the wire. */
 export function sendFrame(room, message, id) {
   return JSON.stringify({ type: "send", payload: { room, message, id } });
 }
 
+/**
+ * The claims of a JWT, without checking anything (the server does that).
+ * @param {string} token
+ * @returns {Record<string, unknown>|null}
+ */
 export function decodeToken(token) {
   try {
     let b64 = String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");

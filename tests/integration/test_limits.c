@@ -263,24 +263,10 @@ static struct fd_scan scan_fds(pid_t pid, int min)
     return r;
 }
 
-/* pid's child processes, at most cap of them; how many. */
-static int children_of(pid_t pid, pid_t *out, int cap)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    for (int child; f && n < cap && fscanf(f, "%d", &child) == 1;)
-        out[n++] = child;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* The gateway's worker processes (the gateway itself when it has none). */
 static int workers_of(pid_t gw, pid_t *out, int cap)
 {
-    int n = children_of(gw, out, cap);
+    int n = h_children(gw, out, cap);
     if (n == 0)
         out[n++] = gw;
     return n;
@@ -291,7 +277,7 @@ static int fds_from(pid_t pid, int min)
 {
     int n = scan_fds(pid, min).from_min;
     pid_t kids[64];
-    int nk = children_of(pid, kids, 64);
+    int nk = h_children(pid, kids, 64);
     for (int i = 0; i < nk; i++)
         n += fds_from(kids[i], min);
     return n;

@@ -166,19 +166,13 @@ static int expect_policy(pid_t pid, int policy, const char *what)
     int got = sched_getscheduler(pid);
     if (got != policy)
         fail_msg("%s (pid %d) runs under policy %d, expected %d", what, (int)pid, got, policy);
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    int kids = 0;
-    for (char *s = buf, *end; (pid = (pid_t)strtol(s, &end, 10)) > 0; s = end, kids++)
-        if ((got = sched_getscheduler(pid)) != policy)
-            fail_msg("a child (pid %d) of the %s runs under policy %d, expected %d", (int)pid,
-                     what, got, policy);
-    return kids;
+    pid_t kids[16];
+    int n = h_children(pid, kids, 16);
+    for (int i = 0; i < n; i++)
+        if ((got = sched_getscheduler(kids[i])) != policy)
+            fail_msg("a child (pid %d) of the %s runs under policy %d, expected %d",
+                     (int)kids[i], what, got, policy);
+    return n;
 }
 
 /* Gateways and brokers switch themselves to SCHED_BATCH (docs/steady.md),

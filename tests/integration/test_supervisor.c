@@ -16,20 +16,6 @@ static int setup(void **state)
     return h_redis_start(&g_redis, h_tmpdir());
 }
 
-/* The children of pid (up to max), from /proc. */
-static int children_of(pid_t pid, pid_t *out, int max)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "r");
-    int n = 0, c;
-    while (f && n < max && fscanf(f, "%d", &c) == 1)
-        out[n++] = c;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* Stops one of master's two children (as a stuck loop would stop pinging)
  * and expects it aborted and replaced within a few seconds, the other one
  * untouched. */
@@ -37,9 +23,9 @@ static void expect_stuck_child_replaced(struct h_proc *master, const char *what)
 {
     pid_t kids[4];
     int64_t deadline = h_now_ms() + 10000;
-    while (children_of(master->pid, kids, 4) < 2 && h_now_ms() < deadline)
+    while (h_children(master->pid, kids, 4) < 2 && h_now_ms() < deadline)
         h_sleep_ms(50);
-    assert_int_equal(children_of(master->pid, kids, 4), 2);
+    assert_int_equal(h_children(master->pid, kids, 4), 2);
     pid_t stuck = kids[0], other = kids[1];
     long mark = h_log_mark(master);
     assert_int_equal(kill(stuck, SIGSTOP), 0);
@@ -53,7 +39,7 @@ static void expect_stuck_child_replaced(struct h_proc *master, const char *what)
     deadline = h_now_ms() + 12000;
     bool replaced = false;
     while (!replaced && h_now_ms() < deadline) {
-        int n = children_of(master->pid, kids, 4);
+        int n = h_children(master->pid, kids, 4);
         replaced = n == 2 && kids[0] != stuck && kids[1] != stuck;
         h_sleep_ms(50);
     }

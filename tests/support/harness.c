@@ -2,7 +2,6 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -279,55 +278,31 @@ int h_wait_exit(struct h_proc *p, int timeout_ms)
     return -1;
 }
 
-static pid_t parent_of(pid_t pid)
+int h_children(pid_t pid, pid_t *out, int cap)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* "pid (comm) state ppid": comm may hold spaces and parentheses */
-    const char *r = strrchr(buf, ')');
-    int ppid = 0;
-    return r && sscanf(r + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+    int n = 0;
+    for (int child; f && n < cap && fscanf(f, "%d", &child) == 1;)
+        out[n++] = child;
+    if (f)
+        fclose(f);
+    return n;
 }
 
-/* SIGKILLs every descendant of root. root must be stopped (SIGSTOP) first;
- * each descendant is stopped as it is found, so that none forks or
- * restarts another between the walk and the kill. */
-static void kill_descendants(pid_t root)
+/* Stops every descendant of pid, depth first, each before its own children
+ * are read (so that none forks or restarts another meanwhile), then kills
+ * it. pid itself must be stopped already. */
+static void kill_descendants(pid_t pid, int depth)
 {
-    enum { MAX = 256 };
-    pid_t found[MAX];
-    int n = 0;
-    found[n++] = root;
-    /* a walk per generation: children, then theirs, up to a few levels */
-    for (int gen = 0, from = 0; gen < 6 && from < n; gen++) {
-        int to = n;
-        DIR *d = opendir("/proc");
-        if (!d)
-            return;
-        struct dirent *e;
-        while ((e = readdir(d)) && n < MAX) {
-            pid_t pid = (pid_t)atoi(e->d_name);
-            if (pid <= 0)
-                continue;
-            pid_t pp = parent_of(pid);
-            for (int i = from; i < to; i++)
-                if (pp == found[i]) {
-                    kill(pid, SIGSTOP);
-                    found[n++] = pid;
-                    break;
-                }
-        }
-        closedir(d);
-        from = to;
+    pid_t kids[64];
+    int n = depth < 6 ? h_children(pid, kids, 64) : 0;
+    for (int i = 0; i < n; i++) {
+        kill(kids[i], SIGSTOP);
+        kill_descendants(kids[i], depth + 1);
+        kill(kids[i], SIGKILL);
     }
-    for (int i = 1; i < n; i++)
-        kill(found[i], SIGKILL);
 }
 
 int h_stop(struct h_proc *p, int sig, int timeout_ms)
@@ -340,7 +315,7 @@ int h_stop(struct h_proc *p, int sig, int timeout_ms)
         /* its children too: once it is gone they would belong to init and
          * run on after the test (a script such as run-all.sh) */
         kill(p->pid, SIGSTOP);
-        kill_descendants(p->pid);
+        kill_descendants(p->pid, 0);
         kill(p->pid, SIGKILL);
         waitpid(p->pid, &status, 0);
         p->pid = 0;

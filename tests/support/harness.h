@@ -56,6 +56,9 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
  * its descendants. Returns the wait status, or -1 when the process was not
  * running or had to be killed. */
 int h_stop(struct h_proc *p, int sig, int timeout_ms);
+/* pid's child processes (its main thread's, from /proc), at most cap of
+ * them; how many. */
+int h_children(pid_t pid, pid_t *out, int cap);
 bool h_alive(struct h_proc *p);
 /* Waits up to timeout_ms for the process to exit by itself; returns the wait
  * status or -1 on timeout. */
