@@ -6,8 +6,9 @@
  *
  * What it does for you:
  *  - logs in (`POST /login`) and logs in again when the token has expired or
- *    the server keeps refusing the upgrade (a 401 shows as a socket that closes
- *    before it ever opened);
+ *    the server refuses it (a 401 shows as a socket that closes before it
+ *    ever opened, as an unreachable server does: after two, a plain GET of
+ *    the WebSocket URL asks the gateway which it was);
  *  - reconnects with exponential backoff and full jitter;
  *  - remembers, per joined room, the epoch and the last message id up to
  *    which it delivered everything, and on every reconnect rejoins each room

@@ -20,6 +20,7 @@
 #include "session.h"
 #include "v1.h"
 #include "validate.h"
+#include "ws.h"
 
 /* Request state of a POST while its body arrives, and of a publish while it
  * waits for the broker's answer. */
@@ -548,8 +549,7 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     if (!strcmp(url, "/ws")) {
         if (!get)
             return method_not_allowed(wsi, "GET");
-        return finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST,
-                                      "this endpoint takes a WebSocket upgrade", NULL));
+        return finish(wsi, ws_check(gw, wsi));
     }
     if (!get)
         return method_not_allowed(wsi, "GET, HEAD");

@@ -6,7 +6,7 @@
  *   GET  /healthz  200 when linked to every broker, else 503 (alive)
  *   GET  /readyz   200 when every broker is linked and ready, and not draining
  *   GET  /metrics  Prometheus text (metrics.h)
- *   GET  /ws       the WebSocket upgrade (see ws.h); 400 without an upgrade
+ *   GET  /ws       the WebSocket upgrade (see ws.h); without one, a token check (ws_check)
  *   GET  /...      static files from FRONTEND_DIR
  *
  * Every error is a JSON body {"error":"..."} with a 4xx/5xx status. */

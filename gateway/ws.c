@@ -119,6 +119,29 @@ static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t 
     return origin_ok(gw, origin, host);
 }
 
+/* Verifies the request's token; false after writing the 401 (*rc: what
+ * http_error returned). `what` names the request in the log. */
+static bool token_ok(struct gw *gw, struct lws *wsi, const char *what, char *user, size_t cap,
+                     int *rc)
+{
+    char token[AUTH_MAX_TOKEN + 2];
+    size_t tlen = find_token(wsi, token, sizeof token);
+    enum auth_result r = tlen >= sizeof token
+                             ? AUTH_MALFORMED
+                             : auth_verify(gw->auth, token, tlen, cf_wall_ms() / 1000, user, cap);
+    explicit_bzero(token, sizeof token);
+    if (r == AUTH_OK)
+        return true;
+    char peer[48], msg[80];
+    peer_of(wsi, peer, sizeof peer);
+    gw->stats.auth_failures[r]++;
+    CF_INFO("ws", "refused %s from %s: token %s", what, peer, auth_result_str(r));
+    snprintf(msg, sizeof msg, "unauthorized: token %s", auth_result_str(r));
+    *rc = http_error(wsi, HTTP_STATUS_UNAUTHORIZED, msg,
+                     "www-authenticate: Bearer error=\"invalid_token\"\x0d\x0a");
+    return false;
+}
+
 static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
 {
     char path[64];
@@ -147,24 +170,9 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
                    : 1;
     }
 
-    char token[AUTH_MAX_TOKEN + 2];
-    size_t tlen = find_token(wsi, token, sizeof token);
     char user[CF_USERNAME_BYTES_MAX + 1];
-    enum auth_result r = tlen >= sizeof token ? AUTH_MALFORMED
-                                              : auth_verify(gw->auth, token, tlen,
-                                                            cf_wall_ms() / 1000, user, sizeof user);
-    explicit_bzero(token, sizeof token);
-    if (r != AUTH_OK) {
-        char peer[48], msg[80];
-        peer_of(wsi, peer, sizeof peer);
-        gw->stats.auth_failures[r]++;
-        CF_INFO("ws", "refused upgrade from %s: token %s", peer, auth_result_str(r));
-        snprintf(msg, sizeof msg, "unauthorized: token %s", auth_result_str(r));
-        return http_error(wsi, HTTP_STATUS_UNAUTHORIZED, msg,
-                          "www-authenticate: Bearer error=\"invalid_token\"\x0d\x0a") < 0
-                   ? -1
-                   : 1;
-    }
+    if (!token_ok(gw, wsi, "upgrade", user, sizeof user, &rc))
+        return rc < 0 ? -1 : 1;
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
     if (!s)
         return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1 : 1;
@@ -173,6 +181,30 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
     http_req_free(old);                            /* a keep-alive POST before the upgrade */
     lws_set_opaque_user_data(wsi, s);
     return 0;
+}
+
+/* RFC 9110 section 15.5.22: "use a WebSocket upgrade here" */
+#define HTTP_STATUS_UPGRADE_REQUIRED 426
+
+int ws_check(struct gw *gw, struct lws *wsi)
+{
+    char token[AUTH_MAX_TOKEN + 2];
+    bool has = find_token(wsi, token, sizeof token) > 0;
+    explicit_bzero(token, sizeof token);
+    if (!has)
+        return http_error(wsi, HTTP_STATUS_BAD_REQUEST, "this endpoint takes a WebSocket upgrade",
+                          NULL);
+    if (gw->draining)
+        return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down",
+                          "retry-after: 1\x0d\x0a");
+    int rc;
+    if (!admit_request(gw, wsi, IPL_UPGRADE, &rc) ||
+        !token_ok(gw, wsi, "token check", (char[CF_USERNAME_BYTES_MAX + 1]){0},
+                  CF_USERNAME_BYTES_MAX + 1, &rc))
+        return rc;
+    return http_error(wsi, HTTP_STATUS_UPGRADE_REQUIRED,
+                      "the token is valid; this endpoint takes a WebSocket upgrade",
+                      "upgrade: websocket\x0d\x0a");
 }
 
 /* ---- established sessions ---------------------------------------------- */

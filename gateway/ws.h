@@ -29,6 +29,14 @@
  * callbacks. Returns what the lws callback must return. */
 int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len);
 
+/* Answers a plain GET /ws (no upgrade), which tells a client whether its
+ * token would be let in: 426 (with "Upgrade: websocket") when it would, 401
+ * when it is refused, 400 without a token, 429 or 503 as an upgrade would
+ * get them (the address's upgrade rate, draining). A browser cannot read
+ * why an upgrade failed, so its client asks this before it logs in again
+ * (frontend/client/connection.js). Returns http_error's result. */
+int ws_check(struct gw *gw, struct lws *wsi);
+
 /* Answers an upgrade on a plain-TCP socket that lws never saw (front.h):
  * `peeked` is all the client has sent so far (n bytes, still on the
  * socket). When it is not exactly one upgrade the gateway takes

@@ -33,7 +33,7 @@
  * @module confab-client/connection
  */
 
-import { ConfabError, SUBPROTOCOL, decodeToken, wsUrlFor } from "./util.js";
+import { ConfabError, SUBPROTOCOL, decodeToken, httpUrlOf, wsUrlFor } from "./util.js";
 
 export class Connection {
   /**
@@ -204,6 +204,44 @@ export class Connection {
     return Date.now() >= this._tokenExpiresAt - client.options.tokenMargin * 1000;
   }
 
+  /**
+   * @private After two upgrades in a row failed: whether the server refuses
+   * the token, so that logging in again would help. A browser shows neither
+   * an upgrade's status nor whether the server was reached, so this asks the
+   * gateway with a plain GET of the WebSocket URL: 401 for a token it would
+   * refuse, 426 for one it takes. An outage (no answer, or a 5xx from a
+   * proxy) or a rate limit (429) is not the token's fault: logging every
+   * client in again after each outage would double the reconnect storm, and
+   * per-address login limits, much tighter than the upgrade's, would then
+   * hold back users who share an address. Any other answer (a proxy that
+   * does not route the check, or a cross-origin one the page cannot read)
+   * cannot tell, and logs in as before.
+   */
+  async _tokenRefused() {
+    const client = this._client;
+    const doFetch = client.options.fetch ?? globalThis.fetch.bind(globalThis);
+    const abort = typeof AbortController === "function" ? new AbortController() : null;
+    let timer = 0;
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => { abort?.abort(); reject(new Error("timeout")); }, client.options.probeTimeout);
+    });
+    let res;
+    try {
+      const url = `${httpUrlOf(this._wsUrl)}?token=${encodeURIComponent(client.token)}`;
+      res = await Promise.race([
+        doFetch(url, { method: "GET", cache: "no-store", mode: "no-cors", credentials: "omit", signal: abort?.signal }),
+        timeout,
+      ]);
+    } catch {
+      return false; // not reached: the token is not to blame
+    } finally {
+      clearTimeout(timer);
+    }
+    const status = res.status;
+    if (status === 401) return true;
+    return !(status === 426 || status === 429 || status >= 500);
+  }
+
   /** @private Opens a socket, logging in first when needed. */
   async _open() {
     const client = this._client;
@@ -211,7 +249,13 @@ export class Connection {
     this._reconnectTimer = 0;
     const gen = ++this.gen;
     this._setState("connecting", { attempt: this._attempt });
-    if (this._tokenStale() || this._failedOpens >= 2) {
+    let relogin = this._tokenStale();
+    if (!relogin && this._failedOpens >= 2) {
+      relogin = await this._tokenRefused();
+      if (gen !== this.gen || !this._wanted) return;
+      if (!relogin) this._failedOpens = 0; // ask again after two more
+    }
+    if (relogin) {
       if (!client.username) {
         this._giveUp(new ConfabError("unauthorized", "No valid token and no username to log in with.",
           { fatal: true }));

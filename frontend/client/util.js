@@ -115,6 +115,13 @@ export function wsUrlFor(base) {
   return url.toString();
 }
 
+/** The plain HTTP URL of a WebSocket URL (ws: to http:, wss: to https:). */
+export function httpUrlOf(wsUrl) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
+  return url.toString();
+}
+
 /** A `limit` the server accepts: an integer in 0–100. */
 export function clampLimit(n) {
   return Math.max(0, Math.min(100, Math.floor(Number(n) || 0)));

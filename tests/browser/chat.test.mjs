@@ -15,12 +15,12 @@ import {
 } from "./helpers.mjs";
 
 const SECRET = "browser-test-secret-0123456789abcdefghij";
-let browser, dir;
+let browser, dir, redisOfA;
 const nodes = {};
 
 /** Starts one node with run-all.sh; resolves once it says it is up. */
-async function startNode(name, env) {
-  const port = await freePort();
+async function startNode(name, env, port) {
+  port ??= await freePort();
   const node = { name, port, log: "" };
   node.proc = spawn("bash", [join(ROOT, "scripts/run-all.sh")], {
     env: {
@@ -62,8 +62,8 @@ async function healthPid(port) {
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "confab-browser-"));
   const a = await startNode("a", {});
-  const redis = await until("node A's Redis", () => /private Redis at (\S+)/.exec(a.log)?.[1], 30000);
-  const b = await startNode("b", { REDIS_ADDR: redis });
+  redisOfA = await until("node A's Redis", () => /private Redis at (\S+)/.exec(a.log)?.[1], 30000);
+  const b = await startNode("b", { REDIS_ADDR: redisOfA });
   await until("node A up", () => a.log.includes("confab is up"), 30000);
   await until("node B up", () => b.log.includes("confab is up"), 30000);
   browser = await launch();
@@ -71,6 +71,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  await stopNode(nodes.c);
   await stopNode(nodes.b);
   await stopNode(nodes.a);
   if (process.exitCode) {
@@ -277,8 +278,51 @@ test("a page whose token the gateway refuses (401 on the upgrade) logs in again"
   assert.notEqual(token, forged);
   await until("carol in general", async () =>
     (await page.getAttribute('#rooms .room[data-room="general"]', "data-state")) === "joined");
+  // the page asked, and the gateway said 401, which Chromium logs
+  const refused = "Failed to load resource: the server responded with a status of 401 (Unauthorized)";
+  assert.ok(errors.includes(refused), "the page checked the token before logging in");
+  assert.deepEqual(unexpected(errors).filter((e) => e !== refused), []);
+  await ctx.close();
+});
+
+// A browser cannot tell a refused upgrade from a server it cannot reach, so
+// the page used to log in again after any two failed opens: after an outage
+// every page did, and pages sharing an address met its login limit. Now it
+// asks the gateway first (a plain GET of /ws with its token), and a server
+// that does not answer is not the token's fault.
+test("a whole node is down for a while: the page comes back with the token it had, without logging in", async () => {
+  const port = await freePort();
+  let c = await startNode("c", { REDIS_ADDR: redisOfA }, port);
+  await until("node C up", () => c.log.includes("confab is up"), 30000);
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  const logins = [];
+  const checks = [];
+  page.on("request", (r) => {
+    if (r.method() === "POST" && r.url().endsWith("/login")) logins.push(r.url());
+    if (r.method() === "GET" && /\/ws\?token=/.test(r.url())) checks.push(r.url());
+  });
+  await page.goto(`http://127.0.0.1:${port}/`);
+  await login(page, "dave");
+  const connected = async () => (await page.getAttribute("#status", "data-state")) === "connected";
+  await until("dave connected", connected, 30000);
+  const token = await page.evaluate(() => sessionStorage.getItem("confab.token"));
+  assert.equal(logins.length, 1);
+
+  await stopNode(c);
+  await until("the page asked whether its token is refused", () => checks.length >= 1, 30000);
+  assert.equal(logins.length, 1, "no login while the server cannot be reached");
+  c = await startNode("c", { REDIS_ADDR: redisOfA }, port);
+  await until("node C up again", () => c.log.includes("confab is up"), 30000);
+  await until("dave reconnected", connected, 45000);
+  assert.equal(logins.length, 1, "no POST /login after the outage");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("confab.token")), token);
+  await until("dave in general", async () =>
+    (await page.getAttribute('#rooms .room[data-room="general"]', "data-state")) === "joined");
   assert.deepEqual(unexpected(errors), []);
   await ctx.close();
+  await stopNode(c);
 });
 
 test("node A's brokers are killed under the pages: sends are retried until acked, nothing lost or doubled", async () => {

@@ -311,9 +311,15 @@ test("sends made while offline go out once the room is rejoined", async (t) => {
 /* ------------------------------------------------------- connection */
 
 // A /login that always works, for tests whose upgrades are refused (every
-// second refusal in a row logs in again).
+// second refusal in a row logs in again; loginOk answers the token check
+// before it with a 200, which tells nothing, so it logs in as it did
+// before there was a check).
 const FRESH = jwt({ sub: "alice", iat: T0 / 1000, exp: T0 / 1000 + 3600 });
 const loginOk = async () => ({ ok: true, status: 200, json: async () => ({ token: FRESH, username: "alice" }) });
+// The gateway's answers to the token check (a plain GET of /ws, ws.h ws_check).
+const CHECK = `http://confab.test/ws?token=`;
+const isCheck = (url) => url.startsWith(CHECK);
+const answer = (status) => ({ ok: status < 300, status, json: async () => ({}) });
 
 test("reconnect delays grow exponentially up to the cap, with full jitter", async (t) => {
   const env = await setup(t, { connect: false, fetch: loginOk, reconnectDelay: 500, maxReconnectDelay: 15000 });
@@ -390,9 +396,11 @@ test("a connection that closes right after opening keeps backing off", async (t)
   assert.equal(env.lastState().delay, 500);
 });
 
-test("sockets refused before opening lead to a fresh login", async (t) => {
+test("sockets refused before opening lead to a fresh login once the gateway says the token is refused", async (t) => {
   const fresh = FRESH;
-  const env = await setup(t, { connect: false, fetch: loginOk });
+  const env = await setup(t, {
+    connect: false, fetch: async (url) => (isCheck(url) ? answer(401) : loginOk()),
+  });
   const connected = env.client.connect();
   assert.ok(env.ws.url.endsWith(`/ws?token=${TOKEN}`), "the stored token is used first");
   assert.deepEqual(env.ws.protocols, ["confab.v1"]);
@@ -403,7 +411,11 @@ test("sockets refused before opening lead to a fresh login", async (t) => {
   assert.equal(env.fetches.length, 0, "one refusal may be a network blip");
   env.ws.drop(1006);
   await env.tick(env.lastState().delay);
-  assert.equal(env.fetches.length, 1, "the second in a row logs in again");
+  assert.equal(env.fetches.length, 2, "the second in a row asks, then logs in again");
+  assert.equal(env.fetches[0].url, `${CHECK}${TOKEN}`, "the check is a plain GET of the WebSocket URL");
+  assert.equal(env.fetches[0].init.method, "GET");
+  assert.equal(env.fetches[0].init.mode, "no-cors", "no preflight; a cross-origin answer just cannot be read");
+  env.fetches.shift();
   assert.equal(env.fetches[0].url, `${BASE}/login`);
   assert.equal(env.fetches[0].init.method, "POST");
   assert.deepEqual(JSON.parse(env.fetches[0].init.body), { username: "alice" });
@@ -452,7 +464,7 @@ test("once connected, a 403 or 404 from /login during a reconnect is retried; a 
     { ok: false, status: 403, json: async () => ({ error: "forbidden" }) },
     { ok: true, status: 200, json: async () => ({ token: FRESH, username: "alice" }) },
   ];
-  const env = await setup(t, { fetch: async () => answers.shift() });
+  const env = await setup(t, { fetch: async (url) => (isCheck(url) ? answer(401) : answers.shift()) });
   await joinRoom(env, "lobby", { lastId: 1 });
   for (let k = 0; k < 2; k++) { // two refused opens in a row: the next attempt logs in again
     env.ws.drop();
@@ -484,6 +496,81 @@ test("once connected, a 403 or 404 from /login during a reconnect is retried; a 
   await settle();
   assert.equal(env.lastState().state, "disconnected");
   assert.equal(env.lastState().error.fatal, true);
+});
+
+// Before the check, two failed opens in a row always logged in again, so an
+// outage ended in a login per client, and users sharing an address met its
+// login limit (5/s against 20/s for upgrades).
+test("an outage does not end in a login: upgrades that fail while the server cannot be reached keep the token", async (t) => {
+  let reachable = false;
+  const env = await setup(t, {
+    fetch: async (url) => {
+      if (!reachable) throw new TypeError("Failed to fetch");
+      return isCheck(url) ? answer(426) : loginOk();
+    },
+  });
+  await joinRoom(env, "lobby", { lastId: 1 });
+  env.ws.drop();
+  for (let k = 0; k < 7; k++) { // the server is down: every socket fails before opening
+    await env.tick(env.lastState().delay);
+    env.ws.drop();
+  }
+  assert.ok(env.fetches.length >= 2, "it asked after failed opens");
+  assert.ok(env.fetches.every((f) => isCheck(f.url)), "and never logged in");
+  reachable = true; // back: the next socket opens with the token it had
+  await env.tick(env.lastState().delay);
+  assert.ok(env.ws.url.endsWith(`/ws?token=${TOKEN}`));
+  env.ws.open();
+  assert.equal(env.client.state, "connected");
+  assert.ok(env.fetches.every((f) => isCheck(f.url)));
+  assert.deepEqual(env.of("token"), []);
+});
+
+test("a token the gateway still takes is kept when upgrades fail for another reason; a 5xx or 429 keeps it too", async (t) => {
+  const statuses = [426, 503, 429, 502];
+  const env = await setup(t, {
+    fetch: async (url) => (isCheck(url) ? answer(statuses.shift()) : loginOk()),
+  });
+  env.ws.drop();
+  for (let k = 0; k < 8; k++) { // refused (e.g. over the address' upgrade rate) every time
+    await env.tick(env.lastState().delay);
+    env.ws.drop();
+  }
+  await env.tick(env.lastState().delay);
+  assert.equal(env.fetches.length, 4, "a check after every second failure in a row");
+  assert.ok(env.fetches.every((f) => isCheck(f.url)), "none logs in");
+  assert.ok(env.sockets.every((ws) => ws.url.endsWith(`/ws?token=${TOKEN}`)));
+});
+
+test("a check that tells nothing (a proxy's 404, a timeout) is handled: 404 logs in as before, a timeout does not", async (t) => {
+  let mode = "hang";
+  const env = await setup(t, {
+    probeTimeout: 5000,
+    fetch: (url) => {
+      if (!isCheck(url)) return loginOk();
+      if (mode === "hang") return new Promise(() => {});
+      return answer(404);
+    },
+  });
+  env.ws.drop(); // was open
+  for (let k = 0; k < 2; k++) { // two failed opens in a row
+    await env.tick(env.lastState().delay);
+    env.ws.drop();
+  }
+  const before = env.sockets.length;
+  await env.tick(env.lastState().delay); // asks; no answer
+  assert.equal(env.sockets.length, before, "waiting for the check");
+  await env.tick(5000);
+  assert.equal(env.sockets.length, before + 1, "past probeTimeout it opens with the token it has");
+  assert.ok(env.ws.url.endsWith(`/ws?token=${TOKEN}`));
+  mode = "404";
+  env.ws.drop();
+  await env.tick(env.lastState().delay);
+  env.ws.drop();
+  await env.tick(env.lastState().delay);
+  await settle();
+  assert.equal(env.fetches.at(-1).url, `${BASE}/login`, "a 404 cannot say the token is fine: logs in");
+  assert.ok(env.ws.url.endsWith(`/ws?token=${FRESH}`));
 });
 
 test("a send whose outcome is unknown is not sent again past resendWindow: it fails as unconfirmed", async (t) => {

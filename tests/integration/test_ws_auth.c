@@ -4,6 +4,7 @@
 
 #include <jwt.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,11 +104,46 @@ static int upgrade_status(const char *endpoint, const char *token)
     return status;
 }
 
+/* A plain GET of endpoint?token=<token> (no upgrade): its status, and
+ * whether it carried `Upgrade: websocket` or a Bearer challenge. */
+static int check_status(const char *token, const char *headers, bool *upgrade, bool *challenge)
+{
+    char path[8192], v[128];
+    snprintf(path, sizeof path, "/ws%s%s", token ? "?token=" : "", token ? token : "");
+    struct h_resp r;
+    assert_int_equal(h_http(fx.node.port, "GET", path, headers, NULL, 0, &r), 0);
+    *upgrade = h_resp_header(&r, "upgrade", v, sizeof v) && !strcasecmp(v, "websocket");
+    *challenge = h_resp_header(&r, "www-authenticate", v, sizeof v) && !strncmp(v, "Bearer", 6);
+    int status = r.status;
+    h_resp_free(&r);
+    return status;
+}
+
+/* Refused as an upgrade, and as a plain GET (the check a browser client
+ * makes before logging in again, since it cannot see an upgrade's status). */
 static void expect_refused(const char *token, const char *why)
 {
     int status = upgrade_status("/ws", token);
     if (status != 401)
         fail_msg("%s: expected 401, got %d", why, status);
+    if (!token)
+        return;
+    bool upgrade, challenge;
+    status = check_status(token, NULL, &upgrade, &challenge);
+    if (status != 401 || upgrade || !challenge)
+        fail_msg("%s: the plain GET got %d (upgrade %d, challenge %d), expected a 401 with a "
+                 "Bearer challenge",
+                 why, status, upgrade, challenge);
+}
+
+/* A token the upgrade takes: a plain GET with it says 426 Upgrade Required. */
+static void expect_checked_ok(const char *token, const char *headers)
+{
+    bool upgrade, challenge;
+    int status = check_status(token, headers, &upgrade, &challenge);
+    assert_int_equal(status, 426);
+    assert_true(upgrade);
+    assert_false(challenge);
 }
 
 static void test_valid_tokens_upgrade(void **state)
@@ -115,11 +151,13 @@ static void test_valid_tokens_upgrade(void **state)
     (void)state;
     char *t = h_login(fx.node.port, "alice");
     assert_non_null(t);
+    expect_checked_ok(t, NULL);
     assert_int_equal(upgrade_status("/ws", t), 101);
 
     /* The same token in an Authorization header. */
     char hdr[4200];
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", t);
+    expect_checked_ok(NULL, hdr);
     int status = 0;
     struct wsc *c = wsc_connect(fx.node.port, "/ws", hdr, 0, &status);
     assert_int_equal(status, 101);
@@ -128,6 +166,7 @@ static void test_valid_tokens_upgrade(void **state)
 
     /* A token made elsewhere with the right key and claims is fine too. */
     char *own = make_token(JWT_ALG_HS256, H_JWT_SECRET, "bob", 60, 0);
+    expect_checked_ok(own, NULL);
     assert_int_equal(upgrade_status("/ws", own), 101);
     free(own);
     free(t);
