@@ -185,6 +185,9 @@ static const struct var vars[] = {
      "PEM certificate (chain) for HTTPS/WSS on PORT; unset = plain HTTP"},
     {"TLS_KEY", K_STR, OFF(tls_key), 0, 0, "", true, check_readable,
      "PEM private key of TLS_CERT"},
+    {"TLS_MAX_CONNS", K_INT, OFF(tls_max_conns), 256, 1048576, "32768", false, NULL,
+     "with TLS, open files of one gateway process, so its connections (libwebsockets scans a "
+     "table this long at every close)"},
     {"RATE_MSGS", K_INT, OFF(rate_msgs), 0, 1000000, "20", false, NULL,
      "requests per second one WebSocket may send on average (0 = no limit)"},
     {"RATE_BURST", K_INT, OFF(rate_burst), 1, 1000000, "40", false, NULL,

@@ -45,6 +45,7 @@ struct cf_config {
     char jwt_user_claim[65];
     char tls_cert[512];
     char tls_key[512];
+    int tls_max_conns;
     int rate_msgs, rate_burst;           /* per WebSocket */
     int login_rate, login_burst;         /* per client address */
     int upgrade_rate, upgrade_burst;     /* per client address */

@@ -39,6 +39,7 @@ static const struct {
      {"", "a b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},
     {"TLS_CERT", {"/nonexistent/cert.pem"}},
     {"TLS_KEY", {"/nonexistent/key.pem"}},
+    {"TLS_MAX_CONNS", {"255", "1048577", "lots"}},
     {"RATE_MSGS", {"-1", "1000001", "fast"}},
     {"RATE_BURST", {"0", "1000001"}},
     {"LOGIN_RATE", {"-1", "1000001", "x"}},

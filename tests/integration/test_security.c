@@ -335,6 +335,41 @@ static void test_failed_tls_setups_do_not_free_places(void **state)
     }
 }
 
+/* Over TLS every connection stays in lws, whose descriptor table is as long
+ * as the soft limit on open files and is scanned at every close by Debian's
+ * build: TLS_MAX_CONNS lowers the limit for good. Connections past it are
+ * closed at accept, those held wait for their handshakes, and once they are
+ * gone the gateway serves again. */
+static void test_tls_max_conns_bounds_a_process(void **state)
+{
+    (void)state;
+    enum { MAX = 256, N = 300 };
+    tls_node_up("TLS_MAX_CONNS=256");
+    unsigned long soft, hard;
+    h_files_limit(fx.node.gateway.pid, &soft, &hard);
+    assert_int_equal(soft, MAX);
+    assert_true(h_log_contains(&fx.node.gateway, "open files limited to 256 (TLS_MAX_CONNS", 0));
+    int fds[N], held = 0;
+    for (int i = 0; i < N; i++)
+        fds[i] = h_tcp_connect(fx.node.port, 0);
+    h_sleep_ms(500);
+    for (int i = 0; i < N; i++)
+        held += !closed_within(fds[i], 0);
+    /* the gateway's own files (listeners, links, epoll, a reserve) take a few */
+    if (held > MAX || held < MAX - 40)
+        fail_msg("%d of %d connections held under TLS_MAX_CONNS=%d", held, N, MAX);
+    assert_true(h_alive(&fx.node.gateway));
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    h_sleep_ms(300);
+    struct tlsproxy px;
+    assert_int_equal(tlsproxy_start(&px, fx.node.port, path_of("tls.crt")), 0);
+    struct wsc *m = member(px.port, "after", NULL);
+    settle((struct wsc *[]){m}, 1);
+    wsc_close(m);
+    tlsproxy_stop(&px);
+}
+
 static void test_https_and_wss(void **state)
 {
     (void)state;
@@ -498,6 +533,7 @@ int main(void)
         cmocka_unit_test_teardown(test_https_and_wss, teardown),
         cmocka_unit_test_teardown(test_failed_tls_setups_do_not_free_places, teardown),
         cmocka_unit_test_teardown(test_a_paced_message_goes_out_over_tls, teardown),
+        cmocka_unit_test_teardown(test_tls_max_conns_bounds_a_process, teardown),
         cmocka_unit_test(test_settings_that_do_not_fit_stop_the_gateway),
         cmocka_unit_test(test_run_dir_is_private),
     };

@@ -202,20 +202,6 @@ static void test_processes_run_under_sched_batch(void **state)
     assert_int_equal(h_fixture_down(&f), 0);
 }
 
-/* The soft and hard limits on open files of a running process. */
-static void files_limit(pid_t pid, unsigned long *soft, unsigned long *hard)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    *soft = *hard = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Max open files %lu %lu", soft, hard) == 2)
-            break;
-    fclose(f);
-}
-
 /* Started at a soft limit of 1024 on open files (a container runtime's or a
  * shell's default) under a higher hard one, both programs take the hard one:
  * at 1024 a gateway would hold ~1000 connections. Under a hard limit too low
@@ -243,7 +229,7 @@ static void test_open_files_limit_is_raised(void **state)
     pid_t procs[] = {f.node.gateway.pid, f.node.broker[0].pid};
     for (int i = 0; i < 2; i++) {
         unsigned long soft, hard;
-        files_limit(procs[i], &soft, &hard);
+        h_files_limit(procs[i], &soft, &hard);
         if (soft != want || hard != (unsigned long)saved.rlim_max)
             fail_msg("%s: open files limit %lu (hard %lu), want %lu", i ? "broker" : "gateway",
                      soft, hard, want);

@@ -291,6 +291,19 @@ int h_children(pid_t pid, pid_t *out, int cap)
     return n;
 }
 
+void h_files_limit(pid_t pid, unsigned long *soft, unsigned long *hard)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    *soft = *hard = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Max open files %lu %lu", soft, hard) == 2)
+            break;
+    if (f)
+        fclose(f);
+}
+
 /* Stops every descendant of pid, depth first, each before its own children
  * are read (so that none forks or restarts another meanwhile), then kills
  * it. pid itself must be stopped already. */

@@ -59,6 +59,9 @@ int h_stop(struct h_proc *p, int sig, int timeout_ms);
 /* pid's child processes (its main thread's, from /proc), at most cap of
  * them; how many. */
 int h_children(pid_t pid, pid_t *out, int cap);
+/* pid's soft and hard limits on open files (/proc/PID/limits); 0 when
+ * unreadable. */
+void h_files_limit(pid_t pid, unsigned long *soft, unsigned long *hard);
 bool h_alive(struct h_proc *p);
 /* Waits up to timeout_ms for the process to exit by itself; returns the wait
  * status or -1 on timeout. */
