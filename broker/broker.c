@@ -51,6 +51,7 @@ struct broker {
     sd_event_source *drain; /* set once SIGTERM arrived */
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
+    int64_t retried_at; /* rooms_retry, once a second */
     bool serving; /* some Redis server works (ready: every one does) */
     uint64_t foreign, publish_dropped, misrouted, requests;
     struct cf_freelist pendings; /* one struct pending per request in flight */
@@ -86,9 +87,10 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     return p;
 }
 
-static void pending_free(struct pending *p)
+static void pending_free(struct pending *p) /* NULL: no-op (pending_new ran out of memory) */
 {
-    cf_fl_put(&p->b->pendings, p);
+    if (p)
+        cf_fl_put(&p->b->pendings, p);
 }
 
 static struct cf_str pstr(const char *p, uint32_t len)
@@ -542,6 +544,11 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     uint32_t slices = beat_slices(b);
     if (b->beat_slice++ % slices == 0)
         report(b);
+    int64_t now = cf_mono_ms();
+    if (now - b->retried_at >= 1000) { /* a walk of every room when it does something */
+        b->retried_at = now;
+        rooms_retry(b->rooms);
+    }
     notify_ready_if_due(b); /* a degraded start, once it has settled */
     /* rounded up: a round ends within the period even as rooms are added */
     uint64_t rooms = presence_rooms(b->presence);

@@ -32,6 +32,7 @@ struct rooms {
     struct cf_map *by_name;
     size_t held_bytes, max_held;
     uint64_t held_dropped, delivered, no_member;
+    bool resubscribe; /* a SUBSCRIBE found the subscriber's queue full */
 };
 
 struct rooms *rooms_new(const struct rooms_ops *ops, void *ud, size_t max_held_bytes)
@@ -106,8 +107,11 @@ static void maybe_free(struct rooms *r, struct room *rm)
 static void subscribe(struct rooms *r, struct room *rm)
 {
     rm->active = false;
-    if (r->ops->subscribe(r->ud, rm->name, rm->len) == 0)
+    int rc = r->ops->subscribe(r->ud, rm->name, rm->len);
+    if (rc == 0)
         rm->unconfirmed++;
+    else if (rc != -ENOTCONN)
+        r->resubscribe = true; /* a full queue (or no memory): rooms_retry */
     /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
 }
 
@@ -310,6 +314,14 @@ void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud)
         if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0 &&
             (!pick || pick(ud, rm->name, rm->len)))
             subscribe(r, rm);
+}
+
+void rooms_retry(struct rooms *r)
+{
+    if (!r->resubscribe)
+        return;
+    r->resubscribe = false; /* set again by a SUBSCRIBE that still does not fit */
+    rooms_on_sub_ready_if(r, NULL, NULL);
 }
 
 void rooms_stats(const struct rooms *r, struct rooms_stats *out)

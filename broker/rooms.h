@@ -26,8 +26,10 @@
 #include "rel.h"
 
 struct rooms_ops {
-    /* Queue a SUBSCRIBE / UNSUBSCRIBE of room:<name>. 0 or -errno (the
-     * subscriber connection is down: rooms_on_sub_ready will retry). */
+    /* Queue a SUBSCRIBE / UNSUBSCRIBE of room:<name>. 0 or -errno:
+     * -ENOTCONN when the subscriber connection is down (rooms_on_sub_ready
+     * will retry), anything else (its queue is full) is retried by
+     * rooms_retry. */
     int (*subscribe)(void *ud, const char *name, size_t len);
     int (*unsubscribe)(void *ud, const char *name, size_t len);
     /* Carry out a request (a wire frame payload from gateway link link_id).
@@ -94,6 +96,12 @@ void rooms_on_sub_ready(struct rooms *r);
 typedef bool (*rooms_pick_fn)(void *ud, const char *name, size_t len);
 void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud);
 void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud);
+/* Subscribes the rooms whose SUBSCRIBE could not be queued (the
+ * subscriber's queue was full, e.g. a whole resubscription at once under a
+ * small MAX_LINK_QUEUE_BYTES): until then their requests are refused as if
+ * Redis were down. Walks every room, but only after such a failure: call it
+ * periodically (the broker does once a second). */
+void rooms_retry(struct rooms *r);
 void rooms_stats(const struct rooms *r, struct rooms_stats *out);
 
 #endif

@@ -250,6 +250,33 @@ static void test_subscribe_failure_retried(void **state)
     assert_int_equal(stats().rooms, 0);
 }
 
+/* A SUBSCRIBE that does not fit the subscriber's queue (a whole
+ * resubscription at once under a small MAX_LINK_QUEUE_BYTES) is not lost with
+ * the connection still up: rooms_retry sends it again, and it used to wait
+ * for the next reconnect, the room refusing everything meanwhile. */
+static void test_full_queue_subscribe_retried(void **state)
+{
+    (void)state;
+    rooms_retry(g_rooms); /* nothing failed: nothing to do */
+    assert_int_equal(g_fake.n, 0);
+    g_fake.sub_rc = -ENOBUFS;
+    assert_int_equal(join(0, "general"), 0);
+    assert_int_equal(join(1, "lobby"), 0);
+    assert_int_equal(g_fake.n, 2);
+    assert_int_equal(submit("general", "v"), -ENOTCONN);
+    rooms_retry(g_rooms); /* still full: both tried again, and remembered */
+    assert_int_equal(g_fake.n, 4);
+    g_fake.sub_rc = 0;
+    rooms_retry(g_rooms);
+    assert_int_equal(g_fake.n, 6);
+    assert_int_equal(submit("general", "w"), 0); /* held for the confirmation now */
+    confirm("general");
+    assert_run(6, LID(0), "w");
+    int n = g_fake.n;
+    rooms_retry(g_rooms); /* done: the rooms in flight or subscribed are left alone */
+    assert_int_equal(g_fake.n, n);
+}
+
 static void test_hold_budget(void **state)
 {
     (void)state;
@@ -530,6 +557,7 @@ int main(void)
         T(test_leave_releases_held),
         T(test_sub_lost_and_ready),
         T(test_subscribe_failure_retried),
+        T(test_full_queue_subscribe_retried),
         T(test_hold_budget),
         T(test_drop_link_releases_held),
         T(test_submit_enotconn_when_subscriber_down),
