@@ -1,6 +1,7 @@
 /* redis: see redis.h. */
 #include "redis.h"
 #include "redis_int.h"
+#include "resolve.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -275,6 +276,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 
 static void conn_teardown(struct rconn *rc)
 {
+    resolve_cancel(rc->rs);
+    rc->rs = NULL;
     rc->io = sd_event_source_disable_unref(rc->io);
     if (rc->flush)
         sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
@@ -357,11 +360,12 @@ static void conn_up(struct rconn *rc)
         b->cbs.on_pub_ready(b->ud);
 }
 
-static void conn_start(struct rconn *rc)
+/* Connects to `host` (a socket path, or a numeric address: no lookup). */
+static void conn_open(struct rconn *rc, const char *host)
 {
     struct rbridge *b = rc->b;
-    rc->c = b->addr.is_unix ? redisConnectUnixNonBlock(b->addr.host)
-                            : redisConnectNonBlock(b->addr.host, b->addr.port);
+    rc->c = b->addr.is_unix ? redisConnectUnixNonBlock(host)
+                            : redisConnectNonBlock(host, b->addr.port);
     if (!rc->c || rc->c->err) {
         char why[160];
         snprintf(why, sizeof why, "%s", rc->c ? rc->c->errstr : "out of memory");
@@ -373,6 +377,46 @@ static void conn_start(struct rconn *rc)
         return;
     }
     rc->st = C_CONNECTING;
+    timer_in(rc, CONNECT_TIMEOUT_MS);
+}
+
+/* A host name looked up (resolve.h); when the lookup fails, the address it
+ * last gave is tried: Redis may well be up where it was while DNS is not. */
+static void on_resolved(void *ud, const char *ip, const char *err)
+{
+    struct rconn *rc = ud;
+    struct rbridge *b = rc->b;
+    rc->rs = NULL;
+    if (ip) {
+        snprintf(b->last_ip, sizeof b->last_ip, "%s", ip);
+    } else if (b->last_ip[0]) {
+        if (rc->failures <= 1 || rc->failures % 20 == 0) /* the drop counted one */
+            CF_WARN("redis", "%s; connecting %s to the address it had, %s", err, rc->role,
+                    b->last_ip);
+        ip = b->last_ip;
+    } else {
+        conn_fail(rc, err);
+        return;
+    }
+    conn_open(rc, ip);
+}
+
+static void conn_start(struct rconn *rc)
+{
+    struct rbridge *b = rc->b;
+    if (b->addr.is_unix || resolve_is_numeric(b->addr.host)) {
+        conn_open(rc, b->addr.host);
+        return;
+    }
+    rc->rs = resolve_start(b->ev, b->addr.host, on_resolved, rc);
+    if (!rc->rs) {
+        char why[sizeof b->addr.host + 100];
+        snprintf(why, sizeof why, "cannot start looking %s up: %s", b->addr.host,
+                 strerror(errno));
+        conn_fail(rc, why);
+        return;
+    }
+    rc->st = C_CONNECTING; /* the connect timeout covers the lookup too */
     timer_in(rc, CONNECT_TIMEOUT_MS);
 }
 

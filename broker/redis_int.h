@@ -28,6 +28,7 @@ struct rconn {
     bool is_sub;
     enum cstate st;
     redisContext *c;
+    struct resolve *rs; /* the host's lookup, while C_CONNECTING without c */
     sd_event_source *io, *timer, *flush;
     struct cf_backoff bo;
     uint32_t pending;  /* replies we still expect */
@@ -45,6 +46,7 @@ struct rbridge {
     sd_event *ev;
     struct cf_redis_addr addr;
     char addr_str[300];
+    char last_ip[46]; /* the host's last address looked up (RESOLVE_IP_MAX) */
     char password[256];
     size_t max_queue;
     struct rbridge_cbs cbs;

@@ -1,0 +1,122 @@
+/* A Redis server named by a host name in REDIS_ADDR: the broker looks it up
+ * off its loop (broker/resolve.h). hiredis' own lookup blocked the loop, so
+ * behind a DNS server that does not answer, every room, every gateway link
+ * and the systemd watchdog waited out the resolver's timeouts at each
+ * reconnection attempt. Here the name takes 1.5 s to look up
+ * (tests/support/slowdns.c), and then fails while DNS is "down": the broker
+ * goes on with the address the name had. */
+#include "v1.h"
+
+#include <fcntl.h>
+
+#define DELAY_MS 1500
+
+static struct h_redis redis;
+static struct h_node n;
+static char dir[300], fail_file[400];
+
+static int status_of(int port, const char *path, int64_t *took_ms)
+{
+    struct h_resp r;
+    int64_t t0 = h_now_ms();
+    int rc = h_http(port, "GET", path, NULL, NULL, 0, &r);
+    if (took_ms)
+        *took_ms = h_now_ms() - t0;
+    if (rc < 0)
+        return -1;
+    int s = r.status;
+    h_resp_free(&r);
+    return s;
+}
+
+static void wait_ready(int port, int timeout_ms)
+{
+    int s = -1;
+    for (int64_t end = h_now_ms() + timeout_ms; h_now_ms() < end && (s = status_of(port, "/readyz", NULL)) != 200;)
+        h_sleep_ms(100);
+    if (s != 200) {
+        h_node_dump_logs(&n);
+        fail_msg("the node did not become ready again (/readyz %d)", s);
+    }
+}
+
+static void talk(const char *text)
+{
+    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
+    json_decref(join_ok(a, "named"));
+    json_int_t id = send_ok(a, "named", text, NULL);
+    assert_int_equal(expect_new(a, "named", text, "alice"), id);
+    v1_close(a);
+}
+
+static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "%s", h_tmpdir());
+    assert_int_equal(h_redis_start(&redis, dir), 0);
+    snprintf(fail_file, sizeof fail_file, "%s/dns-down", dir);
+    static char addr[64], preload[600], fail_env[450], asan[300], bm_env[48];
+    snprintf(addr, sizeof addr, "redis.slowdns.test:%d", redis.port);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", SLOWDNS_LIB);
+    snprintf(fail_env, sizeof fail_env, "SLOWDNS_FAIL_FILE=%s", fail_file);
+    /* the shim is preloaded ahead of the sanitizers' runtime in ASan builds */
+    const char *asan_was = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+             asan_was ? asan_was : "", asan_was && *asan_was ? ":" : "");
+    int bm = h_free_port();
+    snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bm);
+    h_node_init(&n, addr);
+    n.brokers = 1;
+    const char *env[] = {preload, "SLOWDNS_DELAY_MS=1500", fail_env, asan, bm_env, NULL};
+    for (int i = 0; env[i]; i++)
+        n.extra_env[i] = env[i];
+    assert_int_equal(h_node_start(&n), 0);
+    wait_ready(n.port, 20000);
+    talk("through a name");
+
+    /* Redis goes away: each reconnection attempt starts with a 1.5 s lookup,
+     * and the broker answers meanwhile */
+    h_redis_stop(&redis);
+    int64_t worst = 0, took;
+    int probes = 0;
+    for (int64_t end = h_now_ms() + 2 * DELAY_MS + 1000; h_now_ms() < end; probes++) {
+        int s = status_of(bm, "/healthz", &took);
+        assert_true(s > 0);
+        if (took > worst)
+            worst = took;
+        h_sleep_ms(150);
+    }
+    if (worst >= DELAY_MS / 2)
+        fail_msg("the broker took %lld ms to answer /healthz while it looked Redis up "
+                 "(%d probes)", (long long)worst, probes);
+    assert_int_equal(h_redis_restart(&redis, dir), 0);
+    wait_ready(n.port, 20000);
+    talk("after a reconnection");
+
+    /* DNS down: the lookups fail, and the broker connects to the address
+     * the name had */
+    int fd = open(fail_file, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    long mark = h_log_mark(&n.broker[0]);
+    h_redis_stop(&redis);
+    h_sleep_ms(300);
+    assert_int_equal(h_redis_restart(&redis, dir), 0);
+    wait_ready(n.port, 20000);
+    talk("with DNS down");
+    if (!h_log_contains_from(&n.broker[0], mark, "to the address it had, 127.0.0.1", 0)) {
+        h_node_dump_logs(&n);
+        fail_msg("the broker did not say it used the address it had");
+    }
+    unlink(fail_file);
+    assert_int_equal(h_node_stop(&n), 0);
+    h_redis_stop(&redis);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_slow_lookup_does_not_stall_the_broker),
+    };
+    return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
+}

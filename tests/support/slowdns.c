@@ -1,0 +1,35 @@
+/* slowdns: an LD_PRELOAD shim that makes host names under .slowdns.test look
+ * up slowly, as behind a DNS server that does not answer, for
+ * test_redis_dns. Such a name takes SLOWDNS_DELAY_MS, then resolves to
+ * 127.0.0.1, or fails with EAI_AGAIN while the file named by
+ * SLOWDNS_FAIL_FILE exists. Every other lookup is the real one. */
+#include <dlfcn.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+static const char suffix[] = ".slowdns.test";
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    gai_fn real = (gai_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+    size_t n = node ? strlen(node) : 0, s = sizeof suffix - 1;
+    if (!real)
+        return EAI_SYSTEM;
+    if (n <= s || strcmp(node + n - s, suffix) != 0)
+        return real(node, service, hints, res);
+    const char *ms = getenv("SLOWDNS_DELAY_MS");
+    long delay = ms ? atol(ms) : 0;
+    struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    const char *fail = getenv("SLOWDNS_FAIL_FILE");
+    if (fail && access(fail, F_OK) == 0)
+        return EAI_AGAIN;
+    return real("127.0.0.1", service, hints, res);
+}
