@@ -55,11 +55,11 @@ static void unlink_session(struct req *r, bool keep)
     r->snext = NULL;
 }
 
-struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
-                     struct cf_str room, struct cf_str id, int *err)
+static struct req *add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
+                       struct cf_str room, struct cf_str id, bool capped, int *err)
 {
     *err = -EBUSY;
-    if (s && *sess_nreqs(s) >= t->per_session)
+    if (s && capped && *sess_nreqs(s) >= t->per_session)
         return NULL;
     *err = -ENOMEM;
     if (room.len > CF_ROOM_MAX)
@@ -88,6 +88,17 @@ struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void
     }
     *err = 0;
     return r;
+}
+
+struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
+                     struct cf_str room, struct cf_str id, int *err)
+{
+    return add(t, kind, s, http, room, id, true, err);
+}
+
+struct req *reqs_add_resync(struct reqs *t, struct session *s, struct cf_str room, int *err)
+{
+    return add(t, REQ_SUB, s, NULL, room, (struct cf_str){"", 0}, false, err);
 }
 
 struct req *reqs_get(struct reqs *t, uint64_t q)

@@ -16,6 +16,9 @@
 #include "v1codec.h"
 
 #define TYPING_GAP_MS 2000
+/* A member whose re-sync the broker refused tries again this much later
+ * (or as soon as the broker is ready again). */
+#define RESYNC_RETRY_MS 5000
 #define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
 
 static struct cf_str cstr(const char *s)
@@ -384,9 +387,16 @@ static void refused(struct gw *gw, struct req *q, const char *code, const char *
         if (!m)
             return;
         if (q->resync) {
-            /* The member may have missed messages and cannot be told which:
-             * have the client reconnect and recover by itself. */
-            sess_close(q->s, 1012, "could not re-sync after a broker restart");
+            /* The broker is back but cannot serve the room yet (its Redis
+             * is away, or slow): the member waits, silent, and is re-synced
+             * when the broker is ready again or at the next retry. Closing
+             * it sent every client of the shard back at once, into joins
+             * that failed the same way. */
+            m->q = 0;
+            gw->resync_due = true;
+            gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
+            CF_INFO("v1", "conn %llu: room %.*s: re-sync refused (%s); trying again later",
+                    (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code);
             return;
         }
         leave_member(gw, q->s, m, false);
@@ -453,11 +463,6 @@ void v1_on_link_down(struct gw *gw, uint32_t shard)
     reqs_take_if(gw->reqs, on_shard, dropped, &d);
 }
 
-void v1_tick(struct gw *gw)
-{
-    reqs_expire(gw->reqs, cf_mono_ms(), expired, gw);
-}
-
 /* ---- re-registration ---------------------------------------------------------- */
 
 struct relink {
@@ -478,7 +483,7 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
 {
     struct session *s = m->s;
     int err;
-    struct req *q = reqs_add(gw->reqs, REQ_SUB, s, NULL, room, no_str, &err);
+    struct req *q = reqs_add_resync(gw->reqs, s, room, &err);
     if (!q) {
         sess_close(s, 1012, "could not re-sync");
         return;
@@ -500,11 +505,18 @@ void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
     resync(gw, room, m, since);
 }
 
+/* A member whose re-sync was refused: pending, with no request of its own
+ * (a join's pending member always has one). */
+static bool awaits_resync(const struct lmember *m)
+{
+    return m->pending && m->q == 0;
+}
+
 static void reregister(void *ud, struct cf_str room, struct lmember *m)
 {
     struct relink *r = ud;
     struct gw *gw = r->gw;
-    if (!sess_proto_is_v1(sess_proto(m->s)) || m->pending)
+    if (!sess_proto_is_v1(sess_proto(m->s)) || (m->pending && !awaits_resync(m)))
         send_sub(gw, m->s, room, 0, NULL, false, 0); /* presence only */
     else
         resync(gw, room, m, true);
@@ -514,6 +526,38 @@ void v1_on_link_up(struct gw *gw, uint32_t shard)
 {
     struct relink r = {gw, shard};
     lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
+}
+
+/* The rooms of every shard whose link is up (the others re-sync when it
+ * comes back). */
+static bool on_linked_shard(void *ud, struct cf_str room)
+{
+    struct gw *gw = ud;
+    return blinks_link_up(gw->links, blinks_shard_of(gw->links, room.p, room.len));
+}
+
+static void retry_resync(void *ud, struct cf_str room, struct lmember *m)
+{
+    struct gw *gw = ud;
+    if (awaits_resync(m))
+        resync(gw, room, m, true); /* refused again: due again */
+}
+
+
+static void retry_resyncs(struct gw *gw, int64_t now)
+{
+    if (!gw->resync_due || now < gw->resync_at)
+        return;
+    gw->resync_due = false; /* a refusal of these sets it again */
+    gw->resync_at = now + RESYNC_RETRY_MS;
+    lrooms_foreach_member(gw->rooms, on_linked_shard, retry_resync, gw);
+}
+
+void v1_tick(struct gw *gw)
+{
+    int64_t now = cf_mono_ms();
+    reqs_expire(gw->reqs, now, expired, gw);
+    retry_resyncs(gw, now);
 }
 
 /* ---- server publish ------------------------------------------------------------ */

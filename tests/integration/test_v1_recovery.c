@@ -493,6 +493,51 @@ static void test_redis_down_is_unavailable_never_silence(void **state)
     v1_close(a);
 }
 
+/* A broker that comes back while its Redis is still away: the gateways'
+ * re-syncs of its rooms are refused, and the members wait, connected, until
+ * it can serve them. The gateways used to close every v1 client of the shard
+ * (1012) at once, into joins that failed the same way. */
+static void test_a_broker_back_before_its_redis_keeps_its_members(void **state)
+{
+    (void)state;
+    gateway_up();
+    char room[32];
+    room_on_shard(room, sizeof room, "early-", 1, 2);
+    char epoch[128];
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
+    join_epoch(a, room, epoch, sizeof epoch);
+    join_quietly(b, room);
+    send_ok(a, room, "before", NULL);
+    expect_new(b, room, "before", "alice");
+
+    long mark = h_log_mark(&fx.node.gateway), m1 = h_log_mark(&fx.node.broker[1]);
+    long m0 = h_log_mark(&fx.node.broker[0]);
+    h_stop(&fx.redis.proc, SIGKILL, 5000);
+    h_stop(&fx.node.broker[1], SIGKILL, 5000);
+    assert_int_equal(h_broker_start(&fx.node, 1), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0); /* linked: re-syncs sent */
+    /* still connected, through one more retry (every 5 s) */
+    int code = wsc_wait_close(v1_wsc(a), 6000);
+    if (code != -1)
+        fail_msg("alice was disconnected (close %d) with the broker back and Redis away", code);
+    assert_int_equal(wsc_wait_close(v1_wsc(b), 100), -1);
+    if (!h_log_contains_from(&fx.node.gateway, mark, "re-sync refused", 0)) {
+        h_node_dump_logs(&fx.node);
+        fail_msg("the gateway did not try to re-sync the room with the broker back");
+    }
+
+    assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
+    assert_true(h_log_contains_from(&fx.node.broker[1], m1, "ready: Redis connected", 20000));
+    /* and the other shard's, for the tests that follow */
+    assert_true(h_log_contains_from(&fx.node.broker[0], m0, "ready: Redis connected", 20000));
+    json_int_t id = resend_until_acked(b, room, "after", "e-1", 15000);
+    assert_true(id > 0);
+    delivered_after_loss(a, room, "after", epoch); /* a fresh Redis: a new epoch */
+    v1_close(a);
+    v1_close(b);
+}
+
 /* SIGTERM: v1 clients are told 1001 (reconnect elsewhere and rejoin). */
 /* A broker that dies with a send on its way: the sender hears about it
  * (unavailable, or timeout at worst), and a resend makes one message. */
@@ -809,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_a_join_sets_the_ttls_once),
         cmocka_unit_test(test_a_gap_in_ids_is_recovered),
         cmocka_unit_test(test_a_missed_last_message_arrives_when_the_broker_is_ready_again),
+        cmocka_unit_test(test_a_broker_back_before_its_redis_keeps_its_members),
         cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
         cmocka_unit_test(test_redis_down_is_unavailable_never_silence),
