@@ -267,7 +267,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
-                            MAX_MEMBERS, on_joined, p)
+                            m.budget, MAX_MEMBERS, on_joined, p)
                : -ENOMEM;
         if (rc < 0) {
             pending_free(p);

@@ -170,7 +170,14 @@ static const char script_send[] =
     "local first = last - len + 1\n"
 
 /* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl keep
- * epoch since cepoch limit mcap hsize touch
+ * epoch since cepoch limit mcap hsize touch budget
+ *
+ * The messages come from the newest back, in growing LRANGEs, until they
+ * would pass `budget` bytes (each counted with 8 bytes of framing, as
+ * broker.c's fit does): a recovery used to read everything after `since`
+ * (up to HISTORY_SIZE messages of MAX_MESSAGE_BYTES, hundreds of MB at the
+ * limits), which Redis built and the broker buffered, only for the broker to
+ * keep what fits. A recovery cut short is no recovery.
  *
  * Each command a script calls costs Redis its lookup, its arguments and its
  * accounting besides its work: in a connect storm a join took 41 us of Redis
@@ -203,13 +210,35 @@ static const char script_join[] =
     HIST_WINDOW
     "local since = tonumber(ARGV[9])\n"
     "local limit = tonumber(ARGV[11])\n"
-    "local recovered, msgs = 0, {}\n"
+    "local budget = tonumber(ARGV[15])\n"
+    "local function tail(want)\n"
+    "  local got, used, rev, step = 0, 0, {}, 16\n"
+    "  local cut = false\n"
+    "  while got < want and not cut do\n"
+    "    local n = math.min(step, want - got)\n"
+    "    local part = redis.call('LRANGE', KEYS[2], -(got + n), -(got + 1))\n"
+    "    for i = #part, 1, -1 do\n"
+    "      used = used + #part[i] + 8\n"
+    "      if used > budget then cut = true break end\n"
+    "      rev[#rev + 1] = part[i]\n"
+    "    end\n"
+    "    if #part < n then break end\n"
+    "    got, step = got + n, step * 2\n"
+    "  end\n"
+    "  local out = {}\n"
+    "  for i = #rev, 1, -1 do out[#out + 1] = rev[i] end\n"
+    "  return out, cut\n"
+    "end\n"
+    "local recovered, msgs, cut = 0, {}, false\n"
     "if since >= 0 and ARGV[10] == epoch and since <= last and since + 1 >= first then\n"
     "  recovered = 1\n"
-    "  if since < last then msgs = redis.call('LRANGE', KEYS[2], since + 1 - base, -1) end\n"
+    "  if since < last then\n"
+    "    msgs, cut = tail(last - since)\n"
+    "    if cut then recovered = 0 end\n"
+    "  end\n"
     "elseif limit > 0 and len > 0 then\n"
     "  if limit > len then limit = len end\n"
-    "  msgs = redis.call('LRANGE', KEYS[2], -limit, -1)\n"
+    "  msgs = tail(limit)\n"
     "end\n"
 "local count = C.count_now or redis.call('HLEN', C.pc)\n"
     "local mcap = tonumber(ARGV[12])\n"
@@ -678,8 +707,8 @@ static void presence_keys(struct args *a, char k[4][KEY_MAX], struct cf_str room
 
 int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
-               struct cf_str epoch, uint32_t limit, uint32_t max_members, store_joined_fn fn,
-               void *ud)
+               struct cf_str epoch, uint32_t limit, uint32_t budget, uint32_t max_members,
+               store_joined_fn fn, void *ud)
 {
     char k_meta[KEY_MAX], k_hist[KEY_MAX], pk[4][KEY_MAX], chan[KEY_MAX];
     char cand[17];
@@ -704,6 +733,7 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
     arg_num(&a, lim->history_size);
     bool touch = touch_due(room, lim);
     arg(&a, touch ? "1" : "0", 1);
+    arg_num(&a, budget);
     int rc = eval(rb, S_JOIN, &a, joined_reply, box_new((void (*)(void))fn, ud));
     if (rc < 0 && touch)
         touch_unsure(); /* refused before Redis saw it: the TTLs were not set */

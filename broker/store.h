@@ -95,11 +95,13 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
 /* Adds connection `conn` of `user` to the room's presence (announcing the
  * user's first connection) and reads the join snapshot: with has_since and
  * a matching epoch, the messages after `since`; otherwise the latest `limit`.
+ * Either way only the newest that fit in `budget` bytes (each counted with 8
+ * of framing) are read, and a recovery that does not fit is not recovered.
  * At most `max_members` names are returned (count has the total). */
 int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
-               struct cf_str epoch, uint32_t limit, uint32_t max_members, store_joined_fn fn,
-               void *ud);
+               struct cf_str epoch, uint32_t limit, uint32_t budget, uint32_t max_members,
+               store_joined_fn fn, void *ud);
 
 /* Removes a connection from the room's presence (announcing the user's last
  * connection). Fire and forget. */

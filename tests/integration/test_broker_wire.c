@@ -658,6 +658,129 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     close(fd);
 }
 
+/* ---- join snapshots within their budget -------------------------------------- */
+
+static long long net_output_bytes(redisContext *rc)
+{
+    redisReply *r = redisCommand(rc, "INFO stats");
+    assert_non_null(r);
+    const char *p = strstr(r->str, "total_net_output_bytes:");
+    long long v = p ? atoll(p + strlen("total_net_output_bytes:")) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+struct snap {
+    char epoch[64];
+    uint64_t last_id, first_id;
+    uint32_t n;
+    bool recovered;
+};
+
+/* Asks for a join snapshot (with since/epoch when epoch is given) and waits
+ * for it. */
+static void join_snapshot(struct reader *rd, uint64_t q, const char *room, const char *epoch,
+                          uint64_t since, uint32_t budget, struct snap *out)
+{
+    struct cf_wire_msg sub = {.type = CF_WIRE_SUB, .q = q, .room = {room, (uint32_t)strlen(room)},
+                              .user = {"joiner", 6}, .conn = {"c-join", 6}, .limit = 50,
+                              .budget = budget};
+    if (epoch) {
+        sub.has |= CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
+        sub.since = since;
+        sub.epoch = (struct cf_str){epoch, (uint32_t)strlen(epoch)};
+    }
+    send_msg(rd->fd, &sub);
+    struct cf_wire_msg m;
+    int64_t deadline = h_now_ms() + 5000;
+    while (reader_next(rd, &m, deadline)) {
+        if (m.type != CF_WIRE_SUBBED || m.q != q)
+            continue;
+        snprintf(out->epoch, sizeof out->epoch, "%.*s", (int)m.epoch.len, m.epoch.p);
+        out->last_id = m.last_id;
+        out->n = m.nmessages;
+        out->recovered = m.recovered;
+        out->first_id = 0;
+        if (m.nmessages) {
+            struct cf_wire_msg first;
+            const char *why;
+            struct cf_wire_decoder *d = cf_wire_decoder_new();
+            assert_int_equal(cf_wire_decode(d, m.messages[0].p, m.messages[0].len, &first, &why), 0);
+            out->first_id = first.id;
+            cf_wire_decoder_free(d);
+        }
+        return;
+    }
+    fail_msg("no snapshot for request %llu", (unsigned long long)q);
+}
+
+/* A join reads from Redis only the newest messages that fit its budget. A
+ * recovery (since) used to read every message after `since`, up to
+ * HISTORY_SIZE of up to 128 KiB, which Redis built and the broker buffered
+ * before keeping what fits: any client could make a 64 KiB snapshot cost
+ * megabytes with its own `joined`'s epoch and an old id. */
+static void test_a_join_reads_only_what_its_budget_holds(void **state)
+{
+    (void)state;
+    enum { N = 100, TEXT = 30000, BUDGET = 65536 };
+    const char *room = "budgeted";
+    uint32_t shard = cf_shard_of(room, strlen(room), 2);
+    int fd = link_to((int)shard);
+    hello(fd, shard, 2);
+    struct reader rd;
+    reader_init(&rd, fd);
+    char *text = malloc(TEXT + 1);
+    memset(text, 'x', TEXT);
+    text[TEXT] = '\0';
+    struct cf_bytes out;
+    cf_bytes_init(&out, 8 << 20);
+    struct answer a[10];
+    uint64_t first = 0, last = 0;
+    for (int i = 0; i < N; i += 10) { /* in tens: MAX_LINK_QUEUE_BYTES is 1 MiB here */
+        for (int k = 0; k < 10; k++)
+            put_send(&out, 1000 + (uint64_t)(i + k), room, text);
+        ask(&rd, &out, 1000 + (uint64_t)i, 10, a);
+        for (int k = 0; k < 10; k++)
+            assert_int_equal(a[k].type, CF_WIRE_SENT);
+        if (!first)
+            first = a[0].id;
+        last = a[9].id;
+    }
+    assert_int_equal(last - first, N - 1);
+
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
+    assert_non_null(rc);
+    struct snap s;
+    long long before = net_output_bytes(rc);
+    join_snapshot(&rd, 2000, room, NULL, 0, BUDGET, &s); /* the latest 50 asked */
+    long long plain = net_output_bytes(rc) - before;
+    assert_int_equal(s.last_id, last);
+    assert_int_equal(s.n, 2); /* 2 x 30 KB fit in 64 KiB */
+    assert_int_equal(s.first_id, last - 1);
+
+    before = net_output_bytes(rc);
+    join_snapshot(&rd, 2001, room, s.epoch, first, BUDGET, &s); /* 99 missed: cut */
+    long long recovery = net_output_bytes(rc) - before;
+    assert_false(s.recovered);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.first_id, last - 1);
+    printf("Redis wrote %lld bytes for the plain join, %lld for the recovery\n", plain,
+           recovery);
+    if (plain > 4 * BUDGET || recovery > 4 * BUDGET)
+        fail_msg("Redis wrote %lld and %lld bytes for snapshots of %d", plain, recovery, BUDGET);
+
+    join_snapshot(&rd, 2002, room, s.epoch, last - 1, BUDGET, &s); /* one missed: fits */
+    assert_true(s.recovered);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.first_id, last);
+
+    redisFree(rc);
+    cf_bytes_free(&out);
+    reader_free(&rd);
+    free(text);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
         cmocka_unit_test(test_first_message_waits_for_its_subscription),
         cmocka_unit_test(test_sends_of_one_read_share_one_script_call),
+        cmocka_unit_test(test_a_join_reads_only_what_its_budget_holds),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
