@@ -35,16 +35,30 @@
     "end\n"
 
 /* Presence helpers; expect KEYS pz, pu, pc, pv at K.pz... and the channel,
- * the room, the TTL, C.nows (now as the caller's string) and C.exp (now +
- * TTL, as a string) in C. drop and add set C.wrote when they changed the
- * room's keys; keep sets the keys' TTLs to keep_s seconds; announce leaves
- * the version and member count it published in C.pv_now and C.count_now
- * (nothing else in a script changes them after it).
+ * the room, the TTL, C.nows (NOW_MS as a string) and C.exp (now + TTL, as a
+ * string) in C.
+ *
+ * NOW_MS is Redis' clock, read once per script call: an entry's expiry is
+ * compared with the time of whichever node sweeps the room, and with each
+ * node's own clock a node running ~2/3 of PRESENCE_TTL behind another had
+ * its members swept by that one at every refresh (leave and join again). The
+ * callers still pass their own time in ARGV; it is not used.
+ *
+ * drop and add set C.wrote when they changed the room's keys; keep sets the
+ * keys' TTLs to keep_s seconds; announce leaves the version and member count
+ * it published in C.pv_now and C.count_now (nothing else in a script changes
+ * them after it).
  *
  * Numbers go to redis.call as strings: Redis formats a Lua number argument
  * with "%.17g" on every call, ~2 k instructions (callgrind), which a member
  * refresh paid per member and a send once (HINCRBY's 1). */
 #define PRESENCE                                                                                   \
+    "local NOW_MS, NOW_S\n"                                                                         \
+    "do\n"                                                                                          \
+    "  local t = redis.call('TIME')\n"                                                              \
+    "  NOW_MS = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                       \
+    "  NOW_S = string.format('%d', NOW_MS)\n"                                                       \
+    "end\n"                                                                                         \
     "local function announce(C, user, action)\n"                                                   \
     "  local pv = redis.call('INCR', C.pv)\n"                                                      \
     "  local count = redis.call('HLEN', C.pc)\n"                                                   \
@@ -190,7 +204,8 @@ static const char script_send[] =
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[5]), ttl = tonumber(ARGV[6]), nows = ARGV[5]}\n"
+    "  room = ARGV[2], now = NOW_MS, ttl = tonumber(ARGV[6]),\n"
+    "  nows = NOW_S}\n"
     "C.exp = string.format('%d', C.now + C.ttl)\n"
     "local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
     "local epoch, last, touch = meta[1], tonumber(meta[2] or '0'), ARGV[14] == '1'\n"
@@ -262,7 +277,8 @@ static const char script_join[] =
 static const char script_leave[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), nows = ARGV[3]}\n"
+    "  room = ARGV[2], now = NOW_MS, ttl = tonumber(ARGV[4]),\n"
+    "  nows = NOW_S}\n"
     "drop(C, ARGV[5])\n"
     "sweep(C)\n"
     "return 0\n";
@@ -284,8 +300,8 @@ static const char script_refresh[] =
     PRELUDE PRESENCE
     "local function refresh(k, a, na)\n"
     "  local C = {pz = KEYS[k], pu = KEYS[k + 1], pc = KEYS[k + 2], pv = KEYS[k + 3],\n"
-    "    chan = ARGV[a], room = ARGV[a + 1], now = tonumber(ARGV[a + 2]),\n"
-    "    ttl = tonumber(ARGV[a + 3]), nows = ARGV[a + 2]}\n"
+    "    chan = ARGV[a], room = ARGV[a + 1], now = NOW_MS,\n"
+    "    ttl = tonumber(ARGV[a + 3]), nows = NOW_S}\n"
     "  C.exp = string.format('%d', C.now + C.ttl)\n"
     "  sweep(C)\n"
     "  local z, n = {}, 0\n"
