@@ -151,6 +151,18 @@ static size_t pack_close(struct session *s, size_t used)
     return used + 4 + rlen;
 }
 
+/* Own mode: our close frame is out whole. The close handshake is complete
+ * when the client's came first; after a protocol error our FIN follows it at
+ * once, so the client need not wait for anything more (RFC 6455 7.1.7: it
+ * closes, and own_read ends the connection on whatever it sends). */
+static void close_out(struct session *s)
+{
+    if (s->peer_closed)
+        sess__end(s);
+    else if (s->rx_broken)
+        shutdown(s->fd, SHUT_WR);
+}
+
 int sess__write_batch(struct session *s)
 {
     enum wsf_op op = s->proto == SESS_V1_MSGPACK ? WSF_BINARY : WSF_TEXT;
@@ -202,8 +214,8 @@ int sess__write_batch(struct session *s)
     if (own) {
         if (s->qlen || s->tail || (s->close_code && !s->close_sent))
             sess__want_out(s);
-        else if (s->close_sent && s->peer_closed)
-            sess__end(s); /* the close handshake is complete */
+        else if (s->close_sent)
+            close_out(s);
     } else if (s->qlen) {
         lws_callback_on_writable(s->wsi); /* the rest when the socket drains */
     }
@@ -366,6 +378,14 @@ static void own_read(struct session *s)
     if (n < 0)
         return;
     sess_seen(s, cf_mono_ms());
+    if (s->rx_broken && s->close_sent && !s->tail) {
+        /* What comes once our close is out is the client's close, or more
+         * of what broke the protocol: either way the connection is done
+         * (RFC 6455 7.1.7). It used to be discarded too, and the socket
+         * held until the grace ended: 3 s for every 1002, 1007 or 1009. */
+        sess__end(s);
+        return;
+    }
     if (s->rx_broken || s->peer_closed)
         return; /* discarded until the client closes or the grace ends */
     const char *why = "";
@@ -398,8 +418,8 @@ static void own_writable(struct session *s)
     if (s->qlen || s->ping_due || s->pong || (s->close_code && !s->close_sent)) {
         if (sess__write_batch(s) < 0)
             sess__end(s);
-    } else if (s->close_sent && s->peer_closed) {
-        sess__end(s);
+    } else if (s->close_sent) {
+        close_out(s);
     }
     if (!s->ended && !s->out_armed && !s->wsi)
         wsio_mod(g_io, s->fd, s, false);
