@@ -229,6 +229,8 @@ static int control_piece(struct wsf_rx *st, const uint8_t *p, size_t k, const st
 {
     if (st->left == 0 && st->ctllen == 0) /* whole in this read: no copy */
         return control_done(st, p, k, sk, ud, why);
+    if (k == 0)
+        return 0; /* the header ended the read: the payload may still come whole */
     if (!st->ctl && !(st->ctl = malloc(MAX_CONTROL)))
         return fail(why, 1011, "out of memory");
     memcpy(st->ctl + st->ctllen, p, k);

@@ -168,6 +168,34 @@ static void test_messages_survive_every_split(void **state)
     }
 }
 
+/* A control frame whose header ends one read and whose payload comes whole
+ * in the next takes no buffer: one was allocated at the header and, the
+ * payload then taking the no-copy path, kept for the connection's life
+ * (some clients write a frame's header and payload separately). */
+static void test_a_control_frame_after_its_header_leaves_no_buffer(void **state)
+{
+    (void)state;
+    uint8_t f[32];
+    size_t n = frame(f, 0x89, "ping", 4, true);
+    size_t h = n - 4;
+    static struct seen s;
+    memset(&s, 0, sizeof s);
+    struct wsf_rx st;
+    memset(&st, 0, sizeof st);
+    const char *why = NULL;
+    assert_int_equal(wsf_feed(&st, f, h, 4096, &sink, &s, &why), 0);
+    assert_int_equal(wsf_feed(&st, f + h, 4, 4096, &sink, &s, &why), 0);
+    assert_int_equal(s.pinglen, 4);
+    assert_null(st.ctl);
+    /* split inside the payload it is gathered, and given back after */
+    n = frame(f, 0x89, "ping", 4, true);
+    assert_int_equal(wsf_feed(&st, f, h + 2, 4096, &sink, &s, &why), 0);
+    assert_non_null(st.ctl);
+    assert_int_equal(wsf_feed(&st, f + h + 2, 2, 4096, &sink, &s, &why), 0);
+    assert_null(st.ctl);
+    wsf_rx_reset(&st);
+}
+
 struct bad {
     const char *what;
     int b0;
@@ -315,6 +343,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_messages_survive_every_split),
+        cmocka_unit_test(test_a_control_frame_after_its_header_leaves_no_buffer),
         cmocka_unit_test(test_violations_end_with_their_close_code),
         cmocka_unit_test(test_fragment_rules),
         cmocka_unit_test(test_close_without_code_is_1005),
