@@ -316,7 +316,10 @@ static int on_data(void *ud, bool binary, const uint8_t *p, size_t n, bool first
         return 0;
     g_h.message(g_ud, s, binary, msg, mlen);
     sess_rx_done(s);
-    return 0;
+    /* A message that ended the session (its close could not be written)
+     * stops the parse: the rest of the read is not the dead session's to
+     * act on, and sess__end has reset the parser's state under it. */
+    return s->ended;
 }
 
 static int on_ping(void *ud, const uint8_t *p, size_t n)
@@ -331,7 +334,7 @@ static int on_ping(void *ud, const uint8_t *p, size_t n)
     s->pong = pong;
     s->pong_len = (uint8_t)n;
     sess__kick(s);
-    return 0;
+    return s->ended; /* as on_data */
 }
 
 static int on_pong(void *ud)
