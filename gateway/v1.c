@@ -340,8 +340,10 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     size_t bad = 0;
     bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
                       memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
+    bool members_sent = true;
     if (q->resync && snap->recovered && same_epoch) {
         /* Back after a broker outage: hand over what was missed, as live. */
+        members_sent = false;
         struct cf_wire_decoder *d = gw->dec;
         for (uint32_t i = 0; i < snap->nmessages; i++) {
             struct cf_wire_msg msg;
@@ -368,7 +370,12 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         m->epoch[snap->epoch.len] = '\0';
         m->epoch_known = true;
     }
-    m->pv = snap->pv;
+    /* The presence changes the snapshot counted are dropped from what was
+     * held only when the client got the snapshot's members: after a
+     * recovery it got none, and they are its only news of who came and
+     * went meanwhile. */
+    if (members_sent)
+        m->pv = snap->pv;
     lrooms_go_live(gw->rooms, m);
 }
 
