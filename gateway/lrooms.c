@@ -116,6 +116,7 @@ struct lmember *lrooms_join(struct lrooms *r, struct session *s, const char *nam
 
 static void drop_held(struct lmember *m)
 {
+    *sess_held_bytes(m->s) -= m->heldbytes;
     for (uint32_t i = 0; i < m->nheld; i++)
         cf_buf_unref(m->held[i].b);
     free(m->held);
@@ -152,12 +153,17 @@ void lrooms_leave_all(struct lrooms *r, struct session *s)
         lrooms_leave_member(r, end->v[end->n - 1]->right);
 }
 
-/* Holds an event for a pending member; a join that collects more than the
- * session may queue closes it (the client reconnects and recovers). */
+/* Holds an event for a pending member; joins that collect more than the
+ * session may queue, with what it has queued, close it (the client
+ * reconnects and recovers). The bound is the session's, over all its pending
+ * joins: per join, a session in 32 rooms could hold 32 times its queue. */
 static void hold(struct lmember *m, struct cf_buf *b, const struct cf_wire_msg *ev)
 {
+    if (sess_closing(m->s))
+        return; /* nothing reaches it any more */
     size_t max = sess_max_queue(m->s);
-    if (m->heldbytes + b->len > max) {
+    uint32_t *held = sess_held_bytes(m->s);
+    if (sess_queued_bytes(m->s) + *held + b->len > max) {
         CF_INFO("rooms", "conn %llu: too many events while its join was pending; closing",
                 (unsigned long long)sess_id(m->s));
         drop_held(m);
@@ -178,6 +184,7 @@ static void hold(struct lmember *m, struct cf_buf *b, const struct cf_wire_msg *
         cf_buf_ref(b), ev->type, (ev->has & CF_WIRE_HAS_ID) ? ev->id : 0, ev->pv,
         (ev->has & CF_WIRE_HAS_EPOCH) ? cf_fnv1a64(ev->epoch.p, ev->epoch.len) : 0};
     m->heldbytes += b->len;
+    *held += (uint32_t)b->len;
 }
 
 /* Whether a live v1 member gets this event (and the bookkeeping if so). */

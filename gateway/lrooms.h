@@ -49,7 +49,7 @@ struct lmember {
     int64_t typing_at;    /* last typing relayed for this member (monotonic ms) */
     struct lheld *held;   /* events held while pending */
     uint32_t nheld, capheld;
-    uint32_t heldbytes;   /* bounded by the session's queue bound */
+    uint32_t heldbytes;   /* with the session's other held bytes and its queue, bounded by its queue bound */
     bool pending;         /* waiting for the join snapshot */
     bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
     char epoch[18];       /* the room's epoch as last told to the client (16 hex) */

@@ -130,6 +130,9 @@ struct req;
 struct req **sess_reqs(struct session *s);
 uint32_t *sess_nreqs(struct session *s);
 size_t sess_queued_bytes(const struct session *s);
+/* Bytes of events held for the session's pending joins, over all its rooms
+ * (kept by lrooms.c): with its queue, bounded by sess_max_queue. */
+uint32_t *sess_held_bytes(struct session *s);
 size_t sess_max_queue(const struct session *s);
 
 /* ---- own mode ----

@@ -29,6 +29,7 @@ struct session {
     struct cf_rel_end rooms;
     struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */
     uint32_t nreqs;
+    uint32_t held; /* bytes held for its pending joins, all rooms (lrooms.c) */
     /* outbound ring of shared buffers: a few slots inline, so that the usual
      * one-or-two queued frames cost no allocation; grown on the heap beyond */
     struct cf_buf **q;
