@@ -186,7 +186,8 @@ static const char script_send[] =
 /* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl keep
  * epoch since cepoch limit mcap hsize touch budget
  *
- * The messages come from the newest back, in growing LRANGEs, until they
+ * The messages come from the newest back, in LRANGEs of 64, 128, ... (a
+ * usual join's 50 in one, as before), until they
  * would pass `budget` bytes (each counted with 8 bytes of framing, as
  * broker.c's fit does): a recovery used to read everything after `since`
  * (up to HISTORY_SIZE messages of MAX_MESSAGE_BYTES, hundreds of MB at the
@@ -227,7 +228,7 @@ static const char script_join[] =
     "local limit = tonumber(ARGV[11])\n"
     "local budget = tonumber(ARGV[15])\n"
     "local function tail(want)\n"
-    "  local got, used, rev, step = 0, 0, {}, 16\n"
+    "  local got, used, rev, step = 0, 0, {}, 64\n"
     "  local cut = false\n"
     "  while got < want and not cut do\n"
     "    local n = math.min(step, want - got)\n"
