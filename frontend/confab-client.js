@@ -88,7 +88,8 @@ export {
  * @property {number} [joinTimeout=20000] reconnect when a join got no answer within this, ms.
  * @property {number} [idleProbe=30000] after this long without a frame from the server, ms, send a
  *   `ping` (also at once when the page comes back online or into view); 0: never.
- * @property {number} [probeTimeout=10000] reconnect when a `ping` drew nothing within this, ms.
+ * @property {number} [probeTimeout=10000] reconnect when a `ping` drew nothing within this, ms;
+ *   also how long the token check after two failed opens waits for its answer.
  * @property {number} [resendWindow=270000] a send whose outcome is unknown is sent again (same id)
  *   only within this long of its first try, ms; later it fails with `unconfirmed`. Keep it
  *   under the server's DEDUP_WINDOW (300 s by default), which deduplicates only that long.

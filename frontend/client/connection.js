@@ -222,8 +222,9 @@ export class Connection {
     const doFetch = client.options.fetch ?? globalThis.fetch.bind(globalThis);
     const abort = typeof AbortController === "function" ? new AbortController() : null;
     let timer = 0;
+    const wait = client.options.probeTimeout > 0 ? client.options.probeTimeout : 10000; // 0 turns pings off, not this
     const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => { abort?.abort(); reject(new Error("timeout")); }, client.options.probeTimeout);
+      timer = setTimeout(() => { abort?.abort(); reject(new Error("timeout")); }, wait);
     });
     let res;
     try {
