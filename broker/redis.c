@@ -1,7 +1,6 @@
 /* redis: see redis.h. */
 #include "redis.h"
 #include "redis_int.h"
-#include "resolve.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>

@@ -8,6 +8,7 @@
 
 #include "backoff.h"
 #include "redis.h"
+#include "resolve.h"
 
 #define ROOM_PREFIX "room:"
 #define ROOM_PREFIX_LEN 5
@@ -46,7 +47,7 @@ struct rbridge {
     sd_event *ev;
     struct cf_redis_addr addr;
     char addr_str[300];
-    char last_ip[46]; /* the host's last address looked up (RESOLVE_IP_MAX) */
+    char last_ip[RESOLVE_IP_MAX]; /* the host's last address looked up */
     char password[256];
     size_t max_queue;
     struct rbridge_cbs cbs;
