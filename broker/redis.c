@@ -28,6 +28,7 @@
 #define CANARY_DEADLINE_MS 15000 /* no canary back for this long: delivery is broken */
 
 static void conn_start(struct rconn *rc);
+static void without_lookup(struct rconn *rc, const char *why);
 static void conn_fail(struct rconn *rc, const char *why);
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud);
 
@@ -244,6 +245,14 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
         conn_start(rc);
         return 0;
     }
+    if (rc->st == C_CONNECTING && rc->rs) { /* a resolver that does not answer */
+        resolve_cancel(rc->rs);
+        rc->rs = NULL;
+        char why[sizeof rc->b->addr.host + 60];
+        snprintf(why, sizeof why, "looking %s up timed out", rc->b->addr.host);
+        without_lookup(rc, why);
+        return 0;
+    }
     if (rc->st == C_CONNECTING || rc->st == C_AUTH || rc->st == C_SCRIPTS) {
         conn_fail(rc, "connection attempt timed out");
         return 0;
@@ -381,22 +390,31 @@ static void conn_open(struct rconn *rc, const char *host)
 
 /* A host name looked up (resolve.h); when the lookup fails, the address it
  * last gave is tried: Redis may well be up where it was while DNS is not. */
+/* The host could not be looked up (`why`): connect to the address it had,
+ * if it had one; Redis may well be up there while DNS is not. */
+static void without_lookup(struct rconn *rc, const char *why)
+{
+    struct rbridge *b = rc->b;
+    if (!b->last_ip[0]) {
+        conn_fail(rc, why);
+        return;
+    }
+    if (rc->failures <= 1 || rc->failures % 20 == 0) /* the drop counted one */
+        CF_WARN("redis", "%s; connecting %s to the address it had, %s", why, rc->role,
+                b->last_ip);
+    conn_open(rc, b->last_ip);
+}
+
 static void on_resolved(void *ud, const char *ip, const char *err)
 {
     struct rconn *rc = ud;
     struct rbridge *b = rc->b;
     rc->rs = NULL;
-    if (ip) {
-        snprintf(b->last_ip, sizeof b->last_ip, "%s", ip);
-    } else if (b->last_ip[0]) {
-        if (rc->failures <= 1 || rc->failures % 20 == 0) /* the drop counted one */
-            CF_WARN("redis", "%s; connecting %s to the address it had, %s", err, rc->role,
-                    b->last_ip);
-        ip = b->last_ip;
-    } else {
-        conn_fail(rc, err);
+    if (!ip) {
+        without_lookup(rc, err);
         return;
     }
+    snprintf(b->last_ip, sizeof b->last_ip, "%s", ip);
     conn_open(rc, ip);
 }
 
@@ -408,11 +426,11 @@ static void conn_start(struct rconn *rc)
         return;
     }
     rc->rs = resolve_start(b->ev, b->addr.host, on_resolved, rc);
-    if (!rc->rs) {
+    if (!rc->rs) { /* e.g. lookups that hang fill RESOLVE_MAX_RUNNING */
         char why[sizeof b->addr.host + 100];
         snprintf(why, sizeof why, "cannot start looking %s up: %s", b->addr.host,
                  strerror(errno));
-        conn_fail(rc, why);
+        without_lookup(rc, why);
         return;
     }
     rc->st = C_CONNECTING; /* the connect timeout covers the lookup too */

@@ -38,8 +38,16 @@ static void put(struct resolve *r)
 static void *lookup(void *arg)
 {
     struct resolve *r = arg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    /* IPv4 first, IPv6 only when there is none, as hiredis does: with
+     * "localhost" glibc lists ::1 first, and a Redis bound to 127.0.0.1
+     * would refuse it */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     r->gai_err = getaddrinfo(r->host, NULL, &hints, &res);
+    if (r->gai_err && r->gai_err != EAI_AGAIN && r->gai_err != EAI_SYSTEM &&
+        r->gai_err != EAI_MEMORY) {
+        hints.ai_family = AF_INET6;
+        r->gai_err = getaddrinfo(r->host, NULL, &hints, &res);
+    }
     r->sys_err = r->gai_err == EAI_SYSTEM ? errno : 0;
     if (!r->gai_err) {
         const void *a = res->ai_family == AF_INET6

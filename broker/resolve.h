@@ -6,7 +6,8 @@
  * watchdog) for the resolver's timeout times its attempts and servers, at
  * each reconnection attempt. A lookup here runs on a thread of its own and
  * ends in the event loop; the caller then connects to the numeric address,
- * which getaddrinfo() takes without a lookup. */
+ * which getaddrinfo() takes without a lookup. An IPv4 address is preferred,
+ * as hiredis does. */
 #ifndef BROKER_RESOLVE_H
 #define BROKER_RESOLVE_H
 
@@ -19,8 +20,9 @@
 
 struct resolve;
 
-/* Called once, from the loop: `ip` is the first address getaddrinfo()
- * returned (numeric), or NULL with `err` saying why. The lookup is over and
+/* Called once, from the loop: `ip` is the first IPv4 address getaddrinfo()
+ * returned, else the first IPv6 one (numeric), or NULL with `err` saying
+ * why. The lookup is over and
  * freed by then: the caller forgets its pointer. */
 typedef void (*resolve_fn)(void *ud, const char *ip, const char *err);
 

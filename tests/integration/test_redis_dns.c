@@ -3,8 +3,9 @@
  * behind a DNS server that does not answer, every room, every gateway link
  * and the systemd watchdog waited out the resolver's timeouts at each
  * reconnection attempt. Here the name takes 1.5 s to look up
- * (tests/support/slowdns.c), and then fails while DNS is "down": the broker
- * goes on with the address the name had. */
+ * (tests/support/slowdns.c); then lookups hang past the attempt's 5 s, then
+ * fail at once, and either way the broker goes on with the address the name
+ * had. */
 #include "v1.h"
 
 #include <fcntl.h>
@@ -13,7 +14,7 @@
 
 static struct h_redis redis;
 static struct h_node n;
-static char dir[300], fail_file[400];
+static char dir[300], fail_file[400], delay_file[400];
 
 static int status_of(int port, const char *path, int64_t *took_ms)
 {
@@ -55,7 +56,9 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     snprintf(dir, sizeof dir, "%s", h_tmpdir());
     assert_int_equal(h_redis_start(&redis, dir), 0);
     snprintf(fail_file, sizeof fail_file, "%s/dns-down", dir);
-    static char addr[64], preload[600], fail_env[450], asan[300], bm_env[48];
+    snprintf(delay_file, sizeof delay_file, "%s/dns-delay", dir);
+    static char addr[64], preload[600], fail_env[450], delay_env[450], asan[300], bm_env[48];
+    snprintf(delay_env, sizeof delay_env, "SLOWDNS_DELAY_FILE=%s", delay_file);
     snprintf(addr, sizeof addr, "redis.slowdns.test:%d", redis.port);
     snprintf(preload, sizeof preload, "LD_PRELOAD=%s", SLOWDNS_LIB);
     snprintf(fail_env, sizeof fail_env, "SLOWDNS_FAIL_FILE=%s", fail_file);
@@ -67,7 +70,8 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bm);
     h_node_init(&n, addr);
     n.brokers = 1;
-    const char *env[] = {preload, "SLOWDNS_DELAY_MS=1500", fail_env, asan, bm_env, NULL};
+    const char *env[] = {preload, "SLOWDNS_DELAY_MS=1500", fail_env, delay_env, asan, bm_env,
+                         NULL};
     for (int i = 0; env[i]; i++)
         n.extra_env[i] = env[i];
     assert_int_equal(h_node_start(&n), 0);
@@ -93,12 +97,30 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     wait_ready(n.port, 20000);
     talk("after a reconnection");
 
-    /* DNS down: the lookups fail, and the broker connects to the address
-     * the name had */
+    /* DNS does not answer: each lookup outlasts the attempt's 5 s, and the
+     * broker connects to the address the name had */
+    FILE *f = fopen(delay_file, "w");
+    assert_non_null(f);
+    fprintf(f, "8000\n");
+    fclose(f);
+    long mark = h_log_mark(&n.broker[0]);
+    h_redis_stop(&redis);
+    h_sleep_ms(300);
+    assert_int_equal(h_redis_restart(&redis, dir), 0);
+    wait_ready(n.port, 30000);
+    talk("with DNS silent");
+    if (!h_log_contains_from(&n.broker[0], mark, "up timed out; connecting", 0)) {
+        h_node_dump_logs(&n);
+        fail_msg("the broker did not say it gave up the lookup for the address it had");
+    }
+    unlink(delay_file);
+
+    /* DNS down: the lookups fail at once, and the broker connects to the
+     * address the name had */
     int fd = open(fail_file, O_CREAT | O_WRONLY, 0600);
     assert_true(fd >= 0);
     close(fd);
-    long mark = h_log_mark(&n.broker[0]);
+    mark = h_log_mark(&n.broker[0]);
     h_redis_stop(&redis);
     h_sleep_ms(300);
     assert_int_equal(h_redis_restart(&redis, dir), 0);

@@ -1,10 +1,13 @@
 /* slowdns: an LD_PRELOAD shim that makes host names under .slowdns.test look
  * up slowly, as behind a DNS server that does not answer, for
- * test_redis_dns. Such a name takes SLOWDNS_DELAY_MS, then resolves to
- * 127.0.0.1, or fails with EAI_AGAIN while the file named by
- * SLOWDNS_FAIL_FILE exists. Every other lookup is the real one. */
+ * test_redis_dns. Such a name takes SLOWDNS_DELAY_MS (or the number of
+ * milliseconds in the file named by SLOWDNS_DELAY_FILE, when it exists),
+ * then resolves to 127.0.0.1 (asked for IPv4), or fails with EAI_AGAIN while
+ * the file named by SLOWDNS_FAIL_FILE exists. Every other lookup is the real
+ * one. */
 #include <dlfcn.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,11 +28,20 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
         return real(node, service, hints, res);
     const char *ms = getenv("SLOWDNS_DELAY_MS");
     long delay = ms ? atol(ms) : 0;
+    const char *df = getenv("SLOWDNS_DELAY_FILE");
+    FILE *f = df ? fopen(df, "r") : NULL;
+    if (f) {
+        if (fscanf(f, "%ld", &delay) != 1)
+            delay = 0;
+        fclose(f);
+    }
     struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
     const char *fail = getenv("SLOWDNS_FAIL_FILE");
     if (fail && access(fail, F_OK) == 0)
         return EAI_AGAIN;
+    if (hints && hints->ai_family == AF_INET6)
+        return EAI_NONAME; /* the name has an IPv4 address only */
     return real("127.0.0.1", service, hints, res);
 }
