@@ -153,8 +153,8 @@ static size_t pack_close(struct session *s, size_t used)
 
 /* Own mode: our close frame is out whole. The close handshake is complete
  * when the client's came first; after a protocol error our FIN follows it at
- * once, so the client need not wait for anything more (RFC 6455 7.1.7: it
- * closes, and own_read ends the connection on whatever it sends). */
+ * once, so the client need not wait for anything more (RFC 6455 7.1.7): it
+ * closes, and own_read's end of file ends the connection. */
 static void close_out(struct session *s)
 {
     if (s->peer_closed)
@@ -381,16 +381,13 @@ static void own_read(struct session *s)
     if (n < 0)
         return;
     sess_seen(s, cf_mono_ms());
-    if (s->rx_broken && s->close_sent && !s->tail) {
-        /* What comes once our close is out is the client's close, or more
-         * of what broke the protocol: either way the connection is done
-         * (RFC 6455 7.1.7). It used to be discarded too, and the socket
-         * held until the grace ended: 3 s for every 1002, 1007 or 1009. */
-        sess__end(s);
-        return;
-    }
+    /* Discarded until the client closes or the grace ends. After a protocol
+     * error our FIN follows the close frame (close_out), so the client
+     * closes at once; ending on its data instead (the rest of an oversized
+     * message, say) would close with bytes unread, and the kernel's RST
+     * could cost the client our close frame. */
     if (s->rx_broken || s->peer_closed)
-        return; /* discarded until the client closes or the grace ends */
+        return;
     const char *why = "";
     int code = wsf_feed(&s->wsf, buf, (size_t)n, (uint32_t)g_max_msg, &g_sink, s, &why);
     if (code > 0) {

@@ -393,17 +393,25 @@ static void refused(struct gw *gw, struct req *q, const char *code, const char *
         struct lmember *m = waiting_member(gw, q);
         if (!m)
             return;
-        if (q->resync) {
+        if (q->resync && (!strcmp(code, "unavailable") || !strcmp(code, "timeout"))) {
             /* The broker is back but cannot serve the room yet (its Redis
              * is away, or slow): the member waits, silent, and is re-synced
              * when the broker is ready again or at the next retry. Closing
              * it sent every client of the shard back at once, into joins
              * that failed the same way. */
             m->q = 0;
+            if (!gw->resync_due) /* refusals that keep coming do not put it off */
+                gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
             gw->resync_due = true;
-            gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
             CF_INFO("v1", "conn %llu: room %.*s: re-sync refused (%s); trying again later",
                     (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code);
+            return;
+        }
+        if (q->resync) {
+            /* Refused for good (internal): retrying would fail the same way.
+             * The member may have missed messages and cannot be told
+             * which: have the client reconnect and recover by itself. */
+            sess_close(q->s, 1012, "could not re-sync after a broker restart");
             return;
         }
         leave_member(gw, q->s, m, false);

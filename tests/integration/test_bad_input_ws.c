@@ -225,10 +225,10 @@ static void send_partial_frame(struct wsc *c, int op, bool fin, uint64_t announc
     assert_int_equal(h_send_all(wsc_fd(c), bytes, n), 0);
 }
 
-/* After a protocol error the gateway's FIN follows its close frame, and the
- * client's answer ends the connection: a browser learns of the close (and
- * our client reconnects after a 1009) at once. The socket used to stay open,
- * the answer discarded, until the 3 s grace ended. */
+/* After a protocol error the gateway's FIN follows its close frame: a
+ * browser learns of the close (and our client reconnects after a 1009) at
+ * once. The socket used to stay open, the client's answer discarded, until
+ * the 3 s grace ended. */
 static void test_a_protocol_error_ends_the_connection_at_once(void **state)
 {
     (void)state;
