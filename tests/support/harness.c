@@ -291,6 +291,26 @@ int h_children(pid_t pid, pid_t *out, int cap)
     return n;
 }
 
+void h_node_preload(struct h_node *n, const char *lib)
+{
+    int i = 0;
+    while (i < H_MAX_ENV && n->extra_env[i])
+        i++;
+    if (i + 2 >= H_MAX_ENV) {
+        fprintf(stderr, "h_node_preload: no room left in extra_env\n");
+        abort();
+    }
+    const char *was = getenv("ASAN_OPTIONS");
+    char *preload = NULL, *asan = NULL;
+    if (asprintf(&preload, "LD_PRELOAD=%s", lib) < 0 ||
+        asprintf(&asan, "ASAN_OPTIONS=%s%sverify_asan_link_order=0", was ? was : "",
+                 was && *was ? ":" : "") < 0)
+        abort();
+    n->extra_env[i] = preload;
+    n->extra_env[i + 1] = asan;
+    n->extra_env[i + 2] = NULL;
+}
+
 void h_files_limit(pid_t pid, unsigned long *soft, unsigned long *hard)
 {
     char path[64], line[256];

@@ -113,6 +113,10 @@ struct h_node {
     int health_port; /* where h_node_start polls /healthz over plain HTTP (0: port); a
                         TLS node sets its METRICS_PORT here */
 };
+/* Adds LD_PRELOAD=lib to the node's extra_env, with the ASAN_OPTIONS an
+ * ASan build then needs (the shim comes ahead of the sanitizers' runtime).
+ * The strings live until the process exits. */
+void h_node_preload(struct h_node *n, const char *lib);
 /* Fills defaults (2 brokers, 1 worker, a fresh run dir and port). */
 void h_node_init(struct h_node *n, const char *redis_addr);
 /* Starts everything and waits until /healthz answers 200. */
