@@ -23,6 +23,7 @@ struct room {
     struct cf_rel_end links;
     uint32_t unconfirmed; /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
     bool active;          /* the last command was a confirmed SUBSCRIBE */
+    bool unsub_due;       /* an UNSUBSCRIBE found the queue full: rooms_retry */
     struct held *held_head, *held_tail;
 };
 
@@ -98,7 +99,7 @@ static void release_held(struct rooms *r, struct room *rm)
 /* Frees rm when nothing refers to it any more; otherwise keeps it. */
 static void maybe_free(struct rooms *r, struct room *rm)
 {
-    if (rm->links.n == 0 && rm->unconfirmed == 0) {
+    if (rm->links.n == 0 && rm->unconfirmed == 0 && !rm->unsub_due) {
         release_held(r, rm);
         room_free(r, rm);
     }
@@ -107,12 +108,27 @@ static void maybe_free(struct rooms *r, struct room *rm)
 static void subscribe(struct rooms *r, struct room *rm)
 {
     rm->active = false;
+    rm->unsub_due = false; /* wanted again: the channel stays */
     int rc = r->ops->subscribe(r->ud, rm->name, rm->len);
     if (rc == 0)
         rm->unconfirmed++;
     else if (rc != -ENOTCONN)
         r->resubscribe = true; /* a full queue (or no memory): rooms_retry */
     /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
+}
+
+/* A channel left subscribed would bring every message of a room nobody here
+ * is in, for as long as the connection lasts: one that does not fit the
+ * queue is kept (with the room) for rooms_retry. A subscriber that is down
+ * has no channel left to leave. */
+static void unsubscribe(struct rooms *r, struct room *rm)
+{
+    int rc = r->ops->unsubscribe(r->ud, rm->name, rm->len);
+    rm->unsub_due = rc != 0 && rc != -ENOTCONN;
+    if (rc == 0)
+        rm->unconfirmed++;
+    else if (rm->unsub_due)
+        r->resubscribe = true;
 }
 
 /* The edge between rm and link (whose end is `end`), or NULL. cf_rel_find is
@@ -165,8 +181,7 @@ static void unlink_edge(struct rooms *r, struct cf_rel_edge *e)
      * held (messages for other nodes, presence changes) run now. */
     rm->active = false;
     release_held(r, rm);
-    if (r->ops->unsubscribe(r->ud, rm->name, rm->len) == 0)
-        rm->unconfirmed++;
+    unsubscribe(r, rm);
     maybe_free(r, rm);
 }
 
@@ -292,6 +307,7 @@ void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud)
     for (size_t i = 0; i < k; i++) {
         all[i]->unconfirmed = 0;
         all[i]->active = false;
+        all[i]->unsub_due = false; /* the connection took its channels with it */
         /* What waited for the lost subscription runs now rather than
          * whenever Redis is back: a send is stored (or refused) at once, and
          * the members here recover the message by its id. */
@@ -316,12 +332,33 @@ void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud)
             subscribe(r, rm);
 }
 
+/* Sends the UNSUBSCRIBEs that did not fit, freeing the rooms they kept. */
+static void retry_unsubscribes(struct rooms *r)
+{
+    size_t n = cf_map_count(r->by_name), k = 0, it = 0;
+    struct room **due = n ? malloc(n * sizeof *due) : NULL, *rm;
+    if (!due) {
+        r->resubscribe = n > 0; /* out of memory: try again next time */
+        return;
+    }
+    while ((rm = cf_map_next(r->by_name, &it)))
+        if (rm->unsub_due)
+            due[k++] = rm;
+    /* Freed after the walk: freeing during it would reshape the table. */
+    for (size_t i = 0; i < k; i++) {
+        unsubscribe(r, due[i]);
+        maybe_free(r, due[i]);
+    }
+    free(due);
+}
+
 void rooms_retry(struct rooms *r)
 {
     if (!r->resubscribe)
         return;
-    r->resubscribe = false; /* set again by a SUBSCRIBE that still does not fit */
+    r->resubscribe = false; /* set again by a command that still does not fit */
     rooms_on_sub_ready_if(r, NULL, NULL);
+    retry_unsubscribes(r);
 }
 
 void rooms_stats(const struct rooms *r, struct rooms_stats *out)

@@ -277,6 +277,53 @@ static void test_full_queue_subscribe_retried(void **state)
     assert_int_equal(g_fake.n, n);
 }
 
+/* Likewise an UNSUBSCRIBE: the channel used to stay subscribed for the
+ * connection's life, bringing every message of a room nobody here is in
+ * (the room was freed as if the command had gone out). */
+static void test_full_queue_unsubscribe_retried(void **state)
+{
+    (void)state;
+    join(0, "general");
+    confirm("general");
+    g_fake.unsub_rc = -ENOBUFS;
+    leave(0, "general");
+    assert_call(1, 'U', "general", NULL);
+    assert_int_equal(stats().rooms, 1); /* kept: its channel is still there */
+    rooms_retry(g_rooms);               /* still full */
+    assert_call(2, 'U', "general", NULL);
+    assert_int_equal(stats().rooms, 1);
+    g_fake.unsub_rc = 0;
+    rooms_retry(g_rooms);
+    assert_call(3, 'U', "general", NULL);
+    confirm("general");
+    assert_int_equal(stats().rooms, 0);
+    rooms_retry(g_rooms); /* done */
+    assert_int_equal(g_fake.n, 4);
+
+    /* Joined again before the retry: subscribed again, nothing to leave. */
+    g_fake.unsub_rc = -ENOBUFS;
+    join(0, "lobby");
+    confirm("lobby");
+    leave(0, "lobby");
+    join(1, "lobby");
+    assert_call(6, 'S', "lobby", NULL);
+    confirm("lobby");
+    g_fake.unsub_rc = 0;
+    rooms_retry(g_rooms);
+    assert_int_equal(g_fake.n, 7);
+    assert_int_equal(count_kind('U'), 4);
+
+    /* A subscriber lost meanwhile took the channel with it. */
+    g_fake.unsub_rc = -ENOBUFS;
+    leave(1, "lobby");
+    assert_int_equal(stats().rooms, 1);
+    rooms_on_sub_lost(g_rooms);
+    assert_int_equal(stats().rooms, 0);
+    g_fake.unsub_rc = 0;
+    rooms_retry(g_rooms);
+    assert_int_equal(count_kind('U'), 5);
+}
+
 static void test_hold_budget(void **state)
 {
     (void)state;
@@ -558,6 +605,7 @@ int main(void)
         T(test_sub_lost_and_ready),
         T(test_subscribe_failure_retried),
         T(test_full_queue_subscribe_retried),
+        T(test_full_queue_unsubscribe_retried),
         T(test_hold_budget),
         T(test_drop_link_releases_held),
         T(test_submit_enotconn_when_subscriber_down),
