@@ -7,6 +7,7 @@
  * Joins (sub) go the same way, so a join's snapshot is taken only once the
  * room's live events are flowing to this broker. */
 #include "broker.h"
+#include "broker_int.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -26,421 +27,14 @@
 #include "presence.h"
 #include "rooms.h"
 #include "rset.h"
+#include "scripts.h"
 #include "shard.h"
 #include "store.h"
 #include "supervisor.h"
 #include "validate.h"
 #include "wire.h"
 
-#define MAX_MEMBERS 100    /* names in a join snapshot (the count is exact) */
-#define TYPING_GAP_MS 2000 /* one typing event per user per room per 2 s */
-
-struct broker {
-    const struct cf_config *cfg;
-    uint32_t shard, shards;
-    sd_event *ev;
-    sd_event_source *beat;
-    uint32_t beat_slice; /* of the current heartbeat period */
-    struct gwlinks *links;
-    struct rooms *rooms;
-    struct rset *redis; /* the Redis servers; a room's own is rb_of(room) */
-    struct presence *presence;
-    struct store_limits lim;
-    struct cf_wire_decoder *dec;
-    struct mhttp *metrics;
-    sd_event_source *drain; /* set once SIGTERM arrived */
-    int64_t drain_deadline;
-    bool stopping, ready, ready_sent;
-    int64_t retried_at; /* rooms_retry, once a second */
-    bool serving; /* some Redis server works (ready: every one does) */
-    uint64_t foreign, publish_dropped, misrouted, requests;
-    struct cf_freelist pendings; /* one struct pending per request in flight */
-};
-
-
-/* ---- replies to gateways --------------------------------------------------- */
-
-/* What a request needs to answer when Redis replies later. */
-struct pending {
-    struct broker *b;
-    uint64_t link_id, q;
-    uint32_t budget;
-    uint32_t room_len, conn_len;
-    char room[CF_ROOM_MAX];
-    char conn[CF_WIRE_MAX_TOKEN];
-};
-
-static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
-{
-    struct pending *p = cf_fl_get(&b->pendings);
-    if (!p)
-        return NULL;
-    p->b = b;
-    p->link_id = link_id;
-    p->q = m->q;
-    p->budget = m->budget;
-    p->room_len = m->room.len;
-    memcpy(p->room, m->room.p, m->room.len);
-    p->conn_len = m->conn.len;
-    if (m->conn.len)
-        memcpy(p->conn, m->conn.p, m->conn.len);
-    return p;
-}
-
-static void pending_free(struct pending *p) /* NULL: no-op (pending_new ran out of memory) */
-{
-    if (p)
-        cf_fl_put(&p->b->pendings, p);
-}
-
-static struct cf_str pstr(const char *p, uint32_t len)
-{
-    return (struct cf_str){p, len};
-}
-
-/* The bridge of the Redis server that holds `room`; NULL (-ENOTCONN from
- * store_*) while that server is not usable. */
-static struct rbridge *rb_of(struct broker *b, struct cf_str room)
-{
-    return rset_for(b->redis, room.p, room.len);
-}
-
-static struct gwlink *link_of(struct broker *b, uint64_t id)
-{
-    return b->stopping || !b->links ? NULL : gwlinks_find(b->links, id);
-}
-
-static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
-{
-    struct gwlink *l = link_of(b, link_id);
-    if (!l || q == 0)
-        return;
-    const char *code = "unavailable", *text;
-    switch (err) {
-    case -ENOTCONN: text = "Redis is not connected"; break;
-    case -ENOBUFS: text = "the broker's queue toward Redis is full"; break;
-    case -ECONNRESET: /* it may have run: "unavailable" would say it did not */
-        code = "timeout";
-        text = "the Redis connection dropped; the outcome is unknown (resend with the same id)";
-        break;
-    case -EIO: code = "internal"; text = "Redis refused the command"; break;
-    default: code = "internal"; text = "the broker failed"; break;
-    }
-    struct cf_wire_msg f = {.type = CF_WIRE_FAIL, .q = q};
-    f.code = pstr(code, (uint32_t)strlen(code));
-    f.text = pstr(text, (uint32_t)strlen(text));
-    gwlink_send(l, &f);
-}
-
-/* The newest messages whose payloads fit in `budget` bytes: returns the index
- * of the first one kept. */
-static uint32_t fit(const struct cf_str *msgs, uint32_t n, uint32_t budget)
-{
-    uint64_t used = 0;
-    uint32_t i = n;
-    while (i > 0 && used + msgs[i - 1].len + 8 <= budget) {
-        used += msgs[i - 1].len + 8;
-        i--;
-    }
-    return i;
-}
-
-static void on_sent(void *ud, int err, const struct store_sent *r)
-{
-    struct pending *p = ud;
-    struct broker *b = p->b;
-    if (err < 0) {
-        send_fail(b, p->link_id, p->q, err);
-    } else {
-        struct gwlink *l = link_of(b, p->link_id);
-        struct cf_wire_msg s = {.type = CF_WIRE_SENT, .q = p->q, .id = r->id, .ts = r->ts,
-                                .dup = r->dup, .room = pstr(p->room, p->room_len)};
-        if (l)
-            gwlink_send(l, &s);
-    }
-    pending_free(p);
-}
-
-static void on_joined(void *ud, int err, const struct store_joined *r)
-{
-    struct pending *p = ud;
-    struct broker *b = p->b;
-    if (p->q == 0) { /* a re-registration after a re-link: nobody waits */
-        pending_free(p);
-        return;
-    }
-    if (err < 0) {
-        if (!b->stopping)
-            presence_del(b->presence, pstr(p->room, p->room_len), pstr(p->conn, p->conn_len));
-        send_fail(b, p->link_id, p->q, err);
-        pending_free(p);
-        return;
-    }
-    struct gwlink *l = link_of(b, p->link_id);
-    CF_DEBUG("broker", "room %.*s: join snapshot for link %llu (%s): last id %llu, %u messages",
-             (int)p->room_len, p->room, (unsigned long long)p->link_id, l ? "open" : "gone",
-             (unsigned long long)r->last_id, r->nmessages);
-    if (l) {
-        uint32_t first = fit(r->messages, r->nmessages, p->budget);
-        struct cf_wire_msg s = {.type = CF_WIRE_SUBBED, .q = p->q, .room = pstr(p->room, p->room_len),
-                                .epoch = r->epoch, .last_id = r->last_id, .pv = r->pv,
-                                .count = r->count, .members = r->members,
-                                .nmembers = r->nmembers, .messages = r->messages + first,
-                                .nmessages = r->nmessages - first,
-                                /* a recovery that does not fit is no recovery */
-                                .recovered = r->recovered && first == 0};
-        if (gwlink_send(l, &s) == -EINVAL)
-            send_fail(b, p->link_id, p->q, -EIO);
-    }
-    pending_free(p);
-}
-
-static void on_page(void *ud, int err, const struct store_page *r)
-{
-    struct pending *p = ud;
-    struct broker *b = p->b;
-    if (err < 0) {
-        send_fail(b, p->link_id, p->q, err);
-    } else if (link_of(b, p->link_id)) {
-        uint32_t first = fit(r->messages, r->nmessages, p->budget);
-        struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = p->q, .room = pstr(p->room, p->room_len),
-                                .messages = r->messages + first, .nmessages = r->nmessages - first,
-                                .has_more = r->has_more || first > 0};
-        if (gwlink_send(link_of(b, p->link_id), &h) == -EINVAL)
-            send_fail(b, p->link_id, p->q, -EIO);
-    }
-    pending_free(p);
-}
-
-/* ---- requests -------------------------------------------------------------- */
-
-static void count_drop(struct broker *b, struct cf_str room, int rc)
-{
-    if (b->publish_dropped++ % 1000 == 0)
-        CF_WARN("broker", "message for room %.*s dropped: %s (%llu dropped so far)",
-                (int)room.len, room.p, rc == -ENOTCONN ? "Redis is not connected" : strerror(-rc),
-                (unsigned long long)b->publish_dropped);
-}
-
-/* Carries out a room request (now, or once its room's subscription is up).
- * `ctx` is the frame as decoded on arrival when it runs at once; a held one
- * is decoded again from its saved bytes. */
-static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen, const void *ctx)
-{
-    struct broker *b = ud;
-    struct cf_wire_msg m;
-    const char *why;
-    if (ctx)
-        m = *(const struct cf_wire_msg *)ctx;
-    else if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0)
-        return; /* it decoded when it arrived */
-    int rc = 0;
-    b->requests++;
-    switch (m.type) {
-    case CF_WIRE_MSG: /* legacy client: no answer expected */
-        if ((rc = store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
-            count_drop(b, m.room, rc);
-        return;
-    case CF_WIRE_SEND: {
-        struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
-                                  .text = m.text, .ts = m.ts};
-        struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(rb_of(b, m.room), &b->lim, &msg, (m.has & CF_WIRE_HAS_CID) ? m.cid
-                                                                              : pstr(NULL, 0),
-                            on_sent, p)
-               : -ENOMEM;
-        if (rc < 0) {
-            pending_free(p);
-            send_fail(b, link_id, m.q, rc);
-        }
-        return;
-    }
-    case CF_WIRE_SUB: {
-        if (!link_of(b, link_id))
-            return; /* its gateway left meanwhile: nothing to register */
-        rc = presence_add(b->presence, link_id, m.room, m.conn, m.user);
-        if (rc < 0 && rc != -EEXIST) {
-            send_fail(b, link_id, m.q, rc);
-            return;
-        }
-        struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
-                            (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
-                            (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
-                            m.budget, MAX_MEMBERS, on_joined, p)
-               : -ENOMEM;
-        if (rc < 0) {
-            pending_free(p);
-            /* A re-registration (q 0) stays recorded: the refresh puts it in
-             * Redis once Redis is back. */
-            if (m.q)
-                presence_del(b->presence, m.room, m.conn);
-            send_fail(b, link_id, m.q, rc);
-        }
-        return;
-    }
-    case CF_WIRE_UNSUB:
-        /* A held leave of a link that has gone: presence_drop_link took its
-         * connections out already, and the entry may now be a newer link's */
-        if (!link_of(b, link_id))
-            return;
-        if (presence_del(b->presence, m.room, m.conn))
-            store_leave(rb_of(b, m.room), &b->lim, m.room, m.conn); /* if Redis is down: it expires */
-        return;
-    default:
-        return;
-    }
-}
-
-static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
-{
-    struct pending *p = pending_new(b, gwlink_id(l), m);
-    int rc = p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
-                               m->limit, on_page, p)
-               : -ENOMEM;
-    if (rc < 0) {
-        pending_free(p);
-        send_fail(b, gwlink_id(l), m->q, rc);
-    }
-}
-
-
-/* ---- rooms -> I/O ------------------------------------------------------ */
-
-static int op_subscribe(void *ud, const char *name, size_t len)
-{
-    struct broker *b = ud;
-    return rset_subscribe(b->redis, name, len);
-}
-
-static int op_unsubscribe(void *ud, const char *name, size_t len)
-{
-    struct broker *b = ud;
-    return rset_unsubscribe(b->redis, name, len);
-}
-
-static void op_deliver(void *ud, void *link, const void *p, size_t plen)
-{
-    (void)ud;
-    gwlink_send_payload(link, p, plen);
-}
-
-static const struct rooms_ops room_ops = {op_subscribe, op_unsubscribe, op_run, op_deliver};
-
-/* ---- gateway links ----------------------------------------------------- */
-
-static bool owned(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
-{
-    if (cf_shard_of(m->room.p, m->room.len, b->shards) == b->shard)
-        return true;
-    if (b->misrouted++ % 1000 == 0)
-        CF_WARN("broker", "gateway %s sent %s for room %.*s, which shard %u does not own "
-                "(%llu such frames dropped)", gwlink_node(l), cf_wire_type_name(m->type),
-                (int)m->room.len, m->room.p, b->shard, (unsigned long long)b->misrouted);
-    return false;
-}
-
-/* What a presence change is held under (rooms_submit's tag): its type and
- * connection, so that taking back one connection's changes compares an
- * integer per held request instead of decoding each. 0 for the rest. */
-static uint64_t presence_tag(enum cf_wire_type type, struct cf_str conn)
-{
-    if (type != CF_WIRE_SUB && type != CF_WIRE_UNSUB)
-        return 0;
-    return cf_fnv1a64(conn.p, conn.len) << 2 | 2 | (type == CF_WIRE_SUB);
-}
-
-/* What a presence change that cannot wait takes back from its room's held
- * requests: the opposite change of the same connection from the same link
- * (a held join of a connection now leaving, a held leave of one now
- * re-registered). The last change decides the outcome, so it may run first
- * once the earlier ones are gone; a join taken back is answered. */
-struct unhold {
-    struct broker *b;
-    uint64_t link_id;
-    enum cf_wire_type type;
-    struct cf_str conn;
-};
-
-static bool unhold_pick(void *ud, uint64_t link_id, const void *payload, size_t plen)
-{
-    struct unhold *u = ud;
-    struct cf_wire_msg h;
-    const char *why;
-    if (link_id != u->link_id || cf_wire_decode(u->b->dec, payload, plen, &h, &why) < 0 ||
-        h.type != u->type || h.conn.len != u->conn.len ||
-        (h.conn.len && memcmp(h.conn.p, u->conn.p, h.conn.len) != 0))
-        return false;
-    if (h.type == CF_WIRE_SUB)
-        send_fail(u->b, link_id, h.q, -ENOBUFS);
-    return true;
-}
-
-/* A presence change the room could not hold (no budget left while its
- * SUBSCRIBE is pending, or no subscriber to wait for) runs at once: dropped,
- * a leave left the connection listed as present until its gateway's link
- * closed, and a re-registration left it out. */
-static void run_presence_now(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m,
-                             const unsigned char *payload, size_t len)
-{
-    struct unhold u = {b, gwlink_id(l), m->type == CF_WIRE_UNSUB ? CF_WIRE_SUB : CF_WIRE_UNSUB,
-                       m->conn};
-    size_t n = rooms_unhold_if(b->rooms, m->room.p, m->room.len, presence_tag(u.type, m->conn),
-                               unhold_pick, &u);
-    if (n)
-        CF_INFO("broker", "room %.*s: %s of connection %.*s ran ahead of its held queue, "
-                "taking back %zu earlier %s of it", (int)m->room.len, m->room.p,
-                cf_wire_type_name(m->type), (int)m->conn.len, m->conn.p, n,
-                cf_wire_type_name(u.type));
-    op_run(b, gwlink_id(l), payload, len, m);
-}
-
-static void on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
-                     const unsigned char *payload, size_t len)
-{
-    struct broker *b = ud;
-    if (!owned(b, l, m)) {
-        if (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB || m->type == CF_WIRE_HIST)
-            send_fail(b, gwlink_id(l), m->q, -EINVAL);
-        return;
-    }
-    switch (m->type) {
-    case CF_WIRE_JOIN:
-        if (rooms_join(b->rooms, l, gwlink_rooms(l), m->room.p, m->room.len) < 0)
-            CF_ERROR("broker", "out of memory: gateway %s could not join room %.*s",
-                     gwlink_node(l), (int)m->room.len, m->room.p);
-        break;
-    case CF_WIRE_LEAVE:
-        rooms_leave(b->rooms, l, gwlink_rooms(l), m->room.p, m->room.len);
-        break;
-    case CF_WIRE_MSG:
-    case CF_WIRE_SEND:
-    case CF_WIRE_SUB:
-    case CF_WIRE_UNSUB: {
-        int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l),
-                              presence_tag(m->type, m->conn), payload, len, m);
-        /* Presence bookkeeping must not be lost to a Redis outage or a full
-         * hold queue: the local record is what the refresh restores from. */
-        if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))
-            run_presence_now(b, l, m, payload, len);
-        else if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
-            send_fail(b, gwlink_id(l), m->q, rc);
-        else if (rc < 0 && m->type == CF_WIRE_MSG)
-            count_drop(b, m->room, rc);
-        break;
-    }
-    case CF_WIRE_HIST:
-        request_history(b, l, m);
-        break;
-    case CF_WIRE_TYPING:
-        /* throttled per user and room across nodes by the script; lost if
-         * Redis is down (typing is only a hint) */
-        store_typing(rb_of(b, m->room), m->room, m->user, TYPING_GAP_MS, payload, len);
-        break;
-    default:
-        break;
-    }
-}
+/* ---- gateway links, up and down ----------------------------------------- */
 
 static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
@@ -463,13 +57,53 @@ static void on_link_up(void *ud, struct gwlink *l)
     send_state(ud, l);
 }
 
+/* A link that closes is most often a gateway that comes back at once (a
+ * link reset at its queue bound, a link timeout): its re-sync registers the
+ * same connections again, which takes their entries over (presence_add).
+ * Announcing their leaves at the close showed every user of that gateway
+ * leaving and joining again to everyone in their rooms. So the entries the
+ * re-sync does not take over within LINK_GRACE_MS (their connections closed
+ * meanwhile, or the gateway is gone) are announced then, rather than when
+ * they expire (PRESENCE_TTL): the refresh keeps them meanwhile. Longer than
+ * a gateway's reconnect (100-250 ms after a link was up, its backoff's cap
+ * 5 s) and its re-sync; never longer than PRESENCE_TTL, so that a gateway
+ * that died is not announced later than a whole node that died. */
+#define LINK_GRACE_MS 10000
+
+static int64_t link_grace_ms(const struct broker *b)
+{
+    int64_t ttl = b->lim.presence_ttl_ms;
+    return ttl < LINK_GRACE_MS ? ttl : LINK_GRACE_MS;
+}
+
+static void drop_gone(struct broker *b, uint32_t k)
+{
+    presence_drop_link(b->presence, b->gone[k].id, b->stopping ? NULL : leave_presence, b);
+}
+
+/* Announces what the links whose grace ended by `now` left behind. */
+static void expire_gone(struct broker *b, int64_t now)
+{
+    uint32_t k = 0;
+    while (k < b->ngone && b->gone[k].due <= now)
+        drop_gone(b, k++);
+    memmove(b->gone, b->gone + k, (b->ngone - k) * sizeof *b->gone);
+    b->ngone -= k;
+}
+
 static void on_link_close(void *ud, struct gwlink *l)
 {
     struct broker *b = ud;
     rooms_drop_link(b->rooms, gwlink_rooms(l));
-    /* Its gateway's connections are gone: announce it now rather than when
-     * their entries expire. */
-    presence_drop_link(b->presence, gwlink_id(l), b->stopping ? NULL : leave_presence, b);
+    if (b->stopping) { /* the entries expire in Redis: no leaves to announce */
+        presence_drop_link(b->presence, gwlink_id(l), NULL, NULL);
+        return;
+    }
+    if (b->ngone == GONE_LINKS_MAX) { /* links flapping: the oldest's wait ends now */
+        drop_gone(b, 0);
+        memmove(b->gone, b->gone + 1, --b->ngone * sizeof *b->gone);
+    }
+    b->gone[b->ngone++] = (struct gone_link){gwlink_id(l), cf_mono_ms() + link_grace_ms(b)};
 }
 
 /* ---- heartbeat ----------------------------------------------------------- */
@@ -545,6 +179,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     if (b->beat_slice++ % slices == 0)
         report(b);
     int64_t now = cf_mono_ms();
+    expire_gone(b, now);
     if (now - b->retried_at >= 1000) { /* a walk of every room when it does something */
         b->retried_at = now;
         rooms_retry(b->rooms);
@@ -813,7 +448,7 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                                   .dedup_window_s = (uint32_t)cfg->dedup_window,
                                   .presence_ttl_ms = (uint32_t)cfg->presence_ttl * 1000};
     b.dec = cf_wire_decoder_new();
-    b.rooms = rooms_new(&room_ops, &b, (size_t)cfg->max_link_queue_bytes);
+    b.rooms = rooms_new(&requests_room_ops, &b, (size_t)cfg->max_link_queue_bytes);
     b.presence = presence_new();
     if (!b.dec || !b.rooms || !b.presence ||
         sd_event_add_time_relative(b.ev, &b.beat, CLOCK_MONOTONIC, slice_usec(&b), 10000, on_beat,
@@ -833,7 +468,7 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                        (size_t)cfg->max_link_queue_bytes, store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
-    const struct gwlinks_cbs lcbs = {on_frame, on_link_up, on_link_close};
+    const struct gwlinks_cbs lcbs = {requests_on_frame, on_link_up, on_link_close};
     b.links = gwlinks_new(b.ev, path, shard, shards, (size_t)cfg->max_link_queue_bytes, &lcbs, &b);
     if (!b.links)
         goto out;

@@ -1,4 +1,4 @@
-/* store: what confab keeps in Redis per room, behind five Lua scripts.
+/* store: what confab keeps in Redis per room, behind six Lua scripts (scripts.h).
  *
  * Per room <r> (the braces keep a room's keys in one Redis Cluster slot):
  *   cf:{r}:meta   a hash: "seq", the last message id (ids are gapless and
@@ -43,9 +43,6 @@
 
 #include "redis.h"
 #include "wire.h"
-
-extern const char *const store_scripts[];
-extern const int store_nscripts;
 
 struct store_limits {
     uint32_t history_size;

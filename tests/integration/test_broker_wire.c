@@ -3,6 +3,7 @@
  * room channel on Redis is dropped; a well-formed payload published by a
  * backend straight into Redis reaches the room. */
 #include "common.h"
+#include "blink.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -35,97 +36,7 @@ static int teardown(void **state)
 
 static int link_to(int shard)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    char path[400];
-    snprintf(path, sizeof path, "%s/broker-%d.sock", fx.node.run_dir, shard);
-    assert_true(strlen(path) < sizeof sa.sun_path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
-
-static void send_bytes(int fd, const void *p, size_t n)
-{
-    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
-}
-
-static void send_msg(int fd, const struct cf_wire_msg *m)
-{
-    struct cf_bytes out;
-    cf_bytes_init(&out, 1 << 20);
-    assert_int_equal(cf_wire_encode(&out, m), 0);
-    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
-    cf_bytes_free(&out);
-}
-
-static void hello(int fd, uint32_t shard, uint32_t shards)
-{
-    struct cf_wire_msg m = {
-        .type = CF_WIRE_HELLO, .shard = shard, .shards = shards, .node = {"test", 4}};
-    send_msg(fd, &m);
-}
-
-/* True when the broker closes the link within timeout_ms (reading and
- * discarding whatever it sends first). */
-static bool closed_by_peer(int fd, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    char buf[4096];
-    while (h_now_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 50) > 0) {
-            ssize_t n = recv(fd, buf, sizeof buf, 0);
-            if (n == 0 || (n < 0 && errno == ECONNRESET))
-                return true;
-        }
-    }
-    return false;
-}
-
-/* Frames from a broker, read as they come. */
-struct reader {
-    int fd;
-    struct cf_bytes in;
-    struct cf_wire_decoder *dec;
-    size_t last; /* bytes of the frame handed out last */
-};
-
-static void reader_init(struct reader *r, int fd)
-{
-    r->fd = fd;
-    cf_bytes_init(&r->in, 1 << 20);
-    r->dec = cf_wire_decoder_new();
-    r->last = 0;
-}
-
-static void reader_free(struct reader *r)
-{
-    cf_wire_decoder_free(r->dec);
-    cf_bytes_free(&r->in);
-}
-
-/* The next frame (valid until the next call), or false once the deadline
- * has passed without one. */
-static bool reader_next(struct reader *r, struct cf_wire_msg *m, int64_t deadline)
-{
-    cf_bytes_consume(&r->in, r->last);
-    r->last = 0;
-    for (;;) {
-        const unsigned char *payload;
-        size_t len;
-        if (cf_wire_frame_peek(&r->in, &payload, &len) == 1) {
-            const char *why;
-            assert_int_equal(cf_wire_decode(r->dec, payload, len, m, &why), 0);
-            r->last = CF_WIRE_HDR + len;
-            return true;
-        }
-        if (h_now_ms() >= deadline)
-            return false;
-        struct pollfd p = {r->fd, POLLIN, 0};
-        if (poll(&p, 1, 100) > 0)
-            assert_true(cf_bytes_read_fd(&r->in, r->fd, 65536) > 0);
-    }
+    return bl_connect(fx.node.run_dir, shard);
 }
 
 static void chat_still_works(void)
@@ -162,21 +73,21 @@ static void test_bad_frames_close_only_that_link(void **state)
         int fd = link_to(0);
         if (!strcmp(cases[i].what, "join before hello")) {
             struct cf_wire_msg m = {.type = CF_WIRE_JOIN, .room = {"x", 1}};
-            send_msg(fd, &m);
+            bl_send_msg(fd, &m);
         } else if (cases[i].with_hello) {
-            hello(fd, 0, 2);
-            hello(fd, 0, 2);
+            bl_hello(fd, 0, 2);
+            bl_hello(fd, 0, 2);
         } else {
-            send_bytes(fd, cases[i].bytes, cases[i].len);
+            bl_send_bytes(fd, cases[i].bytes, cases[i].len);
         }
-        if (!closed_by_peer(fd, 5000))
+        if (!bl_closed_by_peer(fd, 5000))
             fail_msg("link not closed after: %s", cases[i].what);
         close(fd);
     }
     /* A gateway that disagrees on the shard count is refused. */
     int fd = link_to(1);
-    hello(fd, 1, 3);
-    assert_true(closed_by_peer(fd, 5000));
+    bl_hello(fd, 1, 3);
+    assert_true(bl_closed_by_peer(fd, 5000));
     close(fd);
     assert_true(h_log_contains(&fx.node.broker[1], "shard mismatch", 1000));
 
@@ -191,23 +102,23 @@ static void test_a_good_link_speaks_the_protocol(void **state)
     const char *room = "wire-room";
     int shard = (int)cf_shard_of(room, strlen(room), 2);
     int fd = link_to(shard);
-    hello(fd, (uint32_t)shard, 2);
+    bl_hello(fd, (uint32_t)shard, 2);
     struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
-    send_msg(fd, &join);
+    bl_send_msg(fd, &join);
     struct cf_wire_msg msg = {.type = CF_WIRE_MSG,
                               .room = join.room,
                               .from = {"robot", 5},
                               .text = {"beep", 4},
                               .ts = cf_wall_ms()};
-    send_msg(fd, &msg);
+    bl_send_msg(fd, &msg);
 
     /* Expect welcome, then our msg back through Redis. */
-    struct reader rd;
-    reader_init(&rd, fd);
+    struct bl_reader rd;
+    bl_reader_init(&rd, fd);
     int got = 0;
     int64_t deadline = h_now_ms() + 5000;
     struct cf_wire_msg m;
-    while (got < 2 && reader_next(&rd, &m, deadline)) {
+    while (got < 2 && bl_reader_next(&rd, &m, deadline)) {
         if (m.type == CF_WIRE_STATE) { /* readiness, after welcome and on changes */
             assert_true(got >= 1);
             continue;
@@ -222,7 +133,7 @@ static void test_a_good_link_speaks_the_protocol(void **state)
         got++;
     }
     assert_int_equal(got, 2);
-    reader_free(&rd);
+    bl_reader_free(&rd);
     close(fd);
 }
 
@@ -387,9 +298,9 @@ static void test_a_stuck_gateway_link_is_reset_at_its_bound(void **state)
     const char *room = "flood";
     int shard = (int)cf_shard_of(room, strlen(room), 2);
     int fd = link_to(shard);
-    hello(fd, (uint32_t)shard, 2);
+    bl_hello(fd, (uint32_t)shard, 2);
     struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
-    send_msg(fd, &join);
+    bl_send_msg(fd, &join);
     /* ...and never read again. A real client floods the room meanwhile. */
     struct wsc *a = wsc_connect_user(fx.node.port, "flooder");
     assert_non_null(a);
@@ -408,7 +319,7 @@ static void test_a_stuck_gateway_link_is_reset_at_its_bound(void **state)
             reset = h_log_contains_from(&fx.node.broker[shard], mark, "output queue full", 0);
     }
     assert_true(reset);
-    assert_true(closed_by_peer(fd, 5000));
+    assert_true(bl_closed_by_peer(fd, 5000));
     close(fd);
     assert_true(h_alive(&fx.node.broker[shard]));
     wsc_close(a);
@@ -442,8 +353,8 @@ static void test_first_message_waits_for_its_subscription(void **state)
         n++;
     }
     int fd = link_to((int)shard);
-    hello(fd, shard, 2);
-    send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    bl_hello(fd, shard, 2);
+    bl_send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
     cf_bytes_free(&out);
 
     assert_int_equal(wsc_send_event(a, "change_room", "name", room), 0);
@@ -463,13 +374,13 @@ struct answer {
 };
 
 /* Reads answers until every q in [q0, q0 + n) has one (or 5 s pass). */
-static void answers(struct reader *rd, uint64_t q0, int n, struct answer *out)
+static void answers(struct bl_reader *rd, uint64_t q0, int n, struct answer *out)
 {
     memset(out, 0, sizeof *out * (size_t)n);
     int got = 0;
     int64_t deadline = h_now_ms() + 5000;
     struct cf_wire_msg m;
-    while (got < n && reader_next(rd, &m, deadline)) {
+    while (got < n && bl_reader_next(rd, &m, deadline)) {
         if ((m.type == CF_WIRE_SENT || m.type == CF_WIRE_FAIL || m.type == CF_WIRE_SUBBED) &&
             m.q >= q0 && m.q < q0 + (uint64_t)n && !out[m.q - q0].type) {
             struct answer *a = &out[m.q - q0];
@@ -484,9 +395,9 @@ static void answers(struct reader *rd, uint64_t q0, int n, struct answer *out)
 }
 
 /* Sends what `out` holds in one write and reads the answers to it. */
-static void ask(struct reader *rd, struct cf_bytes *out, uint64_t q0, int n, struct answer *a)
+static void ask(struct bl_reader *rd, struct cf_bytes *out, uint64_t q0, int n, struct answer *a)
 {
-    send_bytes(rd->fd, cf_bytes_data(out), cf_bytes_len(out));
+    bl_send_bytes(rd->fd, cf_bytes_data(out), cf_bytes_len(out));
     cf_bytes_consume(out, cf_bytes_len(out));
     answers(rd, q0, n, a);
 }
@@ -550,9 +461,9 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
             n++;
     }
     int fd = link_to((int)shard);
-    hello(fd, shard, 2);
-    struct reader rd; /* one for the whole test: a frame may span two reads */
-    reader_init(&rd, fd);
+    bl_hello(fd, shard, 2);
+    struct bl_reader rd; /* one for the whole test: a frame may span two reads */
+    bl_reader_init(&rd, fd);
     struct cf_bytes out;
     cf_bytes_init(&out, 1 << 20);
     for (int r = 0; r <= ROOMS; r++) {
@@ -653,7 +564,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_true(h_log_contains(&fx.node.broker[shard], "a script call failed on unix:", 2000));
     assert_true(h_alive(&fx.node.broker[shard]));
     cf_bytes_free(&out);
-    reader_free(&rd);
+    bl_reader_free(&rd);
     redisFree(rc);
     close(fd);
 }
@@ -679,7 +590,7 @@ struct snap {
 
 /* Asks for a join snapshot (with since/epoch when epoch is given) and waits
  * for it. */
-static void join_snapshot(struct reader *rd, uint64_t q, const char *room, const char *epoch,
+static void join_snapshot(struct bl_reader *rd, uint64_t q, const char *room, const char *epoch,
                           uint64_t since, uint32_t budget, struct snap *out)
 {
     struct cf_wire_msg sub = {.type = CF_WIRE_SUB, .q = q, .room = {room, (uint32_t)strlen(room)},
@@ -690,10 +601,10 @@ static void join_snapshot(struct reader *rd, uint64_t q, const char *room, const
         sub.since = since;
         sub.epoch = (struct cf_str){epoch, (uint32_t)strlen(epoch)};
     }
-    send_msg(rd->fd, &sub);
+    bl_send_msg(rd->fd, &sub);
     struct cf_wire_msg m;
     int64_t deadline = h_now_ms() + 5000;
-    while (reader_next(rd, &m, deadline)) {
+    while (bl_reader_next(rd, &m, deadline)) {
         if (m.type != CF_WIRE_SUBBED || m.q != q)
             continue;
         snprintf(out->epoch, sizeof out->epoch, "%.*s", (int)m.epoch.len, m.epoch.p);
@@ -726,9 +637,9 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
     const char *room = "budgeted";
     uint32_t shard = cf_shard_of(room, strlen(room), 2);
     int fd = link_to((int)shard);
-    hello(fd, shard, 2);
-    struct reader rd;
-    reader_init(&rd, fd);
+    bl_hello(fd, shard, 2);
+    struct bl_reader rd;
+    bl_reader_init(&rd, fd);
     char *text = malloc(TEXT + 1);
     memset(text, 'x', TEXT);
     text[TEXT] = '\0';
@@ -776,7 +687,7 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
 
     redisFree(rc);
     cf_bytes_free(&out);
-    reader_free(&rd);
+    bl_reader_free(&rd);
     free(text);
     close(fd);
 }

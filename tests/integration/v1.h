@@ -324,6 +324,37 @@ static inline json_int_t expect_presence(struct v1c *c, const char *room, const 
     return n;
 }
 
+/* After a room's history was lost (new epoch), a member that stayed joined
+ * still gets `text`: as a new_message, or inside the fresh `joined` (new
+ * epoch, recovered false) the gateway sends when it sees the epoch change.
+ * Returns true for the latter. */
+static inline bool delivered_after_loss(struct v1c *c, const char *room, const char *text,
+                                        const char *old_epoch)
+{
+    for (int64_t deadline = h_now_ms() + V1_WAIT; h_now_ms() < deadline;) {
+        json_t *ev = v1_wait(c, 50, "new_message", "room", room, "message", text, NULL);
+        if (ev) {
+            json_decref(ev);
+            return false;
+        }
+        while ((ev = v1_take(c, "joined", "room", room, NULL))) {
+            check_joined(ev, room);
+            assert_string_not_equal(pstr(ev, "epoch"), old_epoch);
+            assert_false(json_is_true(json_object_get(pl(ev), "recovered")));
+            json_t *msgs = json_object_get(pl(ev), "messages");
+            bool has = false;
+            for (size_t i = 0; i < json_array_size(msgs); i++)
+                has |= !strcmp(msg_text(json_array_get(msgs, i)), text);
+            json_decref(ev);
+            if (has)
+                return true;
+        }
+    }
+    v1_dump(c, "delivery after the loss");
+    fail_msg("\"%s\" did not reach a member that stayed in %s", text, room);
+    return false;
+}
+
 /* Stops a process and waits until the kernel shows it stopped. */
 static inline void stop_process(pid_t pid)
 {

@@ -1,0 +1,80 @@
+/* broker_int: what broker.c (the loop, links, heartbeat, Redis events, life
+ * cycle) and requests.c (the gateways' room requests and their answers)
+ * share; not for other modules. */
+#ifndef BROKER_BROKER_INT_H
+#define BROKER_BROKER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "freelist.h"
+#include "links.h"
+#include "rooms.h"
+#include "rset.h"
+#include "store.h"
+#include "validate.h"
+#include "wire.h"
+
+#define GONE_LINKS_MAX 64
+
+struct broker {
+    const struct cf_config *cfg;
+    uint32_t shard, shards;
+    sd_event *ev;
+    sd_event_source *beat;
+    uint32_t beat_slice; /* of the current heartbeat period */
+    struct gwlinks *links;
+    struct rooms *rooms;
+    struct rset *redis; /* the Redis servers; a room's own is rb_of(room) */
+    struct presence *presence;
+    struct store_limits lim;
+    struct cf_wire_decoder *dec;
+    struct mhttp *metrics;
+    sd_event_source *drain; /* set once SIGTERM arrived */
+    int64_t drain_deadline;
+    bool stopping, ready, ready_sent;
+    int64_t retried_at; /* rooms_retry, once a second */
+    /* Gateway links closed less than LINK_GRACE_MS ago, oldest first: their
+     * presence entries wait for the gateway's re-sync (broker.c). */
+    struct gone_link {
+        uint64_t id;
+        int64_t due;
+    } gone[GONE_LINKS_MAX];
+    uint32_t ngone;
+    bool serving; /* some Redis server works (ready: every one does) */
+    uint64_t foreign, publish_dropped, misrouted, requests;
+    struct cf_freelist pendings; /* one struct pending per request in flight */
+};
+
+/* What a request needs to answer when Redis replies later. */
+struct pending {
+    struct broker *b;
+    uint64_t link_id, q;
+    uint32_t budget;
+    uint32_t room_len, conn_len;
+    char room[CF_ROOM_MAX];
+    char conn[CF_WIRE_MAX_TOKEN];
+};
+
+static inline struct cf_str pstr(const char *p, uint32_t len)
+{
+    return (struct cf_str){p, len};
+}
+
+/* The bridge of the Redis server that holds `room`; NULL (-ENOTCONN from
+ * store_*) while that server is not usable. */
+static inline struct rbridge *rb_of(struct broker *b, struct cf_str room)
+{
+    return rset_for(b->redis, room.p, room.len);
+}
+
+/* requests.c: the rooms' operations (rooms_new's), and the gateway links'
+ * frame callback (gwlinks_cbs.frame); both take the broker as ud. */
+extern const struct rooms_ops requests_room_ops;
+void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
+                       const unsigned char *payload, size_t len);
+
+#endif

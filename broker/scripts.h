@@ -1,0 +1,13 @@
+/* scripts: the Lua scripts behind store.h, one per operation, loaded into
+ * every Redis server at connection (redis.h) and called by index. What each
+ * keeps in Redis is described in store.h. */
+#ifndef BROKER_SCRIPTS_H
+#define BROKER_SCRIPTS_H
+
+enum store_script { S_SEND, S_JOIN, S_LEAVE, S_REFRESH, S_HISTORY, S_TYPING, S_COUNT };
+
+/* Indexed by enum store_script; store_nscripts is S_COUNT. */
+extern const char *const store_scripts[S_COUNT];
+extern const int store_nscripts;
+
+#endif
