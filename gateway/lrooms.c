@@ -20,6 +20,7 @@ struct lroom {
     char name[CF_ROOM_MAX + 1];
     size_t len;
     struct cf_rel_end members;
+    uint64_t pv_seen; /* the newest presence version that reached this room */
 };
 
 struct lheld {
@@ -215,6 +216,8 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
     struct lroom *rm = cf_map_get(r->by_name, ev->room.p, ev->room.len);
     if (!rm)
         return 0; /* the last member left while the event was on its way */
+    if (ev->type == CF_WIRE_PRESENCE && ev->pv > rm->pv_seen)
+        rm->pv_seen = ev->pv;
     struct cf_buf *enc[SESS_PROTO_COUNT] = {0};
     bool failed[SESS_PROTO_COUNT] = {0};
     size_t queued = 0;
@@ -347,4 +350,17 @@ struct cf_str lrooms_edge_name(const struct cf_rel_edge *e)
 struct cf_str lrooms_member_room(const struct lmember *m)
 {
     return lrooms_edge_name(&m->edge);
+}
+
+uint64_t lrooms_pv_seen(const struct lmember *m)
+{
+    const struct lroom *rm = m->edge.left;
+    return rm->pv_seen;
+}
+
+void lrooms_saw_pv(struct lmember *m, uint64_t pv)
+{
+    struct lroom *rm = m->edge.left;
+    if (pv > rm->pv_seen)
+        rm->pv_seen = pv;
 }

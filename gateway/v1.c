@@ -341,7 +341,12 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
                       memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
     bool members_sent = true;
-    if (q->resync && snap->recovered && same_epoch) {
+    lrooms_saw_pv(m, snap->pv);
+    /* A re-sync gives what was missed as live messages when presence did not
+     * change meanwhile; when it did, the changes that went by while events
+     * were not arriving are lost, and the client gets a whole `joined`
+     * (recovered, its messages the missed ones) for the members list. */
+    if (q->resync && snap->recovered && same_epoch && snap->pv == m->pv) {
         /* Back after a broker outage: hand over what was missed, as live. */
         members_sent = false;
         struct cf_wire_decoder *d = gw->dec;
@@ -491,6 +496,13 @@ static bool in_shard(void *ud, struct cf_str room)
     return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard;
 }
 
+/* A member whose re-sync was refused: pending, with no request of its own
+ * (a join's pending member always has one). */
+static bool awaits_resync(const struct lmember *m)
+{
+    return m->pending && m->q == 0;
+}
+
 /* Puts a live v1 member back to pending and asks for a snapshot: with
  * `since` its missed messages (after a broker outage), without it a fresh
  * joined (its room's epoch changed). */
@@ -504,6 +516,10 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
         return;
     }
     q->resync = true;
+    /* Presence as its client knows it; a retry after a refusal keeps the
+     * value of the first attempt, when events stopped coming. */
+    if (!awaits_resync(m))
+        m->pv = lrooms_pv_seen(m);
     m->pending = true;
     m->q = q->q;
     if (send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT) < 0) {
@@ -518,13 +534,6 @@ void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
             (int)room.len, room.p,
             since ? "a gap in the message ids" : "a new epoch (its history was lost)");
     resync(gw, room, m, since);
-}
-
-/* A member whose re-sync was refused: pending, with no request of its own
- * (a join's pending member always has one). */
-static bool awaits_resync(const struct lmember *m)
-{
-    return m->pending && m->q == 0;
 }
 
 static void reregister(void *ud, struct cf_str room, struct lmember *m)

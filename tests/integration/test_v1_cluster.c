@@ -1,6 +1,8 @@
 /* Protocol v1 on two nodes sharing one Redis: every member sees the same id
  * order; dedup holds across nodes; typing and presence are per user across
- * nodes; a dead gateway's or a dead node's users leave within PRESENCE_TTL. */
+ * nodes; a dead gateway's or a dead node's users leave within PRESENCE_TTL;
+ * presence changes missed while a node's broker was down come with the
+ * re-sync. */
 #include "v1.h"
 
 static struct h_redis redis;
@@ -300,6 +302,51 @@ static void test_presence_leave_when_a_node_dies(void **state)
     v1_close(a);
 }
 
+/* Presence changes made while a member's broker was down went by with the
+ * rest of that outage's events. The member's re-sync then brings a whole
+ * `joined` (recovered, with the missed messages) and the members as they
+ * are now: it used to bring the messages alone, and ann went on seeing ben,
+ * who had left, and not cat, who had come. */
+static void test_presence_missed_in_an_outage_comes_with_the_resync(void **state)
+{
+    (void)state;
+    char room[32];
+    room_on_shard(room, sizeof room, "outage-", 0, (uint32_t)na.brokers);
+    struct v1c *a, *b;
+    ann_and_ben_in(room, &a, &b);
+    expect_presence(a, room, "ben", "join", V1_WAIT);
+    send_ok(b, room, "before", NULL);
+    expect_new(a, room, "before", "ben");
+
+    h_stop(&na.broker[0], SIGKILL, 5000);
+    struct v1c *c = v1_member(nb.port, "cat", V1_JSON);
+    join_quietly(c, room);
+    const char *text = "while ann's broker was down";
+    json_int_t missed = send_ok(c, room, text, NULL);
+    v1_close(b);
+    expect_presence(c, room, "ben", "leave", V1_WAIT);
+    V1_NONE(a, 0, "presence", NULL); /* ann's node heard none of it */
+
+    assert_int_equal(h_broker_start(&na, 0), 0);
+    json_t *ev = v1_wait(a, 20000, "joined", "room", room, NULL);
+    V1_MUST(a, ev, "a joined with the members after the re-sync");
+    check_joined(ev, room);
+    assert_true(json_is_true(json_object_get(pl(ev), "recovered")));
+    assert_true(has_member(ev, "cat"));
+    assert_false(has_member(ev, "ben"));
+    json_t *msgs = json_object_get(pl(ev), "messages");
+    bool has = false;
+    for (size_t i = 0; i < json_array_size(msgs); i++)
+        has |= msg_id(json_array_get(msgs, i)) == missed;
+    assert_true(has);
+    json_decref(ev);
+    V1_NONE(a, 300, "new_message", "message", text, NULL); /* not again as live */
+    send_ok(c, room, "after", NULL);
+    expect_new(a, room, "after", "cat");
+    v1_close(c);
+    v1_close(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,8 +356,9 @@ int main(void)
         cmocka_unit_test(test_presence_is_per_user_across_nodes),
         cmocka_unit_test(test_presence_outlives_its_ttl),
         cmocka_unit_test(test_presence_comes_back_when_redis_loses_it),
+        cmocka_unit_test(test_presence_missed_in_an_outage_comes_with_the_resync),
         cmocka_unit_test(test_presence_leave_when_a_gateway_dies),
-        cmocka_unit_test(test_presence_leave_when_a_node_dies),
+        cmocka_unit_test(test_presence_leave_when_a_node_dies), /* leaves node b down */
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
