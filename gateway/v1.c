@@ -97,8 +97,13 @@ static int send_sub(struct gw *gw, struct session *s, struct cf_str room, uint64
 
 static void send_unsub(struct gw *gw, struct session *s, struct cf_str room)
 {
-    if (!gw->links)
-        return; /* shutting down: the broker's own cleanup covers it */
+    /* Draining (a restart, a rolling deploy): the clients told 1001 come
+     * back at once through another gateway, and a leave announced now
+     * showed each of them leaving and joining again. Their entries are left
+     * to the broker, which announces the leaves of those that did not come
+     * back once this gateway's links have been closed for its grace. */
+    if (!gw->links || gw->draining)
+        return;
     char cbuf[40];
     struct cf_wire_msg f = {.type = CF_WIRE_UNSUB, .room = room, .conn = conn_id(gw, s, cbuf)};
     blinks_publish(gw->links, &f); /* down: the entry expires, or the broker drops it */

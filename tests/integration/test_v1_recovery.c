@@ -2,7 +2,8 @@
  * (v1_pair.h): recovery with since+epoch after the client's gateway is
  * killed, with no gap or duplicate even while messages keep coming;
  * idempotent resends (also through another gateway); `unavailable` instead
- * of silence while a broker or Redis is down; 1001 on shutdown. What the
+ * of silence while a broker or Redis is down; 1001 on shutdown, and no
+ * presence flap when the clients come back through the other gateway. What the
  * history keeps and recovers is in test_v1_history.c. */
 #include "v1.h"
 #include "v1_pair.h"
@@ -465,6 +466,41 @@ static void test_shutdown_closes_1001(void **state)
     gateway_up();
 }
 
+/* A gateway that drains (a restart, a rolling deploy) tells its clients
+ * 1001, and they come back at once through another: the others in their
+ * rooms see nothing of it. The gateway used to announce each of them
+ * leaving, and they joined again a moment later. */
+static void test_a_drained_gateway_shows_no_leave(void **state)
+{
+    (void)state;
+    gateway_up();
+    const char *room = "rolling";
+    struct v1c *b = v1_member(gw2.port, "bob", V1_JSON);
+    join_quietly(b, room);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(a, room);
+    expect_presence(b, room, "alice", "join", V1_WAIT);
+
+    kill(fx.node.gateway.pid, SIGTERM);
+    assert_int_equal(wsc_wait_close(v1_wsc(a), V1_WAIT), 1001);
+    v1_abort(a);
+    a = v1_member(gw2.port, "alice", V1_JSON); /* back through the other gateway */
+    json_t *ev = join_ok(a, room);
+    assert_int_equal(pint(ev, "count"), 2);
+    json_decref(ev);
+    int status = h_wait_exit(&fx.node.gateway, 10000);
+    assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    V1_NONE(b, 3000, "presence", "room", room, NULL);
+
+    /* alice leaves for good: announced once the entry of her connection
+     * through the drained gateway is dropped too, at the end of its link's
+     * grace (10 s after the gateway closed it) */
+    v1_close(a);
+    assert_int_equal(expect_presence(b, room, "alice", "leave", 15000), 1);
+    v1_close(b);
+    gateway_up();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
         cmocka_unit_test(test_a_broker_back_before_its_redis_keeps_its_members),
         cmocka_unit_test(test_shutdown_closes_1001),
+        cmocka_unit_test(test_a_drained_gateway_shows_no_leave),
         cmocka_unit_test(test_redis_down_is_unavailable_never_silence),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
