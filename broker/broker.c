@@ -142,6 +142,9 @@ static void refresh_room_on(void *ud, struct cf_str room, const struct cf_str *c
  * as they take: tens of microseconds a room, seconds at 100 k rooms. */
 #define BEAT_SLICE_MIN_US 100000
 #define BEAT_SLICES_MAX 100
+/* A slice is also the timer of rooms_retry and of the link grace: with a long
+ * PRESENCE_TTL, more slices than BEAT_SLICES_MAX keep each under a second. */
+#define BEAT_SLICE_MAX_US 1000000
 
 static uint64_t beat_usec(const struct broker *b)
 {
@@ -151,7 +154,10 @@ static uint64_t beat_usec(const struct broker *b)
 static uint32_t beat_slices(const struct broker *b)
 {
     uint64_t n = beat_usec(b) / BEAT_SLICE_MIN_US;
-    return n < 1 ? 1 : n > BEAT_SLICES_MAX ? BEAT_SLICES_MAX : (uint32_t)n;
+    uint64_t at_least = (beat_usec(b) + BEAT_SLICE_MAX_US - 1) / BEAT_SLICE_MAX_US;
+    n = n > BEAT_SLICES_MAX ? BEAT_SLICES_MAX : n;
+    n = n < at_least ? at_least : n;
+    return n < 1 ? 1 : (uint32_t)n;
 }
 
 static uint64_t slice_usec(const struct broker *b)

@@ -54,6 +54,7 @@ struct pending {
     struct broker *b;
     uint64_t link_id, q;
     uint32_t budget;
+    bool created; /* a join: its presence entry is new (not taken over) */
     uint32_t room_len, conn_len;
     char room[CF_ROOM_MAX];
     char conn[CF_WIRE_MAX_TOKEN];

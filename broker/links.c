@@ -98,7 +98,7 @@ static void undirty(struct gwlink *l)
 static void link_free(struct gwlink *l)
 {
     struct gwlinks *g = l->g;
-    if (g->cbs.on_close)
+    if (g->cbs.on_close && l->st == L_UP) /* before its hello it holds nothing */
         g->cbs.on_close(g->ud, l);
     /* Written to and then closed in this iteration (or by the on_close just
      * above, through another link's answers): the list must not keep it. */

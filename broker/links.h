@@ -34,7 +34,8 @@ struct gwlinks_cbs {
                      const unsigned char *payload, size_t len);
     /* The link completed its handshake. */
     void (*on_up)(void *ud, struct gwlink *l);
-    /* The link is closing: drop everything that refers to it. */
+    /* A link that completed its handshake is closing: drop everything that
+     * refers to it. (A probe that never said hello holds nothing: no call.) */
     void (*on_close)(void *ud, struct gwlink *l);
 };
 

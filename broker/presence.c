@@ -212,14 +212,29 @@ static void remove_entry(struct presence *p, struct entry *e)
     free(e);
 }
 
-bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn)
+static struct entry *find(struct presence *p, struct cf_str room, struct cf_str conn)
 {
     if (room.len > CF_ROOM_MAX || conn.len > CF_WIRE_MAX_TOKEN)
-        return false;
+        return NULL;
     char key[CF_ROOM_MAX + 1 + CF_WIRE_MAX_TOKEN];
     size_t klen = make_key(key, room, conn);
-    struct entry *e = cf_map_get(p->entries, key, klen);
+    return cf_map_get(p->entries, key, klen);
+}
+
+bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn)
+{
+    struct entry *e = find(p, room, conn);
     if (!e)
+        return false;
+    remove_entry(p, e);
+    return true;
+}
+
+bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
+                        uint64_t link_id)
+{
+    struct entry *e = find(p, room, conn);
+    if (!e || e->link_id != link_id)
         return false;
     remove_entry(p, e);
     return true;

@@ -1,6 +1,7 @@
 /* presence: the connections this broker has registered in Redis presence,
  * so that it can refresh them (a heartbeat keeps them from expiring) and
- * remove them when their gateway link closes.
+ * remove them once their gateway link has closed (after its grace: see
+ * broker.c).
  *
  * An entry is one connection in one room, owned here (names are copied).
  * The Redis side is store.h's business; this is only the local record. */
@@ -17,11 +18,17 @@ struct presence;
 struct presence *presence_new(void);
 void presence_free(struct presence *p); /* NULL is a no-op */
 
-/* 0, -EEXIST (already recorded) or -ENOMEM. */
+/* 0, -EEXIST (already recorded: the entry is link_id's from now on, as when
+ * a gateway's re-sync registers its connections again from a new link) or
+ * -ENOMEM. */
 int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
                  struct cf_str user);
 /* True when the entry existed (and is now gone). */
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
+/* Likewise, but only when link_id owns the entry (a request of a link that
+ * has gone must not remove what a newer link took over). */
+bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
+                        uint64_t link_id);
 
 /* Removes every entry of a link, calling fn for each first. */
 void presence_drop_link(struct presence *p, uint64_t link_id,

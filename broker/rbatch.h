@@ -20,7 +20,7 @@
  * The script is written for it: KEYS holds each call's keys in turn, ARGV
  * holds for each call its number of keys, its number of arguments, then its
  * arguments; it returns an array with one reply per call, or one error for
- * all of them (store.c, script_send).
+ * all of them (scripts.c, script_send).
  *
  * Each call's callback runs exactly once, with its own element of the reply,
  * the batch's error reply, or NULL, as rbridge_eval's do. NULL means the

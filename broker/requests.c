@@ -25,6 +25,7 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     p->link_id = link_id;
     p->q = m->q;
     p->budget = m->budget;
+    p->created = false;
     p->room_len = m->room.len;
     memcpy(p->room, m->room.p, m->room.len);
     p->conn_len = m->conn.len;
@@ -104,8 +105,11 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
         return;
     }
     if (err < 0) {
-        if (!b->stopping)
-            presence_del(b->presence, pstr(p->room, p->room_len), pstr(p->conn, p->conn_len));
+        /* A join refused is no member, unless the entry was there before it
+         * (a re-sync that took it over: its member waits for the next). */
+        if (!b->stopping && p->created)
+            presence_del_owned(b->presence, pstr(p->room, p->room_len),
+                               pstr(p->conn, p->conn_len), p->link_id);
         send_fail(b, p->link_id, p->q, err);
         pending_free(p);
         return;
@@ -197,7 +201,10 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
             send_fail(b, link_id, m.q, rc);
             return;
         }
+        bool created = rc == 0;
         struct pending *p = pending_new(b, link_id, &m);
+        if (p)
+            p->created = created;
         rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
@@ -206,19 +213,21 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         if (rc < 0) {
             pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
-             * Redis once Redis is back. */
-            if (m.q)
+             * Redis once Redis is back; so does an entry this join took over. */
+            if (m.q && created)
                 presence_del(b->presence, m.room, m.conn);
             send_fail(b, link_id, m.q, rc);
         }
         return;
     }
     case CF_WIRE_UNSUB:
-        /* A held leave of a link that has gone: presence_drop_link took its
-         * connections out already, and the entry may now be a newer link's */
-        if (!link_of(b, link_id))
+        /* Only from the entry's owner: a held leave of a link that has gone
+         * may be of a connection a newer link has taken over since. One
+         * still its own is a leave to announce now, not when the link's
+         * grace ends. */
+        if (b->stopping)
             return;
-        if (presence_del(b->presence, m.room, m.conn))
+        if (presence_del_owned(b->presence, m.room, m.conn, link_id))
             store_leave(rb_of(b, m.room), &b->lim, m.room, m.conn); /* if Redis is down: it expires */
         return;
     default:

@@ -33,7 +33,7 @@ struct rooms {
     struct cf_map *by_name;
     size_t held_bytes, max_held;
     uint64_t held_dropped, delivered, no_member;
-    bool resubscribe; /* a SUBSCRIBE found the subscriber's queue full */
+    bool resubscribe; /* a (UN)SUBSCRIBE found the subscriber's queue full */
 };
 
 struct rooms *rooms_new(const struct rooms_ops *ops, void *ud, size_t max_held_bytes)

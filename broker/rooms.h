@@ -12,8 +12,9 @@
  * on the publisher connection) could overtake the SUBSCRIBE. Requests of a
  * room run in the order they were submitted.
  * Subscription replies are counted per room; a room struct lives until its
- * last link has left and every SUBSCRIBE/UNSUBSCRIBE sent for it is answered,
- * so a late reply never reaches freed memory or a newer incarnation's state.
+ * last link has left and every SUBSCRIBE/UNSUBSCRIBE sent for it is answered
+ * (and an UNSUBSCRIBE that did not fit the queue is sent: rooms_retry), so a
+ * late reply never reaches freed memory or a newer incarnation's state.
  *
  * The module does no I/O itself: it calls the operations given at creation. */
 #ifndef BROKER_ROOMS_H

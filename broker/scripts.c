@@ -172,7 +172,7 @@ static const char script_send[] =
  * The messages come from the newest back, in LRANGEs of 64, 128, ... (a
  * usual join's 50 in one, as before), until they
  * would pass `budget` bytes (each counted with 8 bytes of framing, as
- * broker.c's fit does): a recovery used to read everything after `since`
+ * requests.c's fit does): a recovery used to read everything after `since`
  * (up to HISTORY_SIZE messages of MAX_MESSAGE_BYTES, hundreds of MB at the
  * limits), which Redis built and the broker buffered, only for the broker to
  * keep what fits. A recovery cut short is no recovery.

@@ -630,7 +630,7 @@ int cf_wire_decode(struct cf_wire_decoder *d, const void *payload, size_t len,
     return 0;
 }
 
-/* Whether a msg's id and epoch are as the send script (broker/store.c) writes
+/* Whether a msg's id and epoch are as the send script (broker/scripts.c) writes
  * them, both there, the epoch as new_epoch makes it, the id counted from 1;
  * or both absent (a backend's message, which has no place in the history). */
 static bool stored_or_plain(const struct cf_wire_msg *m)

@@ -44,7 +44,7 @@
  * accepted event is forwarded to every gateway of the room and decoded again
  * there. */
 #define CF_WIRE_MAX_EVENT (CF_WIRE_MAX_TEXT + 1024u)
-#define CF_WIRE_EPOCH_LEN 16 /* lowercase hex digits of a room's epoch (broker/store.c) */
+#define CF_WIRE_EPOCH_LEN 16 /* lowercase hex digits of a room's epoch (broker/scripts.c) */
 
 enum cf_wire_type {
     CF_WIRE_HELLO = 1, /* gateway -> broker, first on a link: shard, shards, node */

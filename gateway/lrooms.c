@@ -20,7 +20,6 @@ struct lroom {
     char name[CF_ROOM_MAX + 1];
     size_t len;
     struct cf_rel_end members;
-    uint64_t pv_seen; /* the newest presence version that reached this room */
 };
 
 struct lheld {
@@ -205,6 +204,8 @@ static bool wants(struct lmember *m, const struct cf_wire_msg *ev, int64_t now)
     case CF_WIRE_PRESENCE:
         if (now < m->pv_until && ev->pv <= m->pv)
             return false; /* the snapshot already counted it */
+        if (ev->pv > m->pv)
+            m->pv = ev->pv;
         return true;
     default:
         return false;
@@ -216,8 +217,6 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
     struct lroom *rm = cf_map_get(r->by_name, ev->room.p, ev->room.len);
     if (!rm)
         return 0; /* the last member left while the event was on its way */
-    if (ev->type == CF_WIRE_PRESENCE && ev->pv > rm->pv_seen)
-        rm->pv_seen = ev->pv;
     struct cf_buf *enc[SESS_PROTO_COUNT] = {0};
     bool failed[SESS_PROTO_COUNT] = {0};
     size_t queued = 0;
@@ -241,6 +240,13 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
                 r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m,
                                !other_epoch);
             }
+        }
+        /* Presence versions have no gaps either (one per announced change,
+         * published with it): one past the next means changes went by. */
+        if (sess_proto_is_v1(p) && !m->pending && ev->type == CF_WIRE_PRESENCE && ev->pv &&
+            m->pv && ev->pv != m->pv + 1 && !(now < m->pv_until && ev->pv <= m->pv)) {
+            m->pending = true; /* the snapshot brings the members as they are */
+            r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m, true);
         }
         if (sess_proto_is_v1(p) && !m->pending && !wants(m, ev, now))
             continue;
@@ -301,7 +307,8 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
         } else if (h->type == CF_WIRE_PRESENCE) {
             /* released even past a re-sync's start: a re-sync that recovers
              * the messages brings no member list */
-            send = h->pv > m->pv;
+            if ((send = h->pv > m->pv))
+                m->pv = h->pv;
         } /* a message without an id is in no history: given out either way */
         if (send)
             sess_send(m->s, h->b);
@@ -352,15 +359,15 @@ struct cf_str lrooms_member_room(const struct lmember *m)
     return lrooms_edge_name(&m->edge);
 }
 
-uint64_t lrooms_pv_seen(const struct lmember *m)
+bool lrooms_knows_pv(const struct lmember *m, uint64_t pv)
 {
-    const struct lroom *rm = m->edge.left;
-    return rm->pv_seen;
-}
-
-void lrooms_saw_pv(struct lmember *m, uint64_t pv)
-{
-    struct lroom *rm = m->edge.left;
-    if (pv > rm->pv_seen)
-        rm->pv_seen = pv;
+    if (pv == m->pv)
+        return true;
+    if (pv < m->pv)
+        return false; /* the room's presence started again (its keys were lost) */
+    uint64_t held = 0;
+    for (uint32_t i = 0; i < m->nheld; i++)
+        held += m->held[i].type == CF_WIRE_PRESENCE && m->held[i].pv > m->pv &&
+                m->held[i].pv <= pv;
+    return held == pv - m->pv; /* versions have no gaps: each one once */
 }

@@ -44,8 +44,8 @@ struct lmember {
     struct cf_rel_edge edge; /* room (left) - session (right) */
     uint64_t q;           /* the request the pending snapshot answers */
     uint64_t last_id;     /* newest message id given to the client */
-    uint64_t pv;          /* presence version of the snapshot; while a re-sync
-                           * is pending, the room's as it began (v1.c) */
+    uint64_t pv;          /* newest presence version the client knows: of its
+                           * snapshot, or of the last presence event it got */
     int64_t pv_until;     /* until then, presence versions <= pv are stale */
     int64_t typing_at;    /* last typing relayed for this member (monotonic ms) */
     struct lheld *held;   /* events held while pending */
@@ -97,12 +97,12 @@ size_t lrooms_count(const struct lrooms *r);
 struct cf_str lrooms_member_room(const struct lmember *m);
 struct cf_str lrooms_edge_name(const struct cf_rel_edge *e);
 
-/* The newest presence version of a member's room that reached this gateway
- * (in an event, or a snapshot given to lrooms_saw_pv): what its live members
- * have been told of, so that a re-sync can tell whether presence changed
- * while events were not arriving. */
-uint64_t lrooms_pv_seen(const struct lmember *m);
-void lrooms_saw_pv(struct lmember *m, uint64_t pv);
+/* Whether a pending member's client will know the room's presence at
+ * version pv without a member list: it knew pv already, or every change
+ * after what it knew up to pv is held for it. False when changes went by
+ * unseen (while its events were not arriving), so that a re-sync sends a
+ * whole joined rather than the missed messages alone. */
+bool lrooms_knows_pv(const struct lmember *m, uint64_t pv);
 static inline struct lmember *lrooms_edge_member(const struct cf_rel_edge *e)
 {
     return e->right;

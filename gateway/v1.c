@@ -346,12 +346,11 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
                       memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
     bool members_sent = true;
-    lrooms_saw_pv(m, snap->pv);
-    /* A re-sync gives what was missed as live messages when presence did not
-     * change meanwhile; when it did, the changes that went by while events
-     * were not arriving are lost, and the client gets a whole `joined`
-     * (recovered, its messages the missed ones) for the members list. */
-    if (q->resync && snap->recovered && same_epoch && snap->pv == m->pv) {
+    /* A re-sync gives what was missed as live messages when the client knows
+     * presence as of the snapshot; when changes went by while events were
+     * not arriving, it gets a whole `joined` (recovered, its messages the
+     * missed ones) for the members list. */
+    if (q->resync && snap->recovered && same_epoch && lrooms_knows_pv(m, snap->pv)) {
         /* Back after a broker outage: hand over what was missed, as live. */
         members_sent = false;
         struct cf_wire_decoder *d = gw->dec;
@@ -521,10 +520,6 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
         return;
     }
     q->resync = true;
-    /* Presence as its client knows it; a retry after a refusal keeps the
-     * value of the first attempt, when events stopped coming. */
-    if (!awaits_resync(m))
-        m->pv = lrooms_pv_seen(m);
     m->pending = true;
     m->q = q->q;
     if (send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT) < 0) {
@@ -537,7 +532,8 @@ void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
 {
     CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
             (int)room.len, room.p,
-            since ? "a gap in the message ids" : "a new epoch (its history was lost)");
+            since ? "events were missed (a gap in message ids or presence versions)"
+                  : "a new epoch (its history was lost)");
     resync(gw, room, m, since);
 }
 

@@ -444,7 +444,7 @@ struct cf_buf *v1_encode_history(enum sess_proto p, struct cf_wire_decoder *d,
                           pg->has_more);
     if (o && id.len)
         json_object_set_new(o, "id", jstr(id));
-    /* A new epoch empties the room's history (broker/store.c), so one page is
+    /* A new epoch empties the room's history (broker/scripts.c), so one page is
      * of one epoch. Its ids mean something only in that epoch, and the page
      * can be read from a new one before the member's unasked joined of it. */
     if (o && epoch.len)

@@ -180,6 +180,24 @@ static void test_duplicates(void **state)
     free(x);
 }
 
+/* A connection registered again from another link (a gateway's re-sync
+ * after its link was reset) is that link's from then on: only its owner
+ * removes it, and dropping the old link leaves it. */
+static void test_taken_over_by_a_new_link(void **state)
+{
+    struct presence *p = *state;
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob")), 0);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice")), -EEXIST);
+    assert_false(presence_del_owned(p, S("lobby"), S("c1"), 1)); /* no longer link 1's */
+    assert_false(presence_del_owned(p, S("lobby"), S("nobody"), 1));
+    presence_drop_link(p, 1, NULL, NULL); /* c2 only */
+    assert_int_equal(presence_count(p), 1);
+    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 2));
+    assert_int_equal(presence_count(p), 0);
+    assert_int_equal(presence_rooms(p), 0);
+}
+
 static void test_names_are_copied(void **state)
 {
     struct presence *p = *state;
@@ -428,6 +446,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_add_del, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_taken_over_by_a_new_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
