@@ -107,9 +107,13 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
     if (err < 0) {
         /* A join refused is no member, unless the entry was there before it
          * (a re-sync that took it over: its member waits for the next). */
-        if (!b->stopping && p->created)
-            presence_del_owned(b->presence, pstr(p->room, p->room_len),
-                               pstr(p->conn, p->conn_len), p->link_id);
+        struct cf_str room = pstr(p->room, p->room_len), conn = pstr(p->conn, p->conn_len);
+        /* The connection dropped with the script sent: it may have run and
+         * announced the join; the leave keeps the room's list right (or, if
+         * Redis is down, the entry expires). */
+        if (!b->stopping && p->created && presence_del_owned(b->presence, room, conn, p->link_id) &&
+            err == -ECONNRESET)
+            store_leave(rb_of(b, room), &b->lim, room, conn);
         send_fail(b, p->link_id, p->q, err);
         pending_free(p);
         return;
@@ -215,7 +219,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
             /* A re-registration (q 0) stays recorded: the refresh puts it in
              * Redis once Redis is back; so does an entry this join took over. */
             if (m.q && created)
-                presence_del(b->presence, m.room, m.conn);
+                presence_del_owned(b->presence, m.room, m.conn, link_id);
             send_fail(b, link_id, m.q, rc);
         }
         return;

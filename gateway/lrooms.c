@@ -242,9 +242,13 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
             }
         }
         /* Presence versions have no gaps either (one per announced change,
-         * published with it): one past the next means changes went by. */
+         * published with it): one past the next means changes went by. (One
+         * at or below what the client knows is a late duplicate of what its
+         * snapshot counted, or the room's presence started again; it never
+         * re-syncs, or a lagging subscription would re-sync a busy room's
+         * members over and over.) */
         if (sess_proto_is_v1(p) && !m->pending && ev->type == CF_WIRE_PRESENCE && ev->pv &&
-            m->pv && ev->pv != m->pv + 1 && !(now < m->pv_until && ev->pv <= m->pv)) {
+            m->pv && ev->pv > m->pv + 1) {
             m->pending = true; /* the snapshot brings the members as they are */
             r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m, true);
         }
@@ -291,7 +295,7 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
      * stops the release of messages with ids, and the member re-syncs: given
      * out, it would become the last id, and every real message up to it
      * would be dropped as already seen. */
-    bool resync = false, since = false;
+    bool resync = false, since = false, pgap = false;
     for (uint32_t i = 0; i < m->nheld; i++) {
         struct lheld *h = &m->held[i];
         bool send = true;
@@ -305,9 +309,15 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
             else if ((send = h->id > m->last_id))
                 m->last_id = h->id;
         } else if (h->type == CF_WIRE_PRESENCE) {
-            /* released even past a re-sync's start: a re-sync that recovers
-             * the messages brings no member list */
-            if ((send = h->pv > m->pv))
+            /* released even past a re-sync's start for messages (a re-sync
+             * that recovers the messages brings no member list), but not
+             * past a gap in versions: that re-sync's snapshot counts them,
+             * and comes as a whole joined */
+            if (pgap)
+                send = false;
+            else if (h->pv && m->pv && h->pv > m->pv + 1)
+                send = false, pgap = resync = since = true;
+            else if ((send = h->pv > m->pv))
                 m->pv = h->pv;
         } /* a message without an id is in no history: given out either way */
         if (send)
@@ -365,9 +375,16 @@ bool lrooms_knows_pv(const struct lmember *m, uint64_t pv)
         return true;
     if (pv < m->pv)
         return false; /* the room's presence started again (its keys were lost) */
-    uint64_t held = 0;
-    for (uint32_t i = 0; i < m->nheld; i++)
-        held += m->held[i].type == CF_WIRE_PRESENCE && m->held[i].pv > m->pv &&
-                m->held[i].pv <= pv;
-    return held == pv - m->pv; /* versions have no gaps: each one once */
+    /* The held versions must follow what it knows one by one up to pv
+     * (they were held in the order they were published). */
+    uint64_t next = m->pv + 1;
+    for (uint32_t i = 0; i < m->nheld && next <= pv; i++) {
+        const struct lheld *h = &m->held[i];
+        if (h->type != CF_WIRE_PRESENCE || h->pv < next)
+            continue; /* not presence, or a duplicate */
+        if (h->pv > next)
+            return false;
+        next++;
+    }
+    return next > pv;
 }
