@@ -24,12 +24,9 @@
 #define STABLE_MS 10000 /* up this long: the next failure starts the backoff afresh */
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
-#define CANARY_EVERY_MS 5000
-#define CANARY_DEADLINE_MS 15000 /* no canary back for this long: delivery is broken */
 
 static void conn_start(struct rconn *rc);
 static void without_lookup(struct rconn *rc, const char *why);
-static void conn_fail(struct rconn *rc, const char *why);
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud);
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud);
@@ -50,8 +47,6 @@ static void timer_in(struct rconn *rc, int64_t ms)
     sd_event_source_set_enabled(rc->timer, SD_EVENT_ONESHOT);
 }
 
-static void canary_send(struct rbridge *b);
-
 static void update_state(struct rbridge *b)
 {
     bool ready = b->sub.st == C_UP && b->pub.st == C_UP;
@@ -63,7 +58,7 @@ static void update_state(struct rbridge *b)
         b->canary_was_ok = false;
         if (ready) {
             b->ready_since = cf_mono_ms();
-            canary_send(b); /* readiness should not wait for the next round */
+            rb__canary_send(b); /* readiness should not wait for the next round */
         }
         if (b->cbs.on_state)
             b->cbs.on_state(b->ud, ready);
@@ -105,9 +100,9 @@ static void flush_now(struct rconn *rc)
     while (!done) {
         size_t before = sdslen(rc->c->obuf);
         if (redisBufferWrite(rc->c, &done) == REDIS_ERR) {
-            char why[sizeof rc->c->errstr]; /* conn_fail frees the context */
+            char why[sizeof rc->c->errstr]; /* rb__fail frees the context */
             snprintf(why, sizeof why, "%s", rc->c->errstr[0] ? rc->c->errstr : "write failed");
-            conn_fail(rc, why);
+            rb__fail(rc, why);
             return;
         }
         if (!done && sdslen(rc->c->obuf) == before)
@@ -254,7 +249,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
         return 0;
     }
     if (rc->st == C_CONNECTING || rc->st == C_AUTH || rc->st == C_SCRIPTS) {
-        conn_fail(rc, "connection attempt timed out");
+        rb__fail(rc, "connection attempt timed out");
         return 0;
     }
     if (rc->st != C_UP)
@@ -268,7 +263,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
         if (rc->st != C_UP)
             return 0;
         if (rc->pending > 0 && unanswered_ms(rc, cf_mono_ms()) > REPLY_TIMEOUT_MS) {
-            conn_fail(rc, "no reply from Redis for 10 s");
+            rb__fail(rc, "no reply from Redis for 10 s");
             return 0;
         }
     }
@@ -300,7 +295,7 @@ static void conn_teardown(struct rconn *rc)
         run_hook(rc->b, RBRIDGE_DOWN); /* held calls came after every waiter */
 }
 
-static void conn_fail(struct rconn *rc, const char *why)
+void rb__fail(struct rconn *rc, const char *why)
 {
     struct rbridge *b = rc->b;
     bool was_up = rc->st == C_UP;
@@ -339,7 +334,7 @@ static void conn_authed(struct rconn *rc)
         const char *argv[] = {"SCRIPT", "LOAD", b->scripts[i]};
         size_t lens[] = {6, 4, strlen(b->scripts[i])};
         if (rb__queue(rc, 3, argv, lens, (struct waiter){NULL, NULL, i}) < 0) {
-            conn_fail(rc, "cannot queue SCRIPT LOAD");
+            rb__fail(rc, "cannot queue SCRIPT LOAD");
             return;
         }
     }
@@ -377,11 +372,11 @@ static void conn_open(struct rconn *rc, const char *host)
     if (!rc->c || rc->c->err) {
         char why[160];
         snprintf(why, sizeof why, "%s", rc->c ? rc->c->errstr : "out of memory");
-        conn_fail(rc, why);
+        rb__fail(rc, why);
         return;
     }
     if (sd_event_add_io(b->ev, &rc->io, rc->c->fd, EPOLLOUT, on_io, rc) < 0) {
-        conn_fail(rc, "cannot watch the socket");
+        rb__fail(rc, "cannot watch the socket");
         return;
     }
     rc->st = C_CONNECTING;
@@ -396,7 +391,7 @@ static void without_lookup(struct rconn *rc, const char *why)
 {
     struct rbridge *b = rc->b;
     if (!b->last_ip[0]) {
-        conn_fail(rc, why);
+        rb__fail(rc, why);
         return;
     }
     if (rc->failures <= 1 || rc->failures % 20 == 0) /* the drop counted one */
@@ -444,7 +439,7 @@ static void connected(struct rconn *rc)
     if (getsockopt(rc->c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err) {
-        conn_fail(rc, strerror(err));
+        rb__fail(rc, strerror(err));
         return;
     }
     if (!rc->b->addr.is_unix)
@@ -455,7 +450,7 @@ static void connected(struct rconn *rc)
         const char *argv[] = {"AUTH", rc->b->password};
         size_t lens[] = {4, strlen(rc->b->password)};
         if (queue_cmd(rc, 2, argv, lens) < 0)
-            conn_fail(rc, "cannot queue AUTH");
+            rb__fail(rc, "cannot queue AUTH");
         return;
     }
     conn_authed(rc);
@@ -491,24 +486,8 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
             return 0;
         const char *name;
         size_t len;
-        if (ch->type == REDIS_REPLY_STRING && (size_t)ch->len == strlen(b->canary) &&
-            memcmp(ch->str, b->canary, (size_t)ch->len) == 0) {
-            char seq[24];
-            snprintf(seq, sizeof seq, "%.*s", (int)(pl->len < 23 ? pl->len : 23), pl->str);
-            uint64_t got = strtoull(seq, NULL, 10);
-            /* any of the last few rounds counts, so a slow Redis (> 5 s) is
-             * not mistaken for a wedged one */
-            if (got && got <= b->canary_seq && b->canary_seq - got < CANARY_RING) {
-                b->canary_ok_at = cf_mono_ms();
-                b->canary_rtt_ms = b->canary_ok_at - b->canary_sent[got % CANARY_RING];
-                if (!b->canary_was_ok) { /* tell at once, not at the next round */
-                    b->canary_was_ok = true;
-                    CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
-                            (long long)b->canary_rtt_ms);
-                    if (b->cbs.on_state)
-                        b->cbs.on_state(b->ud, b->ready);
-                }
-            }
+        if (rb__is_canary(b, ch)) {
+            rb__canary_back(b, pl->str, (size_t)pl->len);
             return 0;
         }
         b->received++;
@@ -525,9 +504,8 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
         const char *name;
         size_t len;
         const redisReply *ch = r->element[1];
-        if (ch->type == REDIS_REPLY_STRING && (size_t)ch->len == strlen(b->canary) &&
-            memcmp(ch->str, b->canary, (size_t)ch->len) == 0)
-            canary_send(b); /* subscribed: the first round can start now */
+        if (rb__is_canary(b, ch))
+            rb__canary_send(b); /* subscribed: the first round can start now */
         else if (room_of(ch, &name, &len) && b->cbs.on_confirm)
             b->cbs.on_confirm(b->ud, name, len);
         return 0;
@@ -605,18 +583,18 @@ static void read_replies(struct rconn *rc)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n <= 0) {
-            conn_fail(rc, n == 0 ? "server closed the connection" : strerror(errno));
+            rb__fail(rc, n == 0 ? "server closed the connection" : strerror(errno));
             return;
         }
         total += (size_t)n;
         if (redisReaderFeed(rc->c->reader, buf, (size_t)n) != REDIS_OK) {
-            conn_fail(rc, "out of memory");
+            rb__fail(rc, "out of memory");
             return;
         }
         void *reply;
         for (;;) {
             if (redisReaderGetReply(rc->c->reader, &reply) != REDIS_OK) {
-                conn_fail(rc, "protocol error from Redis");
+                rb__fail(rc, "protocol error from Redis");
                 return;
             }
             if (!reply)
@@ -646,7 +624,7 @@ static void read_replies(struct rconn *rc)
             }
             freeReplyObject(reply);
             if (rv < 0) {
-                conn_fail(rc, "error reply");
+                rb__fail(rc, "error reply");
                 return;
             }
             if (rc->st == C_DOWN)
@@ -686,58 +664,6 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
     return 0;
 }
 
-/* ---- canary ------------------------------------------------------------- */
-
-static void canary_send(struct rbridge *b)
-{
-    if (b->sub.st != C_UP || b->pub.st != C_UP)
-        return;
-    char seq[24];
-    int n = snprintf(seq, sizeof seq, "%llu", (unsigned long long)++b->canary_seq);
-    const char *argv[] = {"PUBLISH", b->canary, seq};
-    size_t lens[] = {7, strlen(b->canary), (size_t)n};
-    if (queue_cmd(&b->pub, 3, argv, lens) == 0)
-        b->canary_sent[b->canary_seq % CANARY_RING] = cf_mono_ms();
-}
-
-static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
-{
-    (void)usec;
-    struct rbridge *b = ud;
-    int64_t now = cf_mono_ms();
-    bool ok = rbridge_canary_ok(b);
-    if (ok != b->canary_was_ok) {
-        b->canary_was_ok = ok;
-        if (ok)
-            CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
-                    (long long)b->canary_rtt_ms);
-        if (b->cbs.on_state)
-            b->cbs.on_state(b->ud, b->ready);
-    }
-    /* Both connections up for a whole deadline, yet nothing came back: a
-     * wedged subscription (e.g. after a failover). Resubscribing is the cure;
-     * at most once per deadline, so a Redis that is merely slow is not
-     * hammered. */
-    if (b->ready && now - b->ready_since >= CANARY_DEADLINE_MS &&
-        now - b->canary_ok_at > CANARY_DEADLINE_MS && now - b->canary_reset_at >= CANARY_DEADLINE_MS) {
-        b->canary_failures++;
-        b->canary_reset_at = now;
-        CF_ERROR("redis", "delivery canary has not come back for %d s although Redis looks "
-                 "connected; resetting the subscriber connection",
-                 CANARY_DEADLINE_MS / 1000);
-        conn_fail(&b->sub, "delivery canary failed");
-    }
-    canary_send(b);
-    sd_event_source_set_time_relative(s, (uint64_t)CANARY_EVERY_MS * 1000);
-    sd_event_source_set_enabled(s, SD_EVENT_ON);
-    return 0;
-}
-
-bool rbridge_canary_ok(const struct rbridge *b)
-{
-    return b->ready && b->canary_ok_at && cf_mono_ms() - b->canary_ok_at <= CANARY_DEADLINE_MS;
-}
-
 /* ---- public API -------------------------------------------------------- */
 
 static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
@@ -772,11 +698,7 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, cons
     b->max_queue = max_queue;
     b->cbs = *cbs;
     b->ud = ud;
-    snprintf(b->canary, sizeof b->canary, "confab:canary:%016llx",
-             (unsigned long long)cf_random_u64());
-    if (sd_event_add_time_relative(ev, &b->canary_timer, CLOCK_MONOTONIC, 1000 * 1000, 100000,
-                                   on_canary, b) < 0)
-        CF_WARN("redis", "cannot arm the delivery canary timer; readiness will not turn ready");
+    rb__canary_start(b, ev);
     conn_init(b, &b->sub, true);
     conn_init(b, &b->pub, false);
     conn_start(&b->sub);

@@ -1,5 +1,6 @@
-/* redis_int: what redis.c (connections, replies, the canary) and
- * redis_cmd.c (the commands callers queue) share; not for other modules. */
+/* redis_int: what redis.c (connections, replies), redis_canary.c (the
+ * delivery canary) and redis_cmd.c (the commands callers queue) share; not
+ * for other modules. */
 #ifndef BROKER_REDIS_INT_H
 #define BROKER_REDIS_INT_H
 
@@ -83,5 +84,16 @@ int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens,
 int rb__append(redisContext *c, int argc, const char **argv, const size_t *lens);
 /* Asks for rc's write (and the batcher's RBRIDGE_FLUSH) in this iteration. */
 void rb__kick(struct rconn *rc);
+/* Drops rc's connection (logged with why), fails what waited on it, and
+ * has it retried after its backoff. */
+void rb__fail(struct rconn *rc, const char *why);
+
+/* The delivery canary (redis_canary.c): its channel and timer, set up once
+ * at creation; a round sent now (when both connections are up); whether a
+ * subscriber message's channel is the canary's; a round's payload back. */
+void rb__canary_start(struct rbridge *b, sd_event *ev);
+void rb__canary_send(struct rbridge *b);
+bool rb__is_canary(const struct rbridge *b, const redisReply *channel);
+void rb__canary_back(struct rbridge *b, const char *payload, size_t len);
 
 #endif
