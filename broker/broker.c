@@ -76,17 +76,12 @@ static int64_t link_grace_ms(const struct broker *b)
     return ttl < LINK_GRACE_MS ? ttl : LINK_GRACE_MS;
 }
 
-static void drop_gone(struct broker *b, uint32_t k)
-{
-    presence_drop_link(b->presence, b->gone[k].id, b->stopping ? NULL : leave_presence, b);
-}
-
 /* Announces what the links whose grace ended by `now` left behind. */
 static void expire_gone(struct broker *b, int64_t now)
 {
     uint32_t k = 0;
-    while (k < b->ngone && b->gone[k].due <= now)
-        drop_gone(b, k++);
+    for (; k < b->ngone && b->gone[k].due <= now; k++)
+        presence_drop_link(b->presence, b->gone[k].id, b->stopping ? NULL : leave_presence, b);
     memmove(b->gone, b->gone + k, (b->ngone - k) * sizeof *b->gone);
     b->ngone -= k;
 }
@@ -99,10 +94,8 @@ static void on_link_close(void *ud, struct gwlink *l)
         presence_drop_link(b->presence, gwlink_id(l), NULL, NULL);
         return;
     }
-    if (b->ngone == GONE_LINKS_MAX) { /* links flapping: the oldest's wait ends now */
-        drop_gone(b, 0);
-        memmove(b->gone, b->gone + 1, --b->ngone * sizeof *b->gone);
-    }
+    if (b->ngone == GONE_LINKS_MAX) /* links flapping: the oldest's wait ends now */
+        expire_gone(b, b->gone[0].due);
     b->gone[b->ngone++] = (struct gone_link){gwlink_id(l), cf_mono_ms() + link_grace_ms(b)};
 }
 
@@ -134,7 +127,6 @@ static void refresh_room_on(void *ud, struct cf_str room, const struct cf_str *c
     if (room_on_server(o, room.p, room.len))
         refresh_room(o->b, room, conns, users, n);
 }
-
 
 /* The heartbeat refreshes every room's presence once per PRESENCE_TTL/3, in
  * slices of ~100 ms: all at once, a broker's refresh scripts (one or more per

@@ -251,7 +251,6 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
     }
 }
 
-
 /* ---- rooms -> I/O ------------------------------------------------------ */
 
 static int op_subscribe(void *ud, const char *name, size_t len)

@@ -568,7 +568,6 @@ static void retry_resync(void *ud, struct cf_str room, struct lmember *m)
         resync(gw, room, m, true); /* refused again: due again */
 }
 
-
 static void retry_resyncs(struct gw *gw, int64_t now)
 {
     if (!gw->resync_due || now < gw->resync_at)
