@@ -349,6 +349,13 @@ static int on_close(void *ud, int code, const uint8_t *reason, size_t n)
     (void)n;
     struct session *s = ud;
     if (s->close_sent) { /* the answer to ours */
+        if (s->tail) {
+            /* part of our close frame still waits for room: ending now would
+             * cut it, and the client would see 1006. close_out ends the
+             * connection once it is out (or the close grace does). */
+            s->peer_closed = true;
+            return 1;
+        }
         sess__end(s);
         return 1;
     }

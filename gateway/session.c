@@ -374,7 +374,7 @@ int sess_rx(struct session *s, const void *in, size_t len, bool first, bool fina
         if (len > max || remaining > max - len)
             return -1;
         if (final) { /* the common case: no copy */
-            *msg = in;
+            *msg = in ? in : "";
             *msglen = len;
             return 1;
         }
@@ -402,7 +402,8 @@ int sess_rx(struct session *s, const void *in, size_t len, bool first, bool fina
     s->rxlen += len;
     if (!final)
         return 0;
-    *msg = s->rx;
+    /* empty fragments allocate nothing: the parsers get a valid pointer */
+    *msg = s->rx ? (const void *)s->rx : "";
     *msglen = s->rxlen;
     return 1;
 }

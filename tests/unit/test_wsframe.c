@@ -299,6 +299,7 @@ static void test_close_without_code_is_1005(void **state)
     const char *why;
     assert_int_equal(feed(&st, &s, buf, n, 1, &why), -1);
     assert_int_equal(s.close_code, 1005);
+    assert_true(wsf_close_code_ok(1012) && wsf_close_code_ok(1013) && wsf_close_code_ok(1014));
     assert_true(wsf_close_code_ok(1000) && wsf_close_code_ok(4999) && !wsf_close_code_ok(1006) &&
                 !wsf_close_code_ok(1015) && !wsf_close_code_ok(5000));
 }
