@@ -23,6 +23,7 @@ struct room {
     struct cf_rel_end links;
     uint32_t unconfirmed; /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
     bool active;          /* the last command was a confirmed SUBSCRIBE */
+    bool sub_sent;        /* the last command that went out was a SUBSCRIBE */
     bool unsub_due;       /* an UNSUBSCRIBE found the queue full: rooms_retry */
     struct held *held_head, *held_tail;
 };
@@ -110,8 +111,10 @@ static void subscribe(struct rooms *r, struct room *rm)
     rm->active = false;
     rm->unsub_due = false; /* wanted again: the channel stays */
     int rc = r->ops->subscribe(r->ud, rm->name, rm->len);
-    if (rc == 0)
+    if (rc == 0) {
         rm->unconfirmed++;
+        rm->sub_sent = true;
+    }
     else if (rc != -ENOTCONN)
         r->resubscribe = true; /* a full queue (or no memory): rooms_retry */
     /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
@@ -125,9 +128,10 @@ static void unsubscribe(struct rooms *r, struct room *rm)
 {
     int rc = r->ops->unsubscribe(r->ud, rm->name, rm->len);
     rm->unsub_due = rc != 0 && rc != -ENOTCONN;
-    if (rc == 0)
+    if (rc == 0) {
         rm->unconfirmed++;
-    else if (rm->unsub_due)
+        rm->sub_sent = false;
+    } else if (rm->unsub_due)
         r->resubscribe = true;
 }
 
@@ -278,7 +282,15 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
         return; /* a reply from before the subscriber reconnected */
     if (--rm->unconfirmed > 0)
         return;
-    if (rm->links.n > 0) {
+    if (rm->links.n > 0 && !rm->sub_sent) {
+        /* The reply was an UNSUBSCRIBE's: the room was joined again while it
+         * was on its way and that SUBSCRIBE could not go out (the server not
+         * usable yet, a full queue). Taking the room for subscribed here left
+         * it without its channel until the subscriber reconnected. */
+        subscribe(r, rm);
+        if (rm->unconfirmed == 0)
+            release_held(r, rm); /* as when a subscription is lost */
+    } else if (rm->links.n > 0) {
         rm->active = true;
         release_held(r, rm);
     } else {
@@ -307,6 +319,7 @@ void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud)
     for (size_t i = 0; i < k; i++) {
         all[i]->unconfirmed = 0;
         all[i]->active = false;
+        all[i]->sub_sent = false;
         all[i]->unsub_due = false; /* the connection took its channels with it */
         /* What waited for the lost subscription runs now rather than
          * whenever Redis is back: a send is stored (or refused) at once, and

@@ -510,10 +510,22 @@ static void on_sub_ready(void *ud)
         s->rs->cbs.on_sub_ready(s->rs->ud, s->index);
 }
 
-/* Passed on by verified(), once the new connection is checked. */
+/* Passed on by verified(), once the new connection is checked. A new
+ * publisher while the subscriber is down gets no on_state: the bridge was
+ * not ready already. A check that passed on the old publisher since then
+ * says nothing about this one (a restarted or another server), and the
+ * subscriber's return would have found the server verified and used it
+ * unchecked, without the broker's on_pub_ready: it is unchecked again. */
 static void on_pub_ready(void *ud)
 {
-    (void)ud;
+    struct server *s = ud;
+    if (rbridge_ready(s->b) || !s->verified)
+        return; /* on_state(true) came first and checks it; or nothing to undo */
+    s->verified = false;
+    s->id_live = false;
+    s->unconfirmed = 0;
+    drop_votes(s);
+    refresh(s);
 }
 
 /* A new connection may lead to another server (a failover, a restart with

@@ -596,6 +596,45 @@ static void test_sub_lost_and_ready_for_one_server(void **state)
     assert_run(2, LID(0), "held");
 }
 
+/* Left and joined again while the UNSUBSCRIBE was on its way, the second
+ * SUBSCRIBE not going out (the room's Redis server not usable yet, or a full
+ * queue): the UNSUBSCRIBE's reply used to make the room subscribed, so it was
+ * never subscribed again, and its members got no message until the
+ * subscriber reconnected. */
+static void test_rejoined_while_unsubscribing(void **state)
+{
+    (void)state;
+    static const int fails[] = {-ENOTCONN, -ENOBUFS};
+    for (int f = 0; f < 2; f++) {
+        const char *room = f ? "lobby" : "general";
+        join(0, room);
+        confirm(room);
+        leave(0, room); /* UNSUBSCRIBE in flight */
+        int n = g_fake.n;
+        assert_call(n - 1, 'U', room, NULL);
+        g_fake.sub_rc = fails[f];
+        join(1, room); /* its SUBSCRIBE refused */
+        assert_call(n, 'S', room, NULL);
+        assert_int_equal(submit(room, "held"), 0); /* waits for the channel */
+        confirm(room); /* the UNSUBSCRIBE's reply: asks again, refused again */
+        assert_call(n + 1, 'S', room, NULL);
+        assert_run(n + 2, LID(0), "held"); /* what waited runs, as on a lost subscription */
+        g_fake.sub_rc = 0;
+        if (fails[f] == -ENOTCONN)
+            rooms_on_sub_ready(g_rooms); /* the server usable again */
+        else
+            rooms_retry(g_rooms);
+        assert_int_equal(g_fake.n, n + 4);
+        assert_call(n + 3, 'S', room, NULL);
+        confirm(room);
+        assert_int_equal(submit(room, "now"), 0);
+        assert_run(n + 4, LID(0), "now"); /* subscribed: straight on */
+        leave(1, room);
+        confirm(room);
+    }
+    assert_int_equal(stats().rooms, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +652,7 @@ int main(void)
         T(test_held_run_when_sub_lost),
         T(test_sub_lost_and_ready_for_one_server),
         T(test_unhold_takes_chosen_requests),
+        T(test_rejoined_while_unsubscribing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
