@@ -62,6 +62,8 @@ static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
     struct rbridge *b = ud;
     int64_t now = cf_mono_ms();
     bool ok = rbridge_canary_ok(b);
+    if (ok)
+        b->canary_resets = 0;
     if (ok != b->canary_was_ok) {
         b->canary_was_ok = ok;
         if (ok)
@@ -78,10 +80,20 @@ static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
         now - b->canary_ok_at > CANARY_DEADLINE_MS && now - b->canary_reset_at >= CANARY_DEADLINE_MS) {
         b->canary_failures++;
         b->canary_reset_at = now;
+        /* Each connection looks the name up on its own: after a failover
+         * behind a DNS name, a subscriber reset may lead it to the new
+         * server while the publisher stays with the old one, and the canary
+         * (like every message) goes where nobody listens. When resetting the
+         * subscriber did not cure it, the publisher goes too. */
+        bool both = ++b->canary_resets % 2 == 0;
         CF_ERROR("redis", "delivery canary has not come back for %d s although Redis looks "
-                 "connected; resetting the subscriber connection",
-                 CANARY_DEADLINE_MS / 1000);
+                 "connected; resetting the %s",
+                 CANARY_DEADLINE_MS / 1000,
+                 both ? "subscriber and publisher connections (a subscriber reset did not cure it)"
+                      : "subscriber connection");
         rb__fail(&b->sub, "delivery canary failed");
+        if (both)
+            rb__fail(&b->pub, "delivery canary failed again after a subscriber reset");
     }
     rb__canary_send(b);
     sd_event_source_set_time_relative(s, (uint64_t)CANARY_EVERY_MS * 1000);

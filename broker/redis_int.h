@@ -62,6 +62,7 @@ struct rbridge {
     uint64_t canary_seq, canary_failures;
     int64_t canary_sent[CANARY_RING]; /* send time of round seq, at seq % CANARY_RING */
     int64_t canary_ok_at, canary_rtt_ms, canary_reset_at, ready_since;
+    uint32_t canary_resets; /* subscriber resets since the canary last came back */
     bool canary_was_ok;
     const char *const *scripts;
     int nscripts;
