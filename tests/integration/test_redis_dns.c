@@ -9,6 +9,7 @@
 #include "v1.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #define DELAY_MS 1500
 
@@ -30,20 +31,20 @@ static int status_of(int port, const char *path, int64_t *took_ms)
     return s;
 }
 
-static void wait_ready(int port, int timeout_ms)
+static void wait_ready(struct h_node *node, int timeout_ms)
 {
     int s = -1;
-    for (int64_t end = h_now_ms() + timeout_ms; h_now_ms() < end && (s = status_of(port, "/readyz", NULL)) != 200;)
+    for (int64_t end = h_now_ms() + timeout_ms; h_now_ms() < end && (s = status_of(node->port, "/readyz", NULL)) != 200;)
         h_sleep_ms(100);
     if (s != 200) {
-        h_node_dump_logs(&n);
+        h_node_dump_logs(node);
         fail_msg("the node did not become ready again (/readyz %d)", s);
     }
 }
 
-static void talk(const char *text)
+static void talk(struct h_node *node, const char *text)
 {
-    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
+    struct v1c *a = v1_member(node->port, "alice", V1_JSON);
     json_decref(join_ok(a, "named"));
     json_int_t id = send_ok(a, "named", text, NULL);
     assert_int_equal(expect_new(a, "named", text, "alice"), id);
@@ -58,8 +59,8 @@ static void outage(const char *text, int ready_ms, const char *said)
     h_redis_stop(&redis);
     h_sleep_ms(300);
     assert_int_equal(h_redis_restart(&redis, dir), 0);
-    wait_ready(n.port, ready_ms);
-    talk(text);
+    wait_ready(&n, ready_ms);
+    talk(&n, text);
     if (!h_log_contains_from(&n.broker[0], mark, said, 0)) {
         h_node_dump_logs(&n);
         fail_msg("%s: the broker did not log \"%s\"", text, said);
@@ -86,8 +87,8 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
         n.extra_env[i] = env[i];
     h_node_preload(&n, SLOWDNS_LIB);
     assert_int_equal(h_node_start(&n), 0);
-    wait_ready(n.port, 20000);
-    talk("through a name");
+    wait_ready(&n, 20000);
+    talk(&n, "through a name");
 
     /* Redis goes away: each reconnection attempt starts with a 1.5 s lookup,
      * and the broker answers meanwhile */
@@ -105,8 +106,8 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
         fail_msg("the broker took %lld ms to answer /healthz while it looked Redis up "
                  "(%d probes)", (long long)worst, probes);
     assert_int_equal(h_redis_restart(&redis, dir), 0);
-    wait_ready(n.port, 20000);
-    talk("after a reconnection");
+    wait_ready(&n, 20000);
+    talk(&n, "after a reconnection");
 
     /* DNS does not answer: each lookup outlasts the attempt's 5 s, and the
      * broker connects to the address the name had */
@@ -128,10 +129,80 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     h_redis_stop(&redis);
 }
 
+/* A failover behind the name: the old primary stays up while the name
+ * moves to its promoted replica, and only the subscriber connection drops
+ * (and so looks the name up again). The delivery canary, published on the
+ * old server, never reaches the subscriber on the new one; resetting the
+ * subscriber again cannot cure that, and the broker used to do only that,
+ * every 15 s for good: the node stayed not ready, and every message was
+ * stored on a server nobody listened to. Now the second reset takes the
+ * publisher too, and the node is whole again within two canary deadlines. */
+static void test_a_name_that_moves_takes_both_connections_along(void **state)
+{
+    (void)state;
+    static char da[400], db[420], addr_file[420], addr[64], addr_env[450], bm_env[48];
+    snprintf(da, sizeof da, "%s/moved-a", h_tmpdir());
+    snprintf(db, sizeof db, "%s/moved-b", h_tmpdir());
+    snprintf(addr_file, sizeof addr_file, "%s/dns-addr", h_tmpdir());
+    assert_int_equal(mkdir(da, 0700), 0);
+    assert_int_equal(mkdir(db, 0700), 0);
+    struct h_redis a = {0}, b = {0};
+    assert_int_equal(h_redis_start(&a, da), 0);
+    assert_int_equal(h_redis_start_at(&b, db, "127.0.0.2", a.port), 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", a.port);
+    const char *replicaof[] = {"REPLICAOF", "127.0.0.1", port, NULL};
+    assert_int_equal(h_redis_cli(&b, replicaof), 0);
+
+    struct h_node m;
+    snprintf(addr, sizeof addr, "redis.slowdns.test:%d", a.port);
+    snprintf(addr_env, sizeof addr_env, "SLOWDNS_ADDR_FILE=%s", addr_file);
+    int bm = h_free_port();
+    snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bm);
+    h_node_init(&m, addr);
+    m.brokers = 1;
+    const char *env[] = {"SLOWDNS_DELAY_MS=0", addr_env, bm_env, NULL};
+    for (int i = 0; env[i]; i++)
+        m.extra_env[i] = env[i];
+    h_node_preload(&m, SLOWDNS_LIB);
+    assert_int_equal(h_node_start(&m), 0);
+    wait_ready(&m, 20000);
+    talk(&m, "before the move");
+
+    /* the replica has the node's keys (its ring record and identity) */
+    const char *ring[] = {"EXISTS", "confab:ring", NULL};
+    int64_t end = h_now_ms() + 10000;
+    while (h_redis_int(&b, ring) != 1 && h_now_ms() < end)
+        h_sleep_ms(100);
+    assert_int_equal(h_redis_int(&b, ring), 1);
+
+    FILE *f = fopen(addr_file, "w");
+    assert_non_null(f);
+    fprintf(f, "127.0.0.2\n");
+    fclose(f);
+    const char *promote[] = {"REPLICAOF", "NO", "ONE", NULL};
+    assert_int_equal(h_redis_cli(&b, promote), 0);
+    long mark = h_log_mark(&m.broker[0]);
+    const char *kill_sub[] = {"CLIENT", "KILL", "TYPE", "pubsub", NULL};
+    assert_int_equal(h_redis_cli(&a, kill_sub), 0);
+    /* the canary's 15 s deadline twice, and the reconnections */
+    h_sleep_ms(1000);
+    wait_ready(&m, 50000);
+    talk(&m, "after the move");
+    if (!h_log_contains_from(&m.broker[0], mark, "resetting the subscriber and publisher", 0)) {
+        h_node_dump_logs(&m);
+        fail_msg("the broker did not reset its publisher connection");
+    }
+    assert_int_equal(h_node_stop(&m), 0);
+    h_redis_stop(&a);
+    h_redis_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_slow_lookup_does_not_stall_the_broker),
+        cmocka_unit_test(test_a_name_that_moves_takes_both_connections_along),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

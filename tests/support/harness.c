@@ -436,7 +436,14 @@ static int redis_start_on(struct h_redis *r, const char *dir, int port);
 
 int h_redis_start(struct h_redis *r, const char *dir)
 {
+    snprintf(r->ip, sizeof r->ip, "127.0.0.1");
     return redis_start_on(r, dir, h_free_port());
+}
+
+int h_redis_start_at(struct h_redis *r, const char *dir, const char *ip, int port)
+{
+    snprintf(r->ip, sizeof r->ip, "%s", ip);
+    return redis_start_on(r, dir, port);
 }
 
 int h_redis_restart(struct h_redis *r, const char *dir)
@@ -449,14 +456,16 @@ static int redis_start_on(struct h_redis *r, const char *dir, int tcp_port)
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", dir);
     snprintf(r->addr, sizeof r->addr, "unix:%s", r->sock);
     r->port = tcp_port;
-    snprintf(r->tcp_addr, sizeof r->tcp_addr, "127.0.0.1:%d", r->port);
+    if (!r->ip[0])
+        snprintf(r->ip, sizeof r->ip, "127.0.0.1");
+    snprintf(r->tcp_addr, sizeof r->tcp_addr, "%s:%d", r->ip, r->port);
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
     char *argv[] = {"/usr/bin/redis-server",
                     "--port",
                     port,
                     "--bind",
-                    "127.0.0.1",
+                    r->ip,
                     "--unixsocket",
                     r->sock,
                     "--unixsocketperm",

@@ -79,15 +79,19 @@ bool h_log_contains_from(const struct h_proc *p, long mark, const char *needle, 
 int h_log_count_from(const struct h_proc *p, long mark, const char *needle);
 
 /* A private redis-server on a Unix socket in `dir` and a TCP port on
- * 127.0.0.1. */
+ * 127.0.0.1 (or the loopback address h_redis_start_at gives). */
 struct h_redis {
     struct h_proc proc;
     int port;
+    char ip[16];       /* what it binds to */
     char sock[300];
     char addr[310];    /* "unix:<sock>", for REDIS_ADDR */
     char tcp_addr[32]; /* "127.0.0.1:<port>", the same server over TCP */
 };
 int h_redis_start(struct h_redis *r, const char *dir);
+/* One bound to `ip` (a loopback address such as 127.0.0.2) and `port`: two
+ * servers can then share a port, as behind a host name that moves. */
+int h_redis_start_at(struct h_redis *r, const char *dir, const char *ip, int port);
 /* Starts it again (after a stop) on the same socket path and TCP port, so
  * that a REDIS_ADDR naming either still reaches it. */
 int h_redis_restart(struct h_redis *r, const char *dir);

@@ -2,9 +2,10 @@
  * up slowly, as behind a DNS server that does not answer, for
  * test_redis_dns. Such a name takes SLOWDNS_DELAY_MS (or the number of
  * milliseconds in the file named by SLOWDNS_DELAY_FILE, when it exists),
- * then resolves to 127.0.0.1 (asked for IPv4), or fails with EAI_AGAIN while
- * the file named by SLOWDNS_FAIL_FILE exists. Every other lookup is the real
- * one. */
+ * then resolves to 127.0.0.1 (asked for IPv4; or to the address in the file
+ * named by SLOWDNS_ADDR_FILE, when it exists: a name that moved), or fails
+ * with EAI_AGAIN while the file named by SLOWDNS_FAIL_FILE exists. Every
+ * other lookup is the real one. */
 #include <dlfcn.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -43,5 +44,13 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
         return EAI_AGAIN;
     if (hints && hints->ai_family == AF_INET6)
         return EAI_NONAME; /* the name has an IPv4 address only */
-    return real("127.0.0.1", service, hints, res);
+    char ip[16] = "127.0.0.1";
+    const char *af = getenv("SLOWDNS_ADDR_FILE");
+    FILE *a = af ? fopen(af, "r") : NULL;
+    if (a) {
+        if (fscanf(a, "%15s", ip) != 1)
+            snprintf(ip, sizeof ip, "127.0.0.1");
+        fclose(a);
+    }
+    return real(ip, service, hints, res);
 }
