@@ -154,7 +154,7 @@ static void test_a_name_that_moves_takes_both_connections_along(void **state)
     const char *replicaof[] = {"REPLICAOF", "127.0.0.1", port, NULL};
     assert_int_equal(h_redis_cli(&b, replicaof), 0);
 
-    struct h_node m;
+    static struct h_node m; /* as n: what h_node_init allocates lives with the process */
     snprintf(addr, sizeof addr, "redis.slowdns.test:%d", a.port);
     snprintf(addr_env, sizeof addr_env, "SLOWDNS_ADDR_FILE=%s", addr_file);
     int bm = h_free_port();
