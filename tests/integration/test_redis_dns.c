@@ -42,6 +42,31 @@ static void wait_ready(struct h_node *node, int timeout_ms)
     }
 }
 
+/* Starts `node` (one broker) on REDIS_ADDR redis.slowdns.test:<port>, looked
+ * up through the slowdns shim with `env` (NULL-ended, kept: static strings),
+ * the broker's metrics on a port of their own, which it returns. */
+static int start_named(struct h_node *node, int port, const char *const *env)
+{
+    static char addrs[2][64], bms[2][48];
+    static int k;
+    assert_true(k < 2);
+    char *addr = addrs[k], *bm_env = bms[k];
+    k++;
+    snprintf(addr, 64, "redis.slowdns.test:%d", port);
+    int bm = h_free_port();
+    snprintf(bm_env, 48, "BROKER_METRICS_PORT=%d", bm);
+    h_node_init(node, addr);
+    node->brokers = 1;
+    int i = 0;
+    for (; env[i]; i++)
+        node->extra_env[i] = env[i];
+    node->extra_env[i] = bm_env;
+    h_node_preload(node, SLOWDNS_LIB);
+    assert_int_equal(h_node_start(node), 0);
+    wait_ready(node, 20000);
+    return bm;
+}
+
 static void talk(struct h_node *node, const char *text)
 {
     struct v1c *a = v1_member(node->port, "alice", V1_JSON);
@@ -74,20 +99,11 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     assert_int_equal(h_redis_start(&redis, dir), 0);
     snprintf(fail_file, sizeof fail_file, "%s/dns-down", dir);
     snprintf(delay_file, sizeof delay_file, "%s/dns-delay", dir);
-    static char addr[64], fail_env[450], delay_env[450], bm_env[48];
+    static char fail_env[450], delay_env[450];
     snprintf(delay_env, sizeof delay_env, "SLOWDNS_DELAY_FILE=%s", delay_file);
-    snprintf(addr, sizeof addr, "redis.slowdns.test:%d", redis.port);
     snprintf(fail_env, sizeof fail_env, "SLOWDNS_FAIL_FILE=%s", fail_file);
-    int bm = h_free_port();
-    snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bm);
-    h_node_init(&n, addr);
-    n.brokers = 1;
-    const char *env[] = {"SLOWDNS_DELAY_MS=1500", fail_env, delay_env, bm_env, NULL};
-    for (int i = 0; env[i]; i++)
-        n.extra_env[i] = env[i];
-    h_node_preload(&n, SLOWDNS_LIB);
-    assert_int_equal(h_node_start(&n), 0);
-    wait_ready(&n, 20000);
+    static const char *env[] = {"SLOWDNS_DELAY_MS=1500", fail_env, delay_env, NULL};
+    int bm = start_named(&n, redis.port, env);
     talk(&n, "through a name");
 
     /* Redis goes away: each reconnection attempt starts with a 1.5 s lookup,
@@ -140,7 +156,7 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
 static void test_a_name_that_moves_takes_both_connections_along(void **state)
 {
     (void)state;
-    static char da[400], db[420], addr_file[420], addr[64], addr_env[450], bm_env[48];
+    static char da[400], db[420], addr_file[420], addr_env[450];
     snprintf(da, sizeof da, "%s/moved-a", h_tmpdir());
     snprintf(db, sizeof db, "%s/moved-b", h_tmpdir());
     snprintf(addr_file, sizeof addr_file, "%s/dns-addr", h_tmpdir());
@@ -155,18 +171,9 @@ static void test_a_name_that_moves_takes_both_connections_along(void **state)
     assert_int_equal(h_redis_cli(&b, replicaof), 0);
 
     static struct h_node m; /* as n: what h_node_init allocates lives with the process */
-    snprintf(addr, sizeof addr, "redis.slowdns.test:%d", a.port);
     snprintf(addr_env, sizeof addr_env, "SLOWDNS_ADDR_FILE=%s", addr_file);
-    int bm = h_free_port();
-    snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bm);
-    h_node_init(&m, addr);
-    m.brokers = 1;
-    const char *env[] = {"SLOWDNS_DELAY_MS=0", addr_env, bm_env, NULL};
-    for (int i = 0; env[i]; i++)
-        m.extra_env[i] = env[i];
-    h_node_preload(&m, SLOWDNS_LIB);
-    assert_int_equal(h_node_start(&m), 0);
-    wait_ready(&m, 20000);
+    static const char *env[] = {"SLOWDNS_DELAY_MS=0", addr_env, NULL};
+    start_named(&m, a.port, env);
     talk(&m, "before the move");
 
     /* the replica has the node's keys (its ring record and identity) */
