@@ -36,6 +36,17 @@ bool rb__is_canary(const struct rbridge *b, const redisReply *channel)
            memcmp(channel->str, b->canary, (size_t)channel->len) == 0;
 }
 
+/* The canary came back after a silence: said, and the bridge's readiness
+ * told again. */
+static void back_again(struct rbridge *b)
+{
+    b->canary_was_ok = true;
+    CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
+            (long long)b->canary_rtt_ms);
+    if (b->cbs.on_state)
+        b->cbs.on_state(b->ud, b->ready);
+}
+
 void rb__canary_back(struct rbridge *b, const char *payload, size_t len)
 {
     char seq[24];
@@ -47,13 +58,8 @@ void rb__canary_back(struct rbridge *b, const char *payload, size_t len)
         return;
     b->canary_ok_at = cf_mono_ms();
     b->canary_rtt_ms = b->canary_ok_at - b->canary_sent[got % CANARY_RING];
-    if (!b->canary_was_ok) { /* tell at once, not at the next round */
-        b->canary_was_ok = true;
-        CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
-                (long long)b->canary_rtt_ms);
-        if (b->cbs.on_state)
-            b->cbs.on_state(b->ud, b->ready);
-    }
+    if (!b->canary_was_ok)
+        back_again(b); /* at once, not at the next round */
 }
 
 static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
@@ -64,11 +70,10 @@ static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
     bool ok = rbridge_canary_ok(b);
     if (ok)
         b->canary_resets = 0;
-    if (ok != b->canary_was_ok) {
-        b->canary_was_ok = ok;
-        if (ok)
-            CF_INFO("redis", "delivery canary is coming back (round trip %lld ms)",
-                    (long long)b->canary_rtt_ms);
+    if (ok && !b->canary_was_ok) {
+        back_again(b);
+    } else if (!ok && b->canary_was_ok) {
+        b->canary_was_ok = false;
         if (b->cbs.on_state)
             b->cbs.on_state(b->ud, b->ready);
     }
@@ -77,7 +82,8 @@ static int on_canary(sd_event_source *s, uint64_t usec, void *ud)
      * at most once per deadline, so a Redis that is merely slow is not
      * hammered. */
     if (b->ready && now - b->ready_since >= CANARY_DEADLINE_MS &&
-        now - b->canary_ok_at > CANARY_DEADLINE_MS && now - b->canary_reset_at >= CANARY_DEADLINE_MS) {
+        now - b->canary_ok_at > CANARY_DEADLINE_MS &&
+        now - b->canary_reset_at >= CANARY_DEADLINE_MS) {
         b->canary_failures++;
         b->canary_reset_at = now;
         /* Each connection looks the name up on its own: after a failover

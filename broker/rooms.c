@@ -114,8 +114,7 @@ static void subscribe(struct rooms *r, struct room *rm)
     if (rc == 0) {
         rm->unconfirmed++;
         rm->sub_sent = true;
-    }
-    else if (rc != -ENOTCONN)
+    } else if (rc != -ENOTCONN)
         r->resubscribe = true; /* a full queue (or no memory): rooms_retry */
     /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
 }
@@ -282,7 +281,11 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
         return; /* a reply from before the subscriber reconnected */
     if (--rm->unconfirmed > 0)
         return;
-    if (rm->links.n > 0 && !rm->sub_sent) {
+    if (rm->links.n == 0) {
+        maybe_free(r, rm);
+        return;
+    }
+    if (!rm->sub_sent) {
         /* The reply was an UNSUBSCRIBE's: the room was joined again while it
          * was on its way and that SUBSCRIBE could not go out (the server not
          * usable yet, a full queue). Taking the room for subscribed here left
@@ -290,12 +293,10 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
         subscribe(r, rm);
         if (rm->unconfirmed == 0)
             release_held(r, rm); /* as when a subscription is lost */
-    } else if (rm->links.n > 0) {
-        rm->active = true;
-        release_held(r, rm);
-    } else {
-        maybe_free(r, rm);
+        return;
     }
+    rm->active = true;
+    release_held(r, rm);
 }
 
 void rooms_on_sub_lost(struct rooms *r)

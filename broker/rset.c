@@ -501,6 +501,17 @@ static void on_sub_lost(void *ud)
         s->rs->cbs.on_sub_lost(s->rs->ud, s->index);
 }
 
+/* What a check on s's publisher established no longer holds (a new
+ * connection may reach another server): nothing is sent or subscribed there
+ * until a check passes again. */
+static void unchecked(struct server *s)
+{
+    s->verified = false;
+    s->id_live = false;
+    s->unconfirmed = 0;
+    drop_votes(s); /* its record no longer counts until it is read again */
+}
+
 /* Rooms are subscribed only on a checked server: one in another list must
  * not receive this node's subscriptions. */
 static void on_sub_ready(void *ud)
@@ -521,10 +532,7 @@ static void on_pub_ready(void *ud)
     struct server *s = ud;
     if (rbridge_ready(s->b) || !s->verified)
         return; /* on_state(true) came first and checks it; or nothing to undo */
-    s->verified = false;
-    s->id_live = false;
-    s->unconfirmed = 0;
-    drop_votes(s);
+    unchecked(s);
     refresh(s);
 }
 
@@ -536,11 +544,8 @@ static void on_state(void *ud, bool ready)
     struct server *s = ud;
     struct rset *rs = s->rs;
     if (!ready) {
-        s->verified = false;
+        unchecked(s);
         s->usable = false;
-        s->id_live = false;
-        s->unconfirmed = 0;
-        drop_votes(s); /* its record no longer counts until it is read again */
     } else if (!s->verified) {
         check(s);
         return; /* up once checked: verified() tells */

@@ -499,8 +499,10 @@ static void test_client_close_is_echoed_then_the_socket_closed(void **state)
         const char *payload;
         size_t len;
         int want;
-    } cases[] = {{"\x03\xe8" "bye", 5, 1000}, {"\x0f\xa0", 2, 4000}, {"", 0, 0},
-                 {"\x03\xf4", 2, 1012},         {"\x03\xf5", 2, 1013}, {"\x03\xf6", 2, 1014}};
+    } cases[] = {
+        {"\x03\xe8" "bye", 5, 1000}, {"\x0f\xa0", 2, 4000}, {"", 0, 0},
+        {"\x03\xf4", 2, 1012}, {"\x03\xf5", 2, 1013}, {"\x03\xf6", 2, 1014},
+    };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int fd = raw_upgrade("closer", NULL, 0);
         unsigned char f[64];

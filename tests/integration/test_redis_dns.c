@@ -13,8 +13,16 @@
 
 #define DELAY_MS 1500
 
+/* A node whose broker reaches Redis by the name redis.slowdns.test, with
+ * the strings its environment points into (they live as long as it). */
+struct named {
+    struct h_node node;
+    char addr[64], bm_env[48];
+    int bm; /* the broker's metrics port */
+};
+
 static struct h_redis redis;
-static struct h_node n;
+static struct named first, moved; /* static: what h_node_init allocates lives on */
 static char dir[300], fail_file[400], delay_file[400];
 
 static int status_of(int port, const char *path, int64_t *took_ms)
@@ -34,7 +42,8 @@ static int status_of(int port, const char *path, int64_t *took_ms)
 static void wait_ready(struct h_node *node, int timeout_ms)
 {
     int s = -1;
-    for (int64_t end = h_now_ms() + timeout_ms; h_now_ms() < end && (s = status_of(node->port, "/readyz", NULL)) != 200;)
+    for (int64_t end = h_now_ms() + timeout_ms;
+         h_now_ms() < end && (s = status_of(node->port, "/readyz", NULL)) != 200;)
         h_sleep_ms(100);
     if (s != 200) {
         h_node_dump_logs(node);
@@ -42,29 +51,23 @@ static void wait_ready(struct h_node *node, int timeout_ms)
     }
 }
 
-/* Starts `node` (one broker) on REDIS_ADDR redis.slowdns.test:<port>, looked
- * up through the slowdns shim with `env` (NULL-ended, kept: static strings),
- * the broker's metrics on a port of their own, which it returns. */
-static int start_named(struct h_node *node, int port, const char *const *env)
+/* Starts nd (one broker) on REDIS_ADDR redis.slowdns.test:<port>, looked
+ * up through the slowdns shim with `env` (NULL-ended, kept: static
+ * strings), the broker's metrics on a port of their own; waits until ready. */
+static void start_named(struct named *nd, int port, const char *const *env)
 {
-    static char addrs[2][64], bms[2][48];
-    static int k;
-    assert_true(k < 2);
-    char *addr = addrs[k], *bm_env = bms[k];
-    k++;
-    snprintf(addr, 64, "redis.slowdns.test:%d", port);
-    int bm = h_free_port();
-    snprintf(bm_env, 48, "BROKER_METRICS_PORT=%d", bm);
-    h_node_init(node, addr);
-    node->brokers = 1;
+    snprintf(nd->addr, sizeof nd->addr, "redis.slowdns.test:%d", port);
+    nd->bm = h_free_port();
+    snprintf(nd->bm_env, sizeof nd->bm_env, "BROKER_METRICS_PORT=%d", nd->bm);
+    h_node_init(&nd->node, nd->addr);
+    nd->node.brokers = 1;
     int i = 0;
     for (; env[i]; i++)
-        node->extra_env[i] = env[i];
-    node->extra_env[i] = bm_env;
-    h_node_preload(node, SLOWDNS_LIB);
-    assert_int_equal(h_node_start(node), 0);
-    wait_ready(node, 20000);
-    return bm;
+        nd->node.extra_env[i] = env[i];
+    nd->node.extra_env[i] = nd->bm_env;
+    h_node_preload(&nd->node, SLOWDNS_LIB);
+    assert_int_equal(h_node_start(&nd->node), 0);
+    wait_ready(&nd->node, 20000);
 }
 
 static void talk(struct h_node *node, const char *text)
@@ -80,14 +83,15 @@ static void talk(struct h_node *node, const char *text)
  * message goes through, and the broker's log says `said` meanwhile. */
 static void outage(const char *text, int ready_ms, const char *said)
 {
-    long mark = h_log_mark(&n.broker[0]);
+    struct h_node *n = &first.node;
+    long mark = h_log_mark(&n->broker[0]);
     h_redis_stop(&redis);
     h_sleep_ms(300);
     assert_int_equal(h_redis_restart(&redis, dir), 0);
-    wait_ready(&n, ready_ms);
-    talk(&n, text);
-    if (!h_log_contains_from(&n.broker[0], mark, said, 0)) {
-        h_node_dump_logs(&n);
+    wait_ready(n, ready_ms);
+    talk(n, text);
+    if (!h_log_contains_from(&n->broker[0], mark, said, 0)) {
+        h_node_dump_logs(n);
         fail_msg("%s: the broker did not log \"%s\"", text, said);
     }
 }
@@ -103,8 +107,9 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     snprintf(delay_env, sizeof delay_env, "SLOWDNS_DELAY_FILE=%s", delay_file);
     snprintf(fail_env, sizeof fail_env, "SLOWDNS_FAIL_FILE=%s", fail_file);
     static const char *env[] = {"SLOWDNS_DELAY_MS=1500", fail_env, delay_env, NULL};
-    int bm = start_named(&n, redis.port, env);
-    talk(&n, "through a name");
+    start_named(&first, redis.port, env);
+    struct h_node *n = &first.node;
+    talk(n, "through a name");
 
     /* Redis goes away: each reconnection attempt starts with a 1.5 s lookup,
      * and the broker answers meanwhile */
@@ -112,7 +117,7 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     int64_t worst = 0, took;
     int probes = 0;
     for (int64_t end = h_now_ms() + 2 * DELAY_MS + 1000; h_now_ms() < end; probes++) {
-        int s = status_of(bm, "/healthz", &took);
+        int s = status_of(first.bm, "/healthz", &took);
         assert_true(s > 0);
         if (took > worst)
             worst = took;
@@ -122,8 +127,8 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
         fail_msg("the broker took %lld ms to answer /healthz while it looked Redis up "
                  "(%d probes)", (long long)worst, probes);
     assert_int_equal(h_redis_restart(&redis, dir), 0);
-    wait_ready(&n, 20000);
-    talk(&n, "after a reconnection");
+    wait_ready(n, 20000);
+    talk(n, "after a reconnection");
 
     /* DNS does not answer: each lookup outlasts the attempt's 5 s, and the
      * broker connects to the address the name had */
@@ -141,7 +146,7 @@ static void test_a_slow_lookup_does_not_stall_the_broker(void **state)
     close(fd);
     outage("with DNS down", 20000, "to the address it had, 127.0.0.1");
     unlink(fail_file);
-    assert_int_equal(h_node_stop(&n), 0);
+    assert_int_equal(h_node_stop(n), 0);
     h_redis_stop(&redis);
 }
 
@@ -170,11 +175,11 @@ static void test_a_name_that_moves_takes_both_connections_along(void **state)
     const char *replicaof[] = {"REPLICAOF", "127.0.0.1", port, NULL};
     assert_int_equal(h_redis_cli(&b, replicaof), 0);
 
-    static struct h_node m; /* as n: what h_node_init allocates lives with the process */
     snprintf(addr_env, sizeof addr_env, "SLOWDNS_ADDR_FILE=%s", addr_file);
     static const char *env[] = {"SLOWDNS_DELAY_MS=0", addr_env, NULL};
-    start_named(&m, a.port, env);
-    talk(&m, "before the move");
+    start_named(&moved, a.port, env);
+    struct h_node *m = &moved.node;
+    talk(m, "before the move");
 
     /* the replica has the node's keys (its ring record and identity) */
     const char *ring[] = {"EXISTS", "confab:ring", NULL};
@@ -189,18 +194,25 @@ static void test_a_name_that_moves_takes_both_connections_along(void **state)
     fclose(f);
     const char *promote[] = {"REPLICAOF", "NO", "ONE", NULL};
     assert_int_equal(h_redis_cli(&b, promote), 0);
-    long mark = h_log_mark(&m.broker[0]);
+    long mark = h_log_mark(&m->broker[0]);
     const char *kill_sub[] = {"CLIENT", "KILL", "TYPE", "pubsub", NULL};
     assert_int_equal(h_redis_cli(&a, kill_sub), 0);
+    /* the new subscriber has no canary back: not ready at once */
+    int s = 200;
+    for (end = h_now_ms() + 5000; h_now_ms() < end && s == 200; h_sleep_ms(50))
+        s = status_of(m->port, "/readyz", NULL);
+    if (s == 200) {
+        h_node_dump_logs(m);
+        fail_msg("the node stayed ready after its subscriber moved");
+    }
     /* the canary's 15 s deadline twice, and the reconnections */
-    h_sleep_ms(1000);
-    wait_ready(&m, 50000);
-    talk(&m, "after the move");
-    if (!h_log_contains_from(&m.broker[0], mark, "resetting the subscriber and publisher", 0)) {
-        h_node_dump_logs(&m);
+    wait_ready(m, 50000);
+    talk(m, "after the move");
+    if (!h_log_contains_from(&m->broker[0], mark, "resetting the subscriber and publisher", 0)) {
+        h_node_dump_logs(m);
         fail_msg("the broker did not reset its publisher connection");
     }
-    assert_int_equal(h_node_stop(&m), 0);
+    assert_int_equal(h_node_stop(m), 0);
     h_redis_stop(&a);
     h_redis_stop(&b);
 }

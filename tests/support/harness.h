@@ -86,7 +86,7 @@ struct h_redis {
     char ip[16];       /* what it binds to */
     char sock[300];
     char addr[310];    /* "unix:<sock>", for REDIS_ADDR */
-    char tcp_addr[32]; /* "127.0.0.1:<port>", the same server over TCP */
+    char tcp_addr[32]; /* "<ip>:<port>", the same server over TCP */
 };
 int h_redis_start(struct h_redis *r, const char *dir);
 /* One bound to `ip` (a loopback address such as 127.0.0.2) and `port`: two
