@@ -132,6 +132,12 @@ static void flush_due(struct rconn *rc)
         sd_event_source_set_enabled(rc->flush, SD_EVENT_OFF);
 }
 
+void rbridge_drop_sub(struct rbridge *b, const char *why)
+{
+    if (b->sub.st == C_UP)
+        rb__fail(&b->sub, why);
+}
+
 void rbridge_flush(struct rbridge *b)
 {
     flush_due(&b->pub);

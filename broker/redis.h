@@ -110,6 +110,10 @@ struct rbridge_hook rbridge_hook(const struct rbridge *b);
 /* 0 when a command could be queued on the publisher now, else why not
  * (-ENOTCONN, -ENOBUFS), as rbridge_eval would say. */
 int rbridge_room(const struct rbridge *b);
+/* Ends the subscriber connection (its channels go with it; on_sub_lost is
+ * called) and reconnects it with backoff; `why` is logged. A no-op when it
+ * is not up. */
+void rbridge_drop_sub(struct rbridge *b, const char *why);
 /* Asks for the hook's RBRIDGE_FLUSH in this loop iteration. */
 void rbridge_kick(struct rbridge *b);
 /* Writes now what this iteration asked to write (the hook's RBRIDGE_FLUSH

@@ -71,6 +71,8 @@ struct server {
     bool checking; /* a check is waiting for its reply */
     bool recheck;  /* ... and another is due once it is answered */
     bool usable;   /* what the callbacks were last told */
+    bool disowned; /* the rooms were told its subscriptions are gone while its
+                      subscriber connection lives on: reset at once (drop_subs) */
     uint64_t mismatches;
     char id[ID_LEN + 1];      /* its confab:id as last read ("" never) */
     char prev_id[ID_LEN + 1]; /* the one before, when this node saw it change */
@@ -94,6 +96,7 @@ struct rset {
     int ring_script;      /* its index */
     char expect[24];      /* "<index>/<count>" without the index: "/<count>" */
     sd_event_source *timer;
+    sd_event_source *drop; /* defer: drop_subs */
     int64_t born; /* monotonic ms: a mismatch found soon after is fatal */
     bool freeing; /* rset_free: the bridges answer their waiters, nobody listens */
 };
@@ -153,11 +156,36 @@ static void refresh(struct server *s)
         if (rs->cbs.on_state)
             rs->cbs.on_state(rs->ud, s->index, rbridge_ready(s->b));
     } else {
+        struct rbridge_stats st;
+        rbridge_stats(s->b, &st);
+        if (st.sub_up) {
+            /* The rooms forget their subscriptions here, so the connection
+             * must lose them too: otherwise a room left meanwhile keeps its
+             * channel for the connection's life, and the confirms of
+             * commands sent before would be counted against the rooms'
+             * next ones. Not from here (this may run inside another
+             * server's reply, or in a walk over the servers): drop_subs. */
+            s->disowned = true;
+            sd_event_source_set_enabled(rs->drop, SD_EVENT_ONESHOT);
+        }
         if (rs->cbs.on_sub_lost)
             rs->cbs.on_sub_lost(rs->ud, s->index);
         if (rs->cbs.on_state)
             rs->cbs.on_state(rs->ud, s->index, false);
     }
+}
+
+static int drop_subs(sd_event_source *src, void *ud)
+{
+    (void)src;
+    struct rset *rs = ud;
+    for (uint32_t i = 0; i < rs->n; i++)
+        if (rs->sv[i].disowned) {
+            rbridge_drop_sub(rs->sv[i].b, "this node no longer uses its server (see the ring check's error); "
+                             "its rooms are unavailable until the check passes");
+            rs->sv[i].disowned = false; /* a connection made from now on has no channel */
+        }
+    return 0;
 }
 
 static void on_evict(void *ud, const redisReply *r)
@@ -474,10 +502,13 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *ud)
 
 /* ---- what each rbridge reports ------------------------------------------ */
 
+/* What a disowned subscriber still brings (before drop_subs ends it)
+ * belongs to no room here. */
 static void on_message(void *ud, const char *name, size_t len, const char *payload, size_t plen)
 {
     struct server *s = ud;
-    s->rs->cbs.on_message(s->rs->ud, name, len, payload, plen);
+    if (!s->disowned)
+        s->rs->cbs.on_message(s->rs->ud, name, len, payload, plen);
 }
 
 static void on_foreign(void *ud, const char *channel, size_t len)
@@ -490,13 +521,14 @@ static void on_foreign(void *ud, const char *channel, size_t len)
 static void on_confirm(void *ud, const char *name, size_t len)
 {
     struct server *s = ud;
-    if (s->rs->cbs.on_confirm)
+    if (s->rs->cbs.on_confirm && !s->disowned)
         s->rs->cbs.on_confirm(s->rs->ud, name, len);
 }
 
 static void on_sub_lost(void *ud)
 {
     struct server *s = ud;
+    s->disowned = false; /* gone: the next connection starts with none */
     if (s->rs->cbs.on_sub_lost)
         s->rs->cbs.on_sub_lost(s->rs->ud, s->index);
 }
@@ -597,7 +629,9 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
             goto fail;
     }
     if (sd_event_add_time_relative(ev, &rs->timer, CLOCK_MONOTONIC,
-                                   (uint64_t)RSET_CHECK_EVERY_MS * 1000, 100000, on_timer, rs) < 0)
+                                   (uint64_t)RSET_CHECK_EVERY_MS * 1000, 100000, on_timer, rs) < 0 ||
+        sd_event_add_defer(ev, &rs->drop, drop_subs, rs) < 0 ||
+        sd_event_source_set_enabled(rs->drop, SD_EVENT_OFF) < 0)
         goto fail;
     return rs;
 fail:
@@ -611,6 +645,7 @@ void rset_free(struct rset *rs)
     if (!rs)
         return;
     rs->timer = sd_event_source_disable_unref(rs->timer);
+    rs->drop = sd_event_source_disable_unref(rs->drop);
     /* Bridges answer their waiters (our checks included) while freed: the
      * servers must still exist then, and a check answered then must change
      * nothing: it would look at the bridges freed before its own and tell

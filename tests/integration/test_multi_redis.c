@@ -594,6 +594,17 @@ static void test_one_server_down_takes_only_its_rooms(void **state)
 
 /* ---- the ring key changed under a running node ------------------------------ */
 
+/* PUBSUB NUMSUB of a channel on one server reaches `want` (polled). */
+static bool numsub_is(int server, const char *chan, long long want, int ms)
+{
+    long long n = -1;
+    for (int64_t until = h_now_ms() + ms; h_now_ms() < until; h_sleep_ms(100))
+        if ((n = rint_of(server, "PUBSUB NUMSUB %s", chan)) == want)
+            return true;
+    printf("%s has %lld subscribers on server %d, not %lld\n", chan, n, server, want);
+    return false;
+}
+
 static void test_ring_key_changed_while_running(void **state)
 {
     (void)state;
@@ -616,6 +627,16 @@ static void test_ring_key_changed_while_running(void **state)
     snprintf(srv, sizeof srv, "server=\"%d\"", BAD);
     assert_true(a_metric_is(shard, "confab_broker_redis_ring_ok", srv, 0, 1000));
     assert_true(h_alive(&a.broker[shard])); /* treated as down, not exited */
+    /* Not used means not listened to either: neither node keeps the room's
+     * channel on that server (its messages are another list's now) */
+    char chan[48];
+    snprintf(chan, sizeof chan, "room:%s", rooms[BAD]);
+    assert_true(numsub_is(BAD, chan, 0, 5000));
+    /* Node a's last member of the room leaves while its server is not used
+     * there: no channel of the room may stay behind on that server's
+     * subscriber (it would bring node a every message of the room, for
+     * nobody, for as long as the connection lasts). */
+    leave_ok(x, rooms[BAD]);
 
     /* Put right again (here: the key deleted, as docs/operations.md says):
      * the next check sets it and the rooms come back. */
@@ -623,9 +644,12 @@ static void test_ring_key_changed_while_running(void **state)
     freeReplyObject(redisCommand(c, "DEL confab:ring"));
     redisFree(c);
     assert_true(h_log_contains_from(&a.broker[shard], mark, "as expected", 15000));
-    json_int_t id = send_until_acked(x, rooms[BAD], "ring fixed", "r-2", 15000);
-    assert_int_equal(expect_new(y, rooms[BAD], "ring fixed", "xena"), id);
+    json_int_t id = send_until_acked(y, rooms[BAD], "ring fixed", "r-2", 15000);
+    assert_int_equal(expect_new(y, rooms[BAD], "ring fixed", "yuri"), id);
     assert_true(a_metric_is(shard, "confab_broker_redis_ring_ok", srv, 1, 1000));
+    /* subscribed again by node b alone (yuri): node a has no member left */
+    assert_true(numsub_is(BAD, chan, 1, 5000));
+    V1_NONE(x, 300, "new_message", "message", "ring fixed", NULL); /* x left */
     v1_close(x);
     v1_close(y);
 }
