@@ -381,6 +381,14 @@ static void own_read(struct session *s)
 {
     static uint8_t buf[65536];
     ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0 && s->peer_closed && !s->close_sent && !s->tail && !s->no_output) {
+        /* The client sent its close and then its FIN (half-closed: it still
+         * reads). Our answer waits for the next flush, which a busy gateway
+         * paces: it goes now, or ending here would cut it and the client
+         * would see 1006 after a clean close. */
+        sess__undirty(s);
+        sess__write_batch(s);
+    }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         sess__end(s);
         return;

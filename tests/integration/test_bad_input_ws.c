@@ -514,6 +514,41 @@ static void test_client_close_is_echoed_then_the_socket_closed(void **state)
     }
 }
 
+/* A client may half-close right after its close frame (it still reads):
+ * the gateway must answer before it ends the connection, also while it is
+ * busy and paces its flushes (a message every member of a wide room gets
+ * makes the next flush wait about as long as that one took). */
+static void test_a_close_then_half_close_is_answered_while_paced(void **state)
+{
+    (void)state;
+    enum { MEMBERS = 150, ROUNDS = 5 };
+    struct wsc *p = member(fx.node.port, "pacer", NULL);
+    struct wsc **m = silent_members(fx.node.port, "listener", MEMBERS);
+    ready(p, "all-in");
+    int answered = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        int fd = raw_upgrade("halfcloser", NULL, 0);
+        unsigned char f[64];
+        size_t n = client_frame(f, WS_CLOSE, "\x03\xe8", 2);
+        char wide[16];
+        snprintf(wide, sizeof wide, "wide-%d", r);
+        ready(p, wide); /* flushed to every member: the next flush waits */
+        assert_int_equal(h_send_all(fd, f, n), 0);
+        assert_int_equal(shutdown(fd, SHUT_WR), 0);
+        int code = raw_close_code(fd);
+        if (code == 1000)
+            answered++;
+        else
+            printf("round %d: %s\n", r, code < 0 ? "no close frame before the end" : "another code");
+        assert_true(raw_eof_within(fd, 3000));
+        close(fd);
+    }
+    close_all(m, MEMBERS);
+    wsc_close(p);
+    assert_int_equal(answered, ROUNDS);
+    witness_check(&wit, &fx.node);
+}
+
 /* The gateway's connections (/healthz), or -1. */
 static long gateway_connections(void)
 {
@@ -561,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_an_empty_fragmented_message),
         cmocka_unit_test(test_frames_before_the_handshake_response_are_1002),
         cmocka_unit_test(test_client_close_is_echoed_then_the_socket_closed),
+        cmocka_unit_test(test_a_close_then_half_close_is_answered_while_paced),
         cmocka_unit_test(test_a_close_left_unanswered_ends_the_connection),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
