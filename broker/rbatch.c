@@ -113,7 +113,7 @@ static void on_reply(void *ud, const redisReply *r)
         /* one line for the call that failed; the batch's own error reply is
          * logged by the bridge, and the calls after a failure were not run */
         if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12)) {
-            rbridge_count_error(f->rb);
+            rbridge_call_failed(f->rb, e);
             CF_ERROR("redis", "a script call failed on %s: %.*s (in a batch of sends, the "
                      "ones after it fail unrun)", rbridge_name(f->rb), (int)e->len, e->str);
         }

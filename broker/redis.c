@@ -526,7 +526,7 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
     return 0;
 }
 
-static bool fatal_error(const redisReply *r)
+bool rb__fatal_error(const redisReply *r)
 {
     /* A replica after failover, a loading server, lost auth, flushed
      * scripts: reconnect (which reloads the scripts). */
@@ -560,8 +560,11 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
             b->publish_errors++;
             CF_ERROR("redis", "a script failed on %s: %.*s", b->addr_str, (int)r->len, r->str);
         }
+        b->call_fatal = false;
         w.fn(w.ud, r);
-        return r->type == REDIS_REPLY_ERROR && fatal_error(r) ? -1 : 0;
+        bool fatal = b->call_fatal || (r->type == REDIS_REPLY_ERROR && rb__fatal_error(r));
+        b->call_fatal = false;
+        return fatal ? -1 : 0;
     }
     if (r->type == REDIS_REPLY_INTEGER) {
         b->published++;
@@ -572,7 +575,7 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
         if (b->publish_errors == 1 || b->publish_errors % 1000 == 0)
             CF_ERROR("redis", "a PUBLISH or PING failed (%llu errors so far): %.*s",
                      (unsigned long long)b->publish_errors, (int)r->len, r->str);
-        if (fatal_error(r))
+        if (rb__fatal_error(r))
             return -1;
     }
     return 0;

@@ -122,9 +122,12 @@ void rbridge_kick(struct rbridge *b);
 void rbridge_flush(struct rbridge *b);
 /* "host:port" or "unix:path", for logs. */
 const char *rbridge_name(const struct rbridge *b);
-/* Counts a failed call that came inside a batch's reply (the bridge counts
- * the error replies it sees itself), for the metrics. */
-void rbridge_count_error(struct rbridge *b);
+/* A failed call that came inside a batch's reply (the bridge sees the
+ * error replies that are the whole reply itself): counted for the metrics,
+ * and an error that means the connection must be made again (READONLY after
+ * a failover, NOSCRIPT, ...) has the publisher reconnect once the reply's
+ * callback returns, as when it is the whole reply. */
+void rbridge_call_failed(struct rbridge *b, const redisReply *e);
 
 bool rbridge_ready(const struct rbridge *b);
 /* Commands on the publisher still waiting for their reply (0 when down). */

@@ -170,9 +170,10 @@ void rbridge_kick(struct rbridge *b)
     rb__kick(&b->pub);
 }
 
-void rbridge_count_error(struct rbridge *b)
+void rbridge_call_failed(struct rbridge *b, const redisReply *e)
 {
     b->publish_errors++;
+    b->call_fatal = b->call_fatal || rb__fatal_error(e);
 }
 
 const char *rbridge_name(const struct rbridge *b)

@@ -71,8 +71,11 @@ struct rbridge {
     uint64_t reconnects, published, publish_errors, received;
     struct rbridge_hook hook; /* the batcher of consecutive calls (rbatch) */
     bool in_hook, hook_down; /* a DOWN raised while the hook ran */
+    bool call_fatal;         /* rbridge_call_failed saw a reconnecting error */
 };
 
+/* An error reply that means the connection must be made again. */
+bool rb__fatal_error(const redisReply *r);
 /* Queues one command on rc, the waiter's callback to get its reply (the
  * publisher's only). 0, -ENOTCONN, -ENOBUFS, -ENOMEM. */
 int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w);

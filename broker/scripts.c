@@ -95,11 +95,11 @@
  * 46 in `redis-benchmark`: 5.0 -> 4.1 µs a send).
  *
  * A send that fails keeps the sends before it, which are stored and
- * published and get their ids; the sends after it are not run and fail
- * too. When nothing was written before it (it came first, or after repeats
- * only), the whole batch gets its error as the reply, as a lone send would,
- * so the bridge still sees the errors that mean it must reconnect
- * (READONLY after a failover: a replica refuses a batch's first write). */
+ * published and get their ids (repeats their original ones); the sends
+ * after it are not run and fail too. When it came first, the whole batch
+ * gets its error as the reply, as a lone send would. The bridge reconnects
+ * on the errors that call for it (READONLY after a failover) either way
+ * (rbridge_call_failed). */
 static const char script_send[] =
     PRELUDE
     "local function send(km, kh, kd, a)\n"
@@ -137,7 +137,7 @@ static const char script_send[] =
     "  end\n"
     "  return id\n"
     "end\n"
-    "local out, k, a, failed, wrote = {}, 1, 1, nil, false\n"
+    "local out, k, a, failed = {}, 1, 1, nil\n"
     "while a <= #ARGV do\n"
     "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
     "  if failed then\n"
@@ -146,10 +146,9 @@ static const char script_send[] =
     "    local ok, r = pcall(send, KEYS[k], KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil, a + 2)\n"
     "    if ok then\n"
     "      out[#out + 1] = r\n"
-    "      wrote = wrote or type(r) == 'number'\n"
     "    else\n"
     "      failed = type(r) == 'table' and r.err or tostring(r)\n"
-    "      if not wrote then return redis.error_reply(failed) end\n"
+    "      if #out == 0 then return redis.error_reply(failed) end\n"
     "      out[#out + 1] = redis.error_reply(failed)\n"
     "    end\n"
     "  end\n"

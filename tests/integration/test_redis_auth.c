@@ -5,6 +5,7 @@
  * noeviction under a maxmemory: brokers warn, naming the setting. */
 #include "v1.h"
 
+#include <hiredis/hiredis.h>
 #include <sys/stat.h>
 
 #define PASSWORD "s3cret-pass-for-the-test"
@@ -96,6 +97,168 @@ static void test_an_evicting_redis_is_named(void **state)
     h_redis_stop(&lru);
 }
 
+/* A Redis out of memory (noeviction, maxmemory reached) refuses new sends,
+ * but a repeat of a send it accepted before is still answered with its id,
+ * also when it shares a batch of sends with one that is refused: the client
+ * learns that its message went out, instead of being told it failed and
+ * trying again for as long as Redis stays full. */
+static void test_a_full_redis_still_acks_a_repeat(void **state)
+{
+    (void)state;
+    struct h_redis full;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/full", h_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(h_redis_start(&full, dir), 0);
+    struct h_node n;
+    h_node_init(&n, full.addr);
+    n.brokers = 1;
+    assert_int_equal(h_node_start(&n), 0);
+    int s = -1;
+    for (int64_t end = h_now_ms() + 10000; h_now_ms() < end && (s = readyz(n.port)) != 200;)
+        h_sleep_ms(50);
+    assert_int_equal(s, 200);
+    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
+    json_decref(join_ok(a, "full"));
+    json_int_t id = send_ok(a, "full", "first", "f-1");
+    assert_int_equal(expect_new(a, "full", "first", "alice"), id);
+
+    static const char *const max[] = {"CONFIG", "SET", "maxmemory", "1", NULL};
+    assert_int_equal(h_redis_cli(&full, max), 0);
+    /* one write, so that the broker runs both in one batch */
+    static const char *const two[] = {
+        "{\"type\":\"send\",\"payload\":{\"room\":\"full\",\"message\":\"first\",\"id\":\"f-1\"}}",
+        "{\"type\":\"send\",\"payload\":{\"room\":\"full\",\"message\":\"second\",\"id\":\"f-2\"}}"};
+    assert_int_equal(wsc_send_texts(v1_wsc(a), two, 2), 0);
+    json_t *ack = v1_wait(a, V1_WAIT, "ack", "id", "f-1", NULL);
+    V1_MUST(a, ack, "the repeat's ack while Redis is full");
+    assert_int_equal(pint(ack, "message_id"), id);
+    json_decref(ack);
+    json_t *err = v1_wait(a, V1_WAIT, "error", "ref", "f-2", NULL);
+    V1_MUST(a, err, "the new send refused while Redis is full");
+    assert_string_equal(pstr(err, "code"), "internal"); /* "Redis refused the command" */
+    json_decref(err);
+    V1_NONE(a, 200, "new_message", "message", "second", NULL);
+
+    static const char *const unlimited[] = {"CONFIG", "SET", "maxmemory", "0", NULL};
+    assert_int_equal(h_redis_cli(&full, unlimited), 0);
+    assert_int_equal(send_ok(a, "full", "second", "f-2"), id + 1);
+    assert_int_equal(expect_new(a, "full", "second", "alice"), id + 1);
+    v1_close(a);
+    assert_int_equal(h_node_stop(&n), 0);
+    h_redis_stop(&full);
+}
+
+/* INFO replication on r says master_link_status:up (polled). */
+static bool linked_to_master(const struct h_redis *r, int ms)
+{
+    for (int64_t end = h_now_ms() + ms; h_now_ms() < end; h_sleep_ms(50)) {
+        redisContext *c = redisConnectUnix(r->sock);
+        redisReply *rep = c && !c->err ? redisCommand(c, "INFO replication") : NULL;
+        bool up = rep && rep->type == REDIS_REPLY_STRING &&
+                  strstr(rep->str, "master_link_status:up");
+        freeReplyObject(rep);
+        redisFree(c);
+        if (up)
+            return true;
+    }
+    return false;
+}
+
+static void replicaof(const struct h_redis *r, const struct h_redis *of)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", of ? of->port : 0);
+    const char *const args[] = {"REPLICAOF", of ? of->ip : "NO", of ? port : "ONE", NULL};
+    assert_int_equal(h_redis_cli(r, args), 0);
+}
+
+static void wait_ready(int port)
+{
+    int s = -1;
+    for (int64_t end = h_now_ms() + 15000; h_now_ms() < end && (s = readyz(port)) != 200;)
+        h_sleep_ms(100);
+    assert_int_equal(s, 200);
+}
+
+/* The server turns replica under a running broker (its connections stay):
+ * a batch holding a repeat of an accepted send and a new one gets the
+ * repeat's id and READONLY for the new one, inside the reply, where the
+ * bridge used to look for it only as the whole reply. It must reconnect
+ * (after a failover the name leads elsewhere), as for a lone send. The
+ * broker's own writes (the ring check every 5 s, presence) can meet READONLY
+ * first and take the connection down before the batch: that round is tried
+ * again. */
+static void test_a_batch_refused_by_a_replica_reconnects(void **state)
+{
+    (void)state;
+    struct h_redis p, q;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/ro-p", h_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(h_redis_start(&p, dir), 0);
+    snprintf(dir, sizeof dir, "%s/ro-q", h_tmpdir());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(h_redis_start(&q, dir), 0);
+    struct h_node n;
+    h_node_init(&n, p.addr);
+    n.brokers = 1;
+    assert_int_equal(h_node_start(&n), 0);
+    wait_ready(n.port);
+    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
+    json_decref(join_ok(a, "ro"));
+    bool acked = false;
+    for (int round = 0; round < 3 && !acked; round++) {
+        char first[16], second[16], two[2][200];
+        snprintf(first, sizeof first, "ro-%d-1", round);
+        snprintf(second, sizeof second, "ro-%d-2", round);
+        json_int_t id = send_ok(a, "ro", "first", first);
+        assert_int_equal(expect_new(a, "ro", "first", "alice"), id);
+        /* q takes p's data and goes its own way; p then follows q: the same
+         * data, read-only now, and the broker still connected to it */
+        replicaof(&q, &p);
+        assert_true(linked_to_master(&q, 10000));
+        replicaof(&q, NULL);
+        replicaof(&p, &q);
+        assert_true(linked_to_master(&p, 10000));
+        long mark = h_log_mark(&n.broker[0]);
+        for (int i = 0; i < 2; i++)
+            snprintf(two[i], sizeof two[i],
+                     "{\"type\":\"send\",\"payload\":{\"room\":\"ro\",\"message\":\"%s\","
+                     "\"id\":\"%s\"}}", i ? "second" : "first", i ? second : first);
+        const char *const texts[] = {two[0], two[1]}; /* one write: one batch */
+        assert_int_equal(wsc_send_texts(v1_wsc(a), texts, 2), 0);
+        json_t *err = v1_wait(a, V1_WAIT, "error", "ref", second, NULL);
+        V1_MUST(a, err, "the new send refused by a replica");
+        json_decref(err);
+        json_t *ack = v1_take(a, "ack", "id", first, NULL);
+        if (!ack) {
+            json_t *e = v1_take(a, "error", "ref", first, NULL);
+            printf("round %d: the repeat got %s\n", round, e ? pstr(e, "message") : "nothing");
+            json_decref(e);
+        } else {
+            assert_int_equal(pint(ack, "message_id"), id);
+            json_decref(ack);
+            char lost[400];
+            snprintf(lost, sizeof lost, "publisher connection to %s lost", p.addr);
+            assert_true(h_log_contains_from(&n.broker[0], mark, lost, 5000));
+            acked = true;
+        }
+        /* p primary again: the broker comes back to it and the send goes */
+        replicaof(&p, NULL);
+        wait_ready(n.port);
+        json_int_t next = resend_until_acked(a, "ro", "second", second, 10000);
+        assert_int_equal(next, id + 1);
+        assert_int_equal(expect_new(a, "ro", "second", "alice"), id + 1);
+    }
+    if (!acked)
+        fail_msg("a repeat in a batch refused by a replica never got its ack");
+    v1_close(a);
+    assert_int_equal(h_node_stop(&n), 0);
+    h_redis_stop(&p);
+    h_redis_stop(&q);
+}
+
 static void test_a_wrong_password_says_so(void **state)
 {
     (void)state;
@@ -121,6 +284,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_right_password_serves),
+        cmocka_unit_test(test_a_full_redis_still_acks_a_repeat),
+        cmocka_unit_test(test_a_batch_refused_by_a_replica_reconnects),
         cmocka_unit_test(test_a_wrong_password_says_so),
         cmocka_unit_test(test_an_evicting_redis_is_named),
     };
