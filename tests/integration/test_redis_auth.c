@@ -2,7 +2,9 @@
  * authenticate both connections and then work normally (scripts loaded,
  * sends acked, history); a wrong password keeps the broker out of service,
  * says why, and never reports ready. An eviction policy other than
- * noeviction under a maxmemory: brokers warn, naming the setting. */
+ * noeviction under a maxmemory: brokers warn, naming the setting. A Redis
+ * out of memory, or turned replica under a running broker, refuses new sends
+ * but still acks repeats of accepted ones, and READONLY reconnects. */
 #include "v1.h"
 
 #include <hiredis/hiredis.h>
