@@ -156,15 +156,17 @@ static void refresh(struct server *s)
         if (rs->cbs.on_state)
             rs->cbs.on_state(rs->ud, s->index, rbridge_ready(s->b));
     } else {
-        struct rbridge_stats st;
-        rbridge_stats(s->b, &st);
-        if (st.sub_up) {
-            /* The rooms forget their subscriptions here, so the connection
-             * must lose them too: otherwise a room left meanwhile keeps its
-             * channel for the connection's life, and the confirms of
-             * commands sent before would be counted against the rooms'
-             * next ones. Not from here (this may run inside another
-             * server's reply, or in a walk over the servers): drop_subs. */
+        if (rbridge_ready(s->b)) {
+            /* Both connections up, yet not usable: its check failed or is
+             * disputed. The rooms forget their subscriptions here, so the
+             * connection must lose them too: otherwise a room left meanwhile
+             * could keep its channel (an UNSUBSCRIBE that found the queue
+             * full is forgotten) and this node would go on hearing another
+             * list's traffic. Not from here (this may run inside another
+             * server's reply, or in a walk over the servers): drop_subs.
+             * When a connection dropped instead (the bridge is not ready),
+             * the subscriber is left alone: a publisher that blinks must
+             * not cost the rooms their live messages. */
             s->disowned = true;
             sd_event_source_set_enabled(rs->drop, SD_EVENT_ONESHOT);
         }
@@ -181,8 +183,9 @@ static int drop_subs(sd_event_source *src, void *ud)
     struct rset *rs = ud;
     for (uint32_t i = 0; i < rs->n; i++)
         if (rs->sv[i].disowned) {
-            rbridge_drop_sub(rs->sv[i].b, "this node no longer uses its server (see the ring check's error); "
-                             "its rooms are unavailable until the check passes");
+            rbridge_drop_sub(rs->sv[i].b, "this node no longer uses its server (its ring check "
+                             "failed or is disputed: see the error above); its rooms are "
+                             "unavailable until the check passes");
             rs->sv[i].disowned = false; /* a connection made from now on has no channel */
         }
     return 0;

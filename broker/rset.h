@@ -22,11 +22,12 @@
  *     answer `unavailable`, an error is logged, and the check goes on, so it
  *     comes back once the key is right again. No crash loop for a running
  *     node.
- * A server that stops being usable while its subscriber is up (this check,
- * a dispute below, a new identity) has that connection reset: on_sub_lost
- * tells the rooms their channels are gone, and they must be, or a room left
- * meanwhile could keep its channel (an UNSUBSCRIBE held for a full queue is
- * forgotten) and this node would go on hearing another list's traffic.
+ * A server that stops being usable while both its connections are up (this
+ * check, a dispute below, a new identity) has its subscriber reset:
+ * on_sub_lost tells the rooms their channels are gone, and they must be, or
+ * a room left meanwhile could keep its channel (an UNSUBSCRIBE held for a
+ * full queue is forgotten) and this node would go on hearing another list's
+ * traffic. A dropped connection resets nothing else.
  * Addresses are not part of the check: one node may reach a server over a
  * Unix socket, another over TCP. What is checked is the servers themselves:
  * each has a random identity (`confab:id`, set when absent), and each holds
