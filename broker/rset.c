@@ -631,10 +631,13 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
         if (!s->b)
             goto fail;
     }
-    if (sd_event_add_time_relative(ev, &rs->timer, CLOCK_MONOTONIC,
-                                   (uint64_t)RSET_CHECK_EVERY_MS * 1000, 100000, on_timer, rs) < 0 ||
-        sd_event_add_defer(ev, &rs->drop, drop_subs, rs) < 0 ||
-        sd_event_source_set_enabled(rs->drop, SD_EVENT_OFF) < 0)
+    int rc = sd_event_add_time_relative(ev, &rs->timer, CLOCK_MONOTONIC,
+                                        (uint64_t)RSET_CHECK_EVERY_MS * 1000, 100000, on_timer, rs);
+    if (rc >= 0)
+        rc = sd_event_add_defer(ev, &rs->drop, drop_subs, rs);
+    if (rc >= 0)
+        rc = sd_event_source_set_enabled(rs->drop, SD_EVENT_OFF);
+    if (rc < 0)
         goto fail;
     return rs;
 fail:

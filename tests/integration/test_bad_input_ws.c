@@ -539,7 +539,8 @@ static void test_a_close_then_half_close_is_answered_while_paced(void **state)
         if (code == 1000)
             answered++;
         else
-            printf("round %d: %s\n", r, code < 0 ? "no close frame before the end" : "another code");
+            printf("round %d: %s\n", r,
+                   code < 0 ? "no close frame before the end" : "another code");
         assert_true(raw_eof_within(fd, 3000));
         close(fd);
     }

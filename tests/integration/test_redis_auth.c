@@ -40,6 +40,61 @@ static int readyz(int port)
     return s;
 }
 
+static void wait_ready(int port)
+{
+    int s = -1;
+    for (int64_t end = h_now_ms() + 15000; h_now_ms() < end && (s = readyz(port)) != 200;)
+        h_sleep_ms(100);
+    assert_int_equal(s, 200);
+}
+
+/* A Redis of the test's own, in a directory named `name`. */
+static void own_redis(struct h_redis *r, const char *name)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/%s", h_tmpdir(), name);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(h_redis_start(r, dir), 0);
+}
+
+/* alice in `room` of a ready node, her first message sent (its id). */
+static struct v1c *alice_says(int port, const char *room, const char *text, const char *id,
+                              json_int_t *mid)
+{
+    wait_ready(port);
+    struct v1c *a = v1_member(port, "alice", V1_JSON);
+    json_decref(join_ok(a, room));
+    *mid = send_ok(a, room, text, id);
+    assert_int_equal(expect_new(a, room, text, "alice"), *mid);
+    return a;
+}
+
+/* A node of one broker on r, ready, with alice in `room`, her first
+ * message sent (its id in *mid). */
+static struct v1c *alice_on(struct h_node *n, const struct h_redis *r, const char *room,
+                            const char *text, const char *id, json_int_t *mid)
+{
+    h_node_init(n, r->addr);
+    n->brokers = 1;
+    assert_int_equal(h_node_start(n), 0);
+    return alice_says(n->port, room, text, id, mid);
+}
+
+/* Two sends in one write, so that the broker runs them in one batch. */
+static void send_two(struct v1c *a, const char *room, const char *text1, const char *id1,
+                     const char *text2, const char *id2)
+{
+    char two[2][200];
+    snprintf(two[0], sizeof two[0],
+             "{\"type\":\"send\",\"payload\":{\"room\":\"%s\",\"message\":\"%s\",\"id\":\"%s\"}}",
+             room, text1, id1);
+    snprintf(two[1], sizeof two[1],
+             "{\"type\":\"send\",\"payload\":{\"room\":\"%s\",\"message\":\"%s\",\"id\":\"%s\"}}",
+             room, text2, id2);
+    const char *const texts[] = {two[0], two[1]};
+    assert_int_equal(wsc_send_texts(v1_wsc(a), texts, 2), 0);
+}
+
 static void test_the_right_password_serves(void **state)
 {
     (void)state;
@@ -47,15 +102,8 @@ static void test_the_right_password_serves(void **state)
     h_node_init(&n, redis.addr);
     n.extra_env[0] = "REDIS_PASSWORD=" PASSWORD;
     assert_int_equal(h_node_start(&n), 0);
-    int s = -1;
-    for (int64_t end = h_now_ms() + 10000; h_now_ms() < end && (s = readyz(n.port)) != 200;)
-        h_sleep_ms(50);
-    assert_int_equal(s, 200);
-    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
-    json_decref(join_ok(a, "locked"));
-    json_int_t id = send_ok(a, "locked", "behind a password", "p-1");
-    assert_int_equal(expect_new(a, "locked", "behind a password", "alice"), id);
-    v1_close(a);
+    json_int_t id;
+    v1_close(alice_says(n.port, "locked", "behind a password", "p-1", &id));
     h_node_dump_logs(&n);
     assert_false(h_log_contains(&n.broker[0], "evicts keys", 0)); /* maxmemory 0 */
     assert_int_equal(h_node_stop(&n), 0);
@@ -68,10 +116,7 @@ static void test_an_evicting_redis_is_named(void **state)
 {
     (void)state;
     struct h_redis lru;
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/lru", h_tmpdir());
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(h_redis_start(&lru, dir), 0);
+    own_redis(&lru, "lru");
     static const char *const max[] = {"CONFIG", "SET", "maxmemory", "104857600", NULL};
     static const char *const policy[] = {"CONFIG", "SET", "maxmemory-policy", "allkeys-lru", NULL};
     static const char *const none[] = {"CONFIG", "SET", "maxmemory-policy", "noeviction", NULL};
@@ -108,30 +153,14 @@ static void test_a_full_redis_still_acks_a_repeat(void **state)
 {
     (void)state;
     struct h_redis full;
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/full", h_tmpdir());
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(h_redis_start(&full, dir), 0);
+    own_redis(&full, "full");
     struct h_node n;
-    h_node_init(&n, full.addr);
-    n.brokers = 1;
-    assert_int_equal(h_node_start(&n), 0);
-    int s = -1;
-    for (int64_t end = h_now_ms() + 10000; h_now_ms() < end && (s = readyz(n.port)) != 200;)
-        h_sleep_ms(50);
-    assert_int_equal(s, 200);
-    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
-    json_decref(join_ok(a, "full"));
-    json_int_t id = send_ok(a, "full", "first", "f-1");
-    assert_int_equal(expect_new(a, "full", "first", "alice"), id);
+    json_int_t id;
+    struct v1c *a = alice_on(&n, &full, "full", "first", "f-1", &id);
 
     static const char *const max[] = {"CONFIG", "SET", "maxmemory", "1", NULL};
     assert_int_equal(h_redis_cli(&full, max), 0);
-    /* one write, so that the broker runs both in one batch */
-    static const char *const two[] = {
-        "{\"type\":\"send\",\"payload\":{\"room\":\"full\",\"message\":\"first\",\"id\":\"f-1\"}}",
-        "{\"type\":\"send\",\"payload\":{\"room\":\"full\",\"message\":\"second\",\"id\":\"f-2\"}}"};
-    assert_int_equal(wsc_send_texts(v1_wsc(a), two, 2), 0);
+    send_two(a, "full", "first", "f-1", "second", "f-2");
     json_t *ack = v1_wait(a, V1_WAIT, "ack", "id", "f-1", NULL);
     V1_MUST(a, ack, "the repeat's ack while Redis is full");
     assert_int_equal(pint(ack, "message_id"), id);
@@ -175,14 +204,6 @@ static void replicaof(const struct h_redis *r, const struct h_redis *of)
     assert_int_equal(h_redis_cli(r, args), 0);
 }
 
-static void wait_ready(int port)
-{
-    int s = -1;
-    for (int64_t end = h_now_ms() + 15000; h_now_ms() < end && (s = readyz(port)) != 200;)
-        h_sleep_ms(100);
-    assert_int_equal(s, 200);
-}
-
 /* The server turns replica under a running broker (its connections stay):
  * a batch holding a repeat of an accepted send and a new one gets the
  * repeat's id and READONLY for the new one, inside the reply, where the
@@ -195,26 +216,17 @@ static void test_a_batch_refused_by_a_replica_reconnects(void **state)
 {
     (void)state;
     struct h_redis p, q;
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/ro-p", h_tmpdir());
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(h_redis_start(&p, dir), 0);
-    snprintf(dir, sizeof dir, "%s/ro-q", h_tmpdir());
-    assert_int_equal(mkdir(dir, 0700), 0);
-    assert_int_equal(h_redis_start(&q, dir), 0);
+    own_redis(&p, "ro-p");
+    own_redis(&q, "ro-q");
     struct h_node n;
-    h_node_init(&n, p.addr);
-    n.brokers = 1;
-    assert_int_equal(h_node_start(&n), 0);
-    wait_ready(n.port);
-    struct v1c *a = v1_member(n.port, "alice", V1_JSON);
-    json_decref(join_ok(a, "ro"));
+    json_int_t id;
+    struct v1c *a = alice_on(&n, &p, "ro", "hello", "ro-0", &id);
     bool acked = false;
     for (int round = 0; round < 3 && !acked; round++) {
-        char first[16], second[16], two[2][200];
+        char first[16], second[16];
         snprintf(first, sizeof first, "ro-%d-1", round);
         snprintf(second, sizeof second, "ro-%d-2", round);
-        json_int_t id = send_ok(a, "ro", "first", first);
+        id = send_ok(a, "ro", "first", first);
         assert_int_equal(expect_new(a, "ro", "first", "alice"), id);
         /* q takes p's data and goes its own way; p then follows q: the same
          * data, read-only now, and the broker still connected to it */
@@ -224,12 +236,7 @@ static void test_a_batch_refused_by_a_replica_reconnects(void **state)
         replicaof(&p, &q);
         assert_true(linked_to_master(&p, 10000));
         long mark = h_log_mark(&n.broker[0]);
-        for (int i = 0; i < 2; i++)
-            snprintf(two[i], sizeof two[i],
-                     "{\"type\":\"send\",\"payload\":{\"room\":\"ro\",\"message\":\"%s\","
-                     "\"id\":\"%s\"}}", i ? "second" : "first", i ? second : first);
-        const char *const texts[] = {two[0], two[1]}; /* one write: one batch */
-        assert_int_equal(wsc_send_texts(v1_wsc(a), texts, 2), 0);
+        send_two(a, "ro", "first", first, "second", second);
         json_t *err = v1_wait(a, V1_WAIT, "error", "ref", second, NULL);
         V1_MUST(a, err, "the new send refused by a replica");
         json_decref(err);
