@@ -224,10 +224,10 @@ static void on_confirm(void *ud, const char *name, size_t len)
     rooms_on_confirm(b->rooms, name, len);
 }
 
-static void on_sub_lost(void *ud, uint32_t server)
+static void on_sub_lost(void *ud, uint32_t server, bool kept)
 {
     struct on_server o = {ud, server};
-    rooms_on_sub_lost_if(o.b->rooms, room_on_server, &o);
+    rooms_on_sub_lost_if(o.b->rooms, room_on_server, &o, kept);
 }
 
 static void on_sub_ready(void *ud, uint32_t server)

@@ -301,10 +301,10 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
 
 void rooms_on_sub_lost(struct rooms *r)
 {
-    rooms_on_sub_lost_if(r, NULL, NULL);
+    rooms_on_sub_lost_if(r, NULL, NULL, false);
 }
 
-void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud)
+void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool kept)
 {
     size_t n = cf_map_count(r->by_name), k = 0, it = 0;
     if (!n)
@@ -321,7 +321,9 @@ void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud)
         all[i]->unconfirmed = 0;
         all[i]->active = false;
         all[i]->sub_sent = false;
-        all[i]->unsub_due = false; /* the connection took its channels with it */
+        /* a connection that went took its channels with it; one that
+         * stays must still leave those it was to leave */
+        all[i]->unsub_due = kept && all[i]->unsub_due;
         /* What waited for the lost subscription runs now rather than
          * whenever Redis is back: a send is stored (or refused) at once, and
          * the members here recover the message by its id. */

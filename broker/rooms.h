@@ -93,9 +93,13 @@ void rooms_on_sub_lost(struct rooms *r);
 void rooms_on_sub_ready(struct rooms *r);
 
 /* The same for the rooms `pick` chooses (those of one Redis server, when
- * rooms are spread over several, each with its own subscriber). */
+ * rooms are spread over several, each with its own subscriber). `kept`:
+ * the subscriber connection lives on with its channels (its server is only
+ * not used for now: its publisher dropped), so a channel still to be left
+ * (an UNSUBSCRIBE that found the queue full) is still left by rooms_retry;
+ * otherwise the connection took its channels with it. */
 typedef bool (*rooms_pick_fn)(void *ud, const char *name, size_t len);
-void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud);
+void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool kept);
 void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud);
 /* Subscribes the rooms whose SUBSCRIBE could not be queued (the
  * subscriber's queue was full, e.g. a whole resubscription at once under a

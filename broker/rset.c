@@ -146,9 +146,9 @@ static void refresh(struct server *s)
     if (now == s->usable)
         return;
     s->usable = now;
+    struct rbridge_stats st;
+    rbridge_stats(s->b, &st);
     if (now) {
-        struct rbridge_stats st;
-        rbridge_stats(s->b, &st);
         if (rs->cbs.on_pub_ready)
             rs->cbs.on_pub_ready(rs->ud, s->index);
         if (st.sub_up && rs->cbs.on_sub_ready)
@@ -159,19 +159,18 @@ static void refresh(struct server *s)
         if (rbridge_ready(s->b)) {
             /* Both connections up, yet not usable: its check failed or is
              * disputed. The rooms forget their subscriptions here, so the
-             * connection must lose them too: otherwise a room left meanwhile
-             * could keep its channel (an UNSUBSCRIBE that found the queue
-             * full is forgotten) and this node would go on hearing another
-             * list's traffic. Not from here (this may run inside another
-             * server's reply, or in a walk over the servers): drop_subs.
-             * When a connection dropped instead (the bridge is not ready),
-             * the subscriber is left alone: a publisher that blinks must
-             * not cost the rooms their live messages. */
+             * connection must lose them too, or this node would go on
+             * hearing another list's traffic. Not from here (this may run
+             * inside another server's reply, or in a walk over the
+             * servers): drop_subs. When the publisher dropped instead (the
+             * bridge is not ready), the subscriber is left alone with its
+             * channels (`kept`): a publisher that blinks must not cost the
+             * rooms their live messages. */
             s->disowned = true;
             sd_event_source_set_enabled(rs->drop, SD_EVENT_ONESHOT);
         }
         if (rs->cbs.on_sub_lost)
-            rs->cbs.on_sub_lost(rs->ud, s->index);
+            rs->cbs.on_sub_lost(rs->ud, s->index, st.sub_up && !s->disowned);
         if (rs->cbs.on_state)
             rs->cbs.on_state(rs->ud, s->index, false);
     }
@@ -533,7 +532,7 @@ static void on_sub_lost(void *ud)
     struct server *s = ud;
     s->disowned = false; /* gone: the next connection starts with none */
     if (s->rs->cbs.on_sub_lost)
-        s->rs->cbs.on_sub_lost(s->rs->ud, s->index);
+        s->rs->cbs.on_sub_lost(s->rs->ud, s->index, false);
 }
 
 /* What a check on s's publisher established no longer holds (a new

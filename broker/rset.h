@@ -65,8 +65,10 @@ struct rset_cbs {
     void (*on_foreign)(void *ud, const char *channel, size_t len);
     void (*on_confirm)(void *ud, const char *name, size_t len);
     /* Server `server`'s subscriptions are gone / can be made (again): for the
-     * rooms that live there (rset_server_of). */
-    void (*on_sub_lost)(void *ud, uint32_t server);
+     * rooms that live there (rset_server_of). on_sub_lost's `kept`: the
+     * subscriber connection is still up with its channels (the server is
+     * not used while its publisher is down); UNSUBSCRIBEs still go to it. */
+    void (*on_sub_lost)(void *ud, uint32_t server, bool kept);
     void (*on_sub_ready)(void *ud, uint32_t server);
     /* Server `server` takes commands (again), its ring check passed. */
     void (*on_pub_ready)(void *ud, uint32_t server);

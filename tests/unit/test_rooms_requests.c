@@ -322,6 +322,22 @@ static void test_full_queue_unsubscribe_retried(void **state)
     g_fake.unsub_rc = 0;
     rooms_retry(g_rooms);
     assert_int_equal(count_kind('U'), 5);
+
+    /* A subscriber that lives on while its server is not used for now (its
+     * publisher dropped) keeps its channels: the one to leave is still left
+     * (it used to stay subscribed for the connection's life). */
+    join(2, "hall");
+    confirm("hall");
+    g_fake.unsub_rc = -ENOBUFS;
+    leave(2, "hall");
+    assert_int_equal(count_kind('U'), 6);
+    rooms_on_sub_lost_if(g_rooms, NULL, NULL, true);
+    assert_int_equal(stats().rooms, 1); /* kept: its channel is still there */
+    g_fake.unsub_rc = 0;
+    rooms_retry(g_rooms);
+    assert_int_equal(count_kind('U'), 7);
+    confirm("hall");
+    assert_int_equal(stats().rooms, 0);
 }
 
 static void test_hold_budget(void **state)
@@ -574,7 +590,7 @@ static void test_sub_lost_and_ready_for_one_server(void **state)
     confirm("s1-c");
     g_fake.n = 0;
 
-    rooms_on_sub_lost_if(g_rooms, on_s1, &g_fake);
+    rooms_on_sub_lost_if(g_rooms, on_s1, &g_fake, false);
     assert_int_equal(submit("s1-b", "x"), -ENOTCONN);
     assert_int_equal(submit("s1-c", "x"), -ENOTCONN);
     assert_int_equal(g_fake.n, 0);
