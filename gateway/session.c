@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "pace.h"
 #include "session_int.h"
 #include "validate.h"
 #include "wsframe.h"
@@ -89,10 +90,14 @@ void sess_detach(struct session *s)
 #define SLOT_COST 16
 
 struct sess_counters sess__counters; /* one loop per process */
+/* When the next flush may begin: a busy gateway waits, so that clients get
+ * several messages per send() (pace.h) */
+static struct pace g_pace;
 
 void sess_counters(struct sess_counters *out)
 {
     *out = sess__counters;
+    out->saturated_flushes = g_pace.saturated;
 }
 
 /* Sessions with output to write at the end of this loop pass (direct
@@ -105,17 +110,6 @@ static struct lws_context *g_direct; /* NULL: direct mode off */
  * before the next wait rather than after it */
 static lws_sorted_usec_list_t g_flush_sul;
 
-/* Pacing. One send() per delivery costs ~10 us on loopback, and a bare
- * server reaches its figures because a busy loop pass has several messages
- * for each client by the time it writes. Passes here are short (epoll), so
- * a busy gateway would write each message on its own. A flush that took long
- * (it wrote many clients) means the gateway is busy: the next one waits as
- * long as this one took, at most PACE_MAX_US, and clients get several
- * messages per send(); a quiet gateway (flushes under PACE_FROM_US) writes
- * at once, so light load keeps its latency. */
-#define PACE_FROM_US 30
-#define PACE_MAX_US 10000
-static int64_t g_next_flush_us;
 
 static void flush_cb(lws_sorted_usec_list_t *sul);
 
@@ -129,8 +123,8 @@ static void flush_cb(lws_sorted_usec_list_t *sul);
  * armed. */
 static void schedule_flush(void)
 {
-    int64_t wait = g_next_flush_us ? g_next_flush_us - cf_mono_us() : 0;
-    if (wait > 1 && sess__wake_at(g_next_flush_us) == 0)
+    int64_t wait = g_pace.due_us ? g_pace.due_us - cf_mono_us() : 0;
+    if (wait > 1 && sess__wake_at(g_pace.due_us) == 0)
         return;
     lws_sul_schedule(g_direct, 0, &g_flush_sul, flush_cb, wait > 1 ? wait : 1);
 }
@@ -174,8 +168,10 @@ static void want_write(struct session *s)
         g_dirty = d;
         g_capdirty = cap;
     }
-    if (g_ndirty == 0)
+    if (g_ndirty == 0) {
+        pace_output(&g_pace, cf_mono_us());
         schedule_flush();
+    }
     g_dirty[g_ndirty++] = s;
     s->dirty = g_ndirty;
     return;
@@ -301,7 +297,7 @@ void sess_flush(void)
     if (!g_ndirty)
         return;
     int64_t start = cf_mono_us();
-    if (start < g_next_flush_us) {
+    if (!pace_may_flush(&g_pace, start)) {
         if (g_direct)
             schedule_flush();
         return;
@@ -333,8 +329,7 @@ void sess_flush(void)
         }
     }
     g_ndirty = 0;
-    int64_t end = cf_mono_us(), took = end - start;
-    g_next_flush_us = took < PACE_FROM_US ? 0 : end + (took < PACE_MAX_US ? took : PACE_MAX_US);
+    pace_flushed(&g_pace, start, cf_mono_us());
 }
 
 void sess_stop_output(struct session *s)

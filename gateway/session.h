@@ -164,6 +164,7 @@ void sess_drop(struct session *s);
 /* Totals over every session of this process, for /metrics. */
 struct sess_counters {
     uint64_t frames_out, bytes_out, slow_consumers;
+    uint64_t saturated_flushes; /* flushes that found the gateway short of CPU (pace.h) */
 };
 void sess_counters(struct sess_counters *out);
 

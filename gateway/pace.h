@@ -1,0 +1,53 @@
+/* pace: when a busy gateway writes its clients again.
+ *
+ * One send() per delivery costs ~10 us on loopback, and a bare server
+ * reaches its figures because a busy loop pass has several messages for each
+ * client by the time it writes. The gateway's passes are short (epoll), so
+ * a busy gateway would write each message on its own; session.c flushes
+ * every client with output once per pass, and asks this module when the
+ * next flush may begin.
+ *
+ * - A flush under PACE_FROM_US: the next one may begin at once, so light
+ *   load keeps its latency.
+ * - A longer one (it wrote many clients): the next waits as long as it took,
+ *   at most PACE_MAX_US, and clients get several messages per send().
+ * - A gateway short of CPU: its passes outlast the waits, so a flush begins
+ *   late, at the end of the pass that was running when its time came, with
+ *   output waiting since before then. When a flush began PACE_LATE_US late
+ *   and took as long, the next waits twice as long, at most
+ *   PACE_SATURATED_MAX_US. A flush that is long for another reason (one room
+ *   of thousands, or the process descheduled in the middle) began on time,
+ *   and keeps the plain wait: a longer wait after a stall only adds to it.
+ *
+ * Times are CLOCK_MONOTONIC microseconds (cf_mono_us). Not thread-safe:
+ * one per loop. */
+#ifndef CONFAB_GATEWAY_PACE_H
+#define CONFAB_GATEWAY_PACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PACE_FROM_US 30
+#define PACE_MAX_US 10000
+#define PACE_LATE_US 1000
+#define PACE_SATURATED_MAX_US 50000
+
+struct pace {
+    int64_t due_us;         /* the next flush may begin then; 0: at once */
+    int64_t waiting_since;  /* when output began waiting for the next flush */
+    uint64_t saturated;     /* flushes that found the gateway short of CPU */
+};
+
+/* Output was queued while none was waiting for a flush. */
+void pace_output(struct pace *p, int64_t now_us);
+
+/* Whether a flush may begin at now_us. */
+static inline bool pace_may_flush(const struct pace *p, int64_t now_us)
+{
+    return now_us >= p->due_us;
+}
+
+/* A flush ran from start_us to end_us: sets when the next may begin. */
+void pace_flushed(struct pace *p, int64_t start_us, int64_t end_us);
+
+#endif
