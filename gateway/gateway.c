@@ -484,6 +484,7 @@ static void drain(struct gw *gw)
     CF_INFO("gateway", "draining: closing %zu connections with 1001 (up to %d ms)", gw->nsessions,
             gw->cfg->drain_timeout_ms);
     ws_drain_all(gw);
+    sess_flush_now(); /* the closes go now, not when the pacing allows */
     int64_t deadline = cf_mono_ms() + gw->cfg->drain_timeout_ms;
     while (gw->nsessions > 0 && cf_mono_ms() < deadline)
         if (service(gw) < 0)

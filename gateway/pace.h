@@ -47,6 +47,13 @@ static inline bool pace_may_flush(const struct pace *p, int64_t now_us)
     return now_us >= p->due_us;
 }
 
+/* The next flush may begin at once: a client's queue is near its bound (a
+ * wait must not turn a reader into a slow consumer), or the gateway drains. */
+static inline void pace_release(struct pace *p)
+{
+    p->due_us = 0;
+}
+
 /* A flush ran from start_us to end_us: sets when the next may begin. */
 void pace_flushed(struct pace *p, int64_t start_us, int64_t end_us);
 

@@ -104,6 +104,7 @@ void sess_counters(struct sess_counters *out)
  * mode). Slots of sessions that went away meanwhile are NULL. */
 static struct session **g_dirty;
 static uint32_t g_ndirty, g_capdirty;
+static uint32_t g_nlive; /* slots of g_dirty not NULL */
 static struct lws_context *g_direct; /* NULL: direct mode off */
 /* lws 4.1 runs due timers before it polls: a zero-delay timer makes the
  * flush of output queued by timer callbacks (pings, request timeouts) happen
@@ -147,6 +148,9 @@ void sess__undirty(struct session *s)
     if (s->dirty) {
         g_dirty[s->dirty - 1] = NULL;
         s->dirty = 0;
+        /* none left: output queued from now on starts a new wait (pace.h) */
+        if (--g_nlive == 0)
+            g_ndirty = 0;
     }
 }
 
@@ -173,6 +177,7 @@ static void want_write(struct session *s)
         schedule_flush();
     }
     g_dirty[g_ndirty++] = s;
+    g_nlive++;
     s->dirty = g_ndirty;
     return;
 lws:
@@ -267,6 +272,8 @@ int sess_send(struct session *s, struct cf_buf *b)
     s->qbytes += cost;
     if (s->qlen == 1)
         want_write(s);
+    if (s->qbytes > s->qmax / 2)
+        pace_release(&g_pace); /* a wait must not make a reader a slow consumer */
     return 0;
 }
 
@@ -328,8 +335,14 @@ void sess_flush(void)
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }
-    g_ndirty = 0;
+    g_ndirty = g_nlive = 0;
     pace_flushed(&g_pace, start, cf_mono_us());
+}
+
+void sess_flush_now(void)
+{
+    pace_release(&g_pace);
+    sess_flush();
 }
 
 void sess_stop_output(struct session *s)

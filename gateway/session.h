@@ -87,6 +87,8 @@ int sess_on_writable(struct session *s);
 struct lws_context;
 void sess_direct_writes(struct lws_context *ctx);
 void sess_flush(void);
+/* sess_flush without waiting for the pacing (pace.h): a drain's closes. */
+void sess_flush_now(void);
 
 /* The connection is closing outside sess_close: the client sent a close
  * frame (lws answers it), or lws closes it after a protocol error. Nothing

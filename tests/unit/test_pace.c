@@ -85,6 +85,23 @@ static void test_late_alone_is_not_saturation(void **state)
     assert_int_equal(p.saturated, 0);
 }
 
+/* A queue near its bound or a drain: the next flush may begin at once,
+ * however long the wait was; the flush after it is paced as usual */
+static void test_release_lets_the_next_flush_begin_at_once(void **state)
+{
+    (void)state;
+    struct pace p = {0};
+    int64_t due = T0 + 20000, start = due + 13000;
+    next_due(&p, due, T0, start, 20000);
+    assert_false(pace_may_flush(&p, start + 20001));
+    pace_release(&p);
+    assert_true(pace_may_flush(&p, start + 20001));
+    /* not late: there was no wait to be late for */
+    assert_int_equal(next_due(&p, p.due_us, start + 20001, start + 30000, 5000),
+                     start + 35000 + 5000);
+    assert_int_equal(p.saturated, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -92,6 +109,7 @@ int main(void)
         cmocka_unit_test(test_busy_gateway_waits_as_long_as_it_wrote),
         cmocka_unit_test(test_saturated_gateway_waits_twice_as_long),
         cmocka_unit_test(test_late_alone_is_not_saturation),
+        cmocka_unit_test(test_release_lets_the_next_flush_begin_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
