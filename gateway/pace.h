@@ -18,6 +18,11 @@
  *   PACE_SATURATED_MAX_US. A flush that is long for another reason (one room
  *   of thousands, or the process descheduled in the middle) began on time,
  *   and keeps the plain wait: a longer wait after a stall only adds to it.
+ *   (A stall that falls between a flush's due time and its start does make
+ *   it late; it is taken for saturation only if the flush also took
+ *   PACE_LATE_US, which at light load it does not.)
+ * - A client's queue past half its bound, or a drain, lets the next flush go
+ *   at once (pace_release).
  *
  * Times are CLOCK_MONOTONIC microseconds (cf_mono_us). Not thread-safe:
  * one per loop. */
