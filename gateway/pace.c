@@ -11,8 +11,7 @@ void pace_flushed(struct pace *p, int64_t start_us, int64_t end_us)
     int64_t took = end_us - start_us;
     /* late only when output was waiting as the wait ended: a flush after a
      * quiet spell begins whenever the output came */
-    bool late = p->due_us && p->waiting_since <= p->due_us &&
-                start_us - p->due_us >= PACE_LATE_US;
+    bool late = p->due_us && p->waiting_since <= p->due_us && start_us - p->due_us >= PACE_LATE_US;
     bool saturated = late && took >= PACE_LATE_US;
     int64_t wait = saturated ? 2 * took : took;
     int64_t cap = saturated ? PACE_SATURATED_MAX_US : PACE_MAX_US;

@@ -38,9 +38,9 @@
 #define PACE_SATURATED_MAX_US 50000
 
 struct pace {
-    int64_t due_us;         /* the next flush may begin then; 0: at once */
-    int64_t waiting_since;  /* when output began waiting for the next flush */
-    uint64_t saturated;     /* flushes that found the gateway short of CPU */
+    int64_t due_us;        /* the next flush may begin then; 0: at once */
+    int64_t waiting_since; /* when output began waiting for the next flush */
+    uint64_t saturated;    /* flushes that found the gateway short of CPU */
 };
 
 /* Output was queued while none was waiting for a flush. */

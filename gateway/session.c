@@ -111,7 +111,6 @@ static struct lws_context *g_direct; /* NULL: direct mode off */
  * before the next wait rather than after it */
 static lws_sorted_usec_list_t g_flush_sul;
 
-
 static void flush_cb(lws_sorted_usec_list_t *sul);
 
 /* The flush timer: now, or when pacing allows. A paced flush is woken by
