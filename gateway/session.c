@@ -104,7 +104,6 @@ void sess_counters(struct sess_counters *out)
  * mode). Slots of sessions that went away meanwhile are NULL. */
 static struct session **g_dirty;
 static uint32_t g_ndirty, g_capdirty;
-static uint32_t g_nlive; /* slots of g_dirty not NULL */
 static struct lws_context *g_direct; /* NULL: direct mode off */
 /* lws 4.1 runs due timers before it polls: a zero-delay timer makes the
  * flush of output queued by timer callbacks (pings, request timeouts) happen
@@ -147,9 +146,10 @@ void sess__undirty(struct session *s)
     if (s->dirty) {
         g_dirty[s->dirty - 1] = NULL;
         s->dirty = 0;
-        /* none left: output queued from now on starts a new wait (pace.h) */
-        if (--g_nlive == 0)
-            g_ndirty = 0;
+        /* trailing slots go: once none is left, output queued from now on
+         * starts a new wait (pace.h) */
+        while (g_ndirty && !g_dirty[g_ndirty - 1])
+            g_ndirty--;
     }
 }
 
@@ -176,7 +176,6 @@ static void want_write(struct session *s)
         schedule_flush();
     }
     g_dirty[g_ndirty++] = s;
-    g_nlive++;
     s->dirty = g_ndirty;
     return;
 lws:
@@ -334,7 +333,7 @@ void sess_flush(void)
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }
-    g_ndirty = g_nlive = 0;
+    g_ndirty = 0;
     pace_flushed(&g_pace, start, cf_mono_us());
 }
 
