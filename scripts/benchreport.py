@@ -15,6 +15,12 @@ def say(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
+def rerun_next(steps, k):
+    """Whether the generator ran step k's rate once more: it failed on the
+    generator's lateness alone (confab-bench --rerun-late-steps)."""
+    return k + 1 < len(steps) and steps[k + 1].get("rerun", False)
+
+
 def capacity_step(r):
     """The passing step with the highest rate, or None."""
     ok = [s for s in r.get("steps", []) if s.get("pass")]
@@ -78,12 +84,14 @@ def anomalies(r):
             out.append(f"upgrades refused by status: {refused}")
         if g.get("server_error_codes"):
             out.append(f"error events from the server: {g['server_error_codes']}")
-        for s in g.get("steps", []):
+        steps = g.get("steps", [])
+        for k, s in enumerate(steps):
             if s.get("send_blocked"):
                 out.append(f"{s['send_blocked']} sends blocked at {s['rate']:g} msg/s "
                            "(publisher's output full)")
             if s.get("fail_reasons"):
-                out.append(f"step {s['rate']:g} msg/s failed: {', '.join(s['fail_reasons'])}")
+                out.append(f"step {s['rate']:g} msg/s failed: {', '.join(s['fail_reasons'])}"
+                           + (" (run once more)" if rerun_next(steps, k) else ""))
     return out
 
 
@@ -291,9 +299,12 @@ def step_table(r):
     rows = ["| rate | sent | sent/s | delivered/s | loss | dup | ooo | p50 ms | p99 ms | max ms "
             "| lag ms | gen CPU | pass |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for s in r.get("steps", []):
+    steps = r.get("steps", [])
+    for k, s in enumerate(steps):
         lat = s["latency_ms"]
         verdict = "yes" if s["pass"] else "no: " + ", ".join(s.get("fail_reasons") or ["?"])
+        if rerun_next(steps, k):
+            verdict += " (run once more)"
         rows.append(f"| {s['rate']:g} | {s['sent']:,} | {s.get('sent_per_s', 0):,.0f} | "
                     f"{s['delivered_per_s']:,.0f} | {s['loss']:.4%} | {s['duplicated']} | "
                     f"{s['out_of_order']} | {lat['p50']:.2f} | {lat['p99']:.2f} | "

@@ -42,6 +42,7 @@ typedef struct gen_opts {
     uint32_t src_lo, src_hi; /* last octets of 127.0.0.x */
     int json;
     int no_join; /* storm: count the handshake, join nothing */
+    int rerun_late; /* --rerun-late-steps: a step_only_late step runs once more */
     const char *dump; /* --dump FILE: one line per delivery in a step (dump.h) */
     uint64_t start_at; /* --start-at: CLOCK_MONOTONIC ns to begin connecting at, 0: now */
 } gen_opts;

@@ -9,7 +9,9 @@
  * counts deliveries, loss, duplicates, reordering and latency. The ramp stops
  * after a step that fails: over --stop-loss or --stop-p99-ms, or any of the
  * other reasons in step.h (sends blocked, below or behind schedule,
- * connections closed, server errors). See docs/benchmarks.md. */
+ * connections closed, server errors); with --rerun-late-steps a step that
+ * failed only on the generator's own lateness runs once more first. See
+ * docs/benchmarks.md. */
 #include "gen.h"
 #include "dump.h"
 
@@ -105,7 +107,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
         {"inflight", 1, 0, 'K'},     {"hold", 1, 0, 'H'},         {"index-offset", 1, 0, 'O'},
         {"src-ips", 1, 0, 'I'},      {"json", 0, 0, 'j'},         {"help", 0, 0, 'h'},
         {"no-join", 0, 0, 'N'},      {"dump", 1, 0, 'd'},         {"start-at", 1, 0, 'T'},
-        {0, 0, 0, 0}};
+        {"rerun-late-steps", 0, 0, 'E'}, {0, 0, 0, 0}};
     *o = (gen_opts){.conns = 100, .rooms = 1, .step_s = 5, .drain_s = 2, .stop_loss = 0.001,
                     .stop_p99_ms = 250, .msg_bytes = 100, .inflight = 1000, .hold_s = -1,
                     .src_lo = 1, .src_hi = 1};
@@ -136,6 +138,7 @@ static int parse_opts(gen_opts *o, int argc, char **argv)
             break;
         case 'j': o->json = 1; break;
         case 'N': o->no_join = 1; break;
+        case 'E': o->rerun_late = 1; break;
         case 'd': o->dump = optarg; break;
         case 'T': {
             char *end;
@@ -362,7 +365,8 @@ int main(int argc, char **argv)
     uint64_t wall0 = gen_clock();
     run_setup(&g);
     g.setup_cpu = (cpu_seconds() - cpu0) / ((double)(gen_clock() - wall0) / 1e9);
-    step_stats *steps = calloc((size_t)g.o.nrates + 1, sizeof *steps);
+    /* each rate at most twice (--rerun-late-steps) */
+    step_stats *steps = calloc(2 * (size_t)g.o.nrates + 1, sizeof *steps);
     if (!steps)
         return 1;
     int nsteps = 0;
@@ -370,10 +374,17 @@ int main(int argc, char **argv)
     if (g.o.hold_s >= 0 && !stop_requested) {
         run_hold(&g);
     } else {
+        int again = 0;
         for (int k = 0; k < g.o.nrates && !stop_requested; k++) {
-            int pass = run_step(&g, &steps[nsteps], g.o.rates[k]);
-            nsteps++;
-            if (!pass)
+            step_stats *st = &steps[nsteps++];
+            run_step(&g, st, g.o.rates[k]); /* clears st */
+            st->rerun = again;
+            enum step_next next = step_after(st, g.o.rerun_late);
+            if ((again = next == STEP_SAME_RATE)) {
+                k--;
+                continue;
+            }
+            if (next == STEP_STOP)
                 break;
             if (g.o.rates[k] > capacity)
                 capacity = g.o.rates[k];

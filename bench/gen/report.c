@@ -87,11 +87,11 @@ static void print_json(const gen *g, const step_stats *steps, int nsteps, double
         json_hist(&s->lat);
         printf(",\"pace_lag_ms_max\":%.3f,\"server_errors\":%llu,\"closed\":%llu,"
                "\"connect_errors\":%llu,\"join_errors\":%llu,\"gen_cpu\":%.3f,"
-               "\"gen_cpu_send\":%.3f,\"pass\":%s,",
+               "\"gen_cpu_send\":%.3f,\"rerun\":%s,\"pass\":%s,",
                ms(s->pace_lag_max), (unsigned long long)s->server_errors,
                (unsigned long long)s->closed, (unsigned long long)s->connect_errors,
                (unsigned long long)s->join_errors, s->gen_cpu, s->gen_cpu_send,
-               s->pass ? "true" : "false");
+               s->rerun ? "true" : "false", s->pass ? "true" : "false");
         json_reasons(s);
         printf("}");
     }
@@ -134,7 +134,7 @@ static void print_table(const gen *g, const step_stats *steps, int nsteps, doubl
         for (unsigned b = 0; b < STEP_NREASONS; b++)
             if (s->fail & (1u << b))
                 printf(" %s", step_reason_name(b));
-        printf("\n");
+        printf("%s\n", s->rerun ? " (second run)" : "");
     }
     if (nsteps)
         printf("capacity: %g msg/s\n", capacity);

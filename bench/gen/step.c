@@ -47,6 +47,19 @@ uint32_t step_judge(step_stats *s, const step_limits *l)
     return f;
 }
 
+int step_only_late(const step_stats *s)
+{
+    uint32_t late = 1u << STEP_B_BEHIND_SCHEDULE;
+    return (s->fail & late) && !(s->fail & ~(late | 1u << STEP_B_SENT_BELOW_SCHEDULE));
+}
+
+enum step_next step_after(const step_stats *s, int rerun_late)
+{
+    if (s->pass)
+        return STEP_NEXT_RATE;
+    return rerun_late && !s->rerun && step_only_late(s) ? STEP_SAME_RATE : STEP_STOP;
+}
+
 const char *step_reason_name(unsigned b)
 {
     static const char *const names[] = {

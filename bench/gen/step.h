@@ -71,6 +71,7 @@ typedef struct step_stats {
     uint64_t pace_lag_max;                /* ns a send was behind its schedule, at worst */
     uint32_t fail;                        /* 1 << STEP_B_*; 0: passed */
     int pass;
+    int rerun;   /* 1: the second run of a rate whose first was step_only_late */
     bh_hist lat; /* ns; last: step_begin clears what is above it */
 } step_stats;
 
@@ -86,6 +87,19 @@ double step_delivery_seconds(const step_stats *s);
 double step_delivered_per_s(const step_stats *s);
 /* Judges s against l: sets s->fail and s->pass; returns s->fail. */
 uint32_t step_judge(step_stats *s, const step_limits *l);
+/* Whether s failed only because the generator fell behind its schedule
+ * (and so may have sent below it): the step measured the generator, not the
+ * server. A ramp run with --rerun-late-steps runs such a step once more
+ * before it stops: a single stall of this VM (tens of ms, at any rate) would
+ * otherwise end a ramp at its first steps and report that as capacity. A
+ * generator that cannot keep up fails the second run too. */
+int step_only_late(const step_stats *s);
+
+enum step_next { STEP_NEXT_RATE, STEP_SAME_RATE, STEP_STOP };
+/* What a ramp does after the judged step s: the next rate once it passed,
+ * the same rate once more when rerun_late is set and s is a first run that
+ * failed step_only_late, else stop. */
+enum step_next step_after(const step_stats *s, int rerun_late);
 /* The report's name of reason bit b (< STEP_NREASONS). */
 const char *step_reason_name(unsigned b);
 

@@ -100,6 +100,50 @@ class Verdicts(unittest.TestCase):
         self.assertIsNotNone(br.generator_limited("fanout", sc, med))
 
 
+def ramp_step(rate, ok, reasons=(), rerun=False):
+    lat = {"p50": 10.0, "p99": 100.0 if ok or reasons == ["generator_behind_schedule"] else 300.0,
+           "max": 400.0}
+    return {"rate": rate, "sent": rate * 5, "sent_per_s": rate, "delivered_per_s": rate * 10,
+            "loss": 0.0, "duplicated": 0, "out_of_order": 0, "latency_ms": lat,
+            "pace_lag_ms_max": 68.0 if reasons else 1.0, "gen_cpu": 0.3, "pass": ok,
+            "fail_reasons": list(reasons), "rerun": rerun}
+
+
+class Ramps(unittest.TestCase):
+    """A step the generator alone failed runs once more
+    (confab-bench --rerun-late-steps): the report says so, and the capacity
+    is the ramp's, not the stall's."""
+
+    def setUp(self):
+        self.run = {"capacity_rate": 2000, "server_cpu": 0.5, "steps": [
+            ramp_step(1000, True),
+            ramp_step(2000, False, ["generator_behind_schedule"]),
+            ramp_step(2000, True, rerun=True),
+            ramp_step(4000, False, ["p99"])]}
+
+    def test_the_ramps_ask_for_reruns_and_steady_does_not(self):
+        a = bench.parse_args(["--scenarios", "fanout"])
+        scs = bench.scenarios(False)
+        for name, wanted in (("fanout", True), ("rooms", True), ("steady", False),
+                             ("storm", False)):
+            argv = bench.gen_argv(a, scs[name], 8080)
+            self.assertEqual("--rerun-late-steps" in argv, wanted, name)
+
+    def test_a_rerun_step_counts_toward_capacity(self):
+        f = br.figures("rooms", self.run)
+        self.assertEqual(f["capacity_msgs"], 2000)
+        self.assertEqual(f["capacity_deliveries"], 20000)
+
+    def test_the_report_says_which_failures_were_run_again(self):
+        notes = br.anomalies(self.run)
+        self.assertIn("step 2000 msg/s failed: generator_behind_schedule (run once more)", notes)
+        self.assertIn("step 4000 msg/s failed: p99", notes)
+        rows = br.step_table(self.run)
+        self.assertTrue(rows[3].endswith("| no: generator_behind_schedule (run once more) |"))
+        self.assertTrue(rows[4].endswith("| yes |"))
+        self.assertTrue(rows[5].endswith("| no: p99 |"))
+
+
 class MergeStorms(unittest.TestCase):
     """Several generators storming together (bench.py run_storm) make one
     storm: its figures must be those of all their handshakes."""

@@ -629,6 +629,47 @@ static void test_step_verdict(void **state)
     assert_string_equal(step_reason_name(STEP_NREASONS), "?");
 }
 
+/* A ramp runs a step once more only when the generator alone failed it, and
+ * only once: a server that is slow, or a generator that cannot keep up,
+ * still ends the ramp. */
+static void test_a_ramp_reruns_only_the_generators_own_lateness(void **state)
+{
+    (void)state;
+    static step_stats s;
+    const step_limits l = {.loss = 0.001, .p99_ms = 250, .pace_lag_ms = STEP_PACE_LAG_MS,
+                           .sent_fraction = STEP_SENT_FRACTION};
+    clean_step(&s);
+    step_judge(&s, &l);
+    assert_false(step_only_late(&s));
+    assert_int_equal(step_after(&s, 1), STEP_NEXT_RATE);
+    s.pace_lag_max = 68 * MS; /* one stall of the VM, as at 2000 msg/s in a full run */
+    assert_int_equal(step_judge(&s, &l), BIT(BEHIND_SCHEDULE));
+    assert_true(step_only_late(&s));
+    assert_int_equal(step_after(&s, 1), STEP_SAME_RATE);
+    assert_int_equal(step_after(&s, 0), STEP_STOP); /* without --rerun-late-steps */
+    s.rerun = 1; /* late again on its second run */
+    assert_int_equal(step_after(&s, 1), STEP_STOP);
+    s.rerun = 0;
+    s.sent = 998; /* a late generator may also send below its schedule */
+    assert_int_equal(step_judge(&s, &l), BIT(BEHIND_SCHEDULE) | BIT(SENT_BELOW_SCHEDULE));
+    assert_int_equal(step_after(&s, 1), STEP_SAME_RATE);
+    bh_record(&s.lat, 300 * MS); /* and the server over the p99 bound: a failure */
+    bh_record(&s.lat, 300 * MS);
+    assert_true(step_judge(&s, &l) & BIT(P99));
+    assert_false(step_only_late(&s));
+    assert_int_equal(step_after(&s, 1), STEP_STOP);
+    clean_step(&s);
+    s.pace_lag_max = 68 * MS;
+    s.lost = 11;
+    step_judge(&s, &l);
+    assert_int_equal(step_after(&s, 1), STEP_STOP);
+    clean_step(&s);
+    s.sent = 998; /* below schedule without being late: not the stall case */
+    step_judge(&s, &l);
+    assert_false(step_only_late(&s));
+    assert_int_equal(step_after(&s, 1), STEP_STOP);
+}
+
 static void test_a_step_with_nothing_expected_fails(void **state)
 {
     (void)state;
@@ -758,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_a_generator_behind_schedule_fails),
         cmocka_unit_test(test_a_step_fails_on_closed_and_errors),
         cmocka_unit_test(test_step_verdict),
+        cmocka_unit_test(test_a_ramp_reruns_only_the_generators_own_lateness),
         cmocka_unit_test(test_a_step_with_nothing_expected_fails),
         cmocka_unit_test(test_rates_over_the_time_they_took),
         cmocka_unit_test(test_receive_times_are_taken_per_read),

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""confab-bench --rerun-late-steps against bench/baseline: the generator,
+stopped for 120 ms in its first step (SIGSTOP, as one stall of the VM would),
+falls behind its schedule; with the flag that step runs once more and the
+ramp goes on, without it the ramp ends there (docs/benchmarks.md).
+
+usage: gen_rerun.py CONFAB_BENCH CONFAB_BASELINE"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_dump import check, start_baseline  # noqa: E402
+
+
+def ramp(gen, port, extra):
+    """A ramp of 200 then 400 msg/s, 2 s a step, the generator stopped for
+    120 ms 0.8 s in (its 40 connections are set up within tens of ms)."""
+    p = subprocess.Popen([gen, "--url", f"ws://127.0.0.1:{port}/ws", "--secret",
+                          "confab-test-secret-0123456789abcdef", "--conns", "40", "--rooms", "4",
+                          "--rate", "200,400", "--step-seconds", "2", "--drain-seconds", "1",
+                          "--json"] + extra, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    p.send_signal(signal.SIGSTOP)
+    time.sleep(0.12)
+    p.send_signal(signal.SIGCONT)
+    out, _ = p.communicate(timeout=60)
+    check(p.returncode == 0, f"confab-bench exited with {p.returncode}")
+    return json.loads(out)
+
+
+def main():
+    gen, baseline = sys.argv[1], sys.argv[2]
+    srv, port = start_baseline(baseline)
+    try:
+        r = ramp(gen, port, ["--rerun-late-steps"])
+        steps = [(s["rate"], s["pass"], s["rerun"], s["fail_reasons"]) for s in r["steps"]]
+        check(steps == [(200, False, False, ["generator_behind_schedule"]),
+                        (200, True, True, []), (400, True, False, [])],
+              f"with --rerun-late-steps: steps {steps}")
+        check(r["steps"][0]["pace_lag_ms_max"] >= 100, f"the stall: {r['steps'][0]}")
+        check(r["capacity_rate"] == 400, f"capacity {r['capacity_rate']}")
+
+        r = ramp(gen, port, [])
+        steps = [(s["rate"], s["pass"], s["rerun"]) for s in r["steps"]]
+        check(steps == [(200, False, False)], f"without the flag: steps {steps}")
+        check(r["capacity_rate"] == 0, f"capacity {r['capacity_rate']}")
+    finally:
+        srv.kill()
+        srv.wait()
+    print("ok: a step the generator alone failed ran once more")
+
+
+if __name__ == "__main__":
+    main()
