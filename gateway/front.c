@@ -73,15 +73,14 @@ uint64_t front_waiting(const struct front *f)
 
 enum verdict { TAKEN, WAIT, TO_LWS };
 
-/* A waiting connection leaves the list and the epoll set once decided
- * (before ws_open or listener_adopt may move its socket to another
- * descriptor: an epoll entry outlives the closing of its descriptor while a
- * copy is open). */
+/* A waiting connection leaves the list once decided. Its socket stays in
+ * the epoll set for ws_open to point the entry at the session (one
+ * EPOLL_CTL_MOD where a removal and an add took two system calls); it
+ * leaves the set before lws gets the socket. */
 static void stop_waiting(struct front_conn *c)
 {
     if (!c)
         return;
-    wsio_forget(c->f->gw->io, c->fd);
     unlink_conn(c->f, c);
     free(c);
 }
@@ -94,14 +93,17 @@ static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_co
     ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return WAIT;
+    bool watched = c != NULL;
     stop_waiting(c);
     if (n <= 0) { /* gone before it said anything, or reset */
-        close(fd);
+        close(fd); /* its only descriptor: out of the epoll set too */
         ipl_close(f->gw->ipl, ip);
         return TAKEN;
     }
-    enum verdict v = ws_open(f->gw, fd, ip, buf, (size_t)n) != 0 ? TAKEN : TO_LWS;
+    enum verdict v = ws_open(f->gw, fd, ip, buf, (size_t)n, watched) != 0 ? TAKEN : TO_LWS;
     explicit_bzero(buf, (size_t)n); /* it holds the token */
+    if (v == TO_LWS && watched) /* lws polls it itself */
+        wsio_forget(f->gw->io, fd);
     return v;
 }
 

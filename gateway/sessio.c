@@ -276,10 +276,12 @@ void sess_drop(struct session *s)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-void sess_handover_done(struct session *s)
+void sess_handover_done(struct session *s, bool in_set)
 {
     s->wsi = NULL;
     if (s->ended) {
+        if (in_set) /* its entry's pointer is not the session's */
+            wsio_forget(g_io, s->fd);
         s->reap_next = g_reap;
         g_reap = s;
         return;
@@ -288,7 +290,7 @@ void sess_handover_done(struct session *s)
      * socket's room (sess__want_out), and a later sess_send asks only when
      * the queue was empty */
     bool out = s->tail || s->close_code || s->qlen || s->ping_due || s->pong;
-    if (wsio_add(g_io, s->fd, s, out) < 0) {
+    if ((in_set ? wsio_mod : wsio_add)(g_io, s->fd, s, out) < 0) {
         CF_ERROR("session", "conn %llu: cannot watch its socket: %s; closing it",
                  (unsigned long long)s->id, strerror(errno));
         sess__end(s);

@@ -154,8 +154,10 @@ void sess_io_init(struct wsio *io, const struct sess_handlers *h, void *ud, size
 void sess_on_io(void *session, bool readable, bool writable);
 /* lws has closed the connection the session was taken from: the socket is
  * watched from now on (bytes lws had read early were reported to ws.c as
- * lws RECEIVE callbacks before this). */
-void sess_handover_done(struct session *s);
+ * lws RECEIVE callbacks before this). in_set: the socket is in the set
+ * already, under another pointer (ws_open): its entry is changed to the
+ * session's, not added (one system call instead of a removal and an add). */
+void sess_handover_done(struct session *s, bool in_set);
 /* Whether the gateway owns the socket (own mode). */
 bool sess_owned(const struct session *s);
 /* Reports the connections that ended since the last call (see above). */

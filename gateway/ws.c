@@ -356,7 +356,7 @@ static int switching_protocols(char *resp, const char accept[29], int proto)
     return (int)(p + 4 - resp);
 }
 
-int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
+int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bool watched)
 {
     struct upg_req r;
     char user[CF_USERNAME_BYTES_MAX + 1], accept[29], resp[256];
@@ -389,6 +389,10 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
      * filling it would send that request high only to move it down. */
     int high = fd < gw->lws_fd_cap ? dup_above_table(gw, fd) : -1;
     if (high >= 0) {
+        /* an epoll entry lives while any copy of its descriptor is open */
+        if (watched)
+            wsio_forget(gw->io, fd);
+        watched = false;
         close(fd);
         fd = high;
     }
@@ -396,7 +400,7 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n)
     sess_attach(s, NULL, fd, r.proto >= 0 ? proto_modes[r.proto] : SESS_LEGACY);
     gw->stats.direct_upgrades++;
     went_live(gw, s);
-    sess_handover_done(s); /* watched from now on */
+    sess_handover_done(s, watched); /* watched from now on */
     return 1;
 }
 
@@ -597,7 +601,7 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
 void ws_destroy(struct gw *gw, struct session *s)
 {
     if (sess_owned(s)) {
-        sess_handover_done(s);
+        sess_handover_done(s, false);
         return;
     }
     ipl_close(gw->ipl, ((struct conn_head *)s)->ip);

@@ -15,6 +15,7 @@
 #ifndef GW_WS_H
 #define GW_WS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,8 +46,11 @@ int ws_check(struct gw *gw, struct lws *wsi);
  * having changed nothing, for lws to answer it. Else reads the request off
  * the socket, writes the 101 and returns 1 with the socket a session's
  * (address handle `ip` included), or -1 when the peer was gone (socket
- * closed, handle released). */
-int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n);
+ * closed, handle released). `watched`: fd is in the gateway's wsio set
+ * already (front.h's wait for the request), under a pointer that is no
+ * longer valid: a 1 has pointed its entry at the session, a 0 has left it
+ * for the caller to remove. */
+int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bool watched);
 
 /* Sets up the gateway's own handling of established plain-TCP WebSockets
  * (session.h, own mode; wsio.h); with TLS every connection stays with lws.
