@@ -278,12 +278,15 @@ void sess_drop(struct session *s)
 
 void sess_handover_done(struct session *s, bool in_set)
 {
+    bool from_lws = s->wsi != NULL;
     s->wsi = NULL;
     if (s->ended) {
-        if (in_set) /* its entry's pointer is not the session's */
-            wsio_forget(g_io, s->fd);
-        s->reap_next = g_reap;
-        g_reap = s;
+        /* its socket closed, its entry gone with it; sess__end queued it
+         * already unless an lws connection still held it then */
+        if (from_lws) {
+            s->reap_next = g_reap;
+            g_reap = s;
+        }
         return;
     }
     /* whatever is due: a write during the hand-over could not ask for the

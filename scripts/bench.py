@@ -305,7 +305,9 @@ def gen_argv(a, sc, port, conns=None, offset=0, src="1-1"):
 
 
 def gen_timeout(sc):
-    steps = len(sc.get("rates", [])) * (sc.get("step", 0) + sc.get("drain", 0))
+    # a ramp may run each rate twice (--rerun-late-steps)
+    runs = 2 if sc.get("rerun_late") else 1
+    steps = runs * len(sc.get("rates", [])) * (sc.get("step", 0) + sc.get("drain", 0))
     return 120 + steps + sc.get("hold", 0)
 
 

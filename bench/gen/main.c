@@ -307,13 +307,15 @@ static void run_hold(gen *g)
         pass_events(g, 100, &ticked);
 }
 
-/* One ramp step; returns whether it passed (step.h: every way it can fail). */
-static int run_step(gen *g, step_stats *st, double rate)
+/* One ramp step, a second run of its rate when `rerun`; returns whether it
+ * passed (step.h: every way it can fail). */
+static int run_step(gen *g, step_stats *st, double rate, int rerun)
 {
     double cpu0 = cpu_seconds();
     uint64_t wall0 = gen_clock();
     g->now = wall0;
     acct_step_begin(g, st, rate);
+    st->rerun = rerun;
     uint64_t send_end = g->step_t0 + (uint64_t)(g->o.step_s * 1e9);
     int ticked;
     while (!stop_requested && g->now < send_end)
@@ -343,7 +345,7 @@ static int run_step(gen *g, step_stats *st, double rate)
         for (unsigned b = 0; b < STEP_NREASONS; b++)
             if (st->fail & (1u << b))
                 fprintf(stderr, " %s", step_reason_name(b));
-        fprintf(stderr, "\n");
+        fprintf(stderr, "%s\n", rerun ? " (second run)" : "");
     }
     return st->pass;
 }
@@ -377,8 +379,7 @@ int main(int argc, char **argv)
         int again = 0;
         for (int k = 0; k < g.o.nrates && !stop_requested; k++) {
             step_stats *st = &steps[nsteps++];
-            run_step(&g, st, g.o.rates[k]); /* clears st */
-            st->rerun = again;
+            run_step(&g, st, g.o.rates[k], again);
             enum step_next next = step_after(st, g.o.rerun_late);
             if ((again = next == STEP_SAME_RATE)) {
                 k--;
