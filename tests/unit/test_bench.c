@@ -596,12 +596,17 @@ static void clean_step(step_stats *s)
         bh_record(&s->lat, MS);
 }
 
+/* confab-bench's limits with its default --stop-loss and --stop-p99-ms */
+static const step_limits default_limits = {.loss = 0.001,
+                                           .p99_ms = 250,
+                                           .pace_lag_ms = STEP_PACE_LAG_MS,
+                                           .sent_fraction = STEP_SENT_FRACTION};
+
 static void test_step_verdict(void **state)
 {
     (void)state;
     static step_stats s;
-    const step_limits l = {.loss = 0.001, .p99_ms = 250, .pace_lag_ms = STEP_PACE_LAG_MS,
-                           .sent_fraction = STEP_SENT_FRACTION};
+    const step_limits l = default_limits;
     clean_step(&s);
     assert_int_equal(step_judge(&s, &l), 0);
     assert_true(s.pass);
@@ -636,8 +641,7 @@ static void test_a_ramp_reruns_only_the_generators_own_lateness(void **state)
 {
     (void)state;
     static step_stats s;
-    const step_limits l = {.loss = 0.001, .p99_ms = 250, .pace_lag_ms = STEP_PACE_LAG_MS,
-                           .sent_fraction = STEP_SENT_FRACTION};
+    const step_limits l = default_limits;
     clean_step(&s);
     step_judge(&s, &l);
     assert_false(step_only_late(&s));
