@@ -16,7 +16,8 @@
  * frames already there at the peek do go to lws and get that 1002.
  *
  * A connection accepted before its request arrived waits in the epoll set
- * until its first bytes (then it is decided as above) or HANDSHAKE_TIMEOUT
+ * until its first bytes (then it is decided as above, and a session takes
+ * its epoll entry over) or HANDSHAKE_TIMEOUT
  * (then it is closed, as lws would). Plain TCP only: under TLS the request
  * cannot be peeked at, and every connection goes to lws.
  *
