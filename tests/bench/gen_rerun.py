@@ -18,12 +18,13 @@ from gen_dump import check, start_baseline  # noqa: E402
 
 def ramp(gen, port, extra):
     """A ramp of 200 then 400 msg/s, 2 s a step, the generator stopped for
-    120 ms 0.8 s in (its 40 connections are set up within tens of ms)."""
+    120 ms 1 s in: inside the first step, which begins once its 40
+    connections are set up (tens of ms; more under sanitizers) and lasts 2 s."""
     p = subprocess.Popen([gen, "--url", f"ws://127.0.0.1:{port}/ws", "--secret",
                           "confab-test-secret-0123456789abcdef", "--conns", "40", "--rooms", "4",
                           "--rate", "200,400", "--step-seconds", "2", "--drain-seconds", "1",
                           "--json"] + extra, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    time.sleep(1.0)
     p.send_signal(signal.SIGSTOP)
     time.sleep(0.12)
     p.send_signal(signal.SIGCONT)

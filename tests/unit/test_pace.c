@@ -96,7 +96,8 @@ static void test_release_lets_the_next_flush_begin_at_once(void **state)
     assert_false(pace_may_flush(&p, start + 20001));
     pace_release(&p);
     assert_true(pace_may_flush(&p, start + 20001));
-    /* not late: there was no wait to be late for */
+    /* not late: there was no wait to be late for, so the plain wait, and
+     * the count of saturated flushes is still the first flush's one */
     assert_int_equal(next_due(&p, p.due_us, start + 20001, start + 30000, 5000),
                      start + 35000 + 5000);
     assert_int_equal(p.saturated, 1);
