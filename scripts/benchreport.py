@@ -109,6 +109,17 @@ def median_figures(runs):
     return out
 
 
+def paired_ratios(name, key, results):
+    """confab/baseline of one figure for each repeat, whose two runs came
+    back to back (bench.py alternates them), in the order run: a ratio of
+    runs that shared a few minutes of the machine, where the table's is of
+    medians that may come from different hours."""
+    out = []
+    for c, b in zip(results[name]["confab"], results[name]["baseline"]):
+        out.append(ratio(figures(name, c).get(key), figures(name, b).get(key)))
+    return out
+
+
 # A generator process at this much CPU (cores) may be what limits a figure.
 GEN_LIMIT = 0.9
 GEN_FIGURE = {"fanout": "gen_cpu_max", "rooms": "gen_cpu_max", "steady": "gen_cpu",
@@ -385,6 +396,14 @@ def report(a, meta, scs, results):
                 for i, r in enumerate(results[name][kind]) if "error" in r]
         if errs:
             lines += [""] + [f"- error: {e}" for e in errs]
+        pairs = paired_ratios(name, "p99_ms", results) if name == "steady" else []
+        if len(pairs) > 1:
+            known = [r for r in pairs if r is not None]
+            lines += ["", "_p99, confab/baseline, of each repeat's two runs (back to back, in "
+                      "the order run): " + ", ".join(fmt(r) if r is not None else "—"
+                                                     for r in pairs)
+                      + (f"; their median {fmt(statistics.median(known))}" if known else "")
+                      + "._"]
         notes = [f"{kind} run {i + 1}: {n}" for kind in ("confab", "baseline")
                  for i, r in enumerate(results[name][kind]) for n in anomalies(r)]
         if notes:

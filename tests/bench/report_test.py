@@ -19,7 +19,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 def steady_run(lost, p99, gen_cpu=0.3):
     lat = {"p50": p99 / 2, "p99": p99, "p999": p99 * 2, "max": p99 * 3}
     return {"steps": [{"rate": 2000, "sent": 40000, "delivered_per_s": 18000, "lost": lost,
-                       "duplicated": 0, "loss": lost / 360000, "latency_ms": lat,
+                       "duplicated": 0, "out_of_order": 0, "loss": lost / 360000, "latency_ms": lat,
                        "gen_cpu": gen_cpu, "pass": lost == 0}], "server_cpu": 0.3}
 
 
@@ -142,6 +142,36 @@ class Ramps(unittest.TestCase):
         self.assertTrue(rows[3].endswith("| no: generator_behind_schedule (run once more) |"))
         self.assertTrue(rows[4].endswith("| yes |"))
         self.assertTrue(rows[5].endswith("| no: p99 |"))
+
+
+class SteadyPairs(unittest.TestCase):
+    """The steady p99's ratio of each repeat's two runs, which ran back to
+    back: the medians' ratio can set one hour's confab against another's
+    baseline."""
+
+    def report(self, confab_p99, baseline_p99):
+        a = bench.parse_args(["--scenarios", "steady", "--repeat", str(len(confab_p99))])
+        meta = {"started": "2026-12-02 00:00", "command": "make bench", "hop": None,
+                "machine": {"nproc": 2, "cpu": "cpu", "ram_gib": 24, "kernel": "6",
+                            "load_before": 0.5, "commit": "abc1234",
+                            "uncommitted_server_changes": False}}
+        results = {"steady": {"confab": [steady_run(0, p) for p in confab_p99],
+                              "baseline": [steady_run(0, p) for p in baseline_p99]}}
+        return br.report(a, meta, bench.scenarios(False), results)
+
+    def test_each_repeat_gets_its_own_ratio(self):
+        # the medians (2.0 against 0.5) make 4x; each pair made 2x, 2x and 5x
+        md = self.report([1.0, 8.0, 2.0], [0.5, 4.0, 0.4])
+        self.assertIn("| p99 latency, ms | 2 | 0.500 | 4 | <= 2x | **not met** |", md)
+        self.assertIn("_p99, confab/baseline, of each repeat's two runs (back to back, in the "
+                      "order run): 2, 2, 5; their median 2._", md)
+
+    def test_a_run_without_figures_shows_as_a_dash(self):
+        md = self.report([1.0, 8.0], [0.5, 0.0])
+        self.assertIn("(back to back, in the order run): 2, —; their median 2._", md)
+
+    def test_one_repeat_has_no_pairs_line(self):
+        self.assertNotIn("of each repeat's two runs", self.report([1.0], [0.5]))
 
 
 class MergeStorms(unittest.TestCase):
