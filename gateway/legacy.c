@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "jalloc.h"
 #include "jevent.h"
 #include "validate.h"
 
@@ -18,7 +19,9 @@ int legacy_parse(const char *in, size_t len, struct legacy_event *ev, const char
 {
     memset(ev, 0, sizeof *ev);
     json_error_t err;
+    jalloc_begin(); /* the tree lives until legacy_event_free */
     json_t *root = json_loadb(in, len, JSON_REJECT_DUPLICATES, &err);
+    jalloc_end();
     if (!root) {
         *why = "malformed JSON";
         return -1;

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "cpusched.h"
 #include "gateway.h"
+#include "jalloc.h"
 #include "log.h"
 #include "startup.h"
 #include "supervisor.h"
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, CF_START_OPT_VERSION},
                                          {"help", no_argument, NULL, CF_START_OPT_HELP},
                                          {NULL, 0, NULL, 0}};
+    jalloc_install(); /* before any json_t exists */
     int check = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {

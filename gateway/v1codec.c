@@ -9,6 +9,7 @@
 
 #include "bytes.h"
 #include "clock.h"
+#include "jalloc.h"
 #include "jevent.h"
 #include "mpjson.h"
 #include "validate.h"
@@ -200,6 +201,7 @@ int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, st
     memset(e, 0, sizeof *e);
     *edoc = NULL;
     json_t *root;
+    jalloc_begin(); /* the tree lives until v1_req_free or v1_error_free */
     if (p == SESS_V1_MSGPACK) {
         const char *why;
         root = mpjson_decode(in, len, &why);
@@ -207,6 +209,9 @@ int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, st
         json_error_t jerr;
         /* NUL is valid in JSON strings: each field's check refuses it */
         root = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    }
+    jalloc_end();
+    if (p != SESS_V1_MSGPACK) {
         json_t *saved = root ? NULL : rescue(in, len);
         if (saved) {
             *edoc = saved;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jalloc.h"
 #include "legacy.h"
 #include "wire.h"
 
@@ -360,6 +361,7 @@ static void test_encode_sizes(void **state)
 
 int main(void)
 {
+    jalloc_install(); /* as the gateway parses frames */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_send_message),
         cmocka_unit_test(test_parse_change_room),

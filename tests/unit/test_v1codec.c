@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "bytes.h"
+#include "jalloc.h"
 #include "mpjson.h"
 #include "v1codec.h"
 #include "wire.h"
@@ -705,6 +706,7 @@ static void test_encode_joined_history(void **state)
 
 int main(void)
 {
+    jalloc_install(); /* as the gateway parses frames */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_join),
         cmocka_unit_test(test_parse_other_types),

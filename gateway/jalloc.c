@@ -1,0 +1,87 @@
+/* jalloc: see jalloc.h. */
+#include "jalloc.h"
+
+#include <jansson.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define JA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JA_ASAN 1
+#endif
+#endif
+#ifdef JA_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define ALIGN alignof(max_align_t)
+
+static alignas(max_align_t) unsigned char g_arena[JALLOC_ARENA_BYTES];
+static size_t g_top;
+static bool g_on;
+static struct jalloc_stats g_st;
+
+static bool in_arena(const void *p)
+{
+    const unsigned char *c = p;
+    return c >= g_arena && c < g_arena + sizeof g_arena;
+}
+
+static void *ja_malloc(size_t n)
+{
+    size_t need = (n + ALIGN - 1) / ALIGN * ALIGN;
+    if (!g_on || need > sizeof g_arena - g_top) {
+        g_st.fallback += g_on;
+        return malloc(n);
+    }
+    void *p = g_arena + g_top;
+    g_top += need;
+    g_st.live++;
+    g_st.arena++;
+    UNPOISON(p, n);
+    return p;
+}
+
+static void ja_free(void *p)
+{
+    if (!in_arena(p)) {
+        free(p);
+        return;
+    }
+    if (--g_st.live == 0) {
+        /* nothing of the arena is alive: it starts over */
+        POISON(g_arena, g_top);
+        g_top = 0;
+    }
+}
+
+void jalloc_install(void)
+{
+    POISON(g_arena, sizeof g_arena);
+    json_set_alloc_funcs(ja_malloc, ja_free);
+}
+
+void jalloc_begin(void)
+{
+    g_on = true;
+}
+
+void jalloc_end(void)
+{
+    g_on = false;
+}
+
+struct jalloc_stats jalloc_stats(void)
+{
+    struct jalloc_stats s = g_st;
+    s.used = g_top;
+    return s;
+}

@@ -1,0 +1,43 @@
+/* jalloc: where jansson allocates while it parses a client frame.
+ *
+ * A client's frame is parsed into a json_t tree, read, and freed before the
+ * next frame: about twenty malloc() and free() calls a frame, 90 % of the
+ * gateway's allocations and ~6 % of its CPU in the small-rooms benchmark
+ * (docs/benchmarks.md). Between jalloc_begin() and jalloc_end() jansson's
+ * allocations come from one static arena instead, and its frees of them
+ * cost nothing; the arena starts over once every block it handed out has
+ * been freed. A tree still alive at the next parse (nothing keeps one today)
+ * is safe: the arena is not reused while any of its blocks lives, and new
+ * allocations go to malloc() once it is full, as do those of a frame larger
+ * than it. Outside begin/end jansson uses malloc() as usual.
+ *
+ * Installed once per process with jalloc_install() (json_set_alloc_funcs:
+ * global). Not thread-safe: the gateway parses on its one loop thread.
+ * Under AddressSanitizer the arena's unused part is poisoned, and all of it
+ * whenever it starts over. */
+#ifndef GW_JALLOC_H
+#define GW_JALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JALLOC_ARENA_BYTES 32768
+
+/* Points jansson at this module's allocator. Call before any json_t exists
+ * (jansson frees each block with the allocator that was current). */
+void jalloc_install(void);
+
+/* jansson's allocations go to the arena until jalloc_end(). Not nested. */
+void jalloc_begin(void);
+void jalloc_end(void);
+
+struct jalloc_stats {
+    uint64_t arena;    /* blocks handed out from the arena */
+    uint64_t fallback; /* blocks that went to malloc() during begin/end: arena full */
+    uint32_t live;     /* arena blocks not yet freed */
+    size_t used;       /* bytes of the arena in use, 0 once it started over */
+};
+
+struct jalloc_stats jalloc_stats(void);
+
+#endif
