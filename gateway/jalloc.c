@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdalign.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -23,6 +24,11 @@
 #endif
 
 #define ALIGN alignof(max_align_t)
+#ifdef JA_ASAN
+#define REDZONE ALIGN /* poisoned bytes after each block: an overrun shows */
+#else
+#define REDZONE 0
+#endif
 
 static alignas(max_align_t) unsigned char g_arena[JALLOC_ARENA_BYTES];
 static size_t g_top;
@@ -37,7 +43,8 @@ static bool in_arena(const void *p)
 
 static void *ja_malloc(size_t n)
 {
-    size_t need = (n + ALIGN - 1) / ALIGN * ALIGN;
+    /* (the bound first: rounding a size near SIZE_MAX up would wrap) */
+    size_t need = n <= sizeof g_arena ? (n + ALIGN - 1) / ALIGN * ALIGN + REDZONE : SIZE_MAX;
     if (!g_on || need > sizeof g_arena - g_top) {
         g_st.fallback += g_on;
         return malloc(n);
@@ -56,7 +63,7 @@ static void ja_free(void *p)
         free(p);
         return;
     }
-    if (--g_st.live == 0) {
+    if (g_st.live && --g_st.live == 0) { /* (0: a block freed twice) */
         /* nothing of the arena is alive: it starts over */
         POISON(g_arena, g_top);
         g_top = 0;

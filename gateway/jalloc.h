@@ -13,8 +13,8 @@
  *
  * Installed once per process with jalloc_install() (json_set_alloc_funcs:
  * global). Not thread-safe: the gateway parses on its one loop thread.
- * Under AddressSanitizer the arena's unused part is poisoned, and all of it
- * whenever it starts over. */
+ * Under AddressSanitizer the arena's unused part, a gap after each block and
+ * all of it whenever it starts over are poisoned. */
 #ifndef GW_JALLOC_H
 #define GW_JALLOC_H
 
@@ -23,8 +23,9 @@
 
 #define JALLOC_ARENA_BYTES 32768
 
-/* Points jansson at this module's allocator. Call before any json_t exists
- * (jansson frees each block with the allocator that was current). */
+/* Points jansson at this module's allocator; once, at the start of main().
+ * jansson frees every block with the allocator current at the time, and
+ * this one hands whatever is not in the arena to free(). */
 void jalloc_install(void);
 
 /* jansson's allocations go to the arena until jalloc_end(). Not nested. */

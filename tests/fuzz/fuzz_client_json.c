@@ -86,5 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_init();
     run_v1(data, size);
     run_legacy(data, size);
+    /* every parsed tree was freed (LSan cannot see into the arena) */
+    FUZZ_CHECK(jalloc_stats().live == 0);
     return 0;
 }

@@ -68,5 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_init();
     check_round_trip(data, size);
     check_request(data, size);
+    /* every parsed tree was freed (LSan cannot see into the arena) */
+    FUZZ_CHECK(jalloc_stats().live == 0);
     return 0;
 }

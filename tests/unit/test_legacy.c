@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -371,5 +372,11 @@ int main(void)
         cmocka_unit_test(test_encode_escaping),
         cmocka_unit_test(test_encode_sizes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* every tree parsed was freed: a leak would also hold the arena for good */
+    if (jalloc_stats().live) {
+        fprintf(stderr, "%u blocks of parsed frames never freed\n", jalloc_stats().live);
+        return 1;
+    }
+    return failed;
 }
