@@ -1,7 +1,7 @@
 /* jalloc: where jansson allocates while it parses a client frame.
  *
  * A client's frame is parsed into a json_t tree, read, and freed before the
- * next frame: about twenty malloc() and free() calls a frame, 90 % of the
+ * next frame: about 26 malloc() and free() calls a frame, 90 % of the
  * gateway's allocations and ~6 % of its CPU in the small-rooms benchmark
  * (docs/benchmarks.md). Between jalloc_begin() and jalloc_end() jansson's
  * allocations come from one static arena instead, and its frees of them
