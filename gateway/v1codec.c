@@ -211,13 +211,11 @@ int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, st
         root = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     }
     jalloc_end();
-    if (p != SESS_V1_MSGPACK) {
-        json_t *saved = root ? NULL : rescue(in, len);
-        if (saved) {
-            *edoc = saved;
-            rescued_refusal(saved, e);
-            return -1;
-        }
+    json_t *saved = root || p == SESS_V1_MSGPACK ? NULL : rescue(in, len);
+    if (saved) {
+        *edoc = saved;
+        rescued_refusal(saved, e);
+        return -1;
     }
     e->code = "bad_json";
     e->message = p == SESS_V1_MSGPACK ? "the frame is not a valid msgpack map"

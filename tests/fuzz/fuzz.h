@@ -15,10 +15,22 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jalloc.h"
 #include "log.h"
 #include "mpjson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* For the harnesses of client frames: they are parsed in jalloc's arena, as
+ * in the gateway; call before fuzz_init(). */
+static inline void fuzz_use_jalloc(void)
+{
+    static bool done;
+    if (!done) {
+        jalloc_install();
+        done = true;
+    }
+}
 
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \

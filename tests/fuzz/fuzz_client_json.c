@@ -7,7 +7,6 @@
  * read. Properties: everything accepted but a ping carries a valid room name
  * and the strings the protocol promises. */
 #include "fuzz.h"
-#include "jalloc.h"
 #include "legacy.h"
 #include "v1codec.h"
 #include "validate.h"
@@ -78,11 +77,7 @@ static void run_legacy(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool arena;
-    if (!arena) { /* frames are parsed in jalloc's arena, as in the gateway */
-        jalloc_install();
-        arena = true;
-    }
+    fuzz_use_jalloc();
     fuzz_init();
     run_v1(data, size);
     run_legacy(data, size);

@@ -7,7 +7,6 @@
  * decode. */
 #include "bytes.h"
 #include "fuzz.h"
-#include "jalloc.h"
 #include "v1codec.h"
 #include "validate.h"
 #include "wire.h"
@@ -60,11 +59,7 @@ static void check_request(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool arena;
-    if (!arena) { /* frames are parsed in jalloc's arena, as in the gateway */
-        jalloc_install();
-        arena = true;
-    }
+    fuzz_use_jalloc();
     fuzz_init();
     check_round_trip(data, size);
     check_request(data, size);

@@ -11,13 +11,12 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <msgpack.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "bytes.h"
-#include "jalloc.h"
+#include "jalloc_check.h"
 #include "mpjson.h"
 #include "v1codec.h"
 #include "wire.h"
@@ -719,11 +718,5 @@ int main(void)
         cmocka_unit_test(test_encode_error_ack_left),
         cmocka_unit_test(test_encode_joined_history),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    /* every tree parsed was freed: a leak would also hold the arena for good */
-    if (jalloc_stats().live) {
-        fprintf(stderr, "%u blocks of parsed frames never freed\n", jalloc_stats().live);
-        return 1;
-    }
-    return failed;
+    return jalloc_check_all_freed(cmocka_run_group_tests(tests, NULL, NULL));
 }
