@@ -15,6 +15,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
+#include "rreply.h"
 #include "validate.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -381,6 +382,7 @@ static void conn_open(struct rconn *rc, const char *host)
         rb__fail(rc, why);
         return;
     }
+    rreply_use(rc->c->reader);
     if (sd_event_add_io(b->ev, &rc->io, rc->c->fd, EPOLLOUT, on_io, rc) < 0) {
         rb__fail(rc, "cannot watch the socket");
         return;
@@ -389,8 +391,6 @@ static void conn_open(struct rconn *rc, const char *host)
     timer_in(rc, CONNECT_TIMEOUT_MS);
 }
 
-/* A host name looked up (resolve.h); when the lookup fails, the address it
- * last gave is tried: Redis may well be up where it was while DNS is not. */
 /* The host could not be looked up (`why`): connect to the address it had,
  * if it had one; Redis may well be up there while DNS is not. */
 static void without_lookup(struct rconn *rc, const char *why)
@@ -622,7 +622,7 @@ static void read_replies(struct rconn *rc)
                     rv = -1;
                 } else {
                     rv = 0;
-                    freeReplyObject(reply);
+                    rreply_free(reply);
                     conn_authed(rc);
                     if (rc->st == C_DOWN)
                         return;
@@ -631,7 +631,7 @@ static void read_replies(struct rconn *rc)
             } else {
                 rv = rc->is_sub ? handle_sub_reply(rc, reply) : handle_pub_reply(rc, reply);
             }
-            freeReplyObject(reply);
+            rreply_free(reply);
             if (rv < 0) {
                 rb__fail(rc, "error reply");
                 return;

@@ -5,7 +5,9 @@
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define JA_ASAN 1
@@ -25,9 +27,12 @@
 
 #define ALIGN alignof(max_align_t)
 #ifdef JA_ASAN
-#define REDZONE ALIGN /* poisoned bytes after each block: an overrun shows */
+/* A poisoned header before each block: an overrun of the block before
+ * shows, and it holds the size, so that a block freed while others live is
+ * poisoned at once (a use after its free shows too). */
+#define HDR ALIGN
 #else
-#define REDZONE 0
+#define HDR 0
 #endif
 
 static alignas(max_align_t) unsigned char g_arena[JALLOC_ARENA_BYTES];
@@ -44,15 +49,20 @@ static bool in_arena(const void *p)
 static void *ja_malloc(size_t n)
 {
     /* (the bound first: rounding a size near SIZE_MAX up would wrap) */
-    size_t need = n <= sizeof g_arena ? (n + ALIGN - 1) / ALIGN * ALIGN + REDZONE : SIZE_MAX;
+    size_t need = n <= sizeof g_arena ? HDR + (n + ALIGN - 1) / ALIGN * ALIGN : SIZE_MAX;
     if (!g_on || need > sizeof g_arena - g_top) {
         g_st.fallback += g_on;
         return malloc(n);
     }
-    void *p = g_arena + g_top;
+    unsigned char *p = g_arena + g_top + HDR;
     g_top += need;
     g_st.live++;
     g_st.arena++;
+#ifdef JA_ASAN
+    UNPOISON(p - HDR, sizeof(size_t));
+    memcpy(p - HDR, &n, sizeof n);
+    POISON(p - HDR, sizeof(size_t));
+#endif
     UNPOISON(p, n);
     return p;
 }
@@ -63,6 +73,18 @@ static void ja_free(void *p)
         free(p);
         return;
     }
+#ifdef JA_ASAN
+    unsigned char *c = p;
+    size_t n;
+    UNPOISON(c - HDR, sizeof n);
+    memcpy(&n, c - HDR, sizeof n);
+    POISON(c - HDR, sizeof n);
+    if (n > (size_t)(g_arena + sizeof g_arena - c) || (n && __asan_address_is_poisoned(c))) {
+        fprintf(stderr, "jalloc: %p freed twice, or not a block of the arena\n", p);
+        abort();
+    }
+    POISON(c, n);
+#endif
     if (g_st.live && --g_st.live == 0) { /* (0: a block freed twice) */
         /* nothing of the arena is alive: it starts over */
         POISON(g_arena, g_top);

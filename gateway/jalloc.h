@@ -13,8 +13,9 @@
  *
  * Installed once per process with jalloc_install() (json_set_alloc_funcs:
  * global). Not thread-safe: the gateway parses on its one loop thread.
- * Under AddressSanitizer the arena's unused part, a gap after each block and
- * all of it whenever it starts over are poisoned. */
+ * Under AddressSanitizer the arena's unused part, a header before each
+ * block, each block once freed and all of it whenever it starts over are
+ * poisoned, and a block freed twice aborts. */
 #ifndef GW_JALLOC_H
 #define GW_JALLOC_H
 

@@ -2,6 +2,7 @@
 #include "mpjson.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <msgpack.h>
 #include <stdint.h>
 #include <string.h>
@@ -83,22 +84,28 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
     }
 }
 
+/* One zone for every frame: msgpack_zone_clear() keeps its first chunk and
+ * frees only what a larger frame added, so a usual frame costs no malloc()
+ * (a zone of its own was a 2 KiB malloc() and free() a frame). */
+#define ZONE_CHUNK 2048
+static msgpack_zone g_zone;
+static bool g_zone_ready;
+
 json_t *mpjson_decode(const void *p, size_t len, const char **why)
 {
     *why = "malformed msgpack";
     if (cf_wire_prescan(p, len) < 0)
         return NULL;
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 2048))
+    if (!g_zone_ready && !(g_zone_ready = msgpack_zone_init(&g_zone, ZONE_CHUNK)))
         return NULL;
     msgpack_object obj;
     size_t off = 0;
     json_t *v = NULL;
-    if (msgpack_unpack(p, len, &off, &zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == len) {
+    if (msgpack_unpack(p, len, &off, &g_zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == len) {
         *why = "invalid value (bad UTF-8, NaN, or out of range)";
         v = from_obj(&obj, 0, why);
     }
-    msgpack_zone_destroy(&zone);
+    msgpack_zone_clear(&g_zone);
     return v;
 }
 

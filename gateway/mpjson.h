@@ -16,7 +16,9 @@
 
 #define MPJSON_MAX_DEPTH 16
 
-/* Returns a new reference, or NULL (with *why set) for anything refused. */
+/* Returns a new reference, or NULL (with *why set) for anything refused.
+ * Decodes through one zone kept for the process's life (2 KiB): not
+ * thread-safe, like the gateway's loop that calls it. */
 json_t *mpjson_decode(const void *p, size_t len, const char **why);
 
 /* Appends the msgpack encoding of v to out. 0, -ENOBUFS, -ENOMEM, or

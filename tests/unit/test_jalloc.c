@@ -123,6 +123,26 @@ static void test_outside_a_parse_jansson_uses_malloc(void **state)
     assert_int_equal(jalloc_stats().used, 0);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Under ASan a tree freed while another lives is poisoned at once, not only
+ * when the arena starts over: a use of it after its free is reported */
+static void test_a_tree_freed_while_another_lives_is_poisoned(void **state)
+{
+    (void)state;
+    json_t *a = parse(FRAME);
+    json_t *b = parse("{\"type\":\"send\",\"payload\":{\"text\":\"freed-while-a-lives\"}}");
+    const char *t = text_of(b);
+    assert_false(__asan_address_is_poisoned(t));
+    json_decref(b);
+    assert_true(jalloc_stats().live > 0); /* a lives: the arena has not started over */
+    assert_true(__asan_address_is_poisoned(t));
+    assert_string_equal(text_of(a), "hello");
+    json_decref(a);
+    assert_int_equal(jalloc_stats().live, 0);
+}
+#endif
+
 int main(void)
 {
     jalloc_install();
@@ -131,6 +151,9 @@ int main(void)
         cmocka_unit_test(test_a_tree_alive_at_the_next_parse_is_kept),
         cmocka_unit_test(test_a_frame_larger_than_the_arena_falls_back_to_malloc),
         cmocka_unit_test(test_outside_a_parse_jansson_uses_malloc),
+#if defined(__SANITIZE_ADDRESS__)
+        cmocka_unit_test(test_a_tree_freed_while_another_lives_is_poisoned),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

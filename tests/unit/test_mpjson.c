@@ -94,6 +94,40 @@ static void test_roundtrip_values(void **state)
     }
 }
 
+/* Frames decode through one zone kept across calls: a frame that outgrows
+ * its first chunk, a refused one, and the small ones after them all decode
+ * whole (under ASan, a chunk used after the zone freed it would show) */
+static void test_zone_reused_across_frames(void **state)
+{
+    (void)state;
+    enum { N = 3000 }; /* ~72 KB of msgpack objects: past the zone's 2 KiB */
+    json_t *big = json_array();
+    for (int i = 0; i < N; i++)
+        json_array_append_new(big, json_pack("{s:i}", "n", i));
+    json_t *small = load("{\"type\":\"send\",\"payload\":{\"room\":\"lobby\",\"text\":\"hi\"}}");
+    struct cf_bytes bb, sb;
+    cf_bytes_init(&bb, 1u << 20);
+    cf_bytes_init(&sb, 1u << 16);
+    assert_int_equal(mpjson_encode(&bb, big), 0);
+    assert_int_equal(mpjson_encode(&sb, small), 0);
+    for (int round = 0; round < 3; round++) {
+        json_t *v = expect_decoded(cf_bytes_data(&sb), cf_bytes_len(&sb));
+        assert_json_equal(v, small);
+        json_decref(v);
+        v = expect_decoded(cf_bytes_data(&bb), cf_bytes_len(&bb));
+        assert_json_equal(v, big);
+        json_decref(v);
+        expect_refused("\x92\x01", 2, WHY_MALFORMED); /* an array cut short */
+        v = expect_decoded(cf_bytes_data(&sb), cf_bytes_len(&sb));
+        assert_json_equal(v, small);
+        json_decref(v);
+    }
+    cf_bytes_free(&bb);
+    cf_bytes_free(&sb);
+    json_decref(big);
+    json_decref(small);
+}
+
 /* The empty string is a string. msgpack-c hands out a NULL pointer (size 0)
  * for an empty fixstr met before any other sized value in the buffer, and
  * json_stringn(NULL, 0) returns NULL: mpjson_decode must not take that for
@@ -436,6 +470,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_values),
+        cmocka_unit_test(test_zone_reused_across_frames),
         cmocka_unit_test(test_empty_strings),
         cmocka_unit_test(test_encoding_bytes),
         cmocka_unit_test(test_decode_msgpack_forms),

@@ -1,0 +1,42 @@
+/* rreply: where the broker's Redis replies are built.
+ *
+ * hiredis builds each reply as a tree of malloc()ed objects: a subscriber's
+ * message is an array of three strings, eight malloc() and free() calls, and
+ * with the publisher's reply that was ~10 a message and ~5 % of the broker's
+ * CPU (docs/benchmarks.md). rreply_use() points a reader at functions that
+ * build the same redisReply trees in one static arena instead; the arena
+ * starts over once every object it handed out has been freed, so a reply
+ * still being read (its end not yet arrived) is never overwritten, and what
+ * does not fit goes to malloc(). Under AddressSanitizer every object is
+ * malloc()ed, so a use after free is still caught.
+ *
+ * Ownership: a reply from a reader set up here is freed with rreply_free(),
+ * never freeReplyObject() (which would free() arena memory); the reader
+ * frees what it still holds through the same functions. Not thread-safe:
+ * one loop per process. */
+#ifndef BROKER_RREPLY_H
+#define BROKER_RREPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#define RREPLY_ARENA_BYTES 65536
+
+/* Before the reader has read anything (right after the connect call). */
+void rreply_use(redisReader *r);
+
+/* Frees a whole reply tree from such a reader. NULL is a no-op. */
+void rreply_free(void *reply);
+
+struct rreply_stats {
+    uint64_t arena;    /* objects built in the arena */
+    uint64_t fallback; /* objects malloc()ed: the arena was full, or ASan */
+    uint32_t live;     /* arena objects not yet freed */
+    size_t used;       /* bytes of the arena in use, 0 once it started over */
+};
+
+struct rreply_stats rreply_stats(void);
+
+#endif
