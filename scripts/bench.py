@@ -32,7 +32,7 @@ import threading
 import time
 
 from benchproc import (descendants, machine_cpu, meminfo_slab_bytes, sockstat_tcp_bytes,
-                       tree_cpu, tree_mem)
+                       steal_seconds, tree_cpu, tree_mem)
 from benchreport import figures, machine, report, update_docs
 from tailstat import summarize
 
@@ -617,7 +617,13 @@ def run_one(a, procs, name, sc, kind, logdir):
             srv = start_baseline(a, procs, sc.get("baseline_procs", 1), logdir)
         run = (run_idle if name == "idle" else run_storm if sc.get("gen_procs")
                else run_publish)
+        steal0, t1 = steal_seconds(), time.monotonic()
         r = run(a, procs, srv, sc, logdir)
+        # the share of a CPU the host took meanwhile: what says whether a
+        # run's latency was the server's or the VM's ("Reading the tables")
+        span = time.monotonic() - t1
+        if span > 0:
+            r["steal"] = round((steal_seconds() - steal0) / span, 3)
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         say(f"{name} against {kind}: {e}")
         r = {"error": str(e)}
@@ -701,6 +707,7 @@ def main(argv):
 
     signal.signal(signal.SIGTERM, on_signal)
     results = {}
+    steal0, t0 = steal_seconds(), time.monotonic()
     try:
         for name in a.scenarios:
             results[name] = {"confab": [], "baseline": []}
@@ -716,6 +723,7 @@ def main(argv):
         say("interrupted: reporting what ran")
     finally:
         procs.stop_all()
+    meta["steal"] = round((steal_seconds() - steal0) / max(1e-9, time.monotonic() - t0), 3)
     results = {n: r for n, r in results.items() if r["confab"] and r["baseline"]}
     md = report(a, meta, scs, results)
     base = os.path.join(out_dir, stamp)

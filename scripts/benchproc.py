@@ -82,6 +82,14 @@ def machine_cpu():
     return sum(v) - v[3] - v[4], sum(v)
 
 
+def steal_seconds():
+    """CPU time the hypervisor gave to others while this VM's CPUs wanted to
+    run, all CPUs summed (/proc/stat steal), in seconds."""
+    with open("/proc/stat") as f:
+        v = f.readline().split()
+    return int(v[8]) / os.sysconf("SC_CLK_TCK") if len(v) > 8 else 0.0
+
+
 def tree_cpu(roots):
     """CPU seconds (user + system) of the live processes under roots."""
     return sum(proc_cpu(pid) for pid in descendants(roots))

@@ -31,6 +31,13 @@ def figures(name, r):
     """The headline figures of one run: {figure: value}."""
     if "error" in r:
         return {}
+    f = scenario_figures(name, r)
+    if f:
+        f["steal"] = r.get("steal")
+    return f
+
+
+def scenario_figures(name, r):
     if name in ("fanout", "rooms"):
         s = capacity_step(r)
         steps = r.get("steps", [])
@@ -236,6 +243,11 @@ TARGETS = {
               ("machine_busy", "machine's CPUs busy over the storm (share)", "", None)],
 }
 TARGETS["stormjoin"] = [(k, label, "", None) for k, label, _, _ in TARGETS["storm"]]
+for _rows in TARGETS.values():
+    _rows.append(("steal", "CPU the host took from the VM during the run (steal), cores", "",
+                  None))
+# Figures of the machine, not of either server: no ratio.
+NO_RATIO = {"steal"}
 for _row in ("lost", "duplicated"):  # the worst run's, not the median's
     TARGETS["steady"] = [(k, f"{label} (worst run)" if k == _row else label, t, c)
                          for k, label, t, c in TARGETS["steady"]]
@@ -264,7 +276,7 @@ def scenario_table(name, sc, med):
     verdicts = []
     for key, label, target, check in TARGETS[name]:
         cv, bv = c.get(key), b.get(key)
-        r = ratio(cv, bv)
+        r = ratio(cv, bv) if key not in NO_RATIO else None
         met = ""
         if check and limited and target.endswith("x") and key not in SERVER_ALONE:
             met = "no verdict: generator-limited"
@@ -362,6 +374,14 @@ def hop_line(h):
             f"{h['gap_us']} µs apart): " + ", ".join(parts)]
 
 
+def steal_line(steal):
+    """The CPU the host took from the VM over the whole invocation."""
+    if steal is None:
+        return []
+    return [f"- the host took {fmt(steal)} of a CPU from this VM over the whole invocation "
+            "(steal, /proc/stat; each table gives its runs')"]
+
+
 def report(a, meta, scs, results):
     m = meta["machine"]
     lines = [f"## Results {meta['started']}", "",
@@ -371,7 +391,7 @@ def report(a, meta, scs, results):
              f"{' + uncommitted changes in gateway/broker/common/bench' if m['uncommitted_server_changes'] else ''}"
              f", binaries: {a.build}",
              f"- command: `{meta['command']}`",
-             ] + hop_line(meta.get("hop")) + [
+             ] + hop_line(meta.get("hop")) + steal_line(meta.get("steal")) + [
              f"- confab: BROKERS={a.brokers}, GATEWAY_WORKERS={a.gateway_workers} (idle: 2), "
              "private Redis on a Unix socket; baseline: 1 process (idle: 2)",
              f"- repeat: {a.repeat}" + (" (medians)" if a.repeat > 1 else "")
@@ -399,10 +419,15 @@ def report(a, meta, scs, results):
         pairs = paired_ratios(name, "p99_ms", results) if name == "steady" else []
         if len(pairs) > 1:
             known = [r for r in pairs if r is not None]
+            steals = [(figures(name, c).get("steal"), figures(name, b).get("steal"))
+                      for c, b in zip(results[name]["confab"], results[name]["baseline"])]
             lines += ["", "_p99, confab/baseline, of each repeat's two runs (back to back, in "
                       "the order run): " + ", ".join(fmt(r) if r is not None else "—"
                                                      for r in pairs)
                       + (f"; their median {fmt(statistics.median(known))}" if known else "")
+                      + ("; the host's steal during each pair's runs, cores (confab/baseline): "
+                         + ", ".join(f"{fmt(c)}/{fmt(b)}" for c, b in steals)
+                         if any(v is not None for pair in steals for v in pair) else "")
                       + "._"]
         notes = [f"{kind} run {i + 1}: {n}" for kind in ("confab", "baseline")
                  for i, r in enumerate(results[name][kind]) for n in anomalies(r)]

@@ -16,11 +16,14 @@ import benchreport as br  # noqa: E402
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
-def steady_run(lost, p99, gen_cpu=0.3):
+def steady_run(lost, p99, gen_cpu=0.3, steal=None):
     lat = {"p50": p99 / 2, "p99": p99, "p999": p99 * 2, "max": p99 * 3}
-    return {"steps": [{"rate": 2000, "sent": 40000, "delivered_per_s": 18000, "lost": lost,
-                       "duplicated": 0, "out_of_order": 0, "loss": lost / 360000, "latency_ms": lat,
-                       "gen_cpu": gen_cpu, "pass": lost == 0}], "server_cpu": 0.3}
+    r = {"steps": [{"rate": 2000, "sent": 40000, "delivered_per_s": 18000, "lost": lost,
+                    "duplicated": 0, "out_of_order": 0, "loss": lost / 360000, "latency_ms": lat,
+                    "gen_cpu": gen_cpu, "pass": lost == 0}], "server_cpu": 0.3}
+    if steal is not None:
+        r["steal"] = steal
+    return r
 
 
 def storm_run(hs, gen_cpu, errors=0, us=20.0, busy=0.5):
@@ -149,14 +152,17 @@ class SteadyPairs(unittest.TestCase):
     back: the medians' ratio can set one hour's confab against another's
     baseline."""
 
-    def report(self, confab_p99, baseline_p99):
+    def report(self, confab_p99, baseline_p99, steal=None, steals=None):
         a = bench.parse_args(["--scenarios", "steady", "--repeat", str(len(confab_p99))])
         meta = {"started": "2026-12-02 00:00", "command": "make bench", "hop": None,
                 "machine": {"nproc": 2, "cpu": "cpu", "ram_gib": 24, "kernel": "6",
                             "load_before": 0.5, "commit": "abc1234",
-                            "uncommitted_server_changes": False}}
-        results = {"steady": {"confab": [steady_run(0, p) for p in confab_p99],
-                              "baseline": [steady_run(0, p) for p in baseline_p99]}}
+                            "uncommitted_server_changes": False}, "steal": steal}
+        steals = steals or [(None, None)] * len(confab_p99)
+        results = {"steady": {"confab": [steady_run(0, p, steal=s[0])
+                                         for p, s in zip(confab_p99, steals)],
+                              "baseline": [steady_run(0, p, steal=s[1])
+                                           for p, s in zip(baseline_p99, steals)]}}
         return br.report(a, meta, bench.scenarios(False), results)
 
     def test_each_repeat_gets_its_own_ratio(self):
@@ -164,7 +170,7 @@ class SteadyPairs(unittest.TestCase):
         md = self.report([1.0, 8.0, 2.0], [0.5, 4.0, 0.4])
         self.assertIn("| p99 latency, ms | 2 | 0.500 | 4 | <= 2x | **not met** |", md)
         self.assertIn("_p99, confab/baseline, of each repeat's two runs (back to back, in the "
-                      "order run): 2, 2, 5; their median 2._", md)
+                      "order run): 2, 2, 5; their median 2._", md)  # (no steal figures: no steal clause)
 
     def test_a_run_without_figures_shows_as_a_dash(self):
         md = self.report([1.0, 8.0], [0.5, 0.0])
@@ -172,6 +178,19 @@ class SteadyPairs(unittest.TestCase):
 
     def test_one_repeat_has_no_pairs_line(self):
         self.assertNotIn("of each repeat's two runs", self.report([1.0], [0.5]))
+
+    def test_the_hosts_steal_is_given_for_each_run_and_pair(self):
+        # a pair's ratio means little when the host took half a CPU from one
+        # of its runs: the report says how much it took, run by run
+        md = self.report([1.0, 8.0, 2.0], [0.5, 4.0, 0.4], steal=0.123,
+                         steals=[(0.01, 0.02), (0.5, 0.4), (0.0, 0.03)])
+        self.assertIn("- the host took 0.123 of a CPU from this VM over the whole invocation",
+                      md)
+        self.assertIn("their median 2; the host's steal during each pair's runs, cores "
+                      "(confab/baseline): 0.010/0.020, 0.500/0.400, 0/0.030._", md)
+        # the medians, and no ratio: it is the machine's, not either server's
+        self.assertIn("| CPU the host took from the VM during the run (steal), cores | 0.010 "
+                      "| 0.030 | — |  |  |", md)
 
 
 class MergeStorms(unittest.TestCase):
