@@ -15,7 +15,6 @@
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
-#include "rreply.h"
 #include "validate.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -382,7 +381,7 @@ static void conn_open(struct rconn *rc, const char *host)
         rb__fail(rc, why);
         return;
     }
-    rreply_use(rc->c->reader);
+    rreply_use(rc->c->reader, rc->arena);
     if (sd_event_add_io(b->ev, &rc->io, rc->c->fd, EPOLLOUT, on_io, rc) < 0) {
         rb__fail(rc, "cannot watch the socket");
         return;
@@ -681,6 +680,7 @@ static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
     rc->is_sub = is_sub;
     rc->role = is_sub ? "subscriber" : "publisher";
     cf_backoff_init(&rc->bo, 100, 5000);
+    rc->arena = rreply_arena_new(); /* NULL: its replies are malloc()ed, as before */
 }
 
 struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
@@ -717,10 +717,11 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, cons
 
 static void conn_free(struct rconn *rc)
 {
-    conn_teardown(rc);
+    conn_teardown(rc); /* frees the reader first: what it holds is in the arena */
     rc->timer = sd_event_source_disable_unref(rc->timer);
     rc->flush = sd_event_source_disable_unref(rc->flush);
     free(rc->w);
+    rreply_arena_free(rc->arena);
 }
 
 void rbridge_free(struct rbridge *b)

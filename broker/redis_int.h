@@ -10,6 +10,7 @@
 #include "backoff.h"
 #include "redis.h"
 #include "resolve.h"
+#include "rreply.h"
 
 #define ROOM_PREFIX "room:"
 #define ROOM_PREFIX_LEN 5
@@ -31,6 +32,7 @@ struct rconn {
     enum cstate st;
     redisContext *c;
     struct resolve *rs; /* the host's lookup, while C_CONNECTING without c */
+    struct rreply_arena *arena; /* c's replies are built there (NULL: malloc) */
     sd_event_source *io, *timer, *flush;
     struct cf_backoff bo;
     uint32_t pending;  /* replies we still expect */

@@ -16,38 +16,62 @@
 
 #define ALIGN alignof(max_align_t)
 
-static alignas(max_align_t) unsigned char g_arena[RREPLY_ARENA_BYTES];
-static size_t g_top;
-static struct rreply_stats g_st;
+struct rreply_arena {
+    alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
+    size_t top;
+    struct rreply_stats st;
+};
 
-static bool in_arena(const void *p)
+/* Before each object: the arena it came from (NULL: malloc()ed), so that a
+ * free finds it; padded so that the object keeps malloc()'s alignment. */
+union hdr {
+    struct rreply_arena *a;
+    max_align_t align;
+};
+
+struct rreply_arena *rreply_arena_new(void)
 {
-    const unsigned char *c = p;
-    return c >= g_arena && c < g_arena + sizeof g_arena;
+    /* (not calloc: the block's pages are touched only as replies use them) */
+    struct rreply_arena *a = malloc(sizeof *a);
+    if (a) {
+        a->top = 0;
+        a->st = (struct rreply_stats){0};
+    }
+    return a;
 }
 
-/* A reply object and `extra` bytes after it (a string's bytes or an
- * array's element pointers), zeroed. */
-static redisReply *obj_new(int type, size_t extra)
+void rreply_arena_free(struct rreply_arena *a)
 {
-    redisReply *r = NULL;
-    size_t n = sizeof *r + extra;
+    free(a);
+}
+
+/* A reply object, zeroed, and `extra` bytes after it for a string's bytes
+ * or an array's element pointers (zeroed too when `zero`: the elements of
+ * an array whose end has not arrived must read NULL). */
+static redisReply *obj_new(struct rreply_arena *a, int type, size_t extra, bool zero)
+{
+    if (extra > SIZE_MAX - sizeof(union hdr) - sizeof(redisReply) - ALIGN)
+        return NULL;
+    size_t n = sizeof(union hdr) + sizeof(redisReply) + extra;
+    union hdr *h = NULL;
 #ifndef RR_ASAN
-    /* (the bound first: rounding a size near SIZE_MAX up would wrap) */
-    size_t need = n <= sizeof g_arena ? (n + ALIGN - 1) / ALIGN * ALIGN : SIZE_MAX;
-    if (need <= sizeof g_arena - g_top) {
-        r = (redisReply *)(g_arena + g_top);
-        g_top += need;
-        g_st.live++;
-        g_st.arena++;
-        memset(r, 0, n);
+    size_t need = (n + ALIGN - 1) / ALIGN * ALIGN;
+    if (a && need <= sizeof a->buf - a->top) {
+        h = (union hdr *)(a->buf + a->top);
+        a->top += need;
+        a->st.live++;
+        a->st.arena++;
+        memset(h, 0, zero ? n : sizeof *h + sizeof(redisReply));
+        h->a = a;
     }
 #endif
-    if (!r) {
-        if (extra > SIZE_MAX - sizeof *r || !(r = calloc(1, n)))
+    if (!h) {
+        if (!(h = calloc(1, n)))
             return NULL;
-        g_st.fallback++;
+        if (a)
+            a->st.fallback++;
     }
+    redisReply *r = (redisReply *)(h + 1);
     r->type = type;
     return r;
 }
@@ -65,7 +89,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
     if (len == SIZE_MAX)
         return NULL;
-    redisReply *r = obj_new(task->type, len + 1);
+    redisReply *r = obj_new(task->privdata, task->type, len + 1, false);
     if (!r)
         return NULL;
     r->str = (char *)(r + 1);
@@ -80,7 +104,7 @@ static void *create_array(const redisReadTask *task, int elements)
     size_t n = elements > 0 ? (size_t)elements : 0;
     if (n > SIZE_MAX / sizeof(redisReply *))
         return NULL;
-    redisReply *r = obj_new(REDIS_REPLY_ARRAY, n * sizeof(redisReply *));
+    redisReply *r = obj_new(task->privdata, REDIS_REPLY_ARRAY, n * sizeof(redisReply *), true);
     if (!r)
         return NULL;
     r->elements = n;
@@ -90,7 +114,7 @@ static void *create_array(const redisReadTask *task, int elements)
 
 static void *create_integer(const redisReadTask *task, long long value)
 {
-    redisReply *r = obj_new(REDIS_REPLY_INTEGER, 0);
+    redisReply *r = obj_new(task->privdata, REDIS_REPLY_INTEGER, 0, false);
     if (r)
         r->integer = value;
     return link_in(task, r);
@@ -98,7 +122,7 @@ static void *create_integer(const redisReadTask *task, long long value)
 
 static void *create_nil(const redisReadTask *task)
 {
-    return link_in(task, obj_new(REDIS_REPLY_NIL, 0));
+    return link_in(task, obj_new(task->privdata, REDIS_REPLY_NIL, 0, false));
 }
 
 void rreply_free(void *reply)
@@ -109,26 +133,34 @@ void rreply_free(void *reply)
     if (r->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < r->elements; i++)
             rreply_free(r->element[i]); /* (NULL where a reply was cut short) */
-    if (!in_arena(r)) {
-        free(r);
+    union hdr *h = (union hdr *)r - 1;
+    struct rreply_arena *a = h->a;
+    if (!a) {
+        free(h);
         return;
     }
-    if (g_st.live && --g_st.live == 0) /* (0: an object freed twice) */
-        g_top = 0;                     /* nothing of the arena is alive: it starts over */
+    /* nothing of the arena is alive: it starts over (live 0 already: an
+     * object freed twice, which must not wrap the count) */
+    if (a->st.live && --a->st.live == 0)
+        a->top = 0;
 }
 
 static redisReplyObjectFunctions g_fns = {
     create_string, create_array, create_integer, create_nil, rreply_free,
 };
 
-void rreply_use(redisReader *r)
+void rreply_use(redisReader *r, struct rreply_arena *a)
 {
     r->fn = &g_fns;
+    r->privdata = a;
 }
 
-struct rreply_stats rreply_stats(void)
+struct rreply_stats rreply_stats(const struct rreply_arena *a)
 {
-    struct rreply_stats s = g_st;
-    s.used = g_top;
+    struct rreply_stats s = {0};
+    if (a) {
+        s = a->st;
+        s.used = a->top;
+    }
     return s;
 }

@@ -3,17 +3,20 @@
  * hiredis builds each reply as a tree of malloc()ed objects: a subscriber's
  * message is an array of three strings, eight malloc() and free() calls, and
  * with the publisher's reply that was ~10 a message and ~5 % of the broker's
- * CPU (docs/benchmarks.md). rreply_use() points a reader at functions that
- * build the same redisReply trees in one static arena instead; the arena
- * starts over once every object it handed out has been freed, so a reply
- * still being read (its end not yet arrived) is never overwritten, and what
- * does not fit goes to malloc(). Under AddressSanitizer every object is
- * malloc()ed, so a use after free is still caught.
+ * CPU (docs/benchmarks.md). rreply_use() points a connection's reader at
+ * functions that build the same redisReply trees in an arena of that
+ * connection's instead. The arena starts over once every object it handed
+ * out has been freed, so a reply still being read (its end not yet arrived)
+ * is never overwritten, and what does not fit goes to malloc(). One arena
+ * per connection: a reply left unfinished at the end of one connection's
+ * read holds only that connection's arena, until its next read finishes it.
+ * Under AddressSanitizer every object is malloc()ed, so a use after free is
+ * still caught.
  *
- * Ownership: a reply from a reader set up here is freed with rreply_free(),
- * never freeReplyObject() (which would free() arena memory); the reader
- * frees what it still holds through the same functions. Not thread-safe:
- * one loop per process. */
+ * Ownership: the caller owns the arena (rreply_arena_new/_free) and frees it
+ * only after the reader (redisFree), which frees what it still holds through
+ * these functions. A reply from such a reader is freed with rreply_free(),
+ * never freeReplyObject(). Not thread-safe: one loop per process. */
 #ifndef BROKER_RREPLY_H
 #define BROKER_RREPLY_H
 
@@ -22,10 +25,18 @@
 
 #include <hiredis/hiredis.h>
 
-#define RREPLY_ARENA_BYTES 65536
+#define RREPLY_ARENA_BYTES 16384
 
-/* Before the reader has read anything (right after the connect call). */
-void rreply_use(redisReader *r);
+struct rreply_arena;
+
+/* NULL when out of memory; rreply_use() then builds every object with
+ * malloc(). */
+struct rreply_arena *rreply_arena_new(void);
+void rreply_arena_free(struct rreply_arena *a); /* NULL is a no-op */
+
+/* Before the reader has read anything (right after the connect call). The
+ * arena (or NULL) must outlive the reader. */
+void rreply_use(redisReader *r, struct rreply_arena *a);
 
 /* Frees a whole reply tree from such a reader. NULL is a no-op. */
 void rreply_free(void *reply);
@@ -37,6 +48,6 @@ struct rreply_stats {
     size_t used;       /* bytes of the arena in use, 0 once it started over */
 };
 
-struct rreply_stats rreply_stats(void);
+struct rreply_stats rreply_stats(const struct rreply_arena *a);
 
 #endif

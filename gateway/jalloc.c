@@ -76,10 +76,15 @@ static void ja_free(void *p)
 #ifdef JA_ASAN
     unsigned char *c = p;
     size_t n;
+    size_t off = (size_t)(c - g_arena);
+    if (off < HDR || off % ALIGN) {
+        fprintf(stderr, "jalloc: %p is not a block of the arena\n", p);
+        abort();
+    }
     UNPOISON(c - HDR, sizeof n);
     memcpy(&n, c - HDR, sizeof n);
     POISON(c - HDR, sizeof n);
-    if (n > (size_t)(g_arena + sizeof g_arena - c) || (n && __asan_address_is_poisoned(c))) {
+    if (n > sizeof g_arena - off || (n && __asan_address_is_poisoned(c))) {
         fprintf(stderr, "jalloc: %p freed twice, or not a block of the arena\n", p);
         abort();
     }

@@ -15,7 +15,8 @@
  * global). Not thread-safe: the gateway parses on its one loop thread.
  * Under AddressSanitizer the arena's unused part, a header before each
  * block, each block once freed and all of it whenever it starts over are
- * poisoned, and a block freed twice aborts. */
+ * poisoned, and a block freed twice before its place is handed out again
+ * aborts. */
 #ifndef GW_JALLOC_H
 #define GW_JALLOC_H
 

@@ -1,6 +1,7 @@
 /* Unit tests for broker/rreply: Redis replies built in an arena through
  * hiredis' own reader, the same trees its default functions build, and an
- * arena that never overwrites a reply still alive or still being read. */
+ * arena of each connection's that never overwrites a reply still alive or
+ * still being read. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,16 +16,26 @@
 #include "rreply.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#define RR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RR_ASAN 1
+#endif
+#endif
+#ifdef RR_ASAN
 #define ARENA_ON 0 /* every object is malloc()ed: the arena's figures stay 0 */
 #else
 #define ARENA_ON 1
 #endif
 
-static redisReader *reader(void)
+/* A reader on an arena of its own (the test frees both) */
+static redisReader *reader(struct rreply_arena **a)
 {
+    *a = rreply_arena_new();
+    assert_non_null(*a);
     redisReader *r = redisReaderCreate();
     assert_non_null(r);
-    rreply_use(r);
+    rreply_use(r, *a);
     return r;
 }
 
@@ -50,6 +61,13 @@ static void assert_str(const redisReply *e, int type, const char *want)
     assert_int_equal(e->str[e->len], '\0');
 }
 
+/* Nothing of the arena lives, and it has started over */
+static void assert_arena_empty(const struct rreply_arena *a)
+{
+    assert_int_equal(rreply_stats(a).live, 0);
+    assert_int_equal(rreply_stats(a).used, 0);
+}
+
 static const char MESSAGE[] = "*3\r\n$7\r\nmessage\r\n$10\r\nroom:lobby\r\n$5\r\nh\0llo\r\n";
 
 /* A subscriber's message: the array of three strings hiredis' default
@@ -58,9 +76,9 @@ static const char MESSAGE[] = "*3\r\n$7\r\nmessage\r\n$10\r\nroom:lobby\r\n$5\r\
 static void test_a_message_is_built_in_the_arena(void **state)
 {
     (void)state;
-    redisReader *r = reader();
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
     assert_int_equal(redisReaderFeed(r, MESSAGE, sizeof MESSAGE - 1), REDIS_OK);
-    struct rreply_stats before = rreply_stats();
     redisReply *m = next(r);
     assert_non_null(m);
     assert_int_equal(m->type, REDIS_REPLY_ARRAY);
@@ -69,17 +87,17 @@ static void test_a_message_is_built_in_the_arena(void **state)
     assert_str(m->element[1], REDIS_REPLY_STRING, "room:lobby");
     assert_int_equal(m->element[2]->len, 5);
     assert_memory_equal(m->element[2]->str, "h\0llo", 5);
-    struct rreply_stats in = rreply_stats();
+    struct rreply_stats in = rreply_stats(a);
     if (ARENA_ON) {
-        assert_int_equal(in.arena - before.arena, 4);
-        assert_int_equal(in.fallback, before.fallback);
+        assert_int_equal(in.arena, 4);
+        assert_int_equal(in.fallback, 0);
         assert_int_equal(in.live, 4);
         assert_true(in.used > 0);
     }
     rreply_free(m);
-    assert_int_equal(rreply_stats().live, 0);
-    assert_int_equal(rreply_stats().used, 0);
+    assert_arena_empty(a);
     redisReaderFree(r);
+    rreply_arena_free(a);
 }
 
 /* Every kind of reply the broker gets: status, error, integer, nil, an
@@ -87,7 +105,8 @@ static void test_a_message_is_built_in_the_arena(void **state)
 static void test_every_kind_of_reply(void **state)
 {
     (void)state;
-    redisReader *r = reader();
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
     feed(r, "+OK\r\n-ERR out of memory\r\n:-42\r\n$-1\r\n*0\r\n*-1\r\n"
             "*3\r\n:7\r\n*2\r\n$1\r\na\r\n$-1\r\n*1\r\n+QUEUED\r\n");
     redisReply *x = next(r);
@@ -120,46 +139,82 @@ static void test_every_kind_of_reply(void **state)
     assert_str(x->element[2]->element[0], REDIS_REPLY_STATUS, "QUEUED");
     rreply_free(x);
     assert_null(next(r));
-    assert_int_equal(rreply_stats().live, 0);
-    assert_int_equal(rreply_stats().used, 0);
+    assert_arena_empty(a);
     rreply_free(NULL);
     redisReaderFree(r);
+    rreply_arena_free(a);
 }
 
-/* A reply whose end has not arrived keeps its objects: another reader's
- * replies come and go meanwhile without the arena starting over under it,
- * and a reader freed in the middle of a reply gives its objects back */
+/* A reply whose end has not arrived keeps its objects when the reply read
+ * before it is freed: the arena does not start over under it, and its end,
+ * read later, does not land on its beginning */
 static void test_a_reply_being_read_is_never_overwritten(void **state)
 {
     (void)state;
-    redisReader *a = reader(), *b = reader();
-    feed(a, "*3\r\n$7\r\nmessage\r\n$10\r\nroom:first\r\n"); /* the payload still to come */
-    assert_null(next(a));
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    feed(r, "*3\r\n$7\r\nmessage\r\n$5\r\nroom1\r\n$5\r\nfirst\r\n"
+            "*3\r\n$7\r\nmessage\r\n$10\r\nroom:later\r\n"); /* the second's payload to come */
+    redisReply *first = next(r);
+    assert_str(first->element[2], REDIS_REPLY_STRING, "first");
+    assert_null(next(r)); /* the second, begun */
     if (ARENA_ON)
-        assert_int_equal(rreply_stats().live, 3);
+        assert_int_equal(rreply_stats(a).live, 4 + 3);
+    rreply_free(first);
+    if (ARENA_ON)
+        assert_true(rreply_stats(a).used > 0); /* the second's objects live */
+    /* a payload longer than the first reply took: in an arena started over
+     * it would reach the second's own objects */
+    char payload[601], bulk[640];
+    memset(payload, 'Z', sizeof payload - 1);
+    payload[sizeof payload - 1] = '\0';
+    snprintf(bulk, sizeof bulk, "$%zu\r\n%s\r\n", sizeof payload - 1, payload);
+    feed(r, bulk);
+    redisReply *m = next(r);
+    assert_int_equal(m->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(m->elements, 3);
+    assert_str(m->element[0], REDIS_REPLY_STRING, "message");
+    assert_str(m->element[1], REDIS_REPLY_STRING, "room:later");
+    assert_str(m->element[2], REDIS_REPLY_STRING, payload);
+    rreply_free(m);
+    assert_arena_empty(a);
+    redisReaderFree(r);
+    rreply_arena_free(a);
+}
+
+/* Each connection's arena is its own: another reader's replies come and go
+ * without touching it while one of its replies is unfinished, and a reader
+ * freed in the middle of a reply gives its objects back */
+static void test_each_reader_has_its_own_arena(void **state)
+{
+    (void)state;
+    struct rreply_arena *aa, *ab;
+    redisReader *a = reader(&aa), *b = reader(&ab);
+    feed(a, "*3\r\n$7\r\nmessage\r\n$10\r\nroom:first\r\n"); /* the payload to come */
+    assert_null(next(a));
+    size_t used = rreply_stats(aa).used;
     for (int i = 0; i < 50; i++) {
-        feed(b, "*3\r\n$7\r\nmessage\r\n$11\r\nroom:second\r\n$20\r\nZZZZZZZZZZZZZZZZZZZZ\r\n");
+        feed(b, "*3\r\n$7\r\nmessage\r\n$11\r\nroom:second\r\n$3\r\nabc\r\n");
         redisReply *m = next(b);
         assert_str(m->element[1], REDIS_REPLY_STRING, "room:second");
         rreply_free(m);
-        if (ARENA_ON)
-            assert_true(rreply_stats().used > 0); /* a's objects live */
+        assert_arena_empty(ab);
+        assert_int_equal(rreply_stats(aa).used, used);
     }
     feed(a, "$7\r\npayload\r\n");
     redisReply *m = next(a);
-    assert_str(m->element[0], REDIS_REPLY_STRING, "message");
     assert_str(m->element[1], REDIS_REPLY_STRING, "room:first");
     assert_str(m->element[2], REDIS_REPLY_STRING, "payload");
     rreply_free(m);
-    assert_int_equal(rreply_stats().live, 0);
-    assert_int_equal(rreply_stats().used, 0);
+    assert_arena_empty(aa);
 
     feed(a, "*2\r\n$5\r\nfirst\r\n"); /* cut short, then the reader goes */
     assert_null(next(a));
     redisReaderFree(a);
-    assert_int_equal(rreply_stats().live, 0);
-    assert_int_equal(rreply_stats().used, 0);
+    assert_arena_empty(aa);
     redisReaderFree(b);
+    rreply_arena_free(aa);
+    rreply_arena_free(ab);
 }
 
 /* A reply larger than the arena reads whole: what does not fit is
@@ -167,7 +222,7 @@ static void test_a_reply_being_read_is_never_overwritten(void **state)
 static void test_a_reply_larger_than_the_arena_falls_back_to_malloc(void **state)
 {
     (void)state;
-    enum { N = 200, LEN = 1000 }; /* ~200 KB: three times the arena */
+    enum { N = 64, LEN = 1000 }; /* ~64 KB: four times the arena */
     size_t cap = 32 + (size_t)N * (LEN + 16);
     char *resp = malloc(cap);
     assert_non_null(resp);
@@ -178,23 +233,40 @@ static void test_a_reply_larger_than_the_arena_falls_back_to_malloc(void **state
         n += LEN;
         n += (size_t)snprintf(resp + n, cap - n, "\r\n");
     }
-    redisReader *r = reader();
-    r->maxbuf = 0;
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
     assert_int_equal(redisReaderFeed(r, resp, n), REDIS_OK);
     free(resp);
-    uint64_t fallback = rreply_stats().fallback;
     redisReply *x = next(r);
     assert_int_equal(x->elements, N);
-    assert_true(rreply_stats().fallback > fallback);
+    assert_true(rreply_stats(a).fallback > 0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(x->element[i]->len, LEN);
         assert_int_equal(x->element[i]->str[0], 'a' + i % 26);
         assert_int_equal(x->element[i]->str[LEN - 1], 'a' + i % 26);
     }
     rreply_free(x);
-    assert_int_equal(rreply_stats().live, 0);
-    assert_int_equal(rreply_stats().used, 0);
+    assert_arena_empty(a);
     redisReaderFree(r);
+    rreply_arena_free(a);
+}
+
+/* A connection whose arena could not be allocated reads the same replies,
+ * every object malloc()ed (LSan checks they are all freed) */
+static void test_without_an_arena_every_object_is_malloced(void **state)
+{
+    (void)state;
+    redisReader *r = redisReaderCreate();
+    assert_non_null(r);
+    rreply_use(r, NULL);
+    assert_int_equal(redisReaderFeed(r, MESSAGE, sizeof MESSAGE - 1), REDIS_OK);
+    redisReply *m = next(r);
+    assert_str(m->element[1], REDIS_REPLY_STRING, "room:lobby");
+    rreply_free(m);
+    feed(r, "*2\r\n$5\r\nfirst\r\n"); /* cut short, then the reader goes */
+    assert_null(next(r));
+    redisReaderFree(r);
+    assert_int_equal(rreply_stats(NULL).arena, 0);
 }
 
 int main(void)
@@ -203,7 +275,9 @@ int main(void)
         cmocka_unit_test(test_a_message_is_built_in_the_arena),
         cmocka_unit_test(test_every_kind_of_reply),
         cmocka_unit_test(test_a_reply_being_read_is_never_overwritten),
+        cmocka_unit_test(test_each_reader_has_its_own_arena),
         cmocka_unit_test(test_a_reply_larger_than_the_arena_falls_back_to_malloc),
+        cmocka_unit_test(test_without_an_arena_every_object_is_malloced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
