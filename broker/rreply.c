@@ -14,7 +14,21 @@
 #endif
 #endif
 
+#ifdef RR_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define ALIGN alignof(max_align_t)
+#ifdef RR_ASAN
+#define REDZONE ALIGN /* poisoned bytes after each object: an overrun shows */
+#else
+#define REDZONE 0
+#endif
 
 struct rreply_arena {
     alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
@@ -36,12 +50,15 @@ struct rreply_arena *rreply_arena_new(void)
     if (a) {
         a->top = 0;
         a->st = (struct rreply_stats){0};
+        POISON(a->buf, sizeof a->buf);
     }
     return a;
 }
 
 void rreply_arena_free(struct rreply_arena *a)
 {
+    if (a)
+        UNPOISON(a->buf, sizeof a->buf); /* (malloc()'s memory again) */
     free(a);
 }
 
@@ -54,17 +71,16 @@ static redisReply *obj_new(struct rreply_arena *a, int type, size_t extra, bool 
         return NULL;
     size_t n = sizeof(union hdr) + sizeof(redisReply) + extra;
     union hdr *h = NULL;
-#ifndef RR_ASAN
-    size_t need = (n + ALIGN - 1) / ALIGN * ALIGN;
+    size_t need = (n + ALIGN - 1) / ALIGN * ALIGN + REDZONE;
     if (a && need <= sizeof a->buf - a->top) {
         h = (union hdr *)(a->buf + a->top);
         a->top += need;
         a->st.live++;
         a->st.arena++;
+        UNPOISON(h, n);
         memset(h, 0, zero ? n : sizeof *h + sizeof(redisReply));
         h->a = a;
     }
-#endif
     if (!h) {
         if (!(h = calloc(1, n)))
             return NULL;
@@ -102,7 +118,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 static void *create_array(const redisReadTask *task, int elements)
 {
     size_t n = elements > 0 ? (size_t)elements : 0;
-    if (n > SIZE_MAX / sizeof(redisReply *))
+    if (n > RREPLY_MAX_ELEMENTS)
         return NULL;
     redisReply *r = obj_new(task->privdata, REDIS_REPLY_ARRAY, n * sizeof(redisReply *), true);
     if (!r)
@@ -139,10 +155,17 @@ void rreply_free(void *reply)
         free(h);
         return;
     }
+    size_t extra = r->type == REDIS_REPLY_ARRAY ? r->elements * sizeof(redisReply *)
+                   : r->str                     ? r->len + 1
+                                                : 0;
+    POISON(h, sizeof *h + sizeof *r + extra); /* a use after free, or a second free, shows */
+    (void)extra;
     /* nothing of the arena is alive: it starts over (live 0 already: an
      * object freed twice, which must not wrap the count) */
-    if (a->st.live && --a->st.live == 0)
+    if (a->st.live && --a->st.live == 0) {
+        POISON(a->buf, a->top);
         a->top = 0;
+    }
 }
 
 static redisReplyObjectFunctions g_fns = {

@@ -10,8 +10,9 @@
  * is never overwritten, and what does not fit goes to malloc(). One arena
  * per connection: a reply left unfinished at the end of one connection's
  * read holds only that connection's arena, until its next read finishes it.
- * Under AddressSanitizer every object is malloc()ed, so a use after free is
- * still caught.
+ * Under AddressSanitizer the arena's unused part, a gap after each object,
+ * each object once freed and all of it whenever it starts over are
+ * poisoned, so an overrun, a use after free or a second free shows.
  *
  * Ownership: the caller owns the arena (rreply_arena_new/_free) and frees it
  * only after the reader (redisFree), which frees what it still holds through
@@ -26,6 +27,12 @@
 #include <hiredis/hiredis.h>
 
 #define RREPLY_ARENA_BYTES 16384
+/* An array reply claiming more elements is refused (the reader then fails
+ * with an out-of-memory error, and the connection is dropped and made
+ * again): the broker's replies are bounded far below this (a room's history
+ * and members come in pages), and hiredis would otherwise allocate whatever
+ * an array's header claims, up to 16 GB for 2^31 elements. */
+#define RREPLY_MAX_ELEMENTS (1u << 20)
 
 struct rreply_arena;
 
@@ -43,7 +50,7 @@ void rreply_free(void *reply);
 
 struct rreply_stats {
     uint64_t arena;    /* objects built in the arena */
-    uint64_t fallback; /* objects malloc()ed: the arena was full, or ASan */
+    uint64_t fallback; /* objects malloc()ed: the arena was full */
     uint32_t live;     /* arena objects not yet freed */
     size_t used;       /* bytes of the arena in use, 0 once it started over */
 };

@@ -21,9 +21,10 @@ CORPUS=tests/fuzz/corpus
 # a client frame, a /login body, a token (AUTH_MAX_TOKEN + the mode byte), a
 # stream of several broker frames, a room name plus an event payload, a stream
 # of client WebSocket frames, the first bytes of a connection, a token's payload
-# (claims.h's CLAIMS_TEXT_MAX).
+# (claims.h's CLAIMS_TEXT_MAX), a stream of Redis replies.
 ALL=(fuzz_client_json:4096 fuzz_client_msgpack:4096 fuzz_wire:65536 fuzz_login:1024
-     fuzz_jwt:4200 fuzz_event:16384 fuzz_wsframe:16384 fuzz_upgreq:4200 fuzz_claims:3100)
+     fuzz_jwt:4200 fuzz_event:16384 fuzz_wsframe:16384 fuzz_upgreq:4200 fuzz_claims:3100
+     fuzz_rreply:65536)
 read -r -a WANT <<<"${FUZZ_TARGETS:-}"
 
 WORK=${FUZZ_WORK:-$(mktemp -d /tmp/confab-fuzz.XXXXXX)}

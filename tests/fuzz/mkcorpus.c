@@ -449,6 +449,40 @@ static void claims_seeds(void)
         put_str("fuzz_claims", seeds[i][0], seeds[i][1]);
 }
 
+/* fuzz_rreply: the read-size byte, then what Redis sends the broker: a
+ * subscriber's messages, a script's replies, errors, and a reply cut short */
+static void rreply_seeds(void)
+{
+    static const struct {
+        const char *name;
+        unsigned char step;
+        const char *resp;
+    } seeds[] = {
+        {"message", 255,
+         "*3\r\n$7\r\nmessage\r\n$10\r\nroom:lobby\r\n$5\r\nhello\r\n"},
+        {"messages_in_small_reads", 6,
+         "*3\r\n$9\r\nsubscribe\r\n$10\r\nroom:lobby\r\n:1\r\n"
+         "*3\r\n$7\r\nmessage\r\n$10\r\nroom:lobby\r\n$5\r\nhello\r\n"
+         "*3\r\n$7\r\nmessage\r\n$10\r\nroom:lobby\r\n$0\r\n\r\n"},
+        {"script_reply", 16,
+         "*4\r\n:42\r\n$13\r\n1800000000123\r\n*2\r\n$1\r\na\r\n$-1\r\n*-1\r\n"},
+        {"status_error_int", 0, "+OK\r\n-NOSCRIPT No matching script\r\n:-7\r\n+PONG\r\n"},
+        {"nested", 3, "*2\r\n*2\r\n*1\r\n*0\r\n:1\r\n$3\r\nend\r\n"},
+        {"cut_short", 255, "*3\r\n$7\r\nmessage\r\n$10\r\nroom:l"},
+        {"absurd_array", 255, "*2\r\n*2000000000\r\n"},
+        {"bad_type", 255, "+OK\r\n?what\r\n"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        unsigned char b[512];
+        size_t n = strlen(seeds[i].resp);
+        if (n + 1 > sizeof b)
+            die("a fuzz_rreply seed is too long");
+        b[0] = seeds[i].step;
+        memcpy(b + 1, seeds[i].resp, n);
+        put("fuzz_rreply", seeds[i].name, b, n + 1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -465,5 +499,6 @@ int main(int argc, char **argv)
     wsframe_seeds();
     upgreq_seeds();
     claims_seeds();
+    rreply_seeds();
     return 0;
 }

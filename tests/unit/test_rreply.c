@@ -22,11 +22,6 @@
 #define RR_ASAN 1
 #endif
 #endif
-#ifdef RR_ASAN
-#define ARENA_ON 0 /* every object is malloc()ed: the arena's figures stay 0 */
-#else
-#define ARENA_ON 1
-#endif
 
 /* A reader on an arena of its own (the test frees both) */
 static redisReader *reader(struct rreply_arena **a)
@@ -88,12 +83,10 @@ static void test_a_message_is_built_in_the_arena(void **state)
     assert_int_equal(m->element[2]->len, 5);
     assert_memory_equal(m->element[2]->str, "h\0llo", 5);
     struct rreply_stats in = rreply_stats(a);
-    if (ARENA_ON) {
-        assert_int_equal(in.arena, 4);
-        assert_int_equal(in.fallback, 0);
-        assert_int_equal(in.live, 4);
-        assert_true(in.used > 0);
-    }
+    assert_int_equal(in.arena, 4);
+    assert_int_equal(in.fallback, 0);
+    assert_int_equal(in.live, 4);
+    assert_true(in.used > 0);
     rreply_free(m);
     assert_arena_empty(a);
     redisReaderFree(r);
@@ -158,11 +151,9 @@ static void test_a_reply_being_read_is_never_overwritten(void **state)
     redisReply *first = next(r);
     assert_str(first->element[2], REDIS_REPLY_STRING, "first");
     assert_null(next(r)); /* the second, begun */
-    if (ARENA_ON)
-        assert_int_equal(rreply_stats(a).live, 4 + 3);
+    assert_int_equal(rreply_stats(a).live, 4 + 3);
     rreply_free(first);
-    if (ARENA_ON)
-        assert_true(rreply_stats(a).used > 0); /* the second's objects live */
+    assert_true(rreply_stats(a).used > 0); /* the second's objects live */
     /* a payload longer than the first reply took: in an arena started over
      * it would reach the second's own objects */
     char payload[601], bulk[640];
@@ -251,6 +242,22 @@ static void test_a_reply_larger_than_the_arena_falls_back_to_malloc(void **state
     rreply_arena_free(a);
 }
 
+/* An array claiming more elements than any reply of the broker's is
+ * refused before anything is allocated for it: the reader fails */
+static void test_an_absurd_array_is_refused(void **state)
+{
+    (void)state;
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    feed(r, "*2\r\n*2000000000\r\n");
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(r, &reply), REDIS_ERR);
+    assert_null(reply);
+    redisReaderFree(r); /* frees the outer array, begun */
+    assert_arena_empty(a);
+    rreply_arena_free(a);
+}
+
 /* A connection whose arena could not be allocated reads the same replies,
  * every object malloc()ed (LSan checks they are all freed) */
 static void test_without_an_arena_every_object_is_malloced(void **state)
@@ -269,6 +276,32 @@ static void test_without_an_arena_every_object_is_malloced(void **state)
     assert_int_equal(rreply_stats(NULL).arena, 0);
 }
 
+#ifdef RR_ASAN
+#include <sanitizer/asan_interface.h>
+/* Under ASan a reply freed while another is being read is poisoned at
+ * once, not only when the arena starts over: a use of it after its free is
+ * reported */
+static void test_a_freed_reply_is_poisoned(void **state)
+{
+    (void)state;
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    feed(r, "*3\r\n$7\r\nmessage\r\n$5\r\nroom1\r\n$5\r\nfirst\r\n"
+            "*2\r\n$7\r\nmessage\r\n"); /* the second, begun */
+    redisReply *first = next(r);
+    const char *payload = first->element[2]->str;
+    assert_false(__asan_address_is_poisoned(payload));
+    assert_null(next(r));
+    rreply_free(first);
+    assert_true(rreply_stats(a).live > 0); /* the second lives: no start over */
+    assert_true(__asan_address_is_poisoned(payload));
+    assert_true(__asan_address_is_poisoned(first));
+    redisReaderFree(r);
+    assert_arena_empty(a);
+    rreply_arena_free(a);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +311,10 @@ int main(void)
         cmocka_unit_test(test_each_reader_has_its_own_arena),
         cmocka_unit_test(test_a_reply_larger_than_the_arena_falls_back_to_malloc),
         cmocka_unit_test(test_without_an_arena_every_object_is_malloced),
+        cmocka_unit_test(test_an_absurd_array_is_refused),
+#ifdef RR_ASAN
+        cmocka_unit_test(test_a_freed_reply_is_poisoned),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
