@@ -6,25 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RR_ASAN 1
-#endif
-#endif
-
-#ifdef RR_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "asan.h"
 
 #define ALIGN alignof(max_align_t)
-#ifdef RR_ASAN
+#ifdef CF_ASAN
 #define REDZONE ALIGN /* poisoned bytes after each object: an overrun shows */
 #else
 #define REDZONE 0
@@ -50,7 +35,7 @@ struct rreply_arena *rreply_arena_new(void)
     if (a) {
         a->top = 0;
         a->st = (struct rreply_stats){0};
-        POISON(a->buf, sizeof a->buf);
+        CF_POISON(a->buf, sizeof a->buf);
     }
     return a;
 }
@@ -58,7 +43,7 @@ struct rreply_arena *rreply_arena_new(void)
 void rreply_arena_free(struct rreply_arena *a)
 {
     if (a)
-        UNPOISON(a->buf, sizeof a->buf); /* (malloc()'s memory again) */
+        CF_UNPOISON(a->buf, sizeof a->buf); /* (malloc()'s memory again) */
     free(a);
 }
 
@@ -77,7 +62,7 @@ static redisReply *obj_new(struct rreply_arena *a, int type, size_t extra, bool 
         a->top += need;
         a->st.live++;
         a->st.arena++;
-        UNPOISON(h, n);
+        CF_UNPOISON(h, n);
         memset(h, 0, zero ? n : sizeof *h + sizeof(redisReply));
         h->a = a;
     }
@@ -158,12 +143,12 @@ void rreply_free(void *reply)
     size_t extra = r->type == REDIS_REPLY_ARRAY ? r->elements * sizeof(redisReply *)
                    : r->str                     ? r->len + 1
                                                 : 0;
-    POISON(h, sizeof *h + sizeof *r + extra); /* a use after free, or a second free, shows */
+    CF_POISON(h, sizeof *h + sizeof *r + extra); /* a use after free, or a second free, shows */
     (void)extra;
     /* nothing of the arena is alive: it starts over (live 0 already: an
      * object freed twice, which must not wrap the count) */
     if (a->st.live && --a->st.live == 0) {
-        POISON(a->buf, a->top);
+        CF_POISON(a->buf, a->top);
         a->top = 0;
     }
 }

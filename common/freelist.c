@@ -2,13 +2,7 @@
 
 #include <stdlib.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CF_FL_OFF 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CF_FL_OFF 1
-#endif
-#endif
+#include "asan.h"
 
 void *cf_fl_get(struct cf_freelist *f)
 {
@@ -24,7 +18,7 @@ void cf_fl_put(struct cf_freelist *f, void *p)
 {
     if (!p)
         return;
-#ifndef CF_FL_OFF
+#ifndef CF_ASAN
     if (f->n < f->keep) {
         *(void **)p = f->head;
         f->head = p;

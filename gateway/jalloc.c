@@ -9,24 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define JA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JA_ASAN 1
-#endif
-#endif
-#ifdef JA_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "asan.h"
 
 #define ALIGN alignof(max_align_t)
-#ifdef JA_ASAN
+#ifdef CF_ASAN
 /* A poisoned header before each block: an overrun of the block before
  * shows, and it holds the size, so that a block freed while others live is
  * poisoned at once (a use after its free shows too). */
@@ -58,12 +44,12 @@ static void *ja_malloc(size_t n)
     g_top += need;
     g_st.live++;
     g_st.arena++;
-#ifdef JA_ASAN
-    UNPOISON(p - HDR, sizeof(size_t));
+#ifdef CF_ASAN
+    CF_UNPOISON(p - HDR, sizeof(size_t));
     memcpy(p - HDR, &n, sizeof n);
-    POISON(p - HDR, sizeof(size_t));
+    CF_POISON(p - HDR, sizeof(size_t));
 #endif
-    UNPOISON(p, n);
+    CF_UNPOISON(p, n);
     return p;
 }
 
@@ -73,7 +59,7 @@ static void ja_free(void *p)
         free(p);
         return;
     }
-#ifdef JA_ASAN
+#ifdef CF_ASAN
     unsigned char *c = p;
     size_t n;
     size_t off = (size_t)(c - g_arena);
@@ -81,25 +67,25 @@ static void ja_free(void *p)
         fprintf(stderr, "jalloc: %p is not a block of the arena\n", p);
         abort();
     }
-    UNPOISON(c - HDR, sizeof n);
+    CF_UNPOISON(c - HDR, sizeof n);
     memcpy(&n, c - HDR, sizeof n);
-    POISON(c - HDR, sizeof n);
+    CF_POISON(c - HDR, sizeof n);
     if (n > sizeof g_arena - off || (n && __asan_address_is_poisoned(c))) {
         fprintf(stderr, "jalloc: %p freed twice, or not a block of the arena\n", p);
         abort();
     }
-    POISON(c, n);
+    CF_POISON(c, n);
 #endif
     if (g_st.live && --g_st.live == 0) { /* (0: a block freed twice) */
         /* nothing of the arena is alive: it starts over */
-        POISON(g_arena, g_top);
+        CF_POISON(g_arena, g_top);
         g_top = 0;
     }
 }
 
 void jalloc_install(void)
 {
-    POISON(g_arena, sizeof g_arena);
+    CF_POISON(g_arena, sizeof g_arena);
     json_set_alloc_funcs(ja_malloc, ja_free);
 }
 

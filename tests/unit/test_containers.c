@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "bytes.h"
+#include "asan.h"
 #include "freelist.h"
 #include "map.h"
 #include "rel.h"
@@ -601,7 +602,7 @@ static void test_freelist(void **state)
     for (int i = 0; i < 5; i++)
         cf_fl_put(&f, p[i]);
     cf_fl_put(&f, NULL);
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CF_ASAN
     assert_int_equal(f.n, 0);
 #else
     assert_int_equal(f.n, 3); /* the last two went back to malloc */

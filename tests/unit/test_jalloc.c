@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "asan.h"
 #include "jalloc.h"
 
 static json_t *parse(const char *text)
@@ -123,16 +124,7 @@ static void test_outside_a_parse_jansson_uses_malloc(void **state)
     assert_int_equal(jalloc_stats().used, 0);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define JA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JA_ASAN 1
-#endif
-#endif
-
-#ifdef JA_ASAN
-#include <sanitizer/asan_interface.h>
+#ifdef CF_ASAN
 /* Under ASan a tree freed while another lives is poisoned at once, not only
  * when the arena starts over: a use of it after its free is reported */
 static void test_a_tree_freed_while_another_lives_is_poisoned(void **state)
@@ -159,7 +151,7 @@ int main(void)
         cmocka_unit_test(test_a_tree_alive_at_the_next_parse_is_kept),
         cmocka_unit_test(test_a_frame_larger_than_the_arena_falls_back_to_malloc),
         cmocka_unit_test(test_outside_a_parse_jansson_uses_malloc),
-#ifdef JA_ASAN
+#ifdef CF_ASAN
         cmocka_unit_test(test_a_tree_freed_while_another_lives_is_poisoned),
 #endif
     };

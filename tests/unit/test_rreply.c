@@ -13,15 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "asan.h"
 #include "rreply.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define RR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RR_ASAN 1
-#endif
-#endif
 
 /* A reader on an arena of its own (the test frees both) */
 static redisReader *reader(struct rreply_arena **a)
@@ -63,6 +56,15 @@ static void assert_arena_empty(const struct rreply_arena *a)
     assert_int_equal(rreply_stats(a).used, 0);
 }
 
+/* Frees the reader, which gives back what it holds, and the arena, which
+ * must be empty by then */
+static void done(redisReader *r, struct rreply_arena *a)
+{
+    redisReaderFree(r);
+    assert_arena_empty(a);
+    rreply_arena_free(a);
+}
+
 static const char MESSAGE[] = "*3\r\n$7\r\nmessage\r\n$10\r\nroom:lobby\r\n$5\r\nh\0llo\r\n";
 
 /* A subscriber's message: the array of three strings hiredis' default
@@ -88,9 +90,7 @@ static void test_a_message_is_built_in_the_arena(void **state)
     assert_int_equal(in.live, 4);
     assert_true(in.used > 0);
     rreply_free(m);
-    assert_arena_empty(a);
-    redisReaderFree(r);
-    rreply_arena_free(a);
+    done(r, a);
 }
 
 /* Every kind of reply the broker gets: status, error, integer, nil, an
@@ -168,9 +168,7 @@ static void test_a_reply_being_read_is_never_overwritten(void **state)
     assert_str(m->element[1], REDIS_REPLY_STRING, "room:later");
     assert_str(m->element[2], REDIS_REPLY_STRING, payload);
     rreply_free(m);
-    assert_arena_empty(a);
-    redisReaderFree(r);
-    rreply_arena_free(a);
+    done(r, a);
 }
 
 /* Each connection's arena is its own: another reader's replies come and go
@@ -237,9 +235,7 @@ static void test_a_reply_larger_than_the_arena_falls_back_to_malloc(void **state
         assert_int_equal(x->element[i]->str[LEN - 1], 'a' + i % 26);
     }
     rreply_free(x);
-    assert_arena_empty(a);
-    redisReaderFree(r);
-    rreply_arena_free(a);
+    done(r, a);
 }
 
 /* An array claiming more elements than any reply of the broker's is
@@ -276,8 +272,7 @@ static void test_without_an_arena_every_object_is_malloced(void **state)
     assert_int_equal(rreply_stats(NULL).arena, 0);
 }
 
-#ifdef RR_ASAN
-#include <sanitizer/asan_interface.h>
+#ifdef CF_ASAN
 /* Under ASan a reply freed while another is being read is poisoned at
  * once, not only when the arena starts over: a use of it after its free is
  * reported */
@@ -312,7 +307,7 @@ int main(void)
         cmocka_unit_test(test_a_reply_larger_than_the_arena_falls_back_to_malloc),
         cmocka_unit_test(test_without_an_arena_every_object_is_malloced),
         cmocka_unit_test(test_an_absurd_array_is_refused),
-#ifdef RR_ASAN
+#ifdef CF_ASAN
         cmocka_unit_test(test_a_freed_reply_is_poisoned),
 #endif
     };
