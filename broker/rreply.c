@@ -52,7 +52,8 @@ void rreply_arena_free(struct rreply_arena *a)
  * an array whose end has not arrived must read NULL). */
 static redisReply *obj_new(struct rreply_arena *a, int type, size_t extra, bool zero)
 {
-    if (extra > SIZE_MAX - sizeof(union hdr) - sizeof(redisReply) - ALIGN)
+    /* (room for the rounding and the redzone below, so that they cannot wrap) */
+    if (extra > SIZE_MAX - sizeof(union hdr) - sizeof(redisReply) - 2 * ALIGN)
         return NULL;
     size_t n = sizeof(union hdr) + sizeof(redisReply) + extra;
     union hdr *h = NULL;
