@@ -6,26 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "asan.h"
-
-#define ALIGN alignof(max_align_t)
-#ifdef CF_ASAN
-#define REDZONE ALIGN /* poisoned bytes after each object: an overrun shows */
-#else
-#define REDZONE 0
-#endif
+#include "arena.h"
 
 struct rreply_arena {
-    alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
-    size_t top;
+    struct cf_arena ar;
     struct rreply_stats st;
-};
-
-/* Before each object: the arena it came from (NULL: malloc()ed), so that a
- * free finds it; padded so that the object keeps malloc()'s alignment. */
-union hdr {
-    struct rreply_arena *a;
-    max_align_t align;
+    alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
 };
 
 struct rreply_arena *rreply_arena_new(void)
@@ -33,9 +19,8 @@ struct rreply_arena *rreply_arena_new(void)
     /* (not calloc: the block's pages are touched only as replies use them) */
     struct rreply_arena *a = malloc(sizeof *a);
     if (a) {
-        a->top = 0;
+        cf_arena_init(&a->ar, a->buf, sizeof a->buf);
         a->st = (struct rreply_stats){0};
-        CF_POISON(a->buf, sizeof a->buf);
     }
     return a;
 }
@@ -43,7 +28,7 @@ struct rreply_arena *rreply_arena_new(void)
 void rreply_arena_free(struct rreply_arena *a)
 {
     if (a)
-        CF_UNPOISON(a->buf, sizeof a->buf); /* (malloc()'s memory again) */
+        cf_arena_done(&a->ar);
     free(a);
 }
 
@@ -52,28 +37,18 @@ void rreply_arena_free(struct rreply_arena *a)
  * an array whose end has not arrived must read NULL). */
 static redisReply *obj_new(struct rreply_arena *a, int type, size_t extra, bool zero)
 {
-    /* (room for the rounding and the redzone below, so that they cannot wrap) */
-    if (extra > SIZE_MAX - sizeof(union hdr) - sizeof(redisReply) - 2 * ALIGN)
+    if (extra > SIZE_MAX - sizeof(redisReply))
         return NULL;
-    size_t n = sizeof(union hdr) + sizeof(redisReply) + extra;
-    union hdr *h = NULL;
-    size_t need = (n + ALIGN - 1) / ALIGN * ALIGN + REDZONE;
-    if (a && need <= sizeof a->buf - a->top) {
-        h = (union hdr *)(a->buf + a->top);
-        a->top += need;
-        a->st.live++;
-        a->st.arena++;
-        CF_UNPOISON(h, n);
-        memset(h, 0, zero ? n : sizeof *h + sizeof(redisReply));
-        h->a = a;
+    size_t n = sizeof(redisReply) + extra;
+    bool in_arena;
+    redisReply *r = cf_arena_alloc_or_malloc(a ? &a->ar : NULL, n, &in_arena);
+    if (!r)
+        return NULL;
+    if (a) {
+        a->st.arena += in_arena;
+        a->st.fallback += !in_arena;
     }
-    if (!h) {
-        if (!(h = calloc(1, n)))
-            return NULL;
-        if (a)
-            a->st.fallback++;
-    }
-    redisReply *r = (redisReply *)(h + 1);
+    memset(r, 0, zero ? n : sizeof *r);
     r->type = type;
     return r;
 }
@@ -135,23 +110,7 @@ void rreply_free(void *reply)
     if (r->type == REDIS_REPLY_ARRAY)
         for (size_t i = 0; i < r->elements; i++)
             rreply_free(r->element[i]); /* (NULL where a reply was cut short) */
-    union hdr *h = (union hdr *)r - 1;
-    struct rreply_arena *a = h->a;
-    if (!a) {
-        free(h);
-        return;
-    }
-    size_t extra = r->type == REDIS_REPLY_ARRAY ? r->elements * sizeof(redisReply *)
-                   : r->str                     ? r->len + 1
-                                                : 0;
-    CF_POISON(h, sizeof *h + sizeof *r + extra); /* a use after free, or a second free, shows */
-    (void)extra;
-    /* nothing of the arena is alive: it starts over (live 0 already: an
-     * object freed twice, which must not wrap the count) */
-    if (a->st.live && --a->st.live == 0) {
-        CF_POISON(a->buf, a->top);
-        a->top = 0;
-    }
+    cf_arena_release(r);
 }
 
 static redisReplyObjectFunctions g_fns = {
@@ -169,7 +128,8 @@ struct rreply_stats rreply_stats(const struct rreply_arena *a)
     struct rreply_stats s = {0};
     if (a) {
         s = a->st;
-        s.used = a->top;
+        s.live = a->ar.live;
+        s.used = a->ar.top;
     }
     return s;
 }

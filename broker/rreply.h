@@ -5,14 +5,12 @@
  * with the publisher's reply that was ~10 a message and ~5 % of the broker's
  * CPU (docs/benchmarks.md). rreply_use() points a connection's reader at
  * functions that build the same redisReply trees in an arena of that
- * connection's instead. The arena starts over once every object it handed
- * out has been freed, so a reply still being read (its end not yet arrived)
- * is never overwritten, and what does not fit goes to malloc(). One arena
- * per connection: a reply left unfinished at the end of one connection's
- * read holds only that connection's arena, until its next read finishes it.
- * Under AddressSanitizer the arena's unused part, a gap after each object,
- * each object once freed and all of it whenever it starts over are
- * poisoned, so an overrun, a use after free or a second free shows.
+ * connection's instead (common/arena.h: it starts over once every object
+ * it handed out has been freed, so a reply still being read, its end not
+ * yet arrived, is never overwritten; what does not fit goes to malloc();
+ * under AddressSanitizer it poisons what nobody holds). One arena per
+ * connection: a reply left unfinished at the end of one connection's read
+ * holds only that connection's arena, until its next read finishes it.
  *
  * Ownership: the caller owns the arena (rreply_arena_new/_free) and frees it
  * only after the reader (redisFree), which frees what it still holds through

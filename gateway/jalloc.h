@@ -4,19 +4,16 @@
  * next frame: about 26 malloc() and free() calls a frame, 90 % of the
  * gateway's allocations and ~6 % of its CPU in the small-rooms benchmark
  * (docs/benchmarks.md). Between jalloc_begin() and jalloc_end() jansson's
- * allocations come from one static arena instead, and its frees of them
- * cost nothing; the arena starts over once every block it handed out has
- * been freed. A tree still alive at the next parse (nothing keeps one today)
- * is safe: the arena is not reused while any of its blocks lives, and new
- * allocations go to malloc() once it is full, as do those of a frame larger
- * than it. Outside begin/end jansson uses malloc() as usual.
+ * allocations come from one static arena instead (common/arena.h), and
+ * its frees of them cost nothing; the arena starts over once every block it
+ * handed out has been freed. A tree still alive at the next parse (nothing
+ * keeps one today) is safe: the arena is not reused while any of its blocks
+ * lives, and new allocations go to malloc() once it is full, as do those of
+ * a frame larger than it. Outside begin/end jansson uses malloc() as usual.
+ * Under AddressSanitizer the arena poisons what nobody holds (arena.h).
  *
  * Installed once per process with jalloc_install() (json_set_alloc_funcs:
- * global). Not thread-safe: the gateway parses on its one loop thread.
- * Under AddressSanitizer the arena's unused part, a header before each
- * block, each block once freed and all of it whenever it starts over are
- * poisoned, and a block freed twice before its place is handed out again
- * aborts. */
+ * global). Not thread-safe: the gateway parses on its one loop thread. */
 #ifndef GW_JALLOC_H
 #define GW_JALLOC_H
 

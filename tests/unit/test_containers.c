@@ -1,5 +1,5 @@
-/* Unit tests for the small containers of common/: bytes, map, rel, buf and
- * freelist. (Backoff, random values and clocks are in test_backoff_clock.c.) */
+/* Unit tests for the small containers of common/: bytes, map, rel, buf,
+ * freelist and arena. (Backoff, random values and clocks are in test_backoff_clock.c.) */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "buf.h"
 #include "bytes.h"
 #include "asan.h"
@@ -622,6 +623,65 @@ static void test_freelist(void **state)
     cf_fl_drain(&tiny);
 }
 
+/* The arena: aligned blocks while they fit, NULL once full; it starts over
+ * only when every block is freed, never under one that lives; blocks of
+ * cf_arena_alloc_or_malloc come from it or from malloc() and are freed
+ * alike */
+static void test_arena(void **state)
+{
+    (void)state;
+    static _Alignas(max_align_t) unsigned char block[1024];
+    struct cf_arena a;
+    cf_arena_init(&a, block, sizeof block);
+    unsigned char *p = cf_arena_alloc(&a, 10), *q = cf_arena_alloc(&a, 100);
+    assert_non_null(p);
+    assert_non_null(q);
+    assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+    assert_int_equal((uintptr_t)q % _Alignof(max_align_t), 0);
+    assert_true(q >= p + 10);
+    assert_true(cf_arena_holds(&a, p) && cf_arena_holds(&a, q));
+    memset(p, 'p', 10);
+    memset(q, 'q', 100);
+    assert_int_equal(a.live, 2);
+    cf_arena_free(p);
+    assert_true(a.top > 0); /* q lives: no start over */
+    unsigned char *r = cf_arena_alloc(&a, 10);
+    assert_true(r > q); /* after q, not over p's place while q lives */
+    assert_int_equal(q[0], 'q');
+    assert_int_equal(q[99], 'q');
+    cf_arena_free(q);
+    cf_arena_free(r);
+    assert_int_equal(a.live, 0);
+    assert_int_equal(a.top, 0);
+    /* full: NULL, and a size past the block (or near SIZE_MAX) too */
+    assert_null(cf_arena_alloc(&a, sizeof block));
+    assert_null(cf_arena_alloc(&a, SIZE_MAX));
+    void *many[64];
+    size_t n = 0;
+    while (n < 64 && (many[n] = cf_arena_alloc(&a, 48)))
+        n++;
+    assert_true(n > 4 && n < 64);
+    for (size_t i = 0; i < n; i++)
+        cf_arena_free(many[i]);
+    assert_int_equal(a.top, 0);
+    /* either source, freed alike (LSan checks the malloc()ed one) */
+    bool in;
+    void *x = cf_arena_alloc_or_malloc(&a, 16, &in);
+    assert_true(in && cf_arena_holds(&a, x));
+    void *y = cf_arena_alloc_or_malloc(&a, 4096, &in);
+    assert_true(!in && !cf_arena_holds(&a, y));
+    memset(y, 0, 4096);
+    void *z = cf_arena_alloc_or_malloc(NULL, 8, &in);
+    assert_false(in);
+    cf_arena_release(y);
+    cf_arena_release(z);
+    assert_int_equal(a.live, 1);
+    cf_arena_release(x);
+    assert_int_equal(a.live, 0);
+    assert_int_equal(a.top, 0);
+    cf_arena_done(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_rel),
         cmocka_unit_test(test_buf_refcount),
         cmocka_unit_test(test_freelist),
+        cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

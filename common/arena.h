@@ -1,0 +1,127 @@
+/* arena: a bump allocator over a block its caller owns, for objects that
+ * are made and freed in bursts (a parsed client frame, a Redis reply): a
+ * block handed out costs a pointer bump, a free a count, and the arena
+ * starts over once every block it handed out has been freed. A block still
+ * alive is never overwritten: while one lives, new blocks go after it, and
+ * when the arena is full its caller falls back to malloc().
+ *
+ * Each block is preceded by a header naming its arena and its size, so a
+ * free needs only the pointer. Under AddressSanitizer the arena's unused
+ * part, a gap after each block, each block once freed and all of it when it
+ * starts over are poisoned, so an overrun, a use after free and a block
+ * freed twice (before its place is handed out again) are reported.
+ *
+ * Ownership: the caller owns the arena and its block and keeps both alive
+ * while any block lives. Not thread-safe: one loop per process. */
+#ifndef CF_ARENA_H
+#define CF_ARENA_H
+
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "asan.h"
+
+struct cf_arena {
+    unsigned char *buf; /* aligned to max_align_t */
+    size_t size;
+    size_t top;    /* bytes in use; 0 once it started over */
+    uint32_t live; /* blocks not yet freed */
+};
+
+/* Over `buf` (size bytes, aligned to max_align_t), empty. */
+void cf_arena_init(struct cf_arena *a, void *buf, size_t size);
+
+/* Once no block lives: the block is plain memory again (unpoisoned), for
+ * its owner to free or reuse. */
+void cf_arena_done(struct cf_arena *a);
+
+/* Before each block; padded so that the block keeps malloc()'s alignment.
+ * (Below: the functions on the hot paths, inline.) */
+union cf_arena_hdr {
+    struct {
+        struct cf_arena *a; /* NULL: the block came from malloc() */
+        size_t n;
+    } h;
+    max_align_t align;
+};
+
+#define CF_ARENA_ALIGN alignof(max_align_t)
+#ifdef CF_ASAN
+#define CF_ARENA_REDZONE CF_ARENA_ALIGN /* poisoned after each block: an overrun shows */
+#else
+#define CF_ARENA_REDZONE 0
+#endif
+
+/* n bytes aligned to max_align_t, contents undefined; NULL when they do
+ * not fit (the caller then goes to malloc()). */
+static inline void *cf_arena_alloc(struct cf_arena *a, size_t n)
+{
+    /* (the bound first: rounding a size near SIZE_MAX up would wrap) */
+    if (n > a->size)
+        return NULL;
+    size_t need = sizeof(union cf_arena_hdr) +
+                  (n + CF_ARENA_ALIGN - 1) / CF_ARENA_ALIGN * CF_ARENA_ALIGN + CF_ARENA_REDZONE;
+    if (need > a->size - a->top)
+        return NULL;
+    union cf_arena_hdr *h = (union cf_arena_hdr *)(a->buf + a->top);
+    a->top += need;
+    a->live++;
+    CF_UNPOISON(h, sizeof *h + n);
+    h->h.a = a;
+    h->h.n = n;
+    return h + 1;
+}
+
+/* Whether p lies in a's block (a block of a's, if it came from one). */
+static inline bool cf_arena_holds(const struct cf_arena *a, const void *p)
+{
+    const unsigned char *c = p;
+    return c >= a->buf && c < a->buf + a->size;
+}
+
+/* Frees a block of cf_arena_alloc. */
+static inline void cf_arena_free(void *p)
+{
+    /* (a second free reads a header poisoned by the first: ASan reports it) */
+    union cf_arena_hdr *h = (union cf_arena_hdr *)p - 1;
+    struct cf_arena *a = h->h.a;
+    CF_POISON(h, sizeof *h + h->h.n); /* a use after free shows */
+    /* nothing of the arena is alive: it starts over (live 0 already: a
+     * block freed twice, which must not wrap the count) */
+    if (a->live && --a->live == 0) {
+        CF_POISON(a->buf, a->top);
+        a->top = 0;
+    }
+}
+
+/* For a caller whose frees cannot tell where a block came from (hiredis'
+ * freeObject gets only the pointer): n bytes from a, or from malloc() when
+ * a is NULL or full (*from_arena says which), with the same header either
+ * way; cf_arena_release frees either kind. */
+static inline void *cf_arena_alloc_or_malloc(struct cf_arena *a, size_t n, bool *from_arena)
+{
+    void *p = a ? cf_arena_alloc(a, n) : NULL;
+    *from_arena = p != NULL;
+    if (p || n > SIZE_MAX - sizeof(union cf_arena_hdr))
+        return p;
+    union cf_arena_hdr *h = malloc(sizeof *h + n);
+    if (!h)
+        return NULL;
+    h->h.a = NULL;
+    h->h.n = n;
+    return h + 1;
+}
+
+static inline void cf_arena_release(void *p)
+{
+    union cf_arena_hdr *h = (union cf_arena_hdr *)p - 1;
+    if (h->h.a)
+        cf_arena_free(p);
+    else
+        free(h);
+}
+
+#endif
