@@ -34,6 +34,10 @@ static double canary_failures(const struct rset_server_stats *s)
     return (double)s->redis.canary_failures;
 }
 static double received(const struct rset_server_stats *s) { return (double)s->redis.received; }
+static double reply_fallbacks(const struct rset_server_stats *s)
+{
+    return (double)s->redis.reply_fallbacks;
+}
 static double ring_ok(const struct rset_server_stats *s) { return s->ring_ok; }
 static double ring_mismatches(const struct rset_server_stats *s)
 {
@@ -66,6 +70,9 @@ static void redis_metrics(const struct bmetrics *m, struct cf_bytes *o)
                "times the canary stopped coming", canary_failures, 0);
     per_server(o, m, "confab_broker_messages_in_total", "counter", "events received from Redis",
                received, 0);
+    per_server(o, m, "confab_broker_redis_reply_fallbacks_total", "counter",
+               "Redis reply objects allocated outside the connection's reply arena",
+               reply_fallbacks, 0);
 }
 
 void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)

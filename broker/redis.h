@@ -43,6 +43,10 @@ struct rbridge_stats {
     bool sub_up, pub_up, canary_ok;
     uint64_t reconnects, published, publish_errors, received, canary_failures;
     int64_t canary_rtt_ms;
+    /* Reply objects built with malloc() because their connection's reply
+     * arena was full (rreply.h): a reply larger than the arena, or replies
+     * read while older ones still lived. Both connections, since start. */
+    uint64_t reply_fallbacks;
 };
 
 struct rbridge;

@@ -7,9 +7,10 @@
  *
  * Each block is preceded by a header naming its arena and its size, so a
  * free needs only the pointer. Under AddressSanitizer the arena's unused
- * part, a gap after each block, each block once freed and all of it when it
- * starts over are poisoned, so an overrun, a use after free and a block
- * freed twice (before its place is handed out again) are reported.
+ * part, each block's header and a gap after it, each block once freed and
+ * all of it when it starts over are poisoned, so an overrun, an underrun, a
+ * use after free and a block freed twice (before its place is handed out
+ * again) are reported.
  *
  * Ownership: the caller owns the arena and its block and keeps both alive
  * while any block lives. Not thread-safe: one loop per process. */
@@ -62,6 +63,7 @@ static inline void *cf_arena_alloc(struct cf_arena *a, size_t n)
     /* (the bound first: rounding a size near SIZE_MAX up would wrap) */
     if (n > a->size)
         return NULL;
+    n += n == 0; /* a block of its own: not the next one's header, nor past the end */
     size_t need = sizeof(union cf_arena_hdr) +
                   (n + CF_ARENA_ALIGN - 1) / CF_ARENA_ALIGN * CF_ARENA_ALIGN + CF_ARENA_REDZONE;
     if (need > a->size - a->top)
@@ -72,6 +74,7 @@ static inline void *cf_arena_alloc(struct cf_arena *a, size_t n)
     CF_UNPOISON(h, sizeof *h + n);
     h->h.a = a;
     h->h.n = n;
+    CF_POISON(h, sizeof *h); /* a write before the block shows */
     return h + 1;
 }
 
@@ -85,8 +88,12 @@ static inline bool cf_arena_holds(const struct cf_arena *a, const void *p)
 /* Frees a block of cf_arena_alloc. */
 static inline void cf_arena_free(void *p)
 {
-    /* (a second free reads a header poisoned by the first: ASan reports it) */
     union cf_arena_hdr *h = (union cf_arena_hdr *)p - 1;
+    /* A block freed twice was poisoned by the first free: reading it makes
+     * ASan report the second, where the header alone would not tell. */
+    if (CF_POISONED(p))
+        (void)*(volatile const unsigned char *)p;
+    CF_UNPOISON(h, sizeof *h);
     struct cf_arena *a = h->h.a;
     CF_POISON(h, sizeof *h + h->h.n); /* a use after free shows */
     /* nothing of the arena is alive: it starts over (live 0 already: a
@@ -118,7 +125,9 @@ static inline void *cf_arena_alloc_or_malloc(struct cf_arena *a, size_t n, bool 
 static inline void cf_arena_release(void *p)
 {
     union cf_arena_hdr *h = (union cf_arena_hdr *)p - 1;
-    if (h->h.a)
+    /* (under ASan an arena block's header is poisoned, a malloc()ed one's
+     * is not: telling them apart must not read it) */
+    if (CF_POISONED(h) || h->h.a)
         cf_arena_free(p);
     else
         free(h);

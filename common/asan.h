@@ -19,9 +19,11 @@
 #include <sanitizer/asan_interface.h>
 #define CF_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define CF_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#define CF_POISONED(p) __asan_address_is_poisoned(p)
 #else
 #define CF_POISON(p, n) ((void)(p), (void)(n))
 #define CF_UNPOISON(p, n) ((void)(p), (void)(n))
+#define CF_POISONED(p) ((void)(p), 0)
 #endif
 
 #endif

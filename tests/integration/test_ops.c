@@ -11,6 +11,7 @@
  * How /readyz follows the brokers, the drain and the delivery canary is
  * test_ops_readiness.c. */
 #include "ops.h"
+#include "v1.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -668,11 +669,45 @@ static void test_journal_gets_every_line_with_fields(void **state)
     assert_true(journal_has(got, n, "worker 0 stopped", NULL, NULL));
 }
 
+/* A broker builds Redis' replies in a 16 KiB arena per connection
+ * (broker/rreply.h); what does not fit is malloc()ed and counted, per
+ * server. Messages and acks fit; a history page of ten 3000-byte messages
+ * does not. */
+static void test_replies_past_the_arena_are_counted(void **state)
+{
+    (void)state;
+    int mport, bport;
+    up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
+    free(wait_status(mport, "/readyz", 200, 10000));
+    const char *name = "confab_broker_redis_reply_fallbacks_total";
+    assert_int_equal(broker_metric(bport, 0, name), 0);
+
+    struct v1c *c = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(c, "big");
+    char text[3001];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    for (int i = 0; i < 10; i++)
+        send_ok(c, "big", text, NULL);
+    assert_int_equal(broker_metric(bport, 0, name), 0);
+
+    assert_int_equal(v1_send(c, "history", json_pack("{s:s, s:i, s:s}", "room", "big", "limit",
+                                                     10, "id", "h-1")),
+                     0);
+    json_t *ev = v1_wait(c, V1_WAIT, "history", "id", "h-1", NULL);
+    V1_MUST(c, ev, "history");
+    assert_int_equal(json_array_size(json_object_get(pl(ev), "messages")), 10);
+    json_decref(ev);
+    assert_true(broker_metric(bport, 0, name) > 0);
+    v1_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_metrics_follow_traffic, down),
         cmocka_unit_test_teardown(test_metrics_text_format, down),
+        cmocka_unit_test_teardown(test_replies_past_the_arena_are_counted, down),
         cmocka_unit_test_teardown(test_metrics_ports_serve_only_operations, down),
         cmocka_unit_test_teardown(test_operations_ports_bind_listen_addr, down),
         cmocka_unit_test_teardown(test_head_metrics_then_another_request, down),

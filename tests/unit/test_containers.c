@@ -664,6 +664,27 @@ static void test_arena(void **state)
     for (size_t i = 0; i < n; i++)
         cf_arena_free(many[i]);
     assert_int_equal(a.top, 0);
+    /* zero bytes: each its own block inside the arena, up to the last one
+     * (else a free would take it for malloc()'s) */
+    n = 0;
+    while (n < 64 && (many[n] = cf_arena_alloc(&a, 0))) {
+        assert_true(cf_arena_holds(&a, many[n]));
+        assert_true(n == 0 || many[n] != many[n - 1]);
+        n++;
+    }
+    assert_true(n > 4 && n < 64);
+    for (size_t i = 0; i < n; i++)
+        cf_arena_free(many[i]);
+    assert_int_equal(a.top, 0);
+#ifdef CF_ASAN
+    /* a live block's header is poisoned: a write before the block shows */
+    unsigned char *h = cf_arena_alloc(&a, 8);
+    assert_false(__asan_address_is_poisoned(h));
+    assert_true(__asan_address_is_poisoned(h - 1));
+    assert_true(__asan_address_is_poisoned(h - sizeof(union cf_arena_hdr)));
+    cf_arena_free(h);
+    assert_true(__asan_address_is_poisoned(h));
+#endif
     /* either source, freed alike (LSan checks the malloc()ed one) */
     bool in;
     void *x = cf_arena_alloc_or_malloc(&a, 16, &in);
