@@ -108,7 +108,8 @@ void rbridge_stats(const struct rbridge *b, struct rbridge_stats *out)
     out->canary_ok = rbridge_canary_ok(b);
     out->canary_rtt_ms = b->canary_rtt_ms;
     out->canary_failures = b->canary_failures;
-    out->reply_fallbacks = rreply_stats(b->sub.arena).fallback + rreply_stats(b->pub.arena).fallback;
+    out->reply_fallbacks =
+        rreply_stats(b->sub.arena).fallback + rreply_stats(b->pub.arena).fallback;
 }
 
 int rbridge_publish_first(struct rbridge *b)
