@@ -92,7 +92,9 @@ int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av,
  * pending first: the message goes out before the reply, so the broker can
  * forward it without waiting for the reply (measured: the broker wakes as
  * often as before; the delivery no longer waits behind the reply).
- * 0, or what rbridge_eval would say. */
+ * 0, or what rbridge_eval would say; -ENOBUFS also when the PING would
+ * leave the queue past its bound, which the command after it, taken while
+ * there was room, must still find (that one then goes without it). */
 int rbridge_publish_first(struct rbridge *b);
 
 /* For one batcher of calls that are not queued yet (rbatch.h), so that they

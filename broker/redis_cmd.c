@@ -116,8 +116,14 @@ int rbridge_publish_first(struct rbridge *b)
 {
     static const char *argv[] = {"PING"};
     static const size_t lens[] = {4};
+    enum { PING_BYTES = 14 }; /* "*1\r\n$4\r\nPING\r\n" */
     if (b->pub.st != C_UP)
         return -ENOTCONN;
+    /* The command it goes before was taken while the queue had room (a
+     * batch's calls, rbatch_add): the PING must not use that room up and
+     * get it refused. */
+    if (sdslen(b->pub.c->obuf) + PING_BYTES > b->max_queue)
+        return -ENOBUFS;
     return rb__queue(&b->pub, 1, argv, lens, (struct waiter){NULL, NULL, -1});
 }
 

@@ -415,6 +415,10 @@ static void own_read(struct session *s)
         CF_INFO("ws", "conn %llu (%s): %s; closing with %d", (unsigned long long)s->id, s->user,
                 why, code);
         sess_close(s, code, why);
+        /* Our close for another reason is out whole already: the client's
+         * answer will be discarded with the rest, so the FIN goes now. */
+        if (s->close_sent && !s->tail && !s->ended)
+            close_out(s);
     }
 }
 

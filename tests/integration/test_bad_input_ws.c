@@ -411,9 +411,10 @@ static size_t client_frame(unsigned char *out, int opcode, const void *data, siz
     return 6 + len;
 }
 
-/* An upgraded raw socket for a legacy client, with `extra` bytes sent in the
- * same write as the request (NULL: none). */
-static int raw_upgrade(const char *user, const void *extra, size_t extra_len)
+/* An upgraded raw socket asking for `protocol` (NULL: a legacy client),
+ * with `extra` bytes sent in the same write as the request (NULL: none). */
+static int raw_upgrade_as(const char *user, const char *protocol, const void *extra,
+                          size_t extra_len)
 {
     char *token = h_login(fx.node.port, user);
     assert_non_null(token);
@@ -423,8 +424,9 @@ static int raw_upgrade(const char *user, const void *extra, size_t extra_len)
     int n = snprintf(req, sizeof req,
                      "GET /ws?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     token);
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     token, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
+                     protocol ? "\r\n" : "");
     free(token);
     assert_true(n > 0 && (size_t)n + extra_len < sizeof req);
     if (extra)
@@ -443,6 +445,11 @@ static int raw_upgrade(const char *user, const void *extra, size_t extra_len)
     if (strncmp(resp, "HTTP/1.1 101", 12) != 0)
         fail_msg("upgrade refused: %.60s", resp);
     return fd;
+}
+
+static int raw_upgrade(const char *user, const void *extra, size_t extra_len)
+{
+    return raw_upgrade_as(user, NULL, extra, extra_len);
 }
 
 /* Reads server frames until a close; returns its code (0: none given, -1:
@@ -472,6 +479,30 @@ static bool raw_eof_within(int fd, int ms)
             return true;
     }
     return false;
+}
+
+/* After the gateway's close for another reason than a protocol error (here
+ * 1003), a protocol error in what the client sends before its answer still
+ * brings the FIN at once: the client's input is discarded from then on, its
+ * answer with it, so nothing else would end the connection before the 3 s
+ * grace, and then with a reset. */
+static void test_a_protocol_error_after_our_close_ends_the_connection_at_once(void **state)
+{
+    (void)state;
+    int fd = raw_upgrade_as("late-error", "confab.v1", NULL, 0);
+    unsigned char f[64];
+    size_t n = client_frame(f, WS_BINARY, "{}", 2);
+    assert_int_equal(h_send_all(fd, f, n), 0);
+    assert_int_equal(raw_close_code(fd), 1003);
+    int64_t t0 = h_now_ms();
+    assert_int_equal(h_send_all(fd, "\x81\x02hi", 4), 0); /* unmasked: 1002 */
+    bool eof = raw_eof_within(fd, 2500);
+    int64_t took = h_now_ms() - t0;
+    close(fd);
+    if (!eof || took > 1000)
+        fail_msg("the TCP connection ended %lld ms after the protocol error (eof %d)",
+                 (long long)took, eof);
+    witness_check(&wit, &fx.node);
 }
 
 /* RFC 6455 4.1: a client sends frames only once it has the 101. Frames that
@@ -599,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_client_close_is_echoed_then_the_socket_closed),
         cmocka_unit_test(test_a_close_then_half_close_is_answered_while_paced),
         cmocka_unit_test(test_a_close_left_unanswered_ends_the_connection),
+        cmocka_unit_test(test_a_protocol_error_after_our_close_ends_the_connection_at_once),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
