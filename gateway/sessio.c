@@ -228,7 +228,7 @@ void sess__want_out(struct session *s)
 {
     if (s->out_armed || s->wsi) /* during the hand-over the socket is not watched yet */
         return;
-    if (wsio_mod(g_io, s->fd, s, true) == 0)
+    if (wsio_mod(g_io, s->fd, s, !s->rx_eof, true) == 0)
         s->out_armed = true;
 }
 
@@ -293,7 +293,7 @@ void sess_handover_done(struct session *s, bool in_set)
      * socket's room (sess__want_out), and a later sess_send asks only when
      * the queue was empty */
     bool out = s->tail || s->close_code || s->qlen || s->ping_due || s->pong;
-    if ((in_set ? wsio_mod : wsio_add)(g_io, s->fd, s, out) < 0) {
+    if ((in_set ? wsio_mod(g_io, s->fd, s, true, out) : wsio_add(g_io, s->fd, s, out)) < 0) {
         CF_ERROR("session", "conn %llu: cannot watch its socket: %s; closing it",
                  (unsigned long long)s->id, strerror(errno));
         sess__end(s);
@@ -385,14 +385,30 @@ static const struct wsf_sink g_sink = {on_data, on_ping, on_pong, on_close};
 static void own_read(struct session *s)
 {
     static uint8_t buf[65536];
+    if (s->rx_eof) { /* input is not watched: a hangup or an error, the client is gone */
+        sess__end(s);
+        return;
+    }
     ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0 && s->peer_closed && !s->close_sent && !s->tail && !s->no_output) {
+    if (n == 0 && s->peer_closed && !s->no_output) {
         /* The client sent its close and then its FIN (half-closed: it still
-         * reads). Our answer waits for the next flush, which a busy gateway
-         * paces: it goes now, or ending here would cut it and the client
-         * would see 1006 after a clean close. */
-        sess__undirty(s);
-        sess__write_batch(s);
+         * reads). Our answer must go out whole first, or the client sees
+         * 1006 after a clean close. It waits for the next flush, which a busy
+         * gateway paces: it goes now. Or it waits behind the rest of a frame
+         * the client's window did not take yet (and a simultaneous close's
+         * own close frame may be that rest): then input stops being watched,
+         * the socket staying readable at end of file, and close_out ends the
+         * connection once our close is out, or the close grace does. */
+        if (!s->close_sent && !s->tail) {
+            sess__undirty(s);
+            sess__write_batch(s);
+        }
+        if (!s->ended && (s->tail || !s->close_sent)) {
+            s->rx_eof = true;
+            s->out_armed = false;
+            sess__want_out(s);
+            return;
+        }
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         sess__end(s);
@@ -446,7 +462,7 @@ static void own_writable(struct session *s)
         close_out(s);
     }
     if (!s->ended && !s->out_armed && !s->wsi)
-        wsio_mod(g_io, s->fd, s, false);
+        wsio_mod(g_io, s->fd, s, !s->rx_eof, false);
 }
 
 void sess_on_io(void *ptr, bool readable, bool writable)

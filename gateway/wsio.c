@@ -66,21 +66,21 @@ void wsio_free(struct wsio *io)
     free(io);
 }
 
-static int ctl(struct wsio *io, int op, int fd, void *ptr, bool out)
+static int ctl(struct wsio *io, int op, int fd, void *ptr, bool in, bool out)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0u),
+    struct epoll_event ev = {.events = (in ? EPOLLIN | EPOLLRDHUP : 0u) | (out ? EPOLLOUT : 0u),
                              .data.ptr = ptr};
     return epoll_ctl(io->ep, op, fd, &ev) < 0 ? -errno : 0;
 }
 
 int wsio_add(struct wsio *io, int fd, void *ptr, bool out)
 {
-    return ctl(io, EPOLL_CTL_ADD, fd, ptr, out);
+    return ctl(io, EPOLL_CTL_ADD, fd, ptr, true, out);
 }
 
-int wsio_mod(struct wsio *io, int fd, void *ptr, bool out)
+int wsio_mod(struct wsio *io, int fd, void *ptr, bool in, bool out)
 {
-    return ctl(io, EPOLL_CTL_MOD, fd, ptr, out);
+    return ctl(io, EPOLL_CTL_MOD, fd, ptr, in, out);
 }
 
 int wsio_forget(struct wsio *io, int fd)

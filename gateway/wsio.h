@@ -36,7 +36,10 @@ void wsio_free(struct wsio *io); /* NULL is a no-op; descriptors stay open */
 
 /* Watches fd for input; `out` also for room to write. 0 or -errno. */
 int wsio_add(struct wsio *io, int fd, void *ptr, bool out);
-int wsio_mod(struct wsio *io, int fd, void *ptr, bool out);
+/* The same for a descriptor already watched; without `in` no input is
+ * watched (after the peer's end of file, which leaves the socket readable
+ * for good), though a hangup or an error still comes as `readable`. */
+int wsio_mod(struct wsio *io, int fd, void *ptr, bool in, bool out);
 int wsio_forget(struct wsio *io, int fd);
 
 /* Makes lws' poll() return at mono_us (CLOCK_MONOTONIC, cf_mono_us) or

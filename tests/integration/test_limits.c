@@ -183,6 +183,53 @@ static void test_a_burst_past_the_queue_bound_reaches_readers(void **state)
     wsc_close(reader);
 }
 
+/* A client that sends its close and half-closes (it still reads) while
+ * the rest of a batch waits for room in its small receive window gets all
+ * of it and then the answer to its close, before the gateway's FIN. The
+ * FIN used to end the connection at once and cut both: the client saw the
+ * connection drop (1006) after a clean close. */
+static void test_a_close_then_half_close_behind_held_bytes_is_answered(void **state)
+{
+    (void)state;
+    char *token = h_login(fx.node.port, "halfway"), path[4200];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    free(token);
+    struct wsc *slow = wsc_connect(fx.node.port, path, NULL, 4096, NULL);
+    assert_non_null(slow);
+    struct wsc *sender = member(fx.node.port, "filler", NULL);
+    say(sender, "hello");
+    expect_message(sender, "hello", "filler");
+
+    /* 30 messages of 3 KB in one write (within RATE_BURST): ~90 KB for a
+     * socket whose kernel buffers take ~70 KB (a 64 KiB send buffer and a
+     * small window); the gateway holds the rest, under its 32 KiB bound */
+    enum { N = 30, LEN = 3000 };
+    static char frames[N][LEN + 64];
+    const char *out[N];
+    for (int i = 0; i < N; i++) {
+        char text[LEN + 1];
+        int n = snprintf(text, sizeof text, "%d-", i);
+        memset(text + n, 'h', LEN - (size_t)n);
+        text[LEN] = '\0';
+        snprintf(frames[i], sizeof frames[i],
+                 "{\"type\":\"send_message\",\"payload\":{\"message\":\"%s\"}}", text);
+        out[i] = frames[i];
+    }
+    assert_int_equal(wsc_send_texts(sender, out, N), 0);
+    for (int i = 0; i < N; i++)
+        json_decref(wsc_recv_json(sender, 5000)); /* delivered to everyone */
+    h_sleep_ms(200);
+
+    /* close 1000 (masked with a zero key), then the FIN */
+    static const unsigned char close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8};
+    assert_int_equal(h_send_all(wsc_fd(slow), close_frame, sizeof close_frame), 0);
+    assert_int_equal(shutdown(wsc_fd(slow), SHUT_WR), 0);
+    h_sleep_ms(300); /* the gateway reads both before the client reads on */
+    assert_int_equal(wsc_wait_close(slow, 10000), 1000);
+    wsc_abort(slow);
+    wsc_close(sender);
+}
+
 /* The keep-alive walk looks at a tenth of the connections per tick
  * (ws.h): with many silent peers, every one of them is still reached. */
 #define DEAD_PEERS 30
@@ -499,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_is_1007),
         cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
         cmocka_unit_test(test_a_burst_past_the_queue_bound_reaches_readers),
+        cmocka_unit_test(test_a_close_then_half_close_behind_held_bytes_is_answered),
         cmocka_unit_test(test_dead_peers_are_reaped_by_ping),
         cmocka_unit_test(test_more_websockets_than_lws_table),
         cmocka_unit_test(test_upgrades_served_when_lws_table_is_full),
