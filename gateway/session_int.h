@@ -24,8 +24,7 @@ struct session {
     bool close_sent;      /* own mode: our close frame is out (or in the tail) */
     bool peer_closed;     /* own mode: the client's close frame arrived */
     bool rx_broken;       /* own mode: a protocol error: input is discarded */
-    bool rx_eof;          /* own mode: the client's FIN came after its close while our
-                           * answer still had to go out: input is no longer watched */
+    bool rx_eof;          /* own mode: its FIN came before our answer was out: no input */
     bool out_armed;       /* own mode: waiting for room to write */
     bool ended;           /* own mode: the socket is closed; freed by the reaper */
     struct cf_rel_end rooms;
