@@ -401,7 +401,10 @@ static void own_read(struct session *s)
          * connection once our close is out, or the close grace does. */
         if (!s->close_sent && !s->tail) {
             sess__undirty(s);
-            sess__write_batch(s);
+            if (sess__write_batch(s) < 0) {
+                sess__end(s);
+                return;
+            }
         }
         if (!s->ended && (s->tail || !s->close_sent)) {
             s->rx_eof = true;
