@@ -87,15 +87,22 @@ static void test_invalid_utf8_is_1007(void **state)
     wsc_abort(a);
 }
 
+/* A legacy client (in "general") whose socket's receive buffer is 4 KB. */
+static struct wsc *small_window_member(const char *user)
+{
+    char *token = h_login(fx.node.port, user), path[4200];
+    snprintf(path, sizeof path, "/ws?token=%s", token);
+    free(token);
+    struct wsc *c = wsc_connect(fx.node.port, path, NULL, 4096, NULL);
+    assert_non_null(c);
+    return c;
+}
+
 static void test_slow_consumer_is_dropped_and_nobody_waits(void **state)
 {
     (void)state;
     /* The slow one has a tiny receive window and never reads. */
-    char *token = h_login(fx.node.port, "slowpoke"), path[4200];
-    snprintf(path, sizeof path, "/ws?token=%s", token);
-    free(token);
-    struct wsc *slow = wsc_connect(fx.node.port, path, NULL, 4096, NULL);
-    assert_non_null(slow);
+    struct wsc *slow = small_window_member("slowpoke");
     struct wsc *sender = member(fx.node.port, "sender", NULL),
                *fast = member(fx.node.port, "fast", NULL);
     /* everyone in "general"; make sure the joins are done */
@@ -191,11 +198,7 @@ static void test_a_burst_past_the_queue_bound_reaches_readers(void **state)
 static void test_a_close_then_half_close_behind_held_bytes_is_answered(void **state)
 {
     (void)state;
-    char *token = h_login(fx.node.port, "halfway"), path[4200];
-    snprintf(path, sizeof path, "/ws?token=%s", token);
-    free(token);
-    struct wsc *slow = wsc_connect(fx.node.port, path, NULL, 4096, NULL);
-    assert_non_null(slow);
+    struct wsc *slow = small_window_member("halfway");
     struct wsc *sender = member(fx.node.port, "filler", NULL);
     say(sender, "hello");
     expect_message(sender, "hello", "filler");
