@@ -6,11 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
-
 struct rreply_arena {
     struct cf_arena ar;
-    struct rreply_stats st;
     alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
 };
 
@@ -18,10 +15,8 @@ struct rreply_arena *rreply_arena_new(void)
 {
     /* (not calloc: the block's pages are touched only as replies use them) */
     struct rreply_arena *a = malloc(sizeof *a);
-    if (a) {
+    if (a)
         cf_arena_init(&a->ar, a->buf, sizeof a->buf);
-        a->st = (struct rreply_stats){0};
-    }
     return a;
 }
 
@@ -40,14 +35,9 @@ static redisReply *obj_new(struct rreply_arena *a, int type, size_t extra, bool 
     if (extra > SIZE_MAX - sizeof(redisReply))
         return NULL;
     size_t n = sizeof(redisReply) + extra;
-    bool in_arena;
-    redisReply *r = cf_arena_alloc_or_malloc(a ? &a->ar : NULL, n, &in_arena);
+    redisReply *r = cf_arena_alloc_or_malloc(a ? &a->ar : NULL, n);
     if (!r)
         return NULL;
-    if (a) {
-        a->st.arena += in_arena;
-        a->st.fallback += !in_arena;
-    }
     memset(r, 0, zero ? n : sizeof *r);
     r->type = type;
     return r;
@@ -123,13 +113,7 @@ void rreply_use(redisReader *r, struct rreply_arena *a)
     r->privdata = a;
 }
 
-struct rreply_stats rreply_stats(const struct rreply_arena *a)
+struct cf_arena_stats rreply_stats(const struct rreply_arena *a)
 {
-    struct rreply_stats s = {0};
-    if (a) {
-        s = a->st;
-        s.live = a->ar.live;
-        s.used = a->ar.top;
-    }
-    return s;
+    return cf_arena_stats(a ? &a->ar : NULL);
 }

@@ -24,6 +24,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "arena.h"
+
 #define RREPLY_ARENA_BYTES 16384
 /* An array reply claiming more elements is refused (the reader then fails
  * with an out-of-memory error, and the connection is dropped and made
@@ -46,13 +48,8 @@ void rreply_use(redisReader *r, struct rreply_arena *a);
 /* Frees a whole reply tree from such a reader. NULL is a no-op. */
 void rreply_free(void *reply);
 
-struct rreply_stats {
-    uint64_t arena;    /* objects built in the arena */
-    uint64_t fallback; /* objects malloc()ed: the arena was full */
-    uint32_t live;     /* arena objects not yet freed */
-    size_t used;       /* bytes of the arena in use, 0 once it started over */
-};
-
-struct rreply_stats rreply_stats(const struct rreply_arena *a);
+/* The arena's figures (its fallbacks: objects malloc()ed because it was
+ * full); all zero for NULL. */
+struct cf_arena_stats rreply_stats(const struct rreply_arena *a);
 
 #endif

@@ -28,9 +28,22 @@
 struct cf_arena {
     unsigned char *buf; /* aligned to max_align_t */
     size_t size;
-    size_t top;    /* bytes in use; 0 once it started over */
-    uint32_t live; /* blocks not yet freed */
+    size_t top;       /* bytes in use; 0 once it started over */
+    uint32_t live;    /* blocks not yet freed */
+    uint64_t handed;  /* blocks handed out, since cf_arena_init */
+    uint64_t refused; /* requests that did not fit (their caller used malloc()) */
 };
+
+/* What an arena did and holds, as its owners report it. */
+struct cf_arena_stats {
+    uint64_t arena;    /* blocks handed out */
+    uint64_t fallback; /* requests that did not fit, malloc()ed by the caller */
+    uint32_t live;     /* blocks not yet freed */
+    size_t used;       /* bytes in use, 0 once it started over */
+};
+
+/* All zero for NULL. */
+struct cf_arena_stats cf_arena_stats(const struct cf_arena *a);
 
 /* Over `buf` (size bytes, aligned to max_align_t), empty. */
 void cf_arena_init(struct cf_arena *a, void *buf, size_t size);
@@ -61,16 +74,21 @@ union cf_arena_hdr {
 static inline void *cf_arena_alloc(struct cf_arena *a, size_t n)
 {
     /* (the bound first: rounding a size near SIZE_MAX up would wrap) */
-    if (n > a->size)
+    if (n > a->size) {
+        a->refused++;
         return NULL;
+    }
     n += n == 0; /* a block of its own: not the next one's header, nor past the end */
     size_t need = sizeof(union cf_arena_hdr) +
                   (n + CF_ARENA_ALIGN - 1) / CF_ARENA_ALIGN * CF_ARENA_ALIGN + CF_ARENA_REDZONE;
-    if (need > a->size - a->top)
+    if (need > a->size - a->top) {
+        a->refused++;
         return NULL;
+    }
     union cf_arena_hdr *h = (union cf_arena_hdr *)(a->buf + a->top);
     a->top += need;
     a->live++;
+    a->handed++;
     CF_UNPOISON(h, sizeof *h + n);
     h->h.a = a;
     h->h.n = n;
@@ -106,12 +124,11 @@ static inline void cf_arena_free(void *p)
 
 /* For a caller whose frees cannot tell where a block came from (hiredis'
  * freeObject gets only the pointer): n bytes from a, or from malloc() when
- * a is NULL or full (*from_arena says which), with the same header either
+ * a is NULL or full (counted as its fallback), with the same header either
  * way; cf_arena_release frees either kind. */
-static inline void *cf_arena_alloc_or_malloc(struct cf_arena *a, size_t n, bool *from_arena)
+static inline void *cf_arena_alloc_or_malloc(struct cf_arena *a, size_t n)
 {
     void *p = a ? cf_arena_alloc(a, n) : NULL;
-    *from_arena = p != NULL;
     if (p || n > SIZE_MAX - sizeof(union cf_arena_hdr))
         return p;
     union cf_arena_hdr *h = malloc(sizeof *h + n);

@@ -7,22 +7,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "arena.h"
-
 static alignas(max_align_t) unsigned char g_block[JALLOC_ARENA_BYTES];
 static struct cf_arena g_arena;
 static bool g_on;
-static struct jalloc_stats g_st;
 
 static void *ja_malloc(size_t n)
 {
     void *p = g_on ? cf_arena_alloc(&g_arena, n) : NULL;
-    if (p) {
-        g_st.arena++;
-        return p;
-    }
-    g_st.fallback += g_on;
-    return malloc(n);
+    return p ? p : malloc(n);
 }
 
 static void ja_free(void *p)
@@ -49,10 +41,7 @@ void jalloc_end(void)
     g_on = false;
 }
 
-struct jalloc_stats jalloc_stats(void)
+struct cf_arena_stats jalloc_stats(void)
 {
-    struct jalloc_stats s = g_st;
-    s.live = g_arena.live;
-    s.used = g_arena.top;
-    return s;
+    return cf_arena_stats(&g_arena);
 }

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+
 #define JALLOC_ARENA_BYTES 32768
 
 /* Points jansson at this module's allocator; once, at the start of main().
@@ -31,13 +33,8 @@ void jalloc_install(void);
 void jalloc_begin(void);
 void jalloc_end(void);
 
-struct jalloc_stats {
-    uint64_t arena;    /* blocks handed out from the arena */
-    uint64_t fallback; /* blocks that went to malloc() during begin/end: arena full */
-    uint32_t live;     /* arena blocks not yet freed */
-    size_t used;       /* bytes of the arena in use, 0 once it started over */
-};
-
-struct jalloc_stats jalloc_stats(void);
+/* The arena's figures: its fallbacks are the blocks that went to malloc()
+ * between begin and end because the arena was full. */
+struct cf_arena_stats jalloc_stats(void);
 
 #endif

@@ -74,20 +74,25 @@ def proc_cpu(pid):
         return 0.0
 
 
-def machine_cpu():
-    """(busy, total) clock ticks of all CPUs (/proc/stat): busy is all but
-    idle and iowait, so steal and softirq count as busy."""
+def all_cpus_ticks():
+    """/proc/stat's first line: user, nice, system, idle, iowait, irq,
+    softirq, steal clock ticks, all CPUs summed."""
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def machine_cpu():
+    """(busy, total) clock ticks of all CPUs: busy is all but idle and
+    iowait, so steal and softirq count as busy."""
+    v = all_cpus_ticks()
     return sum(v) - v[3] - v[4], sum(v)
 
 
 def steal_seconds():
     """CPU time the hypervisor gave to others while this VM's CPUs wanted to
-    run, all CPUs summed (/proc/stat steal), in seconds."""
-    with open("/proc/stat") as f:
-        v = f.readline().split()
-    return int(v[8]) / os.sysconf("SC_CLK_TCK") if len(v) > 8 else 0.0
+    run, all CPUs summed (steal), in seconds."""
+    v = all_cpus_ticks()
+    return v[7] / os.sysconf("SC_CLK_TCK") if len(v) > 7 else 0.0
 
 
 def tree_cpu(roots):

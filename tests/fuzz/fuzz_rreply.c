@@ -92,7 +92,7 @@ static void run_ours(const char *p, size_t n, size_t step, struct outcome *o)
             break;
     }
     redisReaderFree(r); /* frees a reply it had begun, in the arena */
-    struct rreply_stats st = rreply_stats(a);
+    struct cf_arena_stats st = rreply_stats(a);
     FUZZ_CHECK(st.live == 0 && st.used == 0);
     rreply_arena_free(a);
 }

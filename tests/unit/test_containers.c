@@ -685,14 +685,18 @@ static void test_arena(void **state)
     assert_true(__asan_address_is_poisoned(h));
 #endif
     /* either source, freed alike (LSan checks the malloc()ed one) */
-    bool in;
-    void *x = cf_arena_alloc_or_malloc(&a, 16, &in);
-    assert_true(in && cf_arena_holds(&a, x));
-    void *y = cf_arena_alloc_or_malloc(&a, 4096, &in);
-    assert_true(!in && !cf_arena_holds(&a, y));
+    struct cf_arena_stats st = cf_arena_stats(&a);
+    void *x = cf_arena_alloc_or_malloc(&a, 16);
+    assert_true(cf_arena_holds(&a, x));
+    void *y = cf_arena_alloc_or_malloc(&a, 4096);
+    assert_false(cf_arena_holds(&a, y));
     memset(y, 0, 4096);
-    void *z = cf_arena_alloc_or_malloc(NULL, 8, &in);
-    assert_false(in);
+    void *z = cf_arena_alloc_or_malloc(NULL, 8);
+    assert_non_null(z);
+    /* counted: one handed out, one that did not fit (NULL has no arena) */
+    assert_int_equal(cf_arena_stats(&a).arena, st.arena + 1);
+    assert_int_equal(cf_arena_stats(&a).fallback, st.fallback + 1);
+    assert_int_equal(cf_arena_stats(NULL).arena, 0);
     cf_arena_release(y);
     cf_arena_release(z);
     assert_int_equal(a.live, 1);

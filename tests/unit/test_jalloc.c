@@ -35,16 +35,16 @@ static const char *const FRAME =
 static void test_a_frame_is_parsed_in_the_arena(void **state)
 {
     (void)state;
-    struct jalloc_stats before = jalloc_stats();
+    struct cf_arena_stats before = jalloc_stats();
     json_t *root = parse(FRAME);
-    struct jalloc_stats in = jalloc_stats();
+    struct cf_arena_stats in = jalloc_stats();
     assert_true(in.arena > before.arena);
     assert_int_equal(in.fallback, before.fallback);
     assert_true(in.live > 0);
     assert_true(in.used > 0);
     assert_string_equal(text_of(root), "hello");
     json_decref(root);
-    struct jalloc_stats after = jalloc_stats();
+    struct cf_arena_stats after = jalloc_stats();
     assert_int_equal(after.live, 0);
     assert_int_equal(after.used, 0);
 }

@@ -84,7 +84,7 @@ static void test_a_message_is_built_in_the_arena(void **state)
     assert_str(m->element[1], REDIS_REPLY_STRING, "room:lobby");
     assert_int_equal(m->element[2]->len, 5);
     assert_memory_equal(m->element[2]->str, "h\0llo", 5);
-    struct rreply_stats in = rreply_stats(a);
+    struct cf_arena_stats in = rreply_stats(a);
     assert_int_equal(in.arena, 4);
     assert_int_equal(in.fallback, 0);
     assert_int_equal(in.live, 4);
