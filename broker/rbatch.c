@@ -103,6 +103,21 @@ static void fail_held(struct rbatch *q)
             c[i].fn(c[i].ud, NULL);
 }
 
+/* The length of the name of the room whose keys failed the send, pointed
+ * at by *room (script_send names the key of a damaged room: "... (in a key
+ * of cf:{room}:meta)"), or 0. */
+static size_t damaged_room(const redisReply *e, const char **room)
+{
+    static const char tag[] = "(in a key of cf:{";
+    const char *p = memmem(e->str, e->len, tag, sizeof tag - 1);
+    if (!p)
+        return 0;
+    p += sizeof tag - 1;
+    const char *end = memchr(p, '}', e->len - (size_t)(p - e->str));
+    *room = p;
+    return end ? (size_t)(end - p) : 0;
+}
+
 static void on_reply(void *ud, const redisReply *r)
 {
     struct inflight *f = ud;
@@ -114,8 +129,18 @@ static void on_reply(void *ud, const redisReply *r)
          * logged by the bridge, and the calls after a failure were not run */
         if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12)) {
             rbridge_call_failed(f->rb, e);
-            CF_ERROR("redis", "a script call failed on %s: %.*s (in a batch of sends, the "
-                     "ones after it fail unrun)", rbridge_name(f->rb), (int)e->len, e->str);
+            const char *room;
+            size_t room_len = damaged_room(e, &room);
+            if (room_len)
+                CF_ERROR("redis", "room %.*s: a send failed on %s: %.*s; the room's later "
+                         "sends in the batch were not run, other rooms' were; its key was "
+                         "changed from outside confab: delete that key to let the room's "
+                         "sends through (the room then starts a new epoch or loses its "
+                         "history)", (int)room_len, room, rbridge_name(f->rb),
+                         (int)e->len, e->str);
+            else
+                CF_ERROR("redis", "a script call failed on %s: %.*s (in a batch of sends, the "
+                         "ones after it were not run)", rbridge_name(f->rb), (int)e->len, e->str);
         }
         if (f->calls[i].fn)
             f->calls[i].fn(f->calls[i].ud, e);

@@ -95,11 +95,18 @@
  * 46 in `redis-benchmark`: 5.0 -> 4.1 µs a send).
  *
  * A send that fails keeps the sends before it, which are stored and
- * published and get their ids (repeats their original ones); the sends
- * after it are not run and fail too. When it came first, the whole batch
- * gets its error as the reply, as a lone send would. The bridge reconnects
- * on the errors that call for it (READONLY after a failover) either way
- * (rbridge_call_failed). */
+ * published and get their ids (repeats their original ones). What happens
+ * to the sends after it depends on what failed:
+ * - a key of its room holds what a send cannot use (another type, a seq
+ *   that is no integer: damage from outside): only that room's later sends
+ *   are not run (running them would give them ids before the failed one's
+ *   resend), and the error names the room's key so the log says what to
+ *   mend; the other rooms' sends run as if it had not happened;
+ * - anything else (out of memory, a replica, a busy server) would fail them
+ *   all alike: they are not run, and when the failed one came first the
+ *   whole batch gets its error as the reply, as a lone send would.
+ * The bridge reconnects on the errors that call for it (READONLY after a
+ * failover) either way (rbridge_call_failed). */
 static const char script_send[] =
     PRELUDE
     "local function send(km, kh, kd, a)\n"
@@ -137,19 +144,32 @@ static const char script_send[] =
     "  end\n"
     "  return id\n"
     "end\n"
-    "local out, k, a, failed = {}, 1, 1, nil\n"
+    "local function damaged(e)\n"
+    "  return string.find(e, '^WRONGTYPE') or string.find(e, '^ERR hash value is not an integer')\n"
+    "    or string.find(e, '^ERR increment or decrement would overflow')\n"
+    "end\n"
+    "local out, k, a, failed, broken = {}, 1, 1, nil, {}\n"
     "while a <= #ARGV do\n"
-    "  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+    "  local nk, na, km = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), KEYS[k]\n"
     "  if failed then\n"
     "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send in its batch failed')\n"
+    "  elseif broken[km] then\n"
+    "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send to ' .. km ..\n"
+    "      ' in its batch failed')\n"
     "  else\n"
-    "    local ok, r = pcall(send, KEYS[k], KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil, a + 2)\n"
+    "    local ok, r = pcall(send, km, KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil, a + 2)\n"
     "    if ok then\n"
     "      out[#out + 1] = r\n"
     "    else\n"
-    "      failed = type(r) == 'table' and r.err or tostring(r)\n"
-    "      if #out == 0 then return redis.error_reply(failed) end\n"
-    "      out[#out + 1] = redis.error_reply(failed)\n"
+    "      local e = type(r) == 'table' and r.err or tostring(r)\n"
+    "      if damaged(e) then\n"
+    "        broken[km] = true\n"
+    "        e = e .. ' (in a key of ' .. km .. ')'\n"
+    "      else\n"
+    "        failed = e\n"
+    "        if #out == 0 then return redis.error_reply(e) end\n"
+    "      end\n"
+    "      out[#out + 1] = redis.error_reply(e)\n"
     "    end\n"
     "  end\n"
     "  k, a = k + nk, a + 2 + na\n"

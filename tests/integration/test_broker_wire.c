@@ -446,9 +446,10 @@ static long long evalsha_calls(redisContext *rc)
 
 /* The sends a broker gets in one read reach Redis as one script call, and
  * still come back one answer each, with the ids each room would have given
- * them one by one. A send that fails in the middle keeps the ones before it
- * and fails the ones after it, unrun; a batch whose first send fails is
- * refused whole, as one send alone would be. */
+ * them one by one. A send that fails in the middle keeps the ones before it.
+ * When its room's keys are damaged, only that room's later sends are not
+ * run; any other failure leaves all later sends unrun, and refuses a batch
+ * it starts whole, as one send alone would be. */
 static void test_sends_of_one_read_share_one_script_call(void **state)
 {
     (void)state;
@@ -496,32 +497,44 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
      * the other broker) may run meanwhile */
     assert_true(calls >= 1 && calls < ROOMS * PER_ROOM / 3);
 
-    /* A room whose key holds the wrong type: its send fails in Redis. */
+    /* A room whose key holds the wrong type: its send fails in Redis, and
+     * so do its later sends in the batch (unrun: they would overtake the
+     * failed one's resend); the other rooms' sends around them run. */
     char key[64];
     snprintf(key, sizeof key, "cf:{%s}:meta", rooms[ROOMS]);
     freeReplyObject(redisCommand(rc, "DEL %s", key));
     freeReplyObject(redisCommand(rc, "SET %s broken", key));
     snprintf(key, sizeof key, "cf:{%s}:meta", rooms[1]);
     long long seq1 = redis_int(rc, "HGET %s seq", key);
+    long mark = h_log_mark(&fx.node.broker[shard]);
     put_send(&out, 200, rooms[0], "kept");
     put_send(&out, 201, rooms[ROOMS], "refused");
-    put_send(&out, 202, rooms[1], "not run");
-    ask(&rd, &out, 200, 3, a);
+    put_send(&out, 202, rooms[1], "runs");
+    put_send(&out, 203, rooms[ROOMS], "not run");
+    put_send(&out, 204, rooms[1], "runs too");
+    ask(&rd, &out, 200, 5, a);
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     assert_int_equal(a[0].id, 2 + PER_ROOM);
     assert_int_equal(a[1].type, CF_WIRE_FAIL);
-    assert_int_equal(a[2].type, CF_WIRE_FAIL);
-    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1); /* room 1 untouched */
+    assert_int_equal(a[2].type, CF_WIRE_SENT);
+    assert_int_equal(a[2].id, (uint64_t)seq1 + 1);
+    assert_int_equal(a[3].type, CF_WIRE_FAIL);
+    assert_int_equal(a[4].type, CF_WIRE_SENT);
+    assert_int_equal(a[4].id, (uint64_t)seq1 + 2);
+    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 2);
+    /* the log names the damaged key, once: the unrun send is no second error */
+    char named[96];
+    snprintf(named, sizeof named, "room %s: a send failed on", rooms[ROOMS]);
+    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, named, 2000));
+    assert_int_equal(h_log_count_from(&fx.node.broker[shard], mark, "a send failed on"), 1);
 
-    long mark = h_log_mark(&fx.node.broker[shard]);
+    /* first in its batch, it still fails alone */
     put_send(&out, 300, rooms[ROOMS], "refused");
-    put_send(&out, 301, rooms[1], "not run either");
+    put_send(&out, 301, rooms[1], "runs");
     ask(&rd, &out, 300, 2, a);
     assert_int_equal(a[0].type, CF_WIRE_FAIL);
-    assert_int_equal(a[1].type, CF_WIRE_FAIL);
-    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1);
-    /* refused whole: the bridge saw Redis' own error, as for a lone send */
-    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "a script failed on", 2000));
+    assert_int_equal(a[1].type, CF_WIRE_SENT);
+    assert_int_equal(a[1].id, (uint64_t)seq1 + 3);
 
     /* A repeat (same client id) answers with the original, also when a
      * send after it in its batch is refused: only the refused one fails. */
@@ -537,12 +550,38 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_true(a[0].dup);
     assert_int_equal(a[0].id, once);
     assert_int_equal(a[1].type, CF_WIRE_FAIL);
-    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "a script call failed on", 2000));
+    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "a send failed on", 2000));
     put_send_cid(&out, 603, rooms[0], "once", "r-1");
     ask(&rd, &out, 603, 1, a);
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     assert_true(a[0].dup);
     assert_int_equal(a[0].id, once);
+
+    /* A failure that is no room's own (Redis out of memory) would fail the
+     * sends after it alike: they are not run. A repeat needs no write, so
+     * it is answered first; a batch whose first send fails gets Redis' own
+     * error whole, as a lone send would. */
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 1"));
+    mark = h_log_mark(&fx.node.broker[shard]);
+    put_send_cid(&out, 700, rooms[0], "once", "r-1");
+    put_send(&out, 701, rooms[1], "out of memory");
+    put_send(&out, 702, rooms[2], "not run");
+    ask(&rd, &out, 700, 3, a);
+    long mark_whole = h_log_mark(&fx.node.broker[shard]);
+    put_send(&out, 710, rooms[1], "out of memory");
+    put_send(&out, 711, rooms[2], "not run");
+    struct answer whole[2];
+    ask(&rd, &out, 710, 2, whole);
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 0"));
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_true(a[0].dup);
+    assert_int_equal(a[1].type, CF_WIRE_FAIL);
+    assert_int_equal(a[2].type, CF_WIRE_FAIL);
+    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "a script call failed on", 2000));
+    assert_int_equal(whole[0].type, CF_WIRE_FAIL);
+    assert_int_equal(whole[1].type, CF_WIRE_FAIL);
+    assert_true(h_log_contains_from(&fx.node.broker[shard], mark_whole, "a script failed on", 2000));
+    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 3);
 
     /* Held sends go before whatever is asked after them: a join right
      * behind a send sees it in its snapshot. */
@@ -560,10 +599,9 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     put_send(&out, 400, rooms[1], "after");
     ask(&rd, &out, 400, 1, a);
     assert_int_equal(a[0].type, CF_WIRE_SENT);
-    assert_int_equal(a[0].id, (uint64_t)seq1 + 1);
+    assert_int_equal(a[0].id, (uint64_t)seq1 + 4);
     snprintf(key, sizeof key, "cf:{%s}:meta", rooms[ROOMS]);
     freeReplyObject(redisCommand(rc, "DEL %s", key));
-    assert_true(h_log_contains(&fx.node.broker[shard], "a script call failed on unix:", 2000));
     assert_true(h_alive(&fx.node.broker[shard]));
     cf_bytes_free(&out);
     bl_reader_free(&rd);
