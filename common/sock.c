@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -79,7 +80,10 @@ int cf_sock_unix_listen(const char *path, mode_t mode, int backlog)
     return fd;
 }
 
-int cf_sock_tcp_listen(const char *addr, int port, int backlog)
+/* A TCP socket bound to addr:port (addr "" = all addresses, IPv6
+ * dual-stack or IPv4 without IPv6), shared through SO_REUSEPORT when
+ * `share`; or -errno. */
+static int tcp_bound(const char *addr, int port, bool share)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -116,18 +120,42 @@ int cf_sock_tcp_listen(const char *addr, int port, int backlog)
     if (fd < 0)
         return -errno;
     int one = 1, zero = 0;
+    /* connections of an earlier process left in TIME_WAIT do not hold the port */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    if (share && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
         goto fail;
     if (family == AF_INET6 && !*addr)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, backlog) < 0)
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0)
         goto fail;
     return fd;
 fail:;
     int rc = -errno;
     close(fd);
     return rc;
+}
+
+int cf_sock_tcp_listen(const char *addr, int port, int backlog)
+{
+    int fd = tcp_bound(addr, port, true);
+    if (fd >= 0 && listen(fd, backlog) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int cf_sock_tcp_port_held(const char *addr, int port)
+{
+    /* Unshared, the bind fails while any socket listens there, SO_REUSEPORT
+     * or not (SO_REUSEADDR lets it pass connections in TIME_WAIT). */
+    int fd = tcp_bound(addr, port, false);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    return fd == -EADDRINUSE ? 1 : fd;
 }
 
 int cf_sock_dir_private(const char *dir)

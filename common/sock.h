@@ -30,4 +30,10 @@ int cf_sock_unix_connect(const char *path);
  * addresses (IPv6 dual-stack, or IPv4 when IPv6 is unavailable). */
 int cf_sock_tcp_listen(const char *addr, int port, int backlog);
 
+/* Whether a socket already listens on addr:port: 1, 0, or -errno when that
+ * cannot be told. cf_sock_tcp_listen cannot tell: its bind succeeds next to
+ * another SO_REUSEPORT listener of the same user, and the two share the
+ * port's connections. */
+int cf_sock_tcp_port_held(const char *addr, int port);
+
 #endif

@@ -49,6 +49,16 @@ if ! user_set JWT_SECRET; then
   export CONFAB_DEV=1
 fi
 
+host=${LISTEN_ADDR:-127.0.0.1}
+[[ $host == "::" || $host == "0.0.0.0" ]] && host=127.0.0.1
+# Something already answering on PORT is most likely another run-all: its
+# gateways would answer our health check, and ours would refuse the port.
+if (exec 3<>"/dev/tcp/$host/$PORT") 2>/dev/null; then
+  say "port $PORT is already in use (another make run-all? find it with: ss -ltnp 'sport = :$PORT');"
+  say "stop it, or run this node beside it: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 make run-all"
+  exit 1
+fi
+
 pids=()
 stopping=0
 
@@ -107,8 +117,6 @@ export REDIS_ADDR
 supervise brokers "$BROKER" --shards "$BROKERS"
 supervise gateways "$GATEWAY"
 
-host=${LISTEN_ADDR:-127.0.0.1}
-[[ $host == "::" || $host == "0.0.0.0" ]] && host=127.0.0.1
 healthy() (
   exec 3<>"/dev/tcp/$host/$PORT" || exit 1
   printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3

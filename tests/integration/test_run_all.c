@@ -120,6 +120,23 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     assert_true(h_log_contains(&ra, "DEVELOPMENT secret", 100)); /* said loudly */
     chat(port, port);
 
+    /* A second run-all on the same port stops at once and says why, where
+     * its gateways would have shared the port (or been refused it) and the
+     * first one's would have answered its health check. */
+    char dir_same[400];
+    snprintf(dir_same, sizeof dir_same, "%s/run-same-port", h_tmpdir());
+    struct h_proc same;
+    start_run_all(&same, "run-all-same-port", port, dir_same, NULL);
+    int same_status = h_wait_exit(&same, 10000);
+    if (same_status == -1)
+        h_stop(&same, SIGTERM, 20000);
+    if (same_status == -1 || !WIFEXITED(same_status) || WEXITSTATUS(same_status) != 1 ||
+        !h_log_contains(&same, "is already in use", 0) || h_log_contains(&same, "confab is up", 0)) {
+        h_dump_log(&same, 20);
+        fail_msg("a second run-all on port %d did not stop with the reason", port);
+    }
+    chat(port, port);
+
     /* A second node of the same cluster: same Redis, other port and dir. */
     char dir2[400], redis_addr[450];
     snprintf(dir2, sizeof dir2, "%s/run-b", h_tmpdir());

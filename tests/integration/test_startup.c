@@ -260,6 +260,46 @@ static void test_open_files_limit_is_raised(void **state)
     }
 }
 
+/* A gateway binds PORT with SO_REUSEPORT, so a second one of the same user
+ * (a first left running, another checkout's `make run-all`) could bind it
+ * too and take a share of the connections. It refuses to start instead,
+ * and says how to find the first; the first keeps serving. A gateway whose
+ * predecessor is still stopping waits for its listeners to close. */
+static void test_a_gateway_does_not_share_a_held_port(void **state)
+{
+    (void)state;
+    struct h_fixture f;
+    assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
+    h_node_init(&f.node, f.redis.addr);
+    f.node.brokers = 1;
+    f.node.workers = 2;
+    assert_int_equal(h_node_start(&f.node), 0);
+
+    char port[32], run_dir[400];
+    snprintf(port, sizeof port, "PORT=%d", f.node.port);
+    snprintf(run_dir, sizeof run_dir, "RUN_DIR=%s/stray-run", h_tmpdir());
+    const char *env[] = {"JWT_SECRET=" H_JWT_SECRET, port, "LISTEN_ADDR=127.0.0.1", run_dir,
+                         "BROKERS=1", NULL};
+    struct h_proc second;
+    int rc = run(&second, "gateway", NULL, NULL, env);
+    if (rc != 1 || !h_log_contains(&second, "is already in use", 0) ||
+        !h_log_contains(&second, "ss -ltnp", 0)) {
+        h_dump_log(&second, 10);
+        fail_msg("a second gateway on a held port: exit %d, expected 1 and the reason", rc);
+    }
+    char *token = h_login(f.node.port, "first");
+    assert_non_null(token);
+    free(token);
+
+    /* the supervisor killed, its workers stop (and close their listeners)
+     * on their own; a gateway started right away takes the port after them */
+    h_stop(&f.node.gateway, SIGKILL, 5000);
+    assert_int_equal(h_gateway_start(&f.node), 0);
+    assert_int_equal(h_wait_health(f.node.port, 200, 15000), 0);
+    assert_false(h_log_contains(&f.node.gateway, "is already in use", 0));
+    assert_int_equal(h_fixture_down(&f), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_version_and_arguments),
         cmocka_unit_test(test_processes_run_under_sched_batch),
         cmocka_unit_test(test_open_files_limit_is_raised),
+        cmocka_unit_test(test_a_gateway_does_not_share_a_held_port),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
