@@ -103,12 +103,12 @@ static void fail_held(struct rbatch *q)
             c[i].fn(c[i].ud, NULL);
 }
 
-/* The length of the name of the room whose keys failed the send, pointed
- * at by *room (script_send names the key of a damaged room: "... (in a key
- * of cf:{room}:meta)"), or 0. */
+/* The length of the name of the room whose key failed the send, pointed at
+ * by *room (script_send names a damaged key: "... (key cf:{room}:meta)"),
+ * or 0. */
 static size_t damaged_room(const redisReply *e, const char **room)
 {
-    static const char tag[] = "(in a key of cf:{";
+    static const char tag[] = "(key cf:{";
     const char *p = memmem(e->str, e->len, tag, sizeof tag - 1);
     if (!p)
         return 0;
@@ -132,12 +132,11 @@ static void on_reply(void *ud, const redisReply *r)
             const char *room;
             size_t room_len = damaged_room(e, &room);
             if (room_len)
-                CF_ERROR("redis", "room %.*s: a send failed on %s: %.*s; the room's later "
-                         "sends in the batch were not run, other rooms' were; its key was "
-                         "changed from outside confab: delete that key to let the room's "
-                         "sends through (the room then starts a new epoch or loses its "
-                         "history)", (int)room_len, room, rbridge_name(f->rb),
-                         (int)e->len, e->str);
+                CF_ERROR("redis", "room %.*s: a send failed on %s: %.*s; the key was changed "
+                         "from outside confab: delete it to let the room's sends through "
+                         "(deleting :meta starts a new epoch, :hist loses the history); the "
+                         "room's later sends in this batch were not run, other rooms' ran",
+                         (int)room_len, room, rbridge_name(f->rb), (int)e->len, e->str);
             else
                 CF_ERROR("redis", "a script call failed on %s: %.*s (in a batch of sends, the "
                          "ones after it were not run)", rbridge_name(f->rb), (int)e->len, e->str);

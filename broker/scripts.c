@@ -100,8 +100,8 @@
  * - a key of its room holds what a send cannot use (another type, a seq
  *   that is no integer: damage from outside): only that room's later sends
  *   are not run (running them would give them ids before the failed one's
- *   resend), and the error names the room's key so the log says what to
- *   mend; the other rooms' sends run as if it had not happened;
+ *   resend), and the error names the damaged key so the log says what to
+ *   delete; the other rooms' sends run as if it had not happened;
  * - anything else (out of memory, a replica, a busy server) would fail them
  *   all alike: they are not run, and when the failed one came first the
  *   whole batch gets its error as the reply, as a lone send would.
@@ -148,6 +148,16 @@ static const char script_send[] =
     "  return string.find(e, '^WRONGTYPE') or string.find(e, '^ERR hash value is not an integer')\n"
     "    or string.find(e, '^ERR increment or decrement would overflow')\n"
     "end\n"
+    "local function wrong(key, want)\n"
+    "  local t = redis.call('TYPE', key)['ok']\n"
+    "  return t ~= 'none' and t ~= want\n"
+    "end\n"
+    "local function bad_key(km, kh, kd)\n"
+    "  if wrong(km, 'hash') then return km end\n"
+    "  if wrong(kh, 'list') then return kh end\n"
+    "  if kd and wrong(kd, 'string') then return kd end\n"
+    "  return km -- the types are right: meta's seq is no integer\n"
+    "end\n"
     "local out, k, a, failed, broken = {}, 1, 1, nil, {}\n"
     "while a <= #ARGV do\n"
     "  local nk, na, km = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), KEYS[k]\n"
@@ -157,14 +167,15 @@ static const char script_send[] =
     "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send to ' .. km ..\n"
     "      ' in its batch failed')\n"
     "  else\n"
-    "    local ok, r = pcall(send, km, KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil, a + 2)\n"
+    "    local kh, kd = KEYS[k + 1], nk == 3 and KEYS[k + 2] or nil\n"
+    "    local ok, r = pcall(send, km, kh, kd, a + 2)\n"
     "    if ok then\n"
     "      out[#out + 1] = r\n"
     "    else\n"
     "      local e = type(r) == 'table' and r.err or tostring(r)\n"
     "      if damaged(e) then\n"
     "        broken[km] = true\n"
-    "        e = e .. ' (in a key of ' .. km .. ')'\n"
+    "        e = e .. ' (key ' .. bad_key(km, kh, kd) .. ')'\n"
     "      else\n"
     "        failed = e\n"
     "        if #out == 0 then return redis.error_reply(e) end\n"

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "log.h"
+#include "sock.h"
 
 #ifndef CONFAB_VERSION
 #define CONFAB_VERSION "dev"
@@ -73,4 +75,20 @@ void cf_start_raise_files(const char *process, unsigned long want)
         CF_WARN(process, "the open files limit is %lu, under the %lu this process should "
                 "have: it can hold fewer connections. Raise LimitNOFILE= in the unit, or "
                 "the container's nofile ulimit", have, want);
+}
+
+int cf_start_port_free(const char *setting, const char *addr, int port)
+{
+    for (int waited = 0;; waited += 100) {
+        if (cf_sock_tcp_port_held(addr, port) <= 0)
+            return 0;
+        if (waited >= CF_START_PORT_WAIT_MS)
+            break;
+        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    }
+    CF_ERROR("startup", "port %d (%s, %s) is already in use: a confab process left running "
+             "would share it through SO_REUSEPORT, and another program would make listening "
+             "fail. Find it with `ss -ltnp 'sport = :%d'` and stop it, or change %s; not "
+             "starting", port, *addr ? addr : "all addresses", setting, port, setting);
+    return -1;
 }

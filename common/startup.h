@@ -42,4 +42,16 @@ int cf_start_config(const char *prog, const char *process, struct cf_config *cfg
  * have), saying what to raise. */
 void cf_start_raise_files(const char *process, unsigned long want);
 
+/* Ports are bound with SO_REUSEPORT (the gateway's workers share PORT), so
+ * a process of the same user left running on one (started by hand, or by
+ * another checkout's `make run-all`) would not make a bind fail: the two
+ * would silently share its connections. Checks that nothing listens on
+ * addr:port, waiting up to CF_START_PORT_WAIT_MS for a predecessor that is
+ * stopping; otherwise logs which port (`setting` names it) and how to find
+ * its holder, and returns -1. A check, not a lock: two processes started
+ * at the same moment both pass it. 0 also when it cannot tell (the bind
+ * itself then reports). */
+#define CF_START_PORT_WAIT_MS 2000
+int cf_start_port_free(const char *setting, const char *addr, int port);
+
 #endif

@@ -7,14 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 
 #include "config.h"
 #include "cpusched.h"
 #include "gateway.h"
 #include "jalloc.h"
 #include "log.h"
-#include "sock.h"
 #include "startup.h"
 #include "supervisor.h"
 
@@ -36,34 +34,26 @@ static void usage(FILE *out)
                  "Settings come from the environment and ./.env; see README.md.\n");
 }
 
-/* SO_REUSEPORT lets a second gateway of the same user bind PORT next to a
- * first one left running (started by hand, or by another checkout's
- * `make run-all`) and take a share of every new connection, served with
- * its own settings and brokers. So a gateway that binds PORT itself first
- * checks that nothing listens there. The listeners of a gateway that is
- * stopping close within milliseconds of its signal: a restart waits up to
- * PORT_WAIT_MS for them. Under systemd the socket units hold the port
- * instead, shared on purpose. */
-#define PORT_WAIT_MS 2000
-
-static int check_port_free(void)
+/* The ports this process would bind are free (cf_start_port_free): PORT,
+ * and each worker's METRICS_PORT + i. Under systemd socket activation the
+ * socket units hold PORT (shared on purpose) and hand each instance its
+ * socket, and only one process can take it. */
+static int check_ports(void)
 {
-    if (sd_listen_fds(0) > 0) /* 0: the worker takes them after this */
-        return 0;
-    const char *addr = g_cfg.listen_addr;
-    for (int waited = 0;; waited += 100) {
-        int held = cf_sock_tcp_port_held(addr, g_cfg.port);
-        if (held <= 0) /* what else fails, listening reports */
-            return 0;
-        if (waited >= PORT_WAIT_MS)
-            break;
-        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    int activated = sd_listen_fds(0); /* 0: LISTEN_* stay for gw_run */
+    if (activated > 0 && g_cfg.gateway_workers > 1) {
+        CF_ERROR("gateway", "systemd passed a listening socket, which only one process can "
+                 "accept on, and GATEWAY_WORKERS is %d: set GATEWAY_WORKERS=1 and run one "
+                 "instance per socket unit (confab-gateway@.socket); not starting",
+                 g_cfg.gateway_workers);
+        return -1;
     }
-    CF_ERROR("gateway", "port %d (%s) is already in use: a confab-gateway left running would "
-             "take a share of the new connections, and another program would make listening "
-             "fail. Find it with `ss -ltnp 'sport = :%d'` and stop it, or set PORT; not "
-             "starting", g_cfg.port, *addr ? addr : "all addresses", g_cfg.port);
-    return -1;
+    if (activated <= 0 && cf_start_port_free("PORT", g_cfg.listen_addr, g_cfg.port) < 0)
+        return -1;
+    for (int i = 0; g_cfg.metrics_port > 0 && i < g_cfg.gateway_workers; i++)
+        if (cf_start_port_free("METRICS_PORT", g_cfg.listen_addr, g_cfg.metrics_port + i) < 0)
+            return -1;
+    return 0;
 }
 
 /* Under this, say so at start: a gateway process is sized for tens of
@@ -115,7 +105,7 @@ int main(int argc, char **argv)
         CF_WARN("gateway", "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. "
                 "Anyone can forge tokens. Set JWT_SECRET (>= 32 random bytes) in production.");
     }
-    if (check_port_free() < 0)
+    if (check_ports() < 0)
         return 1;
     cf_cpusched_apply(g_cfg.sched_batch);
     /* before the workers fork, which inherit it; lws sizes its table in

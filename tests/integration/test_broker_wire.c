@@ -34,6 +34,15 @@ static int teardown(void **state)
     return h_fixture_down(&fx);
 }
 
+/* After a test that makes Redis look full: also when it failed there, the
+ * tests after it get a Redis that is not. */
+static int memory_unlimited(void **state)
+{
+    (void)state;
+    const char *const unlimited[] = {"CONFIG", "SET", "maxmemory", "0", NULL};
+    return h_redis_cli(&fx.redis, unlimited) < 0 ? -1 : 0;
+}
+
 static int link_to(int shard)
 {
     return bl_connect(fx.node.run_dir, shard);
@@ -444,6 +453,17 @@ static long long evalsha_calls(redisContext *rc)
     return v;
 }
 
+/* A line after `mark` says that a send of `room` failed on its key
+ * cf:{room}:<what>. */
+static void expect_damage_logged(long mark, const char *room, const char *what)
+{
+    char line[160];
+    snprintf(line, sizeof line, "room %s: a send failed on", room);
+    assert_true(h_log_contains_from(&fx.node.broker[0], mark, line, 2000));
+    snprintf(line, sizeof line, "(key cf:{%s}:%s)", room, what);
+    assert_true(h_log_contains_from(&fx.node.broker[0], mark, line, 0));
+}
+
 /* The sends a broker gets in one read reach Redis as one script call, and
  * still come back one answer each, with the ids each room would have given
  * them one by one. A send that fails in the middle keeps the ones before it.
@@ -522,11 +542,8 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_int_equal(a[4].type, CF_WIRE_SENT);
     assert_int_equal(a[4].id, (uint64_t)seq1 + 2);
     assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 2);
-    /* the log names the damaged key, once: the unrun send is no second error */
-    char named[96];
-    snprintf(named, sizeof named, "room %s: a send failed on", rooms[ROOMS]);
-    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, named, 2000));
-    assert_int_equal(h_log_count_from(&fx.node.broker[shard], mark, "a send failed on"), 1);
+    /* the log names the room and the damaged key */
+    expect_damage_logged(mark, rooms[ROOMS], "meta");
 
     /* first in its batch, it still fails alone */
     put_send(&out, 300, rooms[ROOMS], "refused");
@@ -535,6 +552,35 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_int_equal(a[0].type, CF_WIRE_FAIL);
     assert_int_equal(a[1].type, CF_WIRE_SENT);
     assert_int_equal(a[1].id, (uint64_t)seq1 + 3);
+
+    /* The other damage a send meets (a history key of another type, a seq
+     * that is no integer) fails that room alone too, and the log names the
+     * key that has it. */
+    char hist2[64], meta2[64];
+    snprintf(hist2, sizeof hist2, "cf:{%s}:hist", rooms[2]);
+    snprintf(meta2, sizeof meta2, "cf:{%s}:meta", rooms[2]);
+    long long seq2 = redis_int(rc, "HGET %s seq", meta2);
+    freeReplyObject(redisCommand(rc, "DEL %s", hist2));
+    freeReplyObject(redisCommand(rc, "SET %s broken", hist2));
+    mark = h_log_mark(&fx.node.broker[shard]);
+    put_send(&out, 320, rooms[2], "refused");
+    put_send(&out, 321, rooms[1], "runs");
+    ask(&rd, &out, 320, 2, a);
+    assert_int_equal(a[0].type, CF_WIRE_FAIL);
+    assert_int_equal(a[1].type, CF_WIRE_SENT);
+    expect_damage_logged(mark, rooms[2], "hist");
+    freeReplyObject(redisCommand(rc, "DEL %s", hist2));
+    freeReplyObject(redisCommand(rc, "HSET %s seq lots", meta2));
+    mark = h_log_mark(&fx.node.broker[shard]);
+    put_send(&out, 330, rooms[2], "refused");
+    put_send(&out, 331, rooms[1], "runs");
+    ask(&rd, &out, 330, 2, a);
+    assert_int_equal(a[0].type, CF_WIRE_FAIL);
+    assert_int_equal(a[1].type, CF_WIRE_SENT);
+    assert_int_equal(a[1].id, (uint64_t)seq1 + 5);
+    expect_damage_logged(mark, rooms[2], "meta");
+    assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "hash value is not an integer", 0));
+    freeReplyObject(redisCommand(rc, "HSET %s seq %lld", meta2, seq2));
 
     /* A repeat (same client id) answers with the original, also when a
      * send after it in its batch is refused: only the refused one fails. */
@@ -581,7 +627,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_int_equal(whole[0].type, CF_WIRE_FAIL);
     assert_int_equal(whole[1].type, CF_WIRE_FAIL);
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark_whole, "a script failed on", 2000));
-    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 3);
+    assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 5);
 
     /* Held sends go before whatever is asked after them: a join right
      * behind a send sees it in its snapshot. */
@@ -599,7 +645,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     put_send(&out, 400, rooms[1], "after");
     ask(&rd, &out, 400, 1, a);
     assert_int_equal(a[0].type, CF_WIRE_SENT);
-    assert_int_equal(a[0].id, (uint64_t)seq1 + 4);
+    assert_int_equal(a[0].id, (uint64_t)seq1 + 6);
     snprintf(key, sizeof key, "cf:{%s}:meta", rooms[ROOMS]);
     freeReplyObject(redisCommand(rc, "DEL %s", key));
     assert_true(h_alive(&fx.node.broker[shard]));
@@ -743,7 +789,8 @@ int main(void)
         cmocka_unit_test(test_one_frame_per_gateway_link_one_encoding_per_message),
         cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
         cmocka_unit_test(test_first_message_waits_for_its_subscription),
-        cmocka_unit_test(test_sends_of_one_read_share_one_script_call),
+        cmocka_unit_test_teardown(test_sends_of_one_read_share_one_script_call,
+                                  memory_unlimited),
         cmocka_unit_test(test_a_join_reads_only_what_its_budget_holds),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));

@@ -4,8 +4,11 @@
  * processes run under SCHED_BATCH unless told not to. */
 #include "common.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "startup.h"
 #include <sys/wait.h>
@@ -260,11 +263,32 @@ static void test_open_files_limit_is_raised(void **state)
     }
 }
 
+/* A listening socket on 127.0.0.1:port (0: any free port), not shared. */
+static int listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    return fd;
+}
+
+static int listen_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
+}
+
 /* A gateway binds PORT with SO_REUSEPORT, so a second one of the same user
  * (a first left running, another checkout's `make run-all`) could bind it
  * too and take a share of the connections. It refuses to start instead,
  * and says how to find the first; the first keeps serving. A gateway whose
- * predecessor is still stopping waits for its listeners to close. */
+ * predecessor is still stopping waits for its listeners to close (up to
+ * 2 s). Its workers' METRICS_PORTs are checked alike. */
 static void test_a_gateway_does_not_share_a_held_port(void **state)
 {
     (void)state;
@@ -297,7 +321,34 @@ static void test_a_gateway_does_not_share_a_held_port(void **state)
     assert_int_equal(h_gateway_start(&f.node), 0);
     assert_int_equal(h_wait_health(f.node.port, 200, 15000), 0);
     assert_false(h_log_contains(&f.node.gateway, "is already in use", 0));
-    assert_int_equal(h_fixture_down(&f), 0);
+    assert_int_equal(h_node_stop(&f.node), 0);
+
+    /* a holder that lets go within the wait: the gateway starts after it */
+    int holder = listen_on(0);
+    h_node_init(&f.node, f.redis.addr);
+    f.node.brokers = 1;
+    f.node.port = listen_port(holder);
+    assert_int_equal(h_broker_start(&f.node, 0), 0);
+    assert_int_equal(h_gateway_start(&f.node), 0);
+    h_sleep_ms(700);
+    close(holder);
+    assert_int_equal(h_wait_health(f.node.port, 200, 15000), 0);
+    assert_int_equal(h_node_stop(&f.node), 0);
+
+    /* the same for a worker's METRICS_PORT: no second /metrics behind it */
+    holder = listen_on(0);
+    snprintf(port, sizeof port, "PORT=%d", h_free_port());
+    char metrics[48];
+    snprintf(metrics, sizeof metrics, "METRICS_PORT=%d", listen_port(holder));
+    const char *menv[] = {"JWT_SECRET=" H_JWT_SECRET, port, metrics, "LISTEN_ADDR=127.0.0.1",
+                          run_dir, "BROKERS=1", NULL};
+    rc = run(&second, "gateway", NULL, NULL, menv);
+    close(holder);
+    if (rc != 1 || !h_log_contains(&second, "change METRICS_PORT", 0)) {
+        h_dump_log(&second, 10);
+        fail_msg("a gateway whose METRICS_PORT is held: exit %d, expected 1 and the reason", rc);
+    }
+    h_redis_stop(&f.redis);
 }
 
 int main(void)

@@ -410,12 +410,14 @@ static int low_free_fd(void)
 
 /* Runs the gateway as systemd would, with `sock` as descriptor 3 and
  * LISTEN_FDS=1; LISTEN_PID is the gateway's own pid when own_pid, else 1. */
-static void spawn_activated(struct h_proc *p, const char *name, int sock, bool own_pid, int port)
+static void spawn_activated(struct h_proc *p, const char *name, int sock, bool own_pid, int port,
+                            int workers)
 {
     int fd = low_free_fd();
     assert_int_equal(dup2(sock, fd), fd); /* inherited: no FD_CLOEXEC */
     close(sock);
-    char script[160], portv[32], run[400];
+    char script[160], portv[32], run[400], workersv[32];
+    snprintf(workersv, sizeof workersv, "GATEWAY_WORKERS=%d", workers);
     snprintf(script, sizeof script, "%s exec \"$@\" 3<&%d %d<&-",
              own_pid ? "LISTEN_PID=$$; export LISTEN_PID;" : "", fd, fd);
     snprintf(portv, sizeof portv, "PORT=%d", port);
@@ -425,7 +427,7 @@ static void spawn_activated(struct h_proc *p, const char *name, int sock, bool o
     const char *env[] = {"LISTEN_FDS=1",
                          "LISTEN_FDNAMES=http",
                          "JWT_SECRET=" H_JWT_SECRET,
-                         "GATEWAY_WORKERS=1",
+                         workersv,
                          "LISTEN_ADDR=127.0.0.1",
                          "BROKERS=1",
                          portv,
@@ -453,7 +455,7 @@ static void test_activation_socket_checks(void **state)
     /* A socket that is not listening (a mistake in the .socket unit) stops
      * the gateway with a message saying so, instead of serving nothing. */
     int port = h_free_port();
-    spawn_activated(&g_proc, "not-listening", tcp_socket(false), true, port);
+    spawn_activated(&g_proc, "not-listening", tcp_socket(false), true, port, 1);
     int rc = exit_code(h_wait_exit(&g_proc, 10000));
     if (rc <= 0 || !h_log_contains(&g_proc, "not a listening stream socket", 0)) {
         h_dump_log(&g_proc, 20);
@@ -466,13 +468,25 @@ static void test_activation_socket_checks(void **state)
      * inherited from a parent that was activated) are not used: the gateway
      * binds PORT as usual. */
     port = h_free_port();
-    spawn_activated(&g_proc, "other-pid", tcp_socket(true), false, port);
+    spawn_activated(&g_proc, "other-pid", tcp_socket(true), false, port, 1);
     if (h_wait_health(port, 503, 10000) < 0) { /* no broker: alive, not healthy */
         h_dump_log(&g_proc, 20);
         fail_msg("with LISTEN_PID of another process the gateway did not bind PORT");
     }
     assert_false(h_log_contains(&g_proc, "passed by systemd", 0));
     assert_int_equal(h_stop_clean(&g_proc), 0);
+
+    /* One socket for several workers: only one process could accept on it
+     * (the others would bind PORT beside it, and the connections the kernel
+     * gave the socket would wait forever), so it does not start. */
+    port = h_free_port();
+    spawn_activated(&g_proc, "two-workers", tcp_socket(true), true, port, 2);
+    rc = exit_code(h_wait_exit(&g_proc, 10000));
+    if (rc != 1 || !h_log_contains(&g_proc, "set GATEWAY_WORKERS=1", 0)) {
+        h_dump_log(&g_proc, 20);
+        h_stop(&g_proc, SIGKILL, 1000);
+        fail_msg("a socket from systemd for two workers: exit %d, expected 1 and the reason", rc);
+    }
 }
 
 /* Kills whatever a failed test left running (a passing test stopped it all
