@@ -103,8 +103,10 @@
  *   resend), and the error names the damaged key so the log says what to
  *   delete; the other rooms' sends run as if it had not happened;
  * - anything else (out of memory, a replica, a busy server) would fail them
- *   all alike: they are not run, and when the failed one came first the
- *   whole batch gets its error as the reply, as a lone send would.
+ *   all alike: they are not run, each answered with that error after "ERR
+ *   not run: ... failed: " (so the broker tells the sender what it would
+ *   have got), and when the failed one came first the whole batch gets its
+ *   error as the reply, as a lone send would.
  * The bridge reconnects on the errors that call for it (READONLY after a
  * failover) either way (rbridge_call_failed). */
 static const char script_send[] =
@@ -162,7 +164,8 @@ static const char script_send[] =
     "while a <= #ARGV do\n"
     "  local nk, na, km = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), KEYS[k]\n"
     "  if failed then\n"
-    "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send in its batch failed')\n"
+    "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send in its batch failed: ' ..\n"
+    "      failed)\n"
     "  elseif broken[km] then\n"
     "    out[#out + 1] = redis.error_reply('ERR not run: an earlier send to ' .. km ..\n"
     "      ' in its batch failed')\n"

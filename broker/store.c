@@ -179,9 +179,33 @@ static struct cf_str *strings_of(const redisReply *r, uint32_t *n)
     return v;
 }
 
+/* Redis refused to write for now (out of memory under maxmemory, a replica
+ * after a failover, loading its data, a failed RDB save, a busy script,
+ * scripts flushed): the command did nothing, and a retry may pass. A send
+ * not run because such an error stopped its batch carries that error
+ * (script_send). */
+static bool refused_for_now(const redisReply *r)
+{
+    static const char not_run[] = "ERR not run: an earlier send in its batch failed: ";
+    static const char *const codes[] = {"OOM ",     "READONLY ", "LOADING ",    "MASTERDOWN ",
+                                        "BUSY ",    "MISCONF ",  "NOREPLICAS ", "NOSCRIPT "};
+    const char *p = r->str;
+    size_t n = r->len;
+    if (n >= sizeof not_run - 1 && !memcmp(p, not_run, sizeof not_run - 1)) {
+        p += sizeof not_run - 1;
+        n -= sizeof not_run - 1;
+    }
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (n >= strlen(codes[i]) && !memcmp(p, codes[i], strlen(codes[i])))
+            return true;
+    return false;
+}
+
 static int err_of(const redisReply *r)
 {
-    return r ? -EIO : -ECONNRESET;
+    if (!r)
+        return -ECONNRESET;
+    return r->type == REDIS_REPLY_ERROR && refused_for_now(r) ? -EAGAIN : -EIO;
 }
 
 /* A small heap box carrying the caller's callback through rbridge. */

@@ -31,8 +31,9 @@
  * behind it in that call without running them.
  *
  * Callbacks run exactly once per accepted call, with err = 0 and the result,
- * or err < 0 (-EIO: Redis answered with an error; -ECONNRESET: the connection
- * dropped, the outcome is unknown). Results point into memory valid only
+ * or err < 0 (-EAGAIN: Redis refused to write for now, out of memory or
+ * read-only, and nothing was done; -EIO: Redis answered with another error;
+ * -ECONNRESET: the connection dropped, the outcome is unknown). Results point into memory valid only
  * during the callback. */
 #ifndef BROKER_STORE_H
 #define BROKER_STORE_H

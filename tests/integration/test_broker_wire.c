@@ -380,6 +380,7 @@ struct answer {
     uint64_t id;
     bool dup;
     char room[32];
+    char code[24]; /* a fail's */
 };
 
 /* Reads answers until every q in [q0, q0 + n) has one (or 5 s pass). */
@@ -397,6 +398,8 @@ static void answers(struct bl_reader *rd, uint64_t q0, int n, struct answer *out
             a->id = m.type == CF_WIRE_SUBBED ? m.last_id : m.id;
             a->dup = m.dup;
             snprintf(a->room, sizeof a->room, "%.*s", (int)m.room.len, m.room.p);
+            if (m.type == CF_WIRE_FAIL)
+                snprintf(a->code, sizeof a->code, "%.*s", (int)m.code.len, m.code.p);
             got++;
         }
     }
@@ -536,9 +539,11 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     assert_int_equal(a[0].id, 2 + PER_ROOM);
     assert_int_equal(a[1].type, CF_WIRE_FAIL);
+    assert_string_equal(a[1].code, "internal"); /* a retry would fail alike */
     assert_int_equal(a[2].type, CF_WIRE_SENT);
     assert_int_equal(a[2].id, (uint64_t)seq1 + 1);
     assert_int_equal(a[3].type, CF_WIRE_FAIL);
+    assert_string_equal(a[3].code, "internal");
     assert_int_equal(a[4].type, CF_WIRE_SENT);
     assert_int_equal(a[4].id, (uint64_t)seq1 + 2);
     assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 2);
@@ -621,11 +626,16 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 0"));
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     assert_true(a[0].dup);
+    /* nothing was stored: "unavailable" (retry later), not "internal" */
     assert_int_equal(a[1].type, CF_WIRE_FAIL);
+    assert_string_equal(a[1].code, "unavailable");
     assert_int_equal(a[2].type, CF_WIRE_FAIL);
+    assert_string_equal(a[2].code, "unavailable");
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "a script call failed on", 2000));
     assert_int_equal(whole[0].type, CF_WIRE_FAIL);
+    assert_string_equal(whole[0].code, "unavailable");
     assert_int_equal(whole[1].type, CF_WIRE_FAIL);
+    assert_string_equal(whole[1].code, "unavailable");
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark_whole, "a script failed on", 2000));
     assert_int_equal(redis_int(rc, "HGET %s seq", key), seq1 + 5);
 
