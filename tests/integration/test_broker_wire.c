@@ -467,6 +467,24 @@ static void expect_damage_logged(long mark, const char *room, const char *what)
     assert_true(h_log_contains_from(&fx.node.broker[0], mark, line, 0));
 }
 
+/* A send to `bad`, whose key cf:{bad}:<what> is damaged, then one to
+ * `good` in the same write: the first fails (the log names the key), the
+ * second is stored as `good_id`. */
+static void damaged_first(struct bl_reader *rd, struct cf_bytes *out, uint64_t q,
+                          const char *bad, const char *what, const char *good, uint64_t good_id)
+{
+    long mark = h_log_mark(&fx.node.broker[0]);
+    put_send(out, q, bad, "refused");
+    put_send(out, q + 1, good, "runs");
+    struct answer a[2];
+    ask(rd, out, q, 2, a);
+    assert_int_equal(a[0].type, CF_WIRE_FAIL);
+    assert_string_equal(a[0].code, "internal");
+    assert_int_equal(a[1].type, CF_WIRE_SENT);
+    assert_int_equal(a[1].id, good_id);
+    expect_damage_logged(mark, bad, what);
+}
+
 /* The sends a broker gets in one read reach Redis as one script call, and
  * still come back one answer each, with the ids each room would have given
  * them one by one. A send that fails in the middle keeps the ones before it.
@@ -551,12 +569,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     expect_damage_logged(mark, rooms[ROOMS], "meta");
 
     /* first in its batch, it still fails alone */
-    put_send(&out, 300, rooms[ROOMS], "refused");
-    put_send(&out, 301, rooms[1], "runs");
-    ask(&rd, &out, 300, 2, a);
-    assert_int_equal(a[0].type, CF_WIRE_FAIL);
-    assert_int_equal(a[1].type, CF_WIRE_SENT);
-    assert_int_equal(a[1].id, (uint64_t)seq1 + 3);
+    damaged_first(&rd, &out, 300, rooms[ROOMS], "meta", rooms[1], (uint64_t)seq1 + 3);
 
     /* The other damage a send meets (a history key of another type, a seq
      * that is no integer) fails that room alone too, and the log names the
@@ -567,23 +580,11 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     long long seq2 = redis_int(rc, "HGET %s seq", meta2);
     freeReplyObject(redisCommand(rc, "DEL %s", hist2));
     freeReplyObject(redisCommand(rc, "SET %s broken", hist2));
-    mark = h_log_mark(&fx.node.broker[shard]);
-    put_send(&out, 320, rooms[2], "refused");
-    put_send(&out, 321, rooms[1], "runs");
-    ask(&rd, &out, 320, 2, a);
-    assert_int_equal(a[0].type, CF_WIRE_FAIL);
-    assert_int_equal(a[1].type, CF_WIRE_SENT);
-    expect_damage_logged(mark, rooms[2], "hist");
+    damaged_first(&rd, &out, 320, rooms[2], "hist", rooms[1], (uint64_t)seq1 + 4);
     freeReplyObject(redisCommand(rc, "DEL %s", hist2));
     freeReplyObject(redisCommand(rc, "HSET %s seq lots", meta2));
     mark = h_log_mark(&fx.node.broker[shard]);
-    put_send(&out, 330, rooms[2], "refused");
-    put_send(&out, 331, rooms[1], "runs");
-    ask(&rd, &out, 330, 2, a);
-    assert_int_equal(a[0].type, CF_WIRE_FAIL);
-    assert_int_equal(a[1].type, CF_WIRE_SENT);
-    assert_int_equal(a[1].id, (uint64_t)seq1 + 5);
-    expect_damage_logged(mark, rooms[2], "meta");
+    damaged_first(&rd, &out, 330, rooms[2], "meta", rooms[1], (uint64_t)seq1 + 5);
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "hash value is not an integer", 0));
     freeReplyObject(redisCommand(rc, "HSET %s seq %lld", meta2, seq2));
 
