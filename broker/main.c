@@ -93,13 +93,11 @@ int main(int argc, char **argv)
         return 0;
     }
     /* BROKER_METRICS_PORT + shard, for each shard this process runs */
-    for (int i = shard >= 0 ? shard : 0; g_cfg.broker_metrics_port > 0 && i < g_shards; i++) {
+    int first = shard >= 0 ? shard : 0, last = shard >= 0 ? shard : g_shards - 1;
+    for (int i = first; g_cfg.broker_metrics_port > 0 && i <= last; i++)
         if (cf_start_port_free("BROKER_METRICS_PORT", g_cfg.listen_addr,
                                g_cfg.broker_metrics_port + i) < 0)
             return 1;
-        if (shard >= 0)
-            break;
-    }
     cf_cpusched_apply(g_cfg.sched_batch);
     /* a link per gateway process of the node and a few to Redis: the usual
      * 1024 is plenty, but a larger hard limit costs nothing to take */

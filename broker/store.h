@@ -33,8 +33,8 @@
  * Callbacks run exactly once per accepted call, with err = 0 and the result,
  * or err < 0 (-EAGAIN: Redis refused to write for now, out of memory or
  * read-only, and nothing was done; -EIO: Redis answered with another error;
- * -ECONNRESET: the connection dropped, the outcome is unknown). Results point into memory valid only
- * during the callback. */
+ * -ECONNRESET: the connection dropped, the outcome is unknown). Results
+ * point into memory valid only during the callback. */
 #ifndef BROKER_STORE_H
 #define BROKER_STORE_H
 
