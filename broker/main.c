@@ -88,6 +88,13 @@ int main(int argc, char **argv)
                 g_shards);
         return 2;
     }
+    /* --shards may be above BROKERS, which the configuration checked */
+    if (g_cfg.broker_metrics_port && g_cfg.broker_metrics_port + g_shards - 1 > 65535) {
+        fprintf(stderr, "confab-broker: BROKER_METRICS_PORT=%d + %d shards - 1 is past 65535 "
+                        "(shard i listens on BROKER_METRICS_PORT + i); choose a lower port\n",
+                g_cfg.broker_metrics_port, g_shards);
+        return 2;
+    }
     if (check) {
         cf_config_print(&g_cfg, stdout);
         return 0;

@@ -59,7 +59,7 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
         text = "the Redis connection dropped; the outcome is unknown (resend with the same id)";
         break;
     case -EAGAIN: /* nothing was done: a retry may pass */
-        text = "Redis refuses writes for now (out of memory, read-only or loading)";
+        text = "Redis refuses commands for now (out of memory, read-only, loading or busy)";
         break;
     case -EIO: code = "internal"; text = "Redis refused the command"; break;
     default: code = "internal"; text = "the broker failed"; break;

@@ -37,7 +37,9 @@ static void usage(FILE *out)
 /* The ports this process would bind are free (cf_start_port_free): PORT,
  * and each worker's METRICS_PORT + i. Under systemd socket activation the
  * socket units hold PORT (shared on purpose) and hand each instance its
- * socket, and only one process can take it. */
+ * socket, and only one process can take it. Returns 0, or the status to
+ * exit with: 2 for a setting to change (the units do not restart on it), 1
+ * for a port held (a restart may find it free). */
 static int check_ports(void)
 {
     int activated = sd_listen_fds(0); /* 0: LISTEN_* stay for gw_run */
@@ -46,13 +48,13 @@ static int check_ports(void)
                  "accept on, and GATEWAY_WORKERS is %d: set GATEWAY_WORKERS=1 and run one "
                  "instance per socket unit (confab-gateway@.socket); not starting",
                  g_cfg.gateway_workers);
-        return -1;
+        return 2;
     }
     if (activated <= 0 && cf_start_port_free("PORT", g_cfg.listen_addr, g_cfg.port) < 0)
-        return -1;
+        return 1;
     for (int i = 0; g_cfg.metrics_port > 0 && i < g_cfg.gateway_workers; i++)
         if (cf_start_port_free("METRICS_PORT", g_cfg.listen_addr, g_cfg.metrics_port + i) < 0)
-            return -1;
+            return 1;
     return 0;
 }
 
@@ -105,8 +107,9 @@ int main(int argc, char **argv)
         CF_WARN("gateway", "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. "
                 "Anyone can forge tokens. Set JWT_SECRET (>= 32 random bytes) in production.");
     }
-    if (check_ports() < 0)
-        return 1;
+    int rc = check_ports();
+    if (rc)
+        return rc;
     cf_cpusched_apply(g_cfg.sched_batch);
     /* before the workers fork, which inherit it; lws sizes its table in
      * each (gateway.c create_context) */

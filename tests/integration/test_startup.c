@@ -110,6 +110,15 @@ static void test_metrics_port_ranges_must_fit(void **state)
             accepted++;
         }
     }
+    /* --shards above BROKERS: the range is the shards' */
+    const char *shards_env[] = {"JWT_SECRET=" H_JWT_SECRET, "BROKERS=1",
+                                "BROKER_METRICS_PORT=65533", NULL};
+    struct h_proc sp;
+    int src = run(&sp, "broker", "--shards", "4", shards_env);
+    if (src != 2 || !h_log_contains(&sp, "4 shards - 1 is past 65535", 0)) {
+        printf("broker --shards 4 with BROKER_METRICS_PORT=65533: exit %d, expected 2\n", src);
+        accepted++;
+    }
     if (accepted)
         fail_msg("%d port ranges past 65535 were accepted (see above)", accepted);
     /* The largest bases that fit are fine. */

@@ -482,10 +482,10 @@ static void test_activation_socket_checks(void **state)
     port = h_free_port();
     spawn_activated(&g_proc, "two-workers", tcp_socket(true), true, port, 2);
     rc = exit_code(h_wait_exit(&g_proc, 10000));
-    if (rc != 1 || !h_log_contains(&g_proc, "set GATEWAY_WORKERS=1", 0)) {
+    if (rc != 2 || !h_log_contains(&g_proc, "set GATEWAY_WORKERS=1", 0)) { /* not restarted */
         h_dump_log(&g_proc, 20);
         h_stop(&g_proc, SIGKILL, 1000);
-        fail_msg("a socket from systemd for two workers: exit %d, expected 1 and the reason", rc);
+        fail_msg("a socket from systemd for two workers: exit %d, expected 2 and the reason", rc);
     }
 }
 
