@@ -41,14 +41,6 @@ mkdir -p "$RUN_DIR" && chmod 0750 "$RUN_DIR" || { say "cannot create RUN_DIR=$RU
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 export RUN_DIR BROKERS GATEWAY_WORKERS PORT
 
-if ! user_set JWT_SECRET; then
-  say "################################################################"
-  say "JWT_SECRET is not set: using the DEVELOPMENT secret."
-  say "Anyone can forge tokens. Never expose this node to a network."
-  say "################################################################"
-  export CONFAB_DEV=1
-fi
-
 host=${LISTEN_ADDR:-127.0.0.1}
 [[ $host == "::" || $host == "0.0.0.0" ]] && host=127.0.0.1
 # Something already answering on PORT is most likely another run-all: its
@@ -57,6 +49,14 @@ if (exec 3<>"/dev/tcp/$host/$PORT") 2>/dev/null; then
   say "port $PORT is already in use (another make run-all? find it with: ss -ltnp 'sport = :$PORT');"
   say "stop it, or run this node beside it: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 make run-all"
   exit 1
+fi
+
+if ! user_set JWT_SECRET; then
+  say "################################################################"
+  say "JWT_SECRET is not set: using the DEVELOPMENT secret."
+  say "Anyone can forge tokens. Never expose this node to a network."
+  say "################################################################"
+  export CONFAB_DEV=1
 fi
 
 pids=()
