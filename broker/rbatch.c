@@ -10,6 +10,7 @@
 #include "fmt.h"
 #include "freelist.h"
 #include "log.h"
+#include "scripts.h"
 
 /* Bounds on what is held: a batch runs in Redis without a break, and its
  * bytes come on top of the connection's own queue bound. */
@@ -108,7 +109,7 @@ static void fail_held(struct rbatch *q)
  * or 0. */
 static size_t damaged_room(const redisReply *e, const char **room)
 {
-    static const char tag[] = "(key cf:{";
+    static const char tag[] = SCRIPT_DAMAGED_KEY "cf:{";
     const char *p = memmem(e->str, e->len, tag, sizeof tag - 1);
     if (!p)
         return 0;
@@ -127,7 +128,8 @@ static void on_reply(void *ud, const redisReply *r)
         const redisReply *e = each ? r->element[i] : r;
         /* one line for the call that failed; the batch's own error reply is
          * logged by the bridge, and the calls after a failure were not run */
-        if (each && e->type == REDIS_REPLY_ERROR && strncmp(e->str, "ERR not run:", 12)) {
+        if (each && e->type == REDIS_REPLY_ERROR &&
+            strncmp(e->str, SCRIPT_NOT_RUN, sizeof SCRIPT_NOT_RUN - 1)) {
             rbridge_call_failed(f->rb, e);
             const char *room;
             size_t room_len = damaged_room(e, &room);

@@ -186,7 +186,7 @@ static struct cf_str *strings_of(const redisReply *r, uint32_t *n)
  * (script_send). */
 static bool refused_for_now(const redisReply *r)
 {
-    static const char not_run[] = "ERR not run: an earlier send in its batch failed: ";
+    static const char not_run[] = SCRIPT_NOT_RUN_AFTER;
     static const char *const codes[] = {"OOM ",     "READONLY ", "LOADING ",    "MASTERDOWN ",
                                         "BUSY ",    "MISCONF ",  "NOREPLICAS ", "NOSCRIPT "};
     const char *p = r->str;
