@@ -91,9 +91,40 @@ static void forget(struct rbatch *q)
     q->nkeys = q->nargs = q->ncalls = 0;
 }
 
-/* Tells every held call it failed, after taking them out of q: the
- * callbacks may hold new calls. */
-static void fail_held(struct rbatch *q)
+/* The replies of calls that never left the broker (rbatch_unqueued), one
+ * per reason: callers compare the pointer, the log and tests read the text. */
+#define UNQUEUED(err, text)                                                                        \
+    {                                                                                              \
+        err, { .type = REDIS_REPLY_ERROR, .str = (char *)(text), .len = sizeof(text) - 1 }         \
+    }
+static const struct {
+    int err;
+    redisReply r;
+} g_unqueued[] = {
+    UNQUEUED(-ENOTCONN, "ERR not queued: the Redis connection is down"),
+    UNQUEUED(-ENOBUFS, "ERR not queued: the queue toward Redis is full"),
+    UNQUEUED(-ENOMEM, "ERR not queued: the broker is out of memory"),
+};
+
+static const redisReply *unqueued(int err)
+{
+    size_t i = 0;
+    while (i + 1 < sizeof g_unqueued / sizeof g_unqueued[0] && g_unqueued[i].err != err)
+        i++;
+    return &g_unqueued[i].r; /* any other error is the broker's memory */
+}
+
+int rbatch_unqueued(const redisReply *r)
+{
+    for (size_t i = 0; i < sizeof g_unqueued / sizeof g_unqueued[0]; i++)
+        if (r == &g_unqueued[i].r)
+            return g_unqueued[i].err;
+    return 0;
+}
+
+/* Tells every held call it was not run (err says why), after taking them
+ * out of q: the callbacks may hold new calls. */
+static void fail_held(struct rbatch *q, int err)
 {
     struct call c[MAX_CALLS];
     uint32_t n = q->ncalls;
@@ -101,7 +132,7 @@ static void fail_held(struct rbatch *q)
     forget(q);
     for (uint32_t i = 0; i < n; i++)
         if (c[i].fn)
-            c[i].fn(c[i].ud, NULL);
+            c[i].fn(c[i].ud, unqueued(err));
 }
 
 /* The length of the name of the room whose key failed the send, pointed at
@@ -159,7 +190,7 @@ static void queue(struct rbatch *q)
     if (!f) {
         CF_ERROR("redis", "out of memory queueing %u calls for %s; they fail", q->ncalls,
                  rbridge_name(q->rb));
-        fail_held(q);
+        fail_held(q, -ENOMEM);
         return;
     }
     f->rb = q->rb;
@@ -189,7 +220,7 @@ static void queue(struct rbatch *q)
                  rbridge_name(q->rb), strerror(-rc));
         for (uint32_t i = 0; i < f->n; i++)
             if (f->calls[i].fn)
-                f->calls[i].fn(f->calls[i].ud, NULL);
+                f->calls[i].fn(f->calls[i].ud, unqueued(rc));
         cf_fl_put(&g_inflight, f);
     }
 }
@@ -201,7 +232,7 @@ static void on_event(void *ud, enum rbridge_event ev)
         queue(q);
         return;
     }
-    fail_held(q);
+    fail_held(q, -ENOTCONN);
     if (ev == RBRIDGE_FREE) {
         free(q->bytes);
         free(q);

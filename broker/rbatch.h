@@ -23,10 +23,12 @@
  * all of them (scripts.c, script_send).
  *
  * Each call's callback runs exactly once, with its own element of the reply,
- * the batch's error reply, or NULL, as rbridge_eval's do. NULL means the
- * connection was lost and the call may or may not have run, or that the
- * batch could not be queued (out of memory) and it did not: callers treat
- * both as unknown. */
+ * the batch's error reply, or NULL, as rbridge_eval's do: NULL means the
+ * connection was lost after the call was queued, so it may or may not have
+ * run. A call that never left the broker (the connection went down or the
+ * bridge was freed while it was held, or its batch could not be queued) gets
+ * an error reply of the batcher's own instead, which rbatch_unqueued tells
+ * apart: it did not run, so a retry is safe. */
 #ifndef BROKER_RBATCH_H
 #define BROKER_RBATCH_H
 
@@ -39,6 +41,12 @@ struct rbatch;
 /* The batcher on rb: registered as rb's hook, freed with rb (RBRIDGE_FREE).
  * One per bridge. NULL when out of memory. */
 struct rbatch *rbatch_new(struct rbridge *rb);
+
+/* Why a call never left the broker, when r is the batcher's own reply for
+ * that: -ENOTCONN (the connection is down, or the bridge went away),
+ * -ENOBUFS (the connection's queue was full) or -ENOMEM. 0 for any other
+ * reply, NULL included. */
+int rbatch_unqueued(const redisReply *r);
 
 /* The batcher rb already has, or NULL. */
 struct rbatch *rbatch_of(const struct rbridge *rb);

@@ -54,6 +54,7 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
     switch (err) {
     case -ENOTCONN: text = "Redis is not connected"; break;
     case -ENOBUFS: text = "the broker's queue toward Redis is full"; break;
+    case -ENOMEM: text = "the broker is out of memory"; break;
     case -ECONNRESET: /* it may have run: "unavailable" would say it did not */
         code = "timeout";
         text = "the Redis connection dropped; the outcome is unknown (resend with the same id)";

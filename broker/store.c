@@ -205,6 +205,9 @@ static int err_of(const redisReply *r)
 {
     if (!r)
         return -ECONNRESET;
+    int unqueued = rbatch_unqueued(r);
+    if (unqueued)
+        return unqueued;
     return r->type == REDIS_REPLY_ERROR && refused_for_now(r) ? -EAGAIN : -EIO;
 }
 
