@@ -98,7 +98,9 @@
  * published and get their ids (repeats their original ones). What happens
  * to the sends after it depends on what failed:
  * - a key of its room holds what a send cannot use (another type, a seq
- *   that is no integer: damage from outside): only that room's later sends
+ *   that is no integer, an epoch that is not 16 characters as the brokers
+ *   make it: damage from outside, as brokers drop messages with any other
+ *   epoch, cf_wire_room_event): only that room's later sends
  *   are not run (running them would give them ids before the failed one's
  *   resend), and the error names the damaged key so the log says what to
  *   delete; the other rooms' sends run as if it had not happened;
@@ -122,15 +124,11 @@ static const char script_send[] =
     "    redis.call('DEL', kh)\n"
     "    touch = true\n"
     "  end\n"
+    "  if #epoch ~= 16 then error({err = '" SCRIPT_BAD_EPOCH "'}) end\n"
     "  local id = redis.call('HINCRBY', km, 'seq', '1')\n"
-    "  local payload\n"
-    "  if #epoch == 16 then\n"
-    "    local hi = math.floor(id / 4294967296)\n"
-    "    payload = ARGV[a + 1] .. '\\165epoch\\176' .. epoch .. '\\162id' ..\n"
-    "      struct.pack('>BI4I4', 207, hi, id - hi * 4294967296)\n"
-    "  else\n"
-    "    payload = ARGV[a + 1] .. '\\165epoch' .. mp_str(epoch) .. '\\162id' .. mp_u64(id)\n"
-    "  end\n"
+    "  local hi = math.floor(id / 4294967296)\n"
+    "  local payload = ARGV[a + 1] .. '\\165epoch\\176' .. epoch .. '\\162id' ..\n"
+    "    struct.pack('>BI4I4', 207, hi, id - hi * 4294967296)\n"
     "  local hsize = tonumber(ARGV[a + 3])\n"
     "  if hsize > 0 then\n"
     "    local len = redis.call('RPUSH', kh, payload)\n"
@@ -149,6 +147,7 @@ static const char script_send[] =
     "local function damaged(e)\n"
     "  return string.find(e, '^WRONGTYPE') or string.find(e, '^ERR hash value is not an integer')\n"
     "    or string.find(e, '^ERR increment or decrement would overflow')\n"
+    "    or string.find(e, '^" SCRIPT_BAD_EPOCH "')\n"
     "end\n"
     "local function wrong(key, want)\n"
     "  local t = redis.call('TYPE', key)['ok']\n"
@@ -158,7 +157,7 @@ static const char script_send[] =
     "  if wrong(km, 'hash') then return km end\n"
     "  if wrong(kh, 'list') then return kh end\n"
     "  if kd and wrong(kd, 'string') then return kd end\n"
-    "  return km -- the types are right: meta's seq is no integer\n"
+    "  return km -- the types are right: meta's seq or epoch is damaged\n"
     "end\n"
     "local out, k, a, failed, broken = {}, 1, 1, nil, {}\n"
     "while a <= #ARGV do\n"

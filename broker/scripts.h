@@ -12,9 +12,11 @@ extern const int store_nscripts;
 
 /* How script_send answers a send it did not run, and names a damaged key
  * (scripts.c says when); read by the batcher's log (rbatch.c) and by the
- * send's reply (store.c). Plain text: they go inside Lua string literals. */
+ * send's reply (store.c). Plain text without quotes or Lua pattern characters:
+ * they go inside Lua string literals and patterns. */
 #define SCRIPT_NOT_RUN "ERR not run: "
 #define SCRIPT_NOT_RUN_AFTER SCRIPT_NOT_RUN "an earlier send in its batch failed: "
 #define SCRIPT_DAMAGED_KEY "(key "
+#define SCRIPT_BAD_EPOCH "ERR the room epoch is not 16 characters"
 
 #endif

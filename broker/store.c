@@ -57,8 +57,8 @@ static size_t channel(char *out, struct cf_str room)
 }
 
 /* 16 lowercase hex digits, CF_WIRE_EPOCH_LEN: brokers drop a msg on Redis
- * whose epoch has another shape (cf_wire_room_event), so the send script's
- * branch for other lengths only serves epochs nobody writes. */
+ * whose epoch has another shape (cf_wire_room_event), so the send script
+ * takes an epoch of another length for damage to the room. */
 static void new_epoch(char out[17])
 {
     static const char hex[] = "0123456789abcdef";
