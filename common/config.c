@@ -189,7 +189,8 @@ static const struct var vars[] = {
      "with TLS, open files of one gateway process, so its connections (libwebsockets scans a "
      "table this long at every close)"},
     {"RATE_MSGS", K_INT, OFF(rate_msgs), 0, 1000000, "20", false, NULL,
-     "requests per second one WebSocket may send on average (0 = no limit)"},
+     "requests (pings and pongs included) per second one WebSocket may send on average (0 = no "
+     "limit)"},
     {"RATE_BURST", K_INT, OFF(rate_burst), 1, 1000000, "40", false, NULL,
      "requests one WebSocket may send at once above RATE_MSGS"},
     {"LOGIN_RATE", K_INT, OFF(login_rate), 0, 1000000, "5", false, NULL,

@@ -327,11 +327,21 @@ static int on_data(void *ud, bool binary, const uint8_t *p, size_t n, bool first
     return s->ended;
 }
 
+/* A control frame the handlers refuse: 1 to ignore it, else it closed s. */
+static int control_refused(struct session *s)
+{
+    const char *why = "";
+    int rc = g_h.control(g_ud, s, &why);
+    if (rc > 1)
+        sess_close(s, rc, why);
+    return rc;
+}
+
 static int on_ping(void *ud, const uint8_t *p, size_t n)
 {
     struct session *s = ud;
-    if (s->close_code || s->no_output)
-        return 0;
+    if (s->close_code || s->no_output || control_refused(s))
+        return s->ended;
     unsigned char *pong = s->pong ? s->pong : malloc(125);
     if (!pong)
         return 0; /* the peer's next ping gets one */
@@ -344,8 +354,10 @@ static int on_ping(void *ud, const uint8_t *p, size_t n)
 
 static int on_pong(void *ud)
 {
-    (void)ud;
-    return 0; /* sess_seen is recorded for every read */
+    struct session *s = ud;
+    if (!s->close_code)
+        control_refused(s);
+    return s->ended; /* sess_seen is recorded for every read */
 }
 
 static int on_close(void *ud, int code, const uint8_t *reason, size_t n)

@@ -144,6 +144,11 @@ size_t sess_max_queue(const struct session *s);
  * sessions): the gateway then leaves its rooms and frees it. */
 struct sess_handlers {
     void (*message)(void *ud, struct session *s, bool binary, const void *msg, size_t len);
+    /* A ping or pong from the client: 0 to take it, 1 to ignore it (a ping
+     * gets no pong), or the close code to end the connection with (and
+     * *why, a static string). They carry no request, but cost a read and a
+     * pong each: without a limit a client could send them without end. */
+    int (*control)(void *ud, struct session *s, const char **why);
     void (*ended)(void *ud, struct session *s);
 };
 struct wsio;

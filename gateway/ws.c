@@ -456,18 +456,28 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
 
 /* A whole message from the client, either mode. Returns 0, or the close
  * code the connection must end with (and *why, a static string). */
+/* Takes one of s's request tokens (sess_rate_take); a SESS_RATE_CLOSE is
+ * counted and logged here, with *why set for the caller's close. */
+static enum sess_rate take_rate(struct gw *gw, struct session *s, const char *what,
+                                const char **why)
+{
+    enum sess_rate rate = sess_rate_take(s, gw->cfg->rate_msgs, gw->cfg->rate_burst, cf_mono_ms());
+    if (rate != SESS_RATE_CLOSE)
+        return rate;
+    gw->stats.rate_closes++;
+    CF_INFO("ws", "conn %llu (%s): kept sending %s over RATE_MSGS=%d/s; closing with 1008",
+            (unsigned long long)sess_id(s), sess_user(s), what, gw->cfg->rate_msgs);
+    *why = "rate limit exceeded";
+    return rate;
+}
+
 static int handle_message(struct gw *gw, struct session *s, bool binary, const void *msg,
                           size_t mlen, const char **why)
 {
     enum sess_proto proto = sess_proto(s);
-    enum sess_rate rate = sess_rate_take(s, gw->cfg->rate_msgs, gw->cfg->rate_burst, cf_mono_ms());
-    if (rate == SESS_RATE_CLOSE) {
-        gw->stats.rate_closes++;
-        CF_INFO("ws", "conn %llu (%s): kept sending over RATE_MSGS=%d/s; closing with 1008",
-                (unsigned long long)sess_id(s), sess_user(s), gw->cfg->rate_msgs);
-        *why = "rate limit exceeded";
+    enum sess_rate rate = take_rate(gw, s, "requests", why);
+    if (rate == SESS_RATE_CLOSE)
         return LWS_CLOSE_STATUS_POLICY_VIOLATION;
-    }
     if (rate == SESS_RATE_REFUSE) {
         gw->stats.requests_limited++;
         if (sess_proto_is_v1(proto) && binary == (proto == SESS_V1_MSGPACK))
@@ -499,6 +509,21 @@ static void own_message(void *ud, struct session *s, bool binary, const void *ms
     int code = handle_message(ud, s, binary, msg, len, &why);
     if (code)
         sess_close(s, code, why);
+}
+
+/* A ping or pong costs a request token: a client pinging now and then never
+ * notices, one that floods them is closed as for requests. */
+static int own_control(void *ud, struct session *s, const char **why)
+{
+    struct gw *gw = ud;
+    enum sess_rate rate = take_rate(gw, s, "pings or pongs", why);
+    if (rate == SESS_RATE_CLOSE)
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    if (rate == SESS_RATE_REFUSE) {
+        gw->stats.requests_limited++;
+        return 1;
+    }
+    return 0;
 }
 
 /* Ends the connection from RECEIVE: lws sends the close frame once the
@@ -584,9 +609,13 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         sess_stop_output(s);
         return 0;
-    case LWS_CALLBACK_RECEIVE_PONG:
+    case LWS_CALLBACK_RECEIVE_PONG: { /* lws answers pings itself, unseen */
         sess_seen(s, cf_mono_ms());
+        const char *why = "";
+        if (!sess_closing(s) && own_control(gw, s, &why) > 1)
+            return close_now(wsi, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return 0;
+    }
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return sess_on_writable(s);
     case LWS_CALLBACK_CLOSED:
@@ -631,7 +660,7 @@ static void on_io(void *ptr, bool readable, bool writable)
 
 int ws_init(struct gw *gw)
 {
-    static const struct sess_handlers h = {own_message, own_ended};
+    static const struct sess_handlers h = {own_message, own_control, own_ended};
     if (gw->cfg->tls_cert[0]) {
         /* Every connection stays with lws. A paced flush still needs a
          * wake-up that ends lws' poll() on time (session.c): lws 4.1 rounds

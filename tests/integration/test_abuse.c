@@ -204,6 +204,38 @@ static void test_a_flooding_legacy_client_is_closed(void **state)
     wsc_abort(f);
 }
 
+/* Pings and pongs cost a request token each: a client pinging now and then
+ * goes on as before, one flooding them is closed like a request flood (they
+ * cost the gateway a read and a pong each, and used to be unlimited). */
+static void test_a_ping_flood_is_closed(void **state)
+{
+    (void)state;
+    struct v1c *a = v1_member(fx.node.port, "pinger", V1_JSON);
+    join(a, "pings"); /* one of its five */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wsc_send_frame(v1_wsc(a), WS_PING, true, "hi", 2), 0);
+    send_msg(a, "pings", "after-pings", "still served");
+    json_t *ev = v1_wait(a, V1_WAIT, "ack", NULL);
+    V1_MUST(a, ev, "an ack after two pings");
+    json_decref(ev);
+
+    struct v1c *f = v1_member(fx.node.port, "ping-flooder", V1_MSGPACK);
+    long mark = h_log_mark(&fx.node.gateway);
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < 5000 && h_now_ms() - t0 < 3000; i++, h_sleep_ms(1))
+        if (wsc_send_frame(v1_wsc(f), WS_PING, true, "", 0) < 0)
+            break;
+    assert_int_equal(wsc_wait_close(v1_wsc(f), V1_WAIT), 1008);
+    assert_true(h_log_contains_from(&fx.node.gateway, mark, "kept sending pings or pongs", 2000));
+    v1_abort(f);
+    /* the other client is fine */
+    send_msg(a, "pings", "after-flood", "still here");
+    ev = v1_wait(a, V1_WAIT, "ack", NULL);
+    V1_MUST(a, ev, "an ack after the other's flood");
+    json_decref(ev);
+    v1_close(a);
+}
+
 /* ---- per address ------------------------------------------------------------ */
 
 static void test_connections_per_address_are_limited(void **state)
@@ -392,6 +424,7 @@ int main(void)
                                         setup_rate, teardown),
         cmocka_unit_test_setup_teardown(test_a_flooding_legacy_client_is_closed, setup_rate,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_ping_flood_is_closed, setup_rate, teardown),
         cmocka_unit_test_setup_teardown(test_connections_per_address_are_limited, setup_addr,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_logins_per_address_are_limited, setup_addr,

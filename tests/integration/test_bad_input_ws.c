@@ -399,6 +399,36 @@ static void test_an_empty_fragmented_message(void **state)
     witness_check(&wit, &fx.node);
 }
 
+/* A message may come in up to 256 frames; past that it is closed with 1008
+ * (endless empty continuation frames made a message that never ended and
+ * cost the gateway a parse each, without any limit). */
+static void test_a_message_in_too_many_frames_is_1008(void **state)
+{
+    (void)state;
+    static const char join[] = "{\"type\":\"join\",\"payload\":{\"room\":\"frames\"}}";
+    for (int extra = 0; extra < 2; extra++) {
+        struct wsc *c = open_as(V1_TEXT, "fragmenter");
+        /* the join's bytes in its first frames, then empty ones: 256 frames
+         * in all, or 257 */
+        size_t n = sizeof join - 1;
+        int frames = 256 + extra;
+        for (int i = 0; i < frames; i++) {
+            const char *p = i < (int)n ? join + i : "";
+            bool fin = i == frames - 1;
+            assert_int_equal(wsc_send_frame(c, i ? WS_CONT : WS_TEXT, fin, p, i < (int)n), 0);
+        }
+        if (extra) {
+            expect_close(c, 1008, "a message in 257 frames", V1_TEXT);
+            continue;
+        }
+        json_t *ev = v1_wait(last_v1, V1_WAIT, "joined", "room", "frames", NULL);
+        V1_MUST(last_v1, ev, "joined, from a join in 256 frames");
+        json_decref(ev);
+        done(c, false);
+    }
+    witness_check(&wit, &fx.node);
+}
+
 /* ---- the close handshake and the upgrade, on raw sockets ----------------- */
 
 /* A masked client frame (zero mask key) into out; returns its length. */
@@ -621,6 +651,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_frames_with_bad_lengths),
         cmocka_unit_test(test_ping_floods),
+        cmocka_unit_test(test_a_message_in_too_many_frames_is_1008),
         cmocka_unit_test(test_oversized_messages_are_1009_on_every_protocol),
         cmocka_unit_test(test_a_protocol_error_ends_the_connection_at_once),
         cmocka_unit_test(test_invalid_utf8_is_1007),
