@@ -29,10 +29,13 @@ static int shard_main(int index, void *arg)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: confab-broker [--shard I] [--shards N] [--check-config] [--version]\n"
+            "usage: confab-broker [--shard I] [--shards N] [--check-config] [--check-ports]\n"
+            "                     [--version]\n"
             "  --shard I       run only shard I (0 <= I < N); without it, run all N shards\n"
             "  --shards N      number of shards (default: BROKERS)\n"
             "  --check-config  validate the environment, print the settings and exit\n"
+            "  --check-ports   check that the shards' BROKER_METRICS_PORTs are free and exit\n"
+            "                  (0 free, 1 one is held: the log says which)\n"
             "Settings come from the environment and ./.env; see README.md.\n");
 }
 
@@ -51,6 +54,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"shard", required_argument, NULL, 's'},
                                          {"shards", required_argument, NULL, 'n'},
                                          {"check-config", no_argument, NULL, 'c'},
+                                         {"check-ports", no_argument, NULL, 'p'},
                                          {"version", no_argument, NULL, CF_START_OPT_VERSION},
                                          {"help", no_argument, NULL, CF_START_OPT_HELP},
                                          {NULL, 0, NULL, 0}};
@@ -71,6 +75,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             check = 1;
+            break;
+        case 'p':
+            check = 2;
             break;
         default:
             return cf_start_option(c, "confab-broker", usage);
@@ -95,7 +102,7 @@ int main(int argc, char **argv)
                 g_cfg.broker_metrics_port, g_shards);
         return 2;
     }
-    if (check) {
+    if (check == 1) {
         cf_config_print(&g_cfg, stdout);
         return 0;
     }
@@ -105,6 +112,8 @@ int main(int argc, char **argv)
         if (cf_start_port_free("BROKER_METRICS_PORT", g_cfg.listen_addr,
                                g_cfg.broker_metrics_port + i) < 0)
             return 1;
+    if (check == 2) /* what run-all asks before it starts anything */
+        return 0;
     cf_cpusched_apply(g_cfg.sched_batch);
     /* a link per gateway process of the node and a few to Redis: the usual
      * 1024 is plenty, but a larger hard limit costs nothing to take */

@@ -29,8 +29,10 @@ static int worker_main(int index, void *arg)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: confab-gateway [--check-config] [--version]\n"
+    fprintf(out, "usage: confab-gateway [--check-config] [--check-ports] [--version]\n"
                  "  --check-config  validate the environment, print the settings and exit\n"
+                 "  --check-ports   check that PORT and the METRICS_PORTs are free and exit\n"
+                 "                  (0 free, 1 one is held: the log says which)\n"
                  "Settings come from the environment and ./.env; see README.md.\n");
 }
 
@@ -65,6 +67,7 @@ static int check_ports(void)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"check-config", no_argument, NULL, 'c'},
+                                         {"check-ports", no_argument, NULL, 'p'},
                                          {"version", no_argument, NULL, CF_START_OPT_VERSION},
                                          {"help", no_argument, NULL, CF_START_OPT_HELP},
                                          {NULL, 0, NULL, 0}};
@@ -74,6 +77,9 @@ int main(int argc, char **argv)
         switch (c) {
         case 'c':
             check = 1;
+            break;
+        case 'p':
+            check = 2;
             break;
         default:
             return cf_start_option(c, "confab-gateway", usage);
@@ -93,10 +99,12 @@ int main(int argc, char **argv)
         return 2;
     }
     auth_free(probe);
-    if (check) {
+    if (check == 1) {
         cf_config_print(&g_cfg, stdout);
         return 0;
     }
+    if (check == 2) /* what run-all asks before it starts anything */
+        return check_ports();
     if (g_cfg.jwt_secret_is_dev) {
         if (!g_cfg.dev) {
             fprintf(stderr, "confab-gateway: JWT_SECRET is not set. Set it to at least 32 random "

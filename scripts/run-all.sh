@@ -43,10 +43,11 @@ export RUN_DIR BROKERS GATEWAY_WORKERS PORT
 
 host=${LISTEN_ADDR:-127.0.0.1}
 [[ $host == "::" || $host == "0.0.0.0" ]] && host=127.0.0.1
-# Something already answering on PORT is most likely another run-all: its
-# gateways would answer our health check, and ours would refuse the port.
-if (exec 3<>"/dev/tcp/$host/$PORT") 2>/dev/null; then
-  say "port $PORT is already in use (another make run-all? find it with: ss -ltnp 'sport = :$PORT');"
+# A port held is most likely another run-all: its gateways would answer our
+# health check, and ours would refuse the port. The daemons check their
+# ports as they will bind them (any address, IPv6 too), before we start any.
+if ! "$GATEWAY" --check-ports || ! "$BROKER" --check-ports; then
+  say "a port of this node is already in use (the line above names it; another make run-all?);"
   say "stop it, or run this node beside it: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 make run-all"
   exit 1
 fi

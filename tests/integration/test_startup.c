@@ -370,6 +370,75 @@ static void test_a_gateway_does_not_share_a_held_port(void **state)
     h_redis_stop(&f.redis);
 }
 
+/* A listener on ::1 only, or -1 where this machine has no IPv6 loopback. */
+static int listen_on_v6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = in6addr_loopback};
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 8) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static int listen_port6(int fd)
+{
+    struct sockaddr_in6 sa;
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin6_port);
+}
+
+static void expect_check_ports(const char *which, const char *const env[], int want,
+                               const char *what)
+{
+    struct h_proc p;
+    int rc = run(&p, which, "--check-ports", NULL, env);
+    if (rc != want || (want == 1 && !h_log_contains(&p, "is already in use", 0))) {
+        h_dump_log(&p, 10);
+        fail_msg("%s --check-ports, %s: exit %d, expected %d", which, what, rc, want);
+    }
+}
+
+/* `--check-ports` (what `make run-all` asks before it starts anything)
+ * answers with the daemons' own check, as they will bind: no secret needed,
+ * 0 when the ports are free, 1 and the port when one is held, also by a
+ * listener on another address the bind would meet (::1 under LISTEN_ADDR
+ * ::, which a connect to 127.0.0.1 did not see). */
+static void test_check_ports_answers_as_the_bind_would(void **state)
+{
+    (void)state;
+    char port[32], metrics[48], run_dir[400];
+    snprintf(run_dir, sizeof run_dir, "RUN_DIR=%s/check-ports", h_tmpdir());
+    snprintf(port, sizeof port, "PORT=%d", h_free_port());
+    const char *free_env[] = {port, "LISTEN_ADDR=127.0.0.1", run_dir, NULL};
+    expect_check_ports("gateway", free_env, 0, "PORT free");
+
+    int holder = listen_on(0);
+    snprintf(port, sizeof port, "PORT=%d", listen_port(holder));
+    const char *held_env[] = {port, "LISTEN_ADDR=127.0.0.1", run_dir, NULL};
+    expect_check_ports("gateway", held_env, 1, "PORT held");
+    close(holder);
+
+    holder = listen_on_v6_loopback();
+    if (holder >= 0) {
+        snprintf(port, sizeof port, "PORT=%d", listen_port6(holder));
+        const char *v6_env[] = {port, "LISTEN_ADDR=::", run_dir, NULL};
+        expect_check_ports("gateway", v6_env, 1, "PORT held on ::1 under LISTEN_ADDR ::");
+        close(holder);
+    } else {
+        printf("# no IPv6 loopback here: the ::1 holder was not tried\n");
+    }
+
+    holder = listen_on(0);
+    snprintf(metrics, sizeof metrics, "BROKER_METRICS_PORT=%d", listen_port(holder) - 1);
+    const char *benv[] = {metrics, "LISTEN_ADDR=127.0.0.1", run_dir, "BROKERS=2", NULL};
+    expect_check_ports("broker", benv, 1, "shard 1's metrics port held");
+    close(holder);
+    expect_check_ports("broker", benv, 0, "metrics ports free");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_processes_run_under_sched_batch),
         cmocka_unit_test(test_open_files_limit_is_raised),
         cmocka_unit_test(test_a_gateway_does_not_share_a_held_port),
+        cmocka_unit_test(test_check_ports_answers_as_the_bind_would),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
