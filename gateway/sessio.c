@@ -313,7 +313,7 @@ static int on_data(void *ud, bool binary, const uint8_t *p, size_t n, bool first
     const void *msg;
     size_t mlen;
     int rc = sess_rx(s, p, n, first, final, (size_t)remaining, g_max_msg, &msg, &mlen);
-    if (rc < 0) { /* wsframe refuses sizes first; this is out of memory */
+    if (rc < 0) { /* wsframe refuses sizes and frame counts first: out of memory */
         sess_close(s, 1011, "out of memory");
         return 0;
     }

@@ -375,6 +375,10 @@ bool sess_closing(const struct session *s)
 int sess_rx(struct session *s, const void *in, size_t len, bool first, bool final,
             size_t remaining, size_t max, const void **msg, size_t *msglen)
 {
+    if (first)
+        s->rx_frames = 0;
+    if (remaining == 0 && ++s->rx_frames > WSF_MAX_FRAMES)
+        return -2;
     if (first) {
         sess_rx_done(s);
         if (len > max || remaining > max - len)

@@ -114,7 +114,9 @@ bool sess_closing(const struct session *s);
 
 /* Reassembles a message from lws RECEIVE chunks. Returns 1 with the whole
  * message in msg and msglen (valid until sess_rx_done), 0 when more fragments
- * follow, or -1 when it would exceed `max` bytes (close with 1009). */
+ * follow, -1 when it would exceed `max` bytes (close with 1009), or -2 when
+ * it comes in more than WSF_MAX_FRAMES frames (close with 1008; a piece with
+ * `remaining` 0 ends a frame). */
 int sess_rx(struct session *s, const void *in, size_t len, bool first, bool final,
             size_t remaining, size_t max, const void **msg, size_t *msglen);
 void sess_rx_done(struct session *s);

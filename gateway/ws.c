@@ -23,6 +23,7 @@
 #include "upgreq.h"
 #include "v1.h"
 #include "validate.h"
+#include "wsframe.h"
 #include "wsio.h"
 
 /* ---- upgrade ------------------------------------------------------------- */
@@ -454,8 +455,6 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
     legacy_event_free(&ev);
 }
 
-/* A whole message from the client, either mode. Returns 0, or the close
- * code the connection must end with (and *why, a static string). */
 /* Takes one of s's request tokens (sess_rate_take); a SESS_RATE_CLOSE is
  * counted and logged here, with *why set for the caller's close. */
 static enum sess_rate take_rate(struct gw *gw, struct session *s, const char *what,
@@ -471,6 +470,8 @@ static enum sess_rate take_rate(struct gw *gw, struct session *s, const char *wh
     return rate;
 }
 
+/* A whole message from the client, either mode. Returns 0, or the close
+ * code the connection must end with (and *why, a static string). */
 static int handle_message(struct gw *gw, struct session *s, bool binary, const void *msg,
                           size_t mlen, const char **why)
 {
@@ -548,6 +549,11 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
     int rc =
         sess_rx(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
                 lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg, &mlen);
+    if (rc == -2) {
+        CF_INFO("ws", "conn %llu (%s): a message in over %d frames; closing with 1008",
+                (unsigned long long)sess_id(s), sess_user(s), WSF_MAX_FRAMES);
+        return close_now(wsi, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "message in too many frames");
+    }
     if (rc < 0) {
         CF_INFO("ws", "conn %llu (%s): message over %d bytes; closing with 1009",
                 (unsigned long long)sess_id(s), sess_user(s), gw->cfg->max_message_bytes);

@@ -370,6 +370,50 @@ static void test_tls_max_conns_bounds_a_process(void **state)
     tlsproxy_stop(&px);
 }
 
+/* Over TLS lws parses the frames, and the gateway still bounds what it is
+ * handed: a message in more than 256 frames is closed with 1008, and pongs
+ * take from RATE_MSGS as in own mode (a flood of them is closed; the pings
+ * lws answers itself, unseen). */
+static void test_tls_bounds_frames_and_pongs(void **state)
+{
+    (void)state;
+    tls_node_up("RATE_MSGS=5");
+    struct tlsproxy px;
+    assert_int_equal(tlsproxy_start(&px, fx.node.port, path_of("tls.crt")), 0);
+    static const char join[] = "{\"type\":\"join\",\"payload\":{\"room\":\"tls-frames\"}}";
+    for (int extra = 0; extra < 2; extra++) {
+        struct v1c *c = v1_member(px.port, "tls-fragmenter", V1_JSON);
+        int frames = 256 + extra;
+        for (int i = 0; i < frames; i++) {
+            size_t n = sizeof join - 1;
+            const char *p = i < (int)n ? join + i : "";
+            assert_int_equal(wsc_send_frame(v1_wsc(c), i ? WS_CONT : WS_TEXT, i == frames - 1, p,
+                                            i < (int)n),
+                             0);
+        }
+        if (extra) {
+            assert_int_equal(wsc_wait_close(v1_wsc(c), V1_WAIT), 1008);
+            v1_abort(c);
+            continue;
+        }
+        json_t *ev = v1_wait(c, V1_WAIT, "joined", "room", "tls-frames", NULL);
+        V1_MUST(c, ev, "joined, from a join in 256 frames over TLS");
+        json_decref(ev);
+        v1_close(c);
+    }
+
+    struct v1c *f = v1_member(px.port, "tls-pong-flooder", V1_JSON);
+    long mark = h_log_mark(&fx.node.gateway);
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < 5000 && h_now_ms() - t0 < 3000; i++, h_sleep_ms(1))
+        if (wsc_send_frame(v1_wsc(f), WS_PONG, true, "p", 1) < 0) /* lws 4.1 drops empty ones */
+            break;
+    assert_int_equal(wsc_wait_close(v1_wsc(f), V1_WAIT), 1008);
+    assert_true(h_log_contains_from(&fx.node.gateway, mark, "kept sending pings or pongs", 2000));
+    v1_abort(f);
+    tlsproxy_stop(&px);
+}
+
 static void test_https_and_wss(void **state)
 {
     (void)state;
@@ -531,6 +575,7 @@ int main(void)
         cmocka_unit_test_teardown(test_es256_with_guest_tokens_signed_by_the_private_key,
                                   teardown),
         cmocka_unit_test_teardown(test_https_and_wss, teardown),
+        cmocka_unit_test_teardown(test_tls_bounds_frames_and_pongs, teardown),
         cmocka_unit_test_teardown(test_failed_tls_setups_do_not_free_places, teardown),
         cmocka_unit_test_teardown(test_a_paced_message_goes_out_over_tls, teardown),
         cmocka_unit_test_teardown(test_tls_max_conns_bounds_a_process, teardown),
