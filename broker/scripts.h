@@ -12,8 +12,9 @@ extern const int store_nscripts;
 
 /* How script_send answers a send it did not run, and names a damaged key
  * (scripts.c says when); read by the batcher's log (rbatch.c) and by the
- * send's reply (store.c). Plain text without quotes or Lua pattern characters:
- * they go inside Lua string literals and patterns. */
+ * send's reply (store.c). Plain text without quotes: they go inside Lua
+ * string literals; SCRIPT_BAD_EPOCH is also matched as a Lua pattern, so it
+ * holds no pattern characters either. */
 #define SCRIPT_NOT_RUN "ERR not run: "
 #define SCRIPT_NOT_RUN_AFTER SCRIPT_NOT_RUN "an earlier send in its batch failed: "
 #define SCRIPT_DAMAGED_KEY "(key "

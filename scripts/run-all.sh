@@ -46,11 +46,17 @@ host=${LISTEN_ADDR:-127.0.0.1}
 # A port held is most likely another run-all: its gateways would answer our
 # health check, and ours would refuse the port. The daemons check their
 # ports as they will bind them (any address, IPv6 too), before we start any.
-if ! "$GATEWAY" --check-ports || ! "$BROKER" --check-ports; then
-  say "a port of this node is already in use (the line above names it; another make run-all?);"
-  say "stop it, or run this node beside it: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 make run-all"
-  exit 1
-fi
+"$GATEWAY" --check-ports && "$BROKER" --check-ports
+case $? in
+  0) ;;
+  1)
+    say "a port of this node is already in use (the line above names it; another make run-all?);"
+    say "stop it, or run this node beside it: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 make run-all"
+    say "(with METRICS_PORT or BROKER_METRICS_PORT set, other ones of those too)"
+    exit 1
+    ;;
+  *) exit 2 ;; # a setting to change: the line above says which
+esac
 
 if ! user_set JWT_SECRET; then
   say "################################################################"
