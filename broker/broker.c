@@ -174,7 +174,8 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     (void)usec;
     struct broker *b = ud;
     uint32_t slices = beat_slices(b);
-    if (b->beat_slice++ % slices == 0)
+    uint32_t k = b->beat_slice++ % slices;
+    if (k == 0)
         report(b);
     int64_t now = cf_mono_ms();
     expire_gone(b, now);
@@ -183,9 +184,15 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
         rooms_retry(b->rooms);
     }
     notify_ready_if_due(b); /* a degraded start, once it has settled */
-    /* rounded up: a round ends within the period even as rooms are added */
+    /* slice k's share of a round: the shares add up to the rooms once a
+     * period. Each slice's share rounded up refreshed a room in every slice
+     * (a lone room 100 times a period at the defaults) while there were
+     * fewer rooms than slices. A
+     * round that rooms added meanwhile make longer ends in the next period,
+     * well inside the entries' TTL of three. */
     uint64_t rooms = presence_rooms(b->presence);
-    presence_refresh_next(b->presence, (uint32_t)((rooms + slices - 1) / slices), refresh_room, b);
+    uint64_t share = rooms * (k + 1) / slices - rooms * k / slices;
+    presence_refresh_next(b->presence, (uint32_t)share, refresh_room, b);
     sd_event_source_set_time_relative(s, slice_usec(b));
     sd_event_source_set_enabled(s, SD_EVENT_ON);
     return 0;

@@ -456,6 +456,27 @@ static long long evalsha_calls(redisContext *rc)
     return v;
 }
 
+/* The presence heartbeat refreshes each room once per PRESENCE_TTL / 3 (10 s
+ * here), in slices of 100 ms; a lone room was refreshed in every slice, ten
+ * scripts a second. */
+static void test_an_idle_room_is_refreshed_once_a_period(void **state)
+{
+    (void)state;
+    struct wsc *a = wsc_connect_user(fx.node.port, "idler");
+    assert_non_null(a);
+    assert_int_equal(wsc_send_event(a, "send_message", "message", "here"), 0);
+    expect_message(a, "here", "idler"); /* joined, its presence kept */
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
+    assert_non_null(rc);
+    long long before = evalsha_calls(rc);
+    h_sleep_ms(3000);
+    long long calls = evalsha_calls(rc) - before;
+    printf("# script calls of an idle node with one room in 3 s: %lld\n", calls);
+    assert_true(calls <= 2);
+    redisFree(rc);
+    wsc_close(a);
+}
+
 /* A line after `mark` says that a send of `room` failed on its key
  * cf:{room}:<what>. */
 static void expect_damage_logged(long mark, const char *room, const char *what)
@@ -809,6 +830,7 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_an_idle_room_is_refreshed_once_a_period), /* first: one room */
         cmocka_unit_test(test_bad_frames_close_only_that_link),
         cmocka_unit_test(test_a_good_link_speaks_the_protocol),
         cmocka_unit_test(test_redis_payloads),
