@@ -187,9 +187,9 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     /* slice k's share of a round: the shares add up to the rooms once a
      * period. Each slice's share rounded up refreshed a room in every slice
      * (a lone room 100 times a period at the defaults) while there were
-     * fewer rooms than slices. A
-     * round that rooms added meanwhile make longer ends in the next period,
-     * well inside the entries' TTL of three. */
+     * fewer rooms than slices. A round that rooms added meanwhile make
+     * longer ends in the next period, well inside the entries' TTL of
+     * three. */
     uint64_t rooms = presence_rooms(b->presence);
     uint64_t share = rooms * (k + 1) / slices - rooms * k / slices;
     presence_refresh_next(b->presence, (uint32_t)share, refresh_room, b);
