@@ -184,15 +184,18 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
         rooms_retry(b->rooms);
     }
     notify_ready_if_due(b); /* a degraded start, once it has settled */
-    /* slice k's share of a round: the shares add up to the rooms once a
-     * period. Each slice's share rounded up refreshed a room in every slice
-     * (a lone room 100 times a period at the defaults) while there were
-     * fewer rooms than slices. A round that rooms added meanwhile make
-     * longer ends in the next period, well inside the entries' TTL of
-     * three. */
-    uint64_t rooms = presence_rooms(b->presence);
-    uint64_t share = rooms * (k + 1) / slices - rooms * k / slices;
-    presence_refresh_next(b->presence, (uint32_t)share, refresh_room, b);
+    /* A round refreshes as many rooms as there were when the period began,
+     * spread over the slices left: every room of the ring is refreshed once
+     * a period, whatever rooms come and go meanwhile (a new one is put just
+     * behind the cursor, and its entries were just written). A share of
+     * rooms / slices rounded up refreshed a room in every slice (a lone room
+     * 100 times a period at the defaults) while there were fewer rooms than
+     * slices. */
+    if (k == 0)
+        b->beat_left = presence_rooms(b->presence);
+    uint64_t share = (b->beat_left + (slices - k) - 1) / (slices - k);
+    uint32_t done = presence_refresh_next(b->presence, (uint32_t)share, refresh_room, b);
+    b->beat_left -= done < b->beat_left ? done : b->beat_left;
     sd_event_source_set_time_relative(s, slice_usec(b));
     sd_event_source_set_enabled(s, SD_EVENT_ON);
     return 0;

@@ -26,6 +26,7 @@ struct broker {
     sd_event *ev;
     sd_event_source *beat;
     uint32_t beat_slice; /* of the current heartbeat period */
+    uint64_t beat_left;  /* rooms this period's round has still to refresh */
     struct gwlinks *links;
     struct rooms *rooms;
     struct rset *redis; /* the Redis servers; a room's own is rb_of(room) */

@@ -314,7 +314,9 @@ static int on_data(void *ud, bool binary, const uint8_t *p, size_t n, bool first
     size_t mlen;
     int rc = sess_rx(s, p, n, first, final, (size_t)remaining, g_max_msg, &msg, &mlen);
     if (rc < 0) { /* wsframe refuses sizes and frame counts first: out of memory */
-        sess_close(s, 1011, "out of memory");
+        bool frames = rc == -2;
+        sess_close(s, frames ? 1008 : 1011,
+                   frames ? "message in too many frames" : "out of memory");
         return 0;
     }
     if (rc == 0)
