@@ -58,7 +58,8 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, CF_START_OPT_VERSION},
                                          {"help", no_argument, NULL, CF_START_OPT_HELP},
                                          {NULL, 0, NULL, 0}};
-    int shard = -1, shards = -1, check = 0, c;
+    int shard = -1, shards = -1, c;
+    enum { RUN, CHECK_CONFIG, CHECK_PORTS } mode = RUN;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's':
@@ -74,10 +75,10 @@ int main(int argc, char **argv)
             }
             break;
         case 'c':
-            check = 1;
+            mode = CHECK_CONFIG;
             break;
         case 'p':
-            check = 2;
+            mode = CHECK_PORTS;
             break;
         default:
             return cf_start_option(c, "confab-broker", usage);
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
                 g_cfg.broker_metrics_port, g_shards);
         return 2;
     }
-    if (check == 1) {
+    if (mode == CHECK_CONFIG) {
         cf_config_print(&g_cfg, stdout);
         return 0;
     }
@@ -112,7 +113,7 @@ int main(int argc, char **argv)
         if (cf_start_port_free("BROKER_METRICS_PORT", g_cfg.listen_addr,
                                g_cfg.broker_metrics_port + i) < 0)
             return 1;
-    if (check == 2) /* what run-all asks before it starts anything */
+    if (mode == CHECK_PORTS) /* what run-all asks before it starts anything */
         return 0;
     cf_cpusched_apply(g_cfg.sched_batch);
     /* a link per gateway process of the node and a few to Redis: the usual

@@ -72,14 +72,15 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, CF_START_OPT_HELP},
                                          {NULL, 0, NULL, 0}};
     jalloc_install(); /* before any json_t exists */
-    int check = 0, c;
+    enum { RUN, CHECK_CONFIG, CHECK_PORTS } mode = RUN;
+    int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            check = 1;
+            mode = CHECK_CONFIG;
             break;
         case 'p':
-            check = 2;
+            mode = CHECK_PORTS;
             break;
         default:
             return cf_start_option(c, "confab-gateway", usage);
@@ -99,11 +100,11 @@ int main(int argc, char **argv)
         return 2;
     }
     auth_free(probe);
-    if (check == 1) {
+    if (mode == CHECK_CONFIG) {
         cf_config_print(&g_cfg, stdout);
         return 0;
     }
-    if (check == 2) /* what run-all asks before it starts anything */
+    if (mode == CHECK_PORTS) /* what run-all asks before it starts anything */
         return check_ports();
     if (g_cfg.jwt_secret_is_dev) {
         if (!g_cfg.dev) {

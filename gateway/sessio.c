@@ -304,6 +304,20 @@ void sess_handover_done(struct session *s, bool in_set)
 
 /* ---- own mode: reading ------------------------------------------------------ */
 
+/* The client broke a rule of its input (code, why: a static string): its
+ * input is discarded from now on and the connection closed. */
+static void input_broken(struct session *s, int code, const char *why)
+{
+    s->rx_broken = true;
+    CF_INFO("ws", "conn %llu (%s): %s; closing with %d", (unsigned long long)s->id, s->user, why,
+            code);
+    sess_close(s, code, why);
+    /* Our close for another reason is out whole already: the client's
+     * answer will be discarded with the rest, so the FIN goes now. */
+    if (s->close_sent && !s->tail && !s->ended)
+        close_out(s);
+}
+
 static int on_data(void *ud, bool binary, const uint8_t *p, size_t n, bool first, bool final,
                    uint64_t remaining)
 {
@@ -313,10 +327,13 @@ static int on_data(void *ud, bool binary, const uint8_t *p, size_t n, bool first
     const void *msg;
     size_t mlen;
     int rc = sess_rx(s, p, n, first, final, (size_t)remaining, g_max_msg, &msg, &mlen);
-    if (rc < 0) { /* wsframe refuses sizes and frame counts first: out of memory */
-        bool frames = rc == -2;
-        sess_close(s, frames ? 1008 : 1011,
-                   frames ? "message in too many frames" : "out of memory");
+    _Static_assert(SESS_MAX_FRAMES == 256, "the close reason below names it");
+    if (rc == -2) { /* as a protocol error: the rest of the read is not looked at */
+        input_broken(s, 1008, "message in more than 256 frames");
+        return 1;
+    }
+    if (rc < 0) { /* wsframe refuses sizes first; this is out of memory */
+        sess_close(s, 1011, "out of memory");
         return 0;
     }
     if (rc == 0)
@@ -443,16 +460,8 @@ static void own_read(struct session *s)
         return;
     const char *why = "";
     int code = wsf_feed(&s->wsf, buf, (size_t)n, (uint32_t)g_max_msg, &g_sink, s, &why);
-    if (code > 0) {
-        s->rx_broken = true;
-        CF_INFO("ws", "conn %llu (%s): %s; closing with %d", (unsigned long long)s->id, s->user,
-                why, code);
-        sess_close(s, code, why);
-        /* Our close for another reason is out whole already: the client's
-         * answer will be discarded with the rest, so the FIN goes now. */
-        if (s->close_sent && !s->tail && !s->ended)
-            close_out(s);
-    }
+    if (code > 0)
+        input_broken(s, code, why);
 }
 
 static void own_writable(struct session *s)

@@ -377,7 +377,7 @@ int sess_rx(struct session *s, const void *in, size_t len, bool first, bool fina
 {
     if (first)
         s->rx_frames = 0;
-    if (remaining == 0 && ++s->rx_frames > WSF_MAX_FRAMES)
+    if (remaining == 0 && ++s->rx_frames > SESS_MAX_FRAMES)
         return -2;
     if (first) {
         sess_rx_done(s);

@@ -112,10 +112,17 @@ enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s
 void sess_close(struct session *s, int code, const char *reason);
 bool sess_closing(const struct session *s);
 
-/* Reassembles a message from lws RECEIVE chunks. Returns 1 with the whole
- * message in msg and msglen (valid until sess_rx_done), 0 when more fragments
- * follow, -1 when it would exceed `max` bytes (close with 1009), or -2 when
- * it comes in more than WSF_MAX_FRAMES frames (close with 1008; a piece with
+/* Frames one data message may come in, in either mode: empty continuation
+ * frames would otherwise make a message that costs a parse each and never
+ * ends. Browsers send a message in one; libraries that fragment do it in
+ * pieces of kilobytes. */
+#define SESS_MAX_FRAMES 256
+
+/* Reassembles a message from the pieces of its frames (lws RECEIVE chunks,
+ * or wsframe's pieces in own mode). Returns 1 with the whole message in msg
+ * and msglen (valid until sess_rx_done), 0 when more fragments follow, -1
+ * when it would exceed `max` bytes (close with 1009), or -2 when it comes in
+ * more than SESS_MAX_FRAMES frames (close with 1008; a piece with
  * `remaining` 0 ends a frame). */
 int sess_rx(struct session *s, const void *in, size_t len, bool first, bool final,
             size_t remaining, size_t max, const void **msg, size_t *msglen);

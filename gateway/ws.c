@@ -23,7 +23,6 @@
 #include "upgreq.h"
 #include "v1.h"
 #include "validate.h"
-#include "wsframe.h"
 #include "wsio.h"
 
 /* ---- upgrade ------------------------------------------------------------- */
@@ -551,7 +550,7 @@ static int receive(struct gw *gw, struct lws *wsi, struct session *s, const void
                 lws_remaining_packet_payload(wsi), (size_t)gw->cfg->max_message_bytes, &msg, &mlen);
     if (rc == -2) {
         CF_INFO("ws", "conn %llu (%s): a message in over %d frames; closing with 1008",
-                (unsigned long long)sess_id(s), sess_user(s), WSF_MAX_FRAMES);
+                (unsigned long long)sess_id(s), sess_user(s), SESS_MAX_FRAMES);
         return close_now(wsi, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "message in too many frames");
     }
     if (rc < 0) {

@@ -5,8 +5,6 @@
 #include <string.h>
 
 #define MAX_CONTROL 125
-#define WSF_STR_(x) #x
-#define WSF_STR(x) WSF_STR_(x)
 
 size_t wsf_header(uint8_t *h, enum wsf_op op, size_t len)
 {
@@ -156,10 +154,7 @@ static int start_frame(struct wsf_rx *st, uint64_t len, uint32_t max_msg, const 
         st->msg_op = st->op;
         st->msglen = 0;
         st->utf8 = 0;
-        st->frames = 0;
     }
-    if (++st->frames > WSF_MAX_FRAMES)
-        return fail(why, 1008, "message in more than " WSF_STR(WSF_MAX_FRAMES) " frames");
     if (len > max_msg || st->msglen > max_msg - len)
         return fail(why, 1009, "message too big");
     st->left = (uint32_t)len;

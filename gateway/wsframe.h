@@ -8,9 +8,7 @@
  * continue a message; a close frame's code is one a peer may send and its
  * reason, like every text message, is valid UTF-8 (checked across fragments);
  * a message never exceeds the configured size, refused as soon as a header
- * announces more, nor WSF_MAX_FRAMES frames (empty continuation frames would
- * otherwise make a message that costs parsing forever and never ends). A
- * violation ends the connection with a close code.
+ * announces more. A violation ends the connection with a close code.
  *
  * Payload is unmasked in place, in the caller's buffer, and handed over in
  * pieces as it arrives: a frame complete in one read is one piece (no copy).
@@ -39,7 +37,6 @@ struct wsf_rx {
     bool fin;
     bool in_payload;
     uint8_t ctllen;
-    uint16_t frames;  /* frames of the current data message so far */
     uint8_t *ctl;     /* a control frame split over reads (heap, 125 bytes) */
 };
 
@@ -57,15 +54,11 @@ struct wsf_sink {
     int (*close)(void *ud, int code, const uint8_t *reason, size_t n);
 };
 
-/* Frames one data message may come in. Browsers send a message in one;
- * libraries that fragment do it in pieces of kilobytes. */
-#define WSF_MAX_FRAMES 256
-
 /* Parses buf[0..len) (modified: unmasked in place). Returns 0 when every
  * byte was taken, -1 when a callback stopped it, or the close code the
- * connection must end with (1002 protocol error, 1007 invalid UTF-8, 1008
- * message in over WSF_MAX_FRAMES frames, 1009 message over max_msg bytes; a
- * control frame never is) with *why a static description. */
+ * connection must end with (1002 protocol error, 1007 invalid UTF-8, 1009
+ * message over max_msg bytes; a control frame never is) with *why a static
+ * description. */
 int wsf_feed(struct wsf_rx *st, uint8_t *buf, size_t len, uint32_t max_msg,
              const struct wsf_sink *sink, void *ud, const char **why);
 

@@ -285,25 +285,6 @@ static void test_fragment_rules(void **state)
     assert_int_equal(s.nmsg, 1);
     assert_int_equal(s.msglen[0], 4096);
     wsf_rx_reset(&st);
-
-    /* WSF_MAX_FRAMES frames make a message, one more is refused at its
-     * header; empty ones count (a ping between them does not), and the
-     * count starts again with the next message */
-    for (int round = 0; round < 2; round++) {
-        n = 0;
-        for (int i = 0; i < WSF_MAX_FRAMES; i++) {
-            bool fin = i == WSF_MAX_FRAMES - 1 && round == 0;
-            n += frame(buf + n, (fin ? 0x80 : 0) | (i ? 0x00 : 0x01), "", 0, true);
-            if (i == 100)
-                n += frame(buf + n, 0x89, "", 0, true);
-        }
-        memset(&s, 0, sizeof s);
-        assert_int_equal(feed(&st, &s, buf, n, n, &why), 0);
-        assert_int_equal(s.nmsg, round == 0 ? 1 : 0);
-    }
-    n = frame(buf, 0x00, "", 0, true);
-    assert_int_equal(feed(&st, &s, buf, n, n, &why), 1008);
-    wsf_rx_reset(&st);
 }
 
 static void test_close_without_code_is_1005(void **state)
