@@ -215,7 +215,12 @@ static const char script_send[] =
  * meta was just made; the presence keys' TTLs only once half of theirs has
  * run out (a key just made has none), as the refresh does; the meta is read
  * once; and the version and count an announce just read are not read
- * again: ~11 commands. */
+ * again: ~11 commands.
+ *
+ * A meta whose epoch or seq no broker wrote (damage from outside, as for
+ * sends) refuses the join before anything is written, naming the key: the
+ * client would otherwise get an epoch that no message of the room can
+ * carry (brokers drop them), and every send refused. */
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
@@ -224,6 +229,11 @@ static const char script_join[] =
     "C.exp = string.format('%d', C.now + C.ttl)\n"
     "local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
     "local epoch, last, touch = meta[1], tonumber(meta[2] or '0'), ARGV[14] == '1'\n"
+    "if epoch and (#epoch ~= 16 or not last) then\n"
+    "  return redis.error_reply((last and '" SCRIPT_BAD_EPOCH "' or '" SCRIPT_BAD_SEQ "') ..\n"
+    "    ' " SCRIPT_DAMAGED_KEY "' .. KEYS[1] .. '), changed from outside confab: delete it to let '\n"
+    "    .. 'the room be joined (a new epoch starts)')\n"
+    "end\n"
     "if not epoch then\n"
     "  epoch, last, touch = ARGV[8], 0, true\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"

@@ -506,6 +506,31 @@ static void damaged_first(struct bl_reader *rd, struct cf_bytes *out, uint64_t q
     expect_damage_logged(mark, bad, what);
 }
 
+/* A join of `room`, whose meta holds `what` no broker writes, is refused
+ * as `internal` before it writes anything (the joiner is no member), and the
+ * log names the key. */
+static void join_refused(struct bl_reader *rd, uint64_t q, const char *room, const char *what,
+                         redisContext *rc)
+{
+    long mark = h_log_mark(&fx.node.broker[0]);
+    struct cf_wire_msg sub = {.type = CF_WIRE_SUB, .q = q, .room = {room, (uint32_t)strlen(room)},
+                              .user = {"damaged", 7}, .conn = {"c-damaged", 9}, .limit = 50,
+                              .budget = 65536};
+    bl_send_msg(rd->fd, &sub);
+    struct answer a;
+    answers(rd, q, 1, &a);
+    assert_int_equal(a.type, CF_WIRE_FAIL);
+    assert_string_equal(a.code, "internal");
+    char line[160];
+    snprintf(line, sizeof line, "%s (key cf:{%s}:meta)", what, room);
+    assert_true(h_log_contains_from(&fx.node.broker[0], mark, line, 2000));
+    char pz[64];
+    snprintf(pz, sizeof pz, "cf:{%s}:pz", room);
+    redisReply *r = redisCommand(rc, "ZSCORE %s c-damaged", pz);
+    assert_true(r && r->type == REDIS_REPLY_NIL);
+    freeReplyObject(r);
+}
+
 /* The sends a broker gets in one read reach Redis as one script call, and
  * still come back one answer each, with the ids each room would have given
  * them one by one. A send that fails in the middle keeps the ones before it.
@@ -607,6 +632,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     mark = h_log_mark(&fx.node.broker[shard]);
     damaged_first(&rd, &out, 330, rooms[2], "meta", rooms[1], (uint64_t)seq1 + 5);
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "hash value is not an integer", 0));
+    join_refused(&rd, 335, rooms[2], "seq is not an integer", rc);
     freeReplyObject(redisCommand(rc, "HSET %s seq %lld", meta2, seq2));
 
     /* An epoch not as the brokers make it (16 characters; brokers drop a
@@ -620,8 +646,10 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     mark = h_log_mark(&fx.node.broker[shard]);
     damaged_first(&rd, &out, 340, rooms[2], "meta", rooms[1], (uint64_t)seq1 + 6);
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "epoch is not 16 characters", 0));
+    join_refused(&rd, 345, rooms[2], "epoch is not 16 characters", rc);
     freeReplyObject(redisCommand(rc, "HSET %s epoch short", meta2));
     damaged_first(&rd, &out, 350, rooms[2], "meta", rooms[1], (uint64_t)seq1 + 7);
+    join_refused(&rd, 355, rooms[2], "epoch is not 16 characters", rc);
     freeReplyObject(redisCommand(rc, "HSET %s epoch %b", meta2, ep->str, ep->len));
     freeReplyObject(ep);
     assert_int_equal(redis_int(rc, "HGET %s seq", meta2), seq2); /* no id taken */

@@ -500,6 +500,8 @@ static void send_unavailable(struct v1c *c, const char *room, const char *id)
     json_t *ev = v1_wait(c, V1_WAIT, "error", "ref", id, NULL);
     V1_MUST(c, ev, "error while the room's Redis is down");
     assert_string_equal(pstr(ev, "code"), "unavailable");
+    if (!strstr(pstr(ev, "message"), "Redis is not connected"))
+        fail_msg("the reason given: \"%s\"", pstr(ev, "message"));
     json_decref(ev);
 }
 

@@ -351,19 +351,25 @@ static void test_a_gateway_does_not_share_a_held_port(void **state)
     snprintf(metrics, sizeof metrics, "METRICS_PORT=%d", listen_port(holder));
     const char *menv[] = {"JWT_SECRET=" H_JWT_SECRET, port, metrics, "LISTEN_ADDR=127.0.0.1",
                           run_dir, "BROKERS=1", NULL};
+    char named[48];
+    snprintf(named, sizeof named, "port %d (", listen_port(holder));
     rc = run(&second, "gateway", NULL, NULL, menv);
     close(holder);
-    if (rc != 1 || !h_log_contains(&second, "change METRICS_PORT", 0)) {
+    if (rc != 1 || !h_log_contains(&second, "change METRICS_PORT", 0) ||
+        !h_log_contains(&second, named, 0)) {
         h_dump_log(&second, 10);
         fail_msg("a gateway whose METRICS_PORT is held: exit %d, expected 1 and the reason", rc);
     }
-    /* and a broker shard's BROKER_METRICS_PORT + shard */
+    /* and a broker shard's BROKER_METRICS_PORT + shard: shard 1's, the log
+     * naming it (the port below it, shard 0's, is not this process's) */
     holder = listen_on(0);
     snprintf(metrics, sizeof metrics, "BROKER_METRICS_PORT=%d", listen_port(holder) - 1);
+    snprintf(named, sizeof named, "port %d (", listen_port(holder));
     const char *benv[] = {metrics, "LISTEN_ADDR=127.0.0.1", run_dir, "BROKERS=2", NULL};
     rc = run(&second, "broker", "--shard", "1", benv);
     close(holder);
-    if (rc != 1 || !h_log_contains(&second, "change BROKER_METRICS_PORT", 0)) {
+    if (rc != 1 || !h_log_contains(&second, "change BROKER_METRICS_PORT", 0) ||
+        !h_log_contains(&second, named, 0)) {
         h_dump_log(&second, 10);
         fail_msg("a broker whose metrics port is held: exit %d, expected 1 and the reason", rc);
     }
