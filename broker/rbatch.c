@@ -92,7 +92,9 @@ static void forget(struct rbatch *q)
 }
 
 /* The replies of calls that never left the broker (rbatch_unqueued), one
- * per reason: callers compare the pointer, the log and tests read the text. */
+ * per reason: callers compare the pointer, the log and tests read the text.
+ * The last one stands for any reason not listed (the bridge refusing a call
+ * it cannot make: a broker bug). */
 #define UNQUEUED(err, text)                                                                        \
     {                                                                                              \
         err, { .type = REDIS_REPLY_ERROR, .str = (char *)(text), .len = sizeof(text) - 1 }         \
@@ -104,6 +106,7 @@ static const struct {
     UNQUEUED(-ENOTCONN, "ERR not queued: the Redis connection is down"),
     UNQUEUED(-ENOBUFS, "ERR not queued: the queue toward Redis is full"),
     UNQUEUED(-ENOMEM, "ERR not queued: the broker is out of memory"),
+    UNQUEUED(-ECANCELED, "ERR not queued: the broker could not make the call"),
 };
 
 static const redisReply *unqueued(int err)
@@ -111,7 +114,7 @@ static const redisReply *unqueued(int err)
     size_t i = 0;
     while (i + 1 < sizeof g_unqueued / sizeof g_unqueued[0] && g_unqueued[i].err != err)
         i++;
-    return &g_unqueued[i].r; /* any other error is the broker's memory */
+    return &g_unqueued[i].r;
 }
 
 int rbatch_unqueued(const redisReply *r)

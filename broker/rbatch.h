@@ -44,8 +44,9 @@ struct rbatch *rbatch_new(struct rbridge *rb);
 
 /* Why a call never left the broker, when r is the batcher's own reply for
  * that: -ENOTCONN (the connection is down, or the bridge went away),
- * -ENOBUFS (the connection's queue was full) or -ENOMEM. 0 for any other
- * reply, NULL included. */
+ * -ENOBUFS (the connection's queue was full), -ENOMEM, or -ECANCELED (the
+ * bridge refused it otherwise: a bug). 0 for any other reply, NULL
+ * included. */
 int rbatch_unqueued(const redisReply *r);
 
 /* The batcher rb already has, or NULL. */

@@ -47,6 +47,7 @@ struct got {
     int calls;
     bool null;
     int unqueued; /* rbatch_unqueued of the reply */
+    char error[80]; /* an error reply's text */
     long long count;
     char arg[32];
 };
@@ -57,6 +58,8 @@ static void on_reply(void *ud, const redisReply *r)
     g->calls++;
     g->null = r == NULL;
     g->unqueued = rbatch_unqueued(r);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        snprintf(g->error, sizeof g->error, "%.*s", (int)r->len, r->str);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
         g->count = r->element[0]->integer;
         snprintf(g->arg, sizeof g->arg, "%.*s", (int)r->element[1]->len, r->element[1]->str);
@@ -280,6 +283,25 @@ static void test_a_call_lost_after_queueing_is_unknown(void **state)
     assert_int_equal(g.unqueued, 0);
 }
 
+/* A batch the bridge refuses for a reason of its own (here a script it
+ * was not given: a broker bug) fails its calls as not queued, and does not
+ * blame the broker's memory. */
+static void test_a_batch_the_bridge_refuses_is_not_queued(void **state)
+{
+    (void)state;
+    bridge_up();
+    struct rbatch *q = rbatch_new(rb);
+    struct got g = {0};
+    const char *argv[] = {"k", "v"};
+    size_t lens[] = {1, 1};
+    assert_int_equal(rbatch_add(q, 7, 1, 2, argv, lens, on_reply, &g), 0);
+    run_until(all_answered, &(struct all){&g, 1});
+    assert_int_equal(g.unqueued, -ECANCELED);
+    assert_null(strstr(g.error, "memory"));
+    assert_non_null(strstr(g.error, "not queued"));
+    bridge_down();
+}
+
 static void test_a_bridge_that_is_down_refuses(void **state)
 {
     (void)state;
@@ -487,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_a_new_script_starts_a_new_batch),
         cmocka_unit_test(test_held_calls_hear_of_the_end_once),
         cmocka_unit_test(test_a_call_lost_after_queueing_is_unknown),
+        cmocka_unit_test(test_a_batch_the_bridge_refuses_is_not_queued),
         cmocka_unit_test(test_a_bridge_that_is_down_refuses),
         cmocka_unit_test(test_a_call_taken_is_not_refused_for_its_ping),
         cmocka_unit_test(test_a_ping_first_puts_the_message_before_the_reply),
