@@ -374,7 +374,7 @@ static int on_ping(void *ud, const uint8_t *p, size_t n)
 static int on_pong(void *ud)
 {
     struct session *s = ud;
-    if (!s->close_code)
+    if (!s->close_code && !sess_pong_owed(s))
         control_refused(s);
     return s->ended; /* sess_seen is recorded for every read */
 }

@@ -482,8 +482,16 @@ enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s
         return SESS_ALIVE;
     s->ping_ms = now_ms;
     s->ping_due = true;
+    s->pong_owed = true;
     want_write(s);
     return SESS_PINGED;
+}
+
+bool sess_pong_owed(struct session *s)
+{
+    bool owed = s->pong_owed;
+    s->pong_owed = false;
+    return owed;
 }
 
 enum sess_rate sess_rate_take(struct session *s, int rate, int burst, int64_t now_ms)

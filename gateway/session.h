@@ -105,6 +105,10 @@ void sess_stop_output(struct session *s);
 enum sess_alive { SESS_ALIVE, SESS_PINGED, SESS_DEAD };
 void sess_seen(struct session *s, int64_t now_ms);
 enum sess_alive sess_keepalive(struct session *s, int64_t now_ms, int interval_s, int timeout_s);
+/* True for the first pong after a keep-alive ping of ours (and forgets it):
+ * that pong is the server's asking, so it costs the client no RATE_MSGS
+ * token; any other ping or pong does. */
+bool sess_pong_owed(struct session *s);
 
 /* Closes with a WebSocket close code and a short reason, a string literal
  * (kept, not copied; deferred to the next

@@ -27,6 +27,7 @@ struct session {
     bool rx_eof;          /* own mode: its FIN came before our answer was out: no input */
     bool out_armed;       /* own mode: waiting for room to write */
     bool ended;           /* own mode: the socket is closed; freed by the reaper */
+    bool pong_owed;       /* our keep-alive ping is out and no pong came since */
     uint16_t rx_frames;   /* frames of the message being received (sess_rx) */
     struct cf_rel_end rooms;
     struct req *reqs; /* requests waiting for a broker's answer (reqs.h) */

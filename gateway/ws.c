@@ -511,7 +511,8 @@ static void own_message(void *ud, struct session *s, bool binary, const void *ms
         sess_close(s, code, why);
 }
 
-/* A ping or pong costs a request token: a client pinging now and then never
+/* A ping or pong costs a request token (but for the pong our keep-alive
+ * ping asked for, sess_pong_owed): a client pinging now and then never
  * notices, one that floods them is closed as for requests. */
 static int own_control(void *ud, struct session *s, const char **why)
 {
@@ -617,7 +618,7 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
     case LWS_CALLBACK_RECEIVE_PONG: { /* lws answers pings itself, unseen */
         sess_seen(s, cf_mono_ms());
         const char *why = "";
-        if (!sess_closing(s) && own_control(gw, s, &why) > 1)
+        if (!sess_closing(s) && !sess_pong_owed(s) && own_control(gw, s, &why) > 1)
             return close_now(wsi, s, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return 0;
     }

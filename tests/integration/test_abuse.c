@@ -33,6 +33,13 @@ static int setup_rate(void **state)
     return up(env);
 }
 
+static int setup_keepalive(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"RATE_MSGS=1", "RATE_BURST=1", "PING_INTERVAL=1", NULL};
+    return up(env);
+}
+
 static int setup_addr(void **state)
 {
     (void)state;
@@ -229,6 +236,51 @@ static void test_a_ping_flood_is_closed(void **state)
     v1_close(a);
 }
 
+/* Waits for the server's next keep-alive ping (the client answers nothing
+ * by itself: autopong is off). */
+static void wait_ping(struct wsc *w)
+{
+    unsigned before = wsc_pings(w);
+    for (int64_t end = h_now_ms() + 5000; wsc_pings(w) == before && h_now_ms() < end;) {
+        char *m = NULL;
+        size_t n;
+        if (wsc_recv(w, 100, &m, &n) >= 0)
+            free(m); /* no room joined: nothing else comes */
+    }
+    assert_true(wsc_pings(w) > before);
+}
+
+/* The pong that answers the server's keep-alive ping is the server's asking:
+ * it costs the client no request token. With a budget of one, a request
+ * right after that pong is served; with a pong of the client's own beside
+ * it, the request is refused (so a pong does cost a token otherwise). */
+static void test_the_pong_to_a_keepalive_ping_is_free(void **state)
+{
+    (void)state;
+    struct v1c *a = v1_member(fx.node.port, "keeper", V1_JSON);
+    struct wsc *w = v1_wsc(a);
+    wsc_set_autopong(w, false);
+
+    wait_ping(w); /* idle over a second: the bucket holds its one token */
+    assert_int_equal(wsc_send_frame(w, WS_PONG, true, "", 0), 0);
+    assert_int_equal(v1_send(a, "ping", json_pack("{s:s}", "id", "p-owed")), 0);
+    json_t *ev = v1_wait(a, V1_WAIT, NULL, NULL);
+    V1_MUST(a, ev, "an answer to the ping request");
+    if (strcmp(json_string_value(json_object_get(ev, "type")), "pong"))
+        fail_msg("a request after the owed pong was refused: %s", pstr(ev, "code"));
+    json_decref(ev);
+
+    wait_ping(w);
+    assert_int_equal(wsc_send_frame(w, WS_PONG, true, "", 0), 0);
+    assert_int_equal(wsc_send_frame(w, WS_PONG, true, "mine", 4), 0);
+    assert_int_equal(v1_send(a, "ping", json_pack("{s:s}", "id", "p-extra")), 0);
+    ev = v1_wait(a, V1_WAIT, "error", "ref", "p-extra", NULL);
+    V1_MUST(a, ev, "the request after an extra pong refused");
+    assert_string_equal(pstr(ev, "code"), "rate_limited");
+    json_decref(ev);
+    v1_close(a);
+}
+
 /* ---- per address ------------------------------------------------------------ */
 
 static void test_connections_per_address_are_limited(void **state)
@@ -418,6 +470,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_flooding_legacy_client_is_closed, setup_rate,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_ping_flood_is_closed, setup_rate, teardown),
+        cmocka_unit_test_setup_teardown(test_the_pong_to_a_keepalive_ping_is_free,
+                                        setup_keepalive, teardown),
         cmocka_unit_test_setup_teardown(test_connections_per_address_are_limited, setup_addr,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_logins_per_address_are_limited, setup_addr,

@@ -21,6 +21,7 @@
 struct wsc {
     int fd;
     bool autopong;
+    unsigned pings; /* received */
     int close_code;
     char protocol[128]; /* the response's Sec-WebSocket-Protocol, or "" */
     unsigned char *buf;
@@ -278,6 +279,7 @@ int wsc_recv(struct wsc *c, int timeout_ms, char **out, size_t *outlen)
         size_t plen, flen;
         while (parse_frame(c, &fin, &op, &p, &plen, &flen)) {
             if (op == WS_PING) {
+                c->pings++;
                 if (c->autopong)
                     wsc_send_frame(c, WS_PONG, true, p, plen);
                 consume(c, flen);
@@ -370,6 +372,11 @@ int wsc_wait_close(struct wsc *c, int timeout_ms)
             return 0;
         return -1;
     }
+}
+
+unsigned wsc_pings(const struct wsc *c)
+{
+    return c->pings;
 }
 
 void wsc_set_autopong(struct wsc *c, bool on)

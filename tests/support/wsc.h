@@ -50,6 +50,8 @@ bool wsc_quiet(struct wsc *c, int ms);
 int wsc_wait_close(struct wsc *c, int timeout_ms);
 
 void wsc_set_autopong(struct wsc *c, bool on);
+/* Pings received so far (wsc_recv reads them). */
+unsigned wsc_pings(const struct wsc *c);
 int wsc_close_code(const struct wsc *c);
 int wsc_fd(const struct wsc *c);
 /* The subprotocol the server selected (its Sec-WebSocket-Protocol answer),
