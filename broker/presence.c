@@ -142,6 +142,16 @@ static size_t make_key(char *out, struct cf_str room, struct cf_str conn)
     return room.len + 1 + conn.len;
 }
 
+/* A connection's newest registration owns its entry: link ids only grow, so
+ * a request read late from a link that has since been replaced (its
+ * gateway re-linked and re-synced) does not take the entry back, to be
+ * dropped with that link while the connection lives on. */
+static void take_over(struct entry *e, uint64_t link_id)
+{
+    if (link_id > e->link_id)
+        e->link_id = link_id;
+}
+
 int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
                  struct cf_str user)
 {
@@ -152,7 +162,7 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
     size_t klen = make_key(key, room, conn);
     struct entry *old = cf_map_get(p->entries, key, klen);
     if (old) {
-        old->link_id = link_id; /* its newest registration owns it */
+        take_over(old, link_id);
         return -EEXIST;
     }
     struct group *g = cf_map_get(p->groups, room.p, room.len);
@@ -230,6 +240,15 @@ bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn)
     return true;
 }
 
+bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str conn,
+                        uint64_t link_id)
+{
+    struct entry *e = find(p, room, conn);
+    if (e)
+        take_over(e, link_id);
+    return e != NULL;
+}
+
 bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
                         uint64_t link_id)
 {
@@ -243,20 +262,27 @@ bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str co
 void presence_drop_link(struct presence *p, uint64_t link_id,
                         void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud)
 {
-    size_t n;
-    struct entry **v = all_values(p->entries, &n);
-    if (!v)
-        return; /* out of memory: the entries expire in Redis by themselves */
-    for (size_t i = 0; i < n; i++) {
-        struct entry *e = v[i];
-        if (e->link_id != link_id)
-            continue;
-        if (fn)
-            fn(ud, (struct cf_str){e->key, e->roomlen},
-               (struct cf_str){e->key + e->roomlen + 1, e->connlen});
-        remove_entry(p, e);
+    /* Walks the ring, allocating nothing: a snapshot of the entries that
+     * could not be allocated left them here, refreshed by the heartbeat
+     * forever, their link gone. Each group's entries from its end, since
+     * removing one moves the last into its place. */
+    struct group *g = p->cursor;
+    for (size_t left = cf_map_count(p->groups); left > 0 && g; left--) {
+        struct group *next = g->next; /* g may be freed below */
+        for (uint32_t i = g->n; i-- > 0;) {
+            struct entry *e = g->v[i];
+            if (e->link_id != link_id)
+                continue;
+            if (fn)
+                fn(ud, (struct cf_str){e->key, e->roomlen},
+                   (struct cf_str){e->key + e->roomlen + 1, e->connlen});
+            bool last = g->n == 1;
+            remove_entry(p, e);
+            if (last)
+                break; /* the group went with it */
+        }
+        g = next;
     }
-    free(v);
 }
 
 /* Calls fn with one group's entries; false when out of memory. */

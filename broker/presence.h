@@ -18,11 +18,15 @@ struct presence;
 struct presence *presence_new(void);
 void presence_free(struct presence *p); /* NULL is a no-op */
 
-/* 0, -EEXIST (already recorded: the entry is link_id's from now on, as when
- * a gateway's re-sync registers its connections again from a new link) or
- * -ENOMEM. */
+/* 0, -EEXIST (already recorded: the entry is link_id's from now on if that
+ * link is newer than its owner's, as when a gateway's re-sync registers its
+ * connections again from a new link; link ids only grow) or -ENOMEM. */
 int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
                  struct cf_str user);
+/* The existing entry only, taken over as presence_add would: true when it
+ * exists. */
+bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str conn,
+                        uint64_t link_id);
 /* True when the entry existed (and is now gone). */
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
 /* Likewise, but only when link_id owns the entry (a request of a link that
@@ -30,7 +34,8 @@ bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
 bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
                         uint64_t link_id);
 
-/* Removes every entry of a link, calling fn for each first. */
+/* Removes every entry of a link, calling fn for each first (fn must not
+ * add or remove presence). Allocates nothing, so it cannot fail. */
 void presence_drop_link(struct presence *p, uint64_t link_id,
                         void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
 

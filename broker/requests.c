@@ -112,11 +112,12 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
         /* A join refused is no member, unless the entry was there before it
          * (a re-sync that took it over: its member waits for the next). */
         struct cf_str room = pstr(p->room, p->room_len), conn = pstr(p->conn, p->conn_len);
-        /* The connection dropped with the script sent: it may have run and
-         * announced the join; the leave keeps the room's list right (or, if
-         * Redis is down, the entry expires). */
+        /* The connection dropped with the script sent (it may have run and
+         * announced the join), or its reply made no sense (it ran): the
+         * leave keeps the room's list right (or, if Redis is down, the
+         * entry expires). */
         if (!b->stopping && p->created && presence_del_owned(b->presence, room, conn, p->link_id) &&
-            err == -ECONNRESET)
+            (err == -ECONNRESET || err == -EPROTO))
             store_leave(rb_of(b, room), &b->lim, room, conn);
         send_fail(b, p->link_id, p->q, err);
         pending_free(p);
@@ -371,10 +372,17 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                               presence_tag(m->type, m->conn), payload, len, m);
         /* Presence bookkeeping must not be lost to a Redis outage or a full
          * hold queue: the local record is what the refresh restores from. */
-        if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q)))
+        if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q))) {
             run_presence_now(b, l, m, payload, len);
-        else if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB))
+        } else if (rc < 0 && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB)) {
+            /* A member's re-sync refused for now (it tries again) is still
+             * that connection's newest registration: left with the link it
+             * came from before, the entry was dropped at that link's grace
+             * end, a leave announced for a connection still here. */
+            if (m->type == CF_WIRE_SUB)
+                presence_take_over(b->presence, m->room, m->conn, gwlink_id(l));
             send_fail(b, gwlink_id(l), m->q, rc);
+        }
         else if (rc < 0 && m->type == CF_WIRE_MSG)
             count_drop(b, m->room, rc);
         break;

@@ -304,6 +304,17 @@ void rooms_on_sub_lost(struct rooms *r)
     rooms_on_sub_lost_if(r, NULL, NULL, false);
 }
 
+/* A room whose subscription was lost: subscribed again at rooms_on_sub_ready. */
+static void sub_reset(struct room *rm, bool kept)
+{
+    rm->unconfirmed = 0;
+    rm->active = false;
+    rm->sub_sent = false;
+    /* a connection that went took its channels with it; one that stays must
+     * still leave those it was to leave */
+    rm->unsub_due = kept && rm->unsub_due;
+}
+
 void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool kept)
 {
     size_t n = cf_map_count(r->by_name), k = 0, it = 0;
@@ -311,19 +322,23 @@ void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool ke
         return;
     struct room **all = malloc(n * sizeof *all), *rm;
     if (!all) {
-        CF_ERROR("rooms", "out of memory while resetting subscriptions");
+        /* Reset in place all the same, or the rooms that were subscribed
+         * are never subscribed again; what they hold waits for that, and the
+         * rooms without links stay until their next confirmation or the
+         * next loss (releasing and freeing run callbacks and reshape the
+         * table: not during a walk). */
+        CF_ERROR("rooms", "out of memory while resetting subscriptions: requests held for them "
+                 "wait for the resubscription");
+        while ((rm = cf_map_next(r->by_name, &it)))
+            if (!pick || pick(ud, rm->name, rm->len))
+                sub_reset(rm, kept);
         return;
     }
     while ((rm = cf_map_next(r->by_name, &it)))
         if (!pick || pick(ud, rm->name, rm->len))
             all[k++] = rm;
     for (size_t i = 0; i < k; i++) {
-        all[i]->unconfirmed = 0;
-        all[i]->active = false;
-        all[i]->sub_sent = false;
-        /* a connection that went took its channels with it; one that
-         * stays must still leave those it was to leave */
-        all[i]->unsub_due = kept && all[i]->unsub_due;
+        sub_reset(all[i], kept);
         /* What waited for the lost subscription runs now rather than
          * whenever Redis is back: a send is stored (or refused) at once, and
          * the members here recover the message by its id. */

@@ -220,7 +220,10 @@ static const char script_send[] =
  * A meta whose epoch or seq no broker wrote (damage from outside, as for
  * sends) refuses the join before anything is written, naming the key: the
  * client would otherwise get an epoch that no message of the room can
- * carry (brokers drop them), and every send refused. */
+ * carry (brokers drop them), and every send refused. The history's length
+ * is read before the member is added for the same reason: a history key of
+ * another type fails the join there, not after it announced a member whom
+ * the broker, told the join failed, never refreshes or removes. */
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
@@ -243,11 +246,11 @@ static const char script_join[] =
     "  redis.call('EXPIRE', KEYS[1], ARGV[7])\n"
     "  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end\n"
     "end\n"
+    "local hsize = tonumber(ARGV[13])\n"
+    HIST_WINDOW
     "sweep(C)\n"
     "add(C, ARGV[3], ARGV[4])\n"
     "if redis.call('TTL', C.pz) < keep_s(C) / 2 then keep(C) end\n"
-    "local hsize = tonumber(ARGV[13])\n"
-    HIST_WINDOW
     "local since = tonumber(ARGV[9])\n"
     "local limit = tonumber(ARGV[11])\n"
     "local budget = tonumber(ARGV[15])\n"

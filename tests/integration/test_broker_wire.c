@@ -506,9 +506,9 @@ static void damaged_first(struct bl_reader *rd, struct cf_bytes *out, uint64_t q
     expect_damage_logged(mark, bad, what);
 }
 
-/* A join of `room`, whose meta holds `what` no broker writes, is refused
- * as `internal` before it writes anything (the joiner is no member), and the
- * log names the key. */
+/* A join of `room`, whose meta holds `what` no broker writes (NULL: whose
+ * history is no list), is refused as `internal` before it writes anything
+ * (the joiner is no member), and the log names the key (Redis' error). */
 static void join_refused(struct bl_reader *rd, uint64_t q, const char *room, const char *what,
                          redisContext *rc)
 {
@@ -522,7 +522,10 @@ static void join_refused(struct bl_reader *rd, uint64_t q, const char *room, con
     assert_int_equal(a.type, CF_WIRE_FAIL);
     assert_string_equal(a.code, "internal");
     char line[160];
-    snprintf(line, sizeof line, "%s (key cf:{%s}:meta)", what, room);
+    if (what)
+        snprintf(line, sizeof line, "%s (key cf:{%s}:meta)", what, room);
+    else
+        snprintf(line, sizeof line, "WRONGTYPE");
     assert_true(h_log_contains_from(&fx.node.broker[0], mark, line, 2000));
     char pz[64];
     snprintf(pz, sizeof pz, "cf:{%s}:pz", room);
@@ -627,6 +630,7 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     freeReplyObject(redisCommand(rc, "DEL %s", hist2));
     freeReplyObject(redisCommand(rc, "SET %s broken", hist2));
     damaged_first(&rd, &out, 320, rooms[2], "hist", rooms[1], (uint64_t)seq1 + 4);
+    join_refused(&rd, 325, rooms[2], NULL, rc);
     freeReplyObject(redisCommand(rc, "DEL %s", hist2));
     freeReplyObject(redisCommand(rc, "HSET %s seq lots", meta2));
     mark = h_log_mark(&fx.node.broker[shard]);

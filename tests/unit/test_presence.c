@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failmalloc.h"
 #include "presence.h"
 #include "validate.h"
 #include "wire.h"
@@ -198,6 +199,27 @@ static void test_taken_over_by_a_new_link(void **state)
     assert_int_equal(presence_rooms(p), 0);
 }
 
+/* A registration read late from a link that has been replaced (the broker
+ * read the new link's re-sync first) does not take the entry back: dropped
+ * with the old link, it announced a leave of a connection still here. Nor
+ * does presence_take_over; it takes over only what exists. */
+static void test_an_older_link_does_not_take_it_back(void **state)
+{
+    struct presence *p = *state;
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), 0);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice")), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), -EEXIST);
+    assert_true(presence_take_over(p, S("lobby"), S("c1"), 1)); /* exists; still link 2's */
+    presence_drop_link(p, 1, NULL, NULL);
+    assert_int_equal(presence_count(p), 1);
+
+    assert_true(presence_take_over(p, S("lobby"), S("c1"), 3));
+    assert_false(presence_del_owned(p, S("lobby"), S("c1"), 2));
+    assert_false(presence_take_over(p, S("lobby"), S("nobody"), 3));
+    assert_int_equal(presence_count(p), 1); /* nothing made */
+    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 3));
+}
+
 static void test_names_are_copied(void **state)
 {
     struct presence *p = *state;
@@ -269,6 +291,36 @@ static void test_drop_link(void **state)
     presence_drop_link(p, 2, NULL, NULL);
     assert_int_equal(presence_count(p), 1);
     assert_true(presence_del(p, S("third"), S("gw3:1")));
+    free(x);
+}
+
+/* Dropping a link's entries cannot fail for want of memory: it used to take
+ * a snapshot of every entry first, and without one it left them all, to be
+ * refreshed forever with their link gone. */
+static void test_drop_link_needs_no_memory(void **state)
+{
+    struct presence *p = *state;
+    char room[16], conn[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(room, sizeof room, "r%d", i % 7);
+        snprintf(conn, sizeof conn, "c%d", i);
+        assert_int_equal(presence_add(p, 1 + (uint64_t)(i % 3 == 0), S(room), S(conn), S("u")), 0);
+    }
+    struct seen *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    fail_malloc = true;
+    presence_drop_link(p, 2, on_drop, x);
+    fail_malloc = false;
+    assert_int_equal(x->n, 14); /* i = 0, 3, ..., 39 */
+    assert_int_equal(presence_count(p), 26);
+    for (int i = 0; i < 40; i++) {
+        snprintf(room, sizeof room, "r%d", i % 7);
+        snprintf(conn, sizeof conn, "c%d", i);
+        assert_int_equal(dropped(x, room, conn), i % 3 == 0);
+    }
+    presence_drop_link(p, 1, NULL, NULL);
+    assert_int_equal(presence_count(p), 0);
+    assert_int_equal(presence_rooms(p), 0);
     free(x);
 }
 
@@ -449,6 +501,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_taken_over_by_a_new_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rounds, setup, teardown),
         cmocka_unit_test(test_free_with_entries),

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "failmalloc.h"
 #include "rooms.h"
 
 #include "rooms_fake.h"
@@ -147,6 +148,34 @@ static void test_drop_link_releases_held(void **state)
     assert_int_equal(g_fake.n, 4);
     assert_run(3, LID(1), "b1");
     assert_int_equal(stats().held_bytes, 0);
+}
+
+/* Out of memory as the subscriber is lost: the rooms are reset all the same,
+ * so the ones that were subscribed are subscribed again once it is back
+ * (they were left without their channel for good), and what a room held
+ * runs once its new SUBSCRIBE is answered. */
+static void test_sub_lost_without_memory(void **state)
+{
+    (void)state;
+    join(0, "a");
+    confirm("a");
+    join(1, "b"); /* SUBSCRIBE pending */
+    assert_int_equal(submit("b", "held"), 0);
+    g_fake.n = 0;
+    fail_malloc = true;
+    rooms_on_sub_lost(g_rooms);
+    fail_malloc = false;
+    assert_int_equal(g_fake.n, 0);
+    assert_int_equal(submit("a", "xa"), -ENOTCONN); /* no longer taken for subscribed */
+
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(g_fake.n, 2);
+    assert_int_equal(g_fake.calls[0].kind, 'S');
+    assert_int_equal(g_fake.calls[1].kind, 'S');
+    assert_int_not_equal(strcmp(g_fake.calls[0].name, g_fake.calls[1].name), 0);
+    confirm("b");
+    assert_int_equal(g_fake.n, 3);
+    assert_run(2, LID(0), "held");
 }
 
 static void test_sub_lost_and_ready(void **state)
@@ -658,6 +687,7 @@ int main(void)
         T(test_submit_without_local_links),
         T(test_leave_releases_held),
         T(test_sub_lost_and_ready),
+        T(test_sub_lost_without_memory),
         T(test_subscribe_failure_retried),
         T(test_full_queue_subscribe_retried),
         T(test_full_queue_unsubscribe_retried),
