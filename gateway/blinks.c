@@ -41,6 +41,7 @@ struct blink {
     bool broker_ready;   /* the broker's last "state": Redis and its canary are fine */
     bool broker_serving; /* ... or at least one of its Redis servers is */
     bool had_state;      /* a state frame came on this connection */
+    bool resetting;      /* a full queue asked for this connection's end */
 };
 
 struct blinks {
@@ -89,10 +90,11 @@ static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on
     bool was_empty = !cf_bytes_len(&l->out);
     int rc = cf_wire_encode(&l->out, m);
     if (rc < 0) {
-        if (rc == -ENOBUFS && reset_on_full) {
-            CF_ERROR("link", "broker %u: output queue full (%zu bytes); resetting the link",
-                     l->shard, cf_bytes_len(&l->out));
+        if (rc == -ENOBUFS && reset_on_full && !l->resetting) { /* once: a line, not thousands */
+            CF_ERROR("link", "broker %u: output queue full (%zu bytes, MAX_LINK_QUEUE_BYTES); "
+                     "resetting the link", l->shard, cf_bytes_len(&l->out));
             lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            l->resetting = true;
         }
         return rc;
     }
@@ -115,6 +117,7 @@ static void link_connect(struct blink *l)
         return;
     }
     l->st = BL_HANDSHAKE;
+    l->resetting = false;
     l->opened = l->last_rx = l->last_ping = cf_mono_ms();
     l->wsi = gw_adopt_raw(b->vh, &fd, BLINKS_PROTOCOL, l);
     l->fd = fd;

@@ -125,6 +125,22 @@ static void drop_held(struct lmember *m)
     m->heldbytes = 0;
 }
 
+void lrooms_forget_held_messages(struct lmember *m)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < m->nheld; i++) {
+        struct lheld *h = &m->held[i];
+        if (h->type == CF_WIRE_MSG && h->id) {
+            *sess_held_bytes(m->s) -= (uint32_t)h->b->len;
+            m->heldbytes -= (uint32_t)h->b->len;
+            cf_buf_unref(h->b);
+        } else {
+            m->held[k++] = *h;
+        }
+    }
+    m->nheld = k;
+}
+
 void lrooms_leave_member(struct lrooms *r, struct lmember *m)
 {
     struct lroom *rm = m->edge.left;

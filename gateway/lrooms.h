@@ -82,6 +82,15 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m);
  * messages without ids are released all the same. */
 void lrooms_go_live(struct lrooms *r, struct lmember *m);
 
+/* A pending member's snapshot will not come (its re-sync was refused; the
+ * next try asks from its last id): the messages with ids held for it are
+ * dropped, as that snapshot brings those that still exist. Kept, they were
+ * given out after it even when Redis had lost them meanwhile (restarted
+ * from an older copy: the same epoch, its ids handed out again), and the
+ * real messages with those ids dropped as repeats. Presence changes and
+ * messages without ids stay held. */
+void lrooms_forget_held_messages(struct lmember *m);
+
 /* Calls fn for every room (to re-register them after a broker link is back). */
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),
                     void *ud);

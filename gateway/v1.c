@@ -388,6 +388,19 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     lrooms_go_live(gw->rooms, m);
 }
 
+/* A member whose re-sync cannot go on now: it waits, silent, with no
+ * request of its own (awaits_resync), and is re-synced when the broker is
+ * ready again or at the next retry; its held messages are forgotten, since
+ * that re-sync brings them (lrooms_forget_held_messages). */
+static void resync_later(struct gw *gw, struct lmember *m)
+{
+    m->q = 0;
+    lrooms_forget_held_messages(m);
+    if (!gw->resync_due) /* refusals that keep coming do not put it off */
+        gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
+    gw->resync_due = true;
+}
+
 static void refused(struct gw *gw, struct req *q, const char *code, const char *message)
 {
     if (q->kind == REQ_PUBLISH) {
@@ -404,16 +417,19 @@ static void refused(struct gw *gw, struct req *q, const char *code, const char *
             return;
         if (q->resync && (!strcmp(code, "unavailable") || !strcmp(code, "timeout"))) {
             /* The broker is back but cannot serve the room yet (its Redis
-             * is away, or slow): the member waits, silent, and is re-synced
-             * when the broker is ready again or at the next retry. Closing
-             * it sent every client of the shard back at once, into joins
-             * that failed the same way. */
-            m->q = 0;
-            if (!gw->resync_due) /* refusals that keep coming do not put it off */
-                gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
-            gw->resync_due = true;
-            CF_INFO("v1", "conn %llu: room %.*s: re-sync refused (%s); trying again later",
-                    (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code);
+             * is away, or slow): the member waits. Closing it sent every
+             * client of the shard back at once, into joins that failed the
+             * same way. One line per try at INFO: a whole shard's members
+             * can be refused at once. */
+            if (!gw->resync_due)
+                CF_INFO("v1", "conn %llu: room %.*s: re-sync refused (%s: %s); it and the "
+                        "members refused like it try again in %d s",
+                        (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code,
+                        message, RESYNC_RETRY_MS / 1000);
+            else
+                CF_DEBUG("v1", "conn %llu: room %.*s: re-sync refused (%s); trying again later",
+                         (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code);
+            resync_later(gw, m);
             return;
         }
         if (q->resync) {
@@ -522,10 +538,25 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
     q->resync = true;
     m->pending = true;
     m->q = q->q;
-    if (send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT) < 0) {
-        reqs_cancel(gw->reqs, q);
-        sess_close(s, 1012, "could not re-sync");
+    int rc = send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT);
+    if (rc == 0)
+        return;
+    reqs_cancel(gw->reqs, q);
+    if (rc == -ENOBUFS || rc == -ENOTCONN) {
+        /* The link's queue is full (a whole shard's members re-syncing in
+         * one pass, past MAX_LINK_QUEUE_BYTES) or the link went down: the
+         * broker is only busy or away, so the member waits for the next
+         * try, as for a refusal. Closing them sent a share of the shard's
+         * clients back at once. One line per try. */
+        if (!gw->resync_due)
+            CF_WARN("v1", "room %.*s: re-sync requests do not fit the broker link (%s); those "
+                    "members wait for the next try in %d s", (int)room.len, room.p,
+                    rc == -ENOBUFS ? "its queue is full: MAX_LINK_QUEUE_BYTES" : "it is down",
+                    RESYNC_RETRY_MS / 1000);
+        resync_later(gw, m);
+        return;
     }
+    sess_close(s, 1012, "could not re-sync");
 }
 
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
