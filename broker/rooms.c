@@ -323,15 +323,19 @@ void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool ke
     struct room **all = malloc(n * sizeof *all), *rm;
     if (!all) {
         /* Reset in place all the same, or the rooms that were subscribed
-         * are never subscribed again; what they hold waits for that, and the
-         * rooms without links stay until their next confirmation or the
-         * next loss (releasing and freeing run callbacks and reshape the
-         * table: not during a walk). */
+         * are never subscribed again; what they hold waits for that
+         * (releasing and freeing run callbacks and reshape the table: not
+         * during a walk). A room without links is left by rooms_retry: its
+         * UNSUBSCRIBE's answer frees it, whether or not the channel was
+         * still there. */
         CF_ERROR("rooms", "out of memory while resetting subscriptions: requests held for them "
                  "wait for the resubscription");
         while ((rm = cf_map_next(r->by_name, &it)))
-            if (!pick || pick(ud, rm->name, rm->len))
+            if (!pick || pick(ud, rm->name, rm->len)) {
                 sub_reset(rm, kept);
+                rm->unsub_due = rm->unsub_due || rm->links.n == 0;
+            }
+        r->resubscribe = true;
         return;
     }
     while ((rm = cf_map_next(r->by_name, &it)))

@@ -51,6 +51,7 @@ struct gw {
     struct listener *ops_listener; /* METRICS_PORT + worker, or NULL */
     struct reqs *reqs;             /* requests waiting for a broker's answer */
     bool resync_due;               /* members wait for a re-sync to be tried again (v1.c) */
+    bool resync_soon;              /* ... some because a link's queue was full: soon */
     int64_t resync_at;             /* ... not before then */
     struct ipl *ipl;               /* per client address limits (admit.h) */
     struct front *front;           /* upgrades answered without lws (front.h); NULL: TLS */

@@ -19,6 +19,11 @@
 /* A member whose re-sync the broker refused tries again this much later
  * (or as soon as the broker is ready again). */
 #define RESYNC_RETRY_MS 5000
+/* A re-sync that did not fit its link's queue is tried again this soon: the
+ * queue drains as fast as the broker reads. Waiting the 5 s of a refusal
+ * let the broker announce the leaves of members still owned by the closed
+ * link (its grace is 10 s) before a large shard's last re-syncs reached it. */
+#define RESYNC_SOON_MS 200
 #define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
 
 static struct cf_str cstr(const char *s)
@@ -546,14 +551,19 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
         /* The link's queue is full (a whole shard's members re-syncing in
          * one pass, past MAX_LINK_QUEUE_BYTES) or the link went down: the
          * broker is only busy or away, so the member waits for the next
-         * try, as for a refusal. Closing them sent a share of the shard's
-         * clients back at once. One line per try. */
-        if (!gw->resync_due)
-            CF_WARN("v1", "room %.*s: re-sync requests do not fit the broker link (%s); those "
-                    "members wait for the next try in %d s", (int)room.len, room.p,
-                    rc == -ENOBUFS ? "its queue is full: MAX_LINK_QUEUE_BYTES" : "it is down",
-                    RESYNC_RETRY_MS / 1000);
+         * try, as for a refusal (closing them sent a share of the shard's
+         * clients back at once); after a full queue, soon. One line per
+         * try. */
         resync_later(gw, m);
+        if (rc == -ENOBUFS && !gw->resync_soon) {
+            CF_WARN("v1", "room %.*s: re-sync requests do not fit the broker link (its queue is "
+                    "full, MAX_LINK_QUEUE_BYTES); those members are tried again in %d ms",
+                    (int)room.len, room.p, RESYNC_SOON_MS);
+            gw->resync_soon = true;
+            int64_t soon = cf_mono_ms() + RESYNC_SOON_MS;
+            if (gw->resync_at > soon)
+                gw->resync_at = soon;
+        }
         return;
     }
     sess_close(s, 1012, "could not re-sync");
@@ -603,7 +613,7 @@ static void retry_resyncs(struct gw *gw, int64_t now)
 {
     if (!gw->resync_due || now < gw->resync_at)
         return;
-    gw->resync_due = false; /* a refusal of these sets it again */
+    gw->resync_due = gw->resync_soon = false; /* a refusal of these sets them again */
     gw->resync_at = now + RESYNC_RETRY_MS;
     lrooms_foreach_member(gw->rooms, on_linked_shard, retry_resync, gw);
 }

@@ -637,6 +637,8 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     damaged_first(&rd, &out, 330, rooms[2], "meta", rooms[1], (uint64_t)seq1 + 5);
     assert_true(h_log_contains_from(&fx.node.broker[shard], mark, "hash value is not an integer", 0));
     join_refused(&rd, 335, rooms[2], "seq is not an integer", rc);
+    freeReplyObject(redisCommand(rc, "HSET %s seq 1.5", meta2)); /* a Lua number, no id */
+    join_refused(&rd, 336, rooms[2], "seq is not an integer", rc);
     freeReplyObject(redisCommand(rc, "HSET %s seq %lld", meta2, seq2));
 
     /* An epoch not as the brokers make it (16 characters; brokers drop a

@@ -152,14 +152,18 @@ static void test_drop_link_releases_held(void **state)
 
 /* Out of memory as the subscriber is lost: the rooms are reset all the same,
  * so the ones that were subscribed are subscribed again once it is back
- * (they were left without their channel for good), and what a room held
- * runs once its new SUBSCRIBE is answered. */
+ * (they were left without their channel for good), what a room held runs
+ * once its new SUBSCRIBE is answered, and a room without links is left
+ * (and freed) by rooms_retry. */
 static void test_sub_lost_without_memory(void **state)
 {
     (void)state;
     join(0, "a");
     confirm("a");
-    join(1, "b"); /* SUBSCRIBE pending */
+    join(2, "c");
+    confirm("c");
+    leave(2, "c"); /* its UNSUBSCRIBE in flight */
+    join(1, "b");  /* its SUBSCRIBE in flight */
     assert_int_equal(submit("b", "held"), 0);
     g_fake.n = 0;
     fail_malloc = true;
@@ -167,15 +171,23 @@ static void test_sub_lost_without_memory(void **state)
     fail_malloc = false;
     assert_int_equal(g_fake.n, 0);
     assert_int_equal(submit("a", "xa"), -ENOTCONN); /* no longer taken for subscribed */
+    assert_int_equal(stats().rooms, 3);
 
     rooms_on_sub_ready(g_rooms);
     assert_int_equal(g_fake.n, 2);
     assert_int_equal(g_fake.calls[0].kind, 'S');
     assert_int_equal(g_fake.calls[1].kind, 'S');
     assert_int_not_equal(strcmp(g_fake.calls[0].name, g_fake.calls[1].name), 0);
-    confirm("b");
+    assert_int_equal(strcmp(g_fake.calls[0].name, "c") && strcmp(g_fake.calls[1].name, "c"), 1);
+    rooms_retry(g_rooms);
     assert_int_equal(g_fake.n, 3);
-    assert_run(2, LID(0), "held");
+    assert_int_equal(g_fake.calls[2].kind, 'U');
+    assert_string_equal(g_fake.calls[2].name, "c");
+    confirm("c");
+    assert_int_equal(stats().rooms, 2);
+    confirm("b");
+    assert_int_equal(g_fake.n, 4);
+    assert_run(3, LID(0), "held");
 }
 
 static void test_sub_lost_and_ready(void **state)
