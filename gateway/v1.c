@@ -368,8 +368,14 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
             m->last_id = msg.id;
             send_buf(s, v1_encode_event(sess_proto(s), &msg));
         }
-        CF_INFO("v1", "conn %llu: re-synced room %.*s (%u missed messages)",
-                (unsigned long long)sess_id(s), (int)q->room_len, q->room, snap->nmessages);
+        /* at INFO only when it brought something: a broker that comes back
+         * re-syncs every member of its shard, which made a line each */
+        if (snap->nmessages)
+            CF_INFO("v1", "conn %llu: re-synced room %.*s (%u missed messages)",
+                    (unsigned long long)sess_id(s), (int)q->room_len, q->room, snap->nmessages);
+        else
+            CF_DEBUG("v1", "conn %llu: re-synced room %.*s (nothing missed)",
+                     (unsigned long long)sess_id(s), (int)q->room_len, q->room);
     } else {
         send_buf(s, v1_encode_joined(sess_proto(s), gw->dec, snap, &bad));
         m->last_id = snap->last_id;
