@@ -382,9 +382,9 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
             if (m->type == CF_WIRE_SUB)
                 presence_take_over(b->presence, m->room, m->conn, gwlink_id(l));
             send_fail(b, gwlink_id(l), m->q, rc);
-        }
-        else if (rc < 0 && m->type == CF_WIRE_MSG)
+        } else if (rc < 0 && m->type == CF_WIRE_MSG) {
             count_drop(b, m->room, rc);
+        }
         break;
     }
     case CF_WIRE_HIST:
