@@ -86,7 +86,7 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
     struct cf_buf *p = v1_encode_event(SESS_V1_JSON, &ev[1]);
     assert_non_null(p);
     size_t frame = sess_queued_bytes(s);
-    assert_true(frame > p->len);          /* the presence change went out */
+    assert_true(frame > p->len);           /* the presence change went out */
     assert_true(frame < 2 * (p->len + 8)); /* and nothing else */
     assert_int_equal(*sess_held_bytes(s), 0);
     cf_buf_unref(p);
