@@ -55,7 +55,8 @@ struct pending {
     struct broker *b;
     uint64_t link_id, q;
     uint32_t budget;
-    bool created; /* a join: its presence entry is new (not taken over) */
+    uint64_t reg; /* a join that made its presence entry: the entry's
+                   * registration (presence_add); 0 when it took one over */
     uint32_t room_len, conn_len;
     char room[CF_ROOM_MAX];
     char conn[CF_WIRE_MAX_TOKEN];

@@ -13,6 +13,7 @@ struct group; /* the entries of one room */
 /* One per member and connection: small, there is one per idle client. */
 struct entry {
     uint64_t link_id;
+    uint64_t reg; /* the registration that made or last took it */
     struct group *g;
     uint32_t gi;      /* index in g->v */
     uint8_t roomlen;  /* <= CF_ROOM_MAX */
@@ -50,6 +51,7 @@ struct presence {
      * goes in just before it, so it comes last in the current round: its
      * entries were just written. */
     struct group *cursor;
+    uint64_t regs; /* the last registration number given */
 };
 
 static void ring_add(struct presence *p, struct group *g)
@@ -145,16 +147,25 @@ static size_t make_key(char *out, struct cf_str room, struct cf_str conn)
 /* A connection's newest registration owns its entry: link ids only grow, so
  * a request read late from a link that has since been replaced (its
  * gateway re-linked and re-synced) does not take the entry back, to be
- * dropped with that link while the connection lives on. */
-static void take_over(struct entry *e, uint64_t link_id)
+ * dropped with that link while the connection lives on. One from the
+ * owner's own link (a re-sync after a refusal) is newer than the one that
+ * made the entry, so it gets a number of its own. Returns the number given
+ * (0: none). */
+static uint64_t take_over(struct presence *p, struct entry *e, uint64_t link_id)
 {
-    if (link_id > e->link_id)
-        e->link_id = link_id;
+    if (link_id < e->link_id)
+        return 0;
+    e->link_id = link_id;
+    return e->reg = ++p->regs;
 }
 
 int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
-                 struct cf_str user)
+                 struct cf_str user, uint64_t *reg)
 {
+    uint64_t unused;
+    if (!reg)
+        reg = &unused;
+    *reg = 0;
     if (room.len > CF_ROOM_MAX || conn.len > CF_WIRE_MAX_TOKEN ||
         user.len > CF_USERNAME_BYTES_MAX)
         return -EINVAL;
@@ -162,7 +173,7 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
     size_t klen = make_key(key, room, conn);
     struct entry *old = cf_map_get(p->entries, key, klen);
     if (old) {
-        take_over(old, link_id);
+        *reg = take_over(p, old, link_id);
         return -EEXIST;
     }
     struct group *g = cf_map_get(p->groups, room.p, room.len);
@@ -190,6 +201,7 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
     if (!e)
         goto fail;
     e->link_id = link_id;
+    e->reg = 0;
     e->roomlen = (uint8_t)room.len;
     e->connlen = (uint16_t)conn.len;
     e->userlen = (uint8_t)user.len;
@@ -204,6 +216,7 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
     e->g = g;
     e->gi = g->n;
     g->v[g->n++] = e;
+    *reg = e->reg = ++p->regs;
     return 0;
 fail:
     if (g->n == 0)
@@ -245,7 +258,7 @@ bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str co
 {
     struct entry *e = find(p, room, conn);
     if (e)
-        take_over(e, link_id);
+        take_over(p, e, link_id);
     return e != NULL;
 }
 
@@ -254,6 +267,15 @@ bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str co
 {
     struct entry *e = find(p, room, conn);
     if (!e || e->link_id != link_id)
+        return false;
+    remove_entry(p, e);
+    return true;
+}
+
+bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg)
+{
+    struct entry *e = find(p, room, conn);
+    if (!e || reg == 0 || e->reg != reg)
         return false;
     remove_entry(p, e);
     return true;

@@ -18,11 +18,17 @@ struct presence;
 struct presence *presence_new(void);
 void presence_free(struct presence *p); /* NULL is a no-op */
 
-/* 0, -EEXIST (already recorded: the entry is link_id's from now on if that
- * link is newer than its owner's, as when a gateway's re-sync registers its
- * connections again from a new link; link ids only grow) or -ENOMEM. */
+/* 0, -EEXIST (already recorded: the entry is link_id's from now on unless
+ * its owner's link is newer, as when a gateway's re-sync registers its
+ * connections again from a new link; link ids only grow) or -ENOMEM.
+ *
+ * Every registration that makes or takes the entry gives it a new number,
+ * stored in *reg (if reg is not NULL; 0 when an older link's registration
+ * took nothing): a join that fails later removes the entry only if it is
+ * still the one that join registered (presence_del_reg), not one that a
+ * leave and a newer join of the same connection made meanwhile. */
 int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struct cf_str conn,
-                 struct cf_str user);
+                 struct cf_str user, uint64_t *reg);
 /* The existing entry only, taken over as presence_add would: true when it
  * exists. */
 bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str conn,
@@ -33,6 +39,10 @@ bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
  * has gone must not remove what a newer link took over). */
 bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
                         uint64_t link_id);
+
+/* Likewise, but only while the entry is still registration `reg`'s (0
+ * matches nothing). */
+bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
 
 /* Removes every entry of a link, calling fn for each first (fn must not
  * add or remove presence). Allocates nothing, so it cannot fail. */

@@ -25,7 +25,7 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     p->link_id = link_id;
     p->q = m->q;
     p->budget = m->budget;
-    p->created = false;
+    p->reg = 0;
     p->room_len = m->room.len;
     memcpy(p->room, m->room.p, m->room.len);
     p->conn_len = m->conn.len;
@@ -110,13 +110,15 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
     }
     if (err < 0) {
         /* A join refused is no member, unless the entry was there before it
-         * (a re-sync that took it over: its member waits for the next). */
+         * (a re-sync that took it over: its member waits for the next), or
+         * is no longer this join's: the connection left and joined again
+         * meanwhile, and the newer join, on its way, owns it. */
         struct cf_str room = pstr(p->room, p->room_len), conn = pstr(p->conn, p->conn_len);
         /* The connection dropped with the script sent (it may have run and
          * announced the join), or its reply made no sense (it ran): the
          * leave keeps the room's list right (or, if Redis is down, the
          * entry expires). */
-        if (!b->stopping && p->created && presence_del_owned(b->presence, room, conn, p->link_id) &&
+        if (!b->stopping && presence_del_reg(b->presence, room, conn, p->reg) &&
             (err == -ECONNRESET || err == -EPROTO))
             store_leave(rb_of(b, room), &b->lim, room, conn);
         send_fail(b, p->link_id, p->q, err);
@@ -205,15 +207,17 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     case CF_WIRE_SUB: {
         if (!link_of(b, link_id))
             return; /* its gateway left meanwhile: nothing to register */
-        rc = presence_add(b->presence, link_id, m.room, m.conn, m.user);
+        uint64_t reg;
+        rc = presence_add(b->presence, link_id, m.room, m.conn, m.user, &reg);
         if (rc < 0 && rc != -EEXIST) {
             send_fail(b, link_id, m.q, rc);
             return;
         }
-        bool created = rc == 0;
+        if (rc == -EEXIST)
+            reg = 0; /* taken over: not this join's to remove */
         struct pending *p = pending_new(b, link_id, &m);
         if (p)
-            p->created = created;
+            p->reg = reg;
         rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
@@ -223,8 +227,8 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
             pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
              * Redis once Redis is back; so does an entry this join took over. */
-            if (m.q && created)
-                presence_del_owned(b->presence, m.room, m.conn, link_id);
+            if (m.q)
+                presence_del_reg(b->presence, m.room, m.conn, reg);
             send_fail(b, link_id, m.q, rc);
         }
         return;

@@ -128,10 +128,10 @@ static void test_add_del(void **state)
 {
     struct presence *p = *state;
     assert_int_equal(presence_count(p), 0);
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("gw1:1"), S("alice")), 0);
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("gw1:2"), S("alice")), 0); /* 2nd tab */
-    assert_int_equal(presence_add(p, 2, S("lobby"), S("gw2:1"), S("bob")), 0);
-    assert_int_equal(presence_add(p, 1, S("other"), S("gw1:1"), S("alice")), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("gw1:1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("gw1:2"), S("alice"), NULL), 0); /* 2nd tab */
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("gw2:1"), S("bob"), NULL), 0);
+    assert_int_equal(presence_add(p, 1, S("other"), S("gw1:1"), S("alice"), NULL), 0);
     assert_int_equal(presence_count(p), 4);
 
     assert_true(presence_del(p, S("lobby"), S("gw1:2")));
@@ -153,7 +153,7 @@ static void test_add_del(void **state)
     snapshot(p, x);
     assert_int_equal(x->ng, 0); /* empty rooms are forgotten */
     /* and can come back */
-    assert_int_equal(presence_add(p, 3, S("lobby"), S("gw1:1"), S("carol")), 0);
+    assert_int_equal(presence_add(p, 3, S("lobby"), S("gw1:1"), S("carol"), NULL), 0);
     snapshot(p, x);
     assert_int_equal(x->ng, 1);
     assert_string_equal(user_of(group(x, "lobby"), "gw1:1"), "carol");
@@ -163,10 +163,10 @@ static void test_add_del(void **state)
 static void test_duplicates(void **state)
 {
     struct presence *p = *state;
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
     /* Same room and conn: refused whatever the link or user. */
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), -EEXIST);
-    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("bob")), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("bob"), NULL), -EEXIST);
     assert_int_equal(presence_count(p), 1);
     struct seen *x = malloc(sizeof *x);
     assert_non_null(x);
@@ -175,7 +175,7 @@ static void test_duplicates(void **state)
     assert_string_equal(user_of(group(x, "lobby"), "c1"), "alice"); /* the first one stays */
     /* After a del it can be added again. */
     assert_true(presence_del(p, S("lobby"), S("c1")));
-    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("bob")), 0);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("bob"), NULL), 0);
     snapshot(p, x);
     assert_string_equal(user_of(group(x, "lobby"), "c1"), "bob");
     free(x);
@@ -187,9 +187,9 @@ static void test_duplicates(void **state)
 static void test_taken_over_by_a_new_link(void **state)
 {
     struct presence *p = *state;
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), 0);
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob")), 0);
-    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice")), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob"), NULL), 0);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
     assert_false(presence_del_owned(p, S("lobby"), S("c1"), 1)); /* no longer link 1's */
     assert_false(presence_del_owned(p, S("lobby"), S("nobody"), 1));
     presence_drop_link(p, 1, NULL, NULL); /* c2 only */
@@ -206,9 +206,9 @@ static void test_taken_over_by_a_new_link(void **state)
 static void test_an_older_link_does_not_take_it_back(void **state)
 {
     struct presence *p = *state;
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), 0);
-    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice")), -EEXIST);
-    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice")), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
     assert_true(presence_take_over(p, S("lobby"), S("c1"), 1)); /* exists; still link 2's */
     presence_drop_link(p, 1, NULL, NULL);
     assert_int_equal(presence_count(p), 1);
@@ -220,6 +220,38 @@ static void test_an_older_link_does_not_take_it_back(void **state)
     assert_true(presence_del_owned(p, S("lobby"), S("c1"), 3));
 }
 
+/* A join whose failure is read after its connection left and joined again
+ * (J1, leave, J2 from one link; requests.c's on_joined) removes only what it
+ * registered: J2's entry stays, to be refreshed, where removing it left a
+ * member in Redis that no broker refreshed, shown leaving at PRESENCE_TTL. */
+static void test_a_late_failure_keeps_a_newer_join(void **state)
+{
+    struct presence *p = *state;
+    uint64_t j1, j2, again, newer, older;
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), &j1), 0);
+    assert_true(j1 != 0);
+    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 1)); /* the leave */
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), &j2), 0);
+    assert_true(j2 != 0 && j2 != j1);
+    assert_false(presence_del_reg(p, S("lobby"), S("c1"), j1)); /* J1 fails */
+    assert_int_equal(presence_count(p), 1);
+
+    /* Registered again from the same link (a re-sync): J2's failure leaves it. */
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), &again), -EEXIST);
+    assert_true(again != 0 && again != j2);
+    assert_false(presence_del_reg(p, S("lobby"), S("c1"), j2));
+    /* A newer link's takes it; an older link's takes nothing (number 0). */
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), &newer), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), &older), -EEXIST);
+    assert_int_equal(older, 0);
+    assert_false(presence_del_reg(p, S("lobby"), S("c1"), 0));
+    assert_false(presence_del_reg(p, S("lobby"), S("c1"), again));
+    assert_false(presence_del_reg(p, S("lobby"), S("nobody"), newer));
+    assert_int_equal(presence_count(p), 1);
+    assert_true(presence_del_reg(p, S("lobby"), S("c1"), newer));
+    assert_int_equal(presence_count(p), 0);
+}
+
 static void test_names_are_copied(void **state)
 {
     struct presence *p = *state;
@@ -229,7 +261,7 @@ static void test_names_are_copied(void **state)
     memset(conn, 'c', CF_WIRE_MAX_TOKEN);
     conn[CF_WIRE_MAX_TOKEN] = '\0';
     snprintf(user, sizeof user, "J\xc3\xa9r\xc3\xb4me");
-    assert_int_equal(presence_add(p, 7, S(room), S(conn), S(user)), 0);
+    assert_int_equal(presence_add(p, 7, S(room), S(conn), S(user), NULL), 0);
     /* The caller's buffers are reused at once (as the wire decoder's are). */
     char keep_room[sizeof room], keep_conn[sizeof conn];
     memcpy(keep_room, room, sizeof room);
@@ -261,7 +293,7 @@ static void test_drop_link(void **state)
         {1, "solo", "gw1:9", "frank"},
     };
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-        assert_int_equal(presence_add(p, in[i].link, S(in[i].room), S(in[i].conn), S(in[i].user)),
+        assert_int_equal(presence_add(p, in[i].link, S(in[i].room), S(in[i].conn), S(in[i].user), NULL),
                          0);
 
     struct seen *x = calloc(1, sizeof *x);
@@ -304,7 +336,7 @@ static void test_drop_link_needs_no_memory(void **state)
     for (int i = 0; i < 40; i++) {
         snprintf(room, sizeof room, "r%d", i % 7);
         snprintf(conn, sizeof conn, "c%d", i);
-        assert_int_equal(presence_add(p, 1 + (uint64_t)(i % 3 == 0), S(room), S(conn), S("u")), 0);
+        assert_int_equal(presence_add(p, 1 + (uint64_t)(i % 3 == 0), S(room), S(conn), S("u"), NULL), 0);
     }
     struct seen *x = calloc(1, sizeof *x);
     assert_non_null(x);
@@ -332,10 +364,10 @@ static void test_foreach_room(void **state)
     for (int i = 0; i < 40; i++) {
         snprintf(conn[i], sizeof conn[i], "c%d", i);
         snprintf(user[i], sizeof user[i], "u%d", i % 10);
-        assert_int_equal(presence_add(p, (uint64_t)(i % 3), S("big"), S(conn[i]), S(user[i])), 0);
+        assert_int_equal(presence_add(p, (uint64_t)(i % 3), S("big"), S(conn[i]), S(user[i]), NULL), 0);
     }
-    assert_int_equal(presence_add(p, 5, S("small"), S("c0"), S("zed")), 0);
-    assert_int_equal(presence_add(p, 5, S("small"), S("c1"), S("amy")), 0);
+    assert_int_equal(presence_add(p, 5, S("small"), S("c0"), S("zed"), NULL), 0);
+    assert_int_equal(presence_add(p, 5, S("small"), S("c1"), S("amy"), NULL), 0);
 
     struct seen *x = malloc(sizeof *x);
     assert_non_null(x);
@@ -406,7 +438,7 @@ static void add_room(struct presence *p, int i)
 {
     char room[8];
     snprintf(room, sizeof room, "r%d", i);
-    assert_int_equal(presence_add(p, 1, S(room), S("c1"), S("u")), 0);
+    assert_int_equal(presence_add(p, 1, S(room), S("c1"), S("u"), NULL), 0);
 }
 
 static void drop_room(struct presence *p, int i)
@@ -487,7 +519,7 @@ static void test_free_with_entries(void **state)
     char conn[16];
     for (int i = 0; i < 100; i++) {
         snprintf(conn, sizeof conn, "c%d", i);
-        assert_int_equal(presence_add(p, 1, S(i % 2 ? "a" : "b"), S(conn), S("u")), 0);
+        assert_int_equal(presence_add(p, 1, S(i % 2 ? "a" : "b"), S(conn), S("u"), NULL), 0);
     }
     presence_free(p); /* everything is released (the sanitizer build checks) */
     presence_free(NULL);
@@ -499,6 +531,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_add_del, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_taken_over_by_a_new_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_late_failure_keeps_a_newer_join, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),

@@ -1,0 +1,223 @@
+/* Unit tests for broker/requests: what a join's late answer does to the
+ * presence record when the same connection has left and joined again
+ * meanwhile.
+ *
+ * A real Redis answers one link's join, leave and join in order, and cannot
+ * be made to refuse the first join and accept the second: so the calls to
+ * Redis (store_join, store_leave) and to the gateway link are replaced at
+ * link time (-Wl,--wrap), and the test answers the joins itself, in the
+ * order a broker reads them. Everything between (requests.c, rooms.c,
+ * presence.c) is the real code. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "broker_int.h"
+#include "presence.h"
+
+#define S(s) ((struct cf_str){(s), sizeof(s) - 1})
+
+/* ---- the edges, recorded ------------------------------------------------- */
+
+static struct {
+    struct {
+        store_joined_fn fn;
+        void *ud;
+    } joins[8];
+    int njoins, nleaves;
+    struct {
+        enum cf_wire_type type;
+        uint64_t q;
+    } sent[8];
+    int nsent;
+} g;
+
+static int link_dummy; /* a gateway link's stand-in: only its address is used */
+
+int __wrap_store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                      struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
+                      struct cf_str epoch, uint32_t limit, uint32_t budget,
+                      uint32_t max_members, store_joined_fn fn, void *ud);
+int __wrap_store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                      struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
+                      struct cf_str epoch, uint32_t limit, uint32_t budget,
+                      uint32_t max_members, store_joined_fn fn, void *ud)
+{
+    (void)rb, (void)lim, (void)room, (void)conn, (void)user, (void)has_since, (void)since;
+    (void)epoch, (void)limit, (void)budget, (void)max_members;
+    assert_true(g.njoins < 8);
+    g.joins[g.njoins].fn = fn;
+    g.joins[g.njoins++].ud = ud;
+    return 0;
+}
+
+int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                       struct cf_str conn);
+int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                       struct cf_str conn)
+{
+    (void)rb, (void)lim, (void)room, (void)conn;
+    g.nleaves++;
+    return 0;
+}
+
+struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len);
+struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len)
+{
+    (void)rs, (void)name, (void)len;
+    return (struct rbridge *)&link_dummy; /* not NULL: "connected" */
+}
+
+struct gwlink *__wrap_gwlinks_find(struct gwlinks *links, uint64_t id);
+struct gwlink *__wrap_gwlinks_find(struct gwlinks *links, uint64_t id)
+{
+    (void)links;
+    return id == 1 ? (struct gwlink *)&link_dummy : NULL;
+}
+
+uint64_t __wrap_gwlink_id(const struct gwlink *l);
+uint64_t __wrap_gwlink_id(const struct gwlink *l)
+{
+    (void)l;
+    return 1;
+}
+
+int __wrap_gwlink_send(struct gwlink *l, const struct cf_wire_msg *m);
+int __wrap_gwlink_send(struct gwlink *l, const struct cf_wire_msg *m)
+{
+    (void)l;
+    assert_true(g.nsent < 8);
+    g.sent[g.nsent].type = m->type;
+    g.sent[g.nsent++].q = m->q;
+    return 0;
+}
+
+/* ---- a broker of one shard, with no rooms subscribed ---------------------- */
+
+static struct broker *b;
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&g, 0, sizeof g);
+    static struct broker bs;
+    bs = (struct broker){.shard = 0, .shards = 1,
+                         .links = (struct gwlinks *)&link_dummy,
+                         .pendings = CF_FREELIST_INIT(sizeof(struct pending), 4)};
+    b = &bs;
+    b->dec = cf_wire_decoder_new();
+    b->rooms = rooms_new(&requests_room_ops, b, 1 << 20);
+    b->presence = presence_new();
+    return b->dec && b->rooms && b->presence ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cf_wire_decoder_free(b->dec);
+    rooms_free(b->rooms);
+    presence_free(b->presence);
+    cf_fl_drain(&b->pendings);
+    return 0;
+}
+
+/* One presence change of connection c1 in room lobby, as the gateway sends
+ * it. No local link is in the room, so it runs at once. */
+static void frame(enum cf_wire_type type, uint64_t q)
+{
+    struct cf_wire_msg m = {.type = type, .q = q, .room = S("lobby"), .conn = S("gw1:7"),
+                            .user = S("alice"), .budget = 65536};
+    static const unsigned char payload[1];
+    requests_on_frame(b, (struct gwlink *)&link_dummy, &m, payload, sizeof payload);
+}
+
+static void answer(int i, int err)
+{
+    struct store_joined ok = {.epoch = S("0123456789abcdef"), .last_id = 0, .count = 1};
+    g.joins[i].fn(g.joins[i].ud, err, err < 0 ? NULL : &ok);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* Join (J1), leave, join again (J2), all read before J1's answer: J1 is
+ * refused, J2 accepted. J2's entry must stay, or that member stays in Redis
+ * with no broker refreshing it, and is shown leaving at PRESENCE_TTL while
+ * still connected. */
+static void check_late_failure(int err)
+{
+    frame(CF_WIRE_SUB, 1);
+    frame(CF_WIRE_UNSUB, 0);
+    frame(CF_WIRE_SUB, 2);
+    assert_int_equal(g.njoins, 2);
+    assert_int_equal(g.nleaves, 1);
+    assert_int_equal(presence_count(b->presence), 1);
+
+    answer(0, err);
+    assert_int_equal(g.nsent, 1);
+    assert_int_equal(g.sent[0].type, CF_WIRE_FAIL);
+    assert_int_equal(g.sent[0].q, 1);
+    assert_int_equal(presence_count(b->presence), 1); /* J2's */
+    assert_int_equal(g.nleaves, 1);                  /* no leave announced for J2 */
+
+    answer(1, 0);
+    assert_int_equal(g.nsent, 2);
+    assert_int_equal(g.sent[1].type, CF_WIRE_SUBBED);
+    assert_int_equal(g.sent[1].q, 2);
+    assert_int_equal(presence_count(b->presence), 1);
+
+    /* and the member's own leave still removes it */
+    frame(CF_WIRE_UNSUB, 0);
+    assert_int_equal(presence_count(b->presence), 0);
+    assert_int_equal(g.nleaves, 2);
+}
+
+static void test_a_refused_join_keeps_the_newer_one(void **state)
+{
+    (void)state;
+    check_late_failure(-EAGAIN); /* Redis busy or out of memory */
+}
+
+static void test_a_dropped_join_keeps_the_newer_one(void **state)
+{
+    (void)state;
+    check_late_failure(-ECONNRESET); /* its leave is announced only for its own entry */
+}
+
+/* The join that made the entry, refused, still removes it (no member). */
+static void test_a_refused_join_is_no_member(void **state)
+{
+    (void)state;
+    frame(CF_WIRE_SUB, 1);
+    assert_int_equal(presence_count(b->presence), 1);
+    answer(0, -EAGAIN);
+    assert_int_equal(presence_count(b->presence), 0);
+    assert_int_equal(g.nleaves, 0);
+}
+
+/* A join that took an existing entry over (a re-sync) leaves it when
+ * refused: its member waits to re-sync again. */
+static void test_a_refused_resync_keeps_the_entry(void **state)
+{
+    (void)state;
+    frame(CF_WIRE_SUB, 1);
+    answer(0, 0);
+    frame(CF_WIRE_SUB, 2); /* the same connection registered again */
+    answer(1, -EAGAIN);
+    assert_int_equal(presence_count(b->presence), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_refused_join_keeps_the_newer_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dropped_join_keeps_the_newer_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_join_is_no_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_resync_keeps_the_entry, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
