@@ -22,6 +22,9 @@ struct room {
     size_t len;
     struct cf_rel_end links;
     uint32_t unconfirmed; /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
+    uint32_t stale;       /* replies still owed to commands sent before a reset
+                           * that kept the subscriber (sub_reset): they come
+                           * first, and answer none of the room's later ones */
     bool active;          /* the last command was a confirmed SUBSCRIBE */
     bool sub_sent;        /* the last command that went out was a SUBSCRIBE */
     bool unsub_due;       /* an UNSUBSCRIBE found the queue full: rooms_retry */
@@ -100,7 +103,7 @@ static void release_held(struct rooms *r, struct room *rm)
 /* Frees rm when nothing refers to it any more; otherwise keeps it. */
 static void maybe_free(struct rooms *r, struct room *rm)
 {
-    if (rm->links.n == 0 && rm->unconfirmed == 0 && !rm->unsub_due) {
+    if (rm->links.n == 0 && rm->unconfirmed == 0 && rm->stale == 0 && !rm->unsub_due) {
         release_held(r, rm);
         room_free(r, rm);
     }
@@ -277,6 +280,11 @@ void rooms_on_message(struct rooms *r, const char *name, size_t len, const void 
 void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
 {
     struct room *rm = cf_map_get(r->by_name, name, len);
+    if (rm && rm->stale > 0) {
+        rm->stale--;
+        maybe_free(r, rm);
+        return;
+    }
     if (!rm || rm->unconfirmed == 0)
         return; /* a reply from before the subscriber reconnected */
     if (--rm->unconfirmed > 0)
@@ -307,6 +315,12 @@ void rooms_on_sub_lost(struct rooms *r)
 /* A room whose subscription was lost: subscribed again at rooms_on_sub_ready. */
 static void sub_reset(struct room *rm, bool kept)
 {
+    /* A connection that lives on still answers what was sent on it, in
+     * order, before anything sent after: counted as replies of the room's
+     * new SUBSCRIBE (after one left, the room freed and joined again),
+     * they had its held requests run before its channel was live. A
+     * connection that went answers nothing more. */
+    rm->stale = kept ? rm->stale + rm->unconfirmed : 0;
     rm->unconfirmed = 0;
     rm->active = false;
     rm->sub_sent = false;

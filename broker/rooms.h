@@ -96,8 +96,10 @@ void rooms_on_sub_ready(struct rooms *r);
  * rooms are spread over several, each with its own subscriber). `kept`:
  * the subscriber connection lives on with its channels (its server is only
  * not used for now: its publisher dropped), so a channel still to be left
- * (an UNSUBSCRIBE that found the queue full) is still left by rooms_retry;
- * otherwise the connection took its channels with it. */
+ * (an UNSUBSCRIBE that found the queue full) is still left by rooms_retry,
+ * and the replies owed to what was sent before are not taken for replies to
+ * what is sent after (a room is kept until they come); otherwise the
+ * connection took its channels with it. */
 typedef bool (*rooms_pick_fn)(void *ud, const char *name, size_t len);
 void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool kept);
 void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud);

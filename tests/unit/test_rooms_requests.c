@@ -612,6 +612,50 @@ static void test_held_run_when_sub_lost(void **state)
     assert_int_equal(stats().held_bytes, 0);
 }
 
+/* A subscriber kept while its server is not used for now (its publisher
+ * dropped) still answers, first, what was sent on it before. A room left
+ * (its UNSUBSCRIBE on the way) and joined again once the server was back
+ * took that UNSUBSCRIBE's reply for its new SUBSCRIBE's: its held requests
+ * (joins) ran before its channel was live. */
+static void test_kept_subscriber_answers_in_order(void **state)
+{
+    (void)state;
+    join(0, "r");
+    confirm("r");
+    leave(0, "r"); /* UNSUBSCRIBE on its way */
+    assert_int_equal(count_kind('U'), 1);
+    rooms_on_sub_lost_if(g_rooms, NULL, NULL, true);
+    assert_int_equal(stats().rooms, 1); /* kept until that reply */
+    rooms_on_sub_ready(g_rooms);        /* the server back */
+    assert_int_equal(join(1, "r"), 0);
+    assert_int_equal(count_kind('S'), 2);
+    assert_int_equal(submit_from(LID(1), "r", "j1"), 0);
+    confirm("r"); /* the UNSUBSCRIBE's reply */
+    assert_int_equal(count_kind('R'), 0);
+    confirm("r"); /* the SUBSCRIBE's */
+    assert_int_equal(count_kind('R'), 1);
+    assert_run(g_fake.n - 1, LID(1), "j1");
+    assert_int_equal(submit_from(LID(1), "r", "m"), 0); /* live */
+    assert_int_equal(count_kind('R'), 2);
+
+    /* Left with nothing else: freed once the reply owed comes. */
+    leave(1, "r");
+    rooms_on_sub_lost_if(g_rooms, NULL, NULL, true);
+    assert_int_equal(stats().rooms, 1);
+    confirm("r");
+    assert_int_equal(stats().rooms, 0);
+
+    /* A connection lost after all owes nothing more. */
+    join(2, "q");
+    rooms_on_sub_lost_if(g_rooms, NULL, NULL, true);
+    rooms_on_sub_lost(g_rooms);
+    rooms_on_sub_ready(g_rooms);
+    assert_int_equal(submit_from(LID(2), "q", "j2"), 0);
+    int runs = count_kind('R');
+    confirm("q");
+    assert_int_equal(count_kind('R'), runs + 1);
+}
+
 /* Rooms spread over several Redis servers: losing one server's subscriber
  * resets only the rooms `pick` chooses (here: names starting with "s1-"),
  * and only those are subscribed again when it is back. */
@@ -709,6 +753,7 @@ int main(void)
         T(test_submit_enotconn_when_subscriber_down),
         T(test_held_run_in_order_with_link_id),
         T(test_held_run_when_sub_lost),
+        T(test_kept_subscriber_answers_in_order),
         T(test_sub_lost_and_ready_for_one_server),
         T(test_unhold_takes_chosen_requests),
         T(test_rejoined_while_unsubscribing),
