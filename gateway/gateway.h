@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "lrooms.h"
 #include "memtrim.h"
 
 struct lws;
@@ -53,6 +54,8 @@ struct gw {
     bool resync_due;               /* members wait for a re-sync to be tried again (v1.c) */
     bool resync_soon;              /* ... some because a link's queue was full: soon */
     int64_t resync_at;             /* ... not before then */
+    bool resync_walking;           /* a walk sends waiting re-syncs as the window allows */
+    struct lrooms_cursor resync_cursor; /* ... and goes on from there */
     struct ipl *ipl;               /* per client address limits (admit.h) */
     struct front *front;           /* upgrades answered without lws (front.h); NULL: TLS */
     int64_t last_refused_log, last_untracked_log;

@@ -177,6 +177,10 @@ static void hold(struct lmember *m, struct cf_buf *b, const struct cf_wire_msg *
 {
     if (sess_closing(m->s))
         return; /* nothing reaches it any more */
+    if (m->q == 0 && ev->type == CF_WIRE_MSG && (ev->has & CF_WIRE_HAS_ID))
+        return; /* awaits a re-sync not yet asked for, whose snapshot (taken
+                 * after this message was stored) brings it: held, a member
+                 * kept waiting in a busy room filled its session's bound */
     size_t max = sess_max_queue(m->s);
     uint32_t *held = sess_held_bytes(m->s);
     if (sess_queued_bytes(m->s) + *held + b->len > max) {
@@ -366,6 +370,33 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
             continue;
         for (uint32_t i = 0; i < rm->members.n; i++)
             fn(ud, name, rm->members.v[i]->right);
+    }
+}
+
+bool lrooms_walk_members(struct lrooms *r, struct lrooms_cursor *c,
+                         bool (*want)(void *ud, struct cf_str room),
+                         bool (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud,
+                         uint32_t max)
+{
+    uint32_t used = 0;
+    for (;;) {
+        size_t it = c->room;
+        struct lroom *rm = cf_map_next(r->by_name, &it);
+        if (!rm) {
+            *c = (struct lrooms_cursor){0, 0};
+            return true;
+        }
+        c->room = it - 1; /* rm's slot: a later call starts from it */
+        struct cf_str name = {rm->name, (uint32_t)rm->len};
+        if (want(ud, name))
+            while (c->member < rm->members.n) {
+                if (used == max)
+                    return false;
+                if (fn(ud, name, rm->members.v[c->member++]->right))
+                    used++;
+            }
+        c->room = it;
+        c->member = 0;
     }
 }
 

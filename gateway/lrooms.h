@@ -99,6 +99,23 @@ void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, siz
 void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_str room),
                            void (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud);
 
+/* Where a walk over the members goes on (lrooms_walk_members); all zero:
+ * the start. */
+struct lrooms_cursor {
+    size_t room;     /* the slot of the room being visited */
+    uint32_t member; /* the index of its next member */
+};
+
+/* lrooms_foreach_member, resumable and bounded: goes on from *c, and stops
+ * once fn has returned true `max` times (false: *c says where to go on) or
+ * at the end (true; *c is back at the start). fn must not join or leave.
+ * Rooms that come and go between calls may have some members visited twice
+ * or not at all in that walk. */
+bool lrooms_walk_members(struct lrooms *r, struct lrooms_cursor *c,
+                         bool (*want)(void *ud, struct cf_str room),
+                         bool (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud,
+                         uint32_t max);
+
 size_t lrooms_count(const struct lrooms *r);
 
 /* The name of a member's room, and of the room at one end of a session's

@@ -97,6 +97,8 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          st->conns_untracked},
         {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
          reqs_count(gw->reqs)},
+        {"confab_gateway_resyncs_pending", "gauge",
+         "of those, re-syncs of members (at most 256 at a time)", reqs_resyncs(gw->reqs)},
         {"confab_gateway_draining", "gauge", "1 while shutting down", gw->draining},
     };
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {

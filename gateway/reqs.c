@@ -12,6 +12,7 @@ struct reqs {
     struct cf_map *by_q; /* key: the 8 bytes of req.q */
     uint64_t next_q;
     uint32_t per_session;
+    size_t resyncs; /* of them */
 };
 
 struct reqs *reqs_new(uint32_t per_session)
@@ -98,7 +99,12 @@ struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void
 
 struct req *reqs_add_resync(struct reqs *t, struct session *s, struct cf_str room, int *err)
 {
-    return add(t, REQ_SUB, s, NULL, room, (struct cf_str){"", 0}, false, err);
+    struct req *r = add(t, REQ_SUB, s, NULL, room, (struct cf_str){"", 0}, false, err);
+    if (r) {
+        r->resync = true;
+        t->resyncs++;
+    }
+    return r;
 }
 
 struct req *reqs_get(struct reqs *t, uint64_t q)
@@ -109,8 +115,10 @@ struct req *reqs_get(struct reqs *t, uint64_t q)
 struct req *reqs_take(struct reqs *t, uint64_t q)
 {
     struct req *r = cf_map_del(t->by_q, (const char *)&q, sizeof q);
-    if (r)
+    if (r) {
         unlink_session(r, true); /* the session is alive: it was still in its list */
+        t->resyncs -= r->resync;
+    }
     return r;
 }
 
@@ -178,4 +186,9 @@ void reqs_expire(struct reqs *t, int64_t now, void (*fn)(void *ud, struct req *r
 size_t reqs_count(const struct reqs *t)
 {
     return cf_map_count(t->by_q);
+}
+
+size_t reqs_resyncs(const struct reqs *t)
+{
+    return t->resyncs;
 }

@@ -25,7 +25,7 @@ enum req_kind { REQ_SEND = 1, REQ_SUB, REQ_HIST, REQ_PUBLISH };
 struct req {
     uint64_t q;
     enum req_kind kind;
-    bool resync;        /* REQ_SUB: a re-sync after a broker link came back */
+    bool resync;        /* REQ_SUB: a re-sync (reqs_add_resync) */
     struct session *s;  /* NULL: the session is gone */
     void *http;         /* REQ_PUBLISH: the waiting HTTP request, NULL once gone */
     struct req *snext;  /* in the session's list */
@@ -71,5 +71,7 @@ void reqs_take_if(struct reqs *t, bool (*pred)(void *ud, const struct req *r),
                   void (*fn)(void *ud, struct req *r), void *ud);
 
 size_t reqs_count(const struct reqs *t);
+/* How many of them are re-syncs (reqs_add_resync's). */
+size_t reqs_resyncs(const struct reqs *t);
 
 #endif

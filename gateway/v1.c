@@ -24,6 +24,13 @@
  * let the broker announce the leaves of members still owned by the closed
  * link (its grace is 10 s) before a large shard's last re-syncs reached it. */
 #define RESYNC_SOON_MS 200
+/* Re-syncs in flight at most, per gateway process. A broker that comes back
+ * gets its shard's members' re-syncs as it answers them, not one pass of
+ * them all: that pass filled the link's queue (MAX_LINK_QUEUE_BYTES) and
+ * the broker's queue toward Redis, whose refusals sent the rest to wait
+ * for a retry. 256 joins keep a broker and its Redis busy (each takes tens
+ * of microseconds of Redis) while taking ~100 KB of a link's queue. */
+#define RESYNC_WINDOW 256
 #define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
 
 static struct cf_str cstr(const char *s)
@@ -403,9 +410,11 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
  * request of its own (awaits_resync), and is re-synced when the broker is
  * ready again or at the next retry; its held messages are forgotten, since
  * that re-sync brings them (lrooms_forget_held_messages). */
+static void pump_resyncs(struct gw *gw);
+
 static void resync_later(struct gw *gw, struct lmember *m)
 {
-    m->q = 0;
+    m->q = 0; /* awaits_resync */
     lrooms_forget_held_messages(m);
     if (!gw->resync_due) /* refusals that keep coming do not put it off */
         gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
@@ -460,6 +469,7 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
     struct req *q = reqs_take(gw->reqs, m->q);
     if (!q)
         return; /* timed out already, or a re-registration nobody waits for */
+    bool was_resync = q->resync;
     if (m->type == CF_WIRE_FAIL) {
         char code[32], text[160];
         snprintf(code, sizeof code, "%.*s", (int)m->code.len, m->code.p);
@@ -482,6 +492,8 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
                 (unsigned long long)m->q, cf_wire_type_name(m->type));
     }
     reqs_release(q);
+    if (was_resync)
+        pump_resyncs(gw); /* its place in the window is free */
 }
 
 static void expired(void *ud, struct req *q)
@@ -519,6 +531,7 @@ void v1_on_link_down(struct gw *gw, uint32_t shard)
 struct relink {
     struct gw *gw;
     uint32_t shard;
+    size_t waiting; /* members whose re-sync waits for its turn */
 };
 
 static bool in_shard(void *ud, struct cf_str room)
@@ -527,8 +540,9 @@ static bool in_shard(void *ud, struct cf_str room)
     return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard;
 }
 
-/* A member whose re-sync was refused: pending, with no request of its own
- * (a join's pending member always has one). */
+/* A member whose re-sync waits for its turn (pump_resyncs) or was refused:
+ * pending, with no request of its own (a join's pending member always has
+ * one). */
 static bool awaits_resync(const struct lmember *m)
 {
     return m->pending && m->q == 0;
@@ -546,7 +560,6 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
         sess_close(s, 1012, "could not re-sync");
         return;
     }
-    q->resync = true;
     m->pending = true;
     m->q = q->q;
     int rc = send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT);
@@ -554,12 +567,11 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
         return;
     reqs_cancel(gw->reqs, q);
     if (rc == -ENOBUFS || rc == -ENOTCONN) {
-        /* The link's queue is full (a whole shard's members re-syncing in
-         * one pass, past MAX_LINK_QUEUE_BYTES) or the link went down: the
-         * broker is only busy or away, so the member waits for the next
-         * try, as for a refusal (closing them sent a share of the shard's
-         * clients back at once); after a full queue, soon. One line per
-         * try. */
+        /* The link's queue is full (MAX_LINK_QUEUE_BYTES: the window's
+         * re-syncs behind other traffic) or the link went down: the broker
+         * is only busy or away, so the member waits for the next try, as
+         * for a refusal (closing them sent a share of the shard's clients
+         * back at once); after a full queue, soon. One line per try. */
         resync_later(gw, m);
         if (rc == -ENOBUFS && !gw->resync_soon) {
             CF_WARN("v1", "room %.*s: re-sync requests do not fit the broker link (its queue is "
@@ -588,16 +600,13 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
 {
     struct relink *r = ud;
     struct gw *gw = r->gw;
-    if (!sess_proto_is_v1(sess_proto(m->s)) || (m->pending && !awaits_resync(m)))
+    if (!sess_proto_is_v1(sess_proto(m->s)) || (m->pending && !awaits_resync(m))) {
         send_sub(gw, m->s, room, 0, NULL, false, 0); /* presence only */
-    else
-        resync(gw, room, m, true);
-}
-
-void v1_on_link_up(struct gw *gw, uint32_t shard)
-{
-    struct relink r = {gw, shard};
-    lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
+        return;
+    }
+    m->pending = true; /* awaits_resync: its turn comes in walk_resyncs */
+    m->q = 0;
+    r->waiting++;
 }
 
 /* The rooms of every shard whose link is up (the others re-sync when it
@@ -608,11 +617,51 @@ static bool on_linked_shard(void *ud, struct cf_str room)
     return blinks_link_up(gw->links, blinks_shard_of(gw->links, room.p, room.len));
 }
 
-static void retry_resync(void *ud, struct cf_str room, struct lmember *m)
+static bool send_waiting(void *ud, struct cf_str room, struct lmember *m)
 {
     struct gw *gw = ud;
-    if (awaits_resync(m))
-        resync(gw, room, m, true); /* refused again: due again */
+    if (!awaits_resync(m))
+        return false;
+    resync(gw, room, m, true); /* refused again: due again */
+    return true;
+}
+
+/* Sends the waiting members' re-syncs, as many as the window has room for,
+ * going on where the last call stopped. Called when a re-sync's answer
+ * comes and from the tick. */
+static void pump_resyncs(struct gw *gw)
+{
+    size_t out = reqs_resyncs(gw->reqs);
+    if (!gw->resync_walking || out >= RESYNC_WINDOW)
+        return;
+    if (lrooms_walk_members(gw->rooms, &gw->resync_cursor, on_linked_shard, send_waiting, gw,
+                            (uint32_t)(RESYNC_WINDOW - out)))
+        gw->resync_walking = false; /* every waiting member had its turn */
+}
+
+/* Starts a walk over every member that waits for a re-sync (from the start:
+ * one already under way may have passed members that wait now). */
+static void walk_resyncs(struct gw *gw)
+{
+    gw->resync_walking = true;
+    gw->resync_cursor = (struct lrooms_cursor){0, 0};
+    pump_resyncs(gw);
+}
+
+void v1_on_link_up(struct gw *gw, uint32_t shard)
+{
+    struct relink r = {gw, shard, 0};
+    lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
+    if (r.waiting) {
+        CF_INFO("v1", "broker %u: re-syncing %zu memberships, at most %d at a time", shard,
+                r.waiting, RESYNC_WINDOW);
+        /* A walk can miss members when rooms come and go meanwhile (their
+         * table is rebuilt): the retry's walk finds them. */
+        if (!gw->resync_due)
+            gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
+        gw->resync_due = true;
+    }
+    walk_resyncs(gw);
 }
 
 static void retry_resyncs(struct gw *gw, int64_t now)
@@ -621,7 +670,7 @@ static void retry_resyncs(struct gw *gw, int64_t now)
         return;
     gw->resync_due = gw->resync_soon = false; /* a refusal of these sets them again */
     gw->resync_at = now + RESYNC_RETRY_MS;
-    lrooms_foreach_member(gw->rooms, on_linked_shard, retry_resync, gw);
+    walk_resyncs(gw);
 }
 
 void v1_tick(struct gw *gw)
@@ -629,6 +678,7 @@ void v1_tick(struct gw *gw)
     int64_t now = cf_mono_ms();
     reqs_expire(gw->reqs, now, expired, gw);
     retry_resyncs(gw, now);
+    pump_resyncs(gw);
 }
 
 /* ---- server publish ------------------------------------------------------------ */

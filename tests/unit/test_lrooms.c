@@ -68,6 +68,7 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
     int err;
     struct lmember *m = lrooms_join(r, s, ROOM, 5, true, &err);
     assert_non_null(m);
+    m->q = 7; /* its re-sync, sent */
     m->last_id = 3; /* as known before the broker went away */
     m->pv = 1;
     m->epoch_known = true;
@@ -79,7 +80,8 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
     assert_int_equal(sess_queued_bytes(s), 0); /* held */
     assert_true(*sess_held_bytes(s) > 0);
 
-    lrooms_forget_held_messages(m);
+    lrooms_forget_held_messages(m); /* refused */
+    m->q = 8;                       /* the retry, sent */
     /* the retry's snapshot: the same epoch, last id 3 (what Redis has) */
     lrooms_go_live(r, m);
     assert_int_equal(resyncs, 0);
@@ -104,10 +106,120 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
     close(sv[1]);
 }
 
+/* A member whose re-sync waits for its turn (pending, no request sent yet)
+ * holds no message with an id: the snapshot it will ask for is taken after
+ * those were stored, and brings them. Held, a member kept waiting in a busy
+ * room filled its session's bound and was closed. Presence changes are
+ * held as before. */
+static void test_a_member_awaiting_its_turn_holds_no_messages(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct lrooms *r = lrooms_new(&ops, NULL);
+    struct session *s = sess_new(1, "alice", 1 << 20);
+    assert_non_null(r);
+    assert_non_null(s);
+    sess_attach(s, NULL, sv[0], SESS_V1_JSON);
+    int err;
+    struct lmember *m = lrooms_join(r, s, ROOM, 5, true, &err);
+    assert_non_null(m);
+    m->q = 0;
+    m->last_id = 3;
+    m->pv = 1;
+
+    struct cf_wire_msg ev[3] = {message(4), presence(2), message(5)};
+    for (int i = 0; i < 3; i++)
+        lrooms_deliver(r, &ev[i]);
+    struct cf_buf *p = v1_encode_event(SESS_V1_JSON, &ev[1]);
+    assert_non_null(p);
+    size_t one = p->len;
+    cf_buf_unref(p);
+    assert_int_equal(*sess_held_bytes(s), one); /* the presence change alone */
+
+    /* its turn: the request sent, a message arriving now is held */
+    m->q = 9;
+    struct cf_wire_msg later = message(6);
+    lrooms_deliver(r, &later);
+    assert_true(*sess_held_bytes(s) > one);
+
+    lrooms_leave_all(r, s);
+    sess_free(s);
+    lrooms_free(r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* lrooms_walk_members: bounded by what fn takes, resumable, every member of
+ * the rooms wanted visited once per walk. */
+enum { WALK_ROOMS = 5, WALK_SESSIONS = 3 };
+static int visits[WALK_ROOMS][WALK_SESSIONS];
+
+static bool walk_want(void *ud, struct cf_str room)
+{
+    (void)ud;
+    return room.p[1] != '2'; /* "r2" is not wanted */
+}
+
+static bool walk_take(void *ud, struct cf_str room, struct lmember *m)
+{
+    (void)ud;
+    int k = (int)sess_id(m->s) - 1;
+    visits[room.p[1] - '0'][k]++;
+    return k != 1; /* session 2's members are passed over: they cost nothing */
+}
+
+static void test_walk_members(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct lrooms *r = lrooms_new(&ops, NULL);
+    assert_non_null(r);
+    struct session *s[WALK_SESSIONS];
+    for (int k = 0; k < WALK_SESSIONS; k++) {
+        s[k] = sess_new((uint64_t)k + 1, "u", 1 << 20);
+        assert_non_null(s[k]);
+        sess_attach(s[k], NULL, sv[0], SESS_V1_JSON);
+        for (int i = 0; i < WALK_ROOMS; i++) {
+            char name[3] = {'r', (char)('0' + i), 0};
+            int err;
+            assert_non_null(lrooms_join(r, s[k], name, 2, false, &err));
+        }
+    }
+    for (int round = 0; round < 2; round++) {
+        memset(visits, 0, sizeof visits);
+        struct lrooms_cursor c = {0, 0};
+        int calls = 0;
+        while (!lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 3))
+            calls++;
+        /* 4 rooms wanted, 2 members taken in each: 8 taken, 3 a call */
+        assert_int_equal(calls, 2);
+        assert_int_equal(c.room, 0);
+        assert_int_equal(c.member, 0);
+        for (int i = 0; i < WALK_ROOMS; i++)
+            for (int k = 0; k < WALK_SESSIONS; k++)
+                assert_int_equal(visits[i][k], i == 2 ? 0 : 1);
+    }
+    /* a bound of 0 stops at the first member; with no rooms, the end */
+    struct lrooms_cursor c = {0, 0};
+    assert_false(lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 0));
+    for (int k = 0; k < WALK_SESSIONS; k++) {
+        lrooms_leave_all(r, s[k]);
+        sess_free(s[k]);
+    }
+    assert_true(lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 3));
+    lrooms_free(r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
+        cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
+        cmocka_unit_test(test_walk_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
