@@ -56,6 +56,9 @@ struct gw {
     int64_t resync_at;             /* ... not before then */
     bool resync_walking;           /* a walk sends waiting re-syncs as the window allows */
     struct lrooms_cursor resync_cursor; /* ... and goes on from there */
+    bool resync_again;             /* ... and starts again: members began to wait meanwhile */
+    int64_t gap_log_at;            /* a gap's re-sync was last logged at INFO then */
+    size_t gap_unlogged;           /* ... and so many since, at DEBUG */
     struct ipl *ipl;               /* per client address limits (admit.h) */
     struct front *front;           /* upgrades answered without lws (front.h); NULL: TLS */
     int64_t last_refused_log, last_untracked_log;

@@ -587,13 +587,60 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
     sess_close(s, 1012, "could not re-sync");
 }
 
+static void log_gaps_unlogged(struct gw *gw)
+{
+    if (gw->gap_unlogged)
+        CF_INFO("v1", "%zu more memberships re-syncing for missed events or a new epoch (at "
+                "most one such line a second)",
+                gw->gap_unlogged);
+    gw->gap_unlogged = 0;
+}
+
+/* One line a second at INFO: a burst of gaps (a broker's subscription that
+ * was down meets the rooms' next messages) has every member of those rooms
+ * re-sync at once. */
+static void log_gap(struct gw *gw, const struct lmember *m, struct cf_str room, bool since)
+{
+    const char *why = since ? "events were missed (a gap in message ids or presence versions)"
+                            : "a new epoch (its history was lost)";
+    int64_t now = cf_mono_ms();
+    if (now - gw->gap_log_at < 1000) {
+        gw->gap_unlogged++;
+        CF_DEBUG("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
+                 (int)room.len, room.p, why);
+        return;
+    }
+    log_gaps_unlogged(gw);
+    CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
+            (int)room.len, room.p, why);
+    gw->gap_log_at = now;
+}
+
+static void walk_resyncs(struct gw *gw);
+
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
 {
-    CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
-            (int)room.len, room.p,
-            since ? "events were missed (a gap in message ids or presence versions)"
-                  : "a new epoch (its history was lost)");
-    resync(gw, room, m, since);
+    log_gap(gw, m, room, since);
+    if (!gw->resync_walking && reqs_resyncs(gw->reqs) < RESYNC_WINDOW) {
+        resync(gw, room, m, since);
+        return;
+    }
+    /* Behind the window, or behind members already waiting for their turn:
+     * it waits too (a re-sync with `since` also serves a new epoch: the
+     * snapshot's epoch is not the member's, and it gets a whole joined).
+     * Its held messages are forgotten: the re-sync brings them. */
+    m->pending = true;
+    m->q = 0; /* awaits_resync */
+    lrooms_forget_held_messages(m);
+    /* a walk can miss members when rooms come and go meanwhile (their table
+     * is rebuilt): the retry's walk finds them */
+    if (!gw->resync_due)
+        gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
+    gw->resync_due = true;
+    if (gw->resync_walking)
+        gw->resync_again = true; /* the walk may be past it */
+    else
+        walk_resyncs(gw);
 }
 
 static void reregister(void *ud, struct cf_str room, struct lmember *m)
@@ -634,8 +681,12 @@ static void pump_resyncs(struct gw *gw)
     size_t out = reqs_resyncs(gw->reqs);
     if (!gw->resync_walking || out >= RESYNC_WINDOW)
         return;
-    if (lrooms_walk_members(gw->rooms, &gw->resync_cursor, on_linked_shard, send_waiting, gw,
-                            (uint32_t)(RESYNC_WINDOW - out)))
+    if (!lrooms_walk_members(gw->rooms, &gw->resync_cursor, on_linked_shard, send_waiting, gw,
+                             (uint32_t)(RESYNC_WINDOW - out)))
+        return;
+    if (gw->resync_again)
+        gw->resync_again = false; /* from the start at the next answer or tick */
+    else
         gw->resync_walking = false; /* every waiting member had its turn */
 }
 
@@ -644,6 +695,7 @@ static void pump_resyncs(struct gw *gw)
 static void walk_resyncs(struct gw *gw)
 {
     gw->resync_walking = true;
+    gw->resync_again = false;
     gw->resync_cursor = (struct lrooms_cursor){0, 0};
     pump_resyncs(gw);
 }
@@ -679,6 +731,8 @@ void v1_tick(struct gw *gw)
     reqs_expire(gw->reqs, now, expired, gw);
     retry_resyncs(gw, now);
     pump_resyncs(gw);
+    if (now - gw->gap_log_at >= 1000)
+        log_gaps_unlogged(gw);
 }
 
 /* ---- server publish ------------------------------------------------------------ */
