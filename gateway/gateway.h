@@ -57,6 +57,8 @@ struct gw {
     bool resync_walking;           /* a walk sends waiting re-syncs as the window allows */
     struct lrooms_cursor resync_cursor; /* ... and goes on from there */
     bool resync_again;             /* ... and starts again: members began to wait meanwhile */
+    bool resync_walk_sent;         /* ... and sent a re-sync (v1.c pump_resyncs) */
+    bool resync_refusal_told;      /* ... and a refusal of one was logged at INFO */
     int64_t gap_log_at;            /* a gap's re-sync was last logged at INFO then */
     size_t gap_unlogged;           /* ... and so many since, at DEBUG */
     struct ipl *ipl;               /* per client address limits (admit.h) */

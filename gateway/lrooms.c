@@ -388,13 +388,19 @@ bool lrooms_walk_members(struct lrooms *r, struct lrooms_cursor *c,
         }
         c->room = it - 1; /* rm's slot: a later call starts from it */
         struct cf_str name = {rm->name, (uint32_t)rm->len};
-        if (want(ud, name))
-            while (c->member < rm->members.n) {
+        /* From the last member down: one that leaves between calls has the
+         * last moved into its place (cf_rel), a member already visited, so
+         * none in this room is passed over (one may be visited twice). */
+        if (want(ud, name)) {
+            if (c->member == 0 || c->member > rm->members.n)
+                c->member = rm->members.n; /* started, or members left */
+            while (c->member > 0) {
                 if (used == max)
                     return false;
-                if (fn(ud, name, rm->members.v[c->member++]->right))
+                if (fn(ud, name, rm->members.v[--c->member]->right))
                     used++;
             }
+        }
         c->room = it;
         c->member = 0;
     }

@@ -103,14 +103,16 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
  * the start. */
 struct lrooms_cursor {
     size_t room;     /* the slot of the room being visited */
-    uint32_t member; /* the index of its next member */
+    uint32_t member; /* 1 + the index of its next member (they are visited
+                      * from the last down); 0: not started */
 };
 
 /* lrooms_foreach_member, resumable and bounded: goes on from *c, and stops
  * once fn has returned true `max` times (false: *c says where to go on) or
  * at the end (true; *c is back at the start). fn must not join or leave.
- * Rooms that come and go between calls may have some members visited twice
- * or not at all in that walk. */
+ * Members that leave between calls make none of their room's missed; rooms
+ * that come and go between calls (the table is rebuilt) may have some
+ * members visited twice or not at all in that walk. */
 bool lrooms_walk_members(struct lrooms *r, struct lrooms_cursor *c,
                          bool (*want)(void *ud, struct cf_str room),
                          bool (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud,

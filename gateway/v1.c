@@ -441,12 +441,13 @@ static void refused(struct gw *gw, struct req *q, const char *code, const char *
              * client of the shard back at once, into joins that failed the
              * same way. One line per try at INFO: a whole shard's members
              * can be refused at once. */
-            if (!gw->resync_due)
+            if (!gw->resync_refusal_told) {
+                gw->resync_refusal_told = true;
                 CF_INFO("v1", "conn %llu: room %.*s: re-sync refused (%s: %s); it and the "
                         "members refused like it try again in %d s",
                         (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code,
                         message, RESYNC_RETRY_MS / 1000);
-            else
+            } else
                 CF_DEBUG("v1", "conn %llu: room %.*s: re-sync refused (%s); trying again later",
                          (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code);
             resync_later(gw, m);
@@ -524,6 +525,7 @@ void v1_on_link_down(struct gw *gw, uint32_t shard)
 {
     struct downed d = {gw, shard};
     reqs_take_if(gw->reqs, on_shard, dropped, &d);
+    pump_resyncs(gw); /* the window's places the shard's re-syncs held are free */
 }
 
 /* ---- re-registration ---------------------------------------------------------- */
@@ -667,9 +669,10 @@ static bool on_linked_shard(void *ud, struct cf_str room)
 static bool send_waiting(void *ud, struct cf_str room, struct lmember *m)
 {
     struct gw *gw = ud;
-    if (!awaits_resync(m))
-        return false;
+    if (!awaits_resync(m) || sess_closing(m->s))
+        return false; /* one closing would only join the room for nothing */
     resync(gw, room, m, true); /* refused again: due again */
+    gw->resync_walk_sent = true;
     return true;
 }
 
@@ -684,10 +687,18 @@ static void pump_resyncs(struct gw *gw)
     if (!lrooms_walk_members(gw->rooms, &gw->resync_cursor, on_linked_shard, send_waiting, gw,
                              (uint32_t)(RESYNC_WINDOW - out)))
         return;
-    if (gw->resync_again)
+    if (gw->resync_again) {
         gw->resync_again = false; /* from the start at the next answer or tick */
-    else
-        gw->resync_walking = false; /* every waiting member had its turn */
+        return;
+    }
+    gw->resync_walking = false; /* every waiting member it met had its turn */
+    /* A walk over several calls can miss members when rooms come and go
+     * meanwhile (their table is rebuilt): the retry's walk finds them. One
+     * that sent nothing ran in one call, and missed no one. */
+    if (gw->resync_walk_sent && !gw->resync_due) {
+        gw->resync_due = true;
+        gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
+    }
 }
 
 /* Starts a walk over every member that waits for a re-sync (from the start:
@@ -695,7 +706,7 @@ static void pump_resyncs(struct gw *gw)
 static void walk_resyncs(struct gw *gw)
 {
     gw->resync_walking = true;
-    gw->resync_again = false;
+    gw->resync_again = gw->resync_walk_sent = gw->resync_refusal_told = false;
     gw->resync_cursor = (struct lrooms_cursor){0, 0};
     pump_resyncs(gw);
 }

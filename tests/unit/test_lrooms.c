@@ -214,12 +214,71 @@ static void test_walk_members(void **state)
     close(sv[1]);
 }
 
+/* A member that leaves between two calls of a walk makes none of the room's
+ * others missed: walked from the first member up, the last one moved into
+ * a visited member's place and was never visited. */
+enum { LEAVE_SESSIONS = 5 };
+static int leave_visits[LEAVE_SESSIONS];
+
+static bool any_room(void *ud, struct cf_str room)
+{
+    (void)ud;
+    (void)room;
+    return true;
+}
+
+static bool count_visit(void *ud, struct cf_str room, struct lmember *m)
+{
+    (void)ud;
+    (void)room;
+    leave_visits[sess_id(m->s) - 1]++;
+    return true;
+}
+
+static void test_a_leave_during_a_walk_misses_no_one(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct lrooms *r = lrooms_new(&ops, NULL);
+    assert_non_null(r);
+    struct session *s[LEAVE_SESSIONS];
+    for (int k = 0; k < LEAVE_SESSIONS; k++) {
+        s[k] = sess_new((uint64_t)k + 1, "u", 1 << 20);
+        assert_non_null(s[k]);
+        sess_attach(s[k], NULL, sv[0], SESS_V1_JSON);
+        int err;
+        assert_non_null(lrooms_join(r, s[k], "room", 4, false, &err));
+    }
+    struct lrooms_cursor c = {0, 0};
+    assert_false(lrooms_walk_members(r, &c, any_room, count_visit, NULL, 2));
+    int gone = -1;
+    for (int k = 0; k < LEAVE_SESSIONS && gone < 0; k++)
+        if (leave_visits[k])
+            gone = k; /* a member already visited leaves */
+    assert_true(gone >= 0);
+    lrooms_leave_all(r, s[gone]);
+    while (!lrooms_walk_members(r, &c, any_room, count_visit, NULL, 2))
+        ;
+    for (int k = 0; k < LEAVE_SESSIONS; k++)
+        if (k != gone && leave_visits[k] == 0)
+            fail_msg("session %d's member was not visited", k + 1);
+    for (int k = 0; k < LEAVE_SESSIONS; k++) {
+        lrooms_leave_all(r, s[k]);
+        sess_free(s[k]);
+    }
+    lrooms_free(r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
         cmocka_unit_test(test_walk_members),
+        cmocka_unit_test(test_a_leave_during_a_walk_misses_no_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
