@@ -149,8 +149,12 @@ static size_t make_key(char *out, struct cf_str room, struct cf_str conn)
  * gateway re-linked and re-synced) does not take the entry back, to be
  * dropped with that link while the connection lives on. One from the
  * owner's own link (a re-sync after a refusal) is newer than the one that
- * made the entry, so it gets a number of its own. Returns the number given
- * (0: none). */
+ * made the entry, so it gets a number of its own. So does a presence-only
+ * registration (q = 0, a broker ready again) that comes while the join that
+ * made the entry is still in flight: that join's late failure then leaves
+ * the entry, and the gateway's leave for the refused join removes it (while
+ * it drains it sends none, and the entry ends with its link's grace).
+ * Returns the number given (0: none). */
 static uint64_t take_over(struct presence *p, struct entry *e, uint64_t link_id)
 {
     if (link_id < e->link_id)
