@@ -50,6 +50,53 @@ static struct cf_wire_msg presence(uint64_t pv)
     return m;
 }
 
+/* Rooms and `n` sessions on one socketpair (nothing reads it). */
+enum { MAX_SESSIONS = 8 };
+struct fix {
+    int sv[2];
+    struct lrooms *r;
+    struct session *s[MAX_SESSIONS];
+    int n;
+};
+
+static void fix_up(struct fix *f, int n)
+{
+    assert_true(n <= MAX_SESSIONS);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->sv), 0);
+    f->r = lrooms_new(&ops, NULL);
+    assert_non_null(f->r);
+    f->n = n;
+    for (int k = 0; k < n; k++) {
+        f->s[k] = sess_new((uint64_t)k + 1, "alice", 1 << 20);
+        assert_non_null(f->s[k]);
+        sess_attach(f->s[k], NULL, f->sv[0], SESS_V1_JSON);
+    }
+}
+
+static void fix_down(struct fix *f)
+{
+    for (int k = 0; k < f->n; k++) {
+        lrooms_leave_all(f->r, f->s[k]);
+        sess_free(f->s[k]);
+    }
+    lrooms_free(f->r);
+    close(f->sv[0]);
+    close(f->sv[1]);
+}
+
+/* The first session's pending member of ROOM, which knows id 3 and
+ * presence version 1, its request q. */
+static struct lmember *pending_member(struct fix *f, uint64_t q)
+{
+    int err;
+    struct lmember *m = lrooms_join(f->r, f->s[0], ROOM, 5, true, &err);
+    assert_non_null(m);
+    m->q = q;
+    m->last_id = 3;
+    m->pv = 1;
+    return m;
+}
+
 /* A member whose re-sync was refused forgets the messages held for it (the
  * next re-sync, from its last id, brings those that still exist): kept,
  * they were given out after a snapshot that no longer had them (Redis
@@ -58,19 +105,12 @@ static struct cf_wire_msg presence(uint64_t pv)
 static void test_a_refused_resync_forgets_held_messages(void **state)
 {
     (void)state;
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    struct lrooms *r = lrooms_new(&ops, NULL);
-    struct session *s = sess_new(1, "alice", 1 << 20);
-    assert_non_null(r);
-    assert_non_null(s);
-    sess_attach(s, NULL, sv[0], SESS_V1_JSON);
-    int err;
-    struct lmember *m = lrooms_join(r, s, ROOM, 5, true, &err);
-    assert_non_null(m);
-    m->q = 7; /* its re-sync, sent */
-    m->last_id = 3; /* as known before the broker went away */
-    m->pv = 1;
+    struct fix f;
+    fix_up(&f, 1);
+    struct lrooms *r = f.r;
+    struct session *s = f.s[0];
+    /* its re-sync sent; id 3 as known before the broker went away */
+    struct lmember *m = pending_member(&f, 7);
     m->epoch_known = true;
     memcpy(m->epoch, EPOCH, 17);
 
@@ -99,11 +139,7 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
     assert_true(sess_queued_bytes(s) > frame);
     assert_int_equal(m->last_id, 4);
 
-    lrooms_leave_all(r, s);
-    sess_free(s);
-    lrooms_free(r);
-    close(sv[0]);
-    close(sv[1]);
+    fix_down(&f);
 }
 
 /* A member whose re-sync waits for its turn (pending, no request sent yet)
@@ -114,19 +150,11 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
 static void test_a_member_awaiting_its_turn_holds_no_messages(void **state)
 {
     (void)state;
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    struct lrooms *r = lrooms_new(&ops, NULL);
-    struct session *s = sess_new(1, "alice", 1 << 20);
-    assert_non_null(r);
-    assert_non_null(s);
-    sess_attach(s, NULL, sv[0], SESS_V1_JSON);
-    int err;
-    struct lmember *m = lrooms_join(r, s, ROOM, 5, true, &err);
-    assert_non_null(m);
-    m->q = 0;
-    m->last_id = 3;
-    m->pv = 1;
+    struct fix f;
+    fix_up(&f, 1);
+    struct lrooms *r = f.r;
+    struct session *s = f.s[0];
+    struct lmember *m = pending_member(&f, 0);
 
     struct cf_wire_msg ev[3] = {message(4), presence(2), message(5)};
     for (int i = 0; i < 3; i++)
@@ -143,11 +171,7 @@ static void test_a_member_awaiting_its_turn_holds_no_messages(void **state)
     lrooms_deliver(r, &later);
     assert_true(*sess_held_bytes(s) > one);
 
-    lrooms_leave_all(r, s);
-    sess_free(s);
-    lrooms_free(r);
-    close(sv[0]);
-    close(sv[1]);
+    fix_down(&f);
 }
 
 /* lrooms_walk_members: bounded by what fn takes, resumable, every member of
@@ -172,21 +196,15 @@ static bool walk_take(void *ud, struct cf_str room, struct lmember *m)
 static void test_walk_members(void **state)
 {
     (void)state;
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    struct lrooms *r = lrooms_new(&ops, NULL);
-    assert_non_null(r);
-    struct session *s[WALK_SESSIONS];
-    for (int k = 0; k < WALK_SESSIONS; k++) {
-        s[k] = sess_new((uint64_t)k + 1, "u", 1 << 20);
-        assert_non_null(s[k]);
-        sess_attach(s[k], NULL, sv[0], SESS_V1_JSON);
+    struct fix f;
+    fix_up(&f, WALK_SESSIONS);
+    struct lrooms *r = f.r;
+    for (int k = 0; k < WALK_SESSIONS; k++)
         for (int i = 0; i < WALK_ROOMS; i++) {
             char name[3] = {'r', (char)('0' + i), 0};
             int err;
-            assert_non_null(lrooms_join(r, s[k], name, 2, false, &err));
+            assert_non_null(lrooms_join(r, f.s[k], name, 2, false, &err));
         }
-    }
     for (int round = 0; round < 2; round++) {
         memset(visits, 0, sizeof visits);
         struct lrooms_cursor c = {0, 0};
@@ -204,14 +222,10 @@ static void test_walk_members(void **state)
     /* a bound of 0 stops at the first member; with no rooms, the end */
     struct lrooms_cursor c = {0, 0};
     assert_false(lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 0));
-    for (int k = 0; k < WALK_SESSIONS; k++) {
-        lrooms_leave_all(r, s[k]);
-        sess_free(s[k]);
-    }
+    for (int k = 0; k < WALK_SESSIONS; k++)
+        lrooms_leave_all(r, f.s[k]);
     assert_true(lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 3));
-    lrooms_free(r);
-    close(sv[0]);
-    close(sv[1]);
+    fix_down(&f);
 }
 
 /* A member that leaves between two calls of a walk makes none of the room's
@@ -238,38 +252,26 @@ static bool count_visit(void *ud, struct cf_str room, struct lmember *m)
 static void test_a_leave_during_a_walk_misses_no_one(void **state)
 {
     (void)state;
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    struct lrooms *r = lrooms_new(&ops, NULL);
-    assert_non_null(r);
-    struct session *s[LEAVE_SESSIONS];
+    struct fix f;
+    fix_up(&f, LEAVE_SESSIONS);
     for (int k = 0; k < LEAVE_SESSIONS; k++) {
-        s[k] = sess_new((uint64_t)k + 1, "u", 1 << 20);
-        assert_non_null(s[k]);
-        sess_attach(s[k], NULL, sv[0], SESS_V1_JSON);
         int err;
-        assert_non_null(lrooms_join(r, s[k], "room", 4, false, &err));
+        assert_non_null(lrooms_join(f.r, f.s[k], "room", 4, false, &err));
     }
     struct lrooms_cursor c = {0, 0};
-    assert_false(lrooms_walk_members(r, &c, any_room, count_visit, NULL, 2));
+    assert_false(lrooms_walk_members(f.r, &c, any_room, count_visit, NULL, 2));
     int gone = -1;
     for (int k = 0; k < LEAVE_SESSIONS && gone < 0; k++)
         if (leave_visits[k])
             gone = k; /* a member already visited leaves */
     assert_true(gone >= 0);
-    lrooms_leave_all(r, s[gone]);
-    while (!lrooms_walk_members(r, &c, any_room, count_visit, NULL, 2))
+    lrooms_leave_all(f.r, f.s[gone]);
+    while (!lrooms_walk_members(f.r, &c, any_room, count_visit, NULL, 2))
         ;
     for (int k = 0; k < LEAVE_SESSIONS; k++)
         if (k != gone && leave_visits[k] == 0)
             fail_msg("session %d's member was not visited", k + 1);
-    for (int k = 0; k < LEAVE_SESSIONS; k++) {
-        lrooms_leave_all(r, s[k]);
-        sess_free(s[k]);
-    }
-    lrooms_free(r);
-    close(sv[0]);
-    close(sv[1]);
+    fix_down(&f);
 }
 
 int main(void)
