@@ -412,13 +412,21 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
  * that re-sync brings them (lrooms_forget_held_messages). */
 static void pump_resyncs(struct gw *gw);
 
+/* The waiting members are tried again within ms (refusals that keep coming
+ * do not put an earlier try off). */
+static void retry_within(struct gw *gw, int ms)
+{
+    int64_t at = cf_mono_ms() + ms;
+    if (!gw->resync_due || gw->resync_at > at)
+        gw->resync_at = at;
+    gw->resync_due = true;
+}
+
 static void resync_later(struct gw *gw, struct lmember *m)
 {
     m->q = 0; /* awaits_resync */
     lrooms_forget_held_messages(m);
-    if (!gw->resync_due) /* refusals that keep coming do not put it off */
-        gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
-    gw->resync_due = true;
+    retry_within(gw, RESYNC_RETRY_MS);
 }
 
 static void refused(struct gw *gw, struct req *q, const char *code, const char *message)
@@ -580,9 +588,7 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
                     "full, MAX_LINK_QUEUE_BYTES); those members are tried again in %d ms",
                     (int)room.len, room.p, RESYNC_SOON_MS);
             gw->resync_soon = true;
-            int64_t soon = cf_mono_ms() + RESYNC_SOON_MS;
-            if (gw->resync_at > soon)
-                gw->resync_at = soon;
+            retry_within(gw, RESYNC_SOON_MS);
         }
         return;
     }
@@ -630,15 +636,10 @@ void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
     /* Behind the window, or behind members already waiting for their turn:
      * it waits too (a re-sync with `since` also serves a new epoch: the
      * snapshot's epoch is not the member's, and it gets a whole joined).
-     * Its held messages are forgotten: the re-sync brings them. */
+     * The retry is due as a safety: a walk can miss members when rooms come
+     * and go meanwhile (their table is rebuilt). */
     m->pending = true;
-    m->q = 0; /* awaits_resync */
-    lrooms_forget_held_messages(m);
-    /* a walk can miss members when rooms come and go meanwhile (their table
-     * is rebuilt): the retry's walk finds them */
-    if (!gw->resync_due)
-        gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
-    gw->resync_due = true;
+    resync_later(gw, m);
     if (gw->resync_walking)
         gw->resync_again = true; /* the walk may be past it */
     else
@@ -695,10 +696,8 @@ static void pump_resyncs(struct gw *gw)
     /* A walk over several calls can miss members when rooms come and go
      * meanwhile (their table is rebuilt): the retry's walk finds them. One
      * that sent nothing ran in one call, and missed no one. */
-    if (gw->resync_walk_sent && !gw->resync_due) {
-        gw->resync_due = true;
-        gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
-    }
+    if (gw->resync_walk_sent)
+        retry_within(gw, RESYNC_RETRY_MS);
 }
 
 /* Starts a walk over every member that waits for a re-sync (from the start:
@@ -715,16 +714,10 @@ void v1_on_link_up(struct gw *gw, uint32_t shard)
 {
     struct relink r = {gw, shard, 0};
     lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
-    if (r.waiting) {
+    if (r.waiting)
         CF_INFO("v1", "broker %u: re-syncing %zu memberships, at most %d at a time", shard,
                 r.waiting, RESYNC_WINDOW);
-        /* A walk can miss members when rooms come and go meanwhile (their
-         * table is rebuilt): the retry's walk finds them. */
-        if (!gw->resync_due)
-            gw->resync_at = cf_mono_ms() + RESYNC_RETRY_MS;
-        gw->resync_due = true;
-    }
-    walk_resyncs(gw);
+    walk_resyncs(gw); /* one that misses members has a retry follow (pump_resyncs) */
 }
 
 static void retry_resyncs(struct gw *gw, int64_t now)
