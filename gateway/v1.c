@@ -595,13 +595,17 @@ static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool si
     sess_close(s, 1012, "could not re-sync");
 }
 
-static void log_gaps_unlogged(struct gw *gw)
+/* The count of the gaps logged at DEBUG since the last INFO line, as a line
+ * of its own; it counts as that second's line. */
+static void log_gaps_unlogged(struct gw *gw, int64_t now)
 {
-    if (gw->gap_unlogged)
-        CF_INFO("v1", "%zu more memberships re-syncing for missed events or a new epoch (at "
-                "most one such line a second)",
-                gw->gap_unlogged);
+    if (!gw->gap_unlogged)
+        return;
+    CF_INFO("v1", "%zu more memberships re-syncing for missed events or a new epoch (at most "
+            "one such line a second)",
+            gw->gap_unlogged);
     gw->gap_unlogged = 0;
+    gw->gap_log_at = now;
 }
 
 /* One line a second at INFO: a burst of gaps (a broker's subscription that
@@ -612,13 +616,14 @@ static void log_gap(struct gw *gw, const struct lmember *m, struct cf_str room, 
     const char *why = since ? "events were missed (a gap in message ids or presence versions)"
                             : "a new epoch (its history was lost)";
     int64_t now = cf_mono_ms();
-    if (now - gw->gap_log_at < 1000) {
+    if (now - gw->gap_log_at < 1000 || gw->gap_unlogged) {
         gw->gap_unlogged++;
         CF_DEBUG("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
                  (int)room.len, room.p, why);
+        if (now - gw->gap_log_at >= 1000) /* a count not yet told: this second's line */
+            log_gaps_unlogged(gw, now);
         return;
     }
-    log_gaps_unlogged(gw);
     CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
             (int)room.len, room.p, why);
     gw->gap_log_at = now;
@@ -736,7 +741,7 @@ void v1_tick(struct gw *gw)
     retry_resyncs(gw, now);
     pump_resyncs(gw);
     if (now - gw->gap_log_at >= 1000)
-        log_gaps_unlogged(gw);
+        log_gaps_unlogged(gw, now);
 }
 
 /* ---- server publish ------------------------------------------------------------ */
