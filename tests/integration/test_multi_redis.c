@@ -249,7 +249,7 @@ static void test_subscriptions_are_on_the_rooms_server(void **state)
         settle_room(m + 2 * s, 2); /* one room a pair */
     for (int s = 0; s < NSERVERS; s++)
         for (int o = 0; o < NSERVERS; o++) {
-            char chan[48];
+            char chan[128];
             snprintf(chan, sizeof chan, "room:%s", rooms[o]);
             long long n = rint_of(s, "PUBSUB NUMSUB %s", chan);
             if (n != (o == s ? 2 : 0))

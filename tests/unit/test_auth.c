@@ -160,6 +160,9 @@ static void b64url(const void *in, size_t len, char *out)
     out[o] = '\0';
 }
 
+/* Every buffer given to make_token holds this much. */
+enum { TOKEN_BUF = 2048 };
+
 /* header.payload.signature from raw JSON parts (the signature as given). */
 static void make_token(char *out, const char *header_json, const char *payload_json,
                        const char *sig)
@@ -167,7 +170,8 @@ static void make_token(char *out, const char *header_json, const char *payload_j
     char h[512], p[1024];
     b64url(header_json, strlen(header_json), h);
     b64url(payload_json, strlen(payload_json), p);
-    sprintf(out, "%s.%s.%s", h, p, sig);
+    int n = snprintf(out, TOKEN_BUF, "%s.%s.%s", h, p, sig);
+    assert_true(n > 0 && n < TOKEN_BUF);
 }
 
 static void test_issue_verify(void **state)
@@ -326,7 +330,7 @@ static void test_time_claims(void **state)
 static void test_alg_none(void **state)
 {
     (void)state;
-    char token[2048];
+    char token[TOKEN_BUF];
     static const char payload[] =
         "{\"sub\":\"alice\",\"iat\":1795860000,\"nbf\":1795860000,\"exp\":1795863600}";
     static const char *const headers[] = {
@@ -367,7 +371,7 @@ static void sign_hs256(char *out, const char *header_json, const char *payload_j
 static void test_hs_header_forms(void **state)
 {
     (void)state;
-    char token[2048], user[130];
+    char token[TOKEN_BUF], user[130];
     static const char payload[] =
         "{\"sub\":\"alice\",\"iat\":1795860000,\"nbf\":1795860000,\"exp\":1795863600}";
     static const struct {
@@ -543,7 +547,7 @@ static void test_malformed(void **state)
     free(t);
 
     /* A valid signature over a payload that is not JSON. */
-    char token[512];
+    char token[TOKEN_BUF];
     make_token(token, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", "not json", "");
     assert_int_equal(verify(token), AUTH_MALFORMED);
 
