@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reqs.h"
+#include "resync.h"
 #include "session.h"
 #include "supervisor.h"
 #include "tbucket.h"
@@ -267,6 +268,7 @@ static void tick(struct gw *gw)
 {
     gw->stats.ticks++;
     ws_keepalive(gw, TICKS_PER_SEC);
+    v1_tick_fast(gw);
     int64_t now = cf_mono_ms();
     if (gw->accept_by && now >= gw->accept_by)
         start_accepting(gw, blinks_up(gw->links), blinks_count(gw->links));
@@ -583,7 +585,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     const struct blinks_cbs lcbs = {on_broker_msg, on_broker_up, on_broker_down,
                                     on_broker_ready_again};
     gw.links = blinks_new(gw.ctx, gw.vh, cfg, node, &lcbs, &gw);
-    if (!gw.links)
+    if (!gw.links || !(gw.rs = v1_resyncs_new(&gw)))
         goto out;
     if (cfg->metrics_port) {
         /* Its own socket, opened like the main one: lws' own listener would
@@ -660,6 +662,7 @@ out:
     lowfd_free(g_lowfd);
     gw.lowfd = g_lowfd = NULL;
     ws_free(&gw);
+    rs_free(gw.rs);
     lrooms_free(gw.rooms);
     reqs_free(gw.reqs);
     gw.reqs = NULL;

@@ -21,6 +21,7 @@ struct lws_context;
 struct lws_vhost;
 struct session;
 struct reqs;
+struct rs;
 struct cf_wire_decoder;
 struct ipl;
 struct wsio;
@@ -51,16 +52,7 @@ struct gw {
     struct listener *listener;
     struct listener *ops_listener; /* METRICS_PORT + worker, or NULL */
     struct reqs *reqs;             /* requests waiting for a broker's answer */
-    bool resync_due;               /* members wait for a re-sync to be tried again (v1.c) */
-    bool resync_soon;              /* ... some because a link's queue was full: soon */
-    int64_t resync_at;             /* ... not before then */
-    bool resync_walking;           /* a walk sends waiting re-syncs as the window allows */
-    struct lrooms_cursor resync_cursor; /* ... and goes on from there */
-    bool resync_again;             /* ... and starts again: members began to wait meanwhile */
-    bool resync_walk_sent;         /* ... and sent a re-sync (v1.c pump_resyncs) */
-    bool resync_refusal_told;      /* ... and a refusal of one was logged at INFO */
-    int64_t gap_log_at;            /* a gap's re-sync was last logged at INFO then */
-    size_t gap_unlogged;           /* ... and so many since, at DEBUG */
+    struct rs *rs;                 /* the pace of v1 members' re-syncs (resync.h) */
     struct ipl *ipl;               /* per client address limits (admit.h) */
     struct front *front;           /* upgrades answered without lws (front.h); NULL: TLS */
     int64_t last_refused_log, last_untracked_log;

@@ -29,10 +29,17 @@ struct lheld {
     uint64_t epoch;  /* msg: hash of its epoch (0: none) */
 };
 
+struct wlist {
+    struct lmember **v;
+    uint32_t n, cap;
+};
+
 struct lrooms {
     const struct lrooms_ops *ops;
     void *ud;
     struct cf_map *by_name;
+    struct wlist *lists; /* waiting lists, by number */
+    uint32_t nlists;
 };
 
 struct lrooms *lrooms_new(const struct lrooms_ops *ops, void *ud)
@@ -58,6 +65,9 @@ void lrooms_free(struct lrooms *r)
         free(rm);
     }
     cf_map_free(r->by_name);
+    for (uint32_t i = 0; i < r->nlists; i++)
+        free(r->lists[i].v);
+    free(r->lists);
     free(r);
 }
 
@@ -144,6 +154,7 @@ void lrooms_forget_held_messages(struct lmember *m)
 void lrooms_leave_member(struct lrooms *r, struct lmember *m)
 {
     struct lroom *rm = m->edge.left;
+    lrooms_unwait(r, m);
     cf_rel_unlink_at(&m->edge);
     drop_held(m);
     free(m);
@@ -373,37 +384,109 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
     }
 }
 
-bool lrooms_walk_members(struct lrooms *r, struct lrooms_cursor *c,
-                         bool (*want)(void *ud, struct cf_str room),
-                         bool (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud,
-                         uint32_t max)
+/* ---- waiting lists ---- */
+
+/* Room for `more` members in list l (the lists table grows to hold l). */
+static struct wlist *wlist_room(struct lrooms *r, uint32_t l, uint32_t more)
 {
-    uint32_t used = 0;
-    for (;;) {
-        size_t it = c->room;
-        struct lroom *rm = cf_map_next(r->by_name, &it);
-        if (!rm) {
-            *c = (struct lrooms_cursor){0, 0};
-            return true;
-        }
-        c->room = it - 1; /* rm's slot: a later call starts from it */
-        struct cf_str name = {rm->name, (uint32_t)rm->len};
-        /* From the last member down: one that leaves between calls has the
-         * last moved into its place (cf_rel), a member already visited, so
-         * none in this room is passed over (one may be visited twice). */
-        if (want(ud, name)) {
-            if (c->member == 0 || c->member > rm->members.n)
-                c->member = rm->members.n; /* started, or members left */
-            while (c->member > 0) {
-                if (used == max)
-                    return false;
-                if (fn(ud, name, rm->members.v[--c->member]->right))
-                    used++;
-            }
-        }
-        c->room = it;
-        c->member = 0;
+    if (l >= r->nlists) {
+        struct wlist *t = realloc(r->lists, (size_t)(l + 1) * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + r->nlists, 0, (size_t)(l + 1 - r->nlists) * sizeof *t);
+        r->lists = t;
+        r->nlists = l + 1;
     }
+    struct wlist *w = &r->lists[l];
+    if (w->cap - w->n >= more)
+        return w;
+    if (more > UINT32_MAX / 2 - w->n)
+        return NULL;
+    uint32_t cap = w->cap ? w->cap : 64;
+    while (cap - w->n < more)
+        cap *= 2;
+    struct lmember **v = realloc(w->v, (size_t)cap * sizeof *v);
+    if (!v)
+        return NULL;
+    w->v = v;
+    w->cap = cap;
+    return w;
+}
+
+/* An empty list gives its memory back: a shard's outage can fill one with
+ * every membership of the shard. */
+static void wlist_trim(struct wlist *w)
+{
+    if (w->n == 0) {
+        free(w->v);
+        w->v = NULL;
+        w->cap = 0;
+    }
+}
+
+int lrooms_wait(struct lrooms *r, struct lmember *m, uint32_t list)
+{
+    if (m->wslot && m->wlist == list)
+        return 0;
+    lrooms_unwait(r, m);
+    struct wlist *w = wlist_room(r, list, 1);
+    if (!w)
+        return -ENOMEM;
+    w->v[w->n++] = m;
+    m->wlist = list;
+    m->wslot = w->n;
+    return 0;
+}
+
+void lrooms_unwait(struct lrooms *r, struct lmember *m)
+{
+    if (!m->wslot)
+        return;
+    struct wlist *w = &r->lists[m->wlist];
+    /* the last fills the hole: order is no promise, and this is O(1) */
+    struct lmember *last = w->v[--w->n];
+    w->v[m->wslot - 1] = last;
+    last->wslot = m->wslot;
+    m->wslot = 0;
+    wlist_trim(w);
+}
+
+struct lmember *lrooms_wait_take(struct lrooms *r, uint32_t list)
+{
+    if (list >= r->nlists || r->lists[list].n == 0)
+        return NULL;
+    struct wlist *w = &r->lists[list];
+    struct lmember *m = w->v[--w->n];
+    m->wslot = 0;
+    wlist_trim(w);
+    return m;
+}
+
+int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to)
+{
+    if (from == to || from >= r->nlists || r->lists[from].n == 0)
+        return 0;
+    uint32_t k = r->lists[from].n;
+    struct wlist *d = wlist_room(r, to, k); /* may move r->lists */
+    if (!d)
+        return -ENOMEM;
+    struct wlist *f = &r->lists[from];
+    /* taken from the end: the moved ones go under those there */
+    memmove(d->v + k, d->v, (size_t)d->n * sizeof *d->v);
+    memcpy(d->v, f->v, (size_t)k * sizeof *d->v);
+    d->n += k;
+    for (uint32_t i = 0; i < d->n; i++) {
+        d->v[i]->wlist = to;
+        d->v[i]->wslot = i + 1;
+    }
+    f->n = 0;
+    wlist_trim(f);
+    return 0;
+}
+
+size_t lrooms_wait_count(const struct lrooms *r, uint32_t list)
+{
+    return list < r->nlists ? r->lists[list].n : 0;
 }
 
 size_t lrooms_count(const struct lrooms *r)

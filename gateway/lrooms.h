@@ -54,6 +54,9 @@ struct lmember {
     bool pending;         /* waiting for the join snapshot */
     bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
     char epoch[18];       /* the room's epoch as last told to the client (16 hex) */
+    uint32_t wlist, wslot; /* its waiting list, and 1 + its place in it; wslot 0: in
+                            * none (lrooms_wait). In the 8 bytes a 128-byte
+                            * calloc's chunk has spare. */
 };
 
 struct lrooms;
@@ -99,24 +102,27 @@ void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, siz
 void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_str room),
                            void (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud);
 
-/* Where a walk over the members goes on (lrooms_walk_members); all zero:
- * the start. */
-struct lrooms_cursor {
-    size_t room;     /* the slot of the room being visited */
-    uint32_t member; /* 1 + the index of its next member (they are visited
-                      * from the last down); 0: not started */
-};
+/* Waiting lists: numbered sets of members, for the v1 members whose
+ * re-sync waits (resync.h keeps two a shard). A member is in one list at
+ * most, and leaves it when it leaves its room, so a list never holds a
+ * member that is gone. Each costs 8 bytes in the list while it waits. The
+ * member taken next is the one added last. */
 
-/* lrooms_foreach_member, resumable and bounded: goes on from *c, and stops
- * once fn has returned true `max` times (false: *c says where to go on) or
- * at the end (true; *c is back at the start). fn must not join or leave.
- * Members that leave between calls make none of their room's missed; rooms
- * that come and go between calls (the table is rebuilt) may have some
- * members visited twice or not at all in that walk. */
-bool lrooms_walk_members(struct lrooms *r, struct lrooms_cursor *c,
-                         bool (*want)(void *ud, struct cf_str room),
-                         bool (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud,
-                         uint32_t max);
+/* Puts m in `list` (out of the one it was in). 0, or -ENOMEM (m is then in
+ * no list). */
+int lrooms_wait(struct lrooms *r, struct lmember *m, uint32_t list);
+/* Takes m out of its list (none: a no-op). */
+void lrooms_unwait(struct lrooms *r, struct lmember *m);
+/* Takes the next member out of `list`; NULL when it is empty. */
+struct lmember *lrooms_wait_take(struct lrooms *r, uint32_t list);
+/* Moves every member of `from` into `to`, to be taken after those already
+ * in `to`. 0, or -ENOMEM (nothing moved). */
+int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to);
+size_t lrooms_wait_count(const struct lrooms *r, uint32_t list);
+static inline bool lrooms_waits(const struct lmember *m)
+{
+    return m->wslot != 0;
+}
 
 size_t lrooms_count(const struct lrooms *r);
 

@@ -11,6 +11,7 @@
 #include "lowfd.h"
 #include "lrooms.h"
 #include "reqs.h"
+#include "resync.h"
 #include "session.h"
 
 /* Upper bounds in milliseconds; the last bucket is +Inf. */
@@ -98,7 +99,12 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
         {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
          reqs_count(gw->reqs)},
         {"confab_gateway_resyncs_pending", "gauge",
-         "of those, re-syncs of members (at most 256 at a time)", reqs_resyncs(gw->reqs)},
+         "of those, re-syncs of members (at most 256 at a time per broker)",
+         reqs_resyncs(gw->reqs)},
+        {"confab_gateway_resyncs_waiting", "gauge",
+         "members waiting for their re-sync to be sent: behind a broker's window, or refused "
+         "and waiting for the retry",
+         gw->rs ? rs_waiting(gw->rs) : 0},
         {"confab_gateway_draining", "gauge", "1 while shutting down", gw->draining},
     };
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {

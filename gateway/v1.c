@@ -12,25 +12,11 @@
 #include "log.h"
 #include "lrooms.h"
 #include "reqs.h"
+#include "resync.h"
 #include "session.h"
 #include "v1codec.h"
 
 #define TYPING_GAP_MS 2000
-/* A member whose re-sync the broker refused tries again this much later
- * (or as soon as the broker is ready again). */
-#define RESYNC_RETRY_MS 5000
-/* A re-sync that did not fit its link's queue is tried again this soon: the
- * queue drains as fast as the broker reads. Waiting the 5 s of a refusal
- * let the broker announce the leaves of members still owned by the closed
- * link (its grace is 10 s) before a large shard's last re-syncs reached it. */
-#define RESYNC_SOON_MS 200
-/* Re-syncs in flight at most, per gateway process. A broker that comes back
- * gets its shard's members' re-syncs as it answers them, not one pass of
- * them all: that pass filled the link's queue (MAX_LINK_QUEUE_BYTES) and
- * the broker's queue toward Redis, whose refusals sent the rest to wait
- * for a retry. 256 joins keep a broker and its Redis busy (each takes tens
- * of microseconds of Redis) while taking ~100 KB of a link's queue. */
-#define RESYNC_WINDOW 256
 #define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
 
 static struct cf_str cstr(const char *s)
@@ -406,29 +392,6 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     lrooms_go_live(gw->rooms, m);
 }
 
-/* A member whose re-sync cannot go on now: it waits, silent, with no
- * request of its own (awaits_resync), and is re-synced when the broker is
- * ready again or at the next retry; its held messages are forgotten, since
- * that re-sync brings them (lrooms_forget_held_messages). */
-static void pump_resyncs(struct gw *gw);
-
-/* The waiting members are tried again within ms (refusals that keep coming
- * do not put an earlier try off). */
-static void retry_within(struct gw *gw, int ms)
-{
-    int64_t at = cf_mono_ms() + ms;
-    if (!gw->resync_due || gw->resync_at > at)
-        gw->resync_at = at;
-    gw->resync_due = true;
-}
-
-static void resync_later(struct gw *gw, struct lmember *m)
-{
-    m->q = 0; /* awaits_resync */
-    lrooms_forget_held_messages(m);
-    retry_within(gw, RESYNC_RETRY_MS);
-}
-
 static void refused(struct gw *gw, struct req *q, const char *code, const char *message)
 {
     if (q->kind == REQ_PUBLISH) {
@@ -449,16 +412,16 @@ static void refused(struct gw *gw, struct req *q, const char *code, const char *
              * client of the shard back at once, into joins that failed the
              * same way. One line per try at INFO: a whole shard's members
              * can be refused at once. */
-            if (!gw->resync_refusal_told) {
-                gw->resync_refusal_told = true;
+            uint32_t shard = blinks_shard_of(gw->links, q->room, q->room_len);
+            if (rs_first_refusal(gw->rs, shard)) {
                 CF_INFO("v1", "conn %llu: room %.*s: re-sync refused (%s: %s); it and the "
-                        "members refused like it try again in %d s",
+                        "members of broker %u refused like it try again in %d s",
                         (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code,
-                        message, RESYNC_RETRY_MS / 1000);
+                        message, shard, RS_RETRY_MS / 1000);
             } else
                 CF_DEBUG("v1", "conn %llu: room %.*s: re-sync refused (%s); trying again later",
                          (unsigned long long)sess_id(q->s), (int)q->room_len, q->room, code);
-            resync_later(gw, m);
+            rs_later(gw->rs, m, RS_RETRY_MS);
             return;
         }
         if (q->resync) {
@@ -500,14 +463,26 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
         CF_WARN("v1", "a broker answered request %llu with an unexpected %s",
                 (unsigned long long)m->q, cf_wire_type_name(m->type));
     }
+    if (was_resync) {
+        uint32_t shard = blinks_shard_of(gw->links, q->room, q->room_len);
+        rs_ended(gw->rs, shard);
+        rs_pump(gw->rs, shard); /* its place in the window is free */
+    }
     reqs_release(q);
-    if (was_resync)
-        pump_resyncs(gw); /* its place in the window is free */
+}
+
+/* A re-sync that leaves the table without an answer frees its place; the
+ * tick sends the next (not while the table is walked). */
+static void resync_gone(struct gw *gw, const struct req *q)
+{
+    if (q->resync)
+        rs_ended(gw->rs, blinks_shard_of(gw->links, q->room, q->room_len));
 }
 
 static void expired(void *ud, struct req *q)
 {
     refused(ud, q, "timeout", "no answer within 10 s; the outcome is unknown");
+    resync_gone(ud, q);
 }
 
 struct downed {
@@ -527,13 +502,13 @@ static void dropped(void *ud, struct req *q)
     /* It may have been carried out before the link dropped: say so now
      * rather than after the deadline, so the client resends sooner. */
     refused(d->gw, q, "timeout", "the link to the room's broker dropped; the outcome is unknown");
+    resync_gone(d->gw, q);
 }
 
 void v1_on_link_down(struct gw *gw, uint32_t shard)
 {
     struct downed d = {gw, shard};
     reqs_take_if(gw->reqs, on_shard, dropped, &d);
-    pump_resyncs(gw); /* the window's places the shard's re-syncs held are free */
 }
 
 /* ---- re-registration ---------------------------------------------------------- */
@@ -550,105 +525,61 @@ static bool in_shard(void *ud, struct cf_str room)
     return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard;
 }
 
-/* A member whose re-sync waits for its turn (pump_resyncs) or was refused:
- * pending, with no request of its own (a join's pending member always has
- * one). */
-static bool awaits_resync(const struct lmember *m)
-{
-    return m->pending && m->q == 0;
-}
-
-/* Puts a live v1 member back to pending and asks for a snapshot: with
+/* rs_ops.send: puts a member back to pending on a re-sync request: with
  * `since` its missed messages (after a broker outage), without it a fresh
  * joined (its room's epoch changed). */
-static void resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
+static int send_resync(void *ud, struct cf_str room, struct lmember *m, bool since)
 {
+    struct gw *gw = ud;
     struct session *s = m->s;
     int err;
     struct req *q = reqs_add_resync(gw->reqs, s, room, &err);
     if (!q) {
         sess_close(s, 1012, "could not re-sync");
-        return;
+        return err;
     }
     m->pending = true;
     m->q = q->q;
     int rc = send_sub(gw, s, room, q->q, m, since, V1_DEFAULT_LIMIT);
     if (rc == 0)
-        return;
+        return 0;
     reqs_cancel(gw->reqs, q);
-    if (rc == -ENOBUFS || rc == -ENOTCONN) {
-        /* The link's queue is full (MAX_LINK_QUEUE_BYTES: the window's
-         * re-syncs behind other traffic) or the link went down: the broker
-         * is only busy or away, so the member waits for the next try, as
-         * for a refusal (closing them sent a share of the shard's clients
-         * back at once); after a full queue, soon. One line per try. */
-        resync_later(gw, m);
-        if (rc == -ENOBUFS && !gw->resync_soon) {
-            CF_WARN("v1", "room %.*s: re-sync requests do not fit the broker link (its queue is "
-                    "full, MAX_LINK_QUEUE_BYTES); those members are tried again in %d ms",
-                    (int)room.len, room.p, RESYNC_SOON_MS);
-            gw->resync_soon = true;
-            retry_within(gw, RESYNC_SOON_MS);
-        }
-        return;
-    }
-    sess_close(s, 1012, "could not re-sync");
+    m->q = 0;
+    if (rc != -ENOBUFS && rc != -ENOTCONN)
+        sess_close(s, 1012, "could not re-sync");
+    return rc;
 }
 
-/* The count of the gaps logged at DEBUG since the last INFO line, as a line
- * of its own; it counts as that second's line. */
-static void log_gaps_unlogged(struct gw *gw, int64_t now)
+static uint32_t room_shard(void *ud, struct cf_str room)
 {
-    if (!gw->gap_unlogged)
-        return;
-    CF_INFO("v1", "%zu more memberships re-syncing for missed events or a new epoch (at most "
-            "one such line a second)",
-            gw->gap_unlogged);
-    gw->gap_unlogged = 0;
-    gw->gap_log_at = now;
+    struct gw *gw = ud;
+    return blinks_shard_of(gw->links, room.p, room.len);
 }
 
-/* One line a second at INFO: a burst of gaps (a broker's subscription that
- * was down meets the rooms' next messages) has every member of those rooms
- * re-sync at once. */
-static void log_gap(struct gw *gw, const struct lmember *m, struct cf_str room, bool since)
+static bool shard_linked(void *ud, uint32_t shard)
 {
-    const char *why = since ? "events were missed (a gap in message ids or presence versions)"
-                            : "a new epoch (its history was lost)";
-    int64_t now = cf_mono_ms();
-    if (now - gw->gap_log_at < 1000 || gw->gap_unlogged) {
-        gw->gap_unlogged++;
-        CF_DEBUG("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
-                 (int)room.len, room.p, why);
-        if (now - gw->gap_log_at >= 1000) /* a count not yet told: this second's line */
-            log_gaps_unlogged(gw, now);
-        return;
-    }
-    CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
-            (int)room.len, room.p, why);
-    gw->gap_log_at = now;
+    struct gw *gw = ud;
+    return blinks_link_up(gw->links, shard);
 }
 
-static void walk_resyncs(struct gw *gw);
+static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync};
+
+struct rs *v1_resyncs_new(struct gw *gw)
+{
+    return rs_new(gw->rooms, blinks_count(gw->links), &resync_ops, gw);
+}
 
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
 {
-    log_gap(gw, m, room, since);
-    if (!gw->resync_walking && reqs_resyncs(gw->reqs) < RESYNC_WINDOW) {
-        resync(gw, room, m, since);
-        return;
-    }
-    /* Behind the window, or behind members already waiting for their turn:
-     * it waits too (a re-sync with `since` also serves a new epoch: the
-     * snapshot's epoch is not the member's, and it gets a whole joined).
-     * The retry is due as a safety: a walk can miss members when rooms come
-     * and go meanwhile (their table is rebuilt). */
-    m->pending = true;
-    resync_later(gw, m);
-    if (gw->resync_walking)
-        gw->resync_again = true; /* the walk may be past it */
-    else
-        walk_resyncs(gw);
+    (void)room;
+    rs_gap(gw->rs, m, since);
+}
+
+/* A member whose re-sync waits for its turn or was refused: pending, with
+ * no request of its own (a join's pending member always has one). */
+static bool awaits_resync(const struct lmember *m)
+{
+    return m->pending && m->q == 0;
 }
 
 static void reregister(void *ud, struct cf_str room, struct lmember *m)
@@ -659,60 +590,8 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
         send_sub(gw, m->s, room, 0, NULL, false, 0); /* presence only */
         return;
     }
-    m->pending = true; /* awaits_resync: its turn comes in walk_resyncs */
-    m->q = 0;
+    rs_wait(gw->rs, m);
     r->waiting++;
-}
-
-/* The rooms of every shard whose link is up (the others re-sync when it
- * comes back). */
-static bool on_linked_shard(void *ud, struct cf_str room)
-{
-    struct gw *gw = ud;
-    return blinks_link_up(gw->links, blinks_shard_of(gw->links, room.p, room.len));
-}
-
-static bool send_waiting(void *ud, struct cf_str room, struct lmember *m)
-{
-    struct gw *gw = ud;
-    if (!awaits_resync(m) || sess_closing(m->s))
-        return false; /* one closing would only join the room for nothing */
-    resync(gw, room, m, true); /* refused again: due again */
-    gw->resync_walk_sent = true;
-    return true;
-}
-
-/* Sends the waiting members' re-syncs, as many as the window has room for,
- * going on where the last call stopped. Called when a re-sync's answer
- * comes and from the tick. */
-static void pump_resyncs(struct gw *gw)
-{
-    size_t out = reqs_resyncs(gw->reqs);
-    if (!gw->resync_walking || out >= RESYNC_WINDOW)
-        return;
-    if (!lrooms_walk_members(gw->rooms, &gw->resync_cursor, on_linked_shard, send_waiting, gw,
-                             (uint32_t)(RESYNC_WINDOW - out)))
-        return;
-    if (gw->resync_again) {
-        gw->resync_again = false; /* from the start at the next answer or tick */
-        return;
-    }
-    gw->resync_walking = false; /* every waiting member it met had its turn */
-    /* A walk over several calls can miss members when rooms come and go
-     * meanwhile (their table is rebuilt): the retry's walk finds them. One
-     * that sent nothing ran in one call, and missed no one. */
-    if (gw->resync_walk_sent)
-        retry_within(gw, RESYNC_RETRY_MS);
-}
-
-/* Starts a walk over every member that waits for a re-sync (from the start:
- * one already under way may have passed members that wait now). */
-static void walk_resyncs(struct gw *gw)
-{
-    gw->resync_walking = true;
-    gw->resync_again = gw->resync_walk_sent = gw->resync_refusal_told = false;
-    gw->resync_cursor = (struct lrooms_cursor){0, 0};
-    pump_resyncs(gw);
 }
 
 void v1_on_link_up(struct gw *gw, uint32_t shard)
@@ -721,27 +600,18 @@ void v1_on_link_up(struct gw *gw, uint32_t shard)
     lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
     if (r.waiting)
         CF_INFO("v1", "broker %u: re-syncing %zu memberships, at most %d at a time", shard,
-                r.waiting, RESYNC_WINDOW);
-    walk_resyncs(gw); /* one that misses members has a retry follow (pump_resyncs) */
-}
-
-static void retry_resyncs(struct gw *gw, int64_t now)
-{
-    if (!gw->resync_due || now < gw->resync_at)
-        return;
-    gw->resync_due = gw->resync_soon = false; /* a refusal of these sets them again */
-    gw->resync_at = now + RESYNC_RETRY_MS;
-    walk_resyncs(gw);
+                r.waiting, RS_WINDOW);
+    rs_shard_back(gw->rs, shard);
 }
 
 void v1_tick(struct gw *gw)
 {
-    int64_t now = cf_mono_ms();
-    reqs_expire(gw->reqs, now, expired, gw);
-    retry_resyncs(gw, now);
-    pump_resyncs(gw);
-    if (now - gw->gap_log_at >= 1000)
-        log_gaps_unlogged(gw, now);
+    reqs_expire(gw->reqs, cf_mono_ms(), expired, gw);
+}
+
+void v1_tick_fast(struct gw *gw)
+{
+    rs_tick(gw->rs, cf_mono_ms());
 }
 
 /* ---- server publish ------------------------------------------------------------ */

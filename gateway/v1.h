@@ -50,6 +50,11 @@ struct lmember;
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since);
 /* Once a second: time out requests without an answer. */
 void v1_tick(struct gw *gw);
+/* Ten times a second: re-syncs whose retry is due (resync.h). */
+void v1_tick_fast(struct gw *gw);
+/* The re-sync pacer of gw's rooms and links (both must exist); the caller
+ * frees it with rs_free before them. NULL when out of memory. */
+struct rs *v1_resyncs_new(struct gw *gw);
 
 /* POST /api/publish: posts `text` from `from` into `room` on behalf of the
  * HTTP request `http`; http_publish_done answers it later. 0 or -errno. */

@@ -10,6 +10,8 @@
 
 #include <sys/wait.h>
 
+#include "prom.h"
+
 static void kill_gateway(void)
 {
     h_stop(&fx.node.gateway, SIGKILL, 5000);
@@ -318,6 +320,32 @@ static void test_redis_down_is_unavailable_never_silence(void **state)
     v1_close(a);
 }
 
+/* The gateway's confab_gateway_resyncs_waiting, as a scraper reads it. */
+static double resyncs_waiting(int port)
+{
+    struct h_resp r;
+    assert_true(h_http(port, "GET", "/metrics", NULL, NULL, 0, &r) >= 0);
+    assert_int_equal(r.status, 200);
+    int n;
+    double v = prom_sum(r.body, "confab_gateway_resyncs_waiting", NULL, &n);
+    h_resp_free(&r);
+    assert_int_equal(n, 1);
+    return v;
+}
+
+/* Polls the gauge until it is (want_some: above 0; else: 0) or timeout_ms
+ * passed; a refused member is in flight for the moment of each retry. */
+static bool resyncs_waiting_becomes(int port, bool want_some, int timeout_ms)
+{
+    int64_t end = h_now_ms() + timeout_ms;
+    do {
+        if ((resyncs_waiting(port) > 0) == want_some)
+            return true;
+        h_sleep_ms(50);
+    } while (h_now_ms() < end);
+    return false;
+}
+
 /* A broker that comes back while its Redis is still away: the gateways'
  * re-syncs of its rooms are refused, and the members wait, connected, until
  * it can serve them. The gateways used to close every v1 client of the shard
@@ -351,6 +379,8 @@ static void test_a_broker_back_before_its_redis_keeps_its_members(void **state)
         h_node_dump_logs(&fx.node);
         fail_msg("the gateway did not try to re-sync the room with the broker back");
     }
+    /* the operator sees them waiting */
+    assert_true(resyncs_waiting_becomes(fx.node.port, true, 3000));
 
     assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
     assert_true(h_log_contains_from(&fx.node.broker[1], m1, "ready: Redis connected", 20000));
@@ -359,6 +389,8 @@ static void test_a_broker_back_before_its_redis_keeps_its_members(void **state)
     json_int_t id = resend_until_acked(b, room, "after", "e-1", 15000);
     assert_true(id > 0);
     delivered_after_loss(a, room, "after", epoch); /* a fresh Redis: a new epoch */
+    assert_true(resyncs_waiting_becomes(fx.node.port, false, 10000));
+    assert_true(resyncs_waiting_becomes(gw2.port, false, 10000));
     v1_close(a);
     v1_close(b);
 }

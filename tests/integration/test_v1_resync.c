@@ -4,7 +4,8 @@
  * Redis, and the members they were for waited for a retry (before that,
  * they were closed with 1012, a share of the shard's clients sent back at
  * once). The gateway now sends them as the broker answers, at most
- * RESYNC_WINDOW at a time (gateway/v1.c): none waits, none is refused.
+ * RS_WINDOW at a time per shard (gateway/resync.h): none waits, none is
+ * refused.
  * Members that notice a gap in their rooms' ids all at once re-sync through
  * the same window. */
 #include "v1.h"

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -174,103 +175,81 @@ static void test_a_member_awaiting_its_turn_holds_no_messages(void **state)
     fix_down(&f);
 }
 
-/* lrooms_walk_members: bounded by what fn takes, resumable, every member of
- * the rooms wanted visited once per walk. */
-enum { WALK_ROOMS = 5, WALK_SESSIONS = 3 };
-static int visits[WALK_ROOMS][WALK_SESSIONS];
+/* Waiting lists: the member added last is taken first, each once; a move
+ * puts the moved members after those there; a member is in one list at
+ * most; a member that leaves its room leaves its list. */
+enum { WAIT_SESSIONS = 4, WAIT_ROOMS = 40 };
 
-static bool walk_want(void *ud, struct cf_str room)
+static void join_grid(struct fix *f, struct lmember *m[WAIT_SESSIONS][WAIT_ROOMS])
 {
-    (void)ud;
-    return room.p[1] != '2'; /* "r2" is not wanted */
-}
-
-static bool walk_take(void *ud, struct cf_str room, struct lmember *m)
-{
-    (void)ud;
-    int k = (int)sess_id(m->s) - 1;
-    visits[room.p[1] - '0'][k]++;
-    return k != 1; /* session 2's members are passed over: they cost nothing */
-}
-
-static void test_walk_members(void **state)
-{
-    (void)state;
-    struct fix f;
-    fix_up(&f, WALK_SESSIONS);
-    struct lrooms *r = f.r;
-    for (int k = 0; k < WALK_SESSIONS; k++)
-        for (int i = 0; i < WALK_ROOMS; i++) {
-            char name[3] = {'r', (char)('0' + i), 0};
+    for (int k = 0; k < WAIT_SESSIONS; k++)
+        for (int i = 0; i < WAIT_ROOMS; i++) {
+            char name[8];
+            int n = snprintf(name, sizeof name, "r%02d", i);
             int err;
-            assert_non_null(lrooms_join(r, f.s[k], name, 2, false, &err));
+            m[k][i] = lrooms_join(f->r, f->s[k], name, (size_t)n, false, &err);
+            assert_non_null(m[k][i]);
         }
-    for (int round = 0; round < 2; round++) {
-        memset(visits, 0, sizeof visits);
-        struct lrooms_cursor c = {0, 0};
-        int calls = 0;
-        while (!lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 3))
-            calls++;
-        /* 4 rooms wanted, 2 members taken in each: 8 taken, 3 a call */
-        assert_int_equal(calls, 2);
-        assert_int_equal(c.room, 0);
-        assert_int_equal(c.member, 0);
-        for (int i = 0; i < WALK_ROOMS; i++)
-            for (int k = 0; k < WALK_SESSIONS; k++)
-                assert_int_equal(visits[i][k], i == 2 ? 0 : 1);
-    }
-    /* a bound of 0 stops at the first member; with no rooms, the end */
-    struct lrooms_cursor c = {0, 0};
-    assert_false(lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 0));
-    for (int k = 0; k < WALK_SESSIONS; k++)
-        lrooms_leave_all(r, f.s[k]);
-    assert_true(lrooms_walk_members(r, &c, walk_want, walk_take, NULL, 3));
-    fix_down(&f);
 }
 
-/* A member that leaves between two calls of a walk makes none of the room's
- * others missed: walked from the first member up, the last one moved into
- * a visited member's place and was never visited. */
-enum { LEAVE_SESSIONS = 5 };
-static int leave_visits[LEAVE_SESSIONS];
-
-static bool any_room(void *ud, struct cf_str room)
-{
-    (void)ud;
-    (void)room;
-    return true;
-}
-
-static bool count_visit(void *ud, struct cf_str room, struct lmember *m)
-{
-    (void)ud;
-    (void)room;
-    leave_visits[sess_id(m->s) - 1]++;
-    return true;
-}
-
-static void test_a_leave_during_a_walk_misses_no_one(void **state)
+static void test_waiting_lists(void **state)
 {
     (void)state;
     struct fix f;
-    fix_up(&f, LEAVE_SESSIONS);
-    for (int k = 0; k < LEAVE_SESSIONS; k++) {
-        int err;
-        assert_non_null(lrooms_join(f.r, f.s[k], "room", 4, false, &err));
+    fix_up(&f, WAIT_SESSIONS);
+    struct lmember *m[WAIT_SESSIONS][WAIT_ROOMS];
+    join_grid(&f, m);
+    assert_null(lrooms_wait_take(f.r, 5)); /* a list never used is empty */
+    /* sessions 1 and 2 in list 5 (past the end of the table: it grows),
+     * sessions 3 and 4 in list 2; more than a list's first allocation */
+    for (int k = 0; k < WAIT_SESSIONS; k++)
+        for (int i = 0; i < WAIT_ROOMS; i++)
+            assert_int_equal(lrooms_wait(f.r, m[k][i], k < 2 ? 5 : 2), 0);
+    assert_int_equal(lrooms_wait_count(f.r, 5), 2 * WAIT_ROOMS);
+    assert_int_equal(lrooms_wait_count(f.r, 2), 2 * WAIT_ROOMS);
+    assert_true(lrooms_waits(m[0][0]));
+    /* one list at most: putting it in another moves it */
+    assert_int_equal(lrooms_wait(f.r, m[0][0], 2), 0);
+    assert_int_equal(lrooms_wait(f.r, m[0][0], 2), 0); /* already there: no-op */
+    assert_int_equal(lrooms_wait_count(f.r, 5), 2 * WAIT_ROOMS - 1);
+    assert_int_equal(lrooms_wait_count(f.r, 2), 2 * WAIT_ROOMS + 1);
+    /* the last added comes first */
+    assert_ptr_equal(lrooms_wait_take(f.r, 2), m[0][0]);
+    assert_false(lrooms_waits(m[0][0]));
+    lrooms_unwait(f.r, m[0][0]); /* in none: a no-op */
+    /* session 2 leaves its rooms: its members leave list 5 */
+    lrooms_leave_all(f.r, f.s[1]);
+    assert_int_equal(lrooms_wait_count(f.r, 5), WAIT_ROOMS - 1);
+    /* list 5 moves into list 2, to be taken after list 2's own */
+    assert_int_equal(lrooms_wait_move(f.r, 5, 2), 0);
+    assert_int_equal(lrooms_wait_count(f.r, 5), 0);
+    assert_int_equal(lrooms_wait_count(f.r, 2), 3 * WAIT_ROOMS - 1);
+    /* one of session 4's members leaves its room: out of the list too */
+    lrooms_leave_member(f.r, m[3][7]);
+    int taken[WAIT_SESSIONS][WAIT_ROOMS] = {{0}};
+    size_t n = 0;
+    struct lmember *x;
+    while ((x = lrooms_wait_take(f.r, 2))) {
+        int k = (int)sess_id(x->s) - 1;
+        struct cf_str room = lrooms_member_room(x);
+        int i = (room.p[1] - '0') * 10 + (room.p[2] - '0');
+        assert_ptr_equal(m[k][i], x);
+        taken[k][i]++;
+        /* list 2's own first (sessions 3 and 4), then session 1's */
+        if (n < 2 * WAIT_ROOMS - 1)
+            assert_true(k >= 2);
+        else
+            assert_int_equal(k, 0);
+        n++;
     }
-    struct lrooms_cursor c = {0, 0};
-    assert_false(lrooms_walk_members(f.r, &c, any_room, count_visit, NULL, 2));
-    int gone = -1;
-    for (int k = 0; k < LEAVE_SESSIONS && gone < 0; k++)
-        if (leave_visits[k])
-            gone = k; /* a member already visited leaves */
-    assert_true(gone >= 0);
-    lrooms_leave_all(f.r, f.s[gone]);
-    while (!lrooms_walk_members(f.r, &c, any_room, count_visit, NULL, 2))
-        ;
-    for (int k = 0; k < LEAVE_SESSIONS; k++)
-        if (k != gone && leave_visits[k] == 0)
-            fail_msg("session %d's member was not visited", k + 1);
+    assert_int_equal(n, 3 * WAIT_ROOMS - 2);
+    for (int k = 0; k < WAIT_SESSIONS; k++)
+        for (int i = 0; i < WAIT_ROOMS; i++) {
+            int want = k == 1 || (k == 3 && i == 7) || (k == 0 && i == 0) ? 0 : 1;
+            if (taken[k][i] != want)
+                fail_msg("session %d room %d taken %d times", k + 1, i, taken[k][i]);
+        }
+    m[3][7] = NULL;
     fix_down(&f);
 }
 
@@ -279,8 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
-        cmocka_unit_test(test_walk_members),
-        cmocka_unit_test(test_a_leave_during_a_walk_misses_no_one),
+        cmocka_unit_test(test_waiting_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

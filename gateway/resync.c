@@ -1,0 +1,263 @@
+/* resync: see resync.h. */
+#include "resync.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "log.h"
+#include "session.h"
+
+struct rs_shard {
+    uint32_t inflight;     /* re-syncs sent and not ended */
+    int64_t later_at;      /* the later list goes behind the ready one then; 0: none due */
+    int64_t paused_until;  /* the link's queue was full: nothing sent before then */
+    bool refusal_told;     /* a refusal was logged at INFO this round */
+    bool full_told;        /* a full link was logged this round */
+};
+
+struct rs {
+    struct lrooms *rooms;
+    const struct rs_ops *ops;
+    void *ud;
+    uint32_t nshards;
+    int64_t gap_log_at;  /* a gap was last logged at INFO then */
+    size_t gap_unlogged; /* ... and so many since, at DEBUG */
+    struct rs_shard sh[];
+};
+
+/* Two waiting lists a shard (lrooms_wait). */
+static uint32_t ready_list(uint32_t shard)
+{
+    return 2 * shard;
+}
+
+static uint32_t later_list(uint32_t shard)
+{
+    return 2 * shard + 1;
+}
+
+struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *ops, void *ud)
+{
+    if (shards == 0)
+        return NULL;
+    struct rs *r = calloc(1, sizeof *r + (size_t)shards * sizeof r->sh[0]);
+    if (!r)
+        return NULL;
+    r->rooms = rooms;
+    r->ops = ops;
+    r->ud = ud;
+    r->nshards = shards;
+    return r;
+}
+
+void rs_free(struct rs *r)
+{
+    free(r);
+}
+
+static uint32_t shard_of(const struct rs *r, const struct lmember *m)
+{
+    /* the modulo only guards the table: shard_of answers below nshards */
+    return r->ops->shard_of(r->ud, lrooms_member_room(m)) % r->nshards;
+}
+
+/* m, pending with no request, into one of its shard's lists. It holds no
+ * messages with ids: the snapshot its re-sync brings has them (kept, they
+ * were given out after that snapshot even when Redis had lost them
+ * meanwhile, lrooms_forget_held_messages). */
+static void wait_in(struct rs *r, struct lmember *m, uint32_t list)
+{
+    m->pending = true;
+    m->q = 0;
+    lrooms_forget_held_messages(m);
+    if (lrooms_wait(r->rooms, m, list) < 0)
+        sess_close(m->s, 1012, "could not re-sync (out of memory)");
+}
+
+static void due_within(struct rs_shard *h, int64_t at)
+{
+    if (!h->later_at || h->later_at > at)
+        h->later_at = at;
+}
+
+/* Sends m's re-sync. False when nothing more can go to the shard now (the
+ * link's queue is full or the link is down): m then waits for the retry. */
+static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since)
+{
+    struct rs_shard *h = &r->sh[shard];
+    struct cf_str room = lrooms_member_room(m);
+    int rc = r->ops->send(r->ud, room, m, since);
+    if (rc == 0) {
+        h->inflight++;
+        return true;
+    }
+    if (rc != -ENOBUFS && rc != -ENOTCONN)
+        return true; /* its session was closed; the next one may go */
+    /* The broker is only busy or away: the member waits for the retry, as
+     * for a refusal (closing them sent a share of the shard's clients back
+     * at once). After a full queue, soon. */
+    int64_t now = cf_mono_ms();
+    wait_in(r, m, later_list(shard));
+    if (rc == -ENOTCONN) {
+        due_within(h, now + RS_RETRY_MS); /* or at the link's return */
+        return false;
+    }
+    h->paused_until = now + RS_SOON_MS;
+    due_within(h, h->paused_until);
+    if (!h->full_told) {
+        h->full_told = true;
+        CF_WARN("v1", "room %.*s: re-sync requests do not fit the link to broker %u (its "
+                "queue is full, MAX_LINK_QUEUE_BYTES); those members are tried again in %d ms",
+                (int)room.len, room.p, shard, RS_SOON_MS);
+    }
+    return false;
+}
+
+/* Sends the shard's ready members' re-syncs, as many as its window has
+ * room for. */
+static void pump(struct rs *r, uint32_t shard)
+{
+    struct rs_shard *h = &r->sh[shard];
+    if (h->inflight >= RS_WINDOW || lrooms_wait_count(r->rooms, ready_list(shard)) == 0 ||
+        !r->ops->link_up(r->ud, shard) || (h->paused_until && cf_mono_ms() < h->paused_until))
+        return;
+    h->paused_until = 0;
+    while (h->inflight < RS_WINDOW) {
+        struct lmember *m = lrooms_wait_take(r->rooms, ready_list(shard));
+        if (!m)
+            return;
+        if (sess_closing(m->s))
+            continue; /* it would only join the room for nothing */
+        if (!send_one(r, shard, m, true))
+            return;
+    }
+}
+
+/* The count of the gaps logged at DEBUG since the last INFO line, as a line
+ * of its own; it counts as that second's line. */
+static void log_gaps_unlogged(struct rs *r, int64_t now)
+{
+    if (!r->gap_unlogged)
+        return;
+    CF_INFO("v1", "%zu more memberships re-syncing for missed events or a new epoch (at most "
+            "one such line a second)",
+            r->gap_unlogged);
+    r->gap_unlogged = 0;
+    r->gap_log_at = now;
+}
+
+/* One line a second at INFO: a burst of gaps (a broker's subscription that
+ * was down meets the rooms' next messages) has every member of those rooms
+ * re-sync at once. */
+static void log_gap(struct rs *r, const struct lmember *m, bool since)
+{
+    struct cf_str room = lrooms_member_room(m);
+    const char *why = since ? "events were missed (a gap in message ids or presence versions)"
+                            : "a new epoch (its history was lost)";
+    int64_t now = cf_mono_ms();
+    if (now - r->gap_log_at < 1000 || r->gap_unlogged) {
+        r->gap_unlogged++;
+        CF_DEBUG("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
+                 (int)room.len, room.p, why);
+        if (now - r->gap_log_at >= 1000) /* a count not yet told: this second's line */
+            log_gaps_unlogged(r, now);
+        return;
+    }
+    CF_INFO("v1", "conn %llu: room %.*s: %s; re-syncing", (unsigned long long)sess_id(m->s),
+            (int)room.len, room.p, why);
+    r->gap_log_at = now;
+}
+
+void rs_gap(struct rs *r, struct lmember *m, bool since)
+{
+    log_gap(r, m, since);
+    uint32_t shard = shard_of(r, m);
+    struct rs_shard *h = &r->sh[shard];
+    if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 && h->inflight < RS_WINDOW &&
+        !h->paused_until) {
+        send_one(r, shard, m, since);
+        return;
+    }
+    wait_in(r, m, ready_list(shard)); /* behind the window or those already waiting */
+    pump(r, shard);                   /* a pause may have ended */
+}
+
+void rs_wait(struct rs *r, struct lmember *m)
+{
+    wait_in(r, m, ready_list(shard_of(r, m)));
+}
+
+void rs_later(struct rs *r, struct lmember *m, int ms)
+{
+    uint32_t shard = shard_of(r, m);
+    wait_in(r, m, later_list(shard));
+    due_within(&r->sh[shard], cf_mono_ms() + ms);
+}
+
+bool rs_first_refusal(struct rs *r, uint32_t shard)
+{
+    struct rs_shard *h = &r->sh[shard % r->nshards];
+    if (h->refusal_told)
+        return false;
+    h->refusal_told = true;
+    return true;
+}
+
+void rs_ended(struct rs *r, uint32_t shard)
+{
+    struct rs_shard *h = &r->sh[shard % r->nshards];
+    if (h->inflight > 0)
+        h->inflight--;
+}
+
+void rs_pump(struct rs *r, uint32_t shard)
+{
+    pump(r, shard % r->nshards);
+}
+
+/* The later members go behind the ready ones, and a new round of tries
+ * begins (its first refusal and full link are logged again). */
+static void retry_now(struct rs *r, uint32_t shard, int64_t now)
+{
+    struct rs_shard *h = &r->sh[shard];
+    h->later_at = 0;
+    h->paused_until = 0;
+    h->refusal_told = h->full_told = false;
+    if (lrooms_wait_move(r->rooms, later_list(shard), ready_list(shard)) < 0)
+        h->later_at = now + RS_SOON_MS; /* out of memory: they stay, for the next tick */
+    pump(r, shard);
+}
+
+void rs_shard_back(struct rs *r, uint32_t shard)
+{
+    retry_now(r, shard % r->nshards, cf_mono_ms());
+}
+
+void rs_tick(struct rs *r, int64_t now)
+{
+    for (uint32_t i = 0; i < r->nshards; i++) {
+        if (r->sh[i].later_at && now >= r->sh[i].later_at)
+            retry_now(r, i, now);
+        else
+            pump(r, i); /* a pause that ended, or places freed by expiries */
+    }
+    if (now - r->gap_log_at >= 1000)
+        log_gaps_unlogged(r, now);
+}
+
+size_t rs_waiting(const struct rs *r)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < 2 * r->nshards; i++)
+        n += lrooms_wait_count(r->rooms, i);
+    return n;
+}
+
+size_t rs_in_flight(const struct rs *r)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < r->nshards; i++)
+        n += r->sh[i].inflight;
+    return n;
+}

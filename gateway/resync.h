@@ -1,0 +1,92 @@
+/* resync: the pace at which v1 members re-sync, one broker shard at a time.
+ *
+ * A member re-syncs (asks its room's broker for what it missed) when it sees
+ * a gap or a new epoch in its room's events, and when its shard's broker is
+ * back or ready again. A broker that comes back gets its whole shard's
+ * members at once; sent in one pass, their requests filled the link's queue
+ * and the broker's queue toward Redis, and were refused. So each shard has
+ * at most RS_WINDOW re-syncs in flight, and the members behind them wait
+ * their turn in the shard's ready list, sent as the broker answers. A
+ * member whose re-sync was refused (the broker is busy or away), dropped
+ * with its link, or did not fit the link's queue waits in the shard's later
+ * list for the shard's retry, and then goes behind the ready ones.
+ *
+ * Windows and lists are per shard: one broker whose Redis hangs holds only
+ * its own shard's places (each until its request's 10 s deadline), not the
+ * other shards'. A waiting member is pending with no request (m->q == 0)
+ * and holds no messages with ids: its re-sync's snapshot brings them. The
+ * lists are lrooms' (lrooms_wait), so a member that leaves leaves its list.
+ *
+ * Single-threaded, on the gateway's loop. */
+#ifndef GW_RESYNC_H
+#define GW_RESYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lrooms.h"
+#include "wire.h"
+
+/* Re-syncs in flight at most, per shard. 256 joins keep a broker and its
+ * Redis busy (each takes tens of microseconds of Redis) while taking ~100 KB
+ * of a link's queue. */
+#define RS_WINDOW 256
+/* A refused member tries again this much later (or when its broker is back
+ * or ready again). */
+#define RS_RETRY_MS 5000
+/* A re-sync that did not fit its link's queue is tried again this soon: the
+ * queue drains as fast as the broker reads. */
+#define RS_SOON_MS 200
+
+struct rs_ops {
+    uint32_t (*shard_of)(void *ud, struct cf_str room);
+    bool (*link_up)(void *ud, uint32_t shard);
+    /* Sends m's re-sync request (with `since`: what it missed after its last
+     * id; without: a fresh snapshot) and makes m pending on it (m->q set).
+     * 0: sent, and rs_ended follows once for it; -ENOBUFS: the link's queue
+     * is full; -ENOTCONN: the link is down (then m->q is 0 again); any
+     * other: m's session was closed. */
+    int (*send)(void *ud, struct cf_str room, struct lmember *m, bool since);
+};
+
+struct rs;
+
+/* rooms is borrowed; it must outlive rs. NULL when out of memory. */
+struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *ops, void *ud);
+void rs_free(struct rs *r); /* NULL is a no-op */
+
+/* A live member saw a gap (since) or a new epoch in its room (m->pending is
+ * already set): re-synced now if its shard's window has room and no one
+ * waits before it, else it waits its turn (with `since`, which also serves
+ * a new epoch: a snapshot of another epoch comes as a whole joined). The
+ * log tells of gaps in one line a second. */
+void rs_gap(struct rs *r, struct lmember *m, bool since);
+/* m waits its turn in its shard's ready list (m is made pending, with no
+ * request). */
+void rs_wait(struct rs *r, struct lmember *m);
+/* m's re-sync was refused or dropped: it waits for its shard's retry,
+ * within ms at the latest. */
+void rs_later(struct rs *r, struct lmember *m, int ms);
+/* True the first time since the shard's last retry round: a refusal worth
+ * an INFO line (a whole shard can be refused at once). */
+bool rs_first_refusal(struct rs *r, uint32_t shard);
+/* A re-sync request of the shard sent by rs left the request table
+ * (answered, refused, timed out, dropped with its link): a place is free.
+ * Sends nothing (it may be called while the request table is walked). */
+void rs_ended(struct rs *r, uint32_t shard);
+/* Sends the shard's ready members' re-syncs, as many as its window has
+ * room for (none while its link is down or its queue was just full). */
+void rs_pump(struct rs *r, uint32_t shard);
+/* The shard's link is up or its broker ready again: its later members go
+ * now, behind the ready ones. */
+void rs_shard_back(struct rs *r, uint32_t shard);
+/* Retries that are due, and shards whose pause after a full link ended.
+ * Called ten times a second. */
+void rs_tick(struct rs *r, int64_t now);
+
+/* Members waiting, in every list; re-syncs in flight. */
+size_t rs_waiting(const struct rs *r);
+size_t rs_in_flight(const struct rs *r);
+
+#endif

@@ -1,0 +1,294 @@
+/* Unit tests for gateway/resync: the per-shard windows and waiting lists of
+ * v1 members' re-syncs. Rooms and sessions are real (lrooms, sess_new on a
+ * socketpair nothing reads); the broker links are the ops below: a room
+ * "a..." is on shard 0, "b..." on shard 1, and a send records the member
+ * and answers what the test set. The clock is the tick's argument. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "lrooms.h"
+#include "resync.h"
+#include "session.h"
+
+enum { ROOMS = 300, SHARDS = 2 };
+
+static bool g_up[SHARDS] = {true, true};
+static int g_rc;          /* the next send's answer (once), 0: sent */
+static uint64_t g_q;      /* request ids */
+static int g_sent[SHARDS];
+static int g_since;       /* sends with `since` */
+static int g_times[SHARDS][ROOMS];
+
+static void on_room(void *ud, const char *name, size_t len)
+{
+    (void)ud, (void)name, (void)len;
+}
+
+static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since)
+{
+    (void)ud, (void)room, (void)m, (void)since;
+}
+
+static const struct lrooms_ops room_ops = {on_room, on_room, on_resync};
+
+static uint32_t shard_of(void *ud, struct cf_str room)
+{
+    (void)ud;
+    return room.p[0] == 'b';
+}
+
+static bool link_up(void *ud, uint32_t shard)
+{
+    (void)ud;
+    return g_up[shard];
+}
+
+static int send_one(void *ud, struct cf_str room, struct lmember *m, bool since)
+{
+    (void)ud;
+    int rc = g_rc;
+    g_rc = 0;
+    if (rc)
+        return rc;
+    m->pending = true;
+    m->q = ++g_q;
+    uint32_t shard = room.p[0] == 'b';
+    g_sent[shard]++;
+    g_since += since;
+    g_times[shard][atoi(room.p + 1)]++;
+    return 0;
+}
+
+static const struct rs_ops ops = {shard_of, link_up, send_one};
+
+struct fix {
+    int sv[2];
+    struct lrooms *rooms;
+    struct session *s;
+    struct rs *r;
+    struct lmember *m[SHARDS][ROOMS];
+};
+
+static struct fix f;
+
+/* One session in ROOMS rooms of each shard, every member live. */
+static int setup(void **state)
+{
+    (void)state;
+    memset(g_sent, 0, sizeof g_sent);
+    memset(g_times, 0, sizeof g_times);
+    g_since = g_rc = 0;
+    g_up[0] = g_up[1] = true;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f.sv), 0);
+    f.rooms = lrooms_new(&room_ops, NULL);
+    assert_non_null(f.rooms);
+    f.s = sess_new(1, "alice", 1 << 20);
+    assert_non_null(f.s);
+    sess_attach(f.s, NULL, f.sv[0], SESS_V1_JSON);
+    for (int sh = 0; sh < SHARDS; sh++)
+        for (int i = 0; i < ROOMS; i++) {
+            char name[8];
+            int n = snprintf(name, sizeof name, "%c%03d", sh ? 'b' : 'a', i);
+            int err;
+            f.m[sh][i] = lrooms_join(f.rooms, f.s, name, (size_t)n, false, &err);
+            assert_non_null(f.m[sh][i]);
+        }
+    f.r = rs_new(f.rooms, SHARDS, &ops, NULL);
+    assert_non_null(f.r);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    lrooms_leave_all(f.rooms, f.s);
+    rs_free(f.r);
+    sess_free(f.s);
+    lrooms_free(f.rooms);
+    close(f.sv[0]);
+    close(f.sv[1]);
+    return 0;
+}
+
+/* The broker answers every re-sync of the shard in flight. */
+static void answer_all(uint32_t shard)
+{
+    for (size_t n = rs_in_flight(f.r); n > 0; n--)
+        rs_ended(f.r, shard);
+    rs_pump(f.r, shard);
+}
+
+/* Both shards' brokers come back: each sends its own window's worth, the
+ * rest as its broker answers, every member once. A broker that answers
+ * nothing holds only its own shard's places: with one window for the
+ * process, shard 0's 256 unanswered requests (each until its 10 s
+ * deadline) kept shard 1's members waiting. */
+static void test_each_shard_has_its_own_window(void **state)
+{
+    (void)state;
+    for (int sh = 0; sh < SHARDS; sh++)
+        for (int i = 0; i < ROOMS; i++)
+            rs_wait(f.r, f.m[sh][i]);
+    assert_int_equal(rs_waiting(f.r), 2 * ROOMS);
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_sent[0], RS_WINDOW);
+    assert_int_equal(g_sent[1], 0); /* its link came back, not shard 1's */
+    rs_shard_back(f.r, 1);
+    assert_int_equal(g_sent[1], RS_WINDOW); /* shard 0's 256 hold none of its places */
+    assert_int_equal(rs_in_flight(f.r), 2 * RS_WINDOW);
+
+    /* one answer, one more sent, in that shard alone */
+    rs_ended(f.r, 1);
+    rs_pump(f.r, 1);
+    assert_int_equal(g_sent[1], RS_WINDOW + 1);
+    assert_int_equal(g_sent[0], RS_WINDOW);
+    /* the tick sends nothing past a full window */
+    rs_tick(f.r, cf_mono_ms());
+    assert_int_equal(g_sent[0] + g_sent[1], 2 * RS_WINDOW + 1);
+
+    /* shard 1 answers everything: the rest of it goes */
+    for (int k = 0; k < 3; k++) {
+        for (int n = 0; n < RS_WINDOW; n++)
+            rs_ended(f.r, 1);
+        rs_pump(f.r, 1);
+    }
+    assert_int_equal(g_sent[1], ROOMS);
+    assert_int_equal(g_sent[0], RS_WINDOW);
+    for (int i = 0; i < ROOMS; i++)
+        assert_int_equal(g_times[1][i], 1);
+    assert_int_equal(g_since, RS_WINDOW + ROOMS); /* waiting members ask from their last id */
+    assert_int_equal(rs_waiting(f.r), ROOMS - RS_WINDOW);
+}
+
+/* A refused member waits for the shard's retry, then goes after the
+ * members that never had a try; its broker's return sends it at once. */
+static void test_a_refused_member_waits_for_the_retry(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 10; i++)
+        rs_wait(f.r, f.m[0][i]);
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_sent[0], 10);
+    /* member 3 is refused (unavailable), the others answered */
+    rs_later(f.r, f.m[0][3], RS_RETRY_MS);
+    assert_true(f.m[0][3]->pending);
+    assert_int_equal(f.m[0][3]->q, 0);
+    for (int n = 0; n < 10; n++)
+        rs_ended(f.r, 0);
+    rs_pump(f.r, 0);
+    int64_t now = cf_mono_ms();
+    rs_tick(f.r, now + RS_RETRY_MS / 2);
+    assert_int_equal(g_times[0][3], 1); /* not yet */
+    assert_int_equal(rs_waiting(f.r), 1);
+    rs_tick(f.r, now + RS_RETRY_MS + 1000);
+    assert_int_equal(g_times[0][3], 2);
+    assert_int_equal(rs_waiting(f.r), 0);
+
+    /* refused again; then the broker is ready again: at once */
+    rs_later(f.r, f.m[0][3], RS_RETRY_MS);
+    rs_ended(f.r, 0);
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_times[0][3], 3);
+    /* the first refusal of each round is told */
+    assert_true(rs_first_refusal(f.r, 0));
+    assert_false(rs_first_refusal(f.r, 0));
+    assert_true(rs_first_refusal(f.r, 1));
+}
+
+/* A link's full queue pauses its shard for RS_SOON_MS: the member that did
+ * not fit waits, and is sent with the rest once the pause is over. */
+static void test_a_full_link_pauses_its_shard(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20; i++)
+        rs_wait(f.r, f.m[0][i]);
+    g_rc = -ENOBUFS;
+    int64_t now = cf_mono_ms();
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_sent[0], 0); /* the first did not fit: none more tried */
+    assert_int_equal(rs_waiting(f.r), 20);
+    rs_pump(f.r, 0);
+    assert_int_equal(g_sent[0], 0); /* paused */
+    /* a gap meanwhile waits behind them */
+    f.m[1][0]->pending = true;
+    rs_gap(f.r, f.m[1][0], true);
+    assert_int_equal(g_sent[1], 1); /* another shard: not paused */
+    rs_tick(f.r, now + RS_SOON_MS + 100);
+    assert_int_equal(g_sent[0], 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(g_times[0][i], 1);
+}
+
+/* A gap re-syncs at once when the shard's window has room and no one
+ * waits before it (without `since` for a new epoch), and waits its turn
+ * otherwise. A link that is down sends nothing until it is back. */
+static void test_gaps_go_at_once_or_wait_their_turn(void **state)
+{
+    (void)state;
+    f.m[0][0]->pending = true;
+    rs_gap(f.r, f.m[0][0], false);
+    assert_int_equal(g_sent[0], 1);
+    assert_int_equal(g_since, 0);
+    for (int i = 1; i < ROOMS; i++) {
+        f.m[0][i]->pending = true;
+        rs_gap(f.r, f.m[0][i], true);
+    }
+    assert_int_equal(g_sent[0], RS_WINDOW);
+    assert_int_equal(rs_waiting(f.r), ROOMS - RS_WINDOW);
+    /* the link drops: places free, nothing sent */
+    g_up[0] = false;
+    answer_all(0);
+    assert_int_equal(g_sent[0], RS_WINDOW);
+    g_up[0] = true;
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_sent[0], ROOMS);
+    for (int i = 0; i < ROOMS; i++)
+        assert_int_equal(g_times[0][i], 1);
+}
+
+/* A waiting member that leaves its room is never sent; one whose session
+ * is closing is passed over. */
+static void test_gone_members_are_not_sent(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 10; i++)
+        rs_wait(f.r, f.m[0][i]);
+    lrooms_leave_member(f.rooms, f.m[0][4]);
+    f.m[0][4] = NULL;
+    assert_int_equal(rs_waiting(f.r), 9);
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_sent[0], 9);
+    assert_int_equal(g_times[0][4], 0);
+
+    for (int i = 0; i < 5; i++)
+        rs_wait(f.r, f.m[1][i]);
+    sess_close(f.s, 1001, "going away");
+    rs_shard_back(f.r, 1);
+    assert_int_equal(g_sent[1], 0);
+    assert_int_equal(rs_waiting(f.r), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_each_shard_has_its_own_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_member_waits_for_the_retry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_link_pauses_its_shard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gone_members_are_not_sent, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
