@@ -52,11 +52,6 @@ static void send_state(struct broker *b, struct gwlink *l)
         gwlinks_broadcast(b->links, &m);
 }
 
-static void on_link_up(void *ud, struct gwlink *l)
-{
-    send_state(ud, l);
-}
-
 /* A link that closes is most often a gateway that comes back at once (a
  * link reset at its queue bound, a link timeout): its re-sync registers the
  * same connections again, which takes their entries over (presence_add).
@@ -66,9 +61,16 @@ static void on_link_up(void *ud, struct gwlink *l)
  * meanwhile, or the gateway is gone) are announced then, rather than when
  * they expire (PRESENCE_TTL): the refresh keeps them meanwhile. Longer than
  * a gateway's reconnect (100-250 ms after a link was up, its backoff's cap
- * 5 s) and its re-sync; never longer than PRESENCE_TTL, so that a gateway
- * that died is not announced later than a whole node that died. */
+ * 5 s); never longer than PRESENCE_TTL, so that a gateway that died is not
+ * announced later than a whole node that died. */
 #define LINK_GRACE_MS 10000
+/* A gateway re-syncs its members at its pace (256 in flight per broker,
+ * ~2,000 a second here): one with more than ~20,000 memberships of this
+ * shard outlasted the grace, and its users showed as leaving and joining
+ * again. While a newer link keeps taking over a closed link's entries (its
+ * gateway re-registering them), that link's grace goes on, LINK_GRACE_MS
+ * past the last take-over, up to this long after the close. */
+#define LINK_GRACE_MAX_MS 60000
 
 static int64_t link_grace_ms(const struct broker *b)
 {
@@ -80,10 +82,33 @@ static int64_t link_grace_ms(const struct broker *b)
 static void expire_gone(struct broker *b, int64_t now)
 {
     uint32_t k = 0;
-    for (; k < b->ngone && b->gone[k].due <= now; k++)
-        presence_drop_link(b->presence, b->gone[k].id, b->stopping ? NULL : leave_presence, b);
-    memmove(b->gone, b->gone + k, (b->ngone - k) * sizeof *b->gone);
-    b->ngone -= k;
+    for (uint32_t i = 0; i < b->ngone; i++) {
+        if (b->gone[i].due <= now)
+            presence_drop_link(b->presence, b->gone[i].id, b->stopping ? NULL : leave_presence, b);
+        else
+            b->gone[k++] = b->gone[i];
+    }
+    b->ngone = k;
+}
+
+void broker_grace_renew(struct broker *b, uint64_t link_id)
+{
+    for (uint32_t i = 0; i < b->ngone; i++) {
+        struct gone_link *g = &b->gone[i];
+        if (g->id != link_id)
+            continue;
+        int64_t due = cf_mono_ms() + link_grace_ms(b);
+        if (due > g->until)
+            due = g->until;
+        if (due > g->due)
+            g->due = due;
+        return;
+    }
+}
+
+static void on_link_up(void *ud, struct gwlink *l)
+{
+    send_state(ud, l);
 }
 
 static void on_link_close(void *ud, struct gwlink *l)
@@ -96,7 +121,28 @@ static void on_link_close(void *ud, struct gwlink *l)
     }
     if (b->ngone == GONE_LINKS_MAX) /* links flapping: the oldest's wait ends now */
         expire_gone(b, b->gone[0].due);
-    b->gone[b->ngone++] = (struct gone_link){gwlink_id(l), cf_mono_ms() + link_grace_ms(b)};
+    int64_t now = cf_mono_ms(), grace = link_grace_ms(b);
+    b->gone[b->ngone++] = (struct gone_link){
+        gwlink_id(l), now + grace, now + (grace > LINK_GRACE_MAX_MS ? grace : LINK_GRACE_MAX_MS)};
+}
+
+int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
+                        struct cf_str conn, struct cf_str user, uint64_t *reg)
+{
+    uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
+    int rc = presence_add(b->presence, link_id, room, conn, user, reg);
+    if (was && was < link_id)
+        broker_grace_renew(b, was);
+    return rc;
+}
+
+void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
+                               uint64_t link_id)
+{
+    uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
+    presence_take_over(b->presence, room, conn, link_id);
+    if (was && was < link_id)
+        broker_grace_renew(b, was);
 }
 
 /* ---- heartbeat ----------------------------------------------------------- */

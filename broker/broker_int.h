@@ -38,11 +38,13 @@ struct broker {
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
     int64_t retried_at; /* rooms_retry, once a second */
-    /* Gateway links closed less than LINK_GRACE_MS ago, oldest first: their
-     * presence entries wait for the gateway's re-sync (broker.c). */
+    /* Gateway links closed less than LINK_GRACE_MS ago (or whose entries
+     * a newer link is still taking over), oldest first: their presence
+     * entries wait for the gateway's re-sync (broker.c). */
     struct gone_link {
         uint64_t id;
-        int64_t due;
+        int64_t due;   /* its entries left then are announced as gone */
+        int64_t until; /* take-overs put `due` off until then at most */
     } gone[GONE_LINKS_MAX];
     uint32_t ngone;
     bool serving; /* some Redis server works (ready: every one does) */
@@ -77,6 +79,16 @@ static inline struct rbridge *rb_of(struct broker *b, struct cf_str room)
 /* requests.c: the rooms' operations (rooms_new's), and the gateway links'
  * frame callback (gwlinks_cbs.frame); both take the broker as ud. */
 extern const struct rooms_ops requests_room_ops;
+/* A newer link took over a presence entry of link_id: if that link is
+ * closed and in its grace, the grace goes on (broker.c). */
+void broker_grace_renew(struct broker *b, uint64_t link_id);
+/* presence_add and presence_take_over, renewing the grace of the link an
+ * entry is taken from. */
+int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
+                        struct cf_str conn, struct cf_str user, uint64_t *reg);
+void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
+                               uint64_t link_id);
+
 void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                        const unsigned char *payload, size_t len);
 

@@ -248,6 +248,12 @@ static struct entry *find(struct presence *p, struct cf_str room, struct cf_str 
     return cf_map_get(p->entries, key, klen);
 }
 
+uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str conn)
+{
+    const struct entry *e = find(p, room, conn);
+    return e ? e->link_id : 0;
+}
+
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn)
 {
     struct entry *e = find(p, room, conn);

@@ -33,6 +33,8 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
  * exists. */
 bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str conn,
                         uint64_t link_id);
+/* The link that owns the entry; 0: there is none. */
+uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str conn);
 /* True when the entry existed (and is now gone). */
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
 /* Likewise, but only when link_id owns the entry (a request of a link that
