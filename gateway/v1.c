@@ -611,7 +611,8 @@ void v1_tick(struct gw *gw)
 
 void v1_tick_fast(struct gw *gw)
 {
-    rs_tick(gw->rs, cf_mono_ms());
+    if (gw->rs)
+        rs_tick(gw->rs, cf_mono_ms());
 }
 
 /* ---- server publish ------------------------------------------------------------ */
