@@ -611,8 +611,7 @@ void v1_tick(struct gw *gw)
 
 void v1_tick_fast(struct gw *gw)
 {
-    if (gw->rs)
-        rs_tick(gw->rs, cf_mono_ms());
+    rs_tick(gw->rs, cf_mono_ms());
 }
 
 /* ---- server publish ------------------------------------------------------------ */
