@@ -31,7 +31,8 @@ struct lheld {
 
 struct wlist {
     struct lmember **v;
-    uint32_t n, cap;
+    uint32_t head, end; /* v[head, end): members and holes, in turn */
+    uint32_t n, cap;    /* members; slots */
 };
 
 struct lrooms {
@@ -386,7 +387,27 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
 
 /* ---- waiting lists ---- */
 
-/* Room for `more` members in list l (the lists table grows to hold l). */
+/* v[head, end) holds the list in the order members were put in; a member
+ * that leaves it leaves a hole (NULL), so the others keep their turn. The
+ * holes are squeezed out when they outnumber the members, which keeps the
+ * array within twice the list plus its first allocation. */
+#define WLIST_FIRST 64
+
+static void wlist_compact(struct wlist *w)
+{
+    uint32_t j = 0;
+    for (uint32_t i = w->head; i < w->end; i++)
+        if (w->v[i]) {
+            w->v[j] = w->v[i];
+            w->v[j]->wslot = j + 1;
+            j++;
+        }
+    w->head = 0;
+    w->end = j;
+}
+
+/* Room for `more` members at the end of list l (the lists table grows to
+ * hold l). */
 static struct wlist *wlist_room(struct lrooms *r, uint32_t l, uint32_t more)
 {
     if (l >= r->nlists) {
@@ -398,12 +419,16 @@ static struct wlist *wlist_room(struct lrooms *r, uint32_t l, uint32_t more)
         r->nlists = l + 1;
     }
     struct wlist *w = &r->lists[l];
-    if (w->cap - w->n >= more)
+    if (w->cap - w->end >= more)
         return w;
-    if (more > UINT32_MAX / 2 - w->n)
+    if (w->end - w->n > w->n) /* more holes than members */
+        wlist_compact(w);
+    if (w->cap - w->end >= more)
+        return w;
+    if (more > UINT32_MAX / 2 - w->end)
         return NULL;
-    uint32_t cap = w->cap ? w->cap : 64;
-    while (cap - w->n < more)
+    uint32_t cap = w->cap ? w->cap : WLIST_FIRST;
+    while (cap - w->end < more)
         cap *= 2;
     struct lmember **v = realloc(w->v, (size_t)cap * sizeof *v);
     if (!v)
@@ -420,7 +445,7 @@ static void wlist_trim(struct wlist *w)
     if (w->n == 0) {
         free(w->v);
         w->v = NULL;
-        w->cap = 0;
+        w->cap = w->head = w->end = 0;
     }
 }
 
@@ -432,9 +457,10 @@ int lrooms_wait(struct lrooms *r, struct lmember *m, uint32_t list)
     struct wlist *w = wlist_room(r, list, 1);
     if (!w)
         return -ENOMEM;
-    w->v[w->n++] = m;
+    w->v[w->end++] = m;
+    w->n++;
     m->wlist = list;
-    m->wslot = w->n;
+    m->wslot = w->end;
     return 0;
 }
 
@@ -443,11 +469,9 @@ void lrooms_unwait(struct lrooms *r, struct lmember *m)
     if (!m->wslot)
         return;
     struct wlist *w = &r->lists[m->wlist];
-    /* the last fills the hole: order is no promise, and this is O(1) */
-    struct lmember *last = w->v[--w->n];
-    w->v[m->wslot - 1] = last;
-    last->wslot = m->wslot;
+    w->v[m->wslot - 1] = NULL;
     m->wslot = 0;
+    w->n--;
     wlist_trim(w);
 }
 
@@ -456,8 +480,11 @@ struct lmember *lrooms_wait_take(struct lrooms *r, uint32_t list)
     if (list >= r->nlists || r->lists[list].n == 0)
         return NULL;
     struct wlist *w = &r->lists[list];
-    struct lmember *m = w->v[--w->n];
+    while (!w->v[w->head])
+        w->head++;
+    struct lmember *m = w->v[w->head++];
     m->wslot = 0;
+    w->n--;
     wlist_trim(w);
     return m;
 }
@@ -471,14 +498,15 @@ int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to)
     if (!d)
         return -ENOMEM;
     struct wlist *f = &r->lists[from];
-    /* taken from the end: the moved ones go under those there */
-    memmove(d->v + k, d->v, (size_t)d->n * sizeof *d->v);
-    memcpy(d->v, f->v, (size_t)k * sizeof *d->v);
-    d->n += k;
-    for (uint32_t i = 0; i < d->n; i++) {
-        d->v[i]->wlist = to;
-        d->v[i]->wslot = i + 1;
+    for (uint32_t i = f->head; i < f->end; i++) {
+        struct lmember *m = f->v[i];
+        if (!m)
+            continue;
+        d->v[d->end++] = m;
+        m->wlist = to;
+        m->wslot = d->end;
     }
+    d->n += k;
     f->n = 0;
     wlist_trim(f);
     return 0;

@@ -105,8 +105,9 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
 /* Waiting lists: numbered sets of members, for the v1 members whose
  * re-sync waits (resync.h keeps two a shard). A member is in one list at
  * most, and leaves it when it leaves its room, so a list never holds a
- * member that is gone. Each costs 8 bytes in the list while it waits. The
- * member taken next is the one added last. */
+ * member that is gone. Each costs 8 to 16 bytes in the list while it
+ * waits. Members are taken in the order they were put in (first in, first
+ * out), so none waits longer than the members ahead of it. */
 
 /* Puts m in `list` (out of the one it was in). 0, or -ENOMEM (m is then in
  * no list). */
@@ -115,8 +116,8 @@ int lrooms_wait(struct lrooms *r, struct lmember *m, uint32_t list);
 void lrooms_unwait(struct lrooms *r, struct lmember *m);
 /* Takes the next member out of `list`; NULL when it is empty. */
 struct lmember *lrooms_wait_take(struct lrooms *r, uint32_t list);
-/* Moves every member of `from` into `to`, to be taken after those already
- * in `to`. 0, or -ENOMEM (nothing moved). */
+/* Moves every member of `from` into `to`, in their order, to be taken
+ * after those already in `to`. 0, or -ENOMEM (nothing moved). */
 int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to);
 size_t lrooms_wait_count(const struct lrooms *r, uint32_t list);
 static inline bool lrooms_waits(const struct lmember *m)

@@ -213,10 +213,10 @@ static void test_waiting_lists(void **state)
     assert_int_equal(lrooms_wait(f.r, m[0][0], 2), 0); /* already there: no-op */
     assert_int_equal(lrooms_wait_count(f.r, 5), 2 * WAIT_ROOMS - 1);
     assert_int_equal(lrooms_wait_count(f.r, 2), 2 * WAIT_ROOMS + 1);
-    /* the last added comes first */
-    assert_ptr_equal(lrooms_wait_take(f.r, 2), m[0][0]);
-    assert_false(lrooms_waits(m[0][0]));
-    lrooms_unwait(f.r, m[0][0]); /* in none: a no-op */
+    /* the first added comes first */
+    assert_ptr_equal(lrooms_wait_take(f.r, 2), m[2][0]);
+    assert_false(lrooms_waits(m[2][0]));
+    lrooms_unwait(f.r, m[2][0]); /* in none: a no-op */
     /* session 2 leaves its rooms: its members leave list 5 */
     lrooms_leave_all(f.r, f.s[1]);
     assert_int_equal(lrooms_wait_count(f.r, 5), WAIT_ROOMS - 1);
@@ -235,21 +235,118 @@ static void test_waiting_lists(void **state)
         int i = (room.p[1] - '0') * 10 + (room.p[2] - '0');
         assert_ptr_equal(m[k][i], x);
         taken[k][i]++;
-        /* list 2's own first (sessions 3 and 4), then session 1's */
-        if (n < 2 * WAIT_ROOMS - 1)
-            assert_true(k >= 2);
+        /* in the order they were put in: list 2's own (sessions 3 and 4,
+         * then m[0][0], moved there last), then list 5's (session 1's) */
+        struct lmember *want;
+        if (n < WAIT_ROOMS - 1)
+            want = m[2][n + 1];
+        else if (n < 2 * WAIT_ROOMS - 2)
+            want = m[3][n - (WAIT_ROOMS - 1) + (n - (WAIT_ROOMS - 1) >= 7)];
+        else if (n == 2 * WAIT_ROOMS - 2)
+            want = m[0][0];
         else
-            assert_int_equal(k, 0);
+            want = m[0][n - (2 * WAIT_ROOMS - 2)];
+        if (x != want)
+            fail_msg("take %zu: session %d room %d, out of turn", n, k + 1, i);
         n++;
     }
     assert_int_equal(n, 3 * WAIT_ROOMS - 2);
     for (int k = 0; k < WAIT_SESSIONS; k++)
         for (int i = 0; i < WAIT_ROOMS; i++) {
-            int want = k == 1 || (k == 3 && i == 7) || (k == 0 && i == 0) ? 0 : 1;
+            int want = k == 1 || (k == 3 && i == 7) || (k == 2 && i == 0) ? 0 : 1;
             if (taken[k][i] != want)
                 fail_msg("session %d room %d taken %d times", k + 1, i, taken[k][i]);
         }
     m[3][7] = NULL;
+    fix_down(&f);
+}
+
+/* A reference of one list: the members in their turn. */
+struct turns {
+    struct lmember *v[WAIT_SESSIONS * WAIT_ROOMS];
+    int n;
+};
+
+static void turns_drop(struct turns *t, struct lmember *x)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->v[i] == x) {
+            memmove(&t->v[i], &t->v[i + 1], (size_t)(t->n - i - 1) * sizeof *t->v);
+            t->n--;
+            return;
+        }
+}
+
+/* Members come, leave and are taken in a long mixed run, with the lists'
+ * holes squeezed out and the arrays grown on the way: every take must give
+ * the member whose turn it is, so a member that waited long is never
+ * passed over by later ones. */
+static void test_waiting_lists_keep_the_order_members_came_in(void **state)
+{
+    (void)state;
+    struct fix f;
+    fix_up(&f, WAIT_SESSIONS);
+    struct lmember *m[WAIT_SESSIONS][WAIT_ROOMS];
+    join_grid(&f, m);
+    struct turns t[2] = {{.n = 0}, {.n = 0}};
+    int where[WAIT_SESSIONS * WAIT_ROOMS]; /* -1, or the list (0 or 1) */
+    for (int i = 0; i < WAIT_SESSIONS * WAIT_ROOMS; i++)
+        where[i] = -1;
+    uint32_t seed = 12345;
+    int takes = 0, compared = 0;
+    for (int step = 0; step < 200000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        int l = (int)(r & 1);
+        if (r % 7 == 0) { /* take the next of list l */
+            struct lmember *x = lrooms_wait_take(f.r, (uint32_t)l);
+            if (t[l].n == 0) {
+                assert_null(x);
+                continue;
+            }
+            if (x != t[l].v[0])
+                fail_msg("step %d: list %d gave a member out of its turn", step, l);
+            turns_drop(&t[l], x);
+            for (int i = 0; i < WAIT_SESSIONS * WAIT_ROOMS; i++)
+                if (m[i / WAIT_ROOMS][i % WAIT_ROOMS] == x)
+                    where[i] = -1;
+            takes++;
+            continue;
+        }
+        if (r % 97 == 1) { /* all of list l behind the other's */
+            assert_int_equal(lrooms_wait_move(f.r, (uint32_t)l, (uint32_t)!l), 0);
+            for (int i = 0; i < t[l].n; i++)
+                t[!l].v[t[!l].n++] = t[l].v[i];
+            t[l].n = 0;
+            for (int i = 0; i < WAIT_SESSIONS * WAIT_ROOMS; i++)
+                if (where[i] == l)
+                    where[i] = !l;
+            continue;
+        }
+        int i = (int)((r >> 4) % (WAIT_SESSIONS * WAIT_ROOMS));
+        struct lmember *x = m[i / WAIT_ROOMS][i % WAIT_ROOMS];
+        if (where[i] >= 0 && r % 3 == 0) { /* leaves its list */
+            lrooms_unwait(f.r, x);
+            turns_drop(&t[where[i]], x);
+            where[i] = -1;
+        } else if (where[i] != l) { /* comes, or goes over to list l */
+            assert_int_equal(lrooms_wait(f.r, x, (uint32_t)l), 0);
+            if (where[i] >= 0)
+                turns_drop(&t[where[i]], x);
+            t[l].v[t[l].n++] = x;
+            where[i] = l;
+        }
+        assert_int_equal(lrooms_wait_count(f.r, 0), t[0].n);
+        assert_int_equal(lrooms_wait_count(f.r, 1), t[1].n);
+        compared++;
+    }
+    /* what is left comes out in its turn too */
+    for (int l = 0; l < 2; l++) {
+        for (int k = 0; k < t[l].n; k++)
+            assert_ptr_equal(lrooms_wait_take(f.r, (uint32_t)l), t[l].v[k]);
+        assert_null(lrooms_wait_take(f.r, (uint32_t)l));
+    }
+    assert_true(takes > 10000 && compared > 100000);
     fix_down(&f);
 }
 
@@ -259,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
         cmocka_unit_test(test_waiting_lists),
+        cmocka_unit_test(test_waiting_lists_keep_the_order_members_came_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
