@@ -362,6 +362,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud)
         l->st = L_HELLO;
         l->opened = l->last_rx = cf_mono_ms();
         cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
+        cf_bytes_keep(&l->in, READ_CHUNK); /* what every read reserves */
         cf_bytes_init(&l->out, g->max_queue);
         l->next = g->head;
         if (g->head)

@@ -14,6 +14,12 @@ void cf_bytes_init(struct cf_bytes *b, size_t max)
 {
     memset(b, 0, sizeof *b);
     b->max = max;
+    b->keep = MIN_CAP;
+}
+
+void cf_bytes_keep(struct cf_bytes *b, size_t keep)
+{
+    b->keep = keep;
 }
 
 void cf_bytes_free(struct cf_bytes *b)
@@ -79,7 +85,7 @@ void cf_bytes_consume(struct cf_bytes *b, size_t n)
     if (b->head >= b->tail) {
         /* Drained: give the memory back unless it is small enough to keep. */
         b->head = b->tail = 0;
-        if (b->cap > MIN_CAP)
+        if (b->cap > b->keep)
             cf_bytes_free(b);
     }
 }

@@ -4,9 +4,9 @@
  *
  * The bound is hard: an append that would hold more than `max` bytes fails
  * with -ENOBUFS and changes nothing, so the caller decides what a full queue
- * means (close a slow peer, refuse a send). A queue that grew past 4 KiB
- * gives its memory back when it drains, so an idle link holds at most one
- * small buffer. Embeddable; not thread-safe. */
+ * means (close a slow peer, refuse a send). A queue that grew past what it
+ * keeps (4 KiB, or cf_bytes_keep) gives its memory back when it drains, so an
+ * idle link holds at most one small buffer. Embeddable; not thread-safe. */
 #ifndef CF_BYTES_H
 #define CF_BYTES_H
 
@@ -17,10 +17,15 @@ struct cf_bytes {
     unsigned char *data;
     size_t head, tail; /* live bytes are data[head, tail) */
     size_t cap, max;
+    size_t keep; /* a drained queue keeps a buffer up to this size */
 };
 
 void cf_bytes_init(struct cf_bytes *b, size_t max);
 void cf_bytes_free(struct cf_bytes *b); /* releases memory; the queue stays usable */
+/* A drained queue keeps a buffer of up to `keep` bytes (from init: 4 KiB) for
+ * the next bytes. A socket read into the queue with a chunk larger than that
+ * would otherwise allocate and free a chunk-sized buffer for every read. */
+void cf_bytes_keep(struct cf_bytes *b, size_t keep);
 
 static inline size_t cf_bytes_len(const struct cf_bytes *b)
 {

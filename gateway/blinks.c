@@ -381,6 +381,7 @@ struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
         l->fd = -1;
         cf_broker_socket_path(cfg, (int)i, l->path, sizeof l->path);
         cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
+        cf_bytes_keep(&l->in, READ_CHUNK); /* what every read reserves */
         cf_bytes_init(&l->out, (size_t)cfg->max_link_queue_bytes);
         /* Until first linked, retries stay under a quarter second: brokers
          * started with or just after the gateway (systemd starts them side

@@ -218,6 +218,50 @@ static void test_bytes_release_when_drained(void **state)
     free(big);
 }
 
+/* A link's input buffer: reads reserve a 64 KiB chunk, so a drained buffer
+ * that kept only 4 KiB would allocate and free 64 KiB for every read. */
+static void test_bytes_keep_what_a_read_reserves(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 20);
+    cf_bytes_keep(&b, 65536);
+    unsigned char *kept = NULL;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(write(sv[1], "hello", 5), 5);
+        assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 5);
+        assert_memory_equal(cf_bytes_data(&b), "hello", 5);
+        cf_bytes_consume(&b, 5);
+        assert_int_equal(cf_bytes_len(&b), 0);
+        assert_non_null(b.data); /* drained, and kept */
+        if (round == 0)
+            kept = b.data;
+        assert_ptr_equal(b.data, kept); /* the same buffer, read after read */
+    }
+    /* grown past what it keeps (a frame split over two reads): given back */
+    assert_int_equal(write(sv[1], "ab", 2), 2);
+    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 2);
+    assert_int_equal(write(sv[1], "c", 1), 1);
+    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 1);
+    assert_true(b.cap > 65536);
+    assert_memory_equal(cf_bytes_data(&b), "abc", 3);
+    cf_bytes_consume(&b, 3);
+    assert_null(b.data);
+    /* without cf_bytes_keep a drained 64 KiB buffer is given back */
+    struct cf_bytes d;
+    cf_bytes_init(&d, 1u << 20);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    assert_int_equal(cf_bytes_read_fd(&d, sv[0], 65536), 1);
+    cf_bytes_consume(&d, 1);
+    assert_null(d.data);
+    cf_bytes_free(&b);
+    cf_bytes_free(&d);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_bytes_fd(void **state)
 {
     (void)state;
@@ -713,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_bytes_reserve_commit_consume_truncate),
         cmocka_unit_test(test_bytes_many_cycles),
         cmocka_unit_test(test_bytes_release_when_drained),
+        cmocka_unit_test(test_bytes_keep_what_a_read_reserves),
         cmocka_unit_test(test_bytes_fd),
         cmocka_unit_test(test_map_random),
         cmocka_unit_test(test_map_key_bytes),
