@@ -26,15 +26,22 @@ struct rs {
     struct rs_shard sh[];
 };
 
-/* Two waiting lists a shard (lrooms_wait). */
+/* Three waiting lists a shard (lrooms_wait). */
+enum { LISTS = 3 };
+
 static uint32_t ready_list(uint32_t shard)
 {
-    return 2 * shard;
+    return LISTS * shard;
 }
 
 static uint32_t later_list(uint32_t shard)
 {
-    return 2 * shard + 1;
+    return LISTS * shard + 1;
+}
+
+static uint32_t presence_list(uint32_t shard)
+{
+    return LISTS * shard + 2;
 }
 
 struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *ops, void *ud)
@@ -81,6 +88,22 @@ static void due_within(struct rs_shard *h, int64_t at)
         h->later_at = at;
 }
 
+/* The link's queue is full: nothing more goes to the shard for RS_SOON_MS,
+ * and the later list goes then too. */
+static void pause_full(struct rs *r, uint32_t shard, struct cf_str room, int64_t now)
+{
+    struct rs_shard *h = &r->sh[shard];
+    h->paused_until = now + RS_SOON_MS;
+    due_within(h, h->paused_until);
+    if (!h->full_told) {
+        h->full_told = true;
+        CF_WARN("v1", "room %.*s: re-sync requests or presence registrations do not fit the "
+                "link to broker %u (its queue is full, MAX_LINK_QUEUE_BYTES); the members left "
+                "are tried again in %d ms",
+                (int)room.len, room.p, shard, RS_SOON_MS);
+    }
+}
+
 /* Sends m's re-sync. False when nothing more can go to the shard now (the
  * link's queue is full or the link is down): m then waits for the retry. */
 static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since)
@@ -103,15 +126,29 @@ static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since
         due_within(h, now + RS_RETRY_MS); /* or at the link's return */
         return false;
     }
-    h->paused_until = now + RS_SOON_MS;
-    due_within(h, h->paused_until);
-    if (!h->full_told) {
-        h->full_told = true;
-        CF_WARN("v1", "room %.*s: re-sync requests do not fit the link to broker %u (its "
-                "queue is full, MAX_LINK_QUEUE_BYTES); those members are tried again in %d ms",
-                (int)room.len, room.p, shard, RS_SOON_MS);
-    }
+    pause_full(r, shard, room, now);
     return false;
+}
+
+/* The shard's presence registrations, as many as the link's queue takes.
+ * False when it is full or down: the one that did not fit waits again. */
+static bool register_presence(struct rs *r, uint32_t shard)
+{
+    struct lmember *m;
+    while ((m = lrooms_wait_take(r->rooms, presence_list(shard)))) {
+        if (sess_closing(m->s))
+            continue;
+        struct cf_str room = lrooms_member_room(m);
+        int rc = r->ops->send_presence(r->ud, room, m);
+        if (rc != -ENOBUFS && rc != -ENOTCONN)
+            continue; /* sent, or its session was closed */
+        if (lrooms_wait(r->rooms, m, presence_list(shard)) < 0)
+            sess_close(m->s, 1012, "could not register presence (out of memory)");
+        if (rc == -ENOBUFS)
+            pause_full(r, shard, room, cf_mono_ms());
+        return false; /* down: the link's return registers them */
+    }
+    return true;
 }
 
 /* Sends the shard's ready members' re-syncs, as many as its window has
@@ -119,10 +156,14 @@ static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since
 static void pump(struct rs *r, uint32_t shard)
 {
     struct rs_shard *h = &r->sh[shard];
-    if (h->inflight >= RS_WINDOW || lrooms_wait_count(r->rooms, ready_list(shard)) == 0 ||
+    bool presence = lrooms_wait_count(r->rooms, presence_list(shard)) > 0;
+    if ((!presence &&
+         (h->inflight >= RS_WINDOW || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
         !r->ops->link_up(r->ud, shard) || (h->paused_until && cf_mono_ms() < h->paused_until))
         return;
     h->paused_until = 0;
+    if (presence && !register_presence(r, shard))
+        return;
     while (h->inflight < RS_WINDOW) {
         struct lmember *m = lrooms_wait_take(r->rooms, ready_list(shard));
         if (!m)
@@ -176,6 +217,7 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
     struct rs_shard *h = &r->sh[shard];
     if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 && h->inflight < RS_WINDOW &&
         !h->paused_until) {
+        lrooms_unwait(r->rooms, m); /* a presence registration: the re-sync registers it */
         send_one(r, shard, m, since);
         return;
     }
@@ -186,6 +228,15 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
 void rs_wait(struct rs *r, struct lmember *m)
 {
     wait_in(r, m, ready_list(shard_of(r, m)));
+}
+
+void rs_wait_presence(struct rs *r, struct lmember *m)
+{
+    uint32_t shard = shard_of(r, m);
+    if (lrooms_waits(m) && m->wlist != presence_list(shard))
+        return; /* waits for a re-sync */
+    if (lrooms_wait(r->rooms, m, presence_list(shard)) < 0)
+        sess_close(m->s, 1012, "could not register presence (out of memory)");
 }
 
 void rs_later(struct rs *r, struct lmember *m, int ms)
@@ -249,7 +300,7 @@ void rs_tick(struct rs *r, int64_t now)
 size_t rs_waiting(const struct rs *r)
 {
     size_t n = 0;
-    for (uint32_t i = 0; i < 2 * r->nshards; i++)
+    for (uint32_t i = 0; i < LISTS * r->nshards; i++)
         n += lrooms_wait_count(r->rooms, i);
     return n;
 }

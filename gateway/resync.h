@@ -17,6 +17,13 @@
  * and holds no messages with ids: its re-sync's snapshot brings them. The
  * lists are lrooms' (lrooms_wait), so a member that leaves leaves its list.
  *
+ * Members that only need their presence registered again when their broker
+ * is back (legacy clients, and v1 members whose join is in flight) wait in
+ * a third list of the shard. No answer follows such a registration, so no
+ * window holds them: they go first, as many as the link's queue takes, and
+ * a full queue pauses the shard as a re-sync does (sent in one pass, those
+ * that did not fit the queue were lost).
+ *
  * Single-threaded, on the gateway's loop. */
 #ifndef GW_RESYNC_H
 #define GW_RESYNC_H
@@ -48,6 +55,10 @@ struct rs_ops {
      * is full; -ENOTCONN: the link is down (then m->q is 0 again); any
      * other: m's session was closed. */
     int (*send)(void *ud, struct cf_str room, struct lmember *m, bool since);
+    /* Registers m's presence in its room again; no answer follows. 0: sent;
+     * -ENOBUFS and -ENOTCONN as for send; any other: m's session was
+     * closed. m is left as it is (not made pending). */
+    int (*send_presence)(void *ud, struct cf_str room, struct lmember *m);
 };
 
 struct rs;
@@ -65,6 +76,10 @@ void rs_gap(struct rs *r, struct lmember *m, bool since);
 /* m waits its turn in its shard's ready list (m is made pending, with no
  * request). */
 void rs_wait(struct rs *r, struct lmember *m);
+/* m's presence waits to be registered again at its shard's broker (its
+ * link came back); m is not made pending. A member already waiting for a
+ * re-sync stays there: the re-sync registers it too. */
+void rs_wait_presence(struct rs *r, struct lmember *m);
 /* m's re-sync was refused or dropped: it waits for its shard's retry,
  * within ms at the latest. */
 void rs_later(struct rs *r, struct lmember *m, int ms);
@@ -85,7 +100,8 @@ void rs_shard_back(struct rs *r, uint32_t shard);
  * Called ten times a second. */
 void rs_tick(struct rs *r, int64_t now);
 
-/* Members waiting, in every list; re-syncs in flight. */
+/* Members waiting, in every list (presence registrations included);
+ * re-syncs in flight. */
 size_t rs_waiting(const struct rs *r);
 size_t rs_in_flight(const struct rs *r);
 

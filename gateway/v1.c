@@ -516,7 +516,8 @@ void v1_on_link_down(struct gw *gw, uint32_t shard)
 struct relink {
     struct gw *gw;
     uint32_t shard;
-    size_t waiting; /* members whose re-sync waits for its turn */
+    size_t waiting;     /* members whose re-sync waits for its turn */
+    size_t registering; /* members whose presence only is registered again */
 };
 
 static bool in_shard(void *ud, struct cf_str room)
@@ -562,7 +563,13 @@ static bool shard_linked(void *ud, uint32_t shard)
     return blinks_link_up(gw->links, shard);
 }
 
-static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync};
+/* rs_ops.send_presence: a presence-only registration (q 0: no answer). */
+static int send_presence(void *ud, struct cf_str room, struct lmember *m)
+{
+    return send_sub(ud, m->s, room, 0, NULL, false, 0);
+}
+
+static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync, send_presence};
 
 struct rs *v1_resyncs_new(struct gw *gw)
 {
@@ -586,8 +593,10 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
 {
     struct relink *r = ud;
     struct gw *gw = r->gw;
+    (void)room;
     if (!sess_proto_is_v1(sess_proto(m->s)) || (m->pending && !awaits_resync(m))) {
-        send_sub(gw, m->s, room, 0, NULL, false, 0); /* presence only */
+        rs_wait_presence(gw->rs, m); /* presence only */
+        r->registering++;
         return;
     }
     rs_wait(gw->rs, m);
@@ -596,11 +605,14 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
 
 void v1_on_link_up(struct gw *gw, uint32_t shard)
 {
-    struct relink r = {gw, shard, 0};
+    struct relink r = {gw, shard, 0, 0};
     lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
     if (r.waiting)
         CF_INFO("v1", "broker %u: re-syncing %zu memberships, at most %d at a time", shard,
                 r.waiting, RS_WINDOW);
+    if (r.registering)
+        CF_DEBUG("v1", "broker %u: registering the presence of %zu memberships again", shard,
+                 r.registering);
     rs_shard_back(gw->rs, shard);
 }
 

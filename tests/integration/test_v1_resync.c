@@ -139,7 +139,7 @@ static void everyone_hears_the_next_message(const char *text)
 /* Nothing had to wait for a retry, and no one was closed. */
 static void nothing_waited(long mark)
 {
-    assert_false(h_log_contains_from(&fx.node.gateway, mark, "do not fit the broker link", 0));
+    assert_false(h_log_contains_from(&fx.node.gateway, mark, "do not fit the link to broker", 0));
     assert_false(h_log_contains_from(&fx.node.gateway, mark, "re-sync refused", 0));
     assert_false(h_log_contains_from(&fx.node.gateway, mark, "could not re-sync", 0));
 }

@@ -70,7 +70,25 @@ static int send_one(void *ud, struct cf_str room, struct lmember *m, bool since)
     return 0;
 }
 
-static const struct rs_ops ops = {shard_of, link_up, send_one};
+static int g_presence[SHARDS][ROOMS]; /* presence registrations sent */
+static int g_room_space = -1;         /* registrations the link takes before -ENOBUFS; -1: any */
+
+static int send_presence(void *ud, struct cf_str room, struct lmember *m)
+{
+    (void)ud;
+    uint32_t shard = room.p[0] == 'b';
+    if (!g_up[shard])
+        return -ENOTCONN;
+    if (g_room_space == 0)
+        return -ENOBUFS;
+    if (g_room_space > 0)
+        g_room_space--;
+    assert_false(m->pending && m->q == 0); /* never a member waiting to re-sync */
+    g_presence[shard][atoi(room.p + 1)]++;
+    return 0;
+}
+
+static const struct rs_ops ops = {shard_of, link_up, send_one, send_presence};
 
 struct fix {
     int sv[2];
@@ -88,6 +106,8 @@ static int setup(void **state)
     (void)state;
     memset(g_sent, 0, sizeof g_sent);
     memset(g_times, 0, sizeof g_times);
+    memset(g_presence, 0, sizeof g_presence);
+    g_room_space = -1;
     g_since = g_rc = 0;
     g_up[0] = g_up[1] = true;
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f.sv), 0);
@@ -279,6 +299,81 @@ static void test_gone_members_are_not_sent(void **state)
     assert_int_equal(rs_waiting(f.r), 0);
 }
 
+static int presence_sent(uint32_t shard)
+{
+    int n = 0;
+    for (int i = 0; i < ROOMS; i++)
+        n += g_presence[shard][i];
+    return n;
+}
+
+/* Presence registrations after a link's return are not held by the window
+ * (no answer comes) but by the link's queue: those that do not fit wait for
+ * the pause after a full queue, and none is lost or sent twice. Sent in one
+ * pass, the ones past a full queue were dropped. */
+static void test_presence_registrations_wait_for_room_in_the_link(void **state)
+{
+    (void)state;
+    for (int i = 0; i < ROOMS; i++)
+        rs_wait_presence(f.r, f.m[0][i]);
+    rs_wait_presence(f.r, f.m[0][0]); /* listed once */
+    assert_int_equal(rs_waiting(f.r), ROOMS);
+    assert_false(f.m[0][0]->pending); /* not made pending */
+    /* the link is still down: nothing goes, nothing is lost */
+    g_up[0] = false;
+    rs_pump(f.r, 0);
+    assert_int_equal(presence_sent(0), 0);
+    assert_int_equal(rs_waiting(f.r), ROOMS);
+    /* it is back, with room for 100 in its queue */
+    g_up[0] = true;
+    g_room_space = 100;
+    int64_t now = cf_mono_ms();
+    rs_shard_back(f.r, 0);
+    assert_int_equal(presence_sent(0), 100); /* more than a window's worth is not the limit */
+    assert_int_equal(rs_waiting(f.r), ROOMS - 100);
+    assert_int_equal(rs_in_flight(f.r), 0); /* no answer awaited */
+    /* paused: the queue drains meanwhile */
+    g_room_space = -1;
+    rs_pump(f.r, 0);
+    assert_int_equal(presence_sent(0), 100);
+    rs_tick(f.r, now + RS_SOON_MS + 100);
+    assert_int_equal(presence_sent(0), ROOMS);
+    for (int i = 0; i < ROOMS; i++)
+        assert_int_equal(g_presence[0][i], 1);
+    assert_int_equal(rs_waiting(f.r), 0);
+    assert_int_equal(g_sent[0], 0); /* no re-sync for them */
+}
+
+/* A member waiting to re-sync is not listed for presence (its re-sync
+ * registers it); one listed for presence that gaps re-syncs instead. */
+static void test_a_resync_takes_the_place_of_a_presence_registration(void **state)
+{
+    (void)state;
+    g_up[0] = false;
+    rs_wait(f.r, f.m[0][1]);
+    rs_wait_presence(f.r, f.m[0][1]);
+    rs_wait_presence(f.r, f.m[0][2]);
+    f.m[0][2]->pending = true;
+    rs_gap(f.r, f.m[0][2], true); /* the link is down: it waits to re-sync */
+    g_up[0] = true;
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_times[0][1], 1);
+    assert_int_equal(g_times[0][2], 1);
+    assert_int_equal(presence_sent(0), 0);
+    assert_int_equal(rs_waiting(f.r), 0);
+    /* with room in the window, a gap goes at once and leaves the presence list */
+    rs_wait_presence(f.r, f.m[1][5]);
+    g_up[1] = false;
+    rs_pump(f.r, 1);
+    g_up[1] = true;
+    f.m[1][5]->pending = true;
+    rs_gap(f.r, f.m[1][5], true);
+    assert_int_equal(g_times[1][5], 1);
+    assert_int_equal(rs_waiting(f.r), 0);
+    rs_pump(f.r, 1);
+    assert_int_equal(presence_sent(1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +384,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gone_members_are_not_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_registrations_wait_for_room_in_the_link,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_resync_takes_the_place_of_a_presence_registration,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
