@@ -388,9 +388,9 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
 /* ---- waiting lists ---- */
 
 /* v[head, end) holds the list in the order members were put in; a member
- * that leaves it leaves a hole (NULL), so the others keep their turn. The
- * holes are squeezed out when they outnumber the members, which keeps the
- * array within twice the list plus its first allocation. */
+ * that leaves it leaves a hole (NULL), so the others keep their turn. When
+ * the array is full and holes outnumber the members they are squeezed out,
+ * so it grows only while at least half its used slots hold members. */
 #define WLIST_FIRST 64
 
 static void wlist_compact(struct wlist *w)

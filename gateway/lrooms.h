@@ -102,8 +102,8 @@ void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, siz
 void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_str room),
                            void (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud);
 
-/* Waiting lists: numbered sets of members, for the v1 members whose
- * re-sync waits (resync.h keeps two a shard). A member is in one list at
+/* Waiting lists: numbered sets of members, for the members whose re-sync
+ * or presence registration waits (resync.h keeps three a shard). A member is in one list at
  * most, and leaves it when it leaves its room, so a list never holds a
  * member that is gone. Each costs 8 to 16 bytes in the list while it
  * waits. Members are taken in the order they were put in (first in, first

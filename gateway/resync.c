@@ -151,8 +151,8 @@ static bool register_presence(struct rs *r, uint32_t shard)
     return true;
 }
 
-/* Sends the shard's ready members' re-syncs, as many as its window has
- * room for. */
+/* Sends the shard's presence registrations, as many as its link takes,
+ * then its ready members' re-syncs, as many as its window has room for. */
 static void pump(struct rs *r, uint32_t shard)
 {
     struct rs_shard *h = &r->sh[shard];
@@ -217,7 +217,8 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
     struct rs_shard *h = &r->sh[shard];
     if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 && h->inflight < RS_WINDOW &&
         !h->paused_until) {
-        lrooms_unwait(r->rooms, m); /* a presence registration: the re-sync registers it */
+        lrooms_unwait(r->rooms, m); /* out of any list: this is its turn, and the
+                                     * re-sync registers its presence too */
         send_one(r, shard, m, since);
         return;
     }
