@@ -464,6 +464,27 @@ int lrooms_wait(struct lrooms *r, struct lmember *m, uint32_t list)
     return 0;
 }
 
+int lrooms_wait_front(struct lrooms *r, struct lmember *m, uint32_t list)
+{
+    lrooms_unwait(r, m);
+    struct wlist *w = wlist_room(r, list, 1);
+    if (!w)
+        return -ENOMEM;
+    if (w->head == 0) { /* rare: just after a take, the slot before head is free */
+        memmove(w->v + 1, w->v, (size_t)w->end * sizeof *w->v);
+        w->end++;
+        w->head = 1;
+        for (uint32_t i = 1; i < w->end; i++)
+            if (w->v[i])
+                w->v[i]->wslot = i + 1;
+    }
+    w->v[--w->head] = m;
+    w->n++;
+    m->wlist = list;
+    m->wslot = w->head + 1;
+    return 0;
+}
+
 void lrooms_unwait(struct lrooms *r, struct lmember *m)
 {
     if (!m->wslot)

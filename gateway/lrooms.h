@@ -105,13 +105,16 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
 /* Waiting lists: numbered sets of members, for the members whose re-sync
  * or presence registration waits (resync.h keeps three a shard). A member is in one list at
  * most, and leaves it when it leaves its room, so a list never holds a
- * member that is gone. Each costs 8 to 16 bytes in the list while it
- * waits. Members are taken in the order they were put in (first in, first
+ * member that is gone. Each costs 8 to 32 bytes in the list while it
+ * waits (an array never shrinks before its list is empty). Members are taken in the order they were put in (first in, first
  * out), so none waits longer than the members ahead of it. */
 
 /* Puts m in `list` (out of the one it was in). 0, or -ENOMEM (m is then in
  * no list). */
 int lrooms_wait(struct lrooms *r, struct lmember *m, uint32_t list);
+/* Puts m at the front of `list`, to be taken next (a member taken that
+ * could not be sent after all). 0, or -ENOMEM (m is then in no list). */
+int lrooms_wait_front(struct lrooms *r, struct lmember *m, uint32_t list);
 /* Takes m out of its list (none: a no-op). */
 void lrooms_unwait(struct lrooms *r, struct lmember *m);
 /* Takes the next member out of `list`; NULL when it is empty. */

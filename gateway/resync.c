@@ -73,12 +73,12 @@ static uint32_t shard_of(const struct rs *r, const struct lmember *m)
  * messages with ids: the snapshot its re-sync brings has them (kept, they
  * were given out after that snapshot even when Redis had lost them
  * meanwhile, lrooms_forget_held_messages). */
-static void wait_in(struct rs *r, struct lmember *m, uint32_t list)
+static void wait_in(struct rs *r, struct lmember *m, uint32_t list, bool front)
 {
     m->pending = true;
     m->q = 0;
     lrooms_forget_held_messages(m);
-    if (lrooms_wait(r->rooms, m, list) < 0)
+    if ((front ? lrooms_wait_front(r->rooms, m, list) : lrooms_wait(r->rooms, m, list)) < 0)
         sess_close(m->s, 1012, "could not re-sync (out of memory)");
 }
 
@@ -88,13 +88,13 @@ static void due_within(struct rs_shard *h, int64_t at)
         h->later_at = at;
 }
 
-/* The link's queue is full: nothing more goes to the shard for RS_SOON_MS,
- * and the later list goes then too. */
+/* The link's queue is full: nothing more goes to the shard for RS_SOON_MS
+ * (rs_tick pumps it again then). The refused members' retry keeps its own
+ * time: a full queue is no news about the broker. */
 static void pause_full(struct rs *r, uint32_t shard, struct cf_str room, int64_t now)
 {
     struct rs_shard *h = &r->sh[shard];
     h->paused_until = now + RS_SOON_MS;
-    due_within(h, h->paused_until);
     if (!h->full_told) {
         h->full_told = true;
         CF_WARN("v1", "room %.*s: re-sync requests or presence registrations do not fit the "
@@ -104,8 +104,9 @@ static void pause_full(struct rs *r, uint32_t shard, struct cf_str room, int64_t
     }
 }
 
-/* Sends m's re-sync. False when nothing more can go to the shard now (the
- * link's queue is full or the link is down): m then waits for the retry. */
+/* Sends m's re-sync. False when nothing more can go to the shard now: the
+ * link is down (m then waits for the retry) or its queue is full (m is the
+ * first to go when the pause is over). */
 static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since)
 {
     struct rs_shard *h = &r->sh[shard];
@@ -117,15 +118,15 @@ static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since
     }
     if (rc != -ENOBUFS && rc != -ENOTCONN)
         return true; /* its session was closed; the next one may go */
-    /* The broker is only busy or away: the member waits for the retry, as
-     * for a refusal (closing them sent a share of the shard's clients back
-     * at once). After a full queue, soon. */
+    /* The broker is only busy or away: the member waits (closing them sent
+     * a share of the shard's clients back at once). */
     int64_t now = cf_mono_ms();
-    wait_in(r, m, later_list(shard));
     if (rc == -ENOTCONN) {
+        wait_in(r, m, later_list(shard), false);
         due_within(h, now + RS_RETRY_MS); /* or at the link's return */
         return false;
     }
+    wait_in(r, m, ready_list(shard), true);
     pause_full(r, shard, room, now);
     return false;
 }
@@ -142,7 +143,7 @@ static bool register_presence(struct rs *r, uint32_t shard)
         int rc = r->ops->send_presence(r->ud, room, m);
         if (rc != -ENOBUFS && rc != -ENOTCONN)
             continue; /* sent, or its session was closed */
-        if (lrooms_wait(r->rooms, m, presence_list(shard)) < 0)
+        if (lrooms_wait_front(r->rooms, m, presence_list(shard)) < 0)
             sess_close(m->s, 1012, "could not register presence (out of memory)");
         if (rc == -ENOBUFS)
             pause_full(r, shard, room, cf_mono_ms());
@@ -153,13 +154,13 @@ static bool register_presence(struct rs *r, uint32_t shard)
 
 /* Sends the shard's presence registrations, as many as its link takes,
  * then its ready members' re-syncs, as many as its window has room for. */
-static void pump(struct rs *r, uint32_t shard)
+static void pump(struct rs *r, uint32_t shard, int64_t now)
 {
     struct rs_shard *h = &r->sh[shard];
     bool presence = lrooms_wait_count(r->rooms, presence_list(shard)) > 0;
     if ((!presence &&
          (h->inflight >= RS_WINDOW || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
-        !r->ops->link_up(r->ud, shard) || (h->paused_until && cf_mono_ms() < h->paused_until))
+        !r->ops->link_up(r->ud, shard) || (h->paused_until && now < h->paused_until))
         return;
     h->paused_until = 0;
     if (presence && !register_presence(r, shard))
@@ -215,20 +216,21 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
     log_gap(r, m, since);
     uint32_t shard = shard_of(r, m);
     struct rs_shard *h = &r->sh[shard];
-    if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 && h->inflight < RS_WINDOW &&
+    if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 &&
+        lrooms_wait_count(r->rooms, presence_list(shard)) == 0 && h->inflight < RS_WINDOW &&
         !h->paused_until) {
         lrooms_unwait(r->rooms, m); /* out of any list: this is its turn, and the
                                      * re-sync registers its presence too */
         send_one(r, shard, m, since);
         return;
     }
-    wait_in(r, m, ready_list(shard)); /* behind the window or those already waiting */
-    pump(r, shard);                   /* a pause may have ended */
+    wait_in(r, m, ready_list(shard), false); /* behind the window or those already waiting */
+    pump(r, shard, cf_mono_ms());     /* a pause may have ended */
 }
 
 void rs_wait(struct rs *r, struct lmember *m)
 {
-    wait_in(r, m, ready_list(shard_of(r, m)));
+    wait_in(r, m, ready_list(shard_of(r, m)), false);
 }
 
 void rs_wait_presence(struct rs *r, struct lmember *m)
@@ -243,7 +245,7 @@ void rs_wait_presence(struct rs *r, struct lmember *m)
 void rs_later(struct rs *r, struct lmember *m, int ms)
 {
     uint32_t shard = shard_of(r, m);
-    wait_in(r, m, later_list(shard));
+    wait_in(r, m, later_list(shard), false);
     due_within(&r->sh[shard], cf_mono_ms() + ms);
 }
 
@@ -265,7 +267,7 @@ void rs_ended(struct rs *r, uint32_t shard)
 
 void rs_pump(struct rs *r, uint32_t shard)
 {
-    pump(r, shard % r->nshards);
+    pump(r, shard % r->nshards, cf_mono_ms());
 }
 
 /* The later members go behind the ready ones, and a new round of tries
@@ -278,7 +280,7 @@ static void retry_now(struct rs *r, uint32_t shard, int64_t now)
     h->refusal_told = h->full_told = false;
     if (lrooms_wait_move(r->rooms, later_list(shard), ready_list(shard)) < 0)
         h->later_at = now + RS_SOON_MS; /* out of memory: they stay, for the next tick */
-    pump(r, shard);
+    pump(r, shard, now);
 }
 
 void rs_shard_back(struct rs *r, uint32_t shard)
@@ -292,7 +294,7 @@ void rs_tick(struct rs *r, int64_t now)
         if (r->sh[i].later_at && now >= r->sh[i].later_at)
             retry_now(r, i, now);
         else
-            pump(r, i); /* a pause that ended, or places freed by expiries */
+            pump(r, i, now); /* a pause that ended, or places freed by expiries */
     }
     if (now - r->gap_log_at >= 1000)
         log_gaps_unlogged(r, now);

@@ -7,9 +7,11 @@
  * and the broker's queue toward Redis, and were refused. So each shard has
  * at most RS_WINDOW re-syncs in flight, and the members behind them wait
  * their turn in the shard's ready list, sent as the broker answers. A
- * member whose re-sync was refused (the broker is busy or away), dropped
- * with its link, or did not fit the link's queue waits in the shard's later
- * list for the shard's retry, and then goes behind the ready ones.
+ * member whose re-sync was refused (the broker is busy or away) or dropped
+ * with its link waits in the shard's later list for the shard's retry, and
+ * then goes behind the ready ones. One that did not fit the link's queue
+ * goes back to the front of the ready list, and the shard pauses for
+ * RS_SOON_MS; the refused ones' retry keeps its time.
  *
  * Windows and lists are per shard: one broker whose Redis hangs holds only
  * its own shard's places (each until its request's 10 s deadline), not the

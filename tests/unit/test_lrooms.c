@@ -277,7 +277,8 @@ static void turns_drop(struct turns *t, struct lmember *x)
         }
 }
 
-/* Members come, leave and are taken in a long mixed run, with the lists'
+/* Members come, leave, are put back at the front and are taken in a long
+ * mixed run, with the lists'
  * holes squeezed out and the arrays grown on the way: every take must give
  * the member whose turn it is, so a member that waited long is never
  * passed over by later ones. */
@@ -293,7 +294,7 @@ static void test_waiting_lists_keep_the_order_members_came_in(void **state)
     for (int i = 0; i < WAIT_SESSIONS * WAIT_ROOMS; i++)
         where[i] = -1;
     uint32_t seed = 12345;
-    int takes = 0, compared = 0;
+    int takes = 0, compared = 0, fronts = 0;
     for (int step = 0; step < 200000; step++) {
         seed = seed * 1103515245u + 12345u;
         uint32_t r = seed >> 8;
@@ -311,6 +312,19 @@ static void test_waiting_lists_keep_the_order_members_came_in(void **state)
                 if (m[i / WAIT_ROOMS][i % WAIT_ROOMS] == x)
                     where[i] = -1;
             takes++;
+            continue;
+        }
+        if (r % 13 == 2) { /* one put back at the front of list l */
+            int i = (int)((r >> 4) % (WAIT_SESSIONS * WAIT_ROOMS));
+            struct lmember *x = m[i / WAIT_ROOMS][i % WAIT_ROOMS];
+            assert_int_equal(lrooms_wait_front(f.r, x, (uint32_t)l), 0);
+            if (where[i] >= 0)
+                turns_drop(&t[where[i]], x);
+            memmove(&t[l].v[1], &t[l].v[0], (size_t)t[l].n * sizeof *t[l].v);
+            t[l].v[0] = x;
+            t[l].n++;
+            where[i] = l;
+            fronts++;
             continue;
         }
         if (r % 97 == 1) { /* all of list l behind the other's */
@@ -346,7 +360,7 @@ static void test_waiting_lists_keep_the_order_members_came_in(void **state)
             assert_ptr_equal(lrooms_wait_take(f.r, (uint32_t)l), t[l].v[k]);
         assert_null(lrooms_wait_take(f.r, (uint32_t)l));
     }
-    assert_true(takes > 10000 && compared > 100000);
+    assert_true(takes > 10000 && compared > 100000 && fronts > 5000);
     fix_down(&f);
 }
 

@@ -29,6 +29,7 @@ static uint64_t g_q;      /* request ids */
 static int g_sent[SHARDS];
 static int g_since;       /* sends with `since` */
 static int g_times[SHARDS][ROOMS];
+static int g_seq[SHARDS][4 * ROOMS]; /* the rooms sent, in turn */
 
 static void on_room(void *ud, const char *name, size_t len)
 {
@@ -64,6 +65,7 @@ static int send_one(void *ud, struct cf_str room, struct lmember *m, bool since)
     m->pending = true;
     m->q = ++g_q;
     uint32_t shard = room.p[0] == 'b';
+    g_seq[shard][g_sent[shard] % (4 * ROOMS)] = atoi(room.p + 1);
     g_sent[shard]++;
     g_since += since;
     g_times[shard][atoi(room.p + 1)]++;
@@ -237,6 +239,8 @@ static void test_a_full_link_pauses_its_shard(void **state)
     int64_t now = cf_mono_ms();
     rs_shard_back(f.r, 0);
     assert_int_equal(g_sent[0], 0); /* the first did not fit: none more tried */
+    assert_true(f.m[0][0]->pending);
+    assert_int_equal(f.m[0][0]->q, 0);
     assert_int_equal(rs_waiting(f.r), 20);
     rs_pump(f.r, 0);
     assert_int_equal(g_sent[0], 0); /* paused */
@@ -246,8 +250,35 @@ static void test_a_full_link_pauses_its_shard(void **state)
     assert_int_equal(g_sent[1], 1); /* another shard: not paused */
     rs_tick(f.r, now + RS_SOON_MS + 100);
     assert_int_equal(g_sent[0], 20);
-    for (int i = 0; i < 20; i++)
+    for (int i = 0; i < 20; i++) {
         assert_int_equal(g_times[0][i], 1);
+        assert_int_equal(g_seq[0][i], i); /* the one that did not fit kept its turn */
+    }
+}
+
+/* A full link is no news about the broker: members it refused keep their
+ * retry's time (with it brought forward to the pause's end, a broker whose
+ * Redis was away got the refused shard again every 200 ms). */
+static void test_a_full_link_does_not_hasten_the_refused(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++)
+        rs_wait(f.r, f.m[0][i]);
+    rs_shard_back(f.r, 0);
+    assert_int_equal(g_sent[0], 5);
+    int64_t now = cf_mono_ms();
+    rs_later(f.r, f.m[0][1], RS_RETRY_MS); /* refused */
+    for (int n = 0; n < 5; n++)
+        rs_ended(f.r, 0);
+    f.m[0][5]->pending = true;
+    g_rc = -ENOBUFS;
+    rs_gap(f.r, f.m[0][5], true);
+    assert_int_equal(g_times[0][5], 0);
+    rs_tick(f.r, now + RS_SOON_MS + 100);
+    assert_int_equal(g_times[0][5], 1); /* after the pause */
+    assert_int_equal(g_times[0][1], 1); /* not yet */
+    rs_tick(f.r, now + RS_RETRY_MS + 100);
+    assert_int_equal(g_times[0][1], 2);
 }
 
 /* A gap re-syncs at once when the shard's window has room and no one
@@ -381,6 +412,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_refused_member_waits_for_the_retry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_full_link_pauses_its_shard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_link_does_not_hasten_the_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gone_members_are_not_sent, setup, teardown),
