@@ -225,7 +225,7 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
         return;
     }
     wait_in(r, m, ready_list(shard), false); /* behind the window or those already waiting */
-    pump(r, shard, cf_mono_ms());     /* a pause may have ended */
+    pump(r, shard, cf_mono_ms());            /* a pause may have ended */
 }
 
 void rs_wait(struct rs *r, struct lmember *m)

@@ -1,5 +1,6 @@
 /* Unit tests for gateway/resync: the per-shard windows and waiting lists of
- * v1 members' re-syncs. Rooms and sessions are real (lrooms, sess_new on a
+ * v1 members' re-syncs, and of the presence registrations that go again
+ * when a broker is back. Rooms and sessions are real (lrooms, sess_new on a
  * socketpair nothing reads); the broker links are the ops below: a room
  * "a..." is on shard 0, "b..." on shard 1, and a send records the member
  * and answers what the test set. The clock is the tick's argument. */
