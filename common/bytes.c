@@ -101,7 +101,14 @@ ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read)
     size_t room = b->max - (b->tail - b->head);
     if (room == 0)
         return -ENOBUFS;
-    size_t want = max_read < room ? max_read : room;
+    size_t want = max_read < room ? max_read : room, live = b->tail - b->head;
+    /* What is left of a frame that straddles two reads goes to the front,
+     * and the read takes what then fits: making room for a whole chunk
+     * behind it would double the buffer, which its next drain gives back
+     * and the next read allocates again. A frame longer than half the
+     * buffer still grows it. */
+    if (b->cap > 0 && live <= b->cap / 2 && b->cap - live < want)
+        want = b->cap - live;
     unsigned char *dst = cf_bytes_reserve(b, want);
     if (!dst)
         return -ENOMEM;

@@ -240,14 +240,19 @@ static void test_bytes_keep_what_a_read_reserves(void **state)
             kept = b.data;
         assert_ptr_equal(b.data, kept); /* the same buffer, read after read */
     }
-    /* grown past what it keeps (a frame split over two reads): given back */
-    assert_int_equal(write(sv[1], "ab", 2), 2);
-    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 2);
+    /* grown past what it keeps (a frame longer than half the buffer, split
+     * over two reads): given back */
+    static unsigned char big[40000];
+    memset(big, 'b', sizeof big);
+    assert_int_equal(write(sv[1], big, sizeof big), (ssize_t)sizeof big);
+    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), (ssize_t)sizeof big);
+    assert_ptr_equal(b.data, kept);
     assert_int_equal(write(sv[1], "c", 1), 1);
     assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 1);
     assert_true(b.cap > 65536);
-    assert_memory_equal(cf_bytes_data(&b), "abc", 3);
-    cf_bytes_consume(&b, 3);
+    assert_memory_equal(cf_bytes_data(&b), big, sizeof big);
+    assert_int_equal(cf_bytes_data(&b)[sizeof big], 'c');
+    cf_bytes_consume(&b, sizeof big + 1);
     assert_null(b.data);
     /* without cf_bytes_keep a drained 64 KiB buffer is given back */
     struct cf_bytes d;
@@ -258,6 +263,56 @@ static void test_bytes_keep_what_a_read_reserves(void **state)
     assert_null(d.data);
     cf_bytes_free(&b);
     cf_bytes_free(&d);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A frame that straddles two reads, the common case on a busy link: what is
+ * left of it goes to the front and the next read fills the rest of the same
+ * buffer; the buffer is neither grown nor replaced. */
+static void test_bytes_a_straddling_frame_keeps_the_buffer(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int sz = 1 << 20; /* a whole chunk and more waits in the socket */
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    struct cf_bytes b;
+    cf_bytes_init(&b, 1u << 20);
+    cf_bytes_keep(&b, 65536);
+    static unsigned char stream[200000];
+    for (size_t i = 0; i < sizeof stream; i++)
+        stream[i] = (unsigned char)(i * 7 + i / 251);
+    size_t sent = 0, got = 0;
+    unsigned char *buf = NULL;
+    int reads = 0;
+    while (got < sizeof stream) {
+        if (sent < sizeof stream) {
+            ssize_t w = write(sv[1], stream + sent, sizeof stream - sent);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        ssize_t n = cf_bytes_read_fd(&b, sv[0], 65536);
+        if (n == -EAGAIN)
+            continue;
+        assert_true(n > 0);
+        reads++;
+        if (!buf)
+            buf = b.data;
+        assert_ptr_equal(b.data, buf); /* not replaced */
+        assert_int_equal(b.cap, 65536);  /* not grown */
+        /* "frames" of 1000 bytes: the whole ones are consumed, the rest
+         * waits for the next read */
+        size_t whole = cf_bytes_len(&b) / 1000 * 1000;
+        if (got + cf_bytes_len(&b) == sizeof stream)
+            whole = cf_bytes_len(&b);
+        assert_memory_equal(cf_bytes_data(&b), stream + got, cf_bytes_len(&b));
+        cf_bytes_consume(&b, whole);
+        got += whole;
+    }
+    assert_true(reads >= 4); /* 200,000 bytes through 64 KiB: it did straddle */
+    cf_bytes_free(&b);
     close(sv[0]);
     close(sv[1]);
 }
@@ -758,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_bytes_many_cycles),
         cmocka_unit_test(test_bytes_release_when_drained),
         cmocka_unit_test(test_bytes_keep_what_a_read_reserves),
+        cmocka_unit_test(test_bytes_a_straddling_frame_keeps_the_buffer),
         cmocka_unit_test(test_bytes_fd),
         cmocka_unit_test(test_map_random),
         cmocka_unit_test(test_map_key_bytes),
