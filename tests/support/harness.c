@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -119,9 +120,13 @@ static int outside_ephemeral(void)
     int below = lo > 10000 ? lo - 10000 : 0, above = hi < 65535 ? 65535 - hi : 0;
     if (below + above < 1000)
         return -1;
+    /* Not getpid() ^ time: tests started together by `ctest -j` have pids
+     * and start times one apart, and those often XOR to one seed, and so
+     * to the same ports. */
     static unsigned seed;
-    if (!seed)
-        seed = (unsigned)getpid() ^ (unsigned)h_now_ms();
+    while (!seed)
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            seed = (unsigned)getpid() * 2654435761u ^ (unsigned)h_now_ms();
     for (int attempt = 0; attempt < 200; attempt++) {
         int k = (int)(rand_r(&seed) % (unsigned)(below + above));
         int port = k < below ? 10000 + k : hi + 1 + (k - below);
