@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pace.h"
+#include "qarray.h"
 #include "session_int.h"
 #include "validate.h"
 #include "wsframe.h"
@@ -34,11 +35,10 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
 }
 
 
-/* Back to the inline slots (the queue must be empty). */
-static void queue_shrink(struct session *s)
+void sess__queue_shrink(struct session *s)
 {
     if (s->q != s->qinline) {
-        free(s->q);
+        qarray_put(s->q, s->qcap);
         s->q = s->qinline;
         s->qcap = QINLINE;
     }
@@ -51,7 +51,7 @@ void sess__queue_release(struct session *s)
         cf_buf_unref(s->q[(s->qhead + i) % s->qcap]);
     s->qhead = s->qlen = 0;
     s->qbytes = 0;
-    queue_shrink(s);
+    sess__queue_shrink(s);
 }
 
 void sess_free(struct session *s)
@@ -252,7 +252,7 @@ int sess_send(struct session *s, struct cf_buf *b)
     }
     if (s->qlen == s->qcap) {
         uint32_t cap = s->qcap * 2;
-        struct cf_buf **q = malloc(cap * sizeof *q);
+        struct cf_buf **q = qarray_get(cap);
         if (!q) {
             sess_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
             return -ENOMEM;
@@ -260,7 +260,7 @@ int sess_send(struct session *s, struct cf_buf *b)
         for (uint32_t i = 0; i < s->qlen; i++)
             q[i] = s->q[(s->qhead + i) % s->qcap];
         if (s->q != s->qinline)
-            free(s->q);
+            qarray_put(s->q, s->qcap);
         s->q = q;
         s->qcap = cap;
         s->qhead = 0;

@@ -66,6 +66,8 @@ struct session {
 
 /* session.c, for sessio.c */
 void sess__queue_release(struct session *s);
+/* Back to the inline slots; the queue must be empty. */
+void sess__queue_shrink(struct session *s);
 void sess__undirty(struct session *s);
 void sess__dequeue(struct session *s);
 void sess__kick(struct session *s); /* write at the end of this pass */
