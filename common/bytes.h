@@ -53,8 +53,8 @@ void cf_bytes_truncate(struct cf_bytes *b, size_t mark);
 /* One read(2) into the queue of at most `max_read` bytes, or of what fits
  * in the buffer while bytes left from earlier reads (a frame not yet whole)
  * fill at most half of it: the buffer is not grown for those. Returns bytes
- * read, 0 at end of stream, -EAGAIN when nothing is ready, -ENOBUFS when the queue is
- * full, or another -errno. */
+ * read, 0 at end of stream, -EAGAIN when nothing is ready, -ENOBUFS when the
+ * queue is full, or another -errno. */
 ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read);
 /* Writes as much as the socket takes. Returns bytes written (0 if it would
  * block), or -errno on a real error. */

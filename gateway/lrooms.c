@@ -470,7 +470,8 @@ int lrooms_wait_front(struct lrooms *r, struct lmember *m, uint32_t list)
     struct wlist *w = wlist_room(r, list, 1);
     if (!w)
         return -ENOMEM;
-    if (w->head == 0) { /* rare: just after a take, the slot before head is free */
+    if (w->head == 0) { /* no free slot before the first: rare, as a member put back
+                         * was just taken, which freed one (unless a compaction followed) */
         memmove(w->v + 1, w->v, (size_t)w->end * sizeof *w->v);
         w->end++;
         w->head = 1;

@@ -103,11 +103,13 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
                            void (*fn)(void *ud, struct cf_str room, struct lmember *m), void *ud);
 
 /* Waiting lists: numbered sets of members, for the members whose re-sync
- * or presence registration waits (resync.h keeps three a shard). A member is in one list at
- * most, and leaves it when it leaves its room, so a list never holds a
- * member that is gone. Each costs 8 to 32 bytes in the list while it
- * waits (an array never shrinks before its list is empty). Members are taken in the order they were put in (first in, first
- * out), so none waits longer than the members ahead of it. */
+ * or presence registration waits (resync.h keeps three a shard). A member
+ * is in one list at most, and leaves it when it leaves its room, so a list
+ * never holds a member that is gone. Each costs 8 to 32 bytes in the list
+ * while it waits (an array never shrinks before its list is empty).
+ * Members are taken in the order they were put in (first in, first out),
+ * so none waits longer than the members ahead of it; only
+ * lrooms_wait_front puts one ahead, a member whose turn it already was. */
 
 /* Puts m in `list` (out of the one it was in). 0, or -ENOMEM (m is then in
  * no list). */

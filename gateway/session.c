@@ -34,7 +34,6 @@ struct session *sess_new(uint64_t id, const char *user, size_t max_queue)
     return s;
 }
 
-
 void sess__queue_shrink(struct session *s)
 {
     if (s->q != s->qinline) {

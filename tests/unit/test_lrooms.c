@@ -278,10 +278,9 @@ static void turns_drop(struct turns *t, struct lmember *x)
 }
 
 /* Members come, leave, are put back at the front and are taken in a long
- * mixed run, with the lists'
- * holes squeezed out and the arrays grown on the way: every take must give
- * the member whose turn it is, so a member that waited long is never
- * passed over by later ones. */
+ * mixed run, with the lists' holes squeezed out and the arrays grown on the
+ * way: every take must give the member whose turn it is, so a member that
+ * waited long is never passed over by later ones. */
 static void test_waiting_lists_keep_the_order_members_came_in(void **state)
 {
     (void)state;
