@@ -178,18 +178,23 @@ static bool auth_pair_matches(const struct auth *a)
     return ok;
 }
 
-/* A table: a byte-wise test of ranges cost ~8 instructions a character of
- * every token checked. */
+/* A table, eight bytes a step and no early exit: a token is checked whole
+ * anyway, and the byte-wise loop with a branch a byte was ~10% of an HS256
+ * token's check. */
 static bool b64url_segment(const char *s, size_t len)
 {
-    static const bool ok[256] = {['A' ... 'Z'] = true, ['a' ... 'z'] = true,
-                                 ['0' ... '9'] = true, ['-'] = true,
-                                 ['_'] = true,         ['='] = true,
-                                 ['.'] = true};
-    for (size_t i = 0; i < len; i++)
-        if (!ok[(unsigned char)s[i]])
-            return false;
-    return true;
+    static const unsigned char ok[256] = {
+        ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['-'] = 1,
+        ['_'] = 1,         ['='] = 1,         ['.'] = 1};
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned all = 1;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8)
+        all &= ok[u[i]] & ok[u[i + 1]] & ok[u[i + 2]] & ok[u[i + 3]] & ok[u[i + 4]] & ok[u[i + 5]] &
+               ok[u[i + 6]] & ok[u[i + 7]];
+    for (; i < len; i++)
+        all &= ok[u[i]];
+    return all != 0;
 }
 
 /* header.payload.signature, each base64url. */

@@ -4,15 +4,16 @@
  * Why not libjwt here: for every token libjwt 1.10 has OpenSSL 3 look up
  * the HMAC implementation again (EVP_Q_mac), and auth then printed and
  * re-parsed the claims to read them; a connect storm spent more time in
- * that than in the rest of the handshake. The HMAC is still OpenSSL's, keyed
- * once per process and re-initialised per token, the comparison constant
- * time. libjwt still issues tokens and verifies RS and ES ones (auth.c).
+ * that than in the rest of the handshake. The HMAC is hmac.h's, keyed once
+ * per process over OpenSSL's SHA-2, the comparison constant time (OpenSSL's
+ * CRYPTO_memcmp). libjwt still issues tokens and verifies RS and ES ones
+ * (auth.c).
  *
  * Accepts what libjwt accepts, a little more strictly: a header that is a
  * JSON object whose "alg" is the configured algorithm and whose "typ", if
  * present, is the string "JWT" (any case); a payload that is a JSON object;
- * duplicate keys refused in both; the signature exactly the canonical
- * base64url of the HMAC.
+ * duplicate keys refused in both; each segment unpadded base64url ('='
+ * refused); the signature exactly the canonical base64url of the HMAC.
  *
  * The last header that passed is remembered: an issuer's tokens all carry
  * the same one, so its decoding and JSON are skipped after the first.

@@ -452,6 +452,82 @@ static void test_hs_header_forms(void **state)
     assert_int_equal(verify(token), AUTH_BAD_SIGNATURE);
 }
 
+/* header.payload from segments already encoded, signed with SECRET. */
+static void sign_segments(char *out, const char *hseg, const char *pseg)
+{
+    int n = snprintf(out, TOKEN_BUF, "%s.%s", hseg, pseg);
+    assert_true(n > 0 && n + 2 + 86 < TOKEN_BUF);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mlen = 0;
+    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)out, (size_t)n, mac,
+         &mlen);
+    out[n] = '.';
+    b64url(mac, mlen, out + n + 1);
+}
+
+/* hsjwt.c decodes the header and payload itself: every length a segment
+ * can have is read, and only unpadded base64url is (a signed segment with
+ * '=' or a length no encoding has is malformed, as libjwt finds it). */
+static void test_hs_segment_encodings(void **state)
+{
+    (void)state;
+    char token[TOKEN_BUF], user[130], h[512], p[1024];
+    static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    b64url(hdr, strlen(hdr), h);
+    /* JSON of three lengths in a row: segments of 4k, 4k+2 and 4k+3 characters */
+    bool seen[4] = {false};
+    static const char *const users[] = {"alice", "alicea", "aliceab"};
+    for (size_t i = 0; i < 3; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{\"sub\":\"%s\",\"exp\":1795863600}", users[i]);
+        b64url(json, strlen(json), p);
+        seen[strlen(p) % 4] = true;
+        sign_segments(token, h, p);
+        assert_int_equal(auth_verify(g_auth, token, strlen(token), NOW, user, sizeof user),
+                         AUTH_OK);
+        assert_string_equal(user, users[i]);
+    }
+    assert_true(seen[0] && seen[2] && seen[3]);
+    /* The same payload, padded, or with a character made '=' or cut to a
+     * length of 4k+1; and a padded header. All signed. */
+    for (size_t i = 0; i < 3; i++) { /* the one of 4k+2 characters */
+        char json[256];
+        snprintf(json, sizeof json, "{\"sub\":\"%s\",\"exp\":1795863600}", users[i]);
+        b64url(json, strlen(json), p);
+        if (strlen(p) % 4 == 2)
+            break;
+    }
+    size_t pn = strlen(p);
+    assert_int_equal(pn % 4, 2);
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%s==", p);
+    sign_segments(token, h, bad);
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    /* '=' where an 'A' was: a decoder that reads '=' as 'A' would find the
+     * same JSON */
+    bad[0] = '\0';
+    for (int64_t exp = 1795863600; !strchr(bad, 'A'); exp++) {
+        char j[256];
+        snprintf(j, sizeof j, "{\"sub\":\"alice\",\"exp\":%lld}", (long long)exp);
+        b64url(j, strlen(j), bad);
+    }
+    sign_segments(token, h, bad);
+    assert_int_equal(verify(token), AUTH_OK);
+    *strchr(bad, 'A') = '=';
+    sign_segments(token, h, bad);
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    snprintf(bad, sizeof bad, "%.*s", (int)(pn - 1), p);
+    sign_segments(token, h, bad);
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    char hpad[520];
+    snprintf(hpad, sizeof hpad, "%s%s", h, strlen(h) % 4 == 2 ? "==" : "=");
+    sign_segments(token, hpad, p);
+    assert_int_equal(verify(token), AUTH_MALFORMED);
+    /* unpadded, the same segments pass */
+    sign_segments(token, h, p);
+    assert_int_equal(verify(token), AUTH_OK);
+}
+
 static void test_other_algorithms(void **state)
 {
     (void)state;
@@ -656,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_time_claims),
         cmocka_unit_test(test_alg_none),
         cmocka_unit_test(test_hs_header_forms),
+        cmocka_unit_test(test_hs_segment_encodings),
         cmocka_unit_test(test_other_algorithms),
         cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_malformed),
