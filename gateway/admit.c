@@ -42,11 +42,12 @@ static void note(int64_t *last, uint64_t count, const char *what)
     CF_WARN("admit", "%s (%llu so far)", what, (unsigned long long)count);
 }
 
-static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, void **opaque)
+static int on_admit(void *ud, int fd, const struct sockaddr *sa, socklen_t len, int64_t now_ms,
+                    void **opaque)
 {
     struct gw *gw = ud;
     uint32_t h;
-    enum ipl_verdict v = ipl_open(gw->ipl, sa, len, cf_mono_ms(), &h);
+    enum ipl_verdict v = ipl_open(gw->ipl, sa, len, now_ms, &h);
     if (v == IPL_TOO_MANY) {
         note(&gw->last_refused_log, ++gw->stats.conns_refused,
              "refusing connections: an address has MAX_CONNS_PER_IP open");
@@ -80,10 +81,10 @@ static void on_adopted(void *ud, struct lws *wsi, void *opaque)
     lws_set_opaque_user_data(wsi, opaque);
 }
 
-static bool on_take(void *ud, int fd, void *opaque)
+static bool on_take(void *ud, int fd, void *opaque, int64_t now_ms)
 {
     struct gw *gw = ud;
-    return front_take(gw->front, fd, opaque);
+    return front_take(gw->front, fd, opaque, now_ms);
 }
 
 int admit_init(struct gw *gw, struct listener *l)

@@ -87,7 +87,8 @@ static void stop_waiting(struct front_conn *c)
 
 /* Looks at what the client sent so far without taking it off the socket.
  * c: the connection's wait, if it was waiting. */
-static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_conn *c)
+static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_conn *c,
+                           int64_t now_ms)
 {
     char buf[UPG_MAX_REQUEST];
     ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK);
@@ -100,26 +101,26 @@ static enum verdict decide(struct front *f, int fd, uint32_t ip, struct front_co
         ipl_close(f->gw->ipl, ip);
         return TAKEN;
     }
-    enum verdict v = ws_open(f->gw, fd, ip, buf, (size_t)n, watched) != 0 ? TAKEN : TO_LWS;
+    enum verdict v = ws_open(f->gw, fd, ip, buf, (size_t)n, watched, now_ms) != 0 ? TAKEN : TO_LWS;
     explicit_bzero(buf, (size_t)n); /* it holds the token */
     if (v == TO_LWS && watched) /* lws polls it itself */
         wsio_forget(f->gw->io, fd);
     return v;
 }
 
-bool front_take(struct front *f, int fd, void *opaque)
+bool front_take(struct front *f, int fd, void *opaque, int64_t now_ms)
 {
     if (!f || f->gw->draining)
         return false;
     uint32_t ip = conn_ip_of(opaque);
-    enum verdict v = decide(f, fd, ip, NULL);
+    enum verdict v = decide(f, fd, ip, NULL, now_ms);
     if (v != WAIT)
         return v == TAKEN;
     struct front_conn *c = malloc(sizeof *c);
     if (!c)
         return false;
     *c = (struct front_conn){.head = {CONN_WAITING, ip}, .fd = fd, .f = f, .prev = f->last,
-                             .deadline = cf_mono_ms() + 1000LL * f->gw->cfg->handshake_timeout};
+                             .deadline = now_ms + 1000LL * f->gw->cfg->handshake_timeout};
     if (wsio_add(f->gw->io, fd, c, false) < 0) {
         free(c);
         return false;
@@ -136,7 +137,7 @@ void front_on_io(void *waiting)
     struct front *f = c->f;
     int fd = c->fd;
     uint32_t ip = c->head.ip;
-    if (decide(f, fd, ip, c) == TO_LWS) /* WAIT: nothing yet after all */
+    if (decide(f, fd, ip, c, cf_mono_ms()) == TO_LWS) /* WAIT: nothing yet after all */
         listener_adopt(f->l, fd, conn_tag(ip));
 }
 

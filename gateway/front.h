@@ -41,8 +41,8 @@ void front_free(struct front *f);
 
 /* The listener's take hook (listener.h): true when the connection is taken
  * (answered, waiting, or closed because the peer left); false to give it to
- * lws now. */
-bool front_take(struct front *f, int fd, void *opaque);
+ * lws now. now_ms: cf_mono_ms() at the accept. */
+bool front_take(struct front *f, int fd, void *opaque, int64_t now_ms);
 
 /* The wsio event of a waiting connection (conn.h: CONN_WAITING). */
 void front_on_io(void *waiting);

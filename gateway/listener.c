@@ -234,10 +234,11 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
         /* past the cap, only a connection the take hook answers is served
          * (listener_adopt refuses the rest) */
         void *opaque = NULL;
+        int64_t now = cf_mono_ms();
         if (l->hooks.admit &&
-            l->hooks.admit(l->hooks.ud, fd, (struct sockaddr *)&ss, slen, &opaque) < 0)
+            l->hooks.admit(l->hooks.ud, fd, (struct sockaddr *)&ss, slen, now, &opaque) < 0)
             continue;
-        if (!l->hooks.take || !l->hooks.take(l->hooks.ud, fd, opaque))
+        if (!l->hooks.take || !l->hooks.take(l->hooks.ud, fd, opaque, now))
             listener_adopt(l, fd, opaque);
     }
     return 0;

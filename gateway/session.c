@@ -69,12 +69,13 @@ void sess_free(struct session *s)
     free(s);
 }
 
-void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto)
+void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto,
+                 int64_t now_ms)
 {
     s->wsi = wsi;
     s->fd = fd;
     s->proto = proto;
-    s->seen_ms = cf_mono_ms();
+    s->seen_ms = now_ms;
 }
 
 void sess_detach(struct session *s)

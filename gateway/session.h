@@ -62,7 +62,8 @@ void sess_free(struct session *s); /* NULL is a no-op */
  * owns the socket fd from now on and wsi is the lws connection it was taken
  * from, which lws closes soon (sess_handover_done). lws mode (fd -1, TLS):
  * lws keeps the connection wsi. */
-void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto);
+void sess_attach(struct session *s, struct lws *wsi, int fd, enum sess_proto proto,
+                 int64_t now_ms); /* now_ms: cf_mono_ms(), the keepalive's start */
 /* The connection is gone: drop the queue; later sends are ignored. */
 void sess_detach(struct session *s);
 

@@ -300,7 +300,7 @@ static void went_live(struct gw *gw, struct session *s)
 
 static void established(struct gw *gw, struct lws *wsi, struct session *s)
 {
-    sess_attach(s, wsi, take_over(gw, wsi), proto_of(wsi));
+    sess_attach(s, wsi, take_over(gw, wsi), proto_of(wsi), cf_mono_ms());
     went_live(gw, s);
 }
 
@@ -356,7 +356,8 @@ static int switching_protocols(char *resp, const char accept[29], int proto)
     return (int)(p + 4 - resp);
 }
 
-int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bool watched)
+int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bool watched,
+            int64_t now)
 {
     struct upg_req r;
     char user[CF_USERNAME_BYTES_MAX + 1], accept[29], resp[256];
@@ -366,7 +367,6 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bo
     int len = upg_parse(peeked, n, proto_names, &r);
     if (len <= 0 || (size_t)len != n || !gw->io)
         return 0;
-    int64_t now = cf_mono_ms();
     if (!may_open(gw, ip, &r, now, user, sizeof user) || upg_accept(r.key, accept) < 0)
         return 0;
     struct session *s = sess_new(++gw->next_conn_id, user, (size_t)gw->cfg->max_client_queue_bytes);
@@ -397,7 +397,7 @@ int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bo
         fd = high;
     }
     ((struct conn_head *)s)->ip = ip;
-    sess_attach(s, NULL, fd, r.proto >= 0 ? proto_modes[r.proto] : SESS_LEGACY);
+    sess_attach(s, NULL, fd, r.proto >= 0 ? proto_modes[r.proto] : SESS_LEGACY, now);
     gw->stats.direct_upgrades++;
     went_live(gw, s);
     sess_handover_done(s, watched); /* watched from now on */

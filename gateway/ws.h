@@ -49,8 +49,10 @@ int ws_check(struct gw *gw, struct lws *wsi);
  * closed, handle released). `watched`: fd is in the gateway's wsio set
  * already (front.h's wait for the request), under a pointer that is no
  * longer valid: a 1 has pointed its entry at the session, a 0 has left it
- * for the caller to remove. */
-int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bool watched);
+ * for the caller to remove. now_ms: cf_mono_ms() at the accept (or at the
+ * wait's wake-up). */
+int ws_open(struct gw *gw, int fd, uint32_t ip, const char *peeked, size_t n, bool watched,
+            int64_t now_ms);
 
 /* Sets up the gateway's own handling of established plain-TCP WebSockets
  * (session.h, own mode; wsio.h); with TLS every connection stays with lws.

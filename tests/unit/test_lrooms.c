@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "lrooms.h"
 #include "session.h"
 #include "v1codec.h"
@@ -70,7 +71,7 @@ static void fix_up(struct fix *f, int n)
     for (int k = 0; k < n; k++) {
         f->s[k] = sess_new((uint64_t)k + 1, "alice", 1 << 20);
         assert_non_null(f->s[k]);
-        sess_attach(f->s[k], NULL, f->sv[0], SESS_V1_JSON);
+        sess_attach(f->s[k], NULL, f->sv[0], SESS_V1_JSON, cf_mono_ms());
     }
 }
 

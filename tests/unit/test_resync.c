@@ -118,7 +118,7 @@ static int setup(void **state)
     assert_non_null(f.rooms);
     f.s = sess_new(1, "alice", 1 << 20);
     assert_non_null(f.s);
-    sess_attach(f.s, NULL, f.sv[0], SESS_V1_JSON);
+    sess_attach(f.s, NULL, f.sv[0], SESS_V1_JSON, cf_mono_ms());
     for (int sh = 0; sh < SHARDS; sh++)
         for (int i = 0; i < ROOMS; i++) {
             char name[8];
