@@ -499,7 +499,7 @@ static void test_hs_segment_encodings(void **state)
     }
     size_t pn = strlen(p);
     assert_int_equal(pn % 4, 2);
-    char bad[1024];
+    char bad[sizeof p + 4];
     snprintf(bad, sizeof bad, "%s==", p);
     sign_segments(token, h, bad);
     assert_int_equal(verify(token), AUTH_MALFORMED);
