@@ -51,14 +51,15 @@ void hsjwt_free(struct hsjwt *h)
 }
 
 /* Each base64url character's six bits; 0x80 for any other byte, '='
- * included (RFC 7515 segments are unpadded). */
+ * included (RFC 7515 segments are unpadded). The cast: clang checks every
+ * arm against the element type, and an arm not taken can be over 255. */
 #define B64V(c)                                                                                    \
-    ((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                        \
-     : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                                   \
-     : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                                   \
-     : (c) == '-'               ? 62                                                               \
-     : (c) == '_'               ? 63                                                               \
-                                : 0x80)
+    (unsigned char)((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                         \
+                    : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                    \
+                    : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                    \
+                    : (c) == '-'               ? 62                                                \
+                    : (c) == '_'               ? 63                                                \
+                                               : 0x80)
 #define R4(b) B64V(b), B64V((b) + 1), B64V((b) + 2), B64V((b) + 3)
 #define R16(b) R4(b), R4((b) + 4), R4((b) + 8), R4((b) + 12)
 #define R64(b) R16(b), R16((b) + 16), R16((b) + 32), R16((b) + 48)
