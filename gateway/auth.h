@@ -7,7 +7,7 @@
  * with an RSA public PEM). So verification here pins the algorithm to the
  * configured one, always passes the key, and checks exp, nbf (with a leeway
  * for clock skew), iss, aud and the user claim itself. HS* tokens are
- * verified by hsjwt.h (OpenSSL's HMAC keyed once: faster), RS* and ES* by
+ * verified by hsjwt.h (an HMAC keyed once, hmac.h: faster), RS* and ES* by
  * libjwt; libjwt issues every token. */
 #ifndef GW_AUTH_H
 #define GW_AUTH_H
