@@ -24,6 +24,7 @@
 #include "lrooms.h"
 #include "metrics.h"
 #include "notify.h"
+#include "qarray.h"
 #include "reqs.h"
 #include "resync.h"
 #include "session.h"
@@ -283,8 +284,11 @@ static void tick(struct gw *gw)
     admit_tick(gw);
     blinks_tick(gw->links);
     lowfd_refill(g_lowfd, now);
-    /* opened + closed: a storm's handshake buffers leave holes (memtrim.h) */
-    cf_memtrim_tick(&gw->trim, 2 * gw->stats.connections_total - gw->nsessions, now);
+    gw->qarrays_trimmed += qarray_trim();
+    /* opened + closed: a storm's handshake buffers leave holes (memtrim.h);
+     * the queue arrays of a burst of messages, once given back, too */
+    cf_memtrim_tick(&gw->trim,
+                    2 * gw->stats.connections_total - gw->nsessions + gw->qarrays_trimmed, now);
     if (now - gw->last_status >= 5000) {
         report(gw);
         gw->last_status = now;

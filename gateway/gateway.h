@@ -76,6 +76,7 @@ struct gw {
     lws_sorted_usec_list_t sul_tick; /* ... the fallback's lws timer */
     struct gw_stats stats;
     struct cf_memtrim trim;
+    uint64_t qarrays_trimmed; /* queue arrays given back after a burst */
 };
 
 /* Adopts a descriptor (a listening socket, a broker link, the epoll set)

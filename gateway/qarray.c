@@ -38,6 +38,14 @@ void qarray_put(struct cf_buf **q, uint32_t slots)
         free(q);
 }
 
+size_t qarray_trim(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NLISTS; i++)
+        n += cf_fl_trim(&lists[i]);
+    return n;
+}
+
 size_t qarray_held(void)
 {
     size_t n = 0;

@@ -722,6 +722,52 @@ static void test_freelist(void **state)
     cf_fl_drain(&tiny);
 }
 
+/* Trim frees what no get needed since the trim before: a burst's blocks go
+ * back two trims after it, the peak in use over an interval stays, and the
+ * blocks kept are the ones put last (the chain's head). */
+static void test_freelist_trim(void **state)
+{
+    (void)state;
+    struct cf_freelist f = CF_FREELIST_INIT(32, 100);
+    void *p[10];
+    for (int i = 0; i < 10; i++)
+        assert_non_null(p[i] = cf_fl_get(&f)); /* from malloc: the list is empty */
+    for (int i = 0; i < 10; i++)
+        cf_fl_put(&f, p[i]);
+    assert_int_equal(cf_fl_trim(&f), 0); /* just used */
+#ifdef CF_ASAN
+    assert_int_equal(f.n, 0);
+    assert_int_equal(cf_fl_trim(&f), 0);
+#else
+    assert_int_equal(f.n, 10);
+    /* an interval in which at most three were out at once */
+    void *a = cf_fl_get(&f), *b = cf_fl_get(&f), *c = cf_fl_get(&f);
+    cf_fl_put(&f, c);
+    cf_fl_put(&f, b);
+    cf_fl_put(&f, a);
+    assert_int_equal(f.n, 10);
+    assert_int_equal(cf_fl_trim(&f), 7);
+    assert_int_equal(f.n, 3);
+    assert_ptr_equal(f.head, a);
+    assert_ptr_equal(*(void **)a, b);
+    assert_ptr_equal(*(void **)b, c);
+    assert_null(*(void **)c);
+    /* all three out, then back: none was idle */
+    for (int i = 0; i < 3; i++)
+        p[i] = cf_fl_get(&f);
+    assert_null(f.head);
+    for (int i = 2; i >= 0; i--)
+        cf_fl_put(&f, p[i]);
+    assert_int_equal(cf_fl_trim(&f), 0);
+    /* an interval without a get: the rest goes */
+    assert_int_equal(cf_fl_trim(&f), 3);
+    assert_int_equal(f.n, 0);
+    assert_null(f.head);
+    assert_int_equal(cf_fl_trim(&f), 0);
+#endif
+    cf_fl_drain(&f);
+}
+
 /* The arena: aligned blocks while they fit, NULL once full; it starts over
  * only when every block is freed, never under one that lives; blocks of
  * cf_arena_alloc_or_malloc come from it or from malloc() and are freed
@@ -820,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_rel),
         cmocka_unit_test(test_buf_refcount),
         cmocka_unit_test(test_freelist),
+        cmocka_unit_test(test_freelist_trim),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

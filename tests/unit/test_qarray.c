@@ -1,5 +1,6 @@
 /* qarray: a session queue's array given back is the one handed out next for
- * its size, what each size keeps is bounded, and other sizes are not kept. */
+ * its size, what each size keeps is bounded, other sizes are not kept, and
+ * what a burst left is given back once idle. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,11 +71,37 @@ static void test_what_is_kept_is_bounded(void **state)
     qarray_put(NULL, 4); /* a no-op */
 }
 
+/* Arrays no queue took for a whole interval go back to malloc: after a
+ * burst, two trims leave nothing held. */
+static void test_idle_arrays_are_trimmed(void **state)
+{
+    (void)state;
+    qarray_trim();
+    qarray_trim(); /* whatever the tests before left */
+    assert_int_equal(qarray_held(), 0);
+    struct cf_buf **q[5];
+    for (int i = 0; i < 5; i++)
+        assert_non_null(q[i] = qarray_get(i < 3 ? 4 : 16));
+    for (int i = 0; i < 5; i++)
+        qarray_put(q[i], i < 3 ? 4 : 16);
+#ifdef CF_ASAN
+    assert_int_equal(qarray_held(), 0);
+    assert_int_equal(qarray_trim(), 0);
+#else
+    assert_int_equal(qarray_held(), 5);
+    assert_int_equal(qarray_trim(), 0); /* in use during this interval */
+    assert_int_equal(qarray_held(), 5);
+    assert_int_equal(qarray_trim(), 5);
+    assert_int_equal(qarray_held(), 0);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_array_given_back_is_reused),
         cmocka_unit_test(test_what_is_kept_is_bounded),
+        cmocka_unit_test(test_idle_arrays_are_trimmed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
