@@ -228,6 +228,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     if (now - b->retried_at >= 1000) { /* a walk of every room when it does something */
         b->retried_at = now;
         rooms_retry(b->rooms);
+        cf_fl_trim(&b->pendings); /* a burst's requests, unused for a second */
     }
     notify_ready_if_due(b); /* a degraded start, once it has settled */
     /* A round refreshes as many rooms as there were when the period began,

@@ -49,7 +49,8 @@ struct broker {
     uint32_t ngone;
     bool serving; /* some Redis server works (ready: every one does) */
     uint64_t foreign, publish_dropped, misrouted, requests;
-    struct cf_freelist pendings; /* one struct pending per request in flight */
+    struct cf_freelist pendings; /* one struct pending per request in flight;
+                                  * what a burst left is trimmed each second */
 };
 
 /* What a request needs to answer when Redis replies later. */
