@@ -10,6 +10,7 @@
 #include "iplimit.h"
 #include "lowfd.h"
 #include "lrooms.h"
+#include "qarray.h"
 #include "reqs.h"
 #include "resync.h"
 #include "session.h"
@@ -98,6 +99,8 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          st->conns_untracked},
         {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
          reqs_count(gw->reqs)},
+        {"confab_gateway_queue_arrays_held", "gauge",
+         "client queue arrays kept for reuse (given back once unused for a second)", qarray_held()},
         {"confab_gateway_resyncs_pending", "gauge",
          "of those, re-syncs of members (at most 256 at a time per broker)",
          reqs_resyncs(gw->reqs)},
