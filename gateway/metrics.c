@@ -99,11 +99,11 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
          st->conns_untracked},
         {"confab_gateway_requests_pending", "gauge", "requests waiting for a broker",
          reqs_count(gw->reqs)},
-        {"confab_gateway_queue_arrays_held", "gauge",
-         "client queue arrays kept for reuse (given back once unused for a second)", qarray_held()},
         {"confab_gateway_resyncs_pending", "gauge",
          "of those, re-syncs of members (at most 256 at a time per broker)",
          reqs_resyncs(gw->reqs)},
+        {"confab_gateway_queue_arrays_held", "gauge",
+         "client queue arrays kept for reuse (given back once unused for a second)", qarray_held()},
         {"confab_gateway_resyncs_waiting", "gauge",
          "members waiting for their re-sync to be sent: behind a broker's window, or refused "
          "and waiting for the retry",
