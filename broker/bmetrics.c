@@ -106,4 +106,14 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
            (unsigned long long)m->dropped);
     METRIC(o, "gauge", "confab_broker_held_bytes", "requests held until their room is subscribed",
            "%s %llu", l, (unsigned long long)rs.held_bytes);
+    HEAD(o, "gauge", "confab_broker_pool_blocks_held",
+         "freed blocks kept for reuse; those unused for a second go back to malloc");
+    const struct {
+        const char *pool;
+        size_t n;
+    } pools[] = {
+        {"requests", m->held_requests}, {"replies", m->held_boxes}, {"batches", m->held_batches}};
+    for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+        cf_bytes_printf(o, "confab_broker_pool_blocks_held{shard=\"%u\",pool=\"%s\"} %zu\n",
+                        m->shard, pools[i].pool, pools[i].n);
 }

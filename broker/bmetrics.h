@@ -16,6 +16,8 @@ struct bmetrics {
     bool ready, serving;
     size_t links;
     uint64_t presence, requests, foreign, dropped;
+    /* blocks kept for reuse after a burst, per pool (freelist.h) */
+    size_t held_requests, held_boxes, held_batches;
     struct rooms_stats rooms;
     /* One per Redis server of REDIS_ADDR: their series carry server="<i>". */
     uint32_t nservers;

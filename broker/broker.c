@@ -25,6 +25,7 @@
 #include "mhttp.h"
 #include "notify.h"
 #include "presence.h"
+#include "rbatch.h"
 #include "rooms.h"
 #include "rset.h"
 #include "scripts.h"
@@ -215,6 +216,16 @@ static void report(struct broker *b)
 
 static void notify_ready_if_due(struct broker *b);
 
+/* Once a second: the pooled blocks a burst left, unused for a second, go
+ * back to malloc, and once the work stops, the free pages to the system
+ * (joins and leaves also leave holes among long-lived room members). */
+static void trim(struct broker *b, int64_t now)
+{
+    b->pool_trimmed += cf_fl_trim(&b->pendings) + store_trim() + rbatch_trim();
+    if (b->links)
+        cf_memtrim_tick(&b->trim, gwlinks_activity(b->links) + b->pool_trimmed, now);
+}
+
 static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)usec;
@@ -228,7 +239,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     if (now - b->retried_at >= 1000) { /* a walk of every room when it does something */
         b->retried_at = now;
         rooms_retry(b->rooms);
-        cf_fl_trim(&b->pendings); /* a burst's requests, unused for a second */
+        trim(b, now);
     }
     notify_ready_if_due(b); /* a degraded start, once it has settled */
     /* A round refreshes as many rooms as there were when the period began,
@@ -396,7 +407,10 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
                          .presence = presence_count(b->presence),
                          .requests = b->requests,
                          .foreign = b->foreign,
-                         .dropped = b->publish_dropped};
+                         .dropped = b->publish_dropped,
+                         .held_requests = b->pendings.n,
+                         .held_boxes = store_boxes_held(),
+                         .held_batches = rbatch_records_held()};
     rooms_stats(b->rooms, &m.rooms);
     struct rset_server_stats sv[CF_REDIS_MAX_SERVERS];
     m.nservers = rset_count(b->redis);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "freelist.h"
 #include "links.h"
+#include "memtrim.h"
 #include "rooms.h"
 #include "rset.h"
 #include "store.h"
@@ -38,6 +39,11 @@ struct broker {
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
     int64_t retried_at; /* rooms_retry, once a second */
+    /* Gives freed heap pages back once a burst is over. Its activity is
+     * the links' work plus the pooled blocks trimmed (whose pages are free
+     * only from then on). */
+    struct cf_memtrim trim;
+    uint64_t pool_trimmed;
     /* Gateway links closed less than LINK_GRACE_MS ago (or whose entries
      * a newer link is still taking over), oldest first: their presence
      * entries wait for the gateway's re-sync (broker.c). */

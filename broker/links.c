@@ -13,7 +13,6 @@
 #include "apause.h"
 #include "clock.h"
 #include "log.h"
-#include "memtrim.h"
 #include "sock.h"
 
 #define HELLO_TIMEOUT_MS 5000
@@ -54,8 +53,7 @@ struct gwlinks {
     uint64_t next_id;
     struct gwlink *dirty, *dead;
     struct cf_wire_decoder *dec;
-    uint64_t frames_in;      /* for memtrim: work that allocates */
-    struct cf_memtrim trim;
+    uint64_t frames_in;  /* for memtrim (broker.c): work that allocates */
     struct apause pause; /* accepting, after running out of descriptors */
 };
 
@@ -387,8 +385,6 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
         else if (l->st == L_UP && now - l->last_rx > SILENCE_TIMEOUT_MS)
             link_close(l, "gateway silent for 35 s", true);
     }
-    /* joins and leaves leave holes among long-lived room members */
-    cf_memtrim_tick(&g->trim, g->frames_in + g->next_id, now);
     sd_event_source_set_time_relative(s, 1000 * 1000);
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
@@ -509,6 +505,11 @@ void gwlinks_broadcast(struct gwlinks *g, const struct cf_wire_msg *m)
 {
     for (struct gwlink *l = g->head; l; l = l->next)
         gwlink_send(l, m);
+}
+
+uint64_t gwlinks_activity(const struct gwlinks *g)
+{
+    return g->frames_in + g->next_id;
 }
 
 size_t gwlinks_count(const struct gwlinks *g)

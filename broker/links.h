@@ -61,6 +61,9 @@ uint64_t gwlink_id(const struct gwlink *l);
 const char *gwlink_node(const struct gwlink *l);
 
 size_t gwlinks_count(const struct gwlinks *g);
+/* Grows with the work that allocates (frames received, links opened): what
+ * the broker's memtrim watches. */
+uint64_t gwlinks_activity(const struct gwlinks *g);
 /* Draining: no new links (gateways retry, reaching the next broker). */
 void gwlinks_stop_accepting(struct gwlinks *g);
 /* Writes now what this iteration queued for the gateways, and frees the links

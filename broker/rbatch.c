@@ -42,6 +42,16 @@ struct inflight {
 
 static struct cf_freelist g_inflight = CF_FREELIST_INIT(sizeof(struct inflight), 64);
 
+size_t rbatch_records_held(void)
+{
+    return g_inflight.n;
+}
+
+size_t rbatch_trim(void)
+{
+    return cf_fl_trim(&g_inflight);
+}
+
 struct rbatch {
     struct rbridge *rb;
     int script; /* of the calls held */

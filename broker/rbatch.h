@@ -49,6 +49,12 @@ struct rbatch *rbatch_new(struct rbridge *rb);
  * included. */
 int rbatch_unqueued(const redisReply *r);
 
+/* The records of queued EVALSHAs kept for reuse, process-wide: how many are
+ * held, and a trim of those no batch took since the last trim (call once a
+ * second; freelist.h), which returns how many it freed. */
+size_t rbatch_records_held(void);
+size_t rbatch_trim(void);
+
 /* The batcher rb already has, or NULL. */
 struct rbatch *rbatch_of(const struct rbridge *rb);
 

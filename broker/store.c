@@ -221,6 +221,16 @@ struct box {
 /* a box per request: recycled, not malloc'd per message */
 static struct cf_freelist g_boxes = CF_FREELIST_INIT(sizeof(struct box), 1024);
 
+size_t store_boxes_held(void)
+{
+    return g_boxes.n;
+}
+
+size_t store_trim(void)
+{
+    return cf_fl_trim(&g_boxes);
+}
+
 static void box_free(struct box *b)
 {
     cf_fl_put(&g_boxes, b);

@@ -85,6 +85,13 @@ typedef void (*store_page_fn)(void *ud, int err, const struct store_page *r);
  * send or join sets them again, instead of up to HISTORY_TTL/8 later. */
 void store_forget_touches(void);
 
+/* The reply boxes kept for reuse (one carries a request's callback while
+ * Redis runs it): how many are held, and a trim of those no request took
+ * since the last trim (call once a second; freelist.h), which returns how
+ * many it freed. Process-wide, like the boxes. */
+size_t store_boxes_held(void);
+size_t store_trim(void);
+
 /* Stores and publishes a message. `m` is a CF_WIRE_MSG without id; cid (may
  * be empty) is the client's idempotency key. */
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,

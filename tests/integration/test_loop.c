@@ -105,15 +105,40 @@ static void test_idle_tls_gateway_sleeps(void **state)
     assert_int_equal(h_fixture_down(&f), 0);
 }
 
+/* The blocks of broker pool `pool` (confab_broker_pool_blocks_held) held
+ * by both shards of a node whose brokers answer /metrics on bport + shard. */
+static double broker_pool(int bport, const char *pool)
+{
+    char match[48];
+    snprintf(match, sizeof match, "pool=\"%s\"", pool);
+    double sum = 0;
+    for (int shard = 0; shard < 2; shard++) {
+        struct h_resp r;
+        if (h_http(bport + shard, "GET", "/metrics", NULL, NULL, 0, &r) < 0 || r.status != 200)
+            fail_msg("GET /metrics on broker %d (port %d) failed", shard, bport + shard);
+        int n = 0;
+        sum += prom_sum(r.body, "confab_broker_pool_blocks_held", match, &n);
+        h_resp_free(&r);
+        if (n != 1)
+            fail_msg("%d samples of pool %s on broker %d, expected 1", n, pool, shard);
+    }
+    return sum;
+}
+
 /* A burst of messages makes a member's queue outgrow its two inline slots;
  * the arrays it took are kept for reuse while traffic goes on, and given
  * back once unused for a second (qarray_trim from the tick), so an idle
- * gateway does not hold its largest burst's arrays for good. */
-static void test_a_burst_s_queue_arrays_are_given_back(void **state)
+ * gateway does not hold its largest burst's arrays for good. The broker
+ * does the same with its request records (its once-a-second beat). */
+static void test_a_burst_s_pooled_blocks_are_given_back(void **state)
 {
     (void)state;
+    static char bm_env[48];
+    int bport = h_free_ports(2);
+    snprintf(bm_env, sizeof bm_env, "BROKER_METRICS_PORT=%d", bport);
+    const char *env[] = {bm_env, NULL};
     struct h_fixture f;
-    assert_int_equal(h_fixture_up(&f, NULL), 0);
+    assert_int_equal(h_fixture_up(&f, env), 0);
     int port = f.node.port;
     struct wsc *a = member(port, "burst_a", "burst");
     struct wsc *b = member(port, "burst_b", "burst");
@@ -123,10 +148,10 @@ static void test_a_burst_s_queue_arrays_are_given_back(void **state)
     enum { N = 12 };
     char text[N][96];
     const char *frames[N];
-    double held = 0;
+    double held = 0, records = 0;
     /* bursts until one reached the member in a single pass: how the
      * broker's batches fall is the machine's */
-    for (int round = 0; round < 20 && held == 0; round++) {
+    for (int round = 0; round < 20 && (held == 0 || records == 0); round++) {
         for (int i = 0; i < N; i++) {
             snprintf(text[i], sizeof text[i],
                      "{\"type\":\"send_message\",\"payload\":{\"message\":\"r%d-%d\"}}", round, i);
@@ -137,18 +162,32 @@ static void test_a_burst_s_queue_arrays_are_given_back(void **state)
         snprintf(last, sizeof last, "r%d-%d", round, N - 1);
         read_until(a, last);
         held = counter(port, "confab_gateway_queue_arrays_held");
+        records = broker_pool(bport, "requests");
     }
 #ifdef CF_ASAN
-    assert_true(held == 0); /* ASan builds keep nothing (freelist.h) */
+    /* ASan builds keep nothing (freelist.h) */
+    assert_true(held == 0 && records == 0);
 #else
-    if (held == 0)
-        fail_msg("20 bursts of %d messages never left a queue array held", N);
-    int64_t until = h_now_ms() + 4000; /* unused for a second, then a trim */
-    while (counter(port, "confab_gateway_queue_arrays_held") > 0 && h_now_ms() < until)
+    if (held == 0 || records == 0)
+        fail_msg("20 bursts of %d messages never left a queue array (%.0f) and a broker "
+                 "request record (%.0f) held",
+                 N, held, records);
+    /* unused for a second, then a trim; the replies and batches pools serve
+     * the broker's own canary and presence refreshes too, so they are only
+     * printed */
+    int64_t until = h_now_ms() + 4000;
+    while ((counter(port, "confab_gateway_queue_arrays_held") > 0 ||
+            broker_pool(bport, "requests") > 0) &&
+           h_now_ms() < until)
         h_sleep_ms(100);
     double left = counter(port, "confab_gateway_queue_arrays_held");
-    printf("queue arrays held after a burst: %.0f, 4 s later: %.0f\n", held, left);
+    double rleft = broker_pool(bport, "requests");
+    printf("held after a burst: %.0f queue arrays, %.0f request records; 4 s later: %.0f and "
+           "%.0f (replies %.0f, batches %.0f)\n",
+           held, records, left, rleft, broker_pool(bport, "replies"),
+           broker_pool(bport, "batches"));
     assert_true(left == 0);
+    assert_true(rleft == 0);
 #endif
     wsc_close(a);
     wsc_close(b);
@@ -160,7 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idle_gateway_sleeps),
         cmocka_unit_test(test_idle_tls_gateway_sleeps),
-        cmocka_unit_test(test_a_burst_s_queue_arrays_are_given_back),
+        cmocka_unit_test(test_a_burst_s_pooled_blocks_are_given_back),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
