@@ -490,3 +490,8 @@ bool blinks_link_ready(const struct blinks *b, uint32_t shard)
 {
     return shard < b->n && b->links[shard].st == BL_UP && b->links[shard].broker_ready;
 }
+
+size_t blinks_link_queued(const struct blinks *b, uint32_t shard)
+{
+    return shard < b->n ? cf_bytes_len(&b->links[shard].out) : 0;
+}

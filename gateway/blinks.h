@@ -76,6 +76,9 @@ uint32_t blinks_ready(const struct blinks *b);
 uint32_t blinks_serving(const struct blinks *b);
 bool blinks_link_up(const struct blinks *b, uint32_t shard);
 bool blinks_link_ready(const struct blinks *b, uint32_t shard);
+/* Bytes queued for that broker and not yet written: grows while the broker
+ * does not read (stalled, or slower than the gateway's traffic). */
+size_t blinks_link_queued(const struct blinks *b, uint32_t shard);
 
 /* The lws callback for BLINKS_PROTOCOL. */
 int blinks_callback(struct lws *wsi, int reason, void *user, void *in, size_t len);

@@ -135,6 +135,11 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
     for (uint32_t i = 0; i < blinks_count(gw->links); i++)
         cf_bytes_printf(o, "confab_gateway_broker_ready{%s,shard=\"%u\"} %d\n", l, i,
                         blinks_link_ready(gw->links, i));
+    head(o, "confab_gateway_broker_link_queued_bytes", "gauge",
+         "bytes queued for that broker shard and not yet written");
+    for (uint32_t i = 0; i < blinks_count(gw->links); i++)
+        cf_bytes_printf(o, "confab_gateway_broker_link_queued_bytes{%s,shard=\"%u\"} %zu\n", l, i,
+                        blinks_link_queued(gw->links, i));
     head(o, "confab_gateway_delivery_latency_seconds", "histogram",
          "from the sender's gateway accepting a message to this gateway queueing it");
     uint64_t cum = 0;

@@ -2,8 +2,9 @@
  * with its `ref` and `room`, and the connection staying open after each; the
  * caps on limit and members; the close codes of v1 (1003 for the wrong frame
  * kind, 1007, 1009); the msgpack encoding end to end; too_many_requests and
- * timeout while a broker is stopped. */
+ * timeout while a broker is stopped, and the other shard working meanwhile. */
 #include "v1.h"
+#include "prom.h"
 
 #include <unistd.h>
 
@@ -588,6 +589,118 @@ static void test_timeout_then_resend_is_exactly_once(void **state)
     v1_close(b);
 }
 
+/* confab_gateway_broker_link_queued_bytes of shards 0 and 1. */
+static void link_queued(double out[2])
+{
+    struct h_resp r;
+    if (h_http(fx.node.port, "GET", "/metrics", NULL, NULL, 0, &r) < 0 || r.status != 200)
+        fail_msg("GET /metrics failed");
+    for (int i = 0; i < 2; i++) {
+        char match[16];
+        snprintf(match, sizeof match, "shard=\"%d\"", i);
+        int n = 0;
+        out[i] = prom_sum(r.body, "confab_gateway_broker_link_queued_bytes", match, &n);
+        if (n != 1)
+            out[i] = -1;
+    }
+    h_resp_free(&r);
+}
+
+/* One shard wedged (its broker stopped) next to a healthy one. The wedged
+ * shard's link fills past what its socket holds, and the healthy shard's
+ * rooms go on as before: for a client that also waits on the wedged shard,
+ * and for one that connects and joins meanwhile. Once the broker resumes,
+ * every request it was sent is answered. */
+static void test_a_wedged_shard_leaves_the_other_working(void **state)
+{
+    (void)state;
+    enum { FLOODERS = 6, EACH = 40 };
+    char ra[32], rb[32], rf[FLOODERS][32], big[3901];
+    room_on_shard(ra, sizeof ra, "wedged-", 0, 2);
+    room_on_shard(rb, sizeof rb, "healthy-", 1, 2);
+    memset(big, 'w', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    struct v1c *a = user("alice"), *b = user("bob"), *f[FLOODERS];
+    join_quietly(a, ra);
+    join_quietly(a, rb);
+    join_quietly(b, rb);
+    for (int i = 0; i < FLOODERS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "flood%d-", i);
+        /* a room each: a member that is not read takes only its own 156 KB,
+         * under the gateway's slow-consumer bound */
+        room_on_shard(rf[i], sizeof rf[i], name, 0, 2);
+        f[i] = user(name);
+        join_quietly(f[i], rf[i]);
+    }
+    stop_process(fx.node.broker[0].pid);
+    /* ~0.9 MB for shard 0: more than its link's socket buffers hold */
+    for (int i = 0; i < FLOODERS; i++)
+        for (int k = 0; k < EACH; k++) {
+            char id[16];
+            snprintf(id, sizeof id, "f-%d", k);
+            send_req(f[i], rf[i], big, id);
+        }
+    send_req(a, ra, "waits", "w-1");
+    /* Look before resuming the broker, assert after (a failed assertion
+     * must not leave it stopped). */
+    double queued[2] = {-1, -1};
+    for (int64_t until = h_now_ms() + V1_WAIT; h_now_ms() < until; h_sleep_ms(20)) {
+        link_queued(queued);
+        if (queued[0] > 0)
+            break; /* the gateway holds what the wedged broker's socket would not take */
+    }
+    int64_t t0 = h_now_ms();
+    send_req(a, rb, "goes through", "g-1");
+    json_t *ack = v1_wait(a, V1_WAIT, "ack", "id", "g-1", NULL);
+    json_t *seen = v1_wait(b, V1_WAIT, "new_message", "room", rb, "message", "goes through", NULL);
+    int64_t took = h_now_ms() - t0;
+    struct v1c *c = v1_open(fx.node.port, "carol", V1_JSON);
+    json_t *joined = NULL, *heard = NULL;
+    if (c) {
+        assert_int_equal(v1_send(c, "join", json_pack("{s:s}", "room", rb)), 0);
+        joined = v1_wait(c, V1_WAIT, "joined", "room", rb, NULL);
+        send_req(b, rb, "hello carol", "h-1");
+        heard = v1_wait(c, V1_WAIT, "new_message", "room", rb, "message", "hello carol", NULL);
+    }
+    bool none_yet = v1_none(a, 0, "ack", "id", "w-1", NULL) && v1_none(a, 0, "error", NULL);
+    double healthy_queued[2];
+    link_queued(healthy_queued);
+    kill(fx.node.broker[0].pid, SIGCONT);
+    printf("healthy shard's send acked and delivered in %lld ms while the other was stopped "
+           "with %.0f bytes queued for it\n",
+           (long long)took, queued[0]);
+    assert_true(queued[0] > 0);
+    assert_true(healthy_queued[1] == 0);
+    V1_MUST(a, ack, "ack of the healthy shard's send");
+    V1_MUST(b, seen, "the healthy shard's message");
+    assert_non_null(c);
+    V1_MUST(c, joined, "a join on the healthy shard");
+    V1_MUST(c, heard, "a message heard by the member who joined meanwhile");
+    assert_true(none_yet); /* the wedged shard's request is neither done nor refused */
+    json_decref(ack);
+    json_decref(seen);
+    json_decref(joined);
+    json_decref(heard);
+    /* the wedged shard's requests, all answered once it resumes */
+    json_decref(expect_ack(a, ra, "w-1"));
+    expect_new(a, ra, "waits", "alice");
+    for (int i = 0; i < FLOODERS; i++) {
+        for (int k = 0; k < EACH; k++) {
+            char id[16];
+            snprintf(id, sizeof id, "f-%d", k);
+            json_decref(expect_ack(f[i], rf[i], id));
+        }
+        assert_int_equal(v1_count(f[i], 500, "new_message", "room", rf[i], "message", big, NULL),
+                         EACH);
+        V1_NONE(f[i], 0, "error", NULL);
+        v1_close(f[i]);
+    }
+    v1_close(a);
+    v1_close(b);
+    v1_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_msgpack_end_to_end),
         cmocka_unit_test(test_too_many_requests),
         cmocka_unit_test(test_timeout_then_resend_is_exactly_once),
+        cmocka_unit_test(test_a_wedged_shard_leaves_the_other_working),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }
