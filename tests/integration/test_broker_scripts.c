@@ -4,6 +4,7 @@
  * a period. Through raw gateway links (blink.h) against a real node. */
 #include "common.h"
 #include "blink.h"
+#include "blink_fixture.h"
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
@@ -14,21 +15,6 @@
 #include "shard.h"
 #include "wire.h"
 
-static struct h_fixture fx;
-
-static int setup(void **state)
-{
-    (void)state;
-    static const char *const node_env[] = {"LOG_LEVEL=debug", "MAX_LINK_QUEUE_BYTES=1048576", NULL};
-    return h_fixture_up(&fx, node_env);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
-}
-
 /* After a test that makes Redis look full: also when it failed there, the
  * tests after it get a Redis that is not. */
 static int memory_unlimited(void **state)
@@ -36,11 +22,6 @@ static int memory_unlimited(void **state)
     (void)state;
     const char *const unlimited[] = {"CONFIG", "SET", "maxmemory", "0", NULL};
     return h_redis_cli(&fx.redis, unlimited) < 0 ? -1 : 0;
-}
-
-static int link_to(int shard)
-{
-    return bl_connect(fx.node.run_dir, shard);
 }
 
 struct answer {

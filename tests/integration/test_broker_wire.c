@@ -4,6 +4,7 @@
  * backend straight into Redis reaches the room. */
 #include "common.h"
 #include "blink.h"
+#include "blink_fixture.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -18,26 +19,6 @@
 #include "clock.h"
 #include "shard.h"
 #include "wire.h"
-
-static struct h_fixture fx;
-
-static int setup(void **state)
-{
-    (void)state;
-    static const char *const node_env[] = {"LOG_LEVEL=debug", "MAX_LINK_QUEUE_BYTES=1048576", NULL};
-    return h_fixture_up(&fx, node_env);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return h_fixture_down(&fx);
-}
-
-static int link_to(int shard)
-{
-    return bl_connect(fx.node.run_dir, shard);
-}
 
 static void chat_still_works(void)
 {
