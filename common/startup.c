@@ -1,6 +1,7 @@
 #include "startup.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -35,8 +36,23 @@ int cf_start_no_args(const char *prog, int argc, char **argv, int optind)
     return -1;
 }
 
+static void stop_signals(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(how, &set, NULL);
+}
+
+void cf_start_release_signals(void)
+{
+    stop_signals(SIG_UNBLOCK);
+}
+
 int cf_start_config(const char *prog, const char *process, struct cf_config *cfg)
 {
+    stop_signals(SIG_BLOCK); /* until the loop takes them (startup.h) */
     cf_log_set_process(process);
     if (cf_config_load(cfg) < 0) {
         fprintf(stderr, "%s: invalid configuration, not starting\n", prog);

@@ -28,6 +28,7 @@
 #include "reqs.h"
 #include "resync.h"
 #include "session.h"
+#include "startup.h"
 #include "supervisor.h"
 #include "tbucket.h"
 #include "v1.h"
@@ -514,6 +515,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    cf_start_release_signals(); /* one held since start-up stops the loop at once */
 
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     gw.auth = auth_from_config(cfg);
