@@ -26,17 +26,19 @@ int cf_start_option(int opt, const char *prog, void (*usage)(FILE *out));
 int cf_start_no_args(const char *prog, int argc, char **argv, int optind);
 
 /* Names the process `process` in the log, loads the configuration into *cfg
- * and applies its log settings. From here on SIGTERM and SIGINT are held
- * (blocked, also in the processes it forks) until the program's loop takes
- * them: the broker's sd-event, or the gateway's handler, which then calls
- * cf_start_release_signals. A stop asked for while the process starts
- * (checking its ports can take 2 s) then ends it cleanly once its loop
- * runs, instead of killing it half set up. */
-void cf_start_release_signals(void);
-/* Loads the configuration as said above. A bad configuration has been reported
+ * and applies its log settings. A bad configuration has been reported
  * variable by variable by cf_config_load; this adds that `prog` does not
- * start and returns -1. */
+ * start and returns -1.
+ *
+ * From its call on, SIGTERM and SIGINT are held (blocked, also in the
+ * processes it forks) until the program's loop takes them: the broker's
+ * sd-event, or the gateway's handler. A stop asked for while the process
+ * starts (checking its ports can take 2 s) then ends it cleanly once its
+ * loop runs, instead of killing it half set up. */
 int cf_start_config(const char *prog, const char *process, struct cf_config *cfg);
+/* Lets SIGTERM and SIGINT through again, once the caller's handler for them
+ * is installed; one held meanwhile is delivered now. */
+void cf_start_release_signals(void);
 
 /* The units' LimitNOFILE (deploy/systemd): how far cf_start_raise_files goes. */
 #define CF_START_FILES_CAP 262144
