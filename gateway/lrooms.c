@@ -438,14 +438,27 @@ static struct wlist *wlist_room(struct lrooms *r, uint32_t l, uint32_t more)
     return w;
 }
 
-/* An empty list gives its memory back: a shard's outage can fill one with
- * every membership of the shard. */
+/* A shard's outage can fill a list with every membership of the shard, and
+ * a few of them may then wait long (their room's shard still refusing): an
+ * empty list gives its memory back, and one down to an eighth of its slots
+ * keeps a quarter of them. Shrinking leaves it half full at most, so it takes
+ * as many members again before it grows or shrinks once more. */
 static void wlist_trim(struct wlist *w)
 {
     if (w->n == 0) {
         free(w->v);
         w->v = NULL;
         w->cap = w->head = w->end = 0;
+        return;
+    }
+    if (w->cap <= WLIST_FIRST || w->n > w->cap / 8)
+        return;
+    wlist_compact(w);
+    uint32_t cap = w->cap / 4 < WLIST_FIRST ? WLIST_FIRST : w->cap / 4;
+    struct lmember **v = realloc(w->v, (size_t)cap * sizeof *v);
+    if (v) { /* else it keeps the larger array, compacted */
+        w->v = v;
+        w->cap = cap;
     }
 }
 
@@ -537,6 +550,14 @@ int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to)
 size_t lrooms_wait_count(const struct lrooms *r, uint32_t list)
 {
     return list < r->nlists ? r->lists[list].n : 0;
+}
+
+size_t lrooms_wait_bytes(const struct lrooms *r)
+{
+    size_t b = (size_t)r->nlists * sizeof *r->lists;
+    for (uint32_t l = 0; l < r->nlists; l++)
+        b += (size_t)r->lists[l].cap * sizeof *r->lists[l].v;
+    return b;
 }
 
 size_t lrooms_count(const struct lrooms *r)

@@ -106,7 +106,8 @@ void lrooms_foreach_member(struct lrooms *r, bool (*want)(void *ud, struct cf_st
  * or presence registration waits (resync.h keeps three a shard). A member
  * is in one list at most, and leaves it when it leaves its room, so a list
  * never holds a member that is gone. Each costs 8 to 32 bytes in the list
- * while it waits (an array never shrinks before its list is empty).
+ * while it waits (an array shrinks to a quarter once down to an eighth in
+ * use, and is freed when its list is empty).
  * Members are taken in the order they were put in (first in, first out),
  * so none waits longer than the members ahead of it; only
  * lrooms_wait_front puts one ahead, a member whose turn it already was. */
@@ -125,6 +126,8 @@ struct lmember *lrooms_wait_take(struct lrooms *r, uint32_t list);
  * after those already in `to`. 0, or -ENOMEM (nothing moved). */
 int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to);
 size_t lrooms_wait_count(const struct lrooms *r, uint32_t list);
+/* What the waiting lists' arrays hold now, in bytes. */
+size_t lrooms_wait_bytes(const struct lrooms *r);
 static inline bool lrooms_waits(const struct lmember *m)
 {
     return m->wslot != 0;

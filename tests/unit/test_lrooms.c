@@ -364,6 +364,41 @@ static void test_waiting_lists_keep_the_order_members_came_in(void **state)
     fix_down(&f);
 }
 
+/* A list an outage filled gives most of its array back once most of its
+ * members are taken, before the last of them is: the few left may wait long.
+ * The ones left still come out in their turn. */
+static void test_a_drained_waiting_list_gives_back_its_array(void **state)
+{
+    (void)state;
+    struct fix f;
+    fix_up(&f, WAIT_SESSIONS);
+    struct lmember *m[WAIT_SESSIONS][WAIT_ROOMS];
+    join_grid(&f, m);
+    size_t empty = lrooms_wait_bytes(f.r);
+    for (int k = 0; k < WAIT_SESSIONS; k++)
+        for (int i = 0; i < WAIT_ROOMS; i++)
+            assert_int_equal(lrooms_wait(f.r, m[k][i], 0), 0);
+    size_t full = lrooms_wait_bytes(f.r);
+    /* 160 members: an array of 256 */
+    assert_true(full >= empty + 256 * sizeof(void *));
+    /* every other one leaves its list (holes), then all but 12 are taken */
+    for (int k = 0; k < WAIT_SESSIONS; k++)
+        for (int i = 1; i < WAIT_ROOMS; i += 2)
+            lrooms_unwait(f.r, m[k][i]);
+    for (int n = 0; n < 80 - 12; n++)
+        assert_non_null(lrooms_wait_take(f.r, 0));
+    assert_int_equal(lrooms_wait_count(f.r, 0), 12);
+    size_t left = lrooms_wait_bytes(f.r);
+    if (left - empty > (full - empty) / 3) /* a quarter of the array, and the list itself */
+        fail_msg("12 members waiting hold %zu bytes of array (%zu when full)", left - empty,
+                 full - empty);
+    /* the last 12 put in (session 4's even rooms 16..38), in their turn */
+    for (int i = 16; i < WAIT_ROOMS; i += 2)
+        assert_ptr_equal(lrooms_wait_take(f.r, 0), m[3][i]);
+    assert_null(lrooms_wait_take(f.r, 0));
+    fix_down(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
         cmocka_unit_test(test_waiting_lists),
         cmocka_unit_test(test_waiting_lists_keep_the_order_members_came_in),
+        cmocka_unit_test(test_a_drained_waiting_list_gives_back_its_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
