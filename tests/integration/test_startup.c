@@ -187,9 +187,14 @@ static void test_a_stop_while_starting_is_clean(void **state)
     assert_true(configured);
     if (!held || status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         h_dump_log(&p, 20);
-        fail_msg("alive after SIGTERM while starting: %s; then %s %d", held ? "yes" : "no",
-                 status == -1 ? "no exit, status" : WIFEXITED(status) ? "exit" : "signal",
-                 status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        const char *how = "no exit in 10 s";
+        int code = -1;
+        if (status != -1 && WIFEXITED(status))
+            how = "exit", code = WEXITSTATUS(status);
+        else if (status != -1)
+            how = "signal", code = WTERMSIG(status);
+        fail_msg("alive after SIGTERM while starting: %s; then %s %d", held ? "yes" : "no", how,
+                 code);
     }
 }
 
