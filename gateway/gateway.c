@@ -197,7 +197,7 @@ static void on_broker_up(void *ud, uint32_t shard)
     struct gw *gw = ud;
     struct relink r = {gw, shard};
     lrooms_foreach(gw->rooms, relink_room, &r);
-    v1_on_link_up(gw, shard); /* after the joins: the broker needs them first */
+    v1_on_link_up(gw, shard, true); /* after the joins: the broker needs them first */
     report(gw);
 }
 
@@ -205,7 +205,7 @@ static void on_broker_ready_again(void *ud, uint32_t shard)
 {
     struct gw *gw = ud;
     CF_INFO("gateway", "broker %u is ready again: re-syncing its rooms' members", shard);
-    v1_on_link_up(gw, shard);
+    v1_on_link_up(gw, shard, false);
 }
 
 /* A worker accepts once it is linked to every broker, so that whoever it

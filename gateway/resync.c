@@ -271,20 +271,22 @@ void rs_pump(struct rs *r, uint32_t shard)
 }
 
 /* The later members go behind the ready ones, and a new round of tries
- * begins (its first refusal and full link are logged again). */
+ * begins (its first refusal and full link are logged again). A pause after
+ * a full queue stays: the retry is no news about the queue. */
 static void retry_now(struct rs *r, uint32_t shard, int64_t now)
 {
     struct rs_shard *h = &r->sh[shard];
     h->later_at = 0;
-    h->paused_until = 0;
     h->refusal_told = h->full_told = false;
     if (lrooms_wait_move(r->rooms, later_list(shard), ready_list(shard)) < 0)
         h->later_at = now + RS_SOON_MS; /* out of memory: they stay, for the next tick */
     pump(r, shard, now);
 }
 
-void rs_shard_back(struct rs *r, uint32_t shard)
+void rs_shard_back(struct rs *r, uint32_t shard, bool new_link)
 {
+    if (new_link) /* its queue starts empty */
+        r->sh[shard % r->nshards].paused_until = 0;
     retry_now(r, shard % r->nshards, cf_mono_ms());
 }
 

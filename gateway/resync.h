@@ -95,9 +95,10 @@ void rs_ended(struct rs *r, uint32_t shard);
 /* Sends the shard's ready members' re-syncs, as many as its window has
  * room for (none while its link is down or its queue was just full). */
 void rs_pump(struct rs *r, uint32_t shard);
-/* The shard's link is up or its broker ready again: its later members go
- * now, behind the ready ones. */
-void rs_shard_back(struct rs *r, uint32_t shard);
+/* The shard's link is up (new_link) or its broker ready again: its later
+ * members go now, behind the ready ones; after a pause for a full queue
+ * (rs_pump), only once the pause is over unless the link is new. */
+void rs_shard_back(struct rs *r, uint32_t shard, bool new_link);
 /* Retries that are due, and shards whose pause after a full link ended.
  * Called ten times a second. */
 void rs_tick(struct rs *r, int64_t now);

@@ -603,7 +603,7 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
     r->waiting++;
 }
 
-void v1_on_link_up(struct gw *gw, uint32_t shard)
+void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link)
 {
     struct relink r = {gw, shard, 0, 0};
     lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
@@ -613,7 +613,7 @@ void v1_on_link_up(struct gw *gw, uint32_t shard)
     if (r.registering)
         CF_DEBUG("v1", "broker %u: registering the presence of %zu memberships again", shard,
                  r.registering);
-    rs_shard_back(gw->rs, shard);
+    rs_shard_back(gw->rs, shard, new_link);
 }
 
 void v1_tick(struct gw *gw)

@@ -43,8 +43,9 @@ void v1_session_closed(struct gw *gw, struct session *s);
 void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m);
 /* The link to `shard` dropped: its requests get "timeout" at once. */
 void v1_on_link_down(struct gw *gw, uint32_t shard);
-/* The link to `shard` is up again. */
-void v1_on_link_up(struct gw *gw, uint32_t shard);
+/* The link to `shard` is up again (new_link), or its broker is ready again
+ * on the same link: its members re-sync. */
+void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link);
 /* A live member missed messages (lrooms_ops.resync). */
 struct lmember;
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since);

@@ -164,10 +164,10 @@ static void test_each_shard_has_its_own_window(void **state)
         for (int i = 0; i < ROOMS; i++)
             rs_wait(f.r, f.m[sh][i]);
     assert_int_equal(rs_waiting(f.r), 2 * ROOMS);
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_sent[0], RS_WINDOW);
     assert_int_equal(g_sent[1], 0); /* its link came back, not shard 1's */
-    rs_shard_back(f.r, 1);
+    rs_shard_back(f.r, 1, true);
     assert_int_equal(g_sent[1], RS_WINDOW); /* shard 0's 256 hold none of its places */
     assert_int_equal(rs_in_flight(f.r), 2 * RS_WINDOW);
 
@@ -201,7 +201,7 @@ static void test_a_refused_member_waits_for_the_retry(void **state)
     (void)state;
     for (int i = 0; i < 10; i++)
         rs_wait(f.r, f.m[0][i]);
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_sent[0], 10);
     /* member 3 is refused (unavailable), the others answered */
     rs_later(f.r, f.m[0][3], RS_RETRY_MS);
@@ -221,7 +221,7 @@ static void test_a_refused_member_waits_for_the_retry(void **state)
     /* refused again; then the broker is ready again: at once */
     rs_later(f.r, f.m[0][3], RS_RETRY_MS);
     rs_ended(f.r, 0);
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, false); /* ready again, the same link */
     assert_int_equal(g_times[0][3], 3);
     /* the first refusal of each round is told */
     assert_true(rs_first_refusal(f.r, 0));
@@ -238,7 +238,7 @@ static void test_a_full_link_pauses_its_shard(void **state)
         rs_wait(f.r, f.m[0][i]);
     g_rc = -ENOBUFS;
     int64_t now = cf_mono_ms();
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_sent[0], 0); /* the first did not fit: none more tried */
     assert_true(f.m[0][0]->pending);
     assert_int_equal(f.m[0][0]->q, 0);
@@ -265,7 +265,7 @@ static void test_a_full_link_does_not_hasten_the_refused(void **state)
     (void)state;
     for (int i = 0; i < 5; i++)
         rs_wait(f.r, f.m[0][i]);
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_sent[0], 5);
     int64_t now = cf_mono_ms();
     rs_later(f.r, f.m[0][1], RS_RETRY_MS); /* refused */
@@ -280,6 +280,49 @@ static void test_a_full_link_does_not_hasten_the_refused(void **state)
     assert_int_equal(g_times[0][1], 1); /* not yet */
     rs_tick(f.r, now + RS_RETRY_MS + 100);
     assert_int_equal(g_times[0][1], 2);
+}
+
+/* A full link's pause holds when the refused members' retry comes due
+ * within it, and when the broker says it is ready again on that link: both
+ * are news about the broker, not about its queue (with the retry ending the
+ * pause, the members went into a queue still full). A new link's queue is
+ * empty: its return ends the pause. */
+static void test_a_retry_within_a_pause_waits_for_its_end(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        rs_wait(f.r, f.m[0][i]);
+    rs_shard_back(f.r, 0, true);
+    assert_int_equal(g_sent[0], 3);
+    int64_t now = cf_mono_ms();
+    rs_later(f.r, f.m[0][1], 50); /* refused, retried in 50 ms */
+    for (int n = 0; n < 3; n++)
+        rs_ended(f.r, 0);
+    f.m[0][5]->pending = true;
+    g_rc = -ENOBUFS;
+    rs_gap(f.r, f.m[0][5], true); /* the queue is full: a pause of RS_SOON_MS */
+    assert_int_equal(g_times[0][5], 0);
+    rs_tick(f.r, now + 100); /* the retry is due, the pause is not over */
+    assert_int_equal(g_times[0][1], 1);
+    assert_int_equal(g_times[0][5], 0);
+    rs_shard_back(f.r, 0, false); /* ready again, on the same link */
+    assert_int_equal(g_times[0][1], 1);
+    assert_int_equal(g_times[0][5], 0);
+    rs_tick(f.r, now + RS_SOON_MS + 100);
+    assert_int_equal(g_times[0][5], 1); /* first: it was first to go */
+    assert_int_equal(g_times[0][1], 2);
+    assert_int_equal(g_seq[0][3], 5);
+    assert_int_equal(g_seq[0][4], 1);
+
+    /* paused again; the link drops and comes back: at once */
+    rs_ended(f.r, 0);
+    rs_ended(f.r, 0);
+    f.m[0][7]->pending = true;
+    g_rc = -ENOBUFS;
+    rs_gap(f.r, f.m[0][7], true);
+    assert_int_equal(g_times[0][7], 0);
+    rs_shard_back(f.r, 0, true);
+    assert_int_equal(g_times[0][7], 1);
 }
 
 /* A gap re-syncs at once when the shard's window has room and no one
@@ -303,7 +346,7 @@ static void test_gaps_go_at_once_or_wait_their_turn(void **state)
     answer_all(0);
     assert_int_equal(g_sent[0], RS_WINDOW);
     g_up[0] = true;
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_sent[0], ROOMS);
     for (int i = 0; i < ROOMS; i++)
         assert_int_equal(g_times[0][i], 1);
@@ -319,14 +362,14 @@ static void test_gone_members_are_not_sent(void **state)
     lrooms_leave_member(f.rooms, f.m[0][4]);
     f.m[0][4] = NULL;
     assert_int_equal(rs_waiting(f.r), 9);
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_sent[0], 9);
     assert_int_equal(g_times[0][4], 0);
 
     for (int i = 0; i < 5; i++)
         rs_wait(f.r, f.m[1][i]);
     sess_close(f.s, 1001, "going away");
-    rs_shard_back(f.r, 1);
+    rs_shard_back(f.r, 1, true);
     assert_int_equal(g_sent[1], 0);
     assert_int_equal(rs_waiting(f.r), 0);
 }
@@ -360,7 +403,7 @@ static void test_presence_registrations_wait_for_room_in_the_link(void **state)
     g_up[0] = true;
     g_room_space = 100;
     int64_t now = cf_mono_ms();
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(presence_sent(0), 100); /* more than a window's worth is not the limit */
     assert_int_equal(rs_waiting(f.r), ROOMS - 100);
     assert_int_equal(rs_in_flight(f.r), 0); /* no answer awaited */
@@ -388,7 +431,7 @@ static void test_a_resync_takes_the_place_of_a_presence_registration(void **stat
     f.m[0][2]->pending = true;
     rs_gap(f.r, f.m[0][2], true); /* the link is down: it waits to re-sync */
     g_up[0] = true;
-    rs_shard_back(f.r, 0);
+    rs_shard_back(f.r, 0, true);
     assert_int_equal(g_times[0][1], 1);
     assert_int_equal(g_times[0][2], 1);
     assert_int_equal(presence_sent(0), 0);
@@ -410,13 +453,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_shard_has_its_own_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_refused_member_waits_for_the_retry, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_refused_member_waits_for_the_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_full_link_pauses_its_shard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_full_link_does_not_hasten_the_refused, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup,
+        cmocka_unit_test_setup_teardown(test_a_retry_within_a_pause_waits_for_its_end, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_members_are_not_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_registrations_wait_for_room_in_the_link,
                                         setup, teardown),
