@@ -13,6 +13,7 @@ non-root read-only containers without capabilities, pinned images, no secret
 values, and Service, Ingress, PDB and HPA pointing at the right things. Prints
 one line per failed check and exits 1 if any failed.
 """
+import os
 import re
 import sys
 
@@ -81,8 +82,12 @@ check(bool(run_dir), "ConfigMap sets RUN_DIR")
 mounts = {}
 for name, c in containers.items():
     m = [vm for vm in c.get("volumeMounts", []) if vm["name"] in empty_dirs]
-    check(len(m) == 1 and m[0]["mountPath"] == run_dir,
-          f"{name} mounts an emptyDir at RUN_DIR={run_dir}")
+    # RUN_DIR is the mount or a directory in it (which the broker makes
+    # 0750: the mount itself is 0777)
+    check(len(m) == 1 and (run_dir or "") in (m[0]["mountPath"],
+                                              m[0]["mountPath"].rstrip("/") + "/" +
+                                              os.path.basename(run_dir or "")),
+          f"{name} mounts an emptyDir at RUN_DIR={run_dir} or its parent")
     mounts[name] = m[0]["name"] if m else None
 check(mounts.get("gateway") is not None and mounts.get("gateway") == mounts.get("broker"),
       "gateway and broker mount the same emptyDir")
