@@ -21,6 +21,11 @@
  *   (A stall that falls between a flush's due time and its start does make
  *   it late; it is taken for saturation only if the flush also took
  *   PACE_LATE_US, which at light load it does not.)
+ * - A flush counts as at most PACE_SEND_US a client it wrote: one that took
+ *   longer was held up (the process descheduled in the middle, a VM's stall:
+ *   a few a second on the development VM), and waiting as long again after
+ *   it held the messages that came meanwhile for the length of the stall a
+ *   second time (docs/benchmarks.md, "What each change bought").
  * - A client's queue past half its bound, or a drain, lets the next flush go
  *   at once (pace_release).
  *
@@ -36,6 +41,9 @@
 #define PACE_MAX_US 10000
 #define PACE_LATE_US 1000
 #define PACE_SATURATED_MAX_US 50000
+/* More than a write to one client takes here (~10 us on loopback, 20-30 on
+ * a bad hour), so that it bounds only a flush that was held up. */
+#define PACE_SEND_US 40
 
 struct pace {
     int64_t due_us;        /* the next flush may begin then; 0: at once */
@@ -59,7 +67,8 @@ static inline void pace_release(struct pace *p)
     p->due_us = 0;
 }
 
-/* A flush ran from start_us to end_us: sets when the next may begin. */
-void pace_flushed(struct pace *p, int64_t start_us, int64_t end_us);
+/* A flush ran from start_us to end_us and wrote to `clients` clients: sets
+ * when the next may begin. */
+void pace_flushed(struct pace *p, int64_t start_us, int64_t end_us, uint32_t clients);
 
 #endif

@@ -307,6 +307,7 @@ void sess_flush(void)
             schedule_flush();
         return;
     }
+    uint32_t wrote = 0;
     for (uint32_t i = 0; i < g_ndirty; i++) {
         struct session *s = g_dirty[i];
         if (!s)
@@ -315,6 +316,7 @@ void sess_flush(void)
         if (s->fd >= 0) { /* own mode */
             if (s->tail || s->ended)
                 continue; /* the rest goes when the socket has room */
+            wrote++;
             if (sess__write_batch(s) < 0)
                 sess__end(s);
             continue;
@@ -326,6 +328,7 @@ void sess_flush(void)
             lws_callback_on_writable(s->wsi);
             continue;
         }
+        wrote++;
         if (sess__write_batch(s) < 0) {
             /* not inside an lws callback: have lws close it from its loop */
             sess__queue_release(s);
@@ -334,7 +337,7 @@ void sess_flush(void)
         }
     }
     g_ndirty = 0;
-    pace_flushed(&g_pace, start, cf_mono_us());
+    pace_flushed(&g_pace, start, cf_mono_us(), wrote);
 }
 
 void sess_flush_now(void)
