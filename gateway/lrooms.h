@@ -126,7 +126,8 @@ struct lmember *lrooms_wait_take(struct lrooms *r, uint32_t list);
  * after those already in `to`. 0, or -ENOMEM (nothing moved). */
 int lrooms_wait_move(struct lrooms *r, uint32_t from, uint32_t to);
 size_t lrooms_wait_count(const struct lrooms *r, uint32_t list);
-/* What the waiting lists' arrays hold now, in bytes. */
+/* What the waiting lists' arrays hold now, in bytes (for tests: a list
+ * that was filled must give most of it back once drained). */
 size_t lrooms_wait_bytes(const struct lrooms *r);
 static inline bool lrooms_waits(const struct lmember *m)
 {

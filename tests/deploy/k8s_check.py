@@ -84,9 +84,8 @@ for name, c in containers.items():
     m = [vm for vm in c.get("volumeMounts", []) if vm["name"] in empty_dirs]
     # RUN_DIR is the mount or a directory in it (which the broker makes
     # 0750: the mount itself is 0777)
-    check(len(m) == 1 and (run_dir or "") in (m[0]["mountPath"],
-                                              m[0]["mountPath"].rstrip("/") + "/" +
-                                              os.path.basename(run_dir or "")),
+    mount = m[0]["mountPath"].rstrip("/") if len(m) == 1 else None
+    check(mount is not None and mount in (run_dir, os.path.dirname(run_dir or "")),
           f"{name} mounts an emptyDir at RUN_DIR={run_dir} or its parent")
     mounts[name] = m[0]["name"] if m else None
 check(mounts.get("gateway") is not None and mounts.get("gateway") == mounts.get("broker"),
