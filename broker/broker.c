@@ -92,6 +92,22 @@ static void expire_gone(struct broker *b, int64_t now)
     b->ngone = k;
 }
 
+/* With every slot taken, the link whose grace would end first loses the
+ * rest of it: the least grace cut short, and only one link's. (Ending every
+ * grace due by the first closed link's also ended those of links closed in
+ * the same millisecond, and a first link whose take-overs had put its end
+ * off went before links due sooner.) */
+static void expire_soonest(struct broker *b)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 1; i < b->ngone; i++)
+        if (b->gone[i].due < b->gone[k].due)
+            k = i;
+    presence_drop_link(b->presence, b->gone[k].id, leave_presence, b);
+    memmove(&b->gone[k], &b->gone[k + 1], (b->ngone - k - 1) * sizeof b->gone[0]);
+    b->ngone--;
+}
+
 void broker_grace_renew(struct broker *b, uint64_t link_id)
 {
     for (uint32_t i = 0; i < b->ngone; i++) {
@@ -120,8 +136,8 @@ static void on_link_close(void *ud, struct gwlink *l)
         presence_drop_link(b->presence, gwlink_id(l), NULL, NULL);
         return;
     }
-    if (b->ngone == GONE_LINKS_MAX) /* links flapping: the oldest's wait ends now */
-        expire_gone(b, b->gone[0].due);
+    if (b->ngone == GONE_LINKS_MAX) /* links flapping */
+        expire_soonest(b);
     int64_t now = cf_mono_ms(), grace = link_grace_ms(b);
     b->gone[b->ngone++] = (struct gone_link){
         gwlink_id(l), now + grace, now + (grace > LINK_GRACE_MAX_MS ? grace : LINK_GRACE_MAX_MS)};

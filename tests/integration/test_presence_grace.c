@@ -139,11 +139,104 @@ static void test_a_slow_resync_keeps_the_grace_going(void **state)
     v1_close(alice);
 }
 
+/* Waits for the broker's answer to request q on a link (a join answered
+ * is one the broker has done). */
+static void wait_answer(int fd, uint64_t q)
+{
+    struct bl_reader r;
+    bl_reader_init(&r, fd);
+    struct cf_wire_msg m;
+    bool got = false;
+    for (int64_t deadline = h_now_ms() + V1_WAIT; !got && bl_reader_next(&r, &m, deadline);)
+        got = m.q == q;
+    bl_reader_free(&r);
+    assert_true(got);
+}
+
+/* A broker keeps at most 64 closed links in their grace (GONE_LINKS_MAX).
+ * Links that flap past that: the 65th close ends the grace of the link due
+ * soonest, and of that one only; the others keep theirs. */
+static void test_a_65th_closed_link_ends_one_grace_early(void **state)
+{
+    (void)state;
+    const char *room = "flapping";
+    enum { GONE = 64 };
+    struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(alice, room);
+
+    int fd[GONE];
+    char user[GONE][16], conn[GONE][16];
+    for (int i = 0; i < GONE; i++) {
+        snprintf(user[i], sizeof user[i], "user-%02d", i);
+        snprintf(conn[i], sizeof conn[i], "c-%02d", i);
+        fd[i] = link_for(room);
+        sub(fd[i], room, user[i], conn[i], 1);
+        expect_presence(alice, room, user[i], "join", V1_WAIT);
+    }
+    sub(fd[0], room, "keeper", "c-keeper", 2);
+    expect_presence(alice, room, "keeper", "join", V1_WAIT);
+
+    /* 64 links close, a few ms apart: all in their grace, no one left */
+    int64_t first_cut = h_now_ms();
+    for (int i = 0; i < GONE; i++) {
+        close(fd[i]);
+        usleep(5000);
+    }
+    V1_NONE(alice, 1000, "presence", "room", room, "action", "leave", NULL);
+
+    /* A new link takes keeper's entry over: the first link's grace goes on
+     * 10 s from now, so the link due soonest is the second. */
+    int last = link_for(room);
+    sub(last, room, "keeper", "c-keeper", 3);
+    wait_answer(last, 3);
+
+    /* The 65th close: user-01's grace ends now, ~9 s early. */
+    int64_t cut = h_now_ms();
+    close(last);
+    expect_presence(alice, room, user[1], "leave", 3000);
+    int64_t waited = h_now_ms() - cut;
+    printf("user-01 left %lld ms after the 65th link closed\n", (long long)waited);
+    assert_true(waited < GRACE_MS / 2);
+    /* and no one else's: the rule was to end every grace due by the first
+     * closed link's, here all 64 of them */
+    V1_NONE(alice, 1000, "presence", "room", room, "action", "leave", NULL);
+
+    /* The others leave at the end of their grace, each once: user-00 and
+     * user-02 to user-63, and keeper with the last link. */
+    bool left[GONE + 1] = {false};
+    int nleft = 0;
+    int64_t first_other = 0, deadline = h_now_ms() + GRACE_MS + 8000;
+    while (nleft < GONE && h_now_ms() < deadline) {
+        json_t *ev = v1_wait(alice, (int)(deadline - h_now_ms()), "presence", "room", room,
+                             "action", "leave", NULL);
+        if (!ev)
+            break;
+        const char *u = pstr(ev, "user");
+        int i = !u                            ? -1
+                : strcmp(u, "keeper") == 0    ? GONE
+                : strncmp(u, "user-", 5) == 0 ? atoi(u + 5)
+                                              : -1;
+        if (i < 0 || i == 1 || left[i])
+            fail_msg("unexpected leave of %s", u ? u : "(none)");
+        if (!nleft)
+            first_other = h_now_ms();
+        left[i] = true;
+        nleft++;
+        json_decref(ev);
+    }
+    printf("%d of %d left, the first %lld ms after the first close\n", nleft, GONE,
+           (long long)(first_other - first_cut));
+    assert_int_equal(nleft, GONE);
+    assert_true(first_other - first_cut >= GRACE_MS - 500);
+    v1_close(alice);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_link_back_at_once_shows_no_leave),
         cmocka_unit_test(test_a_slow_resync_keeps_the_grace_going),
+        cmocka_unit_test(test_a_65th_closed_link_ends_one_grace_early),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
