@@ -263,6 +263,11 @@ void rs_ended(struct rs *r, uint32_t shard)
     struct rs_shard *h = &r->sh[shard % r->nshards];
     if (h->inflight > 0)
         h->inflight--;
+    else /* no path ends one twice: a bug, which must not wrap the window */
+        CF_WARN("v1",
+                "broker %u: a re-sync ended that was not in flight (a bug in confab: "
+                "please report it); its count stays at 0",
+                shard % r->nshards);
 }
 
 void rs_pump(struct rs *r, uint32_t shard)
