@@ -93,10 +93,10 @@ static void expire_gone(struct broker *b, int64_t now)
 }
 
 /* With every slot taken, the link whose grace would end first loses the
- * rest of it: the least grace cut short, and only one link's. (Ending every
- * grace due by the first closed link's also ended those of links closed in
- * the same millisecond, and a first link whose take-overs had put its end
- * off went before links due sooner.) */
+ * rest of it: the least grace cut short, and only one link's. (The rule was
+ * to end every grace due by the first closed link's: that took the links
+ * closed in the same millisecond along, and all of them once take-overs had
+ * put the first link's end off.) */
 static void expire_soonest(struct broker *b)
 {
     uint32_t k = 0;
