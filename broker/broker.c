@@ -136,6 +136,8 @@ static void on_link_close(void *ud, struct gwlink *l)
         presence_drop_link(b->presence, gwlink_id(l), NULL, NULL);
         return;
     }
+    if (!gwlink_had_presence(l))
+        return; /* no entry of its to wait for: no slot taken from those that have */
     if (b->ngone == GONE_LINKS_MAX) /* links flapping */
         expire_soonest(b);
     int64_t now = cf_mono_ms(), grace = link_grace_ms(b);
@@ -143,9 +145,18 @@ static void on_link_close(void *ud, struct gwlink *l)
         gwlink_id(l), now + grace, now + (grace > LINK_GRACE_MAX_MS ? grace : LINK_GRACE_MAX_MS)};
 }
 
+/* The link gets a grace slot when it closes (on_link_close). */
+static void mark_link(struct broker *b, uint64_t link_id)
+{
+    struct gwlink *l = b->links ? gwlinks_find(b->links, link_id) : NULL;
+    if (l)
+        gwlink_mark_presence(l);
+}
+
 int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
                         struct cf_str conn, struct cf_str user, uint64_t *reg)
 {
+    mark_link(b, link_id);
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     int rc = presence_add(b->presence, link_id, room, conn, user, reg);
     if (was && was < link_id)
@@ -156,6 +167,7 @@ int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
 void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
                                uint64_t link_id)
 {
+    mark_link(b, link_id);
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     presence_take_over(b->presence, room, conn, link_id);
     if (was && was < link_id)
