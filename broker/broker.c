@@ -145,18 +145,11 @@ static void on_link_close(void *ud, struct gwlink *l)
         gwlink_id(l), now + grace, now + (grace > LINK_GRACE_MAX_MS ? grace : LINK_GRACE_MAX_MS)};
 }
 
-/* The link gets a grace slot when it closes (on_link_close). */
-static void mark_link(struct broker *b, uint64_t link_id)
+int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
+                        struct cf_str user, uint64_t *reg)
 {
-    struct gwlink *l = b->links ? gwlinks_find(b->links, link_id) : NULL;
-    if (l)
-        gwlink_mark_presence(l);
-}
-
-int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
-                        struct cf_str conn, struct cf_str user, uint64_t *reg)
-{
-    mark_link(b, link_id);
+    uint64_t link_id = gwlink_id(l);
+    gwlink_mark_presence(l); /* it gets a grace place when it closes */
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     int rc = presence_add(b->presence, link_id, room, conn, user, reg);
     if (was && was < link_id)
@@ -165,9 +158,10 @@ int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
 }
 
 void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
-                               uint64_t link_id)
+                               struct gwlink *l)
 {
-    mark_link(b, link_id);
+    uint64_t link_id = gwlink_id(l);
+    gwlink_mark_presence(l);
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     presence_take_over(b->presence, room, conn, link_id);
     if (was && was < link_id)

@@ -89,12 +89,13 @@ extern const struct rooms_ops requests_room_ops;
 /* A newer link took over a presence entry of link_id: if that link is
  * closed and in its grace, the grace goes on (broker.c). */
 void broker_grace_renew(struct broker *b, uint64_t link_id);
-/* presence_add and presence_take_over, renewing the grace of the link an
- * entry is taken from. */
-int broker_presence_add(struct broker *b, uint64_t link_id, struct cf_str room,
-                        struct cf_str conn, struct cf_str user, uint64_t *reg);
+/* presence_add and presence_take_over for open link l, renewing the grace
+ * of the link an entry is taken from, and marking l as one that leaves
+ * entries to wait for when it closes. */
+int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
+                        struct cf_str user, uint64_t *reg);
 void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
-                               uint64_t link_id);
+                               struct gwlink *l);
 
 void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                        const unsigned char *payload, size_t len);

@@ -205,10 +205,11 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         return;
     }
     case CF_WIRE_SUB: {
-        if (!link_of(b, link_id))
+        struct gwlink *l = link_of(b, link_id);
+        if (!l)
             return; /* its gateway left meanwhile: nothing to register */
         uint64_t reg;
-        rc = broker_presence_add(b, link_id, m.room, m.conn, m.user, &reg);
+        rc = broker_presence_add(b, l, m.room, m.conn, m.user, &reg);
         if (rc < 0 && rc != -EEXIST) {
             send_fail(b, link_id, m.q, rc);
             return;
@@ -384,7 +385,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
              * came from before, the entry was dropped at that link's grace
              * end, a leave announced for a connection still here. */
             if (m->type == CF_WIRE_SUB)
-                broker_presence_take_over(b, m->room, m->conn, gwlink_id(l));
+                broker_presence_take_over(b, m->room, m->conn, l);
             send_fail(b, gwlink_id(l), m->q, rc);
         } else if (rc < 0 && m->type == CF_WIRE_MSG) {
             count_drop(b, m->room, rc);
