@@ -92,6 +92,17 @@ static void expire_gone(struct broker *b, int64_t now)
     b->ngone = k;
 }
 
+/* Frees the slots of closed links that own no entry any more: newer links
+ * took them all over (their gateway re-linked), or their connections left. */
+static void forget_emptied(struct broker *b)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < b->ngone; i++)
+        if (presence_link_entries(b->presence, b->gone[i].id) > 0)
+            b->gone[k++] = b->gone[i];
+    b->ngone = k;
+}
+
 /* With every slot taken, the link whose grace would end first loses the
  * rest of it: the least grace cut short, and only one link's. (The rule was
  * to end every grace due by the first closed link's: that took the links
@@ -136,9 +147,11 @@ static void on_link_close(void *ud, struct gwlink *l)
         presence_drop_link(b->presence, gwlink_id(l), NULL, NULL);
         return;
     }
-    if (!gwlink_had_presence(l))
+    if (presence_link_entries(b->presence, gwlink_id(l)) == 0)
         return; /* no entry of its to wait for: no slot taken from those that have */
     if (b->ngone == GONE_LINKS_MAX) /* links flapping */
+        forget_emptied(b);
+    if (b->ngone == GONE_LINKS_MAX)
         expire_soonest(b);
     int64_t now = cf_mono_ms(), grace = link_grace_ms(b);
     b->gone[b->ngone++] = (struct gone_link){
@@ -149,7 +162,6 @@ int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, 
                         struct cf_str user, uint64_t *reg)
 {
     uint64_t link_id = gwlink_id(l);
-    gwlink_mark_presence(l); /* it gets a grace place when it closes */
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     int rc = presence_add(b->presence, link_id, room, conn, user, reg);
     if (was && was < link_id)
@@ -161,7 +173,6 @@ void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_s
                                struct gwlink *l)
 {
     uint64_t link_id = gwlink_id(l);
-    gwlink_mark_presence(l);
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     presence_take_over(b->presence, room, conn, link_id);
     if (was && was < link_id)

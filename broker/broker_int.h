@@ -90,8 +90,9 @@ extern const struct rooms_ops requests_room_ops;
  * closed and in its grace, the grace goes on (broker.c). */
 void broker_grace_renew(struct broker *b, uint64_t link_id);
 /* presence_add and presence_take_over for open link l, renewing the grace
- * of the link an entry is taken from, and marking l as one that leaves
- * entries to wait for when it closes. */
+ * of the link an entry is taken from. Only an open link may own entries: a
+ * closed one's are dropped at its grace end, and one that owns none when it
+ * closes is never looked at again. */
 int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
                         struct cf_str user, uint64_t *reg);
 void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,

@@ -30,7 +30,6 @@ struct gwlink {
     sd_event_source *io;
     enum lstate st;
     bool closing, dirty;
-    bool presence; /* some connection's presence was registered through it */
     struct cf_bytes in, out;
     struct cf_rel_end rooms;
     char node[CF_WIRE_MAX_NODE + 1];
@@ -485,16 +484,6 @@ uint64_t gwlink_id(const struct gwlink *l)
 const char *gwlink_node(const struct gwlink *l)
 {
     return l->node;
-}
-
-void gwlink_mark_presence(struct gwlink *l)
-{
-    l->presence = true;
-}
-
-bool gwlink_had_presence(const struct gwlink *l)
-{
-    return l->presence;
 }
 
 void gwlinks_stop_accepting(struct gwlinks *g)

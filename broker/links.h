@@ -59,11 +59,6 @@ void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len);
 struct cf_rel_end *gwlink_rooms(struct gwlink *l);
 uint64_t gwlink_id(const struct gwlink *l);
 const char *gwlink_node(const struct gwlink *l);
-/* Whether a connection's presence was ever registered (or taken over)
- * through the link: only such a link leaves entries to wait for when it
- * closes. */
-void gwlink_mark_presence(struct gwlink *l);
-bool gwlink_had_presence(const struct gwlink *l);
 
 size_t gwlinks_count(const struct gwlinks *g);
 /* Grows with the work that allocates (frames received, links opened): what

@@ -44,9 +44,18 @@ struct group {
     struct group *prev, *next; /* the refresh ring */
 };
 
+/* How many entries a link owns: a closed link that owns none has nothing
+ * to wait for (broker.c), and dropping a link's entries can stop at its
+ * last instead of walking every room. */
+struct lcount {
+    char key[sizeof(uint64_t)]; /* the link id's bytes */
+    uint64_t n;                 /* > 0: a link that owns none has no record */
+};
+
 struct presence {
     struct cf_map *entries; /* room '\0' conn -> entry */
     struct cf_map *groups;  /* room -> group */
+    struct cf_map *links;   /* link id -> lcount */
     /* Every group in a ring; `cursor` is the next to refresh. A new group
      * goes in just before it, so it comes last in the current round: its
      * entries were just written. */
@@ -79,6 +88,40 @@ static void ring_del(struct presence *p, struct group *g)
         p->cursor = g->next;
 }
 
+static struct lcount *lc_get(const struct presence *p, uint64_t link_id)
+{
+    char key[sizeof link_id];
+    memcpy(key, &link_id, sizeof key);
+    return cf_map_get(p->links, key, sizeof key);
+}
+
+/* 0 or -ENOMEM (nothing changed). */
+static int lc_inc(struct presence *p, uint64_t link_id)
+{
+    struct lcount *c = lc_get(p, link_id);
+    if (!c) {
+        if (!(c = malloc(sizeof *c)))
+            return -ENOMEM;
+        memcpy(c->key, &link_id, sizeof c->key);
+        c->n = 0;
+        if (cf_map_put(p->links, c->key, sizeof c->key, c) < 0) {
+            free(c);
+            return -ENOMEM;
+        }
+    }
+    c->n++;
+    return 0;
+}
+
+static void lc_dec(struct presence *p, uint64_t link_id)
+{
+    struct lcount *c = lc_get(p, link_id);
+    if (c && --c->n == 0) {
+        cf_map_del(p->links, c->key, sizeof c->key);
+        free(c);
+    }
+}
+
 static void drop_group(struct presence *p, struct group *g)
 {
     cf_map_del(p->groups, g->name, g->len);
@@ -94,7 +137,8 @@ struct presence *presence_new(void)
         return NULL;
     p->entries = cf_map_new();
     p->groups = cf_map_new();
-    if (!p->entries || !p->groups) {
+    p->links = cf_map_new();
+    if (!p->entries || !p->groups || !p->links) {
         presence_free(p);
         return NULL;
     }
@@ -131,8 +175,15 @@ void presence_free(struct presence *p)
         }
         free(v);
     }
+    if (p->links) {
+        void **v = all_values(p->links, &n);
+        for (size_t i = 0; v && i < n; i++)
+            free(v[i]);
+        free(v);
+    }
     cf_map_free(p->entries);
     cf_map_free(p->groups);
+    cf_map_free(p->links);
     free(p);
 }
 
@@ -154,12 +205,18 @@ static size_t make_key(char *out, struct cf_str room, struct cf_str conn)
  * made the entry is still in flight: that join's late failure then leaves
  * the entry, and the gateway's leave for the refused join removes it (while
  * it drains it sends none, and the entry ends with its link's grace).
- * Returns the number given (0: none). */
+ * Returns the number given (0: none, also when the new owner's count could
+ * not be allocated: the entry stays its old link's). */
 static uint64_t take_over(struct presence *p, struct entry *e, uint64_t link_id)
 {
     if (link_id < e->link_id)
         return 0;
-    e->link_id = link_id;
+    if (link_id != e->link_id) {
+        if (lc_inc(p, link_id) < 0)
+            return 0;
+        lc_dec(p, e->link_id);
+        e->link_id = link_id;
+    }
     return e->reg = ++p->regs;
 }
 
@@ -201,9 +258,11 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
         g->v = v;
         g->cap = cap;
     }
+    if (lc_inc(p, link_id) < 0)
+        goto fail;
     struct entry *e = malloc(sizeof *e + klen + 1 + user.len + 1);
     if (!e)
-        goto fail;
+        goto fail_counted;
     e->link_id = link_id;
     e->reg = 0;
     e->roomlen = (uint8_t)room.len;
@@ -215,13 +274,15 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
     e->key[klen + 1 + user.len] = '\0';
     if (cf_map_put(p->entries, e->key, klen, e) < 0) {
         free(e);
-        goto fail;
+        goto fail_counted;
     }
     e->g = g;
     e->gi = g->n;
     g->v[g->n++] = e;
     *reg = e->reg = ++p->regs;
     return 0;
+fail_counted:
+    lc_dec(p, link_id);
 fail:
     if (g->n == 0)
         drop_group(p, g);
@@ -232,6 +293,7 @@ static void remove_entry(struct presence *p, struct entry *e)
 {
     struct group *g = e->g;
     cf_map_del(p->entries, e->key, keylen(e));
+    lc_dec(p, e->link_id);
     g->v[e->gi] = g->v[--g->n];
     g->v[e->gi]->gi = e->gi;
     if (g->n == 0)
@@ -298,10 +360,12 @@ void presence_drop_link(struct presence *p, uint64_t link_id,
      * could not be allocated left them here, refreshed by the heartbeat
      * forever, their link gone. Each group's entries from its end, since
      * removing one moves the last into its place. */
+    const struct lcount *c = lc_get(p, link_id);
+    uint64_t owned = c ? c->n : 0;
     struct group *g = p->cursor;
-    for (size_t left = cf_map_count(p->groups); left > 0 && g; left--) {
+    for (size_t left = cf_map_count(p->groups); owned > 0 && left > 0 && g; left--) {
         struct group *next = g->next; /* g may be freed below */
-        for (uint32_t i = g->n; i-- > 0;) {
+        for (uint32_t i = g->n; owned > 0 && i-- > 0;) {
             struct entry *e = g->v[i];
             if (e->link_id != link_id)
                 continue;
@@ -310,6 +374,7 @@ void presence_drop_link(struct presence *p, uint64_t link_id,
                    (struct cf_str){e->key + e->roomlen + 1, e->connlen});
             bool last = g->n == 1;
             remove_entry(p, e);
+            owned--;
             if (last)
                 break; /* the group went with it */
         }
@@ -362,6 +427,12 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
 uint64_t presence_rooms(const struct presence *p)
 {
     return cf_map_count(p->groups);
+}
+
+uint64_t presence_link_entries(const struct presence *p, uint64_t link_id)
+{
+    const struct lcount *c = lc_get(p, link_id);
+    return c ? c->n : 0;
 }
 
 uint64_t presence_count(const struct presence *p)

@@ -20,7 +20,8 @@ void presence_free(struct presence *p); /* NULL is a no-op */
 
 /* 0, -EEXIST (already recorded: the entry is link_id's from now on unless
  * its owner's link is newer, as when a gateway's re-sync registers its
- * connections again from a new link; link ids only grow) or -ENOMEM.
+ * connections again from a new link; link ids only grow; or unless memory
+ * for link_id's count ran out) or -ENOMEM.
  *
  * Every registration that makes or takes the entry gives it a new number,
  * stored in *reg (if reg is not NULL; 0 when an older link's registration
@@ -47,7 +48,8 @@ bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str co
 bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
 
 /* Removes every entry of a link, calling fn for each first (fn must not
- * add or remove presence). Allocates nothing, so it cannot fail. */
+ * add or remove presence). Allocates nothing, so it cannot fail. It stops
+ * at the link's last entry, and at once for a link that owns none. */
 void presence_drop_link(struct presence *p, uint64_t link_id,
                         void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
 
@@ -69,5 +71,8 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
 uint64_t presence_rooms(const struct presence *p);
 
 uint64_t presence_count(const struct presence *p);
+/* How many entries link_id owns now (taken-over ones count for the link
+ * that took them). */
+uint64_t presence_link_entries(const struct presence *p, uint64_t link_id);
 
 #endif

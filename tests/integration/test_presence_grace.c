@@ -166,10 +166,26 @@ static void empty_link_flaps(const char *room)
     close(fd);
 }
 
+/* A link whose only member leaves before it closes: the watcher sees the
+ * join and the leave, and the link owns nothing when it closes. */
+static void emptied_link_flaps(struct v1c *watcher, const char *room, const char *user,
+                               const char *conn)
+{
+    int fd = link_for(room);
+    sub(fd, room, user, conn, 1);
+    wait_answer(fd, 1);
+    expect_presence(watcher, room, user, "join", V1_WAIT);
+    struct cf_wire_msg m = {.type = CF_WIRE_UNSUB, .room = str(room), .conn = str(conn)};
+    bl_send_msg(fd, &m);
+    expect_presence(watcher, room, user, "leave", V1_WAIT);
+    close(fd);
+}
+
 /* A broker keeps at most 64 closed links in their grace (GONE_LINKS_MAX).
  * Links that flap past that: the 65th close ends the grace of the link due
- * soonest, and of that one only; the others keep theirs. A link through
- * which no presence was registered takes no place. */
+ * soonest, and of that one only; the others keep theirs. A link that owns
+ * no entry when it closes takes no place, and a waiting link whose entries
+ * were all taken over gives its place up first. */
 static void test_a_65th_closed_link_ends_one_grace_early(void **state)
 {
     (void)state;
@@ -198,10 +214,13 @@ static void test_a_65th_closed_link_ends_one_grace_early(void **state)
     }
     V1_NONE(alice, 1000, "presence", "room", room, "action", "leave", NULL);
 
-    /* Links that registered no one's presence take no place: their closes
-     * end no one's grace. */
+    /* Links that own no entry take no place: their closes end no one's
+     * grace, whether no presence was registered through them or their
+     * members left. */
     for (int i = 0; i < 3; i++)
         empty_link_flaps(room);
+    emptied_link_flaps(alice, room, "brief-1", "c-brief-1");
+    emptied_link_flaps(alice, room, "brief-2", "c-brief-2");
     V1_NONE(alice, 1000, "presence", "room", room, "action", "leave", NULL);
 
     /* A new link takes keeper's entry over: the first link's grace goes on
@@ -221,9 +240,22 @@ static void test_a_65th_closed_link_ends_one_grace_early(void **state)
      * closed link's, here all 64 of them */
     V1_NONE(alice, 1000, "presence", "room", room, "action", "leave", NULL);
 
-    /* The others leave at the end of their grace, each once: user-00 and
-     * user-02 to user-63, and keeper with the last link. */
-    bool left[GONE + 1] = {false};
+    /* A link that stays open takes user-05's entry over: the sixth link,
+     * waiting, owns nothing now. The next close at the cap frees its place
+     * rather than end user-02's grace (due soonest). */
+    int holder = link_for(room);
+    sub(holder, room, user[5], conn[5], 4);
+    wait_answer(holder, 4);
+    int late = link_for(room);
+    sub(late, room, "late", "c-late", 5);
+    expect_presence(alice, room, "late", "join", V1_WAIT);
+    close(late);
+    V1_NONE(alice, 1000, "presence", "room", room, "action", "leave", NULL);
+
+    /* The others leave at the end of their grace, each once: user-00,
+     * user-02 to user-63 but user-05 (held), keeper with the 65th link, and
+     * late. */
+    bool left[GONE + 2] = {false};
     int nleft = 0;
     int64_t first_other = 0, deadline = h_now_ms() + GRACE_MS + 8000;
     while (nleft < GONE && h_now_ms() < deadline) {
@@ -234,9 +266,10 @@ static void test_a_65th_closed_link_ends_one_grace_early(void **state)
         const char *u = pstr(ev, "user");
         int i = !u                            ? -1
                 : strcmp(u, "keeper") == 0    ? GONE
+                : strcmp(u, "late") == 0      ? GONE + 1
                 : strncmp(u, "user-", 5) == 0 ? atoi(u + 5)
                                               : -1;
-        if (i < 0 || i == 1 || left[i])
+        if (i < 0 || i == 1 || i == 5 || left[i])
             fail_msg("unexpected leave of %s", u ? u : "(none)");
         if (!nleft)
             first_other = h_now_ms();
@@ -248,6 +281,7 @@ static void test_a_65th_closed_link_ends_one_grace_early(void **state)
            (long long)(first_other - first_cut));
     assert_int_equal(nleft, GONE);
     assert_true(first_other - first_cut >= GRACE_MS - 500);
+    close(holder);
     v1_close(alice);
 }
 

@@ -356,6 +356,70 @@ static void test_drop_link_needs_no_memory(void **state)
     free(x);
 }
 
+/* Each link's entries are counted (broker.c gives a closed link a grace
+ * place only while it owns some): taken-over entries count for the link
+ * that took them, and every way out of the record lowers the count. */
+static void test_entries_counted_per_link(void **state)
+{
+    struct presence *p = *state;
+    uint64_t reg;
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob"), NULL), 0);
+    assert_int_equal(presence_add(p, 1, S("other"), S("c1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_add(p, 2, S("other"), S("c3"), S("carol"), NULL), 0);
+    assert_int_equal(presence_link_entries(p, 1), 3);
+    assert_int_equal(presence_link_entries(p, 2), 1);
+    assert_int_equal(presence_link_entries(p, 9), 0);
+
+    /* taken over by a newer link, by a registration or a take-over */
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
+    assert_true(presence_take_over(p, S("lobby"), S("c2"), 3));
+    assert_int_equal(presence_link_entries(p, 1), 1);
+    assert_int_equal(presence_link_entries(p, 2), 2);
+    assert_int_equal(presence_link_entries(p, 3), 1);
+    /* registered again by its own link, or by an older one: no change */
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
+    assert_true(presence_take_over(p, S("lobby"), S("c2"), 1));
+    assert_int_equal(presence_link_entries(p, 1), 1);
+    assert_int_equal(presence_link_entries(p, 2), 2);
+    assert_int_equal(presence_link_entries(p, 3), 1);
+
+    /* Out of memory for a new link's count: the entry stays its owner's
+     * (an entry counted for no link would never be dropped), and a new
+     * entry is refused with nothing counted. */
+    fail_malloc = true;
+    assert_int_equal(presence_add(p, 5, S("lobby"), S("c1"), S("alice"), &reg), -EEXIST);
+    assert_int_equal(reg, 0);
+    assert_true(presence_take_over(p, S("lobby"), S("c2"), 5));
+    assert_int_equal(presence_add(p, 5, S("lobby"), S("c9"), S("zoe"), NULL), -ENOMEM);
+    assert_int_equal(presence_add(p, 2, S("lobby"), S("c9"), S("zoe"), NULL), -ENOMEM);
+    fail_malloc = false;
+    assert_int_equal(presence_owner(p, S("lobby"), S("c1")), 2);
+    assert_int_equal(presence_owner(p, S("lobby"), S("c2")), 3);
+    assert_int_equal(presence_link_entries(p, 5), 0);
+    assert_int_equal(presence_link_entries(p, 2), 2);
+    assert_int_equal(presence_count(p), 4);
+
+    /* every way out */
+    assert_true(presence_del(p, S("other"), S("c1")));
+    assert_int_equal(presence_link_entries(p, 1), 0);
+    assert_true(presence_del_owned(p, S("other"), S("c3"), 2));
+    assert_int_equal(presence_link_entries(p, 2), 1);
+    assert_int_equal(presence_add(p, 3, S("third"), S("c4"), S("dave"), &reg), 0);
+    assert_true(presence_del_reg(p, S("third"), S("c4"), reg));
+    assert_int_equal(presence_link_entries(p, 3), 1);
+    presence_drop_link(p, 3, NULL, NULL);
+    assert_int_equal(presence_link_entries(p, 3), 0);
+    assert_int_equal(presence_owner(p, S("lobby"), S("c2")), 0);
+    presence_drop_link(p, 2, NULL, NULL);
+    assert_int_equal(presence_link_entries(p, 2), 0);
+    assert_int_equal(presence_count(p), 0);
+    /* a link counted again after it owned none */
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_link_entries(p, 1), 1);
+}
+
 static void test_foreach_room(void **state)
 {
     struct presence *p = *state;
@@ -538,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_entries_counted_per_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rounds, setup, teardown),
         cmocka_unit_test(test_free_with_entries),
