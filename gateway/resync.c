@@ -281,6 +281,14 @@ void rs_pump(struct rs *r, uint32_t shard)
 static void retry_now(struct rs *r, uint32_t shard, int64_t now)
 {
     struct rs_shard *h = &r->sh[shard];
+    size_t refused = lrooms_wait_count(r->rooms, later_list(shard));
+    /* the refusal's line names only the first member refused: how many
+     * there were is told here, once a round */
+    if (refused && h->refusal_told)
+        CF_INFO("v1",
+                "broker %u: trying again the %zu re-sync%s refused (or dropped with the link) "
+                "since the last try",
+                shard, refused, refused == 1 ? "" : "s");
     h->later_at = 0;
     h->refusal_told = h->full_told = false;
     if (lrooms_wait_move(r->rooms, later_list(shard), ready_list(shard)) < 0)

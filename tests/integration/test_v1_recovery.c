@@ -381,6 +381,12 @@ static void test_a_broker_back_before_its_redis_keeps_its_members(void **state)
     }
     /* the operator sees them waiting */
     assert_true(resyncs_waiting_becomes(fx.node.port, true, 3000));
+    /* and how many were refused: the refusal's line names only the first */
+    if (!h_log_contains_from(&fx.node.gateway, mark,
+                             "broker 1: trying again the 1 re-sync refused (or dropped", 6000)) {
+        h_node_dump_logs(&fx.node);
+        fail_msg("the gateway did not say how many re-syncs it tries again");
+    }
 
     assert_int_equal(h_redis_start(&fx.redis, h_tmpdir()), 0);
     assert_true(h_log_contains_from(&fx.node.broker[1], m1, "ready: Redis connected", 20000));
