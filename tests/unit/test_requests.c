@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "broker_int.h"
 #include "presence.h"
@@ -37,7 +38,12 @@ static struct {
     int nsent;
 } g;
 
-static int link_dummy; /* a gateway link's stand-in: only its address is used */
+/* The stand-in for a gateway link, the link set and a Redis bridge: only
+ * its address is used. It is a page nothing may touch, so that a function of
+ * theirs called without a wrapper here (the next one the request path
+ * calls) faults at once, in every build, instead of writing past a stand-in
+ * too small for the real struct. */
+static void *stand_in;
 
 int __wrap_store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                       struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
@@ -70,14 +76,14 @@ struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len);
 struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len)
 {
     (void)rs, (void)name, (void)len;
-    return (struct rbridge *)&link_dummy; /* not NULL: "connected" */
+    return (struct rbridge *)stand_in; /* not NULL: "connected" */
 }
 
 struct gwlink *__wrap_gwlinks_find(struct gwlinks *links, uint64_t id);
 struct gwlink *__wrap_gwlinks_find(struct gwlinks *links, uint64_t id)
 {
     (void)links;
-    return id == 1 ? (struct gwlink *)&link_dummy : NULL;
+    return id == 1 ? (struct gwlink *)stand_in : NULL;
 }
 
 uint64_t __wrap_gwlink_id(const struct gwlink *l);
@@ -107,7 +113,7 @@ static int setup(void **state)
     memset(&g, 0, sizeof g);
     static struct broker bs;
     bs = (struct broker){.shard = 0, .shards = 1,
-                         .links = (struct gwlinks *)&link_dummy,
+                         .links = (struct gwlinks *)stand_in,
                          .pendings = CF_FREELIST_INIT(sizeof(struct pending), 4)};
     b = &bs;
     b->dec = cf_wire_decoder_new();
@@ -133,7 +139,7 @@ static void frame(enum cf_wire_type type, uint64_t q)
     struct cf_wire_msg m = {.type = type, .q = q, .room = S("lobby"), .conn = S("gw1:7"),
                             .user = S("alice"), .budget = 65536};
     static const unsigned char payload[1];
-    requests_on_frame(b, (struct gwlink *)&link_dummy, &m, payload, sizeof payload);
+    requests_on_frame(b, (struct gwlink *)stand_in, &m, payload, sizeof payload);
 }
 
 static void answer(int i, int err)
@@ -219,5 +225,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_refused_join_is_no_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_resync_keeps_the_entry, setup, teardown),
     };
+    stand_in = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stand_in == MAP_FAILED)
+        return 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
