@@ -24,8 +24,8 @@
  * NOW_MS is Redis' clock, read once per script call: an entry's expiry is
  * compared with the time of whichever node sweeps the room, and with each
  * node's own clock a node running ~2/3 of PRESENCE_TTL behind another had
- * its members swept by that one at every refresh (leave and join again). The
- * callers still pass their own time in ARGV; it is not used.
+ * its members swept by that one at every refresh (leave and join again). So
+ * no caller passes a time.
  *
  * drop and add set C.wrote when they changed the room's keys; keep sets the
  * keys' TTLs to keep_s seconds; announce leaves the version and member count
@@ -197,7 +197,7 @@ static const char script_send[] =
     "if len > hsize then len = hsize end\n"                                                        \
     "local first = last - len + 1\n"
 
-/* KEYS meta hist pz pu pc pv; ARGV chan room conn user now ttl keep
+/* KEYS meta hist pz pu pc pv; ARGV chan room conn user ttl keep
  * epoch since cepoch limit mcap hsize touch budget
  *
  * The messages come from the newest back, in LRANGEs of 64, 128, ... (a
@@ -227,33 +227,33 @@ static const char script_send[] =
 static const char script_join[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[3], pu = KEYS[4], pc = KEYS[5], pv = KEYS[6], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = NOW_MS, ttl = tonumber(ARGV[6]),\n"
+    "  room = ARGV[2], now = NOW_MS, ttl = tonumber(ARGV[5]),\n"
     "  nows = NOW_S}\n"
     "C.exp = string.format('%d', C.now + C.ttl)\n"
     "local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
-    "local epoch, last, touch = meta[1], tonumber(meta[2] or '0'), ARGV[14] == '1'\n"
+    "local epoch, last, touch = meta[1], tonumber(meta[2] or '0'), ARGV[13] == '1'\n"
     "if epoch and (#epoch ~= 16 or not string.match(meta[2] or '0', '^%d+$')) then\n"
     "  local what = #epoch ~= 16 and '" SCRIPT_BAD_EPOCH "' or '" SCRIPT_BAD_SEQ "'\n"
     "  return redis.error_reply(what .. ' " SCRIPT_DAMAGED_KEY "' .. KEYS[1] .. '), changed from '\n"
     "    .. 'outside confab: delete it to let the room be joined (a new epoch starts)')\n"
     "end\n"
     "if not epoch then\n"
-    "  epoch, last, touch = ARGV[8], 0, true\n"
+    "  epoch, last, touch = ARGV[7], 0, true\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)\n"
     "  redis.call('DEL', KEYS[2])\n"
     "end\n"
     "if touch then\n"
-    "  redis.call('EXPIRE', KEYS[1], ARGV[7])\n"
-    "  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[7]) end\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
+    "  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end\n"
     "end\n"
-    "local hsize = tonumber(ARGV[13])\n"
+    "local hsize = tonumber(ARGV[12])\n"
     HIST_WINDOW
     "sweep(C)\n"
     "add(C, ARGV[3], ARGV[4])\n"
     "if redis.call('TTL', C.pz) < keep_s(C) / 2 then keep(C) end\n"
-    "local since = tonumber(ARGV[9])\n"
-    "local limit = tonumber(ARGV[11])\n"
-    "local budget = tonumber(ARGV[15])\n"
+    "local since = tonumber(ARGV[8])\n"
+    "local limit = tonumber(ARGV[10])\n"
+    "local budget = tonumber(ARGV[14])\n"
     "local function tail(want)\n"
     "  local got, used, rev, step = 0, 0, {}, 64\n"
     "  local cut = false\n"
@@ -273,7 +273,7 @@ static const char script_join[] =
     "  return out, cut\n"
     "end\n"
     "local recovered, msgs, cut = 0, {}, false\n"
-    "if since >= 0 and ARGV[10] == epoch and since <= last and since + 1 >= first then\n"
+    "if since >= 0 and ARGV[9] == epoch and since <= last and since + 1 >= first then\n"
     "  recovered = 1\n"
     "  if since < last then\n"
     "    msgs, cut = tail(last - since)\n"
@@ -284,7 +284,7 @@ static const char script_join[] =
     "  msgs = tail(limit)\n"
     "end\n"
 "local count = C.count_now or redis.call('HLEN', C.pc)\n"
-    "local mcap = tonumber(ARGV[12])\n"
+    "local mcap = tonumber(ARGV[11])\n"
     "local members\n"
     "if count <= mcap then members = redis.call('HKEYS', C.pc)\n"
     "else\n"
@@ -301,18 +301,18 @@ static const char script_join[] =
     "local pv = C.pv_now or tonumber(redis.call('GET', C.pv) or '0')\n"
     "return {epoch, last, pv, count, recovered, members, msgs}\n";
 
-/* KEYS pz pu pc pv; ARGV chan room now ttl conn */
+/* KEYS pz pu pc pv; ARGV chan room ttl conn */
 static const char script_leave[] =
     PRELUDE PRESENCE
     "local C = {pz = KEYS[1], pu = KEYS[2], pc = KEYS[3], pv = KEYS[4], chan = ARGV[1],\n"
-    "  room = ARGV[2], now = NOW_MS, ttl = tonumber(ARGV[4]),\n"
+    "  room = ARGV[2], now = NOW_MS, ttl = tonumber(ARGV[3]),\n"
     "  nows = NOW_S}\n"
-    "drop(C, ARGV[5])\n"
+    "drop(C, ARGV[4])\n"
     "sweep(C)\n"
     "return 0\n";
 
 /* A batch of refreshes (rbatch.h): per call KEYS pz pu pc pv; ARGV chan
- * room now ttl (conn user)..., after the call's two counts.
+ * room ttl (conn user)..., after the call's two counts.
  *
  * This runs for every room on every node with members in it, once per
  * PRESENCE_TTL/3: at scale it is most of a Redis server's work, more than
@@ -329,17 +329,17 @@ static const char script_refresh[] =
     "local function refresh(k, a, na)\n"
     "  local C = {pz = KEYS[k], pu = KEYS[k + 1], pc = KEYS[k + 2], pv = KEYS[k + 3],\n"
     "    chan = ARGV[a], room = ARGV[a + 1], now = NOW_MS,\n"
-    "    ttl = tonumber(ARGV[a + 3]), nows = NOW_S}\n"
+    "    ttl = tonumber(ARGV[a + 2]), nows = NOW_S}\n"
     "  C.exp = string.format('%d', C.now + C.ttl)\n"
     "  sweep(C)\n"
     "  local z, n = {}, 0\n"
-    "  for i = a + 4, a + na - 2, 2 do\n"
+    "  for i = a + 3, a + na - 2, 2 do\n"
     "    z[#z + 1] = C.exp\n"
     "    z[#z + 1] = ARGV[i]\n"
     "    n = n + 1\n"
     "  end\n"
     "  if n > 0 and redis.call('ZADD', C.pz, 'XX', 'CH', unpack(z)) < n then\n"
-    "    for i = a + 4, a + na - 2, 2 do -- some were not there: expired, or the keys lost\n"
+    "    for i = a + 3, a + na - 2, 2 do -- some were not there: expired, or the keys lost\n"
     "      if not redis.call('ZSCORE', C.pz, ARGV[i]) then add(C, ARGV[i], ARGV[i + 1]) end\n"
     "    end\n"
     "  end\n"

@@ -433,7 +433,6 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
     arg_str(&a, room);
     arg_str(&a, conn);
     arg_str(&a, user);
-    arg_num(&a, cf_wall_ms());
     arg_num(&a, lim->presence_ttl_ms);
     arg_num(&a, keep_s(lim));
     new_epoch(cand);
@@ -455,14 +454,13 @@ int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str
 /* ---- presence ----------------------------------------------------------- */
 
 /* The keys and leading arguments every presence script takes:
- * KEYS pz pu pc pv; ARGV chan room now ttl. */
+ * KEYS pz pu pc pv; ARGV chan room ttl (the time is Redis', scripts.c). */
 static void presence_call(struct args *a, char k[4][KEY_MAX], char *chan, struct cf_str room,
-                          int64_t now, const struct store_limits *lim)
+                          const struct store_limits *lim)
 {
     presence_keys(a, k, room);
     arg(a, chan, channel(chan, room));
     arg_str(a, room);
-    arg_num(a, now);
     arg_num(a, lim->presence_ttl_ms);
 }
 
@@ -471,7 +469,7 @@ static void presence_head(struct args *a, char k[4][KEY_MAX], char *chan, struct
                           const struct store_limits *lim)
 {
     arg_num(a, 4);
-    presence_call(a, k, chan, room, cf_wall_ms(), lim);
+    presence_call(a, k, chan, room, lim);
 }
 
 int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
@@ -487,12 +485,11 @@ int store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_st
 int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                   const struct cf_str *conns, const struct cf_str *users, uint32_t n)
 {
-    enum { PER_CALL = 24 }; /* pairs per call: 52 arguments (rbatch.c takes 64) */
-    int64_t now = cf_wall_ms();
+    enum { PER_CALL = 24 }; /* pairs per call: 51 arguments (rbatch.c takes 64) */
     for (uint32_t at = 0; at < n || at == 0; at += PER_CALL) {
         char pk[4][KEY_MAX], chan[KEY_MAX];
         struct args a = {0};
-        presence_call(&a, pk, chan, room, now, lim);
+        presence_call(&a, pk, chan, room, lim);
         for (uint32_t i = at; i < n && i < at + PER_CALL; i++) {
             arg_str(&a, conns[i]);
             arg_str(&a, users[i]);
