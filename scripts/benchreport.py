@@ -48,7 +48,9 @@ def scenario_figures(name, r):
              "server_cpu": r.get("server_cpu")}
         return f
     if name == "steady":
-        s = (r.get("steps") or [None])[0]
+        # the last step: a second run of the rate, when the first was late
+        # (--rerun-late-steps), replaces it; anomalies() still names the first
+        s = (r.get("steps") or [None])[-1]
         if not s:
             return {}
         return {"delivered_per_s": s["delivered_per_s"], "lost": s["lost"],

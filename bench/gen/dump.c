@@ -51,6 +51,12 @@ void dump_add(gen_dump *d, uint64_t now, uint64_t lat, uint32_t sender, uint32_t
     d->r[d->n++] = (rec){now, lat, sender, seq, receiver};
 }
 
+void dump_reset(gen_dump *d)
+{
+    d->n = 0;
+    d->dropped = 0;
+}
+
 int dump_finish(gen_dump *d, const char *path)
 {
     for (size_t i = 0; i < d->n; i++) {

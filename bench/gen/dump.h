@@ -25,6 +25,11 @@ gen_dump *dump_open(const char *path);
 void dump_add(gen_dump *d, uint64_t now, uint64_t lat, uint32_t sender, uint32_t seq,
               uint32_t receiver);
 
+/* Forgets every record so far (and the count of those dropped): a step
+ * run once more (--rerun-late-steps) replaces the one before it, and the
+ * dump describes the step the report keeps. */
+void dump_reset(gen_dump *d);
+
 /* Writes every record as the line "<now> <lat> <sender> <seq> <receiver>",
  * closes the file and frees d. 0, or -1 with a message on stderr when the
  * file could not be written whole or records were dropped. */

@@ -381,6 +381,8 @@ int main(int argc, char **argv)
             run_step(&g, st, g.o.rates[k], again);
             enum step_next next = step_after(st, g.o.rerun_late);
             if ((again = next == STEP_SAME_RATE)) {
+                if (g.dump)
+                    dump_reset(g.dump);
                 k--;
                 continue;
             }

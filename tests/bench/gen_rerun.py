@@ -2,7 +2,8 @@
 """confab-bench --rerun-late-steps against bench/baseline: the generator,
 stopped for 120 ms in its first step (SIGSTOP, as one stall of the VM would),
 falls behind its schedule; with the flag that step runs once more and the
-ramp goes on, without it the ramp ends there (docs/benchmarks.md).
+ramp goes on, without it the ramp ends there; with one rate and --dump (the
+steady scenario) the dump holds the second run alone (docs/benchmarks.md).
 
 usage: gen_rerun.py CONFAB_BENCH CONFAB_BASELINE"""
 import json
@@ -10,19 +11,20 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_dump import check, start_baseline  # noqa: E402
 
 
-def ramp(gen, port, extra):
+def ramp(gen, port, extra, rates="200,400"):
     """A ramp of 200 then 400 msg/s, 2 s a step, the generator stopped for
     120 ms 1 s in: inside the first step, which begins once its 40
     connections are set up (tens of ms; more under sanitizers) and lasts 2 s."""
     p = subprocess.Popen([gen, "--url", f"ws://127.0.0.1:{port}/ws", "--secret",
                           "confab-test-secret-0123456789abcdef", "--conns", "40", "--rooms", "4",
-                          "--rate", "200,400", "--step-seconds", "2", "--drain-seconds", "1",
+                          "--rate", rates, "--step-seconds", "2", "--drain-seconds", "1",
                           "--json"] + extra, stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     p.send_signal(signal.SIGSTOP)
@@ -49,6 +51,24 @@ def main():
         steps = [(s["rate"], s["pass"], s["rerun"]) for s in r["steps"]]
         check(steps == [(200, False, False)], f"without the flag: steps {steps}")
         check(r["capacity_rate"] == 0, f"capacity {r['capacity_rate']}")
+
+        # one rate, as the steady scenario runs it: the dump holds the
+        # second run alone, the one the report keeps (its tail figures)
+        with tempfile.TemporaryDirectory() as tmp:
+            dump = os.path.join(tmp, "d.txt")
+            r = ramp(gen, port, ["--rerun-late-steps", "--dump", dump], rates="200")
+            steps = [(s["rate"], s["pass"], s["rerun"]) for s in r["steps"]]
+            check(steps == [(200, False, False), (200, True, True)], f"one rate: steps {steps}")
+            with open(dump) as f:
+                lines = f.read().splitlines()
+            kept = r["steps"][1]
+            check(len(lines) == kept["delivered"],
+                  f"{len(lines)} lines dumped, {kept['delivered']} delivered in the second run "
+                  f"({r['steps'][0]['delivered']} in the first)")
+            worst = max(int(line.split()[1]) for line in lines)
+            check(round(worst / 1e6, 3) == kept["latency_ms"]["max"],
+                  f"worst dumped {worst / 1e6:.3f} ms, the second run's max "
+                  f"{kept['latency_ms']['max']}")
     finally:
         srv.kill()
         srv.wait()

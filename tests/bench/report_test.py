@@ -63,6 +63,29 @@ class Verdicts(unittest.TestCase):
                                    [steady_run(0, 0.3)] * 3)
         self.assertIn(False, verdicts)
 
+    def test_a_steady_step_run_once_more_replaces_the_late_one(self):
+        # the first run of the rate held by a stall of the whole VM (the
+        # generator 278 ms behind), the second clean: the second is judged,
+        # and the report still names the first
+        rerun = steady_run(0, 0.5)
+        late = copy.deepcopy(rerun["steps"][0])
+        late.update({"pass": False, "fail_reasons": ["generator_behind_schedule"],
+                     "latency_ms": {"p50": 0.3, "p99": 79.0, "p999": 280.0, "max": 285.0}})
+        rerun["steps"][0]["rerun"] = True
+        rerun["steps"].insert(0, late)
+        f = br.figures("steady", rerun)
+        self.assertEqual((f["p99_ms"], f["step_failures"]), (0.5, 0))
+        self.assertIn("step 2000 msg/s failed: generator_behind_schedule (run once more)",
+                      br.anomalies(rerun))
+        _, verdicts = verdict_rows("steady", [steady_run(0, 0.5), rerun, steady_run(0, 0.5)],
+                                   [steady_run(0, 0.3)] * 3)
+        self.assertEqual(verdicts, [True, True, True, True])
+        # late twice: the second run fails the target as before
+        rerun["steps"][1].update({"pass": False, "fail_reasons": ["generator_behind_schedule"]})
+        _, verdicts = verdict_rows("steady", [steady_run(0, 0.5), rerun, steady_run(0, 0.5)],
+                                   [steady_run(0, 0.3)] * 3)
+        self.assertIn(False, verdicts)
+
     def test_a_saturated_generator_gives_no_verdict_on_ratios(self):
         table, verdicts = verdict_rows("storm", [storm_run(4000, 0.95)] * 3,
                                        [storm_run(3500, 0.99)] * 3)
@@ -124,10 +147,10 @@ class Ramps(unittest.TestCase):
             ramp_step(2000, True, rerun=True),
             ramp_step(4000, False, ["p99"])]}
 
-    def test_the_ramps_ask_for_reruns_and_steady_does_not(self):
+    def test_the_ramps_and_steady_ask_for_reruns_and_the_storm_does_not(self):
         a = bench.parse_args(["--scenarios", "fanout"])
         scs = bench.scenarios(False)
-        for name, wanted in (("fanout", True), ("rooms", True), ("steady", False),
+        for name, wanted in (("fanout", True), ("rooms", True), ("steady", True),
                              ("storm", False)):
             argv = bench.gen_argv(a, scs[name], 8080)
             self.assertEqual("--rerun-late-steps" in argv, wanted, name)
