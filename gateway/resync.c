@@ -152,17 +152,27 @@ static bool register_presence(struct rs *r, uint32_t shard)
     return true;
 }
 
+/* True when the shard is not paused after a full queue (a pause that has
+ * ended is forgotten here: its member may have left meanwhile, and nothing
+ * else would then end it). */
+static bool unpaused(struct rs_shard *h, int64_t now)
+{
+    if (h->paused_until && now >= h->paused_until)
+        h->paused_until = 0;
+    return h->paused_until == 0;
+}
+
 /* Sends the shard's presence registrations, as many as its link takes,
  * then its ready members' re-syncs, as many as its window has room for. */
 static void pump(struct rs *r, uint32_t shard, int64_t now)
 {
     struct rs_shard *h = &r->sh[shard];
     bool presence = lrooms_wait_count(r->rooms, presence_list(shard)) > 0;
-    if ((!presence &&
+    if (!unpaused(h, now) ||
+        (!presence &&
          (h->inflight >= RS_WINDOW || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
-        !r->ops->link_up(r->ud, shard) || (h->paused_until && now < h->paused_until))
+        !r->ops->link_up(r->ud, shard))
         return;
-    h->paused_until = 0;
     if (presence && !register_presence(r, shard))
         return;
     while (h->inflight < RS_WINDOW) {
@@ -213,12 +223,14 @@ static void log_gap(struct rs *r, const struct lmember *m, bool since)
 
 void rs_gap(struct rs *r, struct lmember *m, bool since)
 {
+    if (sess_closing(m->s))
+        return; /* a place held for a client that is gone, and its presence registered anew */
     log_gap(r, m, since);
     uint32_t shard = shard_of(r, m);
     struct rs_shard *h = &r->sh[shard];
     if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 &&
         lrooms_wait_count(r->rooms, presence_list(shard)) == 0 && h->inflight < RS_WINDOW &&
-        !h->paused_until) {
+        unpaused(h, cf_mono_ms())) {
         lrooms_unwait(r->rooms, m); /* out of any list: this is its turn, and the
                                      * re-sync registers its presence too */
         send_one(r, shard, m, since);

@@ -73,7 +73,8 @@ void rs_free(struct rs *r); /* NULL is a no-op */
  * already set): re-synced now if its shard's window has room and no one
  * waits before it, else it waits its turn (with `since`, which also serves
  * a new epoch: a snapshot of another epoch comes as a whole joined). The
- * log tells of gaps in one line a second. */
+ * log tells of gaps in one line a second. A member whose session is closing
+ * is left as it is. */
 void rs_gap(struct rs *r, struct lmember *m, bool since);
 /* m waits its turn in its shard's ready list (m is made pending, with no
  * request). */

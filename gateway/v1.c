@@ -563,10 +563,16 @@ static bool shard_linked(void *ud, uint32_t shard)
     return blinks_link_up(gw->links, shard);
 }
 
-/* rs_ops.send_presence: a presence-only registration (q 0: no answer). */
+/* rs_ops.send_presence: a presence-only registration (q 0: no answer). One
+ * that cannot be encoded (out of memory) closes the session, as the ops
+ * promise: dropped, the member stayed connected and missing from its room's
+ * presence until its broker was back again. */
 static int send_presence(void *ud, struct cf_str room, struct lmember *m)
 {
-    return send_sub(ud, m->s, room, 0, NULL, false, 0);
+    int rc = send_sub(ud, m->s, room, 0, NULL, false, 0);
+    if (rc < 0 && rc != -ENOBUFS && rc != -ENOTCONN)
+        sess_close(m->s, 1012, "could not register presence");
+    return rc;
 }
 
 static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync, send_presence};

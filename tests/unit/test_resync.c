@@ -374,6 +374,43 @@ static void test_gone_members_are_not_sent(void **state)
     assert_int_equal(rs_waiting(f.r), 0);
 }
 
+/* A gap in a closing session's room sends nothing: it held a place for a
+ * client that is gone, and registered its presence anew. */
+static void test_a_closing_session_s_gap_is_not_sent(void **state)
+{
+    (void)state;
+    sess_close(f.s, 1001, "going away");
+    f.m[0][0]->pending = true;
+    rs_gap(f.r, f.m[0][0], true);
+    assert_int_equal(g_sent[0], 0);
+    assert_int_equal(rs_in_flight(f.r), 0);
+    assert_int_equal(rs_waiting(f.r), 0);
+}
+
+/* The member a full link sent back leaves before the pause ends: once it
+ * has ended, a gap goes at once. The pause used to be forgotten only by a
+ * pump that found members waiting, so with none left it stayed, and every
+ * later gap of the shard waited for the next member to queue. */
+static void test_a_pause_ends_though_its_member_left(void **state)
+{
+    (void)state;
+    rs_wait(f.r, f.m[0][0]);
+    g_rc = -ENOBUFS;
+    int64_t now = cf_mono_ms();
+    rs_shard_back(f.r, 0, true);
+    assert_int_equal(g_sent[0], 0);
+    assert_int_equal(rs_waiting(f.r), 1);
+    lrooms_leave_member(f.rooms, f.m[0][0]);
+    f.m[0][0] = NULL;
+    assert_int_equal(rs_waiting(f.r), 0);
+    rs_tick(f.r, now + RS_SOON_MS + 100); /* the pause is over */
+    f.m[0][1]->pending = true;
+    rs_gap(f.r, f.m[0][1], true);
+    assert_int_equal(g_sent[0], 1);
+    assert_int_equal(g_times[0][1], 1);
+    assert_int_equal(rs_waiting(f.r), 0);
+}
+
 static int presence_sent(uint32_t shard)
 {
     int n = 0;
@@ -461,6 +498,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_members_are_not_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_closing_session_s_gap_is_not_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_pause_ends_though_its_member_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_registrations_wait_for_room_in_the_link,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_resync_takes_the_place_of_a_presence_registration,
