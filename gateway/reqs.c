@@ -50,17 +50,19 @@ static void unlink_session(struct req *r, bool keep)
         pp = &(*pp)->snext;
     if (*pp)
         *pp = r->snext;
-    (*sess_nreqs(r->s))--;
+    if (!r->resync)
+        (*sess_nreqs(r->s))--;
     if (!keep)
         r->s = NULL;
     r->snext = NULL;
 }
 
+/* A re-sync is neither held to the session's cap nor counted in it. */
 static struct req *add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
-                       struct cf_str room, struct cf_str id, bool capped, int *err)
+                       struct cf_str room, struct cf_str id, bool resync, int *err)
 {
     *err = -EBUSY;
-    if (s && capped && *sess_nreqs(s) >= t->per_session)
+    if (s && !resync && *sess_nreqs(s) >= t->per_session)
         return NULL;
     *err = -ENOMEM;
     if (room.len > CF_ROOM_MAX)
@@ -70,6 +72,7 @@ static struct req *add(struct reqs *t, enum req_kind kind, struct session *s, vo
         return NULL;
     r->q = ++t->next_q;
     r->kind = kind;
+    r->resync = resync;
     r->http = http;
     r->deadline = cf_mono_ms() + REQ_TIMEOUT_MS;
     r->room_len = room.len;
@@ -85,7 +88,8 @@ static struct req *add(struct reqs *t, enum req_kind kind, struct session *s, vo
         r->s = s;
         r->snext = *sess_reqs(s);
         *sess_reqs(s) = r;
-        (*sess_nreqs(s))++;
+        if (!resync)
+            (*sess_nreqs(s))++;
     }
     *err = 0;
     return r;
@@ -94,16 +98,14 @@ static struct req *add(struct reqs *t, enum req_kind kind, struct session *s, vo
 struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
                      struct cf_str room, struct cf_str id, int *err)
 {
-    return add(t, kind, s, http, room, id, true, err);
+    return add(t, kind, s, http, room, id, false, err);
 }
 
 struct req *reqs_add_resync(struct reqs *t, struct session *s, struct cf_str room, int *err)
 {
-    struct req *r = add(t, REQ_SUB, s, NULL, room, (struct cf_str){"", 0}, false, err);
-    if (r) {
-        r->resync = true;
+    struct req *r = add(t, REQ_SUB, s, NULL, room, (struct cf_str){"", 0}, true, err);
+    if (r)
         t->resyncs++;
-    }
     return r;
 }
 

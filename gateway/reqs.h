@@ -45,9 +45,11 @@ void reqs_free(struct reqs *t); /* NULL is a no-op; frees what is left */
  * -ENOMEM. */
 struct req *reqs_add(struct reqs *t, enum req_kind kind, struct session *s, void *http,
                      struct cf_str room, struct cf_str id, int *err);
-/* A re-sync the gateway makes by itself for a member of s (a REQ_SUB): not
- * held to the session's cap, which its client's own requests may fill (at
- * most one per room it is in, so bounded anyway). -ENOMEM only. */
+/* A re-sync the gateway makes by itself for a member of s (a REQ_SUB):
+ * neither held to the session's cap, which its client's own requests may
+ * fill, nor counted in it, so a client in more rooms than the cap keeps its
+ * own requests while its broker's shard re-syncs (at most one per room it
+ * is in, so bounded anyway). -ENOMEM only. */
 struct req *reqs_add_resync(struct reqs *t, struct session *s, struct cf_str room, int *err);
 /* The request q, left in place (NULL: unknown). */
 struct req *reqs_get(struct reqs *t, uint64_t q);
