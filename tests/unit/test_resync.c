@@ -182,7 +182,7 @@ static void test_each_shard_has_its_own_window(void **state)
 
     /* shard 1 answers everything: the rest of it goes */
     for (int k = 0; k < 3; k++) {
-        for (int n = 0; n < RS_WINDOW; n++)
+        while (rs_in_flight(f.r) > RS_WINDOW) /* shard 0's stay */
             rs_ended(f.r, 1);
         rs_pump(f.r, 1);
     }
