@@ -107,9 +107,23 @@ static void send_unsub(struct gw *gw, struct session *s, struct cf_str room)
     blinks_publish(gw->links, &f); /* down: the entry expires, or the broker drops it */
 }
 
+/* A presence-only registration (q 0: no answer). One that cannot be
+ * encoded (out of memory) closes the session: dropped, the member stayed
+ * connected and missing from its room's presence until its broker was back
+ * again. Down (-ENOTCONN): registered again when the link is up. A full
+ * link (-ENOBUFS) is the caller's: rs queues the member again, a legacy
+ * join's registration is lost (the link is not reset for it). */
+static int register_presence(struct gw *gw, struct session *s, struct cf_str room)
+{
+    int rc = send_sub(gw, s, room, 0, NULL, false, 0);
+    if (rc < 0 && rc != -ENOBUFS && rc != -ENOTCONN)
+        sess_close(s, 1012, "could not register presence");
+    return rc;
+}
+
 void v1_presence_join(struct gw *gw, struct session *s, struct cf_str room)
 {
-    send_sub(gw, s, room, 0, NULL, false, 0); /* down: registered again when the link is up */
+    register_presence(gw, s, room);
 }
 
 void v1_presence_leave(struct gw *gw, struct session *s, struct cf_str room)
@@ -563,16 +577,11 @@ static bool shard_linked(void *ud, uint32_t shard)
     return blinks_link_up(gw->links, shard);
 }
 
-/* rs_ops.send_presence: a presence-only registration (q 0: no answer). One
- * that cannot be encoded (out of memory) closes the session, as the ops
- * promise: dropped, the member stayed connected and missing from its room's
- * presence until its broker was back again. */
+/* rs_ops.send_presence: closes the session on a hard error, as the ops
+ * promise. */
 static int send_presence(void *ud, struct cf_str room, struct lmember *m)
 {
-    int rc = send_sub(ud, m->s, room, 0, NULL, false, 0);
-    if (rc < 0 && rc != -ENOBUFS && rc != -ENOTCONN)
-        sess_close(m->s, 1012, "could not register presence");
-    return rc;
+    return register_presence(ud, m->s, room);
 }
 
 static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync, send_presence};
