@@ -447,12 +447,22 @@ int blinks_leave(struct blinks *b, const char *room, size_t len)
     return room_op(b, CF_WIRE_LEAVE, room, len);
 }
 
-int blinks_publish(struct blinks *b, const struct cf_wire_msg *m)
+static int publish(struct blinks *b, const struct cf_wire_msg *m, bool reset_on_full)
 {
     struct blink *l = owner(b, m->room.p, m->room.len);
     if (l->st != BL_UP)
         return -ENOTCONN;
-    return link_send(l, m, false);
+    return link_send(l, m, reset_on_full);
+}
+
+int blinks_publish(struct blinks *b, const struct cf_wire_msg *m)
+{
+    return publish(b, m, false);
+}
+
+int blinks_publish_state(struct blinks *b, const struct cf_wire_msg *m)
+{
+    return publish(b, m, true);
 }
 
 uint32_t blinks_count(const struct blinks *b)

@@ -59,6 +59,11 @@ void blinks_tick(struct blinks *b);
 int blinks_join(struct blinks *b, const char *room, size_t len);
 int blinks_leave(struct blinks *b, const char *room, size_t len);
 int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);
+/* blinks_publish for a frame the broker's state needs and nothing sends
+ * again (a presence unregistration): on a full queue the link is reset, as
+ * for a leave, so that its state is rebuilt on reconnect. Dropped, it left
+ * the user present in the room for as long as the link lived. */
+int blinks_publish_state(struct blinks *b, const struct cf_wire_msg *m);
 
 /* Writes what is queued for the brokers; the gateway's loop calls it at the
  * end of every pass (and blinks itself when a frame is queued where no pass

@@ -65,7 +65,7 @@ struct lrooms *lrooms_new(const struct lrooms_ops *ops, void *ud);
 void lrooms_free(struct lrooms *r); /* NULL is a no-op; sessions must have left */
 
 /* Adds s to a room. Returns the new member (pending as asked), or NULL with
- * *err = -EEXIST (already a member: *out gets it) or -ENOMEM. */
+ * *err = -EEXIST (already a member: lrooms_find gives it) or -ENOMEM. */
 struct lmember *lrooms_join(struct lrooms *r, struct session *s, const char *name, size_t len,
                             bool pending, int *err);
 struct lmember *lrooms_find(struct lrooms *r, struct session *s, const char *name, size_t len);

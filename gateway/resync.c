@@ -13,7 +13,7 @@ struct rs_shard {
     int64_t later_at;      /* the later list goes behind the ready one then; 0: none due */
     int64_t paused_until;  /* the link's queue was full: nothing sent before then */
     bool refusal_told;     /* a refusal was logged at INFO this round */
-    bool full_told;        /* a full link was logged this round */
+    bool full_told;        /* a full link was logged, since the shard's last retry or drain */
 };
 
 struct rs {
@@ -131,24 +131,30 @@ static bool send_one(struct rs *r, uint32_t shard, struct lmember *m, bool since
     return false;
 }
 
+/* Registers m's presence. False when nothing more can go to the shard now:
+ * m is then the first of its presence list (a full queue pauses the shard;
+ * a link that is down registers them when back). */
+static bool present_one(struct rs *r, uint32_t shard, struct lmember *m)
+{
+    struct cf_str room = lrooms_member_room(m);
+    int rc = r->ops->send_presence(r->ud, room, m);
+    if (rc != -ENOBUFS && rc != -ENOTCONN)
+        return true; /* sent, or its session was closed */
+    if (lrooms_wait_front(r->rooms, m, presence_list(shard)) < 0)
+        sess_close(m->s, 1012, "could not register presence (out of memory)");
+    if (rc == -ENOBUFS)
+        pause_full(r, shard, room, cf_mono_ms());
+    return false;
+}
+
 /* The shard's presence registrations, as many as the link's queue takes.
- * False when it is full or down: the one that did not fit waits again. */
+ * False when it is full or down. */
 static bool register_presence(struct rs *r, uint32_t shard)
 {
     struct lmember *m;
-    while ((m = lrooms_wait_take(r->rooms, presence_list(shard)))) {
-        if (sess_closing(m->s))
-            continue;
-        struct cf_str room = lrooms_member_room(m);
-        int rc = r->ops->send_presence(r->ud, room, m);
-        if (rc != -ENOBUFS && rc != -ENOTCONN)
-            continue; /* sent, or its session was closed */
-        if (lrooms_wait_front(r->rooms, m, presence_list(shard)) < 0)
-            sess_close(m->s, 1012, "could not register presence (out of memory)");
-        if (rc == -ENOBUFS)
-            pause_full(r, shard, room, cf_mono_ms());
-        return false; /* down: the link's return registers them */
-    }
+    while ((m = lrooms_wait_take(r->rooms, presence_list(shard))))
+        if (!sess_closing(m->s) && !present_one(r, shard, m))
+            return false;
     return true;
 }
 
@@ -177,8 +183,10 @@ static void pump(struct rs *r, uint32_t shard, int64_t now)
         return;
     while (h->inflight < RS_WINDOW) {
         struct lmember *m = lrooms_wait_take(r->rooms, ready_list(shard));
-        if (!m)
+        if (!m) {
+            h->full_told = false; /* all went: the next full queue is news */
             return;
+        }
         if (sess_closing(m->s))
             continue; /* it would only join the room for nothing */
         if (!send_one(r, shard, m, true))
@@ -252,6 +260,18 @@ void rs_wait_presence(struct rs *r, struct lmember *m)
         return; /* waits for a re-sync */
     if (lrooms_wait(r->rooms, m, presence_list(shard)) < 0)
         sess_close(m->s, 1012, "could not register presence (out of memory)");
+}
+
+void rs_presence(struct rs *r, struct lmember *m)
+{
+    uint32_t shard = shard_of(r, m);
+    if (lrooms_wait_count(r->rooms, presence_list(shard)) == 0 &&
+        unpaused(&r->sh[shard], cf_mono_ms())) {
+        present_one(r, shard, m); /* the common case: nothing on the list to walk */
+        return;
+    }
+    rs_wait_presence(r, m); /* behind those waiting, in their order */
+    pump(r, shard, cf_mono_ms());
 }
 
 void rs_later(struct rs *r, struct lmember *m, int ms)

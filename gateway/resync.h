@@ -24,7 +24,8 @@
  * a third list of the shard. No answer follows such a registration, so no
  * window holds them: they go first, as many as the link's queue takes, and
  * a full queue pauses the shard as a re-sync does (sent in one pass, those
- * that did not fit the queue were lost).
+ * that did not fit the queue were lost). A legacy client's join that does
+ * not fit waits there too (rs_presence).
  *
  * Single-threaded, on the gateway's loop. */
 #ifndef GW_RESYNC_H
@@ -83,6 +84,13 @@ void rs_wait(struct rs *r, struct lmember *m);
  * link came back); m is not made pending. A member already waiting for a
  * re-sync stays there: the re-sync registers it too. */
 void rs_wait_presence(struct rs *r, struct lmember *m);
+/* m joined its room with no request of its own (a legacy client): its
+ * presence is registered now, or after the registrations already waiting
+ * for room in its link. One that does not fit the link's queue waits, and
+ * the shard pauses as for a re-sync (dropped, the user was missing from its
+ * room's presence until its broker was back); a link that is down registers
+ * it when back. */
+void rs_presence(struct rs *r, struct lmember *m);
 /* m's re-sync was refused or dropped: it waits for its shard's retry,
  * within ms at the latest. */
 void rs_later(struct rs *r, struct lmember *m, int ms);

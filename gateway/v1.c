@@ -104,26 +104,26 @@ static void send_unsub(struct gw *gw, struct session *s, struct cf_str room)
         return;
     char cbuf[40];
     struct cf_wire_msg f = {.type = CF_WIRE_UNSUB, .room = room, .conn = conn_id(gw, s, cbuf)};
-    blinks_publish(gw->links, &f); /* down: the entry expires, or the broker drops it */
+    /* down: the broker drops the entry at the link's grace end */
+    blinks_publish_state(gw->links, &f);
 }
 
-/* A presence-only registration (q 0: no answer). One that cannot be
- * encoded (out of memory) closes the session: dropped, the member stayed
- * connected and missing from its room's presence until its broker was back
- * again. Down (-ENOTCONN): registered again when the link is up. A full
- * link (-ENOBUFS) is the caller's: rs queues the member again, a legacy
- * join's registration is lost (the link is not reset for it). */
-static int register_presence(struct gw *gw, struct session *s, struct cf_str room)
+/* rs_ops.send_presence: a presence-only registration (q 0: no answer).
+ * One that cannot be encoded (out of memory) closes the session: dropped,
+ * the member stayed connected and missing from its room's presence until
+ * its broker was back again. Down (-ENOTCONN) and full (-ENOBUFS) are rs':
+ * the member waits for its link. */
+static int send_presence(void *ud, struct cf_str room, struct lmember *m)
 {
-    int rc = send_sub(gw, s, room, 0, NULL, false, 0);
+    int rc = send_sub(ud, m->s, room, 0, NULL, false, 0);
     if (rc < 0 && rc != -ENOBUFS && rc != -ENOTCONN)
-        sess_close(s, 1012, "could not register presence");
+        sess_close(m->s, 1012, "could not register presence");
     return rc;
 }
 
-void v1_presence_join(struct gw *gw, struct session *s, struct cf_str room)
+void v1_presence_join(struct gw *gw, struct lmember *m)
 {
-    register_presence(gw, s, room);
+    rs_presence(gw->rs, m);
 }
 
 void v1_presence_leave(struct gw *gw, struct session *s, struct cf_str room)
@@ -575,13 +575,6 @@ static bool shard_linked(void *ud, uint32_t shard)
 {
     struct gw *gw = ud;
     return blinks_link_up(gw->links, shard);
-}
-
-/* rs_ops.send_presence: closes the session on a hard error, as the ops
- * promise. */
-static int send_presence(void *ud, struct cf_str room, struct lmember *m)
-{
-    return register_presence(ud, m->s, room);
 }
 
 static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync, send_presence};

@@ -27,8 +27,11 @@ struct session;
 /* One complete client frame of a v1 session. */
 void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len);
 
-/* A legacy session entered / left a room: presence only. */
-void v1_presence_join(struct gw *gw, struct session *s, struct cf_str room);
+struct lmember;
+
+/* A legacy session entered (m: its new membership) / left a room: presence
+ * only. */
+void v1_presence_join(struct gw *gw, struct lmember *m);
 void v1_presence_leave(struct gw *gw, struct session *s, struct cf_str room);
 
 /* The session is gone: leave its rooms, unregister its presence, forget its
@@ -47,7 +50,6 @@ void v1_on_link_down(struct gw *gw, uint32_t shard);
  * on the same link: its members re-sync. */
 void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link);
 /* A live member missed messages (lrooms_ops.resync). */
-struct lmember;
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since);
 /* Once a second: time out requests without an answer. */
 void v1_tick(struct gw *gw);

@@ -219,13 +219,16 @@ static struct session *session_of(struct lws *wsi)
 static void join_room(struct gw *gw, struct session *s, const char *room, size_t len)
 {
     int err;
-    if (!lrooms_join(gw->rooms, s, room, len, false, &err) && err != -EEXIST) {
+    struct lmember *m = lrooms_join(gw->rooms, s, room, len, false, &err);
+    if (!m && err == -EEXIST)
+        m = lrooms_find(gw->rooms, s, room, len);
+    if (!m) {
         CF_ERROR("ws", "conn %llu: out of memory joining %.*s", (unsigned long long)sess_id(s),
                  (int)len, room);
         sess_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
         return;
     }
-    v1_presence_join(gw, s, (struct cf_str){room, (uint32_t)len});
+    v1_presence_join(gw, m);
 }
 
 /* The subprotocols served, in lws' protocol order (gateway.c), and the

@@ -486,6 +486,45 @@ static void test_a_resync_takes_the_place_of_a_presence_registration(void **stat
     assert_int_equal(presence_sent(1), 0);
 }
 
+/* A legacy client's join that does not fit the link's queue waits for
+ * room in it, and the joins after it wait behind it; one whose link is down
+ * is registered when the link is back. Dropped, those users were missing
+ * from their rooms' presence until their broker was back. */
+static void test_a_legacy_join_waits_for_room_in_the_link(void **state)
+{
+    (void)state;
+    rs_presence(f.r, f.m[0][5]); /* room in the link: at once */
+    assert_int_equal(g_presence[0][5], 1);
+    assert_int_equal(rs_waiting(f.r), 0);
+    g_room_space = 0;
+    int64_t now = cf_mono_ms();
+    rs_presence(f.r, f.m[0][3]);
+    g_room_space = -1;
+    rs_presence(f.r, f.m[0][4]); /* there is room again, but 3 waits before it */
+    assert_int_equal(presence_sent(0), 1);
+    assert_int_equal(rs_waiting(f.r), 2);
+    assert_false(f.m[0][3]->pending); /* a legacy member is not made pending */
+    rs_presence(f.r, f.m[1][7]);      /* another shard's link is not held */
+    assert_int_equal(g_presence[1][7], 1);
+    rs_pump(f.r, 0); /* paused */
+    assert_int_equal(presence_sent(0), 1);
+    rs_tick(f.r, now + RS_SOON_MS + 100);
+    assert_int_equal(g_presence[0][3], 1);
+    assert_int_equal(g_presence[0][4], 1);
+    assert_int_equal(rs_waiting(f.r), 0);
+    /* a link that is down */
+    g_up[0] = false;
+    rs_presence(f.r, f.m[0][6]);
+    rs_tick(f.r, now + 2 * RS_SOON_MS + 200);
+    assert_int_equal(g_presence[0][6], 0);
+    assert_int_equal(rs_waiting(f.r), 1);
+    g_up[0] = true;
+    rs_shard_back(f.r, 0, true);
+    assert_int_equal(g_presence[0][6], 1);
+    assert_int_equal(presence_sent(0), 4);
+    assert_int_equal(g_sent[0] + g_sent[1], 0); /* no re-sync for them */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -504,6 +543,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_resync_takes_the_place_of_a_presence_registration,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_legacy_join_waits_for_room_in_the_link, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
