@@ -45,8 +45,11 @@ static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 
 static void send_state(struct broker *b, struct gwlink *l)
 {
-    struct cf_wire_msg m = {.type = CF_WIRE_STATE, .ready = b->ready, .serving = b->serving,
-                            .has = CF_WIRE_HAS_SERVING};
+    struct cf_wire_msg m = {.type = CF_WIRE_STATE,
+                            .ready = b->ready,
+                            .serving = b->serving,
+                            .resub = b->resub,
+                            .has = CF_WIRE_HAS_SERVING | CF_WIRE_HAS_RESUB};
     if (l)
         gwlink_send(l, &m);
     else
@@ -379,11 +382,22 @@ static void notify_ready_if_due(struct broker *b)
                         "delivery canary; their rooms answer unavailable");
 }
 
+/* A server that becomes usable again has had its rooms' subscriptions
+ * made anew: what was published there meanwhile did not reach this node.
+ * The gateways re-sync the shard's members on `ready` turning true, but
+ * with another server down `ready` stays false, so each return is counted
+ * and told (state.resub): without it, members of that server's rooms missed
+ * those messages until a later one showed the gap, and in a quiet room
+ * never. */
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
+    uint64_t bit = 1ull << (server % CF_REDIS_MAX_SERVERS);
+    bool was = (b->usable_servers & bit) != 0, back = ready && !was;
+    b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
+    b->resub += back;
     bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
-    if (now != b->ready || serving != b->serving) {
+    if (now != b->ready || serving != b->serving || back) {
         b->ready = now;
         b->serving = serving;
         if (b->links)
@@ -391,6 +405,11 @@ static void on_state(void *ud, uint32_t server, bool ready)
         notify_ready_if_due(b);
         report(b);
     }
+    /* Told once a change: rset reports a server's state again when nothing
+     * changed for it (a failing canary reports it up, with the broker not
+     * ready: `ready` here would have said the opposite of /readyz). */
+    if (ready == was)
+        return;
     struct rooms_stats rs;
     rooms_stats(b->rooms, &rs);
     uint32_t n = rset_count(b->redis);

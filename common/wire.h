@@ -72,12 +72,13 @@ enum cf_wire_type {
 
 /* Optional fields present in a message (cf_wire_msg.has). */
 enum {
-    CF_WIRE_HAS_ID = 1u << 0,     /* msg.id */
-    CF_WIRE_HAS_CID = 1u << 1,    /* send.cid */
-    CF_WIRE_HAS_SINCE = 1u << 2,  /* sub.since */
-    CF_WIRE_HAS_EPOCH = 1u << 3,  /* sub.epoch, msg.epoch */
-    CF_WIRE_HAS_BEFORE = 1u << 4, /* hist.before */
-    CF_WIRE_HAS_SERVING = 1u << 5 /* state.serving */
+    CF_WIRE_HAS_ID = 1u << 0,      /* msg.id */
+    CF_WIRE_HAS_CID = 1u << 1,     /* send.cid */
+    CF_WIRE_HAS_SINCE = 1u << 2,   /* sub.since */
+    CF_WIRE_HAS_EPOCH = 1u << 3,   /* sub.epoch, msg.epoch */
+    CF_WIRE_HAS_BEFORE = 1u << 4,  /* hist.before */
+    CF_WIRE_HAS_SERVING = 1u << 5, /* state.serving */
+    CF_WIRE_HAS_RESUB = 1u << 6    /* state.resub */
 };
 
 /* A string inside a decoded payload: not NUL-terminated, valid only while the
@@ -98,6 +99,10 @@ struct cf_wire_msg {
     /* state: at least one of the broker's Redis servers works (ready: every
      * one does); absent from older brokers: take `ready` */
     bool serving;
+    /* state: how many times one of the broker's Redis servers became usable
+     * again (its rooms subscribed anew, after messages may have been
+     * missed); a gateway re-syncs the shard's members when it changes */
+    uint64_t resub;
     /* subbed: users online (strings); subbed/histr: encoded "msg" payloads
      * (binary), oldest first. Decoded arrays live in the decoder's memory. */
     const struct cf_str *members, *messages;

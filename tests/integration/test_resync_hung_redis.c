@@ -23,7 +23,6 @@
 #include "v1.h"
 
 #include <signal.h>
-#include <sys/stat.h>
 
 #include "ring.h"
 
@@ -46,15 +45,8 @@ static struct v1c *g_c[HUNG_CLIENTS + 1]; /* the last one's rooms are on WORKS *
 static int setup(void **state)
 {
     (void)state;
-    size_t u = 0;
-    for (int i = 0; i < NSERVERS; i++) {
-        char dir[300];
-        snprintf(dir, sizeof dir, "%s/r%d", h_tmpdir(), i);
-        mkdir(dir, 0700);
-        if (h_redis_start(&redis[i], dir) < 0)
-            return -1;
-        u += (size_t)snprintf(list + u, sizeof list - u, "%s%s", i ? "," : "", redis[i].addr);
-    }
+    if (h_redis_start_list(redis, NSERVERS, list, sizeof list) < 0)
+        return -1;
     h_node_init(&node, list);
     node.brokers = 1; /* every room in one shard, one window */
     /* the clients are read one after another: none pinged meanwhile */

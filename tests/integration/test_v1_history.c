@@ -224,25 +224,6 @@ static void test_a_join_sets_the_ttls_once(void **state)
     v1_close(b);
 }
 
-/* Stores a message from "ghost" in the room's history under the room's next
- * id without publishing it: exactly what a node whose subscription was down
- * misses. */
-static void store_unpublished(const char *room, const char *text)
-{
-    char ts[24], meta[96], hist[96];
-    snprintf(ts, sizeof ts, "%lld", (long long)h_now_ms());
-    snprintf(meta, sizeof meta, "cf:{%s}:meta", room);
-    snprintf(hist, sizeof hist, "cf:{%s}:hist", room);
-    static const char script[] =
-        "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
-        "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-        "redis.call('RPUSH', KEYS[2], cmsgpack.pack({v = 1, t = 'msg', room = ARGV[1],\n"
-        "  from = 'ghost', text = ARGV[3], ts = tonumber(ARGV[2]), epoch = epoch, id = id}))\n"
-        "return id\n";
-    const char *const args[] = {"EVAL", script, "2", meta, hist, room, ts, text, NULL};
-    assert_int_equal(h_redis_cli(&fx.redis, args), 0);
-}
-
 /* A member whose node missed a message (its broker's subscription was down
  * while another node published) notices the jump in ids and re-syncs: it
  * gets the missed message, then the live one, in order, each once. The
@@ -257,7 +238,7 @@ static void test_a_gap_in_ids_is_recovered(void **state)
     json_int_t first = send_ok(n, room, "before", NULL);
     assert_int_equal(expect_new(m, room, "before", "bob"), first);
 
-    store_unpublished(room, "missed");
+    store_unpublished(&fx.redis, room, "missed");
 
     json_int_t after = send_ok(n, room, "after", NULL);
     assert_int_equal(after, first + 2);
@@ -324,7 +305,7 @@ static void test_a_missed_last_message_arrives_when_the_broker_is_ready_again(vo
     join_quietly(m, room);
     json_int_t first = send_ok(m, room, "hello", NULL);
     assert_int_equal(expect_new(m, room, "hello", "carol"), first);
-    store_unpublished(room, "unseen");
+    store_unpublished(&fx.redis, room, "unseen");
     V1_NONE(m, 300, "new_message", NULL); /* nothing tells it yet */
     const char *const kill_sub[] = {"CLIENT", "KILL", "TYPE", "pubsub", NULL};
     assert_int_equal(h_redis_cli(&fx.redis, kill_sub), 0);

@@ -355,6 +355,25 @@ static inline bool delivered_after_loss(struct v1c *c, const char *room, const c
     return false;
 }
 
+/* Stores a message from "ghost" in the room's history on r under the
+ * room's next id without publishing it: exactly what a node whose
+ * subscription was down misses. */
+static inline void store_unpublished(const struct h_redis *r, const char *room, const char *text)
+{
+    char ts[24], meta[96], hist[96];
+    snprintf(ts, sizeof ts, "%lld", (long long)h_now_ms());
+    snprintf(meta, sizeof meta, "cf:{%s}:meta", room);
+    snprintf(hist, sizeof hist, "cf:{%s}:hist", room);
+    static const char script[] =
+        "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+        "local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+        "redis.call('RPUSH', KEYS[2], cmsgpack.pack({v = 1, t = 'msg', room = ARGV[1],\n"
+        "  from = 'ghost', text = ARGV[3], ts = tonumber(ARGV[2]), epoch = epoch, id = id}))\n"
+        "return id\n";
+    const char *const args[] = {"EVAL", script, "2", meta, hist, room, ts, text, NULL};
+    assert_int_equal(h_redis_cli(r, args), 0);
+}
+
 /* Stops a process and waits until the kernel shows it stopped. */
 static inline void stop_process(pid_t pid)
 {

@@ -448,6 +448,24 @@ int h_redis_start(struct h_redis *r, const char *dir)
     return redis_start_on(r, dir, h_free_port());
 }
 
+int h_redis_start_list(struct h_redis *r, int n, char *list, size_t cap)
+{
+    size_t u = 0;
+    list[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        char dir[300];
+        snprintf(dir, sizeof dir, "%s/r%d", h_tmpdir(), i);
+        mkdir(dir, 0700);
+        if (h_redis_start(&r[i], dir) < 0)
+            return -1;
+        int w = snprintf(list + u, cap - u, "%s%s", i ? "," : "", r[i].addr);
+        if (w < 0 || (size_t)w >= cap - u)
+            return -1;
+        u += (size_t)w;
+    }
+    return 0;
+}
+
 int h_redis_start_at(struct h_redis *r, const char *dir, const char *ip, int port)
 {
     snprintf(r->ip, sizeof r->ip, "%s", ip);

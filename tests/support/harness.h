@@ -89,6 +89,9 @@ struct h_redis {
     char tcp_addr[32]; /* "<ip>:<port>", the same server over TCP */
 };
 int h_redis_start(struct h_redis *r, const char *dir);
+/* Starts n servers, each in <tmpdir>/r<i>, and writes their REDIS_ADDR list
+ * ("unix:...,unix:...") to list. */
+int h_redis_start_list(struct h_redis *r, int n, char *list, size_t cap);
 /* One bound to `ip` (a loopback address such as 127.0.0.2) and `port`: two
  * servers can then share a port, as behind a host name that moves. */
 int h_redis_start_at(struct h_redis *r, const char *dir, const char *ip, int port);

@@ -57,7 +57,8 @@ static unsigned opt_bits(enum cf_wire_type t)
     case CF_WIRE_SEND: return CF_WIRE_HAS_CID;
     case CF_WIRE_SUB: return CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
     case CF_WIRE_HIST: return CF_WIRE_HAS_BEFORE;
-    case CF_WIRE_STATE: return CF_WIRE_HAS_SERVING;
+    case CF_WIRE_STATE:
+        return CF_WIRE_HAS_SERVING | CF_WIRE_HAS_RESUB;
     default: return 0;
     }
 }
@@ -96,8 +97,9 @@ static void check_roundtrip(const struct cf_wire_msg *m)
     assert_int_equal(o.shards, m->shards);
     assert_int_equal(o.limit, m->limit);
     assert_int_equal(o.budget, m->budget);
-    const uint64_t ui[] = {m->seq, m->q, m->id, m->since, m->before, m->last_id, m->pv, m->count};
-    const uint64_t uo[] = {o.seq, o.q, o.id, o.since, o.before, o.last_id, o.pv, o.count};
+    const uint64_t ui[] = {m->seq,     m->q,  m->id,    m->since, m->before,
+                           m->last_id, m->pv, m->count, m->resub};
+    const uint64_t uo[] = {o.seq, o.q, o.id, o.since, o.before, o.last_id, o.pv, o.count, o.resub};
     for (size_t i = 0; i < sizeof ui / sizeof ui[0]; i++)
         assert_true(ui[i] == uo[i]);
     assert_int_equal(o.recovered, m->recovered);
@@ -213,13 +215,17 @@ static void test_roundtrip_typing_presence(void **state)
     }
 }
 
-/* "serving" is optional: a broker from before it sends only "ready". */
+/* "serving" and "resub" are optional: a broker from before them sends only
+ * "ready". */
 static void test_roundtrip_state(void **state)
 {
     (void)state;
     for (int i = 0; i < 4; i++) {
         struct cf_wire_msg s = {.type = CF_WIRE_STATE, .ready = i & 1, .serving = (i & 2) != 0,
                                 .has = CF_WIRE_HAS_SERVING};
+        check_roundtrip(&s);
+        s.has |= CF_WIRE_HAS_RESUB;
+        s.resub = i == 3 ? UINT64_MAX : (uint64_t)i;
         check_roundtrip(&s);
     }
     struct cf_wire_msg old = {.type = CF_WIRE_STATE, .ready = true};
