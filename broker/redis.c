@@ -321,6 +321,8 @@ void rb__fail(struct rconn *rc, const char *why)
     update_state(b);
     if (was_up && rc->is_sub && b->cbs.on_sub_lost)
         b->cbs.on_sub_lost(b->ud);
+    if (was_up && !rc->is_sub && b->cbs.on_pub_lost)
+        b->cbs.on_pub_lost(b->ud);
 }
 
 static void conn_up(struct rconn *rc);

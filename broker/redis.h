@@ -33,8 +33,11 @@ struct rbridge_cbs {
     void (*on_confirm)(void *ud, const char *name, size_t len);
     void (*on_sub_lost)(void *ud);
     void (*on_sub_ready)(void *ud);
-    /* The publisher connection is up (again). */
+    /* The publisher connection is up (again) / was lost. A loss is told
+     * whatever the subscriber's state, after on_state(false) when both were
+     * up: with the subscriber down already, on_state says nothing. */
     void (*on_pub_ready)(void *ud);
+    void (*on_pub_lost)(void *ud);
     /* Both connections are up (ready = true) or one is down (false). */
     void (*on_state)(void *ud, bool ready);
 };

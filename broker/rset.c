@@ -386,9 +386,15 @@ static void votes_from(struct server *s, const char *conflicts, size_t len, uint
             }
         } else if (!bad && had) {
             o->disputes &= ~bit;
-            if (!o->disputes)
+            bool reread = conflicts && (known & (UINT64_C(1) << p));
+            if (!o->disputes && reread)
                 CF_INFO("redis", "%s (index %u): every server now records it at its place",
                         o->addr, p);
+            else if (!o->disputes) /* not read again: the disputing record only stopped counting */
+                CF_INFO("redis",
+                        "%s (index %u): the record that disputed it no longer counts "
+                        "(%s's connection dropped or its check did not read it)",
+                        o->addr, p, s->addr);
         }
         refresh(o);
     }
@@ -555,17 +561,17 @@ static void on_sub_ready(void *ud)
         s->rs->cbs.on_sub_ready(s->rs->ud, s->index);
 }
 
-/* Passed on by verified(), once the new connection is checked. A new
- * publisher while the subscriber is down gets no on_state: the bridge was
- * not ready already. A check that passed on the old publisher since then
- * says nothing about this one (a restarted or another server), and the
- * subscriber's return would have found the server verified and used it
- * unchecked, without the broker's on_pub_ready: it is unchecked again. */
-static void on_pub_ready(void *ud)
+/* A check that passed on a publisher says nothing about the next one (a
+ * restarted or another server), and the server's record counts only while
+ * this node is connected to it. A publisher lost while the subscriber is
+ * down already gets no on_state(false) (the bridge was not ready), so the
+ * loss is handled here: kept, a check passed meanwhile had the
+ * subscriber's return use the server unchecked before its new publisher
+ * was, and the votes of its old record held other servers back while it
+ * was down (one it had not confirmed yet for good, if it never came back). */
+static void on_pub_lost(void *ud)
 {
     struct server *s = ud;
-    if (rbridge_ready(s->b) || !s->verified)
-        return; /* on_state(true) came first and checks it; or nothing to undo */
     unchecked(s);
     refresh(s);
 }
@@ -613,8 +619,13 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
     rs->scripts[nscripts] = ring_script;
     rs->scripts[nscripts + 1] = evict_script;
     rs->ring_script = nscripts;
-    static const struct rbridge_cbs rcbs = {on_message,   on_foreign,   on_confirm, on_sub_lost,
-                                            on_sub_ready, on_pub_ready, on_state};
+    static const struct rbridge_cbs rcbs = {.on_message = on_message,
+                                            .on_foreign = on_foreign,
+                                            .on_confirm = on_confirm,
+                                            .on_sub_lost = on_sub_lost,
+                                            .on_sub_ready = on_sub_ready,
+                                            .on_pub_lost = on_pub_lost,
+                                            .on_state = on_state};
     for (uint32_t i = 0; i < n; i++) {
         struct server *s = &rs->sv[i];
         s->rs = rs;
