@@ -43,13 +43,21 @@ static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
     store_leave(rb_of(b, room), &b->lim, room, conn);
 }
 
-static void send_state(struct broker *b, struct gwlink *l)
+_Static_assert(CF_WIRE_MAX_SERVERS == CF_REDIS_MAX_SERVERS, "state.back names any server");
+
+/* To link l, or to every link (NULL); back: the server that became usable
+ * again, or -1. */
+static void send_state(struct broker *b, struct gwlink *l, int back)
 {
     struct cf_wire_msg m = {.type = CF_WIRE_STATE,
                             .ready = b->ready,
                             .serving = b->serving,
-                            .resub = b->resub,
-                            .has = CF_WIRE_HAS_SERVING | CF_WIRE_HAS_RESUB};
+                            .has = CF_WIRE_HAS_SERVING};
+    if (back >= 0) {
+        m.back = (uint32_t)back;
+        m.servers = rset_count(b->redis);
+        m.has |= CF_WIRE_HAS_BACK | CF_WIRE_HAS_SERVERS;
+    }
     if (l)
         gwlink_send(l, &m);
     else
@@ -139,7 +147,7 @@ void broker_grace_renew(struct broker *b, uint64_t link_id)
 
 static void on_link_up(void *ud, struct gwlink *l)
 {
-    send_state(ud, l);
+    send_state(ud, l, -1);
 }
 
 static void on_link_close(void *ud, struct gwlink *l)
@@ -385,23 +393,22 @@ static void notify_ready_if_due(struct broker *b)
 /* A server that becomes usable again has had its rooms' subscriptions
  * made anew: what was published there meanwhile did not reach this node.
  * The gateways re-sync the shard's members on `ready` turning true, but
- * with another server down `ready` stays false, so each return is counted
- * and told (state.resub): without it, members of that server's rooms missed
- * those messages until a later one showed the gap, and in a quiet room
- * never. */
+ * with another server down `ready` stays false, so each return is told
+ * (state.back), and the gateways re-sync the members of that server's rooms:
+ * without it, they missed those messages until a later one showed the gap,
+ * and in a quiet room never. */
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
     uint64_t bit = 1ull << (server % CF_REDIS_MAX_SERVERS);
     bool was = (b->usable_servers & bit) != 0, back = ready && !was;
     b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
-    b->resub += back;
     bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
     if (now != b->ready || serving != b->serving || back) {
         b->ready = now;
         b->serving = serving;
         if (b->links)
-            send_state(b, NULL);
+            send_state(b, NULL, back ? (int)server : -1);
         notify_ready_if_due(b);
         report(b);
     }

@@ -54,9 +54,9 @@ struct broker {
     } gone[GONE_LINKS_MAX];
     uint32_t ngone;
     bool serving; /* some Redis server works (ready: every one does) */
-    /* The Redis servers usable now (bit i: server i), and how many times one
-     * became usable (state.resub: the gateways re-sync on each). */
-    uint64_t usable_servers, resub;
+    /* The Redis servers usable now (bit i: server i): one that becomes
+     * usable again is told to the gateways (state.back). */
+    uint64_t usable_servers;
     uint64_t foreign, publish_dropped, misrouted, requests;
     struct cf_freelist pendings; /* one struct pending per request in flight;
                                   * what a burst left is trimmed each second */

@@ -36,42 +36,14 @@ struct field {
 };
 
 #define M(f) offsetof(struct cf_wire_msg, f)
-/* clang-format off: one line a field would take 31 lines */
+/* The tables below are laid out by hand (clang-format would break them up). */
+/* clang-format off */
 enum {
-    F_ROOM,
-    F_FROM,
-    F_TEXT,
-    F_TS,
-    F_SHARD,
-    F_SHARDS,
-    F_NODE,
-    F_SEQ,
-    F_Q,
-    F_ID,
-    F_CID,
-    F_DUP,
-    F_CODE,
-    F_USER,
-    F_CONN,
-    F_LIMIT,
-    F_BUDGET,
-    F_SINCE,
-    F_EPOCH,
-    F_LAST_ID,
-    F_PV,
-    F_COUNT,
-    F_MEMBERS,
-    F_MESSAGES,
-    F_RECOVERED,
-    F_BEFORE,
-    F_HAS_MORE,
-    F_ACTION,
-    F_READY,
-    F_SERVING,
-    F_RESUB,
-    F_COUNT_FIELDS
+    F_ROOM, F_FROM, F_TEXT, F_TS, F_SHARD, F_SHARDS, F_NODE, F_SEQ, F_Q, F_ID, F_CID, F_DUP,
+    F_CODE, F_USER, F_CONN, F_LIMIT, F_BUDGET, F_SINCE, F_EPOCH, F_LAST_ID, F_PV, F_COUNT,
+    F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_READY, F_SERVING,
+    F_BACK, F_SERVERS, F_COUNT_FIELDS
 };
-/* clang-format on */
 static const struct field fields[F_COUNT_FIELDS] = {
     [F_ROOM] = {"room", FK_STR, FC_ROOM, M(room), 0},
     [F_FROM] = {"from", FK_STR, FC_USER, M(from), 0},
@@ -103,7 +75,8 @@ static const struct field fields[F_COUNT_FIELDS] = {
     [F_ACTION] = {"action", FK_STR, FC_ACTION, M(action), 0},
     [F_READY] = {"ready", FK_BOOL, FC_NONE, M(ready), 0},
     [F_SERVING] = {"serving", FK_BOOL, FC_NONE, M(serving), 0},
-    [F_RESUB] = {"resub", FK_U64, FC_NONE, M(resub), UINT64_MAX},
+    [F_BACK] = {"back", FK_U32, FC_NONE, M(back), CF_WIRE_MAX_SERVERS - 1},
+    [F_SERVERS] = {"servers", FK_U32, FC_NONE, M(servers), CF_WIRE_MAX_SERVERS},
 };
 #undef M
 
@@ -133,9 +106,9 @@ static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
     [CF_WIRE_HIST] = {"hist", B(F_Q) | B(F_ROOM) | B(F_LIMIT) | B(F_BUDGET), B(F_BEFORE)},
     [CF_WIRE_HISTR] = {"histr", B(F_Q) | B(F_ROOM) | B(F_MESSAGES) | B(F_HAS_MORE), 0},
     [CF_WIRE_TYPING] = {"typing", B(F_ROOM) | B(F_USER), 0},
-    [CF_WIRE_PRESENCE] = {"presence", B(F_ROOM) | B(F_USER) | B(F_ACTION) | B(F_COUNT) | B(F_PV),
-                          0},
-    [CF_WIRE_STATE] = {"state", B(F_READY), B(F_SERVING) | B(F_RESUB)},
+    [CF_WIRE_PRESENCE] = {"presence",
+                          B(F_ROOM) | B(F_USER) | B(F_ACTION) | B(F_COUNT) | B(F_PV), 0},
+    [CF_WIRE_STATE] = {"state", B(F_READY), B(F_SERVING) | B(F_BACK) | B(F_SERVERS)},
 };
 
 /* Optional field -> its bit in cf_wire_msg.has. */
@@ -148,11 +121,12 @@ static unsigned has_bit(int f)
     case F_EPOCH: return CF_WIRE_HAS_EPOCH;
     case F_BEFORE: return CF_WIRE_HAS_BEFORE;
     case F_SERVING: return CF_WIRE_HAS_SERVING;
-    case F_RESUB:
-        return CF_WIRE_HAS_RESUB;
+    case F_BACK: return CF_WIRE_HAS_BACK;
+    case F_SERVERS: return CF_WIRE_HAS_SERVERS;
     default: return 0;
     }
 }
+/* clang-format on */
 
 const char *cf_wire_type_name(enum cf_wire_type t)
 {

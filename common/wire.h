@@ -34,6 +34,8 @@
 #define CF_WIRE_MAX_TEXT (128u * 1024u)        /* bytes of a message's text */
 #define CF_WIRE_MAX_NODE 64                    /* bytes of a node name */
 #define CF_WIRE_MAX_SHARDS 1024
+/* Redis servers of a broker (state.servers; CF_REDIS_MAX_SERVERS) */
+#define CF_WIRE_MAX_SERVERS 64
 #define CF_WIRE_MAX_TOKEN 256 /* bytes of conn, cid, epoch, code */
 #define CF_WIRE_MAX_ITEMS 10000
 /* Bytes of a payload on a room's Redis channel. The largest event, a msg with
@@ -78,7 +80,8 @@ enum {
     CF_WIRE_HAS_EPOCH = 1u << 3,   /* sub.epoch, msg.epoch */
     CF_WIRE_HAS_BEFORE = 1u << 4,  /* hist.before */
     CF_WIRE_HAS_SERVING = 1u << 5, /* state.serving */
-    CF_WIRE_HAS_RESUB = 1u << 6    /* state.resub */
+    CF_WIRE_HAS_BACK = 1u << 6,    /* state.back */
+    CF_WIRE_HAS_SERVERS = 1u << 7  /* state.servers */
 };
 
 /* A string inside a decoded payload: not NUL-terminated, valid only while the
@@ -99,10 +102,11 @@ struct cf_wire_msg {
     /* state: at least one of the broker's Redis servers works (ready: every
      * one does); absent from older brokers: take `ready` */
     bool serving;
-    /* state: how many times one of the broker's Redis servers became usable
-     * again (its rooms subscribed anew, after messages may have been
-     * missed); a gateway re-syncs the shard's members when it changes */
-    uint64_t resub;
+    /* state: the broker's Redis server `back` (of `servers`) became usable
+     * again, its rooms subscribed anew: what it published meanwhile did not
+     * reach the broker, and the gateway re-syncs the members of its rooms
+     * (cf_ring_server_of) */
+    uint32_t back, servers;
     /* subbed: users online (strings); subbed/histr: encoded "msg" payloads
      * (binary), oldest first. Decoded arrays live in the decoder's memory. */
     const struct cf_str *members, *messages;

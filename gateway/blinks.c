@@ -41,8 +41,6 @@ struct blink {
     bool broker_ready;   /* the broker's last "state": Redis and its canary are fine */
     bool broker_serving; /* ... or at least one of its Redis servers is */
     bool had_state;      /* a state frame came on this connection */
-    bool had_resub;      /* ... with a resub count (brokers from before it send none) */
-    uint64_t resub;      /* the last one */
     bool resetting;      /* a full queue asked for this connection's end */
 };
 
@@ -145,7 +143,6 @@ static void link_down(struct blink *l)
     l->broker_ready = false;
     l->broker_serving = false;
     l->had_state = false;
-    l->had_resub = false;
     l->wsi = NULL;
     l->fd = -1;
     cf_bytes_free(&l->in);
@@ -200,24 +197,17 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
         if (m.ready != l->broker_ready)
             CF_INFO("link", "broker %u is %s", l->shard,
                     m.ready ? "ready" : "NOT ready (its Redis or delivery canary is failing)");
-        /* Ready again, or one of its Redis servers usable again while
-         * another is down (ready stays false): what that server's rooms
-         * published meanwhile did not reach this gateway. */
-        bool resub = (m.has & CF_WIRE_HAS_RESUB) != 0;
-        bool back = l->had_resub && resub && m.resub != l->resub;
-        if (back && !m.ready)
-            CF_INFO("link",
-                    "broker %u has one of its Redis servers back (others still down); "
-                    "re-syncing its members",
-                    l->shard);
-        bool again = l->had_state && ((!l->broker_ready && m.ready) || back);
+        /* Ready again: the whole shard re-syncs. One of its Redis servers
+         * usable again (while another is down, ready stays false): what that
+         * server's rooms published meanwhile did not reach this gateway. */
+        bool again = l->had_state && !l->broker_ready && m.ready;
+        bool back = l->had_state && !again && (m.has & CF_WIRE_HAS_BACK) &&
+                    (m.has & CF_WIRE_HAS_SERVERS) && m.back < m.servers;
         l->broker_ready = m.ready;
         l->broker_serving = (m.has & CF_WIRE_HAS_SERVING) ? m.serving || m.ready : m.ready;
         l->had_state = true;
-        l->had_resub = resub;
-        l->resub = m.resub;
-        if (again && b->cbs.on_ready_again)
-            b->cbs.on_ready_again(b->ud, l->shard);
+        if ((again || back) && b->cbs.on_ready_again)
+            b->cbs.on_ready_again(b->ud, l->shard, back ? (int)m.back : -1, m.servers);
         return 0;
     case CF_WIRE_PING: {
         struct cf_wire_msg pong = {.type = CF_WIRE_PONG, .seq = m.seq};

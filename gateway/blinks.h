@@ -31,9 +31,11 @@ struct blinks_cbs {
     /* The link to `shard` went down. */
     void (*on_down)(void *ud, uint32_t shard);
     /* The broker of a link that stayed up was not ready (its Redis was away)
-     * and is ready again: what its rooms published meanwhile may not have
-     * reached us, so memberships re-sync. NULL = not interested. */
-    void (*on_ready_again)(void *ud, uint32_t shard);
+     * and is ready again (server -1), or has its Redis server `server` of
+     * `servers` usable again while another is still down: what those rooms
+     * published meanwhile may not have reached us, so their memberships
+     * re-sync. NULL = not interested. */
+    void (*on_ready_again)(void *ud, uint32_t shard, int server, uint32_t servers);
 };
 
 /* The lws protocol name the links are adopted under; register blinks_callback

@@ -201,11 +201,19 @@ static void on_broker_up(void *ud, uint32_t shard)
     report(gw);
 }
 
-static void on_broker_ready_again(void *ud, uint32_t shard)
+static void on_broker_ready_again(void *ud, uint32_t shard, int server, uint32_t servers)
 {
     struct gw *gw = ud;
-    CF_INFO("gateway", "broker %u is ready again: re-syncing its rooms' members", shard);
-    v1_on_link_up(gw, shard, false);
+    if (server < 0) {
+        CF_INFO("gateway", "broker %u is ready again: re-syncing its rooms' members", shard);
+        v1_on_link_up(gw, shard, false);
+        return;
+    }
+    CF_INFO("gateway",
+            "broker %u has Redis server %d of %u back (another is still down): "
+            "re-syncing the members of that server's rooms",
+            shard, server, servers);
+    v1_on_redis_back(gw, shard, (uint32_t)server, servers);
 }
 
 /* A worker accepts once it is linked to every broker, so that whoever it

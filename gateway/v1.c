@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lrooms.h"
 #include "reqs.h"
+#include "ring.h"
 #include "resync.h"
 #include "session.h"
 #include "v1codec.h"
@@ -530,14 +531,16 @@ void v1_on_link_down(struct gw *gw, uint32_t shard)
 struct relink {
     struct gw *gw;
     uint32_t shard;
-    size_t waiting;     /* members whose re-sync waits for its turn */
-    size_t registering; /* members whose presence only is registered again */
+    uint32_t server, servers; /* only the rooms on that Redis server (servers 0: all) */
+    size_t waiting;           /* members whose re-sync waits for its turn */
+    size_t registering;       /* members whose presence only is registered again */
 };
 
 static bool in_shard(void *ud, struct cf_str room)
 {
     struct relink *r = ud;
-    return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard;
+    return blinks_shard_of(r->gw->links, room.p, room.len) == r->shard &&
+           (!r->servers || cf_ring_server_of(room.p, room.len, r->servers) == r->server);
 }
 
 /* rs_ops.send: puts a member back to pending on a re-sync request: with
@@ -611,9 +614,12 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
     r->waiting++;
 }
 
-void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link)
+/* The shard's members re-sync (servers 0), or those of the rooms on one of
+ * its broker's Redis servers. */
+static void resync_members(struct gw *gw, uint32_t shard, bool new_link, uint32_t server,
+                           uint32_t servers)
 {
-    struct relink r = {gw, shard, 0, 0};
+    struct relink r = {gw, shard, server, servers, 0, 0};
     lrooms_foreach_member(gw->rooms, in_shard, reregister, &r);
     if (r.waiting)
         CF_INFO("v1", "broker %u: re-syncing %zu memberships, at most %d at a time", shard,
@@ -622,6 +628,16 @@ void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link)
         CF_DEBUG("v1", "broker %u: registering the presence of %zu memberships again", shard,
                  r.registering);
     rs_shard_back(gw->rs, shard, new_link);
+}
+
+void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link)
+{
+    resync_members(gw, shard, new_link, 0, 0);
+}
+
+void v1_on_redis_back(struct gw *gw, uint32_t shard, uint32_t server, uint32_t servers)
+{
+    resync_members(gw, shard, false, server, servers);
 }
 
 void v1_tick(struct gw *gw)

@@ -49,6 +49,9 @@ void v1_on_link_down(struct gw *gw, uint32_t shard);
 /* The link to `shard` is up again (new_link), or its broker is ready again
  * on the same link: its members re-sync. */
 void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link);
+/* The broker of `shard` has its Redis server `server` (of `servers`) usable
+ * again: the members of that server's rooms re-sync. */
+void v1_on_redis_back(struct gw *gw, uint32_t shard, uint32_t server, uint32_t servers);
 /* A live member missed messages (lrooms_ops.resync). */
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since);
 /* Once a second: time out requests without an answer. */

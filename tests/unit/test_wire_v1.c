@@ -58,7 +58,7 @@ static unsigned opt_bits(enum cf_wire_type t)
     case CF_WIRE_SUB: return CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
     case CF_WIRE_HIST: return CF_WIRE_HAS_BEFORE;
     case CF_WIRE_STATE:
-        return CF_WIRE_HAS_SERVING | CF_WIRE_HAS_RESUB;
+        return CF_WIRE_HAS_SERVING | CF_WIRE_HAS_BACK | CF_WIRE_HAS_SERVERS;
     default: return 0;
     }
 }
@@ -97,9 +97,8 @@ static void check_roundtrip(const struct cf_wire_msg *m)
     assert_int_equal(o.shards, m->shards);
     assert_int_equal(o.limit, m->limit);
     assert_int_equal(o.budget, m->budget);
-    const uint64_t ui[] = {m->seq,     m->q,  m->id,    m->since, m->before,
-                           m->last_id, m->pv, m->count, m->resub};
-    const uint64_t uo[] = {o.seq, o.q, o.id, o.since, o.before, o.last_id, o.pv, o.count, o.resub};
+    const uint64_t ui[] = {m->seq, m->q, m->id, m->since, m->before, m->last_id, m->pv, m->count};
+    const uint64_t uo[] = {o.seq, o.q, o.id, o.since, o.before, o.last_id, o.pv, o.count};
     for (size_t i = 0; i < sizeof ui / sizeof ui[0]; i++)
         assert_true(ui[i] == uo[i]);
     assert_int_equal(o.recovered, m->recovered);
@@ -107,6 +106,8 @@ static void check_roundtrip(const struct cf_wire_msg *m)
     assert_int_equal(o.dup, m->dup);
     assert_int_equal(o.ready, m->ready);
     assert_int_equal(o.serving, m->serving);
+    assert_int_equal(o.back, m->back);
+    assert_int_equal(o.servers, m->servers);
     assert_same_strs(m->members, m->nmembers, o.members, o.nmembers);
     assert_same_strs(m->messages, m->nmessages, o.messages, o.nmessages);
     cf_bytes_free(&q);
@@ -215,8 +216,8 @@ static void test_roundtrip_typing_presence(void **state)
     }
 }
 
-/* "serving" and "resub" are optional: a broker from before them sends only
- * "ready". */
+/* "serving", "back" and "servers" are optional: a broker from before them
+ * sends only "ready". */
 static void test_roundtrip_state(void **state)
 {
     (void)state;
@@ -224,8 +225,9 @@ static void test_roundtrip_state(void **state)
         struct cf_wire_msg s = {.type = CF_WIRE_STATE, .ready = i & 1, .serving = (i & 2) != 0,
                                 .has = CF_WIRE_HAS_SERVING};
         check_roundtrip(&s);
-        s.has |= CF_WIRE_HAS_RESUB;
-        s.resub = i == 3 ? UINT64_MAX : (uint64_t)i;
+        s.has |= CF_WIRE_HAS_BACK | CF_WIRE_HAS_SERVERS;
+        s.back = i == 3 ? CF_WIRE_MAX_SERVERS - 1 : (uint32_t)i;
+        s.servers = i == 3 ? CF_WIRE_MAX_SERVERS : 4;
         check_roundtrip(&s);
     }
     struct cf_wire_msg old = {.type = CF_WIRE_STATE, .ready = true};
