@@ -182,9 +182,11 @@ static int drop_subs(sd_event_source *src, void *ud)
     struct rset *rs = ud;
     for (uint32_t i = 0; i < rs->n; i++)
         if (rs->sv[i].disowned) {
-            rbridge_drop_sub(rs->sv[i].b, "this node no longer uses its server (its ring check "
-                             "failed or is disputed: see the error above); its rooms are "
-                             "unavailable until the check passes");
+            rbridge_drop_sub(rs->sv[i].b,
+                             "this node no longer uses its server (its ring check "
+                             "failed or is disputed: see the error above, or it is not the "
+                             "server it was and the other servers' records must confirm it); "
+                             "its rooms are unavailable until the check passes");
             rs->sv[i].disowned = false; /* a connection made from now on has no channel */
         }
     return 0;
