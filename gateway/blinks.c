@@ -81,18 +81,31 @@ static void schedule_retry(struct blink *l, const char *why)
                      (lws_usec_t)delay * LWS_US_PER_MS);
 }
 
-/* Queues a frame. On overflow the link is reset: its state (joined rooms) is
- * rebuilt on reconnect, which is safer than running with a hole in it. */
+/* Frames the broker's state needs (reset_on_full: joins, leaves, presence
+ * unregistrations) may take this share of the bound more: a queue filled
+ * by messages while a broker stalls a moment must not cost a reset, and
+ * with it a re-sync of the shard's members, each time someone leaves. */
+#define STATE_RESERVE_DIV 16
+
+/* Queues a frame. A state frame past the reserve resets the link: its
+ * state (joined rooms, presence) is rebuilt on reconnect, which is safer
+ * than running with a hole in it. */
 static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on_full)
 {
     if (l->st == BL_DOWN || !l->wsi)
         return -ENOTCONN;
     bool was_empty = !cf_bytes_len(&l->out);
+    size_t bound = l->out.max;
+    if (reset_on_full) /* for this frame only: the others stay refused above the bound */
+        l->out.max = bound + bound / STATE_RESERVE_DIV;
     int rc = cf_wire_encode(&l->out, m);
+    l->out.max = bound;
     if (rc < 0) {
         if (rc == -ENOBUFS && reset_on_full && !l->resetting) { /* once: a line, not thousands */
-            CF_ERROR("link", "broker %u: output queue full (%zu bytes, MAX_LINK_QUEUE_BYTES); "
-                     "resetting the link", l->shard, cf_bytes_len(&l->out));
+            CF_ERROR("link",
+                     "broker %u: output queue full (%zu bytes, MAX_LINK_QUEUE_BYTES and "
+                     "its reserve for room and presence changes); resetting the link",
+                     l->shard, cf_bytes_len(&l->out));
             lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
             l->resetting = true;
         }

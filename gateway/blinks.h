@@ -57,14 +57,15 @@ void blinks_tick(struct blinks *b);
 /* Register / unregister a room with its owning broker, or send it a room
  * request (msg, send, sub, unsub, hist, typing: routed by m->room). 0, -ENOTCONN when that link is
  * down (joins are replayed when it comes back; messages are lost and the caller says so), or
- * -ENOBUFS when the link's queue is full. */
+ * -ENOBUFS when the link's queue is full. Joins and leaves may use a reserve of 1/16 of the
+ * queue's bound past it; past that the link is reset (its state is rebuilt on reconnect). */
 int blinks_join(struct blinks *b, const char *room, size_t len);
 int blinks_leave(struct blinks *b, const char *room, size_t len);
 int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);
 /* blinks_publish for a frame the broker's state needs and nothing sends
- * again (a presence unregistration): on a full queue the link is reset, as
- * for a leave, so that its state is rebuilt on reconnect. Dropped, it left
- * the user present in the room for as long as the link lived. */
+ * again (a presence unregistration): it may use the reserve, as a leave
+ * does, and past it the link is reset. Dropped, it left the user present in
+ * the room for as long as the link lived. */
 int blinks_publish_state(struct blinks *b, const struct cf_wire_msg *m);
 
 /* Writes what is queued for the brokers; the gateway's loop calls it at the

@@ -6,10 +6,10 @@
  * in the link (gateway/resync.h).
  *
  * The same holds for a legacy client's join while the link is full (a
- * stopped broker, a legacy client's messages filling its queue), and a
- * leave that does not fit resets the link, as a room's leave does: dropped,
- * they left the user missing from, or present in, the room for as long as
- * the link lived. */
+ * stopped broker, a legacy client's messages filling its queue). A leave
+ * takes the reserve the link has for room and presence changes, and past
+ * it resets the link, as a room's leave does. Dropped, they left the user
+ * missing from, or present in, the room for as long as the link lived. */
 #include "prom.h"
 #include "validate.h"
 #include "v1.h"
@@ -196,7 +196,10 @@ static void test_a_legacy_join_waits_for_room_in_a_full_link(void **state)
     assert_false(h_log_contains_from(&fx.node.gateway, mark, "resetting the link", 0));
 }
 
-static void test_a_legacy_leave_that_does_not_fit_resets_the_link(void **state)
+/* A leave on a full link takes the reserve that room and presence changes
+ * have past the bound: it reaches the broker once it reads again, with no
+ * reset of the link (and no re-sync of its members). */
+static void test_a_legacy_leave_on_a_full_link_still_unregisters(void **state)
 {
     (void)state;
     assert_non_null(g_joiner[0]); /* the test above ran */
@@ -204,20 +207,48 @@ static void test_a_legacy_leave_that_does_not_fit_resets_the_link(void **state)
     assert_int_equal(base, CLIENTS + 1 + JOINERS);
     long mark = h_log_mark(&fx.node.gateway);
     fill_link();
-    /* joiner 0 goes to the lobby (shard 0): its leave of g_room does not fit */
+    /* joiner 0 goes to the lobby (shard 0): its leave of g_room does not fit
+     * below the bound */
     assert_int_equal(wsc_send_event(g_joiner[0], "change_room", "name", g_lobby), 0);
-    assert_true(h_log_contains_from(&fx.node.gateway, mark, "resetting the link", 5000));
+    h_sleep_ms(500);
     assert_int_equal(kill(fx.node.broker[1].pid, SIGCONT), 0);
 
-    /* the new link registers the others again (test 1's pacing); the old
-     * link's entry that nobody took over goes at its grace's end */
-    long n = wait_presence(base - 1, 60000);
+    long n = wait_presence(base - 1, 10000);
     if (n != base - 1)
         fail_msg("broker 1 keeps %ld members present; %ld expected once late-joiner-00 left", n,
                  base - 1);
     assert_false(present_in(g_room, "late-joiner-00"));
     assert_true(present_in(g_room, "late-joiner-01"));
     assert_int_equal(wsc_close_code(g_joiner[0]), 0);
+    assert_false(h_log_contains_from(&fx.node.gateway, mark, "resetting the link", 0));
+}
+
+/* Past the reserve (many closes at once on a full link: 2,000 leaves of
+ * rooms and presence, ~300 KB against 64 KiB) the link is reset; the new
+ * link registers the others again, and the broker drops the entries that
+ * nobody took over at the old link's grace end. Dropped instead, each
+ * unregistration left its user present for as long as the link lived. */
+enum { CLOSED = 2000 };
+
+static void test_closes_past_the_reserve_reset_the_link(void **state)
+{
+    (void)state;
+    long base = wait_presence(CLIENTS + JOINERS, 10000);
+    assert_int_equal(base, CLIENTS + JOINERS); /* joiner 0 left in the test above */
+    long mark = h_log_mark(&fx.node.gateway);
+    fill_link();
+    for (int i = 0; i < CLOSED; i++) {
+        wsc_close(g_c[i]);
+        g_c[i] = NULL;
+    }
+    assert_true(h_log_contains_from(&fx.node.gateway, mark, "resetting the link", 10000));
+    assert_int_equal(kill(fx.node.broker[1].pid, SIGCONT), 0);
+
+    long n = wait_presence(base - CLOSED, 60000);
+    if (n != base - CLOSED)
+        fail_msg("broker 1 keeps %ld members present; %ld expected once %d clients closed", n,
+                 base - CLOSED, CLOSED);
+    assert_true(present_in(g_room, "late-joiner-01"));
 }
 
 int main(void)
@@ -225,7 +256,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_legacy_member_is_present_again_after_a_broker_restart),
         cmocka_unit_test(test_a_legacy_join_waits_for_room_in_a_full_link),
-        cmocka_unit_test(test_a_legacy_leave_that_does_not_fit_resets_the_link),
+        cmocka_unit_test(test_a_legacy_leave_on_a_full_link_still_unregisters),
+        cmocka_unit_test(test_closes_past_the_reserve_reset_the_link),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
