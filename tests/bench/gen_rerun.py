@@ -5,6 +5,12 @@ falls behind its schedule; with the flag that step runs once more and the
 ramp goes on, without it the ramp ends there; with one rate and --dump (the
 steady scenario) the dump holds the second run alone (docs/benchmarks.md).
 
+The test stalls the generator once, in the first step; a shared machine
+(more so under sanitizers) may stall it past the 50 ms bound a second time,
+in a later step. Such a run proves nothing about the flag, so it is run
+again, at most ATTEMPTS times in all, and said so; a later step that fails
+for any other reason fails the test at once.
+
 usage: gen_rerun.py CONFAB_BENCH CONFAB_BASELINE"""
 import json
 import os
@@ -35,11 +41,38 @@ def ramp(gen, port, extra, rates="200,400"):
     return json.loads(out)
 
 
+ATTEMPTS = 3
+GENERATOR_ONLY = {"generator_behind_schedule", "sent_below_schedule"}
+
+
+def stalled_again(r):
+    """The index of a step after the first that failed only because the
+    generator fell behind (a stall the test did not make), or None."""
+    for i, s in enumerate(r["steps"][1:], 1):
+        if not s["pass"] and "generator_behind_schedule" in s["fail_reasons"] \
+                and set(s["fail_reasons"]) <= GENERATOR_ONLY:
+            return i
+    return None
+
+
+def ramp_once_stalled(gen, port, extra, rates="200,400"):
+    """ramp(), run again while the machine stalled a later step too."""
+    for attempt in range(1, ATTEMPTS + 1):
+        r = ramp(gen, port, extra, rates)
+        i = stalled_again(r)
+        if i is None:
+            return r
+        print(f"note: attempt {attempt}: step {i} ({r['steps'][i]['rate']} msg/s) was stalled "
+              f"by the machine too (pace lag {r['steps'][i]['pace_lag_ms_max']} ms); "
+              f"{'running again' if attempt < ATTEMPTS else 'giving up'}")
+    return r
+
+
 def main():
     gen, baseline = sys.argv[1], sys.argv[2]
     srv, port = start_baseline(baseline)
     try:
-        r = ramp(gen, port, ["--rerun-late-steps"])
+        r = ramp_once_stalled(gen, port, ["--rerun-late-steps"])
         steps = [(s["rate"], s["pass"], s["rerun"], s["fail_reasons"]) for s in r["steps"]]
         check(steps == [(200, False, False, ["generator_behind_schedule"]),
                         (200, True, True, []), (400, True, False, [])],
@@ -47,18 +80,21 @@ def main():
         check(r["steps"][0]["pace_lag_ms_max"] >= 100, f"the stall: {r['steps'][0]}")
         check(r["capacity_rate"] == 400, f"capacity {r['capacity_rate']}")
 
-        r = ramp(gen, port, [])
-        steps = [(s["rate"], s["pass"], s["rerun"]) for s in r["steps"]]
-        check(steps == [(200, False, False)], f"without the flag: steps {steps}")
+        r = ramp_once_stalled(gen, port, [])
+        steps = [(s["rate"], s["pass"], s["rerun"], s["fail_reasons"]) for s in r["steps"]]
+        check(steps == [(200, False, False, ["generator_behind_schedule"])],
+              f"without the flag: steps {steps}")
         check(r["capacity_rate"] == 0, f"capacity {r['capacity_rate']}")
 
         # one rate, as the steady scenario runs it: the dump holds the
         # second run alone, the one the report keeps (its tail figures)
         with tempfile.TemporaryDirectory() as tmp:
             dump = os.path.join(tmp, "d.txt")
-            r = ramp(gen, port, ["--rerun-late-steps", "--dump", dump], rates="200")
-            steps = [(s["rate"], s["pass"], s["rerun"]) for s in r["steps"]]
-            check(steps == [(200, False, False), (200, True, True)], f"one rate: steps {steps}")
+            r = ramp_once_stalled(gen, port, ["--rerun-late-steps", "--dump", dump],
+                                  rates="200")
+            steps = [(s["rate"], s["pass"], s["rerun"], s["fail_reasons"]) for s in r["steps"]]
+            check(steps == [(200, False, False, ["generator_behind_schedule"]),
+                            (200, True, True, [])], f"one rate: steps {steps}")
             with open(dump) as f:
                 lines = f.read().splitlines()
             kept = r["steps"][1]
