@@ -354,8 +354,8 @@ static void learn(struct server *s, const char *id, size_t len)
 }
 
 /* What the record on s says about each server (conflicts: '0'/'1' per place,
- * NULL for no vote at all), and which identities it was compared with
- * (known: places; ~0 with no vote). Each server's record is one vote,
+ * places past len being '0'; NULL for no vote at all), and which identities
+ * it was compared with (known: places; ~0 with no vote). Each server's record is one vote,
  * counted until it says otherwise or its connection drops. */
 static void votes_from(struct server *s, const char *conflicts, size_t len, uint64_t known,
                        const char *rec, size_t reclen)
@@ -452,8 +452,8 @@ static void on_checked(void *ud, const redisReply *r)
     learn(s, id->str, id->len);
     if (!s->verified)
         verified(s);
-    if (kind == 1)
-        votes_from(s, NULL, 0, s->sent_known, NULL, 0);
+    if (kind == 1) /* the record agrees: a vote that disputes nothing */
+        votes_from(s, "", 0, s->sent_known, NULL, 0);
     else
         votes_from(s, r->element[3]->str, r->element[3]->len, s->sent_known, r->element[1]->str,
                    r->element[1]->len);
