@@ -82,7 +82,8 @@ static void schedule_retry(struct blink *l, const char *why)
 }
 
 /* Frames the broker's state needs (reset_on_full: joins, leaves, presence
- * unregistrations) may take this share of the bound more: a queue filled
+ * unregistrations; and the link's own hello, ping and pong) may take this
+ * share of the bound more: a queue filled
  * by messages while a broker stalls a moment must not cost a reset, and
  * with it a re-sync of the shard's members, each time someone leaves. */
 #define STATE_RESERVE_DIV 16

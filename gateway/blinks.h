@@ -57,8 +57,9 @@ void blinks_tick(struct blinks *b);
 /* Register / unregister a room with its owning broker, or send it a room
  * request (msg, send, sub, unsub, hist, typing: routed by m->room). 0, -ENOTCONN when that link is
  * down (joins are replayed when it comes back; messages are lost and the caller says so), or
- * -ENOBUFS when the link's queue is full. Joins and leaves may use a reserve of 1/16 of the
- * queue's bound past it; past that the link is reset (its state is rebuilt on reconnect). */
+ * -ENOBUFS when the link's queue is full. Joins and leaves (and the link's own hello, ping and
+ * pong) may use a reserve of 1/16 of the queue's bound past it; past that the link is reset (its
+ * state is rebuilt on reconnect). */
 int blinks_join(struct blinks *b, const char *room, size_t len);
 int blinks_leave(struct blinks *b, const char *room, size_t len);
 int blinks_publish(struct blinks *b, const struct cf_wire_msg *m);
