@@ -338,7 +338,7 @@ bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str co
                         uint64_t link_id)
 {
     struct entry *e = find(p, room, conn);
-    if (!e || e->link_id != link_id)
+    if (!e || e->link_id > link_id)
         return false;
     remove_entry(p, e);
     return true;

@@ -38,8 +38,14 @@ bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str co
 uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str conn);
 /* True when the entry existed (and is now gone). */
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
-/* Likewise, but only when link_id owns the entry (a request of a link that
- * has gone must not remove what a newer link took over). */
+/* Likewise, but only when link_id owns the entry or is newer than its
+ * owner: a request of a link that has gone must not remove what a newer
+ * link took over, while a newer link's leave is its gateway's latest word
+ * on the connection (a connection's id is one gateway process's alone, and
+ * link ids only grow). The latter is a leave sent before the connection's
+ * registration on the new link went out (it waited behind others after a
+ * link reset): ignored, it left the user present until the old link's
+ * grace ended, up to LINK_GRACE_MAX_MS. */
 bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
                         uint64_t link_id);
 

@@ -235,10 +235,10 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         return;
     }
     case CF_WIRE_UNSUB:
-        /* Only from the entry's owner: a held leave of a link that has gone
-         * may be of a connection a newer link has taken over since. One
-         * still its own is a leave to announce now, not when the link's
-         * grace ends. */
+        /* Only from the entry's owner or a newer link (presence_del_owned):
+         * a held leave of a link that has gone may be of a connection a
+         * newer link has taken over since. One it may remove is a leave to
+         * announce now, not when the old link's grace ends. */
         if (b->stopping)
             return;
         if (presence_del_owned(b->presence, m.room, m.conn, link_id))

@@ -181,6 +181,49 @@ static void emptied_link_flaps(struct v1c *watcher, const char *room, const char
     close(fd);
 }
 
+/* A connection that leaves before its gateway registered it again on the
+ * new link (its registration waited behind others after the reset): the
+ * leave comes on the new link, for an entry the closed link still owns.
+ * It is announced at once; it used to be ignored (only the owner could
+ * remove an entry), and the user stayed present until the grace ended. A
+ * leave on the closed link's side cannot come: it is closed. */
+static void test_a_leave_before_the_re_registration_is_announced_at_once(void **state)
+{
+    (void)state;
+    const char *room = "grace-leave";
+    struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(alice, room);
+
+    int fd = link_for(room);
+    sub(fd, room, "ghost", "c-ghost", 1);
+    sub(fd, room, "quitter", "c-quitter", 2);
+    expect_presence(alice, room, "ghost", "join", V1_WAIT);
+    expect_presence(alice, room, "quitter", "join", V1_WAIT);
+
+    close(fd);
+    int64_t cut = h_now_ms();
+    fd = link_for(room);
+    sub(fd, room, "ghost", "c-ghost", 3);
+    struct cf_wire_msg m = {.type = CF_WIRE_UNSUB, .room = str(room), .conn = str("c-quitter")};
+    bl_send_msg(fd, &m);
+    expect_presence(alice, room, "quitter", "leave", GRACE_MS / 2);
+    printf("quitter's leave came %lld ms after the link closed\n", (long long)(h_now_ms() - cut));
+    V1_NONE(alice, 500, "presence", "room", room, NULL); /* ghost stays, unannounced */
+
+    /* An older link's leave still does not remove a newer link's entry:
+     * ghost is the new link's now, and a third link comes and goes first. */
+    int old = fd;
+    fd = link_for(room);
+    sub(fd, room, "ghost", "c-ghost", 4); /* link 3 takes it over */
+    wait_answer(fd, 4);
+    m.conn = str("c-ghost");
+    bl_send_msg(old, &m); /* link 2's late leave: not its entry any more */
+    V1_NONE(alice, 1000, "presence", "room", room, NULL);
+    close(old);
+    close(fd);
+    v1_close(alice);
+}
+
 /* A broker keeps at most 64 closed links in their grace (GONE_LINKS_MAX).
  * Links that flap past that: the 65th close ends the grace of the link due
  * soonest, and of that one only; the others keep theirs. A link that owns
@@ -290,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_link_back_at_once_shows_no_leave),
         cmocka_unit_test(test_a_slow_resync_keeps_the_grace_going),
+        cmocka_unit_test(test_a_leave_before_the_re_registration_is_announced_at_once),
         cmocka_unit_test(test_a_65th_closed_link_ends_one_grace_early),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));

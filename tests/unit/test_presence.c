@@ -199,6 +199,23 @@ static void test_taken_over_by_a_new_link(void **state)
     assert_int_equal(presence_rooms(p), 0);
 }
 
+/* A connection that leaves before its gateway registered it again on its
+ * new link (the registration waited behind others after a link reset):
+ * the leave comes from a link newer than the entry's owner, and removes
+ * it. Ignored, the user stayed present until the old link's grace ended. */
+static void test_a_newer_link_may_remove_it(void **state)
+{
+    struct presence *p = *state;
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
+    assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob"), NULL), 0);
+    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 2));
+    assert_int_equal(presence_count(p), 1);
+    assert_int_equal(presence_link_entries(p, 1), 1);            /* the old link's count follows */
+    assert_false(presence_del_owned(p, S("lobby"), S("c1"), 2)); /* gone already */
+    presence_drop_link(p, 1, NULL, NULL);
+    assert_int_equal(presence_count(p), 0);
+}
+
 /* A registration read late from a link that has been replaced (the broker
  * read the new link's re-sync first) does not take the entry back: dropped
  * with the old link, it announced a leave of a connection still here. Nor
@@ -595,13 +612,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_add_del, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_taken_over_by_a_new_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_late_failure_keeps_a_newer_join, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_late_failure_keeps_a_newer_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_newer_link_may_remove_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_counted_per_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rounds, setup, teardown),
