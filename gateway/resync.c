@@ -335,6 +335,13 @@ void rs_shard_back(struct rs *r, uint32_t shard, bool new_link)
     retry_now(r, shard % r->nshards, cf_mono_ms());
 }
 
+void rs_server_back(struct rs *r, uint32_t shard)
+{
+    struct rs_shard *h = &r->sh[shard % r->nshards];
+    h->refusal_told = h->full_told = false;
+    pump(r, shard % r->nshards, cf_mono_ms());
+}
+
 void rs_tick(struct rs *r, int64_t now)
 {
     for (uint32_t i = 0; i < r->nshards; i++) {

@@ -108,6 +108,12 @@ void rs_pump(struct rs *r, uint32_t shard);
  * members go now, behind the ready ones; after a pause for a full queue
  * (rs_pump), only once the pause is over unless the link is new. */
 void rs_shard_back(struct rs *r, uint32_t shard, bool new_link);
+/* One of the shard's broker's Redis servers is back while another is down:
+ * its rooms' members, just put in the ready list, go now, as many as the
+ * window has room for; the shard's other refused members keep their
+ * retry's time (their servers may still be down: retried at each return,
+ * they were refused again). A refusal or a full link is news again. */
+void rs_server_back(struct rs *r, uint32_t shard);
 /* Retries that are due, and shards whose pause after a full link ended.
  * Called ten times a second. */
 void rs_tick(struct rs *r, int64_t now);

@@ -615,11 +615,8 @@ static void reregister(void *ud, struct cf_str room, struct lmember *m)
 }
 
 /* The shard's members re-sync (servers 0), or those of the rooms on one of
- * its broker's Redis servers: those are moved to the ready list whichever
- * list they waited in, and the shard's other refused members keep their
- * retry's time, since their servers may still be down (retried at each
- * return, they were refused again, and logged, as often as one server came
- * back). */
+ * its broker's Redis servers (rs_server_back): those are moved to the
+ * ready list whichever list they waited in. */
 static void resync_members(struct gw *gw, uint32_t shard, bool new_link, uint32_t server,
                            uint32_t servers)
 {
@@ -632,7 +629,7 @@ static void resync_members(struct gw *gw, uint32_t shard, bool new_link, uint32_
         CF_DEBUG("v1", "broker %u: registering the presence of %zu memberships again", shard,
                  r.registering);
     if (servers)
-        rs_pump(gw->rs, shard);
+        rs_server_back(gw->rs, shard);
     else
         rs_shard_back(gw->rs, shard, new_link);
 }

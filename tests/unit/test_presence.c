@@ -182,8 +182,9 @@ static void test_duplicates(void **state)
 }
 
 /* A connection registered again from another link (a gateway's re-sync
- * after its link was reset) is that link's from then on: only its owner
- * removes it, and dropping the old link leaves it. */
+ * after its link was reset) is that link's from then on: the old link no
+ * longer removes it (only its owner or a newer link does), and dropping
+ * the old link leaves it. */
 static void test_taken_over_by_a_new_link(void **state)
 {
     struct presence *p = *state;

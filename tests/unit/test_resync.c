@@ -229,6 +229,35 @@ static void test_a_refused_member_waits_for_the_retry(void **state)
     assert_true(rs_first_refusal(f.r, 1));
 }
 
+/* One of the broker's Redis servers is back while another is down: the
+ * members put in the ready list for it go at once, and a member refused
+ * before (its server may be the one still down) keeps its retry's time;
+ * the next refusal is news again. */
+static void test_a_server_back_leaves_the_refused_to_their_retry(void **state)
+{
+    (void)state;
+    rs_wait(f.r, f.m[0][3]);
+    rs_shard_back(f.r, 0, true);
+    rs_later(f.r, f.m[0][3], RS_RETRY_MS); /* refused: its server is down */
+    rs_ended(f.r, 0);
+    assert_true(rs_first_refusal(f.r, 0));
+    /* the other server is back: its rooms' members wait in the ready list */
+    rs_wait(f.r, f.m[0][5]);
+    rs_wait(f.r, f.m[0][6]);
+    rs_server_back(f.r, 0);
+    assert_int_equal(g_times[0][5], 1);
+    assert_int_equal(g_times[0][6], 1);
+    assert_int_equal(g_times[0][3], 1); /* not sent again: it waits its retry */
+    assert_true(rs_first_refusal(f.r, 0));
+    rs_ended(f.r, 0);
+    rs_ended(f.r, 0);
+    int64_t now = cf_mono_ms();
+    rs_tick(f.r, now + RS_RETRY_MS / 2);
+    assert_int_equal(g_times[0][3], 1);
+    rs_tick(f.r, now + RS_RETRY_MS + 1000);
+    assert_int_equal(g_times[0][3], 2); /* at its time */
+}
+
 /* A link's full queue pauses its shard for RS_SOON_MS: the member that did
  * not fit waits, and is sent with the rest once the pause is over. */
 static void test_a_full_link_pauses_its_shard(void **state)
@@ -530,6 +559,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_shard_has_its_own_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_member_waits_for_the_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_server_back_leaves_the_refused_to_their_retry, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_full_link_pauses_its_shard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_full_link_does_not_hasten_the_refused, setup,
                                         teardown),
