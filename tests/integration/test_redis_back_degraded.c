@@ -49,17 +49,23 @@ static int teardown(void **state)
     return bad ? -1 : 0;
 }
 
+/* A room on server UP and one on DOWN, named prefix and a number. */
+static void two_rooms(char room[32], char other[32], const char *prefix)
+{
+    int n = 0;
+    do
+        snprintf(room, 32, "%s%d", prefix, n++);
+    while (cf_ring_server_of(room, strlen(room), NSERVERS) != UP);
+    do
+        snprintf(other, 32, "%s%d", prefix, n++);
+    while (cf_ring_server_of(other, strlen(other), NSERVERS) != DOWN);
+}
+
 static void test_a_server_back_while_another_is_down_re_syncs(void **state)
 {
     (void)state;
     char room[32], other[32];
-    int n = 0;
-    do
-        snprintf(room, sizeof room, "quiet-%d", n++);
-    while (cf_ring_server_of(room, strlen(room), NSERVERS) != UP);
-    do
-        snprintf(other, sizeof other, "quiet-%d", n++);
-    while (cf_ring_server_of(other, strlen(other), NSERVERS) != DOWN);
+    two_rooms(room, other, "quiet-");
     struct v1c *m = v1_member(node.port, "carol", V1_JSON);
     join_quietly(m, room);
     join_quietly(m, other); /* on the server that goes: not re-synced when UP is back */
@@ -108,13 +114,7 @@ static void test_a_server_back_leaves_other_refused_members_waiting(void **state
     assert_int_equal(h_redis_restart(&redis[DOWN], dir), 0);
     assert_true(h_log_contains_from(&node.gateway, gmark, "broker 0 is ready again", 15000));
     char room[32], other[32];
-    int n = 100;
-    do
-        snprintf(room, sizeof room, "quiet-%d", n++);
-    while (cf_ring_server_of(room, strlen(room), NSERVERS) != UP);
-    do
-        snprintf(other, sizeof other, "quiet-%d", n++);
-    while (cf_ring_server_of(other, strlen(other), NSERVERS) != DOWN);
+    two_rooms(room, other, "calm-");
     struct v1c *m = v1_member(node.port, "dave", V1_JSON);
     join_quietly(m, room);
     join_quietly(m, other);
