@@ -126,7 +126,7 @@ static void test_a_server_back_leaves_other_refused_members_waiting(void **state
      * in DOWN's room is refused and waits RS_RETRY_MS */
     assert_true(h_stop(&node.broker[0], SIGKILL, 5000) != -1);
     assert_int_equal(h_broker_start(&node, 0), 0);
-    char refused[64];
+    char refused[128];
     snprintf(refused, sizeof refused, "room %s: re-sync refused (unavailable", other);
     assert_true(h_log_contains_from(&node.gateway, gmark, refused, 15000));
     int64_t refused_at = h_now_ms();
