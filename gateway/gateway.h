@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "logcap.h"
 #include "lrooms.h"
 #include "memtrim.h"
 
@@ -75,6 +76,8 @@ struct gw {
     struct wsio *tick_io;            /* where the tick's timer is (gateway.c), or NULL: */
     lws_sorted_usec_list_t sul_tick; /* ... the fallback's lws timer */
     struct gw_stats stats;
+    /* a line a second at most for what clients or an outage repeat at will */
+    struct cf_logcap drop_log, bad_frame_log;
     struct cf_memtrim trim;
     uint64_t qarrays_trimmed; /* queue arrays given back after a burst */
 };

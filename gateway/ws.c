@@ -425,9 +425,19 @@ static void send_message(struct gw *gw, struct session *s, const struct cf_str *
     int rc = blinks_publish(gw->links, &m);
     if (rc < 0) {
         gw->stats.sends_dropped++;
-        CF_WARN("ws", "conn %llu: message to %.*s dropped: %s", (unsigned long long)sess_id(s),
-                (int)m.room.len, m.room.p,
-                rc == -ENOTCONN ? "broker unavailable" : "broker link congested");
+        /* every message of every client while a broker is away: a line a
+         * second, the count of the others in it (confab_gateway_sends_dropped
+         * has them all) */
+        const char *why = rc == -ENOTCONN ? "broker unavailable" : "broker link congested";
+        uint64_t held;
+        char tail[CF_LOGCAP_TAIL];
+        if (cf_logcap_take(&gw->drop_log, cf_mono_ms(), &held))
+            CF_WARN("ws", "conn %llu: message to %.*s dropped: %s%s",
+                    (unsigned long long)sess_id(s), (int)m.room.len, m.room.p, why,
+                    cf_logcap_tail(tail, held));
+        else
+            CF_DEBUG("ws", "conn %llu: message to %.*s dropped: %s", (unsigned long long)sess_id(s),
+                     (int)m.room.len, m.room.p, why);
         return;
     }
     gw->stats.messages_in++;
@@ -439,8 +449,14 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
     const char *why;
     if (legacy_parse(msg, len, &ev, &why) < 0) {
         gw->stats.bad_frames++;
-        CF_INFO("ws", "conn %llu (%s): ignored a frame: %s", (unsigned long long)sess_id(s),
-                sess_user(s), why);
+        uint64_t held;
+        char tail[CF_LOGCAP_TAIL];
+        if (cf_logcap_take(&gw->bad_frame_log, cf_mono_ms(), &held))
+            CF_INFO("ws", "conn %llu (%s): ignored a frame: %s%s", (unsigned long long)sess_id(s),
+                    sess_user(s), why, cf_logcap_tail(tail, held));
+        else
+            CF_DEBUG("ws", "conn %llu (%s): ignored a frame: %s", (unsigned long long)sess_id(s),
+                     sess_user(s), why);
         return;
     }
     switch (ev.type) {

@@ -13,6 +13,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "logcap.h"
 
 /* ---- random values ---------------------------------------------------------- */
 
@@ -169,6 +170,28 @@ static void test_clocks(void **state)
     assert_true(cf_mono_ms() - m1 >= 20);
 }
 
+/* A line a second at most, the others counted into the next one; the
+ * first event ever, at any clock value, gets its line. */
+static void test_logcap(void **state)
+{
+    (void)state;
+    struct cf_logcap c = {0};
+    uint64_t held = 99;
+    assert_true(cf_logcap_take(&c, 0, &held));
+    assert_int_equal(held, 0);
+    for (int i = 0; i < 500; i++)
+        assert_false(cf_logcap_take(&c, 1 + i, &held));
+    assert_false(cf_logcap_take(&c, 999, &held));
+    assert_true(cf_logcap_take(&c, 1000, &held));
+    assert_int_equal(held, 501);
+    assert_false(cf_logcap_take(&c, 1999, &held));
+    assert_true(cf_logcap_take(&c, 5000, &held)); /* a quiet while: at once */
+    assert_int_equal(held, 1);
+    struct cf_logcap late = {0};
+    assert_true(cf_logcap_take(&late, 123456789, &held));
+    assert_false(cf_logcap_take(&late, 123456790, &held));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_mono_us_and_ms),
         cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_logcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
