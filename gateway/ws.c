@@ -463,12 +463,21 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
     case LEGACY_SEND_MESSAGE:
         send_message(gw, s, &ev.text);
         break;
-    case LEGACY_CHANGE_ROOM:
+    case LEGACY_CHANGE_ROOM: {
+        /* Into the room it is in: nothing to do. Leaving and joining again
+         * showed v1 members the user leave and join, and with no other
+         * member here unsubscribed the room for a moment (its messages of
+         * that moment lost to this client). */
+        const struct cf_rel_edge *e = current_room(s);
+        struct cf_str now = e ? lrooms_edge_name(e) : (struct cf_str){NULL, 0};
+        if (now.len == ev.room.len && ev.room.len && !memcmp(now.p, ev.room.p, now.len))
+            break;
         v1_session_closed(gw, s); /* leaves its room, presence included */
         join_room(gw, s, ev.room.p, ev.room.len);
         CF_DEBUG("ws", "conn %llu: now in %.*s", (unsigned long long)sess_id(s), (int)ev.room.len,
                  ev.room.p);
         break;
+    }
     }
     legacy_event_free(&ev);
 }

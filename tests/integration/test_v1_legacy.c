@@ -132,12 +132,37 @@ static void test_v1_hears_the_legacy_default_room(void **state)
     v1_close(v);
 }
 
+/* A change into the room the client is in changes nothing: it used to
+ * leave and join again, which v1 members saw as the user leaving and
+ * joining. */
+static void test_a_change_into_the_same_room_changes_nothing(void **state)
+{
+    (void)state;
+    const char *room = "same-room";
+    struct v1c *v = v1_member(fx.node.port, "vera", V1_JSON);
+    join_quietly(v, room);
+    struct wsc *l = member(fx.node.port, "lenny", room);
+    ready(l, "lenny here");
+    expect_presence(v, room, "lenny", "join", V1_WAIT);
+    expect_new(v, room, "lenny here", "lenny");
+    assert_int_equal(wsc_send_event(l, "change_room", "name", room), 0);
+    say(l, "after the change");
+    expect_old_shape(l, "after the change", "lenny", room);
+    expect_new(v, room, "after the change", "lenny");
+    V1_NONE(v, 500, "presence", "room", room, "user", "lenny", NULL);
+    send_ok(v, room, "still hearing you", NULL);
+    expect_old_shape(l, "still hearing you", "vera", room);
+    wsc_close(l);
+    v1_close(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_legacy_and_v1_chat_in_one_room),
         cmocka_unit_test(test_legacy_clients_see_no_v1_events),
         cmocka_unit_test(test_v1_hears_the_legacy_default_room),
+        cmocka_unit_test(test_a_change_into_the_same_room_changes_nothing),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, fixture_down));
 }
