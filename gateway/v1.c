@@ -260,14 +260,10 @@ void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
     void *edoc;
     if (v1_parse(sess_proto(s), msg, len, &r, &e, &edoc) < 0) {
         gw->stats.bad_frames++;
-        uint64_t held; /* the client is told; the log keeps a line a second */
-        char tail[CF_LOGCAP_TAIL];
-        if (cf_logcap_take(&gw->bad_frame_log, cf_mono_ms(), &held))
-            CF_INFO("v1", "conn %llu (%s): refused a request: %s%s", (unsigned long long)sess_id(s),
-                    sess_user(s), e.code, cf_logcap_tail(tail, held));
-        else
-            CF_DEBUG("v1", "conn %llu (%s): refused a request: %s", (unsigned long long)sess_id(s),
-                     sess_user(s), e.code);
+        /* the client is told; the log keeps a line a second */
+        CF_LOG_CAPPED(&gw->bad_frame_log, CF_LOG_INFO, "v1",
+                      "conn %llu (%s): refused a request: %s", (unsigned long long)sess_id(s),
+                      sess_user(s), e.code);
         send_error(s, e.code, e.message, e.ref, e.room);
         v1_error_free(edoc);
         return;

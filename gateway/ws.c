@@ -428,16 +428,9 @@ static void send_message(struct gw *gw, struct session *s, const struct cf_str *
         /* every message of every client while a broker is away: a line a
          * second, the count of the others in it (confab_gateway_sends_dropped
          * has them all) */
-        const char *why = rc == -ENOTCONN ? "broker unavailable" : "broker link congested";
-        uint64_t held;
-        char tail[CF_LOGCAP_TAIL];
-        if (cf_logcap_take(&gw->drop_log, cf_mono_ms(), &held))
-            CF_WARN("ws", "conn %llu: message to %.*s dropped: %s%s",
-                    (unsigned long long)sess_id(s), (int)m.room.len, m.room.p, why,
-                    cf_logcap_tail(tail, held));
-        else
-            CF_DEBUG("ws", "conn %llu: message to %.*s dropped: %s", (unsigned long long)sess_id(s),
-                     (int)m.room.len, m.room.p, why);
+        CF_LOG_CAPPED(&gw->drop_log, CF_LOG_WARN, "ws", "conn %llu: message to %.*s dropped: %s",
+                      (unsigned long long)sess_id(s), (int)m.room.len, m.room.p,
+                      rc == -ENOTCONN ? "broker unavailable" : "broker link congested");
         return;
     }
     gw->stats.messages_in++;
@@ -449,14 +442,8 @@ static void on_message(struct gw *gw, struct session *s, const char *msg, size_t
     const char *why;
     if (legacy_parse(msg, len, &ev, &why) < 0) {
         gw->stats.bad_frames++;
-        uint64_t held;
-        char tail[CF_LOGCAP_TAIL];
-        if (cf_logcap_take(&gw->bad_frame_log, cf_mono_ms(), &held))
-            CF_INFO("ws", "conn %llu (%s): ignored a frame: %s%s", (unsigned long long)sess_id(s),
-                    sess_user(s), why, cf_logcap_tail(tail, held));
-        else
-            CF_DEBUG("ws", "conn %llu (%s): ignored a frame: %s", (unsigned long long)sess_id(s),
-                     sess_user(s), why);
+        CF_LOG_CAPPED(&gw->bad_frame_log, CF_LOG_INFO, "ws", "conn %llu (%s): ignored a frame: %s",
+                      (unsigned long long)sess_id(s), sess_user(s), why);
         return;
     }
     switch (ev.type) {
