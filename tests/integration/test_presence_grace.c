@@ -52,6 +52,25 @@ static int link_for(const char *room)
     return fd;
 }
 
+/* ghost and `user` registered in room through a link, both announced to
+ * watcher; then the link is reset and the gateway back at once, having
+ * registered ghost again on the new link (returned), *cut the close's time.
+ * user's connection is not registered again. */
+static int reset_with_ghost(struct v1c *watcher, const char *room, const char *user,
+                            const char *conn, int64_t *cut)
+{
+    int fd = link_for(room);
+    sub(fd, room, "ghost", "c-ghost", 1);
+    sub(fd, room, user, conn, 2);
+    expect_presence(watcher, room, "ghost", "join", V1_WAIT);
+    expect_presence(watcher, room, user, "join", V1_WAIT);
+    close(fd);
+    *cut = h_now_ms();
+    fd = link_for(room);
+    sub(fd, room, "ghost", "c-ghost", 3);
+    return fd;
+}
+
 static void test_a_link_back_at_once_shows_no_leave(void **state)
 {
     (void)state;
@@ -59,18 +78,10 @@ static void test_a_link_back_at_once_shows_no_leave(void **state)
     struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
     join_quietly(alice, room);
 
-    int fd = link_for(room);
-    sub(fd, room, "ghost", "c-ghost", 1);
-    sub(fd, room, "phantom", "c-phantom", 2);
-    expect_presence(alice, room, "ghost", "join", V1_WAIT);
-    expect_presence(alice, room, "phantom", "join", V1_WAIT);
-
     /* The link is reset; the gateway is back at once, and only ghost's
      * connection is still open to be registered again. */
-    close(fd);
-    int64_t cut = h_now_ms();
-    fd = link_for(room);
-    sub(fd, room, "ghost", "c-ghost", 3);
+    int64_t cut;
+    int fd = reset_with_ghost(alice, room, "phantom", "c-phantom", &cut);
     V1_NONE(alice, 3000, "presence", "room", room, NULL); /* it used to be leave, then join */
 
     /* phantom's connection was not brought back: gone after the grace. */
@@ -194,16 +205,8 @@ static void test_a_leave_before_the_re_registration_is_announced_at_once(void **
     struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
     join_quietly(alice, room);
 
-    int fd = link_for(room);
-    sub(fd, room, "ghost", "c-ghost", 1);
-    sub(fd, room, "quitter", "c-quitter", 2);
-    expect_presence(alice, room, "ghost", "join", V1_WAIT);
-    expect_presence(alice, room, "quitter", "join", V1_WAIT);
-
-    close(fd);
-    int64_t cut = h_now_ms();
-    fd = link_for(room);
-    sub(fd, room, "ghost", "c-ghost", 3);
+    int64_t cut;
+    int fd = reset_with_ghost(alice, room, "quitter", "c-quitter", &cut);
     struct cf_wire_msg m = {.type = CF_WIRE_UNSUB, .room = str(room), .conn = str("c-quitter")};
     bl_send_msg(fd, &m);
     expect_presence(alice, room, "quitter", "leave", GRACE_MS / 2);
