@@ -104,6 +104,9 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
     METRIC(o, "counter", "confab_broker_dropped_messages_total",
            "legacy messages that could not be stored (Redis down)", "%s %llu", l,
            (unsigned long long)m->dropped);
+    METRIC(o, "counter", "confab_broker_misrouted_frames_total",
+           "gateway frames for rooms of another shard, dropped (the gateway's BROKERS differs)",
+           "%s %llu", l, (unsigned long long)m->misrouted);
     METRIC(o, "gauge", "confab_broker_held_bytes", "requests held until their room is subscribed",
            "%s %llu", l, (unsigned long long)rs.held_bytes);
     HEAD(o, "gauge", "confab_broker_pool_blocks_held",

@@ -15,7 +15,7 @@ struct bmetrics {
     uint32_t shard;
     bool ready, serving;
     size_t links;
-    uint64_t presence, requests, foreign, dropped;
+    uint64_t presence, requests, foreign, dropped, misrouted;
     /* blocks kept for reuse after a burst, per pool (freelist.h) */
     size_t held_requests, held_boxes, held_batches;
     struct rooms_stats rooms;

@@ -307,9 +307,10 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
 
 static void count_foreign(struct broker *b, const char *what, const char *chan, size_t len)
 {
-    if (b->foreign++ % 1000 == 0)
-        CF_WARN("broker", "dropped a message on Redis channel %.*s: %s (%llu dropped so far)",
-                (int)(len > 80 ? 80 : len), chan, what, (unsigned long long)b->foreign);
+    b->foreign++;
+    CF_LOG_CAPPED(&b->foreign_log, CF_LOG_WARN, "broker",
+                  "dropped a message on Redis channel %.*s: %s (%llu dropped so far)",
+                  (int)(len > 80 ? 80 : len), chan, what, (unsigned long long)b->foreign);
 }
 
 static void on_redis_message(void *ud, const char *name, size_t len, const char *payload,
@@ -467,6 +468,7 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
                          .requests = b->requests,
                          .foreign = b->foreign,
                          .dropped = b->publish_dropped,
+                         .misrouted = b->misrouted,
                          .held_requests = b->pendings.n,
                          .held_boxes = store_boxes_held(),
                          .held_batches = rbatch_records_held()};

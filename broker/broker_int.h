@@ -12,6 +12,7 @@
 #include "config.h"
 #include "freelist.h"
 #include "links.h"
+#include "logcap.h"
 #include "memtrim.h"
 #include "rooms.h"
 #include "rset.h"
@@ -58,6 +59,9 @@ struct broker {
      * usable again is told to the gateways (state.back). */
     uint64_t usable_servers;
     uint64_t foreign, publish_dropped, misrouted, requests;
+    /* A line a second at most for each: a Redis outage drops every message,
+     * and a misconfigured gateway or a foreign publisher repeats at will. */
+    struct cf_logcap drop_log, foreign_log, misrouted_log;
     struct cf_freelist pendings; /* one struct pending per request in flight;
                                   * what a burst left is trimmed each second */
 };

@@ -10,6 +10,7 @@
 #include "fmt.h"
 #include "freelist.h"
 #include "log.h"
+#include "logcap.h"
 #include "scripts.h"
 
 /* Bounds on what is held: a batch runs in Redis without a break, and its
@@ -178,14 +179,17 @@ static void on_reply(void *ud, const redisReply *r)
             const char *room;
             size_t room_len = damaged_room(e, &room);
             if (room_len)
-                CF_ERROR("redis", "room %.*s: a send failed on %s: %.*s; the key was changed "
-                         "from outside confab: delete it to let the room's sends through "
-                         "(deleting :meta starts a new epoch, :hist loses the history); the "
-                         "room's later sends in this batch were not run, other rooms' ran",
-                         (int)room_len, room, rbridge_name(f->rb), (int)e->len, e->str);
+                CF_LOG_CAPPED(rbridge_call_log(f->rb), CF_LOG_ERROR, "redis",
+                              "room %.*s: a send failed on %s: %.*s; the key was changed "
+                              "from outside confab: delete it to let the room's sends through "
+                              "(deleting :meta starts a new epoch, :hist loses the history); the "
+                              "room's later sends in this batch were not run, other rooms' ran",
+                              (int)room_len, room, rbridge_name(f->rb), (int)e->len, e->str);
             else
-                CF_ERROR("redis", "a script call failed on %s: %.*s (in a batch of sends, the "
-                         "ones after it were not run)", rbridge_name(f->rb), (int)e->len, e->str);
+                CF_LOG_CAPPED(rbridge_call_log(f->rb), CF_LOG_ERROR, "redis",
+                              "a script call failed on %s: %.*s (in a batch of sends, the ones "
+                              "after it were not run)",
+                              rbridge_name(f->rb), (int)e->len, e->str);
         }
         if (f->calls[i].fn)
             f->calls[i].fn(f->calls[i].ud, e);

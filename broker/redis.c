@@ -559,7 +559,8 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
     if (w.fn) {
         if (r->type == REDIS_REPLY_ERROR) {
             b->publish_errors++;
-            CF_ERROR("redis", "a script failed on %s: %.*s", b->addr_str, (int)r->len, r->str);
+            CF_LOG_CAPPED(&b->script_log, CF_LOG_ERROR, "redis", "a script failed on %s: %.*s",
+                          b->addr_str, (int)r->len, r->str);
         }
         b->call_fatal = false;
         w.fn(w.ud, r);
@@ -573,9 +574,9 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         b->publish_errors++;
-        if (b->publish_errors == 1 || b->publish_errors % 1000 == 0)
-            CF_ERROR("redis", "a PUBLISH or PING failed (%llu errors so far): %.*s",
-                     (unsigned long long)b->publish_errors, (int)r->len, r->str);
+        CF_LOG_CAPPED(&b->publish_log, CF_LOG_ERROR, "redis",
+                      "a PUBLISH or PING failed on %s (%llu errors so far): %.*s", b->addr_str,
+                      (unsigned long long)b->publish_errors, (int)r->len, r->str);
         if (rb__fatal_error(r))
             return -1;
     }

@@ -53,6 +53,7 @@ struct rbridge_stats {
 };
 
 struct rbridge;
+struct cf_logcap;
 
 /* A command's reply (an error reply included), or NULL when the connection
  * was lost before it came (the command may or may not have run). */
@@ -137,6 +138,12 @@ const char *rbridge_name(const struct rbridge *b);
  * a failover, NOSCRIPT, ...) has the publisher reconnect once the reply's
  * callback returns, as when it is the whole reply. */
 void rbridge_call_failed(struct rbridge *b, const redisReply *e);
+/* The cap on the lines about failed calls inside a batch's reply on this
+ * server (CF_LOG_CAPPED): an out-of-memory Redis or a damaged room fails
+ * every send, so these lines would come at the clients' rate. The bridge
+ * caps its own lines (a whole reply failed, a PUBLISH failed) likewise, each
+ * kind apart. Owned by the bridge. */
+struct cf_logcap *rbridge_call_log(struct rbridge *b);
 
 bool rbridge_ready(const struct rbridge *b);
 /* Commands on the publisher still waiting for their reply (0 when down). */

@@ -184,6 +184,11 @@ void rbridge_call_failed(struct rbridge *b, const redisReply *e)
     b->call_fatal = b->call_fatal || rb__fatal_error(e);
 }
 
+struct cf_logcap *rbridge_call_log(struct rbridge *b)
+{
+    return &b->call_log;
+}
+
 const char *rbridge_name(const struct rbridge *b)
 {
     return b->addr_str;

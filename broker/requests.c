@@ -165,10 +165,11 @@ static void on_page(void *ud, int err, const struct store_page *r)
 
 static void count_drop(struct broker *b, struct cf_str room, int rc)
 {
-    if (b->publish_dropped++ % 1000 == 0)
-        CF_WARN("broker", "message for room %.*s dropped: %s (%llu dropped so far)",
-                (int)room.len, room.p, rc == -ENOTCONN ? "Redis is not connected" : strerror(-rc),
-                (unsigned long long)b->publish_dropped);
+    b->publish_dropped++;
+    CF_LOG_CAPPED(&b->drop_log, CF_LOG_WARN, "broker",
+                  "message for room %.*s dropped: %s (%llu dropped so far)", (int)room.len, room.p,
+                  rc == -ENOTCONN ? "Redis is not connected" : strerror(-rc),
+                  (unsigned long long)b->publish_dropped);
 }
 
 /* Carries out a room request (now, or once its room's subscription is up).
@@ -289,10 +290,12 @@ static bool owned(struct broker *b, struct gwlink *l, const struct cf_wire_msg *
 {
     if (cf_shard_of(m->room.p, m->room.len, b->shards) == b->shard)
         return true;
-    if (b->misrouted++ % 1000 == 0)
-        CF_WARN("broker", "gateway %s sent %s for room %.*s, which shard %u does not own "
-                "(%llu such frames dropped)", gwlink_node(l), cf_wire_type_name(m->type),
-                (int)m->room.len, m->room.p, b->shard, (unsigned long long)b->misrouted);
+    b->misrouted++;
+    CF_LOG_CAPPED(&b->misrouted_log, CF_LOG_WARN, "broker",
+                  "gateway %s sent %s for room %.*s, which shard %u does not own (%llu such "
+                  "frames dropped)",
+                  gwlink_node(l), cf_wire_type_name(m->type), (int)m->room.len, m->room.p, b->shard,
+                  (unsigned long long)b->misrouted);
     return false;
 }
 

@@ -1,7 +1,8 @@
 /* A broker facing bad peers: malformed, truncated, oversized or unexpected
  * frames on its Unix socket close that link only; garbage published into a
  * room channel on Redis is dropped; a well-formed payload published by a
- * backend straight into Redis reaches the room. */
+ * backend straight into Redis reaches the room. What a peer can repeat at
+ * will is logged once a second at most. */
 #include "common.h"
 #include "blink.h"
 #include "blink_fixture.h"
@@ -17,6 +18,8 @@
 
 #include "bytes.h"
 #include "clock.h"
+#include "httpc.h"
+#include "prom.h"
 #include "shard.h"
 #include "wire.h"
 
@@ -118,18 +121,26 @@ static void test_a_good_link_speaks_the_protocol(void **state)
     close(fd);
 }
 
-static void test_redis_payloads(void **state)
+/* Alice, in room "news" (its subscription up: her message came back), and
+ * a connection to the node's Redis in *rc. */
+static struct wsc *alice_in_news(redisContext **rc)
 {
-    (void)state;
     struct wsc *a = wsc_connect_user(fx.node.port, "alice");
     assert_non_null(a);
     assert_int_equal(wsc_send_event(a, "change_room", "name", "news"), 0);
     assert_int_equal(wsc_send_event(a, "send_message", "message", "joined"), 0);
     expect_message(a, "joined", "alice");
+    *rc = redisConnectUnix(fx.redis.sock);
+    assert_non_null(*rc);
+    assert_int_equal((*rc)->err, 0);
+    return a;
+}
 
-    redisContext *rc = redisConnectUnix(fx.redis.sock);
-    assert_non_null(rc);
-    assert_int_equal(rc->err, 0);
+static void test_redis_payloads(void **state)
+{
+    (void)state;
+    redisContext *rc;
+    struct wsc *a = alice_in_news(&rc);
 
     /* Garbage, a message for another room, and a malformed sender: dropped. */
     static const char *const junk[] = {"hello", "{\"json\":true}", "\x82\xa1v\x01"};
@@ -170,6 +181,99 @@ static void test_redis_payloads(void **state)
     int shard = (int)cf_shard_of("news", 4, 2);
     assert_true(h_log_contains(&fx.node.broker[shard], "dropped a message on Redis channel", 2000));
     wsc_close(a);
+}
+
+/* Publishes `text` from "newsbot" into room "news" straight through Redis. */
+static void publish_good(redisContext *rc, const char *text)
+{
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 16);
+    struct cf_wire_msg good = {.type = CF_WIRE_MSG,
+                               .room = {"news", 4},
+                               .from = {"newsbot", 7},
+                               .text = {text, (uint32_t)strlen(text)},
+                               .ts = cf_wall_ms()};
+    assert_int_equal(cf_wire_encode(&out, &good), 0);
+    freeReplyObject(redisCommand(rc, "PUBLISH room:news %b", cf_bytes_data(&out) + CF_WIRE_HDR,
+                                 cf_bytes_len(&out) - CF_WIRE_HDR));
+    cf_bytes_free(&out);
+}
+
+/* Whoever may publish into Redis can send garbage at any rate: the broker
+ * logs one line a second about it, which counts the others. */
+static void test_garbage_is_logged_once_a_second(void **state)
+{
+    (void)state;
+    redisContext *rc;
+    struct wsc *a = alice_in_news(&rc);
+    const struct h_proc *broker = &fx.node.broker[cf_shard_of("news", 4, 2)];
+    /* a capped line, not one of the DEBUG lines for the others */
+    static const char line[] = "dropped a message on Redis channel news: ";
+    static const char capped[] = "dropped so far) (";
+
+    h_sleep_ms(1100); /* past any line of the case before */
+    long mark = h_log_mark(broker);
+    for (int i = 0; i < 20; i++)
+        freeReplyObject(redisCommand(rc, "PUBLISH room:news %b", "junk", (size_t)4));
+    publish_good(rc, "after the junk"); /* read after all of it: one channel */
+    expect_message(a, "after the junk", "newsbot");
+    assert_true(h_log_contains_from(broker, mark, line, 2000));
+    assert_int_equal(h_log_count_from(broker, mark, capped), 1);
+
+    h_sleep_ms(1100);
+    freeReplyObject(redisCommand(rc, "PUBLISH room:news %b", "junk", (size_t)4));
+    assert_true(h_log_contains_from(broker, mark, "(and 19 more since the last such line", 2000));
+    assert_int_equal(h_log_count_from(broker, mark, capped), 2);
+    redisFree(rc);
+    wsc_close(a);
+}
+
+/* A counter of broker `shard`'s /metrics. */
+static double broker_counter(int shard, const char *name)
+{
+    struct h_resp r;
+    assert_int_equal(h_http(g_bport + shard, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    int n;
+    double v = prom_sum(r.body, name, NULL, &n);
+    h_resp_free(&r);
+    assert_int_equal(n, 1);
+    return v;
+}
+
+/* A gateway whose BROKERS differs from the brokers' sends rooms to the
+ * wrong shard: each such frame is dropped and counted, and logged once a
+ * second at most. */
+static void test_misrouted_frames_are_counted_and_logged_once_a_second(void **state)
+{
+    (void)state;
+    int shard = 0;
+    const char *room = cf_shard_of("elsewhere-0", 11, 2) != 0 ? "elsewhere-0" : "elsewhere-1";
+    assert_int_not_equal(cf_shard_of(room, 11, 2), 0);
+    const struct h_proc *broker = &fx.node.broker[shard];
+    static const char capped[] = "such frames dropped) (";
+    int fd = link_to(shard);
+    bl_hello(fd, (uint32_t)shard, 2);
+    h_sleep_ms(1100); /* past any line of the cases before */
+    long mark = h_log_mark(broker);
+    double before = broker_counter(shard, "confab_broker_misrouted_frames_total");
+    struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, 11}};
+    for (int i = 0; i < 5; i++)
+        bl_send_msg(fd, &join);
+    assert_true(h_log_contains_from(broker, mark, "which shard 0 does not own", 2000));
+    for (int t = 0; t < 200; t++) { /* the scrape may come before the last frame is read */
+        if (broker_counter(shard, "confab_broker_misrouted_frames_total") >= before + 5)
+            break;
+        h_sleep_ms(10);
+    }
+    assert_int_equal(broker_counter(shard, "confab_broker_misrouted_frames_total"), before + 5);
+    assert_int_equal(h_log_count_from(broker, mark, capped), 1);
+    h_sleep_ms(1100);
+    bl_send_msg(fd, &join);
+    assert_true(h_log_contains_from(broker, mark, "(and 4 more since the last such line", 2000));
+    assert_int_equal(h_log_count_from(broker, mark, capped), 2);
+    assert_false(bl_closed_by_peer(fd, 300)); /* a frame dropped, not the link */
+    close(fd);
 }
 
 static void test_socket_is_not_world_accessible(void **state)
@@ -351,6 +455,8 @@ int main(void)
         cmocka_unit_test(test_bad_frames_close_only_that_link),
         cmocka_unit_test(test_a_good_link_speaks_the_protocol),
         cmocka_unit_test(test_redis_payloads),
+        cmocka_unit_test(test_garbage_is_logged_once_a_second),
+        cmocka_unit_test(test_misrouted_frames_are_counted_and_logged_once_a_second),
         cmocka_unit_test(test_socket_is_not_world_accessible),
         cmocka_unit_test(test_subscriptions_follow_membership),
         cmocka_unit_test(test_one_frame_per_gateway_link_one_encoding_per_message),
