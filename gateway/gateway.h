@@ -30,7 +30,7 @@ struct lowfd;
 
 struct gw_stats {
     uint64_t connections_total, messages_in, messages_out, sends_dropped, bad_frames;
-    uint64_t slow_consumers, logins, login_errors;
+    uint64_t slow_consumers, logins, login_errors, api_key_refusals;
     uint64_t auth_failures[AUTH_RESULT_COUNT];
     uint64_t conns_refused;   /* at accept: the address had MAX_CONNS_PER_IP open */
     uint64_t conns_untracked; /* admitted without limits: the address table was full */
@@ -77,7 +77,7 @@ struct gw {
     lws_sorted_usec_list_t sul_tick; /* ... the fallback's lws timer */
     struct gw_stats stats;
     /* a line a second at most for what clients or an outage repeat at will */
-    struct cf_logcap drop_log, bad_frame_log;
+    struct cf_logcap drop_log, bad_frame_log, api_key_log;
     struct cf_memtrim trim;
     uint64_t qarrays_trimmed; /* queue arrays given back after a burst */
 };

@@ -35,6 +35,7 @@ struct http_req {
     uint32_t room_len;
     unsigned status; /* the answer, once it came */
     char *answer;
+    int64_t deadline; /* monotonic ms: the whole body by then */
     size_t len, max;
     char body[];
 };
@@ -55,6 +56,7 @@ static struct http_req *req_new(struct gw *gw, struct lws *wsi, size_t max, bool
     struct http_req *req = calloc(1, sizeof *req + max + 1);
     if (!req)
         return NULL;
+    req->deadline = cf_mono_ms() + 1000LL * gw->cfg->handshake_timeout;
     void *old = lws_get_opaque_user_data(wsi);
     req->head.kind = CONN_HTTP;
     req->head.ip = conn_ip_of(old);
@@ -67,9 +69,32 @@ static struct http_req *req_new(struct gw *gw, struct lws *wsi, size_t max, bool
     return req;
 }
 
+/* Whether the request announced a body (one of length 0 is none). */
+static bool has_body(struct lws *wsi)
+{
+    char clen[4];
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+           (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+            !(lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) == 1 &&
+              clen[0] == '0'));
+}
+
+/* The request being routed, while its answer is given without reading the
+ * body it announced (NULL otherwise; one loop runs each process). lws would
+ * go on to read that body and drop it, whatever length it claims, and its
+ * timeout restarts at every piece: a client could hold the connection for
+ * hours at a byte every few seconds. So the answer says "connection: close"
+ * and the connection is closed once it is out. */
+static struct lws *g_unread;
+
+static bool closes(struct lws *wsi)
+{
+    return wsi == g_unread;
+}
+
 static int finish(struct lws *wsi, int rc)
 {
-    if (rc < 0 || lws_http_transaction_completed(wsi))
+    if (rc < 0 || closes(wsi) || lws_http_transaction_completed(wsi))
         return -1;
     return 0;
 }
@@ -96,6 +121,9 @@ int http_reply(struct lws *wsi, unsigned status, const char *json, const char *e
         memcpy(p, extra, elen);
         p += elen;
     }
+    if (closes(wsi) && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                                    (const unsigned char *)"close", 5, &p, end))
+        return -1;
     if (lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < blen)
         return -1;
     /* A HEAD request gets the headers only. */
@@ -197,15 +225,25 @@ static int body_begin(struct gw *gw, struct lws *wsi, size_t max, bool publish)
     bool empty = n == 0;
     if (!req_new(gw, wsi, max, publish))
         return -1;
+    g_unread = NULL; /* it is read */
     /* lws announces no body completion for an empty body */
     return empty ? body_complete(gw, wsi) : 0;
 }
 
+/* lws restarts its timeout at every piece of a body, so a client sending a
+ * byte just before each would hold the connection for as long as it likes:
+ * the whole body must come within HANDSHAKE_TIMEOUT of its headers. */
 static int body_chunk(struct lws *wsi, const void *in, size_t len)
 {
     struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
     if (!req || req->head.kind != CONN_HTTP)
         return -1;
+    if (cf_mono_ms() > req->deadline) {
+        http_error(wsi, HTTP_STATUS_REQUEST_TIMEOUT,
+                   "the body did not arrive within HANDSHAKE_TIMEOUT: send it at once",
+                   "connection: close\x0d\x0a");
+        return -1;
+    }
     if (len > req->max - req->len) {
         char msg[48];
         snprintf(msg, sizeof msg, "body larger than %zu bytes", req->max);
@@ -247,7 +285,9 @@ static int publish_begin(struct gw *gw, struct lws *wsi, int method)
     bool ok = same_secret(key, strlen(key), gw->cfg->api_key, strlen(gw->cfg->api_key));
     explicit_bzero(auth, sizeof auth);
     if (!ok) {
-        CF_WARN("http", "POST /api/publish with a wrong API key refused");
+        gw->stats.api_key_refusals++;
+        CF_LOG_CAPPED(&gw->api_key_log, CF_LOG_WARN, "http", "%s",
+                      "POST /api/publish with a wrong API key refused");
         return finish(wsi, http_error(wsi, HTTP_STATUS_FORBIDDEN, "wrong API key", NULL));
     }
     return body_begin(gw, wsi, PUBLISH_MAX_BODY, true);
@@ -429,6 +469,9 @@ static int metrics(struct gw *gw, struct lws *wsi)
     /* HEAD: the headers only; a body would be read as the next response */
     bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
     if (!lws_add_http_common_headers(wsi, HTTP_STATUS_OK, ctype, cf_bytes_len(&out), &p, end) &&
+        !(closes(wsi) &&
+          lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                       &p, end)) &&
         !lws_finalize_write_http_header(wsi, start, &p, end)) {
         rc = 0;
         /* The body is a few KiB: one write. lws needs LWS_PRE bytes before it. */
@@ -448,7 +491,7 @@ static int metrics(struct gw *gw, struct lws *wsi)
     return finish(wsi, rc);
 }
 
-int http_ops_route(struct gw *gw, struct lws *wsi, const char *url)
+static int ops_route(struct gw *gw, struct lws *wsi, const char *url)
 {
     int method = lws_http_get_uri_and_method(wsi, &(char *){NULL}, &(int){0});
     if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD)
@@ -461,6 +504,14 @@ int http_ops_route(struct gw *gw, struct lws *wsi, const char *url)
         return metrics(gw, wsi);
     return finish(wsi, http_error(wsi, HTTP_STATUS_NOT_FOUND,
                                   "not found: this port serves /metrics, /healthz, /readyz", NULL));
+}
+
+int http_ops_route(struct gw *gw, struct lws *wsi, const char *url)
+{
+    g_unread = has_body(wsi) ? wsi : NULL;
+    int rc = ops_route(gw, wsi, url);
+    g_unread = NULL;
+    return rc;
 }
 
 /* The value of request header `token` in buf, or NULL when it is absent.
@@ -510,9 +561,10 @@ static int static_file(struct gw *gw, struct lws *wsi, const char *url)
     char extra[256];
     int hlen = snprintf(extra, sizeof extra,
                         "cache-control: no-cache\x0d\x0a"
-                        "etag: %s\x0d\x0a%s%s%s",
+                        "etag: %s\x0d\x0a%s%s%s%s",
                         tags.etag, tags.last_modified[0] ? "last-modified: " : "",
-                        tags.last_modified, tags.last_modified[0] ? "\x0d\x0a" : "");
+                        tags.last_modified, tags.last_modified[0] ? "\x0d\x0a" : "",
+                        closes(wsi) ? "connection: close\x0d\x0a" : "");
     if (hlen < 0 || (size_t)hlen >= sizeof extra)
         return -1;
     char inm[512], ims[64];
@@ -520,9 +572,7 @@ static int static_file(struct gw *gw, struct lws *wsi, const char *url)
                            header_value(wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, ims, sizeof ims)))
         return finish(wsi, not_modified(wsi, extra, (size_t)hlen));
     int n = lws_serve_http_file(wsi, path, mime, extra, hlen);
-    if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
-        return -1;
-    return 0;
+    return n < 0 ? -1 : n > 0 ? finish(wsi, 0) : 0;
 }
 
 
@@ -545,7 +595,7 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
      * Ingress); the probes stay on both. */
     if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") ||
         (!strcmp(url, "/metrics") && !gw->cfg->metrics_port))
-        return http_ops_route(gw, wsi, url);
+        return ops_route(gw, wsi, url);
     if (!strcmp(url, "/ws")) {
         if (!get)
             return method_not_allowed(wsi, "GET");
@@ -559,8 +609,17 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
 int http_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len)
 {
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return route(gw, wsi, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP: {
+        /* body_begin clears it when the body is to be read */
+        g_unread = has_body(wsi) ? wsi : NULL;
+        int rc = route(gw, wsi, in ? (const char *)in : "/");
+        g_unread = NULL;
+        return rc;
+    }
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        /* as lws' own handler does, unless the request had a body, which
+         * was not read (route's g_unread): then the connection ends */
+        return has_body(wsi) || lws_http_transaction_completed(wsi) ? -1 : 0;
     case LWS_CALLBACK_HTTP_BODY:
         return body_chunk(wsi, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:

@@ -72,6 +72,8 @@ void metrics_render(struct gw *gw, struct cf_bytes *o)
         {"confab_gateway_bad_frames_total", "counter", "client frames refused", st->bad_frames},
         {"confab_gateway_logins_total", "counter", "guest tokens issued", st->logins},
         {"confab_gateway_login_errors_total", "counter", "refused logins", st->login_errors},
+        {"confab_gateway_api_key_refusals_total", "counter",
+         "POST /api/publish requests refused for a wrong API key", st->api_key_refusals},
         {"confab_gateway_requests_limited_total", "counter", "client requests refused by RATE_MSGS",
          st->requests_limited},
         {"confab_gateway_rate_closes_total", "counter",

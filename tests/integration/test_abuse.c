@@ -377,11 +377,12 @@ static void test_upgrades_per_address_are_limited(void **state)
 /* ---- handshake time ------------------------------------------------------------ */
 
 /* ms until the server closes fd, sending `dribble` one byte every 250 ms
- * meanwhile (NULL: nothing); -1 when it stays open for 8 s. */
-static int64_t time_to_close(int fd, const char *dribble)
+ * meanwhile (NULL: nothing); -1 when it stays open for 8 s. What the server
+ * sent meanwhile goes to got[cap] (NUL-terminated), unless got is NULL. */
+static int64_t close_after(int fd, const char *dribble, char *got, size_t cap)
 {
     int64_t t0 = h_now_ms();
-    size_t at = 0;
+    size_t at = 0, have = 0;
     while (h_now_ms() - t0 < 8000) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 250) > 0) {
@@ -389,11 +390,80 @@ static int64_t time_to_close(int fd, const char *dribble)
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n <= 0)
                 return h_now_ms() - t0;
+            for (ssize_t i = 0; got && i < n && have + 1 < cap; i++)
+                got[have++] = buf[i];
+            if (got)
+                got[have] = '\0';
         }
         if (dribble && dribble[at])
             send(fd, dribble + at++, 1, MSG_NOSIGNAL);
     }
     return -1;
+}
+
+static int64_t time_to_close(int fd, const char *dribble)
+{
+    return close_after(fd, dribble, NULL, 0);
+}
+
+/* A body sent a byte at a time gets the whole HANDSHAKE_TIMEOUT, not one
+ * per byte (lws restarts its own timeout at each); a body that no route
+ * reads is not read at all: the answer closes the connection. */
+static void test_request_bodies_must_come_in_time(void **state)
+{
+    (void)state;
+    static const char slow_body[] = "{\"username\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    static const char post[] = "POST /login HTTP/1.1\r\nHost: localhost\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n";
+    char got[1024];
+    int fd = h_tcp_connect(fx.node.port, 0);
+    assert_int_equal(h_send_all(fd, post, strlen(post)), 0);
+    int64_t ms = close_after(fd, slow_body, got, sizeof got);
+    close(fd);
+    if (ms < 0 || ms > 4500)
+        fail_msg("a login body sent a byte at a time was allowed %lld ms (HANDSHAKE_TIMEOUT=2)",
+                 (long long)ms);
+    if (strncmp(got, "HTTP/1.1 408", 12) || !strstr(got, "HANDSHAKE_TIMEOUT"))
+        fail_msg("a late body got: %s", got);
+
+    static const struct {
+        const char *request, *status;
+    } unread[] = {
+        {"PUT /index.html HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999\r\n\r\n",
+         "HTTP/1.1 405"},
+        {"POST /api/publish HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n",
+         "HTTP/1.1 404"}, /* API_KEY is unset here */
+        {"GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n",
+         "HTTP/1.1 200"},
+        {"GET /index.html HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n",
+         "HTTP/1.1 200"},
+        {"GET /nope HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "HTTP/1.1 404"},
+        {"DELETE /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n",
+         "HTTP/1.1 405"},
+    };
+    for (size_t i = 0; i < sizeof unread / sizeof unread[0]; i++) {
+        fd = h_tcp_connect(fx.node.port, 0);
+        assert_int_equal(h_send_all(fd, unread[i].request, strlen(unread[i].request)), 0);
+        ms = close_after(fd, slow_body, got, sizeof got);
+        close(fd);
+        if (ms < 0 || ms > 1500 || strncmp(got, unread[i].status, strlen(unread[i].status)) ||
+            !strcasestr(got, "connection: close"))
+            fail_msg("%.20s... with a body no route reads: closed after %lld ms, got: %s",
+                     unread[i].request, (long long)ms, got);
+    }
+    /* a body of length 0 is none: the connection is kept for the next */
+    static const char empty[] =
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
+    fd = h_tcp_connect(fx.node.port, 0);
+    assert_int_equal(h_send_all(fd, empty, strlen(empty)), 0);
+    char buf[1024];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(n > 12);
+    buf[n] = '\0';
+    assert_memory_equal(buf, "HTTP/1.1 200", 12);
+    assert_null(strcasestr(buf, "connection: close"));
+    close(fd);
 }
 
 static void test_handshakes_must_finish_in_time(void **state)
@@ -470,18 +540,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_flooding_legacy_client_is_closed, setup_rate,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_ping_flood_is_closed, setup_rate, teardown),
-        cmocka_unit_test_setup_teardown(test_the_pong_to_a_keepalive_ping_is_free,
-                                        setup_keepalive, teardown),
+        cmocka_unit_test_setup_teardown(test_the_pong_to_a_keepalive_ping_is_free, setup_keepalive,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_connections_per_address_are_limited, setup_addr,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_logins_per_address_are_limited, setup_addr,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_logins_per_address_are_limited, setup_addr, teardown),
         cmocka_unit_test_setup_teardown(test_upgrades_per_address_are_limited, setup_upgrades,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_bodies_must_come_in_time, setup_handshake,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_must_finish_in_time, setup_handshake,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_no_token_or_secret_in_the_logs, setup_logs,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_token_or_secret_in_the_logs, setup_logs, teardown),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

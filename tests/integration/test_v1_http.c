@@ -83,12 +83,17 @@ static void test_publish_needs_the_right_key(void **state)
     (void)state;
     struct v1c *m = v1_member(fx.node.port, "mona", V1_JSON);
     join_quietly(m, "news");
+    h_sleep_ms(1100); /* past any line of a case before */
+    long mark = h_log_mark(&fx.node.gateway);
     assert_int_equal(publish(fx.node.port, NULL, good_body, NULL), 401);
     assert_int_equal(publish(fx.node.port, "Bearer not-the-key-0123456789abcdef", good_body, NULL),
                      403);
     assert_int_equal(publish(fx.node.port, "Bearer " KEY "x", good_body, NULL), 403);
     assert_int_equal(publish(fx.node.port, "Bearer integration-api-key", good_body, NULL), 403);
     V1_NONE(m, 300, "new_message", NULL);
+    /* anyone can send wrong keys at will: one line a second (one worker) */
+    assert_int_equal(fx.node.workers, 1);
+    assert_int_equal(h_log_count_from(&fx.node.gateway, mark, "wrong API key refused ("), 1);
     v1_close(m);
 }
 
