@@ -103,6 +103,19 @@ static bool is_forbidden_in_name(int32_t cp)
     return false;
 }
 
+static bool is_unicode_space(int32_t cp)
+{
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
+           cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
+           cp == 0xFEFF;
+}
+
+/* Letters that render as nothing: Hangul fillers, the blank braille cell. */
+static bool is_blank_filler(int32_t cp)
+{
+    return cp == 0x115F || cp == 0x1160 || cp == 0x2800 || cp == 0x3164 || cp == 0xFFA0;
+}
+
 static int name_check(const char *s, size_t len)
 {
     if (len == 0)
@@ -110,8 +123,10 @@ static int name_check(const char *s, size_t len)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     int count = 0;
+    bool shows = false;
     while (i < len) {
         if (u[i] >= 0x20 && u[i] < 0x7F) {
+            shows = shows || u[i] != ' ';
             i++; /* printable ASCII: allowed, no decoding */
         } else {
             int32_t cp = utf8_next(u, len, &i);
@@ -119,11 +134,12 @@ static int name_check(const char *s, size_t len)
                 return CF_NAME_BAD_UTF8;
             if (is_forbidden_in_name(cp))
                 return CF_NAME_CONTROL;
+            shows = shows || !(is_unicode_space(cp) || is_blank_filler(cp));
         }
         if (++count > CF_USERNAME_MAX)
             return CF_NAME_TOO_LONG;
     }
-    return CF_NAME_OK;
+    return shows ? CF_NAME_OK : CF_NAME_BLANK;
 }
 
 int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
@@ -166,16 +182,11 @@ const char *cf_name_error_str(int err)
         return "username must be valid UTF-8";
     case CF_NAME_CONTROL:
         return "username must not contain control or invisible formatting characters";
+    case CF_NAME_BLANK:
+        return "username must hold a character that shows, not only spaces or blank fillers";
     default:
         return "invalid username";
     }
-}
-
-static bool is_unicode_space(int32_t cp)
-{
-    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
-           cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
-           cp == 0xFEFF;
 }
 
 bool cf_text_has_content(const char *s, size_t len)

@@ -22,12 +22,15 @@ enum cf_name_error {
     CF_NAME_TOO_LONG = -2,
     CF_NAME_BAD_UTF8 = -3,
     CF_NAME_CONTROL = -4,
+    CF_NAME_BLANK = -5, /* only spaces and blank fillers (U+3000, U+3164, ...) */
 };
 
 /* Trims ASCII whitespace from both ends of `in` and checks the rest is a valid
  * username: 1-32 code points of valid UTF-8 without control characters (C0, DEL,
  * C1) or invisible formatting characters (zero-width, bidi overrides, BOM) that
- * would let one user impersonate another on screen. On success writes the
+ * would let one user impersonate another on screen, with at least one
+ * character that shows (a name of Unicode spaces or blank fillers alone
+ * would show as nobody). On success writes the
  * trimmed name and a NUL into out (cap >= CF_USERNAME_BYTES_MAX + 1) and returns
  * its length in bytes; otherwise returns an enum cf_name_error. */
 int cf_username_clean(const char *in, size_t len, char *out, size_t cap);

@@ -266,7 +266,8 @@ static enum auth_result check_claims(const struct auth *a, const struct claims *
     /* compared on `now`'s side: exp + leeway could overflow */
     if (claim_time(c, "exp", &exp) < 0 || exp < now - a->leeway)
         return AUTH_EXPIRED;
-    if (claim_time(c, "nbf", &nbf) == 0 && nbf > now + a->leeway)
+    /* nbf is optional, but one that is not a time fails closed, as exp does */
+    if (claims_get(c, "nbf", &v) && (claim_time(c, "nbf", &nbf) < 0 || nbf > now + a->leeway))
         return AUTH_NOT_YET_VALID;
     if (a->issuer && !(claims_get(c, "iss", &v) && is_string(&v, a->issuer)))
         return AUTH_BAD_ISSUER;

@@ -308,6 +308,17 @@ static void test_time_claims(void **state)
     assert_int_equal(verify(t), AUTH_OK);
     free(t);
 
+    /* ... but one that is not a time is not ignored */
+    static const char *const not_times[] = {"{\"nbf\":\"2030-01-01\"}", "{\"nbf\":true}",
+                                            "{\"nbf\":null}", "{\"nbf\":1e300}"};
+    for (size_t i = 0; i < sizeof not_times / sizeof not_times[0]; i++) {
+        c.extra_json = not_times[i];
+        t = craft_hs256(&c);
+        if (verify(t) != AUTH_NOT_YET_VALID)
+            fail_msg("a token with %s was not refused", not_times[i]);
+        free(t);
+    }
+
     /* Extreme values must not overflow anything. */
     c = good_claims();
     c.exp = LONG_MAX;

@@ -186,6 +186,16 @@ static void test_username_clean_errors(void **state)
     assert_int_equal(clean("", out), CF_NAME_EMPTY);
     assert_int_equal(clean("   ", out), CF_NAME_EMPTY);
     assert_int_equal(clean(" \t\r\n\v\f ", out), CF_NAME_EMPTY);
+    /* Unicode spaces and blank fillers alone show as nobody */
+    assert_int_equal(clean("\xe3\x80\x80", out), CF_NAME_BLANK);              /* U+3000 */
+    assert_int_equal(clean("\xc2\xa0", out), CF_NAME_BLANK);                  /* U+00A0 */
+    assert_int_equal(clean("\xe3\x85\xa4\xe3\x85\xa4", out), CF_NAME_BLANK);  /* U+3164 */
+    assert_int_equal(clean("\xe2\xa0\x80 \xe2\x80\x83", out), CF_NAME_BLANK); /* U+2800, U+2003 */
+    assert_false(cf_username_valid("\xef\xbe\xa0", 3));                       /* U+FFA0 */
+    assert_int_equal(clean("a\xe3\x80\x80"
+                           "b",
+                           out),
+                     5); /* between letters: a name that shows */
 
     repeat(in, "a", 33);
     assert_int_equal(clean(in, out), CF_NAME_TOO_LONG);
