@@ -543,7 +543,7 @@ int gw_run(const struct cf_config *cfg, int worker)
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.user = &gw;
-    info.max_http_header_data = 8192;
+    info.max_http_header_data = GW_HTTP_HEADER_DATA;
     /* lws' limit on each wait of a connection: TLS and HTTP handshakes (a
      * request's headers must be complete within it), idle keep-alive */
     info.timeout_secs = (unsigned)cfg->handshake_timeout;

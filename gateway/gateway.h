@@ -17,6 +17,11 @@
 #include "lrooms.h"
 #include "memtrim.h"
 
+/* lws' space for one request's headers (max_http_header_data): the URL and
+ * every header together. A token in the query or in Authorization must fit
+ * in it with the rest. */
+#define GW_HTTP_HEADER_DATA 8192
+
 struct lws;
 struct lws_context;
 struct lws_vhost;

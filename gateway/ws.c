@@ -37,14 +37,27 @@ static void peer_of(struct lws *wsi, char *buf, size_t cap)
         memmove(buf, buf + 7, strlen(buf + 7) + 1);
 }
 
+/* The token of the query (first) or of an Authorization: Bearer header in
+ * buf: its length, 0 when there is none, cap when it is too long (so
+ * malformed, not missing). The query's arguments are read one by one into a
+ * buffer as large as lws' whole header space: lws_get_urlarg_by_name into
+ * buf would say "none" for a token too long for buf, and for any argument
+ * after one that is. */
 static size_t find_token(struct lws *wsi, char *buf, size_t cap)
 {
-    const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)cap);
-    if (t) {
-        size_t n = strlen(t);
-        memmove(buf, t, n + 1);
+    char arg[GW_HTTP_HEADER_DATA + 1];
+    for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
+         i++) {
+        if (strncmp(arg, "token=", 6) != 0)
+            continue;
+        size_t n = strlen(arg + 6);
+        if (n >= cap)
+            return cap;
+        memcpy(buf, arg + 6, n + 1);
         return n;
     }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= AUTH_MAX_TOKEN + 32)
+        return cap;
     char auth[AUTH_MAX_TOKEN + 32];
     int n = lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 7 && strncasecmp(auth, "Bearer ", 7) == 0) {

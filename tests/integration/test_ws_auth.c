@@ -172,6 +172,18 @@ static void test_valid_tokens_upgrade(void **state)
     free(t);
 }
 
+/* A plain GET of /ws?<query>: 426, as for a good token. */
+static void expect_checked_ok_path(const char *query)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "/ws?%s", query);
+    struct h_resp r;
+    assert_int_equal(h_http(fx.node.port, "GET", path, NULL, NULL, 0, &r), 0);
+    if (r.status != 426)
+        fail_msg("GET /ws?<%zu bytes>: %d %s", strlen(query), r.status, r.body);
+    h_resp_free(&r);
+}
+
 static void test_bad_tokens_get_401(void **state)
 {
     (void)state;
@@ -220,6 +232,26 @@ static void test_bad_tokens_get_401(void **state)
     b64url("{\"alg\":\"none\",\"typ\":\"JWT\"}", h64);
     snprintf(none, sizeof none, "%s.%s.", h64, p64);
     expect_refused(none, "alg none");
+
+    /* A token too long to be one is malformed, not missing; as a plain GET
+     * too (it was taken for no token: "this endpoint takes a WebSocket
+     * upgrade"). */
+    static char long_token[5001];
+    memset(long_token, 'a', sizeof long_token - 1);
+    expect_refused(long_token, "a token of 5000 bytes");
+    struct h_resp r;
+    char path[6000];
+    snprintf(path, sizeof path, "/ws?token=%s", long_token);
+    assert_int_equal(h_http(fx.node.port, "GET", path, NULL, NULL, 0, &r), 0);
+    if (!strstr(r.body, "malformed"))
+        fail_msg("a token of 5000 bytes: %s", r.body);
+    h_resp_free(&r);
+    /* A long argument before the token does not hide it. */
+    t = h_login(fx.node.port, "alice");
+    char padded[7000];
+    snprintf(padded, sizeof padded, "%.4500s&token=%s", long_token, t);
+    expect_checked_ok_path(padded);
+    free(t);
 
     /* Authorization header with the wrong scheme. */
     int status = 0;
