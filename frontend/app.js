@@ -46,6 +46,8 @@
  *   #message-input #send-button (Enter sends)
  *
  * sessionStorage: confab.username, confab.token, confab.rooms (JSON list), confab.active.
+ * While the client's outbox holds sends, #logout-button asks with confirm() and a reload or
+ * a closed tab is held by the browser (beforeunload): the outbox does not outlive the page.
  */
 import { ConfabClient, byteLength, isValidRoom } from "./confab-client.js";
 import { ui, isNarrow, showChatError, showRoomError } from "./dom.js";
@@ -138,7 +140,11 @@ function joinRoom(rawName, { focus = true } = {}) {
   ui.roomInput.value = "";
   if (!views.has(name)) {
     ensureView(name);
-    client.join(name, { limit: PAGE }).catch((err) => {
+    client.join(name, { limit: PAGE }).then((info) => {
+      // A room the client is in already brings no `joined` event: it is
+      // drawn from what the client knows (its messages load as earlier ones).
+      if (current.client === client && views.get(name)?.item.dataset.state === "joining") onJoined(info);
+    }, (err) => {
       if (err.code !== "closed" && err.code !== "left" && current.client === client && removeView(name)) {
         showChatError(`Could not join #${name}: ${err.message}`);
       }
@@ -183,6 +189,29 @@ function sendMessage() {
 }
 
 /* --------------------------------------------------------- session */
+
+/** How many sends the session still holds unacknowledged: lost if it ends now. */
+function unsent() {
+  return current.client?.outbox.length ?? 0;
+}
+
+/** Asks before a logout that would drop unsent messages; true: go ahead. */
+function confirmLogout() {
+  const n = unsent();
+  if (!n) return true;
+  const what = n === 1 ? "1 message has" : `${n} messages have`;
+  return window.confirm(`${what} not been sent yet and will be lost if you log out now. Log out anyway?`);
+}
+
+/**
+ * The outbox lives in the page: a reload or a closed tab drops its sends,
+ * so the browser asks first, in its own words (it shows no text of ours).
+ */
+function warnBeforeUnload(ev) {
+  if (!unsent()) return;
+  ev.preventDefault();
+  ev.returnValue = true; // what browsers before 2024 look for: any non-empty value
+}
 
 /** Each client's unsubscribe functions (what `on()` returned). */
 const subscriptions = new WeakMap();
@@ -316,7 +345,10 @@ function bindEvents() {
     else if (nearBottom() && activeView()) boundRoom(activeView(), true); // what came while the user read above
   }, { passive: true });
   ui.olderButton.addEventListener("click", () => loadOlder(activeView()));
-  ui.logoutButton.addEventListener("click", () => logout());
+  ui.logoutButton.addEventListener("click", () => {
+    if (confirmLogout()) logout();
+  });
+  window.addEventListener("beforeunload", warnBeforeUnload);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) seenActive();
   });

@@ -103,9 +103,10 @@ export function onJoined(info) {
     // Anything below the oldest id shown may be older history: a snapshot
     // holds at most PAGE messages and fewer when cut to the server's byte
     // budget (long messages), so its length cannot tell. The first page
-    // fetched says for sure (has_more).
+    // fetched says for sure (has_more). With none at all (a room the client
+    // was in already, drawn from what it knows), so is every id to lastId.
     const oldest = info.messages.find((m) => m.id !== undefined)?.id;
-    view.hasMore = oldest !== undefined && oldest > 1;
+    view.hasMore = oldest !== undefined ? oldest > 1 : info.lastId > 0;
   }
   view.members = new Map(info.members.map((m) => [m.user, true]));
   view.count = info.count;
@@ -183,8 +184,9 @@ export async function loadOlder(view) {
   const client = current.client;
   if (!view || !view.hasMore || view.loadingOlder || !client) return;
   const first = view.log.querySelector(".message[data-id]");
-  const before = first ? Number(first.dataset.id) : undefined;
-  if (before === undefined || before <= 1) {
+  // With none on screen, every message up to the room's last id is older.
+  const before = first ? Number(first.dataset.id) : (client.room(view.name)?.lastId ?? 0) + 1;
+  if (before <= 1) {
     view.hasMore = false;
     renderOlderButton();
     return;

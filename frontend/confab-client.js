@@ -21,9 +21,10 @@
  *    `maxGapHeld` messages for `gapTimeout` ms); ids it gives up on are
  *    reported as a `gap` error with `lost: true`;
  *  - keeps every send in an outbox until it is acknowledged: sends made while
- *    offline go out once the room is joined again, and a send whose outcome is
- *    unknown (dropped connection, `timeout`, `unavailable`) is resent with the
- *    SAME id, which the server deduplicates;
+ *    offline go out once the room is joined again, a send whose outcome is
+ *    unknown (dropped connection, `timeout`) is resent with the SAME id, which
+ *    the server deduplicates, and so is one refused for now (`unavailable`…);
+ *    a room's sends go out in the order they were made, resends too;
  *  - throttles typing notifications to one per room every 2 s.
  *
  * This file is the whole public API: the ConfabClient class, and
@@ -91,8 +92,11 @@ export {
  * @property {number} [probeTimeout=10000] reconnect when a `ping` drew nothing within this, ms;
  *   also how long the token check after two failed opens waits for its answer.
  * @property {number} [resendWindow=270000] a send whose outcome is unknown is sent again (same id)
- *   only within this long of its first try, ms; later it fails with `unconfirmed`. Keep it
- *   under the server's DEDUP_WINDOW (300 s by default), which deduplicates only that long.
+ *   only within this long of the first attempt that may have been stored (one dropped in flight,
+ *   unanswered, or answered `timeout` or `internal`), ms; later it fails with `unconfirmed`.
+ *   Keep it under the server's DEDUP_WINDOW (300 s by default), which deduplicates only that
+ *   long. Refusals that say nothing was done (`unavailable`, `rate_limited`,
+ *   `too_many_requests`) do not count: such a send is retried until acked, left or closed.
  * @property {number} [typingInterval=2000] at most one typing notification per room per this, ms.
  * @property {number} [tokenMargin=30] log in again when the token expires within this, s.
  * @property {number} [maxFrameBytes=4096] the server's `MAX_MESSAGE_BYTES`; lowered when the server
@@ -276,9 +280,12 @@ export class ConfabClient extends Emitter {
   }
 
   /**
-   * Joins a room. Joining a room already joined resolves with what is known.
-   * While connected, and after every reconnect, the room is (re)joined with
-   * recovery; `joined` and `message` events follow.
+   * Joins a room. Joining a room already joined resolves with what is known
+   * (no `joined` event). While connected, and after every reconnect, the room
+   * is (re)joined with recovery; `joined` and `message` events follow. A room
+   * left a moment ago is asked for once the server confirmed the leave; it is
+   * in `rooms` (joining) meanwhile, and a `leave()` before then cancels the
+   * join, which rejects with `left` as any join cut short by a leave does.
    * @param {string} name
    * @param {{limit?: number}} [opts] recent messages to fetch on the first join (0–100)
    * @returns {Promise<JoinedInfo>}
@@ -288,14 +295,14 @@ export class ConfabClient extends Emitter {
       throw new ConfabError("bad_room", "Room names are 1–64 characters of A–Z a–z 0–9 _ . : -",
         { room: name });
     }
-    const leaving = this._leaving.get(name);
-    if (leaving) await leaving;
-    return this._rooms.join(name, limit);
+    // Asked before the server has our leave, the join would be refused
+    // (`already_joined`) and the leave then taken for it.
+    return this._rooms.join(name, limit, !this._leaving.has(name));
   }
 
   /**
-   * Leaves a room: stops recovering it, fails its unsent messages (`left`)
-   * and emits `left` right away.
+   * Leaves a room: stops recovering it, fails its unsent messages and its
+   * join if not answered yet (`left`), and emits `left` right away.
    * @param {string} name
    * @returns {Promise<void>} resolves when the server confirmed (or there was no connection)
    */
@@ -304,11 +311,16 @@ export class ConfabClient extends Emitter {
     if (!r) return this._leaving.get(name) ?? Promise.resolve();
     this._rooms.remove(r, new ConfabError("left", `You left #${name}.`, { room: name }));
     this._forgetRequests("join", name); // its `joined` is ignored
-    let done = Promise.resolve();
+    // A join made while an earlier leave was under way was not asked for
+    // yet: the server has nothing more to be told.
+    let done = this._leaving.get(name) ?? Promise.resolve();
     if (this._conn.state === "connected" && r.gen === this._conn.gen) {
       done = new Promise((resolve) => {
         this._request("leave", { room: name }, { room: name, resolve, reject: resolve });
-      }).finally(() => this._leaving.delete(name));
+      }).finally(() => {
+        this._leaving.delete(name);
+        this._rooms.joinAfterLeave(name);
+      });
       this._leaving.set(name, done);
     }
     this.emit("left", { room: name });

@@ -33,7 +33,7 @@
  * @module confab-client/connection
  */
 
-import { ConfabError, SUBPROTOCOL, decodeToken, httpUrlOf, wsUrlFor } from "./util.js";
+import { ConfabError, SUBPROTOCOL, decodeToken, httpUrlOf, withToken, wsUrlFor } from "./util.js";
 
 export class Connection {
   /**
@@ -228,7 +228,7 @@ export class Connection {
     });
     let res;
     try {
-      const url = `${httpUrlOf(this._wsUrl)}?token=${encodeURIComponent(client.token)}`;
+      const url = withToken(httpUrlOf(this._wsUrl), client.token);
       res = await Promise.race([
         doFetch(url, { method: "GET", cache: "no-store", mode: "no-cors", credentials: "omit", signal: abort?.signal }),
         timeout,
@@ -288,7 +288,7 @@ export class Connection {
     const WS = client.options.WebSocket ?? globalThis.WebSocket;
     let ws;
     try {
-      ws = new WS(`${this._wsUrl}?token=${encodeURIComponent(client.token)}`, [SUBPROTOCOL]);
+      ws = new WS(withToken(this._wsUrl, client.token), [SUBPROTOCOL]);
     } catch (err) {
       this._failedOpens += 1;
       client.emit("error", new ConfabError("network", `Cannot open a WebSocket: ${err.message}`));

@@ -17,12 +17,21 @@
  *  - at most one copy of a send is in flight: it goes out again only once
  *    the copy on the wire is known lost (the socket dropped, or nothing came
  *    back within `ackTimeout`) or was refused with a retryable error;
+ *  - a room's sends go on the wire in the order they were made (resends
+ *    too): one waiting (to retry, or for the room), or resent after a
+ *    refusal and not settled yet, holds back the later ones of its room;
+ *    otherwise any number of them can be in flight at once;
+ *  - a send is resent only within `resendWindow` of the first attempt whose
+ *    outcome is unknown (which the server may have stored): refusals that
+ *    say nothing was done do not start that window, and are retried for as
+ *    long as the send is in the outbox (with a capped backoff, and one
+ *    retrying send per room at a time, as the ones behind it wait);
  *  - every state change of a send is emitted as `delivery`.
  *
  * @module confab-client/outbox
  */
 
-import { ConfabError, RETRYABLE, byteLength, sendFrame, toId } from "./util.js";
+import { ConfabError, NOTHING_DONE, RETRYABLE, byteLength, sendFrame, toId } from "./util.js";
 
 /**
  * One unacknowledged send.
@@ -32,8 +41,11 @@ import { ConfabError, RETRYABLE, byteLength, sendFrame, toId } from "./util.js";
  * @property {string} message
  * @property {"sending"|"sent"|"failed"} state
  * @property {number} attempts how many times it went on the wire
- * @property {number} firstSentAt when it first went on the wire (0: not yet), ms
+ * @property {number} sentAt when it last went on the wire (0: not yet), ms
+ * @property {number} unknownSince when the first attempt that may have been stored went on the
+ *   wire (0: none yet; every attempt was refused with nothing done), ms
  * @property {boolean} inflight a copy is on the wire, its outcome unknown
+ * @property {boolean} refused an attempt drew an error: it is being retried
  * @property {number} gen the connection it last went out on
  * @property {*} timer the retry after a refusal
  * @property {*} watchdog gives the connection up when no answer came within `ackTimeout`
@@ -69,8 +81,9 @@ export class Outbox {
    */
   add(room, message, id) {
     const entry = {
-      id, room, message, state: "sending", attempts: 0, firstSentAt: 0, inflight: false, gen: 0,
-      timer: 0, watchdog: 0, error: undefined, retryIn: undefined, resolve: null, reject: null,
+      id, room, message, state: "sending", attempts: 0, sentAt: 0, unknownSince: 0, inflight: false,
+      refused: false, gen: 0, timer: 0, watchdog: 0, error: undefined, retryIn: undefined,
+      resolve: null, reject: null,
     };
     const promise = new Promise((resolve, reject) => {
       entry.resolve = resolve;
@@ -78,13 +91,24 @@ export class Outbox {
     });
     this._entries.set(id, entry);
     this._client.emit("delivery", delivery(entry));
-    this._transmit(entry);
+    this.transmitRoom(room);
     return promise;
   }
 
-  /** The room was (re)joined: send what waits for it. */
+  /**
+   * Sends what waits of the room, oldest first, up to the first send that
+   * must wait on: the server stores a room's sends in the order they reach
+   * it, so none may overtake an earlier one (a later one would be stored
+   * before a resend of it). Those in flight hold nothing back, but for one
+   * sent again after a refusal: until it is settled, the ones behind it
+   * wait, which also keeps an outage to one retrying send per room.
+   */
   transmitRoom(room) {
-    for (const e of this._entries.values()) if (e.room === room) this._transmit(e);
+    for (const e of this._entries.values()) {
+      if (e.room !== room) continue;
+      if (!e.inflight && !this._transmit(e)) return;
+      if (e.inflight && e.refused) return;
+    }
   }
 
   /** True when a send of `room` with this text is not acked yet (so its echo is held). */
@@ -108,6 +132,7 @@ export class Outbox {
         const bytes = byteLength(sendFrame(e.room, e.message, e.id));
         if (bytes > largestBytes) [largest, largestBytes] = [e, bytes];
       }
+      if (e.inflight) this._outcomeUnknown(e);
       e.inflight = false;
       clearTimeout(e.watchdog);
       e.watchdog = 0;
@@ -151,6 +176,7 @@ export class Outbox {
     client.emit("ack", ack);
     client.emit("delivery", delivery(e));
     client._rooms.releaseHeld(e.room);
+    this.transmitRoom(e.room);
   }
 
   /**
@@ -169,8 +195,11 @@ export class Outbox {
       (err.code === "not_member" && inRoom && e.attempts < 5); // raced a rejoin
     if (!retry || !inRoom) {
       this._fail(e, err, true);
+      this.transmitRoom(e.room);
       return true;
     }
+    if (!NOTHING_DONE.has(err.code)) this._outcomeUnknown(e);
+    e.refused = true;
     const { retryDelay, maxRetryDelay } = client.options;
     const ceiling = Math.min(maxRetryDelay, retryDelay * 2 ** Math.max(0, e.attempts - 1));
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
@@ -180,29 +209,39 @@ export class Outbox {
     e.timer = setTimeout(() => {
       e.timer = 0;
       e.retryIn = undefined;
-      this._transmit(e);
+      this.transmitRoom(e.room);
     }, delay);
     client.emit("delivery", delivery(e));
     return true;
   }
 
-  /** @private Puts a send on the wire when its room is joined on this connection. */
+  /** @private The attempt on the wire may have been stored, or not: the resend window starts. */
+  _outcomeUnknown(e) {
+    if (!e.unknownSince) e.unknownSince = e.sentAt;
+  }
+
+  /**
+   * @private Puts a send on the wire when its room is joined on this
+   * connection, or fails it when it is too late to resend.
+   * @returns {boolean} false when it waits (and the room's later sends with it)
+   */
   _transmit(e) {
     const client = this._client;
-    if (!client._rooms.live(e.room)) return;
-    if (e.inflight || e.timer || !this._entries.has(e.id)) return;
+    if (e.inflight || !this._entries.has(e.id)) return true;
+    if (!client._rooms.live(e.room) || e.timer) return false;
     const conn = client._conn;
-    if (!conn.ws) return; // being given up: it goes out after the rejoin
-    if (e.attempts > 0 && Date.now() - e.firstSentAt > client.options.resendWindow) {
+    if (!conn.ws) return false; // being given up: it goes out after the rejoin
+    if (e.unknownSince && Date.now() - e.unknownSince > client.options.resendWindow) {
       // The server takes a repeated id for the same send only within its
       // DEDUP_WINDOW (5 min by default): a copy that may have got through
       // that long ago would be stored twice. Say so rather than guess.
       this._fail(e, new ConfabError("unconfirmed",
-        "No answer came before the connection was lost, too long ago to send it again safely: "
-        + "it may or may not have been delivered.", { room: e.room, ref: e.id }), true);
-      return;
+        "Whether it was delivered could not be confirmed (no answer came, or the connection was lost), "
+        + "and that was too long ago to send it again safely: it may or may not have been delivered.",
+        { room: e.room, ref: e.id }), true);
+      return true;
     }
-    if (!e.firstSentAt) e.firstSentAt = Date.now();
+    e.sentAt = Date.now();
     e.inflight = true;
     e.gen = conn.gen;
     e.attempts += 1;
@@ -222,6 +261,7 @@ export class Outbox {
         conn.abort(4000, "send timeout");
       }
     }, client.options.ackTimeout);
+    return true;
   }
 
   /** @private */

@@ -42,9 +42,10 @@
  *    that came before it wait in `buffer` and follow them;
  *  - a join is answered or the connection is given up: no answer within
  *    `joinTimeout` means the link is wedged, and the client reconnects;
- *  - a held echo is delivered once, in id order, when its send is acked or
- *    fails or `echoHold` ms have passed, whichever is first (or never, when
- *    the room is left first).
+ *  - a held echo is delivered once, in id order, when its own send is acked
+ *    (the ack's `message_id` is its id) or fails (no send with its text is
+ *    left) or `echoHold` ms have passed, whichever is first (or never, when
+ *    the room is left first); another send's ack does not let it go.
  *
  * @module confab-client/rooms
  */
@@ -121,9 +122,10 @@ export class Rooms {
 
   /**
    * ConfabClient.join, once the name is checked: what is known of a room
-   * already joined, or the promise of the first `joined`.
+   * already joined, or the promise of the first `joined`. `ask`: false while
+   * the room's leave is under way, whose end asks (joinAfterLeave).
    */
-  join(name, limit) {
+  join(name, limit, ask = true) {
     const known = this._map.get(name);
     if (known) return known.status === "joined" ? joinedSnapshot(known) : known.joined;
     /** @type {RoomRecord} */
@@ -140,8 +142,18 @@ export class Rooms {
     });
     r.joined.catch(() => {}); // a rejection is reported by the returned promise
     this._map.set(name, r);
-    if (this._conn.state === "connected") this._sendJoin(r);
+    if (ask && this._conn.state === "connected") this._sendJoin(r);
     return r.joined;
+  }
+
+  /**
+   * The room's leave was answered (or its connection dropped): a join made
+   * meanwhile goes out now, unless asked on this connection already.
+   */
+  joinAfterLeave(name) {
+    const r = this._map.get(name);
+    const conn = this._conn;
+    if (r && r.status === "joining" && r.gen !== conn.gen && conn.state === "connected") this._sendJoin(r);
   }
 
   /** Drops a room: its timers, its first join (rejected) and its unsent messages (failed, unreported). */
@@ -208,10 +220,17 @@ export class Rooms {
     if (r.ackedIds.size > 500) r.ackedIds.delete(r.ackedIds.keys().next().value);
   }
 
-  /** A send of the room was settled: the echoes held for it can go. */
+  /**
+   * A send of the room was settled: the held echoes it settles can go. That
+   * is the echo of an acked send (its id is known now) and any echo that no
+   * send in the outbox may be waiting for any more (its own failed, or it
+   * came from another connection); the others wait on for their own acks.
+   */
   releaseHeld(name) {
     const r = this._map.get(name);
-    if (r && r.held.length) this._releaseHeld(r);
+    if (!r || !r.held.length) return;
+    const outbox = this._client._outbox;
+    this._releaseHeld(r, (m) => r.ackedIds.has(m.id) || !outbox.awaitsEcho(r.name, m.message));
   }
 
   /* ------------------------------------------------------- frames */
@@ -567,13 +586,16 @@ export class Rooms {
     this._client.emit("message", m);
   }
 
-  /** @private */
-  _releaseHeld(r) {
-    clearTimeout(r.holdTimer);
-    r.holdTimer = 0;
+  /** @private Delivers, in id order, the held echoes `go` picks (all of them by default). */
+  _releaseHeld(r, go = () => true) {
     const held = r.held.sort((a, b) => (a.id ?? 0) - (b.id ?? 0));
-    r.held = [];
-    for (const m of held) {
+    const out = held.filter(go);
+    r.held = held.filter((m) => !out.includes(m));
+    if (!r.held.length) {
+      clearTimeout(r.holdTimer);
+      r.holdTimer = 0;
+    }
+    for (const m of out) {
       const clientId = m.id !== undefined ? r.ackedIds.get(m.id) : undefined;
       this._client.emit("message", clientId ? { ...m, clientId } : m);
     }

@@ -5,8 +5,8 @@
  *
  * confab-client.js re-exports SUBPROTOCOL, ROOM_PATTERN, ConfabError,
  * isValidRoom, byteLength, decodeToken and randomId as its public API; the
- * rest (RETRYABLE, wsUrlFor, clampLimit, toId, normalizeMessages) is for the
- * other client/ modules only.
+ * rest (RETRYABLE, NOTHING_DONE, wsUrlFor, withToken, httpUrlOf, sendFrame,
+ * clampLimit, toId, normalizeMessages) is for the other client/ modules only.
  *
  * @module confab-client/util
  */
@@ -19,6 +19,12 @@ export const ROOM_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Error codes after which a send (or a join) is retried. */
 export const RETRYABLE = new Set(["timeout", "unavailable", "internal", "too_many_requests", "rate_limited"]);
+
+/**
+ * Refusals that say the server did nothing (docs/protocol.md): a send refused
+ * with one was not stored. After `timeout` or `internal` it may have been.
+ */
+export const NOTHING_DONE = new Set(["unavailable", "too_many_requests", "rate_limited", "not_member"]);
 
 const encoder = new TextEncoder();
 
@@ -108,11 +114,21 @@ export function randomId() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** The WebSocket URL of a gateway: `{base}/ws` with ws: or wss:. */
+/**
+ * The WebSocket URL of a gateway: `{base}/ws` with ws: or wss:, under the
+ * base's path as `{base}/login` is (a gateway behind `/chat/` of a proxy).
+ */
 export function wsUrlFor(base) {
-  const url = new URL("/ws", base);
+  const url = new URL(`${base}/ws`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url.toString();
+}
+
+/** `url` with the token as its `token` parameter, next to any query it has. */
+export function withToken(url, token) {
+  const out = new URL(url);
+  out.searchParams.set("token", token);
+  return out.toString();
 }
 
 /** The plain HTTP URL of a WebSocket URL (ws: to http:, wss: to https:). */

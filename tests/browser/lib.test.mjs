@@ -122,6 +122,36 @@ test("the echo of one's own send waits for its ack, at most echoHold ms", async 
   assert.equal(env.of("message")[1].clientId, undefined);
 });
 
+// Any ack or failure in a room used to let every echo held there go: the
+// echo of a send still unacked came without its clientId, so a UI showed it
+// beside its own pending entry.
+test("an ack lets only its own echo go, and a failed send the echo no other send waits for", async (t) => {
+  const env = await setup(t, { echoHold: 1000 });
+  await joinRoom(env, "lobby");
+  const ids = [];
+  const sends = ["first", "second", "third", "fourth"].map((text) => {
+    const p = env.client.send("lobby", text);
+    ids.push(env.ws.last("send").payload.id);
+    return p;
+  });
+  sends[2].catch(() => {});
+  const shown = () => env.of("message").map((m) => [m.id, m.clientId]);
+  for (const [i, text] of ["first", "second", "third", "fourth"].entries()) {
+    env.ws.frame("new_message", msg("lobby", i + 1, "alice", text)); // every echo beats its ack
+  }
+  env.ws.frame("ack", { id: ids[0], room: "lobby", message_id: 1, sent: "t1" });
+  assert.deepEqual(shown(), [[1, ids[0]]], "the echo of `second` waits for its own ack");
+  env.ws.frame("ack", { id: ids[1], room: "lobby", message_id: 2, sent: "t2" });
+  assert.deepEqual(shown(), [[1, ids[0]], [2, ids[1]]]);
+
+  env.ws.frame("error", { code: "bad_request", message: "no", ref: ids[2], room: "lobby" });
+  assert.deepEqual(shown().slice(2), [[3, undefined]], "no send waits for `third` any more; `fourth` still waits");
+  env.ws.frame("ack", { id: ids[3], room: "lobby", message_id: 4, sent: "t4" });
+  assert.deepEqual(shown().slice(2), [[3, undefined], [4, ids[3]]]);
+  await env.tick(1000);
+  assert.equal(env.of("message").length, 4, "each once");
+});
+
 test("an echo held for its ack when the room's epoch resets is dropped with the old epoch", async (t) => {
   const env = await setup(t, { echoHold: 1000 });
   await joinRoom(env, "lobby", { epoch: "e1", lastId: 6 });
@@ -131,6 +161,41 @@ test("an echo held for its ack when the room's epoch resets is dropped with the 
   env.ws.frame("new_message", msg("lobby", 7 - 6, "bob", "first of e2"));
   await env.tick(1000); // echoHold over: nothing of e1 comes out
   assert.deepEqual(env.of("message").map((m) => [m.id, m.message]), [[1, "first of e2"]]);
+});
+
+// A leave, a join and a second leave before the server's `left` (tap ×, tap
+// the room, tap × again) used to leave the join waiting for that `left`, and
+// then sent: the user was in a room no screen showed (present to others,
+// rejoined after every reconnect, counted against the room limit).
+test("a join made while its room's leave is under way goes out after `left`, and a leave before then cancels it", async (t) => {
+  const env = await setup(t);
+  await joinRoom(env, "random");
+  const left = env.client.leave("random");
+  let outcome = "pending";
+  env.client.join("random").then(() => { outcome = "joined"; }, (err) => { outcome = err.code; });
+  env.client.leave("random");
+  env.ws.frame("left", { room: "random" });
+  await left;
+  await settle();
+  assert.equal(env.ws.frames("join").length, 1, "the cancelled join never went out");
+  assert.equal(env.ws.frames("leave").length, 1, "the server had nothing more to be told");
+  assert.deepEqual(env.client.rooms, []);
+  assert.equal(outcome, "left", "the cancelled join rejects as a join cut short by a leave does");
+  assert.deepEqual(env.of("left").map((l) => l.room), ["random", "random"]);
+
+  // Not cancelled, it waits for the server's `left` (before it, the join
+  // would be refused as `already_joined`), and shows as joining meanwhile.
+  await joinRoom(env, "random");
+  const leaving = env.client.leave("random");
+  const rejoined = env.client.join("random");
+  assert.equal(env.ws.frames("join").length, 2, "not before the leave came back");
+  assert.deepEqual([env.client.rooms, env.client.room("random").status], [["random"], "joining"]);
+  env.ws.frame("left", { room: "random" });
+  await leaving;
+  assert.equal(env.ws.frames("join").length, 3, "asked once the leave came back");
+  answerJoin(env, "random", { lastId: 2 });
+  assert.equal((await rejoined).lastId, 2);
+  assert.equal(env.client.room("random").status, "joined");
 });
 
 /* ------------------------------------------------------------ sends */
@@ -192,6 +257,97 @@ test("sends refused with a retryable error are resent with the same id after a b
     env.ws.frame("ack", { id, room: "lobby", message_id: 1, sent: "t" });
     assert.equal((await p).id, id);
   }
+});
+
+// A send waiting to retry did not hold back the later sends of its room:
+// after A was refused with `unavailable`, B (typed later) went out, was
+// stored, and A was stored after it when resent.
+test("a send being retried holds back the later ones of its room, which follow it in order", async (t) => {
+  const env = await setup(t);
+  t.mock.method(Math, "random", () => 0); // the shortest wait: half the ceiling
+  await joinRoom(env, "lobby");
+  await joinRoom(env, "other");
+  const wire = () => env.ws.frames("send").map((f) => f.payload.message);
+  const lastOf = (text) => env.ws.sent.findLast((f) => f.type === "send" && f.payload.message === text).payload;
+  const refuse = (text) => {
+    const { id, room } = lastOf(text);
+    env.ws.frame("error", { code: "unavailable", message: "unavailable", ref: id, room });
+  };
+  let n = 0;
+  const ack = (text) => {
+    const { id, room } = lastOf(text);
+    env.ws.frame("ack", { id, room, message_id: ++n, sent: "t" });
+  };
+  // None retried: every send goes out at once, however many.
+  const burst = ["1", "2", "3", "4", "5"].map((text) => env.client.send("lobby", text));
+  assert.deepEqual(wire(), ["1", "2", "3", "4", "5"]);
+  ["1", "2", "3", "4", "5"].forEach(ack);
+  await Promise.all(burst);
+  env.ws.sent.length = 0;
+
+  // A and B go out together; both are refused, B after A.
+  const sent = ["A", "B"].map((text) => env.client.send("lobby", text));
+  refuse("A"); // retried in 250 ms
+  sent.push(env.client.send("lobby", "C"), env.client.send("other", "O"));
+  refuse("B"); // retried in 250 ms too, after A
+  assert.deepEqual(wire(), ["A", "B", "O"], "C waits behind A; another room does not");
+  await env.tick(250);
+  assert.deepEqual(wire(), ["A", "B", "O", "A"], "A again; B and C wait until it is stored");
+  refuse("A"); // its second retry comes 500 ms later: B's timer does not let B overtake it
+  await env.tick(499);
+  assert.deepEqual(wire().slice(4), []);
+  await env.tick(1);
+  assert.deepEqual(wire().slice(4), ["A"]);
+  ack("A");
+  assert.deepEqual(wire().slice(5), ["B"], "then B, alone: it was refused too");
+  ack("B");
+  assert.deepEqual(wire().slice(6), ["C"]);
+  ack("C");
+  ack("O");
+  assert.deepEqual((await Promise.all(sent)).map((a) => a.messageId), [n - 3, n - 2, n - 1, n]);
+  assert.deepEqual(env.client.outbox, []);
+});
+
+// `unavailable`, `rate_limited` and `too_many_requests` say nothing was
+// done; such a send used to fail after resendWindow as `unconfirmed`, "no
+// answer came before the connection was lost", all of it untrue.
+test("a send refused only by refusals that did nothing is retried past resendWindow; the window runs from the first attempt that may have been stored", async (t) => {
+  const env = await setup(t, { resendWindow: 60000, maxRetryDelay: 8000 });
+  t.mock.method(Math, "random", () => 0.999999); // the longest wait: the ceiling
+  await joinRoom(env, "lobby", { lastId: 1 });
+  const codes = ["unavailable", "rate_limited", "too_many_requests"];
+  const refuse = (code) => {
+    const { id } = env.ws.last("send").payload;
+    env.ws.frame("error", { code, message: code, ref: id, room: "lobby" });
+    return env.of("delivery").at(-1).retryIn;
+  };
+  let outcome = "pending";
+  env.client.send("lobby", "hi").then((ack) => { outcome = ack; }, (err) => { outcome = err; });
+  for (let i = 0; outcome === "pending" && Date.now() - T0 < 300000; i++) await env.tick(refuse(codes[i % 3]));
+  assert.equal(outcome.code, undefined, `failed after ${Date.now() - T0} ms: ${outcome.message}`);
+  assert.equal(env.client.outbox[0]?.state, "sending", "still being retried after 5 minutes");
+  assert.ok(env.ws.frames("send").length > 40);
+  assert.equal(env.of("error").length, 0);
+  env.ws.frame("ack", { id: env.ws.last("send").payload.id, room: "lobby", message_id: 2, sent: "t" });
+  await settle();
+  assert.equal(outcome.messageId, 2);
+
+  // A `timeout` says the attempt may have been stored: from when it went
+  // out, the send is resent for resendWindow, whatever the refusals after.
+  outcome = "pending";
+  env.client.send("lobby", "again").then(() => { outcome = "sent"; }, (err) => { outcome = err; });
+  await env.tick(refuse("unavailable"));
+  const unknownAt = Date.now(); // when the attempt that draws the `timeout` went out
+  await env.tick(refuse("timeout"));
+  let last = 0;
+  while (outcome === "pending" && Date.now() - unknownAt < 180000) {
+    last = Date.now();
+    await env.tick(refuse(codes[0]));
+  }
+  assert.equal(outcome.code, "unconfirmed");
+  assert.match(outcome.message, /may or may not have been delivered/);
+  assert.ok(last - unknownAt <= 60000 && Date.now() - unknownAt > 60000,
+    `resent until ${last - unknownAt} ms, failed at ${Date.now() - unknownAt} ms after the attempt`);
 });
 
 test("a send with no answer within ackTimeout means a dead link: reconnect, then resend the same id", async (t) => {
@@ -432,6 +588,27 @@ test("sockets refused before opening lead to a fresh login once the gateway says
   await env.tick(env.lastState().delay);
   assert.equal(env.fetches.length, 1);
   assert.equal(env.sockets.length, 5);
+});
+
+// The WebSocket URL was `new URL("/ws", baseUrl)`, which drops a path the
+// login keeps (`${baseUrl}/login`); the token was put after `?` blindly.
+test("the WebSocket is at {baseUrl}/ws, under the base's path as /login is; the token joins any query of wsUrl", async (t) => {
+  const prefixed = await setup(t, { baseUrl: "https://example.test/chat/", connect: false });
+  prefixed.client.connect().catch(() => {});
+  assert.equal(prefixed.ws.url, `wss://example.test/chat/ws?token=${TOKEN}`);
+  prefixed.client.close();
+
+  const env = await setup(t, {
+    wsUrl: "wss://edge.example.test/socket?region=eu", connect: false, fetch: async () => answer(426),
+  });
+  env.client.connect().catch(() => {});
+  assert.equal(env.ws.url, `wss://edge.example.test/socket?region=eu&token=${TOKEN}`);
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006); // two upgrades in a row fail: the token is checked
+    await env.tick(env.lastState().delay);
+  }
+  assert.deepEqual(env.fetches.map((f) => f.url), [`https://edge.example.test/socket?region=eu&token=${TOKEN}`]);
+  env.client.close();
 });
 
 test("a login refused with a 4xx stops the client: state `disconnected` with the fatal error", async (t) => {

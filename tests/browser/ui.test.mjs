@@ -2,8 +2,9 @@
 // Protocol v1 server (mock-server.mjs): the session, what a screen reader
 // is told, the phone-sized drawer, the unread count in the title, how many
 // messages a room keeps and where the user comes back to, "load earlier",
-// and pages of history from a reset room. Each test asserts on what the
-// user sees (or hears).
+// pages of history from a reset room, unsent messages at a logout or a
+// reload, and a room left and joined again quickly. Each test asserts on
+// what the user sees (or hears).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { MockConfab } from "./mock-server.mjs";
@@ -433,6 +434,112 @@ test("a page of history read from the room's new epoch is not mixed into the old
   await until("the room redrawn", async () => (await messages(alice.page)).length === 5);
   assert.deepEqual((await messages(alice.page)).map((m) => [m.id, m.text]),
     [1, 2, 3, 4, 5].map((i) => [i, `new ${i}`]));
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+// The outbox lives in the page: a logout or a reload used to drop what it
+// held without a word.
+test("with messages not sent yet, a logout asks first and closing the page is held by the browser", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joined(alice.page, "general");
+  const dialogs = [];
+  let answer = "dismiss";
+  alice.page.on("dialog", (d) => {
+    dialogs.push([d.type(), d.message()]);
+    d[answer]();
+  });
+
+  // Reconnected, but the rejoin is not answered: the message waits in the outbox.
+  mock.joinsHeld = true;
+  mock.kill("alice");
+  await until("rejoining", () => mock.heldJoins.length === 1);
+  await send(alice.page, "not yet");
+  await alice.page.click("#logout-button");
+  assert.deepEqual(dialogs, [["confirm",
+    "1 message has not been sent yet and will be lost if you log out now. Log out anyway?"]]);
+  assert.equal(await alice.page.isVisible("#chat"), true, "declined: still logged in");
+  assert.deepEqual((await messages(alice.page)).map((m) => [m.text, m.state]), [["not yet", "sending"]]);
+
+  const closing = new Promise((resolve) => {
+    alice.page.once("dialog", (d) => resolve(d.type()));
+    alice.page.once("close", () => resolve("closed"));
+  });
+  await alice.page.close({ runBeforeUnload: true });
+  assert.equal(await closing, "beforeunload");
+  assert.equal(alice.page.isClosed(), false, "declined: the page stays");
+
+  // Sent: nothing to lose, nothing asked.
+  mock.releaseJoins();
+  await until("sent", async () => (await messages(alice.page)).some((m) => m.state === "sent"));
+  await alice.page.click("#logout-button");
+  await alice.page.waitForSelector("#login-screen:not([hidden])");
+  assert.equal(dialogs.length, 2);
+
+  // And asked, the user can go: a queued message is dropped on purpose.
+  await login(alice.page, "alice");
+  await joined(alice.page, "general");
+  mock.joinsHeld = true;
+  mock.kill("alice");
+  await until("rejoining", () => mock.heldJoins.length === 1);
+  await send(alice.page, "never mind");
+  answer = "accept";
+  await alice.page.click("#logout-button");
+  await alice.page.waitForSelector("#login-screen:not([hidden])");
+  assert.equal(dialogs.length, 3);
+  const closed = new Promise((resolve) => alice.page.once("close", resolve));
+  await alice.page.close({ runBeforeUnload: true });
+  await closed;
+  assert.equal(dialogs.length, 3, "logged out: nothing held the page");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+// Three taps within one round trip (× on #random, #random, × again) used to
+// join the room once the first leave came back: the user was in a room the
+// page did not show, to others present and rejoined after every reconnect.
+test("leaving, joining and leaving a room again before the server answers leaves the user out of it", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "random");
+  await alice.page.evaluate(() => {
+    const leave = () => document.querySelector('#rooms .room[data-room="random"] .leave-button').click();
+    leave();
+    document.querySelector('#quick-rooms button[data-room="random"]').click();
+    leave();
+  });
+  await until("the leave answered", () =>
+    mock.received.some((f) => f.user === "alice" && f.type === "leave" && f.payload.room === "random"));
+  await alice.page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+  const joins = mock.received.filter((f) => f.user === "alice" && f.type === "join" && f.payload.room === "random");
+  assert.equal(joins.length, 1, "no join after the leave");
+  assert.deepEqual(mock.membersOf("random"), []);
+  assert.equal(await alice.page.$('#rooms .room[data-room="random"]'), null);
+
+  await joinRoom(alice.page, "random"); // and it can be joined for real
+  assert.deepEqual(mock.membersOf("random"), ["alice"]);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+// A join of a room the client is in already resolves with what it knows and
+// emits no `joined`: the page's entry used to stay "joining" for ever.
+test("a room the client is in already is drawn when joined from the page, its messages loaded as earlier ones", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  for (let i = 1; i <= 3; i++) mock.publish("r12", "bob", `old ${i}`);
+  const alice = await open(mock, "alice");
+  await alice.page.evaluate(async () => {
+    const { current } = await import("/current.js");
+    await current.client.join("r12");
+  });
+  await joinRoom(alice.page, "r12");
+  assert.deepEqual(await messages(alice.page), []);
+  await alice.page.click("#older-button");
+  await until("its messages", async () => (await messages(alice.page)).length === 3);
+  assert.deepEqual((await messages(alice.page)).map((m) => [m.id, m.text]), [[1, "old 1"], [2, "old 2"], [3, "old 3"]]);
+  mock.publish("r12", "bob", "new");
+  await waitForText(alice.page, "new");
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
