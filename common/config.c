@@ -426,7 +426,9 @@ int cf_config_load(struct cf_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     const char *envfile = getenv("CONFAB_ENV_FILE");
-    if (cf_dotenv_load(envfile && *envfile ? envfile : ".env") < 0)
+    /* CONFAB_ENV_FILE names a file that must be there; ./.env may not be */
+    bool named = envfile && *envfile;
+    if (cf_dotenv_load(named ? envfile : ".env", named) < 0)
         return -1;
     int bad = 0;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -627,11 +629,18 @@ static void keys_free(struct keys *k)
     free(k->v);
 }
 
-int cf_dotenv_load(const char *path)
+int cf_dotenv_load(const char *path, bool required)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
+    if (!f) {
+        if (errno == ENOENT && !required)
+            return 0;
+        fprintf(stderr, "config: cannot read %s: %s%s\n", path, strerror(errno),
+                errno == EACCES ? " (run as root or as the daemons' user, e.g. sudo -u confab "
+                                  "env CONFAB_ENV_FILE=... confab-gateway --check-config)"
+                                : "");
+        return -1;
+    }
     char line[4096];
     int lineno = 0, rc = 0;
     struct keys mine = {0};
@@ -687,6 +696,10 @@ int cf_dotenv_load(const char *path)
             rc = -1;
             break;
         }
+    }
+    if (!rc && ferror(f)) { /* a directory, an I/O error */
+        fprintf(stderr, "config: cannot read %s: %s\n", path, strerror(errno));
+        rc = -1;
     }
     keys_free(&mine);
     fclose(f);

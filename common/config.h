@@ -82,8 +82,11 @@ int cf_config_load(struct cf_config *cfg);
  * are already set; within the file the last line setting a variable wins. The
  * syntax is systemd's EnvironmentFile= (no inline comments; see config.c):
  * what it would read otherwise is refused. Returns 0 (also when the file does
- * not exist) or -1 after printing the offending line number to stderr. */
-int cf_dotenv_load(const char *path);
+ * not exist, unless `required`) or -1 after saying on stderr what is wrong:
+ * the offending line, or why the file cannot be read (a file that exists but
+ * cannot be read is never taken for none: --check-config run without the
+ * rights to read the real file would pass on the defaults). */
+int cf_dotenv_load(const char *path, bool required);
 
 /* Prints the effective configuration, secrets masked, one VAR=value a line. */
 void cf_config_print(const struct cf_config *cfg, FILE *out);

@@ -22,10 +22,12 @@ struct files *files_new(const char *root)
     if (!f)
         return NULL;
     struct stat st;
+    errno = 0;
     if (!realpath(root, f->root) || stat(f->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        CF_ERROR("files", "FRONTEND_DIR=%s is not a readable directory: %s", root,
-                 strerror(errno ? errno : ENOTDIR));
+        int e = errno ? errno : ENOTDIR;
+        CF_ERROR("files", "FRONTEND_DIR=%s is not a readable directory: %s", root, strerror(e));
         free(f);
+        errno = e;
         return NULL;
     }
     f->rootlen = strlen(f->root);

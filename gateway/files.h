@@ -12,7 +12,8 @@
 
 struct files;
 
-/* Returns NULL after logging when root is not a readable directory. */
+/* Returns NULL after logging when root is not a readable directory (errno
+ * says why), or with errno ENOMEM. */
 struct files *files_new(const char *root);
 void files_free(struct files *f); /* NULL is a no-op */
 

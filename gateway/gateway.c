@@ -529,11 +529,14 @@ int gw_run(const struct cf_config *cfg, int worker)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     gw.auth = auth_from_config(cfg);
     gw.files = files_new(cfg->frontend_dir);
+    /* a FRONTEND_DIR that is not a directory is a setting to change: a
+     * restart would fail the same way (out of memory is not) */
+    bool bad_frontend = !gw.files && errno != ENOMEM;
     gw.rooms = lrooms_new(&room_ops, &gw);
     gw.reqs = reqs_new((uint32_t)cfg->max_pending_requests);
     gw.dec = cf_wire_decoder_new();
     gw.conn_salt = cf_random_u64();
-    if (!gw.auth)
+    if (!gw.auth || bad_frontend)
         rc = CF_SUP_EXIT_CONFIG;
     if (!gw.auth || !gw.files || !gw.rooms || !gw.reqs || !gw.dec)
         goto out;

@@ -25,7 +25,7 @@ async function startNode(name, env, port) {
   node.proc = spawn("bash", [join(ROOT, "scripts/run-all.sh")], {
     env: {
       ...process.env, PORT: String(port), RUN_DIR: join(dir, `run-${name}`), BUILD_DIR,
-      LISTEN_ADDR: "127.0.0.1", GATEWAY_WORKERS: "1", CONFAB_ENV_FILE: "/nonexistent",
+      LISTEN_ADDR: "127.0.0.1", GATEWAY_WORKERS: "1", CONFAB_ENV_FILE: "/dev/null",
       JWT_SECRET: SECRET, ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -211,11 +211,13 @@ else
   echo "$out"
   bad "confab-broker --check-config runs with defaults"
 fi
-# Every variable of the config table is documented in confab.env.example.
+# Every variable of the config table is documented in confab.env.example,
+# and in the repository's .env.example (README: "lists them all").
 vars=$(sed -n 's/^ *{"\([A-Z_][A-Z0-9_]*\)", K_.*/\1/p' "$src/common/config.c")
 expect "common/config.c has a table of variables" test -n "$vars"
 for v in $vars; do
   expect "confab.env.example documents $v" grep -Eq "^(# )?$v=" "$src/deploy/confab.env.example"
+  expect ".env.example documents $v" grep -Eq "^(# )?$v=" "$src/.env.example"
 done
 expect "confab.env.example has no inline comments (systemd would keep them in the value)" \
   bash -c '! grep -Eq "^[A-Z_]+=.*[[:space:]]#" "$1"' _ "$src/deploy/confab.env.example"

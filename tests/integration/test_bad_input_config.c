@@ -140,19 +140,28 @@ static void test_every_setting_refuses_invalid_values(void **state)
     if (wrong)
         fail_msg("%d invalid settings were not refused clearly (see above)", wrong);
 
-    /* FRONTEND_DIR that is not a directory: the gateway refuses to start. */
-    char port[32];
-    snprintf(port, sizeof port, "PORT=%d", h_free_port());
-    const char *env[] = {"JWT_SECRET=" H_JWT_SECRET,      port,
-                         "LISTEN_ADDR=127.0.0.1",         "GATEWAY_WORKERS=1",
-                         "FRONTEND_DIR=/nonexistent/www", NULL};
-    char *argv[] = {(char *)h_bin("gateway"), NULL};
-    assert_int_equal(h_spawn(&p, "no-frontend", h_tmpdir(), argv, env), 0);
-    int status = h_wait_exit(&p, 10000);
-    if (status == -1)
-        h_stop(&p, SIGKILL, 1000);
-    assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0);
-    assert_true(h_log_contains(&p, "FRONTEND_DIR", 0));
+    /* FRONTEND_DIR that is not a directory: the gateway refuses to start
+     * with the exit code of a setting to change (2: systemd does not restart
+     * it, and a supervisor of several workers stops instead of restarting
+     * them for ever). */
+    for (int workers = 1; workers <= 2; workers++) {
+        char port[32], nworkers[32];
+        snprintf(port, sizeof port, "PORT=%d", h_free_port());
+        snprintf(nworkers, sizeof nworkers, "GATEWAY_WORKERS=%d", workers);
+        const char *env[] = {"JWT_SECRET=" H_JWT_SECRET,      port,
+                             "LISTEN_ADDR=127.0.0.1",         nworkers,
+                             "FRONTEND_DIR=/nonexistent/www", NULL};
+        char *argv[] = {(char *)h_bin("gateway"), NULL};
+        assert_int_equal(h_spawn(&p, "no-frontend", h_tmpdir(), argv, env), 0);
+        int status = h_wait_exit(&p, 10000);
+        if (status == -1)
+            h_stop(&p, SIGKILL, 1000);
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 2)
+            fail_msg("GATEWAY_WORKERS=%d, FRONTEND_DIR=/nonexistent/www: %s %d, expected exit 2",
+                     workers, status == -1 ? "still running after 10 s" : "status",
+                     status == -1 ? 0 : status);
+        assert_true(h_log_contains(&p, "FRONTEND_DIR", 0));
+    }
 }
 
 int main(void)

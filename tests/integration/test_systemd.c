@@ -352,7 +352,7 @@ static void test_gateway_under_systemd_socket_activate(void **state)
     snprintf(e[4], sizeof e[4], "--setenv=GATEWAY_WORKERS=1");
     snprintf(e[5], sizeof e[5], "--setenv=JWT_SECRET=%s", H_JWT_SECRET);
     snprintf(e[6], sizeof e[6], "--setenv=LISTEN_ADDR=127.0.0.1");
-    snprintf(e[7], sizeof e[7], "--setenv=CONFAB_ENV_FILE=/nonexistent/.env");
+    snprintf(e[7], sizeof e[7], "--setenv=CONFAB_ENV_FILE=/dev/null");
     snprintf(e[8], sizeof e[8], "--setenv=LOG_LEVEL=info");
     char *argv[] = {SOCKET_ACTIVATE,
                     "-l",

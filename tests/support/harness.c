@@ -235,7 +235,7 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
         // clang-format on
         for (int i = 0; scrub[i]; i++)
             unsetenv(scrub[i]);
-        setenv("CONFAB_ENV_FILE", "/nonexistent/.env", 1);
+        setenv("CONFAB_ENV_FILE", "/dev/null", 1); /* no file of settings */
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
         if (cwd && chdir(cwd) < 0)

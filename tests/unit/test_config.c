@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -454,7 +455,14 @@ static void test_dotenv(void **state)
     assert_int_equal(cfg.port, 8080);
     unlink(".env");
     assert_int_equal(cf_config_load(&cfg), 0);
-    assert_int_equal(cf_dotenv_load("does-not-exist.env"), 0);
+    assert_int_equal(cf_dotenv_load("does-not-exist.env", false), 0);
+
+    /* ... but not a file named by CONFAB_ENV_FILE, nor one that cannot be
+     * read: --check-config would pass on the defaults */
+    assert_int_equal(cf_dotenv_load("does-not-exist.env", true), -1);
+    assert_int_equal(mkdir("a-directory.env", 0700), 0);
+    assert_int_equal(cf_dotenv_load("a-directory.env", false), -1);
+    rmdir("a-directory.env");
 }
 
 /* The daemons run under systemd's EnvironmentFile= (systemd.exec(5), systemd
@@ -560,11 +568,9 @@ static void test_env_file_variable(void **state)
     assert_int_equal(cf_config_load(&cfg), 0);
     assert_int_equal(cfg.port, 9100);
 
-    clear_env();
+    clear_env(); /* a file named on purpose must be there (a typo is not "no settings") */
     setenv("CONFAB_ENV_FILE", "missing.env", 1);
-    assert_int_equal(cf_config_load(&cfg), 0);
-    assert_int_equal(cfg.port, 8080);
-    assert_int_equal(cfg.brokers, 2);
+    assert_int_equal(cf_config_load(&cfg), -1);
 
     clear_env();
     setenv("CONFAB_ENV_FILE", "", 1); /* empty: ./.env */
