@@ -509,8 +509,13 @@ static int on_drain_tick(sd_event_source *s, uint64_t usec, void *ud)
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
     struct broker *b = ud;
-    if (b->drain) { /* a second signal: do not wait */
-        sd_event_exit(sd_event_source_get_event(s), 0);
+    if (b->drain) {
+        /* A Ctrl-C reaches a supervised shard twice: SIGINT from the
+         * terminal, then the SIGTERM its master passes on. Only a signal a
+         * second or more into the drain means "do not wait". */
+        int64_t began = b->drain_deadline - DRAIN_MAX_MS;
+        if (cf_mono_ms() - began >= 1000)
+            sd_event_exit(sd_event_source_get_event(s), 0);
         return 0;
     }
     CF_INFO("broker", "received %s; finishing %u Redis commands in flight, then exiting",

@@ -1,6 +1,7 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -29,6 +31,9 @@ struct child {
 };
 
 static sigset_t g_oldmask;
+/* The master's signals as a descriptor, so that one wait covers them and the
+ * children's notify socket (-1: sigtimedwait alone). */
+static int g_sig_fd = -1;
 
 /* The children's notify socket (watchdog on), or -1. */
 static int g_wd_fd = -1;
@@ -43,8 +48,10 @@ static void watchdog_open(int watchdog_s)
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "confab-sup-%d-%lld", (int)getpid(),
-                     (long long)cf_mono_ms());
+    /* random: two masters of one network namespace (two containers of a
+     * pod, both pid 1) may start in the same millisecond */
+    int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "confab-sup-%d-%016llx",
+                     (int)getpid(), (unsigned long long)cf_random_u64());
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0 ||
         bind(fd, (struct sockaddr *)&sa,
              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
@@ -67,6 +74,7 @@ static void watchdog_child_env(void)
     if (g_wd_fd < 0)
         return;
     close(g_wd_fd);
+    g_wd_fd = -1;
     char usec[32], pid[16];
     snprintf(usec, sizeof usec, "%lld", (long long)g_wd_ms * 1000);
     snprintf(pid, sizeof pid, "%d", (int)getpid());
@@ -139,7 +147,10 @@ static pid_t spawn(int index, cf_sup_main_fn fn, void *arg)
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+    if (g_sig_fd >= 0)
+        close(g_sig_fd);
     watchdog_child_env();
     _exit(fn(index, arg));
 }
@@ -155,6 +166,24 @@ static void describe(int status, char *buf, size_t cap)
         snprintf(buf, cap, "stopped (status %d)", status);
 }
 
+/* Waits up to wait_ms for a signal of `set` (its number, or -1) or a
+ * datagram on the children's notify socket. Their sd_notify blocks once a
+ * few datagrams wait unread (net.unix.max_dgram_qlen, 10 in a new network
+ * namespace), so the socket is read as soon as anything comes, not once a
+ * pass: a dozen workers all saying STOPPING=1 at once froze the rest in
+ * sd_notify, before they had closed their listeners or their clients. */
+static int wait_event(const sigset_t *set, int64_t wait_ms)
+{
+    if (g_sig_fd < 0) {
+        struct timespec ts = {(time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L};
+        return sigtimedwait(set, NULL, &ts);
+    }
+    struct pollfd p[2] = {{g_sig_fd, POLLIN, 0}, {g_wd_fd, POLLIN, 0}};
+    poll(p, g_wd_fd >= 0 ? 2 : 1, (int)wait_ms);
+    struct signalfd_siginfo si;
+    return read(g_sig_fd, &si, sizeof si) == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
+}
+
 int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, int grace_ms,
                int watchdog_s)
 {
@@ -165,10 +194,17 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &g_oldmask);
+    /* a log line to a closed pipe (run-all | tee, tee gone) must not kill
+     * the one process that stops the others */
+    signal(SIGPIPE, SIG_IGN);
+    g_sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
     struct child *kids = calloc((size_t)n, sizeof *kids);
     if (!kids) {
         CF_ERROR("supervisor", "out of memory");
+        if (g_sig_fd >= 0)
+            close(g_sig_fd);
+        g_sig_fd = -1;
         return 1;
     }
     watchdog_open(watchdog_s);
@@ -205,9 +241,10 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
             if (c->restart_at && c->restart_at < next)
                 next = c->restart_at;
         }
-        if (g_wd_fd >= 0 && !stopping) {
-            watchdog_read(kids, n, now);
-            watchdog_check(what, kids, n, now);
+        if (g_wd_fd >= 0) {
+            watchdog_read(kids, n, now); /* while stopping too: see wait_event */
+            if (!stopping)
+                watchdog_check(what, kids, n, now);
         }
         if (stopping) {
             if (alive == 0)
@@ -227,8 +264,7 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
         int64_t wait = next - now;
         if (wait < 0)
             wait = 0;
-        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-        int sig = sigtimedwait(&set, NULL, &ts);
+        int sig = wait_event(&set, wait);
         if (sig == SIGTERM || sig == SIGINT) {
             if (!stopping) {
                 CF_INFO("supervisor", "received %s; stopping %d %s(s)", strsignal(sig), alive,
@@ -284,6 +320,10 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
     if (g_wd_fd >= 0) {
         close(g_wd_fd);
         g_wd_fd = -1;
+    }
+    if (g_sig_fd >= 0) {
+        close(g_sig_fd);
+        g_sig_fd = -1;
     }
     CF_INFO("supervisor", "all %s(s) stopped", what);
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);

@@ -3,8 +3,9 @@
 #
 # Starts a private redis-server (unless REDIS_ADDR is set), BROKERS broker
 # shards and GATEWAY_WORKERS gateway processes on PORT, restarts any of them
-# that dies, prints the URL once /healthz answers 200, and on Ctrl-C or SIGTERM
-# stops everything and exits 0. Settings come from the environment and ./.env
+# that dies, prints the URL once /healthz answers 200, and on Ctrl-C, SIGTERM
+# or a hang-up stops everything and exits 0 (2 when a part cannot run with its
+# settings, which it does not restart). One node per RUN_DIR. Settings come from the environment and ./.env
 # (see README.md). Two instances with different PORT and RUN_DIR and the same
 # REDIS_ADDR are two nodes of one cluster.
 set -uo pipefail
@@ -40,6 +41,15 @@ done <<<"$config"
 mkdir -p "$RUN_DIR" && chmod 0750 "$RUN_DIR" || { say "cannot create RUN_DIR=$RUN_DIR"; exit 1; }
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 export RUN_DIR BROKERS GATEWAY_WORKERS PORT
+# One node per RUN_DIR: a second one would put its Redis on the first one's
+# socket (and remove it when stopping) and link its gateways to the first
+# one's brokers. The lock goes when this script does, however it ends.
+exec 9>"$RUN_DIR/run-all.lock"
+if ! flock -n 9; then
+  say "RUN_DIR=$RUN_DIR is in use by another run-all; give this node its own:"
+  say "PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 make run-all"
+  exit 1
+fi
 
 host=${LISTEN_ADDR:-127.0.0.1}
 [[ $host == "::" || $host == "0.0.0.0" ]] && host=127.0.0.1
@@ -69,13 +79,15 @@ fi
 pids=()
 stopping=0
 
-# supervise NAME CMD...: run CMD, restarting it with backoff when it dies.
+# supervise NAME CMD...: run CMD, restarting it with backoff when it dies;
+# its subshell ends with status 2 when CMD cannot run with these settings.
 supervise() {
   local name=$1
   shift
   (
     child=0
-    trap 'stopping=1; [[ $child -gt 0 ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+    exec 9>&- # the RUN_DIR lock stays with the script alone
+    trap 'stopping=1; ((child > 0)) && kill -TERM "$child" 2>/dev/null' TERM INT HUP
     delay=1
     while ((!stopping)); do
       started=$SECONDS
@@ -84,7 +96,14 @@ supervise() {
       wait "$child"
       rc=$?
       while kill -0 "$child" 2>/dev/null; do wait "$child"; done # interrupted by a signal
+      child=0 # reaped: its pid may be another process's by now
       ((stopping)) && break
+      if ((rc == 2)); then
+        # the daemons' status for a setting to change (the line above says
+        # which): a restart would fail the same way
+        say "$name cannot run with these settings (status 2); not restarting it"
+        exit 2
+      fi
       if ((rc == 0)); then
         # A daemon exits 0 only when told to stop: by hand, or by a Ctrl-C
         # this shell could not trap (a background job of a non-interactive
@@ -102,15 +121,18 @@ supervise() {
   pids+=($!)
 }
 
+# stop [STATUS]: stops every part, then exits with STATUS (0).
 stop() {
-  trap '' INT TERM
+  trap '' INT TERM HUP
   say "stopping"
   kill -TERM "${pids[@]}" 2>/dev/null
   wait "${pids[@]}" 2>/dev/null
   say "stopped"
-  exit 0
+  exit "${1:-0}"
 }
-trap stop INT TERM
+# HUP: the terminal went (an ssh session dropped); the daemons ignore it, and
+# would run on holding the ports
+trap stop INT TERM HUP
 
 if ((!user_redis)); then
   command -v redis-server >/dev/null || { say "redis-server is not installed (make deps)"; exit 1; }
@@ -131,18 +153,38 @@ healthy() (
   [[ $status == *" 200 "* ]]
 ) 2>/dev/null
 
+# The status of the first part found stopped for good, or nothing (0) while
+# every part runs. A stopped part's status is kept until it is waited for.
+ended() {
+  local p
+  for p in "${pids[@]}"; do
+    if ! kill -0 "$p" 2>/dev/null; then
+      wait "$p"
+      return
+    fi
+  done
+  return 0
+}
+part_down() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 0; done; return 1; }
+
 deadline=$((SECONDS + 30))
 until healthy; do
+  part_down && break # it said why; waiting on would not help
   if ((SECONDS > deadline)); then
     say "not healthy after 30 s: see the log lines above (is Redis reachable at $REDIS_ADDR?)"
     break
   fi
   sleep 0.2
 done
-healthy && say "confab is up: http://localhost:$PORT/  (Ctrl-C to stop)"
-say "another node of this cluster: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 REDIS_ADDR=$REDIS_ADDR make run-all"
-
-# Until a signal stops us, or a part stops for good (above): then the rest.
-wait -n "${pids[@]}" 2>/dev/null
+if ! part_down; then
+  healthy && say "confab is up: http://localhost:$PORT/  (Ctrl-C to stop)"
+  say "another node of this cluster: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 REDIS_ADDR=$REDIS_ADDR make run-all"
+  # Until a signal stops us, or a part stops for good (above): then the rest.
+  wait -n "${pids[@]}" 2>/dev/null
+  part=$?
+else
+  ended
+  part=$?
+fi
 say "a part of confab stopped; stopping the rest"
-stop
+stop $((part == 2 ? 2 : 0))

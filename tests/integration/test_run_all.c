@@ -10,8 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* `extra`: one more setting, or NULL. */
 static void start_run_all(struct h_proc *p, const char *name, int port, const char *run_dir,
-                          const char *redis_addr)
+                          const char *redis_addr, const char *extra)
 {
     char script[600], port_env[32], dir_env[400], build_env[600], redis_env[400];
     snprintf(script, sizeof script, "%s/scripts/run-all.sh", h_source_dir());
@@ -21,10 +22,12 @@ static void start_run_all(struct h_proc *p, const char *name, int port, const ch
     /* BUILD_DIR is the build tree: strip "/gateway/confab-gateway". */
     *strstr(build_env, "/gateway/confab-gateway") = '\0';
     const char *env[8] = {port_env, dir_env, build_env, "LISTEN_ADDR=127.0.0.1", NULL};
+    int k = 4;
     if (redis_addr) {
         snprintf(redis_env, sizeof redis_env, "REDIS_ADDR=%s", redis_addr);
-        env[4] = redis_env;
+        env[k++] = redis_env;
     }
+    env[k] = extra;
     char *argv[] = {"/bin/bash", script, NULL};
     assert_int_equal(h_spawn(p, name, h_tmpdir(), argv, env), 0);
 }
@@ -112,7 +115,7 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     char dir[400];
     snprintf(dir, sizeof dir, "%s/run-a", h_tmpdir());
     int port = h_free_port();
-    start_run_all(&ra, "run-all-a", port, dir, NULL);
+    start_run_all(&ra, "run-all-a", port, dir, NULL, NULL);
     if (!h_log_contains(&ra, "confab is up: http://localhost:", 30000)) {
         h_dump_log(&ra, 40);
         fail_msg("run-all did not come up");
@@ -126,7 +129,7 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     char dir_same[400];
     snprintf(dir_same, sizeof dir_same, "%s/run-same-port", h_tmpdir());
     struct h_proc same;
-    start_run_all(&same, "run-all-same-port", port, dir_same, NULL);
+    start_run_all(&same, "run-all-same-port", port, dir_same, NULL, NULL);
     int same_status = h_wait_exit(&same, 10000);
     if (same_status == -1)
         h_stop(&same, SIGTERM, 20000);
@@ -137,12 +140,27 @@ static void test_run_all_runs_restarts_and_stops(void **state)
     }
     chat(port, port);
 
+    /* ... and so does one in the same RUN_DIR on another port, where its
+     * Redis would have taken the first one's socket (and removed it when
+     * stopping), and its gateways linked to the first one's brokers. */
+    start_run_all(&same, "run-all-same-dir", h_free_port(), dir, NULL, NULL);
+    same_status = h_wait_exit(&same, 10000);
+    if (same_status == -1)
+        h_stop(&same, SIGTERM, 20000);
+    if (same_status == -1 || !WIFEXITED(same_status) || WEXITSTATUS(same_status) != 1 ||
+        !h_log_contains(&same, "is in use by another run-all", 0) ||
+        h_log_contains(&same, "private Redis", 0)) {
+        h_dump_log(&same, 20);
+        fail_msg("a second run-all in %s did not stop with the reason", dir);
+    }
+    chat(port, port);
+
     /* A second node of the same cluster: same Redis, other port and dir. */
     char dir2[400], redis_addr[450];
     snprintf(dir2, sizeof dir2, "%s/run-b", h_tmpdir());
     snprintf(redis_addr, sizeof redis_addr, "unix:%s/redis.sock", dir);
     int port2 = h_free_port();
-    start_run_all(&rb, "run-all-b", port2, dir2, redis_addr);
+    start_run_all(&rb, "run-all-b", port2, dir2, redis_addr, NULL);
     assert_true(h_log_contains(&rb, "confab is up", 30000));
     assert_false(h_log_contains(&rb, "private Redis", 10));
     chat(port, port2);
@@ -268,11 +286,36 @@ static void test_run_all_in_the_background_stops_on_sigint(void **state)
     assert_true(h_log_contains(&bg, "stopped", 0));
 }
 
+/* A part that cannot run with its settings (status 2: here a FRONTEND_DIR
+ * that is no directory, which --check-config cannot see) is not restarted
+ * for ever: the script stops the node and says so, with status 2. */
+static void test_run_all_stops_on_a_setting_to_change(void **state)
+{
+    (void)state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/run-bad-frontend", h_tmpdir());
+    struct h_proc p;
+    start_run_all(&p, "run-all-bad-frontend", h_free_port(), dir, NULL,
+                  "FRONTEND_DIR=/nonexistent/www");
+    int status = h_wait_exit(&p, 20000);
+    if (status == -1)
+        h_stop(&p, SIGTERM, 20000);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 2 ||
+        !h_log_contains(&p, "gateways cannot run with these settings (status 2)", 0) ||
+        h_log_contains(&p, "restarting in", 0)) {
+        h_dump_log(&p, 30);
+        fail_msg("run-all with FRONTEND_DIR=/nonexistent/www: status %d, expected it to stop "
+                 "with 2 and say why",
+                 status);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_run_all_runs_restarts_and_stops, stop_nodes),
         cmocka_unit_test_teardown(test_run_all_in_the_background_stops_on_sigint, stop_bg_group),
+        cmocka_unit_test(test_run_all_stops_on_a_setting_to_change),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -93,11 +93,54 @@ static void test_stuck_broker_shard_is_restarted(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* More workers than the notify socket queues datagrams (max_dgram_qlen)
+ * all say STOPPING=1 at once on SIGTERM: the master must go on reading
+ * them, or the ones past the queue block in sd_notify and are killed at the
+ * grace's end (10 s) instead of draining. */
+static void test_many_workers_stop_at_once(void **state)
+{
+    (void)state;
+    int qlen = 10;
+    FILE *f = fopen("/proc/sys/net/unix/max_dgram_qlen", "r");
+    if (f) {
+        if (fscanf(f, "%d", &qlen) != 1)
+            qlen = 10;
+        fclose(f);
+    }
+    if (qlen > 40) {
+        printf("max_dgram_qlen is %d here: this case needs more workers than it runs\n", qlen);
+        return;
+    }
+    struct h_node n;
+    h_node_init(&n, g_redis.addr);
+    n.brokers = 1;
+    n.workers = qlen + 6;
+    assert_int_equal(h_node_start(&n), 0);
+    pid_t kids[64];
+    int64_t deadline = h_now_ms() + 20000;
+    while (h_children(n.gateway.pid, kids, 64) < n.workers && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_int_equal(h_children(n.gateway.pid, kids, 64), n.workers);
+    h_sleep_ms(1500); /* past their start-up's READY and STATUS */
+    int64_t t0 = h_now_ms();
+    int status = h_stop(&n.gateway, SIGTERM, 15000);
+    int64_t ms = h_now_ms() - t0;
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || ms > 5000 ||
+        h_log_contains(&n.gateway, "did not stop in", 0)) {
+        h_dump_log(&n.gateway, 30);
+        fail_msg("%d workers: the gateway stopped after %lld ms (status %d), expected a clean "
+                 "stop well within its 10 s grace",
+                 n.workers, (long long)ms, status);
+    }
+    h_node_stop(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stuck_gateway_worker_is_restarted),
         cmocka_unit_test(test_stuck_broker_shard_is_restarted),
+        cmocka_unit_test(test_many_workers_stop_at_once),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, redis_down));
 }
