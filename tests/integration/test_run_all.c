@@ -310,12 +310,38 @@ static void test_run_all_stops_on_a_setting_to_change(void **state)
     }
 }
 
+/* A hang-up (the terminal went: an ssh session dropped) stops the node:
+ * the daemons ignore SIGHUP, and would run on holding the ports. */
+static void test_run_all_stops_on_a_hang_up(void **state)
+{
+    (void)state;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/run-hup", h_tmpdir());
+    int port = h_free_port();
+    struct h_proc p;
+    start_run_all(&p, "run-all-hup", port, dir, NULL, NULL);
+    if (!h_log_contains(&p, "confab is up: http://localhost:", 30000)) {
+        h_stop(&p, SIGTERM, 20000);
+        h_dump_log(&p, 40);
+        fail_msg("run-all did not come up");
+    }
+    int worker = worker_pid(port);
+    assert_true(worker > 0);
+    int status = h_stop(&p, SIGHUP, 20000);
+    if (status == -1 || !WIFEXITED(status) || worker_pid(port) != 0 || kill(worker, 0) == 0) {
+        h_dump_log(&p, 30);
+        fail_msg("run-all after SIGHUP: status %d, a worker %s", status,
+                 kill(worker, 0) == 0 ? "still runs" : "gone");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_run_all_runs_restarts_and_stops, stop_nodes),
         cmocka_unit_test_teardown(test_run_all_in_the_background_stops_on_sigint, stop_bg_group),
         cmocka_unit_test(test_run_all_stops_on_a_setting_to_change),
+        cmocka_unit_test(test_run_all_stops_on_a_hang_up),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
