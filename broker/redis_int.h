@@ -73,8 +73,8 @@ struct rbridge {
     int scripts_pending;
     uint64_t reconnects, published, publish_errors, received;
     /* one line a second at most for each kind of failed command: a failed
-     * call inside a batch (rbridge_call_log), a failed script reply, a
-     * failed PUBLISH or PING */
+     * call inside a batch (rbridge_call_log: a damaged room's or another),
+     * a failed script reply, a failed PUBLISH or PING */
     struct cf_logcap call_log, script_log, publish_log;
     struct rbridge_hook hook; /* the batcher of consecutive calls (rbatch) */
     bool in_hook, hook_down; /* a DOWN raised while the hook ran */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "validate.h"
@@ -632,13 +633,17 @@ static void keys_free(struct keys *k)
 int cf_dotenv_load(const char *path, bool required)
 {
     FILE *f = fopen(path, "r");
+    struct stat st;
     if (!f) {
-        if (errno == ENOENT && !required)
+        int e = errno;
+        /* ./.env: an error only for a file known to be there (a working
+         * directory we may not search, as after sudo -u, is no file) */
+        if (!required && (e == ENOENT || stat(path, &st) < 0))
             return 0;
-        fprintf(stderr, "config: cannot read %s: %s%s\n", path, strerror(errno),
-                errno == EACCES ? " (run as root or as the daemons' user, e.g. sudo -u confab "
-                                  "env CONFAB_ENV_FILE=... confab-gateway --check-config)"
-                                : "");
+        fprintf(stderr, "config: cannot read %s: %s%s\n", path, strerror(e),
+                e == EACCES ? " (run as root or as the daemons' user, e.g. sudo -u confab "
+                              "env CONFAB_ENV_FILE=... confab-gateway --check-config)"
+                            : "");
         return -1;
     }
     char line[4096];

@@ -116,7 +116,7 @@ static bool is_blank_filler(int32_t cp)
     return cp == 0x115F || cp == 0x1160 || cp == 0x2800 || cp == 0x3164 || cp == 0xFFA0;
 }
 
-static int name_check(const char *s, size_t len)
+static int name_check(const char *s, size_t len, bool must_show)
 {
     if (len == 0)
         return CF_NAME_EMPTY;
@@ -139,7 +139,7 @@ static int name_check(const char *s, size_t len)
         if (++count > CF_USERNAME_MAX)
             return CF_NAME_TOO_LONG;
     }
-    return shows ? CF_NAME_OK : CF_NAME_BLANK;
+    return shows || !must_show ? CF_NAME_OK : CF_NAME_BLANK;
 }
 
 int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
@@ -152,7 +152,7 @@ int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
     size_t n = e - b;
     if (n > CF_USERNAME_BYTES_MAX)
         return CF_NAME_TOO_LONG;
-    int rc = name_check(in + b, n);
+    int rc = name_check(in + b, n, true);
     if (rc != CF_NAME_OK)
         return rc;
     if (cap < n + 1)
@@ -162,13 +162,23 @@ int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
     return (int)n;
 }
 
-bool cf_username_valid(const char *s, size_t len)
+static bool trimmed_name_ok(const char *s, size_t len, bool must_show)
 {
     if (len == 0 || len > CF_USERNAME_BYTES_MAX)
         return false;
     if (is_ascii_space((unsigned char)s[0]) || is_ascii_space((unsigned char)s[len - 1]))
         return false;
-    return name_check(s, len) == CF_NAME_OK;
+    return name_check(s, len, must_show) == CF_NAME_OK;
+}
+
+bool cf_username_valid(const char *s, size_t len)
+{
+    return trimmed_name_ok(s, len, true);
+}
+
+bool cf_username_wire_valid(const char *s, size_t len)
+{
+    return trimmed_name_ok(s, len, false);
 }
 
 const char *cf_name_error_str(int err)

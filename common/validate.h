@@ -38,6 +38,12 @@ int cf_username_clean(const char *in, size_t len, char *out, size_t cap);
 /* Same rules, for a name that must already be trimmed (e.g. a token's `sub`). */
 bool cf_username_valid(const char *s, size_t len);
 
+/* The same rules but the last (CF_NAME_BLANK), for names that come from a
+ * peer or from Redis (wire.c): a name an older version let in may still be
+ * in a room's history, its presence or a frame of an older gateway, and
+ * must not make those fail. */
+bool cf_username_wire_valid(const char *s, size_t len);
+
 /* A human-readable reason for a cf_name_error, for error responses. */
 const char *cf_name_error_str(int err);
 

@@ -158,7 +158,8 @@ static bool str_ok(enum fcheck c, const char *p, size_t len)
 {
     switch (c) {
     case FC_ROOM: return cf_room_valid(p, len);
-    case FC_USER: return cf_username_valid(p, len);
+    case FC_USER:
+        return cf_username_wire_valid(p, len);
     case FC_TEXT: return len <= CF_WIRE_MAX_TEXT && cf_utf8_valid(p, len);
     case FC_NODE: return len <= CF_WIRE_MAX_NODE && cf_utf8_valid(p, len);
     case FC_TOKEN:

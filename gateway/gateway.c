@@ -292,6 +292,7 @@ static void tick(struct gw *gw)
     gw->last_second = now;
     v1_tick(gw);
     admit_tick(gw);
+    http_tick(gw, now);
     blinks_tick(gw->links);
     lowfd_refill(g_lowfd, now);
     gw->qarrays_trimmed += qarray_trim();

@@ -23,6 +23,7 @@
 #define GW_HTTP_HEADER_DATA 8192
 
 struct lws;
+struct http_req;
 struct lws_context;
 struct lws_vhost;
 struct session;
@@ -83,6 +84,7 @@ struct gw {
     struct gw_stats stats;
     /* a line a second at most for what clients or an outage repeat at will */
     struct cf_logcap drop_log, bad_frame_log, api_key_log;
+    struct http_req *http_reading; /* requests whose body is being read (http.c) */
     struct cf_memtrim trim;
     uint64_t qarrays_trimmed; /* queue arrays given back after a burst */
 };

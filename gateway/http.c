@@ -36,14 +36,33 @@ struct http_req {
     unsigned status; /* the answer, once it came */
     char *answer;
     int64_t deadline; /* monotonic ms: the whole body by then */
+    /* in gw->http_reading while the body comes (http_tick) */
+    struct http_req *prev, *next;
+    bool reading;
     size_t len, max;
     char body[];
 };
+
+static void reading_done(struct http_req *req)
+{
+    if (!req->reading)
+        return;
+    req->reading = false;
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        req->gw->http_reading = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    req->prev = req->next = NULL;
+}
 
 void http_req_free(void *opaque)
 {
     struct conn_head *h = conn_head_of(opaque);
     struct http_req *req = h && h->kind == CONN_HTTP ? (struct http_req *)h : NULL;
+    if (req)
+        reading_done(req);
     if (req && req->waiting)
         v1_publish_forget(req->gw, req->q);
     if (req)
@@ -57,6 +76,11 @@ static struct http_req *req_new(struct gw *gw, struct lws *wsi, size_t max, bool
     if (!req)
         return NULL;
     req->deadline = cf_mono_ms() + 1000LL * gw->cfg->handshake_timeout;
+    req->reading = true;
+    req->next = gw->http_reading;
+    if (req->next)
+        req->next->prev = req;
+    gw->http_reading = req;
     void *old = lws_get_opaque_user_data(wsi);
     req->head.kind = CONN_HTTP;
     req->head.ip = conn_ip_of(old);
@@ -69,14 +93,20 @@ static struct http_req *req_new(struct gw *gw, struct lws *wsi, size_t max, bool
     return req;
 }
 
-/* Whether the request announced a body (one of length 0 is none). */
+/* Whether lws takes the request to have a body: one announced (one of
+ * length 0 is none), or a POST, PUT or PATCH without a Content-Length, for
+ * which lws reads what follows as a body of up to 100 MiB. */
 static bool has_body(struct lws *wsi)
 {
     char clen[4];
-    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
-           (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-            !(lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) == 1 &&
-              clen[0] == '0'));
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        return true;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        return !(lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) == 1 &&
+                 clen[0] == '0');
+    char *uri;
+    int ulen, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+    return method == LWSHUMETH_POST || method == LWSHUMETH_PUT || method == LWSHUMETH_PATCH;
 }
 
 /* The request being routed, while its answer is given without reading the
@@ -255,6 +285,20 @@ static int body_chunk(struct lws *wsi, const void *in, size_t len)
     return 0;
 }
 
+void http_tick(struct gw *gw, int64_t now)
+{
+    /* A body that stopped coming: lws would wait HANDSHAKE_TIMEOUT from its
+     * last piece, which body_chunk cannot see past. */
+    for (struct http_req *req = gw->http_reading, *next; req; req = next) {
+        next = req->next;
+        if (now <= req->deadline)
+            continue;
+        reading_done(req);
+        CF_DEBUG("http", "closing a request whose body did not arrive within HANDSHAKE_TIMEOUT");
+        lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+    }
+}
+
 /* ---- /api/publish --------------------------------------------------------- */
 
 static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
@@ -391,6 +435,7 @@ static int body_complete(struct gw *gw, struct lws *wsi)
     struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
     if (!req || req->head.kind != CONN_HTTP)
         return -1;
+    reading_done(req);
     if (req->publish)
         return publish_complete(gw, wsi, req); /* req stays until the answer */
     lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
@@ -571,7 +616,13 @@ static int static_file(struct gw *gw, struct lws *wsi, const char *url)
     if (fresh_not_modified(&tags, header_value(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm),
                            header_value(wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, ims, sizeof ims)))
         return finish(wsi, not_modified(wsi, extra, (size_t)hlen));
+    /* A HEAD is answered whole inside the call, which completes the
+     * transaction itself: with a body announced, lws would go on to read
+     * and drop it (g_unread) */
+    bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
     int n = lws_serve_http_file(wsi, path, mime, extra, hlen);
+    if (n == 0 && head && closes(wsi))
+        return -1;
     return n < 0 ? -1 : n > 0 ? finish(wsi, 0) : 0;
 }
 

@@ -46,6 +46,11 @@ void http_publish_done(void *http, unsigned status, const char *code, const char
  * METRICS_PORT listener. */
 int http_ops_route(struct gw *gw, struct lws *wsi, const char *url);
 
+/* Once a second: closes the connections whose request body did not come
+ * whole within HANDSHAKE_TIMEOUT of its headers (body_chunk sends the 408
+ * when a late piece comes; this covers a body that stopped). */
+void http_tick(struct gw *gw, int64_t now);
+
 /* Frees the per-request state hung on a connection (from the destroy callback). */
 void http_req_free(void *opaque);
 

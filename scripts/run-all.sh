@@ -5,8 +5,8 @@
 # shards and GATEWAY_WORKERS gateway processes on PORT, restarts any of them
 # that dies, prints the URL once /healthz answers 200, and on Ctrl-C, SIGTERM
 # or a hang-up stops everything and exits 0 (2 when a part cannot run with its
-# settings, which it does not restart). One node per RUN_DIR. Settings come from the environment and ./.env
-# (see README.md). Two instances with different PORT and RUN_DIR and the same
+# settings, which it does not restart). One node per RUN_DIR. Settings come
+# from the environment and ./.env (see README.md). Two instances with different PORT and RUN_DIR and the same
 # REDIS_ADDR are two nodes of one cluster.
 set -uo pipefail
 

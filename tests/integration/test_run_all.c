@@ -327,8 +327,16 @@ static void test_run_all_stops_on_a_hang_up(void **state)
     }
     int worker = worker_pid(port);
     assert_true(worker > 0);
+    /* the whole tree, to end it should the daemons outlive the script */
+    pid_t tree[64];
+    int ntree = 1;
+    tree[0] = p.pid;
+    for (int i = 0; i < ntree && ntree < 64; i++)
+        ntree += h_children(tree[i], tree + ntree, 64 - ntree);
     int status = h_stop(&p, SIGHUP, 20000);
     if (status == -1 || !WIFEXITED(status) || worker_pid(port) != 0 || kill(worker, 0) == 0) {
+        for (int i = 0; i < ntree; i++)
+            kill(tree[i], SIGKILL);
         h_dump_log(&p, 30);
         fail_msg("run-all after SIGHUP: status %d, a worker %s", status,
                  kill(worker, 0) == 0 ? "still runs" : "gone");

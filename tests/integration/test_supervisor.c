@@ -125,7 +125,9 @@ static void test_many_workers_stop_at_once(void **state)
     int64_t t0 = h_now_ms();
     int status = h_stop(&n.gateway, SIGTERM, 15000);
     int64_t ms = h_now_ms() - t0;
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || ms > 5000 ||
+    /* 8 s: well past a loaded machine's clean stop (sanitizers' exit costs
+     * each of them), well short of the 10 s grace the fault ends at */
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || ms > 8000 ||
         h_log_contains(&n.gateway, "did not stop in", 0)) {
         h_dump_log(&n.gateway, 30);
         fail_msg("%d workers: the gateway stopped after %lld ms (status %d), expected a clean "
