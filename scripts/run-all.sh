@@ -153,37 +153,30 @@ healthy() (
   [[ $status == *" 200 "* ]]
 ) 2>/dev/null
 
-# The status of the first part found stopped for good, or nothing (0) while
-# every part runs. A stopped part's status is kept until it is waited for.
-ended() {
+# A part that stopped for good: its pid, or nothing while every part runs.
+stopped_part() {
   local p
-  for p in "${pids[@]}"; do
-    if ! kill -0 "$p" 2>/dev/null; then
-      wait "$p"
-      return
-    fi
-  done
-  return 0
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "$p"; return; }; done
 }
-part_down() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || return 0; done; return 1; }
 
 deadline=$((SECONDS + 30))
 until healthy; do
-  part_down && break # it said why; waiting on would not help
+  [[ -n $(stopped_part) ]] && break # it said why; waiting on would not help
   if ((SECONDS > deadline)); then
     say "not healthy after 30 s: see the log lines above (is Redis reachable at $REDIS_ADDR?)"
     break
   fi
   sleep 0.2
 done
-if ! part_down; then
+down=$(stopped_part)
+if [[ -z $down ]]; then
   healthy && say "confab is up: http://localhost:$PORT/  (Ctrl-C to stop)"
   say "another node of this cluster: PORT=$((PORT + 1)) RUN_DIR=$RUN_DIR-2 REDIS_ADDR=$REDIS_ADDR make run-all"
   # Until a signal stops us, or a part stops for good (above): then the rest.
   wait -n "${pids[@]}" 2>/dev/null
   part=$?
 else
-  ended
+  wait "$down" # its status is kept until waited for
   part=$?
 fi
 say "a part of confab stopped; stopping the rest"
