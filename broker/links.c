@@ -42,6 +42,7 @@ struct gwlink {
 struct gwlinks {
     sd_event *ev;
     int lfd;
+    int lock_fd; /* the socket path's flock, held while listening */
     sd_event_source *lio, *tick, *post;
     char path[108];
     uint32_t shard, shards;
@@ -403,6 +404,7 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
     g->cbs = *cbs;
     g->ud = ud;
     g->lfd = -1;
+    g->lock_fd = -1;
     snprintf(g->path, sizeof g->path, "%s", path);
     g->dec = cf_wire_decoder_new();
     if (!g->dec)
@@ -422,7 +424,7 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
         CF_WARN("links", "RUN_DIR %s is open to other users and belongs to another user, so "
                 "it stays so; the sockets are 0660. Give the service its own directory "
                 "(mode 0750) unless only trusted processes share this one", dir);
-    g->lfd = cf_sock_unix_listen(path, 0660, 128);
+    g->lfd = cf_sock_unix_listen(path, 0660, 128, &g->lock_fd);
     if (g->lfd < 0) {
         if (g->lfd == -EADDRINUSE)
             CF_ERROR("links", "%s is in use by a running broker: is shard %u already running?",
@@ -463,10 +465,7 @@ void gwlinks_free(struct gwlinks *g)
     g->lio = sd_event_source_disable_unref(g->lio);
     g->tick = sd_event_source_disable_unref(g->tick);
     g->post = sd_event_source_disable_unref(g->post);
-    if (g->lfd >= 0) {
-        close(g->lfd);
-        unlink(g->path);
-    }
+    cf_sock_unix_unlisten(g->path, g->lfd, g->lock_fd);
     cf_wire_decoder_free(g->dec);
     free(g);
 }

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,7 +50,27 @@ int cf_sock_unix_connect(const char *path)
     return fd;
 }
 
-int cf_sock_unix_listen(const char *path, mode_t mode, int backlog)
+/* The exclusive lock on "<path>.lock": its fd, -EADDRINUSE when another
+ * process holds it, or -errno. */
+static int unix_path_lock(const char *path)
+{
+    char lpath[PATH_MAX];
+    if ((size_t)snprintf(lpath, sizeof lpath, "%s.lock", path) >= sizeof lpath)
+        return -ENAMETOOLONG;
+    /* O_NOFOLLOW: in a directory others may write to, a planted symlink must
+     * not make this process create or lock some other file. */
+    int fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static int unix_bound(const char *path, mode_t mode, int backlog)
 {
     struct sockaddr_un sa;
     int rc = unix_addr(path, &sa);
@@ -72,12 +95,47 @@ int cf_sock_unix_listen(const char *path, mode_t mode, int backlog)
     mode_t old = umask((mode_t)(~mode & 0777));
     rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
-    if (rc < 0 || chmod(path, mode) < 0 || listen(fd, backlog) < 0) {
+    if (rc < 0) {
         rc = -errno;
         close(fd);
         return rc;
     }
+    if (chmod(path, mode) < 0 || listen(fd, backlog) < 0) {
+        rc = -errno;
+        close(fd);
+        unlink(path);
+        return rc;
+    }
     return fd;
+}
+
+int cf_sock_unix_listen(const char *path, mode_t mode, int backlog, int *lock_fd)
+{
+    *lock_fd = -1;
+    struct sockaddr_un sa;
+    int rc = unix_addr(path, &sa);
+    if (rc < 0)
+        return rc;
+    int lk = unix_path_lock(path);
+    if (lk < 0)
+        return lk;
+    int fd = unix_bound(path, mode, backlog);
+    if (fd < 0) {
+        close(lk);
+        return fd;
+    }
+    *lock_fd = lk;
+    return fd;
+}
+
+void cf_sock_unix_unlisten(const char *path, int fd, int lock_fd)
+{
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    if (lock_fd >= 0)
+        close(lock_fd); /* after the unlink: no one else can have bound the path */
 }
 
 /* A TCP socket bound to addr:port (addr "" = all addresses, IPv6

@@ -7,10 +7,20 @@
 
 int cf_sock_set_nonblock(int fd);
 
-/* Binds and listens on a Unix stream socket with the given mode. A leftover
- * socket file from a dead process is replaced; a live one (something accepts
- * on it) is left alone and -EADDRINUSE is returned. */
-int cf_sock_unix_listen(const char *path, mode_t mode, int backlog);
+/* Binds and listens on a Unix stream socket with the given mode, and makes
+ * the path this process's own: an exclusive flock(2) on "<path>.lock" (kept,
+ * never removed, so that every process locks the same file) is held through
+ * *lock_fd until cf_sock_unix_unlisten. A path locked by another process, or
+ * a live socket (something accepts on it: a process of an older version
+ * without the lock), is left alone and -EADDRINUSE is returned; without the
+ * lock, two processes starting at once could both find the file stale and the
+ * second would remove the first's socket. A leftover socket file of a dead
+ * process is replaced. On failure nothing is left behind but the lock file. */
+int cf_sock_unix_listen(const char *path, mode_t mode, int backlog, int *lock_fd);
+
+/* Closes a listener of cf_sock_unix_listen, removes its socket file and then
+ * releases the path's lock. Any fd < 0 is skipped. */
+void cf_sock_unix_unlisten(const char *path, int fd, int lock_fd);
 
 /* Makes the directory of the sockets private: creates it (0750) when it
  * does not exist, and takes away every permission of "others" when it has

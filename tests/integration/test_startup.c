@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "startup.h"
 #include <sys/wait.h>
@@ -423,6 +424,49 @@ static void test_a_gateway_does_not_share_a_held_port(void **state)
 }
 
 /* A listener on ::1 only, or -1 where this machine has no IPv6 loopback. */
+/* A second broker of a running shard, on the same RUN_DIR (started twice by
+ * hand, or two supervisors), exits 1 and says why, and the first keeps its
+ * socket: the gateway still reaches it. Both the probe of the socket and the
+ * path's lock refuse it here; test_sock covers the lock alone. */
+static void test_a_second_broker_of_a_shard_is_refused(void **state)
+{
+    (void)state;
+    struct h_fixture f;
+    assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
+    h_node_init(&f.node, f.redis.addr);
+    f.node.brokers = 1;
+    f.node.workers = 1;
+    assert_int_equal(h_node_start(&f.node), 0);
+
+    char run_dir[400], redis[400];
+    snprintf(run_dir, sizeof run_dir, "RUN_DIR=%s", f.node.run_dir);
+    snprintf(redis, sizeof redis, "REDIS_ADDR=%s", f.redis.addr);
+    const char *env[] = {run_dir, redis, "BROKERS=1", "BROKER_METRICS_PORT=0", NULL};
+    struct h_proc second;
+    int rc = run(&second, "broker", "--shard=0", "--shards=1", env);
+    if (rc != 1 || !h_log_contains(&second, "in use by a running broker", 0)) {
+        h_dump_log(&second, 10);
+        fail_msg("a second broker of shard 0: exit %d, expected 1 and the reason", rc);
+    }
+    char sock[400];
+    snprintf(sock, sizeof sock, "%s/broker-0.sock", f.node.run_dir);
+    struct stat st;
+    assert_int_equal(lstat(sock, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    struct wsc *a = member(f.node.port, "after", "still");
+    assert_non_null(a);
+    assert_int_equal(
+        wsc_send_text(a, "{\"type\":\"send_message\",\"payload\":{\"message\":\"here\"}}"), 0);
+    json_t *ev = wsc_recv_json(a, 5000);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "new_message");
+    assert_string_equal(payload_str(ev, "message"), "here");
+    json_decref(ev);
+    wsc_close(a);
+    assert_int_equal(h_node_stop(&f.node), 0);
+    h_redis_stop(&f.redis);
+}
+
 static int listen_on_v6_loopback(void)
 {
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -506,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_open_files_limit_is_raised),
         cmocka_unit_test(test_a_gateway_does_not_share_a_held_port),
         cmocka_unit_test(test_check_ports_answers_as_the_bind_would),
+        cmocka_unit_test(test_a_second_broker_of_a_shard_is_refused),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
