@@ -486,6 +486,77 @@ static void test_broker_sigterm_answers_every_send(void **state)
     v1_close(b);
 }
 
+/* Stops the broker of shard 0 with a send held by a stalled Redis: `first`,
+ * then `second` `gap_ms` later. Returns how long, from the second signal, the
+ * broker took to exit, or -1 when it was still draining 700 ms after it (it
+ * is then left so). */
+static int64_t stop_twice(int first, int second, int gap_ms)
+{
+    struct h_proc *br = &fx.node.broker[0];
+    assert_int_equal(kill(br->pid, first), 0);
+    h_sleep_ms(gap_ms);
+    assert_true(h_alive(br)); /* draining: the held send keeps it */
+    int64_t t = h_now_ms();
+    assert_int_equal(kill(br->pid, second), 0);
+    if (h_wait_exit(br, 700) == -1)
+        return -1;
+    return h_now_ms() - t;
+}
+
+/* A Ctrl-C on `make run-all` reaches a broker twice: SIGINT from the
+ * terminal, then the SIGTERM its master passes on. That is one stop, and
+ * the broker still drains (a send held by a slow Redis gets its ack); only a
+ * second signal a second or more into the drain means "do not wait". */
+static void test_broker_takes_two_quick_signals_as_one_stop(void **state)
+{
+    (void)state;
+    gateway_up();
+    char room[32];
+    room_on_shard(room, sizeof room, "twice-", 0, 2);
+    struct v1c *a, *b;
+    alice_and_bob_in(room, &a, &b);
+    json_int_t start = send_ok(a, room, "start", NULL);
+
+    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    send_req(a, room, "held", "tw-1");
+    h_sleep_ms(100); /* on its way to Redis, unanswered */
+    int64_t took = stop_twice(SIGINT, SIGTERM, 100);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    if (took >= 0)
+        fail_msg("a SIGTERM 100 ms after SIGINT ended the drain (exit after %lld ms)",
+                 (long long)took);
+    json_t *ack = v1_wait(a, V1_WAIT, "ack", "id", "tw-1", NULL);
+    V1_MUST(a, ack, "the held send's ack, from the draining broker");
+    json_decref(ack);
+    int st = h_wait_exit(&fx.node.broker[0], 5000);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    assert_int_equal(h_broker_start(&fx.node, 0), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    resend_until_acked(a, room, "after", "tw-2", 10000);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    send_req(a, room, "cut short", "tw-3");
+    h_sleep_ms(100);
+    /* Its drain would last 3 s; the second signal 1.2 s in ends it. */
+    took = stop_twice(SIGINT, SIGTERM, 1200);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    if (took < 0)
+        fail_msg("a SIGTERM 1.2 s into the drain did not end it");
+    assert_int_equal(h_broker_start(&fx.node, 0), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    resend_until_acked(a, room, "cut short", "tw-3", 10000);
+    /* Every send is one message: held, after, cut short. */
+    struct v1c *c = v1_member(gw2.port, "carol", V1_JSON);
+    json_t *j = join_ok(c, room);
+    assert_int_equal(pint(j, "last_id"), start + 3);
+    json_decref(j);
+    v1_close(c);
+    v1_close(a);
+    v1_close(b);
+}
+
 static void test_shutdown_closes_1001(void **state)
 {
     (void)state;
@@ -549,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_broker_down_is_unavailable_never_silence),
         cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
+        cmocka_unit_test(test_broker_takes_two_quick_signals_as_one_stop),
         cmocka_unit_test(test_a_broker_back_before_its_redis_keeps_its_members),
         cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_a_drained_gateway_shows_no_leave),
