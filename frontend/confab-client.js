@@ -109,6 +109,9 @@ export {
  *   client gives up on one not answered within this, ms.
  * @property {number} [maxGapHeld=100] at most this many live messages wait for a gap; one
  *   more and the client gives up on the gap.
+ * @property {number} [maxOutbox=1000] at most this many sends wait in the outbox (unacknowledged,
+ *   e.g. typed while offline); one more is refused at once with `outbox_full`, so the page's
+ *   memory stays bounded (at most ~4 MB of text at the default `maxFrameBytes`).
  * @property {typeof WebSocket} [WebSocket] WebSocket implementation (default: the global one).
  * @property {typeof fetch} [fetch] fetch implementation (default: the global one).
  */
@@ -195,7 +198,7 @@ export class ConfabClient extends Emitter {
       retryDelay: 500, maxRetryDelay: 15000, ackTimeout: 15000, joinTimeout: 20000,
       idleProbe: 30000, probeTimeout: 10000, resendWindow: 270000,
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,
-      gapTimeout: 5000, maxGapHeld: 100,
+      gapTimeout: 5000, maxGapHeld: 100, maxOutbox: 1000,
       ...options,
     };
     /** @type {string} */ this.username = options.username ?? "";
@@ -351,6 +354,11 @@ export class ConfabClient extends Emitter {
     }
     if (byteLength(sendFrame(room, text, id)) > this.options.maxFrameBytes) {
       return Promise.reject(new ConfabError("too_big", "The message is too long.", { room }));
+    }
+    if (this._outbox.size >= this.options.maxOutbox) {
+      return Promise.reject(new ConfabError("outbox_full",
+        `${this._outbox.size} messages are still waiting to be sent; try again once some have gone out.`,
+        { room }));
     }
     return this._outbox.add(room, text, id);
   }

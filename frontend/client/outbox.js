@@ -69,6 +69,11 @@ export class Outbox {
     return this._entries.has(id);
   }
 
+  /** How many sends wait (ConfabClient.send refuses one past `maxOutbox`). */
+  get size() {
+    return this._entries.size;
+  }
+
   /** The entries as Delivery objects, oldest first. */
   snapshot() {
     return [...this._entries.values()].map(delivery);

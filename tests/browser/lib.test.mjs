@@ -464,6 +464,28 @@ test("sends made while offline go out once the room is rejoined", async (t) => {
   assert.deepEqual([(await p1).messageId, (await p2).messageId], [5, 6]);
 });
 
+test("the outbox is bounded: a send past maxOutbox is refused at once with outbox_full, and taken again once one is acked", async (t) => {
+  const env = await setup(t, { maxOutbox: 3 });
+  await joinRoom(env, "lobby", { lastId: 0 });
+  env.ws.drop(); // offline: sends wait in the outbox
+  const waiting = ["one", "two", "three"].map((m) => env.client.send("lobby", m, { id: m }));
+  await assert.rejects(env.client.send("lobby", "four", { id: "four" }),
+    (err) => err instanceof ConfabError && err.code === "outbox_full" && err.room === "lobby");
+  assert.deepEqual(env.client.outbox.map((d) => d.message), ["one", "two", "three"]);
+  assert.equal(env.of("delivery").filter((d) => d.id === "four").length, 0, "the refused send never entered it");
+
+  await env.tick(env.lastState().delay);
+  env.ws.open();
+  answerJoin(env, "lobby", { lastId: 0, recovered: true });
+  assert.deepEqual(env.ws.frames("send").map((f) => f.payload.message), ["one", "two", "three"]);
+  env.ws.frame("ack", { id: "one", room: "lobby", message_id: 1, sent: "t" });
+  assert.equal((await waiting[0]).messageId, 1);
+  const four = env.client.send("lobby", "four", { id: "four" });
+  assert.deepEqual(env.ws.frames("send").map((f) => f.payload.message), ["one", "two", "three", "four"]);
+  ["two", "three", "four"].forEach((id, i) => env.ws.frame("ack", { id, room: "lobby", message_id: 2 + i, sent: "t" }));
+  assert.deepEqual((await Promise.all([...waiting.slice(1), four])).map((a) => a.messageId), [2, 3, 4]);
+});
+
 /* ------------------------------------------------------- connection */
 
 // A /login that always works, for tests whose upgrades are refused (every
