@@ -74,27 +74,34 @@ static const char *check_api_key(const char *v)
     return strlen(v) >= 16 ? NULL : "at least 16 bytes (use e.g. `openssl rand -hex 32`)";
 }
 
-/* "*" or comma-separated scheme://host[:port] origins (no path). */
+/* "*" or comma-separated scheme://host[:port] origins (no path), spaces
+ * allowed around each. The gateway splits the list at commas and spaces, so
+ * anything else after an origin would be taken as one more: "https://a null"
+ * would let in the "null" origin of sandboxed and file: pages. */
 static const char *check_origins(const char *v)
 {
     static const char *const what = "* or comma-separated origins like https://chat.example.com";
     if (!*v || strcmp(v, "*") == 0)
         return NULL;
-    for (const char *p = v; *p;) {
+    for (const char *p = v;;) {
         while (*p == ' ')
             p++;
         size_t skip = strncmp(p, "http://", 7) == 0 ? 7 : strncmp(p, "https://", 8) == 0 ? 8 : 0;
         if (!skip)
             return what;
-        size_t n = strcspn(p, ",");
-        size_t host = strcspn(p + skip, ", /");
-        if (host == 0 || (skip + host != n && p[skip + host] != ' '))
+        p += skip;
+        size_t host = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789.-_[]:");
+        if (host == 0)
             return what;
-        p += n;
-        if (*p == ',')
+        p += host;
+        while (*p == ' ')
             p++;
+        if (!*p)
+            return NULL;
+        if (*p++ != ',')
+            return what;
     }
-    return NULL;
 }
 
 static const char *check_jwt_alg(const char *v)
@@ -274,6 +281,9 @@ int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out)
     for (size_t i = 0; i < hlen; i++)
         if (!isalnum((unsigned char)host[i]) && !strchr(".-_:", host[i]))
             return -1;
+    /* digits only: strtol would also take " 6379" and "+6379" */
+    if (!isdigit((unsigned char)colon[1]))
+        return -1;
     char *end;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);

@@ -24,7 +24,7 @@ static const char *const all_vars[] = {
     "BROKERS",      "RUN_DIR",           "MAX_LINK_QUEUE_BYTES", "LOG_LEVEL",
     "CONFAB_DEV",   "SCHED_BATCH",       "REDIS_ADDR",        "REDIS_PASSWORD",      "CONFAB_ENV_FILE",
     "CONFAB_TEST_EXTRA", "CONFAB_TEST_EXTRA2",
-    "CONFAB_TEST_EXTRA3", "HISTORY_TTL",   "DEDUP_WINDOW",
+    "CONFAB_TEST_EXTRA3", "HISTORY_TTL",   "DEDUP_WINDOW", "ALLOWED_ORIGINS",
 };
 
 static char g_olddir[PATH_MAX];
@@ -237,6 +237,16 @@ static void test_invalid_values(void **state)
         {"RUN_DIR", ""},
         {"FRONTEND_DIR", ""},
         {"REDIS_PASSWORD", "bad\xff"},
+        /* The gateway splits the list at commas and spaces: a word after an
+         * origin would be one more ("null": sandboxed and file: pages). */
+        {"ALLOWED_ORIGINS", "https://chat.example.com null"},
+        {"ALLOWED_ORIGINS", "https://a.example junk"},
+        {"ALLOWED_ORIGINS", "https://a.example,"},
+        {"ALLOWED_ORIGINS", "https://a.example,,https://b.example"},
+        {"ALLOWED_ORIGINS", "https://a.example/"},
+        {"ALLOWED_ORIGINS", "https://a.example\tnull"},
+        {"ALLOWED_ORIGINS", "https://"},
+        {"ALLOWED_ORIGINS", "null"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clear_env();
@@ -260,6 +270,26 @@ static void test_invalid_values(void **state)
     setenv("BROKERS", "0", 1);
     struct cf_config cfg;
     assert_int_equal(load_quiet(&cfg), -1);
+}
+
+static void test_allowed_origins(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "*",
+        "https://chat.example.com",
+        "https://chat.example.com,http://localhost:8080",
+        " https://a.example , http://[::1]:8080 ",
+        "http://127.0.0.1:8080,https://xn--bcher-kva.example",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        clear_env();
+        setenv("ALLOWED_ORIGINS", good[i], 1);
+        struct cf_config cfg;
+        if (load_quiet(&cfg) != 0)
+            fail_msg("ALLOWED_ORIGINS=\"%s\" was refused", good[i]);
+        assert_string_equal(cfg.allowed_origins, good[i]);
+    }
 }
 
 static void test_run_dir_socket_limit(void **state)
@@ -318,6 +348,7 @@ static void test_redis_addr_parse(void **state)
         "",          ":6379",      "h:",        "unix:",        "[::1]6379", "h:0",
         "h:65536",   "h:99999",    "h:12x",     "a:b:1",        "[::1]:",    "[]:1",
         "[::1:6379", "host name:1", "h/x:1",    "h:6379 ",      "nocolon",
+        "h: 6379",   "h:+6379",    "[::1]:-1",  "h:\t1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&a, 0x5a, sizeof a);
@@ -634,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overrides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allowed_origins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_dir_socket_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_addr_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_addr_list, setup, teardown),
