@@ -156,8 +156,10 @@ void acct_on_message(gen *g, conn *c, const uint8_t *p, size_t n)
             conn_close(g, c); /* the join was refused: a join error */
         else if (g->cur)
             g->cur->server_errors++;
-        else
+        else {
             g->setup_errors++;
+            g->errors_unstepped++;
+        }
         return;
     default:
         return;
@@ -169,6 +171,9 @@ void acct_step_begin(gen *g, step_stats *st, double rate)
     memset(st, 0, offsetof(step_stats, lat));
     bh_reset(&st->lat);
     st->rate = rate;
+    st->closed = g->closed_unstepped;
+    st->server_errors = g->errors_unstepped;
+    g->closed_unstepped = g->errors_unstepped = 0;
     g->npubs = 0;
     for (uint32_t gi = g->pub_lo; gi < g->pub_hi; gi++) {
         uint32_t i = gi - g->o.index_offset;

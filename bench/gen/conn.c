@@ -64,6 +64,8 @@ void conn_close(gen *g, conn *c)
         g->closed_total++;
         if (g->cur)
             g->cur->closed++;
+        else
+            g->closed_unstepped++;
         break;
     default:
         break;

@@ -108,6 +108,10 @@ typedef struct gen {
     /* totals over the run */
     uint64_t bad_frames, foreign, closed_total, server_closes, bytes_in;
     uint64_t outside_steps, setup_errors; /* messages / errors between steps */
+    /* connections the server closed and error events it sent outside any step
+     * (while connecting, or between steps): the next step counts them, so a
+     * ramp never runs on with fewer receivers than it says without failing */
+    uint64_t closed_unstepped, errors_unstepped;
     uint32_t pub_lo, pub_hi; /* global indices of the publishers: [lo, hi) */
     struct {
         char code[24];

@@ -66,7 +66,7 @@ typedef struct step_stats {
     uint64_t lost;         /* per (sender, receiver) pair, at the step's end */
     uint64_t lost_evicted; /* part of lost: gaps that left a pair's window */
     uint64_t duplicated, out_of_order, late, stale;
-    uint64_t server_errors, closed;       /* during the step */
+    uint64_t server_errors, closed;       /* during the step, or since the step before */
     uint64_t connect_errors, join_errors; /* of the run, at the step's end */
     uint64_t pace_lag_max;                /* ns a send was behind its schedule, at worst */
     uint32_t fail;                        /* 1 << STEP_B_*; 0: passed */

@@ -80,6 +80,15 @@ class Verdicts(unittest.TestCase):
         _, verdicts = verdict_rows("steady", [steady_run(0, 0.5), rerun, steady_run(0, 0.5)],
                                    [steady_run(0, 0.3)] * 3)
         self.assertEqual(verdicts, [True, True, True, True])
+        # a loss in the late run is not hidden by the clean rerun
+        lossy = copy.deepcopy(rerun)
+        lossy["steps"][0].update({"lost": 7, "duplicated": 2, "loss": 7 / 360000})
+        f = br.figures("steady", lossy)
+        self.assertEqual((f["lost"], f["duplicated"], f["p99_ms"]), (7, 2, 0.5))
+        table, verdicts = verdict_rows("steady", [steady_run(0, 0.5), lossy, steady_run(0, 0.5)],
+                                       [steady_run(0, 0.3)] * 3)
+        self.assertIn("| lost deliveries (worst run) | 7 |", table)
+        self.assertEqual(verdicts[:2], [False, False])
         # late twice: the second run fails the target as before
         rerun["steps"][1].update({"pass": False, "fail_reasons": ["generator_behind_schedule"]})
         _, verdicts = verdict_rows("steady", [steady_run(0, 0.5), rerun, steady_run(0, 0.5)],
@@ -124,6 +133,18 @@ class Verdicts(unittest.TestCase):
         self.assertIsNone(br.generator_limited("fanout", sc, med))
         med["baseline"]["capacity_msgs"] = 20
         self.assertIsNotNone(br.generator_limited("fanout", sc, med))
+
+    def test_a_ratio_to_a_baseline_at_the_top_of_its_ramp_says_it_is_a_bound(self):
+        sc = {"title": "rooms", "rates": [1000, 36000, 40000]}
+        med = {"confab": {"capacity_msgs": 36000}, "baseline": {"capacity_msgs": 40000}}
+        lines, verdicts = br.scenario_table("rooms", sc, med)
+        self.assertEqual(verdicts, [True])
+        self.assertIn("| met within the ramp (the baseline passed its top step", "\n".join(lines))
+        med["baseline"]["capacity_msgs"] = 36000  # below the top: a plain verdict
+        med["confab"]["capacity_msgs"] = 32000
+        lines, verdicts = br.scenario_table("rooms", sc, med)
+        self.assertEqual(verdicts, [True])
+        self.assertIn("| >= 0.8x | met |", "\n".join(lines))
 
 
 def ramp_step(rate, ok, reasons=(), rerun=False):

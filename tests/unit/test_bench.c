@@ -316,6 +316,19 @@ static void test_a_step_fails_on_closed_and_errors(void **state)
     deliver_all(g, 0, 11, 20);
     assert_int_equal(end_step(g, st), BIT(CONNECT_ERRORS) | BIT(JOIN_ERRORS));
     assert_int_equal(st->join_errors, 2);
+    /* a member closed, or an error event, outside any step (at set-up or
+     * between steps) fails the next step: it runs with fewer receivers */
+    g->connect_errors = g->join_errors = 0;
+    conn_close(g, &g->c[1]);
+    acct_on_message(g, &g->c[0], (const uint8_t *)err, sizeof err - 1);
+    send_phase(g, st, 10);
+    deliver_all(g, 0, 21, 30);
+    assert_int_equal(end_step(g, st), BIT(CLOSED) | BIT(SERVER_ERRORS));
+    assert_int_equal(st->closed, 1);
+    assert_int_equal(st->server_errors, 1);
+    send_phase(g, st, 10); /* and only that one */
+    deliver_all(g, 0, 31, 40);
+    assert_int_equal(end_step(g, st), 0);
     free(st);
     free_gen(g);
 }
