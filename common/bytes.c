@@ -68,6 +68,8 @@ void cf_bytes_commit(struct cf_bytes *b, size_t n)
 
 int cf_bytes_append(struct cf_bytes *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* p may be NULL, and a fresh buffer has no memory to point into */
     size_t live = b->tail - b->head;
     if (n > b->max || live > b->max - n)
         return -ENOBUFS;

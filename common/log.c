@@ -135,6 +135,39 @@ static size_t utf8_seq(const unsigned char *s)
     return n && cf_utf8_valid((const char *)s, n) ? n : 0;
 }
 
+/* Makes s[0..n) safe to show on a terminal or in journalctl, in place, and
+ * returns its new length (never longer): C0 controls and DEL, C1 controls
+ * (U+0080-U+009F, which some terminals obey as escapes), bytes that are not
+ * UTF-8 (a raw 0x9b is CSI to an 8-bit terminal), the bidirectional
+ * overrides and isolates (U+202A-U+202E, U+2066-U+2069: they reorder what a
+ * reader sees) and the line and paragraph separators (U+2028, U+2029) each
+ * become one '?'. The names and texts in lines come from peers and clients. */
+static size_t plain(char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        if (p[0] < 0x80) {
+            s[w++] = p[0] < 0x20 || p[0] == 0x7f ? '?' : (char)p[0];
+            i++;
+            continue;
+        }
+        size_t k = utf8_seq(p);
+        bool bad = k == 0 || k > n - i || (k == 2 && p[0] == 0xc2 && p[1] < 0xa0) ||
+                   (k == 3 && p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xa8 && p[2] <= 0xae) ||
+                   (k == 3 && p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9);
+        if (bad) {
+            s[w++] = '?';
+            i += k && k <= n - i ? k : 1;
+            continue;
+        }
+        memmove(s + w, p, k);
+        w += k;
+        i += k;
+    }
+    return w;
+}
+
 /* Appends s to out as the inside of a JSON string: quotes, backslashes and
  * control characters escaped, and bytes that are not UTF-8 (a hostile header,
  * or a value cut mid-character) replaced by U+FFFD, so every line parses. */
@@ -182,6 +215,8 @@ void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list
         if (*c == '\n' || *c == '\r')
             *c = ' ';
     if (g_format == CF_LOG_JOURNAL) {
+        size_t len = strlen(msg);
+        msg[plain(msg, len)] = '\0';
         to_journal(level, tag, msg);
         return;
     }
@@ -213,9 +248,7 @@ void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list
             return;
         n = (size_t)k < sizeof line - 1 ? (size_t)k : sizeof line - 2; /* truncated: one line */
         /* one event, one line, and no terminal escapes from a client's bytes */
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-                line[i] = '?';
+        n = plain(line, n);
     }
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, n);

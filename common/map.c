@@ -110,13 +110,16 @@ void *cf_map_get(const struct cf_map *m, const char *key, size_t len)
 
 int cf_map_put(struct cf_map *m, const char *key, size_t len, void *value)
 {
-    if ((m->count + 1) * 10 > m->cap * 7 && resize(m, m->cap * 2) < 0)
-        return -ENOMEM;
     uint64_t h = hash_key(key, len);
     int found;
     size_t i = find(m, h, key, len, &found);
     if (found)
-        return -EEXIST;
+        return -EEXIST; /* before any growth: the header promises no change */
+    if ((m->count + 1) * 10 > m->cap * 7) {
+        if (resize(m, m->cap * 2) < 0)
+            return -ENOMEM;
+        i = find(m, h, key, len, &found);
+    }
     m->slots[i] = (struct entry){h, key, len, value};
     m->count++;
     return 0;

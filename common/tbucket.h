@@ -1,8 +1,8 @@
 /* tbucket: a token bucket, the rate limiter behind every "N per second with a
  * burst of B" setting. Eight bytes, no allocation, monotonic milliseconds.
  *
- * The level is kept in thousandths of a token so that rates below one per
- * millisecond still refill smoothly in integer arithmetic. */
+ * The state is a time in nanoseconds, so that any rate up to a million per
+ * second refills smoothly and near exactly in integer arithmetic. */
 #ifndef CF_TBUCKET_H
 #define CF_TBUCKET_H
 
@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 struct cf_tbucket {
-    int64_t stamp; /* µs at which the bucket would be empty; 0 = never used (full) */
+    int64_t stamp; /* ns at which the bucket would be empty; 0 = never used (full) */
 };
 
 /* Takes one token at `now` if one is there. rate = tokens per second (> 0),

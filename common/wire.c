@@ -200,7 +200,7 @@ static int check_fields(const struct cf_wire_msg *m, uint64_t set)
         switch (d->kind) {
         case FK_STR: {
             const struct cf_str *v = CAT(m, f, struct cf_str);
-            if (!str_ok(d->check, v->p ? v->p : "", v->len))
+            if ((!v->p && v->len) || !str_ok(d->check, v->p ? v->p : "", v->len))
                 return -EINVAL;
             break;
         }
@@ -218,7 +218,8 @@ static int check_fields(const struct cf_wire_msg *m, uint64_t set)
             if (n > CF_WIRE_MAX_ITEMS)
                 return -EINVAL;
             for (uint32_t i = 0; d->kind == FK_STRS && i < n; i++)
-                if (!str_ok(d->check, m->members[i].p ? m->members[i].p : "", m->members[i].len))
+                if ((!m->members[i].p && m->members[i].len) ||
+                    !str_ok(d->check, m->members[i].p ? m->members[i].p : "", m->members[i].len))
                     return -EINVAL;
             break;
         }
@@ -226,6 +227,8 @@ static int check_fields(const struct cf_wire_msg *m, uint64_t set)
             break;
         }
     }
+    if ((set & B(F_SHARD)) && m->shard >= m->shards)
+        return -EINVAL; /* as the decoder: also refuses shards 0 */
     return 0;
 }
 

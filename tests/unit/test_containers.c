@@ -76,6 +76,13 @@ static void test_bytes_bound(void **state)
     assert_int_equal(cf_bytes_len(&b), 0);
     cf_bytes_free(&b);
 
+    /* Nothing appended to a fresh queue (no memory yet), from NULL too. */
+    cf_bytes_init(&b, 100);
+    assert_int_equal(cf_bytes_append(&b, src, 0), 0);
+    assert_int_equal(cf_bytes_append(&b, NULL, 0), 0);
+    assert_int_equal(cf_bytes_len(&b), 0);
+    cf_bytes_free(&b);
+
     /* A bound of zero holds nothing. */
     cf_bytes_init(&b, 0);
     assert_int_equal(cf_bytes_append(&b, src, 1), -ENOBUFS);

@@ -49,6 +49,21 @@ static void test_bucket_high_rates(void **state)
     while (cf_tb_take(&b, 100000, 1000, 5001))
         n++;
     assert_int_equal(n, 100);
+    /* Rates that do not divide a second in microseconds: 400,000/s was
+     * 500,000/s and 300,000/s was 333,333/s. Over one second, a take
+     * every millisecond until refused: the rate, within 0.1 %. */
+    static const int64_t rates[] = {300000, 400000, 700000, 1000000, 999999, 3};
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        struct cf_tbucket r = {0};
+        while (cf_tb_take(&r, rates[i], 1000000, 10000)) /* empty it */
+            ;
+        int64_t got = 0;
+        for (int64_t ms = 10001; ms <= 11000; ms++)
+            while (cf_tb_take(&r, rates[i], 1000000, ms))
+                got++;
+        if (got < rates[i] - rates[i] / 1000 - 1 || got > rates[i] + rates[i] / 1000 + 1)
+            fail_msg("%lld/s gave %lld in a second", (long long)rates[i], (long long)got);
+    }
 }
 
 static struct sockaddr_in v4(const char *a)

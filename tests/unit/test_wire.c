@@ -388,6 +388,17 @@ static void test_encode_errors(void **state)
     struct cf_wire_msg hello = {.type = CF_WIRE_HELLO, .shard = 0, .shards = 1,
                                 .node = str_of(node)};
     assert_int_equal(cf_wire_encode(&q, &hello), -EINVAL);
+    /* A shard not below the count (none at all included), as the decoder. */
+    hello.node = str_of("node-1");
+    hello.shards = 0;
+    assert_int_equal(cf_wire_encode(&q, &hello), -EINVAL);
+    hello.shard = 1;
+    hello.shards = 1;
+    assert_int_equal(cf_wire_encode(&q, &hello), -EINVAL);
+    /* A string with a length and no bytes. */
+    bad = msg;
+    bad.text = (struct cf_str){NULL, 3};
+    assert_int_equal(cf_wire_encode(&q, &bad), -EINVAL);
 
     bad = msg;
     bad.type = (enum cf_wire_type)0;

@@ -1,0 +1,77 @@
+/* log: a text line shows a peer's or client's bytes without anything a
+ * terminal or a reader could take for something else: controls C0 and C1,
+ * bytes that are not UTF-8, bidirectional overrides and line separators each
+ * become '?', while the rest of UTF-8 stays as it is. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+/* The line cf_log writes for `text`, from the message on (without the
+ * time, level and process before it), with its newline. */
+static char *logged(const char *text)
+{
+    char path[] = "/tmp/confab-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    cf_log(CF_LOG_WARN, "test", "name %s end", text);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    static char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    char *at = strstr(buf, "test: name ");
+    assert_non_null(at);
+    return at + strlen("test: ");
+}
+
+static void test_text_lines_show_no_controls(void **state)
+{
+    (void)state;
+    cf_log_set_format(CF_LOG_TEXT);
+    cf_log_set_level(CF_LOG_DEBUG);
+    /* C0: an ANSI colour, a tab, a newline (one line per event) */
+    assert_string_equal(logged("a\x1b[31mb\tc\nd"), "name a?[31mb?c d end\n");
+    /* C1 as UTF-8 (U+009B, CSI), a raw 0x9b, a lone continuation byte */
+    assert_string_equal(logged("x\xc2\x9b"
+                               "2Jy\x9bz\x80w"),
+                        "name x?2Jy?z?w end\n");
+    /* right-to-left override, isolate, line and paragraph separators */
+    assert_string_equal(logged("a\xe2\x80\xae"
+                               "b\xe2\x81\xa7"
+                               "c\xe2\x80\xa8"
+                               "d\xe2\x80\xa9"),
+                        "name a?b?c?d? end\n");
+    /* UTF-8 that only shows stays: accents, CJK, emoji, a no-break space */
+    const char *fine = "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 a\xc2\xa0"
+                       "b";
+    char want[128];
+    snprintf(want, sizeof want, "name %s end\n", fine);
+    assert_string_equal(logged(fine), want);
+    /* a sequence cut short */
+    assert_string_equal(logged("ab\xe2\x80"), "name ab?? end\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_lines_show_no_controls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
