@@ -103,6 +103,32 @@ static bool is_forbidden_in_name(int32_t cp)
     return false;
 }
 
+/* More characters that render as nothing: Mongolian selectors, Khmer
+ * inherent vowels, musical and shorthand format controls. Refused since
+ * 2026-12-06 in new names only (name_check's `strict`). */
+static bool is_invisible_format(int32_t cp)
+{
+    return (cp >= 0x180B && cp <= 0x180D) || cp == 0x180F || cp == 0x17B4 || cp == 0x17B5 ||
+           (cp >= 0x1D173 && cp <= 0x1D17A) || (cp >= 0x1BCA0 && cp <= 0x1BCA3);
+}
+
+static bool is_variation_selector(int32_t cp)
+{
+    return (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xE0100 && cp <= 0xE01EF);
+}
+
+/* A variation selector picks the look of the character before it: an
+ * emoji's (U+2764 U+FE0F), a CJK ideograph's (U+E0100...), or a keycap's
+ * ('1' U+FE0F U+20E3). After anything else it shows as nothing, and
+ * "alice" U+FE0F would look like "alice". */
+static bool selector_ok(int32_t prev, int32_t cp, int32_t next)
+{
+    if (prev >= 0x80)
+        return !is_variation_selector(prev);
+    bool keycap = (prev >= '0' && prev <= '9') || prev == '#' || prev == '*';
+    return keycap && cp == 0xFE0F && next == 0x20E3;
+}
+
 static bool is_unicode_space(int32_t cp)
 {
     return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
@@ -116,7 +142,10 @@ static bool is_blank_filler(int32_t cp)
     return cp == 0x115F || cp == 0x1160 || cp == 0x2800 || cp == 0x3164 || cp == 0xFFA0;
 }
 
-static int name_check(const char *s, size_t len, bool must_show)
+/* `strict` for a name a user picks or an issuer signs: it must show, and may
+ * not hold the invisible characters refused since 2026-12-06; a name from a
+ * peer or Redis is held to the older rules (see cf_username_wire_valid). */
+static int name_check(const char *s, size_t len, bool strict)
 {
     if (len == 0)
         return CF_NAME_EMPTY;
@@ -124,22 +153,69 @@ static int name_check(const char *s, size_t len, bool must_show)
     size_t i = 0;
     int count = 0;
     bool shows = false;
+    int32_t prev = -1;
     while (i < len) {
         if (u[i] >= 0x20 && u[i] < 0x7F) {
             shows = shows || u[i] != ' ';
-            i++; /* printable ASCII: allowed, no decoding */
+            prev = u[i++]; /* printable ASCII: allowed, no decoding */
         } else {
             int32_t cp = utf8_next(u, len, &i);
             if (cp < 0)
                 return CF_NAME_BAD_UTF8;
-            if (is_forbidden_in_name(cp))
+            if (is_forbidden_in_name(cp) || (strict && is_invisible_format(cp)))
                 return CF_NAME_CONTROL;
+            if (strict && is_variation_selector(cp)) {
+                size_t k = i;
+                int32_t next = k < len ? utf8_next(u, len, &k) : -1;
+                if (!selector_ok(prev, cp, next))
+                    return CF_NAME_CONTROL;
+            }
             shows = shows || !(is_unicode_space(cp) || is_blank_filler(cp));
+            prev = cp;
         }
         if (++count > CF_USERNAME_MAX)
             return CF_NAME_TOO_LONG;
     }
-    return shows || !must_show ? CF_NAME_OK : CF_NAME_BLANK;
+    return shows || !strict ? CF_NAME_OK : CF_NAME_BLANK;
+}
+
+/* Unicode spaces and blank fillers, trimmed from a name's ends: "alice"
+ * with U+3000 or U+00A0 after it would show as "alice". */
+static bool is_blank(int32_t cp)
+{
+    /* not the zero-width ones and the BOM: those stay refused, wherever */
+    return (is_unicode_space(cp) || is_blank_filler(cp)) && !is_forbidden_in_name(cp);
+}
+
+/* [b, e) of u without the blanks and ASCII whitespace at its ends; stops at
+ * bytes that are not UTF-8, which name_check then refuses. */
+static void trim_blanks(const unsigned char *u, size_t *b, size_t *e)
+{
+    while (*b < *e) {
+        size_t k = *b;
+        if (is_ascii_space(u[k])) {
+            *b = k + 1;
+            continue;
+        }
+        int32_t cp = u[k] < 0x80 ? -1 : utf8_next(u, *e, &k);
+        if (cp < 0 || !is_blank(cp))
+            break;
+        *b = k;
+    }
+    while (*e > *b) {
+        if (is_ascii_space(u[*e - 1])) {
+            (*e)--;
+            continue;
+        }
+        size_t j = *e - 1;
+        while (j > *b && (u[j] & 0xC0) == 0x80 && *e - j < 4)
+            j--;
+        size_t k = j;
+        int32_t cp = u[j] < 0x80 ? -1 : utf8_next(u, *e, &k);
+        if (cp < 0 || k != *e || !is_blank(cp))
+            break;
+        *e = j;
+    }
 }
 
 int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
@@ -149,6 +225,11 @@ int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
         b++;
     while (e > b && is_ascii_space((unsigned char)in[e - 1]))
         e--;
+    if (b == e)
+        return CF_NAME_EMPTY;
+    trim_blanks((const unsigned char *)in, &b, &e);
+    if (b == e)
+        return CF_NAME_BLANK;
     size_t n = e - b;
     if (n > CF_USERNAME_BYTES_MAX)
         return CF_NAME_TOO_LONG;
@@ -162,13 +243,19 @@ int cf_username_clean(const char *in, size_t len, char *out, size_t cap)
     return (int)n;
 }
 
-static bool trimmed_name_ok(const char *s, size_t len, bool must_show)
+static bool trimmed_name_ok(const char *s, size_t len, bool strict)
 {
     if (len == 0 || len > CF_USERNAME_BYTES_MAX)
         return false;
     if (is_ascii_space((unsigned char)s[0]) || is_ascii_space((unsigned char)s[len - 1]))
         return false;
-    return name_check(s, len, must_show) == CF_NAME_OK;
+    if (strict) { /* blanks at the ends too; not on the wire, see the header */
+        size_t b = 0, e = len;
+        trim_blanks((const unsigned char *)s, &b, &e);
+        if (b != 0 || e != len)
+            return false;
+    }
+    return name_check(s, len, strict) == CF_NAME_OK;
 }
 
 bool cf_username_valid(const char *s, size_t len)

@@ -25,23 +25,28 @@ enum cf_name_error {
     CF_NAME_BLANK = -5, /* only spaces and blank fillers (U+3000, U+3164, ...) */
 };
 
-/* Trims ASCII whitespace from both ends of `in` and checks the rest is a valid
- * username: 1-32 code points of valid UTF-8 without control characters (C0, DEL,
- * C1) or invisible formatting characters (zero-width, bidi overrides, BOM) that
- * would let one user impersonate another on screen, with at least one
- * character that shows (a name of Unicode spaces or blank fillers alone
- * would show as nobody). On success writes the
+/* Trims whitespace, Unicode spaces and blank fillers from both ends of `in`
+ * and checks the rest is a valid username: 1-32 code points of valid UTF-8
+ * without control characters (C0, DEL, C1) or invisible formatting characters
+ * (zero-width, bidi overrides, BOM, variation selectors but after a character
+ * they change) that would let one user impersonate another on screen, with
+ * at least one character that shows (a name of Unicode spaces or blank
+ * fillers alone would show as nobody: CF_NAME_BLANK). On success writes the
  * trimmed name and a NUL into out (cap >= CF_USERNAME_BYTES_MAX + 1) and returns
  * its length in bytes; otherwise returns an enum cf_name_error. */
 int cf_username_clean(const char *in, size_t len, char *out, size_t cap);
 
-/* Same rules, for a name that must already be trimmed (e.g. a token's `sub`). */
+/* Same rules, for a name that must already be trimmed, of Unicode blanks too
+ * (e.g. a token's `sub`). */
 bool cf_username_valid(const char *s, size_t len);
 
 /* The same rules but the last (CF_NAME_BLANK), for names that come from a
  * peer or from Redis (wire.c): a name an older version let in may still be
  * in a room's history, its presence or a frame of an older gateway, and
- * must not make those fail. */
+ * must not make those fail. So blanks at the ends, variation selectors and
+ * the other invisible characters refused in new names since 2026-12-06 pass
+ * here; ASCII whitespace at the ends, controls, zero-width and bidi
+ * characters are refused, as they always were. */
 bool cf_username_wire_valid(const char *s, size_t len);
 
 /* A human-readable reason for a cf_name_error, for error responses. */

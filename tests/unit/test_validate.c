@@ -36,8 +36,9 @@ static void test_utf8_valid_sequences(void **state)
 static void test_utf8_invalid_sequences(void **state)
 {
     (void)state;
-    UTF8_BAD("\x80");             /* lone continuation */
-    UTF8_BAD("a\xbf" "b");
+    UTF8_BAD("\x80"); /* lone continuation */
+    UTF8_BAD("a\xbf"
+             "b");
     UTF8_BAD("\xc0\x80");         /* overlong NUL */
     UTF8_BAD("\xc1\xbf");         /* overlong 0x7F */
     UTF8_BAD("\xe0\x80\x80");     /* overlong 3-byte */
@@ -58,10 +59,15 @@ static void test_utf8_invalid_sequences(void **state)
     UTF8_BAD("\xf0\x9f\x98");
     UTF8_BAD("\xf0\x9f");
     /* A bad continuation byte. */
-    UTF8_BAD("\xc3" "A");
-    UTF8_BAD("\xe2" "A" "\xac");
-    UTF8_BAD("\xe2\x82" "A");
-    UTF8_BAD("\xf0\x9f\x98" "A");
+    UTF8_BAD("\xc3"
+             "A");
+    UTF8_BAD("\xe2"
+             "A"
+             "\xac");
+    UTF8_BAD("\xe2\x82"
+             "A");
+    UTF8_BAD("\xf0\x9f\x98"
+             "A");
     UTF8_BAD("\xc3\xc3\xa9");
     /* Only len bytes are looked at: a cut through a sequence is truncation. */
     const char *euro = "\xe2\x82\xac";
@@ -80,10 +86,14 @@ static void test_utf8_inside_ascii_runs(void **state)
         size_t len;
         bool ok;
     } cases[] = {
-        {"\xE2\x82\xAC", 3, true},      {"\xF0\x9F\x98\x80", 4, true},
-        {"\xC3\xA9", 2, true},          {"\x80", 1, false},
-        {"\xC0\xAF", 2, false},          {"\xED\xA0\x80", 3, false},
-        {"\xF4\x90\x80\x80", 4, false}, {"\xE2\x82", 2, false},
+        {"\xE2\x82\xAC", 3, true},
+        {"\xF0\x9F\x98\x80", 4, true},
+        {"\xC3\xA9", 2, true},
+        {"\x80", 1, false},
+        {"\xC0\xAF", 2, false},
+        {"\xED\xA0\x80", 3, false},
+        {"\xF4\x90\x80\x80", 4, false},
+        {"\xE2\x82", 2, false},
         {"\xFF", 1, false},
     };
     char buf[64];
@@ -172,6 +182,31 @@ static void test_username_clean_ok(void **state)
     assert_int_equal(clean(padded, out), 64);
     assert_string_equal(out, in);
 
+    /* Unicode spaces and blank fillers at the ends are trimmed too: "alice"
+     * with U+3000, U+00A0, U+3164 or U+2800 around would show as "alice" */
+    assert_int_equal(clean("\xe3\x80\x80"
+                           "alice\xc2\xa0",
+                           out),
+                     5);
+    assert_string_equal(out, "alice");
+    assert_int_equal(clean(" \xe3\x85\xa4\xe2\xa0\x80 bob \xef\xbe\xa0\xe2\x80\x83 ", out), 3);
+    assert_string_equal(out, "bob");
+    assert_int_equal(clean("\xe3\x80\x80"
+                           "\xe4\xb8\xad\xe6\x96\x87"
+                           "\xe3\x80\x80",
+                           out),
+                     6);
+    assert_string_equal(out, "\xe4\xb8\xad\xe6\x96\x87"); /* CJK with ideographic spaces */
+
+    /* A variation selector after what it changes: an emoji, an ideograph,
+     * a keycap */
+    assert_int_equal(clean("love\xe2\x9d\xa4\xef\xb8\x8f", out), 10); /* U+2764 U+FE0F */
+    assert_int_equal(clean("\xe8\x91\x9b\xf3\xa0\x84\x80"
+                           "x",
+                           out),
+                     8);                                            /* U+845B U+E0100 */
+    assert_int_equal(clean("no1\xef\xb8\x8f\xe2\x83\xa3", out), 9); /* 1 U+FE0F U+20E3 */
+
     /* Only len bytes are read. */
     memset(out, 'X', sizeof out);
     assert_int_equal(cf_username_clean(" carol  dave", 7, out, sizeof out), 5);
@@ -212,12 +247,56 @@ static void test_username_clean_errors(void **state)
     assert_int_equal(clean("a\nb", out), CF_NAME_CONTROL);
     assert_int_equal(clean("a\x1b[31mb", out), CF_NAME_CONTROL);
     assert_int_equal(clean("del\x7f", out), CF_NAME_CONTROL);
-    assert_int_equal(clean("c1\xc2\x85x", out), CF_NAME_CONTROL);      /* U+0085 */
+    assert_int_equal(clean("c1\xc2\x85x", out), CF_NAME_CONTROL);         /* U+0085 */
     assert_int_equal(clean("evil\xe2\x80\xaetxt", out), CF_NAME_CONTROL); /* U+202E */
     assert_int_equal(clean("al\xe2\x80\x8bice", out), CF_NAME_CONTROL);   /* U+200B */
-    assert_int_equal(clean("\xef\xbb\xbf" "bom", out), CF_NAME_CONTROL);  /* U+FEFF */
-    assert_int_equal(clean("x\xe2\x81\xa6y", out), CF_NAME_CONTROL);      /* U+2066 */
-    assert_int_equal(clean("soft\xc2\xadhyphen", out), CF_NAME_CONTROL);  /* U+00AD */
+    assert_int_equal(clean("\xef\xbb\xbf"
+                           "bom",
+                           out),
+                     CF_NAME_CONTROL);                                   /* U+FEFF */
+    assert_int_equal(clean("x\xe2\x81\xa6y", out), CF_NAME_CONTROL);     /* U+2066 */
+    assert_int_equal(clean("soft\xc2\xadhyphen", out), CF_NAME_CONTROL); /* U+00AD */
+    /* a variation selector after ASCII, at the start or after another shows
+     * as nothing: "alice" U+FE0F looks like "alice" */
+    assert_int_equal(clean("alice\xef\xb8\x8f", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("\xef\xb8\x80"
+                           "alice",
+                           out),
+                     CF_NAME_CONTROL);
+    assert_int_equal(clean("ali\xf3\xa0\x84\x80"
+                           "ce",
+                           out),
+                     CF_NAME_CONTROL);                              /* U+E0100 */
+    assert_int_equal(clean("1\xef\xb8\x8f", out), CF_NAME_CONTROL); /* no keycap after */
+    assert_int_equal(clean("\xe2\x9d\xa4\xef\xb8\x8f\xef\xb8\x8f", out), CF_NAME_CONTROL);
+    /* other characters that render as nothing */
+    assert_int_equal(clean("ali\xe1\xa0\x8b"
+                           "ce",
+                           out),
+                     CF_NAME_CONTROL); /* U+180B */
+    assert_int_equal(clean("ali\xe1\x9e\xb4"
+                           "ce",
+                           out),
+                     CF_NAME_CONTROL); /* U+17B4 */
+    assert_int_equal(clean("ali\xf0\x9d\x85\xb3"
+                           "ce",
+                           out),
+                     CF_NAME_CONTROL); /* U+1D173 */
+    assert_int_equal(clean("ali\xf0\x9b\xb2\xa0"
+                           "ce",
+                           out),
+                     CF_NAME_CONTROL); /* U+1BCA0 */
+    /* ... which an older version let in: still fine from a peer or Redis */
+    assert_true(cf_username_wire_valid("alice\xef\xb8\x8f", 8));
+    assert_true(cf_username_wire_valid("ali\xe1\xa0\x8b"
+                                       "ce",
+                                       8));
+    assert_true(cf_username_wire_valid("alice\xc2\xa0", 7));
+    assert_false(cf_username_valid("alice\xef\xb8\x8f", 8));
+    assert_false(cf_username_valid("alice\xc2\xa0", 7)); /* a token's sub: not trimmed */
+    assert_false(cf_username_valid("\xe3\x80\x80"
+                                   "alice",
+                                   8));
     assert_int_equal(cf_username_clean("a\0b", 3, out, sizeof out), CF_NAME_CONTROL);
 
     assert_int_equal(clean("bad\xff", out), CF_NAME_BAD_UTF8);
@@ -267,10 +346,10 @@ static void test_text_has_content(void **state)
     assert_false(CONTENT("   "));
     assert_false(CONTENT("\n\t"));
     assert_false(CONTENT(" \t\r\n\v\f"));
-    assert_false(CONTENT("\xe3\x80\x80"));           /* U+3000 ideographic space */
-    assert_false(CONTENT("\xc2\xa0"));               /* U+00A0 no-break space */
+    assert_false(CONTENT("\xe3\x80\x80"));            /* U+3000 ideographic space */
+    assert_false(CONTENT("\xc2\xa0"));                /* U+00A0 no-break space */
     assert_false(CONTENT("\xc2\xa0 \xe3\x80\x80\n")); /* a mix */
-    assert_false(CONTENT("\xe2\x80\x83"));           /* U+2003 em space */
+    assert_false(CONTENT("\xe2\x80\x83"));            /* U+2003 em space */
     assert_true(CONTENT("a"));
     assert_true(CONTENT(" x "));
     assert_true(CONTENT("\xc2\xa0x"));
