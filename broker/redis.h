@@ -138,6 +138,15 @@ const char *rbridge_name(const struct rbridge *b);
  * a failover, NOSCRIPT, ...) has the publisher reconnect once the reply's
  * callback returns, as when it is the whole reply. */
 void rbridge_call_failed(struct rbridge *b, const redisReply *e);
+
+/* Whether the error reply r carries the error code `code` ("READONLY",
+ * "OOM", ...): at its start, as Redis 7 writes it, or after what comes
+ * before it elsewhere (Redis 5 and 6 report a check made inside a script as
+ * "@user_script: 152: -READONLY You can't ...", and a batch's later calls
+ * carry an earlier one's error after a prefix of ours). The code must stand
+ * alone: after the start, a space, ':' or '-', and before a space or the
+ * end. */
+bool rbridge_error_is(const redisReply *r, const char *code);
 /* The cap on the lines about failed calls inside a batch's reply on this
  * server (CF_LOG_CAPPED): an out-of-memory Redis or a damaged room fails
  * every send, so these lines would come at the clients' rate. The bridge

@@ -94,8 +94,10 @@ static void on_sent(void *ud, int err, const struct store_sent *r)
         struct gwlink *l = link_of(b, p->link_id);
         struct cf_wire_msg s = {.type = CF_WIRE_SENT, .q = p->q, .id = r->id, .ts = r->ts,
                                 .dup = r->dup, .room = pstr(p->room, p->room_len)};
-        if (l)
-            gwlink_send(l, &s);
+        /* a reply that cannot be framed (a time past 9999 from a damaged
+         * de-duplication key) still gets its one answer */
+        if (l && gwlink_send(l, &s) == -EINVAL)
+            send_fail(b, p->link_id, p->q, -EIO);
     }
     pending_free(p);
 }

@@ -111,11 +111,10 @@
  *   error as the reply, as a lone send would.
  * The bridge reconnects on the errors that call for it (READONLY after a
  * failover) either way (rbridge_call_failed). */
-static const char script_send[] =
-    PRELUDE
+static const char script_send[] = PRELUDE
     "local function send(km, kh, kd, a)\n"
     "  local d = kd and redis.call('GET', kd)\n"
-    "  if d and string.match(d, '^%d+:%d+$') then return d end\n"
+    "  if d and string.match(d, '^%d+:%-?%d+$') then return d end -- a time before 1970 too\n"
     "  local touch = ARGV[a + 7] == '1'\n"
     "  local epoch = redis.call('HGET', km, 'epoch')\n"
     "  if not epoch then\n"
@@ -131,7 +130,13 @@ static const char script_send[] =
     "    struct.pack('>BI4I4', 207, hi, id - hi * 4294967296)\n"
     "  local hsize = tonumber(ARGV[a + 3])\n"
     "  if hsize > 0 then\n"
-    "    local len = redis.call('RPUSH', kh, payload)\n"
+    "    -- a history key of another type: give the id back (writes are not\n"
+    "    -- undone), or each send until it is deleted would leave a gap\n"
+    "    local len = redis.pcall('RPUSH', kh, payload)\n"
+    "    if type(len) == 'table' then\n"
+    "      redis.call('HINCRBY', km, 'seq', '-1')\n"
+    "      error(len)\n"
+    "    end\n"
     "    if len > hsize + tonumber(ARGV[a + 8]) then redis.call('LTRIM', kh, -hsize, -1) end\n"
     "    if touch or len == 1 then redis.call('EXPIRE', kh, ARGV[a + 4]) end\n"
     "  else\n"

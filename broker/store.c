@@ -186,17 +186,10 @@ static struct cf_str *strings_of(const redisReply *r, uint32_t *n)
  * (script_send). */
 static bool refused_for_now(const redisReply *r)
 {
-    static const char not_run[] = SCRIPT_NOT_RUN_AFTER;
-    static const char *const codes[] = {"OOM ",     "READONLY ", "LOADING ",    "MASTERDOWN ",
-                                        "BUSY ",    "MISCONF ",  "NOREPLICAS ", "NOSCRIPT "};
-    const char *p = r->str;
-    size_t n = r->len;
-    if (n >= sizeof not_run - 1 && !memcmp(p, not_run, sizeof not_run - 1)) {
-        p += sizeof not_run - 1;
-        n -= sizeof not_run - 1;
-    }
+    static const char *const codes[] = {"OOM",  "READONLY", "LOADING",    "MASTERDOWN",
+                                        "BUSY", "MISCONF",  "NOREPLICAS", "NOSCRIPT"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (n >= strlen(codes[i]) && !memcmp(p, codes[i], strlen(codes[i])))
+        if (rbridge_error_is(r, codes[i]))
             return true;
     return false;
 }
@@ -285,8 +278,13 @@ static bool sent_of(const redisReply *r, int64_t ts, struct store_sent *out)
         ok = id > 0;
     } else if (dup) {
         const char *colon = memchr(r->str, ':', r->len);
+        const char *t = colon ? colon + 1 : NULL;
+        size_t tn = colon ? r->len - (size_t)(t - r->str) : 0;
+        bool neg = tn > 0 && *t == '-'; /* a time before 1970 (a clock gone wrong) */
         ok = colon && digits_of(r->str, (size_t)(colon - r->str), &id) &&
-             digits_of(colon + 1, r->len - (size_t)(colon + 1 - r->str), &ts) && id > 0;
+             digits_of(t + neg, tn - neg, &ts) && id > 0;
+        if (ok && neg)
+            ts = -ts;
     }
     if (!ok || dup)
         touch_unsure(); /* failed, or answered before the TTLs were set */

@@ -63,20 +63,26 @@ static void ask(struct bl_reader *rd, struct cf_bytes *out, uint64_t q0, int n, 
     answers(rd, q0, n, a);
 }
 
-static void put_send_cid(struct cf_bytes *out, uint64_t q, const char *room, const char *text,
-                         const char *cid)
+static void put_send_at(struct cf_bytes *out, uint64_t q, const char *room, const char *text,
+                        const char *cid, int64_t ts)
 {
     struct cf_wire_msg m = {.type = CF_WIRE_SEND,
                             .q = q,
                             .room = {room, (uint32_t)strlen(room)},
                             .from = {"batcher", 7},
                             .text = {text, (uint32_t)strlen(text)},
-                            .ts = cf_wall_ms()};
+                            .ts = ts};
     if (cid) {
         m.cid = (struct cf_str){cid, (uint32_t)strlen(cid)};
         m.has |= CF_WIRE_HAS_CID;
     }
     assert_int_equal(cf_wire_encode(out, &m), 0);
+}
+
+static void put_send_cid(struct cf_bytes *out, uint64_t q, const char *room, const char *text,
+                         const char *cid)
+{
+    put_send_at(out, q, room, text, cid, cf_wall_ms());
 }
 
 static void put_send(struct cf_bytes *out, uint64_t q, const char *room, const char *text)
@@ -279,6 +285,8 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     freeReplyObject(redisCommand(rc, "DEL %s", hist2));
     freeReplyObject(redisCommand(rc, "SET %s broken", hist2));
     damaged_first(&rd, &out, 320, rooms[2], "hist", rooms[1], (uint64_t)seq1 + 4);
+    /* its id given back: the room's next message follows the last one */
+    assert_int_equal(redis_int(rc, "HGET %s seq", meta2), seq2);
     join_refused(&rd, 325, rooms[2], NULL, rc);
     freeReplyObject(redisCommand(rc, "DEL %s", hist2));
     freeReplyObject(redisCommand(rc, "HSET %s seq lots", meta2));
@@ -329,6 +337,30 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     assert_true(a[0].dup);
     assert_int_equal(a[0].id, once);
+
+    /* A send from a clock before 1970 (a time the wire allows) is one
+     * message too: its repeat used to be stored again. */
+    put_send_at(&out, 620, rooms[0], "early", "r-neg", -86400000);
+    ask(&rd, &out, 620, 1, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_false(a[0].dup);
+    uint64_t early = a[0].id;
+    put_send_at(&out, 621, rooms[0], "early", "r-neg", -86400000);
+    ask(&rd, &out, 621, 1, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_true(a[0].dup);
+    assert_int_equal(a[0].id, early);
+
+    /* A repeat whose stored time has no RFC 3339 form (a damaged key) still
+     * gets its one answer: the reply could not be framed, and none came. */
+    char dd[128];
+    snprintf(dd, sizeof dd, "cf:{%s}:dd:7:batcher:r-far", rooms[0]);
+    freeReplyObject(redisCommand(rc, "SET %s 5:999999999999999999 EX 60", dd));
+    put_send_cid(&out, 630, rooms[0], "far", "r-far");
+    ask(&rd, &out, 630, 1, a);
+    assert_int_equal(a[0].type, CF_WIRE_FAIL);
+    assert_string_equal(a[0].code, "internal");
+    freeReplyObject(redisCommand(rc, "DEL %s", dd));
 
     /* A failure that is no room's own (Redis out of memory) would fail the
      * sends after it alike: they are not run. A repeat needs no write, so

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "asan.h"
+#include "redis.h"
 #include "rreply.h"
 
 /* A reader on an arena of its own (the test frees both) */
@@ -297,10 +298,54 @@ static void test_a_freed_reply_is_poisoned(void **state)
 }
 #endif
 
+static redisReply err_reply(const char *text)
+{
+    return (redisReply){.type = REDIS_REPLY_ERROR, .str = (char *)text, .len = strlen(text)};
+}
+
+/* Error codes are found as Redis 7 writes them, and as Redis 5 and 6 report
+ * a check made inside a script (a position prefix and the raw reply text):
+ * a READONLY there must still reconnect the publisher. */
+static void test_error_codes_in_every_form(void **state)
+{
+    (void)state;
+    static const char *const readonly[] = {
+        "READONLY You can't write against a read only replica.",
+        "@user_script: 152: -READONLY You can't write against a read only replica.\r\n",
+        "ERR Error running script (call to f_0123): @user_script:1: @user_script: 1: "
+        "-READONLY You can't write against a read only replica.",
+        "ERR not run: an earlier send in its batch failed: READONLY You can't write",
+        "READONLY",
+    };
+    for (size_t i = 0; i < sizeof readonly / sizeof readonly[0]; i++) {
+        redisReply r = err_reply(readonly[i]);
+        if (!rbridge_error_is(&r, "READONLY"))
+            fail_msg("READONLY not found in \"%s\"", readonly[i]);
+    }
+    static const char *const not_it[] = {
+        "READONLYX something",
+        "ERR unknown command 'xREADONLY'",
+        "WRONGTYPE Operation against a key holding the wrong kind of value (cf:{READONLY}:meta)",
+        "",
+    };
+    for (size_t i = 0; i < sizeof not_it / sizeof not_it[0]; i++) {
+        redisReply r = err_reply(not_it[i]);
+        if (rbridge_error_is(&r, "READONLY"))
+            fail_msg("READONLY found in \"%s\"", not_it[i]);
+    }
+    redisReply oom = err_reply("@user_script: 9: -OOM command not allowed when used memory > "
+                               "'maxmemory'.");
+    assert_true(rbridge_error_is(&oom, "OOM"));
+    redisReply status = {.type = REDIS_REPLY_STATUS, .str = "READONLY", .len = 8};
+    assert_false(rbridge_error_is(&status, "READONLY"));
+    assert_false(rbridge_error_is(NULL, "READONLY"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_message_is_built_in_the_arena),
+        cmocka_unit_test(test_error_codes_in_every_form),
         cmocka_unit_test(test_every_kind_of_reply),
         cmocka_unit_test(test_a_reply_being_read_is_never_overwritten),
         cmocka_unit_test(test_each_reader_has_its_own_arena),
