@@ -146,8 +146,9 @@ static int start_frame(struct wsf_rx *st, uint64_t len, uint32_t max_msg, const 
     if (st->op >= WSF_CLOSE) {
         st->left = (uint32_t)len; /* at most 125 (check_start) */
         st->ctllen = 0;
-        if (st->op == WSF_CLOSE)
-            st->utf8 = 0; /* a close ends any message: its reason is checked alone */
+        /* a message's UTF-8 state is kept: a close's reason is checked on
+         * its own (control_done), and a parse that went on after it must
+         * still check the message's rest */
         return 0;
     }
     if (st->op != WSF_CONT) {

@@ -2,6 +2,7 @@
 #include "wsio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,8 @@ struct wsio *wsio_new(struct lws_vhost *vh, wsio_event_fn on_event)
     io->wsi = gw_adopt_raw(vh, &io->ep, WSIO_PROTOCOL, io);
     if (!io->wsi) {
         CF_ERROR("wsio", "cannot adopt the epoll set into the lws loop");
-        close(io->ep);
+        if (fcntl(io->ep, F_GETFD) >= 0) /* lws may have closed it already */
+            close(io->ep);
         free(io);
         return NULL;
     }

@@ -339,6 +339,16 @@ static int listen_port(int fd)
     return ntohs(sa.sin_port);
 }
 
+/* Redis and a node of one broker and `workers` gateway workers, running. */
+static void one_broker_node(struct h_fixture *f, int workers)
+{
+    assert_int_equal(h_redis_start(&f->redis, h_tmpdir()), 0);
+    h_node_init(&f->node, f->redis.addr);
+    f->node.brokers = 1;
+    f->node.workers = workers;
+    assert_int_equal(h_node_start(&f->node), 0);
+}
+
 /* A gateway binds PORT with SO_REUSEPORT, so a second one of the same user
  * (a first left running, another checkout's `make run-all`) could bind it
  * too and take a share of the connections. It refuses to start instead,
@@ -349,11 +359,7 @@ static void test_a_gateway_does_not_share_a_held_port(void **state)
 {
     (void)state;
     struct h_fixture f;
-    assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
-    h_node_init(&f.node, f.redis.addr);
-    f.node.brokers = 1;
-    f.node.workers = 2;
-    assert_int_equal(h_node_start(&f.node), 0);
+    one_broker_node(&f, 2);
 
     char port[32], run_dir[400];
     snprintf(port, sizeof port, "PORT=%d", f.node.port);
@@ -423,7 +429,6 @@ static void test_a_gateway_does_not_share_a_held_port(void **state)
     h_redis_stop(&f.redis);
 }
 
-/* A listener on ::1 only, or -1 where this machine has no IPv6 loopback. */
 /* A second broker of a running shard, on the same RUN_DIR (started twice by
  * hand, or two supervisors), exits 1 and says why, and the first keeps its
  * socket: the gateway still reaches it. Both the probe of the socket and the
@@ -432,11 +437,7 @@ static void test_a_second_broker_of_a_shard_is_refused(void **state)
 {
     (void)state;
     struct h_fixture f;
-    assert_int_equal(h_redis_start(&f.redis, h_tmpdir()), 0);
-    h_node_init(&f.node, f.redis.addr);
-    f.node.brokers = 1;
-    f.node.workers = 1;
-    assert_int_equal(h_node_start(&f.node), 0);
+    one_broker_node(&f, 1);
 
     char run_dir[400], redis[400];
     snprintf(run_dir, sizeof run_dir, "RUN_DIR=%s", f.node.run_dir);
@@ -467,6 +468,7 @@ static void test_a_second_broker_of_a_shard_is_refused(void **state)
     h_redis_stop(&f.redis);
 }
 
+/* A listener on ::1 only, or -1 where this machine has no IPv6 loopback. */
 static int listen_on_v6_loopback(void)
 {
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -312,8 +312,8 @@ static void test_error_codes_in_every_form(void **state)
     static const char *const readonly[] = {
         "READONLY You can't write against a read only replica.",
         "@user_script: 152: -READONLY You can't write against a read only replica.\r\n",
-        "ERR Error running script (call to f_0123): @user_script:1: @user_script: 1: "
-        "-READONLY You can't write against a read only replica.",
+        ("ERR Error running script (call to f_0123): @user_script:1: @user_script: 1: "
+         "-READONLY You can't write against a read only replica."),
         "ERR not run: an earlier send in its batch failed: READONLY You can't write",
         "READONLY",
     };

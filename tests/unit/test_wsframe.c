@@ -304,6 +304,34 @@ static void test_close_without_code_is_1005(void **state)
                 !wsf_close_code_ok(1015) && !wsf_close_code_ok(5000));
 }
 
+static int on_close_going_on(void *ud, int code, const uint8_t *reason, size_t n)
+{
+    on_close(ud, code, reason, n);
+    return 0; /* a sink that parses on after a close */
+}
+
+/* A close inside a fragmented text message checks its reason alone, and
+ * leaves the message's UTF-8 state as it was: a sink that went on parsing
+ * would otherwise take E2 82 | close | 41 for a valid text. */
+static void test_a_close_leaves_the_message_s_utf8_state(void **state)
+{
+    (void)state;
+    static const struct wsf_sink going_on = {on_data, on_ping, on_pong, on_close_going_on};
+    uint8_t buf[64];
+    size_t n = frame(buf, 0x01, "\xe2\x82", 2, true);
+    n += frame(buf + n, 0x88, "\x03\xe8", 2, true);
+    n += frame(buf + n, 0x80, "A", 1, true);
+    struct wsf_rx st;
+    memset(&st, 0, sizeof st);
+    static struct seen s;
+    memset(&s, 0, sizeof s);
+    const char *why = NULL;
+    assert_int_equal(wsf_feed(&st, buf, n, 4096, &going_on, &s, &why), 1007);
+    assert_int_equal(s.close_code, 1000);
+    assert_int_equal(s.nmsg, 0);
+    wsf_rx_reset(&st);
+}
+
 static void test_server_headers(void **state)
 {
     (void)state;
@@ -348,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_violations_end_with_their_close_code),
         cmocka_unit_test(test_fragment_rules),
         cmocka_unit_test(test_close_without_code_is_1005),
+        cmocka_unit_test(test_a_close_leaves_the_message_s_utf8_state),
         cmocka_unit_test(test_server_headers),
         cmocka_unit_test(test_utf8_accepts_every_valid_form),
     };
