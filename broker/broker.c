@@ -487,17 +487,22 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
 #define DRAIN_MAX_MS 3000
 
 /* Draining: exits once Redis has answered every command sent (so each send
- * in flight gets its ack or error) and the answers are written to the
- * gateways, or after DRAIN_MAX_MS. */
+ * in flight gets its ack or error), no request is held for a room's pending
+ * SUBSCRIBE (a first join of a room: it runs once Redis confirms it), and
+ * the answers are written to the gateways; or after DRAIN_MAX_MS. */
 static int on_drain_tick(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)usec;
     struct broker *b = ud;
-    bool done = rset_inflight(b->redis) == 0 && gwlinks_flushed(b->links);
+    struct rooms_stats rs;
+    rooms_stats(b->rooms, &rs);
+    bool done = rset_inflight(b->redis) == 0 && rs.held_bytes == 0 && gwlinks_flushed(b->links);
     if (done || cf_mono_ms() >= b->drain_deadline) {
         if (!done)
-            CF_WARN("broker", "drain timed out with %u Redis commands unanswered; exiting",
-                    rset_inflight(b->redis));
+            CF_WARN("broker",
+                    "drain timed out with %u Redis commands unanswered and %llu bytes "
+                    "of requests held for subscriptions; exiting",
+                    rset_inflight(b->redis), (unsigned long long)rs.held_bytes);
         sd_event_exit(b->ev, 0);
         return 0;
     }

@@ -557,6 +557,40 @@ static void test_broker_takes_two_quick_signals_as_one_stop(void **state)
     v1_close(b);
 }
 
+/* A first join of a room waits for Redis to confirm its SUBSCRIBE: one
+ * held so when SIGTERM comes is run and answered before the broker exits,
+ * as a send in flight is (it used to exit at once, and the join failed). */
+static void test_broker_sigterm_answers_a_join_held_for_its_subscribe(void **state)
+{
+    (void)state;
+    gateway_up();
+    char room[32];
+    room_on_shard(room, sizeof room, "held-", 0, 2);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(v1_send(a, "join", json_pack("{s:s}", "room", room)), 0);
+    h_sleep_ms(150); /* held: the SUBSCRIBE has no answer */
+    long mark = h_log_mark(&fx.node.broker[0]);
+    assert_int_equal(kill(fx.node.broker[0].pid, SIGTERM), 0);
+    h_sleep_ms(300);
+    bool draining = h_alive(&fx.node.broker[0]);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    if (!draining) {
+        h_dump_log(&fx.node.broker[0], 10);
+        fail_msg("the broker exited with a join held for its SUBSCRIBE");
+    }
+    json_t *ev = v1_wait(a, V1_WAIT, "joined", "room", room, NULL);
+    V1_MUST(a, ev, "the held join's answer, from the draining broker");
+    json_decref(ev);
+    int st = h_wait_exit(&fx.node.broker[0], 5000);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_false(h_log_contains_from(&fx.node.broker[0], mark, "drain timed out", 0));
+    assert_int_equal(h_broker_start(&fx.node, 0), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    v1_close(a);
+}
+
 static void test_shutdown_closes_1001(void **state)
 {
     (void)state;
@@ -621,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_broker_dies_with_a_send_in_flight),
         cmocka_unit_test(test_broker_sigterm_answers_every_send),
         cmocka_unit_test(test_broker_takes_two_quick_signals_as_one_stop),
+        cmocka_unit_test(test_broker_sigterm_answers_a_join_held_for_its_subscribe),
         cmocka_unit_test(test_a_broker_back_before_its_redis_keeps_its_members),
         cmocka_unit_test(test_shutdown_closes_1001),
         cmocka_unit_test(test_a_drained_gateway_shows_no_leave),
