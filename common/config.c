@@ -470,6 +470,17 @@ int cf_config_load(struct cf_config *cfg)
                 cfg->dedup_window, cfg->history_ttl);
         bad++;
     }
+    if (!bad && cfg->max_client_queue_bytes < 4 * (int64_t)cfg->max_message_bytes) {
+        fprintf(stderr,
+                "config: MAX_CLIENT_QUEUE_BYTES=%lld is under 4 x MAX_MESSAGE_BYTES=%d: "
+                "a message's event can be twice its text (JSON escapes \" and \\), and "
+                "a client's queue must hold two, or one long message closes its room's "
+                "members as slow consumers; raise MAX_CLIENT_QUEUE_BYTES to at least "
+                "%lld or lower MAX_MESSAGE_BYTES\n",
+                (long long)cfg->max_client_queue_bytes, cfg->max_message_bytes,
+                4 * (long long)cfg->max_message_bytes);
+        bad++;
+    }
     if (!bad && (!cfg->tls_cert[0]) != (!cfg->tls_key[0])) {
         fprintf(stderr, "config: TLS_CERT and TLS_KEY go together: set both for HTTPS, or "
                         "neither\n");

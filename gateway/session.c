@@ -241,12 +241,7 @@ int sess_send(struct session *s, struct cf_buf *b)
         drain_now(s);
     if (s->ended)
         return -EPIPE;
-    /* An empty queue takes any one event: one larger than the whole bound
-     * (MAX_MESSAGE_BYTES near MAX_CLIENT_QUEUE_BYTES, its text escaped up
-     * to twice) would otherwise close every member of its room, its sender
-     * too, each as a slow consumer. An event is bounded by the message
-     * limit, so this holds at most one such event beyond the bound. */
-    if (s->qbytes && s->qbytes + cost > s->qmax) {
+    if (s->qbytes + cost > s->qmax) {
         char peer[INET6_ADDRSTRLEN + 8];
         sess_peer(s, peer, sizeof peer);
         CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",

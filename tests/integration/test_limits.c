@@ -238,46 +238,6 @@ static void test_a_close_then_half_close_behind_held_bytes_is_answered(void **st
  * (ws.h): with many silent peers, every one of them is still reached. */
 #define DEAD_PEERS 30
 
-/* A message event larger than the whole queue bound (a setting of
- * MAX_MESSAGE_BYTES near MAX_CLIENT_QUEUE_BYTES, and a text JSON escapes to
- * twice its size) reaches every member whose queue is empty: it used to
- * close them all, the sender too, as slow consumers. */
-static void test_an_event_over_the_queue_bound_reaches_idle_members(void **state)
-{
-    (void)state;
-    struct h_node n;
-    h_node_init(&n, fx.redis.addr);
-    n.extra_env[0] = "MAX_MESSAGE_BYTES=65536";
-    n.extra_env[1] = "MAX_CLIENT_QUEUE_BYTES=16384";
-    assert_int_equal(h_node_start(&n), 0);
-    struct wsc *a = member(n.port, "alice", "big"), *b = member(n.port, "bob", "big");
-    settle((struct wsc *[]){a, b}, 2);
-    /* 12,000 quotes: 24,000 bytes escaped, over the 16 KiB bound */
-    size_t q = 12000;
-    const char *head = "{\"type\":\"send_message\",\"payload\":{\"message\":\"";
-    char *f = malloc(strlen(head) + 2 * q + 8);
-    assert_non_null(f);
-    char *p = stpcpy(f, head);
-    for (size_t i = 0; i < q; i++)
-        p = stpcpy(p, "\\\"");
-    strcpy(p, "\"}}");
-    assert_int_equal(wsc_send_text(a, f), 0);
-    free(f);
-    for (int i = 0; i < 2; i++) {
-        json_t *ev = wsc_recv_json(i ? b : a, 5000);
-        if (!ev)
-            fail_msg("%s did not get the event (closed %d)", i ? "bob" : "alice",
-                     wsc_close_code(i ? b : a));
-        assert_int_equal(strlen(payload_str(ev, "message")), q);
-        json_decref(ev);
-    }
-    say(b, "still here");
-    expect_message(a, "still here", "bob");
-    wsc_close(a);
-    wsc_close(b);
-    assert_int_equal(h_node_stop(&n), 0);
-}
-
 static void test_dead_peers_are_reaped_by_ping(void **state)
 {
     (void)state;
@@ -587,7 +547,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_at_the_limit_is_fine_over_it_is_1009),
-        cmocka_unit_test(test_an_event_over_the_queue_bound_reaches_idle_members),
         cmocka_unit_test(test_invalid_utf8_is_1007),
         cmocka_unit_test(test_slow_consumer_is_dropped_and_nobody_waits),
         cmocka_unit_test(test_a_burst_past_the_queue_bound_reaches_readers),

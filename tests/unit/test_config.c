@@ -130,7 +130,7 @@ static void test_overrides(void **state)
     setenv("JWT_TTL", "60", 1);
     setenv("DEFAULT_ROOM", "lobby", 1);
     setenv("MAX_MESSAGE_BYTES", "65536", 1);
-    setenv("MAX_CLIENT_QUEUE_BYTES", "16384", 1);
+    setenv("MAX_CLIENT_QUEUE_BYTES", "262144", 1);
     setenv("PING_INTERVAL", "5", 1);
     setenv("PING_TIMEOUT", "3600", 1);
     setenv("DRAIN_TIMEOUT_MS", "0", 1);
@@ -153,7 +153,7 @@ static void test_overrides(void **state)
     assert_int_equal(cfg.jwt_ttl, 60);
     assert_string_equal(cfg.default_room, "lobby");
     assert_int_equal(cfg.max_message_bytes, 65536);
-    assert_int_equal(cfg.max_client_queue_bytes, 16384);
+    assert_int_equal(cfg.max_client_queue_bytes, 262144);
     assert_int_equal(cfg.ping_interval, 5);
     assert_int_equal(cfg.ping_timeout, 3600);
     assert_int_equal(cfg.drain_timeout_ms, 0);
@@ -264,6 +264,19 @@ static void test_invalid_values(void **state)
     setenv("DEDUP_WINDOW", "120", 1);
     assert_int_equal(load_quiet(&c2), 0);
     unsetenv("DEDUP_WINDOW");
+    /* A client's queue holds two of the largest message events (each up to
+     * twice its text): one long message must not close a room's members. */
+    clear_env();
+    setenv("MAX_MESSAGE_BYTES", "65536", 1);
+    setenv("MAX_CLIENT_QUEUE_BYTES", "262143", 1);
+    assert_int_equal(load_quiet(&c2), -1);
+    setenv("MAX_CLIENT_QUEUE_BYTES", "262144", 1);
+    assert_int_equal(load_quiet(&c2), 0);
+    setenv("MAX_MESSAGE_BYTES", "4096", 1);
+    setenv("MAX_CLIENT_QUEUE_BYTES", "16384", 1); /* the lowest queue bound */
+    assert_int_equal(load_quiet(&c2), 0);
+    setenv("MAX_MESSAGE_BYTES", "4097", 1);
+    assert_int_equal(load_quiet(&c2), -1);
     /* Several bad values at once are still just -1. */
     clear_env();
     setenv("PORT", "0", 1);
