@@ -430,8 +430,11 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
             CF_ERROR("links", "%s is in use by a running broker: is shard %u already running?",
                      path, shard);
         else
-            CF_ERROR("links", "cannot listen on %s: %s (is RUN_DIR writable?)", path,
-                     strerror(-g->lfd));
+            CF_ERROR("links",
+                     "cannot listen on %s: %s (is RUN_DIR writable, and are the socket "
+                     "and its lock file %s.lock this user's? A stale one another user left, "
+                     "e.g. from a run with sudo, must be removed)",
+                     path, strerror(-g->lfd), path);
         goto fail;
     }
     if (sd_event_add_io(ev, &g->lio, g->lfd, EPOLLIN, on_accept, g) < 0 ||

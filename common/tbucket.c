@@ -3,9 +3,10 @@
  * The state is one time stamp: the moment the bucket would have been empty
  * had no tokens been taken since. Tokens available at `now` are
  * (now - stamp) * rate, capped at burst (the "virtual scheduling" form of the
- * algorithm), so taking a token moves the stamp by 1/rate. In nanoseconds,
- * rates up to a million per second are within 0.02 % (300,000/s is 3,333 ns a
- * token; in microseconds it was 3 µs, 333,333/s, and 400,000/s was 500,000/s). */
+ * algorithm), so taking a token moves the stamp by 1/rate. In whole
+ * nanoseconds, rates up to a million per second are within 0.1 % (300,000/s
+ * is 3,333 ns a token; in microseconds it was 3 µs, 333,333/s, and 400,000/s
+ * was 500,000/s). */
 #include "tbucket.h"
 
 static int64_t cost_ns(int64_t rate)

@@ -117,14 +117,29 @@ static bool is_variation_selector(int32_t cp)
     return (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xE0100 && cp <= 0xE01EF);
 }
 
+/* Characters a variation selector may follow: symbols and emoji that have
+ * a text and an emoji look (U+00A9, U+2764, U+1F600...), and CJK ideographs
+ * (ideographic variation sequences). */
+static bool takes_selector(int32_t cp)
+{
+    return cp == 0x00A9 || cp == 0x00AE || cp == 0x203C || cp == 0x2049 || cp == 0x2122 ||
+           cp == 0x2139 || (cp >= 0x2190 && cp <= 0x21FF) || (cp >= 0x2300 && cp <= 0x23FF) ||
+           cp == 0x24C2 || (cp >= 0x25A0 && cp <= 0x27BF) || (cp >= 0x2900 && cp <= 0x297F) ||
+           (cp >= 0x2B00 && cp <= 0x2BFF) || cp == 0x3030 || cp == 0x303D || cp == 0x3297 ||
+           cp == 0x3299 || (cp >= 0x1F000 && cp <= 0x1FAFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+           (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+           (cp >= 0x20000 && cp <= 0x3FFFF);
+}
+
 /* A variation selector picks the look of the character before it: an
  * emoji's (U+2764 U+FE0F), a CJK ideograph's (U+E0100...), or a keycap's
  * ('1' U+FE0F U+20E3). After anything else it shows as nothing, and
- * "alice" U+FE0F would look like "alice". */
+ * "alice" U+FE0F, "josé" U+FE0F or "alice" U+00A0 U+FE0F would look like
+ * a name without it. */
 static bool selector_ok(int32_t prev, int32_t cp, int32_t next)
 {
-    if (prev >= 0x80)
-        return !is_variation_selector(prev);
+    if (takes_selector(prev))
+        return true;
     bool keycap = (prev >= '0' && prev <= '9') || prev == '#' || prev == '*';
     return keycap && cp == 0xFE0F && next == 0x20E3;
 }

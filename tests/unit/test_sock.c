@@ -105,7 +105,8 @@ static void test_a_live_owner_keeps_its_path(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(is_socket(d->sock));
 
-    /* Given up: the file goes, and the next process gets the path. */
+    /* The lock given up (the listener is closed already): the next process
+     * gets the path, and replaces the stale file. */
     cf_sock_unix_unlisten(d->sock, -1, lk);
     int lk3 = -1;
     fd = cf_sock_unix_listen(d->sock, 0660, 16, &lk3);

@@ -204,8 +204,13 @@ static void test_username_clean_ok(void **state)
     assert_int_equal(clean("\xe8\x91\x9b\xf3\xa0\x84\x80"
                            "x",
                            out),
-                     8);                                            /* U+845B U+E0100 */
-    assert_int_equal(clean("no1\xef\xb8\x8f\xe2\x83\xa3", out), 9); /* 1 U+FE0F U+20E3 */
+                     8);                                              /* U+845B U+E0100 */
+    assert_int_equal(clean("no1\xef\xb8\x8f\xe2\x83\xa3", out), 9);   /* 1 U+FE0F U+20E3 */
+    assert_int_equal(clean("a\xf0\x9f\x98\x80\xef\xb8\x8f", out), 8); /* U+1F600 U+FE0F */
+    assert_int_equal(clean("\xc2\xa9\xef\xb8\x8f"
+                           "co",
+                           out),
+                     7); /* U+00A9 U+FE0F */
 
     /* Only len bytes are read. */
     memset(out, 'X', sizeof out);
@@ -268,6 +273,13 @@ static void test_username_clean_errors(void **state)
                            out),
                      CF_NAME_CONTROL);                              /* U+E0100 */
     assert_int_equal(clean("1\xef\xb8\x8f", out), CF_NAME_CONTROL); /* no keycap after */
+    /* ... or after a letter that is not ASCII, or a blank: each shows as
+     * the name without it */
+    assert_int_equal(clean("jos\xc3\xa9\xef\xb8\x8f", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("\xd0\xb0\xef\xb8\x8f", out), CF_NAME_CONTROL); /* Cyrillic a */
+    assert_int_equal(clean("alice\xc2\xa0\xef\xb8\x8f", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("alice\xe3\x80\x80\xef\xb8\x8f", out), CF_NAME_CONTROL);
+    assert_int_equal(clean("alice\xe3\x85\xa4\xef\xb8\x8f", out), CF_NAME_CONTROL);
     assert_int_equal(clean("\xe2\x9d\xa4\xef\xb8\x8f\xef\xb8\x8f", out), CF_NAME_CONTROL);
     /* other characters that render as nothing */
     assert_int_equal(clean("ali\xe1\xa0\x8b"
