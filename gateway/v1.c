@@ -69,7 +69,9 @@ static const char *code_of_errno(int err)
 static const char *message_of_errno(int err)
 {
     switch (err) {
-    case -EBUSY: return "more than 64 requests are waiting for an answer";
+    case -EBUSY:
+        return "MAX_PENDING_REQUESTS requests of this connection are waiting for an "
+               "answer; send more once some are answered";
     case -ENOTCONN: return "the room's broker is not reachable; retry later";
     case -ENOBUFS: return "the room's broker is congested; retry later";
     case -EINVAL: return "the request cannot be forwarded as it is";
@@ -462,7 +464,12 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
     if (m->type == CF_WIRE_FAIL) {
         char code[32], text[160];
         snprintf(code, sizeof code, "%.*s", (int)m->code.len, m->code.p);
-        snprintf(text, sizeof text, "%.*s", (int)m->text.len, m->text.p);
+        /* cut at a character's start: half a character would make the
+         * error's JSON fail to build, and the request go unanswered */
+        size_t n = m->text.len < sizeof text - 1 ? m->text.len : sizeof text - 1;
+        while (n > 0 && n < m->text.len && ((unsigned char)m->text.p[n] & 0xC0) == 0x80)
+            n--;
+        snprintf(text, sizeof text, "%.*s", (int)n, m->text.p);
         refused(gw, q, code, text);
     } else if (m->type == CF_WIRE_SENT && q->kind == REQ_PUBLISH) {
         if (q->http)
@@ -479,6 +486,8 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
     } else {
         CF_WARN("v1", "a broker answered request %llu with an unexpected %s",
                 (unsigned long long)m->q, cf_wire_type_name(m->type));
+        /* still one answer: a join left pending would hold its events */
+        refused(gw, q, "internal", "the broker's answer made no sense");
     }
     if (was_resync) {
         uint32_t shard = blinks_shard_of(gw->links, q->room, q->room_len);

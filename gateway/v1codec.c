@@ -124,6 +124,10 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
         }
         break;
     }
+    case V1_CHANGE_ROOM: /* its joined carries history as a join's does */
+        if (get_limit(payload, &r->limit) < 0)
+            REFUSE("bad_request", "limit must be a non-negative integer");
+        break;
     case V1_HISTORY:
         if (get_limit(payload, &r->limit) < 0)
             REFUSE("bad_request", "limit must be a non-negative integer");

@@ -517,10 +517,16 @@ static void test_change_room_leaves_every_room(void **state)
     join_quietly(a, "cr-1");
     join_quietly(a, "cr-2");
     join_quietly(b, "cr-1");
+    join_quietly(b, "cr-3");
+    send_ok(b, "cr-3", "before alice came", NULL);
     assert_int_equal(v1_send(a, "change_room", json_pack("{s:s}", "name", "cr-3")), 0);
     json_t *ev = v1_wait(a, V1_WAIT, "joined", "room", "cr-3", NULL);
     V1_MUST(a, ev, "joined");
     check_joined(ev, "cr-3");
+    /* with the room's history, as a join's (it came with none) */
+    json_t *msgs = json_object_get(pl(ev), "messages");
+    assert_int_equal(json_array_size(msgs), 1);
+    assert_string_equal(msg_text(json_array_get(msgs, 0)), "before alice came");
     json_decref(ev);
     assert_int_equal(expect_presence(b, "cr-1", "alice", "leave", V1_WAIT), 1);
     send_ok(b, "cr-1", "alice is gone", NULL);
