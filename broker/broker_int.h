@@ -108,4 +108,12 @@ void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_s
 void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                        const unsigned char *payload, size_t len);
 
+/* What of a join snapshot goes out within `budget` bytes (each name and
+ * message counted with 8 bytes of framing): the first *nmembers names, at
+ * most half the budget (a room of 100 long names would otherwise outgrow a
+ * small client queue; the count stays exact), and the newest messages from
+ * index *first in what the rest holds. */
+void requests_fit_join(const struct cf_str *members, uint32_t nmembers, const struct cf_str *msgs,
+                       uint32_t nmsgs, uint32_t budget, uint32_t *nmembers_out, uint32_t *first);
+
 #endif

@@ -84,6 +84,19 @@ static uint32_t fit(const struct cf_str *msgs, uint32_t n, uint32_t budget)
     return i;
 }
 
+void requests_fit_join(const struct cf_str *members, uint32_t nmembers, const struct cf_str *msgs,
+                       uint32_t nmsgs, uint32_t budget, uint32_t *nmembers_out, uint32_t *first)
+{
+    uint64_t used = 0;
+    uint32_t n = 0;
+    while (n < nmembers && used + members[n].len + 8 <= budget / 2) {
+        used += members[n].len + 8;
+        n++;
+    }
+    *nmembers_out = n;
+    *first = fit(msgs, nmsgs, budget - (uint32_t)used);
+}
+
 static void on_sent(void *ud, int err, const struct store_sent *r)
 {
     struct pending *p = ud;
@@ -132,11 +145,19 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
              (int)p->room_len, p->room, (unsigned long long)p->link_id, l ? "open" : "gone",
              (unsigned long long)r->last_id, r->nmessages);
     if (l) {
-        uint32_t first = fit(r->messages, r->nmessages, p->budget);
-        struct cf_wire_msg s = {.type = CF_WIRE_SUBBED, .q = p->q, .room = pstr(p->room, p->room_len),
-                                .epoch = r->epoch, .last_id = r->last_id, .pv = r->pv,
-                                .count = r->count, .members = r->members,
-                                .nmembers = r->nmembers, .messages = r->messages + first,
+        uint32_t nm, first;
+        requests_fit_join(r->members, r->nmembers, r->messages, r->nmessages, p->budget, &nm,
+                          &first);
+        struct cf_wire_msg s = {.type = CF_WIRE_SUBBED,
+                                .q = p->q,
+                                .room = pstr(p->room, p->room_len),
+                                .epoch = r->epoch,
+                                .last_id = r->last_id,
+                                .pv = r->pv,
+                                .count = r->count,
+                                .members = r->members,
+                                .nmembers = nm,
+                                .messages = r->messages + first,
                                 .nmessages = r->nmessages - first,
                                 /* a recovery that does not fit is no recovery */
                                 .recovered = r->recovered && first == 0};

@@ -474,7 +474,7 @@ int cf_config_load(struct cf_config *cfg)
         fprintf(stderr,
                 "config: MAX_CLIENT_QUEUE_BYTES=%lld is under 4 x MAX_MESSAGE_BYTES=%d: "
                 "a message's event can be twice its text (JSON escapes \" and \\), and "
-                "a client's queue must hold two, or one long message closes its room's "
+                "a client's queue must hold about two, or long messages close its room's "
                 "members as slow consumers; raise MAX_CLIENT_QUEUE_BYTES to at least "
                 "%lld or lower MAX_MESSAGE_BYTES\n",
                 (long long)cfg->max_client_queue_bytes, cfg->max_message_bytes,

@@ -455,6 +455,19 @@ static void refused(struct gw *gw, struct req *q, const char *code, const char *
     send_error(q->s, code, message, req_id(q), req_room(q));
 }
 
+/* s into out (cap bytes with the NUL), cut at a character's start: half a
+ * character would make an error's JSON fail to build, and its request go
+ * unanswered. s is valid UTF-8 (the wire checks it). */
+static void cut_utf8(char *out, size_t cap, struct cf_str s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    while (n > 0 && n < s.len && ((unsigned char)s.p[n] & 0xC0) == 0x80)
+        n--;
+    if (n)
+        memcpy(out, s.p, n);
+    out[n] = '\0';
+}
+
 void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
 {
     struct req *q = reqs_take(gw->reqs, m->q);
@@ -463,13 +476,8 @@ void v1_on_reply(struct gw *gw, const struct cf_wire_msg *m)
     bool was_resync = q->resync;
     if (m->type == CF_WIRE_FAIL) {
         char code[32], text[160];
-        snprintf(code, sizeof code, "%.*s", (int)m->code.len, m->code.p);
-        /* cut at a character's start: half a character would make the
-         * error's JSON fail to build, and the request go unanswered */
-        size_t n = m->text.len < sizeof text - 1 ? m->text.len : sizeof text - 1;
-        while (n > 0 && n < m->text.len && ((unsigned char)m->text.p[n] & 0xC0) == 0x80)
-            n--;
-        snprintf(text, sizeof text, "%.*s", (int)n, m->text.p);
+        cut_utf8(code, sizeof code, m->code);
+        cut_utf8(text, sizeof text, m->text);
         refused(gw, q, code, text);
     } else if (m->type == CF_WIRE_SENT && q->kind == REQ_PUBLISH) {
         if (q->http)

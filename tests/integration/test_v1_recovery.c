@@ -569,7 +569,7 @@ static void test_broker_sigterm_answers_a_join_held_for_its_subscribe(void **sta
     struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
     assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
     assert_int_equal(v1_send(a, "join", json_pack("{s:s}", "room", room)), 0);
-    h_sleep_ms(150); /* held: the SUBSCRIBE has no answer */
+    h_sleep_ms(400); /* at the broker, held: the SUBSCRIBE has no answer */
     long mark = h_log_mark(&fx.node.broker[0]);
     assert_int_equal(kill(fx.node.broker[0].pid, SIGTERM), 0);
     h_sleep_ms(300);

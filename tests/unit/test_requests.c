@@ -217,6 +217,36 @@ static void test_a_refused_resync_keeps_the_entry(void **state)
     assert_int_equal(presence_count(b->presence), 1);
 }
 
+/* A join snapshot within its budget (a quarter of the client's queue): the
+ * names take at most half, the newest messages what is left. A room of 100
+ * names of 96 bytes used to go out whole, over a 16 KiB queue's budget. */
+static void test_a_join_snapshot_fits_its_budget(void **state)
+{
+    (void)state;
+    static char name[100][97], text[50][201];
+    struct cf_str members[100], msgs[50];
+    for (int i = 0; i < 100; i++) {
+        memset(name[i], 'n', 96);
+        members[i] = (struct cf_str){name[i], 96};
+    }
+    for (int i = 0; i < 50; i++) {
+        memset(text[i], 'm', 200);
+        msgs[i] = (struct cf_str){text[i], 200};
+    }
+    uint32_t nm, first;
+    requests_fit_join(members, 100, msgs, 50, 4096, &nm, &first); /* a 16 KiB queue */
+    assert_int_equal(nm, 2048 / 104);
+    uint64_t used = nm * 104u + (50u - first) * 208u;
+    assert_true(used <= 4096);
+    assert_int_equal(50 - first, (4096 - nm * 104) / 208);       /* as many as fit, newest */
+    requests_fit_join(members, 3, msgs, 50, 65536, &nm, &first); /* few names: all */
+    assert_int_equal(nm, 3);
+    assert_int_equal(first, 0);
+    requests_fit_join(members, 0, msgs, 0, 0, &nm, &first); /* nothing at all */
+    assert_int_equal(nm, 0);
+    assert_int_equal(first, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +254,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_dropped_join_keeps_the_newer_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_join_is_no_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_resync_keeps_the_entry, setup, teardown),
+        cmocka_unit_test(test_a_join_snapshot_fits_its_budget),
     };
     stand_in = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stand_in == MAP_FAILED)
