@@ -1,0 +1,123 @@
+/* A gateway against a broker played by the test (on the broker's socket,
+ * speaking the wire format): every v1 request still gets exactly one answer
+ * when the broker's answer is odd. A join answered with a frame of the wrong
+ * type is refused `internal` (it was dropped, and the join stayed pending,
+ * holding its events), and an error whose text is longer than the gateway
+ * passes on is cut at a character's start (half a character made the
+ * error's JSON fail to build, and the request went unanswered). */
+#include "v1.h"
+#include "blink.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static struct h_node node;
+static int lfd = -1, link_fd = -1;
+static struct bl_reader rd;
+
+/* Listens where the gateway looks for shard 0 of 1. */
+static int listen_as_broker(const char *run_dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%.80s/broker-0.sock", run_dir);
+    assert_true(n > 0 && (size_t)n < sizeof sa.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    return fd;
+}
+
+/* The next frame of type `type` from the gateway (others, such as presence
+ * registrations, are passed over). */
+static void next_of(int type, struct cf_wire_msg *m)
+{
+    int64_t deadline = h_now_ms() + 5000;
+    while (bl_reader_next(&rd, m, deadline))
+        if ((int)m->type == type)
+            return;
+    fail_msg("no %s frame from the gateway", cf_wire_type_name((enum cf_wire_type)type));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    h_node_init(&node, "unix:/nonexistent/redis.sock"); /* no broker of ours uses it */
+    node.brokers = 1;
+    lfd = listen_as_broker(node.run_dir);
+    if (h_gateway_start(&node) < 0)
+        return -1;
+    struct pollfd p = {lfd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1)
+        return -1;
+    link_fd = accept(lfd, NULL, NULL);
+    if (link_fd < 0)
+        return -1;
+    bl_reader_init(&rd, link_fd);
+    struct cf_wire_msg m;
+    next_of(CF_WIRE_HELLO, &m);
+    struct cf_wire_msg w = {
+        .type = CF_WIRE_WELCOME, .shard = 0, .shards = 1, .node = {"fake-broker", 11}};
+    bl_send_msg(link_fd, &w);
+    struct cf_wire_msg st = {.type = CF_WIRE_STATE, .ready = true, .serving = true};
+    st.has |= CF_WIRE_HAS_SERVING;
+    bl_send_msg(link_fd, &st);
+    return h_wait_health(node.port, 200, 15000);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int bad = h_stop_clean(&node.gateway);
+    bl_reader_free(&rd);
+    close(link_fd);
+    close(lfd);
+    return bad ? -1 : 0;
+}
+
+static void test_a_join_answered_with_the_wrong_frame_is_refused(void **state)
+{
+    (void)state;
+    struct v1c *a = v1_member(node.port, "alice", V1_JSON);
+    assert_int_equal(v1_send(a, "join", json_pack("{s:s, s:s}", "room", "odd", "id", "j1")), 0);
+    struct cf_wire_msg m;
+    next_of(CF_WIRE_SUB, &m);
+    struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = m.q, .room = {"odd", 3}};
+    bl_send_msg(link_fd, &h);
+    expect_error(a, "internal", "j1", "odd");
+    next_of(CF_WIRE_UNSUB, &m); /* the gateway leaves what it never joined */
+    v1_close(a);
+}
+
+static void test_a_long_error_text_is_cut_between_characters(void **state)
+{
+    (void)state;
+    struct v1c *a = v1_member(node.port, "bob", V1_JSON);
+    assert_int_equal(v1_send(a, "join", json_pack("{s:s, s:s}", "room", "long", "id", "j2")), 0);
+    struct cf_wire_msg m;
+    next_of(CF_WIRE_SUB, &m);
+    static char text[201]; /* 100 x U+00E9: its 160-byte cut would split one */
+    for (int i = 0; i < 100; i++)
+        memcpy(text + 2 * i, "\xc3\xa9", 2);
+    struct cf_wire_msg f = {
+        .type = CF_WIRE_FAIL, .q = m.q, .code = {"unavailable", 11}, .text = {text, 200}};
+    bl_send_msg(link_fd, &f);
+    json_t *ev = v1_wait(a, V1_WAIT, "error", "ref", "j2", NULL);
+    V1_MUST(a, ev, "the refused join's error");
+    assert_string_equal(pstr(ev, "code"), "unavailable");
+    const char *msg = pstr(ev, "message");
+    assert_int_equal(strlen(msg), 158); /* 79 whole characters */
+    assert_memory_equal(msg, text, 158);
+    json_decref(ev);
+    v1_close(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_join_answered_with_the_wrong_frame_is_refused),
+        cmocka_unit_test(test_a_long_error_text_is_cut_between_characters),
+    };
+    return h_finish(cmocka_run_group_tests(tests, setup, teardown));
+}
