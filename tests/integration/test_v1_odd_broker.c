@@ -76,13 +76,21 @@ static int teardown(void **state)
     return bad ? -1 : 0;
 }
 
+/* `user` asks to join `room` (request `id`); m: the SUB the broker gets. */
+static struct v1c *join_asked(const char *user, const char *room, const char *id,
+                              struct cf_wire_msg *m)
+{
+    struct v1c *c = v1_member(node.port, user, V1_JSON);
+    assert_int_equal(v1_send(c, "join", json_pack("{s:s, s:s}", "room", room, "id", id)), 0);
+    next_of(CF_WIRE_SUB, m);
+    return c;
+}
+
 static void test_a_join_answered_with_the_wrong_frame_is_refused(void **state)
 {
     (void)state;
-    struct v1c *a = v1_member(node.port, "alice", V1_JSON);
-    assert_int_equal(v1_send(a, "join", json_pack("{s:s, s:s}", "room", "odd", "id", "j1")), 0);
     struct cf_wire_msg m;
-    next_of(CF_WIRE_SUB, &m);
+    struct v1c *a = join_asked("alice", "odd", "j1", &m);
     struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = m.q, .room = {"odd", 3}};
     bl_send_msg(link_fd, &h);
     expect_error(a, "internal", "j1", "odd");
@@ -93,10 +101,8 @@ static void test_a_join_answered_with_the_wrong_frame_is_refused(void **state)
 static void test_a_long_error_text_is_cut_between_characters(void **state)
 {
     (void)state;
-    struct v1c *a = v1_member(node.port, "bob", V1_JSON);
-    assert_int_equal(v1_send(a, "join", json_pack("{s:s, s:s}", "room", "long", "id", "j2")), 0);
     struct cf_wire_msg m;
-    next_of(CF_WIRE_SUB, &m);
+    struct v1c *a = join_asked("bob", "long", "j2", &m);
     static char text[201]; /* 100 x U+00E9: its 160-byte cut would split one */
     for (int i = 0; i < 100; i++)
         memcpy(text + 2 * i, "\xc3\xa9", 2);

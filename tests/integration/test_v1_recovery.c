@@ -18,6 +18,14 @@ static void kill_gateway(void)
     assert_false(h_alive(&fx.node.gateway));
 }
 
+/* Starts shard 0's broker again and waits until both gateways are healthy. */
+static void broker0_back(void)
+{
+    assert_int_equal(h_broker_start(&fx.node, 0), 0);
+    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
+    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+}
+
 static void test_recovery_after_the_gateway_is_killed(void **state)
 {
     (void)state;
@@ -401,7 +409,6 @@ static void test_a_broker_back_before_its_redis_keeps_its_members(void **state)
     v1_close(b);
 }
 
-/* SIGTERM: v1 clients are told 1001 (reconnect elsewhere and rejoin). */
 /* A broker that dies with a send on its way: the sender hears about it
  * (unavailable, or timeout at worst), and a resend makes one message. */
 static void test_broker_dies_with_a_send_in_flight(void **state)
@@ -422,9 +429,7 @@ static void test_broker_dies_with_a_send_in_flight(void **state)
     printf("%s after %lld ms\n", pstr(ev, "code"), (long long)(h_now_ms() - t0));
     assert_true(!strcmp(pstr(ev, "code"), "unavailable") || !strcmp(pstr(ev, "code"), "timeout"));
     json_decref(ev);
-    assert_int_equal(h_broker_start(&fx.node, 0), 0);
-    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
-    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    broker0_back();
     json_int_t id = resend_until_acked(a, room, "in flight", "f-1", 10000);
     assert_int_equal(expect_new(b, room, "in flight", "alice"), id);
     V1_NONE(b, 300, "new_message", NULL);
@@ -468,9 +473,7 @@ static void test_broker_sigterm_answers_every_send(void **state)
         json_decref(ev);
     }
     printf("%d of %d sends acked before the broker exited\n", acked, N);
-    assert_int_equal(h_broker_start(&fx.node, 0), 0);
-    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
-    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    broker0_back();
     for (int i = 0; i < N; i++) { /* the rest, same ids: each is one message */
         snprintf(id, sizeof id, "dr-%d", i);
         snprintf(text, sizeof text, "drain %d", i);
@@ -531,9 +534,7 @@ static void test_broker_takes_two_quick_signals_as_one_stop(void **state)
     int st = h_wait_exit(&fx.node.broker[0], 5000);
     assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-    assert_int_equal(h_broker_start(&fx.node, 0), 0);
-    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
-    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    broker0_back();
     resend_until_acked(a, room, "after", "tw-2", 10000);
     assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
     send_req(a, room, "cut short", "tw-3");
@@ -543,9 +544,7 @@ static void test_broker_takes_two_quick_signals_as_one_stop(void **state)
     assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
     if (took < 0)
         fail_msg("a SIGTERM 1.6 s into the drain did not end it");
-    assert_int_equal(h_broker_start(&fx.node, 0), 0);
-    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
-    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    broker0_back();
     resend_until_acked(a, room, "cut short", "tw-3", 10000);
     /* Every send is one message: held, after, cut short. */
     struct v1c *c = v1_member(gw2.port, "carol", V1_JSON);
@@ -585,12 +584,11 @@ static void test_broker_sigterm_answers_a_join_held_for_its_subscribe(void **sta
     int st = h_wait_exit(&fx.node.broker[0], 5000);
     assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_false(h_log_contains_from(&fx.node.broker[0], mark, "drain timed out", 0));
-    assert_int_equal(h_broker_start(&fx.node, 0), 0);
-    assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
-    assert_int_equal(h_wait_health(gw2.port, 200, 15000), 0);
+    broker0_back();
     v1_close(a);
 }
 
+/* SIGTERM: v1 clients are told 1001 (reconnect elsewhere and rejoin). */
 static void test_shutdown_closes_1001(void **state)
 {
     (void)state;
