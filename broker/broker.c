@@ -37,10 +37,20 @@
 
 /* ---- gateway links, up and down ----------------------------------------- */
 
-static void leave_presence(void *ud, struct cf_str room, struct cf_str conn)
+/* A leave that finds the queue toward its Redis server full is kept, to be
+ * sent at the next slice (expire_gone); one whose server is down is not
+ * (its entry expires there, swept by the next script of the room). */
+static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct broker *b = ud;
-    store_leave(rb_of(b, room), &b->lim, room, conn);
+    return store_leave(rb_of(b, room), &b->lim, room, conn) != -ENOBUFS;
+}
+
+/* Announced even when it cannot be queued: the link's slot must be freed. */
+static bool leave_presence_now(void *ud, struct cf_str room, struct cf_str conn)
+{
+    leave_presence(ud, room, conn);
+    return true;
 }
 
 _Static_assert(CF_WIRE_MAX_SERVERS == CF_REDIS_MAX_SERVERS, "state.back names any server");
@@ -90,15 +100,41 @@ static int64_t link_grace_ms(const struct broker *b)
     return ttl < LINK_GRACE_MS ? ttl : LINK_GRACE_MS;
 }
 
-/* Announces what the links whose grace ended by `now` left behind. */
+/* The leaves of a grace that ended go out at most this many a second (a
+ * share of it each slice of the heartbeat). All at once, a gateway process
+ * that exited with N memberships of this shard had N leave scripts queued
+ * in one go: at 100 k, a second or two of its Redis servers' time, every
+ * room on them waiting behind it, and those past the queue bound
+ * (MAX_LINK_QUEUE_BYTES, ~230 k leaves) lost, their users shown until
+ * PRESENCE_TTL. Each broker of a node drains its own shard: a few thousand
+ * a second each is a small share of a server, and 100 k memberships of a
+ * shard go in ~20 s; the entries left meanwhile are refreshed as before. */
+#define GONE_LEAVES_PER_SEC 5000
+
+static uint64_t slice_usec(const struct broker *b);
+
+/* Announces, a slice's share at a time, what the links whose grace ended
+ * by `now` left behind. A link keeps its slot until all of it is out. */
 static void expire_gone(struct broker *b, int64_t now)
 {
+    uint64_t budget = GONE_LEAVES_PER_SEC * slice_usec(b) / 1000000;
+    if (budget == 0)
+        budget = 1;
     uint32_t k = 0;
     for (uint32_t i = 0; i < b->ngone; i++) {
-        if (b->gone[i].due <= now)
-            presence_drop_link(b->presence, b->gone[i].id, b->stopping ? NULL : leave_presence, b);
-        else
-            b->gone[k++] = b->gone[i];
+        struct gone_link *g = &b->gone[i];
+        uint64_t left = 1;                /* in its grace still */
+        if (g->due <= now && b->stopping) /* the entries expire in Redis: nothing to announce */
+            left = presence_drop_link(b->presence, g->id, UINT64_MAX, NULL, NULL);
+        else if (g->due <= now) {
+            uint64_t had = presence_link_entries(b->presence, g->id);
+            left = presence_drop_link(b->presence, g->id, budget, leave_presence, b);
+            /* one that stopped short of its share found a queue full: the
+             * next slice goes on */
+            budget = left && had - left < budget ? 0 : budget - (had - left);
+        }
+        if (left)
+            b->gone[k++] = *g;
     }
     b->ngone = k;
 }
@@ -125,7 +161,7 @@ static void expire_soonest(struct broker *b)
     for (uint32_t i = 1; i < b->ngone; i++)
         if (b->gone[i].due < b->gone[k].due)
             k = i;
-    presence_drop_link(b->presence, b->gone[k].id, leave_presence, b);
+    presence_drop_link(b->presence, b->gone[k].id, UINT64_MAX, leave_presence_now, b);
     memmove(&b->gone[k], &b->gone[k + 1], (b->ngone - k - 1) * sizeof b->gone[0]);
     b->ngone--;
 }
@@ -155,7 +191,7 @@ static void on_link_close(void *ud, struct gwlink *l)
     struct broker *b = ud;
     rooms_drop_link(b->rooms, gwlink_rooms(l));
     if (b->stopping) { /* the entries expire in Redis: no leaves to announce */
-        presence_drop_link(b->presence, gwlink_id(l), NULL, NULL);
+        presence_drop_link(b->presence, gwlink_id(l), UINT64_MAX, NULL, NULL);
         return;
     }
     if (presence_link_entries(b->presence, gwlink_id(l)) == 0)

@@ -61,6 +61,10 @@ struct presence {
      * entries were just written. */
     struct group *cursor;
     uint64_t regs; /* the last registration number given */
+    /* Where the last presence_drop_link that stopped short stopped, and
+     * for which link (0: none): where the next call for it goes on. */
+    struct group *drop_at;
+    uint64_t drop_link;
 };
 
 static void ring_add(struct presence *p, struct group *g)
@@ -79,13 +83,15 @@ static void ring_add(struct presence *p, struct group *g)
 static void ring_del(struct presence *p, struct group *g)
 {
     if (g->next == g) {
-        p->cursor = NULL;
+        p->cursor = p->drop_at = NULL;
         return;
     }
     g->prev->next = g->next;
     g->next->prev = g->prev;
     if (p->cursor == g)
         p->cursor = g->next;
+    if (p->drop_at == g)
+        p->drop_at = g->next;
 }
 
 static struct lcount *lc_get(const struct presence *p, uint64_t link_id)
@@ -353,33 +359,43 @@ bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn
     return true;
 }
 
-void presence_drop_link(struct presence *p, uint64_t link_id,
-                        void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud)
+uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
+                            bool (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud)
 {
     /* Walks the ring, allocating nothing: a snapshot of the entries that
      * could not be allocated left them here, refreshed by the heartbeat
      * forever, their link gone. Each group's entries from its end, since
-     * removing one moves the last into its place. */
+     * removing one moves the last into its place. A closed link gets no new
+     * entries, so the groups made since a call stopped (put anywhere in the
+     * ring) hold none of its: going on from where it stopped, one round
+     * finds them all. */
     const struct lcount *c = lc_get(p, link_id);
     uint64_t owned = c ? c->n : 0;
-    struct group *g = p->cursor;
+    struct group *g = p->drop_link == link_id && p->drop_at ? p->drop_at : p->cursor;
+    p->drop_link = 0;
+    p->drop_at = NULL;
     for (size_t left = cf_map_count(p->groups); owned > 0 && left > 0 && g; left--) {
         struct group *next = g->next; /* g may be freed below */
         for (uint32_t i = g->n; owned > 0 && i-- > 0;) {
             struct entry *e = g->v[i];
             if (e->link_id != link_id)
                 continue;
-            if (fn)
-                fn(ud, (struct cf_str){e->key, e->roomlen},
-                   (struct cf_str){e->key + e->roomlen + 1, e->connlen});
+            if (max == 0 || (fn && !fn(ud, (struct cf_str){e->key, e->roomlen},
+                                       (struct cf_str){e->key + e->roomlen + 1, e->connlen}))) {
+                p->drop_link = link_id; /* this group again, from its end */
+                p->drop_at = g;
+                return owned;
+            }
             bool last = g->n == 1;
             remove_entry(p, e);
             owned--;
+            max--;
             if (last)
                 break; /* the group went with it */
         }
         g = next;
     }
+    return owned;
 }
 
 /* Calls fn with one group's entries; false when out of memory. */

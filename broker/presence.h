@@ -53,11 +53,17 @@ bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str co
  * matches nothing). */
 bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
 
-/* Removes every entry of a link, calling fn for each first (fn must not
- * add or remove presence). Allocates nothing, so it cannot fail. It stops
- * at the link's last entry, and at once for a link that owns none. */
-void presence_drop_link(struct presence *p, uint64_t link_id,
-                        void (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
+/* Removes a link's entries, at most max of them (UINT64_MAX: all), calling
+ * fn for each first (fn must not add or remove presence; NULL: none).
+ * fn returns false to keep that entry and end the call there: what it had
+ * to send about it could not be queued, and a later call tries it again.
+ * Allocates nothing, so it cannot fail. A call for the link whose last call
+ * stopped short goes on from where that one stopped, so that a link's
+ * entries dropped a slice at a time are walked once, not once per slice.
+ * It stops at the link's last entry, and at once for a link that owns
+ * none. Returns how many entries the link still owns. */
+uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
+                            bool (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
 
 /* A room's entries: the arrays are valid during the call only, and fn must
  * not add or remove presence. */

@@ -21,7 +21,9 @@ static struct h_fixture fx;
 static int setup(void **state)
 {
     (void)state;
-    return h_fixture_up(&fx, NULL);
+    /* the least queue toward Redis the settings allow (~4,700 leaves) */
+    static const char *const env[] = {"MAX_LINK_QUEUE_BYTES=1048576", NULL};
+    return h_fixture_up(&fx, env);
 }
 
 static int teardown(void **state)
@@ -331,6 +333,68 @@ static void test_a_65th_closed_link_ends_one_grace_early(void **state)
     v1_close(alice);
 }
 
+/* How many rooms named prefix* have presence entries in Redis. */
+static int64_t rooms_present(const char *prefix)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "cf:{%s*}:pz", prefix);
+    return h_redis_int(
+        &fx.redis,
+        (const char *const[]){"EVAL", "return #redis.call(\"KEYS\", ARGV[1])", "0", pattern, NULL});
+}
+
+/* A gateway process that exits holding many memberships of a shard (a
+ * restart, a crash). At the end of its grace their leaves all went to
+ * Redis in one go: those past the broker's queue toward Redis (1 MiB here,
+ * ~4,700 leaves) were lost, their users shown until PRESENCE_TTL, and the
+ * rest held Redis for as long as they took. They go out a share each
+ * heartbeat slice now (5,000 a second), every one of them. */
+static void test_a_mass_grace_end_loses_no_leave(void **state)
+{
+    (void)state;
+    enum { N = 8000, CHUNK = 250 };
+    static char room[N][16];
+    for (int i = 0, k = 0; i < N; k++) {
+        snprintf(room[i], sizeof room[i], "mass-%d", k);
+        i += cf_shard_of(room[i], strlen(room[i]), 2) == 0; /* one broker's */
+    }
+    int fd = link_for(room[0]);
+    struct bl_reader r;
+    bl_reader_init(&r, fd);
+    for (int at = 0; at < N; at += CHUNK) {
+        for (int i = at; i < at + CHUNK; i++) {
+            char conn[16];
+            snprintf(conn, sizeof conn, "c-%d", i);
+            sub(fd, room[i], "someone", conn, (uint64_t)i + 1);
+        }
+        int answered = 0;
+        struct cf_wire_msg m;
+        while (answered < CHUNK && bl_reader_next(&r, &m, h_now_ms() + V1_WAIT))
+            answered += m.q > (uint64_t)at && m.q <= (uint64_t)at + CHUNK;
+        assert_int_equal(answered, CHUNK);
+    }
+    bl_reader_free(&r);
+    assert_int_equal(rooms_present("mass-"), N);
+
+    close(fd);
+    int64_t cut = h_now_ms(), first = 0, last = 0, n = N;
+    while (n > 0 && h_now_ms() - cut < GRACE_MS + 20000) {
+        usleep(50000);
+        n = rooms_present("mass-");
+        assert_true(n >= 0);
+        if (n < N && !first)
+            first = h_now_ms();
+    }
+    last = h_now_ms();
+    printf("%d leaves: the first %lld ms after the close, the last %lld ms after the first; "
+           "%lld not announced\n",
+           N, (long long)(first - cut), (long long)(last - first), (long long)n);
+    assert_int_equal(n, 0); /* every leave went out */
+    assert_true(first - cut >= GRACE_MS - 500);
+    /* spread over the slices: 8,000 at 5,000 a second take 1.6 s */
+    assert_true(last - first >= 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_a_slow_resync_keeps_the_grace_going),
         cmocka_unit_test(test_a_leave_before_the_re_registration_is_announced_at_once),
         cmocka_unit_test(test_a_65th_closed_link_ends_one_grace_early),
+        cmocka_unit_test(test_a_mass_grace_end_loses_no_leave),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -64,13 +64,30 @@ static void copy(char *dst, size_t cap, struct cf_str s)
     dst[s.len] = '\0';
 }
 
-static void on_drop(void *ud, struct cf_str room, struct cf_str conn)
+static bool on_drop(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct seen *x = ud;
     assert_true(x->n < MAX_SEEN);
     copy(x->e[x->n].room, sizeof x->e[0].room, room);
     copy(x->e[x->n].conn, sizeof x->e[0].conn, conn);
     x->n++;
+    return true;
+}
+
+/* Takes `refuse` calls without keeping them (a full queue), then as on_drop. */
+struct picky {
+    struct seen *x;
+    int refuse;
+};
+
+static bool on_drop_picky(void *ud, struct cf_str room, struct cf_str conn)
+{
+    struct picky *k = ud;
+    if (k->refuse > 0) {
+        k->refuse--;
+        return false;
+    }
+    return on_drop(k->x, room, conn);
 }
 
 static void on_room(void *ud, struct cf_str room, const struct cf_str *conns,
@@ -193,7 +210,7 @@ static void test_taken_over_by_a_new_link(void **state)
     assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
     assert_false(presence_del_owned(p, S("lobby"), S("c1"), 1)); /* no longer link 1's */
     assert_false(presence_del_owned(p, S("lobby"), S("nobody"), 1));
-    presence_drop_link(p, 1, NULL, NULL); /* c2 only */
+    presence_drop_link(p, 1, UINT64_MAX, NULL, NULL); /* c2 only */
     assert_int_equal(presence_count(p), 1);
     assert_true(presence_del_owned(p, S("lobby"), S("c1"), 2));
     assert_int_equal(presence_count(p), 0);
@@ -213,7 +230,7 @@ static void test_a_newer_link_may_remove_it(void **state)
     assert_int_equal(presence_count(p), 1);
     assert_int_equal(presence_link_entries(p, 1), 1);            /* the old link's count follows */
     assert_false(presence_del_owned(p, S("lobby"), S("c1"), 2)); /* gone already */
-    presence_drop_link(p, 1, NULL, NULL);
+    presence_drop_link(p, 1, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_count(p), 0);
 }
 
@@ -228,7 +245,7 @@ static void test_an_older_link_does_not_take_it_back(void **state)
     assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
     assert_true(presence_take_over(p, S("lobby"), S("c1"), 1)); /* exists; still link 2's */
-    presence_drop_link(p, 1, NULL, NULL);
+    presence_drop_link(p, 1, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_count(p), 1);
 
     assert_true(presence_take_over(p, S("lobby"), S("c1"), 3));
@@ -316,7 +333,7 @@ static void test_drop_link(void **state)
 
     struct seen *x = calloc(1, sizeof *x);
     assert_non_null(x);
-    presence_drop_link(p, 1, on_drop, x);
+    presence_drop_link(p, 1, UINT64_MAX, on_drop, x);
     assert_int_equal(x->n, 4);
     assert_true(dropped(x, "lobby", "gw1:1"));
     assert_true(dropped(x, "lobby", "gw1:2"));
@@ -336,9 +353,9 @@ static void test_drop_link(void **state)
 
     /* A link without entries: no calls. A NULL callback just removes. */
     memset(x, 0, sizeof *x);
-    presence_drop_link(p, 99, on_drop, x);
+    presence_drop_link(p, 99, UINT64_MAX, on_drop, x);
     assert_int_equal(x->n, 0);
-    presence_drop_link(p, 2, NULL, NULL);
+    presence_drop_link(p, 2, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_count(p), 1);
     assert_true(presence_del(p, S("third"), S("gw3:1")));
     free(x);
@@ -347,6 +364,61 @@ static void test_drop_link(void **state)
 /* Dropping a link's entries cannot fail for want of memory: it used to take
  * a snapshot of every entry first, and without one it left them all, to be
  * refreshed forever with their link gone. */
+/* A grace's leaves go out a slice at a time (broker.c): a call drops at
+ * most `max`, one whose callback refuses an entry keeps it and stops, and
+ * the next call for the link goes on where the last stopped, rooms made or
+ * gone meanwhile included. Every entry is dropped once. */
+static void test_drop_link_a_share_at_a_time(void **state)
+{
+    struct presence *p = *state;
+    enum { ROOMS = 12, PER_ROOM = 3 };
+    char room[ROOMS][8], conn[PER_ROOM][8];
+    for (int i = 0; i < PER_ROOM; i++)
+        snprintf(conn[i], sizeof conn[i], "c%d", i);
+    for (int r = 0; r < ROOMS; r++) {
+        snprintf(room[r], sizeof room[r], "r%02d", r);
+        for (int i = 0; i < PER_ROOM; i++)
+            assert_int_equal(presence_add(p, 1, S(room[r]), S(conn[i]), S("u"), NULL), 0);
+        assert_int_equal(presence_add(p, 2, S(room[r]), S("other"), S("o"), NULL), 0);
+    }
+    struct seen *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(presence_drop_link(p, 1, 5, on_drop, x), ROOMS * PER_ROOM - 5);
+    assert_int_equal(x->n, 5);
+
+    /* Another link's drop meanwhile does not lose link 1's place. */
+    assert_int_equal(presence_drop_link(p, 3, UINT64_MAX, on_drop, x), 0);
+    /* Nor do rooms that go (one half-dropped, say) or come. */
+    for (int i = 0; i < PER_ROOM; i++)
+        presence_del(p, S(room[1]), S(conn[i]));
+    presence_del(p, S(room[1]), S("other"));
+    assert_int_equal(presence_add(p, 2, S("new"), S("c9"), S("n"), NULL), 0);
+    size_t gone_with_r01 = 0;
+    for (size_t i = 0; i < x->n; i++)
+        gone_with_r01 += strcmp(x->e[i].room, "r01") == 0;
+    uint64_t left = presence_link_entries(p, 1);
+    assert_int_equal(left, ROOMS * PER_ROOM - 5 - (PER_ROOM - gone_with_r01));
+
+    /* A refusal keeps its entry and ends the call; the next tries it again. */
+    struct picky k = {x, 1};
+    size_t before = x->n;
+    assert_int_equal(presence_drop_link(p, 1, 4, on_drop_picky, &k), left);
+    assert_int_equal(x->n, before);
+    int calls = 0;
+    while ((left = presence_drop_link(p, 1, 4, on_drop, x)) > 0)
+        assert_true(++calls < ROOMS * PER_ROOM);
+    assert_int_equal(presence_link_entries(p, 1), 0);
+
+    /* Every entry of link 1 once, but those removed by presence_del. */
+    assert_int_equal(x->n, ROOMS * PER_ROOM - (PER_ROOM - gone_with_r01));
+    for (size_t i = 0; i < x->n; i++)
+        for (size_t j = i + 1; j < x->n; j++)
+            assert_false(strcmp(x->e[i].room, x->e[j].room) == 0 &&
+                         strcmp(x->e[i].conn, x->e[j].conn) == 0);
+    assert_int_equal(presence_count(p), ROOMS - 1 + 1); /* link 2's, "new" among them */
+    free(x);
+}
+
 static void test_drop_link_needs_no_memory(void **state)
 {
     struct presence *p = *state;
@@ -359,7 +431,7 @@ static void test_drop_link_needs_no_memory(void **state)
     struct seen *x = calloc(1, sizeof *x);
     assert_non_null(x);
     fail_malloc = true;
-    presence_drop_link(p, 2, on_drop, x);
+    presence_drop_link(p, 2, UINT64_MAX, on_drop, x);
     fail_malloc = false;
     assert_int_equal(x->n, 14); /* i = 0, 3, ..., 39 */
     assert_int_equal(presence_count(p), 26);
@@ -368,7 +440,7 @@ static void test_drop_link_needs_no_memory(void **state)
         snprintf(conn, sizeof conn, "c%d", i);
         assert_int_equal(dropped(x, room, conn), i % 3 == 0);
     }
-    presence_drop_link(p, 1, NULL, NULL);
+    presence_drop_link(p, 1, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_count(p), 0);
     assert_int_equal(presence_rooms(p), 0);
     free(x);
@@ -427,10 +499,10 @@ static void test_entries_counted_per_link(void **state)
     assert_int_equal(presence_add(p, 3, S("third"), S("c4"), S("dave"), &reg), 0);
     assert_true(presence_del_reg(p, S("third"), S("c4"), reg));
     assert_int_equal(presence_link_entries(p, 3), 1);
-    presence_drop_link(p, 3, NULL, NULL);
+    presence_drop_link(p, 3, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_link_entries(p, 3), 0);
     assert_int_equal(presence_owner(p, S("lobby"), S("c2")), 0);
-    presence_drop_link(p, 2, NULL, NULL);
+    presence_drop_link(p, 2, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_link_entries(p, 2), 0);
     assert_int_equal(presence_count(p), 0);
     /* a link counted again after it owned none */
@@ -470,7 +542,7 @@ static void test_foreach_room(void **state)
     for (int i = 0; i < 40; i += 4)
         assert_true(presence_del(p, S("big"), S(conn[i])));
     assert_true(presence_del(p, S("big"), S(conn[39])));
-    presence_drop_link(p, 1, NULL, NULL);
+    presence_drop_link(p, 1, UINT64_MAX, NULL, NULL);
     snapshot(p, x);
     big = group(x, "big");
     uint32_t want = 0;
@@ -487,9 +559,9 @@ static void test_foreach_room(void **state)
     assert_int_equal(presence_count(p), want + 2);
 
     /* An empty record calls nothing. */
-    presence_drop_link(p, 0, NULL, NULL);
-    presence_drop_link(p, 2, NULL, NULL);
-    presence_drop_link(p, 5, NULL, NULL);
+    presence_drop_link(p, 0, UINT64_MAX, NULL, NULL);
+    presence_drop_link(p, 2, UINT64_MAX, NULL, NULL);
+    presence_drop_link(p, 5, UINT64_MAX, NULL, NULL);
     snapshot(p, x);
     assert_int_equal(x->ng, 0);
     assert_int_equal(presence_count(p), 0);
@@ -616,6 +688,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_late_failure_keeps_a_newer_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_are_copied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_link_a_share_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_newer_link_may_remove_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup, teardown),
