@@ -134,8 +134,12 @@ static int ops_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return http_ops_route(gw, wsi, in ? (const char *)in : "/");
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return 1;
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* answered, not dropped */
-        return http_upgrade_refused(wsi, in ? (const char *)in : "") < 0 ? -1 : 1;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: { /* answered, not dropped */
+        char what[16];
+        if (!http_upgrade_asked(wsi, what, sizeof what))
+            return -1;
+        return http_upgrade_refused(wsi, what) < 0 ? -1 : 1;
+    }
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

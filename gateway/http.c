@@ -189,6 +189,13 @@ int http_upgrade_refused(struct lws *wsi, const char *what)
                       "only WebSocket upgrades are served, on /ws of the main port", NULL);
 }
 
+bool http_upgrade_asked(struct lws *wsi, char *buf, size_t cap)
+{
+    if (lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_UPGRADE) <= 0)
+        return false;
+    return !strcasecmp(buf, "websocket") || !strcasecmp(buf, "h2c");
+}
+
 /* ---- /login ------------------------------------------------------------- */
 
 static int login_respond(struct gw *gw, struct lws *wsi, const char *body, size_t len)

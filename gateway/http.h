@@ -13,6 +13,7 @@
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gateway.h"
@@ -35,6 +36,15 @@ int http_error(struct lws *wsi, unsigned status, const char *msg, const char *ex
  * 4.1 cannot serve it as plain HTTP): 400, saying what to send instead.
  * Returns http_reply's result. */
 int http_upgrade_refused(struct lws *wsi, const char *what);
+
+/* For LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, in place of its `in`: the upgrade
+ * asked for (websocket or h2c) into buf; false when lws has answered the
+ * request itself, and the connection must be hung up (return -1). lws
+ * 4.1.6 answers any other upgrade with its own 403, completes that
+ * transaction (which frees or resets the header table `in` points into)
+ * and still asks: read, `in` was freed memory, and on a kept-alive
+ * connection a second answer followed lws' 403. */
+bool http_upgrade_asked(struct lws *wsi, char *buf, size_t cap);
 
 /* A publish was handed to a broker as request q / its answer came (status
  * 200 with id and ts, or an error status with code and message). */

@@ -622,8 +622,10 @@ static void closed(struct gw *gw, struct session *s)
 
 int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len)
 {
-    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
-        return confirm_upgrade(gw, wsi, in ? (const char *)in : "");
+    if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
+        char what[16];
+        return http_upgrade_asked(wsi, what, sizeof what) ? confirm_upgrade(gw, wsi, what) : -1;
+    }
     struct session *s = session_of(wsi);
     if (!s)
         return 0; /* e.g. CLOSED of a refused upgrade */

@@ -421,6 +421,39 @@ static void test_h2c_upgrade_offers_are_answered(void **state)
     }
 }
 
+/* Any other upgrade (Upgrade: foo) lws 4.1.6 answers itself, with a 403,
+ * and then still asks the gateway, with the header it has just freed: the
+ * gateway hangs up instead of reading it. On a kept-alive connection it
+ * used to answer a second time (a 400 after lws' 403), so that a client
+ * pipelining requests took that answer for its next request's. */
+static void test_other_upgrades_get_one_answer(void **state)
+{
+    (void)state;
+    int mport, bport;
+    up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
+    free(wait_status(mport, "/readyz", 200, 10000));
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                              "Upgrade: foo\r\n\r\n";
+    int ports[] = {fx.node.port, mport};
+    for (int i = 0; i < 2; i++) {
+        for (int first = 0; first < 2; first++) { /* alone, and after another request */
+            char *r = raw_exchange(ports[i], first ? strstr(req, "\r\n\r\n") + 4 : req);
+            int answers = 0, refused = 0; /* lws' own answers are HTTP/1.0 */
+            for (const char *p = r; (p = strstr(p, "HTTP/1.")); p++) {
+                answers++;
+                refused += strncmp(p + 8, " 403 ", 5) == 0;
+            }
+            if (answers != 2 - first || refused != 1)
+                fail_msg("port %d answered %d times (want %d, one a 403): %.600s", ports[i],
+                         answers, 2 - first, r);
+            free(r);
+        }
+    }
+    /* the gateway still serves */
+    free(wait_status(fx.node.port, "/healthz", 200, 5000));
+}
+
 /* ---- logs ------------------------------------------------------------------ */
 
 /* Every line of p's log is one JSON object with exactly the documented
@@ -712,6 +745,7 @@ int main(void)
         cmocka_unit_test_teardown(test_operations_ports_bind_listen_addr, down),
         cmocka_unit_test_teardown(test_head_metrics_then_another_request, down),
         cmocka_unit_test_teardown(test_h2c_upgrade_offers_are_answered, down),
+        cmocka_unit_test_teardown(test_other_upgrades_get_one_answer, down),
         cmocka_unit_test_teardown(test_log_format_json, down),
         cmocka_unit_test_teardown(test_log_json_survives_hostile_input, down),
         cmocka_unit_test(test_journal_stream_takes_the_logs),
