@@ -162,7 +162,9 @@ int http_reply(struct lws *wsi, unsigned status, const char *json, const char *e
         p += blen;
     }
     int total = (int)(p - start);
-    return lws_write(wsi, start, (size_t)total, LWS_WRITE_HTTP) == total ? 0 : -1;
+    int rc = lws_write(wsi, start, (size_t)total, LWS_WRITE_HTTP) == total ? 0 : -1;
+    explicit_bzero(start, (size_t)total); /* a token, for /login */
+    return rc;
 }
 
 int http_error(struct lws *wsi, unsigned status, const char *msg, const char *extra)
@@ -207,23 +209,31 @@ static int login_respond(struct gw *gw, struct lws *wsi, const char *body, size_
         CF_DEBUG("http", "login refused: %s", err);
         return finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST, err, NULL));
     }
+    /* The token is written into a buffer that is wiped after, not into a
+     * jansson object: its copies would stay in freed memory (a core dump).
+     * A token is base64url and dots: nothing in it to escape. */
     char *token = auth_issue(gw->auth, user, cf_wall_ms() / 1000);
-    json_t *resp = token ? json_pack("{s:s, s:s}", "token", token, "username", user) : NULL;
-    char *s = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+    json_t *name = json_string(user);
+    char *uname = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+    char reply[4096];
+    int n = token && uname
+                ? snprintf(reply, sizeof reply, "{\"token\":\"%s\",\"username\":%s}", token, uname)
+                : -1;
     int rc;
-    if (s) {
+    if (n > 0 && (size_t)n < sizeof reply) {
         gw->stats.logins++;
         CF_INFO("http", "issued a token for %s", user);
-        rc = http_reply(wsi, HTTP_STATUS_OK, s, NULL);
+        rc = http_reply(wsi, HTTP_STATUS_OK, reply, NULL);
     } else {
         CF_ERROR("http", "could not issue a token (out of memory?)");
         rc = http_error(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, "could not issue a token", NULL);
     }
+    explicit_bzero(reply, sizeof reply);
     if (token)
         explicit_bzero(token, strlen(token));
     free(token);
-    free(s);
-    json_decref(resp);
+    free(uname);
+    json_decref(name);
     return finish(wsi, rc);
 }
 
@@ -344,6 +354,14 @@ static int publish_begin(struct gw *gw, struct lws *wsi, int method)
     return body_begin(gw, wsi, PUBLISH_MAX_BODY, true);
 }
 
+/* The connection's request is done with: its buffer (up to 64 KiB for a
+ * publish) goes now, not when the connection closes or sends another. */
+static void drop_req(struct lws *wsi, struct http_req *req)
+{
+    lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
+    http_req_free(req);
+}
+
 static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req)
 {
     json_error_t jerr;
@@ -370,6 +388,7 @@ static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req
         err = "\"message\" is longer than MAX_MESSAGE_BYTES";
     int rc = 0;
     if (err) {
+        drop_req(wsi, req);
         rc = finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST, err, NULL));
     } else {
         struct cf_str r = {json_string_value(room), (uint32_t)json_string_length(room)},
@@ -378,6 +397,8 @@ static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req
         memcpy(req->room, r.p, r.len);
         req->room_len = r.len;
         int e = v1_publish(gw, req, r, f, t);
+        if (e < 0)
+            drop_req(wsi, req);
         if (e < 0)
             rc = finish(wsi, http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
                                         e == -ENOTCONN ? "the room's broker is not reachable"
@@ -429,8 +450,7 @@ static int publish_writable(struct lws *wsi)
     unsigned status = req->status;
     char *answer = req->answer;
     req->answer = NULL;
-    lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
-    http_req_free(req);
+    drop_req(wsi, req);
     int rc = answer ? http_reply(wsi, status, answer, NULL)
                     : http_error(wsi, status, "internal error", NULL);
     free(answer);

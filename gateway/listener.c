@@ -29,6 +29,8 @@ struct listener {
     struct lowfd *lowfd; /* where sockets for lws move under fd_cap; NULL: none */
     int64_t last_emfile_log;
     unsigned long emfile_drops;
+    int64_t last_accept_error_log;
+    unsigned long accept_errors;
     struct listener_hooks hooks;
     unsigned long adopt_failures;
     int64_t last_adopt_log;
@@ -207,6 +209,45 @@ static void shed_one(struct listener *l)
     log_drops(l);
 }
 
+/* Linux hands the network error of a pending connection to accept()
+ * (accept(2)), and a firewall's refusal as EPERM: that connection is gone,
+ * the next may be fine, so they are taken like EAGAIN, and silently. */
+static bool gone_before_accept(int e)
+{
+    switch (e) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ENONET:
+    case EOPNOTSUPP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* What is left (the kernel out of memory: ENOBUFS, ENOMEM) leaves the
+ * listener readable, so this runs at every pass of the loop until it
+ * passes: one line per 10 s, with how many failed meanwhile. */
+static void log_accept_error(struct listener *l, int e)
+{
+    l->accept_errors++;
+    int64_t now = cf_mono_ms();
+    if (now - l->last_accept_error_log < 10000)
+        return;
+    l->last_accept_error_log = now;
+    CF_ERROR("listen",
+             "accept failed: %s (%lu times so far; the kernel is short of memory or "
+             "socket buffers: see dmesg)",
+             strerror(e), l->accept_errors);
+}
+
 int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
 {
     (void)user;
@@ -226,9 +267,10 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
                 continue;
             if (errno == EMFILE || errno == ENFILE)
                 shed_one(l);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                     errno != ECONNABORTED)
-                CF_ERROR("listen", "accept failed: %s", strerror(errno));
+            else if (gone_before_accept(errno))
+                continue;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_accept_error(l, errno);
             break;
         }
         /* past the cap, only a connection the take hook answers is served
