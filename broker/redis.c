@@ -435,7 +435,7 @@ static void conn_start(struct rconn *rc)
         without_lookup(rc, why);
         return;
     }
-    rc->st = C_CONNECTING; /* the connect timeout covers the lookup too */
+    rc->st = C_CONNECTING; /* the lookup's time limit; connecting gets its own after it */
     timer_in(rc, CONNECT_TIMEOUT_MS);
 }
 

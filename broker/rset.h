@@ -14,11 +14,12 @@
  * it must say "<index>/<count>", this server's place in this broker's list
  * (the key is set when absent: a new or emptied Redis). A server that says
  * anything else is at another place in another node's list:
- *   - never verified since this process started: a configuration error.
- *     on_fatal is called (the broker exits with CF_SUP_EXIT_CONFIG, so the
+ *   - never verified since this process started, within its first
+ *     RSET_FATAL_WINDOW_MS (30 s): a configuration error. on_fatal is called (the broker exits with CF_SUP_EXIT_CONFIG, so the
  *     supervisor stops instead of restarting into the same error);
  *   - verified before (the key was changed, or an emptied Redis was claimed
- *     by a node with another list): the server is treated as down, its rooms
+ *     by a node with another list), or first reached after those 30 s (a
+ *     server down at the start): the server is treated as down, its rooms
  *     answer `unavailable`, an error is logged, and the check goes on, so it
  *     comes back once the key is right again. No crash loop for a running
  *     node.
