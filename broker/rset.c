@@ -73,6 +73,8 @@ struct server {
     bool usable;   /* what the callbacks were last told */
     bool disowned; /* the rooms were told its subscriptions are gone while its
                       subscriber connection lives on: reset at once (drop_subs) */
+    bool sub_kept; /* not usable, and the rooms were told its subscriber kept its
+                      channels (the publisher dropped, not the subscriber) */
     uint64_t mismatches;
     char id[ID_LEN + 1];      /* its confab:id as last read ("" never) */
     char prev_id[ID_LEN + 1]; /* the one before, when this node saw it change */
@@ -146,6 +148,7 @@ static void refresh(struct server *s)
     if (now == s->usable)
         return;
     s->usable = now;
+    s->sub_kept = false;
     struct rbridge_stats st;
     rbridge_stats(s->b, &st);
     if (now) {
@@ -169,8 +172,9 @@ static void refresh(struct server *s)
             s->disowned = true;
             sd_event_source_set_enabled(rs->drop, SD_EVENT_ONESHOT);
         }
+        s->sub_kept = st.sub_up && !s->disowned;
         if (rs->cbs.on_sub_lost)
-            rs->cbs.on_sub_lost(rs->ud, s->index, st.sub_up && !s->disowned);
+            rs->cbs.on_sub_lost(rs->ud, s->index, s->sub_kept);
         if (rs->cbs.on_state)
             rs->cbs.on_state(rs->ud, s->index, false);
     }
@@ -190,6 +194,20 @@ static int drop_subs(sd_event_source *src, void *ud)
             rs->sv[i].disowned = false; /* a connection made from now on has no channel */
         }
     return 0;
+}
+
+/* s turned out to be another list's server (its check, or another server's
+ * record) while not usable already: a subscriber kept through its
+ * publisher's drop must lose its channels now, as one of a usable server
+ * would (refresh). Its channels stayed, and brought this node another
+ * list's traffic for as long as the connection lasted. */
+static void disown_kept(struct server *s)
+{
+    if (!s->sub_kept || s->rs->freeing)
+        return;
+    s->sub_kept = false;
+    s->disowned = true;
+    sd_event_source_set_enabled(s->rs->drop, SD_EVENT_ONESHOT);
 }
 
 static void on_evict(void *ud, const redisReply *r)
@@ -278,6 +296,7 @@ static void mismatch(struct server *s, const char *got, size_t len)
                  "again (checked every %d s).", who, RSET_RING_KEY, what, s->index, rs->expect,
                  RSET_CHECK_EVERY_MS / 1000);
     s->verified = false;
+    disown_kept(s);
     drop_votes(s); /* its record is another list's */
     refresh(s);
 }
@@ -370,6 +389,7 @@ static void votes_from(struct server *s, const char *conflicts, size_t len, uint
         bool had = o->disputes & bit;
         if (bad && !had) {
             o->disputes |= bit;
+            disown_kept(o);
             o->mismatches++;
             int64_t now = cf_mono_ms();
             if (now - o->last_dispute_log >= 60000) {
@@ -539,6 +559,7 @@ static void on_sub_lost(void *ud)
 {
     struct server *s = ud;
     s->disowned = false; /* gone: the next connection starts with none */
+    s->sub_kept = false;
     if (s->rs->cbs.on_sub_lost)
         s->rs->cbs.on_sub_lost(s->rs->ud, s->index, false);
 }

@@ -15,8 +15,8 @@
  * (the key is set when absent: a new or emptied Redis). A server that says
  * anything else is at another place in another node's list:
  *   - never verified since this process started, within its first
- *     RSET_FATAL_WINDOW_MS (30 s): a configuration error. on_fatal is called (the broker exits with CF_SUP_EXIT_CONFIG, so the
- *     supervisor stops instead of restarting into the same error);
+ *     RSET_FATAL_WINDOW_MS (30 s): a configuration error. on_fatal is called (the broker exits with
+ * CF_SUP_EXIT_CONFIG, so the supervisor stops instead of restarting into the same error);
  *   - verified before (the key was changed, or an emptied Redis was claimed
  *     by a node with another list), or first reached after those 30 s (a
  *     server down at the start): the server is treated as down, its rooms
@@ -28,7 +28,10 @@
  * on_sub_lost tells the rooms their channels are gone, and they must be, or
  * a room left meanwhile could keep its channel (an UNSUBSCRIBE held for a
  * full queue is forgotten) and this node would go on hearing another list's
- * traffic. A dropped connection resets nothing else.
+ * traffic. So does one whose publisher dropped (its subscriber kept, so
+ * that the rooms go on hearing live messages) and whose check, once the
+ * publisher is back, finds another list's key, or another server's record
+ * disputes it. A dropped connection resets nothing else.
  * Addresses are not part of the check: one node may reach a server over a
  * Unix socket, another over TCP. What is checked is the servers themselves:
  * each has a random identity (`confab:id`, set when absent), and each holds

@@ -656,6 +656,54 @@ static void test_ring_key_changed_while_running(void **state)
     v1_close(y);
 }
 
+/* The same, found while the server's publisher was away: its subscriber,
+ * kept through the publisher's drop so that the rooms went on hearing their
+ * live messages, kept the channels when the publisher came back to find
+ * another list's key (the server was not usable before, nor after: nothing
+ * changed, nothing was reset). Both nodes went on hearing that server's
+ * traffic for the room, another list's now. */
+static void test_ring_key_changed_while_the_publisher_was_away(void **state)
+{
+    (void)state;
+    enum { BAD = 1 };
+    char room[32];
+    room_on(room, sizeof room, "away-", BAD, -1);
+    struct v1c *x = v1_member(a.port, "xena", V1_JSON), *y = v1_member(b.port, "yuri", V1_JSON);
+    join_quietly(x, room);
+    join_quietly(y, room);
+    char chan[48];
+    snprintf(chan, sizeof chan, "room:%s", room);
+    assert_true(numsub_is(BAD, chan, 2, 5000));
+
+    /* In one step: the key another list's, every publisher cut (the
+     * subscribers, of type pubsub, stay) */
+    int shard = (int)cf_shard_of(room, strlen(room), A_BROKERS);
+    long mark = h_log_mark(&a.broker[shard]);
+    redisContext *c = rc_of(BAD);
+    freeReplyObject(redisCommand(c, "MULTI"));
+    freeReplyObject(redisCommand(c, "SET confab:ring 0/4"));
+    freeReplyObject(redisCommand(c, "CLIENT KILL TYPE normal"));
+    redisReply *r = redisCommand(c, "EXEC");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    assert_true(r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer >= 2);
+    freeReplyObject(r);
+    redisFree(c);
+    assert_true(
+        h_log_contains_from(&a.broker[shard], mark, "now holds confab:ring = \"0/4\"", 15000));
+    assert_true(numsub_is(BAD, chan, 0, 11000));
+    send_unavailable(x, room, "a-1");
+
+    c = rc_of(BAD);
+    freeReplyObject(redisCommand(c, "DEL confab:ring"));
+    redisFree(c);
+    json_int_t id = send_until_acked(y, room, "away fixed", "a-2", 15000);
+    assert_int_equal(expect_new(x, room, "away fixed", "yuri"), id);
+    assert_int_equal(expect_new(y, room, "away fixed", "yuri"), id);
+    assert_true(numsub_is(BAD, chan, 2, 5000));
+    v1_close(x);
+    v1_close(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_another_server_at_the_same_place_is_not_used),
         cmocka_unit_test(test_one_server_down_takes_only_its_rooms),
         cmocka_unit_test(test_ring_key_changed_while_running),
+        cmocka_unit_test(test_ring_key_changed_while_the_publisher_was_away),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
