@@ -24,13 +24,14 @@ struct cf_map {
 
 static uint64_t g_seed;
 
-static uint64_t hash_key(const char *key, size_t len)
+uint64_t cf_map_hash(const void *key, size_t len)
 {
+    const unsigned char *k = key;
     if (!g_seed)
         g_seed = cf_random_u64() | 1;
     uint64_t h = 0xcbf29ce484222325ULL ^ g_seed;
     for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
+        h ^= k[i];
         h *= 0x100000001b3ULL;
     }
     /* fmix64 from MurmurHash3: spread the low bits we index by. */
@@ -104,13 +105,13 @@ static int resize(struct cf_map *m, size_t cap)
 void *cf_map_get(const struct cf_map *m, const char *key, size_t len)
 {
     int found;
-    size_t i = find(m, hash_key(key, len), key, len, &found);
+    size_t i = find(m, cf_map_hash(key, len), key, len, &found);
     return found ? m->slots[i].value : NULL;
 }
 
 int cf_map_put(struct cf_map *m, const char *key, size_t len, void *value)
 {
-    uint64_t h = hash_key(key, len);
+    uint64_t h = cf_map_hash(key, len);
     int found;
     size_t i = find(m, h, key, len, &found);
     if (found)
@@ -128,7 +129,7 @@ int cf_map_put(struct cf_map *m, const char *key, size_t len, void *value)
 void *cf_map_del(struct cf_map *m, const char *key, size_t len)
 {
     int found;
-    size_t i = find(m, hash_key(key, len), key, len, &found);
+    size_t i = find(m, cf_map_hash(key, len), key, len, &found);
     if (!found)
         return NULL;
     void *value = m->slots[i].value;

@@ -8,6 +8,7 @@
 #define CF_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct cf_map;
 
@@ -20,6 +21,10 @@ int cf_map_put(struct cf_map *m, const char *key, size_t len, void *value);
 /* Removes the key; returns its value or NULL when absent. */
 void *cf_map_del(struct cf_map *m, const char *key, size_t len);
 size_t cf_map_count(const struct cf_map *m);
+
+/* The map's hash of a key: seeded per process, never 0. For other tables
+ * whose keys peers choose (per-address limits). */
+uint64_t cf_map_hash(const void *key, size_t len);
 
 /* Iteration: start with *it = 0; returns values until NULL. The map must not
  * be changed while iterating. */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shard.h"
+#include "map.h"
 #include "tbucket.h"
 
 #define SWEEP_BUDGET 4096
@@ -65,7 +65,14 @@ static bool key_of(const struct sockaddr *sa, socklen_t len, uint8_t key[16])
     if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        memcpy(key, a, memcmp(a, mapped, 12) == 0 ? 16 : 8);
+        /* NAT64's well-known prefix (RFC 6052): one IPv4 client each, not
+         * every IPv4 client behind the translator sharing one /64's budget */
+        static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
+        if (memcmp(a, nat64, 12) == 0) {
+            key[10] = key[11] = 0xff;
+            memcpy(key + 12, a + 12, 4);
+        } else
+            memcpy(key, a, memcmp(a, mapped, 12) == 0 ? 16 : 8);
         return true;
     }
     return false;
@@ -73,7 +80,7 @@ static bool key_of(const struct sockaddr *sa, socklen_t len, uint8_t key[16])
 
 static uint32_t slot_of(const struct ipl *t, const uint8_t key[16])
 {
-    return (uint32_t)cf_fnv1a64(key, 16) & t->mask;
+    return (uint32_t)cf_map_hash(key, 16) & t->mask; /* seeded: addresses are the peers' choice */
 }
 
 static int grow(struct ipl *t)

@@ -120,6 +120,13 @@ static void test_ipv6_counts_by_64(void **state)
     assert_int_equal(OPEN(t, a, &h), IPL_OK);
     assert_int_equal(OPEN(t, same64, &h), IPL_TOO_MANY);
     assert_int_equal(OPEN(t, other64, &h), IPL_OK);
+    /* behind NAT64 (64:ff9b::/96), each IPv4 client counts on its own, and
+     * as itself */
+    struct sockaddr_in6 n1 = v6("64:ff9b::192.0.2.7"), n2 = v6("64:ff9b::192.0.2.8");
+    struct sockaddr_in n1v4 = v4("192.0.2.7");
+    assert_int_equal(OPEN(t, n1, &h), IPL_OK);
+    assert_int_equal(OPEN(t, n2, &h), IPL_OK);
+    assert_int_equal(OPEN(t, n1v4, &h), IPL_TOO_MANY);
     ipl_free(t);
 }
 
