@@ -10,7 +10,9 @@
 #include "mpsink.h"
 #include "wire.h"
 
-static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
+/* big_real: an integer past int64 becomes a real instead of refusing the
+ * frame (mpjson_rescue). */
+static json_t *from_obj(const msgpack_object *o, int depth, bool big_real, const char **why)
 {
     if (depth > MPJSON_MAX_DEPTH) {
         *why = "nested too deeply";
@@ -22,6 +24,8 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
     case MSGPACK_OBJECT_BOOLEAN:
         return json_boolean(o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > (uint64_t)INT64_MAX && big_real)
+            return json_real((double)o->via.u64);
         if (o->via.u64 > (uint64_t)INT64_MAX) {
             *why = "integer out of range";
             return NULL;
@@ -38,7 +42,7 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a && i < o->via.array.size; i++) {
-            json_t *v = from_obj(&o->via.array.ptr[i], depth + 1, why);
+            json_t *v = from_obj(&o->via.array.ptr[i], depth + 1, big_real, why);
             if (!v || json_array_append_new(a, v) < 0) {
                 json_decref(a);
                 return NULL;
@@ -70,7 +74,7 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
                 json_decref(m);
                 return NULL;
             }
-            json_t *v = from_obj(&o->via.map.ptr[i].val, depth + 1, why);
+            json_t *v = from_obj(&o->via.map.ptr[i].val, depth + 1, big_real, why);
             if (!v || json_object_set_new(m, key, v) < 0) {
                 json_decref(m);
                 return NULL;
@@ -91,7 +95,7 @@ static json_t *from_obj(const msgpack_object *o, int depth, const char **why)
 static msgpack_zone g_zone;
 static bool g_zone_ready;
 
-json_t *mpjson_decode(const void *p, size_t len, const char **why)
+static json_t *decode(const void *p, size_t len, bool big_real, const char **why)
 {
     *why = "malformed msgpack";
     if (cf_wire_prescan(p, len) < 0)
@@ -103,10 +107,21 @@ json_t *mpjson_decode(const void *p, size_t len, const char **why)
     json_t *v = NULL;
     if (msgpack_unpack(p, len, &off, &g_zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == len) {
         *why = "invalid value (bad UTF-8, NaN, or out of range)";
-        v = from_obj(&obj, 0, why);
+        v = from_obj(&obj, 0, big_real, why);
     }
     msgpack_zone_clear(&g_zone);
     return v;
+}
+
+json_t *mpjson_decode(const void *p, size_t len, const char **why)
+{
+    return decode(p, len, false, why);
+}
+
+json_t *mpjson_rescue(const void *p, size_t len)
+{
+    const char *why;
+    return decode(p, len, true, &why);
 }
 
 /* ---- encoding ------------------------------------------------------------ */

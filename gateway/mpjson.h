@@ -21,6 +21,12 @@
  * thread-safe, like the gateway's loop that calls it. */
 json_t *mpjson_decode(const void *p, size_t len, const char **why);
 
+/* The same, for a frame mpjson_decode refused, with integers past int64
+ * (valid msgpack that jansson cannot hold) taken as reals: what the frame
+ * says of its request id and room, so that its refusal can name them, as
+ * a JSON client's is. NULL when the frame is refused for anything else. */
+json_t *mpjson_rescue(const void *p, size_t len);
+
 /* Appends the msgpack encoding of v to out. 0, -ENOBUFS, -ENOMEM, or
  * -EINVAL for a value msgpack cannot hold here (e.g. too deep). */
 int mpjson_encode(struct cf_bytes *out, const json_t *v);

@@ -166,7 +166,7 @@ static bool is_hex4_surrogate(const char *h)
  * surrogates replaced and big integers as reals, the frame still names its
  * request id and room, so the client learns which request was refused
  * (and a client that resends until answered stops). NULL when the frame is
- * not JSON at all. */
+ * not JSON at all. (mpjson_rescue does the same for msgpack.) */
 static json_t *rescue(const char *in, size_t len)
 {
     char *copy = malloc(len ? len : 1);
@@ -215,7 +215,7 @@ int v1_parse(enum sess_proto p, const void *in, size_t len, struct v1_req *r, st
         root = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     }
     jalloc_end();
-    json_t *saved = root || p == SESS_V1_MSGPACK ? NULL : rescue(in, len);
+    json_t *saved = root ? NULL : p == SESS_V1_MSGPACK ? mpjson_rescue(in, len) : rescue(in, len);
     if (saved) {
         *edoc = saved;
         rescued_refusal(saved, e);

@@ -430,10 +430,16 @@ static void test_error_bad_request(void **state)
              &f);
     check_error(SESS_V1_MSGPACK, f.p, f.len, "NUL message", "bad_request", "n", "r");
     msgpack_sbuffer_destroy(&f.sb);
-    /* An integer msgpack holds but JSON does not: the whole frame is refused. */
-    static const char big[] = "\x82\xa4type\xa4join\xa7payload\x82\xa4room\xa1r\xa5since"
-                              "\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
-    check_error(SESS_V1_MSGPACK, big, sizeof big - 1, "since 2^64-1", "bad_json", NULL, NULL);
+    /* An integer msgpack holds but jansson does not: refused, naming the
+     * request's id and room, as a JSON client's 20-digit integer is. */
+    static const char big[] = "\x82\xa4type\xa4join\xa7payload\x83\xa4room\xa1r\xa2id\xa1j"
+                              "\xa5since\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
+    check_error(SESS_V1_MSGPACK, big, sizeof big - 1, "since 2^64-1", "bad_request", "j", "r");
+    /* anything else wrong with it besides: not a frame at all */
+    static const char bigbad[] = "\x82\xa4type\xa4join\xa7payload\x83\xa4room\xa1r\xa2id\xc4\x01j"
+                                 "\xa5since\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
+    check_error(SESS_V1_MSGPACK, bigbad, sizeof bigbad - 1, "since 2^64-1, bin id", "bad_json",
+                NULL, NULL);
 }
 
 static void test_error_bad_room_id_empty(void **state)
