@@ -135,6 +135,25 @@ static size_t utf8_seq(const unsigned char *s)
     return n && cf_utf8_valid((const char *)s, n) ? n : 0;
 }
 
+/* Whether the valid UTF-8 sequence p[0..k) is a C1 control (U+0080-U+009F),
+ * a bidirectional override or isolate (U+202A-U+202E, U+2066-U+2069) or a
+ * line or paragraph separator (U+2028, U+2029): characters that change how
+ * a line shows (or is split) rather than show. Its code point in *cp. */
+static bool misleads(const unsigned char *p, size_t k, unsigned *cp)
+{
+    if (k == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+        *cp = p[1];
+        return true;
+    }
+    if (k == 3 && p[0] == 0xe2 &&
+        ((p[1] == 0x80 && p[2] >= 0xa8 && p[2] <= 0xae) ||
+         (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))) {
+        *cp = 0x2000u | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3fu);
+        return true;
+    }
+    return false;
+}
+
 /* Makes s[0..n) safe to show on a terminal or in journalctl, in place, and
  * returns its new length (never longer): C0 controls and DEL, C1 controls
  * (U+0080-U+009F, which some terminals obey as escapes), bytes that are not
@@ -153,10 +172,8 @@ static size_t plain(char *s, size_t n)
             continue;
         }
         size_t k = utf8_seq(p);
-        bool bad = k == 0 || k > n - i || (k == 2 && p[0] == 0xc2 && p[1] < 0xa0) ||
-                   (k == 3 && p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xa8 && p[2] <= 0xae) ||
-                   (k == 3 && p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9);
-        if (bad) {
+        unsigned cp;
+        if (k == 0 || k > n - i || misleads(p, k, &cp)) {
             s[w++] = '?';
             i += k && k <= n - i ? k : 1;
             continue;
@@ -170,7 +187,9 @@ static size_t plain(char *s, size_t n)
 
 /* Appends s to out as the inside of a JSON string: quotes, backslashes and
  * control characters escaped, and bytes that are not UTF-8 (a hostile header,
- * or a value cut mid-character) replaced by U+FFFD, so every line parses. */
+ * or a value cut mid-character) replaced by U+FFFD, so every line parses.
+ * What plain() replaces among valid UTF-8 is escaped as \uXXXX: the value is
+ * kept, and the raw line, read with less or grep, shows no control. */
 static size_t json_escape(char *out, size_t n, size_t cap, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -188,7 +207,11 @@ static size_t json_escape(char *out, size_t n, size_t cap, const char *s)
             p++;
         } else {
             size_t k = utf8_seq(p);
-            if (k) {
+            unsigned cp;
+            if (k && misleads(p, k, &cp)) {
+                n += (size_t)snprintf(out + n, cap - n, "\\u%04x", cp);
+                p += k;
+            } else if (k) {
                 memcpy(out + n, p, k);
                 n += k;
                 p += k;

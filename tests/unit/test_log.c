@@ -36,9 +36,9 @@ static char *logged(const char *text)
     close(fd);
     assert_true(n > 0);
     buf[n] = '\0';
-    char *at = strstr(buf, "test: name ");
-    assert_non_null(at);
-    return at + strlen("test: ");
+    char *at = strstr(buf, "test: name "), *json = strstr(buf, "\"msg\":\"name ");
+    assert_true(at || json);
+    return at ? at + strlen("test: ") : json + strlen("\"msg\":\"");
 }
 
 static void test_text_lines_show_no_controls(void **state)
@@ -68,10 +68,31 @@ static void test_text_lines_show_no_controls(void **state)
     assert_string_equal(logged("ab\xe2\x80"), "name ab?? end\n");
 }
 
+/* JSON lines keep the value, escaped: a C1 control, a bidirectional
+ * override or a line separator is \uXXXX in the raw line, not the raw
+ * character (read with less or grep, it acted on the terminal). */
+static void test_json_lines_escape_them(void **state)
+{
+    (void)state;
+    cf_log_set_format(CF_LOG_JSON);
+    cf_log_set_level(CF_LOG_DEBUG);
+    char *line = logged("a\x1b[31mb\xc2\x9b"
+                        "c\xe2\x80\xae"
+                        "d\xe2\x81\xa9"
+                        "e\xe2\x80\xa8"
+                        "f\x9bg \xc3\xa9\xc2\xa0");
+    cf_log_set_format(CF_LOG_TEXT);
+    const char *want = "name a\\u001b[31mb\\u009bc\\u202ed\\u2069e\\u2028f\xef\xbf\xbdg "
+                       "\xc3\xa9\xc2\xa0 end\"";
+    if (strncmp(line, want, strlen(want)) != 0)
+        fail_msg("logged %s", line);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_lines_show_no_controls),
+        cmocka_unit_test(test_json_lines_escape_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
