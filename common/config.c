@@ -363,6 +363,28 @@ static int parse_int(const char *v, int64_t *out)
     return 0;
 }
 
+/* A refused value as it is shown in the error: control characters, DEL and
+ * bytes outside printable ASCII as \xHH (the value may be anything an
+ * environment holds, and the message goes to a terminal), at most ~200
+ * bytes of it. One buffer: valid until the next call. */
+static const char *echo(const char *value)
+{
+    enum { SHOWN = 200 };
+    static char out[4 * SHOWN + 8];
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)value;
+    for (size_t i = 0; *p && i < SHOWN; p++, i++) {
+        if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+            n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", *p);
+        else
+            out[n++] = (char)*p;
+    }
+    if (*p)
+        n += (size_t)snprintf(out + n, sizeof out - n, "...");
+    out[n] = '\0';
+    return out;
+}
+
 static int set_var(struct cf_config *cfg, const struct var *d, const char *value)
 {
     char *field = (char *)cfg + d->offset;
@@ -372,7 +394,7 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
         if (parse_int(value, &n) < 0 || n < d->min || n > d->max) {
             fprintf(stderr,
                     "config: %s=\"%s\" is invalid: expected an integer from %lld to %lld (%s)\n",
-                    d->name, value, (long long)d->min, (long long)d->max, d->help);
+                    d->name, echo(value), (long long)d->min, (long long)d->max, d->help);
             return -1;
         }
         if (d->size == sizeof(int))
@@ -389,8 +411,8 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
             why = "valid UTF-8";
         if (why) {
             fprintf(stderr, "config: %s%s%s%s is invalid: expected %s (%s)\n", d->name,
-                    d->secret ? "" : "=\"", d->secret ? "" : value, d->secret ? "" : "\"", why,
-                    d->help);
+                    d->secret ? "" : "=\"", d->secret ? "" : echo(value), d->secret ? "" : "\"",
+                    why, d->help);
             return -1;
         }
         memcpy(field, value, strlen(value) + 1);
@@ -400,7 +422,7 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
         enum cf_log_level lvl;
         if (cf_log_level_parse(value, &lvl) < 0) {
             fprintf(stderr, "config: %s=\"%s\" is invalid: expected debug, info, warn or error\n",
-                    d->name, value);
+                    d->name, echo(value));
             return -1;
         }
         *(enum cf_log_level *)field = lvl;
@@ -410,7 +432,7 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
         enum cf_log_format f;
         if (cf_log_format_parse(value, &f) < 0) {
             fprintf(stderr, "config: %s=\"%s\" is invalid: expected text or json\n", d->name,
-                    value);
+                    echo(value));
             return -1;
         }
         *(enum cf_log_format *)field = f;
@@ -424,7 +446,8 @@ static int set_var(struct cf_config *cfg, const struct var *d, const char *value
                  !*value)
             b = false;
         else {
-            fprintf(stderr, "config: %s=\"%s\" is invalid: expected 1 or 0\n", d->name, value);
+            fprintf(stderr, "config: %s=\"%s\" is invalid: expected 1 or 0\n", d->name,
+                    echo(value));
             return -1;
         }
         *(bool *)field = b;
@@ -671,9 +694,23 @@ int cf_dotenv_load(const char *path, bool required)
     char line[4096];
     int lineno = 0, rc = 0;
     struct keys mine = {0};
-    while (fgets(line, sizeof line, f)) {
+    for (;;) {
+        /* fgets gives no length: filled first, the last NUL in the buffer
+         * is the end of what it read, and one before it a NUL in the file,
+         * which strlen() would have cut the line short at */
+        memset(line, 'x', sizeof line);
+        if (!fgets(line, sizeof line, f))
+            break;
         lineno++;
-        size_t n = strlen(line);
+        size_t n = strlen(line), end = sizeof line - 1;
+        while (end > n && line[end] != '\0')
+            end--;
+        if (end != n) {
+            fprintf(stderr, "config: %s:%d: a NUL byte in the line (is the file text?)\n", path,
+                    lineno);
+            rc = -1;
+            break;
+        }
         if (n == sizeof line - 1 && line[n - 1] != '\n') {
             fprintf(stderr, "config: %s:%d: line longer than %zu bytes\n", path, lineno,
                     sizeof line - 2);

@@ -87,6 +87,49 @@ static int load_quiet(struct cf_config *cfg)
     return rc;
 }
 
+/* cf_config_load with stderr caught: what it said, NUL-terminated. */
+static int load_said(struct cf_config *cfg, char *said, size_t cap)
+{
+    char path[] = "/tmp/confab-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    dup2(fd, STDERR_FILENO);
+    int rc = cf_config_load(cfg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ssize_t n = pread(fd, said, cap - 1, 0);
+    close(fd);
+    said[n > 0 ? n : 0] = '\0';
+    return rc;
+}
+
+/* A refused value is shown with its controls and non-ASCII bytes escaped:
+ * the message goes to a terminal. */
+static void test_refused_values_are_shown_escaped(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("LOG_LEVEL", "\x1b[31mred\x9b", 1);
+    struct cf_config cfg;
+    char said[2048];
+    assert_int_equal(load_said(&cfg, said, sizeof said), -1);
+    if (!strstr(said, "LOG_LEVEL=\"\\x1b[31mred\\x9b\"") || strchr(said, '\x1b'))
+        fail_msg("said: %s", said);
+    clear_env();
+    char longer[1000];
+    memset(longer, '7', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    setenv("PORT", longer, 1);
+    assert_int_equal(load_said(&cfg, said, sizeof said), -1);
+    assert_non_null(strstr(said, "777..."));
+    assert_true(strlen(said) < 600);
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -587,6 +630,18 @@ static void test_dotenv_malformed(void **state)
         if (load_quiet(&cfg) != -1)
             fail_msg(".env \"%s\" was accepted", bad[i]);
     }
+    /* A NUL byte cut the line short there: PORT=90 was read. */
+    clear_env();
+    FILE *f = fopen(".env", "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite("PORT=90\0"
+                            "00\n",
+                            1, 11, f),
+                     11);
+    assert_int_equal(fclose(f), 0);
+    struct cf_config nul;
+    if (load_quiet(&nul) != -1)
+        fail_msg("a .env with a NUL byte was accepted (PORT %d)", nul.port);
     /* A valid file that sets an invalid value fails too. */
     clear_env();
     write_file(".env", "PORT=0\n");
@@ -684,6 +739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redis_addr_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_addr_list_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_values_are_shown_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dotenv_reads_like_systemd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_file_variable, setup, teardown),
