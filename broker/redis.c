@@ -92,21 +92,55 @@ static void set_events(struct rconn *rc, uint32_t ev)
         sd_event_source_set_io_events(rc->io, ev);
 }
 
+size_t rb__queued(const struct rconn *rc)
+{
+    return sdslen(rc->c->obuf) - rc->woff;
+}
+
+/* An output buffer this large is freed once written, not kept. */
+#define OBUF_KEEP (64 * 1024)
+
+/* Written here, not by hiredis' redisBufferWrite, which moves what is left
+ * of the buffer to its front after every partial write: against a Redis
+ * that reads slowly, a queue of MAX_LINK_QUEUE_BYTES (64 MiB) was copied
+ * once per socket buffer's worth written, gigabytes to drain it. Here the
+ * written part is skipped (woff) and moved out only once it is most of the
+ * buffer: each byte is moved at most once. */
 static void flush_now(struct rconn *rc)
 {
     if (!rc->c || rc->st == C_DOWN || rc->st == C_CONNECTING)
         return;
-    int done = 0;
-    while (!done) {
-        size_t before = sdslen(rc->c->obuf);
-        if (redisBufferWrite(rc->c, &done) == REDIS_ERR) {
-            char why[sizeof rc->c->errstr]; /* rb__fail frees the context */
-            snprintf(why, sizeof why, "%s", rc->c->errstr[0] ? rc->c->errstr : "write failed");
+    redisContext *c = rc->c;
+    for (size_t len = sdslen(c->obuf); rc->woff < len;) {
+        ssize_t n = write(c->fd, c->obuf + rc->woff, len - rc->woff);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break; /* the socket is full */
+        if (n <= 0) {
+            char why[128]; /* rb__fail frees the context */
+            snprintf(why, sizeof why, "write failed: %s", n < 0 ? strerror(errno) : "wrote 0");
             rb__fail(rc, why);
             return;
         }
-        if (!done && sdslen(rc->c->obuf) == before)
-            break; /* the socket is full */
+        rc->woff += (size_t)n;
+    }
+    bool done = rc->woff == sdslen(c->obuf);
+    if (done && sdsalloc(c->obuf) > OBUF_KEEP) {
+        sds fresh = sdsempty();
+        if (!fresh) {
+            rb__fail(rc, "out of memory");
+            return;
+        }
+        sdsfree(c->obuf);
+        c->obuf = fresh;
+        rc->woff = 0;
+    } else if (done) {
+        sdsclear(c->obuf);
+        rc->woff = 0;
+    } else if (rc->woff > sdslen(c->obuf) / 2) {
+        sdsrange(c->obuf, (int)rc->woff, -1); /* woff < MAX_LINK_QUEUE_BYTES + a command */
+        rc->woff = 0;
     }
     set_events(rc, done ? EPOLLIN : EPOLLIN | EPOLLOUT);
 }
@@ -192,7 +226,7 @@ int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens,
         run_hook(rc->b, RBRIDGE_FLUSH);
     if (rc->st != C_UP && rc->st != C_AUTH && rc->st != C_SCRIPTS)
         return -ENOTCONN; /* writing what the batcher held (at once, rb__kick) failed */
-    if (sdslen(rc->c->obuf) > rc->b->max_queue)
+    if (rb__queued(rc) > rc->b->max_queue)
         return -ENOBUFS;
     if (!rc->is_sub && push_waiter(rc, w) < 0)
         return -ENOMEM;
@@ -294,6 +328,7 @@ static void conn_teardown(struct rconn *rc)
         redisFree(rc->c);
         rc->c = NULL;
     }
+    rc->woff = 0;
     rc->pending = 0;
     rc->st = C_DOWN; /* before the waiters hear of it: they may queue again */
     fail_waiters(rc);
@@ -375,6 +410,7 @@ static void conn_up(struct rconn *rc)
 static void conn_open(struct rconn *rc, const char *host)
 {
     struct rbridge *b = rc->b;
+    rc->woff = 0;
     rc->c = b->addr.is_unix ? redisConnectUnixNonBlock(host)
                             : redisConnectNonBlock(host, b->addr.port);
     if (!rc->c || rc->c->err) {

@@ -122,7 +122,7 @@ int rbridge_publish_first(struct rbridge *b)
     /* The command it goes before was taken while the queue had room (a
      * batch's calls, rbatch_add): the PING must not use that room up and
      * get it refused. */
-    if (sdslen(b->pub.c->obuf) + PING_BYTES > b->max_queue)
+    if (rb__queued(&b->pub) + PING_BYTES > b->max_queue)
         return -ENOBUFS;
     return rb__queue(&b->pub, 1, argv, lens, (struct waiter){NULL, NULL, -1});
 }
@@ -170,7 +170,7 @@ int rbridge_room(const struct rbridge *b)
 {
     if (b->pub.st != C_UP)
         return -ENOTCONN;
-    return sdslen(b->pub.c->obuf) > b->max_queue ? -ENOBUFS : 0;
+    return rb__queued(&b->pub) > b->max_queue ? -ENOBUFS : 0;
 }
 
 void rbridge_kick(struct rbridge *b)

@@ -32,6 +32,7 @@ struct rconn {
     bool is_sub;
     enum cstate st;
     redisContext *c;
+    size_t woff;        /* bytes of c->obuf already written (flush_now) */
     struct resolve *rs; /* the host's lookup, while C_CONNECTING without c */
     struct rreply_arena *arena; /* c's replies are built there (NULL: malloc) */
     sd_event_source *io, *timer, *flush;
@@ -46,6 +47,9 @@ struct rconn {
     struct waiter *w;
     uint32_t w_head, w_count, w_cap;
 };
+
+/* Bytes queued on rc and not yet written (rc->c must exist). */
+size_t rb__queued(const struct rconn *rc);
 
 struct rbridge {
     sd_event *ev;
