@@ -3,7 +3,12 @@
  * a channel of this bridge's own, which its subscriber connection is
  * subscribed to; a round coming back proves that what is published here
  * reaches the subscribers, which two connections that merely answer PING do
- * not (a subscription wedged after a failover). */
+ * not (a subscription wedged after a failover).
+ *
+ * A round carries a random number besides its own: the channel's name can
+ * be listed (PUBSUB CHANNELS), and anyone allowed to PUBLISH could
+ * otherwise keep a wedged subscription looking healthy by sending round
+ * numbers to it. */
 #include "redis_int.h"
 
 #include <stdio.h>
@@ -11,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "log.h"
 #include "validate.h"
@@ -22,12 +28,17 @@ void rb__canary_send(struct rbridge *b)
 {
     if (b->sub.st != C_UP || b->pub.st != C_UP)
         return;
-    char seq[24];
-    int n = snprintf(seq, sizeof seq, "%llu", (unsigned long long)++b->canary_seq);
-    const char *argv[] = {"PUBLISH", b->canary, seq};
+    char round[48];
+    uint64_t seq = b->canary_seq + 1, nonce = cf_random_u64();
+    int n = snprintf(round, sizeof round, "%llu:%016llx", (unsigned long long)seq,
+                     (unsigned long long)nonce);
+    const char *argv[] = {"PUBLISH", b->canary, round};
     size_t lens[] = {7, strlen(b->canary), (size_t)n};
-    if (rb__queue(&b->pub, 3, argv, lens, (struct waiter){NULL, NULL, -1}) == 0)
-        b->canary_sent[b->canary_seq % CANARY_RING] = cf_mono_ms();
+    if (rb__queue(&b->pub, 3, argv, lens, (struct waiter){NULL, NULL, -1}) == 0) {
+        b->canary_seq = seq;
+        b->canary_sent[seq % CANARY_RING] = cf_mono_ms();
+        b->canary_nonce[seq % CANARY_RING] = nonce;
+    }
 }
 
 bool rb__is_canary(const struct rbridge *b, const redisReply *channel)
@@ -49,12 +60,20 @@ static void back_again(struct rbridge *b)
 
 void rb__canary_back(struct rbridge *b, const char *payload, size_t len)
 {
-    char seq[24];
-    snprintf(seq, sizeof seq, "%.*s", (int)(len < 23 ? len : 23), payload);
-    uint64_t got = strtoull(seq, NULL, 10);
+    char round[48];
+    if (len >= sizeof round)
+        return;
+    memcpy(round, payload, len);
+    round[len] = '\0';
+    char *colon;
+    uint64_t got = strtoull(round, &colon, 10);
+    if (*colon != ':' || strlen(colon + 1) != 16)
+        return;
+    uint64_t nonce = strtoull(colon + 1, NULL, 16);
     /* any of the last few rounds counts, so a slow Redis (> 5 s) is not
      * mistaken for a wedged one */
-    if (!got || got > b->canary_seq || b->canary_seq - got >= CANARY_RING)
+    if (!got || got > b->canary_seq || b->canary_seq - got >= CANARY_RING ||
+        nonce != b->canary_nonce[got % CANARY_RING])
         return;
     b->canary_ok_at = cf_mono_ms();
     b->canary_rtt_ms = b->canary_ok_at - b->canary_sent[got % CANARY_RING];

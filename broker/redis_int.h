@@ -68,6 +68,7 @@ struct rbridge {
     sd_event_source *canary_timer;
     uint64_t canary_seq, canary_failures;
     int64_t canary_sent[CANARY_RING]; /* send time of round seq, at seq % CANARY_RING */
+    uint64_t canary_nonce[CANARY_RING]; /* round seq's random part, likewise */
     int64_t canary_ok_at, canary_rtt_ms, canary_reset_at, ready_since;
     uint32_t canary_resets; /* subscriber resets since the canary last came back */
     bool canary_was_ok;

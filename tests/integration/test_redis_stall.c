@@ -244,6 +244,41 @@ static void test_a_full_queue_drains_in_order(void **state)
     assert_int_equal(o.wrong, 0);
 }
 
+static bool canary_back(void *ud)
+{
+    (void)ud;
+    return rbridge_canary_ok(rb);
+}
+
+/* The canary's rounds come back through the real Redis; one forged by
+ * someone who may PUBLISH on its channel (listed by PUBSUB CHANNELS), a
+ * round number alone or with another random part, does not count: it kept
+ * a wedged subscription looking healthy. */
+static void test_a_forged_canary_does_not_count(void **state)
+{
+    (void)state;
+    assert_true(run_until(bridge_ready, NULL, 10000));
+    assert_true(run_until(canary_back, NULL, 10000));
+    uint64_t seq = rb->canary_seq;
+    assert_true(seq >= 1);
+    char forged[3][48], real[48];
+    snprintf(forged[0], sizeof forged[0], "%llu", (unsigned long long)seq);
+    snprintf(forged[1], sizeof forged[1], "%llu:%016llx", (unsigned long long)seq,
+             (unsigned long long)(rb->canary_nonce[seq % CANARY_RING] ^ 1));
+    snprintf(forged[2], sizeof forged[2], "%llu:%016llx:", (unsigned long long)seq,
+             (unsigned long long)rb->canary_nonce[seq % CANARY_RING]);
+    snprintf(real, sizeof real, "%llu:%016llx", (unsigned long long)seq,
+             (unsigned long long)rb->canary_nonce[seq % CANARY_RING]);
+    for (int i = 0; i < 3; i++) {
+        rb->canary_ok_at = 0;
+        rb__canary_back(rb, forged[i], strlen(forged[i]));
+        if (rb->canary_ok_at != 0)
+            fail_msg("the forged canary \"%s\" counted", forged[i]);
+    }
+    rb__canary_back(rb, real, strlen(real));
+    assert_true(rb->canary_ok_at != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_command_unanswered_past_its_timeout_resets, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_full_queue_drains_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_forged_canary_does_not_count, setup, teardown),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
