@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "stderr_catch.h"
 
 /* Every variable of the table in config.c, plus the .env selector and the
  * extra names the .env tests define. */
@@ -90,21 +91,10 @@ static int load_quiet(struct cf_config *cfg)
 /* cf_config_load with stderr caught: what it said, NUL-terminated. */
 static int load_said(struct cf_config *cfg, char *said, size_t cap)
 {
-    char path[] = "/tmp/confab-config-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    dup2(fd, STDERR_FILENO);
+    struct stderr_catch c;
+    stderr_catch_begin(&c);
     int rc = cf_config_load(cfg);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    ssize_t n = pread(fd, said, cap - 1, 0);
-    close(fd);
-    said[n > 0 ? n : 0] = '\0';
+    stderr_catch_end(&c, said, cap);
     return rc;
 }
 

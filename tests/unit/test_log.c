@@ -15,27 +15,17 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "stderr_catch.h"
 
 /* The line cf_log writes for `text`, from the message on (without the
  * time, level and process before it), with its newline. */
 static char *logged(const char *text)
 {
-    char path[] = "/tmp/confab-log-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    struct stderr_catch c;
+    stderr_catch_begin(&c);
     cf_log(CF_LOG_WARN, "test", "name %s end", text);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
     static char buf[4096];
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    close(fd);
-    assert_true(n > 0);
-    buf[n] = '\0';
+    assert_true(stderr_catch_end(&c, buf, sizeof buf) > 0);
     char *at = strstr(buf, "test: name "), *json = strstr(buf, "\"msg\":\"name ");
     assert_true(at || json);
     return at ? at + strlen("test: ") : json + strlen("\"msg\":\"");
