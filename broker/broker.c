@@ -126,7 +126,7 @@ static void expire_gone(struct broker *b, int64_t now)
         uint64_t left = 1;                /* in its grace still */
         if (g->due <= now && b->stopping) /* the entries expire in Redis: nothing to announce */
             left = presence_drop_link(b->presence, g->id, UINT64_MAX, NULL, NULL);
-        else if (g->due <= now) {
+        else if (g->due <= now && budget > 0) {
             uint64_t had = presence_link_entries(b->presence, g->id);
             left = presence_drop_link(b->presence, g->id, budget, leave_presence, b);
             /* one that stopped short of its share found a queue full: the
@@ -154,13 +154,23 @@ static void forget_emptied(struct broker *b)
  * rest of it: the least grace cut short, and only one link's. (The rule was
  * to end every grace due by the first closed link's: that took the links
  * closed in the same millisecond along, and all of them once take-overs had
- * put the first link's end off.) */
+ * put the first link's end off.) A link whose grace is over, its leaves
+ * going out a share at a time, goes only when every slot is such a link,
+ * the one with the fewest left: its rest is then sent at once, the burst
+ * the pacing avoids. */
 static void expire_soonest(struct broker *b)
 {
+    int64_t now = cf_mono_ms();
     uint32_t k = 0;
-    for (uint32_t i = 1; i < b->ngone; i++)
-        if (b->gone[i].due < b->gone[k].due)
+    for (uint32_t i = 1; i < b->ngone; i++) {
+        const struct gone_link *g = &b->gone[i], *best = &b->gone[k];
+        bool waits = g->due > now, best_waits = best->due > now;
+        if (waits != best_waits ? waits
+            : waits             ? g->due < best->due
+                                : presence_link_entries(b->presence, g->id) <
+                          presence_link_entries(b->presence, best->id))
             k = i;
+    }
     presence_drop_link(b->presence, b->gone[k].id, UINT64_MAX, leave_presence_now, b);
     memmove(&b->gone[k], &b->gone[k + 1], (b->ngone - k - 1) * sizeof b->gone[0]);
     b->ngone--;

@@ -371,9 +371,8 @@ uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
      * finds them all. */
     const struct lcount *c = lc_get(p, link_id);
     uint64_t owned = c ? c->n : 0;
-    struct group *g = p->drop_link == link_id && p->drop_at ? p->drop_at : p->cursor;
-    p->drop_link = 0;
-    p->drop_at = NULL;
+    bool mine = p->drop_link == link_id;
+    struct group *g = mine && p->drop_at ? p->drop_at : p->cursor;
     for (size_t left = cf_map_count(p->groups); owned > 0 && left > 0 && g; left--) {
         struct group *next = g->next; /* g may be freed below */
         for (uint32_t i = g->n; owned > 0 && i-- > 0;) {
@@ -394,6 +393,10 @@ uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
                 break; /* the group went with it */
         }
         g = next;
+    }
+    if (mine) { /* done with it: another link's call that stops short keeps its place */
+        p->drop_link = 0;
+        p->drop_at = NULL;
     }
     return owned;
 }

@@ -57,8 +57,9 @@ bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn
  * fn for each first (fn must not add or remove presence; NULL: none).
  * fn returns false to keep that entry and end the call there: what it had
  * to send about it could not be queued, and a later call tries it again.
- * Allocates nothing, so it cannot fail. A call for the link whose last call
- * stopped short goes on from where that one stopped, so that a link's
+ * Allocates nothing, so it cannot fail. A call for the link whose call
+ * stopped short last goes on from where that one stopped (calls for other
+ * links meanwhile that do not stop short keep that place), so that a link's
  * entries dropped a slice at a time are walked once, not once per slice.
  * It stops at the link's last entry, and at once for a link that owns
  * none. Returns how many entries the link still owns. */

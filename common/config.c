@@ -296,6 +296,28 @@ int cf_redis_addr_parse(const char *s, struct cf_redis_addr *out)
     return 0;
 }
 
+/* A refused value as it is shown in the error: control characters, DEL and
+ * bytes outside printable ASCII as \xHH (the value may be anything an
+ * environment holds, and the message goes to a terminal), at most ~200
+ * bytes of it. One buffer: valid until the next call. */
+static const char *echo(const char *value)
+{
+    enum { SHOWN = 200 };
+    static char out[4 * SHOWN + 8];
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)value;
+    for (size_t i = 0; *p && i < SHOWN; p++, i++) {
+        if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+            n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", *p);
+        else
+            out[n++] = (char)*p;
+    }
+    if (*p)
+        n += (size_t)snprintf(out + n, sizeof out - n, "...");
+    out[n] = '\0';
+    return out;
+}
+
 static bool same_addr(const struct cf_redis_addr *a, const struct cf_redis_addr *b)
 {
     return a->is_unix == b->is_unix && a->port == b->port && strcmp(a->host, b->host) == 0;
@@ -329,14 +351,16 @@ int cf_redis_addrs_parse(const char *s, struct cf_redis_addr *out, int max, char
             return -1;
         }
         if (cf_redis_addr_parse(one, &out[n]) < 0) {
-            snprintf(why, cap, "host:port, [ipv6]:port or unix:/path for each comma-separated "
-                     "server; server %d (\"%.200s\") is not", n + 1, one);
+            snprintf(why, cap,
+                     "host:port, [ipv6]:port or unix:/path for each comma-separated "
+                     "server; server %d (\"%.200s\") is not",
+                     n + 1, echo(one));
             return -1;
         }
         for (int i = 0; i < n; i++)
             if (same_addr(&out[i], &out[n])) {
                 snprintf(why, cap, "each server once; server %d (\"%.200s\") is also server %d",
-                         n + 1, one, i + 1);
+                         n + 1, echo(one), i + 1);
                 return -1;
             }
         n++;
@@ -361,28 +385,6 @@ static int parse_int(const char *v, int64_t *out)
         return -1;
     *out = n;
     return 0;
-}
-
-/* A refused value as it is shown in the error: control characters, DEL and
- * bytes outside printable ASCII as \xHH (the value may be anything an
- * environment holds, and the message goes to a terminal), at most ~200
- * bytes of it. One buffer: valid until the next call. */
-static const char *echo(const char *value)
-{
-    enum { SHOWN = 200 };
-    static char out[4 * SHOWN + 8];
-    size_t n = 0;
-    const unsigned char *p = (const unsigned char *)value;
-    for (size_t i = 0; *p && i < SHOWN; p++, i++) {
-        if (*p < 0x20 || *p >= 0x7f || *p == '\\')
-            n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", *p);
-        else
-            out[n++] = (char)*p;
-    }
-    if (*p)
-        n += (size_t)snprintf(out + n, sizeof out - n, "...");
-    out[n] = '\0';
-    return out;
 }
 
 static int set_var(struct cf_config *cfg, const struct var *d, const char *value)

@@ -215,7 +215,7 @@ static int login_respond(struct gw *gw, struct lws *wsi, const char *body, size_
     char *token = auth_issue(gw->auth, user, cf_wall_ms() / 1000);
     json_t *name = json_string(user);
     char *uname = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
-    char reply[4096];
+    char reply[8192]; /* as much as http_reply sends, headers aside */
     int n = token && uname
                 ? snprintf(reply, sizeof reply, "{\"token\":\"%s\",\"username\":%s}", token, uname)
                 : -1;

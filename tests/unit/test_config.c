@@ -110,6 +110,12 @@ static void test_refused_values_are_shown_escaped(void **state)
     assert_int_equal(load_said(&cfg, said, sizeof said), -1);
     if (!strstr(said, "LOG_LEVEL=\"\\x1b[31mred\\x9b\"") || strchr(said, '\x1b'))
         fail_msg("said: %s", said);
+    /* REDIS_ADDR's reason names the server it refuses: escaped there too */
+    clear_env();
+    setenv("REDIS_ADDR", "\x1b[2Jx", 1);
+    assert_int_equal(load_said(&cfg, said, sizeof said), -1);
+    if (!strstr(said, "\\x1b[2Jx") || strchr(said, '\x1b'))
+        fail_msg("said: %s", said);
     clear_env();
     char longer[1000];
     memset(longer, '7', sizeof longer - 1);

@@ -364,6 +364,12 @@ static void test_drop_link(void **state)
 /* Dropping a link's entries cannot fail for want of memory: it used to take
  * a snapshot of every entry first, and without one it left them all, to be
  * refreshed forever with their link gone. */
+static void no_room(void *ud, struct cf_str room, const struct cf_str *conns,
+                    const struct cf_str *users, uint32_t n)
+{
+    (void)ud, (void)room, (void)conns, (void)users, (void)n;
+}
+
 /* A grace's leaves go out a slice at a time (broker.c): a call drops at
  * most `max`, one whose callback refuses an entry keeps it and stops, and
  * the next call for the link goes on where the last stopped, rooms made or
@@ -398,6 +404,15 @@ static void test_drop_link_a_share_at_a_time(void **state)
         gone_with_r01 += strcmp(x->e[i].room, "r01") == 0;
     uint64_t left = presence_link_entries(p, 1);
     assert_int_equal(left, ROOMS * PER_ROOM - 5 - (PER_ROOM - gone_with_r01));
+    /* The refresh's cursor moves on meanwhile (to r06): the next call still
+     * goes on where the last stopped (r01, gone: the room after it), not
+     * at the cursor. */
+    assert_int_equal(presence_refresh_next(p, 6, no_room, NULL), 6);
+    size_t before_one = x->n;
+    assert_int_equal(presence_drop_link(p, 1, 1, on_drop, x), left - 1);
+    assert_int_equal(x->n, before_one + 1);
+    assert_string_equal(x->e[before_one].room, "r02");
+    left--;
 
     /* A refusal keeps its entry and ends the call; the next tries it again. */
     struct picky k = {x, 1};
