@@ -150,25 +150,26 @@ static void forget_emptied(struct broker *b)
     b->ngone = k;
 }
 
-/* With every slot taken, the link whose grace would end first loses the
- * rest of it: the least grace cut short, and only one link's. (The rule was
- * to end every grace due by the first closed link's: that took the links
- * closed in the same millisecond along, and all of them once take-overs had
- * put the first link's end off.) A link whose grace is over, its leaves
- * going out a share at a time, goes only when every slot is such a link,
- * the one with the fewest left: its rest is then sent at once, the burst
- * the pacing avoids. */
+/* With every slot taken, one link's entries are announced at once to free
+ * its slot. A link whose grace is over, its leaves going out a share at a
+ * time, goes first, the one with the fewest left: those leaves are owed
+ * anyway, only sooner, in one burst. Else the link whose grace would end
+ * first loses the rest of it: the least grace cut short, and only one
+ * link's (the rule was to end every grace due by the first closed link's:
+ * that took the links closed in the same millisecond along, and all of them
+ * once take-overs had put the first link's end off); those of its users who
+ * would have come back are shown leaving and joining again. */
 static void expire_soonest(struct broker *b)
 {
     int64_t now = cf_mono_ms();
     uint32_t k = 0;
     for (uint32_t i = 1; i < b->ngone; i++) {
         const struct gone_link *g = &b->gone[i], *best = &b->gone[k];
-        bool waits = g->due > now, best_waits = best->due > now;
-        if (waits != best_waits ? waits
-            : waits             ? g->due < best->due
-                                : presence_link_entries(b->presence, g->id) <
-                          presence_link_entries(b->presence, best->id))
+        bool drains = g->due <= now, best_drains = best->due <= now;
+        if (drains != best_drains ? drains
+            : drains              ? presence_link_entries(b->presence, g->id) <
+                           presence_link_entries(b->presence, best->id)
+                     : g->due < best->due)
             k = i;
     }
     presence_drop_link(b->presence, b->gone[k].id, UINT64_MAX, leave_presence_now, b);

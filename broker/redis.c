@@ -104,8 +104,11 @@ size_t rb__queued(const struct rconn *rc)
  * of the buffer to its front after every partial write: against a Redis
  * that reads slowly, a queue of MAX_LINK_QUEUE_BYTES (64 MiB) was copied
  * once per socket buffer's worth written, gigabytes to drain it. Here the
- * written part is skipped (woff) and moved out only once it is most of the
- * buffer: each byte is moved at most once. */
+ * written part is skipped (woff) and moved out once it is most of the
+ * buffer or half the queue's bound: a byte written costs at most two moved,
+ * and the buffer stays under 1.5 times the bound (the queue refills as it
+ * drains). The move is by hand: hiredis 0.14's sdsrange takes int offsets,
+ * which a buffer past 2 GiB (the bound may be 1 GiB) would overflow. */
 static void flush_now(struct rconn *rc)
 {
     if (!rc->c || rc->st == C_DOWN || rc->st == C_CONNECTING)
@@ -138,8 +141,11 @@ static void flush_now(struct rconn *rc)
     } else if (done) {
         sdsclear(c->obuf);
         rc->woff = 0;
-    } else if (rc->woff > sdslen(c->obuf) / 2) {
-        sdsrange(c->obuf, (int)rc->woff, -1); /* woff < MAX_LINK_QUEUE_BYTES + a command */
+    } else if (rc->woff > sdslen(c->obuf) / 2 || rc->woff >= rc->b->max_queue / 2) {
+        size_t left = sdslen(c->obuf) - rc->woff;
+        memmove(c->obuf, c->obuf + rc->woff, left);
+        sdssetlen(c->obuf, left);
+        c->obuf[left] = '\0';
         rc->woff = 0;
     }
     set_events(rc, done ? EPOLLIN : EPOLLIN | EPOLLOUT);

@@ -5,10 +5,11 @@
  * reaches the subscribers, which two connections that merely answer PING do
  * not (a subscription wedged after a failover).
  *
- * A round carries a random number besides its own: the channel's name can
- * be listed (PUBSUB CHANNELS), and anyone allowed to PUBLISH could
- * otherwise keep a wedged subscription looking healthy by sending round
- * numbers to it. */
+ * A round carries a random number besides its own, and counts once: the
+ * channel's name can be listed (PUBSUB CHANNELS), and anyone allowed to
+ * PUBLISH could otherwise keep a wedged subscription looking healthy by
+ * sending round numbers to it. (One who may also SUBSCRIBE to the channel
+ * where the rounds go could still relay each round.) */
 #include "redis_int.h"
 
 #include <stdio.h>
@@ -75,6 +76,7 @@ void rb__canary_back(struct rbridge *b, const char *payload, size_t len)
     if (!got || got > b->canary_seq || b->canary_seq - got >= CANARY_RING ||
         nonce != b->canary_nonce[got % CANARY_RING])
         return;
+    b->canary_nonce[got % CANARY_RING] = 0; /* once: a round replayed later does not count */
     b->canary_ok_at = cf_mono_ms();
     b->canary_rtt_ms = b->canary_ok_at - b->canary_sent[got % CANARY_RING];
     if (!b->canary_was_ok)
