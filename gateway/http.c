@@ -397,13 +397,13 @@ static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req
         memcpy(req->room, r.p, r.len);
         req->room_len = r.len;
         int e = v1_publish(gw, req, r, f, t);
-        if (e < 0)
+        if (e < 0) {
             drop_req(wsi, req);
-        if (e < 0)
             rc = finish(wsi, http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
                                         e == -ENOTCONN ? "the room's broker is not reachable"
                                                        : "the gateway is congested",
                                         "retry-after: 1\x0d\x0a"));
+        }
     }
     json_decref(root);
     return rc;

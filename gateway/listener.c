@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "gateway.h"
 #include "log.h"
+#include "logcap.h"
 #include "lowfd.h"
 #include "sock.h"
 
@@ -29,8 +30,7 @@ struct listener {
     struct lowfd *lowfd; /* where sockets for lws move under fd_cap; NULL: none */
     int64_t last_emfile_log;
     unsigned long emfile_drops;
-    int64_t last_accept_error_log;
-    unsigned long accept_errors;
+    struct cf_logcap accept_log;
     struct listener_hooks hooks;
     unsigned long adopt_failures;
     int64_t last_adopt_log;
@@ -232,22 +232,6 @@ static bool gone_before_accept(int e)
     }
 }
 
-/* What is left (the kernel out of memory: ENOBUFS, ENOMEM) leaves the
- * listener readable, so this runs at every pass of the loop until it
- * passes: one line per 10 s, with how many failed meanwhile. */
-static void log_accept_error(struct listener *l, int e)
-{
-    l->accept_errors++;
-    int64_t now = cf_mono_ms();
-    if (now - l->last_accept_error_log < 10000)
-        return;
-    l->last_accept_error_log = now;
-    CF_ERROR("listen",
-             "accept failed: %s (%lu times so far; the kernel is short of memory or "
-             "socket buffers: see dmesg)",
-             strerror(e), l->accept_errors);
-}
-
 int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t len)
 {
     (void)user;
@@ -270,7 +254,12 @@ int listener_callback(struct lws *wsi, int reason, void *user, void *in, size_t 
             else if (gone_before_accept(errno))
                 continue;
             else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_accept_error(l, errno);
+                /* the kernel short of memory (ENOBUFS, ENOMEM): the listener
+                 * stays readable, so this comes at every loop pass */
+                CF_LOG_CAPPED(&l->accept_log, CF_LOG_ERROR, "listen",
+                              "accept failed: %s (the kernel is short of memory or socket "
+                              "buffers: see dmesg)",
+                              strerror(errno));
             break;
         }
         /* past the cap, only a connection the take hook answers is served
