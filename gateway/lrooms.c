@@ -326,7 +326,12 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
      * subscription missed some, or someone who can PUBLISH made the id up)
      * stops the release of messages with ids, and the member re-syncs: given
      * out, it would become the last id, and every real message up to it
-     * would be dropped as already seen. */
+     * would be dropped as already seen.
+     * What the snapshot left no room for in the session's queue (over TLS
+     * nothing is written before the next writable callback) is not given
+     * out either: sent, it closed the member as a slow consumer right after
+     * its join; the re-sync, from the last id given out, brings it once
+     * the client has read. */
     bool resync = false, since = false, pgap = false;
     for (uint32_t i = 0; i < m->nheld; i++) {
         struct lheld *h = &m->held[i];
@@ -336,7 +341,8 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
                 send = false; /* the re-sync brings it */
             else if (h->epoch && epoch && h->epoch != epoch)
                 send = false, resync = true;
-            else if (h->id > m->last_id + 1)
+            else if (h->id > m->last_id + 1 ||
+                     (h->id > m->last_id && sess_would_overflow(m->s, h->b->len)))
                 send = false, resync = since = true;
             else if ((send = h->id > m->last_id))
                 m->last_id = h->id;
@@ -347,7 +353,8 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
              * and comes as a whole joined */
             if (pgap)
                 send = false;
-            else if (h->pv && m->pv && h->pv > m->pv + 1)
+            else if ((h->pv && m->pv && h->pv > m->pv + 1) ||
+                     (h->pv > m->pv && sess_would_overflow(m->s, h->b->len)))
                 send = false, pgap = resync = since = true;
             else if ((send = h->pv > m->pv))
                 m->pv = h->pv;

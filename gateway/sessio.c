@@ -219,7 +219,9 @@ int sess__write_batch(struct session *s)
 
 void sess__want_out(struct session *s)
 {
-    if (s->out_armed || s->wsi) /* during the hand-over the socket is not watched yet */
+    /* during the hand-over the socket is not watched yet; with no loop (unit
+     * tests) there is nothing to arm */
+    if (s->out_armed || s->wsi || !g_io)
         return;
     if (wsio_mod(g_io, s->fd, s, !s->rx_eof, true) == 0)
         s->out_armed = true;

@@ -232,6 +232,15 @@ static void drain_now(struct session *s)
     }
 }
 
+bool sess_would_overflow(struct session *s, size_t len)
+{
+    if (s->close_code || s->no_output || s->ended || (!s->wsi && s->fd < 0))
+        return false;
+    if (s->qbytes + len + SLOT_COST > s->qmax)
+        drain_now(s);
+    return !s->ended && s->qbytes + len + SLOT_COST > s->qmax;
+}
+
 int sess_send(struct session *s, struct cf_buf *b)
 {
     if (s->close_code || s->no_output || s->ended || (!s->wsi && s->fd < 0))

@@ -72,6 +72,10 @@ void sess_detach(struct session *s);
  * and its queue was released); -EPIPE, dropping b, when the session is
  * already closing or gone. */
 int sess_send(struct session *s, struct cf_buf *b);
+/* Whether sess_send would close the session as a slow consumer for a frame
+ * of len bytes now (it first hands the socket what it takes, as sess_send
+ * does). False when the session is closing or gone: sess_send drops then. */
+bool sess_would_overflow(struct session *s, size_t len);
 
 /* The WRITEABLE callback: writes what is queued (see above), or the pending
  * close. Returns -1 when lws must close the connection. */

@@ -10,6 +10,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,6 +63,8 @@ struct fix {
     int n;
 };
 
+static size_t fix_qmax = 1 << 20; /* each session's queue bound */
+
 static void fix_up(struct fix *f, int n)
 {
     assert_true(n <= MAX_SESSIONS);
@@ -69,7 +73,7 @@ static void fix_up(struct fix *f, int n)
     assert_non_null(f->r);
     f->n = n;
     for (int k = 0; k < n; k++) {
-        f->s[k] = sess_new((uint64_t)k + 1, "alice", 1 << 20);
+        f->s[k] = sess_new((uint64_t)k + 1, "alice", fix_qmax);
         assert_non_null(f->s[k]);
         sess_attach(f->s[k], NULL, f->sv[0], SESS_V1_JSON, cf_mono_ms());
     }
@@ -174,6 +178,80 @@ static void test_a_member_awaiting_its_turn_holds_no_messages(void **state)
     assert_true(*sess_held_bytes(s) > one);
 
     fix_down(&f);
+}
+
+/* A frame of n bytes, queued to s. */
+static void send_bytes(struct session *s, size_t n)
+{
+    struct cf_buf *b = cf_buf_new(0, n);
+    assert_non_null(b);
+    memset(b->data, 'x', n);
+    b->len = (uint32_t)n;
+    assert_int_equal(sess_send(s, b), 0);
+    cf_buf_unref(b);
+}
+
+/* What the join's snapshot leaves no room for in the session's queue is not
+ * given out when the member goes live: the member re-syncs from the last id
+ * it got. Sent, it closed the member as a slow consumer right after its join
+ * whenever nothing could be written in between: over TLS, which writes only
+ * in its writable callback; here, a socket that takes nothing more and a
+ * session that already keeps a write's rest. */
+static void snapshot_leaves_no_room(bool presence_changes)
+{
+    struct fix f;
+    fix_qmax = 64 * 1024;
+    fix_up(&f, 1);
+    fix_qmax = 1 << 20;
+    struct lrooms *r = f.r;
+    struct session *s = f.s[0];
+    /* a client that reads nothing: its socket takes no more */
+    assert_int_equal(fcntl(f.sv[0], F_SETFL, O_NONBLOCK), 0);
+    static char junk[4096];
+    while (write(f.sv[0], junk, sizeof junk) > 0)
+        ;
+    while (write(f.sv[0], junk, 1) > 0) /* what is left of the buffer */
+        ;
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+    /* what it was sent before: the first frame became the rest of a write,
+     * the second is queued */
+    send_bytes(s, 40 * 1024);
+    send_bytes(s, 24 * 1024);
+    assert_true(sess_queued_bytes(s) < 25 * 1024);
+
+    struct lmember *m = pending_member(&f, 7);
+    m->epoch_known = true;
+    memcpy(m->epoch, EPOCH, 17);
+    int before = resyncs;
+    /* held while the join was pending: under the bound with the queue */
+    for (uint64_t id = 4; id < 234; id++) {
+        struct cf_wire_msg ev = presence_changes ? presence(id - 2) : message(id);
+        lrooms_deliver(r, &ev);
+    }
+    assert_true(*sess_held_bytes(s) > 18 * 1024);
+    assert_false(sess_closing(s));
+
+    send_bytes(s, 20 * 1024); /* the joined, its last id 3 */
+    lrooms_go_live(r, m);
+    assert_false(sess_closing(s));
+    assert_true(sess_queued_bytes(s) <= sess_max_queue(s));
+    assert_int_equal(resyncs, before + 1); /* for the rest */
+    assert_true(m->pending);
+    /* what fitted went out */
+    if (presence_changes)
+        assert_true(m->pv > 1 && m->pv < 231);
+    else
+        assert_true(m->last_id > 3 && m->last_id < 233);
+    assert_int_equal(*sess_held_bytes(s), 0);
+
+    fix_down(&f);
+}
+
+static void test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync(void **state)
+{
+    (void)state;
+    snapshot_leaves_no_room(false); /* messages */
+    snapshot_leaves_no_room(true);  /* presence changes: the re-sync's joined lists members */
 }
 
 /* Waiting lists: the member added last is taken first, each once; a move
@@ -404,6 +482,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
+        cmocka_unit_test(test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync),
         cmocka_unit_test(test_waiting_lists),
         cmocka_unit_test(test_waiting_lists_keep_the_order_members_came_in),
         cmocka_unit_test(test_a_drained_waiting_list_gives_back_its_array),
