@@ -377,6 +377,22 @@ static void run_presence_now(struct broker *b, struct gwlink *l, const struct cf
     op_run(b, gwlink_id(l), payload, len, m);
 }
 
+/* Throttled per user and room across nodes by the script; lost if Redis is
+ * down (typing is only a hint). Re-encoded from the fields it needs: the
+ * frame as the peer sent it may carry unknown keys of any size, which every
+ * node subscribed to the room would receive (and drop, as larger than any
+ * room event, counted against Redis). */
+static void publish_typing(struct broker *b, const struct cf_wire_msg *m)
+{
+    struct cf_wire_msg t = {.type = CF_WIRE_TYPING, .room = m->room, .user = m->user};
+    struct cf_bytes out;
+    cf_bytes_init(&out, CF_WIRE_MAX_EVENT);
+    if (cf_wire_encode(&out, &t) == 0)
+        store_typing(rb_of(b, m->room), m->room, m->user, TYPING_GAP_MS,
+                     cf_bytes_data(&out) + CF_WIRE_HDR, cf_bytes_len(&out) - CF_WIRE_HDR);
+    cf_bytes_free(&out);
+}
+
 void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                        const unsigned char *payload, size_t len)
 {
@@ -422,9 +438,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
         request_history(b, l, m);
         break;
     case CF_WIRE_TYPING:
-        /* throttled per user and room across nodes by the script; lost if
-         * Redis is down (typing is only a hint) */
-        store_typing(rb_of(b, m->room), m->room, m->user, TYPING_GAP_MS, payload, len);
+        publish_typing(b, m);
         break;
     default:
         break;

@@ -11,6 +11,8 @@
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -449,6 +451,69 @@ static void test_first_message_waits_for_its_subscription(void **state)
     wsc_close(a);
 }
 
+/* A typing frame from a peer goes to Redis as the broker encodes it, not as
+ * it came: unknown keys (skipped by the decoder) would otherwise be
+ * published to every node in the room, at up to the frame bound's size. */
+static void test_typing_goes_to_redis_reencoded(void **state)
+{
+    (void)state;
+    const char *room = "typing-room";
+    int shard = (int)cf_shard_of(room, strlen(room), 2);
+    redisContext *sub = redisConnectUnix(fx.redis.sock);
+    assert_non_null(sub);
+    assert_int_equal(sub->err, 0);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE room:%s", room);
+    assert_non_null(r);
+    freeReplyObject(r);
+    struct timeval tv = {5, 0};
+    assert_int_equal(redisSetTimeout(sub, tv), REDIS_OK);
+
+    int fd = link_to(shard);
+    bl_hello(fd, (uint32_t)shard, 2);
+    struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
+    bl_send_msg(fd, &join);
+    /* a typing event with a 100 KiB key of its own: its map announces one
+     * entry more, then the key and a bin 32 value follow */
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    struct cf_wire_msg ty = {.type = CF_WIRE_TYPING, .room = join.room, .user = {"mallory", 7}};
+    assert_int_equal(cf_wire_encode(&out, &ty), 0);
+    size_t plen = cf_bytes_len(&out) - CF_WIRE_HDR, junk = 100 * 1024;
+    unsigned char *p = malloc(plen + 16 + junk);
+    assert_non_null(p);
+    memcpy(p, cf_bytes_data(&out) + CF_WIRE_HDR, plen);
+    assert_true(p[0] >= 0x80 && p[0] < 0x8f); /* a fixmap */
+    p[0]++;
+    static const unsigned char key[] = {0xa4, 'j', 'u', 'n', 'k', 0xc6, 0, 1, 0x90, 0};
+    memcpy(p + plen, key, sizeof key);
+    memset(p + plen + sizeof key, 'x', junk);
+    cf_bytes_consume(&out, cf_bytes_len(&out));
+    assert_int_equal(cf_wire_frame_raw(&out, p, plen + sizeof key + junk), 0);
+    free(p);
+    bl_send_bytes(fd, cf_bytes_data(&out), cf_bytes_len(&out));
+    cf_bytes_free(&out);
+
+    r = NULL;
+    assert_int_equal(redisGetReply(sub, (void **)&r), REDIS_OK);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    size_t got = r->element[2]->len;
+    struct cf_wire_decoder *d = cf_wire_decoder_new();
+    struct cf_wire_msg m;
+    const char *why;
+    assert_int_equal(cf_wire_decode(d, r->element[2]->str, got, &m, &why), 0);
+    assert_int_equal(m.type, CF_WIRE_TYPING);
+    assert_int_equal(m.user.len, 7);
+    assert_memory_equal(m.user.p, "mallory", 7);
+    cf_wire_decoder_free(d);
+    freeReplyObject(r);
+    if (got > 256)
+        fail_msg("the typing event published to Redis is %zu bytes", got);
+    redisFree(sub);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_one_frame_per_gateway_link_one_encoding_per_message),
         cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
         cmocka_unit_test(test_first_message_waits_for_its_subscription),
+        cmocka_unit_test(test_typing_goes_to_redis_reencoded),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
