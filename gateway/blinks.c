@@ -88,6 +88,36 @@ static void schedule_retry(struct blink *l, const char *why)
  * with it a re-sync of the shard's members, each time someone leaves. */
 #define STATE_RESERVE_DIV 16
 
+/* Hands l's socket what it takes now; the rest waits for lws to say it is
+ * writable. */
+static void flush_one(struct blink *l)
+{
+    if (!l->wsi || l->want_out || !cf_bytes_len(&l->out))
+        return;
+    ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
+    if (w < 0) {
+        CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
+        l->want_out = true; /* nothing more until lws has closed it */
+        lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    } else if (cf_bytes_len(&l->out)) { /* the socket is full */
+        l->want_out = true;
+        if (lws_callback_on_writable(l->wsi) < 0) {
+            CF_WARN("link", "broker %u: cannot wait for room to write; resetting the link",
+                    l->shard);
+            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+}
+
+void blinks_flush(struct blinks *b)
+{
+    if (!b)
+        return;
+    lws_sul_cancel(&b->sul_flush); /* link_send schedules it again if need be */
+    for (uint32_t i = 0; i < b->n; i++)
+        flush_one(&b->links[i]);
+}
+
 /* Queues a frame. A state frame past the reserve resets the link: its
  * state (joined rooms, presence) is rebuilt on reconnect, which is safer
  * than running with a hole in it. */
@@ -100,6 +130,15 @@ static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on
     if (reset_on_full) /* for this frame only: the others stay refused above the bound */
         l->out.max = bound + bound / STATE_RESERVE_DIV;
     int rc = cf_wire_encode(&l->out, m);
+    if (rc == -ENOBUFS && !l->want_out) {
+        /* Full before the pass's end wrote any of it (a relink's joins for
+         * every local room of the shard, in one pass): the socket is
+         * offered what is queued first, as a client's queue is. */
+        size_t before = cf_bytes_len(&l->out);
+        flush_one(l);
+        if (cf_bytes_len(&l->out) < before)
+            rc = cf_wire_encode(&l->out, m);
+    }
     l->out.max = bound;
     if (rc < 0) {
         if (rc == -ENOBUFS && reset_on_full && !l->resetting) { /* once: a line, not thousands */
@@ -281,31 +320,6 @@ static void rearm_write_cb(lws_sorted_usec_list_t *sul)
     struct blink *l = lws_container_of(sul, struct blink, sul_write);
     if (l->wsi && cf_bytes_len(&l->out))
         lws_callback_on_writable(l->wsi);
-}
-
-void blinks_flush(struct blinks *b)
-{
-    if (!b)
-        return;
-    lws_sul_cancel(&b->sul_flush); /* link_send schedules it again if need be */
-    for (uint32_t i = 0; i < b->n; i++) {
-        struct blink *l = &b->links[i];
-        if (!l->wsi || l->want_out || !cf_bytes_len(&l->out))
-            continue;
-        ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
-        if (w < 0) {
-            CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
-            l->want_out = true; /* nothing more until lws has closed it */
-            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        } else if (cf_bytes_len(&l->out)) { /* the socket is full */
-            l->want_out = true;
-            if (lws_callback_on_writable(l->wsi) < 0) {
-                CF_WARN("link", "broker %u: cannot wait for room to write; resetting the link",
-                        l->shard);
-                lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            }
-        }
-    }
 }
 
 static void flush_cb(lws_sorted_usec_list_t *sul)

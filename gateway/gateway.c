@@ -436,9 +436,9 @@ static void on_room_last(void *ud, const char *name, size_t len)
         blinks_leave(gw->links, name, len);
 }
 
-static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since)
+static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since, bool later)
 {
-    v1_resync(ud, room, m, since);
+    v1_resync(ud, room, m, since, later);
 }
 
 static const struct lrooms_ops room_ops = {on_room_first, on_room_last, on_resync};

@@ -193,13 +193,13 @@ static void hold(struct lmember *m, struct cf_buf *b, const struct cf_wire_msg *
         return; /* awaits a re-sync not yet asked for, whose snapshot (taken
                  * after this message was stored) brings it: held, a member
                  * kept waiting in a busy room filled its session's bound */
-    size_t max = sess_max_queue(m->s);
     uint32_t *held = sess_held_bytes(m->s);
-    if (sess_queued_bytes(m->s) + *held + b->len > max) {
-        CF_INFO("rooms", "conn %llu: too many events while its join was pending; closing",
-                (unsigned long long)sess_id(m->s));
+    /* the socket is offered what is queued first, as sess_send does: a
+     * burst of joined snapshots in one pass otherwise closed a client that
+     * reads */
+    if (sess_would_overflow(m->s, (size_t)*held + b->len)) {
         drop_held(m);
-        sess_close(m->s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many events while joining");
+        sess_close_slow(m->s, "too many events while joining");
         return;
     }
     if (m->nheld == m->capheld) {
@@ -269,8 +269,8 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
              * messages (its broker's subscription was down meanwhile). */
             if (other_epoch || ev->id > m->last_id + 1) {
                 m->pending = true; /* this message waits for the snapshot */
-                r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m,
-                               !other_epoch);
+                r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m, !other_epoch,
+                               false);
             }
         }
         /* Presence versions have no gaps either (one per announced change,
@@ -282,7 +282,7 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
         if (sess_proto_is_v1(p) && !m->pending && ev->type == CF_WIRE_PRESENCE && ev->pv &&
             m->pv && ev->pv > m->pv + 1) {
             m->pending = true; /* the snapshot brings the members as they are */
-            r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m, true);
+            r->ops->resync(r->ud, (struct cf_str){rm->name, (uint32_t)rm->len}, m, true, false);
         }
         if (sess_proto_is_v1(p) && !m->pending && !wants(m, ev, now))
             continue;
@@ -315,8 +315,9 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *ev)
     return queued;
 }
 
-void lrooms_go_live(struct lrooms *r, struct lmember *m)
+size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
 {
+    size_t queued = 0;
     m->pending = false;
     m->pv_until = cf_mono_ms() + PV_WINDOW_MS;
     uint64_t epoch = m->epoch_known ? cf_fnv1a64(m->epoch, strlen(m->epoch)) : 0;
@@ -332,7 +333,7 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
      * out either: sent, it closed the member as a slow consumer right after
      * its join; the re-sync, from the last id given out, brings it once
      * the client has read. */
-    bool resync = false, since = false, pgap = false;
+    bool resync = false, since = false, pgap = false, full = false;
     for (uint32_t i = 0; i < m->nheld; i++) {
         struct lheld *h = &m->held[i];
         bool send = true;
@@ -341,9 +342,10 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
                 send = false; /* the re-sync brings it */
             else if (h->epoch && epoch && h->epoch != epoch)
                 send = false, resync = true;
-            else if (h->id > m->last_id + 1 ||
-                     (h->id > m->last_id && sess_would_overflow(m->s, h->b->len)))
+            else if (h->id > m->last_id + 1)
                 send = false, resync = since = true;
+            else if (h->id > m->last_id && sess_would_overflow(m->s, h->b->len))
+                send = false, resync = since = full = true;
             else if ((send = h->id > m->last_id))
                 m->last_id = h->id;
         } else if (h->type == CF_WIRE_PRESENCE) {
@@ -353,20 +355,22 @@ void lrooms_go_live(struct lrooms *r, struct lmember *m)
              * and comes as a whole joined */
             if (pgap)
                 send = false;
-            else if ((h->pv && m->pv && h->pv > m->pv + 1) ||
-                     (h->pv > m->pv && sess_would_overflow(m->s, h->b->len)))
+            else if (h->pv && m->pv && h->pv > m->pv + 1)
                 send = false, pgap = resync = since = true;
+            else if (h->pv > m->pv && sess_would_overflow(m->s, h->b->len))
+                send = false, pgap = resync = since = full = true;
             else if ((send = h->pv > m->pv))
                 m->pv = h->pv;
         } /* a message without an id is in no history: given out either way */
-        if (send)
-            sess_send(m->s, h->b);
+        if (send && sess_send(m->s, h->b) == 0)
+            queued++;
     }
     drop_held(m);
     if (resync) {
         m->pending = true;
-        r->ops->resync(r->ud, lrooms_member_room(m), m, since);
+        r->ops->resync(r->ud, lrooms_member_room(m), m, since, full);
     }
+    return queued;
 }
 
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),

@@ -32,8 +32,10 @@ struct lrooms_ops {
     /* A live v1 member missed something: a message from another epoch of
      * its room (the history was lost; since = false: it needs a fresh
      * snapshot) or a gap in the ids (since = true: replay after its last id).
-     * The member is pending again; the message that showed it is held. */
-    void (*resync)(void *ud, struct cf_str room, struct lmember *m, bool since);
+     * The member is pending again; the message that showed it is held.
+     * later: what it missed did not fit the client's queue (lrooms_go_live),
+     * so ask once the client had time to read. */
+    void (*resync)(void *ud, struct cf_str room, struct lmember *m, bool since, bool later);
 };
 
 struct lheld;
@@ -82,8 +84,10 @@ size_t lrooms_deliver(struct lrooms *r, const struct cf_wire_msg *m);
  * order. A held message that does not follow (another epoch, a gap) is not
  * given out, nor are the messages with ids after it: the member is re-synced
  * (ops->resync, pending again), which brings them. Presence changes and
- * messages without ids are released all the same. */
-void lrooms_go_live(struct lrooms *r, struct lmember *m);
+ * messages without ids are released all the same. So are not those the
+ * client's queue has no room for: the re-sync (ops->resync, later) brings
+ * them. Returns the events queued to the client. */
+size_t lrooms_go_live(struct lrooms *r, struct lmember *m);
 
 /* A pending member's snapshot will not come (its re-sync was refused; the
  * next try asks from its last id): the messages with ids held for it are

@@ -241,6 +241,16 @@ bool sess_would_overflow(struct session *s, size_t len)
     return !s->ended && s->qbytes + len + SLOT_COST > s->qmax;
 }
 
+void sess_close_slow(struct session *s, const char *reason)
+{
+    char peer[INET6_ADDRSTRLEN + 8];
+    sess_peer(s, peer, sizeof peer);
+    CF_WARN("session", "conn %llu (%s, %s): %s, %zu bytes queued; disconnecting",
+            (unsigned long long)s->id, s->user, peer, reason, (size_t)s->qbytes);
+    sess__counters.slow_consumers++;
+    sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
+}
+
 int sess_send(struct session *s, struct cf_buf *b)
 {
     if (s->close_code || s->no_output || s->ended || (!s->wsi && s->fd < 0))
@@ -251,12 +261,7 @@ int sess_send(struct session *s, struct cf_buf *b)
     if (s->ended)
         return -EPIPE;
     if (s->qbytes + cost > s->qmax) {
-        char peer[INET6_ADDRSTRLEN + 8];
-        sess_peer(s, peer, sizeof peer);
-        CF_WARN("session", "conn %llu (%s, %s): slow consumer, %zu bytes queued; disconnecting",
-                (unsigned long long)s->id, s->user, peer, (size_t)s->qbytes);
-        sess__counters.slow_consumers++;
-        sess_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
+        sess_close_slow(s, "slow consumer");
         return -ENOBUFS;
     }
     if (s->qlen == s->qcap) {

@@ -72,6 +72,9 @@ void sess_detach(struct session *s);
  * and its queue was released); -EPIPE, dropping b, when the session is
  * already closing or gone. */
 int sess_send(struct session *s, struct cf_buf *b);
+/* Closes the session with 1008 and `reason` (a static string) as a slow
+ * consumer: logged and counted as sess_send does at its bound. */
+void sess_close_slow(struct session *s, const char *reason);
 /* Whether sess_send would close the session as a slow consumer for a frame
  * of len bytes now (it first hands the socket what it takes, as sess_send
  * does). False when the session is closing or gone: sess_send drops then. */

@@ -362,7 +362,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     size_t bad = 0;
     bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
                       memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
-    bool members_sent = true;
+    bool members_sent = true, cut = false;
     /* A re-sync gives what was missed as live messages when the client knows
      * presence as of the snapshot; when changes went by while events were
      * not arriving, it gets a whole `joined` (recovered, its messages the
@@ -371,14 +371,30 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         /* Back after a broker outage: hand over what was missed, as live. */
         members_sent = false;
         struct cf_wire_decoder *d = gw->dec;
-        for (uint32_t i = 0; i < snap->nmessages; i++) {
+        uint32_t given = 0;
+        for (uint32_t i = 0; i < snap->nmessages && !cut; i++) {
             struct cf_wire_msg msg;
             const char *why;
             if (cf_wire_decode(d, snap->messages[i].p, snap->messages[i].len, &msg, &why) < 0 ||
                 msg.type != CF_WIRE_MSG || !(msg.has & CF_WIRE_HAS_ID) || msg.id <= m->last_id)
                 continue;
+            struct cf_buf *ev = v1_encode_event(sess_proto(s), &msg);
+            /* What does not fit the client's queue waits for another
+             * re-sync, from the last id given, once the client had time to
+             * read; one that finds no room at all is a slow consumer. */
+            if (ev && sess_would_overflow(s, ev->len)) {
+                cf_buf_unref(ev);
+                if (!given) {
+                    sess_close_slow(s, "slow consumer");
+                    return;
+                }
+                cut = true;
+                break;
+            }
             m->last_id = msg.id;
-            send_buf(s, v1_encode_event(sess_proto(s), &msg));
+            given++;
+            send_buf(s, ev);
+            gw->stats.messages_out++;
         }
         /* at INFO only when it brought something: a broker that comes back
          * re-syncs every member of its shard, which made a line each */
@@ -395,7 +411,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
             CF_WARN("v1", "room %.*s: %zu stored messages could not be decoded and were skipped",
                     (int)q->room_len, q->room, bad);
     }
-    if (snap->last_id > m->last_id)
+    if (!cut && snap->last_id > m->last_id)
         m->last_id = snap->last_id;
     if (snap->epoch.len < sizeof m->epoch) {
         memcpy(m->epoch, snap->epoch.p, snap->epoch.len);
@@ -408,7 +424,10 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
      * went meanwhile. */
     if (members_sent)
         m->pv = snap->pv;
-    lrooms_go_live(gw->rooms, m);
+    if (cut)
+        rs_later(gw->rs, m, RS_SOON_MS); /* what was held with ids comes with it */
+    else
+        gw->stats.messages_out += lrooms_go_live(gw->rooms, m);
 }
 
 static void refused(struct gw *gw, struct req *q, const char *code, const char *message)
@@ -606,10 +625,13 @@ struct rs *v1_resyncs_new(struct gw *gw)
     return rs_new(gw->rooms, blinks_count(gw->links), &resync_ops, gw);
 }
 
-void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since)
+void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since, bool later)
 {
     (void)room;
-    rs_gap(gw->rs, m, since);
+    if (later)
+        rs_later(gw->rs, m, RS_SOON_MS); /* a re-sync from its last id: since */
+    else
+        rs_gap(gw->rs, m, since);
 }
 
 /* A member whose re-sync waits for its turn or was refused: pending, with

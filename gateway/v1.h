@@ -53,7 +53,7 @@ void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link);
  * again: the members of that server's rooms re-sync. */
 void v1_on_redis_back(struct gw *gw, uint32_t shard, uint32_t server, uint32_t servers);
 /* A live member missed messages (lrooms_ops.resync). */
-void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since);
+void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since, bool later);
 /* Once a second: time out requests without an answer. */
 void v1_tick(struct gw *gw);
 /* Ten times a second: re-syncs whose retry is due (resync.h). */

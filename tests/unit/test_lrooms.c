@@ -28,10 +28,13 @@ static void on_first(void *ud, const char *name, size_t len)
     (void)ud, (void)name, (void)len;
 }
 
-static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since)
+static int later_resyncs;
+
+static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since, bool later)
 {
     (void)ud, (void)room, (void)m, (void)since;
     resyncs++;
+    later_resyncs += later;
 }
 
 static const struct lrooms_ops ops = {on_first, on_first, on_resync};
@@ -222,7 +225,7 @@ static void snapshot_leaves_no_room(bool presence_changes)
     struct lmember *m = pending_member(&f, 7);
     m->epoch_known = true;
     memcpy(m->epoch, EPOCH, 17);
-    int before = resyncs;
+    int before = resyncs, later_before = later_resyncs;
     /* held while the join was pending: under the bound with the queue */
     for (uint64_t id = 4; id < 234; id++) {
         struct cf_wire_msg ev = presence_changes ? presence(id - 2) : message(id);
@@ -236,6 +239,7 @@ static void snapshot_leaves_no_room(bool presence_changes)
     assert_false(sess_closing(s));
     assert_true(sess_queued_bytes(s) <= sess_max_queue(s));
     assert_int_equal(resyncs, before + 1); /* for the rest */
+    assert_int_equal(later_resyncs, later_before + 1); /* once the client had time to read */
     assert_true(m->pending);
     /* what fitted went out */
     if (presence_changes)
@@ -252,6 +256,33 @@ static void test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync(void **
     (void)state;
     snapshot_leaves_no_room(false); /* messages */
     snapshot_leaves_no_room(true);  /* presence changes: the re-sync's joined lists members */
+}
+
+/* An event held for a pending join that finds the queue at its bound first
+ * offers the socket what is queued, as sess_send does: a client that reads
+ * is not a slow consumer. (A burst of joined snapshots queued in one pass
+ * closed a reading client with 1008 when one more event came for a join
+ * still pending.) */
+static void test_holding_first_offers_the_socket_what_is_queued(void **state)
+{
+    (void)state;
+    struct fix f;
+    fix_qmax = 64 * 1024;
+    fix_up(&f, 1);
+    fix_qmax = 1 << 20;
+    struct session *s = f.s[0];
+    for (int i = 0; i < 6; i++)
+        send_bytes(s, 10 * 1024);
+    send_bytes(s, 3900); /* at the bound, but under it: nothing written yet */
+    assert_true(sess_queued_bytes(s) > 65400);
+    struct lmember *m = pending_member(&f, 7);
+    struct cf_wire_msg ev = message(4);
+    lrooms_deliver(f.r, &ev);
+    assert_false(sess_closing(s));
+    assert_true(*sess_held_bytes(s) > 0);
+    assert_true(sess_queued_bytes(s) < 10 * 1024); /* the socket took the rest */
+    (void)m;
+    fix_down(&f);
 }
 
 /* Waiting lists: the member added last is taken first, each once; a move
@@ -483,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
         cmocka_unit_test(test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync),
+        cmocka_unit_test(test_holding_first_offers_the_socket_what_is_queued),
         cmocka_unit_test(test_waiting_lists),
         cmocka_unit_test(test_waiting_lists_keep_the_order_members_came_in),
         cmocka_unit_test(test_a_drained_waiting_list_gives_back_its_array),

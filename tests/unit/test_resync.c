@@ -37,9 +37,9 @@ static void on_room(void *ud, const char *name, size_t len)
     (void)ud, (void)name, (void)len;
 }
 
-static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since)
+static void on_resync(void *ud, struct cf_str room, struct lmember *m, bool since, bool later)
 {
-    (void)ud, (void)room, (void)m, (void)since;
+    (void)ud, (void)room, (void)m, (void)since, (void)later;
 }
 
 static const struct lrooms_ops room_ops = {on_room, on_room, on_resync};
