@@ -13,6 +13,7 @@
 #include "apause.h"
 #include "clock.h"
 #include "log.h"
+#include "logcap.h"
 #include "sock.h"
 
 #define HELLO_TIMEOUT_MS 5000
@@ -20,6 +21,15 @@
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024)
 #define ACCEPT_BUDGET 64
+/* A peer that has not said hello has proven nothing: its first frame may be
+ * a hello's size (a few dozen bytes), not the wire's 4 MiB, held for the
+ * hello's 5 s on each of as many connections as it opens. */
+#define HELLO_MAX_FRAME 1024
+/* Links at once, those before hello included. A node runs at most 64
+ * gateway processes (GATEWAY_WORKERS), each with one link to each broker,
+ * twice that during a restart: more is a local process opening connections
+ * (each may hold a read buffer and a queue), refused at the door. */
+#define MAX_LINKS 1024
 
 enum lstate { L_HELLO, L_UP };
 
@@ -50,12 +60,14 @@ struct gwlinks {
     struct gwlinks_cbs cbs;
     void *ud;
     struct gwlink *head;
-    size_t count;
+    size_t count; /* open, before hello and closing included */
+    size_t up;    /* past hello, not closing */
     uint64_t next_id;
     struct gwlink *dirty, *dead;
     struct cf_wire_decoder *dec;
     uint64_t frames_in;  /* for memtrim (broker.c): work that allocates */
     struct apause pause; /* accepting, after running out of descriptors */
+    struct cf_logcap refused_log;
 };
 
 static void arm_post(struct gwlinks *g)
@@ -68,6 +80,8 @@ static void link_close(struct gwlink *l, const char *why, bool error)
     if (l->closing)
         return;
     l->closing = true;
+    if (l->st == L_UP)
+        l->g->up--;
     if (error)
         CF_WARN("links", "closing link %llu (gateway %s): %s", (unsigned long long)l->id,
                 l->node[0] ? l->node : "?", why);
@@ -234,6 +248,7 @@ static int handle_hello(struct gwlink *l, const struct cf_wire_msg *m)
     if (send_msg(l, &w) < 0)
         return -1;
     l->st = L_UP;
+    g->up++;
     CF_INFO("links", "link %llu up: gateway %s", (unsigned long long)l->id, l->node);
     if (g->cbs.on_up)
         g->cbs.on_up(g->ud, l);
@@ -299,6 +314,15 @@ static void link_read(struct gwlink *l)
         }
         total += (size_t)n;
         l->last_rx = cf_mono_ms();
+        if (l->st == L_HELLO && cf_bytes_len(&l->in) >= CF_WIRE_HDR) {
+            const unsigned char *h = cf_bytes_data(&l->in);
+            uint32_t want =
+                (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+            if (want > HELLO_MAX_FRAME) {
+                link_close(l, "first frame too large for a hello", true);
+                return;
+            }
+        }
         const unsigned char *p;
         size_t len;
         int rc;
@@ -348,6 +372,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud)
             break;
         }
         apause_accepted(&g->pause);
+        if (g->count >= MAX_LINKS) {
+            CF_LOG_CAPPED(&g->refused_log, CF_LOG_WARN, "links",
+                          "refused a connection to %s: %d links already (a gateway process "
+                          "has one; is something else connecting?)",
+                          g->path, MAX_LINKS);
+            close(cfd);
+            continue;
+        }
         struct gwlink *l = calloc(1, sizeof *l);
         if (!l || sd_event_add_io(g->ev, &l->io, cfd, EPOLLIN, on_link_io, l) < 0) {
             CF_ERROR("links", "out of memory accepting a gateway link");
@@ -516,5 +548,5 @@ uint64_t gwlinks_activity(const struct gwlinks *g)
 
 size_t gwlinks_count(const struct gwlinks *g)
 {
-    return g->count;
+    return g->up;
 }

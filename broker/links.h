@@ -60,6 +60,7 @@ struct cf_rel_end *gwlink_rooms(struct gwlink *l);
 uint64_t gwlink_id(const struct gwlink *l);
 const char *gwlink_node(const struct gwlink *l);
 
+/* Links past hello and not closing: the gateway processes linked. */
 size_t gwlinks_count(const struct gwlinks *g);
 /* Grows with the work that allocates (frames received, links opened): what
  * the broker's memtrim watches. */

@@ -16,6 +16,16 @@
 
 /* ---- replies to gateways --------------------------------------------------- */
 
+/* What a snapshot or page may carry: the gateway's budget (a quarter of its
+ * client queue's bound, at most 1 MiB), and at most a quarter of the link's
+ * queue, or a frame bigger than MAX_LINK_QUEUE_BYTES (which may be set as
+ * low as 1 MiB) reset the link each time it was asked for. */
+static uint32_t link_budget(const struct broker *b, uint32_t asked)
+{
+    uint64_t cap = (uint64_t)b->cfg->max_link_queue_bytes / 4;
+    return asked < cap ? asked : (uint32_t)cap;
+}
+
 static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
 {
     struct pending *p = cf_fl_get(&b->pendings);
@@ -24,7 +34,7 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     p->b = b;
     p->link_id = link_id;
     p->q = m->q;
-    p->budget = m->budget;
+    p->budget = link_budget(b, m->budget);
     p->reg = 0;
     p->room_len = m->room.len;
     memcpy(p->room, m->room.p, m->room.len);
@@ -63,6 +73,9 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
         text = "Redis refuses commands for now (out of memory, read-only, loading or busy)";
         break;
     case -EIO: code = "internal"; text = "Redis refused the command"; break;
+    case -ESHUTDOWN:
+        text = "the room's broker is restarting";
+        break;
     default: code = "internal"; text = "the broker failed"; break;
     }
     struct cf_wire_msg f = {.type = CF_WIRE_FAIL, .q = q};
@@ -245,8 +258,8 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
             p->reg = reg;
         rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
-                            (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit,
-                            m.budget, MAX_MEMBERS, on_joined, p)
+                            (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit, p->budget,
+                            MAX_MEMBERS, on_joined, p)
                : -ENOMEM;
         if (rc < 0) {
             pending_free(p);
@@ -400,6 +413,17 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     if (!owned(b, l, m)) {
         if (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB || m->type == CF_WIRE_HIST)
             send_fail(b, gwlink_id(l), m->q, -EINVAL);
+        return;
+    }
+    /* Draining: what would need an answer is refused at once (nothing was
+     * done, the client retries once the shard is back). Taken on, it kept
+     * Redis busy to the drain's deadline under steady traffic, and what was
+     * still in flight then was answered "timeout" by the gateway, outcome
+     * unknown. Leaves, presence bookkeeping and legacy messages (no answer
+     * to give) still run. */
+    if (b->drain && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_HIST ||
+                     m->type == CF_WIRE_TYPING || (m->type == CF_WIRE_SUB && m->q))) {
+        send_fail(b, gwlink_id(l), m->q, -ESHUTDOWN);
         return;
     }
     switch (m->type) {

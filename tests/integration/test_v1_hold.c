@@ -103,10 +103,71 @@ static void test_a_leave_refused_a_place_in_the_hold_is_not_lost(void **state)
     v1_close(bob);
 }
 
+/* 1.2 MB of history in `room`, sent by a new member `user`. */
+static void fill_history(const char *user, const char *room)
+{
+    struct v1c *c = v1_member(fx.node.port, user, V1_JSON);
+    json_decref(join_ok(c, room));
+    char *text = malloc(60001);
+    assert_non_null(text);
+    memset(text, 'm', 60000);
+    text[60000] = '\0';
+    for (int i = 0; i < 20; i++)
+        send_ok(c, room, text, NULL);
+    free(text);
+    v1_close(c);
+}
+
+/* A join's snapshot is cut to what the broker's link to the gateway can
+ * carry: a quarter of MAX_LINK_QUEUE_BYTES. A gateway with a large client
+ * queue asks for up to 1 MiB of stored messages; at the smallest link queue
+ * (1 MiB) two such snapshots that met a gateway busy elsewhere (here:
+ * stopped) did not fit, and the link was reset, every member of the shard
+ * re-synced, and the joins asked again. */
+static void test_snapshots_fit_the_link(void **state)
+{
+    (void)state;
+    static const char *const more[] = {"MAX_MESSAGE_BYTES=65536", "MAX_LINK_QUEUE_BYTES=1048576",
+                                       "MAX_CLIENT_QUEUE_BYTES=8388608", NULL};
+    int mport;
+    up(&(struct setup){.brokers = 2, .workers = 1, .more = more}, &mport, &g_bport);
+    g_shard = (int)cf_shard_of(ROOM, strlen(ROOM), 2);
+    char other[32];
+    room_on_shard(other, sizeof other, "held-other-", (uint32_t)g_shard, 2);
+    fill_history("alice", ROOM);
+    fill_history("carol", other);
+    long mark = h_log_mark(&fx.node.broker[g_shard]);
+
+    struct v1c *bob = v1_member(fx.node.port, "bob", V1_JSON);
+    /* both answers leave the broker while the gateway does not read */
+    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(v1_send(bob, "join", json_pack("{s:s, s:i}", "room", ROOM, "limit", 100)), 0);
+    assert_int_equal(v1_send(bob, "join", json_pack("{s:s, s:i}", "room", other, "limit", 100)),
+                     0);
+    h_sleep_ms(300); /* the joins reach the broker, which waits for Redis */
+    assert_int_equal(kill(fx.node.gateway.pid, SIGSTOP), 0);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    h_sleep_ms(500);
+    assert_int_equal(kill(fx.node.gateway.pid, SIGCONT), 0);
+
+    const char *rooms[2] = {ROOM, other};
+    for (int i = 0; i < 2; i++) {
+        json_t *ev = v1_wait(bob, V1_WAIT, "joined", "room", rooms[i], NULL);
+        V1_MUST(bob, ev, "joined");
+        size_t n = json_array_size(json_object_get(pl(ev), "messages"));
+        json_decref(ev);
+        printf("the snapshot of %s carried %zu of 20 messages\n", rooms[i], n);
+        assert_true(n >= 1 && n <= 4); /* 256 KiB of 60 KB messages */
+    }
+    assert_false(h_log_contains_from(&fx.node.broker[g_shard], mark, "output queue full", 0));
+    v1_close(bob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_a_leave_refused_a_place_in_the_hold_is_not_lost, down),
+        cmocka_unit_test_teardown(test_snapshots_fit_the_link, down),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
