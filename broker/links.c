@@ -218,15 +218,16 @@ struct gwlink *gwlinks_find(struct gwlinks *g, uint64_t id)
     return NULL;
 }
 
-void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len)
+bool gwlink_send_payload(struct gwlink *l, const void *payload, size_t len)
 {
     if (l->closing || l->st != L_UP)
-        return;
+        return false;
     if (cf_wire_frame_raw(&l->out, payload, len) < 0) {
         link_close(l, "output queue full: the gateway is not reading", true);
-        return;
+        return false;
     }
     mark_dirty(l);
+    return true;
 }
 
 static int handle_hello(struct gwlink *l, const struct cf_wire_msg *m)

@@ -52,8 +52,9 @@ int gwlink_send(struct gwlink *l, const struct cf_wire_msg *m);
 /* The open link with this id, or NULL (it closed). Linear: links are few. */
 struct gwlink *gwlinks_find(struct gwlinks *g, uint64_t id);
 
-/* Queues an encoded msg payload for the gateway. A full queue closes the link. */
-void gwlink_send_payload(struct gwlink *l, const void *payload, size_t len);
+/* Queues an encoded msg payload for the gateway: true when queued. A full
+ * queue closes the link. */
+bool gwlink_send_payload(struct gwlink *l, const void *payload, size_t len);
 
 /* The link's end of the room membership relation. */
 struct cf_rel_end *gwlink_rooms(struct gwlink *l);

@@ -221,7 +221,6 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     else if (cf_wire_decode(b->dec, payload, plen, &m, &why) < 0)
         return; /* it decoded when it arrived */
     int rc = 0;
-    b->requests++;
     switch (m.type) {
     case CF_WIRE_MSG: /* legacy client: no answer expected */
         if ((rc = store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
@@ -312,10 +311,10 @@ static int op_unsubscribe(void *ud, const char *name, size_t len)
     return rset_unsubscribe(b->redis, name, len);
 }
 
-static void op_deliver(void *ud, void *link, const void *p, size_t plen)
+static bool op_deliver(void *ud, void *link, const void *p, size_t plen)
 {
     (void)ud;
-    gwlink_send_payload(link, p, plen);
+    return gwlink_send_payload(link, p, plen);
 }
 
 const struct rooms_ops requests_room_ops = {op_subscribe, op_unsubscribe, op_run, op_deliver};
@@ -426,6 +425,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
         send_fail(b, gwlink_id(l), m->q, -ESHUTDOWN);
         return;
     }
+    b->requests++; /* taken on: run now, or held for its room's SUBSCRIBE */
     switch (m->type) {
     case CF_WIRE_JOIN:
         if (rooms_join(b->rooms, l, gwlink_rooms(l), m->room.p, m->room.len) < 0)

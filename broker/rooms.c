@@ -271,8 +271,7 @@ void rooms_on_message(struct rooms *r, const char *name, size_t len, const void 
         return;
     }
     for (uint32_t i = 0; i < rm->links.n; i++)
-        r->ops->deliver(r->ud, rm->links.v[i]->right, payload, plen);
-    r->delivered += rm->links.n;
+        r->delivered += r->ops->deliver(r->ud, rm->links.v[i]->right, payload, plen);
     CF_DEBUG("rooms", "room %s: event forwarded once to each of %u gateway links", rm->name,
              rm->links.n);
 }

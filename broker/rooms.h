@@ -37,8 +37,10 @@ struct rooms_ops {
      * `ctx` is what rooms_submit was given when the request runs at once
      * (e.g. the frame already decoded), NULL when it ran after being held. */
     void (*run)(void *ud, uint64_t link_id, const void *payload, size_t plen, const void *ctx);
-    /* Send a room event (an encoded wire payload from Redis) to one gateway link. */
-    void (*deliver)(void *ud, void *link, const void *payload, size_t plen);
+    /* Send a room event (an encoded wire payload from Redis) to one gateway
+     * link. False when it was not queued (the link is closing, or its queue
+     * was full and it is closed for it). */
+    bool (*deliver)(void *ud, void *link, const void *payload, size_t plen);
 };
 
 struct rooms_stats {

@@ -74,13 +74,14 @@ static void fake_run(void *ud, uint64_t link_id, const void *payload, size_t ple
     c->plen = plen;
 }
 
-static void fake_deliver(void *ud, void *link, const void *payload, size_t plen)
+static bool fake_deliver(void *ud, void *link, const void *payload, size_t plen)
 {
     struct call *c = record(ud, 'D', NULL, 0);
     c->link = link;
     assert_true(plen < sizeof c->payload);
     memcpy(c->payload, payload, plen);
     c->plen = plen;
+    return true;
 }
 
 static const struct rooms_ops fake_ops = {
