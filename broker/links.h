@@ -9,9 +9,10 @@
  *
  * A link that sends a malformed, oversized or unexpected frame, fails the
  * handshake, stays silent too long, or lets its output queue pass the bound
- * (a stuck gateway) is closed and logged; the others are unaffected. Closing
- * is deferred to a fresh loop iteration, so a link is never freed while the
- * owner is iterating over links (e.g. during a fan-out). */
+ * (a stuck gateway) is closed and logged; the others are unaffected. Freeing
+ * is deferred to the end of the loop pass's dispatch (gwlinks_flush), so a
+ * link is never freed while the owner is iterating over links (e.g. during a
+ * fan-out). */
 #ifndef BROKER_LINKS_H
 #define BROKER_LINKS_H
 

@@ -9,8 +9,11 @@
  * join's snapshot, a presence change) for a room whose subscription is not
  * yet confirmed by Redis is held back until it is, so that the sender and the
  * other local members see its effects live. Without this, the command (sent
- * on the publisher connection) could overtake the SUBSCRIBE. Requests of a
- * room run in the order they were submitted.
+ * on the publisher connection) could overtake the SUBSCRIBE. Requests
+ * submitted for a room run in the order they were submitted. (History
+ * pages and typing are not submitted: they run at once. A presence change
+ * refused a place in the hold runs at once too, ahead of what is held,
+ * rather than be lost: requests.c.)
  * Subscription replies are counted per room; a room struct lives until its
  * last link has left and every SUBSCRIBE/UNSUBSCRIBE sent for it is answered
  * (and an UNSUBSCRIBE that did not fit the queue is sent: rooms_retry), so a
