@@ -542,13 +542,65 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
     close(fd);
 }
 
+/* A repeat (same client id) of a send whose room's history was lost since
+ * (meta evicted, a partial flush) is sent anew, in the room's new epoch:
+ * answered with the old id, it named a message the room no longer has, in
+ * an epoch that is gone. */
+static void test_a_repeat_after_the_history_was_lost_is_sent_anew(void **state)
+{
+    (void)state;
+    const uint32_t shard = 0;
+    char room[24];
+    for (int i = 0;; i++) {
+        snprintf(room, sizeof room, "dedup-%d", i);
+        if (cf_shard_of(room, strlen(room), 2) == shard)
+            break;
+    }
+    int fd = link_to((int)shard);
+    bl_hello(fd, shard, 2);
+    struct bl_reader rd;
+    bl_reader_init(&rd, fd);
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    struct cf_wire_msg j = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
+    assert_int_equal(cf_wire_encode(&out, &j), 0);
+    for (int i = 0; i < 5; i++)
+        put_send(&out, 1 + (uint64_t)i, room, "before");
+    put_send_cid(&out, 6, room, "mine", "r-lost");
+    struct answer a[6];
+    ask(&rd, &out, 1, 6, a);
+    assert_int_equal(a[5].type, CF_WIRE_SENT);
+    assert_int_equal(a[5].id, 6);
+
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
+    assert_non_null(rc);
+    freeReplyObject(redisCommand(rc, "DEL cf:{%s}:meta cf:{%s}:hist", room, room));
+    put_send_cid(&out, 10, room, "mine", "r-lost");
+    ask(&rd, &out, 10, 1, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    if (a[0].dup)
+        fail_msg("a repeat after the history was lost was answered with the old id %llu",
+                 (unsigned long long)a[0].id);
+    assert_int_equal(a[0].id, 1); /* the new epoch's first */
+    /* and it is the one its next repeat names */
+    put_send_cid(&out, 11, room, "mine", "r-lost");
+    ask(&rd, &out, 11, 1, a);
+    assert_int_equal(a[0].type, CF_WIRE_SENT);
+    assert_true(a[0].dup);
+    assert_int_equal(a[0].id, 1);
+    redisFree(rc);
+    cf_bytes_free(&out);
+    bl_reader_free(&rd);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_idle_room_is_refreshed_once_a_period), /* first: one room */
-        cmocka_unit_test_teardown(test_sends_of_one_read_share_one_script_call,
-                                  memory_unlimited),
+        cmocka_unit_test_teardown(test_sends_of_one_read_share_one_script_call, memory_unlimited),
         cmocka_unit_test(test_a_join_reads_only_what_its_budget_holds),
+        cmocka_unit_test(test_a_repeat_after_the_history_was_lost_is_sent_anew),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
