@@ -24,7 +24,11 @@
  *    offline go out once the room is joined again, a send whose outcome is
  *    unknown (dropped connection, `timeout`) is resent with the SAME id, which
  *    the server deduplicates, and so is one refused for now (`unavailable`…);
- *    a room's sends go out in the order they were made, resends too;
+ *    a room's sends go out in the order they were made, resends too, and no
+ *    faster than the gateway's request rate allows, with no more of them
+ *    awaiting an answer than it takes (a backlog typed offline is paced);
+ *  - gives up a login or a socket that gets no answer (`loginTimeout`,
+ *    `openTimeout`) and tries again on the backoff;
  *  - throttles typing notifications to one per room every 2 s.
  *
  * This file is the whole public API: the ConfabClient class, and
@@ -112,6 +116,20 @@ export {
  * @property {number} [maxOutbox=1000] at most this many sends wait in the outbox (unacknowledged,
  *   e.g. typed while offline); one more is refused at once with `outbox_full`, so the page's
  *   memory stays bounded (at most ~4 MB of text at the default `maxFrameBytes`).
+ * @property {number} [rateMsgs=20] the gateway's `RATE_MSGS`: frames per second it takes from one
+ *   connection on average (0: no limit). Queued sends go out no faster (see `rateBurst`).
+ * @property {number} [rateBurst=40] the gateway's `RATE_BURST`: frames it takes at once above
+ *   `rateMsgs`. The client counts every frame it sends against both, and puts a queued send
+ *   on the wire only while a quarter of the burst is left for everything else; a `rate_limited`
+ *   refusal halves both for the rest of the connection.
+ * @property {number} [maxPendingRequests=64] the gateway's `MAX_PENDING_REQUESTS`: requests of
+ *   one connection awaiting an answer. At most half of it are sends (and never more than the
+ *   requests awaited leave room for); a `too_many_requests` refusal halves that for the rest
+ *   of the connection.
+ * @property {number} [loginTimeout=10000] a `POST /login` with no answer within this, ms, is
+ *   given up (`network` error) and tried again on the reconnect backoff; 0: never.
+ * @property {number} [openTimeout=10000] a WebSocket neither open nor closed within this, ms, is
+ *   given up (`timeout` error) and another tried on the reconnect backoff; 0: never.
  * @property {typeof WebSocket} [WebSocket] WebSocket implementation (default: the global one).
  * @property {typeof fetch} [fetch] fetch implementation (default: the global one).
  */
@@ -199,6 +217,7 @@ export class ConfabClient extends Emitter {
       idleProbe: 30000, probeTimeout: 10000, resendWindow: 270000,
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,
       gapTimeout: 5000, maxGapHeld: 100, maxOutbox: 1000,
+      rateMsgs: 20, rateBurst: 40, maxPendingRequests: 64, loginTimeout: 10000, openTimeout: 10000,
       ...options,
     };
     /** @type {string} */ this.username = options.username ?? "";
@@ -211,7 +230,7 @@ export class ConfabClient extends Emitter {
     /** @private */ this._seq = 0; // numbers the ids of requests and typing notifications
     /** @private @type {Map<string, Promise<void>>} rooms whose `left` is awaited */
     this._leaving = new Map();
-    /** @private @type {Map<string, {type: string, room: string, gen: number,
+    /** @private @type {Map<string, {type: string, room: string, gen: number, sentAt: number,
      *   resolve?: Function, reject?: Function}>} request id → pending request */
     this._pending = new Map();
   }
@@ -394,7 +413,7 @@ export class ConfabClient extends Emitter {
   typing(room) {
     if (!this._rooms.typingSlot(room)) return false;
     // Typing has no answer; its id (prefix "t") only lets us ignore its errors.
-    this._conn.ws.send(JSON.stringify({ type: "typing", payload: { room, id: `t${(++this._seq).toString(36)}` } }));
+    this._conn.send(JSON.stringify({ type: "typing", payload: { room, id: `t${(++this._seq).toString(36)}` } }));
     return true;
   }
 
@@ -408,8 +427,8 @@ export class ConfabClient extends Emitter {
     const conn = this._conn;
     if (!conn.ws || conn.state !== "connected") return false;
     const id = `r${(++this._seq).toString(36)}`;
-    this._pending.set(id, { type, room: payload.room, gen: conn.gen, ...pending });
-    conn.ws.send(JSON.stringify({ type, payload: { ...payload, id } }));
+    this._pending.set(id, { type, room: payload.room, gen: conn.gen, sentAt: Date.now(), ...pending });
+    conn.send(JSON.stringify({ type, payload: { ...payload, id } }));
     return true;
   }
 
@@ -473,6 +492,8 @@ export class ConfabClient extends Emitter {
       case "error": this._onError(p); break;
       default: break; // newer servers may add events
     }
+    // An answered request may leave room for a queued send (maxPendingRequests).
+    if (type === "history" || type === "left" || type === "error") this._outbox.pump();
   }
 
   /**
@@ -522,6 +543,8 @@ export class ConfabClient extends Emitter {
     const err = new ConfabError(code, typeof p.message === "string" && p.message ? p.message : code,
       { ref, room });
     if (ref !== undefined && this._outbox.onError(ref, err)) return;
+    // over the gateway's rate: its budget is empty (and smaller than counted?)
+    if (code === "rate_limited") this._conn.slowDown(ref !== undefined ? this._pending.get(ref)?.sentAt : undefined);
     if (ref !== undefined && ref.startsWith("t")) return; // a dropped typing notification
     // a ping refused (rate-limited; unknown to a server older than ping):
     // an answer all the same, which is all a ping asks for

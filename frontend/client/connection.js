@@ -17,7 +17,21 @@
  * `idleProbe` ms without a frame, and at once when the page comes back
  * online or into view, the Connection sends a `ping` (answered by the
  * gateway itself); with no frame at all back within `probeTimeout` ms it
- * gives the socket up and reconnects.
+ * gives the socket up and reconnects. Getting there is bounded too: a login
+ * with no answer within `loginTimeout`, or a socket not open within
+ * `openTimeout` (a proxy that takes the TCP connection and says nothing), is
+ * given up and tried again on the backoff; coming back online gives up an
+ * attempt under way and starts another at once.
+ *
+ * The gateway charges every frame a client sends to a per-connection budget
+ * (`RATE_MSGS` per second after a burst of `RATE_BURST`), refuses frames past
+ * it with `rate_limited` and closes a connection that keeps going with 1008.
+ * The Connection counts that budget as the gateway does (`rateMsgs`,
+ * `rateBurst`): every frame sent through send() takes from it, and the outbox
+ * asks queueWait() before each send it puts on the wire. A `rate_limited`
+ * refusal says the gateway's budget is smaller than counted: slowDown()
+ * empties the count and halves the rate and burst for the rest of the
+ * socket.
  *
  * Invariants:
  *  - `gen` is bumped for every attempt to open a socket, and handlers of a
@@ -28,7 +42,9 @@
  *    giving up on a login refused for good), it is always logging in,
  *    opening, open, or waiting for its reconnect timer;
  *  - every connect() promise settles: resolved on open, rejected on
- *    disconnect() or when the client gives up.
+ *    disconnect() or when the client gives up;
+ *  - no attempt hangs: a login settles within `loginTimeout` and a socket
+ *    opens or is given up within `openTimeout` (unless set to 0).
  *
  * @module confab-client/connection
  */
@@ -64,8 +80,18 @@ export class Connection {
     /** @private */ this._heardAt = 0; // the last frame from the current socket
     /** @private */ this._probeSeq = 0;
     /** @private */ this._probeOut = false; // a ping went and nothing came back yet
+    /** @private */ this._openTimer = 0; // gives up a socket that does not open
+    /** @private @type {((err: Error) => void)|null} ends the login under way */
+    this._stopLogin = null;
+    // The gateway's request budget of the current socket, as counted here.
+    /** @private */ this._rate = 0; // tokens per second (0: no limit)
+    /** @private */ this._burst = 1;
+    /** @private */ this._tokens = 0;
+    /** @private */ this._tokensAt = 0;
+    /** @private */ this._slowedAt = 0; // the last slowDown() that halved the rate
     /** @private */ this._onOnline = () => {
       if (this.state === "reconnecting") this._reconnectNow();
+      else if (this.state === "connecting") this._restart(); // begun on the network just left
       else this.probe();
     };
     /** @private */ this._onVisible = () => {
@@ -73,28 +99,50 @@ export class Connection {
     };
   }
 
-  /** ConfabClient.login: `POST /login`, one at a time. */
+  /**
+   * ConfabClient.login: `POST /login`, one at a time. Settles within
+   * `loginTimeout` (a `network` error when nothing came back: the fetch is
+   * aborted). A 429 carries the `Retry-After` it came with, in ms, as the
+   * error's `retryAfter`.
+   */
   login(username) {
     if (this._loginPromise) return this._loginPromise;
     const client = this._client;
     const doFetch = client.options.fetch ?? globalThis.fetch.bind(globalThis);
-    const attempt = (async () => {
+    const abort = typeof AbortController === "function" ? new AbortController() : null;
+    let over = false; // timed out or given up: a late answer is not taken
+    let stop;
+    const stopped = new Promise((resolve, reject) => {
+      stop = (err) => {
+        over = true;
+        abort?.abort();
+        reject(err);
+      };
+    });
+    stopped.catch(() => {});
+    const wait = client.options.loginTimeout;
+    const timer = wait > 0 ? setTimeout(() => stop(new ConfabError("network",
+      "The server did not answer the login; it may be unreachable.")), wait) : 0;
+    const request = (async () => {
       let res;
+      let body;
       try {
         res = await doFetch(`${this._baseUrl}/login`, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ username }),
           cache: "no-store",
+          signal: abort?.signal,
         });
+        body = await res.json().catch(() => null);
       } catch {
         throw new ConfabError("network", "Cannot reach the server.");
       }
-      const body = await res.json().catch(() => null);
+      if (over) throw new ConfabError("network", "The login was given up.");
       if (!res.ok) {
         const why = body && typeof body.error === "string" && body.error
           ? body.error : `login failed (HTTP ${res.status})`;
-        throw new ConfabError("login_failed", why, { status: res.status });
+        throw new ConfabError("login_failed", why, { status: res.status, retryAfter: retryAfterOf(res) });
       }
       if (!body || typeof body.token !== "string") {
         throw new ConfabError("login_failed", "unexpected login response", { status: res.status });
@@ -106,8 +154,17 @@ export class Connection {
       client.emit("token", result);
       return result;
     })();
+    request.catch(() => {}); // when the timeout won, nobody waits for it
+    const attempt = Promise.race([request, stopped]);
     this._loginPromise = attempt;
-    const clear = () => { if (this._loginPromise === attempt) this._loginPromise = null; };
+    this._stopLogin = stop;
+    const clear = () => {
+      clearTimeout(timer);
+      if (this._loginPromise === attempt) {
+        this._loginPromise = null;
+        this._stopLogin = null;
+      }
+    };
     attempt.then(clear, clear);
     return attempt;
   }
@@ -165,8 +222,65 @@ export class Connection {
     if (!ws || this.state !== "connected" || this._probeOut) return;
     this._probeOut = true;
     this._probeSeq += 1;
-    ws.send(JSON.stringify({ type: "ping", payload: { id: `ping-${this._probeSeq}` } }));
+    this.send(JSON.stringify({ type: "ping", payload: { id: `ping-${this._probeSeq}` } }));
     this._armProbe(this._client.options.probeTimeout);
+  }
+
+  /**
+   * Sends a frame on the current socket, taking it from the request budget
+   * (which it may overdraw: only the outbox waits for the budget).
+   */
+  send(frame) {
+    this._refill();
+    this._tokens -= 1;
+    this.ws.send(frame);
+  }
+
+  /**
+   * How long, in ms, a queued send must wait for the request budget (0: it
+   * can go now). A quarter of the burst is kept back for the frames that do
+   * not wait (joins, history, typing, pings) and for frames that bunch up on
+   * their way to the gateway.
+   */
+  queueWait() {
+    if (!this._rate) return 0;
+    this._refill();
+    const short = 1 + Math.floor(this._burst / 4) - this._tokens;
+    return short > 0 ? Math.ceil((short * 1000) / this._rate) : 0;
+  }
+
+  /**
+   * The gateway refused a frame sent at `sentAt` (ms) with `rate_limited`:
+   * its budget is empty, and smaller than counted here unless that frame
+   * went out before the last slowdown. The count is emptied, and the rate and
+   * burst halved (down to 1) for the rest of this socket.
+   * @param {number} [sentAt] unknown: the count is only emptied
+   */
+  slowDown(sentAt) {
+    if (!this._rate) return;
+    this._refill();
+    this._tokens = Math.min(this._tokens, 0);
+    if (sentAt === undefined || sentAt <= this._slowedAt) return;
+    this._slowedAt = Date.now();
+    this._rate = Math.max(1, this._rate / 2);
+    this._burst = Math.max(1, Math.floor(this._burst / 2));
+  }
+
+  /** @private A new socket: the gateway's budget for it is full. */
+  _resetBudget() {
+    const { rateMsgs, rateBurst } = this._client.options;
+    this._rate = rateMsgs > 0 ? rateMsgs : 0;
+    this._burst = Math.max(1, Math.floor(rateBurst) || 1);
+    this._tokens = this._burst;
+    this._tokensAt = Date.now();
+    this._slowedAt = 0;
+  }
+
+  /** @private */
+  _refill() {
+    const now = Date.now();
+    if (this._rate) this._tokens = Math.min(this._burst, this._tokens + ((now - this._tokensAt) * this._rate) / 1000);
+    this._tokensAt = now;
   }
 
   /**
@@ -280,7 +394,7 @@ export class Connection {
           return;
         }
         client.emit("error", err);
-        this._scheduleReconnect();
+        this._scheduleReconnect({}, err.retryAfter ?? 0); // a 429's Retry-After, at least
         return;
       }
       if (gen !== this.gen || !this._wanted) return;
@@ -297,6 +411,17 @@ export class Connection {
     }
     this.ws = ws;
     this._openedAt = 0;
+    const openTimeout = client.options.openTimeout;
+    clearTimeout(this._openTimer);
+    this._openTimer = openTimeout > 0 ? setTimeout(() => {
+      // Neither open nor closed: something took the TCP connection and says
+      // nothing (a proxy whose backend is gone, a captive portal). Browsers
+      // wait minutes before they give such a socket up.
+      this._openTimer = 0;
+      if (ws !== this.ws || this._openedAt) return;
+      client.emit("error", new ConfabError("timeout", "The server did not answer; reconnecting."));
+      this.abort(4000, "open timeout");
+    }, openTimeout) : 0;
     ws.onopen = () => { if (ws === this.ws) this._onOpen(); };
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
@@ -313,6 +438,9 @@ export class Connection {
 
   /** @private */
   _onOpen() {
+    clearTimeout(this._openTimer);
+    this._openTimer = 0;
+    this._resetBudget();
     this._openedAt = Date.now();
     this._everOpened = true;
     this._heardAt = this._openedAt;
@@ -353,6 +481,8 @@ export class Connection {
     this.ws = null;
     ws.onopen = ws.onmessage = ws.onclose = null;
     this._openedAt = 0;
+    clearTimeout(this._openTimer);
+    this._openTimer = 0;
     clearTimeout(this._probeTimer);
     this._probeTimer = 0;
     this._probeOut = false;
@@ -380,13 +510,15 @@ export class Connection {
     else this._armProbe(idle - quiet);
   }
 
-  /** @private */
-  _scheduleReconnect(extra = {}) {
+  /** @private The next attempt after the backoff, and no sooner than `atLeast` ms. */
+  _scheduleReconnect(extra = {}, atLeast = 0) {
     clearTimeout(this._reconnectTimer);
     const { reconnectDelay, maxReconnectDelay } = this._client.options;
     const ceiling = Math.min(maxReconnectDelay, reconnectDelay * 2 ** this._attempt);
     this._attempt = Math.min(this._attempt + 1, 30);
-    const delay = Math.round(Math.random() * ceiling); // full jitter
+    // full jitter, on top of a wait the server asked for (so that the clients
+    // it turned away together do not all come back at the same moment)
+    const delay = atLeast + Math.round(Math.random() * ceiling);
     this._reconnectTimer = setTimeout(() => this._open(), delay);
     this._setState("reconnecting", { ...extra, attempt: this._attempt, delay, retryAt: Date.now() + delay });
   }
@@ -395,6 +527,24 @@ export class Connection {
   _reconnectNow() {
     if (!this._wanted || this.ws) return;
     this._open();
+  }
+
+  /**
+   * @private Gives up the attempt under way (a login, a token check, a
+   * socket not open yet) and starts another at once: back online, the one
+   * begun on the network just left may never be answered.
+   */
+  _restart() {
+    if (!this._wanted || this.state !== "connecting") return;
+    this._stopLogin?.(new ConfabError("network", "The login was given up: the network changed."));
+    this._loginPromise = null; // the next attempt logs in afresh
+    this._stopLogin = null;
+    const ws = this.ws;
+    if (ws) {
+      this._dropSocket();
+      try { ws.close(4000, "network changed"); } catch { /* closing */ }
+    }
+    this._open(); // the old attempt sees `gen` moved on and does nothing more
   }
 
   /** @private */
@@ -412,4 +562,20 @@ export class Connection {
     this._connectWaiters = [];
     for (const w of waiters) w.reject(err);
   }
+}
+
+/** Longest Retry-After honoured, ms: a longer one is taken as this. */
+const MAX_RETRY_AFTER = 300000;
+
+/**
+ * The `Retry-After` of a 429 or 503 answer, in ms (delay-seconds or an HTTP
+ * date), or undefined. A cross-origin answer shows it only when the server
+ * lists it in `Access-Control-Expose-Headers`.
+ */
+function retryAfterOf(res) {
+  if (res.status !== 429 && res.status !== 503) return undefined;
+  const v = res.headers?.get?.("Retry-After");
+  if (typeof v !== "string" || !v.trim()) return undefined;
+  const ms = /^\s*\d+\s*$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now();
+  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER, Math.max(0, ms)) : undefined;
 }

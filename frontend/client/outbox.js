@@ -18,9 +18,20 @@
  *    the copy on the wire is known lost (the socket dropped, or nothing came
  *    back within `ackTimeout`) or was refused with a retryable error;
  *  - a room's sends go on the wire in the order they were made (resends
- *    too): one waiting (to retry, or for the room), or resent after a
- *    refusal and not settled yet, holds back the later ones of its room;
- *    otherwise any number of them can be in flight at once;
+ *    too): one waiting (to retry, for the room, or for the budget below), or
+ *    resent after a refusal and not settled yet, holds back the later ones
+ *    of its room; otherwise several of them can be in flight at once, but
+ *    only one per room on a connection that refused a send with
+ *    `rate_limited` or `too_many_requests` (so that, as the gateway turns
+ *    sends away there, a later one is not stored before a refused one);
+ *  - sends go on the wire no faster than the gateway takes them: each takes
+ *    from the request budget the Connection counts (`rateMsgs` after a burst
+ *    of `rateBurst`, a quarter of it kept for other frames), and sends in
+ *    flight are at most a window that starts at 4 on each connection, grows
+ *    by one per ack up to half of `maxPendingRequests` and is halved by a
+ *    refusal for load, and never more than the requests awaited leave room
+ *    for; a send that must wait for them holds back every later one, of any
+ *    room (oldest first);
  *  - a send is resent only within `resendWindow` of the first attempt whose
  *    outcome is unknown (which the server may have stored): refusals that
  *    say nothing was done do not start that window, and are retried for as
@@ -57,12 +68,22 @@ import { ConfabError, NOTHING_DONE, RETRYABLE, byteLength, sendFrame, toId } fro
  * @property {Function} reject
  */
 
+/** Sends in flight at most on a new connection, before acks widen the window. */
+const INITIAL_WINDOW = 4;
+
 export class Outbox {
   /** @param {import("../confab-client.js").ConfabClient} client the owner */
   constructor(client) {
     /** @private */ this._client = client;
     /** @private @type {Map<string, OutboxEntry>} send id → entry, in send order */
     this._entries = new Map();
+    /** @private */ this._pumpTimer = 0; // pumps again once the budget has a token
+    /** @private */ this._pumping = false;
+    /** @private */ this._again = false; // pump() was called while pumping
+    /** @private */ this._winGen = 0; // the connection `_win` is for
+    /** @private */ this._win = 0; // sends in flight at most on that connection (before other requests)
+    /** @private */ this._cutAt = 0; // when `_win` was last halved
+    /** @private */ this._serialGen = 0; // a connection that refused a send for load: one per room there
   }
 
   has(id) {
@@ -96,23 +117,125 @@ export class Outbox {
     });
     this._entries.set(id, entry);
     this._client.emit("delivery", delivery(entry));
-    this.transmitRoom(room);
+    this.pump();
     return promise;
   }
 
   /**
-   * Sends what waits of the room, oldest first, up to the first send that
-   * must wait on: the server stores a room's sends in the order they reach
-   * it, so none may overtake an earlier one (a later one would be stored
-   * before a resend of it). Those in flight hold nothing back, but for one
-   * sent again after a refusal: until it is settled, the ones behind it
-   * wait, which also keeps an outage to one retrying send per room.
+   * Puts on the wire what can go now, oldest first. Within a room, up to
+   * the first send that must wait on: the server stores a room's sends in
+   * the order they reach it, so none may overtake an earlier one (a later
+   * one would be stored before a resend of it). Those in flight hold nothing
+   * back, but for one sent again after a refusal: until it is settled, the
+   * ones behind it wait, which also keeps an outage to one retrying send per
+   * room (and on a connection that refused a send for load, any send in
+   * flight holds back the rest of its room). Across rooms, up to the first
+   * send that finds the budget (rate, or requests in flight) spent: it goes
+   * first once there is room, which a timer (rate) or an answer (requests)
+   * tells. Called whenever that may have changed.
    */
-  transmitRoom(room) {
-    for (const e of this._entries.values()) {
-      if (e.room !== room) continue;
-      if (!e.inflight && !this._transmit(e)) return;
-      if (e.inflight && e.refused) return;
+  pump() {
+    if (this._pumping) { // from a listener of an event emitted below
+      this._again = true;
+      return;
+    }
+    this._pumping = true;
+    try {
+      do {
+        this._again = false;
+        this._pumpOnce();
+      } while (this._again);
+    } finally {
+      this._pumping = false;
+    }
+  }
+
+  /** @private */
+  _pumpOnce() {
+    const client = this._client;
+    const conn = client._conn;
+    clearTimeout(this._pumpTimer);
+    this._pumpTimer = 0;
+    if (!conn.ws || conn.state !== "connected") return; // the rejoins pump again
+    const serial = this._serialGen === conn.gen;
+    let inflight = 0;
+    for (const e of this._entries.values()) if (e.inflight) inflight += 1;
+    const held = new Set(); // rooms whose later sends wait
+    for (const e of [...this._entries.values()]) {
+      if (held.has(e.room) || !this._entries.has(e.id)) continue;
+      if (e.inflight) {
+        if (e.refused || serial) held.add(e.room);
+        continue;
+      }
+      if (!client._rooms.live(e.room) || e.timer) {
+        held.add(e.room);
+        continue;
+      }
+      if (inflight >= this._room()) return; // an answer pumps again
+      const wait = conn.queueWait();
+      if (wait > 0) {
+        this._pumpTimer = setTimeout(() => {
+          this._pumpTimer = 0;
+          this.pump();
+        }, wait);
+        return;
+      }
+      this._transmit(e); // or fails it (too late to resend): its room goes on
+      if (e.inflight) {
+        inflight += 1;
+        if (e.refused || serial) held.add(e.room);
+      }
+    }
+  }
+
+  /**
+   * @private How many sends may be in flight now: a window that starts at
+   * INITIAL_WINDOW on each connection (a gateway configured with a smaller
+   * burst than `rateBurst` must not get a whole burst of sends at once),
+   * grows by one with each ack up to half of the gateway's
+   * MAX_PENDING_REQUESTS (joins and history fetches need the rest), and is
+   * halved by a refusal for load; never more than the requests awaited
+   * (joins, history, leaves) leave room for.
+   */
+  _room() {
+    const client = this._client;
+    const max = client.options.maxPendingRequests;
+    if (!(max > 0)) return Infinity;
+    this._window();
+    return Math.min(this._win, max - client._pending.size);
+  }
+
+  /** @private `_win`, made afresh for a new connection. */
+  _window() {
+    const gen = this._client._conn.gen;
+    if (this._winGen !== gen) {
+      this._winGen = gen;
+      this._win = Math.min(INITIAL_WINDOW, this._ceiling());
+      this._cutAt = 0;
+    }
+  }
+
+  /** @private The largest window: half of maxPendingRequests. */
+  _ceiling() {
+    const max = this._client.options.maxPendingRequests;
+    return max > 0 ? Math.max(1, Math.floor(max / 2)) : Infinity;
+  }
+
+  /**
+   * @private A send went out at `sentAt` and was refused for load: the
+   * gateway's budget is smaller than counted. Sends go one per room from
+   * now on this connection, and the window (and, for `rate_limited`, the
+   * rate) is cut, once for all the refusals of frames that went out before
+   * the cut.
+   */
+  _refusedForLoad(code, sentAt) {
+    const conn = this._client._conn;
+    this._serialGen = conn.gen;
+    if (code === "rate_limited") conn.slowDown(sentAt);
+    this._window();
+    if (sentAt > this._cutAt) {
+      this._win = Math.max(1, Math.floor(this._win / 2));
+      this._cutAt = Date.now();
     }
   }
 
@@ -130,6 +253,8 @@ export class Outbox {
    * it fails with `too_big`, and sends that large are refused from then on.
    */
   lost(code) {
+    clearTimeout(this._pumpTimer);
+    this._pumpTimer = 0;
     let largest = null;
     let largestBytes = 0;
     for (const e of this._entries.values()) {
@@ -153,6 +278,7 @@ export class Outbox {
   /** Fails the room's sends with `err` (their promises report it, no `error` event). */
   failRoom(room, err) {
     for (const e of [...this._entries.values()]) if (e.room === room) this._fail(e, err, false);
+    this.pump(); // its sends in flight made room for others
   }
 
   /** Fails every send with `err`, as failRoom() does. */
@@ -177,11 +303,15 @@ export class Outbox {
     client._rooms.rememberAck(e.room, messageId, e.id);
     /** @type {import("../confab-client.js").Ack} */
     const ack = { id: e.id, room: e.room, messageId, sent: e.sent };
+    if (e.gen === client._conn.gen) { // the gateway keeps up: one more may be in flight
+      this._window();
+      this._win = Math.min(this._win + 1, this._ceiling());
+    }
     e.resolve(ack);
     client.emit("ack", ack);
     client.emit("delivery", delivery(e));
     client._rooms.releaseHeld(e.room);
-    this.transmitRoom(e.room);
+    this.pump();
   }
 
   /**
@@ -200,8 +330,11 @@ export class Outbox {
       (err.code === "not_member" && inRoom && e.attempts < 5); // raced a rejoin
     if (!retry || !inRoom) {
       this._fail(e, err, true);
-      this.transmitRoom(e.room);
+      this.pump();
       return true;
+    }
+    if ((err.code === "rate_limited" || err.code === "too_many_requests") && e.gen === client._conn.gen) {
+      this._refusedForLoad(err.code, e.sentAt);
     }
     if (!NOTHING_DONE.has(err.code)) this._outcomeUnknown(e);
     e.refused = true;
@@ -214,9 +347,10 @@ export class Outbox {
     e.timer = setTimeout(() => {
       e.timer = 0;
       e.retryIn = undefined;
-      this.transmitRoom(e.room);
+      this.pump();
     }, delay);
     client.emit("delivery", delivery(e));
+    this.pump(); // a send in flight fewer
     return true;
   }
 
@@ -226,16 +360,13 @@ export class Outbox {
   }
 
   /**
-   * @private Puts a send on the wire when its room is joined on this
-   * connection, or fails it when it is too late to resend.
-   * @returns {boolean} false when it waits (and the room's later sends with it)
+   * @private Puts a send on the wire (pump() found its room joined on this
+   * connection, and room in the budget), or fails it when it is too late to
+   * resend.
    */
   _transmit(e) {
     const client = this._client;
-    if (e.inflight || !this._entries.has(e.id)) return true;
-    if (!client._rooms.live(e.room) || e.timer) return false;
     const conn = client._conn;
-    if (!conn.ws) return false; // being given up: it goes out after the rejoin
     if (e.unknownSince && Date.now() - e.unknownSince > client.options.resendWindow) {
       // The server takes a repeated id for the same send only within its
       // DEDUP_WINDOW (5 min by default): a copy that may have got through
@@ -244,13 +375,13 @@ export class Outbox {
         "Whether it was delivered could not be confirmed (no answer came, or the connection was lost), "
         + "and that was too long ago to send it again safely: it may or may not have been delivered.",
         { room: e.room, ref: e.id }), true);
-      return true;
+      return;
     }
     e.sentAt = Date.now();
     e.inflight = true;
     e.gen = conn.gen;
     e.attempts += 1;
-    conn.ws.send(sendFrame(e.room, e.message, e.id));
+    conn.send(sendFrame(e.room, e.message, e.id));
     clearTimeout(e.watchdog);
     e.watchdog = setTimeout(() => {
       // The server answers every send within 10 s (an ack, or an error such
@@ -266,7 +397,6 @@ export class Outbox {
         conn.abort(4000, "send timeout");
       }
     }, client.options.ackTimeout);
-    return true;
   }
 
   /** @private */

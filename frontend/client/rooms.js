@@ -320,7 +320,7 @@ export class Rooms {
     const buffered = r.buffer;
     r.buffer = [];
     for (const payload of buffered) this.onNewMessage(payload);
-    client._outbox.transmitRoom(r.name);
+    client._outbox.pump(); // the room's sends can go now
   }
 
   onNewMessage(p) {

@@ -43,7 +43,7 @@ export class ConfabError extends Error {
    * @param {string} code
    * @param {string} message
    * @param {{ref?: string, room?: string, status?: number, fatal?: boolean,
-   *   missing?: {from: number, to: number}, lost?: boolean}} [details]
+   *   missing?: {from: number, to: number}, lost?: boolean, retryAfter?: number}} [details]
    */
   constructor(code, message, details = {}) {
     super(message);
@@ -62,6 +62,8 @@ export class ConfabError extends Error {
     this.missing = details.missing;
     /** @type {boolean} for `gap`: the client gave up on those ids; they will not be delivered */
     this.lost = Boolean(details.lost);
+    /** @type {number|undefined} for a login answered 429 or 503: its `Retry-After`, in ms */
+    this.retryAfter = details.retryAfter;
   }
 }
 

@@ -4,6 +4,9 @@
 // against the real system.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
+import { join } from "node:path";
 import { MockConfab } from "./mock-server.mjs";
 import {
   FRONTEND, until, launch, watchErrors, login, send, messages, waitForText, waitForSent,
@@ -220,4 +223,137 @@ test("a room whose history was reset starts afresh; a phone-sized screen works",
   assert.deepEqual(await checkSequence(alice.page, assert), ["reset while live", "still here"]);
   assert.deepEqual(alice.errors, []);
   await alice.close();
+});
+
+test("a backlog typed while the rooms wait for their rejoin reaches a rate-limiting gateway in order, and the page is not closed", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  mock.limits = { rate: 20, burst: 40 }; // the gateway's defaults (RATE_MSGS, RATE_BURST)
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "r1");
+  mock.joinsHeld = true;
+  mock.kill("alice");
+  await until("alice back, her rejoins held", async () => mock.connectionsOf("alice") === 1 && mock.heldJoins.length === 2);
+  const texts = Array.from({ length: 200 }, (_, i) => `queued ${i + 1}`);
+  await alice.page.evaluate((list) => {
+    const input = document.querySelector("#message-input");
+    const form = document.querySelector("#message-form");
+    for (const text of list) {
+      input.value = text;
+      form.requestSubmit();
+    }
+  }, texts);
+  assert.equal((await messages(alice.page)).filter((m) => m.state === "sending").length, 200);
+  const started = Date.now();
+  mock.releaseJoins(); // all 200 may go now: at the gateway's rate
+  await until("all 200 sent", async () => (await messages(alice.page)).filter((m) => m.state === "sent").length === 200, 30000);
+  const took = Date.now() - started;
+  // stored once each, in order: the ids shown (the mock keeps the last 100)
+  assert.deepEqual(await checkSequence(alice.page, assert), texts);
+  assert.equal(mock.room("r1").lastId, 200);
+  assert.deepEqual(mock.room("r1").history.map((m) => m.message), texts.slice(100));
+  assert.equal(mock.rateRefusals, 0, "nothing over the rate");
+  assert.equal(mock.rateCloses, 0);
+  assert.equal(sentFrames(mock, "alice", "join").filter((f) => f.payload.room === "r1").length, 2, "no reconnect");
+  assert.ok(took > 6000, `paced at 20 a second after a burst: ${took} ms`);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+/** A page of the mock origin with a ConfabClient of its own (window.chat), its events in window.log. */
+async function clientPage(mock, options) {
+  const ctx = await browser.newContext();
+  await mock.attach(ctx);
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${mock.origin}/`);
+  await page.evaluate(async (opts) => {
+    const { ConfabClient } = await import("/confab-client.js");
+    const chat = new ConfabClient(opts);
+    window.log = [];
+    chat.on("state", (s) => window.log.push(s.state));
+    chat.on("error", (e) => window.log.push(`error:${e.code}`));
+    window.chat = chat;
+    chat.connect().catch(() => {});
+  }, options);
+  return { page, errors, log: () => page.evaluate(() => window.log), close: () => ctx.close() };
+}
+
+test("a /login that never answers is aborted after loginTimeout and asked again; back online, at once", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  mock.loginsHeld = true;
+  const alice = await clientPage(mock, { username: "alice", loginTimeout: 1000, reconnectDelay: 100, maxReconnectDelay: 200 });
+  await until("the first login", async () => mock.heldLogins.length === 1);
+  const t0 = Date.now();
+  await until("a second login", async () => mock.heldLogins.length === 2, 5000);
+  assert.ok(Date.now() - t0 > 700, "not before the timeout");
+  assert.ok((await alice.log()).includes("error:network"));
+  // A long timeout now: coming back online gives the login under way up at once.
+  await alice.page.evaluate(() => { window.chat.options.loginTimeout = 60000; });
+  await until("a third login", async () => mock.heldLogins.length === 3, 5000);
+  await alice.page.evaluate(() => window.dispatchEvent(new Event("online")));
+  await until("a fourth login, at once", async () => mock.heldLogins.length === 4, 2000);
+  mock.loginsHeld = false;
+  await alice.page.evaluate(() => window.dispatchEvent(new Event("online")));
+  await until("connected", async () => (await alice.page.evaluate(() => window.chat.state)) === "connected");
+  assert.deepEqual(mock.logins, ["alice"]);
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
+test("a WebSocket server that takes the connection and never answers the upgrade is given up after openTimeout", async () => {
+  // A real HTTP server on the loopback address (Chromium lets a page reach a
+  // local address only from one): it serves the frontend, and takes every
+  // upgrade's connection without a word, as a proxy whose backend is gone.
+  const upgrades = [];
+  let closed = 0;
+  const server = createHttpServer(async (req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (path === "/hang") return res.writeHead(426, { Upgrade: "websocket" }).end(); // the token check: fine
+    try {
+      const body = await readFile(join(FRONTEND, path === "/" ? "index.html" : path));
+      res.writeHead(200, { "Content-Type": path.endsWith(".js") ? "text/javascript" : "text/html" }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  server.on("upgrade", (req, sock) => {
+    upgrades.push(sock);
+    sock.on("end", () => { // the client hung up
+      closed += 1;
+      sock.destroy();
+    });
+    sock.on("error", () => {});
+    sock.resume(); // read, so that the hang-up is seen
+  });
+  await new Promise((res) => server.listen(0, "127.0.0.1", res));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  try {
+    await page.goto(`${base}/`);
+    await page.evaluate(async (opts) => {
+      const { ConfabClient } = await import("/confab-client.js");
+      const chat = new ConfabClient(opts);
+      window.log = [];
+      chat.on("state", (s) => window.log.push(s.state));
+      chat.on("error", (e) => window.log.push(`error:${e.code}`));
+      window.chat = chat;
+      chat.connect().catch(() => {});
+    }, {
+      token: `${b64({ alg: "HS256" })}.${b64({ sub: "alice" })}.sig`, // no exp: no login first
+      wsUrl: `ws://127.0.0.1:${server.address().port}/hang`, openTimeout: 1000, reconnectDelay: 100, maxReconnectDelay: 200,
+    });
+    await until("an upgrade", async () => upgrades.length === 1);
+    const t0 = Date.now();
+    await until("the socket given up and another tried", async () => upgrades.length === 2 && closed >= 1, 5000);
+    assert.ok(Date.now() - t0 > 700, "not before the timeout");
+    const log = await page.evaluate(() => window.log);
+    assert.ok(log.includes("error:timeout") && log.includes("reconnecting"), log.join(" "));
+    assert.equal(await page.evaluate(() => window.chat.state), "connecting", "the next socket waits its turn");
+  } finally {
+    await ctx.close();
+    for (const sock of upgrades) sock.destroy();
+    server.close();
+  }
 });

@@ -6,7 +6,9 @@
 // and can be told to misbehave in the ways the client must survive: a send
 // answered with `timeout`, an ack lost with the connection, a room whose
 // history was reset, a connection cut, joins or logins held back, sockets
-// refused, ids lost on the way, messages without ids.
+// refused, ids lost on the way, messages without ids, and (`limits`) the
+// gateway's per-connection request rate: frames past it refused with
+// `rate_limited`, and a close with 1008 once the refusals pass 4 × burst.
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 
@@ -32,6 +34,9 @@ export class MockConfab {
     this.echoFirst = false; // new_message before ack (both orders are legal)
     this.snapshotBytes = Infinity; // a join's messages cut to this many bytes, newest kept, as the gateway's budget does
     this.epochs = 0;
+    this.limits = null;     // {rate, burst}: RATE_MSGS and RATE_BURST, per connection, as the gateway counts them
+    this.rateRefusals = 0;  // frames refused with rate_limited
+    this.rateCloses = 0;    // connections closed with 1008 for going on over the rate
   }
 
   /** Routes a browser context's page loads, logins and WebSockets to this mock. */
@@ -112,6 +117,11 @@ export class MockConfab {
       return;
     }
     const conn = { ws, user, rooms: new Set(), protocols: ws.protocols(), open: true };
+    if (this.limits) {
+      const { rate, burst } = this.limits;
+      conn.tokens = bucket(rate, burst);
+      conn.refusals = bucket(rate, 4 * burst);
+    }
     this.conns.add(conn);
     ws.onMessage((data) => this.handle(conn, data));
     ws.onClose(() => this.drop(conn));
@@ -166,6 +176,15 @@ export class MockConfab {
     }
     const p = ev.payload ?? {};
     this.received.push({ user: conn.user, type: ev.type, payload: p });
+    if (conn.tokens && !conn.tokens.take()) { // gateway/ws.c take_rate
+      if (!conn.refusals.take()) {
+        this.rateCloses += 1;
+        conn.ws.close({ code: 1008, reason: "rate limit exceeded" }).catch(() => {});
+        return this.drop(conn);
+      }
+      this.rateRefusals += 1;
+      return this.error(conn, "rate_limited", p);
+    }
     const joined = typeof p.room === "string" && conn.rooms.has(p.room);
     switch (ev.type) {
       case "join":
@@ -296,4 +315,20 @@ export class MockConfab {
   loseIds(name, n) {
     this.room(name).lastId += n;
   }
+}
+
+/** A token bucket as common/tbucket.c keeps one: full at first, `rate` a second, at most `burst`. */
+function bucket(rate, burst) {
+  let level = burst;
+  let at = Date.now();
+  return {
+    take() {
+      const now = Date.now();
+      level = Math.min(burst, level + ((now - at) * rate) / 1000);
+      at = now;
+      if (level < 1) return false;
+      level -= 1;
+      return true;
+    },
+  };
 }

@@ -9,4 +9,4 @@ command -v node >/dev/null || { echo "browser tests need Node.js (make deps)" >&
 if [[ ! -d node_modules/playwright-core ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-exec node --test --test-reporter=spec lib.test.mjs lib-gaps.test.mjs client.test.mjs ui.test.mjs chat.test.mjs
+exec node --test --test-reporter=spec lib.test.mjs lib-gaps.test.mjs lib-flow.test.mjs client.test.mjs ui.test.mjs chat.test.mjs
