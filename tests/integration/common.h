@@ -104,11 +104,31 @@ static inline void ready(struct wsc *c, const char *tag)
     read_until(c, tag);
 }
 
-/* Drops whatever arrives until the client has been quiet for 150 ms. */
+/* Drops whatever arrives until the client has been quiet for quiet_ms.
+ * Fails at once when the connection ends (a closed one is never quiet, and
+ * waiting on it spun until ctest's timeout), and after 15 s of traffic
+ * that never pauses. */
+static inline void drain_until_quiet(struct wsc *c, int quiet_ms)
+{
+    int64_t deadline = h_now_ms() + 15000;
+    for (;;) {
+        char *m;
+        int op = wsc_recv(c, quiet_ms, &m, NULL);
+        if (op == WSC_TIMEOUT)
+            return;
+        if (op == WSC_CLOSED)
+            fail_msg("drain: the server closed the connection (close code %d)", wsc_close_code(c));
+        if (op < 0)
+            fail_msg("drain: the connection ended without a close frame");
+        free(m);
+        if (h_now_ms() > deadline)
+            fail_msg("drain: messages still coming after 15 s, never %d ms quiet", quiet_ms);
+    }
+}
+
 static inline void drain(struct wsc *c)
 {
-    while (!wsc_quiet(c, 150))
-        ;
+    drain_until_quiet(c, 150);
 }
 
 /* `from` says text; each of `to` gets it exactly once (nothing follows). */

@@ -70,8 +70,18 @@ static void test_bad_frames_close_only_that_link(void **state)
             fail_msg("link not closed after: %s", cases[i].what);
         close(fd);
     }
+    /* Before hello, a frame larger than a hello is refused at its header,
+     * not held until the hello's 5 s are over. */
+    int fd = link_to(0);
+    static const unsigned char big[] = {0, 0x20, 0, 0, 0x82}; /* 2 MiB announced */
+    bl_send_bytes(fd, big, sizeof big);
+    if (!bl_closed_by_peer(fd, 1000))
+        fail_msg("a link announcing a 2 MiB first frame is still open after 1 s");
+    close(fd);
+    assert_true(h_log_contains(&fx.node.broker[0], "first frame too large for a hello", 1000));
+
     /* A gateway that disagrees on the shard count is refused. */
-    int fd = link_to(1);
+    fd = link_to(1);
     bl_hello(fd, 1, 3);
     assert_true(bl_closed_by_peer(fd, 5000));
     close(fd);
@@ -359,8 +369,7 @@ static void test_one_frame_per_gateway_link_one_encoding_per_message(void **stat
         }
     }
     for (int i = 0; i < N; i++)
-        while (!wsc_quiet(c[i], 100))
-            ;
+        drain_until_quiet(c[i], 100);
     int shard = (int)cf_shard_of("fanout", 6, 2);
     long gmark = h_log_mark(&fx.node.gateway), bmark = h_log_mark(&fx.node.broker[shard]);
     assert_int_equal(wsc_send_event(c[0], "send_message", "message", "to all five"), 0);
@@ -514,6 +523,34 @@ static void test_typing_goes_to_redis_reencoded(void **state)
     close(fd);
 }
 
+/* A broker takes MAX_LINKS (1024) links at once, those before hello
+ * included; the ones past that are closed at the door, with a line a
+ * second in the log, and the real gateway's links keep working. */
+static void test_links_past_the_cap_are_refused(void **state)
+{
+    (void)state;
+    enum { N = 1100 };
+    static int fds[N];
+    long mark = h_log_mark(&fx.node.broker[1]);
+    for (int i = 0; i < N; i++) {
+        fds[i] = link_to(1);
+        assert_true(fds[i] >= 0);
+    }
+    h_sleep_ms(1000); /* all accepted (none says hello: 5 s before that closes them) */
+    int closed = 0;
+    for (int i = 0; i < N; i++) {
+        char c;
+        closed += recv(fds[i], &c, 1, MSG_DONTWAIT) == 0;
+    }
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    printf("%d of %d connections closed at once\n", closed, N);
+    /* the node's own gateway holds a link too */
+    assert_true(closed >= N - 1024 && closed <= N - 1024 + 8);
+    assert_true(h_log_contains_from(&fx.node.broker[1], mark, "links already", 1000));
+    chat_still_works();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_a_stuck_gateway_link_is_reset_at_its_bound),
         cmocka_unit_test(test_first_message_waits_for_its_subscription),
         cmocka_unit_test(test_typing_goes_to_redis_reencoded),
+        cmocka_unit_test(test_links_past_the_cap_are_refused),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -73,8 +73,7 @@ static void chat(int port_a, int port_b)
         }
         assert_true(h_now_ms() < deadline);
     }
-    while (!wsc_quiet(a, 200))
-        ;
+    drain_until_quiet(a, 200);
     assert_int_equal(wsc_send_event(a, "send_message", "message", "hello from a"), 0);
     for (;;) {
         json_t *ev = wsc_recv_json(b, 5000);

@@ -61,6 +61,7 @@ static void test_stuck_gateway_worker_is_restarted(void **state)
     n.workers = 2;
     n.extra_env[0] = "SUPERVISOR_WATCHDOG=2";
     assert_int_equal(h_node_start(&n), 0);
+    n.gateway.kills_children = true; /* the aborted worker's restart is the point */
     expect_stuck_child_replaced(&n.gateway, "gateway");
     /* the node serves on: a chat through whichever worker takes it */
     struct wsc *a = member(n.port, "alice", NULL), *b = member(n.port, "bob", NULL);

@@ -55,12 +55,14 @@ static inline json_int_t pint(json_t *ev, const char *key)
     } while (0)
 
 /* Fails (printing the client's kept events) when a matching event is kept
- * or arrives within ms: V1_NONE(c, ms, type, key, value, ..., NULL). */
+ * or arrives within ms, or the connection ends: V1_NONE(c, ms, type, key,
+ * value, ..., NULL). */
 #define V1_NONE(c, ms, ...)                                                                        \
     do {                                                                                           \
         if (!v1_none((c), (ms), __VA_ARGS__)) {                                                    \
-            v1_dump((c), "an unexpected event");                                                   \
-            fail_msg("unexpected event on %s", #c);                                                \
+            v1_dump((c), "an unexpected event or end");                                            \
+            fail_msg("unexpected event%s on %s", v1_ended(c) ? ", or the connection ended," : "",  \
+                     #c);                                                                          \
         }                                                                                          \
     } while (0)
 

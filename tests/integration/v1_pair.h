@@ -27,16 +27,27 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    /* a test that failed while Redis was stopped (SIGSTOP) left it so, and
+     * the stops below would wait on it */
+    if (fx.redis.proc.pid > 0)
+        kill(fx.redis.proc.pid, SIGCONT);
     h_dump_log(&gw2.gateway, 25);
     int bad = h_stop_clean(&gw2.gateway);
     return h_fixture_down(&fx) < 0 || bad ? -1 : 0;
 }
 
-/* Restarts the first gateway if a test killed it. */
+/* Restarts the first gateway if a test killed it; fails when it died of
+ * something else (a crash after a test's last assertion shows only here). */
 static inline void gateway_up(void)
 {
     if (fx.node.gateway.pid > 0 && h_alive(&fx.node.gateway))
         return;
+    char how[128];
+    if (h_death_report(&fx.node.gateway, how, sizeof how)) {
+        h_dump_log(&fx.node.gateway, 40);
+        fail_msg("%s %s since it was last checked, and no test stopped it (log %s)",
+                 fx.node.gateway.name, how, fx.node.gateway.log);
+    }
     assert_int_equal(h_gateway_start(&fx.node), 0);
     assert_int_equal(h_wait_health(fx.node.port, 200, 15000), 0);
 }

@@ -246,7 +246,51 @@ int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const arg
         _exit(127);
     }
     p->pid = pid;
+    p->sent = 0;
+    p->status = 0;
+    p->died = false;
+    p->kills_children = false;
     return 0;
+}
+
+static unsigned long long sig_bit(int sig)
+{
+    return sig >= 1 && sig <= 64 ? 1ULL << (sig - 1) : 0;
+}
+
+int h_kill(struct h_proc *p, int sig)
+{
+    if (p->pid <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    p->sent |= sig_bit(sig);
+    return kill(p->pid, sig);
+}
+
+/* Whether the test caused this end: a signal it sent, or any exit once it
+ * had asked for one (a forced stop may exit non-zero; a test that cares
+ * takes the status with h_wait_exit). */
+static bool caused_by_test(const struct h_proc *p, int status)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return true;
+    if (WIFSIGNALED(status))
+        return (p->sent & sig_bit(WTERMSIG(status))) != 0;
+    return WIFEXITED(status) && (p->sent & ~(sig_bit(SIGSTOP) | sig_bit(SIGCONT))) != 0;
+}
+
+static void describe_status(int status, char *buf, size_t cap)
+{
+    if (status == -1)
+        snprintf(buf, cap, "did not exit in time and was killed");
+    else if (WIFEXITED(status))
+        snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, cap, "was killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, cap, "ended with wait status %d", status);
 }
 
 bool h_alive(struct h_proc *p)
@@ -257,9 +301,27 @@ bool h_alive(struct h_proc *p)
     pid_t r = waitpid(p->pid, &status, WNOHANG);
     if (r == p->pid) {
         p->pid = -p->pid; /* remember it, but it is gone */
+        p->status = status;
+        p->died = !caused_by_test(p, status);
+        if (p->died) {
+            char how[128];
+            describe_status(status, how, sizeof how);
+            printf("harness: %s (pid %d) %s, and the test did not stop it (log %s)\n", p->name,
+                   (int)-p->pid, how, p->log);
+            fflush(stdout);
+        }
         return false;
     }
     return r == 0;
+}
+
+bool h_death_report(struct h_proc *p, char *how, size_t cap)
+{
+    if (p->pid > 0 || !p->died)
+        return false;
+    p->died = false;
+    describe_status(p->status, how, cap);
+    return true;
 }
 
 int h_wait_exit(struct h_proc *p, int timeout_ms)
@@ -347,9 +409,10 @@ int h_stop(struct h_proc *p, int sig, int timeout_ms)
 {
     if (p->pid <= 0)
         return -1;
-    kill(p->pid, sig);
+    h_kill(p, sig);
     int status = h_wait_exit(p, timeout_ms);
     if (status == -1 && p->pid > 0) {
+        p->sent |= sig_bit(SIGKILL);
         /* its children too: once it is gone they would belong to init and
          * run on after the test (a script such as run-all.sh) */
         kill(p->pid, SIGSTOP);
@@ -679,15 +742,37 @@ int h_finish(int cmocka_rc)
     return cmocka_rc || g_unclean ? 1 : 0;
 }
 
+/* The first line of p's log that contains both a and b (into line), or
+ * false. */
+static bool log_line_with(const struct h_proc *p, const char *a, const char *b, char *line,
+                          size_t cap)
+{
+    FILE *f = fopen(p->log, "r");
+    bool found = false;
+    while (f && !found && fgets(line, (int)cap, f))
+        found = strstr(line, a) && strstr(line, b);
+    if (f)
+        fclose(f);
+    return found;
+}
+
 int h_stop_clean(struct h_proc *p)
 {
-    if (p->pid <= 0)
-        return 0; /* killed and reaped by the test on purpose */
-    int status = h_stop(p, SIGTERM, 15000);
     int bad = 0;
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        printf("harness: %s did not exit cleanly on SIGTERM (status %d)\n", p->name, status);
+    char how[128];
+    if (h_death_report(p, how, sizeof how)) {
+        printf("harness: %s %s while the test had not stopped it (log %s)\n", p->name, how, p->log);
         bad = 1;
+    } else if (p->pid <= 0) {
+        return 0; /* killed and reaped by the test on purpose */
+    } else {
+        int status = h_stop(p, SIGTERM, 15000);
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            describe_status(status, how, sizeof how);
+            printf("harness: %s did not exit cleanly on SIGTERM: it %s (log %s)\n", p->name, how,
+                   p->log);
+            bad = 1;
+        }
     }
     static const char *const reports[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                                           "runtime error:", NULL};
@@ -696,6 +781,16 @@ int h_stop_clean(struct h_proc *p)
             printf("harness: %s logged a sanitizer report (%s)\n", p->name, reports[i]);
             bad = 1;
         }
+    /* A supervisor restarts a crashed worker and serves on: only its log
+     * tells (common/supervisor.c) */
+    char line[4096];
+    if (!p->kills_children &&
+        log_line_with(p, "was killed by signal", "; restarting it in", line, sizeof line)) {
+        printf("harness: %s restarted a child that a signal killed, which the test did not "
+               "send (log %s):\n  %s",
+               p->name, p->log, line);
+        bad = 1;
+    }
     if (bad) {
         h_dump_log(p, 60);
         g_unclean++;

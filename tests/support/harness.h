@@ -15,9 +15,17 @@
 #define H_MAX_ENV 24
 
 struct h_proc {
-    pid_t pid;
+    pid_t pid; /* < 0: reaped by h_alive; 0: reaped by h_stop or h_wait_exit */
     char name[48];
     char log[512];
+    /* Signals sent through h_kill or h_stop (bit sig - 1): dying of one of
+     * them, or exiting after any of them, is the test's doing. */
+    unsigned long long sent;
+    int status;          /* the wait status h_alive reaped */
+    bool died;           /* h_alive reaped a death the test did not cause */
+    bool kills_children; /* set after the start by a test that kills or aborts this
+                            supervisor's children on purpose: their restarts are
+                            expected (h_spawn clears it) */
 };
 
 /* A fresh directory for this test process (removed at exit unless the
@@ -62,7 +70,16 @@ int h_children(pid_t pid, pid_t *out, int cap);
 /* pid's soft and hard limits on open files (/proc/PID/limits); 0 when
  * unreadable. */
 void h_files_limit(pid_t pid, unsigned long *soft, unsigned long *hard);
+/* kill(2), remembered as the test's: see h_alive. */
+int h_kill(struct h_proc *p, int sig);
+/* Whether it runs. One that is gone is reaped; when it died of a signal the
+ * test did not send through h_kill or h_stop, or exited non-zero when the
+ * test had sent it none, that is recorded (and printed) for h_stop_clean
+ * and h_death_report: a crash must not pass for a test's kill. */
 bool h_alive(struct h_proc *p);
+/* When h_alive recorded such a death: writes how it died into `how` and
+ * returns true, once (the caller fails the test). */
+bool h_death_report(struct h_proc *p, char *how, size_t cap);
 /* Waits up to timeout_ms for the process to exit by itself; returns the wait
  * status or -1 on timeout. */
 int h_wait_exit(struct h_proc *p, int timeout_ms);
@@ -134,7 +151,10 @@ int h_gateway_start(struct h_node *n);
  * processes that did not exit with status 0 or whose log shows a sanitizer
  * report (each is printed), so a teardown can fail on them. */
 int h_node_stop(struct h_node *n);
-/* h_stop with SIGTERM, then the same checks for one process. */
+/* h_stop with SIGTERM, then the same checks for one process. Also fails a
+ * process h_alive found dead of a cause the test did not give (see there),
+ * and a supervisor whose log shows a child killed by a signal and restarted,
+ * unless kills_children is set. One the test stopped itself passes. */
 int h_stop_clean(struct h_proc *p);
 /* What a test's main returns: cmocka's result, made a failure also when any
  * process failed the checks above (cmocka 1.1 ignores failed teardowns). */

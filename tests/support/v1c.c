@@ -297,6 +297,11 @@ static json_t *read_event(struct v1c *c, int timeout_ms)
     return j;
 }
 
+bool v1_ended(const struct v1c *c)
+{
+    return c->ended;
+}
+
 int v1_bad_frames(const struct v1c *c)
 {
     return c->bad;
@@ -443,14 +448,21 @@ bool v1_none(struct v1c *c, int ms, const char *type, ...)
     for (size_t i = 0; i < c->nkept; i++)
         if (is_bad(c->kept[i]) || matches(&f, c->kept[i]))
             return false;
+    /* A closed connection gets nothing either: that must not pass for
+     * "nothing was sent" */
     int64_t deadline = now_ms() + ms;
     for (;;) {
+        if (c->ended) {
+            printf("v1c: the connection ended (close code %d) where no event was to come\n",
+                   wsc_close_code(c->ws));
+            return false;
+        }
         int64_t left = deadline - now_ms();
         if (left <= 0)
             return true;
         json_t *x = read_event(c, (int)left);
         if (!x)
-            return true;
+            continue; /* a timeout, or the end, told above */
         bool hit = is_bad(x) || matches(&f, x);
         keep(c, x);
         if (hit)

@@ -62,8 +62,11 @@ json_t *v1_wait(struct v1c *c, int timeout_ms, const char *type, ...);
 json_t *v1_take(struct v1c *c, const char *type, ...);
 /* How many kept events match (after reading for `ms` milliseconds). */
 int v1_count(struct v1c *c, int ms, const char *type, ...);
-/* True when no matching event is kept and none arrives within ms. */
+/* True when no matching event is kept and none arrives within ms, and the
+ * connection has not ended (before or meanwhile). */
 bool v1_none(struct v1c *c, int ms, const char *type, ...);
+/* Whether a read found the connection closed or ended. */
+bool v1_ended(const struct v1c *c);
 /* How many frames of the wrong kind or that did not decode arrived so far. */
 int v1_bad_frames(const struct v1c *c);
 /* Drops every kept event. */
