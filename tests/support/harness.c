@@ -602,13 +602,17 @@ int h_redis_cli(const struct h_redis *r, const char *const args[])
     if (h_spawn(&p, "redis-cli", NULL, argv, NULL) < 0)
         return -1;
     int status = h_wait_exit(&p, 10000);
+    if (status < 0) /* a Redis that hangs: the client must not outlive the test */
+        h_stop(&p, SIGKILL, 2000);
     return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 int64_t h_redis_int(const struct h_redis *r, const char *const args[])
 {
     char cmd[1024];
-    int n = snprintf(cmd, sizeof cmd, "/usr/bin/redis-cli -s '%s'", r->sock);
+    /* bounded like h_redis_cli: a Redis that hangs must fail the poll, not
+     * hang the test */
+    int n = snprintf(cmd, sizeof cmd, "timeout -k 2 10 /usr/bin/redis-cli -s '%s'", r->sock);
     for (int i = 0; args[i] && n > 0 && (size_t)n < sizeof cmd; i++) {
         if (strchr(args[i], '\''))
             return INT64_MIN;
