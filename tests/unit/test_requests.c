@@ -112,7 +112,8 @@ static int setup(void **state)
     (void)state;
     memset(&g, 0, sizeof g);
     static struct broker bs;
-    bs = (struct broker){.shard = 0, .shards = 1,
+    static const struct cf_config cfg = {.max_link_queue_bytes = 1 << 20};
+    bs = (struct broker){.cfg = &cfg, .shard = 0, .shards = 1,
                          .links = (struct gwlinks *)stand_in,
                          .pendings = CF_FREELIST_INIT(sizeof(struct pending), 4)};
     b = &bs;
