@@ -567,7 +567,7 @@ static void test_a_repeat_after_the_history_was_lost_is_sent_anew(void **state)
     for (int i = 0; i < 5; i++)
         put_send(&out, 1 + (uint64_t)i, room, "before");
     put_send_cid(&out, 6, room, "mine", "r-lost");
-    struct answer a[6];
+    struct answer a[8];
     ask(&rd, &out, 1, 6, a);
     assert_int_equal(a[5].type, CF_WIRE_SENT);
     assert_int_equal(a[5].id, 6);
@@ -575,19 +575,37 @@ static void test_a_repeat_after_the_history_was_lost_is_sent_anew(void **state)
     redisContext *rc = redisConnectUnix(fx.redis.sock);
     assert_non_null(rc);
     freeReplyObject(redisCommand(rc, "DEL cf:{%s}:meta cf:{%s}:hist", room, room));
-    put_send_cid(&out, 10, room, "mine", "r-lost");
-    ask(&rd, &out, 10, 1, a);
+    /* the new epoch has passed id 6 by the time the repeat comes */
+    for (int i = 0; i < 7; i++)
+        put_send(&out, 20 + (uint64_t)i, room, "new epoch");
+    ask(&rd, &out, 20, 7, a);
+    assert_int_equal(a[6].id, 7);
+    put_send_cid(&out, 30, room, "mine", "r-lost");
+    ask(&rd, &out, 30, 1, a);
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     if (a[0].dup)
         fail_msg("a repeat after the history was lost was answered with the old id %llu",
                  (unsigned long long)a[0].id);
-    assert_int_equal(a[0].id, 1); /* the new epoch's first */
+    assert_int_equal(a[0].id, 8);
     /* and it is the one its next repeat names */
-    put_send_cid(&out, 11, room, "mine", "r-lost");
-    ask(&rd, &out, 11, 1, a);
+    put_send_cid(&out, 31, room, "mine", "r-lost");
+    ask(&rd, &out, 31, 1, a);
     assert_int_equal(a[0].type, CF_WIRE_SENT);
     assert_true(a[0].dup);
-    assert_int_equal(a[0].id, 1);
+    assert_int_equal(a[0].id, 8);
+
+    /* A record an older broker wrote ("id:ts", no epoch) still answers a
+     * repeat while the count has reached its id, and not past it. */
+    char dd[128];
+    snprintf(dd, sizeof dd, "cf:{%s}:dd:7:batcher:r-old", room);
+    freeReplyObject(redisCommand(rc, "SET %s 3:1700000000000 EX 60", dd));
+    put_send_cid(&out, 40, room, "old", "r-old");
+    ask(&rd, &out, 40, 1, a);
+    assert_true(a[0].type == CF_WIRE_SENT && a[0].dup && a[0].id == 3);
+    freeReplyObject(redisCommand(rc, "SET %s 99:1700000000000 EX 60", dd));
+    put_send_cid(&out, 41, room, "old", "r-old");
+    ask(&rd, &out, 41, 1, a);
+    assert_true(a[0].type == CF_WIRE_SENT && !a[0].dup && a[0].id == 9);
     redisFree(rc);
     cf_bytes_free(&out);
     bl_reader_free(&rd);
