@@ -366,10 +366,16 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
             queued++;
     }
     drop_held(m);
-    if (resync) {
-        m->pending = true;
-        r->ops->resync(r->ud, lrooms_member_room(m), m, since, full);
+    if (!resync) {
+        m->full_rounds = 0;
+        return queued;
     }
+    if (full && ++m->full_rounds > LROOMS_MAX_FULL_ROUNDS) {
+        sess_close_slow(m->s, "slow consumer (cannot keep up with its rooms)");
+        return queued;
+    }
+    m->pending = true;
+    r->ops->resync(r->ud, lrooms_member_room(m), m, since, full);
     return queued;
 }
 

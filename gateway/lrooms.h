@@ -55,11 +55,19 @@ struct lmember {
     uint32_t heldbytes;   /* with the session's other held bytes and its queue, bounded by its queue bound */
     bool pending;         /* waiting for the join snapshot */
     bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
-    char epoch[18];       /* the room's epoch as last told to the client (16 hex) */
+    char epoch[17];       /* the room's epoch as last told to the client (16 hex) */
+    uint8_t full_rounds;  /* re-syncs in a row for want of room in the client's queue */
     uint32_t wlist, wslot; /* its waiting list, and 1 + its place in it; wslot 0: in
                             * none (lrooms_wait). In the 8 bytes a 128-byte
                             * calloc's chunk has spare. */
 };
+
+/* A member whose client's queue had no room for what it missed re-syncs
+ * once the client had time to read; one that still has no room after this
+ * many rounds in a row reads more slowly than its rooms speak, and is closed
+ * as a slow consumer (kept, it re-synced forever, a join script each round,
+ * seeing its rooms with gaps). */
+#define LROOMS_MAX_FULL_ROUNDS 8
 
 struct lrooms;
 

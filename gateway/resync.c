@@ -11,6 +11,7 @@
 struct rs_shard {
     uint32_t inflight;     /* re-syncs sent and not ended */
     int64_t later_at;      /* the later list goes behind the ready one then; 0: none due */
+    int64_t soon_at;       /* the soon list goes behind the ready one then; 0: none due */
     int64_t paused_until;  /* the link's queue was full: nothing sent before then */
     bool refusal_told;     /* a refusal was logged at INFO this round */
     bool full_told;        /* a full link was logged, since the shard's last retry or drain */
@@ -26,8 +27,8 @@ struct rs {
     struct rs_shard sh[];
 };
 
-/* Three waiting lists a shard (lrooms_wait). */
-enum { LISTS = 3 };
+/* Four waiting lists a shard (lrooms_wait). */
+enum { LISTS = 4 };
 
 static uint32_t ready_list(uint32_t shard)
 {
@@ -42,6 +43,11 @@ static uint32_t later_list(uint32_t shard)
 static uint32_t presence_list(uint32_t shard)
 {
     return LISTS * shard + 2;
+}
+
+static uint32_t soon_list(uint32_t shard)
+{
+    return LISTS * shard + 3;
 }
 
 struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *ops, void *ud)
@@ -281,6 +287,14 @@ void rs_later(struct rs *r, struct lmember *m, int ms)
     due_within(&r->sh[shard], cf_mono_ms() + ms);
 }
 
+void rs_soon(struct rs *r, struct lmember *m)
+{
+    uint32_t shard = shard_of(r, m);
+    wait_in(r, m, soon_list(shard), false);
+    if (!r->sh[shard].soon_at)
+        r->sh[shard].soon_at = cf_mono_ms() + RS_SOON_MS;
+}
+
 bool rs_first_refusal(struct rs *r, uint32_t shard)
 {
     struct rs_shard *h = &r->sh[shard % r->nshards];
@@ -345,7 +359,13 @@ void rs_server_back(struct rs *r, uint32_t shard)
 void rs_tick(struct rs *r, int64_t now)
 {
     for (uint32_t i = 0; i < r->nshards; i++) {
-        if (r->sh[i].later_at && now >= r->sh[i].later_at)
+        struct rs_shard *h = &r->sh[i];
+        if (h->soon_at && now >= h->soon_at) {
+            h->soon_at = 0;
+            if (lrooms_wait_move(r->rooms, soon_list(i), ready_list(i)) < 0)
+                h->soon_at = now + RS_SOON_MS; /* out of memory: they stay, for the next tick */
+        }
+        if (h->later_at && now >= h->later_at)
             retry_now(r, i, now);
         else
             pump(r, i, now); /* a pause that ended, or places freed by expiries */

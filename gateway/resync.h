@@ -94,6 +94,11 @@ void rs_presence(struct rs *r, struct lmember *m);
 /* m's re-sync was refused or dropped: it waits for its shard's retry,
  * within ms at the latest. */
 void rs_later(struct rs *r, struct lmember *m, int ms);
+/* m's client had no room in its queue for what m missed (lrooms_go_live):
+ * m waits RS_SOON_MS, while the client reads, then goes behind the ready
+ * members. A list of its own: in the later list it pulled every refused
+ * member's retry forward to its time. */
+void rs_soon(struct rs *r, struct lmember *m);
 /* True the first time since the shard's last retry round: a refusal worth
  * an INFO line (a whole shard can be refused at once). */
 bool rs_first_refusal(struct rs *r, uint32_t shard);

@@ -393,8 +393,13 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
             }
             m->last_id = msg.id;
             given++;
-            send_buf(s, ev);
-            gw->stats.messages_out++;
+            if (!ev) {
+                send_buf(s, NULL); /* logs the encoding that failed */
+                continue;
+            }
+            if (sess_send(s, ev) == 0)
+                gw->stats.messages_out++;
+            cf_buf_unref(ev);
         }
         /* at INFO only when it brought something: a broker that comes back
          * re-syncs every member of its shard, which made a line each */
@@ -424,8 +429,10 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
      * went meanwhile. */
     if (members_sent)
         m->pv = snap->pv;
-    if (cut)
-        rs_later(gw->rs, m, RS_SOON_MS); /* what was held with ids comes with it */
+    if (cut && ++m->full_rounds > LROOMS_MAX_FULL_ROUNDS)
+        sess_close_slow(s, "slow consumer (cannot keep up with its rooms)");
+    else if (cut)
+        rs_soon(gw->rs, m); /* what was held with ids comes with it */
     else
         gw->stats.messages_out += lrooms_go_live(gw->rooms, m);
 }
@@ -629,7 +636,7 @@ void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since,
 {
     (void)room;
     if (later)
-        rs_later(gw->rs, m, RS_SOON_MS); /* a re-sync from its last id: since */
+        rs_soon(gw->rs, m); /* a re-sync from its last id: since */
     else
         rs_gap(gw->rs, m, since);
 }

@@ -24,12 +24,13 @@ static void test_a_draining_broker_refuses_new_requests_at_once(void **state)
     /* a send in flight (Redis stopped) keeps the drain going */
     assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
     send_req(a, ROOM, "in flight", "f-1");
-    h_sleep_ms(200);
+    h_sleep_ms(500); /* through the gateway and the broker, to the stopped Redis */
     long mark = h_log_mark(&fx.node.broker[shard]);
     assert_int_equal(h_kill(&fx.node.broker[shard], SIGTERM), 0);
-    if (!h_log_contains_from(&fx.node.broker[shard], mark, "Redis commands in flight", 2000)) {
+    if (!h_log_contains_from(&fx.node.broker[shard], mark, "Redis commands in flight", 2000) ||
+        h_log_contains_from(&fx.node.broker[shard], mark, "finishing 0 Redis commands", 0)) {
         kill(fx.redis.proc.pid, SIGCONT);
-        fail_msg("the broker did not start draining");
+        fail_msg("the broker did not start draining with the send in flight");
     }
 
     int64_t t0 = h_now_ms();

@@ -132,8 +132,10 @@ static void test_a_refused_resync_forgets_held_messages(void **state)
     lrooms_forget_held_messages(m); /* refused */
     m->q = 8;                       /* the retry, sent */
     /* the retry's snapshot: the same epoch, last id 3 (what Redis has) */
+    m->full_rounds = 3; /* earlier rounds that found no room */
     lrooms_go_live(r, m);
     assert_int_equal(resyncs, 0);
+    assert_int_equal(m->full_rounds, 0); /* live with all it missed: the count starts again */
     struct cf_buf *p = v1_encode_event(SESS_V1_JSON, &ev[1]);
     assert_non_null(p);
     size_t frame = sess_queued_bytes(s);
@@ -200,7 +202,7 @@ static void send_bytes(struct session *s, size_t n)
  * whenever nothing could be written in between: over TLS, which writes only
  * in its writable callback; here, a socket that takes nothing more and a
  * session that already keeps a write's rest. */
-static void snapshot_leaves_no_room(bool presence_changes)
+static void snapshot_leaves_no_room(bool presence_changes, uint8_t rounds_before)
 {
     struct fix f;
     fix_qmax = 64 * 1024;
@@ -235,7 +237,16 @@ static void snapshot_leaves_no_room(bool presence_changes)
     assert_false(sess_closing(s));
 
     send_bytes(s, 20 * 1024); /* the joined, its last id 3 */
+    m->full_rounds = rounds_before;
     lrooms_go_live(r, m);
+    if (rounds_before == LROOMS_MAX_FULL_ROUNDS) {
+        /* as many rounds in a row without room: a slow consumer */
+        assert_true(sess_closing(s));
+        assert_int_equal(resyncs, before);
+        fix_down(&f);
+        return;
+    }
+    assert_int_equal(m->full_rounds, rounds_before + 1);
     assert_false(sess_closing(s));
     assert_true(sess_queued_bytes(s) <= sess_max_queue(s));
     assert_int_equal(resyncs, before + 1); /* for the rest */
@@ -254,8 +265,10 @@ static void snapshot_leaves_no_room(bool presence_changes)
 static void test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync(void **state)
 {
     (void)state;
-    snapshot_leaves_no_room(false); /* messages */
-    snapshot_leaves_no_room(true);  /* presence changes: the re-sync's joined lists members */
+    snapshot_leaves_no_room(false, 0); /* messages */
+    snapshot_leaves_no_room(true, 0);  /* presence changes: the re-sync's joined lists members */
+    snapshot_leaves_no_room(false, LROOMS_MAX_FULL_ROUNDS - 1);
+    snapshot_leaves_no_room(false, LROOMS_MAX_FULL_ROUNDS); /* closed, not re-synced again */
 }
 
 /* An event held for a pending join that finds the queue at its bound first

@@ -554,6 +554,28 @@ static void test_a_legacy_join_waits_for_room_in_the_link(void **state)
     assert_int_equal(g_sent[0] + g_sent[1], 0); /* no re-sync for them */
 }
 
+/* A member whose client had no room for what it missed (rs_soon) re-syncs
+ * RS_SOON_MS later, and does not take the refused members along: in the
+ * later list it pulled their retry forward to its time, so a member with
+ * a slow client made a refused shard retry every 200 ms, not 5 s. */
+static void test_a_member_with_no_room_waits_a_little_alone(void **state)
+{
+    (void)state;
+    int64_t now = cf_mono_ms();
+    rs_later(f.r, f.m[0][1], RS_RETRY_MS); /* refused */
+    f.m[0][2]->pending = true;
+    rs_soon(f.r, f.m[0][2]);
+    assert_int_equal(g_times[0][2], 0); /* not at once: the client reads first */
+    rs_tick(f.r, now + RS_SOON_MS / 2);
+    assert_int_equal(g_times[0][2], 0);
+    rs_tick(f.r, now + RS_SOON_MS + 100);
+    assert_int_equal(g_times[0][2], 1);
+    assert_int_equal(g_times[0][1], 0); /* keeps its own time */
+    rs_tick(f.r, now + RS_RETRY_MS + 100);
+    assert_int_equal(g_times[0][1], 1);
+    assert_int_equal(g_times[0][2], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +587,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_full_link_does_not_hasten_the_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_retry_within_a_pause_waits_for_its_end, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_member_with_no_room_waits_a_little_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gaps_go_at_once_or_wait_their_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_members_are_not_sent, setup, teardown),
