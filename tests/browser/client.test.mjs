@@ -266,6 +266,12 @@ async function clientPage(mock, options) {
   const page = await ctx.newPage();
   const errors = watchErrors(page);
   await page.goto(`${mock.origin}/`);
+  await startClient(page, options);
+  return { page, errors, log: () => page.evaluate(() => window.log), close: () => ctx.close() };
+}
+
+/** A ConfabClient of the page's own (window.chat), connecting, its events in window.log. */
+async function startClient(page, options) {
   await page.evaluate(async (opts) => {
     const { ConfabClient } = await import("/confab-client.js");
     const chat = new ConfabClient(opts);
@@ -275,7 +281,6 @@ async function clientPage(mock, options) {
     window.chat = chat;
     chat.connect().catch(() => {});
   }, options);
-  return { page, errors, log: () => page.evaluate(() => window.log), close: () => ctx.close() };
 }
 
 test("a /login that never answers is aborted after loginTimeout and asked again; back online, at once", async () => {
@@ -332,15 +337,7 @@ test("a WebSocket server that takes the connection and never answers the upgrade
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
   try {
     await page.goto(`${base}/`);
-    await page.evaluate(async (opts) => {
-      const { ConfabClient } = await import("/confab-client.js");
-      const chat = new ConfabClient(opts);
-      window.log = [];
-      chat.on("state", (s) => window.log.push(s.state));
-      chat.on("error", (e) => window.log.push(`error:${e.code}`));
-      window.chat = chat;
-      chat.connect().catch(() => {});
-    }, {
+    await startClient(page, {
       token: `${b64({ alg: "HS256" })}.${b64({ sub: "alice" })}.sig`, // no exp: no login first
       wsUrl: `ws://127.0.0.1:${server.address().port}/hang`, openTimeout: 1000, reconnectDelay: 100, maxReconnectDelay: 200,
     });
