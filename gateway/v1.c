@@ -144,30 +144,34 @@ static struct lmember *member_or_refuse(struct gw *gw, struct session *s, const 
     return m;
 }
 
-static void do_join(struct gw *gw, struct session *s, const struct v1_req *r)
+/* Joins r->room. `replacing`: a change_room, whose other rooms are left once
+ * this join is on its way (they do not count against the room limit).
+ * Returns the pending member, or NULL when refused (the client was told). */
+static struct lmember *do_join(struct gw *gw, struct session *s, const struct v1_req *r,
+                               bool replacing)
 {
     if (lrooms_find(gw->rooms, s, r->room.p, r->room.len)) {
         send_error(s, "already_joined", "this connection is already in the room", r->id, r->room);
-        return;
+        return NULL;
     }
-    if (sess_rooms(s)->n >= (uint32_t)gw->cfg->max_rooms_per_conn) {
+    if (!replacing && sess_rooms(s)->n >= (uint32_t)gw->cfg->max_rooms_per_conn) {
         char msg[80];
         snprintf(msg, sizeof msg, "a connection can be in at most %d rooms",
                  gw->cfg->max_rooms_per_conn);
         send_error(s, "too_many_rooms", msg, r->id, r->room);
-        return;
+        return NULL;
     }
     int err;
     struct req *q = reqs_add(gw->reqs, REQ_SUB, s, NULL, r->room, r->id, &err);
     if (!q) {
         send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
-        return;
+        return NULL;
     }
     struct lmember *m = lrooms_join(gw->rooms, s, r->room.p, r->room.len, true, &err);
     if (!m) {
         reqs_cancel(gw->reqs, q);
         send_error(s, "internal", "out of memory", r->id, r->room);
-        return;
+        return NULL;
     }
     m->q = q->q;
     if (r->has_since && r->has_epoch && r->epoch.len < sizeof m->epoch) {
@@ -180,7 +184,9 @@ static void do_join(struct gw *gw, struct session *s, const struct v1_req *r)
         reqs_cancel(gw->reqs, q);
         lrooms_leave_member(gw->rooms, m);
         send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
+        return NULL;
     }
+    return m;
 }
 
 static void leave_member(struct gw *gw, struct session *s, struct lmember *m, bool tell)
@@ -272,7 +278,7 @@ void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
     }
     switch (r.type) {
     case V1_JOIN:
-        do_join(gw, s, &r);
+        do_join(gw, s, &r, false);
         break;
     case V1_LEAVE: {
         struct lmember *m = member_or_refuse(gw, s, &r);
@@ -297,10 +303,21 @@ void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
         break;
     }
     case V1_CHANGE_ROOM: {
+        /* The join goes first, and the other rooms are left only once it
+         * is on its way: refused at once (its broker away, too many
+         * requests), the connection keeps the rooms it had. The room it is
+         * already in, if asked again, is left and joined again (a fresh
+         * `joined`, as documented). */
+        struct lmember *again = lrooms_find(gw->rooms, s, r.room.p, r.room.len);
+        if (again)
+            leave_member(gw, s, again, true);
+        struct lmember *m = do_join(gw, s, &r, true);
         struct cf_rel_end *end = sess_rooms(s);
-        while (end->n > 0)
-            leave_member(gw, s, lrooms_edge_member(end->v[end->n - 1]), true);
-        do_join(gw, s, &r);
+        for (uint32_t i = end->n; m && i > 0; i--) {
+            struct lmember *o = lrooms_edge_member(end->v[i - 1]);
+            if (o != m)
+                leave_member(gw, s, o, true);
+        }
         break;
     }
     }

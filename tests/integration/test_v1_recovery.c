@@ -437,6 +437,41 @@ static void test_broker_dies_with_a_send_in_flight(void **state)
     v1_close(b);
 }
 
+/* A change_room whose join is refused at once (here the new room's broker
+ * is gone) keeps the rooms the connection had: the join goes first, and
+ * they are left only once it is on its way. Before, they were left first,
+ * and the refusal left the connection in no room. */
+static void test_a_refused_change_room_keeps_the_rooms(void **state)
+{
+    (void)state;
+    gateway_up();
+    char away[32], kept[32];
+    room_on_shard(away, sizeof away, "moving-", 0, 2);
+    room_on_shard(kept, sizeof kept, "staying-", 1, 2);
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    json_decref(join_ok(a, kept));
+    h_stop(&fx.node.broker[0], SIGKILL, 5000);
+    assert_int_equal(h_wait_health(fx.node.port, 503, 5000), 0); /* its link is down */
+    assert_int_equal(v1_send(a, "change_room", json_pack("{s:s, s:s}", "name", away, "id", "cr-1")),
+                     0);
+    json_t *ev = v1_wait(a, V1_WAIT, "error", "ref", "cr-1", NULL);
+    V1_MUST(a, ev, "the refusal of the change_room");
+    assert_string_equal(pstr(ev, "code"), "unavailable");
+    json_decref(ev);
+    V1_NONE(a, 300, "left", NULL);
+    send_ok(a, kept, "still here", NULL);
+    broker0_back();
+    /* and once the broker is back, a change_room moves as documented */
+    assert_int_equal(v1_send(a, "change_room", json_pack("{s:s}", "name", away)), 0);
+    ev = v1_wait(a, V1_WAIT, "left", "room", kept, NULL);
+    V1_MUST(a, ev, "left");
+    json_decref(ev);
+    ev = v1_wait(a, V1_WAIT, "joined", "room", away, NULL);
+    V1_MUST(a, ev, "joined");
+    json_decref(ev);
+    v1_close(a);
+}
+
 /* SIGTERM makes a broker finish what it took on: every send in flight gets
  * its ack (or, at worst, an error), none is left unanswered, and it exits 0. */
 static void test_broker_sigterm_answers_every_send(void **state)
@@ -674,6 +709,7 @@ int main(void)
         T(test_resent_id_is_one_message),
         T(test_broker_down_is_unavailable_never_silence),
         T(test_broker_dies_with_a_send_in_flight),
+        T(test_a_refused_change_room_keeps_the_rooms),
         T(test_broker_sigterm_answers_every_send),
         T(test_broker_takes_two_quick_signals_as_one_stop),
         T(test_broker_sigterm_answers_a_join_held_for_its_subscribe),
