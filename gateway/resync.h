@@ -95,8 +95,9 @@ void rs_presence(struct rs *r, struct lmember *m);
  * within ms at the latest. */
 void rs_later(struct rs *r, struct lmember *m, int ms);
 /* m's client had no room in its queue for what m missed (lrooms_go_live):
- * m waits RS_SOON_MS, while the client reads, then goes behind the ready
- * members. A list of its own: in the later list it pulled every refused
+ * m waits while the client reads, then goes behind the ready members. The
+ * shard's soon list goes RS_SOON_MS after the first member put in it since
+ * it last went, so a member put in later waits less. A list of its own: in the later list it pulled every refused
  * member's retry forward to its time. */
 void rs_soon(struct rs *r, struct lmember *m);
 /* True the first time since the shard's last retry round: a refusal worth

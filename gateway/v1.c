@@ -312,6 +312,8 @@ void v1_on_frame(struct gw *gw, struct session *s, const void *msg, size_t len)
         if (again)
             leave_member(gw, s, again, true);
         struct lmember *m = do_join(gw, s, &r, true);
+        /* downwards: leaving one moves the session's last room into its
+         * place, and that one was seen already (m, kept) */
         struct cf_rel_end *end = sess_rooms(s);
         for (uint32_t i = end->n; m && i > 0; i--) {
             struct lmember *o = lrooms_edge_member(end->v[i - 1]);
