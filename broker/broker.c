@@ -150,30 +150,43 @@ static void forget_emptied(struct broker *b)
     b->ngone = k;
 }
 
-/* With every slot taken, one link's entries are announced at once to free
- * its slot. A link whose grace is over, its leaves going out a share at a
- * time, goes first, the one with the fewest left: those leaves are owed
- * anyway, only sooner, in one burst. Else the link whose grace would end
- * first loses the rest of it: the least grace cut short, and only one
- * link's (the rule was to end every grace due by the first closed link's:
- * that took the links closed in the same millisecond along, and all of them
- * once take-overs had put the first link's end off); those of its users who
- * would have come back are shown leaving and joining again. */
-static void expire_soonest(struct broker *b)
+/* With every slot taken, two closed links share one: the later one's entries
+ * become the earlier one's (presence_merge_link), and the slot keeps the
+ * later of their ends. Two links whose grace is over, their leaves going
+ * out a share at a time, go first: those leaves are owed anyway, and stay
+ * paced. Else the two links due soonest: the one due first keeps its users
+ * a little longer (never more than the other's grace), and no one's grace
+ * is cut short. (The rule was to announce one link's entries at once, its
+ * grace cut short: those of its users who would have come back were shown
+ * leaving and joining again, and the leaves past the queue toward Redis
+ * were lost, their users shown until PRESENCE_TTL.) */
+static void merge_two(struct broker *b)
 {
     int64_t now = cf_mono_ms();
-    uint32_t k = 0;
-    for (uint32_t i = 1; i < b->ngone; i++) {
-        const struct gone_link *g = &b->gone[i], *best = &b->gone[k];
-        bool drains = g->due <= now, best_drains = best->due <= now;
-        if (drains != best_drains ? drains
-            : drains              ? presence_link_entries(b->presence, g->id) <
-                           presence_link_entries(b->presence, best->id)
-                     : g->due < best->due)
-            k = i;
+    uint32_t draining = 0;
+    for (uint32_t i = 0; i < b->ngone; i++)
+        draining += b->gone[i].due <= now;
+    /* the two of a kind (draining if two are, else in their grace) with the
+     * earliest ends: the draining ones' ends are past */
+    bool want = draining >= 2;
+    uint32_t pick[2] = {UINT32_MAX, UINT32_MAX};
+    for (uint32_t i = 0; i < b->ngone; i++) {
+        if ((b->gone[i].due <= now) != want)
+            continue;
+        if (pick[0] == UINT32_MAX || b->gone[i].due < b->gone[pick[0]].due) {
+            pick[1] = pick[0];
+            pick[0] = i;
+        } else if (pick[1] == UINT32_MAX || b->gone[i].due < b->gone[pick[1]].due)
+            pick[1] = i;
     }
-    presence_drop_link(b->presence, b->gone[k].id, UINT64_MAX, leave_presence_now, b);
-    memmove(&b->gone[k], &b->gone[k + 1], (b->ngone - k - 1) * sizeof b->gone[0]);
+    struct gone_link *go = &b->gone[pick[0]], *keep = &b->gone[pick[1]];
+    if (presence_merge_link(b->presence, go->id, keep->id)) {
+        if (go->until > keep->until)
+            keep->until = go->until;
+    } else { /* cannot be: every slot's link owns entries (forget_emptied) */
+        presence_drop_link(b->presence, go->id, UINT64_MAX, leave_presence_now, b);
+    }
+    memmove(go, go + 1, (b->ngone - pick[0] - 1) * sizeof *go);
     b->ngone--;
 }
 
@@ -210,7 +223,7 @@ static void on_link_close(void *ud, struct gwlink *l)
     if (b->ngone == GONE_LINKS_MAX) /* links flapping */
         forget_emptied(b);
     if (b->ngone == GONE_LINKS_MAX)
-        expire_soonest(b);
+        merge_two(b);
     int64_t now = cf_mono_ms(), grace = link_grace_ms(b);
     b->gone[b->ngone++] = (struct gone_link){
         gwlink_id(l), now + grace, now + (grace > LINK_GRACE_MAX_MS ? grace : LINK_GRACE_MAX_MS)};

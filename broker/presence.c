@@ -401,6 +401,32 @@ uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
     return owned;
 }
 
+bool presence_merge_link(struct presence *p, uint64_t from, uint64_t to)
+{
+    struct lcount *f = lc_get(p, from), *t = lc_get(p, to);
+    if (!f || !t || from == to)
+        return false;
+    uint64_t owned = f->n;
+    struct group *g = p->cursor;
+    for (size_t left = cf_map_count(p->groups); owned > 0 && left > 0 && g; left--, g = g->next)
+        for (uint32_t i = 0; owned > 0 && i < g->n; i++)
+            if (g->v[i]->link_id == from) {
+                g->v[i]->link_id = to;
+                owned--;
+            }
+    t->n += f->n;
+    cf_map_del(p->links, f->key, sizeof f->key);
+    free(f);
+    /* a drop that stopped short went on from its place for one link only:
+     * the next call for `to` walks from the start (the ring's order does
+     * not follow the links) */
+    if (p->drop_link == from || p->drop_link == to) {
+        p->drop_link = 0;
+        p->drop_at = NULL;
+    }
+    return true;
+}
+
 /* Calls fn with one group's entries; false when out of memory. */
 static bool visit(struct group *g, presence_room_fn fn, void *ud)
 {

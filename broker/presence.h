@@ -66,6 +66,12 @@ bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn
 uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
                             bool (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
 
+/* Gives every entry of link `from` to link `to`, which must own some
+ * already (false, nothing changed, when either owns none): two closed links
+ * in their grace become one slot (broker.c). Walks every entry until the
+ * last of from's; allocates nothing, so it cannot fail otherwise. */
+bool presence_merge_link(struct presence *p, uint64_t from, uint64_t to);
+
 /* A room's entries: the arrays are valid during the call only, and fn must
  * not add or remove presence. */
 typedef void (*presence_room_fn)(void *ud, struct cf_str room, const struct cf_str *conns,

@@ -434,6 +434,47 @@ static void test_drop_link_a_share_at_a_time(void **state)
     free(x);
 }
 
+/* Two closed links share one place (broker.c): every entry of one becomes
+ * the other's, counted there, and a drop that had stopped short for either
+ * walks the merged link's entries from the start, each once. */
+static void test_merge_link(void **state)
+{
+    struct presence *p = *state;
+    enum { ROOMS = 8 };
+    char room[ROOMS][8];
+    for (int r = 0; r < ROOMS; r++) {
+        snprintf(room[r], sizeof room[r], "r%d", r);
+        assert_int_equal(presence_add(p, 1, S(room[r]), S("a"), S("u"), NULL), 0);
+        assert_int_equal(presence_add(p, 2, S(room[r]), S("b"), S("u"), NULL), 0);
+        assert_int_equal(presence_add(p, 3, S(room[r]), S("c"), S("u"), NULL), 0);
+    }
+    /* neither owns nothing, nor the same link */
+    assert_false(presence_merge_link(p, 1, 9));
+    assert_false(presence_merge_link(p, 9, 1));
+    assert_false(presence_merge_link(p, 1, 1));
+    assert_int_equal(presence_link_entries(p, 1), ROOMS);
+
+    struct seen *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(presence_drop_link(p, 2, 3, on_drop, x), ROOMS - 3); /* stops short */
+    assert_true(presence_merge_link(p, 1, 2));
+    assert_int_equal(presence_link_entries(p, 1), 0);
+    assert_int_equal(presence_link_entries(p, 2), 2 * ROOMS - 3);
+    assert_int_equal(presence_owner(p, S("r0"), S("a")), 2);
+    assert_int_equal(presence_link_entries(p, 3), ROOMS);
+
+    while (presence_drop_link(p, 2, 2, on_drop, x) > 0)
+        ;
+    assert_int_equal(x->n, 2 * ROOMS);
+    for (int r = 0; r < ROOMS; r++) {
+        assert_true(dropped(x, room[r], "a"));
+        assert_true(dropped(x, room[r], "b"));
+        assert_false(dropped(x, room[r], "c"));
+    }
+    assert_int_equal(presence_count(p), ROOMS);
+    free(x);
+}
+
 static void test_drop_link_needs_no_memory(void **state)
 {
     struct presence *p = *state;
@@ -705,6 +746,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link_a_share_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_newer_link_may_remove_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_counted_per_link, setup, teardown),
