@@ -41,7 +41,10 @@ struct blink {
     bool broker_ready;   /* the broker's last "state": Redis and its canary are fine */
     bool broker_serving; /* ... or at least one of its Redis servers is */
     bool had_state;      /* a state frame came on this connection */
-    bool resetting;      /* a full queue asked for this connection's end */
+    /* This connection is ending (its queue was full, or a write failed):
+     * it takes no more frames, so that what would be lost with it is
+     * refused now (the caller says "retry later") rather than timed out. */
+    bool resetting;
 };
 
 struct blinks {
@@ -88,6 +91,14 @@ static void schedule_retry(struct blink *l, const char *why)
  * with it a re-sync of the shard's members, each time someone leaves. */
 #define STATE_RESERVE_DIV 16
 
+/* Ends l's connection at lws' next service (not from inside a callback of
+ * another connection); it takes no more frames meanwhile. */
+static void link_kill(struct blink *l)
+{
+    l->resetting = true;
+    lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* Hands l's socket what it takes now; the rest waits for lws to say it is
  * writable. */
 static void flush_one(struct blink *l)
@@ -96,15 +107,16 @@ static void flush_one(struct blink *l)
         return;
     ssize_t w = cf_bytes_write_fd(&l->out, l->fd);
     if (w < 0) {
-        CF_WARN("link", "broker %u: write failed: %s", l->shard, strerror((int)-w));
+        CF_WARN("link", "broker %u: write failed: %s; resetting the link", l->shard,
+                strerror((int)-w));
         l->want_out = true; /* nothing more until lws has closed it */
-        lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        link_kill(l);
     } else if (cf_bytes_len(&l->out)) { /* the socket is full */
         l->want_out = true;
         if (lws_callback_on_writable(l->wsi) < 0) {
             CF_WARN("link", "broker %u: cannot wait for room to write; resetting the link",
                     l->shard);
-            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            link_kill(l);
         }
     }
 }
@@ -123,7 +135,7 @@ void blinks_flush(struct blinks *b)
  * than running with a hole in it. */
 static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on_full)
 {
-    if (l->st == BL_DOWN || !l->wsi)
+    if (l->st == BL_DOWN || !l->wsi || l->resetting)
         return -ENOTCONN;
     bool was_empty = !cf_bytes_len(&l->out);
     size_t bound = l->out.max;
@@ -140,14 +152,15 @@ static int link_send(struct blink *l, const struct cf_wire_msg *m, bool reset_on
             rc = cf_wire_encode(&l->out, m);
     }
     l->out.max = bound;
+    if (rc < 0 && l->resetting) /* the flush's write failed */
+        return -ENOTCONN;
     if (rc < 0) {
-        if (rc == -ENOBUFS && reset_on_full && !l->resetting) { /* once: a line, not thousands */
+        if (rc == -ENOBUFS && reset_on_full) {
             CF_ERROR("link",
                      "broker %u: output queue full (%zu bytes, MAX_LINK_QUEUE_BYTES and "
                      "its reserve for room and presence changes); resetting the link",
                      l->shard, cf_bytes_len(&l->out));
-            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            l->resetting = true;
+            link_kill(l);
         }
         return rc;
     }
@@ -376,7 +389,7 @@ void blinks_tick(struct blinks *b)
             why = "broker silent for 30 s";
         if (why) {
             CF_WARN("link", "broker %u: %s; resetting the link", l->shard, why);
-            lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            link_kill(l);
             continue;
         }
         if (l->st == BL_UP && now - l->last_ping >= PING_EVERY_MS) {
