@@ -102,6 +102,26 @@ static int try_bind(int port)
     return got;
 }
 
+/* The ports this process handed out last: free when they were picked, but
+ * a test binds them only later (a server it starts), so the next pick could
+ * find one still free and hand it out again. */
+static int g_handed[64];
+static unsigned g_nhanded;
+
+static bool handed_out(int port)
+{
+    for (unsigned i = 0; i < g_nhanded && i < 64; i++)
+        if (g_handed[i] == port)
+            return true;
+    return false;
+}
+
+static int remember(int port)
+{
+    g_handed[g_nhanded++ % 64] = port;
+    return port;
+}
+
 /* A random free port outside the kernel's ephemeral range, or -1. A port from
  * that range is not safe to hand on: between our close() and the server's
  * bind(), any test running in parallel can get it as the local port of an
@@ -130,8 +150,8 @@ static int outside_ephemeral(void)
     for (int attempt = 0; attempt < 200; attempt++) {
         int k = (int)(rand_r(&seed) % (unsigned)(below + above));
         int port = k < below ? 10000 + k : hi + 1 + (k - below);
-        if (try_bind(port) == port)
-            return port;
+        if (!handed_out(port) && try_bind(port) == port)
+            return remember(port);
     }
     return -1;
 }
@@ -149,8 +169,11 @@ int h_free_port(void)
     int64_t start = h_now_ms();
     bool told = false;
     for (int delay = 50;; delay = delay < 1000 ? delay * 2 : 1000) {
-        if ((port = try_bind(0)) > 0)
-            return port;
+        if ((port = try_bind(0)) > 0) {
+            if (!handed_out(port))
+                return remember(port);
+            continue; /* the kernel's next one */
+        }
         int err = errno;
         if (h_now_ms() - start > 70000) {
             fprintf(stderr,
@@ -172,9 +195,12 @@ int h_free_ports(int n)
     for (int attempt = 0; attempt < 50; attempt++) {
         int base = h_free_port(), ok = 1;
         for (int i = 1; i < n && ok; i++)
-            ok = base + i < 65536 && try_bind(base + i) == base + i;
-        if (ok)
+            ok = base + i < 65536 && !handed_out(base + i) && try_bind(base + i) == base + i;
+        if (ok) {
+            for (int i = 1; i < n; i++)
+                remember(base + i);
             return base;
+        }
     }
     fprintf(stderr, "h_free_ports: no run of %d free ports\n", n);
     abort();
@@ -789,9 +815,10 @@ int h_stop_clean(struct h_proc *p)
      * tells (common/supervisor.c) */
     char line[4096];
     if (!p->kills_children &&
-        log_line_with(p, "was killed by signal", "; restarting it in", line, sizeof line)) {
-        printf("harness: %s restarted a child that a signal killed, which the test did not "
-               "send (log %s):\n  %s",
+        (log_line_with(p, "was killed by signal", "; restarting it in", line, sizeof line) ||
+         log_line_with(p, "exited with status", "; restarting it in", line, sizeof line))) {
+        printf("harness: %s restarted a child that died unasked (a signal the test did not "
+               "send, or a failing exit) (log %s):\n  %s",
                p->name, p->log, line);
         bad = 1;
     }

@@ -432,6 +432,13 @@ int v1_count(struct v1c *c, int ms, const char *type, ...)
             break;
         keep(c, x);
     }
+    /* What a closed connection did not get is no count ("0 more" passed on
+     * one): -1 fails every check of a count */
+    if (c->ended) {
+        printf("v1c: the connection ended (close code %d) while events were counted\n",
+               wsc_close_code(c->ws));
+        return -1;
+    }
     int n = 0;
     for (size_t i = 0; i < c->nkept; i++)
         n += matches(&f, c->kept[i]);

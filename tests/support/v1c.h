@@ -60,7 +60,8 @@ json_t *v1_next(struct v1c *c, int timeout_ms);
 json_t *v1_wait(struct v1c *c, int timeout_ms, const char *type, ...);
 /* The first matching kept event, removed from the kept ones; never reads. */
 json_t *v1_take(struct v1c *c, const char *type, ...);
-/* How many kept events match (after reading for `ms` milliseconds). */
+/* How many kept events match (after reading for `ms` milliseconds); -1 when
+ * the connection has ended. */
 int v1_count(struct v1c *c, int ms, const char *type, ...);
 /* True when no matching event is kept and none arrives within ms, and the
  * connection has not ended (before or meanwhile). */
