@@ -332,7 +332,7 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
      * nothing is written before the next writable callback) is not given
      * out either: sent, it closed the member as a slow consumer right after
      * its join; the re-sync, from the last id given out, brings it once
-     * the client has read. */
+     * the client has read (what is in no history is dropped). */
     bool resync = false, since = false, pgap = false, full = false;
     for (uint32_t i = 0; i < m->nheld; i++) {
         struct lheld *h = &m->held[i];
@@ -361,7 +361,13 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
                 send = false, pgap = resync = since = full = true;
             else if ((send = h->pv > m->pv))
                 m->pv = h->pv;
-        } /* a message without an id is in no history: given out either way */
+        } else {
+            /* in no history (typing, a backend's message without an id):
+             * given out if it fits; past the bound, dropped for this member
+             * (a re-sync cannot bring it, and a client closed as a slow
+             * consumer loses it too) */
+            send = !sess_would_overflow(m->s, h->b->len);
+        }
         if (send && sess_send(m->s, h->b) == 0)
             queued++;
     }

@@ -202,20 +202,19 @@ static void send_bytes(struct session *s, size_t n)
  * whenever nothing could be written in between: over TLS, which writes only
  * in its writable callback; here, a socket that takes nothing more and a
  * session that already keeps a write's rest. */
-static void snapshot_leaves_no_room(bool presence_changes, uint8_t rounds_before)
+/* One session with a 64 KiB queue bound whose client reads nothing (its
+ * socket takes no more), 24 KiB of it queued. */
+static struct session *stuck_session(struct fix *f)
 {
-    struct fix f;
     fix_qmax = 64 * 1024;
-    fix_up(&f, 1);
+    fix_up(f, 1);
     fix_qmax = 1 << 20;
-    struct lrooms *r = f.r;
-    struct session *s = f.s[0];
-    /* a client that reads nothing: its socket takes no more */
-    assert_int_equal(fcntl(f.sv[0], F_SETFL, O_NONBLOCK), 0);
+    struct session *s = f->s[0];
+    assert_int_equal(fcntl(f->sv[0], F_SETFL, O_NONBLOCK), 0);
     static char junk[4096];
-    while (write(f.sv[0], junk, sizeof junk) > 0)
+    while (write(f->sv[0], junk, sizeof junk) > 0)
         ;
-    while (write(f.sv[0], junk, 1) > 0) /* what is left of the buffer */
+    while (write(f->sv[0], junk, 1) > 0) /* what is left of the buffer */
         ;
     assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
     /* what it was sent before: the first frame became the rest of a write,
@@ -223,6 +222,14 @@ static void snapshot_leaves_no_room(bool presence_changes, uint8_t rounds_before
     send_bytes(s, 40 * 1024);
     send_bytes(s, 24 * 1024);
     assert_true(sess_queued_bytes(s) < 25 * 1024);
+    return s;
+}
+
+static void snapshot_leaves_no_room(bool presence_changes, uint8_t rounds_before)
+{
+    struct fix f;
+    struct session *s = stuck_session(&f);
+    struct lrooms *r = f.r;
 
     struct lmember *m = pending_member(&f, 7);
     m->epoch_known = true;
@@ -269,6 +276,41 @@ static void test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync(void **
     snapshot_leaves_no_room(true, 0);  /* presence changes: the re-sync's joined lists members */
     snapshot_leaves_no_room(false, LROOMS_MAX_FULL_ROUNDS - 1);
     snapshot_leaves_no_room(false, LROOMS_MAX_FULL_ROUNDS); /* closed, not re-synced again */
+}
+
+/* Events in no history (a backend's message published straight into Redis,
+ * without an id; typing) held for a pending join: what the snapshot leaves
+ * no room for is dropped for this member when it goes live. Sent, the first
+ * that did not fit closed the member as a slow consumer; a re-sync cannot
+ * bring them, and a closed client loses them too. */
+static void test_events_in_no_history_past_the_bound_are_dropped(void **state)
+{
+    (void)state;
+    struct fix f;
+    struct session *s = stuck_session(&f);
+    struct lmember *m = pending_member(&f, 7);
+    int before = resyncs;
+    for (int i = 0; i < 230; i++) {
+        struct cf_wire_msg ev = message(0);
+        ev.has = 0; /* no id, no epoch */
+        if (i % 2) {
+            ev =
+                (struct cf_wire_msg){.type = CF_WIRE_TYPING, .room = {ROOM, 5}, .user = {"bob", 3}};
+        }
+        lrooms_deliver(f.r, &ev);
+    }
+    assert_true(*sess_held_bytes(s) > 12 * 1024);
+    assert_false(sess_closing(s));
+    send_bytes(s, 20 * 1024 + 8 * 1024); /* the joined */
+    size_t queued = sess_queued_bytes(s);
+    assert_true(lrooms_go_live(f.r, m) > 0); /* what fitted went out */
+    assert_true(sess_queued_bytes(s) > queued);
+    assert_false(sess_closing(s));
+    assert_true(sess_queued_bytes(s) <= sess_max_queue(s));
+    assert_int_equal(resyncs, before); /* nothing for a re-sync to bring */
+    assert_false(m->pending);
+    assert_int_equal(*sess_held_bytes(s), 0);
+    fix_down(&f);
 }
 
 /* An event held for a pending join that finds the queue at its bound first
@@ -527,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_a_refused_resync_forgets_held_messages),
         cmocka_unit_test(test_a_member_awaiting_its_turn_holds_no_messages),
         cmocka_unit_test(test_what_the_snapshot_leaves_no_room_for_waits_for_a_resync),
+        cmocka_unit_test(test_events_in_no_history_past_the_bound_are_dropped),
         cmocka_unit_test(test_holding_first_offers_the_socket_what_is_queued),
         cmocka_unit_test(test_waiting_lists),
         cmocka_unit_test(test_waiting_lists_keep_the_order_members_came_in),
