@@ -150,9 +150,9 @@ static void forget_emptied(struct broker *b)
     b->ngone = k;
 }
 
-/* With every slot taken, two closed links share one: the later one's entries
- * become the earlier one's (presence_merge_link), and the slot keeps the
- * later of their ends. Two links whose grace is over, their leaves going
+/* With every slot taken, two closed links share one: the older link's
+ * entries become the newer one's (presence_merge_link), and the slot keeps
+ * the later of their ends. Two links whose grace is over, their leaves going
  * out a share at a time, go first: those leaves are owed anyway, and stay
  * paced. Else the two links due soonest: the one due first keeps its users
  * a little longer (never more than the other's grace), and no one's grace
@@ -180,7 +180,12 @@ static void merge_two(struct broker *b)
             pick[1] = i;
     }
     struct gone_link *go = &b->gone[pick[0]], *keep = &b->gone[pick[1]];
-    if (presence_merge_link(b->presence, go->id, keep->id)) {
+    /* under the newer link's id: a late request of a link older than it
+     * must not take over or remove the entries (presence.h) */
+    uint64_t older = go->id < keep->id ? go->id : keep->id;
+    uint64_t newer = go->id < keep->id ? keep->id : go->id;
+    if (presence_merge_link(b->presence, older, newer)) {
+        keep->id = newer;
         if (go->until > keep->until)
             keep->until = go->until;
     } else { /* cannot be: every slot's link owns entries (forget_emptied) */

@@ -422,6 +422,8 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
      * to give) still run. */
     if (b->drain && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_HIST ||
                      m->type == CF_WIRE_TYPING || (m->type == CF_WIRE_SUB && m->q))) {
+        if (m->type == CF_WIRE_SUB) /* a re-sync refused, as below */
+            broker_presence_take_over(b, m->room, m->conn, l);
         send_fail(b, gwlink_id(l), m->q, -ESHUTDOWN);
         return;
     }
