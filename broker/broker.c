@@ -46,6 +46,13 @@ static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
     return store_leave(rb_of(b, room), &b->lim, room, conn) != -ENOBUFS;
 }
 
+void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
+{
+    if (store_leave(rb_of(b, room), &b->lim, room, conn) != -ENOBUFS ||
+        !presence_give(b->presence, room, conn, OWED_LEAVES))
+        presence_del(b->presence, room, conn);
+}
+
 /* Announced even when it cannot be queued: the link's slot must be freed. */
 static bool leave_presence_now(void *ud, struct cf_str room, struct cf_str conn)
 {
@@ -120,6 +127,14 @@ static void expire_gone(struct broker *b, int64_t now)
     uint64_t budget = GONE_LEAVES_PER_SEC * slice_usec(b) / 1000000;
     if (budget == 0)
         budget = 1;
+    /* the leaves owed longest first; stopping, they expire in Redis */
+    uint64_t owed = presence_link_entries(b->presence, OWED_LEAVES);
+    if (owed && b->stopping) {
+        presence_drop_link(b->presence, OWED_LEAVES, UINT64_MAX, NULL, NULL);
+    } else if (owed) {
+        uint64_t left = presence_drop_link(b->presence, OWED_LEAVES, budget, leave_presence, b);
+        budget = left && owed - left < budget ? 0 : budget - (owed - left);
+    }
     uint32_t k = 0;
     for (uint32_t i = 0; i < b->ngone; i++) {
         struct gone_link *g = &b->gone[i];

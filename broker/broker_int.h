@@ -108,6 +108,18 @@ void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_s
 void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                        const unsigned char *payload, size_t len);
 
+/* The owner of the presence entries whose leave found the queue toward
+ * their Redis server full: sent a share each heartbeat slice, with the
+ * leaves of links whose grace is over (broker.c). Older than any link, so
+ * that the connection's join again takes its entry back. */
+#define OWED_LEAVES GWLINK_ID_FIRST - 1
+_Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
+/* Announces the leave of the entry of room and conn, now or, with the queue
+ * toward its Redis server full, a slice later (the entry kept meanwhile);
+ * the entry goes once it is queued. If the server is down the entry goes
+ * at once: it expires in Redis. */
+void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn);
+
 /* What of a join snapshot goes out within `budget` bytes (each name and
  * message counted with 8 bytes of framing): the first *nmembers names, at
  * most half the budget (a room of 100 long names would otherwise outgrow a

@@ -438,6 +438,7 @@ struct gwlinks *gwlinks_new(sd_event *ev, const char *path, uint32_t shard, uint
     g->ud = ud;
     g->lfd = -1;
     g->lock_fd = -1;
+    g->next_id = GWLINK_ID_FIRST - 1;
     snprintf(g->path, sizeof g->path, "%s", path);
     g->dec = cf_wire_decoder_new();
     if (!g->dec)

@@ -59,6 +59,9 @@ bool gwlink_send_payload(struct gwlink *l, const void *payload, size_t len);
 
 /* The link's end of the room membership relation. */
 struct cf_rel_end *gwlink_rooms(struct gwlink *l);
+/* Link ids grow from GWLINK_ID_FIRST; the ids below it are no link's (the
+ * broker keeps presence entries whose leave it owes under one, broker.h). */
+#define GWLINK_ID_FIRST 2
 uint64_t gwlink_id(const struct gwlink *l);
 const char *gwlink_node(const struct gwlink *l);
 

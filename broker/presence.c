@@ -316,6 +316,21 @@ static struct entry *find(struct presence *p, struct cf_str room, struct cf_str 
     return cf_map_get(p->entries, key, klen);
 }
 
+bool presence_give(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t owner)
+{
+    struct entry *e = find(p, room, conn);
+    if (!e)
+        return false;
+    if (e->link_id != owner) {
+        if (lc_inc(p, owner) < 0)
+            return false;
+        lc_dec(p, e->link_id);
+        e->link_id = owner;
+    }
+    e->reg = ++p->regs;
+    return true;
+}
+
 uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str conn)
 {
     const struct entry *e = find(p, room, conn);

@@ -34,6 +34,12 @@ int presence_add(struct presence *p, uint64_t link_id, struct cf_str room, struc
  * exists. */
 bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str conn,
                         uint64_t link_id);
+/* Gives the entry to `owner` whatever the links' order (the broker keeps a
+ * leave it could not queue yet this way, under an id older than any link's,
+ * so that a newer join takes the entry back). False when there is no entry
+ * or memory for owner's count ran out. The entry gets a new registration
+ * number: a late failure of the join that made it leaves it alone. */
+bool presence_give(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t owner);
 /* The link that owns the entry; 0: there is none. */
 uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str conn);
 /* True when the entry existed (and is now gone). */

@@ -456,6 +456,66 @@ static void test_full_places_lose_no_leave(void **state)
     assert_int_equal(n, 0);
 }
 
+/* A gateway's leave that finds the broker's queue toward Redis full (Redis
+ * stalled) is sent once there is room: the broker keeps the entry as a
+ * leave owed. It was dropped with the entry, and the user stayed present to
+ * everyone in the room until the entry expired in Redis. */
+static void test_a_leave_that_finds_the_queue_full_is_sent_later(void **state)
+{
+    (void)state;
+    const char *room = "owed";
+    char fill[32];
+    for (int k = 0;; k++) { /* a room of the same broker to fill its queue with */
+        snprintf(fill, sizeof fill, "owed-fill-%d", k);
+        if (cf_shard_of(fill, strlen(fill), 2) == cf_shard_of(room, strlen(room), 2))
+            break;
+    }
+    struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(alice, room);
+    int fd = link_for(room);
+    sub(fd, room, "leaver", "c-leaver", 1);
+    wait_answer(fd, 1);
+    expect_presence(alice, room, "leaver", "join", V1_WAIT);
+    struct cf_wire_msg join = {.type = CF_WIRE_JOIN, .room = str(fill)};
+    bl_send_msg(fd, &join);
+    h_sleep_ms(200); /* subscribed */
+
+    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    static char text[3001];
+    memset(text, 'x', sizeof text - 1);
+    struct bl_reader r;
+    bl_reader_init(&r, fd);
+    bool full = false;
+    uint64_t q = 100;
+    for (int i = 0; i < 200 && !full; i++) {
+        for (int k = 0; k < 50; k++) {
+            struct cf_wire_msg m = {.type = CF_WIRE_SEND,
+                                    .q = q++,
+                                    .room = str(fill),
+                                    .from = str("filler"),
+                                    .text = str(text),
+                                    .ts = cf_wall_ms()};
+            bl_send_msg(fd, &m);
+        }
+        struct cf_wire_msg a;
+        while (!full && bl_reader_next(&r, &a, h_now_ms() + 20))
+            full = a.type == CF_WIRE_FAIL &&
+                   memmem(a.text.p, a.text.len, "queue toward Redis is full", 26);
+    }
+    bl_reader_free(&r);
+    if (!full) {
+        kill(fx.redis.proc.pid, SIGCONT);
+        fail_msg("the broker's queue toward Redis never filled");
+    }
+    struct cf_wire_msg leave = {.type = CF_WIRE_UNSUB, .room = str(room), .conn = str("c-leaver")};
+    bl_send_msg(fd, &leave);
+    h_sleep_ms(300);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    expect_presence(alice, room, "leaver", "leave", 5000);
+    close(fd);
+    v1_close(alice);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_a_65th_closed_link_ends_no_grace_early),
         cmocka_unit_test(test_a_mass_grace_end_loses_no_leave),
         cmocka_unit_test(test_full_places_lose_no_leave),
+        cmocka_unit_test(test_a_leave_that_finds_the_queue_full_is_sent_later),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

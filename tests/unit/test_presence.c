@@ -475,6 +475,34 @@ static void test_merge_link(void **state)
     free(x);
 }
 
+/* An entry given to an owner older than its link (a leave owed, broker.c)
+ * is counted there, dropped with it, and taken back by a newer join; a
+ * late failure of the join that made it leaves it alone. */
+static void test_give(void **state)
+{
+    struct presence *p = *state;
+    uint64_t reg = 0;
+    assert_int_equal(presence_add(p, 5, S("r"), S("a"), S("u"), &reg), 0);
+    assert_int_equal(presence_add(p, 5, S("r"), S("b"), S("u"), NULL), 0);
+    assert_false(presence_give(p, S("r"), S("none"), 1));
+    assert_true(presence_give(p, S("r"), S("a"), 1));
+    assert_int_equal(presence_owner(p, S("r"), S("a")), 1);
+    assert_int_equal(presence_link_entries(p, 1), 1);
+    assert_int_equal(presence_link_entries(p, 5), 1);
+    assert_false(presence_del_reg(p, S("r"), S("a"), reg));
+    assert_true(presence_give(p, S("r"), S("b"), 1));
+    /* b joins again on link 6: its entry is link 6's, no leave owed */
+    assert_int_equal(presence_add(p, 6, S("r"), S("b"), S("u"), NULL), -EEXIST);
+    assert_int_equal(presence_owner(p, S("r"), S("b")), 6);
+    struct seen *x = calloc(1, sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(presence_drop_link(p, 1, UINT64_MAX, on_drop, x), 0);
+    assert_int_equal(x->n, 1);
+    assert_true(dropped(x, "r", "a"));
+    assert_int_equal(presence_count(p), 1);
+    free(x);
+}
+
 static void test_drop_link_needs_no_memory(void **state)
 {
     struct presence *p = *state;
@@ -747,6 +775,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_link_a_share_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_link_needs_no_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_give, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_newer_link_may_remove_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_older_link_does_not_take_it_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_counted_per_link, setup, teardown),
