@@ -67,6 +67,7 @@ static int main_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_RECEIVE:
     case LWS_CALLBACK_RECEIVE_PONG:
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
     case LWS_CALLBACK_SERVER_WRITEABLE:
     case LWS_CALLBACK_CLOSED:
         return ws_callback(gw, wsi, (int)reason, in, len);
@@ -159,10 +160,16 @@ static const struct lws_protocols ops_protocols[] = {
  * coalesced frames leave in one send(). */
 #define WS_RX_BUFFER 256
 #define WS_TX_PACKET 65536
+/* A byte of per-session data, unused: lws 4.1 tells a protocol that it
+ * closes a WebSocket (WS_SERVER_DROP_PROTOCOL, before it queues its close
+ * frame for a frame it refused) only when there is some, and the session
+ * must stop writing then (RFC 6455: nothing after a close). Over TLS it is
+ * kept for the connection's life; in own mode it goes with lws' wsi. */
+#define WS_PSS 1
 static const struct lws_protocols protocols[] = {
-    {WS_PROTO_LEGACY, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
-    {WS_PROTO_V1_JSON, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
-    {WS_PROTO_V1_MSGPACK, main_callback, 0, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
+    {WS_PROTO_LEGACY, main_callback, WS_PSS, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
+    {WS_PROTO_V1_JSON, main_callback, WS_PSS, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
+    {WS_PROTO_V1_MSGPACK, main_callback, WS_PSS, WS_RX_BUFFER, 0, NULL, WS_TX_PACKET},
     {BLINKS_PROTOCOL, link_callback, 0, 0, 0, NULL, 0},
     {LISTENER_PROTOCOL, listen_callback, 0, 0, 0, NULL, 0},
     {WSIO_PROTOCOL, wsio_proto_callback, 0, 0, 0, NULL, 0},

@@ -643,6 +643,7 @@ int ws_callback(struct gw *gw, struct lws *wsi, int reason, void *in, size_t len
     case LWS_CALLBACK_RECEIVE:
         return receive(gw, wsi, s, in, len);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL: /* lws closes it: its close frame goes last */
         sess_stop_output(s);
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG: { /* lws answers pings itself, unseen */

@@ -414,6 +414,77 @@ static void test_tls_bounds_frames_and_pongs(void **state)
     tlsproxy_stop(&px);
 }
 
+/* Over TLS lws refuses a bad frame itself (here invalid UTF-8) and queues
+ * its close frame; the connection lives on until the client answers it (or
+ * 5 s pass). Nothing may follow the close (RFC 6455 5.5.1): the room's
+ * messages went on reaching the client after it. The client here reads
+ * the raw frames and does not answer the close. */
+static void test_nothing_follows_lws_close_over_tls(void **state)
+{
+    (void)state;
+    tls_node_up(NULL);
+    struct tlsproxy px;
+    assert_int_equal(tlsproxy_start(&px, fx.node.port, path_of("tls.crt")), 0);
+    struct v1c *bad = v1_member(px.port, "tls-bad", V1_JSON);
+    struct v1c *talker = v1_member(px.port, "tls-talker", V1_JSON);
+    struct v1c *all[] = {bad, talker};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(v1_send(all[i], "join", json_pack("{s:s}", "room", "tls-close")), 0);
+        json_t *ev = v1_wait(all[i], V1_WAIT, "joined", NULL);
+        V1_MUST(all[i], ev, "joined");
+        json_decref(ev);
+    }
+    V1_NONE(bad, 300, "new_message", NULL); /* what came before is read */
+    assert_int_equal(wsc_send_frame(v1_wsc(bad), WS_TEXT, true, "\xff", 1), 0);
+    h_sleep_ms(300);
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "t-%d", i);
+        assert_int_equal(v1_send(talker, "send",
+                                 json_pack("{s:s, s:s, s:s}", "room", "tls-close", "id", id,
+                                           "message", "after")),
+                         0);
+        json_t *ev = v1_wait(talker, V1_WAIT, "ack", "id", id, NULL);
+        V1_MUST(talker, ev, "ack");
+        json_decref(ev);
+    }
+    /* the raw frames the bad client got: a close, and nothing after it */
+    static unsigned char buf[65536];
+    size_t have = 0;
+    int fd = wsc_fd(v1_wsc(bad));
+    for (int64_t deadline = h_now_ms() + 1000; h_now_ms() < deadline && have < sizeof buf;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    int close_code = -1, after = 0;
+    for (size_t at = 0; at + 2 <= have;) {
+        int op = buf[at] & 0x0f;
+        size_t len = buf[at + 1] & 0x7f, hdr = 2;
+        if (len == 126 && at + 4 <= have)
+            len = (size_t)buf[at + 2] << 8 | buf[at + 3], hdr = 4;
+        else if (len == 127)
+            break; /* not from this test's frames */
+        if (at + hdr + len > have)
+            break;
+        if (close_code >= 0)
+            after++;
+        else if (op == WS_CLOSE)
+            close_code = len >= 2 ? buf[at + hdr] << 8 | buf[at + hdr + 1] : 1005;
+        at += hdr + len;
+    }
+    printf("the client got close %d, then %d frame(s)\n", close_code, after);
+    assert_int_equal(close_code, 1007);
+    assert_int_equal(after, 0);
+    v1_abort(bad);
+    v1_close(talker);
+    tlsproxy_stop(&px);
+}
+
 static void test_https_and_wss(void **state)
 {
     (void)state;
@@ -572,10 +643,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_rs256_tokens_from_an_identity_provider, teardown),
-        cmocka_unit_test_teardown(test_es256_with_guest_tokens_signed_by_the_private_key,
-                                  teardown),
+        cmocka_unit_test_teardown(test_es256_with_guest_tokens_signed_by_the_private_key, teardown),
         cmocka_unit_test_teardown(test_https_and_wss, teardown),
         cmocka_unit_test_teardown(test_tls_bounds_frames_and_pongs, teardown),
+        cmocka_unit_test_teardown(test_nothing_follows_lws_close_over_tls, teardown),
         cmocka_unit_test_teardown(test_failed_tls_setups_do_not_free_places, teardown),
         cmocka_unit_test_teardown(test_a_paced_message_goes_out_over_tls, teardown),
         cmocka_unit_test_teardown(test_tls_max_conns_bounds_a_process, teardown),
