@@ -114,8 +114,39 @@ static const char *check_jwt_alg(const char *v)
     return "one of HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 ES512";
 }
 
+/* PORT, the gateways' METRICS_PORT + i and the brokers' BROKER_METRICS_PORT +
+ * i must not share a port: every listener sets SO_REUSEPORT, so two of them
+ * on one port both bind, and the kernel splits the connections between
+ * them (public clients on the operations port, scrapes on the public one);
+ * the start-up check of free ports cannot see it, as nothing is bound yet.
+ * Returns how many overlaps it reported. */
+static int check_port_ranges(const struct cf_config *cfg)
+{
+    const struct {
+        const char *name;
+        int first, n;
+    } r[] = {{"PORT", cfg->port, cfg->port ? 1 : 0},
+             {"METRICS_PORT + GATEWAY_WORKERS-1", cfg->metrics_port,
+              cfg->metrics_port ? cfg->gateway_workers : 0},
+             {"BROKER_METRICS_PORT + BROKERS-1", cfg->broker_metrics_port,
+              cfg->broker_metrics_port ? cfg->brokers : 0}};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        for (size_t j = i + 1; j < sizeof r / sizeof r[0]; j++)
+            if (r[i].n && r[j].n && r[i].first < r[j].first + r[j].n &&
+                r[j].first < r[i].first + r[i].n) {
+                fprintf(stderr,
+                        "config: %s (%d-%d) and %s (%d-%d) share a port; every process "
+                        "needs its own ports (choose ranges that do not overlap)\n",
+                        r[i].name, r[i].first, r[i].first + r[i].n - 1, r[j].name, r[j].first,
+                        r[j].first + r[j].n - 1);
+                bad++;
+            }
+    return bad;
+}
+
 /* Paths are checked at load so a typo stops the process with its name, not
- * with a TLS or JWT error later. */
+ * with a TLS or JWT error later (a directory opens for reading too). */
 static const char *check_readable(const char *v)
 {
     if (!*v)
@@ -123,8 +154,10 @@ static const char *check_readable(const char *v)
     FILE *f = fopen(v, "r");
     if (!f)
         return "a readable file (cannot open it)";
+    struct stat st;
+    bool regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
     fclose(f);
-    return NULL;
+    return regular ? NULL : "a readable file (it is not a regular file)";
 }
 
 static const char *check_claim(const char *v)
@@ -489,6 +522,8 @@ int cf_config_load(struct cf_config *cfg)
                 cfg->broker_metrics_port);
         bad++;
     }
+    if (!bad)
+        bad += check_port_ranges(cfg);
     if (!bad && cfg->dedup_window > cfg->history_ttl) {
         fprintf(stderr, "config: DEDUP_WINDOW=%d is longer than HISTORY_TTL=%d: a resend could "
                         "then be acknowledged with a message id of a room's previous epoch; set "

@@ -199,7 +199,7 @@ static size_t json_escape(char *out, size_t n, size_t cap, const char *s)
             out[n++] = '\\';
             out[n++] = (char)c;
             p++;
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) { /* DEL too: no control character shows raw */
             n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
             p++;
         } else if (c < 0x80) {

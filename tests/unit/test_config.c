@@ -316,6 +316,41 @@ static void test_invalid_values(void **state)
     assert_int_equal(load_quiet(&c2), 0);
     setenv("MAX_MESSAGE_BYTES", "4097", 1);
     assert_int_equal(load_quiet(&c2), -1);
+    /* Ports of different listeners must not overlap: with SO_REUSEPORT both
+     * bind, and the kernel splits the connections between them. */
+    static const char *const ports[][6] = {
+        /* PORT, METRICS_PORT, GATEWAY_WORKERS, BROKER_METRICS_PORT, BROKERS, ok */
+        {"18080", "18079", "2", "0", "2", "no"},     /* worker 1's metrics port is PORT */
+        {"18080", "18081", "2", "18082", "2", "no"}, /* 18081-18082 and 18082-18083 */
+        {"18080", "0", "2", "18079", "2", "no"},     /* shard 1's is PORT */
+        {"18080", "18081", "2", "18083", "2", "yes"}, {"18080", "18078", "2", "0", "2", "yes"},
+        {"18080", "0", "64", "0", "1024", "yes"},
+    };
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        clear_env();
+        setenv("PORT", ports[i][0], 1);
+        setenv("METRICS_PORT", ports[i][1], 1);
+        setenv("GATEWAY_WORKERS", ports[i][2], 1);
+        setenv("BROKER_METRICS_PORT", ports[i][3], 1);
+        setenv("BROKERS", ports[i][4], 1);
+        int want = strcmp(ports[i][5], "yes") == 0 ? 0 : -1;
+        if (load_quiet(&c2) != want)
+            fail_msg("ports case %zu: want %d", i, want);
+    }
+    /* A path that must be a readable file is not a directory. */
+    clear_env();
+    char file[] = "/tmp/confab-test-config-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv("TLS_CERT", file, 1);
+    setenv("TLS_KEY", file, 1);
+    assert_int_equal(load_quiet(&c2), 0);
+    setenv("TLS_KEY", "/tmp", 1);
+    assert_int_equal(load_quiet(&c2), -1);
+    unsetenv("TLS_CERT");
+    unsetenv("TLS_KEY");
+    unlink(file);
     /* Several bad values at once are still just -1. */
     clear_env();
     setenv("PORT", "0", 1);

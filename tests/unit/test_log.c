@@ -70,10 +70,10 @@ static void test_json_lines_escape_them(void **state)
                         "c\xe2\x80\xae"
                         "d\xe2\x81\xa9"
                         "e\xe2\x80\xa8"
-                        "f\x9bg \xc3\xa9\xc2\xa0");
+                        "f\x9bg \xc3\xa9\xc2\xa0\x7f");
     cf_log_set_format(CF_LOG_TEXT);
     const char *want = "name a\\u001b[31mb\\u009bc\\u202ed\\u2069e\\u2028f\xef\xbf\xbdg "
-                       "\xc3\xa9\xc2\xa0 end\"";
+                       "\xc3\xa9\xc2\xa0\\u007f end\"";
     if (strncmp(line, want, strlen(want)) != 0)
         fail_msg("logged %s", line);
 }
