@@ -215,6 +215,7 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
     }
 
     int stopping = 0, alive = 0, rc = 0;
+    bool unclean = false; /* a child killed, or failing, while stopping */
     int64_t deadline = 0;
     for (;;) {
         now = cf_mono_ms();
@@ -291,7 +292,12 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
                 char how[96];
                 describe(status, how, sizeof how);
                 if (stopping) {
-                    CF_DEBUG("supervisor", "%s %d (pid %d) %s", what, i, (int)pid, how);
+                    bool clean = WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
+                                                       WEXITSTATUS(status) == CF_SUP_EXIT_CONFIG);
+                    if (!clean) /* the exit status says so: a drain cut short */
+                        unclean = true;
+                    cf_log(clean ? CF_LOG_DEBUG : CF_LOG_WARN, "supervisor", "%s %d (pid %d) %s%s",
+                           what, i, (int)pid, how, clean ? "" : " while stopping");
                     break;
                 }
                 if (WIFEXITED(status) && WEXITSTATUS(status) == CF_SUP_EXIT_CONFIG) {
@@ -325,7 +331,8 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
         close(g_sig_fd);
         g_sig_fd = -1;
     }
-    CF_INFO("supervisor", "all %s(s) stopped", what);
+    CF_INFO("supervisor", "all %s(s) stopped%s", what,
+            unclean ? ", not all of them cleanly (see above)" : "");
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
-    return rc;
+    return rc ? rc : unclean ? 1 : 0;
 }

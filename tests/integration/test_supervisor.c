@@ -138,12 +138,41 @@ static void test_many_workers_stop_at_once(void **state)
     h_node_stop(&n);
 }
 
+/* A worker that cannot stop (stopped here, as a hung one would be) is
+ * killed at the grace's end, and the master says so in its exit status: it
+ * exited 0 as after a clean drain, so a service manager or a script could
+ * not tell the two apart. */
+static void test_a_drain_cut_short_fails_the_exit_status(void **state)
+{
+    (void)state;
+    struct h_node n;
+    h_node_init(&n, g_redis.addr);
+    n.brokers = 1;
+    n.workers = 2;
+    n.extra_env[0] = "DRAIN_TIMEOUT_MS=500"; /* a grace of 5.5 s */
+    n.extra_env[1] = "SUPERVISOR_WATCHDOG=0";
+    assert_int_equal(h_node_start(&n), 0);
+    pid_t kids[4];
+    int64_t deadline = h_now_ms() + 10000;
+    while (h_children(n.gateway.pid, kids, 4) < 2 && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    assert_int_equal(h_children(n.gateway.pid, kids, 4), 2);
+    assert_int_equal(kill(kids[0], SIGSTOP), 0);
+    int status = h_stop(&n.gateway, SIGTERM, 15000);
+    printf("the master's status: %d\n", status);
+    assert_true(h_log_contains(&n.gateway, "did not stop in", 0));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    h_node_stop(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stuck_gateway_worker_is_restarted),
         cmocka_unit_test(test_stuck_broker_shard_is_restarted),
         cmocka_unit_test(test_many_workers_stop_at_once),
+        cmocka_unit_test(test_a_drain_cut_short_fails_the_exit_status),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, redis_down));
 }
