@@ -112,7 +112,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
  * their Redis server full: sent a share each heartbeat slice, with the
  * leaves of links whose grace is over (broker.c). Older than any link, so
  * that the connection's join again takes its entry back. */
-#define OWED_LEAVES GWLINK_ID_FIRST - 1
+#define OWED_LEAVES (GWLINK_ID_FIRST - 1)
 _Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
 /* Announces the leave of the entry of room and conn, now or, with the queue
  * toward its Redis server full, a slice later (the entry kept meanwhile);
