@@ -355,14 +355,11 @@ bool presence_take_over(struct presence *p, struct cf_str room, struct cf_str co
     return e != NULL;
 }
 
-bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
-                        uint64_t link_id)
+bool presence_may_remove(struct presence *p, struct cf_str room, struct cf_str conn,
+                         uint64_t link_id)
 {
-    struct entry *e = find(p, room, conn);
-    if (!e || e->link_id > link_id)
-        return false;
-    remove_entry(p, e);
-    return true;
+    const struct entry *e = find(p, room, conn);
+    return e && e->link_id <= link_id;
 }
 
 bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg)

@@ -44,18 +44,19 @@ bool presence_give(struct presence *p, struct cf_str room, struct cf_str conn, u
 uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str conn);
 /* True when the entry existed (and is now gone). */
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
-/* Likewise, but only when link_id owns the entry or is newer than its
- * owner: a request of a link that has gone must not remove what a newer
- * link took over, while a newer link's leave is its gateway's latest word
- * on the connection (a connection's id is one gateway process's alone, and
- * link ids only grow). The latter is a leave sent before the connection's
- * registration on the new link went out (it waited behind others after a
- * link reset): ignored, it left the user present until the old link's
- * grace ended, up to LINK_GRACE_MAX_MS. */
-bool presence_del_owned(struct presence *p, struct cf_str room, struct cf_str conn,
-                        uint64_t link_id);
+/* True when the entry exists and link_id owns it or is newer than its
+ * owner, so that a leave from link_id may remove it (presence_del, or
+ * broker.c's leave owed): a request of a link that has gone must not
+ * remove what a newer link took over, while a newer link's leave is its
+ * gateway's latest word on the connection (a connection's id is one
+ * gateway process's alone, and link ids only grow). The latter is a leave
+ * sent before the connection's registration on the new link went out (it
+ * waited behind others after a link reset): ignored, it left the user
+ * present until the old link's grace ended, up to LINK_GRACE_MAX_MS. */
+bool presence_may_remove(struct presence *p, struct cf_str room, struct cf_str conn,
+                         uint64_t link_id);
 
-/* Likewise, but only while the entry is still registration `reg`'s (0
+/* Removes the entry, but only while it is still registration `reg`'s (0
  * matches nothing). */
 bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
 

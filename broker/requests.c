@@ -271,18 +271,15 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         return;
     }
     case CF_WIRE_UNSUB:
-        /* Only from the entry's owner or a newer link (as presence_del_owned):
+        /* Only from the entry's owner or a newer link (presence_may_remove):
          * a held leave of a link that has gone may be of a connection a
          * newer link has taken over since. One it may remove is a leave to
          * announce now, not when the old link's grace ends. */
         if (b->stopping)
             return;
-        {
-            uint64_t owner = presence_owner(b->presence, m.room, m.conn);
-            if (owner && owner <= link_id)
-                broker_leave(b, m.room, m.conn);
-            return;
-        }
+        if (presence_may_remove(b->presence, m.room, m.conn, link_id))
+            broker_leave(b, m.room, m.conn);
+        return;
     default:
         return;
     }

@@ -141,6 +141,13 @@ static void snapshot(struct presence *p, struct seen *x)
 
 /* ---- tests ---------------------------------------------------------------- */
 
+/* What a leave from link_id does (requests.c): removes the entry if that
+ * link may. */
+static bool del_owned(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t link_id)
+{
+    return presence_may_remove(p, room, conn, link_id) && presence_del(p, room, conn);
+}
+
 static void test_add_del(void **state)
 {
     struct presence *p = *state;
@@ -208,11 +215,11 @@ static void test_taken_over_by_a_new_link(void **state)
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob"), NULL), 0);
     assert_int_equal(presence_add(p, 2, S("lobby"), S("c1"), S("alice"), NULL), -EEXIST);
-    assert_false(presence_del_owned(p, S("lobby"), S("c1"), 1)); /* no longer link 1's */
-    assert_false(presence_del_owned(p, S("lobby"), S("nobody"), 1));
+    assert_false(del_owned(p, S("lobby"), S("c1"), 1)); /* no longer link 1's */
+    assert_false(del_owned(p, S("lobby"), S("nobody"), 1));
     presence_drop_link(p, 1, UINT64_MAX, NULL, NULL); /* c2 only */
     assert_int_equal(presence_count(p), 1);
-    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 2));
+    assert_true(del_owned(p, S("lobby"), S("c1"), 2));
     assert_int_equal(presence_count(p), 0);
     assert_int_equal(presence_rooms(p), 0);
 }
@@ -226,10 +233,10 @@ static void test_a_newer_link_may_remove_it(void **state)
     struct presence *p = *state;
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), NULL), 0);
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c2"), S("bob"), NULL), 0);
-    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 2));
+    assert_true(del_owned(p, S("lobby"), S("c1"), 2));
     assert_int_equal(presence_count(p), 1);
     assert_int_equal(presence_link_entries(p, 1), 1);            /* the old link's count follows */
-    assert_false(presence_del_owned(p, S("lobby"), S("c1"), 2)); /* gone already */
+    assert_false(del_owned(p, S("lobby"), S("c1"), 2));          /* gone already */
     presence_drop_link(p, 1, UINT64_MAX, NULL, NULL);
     assert_int_equal(presence_count(p), 0);
 }
@@ -249,10 +256,10 @@ static void test_an_older_link_does_not_take_it_back(void **state)
     assert_int_equal(presence_count(p), 1);
 
     assert_true(presence_take_over(p, S("lobby"), S("c1"), 3));
-    assert_false(presence_del_owned(p, S("lobby"), S("c1"), 2));
+    assert_false(del_owned(p, S("lobby"), S("c1"), 2));
     assert_false(presence_take_over(p, S("lobby"), S("nobody"), 3));
     assert_int_equal(presence_count(p), 1); /* nothing made */
-    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 3));
+    assert_true(del_owned(p, S("lobby"), S("c1"), 3));
 }
 
 /* A join whose failure is read after its connection left and joined again
@@ -265,7 +272,7 @@ static void test_a_late_failure_keeps_a_newer_join(void **state)
     uint64_t j1, j2, again, newer, older;
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), &j1), 0);
     assert_true(j1 != 0);
-    assert_true(presence_del_owned(p, S("lobby"), S("c1"), 1)); /* the leave */
+    assert_true(del_owned(p, S("lobby"), S("c1"), 1)); /* the leave */
     assert_int_equal(presence_add(p, 1, S("lobby"), S("c1"), S("alice"), &j2), 0);
     assert_true(j2 != 0 && j2 != j1);
     assert_false(presence_del_reg(p, S("lobby"), S("c1"), j1)); /* J1 fails */
@@ -578,7 +585,7 @@ static void test_entries_counted_per_link(void **state)
     /* every way out */
     assert_true(presence_del(p, S("other"), S("c1")));
     assert_int_equal(presence_link_entries(p, 1), 0);
-    assert_true(presence_del_owned(p, S("other"), S("c3"), 2));
+    assert_true(del_owned(p, S("other"), S("c3"), 2));
     assert_int_equal(presence_link_entries(p, 2), 1);
     assert_int_equal(presence_add(p, 3, S("third"), S("c4"), S("dave"), &reg), 0);
     assert_true(presence_del_reg(p, S("third"), S("c4"), reg));
