@@ -132,8 +132,10 @@ static void expire_gone(struct broker *b, int64_t now)
     if (owed && b->stopping) {
         presence_drop_link(b->presence, OWED_LEAVES, UINT64_MAX, NULL, NULL);
     } else if (owed) {
+        /* one stopped short found its server's queue full: the others' leaves
+         * (other servers) still go, from what is left of the budget */
         uint64_t left = presence_drop_link(b->presence, OWED_LEAVES, budget, leave_presence, b);
-        budget = left && owed - left < budget ? 0 : budget - (owed - left);
+        budget -= owed - left;
     }
     uint32_t k = 0;
     for (uint32_t i = 0; i < b->ngone; i++) {
@@ -165,8 +167,8 @@ static void forget_emptied(struct broker *b)
     b->ngone = k;
 }
 
-/* With every slot taken, two closed links share one: the older link's
- * entries become the newer one's (presence_merge_link), and the slot keeps
+/* With every slot taken, two closed links share one: the newer link's
+ * entries become the older one's (presence_merge_link), and the slot keeps
  * the later of their ends. Two links whose grace is over, their leaves going
  * out a share at a time, go first: those leaves are owed anyway, and stay
  * paced. Else the two links due soonest: the one due first keeps its users
@@ -195,12 +197,15 @@ static void merge_two(struct broker *b)
             pick[1] = i;
     }
     struct gone_link *go = &b->gone[pick[0]], *keep = &b->gone[pick[1]];
-    /* under the newer link's id: a late request of a link older than it
-     * must not take over or remove the entries (presence.h) */
+    /* under the older link's id: every link opened since may take an entry
+     * over (its gateway re-registering the connection). Under the newer one,
+     * a link opened between the two (a gateway re-linked, re-syncing) could
+     * no longer take its own connections' entries back, and their leaves
+     * were announced at the merged grace's end while they were connected. */
     uint64_t older = go->id < keep->id ? go->id : keep->id;
     uint64_t newer = go->id < keep->id ? keep->id : go->id;
-    if (presence_merge_link(b->presence, older, newer)) {
-        keep->id = newer;
+    if (presence_merge_link(b->presence, newer, older)) {
+        keep->id = older;
         if (go->until > keep->until)
             keep->until = go->until;
     } else { /* cannot be: every slot's link owns entries (forget_emptied) */
