@@ -334,5 +334,5 @@ int cf_sup_run(const char *what, int n, cf_sup_main_fn child_main, void *arg, in
     CF_INFO("supervisor", "all %s(s) stopped%s", what,
             unclean ? ", not all of them cleanly (see above)" : "");
     sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
-    return rc ? rc : unclean ? 1 : 0;
+    return rc ? rc : unclean ? CF_SUP_EXIT_CUT_SHORT : 0;
 }

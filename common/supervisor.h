@@ -4,10 +4,10 @@
  * run child_main(index, arg) and exit with its return value; a child that dies
  * is restarted after a backoff (reset once it has run for 10 s). SIGTERM or
  * SIGINT is forwarded to every child; the master waits up to grace_ms for them
- * to exit, then SIGKILLs the rest, and returns 0, or 1 when a child had to be
- * killed or died some other way than exiting cleanly meanwhile (a service
- * manager, a container runtime or run-all can then tell a drain cut short
- * from a clean stop). A child that exits with
+ * to exit, then SIGKILLs the rest, and returns 0, or CF_SUP_EXIT_CUT_SHORT
+ * when a child had to be killed or died some other way than exiting cleanly
+ * meanwhile (a service manager, a container runtime or run-all can then
+ * tell a drain cut short from a clean stop). A child that exits with
  * CF_SUP_EXIT_CONFIG cannot work with these settings (a key file it cannot
  * use, say): restarting would only repeat it, so every child is stopped and
  * cf_sup_run returns CF_SUP_EXIT_CONFIG. Children get SIGTERM if the
@@ -26,6 +26,10 @@
 #define CF_SUPERVISOR_H
 
 #define CF_SUP_EXIT_CONFIG 2
+/* Stopped as asked, but not every child cleanly (one was killed at the
+ * grace's end, or died meanwhile): a drain cut short, not a crash to
+ * restart after. */
+#define CF_SUP_EXIT_CUT_SHORT 3
 
 typedef int (*cf_sup_main_fn)(int index, void *arg);
 

@@ -104,12 +104,13 @@ supervise() {
         say "$name cannot run with these settings (status 2); not restarting it"
         exit 2
       fi
-      if ((rc == 0)); then
+      if ((rc == 0 || rc == 3)); then
         # A daemon exits 0 only when told to stop: by hand, or by a Ctrl-C
         # this shell could not trap (a background job of a non-interactive
         # shell ignores SIGINT, and an ignored signal cannot be trapped).
-        # Restarting it would undo that.
-        say "$name stopped (status 0); not restarting it"
+        # Restarting it would undo that. Status 3: stopped so, but a worker
+        # had to be killed (common/supervisor.h): its log says which.
+        say "$name stopped (status $rc); not restarting it"
         break
       fi
       ((SECONDS - started > 10)) && delay=1

@@ -162,7 +162,7 @@ static void test_a_drain_cut_short_fails_the_exit_status(void **state)
     printf("the master's status: %d\n", status);
     assert_true(h_log_contains(&n.gateway, "did not stop in", 0));
     assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_equal(WEXITSTATUS(status), 3); /* CF_SUP_EXIT_CUT_SHORT */
     h_node_stop(&n);
 }
 
