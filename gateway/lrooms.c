@@ -362,8 +362,8 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
             else if ((send = h->pv > m->pv))
                 m->pv = h->pv;
         } else {
-            /* in no history (typing, a backend's message without an id):
-             * given out if it fits; past the bound, dropped for this member
+            /* in no history (a backend's message without an id): given
+             * out if it fits; past the bound, dropped for this member
              * (a re-sync cannot bring it, and a client closed as a slow
              * consumer loses it too) */
             send = !sess_would_overflow(m->s, h->b->len);
