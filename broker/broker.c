@@ -48,8 +48,7 @@ static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
-    if (store_leave(rb_of(b, room), &b->lim, room, conn) != -ENOBUFS ||
-        !presence_give(b->presence, room, conn, OWED_LEAVES))
+    if (leave_presence(b, room, conn) || !presence_give(b->presence, room, conn, OWED_LEAVES))
         presence_del(b->presence, room, conn);
 }
 
