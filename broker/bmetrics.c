@@ -1,6 +1,7 @@
 /* bmetrics: see bmetrics.h. */
 #include "bmetrics.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 
@@ -75,6 +76,38 @@ static void redis_metrics(const struct bmetrics *m, struct cf_bytes *o)
                reply_fallbacks, 0);
 }
 
+enum bm_fail bm_fail_of(int err)
+{
+    switch (err) {
+    case -ENOTCONN:
+        return BM_FAIL_REDIS_DOWN;
+    case -ECONNRESET:
+        return BM_FAIL_REDIS_DROPPED;
+    case -EAGAIN:
+    case -EIO:
+        return BM_FAIL_REDIS_REFUSED;
+    case -ENOBUFS:
+        return BM_FAIL_QUEUE_FULL;
+    case -ESHUTDOWN:
+        return BM_FAIL_DRAINING;
+    default:
+        return BM_FAIL_INTERNAL;
+    }
+}
+
+static void failed_requests(const struct bmetrics *m, struct cf_bytes *o)
+{
+    static const char *const reason[BM_FAIL_N] = {
+        [BM_FAIL_REDIS_DOWN] = "redis_down",       [BM_FAIL_REDIS_DROPPED] = "redis_dropped",
+        [BM_FAIL_REDIS_REFUSED] = "redis_refused", [BM_FAIL_QUEUE_FULL] = "queue_full",
+        [BM_FAIL_DRAINING] = "draining",           [BM_FAIL_INTERNAL] = "internal"};
+    HEAD(o, "counter", "confab_broker_failed_requests_total",
+         "requests from gateways answered with an error, by reason");
+    for (int i = 0; i < BM_FAIL_N; i++)
+        cf_bytes_printf(o, "confab_broker_failed_requests_total{shard=\"%u\",reason=\"%s\"} %llu\n",
+                        m->shard, reason[i], (unsigned long long)m->failed[i]);
+}
+
 void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
 {
     const struct rooms_stats rs = m->rooms;
@@ -94,8 +127,10 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
            m->links);
     METRIC(o, "gauge", "confab_broker_presence_entries", "connections this broker keeps present",
            "%s %llu", l, (unsigned long long)m->presence);
-    METRIC(o, "counter", "confab_broker_requests_total", "room requests from gateways carried out",
-           "%s %llu", l, (unsigned long long)m->requests);
+    METRIC(o, "counter", "confab_broker_requests_total",
+           "requests from gateways for this shard's rooms (those failed included)", "%s %llu", l,
+           (unsigned long long)m->requests);
+    failed_requests(m, o);
     METRIC(o, "counter", "confab_broker_messages_out_total", "events forwarded to gateway links",
            "%s %llu", l, (unsigned long long)rs.delivered_frames);
     METRIC(o, "counter", "confab_broker_dropped_foreign_total",

@@ -11,11 +11,25 @@
 #include "rooms.h"
 #include "rset.h"
 
+/* Why a gateway's request was answered with an error (send_fail's errno). */
+enum bm_fail {
+    BM_FAIL_REDIS_DOWN,    /* -ENOTCONN: no connection to the room's Redis server */
+    BM_FAIL_REDIS_DROPPED, /* -ECONNRESET: it dropped with the command in flight */
+    BM_FAIL_REDIS_REFUSED, /* -EAGAIN, -EIO: Redis answered with an error */
+    BM_FAIL_QUEUE_FULL,    /* -ENOBUFS: the queue toward Redis or the room's hold */
+    BM_FAIL_DRAINING,      /* -ESHUTDOWN: the broker is stopping */
+    BM_FAIL_INTERNAL,      /* out of memory, anything else */
+    BM_FAIL_N
+};
+
+enum bm_fail bm_fail_of(int err);
+
 struct bmetrics {
     uint32_t shard;
     bool ready, serving;
     size_t links;
     uint64_t presence, requests, foreign, dropped, misrouted;
+    const uint64_t *failed; /* BM_FAIL_N counts, by enum bm_fail */
     /* blocks kept for reuse after a burst, per pool (freelist.h) */
     size_t held_requests, held_boxes, held_batches;
     struct rooms_stats rooms;

@@ -550,6 +550,7 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
                          .links = gwlinks_count(b->links),
                          .presence = presence_count(b->presence),
                          .requests = b->requests,
+                         .failed = b->failed,
                          .foreign = b->foreign,
                          .dropped = b->publish_dropped,
                          .misrouted = b->misrouted,

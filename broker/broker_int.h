@@ -9,6 +9,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "bmetrics.h"
 #include "config.h"
 #include "freelist.h"
 #include "links.h"
@@ -59,6 +60,7 @@ struct broker {
      * usable again is told to the gateways (state.back). */
     uint64_t usable_servers;
     uint64_t foreign, publish_dropped, misrouted, requests;
+    uint64_t failed[BM_FAIL_N]; /* requests answered with an error, by reason */
     /* A line a second at most for each: a Redis outage drops every message,
      * and a misconfigured gateway or a foreign publisher repeats at will. */
     struct cf_logcap drop_log, foreign_log, misrouted_log;

@@ -55,8 +55,13 @@ static struct gwlink *link_of(struct broker *b, uint64_t id)
     return b->stopping || !b->links ? NULL : gwlinks_find(b->links, id);
 }
 
+/* Answers request `q` (0: none expected) with the error `err`; counted by
+ * reason even when its link has gone. A frame of another shard's room
+ * (-EINVAL) is counted as misrouted instead. */
 static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
 {
+    if (q && err != -EINVAL)
+        b->failed[bm_fail_of(err)]++;
     struct gwlink *l = link_of(b, link_id);
     if (!l || q == 0)
         return;
@@ -414,6 +419,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
             send_fail(b, gwlink_id(l), m->q, -EINVAL);
         return;
     }
+    b->requests++; /* refused or not: send_fail counts those refused */
     /* Draining: what would need an answer is refused at once (nothing was
      * done, the client retries once the shard is back). Taken on, it kept
      * Redis busy to the drain's deadline under steady traffic, and what was
@@ -427,7 +433,6 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
         send_fail(b, gwlink_id(l), m->q, -ESHUTDOWN);
         return;
     }
-    b->requests++; /* taken on: run now, or held for its room's SUBSCRIBE */
     switch (m->type) {
     case CF_WIRE_JOIN:
         if (rooms_join(b->rooms, l, gwlink_rooms(l), m->room.p, m->room.len) < 0)

@@ -735,12 +735,43 @@ static void test_replies_past_the_arena_are_counted(void **state)
     v1_close(c);
 }
 
+/* A request the broker answers with an error is counted, by reason, and
+ * still counted as a request. Before, confab_broker_requests_total was all
+ * there was, and it counted such a send as taken on. */
+static void test_failed_requests_are_counted_by_reason(void **state)
+{
+    (void)state;
+    int mport, bport;
+    up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
+    free(wait_status(bport, "/readyz", 200, 10000));
+    const char *name = "confab_broker_failed_requests_total";
+    struct v1c *c = v1_member(fx.node.port, "alice", V1_JSON);
+    join_quietly(c, "fails");
+    send_ok(c, "fails", "before", "ok-1");
+    char *t = scrape(bport);
+    assert_int_equal(metric(t, name, NULL), 0);
+    double req0 = metric(t, "confab_broker_requests_total", NULL);
+    free(t);
+
+    h_redis_stop(&fx.redis);
+    free(wait_status(bport, "/readyz", 503, 5000));
+    send_req(c, "fails", "lost", "f-1");
+    expect_error(c, "unavailable", "f-1", "fails");
+    t = scrape(bport);
+    assert_int_equal(metric(t, name, "reason=\"redis_down\""), 1);
+    assert_int_equal(metric(t, name, NULL), 1);
+    assert_true(metric(t, "confab_broker_requests_total", NULL) - req0 >= 1);
+    free(t);
+    v1_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_metrics_follow_traffic, down),
         cmocka_unit_test_teardown(test_metrics_text_format, down),
         cmocka_unit_test_teardown(test_replies_past_the_arena_are_counted, down),
+        cmocka_unit_test_teardown(test_failed_requests_are_counted_by_reason, down),
         cmocka_unit_test_teardown(test_metrics_ports_serve_only_operations, down),
         cmocka_unit_test_teardown(test_operations_ports_bind_listen_addr, down),
         cmocka_unit_test_teardown(test_head_metrics_then_another_request, down),
