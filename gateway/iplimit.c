@@ -13,6 +13,11 @@
 #include "tbucket.h"
 
 #define SWEEP_BUDGET 4096
+/* After a sweep at a full table found nothing idle, new addresses are let in
+ * untracked without sweeping again for this long, unless a connection ended
+ * meanwhile: with the table full of busy addresses (cheap IPv6 /64s doing
+ * logins), every accept from a new address paid a SWEEP_BUDGET scan. */
+#define DRY_MS 100
 
 struct ent {
     uint8_t key[16];
@@ -28,6 +33,10 @@ struct ipl {
     uint32_t *heads, mask;         /* hash table, mask + 1 slots */
     size_t live;
     uint32_t sweep_at;
+    uint64_t emptied;     /* addresses whose last connection ended */
+    uint64_t dry_emptied; /* ... as of the last sweep that freed nothing */
+    int64_t dry_at;       /* when it ran */
+    bool dry;
 };
 
 struct ipl *ipl_new(const struct ipl_limits *lim)
@@ -140,8 +149,15 @@ static uint32_t find_or_add(struct ipl *t, const uint8_t key[16], int64_t now_ms
                 return i;
     }
     /* full: forget idle addresses now rather than wait for the sweep */
-    if (!t->free_head && grow(t) < 0 && !sweep(t, now_ms, SWEEP_BUDGET))
-        return 0;
+    if (!t->free_head && grow(t) < 0) {
+        if (t->dry && t->emptied == t->dry_emptied && now_ms - t->dry_at < DRY_MS)
+            return 0;
+        t->dry = !sweep(t, now_ms, SWEEP_BUDGET);
+        t->dry_emptied = t->emptied;
+        t->dry_at = now_ms;
+        if (t->dry)
+            return 0;
+    }
     uint32_t i = t->free_head;
     struct ent *e = &t->e[i];
     t->free_head = e->next;
@@ -173,8 +189,9 @@ enum ipl_verdict ipl_open(struct ipl *t, const struct sockaddr *sa, socklen_t le
 
 void ipl_close(struct ipl *t, uint32_t handle)
 {
-    if (handle && handle < t->cap && t->e[handle].conns && t->e[handle].conns != UINT32_MAX)
-        t->e[handle].conns--;
+    if (handle && handle < t->cap && t->e[handle].conns && t->e[handle].conns != UINT32_MAX &&
+        --t->e[handle].conns == 0)
+        t->emptied++;
 }
 
 bool ipl_allow(struct ipl *t, uint32_t handle, enum ipl_kind kind, int64_t now_ms, int *retry_s)

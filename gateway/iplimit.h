@@ -5,9 +5,10 @@
  * whole /64, so limiting single IPv6 addresses would limit nothing). The
  * table is bounded: an address is forgotten once it has no connection and
  * its buckets have refilled (ipl_sweep, and at once when the table is
- * full). When IPL_MAX_ADDRS busy addresses are tracked, a new one is let in
- * untracked: someone with many addresses (IPv6 /64s are cheap) must not be
- * able to lock everybody else out.
+ * full, at most every 100 ms unless a connection ended). When IPL_MAX_ADDRS
+ * busy addresses are tracked, a new one is let in untracked: someone with
+ * many addresses (IPv6 /64s are cheap) must not be able to lock everybody
+ * else out.
  *
  * The limits are per gateway process: connections are spread over the
  * processes sharing a port, so a node admits up to (processes x limit).

@@ -209,6 +209,42 @@ static void test_the_table_is_bounded_and_grows(void **state)
     ipl_free(t);
 }
 
+/* A table full of busy addresses: a new address's sweep that frees nothing
+ * is not repeated for the next new addresses for 100 ms (each cost a
+ * 4,096-entry scan), unless a connection ends. */
+static void test_a_dry_sweep_is_not_repeated_at_once(void **state)
+{
+    (void)state;
+    struct ipl_limits lim = {.max_conns = 1, .login_rate = 100, .login_burst = 1};
+    struct ipl *t = ipl_new(&lim);
+    uint32_t h;
+    for (uint32_t i = 0; i < IPL_MAX_ADDRS - 1; i++) {
+        struct sockaddr_in s = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000 + i)};
+        assert_int_equal(ipl_open(t, (struct sockaddr *)&s, sizeof s, 0, &h), IPL_OK);
+        assert_int_equal(h, i + 1);
+    }
+    /* 5000 has no connection but has just logged in: idle 10 ms from now,
+     * and past the first sweep's 4,096 entries */
+    int retry;
+    assert_true(ipl_allow(t, 5000, IPL_LOGIN, 0, &retry));
+    ipl_close(t, 5000);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0b000001)};
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0b000002)};
+    assert_int_equal(ipl_open(t, (struct sockaddr *)&a, sizeof a, 0, &h), IPL_UNTRACKED);
+    /* 5000 is idle now, but no sweep runs before 100 ms */
+    assert_int_equal(ipl_open(t, (struct sockaddr *)&b, sizeof b, 50, &h), IPL_UNTRACKED);
+    assert_int_equal(ipl_open(t, (struct sockaddr *)&b, sizeof b, 100, &h), IPL_OK);
+    assert_int_equal(h, 5000);
+    /* a connection that ends lets the next new address sweep at once (each
+     * sweep goes on where the last one stopped) */
+    struct sockaddr_in c = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0b000003)};
+    assert_int_equal(ipl_open(t, (struct sockaddr *)&c, sizeof c, 100, &h), IPL_UNTRACKED);
+    ipl_close(t, 13000);
+    assert_int_equal(ipl_open(t, (struct sockaddr *)&c, sizeof c, 101, &h), IPL_OK);
+    assert_int_equal(h, 13000);
+    ipl_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_ipv6_counts_by_64),
         cmocka_unit_test(test_login_and_upgrade_budgets),
         cmocka_unit_test(test_the_table_is_bounded_and_grows),
+        cmocka_unit_test(test_a_dry_sweep_is_not_repeated_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
