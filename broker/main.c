@@ -103,6 +103,8 @@ int main(int argc, char **argv)
                 g_cfg.broker_metrics_port, g_shards);
         return 2;
     }
+    if (g_shards != g_cfg.brokers && cf_config_port_overlaps(&g_cfg, g_shards))
+        return 2;
     if (mode == CHECK_CONFIG) {
         cf_config_print(&g_cfg, stdout);
         return 0;

@@ -1,5 +1,5 @@
 /* config: every setting of confab, from the environment, optionally from a
- * `.env` file in the working directory (variables already set win).
+ * `.env` file in the working directory (variables already set win; dotenv.h).
  *
  * One table (config.c) lists each variable with its type, bounds, default and
  * meaning; the README's table is the same list. Loading validates every value
@@ -78,15 +78,12 @@ struct cf_config {
  * stderr. */
 int cf_config_load(struct cf_config *cfg);
 
-/* Reads a .env file into the environment without overriding variables that
- * are already set; within the file the last line setting a variable wins. The
- * syntax is systemd's EnvironmentFile= (no inline comments; see config.c):
- * what it would read otherwise is refused. Returns 0 (also when the file does
- * not exist, unless `required`) or -1 after saying on stderr what is wrong:
- * the offending line, or why the file cannot be read (a file that exists but
- * cannot be read is never taken for none: --check-config run without the
- * rights to read the real file would pass on the defaults). */
-int cf_dotenv_load(const char *path, bool required);
+/* Says on stderr which of PORT, METRICS_PORT..+GATEWAY_WORKERS-1 and
+ * BROKER_METRICS_PORT..+brokers-1 share a port (two listeners on one port
+ * split its connections: each sets SO_REUSEPORT), `brokers` being the shards
+ * run: BROKERS (which cf_config_load checks), or a broker's --shards.
+ * Returns how many pairs overlap. */
+int cf_config_port_overlaps(const struct cf_config *cfg, int brokers);
 
 /* Prints the effective configuration, secrets masked, one VAR=value a line. */
 void cf_config_print(const struct cf_config *cfg, FILE *out);

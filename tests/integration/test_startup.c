@@ -120,8 +120,20 @@ static void test_metrics_port_ranges_must_fit(void **state)
         printf("broker --shards 4 with BROKER_METRICS_PORT=65533: exit %d, expected 2\n", src);
         accepted++;
     }
+    /* --shards above BROKERS: its range must not take PORT either */
+    const char *overlap_env[] = {"JWT_SECRET=" H_JWT_SECRET, "BROKERS=1", "PORT=18003",
+                                 "BROKER_METRICS_PORT=18000", NULL};
+    struct h_proc op;
+    int orc = run(&op, "broker", "--shards=4", "--check-config", overlap_env);
+    if (orc != 2 || !h_log_contains(&op, "BROKER_METRICS_PORT + --shards-1 (18000-18003)", 0)) {
+        h_dump_log(&op, 10);
+        printf("broker --shards 4 with BROKER_METRICS_PORT=18000 and PORT=18003: exit %d, "
+               "expected 2\n",
+               orc);
+        accepted++;
+    }
     if (accepted)
-        fail_msg("%d port ranges past 65535 were accepted (see above)", accepted);
+        fail_msg("%d port ranges past 65535 or overlapping were accepted (see above)", accepted);
     /* The largest bases that fit, sharing no port, are fine. */
     const char *ok[] = {"JWT_SECRET=" H_JWT_SECRET,
                         "GATEWAY_WORKERS=2",

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dotenv.h"
 #include "stderr_catch.h"
 
 /* Every variable of the table in config.c, plus the .env selector and the
