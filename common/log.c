@@ -1,6 +1,8 @@
 /* log: see log.h. Kept free of allocation so it is safe on any error path. */
 #include "log.h"
 
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,28 +87,66 @@ int cf_log_enabled(enum cf_log_level level)
     return level >= g_level;
 }
 
-/* Copies the token after `key` in msg ("room lobby:" -> "lobby") into out. */
-static void field_after(const char *msg, const char *key, int digits, char *out, size_t cap)
+/* See log.h. The conversion's place in msg is the length of the format's
+ * text before it, formatted with the same arguments. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral" /* a prefix of the caller's format */
+/* The end of the printf conversion that starts at the '%' at c. */
+static const char *conversion_end(const char *c)
 {
-    out[0] = '\0';
-    const char *p = strstr(msg, key);
-    if (!p)
-        return;
-    p += strlen(key);
-    size_t n = 0;
-    while (p[n] && n + 1 < cap &&
-           (digits ? (p[n] >= '0' && p[n] <= '9') : cf_room_valid(p + n, 1)))
-        n++;
-    memcpy(out, p, n);
-    out[n] = '\0';
+    c++;
+    c += strspn(c, "-+ #0");
+    c += strspn(c, "0123456789*");
+    if (*c == '.')
+        c += 1 + strspn(c + 1, "0123456789*");
+    c += strspn(c, "hlLqjzt");
+    return *c ? c + 1 : c;
 }
 
-static void to_journal(enum cf_log_level level, const char *tag, const char *msg)
+/* The length of fmt's first n bytes formatted from ap (not consumed). */
+static int formatted_len(const char *fmt, size_t n, va_list ap)
+{
+    char pre[512];
+    if (n >= sizeof pre)
+        return -1;
+    memcpy(pre, fmt, n);
+    pre[n] = '\0';
+    va_list cp;
+    va_copy(cp, ap);
+    int len = vsnprintf(NULL, 0, pre, cp);
+    va_end(cp);
+    return len;
+}
+
+void cf_log_field(const char *fmt, va_list ap, const char *msg, size_t mlen, const char *key,
+                  int digits, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t kl = strlen(key);
+    const char *p = fmt;
+    while ((p = strstr(p, key)) && (p[kl] != '%' || (p > fmt && isalnum((unsigned char)p[-1]))))
+        p++;
+    if (!p)
+        return;
+    const char *conv = p + kl;
+    int from = formatted_len(fmt, (size_t)(conv - fmt), ap);
+    int to = formatted_len(fmt, (size_t)(conversion_end(conv) - fmt), ap);
+    if (from < 0 || to <= from || (size_t)to > mlen || (size_t)(to - from) >= cap)
+        return; /* cut short with the line, or longer than any room or id */
+    const char *v = msg + from;
+    size_t k = (size_t)(to - from);
+    for (size_t i = 0; i < k; i++)
+        if (digits ? !(v[i] >= '0' && v[i] <= '9') : !cf_room_valid(v + i, 1))
+            return;
+    memcpy(out, v, k);
+    out[k] = '\0';
+}
+#pragma GCC diagnostic pop
+
+static void to_journal(enum cf_log_level level, const char *tag, const char *msg, const char *room,
+                       const char *conn)
 {
     static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
-    char room[CF_ROOM_MAX + 1], conn[24];
-    field_after(msg, "room ", 0, room, sizeof room);
-    field_after(msg, "conn ", 1, conn, sizeof conn);
     char f[6][1700];
     struct iovec iov[6];
     int n = 0;
@@ -230,19 +270,28 @@ void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list
     if (level < g_level)
         return;
     char msg[1536];
+    va_list again; /* for the journal's fields, which read the arguments again */
+    va_copy(again, ap);
     int m = vsnprintf(msg, sizeof msg, fmt, ap);
-    if (m < 0)
+    if (m < 0) {
+        va_end(again);
         return;
+    }
     /* One event, one line: a stray newline in a value must not forge a line. */
     for (char *c = msg; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
     if (g_format == CF_LOG_JOURNAL) {
         size_t len = strlen(msg);
+        char room[CF_ROOM_MAX + 1], conn[24]; /* before plain(), which may shorten msg */
+        cf_log_field(fmt, again, msg, len, "room ", 0, room, sizeof room);
+        cf_log_field(fmt, again, msg, len, "conn ", 1, conn, sizeof conn);
+        va_end(again);
         msg[plain(msg, len)] = '\0';
-        to_journal(level, tag, msg);
+        to_journal(level, tag, msg, room, conn);
         return;
     }
+    va_end(again);
     char line[2048];
     struct timespec ts;
     struct tm tm;

@@ -20,6 +20,7 @@
 #define CF_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum cf_log_level { CF_LOG_DEBUG = 0, CF_LOG_INFO, CF_LOG_WARN, CF_LOG_ERROR };
 
@@ -48,6 +49,16 @@ __attribute__((format(printf, 3, 4))) void cf_log(enum cf_log_level level, const
                                                   const char *fmt, ...);
 void cf_log_v(enum cf_log_level level, const char *tag, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/* The journal's CONFAB_ROOM and CONFAB_CONN fields: the token that the
+ * conversion right after `key` ("room ", "conn ") in `fmt` wrote into msg
+ * (mlen bytes, formatted from fmt and ap, which is not consumed), copied into
+ * out (cap bytes; "" when fmt has no such key). `digits`: the token is
+ * digits, else room-name characters. Found through the format, not by
+ * searching msg: that holds peers' and clients' strings, and a user named
+ * "room lobby" must not put its lines under CONFAB_ROOM=lobby. */
+void cf_log_field(const char *fmt, va_list ap, const char *msg, size_t mlen, const char *key,
+                  int digits, char *out, size_t cap);
 
 #define CF_DEBUG(tag, ...)                                                                         \
     do {                                                                                           \

@@ -78,11 +78,46 @@ static void test_json_lines_escape_them(void **state)
         fail_msg("logged %s", line);
 }
 
+/* Formats like cf_log and returns the field `key` names, as the journal
+ * would get it. */
+static const char *field(const char *key, int digits, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static const char *field(const char *key, int digits, const char *fmt, ...)
+{
+    static char out[80];
+    char msg[512];
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    assert_true(n >= 0);
+    cf_log_field(fmt, again, msg, strlen(msg), key, digits, out, sizeof out);
+    va_end(again);
+    va_end(ap);
+    return out;
+}
+
+static void test_journal_fields_come_from_the_format(void **state)
+{
+    (void)state;
+    assert_string_equal(field("room ", 0, "room %.*s: joined", 5, "lobby!!"), "lobby");
+    assert_string_equal(
+        field("conn ", 1, "conn %llu: %s connected from %s", 42ULL, "room evil", "::1"), "42");
+    /* a client's string that reads like a field is not one */
+    assert_string_equal(field("room ", 0, "conn %llu: %s connected", 7ULL, "room evil"), "");
+    assert_string_equal(field("room ", 0, "%s sent room %s", "room evil", "real"), "real");
+    assert_string_equal(field("conn ", 1, "gateway %s: conn %d", "conn 666", 5), "5");
+    /* a key inside a word, or one not followed by a conversion */
+    assert_string_equal(field("room ", 0, "broom %s", "x"), "");
+    assert_string_equal(field("room ", 0, "no room left for %s", "lobby"), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_lines_show_no_controls),
         cmocka_unit_test(test_json_lines_escape_them),
+        cmocka_unit_test(test_journal_fields_come_from_the_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
