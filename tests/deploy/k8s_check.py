@@ -10,7 +10,8 @@ matches the gateway's port and probes, readiness on /readyz and liveness on
 broker shard at BROKER_METRICS_PORT + i (none overlapping), broker probes on
 its metrics port, preStop sleeps that fit in the grace period with the drain, requests and limits everywhere,
 non-root read-only containers without capabilities, pinned images, no secret
-values, and Service, Ingress, PDB and HPA pointing at the right things. Prints
+values, and Service, Ingress (no access log: the query holds tokens; dev on
+any host over HTTP, prod over TLS), PDB and HPA pointing at the right things. Prints
 one line per failed check and exits 1 if any failed.
 """
 import os
@@ -211,6 +212,19 @@ backends = [p["backend"]["service"] for r in ing.get("spec", {}).get("rules", []
             for p in r.get("http", {}).get("paths", [])]
 check(backends and all(b["name"] == "confab" and b["port"].get("name") in svc_ports for b in backends),
       "Ingress routes to the confab Service's http port")
+# /ws?token= carries the user's JWT: a request line in an access log is a
+# token anyone reading the logs can use.
+check(ann.get("nginx.ingress.kubernetes.io/enable-access-log") == "false",
+      "Ingress keeps tokens out of the access log (enable-access-log: \"false\")")
+ing_spec = ing.get("spec", {})
+tls_hosts = {h for t in ing_spec.get("tls") or [] for h in t.get("hosts", [])}
+rule_hosts = {r.get("host") for r in ing_spec.get("rules", [])}
+if overlay == "dev":
+    check(not ing_spec.get("tls") and rule_hosts == {None},
+          "dev Ingress serves any host over plain HTTP (no placeholder host or TLS Secret)")
+elif overlay == "prod":
+    check(all(t.get("secretName") for t in ing_spec.get("tls") or []) and tls_hosts and
+          rule_hosts <= tls_hosts, "prod Ingress serves its hosts over TLS with a certificate Secret")
 
 pdb = one("PodDisruptionBudget", "confab")
 check(labels_match(pdb.get("spec", {}).get("selector", {}).get("matchLabels"), pod_labels),
