@@ -397,6 +397,8 @@ static int publish_complete(struct gw *gw, struct lws *wsi, struct http_req *req
         memcpy(req->room, r.p, r.len);
         req->room_len = r.len;
         int e = v1_publish(gw, req, r, f, t);
+        if (e >= 0) /* bytes after the body wait for the answer (body_complete) */
+            lws_rx_flow_control(wsi, 0);
         if (e < 0) {
             drop_req(wsi, req);
             rc = finish(wsi, http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
@@ -439,6 +441,10 @@ void http_publish_done(void *http, unsigned status, const char *code, const char
     req->answer = o ? json_dumps(o, JSON_COMPACT) : NULL;
     req->status = req->answer ? status : HTTP_STATUS_INTERNAL_SERVER_ERROR;
     json_decref(o);
+    /* lws 4.1.6 serves neither reads nor writes of an h1 connection whose
+     * reading is off: on again for the answer (what came after the body is
+     * then the next request, once the answer is written) */
+    lws_rx_flow_control(req->wsi, 1);
     lws_callback_on_writable(req->wsi);
 }
 
@@ -462,6 +468,12 @@ static int body_complete(struct gw *gw, struct lws *wsi)
     struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
     if (!req || req->head.kind != CONN_HTTP)
         return -1;
+    /* lws 4.1.6 stays in its body state after the body, and takes any byte
+     * that follows (a stray CRLF, a pipelined request) for the body's end
+     * again: a publish waiting for its answer would go out once more each
+     * time. Reading is off meanwhile; this is for what came in one read. */
+    if (req->publish && (req->waiting || req->status))
+        return 0;
     reading_done(req);
     if (req->publish)
         return publish_complete(gw, wsi, req); /* req stays until the answer */
