@@ -184,8 +184,8 @@ static bool auth_pair_matches(const struct auth *a)
 static bool b64url_segment(const char *s, size_t len)
 {
     static const unsigned char ok[256] = {
-        ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['-'] = 1,
-        ['_'] = 1,         ['='] = 1,         ['.'] = 1};
+        ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1,
+        ['-'] = 1,         ['_'] = 1,         ['.'] = 1}; /* no '=': JWS segments are unpadded */
     const unsigned char *u = (const unsigned char *)s;
     unsigned all = 1;
     size_t i = 0;
@@ -264,7 +264,7 @@ static enum auth_result check_claims(const struct auth *a, const struct claims *
     int64_t exp, nbf;
     struct claim v;
     /* compared on `now`'s side: exp + leeway could overflow */
-    if (claim_time(c, "exp", &exp) < 0 || exp < now - a->leeway)
+    if (claim_time(c, "exp", &exp) < 0 || exp <= now - a->leeway) /* valid before exp */
         return AUTH_EXPIRED;
     /* nbf is optional, but one that is not a time fails closed, as exp does */
     if (claims_get(c, "nbf", &v) && (claim_time(c, "nbf", &nbf) < 0 || nbf > now + a->leeway))
@@ -314,12 +314,17 @@ enum auth_result auth_verify(const struct auth *a, const char *token, size_t len
     if (jwt_get_alg(jwt) != a->alg) {
         r = AUTH_BAD_ALG;
     } else {
-        char *text = jwt_get_grants_json(jwt, NULL);
-        if (text && claims_adopt(&claims, json_loads(text, JSON_REJECT_DUPLICATES, NULL)) == 0) {
+        /* Read from the token, not from libjwt, whose parser keeps the last
+         * of duplicate keys ({"sub":"bob","sub":"eve"} would be eve); its
+         * header may name no critical extension (hsjwt.h). */
+        const char *d1 = strchr(buf, '.'), *d2 = strchr(d1 + 1, '.');
+        json_t *hdr = hsjwt_segment_json(buf, (size_t)(d1 - buf));
+        if (hdr && !json_object_get(hdr, "crit") &&
+            claims_adopt(&claims, hsjwt_segment_json(d1 + 1, (size_t)(d2 - d1 - 1))) == 0) {
             r = check_claims(a, &claims, now, user, cap);
             claims_release(&claims);
         }
-        free(text);
+        json_decref(hdr);
     }
     jwt_free(jwt);
     return r;

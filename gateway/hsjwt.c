@@ -98,7 +98,7 @@ static int b64url_decode(const char *s, size_t len, unsigned char *out, size_t c
     return bad & 0x80 ? -1 : (int)n;
 }
 
-static json_t *segment_json(const char *s, size_t len)
+json_t *hsjwt_segment_json(const char *s, size_t len)
 {
     unsigned char buf[SEG_MAX];
     int n = b64url_decode(s, len, buf, sizeof buf);
@@ -116,13 +116,15 @@ static enum hsjwt_result check_header(struct hsjwt *h, const char *s, size_t len
 {
     if (len && len == h->hdr_ok_len && memcmp(s, h->hdr_ok, len) == 0)
         return HSJWT_OK;
-    json_t *hdr = segment_json(s, len);
+    json_t *hdr = hsjwt_segment_json(s, len);
     if (!hdr)
         return HSJWT_MALFORMED;
     json_t *alg = json_object_get(hdr, "alg"), *typ = json_object_get(hdr, "typ");
     enum hsjwt_result r = HSJWT_OK;
+    /* "crit" names extensions the verifier must understand (RFC 7515
+     * 4.1.11): confab understands none */
     if (!json_is_string(alg) || (typ && !json_is_string(typ)) ||
-        (typ && strcasecmp(json_string_value(typ), "JWT") != 0))
+        (typ && strcasecmp(json_string_value(typ), "JWT") != 0) || json_object_get(hdr, "crit"))
         r = HSJWT_MALFORMED;
     else if (strcmp(json_string_value(alg), h->alg) != 0)
         r = HSJWT_BAD_ALG;
@@ -158,7 +160,7 @@ static bool signature_ok(const struct hsjwt *h, const char *signed_part, size_t 
  * it. */
 static bool payload_is_object(const char *s, size_t len)
 {
-    json_t *j = segment_json(s, len);
+    json_t *j = hsjwt_segment_json(s, len);
     json_decref(j);
     return j != NULL;
 }

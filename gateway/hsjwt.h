@@ -11,7 +11,9 @@
  *
  * Accepts what libjwt accepts, a little more strictly: a header that is a
  * JSON object whose "alg" is the configured algorithm and whose "typ", if
- * present, is the string "JWT" (any case); a payload that is a JSON object;
+ * present, is the string "JWT" (any case), and no "crit" (it names
+ * extensions the verifier must understand: none here); a payload that is a
+ * JSON object;
  * duplicate keys refused in both; each segment unpadded base64url ('='
  * refused); the signature exactly the canonical base64url of the HMAC.
  *
@@ -28,6 +30,12 @@
 #include "claims.h"
 
 struct hsjwt;
+
+/* A token segment (unpadded base64url of at most 4 KiB decoded) as a JSON
+ * object, duplicate keys refused: a new reference, or NULL when it is not
+ * one. Also for the RS and ES tokens libjwt verifies (auth.c): its parser
+ * keeps the last of duplicate keys. */
+json_t *hsjwt_segment_json(const char *s, size_t len);
 
 enum hsjwt_result { HSJWT_OK, HSJWT_MALFORMED, HSJWT_BAD_ALG, HSJWT_BAD_SIGNATURE };
 

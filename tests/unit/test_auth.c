@@ -8,6 +8,7 @@
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -184,8 +185,9 @@ static void test_issue_verify(void **state)
     assert_string_equal(user, "alice");
     /* Within the lifetime and the leeway on both ends. */
     assert_int_equal(verify_at(t, NOW + TTL, user), AUTH_OK);
-    assert_int_equal(verify_at(t, NOW + TTL + AUTH_LEEWAY_S, user), AUTH_OK);
-    assert_int_equal(verify_at(t, NOW + TTL + AUTH_LEEWAY_S + 1, user), AUTH_EXPIRED);
+    assert_int_equal(verify_at(t, NOW + TTL + AUTH_LEEWAY_S - 1, user), AUTH_OK);
+    /* valid before exp (RFC 7519 4.1.4), with the leeway */
+    assert_int_equal(verify_at(t, NOW + TTL + AUTH_LEEWAY_S, user), AUTH_EXPIRED);
     assert_int_equal(verify_at(t, NOW - AUTH_LEEWAY_S, user), AUTH_OK);
     assert_int_equal(verify_at(t, NOW - AUTH_LEEWAY_S - 1, user), AUTH_NOT_YET_VALID);
     /* The token is HS256 and carries the claims. */
@@ -263,12 +265,12 @@ static void test_time_claims(void **state)
     assert_int_equal(verify(t), AUTH_EXPIRED);
     free(t);
 
-    c.exp = NOW - AUTH_LEEWAY_S; /* expired, but within the leeway */
+    c.exp = NOW - AUTH_LEEWAY_S + 1; /* expired, but within the leeway */
     t = craft_hs256(&c);
     assert_int_equal(verify(t), AUTH_OK);
     free(t);
 
-    c.exp = NOW - AUTH_LEEWAY_S - 1;
+    c.exp = NOW - AUTH_LEEWAY_S;
     t = craft_hs256(&c);
     assert_int_equal(verify(t), AUTH_EXPIRED);
     free(t);
@@ -399,6 +401,7 @@ static void test_hs_header_forms(void **state)
         {"{\"alg\":256}", AUTH_MALFORMED},
         {"[\"HS256\"]", AUTH_MALFORMED},
         {"{\"alg\":\"HS256\",\"alg\":\"none\"}", AUTH_MALFORMED},
+        {"{\"alg\":\"HS256\",\"crit\":[\"exp2\"],\"exp2\":1}", AUTH_MALFORMED},
         {"not json", AUTH_MALFORMED},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -569,6 +572,54 @@ static void test_other_algorithms(void **state)
     assert_int_equal(auth_verify(pub, t, strlen(t), NOW, user, sizeof user), AUTH_BAD_ALG);
     free(t);
     auth_free(pub);
+}
+
+/* header.payload signed RS256 with rsa_private_pem. */
+static void sign_rs256(char *out, const char *header_json, const char *payload_json)
+{
+    make_token(out, header_json, payload_json, "");
+    size_t n = strlen(out) - 1;
+    BIO *bio = BIO_new_mem_buf(rsa_private_pem, -1);
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    assert_non_null(key);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char sig[512];
+    size_t slen = sizeof sig;
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, &slen, (const unsigned char *)out, n), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    assert_true(n + 2 + (slen + 2) / 3 * 4 < TOKEN_BUF);
+    b64url(sig, slen, out + n + 1);
+}
+
+/* RS and ES tokens are verified by libjwt, whose JSON parser keeps the last
+ * of duplicate keys: the claims are read from the token instead, with the
+ * rules HS tokens have (duplicates, crit, padding refused). */
+static void test_rs_tokens_follow_the_hs_rules(void **state)
+{
+    (void)state;
+    const char *err = NULL;
+    struct auth_opts o = {.alg = "RS256", .public_pem = rsa_public_pem, .ttl_s = TTL};
+    struct auth *rs = auth_new_opts(&o, &err);
+    assert_non_null(rs);
+    char token[TOKEN_BUF], user[130];
+    static const char payload[] = "{\"sub\":\"bob\",\"exp\":1795863600}";
+    sign_rs256(token, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload);
+    assert_int_equal(auth_verify(rs, token, strlen(token), NOW, user, sizeof user), AUTH_OK);
+    assert_string_equal(user, "bob");
+    /* padded: another spelling of the same token */
+    char padded[TOKEN_BUF + 2];
+    snprintf(padded, sizeof padded, "%s=", token);
+    assert_int_equal(auth_verify(rs, padded, strlen(padded), NOW, user, sizeof user),
+                     AUTH_MALFORMED);
+    sign_rs256(token, "{\"alg\":\"RS256\"}",
+               "{\"sub\":\"bob\",\"sub\":\"eve\",\"exp\":1795863600}");
+    assert_int_equal(auth_verify(rs, token, strlen(token), NOW, user, sizeof user), AUTH_MALFORMED);
+    sign_rs256(token, "{\"alg\":\"RS256\",\"crit\":[\"exp2\"],\"exp2\":1}", payload);
+    assert_int_equal(auth_verify(rs, token, strlen(token), NOW, user, sizeof user), AUTH_MALFORMED);
+    auth_free(rs);
 }
 
 static void test_tampered(void **state)
@@ -745,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_hs_header_forms),
         cmocka_unit_test(test_hs_segment_encodings),
         cmocka_unit_test(test_other_algorithms),
+        cmocka_unit_test(test_rs_tokens_follow_the_hs_rules),
         cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_subject),
