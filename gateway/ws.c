@@ -148,7 +148,8 @@ static bool token_ok(struct gw *gw, struct lws *wsi, const char *what, char *use
     char peer[48], msg[80];
     peer_of(wsi, peer, sizeof peer);
     gw->stats.auth_failures[r]++;
-    CF_INFO("ws", "refused %s from %s: token %s", what, peer, auth_result_str(r));
+    CF_LOG_CAPPED(&gw->token_log, CF_LOG_INFO, "ws", "refused %s from %s: token %s", what, peer,
+                  auth_result_str(r));
     snprintf(msg, sizeof msg, "unauthorized: token %s", auth_result_str(r));
     *rc = http_error(wsi, HTTP_STATUS_UNAUTHORIZED, msg,
                      "www-authenticate: Bearer error=\"invalid_token\"\x0d\x0a");
@@ -176,7 +177,8 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
     if (!origin_allowed(gw, wsi, origin, sizeof origin)) {
         char peer[48];
         peer_of(wsi, peer, sizeof peer);
-        CF_INFO("ws", "refused upgrade from %s: origin %.100s is not allowed", peer, origin);
+        CF_LOG_CAPPED(&gw->origin_log, CF_LOG_INFO, "ws",
+                      "refused upgrade from %s: origin %.100s is not allowed", peer, origin);
         return http_error(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed (see ALLOWED_ORIGINS)",
                           NULL) < 0
                    ? -1
