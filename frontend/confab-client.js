@@ -85,6 +85,8 @@ export {
  * @property {number} [reconnectDelay=500] base of the reconnect backoff, ms.
  * @property {number} [maxReconnectDelay=15000] cap of the reconnect backoff, ms.
  * @property {number} [stableAfter=10000] a connection open this long resets the backoff, ms.
+ * @property {number} [goingAwaySpread=3000] after a close with 1001 (a gateway draining), the
+ *   first reconnect waits a random delay up to this, ms.
  * @property {number} [retryDelay=500] base of the backoff for resending a refused send (or
  *   gap fetch), ms.
  * @property {number} [maxRetryDelay=15000] its cap, ms.
@@ -213,6 +215,7 @@ export class ConfabClient extends Emitter {
     if (!base && !options.wsUrl) throw new TypeError("ConfabClient: baseUrl is required here");
     this.options = {
       joinLimit: 50, reconnectDelay: 500, maxReconnectDelay: 15000, stableAfter: 10000,
+      goingAwaySpread: 3000,
       retryDelay: 500, maxRetryDelay: 15000, ackTimeout: 15000, joinTimeout: 20000,
       idleProbe: 30000, probeTimeout: 10000, resendWindow: 270000,
       typingInterval: 2000, tokenMargin: 30, maxFrameBytes: 4096, echoHold: 3000,

@@ -468,7 +468,11 @@ export class Connection {
     } else {
       this._failedOpens += 1; // a refused upgrade (401) looks just like this
     }
-    this._scheduleReconnect({ code: ev.code, reason: ev.reason, wasOpen });
+    // A gateway going away (1001: a drain) closes all its users at once:
+    // spread over goingAwaySpread, not reconnectDelay, lest they all come
+    // back within half a second (and meet a proxy's per-address limit).
+    const spread = wasOpen && ev.code === 1001 ? this._client.options.goingAwaySpread : 0;
+    this._scheduleReconnect({ code: ev.code, reason: ev.reason, wasOpen }, 0, spread);
   }
 
   /**
@@ -510,11 +514,14 @@ export class Connection {
     else this._armProbe(idle - quiet);
   }
 
-  /** @private The next attempt after the backoff, and no sooner than `atLeast` ms. */
-  _scheduleReconnect(extra = {}, atLeast = 0) {
+  /**
+   * @private The next attempt after the backoff, and no sooner than `atLeast`
+   * ms; the backoff's ceiling is at least `spread` ms.
+   */
+  _scheduleReconnect(extra = {}, atLeast = 0, spread = 0) {
     clearTimeout(this._reconnectTimer);
     const { reconnectDelay, maxReconnectDelay } = this._client.options;
-    const ceiling = Math.min(maxReconnectDelay, reconnectDelay * 2 ** this._attempt);
+    const ceiling = Math.max(spread, Math.min(maxReconnectDelay, reconnectDelay * 2 ** this._attempt));
     this._attempt = Math.min(this._attempt + 1, 30);
     // full jitter, on top of a wait the server asked for (so that the clients
     // it turned away together do not all come back at the same moment)

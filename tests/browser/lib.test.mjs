@@ -549,7 +549,12 @@ test("reconnect delays grow exponentially up to the cap, with full jitter", asyn
   await env.tick(1000);
   env.ws.open();
   env.ws.drop(1001);
-  assert.equal(env.lastState().delay, 500);
+  // ... over goingAwaySpread (3 s), as a draining gateway closes everyone
+  // at once
+  assert.equal(env.lastState().delay, 3000);
+  await env.tick(3000);
+  env.ws.drop();
+  assert.equal(env.lastState().delay, 1000);
 });
 
 // connection.js _onClose used to judge `stable` after _dropSocket() had
