@@ -7,6 +7,9 @@
  * Focus: opening the drawer focuses the room on screen in the list, not the
  * room name input, whose on-screen keyboard would cover half of a phone's
  * screen; closing it with Close or Escape returns focus to the toggle.
+ * While it is open on a narrow screen the conversation it covers is inert,
+ * so that Tab and a screen reader stay in the drawer and the header (whose
+ * toggle closes it).
  */
 import { ui, isNarrow } from "./dom.js";
 
@@ -14,8 +17,15 @@ function isDrawerOpen() {
   return ui.chat.classList.contains("sidebar-open");
 }
 
+/** The conversation behind is inert while the open drawer covers it. */
+function coverConversation() {
+  const conversation = ui.chat.querySelector(".conversation");
+  if (conversation) conversation.inert = isDrawerOpen() && isNarrow();
+}
+
 function openDrawer() {
   ui.chat.classList.add("sidebar-open");
+  coverConversation();
   ui.sidebarToggle.setAttribute("aria-expanded", "true");
   const target = ui.rooms.querySelector('.room[aria-current="true"] .room-button')
     ?? ui.rooms.querySelector(".room-button") ?? ui.sidebarClose;
@@ -26,9 +36,12 @@ export function closeDrawer() {
   if (!isDrawerOpen()) return;
   ui.chat.classList.remove("sidebar-open");
   ui.sidebarToggle.setAttribute("aria-expanded", "false");
+  coverConversation();
 }
 
 export function bindDrawer() {
+  // a phone turned, a window widened: a drawer that is no longer one covers nothing
+  window.matchMedia("(max-width: 760px)").addEventListener("change", coverConversation);
   ui.sidebarToggle.addEventListener("click", () => {
     if (isDrawerOpen()) closeDrawer();
     else openDrawer();

@@ -260,6 +260,18 @@ test("the drawer on a phone: focus, leaving a room, room name errors, long names
   await alice.page.click("#sidebar-toggle");
   assert.equal(await alice.page.isVisible("#sidebar"), true);
   assert.deepEqual(await focused(), { tag: "BUTTON", id: "", room: "r7b", cls: "room-button" });
+  // The conversation it covers is inert: Tab and screen readers stay out of it.
+  const inert = () => alice.page.$eval(".conversation", (c) => c.inert);
+  assert.equal(await inert(), true);
+  await alice.page.keyboard.press("Escape");
+  assert.equal(await inert(), false);
+  assert.equal(await alice.page.isVisible("#sidebar"), false);
+  await alice.page.click("#sidebar-toggle");
+  // on a wide screen the drawer is a sidebar that covers nothing
+  await alice.page.setViewportSize({ width: 1200, height: 700 });
+  await until("the conversation usable beside the sidebar", async () => (await inert()) === false);
+  await alice.page.setViewportSize({ width: 375, height: 700 });
+  await until("covered again", async () => (await inert()) === true);
 
   // A bad room name: the error is shown in the drawer, which stays open.
   await alice.page.fill("#room-input", "bad room!");
