@@ -13,7 +13,7 @@ import {
   scrollToBottom, setState,
 } from "./message-view.js";
 import {
-  views, activeName, boundRoom, countUnread, removeView, renderMembers, renderOlderButton, startTyping,
+  views, activeName, boundRoom, countUnread, removeView, renderMembers, scheduleMembers, renderOlderButton, startTyping,
   stopTyping,
 } from "./room-views.js";
 
@@ -123,7 +123,7 @@ export function onPresence({ room, user, action, count }) {
   else view.members.delete(user);
   if (action === "leave") stopTyping(view, user);
   view.count = count;
-  if (room === activeName()) renderMembers();
+  if (room === activeName()) scheduleMembers();
 }
 
 export function onTyping({ room, user }) {

@@ -198,8 +198,20 @@ function updateTotalUnread() {
 
 /* ----------------------------------------------- members and typing */
 
-/** Names listed at most (as many as a join's snapshot gives): the list is redrawn on every presence event. */
+/** Names listed at most (as many as a join's snapshot gives). */
 const MEMBERS_SHOWN = 100;
+/** Presence events come in bursts (a big room's churn): the list is redrawn at most this often. */
+const MEMBERS_REDRAW_MS = 250;
+let membersTimer = 0;
+
+/** Redraws the member list soon, once for all the presence events until then. */
+export function scheduleMembers() {
+  if (membersTimer) return;
+  membersTimer = setTimeout(() => {
+    membersTimer = 0;
+    renderMembers();
+  }, MEMBERS_REDRAW_MS);
+}
 
 export function renderMembers() {
   const view = views.get(active);

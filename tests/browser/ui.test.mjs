@@ -246,6 +246,26 @@ test("while the tab is hidden, new messages in the room on screen are counted in
   await alice.close();
 });
 
+test("a burst of presence events redraws the member list once, not once each", async () => {
+  const mock = new MockConfab({ frontendDir: FRONTEND });
+  const alice = await open(mock, "alice");
+  await joinRoom(alice.page, "busy");
+  await alice.page.evaluate(() => {
+    window.memberRedraws = 0;
+    new MutationObserver(() => { window.memberRedraws += 1; })
+      .observe(document.getElementById("members"), { childList: true });
+  });
+  for (let i = 0; i < 300; i++) {
+    mock.toRoom("busy", "presence", { room: "busy", user: `u${String(i).padStart(3, "0")}`, action: "join", count: 2 + i });
+  }
+  await until("all 301 listed", async () => (await alice.page.textContent("#member-count")) === "(301)");
+  const redraws = await alice.page.evaluate(() => window.memberRedraws);
+  assert.ok(redraws <= 3, `${redraws} redraws for 300 presence events`);
+  assert.equal(await alice.page.textContent("#members li.more"), "and 201 more");
+  assert.deepEqual(alice.errors, []);
+  await alice.close();
+});
+
 test("the drawer on a phone: focus, leaving a room, room name errors, long names", async () => {
   const mock = new MockConfab({ frontendDir: FRONTEND });
   const alice = await open(mock, "alice", { viewport: { width: 375, height: 700 } });
