@@ -570,6 +570,7 @@ static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const c
 /* ---- life cycle -------------------------------------------------------- */
 
 #define DRAIN_MAX_MS 3000
+#define DRAIN_TICK_MS 20
 
 /* Draining: exits once Redis has answered every command sent (so each send
  * in flight gets its ack or error), no request is held for a room's pending
@@ -581,17 +582,26 @@ static int on_drain_tick(sd_event_source *s, uint64_t usec, void *ud)
     struct broker *b = ud;
     struct rooms_stats rs;
     rooms_stats(b->rooms, &rs);
-    bool done = rset_inflight(b->redis) == 0 && rs.held_bytes == 0 && gwlinks_flushed(b->links);
+    /* Leaves owed for a queue that was full go out before the exit, at the
+     * heartbeat's pace: left behind, their users showed as present until
+     * PRESENCE_TTL. (One whose server is down is dropped: it expires.) */
+    presence_drop_link(b->presence, OWED_LEAVES, GONE_LEAVES_PER_SEC * DRAIN_TICK_MS / 1000,
+                       leave_presence, b);
+    uint64_t owed = presence_link_entries(b->presence, OWED_LEAVES);
+    bool done = rset_inflight(b->redis) == 0 && rs.held_bytes == 0 && owed == 0 &&
+                gwlinks_flushed(b->links);
     if (done || cf_mono_ms() >= b->drain_deadline) {
         if (!done)
             CF_WARN("broker",
-                    "drain timed out with %u Redis commands unanswered and %llu bytes "
-                    "of requests held for subscriptions; exiting",
-                    rset_inflight(b->redis), (unsigned long long)rs.held_bytes);
+                    "drain timed out with %u Redis commands unanswered, %llu bytes "
+                    "of requests held for subscriptions and %llu leaves not sent (their users "
+                    "show until PRESENCE_TTL); exiting",
+                    rset_inflight(b->redis), (unsigned long long)rs.held_bytes,
+                    (unsigned long long)owed);
         sd_event_exit(b->ev, 0);
         return 0;
     }
-    sd_event_source_set_time_relative(s, 20 * 1000);
+    sd_event_source_set_time_relative(s, DRAIN_TICK_MS * 1000);
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
 }

@@ -14,6 +14,8 @@
 
 #include "clock.h"
 
+#include <sys/wait.h>
+
 #define GRACE_MS 10000 /* broker.c's LINK_GRACE_MS */
 
 static struct h_fixture fx;
@@ -467,21 +469,18 @@ static void test_full_places_lose_no_leave(void **state)
     assert_int_equal(n, 0);
 }
 
-/* A gateway's leave that finds the broker's queue toward Redis full (Redis
- * stalled) is sent once there is room: the broker keeps the entry as a
- * leave owed. It was dropped with the entry, and the user stayed present to
- * everyone in the room until the entry expired in Redis. */
-static void test_a_leave_that_finds_the_queue_full_is_sent_later(void **state)
+/* Registers "leaver" (connection c-leaver) in room through a new link,
+ * announced to alice; then stops Redis and fills the queue toward it of
+ * room's broker, and sends c-leaver's leave, which finds it full. Returns
+ * the link; Redis is left stopped. */
+static int leave_into_a_full_queue(struct v1c *alice, const char *room)
 {
-    (void)state;
-    const char *room = "owed";
-    char fill[32];
+    char fill[64];
     for (int k = 0;; k++) { /* a room of the same broker to fill its queue with */
-        snprintf(fill, sizeof fill, "owed-fill-%d", k);
+        snprintf(fill, sizeof fill, "%s-fill-%d", room, k);
         if (cf_shard_of(fill, strlen(fill), 2) == cf_shard_of(room, strlen(room), 2))
             break;
     }
-    struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
     join_quietly(alice, room);
     int fd = link_for(room);
     sub(fd, room, "leaver", "c-leaver", 1);
@@ -521,10 +520,69 @@ static void test_a_leave_that_finds_the_queue_full_is_sent_later(void **state)
     struct cf_wire_msg leave = {.type = CF_WIRE_UNSUB, .room = str(room), .conn = str("c-leaver")};
     bl_send_msg(fd, &leave);
     h_sleep_ms(300);
+    return fd;
+}
+
+/* A gateway's leave that finds the broker's queue toward Redis full (Redis
+ * stalled) is sent once there is room: the broker keeps the entry as a
+ * leave owed. It was dropped with the entry, and the user stayed present to
+ * everyone in the room until the entry expired in Redis. */
+static void test_a_leave_that_finds_the_queue_full_is_sent_later(void **state)
+{
+    (void)state;
+    struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
+    int fd = leave_into_a_full_queue(alice, "owed");
     assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
-    expect_presence(alice, room, "leaver", "leave", 5000);
+    expect_presence(alice, "owed", "leaver", "leave", 5000);
     close(fd);
     v1_close(alice);
+}
+
+/* Whether Redis lists user among room's members (a hash by user). */
+static bool listed_in_redis(const char *room, const char *user)
+{
+    char cmd[512], line[256];
+    snprintf(cmd, sizeof cmd, "timeout 5 redis-cli -s '%s' HKEYS 'cf:{%s}:pc'", fx.redis.sock,
+             room);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    bool found = false;
+    while (fgets(line, sizeof line, p))
+        found |= strncmp(line, user, strlen(user)) == 0 && line[strlen(user)] == '\n';
+    pclose(p);
+    return found;
+}
+
+/* ... also when the broker is stopped meanwhile: its drain sends the leaves
+ * still owed before it exits. It exited once Redis had answered what was in
+ * flight, the owed leave unsent, and the user showed until PRESENCE_TTL. */
+static void test_a_drain_sends_the_leaves_owed(void **state)
+{
+    (void)state;
+    const char *room = "owed-drain";
+    int shard = (int)cf_shard_of(room, strlen(room), 2);
+    struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
+    int fd = leave_into_a_full_queue(alice, room); /* Redis stopped */
+    assert_int_equal(kill(fx.node.broker[shard].pid, SIGTERM), 0);
+    h_sleep_ms(100); /* draining */
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    int status = h_wait_exit(&fx.node.broker[shard], 10000);
+    assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (listed_in_redis(room, "leaver"))
+        fail_msg("the broker exited with leaver's leave unsent: still listed in Redis");
+    close(fd);
+    v1_close(alice);
+    /* the check can see a listed connection */
+    assert_int_equal(h_broker_start(&fx.node, shard), 0);
+    fd = -1;
+    for (int64_t end = h_now_ms() + 5000; fd < 0 && h_now_ms() < end; h_sleep_ms(100))
+        fd = bl_connect(fx.node.run_dir, shard);
+    assert_true(fd >= 0);
+    bl_hello(fd, (uint32_t)shard, 2);
+    sub(fd, room, "stayer", "c-stayer", 1);
+    wait_answer(fd, 1);
+    assert_true(listed_in_redis(room, "stayer"));
+    close(fd);
 }
 
 int main(void)
@@ -537,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_a_mass_grace_end_loses_no_leave),
         cmocka_unit_test(test_full_places_lose_no_leave),
         cmocka_unit_test(test_a_leave_that_finds_the_queue_full_is_sent_later),
+        cmocka_unit_test(test_a_drain_sends_the_leaves_owed),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
