@@ -114,7 +114,8 @@ static bool has_body(struct lws *wsi)
  * go on to read that body and drop it, whatever length it claims, and its
  * timeout restarts at every piece: a client could hold the connection for
  * hours at a byte every few seconds. So the answer says "connection: close"
- * and the connection is closed once it is out. */
+ * and the connection is closed once it is out. Also the request being
+ * answered after its body was read (body_complete says why). */
 static struct lws *g_unread;
 
 static bool closes(struct lws *wsi)
@@ -442,10 +443,25 @@ void http_publish_done(void *http, unsigned status, const char *code, const char
     req->status = req->answer ? status : HTTP_STATUS_INTERNAL_SERVER_ERROR;
     json_decref(o);
     /* lws 4.1.6 serves neither reads nor writes of an h1 connection whose
-     * reading is off: on again for the answer (what came after the body is
-     * then the next request, once the answer is written) */
+     * reading is off: on again for the answer (bytes after the body then get
+     * it at once: body_complete) */
     lws_rx_flow_control(req->wsi, 1);
     lws_callback_on_writable(req->wsi);
+}
+
+/* Writes a publish's answer, which closes the connection (body_complete). */
+static int publish_answer(struct lws *wsi, struct http_req *req)
+{
+    unsigned status = req->status;
+    char *answer = req->answer;
+    req->answer = NULL;
+    drop_req(wsi, req);
+    g_unread = wsi;
+    int rc = finish(wsi, answer ? http_reply(wsi, status, answer, NULL)
+                                : http_error(wsi, status, "internal error", NULL));
+    g_unread = NULL;
+    free(answer);
+    return rc;
 }
 
 static int publish_writable(struct lws *wsi)
@@ -453,14 +469,7 @@ static int publish_writable(struct lws *wsi)
     struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
     if (!req || req->head.kind != CONN_HTTP || !req->publish || !req->status)
         return 0;
-    unsigned status = req->status;
-    char *answer = req->answer;
-    req->answer = NULL;
-    drop_req(wsi, req);
-    int rc = answer ? http_reply(wsi, status, answer, NULL)
-                    : http_error(wsi, status, "internal error", NULL);
-    free(answer);
-    return finish(wsi, rc);
+    return publish_answer(wsi, req);
 }
 
 static int body_complete(struct gw *gw, struct lws *wsi)
@@ -468,18 +477,31 @@ static int body_complete(struct gw *gw, struct lws *wsi)
     struct http_req *req = (struct http_req *)conn_head_of(lws_get_opaque_user_data(wsi));
     if (!req || req->head.kind != CONN_HTTP)
         return -1;
-    /* lws 4.1.6 stays in its body state after the body, and takes any byte
+    /* lws 4.1.6 stays in its body state after a body, and takes any byte
      * that follows (a stray CRLF, a pipelined request) for the body's end
-     * again: a publish waiting for its answer would go out once more each
-     * time. Reading is off meanwhile; this is for what came in one read. */
-    if (req->publish && (req->waiting || req->status))
-        return 0;
+     * again: a publish would go out once more each time, and when the POST
+     * came in one read with the request before it, lws feeds what follows
+     * in a loop that only an error ends (the worker hung). So an answer
+     * after a body closes the connection, and bytes after a publish's body
+     * (reading is off while it waits: they are those of the same read) get
+     * its answer at once if it is there, else close the connection. */
+    if (req->publish && req->status)
+        return publish_answer(wsi, req);
+    if (req->publish && req->waiting) {
+        CF_DEBUG("http", "bytes after a publish's body: closing before its answer");
+        return -1;
+    }
     reading_done(req);
-    if (req->publish)
-        return publish_complete(gw, wsi, req); /* req stays until the answer */
-    lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
-    int rc = login_respond(gw, wsi, req->body, req->len);
-    http_req_free(req);
+    g_unread = wsi; /* the answer says "connection: close", and finish closes */
+    int rc;
+    if (req->publish) {
+        rc = publish_complete(gw, wsi, req); /* req stays until the answer */
+    } else {
+        lws_set_opaque_user_data(wsi, conn_tag(req->head.ip));
+        rc = login_respond(gw, wsi, req->body, req->len);
+        http_req_free(req);
+    }
+    g_unread = NULL;
     return rc;
 }
 
