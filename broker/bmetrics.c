@@ -84,8 +84,9 @@ enum bm_fail bm_fail_of(int err)
     case -ECONNRESET:
         return BM_FAIL_REDIS_DROPPED;
     case -EAGAIN:
+        return BM_FAIL_REDIS_BUSY;
     case -EIO:
-        return BM_FAIL_REDIS_REFUSED;
+        return BM_FAIL_REDIS_ERROR;
     case -ENOBUFS:
         return BM_FAIL_QUEUE_FULL;
     case -ESHUTDOWN:
@@ -98,9 +99,10 @@ enum bm_fail bm_fail_of(int err)
 static void failed_requests(const struct bmetrics *m, struct cf_bytes *o)
 {
     static const char *const reason[BM_FAIL_N] = {
-        [BM_FAIL_REDIS_DOWN] = "redis_down",       [BM_FAIL_REDIS_DROPPED] = "redis_dropped",
-        [BM_FAIL_REDIS_REFUSED] = "redis_refused", [BM_FAIL_QUEUE_FULL] = "queue_full",
-        [BM_FAIL_DRAINING] = "draining",           [BM_FAIL_INTERNAL] = "internal"};
+        [BM_FAIL_REDIS_DOWN] = "redis_down", [BM_FAIL_REDIS_DROPPED] = "redis_dropped",
+        [BM_FAIL_REDIS_BUSY] = "redis_busy", [BM_FAIL_REDIS_ERROR] = "redis_error",
+        [BM_FAIL_QUEUE_FULL] = "queue_full", [BM_FAIL_DRAINING] = "draining",
+        [BM_FAIL_INTERNAL] = "internal"};
     HEAD(o, "counter", "confab_broker_failed_requests_total",
          "requests from gateways answered with an error, by reason");
     for (int i = 0; i < BM_FAIL_N; i++)

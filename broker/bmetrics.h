@@ -15,7 +15,8 @@
 enum bm_fail {
     BM_FAIL_REDIS_DOWN,    /* -ENOTCONN: no connection to the room's Redis server */
     BM_FAIL_REDIS_DROPPED, /* -ECONNRESET: it dropped with the command in flight */
-    BM_FAIL_REDIS_REFUSED, /* -EAGAIN, -EIO: Redis answered with an error */
+    BM_FAIL_REDIS_BUSY,    /* -EAGAIN: Redis refuses for now (OOM, read-only, loading) */
+    BM_FAIL_REDIS_ERROR,   /* -EIO: an error reply, or a reply the broker could not pass on */
     BM_FAIL_QUEUE_FULL,    /* -ENOBUFS: the queue toward Redis or the room's hold */
     BM_FAIL_DRAINING,      /* -ESHUTDOWN: the broker is stopping */
     BM_FAIL_INTERNAL,      /* out of memory, anything else */

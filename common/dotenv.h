@@ -7,7 +7,7 @@
 
 /* Reads a .env file into the environment without overriding variables that
  * are already set; within the file the last line setting a variable wins. The
- * syntax is systemd's EnvironmentFile= (no inline comments; see config.c):
+ * syntax is systemd's EnvironmentFile= (no inline comments; see dotenv.c):
  * what it would read otherwise is refused. Returns 0 (also when the file does
  * not exist, unless `required`) or -1 after saying on stderr what is wrong:
  * the offending line, or why the file cannot be read (a file that exists but

@@ -28,8 +28,11 @@ export function el(tag, className, text) {
 }
 
 /** Whether the sidebar is a drawer (style.css switches at the same width). */
+/** The screens on which the sidebar is a drawer (style.css's breakpoint). */
+export const NARROW = "(max-width: 760px)";
+
 export function isNarrow() {
-  return window.matchMedia("(max-width: 760px)").matches;
+  return window.matchMedia(NARROW).matches;
 }
 
 /** The error line under the conversation; `input`, when given, is marked invalid. */

@@ -7,20 +7,26 @@
  * Focus: opening the drawer focuses the room on screen in the list, not the
  * room name input, whose on-screen keyboard would cover half of a phone's
  * screen; closing it with Close or Escape returns focus to the toggle.
- * While it is open on a narrow screen the conversation it covers is inert,
- * so that Tab and a screen reader stay in the drawer and the header (whose
- * toggle closes it).
+ * While it is open on a narrow screen the conversation it covers is inert
+ * (but for its live regions), so that Tab and a screen reader stay in the
+ * drawer and the header (whose toggle closes it).
  */
-import { ui, isNarrow } from "./dom.js";
+import { ui, isNarrow, NARROW } from "./dom.js";
 
 function isDrawerOpen() {
   return ui.chat.classList.contains("sidebar-open");
 }
 
-/** The conversation behind is inert while the open drawer covers it. */
+/**
+ * The conversation behind is inert while the open drawer covers it, but for
+ * its live regions (the error line, who is typing): an inert subtree is not
+ * announced, and an error raised meanwhile must be.
+ */
 function coverConversation() {
-  const conversation = ui.chat.querySelector(".conversation");
-  if (conversation) conversation.inert = isDrawerOpen() && isNarrow();
+  const covered = isDrawerOpen() && isNarrow();
+  for (const part of ui.chat.querySelector(".conversation")?.children ?? []) {
+    if (!part.matches("[role=alert], [aria-live]")) part.inert = covered;
+  }
 }
 
 function openDrawer() {
@@ -41,7 +47,7 @@ export function closeDrawer() {
 
 export function bindDrawer() {
   // a phone turned, a window widened: a drawer that is no longer one covers nothing
-  window.matchMedia("(max-width: 760px)").addEventListener("change", coverConversation);
+  window.matchMedia(NARROW).addEventListener("change", coverConversation);
   ui.sidebarToggle.addEventListener("click", () => {
     if (isDrawerOpen()) closeDrawer();
     else openDrawer();

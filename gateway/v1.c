@@ -99,7 +99,8 @@ static int send_sub(struct gw *gw, struct session *s, struct cf_str room, uint64
 static void send_unsub(struct gw *gw, struct session *s, struct cf_str room)
 {
     /* Draining (a restart, a rolling deploy): the clients told 1001 come
-     * back at once through another gateway, and a leave announced now
+     * back within seconds through another gateway (the browser client
+     * spreads them over goingAwaySpread, 3 s), and a leave announced now
      * showed each of them leaving and joining again. Their entries are left
      * to the broker, which announces the leaves of those that did not come
      * back once this gateway's links have been closed for its grace. */

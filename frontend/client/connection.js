@@ -473,6 +473,12 @@ export class Connection {
     // back within half a second (and meet a proxy's per-address limit).
     const spread = wasOpen && ev.code === 1001 ? this._client.options.goingAwaySpread : 0;
     this._scheduleReconnect({ code: ev.code, reason: ev.reason, wasOpen }, 0, spread);
+    if (spread > 0) {
+      // and the backoff goes on from above it: a second try must not come sooner
+      const { reconnectDelay } = this._client.options;
+      const past = Math.ceil(Math.log2(Math.max(1, spread / Math.max(1, reconnectDelay))));
+      this._attempt = Math.max(this._attempt, Math.min(past, 30));
+    }
   }
 
   /**

@@ -553,8 +553,9 @@ test("reconnect delays grow exponentially up to the cap, with full jitter", asyn
   // at once
   assert.equal(env.lastState().delay, 3000);
   await env.tick(3000);
+  // and the next try's ceiling is above it (500 ms x 2^3), not back at 1 s
   env.ws.drop();
-  assert.equal(env.lastState().delay, 1000);
+  assert.equal(env.lastState().delay, 4000);
 });
 
 // connection.js _onClose used to judge `stable` after _dropSocket() had

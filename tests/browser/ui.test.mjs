@@ -281,8 +281,10 @@ test("the drawer on a phone: focus, leaving a room, room name errors, long names
   assert.equal(await alice.page.isVisible("#sidebar"), true);
   assert.deepEqual(await focused(), { tag: "BUTTON", id: "", room: "r7b", cls: "room-button" });
   // The conversation it covers is inert: Tab and screen readers stay out of it.
-  const inert = () => alice.page.$eval(".conversation", (c) => c.inert);
+  const inert = () => alice.page.$eval("#message-form", (c) => c.inert);
+  const liveInert = () => alice.page.$eval("#chat-error", (c) => c.inert || c.closest("[inert]") !== null);
   assert.equal(await inert(), true);
+  assert.equal(await liveInert(), false, "an error raised now is still announced");
   await alice.page.keyboard.press("Escape");
   assert.equal(await inert(), false);
   assert.equal(await alice.page.isVisible("#sidebar"), false);

@@ -738,9 +738,6 @@ static void test_journal_gets_every_line_with_fields(void **state)
     assert_true(journal_has(got, n, "alice connected", "CONFAB_CONN=1\n", "CONFAB_MODULE=ws\n"));
     assert_true(journal_has(got, n, "room spoofed connected", "CONFAB_CONN=2\n", NULL));
     assert_false(journal_has(got, n, "room spoofed connected", "CONFAB_ROOM=", NULL));
-    for (int i = 0; i < n; i++)
-        if (strstr(got[i], "CONFAB_ROOM="))
-            printf("journal line with a room: %s\n", got[i]);
     /* and the warnings and the last line of the process */
     assert_true(journal_has(got, n, "PRIORITY=4\n", NULL, NULL));
     assert_true(journal_has(got, n, "worker 0 stopped", NULL, NULL));
