@@ -27,10 +27,10 @@ export function el(tag, className, text) {
   return node;
 }
 
-/** Whether the sidebar is a drawer (style.css switches at the same width). */
 /** The screens on which the sidebar is a drawer (style.css's breakpoint). */
 export const NARROW = "(max-width: 760px)";
 
+/** Whether the sidebar is a drawer (style.css switches at the same width). */
 export function isNarrow() {
   return window.matchMedia(NARROW).matches;
 }

@@ -20,7 +20,8 @@ function isDrawerOpen() {
 /**
  * The conversation behind is inert while the open drawer covers it, but for
  * its live regions (the error line, who is typing): an inert subtree is not
- * announced, and an error raised meanwhile must be.
+ * announced, and an error raised meanwhile must be. They are children of
+ * .conversation (index.html): a live region nested deeper would go inert.
  */
 function coverConversation() {
   const covered = isDrawerOpen() && isNarrow();

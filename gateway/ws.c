@@ -193,7 +193,7 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
         return http_error(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "out of memory", NULL) < 0 ? -1 : 1;
     void *old = lws_get_opaque_user_data(wsi);
     ((struct conn_head *)s)->ip = conn_ip_of(old); /* sessions start with a conn_head */
-    http_req_free(old);                            /* a keep-alive POST before the upgrade */
+    http_req_free(old);                            /* none: a POST's answer closes */
     lws_set_opaque_user_data(wsi, s);
     return 0;
 }

@@ -208,7 +208,8 @@ static void test_bytes_after_a_publish_wait_for_its_answer(void **state)
 /* A POST that came in one read with the request before it, and bytes after
  * its body: lws 4.1.6 fed those bytes to the body's end in a loop nothing
  * ended, and the worker hung for good (a GET then a /login: no token
- * needed). Now the answer closes the connection, and the worker serves on. */
+ * needed). Now the answer closes the connection, and the worker serves on.
+ * (lws reads such a POST's body from the wrong place: it gets a 400.) */
 static void test_a_post_pipelined_behind_a_get_does_not_hang_the_worker(void **state)
 {
     (void)state;
@@ -235,8 +236,11 @@ static void test_a_post_pipelined_behind_a_get_does_not_hang_the_worker(void **s
             len += (size_t)r;
         got[len] = '\0';
         close(fd);
-        if (!strstr(got, "\"status\":\"ok\""))
-            fail_msg("POST %s behind a GET: no answer to the GET; got:\n%s", posts[i].path, got);
+        const char *get = strstr(got, "\"status\":\"ok\"");
+        if (!get || !strstr(get, "HTTP/1.1 400") || !strstr(get, "connection: close"))
+            fail_msg("POST %s behind a GET: expected the GET's answer, then a 400 that closes; "
+                     "got:\n%s",
+                     posts[i].path, got);
         /* the worker still answers (one worker: GATEWAY_WORKERS=1) */
         struct h_resp r;
         if (h_http(fx.node.port, "GET", "/healthz", NULL, NULL, 0, &r) < 0)
