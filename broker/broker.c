@@ -582,12 +582,10 @@ static int on_drain_tick(sd_event_source *s, uint64_t usec, void *ud)
     struct broker *b = ud;
     struct rooms_stats rs;
     rooms_stats(b->rooms, &rs);
-    /* Leaves owed for a queue that was full go out before the exit, 100
-     * every tick besides the heartbeat's share: left behind, their users
-     * showed as present until PRESENCE_TTL. (One whose server is down is
-     * dropped: it expires.) */
-    presence_drop_link(b->presence, OWED_LEAVES, GONE_LEAVES_PER_SEC * DRAIN_TICK_MS / 1000,
-                       leave_presence, b);
+    /* Leaves owed for a queue that was full are waited for: the heartbeat
+     * sends them (expire_gone, a slice at most every second) until the loop
+     * exits; left behind, their users showed as present until PRESENCE_TTL.
+     * (One whose server is down is dropped there: it expires.) */
     uint64_t owed = presence_link_entries(b->presence, OWED_LEAVES);
     bool done = rset_inflight(b->redis) == 0 && rs.held_bytes == 0 && owed == 0 &&
                 gwlinks_flushed(b->links);

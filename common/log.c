@@ -87,8 +87,6 @@ int cf_log_enabled(enum cf_log_level level)
     return level >= g_level;
 }
 
-/* See log.h. The conversion's place in msg is the length of the format's
- * text before it, formatted with the same arguments. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral" /* a prefix of the caller's format */
 /* The end of the printf conversion that starts at the '%' at c. */
@@ -118,6 +116,8 @@ static int formatted_len(const char *fmt, size_t n, va_list ap)
     return len;
 }
 
+/* See log.h. The conversion's place in msg is the length of the format's
+ * text before it, formatted with the same arguments. */
 void cf_log_field(const char *fmt, va_list ap, const char *msg, size_t mlen, const char *key,
                   int digits, char *out, size_t cap)
 {

@@ -149,17 +149,10 @@ static void test_published_message_is_like_a_users(void **state)
     v1_close(m);
 }
 
-/* Sends a publish of `text` into `room` followed by `after` in one write;
- * returns all that came back until the server closed (or 5 s passed). */
-static char *publish_then(const char *room, const char *text, const char *after)
+/* Sends n bytes of raw in one write; returns all that came back until the
+ * server closed (or 5 s passed). */
+static const char *exchange(const char *raw, int n)
 {
-    char body[256], raw[1024];
-    snprintf(body, sizeof body, "{\"room\":\"%s\",\"message\":\"%s\",\"from\":\"bot\"}", room,
-             text);
-    int n = snprintf(raw, sizeof raw,
-                     "POST /api/publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " KEY
-                     "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s%s",
-                     strlen(body), body, after);
     int fd = h_tcp_connect(fx.node.port, 0);
     assert_true(fd >= 0);
     assert_int_equal(h_send_all(fd, raw, (size_t)n), 0);
@@ -170,6 +163,20 @@ static char *publish_then(const char *room, const char *text, const char *after)
     got[len] = '\0';
     close(fd);
     return got;
+}
+
+/* Sends a publish of `text` into `room` followed by `after` in one write;
+ * returns all that came back until the server closed (or 5 s passed). */
+static const char *publish_then(const char *room, const char *text, const char *after)
+{
+    char body[256], raw[1024];
+    snprintf(body, sizeof body, "{\"room\":\"%s\",\"message\":\"%s\",\"from\":\"bot\"}", room,
+             text);
+    int n = snprintf(raw, sizeof raw,
+                     "POST /api/publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " KEY
+                     "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s%s",
+                     strlen(body), body, after);
+    return exchange(raw, n);
 }
 
 /* Bytes after a publish's body while its answer is pending (a stray CRLF,
@@ -214,8 +221,8 @@ static void test_a_post_pipelined_behind_a_get_does_not_hang_the_worker(void **s
 {
     (void)state;
     static const char login[] = "{\"username\":\"zed\"}";
-    char body[256], raw[2048];
-    snprintf(body, sizeof body, "{\"room\":\"behind\",\"message\":\"x\",\"from\":\"bot\"}");
+    static const char body[] = "{\"room\":\"behind\",\"message\":\"x\",\"from\":\"bot\"}";
+    char raw[2048];
     const struct {
         const char *path, *auth, *body;
     } posts[] = {{"/login", "", login},
@@ -226,16 +233,7 @@ static void test_a_post_pipelined_behind_a_get_does_not_hang_the_worker(void **s
                          "POST %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\n\r\n%s\r\n",
                          posts[i].path, posts[i].auth, strlen(posts[i].body), posts[i].body);
-        int fd = h_tcp_connect(fx.node.port, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(h_send_all(fd, raw, (size_t)n), 0);
-        char got[8192];
-        size_t len = 0;
-        for (ssize_t r;
-             len < sizeof got - 1 && (r = read(fd, got + len, sizeof got - 1 - len)) > 0;)
-            len += (size_t)r;
-        got[len] = '\0';
-        close(fd);
+        const char *got = exchange(raw, n);
         const char *get = strstr(got, "\"status\":\"ok\"");
         if (!get || !strstr(get, "HTTP/1.1 400") || !strstr(get, "connection: close"))
             fail_msg("POST %s behind a GET: expected the GET's answer, then a 400 that closes; "
