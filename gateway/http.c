@@ -17,6 +17,7 @@
 #include "fresh.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
 #include "session.h"
 #include "v1.h"
 #include "validate.h"
@@ -134,16 +135,21 @@ int http_reply(struct lws *wsi, unsigned status, const char *json, const char *e
 {
     unsigned char buf[LWS_PRE + 8192];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    size_t blen = strlen(json);
+    const struct gw *gw = lws_context_user(lws_get_context(wsi));
+    /* a 204 has neither a body nor its length (RFC 9110 8.6) */
+    bool none = status == HTTP_STATUS_NO_CONTENT;
+    size_t blen = none ? 0 : strlen(json);
     char clen[24];
     int n = snprintf(clen, sizeof clen, "%zu", blen);
     if (lws_add_http_header_status(wsi, status, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                     (const unsigned char *)"application/json", 16, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                     (const unsigned char *)clen, n, &p, end) ||
+        (!none &&
+         (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                       (const unsigned char *)"application/json", 16, &p, end) ||
+          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                       (const unsigned char *)clen, n, &p, end))) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end))
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        origin_cors(gw->cfg->allowed_origins, wsi, &p, end) < 0)
         return -1;
     if (extra) {
         size_t elen = strlen(extra);
@@ -548,6 +554,17 @@ static int login_begin(struct gw *gw, struct lws *wsi)
     return body_begin(gw, wsi, LOGIN_MAX_BODY, false);
 }
 
+/* A browser asks before a page of another origin posts JSON to /login:
+ * origin_cors says yes to the origins served, and a refusal says why. */
+static int login_preflight(struct gw *gw, struct lws *wsi)
+{
+    char origin[256];
+    if (!origin_allowed(gw->cfg->allowed_origins, wsi, origin, sizeof origin))
+        return finish(wsi, http_error(wsi, HTTP_STATUS_FORBIDDEN,
+                                      "origin not allowed (see ALLOWED_ORIGINS)", NULL));
+    return finish(wsi, http_reply(wsi, HTTP_STATUS_NO_CONTENT, "", "allow: OPTIONS, POST\x0d\x0a"));
+}
+
 /* ---- routes ----------------------------------------------------------- */
 
 static int method_not_allowed(struct lws *wsi, const char *allow)
@@ -723,8 +740,10 @@ static int route(struct gw *gw, struct lws *wsi, const char *url)
     if (method >= 0 && (int)strlen(uri) != ulen)
         return finish(wsi, http_error(wsi, HTTP_STATUS_BAD_REQUEST, "bad request path", NULL));
     if (!strcmp(url, "/login")) {
+        if (method == LWSHUMETH_OPTIONS)
+            return login_preflight(gw, wsi);
         if (method != LWSHUMETH_POST)
-            return method_not_allowed(wsi, "POST");
+            return method_not_allowed(wsi, "OPTIONS, POST");
         return login_begin(gw, wsi);
     }
     if (!strcmp(url, "/api/publish"))

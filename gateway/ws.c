@@ -19,6 +19,7 @@
 #include "legacy.h"
 #include "log.h"
 #include "lrooms.h"
+#include "origin.h"
 #include "session.h"
 #include "upgreq.h"
 #include "v1.h"
@@ -74,64 +75,6 @@ static size_t find_token(struct lws *wsi, char *buf, size_t cap)
     return 0;
 }
 
-/* The host[:port] of an origin "scheme://host[:port]", lower-cased. */
-static bool origin_host(const char *origin, char *out, size_t cap)
-{
-    const char *p = strstr(origin, "://");
-    if (!p)
-        return false;
-    p += 3;
-    size_t n = strcspn(p, "/");
-    if (n == 0 || n >= cap)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)p[i]);
-    out[n] = '\0';
-    return true;
-}
-
-/* origin against ALLOWED_ORIGINS, or by default against the request's own
- * Host (both NUL-terminated). */
-static bool origin_ok(struct gw *gw, const char *origin, char *host)
-{
-    const char *allowed = gw->cfg->allowed_origins;
-    if (strcmp(allowed, "*") == 0)
-        return true;
-    if (allowed[0]) {
-        size_t olen = strlen(origin);
-        for (const char *p = allowed; *p;) {
-            while (*p == ' ' || *p == ',')
-                p++;
-            size_t len = strcspn(p, ", ");
-            if (len && len == olen && strncasecmp(p, origin, len) == 0)
-                return true;
-            p += len;
-        }
-        return false;
-    }
-    char ohost[256];
-    if (!origin_host(origin, ohost, sizeof ohost))
-        return false;
-    for (char *h = host; *h; h++)
-        *h = (char)tolower((unsigned char)*h);
-    return strcmp(ohost, host) == 0;
-}
-
-/* Browsers always send Origin; other clients need not, and are let in. */
-static bool origin_allowed(struct gw *gw, struct lws *wsi, char *origin, size_t cap)
-{
-    snprintf(origin, cap, "(too long or unreadable)"); /* what the log says if refused early */
-    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-    if (n <= 0)
-        return true;
-    if ((size_t)n >= cap || lws_hdr_copy(wsi, origin, (int)cap, WSI_TOKEN_ORIGIN) <= 0)
-        return false;
-    char host[256] = "";
-    if (!gw->cfg->allowed_origins[0] && lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
-        return false;
-    return origin_ok(gw, origin, host);
-}
-
 /* Verifies the request's token; false after writing the 401 (*rc: what
  * http_error returned). `what` names the request in the log. */
 static bool token_ok(struct gw *gw, struct lws *wsi, const char *what, char *user, size_t cap,
@@ -174,7 +117,7 @@ static int confirm_upgrade(struct gw *gw, struct lws *wsi, const char *what)
         return rc < 0 ? -1 : 1;
 
     char origin[256];
-    if (!origin_allowed(gw, wsi, origin, sizeof origin)) {
+    if (!origin_allowed(gw->cfg->allowed_origins, wsi, origin, sizeof origin)) {
         char peer[48];
         peer_of(wsi, peer, sizeof peer);
         CF_LOG_CAPPED(&gw->origin_log, CF_LOG_INFO, "ws",
@@ -339,7 +282,7 @@ static bool may_open(struct gw *gw, uint32_t ip, const struct upg_req *r, int64_
         origin[r->origin_len] = '\0';
         memcpy(host, r->host, r->host_len);
         host[r->host_len] = '\0';
-        if (!origin_ok(gw, origin, host))
+        if (!origin_ok(gw->cfg->allowed_origins, origin, host))
             return false;
     }
     return r->token_len <= AUTH_MAX_TOKEN &&

@@ -7,10 +7,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ROOT, BUILD_DIR, ARTIFACTS, freePort, until, launch, watchErrors, login, send, messages,
+  ROOT, FRONTEND, BUILD_DIR, ARTIFACTS, freePort, until, launch, watchErrors, login, send, messages,
   waitForText, waitForSent, joinRoom, switchRoom, members, unread, checkSequence,
 } from "./helpers.mjs";
 
@@ -83,6 +85,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await stopNode(nodes.c);
+  await stopNode(nodes.x);
   await stopNode(nodes.b);
   await stopNode(nodes.a);
   if (process.exitCode) {
@@ -340,6 +343,70 @@ test("a whole node is down for a while: the page comes back with the token it ha
   assert.deepEqual(unexpected(errors), []);
   await ctx.close();
   await stopNode(c);
+});
+
+// A page of another origin than the gateway's (an app embedding the chat)
+// logs in with POST /login, which needs the gateway's CORS answers (a
+// preflight for its JSON body, and the answer readable by the page), and
+// opens its WebSocket: both for the origins ALLOWED_ORIGINS lists, and
+// neither for another. The app is a plain web server of the client's files
+// on this machine (Chromium lets a loopback page reach loopback servers
+// only): http://localhost:P is listed, http://127.0.0.1:P is not.
+test("a page on another origin listed in ALLOWED_ORIGINS logs in and chats; an unlisted one cannot log in", async () => {
+  const app = createServer((req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (path === "/") {
+      res.writeHead(200, { "Content-Type": "text/html" }).end('<!doctype html><link rel="icon" href="data:,"><title>an app</title>');
+      return;
+    }
+    if (!/^\/(confab-client|client\/[a-z-]+)\.js$/.test(path)) {
+      res.writeHead(404).end();
+      return;
+    }
+    readFile(join(FRONTEND, path)).then(
+      (body) => res.writeHead(200, { "Content-Type": "text/javascript" }).end(body),
+      () => res.writeHead(404).end());
+  });
+  await new Promise((r) => app.listen(0, "127.0.0.1", r));
+  const appPort = app.address().port;
+  const x = await startNode("x", { REDIS_ADDR: redisOfA, ALLOWED_ORIGINS: `http://localhost:${appPort}` });
+  await until("node X up", () => x.log.includes("confab is up"), 30000);
+  const ctx = await browser.newContext();
+  const chatFrom = async (origin) => {
+    const page = await ctx.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${origin}/`);
+    const got = await page.evaluate(async (baseUrl) => {
+      const { ConfabClient } = await import("/confab-client.js");
+      const chat = new ConfabClient({ baseUrl, loginTimeout: 5000 });
+      try {
+        const { username } = await chat.login("faraway");
+        await chat.connect();
+        await chat.join("embedded");
+        const ack = await chat.send("embedded", "hello from another origin");
+        return { username, messageId: ack.messageId };
+      } catch (e) {
+        return { error: String(e?.code ?? e) };
+      } finally {
+        chat.close();
+      }
+    }, `http://127.0.0.1:${x.port}`);
+    await page.close();
+    return { got, errors };
+  };
+  try {
+    const listed = await chatFrom(`http://localhost:${appPort}`);
+    assert.equal(listed.got.username, "faraway", JSON.stringify(listed));
+    assert.ok(listed.got.messageId >= 1);
+    assert.deepEqual(listed.errors, []);
+    const unlisted = await chatFrom(`http://127.0.0.1:${appPort}`);
+    assert.ok(unlisted.got.error, `an unlisted origin logged in: ${JSON.stringify(unlisted.got)}`);
+    assert.ok(unlisted.errors.some((e) => /CORS policy/.test(e)), unlisted.errors.join("\n"));
+  } finally {
+    await ctx.close();
+    app.close();
+    await stopNode(x);
+  }
 });
 
 test("node A's brokers are killed under the pages: sends are retried until acked, nothing lost or doubled", async () => {

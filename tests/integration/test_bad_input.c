@@ -147,7 +147,7 @@ static void test_unknown_paths_and_wrong_methods(void **state)
         {"GET", "/login/x", 404, NULL},   {"GET", "/healthz/x", 404, NULL},
         {"GET", "/ws/x", 404, NULL},      {"GET", "/index.html/", 404, NULL},
         {"GET", "/login", 405, "POST"},   {"PUT", "/login", 405, "POST"},
-        {"PATCH", "/login", 405, "POST"}, {"OPTIONS", "/login", 405, "POST"},
+        {"PATCH", "/login", 405, "POST"}, {"OPTIONS", "/ws", 405, "GET"},
         {"POST", "/healthz", 405, "GET"}, {"POST", "/", 405, "GET"},
         {"DELETE", "/", 405, "GET"},      {"POST", "/nope", 405, "GET"},
         {"POST", "/ws", 405, "GET"},      {"POST", "/readyz", 405, "GET"},

@@ -156,7 +156,7 @@ static void test_methods_and_paths(void **state)
     char allow[64];
     assert_int_equal(h_http(node.port, "GET", "/login", NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 405);
-    assert_string_equal(h_resp_header(&r, "allow", allow, sizeof allow), "POST");
+    assert_string_equal(h_resp_header(&r, "allow", allow, sizeof allow), "OPTIONS, POST");
     assert_non_null(strstr(r.body, "\"error\""));
     h_resp_free(&r);
 

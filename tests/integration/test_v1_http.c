@@ -438,6 +438,46 @@ static void test_allowed_origins_list_and_star(void **state)
     expect_upgrade(star.port, NULL, 101);
 }
 
+/* /login answers for a page of another origin (CORS): the preflight and the
+ * answer name the origin when it is served (its spelling, or "*"), and say
+ * nothing for another origin, whose preflight is refused. A real browser
+ * runs this in tests/browser/chat.test.mjs. */
+static void expect_cors(int port, const char *method, const char *origin, int status,
+                        const char *allow)
+{
+    char headers[256], value[128];
+    snprintf(headers, sizeof headers, "Origin: %s\r\nContent-Type: application/json\r\n", origin);
+    static const char login[] = "{\"username\":\"corsica\"}";
+    bool post = !strcmp(method, "POST");
+    struct h_resp r;
+    assert_int_equal(
+        h_http(port, method, "/login", headers, post ? login : NULL, post ? strlen(login) : 0, &r),
+        0);
+    const char *got = h_resp_header(&r, "access-control-allow-origin", value, sizeof value);
+    if (r.status != status || (allow ? !got || strcmp(got, allow) : got != NULL))
+        fail_msg("%s /login from %s: want %d with allow-origin %s; got:\n%s", method, origin,
+                 status, allow ? allow : "(none)", r.head);
+    if (allow && !post &&
+        (!h_resp_header(&r, "access-control-allow-headers", value, sizeof value) ||
+         strcasecmp(value, "content-type") || r.body_len))
+        fail_msg("preflight from %s: want Content-Type allowed and no body; got:\n%s", origin,
+                 r.head);
+    if (allow && post && !h_resp_header(&r, "access-control-expose-headers", value, sizeof value))
+        fail_msg("POST /login from %s: Retry-After not exposed; got:\n%s", origin, r.head);
+    h_resp_free(&r);
+}
+
+static void test_login_answers_served_origins_cors(void **state)
+{
+    (void)state;
+    expect_cors(listed.port, "OPTIONS", "http://other.test:8080", 204, "http://other.test:8080");
+    expect_cors(listed.port, "POST", "https://chat.example.com", 200, "https://chat.example.com");
+    expect_cors(listed.port, "OPTIONS", "https://chat.example.org", 403, NULL);
+    expect_cors(listed.port, "POST", "https://chat.example.org", 200, NULL);
+    expect_cors(star.port, "OPTIONS", "http://anything.example", 204, "*");
+    expect_cors(star.port, "POST", "http://anything.example", 200, "*");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_publish_while_the_broker_is_down_is_503),
         cmocka_unit_test(test_origin_defaults_to_the_same_host),
         cmocka_unit_test(test_allowed_origins_list_and_star),
+        cmocka_unit_test(test_login_answers_served_origins_cors),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
