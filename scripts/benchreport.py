@@ -37,6 +37,14 @@ def figures(name, r):
     return f
 
 
+def step_cpu(step):
+    """The generator's CPU in a step: over its sends or over the whole step,
+    the higher. A step that ends a ramp (a loss) waits out its whole drain,
+    nearly idle, so the whole step's figure waters down a generator pegged
+    while sending."""
+    return max(step["gen_cpu"], step.get("gen_cpu_send", 0))
+
+
 def scenario_figures(name, r):
     if name in ("fanout", "rooms"):
         s = capacity_step(r)
@@ -44,7 +52,7 @@ def scenario_figures(name, r):
         f = {"capacity_msgs": r.get("capacity_rate", 0),
              "capacity_deliveries": s["delivered_per_s"] if s else 0,
              "p99_at_capacity_ms": s["latency_ms"]["p99"] if s else None,
-             "gen_cpu_max": max((x["gen_cpu"] for x in steps), default=0),
+             "gen_cpu_max": max((step_cpu(x) for x in steps), default=0),
              "server_cpu": r.get("server_cpu")}
         return f
     if name == "steady":
@@ -61,7 +69,7 @@ def scenario_figures(name, r):
                 "duplicated": max(x["duplicated"] for x in steps),
                 "loss": max(x["loss"] for x in steps),
                 "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
-                "p999_ms": s["latency_ms"]["p999"], "gen_cpu": s["gen_cpu"],
+                "p999_ms": s["latency_ms"]["p999"], "gen_cpu": step_cpu(s),
                 # what else failed the step (blocked sends, the generator
                 # behind schedule, closed connections, server errors)
                 "step_failures": len(s.get("fail_reasons") or []),
@@ -73,7 +81,7 @@ def scenario_figures(name, r):
                                       "processes")}
     if name in ("storm", "stormjoin"):
         return {"connected": r["connected"], "connect_errors": r["connect_errors"],
-                "handshakes_per_s": r["handshakes_per_s"],
+                "closed": r.get("closed", 0), "handshakes_per_s": r["handshakes_per_s"],
                 "handshake_p50_ms": r["handshake_ms"]["p50"],
                 "handshake_p99_ms": r["handshake_ms"]["p99"],
                 "handshake_max_ms": r["handshake_ms"]["max"], "gen_cpu": r["gen_cpu_total"],
@@ -110,7 +118,7 @@ def anomalies(r):
 
 
 # Figures where one bad run must show: a loss in one run of three is a loss.
-WORST = {"lost", "duplicated", "loss", "connect_errors", "step_failures"}
+WORST = {"lost", "duplicated", "loss", "connect_errors", "closed", "step_failures"}
 
 
 def median_figures(runs):
@@ -249,6 +257,8 @@ TARGETS = {
               ("handshake_p50_ms", "handshake p50, ms", "", None),
               ("handshake_max_ms", "handshake max, ms", "", None),
               ("connect_errors", "connect errors (worst run)", "0", lambda c, b: c == 0),
+              ("closed", "connections the server closed while held (worst run)", "0",
+               lambda c, b: c == 0),
               ("server_cpu", "server CPU, cores (confab's with Redis)", "", None),
               ("server_cpu_us_per_handshake", "server CPU per handshake, µs (confab's with "
                "Redis)", "", None),

@@ -89,10 +89,6 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
         return;
     }
     st->lost_evicted += evicted;
-    uint64_t lat = g->now > t ? g->now - t : 0;
-    bh_record(&st->lat, lat);
-    if (g->dump)
-        dump_add(g->dump, g->now, lat, s, q, c->gidx);
     switch (kind) {
     case SW_DUPLICATE:
         st->duplicated++;
@@ -101,17 +97,24 @@ static void on_new_message(gen *g, conn *c, const uint8_t *p, size_t n)
         st->stale++;
         return;
     case SW_FILLED:
-        st->out_of_order++;
-        break;
     case SW_NEW:
         break;
     }
+    /* A copy or a previous step's message is not one of this step's
+     * deliveries: its latency would move the step's percentiles (a server
+     * that doubles messages, the last step's backlog) */
     if (q < first) {
         st->late++;
-    } else {
-        st->delivered++;
-        st->t_last = g->now;
+        return;
     }
+    if (kind == SW_FILLED)
+        st->out_of_order++;
+    uint64_t lat = g->now > t ? g->now - t : 0;
+    bh_record(&st->lat, lat);
+    if (g->dump)
+        dump_add(g->dump, g->now, lat, s, q, c->gidx);
+    st->delivered++;
+    st->t_last = g->now;
 }
 
 /* Counts an error event by its "code" (what confab refused, and why). */

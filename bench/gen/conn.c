@@ -61,6 +61,8 @@ void conn_close(gen *g, conn *c)
         break;
     case CS_JOINED:
         g->members[c->room]--;
+        /* fall through */
+    case CS_OPEN: /* --no-join: a storm's connection is to stay open too */
         g->closed_total++;
         if (g->cur)
             g->cur->closed++;

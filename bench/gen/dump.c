@@ -51,10 +51,15 @@ void dump_add(gen_dump *d, uint64_t now, uint64_t lat, uint32_t sender, uint32_t
     d->r[d->n++] = (rec){now, lat, sender, seq, receiver};
 }
 
-void dump_reset(gen_dump *d)
+dump_mark dump_here(const gen_dump *d)
 {
-    d->n = 0;
-    d->dropped = 0;
+    return (dump_mark){d->n, d->dropped};
+}
+
+void dump_rewind(gen_dump *d, dump_mark m)
+{
+    d->n = m.n;
+    d->dropped = m.dropped;
 }
 
 int dump_finish(gen_dump *d, const char *path)

@@ -9,6 +9,7 @@
 #ifndef BENCH_DUMP_H
 #define BENCH_DUMP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define DUMP_MAX_RECORDS (8u * 1024 * 1024) /* 256 MiB; the steady scenario needs 400 k */
@@ -25,10 +26,16 @@ gen_dump *dump_open(const char *path);
 void dump_add(gen_dump *d, uint64_t now, uint64_t lat, uint32_t sender, uint32_t seq,
               uint32_t receiver);
 
-/* Forgets every record so far (and the count of those dropped): a step
- * run once more (--rerun-late-steps) replaces the one before it, and the
- * dump describes the step the report keeps. */
-void dump_reset(gen_dump *d);
+/* Where the records stand, taken as a step begins; dump_rewind forgets
+ * every record since (and the count of those dropped since): a step run
+ * once more (--rerun-late-steps) replaces the one before it, and the dump
+ * describes the steps the report keeps, the earlier ones included. */
+typedef struct dump_mark {
+    size_t n;
+    uint64_t dropped;
+} dump_mark;
+dump_mark dump_here(const gen_dump *d);
+void dump_rewind(gen_dump *d, dump_mark m);
 
 /* Writes every record as the line "<now> <lat> <sender> <seq> <receiver>",
  * closes the file and frees d. 0, or -1 with a message on stderr when the

@@ -378,11 +378,12 @@ int main(int argc, char **argv)
         int again = 0;
         for (int k = 0; k < g.o.nrates && !stop_requested; k++) {
             step_stats *st = &steps[nsteps++];
+            dump_mark mark = g.dump ? dump_here(g.dump) : (dump_mark){0, 0};
             run_step(&g, st, g.o.rates[k], again);
             enum step_next next = step_after(st, g.o.rerun_late);
             if ((again = next == STEP_SAME_RATE)) {
                 if (g.dump)
-                    dump_reset(g.dump);
+                    dump_rewind(g.dump, mark);
                 k--;
                 continue;
             }

@@ -122,6 +122,13 @@ class Verdicts(unittest.TestCase):
                                    [storm_run(3500, 0.6, us=20.0, **busy)] * 3)
         self.assertNotIn(False, verdicts)
 
+    def test_connections_closed_in_any_run_fail_the_storm(self):
+        closed = dict(storm_run(4000, 0.5), closed=2)
+        table, verdicts = verdict_rows("storm", [storm_run(4000, 0.5), closed,
+                                                 storm_run(4000, 0.5)], [storm_run(3500, 0.6)] * 3)
+        self.assertIn(False, verdicts)
+        self.assertIn("| connections the server closed while held (worst run) | 2 |", table)
+
     def test_connect_errors_in_any_run_fail_the_storm(self):
         _, verdicts = verdict_rows("storm", [storm_run(4000, 0.5), storm_run(4000, 0.5, 3),
                                              storm_run(4000, 0.5)], [storm_run(3500, 0.6)] * 3)
@@ -132,6 +139,19 @@ class Verdicts(unittest.TestCase):
         med = {"baseline": {"gen_cpu_max": 0.99, "capacity_msgs": 1600}}
         self.assertIsNone(br.generator_limited("fanout", sc, med))
         med["baseline"]["capacity_msgs"] = 20
+        self.assertIsNotNone(br.generator_limited("fanout", sc, med))
+
+    def test_a_generator_pegged_while_sending_is_limited_whatever_its_drain(self):
+        # the step that ends the baseline's ramp: the generator at 0.95 while
+        # sending, its whole step (with a drain of the same length, nearly
+        # idle) at 0.5; the report read the latter, and gave a verdict
+        sc = {"title": "fanout", "rates": [20, 1600]}
+        runs = [{"capacity_rate": 20, "server_cpu": 0.5,
+                 "steps": [dict(ramp_step(20, True), gen_cpu=0.5, gen_cpu_send=0.95),
+                           dict(ramp_step(1600, False, ["loss"]), gen_cpu=0.5,
+                                gen_cpu_send=0.6)]}] * 3
+        med = {"baseline": br.median_figures([br.figures("fanout", r) for r in runs])}
+        self.assertEqual(med["baseline"]["gen_cpu_max"], 0.95)
         self.assertIsNotNone(br.generator_limited("fanout", sc, med))
 
     def test_a_ratio_to_a_baseline_at_the_top_of_its_ramp_says_it_is_a_bound(self):
