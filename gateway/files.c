@@ -58,10 +58,17 @@ static const char *mime_of(const char *path)
         {".svg", "image/svg+xml"},
         {".png", "image/png"},
         {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},
+        {".webp", "image/webp"},
+        {".avif", "image/avif"},
         {".ico", "image/x-icon"},
         {".txt", "text/plain; charset=utf-8"},
         {".map", "application/json"},
         {".woff2", "font/woff2"},
+        {".woff", "font/woff"},
+        /* browsers compile wasm streamed only when it is labelled so */
+        {".wasm", "application/wasm"},
     };
     const char *dot = strrchr(path, '.');
     if (dot && !strchr(dot, '/'))
