@@ -707,7 +707,7 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
     if (!b.links)
         goto out;
     if (cfg->broker_metrics_port) {
-        b.metrics = mhttp_new(b.ev, cfg->listen_addr, cfg->broker_metrics_port + (int)shard,
+        b.metrics = mhttp_new(b.ev, cf_config_ops_addr(cfg), cfg->broker_metrics_port + (int)shard,
                               serve_metrics, &b);
         if (!b.metrics)
             goto out;

@@ -112,7 +112,7 @@ int main(int argc, char **argv)
     /* BROKER_METRICS_PORT + shard, for each shard this process runs */
     int first = shard >= 0 ? shard : 0, last = shard >= 0 ? shard : g_shards - 1;
     for (int i = first; g_cfg.broker_metrics_port > 0 && i <= last; i++)
-        if (cf_start_port_free("BROKER_METRICS_PORT", g_cfg.listen_addr,
+        if (cf_start_port_free("BROKER_METRICS_PORT", cf_config_ops_addr(&g_cfg),
                                g_cfg.broker_metrics_port + i) < 0)
             return 1;
     if (mode == CHECK_PORTS) /* what run-all asks before it starts anything */

@@ -46,6 +46,11 @@ static const char *check_listen(const char *v)
     return "an IPv4 or IPv6 address (empty: all addresses)";
 }
 
+static const char *check_ops_listen(const char *v)
+{
+    return check_listen(v) ? "an IPv4 or IPv6 address (empty: LISTEN_ADDR's)" : NULL;
+}
+
 /* The answer names the element at fault; it lives in a static buffer (the
  * configuration is loaded once, by one thread). */
 static const char *check_redis(const char *v)
@@ -147,6 +152,11 @@ int cf_config_port_overlaps(const struct cf_config *cfg, int brokers)
     return bad;
 }
 
+const char *cf_config_ops_addr(const struct cf_config *cfg)
+{
+    return cfg->metrics_addr[0] ? cfg->metrics_addr : cfg->listen_addr;
+}
+
 /* Paths are checked at load so a typo stops the process with its name, not
  * with a TLS or JWT error later (a directory opens for reading too). */
 static const char *check_readable(const char *v)
@@ -193,8 +203,9 @@ static const struct var vars[] = {
     {"MAX_MESSAGE_BYTES", K_INT, OFF(max_message_bytes), 256, 65536, "4096", false, NULL,
      "largest client frame accepted (bigger: close 1009)"},
     {"MAX_CLIENT_QUEUE_BYTES", K_INT, OFF(max_client_queue_bytes), 16384, 64 << 20, "262144", false,
-     NULL, "outbound bytes queued per WebSocket before it is dropped as a slow consumer "
-             "(the kernel's send buffer for it is capped at this, doubled)"},
+     NULL,
+     "outbound bytes queued per WebSocket before it is dropped as a slow consumer "
+     "(the kernel's send buffer for it is capped at this, doubled)"},
     {"PING_INTERVAL", K_INT, OFF(ping_interval), 1, 3600, "30", false, NULL,
      "seconds of silence before a WebSocket ping"},
     {"PING_TIMEOUT", K_INT, OFF(ping_timeout), 1, 3600, "10", false, NULL,
@@ -203,6 +214,8 @@ static const struct var vars[] = {
      "on SIGTERM, how long a gateway waits for clients to take their close"},
     {"METRICS_PORT", K_INT, OFF(metrics_port), 0, 65535, "0", false, NULL,
      "gateway worker i also serves /metrics, /healthz, /readyz on this port + i (0 = off)"},
+    {"METRICS_ADDR", K_STR, OFF(metrics_addr), 0, 0, "", false, check_ops_listen,
+     "address METRICS_PORT and BROKER_METRICS_PORT listen on; empty = LISTEN_ADDR's"},
     {"MAX_ROOMS_PER_CONN", K_INT, OFF(max_rooms_per_conn), 1, 64, "32", false, NULL,
      "rooms one v1 connection may be in at once"},
     {"MAX_PENDING_REQUESTS", K_INT, OFF(max_pending_requests), 1, 4096, "64", false, NULL,
@@ -227,8 +240,7 @@ static const struct var vars[] = {
      "claim that holds the user name"},
     {"TLS_CERT", K_STR, OFF(tls_cert), 0, 0, "", false, check_readable,
      "PEM certificate (chain) for HTTPS/WSS on PORT; unset = plain HTTP"},
-    {"TLS_KEY", K_STR, OFF(tls_key), 0, 0, "", true, check_readable,
-     "PEM private key of TLS_CERT"},
+    {"TLS_KEY", K_STR, OFF(tls_key), 0, 0, "", true, check_readable, "PEM private key of TLS_CERT"},
     {"TLS_MAX_CONNS", K_INT, OFF(tls_max_conns), 256, 1048576, "32768", false, NULL,
      "with TLS, open files of one gateway process, so its connections (libwebsockets scans a "
      "table this long at every close)"},
@@ -254,7 +266,8 @@ static const struct var vars[] = {
     {"RUN_DIR", K_STR, OFF(run_dir), 0, 0, "./run", false, check_nonempty,
      "directory of the broker Unix sockets"},
     {"MAX_LINK_QUEUE_BYTES", K_INT, OFF(max_link_queue_bytes), 1 << 20, 1LL << 30, "67108864",
-     false, NULL, "bytes queued per gateway-broker link (and per Redis connection) before it is reset"},
+     false, NULL,
+     "bytes queued per gateway-broker link (and per Redis connection) before it is reset"},
     {"LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", false, NULL, "debug, info, warn or error"},
     {"LOG_FORMAT", K_FORMAT, OFF(log_format), 0, 0, "text", false, NULL,
      "text or json lines on stderr (under systemd, logs go to the journal natively)"},

@@ -34,6 +34,7 @@ struct cf_config {
     int max_rooms_per_conn;
     int max_pending_requests;
     int metrics_port;
+    char metrics_addr[64]; /* of METRICS_PORT and BROKER_METRICS_PORT; "" = listen_addr's */
     char api_key[256];
     char allowed_origins[1024];
     char jwt_alg[8];
@@ -84,6 +85,10 @@ int cf_config_load(struct cf_config *cfg);
  * run: BROKERS (which cf_config_load checks), or a broker's --shards.
  * Returns how many pairs overlap. */
 int cf_config_port_overlaps(const struct cf_config *cfg, int brokers);
+
+/* The address METRICS_PORT and BROKER_METRICS_PORT listen on: METRICS_ADDR,
+ * or LISTEN_ADDR's when it is empty ("" = every address). Points into cfg. */
+const char *cf_config_ops_addr(const struct cf_config *cfg);
 
 /* Prints the effective configuration, secrets masked, one VAR=value a line. */
 void cf_config_print(const struct cf_config *cfg, FILE *out);

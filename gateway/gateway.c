@@ -629,7 +629,7 @@ int gw_run(const struct cf_config *cfg, int worker)
         minfo.protocols = ops_protocols;
         struct lws_vhost *ovh = lws_create_vhost(gw.ctx, &minfo);
         gw.ops_listener =
-            ovh ? listener_new(ovh, cfg->listen_addr, cfg->metrics_port + worker, -1) : NULL;
+            ovh ? listener_new(ovh, cf_config_ops_addr(cfg), cfg->metrics_port + worker, -1) : NULL;
         listener_set_fd_cap(gw.ops_listener, gw.lws_fd_cap);
         if (!gw.ops_listener || listener_accept(gw.ops_listener) < 0) {
             CF_ERROR("gateway", "cannot serve METRICS_PORT %d + worker %d; is the port in use?",

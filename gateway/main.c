@@ -55,7 +55,8 @@ static int check_ports(void)
     if (activated <= 0 && cf_start_port_free("PORT", g_cfg.listen_addr, g_cfg.port) < 0)
         return 1;
     for (int i = 0; g_cfg.metrics_port > 0 && i < g_cfg.gateway_workers; i++)
-        if (cf_start_port_free("METRICS_PORT", g_cfg.listen_addr, g_cfg.metrics_port + i) < 0)
+        if (cf_start_port_free("METRICS_PORT", cf_config_ops_addr(&g_cfg), g_cfg.metrics_port + i) <
+            0)
             return 1;
     return 0;
 }
