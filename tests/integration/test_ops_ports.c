@@ -193,8 +193,9 @@ static void test_h2c_upgrade_offers_are_answered(void **state)
     int mport, bport;
     up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
     free(wait_status(mport, "/readyz", 200, 10000));
-    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "
-                              "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    static const char req[] =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "
+        "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
     int ports[] = {fx.node.port, mport};
     for (int i = 0; i < 2; i++) {
         char *r = raw_exchange(ports[i], req);
