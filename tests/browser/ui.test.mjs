@@ -255,13 +255,23 @@ test("a burst of presence events redraws the member list once, not once each", a
     new MutationObserver(() => { window.memberRedraws += 1; })
       .observe(document.getElementById("members"), { childList: true });
   });
+  // in no order, some capitalised or accented: the 100 shown are the first
+  // 100 of all in the page's collation order (its localeCompare)
+  const users = [];
   for (let i = 0; i < 300; i++) {
-    mock.toRoom("busy", "presence", { room: "busy", user: `u${String(i).padStart(3, "0")}`, action: "join", count: 2 + i });
+    const n = (i * 37) % 300;
+    users.push(n % 7 === 0 ? `Ü${n}` : n % 5 === 0 ? `A${n}` : n % 3 === 0 ? `é${n}` : `u${n}`);
   }
+  users.forEach((user, i) => mock.toRoom("busy", "presence", { room: "busy", user, action: "join", count: 2 + i }));
   await until("all 301 listed", async () => (await alice.page.textContent("#member-count")) === "(301)");
   const redraws = await alice.page.evaluate(() => window.memberRedraws);
   assert.ok(redraws <= 3, `${redraws} redraws for 300 presence events`);
   assert.equal(await alice.page.textContent("#members li.more"), "and 201 more");
+  const [shown, want] = await alice.page.evaluate((all) => [
+    [...document.querySelectorAll("#members li.member")].map((li) => li.dataset.user),
+    all.sort((a, b) => a.localeCompare(b)).slice(0, 100),
+  ], [...users, "alice"]);
+  assert.deepEqual(shown, want);
   assert.deepEqual(alice.errors, []);
   await alice.close();
 });
