@@ -26,11 +26,11 @@ def steady_run(lost, p99, gen_cpu=0.3, steal=None):
     return r
 
 
-def storm_run(hs, gen_cpu, errors=0, us=20.0, busy=0.5):
+def storm_run(hs, gen_cpu, errors=0, us=20.0, busy=0.5, busy_err=0.0):
     return {"connected": 5000 - errors, "connect_errors": errors, "handshakes_per_s": hs,
             "handshake_ms": {"p50": 5.0, "p99": 20.0, "max": 30.0}, "gen_cpu_total": gen_cpu,
             "gen_cpu_sum": gen_cpu, "server_cpu": 0.5, "server_cpu_us_per_handshake": us,
-            "machine_busy": busy}
+            "machine_busy": busy, "machine_busy_err": busy_err}
 
 
 def verdict_rows(name, confab_runs, baseline_runs, sc=None):
@@ -108,6 +108,18 @@ class Verdicts(unittest.TestCase):
                                    [storm_run(3500, 0.6)] * 3)
         self.assertNotIn(None, verdicts)
         self.assertTrue(all(verdicts))
+
+    def test_a_machine_busy_within_its_counting_error_of_the_limit_is_busy(self):
+        # 86 % counted in 10 ms ticks over a tenth of a second, +-8 %: it
+        # may well have been 94 %
+        near = dict(busy=0.86, busy_err=0.08)
+        table, verdicts = verdict_rows("storm", [storm_run(4000, 0.6, **near)] * 3,
+                                       [storm_run(3500, 0.6, **near)] * 3)
+        self.assertIn("no verdict: machine-limited", table)
+        far = dict(busy=0.80, busy_err=0.08)
+        table, verdicts = verdict_rows("storm", [storm_run(4000, 0.6, **far)] * 3,
+                                       [storm_run(3500, 0.6, **far)] * 3)
+        self.assertNotIn("machine-limited", table)
 
     def test_a_busy_machine_judges_the_storm_by_cpu_per_handshake(self):
         # every CPU busy during the baseline's storm: handshakes/s (1.14x
