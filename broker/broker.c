@@ -37,18 +37,36 @@
 
 /* ---- gateway links, up and down ----------------------------------------- */
 
-/* A leave that finds the queue toward its Redis server full is kept, to be
- * sent at the next slice (expire_gone); one whose server is down is not
- * (its entry expires there, swept by the next script of the room). */
+/* How long owed leaves wait for a server that is down: a reconnect takes
+ * tens of ms to a few seconds of backoff. Past that they are dropped (the
+ * entries expire in Redis, swept by the next script of the room): a server
+ * down for long must not hold back the other servers' leaves, which wait
+ * behind the first that stops the walk. */
+#define OWED_HOLD_MS 5000
+
+/* A leave (owed, or of a link whose grace is over) that finds the queue
+ * toward its Redis server full, or the server down within the hold, is
+ * kept for a later slice (expire_gone). */
 static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct broker *b = ud;
-    return store_leave(rb_of(b, room), &b->lim, room, conn) != -ENOBUFS;
+    int rc = store_leave(rb_of(b, room), &b->lim, room, conn);
+    return rc != -ENOBUFS && !(rc == -ENOTCONN && cf_mono_ms() < b->owed_hold_until);
+}
+
+void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
+{
+    b->owed_hold_until = cf_mono_ms() + OWED_HOLD_MS;
+    if (!presence_give(b->presence, room, conn, OWED_LEAVES))
+        presence_del(b->presence, room, conn);
 }
 
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
-    if (leave_presence(b, room, conn) || !presence_give(b->presence, room, conn, OWED_LEAVES))
+    int rc = store_leave(rb_of(b, room), &b->lim, room, conn);
+    if (rc == -ENOBUFS || rc == -ENOTCONN)
+        broker_owe_leave(b, room, conn);
+    else
         presence_del(b->presence, room, conn);
 }
 
@@ -486,7 +504,15 @@ static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
     uint64_t bit = 1ull << (server % CF_REDIS_MAX_SERVERS);
-    bool was = (b->usable_servers & bit) != 0, back = ready && !was;
+    uint32_t nservers = rset_count(b->redis);
+    uint64_t all = nservers >= 64 ? ~0ull : (1ull << nservers) - 1;
+    /* "back" re-syncs that server's rooms while another is down. When it
+     * was the last one down (the only one, with one server), "ready"
+     * follows once its canary is back and re-syncs the whole shard: a
+     * "back" before it made gateways re-sync twice, and log that another
+     * server was still down. */
+    bool was = (b->usable_servers & bit) != 0,
+         back = ready && !was && ((b->usable_servers | bit) & all) != all;
     b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
     bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
     if (now != b->ready || serving != b->serving || back) {
@@ -504,10 +530,9 @@ static void on_state(void *ud, uint32_t server, bool ready)
         return;
     struct rooms_stats rs;
     rooms_stats(b->rooms, &rs);
-    uint32_t n = rset_count(b->redis);
     char which[48] = "";
-    if (n > 1)
-        snprintf(which, sizeof which, " (server %u of %u)", server, n);
+    if (nservers > 1)
+        snprintf(which, sizeof which, " (server %u of %u)", server, nservers);
     if (ready)
         CF_INFO("broker", "shard %u of %u ready: Redis connected%s, %llu rooms, %zu gateway links",
                 b->shard, b->shards, which, (unsigned long long)rs.rooms, gwlinks_count(b->links));

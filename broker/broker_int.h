@@ -41,6 +41,7 @@ struct broker {
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
     int64_t retried_at; /* rooms_retry, once a second */
+    int64_t owed_hold_until; /* owed leaves wait for a server down until then */
     /* Gives freed heap pages back once a burst is over. Its activity is
      * the links' work plus the pooled blocks trimmed (whose pages are free
      * only from then on). */
@@ -117,10 +118,15 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
 #define OWED_LEAVES (GWLINK_ID_FIRST - 1)
 _Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
 /* Announces the leave of the entry of room and conn, now or, with the queue
- * toward its Redis server full, a slice later (the entry kept meanwhile);
- * the entry goes once it is queued. If the server is down the entry goes
- * at once: it expires in Redis. */
+ * toward its Redis server full or the server down, at a later slice (the
+ * entry kept meanwhile: broker_owe_leave); the entry goes once it is
+ * queued. */
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn);
+/* The entry's leave is owed: the heartbeat's slices send it. While its
+ * server is down they keep trying for OWED_HOLD_MS (a reconnect), then
+ * drop it: the entry expires in Redis. The entry goes at once if it cannot
+ * be kept (out of memory). */
+void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
 
 /* What of a join snapshot goes out within `budget` bytes (each name and
  * message counted with 8 bytes of framing): the first *nmembers names, at

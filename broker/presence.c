@@ -362,6 +362,12 @@ bool presence_may_remove(struct presence *p, struct cf_str room, struct cf_str c
     return e && e->link_id <= link_id;
 }
 
+bool presence_is_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg)
+{
+    const struct entry *e = find(p, room, conn);
+    return e && reg != 0 && e->reg == reg;
+}
+
 bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg)
 {
     struct entry *e = find(p, room, conn);

@@ -59,6 +59,9 @@ bool presence_may_remove(struct presence *p, struct cf_str room, struct cf_str c
 /* Removes the entry, but only while it is still registration `reg`'s (0
  * matches nothing). */
 bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
+/* Whether the entry exists and is still registration `reg`'s (0 matches
+ * nothing). */
+bool presence_is_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
 
 /* Removes a link's entries, at most max of them (UINT64_MAX: all), calling
  * fn for each first (fn must not add or remove presence; NULL: none).

@@ -148,12 +148,16 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
          * meanwhile, and the newer join, on its way, owns it. */
         struct cf_str room = pstr(p->room, p->room_len), conn = pstr(p->conn, p->conn_len);
         /* The connection dropped with the script sent (it may have run and
-         * announced the join), or its reply made no sense (it ran): the
-         * leave keeps the room's list right (or, if Redis is down, the
-         * entry expires). */
-        if (!b->stopping && presence_del_reg(b->presence, room, conn, p->reg) &&
-            (err == -ECONNRESET || err == -EPROTO))
-            store_leave(rb_of(b, room), &b->lim, room, conn);
+         * announced the join), or its reply made no sense (it ran): a leave
+         * keeps the room's list right. Not sent now: the connection that
+         * failed is down, and would refuse it: it is owed, and the heartbeat
+         * sends it once the server is back (broker_owe_leave). */
+        if (!b->stopping && (err == -ECONNRESET || err == -EPROTO) &&
+            presence_is_reg(b->presence, room, conn, p->reg)) {
+            broker_owe_leave(b, room, conn);
+        } else if (!b->stopping) {
+            presence_del_reg(b->presence, room, conn, p->reg);
+        }
         send_fail(b, p->link_id, p->q, err);
         pending_free(p);
         return;
@@ -209,8 +213,23 @@ static void count_drop(struct broker *b, struct cf_str room, int rc)
     b->publish_dropped++;
     CF_LOG_CAPPED(&b->drop_log, CF_LOG_WARN, "broker",
                   "message for room %.*s dropped: %s (%llu dropped so far)", (int)room.len, room.p,
-                  rc == -ENOTCONN ? "Redis is not connected" : strerror(-rc),
+                  rc == -ENOTCONN     ? "Redis is not connected"
+                  : rc == -EAGAIN     ? "Redis refused it for now (out of memory, read-only, ...)"
+                  : rc == -EIO        ? "Redis answered an error"
+                  : rc == -ECONNRESET ? "the connection to Redis dropped (it may be stored)"
+                                      : strerror(-rc),
                   (unsigned long long)b->publish_dropped);
+}
+
+/* A legacy client's message: nobody waits for its answer, but one Redis
+ * refused or lost is counted and logged as dropped, as one refused at once. */
+static void on_legacy_sent(void *ud, int err, const struct store_sent *r)
+{
+    (void)r;
+    struct pending *p = ud;
+    if (err < 0)
+        count_drop(p->b, pstr(p->room, p->room_len), err);
+    pending_free(p);
 }
 
 /* Carries out a room request (now, or once its room's subscription is up).
@@ -227,10 +246,16 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         return; /* it decoded when it arrived */
     int rc = 0;
     switch (m.type) {
-    case CF_WIRE_MSG: /* legacy client: no answer expected */
-        if ((rc = store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), NULL, NULL)) < 0)
+    case CF_WIRE_MSG: { /* legacy client: no answer expected */
+        struct pending *p = pending_new(b, link_id, &m);
+        rc = p ? store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
+               : -ENOMEM;
+        if (rc < 0) {
+            pending_free(p);
             count_drop(b, m.room, rc);
+        }
         return;
+    }
     case CF_WIRE_SEND: {
         struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
                                   .text = m.text, .ts = m.ts};

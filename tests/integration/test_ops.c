@@ -629,6 +629,38 @@ static void test_failed_requests_are_counted_by_reason(void **state)
     v1_close(c);
 }
 
+/* A legacy client's message has no answer to carry an error, so one Redis
+ * refuses (here: out of memory) must at least be counted and logged as
+ * dropped, as monitoring.md says; before, it vanished without a trace but
+ * a capped "script failed" line. */
+static void test_legacy_messages_redis_refuses_are_counted(void **state)
+{
+    (void)state;
+    int mport, bport;
+    up(&(struct setup){.brokers = 1, .workers = 1}, &mport, &bport);
+    free(wait_status(bport, "/readyz", 200, 10000));
+    struct wsc *c = member(fx.node.port, "lou", "refusing");
+    ready(c, "before");
+    const char *name = "confab_broker_dropped_messages_total";
+    double d0 = broker_metric(bport, 0, name);
+    long mark = h_log_mark(&fx.node.broker[0]);
+    static const char *const oom[] = {"CONFIG", "SET", "maxmemory", "1", NULL};
+    static const char *const ok[] = {"CONFIG", "SET", "maxmemory", "0", NULL};
+    assert_int_equal(h_redis_cli(&fx.redis, oom), 0);
+    say(c, "refused by Redis");
+    int64_t until = h_now_ms() + 5000;
+    while (broker_metric(bport, 0, name) < d0 + 1 && h_now_ms() < until)
+        usleep(50 * 1000);
+    assert_int_equal(h_redis_cli(&fx.redis, ok), 0);
+    if (broker_metric(bport, 0, name) != d0 + 1) {
+        h_dump_log(&fx.node.broker[0], 20);
+        fail_msg("%s: %.0f, want %.0f", name, broker_metric(bport, 0, name), d0 + 1);
+    }
+    assert_true(h_log_contains_from(&fx.node.broker[0], mark,
+                                    "message for room refusing dropped: Redis refused it", 0));
+    wsc_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +668,7 @@ int main(void)
         cmocka_unit_test_teardown(test_metrics_text_format, down),
         cmocka_unit_test_teardown(test_replies_past_the_arena_are_counted, down),
         cmocka_unit_test_teardown(test_failed_requests_are_counted_by_reason, down),
+        cmocka_unit_test_teardown(test_legacy_messages_redis_refuses_are_counted, down),
         cmocka_unit_test_teardown(test_log_format_json, down),
         cmocka_unit_test_teardown(test_log_json_survives_hostile_input, down),
         cmocka_unit_test(test_journal_stream_takes_the_logs),

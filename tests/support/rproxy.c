@@ -22,6 +22,7 @@
 struct pconn {
     int c, s; /* client side, server side */
     bool sub, wedged;
+    bool cut;  /* sent the command rproxy_cut_reply named: closed at its reply */
     char *buf; /* from the server, not yet forwarded (subscriber connections) */
     size_t len, cap;
 };
@@ -116,6 +117,8 @@ static void serve(int lfd, int ctl, int ack, int redis_port)
     struct pconn v[MAX_CONNS];
     int n = 0;
     long dropped = 0;
+    char needle[256];
+    size_t needle_len = 0; /* 0: no cut armed */
     for (;;) {
         struct pollfd pf[2 + 2 * MAX_CONNS];
         pf[0] = (struct pollfd){lfd, POLLIN, 0};
@@ -136,6 +139,11 @@ static void serve(int lfd, int ctl, int ack, int redis_port)
             if (cmd == 'w')
                 for (int i = 0; i < n; i++)
                     v[i].wedged = v[i].wedged || v[i].sub;
+            unsigned char len;
+            if (cmd == 'c' && (read(ctl, &len, 1) != 1 || read(ctl, needle, len) != len))
+                return;
+            if (cmd == 'c')
+                needle_len = len;
             if (write_all(ack, &dropped, sizeof dropped) < 0)
                 return;
         }
@@ -151,10 +159,14 @@ static void serve(int lfd, int ctl, int ack, int redis_port)
                 }
                 if (!v[i].sub && has_subscribe(buf, (size_t)r))
                     v[i].sub = true;
+                if (needle_len && memmem(buf, (size_t)r, needle, needle_len)) {
+                    v[i].cut = true;
+                    needle_len = 0;
+                }
             }
             if (pf[3 + 2 * i].revents) {
                 ssize_t r = read(v[i].s, buf, sizeof buf);
-                if (r <= 0) {
+                if (r <= 0 || v[i].cut) {
                     drop(v, &n, i);
                     continue;
                 }
@@ -250,6 +262,22 @@ static long command(struct rproxy *p, char cmd)
 int rproxy_wedge(struct rproxy *p)
 {
     return command(p, 'w') < 0 ? -1 : 0;
+}
+
+int rproxy_cut_reply(struct rproxy *p, const char *needle)
+{
+    size_t len = strlen(needle);
+    unsigned char msg[2 + 255] = {'c', (unsigned char)len};
+    long dropped;
+    if (p->pid <= 0 || len == 0 || len > 255)
+        return -1;
+    memcpy(msg + 2, needle, len);
+    if (write(p->ctl, msg, 2 + len) != (ssize_t)(2 + len))
+        return -1;
+    struct pollfd pf = {p->ack, POLLIN, 0};
+    if (poll(&pf, 1, 5000) != 1 || read(p->ack, &dropped, sizeof dropped) != sizeof dropped)
+        return -1;
+    return 0;
 }
 
 long rproxy_dropped(struct rproxy *p)

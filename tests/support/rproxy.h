@@ -22,6 +22,10 @@ int rproxy_start(struct rproxy *p, int redis_port);
 /* Wedges every subscriber connection open now (connections made later
  * deliver normally), and waits until the proxy has done it. */
 int rproxy_wedge(struct rproxy *p);
+/* The next connection to send a command holding `needle` (1-255 bytes) is
+ * closed as soon as Redis answers anything on it, that answer dropped: the
+ * command ran, and its client never hears of it. 0 or -1. */
+int rproxy_cut_reply(struct rproxy *p, const char *needle);
 /* How many published messages the proxy has swallowed so far, or -1. */
 long rproxy_dropped(struct rproxy *p);
 void rproxy_stop(struct rproxy *p); /* a stopped or zeroed proxy is fine */

@@ -681,14 +681,14 @@ static void on_refresh(void *ud, struct cf_str room, const struct cf_str *conns,
 
 static void add_room(struct presence *p, int i)
 {
-    char room[8];
+    char room[16];
     snprintf(room, sizeof room, "r%d", i);
     assert_int_equal(presence_add(p, 1, S(room), S("c1"), S("u"), NULL), 0);
 }
 
 static void drop_room(struct presence *p, int i)
 {
-    char room[8];
+    char room[16];
     snprintf(room, sizeof room, "r%d", i);
     assert_true(presence_del(p, S(room), S("c1")));
 }
