@@ -77,9 +77,11 @@ int origin_cors(const char *allowed, struct lws *wsi, unsigned char **p, unsigne
 {
     char *uri, origin[256];
     int ulen, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
-    if (method < 0 || ulen != 6 || memcmp(uri, "/login", 6))
+    bool login = method >= 0 && ulen == 6 && !memcmp(uri, "/login", 6),
+         ws = method >= 0 && ulen == 3 && !memcmp(uri, "/ws", 3);
+    if (!login && !ws)
         return 0;
-    bool preflight = method == LWSHUMETH_OPTIONS;
+    bool preflight = login && method == LWSHUMETH_OPTIONS;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0 ||
         !origin_allowed(allowed, wsi, origin, sizeof origin))
         return 0;

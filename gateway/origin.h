@@ -21,7 +21,8 @@ bool origin_ok(const char *allowed, const char *origin, char *host);
 bool origin_allowed(const char *allowed, struct lws *wsi, char *origin, size_t cap);
 
 /* CORS headers for the answer to a request of /login (a page of a served
- * origin may log in from another origin than the gateway's), added at *p
+ * origin may log in from another origin than the gateway's) or /ws (the
+ * client's token check, a plain GET, must be readable there), added at *p
  * (lws header buffer up to end) when the request carries an Origin that is
  * served: the origin allowed to read it, Retry-After exposed, and, for a
  * preflight (OPTIONS), POST with a Content-Type allowed for 10 minutes. 1

@@ -328,27 +328,33 @@ export class Connection {
    * client in again after each outage would double the reconnect storm, and
    * per-address login limits, much tighter than the upgrade's, would then
    * hold back users who share an address. Any other answer (a proxy that
-   * does not route the check, or a cross-origin one the page cannot read)
-   * cannot tell, and logs in as before.
+   * does not route the check) cannot tell, and logs in as before. A page of
+   * another origin than the gateway's reads the answer through the
+   * gateway's CORS headers (its origin in ALLOWED_ORIGINS); a fetch that
+   * fails there may be a gateway or proxy that sends none, which cannot
+   * tell either.
    */
   async _tokenRefused() {
     const client = this._client;
     const doFetch = client.options.fetch ?? globalThis.fetch.bind(globalThis);
     const abort = typeof AbortController === "function" ? new AbortController() : null;
     let timer = 0;
+    let timedOut = false;
     const wait = client.options.probeTimeout > 0 ? client.options.probeTimeout : 10000; // 0 turns pings off, not this
     const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => { abort?.abort(); reject(new Error("timeout")); }, wait);
+      timer = setTimeout(() => { timedOut = true; abort?.abort(); reject(new Error("timeout")); }, wait);
     });
+    const url = withToken(httpUrlOf(this._wsUrl), client.token);
+    const across = crossOrigin(url);
     let res;
     try {
-      const url = withToken(httpUrlOf(this._wsUrl), client.token);
+      // same origin: readable in either mode, and "no-cors" asks no preflight
       res = await Promise.race([
-        doFetch(url, { method: "GET", cache: "no-store", mode: "no-cors", credentials: "omit", signal: abort?.signal }),
+        doFetch(url, { method: "GET", cache: "no-store", mode: across ? "cors" : "no-cors", credentials: "omit", signal: abort?.signal }),
         timeout,
       ]);
     } catch {
-      return false; // not reached: the token is not to blame
+      return across && !timedOut; // not reached: the token is not to blame
     } finally {
       clearTimeout(timer);
     }
@@ -591,4 +597,10 @@ function retryAfterOf(res) {
   if (typeof v !== "string" || !v.trim()) return undefined;
   const ms = /^\s*\d+\s*$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now();
   return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER, Math.max(0, ms)) : undefined;
+}
+
+/** Whether `url` is of another origin than the page's (false outside a page). */
+function crossOrigin(url) {
+  const here = globalThis.location?.origin;
+  return typeof here === "string" && here !== "null" && new URL(url).origin !== here;
 }

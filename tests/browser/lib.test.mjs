@@ -623,6 +623,36 @@ test("sockets refused before opening lead to a fresh login once the gateway says
   assert.equal(env.sockets.length, 5);
 });
 
+// A page of another origin than the gateway's could not read the token
+// check's answer ("no-cors": an opaque answer), so it logged in again after
+// every two failed opens, an outage included. It asks in "cors" mode now
+// (the gateway's CORS headers make the answer readable), and a fetch that
+// fails there (a gateway or proxy without them) logs in as before.
+test("a page of another origin reads the token check through CORS; a failed check there logs in as before", async (t) => {
+  const had = Object.getOwnPropertyDescriptor(globalThis, "location");
+  Object.defineProperty(globalThis, "location", { value: { origin: "http://app.test" }, configurable: true });
+  t.after(() => {
+    if (had) Object.defineProperty(globalThis, "location", had);
+    else delete globalThis.location;
+  });
+  let check = async () => answer(426);
+  const env = await setup(t, { connect: false, fetch: async (url) => (isCheck(url) ? check() : loginOk()) });
+  env.client.connect().catch(() => {});
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.equal(env.fetches.length, 1, "a 426 read across origins: the token is fine, no login");
+  assert.equal(env.fetches[0].init.mode, "cors");
+  check = async () => { throw new TypeError("Failed to fetch"); }; // no CORS headers
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.deepEqual(env.fetches.slice(1).map((f) => f.init.method), ["GET", "POST"], "cannot tell: logs in");
+  env.client.close();
+});
+
 // The WebSocket URL was `new URL("/ws", baseUrl)`, which drops a path the
 // login keeps (`${baseUrl}/login`); the token was put after `?` blindly.
 test("the WebSocket is at {baseUrl}/ws, under the base's path as /login is; the token joins any query of wsUrl", async (t) => {

@@ -442,29 +442,51 @@ static void test_allowed_origins_list_and_star(void **state)
  * answer name the origin when it is served (its spelling, or "*"), and say
  * nothing for another origin, whose preflight is refused. A real browser
  * runs this in tests/browser/chat.test.mjs. */
-static void expect_cors(int port, const char *method, const char *origin, int status,
-                        const char *allow)
+/* What else a /login answer to a served origin says: a preflight allows the
+ * Content-Type and has no body, an answer exposes Retry-After. */
+static void expect_login_cors_rest(const struct h_resp *r, const char *origin, const char *allow,
+                                   bool post)
+{
+    char value[128];
+    if (allow && !post &&
+        (!h_resp_header(r, "access-control-allow-headers", value, sizeof value) ||
+         strcasecmp(value, "content-type") || r->body_len))
+        fail_msg("preflight from %s: want Content-Type allowed and no body; got:\n%s", origin,
+                 r->head);
+    if (allow && post && !h_resp_header(r, "access-control-expose-headers", value, sizeof value))
+        fail_msg("POST /login from %s: Retry-After not exposed; got:\n%s", origin, r->head);
+}
+
+/* method path from origin (NULL: none): want status, and allow as the
+ * allowed origin (NULL: no CORS headers). */
+static void expect_cors_at(int port, const char *method, const char *path, const char *origin,
+                           int status, const char *allow)
 {
     char headers[256], value[128];
-    snprintf(headers, sizeof headers, "Origin: %s\r\nContent-Type: application/json\r\n", origin);
+    snprintf(headers, sizeof headers, "%s%s%sContent-Type: application/json\r\n",
+             origin ? "Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
     static const char login[] = "{\"username\":\"corsica\"}";
     bool post = !strcmp(method, "POST");
     struct h_resp r;
     assert_int_equal(
-        h_http(port, method, "/login", headers, post ? login : NULL, post ? strlen(login) : 0, &r),
-        0);
+        h_http(port, method, path, headers, post ? login : NULL, post ? strlen(login) : 0, &r), 0);
     const char *got = h_resp_header(&r, "access-control-allow-origin", value, sizeof value);
     if (r.status != status || (allow ? !got || strcmp(got, allow) : got != NULL))
-        fail_msg("%s /login from %s: want %d with allow-origin %s; got:\n%s", method, origin,
-                 status, allow ? allow : "(none)", r.head);
-    if (allow && !post &&
-        (!h_resp_header(&r, "access-control-allow-headers", value, sizeof value) ||
-         strcasecmp(value, "content-type") || r.body_len))
-        fail_msg("preflight from %s: want Content-Type allowed and no body; got:\n%s", origin,
-                 r.head);
-    if (allow && post && !h_resp_header(&r, "access-control-expose-headers", value, sizeof value))
-        fail_msg("POST /login from %s: Retry-After not exposed; got:\n%s", origin, r.head);
+        fail_msg("%s %s from %s: want %d with allow-origin %s; got:\n%s", method, path,
+                 origin ? origin : "(no origin)", status, allow ? allow : "(none)", r.head);
+    /* the answer depends on the Origin: caches must know (but for "*") */
+    if (allow && strcmp(allow, "*") &&
+        (!h_resp_header(&r, "vary", value, sizeof value) || strcasecmp(value, "origin")))
+        fail_msg("%s %s from %s: no Vary: Origin; got:\n%s", method, path, origin, r.head);
+    if (!strcmp(path, "/login"))
+        expect_login_cors_rest(&r, origin, allow, post);
     h_resp_free(&r);
+}
+
+static void expect_cors(int port, const char *method, const char *origin, int status,
+                        const char *allow)
+{
+    expect_cors_at(port, method, "/login", origin, status, allow);
 }
 
 static void test_login_answers_served_origins_cors(void **state)
@@ -476,6 +498,17 @@ static void test_login_answers_served_origins_cors(void **state)
     expect_cors(listed.port, "POST", "https://chat.example.org", 200, NULL);
     expect_cors(star.port, "OPTIONS", "http://anything.example", 204, "*");
     expect_cors(star.port, "POST", "http://anything.example", 200, "*");
+    /* unset, the gateway's own origin (its Host) is the one served */
+    char own[64];
+    snprintf(own, sizeof own, "http://127.0.0.1:%d", fx.node.port);
+    expect_cors(fx.node.port, "POST", own, 200, own);
+    expect_cors(fx.node.port, "OPTIONS", "http://elsewhere.test", 403, NULL);
+    /* a preflight without an Origin is no browser's: its Allow, no CORS */
+    expect_cors(listed.port, "OPTIONS", NULL, 204, NULL);
+    /* the client's token check (a plain GET of /ws) is readable there too */
+    expect_cors_at(listed.port, "GET", "/ws?token=nope", "https://chat.example.com", 401,
+                   "https://chat.example.com");
+    expect_cors_at(listed.port, "GET", "/ws?token=nope", "https://chat.example.org", 401, NULL);
 }
 
 int main(void)
