@@ -723,8 +723,9 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                                   .on_pub_ready = on_pub_ready,
                                   .on_state = on_state,
                                   .on_fatal = on_fatal};
-    b.redis = rset_new(b.ev, addrs, (uint32_t)naddrs, cfg->redis_password,
-                       (size_t)cfg->max_link_queue_bytes, store_scripts, store_nscripts, &rcbs, &b);
+    const struct rbridge_auth auth = {cfg->redis_username, cfg->redis_password};
+    b.redis = rset_new(b.ev, addrs, (uint32_t)naddrs, &auth, (size_t)cfg->max_link_queue_bytes,
+                       store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
     const struct gwlinks_cbs lcbs = {requests_on_frame, on_link_up, on_link_close};

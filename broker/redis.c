@@ -496,9 +496,10 @@ static void connected(struct rconn *rc)
     set_events(rc, EPOLLIN);
     if (rc->b->password[0]) {
         rc->st = C_AUTH;
-        const char *argv[] = {"AUTH", rc->b->password};
-        size_t lens[] = {4, strlen(rc->b->password)};
-        if (queue_cmd(rc, 2, argv, lens) < 0)
+        bool user = rc->b->user[0] != '\0';
+        const char *argv[] = {"AUTH", user ? rc->b->user : rc->b->password, rc->b->password};
+        size_t lens[] = {4, strlen(argv[1]), strlen(rc->b->password)};
+        if (queue_cmd(rc, user ? 3 : 2, argv, lens) < 0)
             rb__fail(rc, "cannot queue AUTH");
         return;
     }
@@ -678,8 +679,9 @@ static void read_replies(struct rconn *rc)
                     pop_waiter(rc, &w); /* AUTH's own: the FIFO stays in step */
                 redisReply *r = reply;
                 if (r->type == REDIS_REPLY_ERROR) {
-                    CF_ERROR("redis", "AUTH rejected by %s: %.*s; check REDIS_PASSWORD",
-                             rc->b->addr_str, (int)r->len, r->str);
+                    CF_ERROR("redis", "AUTH rejected by %s: %.*s; check REDIS_PASSWORD%s",
+                             rc->b->addr_str, (int)r->len, r->str,
+                             rc->b->user[0] ? " and REDIS_USERNAME (and the user's ACL)" : "");
                     rv = -1;
                 } else {
                     rv = 0;
@@ -745,9 +747,10 @@ static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
     rc->arena = rreply_arena_new(); /* NULL: its replies are malloc()ed, as before */
 }
 
-struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
-                            size_t max_queue, const char *const *scripts, int nscripts,
-                            const struct rbridge_cbs *cbs, void *ud)
+struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
+                            const struct rbridge_auth *auth, size_t max_queue,
+                            const char *const *scripts, int nscripts, const struct rbridge_cbs *cbs,
+                            void *ud)
 {
     struct rbridge *b = calloc(1, sizeof *b);
     if (!b)
@@ -765,7 +768,8 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, cons
         snprintf(b->addr_str, sizeof b->addr_str, "unix:%s", addr->host);
     else
         snprintf(b->addr_str, sizeof b->addr_str, "%s:%d", addr->host, addr->port);
-    snprintf(b->password, sizeof b->password, "%s", password ? password : "");
+    snprintf(b->user, sizeof b->user, "%s", auth && auth->user ? auth->user : "");
+    snprintf(b->password, sizeof b->password, "%s", auth && auth->password ? auth->password : "");
     b->max_queue = max_queue;
     b->cbs = *cbs;
     b->ud = ud;

@@ -59,13 +59,20 @@ struct cf_logcap;
  * was lost before it came (the command may or may not have run). */
 typedef void (*rbridge_reply_fn)(void *ud, const redisReply *r);
 
+/* Who the connections log in as (AUTH): a user of Redis' ACLs, or the
+ * default user with only a password. "" or NULL: not at all. */
+struct rbridge_auth {
+    const char *user, *password;
+};
+
 /* Starts connecting at once. `max_queue` bounds the bytes waiting to be sent
- * on each connection. The password string is copied. `scripts` (Lua source,
+ * on each connection. `auth` (NULL: no AUTH) is copied. `scripts` (Lua source,
  * kept by the caller) are loaded on every publisher (re)connect, before the
  * publisher counts as up. */
-struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr, const char *password,
-                            size_t max_queue, const char *const *scripts, int nscripts,
-                            const struct rbridge_cbs *cbs, void *ud);
+struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
+                            const struct rbridge_auth *auth, size_t max_queue,
+                            const char *const *scripts, int nscripts, const struct rbridge_cbs *cbs,
+                            void *ud);
 void rbridge_free(struct rbridge *b); /* NULL is a no-op */
 
 /* Queue commands. 0, -ENOTCONN when that connection is down, -ENOBUFS when

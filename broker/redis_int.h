@@ -56,7 +56,7 @@ struct rbridge {
     struct cf_redis_addr addr;
     char addr_str[300];
     char last_ip[RESOLVE_IP_MAX]; /* the host's last address looked up */
-    char password[256];
+    char user[256], password[256];
     size_t max_queue;
     struct rbridge_cbs cbs;
     void *ud;

@@ -620,7 +620,7 @@ static void on_state(void *ud, bool ready)
 /* ---- public API ---------------------------------------------------------- */
 
 struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t n,
-                      const char *password, size_t max_queue, const char *const *scripts,
+                      const struct rbridge_auth *auth, size_t max_queue, const char *const *scripts,
                       int nscripts, const struct rset_cbs *cbs, void *ud)
 {
     if (n == 0 || n > CF_REDIS_MAX_SERVERS) /* the masks and lists of the check */
@@ -659,8 +659,7 @@ struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t 
             snprintf(s->addr, sizeof s->addr, strchr(addrs[i].host, ':') ? "[%s]:%d" : "%s:%d",
                      addrs[i].host, addrs[i].port);
         rs->n = i + 1; /* so that a failure below frees what was made */
-        s->b = rbridge_new(ev, &addrs[i], password, max_queue, rs->scripts, nscripts + 2, &rcbs,
-                           s);
+        s->b = rbridge_new(ev, &addrs[i], auth, max_queue, rs->scripts, nscripts + 2, &rcbs, s);
         if (!s->b)
             goto fail;
     }

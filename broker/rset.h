@@ -86,10 +86,10 @@ struct rset_cbs {
 struct rset;
 
 /* Starts connecting to every server at once. `scripts` (kept by the caller)
- * are loaded on each server; the password is copied. NULL when out of
- * memory. */
+ * are loaded on each server; `auth` (redis.h; NULL: none) is copied. NULL
+ * when out of memory. */
 struct rset *rset_new(sd_event *ev, const struct cf_redis_addr *addrs, uint32_t n,
-                      const char *password, size_t max_queue, const char *const *scripts,
+                      const struct rbridge_auth *auth, size_t max_queue, const char *const *scripts,
                       int nscripts, const struct rset_cbs *cbs, void *ud);
 void rset_free(struct rset *rs); /* NULL is a no-op */
 

@@ -46,6 +46,16 @@ static const char *check_listen(const char *v)
     return "an IPv4 or IPv6 address (empty: all addresses)";
 }
 
+/* ACL user names have no spaces or control characters (a space would split
+ * the AUTH command a redis-cli user types; Redis refuses them). */
+static const char *check_redis_user(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return "a Redis ACL user name: no spaces or control characters";
+    return NULL;
+}
+
 static const char *check_ops_listen(const char *v)
 {
     return check_listen(v) ? "an IPv4 or IPv6 address (empty: LISTEN_ADDR's)" : NULL;
@@ -282,6 +292,8 @@ static const struct var vars[] = {
      "NOTIFY_SOCKET); 0 = off"},
     {"REDIS_ADDR", K_STR, OFF(redis_addr), 0, 0, "127.0.0.1:6379", false, check_redis,
      "Redis servers: host:port, [ipv6]:port or unix:/path, several separated by commas"},
+    {"REDIS_USERNAME", K_STR, OFF(redis_username), 0, 0, "", false, check_redis_user,
+     "Redis ACL user the brokers log in as (with REDIS_PASSWORD); empty = the default user"},
     {"REDIS_PASSWORD", K_STR, OFF(redis_password), 0, 0, "", true, NULL,
      "password for Redis AUTH; empty = none"},
     {"HISTORY_SIZE", K_INT, OFF(history_size), 0, 10000, "100", false, NULL,
@@ -524,6 +536,13 @@ int cf_config_load(struct cf_config *cfg)
     if (!bad && cfg->ping_timeout >= 65535 - cfg->ping_interval) {
         fprintf(stderr, "config: PING_INTERVAL + PING_TIMEOUT must stay below 65535 seconds\n");
         bad++;
+    }
+    if (!bad && cfg->redis_username[0] && !cfg->redis_password[0]) {
+        fprintf(stderr,
+                "config: REDIS_USERNAME=%s is set without REDIS_PASSWORD: Redis logs a "
+                "user in with its password; set both, or neither\n",
+                cfg->redis_username);
+        bad = true;
     }
     if (!bad && cfg->metrics_port && cfg->metrics_port + cfg->gateway_workers - 1 > 65535) {
         fprintf(stderr, "config: METRICS_PORT=%d + GATEWAY_WORKERS-1 is past 65535 (worker i "

@@ -63,6 +63,7 @@ struct cf_config {
     int supervisor_watchdog;
     /* broker */
     char redis_addr[4096]; /* one address, or several separated by commas */
+    char redis_username[256];
     char redis_password[256];
     int history_size;
     int history_ttl;

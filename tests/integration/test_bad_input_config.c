@@ -15,6 +15,7 @@ static const struct {
     {"PORT", {"0", "65536", "http", "8080x"}},
     {"LISTEN_ADDR", {"localhost", "1.2.3", "::g"}},
     {"METRICS_ADDR", {"localhost", "10.0.0.256", "::1::"}},
+    {"REDIS_USERNAME", {"two words", "tab\there", "bell\a"}},
     {"GATEWAY_WORKERS", {"0", "65", "two"}},
     {"FRONTEND_DIR", {""}},
     {"JWT_SECRET", {"short", "0123456789abcdef0123456789abcde"}},

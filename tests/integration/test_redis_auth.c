@@ -1,4 +1,5 @@
-/* Redis settings the brokers meet. A password (REDIS_PASSWORD): brokers
+/* Redis settings the brokers meet. A password (REDIS_PASSWORD), of the
+ * default user or of an ACL user (REDIS_USERNAME): brokers
  * authenticate both connections and then work normally (scripts loaded,
  * sends acked, history); a wrong password keeps the broker out of service,
  * says why, and never reports ready. An eviction policy other than
@@ -343,10 +344,47 @@ static void test_a_wrong_password_says_so(void **state)
     assert_int_equal(h_node_stop(&n), 0);
 }
 
+/* A user of Redis' ACLs (REDIS_USERNAME, with REDIS_PASSWORD): what managed
+ * Redis services ask for, where the default user is off. The broker could
+ * only log in as the default user. */
+static void test_an_acl_user_serves(void **state)
+{
+    (void)state;
+    struct h_redis r;
+    own_redis(&r, "acl");
+    static const char *const user[] = {"ACL", "SETUSER", "confab", "on", ">" PASSWORD,
+                                       "~*",  "&*",      "+@all",  NULL};
+    static const char *const no_default[] = {"ACL", "SETUSER", "default", "off", NULL};
+    assert_int_equal(h_redis_cli(&r, user), 0);
+    assert_int_equal(h_redis_cli(&r, no_default), 0);
+    struct h_node n;
+    h_node_init(&n, r.addr);
+    n.brokers = 1;
+    n.extra_env[0] = "REDIS_USERNAME=confab";
+    n.extra_env[1] = "REDIS_PASSWORD=" PASSWORD;
+    assert_int_equal(h_node_start(&n), 0);
+    json_int_t id;
+    v1_close(alice_says(n.port, "acl-room", "as an ACL user", "u-1", &id));
+    assert_int_equal(h_node_stop(&n), 0);
+
+    /* another user (the password alone would be the default user's, off) */
+    h_node_init(&n, r.addr);
+    n.brokers = 1;
+    n.extra_env[0] = "REDIS_USERNAME=nobody";
+    n.extra_env[1] = "REDIS_PASSWORD=" PASSWORD;
+    assert_int_equal(h_node_start(&n), 0);
+    assert_true(h_log_contains_from(&n.broker[0], 0, "AUTH rejected", 10000));
+    assert_true(h_log_contains_from(&n.broker[0], 0, "REDIS_USERNAME", 100));
+    assert_int_equal(readyz(n.port), 503);
+    assert_int_equal(h_node_stop(&n), 0);
+    h_redis_stop(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_right_password_serves),
+        cmocka_unit_test(test_an_acl_user_serves),
         cmocka_unit_test(test_a_full_redis_still_acks_a_repeat),
         cmocka_unit_test(test_a_batch_refused_by_a_replica_reconnects),
         cmocka_unit_test(test_a_wrong_password_says_so),

@@ -89,6 +89,23 @@ static void test_invalid_settings_stop_the_process(void **state)
     assert_false(h_log_contains(&p, "tooshort-but-secret", 0));
 }
 
+/* An ACL user logs in with its password: a REDIS_USERNAME without one is
+ * refused at start, not sent as a password-less AUTH Redis cannot take. */
+static void test_a_redis_user_needs_a_password(void **state)
+{
+    (void)state;
+    const char *env[] = {"JWT_SECRET=" H_JWT_SECRET, "REDIS_USERNAME=confab", NULL};
+    struct h_proc p;
+    int rc = run(&p, "broker", "--check-config", NULL, env);
+    if (rc != 2 || !h_log_contains(&p, "REDIS_USERNAME=confab is set without REDIS_PASSWORD", 0)) {
+        h_dump_log(&p, 10);
+        fail_msg("REDIS_USERNAME without REDIS_PASSWORD: exit %d, expected 2 and why", rc);
+    }
+    const char *ok[] = {"JWT_SECRET=" H_JWT_SECRET, "REDIS_USERNAME=confab", "REDIS_PASSWORD=pw",
+                        NULL};
+    assert_int_equal(run(&p, "broker", "--check-config", NULL, ok), 0);
+}
+
 /* Worker i listens on METRICS_PORT + i and shard i on BROKER_METRICS_PORT +
  * i: a base that leaves no room for every process must be refused, not
  * turned into a port past 65535 (which binds a random port). */
@@ -557,6 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_settings_stop_the_process),
         cmocka_unit_test(test_metrics_port_ranges_must_fit),
+        cmocka_unit_test(test_a_redis_user_needs_a_password),
         cmocka_unit_test(test_development_secret_needs_dev_mode),
         cmocka_unit_test(test_a_stop_while_starting_is_clean),
         cmocka_unit_test(test_version_and_arguments),
