@@ -56,7 +56,10 @@ static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
-    b->owed_hold_until = cf_mono_ms() + OWED_HOLD_MS;
+    /* The hold runs from the first leave owed, not the last: leaves owed
+     * all through a long outage must not extend it for good */
+    if (presence_link_entries(b->presence, OWED_LEAVES) == 0)
+        b->owed_hold_until = cf_mono_ms() + OWED_HOLD_MS;
     if (!presence_give(b->presence, room, conn, OWED_LEAVES))
         presence_del(b->presence, room, conn);
 }

@@ -123,8 +123,9 @@ _Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
  * queued. */
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn);
 /* The entry's leave is owed: the heartbeat's slices send it. While its
- * server is down they keep trying for OWED_HOLD_MS (a reconnect), then
- * drop it: the entry expires in Redis. The entry goes at once if it cannot
+ * server is down they keep trying for OWED_HOLD_MS (a reconnect) from the
+ * first leave owed since none was, then drop it: the entry expires in
+ * Redis. The entry goes at once if it cannot
  * be kept (out of memory). */
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
 
