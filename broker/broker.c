@@ -647,7 +647,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
     }
     CF_INFO("broker", "received %s; finishing %u Redis commands in flight, then exiting",
             strsignal((int)si->ssi_signo), rset_inflight(b->redis));
-    cf_notify_stopping("draining");
+    cf_notify_stopping("draining", 0);
     gwlinks_stop_accepting(b->links);
     b->drain_deadline = cf_mono_ms() + DRAIN_MAX_MS;
     if (sd_event_add_time_relative(b->ev, &b->drain, CLOCK_MONOTONIC, 0, 1000, on_drain_tick, b) <

@@ -20,9 +20,13 @@ void cf_notify_status(const char *fmt, ...)
     sd_notifyf(0, "STATUS=%s", line);
 }
 
-void cf_notify_stopping(const char *status)
+void cf_notify_stopping(const char *status, uint64_t within_usec)
 {
-    sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status);
+    if (within_usec)
+        sd_notifyf(0, "STOPPING=1\nEXTEND_TIMEOUT_USEC=%llu\nSTATUS=%s",
+                   (unsigned long long)within_usec, status);
+    else
+        sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status);
 }
 
 void cf_notify_watchdog(void)

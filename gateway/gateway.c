@@ -506,7 +506,9 @@ static int service(struct gw *gw)
 static void drain(struct gw *gw)
 {
     gw->draining = true;
-    cf_notify_stopping("draining: closing connections with 1001");
+    /* the drain, and a few seconds to stop the workers after it */
+    cf_notify_stopping("draining: closing connections with 1001",
+                       ((uint64_t)gw->cfg->drain_timeout_ms + 5000) * 1000);
     gw->accept_by = 0; /* a drain during the hold never starts accepting */
     listener_stop(gw->listener);
     CF_INFO("gateway", "draining: closing %zu connections with 1001 (up to %d ms)", gw->nsessions,

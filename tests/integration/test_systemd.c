@@ -5,7 +5,8 @@
  *   SO_PASSCRED, so each datagram names its sender's pid) and checks what a
  *   gateway and a broker say on it: READY=1 only once they can serve, STATUS=
  *   lines with live counts, WATCHDOG=1 often enough for WATCHDOG_USEC, and
- *   STOPPING=1 on SIGTERM.
+ *   STOPPING=1 on SIGTERM (the gateway's with EXTEND_TIMEOUT_USEC for its
+ *   drain, so that a DRAIN_TIMEOUT_MS past TimeoutStopSec is not cut short).
  * - socket activation: a gateway run under the real systemd-socket-activate
  *   serves on the socket it was handed and binds nothing itself; a socket
  *   that is not listening is refused, and one meant for another process
@@ -236,6 +237,8 @@ static void test_notify_ready_status_watchdog_stopping(void **state)
     g_node.extra_env[1] =
         "WATCHDOG_USEC=" STR(WATCHDOG_USEC); /* no WATCHDOG_PID: any pid may ping */
     g_node.extra_env[2] = "PRESENCE_TTL=3";  /* a broker STATUS= every second */
+    /* longer than the units' TimeoutStopSec (30 s): asked for on STOPPING */
+    g_node.extra_env[3] = "DRAIN_TIMEOUT_MS=40000";
 
     /* A gateway without brokers: alive, holding its accepts for a while in
      * case they come up, and not READY meanwhile. */
@@ -314,6 +317,7 @@ static void test_notify_ready_status_watchdog_stopping(void **state)
     mark = s->n;
     kill(gw, SIGTERM);
     expect_note(s, gw, mark, "STOPPING=1", NULL, 3000, "gateway", NULL);
+    expect_note(s, gw, mark, "EXTEND_TIMEOUT_USEC=", "45000000", 100, "gateway", NULL);
     assert_int_equal(wsc_wait_close(c, 5000), 1001);
     wsc_close(c);
     assert_int_equal(exit_code(h_wait_exit(&g_node.gateway, 10000)), 0);
