@@ -37,29 +37,35 @@
 
 /* ---- gateway links, up and down ----------------------------------------- */
 
-/* How long owed leaves wait for a server that is down: a reconnect takes
+/* How long leaves wait for a server that went down: a reconnect takes
  * tens of ms to a few seconds of backoff. Past that they are dropped (the
  * entries expire in Redis, swept by the next script of the room): a server
  * down for long must not hold back the other servers' leaves, which wait
- * behind the first that stops the walk. */
+ * behind the first that stops the walk. Counted per server, from when it
+ * went down. */
 #define OWED_HOLD_MS 5000
 
+/* Whether a leave refused because its room's server is down should wait:
+ * the server went down less than OWED_HOLD_MS ago, and no drain is under
+ * way (a drain does not wait for a server that is down). */
+static bool held(struct broker *b, struct cf_str room)
+{
+    uint32_t s = rset_server_of(b->redis, room.p, room.len) % CF_REDIS_MAX_SERVERS;
+    return !b->drain && b->down_at[s] && cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
+}
+
 /* A leave (owed, or of a link whose grace is over) that finds the queue
- * toward its Redis server full, or the server down within the hold, is
- * kept for a later slice (expire_gone). */
+ * toward its Redis server full, or the server just down (held), is kept for
+ * a later slice (expire_gone). */
 static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct broker *b = ud;
     int rc = store_leave(rb_of(b, room), &b->lim, room, conn);
-    return rc != -ENOBUFS && !(rc == -ENOTCONN && cf_mono_ms() < b->owed_hold_until);
+    return rc != -ENOBUFS && !(rc == -ENOTCONN && held(b, room));
 }
 
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
-    /* The hold runs from the first leave owed, not the last: leaves owed
-     * all through a long outage must not extend it for good */
-    if (presence_link_entries(b->presence, OWED_LEAVES) == 0)
-        b->owed_hold_until = cf_mono_ms() + OWED_HOLD_MS;
     if (!presence_give(b->presence, room, conn, OWED_LEAVES))
         presence_del(b->presence, room, conn);
 }
@@ -67,7 +73,7 @@ void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
     int rc = store_leave(rb_of(b, room), &b->lim, room, conn);
-    if (rc == -ENOBUFS || rc == -ENOTCONN)
+    if (rc == -ENOBUFS || (rc == -ENOTCONN && held(b, room)))
         broker_owe_leave(b, room, conn);
     else
         presence_del(b->presence, room, conn);
@@ -508,14 +514,14 @@ static void on_state(void *ud, uint32_t server, bool ready)
     struct broker *b = ud;
     uint64_t bit = 1ull << (server % CF_REDIS_MAX_SERVERS);
     uint32_t nservers = rset_count(b->redis);
-    uint64_t all = nservers >= 64 ? ~0ull : (1ull << nservers) - 1;
-    /* "back" re-syncs that server's rooms while another is down. When it
-     * was the last one down (the only one, with one server), "ready"
-     * follows once its canary is back and re-syncs the whole shard: a
-     * "back" before it made gateways re-sync twice, and log that another
-     * server was still down. */
-    bool was = (b->usable_servers & bit) != 0,
-         back = ready && !was && ((b->usable_servers | bit) & all) != all;
+    /* "back" re-syncs that server's rooms while another is down. With one
+     * server, "ready" follows once its canary is back and re-syncs the
+     * whole shard: a "back" before it made gateways re-sync twice, and log
+     * that another server was still down. (With several, whether another
+     * server's canary still fails is not known here: "back" goes.) */
+    bool was = (b->usable_servers & bit) != 0, back = ready && !was && nservers > 1;
+    if (was && !ready)
+        b->down_at[server % CF_REDIS_MAX_SERVERS] = cf_mono_ms();
     b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
     bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
     if (now != b->ready || serving != b->serving || back) {

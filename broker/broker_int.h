@@ -41,7 +41,7 @@ struct broker {
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
     int64_t retried_at; /* rooms_retry, once a second */
-    int64_t owed_hold_until; /* owed leaves wait for a server down until then */
+    int64_t down_at[CF_REDIS_MAX_SERVERS]; /* when each server last went down (0: never) */
     /* Gives freed heap pages back once a burst is over. Its activity is
      * the links' work plus the pooled blocks trimmed (whose pages are free
      * only from then on). */
@@ -123,10 +123,9 @@ _Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
  * queued. */
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn);
 /* The entry's leave is owed: the heartbeat's slices send it. While its
- * server is down they keep trying for OWED_HOLD_MS (a reconnect) from the
- * first leave owed since none was, then drop it: the entry expires in
- * Redis. The entry goes at once if it cannot
- * be kept (out of memory). */
+ * server is down they keep trying until OWED_HOLD_MS (a reconnect) after
+ * the server went down, then drop it: the entry expires in Redis. The entry goes at once if it
+ * cannot be kept (out of memory). */
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
 
 /* What of a join snapshot goes out within `budget` bytes (each name and

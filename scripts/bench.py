@@ -209,7 +209,7 @@ def start_confab(a, procs, gateway_workers, logdir):
     env = {k: v for k, v in os.environ.items()
            if k not in ("METRICS_PORT", "BROKER_METRICS_PORT", "LOG_FORMAT", "NOTIFY_SOCKET",
                         "WATCHDOG_USEC", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM",
-                        "CONFAB_DEV", "REDIS_PASSWORD")}
+                        "CONFAB_DEV", "REDIS_PASSWORD", "REDIS_USERNAME", "METRICS_ADDR")}
     env.update({
         "CONFAB_ENV_FILE": "/dev/null", "RUN_DIR": run, "PORT": str(port),
         "LISTEN_ADDR": "127.0.0.1", "BROKERS": str(a.brokers),

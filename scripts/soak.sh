@@ -120,7 +120,7 @@ export CONFAB_DEV=1 LISTEN_ADDR=127.0.0.1 BROKERS=2 GATEWAY_WORKERS=1 JWT_TTL=86
 # per-connection RATE_MSGS keeps its default (no client here exceeds it).
 export LOGIN_RATE=0 UPGRADE_RATE=0 MAX_CONNS_PER_IP=0
 unset JWT_SECRET METRICS_PORT BROKER_METRICS_PORT LOG_FORMAT NOTIFY_SOCKET WATCHDOG_USEC \
-  LISTEN_FDS LISTEN_PID JOURNAL_STREAM
+  LISTEN_FDS LISTEN_PID JOURNAL_STREAM REDIS_USERNAME REDIS_PASSWORD METRICS_ADDR
 
 # Job control: every supervisor gets a process group of its own, so a Ctrl-C
 # reaches only the soak in the foreground (which then stops the traffic and

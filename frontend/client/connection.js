@@ -346,15 +346,21 @@ export class Connection {
     });
     const url = withToken(httpUrlOf(this._wsUrl), client.token);
     const across = crossOrigin(url);
+    const check = (mode) => doFetch(url, { method: "GET", cache: "no-store", mode, credentials: "omit", signal: abort?.signal });
     let res;
     try {
       // same origin: readable in either mode, and "no-cors" asks no preflight
-      res = await Promise.race([
-        doFetch(url, { method: "GET", cache: "no-store", mode: across ? "cors" : "no-cors", credentials: "omit", signal: abort?.signal }),
-        timeout,
-      ]);
+      res = await Promise.race([check(across ? "cors" : "no-cors"), timeout]);
     } catch {
-      return across && !timedOut; // not reached: the token is not to blame
+      if (!across || timedOut) return false; // not reached: the token is not to blame
+      // Across origins a server out of reach and one that sends no CORS
+      // headers fail alike: asked again without CORS, only the first fails
+      try {
+        await Promise.race([check("no-cors"), timeout]);
+      } catch {
+        return false;
+      }
+      return true; // reached, but its answer cannot be read: cannot tell
     } finally {
       clearTimeout(timer);
     }

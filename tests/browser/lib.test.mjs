@@ -626,9 +626,11 @@ test("sockets refused before opening lead to a fresh login once the gateway says
 // A page of another origin than the gateway's could not read the token
 // check's answer ("no-cors": an opaque answer), so it logged in again after
 // every two failed opens, an outage included. It asks in "cors" mode now
-// (the gateway's CORS headers make the answer readable), and a fetch that
-// fails there (a gateway or proxy without them) logs in as before.
-test("a page of another origin reads the token check through CORS; a failed check there logs in as before", async (t) => {
+// (the gateway's CORS headers make the answer readable). A fetch that fails
+// there is asked again without CORS: a server that answers that (a gateway
+// or proxy without the headers) cannot tell, and the page logs in as
+// before; one that fails again is out of reach, and the token is kept.
+test("a page of another origin reads the token check through CORS; without CORS it logs in, out of reach it does not", async (t) => {
   const had = Object.getOwnPropertyDescriptor(globalThis, "location");
   Object.defineProperty(globalThis, "location", { value: { origin: "http://app.test" }, configurable: true });
   t.after(() => {
@@ -636,7 +638,7 @@ test("a page of another origin reads the token check through CORS; a failed chec
     else delete globalThis.location;
   });
   let check = async () => answer(426);
-  const env = await setup(t, { connect: false, fetch: async (url) => (isCheck(url) ? check() : loginOk()) });
+  const env = await setup(t, { connect: false, fetch: async (url, init) => (isCheck(url) ? check(init) : loginOk()) });
   env.client.connect().catch(() => {});
   for (let i = 0; i < 2; i++) {
     env.ws.drop(1006);
@@ -644,12 +646,23 @@ test("a page of another origin reads the token check through CORS; a failed chec
   }
   assert.equal(env.fetches.length, 1, "a 426 read across origins: the token is fine, no login");
   assert.equal(env.fetches[0].init.mode, "cors");
-  check = async () => { throw new TypeError("Failed to fetch"); }; // no CORS headers
+  check = async () => { throw new TypeError("Failed to fetch"); }; // out of reach
   for (let i = 0; i < 2; i++) {
     env.ws.drop(1006);
     await env.tick(env.lastState().delay);
   }
-  assert.deepEqual(env.fetches.slice(1).map((f) => f.init.method), ["GET", "POST"], "cannot tell: logs in");
+  assert.deepEqual(env.fetches.slice(1).map((f) => f.init.mode), ["cors", "no-cors"]);
+  assert.equal(env.fetches.length, 3, "out of reach: the token is kept, no login");
+  check = async (init) => { // no CORS headers: only an opaque answer comes
+    if (init.mode === "cors") throw new TypeError("Failed to fetch");
+    return { ok: false, status: 0, type: "opaque" };
+  };
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.deepEqual(env.fetches.slice(3).map((f) => `${f.init.method} ${f.init.mode ?? ""}`.trim()),
+    ["GET cors", "GET no-cors", "POST"], "reached, unreadable: cannot tell, logs in");
   env.client.close();
 });
 
