@@ -514,12 +514,14 @@ static void on_state(void *ud, uint32_t server, bool ready)
     struct broker *b = ud;
     uint64_t bit = 1ull << (server % CF_REDIS_MAX_SERVERS);
     uint32_t nservers = rset_count(b->redis);
-    /* "back" re-syncs that server's rooms while another is down. With one
-     * server, "ready" follows once its canary is back and re-syncs the
-     * whole shard: a "back" before it made gateways re-sync twice, and log
-     * that another server was still down. (With several, whether another
-     * server's canary still fails is not known here: "back" goes.) */
-    bool was = (b->usable_servers & bit) != 0, back = ready && !was && nservers > 1;
+    /* "back" re-syncs that server's rooms while another is down or failing
+     * its canary. Otherwise (the only server, or the last one out) "ready"
+     * follows once this one's canary is back, and re-syncs the whole shard:
+     * a "back" before it made gateways re-sync twice, and log that another
+     * server was still down. rset_up counts the servers usable with their
+     * canary passing; this one's canary starts over on its return. */
+    bool was = (b->usable_servers & bit) != 0,
+         back = ready && !was && rset_up(b->redis) + 1 < nservers;
     if (was && !ready)
         b->down_at[server % CF_REDIS_MAX_SERVERS] = cf_mono_ms();
     b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
@@ -737,6 +739,8 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                        store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
+    for (int i = 0; i < naddrs && i < CF_REDIS_MAX_SERVERS; i++)
+        b.down_at[i] = cf_mono_ms(); /* a server not up yet holds its leaves as one just down */
     const struct gwlinks_cbs lcbs = {requests_on_frame, on_link_up, on_link_close};
     b.links = gwlinks_new(b.ev, path, shard, shards, (size_t)cfg->max_link_queue_bytes, &lcbs, &b);
     if (!b.links)
