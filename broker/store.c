@@ -305,16 +305,8 @@ static void sent_reply(void *ud, const redisReply *r)
     box_free(b);
 }
 
-/* A send nobody waits for (a legacy client's) */
-static void sent_quietly(void *ud, const redisReply *r)
-{
-    (void)ud;
-    struct store_sent s;
-    sent_of(r, 0, &s);
-}
-
 /* Sends go through the bridge's batcher (rbatch.h), made with the first.
- * box: the caller's, or NULL for a send nobody waits for. */
+ * box: the caller's, or NULL for a call nobody waits for (a refresh). */
 static int batch(struct rbridge *rb, int script, int nkeys, struct args *a, rbridge_reply_fn done,
                  struct box *box)
 {
@@ -362,11 +354,10 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
     bool touch = touch_due(m->room, lim);
     arg(&a, touch ? "1" : "0", 1);
     arg_num(&a, lim->history_size / 8);
-    struct box *box = fn ? box_new((void (*)(void))fn, ud) : NULL;
+    struct box *box = box_new((void (*)(void))fn, ud);
     if (box)
         box->ts = m->ts;
-    rc = fn && !box ? -ENOMEM
-                    : batch(rb, S_SEND, dedup ? 3 : 2, &a, fn ? sent_reply : sent_quietly, box);
+    rc = !box ? -ENOMEM : batch(rb, S_SEND, dedup ? 3 : 2, &a, sent_reply, box);
     if (rc < 0 && touch)
         touch_unsure(); /* refused before Redis saw it: the TTLs were not set */
     return rc;

@@ -93,7 +93,8 @@ size_t store_boxes_held(void);
 size_t store_trim(void);
 
 /* Stores and publishes a message. `m` is a CF_WIRE_MSG without id; cid (may
- * be empty) is the client's idempotency key. */
+ * be empty) is the client's idempotency key. fn hears the outcome (a legacy
+ * client's message too: a refused one is counted as dropped). */
 int store_send(struct rbridge *rb, const struct store_limits *lim, const struct cf_wire_msg *m,
                struct cf_str cid, store_sent_fn fn, void *ud);
 

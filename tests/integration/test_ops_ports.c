@@ -14,15 +14,29 @@
 #include <unistd.h>
 
 /* connect() to addr:port; true when refused. */
-static bool refused_on(const char *addr, int port)
+/* A socket connected to addr:port (5 s receive timeout), or -1 with errno
+ * set. */
+static int connect_to(const char *addr, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, addr, &sa.sin_addr);
-    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+        return fd;
     int err = errno;
     close(fd);
-    return rc < 0 && err == ECONNREFUSED;
+    errno = err;
+    return -1;
+}
+
+static bool refused_on(const char *addr, int port)
+{
+    int fd = connect_to(addr, port);
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 && errno == ECONNREFUSED;
 }
 
 /* LISTEN_ADDR holds for every listener: with 127.0.0.1, nothing answers on
@@ -52,21 +66,16 @@ static void test_operations_ports_bind_listen_addr(void **state)
 /* GET /healthz on addr:port within 10 s; the status (0: nothing answered). */
 static int healthz_on(const char *addr, int port)
 {
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     for (int tries = 0; tries < 100; tries++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, addr, &sa.sin_addr);
-        struct timeval tv = {.tv_sec = 5};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        int fd = connect_to(addr, port);
         char got[64] = "";
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-            write(fd, req, sizeof req - 1) == (ssize_t)sizeof req - 1 &&
-            read(fd, got, sizeof got - 1) > 12 && !strncmp(got, "HTTP/1.1 ", 9)) {
+        bool answered = fd >= 0 && write(fd, req, sizeof req - 1) == (ssize_t)sizeof req - 1 &&
+                        read(fd, got, sizeof got - 1) > 12 && !strncmp(got, "HTTP/1.1 ", 9);
+        if (fd >= 0)
             close(fd);
+        if (answered)
             return atoi(got + 9);
-        }
-        close(fd);
         usleep(100 * 1000);
     }
     return 0;
