@@ -570,32 +570,6 @@ static int handle_sub_reply(struct rconn *rc, redisReply *r)
     return 0;
 }
 
-bool rbridge_error_is(const redisReply *r, const char *code)
-{
-    if (!r || r->type != REDIS_REPLY_ERROR || !r->str)
-        return false;
-    size_t n = strlen(code);
-    for (size_t i = 0; i + n <= r->len; i++) {
-        if (i && r->str[i - 1] != ' ' && r->str[i - 1] != ':' && r->str[i - 1] != '-')
-            continue;
-        if (!memcmp(r->str + i, code, n) &&
-            (i + n == r->len || r->str[i + n] == ' ' || r->str[i + n] == '\r'))
-            return true;
-    }
-    return false;
-}
-
-bool rb__fatal_error(const redisReply *r)
-{
-    /* A replica after failover, a loading server, lost auth, flushed
-     * scripts: reconnect (which reloads the scripts). */
-    static const char *const codes[] = {"READONLY", "LOADING", "MASTERDOWN", "NOAUTH", "NOSCRIPT"};
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (rbridge_error_is(r, codes[i]))
-            return true;
-    return false;
-}
-
 static int handle_pub_reply(struct rconn *rc, redisReply *r)
 {
     struct rbridge *b = rc->b;

@@ -1,5 +1,5 @@
 /* redis_cmd: the commands callers queue on a bridge (redis.h), over the
- * connections redis.c keeps. */
+ * connections redis.c keeps, and how their error replies are told apart. */
 #include <errno.h>
 #include <hiredis/sds.h>
 #include <stdlib.h>
@@ -192,4 +192,30 @@ struct cf_logcap *rbridge_call_log(struct rbridge *b)
 const char *rbridge_name(const struct rbridge *b)
 {
     return b->addr_str;
+}
+
+bool rbridge_error_is(const redisReply *r, const char *code)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR || !r->str)
+        return false;
+    size_t n = strlen(code);
+    for (size_t i = 0; i + n <= r->len; i++) {
+        if (i && r->str[i - 1] != ' ' && r->str[i - 1] != ':' && r->str[i - 1] != '-')
+            continue;
+        if (!memcmp(r->str + i, code, n) &&
+            (i + n == r->len || r->str[i + n] == ' ' || r->str[i + n] == '\r'))
+            return true;
+    }
+    return false;
+}
+
+bool rb__fatal_error(const redisReply *r)
+{
+    /* A replica after failover, a loading server, lost auth, flushed
+     * scripts: reconnect (which reloads the scripts). */
+    static const char *const codes[] = {"READONLY", "LOADING", "MASTERDOWN", "NOAUTH", "NOSCRIPT"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (rbridge_error_is(r, codes[i]))
+            return true;
+    return false;
 }

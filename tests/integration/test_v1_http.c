@@ -301,6 +301,23 @@ static void test_expect_100_continue_is_answered(void **state)
         close(fd);
     }
 
+    /* Expect is a list: repeated, or with another expectation beside it
+     * (which is ignored; RFC 9110 allows that over a 417) */
+    static const char *const lists[] = {"Expect: 100-continue\r\nExpect: 100-continue\r\n",
+                                        "Expect: x-trace ,\t100-CONTINUE \r\n"};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        int fd = h_tcp_connect(fx.node.port, 0);
+        assert_true(fd >= 0);
+        int n = snprintf(raw, sizeof raw,
+                         "POST /login HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n",
+                         lists[i], strlen(login));
+        assert_int_equal(h_send_all(fd, raw, (size_t)n), 0);
+        const char *head = read_head(fd);
+        if (strcmp(head, "HTTP/1.1 100 Continue\r\n\r\n"))
+            fail_msg("a login with %s: want a 100 before the body; got:\n%s", lists[i], head);
+        close(fd);
+    }
+
     /* a wrong key is refused at once, without inviting the body */
     int fd = h_tcp_connect(fx.node.port, 0);
     assert_true(fd >= 0);
