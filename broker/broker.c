@@ -39,10 +39,11 @@
 
 /* How long leaves wait for a server that went down: a reconnect takes
  * tens of ms to a few seconds of backoff. Past that they are dropped (the
- * entries expire in Redis, swept by the next script of the room): a server
- * down for long must not hold back the other servers' leaves, which wait
- * behind the first that stops the walk. Counted per server, from when it
- * went down. */
+ * entries expire in Redis, swept by the next script of the room): for a
+ * server down for long they would be tried at every slice, and the slots
+ * of the closed links they belong to kept. Meanwhile the walks skip them,
+ * so the other servers' leaves do not wait. Counted per server, from when
+ * it went down. */
 #define OWED_HOLD_MS 5000
 
 /* Whether a leave refused because its room's server is down should wait:
@@ -54,14 +55,26 @@ static bool held(struct broker *b, struct cf_str room)
     return !b->drain && b->down_at[s] && cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
 }
 
-/* A leave (owed, or of a link whose grace is over) that finds the queue
- * toward its Redis server full, or the server just down (held), is kept for
- * a later slice (expire_gone). */
-static bool leave_presence(void *ud, struct cf_str room, struct cf_str conn)
+/* A walk of leaves (owed, or of a link whose grace is over). */
+struct leaving {
+    struct broker *b;
+    bool full; /* it stopped at a full queue */
+};
+
+/* A leave that finds the queue toward its Redis server full is kept, and
+ * the walk stops there (the queue drains first); one that finds its server
+ * just down (held) is kept, and the walk goes on: the other servers' leaves
+ * need not wait for that one's return. Both are tried again at a later
+ * slice (expire_gone). */
+static enum presence_drop leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
-    struct broker *b = ud;
-    int rc = store_leave(rb_of(b, room), &b->lim, room, conn);
-    return rc != -ENOBUFS && !(rc == -ENOTCONN && held(b, room));
+    struct leaving *w = ud;
+    int rc = store_leave(rb_of(w->b, room), &w->b->lim, room, conn);
+    if (rc == -ENOBUFS) {
+        w->full = true;
+        return PRESENCE_STOP;
+    }
+    return rc == -ENOTCONN && held(w->b, room) ? PRESENCE_SKIP : PRESENCE_DROP;
 }
 
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
@@ -80,10 +93,10 @@ void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 }
 
 /* Announced even when it cannot be queued: the link's slot must be freed. */
-static bool leave_presence_now(void *ud, struct cf_str room, struct cf_str conn)
+static enum presence_drop leave_presence_now(void *ud, struct cf_str room, struct cf_str conn)
 {
     leave_presence(ud, room, conn);
-    return true;
+    return PRESENCE_DROP;
 }
 
 _Static_assert(CF_WIRE_MAX_SERVERS == CF_REDIS_MAX_SERVERS, "state.back names any server");
@@ -160,7 +173,8 @@ static void expire_gone(struct broker *b, int64_t now)
     } else if (owed) {
         /* one stopped short found its server's queue full: the others' leaves
          * (other servers) still go, from what is left of the budget */
-        uint64_t left = presence_drop_link(b->presence, OWED_LEAVES, budget, leave_presence, b);
+        struct leaving w = {b, false};
+        uint64_t left = presence_drop_link(b->presence, OWED_LEAVES, budget, leave_presence, &w);
         budget -= owed - left;
     }
     uint32_t k = 0;
@@ -171,10 +185,10 @@ static void expire_gone(struct broker *b, int64_t now)
             left = presence_drop_link(b->presence, g->id, UINT64_MAX, NULL, NULL);
         else if (g->due <= now && budget > 0) {
             uint64_t had = presence_link_entries(b->presence, g->id);
-            left = presence_drop_link(b->presence, g->id, budget, leave_presence, b);
-            /* one that stopped short of its share found a queue full: the
-             * next slice goes on */
-            budget = left && had - left < budget ? 0 : budget - (had - left);
+            struct leaving w = {b, false};
+            left = presence_drop_link(b->presence, g->id, budget, leave_presence, &w);
+            /* one that found a queue full: the next slice goes on */
+            budget = w.full ? 0 : budget - (had - left);
         }
         if (left)
             b->gone[k++] = *g;
@@ -235,7 +249,8 @@ static void merge_two(struct broker *b)
         if (go->until > keep->until)
             keep->until = go->until;
     } else { /* cannot be: every slot's link owns entries (forget_emptied) */
-        presence_drop_link(b->presence, go->id, UINT64_MAX, leave_presence_now, b);
+        presence_drop_link(b->presence, go->id, UINT64_MAX, leave_presence_now,
+                           &(struct leaving){b, false});
     }
     memmove(go, go + 1, (b->ngone - pick[0] - 1) * sizeof *go);
     b->ngone--;
@@ -653,8 +668,11 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
             sd_event_exit(sd_event_source_get_event(s), 0);
         return 0;
     }
-    CF_INFO("broker", "received %s; finishing %u Redis commands in flight, then exiting",
-            strsignal((int)si->ssi_signo), rset_inflight(b->redis));
+    CF_INFO("broker",
+            "received %s; finishing %u Redis commands in flight and %llu leaves owed, then "
+            "exiting",
+            strsignal((int)si->ssi_signo), rset_inflight(b->redis),
+            (unsigned long long)presence_link_entries(b->presence, OWED_LEAVES));
     cf_notify_stopping("draining", 0);
     gwlinks_stop_accepting(b->links);
     b->drain_deadline = cf_mono_ms() + DRAIN_MAX_MS;

@@ -377,8 +377,16 @@ bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn
     return true;
 }
 
-uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
-                            bool (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud)
+static enum presence_drop ask(presence_drop_fn fn, void *ud, const struct entry *e)
+{
+    if (!fn)
+        return PRESENCE_DROP;
+    return fn(ud, (struct cf_str){e->key, e->roomlen},
+              (struct cf_str){e->key + e->roomlen + 1, e->connlen});
+}
+
+uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max, presence_drop_fn fn,
+                            void *ud)
 {
     /* Walks the ring, allocating nothing: a snapshot of the entries that
      * could not be allocated left them here, refreshed by the heartbeat
@@ -391,17 +399,22 @@ uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
     uint64_t owned = c ? c->n : 0;
     bool mine = p->drop_link == link_id;
     struct group *g = mine && p->drop_at ? p->drop_at : p->cursor;
-    for (size_t left = cf_map_count(p->groups); owned > 0 && left > 0 && g; left--) {
+    uint64_t skipped = 0;
+    for (size_t left = cf_map_count(p->groups); owned > skipped && left > 0 && g; left--) {
         struct group *next = g->next; /* g may be freed below */
-        for (uint32_t i = g->n; owned > 0 && i-- > 0;) {
+        for (uint32_t i = g->n; owned > skipped && i-- > 0;) {
             struct entry *e = g->v[i];
             if (e->link_id != link_id)
                 continue;
-            if (max == 0 || (fn && !fn(ud, (struct cf_str){e->key, e->roomlen},
-                                       (struct cf_str){e->key + e->roomlen + 1, e->connlen}))) {
+            enum presence_drop d = max == 0 ? PRESENCE_STOP : ask(fn, ud, e);
+            if (d == PRESENCE_STOP) {
                 p->drop_link = link_id; /* this group again, from its end */
                 p->drop_at = g;
                 return owned;
+            }
+            if (d == PRESENCE_SKIP) {
+                skipped++;
+                continue;
             }
             bool last = g->n == 1;
             remove_entry(p, e);

@@ -63,18 +63,29 @@ bool presence_del_reg(struct presence *p, struct cf_str room, struct cf_str conn
  * nothing). */
 bool presence_is_reg(struct presence *p, struct cf_str room, struct cf_str conn, uint64_t reg);
 
+/* What a presence_drop_link callback makes of an entry. */
+enum presence_drop {
+    PRESENCE_DROP, /* removed */
+    /* kept, and the call ends there: what it had to send about it could not
+     * be queued, and a later call tries it again */
+    PRESENCE_STOP,
+    /* kept, and the call goes on: it waits for something of its own (its
+     * Redis server's return) that the link's other entries need not */
+    PRESENCE_SKIP,
+};
+typedef enum presence_drop (*presence_drop_fn)(void *ud, struct cf_str room, struct cf_str conn);
+
 /* Removes a link's entries, at most max of them (UINT64_MAX: all), calling
- * fn for each first (fn must not add or remove presence; NULL: none).
- * fn returns false to keep that entry and end the call there: what it had
- * to send about it could not be queued, and a later call tries it again.
- * Allocates nothing, so it cannot fail. A call for the link whose call
- * stopped short last goes on from where that one stopped (calls for other
- * links meanwhile that do not stop short keep that place), so that a link's
- * entries dropped a slice at a time are walked once, not once per slice.
- * It stops at the link's last entry, and at once for a link that owns
- * none. Returns how many entries the link still owns. */
-uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max,
-                            bool (*fn)(void *ud, struct cf_str room, struct cf_str conn), void *ud);
+ * fn for each first (fn must not add or remove presence; NULL: every entry
+ * is dropped), which may keep it (above). Allocates nothing, so it cannot
+ * fail. A call for the link whose call stopped short last goes on from
+ * where that one stopped (calls for other links meanwhile that do not stop
+ * short keep that place), so that a link's entries dropped a slice at a
+ * time are walked once, not once per slice. It stops at the link's last
+ * entry (skipped ones included: one round at most), and at once for a link
+ * that owns none. Returns how many entries the link still owns. */
+uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max, presence_drop_fn fn,
+                            void *ud);
 
 /* Gives every entry of link `from` to link `to`, which must own some
  * already (false, nothing changed, when either owns none): two closed links
