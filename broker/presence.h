@@ -75,7 +75,8 @@ enum presence_drop {
 };
 typedef enum presence_drop (*presence_drop_fn)(void *ud, struct cf_str room, struct cf_str conn);
 
-/* Removes a link's entries, at most max of them (UINT64_MAX: all), calling
+/* Removes a link's entries, at most max of them (UINT64_MAX: all; entries
+ * kept do not count), calling
  * fn for each first (fn must not add or remove presence; NULL: every entry
  * is dropped), which may keep it (above). Allocates nothing, so it cannot
  * fail. A call for the link whose call stopped short last goes on from

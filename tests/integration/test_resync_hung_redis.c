@@ -25,6 +25,7 @@
 #include <signal.h>
 
 #include "ring.h"
+#include "servers.h"
 
 enum {
     HUNG = 0,
@@ -45,18 +46,10 @@ static struct v1c *g_c[HUNG_CLIENTS + 1]; /* the last one's rooms are on WORKS *
 static int setup(void **state)
 {
     (void)state;
-    if (h_redis_start_list(redis, NSERVERS, list, sizeof list) < 0)
-        return -1;
-    h_node_init(&node, list);
-    node.brokers = 1; /* every room in one shard, one window */
-    /* the clients are read one after another: none pinged meanwhile */
-    node.extra_env[0] = "MAX_ROOMS_PER_CONN=64";
-    node.extra_env[1] = "PING_INTERVAL=3600";
-    if (h_node_start(&node) < 0) {
-        h_node_dump_logs(&node);
-        return -1;
-    }
-    return 0;
+    /* every room in one shard, one window; the clients are read one after
+     * another: none pinged meanwhile */
+    static const char *const env[] = {"MAX_ROOMS_PER_CONN=64", "PING_INTERVAL=3600", NULL};
+    return sv_up(redis, NSERVERS, list, sizeof list, &node, 1, env);
 }
 
 static int teardown(void **state)
@@ -65,11 +58,7 @@ static int teardown(void **state)
     /* in case a test failed while they were stopped */
     kill(redis[HUNG].proc.pid, SIGCONT);
     kill(node.gateway.pid, SIGCONT);
-    h_node_dump_logs(&node);
-    int bad = h_node_stop(&node);
-    for (int i = 0; i < NSERVERS; i++)
-        h_redis_stop(&redis[i]);
-    return bad ? -1 : 0;
+    return sv_down(redis, NSERVERS, &node);
 }
 
 /* Client i's rooms: all on the hung server but the last client's. */

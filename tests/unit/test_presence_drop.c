@@ -114,57 +114,77 @@ static void test_drop_link_a_share_at_a_time(void **state)
 
 /* Keeps the entries of even-numbered rooms ("r<n>") and goes on (their Redis
  * server is down), drops the others as on_drop. */
+/* Keeps the entries of even-numbered connections ("c<n>") and goes on
+ * (their Redis server is down); the others are dropped as on_drop, or, with
+ * stop_odd, kept with the call ended there (a full queue). */
 struct skipper {
     struct seen *x;
     int calls;
+    bool stop_odd;
 };
 
 static enum presence_drop on_drop_odd(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct skipper *k = ud;
     k->calls++;
-    if ((room.p[room.len - 1] - '0') % 2 == 0)
+    if ((conn.p[conn.len - 1] - '0') % 2 == 0)
         return PRESENCE_SKIP;
-    return on_drop(k->x, room, conn);
+    return k->stop_odd ? PRESENCE_STOP : on_drop(k->x, room, conn);
 }
 
 /* Leaves held for a server that is down are skipped, not waited behind
- * (broker.c): the walk goes on to the link's other entries, skipped ones do
- * not count against `max`, and a call ends once every entry left was seen
- * (one round at most, each entry asked once). */
+ * (broker.c): the walk goes on to the link's other entries, those of the
+ * same room included, skipped ones do not count against `max`, and a call
+ * ends once every entry left was seen (one round at most, each entry asked
+ * once), also when it goes on from where a full queue stopped the last. */
 static void test_drop_link_skips_and_keeps(void **state)
 {
     struct presence *p = *state;
-    enum { ROOMS = 10 };
-    char room[ROOMS][8];
+    enum { ROOMS = 10, PER_ROOM = 4, ALL = ROOMS * PER_ROOM, KEPT = ALL / 2 };
+    char room[ROOMS][8], conn[PER_ROOM][8];
+    for (int i = 0; i < PER_ROOM; i++)
+        snprintf(conn[i], sizeof conn[i], "c%d", i);
     for (int r = 0; r < ROOMS; r++) {
         snprintf(room[r], sizeof room[r], "r%d", r);
-        assert_int_equal(presence_add(p, 1, S(room[r]), S("c"), S("u"), NULL), 0);
-        assert_int_equal(presence_add(p, 2, S(room[r]), S("o"), S("o"), NULL), 0);
+        for (int i = 0; i < PER_ROOM; i++) {
+            assert_int_equal(presence_add(p, 1, S(room[r]), S(conn[i]), S("u"), NULL), 0);
+            if (i == 1) /* another link's entry among them */
+                assert_int_equal(presence_add(p, 2, S(room[r]), S("o"), S("o"), NULL), 0);
+        }
     }
     struct seen *x = calloc(1, sizeof *x);
     assert_non_null(x);
-    struct skipper k = {x, 0};
+    struct skipper k = {x, 0, false};
     /* three go, whatever was skipped before them */
-    assert_int_equal(presence_drop_link(p, 1, 3, on_drop_odd, &k), ROOMS - 3);
+    assert_int_equal(presence_drop_link(p, 1, 3, on_drop_odd, &k), ALL - 3);
     assert_int_equal(x->n, 3);
-    /* the rest of the round: the two odd ones left go, the five even ones
-     * are asked once each and stay */
+    /* a full queue after skips: nothing more goes, the place is kept */
+    k.stop_odd = true;
+    assert_int_equal(presence_drop_link(p, 1, UINT64_MAX, on_drop_odd, &k), ALL - 3);
+    assert_int_equal(x->n, 3);
+    /* the rest of the round: the odd ones left go, the even ones are asked
+     * once each and stay */
+    k.stop_odd = false;
     k.calls = 0;
-    assert_int_equal(presence_drop_link(p, 1, UINT64_MAX, on_drop_odd, &k), ROOMS / 2);
-    assert_int_equal(x->n, ROOMS / 2);
-    assert_int_equal(k.calls, ROOMS - 3);
+    assert_int_equal(presence_drop_link(p, 1, UINT64_MAX, on_drop_odd, &k), KEPT);
+    assert_int_equal(x->n, ALL - KEPT);
+    assert_int_equal(k.calls, ALL - 3);
     for (size_t i = 0; i < x->n; i++)
-        assert_int_equal((x->e[i].room[1] - '0') % 2, 1);
+        assert_int_equal((x->e[i].conn[1] - '0') % 2, 1);
     /* only skipped ones left: each asked once, then the call ends */
     k.calls = 0;
-    assert_int_equal(presence_drop_link(p, 1, 1, on_drop_odd, &k), ROOMS / 2);
-    assert_int_equal(k.calls, ROOMS / 2);
-    for (int r = 0; r < ROOMS; r += 2)
-        assert_int_equal(presence_owner(p, S(room[r]), S("c")), 1);
+    assert_int_equal(presence_drop_link(p, 1, 1, on_drop_odd, &k), KEPT);
+    assert_int_equal(k.calls, KEPT);
+    for (int r = 0; r < ROOMS; r++)
+        for (int i = 0; i < PER_ROOM; i += 2)
+            assert_int_equal(presence_owner(p, S(room[r]), S(conn[i])), 1);
     /* the server back: they go */
     assert_int_equal(presence_drop_link(p, 1, UINT64_MAX, on_drop, x), 0);
-    assert_int_equal(x->n, ROOMS);
+    assert_int_equal(x->n, ALL);
+    for (size_t i = 0; i < x->n; i++)
+        for (size_t j = i + 1; j < x->n; j++)
+            assert_false(strcmp(x->e[i].room, x->e[j].room) == 0 &&
+                         strcmp(x->e[i].conn, x->e[j].conn) == 0);
     assert_int_equal(presence_count(p), ROOMS); /* link 2's */
     free(x);
 }
