@@ -73,6 +73,7 @@ export class Connection {
     /** @private */ this._everOpened = false; // a socket opened since connect()
     /** @private */ this._attempt = 0;
     /** @private */ this._failedOpens = 0;
+    /** @private */ this._checkSure = false; // the last token check was a 401, not a guess
     /** @private */ this._reconnectTimer = 0;
     /** @private @type {Promise<object>|null} */ this._loginPromise = null;
     /** @private @type {Array<{resolve: Function, reject: Function}>} */ this._connectWaiters = [];
@@ -365,6 +366,7 @@ export class Connection {
       clearTimeout(timer);
     }
     const status = res.status;
+    this._checkSure = status === 401;
     if (status === 401) return true;
     return !(status === 426 || status === 429 || status >= 500);
   }
@@ -378,6 +380,7 @@ export class Connection {
     this._setState("connecting", { attempt: this._attempt });
     let relogin = this._tokenStale();
     if (!relogin && this._failedOpens >= 2) {
+      this._checkSure = false;
       relogin = await this._tokenRefused();
       if (gen !== this.gen || !this._wanted) return;
       if (!relogin) this._failedOpens = 0; // ask again after two more
@@ -405,6 +408,12 @@ export class Connection {
           this._giveUp(err);
           return;
         }
+        // A check that could not tell sent us here (a proxy's answer, or one
+        // unreadable across origins) and the login failed too: the gateway
+        // may take the token once it is back, so the next attempts open with
+        // it again, rather than ask for a login at each attempt and all log
+        // in at once when it is back. Two more failed opens ask again.
+        if (!this._checkSure) this._failedOpens = 0;
         client.emit("error", err);
         this._scheduleReconnect({}, err.retryAfter ?? 0); // a 429's Retry-After, at least
         return;

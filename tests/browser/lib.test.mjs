@@ -666,6 +666,51 @@ test("a page of another origin reads the token check through CORS; without CORS 
   env.client.close();
 });
 
+// A check that cannot tell (a proxy's 404 here; across origins, an answer
+// without CORS headers) leads to a login; when that failed too, every later
+// attempt was a check and a login, and no socket was tried: in an outage
+// behind such a proxy the pages asked for logins until the gateways were
+// back, then all logged in at once. They now open with the token they have
+// again; a 401 still means a login at each attempt.
+test("a login after a check that could not tell fails: the next attempts open with the token again", async (t) => {
+  let check = answer(404);
+  const env = await setup(t, {
+    connect: false, fetch: async (url) => (isCheck(url) ? check : answer(502)),
+  });
+  env.client.connect().catch(() => {});
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.deepEqual(env.fetches.map((f) => f.init.method), ["GET", "POST"], "cannot tell: a login, which fails");
+  assert.equal(env.of("error").at(-1).status, 502);
+  const sockets = env.sockets.length;
+  await env.tick(env.lastState().delay);
+  assert.equal(env.sockets.length, sockets + 1, "the next attempt opens a socket");
+  assert.ok(env.ws.url.endsWith(`/ws?token=${TOKEN}`), "with the token it has");
+  assert.equal(env.fetches.length, 2);
+  env.ws.drop(1006);
+  await env.tick(env.lastState().delay);
+  assert.equal(env.fetches.length, 2, "one failed open asks nothing");
+  env.ws.drop(1006);
+  await env.tick(env.lastState().delay);
+  assert.deepEqual(env.fetches.slice(2).map((f) => f.init.method), ["GET", "POST"], "two ask again");
+
+  // a 401 is no guess: after a failed login the next attempt logs in again
+  check = answer(401);
+  await env.tick(env.lastState().delay); // the attempt after that failed login: a socket
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.deepEqual(env.fetches.slice(4).map((f) => f.init.method), ["GET", "POST"]);
+  const before = env.sockets.length;
+  await env.tick(env.lastState().delay);
+  assert.equal(env.sockets.length, before, "no socket with a refused token");
+  assert.deepEqual(env.fetches.slice(6).map((f) => f.init.method), ["GET", "POST"]);
+  env.client.close();
+});
+
 // The WebSocket URL was `new URL("/ws", baseUrl)`, which drops a path the
 // login keeps (`${baseUrl}/login`); the token was put after `?` blindly.
 test("the WebSocket is at {baseUrl}/ws, under the base's path as /login is; the token joins any query of wsUrl", async (t) => {
