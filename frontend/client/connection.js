@@ -73,7 +73,6 @@ export class Connection {
     /** @private */ this._everOpened = false; // a socket opened since connect()
     /** @private */ this._attempt = 0;
     /** @private */ this._failedOpens = 0;
-    /** @private */ this._checkSure = false; // the last token check was a 401, not a guess
     /** @private */ this._reconnectTimer = 0;
     /** @private @type {Promise<object>|null} */ this._loginPromise = null;
     /** @private @type {Array<{resolve: Function, reject: Function}>} */ this._connectWaiters = [];
@@ -333,7 +332,8 @@ export class Connection {
    * another origin than the gateway's reads the answer through the
    * gateway's CORS headers (its origin in ALLOWED_ORIGINS); a fetch that
    * fails there may be a gateway or proxy that sends none, which cannot
-   * tell either.
+   * tell either. Returns "refused" (a 401), "unknown" (cannot tell: log in
+   * as well) or "" (keep the token).
    */
   async _tokenRefused() {
     const client = this._client;
@@ -353,22 +353,21 @@ export class Connection {
       // same origin: readable in either mode, and "no-cors" asks no preflight
       res = await Promise.race([check(across ? "cors" : "no-cors"), timeout]);
     } catch {
-      if (!across || timedOut) return false; // not reached: the token is not to blame
+      if (!across || timedOut) return ""; // not reached: the token is not to blame
       // Across origins a server out of reach and one that sends no CORS
       // headers fail alike: asked again without CORS, only the first fails
       try {
         await Promise.race([check("no-cors"), timeout]);
       } catch {
-        return false;
+        return "";
       }
-      return true; // reached, but its answer cannot be read: cannot tell
+      return "unknown"; // reached, but its answer cannot be read
     } finally {
       clearTimeout(timer);
     }
     const status = res.status;
-    this._checkSure = status === 401;
-    if (status === 401) return true;
-    return !(status === 426 || status === 429 || status >= 500);
+    if (status === 401) return "refused";
+    return status === 426 || status === 429 || status >= 500 ? "" : "unknown";
   }
 
   /** @private Opens a socket, logging in first when needed. */
@@ -379,10 +378,12 @@ export class Connection {
     const gen = ++this.gen;
     this._setState("connecting", { attempt: this._attempt });
     let relogin = this._tokenStale();
+    let guessed = false; // logging in on a check that could not tell
     if (!relogin && this._failedOpens >= 2) {
-      this._checkSure = false;
-      relogin = await this._tokenRefused();
+      const verdict = await this._tokenRefused();
       if (gen !== this.gen || !this._wanted) return;
+      relogin = verdict !== "";
+      guessed = verdict === "unknown";
       if (!relogin) this._failedOpens = 0; // ask again after two more
     }
     if (relogin) {
@@ -413,7 +414,7 @@ export class Connection {
         // may take the token once it is back, so the next attempts open with
         // it again, rather than ask for a login at each attempt and all log
         // in at once when it is back. Two more failed opens ask again.
-        if (!this._checkSure) this._failedOpens = 0;
+        if (guessed) this._failedOpens = 0;
         client.emit("error", err);
         this._scheduleReconnect({}, err.retryAfter ?? 0); // a 429's Retry-After, at least
         return;

@@ -711,6 +711,35 @@ test("a login after a check that could not tell fails: the next attempts open wi
   env.client.close();
 });
 
+// The check's verdict was kept on the connection, where the late answer of
+// an attempt given up (the page came back online meanwhile) overwrote that
+// of the attempt after it: a 401 then read as a guess.
+test("a late token check of an attempt given up does not change the verdict of the next", async (t) => {
+  const pending = [];
+  const env = await setup(t, { connect: false, fetch: (url) => new Promise((res) => pending.push({ url, res })) });
+  env.client.connect().catch(() => {});
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.equal(pending.length, 1, "the first attempt's check, unanswered");
+  env.client._conn._onOnline(); // back online: a new attempt at once
+  await env.tick(0);
+  assert.equal(pending.length, 2, "the new attempt's check");
+  pending[1].res(answer(401));
+  await env.tick(0);
+  assert.ok(pending[2] && !isCheck(pending[2].url), "a 401: it logs in");
+  pending[0].res(answer(404)); // the old check's answer, late
+  await env.tick(0);
+  pending[2].res(answer(502));
+  await env.tick(0);
+  const sockets = env.sockets.length;
+  await env.tick(env.lastState().delay);
+  assert.equal(env.sockets.length, sockets, "no socket with a refused token");
+  assert.ok(isCheck(pending[3].url), "it checks (and logs in) again");
+  env.client.close();
+});
+
 // The WebSocket URL was `new URL("/ws", baseUrl)`, which drops a path the
 // login keeps (`${baseUrl}/login`); the token was put after `?` blindly.
 test("the WebSocket is at {baseUrl}/ws, under the base's path as /login is; the token joins any query of wsUrl", async (t) => {
