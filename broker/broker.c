@@ -70,11 +70,9 @@ static enum presence_drop leave_presence(void *ud, struct cf_str room, struct cf
 {
     struct leaving *w = ud;
     struct rbridge *rb = rb_of(w->b, room);
-    /* a walk may meet many of a down server's leaves each slice: no script
-     * is framed for them */
-    if (!rb && held(w->b, room))
-        return PRESENCE_SKIP;
-    int rc = store_leave(rb, &w->b->lim, room, conn);
+    /* a walk may meet many of a down server's (no bridge) leaves each
+     * slice: no script is framed for them */
+    int rc = rb ? store_leave(rb, &w->b->lim, room, conn) : -ENOTCONN;
     if (rc == -ENOBUFS) {
         w->full = true;
         return PRESENCE_STOP;

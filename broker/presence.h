@@ -76,15 +76,13 @@ enum presence_drop {
 typedef enum presence_drop (*presence_drop_fn)(void *ud, struct cf_str room, struct cf_str conn);
 
 /* Removes a link's entries, at most max of them (UINT64_MAX: all; entries
- * kept do not count), calling
- * fn for each first (fn must not add or remove presence; NULL: every entry
- * is dropped), which may keep it (above). Allocates nothing, so it cannot
- * fail. A call for the link whose call stopped short last goes on from
- * where that one stopped (calls for other links meanwhile that do not stop
- * short keep that place), so that a link's entries dropped a slice at a
- * time are walked once, not once per slice. It stops at the link's last
- * entry (skipped ones included: one round at most), and at once for a link
- * that owns none. Returns how many entries the link still owns. */
+ * kept do not count), calling fn for each first (fn must not add or remove
+ * presence; NULL: every entry is dropped), which may keep it (above).
+ * Allocates nothing, so it cannot fail. A call for the link whose call stopped short last goes on
+ * from where that one stopped (calls for other links meanwhile that do not stop short keep that
+ * place), so that a link's entries dropped a slice at a time are walked once, not once per slice.
+ * It stops at the link's last entry (skipped ones included: one round at most), and at once for a
+ * link that owns none. Returns how many entries the link still owns. */
 uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max, presence_drop_fn fn,
                             void *ud);
 

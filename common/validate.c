@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 /* Decodes one code point at s[*i]; returns it, or -1 on an ill-formed sequence. */
 static int32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
@@ -329,4 +330,17 @@ bool cf_text_controls_ok(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+bool cf_list_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", \t");
+        size_t len = strcspn(p, ", \t");
+        if (len && len == n && strncasecmp(p, item, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
 }

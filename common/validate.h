@@ -62,4 +62,9 @@ bool cf_text_has_content(const char *s, size_t len);
  * times its size, and its sender could overflow their queues at will. */
 bool cf_text_controls_ok(const char *s, size_t len);
 
+/* Whether `item` is one of the entries of `list` (both NUL-terminated),
+ * entries separated by commas, spaces or tabs, compared without regard to
+ * ASCII case: an HTTP header's list, ALLOWED_ORIGINS. */
+bool cf_list_has(const char *list, const char *item);
+
 #endif

@@ -255,17 +255,9 @@ static int body_complete(struct gw *gw, struct lws *wsi);
 static int send_continue(struct lws *wsi)
 {
     /* Expect is a list, and lws joins repeated headers with commas */
-    char want[128], *save = NULL;
-    bool asks = false;
-    if (lws_hdr_copy(wsi, want, sizeof want, WSI_TOKEN_HTTP_EXPECT) > 0)
-        for (char *t = strtok_r(want, ",", &save); t && !asks; t = strtok_r(NULL, ",", &save)) {
-            t += strspn(t, " \t");
-            size_t n = strlen(t);
-            while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-                n--;
-            asks = n == 12 && !strncasecmp(t, "100-continue", 12);
-        }
-    if (!asks)
+    char want[128];
+    if (lws_hdr_copy(wsi, want, sizeof want, WSI_TOKEN_HTTP_EXPECT) <= 0 ||
+        !cf_list_has(want, "100-continue"))
         return 0;
     /* lws adds the vhost's headers (the security ones) to any status:
      * only its status line tells the version, the 100 goes without them */

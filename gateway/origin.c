@@ -1,5 +1,6 @@
 /* origin: see origin.h. */
 #include "origin.h"
+#include "validate.h"
 
 #include <ctype.h>
 #include <libwebsockets.h>
@@ -29,18 +30,8 @@ bool origin_ok(const char *allowed, const char *origin, char *host)
 {
     if (strcmp(allowed, "*") == 0)
         return true;
-    if (allowed[0]) {
-        size_t olen = strlen(origin);
-        for (const char *p = allowed; *p;) {
-            while (*p == ' ' || *p == ',')
-                p++;
-            size_t len = strcspn(p, ", ");
-            if (len && len == olen && strncasecmp(p, origin, len) == 0)
-                return true;
-            p += len;
-        }
-        return false;
-    }
+    if (allowed[0])
+        return cf_list_has(allowed, origin);
     char ohost[256];
     if (!origin_host(origin, ohost, sizeof ohost))
         return false;

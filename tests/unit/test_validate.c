@@ -397,6 +397,22 @@ static void test_text_controls(void **state)
     assert_true(cf_text_controls_ok("ab\x01", 2));
 }
 
+/* A header's list (Expect, repeated headers joined by lws with commas) or
+ * ALLOWED_ORIGINS: whole entries, any case, between commas, spaces or tabs. */
+static void test_list_has(void **state)
+{
+    (void)state;
+    assert_true(cf_list_has("100-continue", "100-continue"));
+    assert_true(cf_list_has("100-continue,100-continue", "100-continue"));
+    assert_true(cf_list_has("x-trace ,\t100-CONTINUE ", "100-continue"));
+    assert_true(cf_list_has("https://a.example, https://b.example", "https://b.example"));
+    assert_false(cf_list_has("100-continue-x", "100-continue"));
+    assert_false(cf_list_has("x100-continue", "100-continue"));
+    assert_false(cf_list_has("https://a.example", "https://a.exampl"));
+    assert_false(cf_list_has("", "100-continue"));
+    assert_false(cf_list_has(" , ,", "100-continue"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_username_valid),
         cmocka_unit_test(test_text_has_content),
         cmocka_unit_test(test_text_controls),
+        cmocka_unit_test(test_list_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
