@@ -53,6 +53,17 @@ static void two_rooms(char room[32], char other[32], const char *prefix)
     while (cf_ring_server_of(other, strlen(other), NSERVERS) != DOWN);
 }
 
+/* Starts server DOWN again, empty (no persistence); returns the gateway's
+ * log mark from before. */
+static long restart_down(void)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/r%d", h_tmpdir(), DOWN);
+    long gmark = h_log_mark(&node.gateway);
+    assert_int_equal(h_redis_restart(&redis[DOWN], dir), 0);
+    return gmark;
+}
+
 static void test_a_server_back_while_another_is_down_re_syncs(void **state)
 {
     (void)state;
@@ -100,10 +111,7 @@ static void test_a_server_back_while_another_is_down_re_syncs(void **state)
 static void test_a_server_back_leaves_other_refused_members_waiting(void **state)
 {
     (void)state;
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/r%d", h_tmpdir(), DOWN);
-    long gmark = h_log_mark(&node.gateway);
-    assert_int_equal(h_redis_restart(&redis[DOWN], dir), 0);
+    long gmark = restart_down();
     assert_true(h_log_contains_from(&node.gateway, gmark, "broker 0 is ready again", 15000));
     char room[32], other[32];
     two_rooms(room, other, "calm-");
@@ -156,10 +164,7 @@ static void test_a_server_back_leaves_other_refused_members_waiting(void **state
 static void test_a_drain_does_not_wait_for_a_down_servers_leaves(void **state)
 {
     (void)state;
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/r%d", h_tmpdir(), DOWN);
-    long gmark = h_log_mark(&node.gateway);
-    assert_int_equal(h_redis_restart(&redis[DOWN], dir), 0);
+    long gmark = restart_down();
     /* DOWN comes back empty (no persistence) to a broker that never saw it
      * (restarted above): told as a replaced server until the ring's record
      * is dropped, as operations.md says (checked every 5 s) */
