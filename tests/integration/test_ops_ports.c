@@ -13,7 +13,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-/* connect() to addr:port; true when refused. */
 /* A socket connected to addr:port (5 s receive timeout), or -1 with errno
  * set. */
 static int connect_to(const char *addr, int port)
@@ -31,6 +30,7 @@ static int connect_to(const char *addr, int port)
     return -1;
 }
 
+/* connect() to addr:port; true when refused. */
 static bool refused_on(const char *addr, int port)
 {
     int fd = connect_to(addr, port);
