@@ -254,8 +254,9 @@ static int body_complete(struct gw *gw, struct lws *wsi);
  * status line in the request's version, which tells. */
 static int send_continue(struct lws *wsi)
 {
-    /* Expect is a list, and lws joins repeated headers with commas */
-    char want[128];
+    /* Expect is a list, and lws joins repeated headers with commas; a copy
+     * that does not fit fails, so the buffer takes any header lws kept */
+    char want[GW_HTTP_HEADER_DATA + 1];
     if (lws_hdr_copy(wsi, want, sizeof want, WSI_TOKEN_HTTP_EXPECT) <= 0 ||
         !cf_list_has(want, "100-continue"))
         return 0;
