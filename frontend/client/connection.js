@@ -386,12 +386,19 @@ export class Connection {
       guessed = verdict === "unknown";
       if (!relogin) this._failedOpens = 0; // ask again after two more
     }
-    if (relogin) {
-      if (!client.username) {
+    if (relogin && !client.username) {
+      if (!guessed) {
         this._giveUp(new ConfabError("unauthorized", "No valid token and no username to log in with.",
           { fatal: true }));
         return;
       }
+      // A check that could not tell is no reason to end the session: with
+      // no name to log in with, open with the token it has, and ask again
+      // after two more failed opens.
+      relogin = false;
+      this._failedOpens = 0;
+    }
+    if (relogin) {
       try {
         await client.login(client.username);
       } catch (err) {

@@ -740,6 +740,36 @@ test("a late token check of an attempt given up does not change the verdict of t
   env.client.close();
 });
 
+// A client with no username (its token has no `sub`) cannot log in; a check
+// that could not tell ended its session as `unauthorized`, though only a 401
+// says the token is refused. It now opens with the token it has.
+test("without a username, a check that cannot tell keeps the token; a 401 ends the session", async (t) => {
+  const bare = jwt({ exp: T0 / 1000 + 3600 }); // no sub
+  let check = answer(404);
+  const env = await setup(t, {
+    connect: false, username: undefined, token: bare, fetch: async (url) => (isCheck(url) ? check : loginOk()),
+  });
+  const connected = env.client.connect();
+  connected.catch(() => {}); // asserted below, once it has rejected
+  for (let i = 0; i < 2; i++) {
+    env.ws.drop(1006);
+    await env.tick(env.lastState().delay);
+  }
+  assert.deepEqual(env.fetches.map((f) => f.init.method), ["GET"], "a check; no login");
+  assert.equal(env.sockets.length, 3, "the attempt opens a socket");
+  assert.ok(env.ws.url.endsWith(`/ws?token=${bare}`), "with the token it has");
+  assert.notEqual(env.lastState().state, "disconnected");
+  env.ws.drop(1006);
+  await env.tick(env.lastState().delay);
+  assert.equal(env.fetches.length, 1, "one failed open asks nothing");
+  check = answer(401);
+  env.ws.drop(1006);
+  await env.tick(env.lastState().delay);
+  await assert.rejects(connected, (err) => err.code === "unauthorized" && err.fatal);
+  assert.equal(env.lastState().state, "disconnected");
+  assert.equal(env.fetches.length, 2);
+});
+
 // The WebSocket URL was `new URL("/ws", baseUrl)`, which drops a path the
 // login keeps (`${baseUrl}/login`); the token was put after `?` blindly.
 test("the WebSocket is at {baseUrl}/ws, under the base's path as /login is; the token joins any query of wsUrl", async (t) => {
