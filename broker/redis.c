@@ -718,7 +718,7 @@ static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
     rc->is_sub = is_sub;
     rc->role = is_sub ? "subscriber" : "publisher";
     cf_backoff_init(&rc->bo, 100, 5000);
-    rc->arena = rreply_arena_new(); /* NULL: its replies are malloc()ed, as before */
+    rc->arena = rreply_arena_new(); /* (it also holds each reply's bound) */
 }
 
 struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
@@ -747,9 +747,16 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
     b->max_queue = max_queue;
     b->cbs = *cbs;
     b->ud = ud;
-    rb__canary_start(b, ev);
     conn_init(b, &b->sub, true);
     conn_init(b, &b->pub, false);
+    if (!b->sub.arena || !b->pub.arena) {
+        rreply_arena_free(b->sub.arena);
+        rreply_arena_free(b->pub.arena);
+        free(b->shas);
+        free(b);
+        return NULL;
+    }
+    rb__canary_start(b, ev);
     conn_start(&b->sub);
     conn_start(&b->pub);
     return b;

@@ -8,6 +8,7 @@
 
 struct rreply_arena {
     struct cf_arena ar;
+    size_t elements; /* the arrays' elements of the reply being read */
     alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
 };
 
@@ -15,8 +16,10 @@ struct rreply_arena *rreply_arena_new(void)
 {
     /* (not calloc: the block's pages are touched only as replies use them) */
     struct rreply_arena *a = malloc(sizeof *a);
-    if (a)
+    if (a) {
         cf_arena_init(&a->ar, a->buf, sizeof a->buf);
+        a->elements = 0;
+    }
     return a;
 }
 
@@ -68,10 +71,18 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 
 static void *create_array(const redisReadTask *task, int elements)
 {
+    struct rreply_arena *a = task->privdata;
     size_t n = elements > 0 ? (size_t)elements : 0;
-    if (n > RREPLY_MAX_ELEMENTS)
+    /* Each nested header is allocated as it comes: the bound is the whole
+     * reply's, or seven levels of headers (hiredis' depth) would cost seven
+     * times it, and a reply of arrays of arrays would have none. A reply
+     * begins with the task that has no parent. */
+    size_t before = a && task->parent ? a->elements : 0;
+    if (n > RREPLY_MAX_ELEMENTS - before)
         return NULL;
-    redisReply *r = obj_new(task->privdata, REDIS_REPLY_ARRAY, n * sizeof(redisReply *), true);
+    if (a)
+        a->elements = before + n;
+    redisReply *r = obj_new(a, REDIS_REPLY_ARRAY, n * sizeof(redisReply *), true);
     if (!r)
         return NULL;
     r->elements = n;

@@ -27,17 +27,19 @@
 #include "arena.h"
 
 #define RREPLY_ARENA_BYTES 16384
-/* An array reply claiming more elements is refused (the reader then fails
- * with an out-of-memory error, and the connection is dropped and made
- * again): the broker's replies are bounded far below this (a room's history
- * and members come in pages), and hiredis would otherwise allocate whatever
- * an array's header claims, up to 16 GB for 2^31 elements. */
+/* A reply whose arrays claim more elements than this, nested ones summed,
+ * is refused (the reader then fails with an out-of-memory error, and the
+ * connection is dropped and made again): the broker's replies are bounded
+ * far below this (a room's history and members come in pages), and hiredis
+ * would otherwise allocate whatever each array's header claims, up to 16 GB
+ * for 2^31 elements. It bounds a reply's objects as well (one per element).
+ * A reader without an arena (rreply_use(r, NULL)) checks each array alone. */
 #define RREPLY_MAX_ELEMENTS (1u << 20)
 
 struct rreply_arena;
 
-/* NULL when out of memory; rreply_use() then builds every object with
- * malloc(). */
+/* NULL when out of memory (rreply_use() then builds every object with
+ * malloc(), and bounds each array alone). */
 struct rreply_arena *rreply_arena_new(void);
 void rreply_arena_free(struct rreply_arena *a); /* NULL is a no-op */
 

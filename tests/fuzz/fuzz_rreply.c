@@ -7,9 +7,9 @@
  * give the same replies (types, integers, strings with their terminating
  * NUL, arrays with every element) and end the same way (an error or none).
  * When they end without an error, a reader with hiredis' own functions must
- * give the same replies too (not after an error: that may be an array
- * refused for its size, RREPLY_MAX_ELEMENTS, which hiredis' functions would
- * try to allocate). Once every reply and the readers are freed, nothing of
+ * give the same replies too (not after an error: that may be a reply
+ * refused for its size, RREPLY_MAX_ELEMENTS over its arrays, which hiredis'
+ * functions would try to allocate). Once every reply and the readers are freed, nothing of
  * either arena lives. */
 #include <hiredis/hiredis.h>
 

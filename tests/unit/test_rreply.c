@@ -255,6 +255,69 @@ static void test_an_absurd_array_is_refused(void **state)
     rreply_arena_free(a);
 }
 
+/* An array of `n` integers, then `tail`, as one string (the caller frees) */
+static char *ints(size_t n, const char *head, const char *tail)
+{
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *s = malloc(hl + n * 4 + tl + 32);
+    assert_non_null(s);
+    size_t k = (size_t)sprintf(s, "%s*%zu\r\n", head, n);
+    for (size_t i = 0; i < n; i++, k += 4)
+        memcpy(s + k, ":1\r\n", 4);
+    memcpy(s + k, tail, tl + 1);
+    return s;
+}
+
+/* Fails the reader on `resp` (fed in one go); the arena ends empty */
+static void assert_refused(const char *resp)
+{
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    assert_int_equal(redisReaderFeed(r, resp, strlen(resp)), REDIS_OK);
+    void *reply = NULL;
+    if (redisReaderGetReply(r, &reply) != REDIS_ERR)
+        fail_msg("a reply of %.40s... was not refused", resp);
+    assert_null(reply);
+    redisReaderFree(r);
+    assert_arena_empty(a);
+    rreply_arena_free(a);
+}
+
+/* The bound is a whole reply's: nested arrays each under it, which hiredis
+ * allocates as their headers come (seven levels deep at most), were each
+ * accepted, and a reply of arrays of arrays had no bound at all. The next
+ * reply starts its own count. */
+static void test_the_element_bound_is_the_whole_reply_s(void **state)
+{
+    (void)state;
+    size_t most = RREPLY_MAX_ELEMENTS, half = most / 2 + 1;
+    char head[64];
+    snprintf(head, sizeof head, "*%zu\r\n*%zu\r\n", most - 1, most - 1);
+    assert_refused(head); /* two headers, each under the bound */
+    snprintf(head, sizeof head, "*2\r\n");
+    char tail[32];
+    snprintf(tail, sizeof tail, "*%zu\r\n", half);
+    char *two = ints(half, head, tail); /* the second child's header passes it */
+    assert_refused(two);
+    free(two);
+
+    /* each reply alone under the bound: both read, twice over */
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    char *one = ints(half, "*1\r\n", "");
+    for (int i = 0; i < 4; i++) {
+        feed(r, one);
+        redisReply *m = next(r);
+        assert_non_null(m);
+        assert_int_equal(m->elements, 1);
+        assert_int_equal(m->element[0]->elements, half);
+        assert_int_equal(m->element[0]->element[half - 1]->integer, 1);
+        rreply_free(m);
+    }
+    free(one);
+    done(r, a);
+}
+
 /* A connection whose arena could not be allocated reads the same replies,
  * every object malloc()ed (LSan checks they are all freed) */
 static void test_without_an_arena_every_object_is_malloced(void **state)
@@ -352,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_a_reply_larger_than_the_arena_falls_back_to_malloc),
         cmocka_unit_test(test_without_an_arena_every_object_is_malloced),
         cmocka_unit_test(test_an_absurd_array_is_refused),
+        cmocka_unit_test(test_the_element_bound_is_the_whole_reply_s),
 #ifdef CF_ASAN
         cmocka_unit_test(test_a_freed_reply_is_poisoned),
 #endif
