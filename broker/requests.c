@@ -196,6 +196,8 @@ static void on_page(void *ud, int err, const struct store_page *r)
     if (err < 0) {
         send_fail(b, p->link_id, p->q, err);
     } else if (link_of(b, p->link_id)) {
+        /* (the script keeps to the budget already: this holds whatever
+         * Redis answered to what the link may carry) */
         uint32_t first = fit(r->messages, r->nmessages, p->budget);
         struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = p->q, .room = pstr(p->room, p->room_len),
                                 .messages = r->messages + first, .nmessages = r->nmessages - first,
@@ -318,9 +320,10 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
 static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
 {
     struct pending *p = pending_new(b, gwlink_id(l), m);
-    int rc = p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0, m->before,
-                               m->limit, on_page, p)
-               : -ENOMEM;
+    int rc =
+        p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
+                          m->before, m->limit, p->budget, on_page, p)
+          : -ENOMEM;
     if (rc < 0) {
         pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);

@@ -379,12 +379,16 @@ static const char script_refresh[] =
     "end\n"
     "return out\n";
 
-/* KEYS meta hist; ARGV before limit hsize */
+/* KEYS meta hist; ARGV before limit hsize budget
+ *
+ * As a join's snapshot: from the newest back, in LRANGEs of 64, 128, ...,
+ * only what fits in `budget` bytes (each counted with 8 bytes of framing,
+ * as requests.c's fit does). A page of `limit` messages of up to 128 KiB
+ * each was built by Redis and read by the broker whole, to keep what fits:
+ * megabytes for a page of kilobytes. */
 static const char script_history[] =
     "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
-    "local hsize = tonumber(ARGV[3])\n"
-    HIST_WINDOW
-"local hi = last\n"
+    "local hsize = tonumber(ARGV[3])\n" HIST_WINDOW "local hi = last\n"
     "local before = tonumber(ARGV[1])\n"
     "if before >= 0 and before - 1 < hi then hi = before - 1 end\n"
     "local limit = tonumber(ARGV[2])\n"
@@ -392,9 +396,24 @@ static const char script_history[] =
     "if limit == 0 then return {{}, 1} end\n"
     "local lo = hi - limit + 1\n"
     "if lo < first then lo = first end\n"
-    "local msgs = redis.call('LRANGE', KEYS[2], lo - base, hi - base)\n"
+    "local budget = tonumber(ARGV[4])\n"
+    "local rev, used, top, step, cut = {}, 0, hi, 64, false\n"
+    "while top >= lo and not cut do\n"
+    "  local bot = top - step + 1\n"
+    "  if bot < lo then bot = lo end\n"
+    "  local part = redis.call('LRANGE', KEYS[2], bot - base, top - base)\n"
+    "  for i = #part, 1, -1 do\n"
+    "    used = used + #part[i] + 8\n"
+    "    if used > budget then cut = true break end\n"
+    "    rev[#rev + 1] = part[i]\n"
+    "  end\n"
+    "  if #part < top - bot + 1 then break end\n"
+    "  top, step = bot - 1, step * 2\n"
+    "end\n"
+    "local msgs = {}\n"
+    "for i = #rev, 1, -1 do msgs[#msgs + 1] = rev[i] end\n"
     "local more = 0\n"
-    "if lo > first then more = 1 end\n"
+    "if cut or lo > first then more = 1 end\n"
     "return {msgs, more}\n";
 
 /* KEYS throttle; ARGV chan payload gap_ms: one typing event per user and

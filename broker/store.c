@@ -514,7 +514,8 @@ static void page_reply(void *ud, const redisReply *r)
 }
 
 int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
-                  bool has_before, uint64_t before, uint32_t limit, store_page_fn fn, void *ud)
+                  bool has_before, uint64_t before, uint32_t limit, uint32_t budget,
+                  store_page_fn fn, void *ud)
 {
     char k_meta[KEY_MAX], k_hist[KEY_MAX];
     struct args a = {0};
@@ -524,6 +525,7 @@ int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_
     arg_num(&a, has_before && before <= INT64_MAX ? (int64_t)before : -1);
     arg_num(&a, limit);
     arg_num(&a, lim->history_size);
+    arg_num(&a, budget);
     return eval(rb, S_HISTORY, &a, page_reply, box_new((void (*)(void))fn, ud));
 }
 

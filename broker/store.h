@@ -120,9 +120,12 @@ int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_
                   const struct cf_str *conns, const struct cf_str *users, uint32_t n);
 
 /* The page of history before message id `before` (exclusive; has_before
- * false: the latest), at most `limit` messages, oldest first. */
+ * false: the latest), at most `limit` messages, oldest first: only the
+ * newest that fit in `budget` bytes (each counted with 8 bytes of framing),
+ * has_more set when older ones were left out. */
 int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
-                  bool has_before, uint64_t before, uint32_t limit, store_page_fn fn, void *ud);
+                  bool has_before, uint64_t before, uint32_t limit, uint32_t budget,
+                  store_page_fn fn, void *ud);
 
 /* Publishes a typing payload on the room's channel unless the same user
  * typed in that room less than gap_ms ago on any node (cf:{r}:ty:<user>). */

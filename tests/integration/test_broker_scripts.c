@@ -475,11 +475,34 @@ static void join_snapshot(struct bl_reader *rd, uint64_t q, const char *room, co
     fail_msg("no snapshot for request %llu", (unsigned long long)q);
 }
 
+/* Asks for the page before `before` and waits for it (its messages point
+ * into the reader's buffer, good until the next read). */
+static struct cf_wire_msg history_page(struct bl_reader *rd, uint64_t q, const char *room,
+                                       uint64_t before, uint32_t limit, uint32_t budget)
+{
+    struct cf_wire_msg h = {.type = CF_WIRE_HIST,
+                            .q = q,
+                            .room = {room, (uint32_t)strlen(room)},
+                            .limit = limit,
+                            .budget = budget,
+                            .before = before,
+                            .has = CF_WIRE_HAS_BEFORE};
+    bl_send_msg(rd->fd, &h);
+    struct cf_wire_msg m;
+    int64_t deadline = h_now_ms() + 5000;
+    while (bl_reader_next(rd, &m, deadline))
+        if (m.type == CF_WIRE_HISTR && m.q == q)
+            return m;
+    fail_msg("no history page for request %llu", (unsigned long long)q);
+    return m;
+}
+
 /* A join reads from Redis only the newest messages that fit its budget. A
  * recovery (since) used to read every message after `since`, up to
  * HISTORY_SIZE of up to 128 KiB, which Redis built and the broker buffered
  * before keeping what fits: any client could make a 64 KiB snapshot cost
- * megabytes with its own `joined`'s epoch and an old id. */
+ * megabytes with its own `joined`'s epoch and an old id. A history page
+ * read all the `limit` (up to 100) it asked for the same way. */
 static void test_a_join_reads_only_what_its_budget_holds(void **state)
 {
     (void)state;
@@ -535,10 +558,75 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
     assert_int_equal(s.n, 1);
     assert_int_equal(s.first_id, last);
 
+    /* a history page of 100 asked keeps to the budget too, before `last`:
+     * the two before it fit */
+    before = net_output_bytes(rc);
+    struct cf_wire_msg m = history_page(&rd, 2003, room, last, 100, BUDGET);
+    long long page = net_output_bytes(rc) - before;
+    printf("Redis wrote %lld bytes for a history page\n", page);
+    assert_int_equal(m.nmessages, 2);
+    assert_true(m.has_more);
+    if (page > 4 * BUDGET)
+        fail_msg("Redis wrote %lld bytes for a page of %d", page, BUDGET);
+    struct cf_wire_msg oldest;
+    const char *why;
+    struct cf_wire_decoder *d = cf_wire_decoder_new();
+    assert_int_equal(cf_wire_decode(d, m.messages[0].p, m.messages[0].len, &oldest, &why), 0);
+    assert_int_equal(oldest.id, last - 2);
+    cf_wire_decoder_free(d);
+
     redisFree(rc);
     cf_bytes_free(&out);
     bl_reader_free(&rd);
     free(text);
+    close(fd);
+}
+
+/* A page is read from the newest back in LRANGEs of 64, then 128: a page of
+ * 100 takes two, in order and with nothing missed or twice; a page that
+ * reaches the oldest kept says there is no more. */
+static void test_a_history_page_is_read_in_steps(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    const char *room = "paged";
+    uint32_t shard = cf_shard_of(room, strlen(room), 2);
+    int fd = link_to((int)shard);
+    bl_hello(fd, shard, 2);
+    struct bl_reader rd;
+    bl_reader_init(&rd, fd);
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    struct answer a[10];
+    uint64_t last = 0;
+    for (int i = 0; i < N; i += 10) {
+        for (int k = 0; k < 10; k++)
+            put_send(&out, 3000 + (uint64_t)(i + k), room, "short");
+        ask(&rd, &out, 3000 + (uint64_t)i, 10, a);
+        last = a[9].id;
+    }
+    /* HISTORY_SIZE is 100 here: the 100 newest are kept */
+    const struct {
+        uint64_t before;
+        uint32_t limit, n;
+        bool more;
+    } pages[] = {{last + 1, 100, 100, false}, {last + 1, 70, 70, true}, {last - 9, 100, 90, false}};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        struct cf_wire_msg m =
+            history_page(&rd, 4000 + i, room, pages[i].before, pages[i].limit, 65536);
+        assert_int_equal(m.nmessages, pages[i].n);
+        assert_int_equal(m.has_more, pages[i].more);
+        struct cf_wire_decoder *d = cf_wire_decoder_new();
+        for (uint32_t k = 0; k < m.nmessages; k++) {
+            struct cf_wire_msg e;
+            const char *why;
+            assert_int_equal(cf_wire_decode(d, m.messages[k].p, m.messages[k].len, &e, &why), 0);
+            assert_int_equal(e.id, pages[i].before - pages[i].n + k);
+        }
+        cf_wire_decoder_free(d);
+    }
+    cf_bytes_free(&out);
+    bl_reader_free(&rd);
     close(fd);
 }
 
@@ -618,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_an_idle_room_is_refreshed_once_a_period), /* first: one room */
         cmocka_unit_test_teardown(test_sends_of_one_read_share_one_script_call, memory_unlimited),
         cmocka_unit_test(test_a_join_reads_only_what_its_budget_holds),
+        cmocka_unit_test(test_a_history_page_is_read_in_steps),
         cmocka_unit_test(test_a_repeat_after_the_history_was_lost_is_sent_anew),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
