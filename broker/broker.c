@@ -570,57 +570,6 @@ static void on_state(void *ud, uint32_t server, bool ready)
                 "answer unavailable", b->shard, b->shards, which);
 }
 
-/* ---- metrics ------------------------------------------------------------ */
-
-static int serve_metrics(void *ud, const char *path, struct cf_bytes *o, const char **ctype)
-{
-    struct broker *b = ud;
-    if (!strcmp(path, "/healthz")) {
-        cf_bytes_append(o, "ok\n", 3);
-        return 200;
-    }
-    if (!strcmp(path, "/readyz")) {
-        uint32_t n = rset_count(b->redis), up = rset_up(b->redis);
-        char t[160];
-        if (b->ready)
-            snprintf(t, sizeof t, "ready\n");
-        else if (b->serving)
-            snprintf(t, sizeof t, "degraded: %u of %u Redis servers down or failing their "
-                     "delivery canary; their rooms answer unavailable\n", n - up, n);
-        else
-            snprintf(t, sizeof t, "not ready: Redis or the delivery canary is failing\n");
-        cf_bytes_append(o, t, strlen(t));
-        return b->serving ? 200 : 503;
-    }
-    if (strcmp(path, "/metrics") != 0) {
-        static const char nf[] = "not found: /metrics, /healthz, /readyz\n";
-        cf_bytes_append(o, nf, sizeof nf - 1);
-        return 404;
-    }
-    *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    struct bmetrics m = {.shard = b->shard,
-                         .ready = b->ready,
-                         .serving = b->serving,
-                         .links = gwlinks_count(b->links),
-                         .presence = presence_count(b->presence),
-                         .requests = b->requests,
-                         .failed = b->failed,
-                         .foreign = b->foreign,
-                         .dropped = b->publish_dropped,
-                         .misrouted = b->misrouted,
-                         .held_requests = b->pendings.n,
-                         .held_boxes = store_boxes_held(),
-                         .held_batches = rbatch_records_held()};
-    rooms_stats(b->rooms, &m.rooms);
-    struct rset_server_stats sv[CF_REDIS_MAX_SERVERS];
-    m.nservers = rset_count(b->redis);
-    for (uint32_t i = 0; i < m.nservers; i++)
-        rset_stats(b->redis, i, &sv[i]);
-    m.servers = sv;
-    bmetrics_render(&m, o);
-    return 200;
-}
-
 /* ---- life cycle -------------------------------------------------------- */
 
 #define DRAIN_MAX_MS 3000
@@ -768,7 +717,7 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
         goto out;
     if (cfg->broker_metrics_port) {
         b.metrics = mhttp_new(b.ev, cf_config_ops_addr(cfg), cfg->broker_metrics_port + (int)shard,
-                              serve_metrics, &b);
+                              broker_serve_http, &b);
         if (!b.metrics)
             goto out;
     }

@@ -1,6 +1,6 @@
 /* broker_int: what broker.c (the loop, links, heartbeat, Redis events, life
- * cycle) and requests.c (the gateways' room requests and their answers)
- * share; not for other modules. */
+ * cycle), requests.c (the gateways' room requests and their answers) and
+ * bstatus.c (the HTTP port's answers) share; not for other modules. */
 #ifndef BROKER_BROKER_INT_H
 #define BROKER_BROKER_INT_H
 
@@ -135,5 +135,9 @@ void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
  * index *first in what the rest holds. */
 void requests_fit_join(const struct cf_str *members, uint32_t nmembers, const struct cf_str *msgs,
                        uint32_t nmsgs, uint32_t budget, uint32_t *nmembers_out, uint32_t *first);
+
+/* The answer of the broker's HTTP port (mhttp.h's handler; ud: the broker):
+ * /healthz, /readyz (200 while some Redis server works) and /metrics. */
+int broker_serve_http(void *ud, const char *path, struct cf_bytes *o, const char **ctype);
 
 #endif
