@@ -340,12 +340,12 @@ static bool room_on_server(void *ud, const char *name, size_t len)
     return rset_server_of(o->b->redis, name, len) == o->server;
 }
 
-static void refresh_room_on(void *ud, struct cf_str room, const struct cf_str *conns,
+static void refresh_if_back(void *ud, struct cf_str room, const struct cf_str *conns,
                             const struct cf_str *users, uint32_t n)
 {
-    struct on_server *o = ud;
-    if (room_on_server(o, room.p, room.len))
-        refresh_room(o->b, room, conns, users, n);
+    struct broker *b = ud;
+    if (b->catch_up >> rset_server_of(b->redis, room.p, room.len) & 1)
+        refresh_room(b, room, conns, users, n);
 }
 
 /* The heartbeat refreshes every room's presence once per PRESENCE_TTL/3, in
@@ -375,6 +375,24 @@ static uint32_t beat_slices(const struct broker *b)
 static uint64_t slice_usec(const struct broker *b)
 {
     return beat_usec(b) / beat_slices(b);
+}
+
+/* A server back may have lost every presence entry (a restart without
+ * persistence, a failover to an empty replica): its rooms are refreshed at
+ * once rather than when the round reaches them, PRESENCE_TTL/3 at most.
+ * All at once, 100 k rooms' refreshes held that server's sends behind them
+ * for seconds after each reconnect, and those past its queue's bound were
+ * dropped; CATCH_UP_ROOMS_PER_S rooms a second are walked instead (a
+ * room's refresh costs Redis ~10-20 us, benchmarks.md: 10-20 % of its core
+ * at most), the first slice's share at once. */
+#define CATCH_UP_ROOMS_PER_S 10000
+
+static void catch_up(struct broker *b)
+{
+    uint64_t share = CATCH_UP_ROOMS_PER_S * slice_usec(b) / 1000000;
+    if (b->catch_up &&
+        presence_catch_up_next(b->presence, share ? (uint32_t)share : 1, refresh_if_back, b))
+        b->catch_up = 0;
 }
 
 static void report(struct broker *b)
@@ -427,6 +445,7 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     uint64_t share = (b->beat_left + (slices - k) - 1) / (slices - k);
     uint32_t done = presence_refresh_next(b->presence, (uint32_t)share, refresh_room, b);
     b->beat_left -= done < b->beat_left ? done : b->beat_left;
+    catch_up(b);
     sd_event_source_set_time_relative(s, slice_usec(b));
     sd_event_source_set_enabled(s, SD_EVENT_ON);
     return 0;
@@ -480,11 +499,14 @@ static void on_sub_ready(void *ud, uint32_t server)
 
 static void on_pub_ready(void *ud, uint32_t server)
 {
-    struct on_server o = {ud, server};
-    /* A restarted Redis may have lost the presence entries: put them back;
-     * and the history TTLs: set them again at each room's next touch. */
+    struct broker *b = ud;
+    /* A restarted Redis may have lost the presence entries: put them back
+     * (catch_up); and the history TTLs: set them again at each room's next
+     * touch. A walk under way starts over: it covers both servers' rooms. */
     store_forget_touches();
-    presence_foreach_room(o.b->presence, refresh_room_on, &o);
+    b->catch_up |= 1ull << server;
+    presence_catch_up_start(b->presence);
+    catch_up(b);
 }
 
 /* A Redis server belongs to another node's list (rset.c logged which and

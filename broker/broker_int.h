@@ -60,6 +60,9 @@ struct broker {
     /* The Redis servers usable now (bit i: server i): one that becomes
      * usable again is told to the gateways (state.back). */
     uint64_t usable_servers;
+    /* The Redis servers back (bit i: server i) whose rooms' presence the
+     * catch-up walk is putting back (broker.c, on_pub_ready). */
+    uint64_t catch_up;
     uint64_t foreign, publish_dropped, misrouted, requests;
     uint64_t failed[BM_FAIL_N]; /* requests answered with an error, by reason */
     /* A line a second at most for each: a Redis outage drops every message,

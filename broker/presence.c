@@ -65,10 +65,19 @@ struct presence {
      * for which link (0: none): where the next call for it goes on. */
     struct group *drop_at;
     uint64_t drop_link;
+    /* The catch-up walk (presence_catch_up_*): its next room, and how many
+     * it has still to visit (0: none under way). */
+    struct group *catch_at;
+    uint64_t catch_left;
 };
 
 static void ring_add(struct presence *p, struct group *g)
 {
+    /* A room made during a catch-up walk may go where the walk has still
+     * to go (before the round's cursor, which may be ahead of the walk):
+     * counted, so that the walk still reaches every room it began with. */
+    if (p->catch_left)
+        p->catch_left++;
     if (!p->cursor) {
         g->prev = g->next = g;
         p->cursor = g;
@@ -83,7 +92,8 @@ static void ring_add(struct presence *p, struct group *g)
 static void ring_del(struct presence *p, struct group *g)
 {
     if (g->next == g) {
-        p->cursor = p->drop_at = NULL;
+        p->cursor = p->drop_at = p->catch_at = NULL;
+        p->catch_left = 0;
         return;
     }
     g->prev->next = g->next;
@@ -92,6 +102,10 @@ static void ring_del(struct presence *p, struct group *g)
         p->cursor = g->next;
     if (p->drop_at == g)
         p->drop_at = g->next;
+    if (p->catch_at == g) {
+        p->catch_at = g->next;
+        p->catch_left -= p->catch_left > 0; /* one fewer to visit */
+    }
 }
 
 static struct lcount *lc_get(const struct presence *p, uint64_t link_id)
@@ -498,6 +512,34 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
         done++;
     }
     return done;
+}
+
+void presence_catch_up_start(struct presence *p)
+{
+    p->catch_at = p->cursor;
+    p->catch_left = p->cursor ? cf_map_count(p->groups) : 0;
+}
+
+bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn, void *ud)
+{
+    /* The count may run ahead of the rooms the walk has still to visit
+     * (rooms made behind it, or removed before it elsewhere than at
+     * catch_at): those few get a second visit at the end. Never past a
+     * whole round from here. */
+    uint64_t n = cf_map_count(p->groups);
+    if (p->catch_left > n)
+        p->catch_left = n;
+    for (uint32_t done = 0; p->catch_left && done < max_rooms; done++) {
+        struct group *g = p->catch_at;
+        if (!visit(g, fn, ud))
+            return false; /* out of memory: this room again next time */
+        p->catch_at = g->next;
+        p->catch_left--;
+    }
+    if (p->catch_left)
+        return false;
+    p->catch_at = NULL;
+    return true;
 }
 
 uint64_t presence_rooms(const struct presence *p)

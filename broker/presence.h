@@ -107,6 +107,16 @@ void presence_foreach_room(struct presence *p, presence_room_fn fn, void *ud);
 uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn,
                                void *ud);
 
+/* A walk of every room beside the heartbeat's round, for a burst of
+ * refreshes spread over time (a Redis server back, which may have lost
+ * every entry). _start begins it (again, if one is under way) at the
+ * round's cursor; it visits every room there is then, and may visit a few
+ * twice (one for each room made or removed meanwhile). _next calls fn for
+ * its next max_rooms rooms, and says whether the walk is over (also when
+ * none was started). */
+void presence_catch_up_start(struct presence *p);
+bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn, void *ud);
+
 uint64_t presence_rooms(const struct presence *p);
 
 uint64_t presence_count(const struct presence *p);

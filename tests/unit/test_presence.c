@@ -432,6 +432,89 @@ static void test_refresh_rounds(void **state)
     drop_room(p, 33);
 }
 
+/* The catch-up walk (a Redis server back) visits every room once, however
+ * the heartbeat's round moves and rooms come and go meanwhile; starting it
+ * again covers every room from there. */
+static void test_catch_up_walk(void **state)
+{
+    struct presence *p = *state;
+    struct round_seen r = {0};
+    assert_true(presence_catch_up_next(p, 5, on_refresh, &r)); /* none started */
+    presence_catch_up_start(p);                                /* nothing to walk */
+    assert_true(presence_catch_up_next(p, 5, on_refresh, &r));
+    assert_int_equal(r.total, 0);
+    for (int i = 0; i < 10; i++)
+        add_room(p, i);
+
+    /* in shares; then over, and nothing more */
+    presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 4, on_refresh, &r));
+    assert_int_equal(r.total, 4);
+    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(r.visits[i], 1);
+
+    /* The round's cursor runs ahead of the walk, and a room is made just
+     * behind it: where the walk has still to go. Every room is reached. */
+    memset(&r, 0, sizeof r);
+    presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 3, on_refresh, &r));
+    struct round_seen beat = {0};
+    assert_int_equal(presence_refresh_next(p, 5, on_refresh, &beat), 5);
+    add_room(p, 20);
+    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    for (int i = 0; i < 10; i++)
+        if (r.visits[i] != 1)
+            fail_msg("room r%d visited %d times by the walk", i, r.visits[i]);
+
+    /* Rooms go: the walk's next one, one it has passed, one ahead. The
+     * rest are each visited, one at most twice (for the one ahead). */
+    memset(&r, 0, sizeof r);
+    presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 3, on_refresh, &r));
+    int next = -1;
+    for (int i = 0; i < 10 && next < 0; i++)
+        if (!r.visits[i] && r.visits[i == 0 ? 9 : i - 1])
+            next = i; /* rooms were added in order: the ring is in order */
+    assert_true(next >= 0);
+    int passed = next == 0 ? 9 : next - 1, ahead = (next + 3) % 10;
+    drop_room(p, next);
+    drop_room(p, passed);
+    drop_room(p, ahead);
+    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    int twice = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == next || i == ahead)
+            assert_int_equal(r.visits[i], 0);
+        else if (i != passed)
+            assert_in_range(r.visits[i], 1, 2);
+        twice += r.visits[i] == 2;
+    }
+    assert_in_range(r.visits[20], 1, 2);
+    assert_true(twice + (r.visits[20] == 2) <= 1);
+
+    /* Started again midway: a whole walk from there. */
+    memset(&r, 0, sizeof r);
+    presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 2, on_refresh, &r));
+    memset(&r, 0, sizeof r);
+    presence_catch_up_start(p);
+    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_int_equal(r.total, (int)presence_rooms(p));
+    for (int i = 0; i < 64; i++)
+        assert_in_range(r.visits[i], 0, 1);
+
+    /* Every room gone under a walk: it is over. */
+    presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 1, on_refresh, &r));
+    for (int i = 0; i < 10; i++)
+        if (i != next && i != passed && i != ahead)
+            drop_room(p, i);
+    drop_room(p, 20);
+    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+}
+
 static void test_free_with_entries(void **state)
 {
     (void)state;
@@ -460,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entries_counted_per_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_walk, setup, teardown),
         cmocka_unit_test(test_free_with_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
