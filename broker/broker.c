@@ -382,15 +382,24 @@ static uint64_t slice_usec(const struct broker *b)
  * once rather than when the round reaches them, PRESENCE_TTL/3 at most.
  * All at once, 100 k rooms' refreshes held that server's sends behind them
  * for seconds after each reconnect, and those past its queue's bound were
- * dropped; CATCH_UP_ROOMS_PER_S rooms a second are walked instead (a
- * room's refresh costs Redis ~10-20 us, benchmarks.md: 10-20 % of its core
- * at most), the first slice's share at once. */
+ * dropped. A walk of CATCH_UP_ROOMS_PER_S rooms a second goes instead (a
+ * room's refresh costs Redis ~10-20 us, benchmarks.md), the first slice's
+ * share at once. Every broker of every node on that server walks its own
+ * rooms at the same time, so a share goes only once the servers back have
+ * answered this broker's commands but a few (CATCH_UP_INFLIGHT_MAX, the
+ * sends meanwhile): together they go no faster than Redis answers, and a
+ * send waits behind at most one share of each broker. */
 #define CATCH_UP_ROOMS_PER_S 10000
+#define CATCH_UP_INFLIGHT_MAX 16
 
 static void catch_up(struct broker *b)
 {
+    uint32_t inflight = 0;
+    for (uint32_t i = 0; i < rset_count(b->redis); i++)
+        if (b->catch_up >> i & 1)
+            inflight += rset_inflight_of(b->redis, i);
     uint64_t share = CATCH_UP_ROOMS_PER_S * slice_usec(b) / 1000000;
-    if (b->catch_up &&
+    if (b->catch_up && inflight <= CATCH_UP_INFLIGHT_MAX &&
         presence_catch_up_next(b->presence, share ? (uint32_t)share : 1, refresh_if_back, b))
         b->catch_up = 0;
 }
@@ -502,7 +511,8 @@ static void on_pub_ready(void *ud, uint32_t server)
     struct broker *b = ud;
     /* A restarted Redis may have lost the presence entries: put them back
      * (catch_up); and the history TTLs: set them again at each room's next
-     * touch. A walk under way starts over: it covers both servers' rooms. */
+     * touch. A walk under way for another server becomes a whole round
+     * again: it covers both servers' rooms. */
     store_forget_touches();
     b->catch_up |= 1ull << server;
     presence_catch_up_start(b->presence);

@@ -516,7 +516,11 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
 
 void presence_catch_up_start(struct presence *p)
 {
-    p->catch_at = p->cursor;
+    /* A walk under way goes on from where it is: a whole round from any
+     * room reaches every room, and one started over at the cursor would
+     * walk again the rooms it has just done. */
+    if (!p->catch_left)
+        p->catch_at = p->cursor;
     p->catch_left = p->cursor ? cf_map_count(p->groups) : 0;
 }
 

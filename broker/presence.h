@@ -109,9 +109,10 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
 
 /* A walk of every room beside the heartbeat's round, for a burst of
  * refreshes spread over time (a Redis server back, which may have lost
- * every entry). _start begins it (again, if one is under way) at the
- * round's cursor; it visits every room there is then, and may visit a few
- * twice (one for each room made or removed meanwhile). _next calls fn for
+ * every entry). _start begins it at the round's cursor, or, when one is
+ * under way, makes it a whole round again from where it is; it visits
+ * every room there is then, and may visit a few twice (one for each room
+ * made or removed meanwhile). _next calls fn for
  * its next max_rooms rooms, and says whether the walk is over (also when
  * none was started). */
 void presence_catch_up_start(struct presence *p);

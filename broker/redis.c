@@ -752,6 +752,7 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
     if (!b->sub.arena || !b->pub.arena) {
         rreply_arena_free(b->sub.arena);
         rreply_arena_free(b->pub.arena);
+        explicit_bzero(b->password, sizeof b->password);
         free(b->shas);
         free(b);
         return NULL;

@@ -34,7 +34,7 @@ struct rconn {
     redisContext *c;
     size_t woff;        /* bytes of c->obuf already written (flush_now) */
     struct resolve *rs; /* the host's lookup, while C_CONNECTING without c */
-    struct rreply_arena *arena; /* c's replies are built there (NULL: malloc) */
+    struct rreply_arena *arena; /* c's replies are built there; never NULL */
     sd_event_source *io, *timer, *flush;
     struct cf_backoff bo;
     uint32_t pending;  /* replies we still expect */

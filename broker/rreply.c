@@ -74,7 +74,7 @@ static void *create_array(const redisReadTask *task, int elements)
     struct rreply_arena *a = task->privdata;
     size_t n = elements > 0 ? (size_t)elements : 0;
     /* Each nested header is allocated as it comes: the bound is the whole
-     * reply's, or seven levels of headers (hiredis' depth) would cost seven
+     * reply's, or eight levels of headers (hiredis' depth) would cost eight
      * times it, and a reply of arrays of arrays would have none. A reply
      * begins with the task that has no parent. */
     size_t before = a && task->parent ? a->elements : 0;

@@ -753,6 +753,11 @@ uint32_t rset_inflight(const struct rset *rs)
     return k;
 }
 
+uint32_t rset_inflight_of(const struct rset *rs, uint32_t server)
+{
+    return server < rs->n ? rbridge_inflight(rs->sv[server].b) : 0;
+}
+
 void rset_flush(struct rset *rs)
 {
     for (uint32_t i = 0; i < rs->n; i++)

@@ -114,8 +114,9 @@ uint32_t rset_up(const struct rset *rs);
  * list of servers still stops this one (on_fatal): a start with some server
  * not reached yet is not settled before then. */
 bool rset_settling(const struct rset *rs);
-/* Commands waiting for a reply, over all servers. */
+/* Commands waiting for a reply, over all servers, and of one. */
 uint32_t rset_inflight(const struct rset *rs);
+uint32_t rset_inflight_of(const struct rset *rs, uint32_t server);
 /* rbridge_flush on every server's bridge. */
 void rset_flush(struct rset *rs);
 

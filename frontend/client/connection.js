@@ -333,7 +333,8 @@ export class Connection {
    * gateway's CORS headers (its origin in ALLOWED_ORIGINS); a fetch that
    * fails there may be a gateway or proxy that sends none, which cannot
    * tell either. Returns "refused" (a 401), "unknown" (cannot tell: log in
-   * as well) or "" (keep the token).
+   * as well, or with no username to log in with, keep the token) or ""
+   * (keep the token).
    */
   async _tokenRefused() {
     const client = this._client;

@@ -494,12 +494,23 @@ static void test_catch_up_walk(void **state)
     assert_in_range(r.visits[20], 1, 2);
     assert_true(twice + (r.visits[20] == 2) <= 1);
 
-    /* Started again midway: a whole walk from there. */
+    /* Started again midway (a second server back): a whole round again,
+     * on from where it is, not from the round's cursor, which has moved on
+     * meanwhile (it would walk again the rooms it has just done). */
     memset(&r, 0, sizeof r);
     presence_catch_up_start(p);
     assert_false(presence_catch_up_next(p, 2, on_refresh, &r));
+    memset(&beat, 0, sizeof beat);
+    assert_int_equal(presence_refresh_next(p, 3, on_refresh, &beat), 3);
+    int third = -1; /* the round's third room: the walk's next */
+    for (int i = 0; i < 64; i++)
+        if (beat.visits[i] && !r.visits[i])
+            third = i;
+    assert_true(third >= 0);
     memset(&r, 0, sizeof r);
     presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 1, on_refresh, &r));
+    assert_int_equal(r.visits[third], 1);
     assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
     assert_int_equal(r.total, (int)presence_rooms(p));
     for (int i = 0; i < 64; i++)
