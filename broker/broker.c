@@ -434,6 +434,10 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     uint32_t k = b->beat_slice++ % slices;
     if (k == 0)
         report(b);
+    /* first: its gate must see what earlier slices left unanswered, not
+     * this slice's own leaves and refreshes (a large round's share alone
+     * would keep it shut) */
+    catch_up(b);
     int64_t now = cf_mono_ms();
     expire_gone(b, now);
     if (now - b->retried_at >= 1000) { /* a walk of every room when it does something */
@@ -454,7 +458,6 @@ static int on_beat(sd_event_source *s, uint64_t usec, void *ud)
     uint64_t share = (b->beat_left + (slices - k) - 1) / (slices - k);
     uint32_t done = presence_refresh_next(b->presence, (uint32_t)share, refresh_room, b);
     b->beat_left -= done < b->beat_left ? done : b->beat_left;
-    catch_up(b);
     sd_event_source_set_time_relative(s, slice_usec(b));
     sd_event_source_set_enabled(s, SD_EVENT_ON);
     return 0;
