@@ -24,6 +24,16 @@ static int memory_unlimited(void **state)
     return h_redis_cli(&fx.redis, unlimited) < 0 ? -1 : 0;
 }
 
+/* A link to broker `shard` of the node's two, said hello, with a reader on
+ * it: the caller frees the reader and closes the socket returned. */
+static int open_link(uint32_t shard, struct bl_reader *rd)
+{
+    int fd = link_to((int)shard);
+    bl_hello(fd, shard, 2);
+    bl_reader_init(rd, fd);
+    return fd;
+}
+
 struct answer {
     int type; /* 0: none yet */
     uint64_t id;
@@ -206,10 +216,8 @@ static void test_sends_of_one_read_share_one_script_call(void **state)
         if (cf_shard_of(rooms[n], strlen(rooms[n]), 2) == shard)
             n++;
     }
-    int fd = link_to((int)shard);
-    bl_hello(fd, shard, 2);
     struct bl_reader rd; /* one for the whole test: a frame may span two reads */
-    bl_reader_init(&rd, fd);
+    int fd = open_link(shard, &rd);
     struct cf_bytes out;
     cf_bytes_init(&out, 1 << 20);
     for (int r = 0; r <= ROOMS; r++) {
@@ -508,11 +516,8 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
     (void)state;
     enum { N = 100, TEXT = 30000, BUDGET = 65536 };
     const char *room = "budgeted";
-    uint32_t shard = cf_shard_of(room, strlen(room), 2);
-    int fd = link_to((int)shard);
-    bl_hello(fd, shard, 2);
     struct bl_reader rd;
-    bl_reader_init(&rd, fd);
+    int fd = open_link(cf_shard_of(room, strlen(room), 2), &rd);
     char *text = malloc(TEXT + 1);
     memset(text, 'x', TEXT);
     text[TEXT] = '\0';
@@ -590,11 +595,8 @@ static void test_a_history_page_is_read_in_steps(void **state)
     (void)state;
     enum { N = 150 };
     const char *room = "paged";
-    uint32_t shard = cf_shard_of(room, strlen(room), 2);
-    int fd = link_to((int)shard);
-    bl_hello(fd, shard, 2);
     struct bl_reader rd;
-    bl_reader_init(&rd, fd);
+    int fd = open_link(cf_shard_of(room, strlen(room), 2), &rd);
     struct cf_bytes out;
     cf_bytes_init(&out, 1 << 20);
     struct answer a[10];
@@ -644,10 +646,8 @@ static void test_a_repeat_after_the_history_was_lost_is_sent_anew(void **state)
         if (cf_shard_of(room, strlen(room), 2) == shard)
             break;
     }
-    int fd = link_to((int)shard);
-    bl_hello(fd, shard, 2);
     struct bl_reader rd;
-    bl_reader_init(&rd, fd);
+    int fd = open_link(shard, &rd);
     struct cf_bytes out;
     cf_bytes_init(&out, 1 << 20);
     struct cf_wire_msg j = {.type = CF_WIRE_JOIN, .room = {room, (uint32_t)strlen(room)}};
