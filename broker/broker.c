@@ -394,12 +394,14 @@ static uint64_t slice_usec(const struct broker *b)
 
 static void catch_up(struct broker *b)
 {
+    if (!b->catch_up)
+        return;
     uint32_t inflight = 0;
     for (uint32_t i = 0; i < rset_count(b->redis); i++)
         if (b->catch_up >> i & 1)
             inflight += rset_inflight_of(b->redis, i);
     uint64_t share = CATCH_UP_ROOMS_PER_S * slice_usec(b) / 1000000;
-    if (b->catch_up && inflight <= CATCH_UP_INFLIGHT_MAX &&
+    if (inflight <= CATCH_UP_INFLIGHT_MAX &&
         presence_catch_up_next(b->presence, share ? (uint32_t)share : 1, refresh_if_back, b))
         b->catch_up = 0;
 }

@@ -490,14 +490,6 @@ static bool visit(struct group *g, presence_room_fn fn, void *ud)
     return ok;
 }
 
-void presence_foreach_room(struct presence *p, presence_room_fn fn, void *ud)
-{
-    size_t it = 0;
-    struct group *g;
-    while ((g = cf_map_next(p->groups, &it)))
-        visit(g, fn, ud);
-}
-
 uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn,
                                void *ud)
 {

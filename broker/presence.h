@@ -97,9 +97,6 @@ bool presence_merge_link(struct presence *p, uint64_t from, uint64_t to);
 typedef void (*presence_room_fn)(void *ud, struct cf_str room, const struct cf_str *conns,
                                  const struct cf_str *users, uint32_t n);
 
-/* Calls fn once per room. */
-void presence_foreach_room(struct presence *p, presence_room_fn fn, void *ud);
-
 /* Calls fn for the next max_rooms rooms of a round that visits every room in
  * turn and then starts again, so that a heartbeat can spread its refreshes
  * over its period instead of sending them all at once. A room created during
