@@ -219,13 +219,37 @@ static const char script_send[] = PRELUDE
     "if len > hsize then len = hsize end\n"                                                        \
     "local first = last - len + 1\n"
 
+/* newest(hi, lo): the messages of ids lo..hi, oldest first, but only the
+ * newest that fit in `budget` bytes (each counted with 8 bytes of framing,
+ * as requests.c's fit does), and whether some were cut. Read from the
+ * newest back in LRANGEs of 64, 128, ...: Redis builds, and the broker
+ * reads, only what fits. Expects `base` (HIST_WINDOW) and `budget` as
+ * locals declared before it. */
+#define HIST_NEWEST                                                                                \
+    "local function newest(hi, lo)\n"                                                              \
+    "  local rev, used, top, step, cut = {}, 0, hi, 64, false\n"                                   \
+    "  while top >= lo and not cut do\n"                                                           \
+    "    local bot = top - step + 1\n"                                                             \
+    "    if bot < lo then bot = lo end\n"                                                          \
+    "    local part = redis.call('LRANGE', KEYS[2], bot - base, top - base)\n"                     \
+    "    for i = #part, 1, -1 do\n"                                                                \
+    "      used = used + #part[i] + 8\n"                                                           \
+    "      if used > budget then cut = true break end\n"                                           \
+    "      rev[#rev + 1] = part[i]\n"                                                              \
+    "    end\n"                                                                                    \
+    "    if #part < top - bot + 1 then break end\n"                                                \
+    "    top, step = bot - 1, step * 2\n"                                                          \
+    "  end\n"                                                                                      \
+    "  local out = {}\n"                                                                           \
+    "  for i = #rev, 1, -1 do out[#out + 1] = rev[i] end\n"                                        \
+    "  return out, cut\n"                                                                          \
+    "end\n"
+
 /* KEYS meta hist pz pu pc pv; ARGV chan room conn user ttl keep
  * epoch since cepoch limit mcap hsize touch budget
  *
- * The messages come from the newest back, in LRANGEs of 64, 128, ... (a
- * usual join's 50 in one, as before), until they
- * would pass `budget` bytes (each counted with 8 bytes of framing, as
- * requests.c's fit does): a recovery used to read everything after `since`
+ * The messages are read by HIST_NEWEST (a usual join's 50 in one LRANGE),
+ * within `budget` bytes: a recovery used to read everything after `since`
  * (up to HISTORY_SIZE messages of MAX_MESSAGE_BYTES, hundreds of MB at the
  * limits), which Redis built and the broker buffered, only for the broker to
  * keep what fits. A recovery cut short is no recovery.
@@ -276,34 +300,17 @@ static const char script_join[] =
     "local since = tonumber(ARGV[8])\n"
     "local limit = tonumber(ARGV[10])\n"
     "local budget = tonumber(ARGV[14])\n"
-    "local function tail(want)\n"
-    "  local got, used, rev, step = 0, 0, {}, 64\n"
-    "  local cut = false\n"
-    "  while got < want and not cut do\n"
-    "    local n = math.min(step, want - got)\n"
-    "    local part = redis.call('LRANGE', KEYS[2], -(got + n), -(got + 1))\n"
-    "    for i = #part, 1, -1 do\n"
-    "      used = used + #part[i] + 8\n"
-    "      if used > budget then cut = true break end\n"
-    "      rev[#rev + 1] = part[i]\n"
-    "    end\n"
-    "    if #part < n then break end\n"
-    "    got, step = got + n, step * 2\n"
-    "  end\n"
-    "  local out = {}\n"
-    "  for i = #rev, 1, -1 do out[#out + 1] = rev[i] end\n"
-    "  return out, cut\n"
-    "end\n"
+    HIST_NEWEST
     "local recovered, msgs, cut = 0, {}, false\n"
     "if since >= 0 and ARGV[9] == epoch and since <= last and since + 1 >= first then\n"
     "  recovered = 1\n"
     "  if since < last then\n"
-    "    msgs, cut = tail(last - since)\n"
+    "    msgs, cut = newest(last, since + 1)\n"
     "    if cut then recovered = 0 end\n"
     "  end\n"
     "elseif limit > 0 and len > 0 then\n"
     "  if limit > len then limit = len end\n"
-    "  msgs = tail(limit)\n"
+    "  msgs = newest(last, last - limit + 1)\n"
     "end\n"
 "local count = C.count_now or redis.call('HLEN', C.pc)\n"
     "local mcap = tonumber(ARGV[11])\n"
@@ -381,11 +388,9 @@ static const char script_refresh[] =
 
 /* KEYS meta hist; ARGV before limit hsize budget
  *
- * As a join's snapshot: from the newest back, in LRANGEs of 64, 128, ...,
- * only what fits in `budget` bytes (each counted with 8 bytes of framing,
- * as requests.c's fit does). A page of `limit` messages of up to 128 KiB
- * each was built by Redis and read by the broker whole, to keep what fits:
- * megabytes for a page of kilobytes. */
+ * Read by HIST_NEWEST, as a join's snapshot: a page of `limit` messages of
+ * up to 128 KiB each was built by Redis and read by the broker whole, to
+ * keep what fits: megabytes for a page of kilobytes. */
 static const char script_history[] =
     "local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
     "local hsize = tonumber(ARGV[3])\n" HIST_WINDOW "local hi = last\n"
@@ -397,21 +402,8 @@ static const char script_history[] =
     "local lo = hi - limit + 1\n"
     "if lo < first then lo = first end\n"
     "local budget = tonumber(ARGV[4])\n"
-    "local rev, used, top, step, cut = {}, 0, hi, 64, false\n"
-    "while top >= lo and not cut do\n"
-    "  local bot = top - step + 1\n"
-    "  if bot < lo then bot = lo end\n"
-    "  local part = redis.call('LRANGE', KEYS[2], bot - base, top - base)\n"
-    "  for i = #part, 1, -1 do\n"
-    "    used = used + #part[i] + 8\n"
-    "    if used > budget then cut = true break end\n"
-    "    rev[#rev + 1] = part[i]\n"
-    "  end\n"
-    "  if #part < top - bot + 1 then break end\n"
-    "  top, step = bot - 1, step * 2\n"
-    "end\n"
-    "local msgs = {}\n"
-    "for i = #rev, 1, -1 do msgs[#msgs + 1] = rev[i] end\n"
+    HIST_NEWEST
+    "local msgs, cut = newest(hi, lo)\n"
     "local more = 0\n"
     "if cut or lo > first then more = 1 end\n"
     "return {msgs, more}\n";
