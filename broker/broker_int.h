@@ -135,7 +135,7 @@ void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
  * message counted with 8 bytes of framing): the first *nmembers names, at
  * most half the budget (a room of 100 long names would otherwise outgrow a
  * small client queue; the count stays exact), and the newest messages from
- * index *first in what the rest holds. */
+ * index *first in what the rest holds, the newest even alone over it. */
 void requests_fit_join(const struct cf_str *members, uint32_t nmembers, const struct cf_str *msgs,
                        uint32_t nmsgs, uint32_t budget, uint32_t *nmembers_out, uint32_t *first);
 

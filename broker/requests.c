@@ -89,13 +89,14 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
     gwlink_send(l, &f);
 }
 
-/* The newest messages whose payloads fit in `budget` bytes: returns the index
- * of the first one kept. */
+/* The newest messages whose payloads fit in `budget` bytes, and the newest
+ * even alone over it (as the scripts' HIST_NEWEST keeps it): returns the
+ * index of the first one kept. */
 static uint32_t fit(const struct cf_str *msgs, uint32_t n, uint32_t budget)
 {
     uint64_t used = 0;
     uint32_t i = n;
-    while (i > 0 && used + msgs[i - 1].len + 8 <= budget) {
+    while (i > 0 && (i == n || used + msgs[i - 1].len + 8 <= budget)) {
         used += msgs[i - 1].len + 8;
         i--;
     }

@@ -221,7 +221,12 @@ static const char script_send[] = PRELUDE
 
 /* newest(hi, lo): the messages of ids lo..hi, oldest first, but only the
  * newest that fit in `budget` bytes (each counted with 8 bytes of framing,
- * as requests.c's fit does), and whether some were cut. Read from the
+ * as requests.c's fit does), and whether some were cut. The newest is kept
+ * even when it alone is over the budget: a page then still moves on, where
+ * an empty one with more to come made a client's gap fetch report ids lost
+ * that the history holds (a largest message, with its framing, is over a
+ * budget of MAX_CLIENT_QUEUE_BYTES/4 at that setting's floor; the queue
+ * holds four such messages, as it does live ones). Read from the
  * newest back in LRANGEs of 64, 128, ...: Redis builds, and the broker
  * reads, only what fits. Expects `base` (HIST_WINDOW) and `budget` as
  * locals declared before it. */
@@ -234,7 +239,7 @@ static const char script_send[] = PRELUDE
     "    local part = redis.call('LRANGE', KEYS[2], bot - base, top - base)\n"                     \
     "    for i = #part, 1, -1 do\n"                                                                \
     "      used = used + #part[i] + 8\n"                                                           \
-    "      if used > budget then cut = true break end\n"                                           \
+    "      if used > budget and #rev > 0 then cut = true break end\n"                              \
     "      rev[#rev + 1] = part[i]\n"                                                              \
     "    end\n"                                                                                    \
     "    if #part < top - bot + 1 then break end\n"                                                \

@@ -505,7 +505,8 @@ static struct cf_wire_msg history_page(struct bl_reader *rd, uint64_t q, const c
     return m;
 }
 
-/* A join reads from Redis only the newest messages that fit its budget. A
+/* A join reads from Redis only the newest messages that fit its budget (the
+ * newest even alone over it). A
  * recovery (since) used to read every message after `since`, up to
  * HISTORY_SIZE of up to 128 KiB, which Redis built and the broker buffered
  * before keeping what fits: any client could make a 64 KiB snapshot cost
@@ -578,6 +579,22 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
     struct cf_wire_decoder *d = cf_wire_decoder_new();
     assert_int_equal(cf_wire_decode(d, m.messages[0].p, m.messages[0].len, &oldest, &why), 0);
     assert_int_equal(oldest.id, last - 2);
+
+    /* a budget under one message still gets the newest: an empty page with
+     * more to come made a client's gap fetch report ids the history holds
+     * lost, and a snapshot or a recovery of one such message came empty */
+    m = history_page(&rd, 2004, room, last + 1, 10, TEXT / 2);
+    assert_int_equal(m.nmessages, 1);
+    assert_true(m.has_more);
+    assert_int_equal(cf_wire_decode(d, m.messages[0].p, m.messages[0].len, &oldest, &why), 0);
+    assert_int_equal(oldest.id, last);
+    join_snapshot(&rd, 2005, room, NULL, 0, TEXT / 2, &s);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.first_id, last);
+    join_snapshot(&rd, 2006, room, s.epoch, last - 1, TEXT / 2, &s);
+    assert_true(s.recovered);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.first_id, last);
     cf_wire_decoder_free(d);
 
     redisFree(rc);

@@ -243,6 +243,14 @@ static void test_a_join_snapshot_fits_its_budget(void **state)
     requests_fit_join(members, 3, msgs, 50, 65536, &nm, &first); /* few names: all */
     assert_int_equal(nm, 3);
     assert_int_equal(first, 0);
+    /* the newest message goes even alone over what the names left: a
+     * snapshot or a page must not come empty while the history has it */
+    requests_fit_join(members, 0, msgs, 50, 207, &nm, &first);
+    assert_int_equal(nm, 0);
+    assert_int_equal(first, 49);
+    requests_fit_join(members, 1, msgs, 50, 300, &nm, &first); /* 196 left */
+    assert_int_equal(nm, 1);
+    assert_int_equal(first, 49);
     requests_fit_join(members, 0, msgs, 0, 0, &nm, &first); /* nothing at all */
     assert_int_equal(nm, 0);
     assert_int_equal(first, 0);
