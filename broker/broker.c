@@ -340,12 +340,10 @@ static bool room_on_server(void *ud, const char *name, size_t len)
     return rset_server_of(o->b->redis, name, len) == o->server;
 }
 
-static void refresh_if_back(void *ud, struct cf_str room, const struct cf_str *conns,
-                            const struct cf_str *users, uint32_t n)
+static bool on_server_back(void *ud, struct cf_str room)
 {
     struct broker *b = ud;
-    if (b->catch_up >> rset_server_of(b->redis, room.p, room.len) & 1)
-        refresh_room(b, room, conns, users, n);
+    return b->catch_up >> rset_server_of(b->redis, room.p, room.len) & 1;
 }
 
 /* The heartbeat refreshes every room's presence once per PRESENCE_TTL/3, in
@@ -388,9 +386,14 @@ static uint64_t slice_usec(const struct broker *b)
  * rooms at the same time, so a share goes only once the servers back have
  * answered this broker's commands but a few (CATCH_UP_INFLIGHT_MAX, the
  * sends meanwhile): together they go no faster than Redis answers, and a
- * send waits behind at most one share of each broker. */
+ * send waits behind at most one share of each broker. The share counts the
+ * rooms refreshed, not those of the servers not back, passed over: with k
+ * servers, one back got only 1/k of the rate. Passing over a room costs
+ * its name's hash; up to CATCH_UP_LOOK_FACTOR times the share are looked
+ * at in a slice. */
 #define CATCH_UP_ROOMS_PER_S 10000
 #define CATCH_UP_INFLIGHT_MAX 16
+#define CATCH_UP_LOOK_FACTOR 16
 
 static void catch_up(struct broker *b)
 {
@@ -401,8 +404,11 @@ static void catch_up(struct broker *b)
         if (b->catch_up >> i & 1)
             inflight += rset_inflight_of(b->redis, i);
     uint64_t share = CATCH_UP_ROOMS_PER_S * slice_usec(b) / 1000000;
+    share = share ? share : 1;
     if (inflight <= CATCH_UP_INFLIGHT_MAX &&
-        presence_catch_up_next(b->presence, share ? (uint32_t)share : 1, refresh_if_back, b))
+        presence_catch_up_next(b->presence, (uint32_t)share,
+                               (uint32_t)(share * CATCH_UP_LOOK_FACTOR), on_server_back,
+                               refresh_room, b))
         b->catch_up = 0;
 }
 

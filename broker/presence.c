@@ -516,7 +516,8 @@ void presence_catch_up_start(struct presence *p)
     p->catch_left = p->cursor ? cf_map_count(p->groups) : 0;
 }
 
-bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn, void *ud)
+bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, uint32_t max_looked,
+                            presence_want_fn want, presence_room_fn fn, void *ud)
 {
     /* The count may run ahead of the rooms the walk has still to visit
      * (rooms made behind it, or removed before it elsewhere than at
@@ -525,10 +526,14 @@ bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, presence_roo
     uint64_t n = cf_map_count(p->groups);
     if (p->catch_left > n)
         p->catch_left = n;
-    for (uint32_t done = 0; p->catch_left && done < max_rooms; done++) {
+    for (uint32_t done = 0, looked = 0; p->catch_left && done < max_rooms && looked < max_looked;
+         looked++) {
         struct group *g = p->catch_at;
-        if (!visit(g, fn, ud))
-            return false; /* out of memory: this room again next time */
+        if (!want || want(ud, (struct cf_str){g->name, g->len})) {
+            if (!visit(g, fn, ud))
+                return false; /* out of memory: this room again next time */
+            done++;
+        }
         p->catch_at = g->next;
         p->catch_left--;
     }

@@ -109,11 +109,15 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
  * every entry). _start begins it at the round's cursor, or, when one is
  * under way, makes it a whole round again from where it is; it visits
  * every room there is then, and may visit a few twice (one for each room
- * made or removed meanwhile). _next calls fn for
- * its next max_rooms rooms, and says whether the walk is over (also when
- * none was started). */
+ * made or removed meanwhile). _next calls fn for its next max_rooms rooms
+ * that want (NULL: every room) takes, passing over those it does not take,
+ * without building their entries, up to max_looked rooms in all (which
+ * bounds the call's time); it says whether the walk is over (also when none
+ * was started). */
+typedef bool (*presence_want_fn)(void *ud, struct cf_str room);
 void presence_catch_up_start(struct presence *p);
-bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, presence_room_fn fn, void *ud);
+bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, uint32_t max_looked,
+                            presence_want_fn want, presence_room_fn fn, void *ud);
 
 uint64_t presence_rooms(const struct presence *p);
 

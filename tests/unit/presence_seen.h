@@ -142,7 +142,7 @@ static inline void snapshot(struct presence *p, struct seen *x)
     memset(x, 0, sizeof *x);
     /* every room once, as a server back has them refreshed */
     presence_catch_up_start(p);
-    assert_true(presence_catch_up_next(p, UINT32_MAX, on_room, x));
+    assert_true(presence_catch_up_next(p, UINT32_MAX, UINT32_MAX, NULL, on_room, x));
 }
 
 /* A presence_room_fn that looks at nothing. */

@@ -339,6 +339,7 @@ static void test_foreach_room(void **state)
 struct round_seen {
     int visits[64];
     int total;
+    int looked; /* rooms shown to want_even */
 };
 
 static void on_refresh(void *ud, struct cf_str room, const struct cf_str *conns,
@@ -439,19 +440,19 @@ static void test_catch_up_walk(void **state)
 {
     struct presence *p = *state;
     struct round_seen r = {0};
-    assert_true(presence_catch_up_next(p, 5, on_refresh, &r)); /* none started */
+    assert_true(presence_catch_up_next(p, 5, UINT32_MAX, NULL, on_refresh, &r)); /* none started */
     presence_catch_up_start(p);                                /* nothing to walk */
-    assert_true(presence_catch_up_next(p, 5, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 5, UINT32_MAX, NULL, on_refresh, &r));
     assert_int_equal(r.total, 0);
     for (int i = 0; i < 10; i++)
         add_room(p, i);
 
     /* in shares; then over, and nothing more */
     presence_catch_up_start(p);
-    assert_false(presence_catch_up_next(p, 4, on_refresh, &r));
+    assert_false(presence_catch_up_next(p, 4, UINT32_MAX, NULL, on_refresh, &r));
     assert_int_equal(r.total, 4);
-    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
-    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, NULL, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, NULL, on_refresh, &r));
     for (int i = 0; i < 10; i++)
         assert_int_equal(r.visits[i], 1);
 
@@ -459,11 +460,11 @@ static void test_catch_up_walk(void **state)
      * behind it: where the walk has still to go. Every room is reached. */
     memset(&r, 0, sizeof r);
     presence_catch_up_start(p);
-    assert_false(presence_catch_up_next(p, 3, on_refresh, &r));
+    assert_false(presence_catch_up_next(p, 3, UINT32_MAX, NULL, on_refresh, &r));
     struct round_seen beat = {0};
     assert_int_equal(presence_refresh_next(p, 5, on_refresh, &beat), 5);
     add_room(p, 20);
-    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, NULL, on_refresh, &r));
     for (int i = 0; i < 10; i++)
         if (r.visits[i] != 1)
             fail_msg("room r%d visited %d times by the walk", i, r.visits[i]);
@@ -472,7 +473,7 @@ static void test_catch_up_walk(void **state)
      * rest are each visited, one at most twice (for the one ahead). */
     memset(&r, 0, sizeof r);
     presence_catch_up_start(p);
-    assert_false(presence_catch_up_next(p, 3, on_refresh, &r));
+    assert_false(presence_catch_up_next(p, 3, UINT32_MAX, NULL, on_refresh, &r));
     int next = -1;
     for (int i = 0; i < 10 && next < 0; i++)
         if (!r.visits[i] && r.visits[i == 0 ? 9 : i - 1])
@@ -482,7 +483,7 @@ static void test_catch_up_walk(void **state)
     drop_room(p, next);
     drop_room(p, passed);
     drop_room(p, ahead);
-    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, NULL, on_refresh, &r));
     int twice = 0;
     for (int i = 0; i < 10; i++) {
         if (i == next || i == ahead)
@@ -499,7 +500,7 @@ static void test_catch_up_walk(void **state)
      * meanwhile (it would walk again the rooms it has just done). */
     memset(&r, 0, sizeof r);
     presence_catch_up_start(p);
-    assert_false(presence_catch_up_next(p, 2, on_refresh, &r));
+    assert_false(presence_catch_up_next(p, 2, UINT32_MAX, NULL, on_refresh, &r));
     memset(&beat, 0, sizeof beat);
     assert_int_equal(presence_refresh_next(p, 3, on_refresh, &beat), 3);
     int third = -1; /* the round's third room: the walk's next */
@@ -509,21 +510,53 @@ static void test_catch_up_walk(void **state)
     assert_true(third >= 0);
     memset(&r, 0, sizeof r);
     presence_catch_up_start(p);
-    assert_false(presence_catch_up_next(p, 1, on_refresh, &r));
+    assert_false(presence_catch_up_next(p, 1, UINT32_MAX, NULL, on_refresh, &r));
     assert_int_equal(r.visits[third], 1);
-    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, NULL, on_refresh, &r));
     assert_int_equal(r.total, (int)presence_rooms(p));
     for (int i = 0; i < 64; i++)
         assert_in_range(r.visits[i], 0, 1);
 
     /* Every room gone under a walk: it is over. */
     presence_catch_up_start(p);
-    assert_false(presence_catch_up_next(p, 1, on_refresh, &r));
+    assert_false(presence_catch_up_next(p, 1, UINT32_MAX, NULL, on_refresh, &r));
     for (int i = 0; i < 10; i++)
         if (i != next && i != passed && i != ahead)
             drop_room(p, i);
     drop_room(p, 20);
-    assert_true(presence_catch_up_next(p, 100, on_refresh, &r));
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, NULL, on_refresh, &r));
+}
+
+/* Takes the rooms of even number (those of a Redis server back). */
+static bool want_even(void *ud, struct cf_str room)
+{
+    struct round_seen *r = ud;
+    r->looked++;
+    return atoi(room.p + 1) % 2 == 0;
+}
+
+/* The walk's share counts the rooms it takes (those of the servers back),
+ * not those it passes over: with k servers, one back got 1/k of its rate.
+ * The rooms looked at are bounded too. */
+static void test_catch_up_counts_the_rooms_it_takes(void **state)
+{
+    struct presence *p = *state;
+    struct round_seen r = {0};
+    for (int i = 0; i < 10; i++)
+        add_room(p, i);
+    presence_catch_up_start(p);
+    assert_false(presence_catch_up_next(p, 2, UINT32_MAX, want_even, on_refresh, &r));
+    assert_int_equal(r.total, 2);
+    assert_in_range(r.looked, 3, 4); /* an odd room first or not */
+    r.looked = 0;
+    assert_false(presence_catch_up_next(p, 100, 3, want_even, on_refresh, &r));
+    assert_int_equal(r.looked, 3);
+    assert_in_range(r.total, 3, 4);
+    assert_true(presence_catch_up_next(p, 100, UINT32_MAX, want_even, on_refresh, &r));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(r.visits[i], i % 2 == 0);
+    for (int i = 0; i < 10; i++)
+        drop_room(p, i);
 }
 
 static void test_free_with_entries(void **state)
@@ -555,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_counts_the_rooms_it_takes, setup, teardown),
         cmocka_unit_test(test_free_with_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
