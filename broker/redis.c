@@ -222,7 +222,8 @@ static void fail_waiters(struct rconn *rc)
             w.fn(w.ud, NULL);
 }
 
-int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w)
+static int queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w,
+                 bool bounded)
 {
     bool allowed = rc->st == C_UP || (rc->st == C_AUTH && !strcmp(argv[0], "AUTH")) ||
                    (rc->st == C_SCRIPTS && !strcmp(argv[0], "SCRIPT"));
@@ -232,7 +233,7 @@ int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens,
         run_hook(rc->b, RBRIDGE_FLUSH);
     if (rc->st != C_UP && rc->st != C_AUTH && rc->st != C_SCRIPTS)
         return -ENOTCONN; /* writing what the batcher held (at once, rb__kick) failed */
-    if (rb__queued(rc) > rc->b->max_queue)
+    if (bounded && rb__queued(rc) > rc->b->max_queue)
         return -ENOBUFS;
     if (!rc->is_sub && push_waiter(rc, w) < 0)
         return -ENOMEM;
@@ -247,6 +248,16 @@ int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens,
         rc->busy_since = rc->last_tx;
     rb__kick(rc);
     return 0;
+}
+
+int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w)
+{
+    return queue(rc, argc, argv, lens, w, true);
+}
+
+int rb__queue_past_bound(struct rconn *rc, int argc, const char **argv, const size_t *lens)
+{
+    return queue(rc, argc, argv, lens, (struct waiter){NULL, NULL, -1}, false);
 }
 
 void rb__kick(struct rconn *rc)

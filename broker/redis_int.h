@@ -91,6 +91,12 @@ bool rb__fatal_error(const redisReply *r);
 /* Queues one command on rc, the waiter's callback to get its reply (the
  * publisher's only). 0, -ENOTCONN, -ENOBUFS, -ENOMEM. */
 int rb__queue(struct rconn *rc, int argc, const char **argv, const size_t *lens, struct waiter w);
+/* rb__queue without the byte bound, nobody waiting for the reply: for the
+ * delivery canary alone (one small PUBLISH per round), which must go out
+ * however full the queue is. Refused at the bound, it was never sent while
+ * an overloaded Redis kept the queue full, and after its deadline the
+ * bridge reset the connections of a server that was delivering. */
+int rb__queue_past_bound(struct rconn *rc, int argc, const char **argv, const size_t *lens);
 /* Appends one command to c's output as RESP: "*argc", then "$len" and the
  * bytes of each argument, every line ended by CRLF, handed to hiredis whole
  * (redisAppendFormattedCommand). hiredis' own redisAppendCommandArgv frames

@@ -8,7 +8,8 @@
  * last reply can be ~5 s old when a command is sent: the timeout must count
  * from the command, not from that reply. The bridge is linked in and its
  * connection state read (redis_int.h) to send the command when the last
- * reply is old enough to tell the two apart. Takes ~35 s. */
+ * reply is old enough to tell the two apart. The canary goes out over a
+ * full queue. Takes ~40 s. */
 #include "common.h"
 
 #include <signal.h>
@@ -279,6 +280,44 @@ static void test_a_forged_canary_does_not_count(void **state)
     assert_true(rb->canary_ok_at != 0);
 }
 
+static bool round_back(void *ud)
+{
+    uint64_t seq = *(const uint64_t *)ud;
+    return rb->canary_nonce[seq % CANARY_RING] == 0; /* a round that came back is spent */
+}
+
+/* A full queue (an overloaded Redis that reads slowly) refuses commands,
+ * not the canary: refused too, no round went out while it stayed full, and
+ * after the canary's deadline the bridge reset the connections of a
+ * server that was delivering, failing every command in flight. */
+static void test_the_canary_goes_out_over_a_full_queue(void **state)
+{
+    (void)state;
+    assert_true(run_until(bridge_ready, NULL, 10000));
+    assert_true(run_until(canary_back, NULL, 10000));
+    static char arg[4096];
+    memset(arg, 'x', sizeof arg);
+    const char *argv[] = {"0", arg};
+    size_t lens[] = {1, sizeof arg};
+    struct order o = {0};
+    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    int rc;
+    while ((rc = rbridge_eval(rb, 0, 2, argv, lens, in_order, &o)) == 0) {
+        if (++o.sent % 64 == 0)
+            rbridge_flush(rb);
+    }
+    assert_int_equal(rc, -ENOBUFS);
+    uint64_t seq = rb->canary_seq;
+    rb__canary_send(rb);
+    assert_int_equal(rb->canary_seq, seq + 1);
+    seq++;
+    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_true(run_until(all_answered, &o, 10000));
+    assert_int_equal(o.wrong, 0);
+    assert_true(run_until(round_back, &seq, 5000)); /* behind what was queued before it */
+    assert_true(rbridge_canary_ok(rb));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +327,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_full_queue_drains_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_forged_canary_does_not_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_canary_goes_out_over_a_full_queue, setup,
+                                        teardown),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
