@@ -66,7 +66,8 @@ struct rbridge_auth {
 };
 
 /* Starts connecting at once. `max_queue` bounds the bytes waiting to be sent
- * on each connection. `auth` (NULL: no AUTH) is copied. `scripts` (Lua source,
+ * on each connection (but for the delivery canary's one small PUBLISH a
+ * round). `auth` (NULL: no AUTH) is copied. `scripts` (Lua source,
  * kept by the caller) are loaded on every publisher (re)connect, before the
  * publisher counts as up. */
 struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,

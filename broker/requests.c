@@ -197,8 +197,8 @@ static void on_page(void *ud, int err, const struct store_page *r)
     if (err < 0) {
         send_fail(b, p->link_id, p->q, err);
     } else if (link_of(b, p->link_id)) {
-        /* (the script keeps to the budget already: this holds whatever
-         * Redis answered to what the link may carry) */
+        /* (the script keeps to the budget already, as this does: this
+         * holds whatever Redis answered to what the link may carry) */
         uint32_t first = fit(r->messages, r->nmessages, p->budget);
         struct cf_wire_msg h = {.type = CF_WIRE_HISTR, .q = p->q, .room = pstr(p->room, p->room_len),
                                 .messages = r->messages + first, .nmessages = r->nmessages - first,

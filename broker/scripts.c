@@ -226,7 +226,8 @@ static const char script_send[] = PRELUDE
  * an empty one with more to come made a client's gap fetch report ids lost
  * that the history holds (a largest message, with its framing, is over a
  * budget of MAX_CLIENT_QUEUE_BYTES/4 at that setting's floor; the queue
- * holds four such messages, as it does live ones). Read from the
+ * takes it as it takes a live one, which MAX_CLIENT_QUEUE_BYTES >=
+ * 4 x MAX_MESSAGE_BYTES makes room for). Read from the
  * newest back in LRANGEs of 64, 128, ...: Redis builds, and the broker
  * reads, only what fits. Expects `base` (HIST_WINDOW) and `budget` as
  * locals declared before it. */

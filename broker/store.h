@@ -102,7 +102,8 @@ int store_send(struct rbridge *rb, const struct store_limits *lim, const struct 
  * user's first connection) and reads the join snapshot: with has_since and
  * a matching epoch, the messages after `since`; otherwise the latest `limit`.
  * Either way only the newest that fit in `budget` bytes (each counted with 8
- * of framing) are read, and a recovery that does not fit is not recovered.
+ * of framing) are read, the newest even alone over it, and a recovery that
+ * does not fit is not recovered.
  * At most `max_members` names are returned (count has the total). */
 int store_join(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                struct cf_str conn, struct cf_str user, bool has_since, uint64_t since,
@@ -122,7 +123,8 @@ int store_refresh(struct rbridge *rb, const struct store_limits *lim, struct cf_
 /* The page of history before message id `before` (exclusive; has_before
  * false: the latest), at most `limit` messages, oldest first: only the
  * newest that fit in `budget` bytes (each counted with 8 bytes of framing),
- * has_more set when older ones were left out. */
+ * the newest even alone over it, has_more set when older ones were left
+ * out. */
 int store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                   bool has_before, uint64_t before, uint32_t limit, uint32_t budget,
                   store_page_fn fn, void *ud);

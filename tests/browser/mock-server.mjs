@@ -234,7 +234,7 @@ export class MockConfab {
     let bytes = 0;
     for (let i = messages.length - 1; i >= 0; i--) {
       bytes += JSON.stringify(messages[i]).length;
-      if (bytes > this.snapshotBytes) {
+      if (bytes > this.snapshotBytes && i < messages.length - 1) { // the newest goes even alone over it
         messages = messages.slice(i + 1);
         break;
       }
