@@ -35,7 +35,7 @@ struct blink {
     lws_sorted_usec_list_t sul_retry;
     lws_sorted_usec_list_t sul_write;
     bool want_out; /* the socket was full: the rest goes at POLLOUT */
-    int64_t opened, last_rx, last_ping;
+    int64_t opened, up_since, last_rx, last_ping;
     uint64_t ping_seq;
     uint32_t failures;
     bool broker_ready;   /* the broker's last "state": Redis and its canary are fine */
@@ -64,6 +64,13 @@ static void flush_cb(lws_sorted_usec_list_t *sul);
 
 /* The longest wait between two attempts to reach a broker that went away. */
 #define LINK_RETRY_CAP_MS 5000
+/* A link up this long has proved stable: when it drops, the next attempt
+ * starts the backoff afresh. Reset at the welcome, a broker that welcomes
+ * and then drops the link (its queue to this gateway overflowing at each
+ * re-sync, a frame it refuses) was tried again every 50-100 ms for good,
+ * each time with a rejoin of the shard's rooms and a re-sync of its
+ * members. */
+#define LINK_STABLE_MS 10000
 
 static void link_connect(struct blink *l);
 
@@ -213,6 +220,10 @@ static void link_down(struct blink *l)
     l->fd = -1;
     cf_bytes_free(&l->in);
     cf_bytes_free(&l->out);
+    if (was_up && cf_mono_ms() - l->up_since >= LINK_STABLE_MS) {
+        l->failures = 0;
+        cf_backoff_reset(&l->bo);
+    }
     if (was_up) {
         b->up--;
         CF_WARN("link", "broker %u link lost; reconnecting", l->shard);
@@ -240,8 +251,7 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
             return -1;
         }
         l->st = BL_UP;
-        l->failures = 0;
-        cf_backoff_reset(&l->bo);
+        l->up_since = cf_mono_ms();
         l->bo.cap_ms = LINK_RETRY_CAP_MS;
         b->up++;
         CF_INFO("link", "broker %u linked (%.*s)", l->shard, (int)m.node.len, m.node.p);

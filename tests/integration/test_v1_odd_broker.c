@@ -4,7 +4,8 @@
  * type is refused `internal` (it was dropped, and the join stayed pending,
  * holding its events), and an error whose text is longer than the gateway
  * passes on is cut at a character's start (half a character made the
- * error's JSON fail to build, and the request went unanswered). */
+ * error's JSON fail to build, and the request went unanswered). A broker
+ * that drops the link after each welcome is tried again with backoff. */
 #include "v1.h"
 #include "blink.h"
 
@@ -119,11 +120,49 @@ static void test_a_long_error_text_is_cut_between_characters(void **state)
     v1_close(a);
 }
 
+/* A broker that welcomes the gateway and then drops the link (its queue
+ * to the gateway overflowing at each re-sync, say) is tried again with a
+ * growing backoff: the backoff was reset at each welcome, and such a link
+ * was tried again every 50-100 ms for good, each time with a rejoin of the
+ * shard's rooms and a re-sync of its members. Last: it ends the link. */
+static void test_a_link_dropped_after_its_welcome_backs_off(void **state)
+{
+    (void)state;
+    close(link_fd); /* rd stays for the teardown to free */
+    link_fd = -1;
+    int links = 0;
+    int64_t end = h_now_ms() + 4000;
+    for (;;) {
+        int64_t left = end - h_now_ms();
+        struct pollfd p = {lfd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
+        int fd = accept(lfd, NULL, NULL);
+        assert_true(fd >= 0);
+        struct bl_reader r;
+        bl_reader_init(&r, fd);
+        struct cf_wire_msg m;
+        if (bl_reader_next(&r, &m, h_now_ms() + 2000) && m.type == CF_WIRE_HELLO) {
+            struct cf_wire_msg w = {
+                .type = CF_WIRE_WELCOME, .shard = 0, .shards = 1, .node = {"fake-broker", 11}};
+            bl_send_msg(fd, &w);
+            links++;
+            h_sleep_ms(20); /* the welcome read before the close */
+        }
+        bl_reader_free(&r);
+        close(fd);
+    }
+    printf("%d links welcomed and dropped in 4 s\n", links);
+    /* the delays double from 50-100 ms: 4 s hold at most 7 (at least 4) */
+    assert_in_range(links, 3, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_join_answered_with_the_wrong_frame_is_refused),
         cmocka_unit_test(test_a_long_error_text_is_cut_between_characters),
+        cmocka_unit_test(test_a_link_dropped_after_its_welcome_backs_off),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
