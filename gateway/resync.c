@@ -22,6 +22,7 @@ struct rs {
     const struct rs_ops *ops;
     void *ud;
     uint32_t nshards;
+    uint32_t window;     /* re-syncs in flight at most per shard */
     int64_t gap_log_at;  /* a gap was last logged at INFO then */
     size_t gap_unlogged; /* ... and so many since, at DEBUG */
     struct rs_shard sh[];
@@ -50,7 +51,14 @@ static uint32_t soon_list(uint32_t shard)
     return LISTS * shard + 3;
 }
 
-struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *ops, void *ud)
+uint32_t rs_window(uint64_t link_queue, uint64_t answer_max)
+{
+    uint64_t w = link_queue / 2 / (answer_max ? answer_max : 1);
+    return w < 1 ? 1 : w > RS_WINDOW ? RS_WINDOW : (uint32_t)w;
+}
+
+struct rs *rs_new(struct lrooms *rooms, uint32_t shards, uint32_t window, const struct rs_ops *ops,
+                  void *ud)
 {
     if (shards == 0)
         return NULL;
@@ -61,6 +69,7 @@ struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *op
     r->ops = ops;
     r->ud = ud;
     r->nshards = shards;
+    r->window = window < 1 ? 1 : window > RS_WINDOW ? RS_WINDOW : window;
     return r;
 }
 
@@ -182,12 +191,12 @@ static void pump(struct rs *r, uint32_t shard, int64_t now)
     bool presence = lrooms_wait_count(r->rooms, presence_list(shard)) > 0;
     if (!unpaused(h, now) ||
         (!presence &&
-         (h->inflight >= RS_WINDOW || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
+         (h->inflight >= r->window || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
         !r->ops->link_up(r->ud, shard))
         return;
     if (presence && !register_presence(r, shard))
         return;
-    while (h->inflight < RS_WINDOW) {
+    while (h->inflight < r->window) {
         struct lmember *m = lrooms_wait_take(r->rooms, ready_list(shard));
         if (!m) {
             h->full_told = false; /* all went: the next full queue is news */
@@ -243,7 +252,7 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
     uint32_t shard = shard_of(r, m);
     struct rs_shard *h = &r->sh[shard];
     if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 &&
-        lrooms_wait_count(r->rooms, presence_list(shard)) == 0 && h->inflight < RS_WINDOW &&
+        lrooms_wait_count(r->rooms, presence_list(shard)) == 0 && h->inflight < r->window &&
         unpaused(h, cf_mono_ms())) {
         lrooms_unwait(r->rooms, m); /* out of any list: this is its turn, and the
                                      * re-sync registers its presence too */

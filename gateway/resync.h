@@ -66,8 +66,17 @@ struct rs_ops {
 
 struct rs;
 
-/* rooms is borrowed; it must outlive rs. NULL when out of memory. */
-struct rs *rs_new(struct lrooms *rooms, uint32_t shards, const struct rs_ops *ops, void *ud);
+/* rooms is borrowed; it must outlive rs. `window`: re-syncs in flight at
+ * most per shard, 1..RS_WINDOW (rs_window). NULL when out of memory. */
+struct rs *rs_new(struct lrooms *rooms, uint32_t shards, uint32_t window, const struct rs_ops *ops,
+                  void *ud);
+/* The window for answers of up to `answer_max` bytes each over a link whose
+ * queue holds `link_queue` bytes: together at most half of it. With
+ * 256 always, a broker's answers to one round filled its queue toward this
+ * gateway (MAX_LINK_QUEUE_BYTES lowered, or MAX_CLIENT_QUEUE_BYTES raised:
+ * 256 snapshots of up to 1 MiB), and it closed the link; relinked, the
+ * gateway sent the same round again. */
+uint32_t rs_window(uint64_t link_queue, uint64_t answer_max);
 void rs_free(struct rs *r); /* NULL is a no-op */
 
 /* A live member saw a gap (since) or a new epoch in its room (m->pending is

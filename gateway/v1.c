@@ -649,7 +649,21 @@ static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync, 
 
 struct rs *v1_resyncs_new(struct gw *gw)
 {
-    return rs_new(gw->rooms, blinks_count(gw->links), &resync_ops, gw);
+    /* A re-sync's answer: its budget (which the broker also keeps under a
+     * quarter of its link queue, requests.c), a newest message over it,
+     * and the frame's own fields. The broker's MAX_LINK_QUEUE_BYTES is
+     * this gateway's: every process of a node reads the same settings. */
+    uint64_t lq = (uint64_t)gw->cfg->max_link_queue_bytes;
+    uint64_t b = (uint64_t)gw->cfg->max_client_queue_bytes / 4;
+    b = b > MAX_BUDGET ? MAX_BUDGET : b;
+    b = b > lq / 4 ? lq / 4 : b;
+    uint32_t window = rs_window(lq, b + (uint64_t)gw->cfg->max_message_bytes + 1024);
+    if (window < RS_WINDOW)
+        CF_INFO("v1",
+                "re-syncs: at most %u in flight per broker (MAX_LINK_QUEUE_BYTES %lld: "
+                "half of it for their answers)",
+                window, (long long)lq);
+    return rs_new(gw->rooms, blinks_count(gw->links), window, &resync_ops, gw);
 }
 
 void v1_resync(struct gw *gw, struct cf_str room, struct lmember *m, bool since, bool later)

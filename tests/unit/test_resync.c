@@ -127,7 +127,7 @@ static int setup(void **state)
             f.m[sh][i] = lrooms_join(f.rooms, f.s, name, (size_t)n, false, &err);
             assert_non_null(f.m[sh][i]);
         }
-    f.r = rs_new(f.rooms, SHARDS, &ops, NULL);
+    f.r = rs_new(f.rooms, SHARDS, RS_WINDOW, &ops, NULL);
     assert_non_null(f.r);
     return 0;
 }
@@ -192,6 +192,30 @@ static void test_each_shard_has_its_own_window(void **state)
         assert_int_equal(g_times[1][i], 1);
     assert_int_equal(g_since, RS_WINDOW + ROOMS); /* waiting members ask from their last id */
     assert_int_equal(rs_waiting(f.r), ROOMS - RS_WINDOW);
+}
+
+/* The window keeps a round's answers to half the link's queue: 256 always,
+ * a broker's answers to one round of snapshots could fill its queue toward
+ * the gateway, which it then closed, and the gateway, relinked, sent the
+ * same round again. */
+static void test_the_window_keeps_answers_to_half_the_link_queue(void **state)
+{
+    (void)state;
+    assert_int_equal(rs_window(64u << 20, 70656), RS_WINDOW); /* the defaults */
+    assert_int_equal(rs_window(8u << 20, 70656), 59);
+    assert_int_equal(rs_window(1u << 20, 1u << 20), 1); /* never none */
+    rs_free(f.r);
+    f.r = rs_new(f.rooms, SHARDS, 3, &ops, NULL);
+    assert_non_null(f.r);
+    for (int i = 0; i < ROOMS; i++)
+        rs_wait(f.r, f.m[0][i]);
+    rs_shard_back(f.r, 0, true);
+    assert_int_equal(g_sent[0], 3);
+    rs_ended(f.r, 0);
+    rs_pump(f.r, 0);
+    assert_int_equal(g_sent[0], 4);
+    rs_tick(f.r, cf_mono_ms());
+    assert_int_equal(g_sent[0], 4);
 }
 
 /* A refused member waits for the shard's retry, then goes after the
@@ -580,6 +604,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_shard_has_its_own_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_window_keeps_answers_to_half_the_link_queue, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_member_waits_for_the_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_server_back_leaves_the_refused_to_their_retry, setup,
                                         teardown),
