@@ -28,6 +28,7 @@ struct room {
     bool active;          /* the last command was a confirmed SUBSCRIBE */
     bool sub_sent;        /* the last command that went out was a SUBSCRIBE */
     bool unsub_due;       /* an UNSUBSCRIBE found the queue full: rooms_retry */
+    bool sub_due;         /* a SUBSCRIBE found the queue full: rooms_retry */
     struct held *held_head, *held_tail;
 };
 
@@ -114,11 +115,16 @@ static void subscribe(struct rooms *r, struct room *rm)
     rm->active = false;
     rm->unsub_due = false; /* wanted again: the channel stays */
     int rc = r->ops->subscribe(r->ud, rm->name, rm->len);
+    /* A full queue (or no memory): rooms_retry, within a second. The
+     * room's requests wait for it as for a SUBSCRIBE in flight: refused
+     * meanwhile, a legacy message was lost, and a v1 one told "Redis is not
+     * connected". */
+    rm->sub_due = rc != 0 && rc != -ENOTCONN;
     if (rc == 0) {
         rm->unconfirmed++;
         rm->sub_sent = true;
-    } else if (rc != -ENOTCONN)
-        r->resubscribe = true; /* a full queue (or no memory): rooms_retry */
+    } else if (rm->sub_due)
+        r->resubscribe = true;
     /* else: the subscriber is down; rooms_on_sub_ready subscribes again. */
 }
 
@@ -216,8 +222,8 @@ int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id
         r->ops->run(r->ud, link_id, payload, plen, ctx);
         return 0;
     }
-    if (rm->unconfirmed == 0)
-        return -ENOTCONN; /* no SUBSCRIBE in flight: the subscriber is down */
+    if (rm->unconfirmed == 0 && !rm->sub_due)
+        return -ENOTCONN; /* no SUBSCRIBE in flight or due: the subscriber is down */
     if (plen > r->max_held || r->held_bytes > r->max_held - plen) {
         r->held_dropped++;
         return -ENOBUFS;
@@ -298,7 +304,7 @@ void rooms_on_confirm(struct rooms *r, const char *name, size_t len)
          * usable yet, a full queue). Taking the room for subscribed here left
          * it without its channel until the subscriber reconnected. */
         subscribe(r, rm);
-        if (rm->unconfirmed == 0)
+        if (rm->unconfirmed == 0 && !rm->sub_due)
             release_held(r, rm); /* as when a subscription is lost */
         return;
     }
@@ -323,6 +329,7 @@ static void sub_reset(struct room *rm, bool kept)
     rm->unconfirmed = 0;
     rm->active = false;
     rm->sub_sent = false;
+    rm->sub_due = false;
     /* a connection that went took its channels with it; one that stays must
      * still leave those it was to leave */
     rm->unsub_due = kept && rm->unsub_due;
@@ -377,7 +384,8 @@ void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud)
     while ((rm = cf_map_next(r->by_name, &it)))
         if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0 &&
             (!pick || pick(ud, rm->name, rm->len)))
-            subscribe(r, rm);
+            subscribe(r, rm); /* (one due that finds the subscriber down: its
+                               * loss ran sub_reset, which released the held) */
 }
 
 /* Sends the UNSUBSCRIBEs that did not fit, freeing the rooms they kept. */

@@ -70,8 +70,9 @@ void rooms_drop_link(struct rooms *r, struct cf_rel_end *end);
 
 /* A gateway's request for a room: run now, or held until the room's
  * subscription is confirmed. `tag` (0: none) is kept with a held request for
- * rooms_unhold_if. 0, -ENOTCONN when it would wait for a subscriber that is
- * down, -ENOBUFS when the hold budget is spent. */
+ * rooms_unhold_if. Held also while the room's SUBSCRIBE waits for room in
+ * a full queue (rooms_retry). 0, -ENOTCONN when it would wait for a
+ * subscriber that is down, -ENOBUFS when the hold budget is spent. */
 int rooms_submit(struct rooms *r, const char *name, size_t len, uint64_t link_id, uint64_t tag,
                  const void *payload, size_t plen, const void *ctx);
 
