@@ -29,6 +29,7 @@ struct req {
     struct session *s;  /* NULL: the session is gone */
     void *http;         /* REQ_PUBLISH: the waiting HTTP request, NULL once gone */
     struct req *snext;  /* in the session's list */
+    uint32_t budget;    /* REQ_SUB, REQ_HIST: bytes of stored messages asked for (v1.c) */
     int64_t deadline;   /* monotonic ms */
     uint32_t room_len, id_len;
     char room[CF_ROOM_MAX + 1];

@@ -19,6 +19,7 @@
 
 #define TYPING_GAP_MS 2000
 #define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
+#define BUDGET_FLOOR 1024     /* ... and at least, while the client's queue is full */
 
 static struct cf_str cstr(const char *s)
 {
@@ -35,10 +36,34 @@ static struct cf_str conn_id(struct gw *gw, struct session *s, char buf[40])
     return (struct cf_str){buf, (uint32_t)n};
 }
 
-static uint32_t budget(const struct session *s)
+/* The bytes of stored messages the answer to a join or history page `q`
+ * (0: none, a registration) of s may carry, kept in q. Each answer alone
+ * would fit the client's queue, but several come in one loop pass (a
+ * reconnect's rejoins: 20 rooms of 15 KB snapshots) and together passed
+ * its bound, which closed a client that reads as slow (over TLS nothing
+ * is written within a pass). So an answer may take a quarter of what the
+ * queue has left after what is queued and what the answers awaited may
+ * bring (twice their budgets: JSON may double a message), at most a
+ * quarter of the queue: one alone gets that quarter, and those awaited
+ * together never pass the bound (but for their newest messages, sent even
+ * over a budget, and BUDGET_FLOOR each, which keeps a few member names in
+ * a snapshot). An answer with less gets fewer of the newest messages; the
+ * client asks for the rest (has_more, or a hole it fetches). */
+static uint32_t budget(struct gw *gw, struct session *s, uint64_t q)
 {
-    size_t b = sess_max_queue(s) / 4;
-    return b > MAX_BUDGET ? MAX_BUDGET : (uint32_t)b;
+    size_t cap = sess_max_queue(s), awaited = 0;
+    for (const struct req *r = *sess_reqs(s); r; r = r->snext)
+        if (r->q != q)
+            awaited += 2 * (size_t)r->budget;
+    size_t taken = sess_queued_bytes(s) + awaited;
+    size_t b = taken < cap ? (cap - taken) / 4 : 0;
+    b = b < BUDGET_FLOOR ? BUDGET_FLOOR : b;
+    b = b > cap / 4 ? cap / 4 : b;
+    b = b > MAX_BUDGET ? MAX_BUDGET : b;
+    struct req *r = q ? reqs_get(gw->reqs, q) : NULL;
+    if (r)
+        r->budget = (uint32_t)b;
+    return (uint32_t)b;
 }
 
 static void send_buf(struct session *s, struct cf_buf *b)
@@ -85,9 +110,13 @@ static int send_sub(struct gw *gw, struct session *s, struct cf_str room, uint64
                     const struct lmember *m, bool since, uint32_t limit)
 {
     char cbuf[40];
-    struct cf_wire_msg f = {.type = CF_WIRE_SUB, .q = q, .room = room,
-                            .user = cstr(sess_user(s)), .conn = conn_id(gw, s, cbuf),
-                            .limit = limit, .budget = budget(s)};
+    struct cf_wire_msg f = {.type = CF_WIRE_SUB,
+                            .q = q,
+                            .room = room,
+                            .user = cstr(sess_user(s)),
+                            .conn = conn_id(gw, s, cbuf),
+                            .limit = limit,
+                            .budget = budget(gw, s, q)};
     if (since && m && m->epoch_known) {
         f.has |= CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
         f.since = m->last_id;
@@ -237,8 +266,11 @@ static void do_history(struct gw *gw, struct session *s, const struct v1_req *r)
         send_error(s, code_of_errno(err), message_of_errno(err), r->id, r->room);
         return;
     }
-    struct cf_wire_msg f = {.type = CF_WIRE_HIST, .q = q->q, .room = r->room, .limit = r->limit,
-                            .budget = budget(s)};
+    struct cf_wire_msg f = {.type = CF_WIRE_HIST,
+                            .q = q->q,
+                            .room = r->room,
+                            .limit = r->limit,
+                            .budget = budget(gw, s, q->q)};
     if (r->has_before) {
         f.has |= CF_WIRE_HAS_BEFORE;
         f.before = r->before;

@@ -2,7 +2,8 @@
  * (v1_pair.h): recovered:false once the history is gone (trimmed, or lost
  * with Redis' data); HISTORY_SIZE kept with its slack and the TTLs a join
  * sets; a gap in ids recovered, also as a quiet room's last message, and
- * a gap in presence versions; a largest message read over a small budget. */
+ * a gap in presence versions; a largest message read over a small budget,
+ * and joins sent together within the client's queue. */
 #include "v1.h"
 #include "v1_pair.h"
 
@@ -396,6 +397,76 @@ static void test_a_largest_message_is_read_over_a_small_budget(void **state)
     free(text);
 }
 
+/* Stores n messages of `len` bytes from "ghost" in room's history (the
+ * room made already), without publishing them. */
+static void fill_history(const char *room, int n, size_t len)
+{
+    char ts[24], meta[96], hist[96], count[16];
+    snprintf(ts, sizeof ts, "%lld", (long long)h_now_ms());
+    snprintf(meta, sizeof meta, "cf:{%s}:meta", room);
+    snprintf(hist, sizeof hist, "cf:{%s}:hist", room);
+    snprintf(count, sizeof count, "%d", n);
+    char *text = malloc(len + 1);
+    memset(text, 'h', len);
+    text[len] = '\0';
+    static const char script[] =
+        "local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+        "for i = 1, tonumber(ARGV[4]) do\n"
+        "  local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+        "  redis.call('RPUSH', KEYS[2], cmsgpack.pack({v = 1, t = 'msg', room = ARGV[1],\n"
+        "    from = 'ghost', text = ARGV[3], ts = tonumber(ARGV[2]), epoch = epoch, id = id}))\n"
+        "end\n"
+        "return 0\n";
+    const char *const args[] = {"EVAL", script, "2", meta, hist, room, ts, text, count, NULL};
+    assert_int_equal(h_redis_cli(&fx.redis, args), 0);
+    free(text);
+}
+
+/* The joins a client sends together (a reconnect's rejoins) share its
+ * queue: each snapshot used to carry up to a quarter of it, so eight rooms
+ * of full histories came to twice its bound in one loop pass, and over TLS
+ * (nothing written within a pass) the client was closed as a slow consumer
+ * at each reconnect. Together they now stay within the bound. */
+static void test_joins_sent_together_share_the_queue(void **state)
+{
+    (void)state;
+    gateway_up();
+    enum { ROOMS = 8, TEXT = 3500 };
+    struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
+    char rooms[ROOMS][16], *frames[ROOMS];
+    for (int i = 0; i < ROOMS; i++) {
+        snprintf(rooms[i], sizeof rooms[i], "shared%d", i);
+        join_quietly(a, rooms[i]);
+        fill_history(rooms[i], HISTORY, TEXT); /* 70 KB each: over a 64 KiB budget */
+        char id[16];
+        snprintf(id, sizeof id, "j%d", i);
+        frames[i] = json_dumps(
+            json_pack("{s:s, s:{s:s, s:s}}", "type", "join", "payload", "room", rooms[i], "id", id),
+            JSON_COMPACT);
+    }
+    struct v1c *c = v1_member(fx.node.port, "carol", V1_JSON);
+    assert_int_equal(wsc_send_texts(v1_wsc(c), (const char *const *)frames, ROOMS), 0);
+    size_t total = 0, most = 0;
+    for (int i = 0; i < ROOMS; i++) {
+        json_t *ev = v1_wait(c, V1_WAIT, "joined", "room", rooms[i], NULL);
+        V1_MUST(c, ev, "joined");
+        size_t n = json_array_size(json_object_get(pl(ev), "messages"));
+        assert_true(n >= 1); /* the newest at least */
+        most = n > most ? n : most;
+        char *js = json_dumps(ev, JSON_COMPACT);
+        total += strlen(js);
+        free(js);
+        json_decref(ev);
+        free(frames[i]);
+    }
+    printf("%d snapshots together: %zu bytes, the largest of %zu messages\n", ROOMS, total, most);
+    assert_true(most >= 15); /* the first took a quarter of the queue, as one alone */
+    if (total > 262144)      /* MAX_CLIENT_QUEUE_BYTES' default */
+        fail_msg("%d snapshots sent together came to %zu bytes", ROOMS, total);
+    v1_close(c);
+    v1_close(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_a_gap_in_presence_versions_is_recovered),
         cmocka_unit_test(test_a_missed_last_message_arrives_when_the_broker_is_ready_again),
         cmocka_unit_test_teardown(test_a_largest_message_is_read_over_a_small_budget, stop_gw3),
+        cmocka_unit_test(test_joins_sent_together_share_the_queue),
         cmocka_unit_test(test_not_recovered_once_the_history_is_gone),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));
