@@ -153,17 +153,28 @@ static int parse_payload(json_t *payload, struct v1_req *r, struct v1_error *e)
     return 0;
 }
 
-static bool is_hex4_surrogate(const char *h)
+/* 1: the \u escape at p (6 bytes) is a high surrogate, 2: a low one, 0:
+ * neither. */
+static int surrogate_at(const char *p, size_t left)
 {
-    for (int i = 0; i < 4; i++)
-        if (!isxdigit((unsigned char)h[i]))
-            return false;
-    return (h[0] == 'd' || h[0] == 'D') && strchr("89abcdefABCDEF", h[1]) != NULL;
+    if (left < 6 || p[0] != '\\' || p[1] != 'u')
+        return 0;
+    for (int i = 2; i < 6; i++)
+        if (!isxdigit((unsigned char)p[i]))
+            return 0;
+    if (p[2] != 'd' && p[2] != 'D')
+        return 0;
+    return strchr("89abAB", p[3]) ? 1 : strchr("cdefCDEF", p[3]) ? 2 : 0;
 }
+
+/* A number longer than this is made 0 in a rescue: as a real, one of over
+ * ~308 digits overflows jansson too, and its value does not matter there. */
+#define RESCUE_NUMBER_MAX 24
 
 /* A frame jansson refused. A lone UTF-16 surrogate escape and an integer
  * past 64 bits are valid JSON that jansson cannot hold: parsed again with
- * surrogates replaced and big integers as reals, the frame still names its
+ * lone surrogates replaced (pairs kept, so an id keeps its characters),
+ * big integers as reals and overlong numbers as 0, the frame still names its
  * request id and room, so the client learns which request was refused
  * (and a client that resends until answered stops). NULL when the frame is
  * not JSON at all. (mpjson_rescue does the same for msgpack.) */
@@ -173,12 +184,29 @@ static json_t *rescue(const char *in, size_t len)
     if (!copy)
         return NULL;
     memcpy(copy, in, len);
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (copy[i] != '\\')
-            continue;
-        if (copy[i + 1] == 'u' && i + 6 <= len && is_hex4_surrogate(copy + i + 2))
-            memcpy(copy + i + 2, "FFFD", 4);
-        i++; /* past the escaped character */
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = copy[i];
+        if (in_string && c == '\\') {
+            int kind = surrogate_at(copy + i, len - i);
+            if (kind == 1 && surrogate_at(copy + i + 6, len - i - 6) == 2)
+                i += 11; /* a pair (an emoji in an id): kept as it is */
+            else if (kind)
+                memcpy(copy + i + 2, "FFFD", 4), i += 5;
+            else
+                i++; /* past the escaped character */
+        } else if (c == '"') {
+            in_string = !in_string;
+        } else if (!in_string && (c == '-' || isdigit((unsigned char)c))) {
+            size_t j = i;
+            while (j < len && strchr("0123456789+-.eE", copy[j]) && copy[j])
+                j++;
+            if (j - i > RESCUE_NUMBER_MAX) { /* "0" and spaces: the same length */
+                copy[i] = '0';
+                memset(copy + i + 1, ' ', j - i - 1);
+            }
+            i = j - 1;
+        }
     }
     json_t *root = json_loadb(copy, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL |
                                              JSON_DECODE_INT_AS_REAL, NULL);

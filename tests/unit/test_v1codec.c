@@ -311,6 +311,18 @@ static void test_error_bad_json(void **state)
     };
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
         check_error(SESS_V1_JSON, odd[i], strlen(odd[i]), odd[i], "bad_request", "s-1", "a");
+    /* An integer of 400 digits (over a real's range too), and an id with an
+     * escaped surrogate pair (an emoji) beside a lone one: still answered
+     * with the id as it was sent. */
+    char big[600];
+    int n = snprintf(big, sizeof big,
+                     "{\"type\":\"join\",\"payload\":{\"room\":\"a\",\"id\":\"s-2\",\"since\":");
+    memset(big + n, '9', 400);
+    snprintf(big + n + 400, sizeof big - (size_t)n - 400, "}}");
+    check_error(SESS_V1_JSON, big, strlen(big), "a 400-digit since", "bad_request", "s-2", "a");
+    const char *emoji = "{\"type\":\"send\",\"payload\":{\"room\":\"a\",\"id\":\"e\\ud83d\\ude00\","
+                        "\"message\":\"\\ud800\"}}";
+    check_error(SESS_V1_JSON, emoji, strlen(emoji), emoji, "bad_request", "e\xf0\x9f\x98\x80", "a");
 
     /* Well-formed, but not {"type": string, "payload": object}. */
     static const char *shapes[] = {
