@@ -116,9 +116,9 @@ static void subscribe(struct rooms *r, struct room *rm)
     rm->unsub_due = false; /* wanted again: the channel stays */
     int rc = r->ops->subscribe(r->ud, rm->name, rm->len);
     /* A full queue (or no memory): rooms_retry, within a second. The
-     * room's requests wait for it as for a SUBSCRIBE in flight: refused
-     * meanwhile, a legacy message was lost, and a v1 one told "Redis is not
-     * connected". */
+     * room's requests wait for it as for a SUBSCRIBE in flight (refused,
+     * as they were, a legacy message was lost, and a v1 one told "Redis is
+     * not connected"). */
     rm->sub_due = rc != 0 && rc != -ENOTCONN;
     if (rc == 0) {
         rm->unconfirmed++;
@@ -377,15 +377,42 @@ void rooms_on_sub_ready(struct rooms *r)
     rooms_on_sub_ready_if(r, NULL, NULL);
 }
 
+/* A room that held requests for a SUBSCRIBE due, which now found the
+ * subscriber down: no SUBSCRIBE holds them any more. */
+static bool stranded(const struct room *rm)
+{
+    return rm->held_head && !rm->active && rm->unconfirmed == 0 && !rm->sub_due;
+}
+
 void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud)
 {
-    size_t it = 0;
+    size_t it = 0, n = 0;
     struct room *rm;
     while ((rm = cf_map_next(r->by_name, &it)))
         if (rm->links.n > 0 && !rm->active && rm->unconfirmed == 0 &&
-            (!pick || pick(ud, rm->name, rm->len)))
-            subscribe(r, rm); /* (one due that finds the subscriber down: its
-                               * loss ran sub_reset, which released the held) */
+            (!pick || pick(ud, rm->name, rm->len))) {
+            subscribe(r, rm);
+            n += stranded(rm);
+        }
+    if (!n)
+        return;
+    /* The subscriber can be down without its loss told to the rooms (the
+     * server found unusable through its publisher): what was held runs now,
+     * as at a loss, not whenever the server is back. After the walk:
+     * running may reshape the table. */
+    struct room **all = malloc(n * sizeof *all);
+    if (!all) {
+        r->resubscribe = true; /* the next retry finds them again */
+        return;
+    }
+    size_t k = 0;
+    it = 0;
+    while (k < n && (rm = cf_map_next(r->by_name, &it)))
+        if (stranded(rm))
+            all[k++] = rm;
+    for (size_t i = 0; i < k; i++)
+        release_held(r, all[i]);
+    free(all);
 }
 
 /* Sends the UNSUBSCRIBEs that did not fit, freeing the rooms they kept. */

@@ -111,8 +111,9 @@ void rooms_on_sub_lost_if(struct rooms *r, rooms_pick_fn pick, void *ud, bool ke
 void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud);
 /* Subscribes the rooms whose SUBSCRIBE could not be queued (the
  * subscriber's queue was full, e.g. a whole resubscription at once under a
- * small MAX_LINK_QUEUE_BYTES): until then their requests are refused as if
- * Redis were down; and unsubscribes the rooms whose UNSUBSCRIBE could not
+ * small MAX_LINK_QUEUE_BYTES): until then their requests are held, as for
+ * a SUBSCRIBE in flight, and run when one that finds the subscriber down
+ * leaves nothing to wait for; and unsubscribes the rooms whose UNSUBSCRIBE could not
  * be (their channel would bring messages nobody here wants; such a room is
  * kept until then). Walks every room, but only after such a failure: call it
  * periodically (the broker does once a second). */

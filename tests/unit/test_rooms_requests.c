@@ -328,6 +328,23 @@ static void test_full_queue_subscribe_retried(void **state)
     assert_int_equal(submit_from(LID(2), "third", "y"), -ENOTCONN);
     g_fake.sub_rc = 0;
     rooms_on_sub_ready(g_rooms);
+    confirm("general");
+    confirm("lobby");
+    confirm("third");
+    /* a SUBSCRIBE due whose retry finds the subscriber down, its loss not
+     * told to the rooms (the server found unusable through its publisher):
+     * what it held runs, rather than whenever the server is back */
+    g_fake.sub_rc = -ENOBUFS;
+    assert_int_equal(join(3, "fourth"), 0);
+    assert_int_equal(submit_from(LID(3), "fourth", "z"), 0);
+    g_fake.sub_rc = -ENOTCONN;
+    n0 = g_fake.n;
+    rooms_retry(g_rooms);
+    assert_call(n0, 'S', "fourth", NULL);
+    assert_run(n0 + 1, LID(3), "z");
+    assert_int_equal(stats().held_bytes, 0);
+    g_fake.sub_rc = 0;
+    rooms_on_sub_ready(g_rooms);
     int n = g_fake.n;
     rooms_retry(g_rooms); /* done: the rooms in flight or subscribed are left alone */
     assert_int_equal(g_fake.n, n);
