@@ -252,7 +252,13 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
         }
         l->st = BL_UP;
         l->up_since = cf_mono_ms();
-        l->bo.cap_ms = LINK_RETRY_CAP_MS;
+        if (l->bo.cap_ms != LINK_RETRY_CAP_MS) {
+            /* the first link: the attempts of the start (every 250 ms at
+             * most, while the broker came up) must not make the next
+             * drop's first retry wait seconds */
+            cf_backoff_reset(&l->bo);
+            l->bo.cap_ms = LINK_RETRY_CAP_MS;
+        }
         b->up++;
         CF_INFO("link", "broker %u linked (%.*s)", l->shard, (int)m.node.len, m.node.p);
         if (b->cbs.on_up)
