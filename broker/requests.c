@@ -16,8 +16,8 @@
 
 /* ---- replies to gateways --------------------------------------------------- */
 
-/* What a snapshot or page may carry: the gateway's budget (a quarter of its
- * client queue's bound, at most 1 MiB), and at most a quarter of the link's
+/* What a snapshot or page may carry: the gateway's budget (at most a quarter
+ * of its client queue's bound, and 1 MiB), and at most a quarter of the link's
  * queue, or a frame bigger than MAX_LINK_QUEUE_BYTES (which may be set as
  * low as 1 MiB) reset the link each time it was asked for. */
 static uint32_t link_budget(const struct broker *b, uint32_t asked)

@@ -36,33 +36,35 @@ static struct cf_str conn_id(struct gw *gw, struct session *s, char buf[40])
     return (struct cf_str){buf, (uint32_t)n};
 }
 
-/* The bytes of stored messages the answer to a join or history page `q`
- * (0: none, a registration) of s may carry, kept in q. Each answer alone
- * would fit the client's queue, but several come in one loop pass (a
- * reconnect's rejoins: 20 rooms of 15 KB snapshots) and together passed
- * its bound, which closed a client that reads as slow (over TLS nothing
- * is written within a pass). So an answer may take a quarter of what the
- * queue has left after what is queued and what the answers awaited may
- * bring (twice their budgets: JSON may double a message), at most a
- * quarter of the queue: one alone gets that quarter, and those awaited
- * together never pass the bound (but for their newest messages, sent even
- * over a budget, and BUDGET_FLOOR each, which keeps a few member names in
- * a snapshot). An answer with less gets fewer of the newest messages; the
- * client asks for the rest (has_more, or a hole it fetches). */
+/* The bytes of stored messages the answer to join or page `q` (0: a
+ * registration, no answer) of s may carry, kept in q. Each alone fits the
+ * queue, but several in one loop pass (a reconnect's rejoins) passed its
+ * bound, closing a client that reads (over TLS nothing is written within
+ * a pass). So one takes a quarter of what the queue has left after what is
+ * queued and twice (JSON may double a message) the budgets awaited, at
+ * most a quarter of the queue: together they keep to the bound, but for
+ * BUDGET_FLOOR each (a few member names) and newest messages over their
+ * budgets. Fewer messages: the client fetches the rest (has_more, a hole). */
 static uint32_t budget(struct gw *gw, struct session *s, uint64_t q)
 {
-    size_t cap = sess_max_queue(s), awaited = 0;
+    size_t cap = sess_max_queue(s) / 4;
+    cap = cap > MAX_BUDGET ? MAX_BUDGET : cap;
+    struct req *own = q ? reqs_get(gw->reqs, q) : NULL;
+    /* A re-sync (its broker back) keeps the whole quarter: a smaller one
+     * would make a few missed messages a whole joined, not recovered; its
+     * replay checks the queue message by message (on_subbed). Nor does it
+     * count here: it would leave the client's own requests 1 KiB. */
+    if (!own || own->resync)
+        return (uint32_t)cap;
+    size_t awaited = 0;
     for (const struct req *r = *sess_reqs(s); r; r = r->snext)
-        if (r->q != q)
+        if (r != own && !r->resync)
             awaited += 2 * (size_t)r->budget;
-    size_t taken = sess_queued_bytes(s) + awaited;
-    size_t b = taken < cap ? (cap - taken) / 4 : 0;
+    size_t taken = sess_queued_bytes(s) + awaited, left = sess_max_queue(s);
+    size_t b = taken < left ? (left - taken) / 4 : 0;
     b = b < BUDGET_FLOOR ? BUDGET_FLOOR : b;
-    b = b > cap / 4 ? cap / 4 : b;
-    b = b > MAX_BUDGET ? MAX_BUDGET : b;
-    struct req *r = q ? reqs_get(gw->reqs, q) : NULL;
-    if (r)
-        r->budget = (uint32_t)b;
+    b = b > cap ? cap : b;
+    own->budget = (uint32_t)b;
     return (uint32_t)b;
 }
 
