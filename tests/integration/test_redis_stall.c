@@ -212,6 +212,23 @@ static int64_t cpu_us(void)
            u.ru_stime.tv_usec;
 }
 
+/* Stops Redis and queues commands of 4 KiB until the bridge refuses one
+ * for its full queue. */
+static void stop_and_fill(struct order *o)
+{
+    static char arg[4096];
+    memset(arg, 'x', sizeof arg);
+    const char *argv[] = {"0", arg};
+    size_t lens[] = {1, sizeof arg};
+    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    int rc;
+    while ((rc = rbridge_eval(rb, 0, 2, argv, lens, in_order, o)) == 0) {
+        if (++o->sent % 256 == 0)
+            rbridge_flush(rb); /* as the loop would between batches: fills the socket */
+    }
+    assert_int_equal(rc, -ENOBUFS);
+}
+
 static void test_a_full_queue_drains_in_order(void **state)
 {
     (void)state;
@@ -223,24 +240,14 @@ static void test_a_full_queue_drains_in_order(void **state)
     assert_non_null(rb);
     assert_true(run_until(bridge_ready, NULL, 10000));
 
-    static char arg[4096];
-    memset(arg, 'x', sizeof arg);
-    const char *argv[] = {"0", arg};
-    size_t lens[] = {1, sizeof arg};
     struct order o = {0};
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
-    int rc;
-    while ((rc = rbridge_eval(rb, 0, 2, argv, lens, in_order, &o)) == 0) {
-        if (++o.sent % 256 == 0)
-            rbridge_flush(rb); /* as the loop would between batches: fills the socket */
-    }
-    assert_int_equal(rc, -ENOBUFS);
+    stop_and_fill(&o);
     assert_true(o.sent > 10000);
     int64_t cpu = cpu_us(), at = h_now_ms();
     assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
     assert_true(run_until(all_answered, &o, 60000));
     printf("%d commands (%d MiB) drained in %lld ms, %lld ms of this process' CPU\n", o.sent,
-           (int)((int64_t)o.sent * (int64_t)sizeof arg >> 20), (long long)(h_now_ms() - at),
+           (int)((int64_t)o.sent * 4096 >> 20), (long long)(h_now_ms() - at),
            (long long)((cpu_us() - cpu) / 1000));
     assert_int_equal(o.wrong, 0);
 }
@@ -295,18 +302,8 @@ static void test_the_canary_goes_out_over_a_full_queue(void **state)
     (void)state;
     assert_true(run_until(bridge_ready, NULL, 10000));
     assert_true(run_until(canary_back, NULL, 10000));
-    static char arg[4096];
-    memset(arg, 'x', sizeof arg);
-    const char *argv[] = {"0", arg};
-    size_t lens[] = {1, sizeof arg};
     struct order o = {0};
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
-    int rc;
-    while ((rc = rbridge_eval(rb, 0, 2, argv, lens, in_order, &o)) == 0) {
-        if (++o.sent % 64 == 0)
-            rbridge_flush(rb);
-    }
-    assert_int_equal(rc, -ENOBUFS);
+    stop_and_fill(&o);
     uint64_t seq = rb->canary_seq;
     rb__canary_send(rb);
     assert_int_equal(rb->canary_seq, seq + 1);
