@@ -440,9 +440,10 @@ static void test_joins_sent_together_share_the_queue(void **state)
         fill_history(rooms[i], HISTORY, TEXT); /* 70 KB each: over a 64 KiB budget */
         char id[16];
         snprintf(id, sizeof id, "j%d", i);
-        frames[i] = json_dumps(
-            json_pack("{s:s, s:{s:s, s:s}}", "type", "join", "payload", "room", rooms[i], "id", id),
-            JSON_COMPACT);
+        json_t *join =
+            json_pack("{s:s, s:{s:s, s:s}}", "type", "join", "payload", "room", rooms[i], "id", id);
+        frames[i] = json_dumps(join, JSON_COMPACT);
+        json_decref(join);
     }
     struct v1c *c = v1_member(fx.node.port, "carol", V1_JSON);
     assert_int_equal(wsc_send_texts(v1_wsc(c), (const char *const *)frames, ROOMS), 0);
