@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "blinks.h"
+#include "budget.h"
 #include "clock.h"
 #include "http.h"
 #include "log.h"
@@ -18,8 +19,6 @@
 #include "v1codec.h"
 
 #define TYPING_GAP_MS 2000
-#define MAX_BUDGET (1u << 20) /* bytes of stored messages in one snapshot or page */
-#define BUDGET_FLOOR 1024     /* ... and at least, while the client's queue is full */
 
 static struct cf_str cstr(const char *s)
 {
@@ -34,38 +33,6 @@ static struct cf_str conn_id(struct gw *gw, struct session *s, char buf[40])
     int n = snprintf(buf, 40, "%016llx.%llx", (unsigned long long)gw->conn_salt,
                      (unsigned long long)sess_id(s));
     return (struct cf_str){buf, (uint32_t)n};
-}
-
-/* The bytes of stored messages the answer to join or page `q` (0: a
- * registration, no answer) of s may carry, kept in q. Each alone fits the
- * queue, but several in one loop pass (a reconnect's rejoins) passed its
- * bound, closing a client that reads (over TLS nothing is written within
- * a pass). So one takes a quarter of what the queue has left after what is
- * queued and twice (JSON may double a message) the budgets awaited, at
- * most a quarter of the queue: together they keep to the bound, but for
- * BUDGET_FLOOR each (a few member names) and newest messages over their
- * budgets. Fewer messages: the client fetches the rest (has_more, a hole). */
-static uint32_t budget(struct gw *gw, struct session *s, uint64_t q)
-{
-    size_t cap = sess_max_queue(s) / 4;
-    cap = cap > MAX_BUDGET ? MAX_BUDGET : cap;
-    struct req *own = q ? reqs_get(gw->reqs, q) : NULL;
-    /* A re-sync (its broker back) keeps the whole quarter: a smaller one
-     * would make a few missed messages a whole joined, not recovered; its
-     * replay checks the queue message by message (on_subbed). Nor does it
-     * count here: it would leave the client's own requests 1 KiB. */
-    if (!own || own->resync)
-        return (uint32_t)cap;
-    size_t awaited = 0;
-    for (const struct req *r = *sess_reqs(s); r; r = r->snext)
-        if (r != own && !r->resync)
-            awaited += 2 * (size_t)r->budget;
-    size_t taken = sess_queued_bytes(s) + awaited, left = sess_max_queue(s);
-    size_t b = taken < left ? (left - taken) / 4 : 0;
-    b = b < BUDGET_FLOOR ? BUDGET_FLOOR : b;
-    b = b > cap ? cap : b;
-    own->budget = (uint32_t)b;
-    return (uint32_t)b;
 }
 
 static void send_buf(struct session *s, struct cf_buf *b)
@@ -118,7 +85,7 @@ static int send_sub(struct gw *gw, struct session *s, struct cf_str room, uint64
                             .user = cstr(sess_user(s)),
                             .conn = conn_id(gw, s, cbuf),
                             .limit = limit,
-                            .budget = budget(gw, s, q)};
+                            .budget = budget_of(gw->reqs, s, q)};
     if (since && m && m->epoch_known) {
         f.has |= CF_WIRE_HAS_SINCE | CF_WIRE_HAS_EPOCH;
         f.since = m->last_id;
@@ -272,7 +239,7 @@ static void do_history(struct gw *gw, struct session *s, const struct v1_req *r)
                             .q = q->q,
                             .room = r->room,
                             .limit = r->limit,
-                            .budget = budget(gw, s, q->q)};
+                            .budget = budget_of(gw->reqs, s, q->q)};
     if (r->has_before) {
         f.has |= CF_WIRE_HAS_BEFORE;
         f.before = r->before;
@@ -464,15 +431,26 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
             CF_DEBUG("v1", "conn %llu: re-synced room %.*s (nothing missed)",
                      (unsigned long long)sess_id(s), (int)q->room_len, q->room);
     } else {
-        send_buf(s, v1_encode_joined(sess_proto(s), gw->dec, snap, &bad));
-        m->last_id = snap->last_id;
+        struct cf_buf *ev = v1_encode_joined(sess_proto(s), gw->dec, snap, &bad);
+        /* A re-sync's whole joined the queue cannot take now waits for
+         * another re-sync, as the replay's cut does: re-syncs keep a whole
+         * quarter of the queue each (budget.h), and several in one pass
+         * closed a client that reads. Its epoch is not taken meanwhile. */
+        if (q->resync && ev && sess_would_overflow(s, ev->len)) {
+            cf_buf_unref(ev);
+            cut = true;
+            members_sent = false;
+        } else {
+            send_buf(s, ev);
+            m->last_id = snap->last_id;
+        }
         if (bad)
             CF_WARN("v1", "room %.*s: %zu stored messages could not be decoded and were skipped",
                     (int)q->room_len, q->room, bad);
     }
     if (!cut && snap->last_id > m->last_id)
         m->last_id = snap->last_id;
-    if (snap->epoch.len < sizeof m->epoch) {
+    if (!cut && snap->epoch.len < sizeof m->epoch) {
         memcpy(m->epoch, snap->epoch.p, snap->epoch.len);
         m->epoch[snap->epoch.len] = '\0';
         m->epoch_known = true;
@@ -688,9 +666,7 @@ struct rs *v1_resyncs_new(struct gw *gw)
      * and the frame's own fields. The broker's MAX_LINK_QUEUE_BYTES is
      * this gateway's: every process of a node reads the same settings. */
     uint64_t lq = (uint64_t)gw->cfg->max_link_queue_bytes;
-    uint64_t b = (uint64_t)gw->cfg->max_client_queue_bytes / 4;
-    b = b > MAX_BUDGET ? MAX_BUDGET : b;
-    b = b > lq / 4 ? lq / 4 : b;
+    uint64_t b = budget_max(gw->cfg->max_client_queue_bytes, gw->cfg->max_link_queue_bytes);
     uint32_t window = rs_window(lq, b + (uint64_t)gw->cfg->max_message_bytes + 1024);
     if (window < RS_WINDOW)
         CF_INFO("v1",
