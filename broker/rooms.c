@@ -408,8 +408,9 @@ void rooms_on_sub_ready_if(struct rooms *r, rooms_pick_fn pick, void *ud)
     size_t k = 0;
     it = 0;
     while (k < n && (rm = cf_map_next(r->by_name, &it)))
-        if (stranded(rm))
-            all[k++] = rm;
+        if (rm->links.n > 0 && (!pick || pick(ud, rm->name, rm->len)) && stranded(rm))
+            all[k++] = rm; /* the first walk's rooms alone (a loss without memory keeps
+                            * other servers' held for their resubscription) */
     for (size_t i = 0; i < k; i++)
         release_held(r, all[i]);
     free(all);
