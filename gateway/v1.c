@@ -435,18 +435,20 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         /* A re-sync's whole joined the queue cannot take now waits for
          * another re-sync, as the replay's cut does: re-syncs keep a whole
          * quarter of the queue each (budget.h), and several in one pass
-         * closed a client that reads. Its epoch is not taken meanwhile. */
-        if (q->resync && ev && sess_would_overflow(s, ev->len)) {
+         * closed a client that reads. Its epoch is not taken meanwhile.
+         * One that an empty queue cannot take goes, and closes it now. */
+        if (q->resync && ev && sess_queued_bytes(s) > 0 && sess_would_overflow(s, ev->len)) {
             cf_buf_unref(ev);
             cut = true;
             members_sent = false;
         } else {
             send_buf(s, ev);
             m->last_id = snap->last_id;
+            if (bad)
+                CF_WARN("v1",
+                        "room %.*s: %zu stored messages could not be decoded and were skipped",
+                        (int)q->room_len, q->room, bad);
         }
-        if (bad)
-            CF_WARN("v1", "room %.*s: %zu stored messages could not be decoded and were skipped",
-                    (int)q->room_len, q->room, bad);
     }
     if (!cut && snap->last_id > m->last_id)
         m->last_id = snap->last_id;
