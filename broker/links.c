@@ -302,7 +302,8 @@ static void link_read(struct gwlink *l)
 {
     size_t total = 0;
     while (total < READ_BUDGET && !l->closing) {
-        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK);
+        bool more;
+        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK, &more);
         if (n == -EAGAIN)
             break;
         if (n == 0) {
@@ -339,10 +340,12 @@ static void link_read(struct gwlink *l)
             if (hr < 0)
                 return;
         }
-        /* A short read emptied the socket (or met a nearly full buffer):
-         * asking again would only say so, and the watch is level-triggered,
-         * so whatever is left or comes later wakes us anyway. */
-        if ((size_t)n < READ_CHUNK)
+        /* A read short of what it asked emptied the socket: asking again
+         * would only say so, and the watch is level-triggered, so what
+         * comes later wakes us anyway. A read shortened to fit behind a
+         * frame not yet whole is not short: stopping there read a burst
+         * 64 KiB a wakeup. */
+        if (!more)
             break;
     }
 }

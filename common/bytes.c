@@ -98,8 +98,10 @@ void cf_bytes_truncate(struct cf_bytes *b, size_t mark)
         b->tail = b->head + mark;
 }
 
-ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read)
+ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read, bool *more)
 {
+    if (more)
+        *more = false;
     size_t room = b->max - (b->tail - b->head);
     if (room == 0)
         return -ENOBUFS;
@@ -121,6 +123,8 @@ ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read)
     if (r < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     b->tail += (size_t)r;
+    if (more)
+        *more = (size_t)r == want;
     return r;
 }
 

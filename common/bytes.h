@@ -10,6 +10,7 @@
 #ifndef CF_BYTES_H
 #define CF_BYTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -54,8 +55,10 @@ void cf_bytes_truncate(struct cf_bytes *b, size_t mark);
  * in the buffer while bytes left from earlier reads (a frame not yet whole)
  * fill at most half of it: the buffer is not grown for those. Returns bytes
  * read, 0 at end of stream, -EAGAIN when nothing is ready, -ENOBUFS when the
- * queue is full, or another -errno. */
-ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read);
+ * queue is full, or another -errno. `more` (may be NULL) is set when the read
+ * took all it asked for, so the socket may hold more: a read shortened for a
+ * frame not yet whole says nothing of the socket. */
+ssize_t cf_bytes_read_fd(struct cf_bytes *b, int fd, size_t max_read, bool *more);
 /* Writes as much as the socket takes. Returns bytes written (0 if it would
  * block), or -errno on a real error. */
 ssize_t cf_bytes_write_fd(struct cf_bytes *b, int fd);

@@ -308,7 +308,8 @@ static int link_read(struct blink *l)
 {
     size_t total = 0;
     while (total < READ_BUDGET) {
-        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK);
+        bool more;
+        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK, &more);
         if (n == -EAGAIN)
             break;
         if (n == 0) {
@@ -333,10 +334,12 @@ static int link_read(struct blink *l)
                 return -1;
             cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
         }
-        /* A short read emptied the socket (or met a nearly full buffer):
-         * asking again would only say so, and poll is level-triggered, so
-         * whatever is left or comes later wakes us anyway. */
-        if ((size_t)n < READ_CHUNK)
+        /* A read short of what it asked emptied the socket: asking again
+         * would only say so, and the watch is level-triggered, so what
+         * comes later wakes us anyway. A read shortened to fit behind a
+         * frame not yet whole is not short: stopping there read a burst
+         * 64 KiB a wakeup. */
+        if (!more)
             break;
     }
     return 0;

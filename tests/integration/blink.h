@@ -106,7 +106,7 @@ static inline bool bl_reader_next(struct bl_reader *r, struct cf_wire_msg *m, in
             return false;
         struct pollfd p = {r->fd, POLLIN, 0};
         if (poll(&p, 1, 100) > 0)
-            assert_true(cf_bytes_read_fd(&r->in, r->fd, 65536) > 0);
+            assert_true(cf_bytes_read_fd(&r->in, r->fd, 65536, NULL) > 0);
     }
 }
 

@@ -113,7 +113,7 @@ static bool welcomed(int fd, int timeout_ms)
             break;
         }
         struct pollfd pf = {fd, POLLIN, 0};
-        if (poll(&pf, 1, 50) > 0 && cf_bytes_read_fd(&in, fd, 4096) <= 0)
+        if (poll(&pf, 1, 50) > 0 && cf_bytes_read_fd(&in, fd, 4096, NULL) <= 0)
             break;
     }
     cf_wire_decoder_free(dec);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -236,7 +237,7 @@ static void test_bytes_keep_what_a_read_reserves(void **state)
     unsigned char *kept = NULL;
     for (int round = 0; round < 3; round++) {
         assert_int_equal(write(sv[1], "hello", 5), 5);
-        assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 5);
+        assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536, NULL), 5);
         assert_memory_equal(cf_bytes_data(&b), "hello", 5);
         cf_bytes_consume(&b, 5);
         assert_int_equal(cf_bytes_len(&b), 0);
@@ -250,10 +251,10 @@ static void test_bytes_keep_what_a_read_reserves(void **state)
     static unsigned char big[40000];
     memset(big, 'b', sizeof big);
     assert_int_equal(write(sv[1], big, sizeof big), (ssize_t)sizeof big);
-    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), (ssize_t)sizeof big);
+    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536, NULL), (ssize_t)sizeof big);
     assert_ptr_equal(b.data, kept);
     assert_int_equal(write(sv[1], "c", 1), 1);
-    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536), 1);
+    assert_int_equal(cf_bytes_read_fd(&b, sv[0], 65536, NULL), 1);
     assert_true(b.cap > 65536);
     assert_memory_equal(cf_bytes_data(&b), big, sizeof big);
     assert_int_equal(cf_bytes_data(&b)[sizeof big], 'c');
@@ -263,7 +264,7 @@ static void test_bytes_keep_what_a_read_reserves(void **state)
     struct cf_bytes d;
     cf_bytes_init(&d, 1u << 20);
     assert_int_equal(write(sv[1], "x", 1), 1);
-    assert_int_equal(cf_bytes_read_fd(&d, sv[0], 65536), 1);
+    assert_int_equal(cf_bytes_read_fd(&d, sv[0], 65536, NULL), 1);
     cf_bytes_consume(&d, 1);
     assert_null(d.data);
     cf_bytes_free(&b);
@@ -291,18 +292,27 @@ static void test_bytes_a_straddling_frame_keeps_the_buffer(void **state)
         stream[i] = (unsigned char)(i * 7 + i / 251);
     size_t sent = 0, got = 0;
     unsigned char *buf = NULL;
-    int reads = 0;
+    int reads = 0, shortened = 0;
     while (got < sizeof stream) {
         if (sent < sizeof stream) {
             ssize_t w = write(sv[1], stream + sent, sizeof stream - sent);
             if (w > 0)
                 sent += (size_t)w;
         }
-        ssize_t n = cf_bytes_read_fd(&b, sv[0], 65536);
+        bool more;
+        ssize_t n = cf_bytes_read_fd(&b, sv[0], 65536, &more);
         if (n == -EAGAIN)
             continue;
         assert_true(n > 0);
         reads++;
+        /* a read shortened to fit behind a partial frame must not pass for
+         * one that emptied the socket: the links stop reading at those */
+        int waiting = 0;
+        assert_int_equal(ioctl(sv[0], FIONREAD, &waiting), 0);
+        if (waiting > 0) {
+            assert_true(more);
+            shortened += (size_t)n < 65536;
+        }
         if (!buf)
             buf = b.data;
         assert_ptr_equal(b.data, buf); /* not replaced */
@@ -317,6 +327,7 @@ static void test_bytes_a_straddling_frame_keeps_the_buffer(void **state)
         got += whole;
     }
     assert_true(reads >= 4); /* 200,000 bytes through 64 KiB: it did straddle */
+    assert_true(shortened > 0);
     cf_bytes_free(&b);
     close(sv[0]);
     close(sv[1]);
@@ -330,21 +341,26 @@ static void test_bytes_fd(void **state)
     struct cf_bytes out, in;
     cf_bytes_init(&out, 1u << 16);
     cf_bytes_init(&in, 8);
-    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), -EAGAIN);
+    bool more = true;
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100, &more), -EAGAIN);
+    assert_false(more);
     assert_int_equal(cf_bytes_append(&out, "hello, socket", 13), 0);
     assert_int_equal(cf_bytes_write_fd(&out, sv[0]), 13);
     assert_int_equal(cf_bytes_len(&out), 0);
     assert_int_equal(cf_bytes_write_fd(&out, sv[0]), 0);
-    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 5), 5);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 5, &more), 5);
+    assert_true(more); /* all it asked for: there may be more */
     assert_memory_equal(cf_bytes_data(&in), "hello", 5);
-    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), 3); /* bounded by max 8 */
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100, &more), 3); /* bounded by max 8 */
+    assert_true(more);
     assert_memory_equal(cf_bytes_data(&in), "hello, s", 8);
-    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), -ENOBUFS);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100, NULL), -ENOBUFS);
     cf_bytes_consume(&in, 8);
-    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), 5);
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100, &more), 5);
+    assert_false(more); /* short of what it asked: the socket is empty */
     assert_memory_equal(cf_bytes_data(&in), "ocket", 5);
     close(sv[0]);
-    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100), 0); /* end of stream */
+    assert_int_equal(cf_bytes_read_fd(&in, sv[1], 100, NULL), 0); /* end of stream */
     assert_int_equal(cf_bytes_append(&out, "x", 1), 0);
     assert_true(cf_bytes_write_fd(&out, sv[1]) < 0); /* peer gone: -EPIPE */
     close(sv[1]);

@@ -163,7 +163,7 @@ static int frames(int fd, enum cf_wire_type want, int *types, int max)
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, 0) <= 0)
             continue;
-        ssize_t r = cf_bytes_read_fd(&in, fd, 4096);
+        ssize_t r = cf_bytes_read_fd(&in, fd, 4096, NULL);
         if (r == 0 || r == -ECONNRESET) {
             types[n++] = -1;
             break;
