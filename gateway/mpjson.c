@@ -55,27 +55,16 @@ static json_t *from_obj(const msgpack_object *o, int depth, bool big_real, const
         for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (k->type != MSGPACK_OBJECT_STR ||
-                (k->via.str.size && memchr(k->via.str.ptr, '\0', k->via.str.size))) {
-                *why = "map key is not a string";
-                json_decref(m);
-                return NULL;
-            }
-            char key[256];
-            if (k->via.str.size >= sizeof key) {
-                *why = "map key too long";
-                json_decref(m);
-                return NULL;
-            }
-            if (k->via.str.size)
-                memcpy(key, k->via.str.ptr, k->via.str.size);
-            key[k->via.str.size] = '\0';
-            if (json_object_get(m, key)) {
+                (k->via.str.size && memchr(k->via.str.ptr, '\0', k->via.str.size)))
+                continue; /* see mpjson.h */
+            const char *key = k->via.str.size ? k->via.str.ptr : "";
+            if (json_object_getn(m, key, k->via.str.size)) {
                 *why = "duplicate key"; /* as JSON_REJECT_DUPLICATES for JSON clients */
                 json_decref(m);
                 return NULL;
             }
             json_t *v = from_obj(&o->via.map.ptr[i].val, depth + 1, big_real, why);
-            if (!v || json_object_set_new(m, key, v) < 0) {
+            if (!v || json_object_setn_new(m, key, k->via.str.size, v) < 0) {
                 json_decref(m);
                 return NULL;
             }
@@ -83,8 +72,8 @@ static json_t *from_obj(const msgpack_object *o, int depth, bool big_real, const
         return m;
     }
     default:
-        *why = "bin and ext values are not accepted";
-        return NULL;
+        /* bin or ext: see mpjson.h */
+        return json_array();
     }
 }
 

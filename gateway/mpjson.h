@@ -2,10 +2,16 @@
  *
  * A msgpack client frame is turned into the same json_t tree a JSON client's
  * frame gives, so one validator serves both protocols; server events built as
- * json_t are written out as msgpack for those clients. Only what JSON can
- * express is accepted: maps with string keys, arrays, strings, integers,
- * floats, booleans and nil (bin and ext are refused). Nesting is bounded and
- * container sizes are checked against the frame before anything is built. */
+ * json_t are written out as msgpack for those clients.
+ *
+ * What JSON cannot express is made something the validator refuses in a
+ * field and ignores elsewhere, so that a msgpack client's unknown keys are
+ * ignored as a JSON client's are: a bin or ext value decodes as an empty
+ * array (no field of the protocol takes an array), and a map entry whose key
+ * is not a string, or holds a NUL, is left out (no field has such a name).
+ * Nesting is bounded by msgpack-c's parser (MPJSON_MAX_DEPTH containers,
+ * where jansson allows 2048), and container sizes are checked against the
+ * frame before anything is built. */
 #ifndef GW_MPJSON_H
 #define GW_MPJSON_H
 
@@ -14,7 +20,9 @@
 
 #include "bytes.h"
 
-#define MPJSON_MAX_DEPTH 16
+/* msgpack-c's own limit (MSGPACK_EMBED_STACK_SIZE): a deeper frame does not
+ * parse. */
+#define MPJSON_MAX_DEPTH 32
 
 /* Returns a new reference, or NULL (with *why set) for anything refused.
  * Decodes through one zone kept for the process's life (2 KiB): not

@@ -366,11 +366,11 @@ static void test_error_bad_json(void **state)
         MP(""),
         MP("\xc1"),
         MP("\x82\xa4type\xa4join"), /* one entry short */
-        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa1" "a\xc0"), /* trailing */
-        MP("\x82\xa4type\xc4\x04join\xa7payload\x80"),                 /* bin type */
-        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xc4\x01" "a"),  /* bin room */
-        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa1\xff"),      /* bad UTF-8 */
-        MP("\x82\xa4type\xa4join\xa7payload\x81\x01\xa1" "a"),          /* int key */
+        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa1"
+           "a\xc0"),                                               /* trailing */
+        MP("\x82\xa4type\xa4join\xa7payload\x81\xa4room\xa1\xff"), /* bad UTF-8 */
+        MP("\x82\xa4type\xa4join\x01\xa1"
+           "a"), /* no payload */
         MP("\xdf\xff\xff\xff\xff"),
     };
 #undef MP
@@ -448,10 +448,87 @@ static void test_error_bad_request(void **state)
                               "\xa5since\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
     check_error(SESS_V1_MSGPACK, big, sizeof big - 1, "since 2^64-1", "bad_request", "j", "r");
     /* anything else wrong with it besides: not a frame at all */
-    static const char bigbad[] = "\x82\xa4type\xa4join\xa7payload\x83\xa4room\xa1r\xa2id\xc4\x01j"
+    static const char bigbad[] = "\x82\xa4type\xa4join\xa7payload\x83\xa4room\xa1r\xa2id\xa1\xff"
                                  "\xa5since\xcf\xff\xff\xff\xff\xff\xff\xff\xff";
-    check_error(SESS_V1_MSGPACK, bigbad, sizeof bigbad - 1, "since 2^64-1, bin id", "bad_json",
+    check_error(SESS_V1_MSGPACK, bigbad, sizeof bigbad - 1, "since 2^64-1, bad UTF-8 id",
+                "bad_json", NULL, NULL);
+}
+
+/* What JSON cannot hold (bin, ext, keys that are not strings) is ignored under
+ * an unknown key, as a JSON client's unknown keys are, and refused in a field
+ * as a value of the wrong type: not the whole frame. */
+static void test_msgpack_beyond_json(void **state)
+{
+    (void)state;
+    /* {"type":"send","payload":{"room":"r","message":"hi","id":"q",<extra>}} */
+    static const char head[] = "\x82\xa4type\xa4send\xa7payload\x84\xa4room\xa1r"
+                               "\xa7message\xa2hi\xa2id\xa1q";
+    static const struct {
+        const char *b;
+        size_t n;
+    } extras[] = {
+#define MP(lit) {lit, sizeof(lit) - 1}
+        MP("\xa1x\xc4\x02\x00\x01"),          /* "x": bin */
+        MP("\xa1x\xd6\xff\0\0\0\0"),          /* "x": a timestamp ext */
+        MP("\xa1x\x92\xc4\x00\xc7\x01\x05z"), /* "x": [bin, ext] */
+        MP("\x01\xa1y"),                      /* 1: "y" */
+        MP("\xc4\x01k\x01"),                  /* bin "k": 1 */
+        MP("\xa3"
+           "a\0b\x01"),          /* "a\0b": 1 */
+        MP("\xa1x\x81\x07\x08"), /* "x": {7: 8} */
+#undef MP
+    };
+    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
+        unsigned char buf[64];
+        memcpy(buf, head, sizeof head - 1);
+        memcpy(buf + sizeof head - 1, extras[i].b, extras[i].n);
+        struct v1_req r;
+        struct v1_error e;
+        void *edoc = (void *)1;
+        if (v1_parse(SESS_V1_MSGPACK, buf, sizeof head - 1 + extras[i].n, &r, &e, &edoc) != 0)
+            fail_msg("extra %zu refused: %s (%s)", i, e.code, e.message);
+        assert_int_equal(r.type, V1_SEND);
+        assert_cf_str(r.message, "hi");
+        assert_cf_str(r.id, "q");
+        v1_req_free(&r);
+    }
+    /* A key of 300 bytes and a value 30 containers deep: JSON takes both. */
+    unsigned char big[600];
+    size_t n;
+    memcpy(big, head, sizeof head - 1);
+    n = sizeof head - 1;
+    big[n++] = 0xd9;
+    big[n++] = 200;
+    memset(big + n, 'k', 200);
+    n += 200;
+    for (int d = 0; d < 30; d++)
+        big[n++] = 0x91;
+    big[n++] = 0x01;
+    struct v1_req r;
+    struct v1_error e;
+    void *edoc = (void *)1;
+    if (v1_parse(SESS_V1_MSGPACK, big, n, &r, &e, &edoc) != 0)
+        fail_msg("long key, deep value refused: %s (%s)", e.code, e.message);
+    assert_cf_str(r.message, "hi");
+    v1_req_free(&r);
+
+    /* In a field: refused as that field's wrong type, naming the request. */
+    static const char bin_message[] = "\x82\xa4type\xa4send\xa7payload\x83\xa4room\xa1r"
+                                      "\xa7message\xc4\x02hi\xa2id\xa1q";
+    check_error(SESS_V1_MSGPACK, bin_message, sizeof bin_message - 1, "bin message", "bad_request",
+                "q", "r");
+    static const char bin_room[] = "\x82\xa4type\xa4join\xa7payload\x82\xa4room\xc4\x01r"
+                                   "\xa2id\xa1q";
+    check_error(SESS_V1_MSGPACK, bin_room, sizeof bin_room - 1, "bin room", "bad_request", "q",
+                NULL);
+    static const char bin_id[] = "\x82\xa4type\xa4join\xa7payload\x82\xa4room\xa1r"
+                                 "\xa2id\xc4\x01q";
+    check_error(SESS_V1_MSGPACK, bin_id, sizeof bin_id - 1, "bin id", "bad_id", NULL, NULL);
+    static const char int_key_room[] = "\x82\xa4type\xa4join\xa7payload\x81\x01\xa1r";
+    check_error(SESS_V1_MSGPACK, int_key_room, sizeof int_key_room - 1, "1: room", "bad_request",
                 NULL, NULL);
+    static const char bin_type[] = "\x82\xa4type\xc4\x04join\xa7payload\x80";
+    check_error(SESS_V1_MSGPACK, bin_type, sizeof bin_type - 1, "bin type", "bad_json", NULL, NULL);
 }
 
 static void test_error_bad_room_id_empty(void **state)
@@ -731,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_error_bad_json),
         cmocka_unit_test(test_error_unknown_type),
         cmocka_unit_test(test_error_bad_request),
+        cmocka_unit_test(test_msgpack_beyond_json),
         cmocka_unit_test(test_error_bad_room_id_empty),
         cmocka_unit_test(test_encode_events),
         cmocka_unit_test(test_encode_error_ack_left),
