@@ -24,6 +24,9 @@
 #define STABLE_MS 10000 /* up this long: the next failure starts the backoff afresh */
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
+#define REPLY_TOO_BIG                                                                              \
+    "a reply larger than any the broker asks for (over 64 MiB or a million elements): is "         \
+    "it a Redis server, and does nothing but confab publish to its channels?"
 
 static void conn_start(struct rconn *rc);
 static void without_lookup(struct rconn *rc, const char *why);
@@ -650,7 +653,8 @@ static void read_replies(struct rconn *rc)
         void *reply;
         for (;;) {
             if (redisReaderGetReply(rc->c->reader, &reply) != REDIS_OK) {
-                rb__fail(rc, "protocol error from Redis");
+                rb__fail(rc,
+                         rreply_refused(rc->arena) ? REPLY_TOO_BIG : "protocol error from Redis");
                 return;
             }
             if (!reply)
@@ -686,6 +690,10 @@ static void read_replies(struct rconn *rc)
             }
             if (rc->st == C_DOWN)
                 return; /* a callback reset us */
+        }
+        if (rreply_pending_over(rc->c->reader)) {
+            rb__fail(rc, REPLY_TOO_BIG);
+            return;
         }
         /* A short read emptied the socket: asking again would only say so
          * (the watch is level-triggered, so what comes later wakes us). */

@@ -9,6 +9,8 @@
 struct rreply_arena {
     struct cf_arena ar;
     size_t elements; /* the arrays' elements of the reply being read */
+    size_t bytes;    /* its strings' bytes */
+    bool refused;    /* a bound refused the reply being read */
     alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
 };
 
@@ -19,6 +21,8 @@ struct rreply_arena *rreply_arena_new(void)
     if (a) {
         cf_arena_init(&a->ar, a->buf, sizeof a->buf);
         a->elements = 0;
+        a->bytes = 0;
+        a->refused = false;
     }
     return a;
 }
@@ -57,9 +61,16 @@ static void *link_in(const redisReadTask *task, redisReply *r)
 
 static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
-    if (len == SIZE_MAX)
+    struct rreply_arena *a = task->privdata;
+    size_t before = a && task->parent ? a->bytes : 0;
+    if (len > RREPLY_MAX_BYTES - before) {
+        if (a)
+            a->refused = true;
         return NULL;
-    redisReply *r = obj_new(task->privdata, task->type, len + 1, false);
+    }
+    if (a)
+        a->bytes = before + len;
+    redisReply *r = obj_new(a, task->type, len + 1, false);
     if (!r)
         return NULL;
     r->str = (char *)(r + 1);
@@ -78,10 +89,16 @@ static void *create_array(const redisReadTask *task, int elements)
      * times it, and a reply of arrays of arrays would have none. A reply
      * begins with the task that has no parent. */
     size_t before = a && task->parent ? a->elements : 0;
-    if (n > RREPLY_MAX_ELEMENTS - before)
+    if (n > RREPLY_MAX_ELEMENTS - before) {
+        if (a)
+            a->refused = true;
         return NULL;
-    if (a)
+    }
+    if (a) {
         a->elements = before + n;
+        if (!task->parent)
+            a->bytes = 0; /* a reply begins */
+    }
     redisReply *r = obj_new(a, REDIS_REPLY_ARRAY, n * sizeof(redisReply *), true);
     if (!r)
         return NULL;
@@ -122,6 +139,18 @@ void rreply_use(redisReader *r, struct rreply_arena *a)
 {
     r->fn = &g_fns;
     r->privdata = a;
+    if (a)
+        a->refused = false; /* (the arena outlives a connection's reader) */
+}
+
+bool rreply_pending_over(const redisReader *r)
+{
+    return r->len - r->pos > RREPLY_MAX_BYTES;
+}
+
+bool rreply_refused(const struct rreply_arena *a)
+{
+    return a && a->refused;
 }
 
 struct cf_arena_stats rreply_stats(const struct rreply_arena *a)

@@ -19,6 +19,7 @@
 #ifndef BROKER_RREPLY_H
 #define BROKER_RREPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,13 @@
  * for 2^31 elements. It bounds a reply's objects as well (one per element).
  * A reader without an arena (rreply_use(r, NULL)) checks each array alone. */
 #define RREPLY_MAX_ELEMENTS (1u << 20)
+/* The same for a reply's bytes: its strings summed (a reader without an arena
+ * checks each string alone), and what the reader holds of a reply not yet
+ * whole (rreply_pending_over). Every reply the broker asks for becomes at
+ * most one wire frame (CF_WIRE_MAX_FRAME, 4 MiB) or fits a subscriber's event
+ * (CF_WIRE_MAX_EVENT); without a bound, a server that sends a huge bulk
+ * string (or a PUBLISH of 512 MB to a room's channel) is buffered whole. */
+#define RREPLY_MAX_BYTES (64u << 20)
 
 struct rreply_arena;
 
@@ -46,6 +54,15 @@ void rreply_arena_free(struct rreply_arena *a); /* NULL is a no-op */
 /* Before the reader has read anything (right after the connect call). The
  * arena (or NULL) must outlive the reader. */
 void rreply_use(redisReader *r, struct rreply_arena *a);
+
+/* After redisReaderGetReply() has taken every whole reply: true when what
+ * the reader still holds, a reply not yet whole, is over RREPLY_MAX_BYTES. */
+bool rreply_pending_over(const redisReader *r);
+
+/* Whether the reply the reader last failed on was refused for a bound
+ * (RREPLY_MAX_ELEMENTS or RREPLY_MAX_BYTES), not for the server's protocol
+ * or memory: for the log. False for NULL. */
+bool rreply_refused(const struct rreply_arena *a);
 
 /* Frees a whole reply tree from such a reader. NULL is a no-op. */
 void rreply_free(void *reply);

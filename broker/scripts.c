@@ -1,6 +1,12 @@
 /* scripts: see scripts.h. */
 #include "scripts.h"
 
+#include "wire.h"
+
+/* CF_WIRE_MAX_EVENT, for the scripts' text */
+#define MAX_EVENT_STR "132096"
+_Static_assert(CF_WIRE_MAX_EVENT == 132096, "MAX_EVENT_STR is CF_WIRE_MAX_EVENT");
+
 /* Redis runs Lua 5.1; numbers are doubles, exact up to 2^53, far beyond any
  * id or millisecond time here. The msgpack they produce is written by hand
  * (a fixed shape), so it does not depend on cmsgpack's table heuristics. */
@@ -229,8 +235,12 @@ static const char script_send[] = PRELUDE
  * takes it as it takes a live one, which MAX_CLIENT_QUEUE_BYTES >=
  * 4 x MAX_MESSAGE_BYTES makes room for). Read from the
  * newest back in LRANGEs of 64, 128, ...: Redis builds, and the broker
- * reads, only what fits. Expects `base` (HIST_WINDOW) and `budget` as
- * locals declared before it. */
+ * reads, only what fits. An entry longer than any room event is none a
+ * broker stored (damage from outside): it comes as an empty string, which
+ * the gateway skips as it skips any it cannot decode, so that kept as the
+ * newest it does not make a reply of its size (which the broker's reader
+ * refuses past RREPLY_MAX_BYTES, resetting the connection at each join).
+ * Expects `base` (HIST_WINDOW) and `budget` as locals declared before it. */
 #define HIST_NEWEST                                                                                \
     "local function newest(hi, lo)\n"                                                              \
     "  local rev, used, top, step, cut = {}, 0, hi, 64, false\n"                                   \
@@ -239,9 +249,11 @@ static const char script_send[] = PRELUDE
     "    if bot < lo then bot = lo end\n"                                                          \
     "    local part = redis.call('LRANGE', KEYS[2], bot - base, top - base)\n"                     \
     "    for i = #part, 1, -1 do\n"                                                                \
-    "      used = used + #part[i] + 8\n"                                                           \
+    "      local e = part[i]\n"                                                                    \
+    "      if #e > " MAX_EVENT_STR " then e = '' end\n"                                            \
+    "      used = used + #e + 8\n"                                                                 \
     "      if used > budget and #rev > 0 then cut = true break end\n"                              \
-    "      rev[#rev + 1] = part[i]\n"                                                              \
+    "      rev[#rev + 1] = e\n"                                                                    \
     "    end\n"                                                                                    \
     "    if #part < top - bot + 1 then break end\n"                                                \
     "    top, step = bot - 1, step * 2\n"                                                          \

@@ -604,6 +604,52 @@ static void test_a_join_reads_only_what_its_budget_holds(void **state)
     close(fd);
 }
 
+/* A history entry longer than any room event (damage from outside) comes as
+ * an empty message, which the gateway skips: kept as the newest, it made the
+ * join's and the page's reply its size (over the broker's reply bound, a
+ * reset of the connection at each join). */
+static void test_an_entry_larger_than_any_event_comes_empty(void **state)
+{
+    (void)state;
+    const char *room = "overgrown";
+    struct bl_reader rd;
+    int fd = open_link(cf_shard_of(room, strlen(room), 2), &rd);
+    struct cf_bytes out;
+    cf_bytes_init(&out, 1 << 20);
+    struct answer a[3];
+    for (int k = 0; k < 3; k++)
+        put_send(&out, 5000 + (uint64_t)k, room, "short");
+    ask(&rd, &out, 5000, 3, a);
+    uint64_t last = a[2].id;
+    redisContext *rc = redisConnectUnix(fx.redis.sock);
+    assert_non_null(rc);
+    enum { BIG = CF_WIRE_MAX_EVENT + 1 };
+    char *blob = malloc(BIG);
+    memset(blob, 'x', BIG);
+    redisReply *r = redisCommand(rc, "LSET cf:{%s}:hist -1 %b", room, blob, (size_t)BIG);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    free(blob);
+
+    long long before = net_output_bytes(rc);
+    struct cf_wire_msg m = history_page(&rd, 5100, room, last + 1, 10, 65536);
+    assert_int_equal(m.nmessages, 3);
+    assert_int_equal(m.messages[2].len, 0);
+    assert_true(m.messages[1].len > 0);
+    struct snap s;
+    join_snapshot(&rd, 5101, room, NULL, 0, 65536, &s);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.last_id, last);
+    long long wrote = net_output_bytes(rc) - before;
+    printf("Redis wrote %lld bytes for a page and a join\n", wrote);
+    if (wrote > 16384)
+        fail_msg("Redis wrote %lld bytes for a page and a join of 3 short messages", wrote);
+    redisFree(rc);
+    cf_bytes_free(&out);
+    bl_reader_free(&rd);
+    close(fd);
+}
+
 /* A page is read from the newest back in LRANGEs of 64, then 128: a page of
  * 100 takes two, in order and with nothing missed or twice; a page that
  * reaches the oldest kept says there is no more. */
@@ -724,6 +770,7 @@ int main(void)
         cmocka_unit_test_teardown(test_sends_of_one_read_share_one_script_call, memory_unlimited),
         cmocka_unit_test(test_a_join_reads_only_what_its_budget_holds),
         cmocka_unit_test(test_a_history_page_is_read_in_steps),
+        cmocka_unit_test(test_an_entry_larger_than_any_event_comes_empty),
         cmocka_unit_test(test_a_repeat_after_the_history_was_lost_is_sent_anew),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));

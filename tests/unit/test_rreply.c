@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +319,85 @@ static void test_the_element_bound_is_the_whole_reply_s(void **state)
     done(r, a);
 }
 
+/* "$len\r\n" and len bytes of 'x', with "\r\n" when whole; *n set to the
+ * length (the test frees it) */
+static char *bulk(size_t len, bool whole, size_t *n)
+{
+    char *s = malloc(len + 32);
+    assert_non_null(s);
+    size_t k = (size_t)sprintf(s, "$%zu\r\n", len);
+    memset(s + k, 'x', len);
+    k += len;
+    if (whole) {
+        memcpy(s + k, "\r\n", 2);
+        k += 2;
+    }
+    *n = k;
+    return s;
+}
+
+/* A reply's bytes are bounded as its elements are: its strings summed, and
+ * what the reader holds of one not yet whole (a bulk string of 512 MB was
+ * buffered whole). Each reply has its own count. */
+static void test_the_byte_bound_is_the_whole_reply_s(void **state)
+{
+    (void)state;
+    size_t big = RREPLY_MAX_BYTES / 2 + 1, n;
+    char *b = bulk(big, true, &n);
+
+    /* two strings each under the bound, over it together */
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    feed(r, "*2\r\n");
+    assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
+    assert_null(next(r));
+    assert_false(rreply_refused(a));
+    assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(r, &reply), REDIS_ERR);
+    assert_true(rreply_refused(a));
+    done(r, a);
+
+    /* each alone: read, reply after reply, in arrays and alone */
+    r = reader(&a);
+    for (int i = 0; i < 4; i++) {
+        if (i % 2 == 0)
+            feed(r, "*1\r\n");
+        assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
+        redisReply *m = next(r);
+        assert_non_null(m);
+        if (i % 2 == 0)
+            assert_int_equal(m->element[0]->len, big);
+        else
+            assert_int_equal(m->len, big);
+        rreply_free(m);
+        assert_false(rreply_pending_over(r));
+    }
+    assert_false(rreply_refused(a));
+    done(r, a);
+    free(b);
+
+    /* one string over it: refused whole ... */
+    b = bulk(RREPLY_MAX_BYTES + 1, true, &n);
+    r = reader(&a);
+    assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &reply), REDIS_ERR);
+    assert_true(rreply_refused(a));
+    done(r, a);
+    free(b);
+    /* ... and seen while it arrives: the reader holds what it has read */
+    b = bulk(RREPLY_MAX_BYTES + 1000, false, &n);
+    r = reader(&a);
+    assert_int_equal(redisReaderFeed(r, b, RREPLY_MAX_BYTES - 16), REDIS_OK); /* and its header */
+    assert_null(next(r));
+    assert_false(rreply_pending_over(r));
+    assert_int_equal(redisReaderFeed(r, b + RREPLY_MAX_BYTES - 16, 32), REDIS_OK);
+    assert_null(next(r));
+    assert_true(rreply_pending_over(r));
+    done(r, a);
+    free(b);
+}
+
 /* A connection whose arena could not be allocated reads the same replies,
  * every object malloc()ed (LSan checks they are all freed) */
 static void test_without_an_arena_every_object_is_malloced(void **state)
@@ -416,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_without_an_arena_every_object_is_malloced),
         cmocka_unit_test(test_an_absurd_array_is_refused),
         cmocka_unit_test(test_the_element_bound_is_the_whole_reply_s),
+        cmocka_unit_test(test_the_byte_bound_is_the_whole_reply_s),
 #ifdef CF_ASAN
         cmocka_unit_test(test_a_freed_reply_is_poisoned),
 #endif
