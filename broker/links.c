@@ -242,7 +242,11 @@ static int handle_hello(struct gwlink *l, const struct cf_wire_msg *m)
         link_close(l, "shard mismatch", true);
         return -1;
     }
-    struct cf_wire_msg w = {.type = CF_WIRE_WELCOME, .shard = g->shard, .shards = g->shards};
+    struct cf_wire_msg w = {.type = CF_WIRE_WELCOME,
+                            .shard = g->shard,
+                            .shards = g->shards,
+                            .link_queue = g->max_queue,
+                            .has = CF_WIRE_HAS_LINK_QUEUE};
     char node[32];
     int n = snprintf(node, sizeof node, "broker-%u-%d", g->shard, (int)getpid());
     w.node = (struct cf_str){node, (uint32_t)n};

@@ -42,7 +42,7 @@ enum {
     F_ROOM, F_FROM, F_TEXT, F_TS, F_SHARD, F_SHARDS, F_NODE, F_SEQ, F_Q, F_ID, F_CID, F_DUP,
     F_CODE, F_USER, F_CONN, F_LIMIT, F_BUDGET, F_SINCE, F_EPOCH, F_LAST_ID, F_PV, F_COUNT,
     F_MEMBERS, F_MESSAGES, F_RECOVERED, F_BEFORE, F_HAS_MORE, F_ACTION, F_READY, F_SERVING,
-    F_BACK, F_SERVERS, F_COUNT_FIELDS
+    F_BACK, F_SERVERS, F_LINK_QUEUE, F_COUNT_FIELDS
 };
 static const struct field fields[F_COUNT_FIELDS] = {
     [F_ROOM] = {"room", FK_STR, FC_ROOM, M(room), 0},
@@ -77,6 +77,7 @@ static const struct field fields[F_COUNT_FIELDS] = {
     [F_SERVING] = {"serving", FK_BOOL, FC_NONE, M(serving), 0},
     [F_BACK] = {"back", FK_U32, FC_NONE, M(back), CF_WIRE_MAX_SERVERS - 1},
     [F_SERVERS] = {"servers", FK_U32, FC_NONE, M(servers), CF_WIRE_MAX_SERVERS},
+    [F_LINK_QUEUE] = {"link_queue", FK_U64, FC_NONE, M(link_queue), UINT64_MAX},
 };
 #undef M
 
@@ -87,7 +88,7 @@ struct mtype {
 };
 static const struct mtype types[CF_WIRE_TYPE_MAX + 1] = {
     [CF_WIRE_HELLO] = {"hello", B(F_SHARD) | B(F_SHARDS) | B(F_NODE), 0},
-    [CF_WIRE_WELCOME] = {"welcome", B(F_SHARD) | B(F_SHARDS) | B(F_NODE), 0},
+    [CF_WIRE_WELCOME] = {"welcome", B(F_SHARD) | B(F_SHARDS) | B(F_NODE), B(F_LINK_QUEUE)},
     [CF_WIRE_JOIN] = {"join", B(F_ROOM), 0},
     [CF_WIRE_LEAVE] = {"leave", B(F_ROOM), 0},
     [CF_WIRE_MSG] = {"msg", B(F_ROOM) | B(F_FROM) | B(F_TEXT) | B(F_TS), B(F_ID) | B(F_EPOCH)},
@@ -123,6 +124,7 @@ static unsigned has_bit(int f)
     case F_SERVING: return CF_WIRE_HAS_SERVING;
     case F_BACK: return CF_WIRE_HAS_BACK;
     case F_SERVERS: return CF_WIRE_HAS_SERVERS;
+    case F_LINK_QUEUE: return CF_WIRE_HAS_LINK_QUEUE;
     default: return 0;
     }
 }

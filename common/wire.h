@@ -50,7 +50,7 @@
 
 enum cf_wire_type {
     CF_WIRE_HELLO = 1, /* gateway -> broker, first on a link: shard, shards, node */
-    CF_WIRE_WELCOME,   /* broker -> gateway, answer to hello: shard, shards, node */
+    CF_WIRE_WELCOME,   /* broker -> gateway, answer to hello: shard, shards, node, link_queue? */
     CF_WIRE_JOIN,      /* gateway -> broker: room (the gateway's first member joined) */
     CF_WIRE_LEAVE,     /* gateway -> broker: room (the gateway's last member left) */
     CF_WIRE_MSG,       /* a room message, both ways and on Redis: room, from, text, ts,
@@ -74,14 +74,15 @@ enum cf_wire_type {
 
 /* Optional fields present in a message (cf_wire_msg.has). */
 enum {
-    CF_WIRE_HAS_ID = 1u << 0,      /* msg.id */
-    CF_WIRE_HAS_CID = 1u << 1,     /* send.cid */
-    CF_WIRE_HAS_SINCE = 1u << 2,   /* sub.since */
-    CF_WIRE_HAS_EPOCH = 1u << 3,   /* sub.epoch, msg.epoch */
-    CF_WIRE_HAS_BEFORE = 1u << 4,  /* hist.before */
-    CF_WIRE_HAS_SERVING = 1u << 5, /* state.serving */
-    CF_WIRE_HAS_BACK = 1u << 6,    /* state.back */
-    CF_WIRE_HAS_SERVERS = 1u << 7  /* state.servers */
+    CF_WIRE_HAS_ID = 1u << 0,        /* msg.id */
+    CF_WIRE_HAS_CID = 1u << 1,       /* send.cid */
+    CF_WIRE_HAS_SINCE = 1u << 2,     /* sub.since */
+    CF_WIRE_HAS_EPOCH = 1u << 3,     /* sub.epoch, msg.epoch */
+    CF_WIRE_HAS_BEFORE = 1u << 4,    /* hist.before */
+    CF_WIRE_HAS_SERVING = 1u << 5,   /* state.serving */
+    CF_WIRE_HAS_BACK = 1u << 6,      /* state.back */
+    CF_WIRE_HAS_SERVERS = 1u << 7,   /* state.servers */
+    CF_WIRE_HAS_LINK_QUEUE = 1u << 8 /* welcome.link_queue */
 };
 
 /* A string inside a decoded payload: not NUL-terminated, valid only while the
@@ -107,6 +108,10 @@ struct cf_wire_msg {
      * reach the broker, and the gateway re-syncs the members of its rooms
      * (cf_ring_server_of) */
     uint32_t back, servers;
+    /* welcome: the broker's bound on its queue toward this gateway
+     * (MAX_LINK_QUEUE_BYTES), which its answers in flight must fit; absent
+     * from older brokers */
+    uint64_t link_queue;
     /* subbed: users online (strings); subbed/histr: encoded "msg" payloads
      * (binary), oldest first. Decoded arrays live in the decoder's memory. */
     const struct cf_str *members, *messages;

@@ -84,6 +84,10 @@ uint32_t blinks_ready(const struct blinks *b);
  * one of them works (the other servers' rooms answer unavailable). */
 uint32_t blinks_serving(const struct blinks *b);
 bool blinks_link_up(const struct blinks *b, uint32_t shard);
+/* The bound of `shard`'s broker's queue toward this gateway, as its last
+ * welcome told (its MAX_LINK_QUEUE_BYTES); 0 when it did not (an older
+ * broker) or has not linked yet. */
+uint64_t blinks_peer_queue(const struct blinks *b, uint32_t shard);
 bool blinks_link_ready(const struct blinks *b, uint32_t shard);
 /* Bytes queued for that broker and not yet written: grows while the broker
  * does not read (stalled, or slower than the gateway's traffic). */

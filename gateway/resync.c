@@ -10,6 +10,7 @@
 
 struct rs_shard {
     uint32_t inflight;     /* re-syncs sent and not ended */
+    uint32_t window;       /* ... at most */
     int64_t later_at;      /* the later list goes behind the ready one then; 0: none due */
     int64_t soon_at;       /* the soon list goes behind the ready one then; 0: none due */
     int64_t paused_until;  /* the link's queue was full: nothing sent before then */
@@ -22,7 +23,6 @@ struct rs {
     const struct rs_ops *ops;
     void *ud;
     uint32_t nshards;
-    uint32_t window;     /* re-syncs in flight at most per shard */
     int64_t gap_log_at;  /* a gap was last logged at INFO then */
     size_t gap_unlogged; /* ... and so many since, at DEBUG */
     struct rs_shard sh[];
@@ -69,8 +69,15 @@ struct rs *rs_new(struct lrooms *rooms, uint32_t shards, uint32_t window, const 
     r->ops = ops;
     r->ud = ud;
     r->nshards = shards;
-    r->window = window < 1 ? 1 : window > RS_WINDOW ? RS_WINDOW : window;
+    for (uint32_t i = 0; i < shards; i++)
+        rs_set_window(r, i, window);
     return r;
+}
+
+void rs_set_window(struct rs *r, uint32_t shard, uint32_t window)
+{
+    if (shard < r->nshards)
+        r->sh[shard].window = window < 1 ? 1 : window > RS_WINDOW ? RS_WINDOW : window;
 }
 
 void rs_free(struct rs *r)
@@ -191,12 +198,12 @@ static void pump(struct rs *r, uint32_t shard, int64_t now)
     bool presence = lrooms_wait_count(r->rooms, presence_list(shard)) > 0;
     if (!unpaused(h, now) ||
         (!presence &&
-         (h->inflight >= r->window || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
+         (h->inflight >= h->window || lrooms_wait_count(r->rooms, ready_list(shard)) == 0)) ||
         !r->ops->link_up(r->ud, shard))
         return;
     if (presence && !register_presence(r, shard))
         return;
-    while (h->inflight < r->window) {
+    while (h->inflight < h->window) {
         struct lmember *m = lrooms_wait_take(r->rooms, ready_list(shard));
         if (!m) {
             h->full_told = false; /* all went: the next full queue is news */
@@ -252,7 +259,7 @@ void rs_gap(struct rs *r, struct lmember *m, bool since)
     uint32_t shard = shard_of(r, m);
     struct rs_shard *h = &r->sh[shard];
     if (lrooms_wait_count(r->rooms, ready_list(shard)) == 0 &&
-        lrooms_wait_count(r->rooms, presence_list(shard)) == 0 && h->inflight < r->window &&
+        lrooms_wait_count(r->rooms, presence_list(shard)) == 0 && h->inflight < h->window &&
         unpaused(h, cf_mono_ms())) {
         lrooms_unwait(r->rooms, m); /* out of any list: this is its turn, and the
                                      * re-sync registers its presence too */

@@ -77,6 +77,10 @@ struct rs *rs_new(struct lrooms *rooms, uint32_t shards, uint32_t window, const 
  * 256 snapshots of up to 1 MiB), and it closed the link; relinked, the
  * gateway sent the same round again. */
 uint32_t rs_window(uint64_t link_queue, uint64_t answer_max);
+/* Sets one shard's window (clamped to 1..RS_WINDOW), as its broker's link
+ * queue may be smaller than this gateway's: re-syncs already in flight past
+ * a smaller one end as they come. */
+void rs_set_window(struct rs *r, uint32_t shard, uint32_t window);
 void rs_free(struct rs *r); /* NULL is a no-op */
 
 /* A live member saw a gap (since) or a new epoch in its room (m->pending is

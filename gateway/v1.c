@@ -661,20 +661,28 @@ static bool shard_linked(void *ud, uint32_t shard)
 
 static const struct rs_ops resync_ops = {room_shard, shard_linked, send_resync, send_presence};
 
+/* The re-sync window toward a broker whose link queue holds `peer` bytes
+ * (0: not told): a re-sync's answer is its budget (which the broker also
+ * keeps under a quarter of its link queue, requests.c), a newest message
+ * over it, and the frame's own fields; the round's answers must fit half of
+ * the smaller of the two queues. */
+static uint32_t resync_window(struct gw *gw, uint64_t peer)
+{
+    uint64_t lq = (uint64_t)gw->cfg->max_link_queue_bytes;
+    if (peer && peer < lq)
+        lq = peer;
+    uint64_t b = budget_max(gw->cfg->max_client_queue_bytes, (long long)lq);
+    return rs_window(lq, b + (uint64_t)gw->cfg->max_message_bytes + 1024);
+}
+
 struct rs *v1_resyncs_new(struct gw *gw)
 {
-    /* A re-sync's answer: its budget (which the broker also keeps under a
-     * quarter of its link queue, requests.c), a newest message over it,
-     * and the frame's own fields. The broker's MAX_LINK_QUEUE_BYTES is
-     * this gateway's: every process of a node reads the same settings. */
-    uint64_t lq = (uint64_t)gw->cfg->max_link_queue_bytes;
-    uint64_t b = budget_max(gw->cfg->max_client_queue_bytes, gw->cfg->max_link_queue_bytes);
-    uint32_t window = rs_window(lq, b + (uint64_t)gw->cfg->max_message_bytes + 1024);
+    uint32_t window = resync_window(gw, 0);
     if (window < RS_WINDOW)
         CF_INFO("v1",
                 "re-syncs: at most %u in flight per broker (MAX_LINK_QUEUE_BYTES %lld: "
                 "half of it for their answers)",
-                window, (long long)lq);
+                window, (long long)gw->cfg->max_link_queue_bytes);
     return rs_new(gw->rooms, blinks_count(gw->links), window, &resync_ops, gw);
 }
 
@@ -730,6 +738,17 @@ static void resync_members(struct gw *gw, uint32_t shard, bool new_link, uint32_
 
 void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link)
 {
+    if (new_link) {
+        uint64_t peer = blinks_peer_queue(gw->links, shard);
+        uint32_t window = resync_window(gw, peer);
+        if (window < resync_window(gw, 0))
+            CF_WARN("v1",
+                    "broker %u's MAX_LINK_QUEUE_BYTES (%llu) is under this gateway's (%lld): "
+                    "at most %u re-syncs in flight to it; set both alike",
+                    shard, (unsigned long long)peer, (long long)gw->cfg->max_link_queue_bytes,
+                    window);
+        rs_set_window(gw->rs, shard, window);
+    }
     resync_members(gw, shard, new_link, 0, 0);
 }
 

@@ -120,6 +120,58 @@ static void test_a_long_error_text_is_cut_between_characters(void **state)
     v1_close(a);
 }
 
+/* A broker whose MAX_LINK_QUEUE_BYTES is under the gateway's says so in its
+ * welcome, and the re-syncs in flight to it keep within half of its queue:
+ * sized on the gateway's own (64 MiB, 256 in flight), a round of answers
+ * overflowed the broker's queue (1 MiB here: 7 in flight), which closed the
+ * link, and the gateway sent the same round again. */
+static void test_a_broker_s_smaller_queue_narrows_the_re_sync_window(void **state)
+{
+    (void)state;
+    enum { ROOMS = 20 };
+    struct v1c *c = v1_member(node.port, "carol", V1_JSON);
+    for (int i = 0; i < ROOMS; i++) {
+        char room[16], id[16];
+        snprintf(room, sizeof room, "w%d", i);
+        snprintf(id, sizeof id, "jw%d", i);
+        assert_int_equal(v1_send(c, "join", json_pack("{s:s, s:s}", "room", room, "id", id)), 0);
+        struct cf_wire_msg m;
+        next_of(CF_WIRE_SUB, &m);
+        struct cf_wire_msg a = {
+            .type = CF_WIRE_SUBBED, .q = m.q, .room = m.room, .epoch = {"0123456789abcdef", 16}};
+        bl_send_msg(link_fd, &a);
+        json_t *ev = v1_wait(c, V1_WAIT, "joined", "room", room, NULL);
+        V1_MUST(c, ev, "a joined");
+        json_decref(ev);
+    }
+    /* the broker restarts with a smaller queue */
+    close(link_fd);
+    bl_reader_free(&rd);
+    struct pollfd p = {lfd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    link_fd = accept(lfd, NULL, NULL);
+    assert_true(link_fd >= 0);
+    bl_reader_init(&rd, link_fd);
+    struct cf_wire_msg m;
+    next_of(CF_WIRE_HELLO, &m);
+    struct cf_wire_msg w = {.type = CF_WIRE_WELCOME,
+                            .shard = 0,
+                            .shards = 1,
+                            .node = {"fake-broker", 11},
+                            .link_queue = 1u << 20,
+                            .has = CF_WIRE_HAS_LINK_QUEUE};
+    bl_send_msg(link_fd, &w);
+    /* every member re-syncs: none answered, so the window is what comes */
+    int subs = 0;
+    int64_t deadline = h_now_ms() + 2000;
+    while (bl_reader_next(&rd, &m, deadline))
+        subs += m.type == CF_WIRE_SUB;
+    printf("%d re-syncs in flight to a broker with a 1 MiB queue\n", subs);
+    assert_int_equal(subs, 7); /* 512 KiB over answers of 64 KiB + 5 KiB */
+    assert_true(h_log_contains(&node.gateway, "MAX_LINK_QUEUE_BYTES (1048576) is under", 2000));
+    v1_close(c);
+}
+
 /* A broker that welcomes the gateway and then drops the link (its queue
  * to the gateway overflowing at each re-sync, say) is tried again with a
  * growing backoff: the backoff was reset at each welcome, and such a link
@@ -162,6 +214,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_join_answered_with_the_wrong_frame_is_refused),
         cmocka_unit_test(test_a_long_error_text_is_cut_between_characters),
+        cmocka_unit_test(test_a_broker_s_smaller_queue_narrows_the_re_sync_window),
         cmocka_unit_test(test_a_link_dropped_after_its_welcome_backs_off),
     };
     return h_finish(cmocka_run_group_tests(tests, setup, teardown));

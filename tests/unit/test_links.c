@@ -31,6 +31,8 @@
 /* Small enough that two FAIL frames with a 600-byte text overflow it, large
  * enough for the welcome and one of them. */
 #define MAX_QUEUE 1000
+
+static uint64_t g_welcome_queue; /* the last welcome's link_queue (frames) */
 #define FAIL_TEXT 600
 
 static struct {
@@ -154,6 +156,8 @@ static int frames(int fd, enum cf_wire_type want, int *types, int max)
             const char *why;
             assert_int_equal(cf_wire_decode(dec, p, len, &m, &why), 0);
             types[n++] = (int)m.type;
+            if (m.type == CF_WIRE_WELCOME)
+                g_welcome_queue = (m.has & CF_WIRE_HAS_LINK_QUEUE) ? m.link_queue : 0;
             cf_bytes_consume(&in, CF_WIRE_HDR + len);
             if (m.type == want)
                 break;
@@ -204,8 +208,10 @@ static void two_gateways(int fds[2])
     }
     int types[4];
     for (int i = 0; i < 2; i++) {
+        g_welcome_queue = 0;
         assert_int_equal(frames(fds[i], CF_WIRE_WELCOME, types, 4), 1);
         assert_int_equal(types[0], CF_WIRE_WELCOME);
+        assert_int_equal(g_welcome_queue, MAX_QUEUE); /* for the gateway's re-sync window */
     }
 }
 

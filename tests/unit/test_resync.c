@@ -216,6 +216,21 @@ static void test_the_window_keeps_answers_to_half_the_link_queue(void **state)
     assert_int_equal(g_sent[0], 4);
     rs_tick(f.r, cf_mono_ms());
     assert_int_equal(g_sent[0], 4);
+    /* one shard's own (its broker's link queue is smaller): the others keep
+     * theirs */
+    rs_set_window(f.r, 1, 2);
+    for (int i = 0; i < ROOMS; i++)
+        rs_wait(f.r, f.m[1][i]);
+    rs_shard_back(f.r, 1, true);
+    assert_int_equal(g_sent[1], 2);
+    rs_ended(f.r, 0);
+    rs_pump(f.r, 0);
+    assert_int_equal(g_sent[0], 5);
+    rs_set_window(f.r, 1, 0); /* never none */
+    rs_ended(f.r, 1);
+    rs_ended(f.r, 1);
+    rs_pump(f.r, 1);
+    assert_int_equal(g_sent[1], 3);
 }
 
 /* A refused member waits for the shard's retry, then goes after the

@@ -66,7 +66,15 @@ static void test_roundtrip_hello_welcome(void **state)
     assert_int_equal(out.shard, 0);
     assert_int_equal(out.shards, 1);
     assert_str_is(out.node, "broker-0 \xc3\xa9");
+    assert_false(out.has & CF_WIRE_HAS_LINK_QUEUE); /* as from an older broker */
     cf_bytes_free(&q);
+    in.link_queue = 1ull << 30;
+    in.has = CF_WIRE_HAS_LINK_QUEUE;
+    roundtrip(&in, &q, &out);
+    assert_true(out.has & CF_WIRE_HAS_LINK_QUEUE);
+    assert_true(out.link_queue == 1ull << 30);
+    cf_bytes_free(&q);
+    in.has = 0;
 
     in.shard = CF_WIRE_MAX_SHARDS - 1;
     in.shards = CF_WIRE_MAX_SHARDS;
