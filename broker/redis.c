@@ -21,7 +21,6 @@
 #define REPLY_TIMEOUT_MS 10000 /* a command unanswered this long: the link is wedged */
 #define IDLE_PING_MS 5000
 #define HEALTH_TICK_MS 1000
-#define STABLE_MS 10000 /* up this long: the next failure starts the backoff afresh */
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
 #define REPLY_TOO_BIG                                                                              \
@@ -314,8 +313,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
     }
     if (rc->st != C_UP)
         return 0;
-    if (now - rc->up_since >= STABLE_MS)
-        cf_backoff_reset(&rc->bo);
+    cf_backoff_settle(&rc->bo, now - rc->up_since);
     if (rc->pending > 0 && unanswered_ms(rc, now) > REPLY_TIMEOUT_MS) {
         /* Replies may be sitting in the socket: after this process was
          * stopped (SIGSTOP, a long GC-like stall) the timer can run first. */

@@ -71,3 +71,11 @@ void cf_backoff_reset(struct cf_backoff *b)
 {
     b->attempt = 0;
 }
+
+bool cf_backoff_settle(struct cf_backoff *b, int64_t up_ms)
+{
+    if (up_ms < CF_BACKOFF_STABLE_MS)
+        return false;
+    cf_backoff_reset(b);
+    return true;
+}

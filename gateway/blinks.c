@@ -65,14 +65,6 @@ static void flush_cb(lws_sorted_usec_list_t *sul);
 
 /* The longest wait between two attempts to reach a broker that went away. */
 #define LINK_RETRY_CAP_MS 5000
-/* A link up this long has proved stable: when it drops, the next attempt
- * starts the backoff afresh. Reset at the welcome, a broker that welcomes
- * and then drops the link (its queue to this gateway overflowing at each
- * re-sync, a frame it refuses) was tried again every 50-100 ms for good,
- * each time with a rejoin of the shard's rooms and a re-sync of its
- * members. */
-#define LINK_STABLE_MS 10000
-
 static void link_connect(struct blink *l);
 
 static void schedule_retry_cb(lws_sorted_usec_list_t *sul)
@@ -221,11 +213,14 @@ static void link_down(struct blink *l)
     l->fd = -1;
     cf_bytes_free(&l->in);
     cf_bytes_free(&l->out);
-    if (was_up && cf_mono_ms() - l->up_since >= LINK_STABLE_MS) {
-        l->failures = 0;
-        cf_backoff_reset(&l->bo);
-    }
     if (was_up) {
+        /* Not reset at the welcome: a broker that welcomes and then drops
+         * the link (its queue to this gateway overflowing at each re-sync,
+         * a frame it refuses) was tried again every 50-100 ms for good,
+         * each time with a rejoin of the shard's rooms and a re-sync of its
+         * members. */
+        if (cf_backoff_settle(&l->bo, cf_mono_ms() - l->up_since))
+            l->failures = 0;
         b->up--;
         CF_WARN("link", "broker %u link lost; reconnecting", l->shard);
         if (b->cbs.on_down)

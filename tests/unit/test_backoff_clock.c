@@ -101,6 +101,15 @@ static void test_backoff(void **state)
     cf_backoff_init(&b, 3, 1000);
     assert_in_range(cf_backoff_next(&b), 2, 3);
     assert_in_range(cf_backoff_next(&b), 3, 6);
+
+    /* Only a connection that stayed up CF_BACKOFF_STABLE_MS starts afresh. */
+    cf_backoff_init(&b, 100, 1000);
+    for (int i = 0; i < 4; i++)
+        cf_backoff_next(&b);
+    assert_false(cf_backoff_settle(&b, CF_BACKOFF_STABLE_MS - 1));
+    assert_in_range(cf_backoff_next(&b), 500, 1000);
+    assert_true(cf_backoff_settle(&b, CF_BACKOFF_STABLE_MS));
+    assert_in_range(cf_backoff_next(&b), 50, 100);
 }
 
 /* ---- clock ----------------------------------------------------------------- */
