@@ -376,13 +376,24 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
         m->full_rounds = 0;
         return queued;
     }
-    if (full && ++m->full_rounds > LROOMS_MAX_FULL_ROUNDS) {
+    if (full && lrooms_full_round(m)) {
         sess_close_slow(m->s, "slow consumer (cannot keep up with its rooms)");
         return queued;
     }
     m->pending = true;
     r->ops->resync(r->ud, lrooms_member_room(m), m, since, full);
     return queued;
+}
+
+bool lrooms_full_round(struct lmember *m)
+{
+    unsigned drains = sess_drains(m->s) & 0x0fu, count = m->full_rounds & 0x0fu;
+    if ((unsigned)m->full_rounds >> 4 != drains)
+        count = 0; /* the client emptied its queue since the last round */
+    if (count <= LROOMS_MAX_FULL_ROUNDS)
+        count++;
+    m->full_rounds = (uint8_t)(drains << 4 | count);
+    return count > LROOMS_MAX_FULL_ROUNDS;
 }
 
 void lrooms_foreach(struct lrooms *r, void (*fn)(void *ud, const char *name, size_t len),

@@ -56,7 +56,8 @@ struct lmember {
     bool pending;         /* waiting for the join snapshot */
     bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
     char epoch[17];       /* the room's epoch as last told to the client (16 hex) */
-    uint8_t full_rounds;  /* re-syncs in a row for want of room in the client's queue */
+    uint8_t full_rounds;  /* lrooms_full_round's count (low 4 bits), and the session's
+                           * drains (mod 16) at its last round (high 4 bits) */
     uint32_t wlist, wslot; /* its waiting list, and 1 + its place in it; wslot 0: in
                             * none (lrooms_wait). In the 8 bytes a 128-byte
                             * calloc's chunk has spare. */
@@ -64,10 +65,19 @@ struct lmember {
 
 /* A member whose client's queue had no room for what it missed re-syncs
  * once the client had time to read; one that still has no room after this
- * many rounds in a row reads more slowly than its rooms speak, and is closed
- * as a slow consumer (kept, it re-synced forever, a join script each round,
- * seeing its rooms with gaps). */
+ * many rounds in a row, its client's queue never emptied in between, reads
+ * more slowly than its rooms speak, and is closed as a slow consumer (kept,
+ * it re-synced forever, a join script each round, seeing its rooms with
+ * gaps). */
 #define LROOMS_MAX_FULL_ROUNDS 8
+
+/* Counts a round in which m's client's queue had no room for it: true when
+ * that makes more than LROOMS_MAX_FULL_ROUNDS in a row, the client's queue
+ * never emptied since the first. A client that reads, and empties its queue
+ * between rounds, starts the count again: one with many rooms that need a
+ * whole joined at once (their presence changed during a broker's restart;
+ * about four fit the default queue a round) was closed after the eighth. */
+bool lrooms_full_round(struct lmember *m);
 
 struct lrooms;
 

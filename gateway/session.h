@@ -153,6 +153,10 @@ struct req;
 struct req **sess_reqs(struct session *s);
 uint32_t *sess_nreqs(struct session *s);
 size_t sess_queued_bytes(const struct session *s);
+/* How many times a write has emptied the session's queue, modulo 256: a
+ * client that reads lets it drain now and then, one that reads more slowly
+ * than its rooms speak does not (lrooms_full_round). */
+uint8_t sess_drains(const struct session *s);
 /* Bytes of events held for the session's pending joins, over all its rooms
  * (kept by lrooms.c): with its queue, bounded by sess_max_queue. */
 uint32_t *sess_held_bytes(struct session *s);

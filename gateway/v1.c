@@ -463,7 +463,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
      * went meanwhile. */
     if (members_sent)
         m->pv = snap->pv;
-    if (cut && ++m->full_rounds > LROOMS_MAX_FULL_ROUNDS)
+    if (cut && lrooms_full_round(m))
         sess_close_slow(s, "slow consumer (cannot keep up with its rooms)");
     else if (cut)
         rs_soon(gw->rs, m); /* what was held with ids comes with it */
