@@ -83,7 +83,7 @@ struct gw {
     lws_sorted_usec_list_t sul_tick; /* ... the fallback's lws timer */
     struct gw_stats stats;
     /* a line a second at most for what clients or an outage repeat at will */
-    struct cf_logcap drop_log, bad_frame_log, api_key_log, token_log, origin_log;
+    struct cf_logcap drop_log, bad_frame_log, api_key_log, token_log, origin_log, stored_log;
     struct http_req *http_reading; /* requests whose body is being read (http.c) */
     struct cf_memtrim trim;
     uint64_t qarrays_trimmed; /* queue arrays given back after a burst */

@@ -2,6 +2,7 @@
 #include "mpjson.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <msgpack.h>
 #include <stdint.h>
@@ -35,7 +36,8 @@ static json_t *from_obj(const msgpack_object *o, int depth, bool big_real, const
         return json_integer((json_int_t)o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        return json_real(o->via.f64); /* NaN/inf give NULL: refused */
+        /* NaN and the infinities: JSON cannot hold them (mpjson.h) */
+        return isfinite(o->via.f64) ? json_real(o->via.f64) : json_array();
     case MSGPACK_OBJECT_STR:
         /* msgpack-c gives an empty string a NULL pointer */
         return json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
@@ -95,7 +97,7 @@ static json_t *decode(const void *p, size_t len, bool big_real, const char **why
     size_t off = 0;
     json_t *v = NULL;
     if (msgpack_unpack(p, len, &off, &g_zone, &obj) == MSGPACK_UNPACK_SUCCESS && off == len) {
-        *why = "invalid value (bad UTF-8, NaN, or out of range)";
+        *why = "invalid value (bad UTF-8, or out of range)";
         v = from_obj(&obj, 0, big_real, why);
     }
     msgpack_zone_clear(&g_zone);

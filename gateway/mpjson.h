@@ -6,11 +6,12 @@
  *
  * What JSON cannot express is made something the validator refuses in a
  * field and ignores elsewhere, so that a msgpack client's unknown keys are
- * ignored as a JSON client's are: a bin or ext value decodes as an empty
- * array (no field of the protocol takes an array), and a map entry whose key
+ * ignored as a JSON client's are: a bin or ext value, or a float that is
+ * NaN or infinite, decodes as an empty array (no field of the protocol
+ * takes an array), and a map entry whose key
  * is not a string, or holds a NUL, is left out (no field has such a name).
- * Nesting is bounded by msgpack-c's parser (MPJSON_MAX_DEPTH containers,
- * where jansson allows 2048), and container sizes are checked against the
+ * Nesting is bounded by msgpack-c's parser (MPJSON_MAX_DEPTH containers that
+ * hold something, where jansson allows 2048), and container sizes are checked against the
  * frame before anything is built. */
 #ifndef GW_MPJSON_H
 #define GW_MPJSON_H

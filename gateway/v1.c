@@ -444,10 +444,11 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         } else {
             send_buf(s, ev);
             m->last_id = snap->last_id;
-            if (bad)
-                CF_WARN("v1",
-                        "room %.*s: %zu stored messages could not be decoded and were skipped",
-                        (int)q->room_len, q->room, bad);
+            if (bad) /* each join of a damaged room would log it: capped */
+                CF_LOG_CAPPED(&gw->stored_log, CF_LOG_WARN, "v1",
+                              "room %.*s: %zu stored messages could not be decoded and were "
+                              "skipped",
+                              (int)q->room_len, q->room, bad);
         }
     }
     if (!cut && snap->last_id > m->last_id)

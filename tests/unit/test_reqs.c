@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "clock.h"
 #include "reqs.h"
 #include "session.h"
@@ -383,6 +384,34 @@ static void test_free_with_requests(void **state)
     reqs_free(NULL);
 }
 
+/* The answers a client awaits at once share its queue (budget.h): each
+ * takes a quarter of what is left after the queued bytes and twice the
+ * budgets awaited. A re-sync keeps the whole quarter and is not counted:
+ * shrunk, a few missed messages came back as a whole joined. */
+static void test_budgets_share_the_queue_but_for_re_syncs(void **state)
+{
+    struct fx *f = *state;
+    int err;
+    struct req *j1 = reqs_add(f->t, REQ_SUB, f->a, NULL, S("r1"), NONE, &err);
+    struct req *j2 = reqs_add(f->t, REQ_SUB, f->a, NULL, S("r2"), NONE, &err);
+    assert_non_null(j1);
+    assert_non_null(j2);
+    assert_int_equal(budget_of(f->t, f->a, j1->q), 256 << 10); /* a quarter of 1 MiB */
+    assert_int_equal(budget_of(f->t, f->a, j2->q), 128 << 10); /* (1 MiB - 2 x 256 K) / 4 */
+    struct req *rs = reqs_add_resync(f->t, f->a, S("r3"), &err);
+    assert_non_null(rs);
+    assert_int_equal(budget_of(f->t, f->a, rs->q), 256 << 10); /* the whole quarter */
+    struct req *j3 = reqs_add(f->t, REQ_SUB, f->a, NULL, S("r4"), NONE, &err);
+    assert_non_null(j3);
+    assert_int_equal(budget_of(f->t, f->a, j3->q), 64 << 10); /* the re-sync not counted */
+    /* another session's are its own */
+    struct req *b1 = reqs_add(f->t, REQ_SUB, f->b, NULL, S("r1"), NONE, &err);
+    assert_non_null(b1);
+    assert_int_equal(budget_of(f->t, f->b, b1->q), 256 << 10);
+    /* no request (a registration): the quarter */
+    assert_int_equal(budget_of(f->t, f->a, 0), 256 << 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budgets_share_the_queue_but_for_re_syncs, setup,
+                                        teardown),
         cmocka_unit_test(test_free_with_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

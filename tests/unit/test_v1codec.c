@@ -474,8 +474,9 @@ static void test_msgpack_beyond_json(void **state)
         MP("\x01\xa1y"),                      /* 1: "y" */
         MP("\xc4\x01k\x01"),                  /* bin "k": 1 */
         MP("\xa3"
-           "a\0b\x01"),          /* "a\0b": 1 */
-        MP("\xa1x\x81\x07\x08"), /* "x": {7: 8} */
+           "a\0b\x01"),                      /* "a\0b": 1 */
+        MP("\xa1x\x81\x07\x08"),             /* "x": {7: 8} */
+        MP("\xa1x\xcb\x7f\xf8\0\0\0\0\0\0"), /* "x": NaN */
 #undef MP
     };
     for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
@@ -497,10 +498,11 @@ static void test_msgpack_beyond_json(void **state)
     size_t n;
     memcpy(big, head, sizeof head - 1);
     n = sizeof head - 1;
-    big[n++] = 0xd9;
-    big[n++] = 200;
-    memset(big + n, 'k', 200);
-    n += 200;
+    big[n++] = 0xda; /* str16 */
+    big[n++] = 300 >> 8;
+    big[n++] = 300 & 0xff;
+    memset(big + n, 'k', 300);
+    n += 300;
     for (int d = 0; d < 30; d++)
         big[n++] = 0x91;
     big[n++] = 0x01;
@@ -527,6 +529,10 @@ static void test_msgpack_beyond_json(void **state)
     static const char int_key_room[] = "\x82\xa4type\xa4join\xa7payload\x81\x01\xa1r";
     check_error(SESS_V1_MSGPACK, int_key_room, sizeof int_key_room - 1, "1: room", "bad_request",
                 NULL, NULL);
+    static const char nan_since[] = "\x82\xa4type\xa4join\xa7payload\x83\xa4room\xa1r"
+                                    "\xa2id\xa1q\xa5since\xcb\x7f\xf0\0\0\0\0\0\0";
+    check_error(SESS_V1_MSGPACK, nan_since, sizeof nan_since - 1, "since +inf", "bad_request", "q",
+                "r");
     static const char bin_type[] = "\x82\xa4type\xc4\x04join\xa7payload\x80";
     check_error(SESS_V1_MSGPACK, bin_type, sizeof bin_type - 1, "bin type", "bad_json", NULL, NULL);
 }
