@@ -376,7 +376,7 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
         m->full_rounds = 0;
         return queued;
     }
-    if (full && lrooms_full_round(m)) {
+    if (full && lrooms_full_round(m, false)) {
         sess_close_slow(m->s, "slow consumer (cannot keep up with its rooms)");
         return queued;
     }
@@ -385,12 +385,13 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
     return queued;
 }
 
-bool lrooms_full_round(struct lmember *m)
+_Static_assert(LROOMS_MAX_FULL_ROUNDS < 15, "the count must fit full_rounds' low bits");
+
+bool lrooms_full_round(struct lmember *m, bool waiting)
 {
     unsigned drains = sess_drains(m->s) & 0x0fu, count = m->full_rounds & 0x0fu;
-    if ((unsigned)m->full_rounds >> 4 != drains)
-        count = 0; /* the client emptied its queue since the last round */
-    if (count <= LROOMS_MAX_FULL_ROUNDS)
+    bool drained = (unsigned)m->full_rounds >> 4 != drains;
+    if (!(waiting && drained) && count <= LROOMS_MAX_FULL_ROUNDS)
         count++;
     m->full_rounds = (uint8_t)(drains << 4 | count);
     return count > LROOMS_MAX_FULL_ROUNDS;

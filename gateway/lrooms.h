@@ -65,19 +65,24 @@ struct lmember {
 
 /* A member whose client's queue had no room for what it missed re-syncs
  * once the client had time to read; one that still has no room after this
- * many rounds in a row, its client's queue never emptied in between, reads
- * more slowly than its rooms speak, and is closed as a slow consumer (kept,
- * it re-synced forever, a join script each round, seeing its rooms with
- * gaps). */
+ * many rounds in a row reads more slowly than its rooms speak, and is closed
+ * as a slow consumer (kept, it re-synced forever, a join script each round,
+ * seeing its rooms with gaps). */
 #define LROOMS_MAX_FULL_ROUNDS 8
 
 /* Counts a round in which m's client's queue had no room for it: true when
- * that makes more than LROOMS_MAX_FULL_ROUNDS in a row, the client's queue
- * never emptied since the first. A client that reads, and empties its queue
- * between rounds, starts the count again: one with many rooms that need a
- * whole joined at once (their presence changed during a broker's restart;
- * about four fit the default queue a round) was closed after the eighth. */
-bool lrooms_full_round(struct lmember *m);
+ * that makes more than LROOMS_MAX_FULL_ROUNDS in a row. `waiting`: the
+ * member's whole joined waits behind what is queued (a re-sync's, which an
+ * empty queue takes); such a round is not counted when the client emptied
+ * its queue since m's last round: it reads, and m waits its turn. Counted,
+ * a client in many rooms that each needed a whole joined at once (their
+ * presence changed during a broker's restart; about four fit the default
+ * queue a round) was closed after the eighth round of the later ones. The
+ * other rounds (the missed messages, or what was held, over the bound) are
+ * counted whatever the client read: one that cannot keep up with a room
+ * empties its queue too, between rounds, while that room's events are held
+ * for the re-sync. */
+bool lrooms_full_round(struct lmember *m, bool waiting);
 
 struct lrooms;
 

@@ -383,7 +383,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     size_t bad = 0;
     bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
                       memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
-    bool members_sent = true, cut = false;
+    bool members_sent = true, cut = false, waiting = false;
     /* A re-sync gives what was missed as live messages when the client knows
      * presence as of the snapshot; when changes went by while events were
      * not arriving, it gets a whole `joined` (recovered, its messages the
@@ -439,7 +439,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
          * One that an empty queue cannot take goes, and closes it now. */
         if (q->resync && ev && sess_queued_bytes(s) > 0 && sess_would_overflow(s, ev->len)) {
             cf_buf_unref(ev);
-            cut = true;
+            cut = waiting = true;
             members_sent = false;
         } else {
             send_buf(s, ev);
@@ -464,7 +464,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
      * went meanwhile. */
     if (members_sent)
         m->pv = snap->pv;
-    if (cut && lrooms_full_round(m))
+    if (cut && lrooms_full_round(m, waiting))
         sess_close_slow(s, "slow consumer (cannot keep up with its rooms)");
     else if (cut)
         rs_soon(gw->rs, m); /* what was held with ids comes with it */

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,8 +287,10 @@ static void test_a_burst_is_read_in_one_wakeup(void **state)
     (void)state;
     int fd = gateway();
     run_until(one_up, 2000);
-    int sz = 1 << 20;
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz), 0);
+    int sz = 1 << 20; /* (FORCE needs CAP_NET_ADMIN; without it, what wmem_max allows) */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
     enum { FRAMES = 300 };
     static char text[1000];
     memset(text, 'm', sizeof text);
@@ -302,8 +305,13 @@ static void test_a_burst_is_read_in_one_wakeup(void **state)
         assert_int_equal(cf_wire_encode(&out, &m), 0);
     size_t len = cf_bytes_len(&out);
     assert_true(len > 4 * 65536 && len < 512 * 1024);
-    assert_int_equal(write(fd, cf_bytes_data(&out), len), (ssize_t)len);
+    ssize_t w = write(fd, cf_bytes_data(&out), len);
     cf_bytes_free(&out);
+    if (w != (ssize_t)len) {
+        close(fd);
+        run_until(none_left, 2000);
+        skip(); /* the socket cannot hold the burst: nothing to tell */
+    }
     g_frames = 0;
     int64_t deadline = cf_mono_ms() + 2000;
     while (g_frames == 0 && cf_mono_ms() < deadline)
