@@ -373,7 +373,7 @@ size_t lrooms_go_live(struct lrooms *r, struct lmember *m)
     }
     drop_held(m);
     if (!resync) {
-        m->full_rounds = 0;
+        m->full_rounds = (uint8_t)((sess_resynced(m->s) & 0x0fu) << 4); /* counted from here */
         return queued;
     }
     if (full && lrooms_full_round(m, false)) {
@@ -389,11 +389,11 @@ _Static_assert(LROOMS_MAX_FULL_ROUNDS < 15, "the count must fit full_rounds' low
 
 bool lrooms_full_round(struct lmember *m, bool waiting)
 {
-    unsigned drains = sess_drains(m->s) & 0x0fu, count = m->full_rounds & 0x0fu;
-    bool drained = (unsigned)m->full_rounds >> 4 != drains;
-    if (!(waiting && drained) && count <= LROOMS_MAX_FULL_ROUNDS)
+    unsigned now = sess_resynced(m->s) & 0x0fu, count = m->full_rounds & 0x0fu;
+    bool moved = (unsigned)m->full_rounds >> 4 != now;
+    if (!(waiting && moved) && count <= LROOMS_MAX_FULL_ROUNDS)
         count++;
-    m->full_rounds = (uint8_t)(drains << 4 | count);
+    m->full_rounds = (uint8_t)(now << 4 | count);
     return count > LROOMS_MAX_FULL_ROUNDS;
 }
 

@@ -57,7 +57,7 @@ struct lmember {
     bool epoch_known;     /* the client knows the room's epoch (joined was sent) */
     char epoch[17];       /* the room's epoch as last told to the client (16 hex) */
     uint8_t full_rounds;  /* lrooms_full_round's count (low 4 bits), and the session's
-                           * drains (mod 16) at its last round (high 4 bits) */
+                           * sess_resynced (mod 16) at its last round (high 4 bits) */
     uint32_t wlist, wslot; /* its waiting list, and 1 + its place in it; wslot 0: in
                             * none (lrooms_wait). In the 8 bytes a 128-byte
                             * calloc's chunk has spare. */
@@ -73,15 +73,15 @@ struct lmember {
 /* Counts a round in which m's client's queue had no room for it: true when
  * that makes more than LROOMS_MAX_FULL_ROUNDS in a row. `waiting`: the
  * member's whole joined waits behind what is queued (a re-sync's, which an
- * empty queue takes); such a round is not counted when the client emptied
- * its queue since m's last round: it reads, and m waits its turn. Counted,
- * a client in many rooms that each needed a whole joined at once (their
- * presence changed during a broker's restart; about four fit the default
- * queue a round) was closed after the eighth round of the later ones. The
- * other rounds (the missed messages, or what was held, over the bound) are
- * counted whatever the client read: one that cannot keep up with a room
- * empties its queue too, between rounds, while that room's events are held
- * for the re-sync. */
+ * empty queue takes); such a round is not counted when a re-sync has given
+ * the client something since m's last round (sess_resynced): the client
+ * reads, and m waits its turn. Counted, a client in many rooms that each
+ * needed a whole joined at once (their presence changed during a broker's
+ * restart; about four fit the default queue a round) was closed after the
+ * eighth round of the later ones. The other rounds (the missed messages, or
+ * what was held, over the bound) are counted whatever came meanwhile, and
+ * so is a waiting round while nothing else is given: a client that cannot
+ * keep up with its rooms is closed, not re-synced forever. */
 bool lrooms_full_round(struct lmember *m, bool waiting);
 
 struct lrooms;

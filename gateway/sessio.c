@@ -202,10 +202,8 @@ int sess__write_batch(struct session *s)
         s->close_sent = true;
     sess__counters.frames_out += nframes;
     sess__counters.bytes_out += (uint64_t)n;
-    if (s->qlen == 0) {
-        s->drains += nframes > 0;
+    if (s->qlen == 0)
         sess__queue_shrink(s); /* an idle connection keeps no heap for its queue */
-    }
     if (own) {
         if (s->qlen || s->tail || (s->close_code && !s->close_sent))
             sess__want_out(s);

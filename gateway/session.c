@@ -450,9 +450,14 @@ struct cf_rel_end *sess_rooms(struct session *s) { return &s->rooms; }
 struct req **sess_reqs(struct session *s) { return &s->reqs; }
 uint32_t *sess_nreqs(struct session *s) { return &s->nreqs; }
 size_t sess_queued_bytes(const struct session *s) { return s->qbytes; }
-uint8_t sess_drains(const struct session *s)
+uint8_t sess_resynced(const struct session *s)
 {
-    return s->drains;
+    return s->resynced;
+}
+
+void sess_note_resynced(struct session *s)
+{
+    s->resynced++;
 }
 uint32_t *sess_held_bytes(struct session *s) { return &s->held; }
 size_t sess_max_queue(const struct session *s) { return s->qmax; }

@@ -153,10 +153,11 @@ struct req;
 struct req **sess_reqs(struct session *s);
 uint32_t *sess_nreqs(struct session *s);
 size_t sess_queued_bytes(const struct session *s);
-/* How many times a write has emptied the session's queue, modulo 256: a
- * client that reads lets it drain now and then, one that reads more slowly
- * than its rooms speak does not (lrooms_full_round). */
-uint8_t sess_drains(const struct session *s);
+/* How many re-syncs of its rooms have given the client something (their
+ * whole joined, or missed messages), modulo 256: while that moves, a member
+ * whose whole joined waits for room is waiting its turn (lrooms_full_round). */
+uint8_t sess_resynced(const struct session *s);
+void sess_note_resynced(struct session *s);
 /* Bytes of events held for the session's pending joins, over all its rooms
  * (kept by lrooms.c): with its queue, bounded by sess_max_queue. */
 uint32_t *sess_held_bytes(struct session *s);

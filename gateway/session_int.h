@@ -59,7 +59,7 @@ struct session {
     uint32_t tail_len, tail_off;
     unsigned char *pong; /* NULL: none due */
     uint8_t pong_len;
-    uint8_t drains; /* times its queue was emptied by a write (wraps; sess_drains) */
+    uint8_t resynced; /* re-sync answers it was given (wraps; sess_resynced) */
     struct session *prev, *next;
     struct session *reap_next; /* ended, waiting for sess_reap */
     char user[]; /* as long as the name: an idle connection's bytes count */

@@ -384,6 +384,7 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
     bool same_epoch = m->epoch_known && snap->epoch.len == strlen(m->epoch) &&
                       memcmp(snap->epoch.p, m->epoch, snap->epoch.len) == 0;
     bool members_sent = true, cut = false, waiting = false;
+    uint32_t given = 0;
     /* A re-sync gives what was missed as live messages when the client knows
      * presence as of the snapshot; when changes went by while events were
      * not arriving, it gets a whole `joined` (recovered, its messages the
@@ -392,7 +393,6 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
         /* Back after a broker outage: hand over what was missed, as live. */
         members_sent = false;
         struct cf_wire_decoder *d = gw->dec;
-        uint32_t given = 0;
         for (uint32_t i = 0; i < snap->nmessages && !cut; i++) {
             struct cf_wire_msg msg;
             const char *why;
@@ -405,11 +405,13 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
              * read; one that finds no room at all is a slow consumer. */
             if (ev && sess_would_overflow(s, ev->len)) {
                 cf_buf_unref(ev);
-                if (!given) {
+                if (!given && sess_queued_bytes(s) == 0) {
                     sess_close_slow(s, "slow consumer");
                     return;
                 }
+                /* none given: it waits its turn (lrooms_full_round) */
                 cut = true;
+                waiting = !given;
                 break;
             }
             m->last_id = msg.id;
@@ -437,12 +439,13 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
          * quarter of the queue each (budget.h), and several in one pass
          * closed a client that reads. Its epoch is not taken meanwhile.
          * One that an empty queue cannot take goes, and closes it now. */
-        if (q->resync && ev && sess_queued_bytes(s) > 0 && sess_would_overflow(s, ev->len)) {
+        if (q->resync && ev && sess_would_overflow(s, ev->len) && sess_queued_bytes(s) > 0) {
             cf_buf_unref(ev);
             cut = waiting = true;
             members_sent = false;
         } else {
             send_buf(s, ev);
+            given = 1;
             m->last_id = snap->last_id;
             if (bad) /* each join of a damaged room would log it: capped */
                 CF_LOG_CAPPED(&gw->stored_log, CF_LOG_WARN, "v1",
@@ -464,6 +467,8 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
      * went meanwhile. */
     if (members_sent)
         m->pv = snap->pv;
+    if (q->resync && given)
+        sess_note_resynced(s); /* others waiting their turn see it move */
     if (cut && lrooms_full_round(m, waiting))
         sess_close_slow(s, "slow consumer (cannot keep up with its rooms)");
     else if (cut)
