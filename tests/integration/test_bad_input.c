@@ -601,21 +601,6 @@ static void test_foreign_redis_payloads_are_dropped_and_counted(void **state)
     witness_check(&wit, &fx.node);
 }
 
-/* A process's peak resident set in KiB (VmHWM), or -1. */
-static long hwm_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* Starts the peak over at the resident set (proc(5): clear_refs 5). */
 static void hwm_reset(pid_t pid)
 {
@@ -683,11 +668,11 @@ static void test_a_reply_over_the_bound_resets_the_connection(void **state)
     long mark = h_log_mark(&fx.node.broker[shard]);
     pid_t pid = fx.node.broker[shard].pid;
     hwm_reset(pid);
-    long hwm_before = hwm_kib(pid);
+    long hwm_before = h_status_kib(pid, "VmHWM:");
     publish_big("room:huge", (256u << 20) + 1);
     bool reset = h_log_contains_from(&fx.node.broker[shard], mark,
                                      "a reply larger than any the broker asks for", 10000);
-    long grew = hwm_kib(pid) - hwm_before;
+    long grew = h_status_kib(pid, "VmHWM:") - hwm_before;
     /* (set back only now, and whatever came: Redis checks the bound as it
      * writes) */
     r = redisCommand(rc, "CONFIG SET client-output-buffer-limit %s", was);

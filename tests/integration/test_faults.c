@@ -66,21 +66,6 @@ static double f_percentile(struct f_client *fc, int phase, double p)
     return fc->lat_us[phase][i] / 1000.0;
 }
 
-/* A process's resident set in KiB (VmRSS), or -1. */
-static long f_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* A TCP proxy in front of Redis (in a child process) that can mute the
  * replies (SIGUSR1: commands still reach Redis and run, nothing comes back)
  * and then cut every connection (SIGUSR2: RST; new connections pass
@@ -493,7 +478,7 @@ struct rss_watch {
 static bool dropped_slow_one(void *ud)
 {
     struct rss_watch *r = ud;
-    long kib = f_rss_kib(r->pid);
+    long kib = h_status_kib(r->pid, "VmRSS:");
     if (kib > r->max_kib)
         r->max_kib = kib;
     return h_log_contains_from(r->log, r->mark, "slow consumer", 0);

@@ -877,3 +877,18 @@ int h_wait_health(int port, int status, int timeout_ms)
     } while (h_now_ms() < deadline);
     return -1;
 }
+
+long h_status_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n))
+            kib = strtol(line + n, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}

@@ -77,6 +77,8 @@ int h_kill(struct h_proc *p, int sig);
  * test had sent it none, that is recorded (and printed) for h_stop_clean
  * and h_death_report: a crash must not pass for a test's kill. */
 bool h_alive(struct h_proc *p);
+/* A field of /proc/<pid>/status given in kB ("VmRSS:", "VmHWM:"), or -1. */
+long h_status_kib(pid_t pid, const char *field);
 /* When h_alive recorded such a death: writes how it died into `how` and
  * returns true, once (the caller fails the test). */
 bool h_death_report(struct h_proc *p, char *how, size_t cap);
