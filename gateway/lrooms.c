@@ -95,6 +95,7 @@ struct lmember *lrooms_join(struct lrooms *r, struct session *s, const char *nam
         return NULL;
     m->s = s;
     m->pending = pending;
+    m->full_rounds = (uint8_t)((sess_resynced(s) & 0x0fu) << 4); /* lrooms_full_round */
     bool created = false;
     if (!rm) {
         rm = calloc(1, sizeof *rm);

@@ -444,8 +444,8 @@ static void subbed(struct gw *gw, struct req *q, const struct cf_wire_msg *snap)
             cut = waiting = true;
             members_sent = false;
         } else {
+            given = ev != NULL;
             send_buf(s, ev);
-            given = 1;
             m->last_id = snap->last_id;
             if (bad) /* each join of a damaged room would log it: capped */
                 CF_LOG_CAPPED(&gw->stored_log, CF_LOG_WARN, "v1",
