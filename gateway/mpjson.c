@@ -36,8 +36,9 @@ static json_t *from_obj(const msgpack_object *o, int depth, bool big_real, const
         return json_integer((json_int_t)o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        /* NaN and the infinities: JSON cannot hold them (mpjson.h) */
-        return isfinite(o->via.f64) ? json_real(o->via.f64) : json_array();
+        if (isfinite(o->via.f64))
+            return json_real(o->via.f64);
+        break; /* NaN and the infinities: JSON cannot hold them */
     case MSGPACK_OBJECT_STR:
         /* msgpack-c gives an empty string a NULL pointer */
         return json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
@@ -74,9 +75,15 @@ static json_t *from_obj(const msgpack_object *o, int depth, bool big_real, const
         return m;
     }
     default:
-        /* bin or ext: see mpjson.h */
-        return json_array();
+        break; /* bin or ext */
     }
+    /* What JSON cannot hold: an empty array (mpjson.h), a container, which
+     * msgpack-c counts toward its depth: one deeper would not decode again */
+    if (depth >= MPJSON_MAX_DEPTH) {
+        *why = "nested too deeply";
+        return NULL;
+    }
+    return json_array();
 }
 
 /* One zone for every frame: msgpack_zone_clear() keeps its first chunk and

@@ -10,9 +10,9 @@
  * NaN or infinite, decodes as an empty array (no field of the protocol
  * takes an array), and a map entry whose key
  * is not a string, or holds a NUL, is left out (no field has such a name).
- * Nesting is bounded by msgpack-c's parser (MPJSON_MAX_DEPTH containers that
- * hold something, where jansson allows 2048), and container sizes are checked against the
- * frame before anything is built. */
+ * Nesting is bounded by msgpack-c's parser (MPJSON_MAX_DEPTH maps and arrays,
+ * empty ones too, and the placeholder counts as one; jansson allows 2048), and container sizes are
+ * checked against the frame before anything is built. */
 #ifndef GW_MPJSON_H
 #define GW_MPJSON_H
 

@@ -122,6 +122,13 @@ static void client_seeds(void)
     put("fuzz_client_msgpack", "float32", f32, sizeof f32);
     put("fuzz_client_msgpack", "int_key", intkey, sizeof intkey);
     put("fuzz_client_msgpack", "huge_array", huge_array, sizeof huge_array);
+    /* a bin as deep as msgpack-c parses: its placeholder array would be one
+     * level too deep to decode again */
+    unsigned char deep_bin[34];
+    memset(deep_bin, 0x91, 32);
+    deep_bin[32] = 0xc4;
+    deep_bin[33] = 0x00;
+    put("fuzz_client_msgpack", "deep_bin", deep_bin, sizeof deep_bin);
 }
 
 /* ---- wire messages ------------------------------------------------------- */

@@ -275,6 +275,29 @@ static void test_nesting_limit(void **state)
         cf_bytes_free(&out);
         json_decref(want);
     }
+    /* What JSON cannot hold becomes an empty array, a container: at the
+     * deepest place it would not decode again (the fuzzer's round trip). */
+    for (int n = MPJSON_MAX_DEPTH - 1; n <= MPJSON_MAX_DEPTH; n++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        for (int i = 0; i < n; i++)
+            msgpack_sbuffer_write(&sb, "\x91", 1);
+        msgpack_sbuffer_write(&sb, "\xc4\x00", 2); /* an empty bin */
+        if (n == MPJSON_MAX_DEPTH) {
+            expect_refused(sb.data, sb.size, "nested too deeply");
+        } else {
+            json_t *v = expect_decoded(sb.data, sb.size);
+            struct cf_bytes out;
+            cf_bytes_init(&out, 1u << 16);
+            assert_int_equal(mpjson_encode(&out, v), 0);
+            json_t *again = expect_decoded(cf_bytes_data(&out), cf_bytes_len(&out));
+            assert_true(json_equal(v, again));
+            json_decref(again);
+            json_decref(v);
+            cf_bytes_free(&out);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
     /* Far deeper than any stack would like. */
     enum { DEEP = 100000 };
     msgpack_sbuffer sb;
