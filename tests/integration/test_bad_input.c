@@ -10,6 +10,7 @@
 
 #include <hiredis/hiredis.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include "asan.h"
@@ -623,6 +624,10 @@ static void publish_big(const char *chan, size_t n)
     assert_true(strlen(fx.redis.sock) < sizeof sa.sun_path);
     memcpy(sa.sun_path, fx.redis.sock, strlen(fx.redis.sock) + 1);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    /* a Redis that stops reading or answering fails the test, not hangs it */
+    struct timeval tv = {.tv_sec = 30};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
     char head[128];
     int hl = snprintf(head, sizeof head, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%zu\r\n",
                       strlen(chan), chan, n);
