@@ -23,10 +23,6 @@
 #define HEALTH_TICK_MS 1000
 #define READ_CHUNK 65536
 #define READ_BUDGET (512 * 1024) /* bytes read per wakeup, for fairness */
-#define REPLY_TOO_BIG                                                                              \
-    "a reply larger than any the broker asks for (over 64 MiB or a million elements): is "         \
-    "it a Redis server, and does nothing but confab publish to its channels?"
-
 static void conn_start(struct rconn *rc);
 static void without_lookup(struct rconn *rc, const char *why);
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud);
@@ -651,8 +647,8 @@ static void read_replies(struct rconn *rc)
         void *reply;
         for (;;) {
             if (redisReaderGetReply(rc->c->reader, &reply) != REDIS_OK) {
-                rb__fail(rc,
-                         rreply_refused(rc->arena) ? REPLY_TOO_BIG : "protocol error from Redis");
+                rb__fail(rc, rreply_refused(rc->arena) ? rreply_too_big(rc->arena)
+                                                       : "protocol error from Redis");
                 return;
             }
             if (!reply)
@@ -690,7 +686,7 @@ static void read_replies(struct rconn *rc)
                 return; /* a callback reset us */
         }
         if (rreply_pending_over(rc->c->reader)) {
-            rb__fail(rc, REPLY_TOO_BIG);
+            rb__fail(rc, rreply_too_big(rc->arena));
             return;
         }
         /* A short read emptied the socket: asking again would only say so
@@ -735,7 +731,8 @@ static void conn_init(struct rbridge *b, struct rconn *rc, bool is_sub)
     rc->is_sub = is_sub;
     rc->role = is_sub ? "subscriber" : "publisher";
     cf_backoff_init(&rc->bo, 100, 5000);
-    rc->arena = rreply_arena_new(); /* (it also holds each reply's bound) */
+    /* (it also holds each reply's bound) */
+    rc->arena = rreply_arena_new(is_sub ? RREPLY_SUB_MAX_BYTES : RREPLY_MAX_BYTES);
 }
 
 struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,

@@ -3,6 +3,7 @@
 
 #include <stdalign.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +11,18 @@ struct rreply_arena {
     struct cf_arena ar;
     size_t elements; /* the arrays' elements of the reply being read */
     size_t bytes;    /* its strings' bytes */
+    size_t max_bytes; /* the bound of bytes */
     bool refused;    /* a bound refused the reply being read */
+    char why[192];   /* rreply_too_big()'s */
     alignas(max_align_t) unsigned char buf[RREPLY_ARENA_BYTES];
 };
 
-struct rreply_arena *rreply_arena_new(void)
+#define TOO_BIG_FMT                                                                                \
+    "a reply larger than any the broker asks for (over %zu KiB or a million elements): is it a "   \
+    "Redis server, and does nothing but confab publish to its channels?"
+#define KIB(n) ((size_t)(n) >> 10)
+
+struct rreply_arena *rreply_arena_new(size_t max_bytes)
 {
     /* (not calloc: the block's pages are touched only as replies use them) */
     struct rreply_arena *a = malloc(sizeof *a);
@@ -22,9 +30,16 @@ struct rreply_arena *rreply_arena_new(void)
         cf_arena_init(&a->ar, a->buf, sizeof a->buf);
         a->elements = 0;
         a->bytes = 0;
+        a->max_bytes = max_bytes < RREPLY_MAX_BYTES ? max_bytes : RREPLY_MAX_BYTES;
         a->refused = false;
+        snprintf(a->why, sizeof a->why, TOO_BIG_FMT, KIB(a->max_bytes));
     }
     return a;
+}
+
+static size_t max_bytes(const struct rreply_arena *a)
+{
+    return a ? a->max_bytes : RREPLY_MAX_BYTES;
 }
 
 void rreply_arena_free(struct rreply_arena *a)
@@ -63,7 +78,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
     struct rreply_arena *a = task->privdata;
     size_t before = a && task->parent ? a->bytes : 0;
-    if (len > RREPLY_MAX_BYTES - before) {
+    if (len > max_bytes(a) - before) {
         if (a)
             a->refused = true;
         return NULL;
@@ -145,12 +160,22 @@ void rreply_use(redisReader *r, struct rreply_arena *a)
 
 bool rreply_pending_over(const redisReader *r)
 {
-    return r->len - r->pos > RREPLY_MAX_BYTES;
+    return r->len - r->pos > max_bytes(r->privdata);
 }
 
 bool rreply_refused(const struct rreply_arena *a)
 {
     return a && a->refused;
+}
+
+const char *rreply_too_big(const struct rreply_arena *a)
+{
+    static char why[192];
+    if (a)
+        return a->why;
+    if (!why[0])
+        snprintf(why, sizeof why, TOO_BIG_FMT, KIB(RREPLY_MAX_BYTES));
+    return why;
 }
 
 struct cf_arena_stats rreply_stats(const struct rreply_arena *a)

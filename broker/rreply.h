@@ -38,17 +38,25 @@
 #define RREPLY_MAX_ELEMENTS (1u << 20)
 /* The same for a reply's bytes: its strings summed (a reader without an arena
  * checks each string alone), and what the reader holds of a reply not yet
- * whole (rreply_pending_over). Every reply the broker asks for becomes at
- * most one wire frame (CF_WIRE_MAX_FRAME, 4 MiB) or fits a subscriber's event
+ * whole (rreply_pending_over); each arena has its own (rreply_arena_new). Every reply the broker
+ * asks for becomes at most one wire frame (CF_WIRE_MAX_FRAME, 4 MiB) or fits a subscriber's event
  * (CF_WIRE_MAX_EVENT); without a bound, a server that sends a huge bulk
  * string (or a PUBLISH of 512 MB to a room's channel) is buffered whole. */
 #define RREPLY_MAX_BYTES (64u << 20)
+/* A subscriber's replies are its channels' messages, none of them legitimately
+ * over CF_WIRE_MAX_EVENT (~130 KB), and (un)subscribe confirmations: its
+ * connection is bounded far tighter, so a huge PUBLISH to a room's channel
+ * costs the broker at most about twice this. A message up to twice
+ * CF_WIRE_MAX_FRAME is read, then dropped and counted as foreign; a longer
+ * one resets the connection. */
+#define RREPLY_SUB_MAX_BYTES (8u << 20)
 
 struct rreply_arena;
 
-/* NULL when out of memory (rreply_use() then builds every object with
- * malloc(), and bounds each array alone). */
-struct rreply_arena *rreply_arena_new(void);
+/* An arena whose replies are bounded at max_bytes (at most RREPLY_MAX_BYTES).
+ * NULL when out of memory (rreply_use() then builds every object with
+ * malloc(), and bounds each array and string alone, at RREPLY_MAX_BYTES). */
+struct rreply_arena *rreply_arena_new(size_t max_bytes);
 void rreply_arena_free(struct rreply_arena *a); /* NULL is a no-op */
 
 /* Before the reader has read anything (right after the connect call). The
@@ -56,13 +64,17 @@ void rreply_arena_free(struct rreply_arena *a); /* NULL is a no-op */
 void rreply_use(redisReader *r, struct rreply_arena *a);
 
 /* After redisReaderGetReply() has taken every whole reply: true when what
- * the reader still holds, a reply not yet whole, is over RREPLY_MAX_BYTES. */
+ * the reader still holds, a reply not yet whole, is over its arena's bound. */
 bool rreply_pending_over(const redisReader *r);
 
 /* Whether the reply the reader last failed on was refused for a bound
  * (RREPLY_MAX_ELEMENTS or RREPLY_MAX_BYTES), not for the server's protocol
  * or memory: for the log. False for NULL. */
 bool rreply_refused(const struct rreply_arena *a);
+
+/* The log's reason for a reply refused for a bound, naming the arena's
+ * (RREPLY_MAX_BYTES for NULL). Owned by the arena; a static for NULL. */
+const char *rreply_too_big(const struct rreply_arena *a);
 
 /* Frees a whole reply tree from such a reader. NULL is a no-op. */
 void rreply_free(void *reply);

@@ -77,7 +77,7 @@ static bool drain(redisReader *r, struct outcome *o, void (*release)(void *))
 
 static void run_ours(const char *p, size_t n, size_t step, struct outcome *o)
 {
-    struct rreply_arena *a = rreply_arena_new();
+    struct rreply_arena *a = rreply_arena_new(RREPLY_MAX_BYTES);
     FUZZ_CHECK(a != NULL);
     redisReader *r = redisReaderCreate();
     FUZZ_CHECK(r != NULL);

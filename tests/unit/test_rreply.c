@@ -17,16 +17,23 @@
 #include "asan.h"
 #include "redis.h"
 #include "rreply.h"
+#include "wire.h"
 
-/* A reader on an arena of its own (the test frees both) */
-static redisReader *reader(struct rreply_arena **a)
+/* A reader on an arena of its own, bounded at max bytes (the test frees
+ * both) */
+static redisReader *reader_of(struct rreply_arena **a, size_t max)
 {
-    *a = rreply_arena_new();
+    *a = rreply_arena_new(max);
     assert_non_null(*a);
     redisReader *r = redisReaderCreate();
     assert_non_null(r);
     rreply_use(r, *a);
     return r;
+}
+
+static redisReader *reader(struct rreply_arena **a)
+{
+    return reader_of(a, RREPLY_MAX_BYTES);
 }
 
 static void feed(redisReader *r, const char *resp)
@@ -338,16 +345,15 @@ static char *bulk(size_t len, bool whole, size_t *n)
 
 /* A reply's bytes are bounded as its elements are: its strings summed, and
  * what the reader holds of one not yet whole (a bulk string of 512 MB was
- * buffered whole). Each reply has its own count. */
-static void test_the_byte_bound_is_the_whole_reply_s(void **state)
+ * buffered whole). Each reply has its own count, and each arena its bound. */
+static void byte_bound(size_t max)
 {
-    (void)state;
-    size_t big = RREPLY_MAX_BYTES / 2 + 1, n;
+    size_t big = max / 2 + 1, n;
     char *b = bulk(big, true, &n);
 
     /* two strings each under the bound, over it together */
     struct rreply_arena *a;
-    redisReader *r = reader(&a);
+    redisReader *r = reader_of(&a, max);
     feed(r, "*2\r\n");
     assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
     assert_null(next(r));
@@ -359,7 +365,7 @@ static void test_the_byte_bound_is_the_whole_reply_s(void **state)
     done(r, a);
 
     /* each alone: read, reply after reply, in arrays and alone */
-    r = reader(&a);
+    r = reader_of(&a, max);
     for (int i = 0; i < 4; i++) {
         if (i % 2 == 0)
             feed(r, "*1\r\n");
@@ -378,24 +384,50 @@ static void test_the_byte_bound_is_the_whole_reply_s(void **state)
     free(b);
 
     /* one string over it: refused whole ... */
-    b = bulk(RREPLY_MAX_BYTES + 1, true, &n);
-    r = reader(&a);
+    b = bulk(max + 1, true, &n);
+    r = reader_of(&a, max);
     assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
     assert_int_equal(redisReaderGetReply(r, &reply), REDIS_ERR);
     assert_true(rreply_refused(a));
     done(r, a);
     free(b);
     /* ... and seen while it arrives: the reader holds what it has read */
-    b = bulk(RREPLY_MAX_BYTES + 1000, false, &n);
-    r = reader(&a);
-    assert_int_equal(redisReaderFeed(r, b, RREPLY_MAX_BYTES - 16), REDIS_OK); /* and its header */
+    b = bulk(max + 1000, false, &n);
+    r = reader_of(&a, max);
+    assert_int_equal(redisReaderFeed(r, b, max - 16), REDIS_OK); /* and its header */
     assert_null(next(r));
     assert_false(rreply_pending_over(r));
-    assert_int_equal(redisReaderFeed(r, b + RREPLY_MAX_BYTES - 16, 32), REDIS_OK);
+    assert_int_equal(redisReaderFeed(r, b + max - 16, 32), REDIS_OK);
     assert_null(next(r));
     assert_true(rreply_pending_over(r));
     done(r, a);
     free(b);
+}
+
+static void test_the_byte_bound_is_the_whole_reply_s(void **state)
+{
+    (void)state;
+    byte_bound(RREPLY_MAX_BYTES);
+    /* the subscriber's: a message of any frame's size is read whole (and
+     * then dropped as foreign when over CF_WIRE_MAX_EVENT) */
+    assert_true(RREPLY_SUB_MAX_BYTES > CF_WIRE_MAX_FRAME + 256);
+    byte_bound(RREPLY_SUB_MAX_BYTES);
+    /* the log names the bound; none is over RREPLY_MAX_BYTES */
+    struct rreply_arena *a = rreply_arena_new(RREPLY_SUB_MAX_BYTES);
+    assert_non_null(strstr(rreply_too_big(a), "over 8192 KiB"));
+    rreply_arena_free(a);
+    a = rreply_arena_new(SIZE_MAX);
+    assert_non_null(strstr(rreply_too_big(a), "over 65536 KiB"));
+    redisReader *r = reader_of(&a, SIZE_MAX);
+    size_t n;
+    char *b = bulk(RREPLY_MAX_BYTES + 1, true, &n);
+    assert_int_equal(redisReaderFeed(r, b, n), REDIS_OK);
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(r, &reply), REDIS_ERR);
+    assert_true(rreply_refused(a));
+    done(r, a);
+    free(b);
+    assert_non_null(strstr(rreply_too_big(NULL), "over 65536 KiB"));
 }
 
 /* A connection whose arena could not be allocated reads the same replies,
