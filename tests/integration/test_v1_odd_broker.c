@@ -169,6 +169,22 @@ static void test_a_broker_s_smaller_queue_narrows_the_re_sync_window(void **stat
     printf("%d re-syncs in flight to a broker with a 1 MiB queue\n", subs);
     assert_int_equal(subs, 7); /* 512 KiB over answers of 64 KiB + 5 KiB */
     assert_true(h_log_contains(&node.gateway, "MAX_LINK_QUEUE_BYTES (1048576) is under", 2000));
+    /* ... and says so once: a relink to the same broker does not repeat it */
+    long mark = h_log_mark(&node.gateway);
+    close(link_fd);
+    bl_reader_free(&rd);
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    link_fd = accept(lfd, NULL, NULL);
+    assert_true(link_fd >= 0);
+    bl_reader_init(&rd, link_fd);
+    next_of(CF_WIRE_HELLO, &m);
+    bl_send_msg(link_fd, &w);
+    subs = 0;
+    deadline = h_now_ms() + 2000;
+    while (bl_reader_next(&rd, &m, deadline))
+        subs += m.type == CF_WIRE_SUB;
+    assert_int_equal(subs, 7);
+    assert_int_equal(h_log_count_from(&node.gateway, mark, "is under this gateway's"), 0);
     v1_close(c);
 }
 
