@@ -12,14 +12,13 @@
 
 #include "apause.h"
 #include "clock.h"
+#include "frames.h"
 #include "log.h"
 #include "logcap.h"
 #include "sock.h"
 
 #define HELLO_TIMEOUT_MS 5000
 #define SILENCE_TIMEOUT_MS 35000 /* gateways ping every 10 s */
-#define READ_CHUNK 65536
-#define READ_BUDGET (512 * 1024)
 #define ACCEPT_BUDGET 64
 /* A peer that has not said hello has proven nothing: its first frame may be
  * a hello's size (a few dozen bytes), not the wire's 4 MiB, held for the
@@ -302,56 +301,37 @@ static int handle_frame(struct gwlink *l, const unsigned char *p, size_t len)
     }
 }
 
+static int on_frame(void *ud, const unsigned char *p, size_t len)
+{
+    struct gwlink *l = ud;
+    return handle_frame(l, p, len) < 0 || l->closing;
+}
+
+static uint32_t max_frame(void *ud)
+{
+    const struct gwlink *l = ud;
+    return l->st == L_HELLO ? HELLO_MAX_FRAME : CF_WIRE_MAX_FRAME;
+}
+
 static void link_read(struct gwlink *l)
 {
-    size_t total = 0;
-    while (total < READ_BUDGET && !l->closing) {
-        bool more;
-        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK, &more);
-        if (n == -EAGAIN)
-            break;
-        if (n == 0) {
-            link_close(l, "gateway closed the link", false);
-            return;
-        }
-        if (n < 0) {
-            link_close(l, strerror((int)-n), true);
-            return;
-        }
-        total += (size_t)n;
+    static const struct cf_frames_ops ops = {on_frame, max_frame};
+    if (l->closing)
+        return;
+    size_t got;
+    int err = 0;
+    enum cf_frames_rc rc = cf_frames_read(&l->in, l->fd, &ops, l, &got, &err);
+    if (got)
         l->last_rx = cf_mono_ms();
-        if (l->st == L_HELLO && cf_bytes_len(&l->in) >= CF_WIRE_HDR) {
-            const unsigned char *h = cf_bytes_data(&l->in);
-            uint32_t want =
-                (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-            if (want > HELLO_MAX_FRAME) {
-                link_close(l, "first frame too large for a hello", true);
-                return;
-            }
-        }
-        const unsigned char *p;
-        size_t len;
-        int rc;
-        while (!l->closing && (rc = cf_wire_frame_peek(&l->in, &p, &len)) != 0) {
-            if (rc < 0) {
-                link_close(l, "frame larger than the wire limit", true);
-                return;
-            }
-            int hr = handle_frame(l, p, len);
-            if (l->closing)
-                return;
-            cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
-            if (hr < 0)
-                return;
-        }
-        /* A read short of what it asked emptied the socket: asking again
-         * would only say so, and the watch is level-triggered, so what
-         * comes later wakes us anyway. A read shortened to fit behind a
-         * frame not yet whole is not short: stopping there read a burst
-         * 64 KiB a wakeup. */
-        if (!more)
-            break;
-    }
+    if (rc == CF_FRAMES_EOF)
+        link_close(l, "gateway closed the link", false);
+    else if (rc == CF_FRAMES_ERROR)
+        link_close(l, strerror(err), true);
+    else if (rc == CF_FRAMES_TOO_BIG)
+        link_close(l,
+                   l->st == L_HELLO ? "first frame too large for a hello"
+                                    : "frame larger than the wire limit",
+                   true);
 }
 
 static int on_link_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
@@ -401,7 +381,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud)
         l->st = L_HELLO;
         l->opened = l->last_rx = cf_mono_ms();
         cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
-        cf_bytes_keep(&l->in, READ_CHUNK); /* what every read reserves */
+        cf_bytes_keep(&l->in, CF_FRAMES_CHUNK); /* what every read reserves */
         cf_bytes_init(&l->out, g->max_queue);
         l->next = g->head;
         if (g->head)

@@ -10,6 +10,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "frames.h"
 #include "gateway.h"
 #include "log.h"
 #include "shard.h"
@@ -18,8 +19,6 @@
 #define HANDSHAKE_TIMEOUT_MS 5000
 #define PING_EVERY_MS 10000
 #define SILENCE_TIMEOUT_MS 30000
-#define READ_CHUNK 65536
-#define READ_BUDGET (512 * 1024)
 
 enum bstate { BL_DOWN, BL_HANDSHAKE, BL_UP };
 
@@ -301,45 +300,26 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
     }
 }
 
+static int on_frame(void *ud, const unsigned char *p, size_t len)
+{
+    return handle_frame(ud, p, len) < 0;
+}
+
 static int link_read(struct blink *l)
 {
-    size_t total = 0;
-    while (total < READ_BUDGET) {
-        bool more;
-        ssize_t n = cf_bytes_read_fd(&l->in, l->fd, READ_CHUNK, &more);
-        if (n == -EAGAIN)
-            break;
-        if (n == 0) {
-            CF_DEBUG("link", "broker %u closed the link", l->shard);
-            return -1;
-        }
-        if (n < 0) {
-            CF_WARN("link", "broker %u: read failed: %s", l->shard, strerror((int)-n));
-            return -1;
-        }
-        total += (size_t)n;
+    static const struct cf_frames_ops ops = {on_frame, NULL};
+    size_t got;
+    int err = 0;
+    enum cf_frames_rc rc = cf_frames_read(&l->in, l->fd, &ops, l, &got, &err);
+    if (got)
         l->last_rx = cf_mono_ms();
-        const unsigned char *p;
-        size_t len;
-        int rc;
-        while ((rc = cf_wire_frame_peek(&l->in, &p, &len)) != 0) {
-            if (rc < 0) {
-                CF_ERROR("link", "broker %u sent an oversized frame; resetting", l->shard);
-                return -1;
-            }
-            if (handle_frame(l, p, len) < 0)
-                return -1;
-            cf_bytes_consume(&l->in, CF_WIRE_HDR + len);
-        }
-        /* A read short of what it asked emptied the socket: asking again
-         * would only say so, and the watch is level-triggered, so what
-         * comes later wakes us anyway. A read shortened to fit behind a
-         * frame not yet whole is not short: stopping there read a burst
-         * 64 KiB a wakeup. */
-        if (!more)
-            break;
-    }
-    return 0;
+    if (rc == CF_FRAMES_EOF)
+        CF_DEBUG("link", "broker %u closed the link", l->shard);
+    else if (rc == CF_FRAMES_ERROR)
+        CF_WARN("link", "broker %u: read failed: %s", l->shard, strerror(err));
+    else if (rc == CF_FRAMES_TOO_BIG)
+        CF_ERROR("link", "broker %u sent an oversized frame; resetting", l->shard);
+    return rc == CF_FRAMES_WAIT ? 0 : -1;
 }
 
 /* lws 4.1's raw-file role clears POLLOUT right after the WRITEABLE callback,
@@ -443,7 +423,7 @@ struct blinks *blinks_new(struct lws_context *ctx, struct lws_vhost *vh,
         l->fd = -1;
         cf_broker_socket_path(cfg, (int)i, l->path, sizeof l->path);
         cf_bytes_init(&l->in, CF_WIRE_HDR + CF_WIRE_MAX_FRAME);
-        cf_bytes_keep(&l->in, READ_CHUNK); /* what every read reserves */
+        cf_bytes_keep(&l->in, CF_FRAMES_CHUNK); /* what every read reserves */
         cf_bytes_init(&l->out, (size_t)cfg->max_link_queue_bytes);
         /* Until first linked, retries stay under a quarter second: brokers
          * started with or just after the gateway (systemd starts them side
