@@ -68,7 +68,7 @@ void rreply_use(redisReader *r, struct rreply_arena *a);
 bool rreply_pending_over(const redisReader *r);
 
 /* Whether the reply the reader last failed on was refused for a bound
- * (RREPLY_MAX_ELEMENTS or RREPLY_MAX_BYTES), not for the server's protocol
+ * (RREPLY_MAX_ELEMENTS or the arena's of bytes), not for the server's protocol
  * or memory: for the log. False for NULL. */
 bool rreply_refused(const struct rreply_arena *a);
 

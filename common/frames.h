@@ -32,7 +32,8 @@ enum cf_frames_rc {
 
 struct cf_frames_ops {
     /* A whole frame's payload. Nonzero stops the read (the link is being
-     * closed); the frame is consumed either way. */
+     * closed); the frame is consumed either way, so the callback must not
+     * free or reset the buffer (a link closing frees it later). */
     int (*on_frame)(void *ud, const unsigned char *p, size_t len);
     /* The largest payload accepted for the next frame, checked as soon as
      * its header is read (a peer that has proven nothing may be held to

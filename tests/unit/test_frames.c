@@ -212,6 +212,16 @@ static void test_an_oversized_frame_is_refused_at_its_header(void **state)
     assert_int_equal(s.frames, 2);
     rig_close(&r);
 
+    /* each frame's header is checked, not only a read's first: a frame
+     * over the limit behind one that passes, in the same read */
+    rig_open(&r);
+    s = (struct seen){.max = 100};
+    put_frames(r.fd[1], 1, 100);
+    put_frames(r.fd[1], 1, 101);
+    assert_int_equal(cf_frames_read(&r.in, r.fd[0], &limited, &s, NULL, NULL), CF_FRAMES_TOO_BIG);
+    assert_int_equal(s.frames, 1);
+    rig_close(&r);
+
     /* and the first frame over its limit */
     rig_open(&r);
     s = (struct seen){.max = 100, .max_after = 1000};

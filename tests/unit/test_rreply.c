@@ -418,6 +418,7 @@ static void test_the_byte_bound_is_the_whole_reply_s(void **state)
     rreply_arena_free(a);
     a = rreply_arena_new(SIZE_MAX);
     assert_non_null(strstr(rreply_too_big(a), "over 65536 KiB"));
+    rreply_arena_free(a);
     redisReader *r = reader_of(&a, SIZE_MAX);
     size_t n;
     char *b = bulk(RREPLY_MAX_BYTES + 1, true, &n);
