@@ -36,6 +36,7 @@ struct blink {
     bool want_out; /* the socket was full: the rest goes at POLLOUT */
     int64_t opened, up_since, last_rx, last_ping;
     uint64_t peer_queue; /* the broker's queue bound, from its welcome (0: not told) */
+    bool peer_queue_changed; /* the last welcome's bound differs from the one before */
     uint64_t ping_seq;
     uint32_t failures;
     bool broker_ready;   /* the broker's last "state": Redis and its canary are fine */
@@ -247,7 +248,9 @@ static int handle_frame(struct blink *l, const unsigned char *p, size_t len)
         }
         l->st = BL_UP;
         l->up_since = cf_mono_ms();
-        l->peer_queue = (m.has & CF_WIRE_HAS_LINK_QUEUE) ? m.link_queue : 0;
+        uint64_t peer_queue = (m.has & CF_WIRE_HAS_LINK_QUEUE) ? m.link_queue : 0;
+        l->peer_queue_changed = peer_queue != l->peer_queue;
+        l->peer_queue = peer_queue;
         if (l->bo.cap_ms != LINK_RETRY_CAP_MS) {
             /* the first link: the attempts of the start (every 250 ms at
              * most, while the broker came up) must not make the next
@@ -536,6 +539,11 @@ uint32_t blinks_serving(const struct blinks *b)
 uint64_t blinks_peer_queue(const struct blinks *b, uint32_t shard)
 {
     return b && shard < b->n ? b->links[shard].peer_queue : 0;
+}
+
+bool blinks_peer_queue_changed(const struct blinks *b, uint32_t shard)
+{
+    return b && shard < b->n && b->links[shard].peer_queue_changed;
 }
 
 bool blinks_link_up(const struct blinks *b, uint32_t shard)

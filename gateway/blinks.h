@@ -88,6 +88,9 @@ bool blinks_link_up(const struct blinks *b, uint32_t shard);
  * welcome told (its MAX_LINK_QUEUE_BYTES); 0 when it did not (an older
  * broker) or has not linked yet. */
 uint64_t blinks_peer_queue(const struct blinks *b, uint32_t shard);
+/* Whether that welcome told another bound than the welcome before it (the
+ * first: than 0), so that what follows from it is said once per change. */
+bool blinks_peer_queue_changed(const struct blinks *b, uint32_t shard);
 bool blinks_link_ready(const struct blinks *b, uint32_t shard);
 /* Bytes queued for that broker and not yet written: grows while the broker
  * does not read (stalled, or slower than the gateway's traffic). */

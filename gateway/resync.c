@@ -80,11 +80,6 @@ void rs_set_window(struct rs *r, uint32_t shard, uint32_t window)
         r->sh[shard].window = window < 1 ? 1 : window > RS_WINDOW ? RS_WINDOW : window;
 }
 
-uint32_t rs_get_window(const struct rs *r, uint32_t shard)
-{
-    return shard < r->nshards ? r->sh[shard].window : 0;
-}
-
 void rs_free(struct rs *r)
 {
     free(r);

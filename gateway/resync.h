@@ -81,7 +81,6 @@ uint32_t rs_window(uint64_t link_queue, uint64_t answer_max);
  * queue may be smaller than this gateway's: re-syncs already in flight past
  * a smaller one end as they come. */
 void rs_set_window(struct rs *r, uint32_t shard, uint32_t window);
-uint32_t rs_get_window(const struct rs *r, uint32_t shard); /* 0 past the shards */
 void rs_free(struct rs *r); /* NULL is a no-op */
 
 /* A live member saw a gap (since) or a new epoch in its room (m->pending is

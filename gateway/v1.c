@@ -747,8 +747,8 @@ void v1_on_link_up(struct gw *gw, uint32_t shard, bool new_link)
     if (new_link) {
         uint64_t peer = blinks_peer_queue(gw->links, shard);
         uint32_t window = resync_window(gw, peer);
-        /* (once per change, not at every relink to the same broker) */
-        if (window < resync_window(gw, 0) && window != rs_get_window(gw->rs, shard))
+        /* (once per change of its queue, not at every relink to it) */
+        if (window < resync_window(gw, 0) && blinks_peer_queue_changed(gw->links, shard))
             CF_WARN("v1",
                     "broker %u's MAX_LINK_QUEUE_BYTES (%llu) is under this gateway's (%lld): "
                     "at most %u re-syncs in flight to it; set both alike",
