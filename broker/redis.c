@@ -182,40 +182,11 @@ void rbridge_flush(struct rbridge *b)
     flush_due(&b->sub);
 }
 
-static int push_waiter(struct rconn *rc, struct waiter w)
-{
-    if (rc->w_count == rc->w_cap) {
-        uint32_t cap = rc->w_cap ? rc->w_cap * 2 : 64;
-        struct waiter *n = malloc(sizeof *n * cap);
-        if (!n)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < rc->w_count; i++)
-            n[i] = rc->w[(rc->w_head + i) & (rc->w_cap - 1)];
-        free(rc->w);
-        rc->w = n;
-        rc->w_head = 0;
-        rc->w_cap = cap;
-    }
-    rc->w[(rc->w_head + rc->w_count) & (rc->w_cap - 1)] = w;
-    rc->w_count++;
-    return 0;
-}
-
-static bool pop_waiter(struct rconn *rc, struct waiter *out)
-{
-    if (!rc->w_count)
-        return false;
-    *out = rc->w[rc->w_head];
-    rc->w_head = (rc->w_head + 1) & (rc->w_cap - 1);
-    rc->w_count--;
-    return true;
-}
-
 /* Tells everyone still waiting that their command's outcome is unknown. */
 static void fail_waiters(struct rconn *rc)
 {
     struct waiter w;
-    while (pop_waiter(rc, &w))
+    while (rb__pop_waiter(rc, &w))
         if (w.fn)
             w.fn(w.ud, NULL);
 }
@@ -233,8 +204,9 @@ static int queue(struct rconn *rc, int argc, const char **argv, const size_t *le
         return -ENOTCONN; /* writing what the batcher held (at once, rb__kick) failed */
     if (bounded && rb__queued(rc) > rc->b->max_queue)
         return -ENOBUFS;
-    if (!rc->is_sub && push_waiter(rc, w) < 0)
-        return -ENOMEM;
+    int pushed = rc->is_sub ? 0 : rb__push_waiter(rc, w);
+    if (pushed < 0)
+        return pushed;
     int rv = rb__append(rc->c, argc, argv, lens);
     if (rv < 0) {
         if (!rc->is_sub)
@@ -310,6 +282,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
     if (rc->st != C_UP)
         return 0;
     cf_backoff_settle(&rc->bo, now - rc->up_since);
+    if (!rc->is_sub)
+        rb__shrink_waiters(rc);
     if (rc->pending > 0 && unanswered_ms(rc, now) > REPLY_TIMEOUT_MS) {
         /* Replies may be sitting in the socket: after this process was
          * stopped (SIGSTOP, a long GC-like stall) the timer can run first. */
@@ -584,7 +558,7 @@ static int handle_pub_reply(struct rconn *rc, redisReply *r)
     if (rc->pending > 0)
         rc->pending--;
     struct waiter w = {NULL, NULL, -1};
-    pop_waiter(rc, &w);
+    rb__pop_waiter(rc, &w);
     if (w.script >= 0) {
         if (r->type != REDIS_REPLY_STRING || r->len != 40) {
             CF_ERROR("redis", "SCRIPT LOAD failed on %s: %.*s; is scripting disabled?",
@@ -659,7 +633,7 @@ static void read_replies(struct rconn *rc)
                 rc->pending = 0;
                 struct waiter w;
                 if (!rc->is_sub)
-                    pop_waiter(rc, &w); /* AUTH's own: the FIFO stays in step */
+                    rb__pop_waiter(rc, &w); /* AUTH's own: the FIFO stays in step */
                 redisReply *r = reply;
                 if (r->type == REDIS_REPLY_ERROR) {
                     CF_ERROR("redis", "AUTH rejected by %s: %.*s; check REDIS_PASSWORD%s",

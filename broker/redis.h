@@ -76,8 +76,17 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
                             void *ud);
 void rbridge_free(struct rbridge *b); /* NULL is a no-op */
 
+/* Commands the publisher connection holds at most, queued or sent and not
+ * answered yet; past it, -ENOBUFS as for a full queue. The queue's bytes
+ * (max_queue) bound only what is not written yet: a Redis, or a proxy, that
+ * takes commands and answers late let what waits for their replies (24
+ * bytes each here, and the batcher's record of a script call's batch, ~1 KB:
+ * rbatch.c) grow with the traffic for the whole reply timeout (10 s). A
+ * batch is two commands (rbridge_publish_first): ~33 MiB at most. */
+#define RBRIDGE_MAX_INFLIGHT 65536u
+
 /* Queue commands. 0, -ENOTCONN when that connection is down, -ENOBUFS when
- * its queue is full. */
+ * its queue is full (or RBRIDGE_MAX_INFLIGHT are waiting for replies). */
 int rbridge_subscribe(struct rbridge *b, const char *name, size_t len);
 int rbridge_unsubscribe(struct rbridge *b, const char *name, size_t len);
 int rbridge_publish(struct rbridge *b, const char *name, size_t len, const void *payload,

@@ -121,8 +121,9 @@ int rbridge_publish_first(struct rbridge *b)
         return -ENOTCONN;
     /* The command it goes before was taken while the queue had room (a
      * batch's calls, rbatch_add): the PING must not use that room up and
-     * get it refused. */
-    if (rb__queued(&b->pub) + PING_BYTES > b->max_queue)
+     * get it refused, nor the last place among the commands in flight. */
+    if (rb__queued(&b->pub) + PING_BYTES > b->max_queue ||
+        b->pub.w_count + 2 > RBRIDGE_MAX_INFLIGHT)
         return -ENOBUFS;
     return rb__queue(&b->pub, 1, argv, lens, (struct waiter){NULL, NULL, -1});
 }
@@ -170,7 +171,9 @@ int rbridge_room(const struct rbridge *b)
 {
     if (b->pub.st != C_UP)
         return -ENOTCONN;
-    return rb__queued(&b->pub) > b->max_queue ? -ENOBUFS : 0;
+    /* a batch taken now goes as two commands (rbridge_publish_first) */
+    bool full = rb__queued(&b->pub) > b->max_queue || b->pub.w_count + 2 > RBRIDGE_MAX_INFLIGHT;
+    return full ? -ENOBUFS : 0;
 }
 
 void rbridge_kick(struct rbridge *b)

@@ -86,6 +86,15 @@ struct rbridge {
     bool call_fatal;         /* rbridge_call_failed saw a reconnecting error */
 };
 
+/* The publisher's ring of waiters (redis_waiters.c). Push: 0, -ENOMEM, or
+ * -ENOBUFS at RBRIDGE_MAX_INFLIGHT. Pop: false when none waits. Shrink: the
+ * ring back to twice what waits (64 at least) when a spell of many commands
+ * in flight left it over 1024 and four times that or more (it grows by
+ * doubling, and kept its largest size for good); on the health tick. */
+int rb__push_waiter(struct rconn *rc, struct waiter w);
+bool rb__pop_waiter(struct rconn *rc, struct waiter *out);
+void rb__shrink_waiters(struct rconn *rc);
+
 /* An error reply that means the connection must be made again. */
 bool rb__fatal_error(const redisReply *r);
 /* Queues one command on rc, the waiter's callback to get its reply (the

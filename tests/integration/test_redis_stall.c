@@ -9,7 +9,7 @@
  * from the command, not from that reply. The bridge is linked in and its
  * connection state read (redis_int.h) to send the command when the last
  * reply is old enough to tell the two apart. The canary goes out over a
- * full queue. Takes ~40 s. */
+ * full queue; the commands in flight are bounded. Takes ~45 s. */
 #include "common.h"
 
 #include <signal.h>
@@ -252,6 +252,66 @@ static void test_a_full_queue_drains_in_order(void **state)
     assert_int_equal(o.wrong, 0);
 }
 
+static bool none_waits(void *ud)
+{
+    (void)ud;
+    return rb->pub.w_count == 0;
+}
+
+static bool ring_shrunk(void *ud)
+{
+    (void)ud;
+    return rb->pub.w_cap == 64;
+}
+
+/* Commands taken by a Redis that does not answer (stopped here; a proxy
+ * would read them too) wait for their replies outside the queue's bytes:
+ * at RBRIDGE_MAX_INFLIGHT the bridge refuses more, as for a full queue,
+ * though its bytes are far from the bound. Once they are answered, the ring
+ * of waiters, grown to hold them, is given back at the next health tick. */
+static void test_commands_in_flight_are_bounded(void **state)
+{
+    (void)state;
+    rbridge_free(rb);
+    struct cf_redis_addr addr;
+    assert_int_equal(cf_redis_addr_parse(redis.addr, &addr), 0);
+    const struct rbridge_cbs cbs = {.on_message = on_message};
+    rb = rbridge_new(ev, &addr, NULL, 64 << 20, scripts, 1, &cbs, NULL);
+    assert_non_null(rb);
+    assert_true(run_until(bridge_ready, NULL, 10000));
+    uint64_t before = reconnects();
+
+    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    int taken = 0, rc = 0;
+    for (int i = 0; rb->pub.w_count < RBRIDGE_MAX_INFLIGHT - 1 && rc == 0; i++) {
+        rc = rbridge_publish(rb, "c", 1, "x", 1);
+        taken += rc == 0;
+        if (i % 4096 == 0)
+            rbridge_flush(rb); /* written, as the loop would: into Redis' socket */
+    }
+    assert_int_equal(rc, 0);
+    /* one place left: a batch (a PING and its EVALSHA) is not taken */
+    assert_int_equal(rbridge_room(rb), -ENOBUFS);
+    assert_int_equal(rbridge_publish_first(rb), -ENOBUFS);
+    while (rc == 0) {
+        rc = rbridge_publish(rb, "c", 1, "x", 1);
+        taken += rc == 0;
+    }
+    printf("%d commands taken, %u in flight, %zu bytes not written\n", taken, rb->pub.w_count,
+           rb__queued(&rb->pub));
+    assert_int_equal(rc, -ENOBUFS);
+    assert_int_equal(rb->pub.w_count, RBRIDGE_MAX_INFLIGHT);
+    assert_true(rb__queued(&rb->pub) < 4u << 20);        /* the bytes' bound is 64 MiB */
+    assert_true(taken >= (int)RBRIDGE_MAX_INFLIGHT - 8); /* a PING or canary may be in flight */
+
+    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_true(run_until(none_waits, NULL, 10000));
+    assert_true(rb->pub.w_cap >= RBRIDGE_MAX_INFLIGHT);
+    assert_true(run_until(ring_shrunk, NULL, 2500)); /* the health tick: every second */
+    assert_int_equal(reconnects(), before);
+    assert_int_equal(rbridge_publish(rb, "c", 1, "x", 1), 0);
+}
+
 static bool canary_back(void *ud)
 {
     (void)ud;
@@ -326,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_forged_canary_does_not_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_canary_goes_out_over_a_full_queue, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_commands_in_flight_are_bounded, setup, teardown),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
