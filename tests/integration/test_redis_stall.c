@@ -229,16 +229,22 @@ static void stop_and_fill(struct order *o)
     assert_int_equal(rc, -ENOBUFS);
 }
 
-static void test_a_full_queue_drains_in_order(void **state)
+/* The setup's bridge replaced by one whose queue is bounded at max_queue. */
+static void bridge_with_queue(size_t max_queue)
 {
-    (void)state;
     rbridge_free(rb);
     struct cf_redis_addr addr;
     assert_int_equal(cf_redis_addr_parse(redis.addr, &addr), 0);
     const struct rbridge_cbs cbs = {.on_message = on_message};
-    rb = rbridge_new(ev, &addr, NULL, 48 << 20, scripts, 1, &cbs, NULL);
+    rb = rbridge_new(ev, &addr, NULL, max_queue, scripts, 1, &cbs, NULL);
     assert_non_null(rb);
     assert_true(run_until(bridge_ready, NULL, 10000));
+}
+
+static void test_a_full_queue_drains_in_order(void **state)
+{
+    (void)state;
+    bridge_with_queue(48 << 20);
 
     struct order o = {0};
     stop_and_fill(&o);
@@ -272,13 +278,7 @@ static bool ring_shrunk(void *ud)
 static void test_commands_in_flight_are_bounded(void **state)
 {
     (void)state;
-    rbridge_free(rb);
-    struct cf_redis_addr addr;
-    assert_int_equal(cf_redis_addr_parse(redis.addr, &addr), 0);
-    const struct rbridge_cbs cbs = {.on_message = on_message};
-    rb = rbridge_new(ev, &addr, NULL, 64 << 20, scripts, 1, &cbs, NULL);
-    assert_non_null(rb);
-    assert_true(run_until(bridge_ready, NULL, 10000));
+    bridge_with_queue(64 << 20);
     uint64_t before = reconnects();
 
     assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
