@@ -204,7 +204,7 @@ static int queue(struct rconn *rc, int argc, const char **argv, const size_t *le
         return -ENOTCONN; /* writing what the batcher held (at once, rb__kick) failed */
     if (bounded && rb__queued(rc) > rc->b->max_queue)
         return -ENOBUFS;
-    int pushed = rc->is_sub ? 0 : rb__push_waiter(rc, w);
+    int pushed = rc->is_sub ? 0 : rb__push_waiter(rc, w, bounded);
     if (pushed < 0)
         return pushed;
     int rv = rb__append(rc->c, argc, argv, lens);
@@ -320,6 +320,7 @@ static void conn_teardown(struct rconn *rc)
     rc->pending = 0;
     rc->st = C_DOWN; /* before the waiters hear of it: they may queue again */
     fail_waiters(rc);
+    rb__shrink_waiters(rc);
     if (!rc->is_sub)
         run_hook(rc->b, RBRIDGE_DOWN); /* held calls came after every waiter */
 }

@@ -77,12 +77,14 @@ struct rbridge *rbridge_new(sd_event *ev, const struct cf_redis_addr *addr,
 void rbridge_free(struct rbridge *b); /* NULL is a no-op */
 
 /* Commands the publisher connection holds at most, queued or sent and not
- * answered yet; past it, -ENOBUFS as for a full queue. The queue's bytes
- * (max_queue) bound only what is not written yet: a Redis, or a proxy, that
- * takes commands and answers late let what waits for their replies (24
- * bytes each here, and the batcher's record of a script call's batch, ~1 KB:
- * rbatch.c) grow with the traffic for the whole reply timeout (10 s). A
- * batch is two commands (rbridge_publish_first): ~33 MiB at most. */
+ * answered yet; past it, -ENOBUFS as for a full queue (but for the delivery
+ * canary's PUBLISH). The queue's bytes (max_queue) bound only what is not
+ * written yet: a Redis, or a proxy, that takes commands and answers late
+ * let what waits for their replies (24 bytes each here, and the batcher's
+ * record of a batch of script calls, ~1 KB: rbatch.c) grow with the traffic
+ * for the whole reply timeout (10 s). A batch is two commands
+ * (rbridge_publish_first): ~33 MiB at most. The broker bounds its own
+ * records of the requests in those calls (BROKER_MAX_AWAITING). */
 #define RBRIDGE_MAX_INFLIGHT 65536u
 
 /* Queue commands. 0, -ENOTCONN when that connection is down, -ENOBUFS when
@@ -114,8 +116,10 @@ int rbridge_eval_slots(struct rbridge *b, int script, int argc, const char **av,
  * forward it without waiting for the reply (measured: the broker wakes as
  * often as before; the delivery no longer waits behind the reply).
  * 0, or what rbridge_eval would say; -ENOBUFS also when the PING would
- * leave the queue past its bound, which the command after it, taken while
- * there was room, must still find (that one then goes without it). */
+ * leave the queue past its bound, or take the last place among the
+ * commands in flight (RBRIDGE_MAX_INFLIGHT), which the command after it,
+ * taken while there was room, must still find (that one then goes without
+ * it). */
 int rbridge_publish_first(struct rbridge *b);
 
 /* For one batcher of calls that are not queued yet (rbatch.h), so that they

@@ -87,11 +87,13 @@ struct rbridge {
 };
 
 /* The publisher's ring of waiters (redis_waiters.c). Push: 0, -ENOMEM, or
- * -ENOBUFS at RBRIDGE_MAX_INFLIGHT. Pop: false when none waits. Shrink: the
- * ring back to twice what waits (64 at least) when a spell of many commands
- * in flight left it over 1024 and four times that or more (it grows by
- * doubling, and kept its largest size for good); on the health tick. */
-int rb__push_waiter(struct rconn *rc, struct waiter w);
+ * -ENOBUFS at RBRIDGE_MAX_INFLIGHT when `bounded` (the delivery canary is
+ * not: refused, it let a server that delivers be reset). Pop: false when
+ * none waits. Shrink: the ring back to twice what waits (64 at least) when
+ * a spell of many commands in flight left it over 1024 and four times that
+ * or more (it grows by doubling, and kept its largest size for good); on
+ * the health tick and when the connection drops. */
+int rb__push_waiter(struct rconn *rc, struct waiter w, bool bounded);
 bool rb__pop_waiter(struct rconn *rc, struct waiter *out);
 void rb__shrink_waiters(struct rconn *rc);
 

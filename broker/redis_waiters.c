@@ -20,9 +20,9 @@ static bool resize(struct rconn *rc, uint32_t cap)
     return true;
 }
 
-int rb__push_waiter(struct rconn *rc, struct waiter w)
+int rb__push_waiter(struct rconn *rc, struct waiter w, bool bounded)
 {
-    if (rc->w_count >= RBRIDGE_MAX_INFLIGHT)
+    if (bounded && rc->w_count >= RBRIDGE_MAX_INFLIGHT)
         return -ENOBUFS;
     if (rc->w_count == rc->w_cap && !resize(rc, rc->w_cap ? rc->w_cap * 2 : 64))
         return -ENOMEM;
