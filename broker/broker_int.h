@@ -70,7 +70,16 @@ struct broker {
     struct cf_logcap drop_log, foreign_log, misrouted_log;
     struct cf_freelist pendings; /* one struct pending per request in flight;
                                   * what a burst left is trimmed each second */
+    uint32_t awaiting;           /* requests in flight (BROKER_MAX_AWAITING) */
 };
+
+/* Requests (sends, joins, pages, legacy messages) waiting for Redis at most;
+ * more are refused as by a full queue. The queues' bytes bound only what is
+ * not written yet: a Redis, or a proxy, that takes commands and answers
+ * late let a record of ~420 bytes per request (its struct pending and the
+ * store's box) grow with the traffic for the whole reply timeout (10 s).
+ * 131,072 of them are ~53 MiB, and 3 s of the small rooms' top rate. */
+#define BROKER_MAX_AWAITING (1u << 17)
 
 /* What a request needs to answer when Redis replies later. */
 struct pending {

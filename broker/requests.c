@@ -26,11 +26,14 @@ static uint32_t link_budget(const struct broker *b, uint32_t asked)
     return asked < cap ? asked : (uint32_t)cap;
 }
 
+/* NULL when BROKER_MAX_AWAITING requests are in flight, or out of memory:
+ * pending_refusal tells which. */
 static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
 {
-    struct pending *p = cf_fl_get(&b->pendings);
+    struct pending *p = b->awaiting < BROKER_MAX_AWAITING ? cf_fl_get(&b->pendings) : NULL;
     if (!p)
         return NULL;
+    b->awaiting++;
     p->b = b;
     p->link_id = link_id;
     p->q = m->q;
@@ -44,10 +47,17 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     return p;
 }
 
-static void pending_free(struct pending *p) /* NULL: no-op (pending_new ran out of memory) */
+static int pending_refusal(const struct broker *b)
 {
-    if (p)
+    return b->awaiting >= BROKER_MAX_AWAITING ? -ENOBUFS : -ENOMEM;
+}
+
+static void pending_free(struct pending *p) /* NULL: no-op (pending_new refused) */
+{
+    if (p) {
+        p->b->awaiting--;
         cf_fl_put(&p->b->pendings, p);
+    }
 }
 
 static struct gwlink *link_of(struct broker *b, uint64_t id)
@@ -252,7 +262,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     case CF_WIRE_MSG: { /* legacy client: no answer expected */
         struct pending *p = pending_new(b, link_id, &m);
         rc = p ? store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
-               : -ENOMEM;
+               : pending_refusal(b);
         if (rc < 0) {
             pending_free(p);
             count_drop(b, m.room, rc);
@@ -263,10 +273,9 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
                                   .text = m.text, .ts = m.ts};
         struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(rb_of(b, m.room), &b->lim, &msg, (m.has & CF_WIRE_HAS_CID) ? m.cid
-                                                                              : pstr(NULL, 0),
-                            on_sent, p)
-               : -ENOMEM;
+        rc = p ? store_send(rb_of(b, m.room), &b->lim, &msg,
+                            (m.has & CF_WIRE_HAS_CID) ? m.cid : pstr(NULL, 0), on_sent, p)
+               : pending_refusal(b);
         if (rc < 0) {
             pending_free(p);
             send_fail(b, link_id, m.q, rc);
@@ -292,7 +301,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit, p->budget,
                             MAX_MEMBERS, on_joined, p)
-               : -ENOMEM;
+               : pending_refusal(b);
         if (rc < 0) {
             pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
@@ -324,7 +333,7 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
     int rc =
         p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
                           m->before, m->limit, p->budget, on_page, p)
-          : -ENOMEM;
+          : pending_refusal(b);
     if (rc < 0) {
         pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);

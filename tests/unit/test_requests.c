@@ -1,10 +1,10 @@
 /* Unit tests for broker/requests: what a join's late answer does to the
  * presence record when the same connection has left and joined again
- * meanwhile.
+ * meanwhile; how many requests may wait for Redis.
  *
  * A real Redis answers one link's join, leave and join in order, and cannot
  * be made to refuse the first join and accept the second: so the calls to
- * Redis (store_join, store_leave) and to the gateway link are replaced at
+ * Redis (store_join, store_leave, store_history) and to the gateway link are replaced at
  * link time (-Wl,--wrap), and the test answers the joins itself, in the
  * order a broker reads them. Everything between (requests.c, rooms.c,
  * presence.c) is the real code. */
@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -62,6 +63,32 @@ int __wrap_store_join(struct rbridge *rb, const struct store_limits *lim, struct
     return 0;
 }
 
+/* History pages are held here, unanswered, as by a Redis that takes
+ * commands and does not answer yet */
+static struct {
+    store_page_fn fn;
+    void *ud;
+} * pages;
+static size_t npages, pages_cap;
+
+int __wrap_store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                         bool has_before, uint64_t before, uint32_t limit, uint32_t budget,
+                         store_page_fn fn, void *ud);
+int __wrap_store_history(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
+                         bool has_before, uint64_t before, uint32_t limit, uint32_t budget,
+                         store_page_fn fn, void *ud)
+{
+    (void)rb, (void)lim, (void)room, (void)has_before, (void)before, (void)limit, (void)budget;
+    if (npages == pages_cap) {
+        pages_cap = pages_cap ? pages_cap * 2 : 1024;
+        pages = realloc(pages, pages_cap * sizeof *pages);
+        assert_non_null(pages);
+    }
+    pages[npages].fn = fn;
+    pages[npages++].ud = ud;
+    return 0;
+}
+
 int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                        struct cf_str conn);
 int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
@@ -97,9 +124,11 @@ int __wrap_gwlink_send(struct gwlink *l, const struct cf_wire_msg *m);
 int __wrap_gwlink_send(struct gwlink *l, const struct cf_wire_msg *m)
 {
     (void)l;
-    assert_true(g.nsent < 8);
-    g.sent[g.nsent].type = m->type;
-    g.sent[g.nsent++].q = m->q;
+    if (g.nsent < 8) { /* the first 8, counted all */
+        g.sent[g.nsent].type = m->type;
+        g.sent[g.nsent].q = m->q;
+    }
+    g.nsent++;
     return 0;
 }
 
@@ -256,6 +285,45 @@ static void test_a_join_snapshot_fits_its_budget(void **state)
     assert_int_equal(first, 0);
 }
 
+static void hist(uint64_t q)
+{
+    struct cf_wire_msg m = {
+        .type = CF_WIRE_HIST, .q = q, .room = S("lobby"), .limit = 50, .budget = 65536};
+    static const unsigned char payload[1];
+    requests_on_frame(b, (struct gwlink *)stand_in, &m, payload, sizeof payload);
+}
+
+/* The requests waiting for Redis are bounded: a Redis (or a proxy) that
+ * takes commands and answers late let their records grow for the whole
+ * reply timeout, outside every queue's bytes. Past the bound a request is
+ * refused as by a full queue, and taken again once one is answered. */
+static void test_requests_awaiting_redis_are_bounded(void **state)
+{
+    (void)state;
+    npages = 0;
+    for (uint64_t q = 1; q <= BROKER_MAX_AWAITING; q++)
+        hist(q);
+    assert_int_equal(npages, BROKER_MAX_AWAITING);
+    assert_int_equal(g.nsent, 0);
+    hist(BROKER_MAX_AWAITING + 1);
+    assert_int_equal(npages, BROKER_MAX_AWAITING);
+    assert_int_equal(g.nsent, 1);
+    assert_int_equal(g.sent[0].type, CF_WIRE_FAIL);
+    assert_int_equal(g.sent[0].q, BROKER_MAX_AWAITING + 1);
+    assert_int_equal(b->failed[BM_FAIL_QUEUE_FULL], 1);
+    pages[0].fn(pages[0].ud, -ECONNRESET, NULL); /* one answered */
+    assert_int_equal(g.nsent, 2);
+    hist(BROKER_MAX_AWAITING + 2);
+    assert_int_equal(npages, BROKER_MAX_AWAITING + 1);
+    assert_int_equal(g.nsent, 2);
+    for (size_t i = 1; i < npages; i++)
+        pages[i].fn(pages[i].ud, -ECONNRESET, NULL);
+    assert_int_equal(b->awaiting, 0);
+    free(pages);
+    pages = NULL;
+    npages = pages_cap = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_refused_join_is_no_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_resync_keeps_the_entry, setup, teardown),
         cmocka_unit_test(test_a_join_snapshot_fits_its_budget),
+        cmocka_unit_test_setup_teardown(test_requests_awaiting_redis_are_bounded, setup, teardown),
     };
     stand_in = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stand_in == MAP_FAILED)
