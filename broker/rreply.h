@@ -38,11 +38,17 @@
 #define RREPLY_MAX_ELEMENTS (1u << 20)
 /* The same for a reply's bytes: its strings summed (a reader without an arena
  * checks each string alone), and what the reader holds of a reply not yet
- * whole (rreply_pending_over); each arena has its own (rreply_arena_new). Every reply the broker
- * asks for becomes at most one wire frame (CF_WIRE_MAX_FRAME, 4 MiB) or fits a subscriber's event
- * (CF_WIRE_MAX_EVENT); without a bound, a server that sends a huge bulk
- * string (or a PUBLISH of 512 MB to a room's channel) is buffered whole. */
-#define RREPLY_MAX_BYTES (64u << 20)
+ * whole (rreply_pending_over); each arena has its own (rreply_arena_new).
+ * Without a bound, a server that sends a huge bulk string (or a PUBLISH of
+ * 512 MB to a room's channel) is buffered whole. The largest reply the
+ * broker asks for is a join's or a page's: stored messages within the
+ * request's budget, which the wire bounds at a frame (CF_WIRE_MAX_FRAME,
+ * 4 MiB; a gateway asks at most 1 MiB), the newest message even over it (at
+ * most CF_WIRE_MAX_EVENT) and 100 member names; the others are ids, counts
+ * and short errors (scripts.c, rset.c). Four frames leave room for all
+ * that, so a server that is not Redis costs a publisher connection about
+ * twice this, where it was 128 MiB. */
+#define RREPLY_MAX_BYTES (16u << 20)
 /* A subscriber's replies are its channels' messages, none of them legitimately
  * over CF_WIRE_MAX_EVENT (~130 KB), and (un)subscribe confirmations: its
  * connection is bounded far tighter, so a huge PUBLISH to a room's channel

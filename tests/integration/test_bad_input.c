@@ -651,7 +651,7 @@ static void publish_big(const char *chan, size_t n)
  * room's channel, past Redis' own 32 MiB bound for a subscriber, which the
  * test lifts) resets that connection with a line that says why, once the
  * broker holds 8 MiB of it (the subscriber's bound; the publisher's is
- * 64 MiB), and the room works again once it is back: it was read into
+ * 16 MiB), and the room works again once it is back: it was read into
  * memory whole, and a bulk string may be 512 MB. */
 static void test_a_reply_over_the_bound_resets_the_connection(void **state)
 {
