@@ -146,6 +146,9 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
            "%s %llu", l, (unsigned long long)m->misrouted);
     METRIC(o, "gauge", "confab_broker_held_bytes", "requests held until their room is subscribed",
            "%s %llu", l, (unsigned long long)rs.held_bytes);
+    METRIC(o, "gauge", "confab_broker_requests_awaiting_redis",
+           "requests sent to Redis and not answered yet (new ones are refused at 131072)", "%s %u",
+           l, m->awaiting);
     HEAD(o, "gauge", "confab_broker_pool_blocks_held",
          "freed blocks kept for reuse; those unused for a second go back to malloc");
     const struct {

@@ -30,6 +30,7 @@ struct bmetrics {
     bool ready, serving;
     size_t links;
     uint64_t presence, requests, foreign, dropped, misrouted;
+    uint32_t awaiting;      /* requests waiting for Redis (BROKER_MAX_AWAITING) */
     const uint64_t *failed; /* BM_FAIL_N counts, by enum bm_fail */
     /* blocks kept for reuse after a burst, per pool (freelist.h) */
     size_t held_requests, held_boxes, held_batches;

@@ -47,6 +47,7 @@ int broker_serve_http(void *ud, const char *path, struct cf_bytes *o, const char
                          .links = gwlinks_count(b->links),
                          .presence = presence_count(b->presence),
                          .requests = b->requests,
+                         .awaiting = b->awaiting,
                          .failed = b->failed,
                          .foreign = b->foreign,
                          .dropped = b->publish_dropped,

@@ -6,7 +6,8 @@
  * held before it ran once Redis answered: the member who had left showed as
  * present to everyone who joined later, until its gateway's link closed.
  * The budget is filled to within a few bytes, read from the broker's
- * confab_broker_held_bytes, so that nothing as small as a leave fits. */
+ * confab_broker_held_bytes, so that nothing as small as a leave fits.
+ * Also: the requests a broker waits for Redis' answers to are shown. */
 #include "v1.h"
 #include "ops.h"
 
@@ -163,11 +164,49 @@ static void test_snapshots_fit_the_link(void **state)
     v1_close(bob);
 }
 
+static double awaiting(void)
+{
+    return broker_metric(g_bport, g_shard, "confab_broker_requests_awaiting_redis");
+}
+
+static bool awaiting_is(double n)
+{
+    double a = awaiting();
+    for (int64_t end = h_now_ms() + 5000; a != n && h_now_ms() < end; a = awaiting())
+        h_sleep_ms(20);
+    return a == n;
+}
+
+/* The requests a broker sent to Redis and waits for are shown: a Redis that
+ * takes commands and answers late (stopped here) makes them climb, and at
+ * BROKER_MAX_AWAITING new ones are refused (test_requests). */
+static void test_requests_awaiting_redis_are_shown(void **state)
+{
+    (void)state;
+    int mport;
+    up(&(struct setup){.brokers = 2, .workers = 1}, &mport, &g_bport);
+    g_shard = (int)cf_shard_of(ROOM, strlen(ROOM), 2);
+    struct v1c *bob = v1_member(fx.node.port, "bob", V1_JSON);
+    json_decref(join_ok(bob, ROOM));
+    assert_true(awaiting_is(0));
+    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    for (int i = 0; i < 3; i++)
+        send_req(bob, ROOM, "while Redis is stopped", NULL);
+    bool climbed = awaiting_is(3);
+    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_true(climbed);
+    for (int i = 0; i < 3; i++)
+        json_decref(expect_ack(bob, ROOM, NULL));
+    assert_true(awaiting_is(0));
+    v1_close(bob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_a_leave_refused_a_place_in_the_hold_is_not_lost, down),
         cmocka_unit_test_teardown(test_snapshots_fit_the_link, down),
+        cmocka_unit_test_teardown(test_requests_awaiting_redis_are_shown, down),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
