@@ -55,6 +55,11 @@ static void redis_metrics(const struct bmetrics *m, struct cf_bytes *o)
                         m->servers[i].redis.pub_up);
     per_server(o, m, "confab_broker_redis_reconnects_total", "counter", "Redis connections lost",
                reconnects, 0);
+    HEAD(o, "gauge", "confab_broker_requests_awaiting_redis",
+         "requests sent to the server and not answered yet (more are refused at 131072)");
+    for (uint32_t i = 0; i < m->nservers; i++)
+        cf_bytes_printf(o, "confab_broker_requests_awaiting_redis{shard=\"%u\",server=\"%u\"} %u\n",
+                        m->shard, i, m->awaiting[i]);
     per_server(o, m, "confab_broker_redis_errors_total", "counter", "error replies from Redis",
                errors, 0);
     per_server(o, m, "confab_broker_redis_ring_ok", "gauge",
@@ -146,9 +151,6 @@ void bmetrics_render(const struct bmetrics *m, struct cf_bytes *o)
            "%s %llu", l, (unsigned long long)m->misrouted);
     METRIC(o, "gauge", "confab_broker_held_bytes", "requests held until their room is subscribed",
            "%s %llu", l, (unsigned long long)rs.held_bytes);
-    METRIC(o, "gauge", "confab_broker_requests_awaiting_redis",
-           "requests sent to Redis and not answered yet (new ones are refused at 131072)", "%s %u",
-           l, m->awaiting);
     HEAD(o, "gauge", "confab_broker_pool_blocks_held",
          "freed blocks kept for reuse; those unused for a second go back to malloc");
     const struct {

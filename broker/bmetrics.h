@@ -30,7 +30,6 @@ struct bmetrics {
     bool ready, serving;
     size_t links;
     uint64_t presence, requests, foreign, dropped, misrouted;
-    uint32_t awaiting;      /* requests waiting for Redis (BROKER_MAX_AWAITING) */
     const uint64_t *failed; /* BM_FAIL_N counts, by enum bm_fail */
     /* blocks kept for reuse after a burst, per pool (freelist.h) */
     size_t held_requests, held_boxes, held_batches;
@@ -38,6 +37,8 @@ struct bmetrics {
     /* One per Redis server of REDIS_ADDR: their series carry server="<i>". */
     uint32_t nservers;
     const struct rset_server_stats *servers;
+    /* requests waiting for each of them (BROKER_MAX_AWAITING), nservers */
+    const uint32_t *awaiting;
 };
 
 void bmetrics_render(const struct bmetrics *m, struct cf_bytes *out);

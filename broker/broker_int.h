@@ -70,15 +70,18 @@ struct broker {
     struct cf_logcap drop_log, foreign_log, misrouted_log;
     struct cf_freelist pendings; /* one struct pending per request in flight;
                                   * what a burst left is trimmed each second */
-    uint32_t awaiting;           /* requests in flight (BROKER_MAX_AWAITING) */
+    /* requests in flight, by the Redis server of their room */
+    uint32_t awaiting[CF_REDIS_MAX_SERVERS];
 };
 
-/* Requests (sends, joins, pages, legacy messages) waiting for Redis at most;
- * more are refused as by a full queue. The queues' bytes bound only what is
- * not written yet: a Redis, or a proxy, that takes commands and answers
- * late let a record of ~420 bytes per request (its struct pending and the
- * store's box) grow with the traffic for the whole reply timeout (10 s).
- * 131,072 of them are ~53 MiB, and 3 s of the small rooms' top rate. */
+/* Requests (sends, joins, pages, legacy messages) waiting for one Redis
+ * server at most; more for its rooms are refused as by a full queue. The
+ * queues' bytes bound only what is not written yet: a Redis, or a proxy,
+ * that takes commands and answers late let a record of ~420 bytes per
+ * request (its struct pending and the store's box) grow with the traffic
+ * for the whole reply timeout (10 s). 131,072 of them are ~53 MiB, and 3 s
+ * of the small rooms' top rate. Per server, so that one that stalls takes
+ * only its own rooms away, as one that is down does. */
 #define BROKER_MAX_AWAITING (1u << 17)
 
 /* What a request needs to answer when Redis replies later. */
@@ -89,6 +92,7 @@ struct pending {
     uint64_t reg; /* a join that made its presence entry: the entry's
                    * registration (presence_add); 0 when it took one over */
     uint32_t room_len, conn_len;
+    uint32_t server; /* of the room (rset_server_of): its count in awaiting */
     char room[CF_ROOM_MAX];
     char conn[CF_WIRE_MAX_TOKEN];
 };

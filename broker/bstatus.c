@@ -47,7 +47,6 @@ int broker_serve_http(void *ud, const char *path, struct cf_bytes *o, const char
                          .links = gwlinks_count(b->links),
                          .presence = presence_count(b->presence),
                          .requests = b->requests,
-                         .awaiting = b->awaiting,
                          .failed = b->failed,
                          .foreign = b->foreign,
                          .dropped = b->publish_dropped,
@@ -61,6 +60,7 @@ int broker_serve_http(void *ud, const char *path, struct cf_bytes *o, const char
     for (uint32_t i = 0; i < m.nservers; i++)
         rset_stats(b->redis, i, &sv[i]);
     m.servers = sv;
+    m.awaiting = b->awaiting;
     bmetrics_render(&m, o);
     return 200;
 }

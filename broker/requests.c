@@ -26,14 +26,22 @@ static uint32_t link_budget(const struct broker *b, uint32_t asked)
     return asked < cap ? asked : (uint32_t)cap;
 }
 
-/* NULL when BROKER_MAX_AWAITING requests are in flight, or out of memory:
- * pending_refusal tells which. */
+static uint32_t server_of(const struct broker *b, struct cf_str room)
+{
+    uint32_t sv = rset_server_of(b->redis, room.p, room.len);
+    return sv < CF_REDIS_MAX_SERVERS ? sv : 0;
+}
+
+/* NULL when BROKER_MAX_AWAITING requests for the room's server are in
+ * flight, or out of memory: pending_refusal tells which. */
 static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
 {
-    struct pending *p = b->awaiting < BROKER_MAX_AWAITING ? cf_fl_get(&b->pendings) : NULL;
+    uint32_t sv = server_of(b, m->room);
+    struct pending *p = b->awaiting[sv] < BROKER_MAX_AWAITING ? cf_fl_get(&b->pendings) : NULL;
     if (!p)
         return NULL;
-    b->awaiting++;
+    b->awaiting[sv]++;
+    p->server = sv;
     p->b = b;
     p->link_id = link_id;
     p->q = m->q;
@@ -47,15 +55,15 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     return p;
 }
 
-static int pending_refusal(const struct broker *b)
+static int pending_refusal(const struct broker *b, struct cf_str room)
 {
-    return b->awaiting >= BROKER_MAX_AWAITING ? -ENOBUFS : -ENOMEM;
+    return b->awaiting[server_of(b, room)] >= BROKER_MAX_AWAITING ? -ENOBUFS : -ENOMEM;
 }
 
 static void pending_free(struct pending *p) /* NULL: no-op (pending_new refused) */
 {
     if (p) {
-        p->b->awaiting--;
+        p->b->awaiting[p->server]--;
         cf_fl_put(&p->b->pendings, p);
     }
 }
@@ -230,6 +238,7 @@ static void count_drop(struct broker *b, struct cf_str room, int rc)
                   : rc == -EAGAIN     ? "Redis refused it for now (out of memory, read-only, ...)"
                   : rc == -EIO        ? "Redis answered an error"
                   : rc == -ECONNRESET ? "the connection to Redis dropped (it may be stored)"
+                  : rc == -ENOBUFS    ? "the queue toward Redis is full"
                                       : strerror(-rc),
                   (unsigned long long)b->publish_dropped);
 }
@@ -262,7 +271,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     case CF_WIRE_MSG: { /* legacy client: no answer expected */
         struct pending *p = pending_new(b, link_id, &m);
         rc = p ? store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
-               : pending_refusal(b);
+               : pending_refusal(b, m.room);
         if (rc < 0) {
             pending_free(p);
             count_drop(b, m.room, rc);
@@ -275,7 +284,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         struct pending *p = pending_new(b, link_id, &m);
         rc = p ? store_send(rb_of(b, m.room), &b->lim, &msg,
                             (m.has & CF_WIRE_HAS_CID) ? m.cid : pstr(NULL, 0), on_sent, p)
-               : pending_refusal(b);
+               : pending_refusal(b, m.room);
         if (rc < 0) {
             pending_free(p);
             send_fail(b, link_id, m.q, rc);
@@ -301,7 +310,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit, p->budget,
                             MAX_MEMBERS, on_joined, p)
-               : pending_refusal(b);
+               : pending_refusal(b, m.room);
         if (rc < 0) {
             pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
@@ -333,7 +342,7 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
     int rc =
         p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
                           m->before, m->limit, p->budget, on_page, p)
-          : pending_refusal(b);
+          : pending_refusal(b, m->room);
     if (rc < 0) {
         pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);

@@ -106,6 +106,14 @@ struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len)
     return (struct rbridge *)stand_in; /* not NULL: "connected" */
 }
 
+/* Two Redis servers: rooms "lobby" on 0, any other on 1 */
+uint32_t __wrap_rset_server_of(const struct rset *rs, const char *name, size_t len);
+uint32_t __wrap_rset_server_of(const struct rset *rs, const char *name, size_t len)
+{
+    (void)rs;
+    return len == 5 && memcmp(name, "lobby", 5) == 0 ? 0 : 1;
+}
+
 struct gwlink *__wrap_gwlinks_find(struct gwlinks *links, uint64_t id);
 struct gwlink *__wrap_gwlinks_find(struct gwlinks *links, uint64_t id)
 {
@@ -285,18 +293,24 @@ static void test_a_join_snapshot_fits_its_budget(void **state)
     assert_int_equal(first, 0);
 }
 
-static void hist(uint64_t q)
+static void hist_in(uint64_t q, struct cf_str room)
 {
     struct cf_wire_msg m = {
-        .type = CF_WIRE_HIST, .q = q, .room = S("lobby"), .limit = 50, .budget = 65536};
+        .type = CF_WIRE_HIST, .q = q, .room = room, .limit = 50, .budget = 65536};
     static const unsigned char payload[1];
     requests_on_frame(b, (struct gwlink *)stand_in, &m, payload, sizeof payload);
 }
 
-/* The requests waiting for Redis are bounded: a Redis (or a proxy) that
- * takes commands and answers late let their records grow for the whole
- * reply timeout, outside every queue's bytes. Past the bound a request is
- * refused as by a full queue, and taken again once one is answered. */
+static void hist(uint64_t q)
+{
+    hist_in(q, S("lobby"));
+}
+
+/* The requests waiting for a Redis server are bounded: one (or a proxy)
+ * that takes commands and answers late let their records grow for the
+ * whole reply timeout, outside every queue's bytes. Past the bound a
+ * request for its rooms is refused as by a full queue, and taken again
+ * once one is answered; another server's rooms are not held to it. */
 static void test_requests_awaiting_redis_are_bounded(void **state)
 {
     (void)state;
@@ -311,14 +325,18 @@ static void test_requests_awaiting_redis_are_bounded(void **state)
     assert_int_equal(g.sent[0].type, CF_WIRE_FAIL);
     assert_int_equal(g.sent[0].q, BROKER_MAX_AWAITING + 1);
     assert_int_equal(b->failed[BM_FAIL_QUEUE_FULL], 1);
+    hist_in(BROKER_MAX_AWAITING + 2, S("elsewhere")); /* on the other server */
+    assert_int_equal(npages, BROKER_MAX_AWAITING + 1);
+    assert_int_equal(g.nsent, 1);
     pages[0].fn(pages[0].ud, -ECONNRESET, NULL); /* one answered */
     assert_int_equal(g.nsent, 2);
-    hist(BROKER_MAX_AWAITING + 2);
-    assert_int_equal(npages, BROKER_MAX_AWAITING + 1);
+    hist(BROKER_MAX_AWAITING + 3);
+    assert_int_equal(npages, BROKER_MAX_AWAITING + 2);
     assert_int_equal(g.nsent, 2);
     for (size_t i = 1; i < npages; i++)
         pages[i].fn(pages[i].ud, -ECONNRESET, NULL);
-    assert_int_equal(b->awaiting, 0);
+    assert_int_equal(b->awaiting[0], 0);
+    assert_int_equal(b->awaiting[1], 0);
     free(pages);
     pages = NULL;
     npages = pages_cap = 0;
