@@ -18,9 +18,10 @@ struct rreply_arena {
 };
 
 #define TOO_BIG_FMT                                                                                \
-    "a reply larger than any the broker asks for (over %zu KiB or a million elements): is it a "   \
+    "a reply larger than any the broker asks for (over %zu KiB or 65536 elements): is it a "       \
     "Redis server, and does nothing but confab publish to its channels?"
 #define KIB(n) ((size_t)(n) >> 10)
+_Static_assert(RREPLY_MAX_ELEMENTS == 65536, "TOO_BIG_FMT names it");
 
 struct rreply_arena *rreply_arena_new(size_t max_bytes)
 {

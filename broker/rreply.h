@@ -30,12 +30,15 @@
 #define RREPLY_ARENA_BYTES 16384
 /* A reply whose arrays claim more elements than this, nested ones summed,
  * is refused (the reader then fails with an out-of-memory error, and the
- * connection is dropped and made again): the broker's replies are bounded
- * far below this (a room's history and members come in pages), and hiredis
- * would otherwise allocate whatever each array's header claims, up to 16 GB
- * for 2^31 elements. It bounds a reply's objects as well (one per element).
+ * connection is dropped and made again): hiredis would otherwise allocate
+ * whatever each array's header claims, up to 16 GB for 2^31 elements. It
+ * bounds a reply's objects as well, one per element, of ~80 bytes each
+ * past the arena (~5 MiB here; ~88 MiB at 2^20, where it was), which the
+ * byte bound does not count. The broker's largest replies hold ~10,100: a
+ * join's or a page's messages (a request's `limit`, at most
+ * CF_WIRE_MAX_ITEMS) and 100 member names; a batch, 64 calls' replies.
  * A reader without an arena (rreply_use(r, NULL)) checks each array alone. */
-#define RREPLY_MAX_ELEMENTS (1u << 20)
+#define RREPLY_MAX_ELEMENTS (1u << 16)
 /* The same for a reply's bytes: its strings summed (a reader without an arena
  * checks each string alone), and what the reader holds of a reply not yet
  * whole (rreply_pending_over); each arena has its own (rreply_arena_new).
@@ -47,7 +50,8 @@
  * most CF_WIRE_MAX_EVENT) and 100 member names; the others are ids, counts
  * and short errors (scripts.c, rset.c). Four frames leave room for all
  * that, so a server that is not Redis costs a publisher connection about
- * twice this, where it was 128 MiB. */
+ * twice this and its objects (RREPLY_MAX_ELEMENTS): ~38 MiB, where it was
+ * ~216 MiB. */
 #define RREPLY_MAX_BYTES (16u << 20)
 /* A subscriber's replies are its channels' messages, none of them legitimately
  * over CF_WIRE_MAX_EVENT (~130 KB), and (un)subscribe confirmations: its

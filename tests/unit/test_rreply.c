@@ -298,6 +298,8 @@ static void assert_refused(const char *resp)
 static void test_the_element_bound_is_the_whole_reply_s(void **state)
 {
     (void)state;
+    /* a join's or a page's most, with every member and the reply's own */
+    assert_true(RREPLY_MAX_ELEMENTS >= 4 * (CF_WIRE_MAX_ITEMS + 100 + 7));
     size_t most = RREPLY_MAX_ELEMENTS, half = most / 2 + 1;
     char head[64];
     snprintf(head, sizeof head, "*%zu\r\n*%zu\r\n", most - 1, most - 1);
