@@ -32,11 +32,12 @@
  * is refused (the reader then fails with an out-of-memory error, and the
  * connection is dropped and made again): hiredis would otherwise allocate
  * whatever each array's header claims, up to 16 GB for 2^31 elements. It
- * bounds a reply's objects as well, one per element, of ~80 bytes each
- * past the arena (~5 MiB here; ~88 MiB at 2^20, where it was), which the
- * byte bound does not count. The broker's largest replies hold ~10,100: a
- * join's or a page's messages (a request's `limit`, at most
- * CF_WIRE_MAX_ITEMS) and 100 member names; a batch, 64 calls' replies.
+ * bounds a reply's objects as well, one per element, of ~88 bytes each
+ * past the arena with an array's pointer to it (~5.5 MiB here; ~88 MiB at
+ * 2^20, where it was), which the byte bound does not count. The broker's
+ * largest replies hold ~10,100: a join's or a page's messages (a request's
+ * `limit`, at most CF_WIRE_MAX_ITEMS) and 100 member names; a batch, 64
+ * calls' replies.
  * A reader without an arena (rreply_use(r, NULL)) checks each array alone. */
 #define RREPLY_MAX_ELEMENTS (1u << 16)
 /* The same for a reply's bytes: its strings summed (a reader without an arena

@@ -120,6 +120,34 @@ static void test_a_long_error_text_is_cut_between_characters(void **state)
     v1_close(a);
 }
 
+/* The fake broker drops the link and welcomes the gateway's next one,
+ * telling `queue` as its bound; the re-syncs the gateway then sends within
+ * 2 s (none answered). */
+static int relink_with_queue(uint64_t queue)
+{
+    close(link_fd);
+    bl_reader_free(&rd);
+    struct pollfd p = {lfd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    link_fd = accept(lfd, NULL, NULL);
+    assert_true(link_fd >= 0);
+    bl_reader_init(&rd, link_fd);
+    struct cf_wire_msg m;
+    next_of(CF_WIRE_HELLO, &m);
+    struct cf_wire_msg w = {.type = CF_WIRE_WELCOME,
+                            .shard = 0,
+                            .shards = 1,
+                            .node = {"fake-broker", 11},
+                            .link_queue = queue,
+                            .has = CF_WIRE_HAS_LINK_QUEUE};
+    bl_send_msg(link_fd, &w);
+    int subs = 0;
+    int64_t deadline = h_now_ms() + 2000;
+    while (bl_reader_next(&rd, &m, deadline))
+        subs += m.type == CF_WIRE_SUB;
+    return subs;
+}
+
 /* A broker whose MAX_LINK_QUEUE_BYTES is under the gateway's says so in its
  * welcome, and the re-syncs in flight to it keep within half of its queue:
  * sized on the gateway's own (64 MiB, 256 in flight), a round of answers
@@ -144,64 +172,20 @@ static void test_a_broker_s_smaller_queue_narrows_the_re_sync_window(void **stat
         V1_MUST(c, ev, "a joined");
         json_decref(ev);
     }
-    /* the broker restarts with a smaller queue */
-    close(link_fd);
-    bl_reader_free(&rd);
-    struct pollfd p = {lfd, POLLIN, 0};
-    assert_int_equal(poll(&p, 1, 10000), 1);
-    link_fd = accept(lfd, NULL, NULL);
-    assert_true(link_fd >= 0);
-    bl_reader_init(&rd, link_fd);
-    struct cf_wire_msg m;
-    next_of(CF_WIRE_HELLO, &m);
-    struct cf_wire_msg w = {.type = CF_WIRE_WELCOME,
-                            .shard = 0,
-                            .shards = 1,
-                            .node = {"fake-broker", 11},
-                            .link_queue = 1u << 20,
-                            .has = CF_WIRE_HAS_LINK_QUEUE};
-    bl_send_msg(link_fd, &w);
-    /* every member re-syncs: none answered, so the window is what comes */
-    int subs = 0;
-    int64_t deadline = h_now_ms() + 2000;
-    while (bl_reader_next(&rd, &m, deadline))
-        subs += m.type == CF_WIRE_SUB;
+    /* the broker restarts with a smaller queue; every member re-syncs:
+     * none answered, so the window is what comes */
+    int subs = relink_with_queue(1u << 20);
     printf("%d re-syncs in flight to a broker with a 1 MiB queue\n", subs);
     assert_int_equal(subs, 7); /* 512 KiB over answers of 64 KiB + 5 KiB */
     assert_true(h_log_contains(&node.gateway, "MAX_LINK_QUEUE_BYTES (1048576) is under", 2000));
     /* ... and says so once: a relink to the same broker does not repeat it */
     long mark = h_log_mark(&node.gateway);
-    close(link_fd);
-    bl_reader_free(&rd);
-    assert_int_equal(poll(&p, 1, 10000), 1);
-    link_fd = accept(lfd, NULL, NULL);
-    assert_true(link_fd >= 0);
-    bl_reader_init(&rd, link_fd);
-    next_of(CF_WIRE_HELLO, &m);
-    bl_send_msg(link_fd, &w);
-    subs = 0;
-    deadline = h_now_ms() + 2000;
-    while (bl_reader_next(&rd, &m, deadline))
-        subs += m.type == CF_WIRE_SUB;
-    assert_int_equal(subs, 7);
+    assert_int_equal(relink_with_queue(1u << 20), 7);
     assert_int_equal(h_log_count_from(&node.gateway, mark, "is under this gateway's"), 0);
     /* ... but says it again, naming the new bound, when the broker's queue
      * changes, also when the window comes out the same (the line named the
      * old queue, or none was logged) */
-    close(link_fd);
-    bl_reader_free(&rd);
-    assert_int_equal(poll(&p, 1, 10000), 1);
-    link_fd = accept(lfd, NULL, NULL);
-    assert_true(link_fd >= 0);
-    bl_reader_init(&rd, link_fd);
-    next_of(CF_WIRE_HELLO, &m);
-    w.link_queue = (1u << 20) + (32u << 10);
-    bl_send_msg(link_fd, &w);
-    subs = 0;
-    deadline = h_now_ms() + 2000;
-    while (bl_reader_next(&rd, &m, deadline))
-        subs += m.type == CF_WIRE_SUB;
-    assert_int_equal(subs, 7); /* 528 KiB over 69 KiB */
+    assert_int_equal(relink_with_queue((1u << 20) + (32u << 10)), 7); /* 528 KiB over 69 KiB */
     assert_true(h_log_contains(&node.gateway, "MAX_LINK_QUEUE_BYTES (1081344) is under", 2000));
     v1_close(c);
 }
