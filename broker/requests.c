@@ -55,6 +55,13 @@ static struct pending *pending_new(struct broker *b, uint64_t link_id, const str
     return p;
 }
 
+/* The bridge of the request's room, by the server pending_new found for it:
+ * the room is hashed once per request. */
+static struct rbridge *rb_at(const struct pending *p)
+{
+    return rset_bridge(p->b->redis, p->server);
+}
+
 static int pending_refusal(const struct broker *b, struct cf_str room)
 {
     return b->awaiting[server_of(b, room)] >= BROKER_MAX_AWAITING ? -ENOBUFS : -ENOMEM;
@@ -270,7 +277,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     switch (m.type) {
     case CF_WIRE_MSG: { /* legacy client: no answer expected */
         struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(rb_of(b, m.room), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
+        rc = p ? store_send(rb_at(p), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
                : pending_refusal(b, m.room);
         if (rc < 0) {
             pending_free(p);
@@ -282,7 +289,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
                                   .text = m.text, .ts = m.ts};
         struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(rb_of(b, m.room), &b->lim, &msg,
+        rc = p ? store_send(rb_at(p), &b->lim, &msg,
                             (m.has & CF_WIRE_HAS_CID) ? m.cid : pstr(NULL, 0), on_sent, p)
                : pending_refusal(b, m.room);
         if (rc < 0) {
@@ -306,7 +313,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         struct pending *p = pending_new(b, link_id, &m);
         if (p)
             p->reg = reg;
-        rc = p ? store_join(rb_of(b, m.room), &b->lim, m.room, m.conn, m.user,
+        rc = p ? store_join(rb_at(p), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit, p->budget,
                             MAX_MEMBERS, on_joined, p)
@@ -339,10 +346,9 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
 static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
 {
     struct pending *p = pending_new(b, gwlink_id(l), m);
-    int rc =
-        p ? store_history(rb_of(b, m->room), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
-                          m->before, m->limit, p->budget, on_page, p)
-          : pending_refusal(b, m->room);
+    int rc = p ? store_history(rb_at(p), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
+                               m->before, m->limit, p->budget, on_page, p)
+               : pending_refusal(b, m->room);
     if (rc < 0) {
         pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);

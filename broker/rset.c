@@ -709,7 +709,14 @@ uint32_t rset_server_of(const struct rset *rs, const char *name, size_t len)
 
 struct rbridge *rset_for(struct rset *rs, const char *name, size_t len)
 {
-    struct server *s = &rs->sv[rset_server_of(rs, name, len)];
+    return rset_bridge(rs, rset_server_of(rs, name, len));
+}
+
+struct rbridge *rset_bridge(struct rset *rs, uint32_t server)
+{
+    if (server >= rs->n)
+        return NULL;
+    struct server *s = &rs->sv[server];
     return usable(s) ? s->b : NULL;
 }
 

@@ -100,6 +100,9 @@ uint32_t rset_server_of(const struct rset *rs, const char *name, size_t len);
  * that server has not passed its ring check (store_* then answer
  * -ENOTCONN). */
 struct rbridge *rset_for(struct rset *rs, const char *name, size_t len);
+/* The same by the server's index (rset_server_of), for a caller that has it
+ * already: NULL also for an index past rset_count. */
+struct rbridge *rset_bridge(struct rset *rs, uint32_t server);
 
 /* SUBSCRIBE / UNSUBSCRIBE room:<name> on the room's server: 0, or -ENOTCONN
  * (down or not checked yet: on_sub_ready comes later), -ENOBUFS. */

@@ -1,6 +1,7 @@
 /* Unit tests for broker/requests: what a join's late answer does to the
  * presence record when the same connection has left and joined again
- * meanwhile; how many requests may wait for Redis.
+ * meanwhile; how many requests may wait for Redis; which server's bridge
+ * each request asks for.
  *
  * A real Redis answers one link's join, leave and join in order, and cannot
  * be made to refuse the first join and accept the second: so the calls to
@@ -106,11 +107,27 @@ struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len)
     return (struct rbridge *)stand_in; /* not NULL: "connected" */
 }
 
-/* Two Redis servers: rooms "lobby" on 0, any other on 1 */
+/* The servers' bridges by index; which index each request asked for */
+static uint32_t bridge_asked[2];
+
+struct rbridge *__wrap_rset_bridge(struct rset *rs, uint32_t server);
+struct rbridge *__wrap_rset_bridge(struct rset *rs, uint32_t server)
+{
+    (void)rs;
+    assert_true(server < 2);
+    bridge_asked[server]++;
+    return (struct rbridge *)stand_in;
+}
+
+/* Two Redis servers: rooms "lobby" on 0, any other on 1; how many times a
+ * room was hashed to its server */
+static unsigned hashed;
+
 uint32_t __wrap_rset_server_of(const struct rset *rs, const char *name, size_t len);
 uint32_t __wrap_rset_server_of(const struct rset *rs, const char *name, size_t len)
 {
     (void)rs;
+    hashed++;
     return len == 5 && memcmp(name, "lobby", 5) == 0 ? 0 : 1;
 }
 
@@ -342,6 +359,31 @@ static void test_requests_awaiting_redis_are_bounded(void **state)
     npages = pages_cap = 0;
 }
 
+/* A request goes to its room's server's bridge, and its room is hashed to
+ * that server once: with several servers a hash is an FNV pass over the name
+ * and a jump hash, on every message. */
+static void test_a_request_hashes_its_room_once(void **state)
+{
+    (void)state;
+    npages = 0;
+    hashed = 0;
+    memset(bridge_asked, 0, sizeof bridge_asked);
+    hist_in(1, S("lobby"));
+    assert_int_equal(hashed, 1);
+    assert_int_equal(bridge_asked[0], 1);
+    assert_int_equal(bridge_asked[1], 0);
+    hist_in(2, S("elsewhere"));
+    assert_int_equal(hashed, 2);
+    assert_int_equal(bridge_asked[1], 1);
+    assert_int_equal(npages, 2);
+    for (size_t i = 0; i < npages; i++)
+        pages[i].fn(pages[i].ud, -ECONNRESET, NULL);
+    assert_int_equal(g.nsent, 2); /* each answered once */
+    free(pages);
+    pages = NULL;
+    npages = pages_cap = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_refused_resync_keeps_the_entry, setup, teardown),
         cmocka_unit_test(test_a_join_snapshot_fits_its_budget),
         cmocka_unit_test_setup_teardown(test_requests_awaiting_redis_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_request_hashes_its_room_once, setup, teardown),
     };
     stand_in = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stand_in == MAP_FAILED)
