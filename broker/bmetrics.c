@@ -93,6 +93,8 @@ enum bm_fail bm_fail_of(int err)
     case -EIO:
         return BM_FAIL_REDIS_ERROR;
     case -ENOBUFS:
+    case -EBUSY:     /* requests.c: the room's hold was full */
+    case -ECANCELED: /* requests.c: a held join taken back by its leave */
         return BM_FAIL_QUEUE_FULL;
     case -ESHUTDOWN:
         return BM_FAIL_DRAINING;

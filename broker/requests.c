@@ -80,6 +80,14 @@ static struct gwlink *link_of(struct broker *b, uint64_t id)
     return b->stopping || !b->links ? NULL : gwlinks_find(b->links, id);
 }
 
+/* Two refusals that are not the queue toward Redis, though counted with it
+ * (queue_full): a request past the room's hold budget while its SUBSCRIBE
+ * is pending (rooms_submit's -ENOBUFS), and a held join taken back by its
+ * connection's leave. Their own errnos, so that the client's text and the
+ * log line say which. */
+#define HOLD_FULL (-EBUSY)
+#define TAKEN_BACK (-ECANCELED)
+
 /* Answers request `q` (0: none expected) with the error `err`; counted by
  * reason even when its link has gone. A frame of another shard's room
  * (-EINVAL) is counted as misrouted instead. */
@@ -94,6 +102,12 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
     switch (err) {
     case -ENOTCONN: text = "Redis is not connected"; break;
     case -ENOBUFS: text = "the broker's queue toward Redis is full"; break;
+    case HOLD_FULL:
+        text = "too many requests wait for the room's subscription to Redis";
+        break;
+    case TAKEN_BACK:
+        text = "the join was taken back by a later leave of the same connection";
+        break;
     case -ENOMEM: text = "the broker is out of memory"; break;
     case -ECONNRESET: /* it may have run: "unavailable" would say it did not */
         code = "timeout";
@@ -246,7 +260,8 @@ static void count_drop(struct broker *b, struct cf_str room, int rc)
                   : rc == -EIO        ? "Redis answered an error"
                   : rc == -ECONNRESET ? "the connection to Redis dropped (it may be stored)"
                   : rc == -ENOBUFS    ? "the queue toward Redis is full"
-                                      : strerror(-rc),
+                  : rc == HOLD_FULL ? "too many requests wait for the room's subscription to Redis"
+                                    : strerror(-rc),
                   (unsigned long long)b->publish_dropped);
 }
 
@@ -424,7 +439,7 @@ static bool unhold_pick(void *ud, uint64_t link_id, const void *payload, size_t 
         (h.conn.len && memcmp(h.conn.p, u->conn.p, h.conn.len) != 0))
         return false;
     if (h.type == CF_WIRE_SUB)
-        send_fail(u->b, link_id, h.q, -ENOBUFS);
+        send_fail(u->b, link_id, h.q, TAKEN_BACK);
     return true;
 }
 
@@ -501,6 +516,8 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     case CF_WIRE_UNSUB: {
         int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l),
                               presence_tag(m->type, m->conn), payload, len, m);
+        if (rc == -ENOBUFS)
+            rc = HOLD_FULL;
         /* Presence bookkeeping must not be lost to a Redis outage or a full
          * hold queue: the local record is what the refresh restores from. */
         if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q))) {

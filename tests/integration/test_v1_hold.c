@@ -7,6 +7,7 @@
  * present to everyone who joined later, until its gateway's link closed.
  * The budget is filled to within a few bytes, read from the broker's
  * confab_broker_held_bytes, so that nothing as small as a leave fits.
+ * A request past the budget is refused as the hold's, not the queue's.
  * Also: the requests a broker waits for Redis' answers to are shown. */
 #include "v1.h"
 #include "ops.h"
@@ -75,6 +76,30 @@ static void test_a_leave_refused_a_place_in_the_hold_is_not_lost(void **state)
     h = send_held(bob, (size_t)rest, h), sends++;
     assert_true(BUDGET - h < 16); /* no room even for a leave */
 
+    /* A send past the budget is refused, saying it is the room's hold that
+     * is full (not the queue toward Redis, which is empty); so is a legacy
+     * client's message, in the broker's log. */
+    long mark = h_log_mark(&fx.node.broker[g_shard]);
+    struct wsc *lee = wsc_connect_user(fx.node.port, "lee");
+    assert_non_null(lee);
+    assert_int_equal(wsc_send_event(lee, "change_room", "name", ROOM), 0);
+    assert_int_equal(wsc_send_event(lee, "send_message", "message", "past the hold"), 0);
+    bool logged = h_log_contains_from(&fx.node.broker[g_shard], mark,
+                                      "too many requests wait for the room's subscription", 5000);
+    send_req(bob, ROOM, "past the hold", "over-1");
+    json_t *ev = v1_wait(bob, V1_WAIT, "error", "ref", "over-1", NULL);
+    if (!ev || !logged)
+        kill(fx.redis.proc.pid, SIGCONT);
+    V1_MUST(bob, ev, "error for a send past the hold");
+    assert_true(logged);
+    assert_string_equal(payload_str(ev, "code"), "unavailable");
+    if (!strstr(payload_str(ev, "message"), "subscription"))
+        fail_msg("the refusal says \"%s\", not that the room's hold is full",
+                 payload_str(ev, "message"));
+    json_decref(ev);
+    assert_true(held() == h); /* neither was held */
+    wsc_close(lee);
+
     leave_ok(bob, ROOM);
     /* the broker has the leave once the join held for it is taken back (its
      * bytes freed); without that, the leave's fate shows below */
@@ -92,7 +117,7 @@ static void test_a_leave_refused_a_place_in_the_hold_is_not_lost(void **state)
 
     /* whoever joins now does not see bob, who left */
     struct v1c *dave = v1_member(fx.node.port, "dave", V1_JSON);
-    json_t *ev = join_ok(dave, ROOM);
+    ev = join_ok(dave, ROOM);
     bool ghost = has_member(ev, "bob");
     json_decref(ev);
     if (ghost)
