@@ -9,7 +9,8 @@
  * from the command, not from that reply. The bridge is linked in and its
  * connection state read (redis_int.h) to send the command when the last
  * reply is old enough to tell the two apart. The canary goes out over a
- * full queue; the commands in flight are bounded. Takes ~45 s. */
+ * full queue; the commands in flight are bounded, and their ring given back
+ * when the connection drops. Takes ~45 s. */
 #include "common.h"
 
 #include <signal.h>
@@ -319,6 +320,33 @@ static void test_commands_in_flight_are_bounded(void **state)
     assert_int_equal(rbridge_publish(rb, "c", 1, "x", 1), 0);
 }
 
+static bool ring_given_back(void *ud)
+{
+    (void)ud;
+    return rb->pub.w_count == 0 && rb->pub.w_cap == 64;
+}
+
+/* A connection that drops gives its ring of waiters back at once, once their
+ * commands are failed: the health tick that shrinks it on a live connection
+ * does not run while the connection is down, which may be for as long as
+ * its server is away. */
+static void test_a_dropped_connection_gives_its_ring_back(void **state)
+{
+    (void)state;
+    bridge_with_queue(64 << 20);
+    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    for (int i = 0; i < 16384; i++) {
+        assert_int_equal(rbridge_publish(rb, "c", 1, "x", 1), 0);
+        if (i % 4096 == 0)
+            rbridge_flush(rb);
+    }
+    assert_true(rb->pub.w_cap >= 16384);
+    assert_int_equal(h_kill(&redis.proc, SIGKILL), 0); /* its sockets close: the bridge reads EOF */
+    h_wait_exit(&redis.proc, 5000);
+    assert_true(run_until(ring_given_back, NULL, 5000));
+    assert_true(rb->pub.st != C_UP); /* given back by the drop, not by a tick */
+}
+
 static bool canary_back(void *ud)
 {
     (void)ud;
@@ -394,6 +422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_the_canary_goes_out_over_a_full_queue, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commands_in_flight_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dropped_connection_gives_its_ring_back, setup,
+                                        teardown),
     };
     return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
