@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,38 @@ static void test_the_element_bound_is_the_whole_reply_s(void **state)
     done(r, a);
 }
 
+/* What the element bound admits costs what rreply.h says: each element is
+ * an object past the arena that the byte bound does not count, so the
+ * bound is what keeps a reply of many small ones (4 bytes each on the wire)
+ * from costing ~104 bytes each by the million. The largest flat reply it
+ * admits must cost under 8 MiB, the reader's copy of its 256 KiB on the
+ * wire included (~6.7 MiB here; ~104 MiB at 2^20 elements). ASan's
+ * allocator keeps no such count: there the reply is only read. */
+static void test_the_largest_reply_admitted_is_small(void **state)
+{
+    (void)state;
+    struct rreply_arena *a;
+    redisReader *r = reader(&a);
+    char *flat = ints(RREPLY_MAX_ELEMENTS - 1, "", "");
+    size_t before = mallinfo2().uordblks;
+    feed(r, flat);
+    redisReply *m = next(r);
+    size_t cost = mallinfo2().uordblks - before;
+    assert_non_null(m);
+    assert_int_equal(m->elements, RREPLY_MAX_ELEMENTS - 1);
+#ifndef CF_ASAN
+    printf("a reply of %u integers costs %zu KiB (%zu bytes each)\n", RREPLY_MAX_ELEMENTS - 1,
+           cost >> 10, cost / (RREPLY_MAX_ELEMENTS - 1));
+    assert_true(cost > (size_t)RREPLY_MAX_ELEMENTS * 32); /* it was measured */
+    assert_true(cost < 8u << 20);
+#else
+    (void)cost;
+#endif
+    rreply_free(m);
+    free(flat);
+    done(r, a);
+}
+
 /* "$len\r\n" and len bytes of 'x', with "\r\n" when whole; *n set to the
  * length (the test frees it) */
 static char *bulk(size_t len, bool whole, size_t *n)
@@ -534,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_without_an_arena_every_object_is_malloced),
         cmocka_unit_test(test_an_absurd_array_is_refused),
         cmocka_unit_test(test_the_element_bound_is_the_whole_reply_s),
+        cmocka_unit_test(test_the_largest_reply_admitted_is_small),
         cmocka_unit_test(test_the_byte_bound_is_the_whole_reply_s),
 #ifdef CF_ASAN
         cmocka_unit_test(test_a_freed_reply_is_poisoned),
