@@ -93,8 +93,9 @@ enum bm_fail bm_fail_of(int err)
     case -EIO:
         return BM_FAIL_REDIS_ERROR;
     case -ENOBUFS:
-    case -EBUSY:     /* requests.c: the room's hold was full */
-    case -ECANCELED: /* requests.c: a held join taken back by its leave */
+    case BM_ERR_HOLD_FULL:
+    case BM_ERR_TAKEN_BACK:
+    case BM_ERR_AWAITING:
         return BM_FAIL_QUEUE_FULL;
     case -ESHUTDOWN:
         return BM_FAIL_DRAINING;

@@ -11,13 +11,21 @@
 #include "rooms.h"
 #include "rset.h"
 
-/* Why a gateway's request was answered with an error (send_fail's errno). */
+/* Refusals of the broker's own, which no errno names: outside the errno
+ * range, so that no code from below (store.c, rbatch.c, the bridge) can be
+ * taken for one of them. Counted as BM_FAIL_QUEUE_FULL. */
+#define BM_ERR_HOLD_FULL (-4096)  /* requests held for rooms' SUBSCRIBEs at their budget */
+#define BM_ERR_TAKEN_BACK (-4097) /* a held join taken back by its connection's leave */
+#define BM_ERR_AWAITING (-4098)   /* BROKER_MAX_AWAITING requests wait for the server */
+
+/* Why a gateway's request was answered with an error (send_fail's errno, or
+ * a BM_ERR_ code). */
 enum bm_fail {
     BM_FAIL_REDIS_DOWN,    /* -ENOTCONN: no connection to the room's Redis server */
     BM_FAIL_REDIS_DROPPED, /* -ECONNRESET: it dropped with the command in flight */
     BM_FAIL_REDIS_BUSY,    /* -EAGAIN: Redis refuses for now (OOM, read-only, loading) */
     BM_FAIL_REDIS_ERROR,   /* -EIO: an error reply, or a reply the broker could not pass on */
-    BM_FAIL_QUEUE_FULL,    /* -ENOBUFS: the queue toward Redis or the room's hold */
+    BM_FAIL_QUEUE_FULL,    /* -ENOBUFS (the queue toward Redis), BM_ERR_ (the hold, ...) */
     BM_FAIL_DRAINING,      /* -ESHUTDOWN: the broker is stopping */
     BM_FAIL_INTERNAL,      /* out of memory, anything else */
     BM_FAIL_N

@@ -26,20 +26,30 @@ static uint32_t link_budget(const struct broker *b, uint32_t asked)
     return asked < cap ? asked : (uint32_t)cap;
 }
 
+/* The room's Redis server, which also picks its bridge (rb_at). Always
+ * below rset_count, which rset_new holds to CF_REDIS_MAX_SERVERS: the clamp
+ * only keeps the count's index in bounds, were that ever broken. */
 static uint32_t server_of(const struct broker *b, struct cf_str room)
 {
     uint32_t sv = rset_server_of(b->redis, room.p, room.len);
     return sv < CF_REDIS_MAX_SERVERS ? sv : 0;
 }
 
+/* Why pending_new last refused (one loop per process): so that the refusal,
+ * at the top rate of an overloaded server, does not hash the room again. */
+static int last_refusal;
+
 /* NULL when BROKER_MAX_AWAITING requests for the room's server are in
  * flight, or out of memory: pending_refusal tells which. */
 static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
 {
     uint32_t sv = server_of(b, m->room);
-    struct pending *p = b->awaiting[sv] < BROKER_MAX_AWAITING ? cf_fl_get(&b->pendings) : NULL;
-    if (!p)
+    bool full = b->awaiting[sv] >= BROKER_MAX_AWAITING;
+    struct pending *p = full ? NULL : cf_fl_get(&b->pendings);
+    if (!p) {
+        last_refusal = full ? BM_ERR_AWAITING : -ENOMEM;
         return NULL;
+    }
     b->awaiting[sv]++;
     p->server = sv;
     p->b = b;
@@ -62,9 +72,9 @@ static struct rbridge *rb_at(const struct pending *p)
     return rset_bridge(p->b->redis, p->server);
 }
 
-static int pending_refusal(const struct broker *b, struct cf_str room)
+static int pending_refusal(void)
 {
-    return b->awaiting[server_of(b, room)] >= BROKER_MAX_AWAITING ? -ENOBUFS : -ENOMEM;
+    return last_refusal;
 }
 
 static void pending_free(struct pending *p) /* NULL: no-op (pending_new refused) */
@@ -80,13 +90,9 @@ static struct gwlink *link_of(struct broker *b, uint64_t id)
     return b->stopping || !b->links ? NULL : gwlinks_find(b->links, id);
 }
 
-/* Two refusals that are not the queue toward Redis, though counted with it
- * (queue_full): a request past the room's hold budget while its SUBSCRIBE
- * is pending (rooms_submit's -ENOBUFS), and a held join taken back by its
- * connection's leave. Their own errnos, so that the client's text and the
- * log line say which. */
-#define HOLD_FULL (-EBUSY)
-#define TAKEN_BACK (-ECANCELED)
+/* What a client and the log are told of the broker's own refusals */
+#define HOLD_FULL_TEXT "too many requests wait for their rooms' subscriptions to Redis"
+#define AWAITING_TEXT "too many requests wait for the room's Redis server to answer"
 
 /* Answers request `q` (0: none expected) with the error `err`; counted by
  * reason even when its link has gone. A frame of another shard's room
@@ -102,10 +108,14 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
     switch (err) {
     case -ENOTCONN: text = "Redis is not connected"; break;
     case -ENOBUFS: text = "the broker's queue toward Redis is full"; break;
-    case HOLD_FULL:
-        text = "too many requests wait for the room's subscription to Redis";
+    /* the refusals that are not the queue's (bmetrics.h), which may be empty */
+    case BM_ERR_HOLD_FULL:
+        text = HOLD_FULL_TEXT;
         break;
-    case TAKEN_BACK:
+    case BM_ERR_AWAITING:
+        text = AWAITING_TEXT;
+        break;
+    case BM_ERR_TAKEN_BACK:
         text = "the join was taken back by a later leave of the same connection";
         break;
     case -ENOMEM: text = "the broker is out of memory"; break;
@@ -260,8 +270,9 @@ static void count_drop(struct broker *b, struct cf_str room, int rc)
                   : rc == -EIO        ? "Redis answered an error"
                   : rc == -ECONNRESET ? "the connection to Redis dropped (it may be stored)"
                   : rc == -ENOBUFS    ? "the queue toward Redis is full"
-                  : rc == HOLD_FULL ? "too many requests wait for the room's subscription to Redis"
-                                    : strerror(-rc),
+                  : rc == BM_ERR_HOLD_FULL ? HOLD_FULL_TEXT
+                  : rc == BM_ERR_AWAITING  ? AWAITING_TEXT
+                                           : strerror(-rc),
                   (unsigned long long)b->publish_dropped);
 }
 
@@ -293,7 +304,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     case CF_WIRE_MSG: { /* legacy client: no answer expected */
         struct pending *p = pending_new(b, link_id, &m);
         rc = p ? store_send(rb_at(p), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
-               : pending_refusal(b, m.room);
+               : pending_refusal();
         if (rc < 0) {
             pending_free(p);
             count_drop(b, m.room, rc);
@@ -306,7 +317,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         struct pending *p = pending_new(b, link_id, &m);
         rc = p ? store_send(rb_at(p), &b->lim, &msg,
                             (m.has & CF_WIRE_HAS_CID) ? m.cid : pstr(NULL, 0), on_sent, p)
-               : pending_refusal(b, m.room);
+               : pending_refusal();
         if (rc < 0) {
             pending_free(p);
             send_fail(b, link_id, m.q, rc);
@@ -332,7 +343,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit, p->budget,
                             MAX_MEMBERS, on_joined, p)
-               : pending_refusal(b, m.room);
+               : pending_refusal();
         if (rc < 0) {
             pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
@@ -363,7 +374,7 @@ static void request_history(struct broker *b, struct gwlink *l, const struct cf_
     struct pending *p = pending_new(b, gwlink_id(l), m);
     int rc = p ? store_history(rb_at(p), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
                                m->before, m->limit, p->budget, on_page, p)
-               : pending_refusal(b, m->room);
+               : pending_refusal();
     if (rc < 0) {
         pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);
@@ -439,7 +450,7 @@ static bool unhold_pick(void *ud, uint64_t link_id, const void *payload, size_t 
         (h.conn.len && memcmp(h.conn.p, u->conn.p, h.conn.len) != 0))
         return false;
     if (h.type == CF_WIRE_SUB)
-        send_fail(u->b, link_id, h.q, TAKEN_BACK);
+        send_fail(u->b, link_id, h.q, BM_ERR_TAKEN_BACK);
     return true;
 }
 
@@ -517,7 +528,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
         int rc = rooms_submit(b->rooms, m->room.p, m->room.len, gwlink_id(l),
                               presence_tag(m->type, m->conn), payload, len, m);
         if (rc == -ENOBUFS)
-            rc = HOLD_FULL;
+            rc = BM_ERR_HOLD_FULL;
         /* Presence bookkeeping must not be lost to a Redis outage or a full
          * hold queue: the local record is what the refresh restores from. */
         if (rc < 0 && (m->type == CF_WIRE_UNSUB || (m->type == CF_WIRE_SUB && !m->q))) {

@@ -84,21 +84,22 @@ static void test_a_leave_refused_a_place_in_the_hold_is_not_lost(void **state)
     assert_non_null(lee);
     assert_int_equal(wsc_send_event(lee, "change_room", "name", ROOM), 0);
     assert_int_equal(wsc_send_event(lee, "send_message", "message", "past the hold"), 0);
-    bool logged = h_log_contains_from(&fx.node.broker[g_shard], mark,
-                                      "too many requests wait for the room's subscription", 5000);
+    bool logged =
+        h_log_contains_from(&fx.node.broker[g_shard], mark,
+                            "too many requests wait for their rooms' subscriptions", 5000);
     send_req(bob, ROOM, "past the hold", "over-1");
     json_t *ev = v1_wait(bob, V1_WAIT, "error", "ref", "over-1", NULL);
-    if (!ev || !logged)
-        kill(fx.redis.proc.pid, SIGCONT);
-    V1_MUST(bob, ev, "error for a send past the hold");
-    assert_true(logged);
-    assert_string_equal(payload_str(ev, "code"), "unavailable");
-    if (!strstr(payload_str(ev, "message"), "subscription"))
-        fail_msg("the refusal says \"%s\", not that the room's hold is full",
-                 payload_str(ev, "message"));
-    json_decref(ev);
-    assert_true(held() == h); /* neither was held */
+    const char *code = ev ? payload_str(ev, "code") : NULL;
+    const char *why = ev ? payload_str(ev, "message") : NULL;
+    bool said = code && !strcmp(code, "unavailable") && why && strstr(why, "subscriptions");
+    double now = held();
     wsc_close(lee);
+    if (!logged || !said || now != h) { /* Redis runs again before the test ends */
+        kill(fx.redis.proc.pid, SIGCONT);
+        fail_msg("past the hold: logged %d, refused with %s (%s), %.0f bytes held of %.0f", logged,
+                 code ? code : "nothing", why ? why : "", now, h);
+    }
+    json_decref(ev);
 
     leave_ok(bob, ROOM);
     /* the broker has the leave once the join held for it is taken back (its

@@ -100,10 +100,26 @@ int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struc
     return 0;
 }
 
+/* Sends are answered at once, as stored, each with the bridge it went to
+ * recorded below */
+int __wrap_store_send(struct rbridge *rb, const struct store_limits *lim,
+                      const struct cf_wire_msg *m, struct cf_str cid, store_sent_fn fn, void *ud);
+int __wrap_store_send(struct rbridge *rb, const struct store_limits *lim,
+                      const struct cf_wire_msg *m, struct cf_str cid, store_sent_fn fn, void *ud)
+{
+    (void)rb, (void)lim, (void)m, (void)cid;
+    struct store_sent ok = {.id = 1, .ts = 1};
+    fn(ud, 0, &ok);
+    return 0;
+}
+
+static unsigned hashed; /* rooms hashed to their server (below) */
+
 struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len);
 struct rbridge *__wrap_rset_for(struct rset *rs, const char *name, size_t len)
 {
     (void)rs, (void)name, (void)len;
+    hashed++;                          /* the real one hashes the room */
     return (struct rbridge *)stand_in; /* not NULL: "connected" */
 }
 
@@ -119,10 +135,7 @@ struct rbridge *__wrap_rset_bridge(struct rset *rs, uint32_t server)
     return (struct rbridge *)stand_in;
 }
 
-/* Two Redis servers: rooms "lobby" on 0, any other on 1; how many times a
- * room was hashed to its server */
-static unsigned hashed;
-
+/* Two Redis servers: rooms "lobby" on 0, any other on 1 */
 uint32_t __wrap_rset_server_of(const struct rset *rs, const char *name, size_t len);
 uint32_t __wrap_rset_server_of(const struct rset *rs, const char *name, size_t len)
 {
@@ -336,7 +349,9 @@ static void test_requests_awaiting_redis_are_bounded(void **state)
         hist(q);
     assert_int_equal(npages, BROKER_MAX_AWAITING);
     assert_int_equal(g.nsent, 0);
+    unsigned h0 = hashed;
     hist(BROKER_MAX_AWAITING + 1);
+    assert_int_equal(hashed, h0 + 1); /* the refusal too hashes once */
     assert_int_equal(npages, BROKER_MAX_AWAITING);
     assert_int_equal(g.nsent, 1);
     assert_int_equal(g.sent[0].type, CF_WIRE_FAIL);
@@ -379,6 +394,25 @@ static void test_a_request_hashes_its_room_once(void **state)
     for (size_t i = 0; i < npages; i++)
         pages[i].fn(pages[i].ud, -ECONNRESET, NULL);
     assert_int_equal(g.nsent, 2); /* each answered once */
+
+    /* a send, a legacy message and a join alike */
+    static const unsigned char payload[1];
+    const enum cf_wire_type types[] = {CF_WIRE_SEND, CF_WIRE_MSG, CF_WIRE_SUB};
+    for (int i = 0; i < 3; i++) {
+        struct cf_wire_msg m = {.type = types[i],
+                                .q = 10 + (uint64_t)i,
+                                .room = S("elsewhere"),
+                                .conn = S("gw1:9"),
+                                .user = S("carol"),
+                                .from = S("carol"),
+                                .text = S("hi"),
+                                .budget = 65536};
+        requests_on_frame(b, (struct gwlink *)stand_in, &m, payload, sizeof payload);
+        assert_int_equal(hashed, 3 + (unsigned)i);
+        assert_int_equal(bridge_asked[1], 2 + (unsigned)i);
+    }
+    assert_int_equal(g.njoins, 1);
+    answer(0, -ECONNRESET);
     free(pages);
     pages = NULL;
     npages = pages_cap = 0;
