@@ -158,8 +158,10 @@ int http_reply(struct lws *wsi, unsigned status, const char *json, const char *e
         memcpy(p, extra, elen);
         p += elen;
     }
-    if (closes(wsi) && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
-                                                    (const unsigned char *)"close", 5, &p, end))
+    /* the caller's may say it already (a body refused): one is enough */
+    if (closes(wsi) && !(extra && strcasestr(extra, "connection: close")) &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end))
         return -1;
     if (lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < blen)
         return -1;

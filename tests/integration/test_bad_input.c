@@ -113,6 +113,18 @@ static int status_of(const char *resp)
     return sscanf(resp, "HTTP/1.%*d %d", &st) == 1 ? st : 0;
 }
 
+/* An answer that closes says so once: two "connection: close" lines came
+ * from a refusal of a body that both its caller and the reply added. */
+static void assert_closes_once(const char *resp)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    int n = 0;
+    for (const char *p = resp; (p = strcasestr(p, "\r\nconnection:")) && (!end || p < end); p++)
+        n++;
+    if (n != 1)
+        fail_msg("%d Connection headers in: %.300s", n, resp);
+}
+
 /* GET path (raw, as is); the status, with the whole answer in out. */
 static int get_raw(const char *path, char *out, size_t cap)
 {
@@ -323,6 +335,7 @@ static void test_login_bodies(void **state)
     assert_true(post_login("Content-Length: 1048576\r\n", big, MB, resp, sizeof resp, 5000) > 0);
     assert_int_equal(status_of(resp), 413);
     assert_json_error(resp, "1 MiB body");
+    assert_closes_once(resp);
     assert_true(post_login("Content-Length: 99999999999\r\n", big, 100, resp, sizeof resp, 5000) >
                 0);
     assert_int_equal(status_of(resp), 413);
@@ -336,6 +349,7 @@ static void test_login_bodies(void **state)
                            5000) > 0);
     assert_int_equal(status_of(resp), 411); /* lws 4.1 cannot decode chunked bodies */
     assert_json_error(resp, "8 KiB chunked body");
+    assert_closes_once(resp);
     free(big);
 
     char deep[4001];
