@@ -34,9 +34,10 @@
  * whatever each array's header claims, up to 16 GB for 2^31 elements. It
  * bounds a reply's objects as well, one per element past the arena: a
  * 48-byte redisReply behind the arena's 32-byte header (common/arena.h) is
- * a 96-byte block, and the array's pointer to it makes ~104 bytes (~6.5 MiB
- * here, measured by test_rreply; ~104 MiB at 2^20, where it was), which the
- * byte bound does not count. The broker's
+ * a malloc() of 80 bytes, a 96-byte block with glibc's overhead, and the
+ * array's pointer to it makes ~104 bytes (~6.5 MiB here, measured by
+ * test_rreply; ~104 MiB at 2^20, where it was), which the byte bound does
+ * not count. The broker's
  * largest replies hold ~10,100: a join's or a page's messages (a request's
  * `limit`, at most CF_WIRE_MAX_ITEMS) and 100 member names; a batch, 64
  * calls' replies.
