@@ -5,10 +5,9 @@
  *
  * A real Redis answers one link's join, leave and join in order, and cannot
  * be made to refuse the first join and accept the second: so the calls to
- * Redis (store_join, store_leave, store_history) and to the gateway link are replaced at
- * link time (-Wl,--wrap), and the test answers the joins itself, in the
- * order a broker reads them. Everything between (requests.c, rooms.c,
- * presence.c) is the real code. */
+ * Redis (store_join, store_leave, store_history, store_send) and to the gateway link are replaced
+ * at link time (-Wl,--wrap), and the test answers the joins itself, in the order a broker reads
+ * them. Everything between (requests.c, rooms.c, presence.c) is the real code. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -36,6 +35,7 @@ static struct {
     struct {
         enum cf_wire_type type;
         uint64_t q;
+        char text[96]; /* a fail's */
     } sent[8];
     int nsent;
 } g;
@@ -165,6 +165,8 @@ int __wrap_gwlink_send(struct gwlink *l, const struct cf_wire_msg *m)
     if (g.nsent < 8) { /* the first 8, counted all */
         g.sent[g.nsent].type = m->type;
         g.sent[g.nsent].q = m->q;
+        snprintf(g.sent[g.nsent].text, sizeof g.sent[g.nsent].text, "%.*s", (int)m->text.len,
+                 m->text.p ? m->text.p : "");
     }
     g.nsent++;
     return 0;
@@ -357,6 +359,12 @@ static void test_requests_awaiting_redis_are_bounded(void **state)
     assert_int_equal(g.sent[0].type, CF_WIRE_FAIL);
     assert_int_equal(g.sent[0].q, BROKER_MAX_AWAITING + 1);
     assert_int_equal(b->failed[BM_FAIL_QUEUE_FULL], 1);
+    /* it says why: not the queue, which is empty */
+    assert_string_equal(g.sent[0].text,
+                        "too many requests wait for the room's Redis server to answer");
+    /* an error from below that is none of the broker's own is no full queue */
+    assert_int_equal(bm_fail_of(-ECANCELED), BM_FAIL_INTERNAL);
+    assert_int_equal(bm_fail_of(BM_ERR_AWAITING), BM_FAIL_QUEUE_FULL);
     hist_in(BROKER_MAX_AWAITING + 2, S("elsewhere")); /* on the other server */
     assert_int_equal(npages, BROKER_MAX_AWAITING + 1);
     assert_int_equal(g.nsent, 1);
