@@ -13,10 +13,13 @@
 
 /* Refusals of the broker's own, which no errno names: outside the errno
  * range, so that no code from below (store.c, rbatch.c, the bridge) can be
- * taken for one of them. Counted as BM_FAIL_QUEUE_FULL. */
+ * taken for one of them. The first three count as BM_FAIL_QUEUE_FULL; a
+ * misrouted frame is counted apart (confab_broker_misrouted_frames_total),
+ * not as a failed request. */
 #define BM_ERR_HOLD_FULL (-4096)  /* requests held for rooms' SUBSCRIBEs at their budget */
 #define BM_ERR_TAKEN_BACK (-4097) /* a held join taken back by its connection's leave */
 #define BM_ERR_AWAITING (-4098)   /* BROKER_MAX_AWAITING requests wait for the server */
+#define BM_ERR_MISROUTED (-4099)  /* a frame for a room of another shard */
 
 /* Why a gateway's request was answered with an error (send_fail's errno, or
  * a BM_ERR_ code). */

@@ -35,19 +35,18 @@ static uint32_t server_of(const struct broker *b, struct cf_str room)
     return sv < CF_REDIS_MAX_SERVERS ? sv : 0;
 }
 
-/* Why pending_new last refused (one loop per process): so that the refusal,
- * at the top rate of an overloaded server, does not hash the room again. */
-static int last_refusal;
-
 /* NULL when BROKER_MAX_AWAITING requests for the room's server are in
- * flight, or out of memory: pending_refusal tells which. */
-static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m)
+ * flight (*refused BM_ERR_AWAITING), or out of memory (-ENOMEM): the reason
+ * comes out with the refusal, so that the caller does not hash the room
+ * again at the top rate of an overloaded server. */
+static struct pending *pending_new(struct broker *b, uint64_t link_id, const struct cf_wire_msg *m,
+                                   int *refused)
 {
     uint32_t sv = server_of(b, m->room);
     bool full = b->awaiting[sv] >= BROKER_MAX_AWAITING;
     struct pending *p = full ? NULL : cf_fl_get(&b->pendings);
     if (!p) {
-        last_refusal = full ? BM_ERR_AWAITING : -ENOMEM;
+        *refused = full ? BM_ERR_AWAITING : -ENOMEM;
         return NULL;
     }
     b->awaiting[sv]++;
@@ -72,11 +71,6 @@ static struct rbridge *rb_at(const struct pending *p)
     return rset_bridge(p->b->redis, p->server);
 }
 
-static int pending_refusal(void)
-{
-    return last_refusal;
-}
-
 static void pending_free(struct pending *p) /* NULL: no-op (pending_new refused) */
 {
     if (p) {
@@ -96,10 +90,10 @@ static struct gwlink *link_of(struct broker *b, uint64_t id)
 
 /* Answers request `q` (0: none expected) with the error `err`; counted by
  * reason even when its link has gone. A frame of another shard's room
- * (-EINVAL) is counted as misrouted instead. */
+ * (BM_ERR_MISROUTED) is counted as misrouted instead, by owned(). */
 static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
 {
-    if (q && err != -EINVAL)
+    if (q && err != BM_ERR_MISROUTED)
         b->failed[bm_fail_of(err)]++;
     struct gwlink *l = link_of(b, link_id);
     if (!l || q == 0)
@@ -117,6 +111,10 @@ static void send_fail(struct broker *b, uint64_t link_id, uint64_t q, int err)
         break;
     case BM_ERR_TAKEN_BACK:
         text = "the join was taken back by a later leave of the same connection";
+        break;
+    case BM_ERR_MISROUTED: /* BROKERS differs between the gateway and the brokers */
+        code = "internal";
+        text = "the request reached a broker that does not own its room";
         break;
     case -ENOMEM: text = "the broker is out of memory"; break;
     case -ECONNRESET: /* it may have run: "unavailable" would say it did not */
@@ -302,9 +300,9 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     int rc = 0;
     switch (m.type) {
     case CF_WIRE_MSG: { /* legacy client: no answer expected */
-        struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(rb_at(p), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p)
-               : pending_refusal();
+        struct pending *p = pending_new(b, link_id, &m, &rc);
+        if (p)
+            rc = store_send(rb_at(p), &b->lim, &m, pstr(NULL, 0), on_legacy_sent, p);
         if (rc < 0) {
             pending_free(p);
             count_drop(b, m.room, rc);
@@ -314,10 +312,10 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
     case CF_WIRE_SEND: {
         struct cf_wire_msg msg = {.type = CF_WIRE_MSG, .room = m.room, .from = m.from,
                                   .text = m.text, .ts = m.ts};
-        struct pending *p = pending_new(b, link_id, &m);
-        rc = p ? store_send(rb_at(p), &b->lim, &msg,
-                            (m.has & CF_WIRE_HAS_CID) ? m.cid : pstr(NULL, 0), on_sent, p)
-               : pending_refusal();
+        struct pending *p = pending_new(b, link_id, &m, &rc);
+        if (p)
+            rc = store_send(rb_at(p), &b->lim, &msg,
+                            (m.has & CF_WIRE_HAS_CID) ? m.cid : pstr(NULL, 0), on_sent, p);
         if (rc < 0) {
             pending_free(p);
             send_fail(b, link_id, m.q, rc);
@@ -336,14 +334,14 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         }
         if (rc == -EEXIST)
             reg = 0; /* taken over: not this join's to remove */
-        struct pending *p = pending_new(b, link_id, &m);
-        if (p)
+        struct pending *p = pending_new(b, link_id, &m, &rc);
+        if (p) {
             p->reg = reg;
-        rc = p ? store_join(rb_at(p), &b->lim, m.room, m.conn, m.user,
+            rc = store_join(rb_at(p), &b->lim, m.room, m.conn, m.user,
                             (m.has & CF_WIRE_HAS_SINCE) != 0, m.since,
                             (m.has & CF_WIRE_HAS_EPOCH) ? m.epoch : pstr("", 0), m.limit, p->budget,
-                            MAX_MEMBERS, on_joined, p)
-               : pending_refusal();
+                            MAX_MEMBERS, on_joined, p);
+        }
         if (rc < 0) {
             pending_free(p);
             /* A re-registration (q 0) stays recorded: the refresh puts it in
@@ -371,10 +369,11 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
 
 static void request_history(struct broker *b, struct gwlink *l, const struct cf_wire_msg *m)
 {
-    struct pending *p = pending_new(b, gwlink_id(l), m);
-    int rc = p ? store_history(rb_at(p), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
-                               m->before, m->limit, p->budget, on_page, p)
-               : pending_refusal();
+    int rc;
+    struct pending *p = pending_new(b, gwlink_id(l), m, &rc);
+    if (p)
+        rc = store_history(rb_at(p), &b->lim, m->room, (m->has & CF_WIRE_HAS_BEFORE) != 0,
+                           m->before, m->limit, p->budget, on_page, p);
     if (rc < 0) {
         pending_free(p);
         send_fail(b, gwlink_id(l), m->q, rc);
@@ -495,7 +494,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     struct broker *b = ud;
     if (!owned(b, l, m)) {
         if (m->type == CF_WIRE_SEND || m->type == CF_WIRE_SUB || m->type == CF_WIRE_HIST)
-            send_fail(b, gwlink_id(l), m->q, -EINVAL);
+            send_fail(b, gwlink_id(l), m->q, BM_ERR_MISROUTED);
         return;
     }
     b->requests++; /* refused or not: send_fail counts those refused */

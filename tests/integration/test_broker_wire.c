@@ -241,17 +241,23 @@ static void test_garbage_is_logged_once_a_second(void **state)
     wsc_close(a);
 }
 
-/* A counter of broker `shard`'s /metrics. */
-static double broker_counter(int shard, const char *name)
+/* The sum of the series of broker `shard`'s /metrics named `name` (and
+ * matching `match`, NULL: all); `series` of them are expected. */
+static double broker_metric(int shard, const char *name, const char *match, int series)
 {
     struct h_resp r;
     assert_int_equal(h_http(g_bport + shard, "GET", "/metrics", NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     int n;
-    double v = prom_sum(r.body, name, NULL, &n);
+    double v = prom_sum(r.body, name, match, &n);
     h_resp_free(&r);
-    assert_int_equal(n, 1);
+    assert_int_equal(n, series);
     return v;
+}
+
+static double broker_counter(int shard, const char *name)
+{
+    return broker_metric(shard, name, NULL, 1);
 }
 
 /* A gateway whose BROKERS differs from the brokers' sends rooms to the
@@ -286,6 +292,38 @@ static void test_misrouted_frames_are_counted_and_logged_once_a_second(void **st
     assert_true(h_log_contains_from(broker, mark, "(and 4 more since the last such line", 2000));
     assert_int_equal(h_log_count_from(broker, mark, capped), 2);
     assert_false(bl_closed_by_peer(fd, 300)); /* a frame dropped, not the link */
+
+    /* A request among them is answered, and counted as misrouted only: not
+     * also as a failed request, which the broker did not fail. */
+    const char *failed = "confab_broker_failed_requests_total";
+    double failed0 = broker_metric(shard, failed, NULL, 7);
+    double misrouted0 = broker_counter(shard, "confab_broker_misrouted_frames_total");
+    struct cf_wire_msg send = {.type = CF_WIRE_SEND,
+                               .q = 77,
+                               .room = {room, 11},
+                               .from = {"x", 1},
+                               .text = {"lost", 4},
+                               .ts = 1};
+    bl_send_msg(fd, &send);
+    struct bl_reader rd;
+    bl_reader_init(&rd, fd);
+    struct cf_wire_msg m;
+    int64_t deadline = h_now_ms() + 3000;
+    bool answered = false;
+    while (!answered && bl_reader_next(&rd, &m, deadline)) {
+        if (m.type != CF_WIRE_FAIL || m.q != 77)
+            continue;
+        answered = true;
+        char code[32], text[200];
+        snprintf(code, sizeof code, "%.*s", (int)m.code.len, m.code.p);
+        snprintf(text, sizeof text, "%.*s", (int)m.text.len, m.text.p);
+        assert_string_equal(code, "internal");
+        assert_non_null(strstr(text, "does not own its room"));
+    }
+    assert_true(answered);
+    bl_reader_free(&rd);
+    assert_int_equal(broker_counter(shard, "confab_broker_misrouted_frames_total"), misrouted0 + 1);
+    assert_int_equal(broker_metric(shard, failed, NULL, 7), failed0);
     close(fd);
 }
 
