@@ -99,6 +99,7 @@ enum bm_fail bm_fail_of(int err)
         return BM_FAIL_QUEUE_FULL;
     case -ESHUTDOWN:
         return BM_FAIL_DRAINING;
+    case BM_ERR_MISROUTED: /* (never asked: send_fail counts it as misrouted) */
     default:
         return BM_FAIL_INTERNAL;
     }

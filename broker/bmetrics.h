@@ -28,7 +28,8 @@ enum bm_fail {
     BM_FAIL_REDIS_DROPPED, /* -ECONNRESET: it dropped with the command in flight */
     BM_FAIL_REDIS_BUSY,    /* -EAGAIN: Redis refuses for now (OOM, read-only, loading) */
     BM_FAIL_REDIS_ERROR,   /* -EIO: an error reply, or a reply the broker could not pass on */
-    BM_FAIL_QUEUE_FULL,    /* -ENOBUFS (the queue toward Redis), BM_ERR_ (the hold, ...) */
+    BM_FAIL_QUEUE_FULL,    /* -ENOBUFS (the queue toward Redis), BM_ERR_HOLD_FULL,
+                              BM_ERR_TAKEN_BACK, BM_ERR_AWAITING */
     BM_FAIL_DRAINING,      /* -ESHUTDOWN: the broker is stopping */
     BM_FAIL_INTERNAL,      /* out of memory, anything else */
     BM_FAIL_N
