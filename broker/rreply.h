@@ -33,11 +33,11 @@
  * connection is dropped and made again): hiredis would otherwise allocate
  * whatever each array's header claims, up to 16 GB for 2^31 elements. It
  * bounds a reply's objects as well, one per element past the arena: a
- * 48-byte redisReply behind the arena's 32-byte header (common/arena.h) is
- * a malloc() of 80 bytes, a 96-byte block with glibc's overhead, and the
- * array's pointer to it makes ~104 bytes (~6.5 MiB here, measured by
- * test_rreply; ~104 MiB at 2^20, where it was), which the byte bound does
- * not count. The broker's
+ * 48-byte redisReply behind the arena's 16-byte header (common/arena.h) is
+ * a malloc() of 64 bytes, an 80-byte block with glibc's overhead, and the
+ * array's pointer to it makes ~88 bytes (~6 MiB here with the reader's copy
+ * of the reply, measured by test_rreply; ~95 MiB at 2^20, where it was),
+ * which the byte bound does not count. The broker's
  * largest replies hold ~10,100: a join's or a page's messages (a request's
  * `limit`, at most CF_WIRE_MAX_ITEMS) and 100 member names; a batch, 64
  * calls' replies.
@@ -54,7 +54,7 @@
  * most CF_WIRE_MAX_EVENT) and 100 member names; the others are ids, counts
  * and short errors (scripts.c, rset.c). Four frames leave room for all
  * that, so a server that is not Redis costs a publisher connection about
- * twice this and its objects (RREPLY_MAX_ELEMENTS): ~39 MiB, where it was
+ * twice this and its objects (RREPLY_MAX_ELEMENTS): ~38 MiB, where it was
  * ~232 MiB. */
 #define RREPLY_MAX_BYTES (16u << 20)
 /* A subscriber's replies are its channels' messages, none of them legitimately

@@ -52,17 +52,18 @@ void cf_arena_init(struct cf_arena *a, void *buf, size_t size);
  * its owner to free or reuse. */
 void cf_arena_done(struct cf_arena *a);
 
-/* Before each block; padded so that the block keeps malloc()'s alignment.
+/* Before each block; aligned as malloc() aligns, so that the block after it
+ * keeps that alignment. 16 bytes on x86-64: a union with max_align_t would
+ * take its size, 32, where only its alignment is needed.
  * (Below: the functions on the hot paths, inline.) */
-union cf_arena_hdr {
-    struct {
-        struct cf_arena *a; /* NULL: the block came from malloc() */
-        size_t n;
-    } h;
-    max_align_t align;
+struct cf_arena_hdr {
+    alignas(max_align_t) struct cf_arena *a; /* NULL: the block came from malloc() */
+    size_t n;
 };
 
 #define CF_ARENA_ALIGN alignof(max_align_t)
+_Static_assert(sizeof(struct cf_arena_hdr) % CF_ARENA_ALIGN == 0,
+               "a block after its header keeps malloc()'s alignment");
 #ifdef CF_ASAN
 #define CF_ARENA_REDZONE CF_ARENA_ALIGN /* poisoned after each block: an overrun shows */
 #else
@@ -79,19 +80,19 @@ static inline void *cf_arena_alloc(struct cf_arena *a, size_t n)
         return NULL;
     }
     n += n == 0; /* a block of its own: not the next one's header, nor past the end */
-    size_t need = sizeof(union cf_arena_hdr) +
+    size_t need = sizeof(struct cf_arena_hdr) +
                   (n + CF_ARENA_ALIGN - 1) / CF_ARENA_ALIGN * CF_ARENA_ALIGN + CF_ARENA_REDZONE;
     if (need > a->size - a->top) {
         a->refused++;
         return NULL;
     }
-    union cf_arena_hdr *h = (union cf_arena_hdr *)(a->buf + a->top);
+    struct cf_arena_hdr *h = (struct cf_arena_hdr *)(a->buf + a->top);
     a->top += need;
     a->live++;
     a->handed++;
     CF_UNPOISON(h, sizeof *h + n);
-    h->h.a = a;
-    h->h.n = n;
+    h->a = a;
+    h->n = n;
     CF_POISON(h, sizeof *h); /* a write before the block shows */
     return h + 1;
 }
@@ -106,14 +107,14 @@ static inline bool cf_arena_holds(const struct cf_arena *a, const void *p)
 /* Frees a block of cf_arena_alloc. */
 static inline void cf_arena_free(void *p)
 {
-    union cf_arena_hdr *h = (union cf_arena_hdr *)p - 1;
+    struct cf_arena_hdr *h = (struct cf_arena_hdr *)p - 1;
     /* A block freed twice was poisoned by the first free: reading it makes
      * ASan report the second, where the header alone would not tell. */
     if (CF_POISONED(p))
         (void)*(volatile const unsigned char *)p;
     CF_UNPOISON(h, sizeof *h);
-    struct cf_arena *a = h->h.a;
-    CF_POISON(h, sizeof *h + h->h.n); /* a use after free shows */
+    struct cf_arena *a = h->a;
+    CF_POISON(h, sizeof *h + h->n); /* a use after free shows */
     /* nothing of the arena is alive: it starts over (live 0 already: a
      * block freed twice, which must not wrap the count) */
     if (a->live && --a->live == 0) {
@@ -129,22 +130,22 @@ static inline void cf_arena_free(void *p)
 static inline void *cf_arena_alloc_or_malloc(struct cf_arena *a, size_t n)
 {
     void *p = a ? cf_arena_alloc(a, n) : NULL;
-    if (p || n > SIZE_MAX - sizeof(union cf_arena_hdr))
+    if (p || n > SIZE_MAX - sizeof(struct cf_arena_hdr))
         return p;
-    union cf_arena_hdr *h = malloc(sizeof *h + n);
+    struct cf_arena_hdr *h = malloc(sizeof *h + n);
     if (!h)
         return NULL;
-    h->h.a = NULL;
-    h->h.n = n;
+    h->a = NULL;
+    h->n = n;
     return h + 1;
 }
 
 static inline void cf_arena_release(void *p)
 {
-    union cf_arena_hdr *h = (union cf_arena_hdr *)p - 1;
+    struct cf_arena_hdr *h = (struct cf_arena_hdr *)p - 1;
     /* (under ASan an arena block's header is poisoned, a malloc()ed one's
      * is not: telling them apart must not read it) */
-    if (CF_POISONED(h) || h->h.a)
+    if (CF_POISONED(h) || h->a)
         cf_arena_free(p);
     else
         free(h);
