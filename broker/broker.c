@@ -49,10 +49,22 @@
 /* Whether a leave refused because its room's server is down should wait:
  * the server went down less than OWED_HOLD_MS ago, and no drain is under
  * way (a drain does not wait for a server that is down). */
-static bool held(struct broker *b, struct cf_str room)
+static bool held(const struct broker *b, uint32_t server)
 {
-    uint32_t s = rset_server_of(b->redis, room.p, room.len) % CF_REDIS_MAX_SERVERS;
+    uint32_t s = server % CF_REDIS_MAX_SERVERS; /* (rset_new holds it below) */
     return !b->drain && b->down_at[s] && cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
+}
+
+/* A leave's room hashed to its server once, for both its bridge and held(). */
+static int leave_on(struct broker *b, struct cf_str room, struct cf_str conn, bool *down_held)
+{
+    uint32_t sv = rset_server_of(b->redis, room.p, room.len);
+    struct rbridge *rb = rset_bridge(b->redis, sv);
+    /* a walk may meet many of a down server's (no bridge) leaves each
+     * slice: no script is framed for them */
+    int rc = rb ? store_leave(rb, &b->lim, room, conn) : -ENOTCONN;
+    *down_held = rc == -ENOTCONN && held(b, sv);
+    return rc;
 }
 
 /* A walk of leaves (owed, or of a link whose grace is over). */
@@ -69,15 +81,12 @@ struct leaving {
 static enum presence_drop leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct leaving *w = ud;
-    struct rbridge *rb = rb_of(w->b, room);
-    /* a walk may meet many of a down server's (no bridge) leaves each
-     * slice: no script is framed for them */
-    int rc = rb ? store_leave(rb, &w->b->lim, room, conn) : -ENOTCONN;
-    if (rc == -ENOBUFS) {
+    bool down_held;
+    if (leave_on(w->b, room, conn, &down_held) == -ENOBUFS) {
         w->full = true;
         return PRESENCE_STOP;
     }
-    return rc == -ENOTCONN && held(w->b, room) ? PRESENCE_SKIP : PRESENCE_DROP;
+    return down_held ? PRESENCE_SKIP : PRESENCE_DROP;
 }
 
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
@@ -88,8 +97,8 @@ void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
-    int rc = store_leave(rb_of(b, room), &b->lim, room, conn);
-    if (rc == -ENOBUFS || (rc == -ENOTCONN && held(b, room)))
+    bool down_held;
+    if (leave_on(b, room, conn, &down_held) == -ENOBUFS || down_held)
         broker_owe_leave(b, room, conn);
     else
         presence_del(b->presence, room, conn);

@@ -35,9 +35,9 @@
  * bounds a reply's objects as well, one per element past the arena: a
  * 48-byte redisReply behind the arena's 16-byte header (common/arena.h) is
  * a malloc() of 64 bytes, an 80-byte block with glibc's overhead, and the
- * array's pointer to it makes ~88 bytes (~6 MiB here with the reader's copy
- * of the reply, measured by test_rreply; ~95 MiB at 2^20, where it was),
- * which the byte bound does not count. The broker's
+ * array's pointer to it makes ~88 bytes (~5.5 MiB here; ~88 MiB at 2^20,
+ * where it was), which the byte bound does not count (test_rreply measures
+ * ~95 bytes an element, the reader's copy of the reply included). The broker's
  * largest replies hold ~10,100: a join's or a page's messages (a request's
  * `limit`, at most CF_WIRE_MAX_ITEMS) and 100 member names; a batch, 64
  * calls' replies.

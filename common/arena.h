@@ -62,7 +62,7 @@ struct cf_arena_hdr {
 };
 
 #define CF_ARENA_ALIGN alignof(max_align_t)
-_Static_assert(sizeof(struct cf_arena_hdr) % CF_ARENA_ALIGN == 0,
+_Static_assert(alignof(struct cf_arena_hdr) == CF_ARENA_ALIGN,
                "a block after its header keeps malloc()'s alignment");
 #ifdef CF_ASAN
 #define CF_ARENA_REDZONE CF_ARENA_ALIGN /* poisoned after each block: an overrun shows */

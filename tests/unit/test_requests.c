@@ -90,6 +90,8 @@ int __wrap_store_history(struct rbridge *rb, const struct store_limits *lim, str
     return 0;
 }
 
+static int leave_rc; /* what leaves are answered */
+
 int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
                        struct cf_str conn);
 int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struct cf_str room,
@@ -97,7 +99,7 @@ int __wrap_store_leave(struct rbridge *rb, const struct store_limits *lim, struc
 {
     (void)rb, (void)lim, (void)room, (void)conn;
     g.nleaves++;
-    return 0;
+    return leave_rc;
 }
 
 /* Sends are answered at once, as stored, each with the bridge it went to
@@ -379,6 +381,7 @@ static void test_requests_awaiting_redis_are_bounded(void **state)
     pages[1].fn(pages[1].ud, -EINVAL, NULL);
     assert_int_equal(g.nsent, 3);
     assert_int_equal(g.sent[2].type, CF_WIRE_FAIL);
+    assert_int_equal(g.sent[2].q, 2);
     assert_string_equal(g.sent[2].text, "the broker failed");
     assert_int_equal(b->failed[BM_FAIL_INTERNAL], internal0 + 1);
     for (size_t i = 2; i < npages; i++)
@@ -428,7 +431,16 @@ static void test_a_request_hashes_its_room_once(void **state)
         assert_int_equal(bridge_asked[1], 2 + (unsigned)i);
     }
     assert_int_equal(g.njoins, 1);
-    answer(0, -ECONNRESET);
+    answer(0, 0);
+    /* and the member's leave, its server down (a leave then asks whether
+     * to wait for it) */
+    leave_rc = -ENOTCONN;
+    struct cf_wire_msg leave = {.type = CF_WIRE_UNSUB, .room = S("elsewhere"), .conn = S("gw1:9")};
+    requests_on_frame(b, (struct gwlink *)stand_in, &leave, payload, sizeof payload);
+    leave_rc = 0;
+    assert_int_equal(g.nleaves, 1);
+    assert_int_equal(hashed, 6);
+    assert_int_equal(bridge_asked[1], 5);
     free(pages);
     pages = NULL;
     npages = pages_cap = 0;

@@ -359,7 +359,7 @@ static void test_the_largest_reply_admitted_is_small(void **state)
 #ifndef CF_ASAN
     printf("a reply of %u integers costs %zu KiB (%zu bytes each)\n", RREPLY_MAX_ELEMENTS,
            cost >> 10, cost / RREPLY_MAX_ELEMENTS);
-    /* (the objects, 80-byte blocks but the ~250 in the arena, and the
+    /* (the objects, 80-byte blocks but the 256 in the arena, and the
      * array of pointers) */
     assert_true(cost > (size_t)RREPLY_MAX_ELEMENTS * 80);
     assert_true(cost < 8u << 20);
