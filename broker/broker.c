@@ -49,10 +49,10 @@
 /* Whether a leave refused because its room's server is down should wait:
  * the server went down less than OWED_HOLD_MS ago, and no drain is under
  * way (a drain does not wait for a server that is down). */
-static bool held(const struct broker *b, uint32_t server)
+static bool held(const struct broker *b, uint32_t s)
 {
-    uint32_t s = server % CF_REDIS_MAX_SERVERS; /* (rset_new holds it below) */
-    return !b->drain && b->down_at[s] && cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
+    return !b->drain && s < CF_REDIS_MAX_SERVERS && b->down_at[s] &&
+           cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
 }
 
 /* A leave's room hashed to its server once, for both its bridge and held(). */

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 
 #include "broker_int.h"
+#include "clock.h"
 #include "presence.h"
 
 #define S(s) ((struct cf_str){(s), sizeof(s) - 1})
@@ -432,15 +433,34 @@ static void test_a_request_hashes_its_room_once(void **state)
     }
     assert_int_equal(g.njoins, 1);
     answer(0, 0);
-    /* and the member's leave, its server down (a leave then asks whether
-     * to wait for it) */
+    /* and the member's leave refused by its server, down (a leave then asks
+     * whether to wait for that server): only another server went down just
+     * now, so this one is not waited for, and the entry goes */
+    uint64_t entries = presence_count(b->presence);
     leave_rc = -ENOTCONN;
+    b->down_at[0] = cf_mono_ms();
     struct cf_wire_msg leave = {.type = CF_WIRE_UNSUB, .room = S("elsewhere"), .conn = S("gw1:9")};
     requests_on_frame(b, (struct gwlink *)stand_in, &leave, payload, sizeof payload);
-    leave_rc = 0;
     assert_int_equal(g.nleaves, 1);
     assert_int_equal(hashed, 6);
     assert_int_equal(bridge_asked[1], 5);
+    assert_int_equal(presence_count(b->presence), entries - 1);
+    /* its own server went down just now: the leave is owed, the entry kept */
+    struct cf_wire_msg join = {.type = CF_WIRE_SUB,
+                               .q = 20,
+                               .room = S("elsewhere"),
+                               .conn = S("gw1:9"),
+                               .user = S("carol"),
+                               .budget = 65536};
+    requests_on_frame(b, (struct gwlink *)stand_in, &join, payload, sizeof payload);
+    answer(1, 0);
+    b->down_at[0] = 0;
+    b->down_at[1] = cf_mono_ms();
+    requests_on_frame(b, (struct gwlink *)stand_in, &leave, payload, sizeof payload);
+    assert_int_equal(g.nleaves, 2);
+    assert_int_equal(presence_count(b->presence), entries);
+    b->down_at[1] = 0;
+    leave_rc = 0;
     free(pages);
     pages = NULL;
     npages = pages_cap = 0;
