@@ -55,16 +55,21 @@ static bool held(const struct broker *b, uint32_t s)
            cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
 }
 
+/* A leave queued (or dropped: its server down for long), refused by a full
+ * queue toward its server, or to wait for a server down just now (held). */
+enum leave_rc { LEAVE_DONE, LEAVE_FULL, LEAVE_WAIT };
+
 /* A leave's room hashed to its server once, for both its bridge and held(). */
-static int leave_on(struct broker *b, struct cf_str room, struct cf_str conn, bool *down_held)
+static enum leave_rc leave_on(struct broker *b, struct cf_str room, struct cf_str conn)
 {
     uint32_t sv = rset_server_of(b->redis, room.p, room.len);
     struct rbridge *rb = rset_bridge(b->redis, sv);
     /* a walk may meet many of a down server's (no bridge) leaves each
      * slice: no script is framed for them */
     int rc = rb ? store_leave(rb, &b->lim, room, conn) : -ENOTCONN;
-    *down_held = rc == -ENOTCONN && held(b, sv);
-    return rc;
+    if (rc == -ENOBUFS)
+        return LEAVE_FULL;
+    return rc == -ENOTCONN && held(b, sv) ? LEAVE_WAIT : LEAVE_DONE;
 }
 
 /* A walk of leaves (owed, or of a link whose grace is over). */
@@ -81,12 +86,9 @@ struct leaving {
 static enum presence_drop leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct leaving *w = ud;
-    bool down_held;
-    if (leave_on(w->b, room, conn, &down_held) == -ENOBUFS) {
-        w->full = true;
-        return PRESENCE_STOP;
-    }
-    return down_held ? PRESENCE_SKIP : PRESENCE_DROP;
+    enum leave_rc rc = leave_on(w->b, room, conn);
+    w->full |= rc == LEAVE_FULL;
+    return rc == LEAVE_FULL ? PRESENCE_STOP : rc == LEAVE_WAIT ? PRESENCE_SKIP : PRESENCE_DROP;
 }
 
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
@@ -97,8 +99,7 @@ void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 
 void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
 {
-    bool down_held;
-    if (leave_on(b, room, conn, &down_held) == -ENOBUFS || down_held)
+    if (leave_on(b, room, conn) != LEAVE_DONE)
         broker_owe_leave(b, room, conn);
     else
         presence_del(b->presence, room, conn);
@@ -582,7 +583,10 @@ static void notify_ready_if_due(struct broker *b)
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
-    uint64_t bit = 1ull << (server % CF_REDIS_MAX_SERVERS);
+    /* rset_new bounds the servers; held() answers "not held" past it too */
+    if (server >= CF_REDIS_MAX_SERVERS)
+        return;
+    uint64_t bit = 1ull << server;
     uint32_t nservers = rset_count(b->redis);
     /* "back" re-syncs that server's rooms while another is down or failing
      * its canary. Otherwise (the only server, or the last one out) "ready"
@@ -593,7 +597,7 @@ static void on_state(void *ud, uint32_t server, bool ready)
     bool was = (b->usable_servers & bit) != 0,
          back = ready && !was && rset_up(b->redis) + 1 < nservers;
     if (was && !ready)
-        b->down_at[server % CF_REDIS_MAX_SERVERS] = cf_mono_ms();
+        b->down_at[server] = cf_mono_ms();
     b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
     bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
     if (now != b->ready || serving != b->serving || back) {
