@@ -340,6 +340,7 @@ static void test_logins_per_address_are_limited(void **state)
     assert_in_range(ok, 3, 4); /* burst 3, perhaps one refilled */
     assert_int_equal(status, 429);
     assert_non_null(strstr(out, "too many logins"));
+    assert_int_equal(h_header_count(out, "connection"), 1); /* its body is not read */
     char *ra = strcasestr(out, "retry-after:");
     assert_non_null(ra);
     assert_true(atoi(ra + 12) >= 1);

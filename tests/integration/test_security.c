@@ -206,6 +206,7 @@ static void test_rs256_tokens_from_an_identity_provider(void **state)
                      0);
     assert_int_equal(r.status, 403);
     assert_non_null(strstr(r.body, "guest login is off"));
+    assert_int_equal(h_header_count(r.head, "connection"), 1); /* its body is not read */
     h_resp_free(&r);
     free(priv);
     free(pub);

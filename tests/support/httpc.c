@@ -156,6 +156,17 @@ const char *h_resp_header(const struct h_resp *r, const char *name, char *buf, s
     return NULL;
 }
 
+int h_header_count(const char *head, const char *name)
+{
+    size_t n = strlen(name);
+    const char *end = strstr(head, "\r\n\r\n");
+    int count = 0;
+    for (const char *line = strstr(head, "\r\n"); line && (!end || line < end);
+         line = strstr(line + 2, "\r\n"))
+        count += strncasecmp(line + 2, name, n) == 0 && line[2 + n] == ':';
+    return count;
+}
+
 char *h_login(int port, const char *user)
 {
     json_t *req = json_pack("{s:s}", "username", user);

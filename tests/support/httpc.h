@@ -30,6 +30,10 @@ int h_http_raw(int port, const void *raw, size_t len, struct h_resp *r);
 void h_resp_free(struct h_resp *r);
 /* The value of a response header (case-insensitive name) copied into buf, or NULL. */
 const char *h_resp_header(const struct h_resp *r, const char *name, char *buf, size_t cap);
+/* How many header lines named `name` (case-insensitive) a response's head
+ * (text from its status line; it may go on into the body) has before its
+ * blank line: an answer that closes must say "connection: close" once. */
+int h_header_count(const char *head, const char *name);
 
 /* POST /login for user; returns the token (malloc'd) or NULL. */
 char *h_login(int port, const char *user);
