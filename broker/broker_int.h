@@ -49,7 +49,7 @@ struct broker {
     uint64_t pool_trimmed;
     /* Gateway links closed less than LINK_GRACE_MS ago (or whose entries
      * a newer link is still taking over), oldest first: their presence
-     * entries wait for the gateway's re-sync (broker.c). */
+     * entries wait for the gateway's re-sync (leaves.c). */
     struct gone_link {
         uint64_t id;
         int64_t due;   /* its entries left then are announced as gone */
@@ -113,7 +113,7 @@ static inline struct rbridge *rb_of(struct broker *b, struct cf_str room)
  * frame callback (gwlinks_cbs.frame); both take the broker as ud. */
 extern const struct rooms_ops requests_room_ops;
 /* A newer link took over a presence entry of link_id: if that link is
- * closed and in its grace, the grace goes on (broker.c). */
+ * closed and in its grace, the grace goes on (leaves.c). */
 void broker_grace_renew(struct broker *b, uint64_t link_id);
 /* presence_add and presence_take_over for open link l, renewing the grace
  * of the link an entry is taken from. Only an open link may own entries: a
@@ -129,7 +129,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
 
 /* The owner of the presence entries whose leave found the queue toward
  * their Redis server full: sent a share each heartbeat slice, with the
- * leaves of links whose grace is over (broker.c). Older than any link, so
+ * leaves of links whose grace is over (leaves.c). Older than any link, so
  * that the connection's join again takes its entry back. */
 #define OWED_LEAVES (GWLINK_ID_FIRST - 1)
 _Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
@@ -143,6 +143,15 @@ void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn);
  * the server went down, then drop it: the entry expires in Redis. The entry goes at once if it
  * cannot be kept (out of memory). */
 void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
+/* Gateway link link_id closed: its presence entries wait out its grace
+ * (LINK_GRACE_MS) for its gateway's re-sync to take them over, in one of
+ * GONE_LINKS_MAX slots (two closed links share one when all are taken);
+ * while the broker stops, they are dropped (they expire in Redis). */
+void leaves_link_closed(struct broker *b, uint64_t link_id);
+/* A heartbeat slice (slice_us long): sends its share of the owed leaves and
+ * of those of the links whose grace ended by `now`; a link keeps its slot
+ * until all of it is out. */
+void leaves_expire(struct broker *b, int64_t now, uint64_t slice_us);
 
 /* What of a join snapshot goes out within `budget` bytes (each name and
  * message counted with 8 bytes of framing): the first *nmembers names, at

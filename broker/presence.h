@@ -110,7 +110,8 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
  * under way, makes it a whole round again from where it is; it visits
  * every room there is then, and may visit a few twice (one for each room
  * made or removed meanwhile). _next calls fn for its next max_rooms rooms
- * that want (NULL: every room) takes, passing over those it does not take,
+ * that want (NULL: every room) takes, each right after want took it
+ * (want may leave fn what it learned of the room), passing over those it does not take,
  * without building their entries, up to max_looked rooms in all (which
  * bounds the call's time); it says whether the walk is over (also when none
  * was started). */
