@@ -77,7 +77,7 @@ int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, 
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     int rc = presence_add(b->presence, link_id, room, conn, user, reg);
     if (was && was < link_id)
-        broker_grace_renew(b, was);
+        leaves_grace_renew(b, was);
     return rc;
 }
 
@@ -88,7 +88,7 @@ void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_s
     uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
     presence_take_over(b->presence, room, conn, link_id);
     if (was && was < link_id)
-        broker_grace_renew(b, was);
+        leaves_grace_renew(b, was);
 }
 
 /* ---- heartbeat ----------------------------------------------------------- */
@@ -360,7 +360,7 @@ static void notify_ready_if_due(struct broker *b)
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
-    /* rset_new bounds the servers; held() answers "not held" past it too */
+    /* rset_new bounds the servers; held() (leaves.c) refuses past it too */
     if (server >= CF_REDIS_MAX_SERVERS)
         return;
     uint64_t bit = 1ull << server;

@@ -1,5 +1,6 @@
 /* broker_int: what broker.c (the loop, links, heartbeat, Redis events, life
- * cycle), requests.c (the gateways' room requests and their answers) and
+ * cycle), requests.c (the gateways' room requests and their answers),
+ * leaves.c (members' leaves, and the grace of closed gateway links) and
  * bstatus.c (the HTTP port's answers) share; not for other modules. */
 #ifndef BROKER_BROKER_INT_H
 #define BROKER_BROKER_INT_H
@@ -114,7 +115,7 @@ static inline struct rbridge *rb_of(struct broker *b, struct cf_str room)
 extern const struct rooms_ops requests_room_ops;
 /* A newer link took over a presence entry of link_id: if that link is
  * closed and in its grace, the grace goes on (leaves.c). */
-void broker_grace_renew(struct broker *b, uint64_t link_id);
+void leaves_grace_renew(struct broker *b, uint64_t link_id);
 /* presence_add and presence_take_over for open link l, renewing the grace
  * of the link an entry is taken from. Only an open link may own entries: a
  * closed one's are dropped at its grace end, and one that owns none when it
@@ -135,14 +136,14 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
 _Static_assert(GWLINK_ID_FIRST - 1 > 0, "0 is no owner");
 /* Announces the leave of the entry of room and conn, now or, with the queue
  * toward its Redis server full or the server down, at a later slice (the
- * entry kept meanwhile: broker_owe_leave); the entry goes once it is
+ * entry kept meanwhile: leaves_owe); the entry goes once it is
  * queued. */
-void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn);
+void leaves_announce(struct broker *b, struct cf_str room, struct cf_str conn);
 /* The entry's leave is owed: the heartbeat's slices send it. While its
  * server is down they keep trying until OWED_HOLD_MS (a reconnect) after
  * the server went down, then drop it: the entry expires in Redis. The entry goes at once if it
  * cannot be kept (out of memory). */
-void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn);
+void leaves_owe(struct broker *b, struct cf_str room, struct cf_str conn);
 /* Gateway link link_id closed: its presence entries wait out its grace
  * (LINK_GRACE_MS) for its gateway's re-sync to take them over, in one of
  * GONE_LINKS_MAX slots (two closed links share one when all are taken);

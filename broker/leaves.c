@@ -58,7 +58,7 @@ struct leaving {
  * the walk stops there (the queue drains first); one that finds its server
  * just down (held) is kept, and the walk goes on: the other servers' leaves
  * need not wait for that one's return. Both are tried again at a later
- * slice (expire_gone). */
+ * slice (leaves_expire). */
 static enum presence_drop leave_presence(void *ud, struct cf_str room, struct cf_str conn)
 {
     struct leaving *w = ud;
@@ -67,16 +67,16 @@ static enum presence_drop leave_presence(void *ud, struct cf_str room, struct cf
     return rc == LEAVE_FULL ? PRESENCE_STOP : rc == LEAVE_WAIT ? PRESENCE_SKIP : PRESENCE_DROP;
 }
 
-void broker_owe_leave(struct broker *b, struct cf_str room, struct cf_str conn)
+void leaves_owe(struct broker *b, struct cf_str room, struct cf_str conn)
 {
     if (!presence_give(b->presence, room, conn, OWED_LEAVES))
         presence_del(b->presence, room, conn);
 }
 
-void broker_leave(struct broker *b, struct cf_str room, struct cf_str conn)
+void leaves_announce(struct broker *b, struct cf_str room, struct cf_str conn)
 {
     if (leave_on(b, room, conn) != LEAVE_DONE)
-        broker_owe_leave(b, room, conn);
+        leaves_owe(b, room, conn);
     else
         presence_del(b->presence, room, conn);
 }
@@ -220,7 +220,7 @@ static void merge_two(struct broker *b)
     b->ngone--;
 }
 
-void broker_grace_renew(struct broker *b, uint64_t link_id)
+void leaves_grace_renew(struct broker *b, uint64_t link_id)
 {
     for (uint32_t i = 0; i < b->ngone; i++) {
         struct gone_link *g = &b->gone[i];

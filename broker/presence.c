@@ -45,7 +45,7 @@ struct group {
 };
 
 /* How many entries a link owns: a closed link that owns none has nothing
- * to wait for (broker.c), and dropping a link's entries can stop at its
+ * to wait for (leaves.c), and dropping a link's entries can stop at its
  * last instead of walking every room. */
 struct lcount {
     char key[sizeof(uint64_t)]; /* the link id's bytes */

@@ -1,7 +1,7 @@
 /* presence: the connections this broker has registered in Redis presence,
  * so that it can refresh them (a heartbeat keeps them from expiring) and
  * remove them once their gateway link has closed (after its grace: see
- * broker.c).
+ * leaves.c).
  *
  * An entry is one connection in one room, owned here (names are copied).
  * The Redis side is store.h's business; this is only the local record. */
@@ -46,7 +46,7 @@ uint64_t presence_owner(struct presence *p, struct cf_str room, struct cf_str co
 bool presence_del(struct presence *p, struct cf_str room, struct cf_str conn);
 /* True when the entry exists and link_id owns it or is newer than its
  * owner, so that a leave from link_id may remove it (presence_del, or
- * broker.c's leave owed): a request of a link that has gone must not
+ * leaves.c's leave owed): a request of a link that has gone must not
  * remove what a newer link took over, while a newer link's leave is its
  * gateway's latest word on the connection (a connection's id is one
  * gateway process's alone, and link ids only grow). The latter is a leave
@@ -88,7 +88,7 @@ uint64_t presence_drop_link(struct presence *p, uint64_t link_id, uint64_t max, 
 
 /* Gives every entry of link `from` to link `to`, which must own some
  * already (false, nothing changed, when either owns none): two closed links
- * in their grace become one slot (broker.c). Walks every entry until the
+ * in their grace become one slot (leaves.c). Walks every entry until the
  * last of from's; allocates nothing, so it cannot fail otherwise. */
 bool presence_merge_link(struct presence *p, uint64_t from, uint64_t to);
 
@@ -110,11 +110,11 @@ uint32_t presence_refresh_next(struct presence *p, uint32_t max_rooms, presence_
  * under way, makes it a whole round again from where it is; it visits
  * every room there is then, and may visit a few twice (one for each room
  * made or removed meanwhile). _next calls fn for its next max_rooms rooms
- * that want (NULL: every room) takes, each right after want took it
- * (want may leave fn what it learned of the room), passing over those it does not take,
- * without building their entries, up to max_looked rooms in all (which
- * bounds the call's time); it says whether the walk is over (also when none
- * was started). */
+ * that want (NULL: every room) takes, each right after want took it (want
+ * may leave fn what it learned of the room), passing over those it does
+ * not take, without building their entries, up to max_looked rooms in all
+ * (which bounds the call's time); it says whether the walk is over (also
+ * when none was started). */
 typedef bool (*presence_want_fn)(void *ud, struct cf_str room);
 void presence_catch_up_start(struct presence *p);
 bool presence_catch_up_next(struct presence *p, uint32_t max_rooms, uint32_t max_looked,

@@ -199,10 +199,10 @@ static void on_joined(void *ud, int err, const struct store_joined *r)
          * announced the join), or its reply made no sense (it ran): a leave
          * keeps the room's list right. Not sent now: the connection that
          * failed is down, and would refuse it: it is owed, and the heartbeat
-         * sends it once the server is back (broker_owe_leave). */
+         * sends it once the server is back (leaves_owe). */
         if (!b->stopping && (err == -ECONNRESET || err == -EPROTO) &&
             presence_is_reg(b->presence, room, conn, p->reg)) {
-            broker_owe_leave(b, room, conn);
+            leaves_owe(b, room, conn);
         } else if (!b->stopping) {
             presence_del_reg(b->presence, room, conn, p->reg);
         }
@@ -360,7 +360,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         if (b->stopping)
             return;
         if (presence_may_remove(b->presence, m.room, m.conn, link_id))
-            broker_leave(b, m.room, m.conn);
+            leaves_announce(b, m.room, m.conn);
         return;
     default:
         return;

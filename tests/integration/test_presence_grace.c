@@ -16,7 +16,7 @@
 
 #include <sys/wait.h>
 
-#define GRACE_MS 10000 /* broker.c's LINK_GRACE_MS */
+#define GRACE_MS 10000 /* leaves.c's LINK_GRACE_MS */
 
 static struct h_fixture fx;
 

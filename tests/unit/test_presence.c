@@ -185,7 +185,7 @@ static void test_names_are_copied(void **state)
     free(x);
 }
 
-/* An entry given to an owner older than its link (a leave owed, broker.c)
+/* An entry given to an owner older than its link (a leave owed, leaves.c)
  * is counted there, dropped with it, and taken back by a newer join; a
  * late failure of the join that made it leaves it alone. */
 static void test_give(void **state)
@@ -213,7 +213,7 @@ static void test_give(void **state)
     free(x);
 }
 
-/* Each link's entries are counted (broker.c gives a closed link a grace
+/* Each link's entries are counted (leaves.c gives a closed link a grace
  * place only while it owns some): taken-over entries count for the link
  * that took them, and every way out of the record lowers the count. */
 static void test_entries_counted_per_link(void **state)

@@ -48,7 +48,7 @@ static void test_drop_link(void **state)
     free(x);
 }
 
-/* A grace's leaves go out a slice at a time (broker.c): a call drops at
+/* A grace's leaves go out a slice at a time (leaves.c): a call drops at
  * most `max`, one whose callback refuses an entry keeps it and stops, and
  * the next call for the link goes on where the last stopped, rooms made or
  * gone meanwhile included. Every entry is dropped once. */
@@ -133,7 +133,7 @@ static enum presence_drop on_drop_odd(void *ud, struct cf_str room, struct cf_st
 }
 
 /* Leaves held for a server that is down are skipped, not waited behind
- * (broker.c): the walk goes on to the link's other entries, those of the
+ * (leaves.c): the walk goes on to the link's other entries, those of the
  * same room included, skipped ones do not count against `max`, and a call
  * ends once every entry left was seen (one round at most, each entry asked
  * once), also when it goes on from where a full queue stopped the last. */
@@ -189,7 +189,7 @@ static void test_drop_link_skips_and_keeps(void **state)
     free(x);
 }
 
-/* Two closed links share one place (broker.c): every entry of one becomes
+/* Two closed links share one place (leaves.c): every entry of one becomes
  * the other's, counted there, and a drop that had stopped short for either
  * walks the merged link's entries from the start, each once. */
 static void test_merge_link(void **state)
