@@ -360,7 +360,7 @@ static void notify_ready_if_due(struct broker *b)
 static void on_state(void *ud, uint32_t server, bool ready)
 {
     struct broker *b = ud;
-    /* rset_new bounds the servers; held() (leaves.c) refuses past it too */
+    /* rset_new bounds the servers; held() (leaves.c) answers "not held" past it */
     if (server >= CF_REDIS_MAX_SERVERS)
         return;
     uint64_t bit = 1ull << server;

@@ -361,11 +361,11 @@ static void test_redis_killed_and_restarted_with_its_data(void **state)
  * "nothing was done". The ledger flags a send whose only errors were
  * `unavailable` yet whose message was stored by one of those attempts.
  *
- * KNOWN SERVER BUG (fails here): broker/broker.c send_fail() answers
- * -ECONNRESET ("the Redis connection dropped; the outcome is unknown") with
- * code `unavailable`; it should be `timeout`. No message is lost or doubled
- * for a client that resends with the same id, but one that takes
- * `unavailable` at its word (gives up, or resends under a new id) was told
+ * This was a server bug: the broker answered -ECONNRESET ("the Redis
+ * connection dropped; the outcome is unknown") with code `unavailable`. It
+ * is `timeout` now (send_fail in broker/requests.c). No message was lost or
+ * doubled for a client that resends with the same id, but one that took
+ * `unavailable` at its word (gave up, or resent under a new id) was told
  * nothing happened about a message every member received. */
 static void test_redis_connection_cut_with_sends_in_flight(void **state)
 {

@@ -68,8 +68,9 @@ static void on_up(void *ud, struct gwlink *l)
     t.up[t.nup++] = l;
 }
 
-/* What broker.c's on_link_close can do through rooms_drop_link (or leaves.c's
- * presence_drop_link): answer another link's requests while one is freed. */
+/* What broker.c's on_link_close can do through rooms_drop_link (and through
+ * leaves_link_closed, presence_drop_link): answer another link's requests
+ * while one is freed. */
 static void on_close(void *ud, struct gwlink *l)
 {
     (void)ud;
