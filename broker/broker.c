@@ -70,27 +70,6 @@ static void on_link_close(void *ud, struct gwlink *l)
     leaves_link_closed(b, gwlink_id(l));
 }
 
-int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
-                        struct cf_str user, uint64_t *reg)
-{
-    uint64_t link_id = gwlink_id(l);
-    uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
-    int rc = presence_add(b->presence, link_id, room, conn, user, reg);
-    if (was && was < link_id)
-        leaves_grace_renew(b, was);
-    return rc;
-}
-
-void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
-                               struct gwlink *l)
-{
-    uint64_t link_id = gwlink_id(l);
-    uint64_t was = b->ngone ? presence_owner(b->presence, room, conn) : 0;
-    presence_take_over(b->presence, room, conn, link_id);
-    if (was && was < link_id)
-        leaves_grace_renew(b, was);
-}
-
 /* ---- heartbeat ----------------------------------------------------------- */
 
 static void refresh_room(void *ud, struct cf_str room, const struct cf_str *conns,
@@ -374,7 +353,7 @@ static void on_state(void *ud, uint32_t server, bool ready)
     bool was = (b->usable_servers & bit) != 0,
          back = ready && !was && rset_up(b->redis) + 1 < nservers;
     if (was && !ready)
-        b->down_at[server] = cf_mono_ms();
+        leaves_server_down(b, server);
     b->usable_servers = ready ? b->usable_servers | bit : b->usable_servers & ~bit;
     bool now = rset_ready(b->redis), serving = rset_up(b->redis) > 0;
     if (now != b->ready || serving != b->serving || back) {
@@ -523,7 +502,8 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
     b.dec = cf_wire_decoder_new();
     b.rooms = rooms_new(&requests_room_ops, &b, (size_t)cfg->max_link_queue_bytes);
     b.presence = presence_new();
-    if (!b.dec || !b.rooms || !b.presence ||
+    b.leaves = leaves_new((uint32_t)naddrs);
+    if (!b.dec || !b.rooms || !b.presence || !b.leaves ||
         sd_event_add_time_relative(b.ev, &b.beat, CLOCK_MONOTONIC, slice_usec(&b), 10000, on_beat,
                                    &b) < 0) {
         CF_ERROR("broker", "out of memory at start-up");
@@ -542,8 +522,6 @@ int broker_run(const struct cf_config *cfg, uint32_t shard, uint32_t shards)
                        store_scripts, store_nscripts, &rcbs, &b);
     if (!b.redis)
         goto out;
-    for (int i = 0; i < naddrs && i < CF_REDIS_MAX_SERVERS; i++)
-        b.down_at[i] = cf_mono_ms(); /* a server not up yet holds its leaves as one just down */
     const struct gwlinks_cbs lcbs = {requests_on_frame, on_link_up, on_link_close};
     b.links = gwlinks_new(b.ev, path, shard, shards, (size_t)cfg->max_link_queue_bytes, &lcbs, &b);
     if (!b.links)
@@ -571,6 +549,7 @@ out:
     cf_fl_drain(&b.pendings);
     rooms_free(b.rooms);
     presence_free(b.presence);
+    leaves_free(b.leaves);
     sd_event_source_disable_unref(b.beat);
     sd_event_source_disable_unref(b.drain);
     cf_wire_decoder_free(b.dec);

@@ -22,8 +22,6 @@
 #include "validate.h"
 #include "wire.h"
 
-#define GONE_LINKS_MAX 64
-
 struct broker {
     const struct cf_config *cfg;
     uint32_t shard, shards;
@@ -42,21 +40,12 @@ struct broker {
     int64_t drain_deadline;
     bool stopping, ready, ready_sent;
     int64_t retried_at; /* rooms_retry, once a second */
-    int64_t down_at[CF_REDIS_MAX_SERVERS]; /* when each server last went down (0: never) */
     /* Gives freed heap pages back once a burst is over. Its activity is
      * the links' work plus the pooled blocks trimmed (whose pages are free
      * only from then on). */
     struct cf_memtrim trim;
     uint64_t pool_trimmed;
-    /* Gateway links closed less than LINK_GRACE_MS ago (or whose entries
-     * a newer link is still taking over), oldest first: their presence
-     * entries wait for the gateway's re-sync (leaves.c). */
-    struct gone_link {
-        uint64_t id;
-        int64_t due;   /* its entries left then are announced as gone */
-        int64_t until; /* take-overs put `due` off until then at most */
-    } gone[GONE_LINKS_MAX];
-    uint32_t ngone;
+    struct leaves *leaves; /* leaves.c's: closed links' graces, servers down */
     bool serving; /* some Redis server works (ready: every one does) */
     /* The Redis servers usable now (bit i: server i): one that becomes
      * usable again is told to the gateways (state.back). */
@@ -113,21 +102,31 @@ static inline struct rbridge *rb_of(struct broker *b, struct cf_str room)
 /* requests.c: the rooms' operations (rooms_new's), and the gateway links'
  * frame callback (gwlinks_cbs.frame); both take the broker as ud. */
 extern const struct rooms_ops requests_room_ops;
-/* A newer link took over a presence entry of link_id: if that link is
- * closed and in its grace, the grace goes on (leaves.c). */
-void leaves_grace_renew(struct broker *b, uint64_t link_id);
-/* presence_add and presence_take_over for open link l, renewing the grace
- * of the link an entry is taken from. Only an open link may own entries: a
- * closed one's are dropped at its grace end, and one that owns none when it
- * closes is never looked at again. */
-int broker_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
-                        struct cf_str user, uint64_t *reg);
-void broker_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
-                               struct gwlink *l);
 
 void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
                        const unsigned char *payload, size_t len);
 
+/* leaves.c: members' leaves, and the grace of closed gateway links. Its
+ * state is its own (struct leaves): what the closed links' entries wait for,
+ * and when each Redis server went down. */
+struct leaves;
+/* Every one of nservers Redis servers counts as just down (a server not up
+ * yet holds its leaves as one that just went down). NULL: out of memory.
+ * The caller frees it with leaves_free, once the links and the Redis
+ * servers that call into it are freed. */
+struct leaves *leaves_new(uint32_t nservers);
+void leaves_free(struct leaves *lv);
+/* Redis server `server` went down now: leaves for its rooms wait for it
+ * (OWED_HOLD_MS, leaves.c). */
+void leaves_server_down(struct broker *b, uint32_t server);
+/* presence_add and presence_take_over for open link l, renewing the grace
+ * of the closed link an entry is taken from. Only an open link may own
+ * entries: a closed one's are dropped at its grace end, and one that owns
+ * none when it closes is never looked at again. */
+int leaves_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
+                        struct cf_str user, uint64_t *reg);
+void leaves_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
+                               struct gwlink *l);
 /* The owner of the presence entries whose leave found the queue toward
  * their Redis server full: sent a share each heartbeat slice, with the
  * leaves of links whose grace is over (leaves.c). Older than any link, so
@@ -146,7 +145,8 @@ void leaves_announce(struct broker *b, struct cf_str room, struct cf_str conn);
 void leaves_owe(struct broker *b, struct cf_str room, struct cf_str conn);
 /* Gateway link link_id closed: its presence entries wait out its grace
  * (LINK_GRACE_MS) for its gateway's re-sync to take them over, in one of
- * GONE_LINKS_MAX slots (two closed links share one when all are taken);
+ * GONE_LINKS_MAX slots (leaves.c; two closed links share one when all are
+ * taken);
  * while the broker stops, they are dropped (they expire in Redis). */
 void leaves_link_closed(struct broker *b, uint64_t link_id);
 /* A heartbeat slice (slice_us long): sends its share of the owed leaves and

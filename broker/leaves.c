@@ -5,6 +5,7 @@
 #include "broker_int.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -22,13 +23,51 @@
  * it went down. */
 #define OWED_HOLD_MS 5000
 
+#define GONE_LINKS_MAX 64
+
+struct leaves {
+    int64_t down_at[CF_REDIS_MAX_SERVERS]; /* when each server last went down (0: never) */
+    /* Gateway links closed less than LINK_GRACE_MS ago (or whose entries
+     * a newer link is still taking over), oldest first: their presence
+     * entries wait for the gateway's re-sync. */
+    struct gone_link {
+        uint64_t id;
+        int64_t due;   /* its entries left then are announced as gone */
+        int64_t until; /* take-overs put `due` off until then at most */
+    } gone[GONE_LINKS_MAX];
+    uint32_t ngone;
+};
+
+struct leaves *leaves_new(uint32_t nservers)
+{
+    struct leaves *lv = calloc(1, sizeof *lv);
+    if (!lv)
+        return NULL;
+    int64_t now = cf_mono_ms();
+    for (uint32_t i = 0; i < nservers && i < CF_REDIS_MAX_SERVERS; i++)
+        lv->down_at[i] = now;
+    return lv;
+}
+
+void leaves_free(struct leaves *lv)
+{
+    free(lv);
+}
+
+void leaves_server_down(struct broker *b, uint32_t server)
+{
+    if (server < CF_REDIS_MAX_SERVERS) /* rset_new bounds them: cannot be */
+        b->leaves->down_at[server] = cf_mono_ms();
+}
+
 /* Whether a leave refused because its room's server is down should wait:
  * the server went down less than OWED_HOLD_MS ago, and no drain is under
  * way (a drain does not wait for a server that is down). */
 static bool held(const struct broker *b, uint32_t s)
 {
-    return !b->drain && s < CF_REDIS_MAX_SERVERS && b->down_at[s] &&
-           cf_mono_ms() - b->down_at[s] < OWED_HOLD_MS;
+    const int64_t *down_at = b->leaves->down_at;
+    return !b->drain && s < CF_REDIS_MAX_SERVERS && down_at[s] &&
+           cf_mono_ms() - down_at[s] < OWED_HOLD_MS;
 }
 
 /* A leave queued (or dropped: its server down for long), refused by a full
@@ -127,6 +166,7 @@ static int64_t link_grace_ms(const struct broker *b)
 
 void leaves_expire(struct broker *b, int64_t now, uint64_t slice_us)
 {
+    struct leaves *lv = b->leaves;
     uint64_t budget = GONE_LEAVES_PER_SEC * slice_us / 1000000;
     if (budget == 0)
         budget = 1;
@@ -142,8 +182,8 @@ void leaves_expire(struct broker *b, int64_t now, uint64_t slice_us)
         budget -= owed - left;
     }
     uint32_t k = 0;
-    for (uint32_t i = 0; i < b->ngone; i++) {
-        struct gone_link *g = &b->gone[i];
+    for (uint32_t i = 0; i < lv->ngone; i++) {
+        struct gone_link *g = &lv->gone[i];
         uint64_t left = 1;                /* in its grace still */
         if (g->due <= now && b->stopping) /* the entries expire in Redis: nothing to announce */
             left = presence_drop_link(b->presence, g->id, UINT64_MAX, NULL, NULL);
@@ -155,20 +195,21 @@ void leaves_expire(struct broker *b, int64_t now, uint64_t slice_us)
             budget = w.full ? 0 : budget - (had - left);
         }
         if (left)
-            b->gone[k++] = *g;
+            lv->gone[k++] = *g;
     }
-    b->ngone = k;
+    lv->ngone = k;
 }
 
 /* Frees the slots of closed links that own no entry any more: newer links
  * took them all over (their gateway re-linked), or their connections left. */
 static void forget_emptied(struct broker *b)
 {
+    struct leaves *lv = b->leaves;
     uint32_t k = 0;
-    for (uint32_t i = 0; i < b->ngone; i++)
-        if (presence_link_entries(b->presence, b->gone[i].id) > 0)
-            b->gone[k++] = b->gone[i];
-    b->ngone = k;
+    for (uint32_t i = 0; i < lv->ngone; i++)
+        if (presence_link_entries(b->presence, lv->gone[i].id) > 0)
+            lv->gone[k++] = lv->gone[i];
+    lv->ngone = k;
 }
 
 /* With every slot taken, two closed links share one: the newer link's
@@ -183,24 +224,25 @@ static void forget_emptied(struct broker *b)
  * were lost, their users shown until PRESENCE_TTL.) */
 static void merge_two(struct broker *b)
 {
+    struct leaves *lv = b->leaves;
     int64_t now = cf_mono_ms();
     uint32_t draining = 0;
-    for (uint32_t i = 0; i < b->ngone; i++)
-        draining += b->gone[i].due <= now;
+    for (uint32_t i = 0; i < lv->ngone; i++)
+        draining += lv->gone[i].due <= now;
     /* the two of a kind (draining if two are, else in their grace) with the
      * earliest ends: the draining ones' ends are past */
     bool want = draining >= 2;
     uint32_t pick[2] = {UINT32_MAX, UINT32_MAX};
-    for (uint32_t i = 0; i < b->ngone; i++) {
-        if ((b->gone[i].due <= now) != want)
+    for (uint32_t i = 0; i < lv->ngone; i++) {
+        if ((lv->gone[i].due <= now) != want)
             continue;
-        if (pick[0] == UINT32_MAX || b->gone[i].due < b->gone[pick[0]].due) {
+        if (pick[0] == UINT32_MAX || lv->gone[i].due < lv->gone[pick[0]].due) {
             pick[1] = pick[0];
             pick[0] = i;
-        } else if (pick[1] == UINT32_MAX || b->gone[i].due < b->gone[pick[1]].due)
+        } else if (pick[1] == UINT32_MAX || lv->gone[i].due < lv->gone[pick[1]].due)
             pick[1] = i;
     }
-    struct gone_link *go = &b->gone[pick[0]], *keep = &b->gone[pick[1]];
+    struct gone_link *go = &lv->gone[pick[0]], *keep = &lv->gone[pick[1]];
     /* under the older link's id: every link opened since may take an entry
      * over (its gateway re-registering the connection). Under the newer one,
      * a link opened between the two (a gateway re-linked, re-syncing) could
@@ -216,14 +258,17 @@ static void merge_two(struct broker *b)
         presence_drop_link(b->presence, go->id, UINT64_MAX, leave_presence_now,
                            &(struct leaving){b, false});
     }
-    memmove(go, go + 1, (b->ngone - pick[0] - 1) * sizeof *go);
-    b->ngone--;
+    memmove(go, go + 1, (lv->ngone - pick[0] - 1) * sizeof *go);
+    lv->ngone--;
 }
 
-void leaves_grace_renew(struct broker *b, uint64_t link_id)
+/* A newer link took over a presence entry of link_id: if that link is
+ * closed and in its grace, the grace goes on. */
+static void grace_renew(struct broker *b, uint64_t link_id)
 {
-    for (uint32_t i = 0; i < b->ngone; i++) {
-        struct gone_link *g = &b->gone[i];
+    struct leaves *lv = b->leaves;
+    for (uint32_t i = 0; i < lv->ngone; i++) {
+        struct gone_link *g = &lv->gone[i];
         if (g->id != link_id)
             continue;
         int64_t due = cf_mono_ms() + link_grace_ms(b);
@@ -237,17 +282,39 @@ void leaves_grace_renew(struct broker *b, uint64_t link_id)
 
 void leaves_link_closed(struct broker *b, uint64_t link_id)
 {
+    struct leaves *lv = b->leaves;
     if (b->stopping) { /* the entries expire in Redis: no leaves to announce */
         presence_drop_link(b->presence, link_id, UINT64_MAX, NULL, NULL);
         return;
     }
     if (presence_link_entries(b->presence, link_id) == 0)
         return; /* no entry of its to wait for: no slot taken from those that have */
-    if (b->ngone == GONE_LINKS_MAX) /* links flapping */
+    if (lv->ngone == GONE_LINKS_MAX) /* links flapping */
         forget_emptied(b);
-    if (b->ngone == GONE_LINKS_MAX)
+    if (lv->ngone == GONE_LINKS_MAX)
         merge_two(b);
     int64_t now = cf_mono_ms(), grace = link_grace_ms(b);
-    b->gone[b->ngone++] = (struct gone_link){
+    lv->gone[lv->ngone++] = (struct gone_link){
         link_id, now + grace, now + (grace > LINK_GRACE_MAX_MS ? grace : LINK_GRACE_MAX_MS)};
+}
+
+int leaves_presence_add(struct broker *b, struct gwlink *l, struct cf_str room, struct cf_str conn,
+                        struct cf_str user, uint64_t *reg)
+{
+    uint64_t link_id = gwlink_id(l);
+    uint64_t was = b->leaves->ngone ? presence_owner(b->presence, room, conn) : 0;
+    int rc = presence_add(b->presence, link_id, room, conn, user, reg);
+    if (was && was < link_id)
+        grace_renew(b, was);
+    return rc;
+}
+
+void leaves_presence_take_over(struct broker *b, struct cf_str room, struct cf_str conn,
+                               struct gwlink *l)
+{
+    uint64_t link_id = gwlink_id(l);
+    uint64_t was = b->leaves->ngone ? presence_owner(b->presence, room, conn) : 0;
+    presence_take_over(b->presence, room, conn, link_id);
+    if (was && was < link_id)
+        grace_renew(b, was);
 }

@@ -327,7 +327,7 @@ static void op_run(void *ud, uint64_t link_id, const void *payload, size_t plen,
         if (!l)
             return; /* its gateway left meanwhile: nothing to register */
         uint64_t reg;
-        rc = broker_presence_add(b, l, m.room, m.conn, m.user, &reg);
+        rc = leaves_presence_add(b, l, m.room, m.conn, m.user, &reg);
         if (rc < 0 && rc != -EEXIST) {
             send_fail(b, link_id, m.q, rc);
             return;
@@ -507,7 +507,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
     if (b->drain && (m->type == CF_WIRE_SEND || m->type == CF_WIRE_HIST ||
                      m->type == CF_WIRE_TYPING || (m->type == CF_WIRE_SUB && m->q))) {
         if (m->type == CF_WIRE_SUB) /* a re-sync refused, as below */
-            broker_presence_take_over(b, m->room, m->conn, l);
+            leaves_presence_take_over(b, m->room, m->conn, l);
         send_fail(b, gwlink_id(l), m->q, -ESHUTDOWN);
         return;
     }
@@ -538,7 +538,7 @@ void requests_on_frame(void *ud, struct gwlink *l, const struct cf_wire_msg *m,
              * came from before, the entry was dropped at that link's grace
              * end, a leave announced for a connection still here. */
             if (m->type == CF_WIRE_SUB)
-                broker_presence_take_over(b, m->room, m->conn, l);
+                leaves_presence_take_over(b, m->room, m->conn, l);
             send_fail(b, gwlink_id(l), m->q, rc);
         } else if (rc < 0 && m->type == CF_WIRE_MSG) {
             count_drop(b, m->room, rc);

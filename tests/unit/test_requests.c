@@ -192,7 +192,8 @@ static int setup(void **state)
     b->dec = cf_wire_decoder_new();
     b->rooms = rooms_new(&requests_room_ops, b, 1 << 20);
     b->presence = presence_new();
-    return b->dec && b->rooms && b->presence ? 0 : -1;
+    b->leaves = leaves_new(0); /* no server down */
+    return b->dec && b->rooms && b->presence && b->leaves ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -201,6 +202,7 @@ static int teardown(void **state)
     cf_wire_decoder_free(b->dec);
     rooms_free(b->rooms);
     presence_free(b->presence);
+    leaves_free(b->leaves);
     cf_fl_drain(&b->pendings);
     return 0;
 }
@@ -438,7 +440,7 @@ static void test_a_request_hashes_its_room_once(void **state)
      * now, so this one is not waited for, and the entry goes */
     uint64_t entries = presence_count(b->presence);
     leave_rc = -ENOTCONN;
-    b->down_at[0] = cf_mono_ms();
+    leaves_server_down(b, 0);
     struct cf_wire_msg leave = {.type = CF_WIRE_UNSUB, .room = S("elsewhere"), .conn = S("gw1:9")};
     requests_on_frame(b, (struct gwlink *)stand_in, &leave, payload, sizeof payload);
     assert_int_equal(g.nleaves, 1);
@@ -454,12 +456,16 @@ static void test_a_request_hashes_its_room_once(void **state)
                                .budget = 65536};
     requests_on_frame(b, (struct gwlink *)stand_in, &join, payload, sizeof payload);
     answer(1, 0);
-    b->down_at[0] = 0;
-    b->down_at[1] = cf_mono_ms();
+    leaves_free(b->leaves); /* server 0 up again */
+    b->leaves = leaves_new(0);
+    assert_non_null(b->leaves);
+    leaves_server_down(b, 1);
     requests_on_frame(b, (struct gwlink *)stand_in, &leave, payload, sizeof payload);
     assert_int_equal(g.nleaves, 2);
     assert_int_equal(presence_count(b->presence), entries);
-    b->down_at[1] = 0;
+    leaves_free(b->leaves);
+    b->leaves = leaves_new(0);
+    assert_non_null(b->leaves);
     leave_rc = 0;
     free(pages);
     pages = NULL;
