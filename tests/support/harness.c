@@ -856,6 +856,13 @@ int h_fixture_up(struct h_fixture *f, const char *const env[])
 
 int h_fixture_down(struct h_fixture *f)
 {
+    /* A test that failed while it had one of them stopped (SIGSTOP) left
+     * it so: the stop then waited out the brokers' drain against a stopped
+     * Redis, or its own timeout for a stopped gateway or broker. */
+    h_kill(&f->redis.proc, SIGCONT);
+    h_kill(&f->node.gateway, SIGCONT);
+    for (int i = 0; i < f->node.brokers; i++)
+        h_kill(&f->node.broker[i], SIGCONT);
     h_node_dump_logs(&f->node);
     int bad = h_node_stop(&f->node);
     h_redis_stop(&f->redis);

@@ -170,8 +170,9 @@ struct h_fixture {
     struct h_node node;
 };
 int h_fixture_up(struct h_fixture *f, const char *const env[]);
-/* Dumps the node's logs (shown on failure), stops it with the clean-exit
- * checks, stops Redis. Returns 0 or -1. */
+/* Resumes any of its processes a test stopped (SIGSTOP), dumps the node's
+ * logs (shown on failure), stops it with the clean-exit checks, stops
+ * Redis. Returns 0 or -1. */
 int h_fixture_down(struct h_fixture *f);
 
 /* Polls GET /healthz until it answers `status` (200 or 503). */
