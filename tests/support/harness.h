@@ -19,7 +19,8 @@ struct h_proc {
     char name[48];
     char log[512];
     /* Signals sent through h_kill or h_stop (bit sig - 1): dying of one of
-     * them, or exiting after any of them, is the test's doing. */
+     * them, or exiting after any of them (SIGSTOP and SIGCONT aside), is the
+     * test's doing. */
     unsigned long long sent;
     int status;          /* the wait status h_alive reaped */
     bool died;           /* h_alive reaped a death the test did not cause */
@@ -74,7 +75,7 @@ void h_files_limit(pid_t pid, unsigned long *soft, unsigned long *hard);
 int h_kill(struct h_proc *p, int sig);
 /* Whether it runs. One that is gone is reaped; when it died of a signal the
  * test did not send through h_kill or h_stop, or exited non-zero when the
- * test had sent it none, that is recorded (and printed) for h_stop_clean
+ * test had sent it none (SIGSTOP and SIGCONT aside), that is recorded (and printed) for h_stop_clean
  * and h_death_report: a crash must not pass for a test's kill. */
 bool h_alive(struct h_proc *p);
 /* A field of /proc/<pid>/status given in kB ("VmRSS:", "VmHWM:"), or -1. */
@@ -170,9 +171,10 @@ struct h_fixture {
     struct h_node node;
 };
 int h_fixture_up(struct h_fixture *f, const char *const env[]);
-/* Resumes any of its processes a test stopped (SIGSTOP), dumps the node's
- * logs (shown on failure), stops it with the clean-exit checks, stops
- * Redis. Returns 0 or -1. */
+/* Resumes Redis, the gateway process and each broker (a test may have
+ * stopped one with SIGSTOP; a gateway's forked workers are not resumed),
+ * dumps the node's logs (shown on failure), stops it with the clean-exit
+ * checks, stops Redis. Returns 0 or -1. */
 int h_fixture_down(struct h_fixture *f);
 
 /* Polls GET /healthz until it answers `status` (200 or 503). */
