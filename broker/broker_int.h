@@ -146,8 +146,7 @@ void leaves_owe(struct broker *b, struct cf_str room, struct cf_str conn);
 /* Gateway link link_id closed: its presence entries wait out its grace
  * (LINK_GRACE_MS) for its gateway's re-sync to take them over, in one of
  * GONE_LINKS_MAX slots (leaves.c; two closed links share one when all are
- * taken);
- * while the broker stops, they are dropped (they expire in Redis). */
+ * taken); while the broker stops, they are dropped (they expire in Redis). */
 void leaves_link_closed(struct broker *b, uint64_t link_id);
 /* A heartbeat slice (slice_us long): sends its share of the owed leaves and
  * of those of the links whose grace ended by `now`; a link keeps its slot

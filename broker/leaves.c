@@ -23,6 +23,9 @@
  * it went down. */
 #define OWED_HOLD_MS 5000
 
+/* Closed links in their grace at once: more than a few means links that
+ * flap, and past it two share a slot (merge_two), so the walk of each slice
+ * stays short. */
 #define GONE_LINKS_MAX 64
 
 struct leaves {
