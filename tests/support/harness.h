@@ -1,6 +1,6 @@
 /* harness: run the real confab binaries and a real redis-server for
- * integration tests: temporary directories, free ports, processes with
- * their own environment and log files, readiness polling.
+ * integration tests: temporary directories, free ports, Redis servers and
+ * nodes started as processes (proc.h), readiness polling.
  *
  * Every wait here polls with a deadline; nothing sleeps a fixed time hoping
  * that something happened. */
@@ -11,23 +11,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "proc.h"
+
 #define H_JWT_SECRET "integration-test-secret-0123456789abcdef"
 #define H_MAX_ENV 24
-
-struct h_proc {
-    pid_t pid; /* < 0: reaped by h_alive; 0: reaped by h_stop or h_wait_exit */
-    char name[48];
-    char log[512];
-    /* Signals sent through h_kill or h_stop (bit sig - 1): dying of one of
-     * them, or exiting after any of them (SIGSTOP and SIGCONT aside), is the
-     * test's doing. */
-    unsigned long long sent;
-    int status;          /* the wait status h_alive reaped */
-    bool died;           /* h_alive reaped a death the test did not cause */
-    bool kills_children; /* set after the start by a test that kills or aborts this
-                            supervisor's children on purpose: their restarts are
-                            expected (h_spawn clears it) */
-};
 
 /* A fresh directory for this test process (removed at exit unless the
  * environment variable CONFAB_KEEP_TEST_DIRS is set). */
@@ -47,63 +34,12 @@ int h_free_ports(int n);
 int64_t h_now_ms(void);
 void h_sleep_ms(int ms);
 
-/* For a child just forked from `parent` (the caller's getpid() before the
- * fork): it is killed when the test process dies, even of an abort, instead
- * of running on. Exits the child at once when that cannot be arranged or
- * the parent is already gone. Reaches only this child, not its own
- * children: a test that spawns a script stops it in a teardown too. */
-void h_die_with_parent(pid_t parent);
-
-/* Starts argv with the current environment plus `env` ("K=V" strings, NULL
- * terminated) in directory `cwd`; output goes to <tmpdir>/<name>.log. Every
- * confab setting, and what a service manager passes (NOTIFY_SOCKET,
- * WATCHDOG_*, LISTEN_*, JOURNAL_STREAM), is removed from the inherited
- * environment first: pass them in `env` (or a node's extra_env). */
-int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
-            const char *const env[]);
-/* Sends sig and waits up to timeout_ms for the exit; then SIGKILLs it and
- * its descendants. Returns the wait status, or -1 when the process was not
- * running or had to be killed. */
-int h_stop(struct h_proc *p, int sig, int timeout_ms);
-/* pid's child processes (its main thread's, from /proc), at most cap of
- * them; how many. */
-int h_children(pid_t pid, pid_t *out, int cap);
-/* pid's soft and hard limits on open files (/proc/PID/limits); 0 when
- * unreadable. */
-void h_files_limit(pid_t pid, unsigned long *soft, unsigned long *hard);
-/* kill(2), remembered as the test's: see h_alive. */
-int h_kill(struct h_proc *p, int sig);
-/* Whether it runs. One that is gone is reaped; when it died of a signal the
- * test did not send through h_kill or h_stop, or exited non-zero when the
- * test had sent it none (SIGSTOP and SIGCONT aside), that is recorded (and printed) for h_stop_clean
- * and h_death_report: a crash must not pass for a test's kill. */
-bool h_alive(struct h_proc *p);
-/* A field of /proc/<pid>/status given in kB ("VmRSS:", "VmHWM:"), or -1. */
-long h_status_kib(pid_t pid, const char *field);
-/* When h_alive recorded such a death: writes how it died into `how` and
- * returns true, once (the caller fails the test). */
-bool h_death_report(struct h_proc *p, char *how, size_t cap);
-/* Waits up to timeout_ms for the process to exit by itself; returns the wait
- * status or -1 on timeout. */
-int h_wait_exit(struct h_proc *p, int timeout_ms);
-/* Prints the last lines of the process log to stdout (shown by ctest on
- * failure). */
-void h_dump_log(const struct h_proc *p, int lines);
-/* True once the log contains `needle` (polls until timeout_ms). */
-bool h_log_contains(const struct h_proc *p, const char *needle, int timeout_ms);
-/* The log's current size, and the same search limited to what was written
- * after such a mark. */
-long h_log_mark(const struct h_proc *p);
-bool h_log_contains_from(const struct h_proc *p, long mark, const char *needle, int timeout_ms);
-/* How many lines written after `mark` contain `needle`. */
-int h_log_count_from(const struct h_proc *p, long mark, const char *needle);
-
 /* A private redis-server on a Unix socket in `dir` and a TCP port on
  * 127.0.0.1 (or the loopback address h_redis_start_at gives). */
 struct h_redis {
     struct h_proc proc;
     int port;
-    char ip[16];       /* what it binds to */
+    char ip[16]; /* what it binds to */
     char sock[300];
     char addr[310];    /* "unix:<sock>", for REDIS_ADDR */
     char tcp_addr[32]; /* "<ip>:<port>", the same server over TCP */
@@ -137,8 +73,8 @@ struct h_node {
     struct h_proc broker[16];
     struct h_proc gateway;
     const char *gateway_name; /* the gateway's log name, or NULL: "<run dir>-gateway" */
-    int health_port; /* where h_node_start polls /healthz over plain HTTP (0: port); a
-                        TLS node sets its METRICS_PORT here */
+    int health_port;          /* where h_node_start polls /healthz over plain HTTP (0: port); a
+                                 TLS node sets its METRICS_PORT here */
 };
 /* Adds LD_PRELOAD=lib to the node's extra_env, with the ASAN_OPTIONS an
  * ASan build then needs (the shim comes ahead of the sanitizers' runtime).
@@ -150,18 +86,9 @@ void h_node_init(struct h_node *n, const char *redis_addr);
 int h_node_start(struct h_node *n);
 int h_broker_start(struct h_node *n, int shard);
 int h_gateway_start(struct h_node *n);
-/* Stops every process of the node with SIGTERM. Returns the number of
- * processes that did not exit with status 0 or whose log shows a sanitizer
- * report (each is printed), so a teardown can fail on them. */
+/* Stops every process of the node with h_stop_clean. Returns the number of
+ * processes that failed its checks, so a teardown can fail on them. */
 int h_node_stop(struct h_node *n);
-/* h_stop with SIGTERM, then the same checks for one process. Also fails a
- * process h_alive found dead of a cause the test did not give (see there),
- * and a supervisor whose log shows a child killed by a signal and restarted,
- * unless kills_children is set. One the test stopped itself passes. */
-int h_stop_clean(struct h_proc *p);
-/* What a test's main returns: cmocka's result, made a failure also when any
- * process failed the checks above (cmocka 1.1 ignores failed teardowns). */
-int h_finish(int cmocka_rc);
 void h_node_dump_logs(const struct h_node *n);
 
 /* The usual test fixture: a private Redis and one node using it. `env` holds
