@@ -22,22 +22,20 @@ static void test_a_draining_broker_refuses_new_requests_at_once(void **state)
     send_ok(a, ROOM, "before", "b-1");
 
     /* a send in flight (Redis stopped) keeps the drain going */
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     send_req(a, ROOM, "in flight", "f-1");
     h_sleep_ms(500); /* through the gateway and the broker, to the stopped Redis */
     long mark = h_log_mark(&fx.node.broker[shard]);
     assert_int_equal(h_kill(&fx.node.broker[shard], SIGTERM), 0);
     if (!h_log_contains_from(&fx.node.broker[shard], mark, "Redis commands in flight", 2000) ||
-        h_log_contains_from(&fx.node.broker[shard], mark, "finishing 0 Redis commands", 0)) {
-        kill(fx.redis.proc.pid, SIGCONT);
+        h_log_contains_from(&fx.node.broker[shard], mark, "finishing 0 Redis commands", 0))
         fail_msg("the broker did not start draining with the send in flight");
-    }
 
     int64_t t0 = h_now_ms();
     send_req(a, ROOM, "during the drain", "d-1");
     json_t *ev = v1_wait(a, 2000, "error", "ref", "d-1", NULL);
     int64_t took = h_now_ms() - t0;
-    kill(fx.redis.proc.pid, SIGCONT); /* look first, assert after */
+    h_kill(&fx.redis.proc, SIGCONT); /* look first, assert after */
     V1_MUST(a, ev, "error for a send during the drain");
     printf("%s (%s) after %lld ms\n", pstr(ev, "code"), pstr(ev, "message"), (long long)took);
     assert_string_equal(pstr(ev, "code"), "unavailable");

@@ -424,7 +424,7 @@ static void test_gateway_killed_clients_recover_elsewhere(void **state)
     f_run(&world, 300);
     f_note(&world, "SIGKILL gateway 1 (port %d), broker 0 stopped", node.port);
     h_stop(&node.gateway, SIGKILL, 5000);
-    kill(node.broker[0].pid, SIGCONT);
+    h_kill(&node.broker[0], SIGCONT);
     f_run(&world, 200);
     assert_true(f_run_until(&world, f_all_joined, &world, 20, 10000));
     f_note(&world, "every client is in its rooms again");

@@ -62,7 +62,6 @@ static int teardown(void **state)
             wsc_close(g_joiner[i]);
     if (g_filler)
         wsc_close(g_filler);
-    kill(fx.node.broker[1].pid, SIGCONT); /* a test that failed left it stopped */
     return h_fixture_down(&fx);
 }
 
@@ -177,7 +176,7 @@ static void test_a_legacy_join_waits_for_room_in_a_full_link(void **state)
     /* the case this test is about: their registrations did not fit */
     assert_true(
         h_log_contains_from(&fx.node.gateway, mark, "do not fit the link to broker 1", 5000));
-    assert_int_equal(kill(fx.node.broker[1].pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.node.broker[1], SIGCONT), 0);
 
     long n = wait_presence(base + JOINERS, 20000);
     if (n != base + JOINERS)
@@ -208,7 +207,7 @@ static void test_a_legacy_leave_on_a_full_link_still_unregisters(void **state)
      * below the bound */
     assert_int_equal(wsc_send_event(g_joiner[0], "change_room", "name", g_lobby), 0);
     h_sleep_ms(500);
-    assert_int_equal(kill(fx.node.broker[1].pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.node.broker[1], SIGCONT), 0);
 
     long n = wait_presence(base - 1, 10000);
     if (n != base - 1)
@@ -239,7 +238,7 @@ static void test_closes_past_the_reserve_reset_the_link(void **state)
         g_c[i] = NULL;
     }
     assert_true(h_log_contains_from(&fx.node.gateway, mark, "resetting the link", 10000));
-    assert_int_equal(kill(fx.node.broker[1].pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.node.broker[1], SIGCONT), 0);
 
     long n = wait_presence(base - CLOSED, 60000);
     if (n != base - CLOSED)

@@ -490,7 +490,7 @@ static int leave_into_a_full_queue(struct v1c *alice, const char *room)
     bl_send_msg(fd, &join);
     h_sleep_ms(200); /* subscribed */
 
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     static char text[3001];
     memset(text, 'x', sizeof text - 1);
     struct bl_reader r;
@@ -514,7 +514,7 @@ static int leave_into_a_full_queue(struct v1c *alice, const char *room)
     }
     bl_reader_free(&r);
     if (!full) {
-        kill(fx.redis.proc.pid, SIGCONT);
+        h_kill(&fx.redis.proc, SIGCONT);
         fail_msg("the broker's queue toward Redis never filled");
     }
     struct cf_wire_msg leave = {.type = CF_WIRE_UNSUB, .room = str(room), .conn = str("c-leaver")};
@@ -532,7 +532,7 @@ static void test_a_leave_that_finds_the_queue_full_is_sent_later(void **state)
     (void)state;
     struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
     int fd = leave_into_a_full_queue(alice, "owed");
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     expect_presence(alice, "owed", "leaver", "leave", 5000);
     close(fd);
     v1_close(alice);
@@ -565,7 +565,7 @@ static void test_a_drain_sends_the_leaves_owed(void **state)
     int fd = leave_into_a_full_queue(alice, room); /* Redis stopped */
     assert_int_equal(kill(fx.node.broker[shard].pid, SIGTERM), 0);
     h_sleep_ms(100); /* draining */
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     int status = h_wait_exit(&fx.node.broker[shard], 10000);
     assert_true(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     if (listed_in_redis(room, "leaver"))

@@ -118,7 +118,7 @@ static int teardown(void **state)
 {
     (void)state;
     if (redis.proc.pid > 0)
-        kill(redis.proc.pid, SIGCONT); /* in case a test failed while it was stopped */
+        h_kill(&redis.proc, SIGCONT); /* in case a test failed while it was stopped */
     rbridge_free(rb);
     ev = sd_event_unref(ev);
     h_redis_stop(&redis);
@@ -136,7 +136,7 @@ static void test_a_command_after_idle_waits_its_whole_timeout(void **state)
     assert_true(run_until(quiet, NULL, 10000));
     uint64_t before = reconnects();
 
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGSTOP), 0);
     struct got g = {0};
     int64_t sent = cf_mono_ms();
     int64_t idle = sent - rb->pub.last_rx;
@@ -147,7 +147,7 @@ static void test_a_command_after_idle_waits_its_whole_timeout(void **state)
                  "while Redis was stopped",
                  g.null ? "NULL: connection reset" : "a reply", (long long)(g.at - sent),
                  (long long)(g.at - sent + idle));
-    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGCONT), 0);
 
     assert_true(run_until(answered, &g, 5000));
     printf("idle %lld ms before the command; answered %lld ms after it\n", (long long)idle,
@@ -164,12 +164,12 @@ static void test_a_command_unanswered_past_its_timeout_resets(void **state)
     (void)state;
     assert_true(run_until(bridge_ready, NULL, 10000));
     uint64_t before = reconnects();
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGSTOP), 0);
     struct got g = {0};
     int64_t sent = cf_mono_ms();
     assert_int_equal(eval(&g), 0);
     bool reset = run_until(answered, &g, REPLY_TIMEOUT_MS + 5000);
-    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGCONT), 0);
     assert_true(reset);
     printf("reset %lld ms after the command\n", (long long)(g.at - sent));
     assert_true(g.null);
@@ -221,7 +221,7 @@ static void stop_and_fill(struct order *o)
     memset(arg, 'x', sizeof arg);
     const char *argv[] = {"0", arg};
     size_t lens[] = {1, sizeof arg};
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGSTOP), 0);
     int rc;
     while ((rc = rbridge_eval(rb, 0, 2, argv, lens, in_order, o)) == 0) {
         if (++o->sent % 256 == 0)
@@ -251,7 +251,7 @@ static void test_a_full_queue_drains_in_order(void **state)
     stop_and_fill(&o);
     assert_true(o.sent > 10000);
     int64_t cpu = cpu_us(), at = h_now_ms();
-    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGCONT), 0);
     assert_true(run_until(all_answered, &o, 60000));
     printf("%d commands (%d MiB) drained in %lld ms, %lld ms of this process' CPU\n", o.sent,
            (int)((int64_t)o.sent * 4096 >> 20), (long long)(h_now_ms() - at),
@@ -283,7 +283,7 @@ static void test_commands_in_flight_are_bounded(void **state)
     bridge_with_queue(64 << 20);
     uint64_t before = reconnects();
 
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGSTOP), 0);
     int taken = 0, rc = 0;
     for (int i = 0; rb->pub.w_count < RBRIDGE_MAX_INFLIGHT - 1 && rc == 0; i++) {
         rc = rbridge_publish(rb, "c", 1, "x", 1);
@@ -313,7 +313,7 @@ static void test_commands_in_flight_are_bounded(void **state)
     rb__canary_send(rb);
     assert_int_equal(rb->canary_seq, seq + 1);
     assert_int_equal(rb->pub.w_count, RBRIDGE_MAX_INFLIGHT + 1);
-    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGCONT), 0);
     assert_true(run_until(none_waits, NULL, 10000));
     assert_true(run_until(ring_shrunk, NULL, 2500)); /* the health tick: every second */
     assert_int_equal(reconnects(), before);
@@ -334,7 +334,7 @@ static void test_a_dropped_connection_gives_its_ring_back(void **state)
 {
     (void)state;
     bridge_with_queue(64 << 20);
-    assert_int_equal(kill(redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGSTOP), 0);
     for (int i = 0; i < 16384; i++) {
         assert_int_equal(rbridge_publish(rb, "c", 1, "x", 1), 0);
         if (i % 4096 == 0)
@@ -403,7 +403,7 @@ static void test_the_canary_goes_out_over_a_full_queue(void **state)
     rb__canary_send(rb);
     assert_int_equal(rb->canary_seq, seq + 1);
     seq++;
-    assert_int_equal(kill(redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&redis.proc, SIGCONT), 0);
     assert_true(run_until(all_answered, &o, 10000));
     assert_int_equal(o.wrong, 0);
     assert_true(run_until(round_back, &seq, 5000)); /* behind what was queued before it */

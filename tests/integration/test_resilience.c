@@ -148,13 +148,13 @@ static void test_backlog_flows_after_a_stalled_broker(void **state)
     enum { N = 600 };
     char text[1100];
     memset(text, 'q', 1000);
-    kill(fx.node.broker[shard].pid, SIGSTOP);
+    h_kill(&fx.node.broker[shard], SIGSTOP);
     for (int i = 0; i < N; i++) {
         snprintf(text + 1000, 100, "-%d", i);
         say(a, text);
     }
     h_sleep_ms(300);
-    kill(fx.node.broker[shard].pid, SIGCONT);
+    h_kill(&fx.node.broker[shard], SIGCONT);
     int64_t t0 = h_now_ms();
     for (int i = 0; i < N; i++) {
         json_t *ev = wsc_recv_json(a, 3000);

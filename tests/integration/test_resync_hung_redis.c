@@ -56,8 +56,8 @@ static int teardown(void **state)
 {
     (void)state;
     /* in case a test failed while they were stopped */
-    kill(redis[HUNG].proc.pid, SIGCONT);
-    kill(node.gateway.pid, SIGCONT);
+    h_kill(&redis[HUNG].proc, SIGCONT);
+    h_kill(&node.gateway, SIGCONT);
     return sv_down(redis, NSERVERS, &node);
 }
 
@@ -140,7 +140,7 @@ static int64_t heard_everywhere_at(struct v1c *c, char rooms[][32], const char *
  * has both servers up and checked, the one is stopped. */
 static void restart_broker_then_hang(void)
 {
-    assert_int_equal(kill(node.gateway.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&node.gateway, SIGSTOP), 0);
     long mark = h_log_mark(&node.broker[0]);
     h_stop(&node.broker[0], SIGKILL, 5000);
     assert_int_equal(h_broker_start(&node, 0), 0);
@@ -149,7 +149,7 @@ static void restart_broker_then_hang(void)
         snprintf(ready, sizeof ready, "ready: Redis connected (server %d of %d)", i, NSERVERS);
         assert_true(h_log_contains_from(&node.broker[0], mark, ready, 10000));
     }
-    assert_int_equal(kill(redis[HUNG].proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&redis[HUNG].proc, SIGSTOP), 0);
 }
 
 static void test_a_hung_server_holds_the_window_one_deadline(void **state)
@@ -161,7 +161,7 @@ static void test_a_hung_server_holds_the_window_one_deadline(void **state)
     long bmark = h_log_mark(&node.broker[0]);
     /* The gateway finds its link gone, links again and re-syncs the whole
      * shard; the broker still takes the stopped server for up. */
-    assert_int_equal(kill(node.gateway.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&node.gateway, SIGCONT), 0);
     int64_t t0 = h_now_ms();
     char line[96];
     snprintf(line, sizeof line, "re-syncing %d memberships, at most", (HUNG_CLIENTS + 1) * ROOMS);
@@ -185,7 +185,7 @@ static void test_a_hung_server_holds_the_window_one_deadline(void **state)
 
     /* Running again, the hung server's members catch up at their retry or
      * when the broker is ready again; no one was sent away. */
-    assert_int_equal(kill(redis[HUNG].proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&redis[HUNG].proc, SIGCONT), 0);
     for (int i = 0; i < HUNG_CLIENTS; i++) {
         int64_t t1 = h_now_ms();
         send_everywhere(g_c[i], g_rooms[i], "after the hang", 30000);

@@ -311,13 +311,13 @@ static void test_failed_tls_setups_do_not_free_places(void **state)
         held[i] = h_tcp_connect(fx.node.port, 0);
     /* with the gateway stopped, the plain text is there before it accepts:
      * lws's first TLS read fails while it adopts the connection */
-    kill(fx.node.gateway.pid, SIGSTOP);
+    h_kill(&fx.node.gateway, SIGSTOP);
     int plain[2];
     for (int i = 0; i < 2; i++) {
         plain[i] = h_tcp_connect(fx.node.port, 0);
         h_send_all(plain[i], "GET / HTTP/1.1\r\n\r\n", 18);
     }
-    kill(fx.node.gateway.pid, SIGCONT);
+    h_kill(&fx.node.gateway, SIGCONT);
     for (int i = 0; i < 2; i++)
         assert_true(closed_within(plain[i], 3000));
     /* two held: two more places, not four */

@@ -96,7 +96,7 @@ static void test_ping_is_answered_by_the_gateway(void **state)
     request(m, "ping", "{\"id\":\"p2\"}");
     json_t *packed = v1_wait(m, V1_WAIT, "pong", "id", "p2", NULL);
     for (int i = 0; i < fx.node.brokers; i++)
-        kill(fx.node.broker[i].pid, SIGCONT);
+        h_kill(&fx.node.broker[i], SIGCONT);
     V1_MUST(c, with_id, "pong p1");
     V1_MUST(c, bare, "pong");
     assert_null(json_object_get(pl(bare), "id"));
@@ -533,7 +533,7 @@ static void test_too_many_requests(void **state)
         json_decref(ev);
     }
     bool nothing_else = v1_none(c, 300, "error", NULL) && v1_none(c, 0, "ack", NULL);
-    kill(fx.node.broker[1].pid, SIGCONT);
+    h_kill(&fx.node.broker[1], SIGCONT);
     if (refused != N - MAX || !nothing_else) {
         v1_dump(c, "too_many_requests");
         fail_msg("%d of the %d requests over %d refused; other answers while stopped: %s", refused,
@@ -569,7 +569,7 @@ static void test_timeout_then_resend_is_exactly_once(void **state)
     send_req(a, room, "maybe sent", "t-1");
     json_t *ev = v1_wait(a, 13000, "error", NULL);
     int64_t waited = h_now_ms() - t0;
-    kill(fx.node.broker[0].pid, SIGCONT);
+    h_kill(&fx.node.broker[0], SIGCONT);
     V1_MUST(a, ev, "timeout error");
     assert_string_equal(pstr(ev, "code"), "timeout");
     assert_string_equal(pstr(ev, "ref"), "t-1");
@@ -666,7 +666,7 @@ static void test_a_wedged_shard_leaves_the_other_working(void **state)
     bool none_yet = v1_none(a, 0, "ack", "id", "w-1", NULL) && v1_none(a, 0, "error", NULL);
     double healthy_queued[2];
     link_queued(healthy_queued);
-    kill(fx.node.broker[0].pid, SIGCONT);
+    h_kill(&fx.node.broker[0], SIGCONT);
     printf("healthy shard's send acked and delivered in %lld ms while the other was stopped "
            "with %.0f bytes queued for it\n",
            (long long)took, queued[0]);

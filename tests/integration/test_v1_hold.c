@@ -57,7 +57,7 @@ static void test_a_leave_refused_a_place_in_the_hold_is_not_lost(void **state)
     g_shard = (int)cf_shard_of(ROOM, strlen(ROOM), 2);
     struct v1c *bob = v1_member(fx.node.port, "bob", V1_JSON);
 
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     /* the room's first join: its SUBSCRIBE waits, and so does bob's join */
     assert_int_equal(v1_send(bob, "join", json_pack("{s:s}", "room", ROOM)), 0);
     double h = held_above(0);
@@ -104,7 +104,7 @@ static void test_a_leave_refused_a_place_in_the_hold_is_not_lost(void **state)
      * bytes freed); without that, the leave's fate shows below */
     for (int64_t end = h_now_ms() + 3000; held() >= h && h_now_ms() < end;)
         h_sleep_ms(20);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     /* every held send acked once Redis runs, so that dave's join does not
      * meet the burst (a join waiting behind 1 MB of messages is closed for
      * it, rightly) */
@@ -165,15 +165,15 @@ static void test_snapshots_fit_the_link(void **state)
 
     struct v1c *bob = v1_member(fx.node.port, "bob", V1_JSON);
     /* both answers leave the broker while the gateway does not read */
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     assert_int_equal(v1_send(bob, "join", json_pack("{s:s, s:i}", "room", ROOM, "limit", 100)), 0);
     assert_int_equal(v1_send(bob, "join", json_pack("{s:s, s:i}", "room", other, "limit", 100)),
                      0);
     h_sleep_ms(300); /* the joins reach the broker, which waits for Redis */
-    assert_int_equal(kill(fx.node.gateway.pid, SIGSTOP), 0);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.node.gateway, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     h_sleep_ms(500);
-    assert_int_equal(kill(fx.node.gateway.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.node.gateway, SIGCONT), 0);
 
     const char *rooms[2] = {ROOM, other};
     for (int i = 0; i < 2; i++) {
@@ -213,11 +213,11 @@ static void test_requests_awaiting_redis_are_shown(void **state)
     struct v1c *bob = v1_member(fx.node.port, "bob", V1_JSON);
     json_decref(join_ok(bob, ROOM));
     assert_true(awaiting_is(0));
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     for (int i = 0; i < 3; i++)
         send_req(bob, ROOM, "while Redis is stopped", NULL);
     bool climbed = awaiting_is(3);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     assert_true(climbed);
     for (int i = 0; i < 3; i++)
         json_decref(expect_ack(bob, ROOM, NULL));

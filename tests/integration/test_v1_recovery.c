@@ -489,7 +489,7 @@ static void test_broker_sigterm_answers_every_send(void **state)
     /* Redis stopped: every send is surely in flight when the signal comes
      * (a sleep of a few ms let a loaded machine signal first, and the test
      * passed without a drain to test) */
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof id, "dr-%d", i);
         snprintf(text, sizeof text, "drain %d", i);
@@ -500,7 +500,7 @@ static void test_broker_sigterm_answers_every_send(void **state)
     bool draining =
         h_log_contains_from(&fx.node.broker[0], mark, "Redis commands in flight", 2000) &&
         !h_log_contains_from(&fx.node.broker[0], mark, "finishing 0 Redis commands", 0);
-    kill(fx.redis.proc.pid, SIGCONT); /* look first, assert after */
+    h_kill(&fx.redis.proc, SIGCONT); /* look first, assert after */
     assert_true(draining);
     int st = h_wait_exit(&fx.node.broker[0], 5000);
     assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -566,11 +566,11 @@ static void test_broker_takes_two_quick_signals_as_one_stop(void **state)
     alice_and_bob_in(room, &a, &b);
     json_int_t start = send_ok(a, room, "start", NULL);
 
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     send_req(a, room, "held", "tw-1");
     h_sleep_ms(300); /* at Redis, unanswered */
     int64_t took = stop_twice(SIGINT, SIGTERM, 100);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     if (took >= 0)
         fail_msg("a SIGTERM 100 ms after SIGINT ended the drain (exit after %lld ms)",
                  (long long)took);
@@ -582,12 +582,12 @@ static void test_broker_takes_two_quick_signals_as_one_stop(void **state)
 
     broker0_back();
     resend_until_acked(a, room, "after", "tw-2", 10000);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     send_req(a, room, "cut short", "tw-3");
     h_sleep_ms(300);
     /* Its drain would last 3 s; the second signal 1.6 s in ends it. */
     took = stop_twice(SIGINT, SIGTERM, 1600);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     if (took < 0)
         fail_msg("a SIGTERM 1.6 s into the drain did not end it");
     broker0_back();
@@ -612,14 +612,14 @@ static void test_broker_sigterm_answers_a_join_held_for_its_subscribe(void **sta
     char room[32];
     room_on_shard(room, sizeof room, "held-", 0, 2);
     struct v1c *a = v1_member(fx.node.port, "alice", V1_JSON);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGSTOP), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGSTOP), 0);
     assert_int_equal(v1_send(a, "join", json_pack("{s:s}", "room", room)), 0);
     h_sleep_ms(400); /* at the broker, held: the SUBSCRIBE has no answer */
     long mark = h_log_mark(&fx.node.broker[0]);
     assert_int_equal(h_kill(&fx.node.broker[0], SIGTERM), 0);
     h_sleep_ms(300);
     bool draining = h_alive(&fx.node.broker[0]);
-    assert_int_equal(kill(fx.redis.proc.pid, SIGCONT), 0);
+    assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     if (!draining) {
         h_dump_log(&fx.node.broker[0], 10);
         fail_msg("the broker exited with a join held for its SUBSCRIBE");
@@ -695,7 +695,7 @@ static int redis_resumed(void **state)
 {
     (void)state;
     if (fx.redis.proc.pid > 0)
-        kill(fx.redis.proc.pid, SIGCONT);
+        h_kill(&fx.redis.proc, SIGCONT);
     return 0;
 }
 

@@ -30,7 +30,7 @@ static int teardown(void **state)
     /* a test that failed while Redis was stopped (SIGSTOP) left it so, and
      * the stops below would wait on it */
     if (fx.redis.proc.pid > 0)
-        kill(fx.redis.proc.pid, SIGCONT);
+        h_kill(&fx.redis.proc, SIGCONT);
     h_dump_log(&gw2.gateway, 25);
     int bad = h_stop_clean(&gw2.gateway);
     return h_fixture_down(&fx) < 0 || bad ? -1 : 0;
