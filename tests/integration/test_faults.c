@@ -420,7 +420,7 @@ static void test_gateway_killed_clients_recover_elsewhere(void **state)
     /* Broker 0 stalls first, so both gateways have sends for room A on its
      * link when gateway 1 dies; it resumes, stores them and answers a dead
      * link. Their senders must resend with the same ids: one message each. */
-    stop_process(node.broker[0].pid);
+    stop_process(&node.broker[0]);
     f_run(&world, 300);
     f_note(&world, "SIGKILL gateway 1 (port %d), broker 0 stopped", node.port);
     h_stop(&node.gateway, SIGKILL, 5000);

@@ -74,7 +74,7 @@ static void test_a_node_killed_and_restarted_under_traffic(void **state)
      * with errors; 100 ms later its gateway dies under them. */
     f_note(&world, "SIGKILL every process of node B");
     for (int i = 0; i < nb.brokers; i++)
-        kill(nb.broker[i].pid, SIGKILL);
+        h_kill(&nb.broker[i], SIGKILL);
     f_run(&world, 100);
     h_stop(&nb.gateway, SIGKILL, 5000);
     for (int i = 0; i < nb.brokers; i++)

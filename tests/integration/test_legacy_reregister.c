@@ -136,7 +136,7 @@ static void send_until_congested(long mark, const char *text)
  * for the last bytes, smaller than a presence registration. */
 static void fill_link(void)
 {
-    stop_process(fx.node.broker[1].pid);
+    stop_process(&fx.node.broker[1]);
     static char text[3001];
     memset(text, 'x', sizeof text - 1);
     send_until_congested(h_log_mark(&fx.node.gateway), text);

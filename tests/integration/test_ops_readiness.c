@@ -112,7 +112,7 @@ static void test_readiness_follows_brokers_and_drain(void **state)
      * a while; meanwhile the public port takes nobody and METRICS_PORT says
      * 503 draining. */
     struct wsc *slow = stalled_client(port, mport, room_on(0, 2));
-    kill(fx.node.gateway.pid, SIGTERM);
+    h_kill(&fx.node.gateway, SIGTERM);
     char *body = wait_status(mport, "/readyz", 503, 3000);
     json_t *j = json_loads(body, 0, NULL);
     assert_non_null(j);

@@ -563,7 +563,7 @@ static void test_a_drain_sends_the_leaves_owed(void **state)
     int shard = (int)cf_shard_of(room, strlen(room), 2);
     struct v1c *alice = v1_member(fx.node.port, "alice", V1_JSON);
     int fd = leave_into_a_full_queue(alice, room); /* Redis stopped */
-    assert_int_equal(kill(fx.node.broker[shard].pid, SIGTERM), 0);
+    assert_int_equal(h_kill(&fx.node.broker[shard], SIGTERM), 0);
     h_sleep_ms(100); /* draining */
     assert_int_equal(h_kill(&fx.redis.proc, SIGCONT), 0);
     int status = h_wait_exit(&fx.node.broker[shard], 10000);

@@ -117,8 +117,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (redis.proc.pid > 0)
-        h_kill(&redis.proc, SIGCONT); /* in case a test failed while it was stopped */
+    h_kill(&redis.proc, SIGCONT); /* in case a test failed while it was stopped */
     rbridge_free(rb);
     ev = sd_event_unref(ev);
     h_redis_stop(&redis);

@@ -207,7 +207,7 @@ static void test_a_stop_while_starting_is_clean(void **state)
     /* logged after the configuration, before the port's check (up to 2 s) */
     bool configured = h_log_contains(&p, "DEVELOPMENT secret", 5000);
     h_sleep_ms(200);
-    kill(p.pid, SIGTERM);
+    h_kill(&p, SIGTERM);
     h_sleep_ms(300);
     bool held = h_alive(&p); /* still waiting for the port */
     close(lfd);

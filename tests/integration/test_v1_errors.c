@@ -88,7 +88,7 @@ static void test_ping_is_answered_by_the_gateway(void **state)
     (void)state;
     struct v1c *c = user("alice"), *m = v1_member(fx.node.port, "mia", V1_MSGPACK);
     for (int i = 0; i < fx.node.brokers; i++)
-        stop_process(fx.node.broker[i].pid);
+        stop_process(&fx.node.broker[i]);
     request(c, "ping", "{\"id\":\"p1\"}");
     json_t *with_id = v1_wait(c, V1_WAIT, "pong", "id", "p1", NULL);
     request(c, "ping", "{}");
@@ -514,7 +514,7 @@ static void test_too_many_requests(void **state)
     room_on_shard(room, sizeof room, "queue-", 1, 2);
     struct v1c *c = user("alice");
     join_quietly(c, room);
-    stop_process(fx.node.broker[1].pid);
+    stop_process(&fx.node.broker[1]);
     enum { N = 70, MAX = 64 };
     for (int i = 0; i < N; i++) {
         char id[16], text[16];
@@ -564,7 +564,7 @@ static void test_timeout_then_resend_is_exactly_once(void **state)
     struct v1c *a = user("alice"), *b = user("bob");
     join_quietly(a, room);
     join_quietly(b, room);
-    stop_process(fx.node.broker[0].pid);
+    stop_process(&fx.node.broker[0]);
     int64_t t0 = h_now_ms();
     send_req(a, room, "maybe sent", "t-1");
     json_t *ev = v1_wait(a, 13000, "error", NULL);
@@ -633,7 +633,7 @@ static void test_a_wedged_shard_leaves_the_other_working(void **state)
         f[i] = user(name);
         join_quietly(f[i], rf[i]);
     }
-    stop_process(fx.node.broker[0].pid);
+    stop_process(&fx.node.broker[0]);
     /* ~0.9 MB for shard 0: more than its link's socket buffers hold */
     for (int i = 0; i < FLOODERS; i++)
         for (int k = 0; k < EACH; k++) {

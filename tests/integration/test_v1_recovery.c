@@ -419,7 +419,7 @@ static void test_broker_dies_with_a_send_in_flight(void **state)
     room_on_shard(room, sizeof room, "inflight-", 0, 2);
     struct v1c *a, *b;
     alice_and_bob_in(room, &a, &b);
-    stop_process(fx.node.broker[0].pid);
+    stop_process(&fx.node.broker[0]);
     send_req(a, room, "in flight", "f-1");
     h_sleep_ms(100); /* let the gateway hand it to the (stopped) broker */
     h_stop(&fx.node.broker[0], SIGKILL, 5000);
@@ -694,8 +694,7 @@ static void test_a_drained_gateway_shows_no_leave(void **state)
 static int redis_resumed(void **state)
 {
     (void)state;
-    if (fx.redis.proc.pid > 0)
-        h_kill(&fx.redis.proc, SIGCONT);
+    h_kill(&fx.redis.proc, SIGCONT);
     return 0;
 }
 

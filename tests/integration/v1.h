@@ -376,10 +376,11 @@ static inline void store_unpublished(const struct h_redis *r, const char *room, 
     assert_int_equal(h_redis_cli(r, args), 0);
 }
 
-/* Stops a process and waits until the kernel shows it stopped. */
-static inline void stop_process(pid_t pid)
+/* Stops a process (SIGSTOP) and waits until the kernel shows it stopped. */
+static inline void stop_process(struct h_proc *proc)
 {
-    kill(pid, SIGSTOP);
+    assert_int_equal(h_kill(proc, SIGSTOP), 0);
+    pid_t pid = proc->pid;
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     for (int64_t deadline = h_now_ms() + 5000; h_now_ms() < deadline; h_sleep_ms(5)) {

@@ -29,8 +29,7 @@ static int teardown(void **state)
     (void)state;
     /* a test that failed while Redis was stopped (SIGSTOP) left it so, and
      * the stops below would wait on it */
-    if (fx.redis.proc.pid > 0)
-        h_kill(&fx.redis.proc, SIGCONT);
+    h_kill(&fx.redis.proc, SIGCONT);
     h_dump_log(&gw2.gateway, 25);
     int bad = h_stop_clean(&gw2.gateway);
     return h_fixture_down(&fx) < 0 || bad ? -1 : 0;

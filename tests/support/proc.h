@@ -1,9 +1,11 @@
 /* proc: one process a test started: spawned with a scrubbed environment and
- * its output in a log file, signals remembered as the test's own, reaped
- * with a report of any death the test did not cause, stopped with its
- * descendants, its log searched, its /proc entries read.
+ * its output in a log file (in harness.h's h_tmpdir), signals remembered as
+ * the test's own, reaped with a report of any death the test did not cause,
+ * stopped (with its descendants when it has to be killed), its log
+ * searched, its /proc entries read.
  *
- * Every wait here polls with a deadline. */
+ * Every wait here has a deadline; only the reaping of a process just sent
+ * SIGKILL blocks. */
 #ifndef TEST_PROC_H
 #define TEST_PROC_H
 
