@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 struct h_proc {
-    pid_t pid; /* < 0: reaped by h_alive; 0: reaped by h_stop or h_wait_exit */
+    pid_t pid; /* < 0: reaped by h_alive; 0: reaped (or lost) by h_stop or h_wait_exit */
     char name[48];
     char log[512];
     /* Signals sent through h_kill or h_stop (bit sig - 1): dying of one of
@@ -66,7 +66,8 @@ long h_status_kib(pid_t pid, const char *field);
  * returns true, once (the caller fails the test). */
 bool h_death_report(struct h_proc *p, char *how, size_t cap);
 /* Waits up to timeout_ms for the process to exit by itself; returns the wait
- * status or -1 on timeout. */
+ * status, or -1 on timeout or when it is no longer there to reap (reaped
+ * already, or waitpid failed). */
 int h_wait_exit(struct h_proc *p, int timeout_ms);
 /* Prints the last lines of the process log to stdout (shown by ctest on
  * failure). */
