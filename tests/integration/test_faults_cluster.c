@@ -35,6 +35,18 @@ static int down(void **state)
     return bad ? -1 : 0;
 }
 
+/* The test's SIGKILL is how p ended: not an exit or another signal first
+ * (h_stop takes any end as the test's once it has sent one). */
+static void assert_killed(const struct h_proc *p, int status)
+{
+    if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        return;
+    char how[128];
+    h_describe_status(status, how, sizeof how);
+    fail_msg("%s was sent SIGKILL but %s (log %s)", p->name,
+             status == -1 ? "was reaped before, or still ran 5 s after it" : how, p->log);
+}
+
 /* Starts node n's brokers and gateway again without blocking the world. */
 static void restart_node(struct h_node *n)
 {
@@ -76,9 +88,9 @@ static void test_a_node_killed_and_restarted_under_traffic(void **state)
     for (int i = 0; i < nb.brokers; i++)
         h_kill(&nb.broker[i], SIGKILL);
     f_run(&world, 100);
-    h_stop(&nb.gateway, SIGKILL, 5000);
+    assert_killed(&nb.gateway, h_stop(&nb.gateway, SIGKILL, 5000));
     for (int i = 0; i < nb.brokers; i++)
-        h_stop(&nb.broker[i], SIGKILL, 5000);
+        assert_killed(&nb.broker[i], h_stop(&nb.broker[i], SIGKILL, 5000));
     f_run(&world, 1500);
     f_note(&world, "starting node B again");
     restart_node(&nb);

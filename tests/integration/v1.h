@@ -392,8 +392,18 @@ static inline void stop_process(struct h_proc *proc)
         const char *p = strrchr(buf, ')');
         if (p && p[1] == ' ' && p[2] == 'T')
             return;
+        if (!n || (p && p[1] == ' ' && p[2] == 'Z')) {
+            /* It had exited before the SIGSTOP: say how at once, not "did
+             * not stop" after 5 s (h_alive reaps it and keeps an end the
+             * test did not cause for the teardown to report too). */
+            char how[128] = "could not be reaped";
+            if (!h_alive(proc) && proc->pid < 0)
+                h_describe_status(proc->status, how, sizeof how);
+            fail_msg("%s (pid %d) had ended before the test stopped it: it %s (log %s)", proc->name,
+                     (int)pid, how, proc->log);
+        }
     }
-    fail_msg("process %d did not stop", (int)pid);
+    fail_msg("%s (pid %d) did not stop within 5 s of SIGSTOP", proc->name, (int)pid);
 }
 
 /* A room name "<prefix><n>" that shard `shard` of `shards` owns. */

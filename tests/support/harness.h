@@ -1,6 +1,7 @@
 /* harness: run the real confab binaries and a real redis-server for
- * integration tests: temporary directories, free ports, Redis servers and
- * nodes started as processes (proc.h), readiness polling.
+ * integration tests: free ports, Redis servers and nodes started as
+ * processes (proc.h), readiness polling. The temporary directory and the
+ * clock are base.h's.
  *
  * Every wait here polls with a deadline; nothing sleeps a fixed time hoping
  * that something happened. */
@@ -12,14 +13,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base.h"
 #include "proc.h"
 
 #define H_JWT_SECRET "integration-test-secret-0123456789abcdef"
 #define H_MAX_ENV 24
 
-/* A fresh directory for this test process (removed at exit unless the
- * environment variable CONFAB_KEEP_TEST_DIRS is set). */
-const char *h_tmpdir(void);
 /* Path of a built binary: "gateway" or "broker". */
 const char *h_bin(const char *which);
 /* The repository root (for scripts and the frontend). */
@@ -32,8 +31,6 @@ int h_free_port(void);
 /* The first of n consecutive TCP ports on 127.0.0.1 that were free a moment
  * ago (for settings that mean "this port + index"). */
 int h_free_ports(int n);
-int64_t h_now_ms(void);
-void h_sleep_ms(int ms);
 
 /* A private redis-server on a Unix socket in `dir` and a TCP port on
  * 127.0.0.1 (or the loopback address h_redis_start_at gives). */

@@ -13,7 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "base.h"
+
+/* Processes that failed h_stop_clean's checks, and processes h_stop left
+ * after SIGKILL: h_finish fails the test on either. */
+static int g_unclean, g_unreaped;
 
 void h_die_with_parent(pid_t parent)
 {
@@ -115,7 +119,7 @@ static bool caused_by_test(const struct h_proc *p, int status)
     return WIFEXITED(status) && (p->sent & ~(sig_bit(SIGSTOP) | sig_bit(SIGCONT))) != 0;
 }
 
-static void describe_status(int status, char *buf, size_t cap)
+void h_describe_status(int status, char *buf, size_t cap)
 {
     if (status == -1)
         snprintf(buf, cap, "did not exit in time and was killed");
@@ -140,7 +144,7 @@ bool h_alive(struct h_proc *p)
         p->died = !caused_by_test(p, status);
         if (p->died) {
             char how[128];
-            describe_status(status, how, sizeof how);
+            h_describe_status(status, how, sizeof how);
             printf("harness: %s (pid %d) %s, and the test did not stop it (log %s)\n", p->name,
                    (int)-p->pid, how, p->log);
             fflush(stdout);
@@ -155,7 +159,7 @@ bool h_death_report(struct h_proc *p, char *how, size_t cap)
     if (p->pid > 0 || !p->died)
         return false;
     p->died = false;
-    describe_status(p->status, how, cap);
+    h_describe_status(p->status, how, cap);
     return true;
 }
 
@@ -233,8 +237,17 @@ int h_stop(struct h_proc *p, int sig, int timeout_ms)
         kill(p->pid, SIGSTOP);
         kill_descendants(p->pid, 0);
         kill(p->pid, SIGKILL);
-        waitpid(p->pid, &status, 0);
-        p->pid = 0;
+        pid_t pid = p->pid;
+        if (h_wait_exit(p, H_KILL_REAP_MS) == -1 && p->pid > 0) {
+            /* Stuck in the kernel (state D): the test goes on without it
+             * rather than hang until ctest's timeout, and fails. */
+            printf("harness: %s (pid %d) was still there %d ms after SIGKILL; left unreaped "
+                   "(log %s)\n",
+                   p->name, (int)pid, H_KILL_REAP_MS, p->log);
+            fflush(stdout);
+            g_unreaped++;
+            p->pid = 0;
+        }
         return -1;
     }
     return status;
@@ -302,13 +315,13 @@ bool h_log_contains_from(const struct h_proc *p, long mark, const char *needle, 
     return false;
 }
 
-static int g_unclean;
-
 int h_finish(int cmocka_rc)
 {
     if (g_unclean)
         printf("harness: %d process(es) did not stop cleanly; failing\n", g_unclean);
-    return cmocka_rc || g_unclean ? 1 : 0;
+    if (g_unreaped)
+        printf("harness: %d process(es) outlived SIGKILL; failing\n", g_unreaped);
+    return cmocka_rc || g_unclean || g_unreaped ? 1 : 0;
 }
 
 /* The first line of p's log that contains both a and b (into line), or
@@ -337,7 +350,7 @@ int h_stop_clean(struct h_proc *p)
     } else {
         int status = h_stop(p, SIGTERM, 15000);
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            describe_status(status, how, sizeof how);
+            h_describe_status(status, how, sizeof how);
             printf("harness: %s did not exit cleanly on SIGTERM: it %s (log %s)\n", p->name, how,
                    p->log);
             bad = 1;

@@ -1,11 +1,11 @@
 /* proc: one process a test started: spawned with a scrubbed environment and
- * its output in a log file (in harness.h's h_tmpdir), signals remembered as
+ * its output in a log file (in base.h's h_tmpdir), signals remembered as
  * the test's own, reaped with a report of any death the test did not cause,
  * stopped (with its descendants when it has to be killed), its log
  * searched, its /proc entries read.
  *
- * Every wait here has a deadline; only the reaping of a process just sent
- * SIGKILL blocks. */
+ * Every wait here has a deadline, the reaping of a process just sent
+ * SIGKILL included. */
 #ifndef TEST_PROC_H
 #define TEST_PROC_H
 
@@ -42,9 +42,14 @@ void h_die_with_parent(pid_t parent);
  * environment first: pass them in `env` (or a node's extra_env). */
 int h_spawn(struct h_proc *p, const char *name, const char *cwd, char *const argv[],
             const char *const env[]);
+/* How long h_stop waits for a process it has sent SIGKILL to be reaped. */
+#define H_KILL_REAP_MS 10000
+
 /* Sends sig and waits up to timeout_ms for the exit; then SIGKILLs it and
- * its descendants. Returns the wait status, or -1 when the process was not
- * running or had to be killed. */
+ * its descendants and reaps it. Returns the wait status, or -1 when the
+ * process was not running or had to be killed. One still there
+ * H_KILL_REAP_MS after the SIGKILL (stuck in the kernel) is left, said on
+ * stdout and counted: h_finish then fails the test. */
 int h_stop(struct h_proc *p, int sig, int timeout_ms);
 /* pid's child processes (its main thread's, from /proc), at most cap of
  * them; how many. */
@@ -69,6 +74,9 @@ bool h_death_report(struct h_proc *p, char *how, size_t cap);
  * status, or -1 on timeout or when it is no longer there to reap (reaped
  * already, or waitpid failed). */
 int h_wait_exit(struct h_proc *p, int timeout_ms);
+/* A wait status in words ("exited with status 1", "was killed by signal 9
+ * (Killed)"); -1 reads "did not exit in time and was killed". */
+void h_describe_status(int status, char *buf, size_t cap);
 /* Prints the last lines of the process log to stdout (shown by ctest on
  * failure). */
 void h_dump_log(const struct h_proc *p, int lines);
@@ -90,7 +98,7 @@ int h_log_count_from(const struct h_proc *p, long mark, const char *needle);
 int h_stop_clean(struct h_proc *p);
 /* What a test's main returns: cmocka's result, made a failure also when any
  * process failed h_stop_clean's checks (cmocka 1.1 ignores failed
- * teardowns). */
+ * teardowns) or outlived h_stop's SIGKILL. */
 int h_finish(int cmocka_rc);
 
 #endif
