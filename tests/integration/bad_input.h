@@ -96,4 +96,10 @@ static inline bool peer_closes(int fd, int timeout_ms)
     return false;
 }
 
+/* A string literal of msgpack bytes as {bytes, length}: they may hold NULs. */
+#define MP(lit)                                                                                    \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
 #endif
