@@ -207,5 +207,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_hung_server_holds_the_window_one_deadline, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return h_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -392,7 +392,7 @@ static inline void stop_process(struct h_proc *proc)
         const char *p = strrchr(buf, ')');
         if (p && p[1] == ' ' && p[2] == 'T')
             return;
-        if (!n || (p && p[1] == ' ' && p[2] == 'Z')) {
+        if (p && p[1] == ' ' && p[2] == 'Z') {
             /* It had exited before the SIGSTOP: say how at once, not "did
              * not stop" after 5 s (h_alive reaps it and keeps an end the
              * test did not cause for the teardown to report too). */

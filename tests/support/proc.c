@@ -341,6 +341,7 @@ static bool log_line_with(const struct h_proc *p, const char *a, const char *b, 
 int h_stop_clean(struct h_proc *p)
 {
     int bad = 0;
+    bool lost = false; /* counted by h_stop, not again here */
     char how[128];
     if (h_death_report(p, how, sizeof how)) {
         printf("harness: %s %s while the test had not stopped it (log %s)\n", p->name, how, p->log);
@@ -348,8 +349,15 @@ int h_stop_clean(struct h_proc *p)
     } else if (p->pid <= 0) {
         return 0; /* killed and reaped by the test on purpose */
     } else {
+        int unreaped = g_unreaped;
         int status = h_stop(p, SIGTERM, 15000);
-        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (g_unreaped != unreaped) {
+            /* h_stop said so and counted it for h_finish */
+            printf(
+                "harness: %s did not exit within 15 s of SIGTERM, and outlived SIGKILL (log %s)\n",
+                p->name, p->log);
+            lost = true;
+        } else if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             h_describe_status(status, how, sizeof how);
             printf("harness: %s did not exit cleanly on SIGTERM: it %s (log %s)\n", p->name, how,
                    p->log);
@@ -374,11 +382,11 @@ int h_stop_clean(struct h_proc *p)
                p->name, p->log, line);
         bad = 1;
     }
-    if (bad) {
+    if (bad || lost)
         h_dump_log(p, 60);
+    if (bad)
         g_unclean++;
-    }
-    return bad;
+    return bad || lost;
 }
 
 long h_status_kib(pid_t pid, const char *field)

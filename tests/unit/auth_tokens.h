@@ -122,7 +122,7 @@ enum { TOKEN_BUF = 2048 };
 
 /* header.payload.signature from raw JSON parts (the signature as given). */
 static inline void make_token(char *out, const char *header_json, const char *payload_json,
-                       const char *sig)
+                              const char *sig)
 {
     char h[512], p[1024];
     b64url(header_json, strlen(header_json), h);
