@@ -255,7 +255,7 @@ static int down(void **state)
     h_redis_stop(&redis);
     if (proxy_pid > 0) {
         kill(proxy_pid, SIGKILL);
-        waitpid(proxy_pid, NULL, 0);
+        h_reap_killed(proxy_pid, "Redis proxy", NULL);
         proxy_pid = 0;
     }
     return bad ? -1 : 0;

@@ -163,25 +163,44 @@ bool h_death_report(struct h_proc *p, char *how, size_t cap)
     return true;
 }
 
+int h_reap(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int status;
+    while (h_now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -1;
+        h_sleep_ms(10);
+    }
+    return -2;
+}
+
+int h_reap_killed(pid_t pid, const char *name, const char *log)
+{
+    int status = h_reap(pid, H_KILL_REAP_MS);
+    if (status == -2) {
+        /* Stuck in the kernel (state D): the test goes on without it
+         * rather than hang until ctest's timeout, and fails. */
+        printf("harness: %s (pid %d) was still there %d ms after SIGKILL; left unreaped%s%s%s\n",
+               name, (int)pid, H_KILL_REAP_MS, log ? " (log " : "", log ? log : "", log ? ")" : "");
+        fflush(stdout);
+        g_unreaped++;
+    }
+    return status;
+}
+
 int h_wait_exit(struct h_proc *p, int timeout_ms)
 {
     if (p->pid <= 0)
         return -1;
-    int64_t deadline = h_now_ms() + timeout_ms;
-    int status;
-    while (h_now_ms() < deadline) {
-        pid_t r = waitpid(p->pid, &status, WNOHANG);
-        if (r == p->pid) {
-            p->pid = 0;
-            return status;
-        }
-        if (r < 0) {
-            p->pid = 0;
-            return -1;
-        }
-        h_sleep_ms(10);
-    }
-    return -1;
+    int status = h_reap(p->pid, timeout_ms);
+    if (status == -2)
+        return -1;
+    p->pid = 0;
+    return status;
 }
 
 int h_children(pid_t pid, pid_t *out, int cap)
@@ -237,17 +256,8 @@ int h_stop(struct h_proc *p, int sig, int timeout_ms)
         kill(p->pid, SIGSTOP);
         kill_descendants(p->pid, 0);
         kill(p->pid, SIGKILL);
-        pid_t pid = p->pid;
-        if (h_wait_exit(p, H_KILL_REAP_MS) == -1 && p->pid > 0) {
-            /* Stuck in the kernel (state D): the test goes on without it
-             * rather than hang until ctest's timeout, and fails. */
-            printf("harness: %s (pid %d) was still there %d ms after SIGKILL; left unreaped "
-                   "(log %s)\n",
-                   p->name, (int)pid, H_KILL_REAP_MS, p->log);
-            fflush(stdout);
-            g_unreaped++;
-            p->pid = 0;
-        }
+        h_reap_killed(p->pid, p->name, p->log);
+        p->pid = 0;
         return -1;
     }
     return status;

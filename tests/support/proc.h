@@ -74,6 +74,15 @@ bool h_death_report(struct h_proc *p, char *how, size_t cap);
  * status, or -1 on timeout or when it is no longer there to reap (reaped
  * already, or waitpid failed). */
 int h_wait_exit(struct h_proc *p, int timeout_ms);
+/* For a child of this process that is not an h_proc (a test's own fork):
+ * waits up to timeout_ms to reap it. Its wait status; -1 when it is not (or
+ * no longer) this process's child; -2 when it was still there at the
+ * deadline. */
+int h_reap(pid_t pid, int timeout_ms);
+/* Reaps pid, just sent SIGKILL, within H_KILL_REAP_MS, as h_stop does: one
+ * still there then is left, said on stdout (with its log, when not NULL)
+ * and counted, and h_finish fails the test. Returns what h_reap did. */
+int h_reap_killed(pid_t pid, const char *name, const char *log);
 /* A wait status in words ("exited with status 1", "was killed by signal 9
  * (Killed)"); -1 reads "did not exit in time and was killed". */
 void h_describe_status(int status, char *buf, size_t cap);

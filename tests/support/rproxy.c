@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proc.h"
+
 #define MAX_CONNS 64
 
 struct pconn {
@@ -292,6 +294,9 @@ void rproxy_stop(struct rproxy *p)
     close(p->ctl);
     close(p->ack);
     kill(p->pid, SIGTERM);
-    waitpid(p->pid, NULL, 0);
+    if (h_reap(p->pid, 5000) == -2) {
+        kill(p->pid, SIGKILL);
+        h_reap_killed(p->pid, "Redis proxy", NULL);
+    }
     memset(p, 0, sizeof *p);
 }

@@ -165,7 +165,7 @@ void tlsproxy_stop(struct tlsproxy *p)
         /* the group would take the test with it: only the listener goes;
          * connection processes end when their sockets close */
         kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
+        h_reap_killed(p->pid, "TLS proxy", NULL);
     }
     p->pid = 0;
 }
