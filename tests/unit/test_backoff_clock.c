@@ -7,11 +7,11 @@
 #include <cmocka.h>
 
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backoff.h"
+#include "child_wait.h"
 #include "clock.h"
 #include "logcap.h"
 
@@ -44,9 +44,7 @@ static void test_random_not_shared_across_fork(void **state)
     uint64_t child[4], parent[4];
     assert_int_equal(read(pv[0], child, sizeof child), (ssize_t)sizeof child);
     close(pv[0]);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(child_wait_exit(pid), 0);
     for (int i = 0; i < 4; i++)
         parent[i] = cf_random_u64();
     for (int i = 0; i < 4; i++)

@@ -9,9 +9,9 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdbool.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "child_wait.h"
 #include "cpusched.h"
 
 /* Run in a child: starts under `start`, applies want, and returns 0 when the
@@ -31,7 +31,7 @@ static int child_case(int start, bool want, int expect)
     if (pid == 0)
         _exit(sched_getscheduler(0) == expect ? 0 : 13);
     int st;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+    if (pid < 0 || child_wait_status(pid, &st) != 0 || !WIFEXITED(st))
         return 14;
     return WEXITSTATUS(st);
 }
@@ -42,10 +42,7 @@ static int run_case(int start, bool want, int expect)
     if (pid == 0)
         _exit(child_case(start, want, expect));
     assert_true(pid > 0);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    return child_wait_exit(pid);
 }
 
 static void test_other_becomes_batch(void **state)

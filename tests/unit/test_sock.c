@@ -14,11 +14,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "child_wait.h"
 #include "sock.h"
 
 struct dir {
@@ -86,9 +86,7 @@ static void test_a_live_owner_keeps_its_path(void **state)
         int fd2 = cf_sock_unix_listen(d->sock, 0660, 16, &lk2);
         _exit(fd2 == -EADDRINUSE && lk2 == -1 ? 0 : 1);
     }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(child_wait_exit(pid), 0);
 
     /* The owner's socket looks stale (its fd is closed here, as if the
      * owner had not listened yet), but the owner is alive: the path is
@@ -101,8 +99,7 @@ static void test_a_live_owner_keeps_its_path(void **state)
         int fd2 = cf_sock_unix_listen(d->sock, 0660, 16, &lk2);
         _exit(fd2 == -EADDRINUSE && lk2 == -1 ? 0 : 1);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(child_wait_exit(pid), 0);
     assert_true(is_socket(d->sock));
 
     /* The lock given up (the listener is closed already): the next process
