@@ -242,7 +242,8 @@ static void test_garbage_is_logged_once_a_second(void **state)
 }
 
 /* The sum of the series of broker `shard`'s /metrics named `name` (and
- * matching `match`, NULL: all); `series` of them are expected. */
+ * matching `match`, NULL: all); `series` of them are expected (-1: one or
+ * more). */
 static double broker_metric(int shard, const char *name, const char *match, int series)
 {
     struct h_resp r;
@@ -251,7 +252,10 @@ static double broker_metric(int shard, const char *name, const char *match, int 
     int n;
     double v = prom_sum(r.body, name, match, &n);
     h_resp_free(&r);
-    assert_int_equal(n, series);
+    if (series < 0)
+        assert_true(n > 0);
+    else
+        assert_int_equal(n, series);
     return v;
 }
 
@@ -296,7 +300,7 @@ static void test_misrouted_frames_are_counted_and_logged_once_a_second(void **st
     /* A request among them is answered, and counted as misrouted only: not
      * also as a failed request, which the broker did not fail. */
     const char *failed = "confab_broker_failed_requests_total";
-    double failed0 = broker_metric(shard, failed, NULL, 7);
+    double failed0 = broker_metric(shard, failed, NULL, -1); /* one series per reason */
     double misrouted0 = broker_counter(shard, "confab_broker_misrouted_frames_total");
     struct cf_wire_msg send = {.type = CF_WIRE_SEND,
                                .q = 77,
@@ -323,7 +327,7 @@ static void test_misrouted_frames_are_counted_and_logged_once_a_second(void **st
     assert_true(answered);
     bl_reader_free(&rd);
     assert_int_equal(broker_counter(shard, "confab_broker_misrouted_frames_total"), misrouted0 + 1);
-    assert_int_equal(broker_metric(shard, failed, NULL, 7), failed0);
+    assert_int_equal(broker_metric(shard, failed, NULL, -1), failed0);
     close(fd);
 }
 
