@@ -42,6 +42,7 @@ static void test_random_not_shared_across_fork(void **state)
     }
     close(pv[1]);
     uint64_t child[4], parent[4];
+    child_wait_readable(pv[0], pid);
     assert_int_equal(read(pv[0], child, sizeof child), (ssize_t)sizeof child);
     close(pv[0]);
     assert_int_equal(child_wait_exit(pid), 0);

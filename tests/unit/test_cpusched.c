@@ -31,7 +31,7 @@ static int child_case(int start, bool want, int expect)
     if (pid == 0)
         _exit(sched_getscheduler(0) == expect ? 0 : 13);
     int st;
-    if (pid < 0 || child_wait_status(pid, &st) != 0 || !WIFEXITED(st))
+    if (pid < 0 || child_wait_status(pid, &st, CHILD_WAIT_MS / 2) != 0 || !WIFEXITED(st))
         return 14;
     return WEXITSTATUS(st);
 }
